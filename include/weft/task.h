@@ -1,0 +1,101 @@
+/* weft tasks: the runtime, spawning, joining, cancelling. Part of <weft.h>. */
+#ifndef WEFT_TASK_H
+#define WEFT_TASK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A task's body: takes the spawner's argument, returns the task's result. */
+typedef void *(*weft_fn)(void *arg);
+
+/* A handle to a task. It is a value: copy it freely. A handle goes stale once
+ * its task has been joined, or has finished after being detached; calls on a
+ * stale handle return -ESRCH and touch nothing. */
+typedef struct weft_task_t {
+	struct weft_task *task;
+	uint64_t gen;
+} weft_task_t;
+
+struct weft_config {
+	/* Worker threads. 0: $WEFT_WORKERS if set, else the online CPUs. */
+	int workers;
+	/* Default task stack size in bytes. 0: WEFT_STACK_DEFAULT. */
+	size_t stack_size;
+	/* Most threads the blocking pool may start. 0: 64. */
+	int blocking_threads;
+};
+
+#define WEFT_STACK_DEFAULT (64u * 1024)
+#define WEFT_STACK_MIN (16u * 1024)
+#define WEFT_STACK_MAX (1024u * 1024 * 1024)
+#define WEFT_WORKERS_MAX 1024
+#define WEFT_NAME_MAX 32 /* task names are truncated to WEFT_NAME_MAX - 1 */
+
+/* Starts the workers, runs main(arg) as a task and returns when it ends, like
+ * asyncio.run. Tasks still running then are cancelled (their blocking calls
+ * return -ECANCELED) and awaited; then the workers stop and everything is
+ * freed. cfg may be NULL. Stores main's result in *result if result is not
+ * NULL. Returns 0, -EINVAL (bad config or fn), -EBUSY (already running in
+ * this process), -ENOSYS (io_uring unavailable: a line on stderr says why),
+ * -ENOMEM. */
+int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
+	     void **result);
+
+struct weft_spawn_opts {
+	const char *name;  /* NULL: "task" */
+	size_t stack_size; /* 0: the runtime's default */
+};
+
+/* Spawns fn(arg) as a new task. With out NULL the task starts detached.
+ * Callable from tasks and from plain threads while weft_run is running.
+ * Returns 0, -EINVAL (NULL fn, bad stack size), -ESHUTDOWN (no runtime, or it
+ * is shutting down), -ENOMEM. */
+int weft_spawn(weft_task_t *out, weft_fn fn, void *arg);
+int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
+		    const struct weft_spawn_opts *opts);
+
+/* Waits for the task to end and stores its result. The handle is consumed on
+ * success. Returns 0; -ECANCELED / -ETIMEDOUT if the caller was cancelled or
+ * its deadline passed (the handle is still valid); -EINVAL if the task is
+ * detached or another caller is already joining it; -EDEADLK if it is the
+ * caller itself; -ESRCH for a stale handle. */
+int weft_join(weft_task_t t, void **result);
+
+/* Lets the task run on and free itself when it ends; consumes the handle.
+ * Returns 0, -EINVAL (already detached or being joined), -ESRCH. */
+int weft_detach(weft_task_t t);
+
+/* Requests cancellation: the task's current and future blocking calls
+ * return -ECANCELED. It keeps running until it returns, as a task that
+ * catches asyncio.CancelledError would. Returns 0 or -ESRCH. */
+int weft_cancel(weft_task_t t);
+
+/* True once the task was cancelled: for loops that do not block. Returns
+ * 1, 0, or -ESRCH. */
+int weft_is_cancelled(weft_task_t t);
+
+/* Lets other tasks run (asyncio.sleep(0)). Returns 0, -ECANCELED if the
+ * task is cancelled, -EPERM outside a task. */
+int weft_yield(void);
+
+/* The running task's handle; {NULL, 0} outside a task. */
+weft_task_t weft_current(void);
+
+/* The task's name; NULL for a stale handle. Valid while the handle is. */
+const char *weft_task_name(weft_task_t t);
+
+/* The worker thread the caller runs on, 0..workers-1; -1 outside a task. */
+int weft_worker_id(void);
+
+/* Number of workers of the running runtime, or 0. */
+int weft_workers(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

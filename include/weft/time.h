@@ -1,0 +1,43 @@
+/* weft time: sleeping, the clock, deadlines. Part of <weft.h>. */
+#ifndef WEFT_TIME_H
+#define WEFT_TIME_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WEFT_USEC 1000LL
+#define WEFT_MSEC 1000000LL
+#define WEFT_SEC 1000000000LL
+
+/* Monotonic clock in nanoseconds. */
+int64_t weft_now(void);
+
+/* Sleeps for ns nanoseconds (asyncio.sleep); ns <= 0 yields once. Returns 0,
+ * -ECANCELED, -ETIMEDOUT if an enclosing deadline comes first, -EPERM
+ * outside a task (use nanosleep there). */
+int weft_sleep(int64_t ns);
+
+/* A deadline scope (asyncio.timeout, Trio's move_on_at): between enter and
+ * leave every blocking call of the task returns -ETIMEDOUT once the deadline
+ * has passed. Scopes nest; the earliest deadline applies. The scope lives in
+ * the caller's frame and must be left in LIFO order. */
+struct weft_deadline {
+	int64_t at;    /* absolute weft_now() time */
+	int64_t outer; /* the deadline in force before this scope */
+};
+
+/* Enters a scope expiring ns from now. Returns 0, -EPERM outside a task. */
+int weft_deadline_enter(struct weft_deadline *d, int64_t ns);
+/* Enters a scope expiring at the absolute time at. */
+int weft_deadline_enter_at(struct weft_deadline *d, int64_t at);
+/* Leaves the scope. Returns 1 if the deadline had passed, 0 if not,
+ * -EINVAL if d is not the innermost scope. */
+int weft_deadline_leave(struct weft_deadline *d);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

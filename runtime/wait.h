@@ -1,0 +1,108 @@
+/*
+ * Waiting: the one park/wake protocol every blocking call of weft uses.
+ *
+ * A waiter is a small struct on the waiting caller's stack. Its atomic state
+ * starts at WEFT__WAITING and is settled exactly once, by a compare-and-swap,
+ * to 0 (notified) or to a negative errno (-ECANCELED, -ETIMEDOUT, or one the
+ * primitive chooses). Whoever wins the CAS owns the wake-up; everyone else
+ * backs off. This is how notify, cancel and timeout race safely.
+ *
+ * The caller may be a task or a plain thread; weft__wait_park() hides which.
+ *
+ * Protocol for a primitive guarded by a lock L (a waitq spinlock, say):
+ *
+ *   weft__waiter_init(&w, abort_fn);
+ *   if ((r = weft__wait_begin(&w)))       // already cancelled / expired
+ *           return r;
+ *   lock(L);
+ *   if (fast path succeeds) { unlock(L); weft__wait_end(&w); return 0; }
+ *   if (weft__waiter_state(&w) != WEFT__WAITING) {  // aborted before enqueue
+ *           unlock(L); weft__wait_end(&w); return weft__waiter_state(&w);
+ *   }
+ *   enqueue w, mark it linked;
+ *   r = weft__wait_park(&w, unlock_fn, L);  // L released after switch-out
+ *   // r is the settled state; weft__wait_end() has been done by park.
+ *
+ * Invariants:
+ *  - A task's registers are saved before L is released (park runs unlock_fn
+ *    on the scheduler's stack), so nobody who finds w under L can resume the
+ *    task before it has switched out.
+ *  - Only the winner of the CAS wakes the waiter, and only while holding L
+ *    or after having unlinked w under L. weft__waiter_notify() does both
+ *    steps: it reads what it needs from w before the CAS, since a plain
+ *    thread's waiter may vanish the instant the CAS lands.
+ *  - Cancellation and deadlines call w->abort(w, reason) while holding the
+ *    task's wait lock, between wait_begin and wait_end, so w is alive then.
+ *    abort must: take L; if weft__waiter_settle(w, reason) wins and w is
+ *    linked, unlink it and weft__waiter_wake(w); release L. If w was not
+ *    linked yet, the waiter sees the settled state before enqueueing.
+ *  - The notifier owns what it hands over: if the notify won, the waiter
+ *    succeeded (it holds the lock, has the item, ...).
+ */
+#ifndef WEFT_RUNTIME_WAIT_H
+#define WEFT_RUNTIME_WAIT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define WEFT__WAITING 1
+
+struct weft_task;
+struct weft__waiter;
+
+typedef void (*weft__abort_fn)(struct weft__waiter *w, int reason);
+
+struct weft__waiter {
+	_Atomic int state;        /* WEFT__WAITING, then the settled result */
+	struct weft_task *task;   /* NULL when a plain thread waits */
+	weft__abort_fn abort;     /* see above; NULL: not abortable */
+	struct weft__waiter *next, *prev;
+	void *queue;              /* the owning queue while linked, else NULL */
+	void *data;               /* the primitive's payload */
+	uint64_t value;           /* the primitive's scalar payload */
+};
+
+void weft__waiter_init(struct weft__waiter *w, weft__abort_fn abort);
+
+static inline int weft__waiter_state(struct weft__waiter *w)
+{
+	return atomic_load_explicit(&w->state, memory_order_acquire);
+}
+
+/* Settles w to result; true if this call won. */
+static inline bool weft__waiter_settle(struct weft__waiter *w, int result)
+{
+	int expected = WEFT__WAITING;
+	return atomic_compare_exchange_strong_explicit(
+		&w->state, &expected, result, memory_order_acq_rel,
+		memory_order_acquire);
+}
+
+/* Resumes a settled, parked waiter: the task becomes runnable (on the
+ * caller's worker's run-next slot when called from a worker), or the plain
+ * thread is woken. Call only after winning weft__waiter_settle(). */
+void weft__waiter_wake(struct weft__waiter *w);
+
+/* settle + wake in one, reading w->task before the CAS. true if it won. */
+bool weft__waiter_notify(struct weft__waiter *w, int result);
+
+/* Publishes w as the caller's current wait and arms its deadline. Returns
+ * 0, or -ECANCELED / -ETIMEDOUT if the task is already cancelled / past its
+ * deadline (then there is nothing to end). */
+int weft__wait_begin(struct weft__waiter *w);
+
+/* Same, but also wakes the waiter with -ETIMEDOUT at the absolute time
+ * until (weft_sleep uses it); the earlier of until and the scope deadline
+ * wins. */
+int weft__wait_begin_until(struct weft__waiter *w, int64_t until);
+
+/* Parks until w is settled, running unlock(arg) once the caller can no
+ * longer be resumed too early (on the scheduler stack for a task; at once
+ * for a plain thread). Then ends the wait and returns the settled state. */
+int weft__wait_park(struct weft__waiter *w, void (*unlock)(void *), void *arg);
+
+/* Unpublishes w and disarms its deadline; after it no abort touches w. */
+void weft__wait_end(struct weft__waiter *w);
+
+#endif

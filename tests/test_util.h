@@ -1,0 +1,44 @@
+/* Shared helpers for weft's Check suites. */
+#ifndef WEFT_TESTS_TEST_UTIL_H
+#define WEFT_TESTS_TEST_UTIL_H
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "weft.h"
+
+#ifndef WEFT_TEST_SCALE
+#define WEFT_TEST_SCALE 100
+#endif
+
+/* A stress size scaled for the preset: n at 100%, never below lo. */
+static inline long weft_test_scaled(long n, long lo)
+{
+	const char *env = getenv("WEFT_TEST_SCALE");
+	long pct = env ? atol(env) : WEFT_TEST_SCALE;
+	long v = n * pct / 100;
+	return v < lo ? lo : v;
+}
+#define SCALED(n) weft_test_scaled((n), 1)
+
+/* Runs a Check suite and returns the process exit status. */
+static inline int weft_test_main(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* Runs fn inside a fresh runtime with the given workers; checks it worked. */
+static inline void *weft_test_run(weft_fn fn, void *arg, int workers)
+{
+	struct weft_config cfg = { .workers = workers };
+	void *res = NULL;
+	int r = weft_run(fn, arg, &cfg, &res);
+	ck_assert_int_eq(r, 0);
+	return res;
+}
+
+#endif
