@@ -394,7 +394,8 @@ int weft_yield(void)
 		return -EPERM;
 	if (atomic_load_explicit(&t->cancelled, memory_order_relaxed))
 		return -ECANCELED;
-	weft__task_suspend(SWITCH_YIELD, NULL, NULL);
+	if (!weft__yield_direct())
+		weft__task_suspend(SWITCH_YIELD, NULL, NULL);
 	return 0;
 }
 

@@ -88,6 +88,59 @@ void weft__task_suspend(enum weft_switch_reason reason,
 	switch_to_scheduler(w, t, false);
 }
 
+/* Task to task, skipping the scheduler: the yield fast path. */
+static void switch_task_to_task(struct weft_task *from, struct weft_task *to)
+{
+#ifdef WEFT_TSAN
+	__tsan_switch_to_fiber(to->tsan_fiber, 0);
+#endif
+#ifdef WEFT_ASAN
+	__sanitizer_start_switch_fiber(&from->asan_fake_stack, to->stack.base,
+				       to->stack.size);
+#endif
+	weft__switch(&from->ctx, &to->ctx);
+#ifdef WEFT_ASAN
+	__sanitizer_finish_switch_fiber(from->asan_fake_stack, NULL, NULL);
+#endif
+}
+
+static void report_smashed_stack(struct weft_task *t);
+
+/*
+ * A yield when the only other runnable tasks here are ones that yielded:
+ * switch straight to the oldest of them, one switch instead of two. Leaves
+ * it to the scheduler whenever anything else may be waiting: a run-next
+ * task, the deque, and every GLOBAL_QUEUE_INTERVAL ticks the global queue,
+ * I/O and timers.
+ */
+bool weft__yield_direct(void)
+{
+	struct weft_worker *w = weft__self();
+	struct weft_task *t = w->current, *next = w->yielded_head;
+	uint64_t tick = atomic_load_explicit(&w->ticks, memory_order_relaxed);
+	struct weft_runtime *rt = atomic_load_explicit(&weft__rt,
+						       memory_order_relaxed);
+	if (!next || (tick + 1) % GLOBAL_QUEUE_INTERVAL == 0 ||
+	    atomic_load_explicit(&w->runnext, memory_order_relaxed) ||
+	    weft__deque_len(&w->deque) ||
+	    atomic_load_explicit(&rt->idle.sleeping, memory_order_relaxed) ||
+	    atomic_load_explicit(&rt->idle.searching, memory_order_relaxed))
+		return false; /* idle workers could take the yielded tasks */
+	if (weft__stack_smashed(&t->stack))
+		report_smashed_stack(t);
+	atomic_store_explicit(&w->ticks, tick + 1, memory_order_relaxed);
+	w->yielded_head = next->next;
+	t->next = NULL;
+	if (w->yielded_head)
+		w->yielded_tail->next = t;
+	else
+		w->yielded_head = t;
+	w->yielded_tail = t;
+	w->current = next;
+	switch_task_to_task(t, next);
+	return true;
+}
+
 void weft__task_park(void (*unlock)(void *), void *arg)
 {
 	weft__task_suspend(SWITCH_PARK, unlock, arg);
@@ -230,24 +283,25 @@ static struct weft_task *pop_global(struct weft_runtime *rt,
 	return first;
 }
 
-/* Yielded tasks go back in the deque once it ran dry, oldest on top of the
- * owner's end, so they run round-robin and thieves can take them. */
-static struct weft_task *requeue_yielded(struct weft_worker *w)
+/* Yielded tasks go back in the deque once it ran dry, up to half a deque
+ * at a time so it never spills: the oldest last, so the owner's end takes
+ * them oldest first (round-robin), and thieves can take them meanwhile. */
+static struct weft_task *requeue_yielded(struct weft_runtime *rt,
+					 struct weft_worker *w)
 {
-	struct weft_task *rev = NULL, *t = w->yielded_head;
-	w->yielded_head = w->yielded_tail = NULL;
-	while (t) {
-		struct weft_task *next = t->next;
-		t->next = rev;
-		rev = t;
-		t = next;
+	struct weft_task *batch[WEFT_DEQUE_CAP / 2];
+	int n = 0;
+	while (w->yielded_head && n < WEFT_DEQUE_CAP / 2) {
+		batch[n++] = w->yielded_head;
+		w->yielded_head = w->yielded_head->next;
 	}
-	for (t = rev; t;) {
-		struct weft_task *next = t->next;
-		weft__worker_push(w, t);
-		t = next;
-	}
-	return weft__deque_take(&w->deque);
+	if (!w->yielded_head)
+		w->yielded_tail = NULL;
+	for (int i = n - 1; i > 0; i--)
+		weft__worker_push(w, batch[i]);
+	if (n > 2)
+		weft__notify_work(rt);
+	return batch[0];
 }
 
 /* Steals half of v's deque into ours; returns one task to run now. */
@@ -326,7 +380,7 @@ static struct weft_task *find_local(struct weft_runtime *rt,
 	if ((t = atomic_exchange(&w->runnext, NULL)))
 		return t;
 	if (w->yielded_head)
-		return requeue_yielded(w);
+		return requeue_yielded(rt, w);
 	return pop_global(rt, w);
 }
 
@@ -390,6 +444,7 @@ static void run_task(struct weft_worker *w, struct weft_task *t)
 		return;
 	w->current = t;
 	switch_to_task(w, t);
+	t = w->current; /* direct yields may have switched to others */
 	w->current = NULL;
 	if (weft__stack_smashed(&t->stack))
 		report_smashed_stack(t);
@@ -417,7 +472,8 @@ static void maintain(struct weft_worker *w, uint64_t tick)
 {
 	weft__ring_submit(&w->ring);
 	weft__ring_reap(&w->ring);
-	if (w->heap_len && tick % TIMER_CHECK_INTERVAL == 0)
+	if (tick % TIMER_CHECK_INTERVAL == 0 &&
+	    __atomic_load_n(&w->heap_len, __ATOMIC_RELAXED))
 		weft__timers_run(w);
 }
 
