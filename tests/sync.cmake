@@ -1,2 +1,5 @@
 # The sync primitives' suites (sync/).
 weft_test(test_sync_lock TIMEOUT 120 SOURCES test_sync_lock.c)
+weft_test(test_sync_event TIMEOUT 120 SOURCES test_sync_event.c)
+weft_test(test_sync_cond TIMEOUT 120 SOURCES test_sync_cond.c)
+weft_test(test_sync_sem TIMEOUT 120 SOURCES test_sync_sem.c)
