@@ -45,6 +45,8 @@ void weft__ring_exit(struct weft__ring *r);
 
 /* The calling worker's ring, or NULL on a plain thread. */
 struct weft__ring *weft__ring_current(void);
+/* Binds r to the calling worker thread (NULL unbinds). */
+void weft__ring_set_current(struct weft__ring *r);
 
 /* A free SQE, submitting the queue first if it is full. Never NULL. The
  * caller sets its user_data to an op. */

@@ -28,9 +28,9 @@
  *    on the scheduler's stack), so nobody who finds w under L can resume the
  *    task before it has switched out.
  *  - Only the winner of the CAS wakes the waiter, and only while holding L
- *    or after having unlinked w under L. weft__waiter_notify() does both
- *    steps: it reads what it needs from w before the CAS, since a plain
- *    thread's waiter may vanish the instant the CAS lands.
+ *    or after having unlinked w under L. A plain thread waits for the wake
+ *    itself (the `released` word), not just the settled state, so w stays
+ *    alive until weft__waiter_wake() has finished with it.
  *  - Cancellation and deadlines call w->abort(w, reason) while holding the
  *    task's wait lock, between wait_begin and wait_end, so w is alive then.
  *    abort must: take L; if weft__waiter_settle(w, reason) wins and w is
@@ -55,6 +55,7 @@ typedef void (*weft__abort_fn)(struct weft__waiter *w, int reason);
 
 struct weft__waiter {
 	_Atomic int state;        /* WEFT__WAITING, then the settled result */
+	_Atomic int released;     /* plain threads: set by the wake, last touch */
 	struct weft_task *task;   /* NULL when a plain thread waits */
 	weft__abort_fn abort;     /* see above; NULL: not abortable */
 	struct weft__waiter *next, *prev;

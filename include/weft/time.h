@@ -25,11 +25,13 @@ int weft_sleep(int64_t ns);
  * has passed. Scopes nest; the earliest deadline applies. The scope lives in
  * the caller's frame and must be left in LIFO order. */
 struct weft_deadline {
-	int64_t at;    /* absolute weft_now() time */
-	int64_t outer; /* the deadline in force before this scope */
+	int64_t at;                 /* absolute weft_now() time */
+	int64_t outer;              /* the deadline in force before this scope */
+	struct weft_deadline *prev; /* the enclosing scope */
 };
 
-/* Enters a scope expiring ns from now. Returns 0, -EPERM outside a task. */
+/* Enters a scope expiring ns from now. Returns 0, -EINVAL (NULL d), -EPERM
+ * outside a task. */
 int weft_deadline_enter(struct weft_deadline *d, int64_t ns);
 /* Enters a scope expiring at the absolute time at. */
 int weft_deadline_enter_at(struct weft_deadline *d, int64_t at);

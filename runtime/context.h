@@ -1,0 +1,70 @@
+/*
+ * Execution contexts and the switch between them, told to the sanitizers.
+ *
+ * A context is just a saved stack pointer: weft__switch pushes the
+ * callee-saved registers on the old stack and pops them from the new one.
+ * ThreadSanitizer and AddressSanitizer must be told about every switch, or
+ * they see one thread's stack jump about and report nonsense.
+ */
+#ifndef WEFT_RUNTIME_CONTEXT_H
+#define WEFT_RUNTIME_CONTEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__SANITIZE_THREAD__)
+#define WEFT_TSAN 1
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define WEFT_ASAN 1
+#endif
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WEFT_TSAN 1
+#endif
+#if __has_feature(address_sanitizer)
+#define WEFT_ASAN 1
+#endif
+#endif
+
+#ifdef WEFT_TSAN
+void *__tsan_get_current_fiber(void);
+void *__tsan_create_fiber(unsigned flags);
+void __tsan_destroy_fiber(void *fiber);
+void __tsan_switch_to_fiber(void *fiber, unsigned flags);
+void __tsan_set_fiber_name(void *fiber, const char *name);
+#endif
+#ifdef WEFT_ASAN
+void __sanitizer_start_switch_fiber(void **fake_stack_save,
+				    const void *bottom, size_t size);
+void __sanitizer_finish_switch_fiber(void *fake_stack_save,
+				     const void **bottom_old, size_t *size_old);
+void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
+#endif
+
+struct weft_ctx {
+	void *sp;
+};
+
+void weft__switch(struct weft_ctx *from, struct weft_ctx *to);
+void weft__task_trampoline(void);
+
+/* Prepares ctx so that switching to it calls weft__task_entry(arg) on the
+ * stack whose highest address is top. */
+static inline void weft__ctx_init(struct weft_ctx *ctx, void *top, void *arg)
+{
+	uintptr_t t = (uintptr_t)top & ~(uintptr_t)15;
+	/* 6 saved registers + return address, landing so that the trampoline
+	 * starts with rsp 16-byte aligned, as a call needs. */
+	void **sp = (void **)(t - 72);
+	sp[0] = 0;                        /* r15 */
+	sp[1] = 0;                        /* r14 */
+	sp[2] = 0;                        /* r13 */
+	sp[3] = arg;                      /* r12 */
+	sp[4] = 0;                        /* rbx */
+	sp[5] = 0;                        /* rbp */
+	sp[6] = (void *)weft__task_trampoline;
+	ctx->sp = sp;
+}
+
+#endif

@@ -1,0 +1,64 @@
+/* The Chase-Lev deque: see deque.h for the orderings and invariants. */
+#include <stddef.h>
+
+#include "deque.h"
+
+#define MASK (WEFT_DEQUE_CAP - 1)
+
+void weft__deque_init(struct weft_deque *d)
+{
+	atomic_init(&d->top, 0);
+	atomic_init(&d->bottom, 0);
+	for (int i = 0; i < WEFT_DEQUE_CAP; i++)
+		atomic_init(&d->buf[i], NULL);
+}
+
+bool weft__deque_push(struct weft_deque *d, struct weft_task *t)
+{
+	int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
+	int64_t top = atomic_load_explicit(&d->top, memory_order_acquire);
+	if (b - top >= WEFT_DEQUE_CAP)
+		return false;
+	atomic_store_explicit(&d->buf[b & MASK], t, memory_order_relaxed);
+	/* Publishes the slot to thieves that acquire bottom. */
+	atomic_store_explicit(&d->bottom, b + 1, memory_order_release);
+	return true;
+}
+
+struct weft_task *weft__deque_take(struct weft_deque *d)
+{
+	int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed) - 1;
+	/* seq_cst store then seq_cst load: the paper's store; fence; load. A
+	 * thief either sees the smaller bottom or we see its larger top. */
+	atomic_store_explicit(&d->bottom, b, memory_order_seq_cst);
+	int64_t t = atomic_load_explicit(&d->top, memory_order_seq_cst);
+	if (t > b) { /* empty */
+		atomic_store_explicit(&d->bottom, b + 1, memory_order_relaxed);
+		return NULL;
+	}
+	struct weft_task *x =
+		atomic_load_explicit(&d->buf[b & MASK], memory_order_relaxed);
+	if (t == b) { /* the last one: race the thieves for it */
+		if (!atomic_compare_exchange_strong_explicit(
+			    &d->top, &t, t + 1, memory_order_seq_cst,
+			    memory_order_relaxed))
+			x = NULL;
+		atomic_store_explicit(&d->bottom, b + 1, memory_order_relaxed);
+	}
+	return x;
+}
+
+struct weft_task *weft__deque_steal(struct weft_deque *d)
+{
+	int64_t t = atomic_load_explicit(&d->top, memory_order_seq_cst);
+	int64_t b = atomic_load_explicit(&d->bottom, memory_order_seq_cst);
+	if (t >= b)
+		return WEFT_STEAL_EMPTY;
+	struct weft_task *x =
+		atomic_load_explicit(&d->buf[t & MASK], memory_order_relaxed);
+	if (!atomic_compare_exchange_strong_explicit(&d->top, &t, t + 1,
+						     memory_order_seq_cst,
+						     memory_order_relaxed))
+		return WEFT_STEAL_RETRY;
+	return x;
+}

@@ -1,0 +1,58 @@
+/*
+ * The Chase-Lev work-stealing deque, fixed capacity, with the C11 orderings
+ * of Lê, Pop, Cohen and Zappa Nardelli (PPoPP 2013).
+ *
+ * The owner pushes and takes at the bottom; thieves steal at the top. The
+ * fences of the paper are folded into the accesses they order (a release
+ * store of bottom in push, seq_cst bottom/top accesses in take and steal)
+ * because ThreadSanitizer does not model atomic_thread_fence; on x86-64 this
+ * compiles to the same instructions.
+ *
+ * Invariants:
+ *  - top only grows, and only by a successful CAS (a thief, or the owner
+ *    taking the last element); bottom is written only by the owner.
+ *  - Slots [top, bottom) hold the queued tasks; a slot is overwritten only
+ *    after top has moved past it, so a thief whose CAS on top succeeds read
+ *    a task nobody else got.
+ *  - Capacity is fixed: push fails when full and the caller spills to the
+ *    global queue, so there is no array to grow or reclaim.
+ */
+#ifndef WEFT_RUNTIME_DEQUE_H
+#define WEFT_RUNTIME_DEQUE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define WEFT_DEQUE_CAP 256
+
+struct weft_task;
+
+struct weft_deque {
+	_Atomic int64_t top;
+	char pad0[64 - sizeof(int64_t)];
+	_Atomic int64_t bottom;
+	char pad1[64 - sizeof(int64_t)];
+	_Atomic(struct weft_task *) buf[WEFT_DEQUE_CAP];
+};
+
+void weft__deque_init(struct weft_deque *d);
+/* Owner only. false if full. */
+bool weft__deque_push(struct weft_deque *d, struct weft_task *t);
+/* Owner only. NULL if empty. */
+struct weft_task *weft__deque_take(struct weft_deque *d);
+
+#define WEFT_STEAL_EMPTY ((struct weft_task *)0)
+#define WEFT_STEAL_RETRY ((struct weft_task *)1)
+/* Any thread. A task, EMPTY, or RETRY when it lost a race. */
+struct weft_task *weft__deque_steal(struct weft_deque *d);
+
+/* Approximate length, for heuristics only. */
+static inline int64_t weft__deque_len(struct weft_deque *d)
+{
+	int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
+	int64_t t = atomic_load_explicit(&d->top, memory_order_relaxed);
+	return b > t ? b - t : 0;
+}
+
+#endif

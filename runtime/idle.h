@@ -1,0 +1,28 @@
+/*
+ * Idle workers: who sleeps, who searches (after Tokio's idle.rs).
+ *
+ * A worker with nothing to run first searches (steals); at most half the
+ * awake workers search at once, so a burst of wake-ups does not stampede.
+ * A searcher that finds work and was the last searcher wakes one sleeper to
+ * keep looking. A producer wakes a sleeper only when nobody is searching.
+ *
+ * No lost wake-up: a producer publishes work, then reads `searching` with a
+ * seq_cst RMW; a worker going to sleep decrements `searching` with a
+ * seq_cst RMW, then re-checks every queue. One of the two sees the other.
+ */
+#ifndef WEFT_RUNTIME_IDLE_H
+#define WEFT_RUNTIME_IDLE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+struct weft_idle {
+	_Atomic int searching;
+	_Atomic int sleeping;
+	pthread_mutex_t mu;
+	int *sleepers;    /* ids of sleeping workers, under mu */
+	int nsleepers;
+};
+
+#endif

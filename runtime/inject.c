@@ -1,0 +1,98 @@
+/* The global injection queue: see inject.h. */
+#include "inject.h"
+#include "task.h"
+
+void weft__inject_init(struct weft_inject *q)
+{
+	atomic_init(&q->incoming, NULL);
+	pthread_mutex_init(&q->mu, NULL);
+	q->head = q->tail = NULL;
+	atomic_init(&q->fifo_len, 0);
+}
+
+void weft__inject_destroy(struct weft_inject *q)
+{
+	pthread_mutex_destroy(&q->mu);
+}
+
+void weft__inject_push_list(struct weft_inject *q, struct weft_task *first,
+			    struct weft_task *last)
+{
+	/* The stack is newest-first, so the list goes on reversed: link it
+	 * that way, last element on top. */
+	struct weft_task *prev = NULL, *t = first;
+	while (t) {
+		struct weft_task *next = (t == last) ? NULL : t->next;
+		t->next = prev;
+		prev = t;
+		t = next;
+	}
+	struct weft_task *top = atomic_load_explicit(&q->incoming,
+						     memory_order_relaxed);
+	do
+		first->next = top;
+	while (!atomic_compare_exchange_weak_explicit(
+		&q->incoming, &top, last, memory_order_release,
+		memory_order_relaxed));
+}
+
+void weft__inject_push(struct weft_inject *q, struct weft_task *t)
+{
+	weft__inject_push_list(q, t, t);
+}
+
+bool weft__inject_empty(struct weft_inject *q)
+{
+	return atomic_load_explicit(&q->fifo_len, memory_order_acquire) == 0 &&
+	       atomic_load_explicit(&q->incoming, memory_order_acquire) == NULL;
+}
+
+/* Moves the Treiber stack, reversed, to the FIFO side. Under mu. */
+static void drain_incoming(struct weft_inject *q)
+{
+	struct weft_task *t = atomic_exchange_explicit(&q->incoming, NULL,
+						       memory_order_acquire);
+	struct weft_task *rev = NULL, *last = t;
+	long n = 0;
+	while (t) {
+		struct weft_task *next = t->next;
+		t->next = rev;
+		rev = t;
+		t = next;
+		n++;
+	}
+	if (!rev)
+		return;
+	if (q->tail)
+		q->tail->next = rev;
+	else
+		q->head = rev;
+	q->tail = last;
+	atomic_fetch_add_explicit(&q->fifo_len, n, memory_order_release);
+}
+
+struct weft_task *weft__inject_pop(struct weft_inject *q, int max, int *n)
+{
+	*n = 0;
+	if (weft__inject_empty(q))
+		return NULL;
+	pthread_mutex_lock(&q->mu);
+	if (!q->head)
+		drain_incoming(q);
+	struct weft_task *first = q->head, *t = first, *last = NULL;
+	while (t && *n < max) {
+		last = t;
+		t = t->next;
+		(*n)++;
+	}
+	if (last) {
+		last->next = NULL;
+		q->head = t;
+		if (!t)
+			q->tail = NULL;
+		atomic_fetch_sub_explicit(&q->fifo_len, *n,
+					  memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&q->mu);
+	return last ? first : NULL;
+}

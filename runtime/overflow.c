@@ -1,0 +1,72 @@
+/* Stack overflow reports: see overflow.h. Async-signal-safe throughout. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "overflow.h"
+#include "task.h"
+#include "worker.h"
+
+static struct sigaction previous;
+
+static size_t put_str(char *buf, size_t at, const char *s)
+{
+	while (*s && at < 255)
+		buf[at++] = *s++;
+	return at;
+}
+
+static size_t put_num(char *buf, size_t at, unsigned long long v)
+{
+	char tmp[24];
+	int n = 0;
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10) && n < 24);
+	while (n && at < 255)
+		buf[at++] = tmp[--n];
+	return at;
+}
+
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+	struct weft_worker *w = weft__self();
+	struct weft_task *t = w ? w->current : NULL;
+	char *addr = si->si_addr;
+	size_t guard = t && t->stack.guard ? t->stack.guard : 4096;
+	if (t && t->stack.base && addr < t->stack.base &&
+	    addr >= t->stack.base - guard) {
+		char msg[256];
+		size_t n = put_str(msg, 0, "weft: task '");
+		n = put_str(msg, n, t->name);
+		n = put_str(msg, n, "' (id ");
+		n = put_num(msg, n, t->id);
+		n = put_str(msg, n, ") overflowed its ");
+		n = put_num(msg, n, t->stack.size);
+		n = put_str(msg, n, "-byte stack\n");
+		if (write(STDERR_FILENO, msg, n) < 0)
+			_exit(134);
+		signal(SIGABRT, SIG_DFL);
+		abort();
+	}
+	/* Not ours: return to the fault under the previous handler. */
+	sigaction(SIGSEGV, &previous, NULL);
+	(void)sig;
+	(void)uc;
+}
+
+void weft__overflow_install(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_segv;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, &previous);
+}
+
+void weft__overflow_remove(void)
+{
+	sigaction(SIGSEGV, &previous, NULL);
+}

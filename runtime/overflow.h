@@ -1,0 +1,10 @@
+/* Stack overflow reports: a SIGSEGV in a task's guard pages becomes one
+ * clear line naming the task, then abort(). Other faults go to the handler
+ * that was there before. */
+#ifndef WEFT_RUNTIME_OVERFLOW_H
+#define WEFT_RUNTIME_OVERFLOW_H
+
+void weft__overflow_install(void);
+void weft__overflow_remove(void);
+
+#endif

@@ -1,0 +1,194 @@
+/*
+ * weft_run: asyncio.run for C. Brings the workers up, runs main as a task,
+ * joins it from this (plain) thread, then shuts down:
+ *   DRAINING  every live task is cancelled; we wait until none is left
+ *             (tasks spawned now start cancelled);
+ *   STOPPING  workers leave their loops; threads are joined; all is freed.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "overflow.h"
+#include "task.h"
+#include "worker.h"
+
+static int config_workers(const struct weft_config *cfg, int *out)
+{
+	long n = cfg ? cfg->workers : 0;
+	if (n < 0 || n > WEFT_WORKERS_MAX)
+		return -EINVAL;
+	if (!n) {
+		const char *env = getenv("WEFT_WORKERS");
+		if (env && *env) {
+			char *end;
+			n = strtol(env, &end, 10);
+			if (*end || n < 1 || n > WEFT_WORKERS_MAX)
+				return -EINVAL;
+		}
+	}
+	if (!n)
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+	*out = n > 0 ? (int)n : 1;
+	return 0;
+}
+
+static int config_check(const struct weft_config *cfg, struct weft_runtime *rt)
+{
+	int r = config_workers(cfg, &rt->nworkers);
+	if (r)
+		return r;
+	rt->stack_size = cfg && cfg->stack_size ? cfg->stack_size
+						: WEFT_STACK_DEFAULT;
+	if (rt->stack_size < WEFT_STACK_MIN || rt->stack_size > WEFT_STACK_MAX)
+		return -EINVAL;
+	if (cfg && cfg->blocking_threads < 0)
+		return -EINVAL;
+	return 0;
+}
+
+static void free_runtime(struct weft_runtime *rt)
+{
+	for (int i = 0; rt->workers && i < rt->nworkers; i++) {
+		struct weft_worker *w = &rt->workers[i];
+		weft__task_cache_free(w->task_cache);
+		weft__stack_cache_free(w->stack_cache);
+		weft__timers_free(w);
+	}
+	free(rt->workers);
+	free(rt->idle.sleepers);
+	weft__inject_destroy(&rt->inject);
+	pthread_mutex_destroy(&rt->idle.mu);
+	pthread_mutex_destroy(&rt->mu);
+	pthread_cond_destroy(&rt->cv);
+	weft__task_pool_exit();
+	weft__stack_pool_exit();
+	free(rt);
+}
+
+static struct weft_runtime *new_runtime(const struct weft_config *cfg, int *err)
+{
+	struct weft_runtime *rt = calloc(1, sizeof(*rt));
+	if (!rt) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	pthread_mutex_init(&rt->mu, NULL);
+	pthread_cond_init(&rt->cv, NULL);
+	pthread_mutex_init(&rt->idle.mu, NULL);
+	weft__inject_init(&rt->inject);
+	atomic_init(&rt->state, RT_RUNNING);
+	atomic_init(&rt->next_id, 1);
+	*err = config_check(cfg, rt);
+	if (!*err) {
+		rt->workers = aligned_alloc(64, sizeof(struct weft_worker) *
+						(size_t)rt->nworkers);
+		rt->idle.sleepers = calloc((size_t)rt->nworkers, sizeof(int));
+		if (!rt->workers || !rt->idle.sleepers)
+			*err = -ENOMEM;
+	}
+	if (*err) {
+		free_runtime(rt);
+		return NULL;
+	}
+	memset(rt->workers, 0, sizeof(struct weft_worker) * (size_t)rt->nworkers);
+	for (int i = 0; i < rt->nworkers; i++) {
+		struct weft_worker *w = &rt->workers[i];
+		w->id = i;
+		w->rng = 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1);
+		weft__deque_init(&w->deque);
+		w->task_cache = weft__task_cache_new();
+		w->stack_cache = weft__stack_cache_new();
+		if (!w->task_cache || !w->stack_cache)
+			*err = -ENOMEM;
+	}
+	weft__stack_pool_init(rt->stack_size);
+	if (*err) {
+		free_runtime(rt);
+		return NULL;
+	}
+	return rt;
+}
+
+/* Starts the threads; waits for each to set up its ring. */
+static int start_workers(struct weft_runtime *rt, int *started)
+{
+	int r = 0;
+	for (*started = 0; *started < rt->nworkers; (*started)++) {
+		struct weft_worker *w = &rt->workers[*started];
+		if ((r = -pthread_create(&w->thread, NULL, weft__worker_main, w)))
+			break;
+	}
+	pthread_mutex_lock(&rt->mu);
+	while (rt->started < *started)
+		pthread_cond_wait(&rt->cv, &rt->mu);
+	if (!r)
+		r = rt->init_error;
+	rt->go = r ? -1 : 1;
+	pthread_cond_broadcast(&rt->cv);
+	pthread_mutex_unlock(&rt->mu);
+	if (r == -ENOSYS || r == -EPERM || (r && rt->init_why))
+		fprintf(stderr, "weft: %s\n", rt->init_why ? rt->init_why
+				: "io_uring is unavailable");
+	if (r == -EPERM || r == -ENOSYS)
+		r = -ENOSYS;
+	return r;
+}
+
+static void stop_workers(struct weft_runtime *rt, int started)
+{
+	atomic_store(&rt->state, RT_STOPPING);
+	for (int i = 0; i < started; i++)
+		weft__ring_unpark(&rt->workers[i].ring);
+	for (int i = 0; i < started; i++)
+		pthread_join(rt->workers[i].thread, NULL);
+}
+
+/* Cancels every task left and waits until all have returned. */
+static void drain(struct weft_runtime *rt)
+{
+	atomic_store(&rt->state, RT_DRAINING);
+	weft__task_for_each_alive(weft__task_cancel);
+	pthread_mutex_lock(&rt->mu);
+	while (atomic_load(&rt->live) != 0 && !rt->all_done)
+		pthread_cond_wait(&rt->cv, &rt->mu);
+	pthread_mutex_unlock(&rt->mu);
+}
+
+int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
+	     void **result)
+{
+	if (!main)
+		return -EINVAL;
+	if (weft__self())
+		return -EBUSY;
+	int err;
+	struct weft_runtime *rt = new_runtime(cfg, &err);
+	if (!rt)
+		return err;
+	struct weft_runtime *none = NULL;
+	if (!atomic_compare_exchange_strong(&weft__rt, &none, rt)) {
+		free_runtime(rt);
+		return -EBUSY;
+	}
+	int started;
+	weft__overflow_install();
+	err = start_workers(rt, &started);
+	weft_task_t main_task;
+	if (!err)
+		err = weft_spawn_opts(&main_task, main, arg,
+				      &(struct weft_spawn_opts){ .name = "main" });
+	if (!err) {
+		err = weft_join(main_task, result);
+		drain(rt);
+	}
+	stop_workers(rt, started);
+	weft__overflow_remove();
+	atomic_store(&weft__rt, NULL);
+	free_runtime(rt);
+	return err;
+}

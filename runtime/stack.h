@@ -1,0 +1,43 @@
+/*
+ * Task stacks: mmap'd, guarded, pooled.
+ *
+ * Default-size stacks are carved from slabs of STACK_SLAB stacks each, so a
+ * million of them cost a few thousand mappings, not a million: the limit
+ * vm.max_map_count (65530 by default) counts mappings, and a guard page made
+ * with mprotect splits a mapping in two. Guards are therefore installed with
+ * MADV_GUARD_INSTALL (Linux 6.13+), which marks pages as faulting without a
+ * new mapping. On older kernels mprotect guards are used while a budget of
+ * mappings lasts; stacks beyond it get no guard page, only a canary word at
+ * their low end that is checked whenever the task switches out.
+ */
+#ifndef WEFT_RUNTIME_STACK_H
+#define WEFT_RUNTIME_STACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct weft_stack {
+	char *base;     /* lowest usable address */
+	size_t size;    /* usable bytes above base */
+	size_t guard;   /* faulting bytes just below base (0: canary only) */
+	bool pooled;    /* from a slab: returned to the pool, never unmapped */
+};
+
+struct weft_stack_cache; /* per worker */
+
+/* Gets a stack of size bytes (page-rounded); cache may be NULL. */
+int weft__stack_alloc(struct weft_stack *s, size_t size,
+		      struct weft_stack_cache *cache);
+void weft__stack_free(struct weft_stack *s, struct weft_stack_cache *cache);
+
+/* True if the canary of an unguarded stack was overwritten. */
+bool weft__stack_smashed(const struct weft_stack *s);
+
+struct weft_stack_cache *weft__stack_cache_new(void);
+void weft__stack_cache_free(struct weft_stack_cache *c);
+
+/* Sets the pooled size; unmaps every slab (at shutdown). */
+void weft__stack_pool_init(size_t default_size);
+void weft__stack_pool_exit(void);
+
+#endif

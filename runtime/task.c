@@ -1,0 +1,411 @@
+/* Tasks: spawning, joining, detaching, cancelling, and their struct pool.
+ * See task.h for lifetime and lock order. */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "task.h"
+#include "worker.h"
+
+#define TASK_SLAB 256
+#define TASK_CACHE_MAX 64
+
+struct task_slab {
+	struct task_slab *next;
+	struct weft_task tasks[TASK_SLAB];
+};
+
+struct weft_task_cache {
+	int n;
+	struct weft_task *t[TASK_CACHE_MAX];
+};
+
+static struct {
+	pthread_mutex_t mu;
+	struct task_slab *slabs;
+	struct weft_task *free;
+} pool = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+void weft__spin_lock(unsigned *l)
+{
+	for (int spins = 0;; spins++) {
+		if (!__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE))
+			return;
+		while (__atomic_load_n(l, __ATOMIC_RELAXED)) {
+			if (spins++ < 64)
+				__builtin_ia32_pause();
+			else
+				sched_yield(); /* the holder was preempted */
+		}
+	}
+}
+
+void weft__spin_unlock(unsigned *l)
+{
+	__atomic_store_n(l, 0, __ATOMIC_RELEASE);
+}
+
+/* ---- the struct pool ---------------------------------------------------- */
+
+static int grow_pool(void)
+{
+	struct task_slab *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->next = pool.slabs;
+	pool.slabs = s;
+	for (int i = 0; i < TASK_SLAB; i++) {
+		struct weft_task *t = &s->tasks[i];
+		atomic_init(&t->gen, 1); /* a zeroed handle never matches */
+		t->timer.index = -1;
+		t->next = pool.free;
+		pool.free = t;
+	}
+	return 0;
+}
+
+static struct weft_task *task_alloc(struct weft_task_cache *c)
+{
+	if (c && c->n)
+		return c->t[--c->n];
+	struct weft_task *t = NULL;
+	pthread_mutex_lock(&pool.mu);
+	if (pool.free || grow_pool() == 0) {
+		t = pool.free;
+		pool.free = t->next;
+		/* Refill half the cache while we hold the lock. */
+		while (c && c->n < TASK_CACHE_MAX / 2 && pool.free) {
+			c->t[c->n++] = pool.free;
+			pool.free = pool.free->next;
+		}
+	}
+	pthread_mutex_unlock(&pool.mu);
+	return t;
+}
+
+static void task_free(struct weft_task *t, struct weft_task_cache *c)
+{
+	if (c && c->n < TASK_CACHE_MAX) {
+		c->t[c->n++] = t;
+		return;
+	}
+	pthread_mutex_lock(&pool.mu);
+	t->next = pool.free;
+	pool.free = t;
+	pthread_mutex_unlock(&pool.mu);
+}
+
+struct weft_task_cache *weft__task_cache_new(void)
+{
+	return calloc(1, sizeof(struct weft_task_cache));
+}
+
+void weft__task_cache_free(struct weft_task_cache *c)
+{
+	free(c); /* its structs live in slabs */
+}
+
+void weft__task_pool_exit(void)
+{
+	while (pool.slabs) {
+		struct task_slab *s = pool.slabs;
+		pool.slabs = s->next;
+		free(s);
+	}
+	pool.free = NULL;
+}
+
+void weft__task_for_each_alive(void (*fn)(struct weft_task *))
+{
+	pthread_mutex_lock(&pool.mu);
+	for (struct task_slab *s = pool.slabs; s; s = s->next)
+		for (int i = 0; i < TASK_SLAB; i++)
+			if (atomic_load(&s->tasks[i].alive))
+				fn(&s->tasks[i]);
+	pthread_mutex_unlock(&pool.mu);
+}
+
+/* ---- references --------------------------------------------------------- */
+
+static struct weft_task_cache *my_cache(void)
+{
+	struct weft_worker *w = weft__self();
+	return w ? w->task_cache : NULL;
+}
+
+/* The last reference: stale every handle, then recycle. The generation
+ * changes under both locks, so cancel (wait_lock) and join/detach
+ * (join_lock) each see it consistently. */
+static void task_unref(struct weft_task *t)
+{
+	if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	weft__spin_lock(&t->wait_lock);
+	weft__spin_lock(&t->join_lock);
+	atomic_fetch_add_explicit(&t->gen, 1, memory_order_release);
+	weft__spin_unlock(&t->join_lock);
+	weft__spin_unlock(&t->wait_lock);
+	task_free(t, my_cache());
+}
+
+static struct weft_task *lookup(weft_task_t h)
+{
+	if (!atomic_load_explicit(&weft__rt, memory_order_acquire) || !h.task)
+		return NULL;
+	if (atomic_load_explicit(&h.task->gen, memory_order_acquire) != h.gen)
+		return NULL;
+	return h.task;
+}
+
+/* ---- spawn -------------------------------------------------------------- */
+
+int weft_spawn(weft_task_t *out, weft_fn fn, void *arg)
+{
+	return weft_spawn_opts(out, fn, arg, NULL);
+}
+
+int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
+		    const struct weft_spawn_opts *opts)
+{
+	struct weft_runtime *rt = atomic_load(&weft__rt);
+	if (!rt || atomic_load(&rt->state) == RT_STOPPING)
+		return -ESHUTDOWN;
+	if (!fn)
+		return -EINVAL;
+	size_t size = opts && opts->stack_size ? opts->stack_size
+					       : rt->stack_size;
+	if (size < WEFT_STACK_MIN || size > WEFT_STACK_MAX)
+		return -EINVAL;
+	struct weft_worker *self = weft__self();
+	struct weft_task *t = task_alloc(self ? self->task_cache : NULL);
+	if (!t)
+		return -ENOMEM;
+
+	t->fn = fn;
+	t->arg = arg;
+	t->result = NULL;
+	t->error = 0;
+	t->stack.base = NULL;
+	t->stack_size = size;
+	t->join_state = out ? 0 : JOIN_DETACHED;
+	t->joiner = NULL;
+	t->waiting = NULL;
+	t->deadline = WEFT_NO_DEADLINE;
+	t->scope = NULL;
+	t->id = atomic_fetch_add_explicit(&rt->next_id, 1,
+					  memory_order_relaxed);
+	const char *name = opts && opts->name ? opts->name : "task";
+	strncpy(t->name, name, WEFT_NAME_MAX - 1);
+	t->name[WEFT_NAME_MAX - 1] = '\0';
+	atomic_store_explicit(&t->refs, out ? 2 : 1, memory_order_relaxed);
+	atomic_store_explicit(&t->cancelled, false, memory_order_relaxed);
+	atomic_fetch_add(&rt->live, 1);
+	atomic_store(&t->alive, true);
+	/* Shutdown sets DRAINING, then cancels every alive task: either it
+	 * sees this one, or we see DRAINING here. Both are seq_cst. */
+	if (atomic_load(&rt->state) != RT_RUNNING)
+		atomic_store(&t->cancelled, true);
+	if (out) {
+		out->task = t;
+		out->gen = atomic_load_explicit(&t->gen, memory_order_relaxed);
+	}
+	if (self) {
+		weft__worker_push(self, t);
+	} else {
+		weft__inject_push(&rt->inject, t);
+	}
+	weft__notify_work(rt);
+	return 0;
+}
+
+/* ---- finishing and joining ---------------------------------------------- */
+
+void weft__task_finished(struct weft_task *t)
+{
+	struct weft_runtime *rt = atomic_load(&weft__rt);
+	weft__spin_lock(&t->join_lock);
+	t->join_state |= JOIN_DONE;
+	struct weft__waiter *j = t->joiner;
+	t->joiner = NULL;
+	if (j)
+		weft__waiter_notify(j, 0);
+	weft__spin_unlock(&t->join_lock);
+	atomic_store(&t->alive, false);
+	if (atomic_fetch_sub(&rt->live, 1) == 1 &&
+	    atomic_load(&rt->state) != RT_RUNNING) {
+		pthread_mutex_lock(&rt->mu);
+		rt->all_done = true;
+		pthread_cond_broadcast(&rt->cv);
+		pthread_mutex_unlock(&rt->mu);
+	}
+	task_unref(t);
+}
+
+static void join_unlock(void *t)
+{
+	weft__spin_unlock(&((struct weft_task *)t)->join_lock);
+}
+
+static void join_abort(struct weft__waiter *w, int reason)
+{
+	struct weft_task *t = w->data;
+	weft__spin_lock(&t->join_lock);
+	if (t->joiner == w) {
+		t->joiner = NULL;
+		t->join_state &= ~(unsigned)JOIN_CLAIMED;
+		weft__waiter_notify(w, reason);
+	} else {
+		weft__waiter_settle(w, reason); /* seen before linking */
+	}
+	weft__spin_unlock(&t->join_lock);
+}
+
+/* Takes the result of a finished task. Under join_lock. */
+static int take_result(struct weft_task *t, void **result)
+{
+	if (result)
+		*result = t->result;
+	return t->error;
+}
+
+int weft_join(weft_task_t h, void **result)
+{
+	struct weft_task *t = lookup(h);
+	if (!t)
+		return -ESRCH;
+	if (t == weft__task_current())
+		return -EDEADLK;
+	struct weft__waiter w;
+	weft__waiter_init(&w, join_abort);
+	w.data = t;
+	int r = weft__wait_begin(&w);
+	if (r)
+		return r;
+	weft__spin_lock(&t->join_lock);
+	if (atomic_load(&t->gen) != h.gen)
+		r = -ESRCH;
+	else if (t->join_state & (JOIN_DETACHED | JOIN_CLAIMED))
+		r = -EINVAL;
+	else if (weft__waiter_state(&w) != WEFT__WAITING)
+		r = weft__waiter_state(&w);
+	if (r || (t->join_state & JOIN_DONE)) {
+		bool done = !r;
+		if (done) {
+			t->join_state |= JOIN_CLAIMED;
+			r = take_result(t, result);
+		}
+		weft__spin_unlock(&t->join_lock);
+		weft__wait_end(&w);
+		if (done)
+			task_unref(t);
+		return r;
+	}
+	t->join_state |= JOIN_CLAIMED;
+	t->joiner = &w;
+	r = weft__wait_park(&w, join_unlock, t);
+	if (r)
+		return r; /* aborted: the abort unclaimed it, the handle lives */
+	/* The finisher notified us after setting DONE: the result is ours. */
+	r = take_result(t, result);
+	task_unref(t);
+	return r;
+}
+
+int weft_detach(weft_task_t h)
+{
+	struct weft_task *t = lookup(h);
+	if (!t)
+		return -ESRCH;
+	int r = 0;
+	weft__spin_lock(&t->join_lock);
+	if (atomic_load(&t->gen) != h.gen)
+		r = -ESRCH;
+	else if (t->join_state & (JOIN_DETACHED | JOIN_CLAIMED))
+		r = -EINVAL;
+	else
+		t->join_state |= JOIN_DETACHED;
+	weft__spin_unlock(&t->join_lock);
+	if (!r)
+		task_unref(t);
+	return r;
+}
+
+/* ---- cancellation ------------------------------------------------------- */
+
+static int cancel_gen(struct weft_task *t, uint64_t gen)
+{
+	weft__spin_lock(&t->wait_lock);
+	if (atomic_load(&t->gen) != gen) {
+		weft__spin_unlock(&t->wait_lock);
+		return -ESRCH;
+	}
+	atomic_store(&t->cancelled, true);
+	struct weft__waiter *w = t->waiting;
+	if (w && w->abort)
+		w->abort(w, -ECANCELED);
+	weft__spin_unlock(&t->wait_lock);
+	return 0;
+}
+
+void weft__task_cancel(struct weft_task *t)
+{
+	cancel_gen(t, atomic_load(&t->gen));
+}
+
+int weft_cancel(weft_task_t h)
+{
+	struct weft_task *t = lookup(h);
+	return t ? cancel_gen(t, h.gen) : -ESRCH;
+}
+
+int weft_is_cancelled(weft_task_t h)
+{
+	struct weft_task *t = lookup(h);
+	return t ? (int)atomic_load(&t->cancelled) : -ESRCH;
+}
+
+/* ---- the current task --------------------------------------------------- */
+
+struct weft_task *weft__task_current(void)
+{
+	struct weft_worker *w = weft__self();
+	return w ? w->current : NULL;
+}
+
+weft_task_t weft_current(void)
+{
+	struct weft_task *t = weft__task_current();
+	weft_task_t h = { t, t ? atomic_load(&t->gen) : 0 };
+	return h;
+}
+
+const char *weft_task_name(weft_task_t h)
+{
+	struct weft_task *t = lookup(h);
+	return t ? t->name : NULL;
+}
+
+int weft_yield(void)
+{
+	struct weft_task *t = weft__task_current();
+	if (!t)
+		return -EPERM;
+	if (atomic_load_explicit(&t->cancelled, memory_order_relaxed))
+		return -ECANCELED;
+	weft__task_suspend(SWITCH_YIELD, NULL, NULL);
+	return 0;
+}
+
+int weft_worker_id(void)
+{
+	struct weft_worker *w = weft__self();
+	return w && w->current ? w->id : -1;
+}
+
+int weft_workers(void)
+{
+	struct weft_runtime *rt = atomic_load(&weft__rt);
+	return rt ? rt->nworkers : 0;
+}

@@ -1,0 +1,112 @@
+/*
+ * The task: a stackful coroutine and everything the runtime keeps about it.
+ *
+ * Lifetime: task structs come from slabs that live until weft_run returns,
+ * so a stale handle never points at unmapped memory; a handle is checked by
+ * its generation, which changes each time the struct is recycled. A task
+ * holds two references at spawn: its own run, and its handle (none when
+ * spawned detached). Finishing drops one, joining or detaching the other;
+ * the last drop recycles the struct.
+ *
+ * Locks (spinlocks, never held across a switch):
+ *   wait_lock guards waiting/wait_seq: cancellation and deadline timers
+ *     call waiting->abort under it, so the waiter is alive meanwhile.
+ *   join_lock guards join_state/joiner/result.
+ * Order: a wait_lock may be held while taking a join_lock, a primitive's
+ * lock or a timer heap lock, never the other way round.
+ */
+#ifndef WEFT_RUNTIME_TASK_H
+#define WEFT_RUNTIME_TASK_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "weft/task.h"
+#include "weft/time.h"
+#include "context.h"
+#include "stack.h"
+#include "wait.h"
+
+struct weft_worker;
+
+enum {
+	JOIN_DONE = 1,      /* the task has returned */
+	JOIN_DETACHED = 2,  /* nobody will join */
+	JOIN_CLAIMED = 4,   /* a joiner has claimed the result */
+};
+
+struct weft_timer {
+	int64_t at;                         /* absolute time */
+	_Atomic(struct weft_worker *) owner; /* heap it sits in, or NULL */
+	int64_t index;                      /* in the owner's heap, under its lock */
+	uint64_t seq;                       /* the wait it belongs to */
+};
+
+struct weft_task {
+	struct weft_ctx ctx;
+	struct weft_task *next;        /* run queues and free lists */
+	weft_fn fn;
+	void *arg;
+	void *result;
+	int error;                     /* -ENOMEM if it never got a stack */
+	struct weft_stack stack;       /* base NULL until it first runs */
+	size_t stack_size;
+	_Atomic uint64_t gen;
+	_Atomic int refs;
+	_Atomic bool alive;            /* spawned and not yet finished */
+	_Atomic bool cancelled;
+
+	unsigned join_lock;
+	unsigned join_state;
+	struct weft__waiter *joiner;
+
+	unsigned wait_lock;
+	struct weft__waiter *waiting;
+	uint64_t wait_seq;
+
+	int64_t deadline;              /* the innermost scope's, or INT64_MAX */
+	struct weft_deadline *scope;   /* innermost scope */
+	struct weft_timer timer;
+
+	uint64_t id;
+	char name[WEFT_NAME_MAX];
+#ifdef WEFT_TSAN
+	void *tsan_fiber;
+#endif
+#ifdef WEFT_ASAN
+	void *asan_fake_stack;
+#endif
+};
+
+#define WEFT_NO_DEADLINE INT64_MAX
+
+/* Spinlocks for the fields above; also used by sync/waitq.c. */
+void weft__spin_lock(unsigned *l);
+void weft__spin_unlock(unsigned *l);
+
+/* The running task, or NULL on a plain thread or in a scheduler. */
+struct weft_task *weft__task_current(void);
+
+/* Makes a parked or new task runnable (see worker.c for where it goes). */
+void weft__task_ready(struct weft_task *t);
+
+/* Switches the current task out; the scheduler then runs unlock(arg). The
+ * task runs again only after someone passes it to weft__task_ready. */
+void weft__task_park(void (*unlock)(void *), void *arg);
+
+/* Called by the scheduler once a task has returned and switched out. */
+void weft__task_finished(struct weft_task *t);
+
+/* Sets the cancelled flag and aborts the task's current wait. */
+void weft__task_cancel(struct weft_task *t);
+
+/* Recycles the task structs of a worker cache or the global pool. */
+struct weft_task_cache;
+struct weft_task_cache *weft__task_cache_new(void);
+void weft__task_cache_free(struct weft_task_cache *c);
+void weft__task_pool_exit(void);
+/* Calls fn on every live task (shutdown cancellation). */
+void weft__task_for_each_alive(void (*fn)(struct weft_task *));
+
+#endif

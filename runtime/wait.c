@@ -1,0 +1,105 @@
+/* Waiting: the park/wake protocol of wait.h. */
+#include <errno.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "task.h"
+#include "worker.h"
+
+static void futex_wait(_Atomic int *addr, int val)
+{
+	syscall(SYS_futex, (int *)addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+static void futex_wake(_Atomic int *addr)
+{
+	syscall(SYS_futex, (int *)addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+void weft__waiter_init(struct weft__waiter *w, weft__abort_fn abort)
+{
+	atomic_init(&w->state, WEFT__WAITING);
+	atomic_init(&w->released, 0);
+	w->task = NULL;
+	w->abort = abort;
+	w->next = w->prev = NULL;
+	w->queue = NULL;
+	w->data = NULL;
+	w->value = 0;
+}
+
+void weft__waiter_wake(struct weft__waiter *w)
+{
+	struct weft_task *t = w->task;
+	if (t) {
+		weft__task_ready(t);
+		return;
+	}
+	/* A plain thread leaves once released is set: touch w no more. */
+	atomic_store_explicit(&w->released, 1, memory_order_release);
+	futex_wake(&w->released);
+}
+
+bool weft__waiter_notify(struct weft__waiter *w, int result)
+{
+	if (!weft__waiter_settle(w, result))
+		return false;
+	weft__waiter_wake(w);
+	return true;
+}
+
+int weft__wait_begin_until(struct weft__waiter *w, int64_t until)
+{
+	struct weft_task *t = weft__task_current();
+	w->task = t;
+	if (!t)
+		return 0; /* plain threads have no cancellation or deadlines */
+	int64_t at = until < t->deadline ? until : t->deadline;
+	if (t->deadline != WEFT_NO_DEADLINE && t->deadline <= weft_now())
+		return -ETIMEDOUT;
+	weft__spin_lock(&t->wait_lock);
+	if (atomic_load_explicit(&t->cancelled, memory_order_relaxed)) {
+		weft__spin_unlock(&t->wait_lock);
+		return -ECANCELED;
+	}
+	uint64_t seq = ++t->wait_seq;
+	t->waiting = w;
+	weft__spin_unlock(&t->wait_lock);
+	if (at != WEFT_NO_DEADLINE && weft__timer_arm(t, at, seq)) {
+		weft__wait_end(w);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int weft__wait_begin(struct weft__waiter *w)
+{
+	return weft__wait_begin_until(w, WEFT_NO_DEADLINE);
+}
+
+void weft__wait_end(struct weft__waiter *w)
+{
+	struct weft_task *t = w->task;
+	if (!t)
+		return;
+	weft__spin_lock(&t->wait_lock);
+	t->waiting = NULL;
+	weft__spin_unlock(&t->wait_lock);
+	weft__timer_disarm(t);
+}
+
+int weft__wait_park(struct weft__waiter *w, void (*unlock)(void *), void *arg)
+{
+	if (!w->task) {
+		if (unlock)
+			unlock(arg);
+		while (!atomic_load_explicit(&w->released, memory_order_acquire))
+			futex_wait(&w->released, 0);
+		return weft__waiter_state(w);
+	}
+	weft__task_park(unlock, arg);
+	int r = weft__waiter_state(w);
+	weft__wait_end(w);
+	return r;
+}

@@ -1,0 +1,558 @@
+/*
+ * The scheduler: each worker thread runs this loop.
+ *
+ *   run-next slot -> own deque -> (every 61st pick) the global queue
+ *   -> tasks that yielded -> global queue -> steal half from a random
+ *   victim -> timers and completions -> park in the ring.
+ *
+ * Invariants:
+ *  - A task is in at most one place at a time: running on one worker, or in
+ *    one run-next slot, deque, yielded list or the global queue, or parked
+ *    (in nobody's hands but the waiter protocol's).
+ *  - A parked task is made runnable only through weft__task_ready(), and
+ *    only after it switched out: park's unlock function runs here, on the
+ *    scheduler stack, after weft__switch saved the task's registers.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "task.h"
+#include "worker.h"
+
+#define GLOBAL_QUEUE_INTERVAL 61 /* prime, as Go's: fairness to the global queue */
+#define RUNNEXT_STREAK_MAX 32    /* then the deque gets a turn */
+#define INJECT_BATCH 32
+#define TIMER_CHECK_INTERVAL 16
+
+struct weft_runtime *_Atomic weft__rt;
+
+static __thread struct weft_worker *tls_self;
+
+__attribute__((noinline)) struct weft_worker *weft__self(void)
+{
+	struct weft_worker *w = tls_self;
+	/* Opaque to the optimiser: never treat this call as pure. */
+	__asm__ volatile("" : "+r"(w) : : "memory");
+	return w;
+}
+
+/* ---- switching ---------------------------------------------------------- */
+
+static void switch_to_task(struct weft_worker *w, struct weft_task *t)
+{
+#ifdef WEFT_TSAN
+	__tsan_switch_to_fiber(t->tsan_fiber, 0);
+#endif
+#ifdef WEFT_ASAN
+	void *fake = NULL;
+	__sanitizer_start_switch_fiber(&fake, t->stack.base, t->stack.size);
+#endif
+	weft__switch(&w->sched_ctx, &t->ctx);
+#ifdef WEFT_ASAN
+	__sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#endif
+}
+
+/* From a task to its worker's scheduler. When it returns the task has been
+ * resumed, perhaps by another worker. */
+static void switch_to_scheduler(struct weft_worker *w, struct weft_task *t,
+				bool exiting)
+{
+#ifdef WEFT_TSAN
+	__tsan_switch_to_fiber(w->tsan_fiber, 0);
+#endif
+#ifdef WEFT_ASAN
+	__sanitizer_start_switch_fiber(exiting ? NULL : &t->asan_fake_stack,
+				       w->stack_bottom, w->stack_size);
+#endif
+	weft__switch(&t->ctx, &w->sched_ctx);
+#ifdef WEFT_ASAN
+	__sanitizer_finish_switch_fiber(t->asan_fake_stack, NULL, NULL);
+#endif
+	(void)exiting;
+}
+
+void weft__task_suspend(enum weft_switch_reason reason,
+			void (*unlock)(void *), void *arg)
+{
+	struct weft_worker *w = weft__self();
+	struct weft_task *t = w->current;
+	w->reason = reason;
+	w->after_switch = unlock;
+	w->after_arg = arg;
+	switch_to_scheduler(w, t, false);
+}
+
+void weft__task_park(void (*unlock)(void *), void *arg)
+{
+	weft__task_suspend(SWITCH_PARK, unlock, arg);
+}
+
+/* Where a new task starts (from weft__task_trampoline). */
+__attribute__((noreturn)) void weft__task_entry(struct weft_task *t);
+void weft__task_entry(struct weft_task *t)
+{
+#ifdef WEFT_ASAN
+	__sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+	t->result = t->fn(t->arg);
+	struct weft_worker *w = weft__self();
+	w->reason = SWITCH_EXIT;
+	w->after_switch = NULL;
+	switch_to_scheduler(w, t, true);
+	__builtin_unreachable();
+}
+
+/* ---- making tasks runnable ---------------------------------------------- */
+
+void weft__worker_push(struct weft_worker *w, struct weft_task *t)
+{
+	if (weft__deque_push(&w->deque, t))
+		return;
+	/* Full: move the older half to the global queue, as Tokio does. */
+	struct weft_task *first = NULL, *last = NULL;
+	for (int i = 0; i < WEFT_DEQUE_CAP / 2; i++) {
+		struct weft_task *x = weft__deque_steal(&w->deque);
+		if (x == WEFT_STEAL_EMPTY)
+			break;
+		if (x == WEFT_STEAL_RETRY)
+			continue;
+		x->next = NULL;
+		if (last)
+			last->next = x;
+		else
+			first = x;
+		last = x;
+	}
+	struct weft_runtime *rt = atomic_load(&weft__rt);
+	if (first)
+		weft__inject_push_list(&rt->inject, first, last);
+	if (!weft__deque_push(&w->deque, t))
+		weft__inject_push(&rt->inject, t);
+}
+
+void weft__task_ready(struct weft_task *t)
+{
+	struct weft_runtime *rt = atomic_load(&weft__rt);
+	struct weft_worker *w = weft__self();
+	if (!w) {
+		weft__inject_push(&rt->inject, t);
+	} else if (w->current) {
+		/* Woken by a running task: run it next, here (message-passing
+		 * locality). Only a displaced task needs another worker. */
+		t = atomic_exchange_explicit(&w->runnext, t,
+					     memory_order_acq_rel);
+		if (!t)
+			return;
+		weft__worker_push(w, t);
+	} else {
+		weft__worker_push(w, t); /* from the scheduler: timers, I/O */
+	}
+	weft__notify_work(rt);
+}
+
+/* ---- idle workers ------------------------------------------------------- */
+
+void weft__notify_work(struct weft_runtime *rt)
+{
+	struct weft_idle *idle = &rt->idle;
+	/* Pairs with the sleeper's RMW on `searching` (see idle.h). */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&idle->searching, memory_order_relaxed) ||
+	    !atomic_load_explicit(&idle->sleeping, memory_order_relaxed))
+		return;
+	pthread_mutex_lock(&idle->mu);
+	if (!idle->nsleepers ||
+	    atomic_load_explicit(&idle->searching, memory_order_relaxed)) {
+		pthread_mutex_unlock(&idle->mu);
+		return;
+	}
+	struct weft_worker *w = &rt->workers[idle->sleepers[--idle->nsleepers]];
+	w->sleeping = false;
+	w->searching = true; /* woken to search */
+	atomic_fetch_sub(&idle->sleeping, 1);
+	atomic_fetch_add(&idle->searching, 1);
+	pthread_mutex_unlock(&idle->mu);
+	weft__ring_unpark(&w->ring);
+}
+
+static bool start_search(struct weft_runtime *rt, struct weft_worker *w)
+{
+	if (w->searching)
+		return true;
+	int s = atomic_load(&rt->idle.searching);
+	int awake = rt->nworkers - atomic_load(&rt->idle.sleeping);
+	if (2 * s >= awake)
+		return false;
+	atomic_fetch_add(&rt->idle.searching, 1);
+	w->searching = true;
+	return true;
+}
+
+/* Found work: if we were the last searcher, wake another to keep looking. */
+static void end_search(struct weft_runtime *rt, struct weft_worker *w)
+{
+	w->searching = false;
+	if (atomic_fetch_sub(&rt->idle.searching, 1) == 1)
+		weft__notify_work(rt);
+}
+
+/* ---- finding work ------------------------------------------------------- */
+
+static uint64_t next_rand(struct weft_worker *w)
+{
+	w->rng ^= w->rng << 13;
+	w->rng ^= w->rng >> 7;
+	w->rng ^= w->rng << 17;
+	return w->rng;
+}
+
+static struct weft_task *pop_global(struct weft_runtime *rt,
+				    struct weft_worker *w)
+{
+	int n;
+	struct weft_task *first = weft__inject_pop(&rt->inject, INJECT_BATCH, &n);
+	if (!first)
+		return NULL;
+	/* Keep the rest in FIFO order: push newest first, the deque's owner
+	 * end takes the last pushed first. */
+	struct weft_task *rest = first->next, *stack[INJECT_BATCH];
+	int k = 0;
+	for (; rest; rest = rest->next)
+		stack[k++] = rest;
+	while (k > 0)
+		weft__worker_push(w, stack[--k]);
+	return first;
+}
+
+/* Yielded tasks go back in the deque once it ran dry, oldest on top of the
+ * owner's end, so they run round-robin and thieves can take them. */
+static struct weft_task *requeue_yielded(struct weft_worker *w)
+{
+	struct weft_task *rev = NULL, *t = w->yielded_head;
+	w->yielded_head = w->yielded_tail = NULL;
+	while (t) {
+		struct weft_task *next = t->next;
+		t->next = rev;
+		rev = t;
+		t = next;
+	}
+	for (t = rev; t;) {
+		struct weft_task *next = t->next;
+		weft__worker_push(w, t);
+		t = next;
+	}
+	return weft__deque_take(&w->deque);
+}
+
+/* Steals half of v's deque into ours; returns one task to run now. */
+static struct weft_task *steal_half(struct weft_worker *v,
+				    struct weft_worker *w)
+{
+	int64_t n = (weft__deque_len(&v->deque) + 1) / 2;
+	struct weft_task *first = NULL;
+	for (int64_t i = 0, retries = 0; i < n;) {
+		struct weft_task *x = weft__deque_steal(&v->deque);
+		if (x == WEFT_STEAL_EMPTY)
+			break;
+		if (x == WEFT_STEAL_RETRY) {
+			if (++retries > 8)
+				break;
+			continue;
+		}
+		i++;
+		if (!first)
+			first = x;
+		else
+			weft__worker_push(w, x);
+	}
+	return first;
+}
+
+/* A run-next task whose worker is still busy with the same task a moment
+ * later is stuck behind it: take it. */
+static struct weft_task *steal_runnext(struct weft_worker *v)
+{
+	struct weft_task *t = atomic_load(&v->runnext);
+	if (!t)
+		return NULL;
+	uint64_t ticks = atomic_load(&v->ticks);
+	for (int i = 0; i < 200; i++)
+		__builtin_ia32_pause();
+	if (atomic_load(&v->ticks) != ticks ||
+	    !atomic_compare_exchange_strong(&v->runnext, &t, NULL))
+		return NULL;
+	return t;
+}
+
+static struct weft_task *steal_work(struct weft_runtime *rt,
+				    struct weft_worker *w, bool from_runnext)
+{
+	int n = rt->nworkers;
+	int start = (int)(next_rand(w) % (uint64_t)n);
+	for (int i = 0; i < n; i++) {
+		struct weft_worker *v = &rt->workers[(start + i) % n];
+		if (v == w)
+			continue;
+		struct weft_task *t = from_runnext ? steal_runnext(v)
+						   : steal_half(v, w);
+		if (t)
+			return t;
+	}
+	return pop_global(rt, w);
+}
+
+static struct weft_task *find_local(struct weft_runtime *rt,
+				    struct weft_worker *w)
+{
+	uint64_t tick = atomic_load_explicit(&w->ticks, memory_order_relaxed);
+	atomic_store_explicit(&w->ticks, tick + 1, memory_order_relaxed);
+	struct weft_task *t;
+	if (tick % GLOBAL_QUEUE_INTERVAL == 0 && (t = pop_global(rt, w)))
+		return t;
+	if (w->runnext_streak < RUNNEXT_STREAK_MAX &&
+	    (t = atomic_exchange(&w->runnext, NULL))) {
+		w->runnext_streak++;
+		return t;
+	}
+	w->runnext_streak = 0;
+	if ((t = weft__deque_take(&w->deque)))
+		return t;
+	if ((t = atomic_exchange(&w->runnext, NULL)))
+		return t;
+	if (w->yielded_head)
+		return requeue_yielded(w);
+	return pop_global(rt, w);
+}
+
+static struct weft_task *find_task(struct weft_runtime *rt,
+				   struct weft_worker *w)
+{
+	struct weft_task *t = find_local(rt, w);
+	if (t || !start_search(rt, w))
+		return t;
+	t = steal_work(rt, w, false);
+	if (!t)
+		t = steal_work(rt, w, true);
+	return t;
+}
+
+/* ---- running ------------------------------------------------------------ */
+
+static void report_smashed_stack(struct weft_task *t)
+{
+	fprintf(stderr,
+		"weft: task '%s' (id %llu) overflowed its %zu-byte stack\n",
+		t->name, (unsigned long long)t->id, t->stack.size);
+	abort();
+}
+
+/* Gives a task its stack on its first run. false: it could not have one,
+ * and has been finished with -ENOMEM. */
+static bool start_task(struct weft_worker *w, struct weft_task *t)
+{
+	if (weft__stack_alloc(&t->stack, t->stack_size, w->stack_cache)) {
+		t->stack.base = NULL;
+		t->error = -ENOMEM;
+		weft__task_finished(t);
+		return false;
+	}
+	weft__ctx_init(&t->ctx, t->stack.base + t->stack.size, t);
+#ifdef WEFT_TSAN
+	t->tsan_fiber = __tsan_create_fiber(0);
+	__tsan_set_fiber_name(t->tsan_fiber, t->name);
+#endif
+#ifdef WEFT_ASAN
+	t->asan_fake_stack = NULL;
+#endif
+	return true;
+}
+
+static void task_exited(struct weft_worker *w, struct weft_task *t)
+{
+#ifdef WEFT_TSAN
+	__tsan_destroy_fiber(t->tsan_fiber);
+	t->tsan_fiber = NULL;
+#endif
+	weft__stack_free(&t->stack, w->stack_cache);
+	t->stack.base = NULL;
+	weft__task_finished(t);
+}
+
+static void run_task(struct weft_worker *w, struct weft_task *t)
+{
+	if (!t->stack.base && !start_task(w, t))
+		return;
+	w->current = t;
+	switch_to_task(w, t);
+	w->current = NULL;
+	if (weft__stack_smashed(&t->stack))
+		report_smashed_stack(t);
+	switch (w->reason) {
+	case SWITCH_PARK:
+		if (w->after_switch)
+			w->after_switch(w->after_arg);
+		break;
+	case SWITCH_YIELD:
+		t->next = NULL;
+		if (w->yielded_tail)
+			w->yielded_tail->next = t;
+		else
+			w->yielded_head = t;
+		w->yielded_tail = t;
+		break;
+	case SWITCH_EXIT:
+		task_exited(w, t);
+		break;
+	}
+}
+
+/* Submissions and completions, timers now and then: once per task run. */
+static void maintain(struct weft_worker *w, uint64_t tick)
+{
+	weft__ring_submit(&w->ring);
+	weft__ring_reap(&w->ring);
+	if (w->heap_len && tick % TIMER_CHECK_INTERVAL == 0)
+		weft__timers_run(w);
+}
+
+/* ---- parking ------------------------------------------------------------ */
+
+static bool any_work(struct weft_runtime *rt, struct weft_worker *w)
+{
+	if (!weft__inject_empty(&rt->inject) || atomic_load(&w->runnext))
+		return true;
+	for (int i = 0; i < rt->nworkers; i++)
+		if (weft__deque_len(&rt->workers[i].deque))
+			return true;
+	return false;
+}
+
+static void leave_idle_set(struct weft_runtime *rt, struct weft_worker *w)
+{
+	pthread_mutex_lock(&rt->idle.mu);
+	if (w->sleeping) {
+		for (int i = 0; i < rt->idle.nsleepers; i++) {
+			if (rt->idle.sleepers[i] == w->id) {
+				rt->idle.sleepers[i] =
+					rt->idle.sleepers[--rt->idle.nsleepers];
+				break;
+			}
+		}
+		w->sleeping = false;
+		atomic_fetch_sub(&rt->idle.sleeping, 1);
+	}
+	pthread_mutex_unlock(&rt->idle.mu);
+}
+
+static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
+{
+	int64_t next_timer = weft__timers_run(w);
+	weft__ring_reap(&w->ring);
+	if (weft__deque_len(&w->deque) || atomic_load(&w->runnext))
+		return; /* timers or completions made work */
+	if (w->searching) {
+		w->searching = false;
+		atomic_fetch_sub(&rt->idle.searching, 1);
+	}
+	pthread_mutex_lock(&rt->idle.mu);
+	w->sleeping = true;
+	rt->idle.sleepers[rt->idle.nsleepers++] = w->id;
+	atomic_fetch_add(&rt->idle.sleeping, 1);
+	pthread_mutex_unlock(&rt->idle.mu);
+	if (any_work(rt, w) || atomic_load(&rt->state) == RT_STOPPING) {
+		leave_idle_set(rt, w);
+		return;
+	}
+	weft__ring_park(&w->ring, next_timer);
+	leave_idle_set(rt, w); /* no-op if a notifier took us out */
+}
+
+/* ---- the thread --------------------------------------------------------- */
+
+static int worker_setup(struct weft_worker *w, const char **why)
+{
+	int r = weft__ring_init(&w->ring, 256, why);
+	if (r)
+		return r;
+	weft__ring_set_current(&w->ring);
+	w->altstack = malloc(SIGSTKSZ * 4);
+	if (w->altstack) {
+		stack_t ss = { .ss_sp = w->altstack, .ss_size = SIGSTKSZ * 4 };
+		sigaltstack(&ss, NULL);
+	}
+	pthread_attr_t a;
+	if (pthread_getattr_np(pthread_self(), &a) == 0) {
+		void *lo;
+		pthread_attr_getstack(&a, &lo, &w->stack_size);
+		w->stack_bottom = lo;
+		pthread_attr_destroy(&a);
+	}
+#ifdef WEFT_TSAN
+	w->tsan_fiber = __tsan_get_current_fiber();
+#endif
+	return 0;
+}
+
+static void worker_teardown(struct weft_worker *w)
+{
+	stack_t ss = { .ss_flags = SS_DISABLE };
+	sigaltstack(&ss, NULL);
+	free(w->altstack);
+	weft__ring_set_current(NULL);
+	weft__ring_exit(&w->ring);
+}
+
+/* Reports setup to weft_run and waits for it to say go (or stop). */
+static bool worker_started(struct weft_runtime *rt, int err, const char *why)
+{
+	pthread_mutex_lock(&rt->mu);
+	if (err && !rt->init_error) {
+		rt->init_error = err;
+		rt->init_why = why;
+	}
+	rt->started++;
+	pthread_cond_broadcast(&rt->cv);
+	while (!rt->go)
+		pthread_cond_wait(&rt->cv, &rt->mu);
+	bool go = rt->go > 0 && !err;
+	pthread_mutex_unlock(&rt->mu);
+	return go;
+}
+
+void *weft__worker_main(void *arg)
+{
+	struct weft_worker *w = arg;
+	struct weft_runtime *rt = atomic_load(&weft__rt);
+	const char *why = NULL;
+	int err = worker_setup(w, &why);
+	tls_self = w;
+	if (!worker_started(rt, err, why)) {
+		tls_self = NULL;
+		if (!err)
+			worker_teardown(w);
+		return NULL;
+	}
+	for (;;) {
+		struct weft_task *t = find_task(rt, w);
+		if (t) {
+			if (w->searching)
+				end_search(rt, w);
+			run_task(w, t);
+			maintain(w, atomic_load_explicit(&w->ticks,
+							 memory_order_relaxed));
+			continue;
+		}
+		if (atomic_load(&rt->state) == RT_STOPPING)
+			break;
+		park_worker(rt, w);
+	}
+	tls_self = NULL;
+	worker_teardown(w);
+	return NULL;
+}

@@ -1,0 +1,113 @@
+/*
+ * Workers: the threads that run tasks, and the runtime they share.
+ *
+ * Each worker owns a Chase-Lev deque, a run-next slot for the task it woke
+ * last (message-passing locality: the woken task runs next, on a warm
+ * cache), a FIFO of tasks that yielded, an io_uring ring, a timer heap, and
+ * caches of free task structs and stacks.
+ */
+#ifndef WEFT_RUNTIME_WORKER_H
+#define WEFT_RUNTIME_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "context.h"
+#include "deque.h"
+#include "idle.h"
+#include "inject.h"
+#include "io/ring.h"
+
+struct weft_task;
+struct weft_task_cache;
+struct weft_stack_cache;
+
+/* Why a task switched back to its scheduler. */
+enum weft_switch_reason { SWITCH_PARK, SWITCH_YIELD, SWITCH_EXIT };
+
+struct weft_worker {
+	struct weft_deque deque;
+	_Atomic(struct weft_task *) runnext;
+	_Atomic uint64_t ticks;          /* tasks run so far; thieves read it */
+	int id;
+	bool searching;
+	bool sleeping;                   /* in the idle set, under idle.mu */
+	int runnext_streak;              /* run-next picks in a row */
+	uint64_t rng;
+	struct weft_task *yielded_head, *yielded_tail;
+
+	struct weft_ctx sched_ctx;
+	struct weft_task *current;
+	enum weft_switch_reason reason;
+	void (*after_switch)(void *);
+	void *after_arg;
+
+	struct weft__ring ring;
+	unsigned timer_lock;
+	struct weft_task **heap;         /* timer min-heap by timer.at */
+	int64_t heap_len, heap_cap;
+
+	struct weft_task_cache *task_cache;
+	struct weft_stack_cache *stack_cache;
+	pthread_t thread;
+	void *altstack;
+	const void *stack_bottom;        /* the scheduler's own stack */
+	size_t stack_size;
+#ifdef WEFT_TSAN
+	void *tsan_fiber;
+#endif
+};
+
+enum { RT_RUNNING, RT_DRAINING, RT_STOPPING };
+
+struct weft_runtime {
+	int nworkers;
+	struct weft_worker *workers;
+	size_t stack_size;
+	struct weft_inject inject;
+	struct weft_idle idle;
+	_Atomic int state;
+	_Atomic long live;               /* tasks spawned and not finished */
+	_Atomic uint64_t next_id;
+
+	pthread_mutex_t mu;              /* guards the fields below */
+	pthread_cond_t cv;
+	int started;                     /* workers that came up */
+	int init_error;
+	const char *init_why;
+	int go;                          /* 1: workers run, -1: they exit */
+	bool all_done;
+};
+
+extern struct weft_runtime *_Atomic weft__rt;
+
+/* The worker the caller runs on, or NULL. Not inlinable: a task may resume
+ * on another thread, and the compiler must not reuse a thread-local address
+ * computed before a switch. */
+struct weft_worker *weft__self(void);
+
+/* Pushes to the worker's deque, spilling half of it to the global queue
+ * when full. Owner only. */
+void weft__worker_push(struct weft_worker *w, struct weft_task *t);
+
+/* Switches the running task out to its scheduler, which then handles the
+ * reason (and runs unlock(arg) for SWITCH_PARK). */
+void weft__task_suspend(enum weft_switch_reason reason,
+			void (*unlock)(void *), void *arg);
+
+/* The scheduler loop of a worker thread. */
+void *weft__worker_main(void *arg);
+
+/* Wakes a worker to look for work, unless one is already looking. */
+void weft__notify_work(struct weft_runtime *rt);
+
+/* Timers: see timer.c. */
+int weft__timer_arm(struct weft_task *t, int64_t at, uint64_t seq);
+void weft__timer_disarm(struct weft_task *t);
+/* Fires due timers; returns the time to the next one (-1: none). */
+int64_t weft__timers_run(struct weft_worker *w);
+void weft__timers_free(struct weft_worker *w);
+
+#endif

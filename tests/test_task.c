@@ -1,0 +1,436 @@
+/* Tasks: spawn, join, detach, cancel, yield, migration, names, bad input,
+ * a million tasks, shutdown with tasks still pending. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "test_util.h"
+
+static void *ret_arg(void *arg)
+{
+	return arg;
+}
+
+/* ---- spawn and join ----------------------------------------------------- */
+
+static void *join_main(void *arg)
+{
+	weft_task_t t;
+	ck_assert_int_eq(weft_spawn(&t, ret_arg, (void *)42), 0);
+	void *res = NULL;
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_ptr_eq(res, (void *)42);
+	ck_assert_int_eq(weft_join(t, &res), -ESRCH); /* joined twice */
+	return (void *)7;
+}
+
+START_TEST(spawn_join)
+{
+	ck_assert_ptr_eq(weft_test_run(join_main, NULL, 2), (void *)7);
+}
+END_TEST
+
+/* ---- bad input ---------------------------------------------------------- */
+
+static void *sleeper_forever(void *arg)
+{
+	while (weft_yield() == 0)
+		;
+	return NULL;
+}
+
+static void *bad_input_main(void *arg)
+{
+	weft_task_t t;
+	ck_assert_int_eq(weft_spawn(&t, NULL, NULL), -EINVAL);
+	struct weft_spawn_opts o = { .stack_size = 1 };
+	ck_assert_int_eq(weft_spawn_opts(&t, ret_arg, NULL, &o), -EINVAL);
+	o.stack_size = (size_t)1 << 40;
+	ck_assert_int_eq(weft_spawn_opts(&t, ret_arg, NULL, &o), -EINVAL);
+	/* joining a detached task */
+	ck_assert_int_eq(weft_spawn(&t, sleeper_forever, NULL), 0);
+	ck_assert_int_eq(weft_detach(t), 0);
+	int r = weft_join(t, NULL);
+	ck_assert(r == -EINVAL || r == -ESRCH);
+	ck_assert_int_eq(weft_detach(t) < 0, 1);
+	ck_assert_int_eq(weft_cancel(t), 0); /* still running: cancellable */
+	/* joining yourself */
+	ck_assert_int_eq(weft_join(weft_current(), NULL), -EDEADLK);
+	/* stale and null handles */
+	weft_task_t zero = { 0 };
+	ck_assert_int_eq(weft_join(zero, NULL), -ESRCH);
+	ck_assert_int_eq(weft_cancel(zero), -ESRCH);
+	ck_assert_ptr_null(weft_task_name(zero));
+	/* a nested runtime */
+	ck_assert_int_eq(weft_run(ret_arg, NULL, NULL, NULL), -EBUSY);
+	return NULL;
+}
+
+START_TEST(bad_input)
+{
+	weft_test_run(bad_input_main, NULL, 2);
+	/* outside any runtime */
+	ck_assert_int_eq(weft_yield(), -EPERM);
+	ck_assert_int_eq(weft_sleep(1), -EPERM);
+	weft_task_t t;
+	ck_assert_int_eq(weft_spawn(&t, ret_arg, NULL), -ESHUTDOWN);
+	ck_assert_int_eq(weft_run(NULL, NULL, NULL, NULL), -EINVAL);
+	struct weft_config c = { .workers = -1 };
+	ck_assert_int_eq(weft_run(ret_arg, NULL, &c, NULL), -EINVAL);
+	c.workers = 100000;
+	ck_assert_int_eq(weft_run(ret_arg, NULL, &c, NULL), -EINVAL);
+	c.workers = 1;
+	c.stack_size = 10;
+	ck_assert_int_eq(weft_run(ret_arg, NULL, &c, NULL), -EINVAL);
+	ck_assert_ptr_null(weft_current().task);
+	ck_assert_int_eq(weft_worker_id(), -1);
+}
+END_TEST
+
+/* ---- names, current, detach --------------------------------------------- */
+
+static void *name_check(void *arg)
+{
+	ck_assert_str_eq(weft_task_name(weft_current()), "a-name");
+	ck_assert_int_ge(weft_worker_id(), 0);
+	return NULL;
+}
+
+static atomic_int detached_ran;
+
+static void *detached_body(void *arg)
+{
+	weft_yield();
+	atomic_fetch_add(&detached_ran, 1);
+	return NULL;
+}
+
+static void *names_main(void *arg)
+{
+	weft_task_t t;
+	struct weft_spawn_opts o = { .name = "a-name", .stack_size = 256 * 1024 };
+	ck_assert_int_eq(weft_spawn_opts(&t, name_check, NULL, &o), 0);
+	ck_assert_str_eq(weft_task_name(t), "a-name");
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	char longname[100];
+	memset(longname, 'x', sizeof(longname) - 1);
+	longname[99] = 0;
+	o.name = longname;
+	ck_assert_int_eq(weft_spawn_opts(&t, ret_arg, NULL, &o), 0);
+	ck_assert_int_eq(strlen(weft_task_name(t)), WEFT_NAME_MAX - 1);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	for (int i = 0; i < 100; i++)
+		ck_assert_int_eq(weft_spawn(NULL, detached_body, NULL), 0);
+	while (atomic_load(&detached_ran) < 100)
+		weft_yield();
+	return NULL;
+}
+
+START_TEST(names_and_detach)
+{
+	weft_test_run(names_main, NULL, 2);
+	ck_assert_int_eq(atomic_load(&detached_ran), 100);
+}
+END_TEST
+
+/* ---- cancellation ------------------------------------------------------- */
+
+static void *wait_for_cancel(void *arg)
+{
+	int r = weft_sleep(3600 * WEFT_SEC);
+	ck_assert_int_eq(r, -ECANCELED);
+	ck_assert_int_eq(weft_yield(), -ECANCELED);
+	ck_assert_int_eq(weft_sleep(1), -ECANCELED); /* it sticks */
+	return (void *)1;
+}
+
+static void *joiner_body(void *arg)
+{
+	weft_task_t *t = arg;
+	return (void *)(intptr_t)weft_join(*t, NULL);
+}
+
+static void *cancel_main(void *arg)
+{
+	weft_task_t t, j;
+	ck_assert_int_eq(weft_spawn(&t, wait_for_cancel, NULL), 0);
+	weft_sleep(10 * WEFT_MSEC);
+	ck_assert_int_eq(weft_is_cancelled(t), 0);
+	ck_assert_int_eq(weft_cancel(t), 0);
+	ck_assert_int_eq(weft_is_cancelled(t), 1);
+	void *res;
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_ptr_eq(res, (void *)1);
+
+	/* A cancelled joiner leaves the handle valid for a later join. */
+	ck_assert_int_eq(weft_spawn(&t, sleeper_forever, NULL), 0);
+	ck_assert_int_eq(weft_spawn(&j, joiner_body, &t), 0);
+	weft_sleep(5 * WEFT_MSEC);
+	ck_assert_int_eq(weft_cancel(j), 0);
+	ck_assert_int_eq(weft_join(j, &res), 0);
+	ck_assert_int_eq((intptr_t)res, -ECANCELED);
+	ck_assert_int_eq(weft_cancel(t), 0);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	return NULL;
+}
+
+START_TEST(cancel)
+{
+	weft_test_run(cancel_main, NULL, 2);
+}
+END_TEST
+
+/* ---- from a plain thread ------------------------------------------------ */
+
+static void *foreign_thread(void *arg)
+{
+	weft_task_t t;
+	ck_assert_int_eq(weft_spawn(&t, ret_arg, (void *)5), 0);
+	void *res;
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_ptr_eq(res, (void *)5);
+	return NULL;
+}
+
+static void *foreign_main(void *arg)
+{
+	pthread_t th[4];
+	for (int i = 0; i < 4; i++)
+		pthread_create(&th[i], NULL, foreign_thread, NULL);
+	/* The threads block in join; keep this task from blocking a worker
+	 * by yielding until they are done. */
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	return NULL;
+}
+
+START_TEST(from_plain_threads)
+{
+	weft_test_run(foreign_main, NULL, 2);
+}
+END_TEST
+
+/* ---- migration and many yields ------------------------------------------ */
+
+static atomic_int moved;
+
+static void *migrate_body(void *arg)
+{
+	int first = weft_worker_id(), seen_other = 0;
+	for (int i = 0; i < 20000 && !seen_other; i++) {
+		weft_yield();
+		seen_other = weft_worker_id() != first;
+	}
+	if (seen_other)
+		atomic_fetch_add(&moved, 1);
+	return NULL;
+}
+
+static void *migrate_main(void *arg)
+{
+	weft_task_t t[16];
+	for (int i = 0; i < 16; i++)
+		weft_spawn(&t[i], migrate_body, NULL);
+	for (int i = 0; i < 16; i++)
+		weft_join(t[i], NULL);
+	return NULL;
+}
+
+START_TEST(migration)
+{
+	weft_test_run(migrate_main, NULL, 2);
+	ck_assert_int_gt(atomic_load(&moved), 0);
+}
+END_TEST
+
+static atomic_long yields_done;
+
+static void *yield_body(void *arg)
+{
+	long n = (long)arg;
+	for (long i = 0; i < n; i++) {
+		ck_assert_int_eq(weft_yield(), 0);
+		atomic_fetch_add_explicit(&yields_done, 1, memory_order_relaxed);
+	}
+	return NULL;
+}
+
+static void *yields_main(void *arg)
+{
+	long tasks = SCALED(2000), per = SCALED(500);
+	weft_task_t *t = malloc(sizeof(*t) * (size_t)tasks);
+	for (long i = 0; i < tasks; i++)
+		ck_assert_int_eq(weft_spawn(&t[i], yield_body, (void *)per), 0);
+	for (long i = 0; i < tasks; i++)
+		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+	free(t);
+	ck_assert_int_eq(atomic_load(&yields_done), tasks * per);
+	return NULL;
+}
+
+START_TEST(many_yields)
+{
+	weft_test_run(yields_main, NULL, 0);
+}
+END_TEST
+
+/* ---- a million tasks ---------------------------------------------------- */
+
+static atomic_long leaves;
+
+static void *count_leaf(void *arg)
+{
+	atomic_fetch_add_explicit(&leaves, 1, memory_order_relaxed);
+	return arg;
+}
+
+static void *million_main(void *arg)
+{
+	long n = SCALED(1000000);
+	weft_task_t *t = malloc(sizeof(*t) * (size_t)n);
+	for (long i = 0; i < n; i++)
+		ck_assert_int_eq(weft_spawn(&t[i], count_leaf, (void *)i), 0);
+	for (long i = 0; i < n; i++) {
+		void *r;
+		ck_assert_int_eq(weft_join(t[i], &r), 0);
+		ck_assert_ptr_eq(r, (void *)i);
+	}
+	free(t);
+	ck_assert_int_eq(atomic_load(&leaves), n);
+	return NULL;
+}
+
+START_TEST(million_tasks)
+{
+	weft_test_run(million_main, NULL, 0);
+}
+END_TEST
+
+/* A million tasks alive at once, each parked on its own stack. */
+static atomic_long parked;
+
+static void *park_leaf(void *arg)
+{
+	atomic_fetch_add(&parked, 1);
+	weft_sleep(200 * WEFT_MSEC);
+	return NULL;
+}
+
+static void *million_alive_main(void *arg)
+{
+	long n = SCALED(1000000);
+	for (long i = 0; i < n; i++)
+		ck_assert_int_eq(weft_spawn(NULL, park_leaf, NULL), 0);
+	while (atomic_load(&parked) < n)
+		weft_sleep(WEFT_MSEC);
+	return NULL;
+}
+
+START_TEST(million_concurrent)
+{
+	weft_test_run(million_alive_main, NULL, 0);
+}
+END_TEST
+
+/* ---- shutdown with tasks pending ---------------------------------------- */
+
+static atomic_int pending_finished;
+
+static void *pending_body(void *arg)
+{
+	int r = weft_sleep(3600 * WEFT_SEC);
+	if (r == -ECANCELED)
+		atomic_fetch_add(&pending_finished, 1);
+	return NULL;
+}
+
+static void *shutdown_main(void *arg)
+{
+	weft_task_t keep;
+	for (int i = 0; i < 100; i++)
+		weft_spawn(NULL, pending_body, NULL);
+	weft_spawn(&keep, pending_body, NULL); /* never joined */
+	weft_yield();
+	return (void *)3;
+}
+
+START_TEST(shutdown_pending)
+{
+	ck_assert_ptr_eq(weft_test_run(shutdown_main, NULL, 2), (void *)3);
+	ck_assert_int_eq(atomic_load(&pending_finished), 101);
+	/* The runtime can be started again. */
+	ck_assert_ptr_eq(weft_test_run(ret_arg, (void *)9, 1), (void *)9);
+}
+END_TEST
+
+/* ---- stack overflow ----------------------------------------------------- */
+
+static int recurse(int n)
+{
+	volatile char buf[512];
+	buf[0] = (char)n;
+	return n > 0 ? recurse(n - 1) + buf[0] : 0;
+}
+
+static void *overflow_body(void *arg)
+{
+	return (void *)(intptr_t)recurse(1 << 20);
+}
+
+static void *overflow_main(void *arg)
+{
+	weft_task_t t;
+	struct weft_spawn_opts o = { .name = "deep-recursion" };
+	weft_spawn_opts(&t, overflow_body, NULL, &o);
+	weft_join(t, NULL);
+	return NULL;
+}
+
+START_TEST(stack_overflow_reported)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	return; /* the sanitizers catch the fault first, in their own words */
+#endif
+	int fds[2];
+	ck_assert_int_eq(pipe(fds), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], 2);
+		struct weft_config c = { .workers = 1 };
+		weft_run(overflow_main, NULL, &c, NULL);
+		_exit(0);
+	}
+	close(fds[1]);
+	char buf[512] = { 0 };
+	ssize_t n = read(fds[0], buf, sizeof(buf) - 1);
+	int status;
+	waitpid(pid, &status, 0);
+	ck_assert(n > 0);
+	ck_assert_msg(strstr(buf, "task 'deep-recursion'") &&
+			      strstr(buf, "overflowed its"),
+		      "got: %s", buf);
+	ck_assert(WIFSIGNALED(status));
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("task");
+	TCase *tc = tcase_create("task");
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, spawn_join);
+	tcase_add_test(tc, bad_input);
+	tcase_add_test(tc, names_and_detach);
+	tcase_add_test(tc, cancel);
+	tcase_add_test(tc, from_plain_threads);
+	tcase_add_test(tc, migration);
+	tcase_add_test(tc, many_yields);
+	tcase_add_test(tc, million_tasks);
+	tcase_add_test(tc, million_concurrent);
+	tcase_add_test(tc, shutdown_pending);
+	tcase_add_test(tc, stack_overflow_reported);
+	suite_add_tcase(s, tc);
+	return weft_test_main(s);
+}
