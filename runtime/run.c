@@ -16,6 +16,7 @@
 #include "overflow.h"
 #include "task.h"
 #include "worker.h"
+#include "../io/blocking.h"
 
 static int config_workers(const struct weft_config *cfg, int *out)
 {
@@ -178,6 +179,8 @@ int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
 	int started;
 	weft__overflow_install();
 	err = start_workers(rt, &started);
+	if (!err)
+		err = weft__blocking_start(cfg ? cfg->blocking_threads : 0);
 	weft_task_t main_task;
 	if (!err)
 		err = weft_spawn_opts(&main_task, main, arg,
@@ -187,6 +190,7 @@ int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
 		drain(rt);
 	}
 	stop_workers(rt, started);
+	weft__blocking_stop();
 	weft__overflow_remove();
 	atomic_store(&weft__rt, NULL);
 	free_runtime(rt);
