@@ -8,7 +8,9 @@
  * clamped (the call then returns a short count, as read(2) does past
  * MAX_RW_COUNT).
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <limits.h>
 #include <netdb.h>

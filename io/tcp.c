@@ -1,7 +1,9 @@
 /*
  * TCP: listen, accept, connect by name.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>

@@ -86,8 +86,9 @@ static struct weft_runtime *new_runtime(const struct weft_config *cfg, int *err)
 	atomic_init(&rt->next_id, 1);
 	*err = config_check(cfg, rt);
 	if (!*err) {
-		rt->workers = aligned_alloc(64, sizeof(struct weft_worker) *
-						(size_t)rt->nworkers);
+		/* aligned_alloc wants a multiple of the alignment. */
+		size_t sz = sizeof(struct weft_worker) * (size_t)rt->nworkers;
+		rt->workers = aligned_alloc(64, (sz + 63) & ~(size_t)63);
 		rt->idle.sleepers = calloc((size_t)rt->nworkers, sizeof(int));
 		if (!rt->workers || !rt->idle.sleepers)
 			*err = -ENOMEM;

@@ -594,6 +594,56 @@ START_TEST(plain_thread)
 }
 END_TEST
 
+/* ---- completions reach a worker that never parks --------------------------- */
+
+static atomic_int busy_done;
+
+static void *busy_recv(void *arg)
+{
+	char buf[4];
+	ssize_t r = weft_recv(*(int *)arg, buf, sizeof(buf), 0);
+
+	atomic_store(&busy_done, 1);
+	return (void *)(intptr_t)r;
+}
+
+static void *late_send(void *arg)
+{
+	usleep(20000);
+	ck_assert_int_eq(send(*(int *)arg, "abc", 3, 0), 3);
+	return NULL;
+}
+
+static void *busy_main(void *arg)
+{
+	int sv[2];
+	weft_task_t t;
+	pthread_t th;
+	void *res;
+	long spins = 0;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	atomic_store(&busy_done, 0);
+	ck_assert_int_eq(weft_spawn(&t, busy_recv, &sv[0]), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, late_send, &sv[1]), 0);
+	/* One worker, kept busy by yields: it must still reap. */
+	while (!atomic_load(&busy_done) && spins++ < 50000000)
+		weft_yield();
+	ck_assert_int_eq(atomic_load(&busy_done), 1);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_int_eq((intptr_t)res, 3);
+	pthread_join(th, NULL);
+	weft_close(sv[0]);
+	weft_close(sv[1]);
+	return NULL;
+}
+
+START_TEST(completion_while_busy)
+{
+	weft_test_run(busy_main, NULL, 1);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("io_tcp");
@@ -609,6 +659,7 @@ int main(void)
 	tcase_add_test(tc, accept_emfile);
 	tcase_add_test(tc, bad_input);
 	tcase_add_test(tc, plain_thread);
+	tcase_add_test(tc, completion_while_busy);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }
