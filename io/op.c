@@ -120,40 +120,60 @@ int weft__io_wait(struct weft__io *io, struct io_uring_sqe *sqe)
 
 /*
  * Plain threads have no worker ring; weft_io_submit() gives each such thread
- * a small private ring of its own, made on first use and freed when the
- * thread exits.
+ * a small private ring, made on first use. When the thread exits its ring
+ * goes on a free list for the next thread rather than being unmapped:
+ * liburing maps rings with raw system calls that sanitizers do not see, so
+ * a new ring at a recycled address would look like a race with the old one.
+ * The list's lock orders one thread's last use before the next one's first.
  */
+struct thread_ring {
+	struct io_uring ring;
+	struct thread_ring *next;
+};
+
 static pthread_key_t thread_ring_key;
 static pthread_once_t thread_ring_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t free_rings_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct thread_ring *free_rings;
 
-static void thread_ring_free(void *p)
+static void thread_ring_release(void *p)
 {
-	io_uring_queue_exit(p);
-	free(p);
+	struct thread_ring *tr = p;
+
+	pthread_mutex_lock(&free_rings_lock);
+	tr->next = free_rings;
+	free_rings = tr;
+	pthread_mutex_unlock(&free_rings_lock);
 }
 
 static void thread_ring_key_init(void)
 {
-	pthread_key_create(&thread_ring_key, thread_ring_free);
+	pthread_key_create(&thread_ring_key, thread_ring_release);
 }
 
 static struct io_uring *thread_ring(void)
 {
-	struct io_uring *ring;
+	struct thread_ring *tr;
 
 	pthread_once(&thread_ring_once, thread_ring_key_init);
-	ring = pthread_getspecific(thread_ring_key);
-	if (ring)
-		return ring;
-	ring = malloc(sizeof(*ring));
-	if (!ring)
-		return NULL;
-	if (io_uring_queue_init(4, ring, 0) < 0) {
-		free(ring);
-		return NULL;
+	tr = pthread_getspecific(thread_ring_key);
+	if (tr)
+		return &tr->ring;
+	pthread_mutex_lock(&free_rings_lock);
+	if ((tr = free_rings))
+		free_rings = tr->next;
+	pthread_mutex_unlock(&free_rings_lock);
+	if (!tr) {
+		tr = malloc(sizeof(*tr));
+		if (!tr)
+			return NULL;
+		if (io_uring_queue_init(4, &tr->ring, 0) < 0) {
+			free(tr);
+			return NULL;
+		}
 	}
-	pthread_setspecific(thread_ring_key, ring);
-	return ring;
+	pthread_setspecific(thread_ring_key, tr);
+	return &tr->ring;
 }
 
 static int submit_on_thread(weft_io_prep_fn prep, void *arg)

@@ -38,10 +38,11 @@ END_TEST
 
 #define ORDER_N 50
 /* Sanitizers can stall a worker for milliseconds. */
-#define ORDER_GAP_MS (WEFT_TEST_SCALE >= 100 ? 4 : 25)
+#define ORDER_GAP_MS (WEFT_TEST_SCALE >= 100 ? 3 : 10)
 
 struct order {
 	atomic_int next;
+	int64_t base; /* every sleeper counts from here, whenever it starts */
 	int woke[ORDER_N];
 };
 
@@ -54,15 +55,22 @@ static void *order_sleeper(void *arg)
 {
 	struct sleeper *s = arg;
 
-	/* Spawned in reverse: sleeper i wakes (i + 1) gaps from now. */
-	weft_sleep((int64_t)(s->i + 1) * ORDER_GAP_MS * WEFT_MSEC);
+	/* Spawned in reverse: sleeper i wakes i gaps after the base. */
+	int64_t at = s->o->base + (int64_t)s->i * ORDER_GAP_MS * WEFT_MSEC;
+
+	ck_assert_int_gt(at, weft_now());
+	ck_assert_int_eq(weft_sleep(at - weft_now()), 0);
+	ck_assert_int_ge(weft_now(), at);
 	s->o->woke[atomic_fetch_add(&s->o->next, 1)] = s->i;
 	return NULL;
 }
 
 static void *order_main(void *arg)
 {
-	struct order o = { .next = 0 };
+	/* Starting 50 tasks takes a while under sanitizers. */
+	struct order o = { .next = 0,
+			   .base = weft_now() + (WEFT_TEST_SCALE >= 100 ? 50 : 500) *
+						    WEFT_MSEC };
 	struct sleeper s[ORDER_N];
 	weft_task_t t[ORDER_N];
 
