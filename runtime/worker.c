@@ -106,32 +106,53 @@ static void switch_task_to_task(struct weft_task *from, struct weft_task *to)
 
 static void report_smashed_stack(struct weft_task *t);
 
+/* The owner's next local task for a direct switch: run-next, the deque, or
+ * (only while no worker idles, as they could not take it from there) the
+ * oldest yielded task. NULL when the scheduler must choose. */
+static struct weft_task *next_direct(struct weft_runtime *rt,
+				     struct weft_worker *w)
+{
+	struct weft_task *t = NULL;
+	if (atomic_load_explicit(&w->runnext, memory_order_relaxed))
+		t = atomic_exchange(&w->runnext, NULL);
+	if (!t && weft__deque_len(&w->deque))
+		t = weft__deque_take(&w->deque);
+	if (t) {
+		if (t->stack.base)
+			return t;
+		weft__worker_push(w, t); /* never ran: the scheduler starts it */
+		return NULL;
+	}
+	t = w->yielded_head;
+	if (!t || atomic_load_explicit(&rt->idle.sleeping, memory_order_relaxed) ||
+	    atomic_load_explicit(&rt->idle.searching, memory_order_relaxed))
+		return NULL;
+	w->yielded_head = t->next;
+	if (!t->next)
+		w->yielded_tail = NULL;
+	return t;
+}
+
 /*
- * A yield when the only other runnable tasks here are ones that yielded:
- * switch straight to the oldest of them, one switch instead of two. Leaves
- * it to the scheduler whenever anything else may be waiting: a run-next
- * task, the deque, and every GLOBAL_QUEUE_INTERVAL ticks the global queue,
- * I/O and timers.
+ * The yield fast path: switch straight to the next local task, one switch
+ * instead of two through the scheduler. Every GLOBAL_QUEUE_INTERVAL ticks
+ * the scheduler chooses instead, so the global queue, I/O and timers get
+ * their turn.
  */
 bool weft__yield_direct(void)
 {
 	struct weft_worker *w = weft__self();
-	struct weft_task *t = w->current, *next = w->yielded_head;
-	uint64_t tick = atomic_load_explicit(&w->ticks, memory_order_relaxed);
 	struct weft_runtime *rt = atomic_load_explicit(&weft__rt,
 						       memory_order_relaxed);
-	if (!next || (tick + 1) % GLOBAL_QUEUE_INTERVAL == 0 ||
-	    atomic_load_explicit(&w->runnext, memory_order_relaxed) ||
-	    weft__deque_len(&w->deque) ||
-	    atomic_load_explicit(&rt->idle.sleeping, memory_order_relaxed) ||
-	    atomic_load_explicit(&rt->idle.searching, memory_order_relaxed))
-		return false; /* idle workers could take the yielded tasks */
+	struct weft_task *t = w->current, *next;
+	uint64_t tick = atomic_load_explicit(&w->ticks, memory_order_relaxed);
+	if ((tick + 1) % GLOBAL_QUEUE_INTERVAL == 0 || !(next = next_direct(rt, w)))
+		return false;
 	if (weft__stack_smashed(&t->stack))
 		report_smashed_stack(t);
 	atomic_store_explicit(&w->ticks, tick + 1, memory_order_relaxed);
-	w->yielded_head = next->next;
 	t->next = NULL;
-	if (w->yielded_head)
+	if (w->yielded_tail)
 		w->yielded_tail->next = t;
 	else
 		w->yielded_head = t;
@@ -370,14 +391,16 @@ static struct weft_task *find_local(struct weft_runtime *rt,
 	if (tick % GLOBAL_QUEUE_INTERVAL == 0 && (t = pop_global(rt, w)))
 		return t;
 	if (w->runnext_streak < RUNNEXT_STREAK_MAX &&
+	    atomic_load_explicit(&w->runnext, memory_order_relaxed) &&
 	    (t = atomic_exchange(&w->runnext, NULL))) {
 		w->runnext_streak++;
 		return t;
 	}
 	w->runnext_streak = 0;
-	if ((t = weft__deque_take(&w->deque)))
+	if (weft__deque_len(&w->deque) && (t = weft__deque_take(&w->deque)))
 		return t;
-	if ((t = atomic_exchange(&w->runnext, NULL)))
+	if (atomic_load_explicit(&w->runnext, memory_order_relaxed) &&
+	    (t = atomic_exchange(&w->runnext, NULL)))
 		return t;
 	if (w->yielded_head)
 		return requeue_yielded(rt, w);
