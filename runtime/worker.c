@@ -28,6 +28,7 @@
 #define RUNNEXT_STREAK_MAX 32    /* then the deque gets a turn */
 #define INJECT_BATCH 32
 #define TIMER_CHECK_INTERVAL 16
+#define SEARCH_SPINS 200         /* ~20-50 us of looking before parking */
 
 struct weft_runtime *_Atomic weft__rt;
 
@@ -407,16 +408,25 @@ static struct weft_task *find_local(struct weft_runtime *rt,
 	return pop_global(rt, w);
 }
 
+/* A searcher keeps looking a little before it parks: parking and being
+ * woken cost two system calls and a few microseconds, more than the gap
+ * between bursts of work (Go's spinning Ms, Tokio's searching state). */
 static struct weft_task *find_task(struct weft_runtime *rt,
 				   struct weft_worker *w)
 {
 	struct weft_task *t = find_local(rt, w);
 	if (t || !start_search(rt, w))
 		return t;
-	t = steal_work(rt, w, false);
-	if (!t)
-		t = steal_work(rt, w, true);
-	return t;
+	for (int spin = 0; spin < SEARCH_SPINS; spin++) {
+		if ((t = steal_work(rt, w, false)))
+			return t;
+		if (atomic_load_explicit(&rt->state, memory_order_relaxed) ==
+		    RT_STOPPING)
+			return NULL;
+		for (int i = 0; i < 32; i++)
+			__builtin_ia32_pause();
+	}
+	return steal_work(rt, w, true);
 }
 
 /* ---- running ------------------------------------------------------------ */

@@ -31,6 +31,7 @@ struct __attribute__((aligned(64))) weft_worker {
 	struct weft_deque deque;
 	_Atomic(struct weft_task *) runnext;
 	_Atomic uint64_t ticks;          /* tasks run so far; thieves read it */
+	uint64_t spawned;                /* for task ids */
 	int id;
 	bool searching;
 	bool sleeping;                   /* in the idle set, under idle.mu */
