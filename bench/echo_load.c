@@ -12,7 +12,9 @@
  * server on a 2-core machine and leaves it the most CPU.
  * Exits non-zero if it cannot connect, an echo is wrong, or nothing came back.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
