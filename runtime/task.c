@@ -91,9 +91,17 @@ static void task_free(struct weft_task *t, struct weft_task_cache *c)
 		c->t[c->n++] = t;
 		return;
 	}
+	/* A full cache hands half of itself back in one go, so a worker that
+	 * only frees (its tasks were spawned elsewhere) takes the lock once
+	 * per TASK_CACHE_MAX / 2 tasks, not once per task. */
 	pthread_mutex_lock(&pool.mu);
 	t->next = pool.free;
 	pool.free = t;
+	while (c && c->n > TASK_CACHE_MAX / 2) {
+		struct weft_task *x = c->t[--c->n];
+		x->next = pool.free;
+		pool.free = x;
+	}
 	pthread_mutex_unlock(&pool.mu);
 }
 
