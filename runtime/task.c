@@ -59,7 +59,6 @@ static int grow_pool(void)
 	for (int i = 0; i < TASK_SLAB; i++) {
 		struct weft_task *t = &s->tasks[i];
 		atomic_init(&t->gen, 1); /* a zeroed handle never matches */
-		t->timer.index = -1;
 		t->next = pool.free;
 		pool.free = t;
 	}

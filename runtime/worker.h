@@ -21,6 +21,7 @@
 #include "io/ring.h"
 
 struct weft_task;
+struct weft_timer_entry;
 struct weft_task_cache;
 struct weft_stack_cache;
 
@@ -47,8 +48,9 @@ struct __attribute__((aligned(64))) weft_worker {
 
 	struct weft__ring ring;
 	unsigned timer_lock;
-	struct weft_task **heap;         /* timer min-heap by timer.at */
+	struct weft_timer_entry *heap;   /* timer min-heap by at */
 	int64_t heap_len, heap_cap;
+	_Atomic int64_t heap_stale;      /* disarmed entries still in it */
 
 	struct weft_task_cache *task_cache;
 	struct weft_stack_cache *stack_cache;
