@@ -34,8 +34,7 @@ static void *bench_main(void *arg)
 {
 	long n = *(long *)arg;
 	weft_task_t *t = malloc((size_t)n * sizeof(*t));
-	struct weft_spawn_opts opts = { .name = "sleeper",
-					.stack_size = WEFT_STACK_MIN };
+	struct weft_spawn_opts opts = { .name = "sleeper" };
 	long base_kb = peak_rss_kb();
 	int64_t t0 = weft_now(), t1, t2;
 
