@@ -70,6 +70,11 @@ static inline void io_raise_nofile(rlim_t n)
 	}
 }
 
+/* How late a timed wake-up may be before a test calls it wrong: generous,
+ * since the suites share small machines with other jobs, and sanitizers
+ * slow every switch. Typical lateness is well under a millisecond. */
+#define IO_SLACK_MS (WEFT_TEST_SCALE >= 100 ? 100 : 500)
+
 /* Milliseconds elapsed since t0 (a weft_now() value). */
 static inline long io_ms_since(int64_t t0)
 {
