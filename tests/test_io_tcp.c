@@ -15,6 +15,14 @@
 
 /* ---- echo ---------------------------------------------------------------- */
 
+/* Which workers the echo's sides ran on, as bit masks. */
+static atomic_int echo_mask, reader_mask, writer_mask;
+
+static void note_worker(atomic_int *mask)
+{
+	atomic_fetch_or(mask, 1 << weft_worker_id());
+}
+
 /* Echoes everything until EOF, then closes. */
 static void *echo_conn(void *arg)
 {
@@ -22,9 +30,11 @@ static void *echo_conn(void *arg)
 	char buf[16384];
 	ssize_t n;
 
-	while ((n = weft_recv(fd, buf, sizeof(buf), 0)) > 0)
+	while ((n = weft_recv(fd, buf, sizeof(buf), 0)) > 0) {
+		note_worker(&echo_mask);
 		if (weft_send_all(fd, buf, (size_t)n, 0, NULL) != n)
 			break;
+	}
 	weft_close(fd);
 	return (void *)(intptr_t)n;
 }
@@ -32,7 +42,6 @@ static void *echo_conn(void *arg)
 struct server {
 	int lfd;
 	int conns; /* accepts before it returns */
-	atomic_int worker_mask;
 };
 
 static void *echo_server(void *arg)
@@ -53,7 +62,6 @@ struct writer {
 	int fd;
 	size_t total;
 	uint64_t seed;
-	int wid;
 };
 
 /* Sends total pattern bytes in chunks of varying size, then SHUT_WR. */
@@ -64,10 +72,10 @@ static void *pattern_writer(void *arg)
 	uint8_t *buf = malloc(300000);
 	size_t off = 0;
 
-	w->wid = weft_worker_id();
 	for (int i = 0; off < w->total; i++) {
 		size_t n = chunks[i % 6];
 
+		note_worker(&writer_mask);
 		if (n > w->total - off)
 			n = w->total - off;
 		io_fill(buf, n, w->seed, off);
@@ -86,8 +94,10 @@ static void *echo_main(void *arg)
 	uint16_t port;
 	weft_task_t srv, wr;
 	size_t total = (size_t)SCALED(8 << 20);
-	int server_wid = -1, reader_wid;
 
+	atomic_store(&echo_mask, 0);
+	atomic_store(&reader_mask, 0);
+	atomic_store(&writer_mask, 0);
 	s.lfd = io_listen(&port);
 	ck_assert_int_eq(weft_spawn(&srv, echo_server, &s), 0);
 
@@ -99,20 +109,24 @@ static void *echo_main(void *arg)
 	uint8_t *buf = malloc(1 << 16);
 	size_t got = 0;
 	ssize_t n;
-	reader_wid = weft_worker_id();
 	while ((n = weft_recv(fd, buf, 1 << 16, 0)) > 0) {
+		note_worker(&reader_mask);
 		for (ssize_t i = 0; i < n; i++)
 			if (buf[i] != io_pattern(42, got + (size_t)i))
 				ck_abort_msg("byte %zu differs", got + (size_t)i);
 		got += (size_t)n;
-		if (weft_worker_id() != reader_wid)
-			server_wid = weft_worker_id(); /* moved: fine */
 	}
 	ck_assert_int_eq(n, 0);
 	ck_assert_uint_eq(got, total);
+	/* The bytes crossed workers: the sides did not all run on one. */
+	fprintf(stderr, "echoed %zu bytes; workers (bit masks): writer %#x, "
+		"echo %#x, reader %#x\n", got, atomic_load(&writer_mask),
+		atomic_load(&echo_mask), atomic_load(&reader_mask));
+	ck_assert_int_gt(__builtin_popcount(atomic_load(&writer_mask) |
+					    atomic_load(&echo_mask) |
+					    atomic_load(&reader_mask)), 1);
 	ck_assert_int_eq(weft_join(wr, NULL), 0);
 	ck_assert_int_eq(weft_close(fd), 0);
-	(void)server_wid;
 
 	/* Small: many round trips of 1..200 bytes. */
 	fd = weft_connect("localhost", port); /* through the resolver */
@@ -187,6 +201,7 @@ static void *many_main(void *arg)
 		ck_assert_int_eq(weft_join(t[i], NULL), 0);
 	ck_assert_int_eq(weft_join(srv, NULL), 0);
 	ck_assert_int_eq(atomic_load(&ok), n);
+	fprintf(stderr, "%d concurrent connections served\n", n);
 	weft_close(s.lfd);
 	free(cl);
 	free(t);
