@@ -3,21 +3,59 @@
  * mechanism under every weft primitive. Layout in <weft/waitq.h>.
  *
  * Invariants:
- *  - head..tail are exactly the linked waiters, each with queue == q, all
- *    still WEFT__WAITING or being settled by whoever holds q's lock.
- *  - A waiter leaves the list only under q's lock, and is woken only after
+ *  - head..tail are exactly the linked waiters, all still WEFT__WAITING or
+ *    being settled by whoever holds the guarding lock.
+ *  - A waiter leaves the list only under the lock, and is woken only after
  *    it left, so a woken waiter is never touched through q again.
+ *  - Linked waiters are settled only under the lock (notifiers and aborts
+ *    both take it), so a notifier that pops a waiter always wins its CAS.
+ *
+ * Refinement of runtime/wait.h for waitq waiters: w->queue names the list
+ * from weft__waitq_prepare() until the wait ends, not only while linked,
+ * because an abort that fires before the waiter is linked must still find
+ * the lock to take. Whether w is linked is weft__waitq_linked(). The lock
+ * guarding a list is its own `lock` field unless a primitive guards several
+ * lists with one lock (the queue); it then passes its own abort.
  */
 #ifndef WEFT_SYNC_WAITQ_H
 #define WEFT_SYNC_WAITQ_H
 
+#include <sched.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include "weft/waitq.h"
 #include "../runtime/wait.h"
 
+#define weft__container_of(p, type, member) \
+	((type *)((char *)(p) - offsetof(type, member)))
+
 void weft__waitq_init(struct weft_waitq *q);
-void weft__waitq_lock(struct weft_waitq *q);
-void weft__waitq_unlock(struct weft_waitq *q);
+
+/* The spinlock. Critical sections are a few dozen instructions and never
+ * switch tasks, so spinning beats sleeping; a holder preempted by the
+ * kernel is waited out with sched_yield. */
+static inline void weft__waitq_lock(struct weft_waitq *q)
+{
+	if (__builtin_expect(!__atomic_exchange_n(&q->lock, 1,
+						  __ATOMIC_ACQUIRE), 1))
+		return;
+	for (int spins = 0;;) {
+		while (__atomic_load_n(&q->lock, __ATOMIC_RELAXED)) {
+			if (++spins < 100)
+				__builtin_ia32_pause();
+			else
+				sched_yield();
+		}
+		if (!__atomic_exchange_n(&q->lock, 1, __ATOMIC_ACQUIRE))
+			return;
+	}
+}
+
+static inline void weft__waitq_unlock(struct weft_waitq *q)
+{
+	__atomic_store_n(&q->lock, 0, __ATOMIC_RELEASE);
+}
+
 /* For weft__wait_park(): unlocks the queue passed as arg. */
 void weft__waitq_unlock_cb(void *q);
 
@@ -25,6 +63,18 @@ static inline bool weft__waitq_empty(const struct weft_waitq *q)
 {
 	return q->head == 0;
 }
+
+/* Under the lock: whether w is on q. */
+static inline bool weft__waitq_linked(const struct weft_waitq *q,
+				      const struct weft__waiter *w)
+{
+	return w->prev || q->head == w;
+}
+
+/* Initialises w to wait on q with abort (weft__waitq_abort if NULL). Call
+ * before weft__wait_begin. */
+void weft__waitq_prepare(struct weft_waitq *q, struct weft__waiter *w,
+			 weft__abort_fn abort);
 
 /* Under the lock. */
 void weft__waitq_push(struct weft_waitq *q, struct weft__waiter *w);
@@ -34,16 +84,25 @@ struct weft__waiter *weft__waitq_pop(struct weft_waitq *q);
 
 /*
  * Blocks the caller on q. Call with q locked; returns with it unlocked.
- * w must be initialised (weft__waiter_init with weft__waitq_abort, or an
- * abort of the primitive's own that ends in weft__waitq_abort) and begun
+ * w must be prepared on q (weft__waitq_prepare) and begun
  * (weft__wait_begin). If w was settled before it could be linked, returns
  * that state without blocking. Returns the settled state: 0 when notified,
  * else the negative errno it was aborted with.
  */
 int weft__waitq_wait(struct weft_waitq *q, struct weft__waiter *w);
 
+/* Same, but the list is q and the lock another waitq's: for primitives
+ * that guard several lists with one lock. */
+int weft__waitq_wait_on(struct weft_waitq *lock, struct weft_waitq *q,
+			struct weft__waiter *w);
+
 /* The standard abort for waiters on a waitq: unlink and wake if it wins. */
 void weft__waitq_abort(struct weft__waiter *w, int reason);
+
+/* The body of an abort whose list q is guarded by lock: takes lock, and if
+ * settling w with reason wins and w is linked, unlinks and wakes it. */
+void weft__waitq_abort_on(struct weft_waitq *lock, struct weft_waitq *q,
+			  struct weft__waiter *w, int reason);
 
 /* Under the lock: pops waiters until one is notified with result; returns
  * it (already woken: do not touch it afterwards unless you copied what you
@@ -54,5 +113,44 @@ struct weft__waiter *weft__waitq_notify_one(struct weft_waitq *q, int result);
 
 /* Under the lock: notifies every waiter with result; returns how many. */
 int weft__waitq_notify_all(struct weft_waitq *q, int result);
+
+/*
+ * Deferred wake-ups, to keep wake-ups (which may kick another worker) out
+ * of the critical section. Under the lock, weft__waitq_settle_one() pops
+ * and settles the oldest waiter without waking it; the caller may still
+ * read and write it (its buffer, say) since it cannot run until woken.
+ * After unlocking, wake it with weft__waiter_wake(). A popped, settled,
+ * unwoken waiter is invisible to aborts (they lose the CAS and find it
+ * unlinked), so this is safe.
+ */
+struct weft__waiter *weft__waitq_settle_one(struct weft_waitq *q, int result);
+
+/* A list of settled waiters to wake after unlocking, chained by ->next. */
+struct weft__wakelist {
+	struct weft__waiter *head, *tail;
+	int n;
+};
+
+#define WEFT__WAKELIST_INIT { 0, 0, 0 }
+
+/* Under the lock: moves every waiter of q, settled with result, to wl. */
+void weft__waitq_settle_all(struct weft_waitq *q, int result,
+			    struct weft__wakelist *wl);
+/* Under the lock: moves up to n of q's oldest waiters, settled with result,
+ * to wl (appending in order). */
+void weft__waitq_settle_n(struct weft_waitq *q, int n, int result,
+			  struct weft__wakelist *wl);
+/* Without the lock: wakes everything on wl. */
+void weft__wakelist_wake(struct weft__wakelist *wl);
+
+/* Waits on q without being abortable (cancellation and deadlines are
+ * ignored): for re-taking a lock that must be held on return. Call with q
+ * locked and w prepared (abort NULL); returns with q unlocked. */
+int weft__waitq_wait_uninterruptible(struct weft_waitq *q,
+				     struct weft__waiter *w);
+
+/* The caller's identity as a lock owner: its task, or its thread when not
+ * in a task. Never 0, low bit clear. */
+uintptr_t weft__owner_self(void);
 
 #endif

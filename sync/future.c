@@ -1,0 +1,179 @@
+/*
+ * weft_future: a one-shot result (asyncio.Future).
+ *
+ * Invariants:
+ *  - state leaves PENDING exactly once, under wq.lock, after result or
+ *    error is written (release store), so whoever reads state != PENDING
+ *    (acquire) also sees the outcome; it never changes again.
+ *  - Waiters and callbacks are added only under wq.lock while PENDING; the
+ *    completer detaches both lists in the same critical section, so each
+ *    callback runs exactly once and no waiter is missed.
+ *  - The completer runs callbacks, then wakes waiters, after unlocking and
+ *    without touching f again except to pass it to the callbacks.
+ */
+#include <errno.h>
+
+#include "weft/sync.h"
+#include "waitq.h"
+
+enum { PENDING, RESULT, ERROR, CANCELLED };
+
+int weft_future_init(struct weft_future *f)
+{
+	if (!f)
+		return -EINVAL;
+	f->state = PENDING;
+	f->error = 0;
+	f->result = 0;
+	f->cbs = f->cbs_tail = 0;
+	weft__waitq_init(&f->wq);
+	return 0;
+}
+
+static int complete(struct weft_future *f, int state, void *result,
+		    int error)
+{
+	struct weft__wakelist wl = WEFT__WAKELIST_INIT;
+	weft__waitq_lock(&f->wq);
+	if (f->state != PENDING) {
+		weft__waitq_unlock(&f->wq);
+		return -EINVAL;
+	}
+	f->result = result;
+	f->error = error;
+	__atomic_store_n(&f->state, state, __ATOMIC_RELEASE);
+	struct weft_future_cb *cb = f->cbs;
+	f->cbs = f->cbs_tail = 0;
+	weft__waitq_settle_all(&f->wq, 0, &wl);
+	weft__waitq_unlock(&f->wq);
+	while (cb) {
+		struct weft_future_cb *next = cb->next; /* cb may be freed */
+		cb->next = 0;
+		cb->fn(f, cb->arg);
+		cb = next;
+	}
+	weft__wakelist_wake(&wl);
+	return 0;
+}
+
+int weft_future_set_result(struct weft_future *f, void *result)
+{
+	if (!f)
+		return -EINVAL;
+	return complete(f, RESULT, result, 0);
+}
+
+int weft_future_set_error(struct weft_future *f, int error)
+{
+	if (!f || error >= 0)
+		return -EINVAL;
+	return complete(f, ERROR, 0, error);
+}
+
+int weft_future_cancel(struct weft_future *f)
+{
+	if (!f)
+		return -EINVAL;
+	return complete(f, CANCELLED, 0, -ECANCELED);
+}
+
+/* The outcome of a done future. */
+static int outcome(struct weft_future *f, int state, void **result)
+{
+	if (state == RESULT) {
+		if (result)
+			*result = f->result;
+		return 0;
+	}
+	return f->error;
+}
+
+int weft_future_result(struct weft_future *f, void **result)
+{
+	if (!f)
+		return -EINVAL;
+	int s = __atomic_load_n(&f->state, __ATOMIC_ACQUIRE);
+	return s == PENDING ? -EAGAIN : outcome(f, s, result);
+}
+
+int weft_future_done(const struct weft_future *f)
+{
+	if (!f)
+		return -EINVAL;
+	return __atomic_load_n(&f->state, __ATOMIC_ACQUIRE) != PENDING;
+}
+
+int weft_future_wait(struct weft_future *f, void **result)
+{
+	if (!f)
+		return -EINVAL;
+	int s = __atomic_load_n(&f->state, __ATOMIC_ACQUIRE);
+	if (s != PENDING)
+		return outcome(f, s, result);
+
+	struct weft__waiter w;
+	int r;
+	weft__waitq_prepare(&f->wq, &w, 0);
+	if ((r = weft__wait_begin(&w)))
+		return r;
+	weft__waitq_lock(&f->wq);
+	if ((s = f->state) != PENDING) {
+		weft__waitq_unlock(&f->wq);
+		weft__wait_end(&w);
+		return outcome(f, s, result);
+	}
+	r = weft__waitq_wait(&f->wq, &w);
+	if (r)
+		return r; /* the waiter was cancelled or timed out */
+	s = __atomic_load_n(&f->state, __ATOMIC_ACQUIRE);
+	return outcome(f, s, result);
+}
+
+int weft_future_add_callback(struct weft_future *f, struct weft_future_cb *cb,
+			     void (*fn)(struct weft_future *, void *),
+			     void *arg)
+{
+	if (!f || !cb || !fn)
+		return -EINVAL;
+	cb->fn = fn;
+	cb->arg = arg;
+	cb->next = 0;
+	weft__waitq_lock(&f->wq);
+	if (f->state == PENDING) {
+		if (f->cbs_tail)
+			f->cbs_tail->next = cb;
+		else
+			f->cbs = cb;
+		f->cbs_tail = cb;
+		weft__waitq_unlock(&f->wq);
+		return 0;
+	}
+	weft__waitq_unlock(&f->wq);
+	fn(f, arg);
+	return 0;
+}
+
+int weft_future_remove_callback(struct weft_future *f,
+				struct weft_future_cb *cb)
+{
+	if (!f || !cb)
+		return -EINVAL;
+	int r = -ENOENT;
+	weft__waitq_lock(&f->wq);
+	struct weft_future_cb *prev = 0;
+	for (struct weft_future_cb *c = f->cbs; c; prev = c, c = c->next) {
+		if (c != cb)
+			continue;
+		if (prev)
+			prev->next = c->next;
+		else
+			f->cbs = c->next;
+		if (f->cbs_tail == c)
+			f->cbs_tail = prev;
+		c->next = 0;
+		r = 0;
+		break;
+	}
+	weft__waitq_unlock(&f->wq);
+	return r;
+}

@@ -1,0 +1,17 @@
+/* Internal lock entry points for the condition variable. */
+#ifndef WEFT_SYNC_LOCK_H
+#define WEFT_SYNC_LOCK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "weft/sync.h"
+
+/* Takes l ignoring cancellation and deadlines (a condition wait must hold
+ * the lock again when it returns, whatever happened). */
+void weft__lock_acquire_uninterruptible(struct weft_lock *l);
+/* Releases l on behalf of owner me. Returns 0 or -EPERM. */
+int weft__lock_release_as(struct weft_lock *l, uintptr_t me);
+/* Whether the caller holds l. */
+bool weft__lock_held_by_me(const struct weft_lock *l);
+
+#endif

@@ -1,0 +1,145 @@
+/*
+ * weft_sem: a counting semaphore (asyncio.Semaphore, BoundedSemaphore).
+ *
+ * state is one word: the free permits shifted left by one, with bit 0 set
+ * while anyone waits. Uncontended acquire and release are one CAS each.
+ *
+ * Invariants:
+ *  - WAITERS is set exactly when wq is non-empty; it changes only under
+ *    wq.lock (set by a waiter about to link, cleared by whoever empties wq).
+ *  - WAITERS set  =>  no free permits. Permits are added only when WAITERS
+ *    is clear (fast release) or under wq.lock with wq empty; a release that
+ *    finds a waiter hands its permit straight to the oldest one. So a new
+ *    acquirer never overtakes a waiter (FIFO), and permits are never lost
+ *    or doubled: each release either adds one or settles one waiter with 0.
+ *  - An aborted waiter was unlinked under wq.lock and took no permit.
+ */
+#include <errno.h>
+
+#include "weft/sync.h"
+#include "waitq.h"
+
+#define WAITERS ((uintptr_t)1)
+#define ONE ((uintptr_t)2)
+
+static int init(struct weft_sem *s, long value, bool bounded)
+{
+	if (!s || value < 0 || value > WEFT_SEM_MAX)
+		return -EINVAL;
+	s->state = (uintptr_t)value << 1;
+	s->bound = bounded ? (uintptr_t)value + 1 : 0;
+	weft__waitq_init(&s->wq);
+	return 0;
+}
+
+int weft_sem_init(struct weft_sem *s, long value)
+{
+	return init(s, value, false);
+}
+
+int weft_sem_init_bounded(struct weft_sem *s, long value)
+{
+	return init(s, value, true);
+}
+
+static inline bool cas_state(struct weft_sem *s, uintptr_t *old,
+			     uintptr_t new)
+{
+	return __atomic_compare_exchange_n(&s->state, old, new, false,
+					   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+int weft_sem_try_acquire(struct weft_sem *s)
+{
+	if (!s)
+		return -EINVAL;
+	uintptr_t v = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
+	while (v >= ONE)
+		if (cas_state(s, &v, v - ONE))
+			return 0;
+	return -EAGAIN;
+}
+
+static void sem_abort(struct weft__waiter *w, int reason)
+{
+	struct weft_sem *s = weft__container_of(w->queue, struct weft_sem, wq);
+	weft__waitq_lock(&s->wq);
+	if (weft__waiter_settle(w, reason) && weft__waitq_linked(&s->wq, w)) {
+		weft__waitq_remove(&s->wq, w);
+		if (weft__waitq_empty(&s->wq))
+			__atomic_fetch_and(&s->state, ~WAITERS,
+					   __ATOMIC_RELAXED);
+		weft__waiter_wake(w);
+	}
+	weft__waitq_unlock(&s->wq);
+}
+
+int weft_sem_acquire(struct weft_sem *s)
+{
+	int r = weft_sem_try_acquire(s);
+	if (r != -EAGAIN)
+		return r;
+
+	struct weft__waiter w;
+	weft__waitq_prepare(&s->wq, &w, sem_abort);
+	if ((r = weft__wait_begin(&w)))
+		return r;
+	weft__waitq_lock(&s->wq);
+	if ((r = weft__waiter_state(&w)) != WEFT__WAITING) {
+		weft__waitq_unlock(&s->wq);
+		weft__wait_end(&w);
+		return r;
+	}
+	uintptr_t v = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
+	for (;;) {
+		if (v >= ONE) { /* a permit came back meanwhile */
+			if (!cas_state(s, &v, v - ONE))
+				continue;
+			weft__waitq_unlock(&s->wq);
+			weft__wait_end(&w);
+			return 0;
+		}
+		if (v & WAITERS || cas_state(s, &v, WAITERS))
+			break;
+	}
+	/* An abort now has to take wq.lock, so it finds w linked. */
+	return weft__waitq_wait(&s->wq, &w);
+}
+
+int weft_sem_release(struct weft_sem *s)
+{
+	if (!s)
+		return -EINVAL;
+	uintptr_t v = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
+	uintptr_t max = s->bound ? s->bound - 1 : (uintptr_t)WEFT_SEM_MAX;
+	if (max == 0)
+		return -EOVERFLOW; /* a bounded semaphore of 0 never gives */
+	while (!(v & WAITERS)) {
+		if ((v >> 1) >= max)
+			return -EOVERFLOW;
+		if (cas_state(s, &v, v + ONE))
+			return 0;
+	}
+
+	weft__waitq_lock(&s->wq);
+	struct weft__waiter *w = weft__waitq_settle_one(&s->wq, 0);
+	if (!w) {
+		/* Every waiter left meanwhile: keep the permit. WAITERS is
+		 * clear or about to be; permits stay 0 while it is set. */
+		__atomic_fetch_and(&s->state, ~WAITERS, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&s->state, ONE, __ATOMIC_RELEASE);
+	} else if (weft__waitq_empty(&s->wq)) {
+		__atomic_fetch_and(&s->state, ~WAITERS, __ATOMIC_RELEASE);
+	}
+	weft__waitq_unlock(&s->wq);
+	if (w)
+		weft__waiter_wake(w);
+	return 0;
+}
+
+long weft_sem_value(const struct weft_sem *s)
+{
+	if (!s)
+		return -EINVAL;
+	return (long)(__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) >> 1);
+}

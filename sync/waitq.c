@@ -1,0 +1,189 @@
+/*
+ * The wait-queue: see waitq.h for the protocol and its invariants.
+ *
+ * The list is doubly linked through the waiters, which live on the waiting
+ * callers' stacks, so linking and unlinking allocate nothing. prev is NULL
+ * for the head and for an unlinked waiter, which is what
+ * weft__waitq_linked() tells apart.
+ */
+#include <errno.h>
+
+#include "waitq.h"
+#include "runtime/task.h"
+
+void weft__waitq_init(struct weft_waitq *q)
+{
+	q->lock = 0;
+	q->head = q->tail = 0;
+}
+
+void weft__waitq_unlock_cb(void *q)
+{
+	weft__waitq_unlock(q);
+}
+
+void weft__waitq_prepare(struct weft_waitq *q, struct weft__waiter *w,
+			 weft__abort_fn abort)
+{
+	weft__waiter_init(w, abort ? abort : weft__waitq_abort);
+	w->next = w->prev = 0;
+	w->queue = q;
+}
+
+void weft__waitq_push(struct weft_waitq *q, struct weft__waiter *w)
+{
+	w->next = 0;
+	w->prev = q->tail;
+	if (q->tail)
+		q->tail->next = w;
+	else
+		q->head = w;
+	q->tail = w;
+	w->queue = q;
+}
+
+void weft__waitq_push_front(struct weft_waitq *q, struct weft__waiter *w)
+{
+	w->prev = 0;
+	w->next = q->head;
+	if (q->head)
+		q->head->prev = w;
+	else
+		q->tail = w;
+	q->head = w;
+	w->queue = q;
+}
+
+void weft__waitq_remove(struct weft_waitq *q, struct weft__waiter *w)
+{
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		q->head = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	else
+		q->tail = w->prev;
+	w->next = w->prev = 0;
+}
+
+struct weft__waiter *weft__waitq_pop(struct weft_waitq *q)
+{
+	struct weft__waiter *w = q->head;
+	if (w)
+		weft__waitq_remove(q, w);
+	return w;
+}
+
+int weft__waitq_wait_on(struct weft_waitq *lock, struct weft_waitq *q,
+			struct weft__waiter *w)
+{
+	int r = weft__waiter_state(w);
+	if (r != WEFT__WAITING) {
+		/* An abort settled w before it could be linked. */
+		weft__waitq_unlock(lock);
+		weft__wait_end(w);
+		return r;
+	}
+	weft__waitq_push(q, w);
+	return weft__wait_park(w, weft__waitq_unlock_cb, lock);
+}
+
+int weft__waitq_wait(struct weft_waitq *q, struct weft__waiter *w)
+{
+	return weft__waitq_wait_on(q, q, w);
+}
+
+int weft__waitq_wait_uninterruptible(struct weft_waitq *q,
+				     struct weft__waiter *w)
+{
+	/* Not begun: no cancellation or deadline can reach w, and the
+	 * park's wait_end has nothing to undo. begin is what records the
+	 * task, so record it here. */
+	w->task = weft__task_current();
+	weft__waitq_push(q, w);
+	return weft__wait_park(w, weft__waitq_unlock_cb, q);
+}
+
+void weft__waitq_abort_on(struct weft_waitq *lock, struct weft_waitq *q,
+			  struct weft__waiter *w, int reason)
+{
+	weft__waitq_lock(lock);
+	if (weft__waiter_settle(w, reason) && weft__waitq_linked(q, w)) {
+		weft__waitq_remove(q, w);
+		weft__waiter_wake(w);
+	}
+	/* Not linked yet: the waiter sees the state under the lock. */
+	weft__waitq_unlock(lock);
+}
+
+void weft__waitq_abort(struct weft__waiter *w, int reason)
+{
+	struct weft_waitq *q = w->queue;
+	weft__waitq_abort_on(q, q, w, reason);
+}
+
+struct weft__waiter *weft__waitq_settle_one(struct weft_waitq *q, int result)
+{
+	struct weft__waiter *w;
+	while ((w = weft__waitq_pop(q)))
+		if (weft__waiter_settle(w, result))
+			return w;
+	return 0;
+}
+
+struct weft__waiter *weft__waitq_notify_one(struct weft_waitq *q, int result)
+{
+	struct weft__waiter *w = weft__waitq_settle_one(q, result);
+	if (w)
+		weft__waiter_wake(w);
+	return w;
+}
+
+int weft__waitq_notify_all(struct weft_waitq *q, int result)
+{
+	int n = 0;
+	while (weft__waitq_notify_one(q, result))
+		n++;
+	return n;
+}
+
+void weft__waitq_settle_n(struct weft_waitq *q, int n, int result,
+			  struct weft__wakelist *wl)
+{
+	struct weft__waiter *w;
+	while (n-- > 0 && (w = weft__waitq_settle_one(q, result))) {
+		w->next = 0;
+		if (wl->tail)
+			wl->tail->next = w;
+		else
+			wl->head = w;
+		wl->tail = w;
+		wl->n++;
+	}
+}
+
+void weft__waitq_settle_all(struct weft_waitq *q, int result,
+			    struct weft__wakelist *wl)
+{
+	weft__waitq_settle_n(q, 1 << 30, result, wl);
+}
+
+void weft__wakelist_wake(struct weft__wakelist *wl)
+{
+	struct weft__waiter *w = wl->head;
+	while (w) {
+		/* Read next first: a woken waiter's stack may vanish. */
+		struct weft__waiter *next = w->next;
+		weft__waiter_wake(w);
+		w = next;
+	}
+	wl->head = wl->tail = 0;
+}
+
+uintptr_t weft__owner_self(void)
+{
+	static __thread long thread_tag;
+	struct weft_task *t = weft__task_current();
+	return t ? (uintptr_t)t : (uintptr_t)&thread_tag;
+}

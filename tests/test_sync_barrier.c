@@ -1,0 +1,149 @@
+/* weft_barrier: rounds (nobody passes early, indices 0..n-1 once), a
+ * leaving waiter, abort, reset, timeouts, bad input. */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+#include "test_util.h"
+#include "sync/waitq.h"
+
+/* Waits (yielding) until q has n waiters linked. */
+static void wait_waiters(struct weft_waitq *q, int n)
+{
+	for (;;) {
+		int k = 0;
+		weft__waitq_lock(q);
+		for (struct weft__waiter *w = q->head; w; w = w->next)
+			k++;
+		weft__waitq_unlock(q);
+		if (k == n)
+			return;
+		if (weft_sleep(100 * WEFT_USEC) == -EPERM)
+			usleep(100); /* a plain thread */
+	}
+}
+
+/* ---- barrier ------------------------------------------------------------ */
+
+#define PARTIES 4
+
+static struct weft_barrier bar = WEFT_BARRIER_INIT(PARTIES);
+static int bar_phase[PARTIES];
+
+static void *bar_worker(void *arg)
+{
+	long id = (long)arg;
+	int seen = 0;
+	for (int round = 0; round < 20; round++) {
+		__atomic_store_n(&bar_phase[id], round, __ATOMIC_RELAXED);
+		int r = weft_barrier_wait(&bar);
+		ck_assert_int_ge(r, 0);
+		ck_assert_int_lt(r, PARTIES);
+		seen |= 1 << r;
+		/* Everyone reached this round before anyone passed. */
+		for (int i = 0; i < PARTIES; i++)
+			ck_assert_int_ge(__atomic_load_n(&bar_phase[i],
+							 __ATOMIC_RELAXED),
+					 round);
+		if (round % 3 == 0)
+			weft_yield();
+		int r2 = weft_barrier_wait(&bar); /* nobody races ahead */
+		ck_assert_int_ge(r2, 0);
+	}
+	return (void *)(long)seen;
+}
+
+static void *bwaiter(void *arg)
+{
+	return (void *)(long)weft_barrier_wait(arg);
+}
+
+static void *barrier_main(void *arg)
+{
+	weft_task_t t[PARTIES];
+	void *res;
+	for (long i = 0; i < PARTIES; i++)
+		ck_assert_int_eq(weft_spawn(&t[i], bar_worker, (void *)i), 0);
+	for (int i = 0; i < PARTIES; i++)
+		ck_assert_int_eq(weft_join(t[i], &res), 0);
+	ck_assert_int_eq(weft_barrier_n_waiting(&bar), 0);
+
+	/* Each round hands out indices 0..n-1 once. */
+	struct weft_barrier b;
+	ck_assert_int_eq(weft_barrier_init(&b, 3), 0);
+	ck_assert_int_eq(weft_spawn(&t[0], bwaiter, &b), 0);
+	ck_assert_int_eq(weft_spawn(&t[1], bwaiter, &b), 0);
+	wait_waiters(&b.wq, 2);
+	ck_assert_int_eq(weft_barrier_n_waiting(&b), 2);
+	int mine = weft_barrier_wait(&b);
+	ck_assert_int_eq(mine, 2);
+	long sum = mine;
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(weft_join(t[i], &res), 0);
+		sum += (long)res;
+	}
+	ck_assert_int_eq(sum, 0 + 1 + 2);
+
+	/* A cancelled waiter leaves; the others still need 3 parties. */
+	ck_assert_int_eq(weft_spawn(&t[0], bwaiter, &b), 0);
+	ck_assert_int_eq(weft_spawn(&t[1], bwaiter, &b), 0);
+	wait_waiters(&b.wq, 2);
+	ck_assert_int_eq(weft_cancel(t[1]), 0);
+	ck_assert_int_eq(weft_join(t[1], &res), 0);
+	ck_assert_int_eq((long)res, -ECANCELED);
+	ck_assert_int_eq(weft_barrier_n_waiting(&b), 1);
+	/* reset wakes it with -EPIPE and leaves b usable. */
+	ck_assert_int_eq(weft_barrier_reset(&b), 1);
+	ck_assert_int_eq(weft_join(t[0], &res), 0);
+	ck_assert_int_eq((long)res, -EPIPE);
+	ck_assert_int_eq(weft_barrier_broken(&b), 0);
+
+	/* abort breaks it until reset. */
+	ck_assert_int_eq(weft_spawn(&t[0], bwaiter, &b), 0);
+	wait_waiters(&b.wq, 1);
+	ck_assert_int_eq(weft_barrier_abort(&b), 1);
+	ck_assert_int_eq(weft_join(t[0], &res), 0);
+	ck_assert_int_eq((long)res, -EPIPE);
+	ck_assert_int_eq(weft_barrier_broken(&b), 1);
+	ck_assert_int_eq(weft_barrier_wait(&b), -EPIPE);
+	ck_assert_int_eq(weft_barrier_reset(&b), 0);
+	ck_assert_int_eq(weft_barrier_broken(&b), 0);
+
+	/* One party: never waits. Timeout: leaves. */
+	struct weft_barrier one = WEFT_BARRIER_INIT(1);
+	ck_assert_int_eq(weft_barrier_wait(&one), 0);
+	ck_assert_int_eq(weft_barrier_wait(&one), 0);
+	struct weft_deadline d;
+	weft_deadline_enter(&d, 2 * WEFT_MSEC);
+	ck_assert_int_eq(weft_barrier_wait(&b), -ETIMEDOUT);
+	weft_deadline_leave(&d);
+	ck_assert_int_eq(weft_barrier_n_waiting(&b), 0);
+
+	ck_assert_int_eq(weft_barrier_init(&b, 0), -EINVAL);
+	ck_assert_int_eq(weft_barrier_init(NULL, 1), -EINVAL);
+	ck_assert_int_eq(weft_barrier_wait(NULL), -EINVAL);
+	ck_assert_int_eq(weft_barrier_abort(NULL), -EINVAL);
+	ck_assert_int_eq(weft_barrier_reset(NULL), -EINVAL);
+	ck_assert_int_eq(weft_barrier_n_waiting(NULL), -EINVAL);
+	ck_assert_int_eq(weft_barrier_broken(NULL), -EINVAL);
+	struct weft_barrier zero = { 0 };
+	ck_assert_int_eq(weft_barrier_wait(&zero), -EINVAL);
+	return NULL;
+}
+
+START_TEST(barrier)
+{
+	weft_test_run(barrier_main, NULL, 2);
+	weft_test_run(barrier_main, NULL, 1);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("sync_barrier");
+	TCase *tc = tcase_create("barrier");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, barrier);
+	suite_add_tcase(s, tc);
+	return weft_test_main(s);
+}

@@ -1,0 +1,274 @@
+/* weft_cond: the seed's scenario, notify(n) order, wait_for, errors, and
+ * the lock held again after a cancelled or timed-out wait. */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+#include "test_util.h"
+#include "sync/waitq.h"
+
+/* ---- an event log, asserted on afterwards ------------------------------- */
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static const char *log_ev[64];
+static int log_n;
+
+static void log_reset(void)
+{
+	log_n = 0;
+}
+
+static void log_add(const char *ev)
+{
+	pthread_mutex_lock(&log_mu);
+	ck_assert_int_lt(log_n, 64);
+	log_ev[log_n++] = ev;
+	pthread_mutex_unlock(&log_mu);
+}
+
+static __attribute__((unused)) int log_pos(const char *ev)
+{
+	for (int i = 0; i < log_n; i++)
+		if (!strcmp(log_ev[i], ev))
+			return i;
+	ck_abort_msg("event '%s' not logged", ev);
+	return -1;
+}
+
+/* Waits (yielding) until q has n waiters linked. */
+static void wait_waiters(struct weft_waitq *q, int n)
+{
+	for (;;) {
+		int k = 0;
+		weft__waitq_lock(q);
+		for (struct weft__waiter *w = q->head; w; w = w->next)
+			k++;
+		weft__waitq_unlock(q);
+		if (k == n)
+			return;
+		if (weft_sleep(100 * WEFT_USEC) == -EPERM)
+			usleep(100); /* a plain thread */
+	}
+}
+
+/* ---- the seed: two waiters, a notifier ---------------------------------- */
+
+static struct weft_lock seed_lock = WEFT_LOCK_INIT;
+static struct weft_cond seed_cond = WEFT_COND_INIT(&seed_lock);
+
+static void *seed_waiter(void *arg)
+{
+	const char **ev = arg;
+	ck_assert_int_eq(weft_lock_acquire(&seed_lock), 0);
+	ck_assert_int_eq(weft_cond_wait(&seed_cond), 0);
+	log_add(ev[0]);
+	weft_sleep(10 * WEFT_MSEC);
+	log_add(ev[1]);
+	ck_assert_int_eq(weft_lock_release(&seed_lock), 0);
+	return NULL;
+}
+
+static void *seed_notifier(void *arg)
+{
+	wait_waiters(&seed_cond.wq, 2); /* the seed sleeps 1 s instead */
+	ck_assert_int_eq(weft_lock_acquire(&seed_lock), 0);
+	log_add("start3");
+	weft_sleep(10 * WEFT_MSEC);
+	log_add("stop3");
+	ck_assert_int_eq(weft_cond_notify_all(&seed_cond), 2);
+	ck_assert_int_eq(weft_lock_release(&seed_lock), 0);
+	return NULL;
+}
+
+static void *seed_main(void *arg)
+{
+	static const char *w1[] = { "start1", "stop1" };
+	static const char *w2[] = { "start2", "stop2" };
+	weft_task_t t[3];
+	log_reset();
+	ck_assert_int_eq(weft_spawn(&t[0], seed_waiter, w1), 0);
+	ck_assert_int_eq(weft_spawn(&t[1], seed_waiter, w2), 0);
+	ck_assert_int_eq(weft_spawn(&t[2], seed_notifier, NULL), 0);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+	/* start3 stop3, then each waiter start..stop in turn, holding the
+	 * lock: start1 stop1 start2 stop2 (or 2 before 1). */
+	ck_assert_int_eq(log_n, 6);
+	ck_assert_str_eq(log_ev[0], "start3");
+	ck_assert_str_eq(log_ev[1], "stop3");
+	ck_assert_int_eq(log_ev[2][5], log_ev[3][4]);
+	ck_assert_int_eq(log_ev[4][5], log_ev[5][4]);
+	ck_assert_int_ne(log_ev[2][5], log_ev[4][5]);
+	ck_assert_int_eq(strncmp(log_ev[2], "start", 5), 0);
+	ck_assert_int_eq(strncmp(log_ev[4], "start", 5), 0);
+	ck_assert_int_eq(weft_lock_locked(&seed_lock), 0);
+	return NULL;
+}
+
+START_TEST(seed)
+{
+	weft_test_run(seed_main, NULL, 2);
+	weft_test_run(seed_main, NULL, 1);
+}
+END_TEST
+
+/* ---- notify(n) wakes the oldest n; cancelled waiters swallow nothing ---- */
+
+struct nctx {
+	struct weft_lock lock;
+	struct weft_cond cond;
+	int woken[8];
+	int n;
+};
+
+struct narg {
+	struct nctx *c;
+	int id;
+};
+
+static void *notify_waiter(void *arg)
+{
+	struct narg *a = arg;
+	ck_assert_int_eq(weft_lock_acquire(&a->c->lock), 0);
+	long r = weft_cond_wait(&a->c->cond);
+	/* Held again whatever happened. */
+	ck_assert_int_eq(weft_lock_locked(&a->c->lock), 1);
+	if (r == 0)
+		a->c->woken[a->c->n++] = a->id;
+	ck_assert_int_eq(weft_lock_release(&a->c->lock), 0);
+	return (void *)r;
+}
+
+static void *timed_notify_waiter(void *arg)
+{
+	struct weft_deadline d;
+	weft_deadline_enter(&d, 5 * WEFT_MSEC);
+	void *r = notify_waiter(arg);
+	weft_deadline_leave(&d);
+	return r;
+}
+
+static void *notify_main(void *arg)
+{
+	struct nctx c = { .lock = WEFT_LOCK_INIT };
+	struct narg a[6];
+	weft_task_t t[6];
+	void *res;
+	ck_assert_int_eq(weft_cond_init(&c.cond, &c.lock), 0);
+	for (int i = 0; i < 6; i++) {
+		a[i] = (struct narg){ &c, i };
+		ck_assert_int_eq(weft_spawn(&t[i], i == 4 ? timed_notify_waiter
+							  : notify_waiter,
+					    &a[i]),
+				 0);
+		wait_waiters(&c.cond.wq, i + 1);
+	}
+	/* 1 is cancelled, 4 times out: both return with the lock held. */
+	ck_assert_int_eq(weft_cancel(t[1]), 0);
+	ck_assert_int_eq(weft_join(t[1], &res), 0);
+	ck_assert_int_eq((long)res, -ECANCELED);
+	ck_assert_int_eq(weft_join(t[4], &res), 0);
+	ck_assert_int_eq((long)res, -ETIMEDOUT);
+
+	ck_assert_int_eq(weft_cond_notify(&c.cond, 1), -EPERM); /* no lock */
+	ck_assert_int_eq(weft_lock_acquire(&c.lock), 0);
+	ck_assert_int_eq(weft_cond_notify(&c.cond, 2), 2);
+	ck_assert_int_eq(weft_lock_release(&c.lock), 0);
+	ck_assert_int_eq(weft_join(t[0], &res), 0);
+	ck_assert_int_eq(weft_join(t[2], &res), 0);
+	/* The oldest two still waiting (they re-take the lock in any
+	 * order). */
+	ck_assert_int_eq(c.woken[0] + c.woken[1], 0 + 2);
+	ck_assert_int_eq(c.woken[0] * c.woken[1], 0);
+	ck_assert_int_eq(weft_lock_acquire(&c.lock), 0);
+	ck_assert_int_eq(weft_cond_notify(&c.cond, 0), 0);
+	ck_assert_int_eq(weft_cond_notify_all(&c.cond), 2);
+	ck_assert_int_eq(weft_cond_notify_all(&c.cond), 0);
+	ck_assert_int_eq(weft_lock_release(&c.lock), 0);
+	ck_assert_int_eq(weft_join(t[3], &res), 0);
+	ck_assert_int_eq(weft_join(t[5], &res), 0);
+	ck_assert_int_eq(c.n, 4);
+	ck_assert_int_eq(c.woken[2] + c.woken[3], 3 + 5);
+	ck_assert_int_eq(c.woken[2] * c.woken[3], 3 * 5);
+	return NULL;
+}
+
+START_TEST(notify_order)
+{
+	weft_test_run(notify_main, NULL, 2);
+}
+END_TEST
+
+/* ---- wait_for, errors --------------------------------------------------- */
+
+static struct weft_lock wf_lock = WEFT_LOCK_INIT;
+static struct weft_cond wf_cond = WEFT_COND_INIT(&wf_lock);
+static int wf_value;
+
+static bool wf_ready(void *arg)
+{
+	return wf_value >= (long)arg;
+}
+
+static void *wf_waiter(void *arg)
+{
+	ck_assert_int_eq(weft_lock_acquire(&wf_lock), 0);
+	long r = weft_cond_wait_for(&wf_cond, wf_ready, arg);
+	ck_assert_int_ge(wf_value, r ? 0 : (long)arg);
+	ck_assert_int_eq(weft_lock_release(&wf_lock), 0);
+	return (void *)r;
+}
+
+static void *errors_main(void *arg)
+{
+	weft_task_t t;
+	void *res;
+	ck_assert_int_eq(weft_spawn(&t, wf_waiter, (void *)5), 0);
+	for (int i = 0; i < 5; i++) {
+		weft_sleep(WEFT_MSEC);
+		ck_assert_int_eq(weft_lock_acquire(&wf_lock), 0);
+		wf_value++;
+		weft_cond_notify_all(&wf_cond);
+		ck_assert_int_eq(weft_lock_release(&wf_lock), 0);
+	}
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_int_eq((long)res, 0);
+
+	struct weft_lock l = WEFT_LOCK_INIT;
+	struct weft_cond c;
+	ck_assert_int_eq(weft_cond_init(&c, &l), 0);
+	ck_assert_int_eq(weft_cond_wait(&c), -EPERM);
+	ck_assert_int_eq(weft_cond_wait_for(&c, wf_ready, (void *)100),
+			 -EPERM);
+	ck_assert_int_eq(weft_cond_notify_all(&c), -EPERM);
+	ck_assert_int_eq(weft_cond_init(NULL, &l), -EINVAL);
+	ck_assert_int_eq(weft_cond_init(&c, NULL), -EINVAL);
+	ck_assert_int_eq(weft_cond_wait(NULL), -EINVAL);
+	ck_assert_int_eq(weft_cond_wait_for(&c, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(weft_cond_notify(NULL, 1), -EINVAL);
+	ck_assert_int_eq(weft_lock_acquire(&l), 0);
+	ck_assert_int_eq(weft_cond_notify(&c, -1), -EINVAL);
+	/* Already cancelled: fails at once, the lock still held. */
+	ck_assert_int_eq(weft_cancel(weft_current()), 0);
+	ck_assert_int_eq(weft_cond_wait(&c), -ECANCELED);
+	ck_assert_int_eq(weft_lock_release(&l), 0);
+	return NULL;
+}
+
+START_TEST(errors)
+{
+	weft_test_run(errors_main, NULL, 2);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("sync_cond");
+	TCase *tc = tcase_create("cond");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, seed);
+	tcase_add_test(tc, notify_order);
+	tcase_add_test(tc, errors);
+	suite_add_tcase(s, tc);
+	return weft_test_main(s);
+}

@@ -1,0 +1,292 @@
+/* weft_future: a set/wait scenario as an order of events, results, errors,
+ * cancellation, callbacks, futures completed by plain threads. */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+#include "test_util.h"
+#include "sync/waitq.h"
+
+/* ---- an event log, asserted on afterwards ------------------------------- */
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static const char *log_ev[64];
+static int log_n;
+
+static void log_reset(void)
+{
+	log_n = 0;
+}
+
+static void log_add(const char *ev)
+{
+	pthread_mutex_lock(&log_mu);
+	ck_assert_int_lt(log_n, 64);
+	log_ev[log_n++] = ev;
+	pthread_mutex_unlock(&log_mu);
+}
+
+static __attribute__((unused)) int log_pos(const char *ev)
+{
+	for (int i = 0; i < log_n; i++)
+		if (!strcmp(log_ev[i], ev))
+			return i;
+	ck_abort_msg("event '%s' not logged", ev);
+	return -1;
+}
+
+/* Waits (yielding) until q has n waiters linked. */
+static void wait_waiters(struct weft_waitq *q, int n)
+{
+	for (;;) {
+		int k = 0;
+		weft__waitq_lock(q);
+		for (struct weft__waiter *w = q->head; w; w = w->next)
+			k++;
+		weft__waitq_unlock(q);
+		if (k == n)
+			return;
+		if (weft_sleep(100 * WEFT_USEC) == -EPERM)
+			usleep(100); /* a plain thread */
+	}
+}
+
+/* ---- a future set by one task, awaited by another ----------------------- */
+
+static struct weft_future seed_f = WEFT_FUTURE_INIT;
+
+static void seed_cb(struct weft_future *f, void *arg)
+{
+	void *r;
+	ck_assert_int_eq(weft_future_result(f, &r), 0);
+	ck_assert_ptr_eq(r, (void *)42);
+	log_add(arg);
+}
+
+static void *seed_setter(void *arg)
+{
+	log_add("setter start");
+	weft_sleep(10 * WEFT_MSEC);
+	log_add("setter set");
+	ck_assert_int_eq(weft_future_set_result(&seed_f, (void *)42), 0);
+	log_add("setter end");
+	return NULL;
+}
+
+static void *seed_waiter(void *arg)
+{
+	void *r = NULL;
+	log_add("waiter start");
+	ck_assert_int_eq(weft_future_wait(&seed_f, &r), 0);
+	ck_assert_ptr_eq(r, (void *)42);
+	log_add("waiter got");
+	return NULL;
+}
+
+static void *seed_main(void *arg)
+{
+	struct weft_future_cb cb1, cb2;
+	weft_task_t a, b;
+	log_reset();
+	weft_future_init(&seed_f);
+	ck_assert_int_eq(weft_future_add_callback(&seed_f, &cb1, seed_cb,
+						  "cb1"),
+			 0);
+	ck_assert_int_eq(weft_future_add_callback(&seed_f, &cb2, seed_cb,
+						  "cb2"),
+			 0);
+	ck_assert_int_eq(weft_spawn(&a, seed_waiter, NULL), 0);
+	ck_assert_int_eq(weft_spawn(&b, seed_setter, NULL), 0);
+	ck_assert_int_eq(weft_join(a, NULL), 0);
+	ck_assert_int_eq(weft_join(b, NULL), 0);
+	ck_assert_int_eq(log_n, 7);
+	ck_assert_int_lt(log_pos("waiter start"), log_pos("setter set"));
+	ck_assert_int_lt(log_pos("setter set"), log_pos("cb1"));
+	ck_assert_int_lt(log_pos("cb1"), log_pos("cb2"));
+	ck_assert_int_lt(log_pos("cb2"), log_pos("setter end"));
+	ck_assert_int_lt(log_pos("setter set"), log_pos("waiter got"));
+	ck_assert_int_eq(weft_future_done(&seed_f), 1);
+	/* Added after completion: runs at once. */
+	struct weft_future_cb cb3;
+	ck_assert_int_eq(weft_future_add_callback(&seed_f, &cb3, seed_cb,
+						  "cb3"),
+			 0);
+	ck_assert_int_eq(log_pos("cb3"), 7);
+	return NULL;
+}
+
+START_TEST(future_seed)
+{
+	weft_test_run(seed_main, NULL, 2);
+	weft_test_run(seed_main, NULL, 1);
+}
+END_TEST
+
+/* ---- outcomes and errors ------------------------------------------------ */
+
+static void *fwaiter(void *arg)
+{
+	void *r = (void *)-1;
+	long e = weft_future_wait(arg, &r);
+	return e ? (void *)e : r;
+}
+
+static void *timed_fwaiter(void *arg)
+{
+	struct weft_deadline d;
+	weft_deadline_enter(&d, 5 * WEFT_MSEC);
+	void *r = fwaiter(arg);
+	weft_deadline_leave(&d);
+	return r;
+}
+
+static void count_cb(struct weft_future *f, void *arg)
+{
+	(*(int *)arg)++;
+}
+
+static void *outcomes_main(void *arg)
+{
+	struct weft_future f;
+	void *r;
+	weft_task_t t[3];
+	ck_assert_int_eq(weft_future_init(&f), 0);
+	ck_assert_int_eq(weft_future_done(&f), 0);
+	ck_assert_int_eq(weft_future_result(&f, &r), -EAGAIN);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(weft_spawn(&t[i], fwaiter, &f), 0);
+	ck_assert_int_eq(weft_spawn(&t[2], timed_fwaiter, &f), 0);
+	wait_waiters(&f.wq, 3);
+	ck_assert_int_eq(weft_join(t[2], &r), 0);
+	ck_assert_int_eq((long)r, -ETIMEDOUT);
+	ck_assert_int_eq(weft_cancel(t[1]), 0);
+	ck_assert_int_eq(weft_join(t[1], &r), 0);
+	ck_assert_int_eq((long)r, -ECANCELED);
+	ck_assert_int_eq(weft_future_done(&f), 0); /* waiters left */
+	ck_assert_int_eq(weft_future_set_error(&f, -EIO), 0);
+	ck_assert_int_eq(weft_join(t[0], &r), 0);
+	ck_assert_int_eq((long)r, -EIO);
+	ck_assert_int_eq(weft_future_set_result(&f, NULL), -EINVAL);
+	ck_assert_int_eq(weft_future_set_error(&f, -EIO), -EINVAL);
+	ck_assert_int_eq(weft_future_cancel(&f), -EINVAL);
+	ck_assert_int_eq(weft_future_wait(&f, &r), -EIO);
+	ck_assert_int_eq(weft_future_result(&f, &r), -EIO);
+
+	/* Cancel: waiters get -ECANCELED; callbacks run once. */
+	int calls = 0;
+	struct weft_future_cb cb, cb2;
+	ck_assert_int_eq(weft_future_init(&f), 0);
+	ck_assert_int_eq(weft_future_add_callback(&f, &cb, count_cb, &calls),
+			 0);
+	ck_assert_int_eq(weft_future_add_callback(&f, &cb2, count_cb, &calls),
+			 0);
+	ck_assert_int_eq(weft_future_remove_callback(&f, &cb2), 0);
+	ck_assert_int_eq(weft_future_remove_callback(&f, &cb2), -ENOENT);
+	ck_assert_int_eq(weft_spawn(&t[0], fwaiter, &f), 0);
+	wait_waiters(&f.wq, 1);
+	ck_assert_int_eq(weft_future_cancel(&f), 0);
+	ck_assert_int_eq(weft_future_cancel(&f), -EINVAL);
+	ck_assert_int_eq(weft_join(t[0], &r), 0);
+	ck_assert_int_eq((long)r, -ECANCELED);
+	ck_assert_int_eq(calls, 1);
+	ck_assert_int_eq(weft_future_done(&f), 1);
+
+	/* Result NULL pointer is allowed; errors must be negative. */
+	ck_assert_int_eq(weft_future_init(&f), 0);
+	ck_assert_int_eq(weft_future_set_error(&f, 0), -EINVAL);
+	ck_assert_int_eq(weft_future_set_error(&f, 5), -EINVAL);
+	ck_assert_int_eq(weft_future_set_result(&f, (void *)7), 0);
+	ck_assert_int_eq(weft_future_wait(&f, NULL), 0);
+	ck_assert_int_eq(weft_future_wait(&f, &r), 0);
+	ck_assert_ptr_eq(r, (void *)7);
+
+	ck_assert_int_eq(weft_future_init(NULL), -EINVAL);
+	ck_assert_int_eq(weft_future_set_result(NULL, NULL), -EINVAL);
+	ck_assert_int_eq(weft_future_set_error(NULL, -EIO), -EINVAL);
+	ck_assert_int_eq(weft_future_cancel(NULL), -EINVAL);
+	ck_assert_int_eq(weft_future_wait(NULL, &r), -EINVAL);
+	ck_assert_int_eq(weft_future_result(NULL, &r), -EINVAL);
+	ck_assert_int_eq(weft_future_done(NULL), -EINVAL);
+	ck_assert_int_eq(weft_future_add_callback(NULL, &cb, count_cb, NULL),
+			 -EINVAL);
+	ck_assert_int_eq(weft_future_add_callback(&f, NULL, count_cb, NULL),
+			 -EINVAL);
+	ck_assert_int_eq(weft_future_add_callback(&f, &cb, NULL, NULL),
+			 -EINVAL);
+	ck_assert_int_eq(weft_future_remove_callback(NULL, &cb), -EINVAL);
+	ck_assert_int_eq(weft_future_remove_callback(&f, NULL), -EINVAL);
+
+	/* A cancelled task waiting on a pending future. */
+	ck_assert_int_eq(weft_future_init(&f), 0);
+	ck_assert_int_eq(weft_cancel(weft_current()), 0);
+	ck_assert_int_eq(weft_future_wait(&f, &r), -ECANCELED);
+	ck_assert_int_eq(weft_future_set_result(&f, (void *)1), 0);
+	ck_assert_int_eq(weft_future_wait(&f, &r), 0); /* done: no wait */
+	return NULL;
+}
+
+START_TEST(future_outcomes)
+{
+	weft_test_run(outcomes_main, NULL, 2);
+}
+END_TEST
+
+/* ---- futures completed by plain threads --------------------------------- */
+
+#define NFUT 64
+
+static struct weft_future ffut[NFUT];
+
+static void *completer(void *arg)
+{
+	for (long i = 0; i < NFUT; i++) {
+		if (i % 3 == 0)
+			usleep(50);
+		weft_future_set_result(&ffut[i], (void *)(i + 1));
+	}
+	return NULL;
+}
+
+static void *foreign_main(void *arg)
+{
+	weft_task_t t[NFUT];
+	pthread_t th;
+	for (int i = 0; i < NFUT; i++) {
+		weft_future_init(&ffut[i]);
+		ck_assert_int_eq(weft_spawn(&t[i], fwaiter, &ffut[i]), 0);
+	}
+	pthread_create(&th, NULL, completer, NULL);
+	for (long i = 0; i < NFUT; i++) {
+		void *r;
+		ck_assert_int_eq(weft_join(t[i], &r), 0);
+		ck_assert_int_eq((long)r, i + 1);
+	}
+	pthread_join(th, NULL);
+	/* And a plain thread waits for a task's completion. */
+	weft_future_init(&ffut[0]);
+	pthread_create(&th, NULL, fwaiter, &ffut[0]);
+	weft_sleep(2 * WEFT_MSEC);
+	weft_future_set_result(&ffut[0], (void *)99);
+	void *r;
+	pthread_join(th, &r);
+	ck_assert_int_eq((long)r, 99);
+	return NULL;
+}
+
+START_TEST(future_foreign)
+{
+	weft_test_run(foreign_main, NULL, 2);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("sync_future");
+	TCase *tc = tcase_create("future");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, future_seed);
+	tcase_add_test(tc, future_outcomes);
+	tcase_add_test(tc, future_foreign);
+	suite_add_tcase(s, tc);
+	return weft_test_main(s);
+}

@@ -1,0 +1,237 @@
+/* weft_sem: the seed's scenario, FIFO permits, bounded over-release,
+ * cancellation and timeouts consume no permit, bad input. */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+#include "test_util.h"
+#include "sync/waitq.h"
+
+/* ---- an event log, asserted on afterwards ------------------------------- */
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static const char *log_ev[64];
+static int log_n;
+
+static void log_reset(void)
+{
+	log_n = 0;
+}
+
+static void log_add(const char *ev)
+{
+	pthread_mutex_lock(&log_mu);
+	ck_assert_int_lt(log_n, 64);
+	log_ev[log_n++] = ev;
+	pthread_mutex_unlock(&log_mu);
+}
+
+static __attribute__((unused)) int log_pos(const char *ev)
+{
+	for (int i = 0; i < log_n; i++)
+		if (!strcmp(log_ev[i], ev))
+			return i;
+	ck_abort_msg("event '%s' not logged", ev);
+	return -1;
+}
+
+/* Waits (yielding) until q has n waiters linked. */
+static void wait_waiters(struct weft_waitq *q, int n)
+{
+	for (;;) {
+		int k = 0;
+		weft__waitq_lock(q);
+		for (struct weft__waiter *w = q->head; w; w = w->next)
+			k++;
+		weft__waitq_unlock(q);
+		if (k == n)
+			return;
+		if (weft_sleep(100 * WEFT_USEC) == -EPERM)
+			usleep(100); /* a plain thread */
+	}
+}
+
+/* ---- the seed: Semaphore(2) lets both workers in at once ---------------- */
+
+static struct weft_sem seed_sem;
+
+static void *seed_worker(void *arg)
+{
+	const char **ev = arg;
+	ck_assert_int_eq(weft_sem_acquire(&seed_sem), 0);
+	log_add(ev[0]);
+	weft_sleep(20 * WEFT_MSEC);
+	log_add(ev[1]);
+	ck_assert_int_eq(weft_sem_release(&seed_sem), 0);
+	return NULL;
+}
+
+static void run_seed(long permits)
+{
+	static const char *w1[] = { "w1 start", "w1 end" };
+	static const char *w2[] = { "w2 start", "w2 end" };
+	weft_task_t a, b;
+	log_reset();
+	ck_assert_int_eq(weft_sem_init(&seed_sem, permits), 0);
+	ck_assert_int_eq(weft_spawn(&a, seed_worker, w1), 0);
+	ck_assert_int_eq(weft_spawn(&b, seed_worker, w2), 0);
+	ck_assert_int_eq(weft_join(a, NULL), 0);
+	ck_assert_int_eq(weft_join(b, NULL), 0);
+	ck_assert_int_eq(log_n, 4);
+	ck_assert_int_eq(weft_sem_value(&seed_sem), permits);
+}
+
+static void *seed_main(void *arg)
+{
+	/* worker2 start, worker1 start, worker2 end, worker1 end */
+	run_seed(2);
+	ck_assert_int_eq(strstr(log_ev[0], "start") != NULL, 1);
+	ck_assert_int_eq(strstr(log_ev[1], "start") != NULL, 1);
+	/* With one permit they take turns. */
+	run_seed(1);
+	ck_assert_int_eq(log_ev[0][1], log_ev[1][1]);
+	ck_assert_int_eq(log_ev[2][1], log_ev[3][1]);
+	return NULL;
+}
+
+START_TEST(seed)
+{
+	weft_test_run(seed_main, NULL, 2);
+	weft_test_run(seed_main, NULL, 1);
+}
+END_TEST
+
+/* ---- FIFO, cancellation, timeouts --------------------------------------- */
+
+struct fctx {
+	struct weft_sem sem;
+	int order[8];
+	int n;
+	pthread_mutex_t mu;
+};
+
+struct farg {
+	struct fctx *c;
+	int id;
+	bool timed;
+};
+
+static void *fifo_waiter(void *arg)
+{
+	struct farg *a = arg;
+	struct weft_deadline d;
+	if (a->timed)
+		weft_deadline_enter(&d, 5 * WEFT_MSEC);
+	long r = weft_sem_acquire(&a->c->sem);
+	if (a->timed)
+		weft_deadline_leave(&d);
+	if (r == 0) {
+		pthread_mutex_lock(&a->c->mu);
+		a->c->order[a->c->n++] = a->id;
+		pthread_mutex_unlock(&a->c->mu);
+	}
+	return (void *)r;
+}
+
+static void *fifo_main(void *arg)
+{
+	struct fctx c = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	struct farg a[6];
+	weft_task_t t[6];
+	void *res;
+	ck_assert_int_eq(weft_sem_init(&c.sem, 0), 0);
+	for (int i = 0; i < 6; i++) {
+		a[i] = (struct farg){ &c, i, i == 3 };
+		ck_assert_int_eq(weft_spawn(&t[i], fifo_waiter, &a[i]), 0);
+		wait_waiters(&c.sem.wq, i + 1);
+	}
+	ck_assert_int_eq(weft_sem_try_acquire(&c.sem), -EAGAIN);
+	ck_assert_int_eq(weft_cancel(t[1]), 0);
+	ck_assert_int_eq(weft_join(t[1], &res), 0);
+	ck_assert_int_eq((long)res, -ECANCELED);
+	ck_assert_int_eq(weft_join(t[3], &res), 0);
+	ck_assert_int_eq((long)res, -ETIMEDOUT);
+	/* No permit was taken by them; four waiters are left. */
+	ck_assert_int_eq(weft_sem_value(&c.sem), 0);
+	/* Each release goes to the oldest waiter left. */
+	int want[] = { 0, 2, 4, 5 };
+	for (int i = 0; i < 4; i++) {
+		ck_assert_int_eq(weft_sem_release(&c.sem), 0);
+		ck_assert_int_eq(weft_join(t[want[i]], &res), 0);
+		ck_assert_int_eq((long)res, 0);
+	}
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(c.order[i], want[i]);
+	ck_assert_int_eq(weft_sem_value(&c.sem), 0);
+	ck_assert_uint_eq(c.sem.state, 0); /* no waiters bit left */
+	ck_assert_int_eq(weft_sem_release(&c.sem), 0);
+	ck_assert_int_eq(weft_sem_value(&c.sem), 1);
+	return NULL;
+}
+
+START_TEST(fifo)
+{
+	weft_test_run(fifo_main, NULL, 2);
+}
+END_TEST
+
+/* ---- bounded, errors ---------------------------------------------------- */
+
+static void *errors_main(void *arg)
+{
+	struct weft_sem s;
+	ck_assert_int_eq(weft_sem_init_bounded(&s, 2), 0);
+	ck_assert_int_eq(weft_sem_release(&s), -EOVERFLOW);
+	ck_assert_int_eq(weft_sem_acquire(&s), 0);
+	ck_assert_int_eq(weft_sem_acquire(&s), 0);
+	ck_assert_int_eq(weft_sem_try_acquire(&s), -EAGAIN);
+	ck_assert_int_eq(weft_sem_value(&s), 0);
+	ck_assert_int_eq(weft_sem_release(&s), 0);
+	ck_assert_int_eq(weft_sem_release(&s), 0);
+	ck_assert_int_eq(weft_sem_release(&s), -EOVERFLOW);
+	ck_assert_int_eq(weft_sem_value(&s), 2);
+
+	struct weft_sem z = WEFT_BOUNDED_SEM_INIT(0);
+	ck_assert_int_eq(weft_sem_release(&z), -EOVERFLOW);
+	struct weft_sem u = WEFT_SEM_INIT(0);
+	ck_assert_int_eq(weft_sem_release(&u), 0);
+	ck_assert_int_eq(weft_sem_release(&u), 0);
+	ck_assert_int_eq(weft_sem_value(&u), 2);
+
+	ck_assert_int_eq(weft_sem_init(&s, -1), -EINVAL);
+	ck_assert_int_eq(weft_sem_init(&s, WEFT_SEM_MAX + 1), -EINVAL);
+	ck_assert_int_eq(weft_sem_init(NULL, 1), -EINVAL);
+	ck_assert_int_eq(weft_sem_init_bounded(NULL, 1), -EINVAL);
+	ck_assert_int_eq(weft_sem_acquire(NULL), -EINVAL);
+	ck_assert_int_eq(weft_sem_try_acquire(NULL), -EINVAL);
+	ck_assert_int_eq(weft_sem_release(NULL), -EINVAL);
+	ck_assert_int_eq(weft_sem_value(NULL), -EINVAL);
+	ck_assert_int_eq(weft_sem_init(&s, WEFT_SEM_MAX), 0);
+	ck_assert_int_eq(weft_sem_release(&s), -EOVERFLOW);
+
+	/* Cancelled: no permit taken even when one would wait. */
+	ck_assert_int_eq(weft_sem_init(&s, 0), 0);
+	ck_assert_int_eq(weft_cancel(weft_current()), 0);
+	ck_assert_int_eq(weft_sem_acquire(&s), -ECANCELED);
+	ck_assert_int_eq(weft_sem_release(&s), 0);
+	ck_assert_int_eq(weft_sem_value(&s), 1);
+	return NULL;
+}
+
+START_TEST(errors)
+{
+	weft_test_run(errors_main, NULL, 2);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("sync_sem");
+	TCase *tc = tcase_create("sem");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, seed);
+	tcase_add_test(tc, fifo);
+	tcase_add_test(tc, errors);
+	suite_add_tcase(s, tc);
+	return weft_test_main(s);
+}
