@@ -41,7 +41,7 @@ END_TEST
 
 #define ORDER_N 50
 /* Sanitizers can stall a worker for milliseconds. */
-#define ORDER_GAP_MS (WEFT_TEST_SCALE >= 100 ? 3 : 10)
+#define ORDER_GAP_MS (WEFT_TEST_SCALE >= 100 ? 5 : 10)
 
 struct order {
 	atomic_int next;
@@ -83,13 +83,14 @@ static void *order_main(void *arg)
 	}
 	for (int i = 0; i < ORDER_N; i++)
 		ck_assert_int_eq(weft_join(t[i], NULL), 0);
-	/* A gap apart, they wake in order; allow neighbours to swap once
-	 * under sanitizers, never more. */
+	/* A gap apart, they wake in order. Timers live on each worker's own
+	 * heap, so a worker thread the OS preempts for longer than a gap can
+	 * let a neighbour pass: allow two such swaps, no more. */
 	int inversions = 0;
 	for (int i = 1; i < ORDER_N; i++)
 		if (o.woke[i] < o.woke[i - 1])
 			inversions++;
-	ck_assert_int_le(inversions, WEFT_TEST_SCALE >= 100 ? 0 : 3);
+	ck_assert_int_le(inversions, 2);
 	return NULL;
 }
 
