@@ -39,9 +39,9 @@ END_TEST
 
 /* ---- ordering ------------------------------------------------------------- */
 
-#define ORDER_N 50
+#define ORDER_N 30
 /* Sanitizers can stall a worker for milliseconds. */
-#define ORDER_GAP_MS (WEFT_TEST_SCALE >= 100 ? 5 : 10)
+#define ORDER_GAP_MS (WEFT_TEST_SCALE >= 100 ? 20 : 50)
 
 struct order {
 	atomic_int next;
@@ -90,13 +90,12 @@ static void *order_main(void *arg)
 	for (int i = 1; i < ORDER_N; i++)
 		if (o.woke[i] < o.woke[i - 1])
 			inversions++;
-	/* Under sanitizers a worker often wakes later than several gaps;
-	 * timers due together then resume through the run-next slot, last
-	 * first. There the order is only reported. */
+	/* A worker that wakes later than a gap fires several timers at once,
+	 * and those resume through the run-next slot, last first: the gap is
+	 * wide so that only a badly overloaded machine sees that. */
 	fprintf(stderr, "%d workers: %d sleepers out of order\n", weft_workers(),
 		inversions);
-	if (WEFT_TEST_SCALE >= 100)
-		ck_assert_int_le(inversions, (int)(intptr_t)arg);
+	ck_assert_int_le(inversions, (int)(intptr_t)arg);
 	return NULL;
 }
 
@@ -104,7 +103,7 @@ START_TEST(ordering)
 {
 	/* One worker: one heap, so the order is exact. */
 	weft_test_run(order_main, (void *)0, 1);
-	weft_test_run(order_main, (void *)2, 2);
+	weft_test_run(order_main, (void *)1, 2);
 }
 END_TEST
 
