@@ -659,6 +659,68 @@ START_TEST(completion_while_busy)
 }
 END_TEST
 
+/* ---- a cancelled send reports exactly what went out ---------------------------- */
+
+struct big_send {
+	int fd;
+	size_t len, sent;
+	uint8_t *buf;
+};
+
+static void *big_sender(void *arg)
+{
+	struct big_send *b = arg;
+
+	return (void *)(intptr_t)weft_send_all(b->fd, b->buf, b->len, 0,
+					       &b->sent);
+}
+
+static void *cancel_send_main(void *arg)
+{
+	struct pair p = tcp_pair();
+	struct big_send b = { .fd = p.a, .len = 16 << 20 };
+	struct weft_deadline d;
+	uint8_t *in = malloc(1 << 16);
+	weft_task_t t;
+	void *res;
+	size_t got = 0;
+
+	b.buf = malloc(b.len);
+	io_fill(b.buf, b.len, 9, 0);
+	ck_assert_int_eq(weft_spawn(&t, big_sender, &b), 0);
+	weft_sleep(30 * WEFT_MSEC); /* the socket buffers fill up */
+	ck_assert_int_eq(weft_cancel(t), 0);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_int_eq((intptr_t)res, -ECANCELED);
+	ck_assert_uint_gt(b.sent, 0);
+	ck_assert_uint_lt(b.sent, b.len);
+	/* The peer gets exactly the bytes reported sent, then nothing. */
+	while (got < b.sent) {
+		ssize_t n = weft_recv(p.b, in, 1 << 16, 0);
+
+		ck_assert_int_gt(n, 0);
+		for (ssize_t i = 0; i < n; i++)
+			if (in[i] != io_pattern(9, got + (size_t)i))
+				ck_abort_msg("byte %zu differs", got + (size_t)i);
+		got += (size_t)n;
+	}
+	ck_assert_uint_eq(got, b.sent);
+	ck_assert_int_eq(weft_deadline_enter(&d, 20 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_recv(p.b, in, 1, 0), -ETIMEDOUT);
+	weft_deadline_leave(&d);
+	weft_close(p.a);
+	weft_close(p.b);
+	free(b.buf);
+	free(in);
+	return NULL;
+}
+
+START_TEST(cancel_send)
+{
+	weft_test_run(cancel_send_main, NULL, WORKERS);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("io_tcp");
@@ -668,6 +730,7 @@ int main(void)
 	tcase_add_test(tc, echo);
 	tcase_add_test(tc, many_connections);
 	tcase_add_test(tc, cancel_recv);
+	tcase_add_test(tc, cancel_send);
 	tcase_add_test(tc, deadline_recv);
 	tcase_add_test(tc, close_while_waiting);
 	tcase_add_test(tc, peer_reset);
