@@ -125,7 +125,8 @@ static int grow_pool(void)
 	return 0;
 }
 
-static int pool_take(struct weft_stack *s)
+/* Takes a stack from the global pool, refilling half the cache too. */
+static int pool_take(struct weft_stack *s, struct weft_stack_cache *c)
 {
 	int r = 0;
 	pthread_mutex_lock(&pool.mu);
@@ -135,6 +136,10 @@ static int pool_take(struct weft_stack *s)
 		struct free_stack *n = pool.free;
 		pool.free = n->next;
 		to_stack(s, n);
+		while (c && c->n < CACHE_MAX / 2 && pool.free) {
+			c->s[c->n++] = pool.free;
+			pool.free = pool.free->next;
+		}
 	}
 	pthread_mutex_unlock(&pool.mu);
 	return r;
@@ -165,7 +170,7 @@ int weft__stack_alloc(struct weft_stack *s, size_t size,
 	if (c && c->n > 0) {
 		to_stack(s, c->s[--c->n]);
 	} else {
-		int r = pool_take(s);
+		int r = pool_take(s, c);
 		if (r)
 			return r;
 	}
@@ -192,9 +197,15 @@ void weft__stack_free(struct weft_stack *s, struct weft_stack_cache *c)
 		c->s[c->n++] = n;
 		return;
 	}
+	/* Full: hand back half the cache under one lock (see task_free). */
 	pthread_mutex_lock(&pool.mu);
 	n->next = pool.free;
 	pool.free = n;
+	while (c && c->n > CACHE_MAX / 2) {
+		struct free_stack *x = c->s[--c->n];
+		x->next = pool.free;
+		pool.free = x;
+	}
 	pthread_mutex_unlock(&pool.mu);
 }
 

@@ -59,6 +59,7 @@ struct weft_task {
 
 	unsigned join_lock;
 	unsigned join_state;
+	bool spawned_detached;         /* spawned without a handle: never joined */
 	struct weft__waiter *joiner;
 
 	unsigned wait_lock;
