@@ -282,5 +282,5 @@ int main(void)
 	tcase_add_test(tc, plain_thread);
 	tcase_add_test(tc, abandon_running);
 	suite_add_tcase(s, tc);
-	return weft_test_main(s);
+	return io_test_main(s);
 }

@@ -203,5 +203,5 @@ int main(void)
 	tcase_add_test(tc, plain_thread);
 	tcase_add_test(tc, many_sleepers);
 	suite_add_tcase(s, tc);
-	return weft_test_main(s);
+	return io_test_main(s);
 }

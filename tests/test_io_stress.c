@@ -197,5 +197,5 @@ int main(void)
 	tcase_add_test(tc, streams_under_deadlines);
 	tcase_add_test(tc, crowds);
 	suite_add_tcase(s, tc);
-	return weft_test_main(s);
+	return io_test_main(s);
 }

@@ -739,5 +739,5 @@ int main(void)
 	tcase_add_test(tc, plain_thread);
 	tcase_add_test(tc, completion_while_busy);
 	suite_add_tcase(s, tc);
-	return weft_test_main(s);
+	return io_test_main(s);
 }

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -68,6 +69,29 @@ static inline void io_raise_nofile(rlim_t n)
 		rl.rlim_cur = n < rl.rlim_max ? n : rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+}
+
+/* Open descriptors of the process, to check that a suite leaks none. */
+static inline int io_count_fds(void)
+{
+	int n = 0;
+
+	for (int fd = 0; fd < 65536; fd++)
+		if (fcntl(fd, F_GETFD) >= 0)
+			n++;
+	return n;
+}
+
+/* Runs the suite, then fails it if descriptors leaked. */
+static inline int io_test_main(Suite *s)
+{
+	int before = io_count_fds(), r = weft_test_main(s), after = io_count_fds();
+
+	if (after != before) {
+		fprintf(stderr, "%d descriptors leaked\n", after - before);
+		r = EXIT_FAILURE;
+	}
+	return r;
 }
 
 /* How late a timed wake-up may be before a test calls it wrong: generous,
