@@ -219,12 +219,13 @@ void weft__task_ready(struct weft_task *t)
 		weft__inject_push(&rt->inject, t);
 	} else if (w->current) {
 		/* Woken by a running task: run it next, here (message-passing
-		 * locality). Only a displaced task needs another worker. */
+		 * locality). Still tell an idle worker, as Go's wakep does: if
+		 * the running task blocks or spins, a searcher takes the
+		 * run-next task once it has sat there a while. */
 		t = atomic_exchange_explicit(&w->runnext, t,
 					     memory_order_acq_rel);
-		if (!t)
-			return;
-		weft__worker_push(w, t);
+		if (t)
+			weft__worker_push(w, t);
 	} else {
 		weft__worker_push(w, t); /* from the scheduler: timers, I/O */
 	}
@@ -418,7 +419,7 @@ static struct weft_task *find_task(struct weft_runtime *rt,
 	if (t || !start_search(rt, w))
 		return t;
 	for (int spin = 0; spin < SEARCH_SPINS; spin++) {
-		if ((t = steal_work(rt, w, false)))
+		if ((t = steal_work(rt, w, spin % 16 == 15)))
 			return t;
 		if (atomic_load_explicit(&rt->state, memory_order_relaxed) ==
 		    RT_STOPPING)

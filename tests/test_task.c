@@ -254,6 +254,36 @@ START_TEST(many_foreign_spawners)
 }
 END_TEST
 
+/* A task woken into this worker's run-next slot while this task spins
+ * without yielding: only another worker can run it, by stealing it. */
+static struct weft_event stuck_event = WEFT_EVENT_INIT;
+static atomic_int stuck_ran;
+
+static void *stuck_waiter(void *arg)
+{
+	ck_assert_int_eq(weft_event_wait(&stuck_event), 0);
+	atomic_store(&stuck_ran, 1);
+	return NULL;
+}
+
+static void *stuck_main(void *arg)
+{
+	weft_task_t t;
+	ck_assert_int_eq(weft_spawn(&t, stuck_waiter, NULL), 0);
+	weft_sleep(20 * WEFT_MSEC); /* it parks; the other worker sleeps */
+	weft_event_set(&stuck_event);
+	while (!atomic_load(&stuck_ran))
+		__builtin_ia32_pause();
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	return NULL;
+}
+
+START_TEST(runnext_stolen_from_busy_worker)
+{
+	weft_test_run(stuck_main, NULL, 2);
+}
+END_TEST
+
 /* ---- migration and many yields ------------------------------------------ */
 
 static atomic_int moved;
@@ -469,6 +499,7 @@ int main(void)
 	tcase_add_test(tc, from_plain_threads);
 	tcase_add_test(tc, many_foreign_spawners);
 	tcase_add_test(tc, migration);
+	tcase_add_test(tc, runnext_stolen_from_busy_worker);
 	tcase_add_test(tc, many_yields);
 	tcase_add_test(tc, million_tasks);
 	tcase_add_test(tc, million_concurrent);
