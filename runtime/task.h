@@ -44,6 +44,7 @@ struct weft_timer {
 /* A heap entry, by value (see timer.c). */
 struct weft_timer_entry {
 	int64_t at;
+	uint64_t order;
 	struct weft_task *task;
 	uint64_t seq;
 };

@@ -37,12 +37,19 @@ int64_t weft_now(void)
 	return (int64_t)ts.tv_sec * WEFT_SEC + ts.tv_nsec;
 }
 
+/* Earlier deadline first; equal deadlines in the order they were armed. */
+static bool before(const struct weft_timer_entry *a,
+		   const struct weft_timer_entry *b)
+{
+	return a->at < b->at || (a->at == b->at && a->order < b->order);
+}
+
 static void sift_up(struct weft_timer_entry *h, int64_t i)
 {
 	struct weft_timer_entry e = h[i];
 	while (i > 0) {
 		int64_t p = (i - 1) / 2;
-		if (h[p].at <= e.at)
+		if (!before(&e, &h[p]))
 			break;
 		h[i] = h[p];
 		i = p;
@@ -57,9 +64,9 @@ static void sift_down(struct weft_timer_entry *h, int64_t len, int64_t i)
 		int64_t c = 2 * i + 1;
 		if (c >= len)
 			break;
-		if (c + 1 < len && h[c + 1].at < h[c].at)
+		if (c + 1 < len && before(&h[c + 1], &h[c]))
 			c++;
-		if (e.at <= h[c].at)
+		if (!before(&h[c], &e))
 			break;
 		h[i] = h[c];
 		i = c;
@@ -117,7 +124,8 @@ int weft__timer_arm(struct weft_task *t, int64_t at, uint64_t seq)
 		w->heap = h;
 		w->heap_cap = cap;
 	}
-	w->heap[w->heap_len] = (struct weft_timer_entry){ at, t, seq };
+	w->heap[w->heap_len] =
+		(struct weft_timer_entry){ at, w->timer_order++, t, seq };
 	sift_up(w->heap, w->heap_len);
 	set_len(w, w->heap_len + 1);
 	atomic_store_explicit(&t->timer.owner, w, memory_order_relaxed);
@@ -184,9 +192,7 @@ int64_t weft__timers_run(struct weft_worker *w)
 		weft__spin_lock(&w->timer_lock);
 		int n = pop_due(w, now, due, &wait);
 		weft__spin_unlock(&w->timer_lock);
-		/* Latest first: woken tasks go onto the deque, whose owner
-		 * end is LIFO, so the earliest deadline runs first. */
-		for (int i = n - 1; i >= 0; i--)
+		for (int i = 0; i < n; i++)
 			fire(due[i].task, due[i].seq);
 		if (n < FIRE_BATCH)
 			return wait;

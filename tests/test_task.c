@@ -284,6 +284,38 @@ START_TEST(runnext_stolen_from_busy_worker)
 }
 END_TEST
 
+/* Tasks sleeping to the same deadline wake in the order they slept, as
+ * asyncio's do. */
+static int64_t fifo_base;
+static atomic_int fifo_next;
+static int fifo_woke[5];
+
+static void *fifo_sleeper(void *arg)
+{
+	weft_sleep(fifo_base - weft_now());
+	fifo_woke[atomic_fetch_add(&fifo_next, 1)] = (int)(intptr_t)arg;
+	return NULL;
+}
+
+static void *fifo_main(void *arg)
+{
+	weft_task_t t[5];
+	fifo_base = weft_now() + 30 * WEFT_MSEC;
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(weft_spawn(&t[i], fifo_sleeper, (void *)(intptr_t)i), 0);
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(fifo_woke[i], i);
+	return NULL;
+}
+
+START_TEST(timer_wakes_in_order)
+{
+	weft_test_run(fifo_main, NULL, 1);
+}
+END_TEST
+
 /* ---- migration and many yields ------------------------------------------ */
 
 static atomic_int moved;
@@ -499,6 +531,7 @@ int main(void)
 	tcase_add_test(tc, from_plain_threads);
 	tcase_add_test(tc, many_foreign_spawners);
 	tcase_add_test(tc, migration);
+	tcase_add_test(tc, timer_wakes_in_order);
 	tcase_add_test(tc, runnext_stolen_from_busy_worker);
 	tcase_add_test(tc, many_yields);
 	tcase_add_test(tc, million_tasks);
