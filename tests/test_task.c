@@ -287,11 +287,12 @@ END_TEST
 /* Tasks sleeping to the same deadline wake in the order they slept, as
  * asyncio's do. */
 static int64_t fifo_base;
-static atomic_int fifo_next;
-static int fifo_woke[5];
+static atomic_int fifo_next, fifo_asleep;
+static int fifo_slept[5], fifo_woke[5];
 
 static void *fifo_sleeper(void *arg)
 {
+	fifo_slept[atomic_fetch_add(&fifo_asleep, 1)] = (int)(intptr_t)arg;
 	weft_sleep(fifo_base - weft_now());
 	fifo_woke[atomic_fetch_add(&fifo_next, 1)] = (int)(intptr_t)arg;
 	return NULL;
@@ -306,7 +307,7 @@ static void *fifo_main(void *arg)
 	for (int i = 0; i < 5; i++)
 		ck_assert_int_eq(weft_join(t[i], NULL), 0);
 	for (int i = 0; i < 5; i++)
-		ck_assert_int_eq(fifo_woke[i], i);
+		ck_assert_int_eq(fifo_woke[i], fifo_slept[i]);
 	return NULL;
 }
 
