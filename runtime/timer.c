@@ -232,16 +232,16 @@ static void sleep_abort(struct weft__waiter *w, int reason)
 	weft__spin_unlock(&s->lock);
 }
 
-int weft_sleep(int64_t ns)
+int weft_sleep_until(int64_t at)
 {
 	struct weft_task *t = weft__task_current();
 	if (!t)
 		return -EPERM;
-	if (ns <= 0)
+	if (at <= weft_now())
 		return weft_yield();
 	struct sleeper s = { .lock = 0, .linked = false };
 	weft__waiter_init(&s.w, sleep_abort);
-	int r = weft__wait_begin_until(&s.w, weft_now() + ns);
+	int r = weft__wait_begin_until(&s.w, at);
 	if (r)
 		return r;
 	weft__spin_lock(&s.lock);
@@ -258,6 +258,13 @@ int weft_sleep(int64_t ns)
 	if (r == -ETIMEDOUT && t->deadline > weft_now())
 		r = 0;
 	return r;
+}
+
+int weft_sleep(int64_t ns)
+{
+	if (ns <= 0)
+		return weft__task_current() ? weft_yield() : -EPERM;
+	return weft_sleep_until(weft_now() + ns);
 }
 
 /* ---- deadline scopes ---------------------------------------------------- */

@@ -293,7 +293,7 @@ static int fifo_slept[5], fifo_woke[5];
 static void *fifo_sleeper(void *arg)
 {
 	fifo_slept[atomic_fetch_add(&fifo_asleep, 1)] = (int)(intptr_t)arg;
-	weft_sleep(fifo_base - weft_now());
+	ck_assert_int_eq(weft_sleep_until(fifo_base), 0);
 	fifo_woke[atomic_fetch_add(&fifo_next, 1)] = (int)(intptr_t)arg;
 	return NULL;
 }
