@@ -323,7 +323,8 @@ int weft_queue_try_put(struct weft_queue *q, const void *item)
 		return -EINVAL;
 	struct weft__waiter *wk = 0;
 	weft__waitq_lock(&q->getters);
-	return finish(q, put_locked(q, item, &wk), wk);
+	int r = put_locked(q, item, &wk); /* before reading wk */
+	return finish(q, r, wk);
 }
 
 int weft_queue_try_get(struct weft_queue *q, void *out)
@@ -332,7 +333,8 @@ int weft_queue_try_get(struct weft_queue *q, void *out)
 		return -EINVAL;
 	struct weft__waiter *wk = 0;
 	weft__waitq_lock(&q->getters);
-	return finish(q, get_locked(q, out, &wk), wk);
+	int r = get_locked(q, out, &wk); /* before reading wk */
+	return finish(q, r, wk);
 }
 
 int weft_queue_put(struct weft_queue *q, const void *item)
