@@ -1,5 +1,38 @@
-/* A worker's io_uring ring: see ring.h. */
+/*
+ * A worker's io_uring ring: see ring.h.
+ *
+ * Setup asks for the flags that suit one ring per worker thread, dropping
+ * them one by one for older kernels:
+ *   SINGLE_ISSUER   only the owner submits (true by construction);
+ *   DEFER_TASKRUN   completions run only when the owner asks (reap or
+ *                   park), never interrupting it: batched, and cheaper;
+ *   COOP_TASKRUN    the fallback: no IPI to post a completion;
+ *   TASKRUN_FLAG    the kernel flags IORING_SQ_TASKRUN when completion work
+ *                   waits, so reap enters the kernel only then. Without it a
+ *                   worker busy with tasks that never submit would not see
+ *                   its completions until it parks;
+ *   SUBMIT_ALL      a bad SQE does not stop the rest of the batch;
+ *   CQSIZE          a CQ of 8x the SQ, as a worker may have far more ops in
+ *                   flight than it submits in one round (overflow is still
+ *                   handled: reap flushes it).
+ *
+ * Wake-ups: other threads write the eventfd whose read the owner keeps
+ * armed while parked. wake_pending collapses concurrent wake-ups into one
+ * write until the owner consumes it.
+ *
+ * Invariants:
+ *  - wake_pending is 1 from the unparker's exchange until the owner's wake
+ *    completion exchanges it back; a write to wake_fd is outstanding the
+ *    whole time, so a skipped write never loses a wake-up. The owner's
+ *    exchange (acq_rel) reads every skipped unparker's exchange, so it sees
+ *    what they published before unparking.
+ *  - weft__ring_exit sets closed, then waits for unparkers to reach 0, both
+ *    sequentially consistent against the unparker's increment-then-check:
+ *    either the unparker sees closed and does not write, or exit sees it
+ *    and waits, so wake_fd is never written after (or while) it is closed.
+ */
 #include <errno.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +40,8 @@
 #include <unistd.h>
 
 #include "ring.h"
+
+#define CQ_FACTOR 8
 
 static __thread struct weft__ring *current;
 static _Atomic int fail_next_init;
@@ -48,25 +83,34 @@ static void wake_complete(struct weft__ring_op *op, int res, unsigned flags)
 {
 	struct weft__ring *r = (struct weft__ring *)((char *)op -
 				offsetof(struct weft__ring, wake_op));
+
 	r->wake_armed = false;
-	(void)res;
-	(void)flags;
+	atomic_exchange_explicit(&r->wake_pending, false, memory_order_acq_rel);
 }
 
 /* Tries the helpful flags first, then fewer, as older kernels refuse them. */
 static int setup(struct weft__ring *r, unsigned entries)
 {
 	static const unsigned tries[] = {
+		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+			IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL |
+			IORING_SETUP_CQSIZE,
 		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN |
-			IORING_SETUP_SUBMIT_ALL,
-		IORING_SETUP_COOP_TASKRUN,
+			IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL |
+			IORING_SETUP_CQSIZE,
+		IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG |
+			IORING_SETUP_CQSIZE,
+		IORING_SETUP_CQSIZE,
 		0,
 	};
 	int err = -EINVAL;
+
 	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
 		struct io_uring_params p;
+
 		memset(&p, 0, sizeof(p));
 		p.flags = tries[i];
+		p.cq_entries = entries * CQ_FACTOR;
 		err = io_uring_queue_init_params(entries, &r->uring, &p);
 		if (err != -EINVAL)
 			return err;
@@ -76,14 +120,16 @@ static int setup(struct weft__ring *r, unsigned entries)
 
 int weft__ring_init(struct weft__ring *r, unsigned entries, const char **why)
 {
+	int err;
+
 	memset(r, 0, sizeof(*r));
 	r->wake_fd = -1;
-	int err = atomic_exchange(&fail_next_init, 0);
-	if (err) {
-		err = -err;
-	} else {
-		err = setup(r, entries);
-	}
+	atomic_init(&r->inbox, NULL);
+	atomic_init(&r->wake_pending, false);
+	atomic_init(&r->unparkers, 0);
+	atomic_init(&r->closed, false);
+	err = atomic_exchange(&fail_next_init, 0);
+	err = err ? -err : setup(r, entries);
 	if (err) {
 		*why = explain(err);
 		return err;
@@ -96,19 +142,23 @@ int weft__ring_init(struct weft__ring *r, unsigned entries, const char **why)
 		return err;
 	}
 	r->wake_op.complete = wake_complete;
-	atomic_init(&r->inbox, NULL);
 	return 0;
 }
 
 void weft__ring_exit(struct weft__ring *r)
 {
+	atomic_store(&r->closed, true);
+	while (atomic_load(&r->unparkers))
+		sched_yield();
 	io_uring_queue_exit(&r->uring);
 	close(r->wake_fd);
+	r->wake_fd = -1;
 }
 
 struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r)
 {
 	struct io_uring_sqe *sqe;
+
 	while (!(sqe = io_uring_get_sqe(&r->uring)))
 		io_uring_submit(&r->uring);
 	return sqe;
@@ -126,14 +176,17 @@ static int run_inbox(struct weft__ring *r)
 		&r->inbox, NULL, memory_order_acquire);
 	struct weft__ring_msg *fifo = NULL;
 	int n = 0;
+
 	while (m) { /* the inbox is newest-first */
 		struct weft__ring_msg *next = m->next;
+
 		m->next = fifo;
 		fifo = m;
 		m = next;
 	}
 	while (fifo) {
 		struct weft__ring_msg *next = fifo->next;
+
 		fifo->run(fifo);
 		fifo = next;
 		n++;
@@ -143,13 +196,20 @@ static int run_inbox(struct weft__ring *r)
 
 int weft__ring_reap(struct weft__ring *r)
 {
-	int n = 0;
-	if (atomic_load_explicit(&r->inbox, memory_order_relaxed))
-		n += run_inbox(r);
 	struct io_uring_cqe *cqe;
 	unsigned head, seen = 0;
+	int n = 0;
+
+	if (atomic_load_explicit(&r->inbox, memory_order_relaxed))
+		n += run_inbox(r);
+	/* Completion work the kernel left for us, or CQEs that overflowed
+	 * the CQ: one enter runs / flushes them. */
+	if (IO_URING_READ_ONCE(*r->uring.sq.kflags) &
+	    (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW))
+		io_uring_get_events(&r->uring);
 	io_uring_for_each_cqe(&r->uring, head, cqe) {
 		struct weft__ring_op *op = io_uring_cqe_get_data(cqe);
+
 		seen++;
 		if (op)
 			op->complete(op, cqe->res, cqe->flags);
@@ -160,19 +220,24 @@ int weft__ring_reap(struct weft__ring *r)
 
 void weft__ring_park(struct weft__ring *r, int64_t timeout_ns)
 {
+	struct io_uring_cqe *cqe;
+
 	if (!r->wake_armed) {
 		struct io_uring_sqe *sqe = weft__ring_sqe(r);
+
 		io_uring_prep_read(sqe, r->wake_fd, &r->wake_buf,
 				   sizeof(r->wake_buf), 0);
 		io_uring_sqe_set_data(sqe, &r->wake_op);
 		r->wake_armed = true;
 	}
-	struct io_uring_cqe *cqe;
 	if (timeout_ns >= 0) {
+		/* Needs IORING_FEAT_EXT_ARG (5.11), or liburing would queue
+		 * a timeout SQE of its own with a user_data not ours. */
 		struct __kernel_timespec ts = {
 			.tv_sec = timeout_ns / 1000000000,
 			.tv_nsec = timeout_ns % 1000000000,
 		};
+
 		io_uring_submit_and_wait_timeout(&r->uring, &cqe, 1, &ts, NULL);
 	} else {
 		io_uring_submit_and_wait(&r->uring, 1);
@@ -183,14 +248,23 @@ void weft__ring_park(struct weft__ring *r, int64_t timeout_ns)
 void weft__ring_unpark(struct weft__ring *r)
 {
 	uint64_t one = 1;
-	ssize_t n = write(r->wake_fd, &one, sizeof(one));
-	(void)n; /* EAGAIN means a wake-up is pending already */
+
+	atomic_fetch_add(&r->unparkers, 1);
+	if (!atomic_load(&r->closed) &&
+	    !atomic_exchange_explicit(&r->wake_pending, true,
+				      memory_order_acq_rel)) {
+		ssize_t n = write(r->wake_fd, &one, sizeof(one));
+
+		(void)n; /* EAGAIN: the counter is full, a wake-up is pending */
+	}
+	atomic_fetch_sub_explicit(&r->unparkers, 1, memory_order_release);
 }
 
 void weft__ring_post(struct weft__ring *r, struct weft__ring_msg *m)
 {
 	struct weft__ring_msg *top = atomic_load_explicit(&r->inbox,
 							  memory_order_relaxed);
+
 	do
 		m->next = top;
 	while (!atomic_compare_exchange_weak_explicit(

@@ -36,11 +36,17 @@ struct weft__ring {
 	bool wake_armed;
 	unsigned inflight;           /* submitted ops not yet completed */
 	_Atomic(struct weft__ring_msg *) inbox; /* LIFO of posted messages */
+	_Atomic bool wake_pending;   /* a write to wake_fd is not consumed yet */
+	_Atomic int unparkers;       /* threads inside weft__ring_unpark() */
+	_Atomic bool closed;         /* weft__ring_exit() has begun */
 };
 
 /* Sets up the ring with the best flags the kernel takes. Returns 0 or
- * -errno; on failure *why says what to tell the user. */
+ * -errno; on failure *why says what to tell the user. Owner thread only
+ * (the ring is SINGLE_ISSUER when the kernel allows). */
 int weft__ring_init(struct weft__ring *r, unsigned entries, const char **why);
+/* Tears it down; waits out concurrent weft__ring_unpark() calls, and any
+ * unpark after it is a no-op. */
 void weft__ring_exit(struct weft__ring *r);
 
 /* The calling worker's ring, or NULL on a plain thread. */

@@ -16,6 +16,7 @@
 #include "overflow.h"
 #include "task.h"
 #include "worker.h"
+#include "../io/blocking.h"
 
 static int config_workers(const struct weft_config *cfg, int *out)
 {
@@ -85,8 +86,9 @@ static struct weft_runtime *new_runtime(const struct weft_config *cfg, int *err)
 	atomic_init(&rt->next_id, 1);
 	*err = config_check(cfg, rt);
 	if (!*err) {
-		rt->workers = aligned_alloc(64, sizeof(struct weft_worker) *
-						(size_t)rt->nworkers);
+		/* aligned_alloc wants a multiple of the alignment. */
+		size_t sz = sizeof(struct weft_worker) * (size_t)rt->nworkers;
+		rt->workers = aligned_alloc(64, (sz + 63) & ~(size_t)63);
 		rt->idle.sleepers = calloc((size_t)rt->nworkers, sizeof(int));
 		if (!rt->workers || !rt->idle.sleepers)
 			*err = -ENOMEM;
@@ -178,6 +180,8 @@ int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
 	int started;
 	weft__overflow_install();
 	err = start_workers(rt, &started);
+	if (!err)
+		err = weft__blocking_start(cfg ? cfg->blocking_threads : 0);
 	weft_task_t main_task;
 	if (!err)
 		err = weft_spawn_opts(&main_task, main, arg,
@@ -187,6 +191,7 @@ int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
 		drain(rt);
 	}
 	stop_workers(rt, started);
+	weft__blocking_stop();
 	weft__overflow_remove();
 	atomic_store(&weft__rt, NULL);
 	free_runtime(rt);

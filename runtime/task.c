@@ -194,11 +194,15 @@ int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
 	t->waiting = NULL;
 	t->deadline = WEFT_NO_DEADLINE;
 	t->scope = NULL;
-	t->id = atomic_fetch_add_explicit(&rt->next_id, 1,
-					  memory_order_relaxed);
+	/* Ids unique without a shared counter: each worker counts its own. */
+	t->id = self ? ++self->spawned * WEFT_WORKERS_MAX + (uint64_t)self->id
+		     : atomic_fetch_add_explicit(&rt->next_id, 1,
+						 memory_order_relaxed) *
+			       WEFT_WORKERS_MAX + WEFT_WORKERS_MAX - 1;
 	const char *name = opts && opts->name ? opts->name : "task";
-	strncpy(t->name, name, WEFT_NAME_MAX - 1);
-	t->name[WEFT_NAME_MAX - 1] = '\0';
+	size_t len = strnlen(name, WEFT_NAME_MAX - 1);
+	memcpy(t->name, name, len);
+	t->name[len] = '\0';
 	atomic_store_explicit(&t->refs, out ? 2 : 1, memory_order_relaxed);
 	atomic_store_explicit(&t->cancelled, false, memory_order_relaxed);
 	atomic_fetch_add(&rt->live, 1);
@@ -394,7 +398,8 @@ int weft_yield(void)
 		return -EPERM;
 	if (atomic_load_explicit(&t->cancelled, memory_order_relaxed))
 		return -ECANCELED;
-	weft__task_suspend(SWITCH_YIELD, NULL, NULL);
+	if (!weft__yield_direct())
+		weft__task_suspend(SWITCH_YIELD, NULL, NULL);
 	return 0;
 }
 

@@ -69,8 +69,11 @@ static void sift_down(struct weft_worker *w, int64_t i)
 
 static void heap_remove(struct weft_worker *w, int64_t i)
 {
-	struct weft_task *last = w->heap[--w->heap_len];
-	if (i < w->heap_len) {
+	int64_t len = w->heap_len - 1;
+	struct weft_task *last = w->heap[len];
+	/* Atomic: the scheduler peeks at heap_len without the lock. */
+	__atomic_store_n(&w->heap_len, len, __ATOMIC_RELAXED);
+	if (i < len) {
 		heap_set(w, i, last);
 		sift_down(w, i);
 		sift_up(w, last->timer.index);
@@ -94,7 +97,8 @@ int weft__timer_arm(struct weft_task *t, int64_t at, uint64_t seq)
 	t->timer.at = at;
 	t->timer.seq = seq;
 	w->heap[w->heap_len] = t;
-	t->timer.index = w->heap_len++;
+	t->timer.index = w->heap_len;
+	__atomic_store_n(&w->heap_len, w->heap_len + 1, __ATOMIC_RELAXED);
 	sift_up(w, t->timer.index);
 	atomic_store_explicit(&t->timer.owner, w, memory_order_release);
 	weft__spin_unlock(&w->timer_lock);

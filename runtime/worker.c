@@ -28,6 +28,7 @@
 #define RUNNEXT_STREAK_MAX 32    /* then the deque gets a turn */
 #define INJECT_BATCH 32
 #define TIMER_CHECK_INTERVAL 16
+#define SEARCH_SPINS 200         /* ~20-50 us of looking before parking */
 
 struct weft_runtime *_Atomic weft__rt;
 
@@ -86,6 +87,80 @@ void weft__task_suspend(enum weft_switch_reason reason,
 	w->after_switch = unlock;
 	w->after_arg = arg;
 	switch_to_scheduler(w, t, false);
+}
+
+/* Task to task, skipping the scheduler: the yield fast path. */
+static void switch_task_to_task(struct weft_task *from, struct weft_task *to)
+{
+#ifdef WEFT_TSAN
+	__tsan_switch_to_fiber(to->tsan_fiber, 0);
+#endif
+#ifdef WEFT_ASAN
+	__sanitizer_start_switch_fiber(&from->asan_fake_stack, to->stack.base,
+				       to->stack.size);
+#endif
+	weft__switch(&from->ctx, &to->ctx);
+#ifdef WEFT_ASAN
+	__sanitizer_finish_switch_fiber(from->asan_fake_stack, NULL, NULL);
+#endif
+}
+
+static void report_smashed_stack(struct weft_task *t);
+
+/* The owner's next local task for a direct switch: run-next, the deque, or
+ * (only while no worker idles, as they could not take it from there) the
+ * oldest yielded task. NULL when the scheduler must choose. */
+static struct weft_task *next_direct(struct weft_runtime *rt,
+				     struct weft_worker *w)
+{
+	struct weft_task *t = NULL;
+	if (atomic_load_explicit(&w->runnext, memory_order_relaxed))
+		t = atomic_exchange(&w->runnext, NULL);
+	if (!t && weft__deque_len(&w->deque))
+		t = weft__deque_take(&w->deque);
+	if (t) {
+		if (t->stack.base)
+			return t;
+		weft__worker_push(w, t); /* never ran: the scheduler starts it */
+		return NULL;
+	}
+	t = w->yielded_head;
+	if (!t || atomic_load_explicit(&rt->idle.sleeping, memory_order_relaxed) ||
+	    atomic_load_explicit(&rt->idle.searching, memory_order_relaxed))
+		return NULL;
+	w->yielded_head = t->next;
+	if (!t->next)
+		w->yielded_tail = NULL;
+	return t;
+}
+
+/*
+ * The yield fast path: switch straight to the next local task, one switch
+ * instead of two through the scheduler. Every GLOBAL_QUEUE_INTERVAL ticks
+ * the scheduler chooses instead, so the global queue, I/O and timers get
+ * their turn.
+ */
+bool weft__yield_direct(void)
+{
+	struct weft_worker *w = weft__self();
+	struct weft_runtime *rt = atomic_load_explicit(&weft__rt,
+						       memory_order_relaxed);
+	struct weft_task *t = w->current, *next;
+	uint64_t tick = atomic_load_explicit(&w->ticks, memory_order_relaxed);
+	if ((tick + 1) % GLOBAL_QUEUE_INTERVAL == 0 || !(next = next_direct(rt, w)))
+		return false;
+	if (weft__stack_smashed(&t->stack))
+		report_smashed_stack(t);
+	atomic_store_explicit(&w->ticks, tick + 1, memory_order_relaxed);
+	t->next = NULL;
+	if (w->yielded_tail)
+		w->yielded_tail->next = t;
+	else
+		w->yielded_head = t;
+	w->yielded_tail = t;
+	w->current = next;
+	switch_task_to_task(t, next);
+	return true;
 }
 
 void weft__task_park(void (*unlock)(void *), void *arg)
@@ -230,24 +305,25 @@ static struct weft_task *pop_global(struct weft_runtime *rt,
 	return first;
 }
 
-/* Yielded tasks go back in the deque once it ran dry, oldest on top of the
- * owner's end, so they run round-robin and thieves can take them. */
-static struct weft_task *requeue_yielded(struct weft_worker *w)
+/* Yielded tasks go back in the deque once it ran dry, up to half a deque
+ * at a time so it never spills: the oldest last, so the owner's end takes
+ * them oldest first (round-robin), and thieves can take them meanwhile. */
+static struct weft_task *requeue_yielded(struct weft_runtime *rt,
+					 struct weft_worker *w)
 {
-	struct weft_task *rev = NULL, *t = w->yielded_head;
-	w->yielded_head = w->yielded_tail = NULL;
-	while (t) {
-		struct weft_task *next = t->next;
-		t->next = rev;
-		rev = t;
-		t = next;
+	struct weft_task *batch[WEFT_DEQUE_CAP / 2];
+	int n = 0;
+	while (w->yielded_head && n < WEFT_DEQUE_CAP / 2) {
+		batch[n++] = w->yielded_head;
+		w->yielded_head = w->yielded_head->next;
 	}
-	for (t = rev; t;) {
-		struct weft_task *next = t->next;
-		weft__worker_push(w, t);
-		t = next;
-	}
-	return weft__deque_take(&w->deque);
+	if (!w->yielded_head)
+		w->yielded_tail = NULL;
+	for (int i = n - 1; i > 0; i--)
+		weft__worker_push(w, batch[i]);
+	if (n > 2)
+		weft__notify_work(rt);
+	return batch[0];
 }
 
 /* Steals half of v's deque into ours; returns one task to run now. */
@@ -316,30 +392,41 @@ static struct weft_task *find_local(struct weft_runtime *rt,
 	if (tick % GLOBAL_QUEUE_INTERVAL == 0 && (t = pop_global(rt, w)))
 		return t;
 	if (w->runnext_streak < RUNNEXT_STREAK_MAX &&
+	    atomic_load_explicit(&w->runnext, memory_order_relaxed) &&
 	    (t = atomic_exchange(&w->runnext, NULL))) {
 		w->runnext_streak++;
 		return t;
 	}
 	w->runnext_streak = 0;
-	if ((t = weft__deque_take(&w->deque)))
+	if (weft__deque_len(&w->deque) && (t = weft__deque_take(&w->deque)))
 		return t;
-	if ((t = atomic_exchange(&w->runnext, NULL)))
+	if (atomic_load_explicit(&w->runnext, memory_order_relaxed) &&
+	    (t = atomic_exchange(&w->runnext, NULL)))
 		return t;
 	if (w->yielded_head)
-		return requeue_yielded(w);
+		return requeue_yielded(rt, w);
 	return pop_global(rt, w);
 }
 
+/* A searcher keeps looking a little before it parks: parking and being
+ * woken cost two system calls and a few microseconds, more than the gap
+ * between bursts of work (Go's spinning Ms, Tokio's searching state). */
 static struct weft_task *find_task(struct weft_runtime *rt,
 				   struct weft_worker *w)
 {
 	struct weft_task *t = find_local(rt, w);
 	if (t || !start_search(rt, w))
 		return t;
-	t = steal_work(rt, w, false);
-	if (!t)
-		t = steal_work(rt, w, true);
-	return t;
+	for (int spin = 0; spin < SEARCH_SPINS; spin++) {
+		if ((t = steal_work(rt, w, false)))
+			return t;
+		if (atomic_load_explicit(&rt->state, memory_order_relaxed) ==
+		    RT_STOPPING)
+			return NULL;
+		for (int i = 0; i < 32; i++)
+			__builtin_ia32_pause();
+	}
+	return steal_work(rt, w, true);
 }
 
 /* ---- running ------------------------------------------------------------ */
@@ -390,6 +477,7 @@ static void run_task(struct weft_worker *w, struct weft_task *t)
 		return;
 	w->current = t;
 	switch_to_task(w, t);
+	t = w->current; /* direct yields may have switched to others */
 	w->current = NULL;
 	if (weft__stack_smashed(&t->stack))
 		report_smashed_stack(t);
@@ -417,7 +505,8 @@ static void maintain(struct weft_worker *w, uint64_t tick)
 {
 	weft__ring_submit(&w->ring);
 	weft__ring_reap(&w->ring);
-	if (w->heap_len && tick % TIMER_CHECK_INTERVAL == 0)
+	if (tick % TIMER_CHECK_INTERVAL == 0 &&
+	    __atomic_load_n(&w->heap_len, __ATOMIC_RELAXED))
 		weft__timers_run(w);
 }
 

@@ -27,10 +27,11 @@ struct weft_stack_cache;
 /* Why a task switched back to its scheduler. */
 enum weft_switch_reason { SWITCH_PARK, SWITCH_YIELD, SWITCH_EXIT };
 
-struct weft_worker {
+struct __attribute__((aligned(64))) weft_worker {
 	struct weft_deque deque;
 	_Atomic(struct weft_task *) runnext;
 	_Atomic uint64_t ticks;          /* tasks run so far; thieves read it */
+	uint64_t spawned;                /* for task ids */
 	int id;
 	bool searching;
 	bool sleeping;                   /* in the idle set, under idle.mu */
@@ -96,6 +97,9 @@ void weft__worker_push(struct weft_worker *w, struct weft_task *t);
  * reason (and runs unlock(arg) for SWITCH_PARK). */
 void weft__task_suspend(enum weft_switch_reason reason,
 			void (*unlock)(void *), void *arg);
+
+/* The yield fast path; false if the scheduler must choose. */
+bool weft__yield_direct(void);
 
 /* The scheduler loop of a worker thread. */
 void *weft__worker_main(void *arg);

@@ -427,7 +427,7 @@ static void *shutdown_main(void *arg)
 	return NULL;
 }
 
-START_TEST(shutdown)
+START_TEST(queue_shutdown)
 {
 	weft_test_run(shutdown_main, NULL, 2);
 }
@@ -508,7 +508,7 @@ int main(void)
 	tcase_add_test(tc, growth);
 	tcase_add_test(tc, bounded);
 	tcase_add_test(tc, task_done_join);
-	tcase_add_test(tc, shutdown);
+	tcase_add_test(tc, queue_shutdown);
 	tcase_add_test(tc, errors);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);

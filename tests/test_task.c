@@ -212,6 +212,48 @@ START_TEST(from_plain_threads)
 }
 END_TEST
 
+/* Many plain threads spawning at once all go through the global queue. */
+static atomic_long injected;
+
+static void *inc_body(void *arg)
+{
+	atomic_fetch_add_explicit(&injected, 1, memory_order_relaxed);
+	return NULL;
+}
+
+static void *spawner_thread(void *arg)
+{
+	long n = (long)arg;
+	weft_task_t t[64];
+	for (long i = 0; i < n; i += 64) {
+		int k = 0;
+		for (; k < 64 && i + k < n; k++)
+			ck_assert_int_eq(weft_spawn(&t[k], inc_body, NULL), 0);
+		for (int j = 0; j < k; j++)
+			ck_assert_int_eq(weft_join(t[j], NULL), 0);
+	}
+	return NULL;
+}
+
+static void *inject_main(void *arg)
+{
+	enum { THREADS = 8 };
+	long per = SCALED(20000);
+	pthread_t th[THREADS];
+	for (int i = 0; i < THREADS; i++)
+		pthread_create(&th[i], NULL, spawner_thread, (void *)per);
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(th[i], NULL);
+	ck_assert_int_eq(atomic_load(&injected), THREADS * per);
+	return NULL;
+}
+
+START_TEST(many_foreign_spawners)
+{
+	weft_test_run(inject_main, NULL, 2);
+}
+END_TEST
+
 /* ---- migration and many yields ------------------------------------------ */
 
 static atomic_int moved;
@@ -425,6 +467,7 @@ int main(void)
 	tcase_add_test(tc, names_and_detach);
 	tcase_add_test(tc, cancel);
 	tcase_add_test(tc, from_plain_threads);
+	tcase_add_test(tc, many_foreign_spawners);
 	tcase_add_test(tc, migration);
 	tcase_add_test(tc, many_yields);
 	tcase_add_test(tc, million_tasks);

@@ -1,4 +1,164 @@
-/* weft I/O. Part of <weft.h>. */
+/*
+ * weft I/O: sockets, files, the io_uring escape hatch and the blocking pool.
+ * Part of <weft.h>.
+ *
+ * In a task every call below submits one io_uring operation on the task's
+ * worker ring and parks the task until it completes; the worker keeps
+ * running other tasks. On a plain thread the same calls block the thread in
+ * the matching system call, so threaded code can share weft's sockets.
+ *
+ * Conventions (as liburing's): a call returns a count or 0 on success and a
+ * negative errno on failure. In a task, a call also returns -ECANCELED when
+ * the task is cancelled and -ETIMEDOUT when the enclosing deadline passes;
+ * the operation is then cancelled in the kernel and its completion awaited
+ * before the call returns, so buffers may live on the task's stack. If the
+ * operation completed anyway (it won the race) the call reports that
+ * success instead: no byte, connection or descriptor is ever lost.
+ * weft_close() on a descriptor wakes every task waiting on it with -EBADF.
+ */
 #ifndef WEFT_IO_H
 #define WEFT_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct io_uring_sqe; /* from <liburing.h>, for weft_io_submit() */
+
+/* ---- TCP ---------------------------------------------------------------- */
+
+/* weft_tcp_listen() flags. */
+#define WEFT_REUSEPORT 0x1u /* SO_REUSEPORT: several listeners share a port */
+
+/* Listens on host:port with SO_REUSEADDR (host NULL: every local address,
+ * IPv6 dual-stack if available; port 0: an ephemeral port). backlog <= 0
+ * means SOMAXCONN. Returns the listening fd, or -errno (-EINVAL,
+ * -EADDRINUSE, -ENOENT for a name that does not resolve, ...). */
+int weft_tcp_listen(const char *host, uint16_t port, int backlog,
+		    unsigned flags);
+
+/* Accepts a connection (SOCK_CLOEXEC). peer/peerlen may be NULL. Returns the
+ * new fd or -errno; -EMFILE / -ENFILE when out of descriptors (the
+ * listener stays usable). */
+int weft_accept(int lfd, struct sockaddr *peer, socklen_t *peerlen);
+
+/* Resolves host (getaddrinfo on the blocking pool) and connects to the first
+ * address of host:port that answers, with TCP_NODELAY. Returns the fd or
+ * -errno (-ECONNREFUSED, -ENOENT for an unknown name, ...). */
+int weft_connect(const char *host, uint16_t port);
+
+/* Connects the existing socket fd to addr, as connect(2). Returns 0 or
+ * -errno. */
+int weft_connect_addr(int fd, const struct sockaddr *addr, socklen_t len);
+
+/* ---- Stream and datagram I/O (any socket) ---------------------------------- */
+
+/* Receives up to len bytes. Returns the count (0: the peer closed, or len is
+ * 0), or -errno (-ECONNRESET, -EBADF, -EFAULT for a NULL buf, ...). */
+ssize_t weft_recv(int fd, void *buf, size_t len, int flags);
+
+/* Sends up to len bytes (MSG_NOSIGNAL is implied). Returns the count sent,
+ * possibly short, or -errno (-EPIPE, -ECONNRESET, ...). */
+ssize_t weft_send(int fd, const void *buf, size_t len, int flags);
+
+/* Sends all len bytes, looping over short sends. Returns len or -errno;
+ * *sent (if not NULL) gets the bytes sent either way. */
+ssize_t weft_send_all(int fd, const void *buf, size_t len, int flags,
+		      size_t *sent);
+
+/* Scatter / gather at the current position (sockets, pipes, files). Returns
+ * the count or -errno. weft_writev() on a socket implies MSG_NOSIGNAL. */
+ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt);
+ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt);
+
+/* shutdown(2): SHUT_RD, SHUT_WR or SHUT_RDWR. Never blocks. Returns 0 or
+ * -errno. */
+int weft_shutdown(int fd, int how);
+
+/* Closes any descriptor; tasks waiting on it (weft I/O calls) wake up with
+ * -EBADF first. Returns 0 or -errno (-EBADF). */
+int weft_close(int fd);
+
+/* ---- UDP ------------------------------------------------------------------ */
+
+/* A UDP socket bound to host:port (host NULL: every address; port 0:
+ * ephemeral). Returns the fd or -errno. */
+int weft_udp_bind(const char *host, uint16_t port);
+
+/* One datagram to `to` (NULL: the connected peer). Returns the count or
+ * -errno. */
+ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags,
+		    const struct sockaddr *to, socklen_t tolen);
+
+/* One datagram; from/fromlen may be NULL. Returns its length (truncated to
+ * len) or -errno. */
+ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags,
+		      struct sockaddr *from, socklen_t *fromlen);
+
+/* ---- Unix domain sockets ------------------------------------------------- */
+
+/* Listens on a stream Unix socket at path; a leading '@' names the abstract
+ * namespace. A stale socket file at path is replaced. Returns the fd or
+ * -errno (-ENAMETOOLONG, -EADDRINUSE, ...). */
+int weft_unix_listen(const char *path, int backlog);
+
+/* Connects to the Unix stream socket at path ('@': abstract). Returns the fd
+ * or -errno (-ENOENT, -ECONNREFUSED, ...). */
+int weft_unix_connect(const char *path);
+
+/* ---- Files ------------------------------------------------------------ */
+
+/* open(2) (O_CLOEXEC is implied). Returns the fd or -errno. */
+int weft_open(const char *path, int flags, mode_t mode);
+
+/* Reads / writes at offset off, without moving the file position. Return
+ * the count (0 at end of file) or -errno. */
+ssize_t weft_pread(int fd, void *buf, size_t len, off_t off);
+ssize_t weft_pwrite(int fd, const void *buf, size_t len, off_t off);
+
+/* weft_fsync() flags. */
+#define WEFT_FSYNC_DATA 0x1u /* fdatasync: skip metadata not needed to read */
+
+/* Flushes the file to its device. Returns 0 or -errno. */
+int weft_fsync(int fd, unsigned flags);
+
+/* ---- Escape hatch ----------------------------------------------------------- */
+
+/* Prepares one SQE. It must not touch sqe->user_data, link SQEs, or prep a
+ * multishot request. */
+typedef void (*weft_io_prep_fn)(struct io_uring_sqe *sqe, void *arg);
+
+/* Submits any io_uring operation prep(sqe, arg) fills in and waits for it.
+ * fd (or -1) names the descriptor it uses, so weft_close(fd) can wake it.
+ * Returns cqe->res (which is -errno on failure), or -ECANCELED /
+ * -ETIMEDOUT, -EBADF (fd closed) if it was cancelled before it succeeded.
+ * On a plain thread it runs on a private ring of that thread; -ENOSYS if
+ * none can be set up. */
+int weft_io_submit(int fd, weft_io_prep_fn prep, void *arg);
+
+/* ---- Blocking pool (asyncio.to_thread) ------------------------------------------ */
+
+/* A blocking function for the pool. */
+typedef void *(*weft_blocking_fn)(void *arg);
+
+/* Runs fn(arg) on the blocking pool (at most weft_config.blocking_threads
+ * threads, started on demand and reused) and waits for it; stores its
+ * return value in *result if result is not NULL. A job that has not started
+ * when the task is cancelled or its deadline passes never runs (then
+ * -ECANCELED / -ETIMEDOUT); once started it runs to the end and the call
+ * waits for it and returns 0, since arg may live on the caller's stack. On
+ * a plain thread fn runs at once on the caller. Returns 0, -EINVAL (NULL
+ * fn), -ECANCELED, -ETIMEDOUT, -ESHUTDOWN (the runtime is stopping),
+ * -EAGAIN (no thread could be started). */
+int weft_blocking(weft_blocking_fn fn, void *arg, void **result);
+
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -1,0 +1,302 @@
+/*
+ * The blocking pool (asyncio.to_thread): a FIFO of jobs served by up to
+ * `max` threads, started on demand and kept until weft__blocking_stop().
+ *
+ * Invariants:
+ *  - pool.lock (a spinlock, so a parking task can release it from its
+ *    worker's scheduler stack: see runtime/wait.h) guards every field but
+ *    seq, and every job's state, waiter and links.
+ *  - A job is QUEUED exactly while it is on the list, with its waiter set.
+ *    Its waiter is settled under the lock only: by the pool thread when the
+ *    job ends (notify), or by an abort while the job is QUEUED (it is
+ *    unlinked and never runs) or RUNNING with a discard function (it is
+ *    abandoned: waiter cleared, the pool thread discards it at the end).
+ *    A RUNNING job without one is never abandoned: its arg may live on the
+ *    waiting task's stack.
+ *  - A task enqueues with the lock held and releases it only after it has
+ *    switched out (weft__wait_park's unlock), so no pool thread can wake it
+ *    early. A thread that finds the queue empty reads seq under the lock
+ *    before sleeping on it, and every enqueue bumps seq after it: no wake-up
+ *    is lost.
+ *  - nthreads counts threads started or being started; a failed start
+ *    gives its slot back, and if none is left the queue is failed with
+ *    -EAGAIN rather than left to wait forever.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "weft/task.h"
+#include "../runtime/wait.h"
+#include "blocking.h"
+
+#define DEFAULT_MAX 64
+
+enum { JOB_NEW, JOB_QUEUED, JOB_RUNNING, JOB_DONE };
+
+struct pool_thread {
+	pthread_t tid;
+	struct pool_thread *next;
+};
+
+static struct {
+	_Atomic int lock;
+	struct weft__bjob *head, *tail;
+	int queued, nthreads, idle, max;
+	bool stopping;
+	struct pool_thread *threads;
+	_Atomic unsigned seq; /* futex word the idle threads sleep on */
+} pool = { .max = DEFAULT_MAX };
+
+static void pool_lock(void)
+{
+	while (atomic_exchange_explicit(&pool.lock, 1, memory_order_acquire))
+		while (atomic_load_explicit(&pool.lock, memory_order_relaxed))
+			__builtin_ia32_pause();
+}
+
+static void pool_unlock(void)
+{
+	atomic_store_explicit(&pool.lock, 0, memory_order_release);
+}
+
+static void pool_signal(int n)
+{
+	atomic_fetch_add_explicit(&pool.seq, 1, memory_order_release);
+	syscall(SYS_futex, &pool.seq, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+static void pool_sleep(unsigned seen)
+{
+	syscall(SYS_futex, &pool.seq, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+}
+
+/* Under the lock. */
+static void job_unlink(struct weft__bjob *job)
+{
+	if (job->prev)
+		job->prev->next = job->next;
+	else
+		pool.head = job->next;
+	if (job->next)
+		job->next->prev = job->prev;
+	else
+		pool.tail = job->prev;
+	job->next = job->prev = NULL;
+	pool.queued--;
+}
+
+/* Under the lock. */
+static void job_push(struct weft__bjob *job)
+{
+	job->next = NULL;
+	job->prev = pool.tail;
+	if (pool.tail)
+		pool.tail->next = job;
+	else
+		pool.head = job;
+	pool.tail = job;
+	pool.queued++;
+}
+
+/* Under the lock: fails every queued job with reason. */
+static void fail_queued(int reason)
+{
+	struct weft__bjob *job;
+
+	while ((job = pool.head)) {
+		job_unlink(job);
+		job->state = JOB_DONE;
+		if (weft__waiter_settle(job->waiter, reason))
+			weft__waiter_wake(job->waiter);
+	}
+}
+
+static void *pool_main(void *unused)
+{
+	struct weft__bjob *job;
+	unsigned seen;
+	void *res;
+
+	pool_lock();
+	for (;;) {
+		if ((job = pool.head)) {
+			job_unlink(job);
+			job->state = JOB_RUNNING;
+			pool_unlock();
+			res = job->fn(job->arg);
+			pool_lock();
+			job->result = res;
+			job->state = JOB_DONE;
+			if (job->waiter) {
+				weft__waiter_notify(job->waiter, 0);
+			} else { /* abandoned */
+				pool_unlock();
+				job->discard(job);
+				pool_lock();
+			}
+			continue;
+		}
+		if (pool.stopping)
+			break;
+		seen = atomic_load_explicit(&pool.seq, memory_order_acquire);
+		pool.idle++;
+		pool_unlock();
+		pool_sleep(seen);
+		pool_lock();
+		pool.idle--;
+	}
+	pool_unlock();
+	return NULL;
+}
+
+static void pool_spawn(void)
+{
+	struct pool_thread *t = malloc(sizeof(*t));
+
+	if (t && !pthread_create(&t->tid, NULL, pool_main, NULL)) {
+		pool_lock();
+		t->next = pool.threads;
+		pool.threads = t;
+		pool_unlock();
+		return;
+	}
+	free(t);
+	pool_lock();
+	if (--pool.nthreads == 0)
+		fail_queued(-EAGAIN);
+	pool_unlock();
+}
+
+struct park_arg {
+	bool spawn;
+};
+
+/* weft__wait_park's unlock: runs once the task has switched out. */
+static void park_unlock(void *arg)
+{
+	bool spawn = ((struct park_arg *)arg)->spawn;
+
+	/* The task may be resumed from here on: arg is gone. */
+	pool_unlock();
+	pool_signal(1);
+	if (spawn)
+		pool_spawn();
+}
+
+static void job_abort(struct weft__waiter *w, int reason)
+{
+	struct weft__bjob *job = w->data;
+
+	pool_lock();
+	switch (job->state) {
+	case JOB_NEW: /* not queued yet: the submitter sees it and backs off */
+		weft__waiter_settle(w, reason);
+		break;
+	case JOB_QUEUED:
+		if (weft__waiter_settle(w, reason)) {
+			job_unlink(job);
+			job->state = JOB_DONE;
+			weft__waiter_wake(w);
+		}
+		break;
+	case JOB_RUNNING:
+		if (job->discard && weft__waiter_settle(w, reason)) {
+			job->waiter = NULL;
+			w->value = 1;
+			weft__waiter_wake(w);
+		}
+		break;
+	}
+	pool_unlock();
+}
+
+int weft__blocking_run(struct weft__bjob *job)
+{
+	struct weft__waiter w;
+	struct park_arg pa;
+	int r;
+
+	job->state = JOB_NEW;
+	job->waiter = NULL;
+	job->result = NULL;
+	job->next = job->prev = NULL;
+	weft__waiter_init(&w, job_abort);
+	w.data = job;
+	w.value = 0; /* 1: abandoned, the pool thread discards the job */
+	if ((r = weft__wait_begin(&w)))
+		goto out;
+	pool_lock();
+	r = pool.stopping ? -ESHUTDOWN : weft__waiter_state(&w);
+	if (r != WEFT__WAITING) {
+		pool_unlock();
+		weft__wait_end(&w);
+		goto out;
+	}
+	job->waiter = &w;
+	job->state = JOB_QUEUED;
+	job_push(job);
+	pa.spawn = pool.queued > pool.idle && pool.nthreads < pool.max;
+	if (pa.spawn)
+		pool.nthreads++;
+	r = weft__wait_park(&w, park_unlock, &pa);
+out:
+	if (r && job->discard && !w.value)
+		job->discard(job);
+	return r;
+}
+
+int weft_blocking(weft_blocking_fn fn, void *arg, void **result)
+{
+	struct weft__bjob job = { .fn = fn, .arg = arg };
+	int r;
+
+	if (!fn)
+		return -EINVAL;
+	if (!weft_current().task) {
+		job.result = fn(arg);
+		r = 0;
+	} else {
+		r = weft__blocking_run(&job);
+	}
+	if (!r && result)
+		*result = job.result;
+	return r;
+}
+
+int weft__blocking_start(int max_threads)
+{
+	pool_lock();
+	pool.max = max_threads > 0 ? max_threads : DEFAULT_MAX;
+	pool_unlock();
+	return 0;
+}
+
+void weft__blocking_stop(void)
+{
+	struct pool_thread *t, *next;
+
+	pool_lock();
+	pool.stopping = true;
+	fail_queued(-ECANCELED);
+	t = pool.threads;
+	pool.threads = NULL;
+	pool_unlock();
+	pool_signal(INT_MAX);
+	for (; t; t = next) {
+		next = t->next;
+		pthread_join(t->tid, NULL);
+		free(t);
+	}
+	pool_lock();
+	pool.nthreads = 0;
+	pool.idle = 0;
+	pool.stopping = false;
+	pool_unlock();
+}

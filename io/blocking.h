@@ -1,0 +1,39 @@
+/*
+ * The blocking pool: threads outside the workers for calls that block
+ * (asyncio.to_thread), and for getaddrinfo.
+ */
+#ifndef WEFT_IO_BLOCKING_H
+#define WEFT_IO_BLOCKING_H
+
+#include "weft/io.h"
+
+/* weft_run calls these: start after the workers started (sets the most
+ * threads the pool may start; <= 0: 64), stop after they stopped (fails jobs
+ * still queued with -ECANCELED, joins the threads, frees everything). The
+ * pool also works before start, with the default maximum. Returns 0. */
+int weft__blocking_start(int max_threads);
+void weft__blocking_stop(void);
+
+/* A job of the pool. fn(arg)'s value lands in result. */
+struct weft__bjob {
+	weft_blocking_fn fn;
+	void *arg;
+	void *result;
+	/* Non-NULL: the job may be abandoned while it runs (the caller returns
+	 * -ECANCELED / -ETIMEDOUT at once); the pool thread then calls
+	 * discard(job) when fn returns, to free the result and the job. */
+	void (*discard)(struct weft__bjob *job);
+	/* Private to blocking.c. */
+	struct weft__waiter *waiter;
+	struct weft__bjob *next, *prev;
+	int state;
+};
+
+/* Runs job on the pool and waits for it, from a task. Returns 0 (job->result
+ * is set), -ECANCELED / -ETIMEDOUT (the job did not run, or was abandoned if
+ * it has a discard function), -ESHUTDOWN, -EAGAIN (no thread). A job with a
+ * discard function is consumed by a failure (discarded here, or by the pool
+ * thread once it ends): the caller must not touch it then. */
+int weft__blocking_run(struct weft__bjob *job);
+
+#endif

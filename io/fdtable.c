@@ -1,0 +1,78 @@
+/*
+ * The fd table: which in-flight operations use which descriptor, so that
+ * weft_close() can wake tasks waiting on a descriptor it closes. (The kernel
+ * holds its own reference to the file of an in-flight io_uring request, so
+ * close(2) alone would leave a recv waiting forever.)
+ *
+ * Invariants:
+ *  - An op is on stripe fd % NSTRIPES exactly while it is published (from
+ *    weft__io_begin to the end of weft__io_wait), so whoever holds the
+ *    stripe lock may abort any op it finds there.
+ *  - weft__fdtable_close() aborts and closes under one lock hold: an op on
+ *    fd registers either before (and is aborted) or after the close (and
+ *    then fails with -EBADF in the kernel, unless fd was reused, which is the
+ *    caller's own race, as with close(2)).
+ *  - Aborts cancel by user_data, not by fd, so even an op not submitted yet
+ *    is cancelled once it is.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include "op.h"
+
+#define NSTRIPES 256
+
+static struct stripe {
+	pthread_mutex_t lock;
+	struct weft__io *head;
+} __attribute__((aligned(64))) stripes[NSTRIPES] = {
+	[0 ... NSTRIPES - 1] = { PTHREAD_MUTEX_INITIALIZER, NULL },
+};
+
+static struct stripe *stripe_of(int fd)
+{
+	return &stripes[(unsigned)fd % NSTRIPES];
+}
+
+void weft__fdtable_add(struct weft__io *io)
+{
+	struct stripe *s = stripe_of(io->fd);
+
+	pthread_mutex_lock(&s->lock);
+	io->fd_prev = NULL;
+	io->fd_next = s->head;
+	if (s->head)
+		s->head->fd_prev = io;
+	s->head = io;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void weft__fdtable_del(struct weft__io *io)
+{
+	struct stripe *s = stripe_of(io->fd);
+
+	pthread_mutex_lock(&s->lock);
+	if (io->fd_prev)
+		io->fd_prev->fd_next = io->fd_next;
+	else
+		s->head = io->fd_next;
+	if (io->fd_next)
+		io->fd_next->fd_prev = io->fd_prev;
+	pthread_mutex_unlock(&s->lock);
+}
+
+int weft__fdtable_close(int fd)
+{
+	struct stripe *s = stripe_of(fd);
+	struct weft__io *io;
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	for (io = s->head; io; io = io->fd_next)
+		if (io->fd == fd)
+			weft__io_abort(io, -EBADF);
+	r = (int)weft__sys(close(fd));
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}

@@ -1,0 +1,222 @@
+/*
+ * Submit-and-wait for one io_uring operation, its cancellation, and the
+ * escape hatch weft_io_submit(). The protocol and its invariants are in
+ * op.h.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <liburing.h>
+
+#include "weft/io.h"
+#include "op.h"
+
+/* The cancel SQE's own completion: nothing waits for it. Its result does not
+ * matter either: the op's CQE arrives whether it was cancelled (-ECANCELED,
+ * -EINTR) or had already completed or was past cancelling (-ENOENT,
+ * -EALREADY). */
+static void ignore_complete(struct weft__ring_op *op, int res, unsigned flags)
+{
+}
+
+static struct weft__ring_op ignore_op = { .complete = ignore_complete };
+
+/* Drops one reference; the last wakes the task. */
+static void io_put(struct weft__io *io)
+{
+	if (atomic_fetch_sub_explicit(&io->refs, 1, memory_order_acq_rel) == 1)
+		weft__waiter_notify(&io->w, 0);
+}
+
+static void io_complete(struct weft__ring_op *op, int res, unsigned flags)
+{
+	struct weft__io *io = container_of(op, struct weft__io, op);
+
+	io->res = res;
+	if (flags & IORING_CQE_F_MORE)
+		return; /* a multishot request: wait for its last CQE */
+	io->cqe_done = true;
+	io_put(io);
+}
+
+/* On the owning worker: cancel the op in the kernel unless it is done. */
+static void io_cancel_run(struct weft__ring_msg *m)
+{
+	struct weft__io *io = container_of(m, struct weft__io, cancel_msg);
+
+	if (!io->cqe_done) {
+		struct io_uring_sqe *sqe = weft__ring_sqe(io->ring);
+
+		io_uring_prep_cancel(sqe, &io->op, 0);
+		io_uring_sqe_set_data(sqe, &ignore_op);
+	}
+	io_put(io);
+}
+
+void weft__io_abort(struct weft__io *io, int reason)
+{
+	int refs, none = 0;
+
+	/* One message at a time, and one is enough: it cancels the op. */
+	if (atomic_exchange_explicit(&io->cancel_posted, true,
+				     memory_order_acq_rel))
+		return;
+	refs = atomic_load_explicit(&io->refs, memory_order_acquire);
+	do {
+		if (refs == 0)
+			return; /* completed: the task is being woken */
+	} while (!atomic_compare_exchange_weak_explicit(
+		&io->refs, &refs, refs + 1, memory_order_acq_rel,
+		memory_order_acquire));
+	atomic_compare_exchange_strong_explicit(&io->reason, &none, reason,
+						memory_order_release,
+						memory_order_relaxed);
+	weft__ring_post(io->ring, &io->cancel_msg);
+}
+
+static void io_waiter_abort(struct weft__waiter *w, int reason)
+{
+	weft__io_abort(container_of(w, struct weft__io, w), reason);
+}
+
+struct io_uring_sqe *weft__io_begin(struct weft__io *io, int fd, int *err)
+{
+	int r;
+
+	io->op.complete = io_complete;
+	io->ring = weft__ring_current();
+	io->cancel_msg.run = io_cancel_run;
+	io->cancel_msg.next = NULL;
+	atomic_init(&io->refs, 1);
+	atomic_init(&io->reason, 0);
+	atomic_init(&io->cancel_posted, false);
+	io->cqe_done = false;
+	io->res = 0;
+	io->fd = fd;
+	weft__waiter_init(&io->w, io_waiter_abort);
+	r = weft__wait_begin(&io->w);
+	if (r) {
+		*err = r;
+		return NULL;
+	}
+	if (fd >= 0)
+		weft__fdtable_add(io);
+	return weft__ring_sqe(io->ring);
+}
+
+int weft__io_wait(struct weft__io *io, struct io_uring_sqe *sqe)
+{
+	int reason;
+
+	io_uring_sqe_set_data(sqe, &io->op);
+	weft__wait_park(&io->w, NULL, NULL);
+	if (io->fd >= 0)
+		weft__fdtable_del(io);
+	reason = atomic_load_explicit(&io->reason, memory_order_acquire);
+	if (reason && io->res < 0)
+		return reason;
+	return io->res;
+}
+
+/*
+ * Plain threads have no worker ring; weft_io_submit() gives each such thread
+ * a small private ring, made on first use. When the thread exits its ring
+ * goes on a free list for the next thread rather than being unmapped:
+ * liburing maps rings with raw system calls that sanitizers do not see, so
+ * a new ring at a recycled address would look like a race with the old one.
+ * The list's lock orders one thread's last use before the next one's first.
+ */
+struct thread_ring {
+	struct io_uring ring;
+	struct thread_ring *next;
+};
+
+static pthread_key_t thread_ring_key;
+static pthread_once_t thread_ring_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t free_rings_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct thread_ring *free_rings;
+
+static void thread_ring_release(void *p)
+{
+	struct thread_ring *tr = p;
+
+	pthread_mutex_lock(&free_rings_lock);
+	tr->next = free_rings;
+	free_rings = tr;
+	pthread_mutex_unlock(&free_rings_lock);
+}
+
+static void thread_ring_key_init(void)
+{
+	pthread_key_create(&thread_ring_key, thread_ring_release);
+}
+
+static struct io_uring *thread_ring(void)
+{
+	struct thread_ring *tr;
+
+	pthread_once(&thread_ring_once, thread_ring_key_init);
+	tr = pthread_getspecific(thread_ring_key);
+	if (tr)
+		return &tr->ring;
+	pthread_mutex_lock(&free_rings_lock);
+	if ((tr = free_rings))
+		free_rings = tr->next;
+	pthread_mutex_unlock(&free_rings_lock);
+	if (!tr) {
+		tr = malloc(sizeof(*tr));
+		if (!tr)
+			return NULL;
+		if (io_uring_queue_init(4, &tr->ring, 0) < 0) {
+			free(tr);
+			return NULL;
+		}
+	}
+	pthread_setspecific(thread_ring_key, tr);
+	return &tr->ring;
+}
+
+static int submit_on_thread(weft_io_prep_fn prep, void *arg)
+{
+	struct io_uring *ring = thread_ring();
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	int r;
+
+	if (!ring)
+		return -ENOSYS;
+	sqe = io_uring_get_sqe(ring);
+	prep(sqe, arg);
+	io_uring_sqe_set_data(sqe, NULL);
+	r = io_uring_submit(ring);
+	if (r < 0)
+		return r;
+	for (;;) {
+		do
+			r = io_uring_wait_cqe(ring, &cqe);
+		while (r == -EINTR);
+		if (r < 0)
+			return r;
+		r = cqe->res;
+		bool more = cqe->flags & IORING_CQE_F_MORE;
+		io_uring_cqe_seen(ring, cqe);
+		if (!more)
+			return r;
+	}
+}
+
+int weft_io_submit(int fd, weft_io_prep_fn prep, void *arg)
+{
+	struct weft__io io;
+	struct io_uring_sqe *sqe;
+	int r;
+
+	if (!prep)
+		return -EINVAL;
+	if (!weft__ring_current())
+		return submit_on_thread(prep, arg);
+	if (!(sqe = weft__io_begin(&io, fd, &r)))
+		return r;
+	prep(sqe, arg);
+	return weft__io_wait(&io, sqe);
+}

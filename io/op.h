@@ -1,0 +1,92 @@
+/*
+ * One I/O operation of a task: submit an SQE on the worker's ring, park,
+ * wake with the CQE's result. Every socket and file call of weft is built on
+ * this; weft_io_submit() exposes it.
+ *
+ *   struct weft__io io;
+ *   struct io_uring_sqe *sqe;
+ *   int r;
+ *
+ *   if (!weft__ring_current())
+ *           return the blocking system call;
+ *   if (!(sqe = weft__io_begin(&io, fd, &r)))
+ *           return r;                    // cancelled / expired already
+ *   io_uring_prep_recv(sqe, fd, buf, len, 0);
+ *   return weft__io_wait(&io, sqe);      // cqe->res, or the abort reason
+ *
+ * Between begin and wait nothing may park: the op is published (to
+ * cancellation, deadlines and weft_close) as soon as begin returns.
+ *
+ * Invariants:
+ *  - io lives on the task's stack and the kernel may write into buffers there
+ *    until the CQE arrives, so the waiter is settled only by the op's own
+ *    completion path, never by an abort. An abort (cancel, deadline, close)
+ *    records its reason and posts io->cancel_msg to the owning ring, which
+ *    submits IORING_OP_ASYNC_CANCEL for the op.
+ *  - io->refs counts what still refers to io from outside the task: 1 for
+ *    the CQE, +1 while cancel_msg is posted. The waiter is notified when it
+ *    drops to 0, so io outlives both the CQE and the message. An abort takes
+ *    its reference only while refs > 0 (CAS): once 0, the task is being
+ *    woken and io must not be touched again.
+ *  - cqe_done is read and written on the owning worker only (the CQE's
+ *    complete() and the message's run() both run there).
+ *  - Registered ops sit on their fd's stripe of the fd table from begin until
+ *    wait returns; weft_close() aborts them with -EBADF under the stripe
+ *    lock, so it only ever sees live ops.
+ */
+#ifndef WEFT_IO_OP_H
+#define WEFT_IO_OP_H
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include "../runtime/wait.h"
+#include "ring.h"
+
+struct weft__io {
+	struct weft__ring_op op;        /* the SQE's user_data */
+	struct weft__waiter w;
+	struct weft__ring *ring;        /* the ring it was submitted on */
+	struct weft__ring_msg cancel_msg;
+	_Atomic int refs;               /* see above */
+	_Atomic int reason;             /* first abort reason, 0 if none */
+	_Atomic bool cancel_posted;
+	bool cqe_done;                  /* owner-only */
+	int res;                        /* cqe->res */
+	int fd;                         /* registered fd, or -1 */
+	struct weft__io *fd_next, *fd_prev;
+};
+
+/* Publishes io and returns a fresh SQE on the caller's ring, or NULL with
+ * *err = -ECANCELED / -ETIMEDOUT. fd >= 0 registers io under fd. A task
+ * only: call weft__ring_current() first. */
+struct io_uring_sqe *weft__io_begin(struct weft__io *io, int fd, int *err);
+
+/* Tags sqe with io, parks until the CQE (and any cancel message) is handled
+ * and returns cqe->res; if it failed after an abort, the abort's reason. */
+int weft__io_wait(struct weft__io *io, struct io_uring_sqe *sqe);
+
+/* Aborts io with reason (any thread, while io is published): records the
+ * reason and has the owning ring cancel the op in the kernel. */
+void weft__io_abort(struct weft__io *io, int reason);
+
+/* The fd table (fdtable.c). */
+void weft__fdtable_add(struct weft__io *io);
+void weft__fdtable_del(struct weft__io *io);
+/* Aborts every op registered under fd with -EBADF, then closes fd, both
+ * under the stripe lock. Returns close(2)'s 0 or -errno. */
+int weft__fdtable_close(int fd);
+
+/* The system call's result as 0/count or -errno. */
+static inline long weft__sys(long r)
+{
+	return r < 0 ? -(long)errno : r;
+}
+
+#ifndef container_of
+#define container_of(ptr, type, member) \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+#endif
+
+#endif

@@ -1,0 +1,80 @@
+/*
+ * UDP: bind, sendto, recvfrom (as IORING_OP_SENDMSG / RECVMSG).
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <liburing.h>
+
+#include "weft/io.h"
+#include "op.h"
+#include "sock.h"
+
+int weft_udp_bind(const char *host, uint16_t port)
+{
+	struct addrinfo *ai;
+	int r;
+
+	if ((r = weft__resolve(host, port, SOCK_DGRAM, AI_PASSIVE, &ai)))
+		return r;
+	r = weft__sock_bind(ai, !host, 0, 0);
+	freeaddrinfo(ai);
+	return r;
+}
+
+ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags,
+		    const struct sockaddr *to, socklen_t tolen)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr msg = { .msg_name = (void *)to,
+			      .msg_namelen = to ? tolen : 0,
+			      .msg_iov = &iov,
+			      .msg_iovlen = 1 };
+	struct weft__io io;
+	struct io_uring_sqe *sqe;
+	int r;
+
+	if (fd < 0)
+		return -EBADF;
+	if (!buf && len)
+		return -EFAULT;
+	flags |= MSG_NOSIGNAL;
+	if (!weft__ring_current())
+		return weft__sys(sendmsg(fd, &msg, flags));
+	if (!(sqe = weft__io_begin(&io, fd, &r)))
+		return r;
+	io_uring_prep_sendmsg(sqe, fd, &msg, (unsigned)flags);
+	return weft__io_wait(&io, sqe);
+}
+
+ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags,
+		      struct sockaddr *from, socklen_t *fromlen)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr msg = { .msg_name = from,
+			      .msg_namelen = from && fromlen ? *fromlen : 0,
+			      .msg_iov = &iov,
+			      .msg_iovlen = 1 };
+	struct weft__io io;
+	struct io_uring_sqe *sqe;
+	ssize_t r;
+	int e;
+
+	if (fd < 0)
+		return -EBADF;
+	if (!buf && len)
+		return -EFAULT;
+	if (!from != !fromlen)
+		return -EINVAL;
+	if (!weft__ring_current()) {
+		r = weft__sys(recvmsg(fd, &msg, flags));
+	} else {
+		if (!(sqe = weft__io_begin(&io, fd, &e)))
+			return e;
+		io_uring_prep_recvmsg(sqe, fd, &msg, (unsigned)flags);
+		r = weft__io_wait(&io, sqe);
+	}
+	if (r >= 0 && fromlen)
+		*fromlen = msg.msg_namelen;
+	return r;
+}

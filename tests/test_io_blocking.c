@@ -1,0 +1,216 @@
+/* The blocking pool: results, reuse and bound of threads, cancellation and
+ * deadlines of queued jobs, plain threads, shutdown with jobs waiting. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+#include "test_io_util.h"
+
+static void *twice(void *arg)
+{
+	return (void *)((intptr_t)arg * 2);
+}
+
+/* ---- many jobs, few threads ---------------------------------------------------- */
+
+#define POOL 4
+
+static atomic_int running, peak;
+static pthread_t seen[1024];
+static atomic_int nseen;
+static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void note_thread(void)
+{
+	pthread_t me = pthread_self();
+
+	pthread_mutex_lock(&seen_lock);
+	int n = atomic_load(&nseen);
+	for (int i = 0; i < n; i++)
+		if (pthread_equal(seen[i], me))
+			goto out;
+	if (n < 1024)
+		seen[atomic_fetch_add(&nseen, 1)] = me;
+out:
+	pthread_mutex_unlock(&seen_lock);
+}
+
+static void *slow_twice(void *arg)
+{
+	struct timespec ts = { 0, 500 * 1000 };
+	int now = atomic_fetch_add(&running, 1) + 1, p = atomic_load(&peak);
+
+	while (now > p && !atomic_compare_exchange_weak(&peak, &p, now))
+		;
+	note_thread();
+	nanosleep(&ts, NULL);
+	atomic_fetch_sub(&running, 1);
+	return (void *)((intptr_t)arg * 2);
+}
+
+static void *job_task(void *arg)
+{
+	void *res = NULL;
+
+	ck_assert_int_eq(weft_blocking(slow_twice, arg, &res), 0);
+	ck_assert_ptr_eq(res, (void *)((intptr_t)arg * 2));
+	return res;
+}
+
+static void *many_main(void *arg)
+{
+	long n = SCALED(2000);
+	weft_task_t *t = malloc((size_t)n * sizeof(*t));
+	void *res;
+
+	atomic_store(&peak, 0);
+	atomic_store(&nseen, 0);
+	ck_assert_int_eq(weft_blocking(twice, (void *)21, &res), 0);
+	ck_assert_ptr_eq(res, (void *)42);
+	ck_assert_int_eq(weft_blocking(twice, (void *)1, NULL), 0);
+	ck_assert_int_eq(weft_blocking(NULL, NULL, &res), -EINVAL);
+
+	for (long i = 0; i < n; i++)
+		ck_assert_int_eq(weft_spawn(&t[i], job_task, (void *)(intptr_t)i), 0);
+	for (long i = 0; i < n; i++) {
+		ck_assert_int_eq(weft_join(t[i], &res), 0);
+		ck_assert_ptr_eq(res, (void *)(2 * (intptr_t)i));
+	}
+	free(t);
+	/* Never more than the configured threads, and they were reused. */
+	ck_assert_int_le(atomic_load(&peak), POOL);
+	ck_assert_int_le(atomic_load(&nseen), POOL);
+	ck_assert_int_ge(atomic_load(&peak), 2);
+	return NULL;
+}
+
+START_TEST(many_jobs)
+{
+	struct weft_config cfg = { .workers = 2, .blocking_threads = POOL };
+
+	ck_assert_int_eq(weft_run(many_main, NULL, &cfg, NULL), 0);
+}
+END_TEST
+
+/* ---- cancellation and deadlines ----------------------------------------------- */
+
+static atomic_int gate, ran_b;
+
+static void *wait_gate(void *arg)
+{
+	while (!atomic_load(&gate))
+		usleep(1000);
+	return (void *)1;
+}
+
+static void *mark_ran(void *arg)
+{
+	atomic_fetch_add(&ran_b, 1);
+	return NULL;
+}
+
+static void *run_job(void *arg)
+{
+	return (void *)(intptr_t)weft_blocking((weft_blocking_fn)arg, NULL, NULL);
+}
+
+static void *cancel_main(void *arg)
+{
+	weft_task_t a, b;
+	void *res;
+	struct weft_deadline d;
+
+	atomic_store(&gate, 0);
+	atomic_store(&ran_b, 0);
+	/* The one pool thread is busy with a; b waits in the queue. */
+	ck_assert_int_eq(weft_spawn(&a, run_job, (void *)wait_gate), 0);
+	weft_sleep(20 * WEFT_MSEC);
+	ck_assert_int_eq(weft_spawn(&b, run_job, (void *)mark_ran), 0);
+	weft_sleep(10 * WEFT_MSEC);
+	ck_assert_int_eq(weft_cancel(b), 0);
+	ck_assert_int_eq(weft_join(b, &res), 0);
+	ck_assert_int_eq((intptr_t)res, -ECANCELED);
+
+	/* A deadline on a queued job. */
+	ck_assert_int_eq(weft_deadline_enter(&d, 10 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_blocking(mark_ran, NULL, NULL), -ETIMEDOUT);
+	weft_deadline_leave(&d);
+
+	/* A running job is not abandoned: cancelling a waits for it. */
+	ck_assert_int_eq(weft_cancel(a), 0);
+	weft_sleep(10 * WEFT_MSEC);
+	atomic_store(&gate, 1);
+	ck_assert_int_eq(weft_join(a, &res), 0);
+	ck_assert_int_eq((intptr_t)res, 0);
+	/* Neither cancelled job ever ran. */
+	ck_assert_int_eq(weft_blocking(twice, (void *)2, &res), 0);
+	ck_assert_int_eq(atomic_load(&ran_b), 0);
+
+	/* Cancelled before it starts: fails at once. */
+	ck_assert_int_eq(weft_cancel(weft_current()), 0);
+	ck_assert_int_eq(weft_blocking(mark_ran, NULL, NULL), -ECANCELED);
+	ck_assert_int_eq(atomic_load(&ran_b), 0);
+	return NULL;
+}
+
+START_TEST(cancel_queued)
+{
+	struct weft_config cfg = { .workers = 2, .blocking_threads = 1 };
+
+	ck_assert_int_eq(weft_run(cancel_main, NULL, &cfg, NULL), 0);
+}
+END_TEST
+
+/* ---- shutdown with jobs queued ----------------------------------------------- */
+
+static void *shutdown_main(void *arg)
+{
+	atomic_store(&gate, 0);
+	atomic_store(&ran_b, 0);
+	ck_assert_int_eq(weft_spawn(NULL, run_job, (void *)wait_gate), 0);
+	for (int i = 0; i < 10; i++)
+		ck_assert_int_eq(weft_spawn(NULL, run_job, (void *)mark_ran), 0);
+	weft_sleep(20 * WEFT_MSEC);
+	atomic_store(&gate, 1); /* let the running one end eventually */
+	return NULL; /* the runtime cancels the waiting tasks */
+}
+
+START_TEST(shutdown_queued)
+{
+	struct weft_config cfg = { .workers = 2, .blocking_threads = 1 };
+
+	ck_assert_int_eq(weft_run(shutdown_main, NULL, &cfg, NULL), 0);
+	ck_assert_int_le(atomic_load(&ran_b), 10);
+	/* And the pool works again in the next runtime. */
+	ck_assert_int_eq(weft_run(many_main, NULL,
+				  &(struct weft_config){ .workers = 2,
+							 .blocking_threads = POOL },
+				  NULL), 0);
+}
+END_TEST
+
+START_TEST(plain_thread)
+{
+	void *res = NULL;
+
+	ck_assert_int_eq(weft_blocking(twice, (void *)5, &res), 0);
+	ck_assert_ptr_eq(res, (void *)10);
+	ck_assert_int_eq(weft_blocking(NULL, NULL, NULL), -EINVAL);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("io_blocking");
+	TCase *tc = tcase_create("blocking");
+
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, many_jobs);
+	tcase_add_test(tc, cancel_queued);
+	tcase_add_test(tc, shutdown_queued);
+	tcase_add_test(tc, plain_thread);
+	suite_add_tcase(s, tc);
+	return weft_test_main(s);
+}

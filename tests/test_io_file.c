@@ -1,0 +1,230 @@
+/* Files over io_uring, and the escape hatch weft_io_submit(). */
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "test_io_util.h"
+
+static void tmp_path(char *buf, size_t len, const char *tag)
+{
+	snprintf(buf, len, "/tmp/weft-test-%s-%d", tag, (int)getpid());
+}
+
+static void *file_main(void *arg)
+{
+	char path[128];
+	size_t size = (size_t)SCALED(4 << 20), chunk = 65536 + 13;
+	uint8_t *buf = malloc(chunk), *back = malloc(chunk);
+	int fd;
+
+	tmp_path(path, sizeof(path), "file");
+	fd = weft_open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	/* Written in chunks at increasing offsets... */
+	for (size_t off = 0; off < size; off += chunk) {
+		size_t n = size - off < chunk ? size - off : chunk;
+
+		io_fill(buf, n, 7, off);
+		ck_assert_int_eq(weft_pwrite(fd, buf, n, (off_t)off), (ssize_t)n);
+	}
+	ck_assert_int_eq(weft_fsync(fd, 0), 0);
+	ck_assert_int_eq(weft_fsync(fd, WEFT_FSYNC_DATA), 0);
+	ck_assert_int_eq(weft_close(fd), 0);
+
+	/* ... read back in a different order and chunking. */
+	fd = weft_open(path, O_RDONLY, 0);
+	ck_assert_int_ge(fd, 0);
+	for (size_t off = size; off > 0;) {
+		size_t n = off < 4096 * 3 ? off : 4096 * 3;
+
+		off -= n;
+		ck_assert_int_eq(weft_pread(fd, back, n, (off_t)off), (ssize_t)n);
+		io_fill(buf, n, 7, off);
+		ck_assert_int_eq(memcmp(buf, back, n), 0);
+	}
+	/* End of file, and a short read across it. */
+	ck_assert_int_eq(weft_pread(fd, back, 10, (off_t)size), 0);
+	ck_assert_int_eq(weft_pread(fd, back, 10, (off_t)size - 3), 3);
+	/* readv at the file position. */
+	struct iovec iov[2] = { { back, 100 }, { back + 100, 50 } };
+	ck_assert_int_eq(weft_readv(fd, iov, 2), 150);
+	io_fill(buf, 150, 7, 0);
+	ck_assert_int_eq(memcmp(buf, back, 150), 0);
+	ck_assert_int_eq(weft_readv(fd, iov, 1), 100);
+	io_fill(buf, 100, 7, 150);
+	ck_assert_int_eq(memcmp(buf, back, 100), 0);
+	/* Writing a read-only descriptor fails cleanly. */
+	ck_assert_int_eq(weft_pwrite(fd, buf, 10, 0), -EBADF);
+	ck_assert_int_eq(weft_close(fd), 0);
+
+	/* writev appends at the position. */
+	fd = weft_open(path, O_WRONLY | O_APPEND, 0);
+	ck_assert_int_ge(fd, 0);
+	struct iovec wv[2] = { { "tail", 4 }, { "end", 3 } };
+	ck_assert_int_eq(weft_writev(fd, wv, 2), 7);
+	weft_close(fd);
+	fd = weft_open(path, O_RDONLY, 0);
+	ck_assert_int_eq(weft_pread(fd, back, 7, (off_t)size), 7);
+	ck_assert_int_eq(memcmp(back, "tailend", 7), 0);
+	weft_close(fd);
+
+	/* Bad input. */
+	ck_assert_int_eq(weft_open("/nonexistent/dir/file", O_RDONLY, 0), -ENOENT);
+	ck_assert_int_eq(weft_open(NULL, O_RDONLY, 0), -EFAULT);
+	fd = weft_open(path, O_RDONLY, 0);
+	ck_assert_int_eq(weft_pread(fd, back, 10, -1), -EINVAL);
+	ck_assert_int_eq(weft_pread(fd, NULL, 10, 0), -EFAULT);
+	ck_assert_int_eq(weft_pread(fd, back, 0, 0), 0);
+	ck_assert_int_eq(weft_fsync(fd, 0x100), -EINVAL);
+	ck_assert_int_eq(weft_pread(-1, back, 10, 0), -EBADF);
+	ck_assert_int_eq(weft_pwrite(1 << 20, back, 10, 0), -EBADF);
+	ck_assert_int_eq(weft_fsync(-1, 0), -EBADF);
+	weft_close(fd);
+	ck_assert_int_eq(unlink(path), 0);
+	free(buf);
+	free(back);
+	return NULL;
+}
+
+START_TEST(files)
+{
+	weft_test_run(file_main, NULL, 2);
+}
+END_TEST
+
+START_TEST(files_plain_thread)
+{
+	char path[128], back[5];
+	int fd;
+
+	tmp_path(path, sizeof(path), "plain");
+	fd = weft_open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(weft_pwrite(fd, "hello", 5, 100), 5);
+	ck_assert_int_eq(weft_fsync(fd, 0), 0);
+	ck_assert_int_eq(weft_pread(fd, back, 5, 100), 5);
+	ck_assert_int_eq(memcmp(back, "hello", 5), 0);
+	ck_assert_int_eq(weft_close(fd), 0);
+	unlink(path);
+}
+END_TEST
+
+/* ---- the escape hatch ---------------------------------------------------------- */
+
+static void prep_nop(struct io_uring_sqe *sqe, void *arg)
+{
+	io_uring_prep_nop(sqe);
+}
+
+static void prep_timeout(struct io_uring_sqe *sqe, void *arg)
+{
+	io_uring_prep_timeout(sqe, arg, 0, 0);
+}
+
+struct statx_arg {
+	const char *path;
+	struct statx stx;
+};
+
+static void prep_statx(struct io_uring_sqe *sqe, void *arg)
+{
+	struct statx_arg *a = arg;
+
+	io_uring_prep_statx(sqe, AT_FDCWD, a->path, 0, STATX_SIZE, &a->stx);
+}
+
+struct recv_arg {
+	int fd;
+	char buf[8];
+};
+
+static void prep_recv(struct io_uring_sqe *sqe, void *arg)
+{
+	struct recv_arg *a = arg;
+
+	io_uring_prep_recv(sqe, a->fd, a->buf, sizeof(a->buf), 0);
+}
+
+static void *hatch_recv(void *arg)
+{
+	struct recv_arg *a = arg;
+
+	return (void *)(intptr_t)weft_io_submit(a->fd, prep_recv, a);
+}
+
+static void *hatch_main(void *arg)
+{
+	struct __kernel_timespec ts = { .tv_nsec = 20 * WEFT_MSEC };
+	struct statx_arg sx = { .path = "/proc/self/exe" };
+	int64_t t0 = weft_now();
+	int sv[2];
+	weft_task_t t;
+	void *res;
+
+	ck_assert_int_eq(weft_io_submit(-1, prep_nop, NULL), 0);
+	ck_assert_int_eq(weft_io_submit(-1, prep_timeout, &ts), -ETIME);
+	ck_assert_int_ge(io_ms_since(t0), 19);
+	ck_assert_int_eq(weft_io_submit(-1, prep_statx, &sx), 0);
+	ck_assert_int_gt(sx.stx.stx_size, 0);
+	ck_assert_int_eq(weft_io_submit(-1, NULL, NULL), -EINVAL);
+
+	/* A hatch op is cancelled, and woken by close, like the others. */
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	struct recv_arg ra = { .fd = sv[0] };
+	ck_assert_int_eq(weft_spawn(&t, hatch_recv, &ra), 0);
+	weft_sleep(5 * WEFT_MSEC);
+	weft_cancel(t);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_int_eq((intptr_t)res, -ECANCELED);
+	ck_assert_int_eq(weft_spawn(&t, hatch_recv, &ra), 0);
+	weft_sleep(5 * WEFT_MSEC);
+	weft_close(sv[0]);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_int_eq((intptr_t)res, -EBADF);
+	weft_close(sv[1]);
+	return NULL;
+}
+
+START_TEST(escape_hatch)
+{
+	weft_test_run(hatch_main, NULL, 2);
+}
+END_TEST
+
+static void *hatch_thread(void *arg)
+{
+	struct __kernel_timespec ts = { .tv_nsec = 5 * WEFT_MSEC };
+
+	ck_assert_int_eq(weft_io_submit(-1, prep_nop, NULL), 0);
+	ck_assert_int_eq(weft_io_submit(-1, prep_timeout, &ts), -ETIME);
+	return NULL;
+}
+
+START_TEST(escape_hatch_plain_thread)
+{
+	pthread_t th[4];
+
+	hatch_thread(NULL);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, hatch_thread, NULL), 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("io_file");
+	TCase *tc = tcase_create("file");
+
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, files);
+	tcase_add_test(tc, files_plain_thread);
+	tcase_add_test(tc, escape_hatch);
+	tcase_add_test(tc, escape_hatch_plain_thread);
+	suite_add_tcase(s, tc);
+	return weft_test_main(s);
+}

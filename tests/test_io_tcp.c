@@ -1,0 +1,665 @@
+/* TCP over io_uring: echo, many connections, cancellation, deadlines, close,
+ * resets, running out of descriptors, bad input. Loopback only. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "test_io_util.h"
+
+#define WORKERS 4
+
+/* ---- echo ---------------------------------------------------------------- */
+
+/* Echoes everything until EOF, then closes. */
+static void *echo_conn(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char buf[16384];
+	ssize_t n;
+
+	while ((n = weft_recv(fd, buf, sizeof(buf), 0)) > 0)
+		if (weft_send_all(fd, buf, (size_t)n, 0, NULL) != n)
+			break;
+	weft_close(fd);
+	return (void *)(intptr_t)n;
+}
+
+struct server {
+	int lfd;
+	int conns; /* accepts before it returns */
+	atomic_int worker_mask;
+};
+
+static void *echo_server(void *arg)
+{
+	struct server *s = arg;
+
+	for (int i = 0; i < s->conns; i++) {
+		int fd = weft_accept(s->lfd, NULL, NULL);
+
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(weft_spawn(NULL, echo_conn,
+					    (void *)(intptr_t)fd), 0);
+	}
+	return NULL;
+}
+
+struct writer {
+	int fd;
+	size_t total;
+	uint64_t seed;
+	int wid;
+};
+
+/* Sends total pattern bytes in chunks of varying size, then SHUT_WR. */
+static void *pattern_writer(void *arg)
+{
+	struct writer *w = arg;
+	static const size_t chunks[] = { 1, 7, 100, 1500, 65536, 300000 };
+	uint8_t *buf = malloc(300000);
+	size_t off = 0;
+
+	w->wid = weft_worker_id();
+	for (int i = 0; off < w->total; i++) {
+		size_t n = chunks[i % 6];
+
+		if (n > w->total - off)
+			n = w->total - off;
+		io_fill(buf, n, w->seed, off);
+		ck_assert_int_eq(weft_send_all(w->fd, buf, n, 0, NULL),
+				 (ssize_t)n);
+		off += n;
+	}
+	free(buf);
+	ck_assert_int_eq(weft_shutdown(w->fd, SHUT_WR), 0);
+	return NULL;
+}
+
+static void *echo_main(void *arg)
+{
+	struct server s = { .conns = 2 };
+	uint16_t port;
+	weft_task_t srv, wr;
+	size_t total = (size_t)SCALED(8 << 20);
+	int server_wid = -1, reader_wid;
+
+	s.lfd = io_listen(&port);
+	ck_assert_int_eq(weft_spawn(&srv, echo_server, &s), 0);
+
+	/* Large: several MB one way and back, verified byte for byte. */
+	int fd = weft_connect("127.0.0.1", port);
+	ck_assert_int_ge(fd, 0);
+	struct writer w = { .fd = fd, .total = total, .seed = 42 };
+	ck_assert_int_eq(weft_spawn(&wr, pattern_writer, &w), 0);
+	uint8_t *buf = malloc(1 << 16);
+	size_t got = 0;
+	ssize_t n;
+	reader_wid = weft_worker_id();
+	while ((n = weft_recv(fd, buf, 1 << 16, 0)) > 0) {
+		for (ssize_t i = 0; i < n; i++)
+			if (buf[i] != io_pattern(42, got + (size_t)i))
+				ck_abort_msg("byte %zu differs", got + (size_t)i);
+		got += (size_t)n;
+		if (weft_worker_id() != reader_wid)
+			server_wid = weft_worker_id(); /* moved: fine */
+	}
+	ck_assert_int_eq(n, 0);
+	ck_assert_uint_eq(got, total);
+	ck_assert_int_eq(weft_join(wr, NULL), 0);
+	ck_assert_int_eq(weft_close(fd), 0);
+	(void)server_wid;
+
+	/* Small: many round trips of 1..200 bytes. */
+	fd = weft_connect("localhost", port); /* through the resolver */
+	ck_assert_int_ge(fd, 0);
+	long rounds = SCALED(2000);
+	for (long r = 0; r < rounds; r++) {
+		size_t len = 1 + (size_t)(r * 37 % 200);
+		uint8_t out[200];
+
+		io_fill(out, len, (uint64_t)r, 0);
+		ck_assert_int_eq(weft_send(fd, out, len, 0), (ssize_t)len);
+		ck_assert_int_eq(io_recv_exact(fd, buf, len), (ssize_t)len);
+		ck_assert_int_eq(memcmp(out, buf, len), 0);
+	}
+	ck_assert_int_eq(weft_close(fd), 0);
+	free(buf);
+	ck_assert_int_eq(weft_join(srv, NULL), 0);
+	ck_assert_int_eq(weft_close(s.lfd), 0);
+	return NULL;
+}
+
+START_TEST(echo)
+{
+	weft_test_run(echo_main, NULL, WORKERS);
+}
+END_TEST
+
+/* ---- a thousand connections at once ------------------------------------- */
+
+struct client {
+	uint16_t port;
+	int id;
+	atomic_int *ok;
+};
+
+static void *client_main(void *arg)
+{
+	struct client *c = arg;
+	char out[64], in[64];
+	int fd = weft_connect("127.0.0.1", c->port);
+
+	ck_assert_int_ge(fd, 0);
+	memset(out, 0, sizeof(out));
+	snprintf(out, sizeof(out), "client %d says hello", c->id);
+	ck_assert_int_eq(weft_send_all(fd, out, sizeof(out), 0, NULL),
+			 (ssize_t)sizeof(out));
+	ck_assert_int_eq(io_recv_exact(fd, in, sizeof(in)), (ssize_t)sizeof(in));
+	ck_assert_int_eq(memcmp(in, out, sizeof(in)), 0);
+	ck_assert_int_eq(weft_close(fd), 0);
+	atomic_fetch_add(c->ok, 1);
+	return NULL;
+}
+
+static void *many_main(void *arg)
+{
+	int n = (int)SCALED(1000);
+	struct server s = { .conns = n };
+	struct client *cl = calloc((size_t)n, sizeof(*cl));
+	weft_task_t *t = calloc((size_t)n, sizeof(*t));
+	weft_task_t srv;
+	atomic_int ok = 0;
+	uint16_t port;
+
+	io_raise_nofile(4 * (rlim_t)n + 64);
+	s.lfd = io_listen(&port);
+	ck_assert_int_eq(weft_spawn(&srv, echo_server, &s), 0);
+	for (int i = 0; i < n; i++) {
+		cl[i] = (struct client){ .port = port, .id = i, .ok = &ok };
+		ck_assert_int_eq(weft_spawn(&t[i], client_main, &cl[i]), 0);
+	}
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+	ck_assert_int_eq(weft_join(srv, NULL), 0);
+	ck_assert_int_eq(atomic_load(&ok), n);
+	weft_close(s.lfd);
+	free(cl);
+	free(t);
+	return NULL;
+}
+
+START_TEST(many_connections)
+{
+	weft_test_run(many_main, NULL, WORKERS);
+}
+END_TEST
+
+/* ---- a connected pair ------------------------------------------------------ */
+
+struct pair {
+	int a, b; /* a: the client end, b: the accepted end */
+};
+
+static struct pair tcp_pair(void)
+{
+	uint16_t port;
+	int lfd = io_listen(&port);
+	struct pair p;
+
+	p.a = weft_connect("127.0.0.1", port);
+	ck_assert_int_ge(p.a, 0);
+	p.b = weft_accept(lfd, NULL, NULL);
+	ck_assert_int_ge(p.b, 0);
+	weft_close(lfd);
+	return p;
+}
+
+static void *recv_once(void *arg)
+{
+	int fd = *(int *)arg;
+	char buf[16];
+
+	return (void *)(intptr_t)weft_recv(fd, buf, sizeof(buf), 0);
+}
+
+/* ---- cancellation ---------------------------------------------------------- */
+
+static void *cancel_main(void *arg)
+{
+	struct pair p = tcp_pair();
+	weft_task_t t;
+	void *res;
+	char buf[16];
+
+	for (int round = 0; round < 20; round++) {
+		ck_assert_int_eq(weft_spawn(&t, recv_once, &p.b), 0);
+		weft_sleep(round % 2 ? 0 : 5 * WEFT_MSEC);
+		ck_assert_int_eq(weft_cancel(t), 0);
+		ck_assert_int_eq(weft_join(t, &res), 0);
+		ck_assert_int_eq((intptr_t)res, -ECANCELED);
+	}
+	/* No byte was lost to the cancelled receives. */
+	ck_assert_int_eq(weft_send(p.a, "ping", 4, 0), 4);
+	ck_assert_int_eq(io_recv_exact(p.b, buf, 4), 4);
+	ck_assert_int_eq(memcmp(buf, "ping", 4), 0);
+
+	/* Cancelled while data races in: either it got the data, or the
+	 * data is still there. */
+	for (int round = 0; round < 50; round++) {
+		ck_assert_int_eq(weft_spawn(&t, recv_once, &p.b), 0);
+		weft_yield();
+		ck_assert_int_eq(weft_send(p.a, "x", 1, 0), 1);
+		weft_cancel(t);
+		ck_assert_int_eq(weft_join(t, &res), 0);
+		if ((intptr_t)res == -ECANCELED) {
+			buf[0] = 0;
+			ck_assert_int_eq(weft_recv(p.b, buf, 1, 0), 1);
+			ck_assert_int_eq(buf[0], 'x');
+		} else {
+			ck_assert_int_eq((intptr_t)res, 1);
+		}
+	}
+	weft_close(p.a);
+	weft_close(p.b);
+	return NULL;
+}
+
+START_TEST(cancel_recv)
+{
+	weft_test_run(cancel_main, NULL, WORKERS);
+}
+END_TEST
+
+/* ---- deadlines ---------------------------------------------------------- */
+
+static void *deadline_main(void *arg)
+{
+	struct pair p = tcp_pair();
+	struct weft_deadline d;
+	char buf[16];
+	int64_t t0 = weft_now();
+
+	ck_assert_int_eq(weft_deadline_enter(&d, 50 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_recv(p.b, buf, sizeof(buf), 0), -ETIMEDOUT);
+	ck_assert_int_eq(weft_deadline_leave(&d), 1);
+	ck_assert_int_ge(io_ms_since(t0), 49);
+	ck_assert_int_lt(io_ms_since(t0), 2000);
+
+	/* Past the deadline every call fails at once, consuming nothing. */
+	ck_assert_int_eq(weft_deadline_enter(&d, 0), 0);
+	ck_assert_int_eq(weft_send(p.a, "z", 1, 0), -ETIMEDOUT);
+	ck_assert_int_eq(weft_deadline_leave(&d), 1);
+
+	/* The socket still works. */
+	ck_assert_int_eq(weft_send(p.a, "hello", 5, 0), 5);
+	ck_assert_int_eq(io_recv_exact(p.b, buf, 5), 5);
+	ck_assert_int_eq(memcmp(buf, "hello", 5), 0);
+
+	/* A deadline that does not pass changes nothing. */
+	ck_assert_int_eq(weft_deadline_enter(&d, 10 * WEFT_SEC), 0);
+	ck_assert_int_eq(weft_send(p.a, "again", 5, 0), 5);
+	ck_assert_int_eq(io_recv_exact(p.b, buf, 5), 5);
+	ck_assert_int_eq(weft_deadline_leave(&d), 0);
+
+	/* accept and connect honour deadlines too. */
+	uint16_t port;
+	int lfd = io_listen(&port);
+	ck_assert_int_eq(weft_deadline_enter(&d, 20 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_accept(lfd, NULL, NULL), -ETIMEDOUT);
+	ck_assert_int_eq(weft_deadline_leave(&d), 1);
+	weft_close(lfd);
+	weft_close(p.a);
+	weft_close(p.b);
+	return NULL;
+}
+
+START_TEST(deadline_recv)
+{
+	weft_test_run(deadline_main, NULL, WORKERS);
+}
+END_TEST
+
+/* ---- close while another task waits ------------------------------------- */
+
+static void *accept_once(void *arg)
+{
+	return (void *)(intptr_t)weft_accept(*(int *)arg, NULL, NULL);
+}
+
+static void *close_main(void *arg)
+{
+	struct pair p = tcp_pair();
+	weft_task_t t[3];
+	void *res;
+	uint16_t port;
+	int lfd = io_listen(&port);
+
+	/* Two receivers on one socket and an acceptor. */
+	ck_assert_int_eq(weft_spawn(&t[0], recv_once, &p.b), 0);
+	ck_assert_int_eq(weft_spawn(&t[1], recv_once, &p.b), 0);
+	ck_assert_int_eq(weft_spawn(&t[2], accept_once, &lfd), 0);
+	weft_sleep(20 * WEFT_MSEC);
+	ck_assert_int_eq(weft_close(p.b), 0);
+	ck_assert_int_eq(weft_close(lfd), 0);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(weft_join(t[i], &res), 0);
+		ck_assert_int_eq((intptr_t)res, -EBADF);
+	}
+	/* Closing again is an error, not a crash. */
+	ck_assert_int_eq(weft_close(p.b), -EBADF);
+	/* The peer sees the close. */
+	char c;
+	ck_assert_int_eq(weft_recv(p.a, &c, 1, 0), 0);
+	weft_close(p.a);
+	return NULL;
+}
+
+START_TEST(close_while_waiting)
+{
+	weft_test_run(close_main, NULL, WORKERS);
+}
+END_TEST
+
+/* ---- a peer that resets the connection ------------------------------------ */
+
+static void *reset_main(void *arg)
+{
+	struct pair p = tcp_pair();
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	weft_task_t t;
+	void *res;
+	char buf[64] = { 0 };
+
+	/* A receiver waiting when the RST arrives. */
+	ck_assert_int_eq(weft_spawn(&t, recv_once, &p.b), 0);
+	weft_sleep(10 * WEFT_MSEC);
+	ck_assert_int_eq(setsockopt(p.a, SOL_SOCKET, SO_LINGER, &lg,
+				    sizeof(lg)), 0);
+	ck_assert_int_eq(weft_close(p.a), 0);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_int_eq((intptr_t)res, -ECONNRESET);
+	/* Sending to it fails without SIGPIPE. */
+	ssize_t r = 0;
+	for (int i = 0; i < 10 && r >= 0; i++)
+		r = weft_send(p.b, buf, sizeof(buf), 0);
+	ck_assert(r == -EPIPE || r == -ECONNRESET);
+	struct iovec iov = { buf, sizeof(buf) };
+	r = weft_writev(p.b, &iov, 1);
+	ck_assert(r == -EPIPE || r == -ECONNRESET);
+	weft_close(p.b);
+	return NULL;
+}
+
+START_TEST(peer_reset)
+{
+	weft_test_run(reset_main, NULL, WORKERS);
+}
+END_TEST
+
+/* ---- out of descriptors in accept --------------------------------------- */
+
+static void *emfile_main(void *arg)
+{
+	uint16_t port;
+	int lfd = io_listen(&port);
+	int cl[4], fds[4096], nfds = 0, fd;
+	struct rlimit old, rl;
+	char c = 'k';
+
+	for (int i = 0; i < 4; i++) {
+		cl[i] = weft_connect("127.0.0.1", port);
+		ck_assert_int_ge(cl[i], 0);
+	}
+	/* Use up every descriptor below a low limit. */
+	getrlimit(RLIMIT_NOFILE, &old);
+	rl = old;
+	rl.rlim_cur = (rlim_t)lfd + 64;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	while (nfds < 4096 && (fd = dup(lfd)) >= 0)
+		fds[nfds++] = fd;
+	ck_assert_int_eq(errno, EMFILE);
+	/* accept reports it, and the listener stays usable. */
+	ck_assert_int_eq(weft_accept(lfd, NULL, NULL), -EMFILE);
+	ck_assert_int_eq(weft_accept(lfd, NULL, NULL), -EMFILE);
+	close(fds[--nfds]);
+	fd = weft_accept(lfd, NULL, NULL);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(weft_send(fd, &c, 1, 0), 1);
+	weft_close(fd);
+	while (nfds)
+		close(fds[--nfds]);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	/* The rest are served. */
+	for (int i = 1; i < 4; i++) {
+		fd = weft_accept(lfd, NULL, NULL);
+		ck_assert_int_ge(fd, 0);
+		weft_close(fd);
+	}
+	for (int i = 0; i < 4; i++)
+		weft_close(cl[i]);
+	weft_close(lfd);
+	return NULL;
+}
+
+START_TEST(accept_emfile)
+{
+	weft_test_run(emfile_main, NULL, 2);
+}
+END_TEST
+
+/* ---- bad input ------------------------------------------------------------- */
+
+static void bad_input_checks(void)
+{
+	char buf[8];
+	struct iovec iov = { buf, sizeof(buf) };
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	struct pair p;
+
+	ck_assert_int_eq(weft_recv(-1, buf, 8, 0), -EBADF);
+	ck_assert_int_eq(weft_recv(1 << 20, buf, 8, 0), -EBADF);
+	ck_assert_int_eq(weft_send(-5, buf, 8, 0), -EBADF);
+	ck_assert_int_eq(weft_send(1 << 20, buf, 8, 0), -EBADF);
+	ck_assert_int_eq(weft_accept(-1, NULL, NULL), -EBADF);
+	ck_assert_int_eq(weft_close(-1), -EBADF);
+	ck_assert_int_eq(weft_close(1 << 20), -EBADF);
+	ck_assert_int_eq(weft_shutdown(-1, SHUT_RDWR), -EBADF);
+	ck_assert_int_eq(weft_readv(-1, &iov, 1), -EBADF);
+	ck_assert_int_eq(weft_writev(-1, &iov, 1), -EBADF);
+	ck_assert_int_eq(weft_readv(devnull, &iov, -1), -EINVAL);
+	ck_assert_int_eq(weft_readv(devnull, NULL, 1), -EFAULT);
+	ck_assert_int_eq(weft_recv(devnull, buf, 8, 0), -ENOTSOCK);
+	ck_assert_int_eq(weft_send(devnull, buf, 8, 0), -ENOTSOCK);
+	ck_assert_int_eq(weft_accept(devnull, NULL, NULL), -ENOTSOCK);
+	ck_assert_int_eq(weft_connect(NULL, 80), -EINVAL);
+	ck_assert_int_eq(weft_connect_addr(devnull, NULL, 0), -EFAULT);
+	ck_assert_int_eq(weft_tcp_listen("127.0.0.1", 0, 0, 0x80), -EINVAL);
+	ck_assert_int_eq(weft_tcp_listen("not an address!", 0, 0, 0), -ENOENT);
+
+	/* Writes to /dev/null by writev go through write, not sendmsg. */
+	ck_assert_int_eq(weft_writev(devnull, &iov, 1), 8);
+	close(devnull);
+
+	p = tcp_pair();
+	ck_assert_int_eq(weft_recv(p.b, NULL, 8, 0), -EFAULT);
+	ck_assert_int_eq(weft_send(p.a, NULL, 8, 0), -EFAULT);
+	ck_assert_int_eq(weft_recv(p.b, buf, 0, 0), 0);
+	ck_assert_int_eq(weft_send(p.a, buf, 0, 0), 0);
+	ck_assert_int_eq(weft_accept(p.a, NULL, NULL), -EINVAL);
+	socklen_t len = 4;
+	ck_assert_int_eq(weft_accept(p.a, NULL, &len), -EINVAL);
+	ck_assert_int_eq(weft_shutdown(p.a, 12345), -EINVAL);
+	/* readv / writev on a socket. */
+	memcpy(buf, "abcdefgh", 8);
+	ck_assert_int_eq(weft_writev(p.a, &iov, 1), 8);
+	memset(buf, 0, 8);
+	ck_assert_int_eq(weft_readv(p.b, &iov, 1), 8);
+	ck_assert_int_eq(memcmp(buf, "abcdefgh", 8), 0);
+	weft_close(p.a);
+	weft_close(p.b);
+}
+
+static void *bad_input_main(void *arg)
+{
+	uint16_t port;
+	int lfd = io_listen(&port);
+
+	/* Refused: connect to a port that was listening and is no more. */
+	weft_close(lfd);
+	ck_assert_int_eq(weft_connect("127.0.0.1", port), -ECONNREFUSED);
+	bad_input_checks();
+
+	/* Two listeners on a port need SO_REUSEPORT on both. */
+	lfd = io_listen(&port);
+	ck_assert_int_eq(weft_tcp_listen("127.0.0.1", port, 0, 0), -EADDRINUSE);
+	weft_close(lfd);
+	lfd = weft_tcp_listen("127.0.0.1", 0, 0, WEFT_REUSEPORT);
+	ck_assert_int_ge(lfd, 0);
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	getsockname(lfd, (struct sockaddr *)&sin, &len);
+	int lfd2 = weft_tcp_listen("127.0.0.1", ntohs(sin.sin_port), 0,
+				   WEFT_REUSEPORT);
+	ck_assert_int_ge(lfd2, 0);
+	weft_close(lfd2);
+	weft_close(lfd);
+
+	/* The wildcard listener takes IPv4 (and IPv6 if it exists). */
+	lfd = weft_tcp_listen(NULL, 0, 16, 0);
+	ck_assert_int_ge(lfd, 0);
+	len = sizeof(struct sockaddr_in6);
+	struct sockaddr_in6 any;
+	getsockname(lfd, (struct sockaddr *)&any, &len);
+	port = ntohs(any.sin6_port); /* same offset in sockaddr_in */
+	int fd = weft_connect("127.0.0.1", port);
+	ck_assert_int_ge(fd, 0);
+	weft_close(fd);
+	fd = weft_connect("::1", port);
+	ck_assert(fd >= 0 || fd == -EAFNOSUPPORT || fd == -ECONNREFUSED ||
+		  fd == -EADDRNOTAVAIL);
+	if (fd >= 0)
+		weft_close(fd);
+	weft_close(lfd);
+	return NULL;
+}
+
+START_TEST(bad_input)
+{
+	weft_test_run(bad_input_main, NULL, 2);
+	/* The same calls from a plain thread, where they are system calls. */
+	bad_input_checks();
+}
+END_TEST
+
+/* Plain threads use the same calls: an echo with no runtime at all. */
+static void *plain_server(void *arg)
+{
+	int lfd = *(int *)arg, fd = weft_accept(lfd, NULL, NULL);
+	char buf[32];
+	ssize_t n;
+
+	ck_assert_int_ge(fd, 0);
+	while ((n = weft_recv(fd, buf, sizeof(buf), 0)) > 0)
+		weft_send_all(fd, buf, (size_t)n, 0, NULL);
+	weft_close(fd);
+	return NULL;
+}
+
+START_TEST(plain_thread)
+{
+	uint16_t port;
+	pthread_t th;
+	char buf[5];
+	int lfd = weft_tcp_listen("127.0.0.1", 0, 0, 0);
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+
+	ck_assert_int_ge(lfd, 0);
+	getsockname(lfd, (struct sockaddr *)&sin, &len);
+	port = ntohs(sin.sin_port);
+	ck_assert_int_eq(pthread_create(&th, NULL, plain_server, &lfd), 0);
+	int fd = weft_connect("localhost", port);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(weft_send(fd, "plain", 5, 0), 5);
+	ck_assert_int_eq(io_recv_exact(fd, buf, 5), 5);
+	ck_assert_int_eq(memcmp(buf, "plain", 5), 0);
+	weft_close(fd);
+	pthread_join(th, NULL);
+	weft_close(lfd);
+}
+END_TEST
+
+/* ---- completions reach a worker that never parks --------------------------- */
+
+static atomic_int busy_done;
+
+static void *busy_recv(void *arg)
+{
+	char buf[4];
+	ssize_t r = weft_recv(*(int *)arg, buf, sizeof(buf), 0);
+
+	atomic_store(&busy_done, 1);
+	return (void *)(intptr_t)r;
+}
+
+static void *late_send(void *arg)
+{
+	usleep(20000);
+	ck_assert_int_eq(send(*(int *)arg, "abc", 3, 0), 3);
+	return NULL;
+}
+
+static void *busy_main(void *arg)
+{
+	int sv[2];
+	weft_task_t t;
+	pthread_t th;
+	void *res;
+	long spins = 0;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	atomic_store(&busy_done, 0);
+	ck_assert_int_eq(weft_spawn(&t, busy_recv, &sv[0]), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, late_send, &sv[1]), 0);
+	/* One worker, kept busy by yields: it must still reap. */
+	while (!atomic_load(&busy_done) && spins++ < 50000000)
+		weft_yield();
+	ck_assert_int_eq(atomic_load(&busy_done), 1);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_int_eq((intptr_t)res, 3);
+	pthread_join(th, NULL);
+	weft_close(sv[0]);
+	weft_close(sv[1]);
+	return NULL;
+}
+
+START_TEST(completion_while_busy)
+{
+	weft_test_run(busy_main, NULL, 1);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("io_tcp");
+	TCase *tc = tcase_create("tcp");
+
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, echo);
+	tcase_add_test(tc, many_connections);
+	tcase_add_test(tc, cancel_recv);
+	tcase_add_test(tc, deadline_recv);
+	tcase_add_test(tc, close_while_waiting);
+	tcase_add_test(tc, peer_reset);
+	tcase_add_test(tc, accept_emfile);
+	tcase_add_test(tc, bad_input);
+	tcase_add_test(tc, plain_thread);
+	tcase_add_test(tc, completion_while_busy);
+	suite_add_tcase(s, tc);
+	return weft_test_main(s);
+}

@@ -1,0 +1,79 @@
+/* Helpers for the I/O suites: loopback listeners, patterns, exact reads. */
+#ifndef WEFT_TESTS_TEST_IO_UTIL_H
+#define WEFT_TESTS_TEST_IO_UTIL_H
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include "test_util.h"
+
+/* A TCP listener on 127.0.0.1 and an ephemeral port, stored in *port. */
+static inline int io_listen(uint16_t *port)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	int fd = weft_tcp_listen("127.0.0.1", 0, 0, 0);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+/* The test pattern: byte i of stream `seed`. */
+static inline uint8_t io_pattern(uint64_t seed, uint64_t i)
+{
+	uint64_t x = (i >> 3) * 0x9e3779b97f4a7c15ull + seed;
+
+	x ^= x >> 29;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 32;
+	return (uint8_t)(x >> ((i & 7) * 8));
+}
+
+static inline void io_fill(uint8_t *buf, size_t len, uint64_t seed,
+			   uint64_t off)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = io_pattern(seed, off + i);
+}
+
+/* Receives exactly len bytes; returns len, 0 at EOF before any, or -errno. */
+static inline ssize_t io_recv_exact(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t r = weft_recv(fd, (char *)buf + got, len - got, 0);
+
+		if (r < 0)
+			return r;
+		if (r == 0)
+			return got ? -EPIPE : 0;
+		got += (size_t)r;
+	}
+	return (ssize_t)len;
+}
+
+/* Raises the soft descriptor limit to at least n (or the hard limit). */
+static inline void io_raise_nofile(rlim_t n)
+{
+	struct rlimit rl;
+
+	getrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur < n) {
+		rl.rlim_cur = n < rl.rlim_max ? n : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+/* Milliseconds elapsed since t0 (a weft_now() value). */
+static inline long io_ms_since(int64_t t0)
+{
+	return (long)((weft_now() - t0) / WEFT_MSEC);
+}
+
+#endif
