@@ -10,9 +10,6 @@ struct node {
 	struct weft_queue *parent;
 };
 
-static const struct weft_spawn_opts opts = { .name = "skynet",
-					     .stack_size = WEFT_STACK_MIN };
-
 static void *skynet(void *arg)
 {
 	struct node n = *(struct node *)arg;
@@ -30,7 +27,7 @@ static void *skynet(void *arg)
 			uint64_t sz = n.size / k + (i < n.size % k);
 			kids[i] = (struct node){ start, sz, &q };
 			start += sz;
-			if (weft_spawn_opts(NULL, skynet, &kids[i], &opts))
+			if (weft_spawn(NULL, skynet, &kids[i]))
 				abort();
 		}
 		sum = 0;
@@ -56,7 +53,7 @@ static void *bench(void *arg)
 	weft_queue_init_opts(&q, &o);
 	struct node root = { 0, (uint64_t)leaves, &q };
 	int64_t t0 = weft_now();
-	if (weft_spawn_opts(NULL, skynet, &root, &opts) ||
+	if (weft_spawn(NULL, skynet, &root) ||
 	    weft_queue_get(&q, &sum))
 		abort();
 	int64_t t1 = weft_now();
