@@ -5,7 +5,7 @@
 #include "bench_util.h"
 
 static long nprod, per, cap;
-static struct weft_queue q;
+static struct weft_queue q __attribute__((aligned(64)));
 
 static void *producer(void *arg)
 {

@@ -276,8 +276,9 @@ static int put_locked(struct weft_queue *q, const void *item,
 {
 	if (q->shutdown)
 		return -EPIPE;
-	struct weft__waiter *g = weft__waitq_settle_one(&q->getters, 0);
-	if (g) {
+	struct weft__waiter *g;
+	if (!weft__waitq_empty(&q->getters) &&
+	    (g = weft__waitq_settle_one(&q->getters, 0))) {
 		copy_elem(g->data, item, q->elem_size);
 		q->unfinished++;
 		*wake = g;
@@ -299,8 +300,9 @@ static int get_locked(struct weft_queue *q, void *out,
 	if (!q->count)
 		return q->shutdown ? -EPIPE : -EAGAIN;
 	take(q, out);
-	struct weft__waiter *p = weft__waitq_settle_one(&q->putters, 0);
-	if (p) {
+	struct weft__waiter *p;
+	if (!weft__waitq_empty(&q->putters) &&
+	    (p = weft__waitq_settle_one(&q->putters, 0))) {
 		/* A slot was just freed, so this cannot fail. */
 		store(q, p->data);
 		q->unfinished++;
