@@ -186,7 +186,9 @@ static void qput_check(struct race *r, int wr, int nr)
 		ck_assert_uint_eq(v, 2);
 	}
 	ck_assert_int_eq(weft_queue_try_get(&r->q, &v), -EAGAIN);
-	ck_assert_int_eq(waitq_len(&r->q.putters), 0);
+	weft__waitq_lock(&r->q.getters); /* it guards every list */
+	ck_assert_ptr_null(r->q.putters.head);
+	weft__waitq_unlock(&r->q.getters);
 }
 
 static void ev_setup(struct race *r)
