@@ -104,8 +104,13 @@ int example_main(int argc, char **argv, example_fn fn, double default_secs)
 	/* Lines from tasks on several threads: one write each, in order. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	r = weft_run(run_main, &run, &cfg, &res);
-	if (!r)
-		r = PTR_ERR(res);
+	if (r == -ENOSYS)
+		return 1;	/* no io_uring: weft said why, in one line */
+	if (r) {
+		fprintf(stderr, "%s: weft_run: %s\n", argv[0], strerror(-r));
+		return 1;
+	}
+	r = PTR_ERR(res);
 	if (r) {
 		fprintf(stderr, "%s: %s\n", argv[0], strerror(-r));
 		return 1;

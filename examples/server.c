@@ -195,9 +195,9 @@ int server_main(int argc, char **argv, const char *name,
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
 	r = weft_run(serve, &stop, &cfg, &res);
-	if (!r)
-		r = PTR_ERR(res);
-	if (r)
+	if (r && r != -ENOSYS)	/* (for -ENOSYS weft said why already) */
+		fprintf(stderr, "%s: weft_run: %s\n", name, strerror(-r));
+	if (r || PTR_ERR(res))	/* serve() said what went wrong */
 		return 1;
 	printf("%s stopped\n", name);
 	return 0;
