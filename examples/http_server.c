@@ -31,6 +31,7 @@
 #define BODY_MAX (1L << 20)		/* bodies are read and dropped */
 #define HEAD_TIMEOUT (10 * WEFT_SEC)	/* to receive a whole head */
 #define IDLE_TIMEOUT (60 * WEFT_SEC)	/* between keep-alive requests */
+#define SEND_TIMEOUT (10 * WEFT_SEC)	/* for a client to take an answer */
 #define LINGER_TIMEOUT (1 * WEFT_SEC)	/* reading after an error reply */
 
 struct request {
@@ -238,13 +239,20 @@ static void put(struct conn *c, const char *s, size_t n)
 	c->out_len += n;
 }
 
-/* Sends what out[] holds. Returns 0 or -errno. */
+/* Sends what out[] holds, unless the client stops reading for too long.
+ * Returns 0 or -errno. */
 static int flush(struct conn *c)
 {
-	ssize_t r = 0;
+	struct weft_deadline d;
+	ssize_t r;
 
-	if (c->out_len)
+	if (!c->out_len)
+		return 0;
+	r = weft_deadline_enter(&d, SEND_TIMEOUT);
+	if (!r) {
 		r = weft_send_all(c->fd, c->out, c->out_len, 0, NULL);
+		weft_deadline_leave(&d);
+	}
 	c->out_len = 0;
 	return r < 0 ? (int)r : 0;
 }
@@ -289,14 +297,17 @@ static const char *reason(int status)
 static void refuse(struct conn *c, int status)
 {
 	struct weft_deadline d;
-	char msg[160];
+	char msg[256];
 	int n;
 
 	n = snprintf(msg, sizeof(msg), "HTTP/1.1 %d %s\r\n"
 		     "Content-Type: text/plain\r\nContent-Length: %zu\r\n"
 		     "Connection: close\r\n\r\n%s\n", status, reason(status),
 		     strlen(reason(status)) + 1, reason(status));
-	if (flush(c) || weft_send_all(c->fd, msg, (size_t)n, 0, NULL) < 0)
+	if (flush(c))
+		return;
+	put(c, msg, (size_t)n);		/* n < sizeof(msg) < sizeof(c->out) */
+	if (flush(c))
 		return;
 	weft_shutdown(c->fd, SHUT_WR);
 	if (weft_deadline_enter(&d, LINGER_TIMEOUT))
