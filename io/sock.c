@@ -97,8 +97,11 @@ ssize_t weft_send_all(int fd, const void *buf, size_t len, int flags,
 	size_t done = 0;
 	ssize_t r = 0;
 
+	/* MSG_WAITALL: io_uring keeps sending a stream as room frees up
+	 * without waking us, and still reports a partial count if stopped. */
 	while (done < len) {
-		r = weft_send(fd, (const char *)buf + done, len - done, flags);
+		r = weft_send(fd, (const char *)buf + done, len - done,
+			      flags | MSG_WAITALL);
 		if (r <= 0) {
 			if (r == 0) /* a stream send never sends nothing */
 				r = -EIO;

@@ -28,6 +28,7 @@
 #define RUNNEXT_STREAK_MAX 32    /* then the deque gets a turn */
 #define INJECT_BATCH 32
 #define TIMER_CHECK_INTERVAL 16
+#define SEARCH_SPINS 200         /* ~20-50 us of looking before parking */
 
 struct weft_runtime *_Atomic weft__rt;
 
@@ -106,36 +107,57 @@ static void switch_task_to_task(struct weft_task *from, struct weft_task *to)
 
 static void report_smashed_stack(struct weft_task *t);
 
+/* The owner's next local task for a direct switch: run-next, the deque, or
+ * (only while no worker idles, as they could not take it from there) the
+ * oldest yielded task. NULL when the scheduler must choose. */
+static struct weft_task *next_direct(struct weft_runtime *rt,
+				     struct weft_worker *w)
+{
+	struct weft_task *t = NULL;
+	if (atomic_load_explicit(&w->runnext, memory_order_relaxed))
+		t = atomic_exchange(&w->runnext, NULL);
+	if (!t && weft__deque_len(&w->deque))
+		t = weft__deque_take(&w->deque);
+	if (t) {
+		if (t->stack.base)
+			return t;
+		weft__worker_push(w, t); /* never ran: the scheduler starts it */
+		return NULL;
+	}
+	t = w->fifo_head;
+	if (!t || atomic_load_explicit(&rt->idle.sleeping, memory_order_relaxed) ||
+	    atomic_load_explicit(&rt->idle.searching, memory_order_relaxed))
+		return NULL;
+	w->fifo_head = t->next;
+	if (!t->next)
+		w->fifo_tail = NULL;
+	return t;
+}
+
 /*
- * A yield when the only other runnable tasks here are ones that yielded:
- * switch straight to the oldest of them, one switch instead of two. Leaves
- * it to the scheduler whenever anything else may be waiting: a run-next
- * task, the deque, and every GLOBAL_QUEUE_INTERVAL ticks the global queue,
- * I/O and timers.
+ * The yield fast path: switch straight to the next local task, one switch
+ * instead of two through the scheduler. Every GLOBAL_QUEUE_INTERVAL ticks
+ * the scheduler chooses instead, so the global queue, I/O and timers get
+ * their turn.
  */
 bool weft__yield_direct(void)
 {
 	struct weft_worker *w = weft__self();
-	struct weft_task *t = w->current, *next = w->yielded_head;
-	uint64_t tick = atomic_load_explicit(&w->ticks, memory_order_relaxed);
 	struct weft_runtime *rt = atomic_load_explicit(&weft__rt,
 						       memory_order_relaxed);
-	if (!next || (tick + 1) % GLOBAL_QUEUE_INTERVAL == 0 ||
-	    atomic_load_explicit(&w->runnext, memory_order_relaxed) ||
-	    weft__deque_len(&w->deque) ||
-	    atomic_load_explicit(&rt->idle.sleeping, memory_order_relaxed) ||
-	    atomic_load_explicit(&rt->idle.searching, memory_order_relaxed))
-		return false; /* idle workers could take the yielded tasks */
+	struct weft_task *t = w->current, *next;
+	uint64_t tick = atomic_load_explicit(&w->ticks, memory_order_relaxed);
+	if ((tick + 1) % GLOBAL_QUEUE_INTERVAL == 0 || !(next = next_direct(rt, w)))
+		return false;
 	if (weft__stack_smashed(&t->stack))
 		report_smashed_stack(t);
 	atomic_store_explicit(&w->ticks, tick + 1, memory_order_relaxed);
-	w->yielded_head = next->next;
 	t->next = NULL;
-	if (w->yielded_head)
-		w->yielded_tail->next = t;
+	if (w->fifo_tail)
+		w->fifo_tail->next = t;
 	else
-		w->yielded_head = t;
-	w->yielded_tail = t;
+		w->fifo_head = t;
+	w->fifo_tail = t;
 	w->current = next;
 	switch_task_to_task(t, next);
 	return true;
@@ -197,14 +219,23 @@ void weft__task_ready(struct weft_task *t)
 		weft__inject_push(&rt->inject, t);
 	} else if (w->current) {
 		/* Woken by a running task: run it next, here (message-passing
-		 * locality). Only a displaced task needs another worker. */
+		 * locality). Still tell an idle worker, as Go's wakep does: if
+		 * the running task blocks or spins, a searcher takes the
+		 * run-next task once it has sat there a while. */
 		t = atomic_exchange_explicit(&w->runnext, t,
 					     memory_order_acq_rel);
-		if (!t)
-			return;
-		weft__worker_push(w, t);
+		if (t)
+			weft__worker_push(w, t);
 	} else {
-		weft__worker_push(w, t); /* from the scheduler: timers, I/O */
+		/* From the scheduler itself (timers, I/O): in order of waking.
+		 * requeue_fifo tells the idle when it makes them stealable. */
+		t->next = NULL;
+		if (w->fifo_tail)
+			w->fifo_tail->next = t;
+		else
+			w->fifo_head = t;
+		w->fifo_tail = t;
+		return;
 	}
 	weft__notify_work(rt);
 }
@@ -283,20 +314,20 @@ static struct weft_task *pop_global(struct weft_runtime *rt,
 	return first;
 }
 
-/* Yielded tasks go back in the deque once it ran dry, up to half a deque
+/* FIFO tasks go back in the deque once it ran dry, up to half a deque
  * at a time so it never spills: the oldest last, so the owner's end takes
  * them oldest first (round-robin), and thieves can take them meanwhile. */
-static struct weft_task *requeue_yielded(struct weft_runtime *rt,
+static struct weft_task *requeue_fifo(struct weft_runtime *rt,
 					 struct weft_worker *w)
 {
 	struct weft_task *batch[WEFT_DEQUE_CAP / 2];
 	int n = 0;
-	while (w->yielded_head && n < WEFT_DEQUE_CAP / 2) {
-		batch[n++] = w->yielded_head;
-		w->yielded_head = w->yielded_head->next;
+	while (w->fifo_head && n < WEFT_DEQUE_CAP / 2) {
+		batch[n++] = w->fifo_head;
+		w->fifo_head = w->fifo_head->next;
 	}
-	if (!w->yielded_head)
-		w->yielded_tail = NULL;
+	if (!w->fifo_head)
+		w->fifo_tail = NULL;
 	for (int i = n - 1; i > 0; i--)
 		weft__worker_push(w, batch[i]);
 	if (n > 2)
@@ -370,30 +401,41 @@ static struct weft_task *find_local(struct weft_runtime *rt,
 	if (tick % GLOBAL_QUEUE_INTERVAL == 0 && (t = pop_global(rt, w)))
 		return t;
 	if (w->runnext_streak < RUNNEXT_STREAK_MAX &&
+	    atomic_load_explicit(&w->runnext, memory_order_relaxed) &&
 	    (t = atomic_exchange(&w->runnext, NULL))) {
 		w->runnext_streak++;
 		return t;
 	}
 	w->runnext_streak = 0;
-	if ((t = weft__deque_take(&w->deque)))
+	if (weft__deque_len(&w->deque) && (t = weft__deque_take(&w->deque)))
 		return t;
-	if ((t = atomic_exchange(&w->runnext, NULL)))
+	if (atomic_load_explicit(&w->runnext, memory_order_relaxed) &&
+	    (t = atomic_exchange(&w->runnext, NULL)))
 		return t;
-	if (w->yielded_head)
-		return requeue_yielded(rt, w);
+	if (w->fifo_head)
+		return requeue_fifo(rt, w);
 	return pop_global(rt, w);
 }
 
+/* A searcher keeps looking a little before it parks: parking and being
+ * woken cost two system calls and a few microseconds, more than the gap
+ * between bursts of work (Go's spinning Ms, Tokio's searching state). */
 static struct weft_task *find_task(struct weft_runtime *rt,
 				   struct weft_worker *w)
 {
 	struct weft_task *t = find_local(rt, w);
 	if (t || !start_search(rt, w))
 		return t;
-	t = steal_work(rt, w, false);
-	if (!t)
-		t = steal_work(rt, w, true);
-	return t;
+	for (int spin = 0; spin < SEARCH_SPINS; spin++) {
+		if ((t = steal_work(rt, w, spin % 16 == 15)))
+			return t;
+		if (atomic_load_explicit(&rt->state, memory_order_relaxed) ==
+		    RT_STOPPING)
+			return NULL;
+		for (int i = 0; i < 32; i++)
+			__builtin_ia32_pause();
+	}
+	return steal_work(rt, w, true);
 }
 
 /* ---- running ------------------------------------------------------------ */
@@ -455,11 +497,11 @@ static void run_task(struct weft_worker *w, struct weft_task *t)
 		break;
 	case SWITCH_YIELD:
 		t->next = NULL;
-		if (w->yielded_tail)
-			w->yielded_tail->next = t;
+		if (w->fifo_tail)
+			w->fifo_tail->next = t;
 		else
-			w->yielded_head = t;
-		w->yielded_tail = t;
+			w->fifo_head = t;
+		w->fifo_tail = t;
 		break;
 	case SWITCH_EXIT:
 		task_exited(w, t);
@@ -510,7 +552,8 @@ static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
 {
 	int64_t next_timer = weft__timers_run(w);
 	weft__ring_reap(&w->ring);
-	if (weft__deque_len(&w->deque) || atomic_load(&w->runnext))
+	if (w->fifo_head || weft__deque_len(&w->deque) ||
+	    atomic_load(&w->runnext))
 		return; /* timers or completions made work */
 	if (w->searching) {
 		w->searching = false;
