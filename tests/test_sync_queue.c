@@ -222,7 +222,7 @@ static void *putter(void *arg)
 	struct pctx *p = arg;
 	struct weft_deadline d;
 	if (p->timed)
-		weft_deadline_enter(&d, 100 * WEFT_MSEC);
+		weft_deadline_enter(&d, TIMED_WAITER_NS);
 	long r = weft_queue_put(p->q, &p->v);
 	if (p->timed)
 		weft_deadline_leave(&d);
@@ -239,7 +239,7 @@ static void *getter(void *arg)
 static void *timed_getter(void *arg)
 {
 	struct weft_deadline d;
-	weft_deadline_enter(&d, 100 * WEFT_MSEC);
+	weft_deadline_enter(&d, TIMED_WAITER_NS);
 	void *r = getter(arg);
 	weft_deadline_leave(&d);
 	return r;
