@@ -12,11 +12,15 @@
 #include <sys/resource.h>
 #include <weft.h>
 
-static long sleep_ns;
-static atomic_long done;
+static long sleep_ns, ntasks;
+static atomic_long started, done;
+static _Atomic int64_t all_asleep; /* when the last task began its sleep */
 
 static void *sleeper(void *arg)
 {
+	if (atomic_fetch_add_explicit(&started, 1, memory_order_relaxed) + 1 ==
+	    ntasks)
+		atomic_store(&all_asleep, weft_now());
 	weft_sleep(sleep_ns);
 	atomic_fetch_add_explicit(&done, 1, memory_order_relaxed);
 	return NULL;
@@ -34,8 +38,7 @@ static void *bench_main(void *arg)
 {
 	long n = *(long *)arg;
 	weft_task_t *t = malloc((size_t)n * sizeof(*t));
-	struct weft_spawn_opts opts = { .name = "sleeper",
-					.stack_size = WEFT_STACK_MIN };
+	struct weft_spawn_opts opts = { .name = "sleeper" };
 	long base_kb = peak_rss_kb();
 	int64_t t0 = weft_now(), t1, t2;
 
@@ -60,8 +63,10 @@ static void *bench_main(void *arg)
 	}
 	double secs = (double)(t2 - t0) / 1e9;
 	long rss = peak_rss_kb();
-	printf("spawn %.3f s, all done after %.3f s (%d workers)\n",
-	       (double)(t1 - t0) / 1e9, secs, weft_workers());
+	printf("spawned in %.3f s, all asleep after %.3f s, all done after "
+	       "%.3f s (%d workers)\n", (double)(t1 - t0) / 1e9,
+	       (double)(atomic_load(&all_asleep) - t0) / 1e9, secs,
+	       weft_workers());
 	printf("peak rss %ld KiB: %.0f bytes per task over the %ld KiB base\n",
 	       rss, (double)(rss - base_kb) * 1024.0 / (double)n, base_kb);
 	printf("RESULT name=sleep_many impl=weft ops=%ld secs=%.3f "
@@ -83,6 +88,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	sleep_ns = ms * WEFT_MSEC;
+	ntasks = n;
 	r = weft_run(bench_main, &n, NULL, &res);
 	if (r) {
 		fprintf(stderr, "weft_run: %d\n", r);

@@ -221,6 +221,8 @@ int weft__blocking_run(struct weft__bjob *job)
 {
 	struct weft__waiter w;
 	struct park_arg pa;
+	/* Read now: an abandoned job belongs to the pool thread. */
+	bool discardable = job->discard;
 	int r;
 
 	job->state = JOB_NEW;
@@ -247,7 +249,7 @@ int weft__blocking_run(struct weft__bjob *job)
 		pool.nthreads++;
 	r = weft__wait_park(&w, park_unlock, &pa);
 out:
-	if (r && job->discard && !w.value)
+	if (r && discardable && !w.value)
 		job->discard(job);
 	return r;
 }

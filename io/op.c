@@ -135,6 +135,12 @@ static pthread_key_t thread_ring_key;
 static pthread_once_t thread_ring_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t free_rings_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct thread_ring *free_rings;
+static atomic_int thread_rings; /* made so far: in use or on the list */
+
+int weft__io_thread_rings(void)
+{
+	return atomic_load(&thread_rings);
+}
 
 static void thread_ring_release(void *p)
 {
@@ -171,6 +177,7 @@ static struct io_uring *thread_ring(void)
 			free(tr);
 			return NULL;
 		}
+		atomic_fetch_add(&thread_rings, 1);
 	}
 	pthread_setspecific(thread_ring_key, tr);
 	return &tr->ring;

@@ -78,6 +78,10 @@ void weft__fdtable_del(struct weft__io *io);
  * under the stripe lock. Returns close(2)'s 0 or -errno. */
 int weft__fdtable_close(int fd);
 
+/* How many private rings plain threads have made (each holds a descriptor
+ * until the process exits; see op.c). */
+int weft__io_thread_rings(void);
+
 /* The system call's result as 0/count or -errno. */
 static inline long weft__sys(long r)
 {

@@ -6,9 +6,13 @@
  * A searcher that finds work and was the last searcher wakes one sleeper to
  * keep looking. A producer wakes a sleeper only when nobody is searching.
  *
- * No lost wake-up: a producer publishes work, then reads `searching` with a
- * seq_cst RMW; a worker going to sleep decrements `searching` with a
- * seq_cst RMW, then re-checks every queue. One of the two sees the other.
+ * No lost wake-up: a producer publishes work, issues a seq_cst fence and
+ * reads `searching` and `sleeping`; a worker going to sleep decrements
+ * `searching` and increments `sleeping` with seq_cst RMWs, then re-checks
+ * every queue. One of the two sees the other. The fence (not an RMW, which
+ * would make every spawn write this shared line) orders only atomics, so
+ * ThreadSanitizer's blindness to fences hides no race on plain data: the
+ * tasks themselves are handed over through the queues' release/acquire.
  */
 #ifndef WEFT_RUNTIME_IDLE_H
 #define WEFT_RUNTIME_IDLE_H

@@ -108,7 +108,7 @@ static struct weft_runtime *new_runtime(const struct weft_config *cfg, int *err)
 		if (!w->task_cache || !w->stack_cache)
 			*err = -ENOMEM;
 	}
-	weft__stack_pool_init(rt->stack_size);
+	weft__stack_pool_init();
 	if (*err) {
 		free_runtime(rt);
 		return NULL;

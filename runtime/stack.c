@@ -10,15 +10,28 @@
 #include "context.h"
 #include "stack.h"
 
+/* Under valgrind, every task stack is declared as one, or memcheck takes
+ * each switch for a wild jump of the stack pointer. */
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define STACK_REGISTER(lo, hi) VALGRIND_STACK_REGISTER(lo, hi)
+#define STACK_DEREGISTER(id) VALGRIND_STACK_DEREGISTER(id)
+#else
+#define STACK_REGISTER(lo, hi) 0u
+#define STACK_DEREGISTER(id) ((void)(id))
+#endif
+
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
 #endif
 
 #define STACK_SLAB 16           /* stacks per slab mapping */
-#define CACHE_MAX 32            /* stacks a worker keeps for itself */
+#define CACHE_MAX 32            /* stacks of a class a worker keeps */
 #define LIGHT_GUARD (64 * 1024) /* MADV guards cost no memory: be generous */
 #define MPROTECT_BUDGET 16000   /* mprotect guards: ~2 mappings each */
 #define CANARY 0x57eff7ac4a3a17e5ULL
+#define CLASS_MIN (16 * 1024)   /* pooled sizes: 16 KiB << 0 .. 1 MiB */
+#define NCLASS 7
 
 /* A free pooled stack keeps this at its top, in a page it already used. */
 struct free_stack {
@@ -27,17 +40,21 @@ struct free_stack {
 };
 
 struct weft_stack_cache {
-	int n;
-	struct free_stack *s[CACHE_MAX];
+	int n[NCLASS];
+	struct free_stack *s[NCLASS][CACHE_MAX];
+};
+
+struct slab {
+	void *base;
+	size_t bytes;
+	unsigned vg_ids[STACK_SLAB]; /* valgrind stack ids */
 };
 
 static struct {
 	pthread_mutex_t mu;
-	size_t size;              /* pooled stack size */
-	struct free_stack *free;  /* global pool */
-	void **slabs;             /* every slab mapping, for exit */
+	struct free_stack *free[NCLASS]; /* global pool, per size class */
+	struct slab *slabs;              /* every slab mapping, for exit */
 	size_t nslabs, cap;
-	size_t slab_bytes;
 } pool = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 static atomic_int light_guards = 1; /* MADV_GUARD_INSTALL works, until not */
@@ -77,23 +94,37 @@ bool weft__stack_smashed(const struct weft_stack *s)
 	return !s->guard && *(volatile uint64_t *)s->base != CANARY;
 }
 
+static size_t class_size(int c)
+{
+	return (size_t)CLASS_MIN << c;
+}
+
+/* The pooled class a size rounds up to, or -1 if too big to pool. */
+static int class_of(size_t size)
+{
+	for (int c = 0; c < NCLASS; c++)
+		if (size <= class_size(c))
+			return c;
+	return -1;
+}
+
 static struct free_stack *node_of(char *base, size_t size)
 {
 	return (struct free_stack *)(base + size) - 1;
 }
 
-static void to_stack(struct weft_stack *s, struct free_stack *n)
+static void to_stack(struct weft_stack *s, struct free_stack *n, int c)
 {
-	s->size = pool.size;
-	s->base = (char *)(n + 1) - pool.size;
+	s->size = class_size(c);
+	s->base = (char *)(n + 1) - s->size;
 	s->guard = n->guard;
 	s->pooled = true;
 }
 
-/* Maps a slab and adds its stacks to the global pool. Under pool.mu. */
-static int grow_pool(void)
+/* Maps a slab of class c and adds its stacks to the pool. Under pool.mu. */
+static int grow_pool(int c)
 {
-	size_t guard = LIGHT_GUARD, each = guard + pool.size;
+	size_t guard = LIGHT_GUARD, each = guard + class_size(c);
 	size_t bytes = each * STACK_SLAB;
 	char *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
@@ -102,7 +133,7 @@ static int grow_pool(void)
 		return -ENOMEM;
 	if (pool.nslabs == pool.cap) {
 		size_t cap = pool.cap ? pool.cap * 2 : 64;
-		void **s = realloc(pool.slabs, cap * sizeof(*s));
+		struct slab *s = realloc(pool.slabs, cap * sizeof(*s));
 		if (!s) {
 			munmap(m, bytes);
 			return -ENOMEM;
@@ -110,31 +141,37 @@ static int grow_pool(void)
 		pool.slabs = s;
 		pool.cap = cap;
 	}
-	pool.slabs[pool.nslabs++] = m;
-	pool.slab_bytes = bytes;
+	struct slab *sl = &pool.slabs[pool.nslabs++];
+	*sl = (struct slab){ .base = m, .bytes = bytes };
 	for (int i = STACK_SLAB - 1; i >= 0; i--) {
 		char *lo = m + (size_t)i * each;
-		struct weft_stack s = { lo + guard, pool.size, 0, true };
+		struct weft_stack s = { lo + guard, class_size(c), 0, true, 0 };
+		sl->vg_ids[i] = STACK_REGISTER(s.base, s.base + s.size);
 		s.guard = install_guard(lo, guard);
 		set_canary(&s);
 		struct free_stack *n = node_of(s.base, s.size);
 		n->guard = s.guard;
-		n->next = pool.free;
-		pool.free = n;
+		n->next = pool.free[c];
+		pool.free[c] = n;
 	}
 	return 0;
 }
 
-static int pool_take(struct weft_stack *s)
+/* Takes a stack from the global pool, refilling half the cache too. */
+static int pool_take(struct weft_stack *s, int c, struct weft_stack_cache *k)
 {
 	int r = 0;
 	pthread_mutex_lock(&pool.mu);
-	if (!pool.free)
-		r = grow_pool();
+	if (!pool.free[c])
+		r = grow_pool(c);
 	if (!r) {
-		struct free_stack *n = pool.free;
-		pool.free = n->next;
-		to_stack(s, n);
+		struct free_stack *n = pool.free[c];
+		pool.free[c] = n->next;
+		to_stack(s, n, c);
+		while (k && k->n[c] < CACHE_MAX / 2 && pool.free[c]) {
+			k->s[c][k->n[c]++] = pool.free[c];
+			pool.free[c] = pool.free[c]->next;
+		}
 	}
 	pthread_mutex_unlock(&pool.mu);
 	return r;
@@ -151,21 +188,23 @@ static int map_single(struct weft_stack *s, size_t size)
 	s->base = m + guard;
 	s->size = size;
 	s->pooled = false;
+	s->vg_id = STACK_REGISTER(s->base, s->base + size);
 	s->guard = install_guard(m, guard);
 	set_canary(s);
 	return 0;
 }
 
 int weft__stack_alloc(struct weft_stack *s, size_t size,
-		      struct weft_stack_cache *c)
+		      struct weft_stack_cache *k)
 {
 	size = (size + page_size() - 1) & ~(page_size() - 1);
-	if (size != pool.size)
+	int c = class_of(size);
+	if (c < 0)
 		return map_single(s, size);
-	if (c && c->n > 0) {
-		to_stack(s, c->s[--c->n]);
+	if (k && k->n[c] > 0) {
+		to_stack(s, k->s[c][--k->n[c]], c);
 	} else {
-		int r = pool_take(s);
+		int r = pool_take(s, c, k);
 		if (r)
 			return r;
 	}
@@ -176,25 +215,34 @@ int weft__stack_alloc(struct weft_stack *s, size_t size,
 	return 0;
 }
 
-void weft__stack_free(struct weft_stack *s, struct weft_stack_cache *c)
+void weft__stack_free(struct weft_stack *s, struct weft_stack_cache *k)
 {
 	if (!s->pooled) {
 		size_t guard = page_size();
+		STACK_DEREGISTER(s->vg_id);
 		munmap(s->base - guard, s->size + guard);
 		if (s->guard == guard &&
 		    !atomic_load_explicit(&light_guards, memory_order_relaxed))
 			atomic_fetch_sub(&mprotect_guards, 1);
 		return;
 	}
+	int c = class_of(s->size);
 	struct free_stack *n = node_of(s->base, s->size);
 	n->guard = s->guard;
-	if (c && c->n < CACHE_MAX) {
-		c->s[c->n++] = n;
+	if (k && k->n[c] < CACHE_MAX) {
+		k->s[c][k->n[c]++] = n;
 		return;
 	}
+	/* Full: hand back half the cache under one lock, so a worker that
+	 * only frees takes the lock once per CACHE_MAX / 2 stacks. */
 	pthread_mutex_lock(&pool.mu);
-	n->next = pool.free;
-	pool.free = n;
+	n->next = pool.free[c];
+	pool.free[c] = n;
+	while (k && k->n[c] > CACHE_MAX / 2) {
+		struct free_stack *x = k->s[c][--k->n[c]];
+		x->next = pool.free[c];
+		pool.free[c] = x;
+	}
 	pthread_mutex_unlock(&pool.mu);
 }
 
@@ -208,20 +256,24 @@ void weft__stack_cache_free(struct weft_stack_cache *c)
 	free(c); /* its stacks live in slabs, unmapped by pool exit */
 }
 
-void weft__stack_pool_init(size_t default_size)
+void weft__stack_pool_init(void)
 {
-	pool.size = (default_size + page_size() - 1) & ~(page_size() - 1);
-	pool.free = NULL;
+	for (int c = 0; c < NCLASS; c++)
+		pool.free[c] = NULL;
 	pool.nslabs = 0;
 	atomic_store(&mprotect_guards, 0);
 }
 
 void weft__stack_pool_exit(void)
 {
-	for (size_t i = 0; i < pool.nslabs; i++)
-		munmap(pool.slabs[i], pool.slab_bytes);
+	for (size_t i = 0; i < pool.nslabs; i++) {
+		for (int j = 0; j < STACK_SLAB; j++)
+			STACK_DEREGISTER(pool.slabs[i].vg_ids[j]);
+		munmap(pool.slabs[i].base, pool.slabs[i].bytes);
+	}
 	free(pool.slabs);
 	pool.slabs = NULL;
 	pool.nslabs = pool.cap = 0;
-	pool.free = NULL;
+	for (int c = 0; c < NCLASS; c++)
+		pool.free[c] = NULL;
 }

@@ -1,8 +1,9 @@
 /*
  * Task stacks: mmap'd, guarded, pooled.
  *
- * Default-size stacks are carved from slabs of STACK_SLAB stacks each, so a
- * million of them cost a few thousand mappings, not a million: the limit
+ * Stacks up to 1 MiB come in power-of-two size classes (a request rounds
+ * up), each carved from slabs of STACK_SLAB stacks, so a million of them
+ * cost a few thousand mappings, not a million: the limit
  * vm.max_map_count (65530 by default) counts mappings, and a guard page made
  * with mprotect splits a mapping in two. Guards are therefore installed with
  * MADV_GUARD_INSTALL (Linux 6.13+), which marks pages as faulting without a
@@ -21,11 +22,12 @@ struct weft_stack {
 	size_t size;    /* usable bytes above base */
 	size_t guard;   /* faulting bytes just below base (0: canary only) */
 	bool pooled;    /* from a slab: returned to the pool, never unmapped */
+	unsigned vg_id; /* its valgrind stack id, when not pooled */
 };
 
 struct weft_stack_cache; /* per worker */
 
-/* Gets a stack of size bytes (page-rounded); cache may be NULL. */
+/* Gets a stack of at least size bytes; cache may be NULL. */
 int weft__stack_alloc(struct weft_stack *s, size_t size,
 		      struct weft_stack_cache *cache);
 void weft__stack_free(struct weft_stack *s, struct weft_stack_cache *cache);
@@ -36,8 +38,8 @@ bool weft__stack_smashed(const struct weft_stack *s);
 struct weft_stack_cache *weft__stack_cache_new(void);
 void weft__stack_cache_free(struct weft_stack_cache *c);
 
-/* Sets the pooled size; unmaps every slab (at shutdown). */
-void weft__stack_pool_init(size_t default_size);
+/* Empties the pool; exit unmaps every slab (at shutdown). */
+void weft__stack_pool_init(void);
 void weft__stack_pool_exit(void);
 
 #endif

@@ -59,7 +59,6 @@ static int grow_pool(void)
 	for (int i = 0; i < TASK_SLAB; i++) {
 		struct weft_task *t = &s->tasks[i];
 		atomic_init(&t->gen, 1); /* a zeroed handle never matches */
-		t->timer.index = -1;
 		t->next = pool.free;
 		pool.free = t;
 	}
@@ -91,9 +90,17 @@ static void task_free(struct weft_task *t, struct weft_task_cache *c)
 		c->t[c->n++] = t;
 		return;
 	}
+	/* A full cache hands half of itself back in one go, so a worker that
+	 * only frees (its tasks were spawned elsewhere) takes the lock once
+	 * per TASK_CACHE_MAX / 2 tasks, not once per task. */
 	pthread_mutex_lock(&pool.mu);
 	t->next = pool.free;
 	pool.free = t;
+	while (c && c->n > TASK_CACHE_MAX / 2) {
+		struct weft_task *x = c->t[--c->n];
+		x->next = pool.free;
+		pool.free = x;
+	}
 	pthread_mutex_unlock(&pool.mu);
 }
 
@@ -190,6 +197,7 @@ int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
 	t->stack.base = NULL;
 	t->stack_size = size;
 	t->join_state = out ? 0 : JOIN_DETACHED;
+	t->spawned_detached = !out;
 	t->joiner = NULL;
 	t->waiting = NULL;
 	t->deadline = WEFT_NO_DEADLINE;
@@ -205,10 +213,12 @@ int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
 	t->name[len] = '\0';
 	atomic_store_explicit(&t->refs, out ? 2 : 1, memory_order_relaxed);
 	atomic_store_explicit(&t->cancelled, false, memory_order_relaxed);
-	atomic_fetch_add(&rt->live, 1);
-	atomic_store(&t->alive, true);
 	/* Shutdown sets DRAINING, then cancels every alive task: either it
-	 * sees this one, or we see DRAINING here. Both are seq_cst. */
+	 * sees this one, or we see DRAINING here. The seq_cst RMW on live
+	 * sits between our store of alive and our load of state, ordering
+	 * them as the pattern needs. */
+	atomic_store_explicit(&t->alive, true, memory_order_relaxed);
+	atomic_fetch_add(&rt->live, 1);
 	if (atomic_load(&rt->state) != RT_RUNNING)
 		atomic_store(&t->cancelled, true);
 	if (out) {
@@ -229,14 +239,17 @@ int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
 void weft__task_finished(struct weft_task *t)
 {
 	struct weft_runtime *rt = atomic_load(&weft__rt);
-	weft__spin_lock(&t->join_lock);
-	t->join_state |= JOIN_DONE;
-	struct weft__waiter *j = t->joiner;
-	t->joiner = NULL;
-	if (j)
-		weft__waiter_notify(j, 0);
-	weft__spin_unlock(&t->join_lock);
-	atomic_store(&t->alive, false);
+	/* Spawned detached, nobody can ever join: no joiner to look for. */
+	if (!t->spawned_detached) {
+		weft__spin_lock(&t->join_lock);
+		t->join_state |= JOIN_DONE;
+		struct weft__waiter *j = t->joiner;
+		t->joiner = NULL;
+		if (j)
+			weft__waiter_notify(j, 0);
+		weft__spin_unlock(&t->join_lock);
+	}
+	atomic_store_explicit(&t->alive, false, memory_order_release);
 	if (atomic_fetch_sub(&rt->live, 1) == 1 &&
 	    atomic_load(&rt->state) != RT_RUNNING) {
 		pthread_mutex_lock(&rt->mu);

@@ -37,10 +37,16 @@ enum {
 };
 
 struct weft_timer {
-	int64_t at;                         /* absolute time */
-	_Atomic(struct weft_worker *) owner; /* heap it sits in, or NULL */
-	int64_t index;                      /* in the owner's heap, under its lock */
-	uint64_t seq;                       /* the wait it belongs to */
+	_Atomic uint64_t armed;              /* seq of its live heap entry, or 0 */
+	_Atomic(struct weft_worker *) owner; /* the heap it was last armed in */
+};
+
+/* A heap entry, by value (see timer.c). */
+struct weft_timer_entry {
+	int64_t at;
+	uint64_t order;
+	struct weft_task *task;
+	uint64_t seq;
 };
 
 struct weft_task {
@@ -59,6 +65,7 @@ struct weft_task {
 
 	unsigned join_lock;
 	unsigned join_state;
+	bool spawned_detached;         /* spawned without a handle: never joined */
 	struct weft__waiter *joiner;
 
 	unsigned wait_lock;

@@ -1,18 +1,24 @@
 /*
- * Timers: a min-heap per worker, keyed by absolute time, of tasks whose
- * current wait has a deadline. The heap's worker fires them in its loop and
- * parks no longer than its nearest timer. Each task has one timer node
- * (struct weft_timer, in the task), since it waits for one thing at a time:
- * a million sleepers cost a heap slot (8 bytes) each, no allocation.
+ * Timers: a min-heap per worker of the deadlines of tasks' current waits.
+ * The heap's worker fires them in its loop and parks no longer than its
+ * nearest one. Entries are {at, task, seq} by value, so sifting touches only
+ * the array, never the (cold) task structs: with a million sleepers the
+ * difference is a cache miss per heap level. Each task has one timer
+ * (struct weft_timer, in the task), since it waits for one thing at a time.
+ *
+ * Disarming is lazy, as in Go: it clears the task's armed seq and counts
+ * the entry stale; the entry leaves when it comes due or when the heap,
+ * more than half stale, is compacted.
  *
  * Invariants:
- *  - t->timer.owner is the worker whose heap holds t, or NULL; it and
- *    t->timer.index change only under that worker's timer_lock.
- *  - A timer is armed on the worker the task runs on, but disarmed by the
- *    task wherever it wakes: disarm takes the owner's lock, re-checking the
- *    owner, so a timer is never left behind.
+ *  - t->timer.armed is the seq of the one live entry for t, or 0. Whoever
+ *    moves it from seq to 0 owns that entry's fate: the firing worker (by
+ *    CAS, then fires) or the disarming task (by exchange, then counts it
+ *    stale). So an entry fires at most once and is counted stale at most
+ *    once, and `stale` counts exactly the stale entries in the heap.
+ *  - Heap fields change only under the owner's timer_lock.
  *  - Firing happens outside the heap lock, under the task's wait_lock, and
- *    only if the wait it was armed for (timer.seq) is still the current one.
+ *    only if the wait it was armed for (seq) is still the current one.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -22,6 +28,7 @@
 #include "worker.h"
 
 #define FIRE_BATCH 64
+#define COMPACT_MIN 1024
 
 int64_t weft_now(void)
 {
@@ -30,54 +37,70 @@ int64_t weft_now(void)
 	return (int64_t)ts.tv_sec * WEFT_SEC + ts.tv_nsec;
 }
 
-static void heap_set(struct weft_worker *w, int64_t i, struct weft_task *t)
+/* Earlier deadline first; equal deadlines in the order they were armed. */
+static bool before(const struct weft_timer_entry *a,
+		   const struct weft_timer_entry *b)
 {
-	w->heap[i] = t;
-	t->timer.index = i;
+	return a->at < b->at || (a->at == b->at && a->order < b->order);
 }
 
-static void sift_up(struct weft_worker *w, int64_t i)
+static void sift_up(struct weft_timer_entry *h, int64_t i)
 {
-	struct weft_task *t = w->heap[i];
+	struct weft_timer_entry e = h[i];
 	while (i > 0) {
 		int64_t p = (i - 1) / 2;
-		if (w->heap[p]->timer.at <= t->timer.at)
+		if (!before(&e, &h[p]))
 			break;
-		heap_set(w, i, w->heap[p]);
+		h[i] = h[p];
 		i = p;
 	}
-	heap_set(w, i, t);
+	h[i] = e;
 }
 
-static void sift_down(struct weft_worker *w, int64_t i)
+static void sift_down(struct weft_timer_entry *h, int64_t len, int64_t i)
 {
-	struct weft_task *t = w->heap[i];
+	struct weft_timer_entry e = h[i];
 	for (;;) {
 		int64_t c = 2 * i + 1;
-		if (c >= w->heap_len)
+		if (c >= len)
 			break;
-		if (c + 1 < w->heap_len &&
-		    w->heap[c + 1]->timer.at < w->heap[c]->timer.at)
+		if (c + 1 < len && before(&h[c + 1], &h[c]))
 			c++;
-		if (t->timer.at <= w->heap[c]->timer.at)
+		if (!before(&h[c], &e))
 			break;
-		heap_set(w, i, w->heap[c]);
+		h[i] = h[c];
 		i = c;
 	}
-	heap_set(w, i, t);
+	h[i] = e;
 }
 
-static void heap_remove(struct weft_worker *w, int64_t i)
+static void set_len(struct weft_worker *w, int64_t len)
 {
-	int64_t len = w->heap_len - 1;
-	struct weft_task *last = w->heap[len];
 	/* Atomic: the scheduler peeks at heap_len without the lock. */
 	__atomic_store_n(&w->heap_len, len, __ATOMIC_RELAXED);
-	if (i < len) {
-		heap_set(w, i, last);
-		sift_down(w, i);
-		sift_up(w, last->timer.index);
+}
+
+static bool entry_stale(const struct weft_timer_entry *e)
+{
+	return atomic_load_explicit(&e->task->timer.armed,
+				    memory_order_acquire) != e->seq;
+}
+
+/* Drops the stale entries and re-heapifies. Under the lock. */
+static void compact(struct weft_worker *w)
+{
+	int64_t n = 0, dropped = 0;
+	for (int64_t i = 0; i < w->heap_len; i++) {
+		if (entry_stale(&w->heap[i]))
+			dropped++;
+		else
+			w->heap[n++] = w->heap[i];
 	}
+	set_len(w, n);
+	for (int64_t i = n / 2 - 1; i >= 0; i--)
+		sift_down(w->heap, n, i);
+	atomic_fetch_sub_explicit(&w->heap_stale, dropped,
+				  memory_order_relaxed);
 }
 
 int weft__timer_arm(struct weft_task *t, int64_t at, uint64_t seq)
@@ -85,8 +108,15 @@ int weft__timer_arm(struct weft_task *t, int64_t at, uint64_t seq)
 	struct weft_worker *w = weft__self();
 	weft__spin_lock(&w->timer_lock);
 	if (w->heap_len == w->heap_cap) {
+		int64_t stale = atomic_load_explicit(&w->heap_stale,
+						     memory_order_relaxed);
+		if (stale > w->heap_len / 2 && w->heap_len >= COMPACT_MIN)
+			compact(w);
+	}
+	if (w->heap_len == w->heap_cap) {
 		int64_t cap = w->heap_cap ? w->heap_cap * 2 : 256;
-		struct weft_task **h = realloc(w->heap, (size_t)cap * sizeof(*h));
+		struct weft_timer_entry *h =
+			realloc(w->heap, (size_t)cap * sizeof(*h));
 		if (!h) {
 			weft__spin_unlock(&w->timer_lock);
 			return -ENOMEM;
@@ -94,36 +124,24 @@ int weft__timer_arm(struct weft_task *t, int64_t at, uint64_t seq)
 		w->heap = h;
 		w->heap_cap = cap;
 	}
-	t->timer.at = at;
-	t->timer.seq = seq;
-	w->heap[w->heap_len] = t;
-	t->timer.index = w->heap_len;
-	__atomic_store_n(&w->heap_len, w->heap_len + 1, __ATOMIC_RELAXED);
-	sift_up(w, t->timer.index);
-	atomic_store_explicit(&t->timer.owner, w, memory_order_release);
+	w->heap[w->heap_len] =
+		(struct weft_timer_entry){ at, w->timer_order++, t, seq };
+	sift_up(w->heap, w->heap_len);
+	set_len(w, w->heap_len + 1);
+	atomic_store_explicit(&t->timer.owner, w, memory_order_relaxed);
+	atomic_store_explicit(&t->timer.armed, seq, memory_order_release);
 	weft__spin_unlock(&w->timer_lock);
 	return 0;
 }
 
 void weft__timer_disarm(struct weft_task *t)
 {
-	for (;;) {
-		struct weft_worker *w = atomic_load_explicit(
-			&t->timer.owner, memory_order_acquire);
-		if (!w)
-			return;
-		weft__spin_lock(&w->timer_lock);
-		if (atomic_load_explicit(&t->timer.owner,
-					 memory_order_relaxed) == w) {
-			heap_remove(w, t->timer.index);
-			t->timer.index = -1;
-			atomic_store_explicit(&t->timer.owner, NULL,
-					      memory_order_relaxed);
-			weft__spin_unlock(&w->timer_lock);
-			return;
-		}
-		weft__spin_unlock(&w->timer_lock);
-	}
+	if (!atomic_load_explicit(&t->timer.armed, memory_order_relaxed) ||
+	    !atomic_exchange_explicit(&t->timer.armed, 0, memory_order_acq_rel))
+		return;
+	struct weft_worker *w = atomic_load_explicit(&t->timer.owner,
+						     memory_order_relaxed);
+	atomic_fetch_add_explicit(&w->heap_stale, 1, memory_order_relaxed);
 }
 
 static void fire(struct weft_task *t, uint64_t seq)
@@ -135,31 +153,47 @@ static void fire(struct weft_task *t, uint64_t seq)
 	weft__spin_unlock(&t->wait_lock);
 }
 
+/* Pops due entries into due[]; returns how many, and the time to the next
+ * one in *wait (-1: none). Under the lock. */
+static int pop_due(struct weft_worker *w, int64_t now,
+		   struct weft_timer_entry *due, int64_t *wait)
+{
+	int n = 0;
+	*wait = -1;
+	while (w->heap_len && n < FIRE_BATCH) {
+		struct weft_timer_entry *top = &w->heap[0];
+		if (top->at > now) {
+			*wait = top->at - now;
+			break;
+		}
+		struct weft_task *t = top->task;
+		uint64_t seq = top->seq;
+		if (atomic_compare_exchange_strong_explicit(
+			    &t->timer.armed, &seq, 0, memory_order_acq_rel,
+			    memory_order_acquire))
+			due[n++] = *top;
+		else
+			atomic_fetch_sub_explicit(&w->heap_stale, 1,
+						  memory_order_relaxed);
+		w->heap[0] = w->heap[w->heap_len - 1];
+		set_len(w, w->heap_len - 1);
+		if (w->heap_len)
+			sift_down(w->heap, w->heap_len, 0);
+	}
+	return n;
+}
+
 int64_t weft__timers_run(struct weft_worker *w)
 {
-	struct weft_task *due[FIRE_BATCH];
-	uint64_t seqs[FIRE_BATCH];
+	struct weft_timer_entry due[FIRE_BATCH];
 	int64_t now = weft_now();
 	for (;;) {
-		int n = 0;
-		int64_t wait = -1;
+		int64_t wait;
 		weft__spin_lock(&w->timer_lock);
-		while (w->heap_len && n < FIRE_BATCH) {
-			struct weft_task *t = w->heap[0];
-			if (t->timer.at > now) {
-				wait = t->timer.at - now;
-				break;
-			}
-			heap_remove(w, 0);
-			t->timer.index = -1;
-			atomic_store_explicit(&t->timer.owner, NULL,
-					      memory_order_relaxed);
-			seqs[n] = t->timer.seq;
-			due[n++] = t;
-		}
+		int n = pop_due(w, now, due, &wait);
 		weft__spin_unlock(&w->timer_lock);
 		for (int i = 0; i < n; i++)
-			fire(due[i], seqs[i]);
+			fire(due[i].task, due[i].seq);
 		if (n < FIRE_BATCH)
 			return wait;
 	}
@@ -198,16 +232,16 @@ static void sleep_abort(struct weft__waiter *w, int reason)
 	weft__spin_unlock(&s->lock);
 }
 
-int weft_sleep(int64_t ns)
+int weft_sleep_until(int64_t at)
 {
 	struct weft_task *t = weft__task_current();
 	if (!t)
 		return -EPERM;
-	if (ns <= 0)
+	if (at <= weft_now())
 		return weft_yield();
 	struct sleeper s = { .lock = 0, .linked = false };
 	weft__waiter_init(&s.w, sleep_abort);
-	int r = weft__wait_begin_until(&s.w, weft_now() + ns);
+	int r = weft__wait_begin_until(&s.w, at);
 	if (r)
 		return r;
 	weft__spin_lock(&s.lock);
@@ -224,6 +258,13 @@ int weft_sleep(int64_t ns)
 	if (r == -ETIMEDOUT && t->deadline > weft_now())
 		r = 0;
 	return r;
+}
+
+int weft_sleep(int64_t ns)
+{
+	if (ns <= 0)
+		return weft__task_current() ? weft_yield() : -EPERM;
+	return weft_sleep_until(weft_now() + ns);
 }
 
 /* ---- deadline scopes ---------------------------------------------------- */

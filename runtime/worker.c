@@ -124,13 +124,13 @@ static struct weft_task *next_direct(struct weft_runtime *rt,
 		weft__worker_push(w, t); /* never ran: the scheduler starts it */
 		return NULL;
 	}
-	t = w->yielded_head;
+	t = w->fifo_head;
 	if (!t || atomic_load_explicit(&rt->idle.sleeping, memory_order_relaxed) ||
 	    atomic_load_explicit(&rt->idle.searching, memory_order_relaxed))
 		return NULL;
-	w->yielded_head = t->next;
+	w->fifo_head = t->next;
 	if (!t->next)
-		w->yielded_tail = NULL;
+		w->fifo_tail = NULL;
 	return t;
 }
 
@@ -153,11 +153,11 @@ bool weft__yield_direct(void)
 		report_smashed_stack(t);
 	atomic_store_explicit(&w->ticks, tick + 1, memory_order_relaxed);
 	t->next = NULL;
-	if (w->yielded_tail)
-		w->yielded_tail->next = t;
+	if (w->fifo_tail)
+		w->fifo_tail->next = t;
 	else
-		w->yielded_head = t;
-	w->yielded_tail = t;
+		w->fifo_head = t;
+	w->fifo_tail = t;
 	w->current = next;
 	switch_task_to_task(t, next);
 	return true;
@@ -219,14 +219,23 @@ void weft__task_ready(struct weft_task *t)
 		weft__inject_push(&rt->inject, t);
 	} else if (w->current) {
 		/* Woken by a running task: run it next, here (message-passing
-		 * locality). Only a displaced task needs another worker. */
+		 * locality). Still tell an idle worker, as Go's wakep does: if
+		 * the running task blocks or spins, a searcher takes the
+		 * run-next task once it has sat there a while. */
 		t = atomic_exchange_explicit(&w->runnext, t,
 					     memory_order_acq_rel);
-		if (!t)
-			return;
-		weft__worker_push(w, t);
+		if (t)
+			weft__worker_push(w, t);
 	} else {
-		weft__worker_push(w, t); /* from the scheduler: timers, I/O */
+		/* From the scheduler itself (timers, I/O): in order of waking.
+		 * requeue_fifo tells the idle when it makes them stealable. */
+		t->next = NULL;
+		if (w->fifo_tail)
+			w->fifo_tail->next = t;
+		else
+			w->fifo_head = t;
+		w->fifo_tail = t;
+		return;
 	}
 	weft__notify_work(rt);
 }
@@ -305,20 +314,20 @@ static struct weft_task *pop_global(struct weft_runtime *rt,
 	return first;
 }
 
-/* Yielded tasks go back in the deque once it ran dry, up to half a deque
+/* FIFO tasks go back in the deque once it ran dry, up to half a deque
  * at a time so it never spills: the oldest last, so the owner's end takes
  * them oldest first (round-robin), and thieves can take them meanwhile. */
-static struct weft_task *requeue_yielded(struct weft_runtime *rt,
+static struct weft_task *requeue_fifo(struct weft_runtime *rt,
 					 struct weft_worker *w)
 {
 	struct weft_task *batch[WEFT_DEQUE_CAP / 2];
 	int n = 0;
-	while (w->yielded_head && n < WEFT_DEQUE_CAP / 2) {
-		batch[n++] = w->yielded_head;
-		w->yielded_head = w->yielded_head->next;
+	while (w->fifo_head && n < WEFT_DEQUE_CAP / 2) {
+		batch[n++] = w->fifo_head;
+		w->fifo_head = w->fifo_head->next;
 	}
-	if (!w->yielded_head)
-		w->yielded_tail = NULL;
+	if (!w->fifo_head)
+		w->fifo_tail = NULL;
 	for (int i = n - 1; i > 0; i--)
 		weft__worker_push(w, batch[i]);
 	if (n > 2)
@@ -403,8 +412,8 @@ static struct weft_task *find_local(struct weft_runtime *rt,
 	if (atomic_load_explicit(&w->runnext, memory_order_relaxed) &&
 	    (t = atomic_exchange(&w->runnext, NULL)))
 		return t;
-	if (w->yielded_head)
-		return requeue_yielded(rt, w);
+	if (w->fifo_head)
+		return requeue_fifo(rt, w);
 	return pop_global(rt, w);
 }
 
@@ -418,7 +427,7 @@ static struct weft_task *find_task(struct weft_runtime *rt,
 	if (t || !start_search(rt, w))
 		return t;
 	for (int spin = 0; spin < SEARCH_SPINS; spin++) {
-		if ((t = steal_work(rt, w, false)))
+		if ((t = steal_work(rt, w, spin % 16 == 15)))
 			return t;
 		if (atomic_load_explicit(&rt->state, memory_order_relaxed) ==
 		    RT_STOPPING)
@@ -488,11 +497,11 @@ static void run_task(struct weft_worker *w, struct weft_task *t)
 		break;
 	case SWITCH_YIELD:
 		t->next = NULL;
-		if (w->yielded_tail)
-			w->yielded_tail->next = t;
+		if (w->fifo_tail)
+			w->fifo_tail->next = t;
 		else
-			w->yielded_head = t;
-		w->yielded_tail = t;
+			w->fifo_head = t;
+		w->fifo_tail = t;
 		break;
 	case SWITCH_EXIT:
 		task_exited(w, t);
@@ -543,7 +552,8 @@ static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
 {
 	int64_t next_timer = weft__timers_run(w);
 	weft__ring_reap(&w->ring);
-	if (weft__deque_len(&w->deque) || atomic_load(&w->runnext))
+	if (w->fifo_head || weft__deque_len(&w->deque) ||
+	    atomic_load(&w->runnext))
 		return; /* timers or completions made work */
 	if (w->searching) {
 		w->searching = false;

@@ -3,8 +3,8 @@
  *
  * Each worker owns a Chase-Lev deque, a run-next slot for the task it woke
  * last (message-passing locality: the woken task runs next, on a warm
- * cache), a FIFO of tasks that yielded, an io_uring ring, a timer heap, and
- * caches of free task structs and stacks.
+ * cache), a FIFO of tasks that yielded or were woken by timers and I/O, an
+ * io_uring ring, a timer heap, and caches of free task structs and stacks.
  */
 #ifndef WEFT_RUNTIME_WORKER_H
 #define WEFT_RUNTIME_WORKER_H
@@ -21,6 +21,7 @@
 #include "io/ring.h"
 
 struct weft_task;
+struct weft_timer_entry;
 struct weft_task_cache;
 struct weft_stack_cache;
 
@@ -37,7 +38,10 @@ struct __attribute__((aligned(64))) weft_worker {
 	bool sleeping;                   /* in the idle set, under idle.mu */
 	int runnext_streak;              /* run-next picks in a row */
 	uint64_t rng;
-	struct weft_task *yielded_head, *yielded_tail;
+	/* Tasks that yielded or that the scheduler itself woke (timers, I/O
+	 * completions), first-in first-out as asyncio wakes them. Private;
+	 * moved to the deque in batches when it runs dry. */
+	struct weft_task *fifo_head, *fifo_tail;
 
 	struct weft_ctx sched_ctx;
 	struct weft_task *current;
@@ -47,8 +51,10 @@ struct __attribute__((aligned(64))) weft_worker {
 
 	struct weft__ring ring;
 	unsigned timer_lock;
-	struct weft_task **heap;         /* timer min-heap by timer.at */
+	struct weft_timer_entry *heap;   /* timer min-heap by at */
 	int64_t heap_len, heap_cap;
+	_Atomic int64_t heap_stale;      /* disarmed entries still in it */
+	uint64_t timer_order;            /* ties between equal deadlines */
 
 	struct weft_task_cache *task_cache;
 	struct weft_stack_cache *stack_cache;

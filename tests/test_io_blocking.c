@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "test_io_util.h"
+#include "io/blocking.h"
 
 static void *twice(void *arg)
 {
@@ -201,6 +202,74 @@ START_TEST(plain_thread)
 }
 END_TEST
 
+/* ---- abandoning a running job (the resolver's way) --------------------------- */
+
+static atomic_int discarded;
+
+static void *slow_seven(void *arg)
+{
+	usleep(60000);
+	return (void *)7;
+}
+
+static void count_discard(struct weft__bjob *job)
+{
+	atomic_fetch_add(&discarded, 1);
+	free(job);
+}
+
+static struct weft__bjob *new_job(void)
+{
+	struct weft__bjob *j = calloc(1, sizeof(*j));
+
+	j->fn = slow_seven;
+	j->discard = count_discard;
+	return j;
+}
+
+static void *abandon_main(void *arg)
+{
+	struct weft_deadline d;
+	struct weft__bjob *j;
+	int64_t t0 = weft_now();
+
+	atomic_store(&discarded, 0);
+	/* Finishes normally: the caller owns the job and its result. */
+	j = new_job();
+	ck_assert_int_eq(weft__blocking_run(j), 0);
+	ck_assert_ptr_eq(j->result, (void *)7);
+	free(j);
+	/* Times out while running: returns at once, discarded at the end. */
+	t0 = weft_now();
+	ck_assert_int_eq(weft_deadline_enter(&d, 10 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft__blocking_run(new_job()), -ETIMEDOUT);
+	weft_deadline_leave(&d);
+	ck_assert_int_lt(io_ms_since(t0), 10 + IO_SLACK_MS);
+	ck_assert_int_eq(atomic_load(&discarded), 0);
+	/* Queued behind it (one thread) and timed out: discarded here. */
+	ck_assert_int_eq(weft_deadline_enter(&d, 10 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft__blocking_run(new_job()), -ETIMEDOUT);
+	weft_deadline_leave(&d);
+	ck_assert_int_eq(atomic_load(&discarded), 1);
+	for (int i = 0; i < 500 && atomic_load(&discarded) < 2; i++)
+		weft_sleep(10 * WEFT_MSEC);
+	ck_assert_int_eq(atomic_load(&discarded), 2);
+	/* Abandoned and still running at shutdown: stop waits and frees. */
+	ck_assert_int_eq(weft_deadline_enter(&d, 5 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft__blocking_run(new_job()), -ETIMEDOUT);
+	weft_deadline_leave(&d);
+	return NULL;
+}
+
+START_TEST(abandon_running)
+{
+	struct weft_config cfg = { .workers = 2, .blocking_threads = 1 };
+
+	ck_assert_int_eq(weft_run(abandon_main, NULL, &cfg, NULL), 0);
+	ck_assert_int_eq(atomic_load(&discarded), 3);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("io_blocking");
@@ -211,6 +280,7 @@ int main(void)
 	tcase_add_test(tc, cancel_queued);
 	tcase_add_test(tc, shutdown_queued);
 	tcase_add_test(tc, plain_thread);
+	tcase_add_test(tc, abandon_running);
 	suite_add_tcase(s, tc);
-	return weft_test_main(s);
+	return io_test_main(s);
 }

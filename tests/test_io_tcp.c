@@ -15,6 +15,14 @@
 
 /* ---- echo ---------------------------------------------------------------- */
 
+/* Which workers the echo's sides ran on, as bit masks. */
+static atomic_int echo_mask, reader_mask, writer_mask;
+
+static void note_worker(atomic_int *mask)
+{
+	atomic_fetch_or(mask, 1 << weft_worker_id());
+}
+
 /* Echoes everything until EOF, then closes. */
 static void *echo_conn(void *arg)
 {
@@ -22,9 +30,11 @@ static void *echo_conn(void *arg)
 	char buf[16384];
 	ssize_t n;
 
-	while ((n = weft_recv(fd, buf, sizeof(buf), 0)) > 0)
+	while ((n = weft_recv(fd, buf, sizeof(buf), 0)) > 0) {
+		note_worker(&echo_mask);
 		if (weft_send_all(fd, buf, (size_t)n, 0, NULL) != n)
 			break;
+	}
 	weft_close(fd);
 	return (void *)(intptr_t)n;
 }
@@ -32,7 +42,6 @@ static void *echo_conn(void *arg)
 struct server {
 	int lfd;
 	int conns; /* accepts before it returns */
-	atomic_int worker_mask;
 };
 
 static void *echo_server(void *arg)
@@ -53,7 +62,6 @@ struct writer {
 	int fd;
 	size_t total;
 	uint64_t seed;
-	int wid;
 };
 
 /* Sends total pattern bytes in chunks of varying size, then SHUT_WR. */
@@ -64,10 +72,10 @@ static void *pattern_writer(void *arg)
 	uint8_t *buf = malloc(300000);
 	size_t off = 0;
 
-	w->wid = weft_worker_id();
 	for (int i = 0; off < w->total; i++) {
 		size_t n = chunks[i % 6];
 
+		note_worker(&writer_mask);
 		if (n > w->total - off)
 			n = w->total - off;
 		io_fill(buf, n, w->seed, off);
@@ -86,8 +94,10 @@ static void *echo_main(void *arg)
 	uint16_t port;
 	weft_task_t srv, wr;
 	size_t total = (size_t)SCALED(8 << 20);
-	int server_wid = -1, reader_wid;
 
+	atomic_store(&echo_mask, 0);
+	atomic_store(&reader_mask, 0);
+	atomic_store(&writer_mask, 0);
 	s.lfd = io_listen(&port);
 	ck_assert_int_eq(weft_spawn(&srv, echo_server, &s), 0);
 
@@ -99,20 +109,24 @@ static void *echo_main(void *arg)
 	uint8_t *buf = malloc(1 << 16);
 	size_t got = 0;
 	ssize_t n;
-	reader_wid = weft_worker_id();
 	while ((n = weft_recv(fd, buf, 1 << 16, 0)) > 0) {
+		note_worker(&reader_mask);
 		for (ssize_t i = 0; i < n; i++)
 			if (buf[i] != io_pattern(42, got + (size_t)i))
 				ck_abort_msg("byte %zu differs", got + (size_t)i);
 		got += (size_t)n;
-		if (weft_worker_id() != reader_wid)
-			server_wid = weft_worker_id(); /* moved: fine */
 	}
 	ck_assert_int_eq(n, 0);
 	ck_assert_uint_eq(got, total);
+	/* The bytes crossed workers: the sides did not all run on one. */
+	fprintf(stderr, "echoed %zu bytes; workers (bit masks): writer %#x, "
+		"echo %#x, reader %#x\n", got, atomic_load(&writer_mask),
+		atomic_load(&echo_mask), atomic_load(&reader_mask));
+	ck_assert_int_gt(__builtin_popcount(atomic_load(&writer_mask) |
+					    atomic_load(&echo_mask) |
+					    atomic_load(&reader_mask)), 1);
 	ck_assert_int_eq(weft_join(wr, NULL), 0);
 	ck_assert_int_eq(weft_close(fd), 0);
-	(void)server_wid;
 
 	/* Small: many round trips of 1..200 bytes. */
 	fd = weft_connect("localhost", port); /* through the resolver */
@@ -187,6 +201,7 @@ static void *many_main(void *arg)
 		ck_assert_int_eq(weft_join(t[i], NULL), 0);
 	ck_assert_int_eq(weft_join(srv, NULL), 0);
 	ck_assert_int_eq(atomic_load(&ok), n);
+	fprintf(stderr, "%d concurrent connections served\n", n);
 	weft_close(s.lfd);
 	free(cl);
 	free(t);
@@ -644,6 +659,68 @@ START_TEST(completion_while_busy)
 }
 END_TEST
 
+/* ---- a cancelled send reports exactly what went out ---------------------------- */
+
+struct big_send {
+	int fd;
+	size_t len, sent;
+	uint8_t *buf;
+};
+
+static void *big_sender(void *arg)
+{
+	struct big_send *b = arg;
+
+	return (void *)(intptr_t)weft_send_all(b->fd, b->buf, b->len, 0,
+					       &b->sent);
+}
+
+static void *cancel_send_main(void *arg)
+{
+	struct pair p = tcp_pair();
+	struct big_send b = { .fd = p.a, .len = 16 << 20 };
+	struct weft_deadline d;
+	uint8_t *in = malloc(1 << 16);
+	weft_task_t t;
+	void *res;
+	size_t got = 0;
+
+	b.buf = malloc(b.len);
+	io_fill(b.buf, b.len, 9, 0);
+	ck_assert_int_eq(weft_spawn(&t, big_sender, &b), 0);
+	weft_sleep(30 * WEFT_MSEC); /* the socket buffers fill up */
+	ck_assert_int_eq(weft_cancel(t), 0);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_int_eq((intptr_t)res, -ECANCELED);
+	ck_assert_uint_gt(b.sent, 0);
+	ck_assert_uint_lt(b.sent, b.len);
+	/* The peer gets exactly the bytes reported sent, then nothing. */
+	while (got < b.sent) {
+		ssize_t n = weft_recv(p.b, in, 1 << 16, 0);
+
+		ck_assert_int_gt(n, 0);
+		for (ssize_t i = 0; i < n; i++)
+			if (in[i] != io_pattern(9, got + (size_t)i))
+				ck_abort_msg("byte %zu differs", got + (size_t)i);
+		got += (size_t)n;
+	}
+	ck_assert_uint_eq(got, b.sent);
+	ck_assert_int_eq(weft_deadline_enter(&d, 20 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_recv(p.b, in, 1, 0), -ETIMEDOUT);
+	weft_deadline_leave(&d);
+	weft_close(p.a);
+	weft_close(p.b);
+	free(b.buf);
+	free(in);
+	return NULL;
+}
+
+START_TEST(cancel_send)
+{
+	weft_test_run(cancel_send_main, NULL, WORKERS);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("io_tcp");
@@ -653,6 +730,7 @@ int main(void)
 	tcase_add_test(tc, echo);
 	tcase_add_test(tc, many_connections);
 	tcase_add_test(tc, cancel_recv);
+	tcase_add_test(tc, cancel_send);
 	tcase_add_test(tc, deadline_recv);
 	tcase_add_test(tc, close_while_waiting);
 	tcase_add_test(tc, peer_reset);
@@ -661,5 +739,5 @@ int main(void)
 	tcase_add_test(tc, plain_thread);
 	tcase_add_test(tc, completion_while_busy);
 	suite_add_tcase(s, tc);
-	return weft_test_main(s);
+	return io_test_main(s);
 }

@@ -207,5 +207,5 @@ int main(void)
 	tcase_add_test(tc, udp);
 	tcase_add_test(tc, unix_stream);
 	suite_add_tcase(s, tc);
-	return weft_test_main(s);
+	return io_test_main(s);
 }

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -69,6 +70,34 @@ static inline void io_raise_nofile(rlim_t n)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 }
+
+/* Open descriptors of the process, to check that a suite leaks none. */
+static inline int io_count_fds(void)
+{
+	int n = 0;
+
+	for (int fd = 0; fd < 65536; fd++)
+		if (fcntl(fd, F_GETFD) >= 0)
+			n++;
+	return n;
+}
+
+/* Runs the suite, then fails it if descriptors leaked. */
+static inline int io_test_main(Suite *s)
+{
+	int before = io_count_fds(), r = weft_test_main(s), after = io_count_fds();
+
+	if (after != before) {
+		fprintf(stderr, "%d descriptors leaked\n", after - before);
+		r = EXIT_FAILURE;
+	}
+	return r;
+}
+
+/* How late a timed wake-up may be before a test calls it wrong: generous,
+ * since the suites share small machines with other jobs, and sanitizers
+ * slow every switch. Typical lateness is well under a millisecond. */
+#define IO_SLACK_MS (WEFT_TEST_SCALE >= 100 ? 100 : 500)
 
 /* Milliseconds elapsed since t0 (a weft_now() value). */
 static inline long io_ms_since(int64_t t0)

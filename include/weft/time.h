@@ -20,6 +20,11 @@ int64_t weft_now(void);
  * outside a task (use nanosleep there). */
 int weft_sleep(int64_t ns);
 
+/* Sleeps until the absolute weft_now() time at (no drift in periodic
+ * loops). Tasks sleeping to the same time wake in the order they slept.
+ * Returns as weft_sleep. */
+int weft_sleep_until(int64_t at);
+
 /* A deadline scope (asyncio.timeout, Trio's move_on_at): between enter and
  * leave every blocking call of the task returns -ETIMEDOUT once the deadline
  * has passed. Scopes nest; the earliest deadline applies. The scope lives in

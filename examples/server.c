@@ -1,0 +1,204 @@
+/*
+ * The servers' common part: see server.h.
+ *
+ * main() blocks SIGINT and SIGTERM before weft_run starts any thread, so
+ * every thread inherits the mask and the signals stay pending until the
+ * main task collects one with sigwait() on the blocking pool (asyncio's
+ * to_thread). It then cancels the accept loop and returns; weft_run then
+ * cancels every connection task (their recv and send return -ECANCELED, and
+ * each closes its socket) and returns once all have ended.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <weft.h>
+
+#include "example.h"
+#include "server.h"
+
+static struct {
+	const char *name;
+	const char *host;	/* NULL: every address */
+	unsigned port;
+	server_handler handle;
+	int lfd;
+	atomic_long conns;	/* connections open now */
+} server;
+
+static void *connection(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+
+	server.handle(fd);
+	weft_close(fd);
+	atomic_fetch_sub(&server.conns, 1);
+	return NULL;
+}
+
+/* Errors of accept that concern one client, or pass. */
+static bool transient(int err)
+{
+	return err == -ECONNABORTED || err == -EPROTO || err == -EPERM ||
+	       err == -EINTR || err == -EAGAIN || err == -ENETDOWN ||
+	       err == -EHOSTUNREACH || err == -ENETUNREACH;
+}
+
+static void *accept_loop(void *arg)
+{
+	static const int one = 1;
+
+	for (;;) {
+		int fd = weft_accept(server.lfd, NULL, NULL);
+
+		if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS ||
+		    fd == -ENOMEM) {
+			/* Out of descriptors or memory: give connections
+			 * 10 ms to end rather than spin on the error. */
+			fd = weft_sleep(10 * WEFT_MSEC);
+			if (fd == -ECANCELED)
+				return NULL;
+			continue;
+		}
+		if (fd == -ECANCELED)
+			return NULL;
+		if (fd < 0 && transient(fd))
+			continue;
+		if (fd < 0) {
+			fprintf(stderr, "%s: accept: %s\n", server.name,
+				strerror(-fd));
+			return ERR_PTR(fd);
+		}
+		/* Answers go out at once, as Go's and Tokio's servers do. */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		atomic_fetch_add(&server.conns, 1);
+		if (weft_spawn(NULL, connection, (void *)(intptr_t)fd)) {
+			atomic_fetch_sub(&server.conns, 1);
+			weft_close(fd);
+		}
+	}
+}
+
+/* On the blocking pool: waits until SIGINT or SIGTERM is pending. */
+static void *wait_signal(void *arg)
+{
+	int sig = 0;
+
+	sigwait(arg, &sig);
+	return (void *)(intptr_t)sig;
+}
+
+static unsigned bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len))
+		return 0;
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void *serve(void *stop_signals)
+{
+	weft_task_t acceptor;
+	void *sig;
+	int r;
+
+	server.lfd = weft_tcp_listen(server.host, server.port, 0, 0);
+	if (server.lfd < 0) {
+		fprintf(stderr, "%s: cannot listen on %s port %u: %s\n",
+			server.name, server.host ? server.host : "*",
+			server.port, strerror(-server.lfd));
+		return ERR_PTR(server.lfd);
+	}
+	r = weft_spawn_opts(&acceptor, accept_loop, NULL,
+			    &(struct weft_spawn_opts){ .name = "accept" });
+	if (r) {
+		weft_close(server.lfd);
+		return ERR_PTR(r);
+	}
+	printf("%s listening on %s:%u workers=%d\n", server.name,
+	       server.host ? server.host : "*", bound_port(server.lfd),
+	       weft_workers());
+
+	r = weft_blocking(wait_signal, stop_signals, &sig);
+	if (!r)
+		printf("%s: %s: stopping, closing %ld connections\n",
+		       server.name, strsignal(PTR_ERR(sig)),
+		       atomic_load(&server.conns));
+	weft_cancel(acceptor);
+	weft_join(acceptor, NULL);
+	weft_close(server.lfd);
+	return ERR_PTR(r);
+}
+
+/* A server has as many connections as descriptors: take all we may. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int usage(const char *name)
+{
+	fprintf(stderr, "usage: %s ADDR PORT [WORKERS]\n"
+		"  ADDR     address to listen on (* for all)\n"
+		"  PORT     TCP port (0: any free one; the start line says "
+		"which)\n"
+		"  WORKERS  worker threads (0 or absent: one per CPU)\n", name);
+	return 2;
+}
+
+int server_main(int argc, char **argv, const char *name,
+		server_handler handle)
+{
+	struct weft_config cfg = { 0 };
+	sigset_t stop;
+	void *res;
+	char *end;
+	long v;
+	int r;
+
+	if (argc < 3 || argc > 4)
+		return usage(name);
+	server.name = name;
+	server.handle = handle;
+	server.host = strcmp(argv[1], "*") ? argv[1] : NULL;
+	v = strtol(argv[2], &end, 10);
+	if (*end || end == argv[2] || v < 0 || v > 65535)
+		return usage(name);
+	server.port = (unsigned)v;
+	if (argc == 4 && *argv[3]) {
+		v = strtol(argv[3], &end, 10);
+		if (*end || v < 0 || v > WEFT_WORKERS_MAX)
+			return usage(name);
+		cfg.workers = (int)v;
+	}
+
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	signal(SIGPIPE, SIG_IGN); /* weft's sends never raise it; others may */
+	raise_fd_limit();
+	setvbuf(stdout, NULL, _IOLBF, 0);
+
+	r = weft_run(serve, &stop, &cfg, &res);
+	if (r && r != -ENOSYS)	/* (for -ENOSYS weft said why already) */
+		fprintf(stderr, "%s: weft_run: %s\n", name, strerror(-r));
+	if (r || PTR_ERR(res))	/* serve() said what went wrong */
+		return 1;
+	printf("%s stopped\n", name);
+	return 0;
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# check_consumer.sh BUILD_DIR SOURCE_DIR CC [CFLAGS...]
+#
+# Does what README.md tells a user who builds against weft: installs the
+# build into a fresh prefix, then builds examples/consumer both with CMake's
+# find_package(weft) and with pkg-config, and runs both programs.
+set -euo pipefail
+build=$1 src=$2 cc=$3
+shift 3
+flags="$*"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+cmake --install "$build" --prefix "$tmp/weft" >/dev/null
+cmake -S "$src/examples/consumer" -B "$tmp/cmake" \
+	-DCMAKE_PREFIX_PATH="$tmp/weft" -DCMAKE_C_COMPILER="$cc" \
+	-DCMAKE_C_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" >/dev/null
+cmake --build "$tmp/cmake" >/dev/null
+"$tmp/cmake/sum"
+
+export PKG_CONFIG_PATH="$tmp/weft/lib/pkgconfig"
+# shellcheck disable=SC2046,SC2086
+"$cc" $flags "$src/examples/consumer/sum.c" \
+	$(pkg-config --cflags --libs weft) -o "$tmp/sum-pc"
+"$tmp/sum-pc"
+echo "ok: find_package(weft) and pkg-config both build and run"

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# check_seed.sh NAME PROGRAM [ARGS...]
+#
+# Runs one of the seed's examples (or the tour, NAME=tour) and checks what it
+# printed: exactly the seed's lines, in an order that respects what the
+# primitive guarantees. Lines of independent tasks on different threads may
+# come in any order, so only the guaranteed orderings are checked.
+set -uo pipefail
+
+name=$1 prog=$2
+shift 2
+out=$(mktemp) err=$(mktemp)
+trap 'rm -f "$out" "$err" "$out".*' EXIT
+
+fail() {
+	echo "FAIL ($name): $*" >&2
+	echo "--- output:" >&2
+	cat "$out" >&2
+	exit 1
+}
+
+# The line number of the one line equal to $2 in file $1.
+at() {
+	local n
+	n=$(grep -nxF -- "$2" "$1" | cut -d: -f1)
+	[[ -n "$n" ]] || fail "no line '$2'"
+	[[ "$n" != *$'\n'* ]] || fail "line '$2' printed more than once"
+	echo "$n"
+}
+
+# before FILE A B: line A comes before line B.
+before() {
+	local a b
+	a=$(at "$1" "$2") && b=$(at "$1" "$3") || exit 1
+	((a < b)) || fail "'$2' should come before '$3'"
+}
+
+# same_lines FILE LINE...: the file holds exactly these lines, in any order.
+same_lines() {
+	local f=$1
+	shift
+	diff <(sort "$f") <(printf '%s\n' "$@" | sort) >/dev/null ||
+		fail "expected the lines: $*"
+}
+
+check_lock() {
+	local f=$1 a b
+	same_lines "$f" "worker1 start" "worker1 got lock" "worker1 end" \
+		"worker2 start" "worker2 got lock" "worker2 end"
+	for w in worker1 worker2; do
+		before "$f" "$w start" "$w got lock"
+		before "$f" "$w got lock" "$w end"
+	done
+	# Whoever got the lock first ends before the other gets it.
+	a=$(at "$f" "worker1 got lock") b=$(at "$f" "worker2 got lock")
+	if ((a < b)); then
+		before "$f" "worker1 end" "worker2 got lock"
+	else
+		before "$f" "worker2 end" "worker1 got lock"
+	fi
+}
+
+check_event() {
+	local f=$1
+	same_lines "$f" "worker1 start" "worker1 got event" "worker1 end" \
+		"worker2 start" "worker2 got event" "worker2 end" \
+		"worker3 start" "worker3 end"
+	before "$f" "worker3 start" "worker3 end"
+	for w in worker1 worker2; do
+		before "$f" "$w start" "$w got event"
+		before "$f" "worker3 end" "$w got event"
+		before "$f" "$w got event" "$w end"
+	done
+}
+
+check_condition() {
+	local f=$1 a b
+	same_lines "$f" "asyncio native start1" "asyncio native stop1" \
+		"asyncio native start2" "asyncio native stop2" \
+		"asyncio native start3" "asyncio native stop3"
+	# 3 first; then 1 and 2, each holding the lock from start to stop.
+	before "$f" "asyncio native start3" "asyncio native stop3"
+	before "$f" "asyncio native stop3" "asyncio native start1"
+	before "$f" "asyncio native stop3" "asyncio native start2"
+	a=$(at "$f" "asyncio native start1") b=$(at "$f" "asyncio native start2")
+	if ((a < b)); then
+		before "$f" "asyncio native stop1" "asyncio native start2"
+	else
+		before "$f" "asyncio native stop2" "asyncio native start1"
+	fi
+}
+
+check_semaphore() {
+	local f=$1
+	same_lines "$f" "worker1 start" "worker1 end" "worker2 start" \
+		"worker2 end"
+	# Two permits: both are in before either leaves.
+	before "$f" "worker1 start" "worker2 end"
+	before "$f" "worker2 start" "worker1 end"
+}
+
+check_queue() {
+	local f=$1
+	same_lines "$f" "worker1 start" "worker1 end" "worker2 start" "100" \
+		"worker2 end"
+	before "$f" "worker1 start" "worker1 end"
+	before "$f" "worker1 start" "100"
+	before "$f" "worker2 start" "100"
+	before "$f" "100" "worker2 end"
+}
+
+check_future() {
+	local f=$1
+	same_lines "$f" "hello ..." "... world"
+	before "$f" "hello ..." "... world"
+}
+
+# The tour: a preamble, then one "# asyncio.X  (examples/x.c)" section per
+# example, in this order, each checked as above.
+check_tour() {
+	local f=$1 i=0 titles=(Lock Event Condition Semaphore Queue Future)
+	grep -q '^weft tour:' "$f" || fail "no preamble"
+	[[ $(grep -c '^# asyncio\.' "$f") == 6 ]] || fail "expected 6 headings"
+	awk -v base="$f" '
+		/^# asyncio\./ { n++; file = base "." n; next }
+		n && NF { print > file }' "$f"
+	for t in "${titles[@]}"; do
+		i=$((i + 1))
+		grep -q "^# asyncio\.$t  (examples/" <(grep '^# ' "$f" |
+			sed -n "${i}p") || fail "heading $i should be asyncio.$t"
+		"check_${t,,}" "$f.$i"
+	done
+}
+
+[[ $(type -t "check_$name") == function ]] || fail "unknown example"
+"$prog" "$@" >"$out" 2>"$err"
+rc=$?
+cat "$err" >&2
+((rc == 0)) || fail "exit status $rc"
+[[ ! -s "$err" ]] || fail "wrote to stderr"
+"check_$name" "$out"
+echo "ok ($name): $(grep -vc '^$' "$out") lines in a guaranteed order"

@@ -1,0 +1,650 @@
+/*
+ * server_check echo|http SERVER: starts SERVER 127.0.0.1 0 2 (any free
+ * port; its start line says which), checks its answers as clients would,
+ * including abrupt, malformed, oversized and slow ones, then stops it with
+ * SIGTERM while connections are open and expects exit status 0.
+ *
+ * Plain POSIX sockets and blocking calls with timeouts: this tests the
+ * examples from outside, without weft. Loopback only.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define IO_TIMEOUT 20		/* seconds any one read or write may take */
+#define MANY 1000		/* connections open at once */
+
+static pid_t server;
+static int out_fd = -1;		/* the server's stdout */
+static unsigned short port;
+static const char *check = "start";
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "FAIL [%s]: ", check);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	if (server > 0)
+		kill(server, SIGKILL);
+	exit(1);
+}
+
+static void pause_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* ---- the server process -------------------------------------------------- */
+
+static void start(const char *path)
+{
+	char line[256];
+	size_t n = 0;
+	int p[2];
+	char *at;
+
+	if (pipe(p))
+		die("pipe: %s", strerror(errno));
+	server = fork();
+	if (server < 0)
+		die("fork: %s", strerror(errno));
+	if (!server) {
+		dup2(p[1], STDOUT_FILENO);
+		close(p[0]);
+		close(p[1]);
+		execl(path, path, "127.0.0.1", "0", "2", (char *)NULL);
+		perror(path);
+		_exit(127);
+	}
+	close(p[1]);
+	out_fd = p[0];
+	/* One line: "NAME listening on 127.0.0.1:PORT workers=N". */
+	while (n < sizeof(line) - 1 && (!n || line[n - 1] != '\n')) {
+		struct pollfd pfd = { out_fd, POLLIN, 0 };
+
+		if (poll(&pfd, 1, IO_TIMEOUT * 1000) != 1)
+			die("no start line within %d s", IO_TIMEOUT);
+		if (read(out_fd, line + n, 1) != 1)
+			die("the server exited before listening");
+		n++;
+	}
+	line[n] = 0;
+	printf("server: %s", line);
+	at = strstr(line, " listening on 127.0.0.1:");
+	if (!at || !strstr(line, "workers=2"))
+		die("unexpected start line: %s", line);
+	port = (unsigned short)atoi(at + strlen(" listening on 127.0.0.1:"));
+	if (!port)
+		die("no port in the start line");
+}
+
+/* SIGTERM; the server must exit 0 within the time limit. */
+static void stop(void)
+{
+	char buf[512];
+	ssize_t n;
+	int status, i;
+
+	check = "SIGTERM";
+	if (kill(server, SIGTERM))
+		die("kill: %s", strerror(errno));
+	for (i = 0; i < IO_TIMEOUT * 100; i++) {
+		if (waitpid(server, &status, WNOHANG) == server)
+			break;
+		pause_ms(10);
+	}
+	if (i == IO_TIMEOUT * 100)
+		die("still running %d s after SIGTERM", IO_TIMEOUT);
+	server = 0;
+	while ((n = read(out_fd, buf, sizeof(buf))) > 0)
+		fwrite(buf, 1, (size_t)n, stdout);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		die("exit status %d (signal %d)", WIFEXITED(status) ?
+		    WEXITSTATUS(status) : -1,
+		    WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+/* ---- client sockets ------------------------------------------------------ */
+
+static int dial(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	struct timeval tv = { IO_TIMEOUT, 0 };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		die("socket: %s", strerror(errno));
+	a.sin_port = htons(port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)))
+		die("connect: %s", strerror(errno));
+	return fd;
+}
+
+static void send_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			die("send: %s", strerror(errno));
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+static void send_str(int fd, const char *s)
+{
+	send_all(fd, s, strlen(s));
+}
+
+static void recv_exact(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+
+	while (len) {
+		ssize_t n = recv(fd, p, len, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0)
+			die("connection closed early");
+		if (n < 0)
+			die("recv: %s", strerror(errno));
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+/* The server closed: end of stream (or a reset, which ends it too). */
+static void expect_closed(int fd)
+{
+	char c;
+	ssize_t n = recv(fd, &c, 1, 0);
+
+	if (n > 0)
+		die("more data where the server should have closed");
+	if (n < 0 && errno != ECONNRESET)
+		die("recv: %s (expected end of stream)", strerror(errno));
+}
+
+/* Closes with a reset rather than a FIN: a client that vanishes. */
+static void abort_close(int fd)
+{
+	struct linger l = { 1, 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+	close(fd);
+}
+
+struct sender {
+	int fd;
+	const char *buf;
+	size_t len;
+};
+
+static void *sender(void *arg)
+{
+	struct sender *s = arg;
+
+	send_all(s->fd, s->buf, s->len);
+	return NULL;
+}
+
+static int many_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return 100;
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	getrlimit(RLIMIT_NOFILE, &rl);
+	return rl.rlim_cur > MANY + 100 ? MANY : (int)rl.rlim_cur - 100;
+}
+
+/* ---- echo_server ---------------------------------------------------------- */
+
+static void echo_round_trip(int fd, const void *msg, size_t len)
+{
+	char back[4096];
+
+	send_all(fd, msg, len);
+	recv_exact(fd, back, len);
+	if (memcmp(back, msg, len))
+		die("echo differs");
+}
+
+static void echo_basic(void)
+{
+	int fd = dial();
+
+	check = "echo";
+	echo_round_trip(fd, "hello, weft\n", 12);
+	echo_round_trip(fd, "again\n", 6);
+	close(fd);
+}
+
+/* Megabytes at once: the server must read while its writes wait. */
+static void echo_big(void)
+{
+	size_t len = 8u << 20;
+	char *buf = malloc(len), *back = malloc(len);
+	struct sender s = { dial(), buf, len };
+	pthread_t t;
+
+	check = "echo 8 MiB";
+	if (!buf || !back)
+		die("out of memory");
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (char)(i * 7 + i / 4096);
+	pthread_create(&t, NULL, sender, &s);
+	recv_exact(s.fd, back, len);
+	pthread_join(t, NULL);
+	if (memcmp(buf, back, len))
+		die("echo differs");
+	close(s.fd);
+	free(buf);
+	free(back);
+}
+
+static void echo_binary(void)
+{
+	unsigned char all[256];
+	int fd = dial();
+
+	check = "echo binary";
+	for (int i = 0; i < 256; i++)
+		all[i] = (unsigned char)i;
+	echo_round_trip(fd, all, sizeof(all));
+	close(fd);
+}
+
+static void echo_many(void)
+{
+	int n = many_limit(), *fds = calloc((size_t)n, sizeof(int));
+	char msg[32], back[32];
+
+	check = "echo, many connections";
+	for (int i = 0; i < n; i++)
+		fds[i] = dial();
+	for (int i = 0; i < n; i++) {
+		snprintf(msg, sizeof(msg), "connection %6d\n", i);
+		send_all(fds[i], msg, strlen(msg));
+	}
+	for (int i = 0; i < n; i++) {
+		snprintf(msg, sizeof(msg), "connection %6d\n", i);
+		recv_exact(fds[i], back, strlen(msg));
+		if (memcmp(msg, back, strlen(msg)))
+			die("connection %d: echo differs", i);
+		close(fds[i]);
+	}
+	free(fds);
+	printf("ok: %d connections at once\n", n);
+}
+
+static void echo_abrupt(void)
+{
+	static char junk[256 << 10];
+	char back[6];
+	int fd;
+
+	check = "echo, abrupt disconnects";
+	fd = dial();			/* sends, never reads, resets */
+	send_all(fd, junk, sizeof(junk) / 4);
+	abort_close(fd);
+	close(dial());			/* connects and leaves */
+	fd = dial();			/* half-close: echo, then end */
+	send_all(fd, "bye!\n", 5);
+	shutdown(fd, SHUT_WR);
+	recv_exact(fd, back, 5);
+	if (memcmp(back, "bye!\n", 5))
+		die("echo differs");
+	expect_closed(fd);
+	close(fd);
+}
+
+/* One byte at a time; another client is served meanwhile. */
+static void echo_slow(void)
+{
+	const char msg[] = "a slow client";
+	char back[sizeof(msg)];
+	int slow = dial(), fast = dial();
+
+	check = "echo, slow client";
+	for (size_t i = 0; i < sizeof(msg); i++) {
+		send_all(slow, msg + i, 1);
+		echo_round_trip(fast, "quick", 5);
+		pause_ms(10);
+	}
+	recv_exact(slow, back, sizeof(msg));
+	if (memcmp(msg, back, sizeof(msg)))
+		die("echo differs");
+	close(slow);
+	close(fast);
+}
+
+static void echo_checks(void)
+{
+	int idle[20];
+
+	echo_basic();
+	echo_binary();
+	echo_big();
+	echo_many();
+	echo_abrupt();
+	echo_slow();
+	echo_basic();
+	/* Connections still open at SIGTERM are closed by the server. */
+	for (int i = 0; i < 20; i++)
+		echo_round_trip(idle[i] = dial(), "x", 1);
+	stop();
+	for (int i = 0; i < 20; i++) {
+		expect_closed(idle[i]);
+		close(idle[i]);
+	}
+}
+
+/* ---- http_server ---------------------------------------------------------- */
+
+struct reader {
+	int fd;
+	size_t len;
+	char buf[16384];
+};
+
+struct response {
+	int status;
+	long length;		/* Content-Length */
+	bool close;		/* Connection: close */
+	char body[256];
+};
+
+/* Reads one response; with no_body (HEAD) its body is not read. */
+static void read_response(struct reader *r, struct response *res,
+			  bool no_body)
+{
+	char *end, *h;
+	size_t head;
+
+	*res = (struct response){ .length = -1 };
+	while (!(end = memmem(r->buf, r->len, "\r\n\r\n", 4))) {
+		ssize_t n;
+
+		if (r->len == sizeof(r->buf) - 1)
+			die("response head too long");
+		n = recv(r->fd, r->buf + r->len, sizeof(r->buf) - 1 - r->len,
+			 0);
+		if (n <= 0)
+			die("no whole response (%s)", n ? strerror(errno) :
+			    "closed");
+		r->len += (size_t)n;
+	}
+	*end = 0;
+	head = (size_t)(end + 4 - r->buf);
+	if (sscanf(r->buf, "HTTP/1.1 %d ", &res->status) != 1)
+		die("bad status line: %.40s", r->buf);
+	for (h = strstr(r->buf, "\r\n"); h; h = strstr(h + 2, "\r\n")) {
+		if (!strncasecmp(h + 2, "Content-Length:", 15))
+			res->length = atol(h + 17);
+		if (!strncasecmp(h + 2, "Connection: close", 17))
+			res->close = true;
+	}
+	if (res->length < 0 || res->length >= (long)sizeof(res->body))
+		die("status %d: no or bad Content-Length", res->status);
+	memmove(r->buf, r->buf + head, r->len - head);
+	r->len -= head;
+	if (no_body)
+		return;
+	if (r->len < (size_t)res->length) {
+		recv_exact(r->fd, r->buf + r->len,
+			   (size_t)res->length - r->len);
+		r->len = (size_t)res->length;
+	}
+	memcpy(res->body, r->buf, (size_t)res->length);
+	res->body[res->length] = 0;
+	memmove(r->buf, r->buf + res->length, r->len - (size_t)res->length);
+	r->len -= (size_t)res->length;
+}
+
+static void expect_hello(struct reader *r, bool closing)
+{
+	struct response res;
+
+	read_response(r, &res, false);
+	if (res.status != 200 || strcmp(res.body, "Hello, World!") ||
+	    res.length != 13)
+		die("expected 200 Hello, World!, got %d '%s'", res.status,
+		    res.body);
+	if (res.close != closing)
+		die(closing ? "no Connection: close" : "unasked close");
+}
+
+#define GET "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+static void http_keep_alive(void)
+{
+	struct reader r = { .fd = dial() };
+	struct response res;
+
+	check = "http keep-alive";
+	send_str(r.fd, GET);
+	expect_hello(&r, false);
+	send_str(r.fd, "GET /again HTTP/1.1\r\nHost: x\r\n"
+		 "User-Agent: server_check\r\nAccept: */*\r\n\r\n");
+	expect_hello(&r, false);
+	check = "http pipelined";
+	send_str(r.fd, GET GET "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n" GET);
+	expect_hello(&r, false);
+	expect_hello(&r, false);
+	read_response(&r, &res, true);
+	if (res.status != 200 || res.length != 13)
+		die("HEAD: %d", res.status);
+	expect_hello(&r, false);
+	check = "http body";
+	send_str(r.fd, "POST /form HTTP/1.1\r\nHost: x\r\n"
+		 "Content-Length: 11\r\n\r\nhello=world" GET);
+	expect_hello(&r, false);
+	expect_hello(&r, false);
+	check = "http Connection: close";
+	send_str(r.fd, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+	expect_hello(&r, true);
+	expect_closed(r.fd);
+	close(r.fd);
+
+	check = "http/1.0";
+	r = (struct reader){ .fd = dial() };
+	send_str(r.fd, "GET / HTTP/1.0\r\n\r\n");
+	expect_hello(&r, true);
+	expect_closed(r.fd);
+	close(r.fd);
+}
+
+/* Sends req; the server must answer status and close. */
+static void expect_refusal(const char *what, const char *req, size_t len,
+			   int status)
+{
+	struct reader r = { .fd = dial() };
+	struct response res;
+
+	check = what;
+	send_all(r.fd, req, len);
+	read_response(&r, &res, false);
+	if (res.status != status)
+		die("expected %d, got %d", status, res.status);
+	if (!res.close)
+		die("no Connection: close");
+	expect_closed(r.fd);
+	close(r.fd);
+}
+
+#define REFUSE(what, req, status) \
+	expect_refusal(what, req, sizeof(req) - 1, status)
+
+static void http_refusals(void)
+{
+	static struct reader r;
+	struct response res;
+	size_t big = 64 << 10;
+	char *huge = malloc(big + 64);
+
+	REFUSE("malformed", "GARBAGE\r\n\r\n", 400);
+	REFUSE("malformed, no blank line yet", "NOT AN HTTP REQUEST\r\n", 400);
+	REFUSE("bad header", "GET / HTTP/1.1\r\nHost: x\r\nno colon\r\n\r\n",
+	       400);
+	REFUSE("space before colon", "GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+	       400);
+	REFUSE("bare LF", "GET / HTTP/1.1\nHost: x\n\n", 400);
+	REFUSE("no Host", "GET / HTTP/1.1\r\n\r\n", 400);
+	REFUSE("NUL", "GET / HTTP/1.1\r\nHost: \0\r\n\r\n", 400);
+	REFUSE("bad length", "POST / HTTP/1.1\r\nHost: x\r\n"
+	       "Content-Length: 1x\r\n\r\n", 400);
+	REFUSE("two lengths", "POST / HTTP/1.1\r\nHost: x\r\n"
+	       "Content-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400);
+	REFUSE("body too large", "POST / HTTP/1.1\r\nHost: x\r\n"
+	       "Content-Length: 99999999999999999999\r\n\r\n", 413);
+	REFUSE("chunked", "POST / HTTP/1.1\r\nHost: x\r\n"
+	       "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501);
+	REFUSE("HTTP/2.0", "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505);
+
+	check = "a request, then garbage";
+	r.fd = dial();
+	send_str(r.fd, GET "\x01\x02\r\n\r\n");
+	expect_hello(&r, false);
+	read_response(&r, &res, false);
+	if (res.status != 400 || !res.close)
+		die("expected 400 and close, got %d", res.status);
+	expect_closed(r.fd);
+	close(r.fd);
+
+	/* A head past the server's 8 KiB limit: 431, and the answer
+	 * survives the client's unread excess. */
+	if (!huge)
+		die("out of memory");
+	strcpy(huge, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: ");
+	memset(huge + strlen(huge), 'a', big);
+	strcpy(huge + big, "\r\n\r\n");
+	expect_refusal("oversized head", huge, strlen(huge), 431);
+	free(huge);
+}
+
+static void http_abrupt(void)
+{
+	struct reader r = { .fd = dial() };
+
+	check = "http abrupt disconnects";
+	send_str(r.fd, "GET / HTTP/1.1\r\nHo");
+	abort_close(r.fd);
+	r.fd = dial();
+	send_str(r.fd, GET GET GET);
+	abort_close(r.fd);
+	close(dial());
+	r.fd = dial();
+	send_str(r.fd, GET);
+	shutdown(r.fd, SHUT_WR);	/* half-close: answered, then closed */
+	expect_hello(&r, false);
+	expect_closed(r.fd);
+	close(r.fd);
+}
+
+static void http_slow(void)
+{
+	const char req[] = "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct reader r = { .fd = dial() }, q = { .fd = dial() };
+
+	check = "http slow client";
+	for (size_t i = 0; i < sizeof(req) - 1; i += 3) {
+		send_all(r.fd, req + i, i + 3 < sizeof(req) - 1 ? 3 :
+			 sizeof(req) - 1 - i);
+		send_str(q.fd, GET);	/* others are served meanwhile */
+		expect_hello(&q, false);
+		pause_ms(5);
+	}
+	expect_hello(&r, false);
+	close(r.fd);
+	close(q.fd);
+}
+
+static void http_many(void)
+{
+	int n = many_limit();
+	struct reader *rs = calloc((size_t)n, sizeof(*rs));
+
+	check = "http, many connections";
+	if (!rs)
+		die("out of memory");
+	for (int i = 0; i < n; i++)
+		rs[i].fd = dial();
+	for (int i = 0; i < n; i++)
+		send_str(rs[i].fd, GET);
+	for (int i = 0; i < n; i++) {
+		expect_hello(&rs[i], false);
+		close(rs[i].fd);
+	}
+	free(rs);
+	printf("ok: %d connections at once\n", n);
+}
+
+static void http_checks(void)
+{
+	struct reader idle[20];
+
+	http_keep_alive();
+	http_refusals();
+	http_abrupt();
+	http_slow();
+	http_many();
+	for (int i = 0; i < 20; i++) {
+		idle[i] = (struct reader){ .fd = dial() };
+		send_str(idle[i].fd, GET);
+		expect_hello(&idle[i], false);
+	}
+	stop();
+	for (int i = 0; i < 20; i++) {
+		expect_closed(idle[i].fd);
+		close(idle[i].fd);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 3 || (strcmp(argv[1], "echo") && strcmp(argv[1], "http"))) {
+		fprintf(stderr, "usage: %s echo|http SERVER\n", argv[0]);
+		return 2;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGPIPE, SIG_IGN);
+	start(argv[2]);
+	if (!strcmp(argv[1], "echo"))
+		echo_checks();
+	else
+		http_checks();
+	printf("ok: %s_server passed every check and exited 0\n", argv[1]);
+	return 0;
+}

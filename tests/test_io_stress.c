@@ -1,0 +1,201 @@
+/* I/O under interruption: many streams whose every send and recv runs under
+ * a deadline of 50 us to a millisecond, so kernel cancellations race with
+ * completions all the time, across workers. Every byte must still arrive
+ * exactly once and in order; then a crowd of idle receivers is cancelled
+ * and a crowd is woken by close. */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include "test_io_util.h"
+
+#define WORKERS 4
+
+struct stream {
+	int wfd, rfd;
+	size_t len;
+	uint64_t seed;
+	long timeouts;
+};
+
+static atomic_long total_timeouts;
+
+/* A small xorshift per task: deterministic enough, no shared state. */
+static uint32_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return (uint32_t)*s;
+}
+
+static void *writer(void *arg)
+{
+	struct stream *st = arg;
+	uint8_t *buf = malloc(65536);
+	uint64_t rs = st->seed * 2 + 1;
+	size_t off = 0;
+
+	while (off < st->len) {
+		size_t n = 1 + rnd(&rs) % 65536, sent = 0;
+		struct weft_deadline d;
+		ssize_t r;
+
+		if (n > st->len - off)
+			n = st->len - off;
+		io_fill(buf, n, st->seed, off);
+		weft_deadline_enter(&d, (50 + rnd(&rs) % 1000) * WEFT_USEC);
+		r = weft_send_all(st->wfd, buf, n, 0, &sent);
+		weft_deadline_leave(&d);
+		ck_assert_msg(r == (ssize_t)n || r == -ETIMEDOUT, "send: %zd", r);
+		if (r < 0)
+			atomic_fetch_add(&total_timeouts, 1);
+		off += sent; /* what went out, exactly */
+	}
+	ck_assert_int_eq(weft_shutdown(st->wfd, SHUT_WR), 0);
+	free(buf);
+	return NULL;
+}
+
+static void *reader(void *arg)
+{
+	struct stream *st = arg;
+	uint8_t *buf = malloc(32768);
+	uint64_t rs = st->seed * 3 + 7;
+	size_t got = 0;
+
+	for (;;) {
+		struct weft_deadline d;
+		ssize_t n;
+
+		/* A slow reader now and then, so that senders block too. */
+		if (rnd(&rs) % 16 == 0)
+			weft_sleep(WEFT_MSEC);
+		weft_deadline_enter(&d, (50 + rnd(&rs) % 1000) * WEFT_USEC);
+		n = weft_recv(st->rfd, buf, 1 + rnd(&rs) % 32768, 0);
+		weft_deadline_leave(&d);
+		if (n == -ETIMEDOUT) {
+			atomic_fetch_add(&total_timeouts, 1);
+			continue;
+		}
+		ck_assert_int_ge(n, 0);
+		if (n == 0)
+			break;
+		for (ssize_t i = 0; i < n; i++)
+			if (buf[i] != io_pattern(st->seed, got + (size_t)i))
+				ck_abort_msg("stream %llu: byte %zu differs",
+					     (unsigned long long)st->seed,
+					     got + (size_t)i);
+		got += (size_t)n;
+	}
+	ck_assert_uint_eq(got, st->len);
+	free(buf);
+	return NULL;
+}
+
+static void *streams_main(void *arg)
+{
+	int n = (int)weft_test_scaled(200, 16);
+	uint16_t port;
+	int lfd = io_listen(&port);
+	struct stream *st = calloc((size_t)n, sizeof(*st));
+	weft_task_t *t = calloc(2 * (size_t)n, sizeof(*t));
+
+	io_raise_nofile(4 * (rlim_t)n + 64);
+	atomic_store(&total_timeouts, 0);
+	for (int i = 0; i < n; i++) {
+		st[i].wfd = weft_connect("127.0.0.1", port);
+		ck_assert_int_ge(st[i].wfd, 0);
+		st[i].rfd = weft_accept(lfd, NULL, NULL);
+		ck_assert_int_ge(st[i].rfd, 0);
+		/* Small buffers: senders block, receivers drain in bits. */
+		int small = 8192;
+		setsockopt(st[i].wfd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+		setsockopt(st[i].rfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+		st[i].len = (size_t)(i % 7 + 1) * (48 << 10);
+		st[i].seed = (uint64_t)i + 1;
+	}
+	for (int i = 0; i < n; i++) {
+		ck_assert_int_eq(weft_spawn(&t[2 * i], writer, &st[i]), 0);
+		ck_assert_int_eq(weft_spawn(&t[2 * i + 1], reader, &st[i]), 0);
+	}
+	for (int i = 0; i < 2 * n; i++)
+		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+	fprintf(stderr, "%d streams intact through %ld timed-out calls\n", n,
+		atomic_load(&total_timeouts));
+	for (int i = 0; i < n; i++) {
+		weft_close(st[i].wfd);
+		weft_close(st[i].rfd);
+	}
+	weft_close(lfd);
+	free(st);
+	free(t);
+	return NULL;
+}
+
+START_TEST(streams_under_deadlines)
+{
+	weft_test_run(streams_main, NULL, WORKERS);
+}
+END_TEST
+
+/* ---- crowds of waiters: cancelled, or woken by close ---------------------------- */
+
+static void *idle_recv(void *arg)
+{
+	char c;
+
+	return (void *)(intptr_t)weft_recv(*(int *)arg, &c, 1, 0);
+}
+
+static void *crowd_main(void *arg)
+{
+	int n = (int)SCALED(2000);
+	int sv[2][2];
+	weft_task_t *t = calloc((size_t)n, sizeof(*t));
+	void *res;
+
+	/* Half wait on one socket and are cancelled, half on another that
+	 * is closed under them. */
+	for (int k = 0; k < 2; k++)
+		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
+					    0, sv[k]), 0);
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(weft_spawn(&t[i], idle_recv, &sv[i % 2][0]), 0);
+	weft_sleep(20 * WEFT_MSEC);
+	for (int i = 0; i < n; i += 2)
+		ck_assert_int_eq(weft_cancel(t[i]), 0);
+	ck_assert_int_eq(weft_close(sv[1][0]), 0);
+	for (int i = 0; i < n; i++) {
+		ck_assert_int_eq(weft_join(t[i], &res), 0);
+		ck_assert_int_eq((intptr_t)res, i % 2 ? -EBADF : -ECANCELED);
+	}
+	/* The cancelled ones' socket lost nothing and still works. */
+	ck_assert_int_eq(weft_send(sv[0][1], "q", 1, 0), 1);
+	char c = 0;
+	ck_assert_int_eq(weft_recv(sv[0][0], &c, 1, 0), 1);
+	ck_assert_int_eq(c, 'q');
+	weft_close(sv[0][0]);
+	weft_close(sv[0][1]);
+	weft_close(sv[1][1]);
+	free(t);
+	return NULL;
+}
+
+START_TEST(crowds)
+{
+	weft_test_run(crowd_main, NULL, WORKERS);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("io_stress");
+	TCase *tc = tcase_create("stress");
+
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, streams_under_deadlines);
+	tcase_add_test(tc, crowds);
+	suite_add_tcase(s, tc);
+	return io_test_main(s);
+}
