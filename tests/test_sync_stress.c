@@ -253,6 +253,8 @@ static void *q_producer(void *arg)
 	return NULL;
 }
 
+static struct weft_sem qs_threads_done = WEFT_SEM_INIT(0);
+
 static void *q_thread_producer(void *arg)
 {
 	uint64_t id = (uintptr_t)arg;
@@ -261,6 +263,8 @@ static void *q_thread_producer(void *arg)
 		ck_assert_int_eq(weft_queue_put(qs_q, &v), 0);
 		put_item(v);
 	}
+	/* A task must not block its worker in pthread_join: tell it. */
+	ck_assert_int_eq(weft_sem_release(&qs_threads_done), 0);
 	return NULL;
 }
 
@@ -323,7 +327,9 @@ static void run_queue(struct weft_queue *q)
 	for (int i = 0; i < PRODUCERS; i++)
 		ck_assert_int_eq(weft_join(t[i], NULL), 0);
 	for (int i = 0; i < THREADS; i++)
-		pthread_join(th[i], NULL);
+		ck_assert_int_eq(weft_sem_acquire(&qs_threads_done), 0);
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(th[i], NULL); /* they are done */
 	chaos_stop(&c, ch);
 	ck_assert_int_eq(weft_queue_shutdown(q, false), 0);
 	for (int i = 0; i < CONSUMERS; i++)

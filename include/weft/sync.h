@@ -12,8 +12,10 @@
  * blocking call returns -ECANCELED when its task is cancelled and -ETIMEDOUT
  * when the enclosing deadline (weft_deadline_enter) passes, and has then
  * taken nothing: no lock held, no permit or item consumed. If a wake-up and
- * a cancellation race and the wake-up wins, the call succeeds. From a plain
- * thread a blocking call blocks the thread.
+ * a cancellation race and the wake-up wins, the call succeeds. As in
+ * asyncio, cancellation is delivered where a call would wait: a call that
+ * can complete at once (a free lock, an item ready) succeeds even in a
+ * cancelled task. From a plain thread a blocking call blocks the thread.
  *
  * Waiters are served first come, first served: locks and permits are handed
  * straight to the oldest waiter, so nobody starves.
