@@ -11,6 +11,11 @@ flags="$*"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+# The README shows sum.c in full: it must be the program tested here.
+awk '/^```c$/ && !n++ { on = 1; next } on && /^```$/ { exit } on' \
+	"$src/README.md" | diff -u - "$src/examples/consumer/sum.c" ||
+	{ echo "README.md's example differs from examples/consumer/sum.c"; exit 1; }
+
 cmake --install "$build" --prefix "$tmp/weft" >/dev/null
 cmake -S "$src/examples/consumer" -B "$tmp/cmake" \
 	-DCMAKE_PREFIX_PATH="$tmp/weft" -DCMAKE_C_COMPILER="$cc" \
