@@ -481,6 +481,8 @@ static void http_keep_alive(void)
 
 	check = "http/1.0";
 	r = (struct reader){ .fd = dial() };
+	send_str(r.fd, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+	expect_hello(&r, false);
 	send_str(r.fd, "GET / HTTP/1.0\r\n\r\n");
 	expect_hello(&r, true);
 	expect_closed(r.fd);
