@@ -27,5 +27,6 @@ export PKG_CONFIG_PATH="$tmp/weft/lib/pkgconfig"
 # shellcheck disable=SC2046,SC2086
 "$cc" $flags "$src/examples/consumer/sum.c" \
 	$(pkg-config --cflags --libs weft) -o "$tmp/sum-pc"
-"$tmp/sum-pc"
+# (A shared libweft is found by the loader only if told where it is.)
+LD_LIBRARY_PATH="$tmp/weft/lib" "$tmp/sum-pc"
 echo "ok: find_package(weft) and pkg-config both build and run"
