@@ -12,6 +12,7 @@
 #include <liburing.h>
 
 #include "weft/io.h"
+#include "memcheck.h"
 #include "op.h"
 
 #define IO_MAX_LEN 0x7ffff000u
@@ -57,7 +58,8 @@ static ssize_t rw(int fd, void *buf, size_t len, off_t off, bool write)
 		io_uring_prep_write(sqe, fd, buf, n, (__u64)off);
 	else
 		io_uring_prep_read(sqe, fd, buf, n, (__u64)off);
-	return weft__io_wait(&io, sqe);
+	ssize_t got = weft__io_wait(&io, sqe);
+	return write ? got : weft__filled(buf, got);
 }
 
 ssize_t weft_pread(int fd, void *buf, size_t len, off_t off)

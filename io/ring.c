@@ -32,6 +32,7 @@
  *    and waits, so wake_fd is never written after (or while) it is closed.
  */
 #include <errno.h>
+#include <poll.h>
 #include <sched.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -40,6 +41,13 @@
 #include <unistd.h>
 
 #include "ring.h"
+
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define UNDER_VALGRIND() RUNNING_ON_VALGRIND
+#else
+#define UNDER_VALGRIND() 0
+#endif
 
 #define CQ_FACTOR 8
 
@@ -218,6 +226,28 @@ int weft__ring_reap(struct weft__ring *r)
 	return n + (int)seen;
 }
 
+/*
+ * Valgrind runs one thread at a time and takes io_uring_enter for a call
+ * that never blocks, so a worker waiting in it would stall every thread.
+ * Under valgrind, wait in poll(2), which it knows blocks, on the ring (for
+ * completions) and the wake-up eventfd, then let the kernel post what it
+ * deferred.
+ */
+static void park_in_poll(struct weft__ring *r, int64_t timeout_ns)
+{
+	struct pollfd p[2] = {
+		{ .fd = r->uring.ring_fd, .events = POLLIN },
+		{ .fd = r->wake_fd, .events = POLLIN },
+	};
+	/* Deferred completions need us to enter the kernel before the ring
+	 * shows them: look again at least every 10 ms. */
+	int ms = timeout_ns < 0 || timeout_ns > 10000000
+			 ? 10 : (int)((timeout_ns + 999999) / 1000000);
+	io_uring_submit(&r->uring);
+	poll(p, 2, ms);
+	io_uring_get_events(&r->uring);
+}
+
 void weft__ring_park(struct weft__ring *r, int64_t timeout_ns)
 {
 	struct io_uring_cqe *cqe;
@@ -230,7 +260,9 @@ void weft__ring_park(struct weft__ring *r, int64_t timeout_ns)
 		io_uring_sqe_set_data(sqe, &r->wake_op);
 		r->wake_armed = true;
 	}
-	if (timeout_ns >= 0) {
+	if (UNDER_VALGRIND()) {
+		park_in_poll(r, timeout_ns);
+	} else if (timeout_ns >= 0) {
 		/* Needs IORING_FEAT_EXT_ARG (5.11), or liburing would queue
 		 * a timeout SQE of its own with a user_data not ours. */
 		struct __kernel_timespec ts = {

@@ -21,6 +21,7 @@
 #include <liburing.h>
 
 #include "weft/io.h"
+#include "memcheck.h"
 #include "op.h"
 #include "sock.h"
 
@@ -67,7 +68,7 @@ ssize_t weft_recv(int fd, void *buf, size_t len, int flags)
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
 	io_uring_prep_recv(sqe, fd, buf, clamp_len(len), flags);
-	return weft__io_wait(&io, sqe);
+	return weft__filled(buf, weft__io_wait(&io, sqe));
 }
 
 ssize_t weft_send(int fd, const void *buf, size_t len, int flags)
@@ -133,7 +134,7 @@ ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt)
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
 	io_uring_prep_readv(sqe, fd, iov, (unsigned)iovcnt, (__u64)-1);
-	return weft__io_wait(&io, sqe);
+	return weft__filled_iov(iov, iovcnt, weft__io_wait(&io, sqe));
 }
 
 /* writev on a socket goes through sendmsg, for MSG_NOSIGNAL: a write to a

@@ -7,6 +7,7 @@
 #include <liburing.h>
 
 #include "weft/io.h"
+#include "memcheck.h"
 #include "op.h"
 #include "sock.h"
 
@@ -72,7 +73,9 @@ ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags,
 		if (!(sqe = weft__io_begin(&io, fd, &e)))
 			return e;
 		io_uring_prep_recvmsg(sqe, fd, &msg, (unsigned)flags);
-		r = weft__io_wait(&io, sqe);
+		r = weft__filled(buf, weft__io_wait(&io, sqe));
+		if (r >= 0 && from)
+			WEFT_MARK_FILLED(from, msg.msg_namelen);
 	}
 	if (r >= 0 && fromlen)
 		*fromlen = msg.msg_namelen;

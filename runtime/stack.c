@@ -10,6 +10,17 @@
 #include "context.h"
 #include "stack.h"
 
+/* Under valgrind, every task stack is declared as one, or memcheck takes
+ * each switch for a wild jump of the stack pointer. */
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define STACK_REGISTER(lo, hi) VALGRIND_STACK_REGISTER(lo, hi)
+#define STACK_DEREGISTER(id) VALGRIND_STACK_DEREGISTER(id)
+#else
+#define STACK_REGISTER(lo, hi) 0u
+#define STACK_DEREGISTER(id) ((void)(id))
+#endif
+
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
 #endif
@@ -36,6 +47,7 @@ struct weft_stack_cache {
 struct slab {
 	void *base;
 	size_t bytes;
+	unsigned vg_ids[STACK_SLAB]; /* valgrind stack ids */
 };
 
 static struct {
@@ -129,10 +141,12 @@ static int grow_pool(int c)
 		pool.slabs = s;
 		pool.cap = cap;
 	}
-	pool.slabs[pool.nslabs++] = (struct slab){ m, bytes };
+	struct slab *sl = &pool.slabs[pool.nslabs++];
+	*sl = (struct slab){ .base = m, .bytes = bytes };
 	for (int i = STACK_SLAB - 1; i >= 0; i--) {
 		char *lo = m + (size_t)i * each;
-		struct weft_stack s = { lo + guard, class_size(c), 0, true };
+		struct weft_stack s = { lo + guard, class_size(c), 0, true, 0 };
+		sl->vg_ids[i] = STACK_REGISTER(s.base, s.base + s.size);
 		s.guard = install_guard(lo, guard);
 		set_canary(&s);
 		struct free_stack *n = node_of(s.base, s.size);
@@ -174,6 +188,7 @@ static int map_single(struct weft_stack *s, size_t size)
 	s->base = m + guard;
 	s->size = size;
 	s->pooled = false;
+	s->vg_id = STACK_REGISTER(s->base, s->base + size);
 	s->guard = install_guard(m, guard);
 	set_canary(s);
 	return 0;
@@ -204,6 +219,7 @@ void weft__stack_free(struct weft_stack *s, struct weft_stack_cache *k)
 {
 	if (!s->pooled) {
 		size_t guard = page_size();
+		STACK_DEREGISTER(s->vg_id);
 		munmap(s->base - guard, s->size + guard);
 		if (s->guard == guard &&
 		    !atomic_load_explicit(&light_guards, memory_order_relaxed))
@@ -250,8 +266,11 @@ void weft__stack_pool_init(void)
 
 void weft__stack_pool_exit(void)
 {
-	for (size_t i = 0; i < pool.nslabs; i++)
+	for (size_t i = 0; i < pool.nslabs; i++) {
+		for (int j = 0; j < STACK_SLAB; j++)
+			STACK_DEREGISTER(pool.slabs[i].vg_ids[j]);
 		munmap(pool.slabs[i].base, pool.slabs[i].bytes);
+	}
 	free(pool.slabs);
 	pool.slabs = NULL;
 	pool.nslabs = pool.cap = 0;

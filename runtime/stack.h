@@ -22,6 +22,7 @@ struct weft_stack {
 	size_t size;    /* usable bytes above base */
 	size_t guard;   /* faulting bytes just below base (0: canary only) */
 	bool pooled;    /* from a slab: returned to the pool, never unmapped */
+	unsigned vg_id; /* its valgrind stack id, when not pooled */
 };
 
 struct weft_stack_cache; /* per worker */

@@ -78,18 +78,7 @@ static void switch_to_scheduler(struct weft_worker *w, struct weft_task *t,
 	(void)exiting;
 }
 
-void weft__task_suspend(enum weft_switch_reason reason,
-			void (*unlock)(void *), void *arg)
-{
-	struct weft_worker *w = weft__self();
-	struct weft_task *t = w->current;
-	w->reason = reason;
-	w->after_switch = unlock;
-	w->after_arg = arg;
-	switch_to_scheduler(w, t, false);
-}
-
-/* Task to task, skipping the scheduler: the yield fast path. */
+/* Task to task, skipping the scheduler: the fast paths of yield and park. */
 static void switch_task_to_task(struct weft_task *from, struct weft_task *to)
 {
 #ifdef WEFT_TSAN
@@ -134,6 +123,45 @@ static struct weft_task *next_direct(struct weft_runtime *rt,
 	return t;
 }
 
+/* Runs what the task that switched straight to us left to do: the unlock
+ * of its park, now that its registers are saved. Every point where a task
+ * resumes calls it. */
+static void finish_direct_switch(void)
+{
+	struct weft_worker *w = weft__self();
+	void (*unlock)(void *) = w->direct_unlock;
+	if (unlock) {
+		w->direct_unlock = NULL;
+		unlock(w->direct_arg);
+	}
+}
+
+/*
+ * The park fast path, as the yield one below: switch straight to the next
+ * local task and let it release the parking task's lock (Go's gopark runs
+ * the unlock on g0; here the next task's first act is the unlock, after the
+ * parked task's registers were saved, which is all the protocol needs).
+ */
+static bool park_direct(struct weft_worker *w, struct weft_task *t,
+			void (*unlock)(void *), void *arg)
+{
+	struct weft_runtime *rt = atomic_load_explicit(&weft__rt,
+						       memory_order_relaxed);
+	uint64_t tick = atomic_load_explicit(&w->ticks, memory_order_relaxed);
+	struct weft_task *next;
+	if ((tick + 1) % GLOBAL_QUEUE_INTERVAL == 0 || !(next = next_direct(rt, w)))
+		return false;
+	if (weft__stack_smashed(&t->stack))
+		report_smashed_stack(t);
+	atomic_store_explicit(&w->ticks, tick + 1, memory_order_relaxed);
+	w->direct_unlock = unlock;
+	w->direct_arg = arg;
+	w->current = next;
+	switch_task_to_task(t, next);
+	finish_direct_switch();
+	return true;
+}
+
 /*
  * The yield fast path: switch straight to the next local task, one switch
  * instead of two through the scheduler. Every GLOBAL_QUEUE_INTERVAL ticks
@@ -160,7 +188,22 @@ bool weft__yield_direct(void)
 	w->fifo_tail = t;
 	w->current = next;
 	switch_task_to_task(t, next);
+	finish_direct_switch();
 	return true;
+}
+
+void weft__task_suspend(enum weft_switch_reason reason,
+			void (*unlock)(void *), void *arg)
+{
+	struct weft_worker *w = weft__self();
+	struct weft_task *t = w->current;
+	if (reason == SWITCH_PARK && park_direct(w, t, unlock, arg))
+		return;
+	w->reason = reason;
+	w->after_switch = unlock;
+	w->after_arg = arg;
+	switch_to_scheduler(w, t, false);
+	finish_direct_switch();
 }
 
 void weft__task_park(void (*unlock)(void *), void *arg)

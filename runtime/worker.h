@@ -46,8 +46,10 @@ struct __attribute__((aligned(64))) weft_worker {
 	struct weft_ctx sched_ctx;
 	struct weft_task *current;
 	enum weft_switch_reason reason;
-	void (*after_switch)(void *);
+	void (*after_switch)(void *);    /* for the scheduler, after a park */
 	void *after_arg;
+	void (*direct_unlock)(void *);   /* for the next task, after a direct one */
+	void *direct_arg;
 
 	struct weft__ring ring;
 	unsigned timer_lock;

@@ -2,8 +2,10 @@
  * weft_lock: a fair mutex for tasks and threads (asyncio.Lock).
  *
  * state is one word: the owner's identity (weft__owner_self(): its task or
- * its thread) with bit 0 set while anyone waits, or 0 when free. So an
- * uncontended acquire is one CAS 0 -> me and a release one CAS me -> 0.
+ * its thread, 8-byte aligned) with bit 0 (WAITERS) set while anyone waits
+ * and bit 1 (HANDED) while an owner that was handed the lock asleep has not
+ * run yet; 0 when free. So an uncontended acquire is one CAS 0 -> me and a
+ * release one CAS me -> 0.
  *
  * Invariants:
  *  - state == 0  <=>  the lock is free; then nobody waits.
@@ -17,14 +19,20 @@
  *    starves.
  *  - A waiter that was handed the lock (notified, 0) owns it, even if a
  *    cancellation raced in; an aborted waiter was unlinked and took nothing.
+ *  - A queued waiter may still be spinning (not parked); it is then settled
+ *    but not woken, and notices by itself. Whether it parked is decided
+ *    under wq.lock, where the waker reads it.
  */
 #include <errno.h>
 
 #include "weft/sync.h"
 #include "waitq.h"
 #include "lock.h"
+#include "runtime/task.h"
 
 #define WAITERS ((uintptr_t)1)
+#define HANDED ((uintptr_t)2) /* owner was handed it parked: not running */
+#define OWNER(s) ((s) & ~(WAITERS | HANDED))
 
 int weft_lock_init(struct weft_lock *l)
 {
@@ -47,6 +55,18 @@ static inline bool cas_state(struct weft_lock *l, uintptr_t *old,
 					   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
+/* A lock waiter spins a little after queueing before it parks: a holder
+ * running on another worker usually hands over sooner than a park and
+ * wake would take. parked tells a waker (under wq.lock) whether it must
+ * wake the waiter or just settle it. */
+struct lock_waiter {
+	struct weft__waiter w;
+	bool parked;
+};
+
+#define SPIN_FREE 8     /* pauses polling a free lock before queueing */
+#define SPIN_QUEUED 50 /* pauses polling for a hand-over once queued */
+
 static void lock_abort(struct weft__waiter *w, int reason)
 {
 	struct weft_lock *l = weft__container_of(w->queue, struct weft_lock,
@@ -58,7 +78,9 @@ static void lock_abort(struct weft__waiter *w, int reason)
 		if (weft__waitq_empty(&l->wq))
 			__atomic_fetch_and(&l->state, ~WAITERS,
 					   __ATOMIC_RELAXED);
-		weft__waiter_wake(w);
+		/* A spinning waiter sees its state by itself. */
+		if (weft__container_of(w, struct lock_waiter, w)->parked)
+			weft__waiter_wake(w);
 	}
 	weft__waitq_unlock(&l->wq);
 }
@@ -84,42 +106,69 @@ static bool take_or_mark(struct weft_lock *l, uintptr_t me)
 
 static int acquire_slow(struct weft_lock *l, uintptr_t me, bool abortable)
 {
-	struct weft__waiter w;
+	struct lock_waiter lw;
+	struct weft__waiter *w = &lw.w;
 	int r;
 
-	/* Acquirers spin briefly before queueing: a holder on another worker
-	 * usually releases within a few hundred cycles, and a switch costs
-	 * more. Only a free, waiterless lock can be taken here. */
-	for (int i = 0; i < 8; i++) {
+	/* Only a free, waiterless lock can be taken here (no barging). */
+	for (int i = 0; i < SPIN_FREE; i++) {
 		uintptr_t s = load_state(l);
 		if (s == 0 && cas_state(l, &s, me))
 			return 0;
-		if (s & WAITERS)
+		if (s & (WAITERS | HANDED))
 			break;
 		__builtin_ia32_pause();
 	}
 
-	weft__waitq_prepare(&l->wq, &w, lock_abort);
-	if (!abortable)
-		w.abort = 0;
-	w.value = me;
-	if (abortable && (r = weft__wait_begin(&w)))
+	weft__waitq_prepare(&l->wq, w, lock_abort);
+	lw.parked = false;
+	w->value = me;
+	if (!abortable) {
+		/* Not begun: no cancellation or deadline reaches w. */
+		w->abort = 0;
+		w->task = weft__task_current();
+	} else if ((r = weft__wait_begin(w))) {
 		return r;
+	}
 	weft__waitq_lock(&l->wq);
-	if (abortable && (r = weft__waiter_state(&w)) != WEFT__WAITING) {
+	if ((r = weft__waiter_state(w)) != WEFT__WAITING) {
 		weft__waitq_unlock(&l->wq);
-		weft__wait_end(&w);
-		return r;
+		goto out;
 	}
 	if (take_or_mark(l, me)) {
 		weft__waitq_unlock(&l->wq);
-		if (abortable)
-			weft__wait_end(&w);
-		return 0;
+		r = 0;
+		goto out;
 	}
-	if (!abortable)
-		return weft__waitq_wait_uninterruptible(&l->wq, &w);
-	return weft__waitq_wait(&l->wq, &w);
+	weft__waitq_push(&l->wq, w);
+	/* Spin for a hand-over only if the holder may be running elsewhere:
+	 * with one worker it cannot be, unless it is a plain thread. */
+	if (!w->task || weft_workers() > 1) {
+		weft__waitq_unlock(&l->wq);
+		for (int i = 0; i < SPIN_QUEUED; i++) {
+			if ((r = weft__waiter_state(w)) != WEFT__WAITING)
+				goto out;
+			/* An owner that is not running will not hand over
+			 * soon (it may even wait for this worker). */
+			if (load_state(l) & HANDED)
+				break;
+			__builtin_ia32_pause();
+		}
+		weft__waitq_lock(&l->wq);
+		if ((r = weft__waiter_state(w)) != WEFT__WAITING) {
+			weft__waitq_unlock(&l->wq);
+			goto out;
+		}
+	}
+	lw.parked = true;
+	r = weft__wait_park(w, weft__waitq_unlock_cb, &l->wq);
+	if (r == 0) /* running now */
+		__atomic_fetch_and(&l->state, ~HANDED, __ATOMIC_RELAXED);
+	return r;
+out:
+	if (abortable)
+		weft__wait_end(w);
+	return r;
 }
 
 int weft_lock_acquire(struct weft_lock *l)
@@ -130,7 +179,7 @@ int weft_lock_acquire(struct weft_lock *l)
 	uintptr_t s = 0;
 	if (__builtin_expect(cas_state(l, &s, me), 1))
 		return 0;
-	if ((s & ~WAITERS) == me)
+	if (OWNER(s) == me)
 		return -EDEADLK;
 	return acquire_slow(l, me, true);
 }
@@ -154,20 +203,29 @@ int weft_lock_try_acquire(struct weft_lock *l)
 
 static void release_slow(struct weft_lock *l)
 {
+	struct weft__waiter *w;
+	bool wake = false;
 	weft__waitq_lock(&l->wq);
-	struct weft__waiter *w = weft__waitq_settle_one(&l->wq, 0);
-	if (w) {
-		/* Hand over: the lock never becomes free in between. */
+	while ((w = weft__waitq_pop(&l->wq))) {
+		/* Hand over: the lock never becomes free in between. The new
+		 * owner is stored before it is settled, since a spinning
+		 * waiter runs on the moment it sees its state. */
+		wake = weft__container_of(w, struct lock_waiter, w)->parked;
 		uintptr_t next = (uintptr_t)w->value;
 		if (!weft__waitq_empty(&l->wq))
 			next |= WAITERS;
+		if (wake)
+			next |= HANDED;
 		__atomic_store_n(&l->state, next, __ATOMIC_RELEASE);
-	} else {
-		/* Every waiter was aborted meanwhile. */
-		__atomic_store_n(&l->state, 0, __ATOMIC_RELEASE);
+		/* Linked waiters are settled only under wq.lock: this wins. */
+		if (weft__waiter_settle(w, 0))
+			break;
+		wake = false;
 	}
+	if (!w) /* every waiter was aborted meanwhile */
+		__atomic_store_n(&l->state, 0, __ATOMIC_RELEASE);
 	weft__waitq_unlock(&l->wq);
-	if (w)
+	if (wake)
 		weft__waiter_wake(w);
 }
 
@@ -176,7 +234,7 @@ int weft__lock_release_as(struct weft_lock *l, uintptr_t me)
 	uintptr_t s = me;
 	if (__builtin_expect(cas_state(l, &s, 0), 1))
 		return 0;
-	if ((s & ~WAITERS) != me)
+	if (OWNER(s) != me)
 		return -EPERM;
 	release_slow(l);
 	return 0;
@@ -198,5 +256,5 @@ int weft_lock_locked(const struct weft_lock *l)
 
 bool weft__lock_held_by_me(const struct weft_lock *l)
 {
-	return (load_state(l) & ~WAITERS) == weft__owner_self();
+	return OWNER(load_state(l)) == weft__owner_self();
 }

@@ -276,8 +276,9 @@ static int put_locked(struct weft_queue *q, const void *item,
 {
 	if (q->shutdown)
 		return -EPIPE;
-	struct weft__waiter *g = weft__waitq_settle_one(&q->getters, 0);
-	if (g) {
+	struct weft__waiter *g;
+	if (!weft__waitq_empty(&q->getters) &&
+	    (g = weft__waitq_settle_one(&q->getters, 0))) {
 		copy_elem(g->data, item, q->elem_size);
 		q->unfinished++;
 		*wake = g;
@@ -299,8 +300,9 @@ static int get_locked(struct weft_queue *q, void *out,
 	if (!q->count)
 		return q->shutdown ? -EPIPE : -EAGAIN;
 	take(q, out);
-	struct weft__waiter *p = weft__waitq_settle_one(&q->putters, 0);
-	if (p) {
+	struct weft__waiter *p;
+	if (!weft__waitq_empty(&q->putters) &&
+	    (p = weft__waitq_settle_one(&q->putters, 0))) {
 		/* A slot was just freed, so this cannot fail. */
 		store(q, p->data);
 		q->unfinished++;
@@ -323,7 +325,8 @@ int weft_queue_try_put(struct weft_queue *q, const void *item)
 		return -EINVAL;
 	struct weft__waiter *wk = 0;
 	weft__waitq_lock(&q->getters);
-	return finish(q, put_locked(q, item, &wk), wk);
+	int r = put_locked(q, item, &wk); /* before reading wk */
+	return finish(q, r, wk);
 }
 
 int weft_queue_try_get(struct weft_queue *q, void *out)
@@ -332,7 +335,8 @@ int weft_queue_try_get(struct weft_queue *q, void *out)
 		return -EINVAL;
 	struct weft__waiter *wk = 0;
 	weft__waitq_lock(&q->getters);
-	return finish(q, get_locked(q, out, &wk), wk);
+	int r = get_locked(q, out, &wk); /* before reading wk */
+	return finish(q, r, wk);
 }
 
 int weft_queue_put(struct weft_queue *q, const void *item)

@@ -39,7 +39,7 @@ void weft__waitq_push(struct weft_waitq *q, struct weft__waiter *w)
 	else
 		q->head = w;
 	q->tail = w;
-	w->queue = q;
+	/* w->queue was set by prepare: aborts read it without the lock. */
 }
 
 void weft__waitq_push_front(struct weft_waitq *q, struct weft__waiter *w)
@@ -51,7 +51,6 @@ void weft__waitq_push_front(struct weft_waitq *q, struct weft__waiter *w)
 	else
 		q->tail = w;
 	q->head = w;
-	w->queue = q;
 }
 
 void weft__waitq_remove(struct weft_waitq *q, struct weft__waiter *w)

@@ -142,7 +142,7 @@ static void *notify_waiter(void *arg)
 static void *timed_notify_waiter(void *arg)
 {
 	struct weft_deadline d;
-	weft_deadline_enter(&d, 5 * WEFT_MSEC);
+	weft_deadline_enter(&d, TIMED_WAITER_NS);
 	void *r = notify_waiter(arg);
 	weft_deadline_leave(&d);
 	return r;

@@ -119,7 +119,7 @@ static void *waiter(void *arg)
 static void *timed_waiter(void *arg)
 {
 	struct weft_deadline d;
-	weft_deadline_enter(&d, 5 * WEFT_MSEC);
+	weft_deadline_enter(&d, TIMED_WAITER_NS);
 	long r = weft_event_wait(arg);
 	weft_deadline_leave(&d);
 	return (void *)r;

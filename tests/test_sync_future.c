@@ -134,7 +134,7 @@ static void *fwaiter(void *arg)
 static void *timed_fwaiter(void *arg)
 {
 	struct weft_deadline d;
-	weft_deadline_enter(&d, 5 * WEFT_MSEC);
+	weft_deadline_enter(&d, TIMED_WAITER_NS);
 	void *r = fwaiter(arg);
 	weft_deadline_leave(&d);
 	return r;

@@ -227,7 +227,7 @@ static void *cancel_waiter(void *arg)
 static void *timeout_waiter(void *arg)
 {
 	struct weft_deadline d;
-	ck_assert_int_eq(weft_deadline_enter(&d, 5 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, TIMED_WAITER_NS), 0);
 	long r = weft_lock_acquire(&cl);
 	weft_deadline_leave(&d);
 	return (void *)r;

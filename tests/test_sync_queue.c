@@ -37,15 +37,17 @@ static __attribute__((unused)) int log_pos(const char *ev)
 	return -1;
 }
 
-/* Waits (yielding) until q has n waiters linked. */
-static void wait_waiters(struct weft_waitq *q, int n)
+/* Waits (yielding) until list q of a queue has n waiters linked. Every
+ * list of a weft_queue is guarded by the getters' lock. */
+static void wait_waiters(struct weft_waitq *lock, struct weft_waitq *q,
+			 int n)
 {
 	for (;;) {
 		int k = 0;
-		weft__waitq_lock(q);
+		weft__waitq_lock(lock);
 		for (struct weft__waiter *w = q->head; w; w = w->next)
 			k++;
-		weft__waitq_unlock(q);
+		weft__waitq_unlock(lock);
 		if (k == n)
 			return;
 		if (weft_sleep(100 * WEFT_USEC) == -EPERM)
@@ -220,7 +222,7 @@ static void *putter(void *arg)
 	struct pctx *p = arg;
 	struct weft_deadline d;
 	if (p->timed)
-		weft_deadline_enter(&d, 5 * WEFT_MSEC);
+		weft_deadline_enter(&d, TIMED_WAITER_NS);
 	long r = weft_queue_put(p->q, &p->v);
 	if (p->timed)
 		weft_deadline_leave(&d);
@@ -237,7 +239,7 @@ static void *getter(void *arg)
 static void *timed_getter(void *arg)
 {
 	struct weft_deadline d;
-	weft_deadline_enter(&d, 5 * WEFT_MSEC);
+	weft_deadline_enter(&d, TIMED_WAITER_NS);
 	void *r = getter(arg);
 	weft_deadline_leave(&d);
 	return r;
@@ -264,7 +266,7 @@ static void *bounded_main(void *arg)
 	for (int i = 0; i < 4; i++) {
 		p[i] = (struct pctx){ &q, 3 + i, i == 2 };
 		ck_assert_int_eq(weft_spawn(&t[i], putter, &p[i]), 0);
-		wait_waiters(&q.putters, i + 1);
+		wait_waiters(&q.getters, &q.putters, i + 1);
 	}
 	ck_assert_int_eq(weft_cancel(t[1]), 0);
 	ck_assert_int_eq(weft_join(t[1], &res), 0);
@@ -287,10 +289,10 @@ static void *bounded_main(void *arg)
 	 * cancelled or timed-out getter takes nothing. */
 	weft_task_t g[3];
 	ck_assert_int_eq(weft_spawn(&g[0], getter, &q), 0);
-	wait_waiters(&q.getters, 1);
+	wait_waiters(&q.getters, &q.getters, 1);
 	ck_assert_int_eq(weft_spawn(&g[1], timed_getter, &q), 0);
 	ck_assert_int_eq(weft_spawn(&g[2], getter, &q), 0);
-	wait_waiters(&q.getters, 3);
+	wait_waiters(&q.getters, &q.getters, 3);
 	ck_assert_int_eq(weft_join(g[1], &res), 0);
 	ck_assert_int_eq((long)res, -ETIMEDOUT);
 	v = 10;
@@ -378,7 +380,7 @@ static void *shutdown_main(void *arg)
 	/* Waiting getters wake with -EPIPE. */
 	for (int i = 0; i < 2; i++)
 		ck_assert_int_eq(weft_spawn(&g[i], getter, &q), 0);
-	wait_waiters(&q.getters, 2);
+	wait_waiters(&q.getters, &q.getters, 2);
 	ck_assert_int_eq(weft_queue_shutdown(&q, false), 0);
 	for (int i = 0; i < 2; i++) {
 		ck_assert_int_eq(weft_join(g[i], &res), 0);
@@ -397,7 +399,7 @@ static void *shutdown_main(void *arg)
 		ck_assert_int_eq(weft_queue_put(&q2, &v), 0);
 	for (int i = 0; i < 2; i++)
 		ck_assert_int_eq(weft_spawn(&p[i], putter, &pc[i]), 0);
-	wait_waiters(&q2.putters, 2);
+	wait_waiters(&q2.getters, &q2.putters, 2);
 	ck_assert_int_eq(weft_queue_shutdown(&q2, false), 0);
 	for (int i = 0; i < 2; i++) {
 		ck_assert_int_eq(weft_join(p[i], &res), 0);
@@ -417,7 +419,7 @@ static void *shutdown_main(void *arg)
 		ck_assert_int_eq(weft_queue_put(&q3, &v), 0);
 	weft_task_t j;
 	ck_assert_int_eq(weft_spawn(&j, joiner, &q3), 0);
-	wait_waiters(&q3.joiners, 1);
+	wait_waiters(&q3.getters, &q3.joiners, 1);
 	ck_assert_int_eq(weft_queue_shutdown(&q3, true), 0);
 	ck_assert_int_eq(weft_join(j, &res), 0);
 	ck_assert_int_eq((long)res, 0);
@@ -474,7 +476,7 @@ static void *errors_main(void *arg)
 	/* A getter waiting makes destroy refuse. */
 	weft_task_t g;
 	ck_assert_int_eq(weft_spawn(&g, getter, &q), 0);
-	wait_waiters(&q.getters, 1);
+	wait_waiters(&q.getters, &q.getters, 1);
 	ck_assert_int_eq(weft_queue_destroy(&q), -EBUSY);
 	ck_assert_int_eq(weft_queue_put(&q, &v), 0);
 	ck_assert_int_eq(weft_join(g, NULL), 0);

@@ -121,7 +121,7 @@ static void *fifo_waiter(void *arg)
 	struct farg *a = arg;
 	struct weft_deadline d;
 	if (a->timed)
-		weft_deadline_enter(&d, 5 * WEFT_MSEC);
+		weft_deadline_enter(&d, TIMED_WAITER_NS);
 	long r = weft_sem_acquire(&a->c->sem);
 	if (a->timed)
 		weft_deadline_leave(&d);

@@ -21,6 +21,12 @@ static inline long weft_test_scaled(long n, long lo)
 }
 #define SCALED(n) weft_test_scaled((n), 1)
 
+/* The deadline of a waiter that a test expects to time out while it waits
+ * for other waiters to queue up behind it: long enough that they all do,
+ * even under a sanitizer on a busy machine, or the test would wait for a
+ * queue that lost its timed waiter. */
+#define TIMED_WAITER_NS ((WEFT_TEST_SCALE >= 100 ? 300 : 3000) * WEFT_MSEC)
+
 /* Runs a Check suite and returns the process exit status. */
 static inline int weft_test_main(Suite *s)
 {

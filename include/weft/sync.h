@@ -150,26 +150,28 @@ typedef int (*weft_queue_cmp)(const void *a, const void *b);
  * caller's (storage != NULL, bounded queues only) or grows on the heap on
  * demand; then weft_queue_destroy frees it. Fields are internal. */
 struct weft_queue {
+	/* Written by every put and get: kept in the first 64 bytes. */
 	struct weft_waitq getters; /* its lock guards every field */
-	struct weft_waitq putters;
-	struct weft_waitq joiners;
-	unsigned char *buf;
-	size_t elem_size;
-	size_t capacity;           /* 0: unbounded */
-	size_t slots;              /* elements buf holds */
 	size_t head;               /* FIFO: index of the oldest */
 	size_t count;              /* elements in buf */
 	size_t unfinished;         /* put and not yet task_done */
+	unsigned char *buf;
+	size_t elem_size;
+	/* Read-mostly. */
+	size_t capacity;           /* 0: unbounded */
+	size_t slots;              /* elements buf holds */
 	weft_queue_cmp cmp;
 	unsigned char kind;
 	bool shutdown;
 	bool own_buf;              /* buf is ours to free */
+	struct weft_waitq putters;
+	struct weft_waitq joiners;
 };
 
-#define WEFT__QUEUE_INIT(size, cap, k, c, storage)                       \
-	{ WEFT_WAITQ_INIT, WEFT_WAITQ_INIT, WEFT_WAITQ_INIT,              \
-	  (unsigned char *)(storage), (size), (cap),                      \
-	  (storage) ? (cap) : 0, 0, 0, 0, (c), (k), false, false }
+#define WEFT__QUEUE_INIT(size, cap, k, c, storage)                        \
+	{ WEFT_WAITQ_INIT, 0, 0, 0, (unsigned char *)(storage), (size),    \
+	  (cap), (storage) ? (cap) : 0, (c), (k), false, false,            \
+	  WEFT_WAITQ_INIT, WEFT_WAITQ_INIT }
 /* A FIFO queue of elements of size bytes, holding at most cap (0: any
  * number); heap storage, so weft_queue_destroy it after use. */
 #define WEFT_QUEUE_INIT(size, cap) \

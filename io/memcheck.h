@@ -1,0 +1,40 @@
+/*
+ * Valgrind's memcheck cannot see the kernel writing into a buffer through
+ * io_uring, and would call every byte received uninitialised. Reads tell it
+ * what they filled. Without valgrind's headers this compiles to nothing.
+ */
+#ifndef WEFT_IO_MEMCHECK_H
+#define WEFT_IO_MEMCHECK_H
+
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#if __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#define WEFT_MARK_FILLED(p, n) VALGRIND_MAKE_MEM_DEFINED(p, n)
+#else
+#define WEFT_MARK_FILLED(p, n) ((void)(p), (void)(n))
+#endif
+
+/* Marks the first r bytes of buf as written; returns r. */
+static inline ssize_t weft__filled(void *buf, ssize_t r)
+{
+	if (r > 0)
+		WEFT_MARK_FILLED(buf, (size_t)r);
+	return r;
+}
+
+/* The same over an iovec. */
+static inline ssize_t weft__filled_iov(const struct iovec *iov, int n,
+				       ssize_t r)
+{
+	size_t left = r > 0 ? (size_t)r : 0;
+	for (int i = 0; i < n && left; i++) {
+		size_t k = iov[i].iov_len < left ? iov[i].iov_len : left;
+		WEFT_MARK_FILLED(iov[i].iov_base, k);
+		left -= k;
+	}
+	return r;
+}
+
+#endif
