@@ -18,8 +18,8 @@
 
 struct stage {
 	struct weft_lock lock;
-	struct weft_cond cond;		/* asyncio.Condition() over lock */
-	bool notified;			/* worker3 is done: guarded by lock */
+	struct weft_cond cond;	/* asyncio.Condition() over lock */
+	bool notified;		/* worker3 is done; lock guards it */
 	int64_t nap;
 };
 
@@ -44,7 +44,7 @@ static void *waiter(void *arg)
 	 * (a worker that comes late sees it and does not wait at all).
 	 */
 	while (!s->notified && !r)
-		r = weft_cond_wait(&s->cond);	/* holds the lock again after */
+		r = weft_cond_wait(&s->cond); /* relocks, even on error */
 	if (!r) {
 		printf("asyncio native start%d\n", w->n);
 		r = weft_sleep(s->nap);

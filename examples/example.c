@@ -31,10 +31,10 @@ int gather(weft_fn fn, void *arg, ...)
 		err = -E2BIG; /* spawned none beyond GATHER_MAX */
 
 	/*
-	 * The tasks share data on our stack, so none may outlive this call. If a
-	 * spawn failed, cancel those already running, and join them all the
-	 * same. (A join fails only when the caller itself was cancelled; then
-	 * it cannot wait at all, so gather must not be cancelled.)
+	 * The tasks share data on our stack, so none may outlive this call.
+	 * If a spawn failed, cancel those already running, and join them all
+	 * the same. (A join fails only when the caller itself was cancelled:
+	 * then it cannot wait at all, so gather's caller must not be.)
 	 */
 	for (int i = 0; err && i < n; i++)
 		weft_cancel(tasks[i]);

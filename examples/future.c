@@ -23,7 +23,7 @@ static void *set_after(void *arg)
 	int r;
 
 	r = weft_sleep(l->delay);
-	if (r)		/* cancelled: tell the waiter rather than leave it */
+	if (r)	/* cancelled: tell the waiter rather than leave it */
 		weft_future_set_error(l->fut, r);
 	else
 		weft_future_set_result(l->fut, (void *)l->value);

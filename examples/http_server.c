@@ -187,7 +187,7 @@ static int parse_head(const char *p, size_t len, struct request *req)
 		p = eol + 1;
 	}
 	if (!req->http10 && !req->has_host)
-		return 400;	/* RFC 9112 3.2: a 1.1 request names its host */
+		return 400;	/* RFC 9112 3.2: HTTP/1.1 names its host */
 	req->keep_alive = req->http10 ? conn_keep && !conn_close : !conn_close;
 	if (req->length < 0)
 		req->length = 0;
@@ -226,7 +226,7 @@ static int check_partial(const char *p, size_t n)
 	return parse_request_line(p, eol - 1, &req);
 }
 
-/* ---- answering ------------------------------------------------------------ */
+/* ---- answering --------------------------------------------------------- */
 
 static const char ok[] = "HTTP/1.1 200 OK\r\n"
 			 "Content-Type: text/plain\r\n"
@@ -306,7 +306,7 @@ static void refuse(struct conn *c, int status)
 		     strlen(reason(status)) + 1, reason(status));
 	if (flush(c))
 		return;
-	put(c, msg, (size_t)n);		/* n < sizeof(msg) < sizeof(c->out) */
+	put(c, msg, (size_t)n);	/* n < sizeof(msg) < sizeof(c->out) */
 	if (flush(c))
 		return;
 	weft_shutdown(c->fd, SHUT_WR);
@@ -402,7 +402,7 @@ static void http(int fd)
 			return;
 		}
 		if (n <= 0)
-			return;		/* closed, reset, idle, or shutdown */
+			return;	/* closed, reset, idle, or shutdown */
 		if (idle)
 			c.since = weft_now(); /* a request begins */
 		c.have += (size_t)n;

@@ -32,7 +32,7 @@ static void *worker(void *arg)
 	if (r)
 		return ERR_PTR(r);
 	printf("%s got lock\n", w->name);
-	r = weft_sleep(w->nap);			/* await asyncio.sleep(3) */
+	r = weft_sleep(w->nap);		/* await asyncio.sleep(3) */
 	/*
 	 * Python prints "end" just after the with block. Here the other
 	 * worker may run on another thread the moment we release, so we print

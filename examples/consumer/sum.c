@@ -28,9 +28,9 @@ static void *main_task(void *arg)
 
 	for (i = 0; i < PRODUCERS; i++)
 		weft_spawn(&tasks[i], producer, (void *)(intptr_t)(i * EACH));
-	weft_deadline_enter(&d, 1 * WEFT_SEC);		/* asyncio.timeout(1) */
+	weft_deadline_enter(&d, 1 * WEFT_SEC);	/* asyncio.timeout(1) */
 	for (i = 0; i < PRODUCERS * EACH && !err; i++) {
-		err = weft_queue_get(&numbers, &n);	/* -ETIMEDOUT at 1 s */
+		err = weft_queue_get(&numbers, &n); /* -ETIMEDOUT at 1 s */
 		sum += err ? 0 : n;
 	}
 	weft_deadline_leave(&d);

@@ -11,6 +11,11 @@ flags="$*"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+# The README shows sum.c in full: it must be the program tested here.
+awk '/^```c$/ && !n++ { on = 1; next } on && /^```$/ { exit } on' \
+	"$src/README.md" | diff -u - "$src/examples/consumer/sum.c" ||
+	{ echo "README.md's example differs from examples/consumer/sum.c"; exit 1; }
+
 cmake --install "$build" --prefix "$tmp/weft" >/dev/null
 cmake -S "$src/examples/consumer" -B "$tmp/cmake" \
 	-DCMAKE_PREFIX_PATH="$tmp/weft" -DCMAKE_C_COMPILER="$cc" \
@@ -22,5 +27,6 @@ export PKG_CONFIG_PATH="$tmp/weft/lib/pkgconfig"
 # shellcheck disable=SC2046,SC2086
 "$cc" $flags "$src/examples/consumer/sum.c" \
 	$(pkg-config --cflags --libs weft) -o "$tmp/sum-pc"
-"$tmp/sum-pc"
+# (A shared libweft is found by the loader only if told where it is.)
+LD_LIBRARY_PATH="$tmp/weft/lib" "$tmp/sum-pc"
 echo "ok: find_package(weft) and pkg-config both build and run"

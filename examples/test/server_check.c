@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define IO_TIMEOUT 20		/* seconds any one read or write may take */
+#define IO_TIMEOUT 20	/* seconds any one read or write may take */
 #define MANY 1000		/* connections open at once */
 
 static pid_t server;
@@ -229,7 +229,7 @@ static int many_limit(void)
 	return rl.rlim_cur > MANY + 100 ? MANY : (int)rl.rlim_cur - 100;
 }
 
-/* ---- echo_server ---------------------------------------------------------- */
+/* ---- echo_server ------------------------------------------------------- */
 
 static void echo_round_trip(int fd, const void *msg, size_t len)
 {
@@ -371,7 +371,7 @@ static void echo_checks(void)
 	}
 }
 
-/* ---- http_server ---------------------------------------------------------- */
+/* ---- http_server ------------------------------------------------------- */
 
 struct reader {
 	int fd;
@@ -473,13 +473,16 @@ static void http_keep_alive(void)
 	expect_hello(&r, false);
 	expect_hello(&r, false);
 	check = "http Connection: close";
-	send_str(r.fd, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+	send_str(r.fd, "GET / HTTP/1.1\r\nHost: x\r\n"
+		 "Connection: close\r\n\r\n");
 	expect_hello(&r, true);
 	expect_closed(r.fd);
 	close(r.fd);
 
 	check = "http/1.0";
 	r = (struct reader){ .fd = dial() };
+	send_str(r.fd, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+	expect_hello(&r, false);
 	send_str(r.fd, "GET / HTTP/1.0\r\n\r\n");
 	expect_hello(&r, true);
 	expect_closed(r.fd);
