@@ -77,7 +77,7 @@ static const char *explain(int err)
 		       "kernel.io_uring_disabled, or a seccomp profile such as "
 		       "a container's): allow io_uring to run weft";
 	case -ENOSYS:
-		return "io_uring is not available in this kernel (Linux 5.19 or "
+		return "io_uring is not available in this kernel (Linux 5.11 or "
 		       "newer is needed)";
 	case -ENOMEM:
 		return "cannot set up io_uring: out of memory or locked-memory "

@@ -28,7 +28,7 @@
 #define RUNNEXT_STREAK_MAX 32    /* then the deque gets a turn */
 #define INJECT_BATCH 32
 #define TIMER_CHECK_INTERVAL 16
-#define SEARCH_SPINS 200         /* ~20-50 us of looking before parking */
+#define SEARCH_SPINS 48          /* ~5-15 us of looking before parking */
 
 struct weft_runtime *_Atomic weft__rt;
 
