@@ -4,24 +4,8 @@
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
-#include "test_util.h"
+#include "sync_test_util.h"
 #include "sync/waitq.h"
-
-/* Waits (yielding) until q has n waiters linked. */
-static void wait_waiters(struct weft_waitq *q, int n)
-{
-	for (;;) {
-		int k = 0;
-		weft__waitq_lock(q);
-		for (struct weft__waiter *w = q->head; w; w = w->next)
-			k++;
-		weft__waitq_unlock(q);
-		if (k == n)
-			return;
-		if (weft_sleep(100 * WEFT_USEC) == -EPERM)
-			usleep(100); /* a plain thread */
-	}
-}
 
 /* ---- barrier ------------------------------------------------------------ */
 

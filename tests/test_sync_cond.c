@@ -4,52 +4,8 @@
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
-#include "test_util.h"
+#include "sync_test_util.h"
 #include "sync/waitq.h"
-
-/* ---- an event log, asserted on afterwards ------------------------------- */
-
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-static const char *log_ev[64];
-static int log_n;
-
-static void log_reset(void)
-{
-	log_n = 0;
-}
-
-static void log_add(const char *ev)
-{
-	pthread_mutex_lock(&log_mu);
-	ck_assert_int_lt(log_n, 64);
-	log_ev[log_n++] = ev;
-	pthread_mutex_unlock(&log_mu);
-}
-
-static __attribute__((unused)) int log_pos(const char *ev)
-{
-	for (int i = 0; i < log_n; i++)
-		if (!strcmp(log_ev[i], ev))
-			return i;
-	ck_abort_msg("event '%s' not logged", ev);
-	return -1;
-}
-
-/* Waits (yielding) until q has n waiters linked. */
-static void wait_waiters(struct weft_waitq *q, int n)
-{
-	for (;;) {
-		int k = 0;
-		weft__waitq_lock(q);
-		for (struct weft__waiter *w = q->head; w; w = w->next)
-			k++;
-		weft__waitq_unlock(q);
-		if (k == n)
-			return;
-		if (weft_sleep(100 * WEFT_USEC) == -EPERM)
-			usleep(100); /* a plain thread */
-	}
-}
 
 /* ---- the seed: two waiters, a notifier ---------------------------------- */
 

@@ -6,40 +6,12 @@
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
-#include "test_util.h"
+#include "sync_test_util.h"
 #include "sync/waitq.h"
-
-/* ---- an event log, asserted on afterwards ------------------------------- */
-
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-static const char *log_ev[64];
-static int log_n;
-
-static void log_reset(void)
-{
-	log_n = 0;
-}
-
-static void log_add(const char *ev)
-{
-	pthread_mutex_lock(&log_mu);
-	ck_assert_int_lt(log_n, 64);
-	log_ev[log_n++] = ev;
-	pthread_mutex_unlock(&log_mu);
-}
-
-static __attribute__((unused)) int log_pos(const char *ev)
-{
-	for (int i = 0; i < log_n; i++)
-		if (!strcmp(log_ev[i], ev))
-			return i;
-	ck_abort_msg("event '%s' not logged", ev);
-	return -1;
-}
 
 /* Waits (yielding) until list q of a queue has n waiters linked. Every
  * list of a weft_queue is guarded by the getters' lock. */
-static void wait_waiters(struct weft_waitq *lock, struct weft_waitq *q,
+static void wait_queued(struct weft_waitq *lock, struct weft_waitq *q,
 			 int n)
 {
 	for (;;) {
@@ -266,7 +238,7 @@ static void *bounded_main(void *arg)
 	for (int i = 0; i < 4; i++) {
 		p[i] = (struct pctx){ &q, 3 + i, i == 2 };
 		ck_assert_int_eq(weft_spawn(&t[i], putter, &p[i]), 0);
-		wait_waiters(&q.getters, &q.putters, i + 1);
+		wait_queued(&q.getters, &q.putters, i + 1);
 	}
 	ck_assert_int_eq(weft_cancel(t[1]), 0);
 	ck_assert_int_eq(weft_join(t[1], &res), 0);
@@ -289,10 +261,10 @@ static void *bounded_main(void *arg)
 	 * cancelled or timed-out getter takes nothing. */
 	weft_task_t g[3];
 	ck_assert_int_eq(weft_spawn(&g[0], getter, &q), 0);
-	wait_waiters(&q.getters, &q.getters, 1);
+	wait_queued(&q.getters, &q.getters, 1);
 	ck_assert_int_eq(weft_spawn(&g[1], timed_getter, &q), 0);
 	ck_assert_int_eq(weft_spawn(&g[2], getter, &q), 0);
-	wait_waiters(&q.getters, &q.getters, 3);
+	wait_queued(&q.getters, &q.getters, 3);
 	ck_assert_int_eq(weft_join(g[1], &res), 0);
 	ck_assert_int_eq((long)res, -ETIMEDOUT);
 	v = 10;
@@ -380,7 +352,7 @@ static void *shutdown_main(void *arg)
 	/* Waiting getters wake with -EPIPE. */
 	for (int i = 0; i < 2; i++)
 		ck_assert_int_eq(weft_spawn(&g[i], getter, &q), 0);
-	wait_waiters(&q.getters, &q.getters, 2);
+	wait_queued(&q.getters, &q.getters, 2);
 	ck_assert_int_eq(weft_queue_shutdown(&q, false), 0);
 	for (int i = 0; i < 2; i++) {
 		ck_assert_int_eq(weft_join(g[i], &res), 0);
@@ -399,7 +371,7 @@ static void *shutdown_main(void *arg)
 		ck_assert_int_eq(weft_queue_put(&q2, &v), 0);
 	for (int i = 0; i < 2; i++)
 		ck_assert_int_eq(weft_spawn(&p[i], putter, &pc[i]), 0);
-	wait_waiters(&q2.getters, &q2.putters, 2);
+	wait_queued(&q2.getters, &q2.putters, 2);
 	ck_assert_int_eq(weft_queue_shutdown(&q2, false), 0);
 	for (int i = 0; i < 2; i++) {
 		ck_assert_int_eq(weft_join(p[i], &res), 0);
@@ -419,7 +391,7 @@ static void *shutdown_main(void *arg)
 		ck_assert_int_eq(weft_queue_put(&q3, &v), 0);
 	weft_task_t j;
 	ck_assert_int_eq(weft_spawn(&j, joiner, &q3), 0);
-	wait_waiters(&q3.getters, &q3.joiners, 1);
+	wait_queued(&q3.getters, &q3.joiners, 1);
 	ck_assert_int_eq(weft_queue_shutdown(&q3, true), 0);
 	ck_assert_int_eq(weft_join(j, &res), 0);
 	ck_assert_int_eq((long)res, 0);
@@ -476,7 +448,7 @@ static void *errors_main(void *arg)
 	/* A getter waiting makes destroy refuse. */
 	weft_task_t g;
 	ck_assert_int_eq(weft_spawn(&g, getter, &q), 0);
-	wait_waiters(&q.getters, &q.getters, 1);
+	wait_queued(&q.getters, &q.getters, 1);
 	ck_assert_int_eq(weft_queue_destroy(&q), -EBUSY);
 	ck_assert_int_eq(weft_queue_put(&q, &v), 0);
 	ck_assert_int_eq(weft_join(g, NULL), 0);
