@@ -96,6 +96,16 @@ static void switch_task_to_task(struct weft_task *from, struct weft_task *to)
 
 static void report_smashed_stack(struct weft_task *t);
 
+static void fifo_append(struct weft_worker *w, struct weft_task *t)
+{
+	t->next = NULL;
+	if (w->fifo_tail)
+		w->fifo_tail->next = t;
+	else
+		w->fifo_head = t;
+	w->fifo_tail = t;
+}
+
 /* The owner's next local task for a direct switch: run-next, the deque, or
  * (only while no worker idles, as they could not take it from there) the
  * oldest yielded task. NULL when the scheduler must choose. */
@@ -180,12 +190,7 @@ bool weft__yield_direct(void)
 	if (weft__stack_smashed(&t->stack))
 		report_smashed_stack(t);
 	atomic_store_explicit(&w->ticks, tick + 1, memory_order_relaxed);
-	t->next = NULL;
-	if (w->fifo_tail)
-		w->fifo_tail->next = t;
-	else
-		w->fifo_head = t;
-	w->fifo_tail = t;
+	fifo_append(w, t);
 	w->current = next;
 	switch_task_to_task(t, next);
 	finish_direct_switch();
@@ -272,12 +277,7 @@ void weft__task_ready(struct weft_task *t)
 	} else {
 		/* From the scheduler itself (timers, I/O): in order of waking.
 		 * requeue_fifo tells the idle when it makes them stealable. */
-		t->next = NULL;
-		if (w->fifo_tail)
-			w->fifo_tail->next = t;
-		else
-			w->fifo_head = t;
-		w->fifo_tail = t;
+		fifo_append(w, t);
 		return;
 	}
 	weft__notify_work(rt);
@@ -539,12 +539,7 @@ static void run_task(struct weft_worker *w, struct weft_task *t)
 			w->after_switch(w->after_arg);
 		break;
 	case SWITCH_YIELD:
-		t->next = NULL;
-		if (w->fifo_tail)
-			w->fifo_tail->next = t;
-		else
-			w->fifo_head = t;
-		w->fifo_tail = t;
+		fifo_append(w, t);
 		break;
 	case SWITCH_EXIT:
 		task_exited(w, t);
