@@ -5,14 +5,9 @@
 void weft__inject_init(struct weft_inject *q)
 {
 	atomic_init(&q->incoming, NULL);
-	pthread_mutex_init(&q->mu, NULL);
+	q->lock = 0;
 	q->head = q->tail = NULL;
 	atomic_init(&q->fifo_len, 0);
-}
-
-void weft__inject_destroy(struct weft_inject *q)
-{
-	pthread_mutex_destroy(&q->mu);
 }
 
 void weft__inject_push_list(struct weft_inject *q, struct weft_task *first,
@@ -47,7 +42,7 @@ bool weft__inject_empty(struct weft_inject *q)
 	       atomic_load_explicit(&q->incoming, memory_order_acquire) == NULL;
 }
 
-/* Moves the Treiber stack, reversed, to the FIFO side. Under mu. */
+/* Moves the Treiber stack, reversed, to the FIFO side. Under the lock. */
 static void drain_incoming(struct weft_inject *q)
 {
 	struct weft_task *t = atomic_exchange_explicit(&q->incoming, NULL,
@@ -76,7 +71,7 @@ struct weft_task *weft__inject_pop(struct weft_inject *q, int max, int *n)
 	*n = 0;
 	if (weft__inject_empty(q))
 		return NULL;
-	pthread_mutex_lock(&q->mu);
+	weft__spin_lock(&q->lock);
 	if (!q->head)
 		drain_incoming(q);
 	struct weft_task *first = q->head, *t = first, *last = NULL;
@@ -93,6 +88,6 @@ struct weft_task *weft__inject_pop(struct weft_inject *q, int max, int *n)
 		atomic_fetch_sub_explicit(&q->fifo_len, *n,
 					  memory_order_relaxed);
 	}
-	pthread_mutex_unlock(&q->mu);
+	weft__spin_unlock(&q->lock);
 	return last ? first : NULL;
 }

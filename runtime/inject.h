@@ -4,7 +4,7 @@
  *
  * Producers never block each other for long: a push is one CAS onto a
  * Treiber stack (any number of foreign threads may push at once). Workers
- * consume under a mutex only among themselves: the first to find the FIFO
+ * consume under a spinlock only among themselves: the first to find the FIFO
  * side empty swaps the whole stack out and reverses it, so the queue stays
  * first-in first-out. The stack is only ever emptied by an exchange, never
  * popped one element at a time, so there is no ABA problem.
@@ -12,7 +12,6 @@
 #ifndef WEFT_RUNTIME_INJECT_H
 #define WEFT_RUNTIME_INJECT_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -21,13 +20,12 @@ struct weft_task;
 struct weft_inject {
 	_Atomic(struct weft_task *) incoming; /* Treiber stack, newest first */
 	char pad[64 - sizeof(void *)];
-	pthread_mutex_t mu;
-	struct weft_task *head, *tail;        /* FIFO side, under mu */
+	unsigned lock;                        /* consumers only; a spinlock */
+	struct weft_task *head, *tail;        /* FIFO side, under lock */
 	_Atomic long fifo_len;
 };
 
 void weft__inject_init(struct weft_inject *q);
-void weft__inject_destroy(struct weft_inject *q);
 /* Pushes the list first..last (linked through ->next). */
 void weft__inject_push_list(struct weft_inject *q, struct weft_task *first,
 			    struct weft_task *last);

@@ -62,7 +62,6 @@ static void free_runtime(struct weft_runtime *rt)
 	}
 	free(rt->workers);
 	free(rt->idle.sleepers);
-	weft__inject_destroy(&rt->inject);
 	pthread_mutex_destroy(&rt->idle.mu);
 	pthread_mutex_destroy(&rt->mu);
 	pthread_cond_destroy(&rt->cv);

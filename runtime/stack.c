@@ -1,6 +1,5 @@
 /* Task stacks: see stack.h for the guard-page strategy. */
 #include <errno.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -9,6 +8,7 @@
 
 #include "context.h"
 #include "stack.h"
+#include "task.h"
 
 /* Under valgrind, every task stack is declared as one, or memcheck takes
  * each switch for a wild jump of the stack pointer. */
@@ -50,12 +50,14 @@ struct slab {
 	unsigned vg_ids[STACK_SLAB]; /* valgrind stack ids */
 };
 
+/* The global pool. A spinlock: critical sections are a few pointer moves
+ * (slabs are mapped and guarded outside it). */
 static struct {
-	pthread_mutex_t mu;
+	unsigned lock;
 	struct free_stack *free[NCLASS]; /* global pool, per size class */
 	struct slab *slabs;              /* every slab mapping, for exit */
 	size_t nslabs, cap;
-} pool = { .mu = PTHREAD_MUTEX_INITIALIZER };
+} pool;
 
 static atomic_int light_guards = 1; /* MADV_GUARD_INSTALL works, until not */
 static atomic_long mprotect_guards;
@@ -121,7 +123,8 @@ static void to_stack(struct weft_stack *s, struct free_stack *n, int c)
 	s->pooled = true;
 }
 
-/* Maps a slab of class c and adds its stacks to the pool. Under pool.mu. */
+/* Maps a slab of class c and guards its stacks, outside the lock, then
+ * splices them into the pool. */
 static int grow_pool(int c)
 {
 	size_t guard = LIGHT_GUARD, each = guard + class_size(c);
@@ -131,50 +134,61 @@ static int grow_pool(int c)
 		       -1, 0);
 	if (m == MAP_FAILED)
 		return -ENOMEM;
-	if (pool.nslabs == pool.cap) {
-		size_t cap = pool.cap ? pool.cap * 2 : 64;
-		struct slab *s = realloc(pool.slabs, cap * sizeof(*s));
-		if (!s) {
-			munmap(m, bytes);
-			return -ENOMEM;
-		}
-		pool.slabs = s;
-		pool.cap = cap;
-	}
-	struct slab *sl = &pool.slabs[pool.nslabs++];
-	*sl = (struct slab){ .base = m, .bytes = bytes };
+	struct slab sl = { .base = m, .bytes = bytes };
+	struct free_stack *first = NULL, *last = NULL;
 	for (int i = STACK_SLAB - 1; i >= 0; i--) {
 		char *lo = m + (size_t)i * each;
 		struct weft_stack s = { lo + guard, class_size(c), 0, true, 0 };
-		sl->vg_ids[i] = STACK_REGISTER(s.base, s.base + s.size);
+		sl.vg_ids[i] = STACK_REGISTER(s.base, s.base + s.size);
 		s.guard = install_guard(lo, guard);
 		set_canary(&s);
 		struct free_stack *n = node_of(s.base, s.size);
 		n->guard = s.guard;
-		n->next = pool.free[c];
-		pool.free[c] = n;
+		n->next = first;
+		first = n;
+		if (!last)
+			last = n;
 	}
+	weft__spin_lock(&pool.lock);
+	if (pool.nslabs == pool.cap) {
+		size_t cap = pool.cap ? pool.cap * 2 : 64;
+		struct slab *a = realloc(pool.slabs, cap * sizeof(*a));
+		if (!a) {
+			weft__spin_unlock(&pool.lock);
+			munmap(m, bytes);
+			return -ENOMEM;
+		}
+		pool.slabs = a;
+		pool.cap = cap;
+	}
+	pool.slabs[pool.nslabs++] = sl;
+	last->next = pool.free[c];
+	pool.free[c] = first;
+	weft__spin_unlock(&pool.lock);
 	return 0;
 }
 
 /* Takes a stack from the global pool, refilling half the cache too. */
 static int pool_take(struct weft_stack *s, int c, struct weft_stack_cache *k)
 {
-	int r = 0;
-	pthread_mutex_lock(&pool.mu);
-	if (!pool.free[c])
-		r = grow_pool(c);
-	if (!r) {
+	for (;;) {
+		weft__spin_lock(&pool.lock);
 		struct free_stack *n = pool.free[c];
-		pool.free[c] = n->next;
-		to_stack(s, n, c);
-		while (k && k->n[c] < CACHE_MAX / 2 && pool.free[c]) {
-			k->s[c][k->n[c]++] = pool.free[c];
-			pool.free[c] = pool.free[c]->next;
+		if (n) {
+			pool.free[c] = n->next;
+			to_stack(s, n, c);
+			while (k && k->n[c] < CACHE_MAX / 2 && pool.free[c]) {
+				k->s[c][k->n[c]++] = pool.free[c];
+				pool.free[c] = pool.free[c]->next;
+			}
 		}
+		weft__spin_unlock(&pool.lock);
+		if (n)
+			return 0;
+		int r = grow_pool(c);
+		if (r)
+			return r;
 	}
-	pthread_mutex_unlock(&pool.mu);
-	return r;
 }
 
 static int map_single(struct weft_stack *s, size_t size)
@@ -235,7 +249,7 @@ void weft__stack_free(struct weft_stack *s, struct weft_stack_cache *k)
 	}
 	/* Full: hand back half the cache under one lock, so a worker that
 	 * only frees takes the lock once per CACHE_MAX / 2 stacks. */
-	pthread_mutex_lock(&pool.mu);
+	weft__spin_lock(&pool.lock);
 	n->next = pool.free[c];
 	pool.free[c] = n;
 	while (k && k->n[c] > CACHE_MAX / 2) {
@@ -243,7 +257,7 @@ void weft__stack_free(struct weft_stack *s, struct weft_stack_cache *k)
 		x->next = pool.free[c];
 		pool.free[c] = x;
 	}
-	pthread_mutex_unlock(&pool.mu);
+	weft__spin_unlock(&pool.lock);
 }
 
 struct weft_stack_cache *weft__stack_cache_new(void)

@@ -22,11 +22,14 @@ struct weft_task_cache {
 	struct weft_task *t[TASK_CACHE_MAX];
 };
 
+/* The global pool. Its lock is a spinlock: every critical section is a
+ * few pointer moves (new slabs are built outside it), so a waiter spins a
+ * moment instead of sleeping in the kernel. */
 static struct {
-	pthread_mutex_t mu;
+	unsigned lock;
 	struct task_slab *slabs;
 	struct weft_task *free;
-} pool = { .mu = PTHREAD_MUTEX_INITIALIZER };
+} pool;
 
 void weft__spin_lock(unsigned *l)
 {
@@ -49,19 +52,24 @@ void weft__spin_unlock(unsigned *l)
 
 /* ---- the struct pool ---------------------------------------------------- */
 
+/* Builds a slab outside the lock (its pages fault in here, not while
+ * others wait), then splices it into the pool. */
 static int grow_pool(void)
 {
 	struct task_slab *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->next = pool.slabs;
-	pool.slabs = s;
 	for (int i = 0; i < TASK_SLAB; i++) {
 		struct weft_task *t = &s->tasks[i];
 		atomic_init(&t->gen, 1); /* a zeroed handle never matches */
-		t->next = pool.free;
-		pool.free = t;
+		t->next = i + 1 < TASK_SLAB ? &s->tasks[i + 1] : NULL;
 	}
+	weft__spin_lock(&pool.lock);
+	s->next = pool.slabs;
+	pool.slabs = s;
+	s->tasks[TASK_SLAB - 1].next = pool.free;
+	pool.free = &s->tasks[0];
+	weft__spin_unlock(&pool.lock);
 	return 0;
 }
 
@@ -69,19 +77,22 @@ static struct weft_task *task_alloc(struct weft_task_cache *c)
 {
 	if (c && c->n)
 		return c->t[--c->n];
-	struct weft_task *t = NULL;
-	pthread_mutex_lock(&pool.mu);
-	if (pool.free || grow_pool() == 0) {
-		t = pool.free;
-		pool.free = t->next;
-		/* Refill half the cache while we hold the lock. */
-		while (c && c->n < TASK_CACHE_MAX / 2 && pool.free) {
-			c->t[c->n++] = pool.free;
-			pool.free = pool.free->next;
+	for (;;) {
+		struct weft_task *t = NULL;
+		weft__spin_lock(&pool.lock);
+		if (pool.free) {
+			t = pool.free;
+			pool.free = t->next;
+			/* Refill half the cache while we hold the lock. */
+			while (c && c->n < TASK_CACHE_MAX / 2 && pool.free) {
+				c->t[c->n++] = pool.free;
+				pool.free = pool.free->next;
+			}
 		}
+		weft__spin_unlock(&pool.lock);
+		if (t || grow_pool())
+			return t;
 	}
-	pthread_mutex_unlock(&pool.mu);
-	return t;
 }
 
 static void task_free(struct weft_task *t, struct weft_task_cache *c)
@@ -93,7 +104,7 @@ static void task_free(struct weft_task *t, struct weft_task_cache *c)
 	/* A full cache hands half of itself back in one go, so a worker that
 	 * only frees (its tasks were spawned elsewhere) takes the lock once
 	 * per TASK_CACHE_MAX / 2 tasks, not once per task. */
-	pthread_mutex_lock(&pool.mu);
+	weft__spin_lock(&pool.lock);
 	t->next = pool.free;
 	pool.free = t;
 	while (c && c->n > TASK_CACHE_MAX / 2) {
@@ -101,7 +112,7 @@ static void task_free(struct weft_task *t, struct weft_task_cache *c)
 		x->next = pool.free;
 		pool.free = x;
 	}
-	pthread_mutex_unlock(&pool.mu);
+	weft__spin_unlock(&pool.lock);
 }
 
 struct weft_task_cache *weft__task_cache_new(void)
@@ -126,12 +137,15 @@ void weft__task_pool_exit(void)
 
 void weft__task_for_each_alive(void (*fn)(struct weft_task *))
 {
-	pthread_mutex_lock(&pool.mu);
-	for (struct task_slab *s = pool.slabs; s; s = s->next)
+	/* Slabs are only ever added at the head: walk a snapshot of the list
+	 * without holding the lock while fn takes other locks. */
+	weft__spin_lock(&pool.lock);
+	struct task_slab *first = pool.slabs;
+	weft__spin_unlock(&pool.lock);
+	for (struct task_slab *s = first; s; s = s->next)
 		for (int i = 0; i < TASK_SLAB; i++)
 			if (atomic_load(&s->tasks[i].alive))
 				fn(&s->tasks[i]);
-	pthread_mutex_unlock(&pool.mu);
 }
 
 /* ---- references --------------------------------------------------------- */
