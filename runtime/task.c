@@ -420,12 +420,13 @@ const char *weft_task_name(weft_task_t h)
 
 int weft_yield(void)
 {
-	struct weft_task *t = weft__task_current();
+	struct weft_worker *w = weft__self();
+	struct weft_task *t = w ? w->current : NULL;
 	if (!t)
 		return -EPERM;
 	if (atomic_load_explicit(&t->cancelled, memory_order_relaxed))
 		return -ECANCELED;
-	if (!weft__yield_direct())
+	if (!weft__yield_direct(w))
 		weft__task_suspend(SWITCH_YIELD, NULL, NULL);
 	return 0;
 }

@@ -178,9 +178,8 @@ static bool park_direct(struct weft_worker *w, struct weft_task *t,
  * the scheduler chooses instead, so the global queue, I/O and timers get
  * their turn.
  */
-bool weft__yield_direct(void)
+bool weft__yield_direct(struct weft_worker *w)
 {
-	struct weft_worker *w = weft__self();
 	struct weft_runtime *rt = atomic_load_explicit(&weft__rt,
 						       memory_order_relaxed);
 	struct weft_task *t = w->current, *next;

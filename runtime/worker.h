@@ -106,8 +106,9 @@ void weft__worker_push(struct weft_worker *w, struct weft_task *t);
 void weft__task_suspend(enum weft_switch_reason reason,
 			void (*unlock)(void *), void *arg);
 
-/* The yield fast path; false if the scheduler must choose. */
-bool weft__yield_direct(void);
+/* The yield fast path for w's running task; false if the scheduler must
+ * choose. */
+bool weft__yield_direct(struct weft_worker *w);
 
 /* The scheduler loop of a worker thread. */
 void *weft__worker_main(void *arg);
