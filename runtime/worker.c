@@ -147,38 +147,16 @@ static void finish_direct_switch(void)
 }
 
 /*
- * The park fast path, as the yield one below: switch straight to the next
- * local task and let it release the parking task's lock (Go's gopark runs
- * the unlock on g0; here the next task's first act is the unlock, after the
- * parked task's registers were saved, which is all the protocol needs).
+ * The fast path of yield and park: switch straight from w's running task to
+ * the next local one, one switch instead of two through the scheduler. A
+ * yielding task joins the FIFO; a parking one leaves its unlock to the next
+ * task, whose first act it is, after the parked task's registers were
+ * saved: all the park protocol needs (Go's gopark runs it on g0). Every
+ * GLOBAL_QUEUE_INTERVAL ticks the scheduler chooses instead, so the global
+ * queue, I/O and timers get their turn. false: the scheduler must choose.
  */
-static bool park_direct(struct weft_worker *w, struct weft_task *t,
-			void (*unlock)(void *), void *arg)
-{
-	struct weft_runtime *rt = atomic_load_explicit(&weft__rt,
-						       memory_order_relaxed);
-	uint64_t tick = atomic_load_explicit(&w->ticks, memory_order_relaxed);
-	struct weft_task *next;
-	if ((tick + 1) % GLOBAL_QUEUE_INTERVAL == 0 || !(next = next_direct(rt, w)))
-		return false;
-	if (weft__stack_smashed(&t->stack))
-		report_smashed_stack(t);
-	atomic_store_explicit(&w->ticks, tick + 1, memory_order_relaxed);
-	w->direct_unlock = unlock;
-	w->direct_arg = arg;
-	w->current = next;
-	switch_task_to_task(t, next);
-	finish_direct_switch();
-	return true;
-}
-
-/*
- * The yield fast path: switch straight to the next local task, one switch
- * instead of two through the scheduler. Every GLOBAL_QUEUE_INTERVAL ticks
- * the scheduler chooses instead, so the global queue, I/O and timers get
- * their turn.
- */
-bool weft__yield_direct(struct weft_worker *w)
+static bool switch_direct(struct weft_worker *w, enum weft_switch_reason reason,
+			  void (*unlock)(void *), void *arg)
 {
 	struct weft_runtime *rt = atomic_load_explicit(&weft__rt,
 						       memory_order_relaxed);
@@ -189,11 +167,21 @@ bool weft__yield_direct(struct weft_worker *w)
 	if (weft__stack_smashed(&t->stack))
 		report_smashed_stack(t);
 	atomic_store_explicit(&w->ticks, tick + 1, memory_order_relaxed);
-	fifo_append(w, t);
+	if (reason == SWITCH_YIELD) {
+		fifo_append(w, t);
+	} else {
+		w->direct_unlock = unlock;
+		w->direct_arg = arg;
+	}
 	w->current = next;
 	switch_task_to_task(t, next);
 	finish_direct_switch();
 	return true;
+}
+
+bool weft__yield_direct(struct weft_worker *w)
+{
+	return switch_direct(w, SWITCH_YIELD, NULL, NULL);
 }
 
 void weft__task_suspend(enum weft_switch_reason reason,
@@ -201,7 +189,7 @@ void weft__task_suspend(enum weft_switch_reason reason,
 {
 	struct weft_worker *w = weft__self();
 	struct weft_task *t = w->current;
-	if (reason == SWITCH_PARK && park_direct(w, t, unlock, arg))
+	if (reason == SWITCH_PARK && switch_direct(w, reason, unlock, arg))
 		return;
 	w->reason = reason;
 	w->after_switch = unlock;
