@@ -132,12 +132,9 @@ static int start_workers(struct weft_runtime *rt, int *started)
 	rt->go = r ? -1 : 1;
 	pthread_cond_broadcast(&rt->cv);
 	pthread_mutex_unlock(&rt->mu);
-	if (r == -ENOSYS || r == -EPERM || (r && rt->init_why))
-		fprintf(stderr, "weft: %s\n", rt->init_why ? rt->init_why
-				: "io_uring is unavailable");
-	if (r == -EPERM || r == -ENOSYS)
-		r = -ENOSYS;
-	return r;
+	if (rt->init_why) /* ring setup failed: say why, in one line */
+		fprintf(stderr, "weft: %s\n", rt->init_why);
+	return r == -EPERM ? -ENOSYS : r;
 }
 
 static void stop_workers(struct weft_runtime *rt, int started)
