@@ -21,7 +21,7 @@ void weft__waiter_init(struct weft__waiter *w, weft__abort_fn abort)
 {
 	atomic_init(&w->state, WEFT__WAITING);
 	atomic_init(&w->released, 0);
-	w->task = NULL;
+	w->task = weft__task_current();
 	w->abort = abort;
 	w->next = w->prev = NULL;
 	w->queue = NULL;
@@ -51,8 +51,7 @@ bool weft__waiter_notify(struct weft__waiter *w, int result)
 
 int weft__wait_begin_until(struct weft__waiter *w, int64_t until)
 {
-	struct weft_task *t = weft__task_current();
-	w->task = t;
+	struct weft_task *t = w->task;
 	if (!t)
 		return 0; /* plain threads have no cancellation or deadlines */
 	int64_t at = until < t->deadline ? until : t->deadline;

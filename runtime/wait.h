@@ -56,7 +56,8 @@ typedef void (*weft__abort_fn)(struct weft__waiter *w, int reason);
 struct weft__waiter {
 	_Atomic int state;        /* WEFT__WAITING, then the settled result */
 	_Atomic int released;     /* plain threads: set by the wake, last touch */
-	struct weft_task *task;   /* NULL when a plain thread waits */
+	struct weft_task *task;   /* the waiting task (set by init); NULL for
+				   * a plain thread */
 	weft__abort_fn abort;     /* see above; NULL: not abortable */
 	struct weft__waiter *next, *prev;
 	void *queue;              /* the owning queue while linked, else NULL */
@@ -64,6 +65,7 @@ struct weft__waiter {
 	uint64_t value;           /* the primitive's scalar payload */
 };
 
+/* Initialises w for the calling task (or plain thread). */
 void weft__waiter_init(struct weft__waiter *w, weft__abort_fn abort);
 
 static inline int weft__waiter_state(struct weft__waiter *w)

@@ -97,9 +97,7 @@ int weft__waitq_wait_uninterruptible(struct weft_waitq *q,
 				     struct weft__waiter *w)
 {
 	/* Not begun: no cancellation or deadline can reach w, and the
-	 * park's wait_end has nothing to undo. begin is what records the
-	 * task, so record it here. */
-	w->task = weft__task_current();
+	 * park's wait_end has nothing to undo. */
 	weft__waitq_push(q, w);
 	return weft__wait_park(w, weft__waitq_unlock_cb, q);
 }
