@@ -33,6 +33,29 @@ static unsigned clamp_len(size_t len)
 	return len > IO_MAX_LEN ? IO_MAX_LEN : (unsigned)len;
 }
 
+/* The argument checks every transfer makes, in order: a bad descriptor,
+ * nothing to transfer (success, at once), a missing buffer. Returns
+ * -errno, 0 when the call is done (having moved nothing), 1 to go on. */
+static int buf_args(int fd, const void *buf, size_t len)
+{
+	if (fd < 0)
+		return -EBADF;
+	if (!len)
+		return 0;
+	return buf ? 1 : -EFAULT;
+}
+
+static int iov_args(int fd, const struct iovec *iov, int iovcnt)
+{
+	if (fd < 0)
+		return -EBADF;
+	if (iovcnt < 0 || iovcnt > IOV_MAX)
+		return -EINVAL;
+	if (!iovcnt)
+		return 0;
+	return iov ? 1 : -EFAULT;
+}
+
 int weft_connect_addr(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	struct weft__io io;
@@ -57,12 +80,8 @@ ssize_t weft_recv(int fd, void *buf, size_t len, int flags)
 	struct io_uring_sqe *sqe;
 	int r;
 
-	if (fd < 0)
-		return -EBADF;
-	if (!len)
-		return 0;
-	if (!buf)
-		return -EFAULT;
+	if ((r = buf_args(fd, buf, len)) <= 0)
+		return r;
 	if (!weft__ring_current())
 		return weft__sys(recv(fd, buf, clamp_len(len), flags));
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
@@ -77,12 +96,8 @@ ssize_t weft_send(int fd, const void *buf, size_t len, int flags)
 	struct io_uring_sqe *sqe;
 	int r;
 
-	if (fd < 0)
-		return -EBADF;
-	if (!len)
-		return 0;
-	if (!buf)
-		return -EFAULT;
+	if ((r = buf_args(fd, buf, len)) <= 0)
+		return r;
 	flags |= MSG_NOSIGNAL;
 	if (!weft__ring_current())
 		return weft__sys(send(fd, buf, clamp_len(len), flags));
@@ -121,14 +136,8 @@ ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt)
 	struct io_uring_sqe *sqe;
 	int r;
 
-	if (fd < 0)
-		return -EBADF;
-	if (iovcnt < 0 || iovcnt > IOV_MAX)
-		return -EINVAL;
-	if (!iovcnt)
-		return 0;
-	if (!iov)
-		return -EFAULT;
+	if ((r = iov_args(fd, iov, iovcnt)) <= 0)
+		return r;
 	if (!weft__ring_current())
 		return weft__sys(readv(fd, iov, iovcnt));
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
@@ -147,14 +156,8 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt)
 	struct io_uring_sqe *sqe;
 	int r;
 
-	if (fd < 0)
-		return -EBADF;
-	if (iovcnt < 0 || iovcnt > IOV_MAX)
-		return -EINVAL;
-	if (!iovcnt)
-		return 0;
-	if (!iov)
-		return -EFAULT;
+	if ((r = iov_args(fd, iov, iovcnt)) <= 0)
+		return r;
 	if (!weft__ring_current()) {
 		r = (int)weft__sys(sendmsg(fd, &msg, MSG_NOSIGNAL));
 		if (r == -ENOTSOCK)
