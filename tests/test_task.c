@@ -317,6 +317,39 @@ START_TEST(timer_wakes_in_order)
 }
 END_TEST
 
+/* Deadline scopes nest, the earliest wins, leave says whether it passed,
+ * and only the innermost scope may be left; weft_workers reports the
+ * configured count. */
+static void *scopes_main(void *arg)
+{
+	ck_assert_int_eq(weft_workers(), 3);
+	struct weft_deadline outer, inner, late;
+	ck_assert_int_eq(weft_deadline_enter(&outer, 20 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_deadline_enter_at(&late, weft_now() + WEFT_SEC), 0);
+	ck_assert_int_eq(weft_deadline_enter(&inner, WEFT_SEC), 0);
+	ck_assert_int_eq(weft_deadline_leave(&late), -EINVAL); /* not innermost */
+	ck_assert_int_eq(weft_deadline_leave(NULL), -EINVAL);
+	/* The outer 20 ms bounds the sleep, though the inner scopes allow 1 s. */
+	int64_t t0 = weft_now();
+	ck_assert_int_eq(weft_sleep(WEFT_SEC), -ETIMEDOUT);
+	ck_assert_int_lt(weft_now() - t0, WEFT_SEC / 2);
+	ck_assert_int_eq(weft_deadline_leave(&inner), 0);
+	ck_assert_int_eq(weft_deadline_leave(&late), 0);
+	ck_assert_int_eq(weft_deadline_leave(&outer), 1);
+	ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0); /* no scope left */
+	return NULL;
+}
+
+START_TEST(deadline_scopes)
+{
+	weft_test_run(scopes_main, NULL, 3);
+	ck_assert_int_eq(weft_workers(), 0);
+	struct weft_deadline d;
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), -EPERM);
+	ck_assert_int_eq(weft_deadline_leave(&d), -EPERM);
+}
+END_TEST
+
 /* ---- migration and many yields ------------------------------------------ */
 
 static atomic_int moved;
@@ -533,6 +566,7 @@ int main(void)
 	tcase_add_test(tc, many_foreign_spawners);
 	tcase_add_test(tc, migration);
 	tcase_add_test(tc, timer_wakes_in_order);
+	tcase_add_test(tc, deadline_scopes);
 	tcase_add_test(tc, runnext_stolen_from_busy_worker);
 	tcase_add_test(tc, many_yields);
 	tcase_add_test(tc, million_tasks);
