@@ -15,14 +15,6 @@
 
 /* ---- echo ---------------------------------------------------------------- */
 
-/* Which workers the echo's sides ran on, as bit masks. */
-static atomic_int echo_mask, reader_mask, writer_mask;
-
-static void note_worker(atomic_int *mask)
-{
-	atomic_fetch_or(mask, 1 << weft_worker_id());
-}
-
 /* Echoes everything until EOF, then closes. */
 static void *echo_conn(void *arg)
 {
@@ -31,7 +23,6 @@ static void *echo_conn(void *arg)
 	ssize_t n;
 
 	while ((n = weft_recv(fd, buf, sizeof(buf), 0)) > 0) {
-		note_worker(&echo_mask);
 		if (weft_send_all(fd, buf, (size_t)n, 0, NULL) != n)
 			break;
 	}
@@ -75,7 +66,6 @@ static void *pattern_writer(void *arg)
 	for (int i = 0; off < w->total; i++) {
 		size_t n = chunks[i % 6];
 
-		note_worker(&writer_mask);
 		if (n > w->total - off)
 			n = w->total - off;
 		io_fill(buf, n, w->seed, off);
@@ -95,9 +85,6 @@ static void *echo_main(void *arg)
 	weft_task_t srv, wr;
 	size_t total = (size_t)SCALED(8 << 20);
 
-	atomic_store(&echo_mask, 0);
-	atomic_store(&reader_mask, 0);
-	atomic_store(&writer_mask, 0);
 	s.lfd = io_listen(&port);
 	ck_assert_int_eq(weft_spawn(&srv, echo_server, &s), 0);
 
@@ -110,7 +97,6 @@ static void *echo_main(void *arg)
 	size_t got = 0;
 	ssize_t n;
 	while ((n = weft_recv(fd, buf, 1 << 16, 0)) > 0) {
-		note_worker(&reader_mask);
 		for (ssize_t i = 0; i < n; i++)
 			if (buf[i] != io_pattern(42, got + (size_t)i))
 				ck_abort_msg("byte %zu differs", got + (size_t)i);
@@ -118,13 +104,6 @@ static void *echo_main(void *arg)
 	}
 	ck_assert_int_eq(n, 0);
 	ck_assert_uint_eq(got, total);
-	/* The bytes crossed workers: the sides did not all run on one. */
-	fprintf(stderr, "echoed %zu bytes; workers (bit masks): writer %#x, "
-		"echo %#x, reader %#x\n", got, atomic_load(&writer_mask),
-		atomic_load(&echo_mask), atomic_load(&reader_mask));
-	ck_assert_int_gt(__builtin_popcount(atomic_load(&writer_mask) |
-					    atomic_load(&echo_mask) |
-					    atomic_load(&reader_mask)), 1);
 	ck_assert_int_eq(weft_join(wr, NULL), 0);
 	ck_assert_int_eq(weft_close(fd), 0);
 
