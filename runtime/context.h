@@ -46,7 +46,9 @@ struct weft_ctx {
 	void *sp;
 };
 
-void weft__switch(struct weft_ctx *from, struct weft_ctx *to);
+/* Saves the running context in from and resumes to; returns (in from, when
+ * something resumes it) the pass argument of that later switch. */
+void *weft__switch(struct weft_ctx *from, struct weft_ctx *to, void *pass);
 void weft__task_trampoline(void);
 
 /* Prepares ctx so that switching to it calls weft__task_entry(arg) on the

@@ -29,7 +29,6 @@
 #define CACHE_MAX 32            /* stacks of a class a worker keeps */
 #define LIGHT_GUARD (64 * 1024) /* MADV guards cost no memory: be generous */
 #define MPROTECT_BUDGET 16000   /* mprotect guards: ~2 mappings each */
-#define CANARY 0x57eff7ac4a3a17e5ULL
 #define CLASS_MIN (16 * 1024)   /* pooled sizes: 16 KiB << 0 .. 1 MiB */
 #define NCLASS 7
 
@@ -88,12 +87,7 @@ static size_t install_guard(char *p, size_t len)
 static void set_canary(struct weft_stack *s)
 {
 	if (!s->guard)
-		*(volatile uint64_t *)s->base = CANARY;
-}
-
-bool weft__stack_smashed(const struct weft_stack *s)
-{
-	return !s->guard && *(volatile uint64_t *)s->base != CANARY;
+		*(volatile uint64_t *)s->base = WEFT__STACK_CANARY;
 }
 
 static size_t class_size(int c)

@@ -4,7 +4,11 @@
  * is already dead at a call. MXCSR and the x87 control word are not
  * switched: tasks share the worker's floating-point modes.
  *
- * void weft__switch(struct weft_ctx *from, struct weft_ctx *to);
+ * void *weft__switch(struct weft_ctx *from, struct weft_ctx *to, void *pass);
+ *
+ * Returns, in the context switched back to later, the pass argument of the
+ * switch that resumed it: a task learns the worker it now runs on without
+ * a thread-local lookup (boost.context's transfer_t does the same).
  */
 	.text
 	.globl	weft__switch
@@ -12,6 +16,7 @@
 	.p2align 4
 weft__switch:
 	.cfi_startproc
+	movq	%rdx, %rax
 	pushq	%rbp
 	pushq	%rbx
 	pushq	%r12

@@ -221,10 +221,13 @@ int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
 		     : atomic_fetch_add_explicit(&rt->next_id, 1,
 						 memory_order_relaxed) *
 			       WEFT_WORKERS_MAX + WEFT_WORKERS_MAX - 1;
-	const char *name = opts && opts->name ? opts->name : "task";
-	size_t len = strnlen(name, WEFT_NAME_MAX - 1);
-	memcpy(t->name, name, len);
-	t->name[len] = '\0';
+	if (opts && opts->name) {
+		size_t len = strnlen(opts->name, WEFT_NAME_MAX - 1);
+		memcpy(t->name, opts->name, len);
+		t->name[len] = '\0';
+	} else {
+		memcpy(t->name, "task", sizeof("task"));
+	}
 	atomic_store_explicit(&t->refs, out ? 2 : 1, memory_order_relaxed);
 	atomic_store_explicit(&t->cancelled, false, memory_order_relaxed);
 	/* Shutdown sets DRAINING, then cancels every alive task: either it
@@ -239,11 +242,17 @@ int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
 		out->task = t;
 		out->gen = atomic_load_explicit(&t->gen, memory_order_relaxed);
 	}
-	if (self) {
-		weft__worker_push(self, t);
-	} else {
-		weft__inject_push(&rt->inject, t);
+	if (self && self->current) {
+		/* Run-next, as Go's newproc: a spawner that exits or waits
+		 * next (chains, fan-out then join) hands its successor a
+		 * warm cache, and an idle worker steals it only if it sits. */
+		weft__task_ready(t);
+		return 0;
 	}
+	if (self)
+		weft__worker_push(self, t);
+	else
+		weft__inject_push(&rt->inject, t);
 	weft__notify_work(rt);
 	return 0;
 }

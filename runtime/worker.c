@@ -53,16 +53,17 @@ static void switch_to_task(struct weft_worker *w, struct weft_task *t)
 	void *fake = NULL;
 	__sanitizer_start_switch_fiber(&fake, t->stack.base, t->stack.size);
 #endif
-	weft__switch(&w->sched_ctx, &t->ctx);
+	weft__switch(&w->sched_ctx, &t->ctx, w);
 #ifdef WEFT_ASAN
 	__sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
 }
 
 /* From a task to its worker's scheduler. When it returns the task has been
- * resumed, perhaps by another worker. */
-static void switch_to_scheduler(struct weft_worker *w, struct weft_task *t,
-				bool exiting)
+ * resumed, perhaps by another worker: the one it returns. */
+static struct weft_worker *switch_to_scheduler(struct weft_worker *w,
+					       struct weft_task *t,
+					       bool exiting)
 {
 #ifdef WEFT_TSAN
 	__tsan_switch_to_fiber(w->tsan_fiber, 0);
@@ -71,15 +72,19 @@ static void switch_to_scheduler(struct weft_worker *w, struct weft_task *t,
 	__sanitizer_start_switch_fiber(exiting ? NULL : &t->asan_fake_stack,
 				       w->stack_bottom, w->stack_size);
 #endif
-	weft__switch(&t->ctx, &w->sched_ctx);
+	w = weft__switch(&t->ctx, &w->sched_ctx, w);
 #ifdef WEFT_ASAN
 	__sanitizer_finish_switch_fiber(t->asan_fake_stack, NULL, NULL);
 #endif
 	(void)exiting;
+	return w;
 }
 
-/* Task to task, skipping the scheduler: the fast paths of yield and park. */
-static void switch_task_to_task(struct weft_task *from, struct weft_task *to)
+/* Task to task, skipping the scheduler: the fast paths of yield and park.
+ * Returns the worker that later resumes from. */
+static struct weft_worker *switch_task_to_task(struct weft_worker *w,
+					       struct weft_task *from,
+					       struct weft_task *to)
 {
 #ifdef WEFT_TSAN
 	__tsan_switch_to_fiber(to->tsan_fiber, 0);
@@ -88,10 +93,11 @@ static void switch_task_to_task(struct weft_task *from, struct weft_task *to)
 	__sanitizer_start_switch_fiber(&from->asan_fake_stack, to->stack.base,
 				       to->stack.size);
 #endif
-	weft__switch(&from->ctx, &to->ctx);
+	w = weft__switch(&from->ctx, &to->ctx, w);
 #ifdef WEFT_ASAN
 	__sanitizer_finish_switch_fiber(from->asan_fake_stack, NULL, NULL);
 #endif
+	return w;
 }
 
 static void report_smashed_stack(struct weft_task *t);
@@ -135,10 +141,9 @@ static struct weft_task *next_direct(struct weft_runtime *rt,
 
 /* Runs what the task that switched straight to us left to do: the unlock
  * of its park, now that its registers are saved. Every point where a task
- * resumes calls it. */
-static void finish_direct_switch(void)
+ * resumes calls it, with the worker it resumed on. */
+static void finish_direct_switch(struct weft_worker *w)
 {
-	struct weft_worker *w = weft__self();
 	void (*unlock)(void *) = w->direct_unlock;
 	if (unlock) {
 		w->direct_unlock = NULL;
@@ -174,8 +179,9 @@ static bool switch_direct(struct weft_worker *w, enum weft_switch_reason reason,
 		w->direct_arg = arg;
 	}
 	w->current = next;
-	switch_task_to_task(t, next);
-	finish_direct_switch();
+	/* Nothing from before the switch is used after it: the task may
+	 * resume on another worker, which the switch returns. */
+	finish_direct_switch(switch_task_to_task(w, t, next));
 	return true;
 }
 
@@ -194,8 +200,7 @@ void weft__task_suspend(enum weft_switch_reason reason,
 	w->reason = reason;
 	w->after_switch = unlock;
 	w->after_arg = arg;
-	switch_to_scheduler(w, t, false);
-	finish_direct_switch();
+	finish_direct_switch(switch_to_scheduler(w, t, false));
 }
 
 void weft__task_park(void (*unlock)(void *), void *arg)

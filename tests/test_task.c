@@ -352,37 +352,70 @@ END_TEST
 
 /* ---- migration and many yields ------------------------------------------ */
 
-static atomic_int moved;
+/*
+ * A task parks on one worker and is woken from the other: it resumes where
+ * it was woken (the waker's run-next slot). Two setters that spin until both
+ * run are on different workers for sure; the one not on the waiter's worker
+ * wakes it. An attempt can miss (the waiter not parked yet, a searcher
+ * taking the woken task back), so it repeats for a while.
+ */
+struct migration {
+	struct weft_event ev;
+	atomic_int first, waiting, started;
+	int woke_on;
+	int64_t give_up;
+};
 
-/* Yields until some task has run on two workers. A bound in time, not in
- * yields: on a loaded machine the other worker's thread may not get a core
- * for a long while, and the test asks only that migration happens. */
-static void *migrate_body(void *arg)
+static void *migrate_waiter(void *arg)
 {
-	int64_t give_up = weft_now() + 20 * WEFT_SEC;
-	int first = weft_worker_id();
-	while (!atomic_load(&moved) && weft_now() < give_up) {
-		weft_yield();
-		if (weft_worker_id() != first)
-			atomic_fetch_add(&moved, 1);
-	}
+	struct migration *m = arg;
+	atomic_store(&m->first, weft_worker_id());
+	atomic_store(&m->waiting, 1);
+	ck_assert_int_eq(weft_event_wait(&m->ev), 0);
+	m->woke_on = weft_worker_id();
 	return NULL;
+}
+
+static void *migrate_setter(void *arg)
+{
+	struct migration *m = arg;
+	atomic_fetch_add(&m->started, 1);
+	while (atomic_load(&m->started) < 2 && weft_now() < m->give_up)
+		__builtin_ia32_pause();
+	if (weft_worker_id() != atomic_load(&m->first))
+		weft_event_set(&m->ev);
+	return NULL;
+}
+
+static bool migrate_once(int64_t give_up)
+{
+	struct migration m = { .ev = WEFT_EVENT_INIT, .give_up = give_up };
+	weft_task_t w, s[2];
+
+	ck_assert_int_eq(weft_spawn(&w, migrate_waiter, &m), 0);
+	while (!atomic_load(&m.waiting))
+		weft_yield();
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(weft_spawn(&s[i], migrate_setter, &m), 0);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(weft_join(s[i], NULL), 0);
+	weft_event_set(&m.ev); /* in case no setter did */
+	ck_assert_int_eq(weft_join(w, NULL), 0);
+	return m.woke_on != atomic_load(&m.first);
 }
 
 static void *migrate_main(void *arg)
 {
-	weft_task_t t[16];
-	for (int i = 0; i < 16; i++)
-		ck_assert_int_eq(weft_spawn(&t[i], migrate_body, NULL), 0);
-	for (int i = 0; i < 16; i++)
-		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+	int64_t give_up = weft_now() + 20 * WEFT_SEC;
+	while (weft_now() < give_up)
+		if (migrate_once(give_up))
+			return (void *)1;
 	return NULL;
 }
 
 START_TEST(migration)
 {
-	weft_test_run(migrate_main, NULL, 2);
-	ck_assert_int_gt(atomic_load(&moved), 0);
+	ck_assert_ptr_eq(weft_test_run(migrate_main, NULL, 2), (void *)1);
 }
 END_TEST
 
