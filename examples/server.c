@@ -9,8 +9,6 @@
  * each closes its socket) and returns once all have ended.
  */
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -51,8 +49,6 @@ static bool transient(int err)
 
 static void *accept_loop(void *arg)
 {
-	static const int one = 1;
-
 	for (;;) {
 		int fd = weft_accept(server.lfd, NULL, NULL);
 
@@ -74,8 +70,6 @@ static void *accept_loop(void *arg)
 				strerror(-fd));
 			return ERR_PTR(fd);
 		}
-		/* Answers go out at once, as Go's and Tokio's servers do. */
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		atomic_fetch_add(&server.conns, 1);
 		if (weft_spawn(NULL, connection, (void *)(intptr_t)fd)) {
 			atomic_fetch_sub(&server.conns, 1);
@@ -91,18 +85,6 @@ static void *wait_signal(void *arg)
 
 	sigwait(arg, &sig);
 	return (void *)(intptr_t)sig;
-}
-
-static unsigned bound_port(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-
-	if (getsockname(fd, (struct sockaddr *)&ss, &len))
-		return 0;
-	if (ss.ss_family == AF_INET6)
-		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
 static void *serve(void *stop_signals)
@@ -124,8 +106,8 @@ static void *serve(void *stop_signals)
 		weft_close(server.lfd);
 		return ERR_PTR(r);
 	}
-	printf("%s listening on %s:%u workers=%d\n", server.name,
-	       server.host ? server.host : "*", bound_port(server.lfd),
+	printf("%s listening on %s:%d workers=%d\n", server.name,
+	       server.host ? server.host : "*", weft_local_port(server.lfd),
 	       weft_workers());
 
 	r = weft_blocking(wait_signal, stop_signals, &sig);

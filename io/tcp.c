@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <string.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -31,22 +32,61 @@ int weft_tcp_listen(const char *host, uint16_t port, int backlog,
 	return r;
 }
 
+int weft_local_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (fd < 0)
+		return -EBADF;
+	if (getsockname(fd, (struct sockaddr *)&ss, &len))
+		return -errno;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return -EAFNOSUPPORT;
+}
+
+/* fd was accepted and the peer's address is *peer: TCP gets TCP_NODELAY. */
+static int accepted(int fd, const struct sockaddr_storage *peer)
+{
+	static const int one = 1;
+
+	if (fd >= 0 && (peer->ss_family == AF_INET || peer->ss_family == AF_INET6))
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
 int weft_accept(int lfd, struct sockaddr *peer, socklen_t *peerlen)
 {
 	struct weft__io io;
 	struct io_uring_sqe *sqe;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
 	int r;
 
 	if (lfd < 0)
 		return -EBADF;
 	if (!peer != !peerlen)
 		return -EINVAL;
-	if (!weft__ring_current())
-		return (int)weft__sys(accept4(lfd, peer, peerlen, SOCK_CLOEXEC));
-	if (!(sqe = weft__io_begin(&io, lfd, &r)))
-		return r;
-	io_uring_prep_accept(sqe, lfd, peer, peerlen, SOCK_CLOEXEC);
-	return weft__io_wait(&io, sqe);
+	/* Always learn the peer's family; copy the address out if asked. */
+	ss.ss_family = AF_UNSPEC;
+	if (!weft__ring_current()) {
+		r = (int)weft__sys(accept4(lfd, (struct sockaddr *)&ss, &sslen,
+					   SOCK_CLOEXEC));
+	} else {
+		if (!(sqe = weft__io_begin(&io, lfd, &r)))
+			return r;
+		io_uring_prep_accept(sqe, lfd, (struct sockaddr *)&ss, &sslen,
+				     SOCK_CLOEXEC);
+		r = weft__io_wait(&io, sqe);
+	}
+	if (r >= 0 && peer) {
+		memcpy(peer, &ss, sslen < *peerlen ? sslen : *peerlen);
+		*peerlen = sslen;
+	}
+	return accepted(r, &ss);
 }
 
 int weft_connect(const char *host, uint16_t port)

@@ -588,6 +588,63 @@ START_TEST(plain_thread)
 }
 END_TEST
 
+/* ---- the bound port, and TCP_NODELAY on accepted sockets ------------------- */
+
+static int nodelay(int fd)
+{
+	int v = -1;
+	socklen_t len = sizeof(v);
+
+	ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len), 0);
+	return v;
+}
+
+static void *accept_main(void *arg)
+{
+	int lfd = weft_tcp_listen("127.0.0.1", 0, 0, 0), p[2];
+	struct sockaddr_in sin, peer;
+	socklen_t len = sizeof(sin), plen = sizeof(peer);
+
+	ck_assert_int_ge(lfd, 0);
+	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
+	int port = weft_local_port(lfd);
+	ck_assert_int_gt(port, 0);
+	ck_assert_int_eq(port, ntohs(sin.sin_port));
+
+	/* Without the peer's address, and with it. */
+	int c1 = weft_connect("127.0.0.1", (uint16_t)port);
+	ck_assert_int_ge(c1, 0);
+	int a1 = weft_accept(lfd, NULL, NULL);
+	ck_assert_int_ge(a1, 0);
+	ck_assert_int_eq(nodelay(a1), 1);
+	int c2 = weft_connect("127.0.0.1", (uint16_t)port);
+	ck_assert_int_ge(c2, 0);
+	int a2 = weft_accept(lfd, (struct sockaddr *)&peer, &plen);
+	ck_assert_int_ge(a2, 0);
+	ck_assert_int_eq(nodelay(a2), 1);
+	ck_assert_uint_eq(plen, sizeof(peer));
+	ck_assert_int_eq(peer.sin_family, AF_INET);
+	ck_assert_int_eq(ntohs(peer.sin_port), weft_local_port(c2));
+
+	/* Not a socket, not bound, not IP. */
+	ck_assert_int_eq(weft_local_port(-1), -EBADF);
+	ck_assert_int_eq(pipe(p), 0);
+	ck_assert_int_eq(weft_local_port(p[0]), -ENOTSOCK);
+	int u = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_eq(weft_local_port(u), -EAFNOSUPPORT);
+	int fds[] = { c1, c2, a1, a2, lfd, p[0], p[1], u };
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		ck_assert_int_eq(weft_close(fds[i]), 0);
+	return NULL;
+}
+
+START_TEST(local_port_and_nodelay)
+{
+	weft_test_run(accept_main, NULL, 2);
+	accept_main(NULL); /* and from a plain thread */
+}
+END_TEST
+
 /* ---- completions reach a worker that never parks --------------------------- */
 
 static atomic_int busy_done;
@@ -717,6 +774,7 @@ int main(void)
 	tcase_add_test(tc, bad_input);
 	tcase_add_test(tc, plain_thread);
 	tcase_add_test(tc, completion_while_busy);
+	tcase_add_test(tc, local_port_and_nodelay);
 	suite_add_tcase(s, tc);
 	return io_test_main(s);
 }

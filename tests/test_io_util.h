@@ -14,13 +14,11 @@
 /* A TCP listener on 127.0.0.1 and an ephemeral port, stored in *port. */
 static inline int io_listen(uint16_t *port)
 {
-	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
 	int fd = weft_tcp_listen("127.0.0.1", 0, 0, 0);
 
 	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-	*port = ntohs(sin.sin_port);
+	ck_assert_int_gt(weft_local_port(fd), 0);
+	*port = (uint16_t)weft_local_port(fd);
 	return fd;
 }
 

@@ -43,9 +43,15 @@ struct io_uring_sqe; /* from <liburing.h>, for weft_io_submit() */
 int weft_tcp_listen(const char *host, uint16_t port, int backlog,
 		    unsigned flags);
 
-/* Accepts a connection (SOCK_CLOEXEC). peer/peerlen may be NULL. Returns the
- * new fd or -errno; -EMFILE / -ENFILE when out of descriptors (the
- * listener stays usable). */
+/* The port a TCP or UDP socket is bound to (after listening on port 0, the
+ * one the kernel chose). Returns it, or -errno (-EBADF, -ENOTSOCK,
+ * -EAFNOSUPPORT for a socket that is not IPv4 or IPv6). */
+int weft_local_port(int fd);
+
+/* Accepts a connection (SOCK_CLOEXEC; TCP_NODELAY on a TCP one, as Go's
+ * default: replies are sent when written, not held back by Nagle's
+ * algorithm). peer/peerlen may be NULL. Returns the new fd or -errno;
+ * -EMFILE / -ENFILE when out of descriptors (the listener stays usable). */
 int weft_accept(int lfd, struct sockaddr *peer, socklen_t *peerlen);
 
 /* Resolves host (getaddrinfo on the blocking pool) and connects to the first
