@@ -246,7 +246,7 @@ int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
 		/* Run-next, as Go's newproc: a spawner that exits or waits
 		 * next (chains, fan-out then join) hands its successor a
 		 * warm cache, and an idle worker steals it only if it sits. */
-		weft__task_ready(t);
+		weft__worker_run_next(rt, self, t);
 		return 0;
 	}
 	if (self)

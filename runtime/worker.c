@@ -251,28 +251,32 @@ void weft__worker_push(struct weft_worker *w, struct weft_task *t)
 		weft__inject_push(&rt->inject, t);
 }
 
+void weft__worker_run_next(struct weft_runtime *rt, struct weft_worker *w,
+			   struct weft_task *t)
+{
+	/* Message-passing locality: t runs next, here. Still tell an idle
+	 * worker, as Go's wakep does: if the running task blocks or spins, a
+	 * searcher takes the run-next task once it has sat there a while. */
+	t = atomic_exchange_explicit(&w->runnext, t, memory_order_acq_rel);
+	if (t)
+		weft__worker_push(w, t);
+	weft__notify_work(rt);
+}
+
 void weft__task_ready(struct weft_task *t)
 {
 	struct weft_runtime *rt = atomic_load(&weft__rt);
 	struct weft_worker *w = weft__self();
 	if (!w) {
 		weft__inject_push(&rt->inject, t);
+		weft__notify_work(rt);
 	} else if (w->current) {
-		/* Woken by a running task: run it next, here (message-passing
-		 * locality). Still tell an idle worker, as Go's wakep does: if
-		 * the running task blocks or spins, a searcher takes the
-		 * run-next task once it has sat there a while. */
-		t = atomic_exchange_explicit(&w->runnext, t,
-					     memory_order_acq_rel);
-		if (t)
-			weft__worker_push(w, t);
+		weft__worker_run_next(rt, w, t); /* woken by a running task */
 	} else {
 		/* From the scheduler itself (timers, I/O): in order of waking.
 		 * requeue_fifo tells the idle when it makes them stealable. */
 		fifo_append(w, t);
-		return;
 	}
-	weft__notify_work(rt);
 }
 
 /* ---- idle workers ------------------------------------------------------- */

@@ -101,6 +101,11 @@ struct weft_worker *weft__self(void);
  * when full. Owner only. */
 void weft__worker_push(struct weft_worker *w, struct weft_task *t);
 
+/* Puts t in the run-next slot of w, whose running task woke or spawned it
+ * (the task there before goes to the deque), and tells an idle worker. */
+void weft__worker_run_next(struct weft_runtime *rt, struct weft_worker *w,
+			   struct weft_task *t);
+
 /* Switches the running task out to its scheduler, which then handles the
  * reason (and runs unlock(arg) for SWITCH_PARK). */
 void weft__task_suspend(enum weft_switch_reason reason,

@@ -199,8 +199,8 @@ static void *foreign_main(void *arg)
 	pthread_t th[4];
 	for (int i = 0; i < 4; i++)
 		pthread_create(&th[i], NULL, foreign_thread, NULL);
-	/* The threads block in join; keep this task from blocking a worker
-	 * by yielding until they are done. */
+	/* pthread_join blocks this task's worker; the other one runs the
+	 * threads' tasks meanwhile. */
 	for (int i = 0; i < 4; i++)
 		pthread_join(th[i], NULL);
 	return NULL;
