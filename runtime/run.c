@@ -146,13 +146,33 @@ static void stop_workers(struct weft_runtime *rt, int started)
 		pthread_join(rt->workers[i].thread, NULL);
 }
 
-/* Cancels every task left and waits until all have returned. */
+/*
+ * The counters only grow, and a task is counted spawned before it can be
+ * counted finished. Reading every finished count before any spawned count
+ * gives finished <= spawned, equal only if at some instant between the two
+ * passes every task spawned so far had finished, and none was spawned
+ * until the second pass: then none was left, since only a task or a
+ * foreign thread can spawn.
+ */
+int64_t weft__live_tasks(struct weft_runtime *rt)
+{
+	uint64_t finished = atomic_load(&rt->foreign_finished);
+	for (int i = 0; i < rt->nworkers; i++)
+		finished += atomic_load(&rt->workers[i].tasks_finished);
+	uint64_t spawned = atomic_load(&rt->foreign_spawned);
+	for (int i = 0; i < rt->nworkers; i++)
+		spawned += atomic_load(&rt->workers[i].tasks_spawned);
+	return (int64_t)(spawned - finished);
+}
+
+/* Cancels every task left and waits until all have returned. A finisher
+ * that sees DRAINING checks the count under mu (weft__task_finished). */
 static void drain(struct weft_runtime *rt)
 {
 	atomic_store(&rt->state, RT_DRAINING);
 	weft__task_for_each_alive(weft__task_cancel);
 	pthread_mutex_lock(&rt->mu);
-	while (atomic_load(&rt->live) != 0 && !rt->all_done)
+	while (!rt->all_done && weft__live_tasks(rt) != 0)
 		pthread_cond_wait(&rt->cv, &rt->mu);
 	pthread_mutex_unlock(&rt->mu);
 }

@@ -22,13 +22,17 @@ struct weft_task_cache {
 	struct weft_task *t[TASK_CACHE_MAX];
 };
 
-/* The global pool. Its lock is a spinlock: every critical section is a
- * few pointer moves (new slabs are built outside it), so a waiter spins a
- * moment instead of sleeping in the kernel. */
+/* The global pool: an array of free structs, so a worker moves half a
+ * cache in or out with one copy under the lock, without reading the
+ * structs (another core freed them: each read would be a cache miss). Its
+ * lock is a spinlock: every critical section is a short copy.
+ * Invariant: nfree <= total <= cap, total counting the structs of every
+ * slab, so a free always fits. */
 static struct {
 	unsigned lock;
 	struct task_slab *slabs;
-	struct weft_task *free;
+	struct weft_task **free;
+	size_t nfree, total, cap;
 } pool;
 
 void weft__spin_lock(unsigned *l)
@@ -52,67 +56,87 @@ void weft__spin_unlock(unsigned *l)
 
 /* ---- the struct pool ---------------------------------------------------- */
 
-/* Builds a slab outside the lock (its pages fault in here, not while
- * others wait), then splices it into the pool. */
+/* Adds a slab, built outside the lock (its pages fault in here, not while
+ * others wait). The array doubles when the structs would outgrow it: about
+ * twenty times for a million tasks. */
 static int grow_pool(void)
 {
 	struct task_slab *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	for (int i = 0; i < TASK_SLAB; i++) {
-		struct weft_task *t = &s->tasks[i];
-		atomic_init(&t->gen, 1); /* a zeroed handle never matches */
-		t->next = i + 1 < TASK_SLAB ? &s->tasks[i + 1] : NULL;
-	}
+	for (int i = 0; i < TASK_SLAB; i++)
+		atomic_init(&s->tasks[i].gen, 1); /* a zeroed handle never matches */
 	weft__spin_lock(&pool.lock);
+	if (pool.total + TASK_SLAB > pool.cap) {
+		size_t cap = pool.cap ? 2 * pool.cap : 4 * TASK_SLAB;
+		struct weft_task **a = realloc(pool.free, cap * sizeof(*a));
+		if (!a) {
+			weft__spin_unlock(&pool.lock);
+			free(s);
+			return -ENOMEM;
+		}
+		pool.free = a;
+		pool.cap = cap;
+	}
+	for (int i = 0; i < TASK_SLAB; i++)
+		pool.free[pool.nfree++] = &s->tasks[i];
+	pool.total += TASK_SLAB;
 	s->next = pool.slabs;
 	pool.slabs = s;
-	s->tasks[TASK_SLAB - 1].next = pool.free;
-	pool.free = &s->tasks[0];
 	weft__spin_unlock(&pool.lock);
 	return 0;
 }
 
+/* Moves up to n structs from the pool to dst; returns how many. */
+static int pool_take(struct weft_task **dst, int n)
+{
+	weft__spin_lock(&pool.lock);
+	if ((size_t)n > pool.nfree)
+		n = (int)pool.nfree;
+	pool.nfree -= (size_t)n;
+	memcpy(dst, pool.free + pool.nfree, (size_t)n * sizeof(*dst));
+	weft__spin_unlock(&pool.lock);
+	return n;
+}
+
+static void pool_put(struct weft_task *const *src, int n)
+{
+	weft__spin_lock(&pool.lock);
+	memcpy(pool.free + pool.nfree, src, (size_t)n * sizeof(*src));
+	pool.nfree += (size_t)n;
+	weft__spin_unlock(&pool.lock);
+}
+
+/* c is NULL off the workers. */
 static struct weft_task *task_alloc(struct weft_task_cache *c)
 {
-	if (c && c->n)
-		return c->t[--c->n];
 	for (;;) {
-		struct weft_task *t = NULL;
-		weft__spin_lock(&pool.lock);
-		if (pool.free) {
-			t = pool.free;
-			pool.free = t->next;
-			/* Refill half the cache while we hold the lock. */
-			while (c && c->n < TASK_CACHE_MAX / 2 && pool.free) {
-				c->t[c->n++] = pool.free;
-				pool.free = pool.free->next;
-			}
-		}
-		weft__spin_unlock(&pool.lock);
-		if (t || grow_pool())
+		if (c && c->n)
+			return c->t[--c->n];
+		struct weft_task *t;
+		if (c)
+			c->n = pool_take(c->t, TASK_CACHE_MAX / 2);
+		else if (pool_take(&t, 1))
 			return t;
+		if ((!c || !c->n) && grow_pool())
+			return NULL;
 	}
 }
 
 static void task_free(struct weft_task *t, struct weft_task_cache *c)
 {
-	if (c && c->n < TASK_CACHE_MAX) {
-		c->t[c->n++] = t;
+	if (!c) {
+		pool_put(&t, 1);
 		return;
 	}
 	/* A full cache hands half of itself back in one go, so a worker that
 	 * only frees (its tasks were spawned elsewhere) takes the lock once
 	 * per TASK_CACHE_MAX / 2 tasks, not once per task. */
-	weft__spin_lock(&pool.lock);
-	t->next = pool.free;
-	pool.free = t;
-	while (c && c->n > TASK_CACHE_MAX / 2) {
-		struct weft_task *x = c->t[--c->n];
-		x->next = pool.free;
-		pool.free = x;
+	if (c->n == TASK_CACHE_MAX) {
+		c->n -= TASK_CACHE_MAX / 2;
+		pool_put(c->t + c->n, TASK_CACHE_MAX / 2);
 	}
-	weft__spin_unlock(&pool.lock);
+	c->t[c->n++] = t;
 }
 
 struct weft_task_cache *weft__task_cache_new(void)
@@ -132,7 +156,9 @@ void weft__task_pool_exit(void)
 		pool.slabs = s->next;
 		free(s);
 	}
+	free(pool.free);
 	pool.free = NULL;
+	pool.nfree = pool.total = pool.cap = 0;
 }
 
 void weft__task_for_each_alive(void (*fn)(struct weft_task *))
@@ -231,11 +257,11 @@ int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
 	atomic_store_explicit(&t->refs, out ? 2 : 1, memory_order_relaxed);
 	atomic_store_explicit(&t->cancelled, false, memory_order_relaxed);
 	/* Shutdown sets DRAINING, then cancels every alive task: either it
-	 * sees this one, or we see DRAINING here. The seq_cst RMW on live
-	 * sits between our store of alive and our load of state, ordering
-	 * them as the pattern needs. */
+	 * sees this one, or we see DRAINING here. The seq_cst RMW on the
+	 * count sits between our store of alive and our load of state,
+	 * ordering them as the pattern needs. */
 	atomic_store_explicit(&t->alive, true, memory_order_relaxed);
-	atomic_fetch_add(&rt->live, 1);
+	atomic_fetch_add(self ? &self->tasks_spawned : &rt->foreign_spawned, 1);
 	if (atomic_load(&rt->state) != RT_RUNNING)
 		atomic_store(&t->cancelled, true);
 	if (out) {
@@ -247,6 +273,12 @@ int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
 		 * next (chains, fan-out then join) hands its successor a
 		 * warm cache, and an idle worker steals it only if it sits. */
 		weft__worker_run_next(rt, self, t);
+		/* Backpressure: a task spawning faster than the workers run
+		 * tasks would pile up an unbounded backlog, a cold struct per
+		 * task. Once its worker's queue is full it yields, so the
+		 * tasks ahead of it run first, on a warm cache. */
+		if (weft__deque_len(&self->deque) >= WEFT_DEQUE_CAP - 1)
+			weft__worker_yield(self);
 		return 0;
 	}
 	if (self)
@@ -273,11 +305,16 @@ void weft__task_finished(struct weft_task *t)
 		weft__spin_unlock(&t->join_lock);
 	}
 	atomic_store_explicit(&t->alive, false, memory_order_release);
-	if (atomic_fetch_sub(&rt->live, 1) == 1 &&
-	    atomic_load(&rt->state) != RT_RUNNING) {
+	/* Either drain() sees this count, or we see DRAINING (the seq_cst RMW
+	 * orders the two) and check under its mutex. */
+	struct weft_worker *self = weft__self();
+	atomic_fetch_add(self ? &self->tasks_finished : &rt->foreign_finished, 1);
+	if (atomic_load(&rt->state) != RT_RUNNING) {
 		pthread_mutex_lock(&rt->mu);
-		rt->all_done = true;
-		pthread_cond_broadcast(&rt->cv);
+		if (weft__live_tasks(rt) == 0) {
+			rt->all_done = true;
+			pthread_cond_broadcast(&rt->cv);
+		}
 		pthread_mutex_unlock(&rt->mu);
 	}
 	task_unref(t);
@@ -435,8 +472,7 @@ int weft_yield(void)
 		return -EPERM;
 	if (atomic_load_explicit(&t->cancelled, memory_order_relaxed))
 		return -ECANCELED;
-	if (!weft__yield_direct(w))
-		weft__task_suspend(SWITCH_YIELD, NULL, NULL);
+	weft__worker_yield(w);
 	return 0;
 }
 

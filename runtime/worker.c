@@ -185,13 +185,11 @@ static bool switch_direct(struct weft_worker *w, enum weft_switch_reason reason,
 	return true;
 }
 
-bool weft__yield_direct(struct weft_worker *w)
-{
-	return switch_direct(w, SWITCH_YIELD, NULL, NULL);
-}
-
-void weft__task_suspend(enum weft_switch_reason reason,
-			void (*unlock)(void *), void *arg)
+/* Switches the running task out, to the next local task or to its
+ * scheduler, which then handles the reason (and runs unlock(arg) for
+ * SWITCH_PARK). */
+static void task_suspend(enum weft_switch_reason reason,
+			 void (*unlock)(void *), void *arg)
 {
 	struct weft_worker *w = weft__self();
 	struct weft_task *t = w->current;
@@ -205,7 +203,13 @@ void weft__task_suspend(enum weft_switch_reason reason,
 
 void weft__task_park(void (*unlock)(void *), void *arg)
 {
-	weft__task_suspend(SWITCH_PARK, unlock, arg);
+	task_suspend(SWITCH_PARK, unlock, arg);
+}
+
+void weft__worker_yield(struct weft_worker *w)
+{
+	if (!switch_direct(w, SWITCH_YIELD, NULL, NULL))
+		task_suspend(SWITCH_YIELD, NULL, NULL);
 }
 
 /* Where a new task starts (from weft__task_trampoline). */

@@ -33,6 +33,9 @@ struct __attribute__((aligned(64))) weft_worker {
 	_Atomic(struct weft_task *) runnext;
 	_Atomic uint64_t ticks;          /* tasks run so far; thieves read it */
 	uint64_t spawned;                /* for task ids */
+	/* Tasks counted here, by this worker only: an RMW on its own line,
+	 * not on one every worker shares (see weft__live_tasks). */
+	_Atomic uint64_t tasks_spawned, tasks_finished;
 	int id;
 	bool searching;
 	bool sleeping;                   /* in the idle set, under idle.mu */
@@ -78,7 +81,9 @@ struct weft_runtime {
 	struct weft_inject inject;
 	struct weft_idle idle;
 	_Atomic int state;
-	_Atomic long live;               /* tasks spawned and not finished */
+	/* Tasks spawned and finished off the workers; the workers count
+	 * theirs in struct weft_worker. */
+	_Atomic uint64_t foreign_spawned, foreign_finished;
 	_Atomic uint64_t next_id;
 
 	pthread_mutex_t mu;              /* guards the fields below */
@@ -106,17 +111,15 @@ void weft__worker_push(struct weft_worker *w, struct weft_task *t);
 void weft__worker_run_next(struct weft_runtime *rt, struct weft_worker *w,
 			   struct weft_task *t);
 
-/* Switches the running task out to its scheduler, which then handles the
- * reason (and runs unlock(arg) for SWITCH_PARK). */
-void weft__task_suspend(enum weft_switch_reason reason,
-			void (*unlock)(void *), void *arg);
-
-/* The yield fast path for w's running task; false if the scheduler must
- * choose. */
-bool weft__yield_direct(struct weft_worker *w);
+/* Yields w's running task: it goes to the back of w's FIFO. */
+void weft__worker_yield(struct weft_worker *w);
 
 /* The scheduler loop of a worker thread. */
 void *weft__worker_main(void *arg);
+
+/* Tasks spawned and not yet finished. Exact only once it reads 0 (see
+ * run.c), which is all shutdown needs. */
+int64_t weft__live_tasks(struct weft_runtime *rt);
 
 /* Wakes a worker to look for work, unless one is already looking. */
 void weft__notify_work(struct weft_runtime *rt);
