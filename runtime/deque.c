@@ -9,16 +9,27 @@ void weft__deque_init(struct weft_deque *d)
 {
 	atomic_init(&d->top, 0);
 	atomic_init(&d->bottom, 0);
+	d->top_seen = 0;
 	for (int i = 0; i < WEFT_DEQUE_CAP; i++)
 		atomic_init(&d->buf[i], NULL);
 }
 
-bool weft__deque_push(struct weft_deque *d, struct weft_task *t)
+bool weft__deque_full(struct weft_deque *d)
 {
 	int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
-	int64_t top = atomic_load_explicit(&d->top, memory_order_acquire);
-	if (b - top >= WEFT_DEQUE_CAP)
+	if (b - d->top_seen < WEFT_DEQUE_CAP)
 		return false;
+	/* Acquire: the thieves that moved top are done reading their slots
+	 * before a push overwrites them. */
+	d->top_seen = atomic_load_explicit(&d->top, memory_order_acquire);
+	return b - d->top_seen >= WEFT_DEQUE_CAP;
+}
+
+bool weft__deque_push(struct weft_deque *d, struct weft_task *t)
+{
+	if (weft__deque_full(d))
+		return false;
+	int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
 	atomic_store_explicit(&d->buf[b & MASK], t, memory_order_relaxed);
 	/* Publishes the slot to thieves that acquire bottom. */
 	atomic_store_explicit(&d->bottom, b + 1, memory_order_release);

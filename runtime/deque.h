@@ -32,7 +32,11 @@ struct weft_deque {
 	_Atomic int64_t top;
 	char pad0[64 - sizeof(int64_t)];
 	_Atomic int64_t bottom;
-	char pad1[64 - sizeof(int64_t)];
+	/* The owner's last reading of top, a lower bound (top only grows):
+	 * a push re-reads top, a line the thieves write, only when this says
+	 * the deque may be full. */
+	int64_t top_seen;
+	char pad1[64 - 2 * sizeof(int64_t)];
 	_Atomic(struct weft_task *) buf[WEFT_DEQUE_CAP];
 };
 
@@ -46,6 +50,9 @@ struct weft_task *weft__deque_take(struct weft_deque *d);
 #define WEFT_STEAL_RETRY ((struct weft_task *)1)
 /* Any thread. A task, EMPTY, or RETRY when it lost a race. */
 struct weft_task *weft__deque_steal(struct weft_deque *d);
+
+/* Owner only: true if a push would fail. */
+bool weft__deque_full(struct weft_deque *d);
 
 /* Approximate length, for heuristics only. */
 static inline int64_t weft__deque_len(struct weft_deque *d)

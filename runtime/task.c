@@ -277,7 +277,7 @@ int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
 		 * tasks would pile up an unbounded backlog, a cold struct per
 		 * task. Once its worker's queue is full it yields, so the
 		 * tasks ahead of it run first, on a warm cache. */
-		if (weft__deque_len(&self->deque) >= WEFT_DEQUE_CAP - 1)
+		if (weft__deque_full(&self->deque))
 			weft__worker_yield(self);
 		return 0;
 	}
