@@ -482,6 +482,40 @@ START_TEST(million_tasks)
 }
 END_TEST
 
+/* A task that spawns in a loop without ever blocking does not pile up a
+ * backlog: once its worker's queue is full, its spawn yields and the
+ * tasks ahead of it run. The bound is a few queues' worth (256 each). */
+static atomic_long bp_started;
+
+static void *bp_leaf(void *arg)
+{
+	atomic_fetch_add(&bp_started, 1);
+	return NULL;
+}
+
+static void *backpressure_main(void *arg)
+{
+	long n = SCALED(200000), most = 0;
+	atomic_store(&bp_started, 0);
+	for (long i = 1; i <= n; i++) {
+		ck_assert_int_eq(weft_spawn(NULL, bp_leaf, NULL), 0);
+		long pending = i - atomic_load(&bp_started);
+		if (pending > most)
+			most = pending;
+	}
+	while (atomic_load(&bp_started) < n)
+		weft_sleep(WEFT_MSEC);
+	ck_assert_int_le(most, (long)(intptr_t)arg);
+	return NULL;
+}
+
+START_TEST(spawn_backpressure)
+{
+	weft_test_run(backpressure_main, (void *)300, 1);
+	weft_test_run(backpressure_main, (void *)1024, 2);
+}
+END_TEST
+
 /* A million tasks alive at once, each parked on its own stack. */
 static atomic_long parked;
 
@@ -606,6 +640,7 @@ int main(void)
 	tcase_add_test(tc, runnext_stolen_from_busy_worker);
 	tcase_add_test(tc, many_yields);
 	tcase_add_test(tc, million_tasks);
+	tcase_add_test(tc, spawn_backpressure);
 	tcase_add_test(tc, million_concurrent);
 	tcase_add_test(tc, shutdown_pending);
 	tcase_add_test(tc, stack_overflow_reported);
