@@ -139,6 +139,7 @@ static int start_workers(struct weft_runtime *rt, int *started)
 
 static void stop_workers(struct weft_runtime *rt, int started)
 {
+	weft__monitor_stop(rt); /* it wakes workers: stop it first */
 	atomic_store(&rt->state, RT_STOPPING);
 	for (int i = 0; i < started; i++)
 		weft__ring_unpark(&rt->workers[i].ring);
@@ -196,6 +197,8 @@ int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
 	int started;
 	weft__overflow_install();
 	err = start_workers(rt, &started);
+	if (!err)
+		err = weft__monitor_start(rt);
 	if (!err)
 		err = weft__blocking_start(cfg ? cfg->blocking_threads : 0);
 	weft_task_t main_task;

@@ -272,7 +272,8 @@ int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
 		/* Run-next, as Go's newproc: a spawner that exits or waits
 		 * next (chains, fan-out then join) hands its successor a
 		 * warm cache, and an idle worker steals it only if it sits. */
-		weft__worker_run_next(rt, self, t);
+		weft__worker_run_next(self, t);
+		weft__notify_work(rt); /* spawned to run in parallel */
 		/* Backpressure: a task spawning faster than the workers run
 		 * tasks would pile up an unbounded backlog, a cold struct per
 		 * task. Once its worker's queue is full it yields, so the

@@ -29,6 +29,7 @@
 #define INJECT_BATCH 32
 #define TIMER_CHECK_INTERVAL 16
 #define SEARCH_SPINS 48          /* ~5-15 us of looking before parking */
+#define WAKE_BURST 8             /* woken tasks queued before help is roused */
 
 struct weft_runtime *_Atomic weft__rt;
 
@@ -255,16 +256,13 @@ void weft__worker_push(struct weft_worker *w, struct weft_task *t)
 		weft__inject_push(&rt->inject, t);
 }
 
-void weft__worker_run_next(struct weft_runtime *rt, struct weft_worker *w,
-			   struct weft_task *t)
+bool weft__worker_run_next(struct weft_worker *w, struct weft_task *t)
 {
-	/* Message-passing locality: t runs next, here. Still tell an idle
-	 * worker, as Go's wakep does: if the running task blocks or spins, a
-	 * searcher takes the run-next task once it has sat there a while. */
-	t = atomic_exchange_explicit(&w->runnext, t, memory_order_acq_rel);
+	/* seq_cst: the monitor's arming protocol (monitor.h). */
+	t = atomic_exchange(&w->runnext, t);
 	if (t)
 		weft__worker_push(w, t);
-	weft__notify_work(rt);
+	return t != NULL;
 }
 
 void weft__task_ready(struct weft_task *t)
@@ -275,7 +273,17 @@ void weft__task_ready(struct weft_task *t)
 		weft__inject_push(&rt->inject, t);
 		weft__notify_work(rt);
 	} else if (w->current) {
-		weft__worker_run_next(rt, w, t); /* woken by a running task */
+		/* Woken by a running task: t runs next, here, on a warm
+		 * cache. Rouse an idle worker only for a burst of wakes: a
+		 * pipeline of tasks passing messages runs best on one core,
+		 * and a worker roused on every wake (Go's wakep) steals half
+		 * of it, so every message crosses cores. If the waker keeps
+		 * its worker, the monitor rouses one. */
+		if (weft__worker_run_next(w, t) &&
+		    weft__deque_len(&w->deque) >= WAKE_BURST)
+			weft__notify_work(rt);
+		else
+			weft__monitor_arm(&rt->monitor);
 	} else {
 		/* From the scheduler itself (timers, I/O): in order of waking.
 		 * requeue_fifo tells the idle when it makes them stealable. */

@@ -18,6 +18,7 @@
 #include "deque.h"
 #include "idle.h"
 #include "inject.h"
+#include "monitor.h"
 #include "io/ring.h"
 
 struct weft_task;
@@ -80,6 +81,7 @@ struct weft_runtime {
 	size_t stack_size;
 	struct weft_inject inject;
 	struct weft_idle idle;
+	struct weft_monitor monitor;
 	_Atomic int state;
 	/* Tasks spawned and finished off the workers; the workers count
 	 * theirs in struct weft_worker. */
@@ -106,10 +108,9 @@ struct weft_worker *weft__self(void);
  * when full. Owner only. */
 void weft__worker_push(struct weft_worker *w, struct weft_task *t);
 
-/* Puts t in the run-next slot of w, whose running task woke or spawned it
- * (the task there before goes to the deque), and tells an idle worker. */
-void weft__worker_run_next(struct weft_runtime *rt, struct weft_worker *w,
-			   struct weft_task *t);
+/* Puts t in the run-next slot of w, whose running task woke or spawned it.
+ * Returns true if the task there before went to the deque. */
+bool weft__worker_run_next(struct weft_worker *w, struct weft_task *t);
 
 /* Yields w's running task: it goes to the back of w's FIFO. */
 void weft__worker_yield(struct weft_worker *w);

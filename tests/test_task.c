@@ -262,19 +262,28 @@ static atomic_int stuck_ran;
 static void *stuck_waiter(void *arg)
 {
 	ck_assert_int_eq(weft_event_wait(&stuck_event), 0);
-	atomic_store(&stuck_ran, 1);
+	atomic_fetch_add(&stuck_ran, 1);
 	return NULL;
 }
 
+/* The setter wakes three tasks (one to its run-next slot, two to its deque,
+ * too few to rouse a worker at once) and then spins: the monitor must see
+ * them stuck and rouse the other worker, which steals them all. */
 static void *stuck_main(void *arg)
 {
-	weft_task_t t;
-	ck_assert_int_eq(weft_spawn(&t, stuck_waiter, NULL), 0);
-	weft_sleep(20 * WEFT_MSEC); /* it parks; the other worker sleeps */
-	weft_event_set(&stuck_event);
-	while (!atomic_load(&stuck_ran))
+	weft_task_t t[3];
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(weft_spawn(&t[i], stuck_waiter, NULL), 0);
+	weft_sleep(20 * WEFT_MSEC); /* they park */
+	/* Keep this worker until the other has stopped searching and
+	 * sleeps: only the monitor can rouse it then. */
+	for (int64_t until = weft_now() + 5 * WEFT_MSEC; weft_now() < until;)
 		__builtin_ia32_pause();
-	ck_assert_int_eq(weft_join(t, NULL), 0);
+	weft_event_set(&stuck_event);
+	while (atomic_load(&stuck_ran) < 3)
+		__builtin_ia32_pause();
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(weft_join(t[i], NULL), 0);
 	return NULL;
 }
 

@@ -1,0 +1,135 @@
+/* The monitor thread: see monitor.h. */
+#include <errno.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "weft/task.h"
+#include "worker.h"
+
+/* The first look comes soon after arming; while run-next slots stay busy
+ * but never stuck, the looks back off to PERIOD_MAX, so a monitor that
+ * has nothing to rescue costs next to nothing. */
+#define PERIOD_MIN_NS (100 * 1000)
+#define PERIOD_MAX_NS (2 * 1000 * 1000)
+#define LOOKS_BEFORE_BACKOFF 8
+
+struct look {
+	struct weft_task *runnext;
+	int64_t queued;
+	uint64_t ticks;
+};
+
+static void futex_wait(_Atomic int *word, int val, long ns)
+{
+	struct timespec ts = { ns / 1000000000, ns % 1000000000 };
+	syscall(SYS_futex, (int *)word, FUTEX_WAIT_PRIVATE, val,
+		ns ? &ts : NULL, NULL, 0);
+}
+
+static void futex_wake(_Atomic int *word)
+{
+	syscall(SYS_futex, (int *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+void weft__monitor_arm_slow(struct weft_monitor *m)
+{
+	int idle = MON_IDLE;
+	if (atomic_compare_exchange_strong(&m->state, &idle, MON_ARMED))
+		futex_wake(&m->state);
+}
+
+/* One look at every worker. Returns how many had tasks waiting; sets
+ * *stuck if one had the same ones waiting as last time, behind a task that
+ * ran all along (its tick count did not move). */
+static int look_at_workers(struct weft_runtime *rt, struct look *last,
+			   bool *stuck)
+{
+	int busy = 0;
+	for (int i = 0; i < rt->nworkers; i++) {
+		struct weft_worker *w = &rt->workers[i];
+		struct look now = { atomic_load(&w->runnext),
+				    weft__deque_len(&w->deque),
+				    atomic_load(&w->ticks) };
+		if (now.runnext || now.queued) {
+			busy++;
+			if (now.ticks == last[i].ticks &&
+			    ((now.runnext && now.runnext == last[i].runnext) ||
+			     (now.queued && last[i].queued)))
+				*stuck = true;
+		}
+		last[i] = now;
+	}
+	return busy;
+}
+
+/* Nothing to watch: disarm, unless a wake filled a slot meanwhile. */
+static void disarm(struct weft_runtime *rt, struct weft_monitor *m,
+		   struct look *last)
+{
+	int armed = MON_ARMED;
+	if (!atomic_compare_exchange_strong(&m->state, &armed, MON_IDLE))
+		return; /* stopping */
+	bool stuck = false;
+	if (look_at_workers(rt, last, &stuck)) {
+		armed = MON_IDLE;
+		atomic_compare_exchange_strong(&m->state, &armed, MON_ARMED);
+	}
+}
+
+static void *monitor_main(void *arg)
+{
+	struct weft_runtime *rt = arg;
+	struct weft_monitor *m = &rt->monitor;
+	struct look last[WEFT_WORKERS_MAX] = { { 0 } };
+	long period = PERIOD_MIN_NS;
+	int calm = 0;
+	for (;;) {
+		int s = atomic_load(&m->state);
+		if (s == MON_STOP)
+			break;
+		if (s == MON_IDLE) {
+			futex_wait(&m->state, MON_IDLE, 0);
+			period = PERIOD_MIN_NS;
+			calm = 0;
+			continue;
+		}
+		futex_wait(&m->state, MON_ARMED, period);
+		bool stuck = false;
+		if (!look_at_workers(rt, last, &stuck)) {
+			disarm(rt, m, last);
+		} else if (stuck) {
+			weft__notify_work(rt);
+			period = PERIOD_MIN_NS;
+			calm = 0;
+		} else if (++calm >= LOOKS_BEFORE_BACKOFF &&
+			   period < PERIOD_MAX_NS) {
+			period *= 2;
+			calm = 0;
+		}
+	}
+	return NULL;
+}
+
+int weft__monitor_start(struct weft_runtime *rt)
+{
+	struct weft_monitor *m = &rt->monitor;
+	atomic_init(&m->state, MON_IDLE);
+	if (rt->nworkers < 2)
+		return 0; /* nobody to rescue a stuck task anyway */
+	int r = -pthread_create(&m->thread, NULL, monitor_main, rt);
+	m->started = !r;
+	return r;
+}
+
+void weft__monitor_stop(struct weft_runtime *rt)
+{
+	struct weft_monitor *m = &rt->monitor;
+	if (!m->started)
+		return;
+	atomic_store(&m->state, MON_STOP);
+	futex_wake(&m->state);
+	pthread_join(m->thread, NULL);
+	m->started = false;
+}

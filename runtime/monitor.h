@@ -1,0 +1,54 @@
+/*
+ * The monitor: a thread that rescues run-next tasks stuck behind a task
+ * that keeps its worker (one of the jobs of Go's sysmon).
+ *
+ * A task woken by a running task goes to the waker's run-next slot and,
+ * unlike a spawn, rouses no idle worker: the waker usually parks soon, and
+ * the woken task then runs on the same warm core. Rousing a worker on every
+ * wake (Go's wakep) makes it steal the tasks of a message-passing pipeline
+ * and bounce the pipeline's cache lines between cores on every message. But
+ * a waker that keeps running (computes, spins, blocks in a system call)
+ * would strand the woken task, so such a wake arms the monitor instead.
+ *
+ * While armed, the monitor looks at every worker once a period. A worker
+ * whose run-next slot holds the same task as at the last look, and whose
+ * tick count has not moved since, is stuck: the monitor rouses an idle
+ * worker, whose search steals the task (steal_runnext in worker.c). Once
+ * no run-next slot holds a task it disarms and sleeps until a wake arms it.
+ *
+ * No lost arming: a waker fills the slot, then reads the state (seq_cst
+ * both); the monitor sets IDLE, then reads every slot (seq_cst both). One
+ * of them sees the other.
+ */
+#ifndef WEFT_RUNTIME_MONITOR_H
+#define WEFT_RUNTIME_MONITOR_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+enum { MON_IDLE, MON_ARMED, MON_STOP };
+
+struct weft_monitor {
+	_Atomic int state;  /* a futex word */
+	bool started;
+	pthread_t thread;
+};
+
+struct weft_runtime;
+
+/* Starts the monitor of rt (not needed, so not started, with one worker). */
+int weft__monitor_start(struct weft_runtime *rt);
+void weft__monitor_stop(struct weft_runtime *rt);
+
+void weft__monitor_arm_slow(struct weft_monitor *m);
+
+/* After a wake left a task in a run-next slot: make sure the monitor
+ * watches. One load of a line that stays unwritten while it is armed. */
+static inline void weft__monitor_arm(struct weft_monitor *m)
+{
+	if (atomic_load(&m->state) == MON_IDLE)
+		weft__monitor_arm_slow(m);
+}
+
+#endif
