@@ -116,8 +116,8 @@ static void fifo_append(struct weft_worker *w, struct weft_task *t)
 /* The owner's next local task for a direct switch: run-next, the deque, or
  * (only while no worker idles, as they could not take it from there) the
  * oldest yielded task. NULL when the scheduler must choose. */
-static struct weft_task *next_direct(struct weft_runtime *rt,
-				     struct weft_worker *w)
+static inline __attribute__((always_inline)) struct weft_task *
+next_direct(struct weft_runtime *rt, struct weft_worker *w)
 {
 	struct weft_task *t = NULL;
 	if (atomic_load_explicit(&w->runnext, memory_order_relaxed))
@@ -158,18 +158,22 @@ static void finish_direct_switch(struct weft_worker *w)
  * yielding task joins the FIFO; a parking one leaves its unlock to the next
  * task, whose first act it is, after the parked task's registers were
  * saved: all the park protocol needs (Go's gopark runs it on g0). Every
- * GLOBAL_QUEUE_INTERVAL ticks the scheduler chooses instead, so the global
- * queue, I/O and timers get their turn. false: the scheduler must choose.
+ * GLOBAL_QUEUE_INTERVAL picks (global_countdown) the scheduler chooses
+ * instead, so the global queue, I/O and timers get their turn. false: the
+ * scheduler must choose. Inlined, with next_direct, into park and yield:
+ * a call and its register saves are a tenth of a switch.
  */
-static bool switch_direct(struct weft_worker *w, enum weft_switch_reason reason,
-			  void (*unlock)(void *), void *arg)
+static inline __attribute__((always_inline)) bool
+switch_direct(struct weft_worker *w, enum weft_switch_reason reason,
+	      void (*unlock)(void *), void *arg)
 {
 	struct weft_runtime *rt = atomic_load_explicit(&weft__rt,
 						       memory_order_relaxed);
 	struct weft_task *t = w->current, *next;
-	uint64_t tick = atomic_load_explicit(&w->ticks, memory_order_relaxed);
-	if ((tick + 1) % GLOBAL_QUEUE_INTERVAL == 0 || !(next = next_direct(rt, w)))
+	if (w->global_countdown <= 1 || !(next = next_direct(rt, w)))
 		return false;
+	w->global_countdown--;
+	uint64_t tick = atomic_load_explicit(&w->ticks, memory_order_relaxed);
 	if (weft__stack_smashed(&t->stack))
 		report_smashed_stack(t);
 	atomic_store_explicit(&w->ticks, tick + 1, memory_order_relaxed);
@@ -189,8 +193,8 @@ static bool switch_direct(struct weft_worker *w, enum weft_switch_reason reason,
 /* Switches the running task out, to the next local task or to its
  * scheduler, which then handles the reason (and runs unlock(arg) for
  * SWITCH_PARK). */
-static void task_suspend(enum weft_switch_reason reason,
-			 void (*unlock)(void *), void *arg)
+static __attribute__((noinline)) void
+task_suspend(enum weft_switch_reason reason, void (*unlock)(void *), void *arg)
 {
 	struct weft_worker *w = weft__self();
 	struct weft_task *t = w->current;
@@ -449,8 +453,11 @@ static struct weft_task *find_local(struct weft_runtime *rt,
 	uint64_t tick = atomic_load_explicit(&w->ticks, memory_order_relaxed);
 	atomic_store_explicit(&w->ticks, tick + 1, memory_order_relaxed);
 	struct weft_task *t;
-	if (tick % GLOBAL_QUEUE_INTERVAL == 0 && (t = pop_global(rt, w)))
-		return t;
+	if (--w->global_countdown <= 0) {
+		w->global_countdown = GLOBAL_QUEUE_INTERVAL;
+		if ((t = pop_global(rt, w)))
+			return t;
+	}
 	if (w->runnext_streak < RUNNEXT_STREAK_MAX &&
 	    atomic_load_explicit(&w->runnext, memory_order_relaxed) &&
 	    (t = atomic_exchange(&w->runnext, NULL))) {

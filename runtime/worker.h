@@ -34,13 +34,11 @@ struct __attribute__((aligned(64))) weft_worker {
 	_Atomic(struct weft_task *) runnext;
 	_Atomic uint64_t ticks;          /* tasks run so far; thieves read it */
 	uint64_t spawned;                /* for task ids */
-	/* Tasks counted here, by this worker only: an RMW on its own line,
-	 * not on one every worker shares (see weft__live_tasks). */
-	_Atomic uint64_t tasks_spawned, tasks_finished;
 	int id;
 	bool searching;
 	bool sleeping;                   /* in the idle set, under idle.mu */
 	int runnext_streak;              /* run-next picks in a row */
+	int global_countdown;            /* picks until the global queue's turn */
 	uint64_t rng;
 	/* Tasks that yielded or that the scheduler itself woke (timers, I/O
 	 * completions), first-in first-out as asyncio wakes them. Private;
@@ -61,6 +59,10 @@ struct __attribute__((aligned(64))) weft_worker {
 	int64_t heap_len, heap_cap;
 	_Atomic int64_t heap_stale;      /* disarmed entries still in it */
 	uint64_t timer_order;            /* ties between equal deadlines */
+
+	/* Tasks counted here, by this worker only: an RMW on its own line,
+	 * not on one every worker shares (see weft__live_tasks). */
+	_Atomic uint64_t tasks_spawned, tasks_finished;
 
 	struct weft_task_cache *task_cache;
 	struct weft_stack_cache *stack_cache;
