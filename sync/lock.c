@@ -177,8 +177,10 @@ static void release_slow(struct weft_lock *l)
 
 int weft__lock_release_as(struct weft_lock *l, uintptr_t me)
 {
-	uintptr_t s = me;
-	if (__builtin_expect(cas_state(l, &s, 0), 1))
+	/* Look first: with waiters the CAS would fail, and a failed CAS
+	 * costs as much as one that succeeds. */
+	uintptr_t s = load_state(l);
+	if (__builtin_expect(s == me && cas_state(l, &s, 0), 1))
 		return 0;
 	if ((s & ~WAITERS) != me)
 		return -EPERM;
