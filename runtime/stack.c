@@ -4,6 +4,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "context.h"
@@ -25,9 +27,12 @@
 #define MADV_GUARD_INSTALL 102
 #endif
 
-#define STACK_SLAB 16           /* stacks per slab mapping */
+#define STACK_SLAB 256          /* stacks per slab mapping: one mmap, and one
+				 * system call for all their guards */
 #define CACHE_MAX 32            /* stacks of a class a worker keeps */
-#define LIGHT_GUARD (64 * 1024) /* MADV guards cost no memory: be generous */
+#define LIGHT_GUARD (4 * 1024)  /* a page, as a thread's: a wider guard
+				 * spreads the stacks over more page tables,
+				 * which a million of them pay for */
 #define MPROTECT_BUDGET 16000   /* mprotect guards: ~2 mappings each */
 #define CLASS_MIN (16 * 1024)   /* pooled sizes: 16 KiB << 0 .. 1 MiB */
 #define NCLASS 7
@@ -60,6 +65,7 @@ static struct {
 
 static atomic_int light_guards = 1; /* MADV_GUARD_INSTALL works, until not */
 static atomic_long mprotect_guards;
+static int self_pidfd = -1;         /* for process_madvise; -1: none */
 
 static size_t page_size(void)
 {
@@ -67,6 +73,26 @@ static size_t page_size(void)
 	if (!ps)
 		ps = (size_t)sysconf(_SC_PAGESIZE);
 	return ps;
+}
+
+/*
+ * Gives the same advice for n ranges: in one system call where the kernel
+ * takes any advice from process_madvise for the calling process (Linux
+ * 6.13), else one madvise each. 0, or -1 if any failed.
+ */
+static int advise_all(struct iovec *r, int n, int advice)
+{
+	size_t total = 0;
+	for (int i = 0; i < n; i++)
+		total += r[i].iov_len;
+	if (self_pidfd >= 0 &&
+	    syscall(SYS_process_madvise, self_pidfd, r, (size_t)n, advice, 0) ==
+		    (long)total)
+		return 0;
+	for (int i = 0; i < n; i++)
+		if (madvise(r[i].iov_base, r[i].iov_len, advice))
+			return -1;
+	return 0;
 }
 
 /* Makes [p, p+len) fault on access; returns the guard size achieved. */
@@ -117,6 +143,31 @@ static void to_stack(struct weft_stack *s, struct free_stack *n, int c)
 	s->pooled = true;
 }
 
+/*
+ * Light guards for every stack of a slab, and the top page of each (where
+ * its free-list node lives and its task's first frames will) faulted in,
+ * each in one system call: a page fault costs microseconds here, and a
+ * million sleeping tasks need a million of them.
+ */
+static bool prepare_slab(char *m, size_t guard, size_t each)
+{
+	struct iovec r[STACK_SLAB];
+	bool light = atomic_load_explicit(&light_guards, memory_order_relaxed);
+	if (light) {
+		for (int i = 0; i < STACK_SLAB; i++)
+			r[i] = (struct iovec){ m + (size_t)i * each, guard };
+		if (advise_all(r, STACK_SLAB, MADV_GUARD_INSTALL)) {
+			atomic_store(&light_guards, 0); /* mprotect from now */
+			light = false;
+		}
+	}
+	for (int i = 0; i < STACK_SLAB; i++)
+		r[i] = (struct iovec){ m + (size_t)(i + 1) * each - page_size(),
+				       page_size() };
+	advise_all(r, STACK_SLAB, MADV_POPULATE_WRITE); /* a hint: may fail */
+	return light;
+}
+
 /* Maps a slab of class c and guards its stacks, outside the lock, then
  * splices them into the pool. */
 static int grow_pool(int c)
@@ -128,13 +179,14 @@ static int grow_pool(int c)
 		       -1, 0);
 	if (m == MAP_FAILED)
 		return -ENOMEM;
+	bool light = prepare_slab(m, guard, each);
 	struct slab sl = { .base = m, .bytes = bytes };
 	struct free_stack *first = NULL, *last = NULL;
 	for (int i = STACK_SLAB - 1; i >= 0; i--) {
 		char *lo = m + (size_t)i * each;
 		struct weft_stack s = { lo + guard, class_size(c), 0, true, 0 };
 		sl.vg_ids[i] = STACK_REGISTER(s.base, s.base + s.size);
-		s.guard = install_guard(lo, guard);
+		s.guard = light ? guard : install_guard(lo, guard);
 		set_canary(&s);
 		struct free_stack *n = node_of(s.base, s.size);
 		n->guard = s.guard;
@@ -266,6 +318,7 @@ void weft__stack_cache_free(struct weft_stack_cache *c)
 
 void weft__stack_pool_init(void)
 {
+	self_pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
 	for (int c = 0; c < NCLASS; c++)
 		pool.free[c] = NULL;
 	pool.nslabs = 0;
@@ -281,6 +334,9 @@ void weft__stack_pool_exit(void)
 	}
 	free(pool.slabs);
 	pool.slabs = NULL;
+	if (self_pidfd >= 0)
+		close(self_pidfd);
+	self_pidfd = -1;
 	pool.nslabs = pool.cap = 0;
 	for (int c = 0; c < NCLASS; c++)
 		pool.free[c] = NULL;
