@@ -94,7 +94,8 @@ static int pool_take(struct weft_task **dst, int n)
 	if ((size_t)n > pool.nfree)
 		n = (int)pool.nfree;
 	pool.nfree -= (size_t)n;
-	memcpy(dst, pool.free + pool.nfree, (size_t)n * sizeof(*dst));
+	if (n) /* pool.free is NULL until the first slab */
+		memcpy(dst, pool.free + pool.nfree, (size_t)n * sizeof(*dst));
 	weft__spin_unlock(&pool.lock);
 	return n;
 }
