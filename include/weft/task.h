@@ -53,6 +53,8 @@ struct weft_spawn_opts {
 
 /* Spawns fn(arg) as a new task. With out NULL the task starts detached.
  * Callable from tasks and from plain threads while weft_run is running.
+ * Never waits, but a task spawning into a full run queue yields once
+ * (backpressure), and may resume on another worker.
  * Returns 0, -EINVAL (NULL fn, bad stack size), -ESHUTDOWN (no runtime, or it
  * is shutting down), -ENOMEM. */
 int weft_spawn(weft_task_t *out, weft_fn fn, void *arg);
