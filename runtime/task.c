@@ -27,8 +27,8 @@ struct weft_task_cache {
  * structs (another core freed them: each read would be a cache miss). Its
  * lock is a spinlock: every critical section is a short copy.
  * Invariant: nfree <= total <= cap, total counting the structs of every
- * slab, so a free always fits. */
-static struct {
+ * slab, so a free always fits. Lines of its own, as the stack pool's. */
+static struct __attribute__((aligned(64))) {
 	unsigned lock;
 	struct task_slab *slabs;
 	struct weft_task **free;
