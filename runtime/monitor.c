@@ -1,5 +1,4 @@
 /* The monitor thread: see monitor.h. */
-#include <errno.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -8,9 +7,9 @@
 #include "weft/task.h"
 #include "worker.h"
 
-/* The first look comes soon after arming; while run-next slots stay busy
- * but never stuck, the looks back off to PERIOD_MAX, so a monitor that
- * has nothing to rescue costs next to nothing. */
+/* The first look comes soon after arming; while tasks keep waiting but
+ * never stuck, the looks back off to PERIOD_MAX, so a monitor that has
+ * nothing to rescue costs next to nothing. */
 #define PERIOD_MIN_NS (100 * 1000)
 #define PERIOD_MAX_NS (2 * 1000 * 1000)
 #define LOOKS_BEFORE_BACKOFF 8

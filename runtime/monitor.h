@@ -11,10 +11,12 @@
  * would strand the woken task, so such a wake arms the monitor instead.
  *
  * While armed, the monitor looks at every worker once a period. A worker
- * whose run-next slot holds the same task as at the last look, and whose
- * tick count has not moved since, is stuck: the monitor rouses an idle
- * worker, whose search steals the task (steal_runnext in worker.c). Once
- * no run-next slot holds a task it disarms and sleeps until a wake arms it.
+ * whose tick count has not moved since the last look, and whose run-next
+ * slot holds the same task or whose deque held tasks both times, is stuck:
+ * the monitor rouses an idle worker, whose search steals the tasks
+ * (steal_runnext and steal_half in worker.c). Once no worker has tasks
+ * waiting it disarms and sleeps until a wake arms it. Wakes rouse a worker
+ * at once for a burst of 8 (WAKE_BURST), and spawns always do.
  *
  * No lost arming: a waker fills the slot, then reads the state (seq_cst
  * both); the monitor sets IDLE, then reads every slot (seq_cst both). One
