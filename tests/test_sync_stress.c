@@ -70,6 +70,20 @@ static void deadline_random(struct weft_deadline *d, uint64_t *s, int max_us)
 				       WEFT_USEC);
 }
 
+/* Evaluates call, a blocking weft call, one time in one_in under a random
+ * deadline of up to max_us: the timeouts every stress fires at random. */
+#define MAYBE_TIMED(s, one_in, max_us, call)                                 \
+	({                                                                     \
+		struct weft_deadline d_;                                       \
+		bool timed_ = rnd(s) % (one_in) == 0;                          \
+		if (timed_)                                                    \
+			deadline_random(&d_, (s), (max_us));                   \
+		int r_ = (call);                                               \
+		if (timed_)                                                    \
+			weft_deadline_leave(&d_);                              \
+		r_;                                                            \
+	})
+
 static int waitq_len(struct weft_waitq *q)
 {
 	int k = 0;
@@ -91,13 +105,7 @@ static void *lock_worker(void *arg)
 	uint64_t s = (uintptr_t)arg * 2654435761u + 1;
 	long done = 0;
 	for (long i = 0; i < s_iters; i++) {
-		struct weft_deadline d;
-		bool timed = rnd(&s) % 4 == 0;
-		if (timed)
-			deadline_random(&d, &s, 50);
-		int r = weft_lock_acquire(&s_lock);
-		if (timed)
-			weft_deadline_leave(&d);
+		int r = MAYBE_TIMED(&s, 4, 50, weft_lock_acquire(&s_lock));
 		if (r == -ECANCELED)
 			break;
 		if (r == -ETIMEDOUT)
@@ -156,13 +164,7 @@ static void *sem_worker(void *arg)
 {
 	uint64_t s = (uintptr_t)arg * 2654435761u + 7;
 	for (long i = 0; i < s_iters; i++) {
-		struct weft_deadline d;
-		bool timed = rnd(&s) % 4 == 0;
-		if (timed)
-			deadline_random(&d, &s, 50);
-		int r = weft_sem_acquire(&s_sem);
-		if (timed)
-			weft_deadline_leave(&d);
+		int r = MAYBE_TIMED(&s, 4, 50, weft_sem_acquire(&s_sem));
 		if (r == -ECANCELED)
 			break;
 		if (r == -ETIMEDOUT)
@@ -235,14 +237,9 @@ static void *q_producer(void *arg)
 	uint64_t id = (uintptr_t)arg, s = id * 7919 + 3;
 	for (long i = 0; i < qs_per; i++) {
 		uint64_t v = id << 32 | (uint64_t)i;
-		struct weft_deadline d;
-		bool timed = rnd(&s) % 4 == 0;
-		if (timed)
-			deadline_random(&d, &s, 100);
-		int r = rnd(&s) % 8 ? weft_queue_put(qs_q, &v)
-				    : weft_queue_try_put(qs_q, &v);
-		if (timed)
-			weft_deadline_leave(&d);
+		int r = MAYBE_TIMED(&s, 4, 100,
+				    rnd(&s) % 8 ? weft_queue_put(qs_q, &v)
+						: weft_queue_try_put(qs_q, &v));
 		if (r == 0)
 			put_item(v);
 		else if (r == -ECANCELED)
@@ -273,14 +270,9 @@ static void *q_consumer(void *arg)
 	uint64_t s = (uintptr_t)arg * 31 + 5;
 	for (;;) {
 		uint64_t v;
-		struct weft_deadline d;
-		bool timed = rnd(&s) % 4 == 0;
-		if (timed)
-			deadline_random(&d, &s, 100);
-		int r = rnd(&s) % 8 ? weft_queue_get(qs_q, &v)
-				    : weft_queue_try_get(qs_q, &v);
-		if (timed)
-			weft_deadline_leave(&d);
+		int r = MAYBE_TIMED(&s, 4, 100,
+				    rnd(&s) % 8 ? weft_queue_get(qs_q, &v)
+						: weft_queue_try_get(qs_q, &v));
 		if (r == 0) {
 			got_item(v);
 			weft_queue_task_done(qs_q);
@@ -400,14 +392,9 @@ static void *ev_waiter(void *arg)
 {
 	long i = (long)arg;
 	uint64_t s = (uint64_t)i * 977 + 1;
-	struct weft_deadline d;
-	bool timed = rnd(&s) % 3 == 0;
-	if (timed)
-		deadline_random(&d, &s, 300);
-	int r = i % 2 ? weft_event_wait(&ev[i / 2 % EV_N])
-		      : weft_future_wait(&fut[i / 2 % EV_N], NULL);
-	if (timed)
-		weft_deadline_leave(&d);
+	int r = MAYBE_TIMED(&s, 3, 300,
+			    i % 2 ? weft_event_wait(&ev[i / 2 % EV_N])
+				  : weft_future_wait(&fut[i / 2 % EV_N], NULL));
 	ck_assert(r == 0 || r == -ECANCELED || r == -ETIMEDOUT);
 	if (r == 0 && i % 2)
 		ck_assert_int_eq(weft_event_is_set(&ev[i / 2 % EV_N]), 1);
@@ -490,15 +477,12 @@ static void *cond_worker(void *arg)
 			ck_assert_int_eq(r, -ECANCELED); /* and not held */
 			break;
 		}
-		struct weft_deadline d;
-		bool timed = rnd(&s) % 4 == 0;
-		if (timed)
-			deadline_random(&d, &s, 100);
-		r = weft_cond_wait_for(producer ? &c_nonfull : &c_nonempty,
-					   producer ? has_room : has_items,
-					   NULL);
-		if (timed)
-			weft_deadline_leave(&d);
+		r = MAYBE_TIMED(&s, 4, 100,
+				weft_cond_wait_for(producer ? &c_nonfull
+							    : &c_nonempty,
+						   producer ? has_room
+							    : has_items,
+						   NULL));
 		/* Held in every case. */
 		ck_assert_int_eq(__atomic_add_fetch(&s_inside, 1,
 						    __ATOMIC_RELAXED),
