@@ -59,7 +59,7 @@ pub fn fail(name: &str, msg: &str) -> ! {
 /// Parse `ADDR PORT WORKERS` for the servers and build a multi-thread
 /// runtime with WORKERS worker threads (0 or absent: Tokio's default, one
 /// per CPU).
-pub fn server_setup(prog: &str) -> (String, tokio::runtime::Runtime, usize) {
+fn server_setup(prog: &str) -> (String, tokio::runtime::Runtime, usize) {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
         eprintln!("usage: {} ADDR PORT [WORKERS]", prog);
@@ -80,7 +80,7 @@ pub fn server_setup(prog: &str) -> (String, tokio::runtime::Runtime, usize) {
 }
 
 /// Resolves on the first SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
+async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
@@ -88,4 +88,34 @@ pub async fn shutdown_signal() {
         _ = int.recv() => {}
         _ = term.recv() => {}
     }
+}
+
+/// The servers' main: `prog ADDR PORT [WORKERS]` listens, runs `serve` as a
+/// task per connection (with TCP_NODELAY, as weft and Go set it) until
+/// SIGINT or SIGTERM, then drops the runtime, which cancels those tasks.
+pub fn run_server<F, Fut>(prog: &str, serve: F)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (addr, rt, workers) = server_setup(prog);
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&addr).await.unwrap_or_else(|e| {
+            eprintln!("{}: bind {}: {}", prog, addr, e);
+            std::process::exit(1);
+        });
+        println!("{} impl=tokio listening on {} workers={}", prog, addr, workers);
+        let accept = async {
+            loop {
+                if let Ok((sock, _)) = listener.accept().await {
+                    let _ = sock.set_nodelay(true);
+                    tokio::spawn(serve(sock));
+                }
+            }
+        };
+        tokio::select! {
+            _ = accept => {}
+            _ = shutdown_signal() => {}
+        }
+    });
 }

@@ -3,7 +3,7 @@
 //! their blank line (GET without a body, which is what wrk sends); pipelined
 //! requests are answered in order. Exits on SIGINT/SIGTERM.
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 const RESPONSE: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!";
@@ -47,24 +47,5 @@ async fn serve(mut sock: TcpStream) {
 }
 
 fn main() {
-    let (addr, rt, workers) = weft_bench_tokio::server_setup("http_server");
-    rt.block_on(async move {
-        let listener = TcpListener::bind(&addr).await.unwrap_or_else(|e| {
-            eprintln!("http_server: bind {}: {}", addr, e);
-            std::process::exit(1);
-        });
-        println!("http_server impl=tokio listening on {} workers={}", addr, workers);
-        let accept = async {
-            loop {
-                if let Ok((sock, _)) = listener.accept().await {
-                    let _ = sock.set_nodelay(true);
-                    tokio::spawn(serve(sock));
-                }
-            }
-        };
-        tokio::select! {
-            _ = accept => {}
-            _ = weft_bench_tokio::shutdown_signal() => {}
-        }
-    });
+    weft_bench_tokio::run_server("http_server", serve);
 }
