@@ -243,6 +243,7 @@ int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
 	t->waiting = NULL;
 	t->deadline = WEFT_NO_DEADLINE;
 	t->scope = NULL;
+	t->shield = NULL;
 	/* Ids unique without a shared counter: each worker counts its own. */
 	t->id = self ? ++self->spawned * WEFT_WORKERS_MAX + (uint64_t)self->id
 		     : atomic_fetch_add_explicit(&rt->next_id, 1,
@@ -422,7 +423,7 @@ static int cancel_gen(struct weft_task *t, uint64_t gen)
 	}
 	atomic_store(&t->cancelled, true);
 	struct weft__waiter *w = t->waiting;
-	if (w && w->abort)
+	if (w && w->abort && !t->shield)
 		w->abort(w, -ECANCELED);
 	weft__spin_unlock(&t->wait_lock);
 	return 0;
@@ -443,6 +444,38 @@ int weft_is_cancelled(weft_task_t h)
 {
 	struct weft_task *t = lookup(h);
 	return t ? (int)atomic_load(&t->cancelled) : -ESRCH;
+}
+
+/* A shield hides the cancellation from the waits inside it (cancel reads
+ * t->shield under wait_lock, so a wait begun inside is never aborted) and
+ * the outer deadlines, by clearing the task's deadline until it is left. */
+int weft_shield_enter(struct weft_shield *s)
+{
+	struct weft_task *t = weft__task_current();
+	if (!t || !s)
+		return t ? -EINVAL : -EPERM;
+	s->outer_deadline = t->deadline;
+	s->scope = t->scope;
+	weft__spin_lock(&t->wait_lock);
+	s->outer = t->shield;
+	t->shield = s;
+	weft__spin_unlock(&t->wait_lock);
+	t->deadline = WEFT_NO_DEADLINE;
+	return 0;
+}
+
+int weft_shield_leave(struct weft_shield *s)
+{
+	struct weft_task *t = weft__task_current();
+	if (!t)
+		return -EPERM;
+	if (!s || t->shield != s || t->scope != s->scope)
+		return -EINVAL;
+	weft__spin_lock(&t->wait_lock);
+	t->shield = s->outer;
+	weft__spin_unlock(&t->wait_lock);
+	t->deadline = s->outer_deadline;
+	return 0;
 }
 
 /* ---- the current task --------------------------------------------------- */
@@ -472,7 +505,8 @@ int weft_yield(void)
 	struct weft_task *t = w ? w->current : NULL;
 	if (!t)
 		return -EPERM;
-	if (atomic_load_explicit(&t->cancelled, memory_order_relaxed))
+	if (atomic_load_explicit(&t->cancelled, memory_order_relaxed) &&
+	    !t->shield)
 		return -ECANCELED;
 	weft__worker_yield(w);
 	return 0;

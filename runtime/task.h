@@ -9,8 +9,9 @@
  * the last drop recycles the struct.
  *
  * Locks (spinlocks, never held across a switch):
- *   wait_lock guards waiting/wait_seq: cancellation and deadline timers
- *     call waiting->abort under it, so the waiter is alive meanwhile.
+ *   wait_lock guards waiting/wait_seq/shield: cancellation and deadline
+ *     timers call waiting->abort under it, so the waiter is alive
+ *     meanwhile.
  *   join_lock guards join_state/joiner/result.
  * Order: a wait_lock may be held while taking a join_lock, a primitive's
  * lock or a timer heap lock, never the other way round.
@@ -74,6 +75,9 @@ struct weft_task {
 
 	int64_t deadline;              /* the innermost scope's, or INT64_MAX */
 	struct weft_deadline *scope;   /* innermost scope */
+	struct weft_shield *shield;    /* innermost shield: set and cleared
+					* under wait_lock, read there by
+					* cancel (and by the task itself) */
 	struct weft_timer timer;
 
 	uint64_t id;

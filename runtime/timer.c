@@ -293,7 +293,8 @@ int weft_deadline_leave(struct weft_deadline *d)
 	struct weft_task *t = weft__task_current();
 	if (!t)
 		return -EPERM;
-	if (!d || t->scope != d)
+	/* Innermost first: not past a shield entered inside the scope. */
+	if (!d || t->scope != d || (t->shield && t->shield->scope == d))
 		return -EINVAL;
 	t->deadline = d->outer;
 	t->scope = d->prev;

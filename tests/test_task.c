@@ -359,6 +359,111 @@ START_TEST(deadline_scopes)
 }
 END_TEST
 
+/* ---- shields ------------------------------------------------------------ */
+
+static struct weft_event never = WEFT_EVENT_INIT;
+
+static void *slow_child(void *arg)
+{
+	weft_sleep(30 * WEFT_MSEC);
+	return (void *)7;
+}
+
+/* Cancelled while it waits, a parent still joins its child in a shield;
+ * once the shield is left, its cancellation is back in force. */
+static void *cleanup_parent(void *arg)
+{
+	weft_task_t child;
+	ck_assert_int_eq(weft_spawn(&child, slow_child, NULL), 0);
+	ck_assert_int_eq(weft_event_wait(&never), -ECANCELED);
+	ck_assert_int_eq(weft_join(child, NULL), -ECANCELED);
+	struct weft_shield s;
+	ck_assert_int_eq(weft_shield_enter(&s), 0);
+	void *res;
+	ck_assert_int_eq(weft_join(child, &res), 0);
+	ck_assert_ptr_eq(res, (void *)7);
+	ck_assert_int_eq(weft_yield(), 0);
+	ck_assert_int_eq(weft_shield_leave(&s), 0);
+	ck_assert_int_eq(weft_sleep(WEFT_MSEC), -ECANCELED);
+	ck_assert_int_eq(weft_yield(), -ECANCELED);
+	return (void *)1;
+}
+
+static atomic_int shielded_asleep;
+
+/* A cancellation that arrives inside a shield waits for its end. */
+static void *shielded_sleeper(void *arg)
+{
+	struct weft_shield s;
+	ck_assert_int_eq(weft_shield_enter(&s), 0);
+	atomic_store(&shielded_asleep, 1);
+	ck_assert_int_eq(weft_sleep(30 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_is_cancelled(weft_current()), 1);
+	ck_assert_int_eq(weft_shield_leave(&s), 0);
+	ck_assert_int_eq(weft_sleep(WEFT_MSEC), -ECANCELED);
+	return (void *)1;
+}
+
+static void *shield_main(void *arg)
+{
+	weft_task_t t;
+	void *res;
+	ck_assert_int_eq(weft_spawn(&t, cleanup_parent, NULL), 0);
+	weft_sleep(5 * WEFT_MSEC);
+	ck_assert_int_eq(weft_cancel(t), 0);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_ptr_eq(res, (void *)1);
+
+	ck_assert_int_eq(weft_spawn(&t, shielded_sleeper, NULL), 0);
+	while (!atomic_load(&shielded_asleep))
+		weft_sleep(WEFT_MSEC);
+	ck_assert_int_eq(weft_cancel(t), 0);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_ptr_eq(res, (void *)1);
+	return NULL;
+}
+
+START_TEST(shield_from_cancellation)
+{
+	weft_test_run(shield_main, NULL, 2);
+}
+END_TEST
+
+/* A shield hides the deadlines around it, not those inside it; scopes of
+ * both kinds are left innermost first. */
+static void *shield_scopes_main(void *arg)
+{
+	struct weft_deadline outer, inner;
+	struct weft_shield s, s2;
+	ck_assert_int_eq(weft_shield_enter(NULL), -EINVAL);
+	ck_assert_int_eq(weft_shield_leave(NULL), -EINVAL);
+	ck_assert_int_eq(weft_deadline_enter(&outer, 5 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_shield_enter(&s), 0);
+	ck_assert_int_eq(weft_deadline_leave(&outer), -EINVAL);
+	ck_assert_int_eq(weft_sleep(20 * WEFT_MSEC), 0); /* outer hidden */
+	ck_assert_int_eq(weft_deadline_enter(&inner, 5 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_shield_leave(&s), -EINVAL); /* inner is open */
+	ck_assert_int_eq(weft_sleep(WEFT_SEC), -ETIMEDOUT);
+	ck_assert_int_eq(weft_deadline_leave(&inner), 1);
+	ck_assert_int_eq(weft_shield_enter(&s2), 0);
+	ck_assert_int_eq(weft_shield_leave(&s), -EINVAL); /* s2 is open */
+	ck_assert_int_eq(weft_shield_leave(&s2), 0);
+	ck_assert_int_eq(weft_shield_leave(&s), 0);
+	ck_assert_int_eq(weft_sleep(WEFT_MSEC), -ETIMEDOUT); /* outer again */
+	ck_assert_int_eq(weft_deadline_leave(&outer), 1);
+	ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+	return NULL;
+}
+
+START_TEST(shield_scopes)
+{
+	weft_test_run(shield_scopes_main, NULL, 1);
+	struct weft_shield s;
+	ck_assert_int_eq(weft_shield_enter(&s), -EPERM);
+	ck_assert_int_eq(weft_shield_leave(&s), -EPERM);
+}
+END_TEST
+
 /* ---- migration and many yields ------------------------------------------ */
 
 /*
@@ -646,6 +751,8 @@ int main(void)
 	tcase_add_test(tc, migration);
 	tcase_add_test(tc, timer_wakes_in_order);
 	tcase_add_test(tc, deadline_scopes);
+	tcase_add_test(tc, shield_from_cancellation);
+	tcase_add_test(tc, shield_scopes);
 	tcase_add_test(tc, runnext_stolen_from_busy_worker);
 	tcase_add_test(tc, many_yields);
 	tcase_add_test(tc, million_tasks);

@@ -81,8 +81,30 @@ int weft_cancel(weft_task_t t);
  * 1, 0, or -ESRCH. */
 int weft_is_cancelled(weft_task_t t);
 
+struct weft_deadline;
+
+/* A shield scope (Trio's shielded cancel scope; what asyncio.shield is
+ * for): between enter and leave the task's blocking calls ignore its
+ * cancellation and the deadlines of the scopes around the shield, so a
+ * cancelled task can still join its children, or flush before it closes.
+ * Deadline scopes entered inside it apply as usual. A cancellation that
+ * arrives inside is kept: after leave, the next blocking call returns
+ * -ECANCELED. Shields and deadline scopes nest and are left innermost
+ * first. The struct lives with the caller (on its stack). */
+struct weft_shield {
+	int64_t outer_deadline;      /* the deadline in force around it */
+	struct weft_deadline *scope; /* the deadline scope around it */
+	struct weft_shield *outer;   /* the shield around it */
+};
+
+/* Returns 0, -EINVAL (NULL), -EPERM outside a task. */
+int weft_shield_enter(struct weft_shield *s);
+/* Returns 0, -EINVAL (NULL, or a scope entered inside it still open),
+ * -EPERM outside a task. */
+int weft_shield_leave(struct weft_shield *s);
+
 /* Lets other tasks run (asyncio.sleep(0)). Returns 0, -ECANCELED if the
- * task is cancelled, -EPERM outside a task. */
+ * task is cancelled (outside a shield), -EPERM outside a task. */
 int weft_yield(void);
 
 /* The running task's handle; {NULL, 0} outside a task. */
