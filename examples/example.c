@@ -9,45 +9,26 @@
 
 #include "example.h"
 
-#define GATHER_MAX 8
-
 int gather(weft_fn fn, void *arg, ...)
 {
-	weft_task_t tasks[GATHER_MAX];
-	int n = 0, err = 0;
+	struct weft_group g = WEFT_GROUP_INIT(g);
+	int err = 0;
 	va_list ap;
 
 	va_start(ap, arg);
-	for (; fn && n < GATHER_MAX; n++) {
-		err = weft_spawn(&tasks[n], fn, arg);
-		if (err)
-			break;
+	while (fn && !err) {
+		err = weft_group_spawn(&g, fn, arg);
 		fn = va_arg(ap, weft_fn);
 		if (fn)
 			arg = va_arg(ap, void *);
 	}
 	va_end(ap);
-	if (fn && !err)
-		err = -E2BIG; /* spawned none beyond GATHER_MAX */
-
-	/*
-	 * The tasks share data on our stack, so none may outlive this call.
-	 * If a spawn failed, cancel those already running, and join them all
-	 * the same. (A join fails only when the caller itself was cancelled:
-	 * then it cannot wait at all, so gather's caller must not be.)
-	 */
-	for (int i = 0; err && i < n; i++)
-		weft_cancel(tasks[i]);
-	for (int i = 0; i < n; i++) {
-		void *res;
-		int r = weft_join(tasks[i], &res);
-
-		if (!r)
-			r = PTR_ERR(res);
-		if (!err)
-			err = r;
-	}
-	return err;
+	/* The tasks share data on our stack: if a spawn failed, the others
+	 * stop too, and all are waited for, whatever happens. */
+	if (err)
+		weft_group_cancel(&g);
+	int r = weft_group_wait(&g);
+	return err ? err : r;
 }
 
 struct run {

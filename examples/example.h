@@ -20,8 +20,8 @@ int example_queue(double secs);
 int example_future(double secs);
 
 /* A task returns its error as a pointer, as the kernel's ERR_PTR does. */
-#define ERR_PTR(err) ((void *)(intptr_t)(err))
-#define PTR_ERR(ptr) ((int)(intptr_t)(ptr))
+#define ERR_PTR(err) WEFT_ERR_PTR(err)
+#define PTR_ERR(ptr) WEFT_PTR_ERR(ptr)
 
 /* Seconds (fractional) to the nanoseconds weft_sleep takes. */
 static inline int64_t secs_ns(double secs)
@@ -30,9 +30,10 @@ static inline int64_t secs_ns(double secs)
 }
 
 /*
- * asyncio.wait([fn1(arg1), fn2(arg2), ...]): spawns each task of the
- * NULL-terminated list of (weft_fn, void *) pairs, then joins them all.
- * Returns 0, or the first error a task returned (as ERR_PTR) or met.
+ * asyncio.gather(fn1(arg1), fn2(arg2), ...) over a weft_group: spawns each
+ * task of the NULL-terminated list of (weft_fn, void *) pairs and waits for
+ * them all. Returns 0, or the first error a task returned (as ERR_PTR),
+ * which cancels the others, or met.
  */
 int gather(weft_fn fn, void *arg, ...);
 

@@ -4,8 +4,8 @@
 # so the suites that exhaust descriptors on purpose are left to the others.
 find_program(VALGRIND valgrind)
 if(VALGRIND AND NOT CMAKE_C_FLAGS MATCHES "sanitize")
-  foreach(t test_context test_sync_lock test_sync_future test_io_file
-            test_io_udp_unix)
+  foreach(t test_context test_sync_lock test_sync_future test_sync_group
+            test_io_file test_io_udp_unix)
     if(TARGET ${t})
       add_test(NAME valgrind_${t}
                COMMAND ${VALGRIND} --quiet --error-exitcode=9 --leak-check=full

@@ -1,0 +1,71 @@
+/*
+ * weft task groups: structured concurrency (asyncio.TaskGroup, Trio's
+ * nursery, Go's errgroup). Part of <weft.h>.
+ *
+ * Tasks spawned into a group are waited for together: weft_group_wait
+ * returns once every one of them has returned, so they may use the
+ * waiter's stack. A member fails by returning a negative errno as a
+ * pointer, WEFT_ERR_PTR(-EIO) (the kernel's ERR_PTR): the first failure
+ * cancels the other members, and weft_group_wait returns it. A waiter that
+ * is cancelled, or whose deadline passes, cancels the members, still waits
+ * for them, and returns -ECANCELED or -ETIMEDOUT. gather is a group and
+ * its wait.
+ *
+ * Members are detached: a member keeps its results where its arg points.
+ * After weft_group_wait the group is empty and may be used again. The
+ * struct is the caller's (on its stack, say), and every call works from
+ * tasks and from plain threads.
+ */
+#ifndef WEFT_GROUP_H
+#define WEFT_GROUP_H
+
+#include <stdint.h>
+
+#include "weft/sync.h"
+#include "weft/task.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A task's result that is an error: -4095 <= err <= -1, as ERR_PTR. */
+#define WEFT_ERR_PTR(err) ((void *)(intptr_t)(err))
+#define WEFT_IS_ERR(ptr) ((uintptr_t)(ptr) >= (uintptr_t)-4095)
+#define WEFT_PTR_ERR(ptr) ((int)(intptr_t)(ptr))
+
+struct weft__group_member;
+
+/* Fields are internal. */
+struct weft_group {
+	struct weft_lock lock;
+	struct weft_cond idle;               /* running dropped to 0 */
+	struct weft__group_member *members;  /* the running ones */
+	int running;
+	int error;                           /* the first failure, or 0 */
+};
+
+#define WEFT_GROUP_INIT(g) \
+	{ WEFT_LOCK_INIT, WEFT_COND_INIT(&(g).lock), 0, 0, 0 }
+
+/* Initialises g, empty. Returns 0 or -EINVAL. */
+int weft_group_init(struct weft_group *g);
+
+/* Spawns fn(arg) into g. Returns 0; -ECANCELED if g is cancelling its
+ * members after a failure (nothing was spawned); -EINVAL, -ENOMEM or
+ * -ESHUTDOWN as weft_spawn. */
+int weft_group_spawn(struct weft_group *g, weft_fn fn, void *arg);
+
+/* Cancels every running member: their blocking calls return -ECANCELED.
+ * Does not wait. Returns 0 or -EINVAL. */
+int weft_group_cancel(struct weft_group *g);
+
+/* Waits until every member has returned. Returns 0, the first member's
+ * failure, -ECANCELED or -ETIMEDOUT (members cancelled and waited for), or
+ * -EINVAL. */
+int weft_group_wait(struct weft_group *g);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

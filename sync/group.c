@@ -1,0 +1,140 @@
+/*
+ * weft_group: a set of tasks waited for together (see weft/group.h).
+ *
+ * Invariants, all under g->lock:
+ *  - members lists exactly the running members, running counts them; a
+ *    member unlinks itself, last thing before it returns, and its node is
+ *    freed then, so a cancel never sees a node of a task that is gone.
+ *  - error is set once, by the first member that fails, and the others are
+ *    cancelled then; a wait clears it when the group is empty again.
+ * A member's handle is stored before the member can take the lock: the
+ * spawner holds it across the spawn.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "weft/group.h"
+#include "lock.h"
+
+struct weft__group_member {
+	struct weft__group_member *next, *prev;
+	struct weft_group *group;
+	weft_task_t task;
+	weft_fn fn;
+	void *arg;
+};
+
+int weft_group_init(struct weft_group *g)
+{
+	if (!g)
+		return -EINVAL;
+	weft_lock_init(&g->lock);
+	weft_cond_init(&g->idle, &g->lock);
+	g->members = NULL;
+	g->running = 0;
+	g->error = 0;
+	return 0;
+}
+
+/* Under g->lock. */
+static void cancel_members(struct weft_group *g)
+{
+	for (struct weft__group_member *m = g->members; m; m = m->next)
+		weft_cancel(m->task);
+}
+
+static void unlink_member(struct weft_group *g, struct weft__group_member *m)
+{
+	if (m->prev)
+		m->prev->next = m->next;
+	else
+		g->members = m->next;
+	if (m->next)
+		m->next->prev = m->prev;
+}
+
+static void *member_main(void *arg)
+{
+	struct weft__group_member *m = arg;
+	struct weft_group *g = m->group;
+	void *r = m->fn(m->arg);
+	/* Cancelled or not, the member must account for itself. */
+	weft__lock_acquire_uninterruptible(&g->lock);
+	unlink_member(g, m);
+	if (WEFT_IS_ERR(r) && !g->error) {
+		g->error = WEFT_PTR_ERR(r);
+		cancel_members(g);
+	}
+	if (--g->running == 0)
+		weft_cond_notify_all(&g->idle);
+	weft_lock_release(&g->lock);
+	free(m);
+	return r;
+}
+
+int weft_group_spawn(struct weft_group *g, weft_fn fn, void *arg)
+{
+	if (!g || !fn)
+		return -EINVAL;
+	struct weft__group_member *m = malloc(sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	*m = (struct weft__group_member){ .group = g, .fn = fn, .arg = arg };
+	weft__lock_acquire_uninterruptible(&g->lock);
+	int r = g->error ? -ECANCELED
+			 : weft_spawn(&m->task, member_main, m);
+	if (!r) {
+		weft_detach(m->task); /* the handle stays good for cancel */
+		m->next = g->members;
+		if (m->next)
+			m->next->prev = m;
+		g->members = m;
+		g->running++;
+	}
+	weft_lock_release(&g->lock);
+	if (r)
+		free(m);
+	return r;
+}
+
+int weft_group_cancel(struct weft_group *g)
+{
+	if (!g)
+		return -EINVAL;
+	weft__lock_acquire_uninterruptible(&g->lock);
+	cancel_members(g);
+	weft_lock_release(&g->lock);
+	return 0;
+}
+
+/* Under g->lock: until the group is empty, whatever the caller's state. */
+static void wait_idle_shielded(struct weft_group *g)
+{
+	struct weft_shield s;
+	bool shielded = weft_shield_enter(&s) == 0; /* not on a plain thread */
+	while (g->running)
+		weft_cond_wait(&g->idle);
+	if (shielded)
+		weft_shield_leave(&s);
+}
+
+int weft_group_wait(struct weft_group *g)
+{
+	if (!g)
+		return -EINVAL;
+	weft__lock_acquire_uninterruptible(&g->lock);
+	int r = 0;
+	while (g->running && !r)
+		r = weft_cond_wait(&g->idle);
+	if (r) {
+		/* Cancelled or timed out: the members go too, and are waited
+		 * for, since they may use this stack. */
+		cancel_members(g);
+		wait_idle_shielded(g);
+	} else {
+		r = g->error;
+	}
+	g->error = 0;
+	weft_lock_release(&g->lock);
+	return r;
+}

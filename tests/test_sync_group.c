@@ -1,0 +1,242 @@
+/* weft_group: waiting for all, the first failure cancelling the rest, a
+ * cancelled or timed-out waiter, reuse, plain threads, many members, bad
+ * input. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include "test_util.h"
+
+static struct weft_event never = WEFT_EVENT_INIT;
+static atomic_int finished, saw_cancel;
+
+static void reset_counts(void)
+{
+	atomic_store(&finished, 0);
+	atomic_store(&saw_cancel, 0);
+}
+
+static void *nap(void *arg)
+{
+	ck_assert_int_eq(weft_sleep((intptr_t)arg * WEFT_MSEC), 0);
+	atomic_fetch_add(&finished, 1);
+	return NULL;
+}
+
+/* Waits until cancelled. */
+static void *wait_forever(void *arg)
+{
+	ck_assert_int_eq(weft_event_wait(&never), -ECANCELED);
+	atomic_fetch_add(&saw_cancel, 1);
+	atomic_fetch_add(&finished, 1);
+	return NULL;
+}
+
+static void *fail_after(void *arg)
+{
+	weft_sleep(5 * WEFT_MSEC);
+	atomic_fetch_add(&finished, 1);
+	return WEFT_ERR_PTR((int)(intptr_t)arg);
+}
+
+/* ---- all succeed, then the group is used again -------------------------- */
+
+static void *all_main(void *arg)
+{
+	struct weft_group g = WEFT_GROUP_INIT(g);
+	for (int round = 0; round < 2; round++) {
+		reset_counts();
+		for (intptr_t i = 0; i < 10; i++)
+			ck_assert_int_eq(weft_group_spawn(&g, nap, (void *)i), 0);
+		ck_assert_int_eq(weft_group_wait(&g), 0);
+		ck_assert_int_eq(atomic_load(&finished), 10);
+	}
+	ck_assert_int_eq(weft_group_wait(&g), 0); /* empty: at once */
+	return NULL;
+}
+
+START_TEST(waits_for_all)
+{
+	weft_test_run(all_main, NULL, 2);
+}
+END_TEST
+
+/* ---- the first failure cancels the rest --------------------------------- */
+
+static void *failure_main(void *arg)
+{
+	struct weft_group g;
+	ck_assert_int_eq(weft_group_init(&g), 0);
+	reset_counts();
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(weft_group_spawn(&g, wait_forever, NULL), 0);
+	ck_assert_int_eq(weft_group_spawn(&g, fail_after, (void *)-EIO), 0);
+	ck_assert_int_eq(weft_group_wait(&g), -EIO);
+	ck_assert_int_eq(atomic_load(&finished), 5);
+	ck_assert_int_eq(atomic_load(&saw_cancel), 4);
+
+	/* Only the first failure counts; spawning while the group cancels
+	 * is refused. */
+	reset_counts();
+	ck_assert_int_eq(weft_group_spawn(&g, wait_forever, NULL), 0);
+	ck_assert_int_eq(weft_group_spawn(&g, fail_after, (void *)-EPIPE), 0);
+	weft_sleep(20 * WEFT_MSEC);
+	ck_assert_int_eq(weft_group_spawn(&g, nap, NULL), -ECANCELED);
+	ck_assert_int_eq(weft_group_wait(&g), -EPIPE);
+	ck_assert_int_eq(atomic_load(&finished), 2);
+	ck_assert_int_eq(weft_group_spawn(&g, nap, NULL), 0); /* usable again */
+	ck_assert_int_eq(weft_group_wait(&g), 0);
+	return NULL;
+}
+
+START_TEST(first_failure_cancels_the_rest)
+{
+	weft_test_run(failure_main, NULL, 2);
+}
+END_TEST
+
+/* ---- a waiter cancelled or timed out still waits for its members -------- */
+
+static void *group_owner(void *arg)
+{
+	struct weft_group g = WEFT_GROUP_INIT(g);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(weft_group_spawn(&g, wait_forever, NULL), 0);
+	int r = weft_group_wait(&g);
+	ck_assert_int_eq(atomic_load(&finished), 3); /* before it returns */
+	return (void *)(intptr_t)r;
+}
+
+static void *timed_owner(void *arg)
+{
+	struct weft_deadline d;
+	ck_assert_int_eq(weft_deadline_enter(&d, 10 * WEFT_MSEC), 0);
+	void *r = group_owner(arg);
+	weft_deadline_leave(&d);
+	return r;
+}
+
+static void *waiter_main(void *arg)
+{
+	weft_task_t t;
+	void *r;
+	reset_counts();
+	ck_assert_int_eq(weft_spawn(&t, group_owner, NULL), 0);
+	weft_sleep(10 * WEFT_MSEC);
+	ck_assert_int_eq(weft_cancel(t), 0);
+	ck_assert_int_eq(weft_join(t, &r), 0);
+	ck_assert_int_eq((intptr_t)r, -ECANCELED);
+	ck_assert_int_eq(atomic_load(&saw_cancel), 3);
+
+	reset_counts();
+	ck_assert_int_eq(weft_spawn(&t, timed_owner, NULL), 0);
+	ck_assert_int_eq(weft_join(t, &r), 0);
+	ck_assert_int_eq((intptr_t)r, -ETIMEDOUT);
+	ck_assert_int_eq(atomic_load(&saw_cancel), 3);
+	return NULL;
+}
+
+START_TEST(cancelled_waiter_waits_for_members)
+{
+	weft_test_run(waiter_main, NULL, 2);
+}
+END_TEST
+
+/* ---- cancel, plain threads, bad input ----------------------------------- */
+
+static struct weft_group shared = WEFT_GROUP_INIT(shared);
+
+static void *thread_body(void *arg)
+{
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(weft_group_spawn(&shared, nap, (void *)1), 0);
+	return NULL;
+}
+
+static void *misc_main(void *arg)
+{
+	reset_counts();
+	struct weft_group g = WEFT_GROUP_INIT(g);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(weft_group_spawn(&g, wait_forever, NULL), 0);
+	weft_sleep(5 * WEFT_MSEC);
+	ck_assert_int_eq(weft_group_cancel(&g), 0);
+	ck_assert_int_eq(weft_group_wait(&g), 0); /* cancelled, not failed */
+	ck_assert_int_eq(atomic_load(&saw_cancel), 3);
+
+	/* Plain threads spawn into a group a task waits on. */
+	reset_counts();
+	pthread_t th[2];
+	for (int i = 0; i < 2; i++)
+		pthread_create(&th[i], NULL, thread_body, NULL);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	ck_assert_int_eq(weft_group_wait(&shared), 0);
+	ck_assert_int_eq(atomic_load(&finished), 10);
+
+	ck_assert_int_eq(weft_group_init(NULL), -EINVAL);
+	ck_assert_int_eq(weft_group_spawn(NULL, nap, NULL), -EINVAL);
+	ck_assert_int_eq(weft_group_spawn(&g, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(weft_group_cancel(NULL), -EINVAL);
+	ck_assert_int_eq(weft_group_wait(NULL), -EINVAL);
+	return NULL;
+}
+
+START_TEST(cancel_threads_and_bad_input)
+{
+	weft_test_run(misc_main, NULL, 2);
+	struct weft_group g = WEFT_GROUP_INIT(g);
+	ck_assert_int_eq(weft_group_spawn(&g, nap, NULL), -ESHUTDOWN);
+	ck_assert_int_eq(weft_group_wait(&g), 0);
+}
+END_TEST
+
+/* ---- many members, failing at random, across workers -------------------- */
+
+static atomic_long many_ran;
+
+static void *many_member(void *arg)
+{
+	atomic_fetch_add(&many_ran, 1);
+	if ((intptr_t)arg % 997 == 996)
+		return WEFT_ERR_PTR(-EIO);
+	weft_yield();
+	return NULL;
+}
+
+static void *many_main(void *arg)
+{
+	long n = SCALED(20000);
+	struct weft_group g = WEFT_GROUP_INIT(g);
+	atomic_store(&many_ran, 0);
+	long spawned = 0;
+	for (intptr_t i = 0; i < n; i++) {
+		int r = weft_group_spawn(&g, many_member, (void *)i);
+		ck_assert(r == 0 || r == -ECANCELED);
+		spawned += r == 0;
+	}
+	int r = weft_group_wait(&g);
+	ck_assert(r == 0 || r == -EIO);
+	ck_assert_int_eq(r, n >= 997 ? -EIO : 0);
+	ck_assert_int_eq(atomic_load(&many_ran), spawned);
+	return NULL;
+}
+
+START_TEST(many_members)
+{
+	weft_test_run(many_main, NULL, 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("sync_group");
+	TCase *tc = tcase_create("group");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, waits_for_all);
+	tcase_add_test(tc, first_failure_cancels_the_rest);
+	tcase_add_test(tc, cancelled_waiter_waits_for_members);
+	tcase_add_test(tc, cancel_threads_and_bad_input);
+	tcase_add_test(tc, many_members);
+	suite_add_tcase(s, tc);
+	return weft_test_main(s);
+}
