@@ -12,7 +12,8 @@
  * its wait.
  *
  * Members are detached: a member keeps its results where its arg points.
- * After weft_group_wait the group is empty and may be used again. The
+ * One task waits on a group (the wait takes the round's result). After
+ * weft_group_wait the group is empty and may be used again. The
  * struct is the caller's (on its stack, say), and every call works from
  * tasks and from plain threads.
  */
