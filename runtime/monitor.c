@@ -16,7 +16,7 @@
 
 struct look {
 	struct weft_task *runnext;
-	int64_t queued;
+	int64_t queued, timers;
 	uint64_t ticks;
 };
 
@@ -39,9 +39,10 @@ void weft__monitor_arm_slow(struct weft_monitor *m)
 		futex_wake(&m->state);
 }
 
-/* One look at every worker. Returns how many had tasks waiting; sets
- * *stuck if one had the same ones waiting as last time, behind a task that
- * ran all along (its tick count did not move). */
+/* One look at every worker. Returns how many had tasks or timers waiting;
+ * sets *stuck if one had the same tasks waiting as last time, behind a task
+ * that ran all along (its tick count did not move). The due timers of such
+ * a worker are fired from here: their tasks go to the global queue. */
 static int look_at_workers(struct weft_runtime *rt, struct look *last,
 			   bool *stuck)
 {
@@ -50,14 +51,16 @@ static int look_at_workers(struct weft_runtime *rt, struct look *last,
 		struct weft_worker *w = &rt->workers[i];
 		struct look now = { atomic_load(&w->runnext),
 				    weft__deque_len(&w->deque),
+				    __atomic_load_n(&w->heap_len, __ATOMIC_RELAXED),
 				    atomic_load(&w->ticks) };
-		if (now.runnext || now.queued) {
+		bool still = now.ticks == last[i].ticks;
+		if (now.runnext || now.queued || now.timers)
 			busy++;
-			if (now.ticks == last[i].ticks &&
-			    ((now.runnext && now.runnext == last[i].runnext) ||
-			     (now.queued && last[i].queued)))
-				*stuck = true;
-		}
+		if (still && ((now.runnext && now.runnext == last[i].runnext) ||
+			      (now.queued && last[i].queued)))
+			*stuck = true;
+		if (still && now.timers && last[i].timers)
+			weft__timers_run(w);
 		last[i] = now;
 	}
 	return busy;

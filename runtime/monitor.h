@@ -14,8 +14,10 @@
  * whose tick count has not moved since the last look, and whose run-next
  * slot holds the same task or whose deque held tasks both times, is stuck:
  * the monitor rouses an idle worker, whose search steals the tasks
- * (steal_runnext and steal_half in worker.c). Once no worker has tasks
- * waiting it disarms and sleeps until a wake arms it. Wakes rouse a worker
+ * (steal_runnext and steal_half in worker.c). It also fires the due timers
+ * of a worker kept by one task all period, so that task's sleepers wake on
+ * time on other workers. Once no worker has tasks or timers waiting it
+ * disarms and sleeps until a wake or a timer arms it. Wakes rouse a worker
  * at once for a burst of 8 (WAKE_BURST), and spawns always do.
  *
  * No lost arming: a waker fills the slot, then reads the state (seq_cst

@@ -19,6 +19,8 @@
  *  - Heap fields change only under the owner's timer_lock.
  *  - Firing happens outside the heap lock, under the task's wait_lock, and
  *    only if the wait it was armed for (seq) is still the current one.
+ *  - Any thread may fire a heap's due timers: its worker, or the monitor
+ *    when that worker is kept by one task (monitor.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -131,6 +133,9 @@ int weft__timer_arm(struct weft_task *t, int64_t at, uint64_t seq)
 	atomic_store_explicit(&t->timer.owner, w, memory_order_relaxed);
 	atomic_store_explicit(&t->timer.armed, seq, memory_order_release);
 	weft__spin_unlock(&w->timer_lock);
+	/* If a task keeps w, the monitor fires w's due timers. */
+	weft__monitor_arm(&atomic_load_explicit(&weft__rt,
+						 memory_order_relaxed)->monitor);
 	return 0;
 }
 

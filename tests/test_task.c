@@ -293,6 +293,45 @@ START_TEST(runnext_stolen_from_busy_worker)
 }
 END_TEST
 
+/* A task that keeps its worker in a plain system call does not hold up
+ * the sleepers whose timers that worker holds: the monitor fires them, and
+ * they wake on the other worker. */
+static struct weft_event blocker_go = WEFT_EVENT_INIT;
+
+static void *blocker(void *arg)
+{
+	ck_assert_int_eq(weft_event_wait(&blocker_go), 0);
+	usleep(300 * 1000);
+	return NULL;
+}
+
+static void *kept_sleeper(void *arg)
+{
+	weft_sleep(20 * WEFT_MSEC); /* the blocker waits; the other worker sleeps */
+	weft_event_set(&blocker_go); /* the blocker runs next, here */
+	int64_t t0 = weft_now();
+	ck_assert_int_eq(weft_sleep(10 * WEFT_MSEC), 0); /* timer on this worker */
+	return (void *)(intptr_t)((weft_now() - t0) / WEFT_MSEC);
+}
+
+static void *kept_main(void *arg)
+{
+	weft_task_t b, s;
+	void *ms;
+	ck_assert_int_eq(weft_spawn(&b, blocker, NULL), 0);
+	ck_assert_int_eq(weft_spawn(&s, kept_sleeper, NULL), 0);
+	ck_assert_int_eq(weft_join(s, &ms), 0);
+	ck_assert_int_eq(weft_join(b, NULL), 0);
+	ck_assert_int_lt((intptr_t)ms, 150);
+	return NULL;
+}
+
+START_TEST(timers_of_a_kept_worker)
+{
+	weft_test_run(kept_main, NULL, 2);
+}
+END_TEST
+
 /* Tasks sleeping to the same deadline wake in the order they slept, as
  * asyncio's do. */
 static int64_t fifo_base;
@@ -754,6 +793,7 @@ int main(void)
 	tcase_add_test(tc, shield_from_cancellation);
 	tcase_add_test(tc, shield_scopes);
 	tcase_add_test(tc, runnext_stolen_from_busy_worker);
+	tcase_add_test(tc, timers_of_a_kept_worker);
 	tcase_add_test(tc, many_yields);
 	tcase_add_test(tc, million_tasks);
 	tcase_add_test(tc, spawn_backpressure);
