@@ -9,10 +9,14 @@
 
 /* The first look comes soon after arming; while tasks keep waiting but
  * never stuck, the looks back off to PERIOD_MAX, so a monitor that has
- * nothing to rescue costs next to nothing. */
+ * nothing to rescue costs next to nothing. It disarms only after several
+ * looks found nothing waiting: a pipeline whose run-next slot is empty
+ * half the time would otherwise re-arm it, a futex wake on the waker's
+ * path, thousands of times a second. */
 #define PERIOD_MIN_NS (100 * 1000)
 #define PERIOD_MAX_NS (2 * 1000 * 1000)
 #define LOOKS_BEFORE_BACKOFF 8
+#define IDLE_LOOKS_BEFORE_DISARM 8
 
 struct look {
 	struct weft_task *runnext;
@@ -86,7 +90,7 @@ static void *monitor_main(void *arg)
 	struct weft_monitor *m = &rt->monitor;
 	struct look last[WEFT_WORKERS_MAX] = { { 0 } };
 	long period = PERIOD_MIN_NS;
-	int calm = 0;
+	int calm = 0, idle = 0;
 	for (;;) {
 		int s = atomic_load(&m->state);
 		if (s == MON_STOP)
@@ -94,17 +98,19 @@ static void *monitor_main(void *arg)
 		if (s == MON_IDLE) {
 			futex_wait(&m->state, MON_IDLE, 0);
 			period = PERIOD_MIN_NS;
-			calm = 0;
+			calm = idle = 0;
 			continue;
 		}
 		futex_wait(&m->state, MON_ARMED, period);
 		bool stuck = false;
-		if (!look_at_workers(rt, last, &stuck)) {
-			disarm(rt, m, last);
-		} else if (stuck) {
+		idle = look_at_workers(rt, last, &stuck) ? 0 : idle + 1;
+		if (stuck) {
 			weft__notify_work(rt);
 			period = PERIOD_MIN_NS;
 			calm = 0;
+		} else if (idle >= IDLE_LOOKS_BEFORE_DISARM) {
+			disarm(rt, m, last);
+			idle = 0;
 		} else if (++calm >= LOOKS_BEFORE_BACKOFF &&
 			   period < PERIOD_MAX_NS) {
 			period *= 2;
