@@ -41,13 +41,7 @@
 #include <unistd.h>
 
 #include "ring.h"
-
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#define UNDER_VALGRIND() RUNNING_ON_VALGRIND
-#else
-#define UNDER_VALGRIND() 0
-#endif
+#include "../runtime/valgrind.h"
 
 #define CQ_FACTOR 8
 
@@ -260,7 +254,7 @@ void weft__ring_park(struct weft__ring *r, int64_t timeout_ns)
 		io_uring_sqe_set_data(sqe, &r->wake_op);
 		r->wake_armed = true;
 	}
-	if (UNDER_VALGRIND()) {
+	if (WEFT_UNDER_VALGRIND()) {
 		park_in_poll(r, timeout_ns);
 	} else if (timeout_ns >= 0) {
 		/* Needs IORING_FEAT_EXT_ARG (5.11), or liburing would queue

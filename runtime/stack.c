@@ -11,18 +11,7 @@
 #include "context.h"
 #include "stack.h"
 #include "task.h"
-
-/* Under valgrind, every task stack is declared as one, or memcheck takes
- * each switch for a wild jump of the stack pointer. */
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#define STACK_REGISTER(lo, hi) VALGRIND_STACK_REGISTER(lo, hi)
-#define STACK_DEREGISTER(id) VALGRIND_STACK_DEREGISTER(id)
-#else
-#define STACK_REGISTER(lo, hi) 0u
-#define STACK_DEREGISTER(id) ((void)(id))
-#define RUNNING_ON_VALGRIND 0
-#endif
+#include "valgrind.h"
 
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
@@ -142,6 +131,16 @@ static void to_stack(struct weft_stack *s, struct free_stack *n, int c)
 	s->pooled = true;
 }
 
+/* Memory for stacks: reserved only (pages come on first touch), so a
+ * 64 KiB stack that uses one page costs one. NULL if the map failed. */
+static char *map_stack_memory(size_t bytes)
+{
+	char *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+		       -1, 0);
+	return m == MAP_FAILED ? NULL : m;
+}
+
 /*
  * Light guards for every stack of a slab, and the top page of each (where
  * its free-list node lives and its task's first frames will) faulted in,
@@ -173,10 +172,8 @@ static int grow_pool(int c)
 {
 	size_t guard = LIGHT_GUARD, each = guard + class_size(c);
 	size_t bytes = each * STACK_SLAB;
-	char *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
-		       -1, 0);
-	if (m == MAP_FAILED)
+	char *m = map_stack_memory(bytes);
+	if (!m)
 		return -ENOMEM;
 	bool light = prepare_slab(m, guard, each);
 	struct slab sl = { .base = m, .bytes = bytes };
@@ -184,7 +181,7 @@ static int grow_pool(int c)
 	for (int i = STACK_SLAB - 1; i >= 0; i--) {
 		char *lo = m + (size_t)i * each;
 		struct weft_stack s = { lo + guard, class_size(c), 0, true, 0 };
-		sl.vg_ids[i] = STACK_REGISTER(s.base, s.base + s.size);
+		sl.vg_ids[i] = WEFT_STACK_REGISTER(s.base, s.base + s.size);
 		s.guard = light ? guard : install_guard(lo, guard);
 		set_canary(&s);
 		struct free_stack *n = node_of(s.base, s.size);
@@ -239,15 +236,13 @@ static int pool_take(struct weft_stack *s, int c, struct weft_stack_cache *k)
 static int map_single(struct weft_stack *s, size_t size)
 {
 	size_t guard = PAGE_SIZE;
-	char *m = mmap(NULL, guard + size, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
-		       -1, 0);
-	if (m == MAP_FAILED)
+	char *m = map_stack_memory(guard + size);
+	if (!m)
 		return -ENOMEM;
 	s->base = m + guard;
 	s->size = size;
 	s->pooled = false;
-	s->vg_id = STACK_REGISTER(s->base, s->base + size);
+	s->vg_id = WEFT_STACK_REGISTER(s->base, s->base + size);
 	s->guard = install_guard(m, guard);
 	set_canary(s);
 	return 0;
@@ -278,7 +273,7 @@ void weft__stack_free(struct weft_stack *s, struct weft_stack_cache *k)
 {
 	if (!s->pooled) {
 		size_t guard = PAGE_SIZE;
-		STACK_DEREGISTER(s->vg_id);
+		WEFT_STACK_DEREGISTER(s->vg_id);
 		munmap(s->base - guard, s->size + guard);
 		if (s->guard == guard &&
 		    !atomic_load_explicit(&light_guards, memory_order_relaxed))
@@ -319,7 +314,7 @@ void weft__stack_pool_init(void)
 {
 	/* Valgrind knows neither pidfd_open nor process_madvise, and says so
 	 * on every call: there, madvise one stack at a time. */
-	self_pidfd = RUNNING_ON_VALGRIND
+	self_pidfd = WEFT_UNDER_VALGRIND()
 			     ? -1
 			     : (int)syscall(SYS_pidfd_open, getpid(), 0);
 	for (int c = 0; c < NCLASS; c++)
@@ -332,7 +327,7 @@ void weft__stack_pool_exit(void)
 {
 	for (size_t i = 0; i < pool.nslabs; i++) {
 		for (int j = 0; j < STACK_SLAB; j++)
-			STACK_DEREGISTER(pool.slabs[i].vg_ids[j]);
+			WEFT_STACK_DEREGISTER(pool.slabs[i].vg_ids[j]);
 		munmap(pool.slabs[i].base, pool.slabs[i].bytes);
 	}
 	free(pool.slabs);

@@ -270,25 +270,24 @@ int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
 		out->task = t;
 		out->gen = atomic_load_explicit(&t->gen, memory_order_relaxed);
 	}
-	if (self && self->current) {
+	bool from_task = self && self->current;
+	if (from_task) {
 		/* Run-next, as Go's newproc: a spawner that exits or waits
 		 * next (chains, fan-out then join) hands its successor a
 		 * warm cache, and an idle worker steals it only if it sits. */
 		weft__worker_run_next(self, t);
-		weft__notify_work(rt); /* spawned to run in parallel */
-		/* Backpressure: a task spawning faster than the workers run
-		 * tasks would pile up an unbounded backlog, a cold struct per
-		 * task. Once its worker's queue is full it yields, so the
-		 * tasks ahead of it run first, on a warm cache. */
-		if (weft__deque_full(&self->deque))
-			weft__worker_yield(self);
-		return 0;
-	}
-	if (self)
+	} else if (self) {
 		weft__worker_push(self, t);
-	else
+	} else {
 		weft__inject_push(&rt->inject, t);
-	weft__notify_work(rt);
+	}
+	weft__notify_work(rt); /* spawned to run in parallel */
+	/* Backpressure: a task spawning faster than the workers run tasks
+	 * would pile up an unbounded backlog, a cold struct per task. Once
+	 * its worker's queue is full it yields, so the tasks ahead of it run
+	 * first, on a warm cache. */
+	if (from_task && weft__deque_full(&self->deque))
+		weft__worker_yield(self);
 	return 0;
 }
 
@@ -505,8 +504,7 @@ int weft_yield(void)
 	struct weft_task *t = w ? w->current : NULL;
 	if (!t)
 		return -EPERM;
-	if (atomic_load_explicit(&t->cancelled, memory_order_relaxed) &&
-	    !t->shield)
+	if (weft__cancel_in_force(t))
 		return -ECANCELED;
 	weft__worker_yield(w);
 	return 0;

@@ -109,6 +109,14 @@ void weft__task_park(void (*unlock)(void *), void *arg);
 /* Called by the scheduler once a task has returned and switched out. */
 void weft__task_finished(struct weft_task *t);
 
+/* Whether t's blocking calls fail with -ECANCELED now: it was cancelled
+ * and is not inside a shield. The task itself, or under t->wait_lock. */
+static inline bool weft__cancel_in_force(struct weft_task *t)
+{
+	return atomic_load_explicit(&t->cancelled, memory_order_relaxed) &&
+	       !t->shield;
+}
+
 /* Sets the cancelled flag and aborts the task's current wait. */
 void weft__task_cancel(struct weft_task *t);
 

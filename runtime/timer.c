@@ -268,7 +268,7 @@ int weft_sleep_until(int64_t at)
 int weft_sleep(int64_t ns)
 {
 	if (ns <= 0)
-		return weft__task_current() ? weft_yield() : -EPERM;
+		return weft_yield(); /* -EPERM outside a task, as sleep_until */
 	return weft_sleep_until(weft_now() + ns);
 }
 

@@ -58,8 +58,7 @@ int weft__wait_begin_until(struct weft__waiter *w, int64_t until)
 	if (t->deadline != WEFT_NO_DEADLINE && t->deadline <= weft_now())
 		return -ETIMEDOUT;
 	weft__spin_lock(&t->wait_lock);
-	if (atomic_load_explicit(&t->cancelled, memory_order_relaxed) &&
-	    !t->shield) {
+	if (weft__cancel_in_force(t)) {
 		weft__spin_unlock(&t->wait_lock);
 		return -ECANCELED;
 	}

@@ -374,7 +374,7 @@ static struct weft_task *pop_global(struct weft_runtime *rt,
  * at a time so it never spills: the oldest last, so the owner's end takes
  * them oldest first (round-robin), and thieves can take them meanwhile. */
 static struct weft_task *requeue_fifo(struct weft_runtime *rt,
-					 struct weft_worker *w)
+				      struct weft_worker *w)
 {
 	struct weft_task *batch[WEFT_DEQUE_CAP / 2];
 	int n = 0;

@@ -3,8 +3,9 @@
  *
  * Each worker owns a Chase-Lev deque, a run-next slot for the task its
  * running task woke or spawned last (message-passing locality: that task
- * runs next, on a warm cache), a FIFO of tasks that yielded or were woken by timers and I/O, an
- * io_uring ring, a timer heap, and caches of free task structs and stacks.
+ * runs next, on a warm cache), a FIFO of tasks that yielded or were woken
+ * by timers and I/O, an io_uring ring, a timer heap, and caches of free
+ * task structs and stacks.
  */
 #ifndef WEFT_RUNTIME_WORKER_H
 #define WEFT_RUNTIME_WORKER_H

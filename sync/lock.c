@@ -26,6 +26,11 @@
 
 #define WAITERS ((uintptr_t)1)
 
+static inline uintptr_t owner_of(uintptr_t state)
+{
+	return state & ~WAITERS;
+}
+
 int weft_lock_init(struct weft_lock *l)
 {
 	if (!l)
@@ -134,7 +139,7 @@ int weft_lock_acquire(struct weft_lock *l)
 	uintptr_t s = 0;
 	if (__builtin_expect(cas_state(l, &s, me), 1))
 		return 0;
-	if ((s & ~WAITERS) == me)
+	if (owner_of(s) == me)
 		return -EDEADLK;
 	return acquire_slow(l, me, true);
 }
@@ -182,7 +187,7 @@ int weft__lock_release_as(struct weft_lock *l, uintptr_t me)
 	uintptr_t s = load_state(l);
 	if (__builtin_expect(s == me && cas_state(l, &s, 0), 1))
 		return 0;
-	if ((s & ~WAITERS) != me)
+	if (owner_of(s) != me)
 		return -EPERM;
 	release_slow(l);
 	return 0;
@@ -204,5 +209,5 @@ int weft_lock_locked(const struct weft_lock *l)
 
 bool weft__lock_held_by_me(const struct weft_lock *l)
 {
-	return (load_state(l) & ~WAITERS) == weft__owner_self();
+	return owner_of(load_state(l)) == weft__owner_self();
 }
