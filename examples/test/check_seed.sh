@@ -35,6 +35,18 @@ before() {
 	((a < b)) || fail "'$2' should come before '$3'"
 }
 
+# one_at_a_time FILE IN1 OUT1 IN2 OUT2: of two holders of something
+# exclusive, whichever got in first was out before the other got in.
+one_at_a_time() {
+	local a b
+	a=$(at "$1" "$2") && b=$(at "$1" "$4") || exit 1
+	if ((a < b)); then
+		before "$1" "$3" "$4"
+	else
+		before "$1" "$5" "$2"
+	fi
+}
+
 # same_lines FILE LINE...: the file holds exactly these lines, in any order.
 same_lines() {
 	local f=$1
@@ -44,20 +56,15 @@ same_lines() {
 }
 
 check_lock() {
-	local f=$1 a b
+	local f=$1
 	same_lines "$f" "worker1 start" "worker1 got lock" "worker1 end" \
 		"worker2 start" "worker2 got lock" "worker2 end"
 	for w in worker1 worker2; do
 		before "$f" "$w start" "$w got lock"
 		before "$f" "$w got lock" "$w end"
 	done
-	# Whoever got the lock first ends before the other gets it.
-	a=$(at "$f" "worker1 got lock") b=$(at "$f" "worker2 got lock")
-	if ((a < b)); then
-		before "$f" "worker1 end" "worker2 got lock"
-	else
-		before "$f" "worker2 end" "worker1 got lock"
-	fi
+	one_at_a_time "$f" "worker1 got lock" "worker1 end" \
+		"worker2 got lock" "worker2 end"
 }
 
 check_event() {
@@ -74,7 +81,7 @@ check_event() {
 }
 
 check_condition() {
-	local f=$1 a b
+	local f=$1
 	same_lines "$f" "asyncio native start1" "asyncio native stop1" \
 		"asyncio native start2" "asyncio native stop2" \
 		"asyncio native start3" "asyncio native stop3"
@@ -82,12 +89,8 @@ check_condition() {
 	before "$f" "asyncio native start3" "asyncio native stop3"
 	before "$f" "asyncio native stop3" "asyncio native start1"
 	before "$f" "asyncio native stop3" "asyncio native start2"
-	a=$(at "$f" "asyncio native start1") b=$(at "$f" "asyncio native start2")
-	if ((a < b)); then
-		before "$f" "asyncio native stop1" "asyncio native start2"
-	else
-		before "$f" "asyncio native stop2" "asyncio native start1"
-	fi
+	one_at_a_time "$f" "asyncio native start1" "asyncio native stop1" \
+		"asyncio native start2" "asyncio native stop2"
 }
 
 check_semaphore() {

@@ -4,7 +4,6 @@ package main
 
 import (
 	"sync"
-	"time"
 
 	"weftbench/internal/bench"
 )
@@ -14,22 +13,14 @@ func main() {
 	incs := bench.Arg(2, 10000)
 	var mu sync.Mutex
 	var counter uint64
-	var wg sync.WaitGroup
 
-	start := time.Now()
-	wg.Add(int(tasks))
-	for t := uint64(0); t < tasks; t++ {
-		go func() {
-			defer wg.Done()
-			for i := uint64(0); i < incs; i++ {
-				mu.Lock()
-				counter++
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed := bench.Fanout(tasks, func() {
+		for i := uint64(0); i < incs; i++ {
+			mu.Lock()
+			counter++
+			mu.Unlock()
+		}
+	})
 
 	mu.Lock()
 	got := counter

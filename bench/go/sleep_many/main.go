@@ -3,7 +3,6 @@
 package main
 
 import (
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,22 +14,14 @@ func main() {
 	sleepMS := bench.Arg(2, 1000)
 	dur := time.Duration(sleepMS) * time.Millisecond
 	var early uint64
-	var wg sync.WaitGroup
 
-	start := time.Now()
-	wg.Add(int(tasks))
-	for t := uint64(0); t < tasks; t++ {
-		go func() {
-			defer wg.Done()
-			t0 := time.Now()
-			time.Sleep(dur)
-			if time.Since(t0) < dur {
-				atomic.AddUint64(&early, 1)
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed := bench.Fanout(tasks, func() {
+		t0 := time.Now()
+		time.Sleep(dur)
+		if time.Since(t0) < dur {
+			atomic.AddUint64(&early, 1)
+		}
+	})
 
 	if early != 0 {
 		bench.Fail("sleep_many", "%d of %d goroutines woke early", early, tasks)

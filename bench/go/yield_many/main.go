@@ -4,9 +4,7 @@ package main
 
 import (
 	"runtime"
-	"sync"
 	"sync/atomic"
-	"time"
 
 	"weftbench/internal/bench"
 )
@@ -15,21 +13,13 @@ func main() {
 	tasks := bench.Arg(1, 1000)
 	yields := bench.Arg(2, 1000)
 	var total uint64
-	var wg sync.WaitGroup
 
-	start := time.Now()
-	wg.Add(int(tasks))
-	for t := uint64(0); t < tasks; t++ {
-		go func() {
-			defer wg.Done()
-			for i := uint64(0); i < yields; i++ {
-				runtime.Gosched()
-			}
-			atomic.AddUint64(&total, yields)
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed := bench.Fanout(tasks, func() {
+		for i := uint64(0); i < yields; i++ {
+			runtime.Gosched()
+		}
+		atomic.AddUint64(&total, yields)
+	})
 
 	if total != tasks*yields {
 		bench.Fail("yield_many", "%d yields, want %d", total, tasks*yields)

@@ -1,5 +1,6 @@
 // Package bench holds what the Go benchmark programs share: positional size
-// arguments, the RESULT line each program ends with, and peak RSS.
+// arguments, running n goroutines at once, the RESULT line each program
+// ends with, and peak RSS.
 package bench
 
 import (
@@ -9,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -25,6 +27,22 @@ func Arg(i int, def uint64) uint64 {
 		os.Exit(2)
 	}
 	return v
+}
+
+// Fanout runs body in n goroutines at once and returns the time from
+// before the first starts to after the last ends.
+func Fanout(n uint64, body func()) time.Duration {
+	var wg sync.WaitGroup
+	start := time.Now()
+	wg.Add(int(n))
+	for i := uint64(0); i < n; i++ {
+		go func() {
+			defer wg.Done()
+			body()
+		}()
+	}
+	wg.Wait()
+	return time.Since(start)
 }
 
 // PeakRSSKB is the peak resident set size in KiB: VmHWM from
