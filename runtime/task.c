@@ -35,23 +35,18 @@ static struct __attribute__((aligned(64))) {
 	size_t nfree, total, cap;
 } pool;
 
-void weft__spin_lock(unsigned *l)
+void weft__spin_lock_slow(unsigned *l)
 {
-	for (int spins = 0;; spins++) {
-		if (!__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE))
-			return;
+	for (int spins = 0;;) {
 		while (__atomic_load_n(l, __ATOMIC_RELAXED)) {
-			if (spins++ < 64)
+			if (++spins < 100)
 				__builtin_ia32_pause();
 			else
 				sched_yield(); /* the holder was preempted */
 		}
+		if (!__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE))
+			return;
 	}
-}
-
-void weft__spin_unlock(unsigned *l)
-{
-	__atomic_store_n(l, 0, __ATOMIC_RELEASE);
 }
 
 /* ---- the struct pool ---------------------------------------------------- */
@@ -478,12 +473,6 @@ int weft_shield_leave(struct weft_shield *s)
 }
 
 /* ---- the current task --------------------------------------------------- */
-
-struct weft_task *weft__task_current(void)
-{
-	struct weft_worker *w = weft__self();
-	return w ? w->current : NULL;
-}
 
 weft_task_t weft_current(void)
 {

@@ -26,6 +26,7 @@
 #include "weft/task.h"
 #include "weft/time.h"
 #include "context.h"
+#include "spinlock.h"
 #include "stack.h"
 #include "wait.h"
 
@@ -91,13 +92,6 @@ struct weft_task {
 };
 
 #define WEFT_NO_DEADLINE INT64_MAX
-
-/* Spinlocks for the fields above; also used by sync/waitq.c. */
-void weft__spin_lock(unsigned *l);
-void weft__spin_unlock(unsigned *l);
-
-/* The running task, or NULL on a plain thread or in a scheduler. */
-struct weft_task *weft__task_current(void);
 
 /* Makes a parked or new task runnable (see worker.c for where it goes). */
 void weft__task_ready(struct weft_task *t);

@@ -17,18 +17,6 @@ static void futex_wake(_Atomic int *addr)
 	syscall(SYS_futex, (int *)addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-void weft__waiter_init(struct weft__waiter *w, weft__abort_fn abort)
-{
-	atomic_init(&w->state, WEFT__WAITING);
-	atomic_init(&w->released, 0);
-	w->task = weft__task_current();
-	w->abort = abort;
-	w->next = w->prev = NULL;
-	w->queue = NULL;
-	w->data = NULL;
-	w->value = 0;
-}
-
 void weft__waiter_wake(struct weft__waiter *w)
 {
 	struct weft_task *t = w->task;
@@ -85,7 +73,8 @@ void weft__wait_end(struct weft__waiter *w)
 	weft__spin_lock(&t->wait_lock);
 	t->waiting = NULL;
 	weft__spin_unlock(&t->wait_lock);
-	weft__timer_disarm(t);
+	if (atomic_load_explicit(&t->timer.armed, memory_order_relaxed))
+		weft__timer_disarm(t);
 }
 
 int weft__wait_park(struct weft__waiter *w, void (*unlock)(void *), void *arg)

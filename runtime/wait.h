@@ -65,8 +65,22 @@ struct weft__waiter {
 	uint64_t value;           /* the primitive's scalar payload */
 };
 
+/* The running task, or NULL on a plain thread or in a scheduler. */
+struct weft_task *weft__task_current(void);
+
 /* Initialises w for the calling task (or plain thread). */
-void weft__waiter_init(struct weft__waiter *w, weft__abort_fn abort);
+static inline void weft__waiter_init(struct weft__waiter *w,
+				     weft__abort_fn abort)
+{
+	atomic_init(&w->state, WEFT__WAITING);
+	atomic_init(&w->released, 0);
+	w->task = weft__task_current();
+	w->abort = abort;
+	w->next = w->prev = NULL;
+	w->queue = NULL;
+	w->data = NULL;
+	w->value = 0;
+}
 
 static inline int weft__waiter_state(struct weft__waiter *w)
 {
@@ -80,6 +94,19 @@ static inline bool weft__waiter_settle(struct weft__waiter *w, int result)
 	return atomic_compare_exchange_strong_explicit(
 		&w->state, &expected, result, memory_order_acq_rel,
 		memory_order_acquire);
+}
+
+/* The same, for a waiter every settle of which happens under one lock that
+ * the caller holds (a wait-queue's: notifiers and aborts alike): nobody can
+ * race, so a load and a store do the CAS's work without its cost. */
+static inline bool weft__waiter_settle_locked(struct weft__waiter *w,
+					      int result)
+{
+	if (atomic_load_explicit(&w->state, memory_order_relaxed) !=
+	    WEFT__WAITING)
+		return false;
+	atomic_store_explicit(&w->state, result, memory_order_release);
+	return true;
 }
 
 /* Resumes a settled, parked waiter: the task becomes runnable (on the

@@ -33,7 +33,8 @@ static void barrier_abort(struct weft__waiter *w, int reason)
 	struct weft_barrier *b = weft__container_of(w->queue,
 						    struct weft_barrier, wq);
 	weft__waitq_lock(&b->wq);
-	if (weft__waiter_settle(w, reason) && weft__waitq_linked(&b->wq, w)) {
+	if (weft__waiter_settle_locked(w, reason) &&
+	    weft__waitq_linked(&b->wq, w)) {
 		weft__waitq_remove(&b->wq, w);
 		__atomic_store_n(&b->count, b->count - 1, __ATOMIC_RELAXED);
 		weft__waiter_wake(w);

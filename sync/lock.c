@@ -57,7 +57,8 @@ static void lock_abort(struct weft__waiter *w, int reason)
 	struct weft_lock *l = weft__container_of(w->queue, struct weft_lock,
 						 wq);
 	weft__waitq_lock(&l->wq);
-	if (weft__waiter_settle(w, reason) && weft__waitq_linked(&l->wq, w)) {
+	if (weft__waiter_settle_locked(w, reason) &&
+	    weft__waitq_linked(&l->wq, w)) {
 		weft__waitq_remove(&l->wq, w);
 		/* The last waiter left: let the owner's fast release work. */
 		if (weft__waitq_empty(&l->wq))
@@ -136,8 +137,10 @@ int weft_lock_acquire(struct weft_lock *l)
 	if (!l)
 		return -EINVAL;
 	uintptr_t me = weft__owner_self();
-	uintptr_t s = 0;
-	if (__builtin_expect(cas_state(l, &s, me), 1))
+	/* Look first: a CAS that fails costs as much as one that succeeds,
+	 * and under contention most would. */
+	uintptr_t s = load_state(l);
+	if (__builtin_expect(s == 0 && cas_state(l, &s, me), 1))
 		return 0;
 	if (owner_of(s) == me)
 		return -EDEADLK;

@@ -64,7 +64,8 @@ static void sem_abort(struct weft__waiter *w, int reason)
 {
 	struct weft_sem *s = weft__container_of(w->queue, struct weft_sem, wq);
 	weft__waitq_lock(&s->wq);
-	if (weft__waiter_settle(w, reason) && weft__waitq_linked(&s->wq, w)) {
+	if (weft__waiter_settle_locked(w, reason) &&
+	    weft__waitq_linked(&s->wq, w)) {
 		weft__waitq_remove(&s->wq, w);
 		if (weft__waitq_empty(&s->wq))
 			__atomic_fetch_and(&s->state, ~WAITERS,

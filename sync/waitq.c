@@ -26,7 +26,6 @@ void weft__waitq_prepare(struct weft_waitq *q, struct weft__waiter *w,
 			 weft__abort_fn abort)
 {
 	weft__waiter_init(w, abort ? abort : weft__waitq_abort);
-	w->next = w->prev = 0;
 	w->queue = q;
 }
 
@@ -106,7 +105,8 @@ void weft__waitq_abort_on(struct weft_waitq *lock, struct weft_waitq *q,
 			  struct weft__waiter *w, int reason)
 {
 	weft__waitq_lock(lock);
-	if (weft__waiter_settle(w, reason) && weft__waitq_linked(q, w)) {
+	if (weft__waiter_settle_locked(w, reason) &&
+	    weft__waitq_linked(q, w)) {
 		weft__waitq_remove(q, w);
 		weft__waiter_wake(w);
 	}
@@ -124,7 +124,7 @@ struct weft__waiter *weft__waitq_settle_one(struct weft_waitq *q, int result)
 {
 	struct weft__waiter *w;
 	while ((w = weft__waitq_pop(q)))
-		if (weft__waiter_settle(w, result))
+		if (weft__waiter_settle_locked(w, result))
 			return w;
 	return 0;
 }
@@ -178,9 +178,10 @@ void weft__wakelist_wake(struct weft__wakelist *wl)
 	wl->head = wl->tail = 0;
 }
 
-uintptr_t weft__owner_self(void)
+/* A plain thread's identity for weft__owner_self(): the address of a
+ * thread-local, out of line so every caller sees the same one. */
+uintptr_t weft__thread_tag(void)
 {
 	static __thread long thread_tag;
-	struct weft_task *t = weft__task_current();
-	return t ? (uintptr_t)t : (uintptr_t)&thread_tag;
+	return (uintptr_t)&thread_tag;
 }

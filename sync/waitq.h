@@ -8,7 +8,8 @@
  *  - A waiter leaves the list only under the lock, and is woken only after
  *    it left, so a woken waiter is never touched through q again.
  *  - Linked waiters are settled only under the lock (notifiers and aborts
- *    both take it), so a notifier that pops a waiter always wins its CAS.
+ *    both take it), so a notifier that pops a waiter always wins, and a
+ *    settle there is a load and a store (weft__waiter_settle_locked).
  *
  * Refinement of runtime/wait.h for waitq waiters: w->queue names the list
  * from weft__waitq_prepare() until the wait ends, not only while linked,
@@ -20,10 +21,10 @@
 #ifndef WEFT_SYNC_WAITQ_H
 #define WEFT_SYNC_WAITQ_H
 
-#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include "weft/waitq.h"
+#include "../runtime/spinlock.h"
 #include "../runtime/wait.h"
 
 #define weft__container_of(p, type, member) \
@@ -31,29 +32,15 @@
 
 void weft__waitq_init(struct weft_waitq *q);
 
-/* The spinlock. Critical sections are a few dozen instructions and never
- * switch tasks, so spinning beats sleeping; a holder preempted by the
- * kernel is waited out with sched_yield. */
+/* The list's spinlock (runtime/spinlock.h). */
 static inline void weft__waitq_lock(struct weft_waitq *q)
 {
-	if (__builtin_expect(!__atomic_exchange_n(&q->lock, 1,
-						  __ATOMIC_ACQUIRE), 1))
-		return;
-	for (int spins = 0;;) {
-		while (__atomic_load_n(&q->lock, __ATOMIC_RELAXED)) {
-			if (++spins < 100)
-				__builtin_ia32_pause();
-			else
-				sched_yield();
-		}
-		if (!__atomic_exchange_n(&q->lock, 1, __ATOMIC_ACQUIRE))
-			return;
-	}
+	weft__spin_lock(&q->lock);
 }
 
 static inline void weft__waitq_unlock(struct weft_waitq *q)
 {
-	__atomic_store_n(&q->lock, 0, __ATOMIC_RELEASE);
+	weft__spin_unlock(&q->lock);
 }
 
 /* For weft__wait_park(): unlocks the queue passed as arg. */
@@ -149,8 +136,14 @@ void weft__wakelist_wake(struct weft__wakelist *wl);
 int weft__waitq_wait_uninterruptible(struct weft_waitq *q,
 				     struct weft__waiter *w);
 
+uintptr_t weft__thread_tag(void);
+
 /* The caller's identity as a lock owner: its task, or its thread when not
  * in a task. Never 0, low bit clear. */
-uintptr_t weft__owner_self(void);
+static inline uintptr_t weft__owner_self(void)
+{
+	struct weft_task *t = weft__task_current();
+	return t ? (uintptr_t)t : weft__thread_tag();
+}
 
 #endif
