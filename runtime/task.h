@@ -96,9 +96,9 @@ struct weft_task {
 /* Makes a parked or new task runnable (see worker.c for where it goes). */
 void weft__task_ready(struct weft_task *t);
 
-/* Switches the current task out; the scheduler then runs unlock(arg). The
- * task runs again only after someone passes it to weft__task_ready. */
-void weft__task_park(void (*unlock)(void *), void *arg);
+/* weft__task_park(unlock, arg), declared in wait.h: switches the current
+ * task out; unlock(arg) runs once its registers are saved. The task runs
+ * again only after someone passes it to weft__task_ready. */
 
 /* Called by the scheduler once a task has returned and switched out. */
 void weft__task_finished(struct weft_task *t);

@@ -60,11 +60,6 @@ int weft__wait_begin_until(struct weft__waiter *w, int64_t until)
 	return 0;
 }
 
-int weft__wait_begin(struct weft__waiter *w)
-{
-	return weft__wait_begin_until(w, WEFT_NO_DEADLINE);
-}
-
 void weft__wait_end(struct weft__waiter *w)
 {
 	struct weft_task *t = w->task;
@@ -77,17 +72,12 @@ void weft__wait_end(struct weft__waiter *w)
 		weft__timer_disarm(t);
 }
 
-int weft__wait_park(struct weft__waiter *w, void (*unlock)(void *), void *arg)
+int weft__wait_park_thread(struct weft__waiter *w, void (*unlock)(void *),
+			   void *arg)
 {
-	if (!w->task) {
-		if (unlock)
-			unlock(arg);
-		while (!atomic_load_explicit(&w->released, memory_order_acquire))
-			futex_wait(&w->released, 0);
-		return weft__waiter_state(w);
-	}
-	weft__task_park(unlock, arg);
-	int r = weft__waiter_state(w);
-	weft__wait_end(w);
-	return r;
+	if (unlock)
+		unlock(arg);
+	while (!atomic_load_explicit(&w->released, memory_order_acquire))
+		futex_wait(&w->released, 0);
+	return weft__waiter_state(w);
 }

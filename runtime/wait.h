@@ -117,22 +117,38 @@ void weft__waiter_wake(struct weft__waiter *w);
 /* settle + wake in one, reading w->task before the CAS. true if it won. */
 bool weft__waiter_notify(struct weft__waiter *w, int result);
 
-/* Publishes w as the caller's current wait and arms its deadline. Returns
- * 0, or -ECANCELED / -ETIMEDOUT if the task is already cancelled / past its
- * deadline (then there is nothing to end). */
-int weft__wait_begin(struct weft__waiter *w);
-
-/* Same, but also wakes the waiter with -ETIMEDOUT at the absolute time
- * until (weft_sleep uses it); the earlier of until and the scope deadline
- * wins. */
+/* Publishes w as the caller's current wait, and arms a timer that wakes it
+ * with -ETIMEDOUT at the absolute time until (weft_sleep uses it) or at the
+ * scope's deadline, whichever is earlier. Returns 0, or -ECANCELED /
+ * -ETIMEDOUT if the task is already cancelled / past its deadline (then
+ * there is nothing to end). */
 int weft__wait_begin_until(struct weft__waiter *w, int64_t until);
+
+/* The same with only the scope's deadline. */
+static inline int weft__wait_begin(struct weft__waiter *w)
+{
+	return weft__wait_begin_until(w, INT64_MAX);
+}
+
+/* Unpublishes w and disarms its deadline; after it no abort touches w. */
+void weft__wait_end(struct weft__waiter *w);
+
+void weft__task_park(void (*unlock)(void *), void *arg);
+int weft__wait_park_thread(struct weft__waiter *w, void (*unlock)(void *),
+			   void *arg);
 
 /* Parks until w is settled, running unlock(arg) once the caller can no
  * longer be resumed too early (on the scheduler stack for a task; at once
  * for a plain thread). Then ends the wait and returns the settled state. */
-int weft__wait_park(struct weft__waiter *w, void (*unlock)(void *), void *arg);
-
-/* Unpublishes w and disarms its deadline; after it no abort touches w. */
-void weft__wait_end(struct weft__waiter *w);
+static inline int weft__wait_park(struct weft__waiter *w,
+				  void (*unlock)(void *), void *arg)
+{
+	if (!w->task)
+		return weft__wait_park_thread(w, unlock, arg);
+	weft__task_park(unlock, arg);
+	int r = weft__waiter_state(w);
+	weft__wait_end(w);
+	return r;
+}
 
 #endif

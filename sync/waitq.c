@@ -87,11 +87,6 @@ int weft__waitq_wait_on(struct weft_waitq *lock, struct weft_waitq *q,
 	return weft__wait_park(w, weft__waitq_unlock_cb, lock);
 }
 
-int weft__waitq_wait(struct weft_waitq *q, struct weft__waiter *w)
-{
-	return weft__waitq_wait_on(q, q, w);
-}
-
 int weft__waitq_wait_uninterruptible(struct weft_waitq *q,
 				     struct weft__waiter *w)
 {

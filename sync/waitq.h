@@ -69,19 +69,22 @@ void weft__waitq_push_front(struct weft_waitq *q, struct weft__waiter *w);
 void weft__waitq_remove(struct weft_waitq *q, struct weft__waiter *w);
 struct weft__waiter *weft__waitq_pop(struct weft_waitq *q);
 
-/*
- * Blocks the caller on q. Call with q locked; returns with it unlocked.
- * w must be prepared on q (weft__waitq_prepare) and begun
- * (weft__wait_begin). If w was settled before it could be linked, returns
- * that state without blocking. Returns the settled state: 0 when notified,
- * else the negative errno it was aborted with.
- */
-int weft__waitq_wait(struct weft_waitq *q, struct weft__waiter *w);
-
-/* Same, but the list is q and the lock another waitq's: for primitives
- * that guard several lists with one lock. */
+/* Blocks the caller on list q, guarded by the lock of waitq lock (another
+ * waitq's, for primitives that guard several lists with one lock). Call
+ * with lock locked; returns with it unlocked. w must be prepared on q
+ * (weft__waitq_prepare) and begun (weft__wait_begin). If w was settled
+ * before it could be linked, returns that state without blocking. Returns
+ * the settled state: 0 when notified, else the negative errno it was
+ * aborted with. */
 int weft__waitq_wait_on(struct weft_waitq *lock, struct weft_waitq *q,
 			struct weft__waiter *w);
+
+/* The same for a list guarded by its own lock. */
+static inline int weft__waitq_wait(struct weft_waitq *q,
+				   struct weft__waiter *w)
+{
+	return weft__waitq_wait_on(q, q, w);
+}
 
 /* The standard abort for waiters on a waitq: unlink and wake if it wins. */
 void weft__waitq_abort(struct weft__waiter *w, int reason);
