@@ -93,12 +93,8 @@ struct weft_task {
 
 #define WEFT_NO_DEADLINE INT64_MAX
 
-/* Makes a parked or new task runnable (see worker.c for where it goes). */
-void weft__task_ready(struct weft_task *t);
-
-/* weft__task_park(unlock, arg), declared in wait.h: switches the current
- * task out; unlock(arg) runs once its registers are saved. The task runs
- * again only after someone passes it to weft__task_ready. */
+/* weft__task_park() and weft__task_ready(), the scheduler's side of
+ * waiting, are declared in wait.h. */
 
 /* Called by the scheduler once a task has returned and switched out. */
 void weft__task_finished(struct weft_task *t);

@@ -17,13 +17,8 @@ static void futex_wake(_Atomic int *addr)
 	syscall(SYS_futex, (int *)addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-void weft__waiter_wake(struct weft__waiter *w)
+void weft__waiter_wake_thread(struct weft__waiter *w)
 {
-	struct weft_task *t = w->task;
-	if (t) {
-		weft__task_ready(t);
-		return;
-	}
 	/* A plain thread leaves once released is set: touch w no more. */
 	atomic_store_explicit(&w->released, 1, memory_order_release);
 	futex_wake(&w->released);

@@ -109,10 +109,20 @@ static inline bool weft__waiter_settle_locked(struct weft__waiter *w,
 	return true;
 }
 
+/* Makes a parked or new task runnable (see worker.c for where it goes). */
+void weft__task_ready(struct weft_task *t);
+void weft__waiter_wake_thread(struct weft__waiter *w);
+
 /* Resumes a settled, parked waiter: the task becomes runnable (on the
  * caller's worker's run-next slot when called from a worker), or the plain
  * thread is woken. Call only after winning weft__waiter_settle(). */
-void weft__waiter_wake(struct weft__waiter *w);
+static inline void weft__waiter_wake(struct weft__waiter *w)
+{
+	if (w->task)
+		weft__task_ready(w->task);
+	else
+		weft__waiter_wake_thread(w);
+}
 
 /* settle + wake in one, reading w->task before the CAS. true if it won. */
 bool weft__waiter_notify(struct weft__waiter *w, int result);
@@ -133,6 +143,9 @@ static inline int weft__wait_begin(struct weft__waiter *w)
 /* Unpublishes w and disarms its deadline; after it no abort touches w. */
 void weft__wait_end(struct weft__waiter *w);
 
+/* Switches the current task out; unlock(arg) runs once its registers are
+ * saved. The task runs again only after someone passes it to
+ * weft__task_ready. */
 void weft__task_park(void (*unlock)(void *), void *arg);
 int weft__wait_park_thread(struct weft__waiter *w, void (*unlock)(void *),
 			   void *arg);

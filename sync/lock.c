@@ -183,7 +183,7 @@ static void release_slow(struct weft_lock *l)
 		weft__waiter_wake(w);
 }
 
-int weft__lock_release_as(struct weft_lock *l, uintptr_t me)
+static inline int release(struct weft_lock *l, uintptr_t me)
 {
 	/* Look first: with waiters the CAS would fail, and a failed CAS
 	 * costs as much as one that succeeds. */
@@ -196,11 +196,16 @@ int weft__lock_release_as(struct weft_lock *l, uintptr_t me)
 	return 0;
 }
 
+int weft__lock_release_as(struct weft_lock *l, uintptr_t me)
+{
+	return release(l, me);
+}
+
 int weft_lock_release(struct weft_lock *l)
 {
 	if (!l)
 		return -EINVAL;
-	return weft__lock_release_as(l, weft__owner_self());
+	return release(l, weft__owner_self());
 }
 
 int weft_lock_locked(const struct weft_lock *l)

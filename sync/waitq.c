@@ -22,13 +22,6 @@ void weft__waitq_unlock_cb(void *q)
 	weft__waitq_unlock(q);
 }
 
-void weft__waitq_prepare(struct weft_waitq *q, struct weft__waiter *w,
-			 weft__abort_fn abort)
-{
-	weft__waiter_init(w, abort ? abort : weft__waitq_abort);
-	w->queue = q;
-}
-
 void weft__waitq_push(struct weft_waitq *q, struct weft__waiter *w)
 {
 	w->next = 0;

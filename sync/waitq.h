@@ -58,10 +58,18 @@ static inline bool weft__waitq_linked(const struct weft_waitq *q,
 	return w->prev || q->head == w;
 }
 
+/* The standard abort for waiters on a waitq: unlink and wake if it wins. */
+void weft__waitq_abort(struct weft__waiter *w, int reason);
+
 /* Initialises w to wait on q with abort (weft__waitq_abort if NULL). Call
  * before weft__wait_begin. */
-void weft__waitq_prepare(struct weft_waitq *q, struct weft__waiter *w,
-			 weft__abort_fn abort);
+static inline void weft__waitq_prepare(struct weft_waitq *q,
+				       struct weft__waiter *w,
+				       weft__abort_fn abort)
+{
+	weft__waiter_init(w, abort ? abort : weft__waitq_abort);
+	w->queue = q;
+}
 
 /* Under the lock. */
 void weft__waitq_push(struct weft_waitq *q, struct weft__waiter *w);
@@ -86,8 +94,6 @@ static inline int weft__waitq_wait(struct weft_waitq *q,
 	return weft__waitq_wait_on(q, q, w);
 }
 
-/* The standard abort for waiters on a waitq: unlink and wake if it wins. */
-void weft__waitq_abort(struct weft__waiter *w, int reason);
 
 /* The body of an abort whose list q is guarded by lock: takes lock, and if
  * settling w with reason wins and w is linked, unlinks and wakes it. */
