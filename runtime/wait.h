@@ -150,6 +150,11 @@ void weft__task_park(void (*unlock)(void *), void *arg);
 int weft__wait_park_thread(struct weft__waiter *w, void (*unlock)(void *),
 			   void *arg);
 
+/* Whether spinning a little before parking could pay: only if another
+ * worker may be running the holder, and no task here waits to run (it may
+ * be the holder itself, woken into our run-next slot). Go's canSpin. */
+bool weft__spin_worthwhile(void);
+
 /* Parks until w is settled, running unlock(arg) once the caller can no
  * longer be resumed too early (on the scheduler stack for a task; at once
  * for a plain thread). Then ends the wait and returns the settled state. */

@@ -219,6 +219,18 @@ void weft__task_park(void (*unlock)(void *), void *arg)
 		task_suspend(w, SWITCH_PARK, unlock, arg);
 }
 
+bool weft__spin_worthwhile(void)
+{
+	struct weft_worker *w = weft__self();
+	if (!w)
+		return true; /* a plain thread: the holder may run anywhere */
+	struct weft_runtime *rt = atomic_load_explicit(&weft__rt,
+						       memory_order_relaxed);
+	return rt->nworkers > 1 &&
+	       !atomic_load_explicit(&w->runnext, memory_order_relaxed) &&
+	       !weft__deque_len(&w->deque);
+}
+
 void weft__worker_yield(struct weft_worker *w)
 {
 	if (!switch_direct(w, SWITCH_YIELD, NULL, NULL))
