@@ -21,6 +21,7 @@
 #include <errno.h>
 
 #include "weft/sync.h"
+#include "weft/task.h"
 #include "waitq.h"
 #include "lock.h"
 
@@ -167,7 +168,8 @@ int weft_lock_try_acquire(struct weft_lock *l)
 	return cas_state(l, &s, weft__owner_self()) ? 0 : -EBUSY;
 }
 
-static void release_slow(struct weft_lock *l)
+/* Returns whether it handed the lock to a waiting task. */
+static bool release_slow(struct weft_lock *l)
 {
 	weft__waitq_lock(&l->wq);
 	struct weft__waiter *w = weft__waitq_settle_one(&l->wq, 0);
@@ -182,10 +184,14 @@ static void release_slow(struct weft_lock *l)
 		__atomic_store_n(&l->state, 0, __ATOMIC_RELEASE);
 	}
 	weft__waitq_unlock(&l->wq);
-	if (w)
-		weft__waiter_wake(w);
+	if (!w)
+		return false;
+	bool to_task = w->task != NULL; /* w may vanish once woken */
+	weft__waiter_wake(w);
+	return to_task;
 }
 
+/* 0, 1 if it handed the lock to a waiting task, or -EPERM. */
 static inline int release(struct weft_lock *l, uintptr_t me)
 {
 	/* Look first: with waiters the CAS would fail, and a failed CAS
@@ -195,20 +201,35 @@ static inline int release(struct weft_lock *l, uintptr_t me)
 		return 0;
 	if (owner_of(s) != me)
 		return -EPERM;
-	release_slow(l);
-	return 0;
+	return release_slow(l);
 }
 
 int weft__lock_release_as(struct weft_lock *l, uintptr_t me)
 {
-	return release(l, me);
+	int r = release(l, me);
+	return r < 0 ? r : 0;
 }
 
+/*
+ * A task that hands the lock over then yields, so the new owner runs at
+ * once, here, and the releaser asks again only after it. Without the
+ * yield, a releaser that loops back to acquire must queue behind every
+ * waiter (FIFO), and so must the next owner after it: a convoy in which
+ * every acquire is a park, a wake and a switch, and which never drains.
+ * With it, the waiters drain one by one and the lock is soon uncontended
+ * again (1000 tasks contending: 31 -> 10 ns per acquire). Go's unlock
+ * yields to the waiter it hands over to in the same way, in its starvation
+ * mode. Order is untouched: the lock went to the oldest waiter.
+ */
 int weft_lock_release(struct weft_lock *l)
 {
 	if (!l)
 		return -EINVAL;
-	return release(l, weft__owner_self());
+	int r = release(l, weft__owner_self());
+	if (r <= 0)
+		return r;
+	(void)weft_yield(); /* not in a task, or cancelled: no yield */
+	return 0;
 }
 
 int weft_lock_locked(const struct weft_lock *l)

@@ -1,5 +1,6 @@
-/* weft_lock: the seed's scenario, FIFO hand-over, ownership errors,
- * cancellation and timeouts of waiters, plain threads, bad input. */
+/* weft_lock: the seed's scenario, FIFO hand-over and the yield after it,
+ * ownership errors, cancellation and timeouts of waiters, plain threads,
+ * bad input. */
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
@@ -117,6 +118,54 @@ START_TEST(fifo)
 {
 	weft_test_run(fifo_main, NULL, 2);
 	weft_test_run(fifo_main, NULL, 4);
+}
+END_TEST
+
+/* ---- a hand-over yields to the new owner -------------------------------- */
+
+static struct weft_lock yield_lock = WEFT_LOCK_INIT;
+
+static void *yield_waiter(void *arg)
+{
+	ck_assert_int_eq(weft_lock_acquire(&yield_lock), 0);
+	log_add("waiter got it");
+	ck_assert_int_eq(weft_lock_release(&yield_lock), 0);
+	return NULL;
+}
+
+/* One worker, so the order is exact: the releaser runs on only after the
+ * task it handed the lock to; a cancelled releaser does not yield. */
+static void *handover_main(void *arg)
+{
+	bool cancelled = arg != NULL;
+	weft_task_t t;
+	log_reset();
+	ck_assert_int_eq(weft_lock_acquire(&yield_lock), 0);
+	ck_assert_int_eq(weft_spawn(&t, yield_waiter, NULL), 0);
+	wait_waiters(&yield_lock.wq, 1);
+	if (cancelled)
+		ck_assert_int_eq(weft_cancel(weft_current()), 0);
+	ck_assert_int_eq(weft_lock_release(&yield_lock), 0);
+	log_add("releaser went on");
+	if (cancelled) {
+		ck_assert_int_lt(log_pos("releaser went on"), 1);
+		struct weft_shield sh;
+		ck_assert_int_eq(weft_shield_enter(&sh), 0);
+		ck_assert_int_eq(weft_join(t, NULL), 0);
+		ck_assert_int_eq(weft_shield_leave(&sh), 0);
+	} else {
+		ck_assert_int_lt(log_pos("waiter got it"),
+				 log_pos("releaser went on"));
+		ck_assert_int_eq(weft_join(t, NULL), 0);
+	}
+	ck_assert_int_eq(weft_lock_locked(&yield_lock), 0);
+	return NULL;
+}
+
+START_TEST(handover_yields)
+{
+	weft_test_run(handover_main, NULL, 1);
+	weft_test_run(handover_main, (void *)1, 1);
 }
 END_TEST
 
@@ -299,6 +348,7 @@ int main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, seed);
 	tcase_add_test(tc, fifo);
+	tcase_add_test(tc, handover_yields);
 	tcase_add_test(tc, errors);
 	tcase_add_test(tc, cancel_timeout);
 	tcase_add_test(tc, plain_threads);

@@ -51,8 +51,10 @@ int weft_lock_init(struct weft_lock *l);
 int weft_lock_acquire(struct weft_lock *l);
 /* Takes l if it is free and nobody waits. Returns 0, -EBUSY, -EINVAL. */
 int weft_lock_try_acquire(struct weft_lock *l);
-/* Releases l, handing it to the oldest waiter if any. Returns 0, -EPERM if
- * the caller does not hold it, -EINVAL. */
+/* Releases l, handing it to the oldest waiter if any; a task that hands it
+ * to another task then yields to it, so that contenders drain instead of
+ * forming a convoy. Returns 0, -EPERM if the caller does not hold it,
+ * -EINVAL. */
 int weft_lock_release(struct weft_lock *l);
 /* 1 if l is held, 0 if not, -EINVAL. */
 int weft_lock_locked(const struct weft_lock *l);
