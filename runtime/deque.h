@@ -62,4 +62,11 @@ static inline int64_t weft__deque_len(struct weft_deque *d)
 	return b > t ? b - t : 0;
 }
 
+/* The index of the oldest task: it moves when that task leaves. For
+ * heuristics only. */
+static inline int64_t weft__deque_top(struct weft_deque *d)
+{
+	return atomic_load_explicit(&d->top, memory_order_relaxed);
+}
+
 #endif

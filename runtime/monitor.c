@@ -20,7 +20,7 @@
 
 struct look {
 	struct weft_task *runnext;
-	int64_t queued, timers;
+	int64_t queued, woken, woken_top, timers;
 	uint64_t ticks;
 };
 
@@ -44,25 +44,33 @@ void weft__monitor_arm_slow(struct weft_monitor *m)
 }
 
 /* One look at every worker. Returns how many had tasks or timers waiting;
- * sets *stuck if one had the same tasks waiting as last time, behind a task
- * that ran all along (its tick count did not move). The due timers of such
- * a worker are fired from here: their tasks go to the global queue. */
+ * marks a worker stuck (and sets *stuck) if it had the same tasks waiting
+ * as last time behind a task that ran all along (its tick count did not
+ * move), or the same oldest woken task while it ran others. The due timers
+ * of a worker kept by one task are fired from here: their tasks go to the
+ * global queue. */
 static int look_at_workers(struct weft_runtime *rt, struct look *last,
 			   bool *stuck)
 {
 	int busy = 0;
 	for (int i = 0; i < rt->nworkers; i++) {
 		struct weft_worker *w = &rt->workers[i];
-		struct look now = { atomic_load(&w->runnext),
-				    weft__deque_len(&w->deque),
-				    __atomic_load_n(&w->heap_len, __ATOMIC_RELAXED),
-				    atomic_load(&w->ticks) };
+		struct look now = {
+			atomic_load(&w->runnext), weft__deque_len(&w->deque),
+			weft__deque_len(&w->woken), weft__deque_top(&w->woken),
+			__atomic_load_n(&w->heap_len, __ATOMIC_RELAXED),
+			atomic_load(&w->ticks)
+		};
 		bool still = now.ticks == last[i].ticks;
-		if (now.runnext || now.queued || now.timers)
+		if (now.runnext || now.queued || now.woken || now.timers)
 			busy++;
-		if (still && ((now.runnext && now.runnext == last[i].runnext) ||
-			      (now.queued && last[i].queued)))
+		if ((still && ((now.runnext && now.runnext == last[i].runnext) ||
+			       (now.queued && last[i].queued))) ||
+		    (now.woken && last[i].woken &&
+		     now.woken_top == last[i].woken_top)) {
+			atomic_store(&w->stuck, true);
 			*stuck = true;
+		}
 		if (still && now.timers && last[i].timers)
 			weft__timers_run(w);
 		last[i] = now;

@@ -10,15 +10,21 @@
  * a waker that keeps running (computes, spins, blocks in a system call)
  * would strand the woken task, so such a wake arms the monitor instead.
  *
+ * For the same reason other workers, even awake ones, leave a worker's
+ * woken tasks (its run-next task, when woken, and the woken deque behind
+ * it) alone unless they are a burst of 8 (WAKE_BURST) or the monitor marked
+ * that worker stuck. Spawns rouse a worker at once, and its deque of spawned
+ * and requeued tasks is always open to thieves.
+ *
  * While armed, the monitor looks at every worker once a period. A worker
  * whose tick count has not moved since the last look, and whose run-next
- * slot holds the same task or whose deque held tasks both times, is stuck:
- * the monitor rouses an idle worker, whose search steals the tasks
- * (steal_runnext and steal_half in worker.c). It also fires the due timers
- * of a worker kept by one task all period, so that task's sleepers wake on
- * time on other workers. Once no worker has tasks or timers waiting it
- * disarms and sleeps until a wake or a timer arms it. Wakes rouse a worker
- * at once for a burst of 8 (WAKE_BURST), and spawns always do.
+ * slot holds the same task or whose deque held tasks both times, is stuck;
+ * so is one whose oldest woken task waited all period while it ran others.
+ * The monitor marks it and rouses an idle worker, whose search then steals
+ * those tasks (steal_from in worker.c). It also fires the due timers of a
+ * worker kept by one task all period, so that task's sleepers wake on time
+ * on other workers. Once no worker has tasks or timers waiting it disarms
+ * and sleeps until a wake or a timer arms it.
  *
  * No lost arming: a waker fills the slot, then reads the state (seq_cst
  * both); the monitor sets IDLE, then reads every slot (seq_cst both). One

@@ -270,7 +270,7 @@ int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
 		/* Run-next, as Go's newproc: a spawner that exits or waits
 		 * next (chains, fan-out then join) hands its successor a
 		 * warm cache, and an idle worker steals it only if it sits. */
-		weft__worker_run_next(self, t);
+		weft__worker_run_next(self, t, true);
 	} else if (self) {
 		weft__worker_push(self, t);
 	} else {

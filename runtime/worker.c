@@ -1,9 +1,9 @@
 /*
  * The scheduler: each worker thread runs this loop.
  *
- *   run-next slot -> own deque -> (every 61st pick) the global queue
- *   -> tasks that yielded -> global queue -> steal half from a random
- *   victim -> timers and completions -> park in the ring.
+ *   run-next slot -> own deque -> own woken deque -> (every 61st pick)
+ *   the global queue -> tasks that yielded -> global queue -> steal half
+ *   from a random victim -> timers and completions -> park in the ring.
  *
  * Invariants:
  *  - A task is in at most one place at a time: running on one worker, or in
@@ -25,7 +25,7 @@
 #include "worker.h"
 
 #define GLOBAL_QUEUE_INTERVAL 61 /* prime, as Go's: fairness to the global queue */
-#define RUNNEXT_STREAK_MAX 32    /* then the deque gets a turn */
+#define RUNNEXT_STREAK_MAX 32    /* then the deques get a turn */
 #define INJECT_BATCH 32
 #define TIMER_CHECK_INTERVAL 16
 #define SEARCH_SPINS 48          /* ~5-15 us of looking before parking */
@@ -123,17 +123,41 @@ static void fifo_append(struct weft_worker *w, struct weft_task *t)
 	w->fifo_tail = t;
 }
 
-/* The owner's next local task for a direct switch: run-next, the deque, or
+static inline __attribute__((always_inline)) struct weft_task *
+take_runnext(struct weft_worker *w)
+{
+	if (!atomic_load_explicit(&w->runnext, memory_order_relaxed))
+		return NULL;
+	return atomic_exchange(&w->runnext, NULL);
+}
+
+/* The owner's own queues: run-next first, for a warm cache, but after
+ * RUNNEXT_STREAK_MAX run-next picks in a row the deques get a turn: two
+ * tasks waking each other would otherwise keep the tasks behind them
+ * waiting for good. */
+static inline __attribute__((always_inline)) struct weft_task *
+take_local(struct weft_worker *w)
+{
+	struct weft_task *t;
+	if (w->runnext_streak < RUNNEXT_STREAK_MAX && (t = take_runnext(w))) {
+		w->runnext_streak++;
+		return t;
+	}
+	w->runnext_streak = 0;
+	if (weft__deque_len(&w->deque) && (t = weft__deque_take(&w->deque)))
+		return t;
+	if (weft__deque_len(&w->woken) && (t = weft__deque_take(&w->woken)))
+		return t;
+	return take_runnext(w);
+}
+
+/* The owner's next local task for a direct switch: run-next, the deques, or
  * (only while no worker idles, as they could not take it from there) the
  * oldest yielded task. NULL when the scheduler must choose. */
 static inline __attribute__((always_inline)) struct weft_task *
 next_direct(struct weft_runtime *rt, struct weft_worker *w)
 {
-	struct weft_task *t = NULL;
-	if (atomic_load_explicit(&w->runnext, memory_order_relaxed))
-		t = atomic_exchange(&w->runnext, NULL);
-	if (!t && weft__deque_len(&w->deque))
-		t = weft__deque_take(&w->deque);
+	struct weft_task *t = take_local(w);
 	if (t) {
 		if (t->stack.base)
 			return t;
@@ -228,7 +252,7 @@ bool weft__spin_worthwhile(void)
 						       memory_order_relaxed);
 	return rt->nworkers > 1 &&
 	       !atomic_load_explicit(&w->runnext, memory_order_relaxed) &&
-	       !weft__deque_len(&w->deque);
+	       !weft__deque_len(&w->deque) && !weft__deque_len(&w->woken);
 }
 
 void weft__worker_yield(struct weft_worker *w)
@@ -280,13 +304,22 @@ void weft__worker_push(struct weft_worker *w, struct weft_task *t)
 		weft__inject_push(&rt->inject, t);
 }
 
-bool weft__worker_run_next(struct weft_worker *w, struct weft_task *t)
+static inline bool run_next(struct weft_worker *w, struct weft_task *t,
+			    bool spawned)
 {
+	atomic_store_explicit(&w->runnext_spawned, spawned,
+			      memory_order_relaxed);
 	/* seq_cst: the monitor's arming protocol (monitor.h). */
 	t = atomic_exchange(&w->runnext, t);
-	if (t)
+	if (t && (spawned || !weft__deque_push(&w->woken, t)))
 		weft__worker_push(w, t);
 	return t != NULL;
+}
+
+bool weft__worker_run_next(struct weft_worker *w, struct weft_task *t,
+			   bool spawned)
+{
+	return run_next(w, t, spawned);
 }
 
 void weft__task_ready(struct weft_task *t)
@@ -303,8 +336,8 @@ void weft__task_ready(struct weft_task *t)
 		 * and a worker roused on every wake (Go's wakep) steals half
 		 * of it, so every message crosses cores. If the waker keeps
 		 * its worker, the monitor rouses one. */
-		if (weft__worker_run_next(w, t) &&
-		    weft__deque_len(&w->deque) >= WAKE_BURST)
+		if (run_next(w, t, false) &&
+		    weft__deque_len(&w->woken) >= WAKE_BURST)
 			weft__notify_work(rt);
 		else
 			weft__monitor_arm(&rt->monitor);
@@ -410,14 +443,14 @@ static struct weft_task *requeue_fifo(struct weft_runtime *rt,
 	return batch[0];
 }
 
-/* Steals half of v's deque into ours; returns one task to run now. */
-static struct weft_task *steal_half(struct weft_worker *v,
+/* Steals half of deque d into ours; returns one task to run now. */
+static struct weft_task *steal_half(struct weft_deque *d,
 				    struct weft_worker *w)
 {
-	int64_t n = (weft__deque_len(&v->deque) + 1) / 2;
+	int64_t n = (weft__deque_len(d) + 1) / 2;
 	struct weft_task *first = NULL;
 	for (int64_t i = 0, retries = 0; i < n;) {
-		struct weft_task *x = weft__deque_steal(&v->deque);
+		struct weft_task *x = weft__deque_steal(d);
 		if (x == WEFT_STEAL_EMPTY)
 			break;
 		if (x == WEFT_STEAL_RETRY) {
@@ -434,19 +467,42 @@ static struct weft_task *steal_half(struct weft_worker *v,
 	return first;
 }
 
-/* A run-next task whose worker is still busy with the same task a moment
- * later is stuck behind it: take it. */
-static struct weft_task *steal_runnext(struct weft_worker *v)
+/* v's run-next task: at once if the monitor found v stuck; if it is a
+ * spawn, when v is still busy with the same task a moment later. A woken
+ * one otherwise stays for v, whose running task will likely park soon. */
+static struct weft_task *steal_runnext(struct weft_worker *v, bool stuck)
 {
 	struct weft_task *t = atomic_load(&v->runnext);
-	if (!t)
+	if (!t || (!stuck && !atomic_load(&v->runnext_spawned)))
 		return NULL;
-	uint64_t ticks = atomic_load(&v->ticks);
-	for (int i = 0; i < 200; i++)
-		__builtin_ia32_pause();
-	if (atomic_load(&v->ticks) != ticks ||
-	    !atomic_compare_exchange_strong(&v->runnext, &t, NULL))
+	if (!stuck) {
+		uint64_t ticks = atomic_load(&v->ticks);
+		for (int i = 0; i < 200; i++)
+			__builtin_ia32_pause();
+		if (atomic_load(&v->ticks) != ticks)
+			return NULL;
+	}
+	if (!atomic_compare_exchange_strong(&v->runnext, &t, NULL))
 		return NULL;
+	return t;
+}
+
+/* v's tasks, as the rules of struct weft_worker allow: its deque always;
+ * its woken tasks in a burst or when stuck; run-next when from_runnext
+ * (the searcher's occasional slower look) or stuck. */
+static struct weft_task *steal_from(struct weft_worker *v,
+				    struct weft_worker *w, bool from_runnext)
+{
+	struct weft_task *t = steal_half(&v->deque, w);
+	if (t)
+		return t;
+	bool stuck = atomic_load_explicit(&v->stuck, memory_order_relaxed);
+	if (stuck || weft__deque_len(&v->woken) >= WAKE_BURST)
+		t = steal_half(&v->woken, w);
+	if (!t && (stuck || from_runnext))
+		t = steal_runnext(v, stuck);
+	if (stuck)
+		atomic_store_explicit(&v->stuck, false, memory_order_relaxed);
 	return t;
 }
 
@@ -457,11 +513,8 @@ static struct weft_task *steal_work(struct weft_runtime *rt,
 	int start = (int)(next_rand(w) % (uint64_t)n);
 	for (int i = 0; i < n; i++) {
 		struct weft_worker *v = &rt->workers[(start + i) % n];
-		if (v == w)
-			continue;
-		struct weft_task *t = from_runnext ? steal_runnext(v)
-						   : steal_half(v, w);
-		if (t)
+		struct weft_task *t;
+		if (v != w && (t = steal_from(v, w, from_runnext)))
 			return t;
 	}
 	return pop_global(rt, w);
@@ -478,17 +531,7 @@ static struct weft_task *find_local(struct weft_runtime *rt,
 		if ((t = pop_global(rt, w)))
 			return t;
 	}
-	if (w->runnext_streak < RUNNEXT_STREAK_MAX &&
-	    atomic_load_explicit(&w->runnext, memory_order_relaxed) &&
-	    (t = atomic_exchange(&w->runnext, NULL))) {
-		w->runnext_streak++;
-		return t;
-	}
-	w->runnext_streak = 0;
-	if (weft__deque_len(&w->deque) && (t = weft__deque_take(&w->deque)))
-		return t;
-	if (atomic_load_explicit(&w->runnext, memory_order_relaxed) &&
-	    (t = atomic_exchange(&w->runnext, NULL)))
+	if ((t = take_local(w)))
 		return t;
 	if (w->fifo_head)
 		return requeue_fifo(rt, w);
@@ -626,7 +669,7 @@ static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
 	int64_t next_timer = weft__timers_run(w);
 	weft__ring_reap(&w->ring);
 	if (w->fifo_head || weft__deque_len(&w->deque) ||
-	    atomic_load(&w->runnext))
+	    weft__deque_len(&w->woken) || atomic_load(&w->runnext))
 		return; /* timers or completions made work */
 	if (w->searching) {
 		w->searching = false;

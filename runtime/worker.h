@@ -31,7 +31,14 @@ struct weft_stack_cache;
 enum weft_switch_reason { SWITCH_PARK, SWITCH_YIELD, SWITCH_EXIT };
 
 struct __attribute__((aligned(64))) weft_worker {
-	struct weft_deque deque;
+	struct weft_deque deque;         /* spawned and requeued: any may steal */
+	/* Tasks woken by the running task while run-next was taken. Others
+	 * take them (and a woken run-next task) only in a burst, or once the
+	 * monitor found this worker stuck: a pipeline of tasks passing
+	 * messages stays on one warm core (see monitor.h). */
+	struct weft_deque woken;
+	_Atomic bool stuck;              /* set by the monitor, reset by thieves */
+	_Atomic bool runnext_spawned;    /* run-next holds a spawn, not a wake */
 	_Atomic(struct weft_task *) runnext;
 	_Atomic uint64_t ticks;          /* tasks run so far; thieves read it */
 	uint64_t spawned;                /* for task ids */
@@ -111,9 +118,11 @@ struct weft_worker *weft__self(void);
  * when full. Owner only. */
 void weft__worker_push(struct weft_worker *w, struct weft_task *t);
 
-/* Puts t in the run-next slot of w, whose running task woke or spawned it.
- * Returns true if the task there before went to the deque. */
-bool weft__worker_run_next(struct weft_worker *w, struct weft_task *t);
+/* Puts t in the run-next slot of w, whose running task spawned it (then the
+ * task there before goes to the deque) or woke it (to the woken deque).
+ * Returns true if a task was there before. */
+bool weft__worker_run_next(struct weft_worker *w, struct weft_task *t,
+			   bool spawned);
 
 /* Yields w's running task: it goes to the back of w's FIFO. */
 void weft__worker_yield(struct weft_worker *w);

@@ -266,9 +266,10 @@ static void *stuck_waiter(void *arg)
 	return NULL;
 }
 
-/* The setter wakes three tasks (one to its run-next slot, two to its deque,
- * too few to rouse a worker at once) and then spins: the monitor must see
- * them stuck and rouse the other worker, which steals them all. */
+/* The setter wakes three tasks (one to its run-next slot, two to its woken
+ * deque, too few to rouse a worker at once or to be stolen) and then spins:
+ * the monitor must see them stuck and rouse the other worker, which steals
+ * them all. */
 static void *stuck_main(void *arg)
 {
 	weft_task_t t[3];
@@ -290,6 +291,62 @@ static void *stuck_main(void *arg)
 START_TEST(runnext_stolen_from_busy_worker)
 {
 	weft_test_run(stuck_main, NULL, 2);
+}
+END_TEST
+
+/* Two tasks that wake each other through the run-next slot do not starve
+ * a task woken before them: after a streak of run-next picks the worker
+ * takes its woken deque. One worker, so nobody else could run it. */
+static struct weft_queue pp_a, pp_b;
+static struct weft_event starved_event = WEFT_EVENT_INIT;
+static atomic_bool starved_ran;
+
+static void *starved_task(void *arg)
+{
+	ck_assert_int_eq(weft_event_wait(&starved_event), 0);
+	atomic_store(&starved_ran, true);
+	return NULL;
+}
+
+static void *ponger(void *arg)
+{
+	int v;
+	while (weft_queue_get(&pp_a, &v) == 0 && v)
+		ck_assert_int_eq(weft_queue_put(&pp_b, &v), 0);
+	return NULL;
+}
+
+static void *starve_main(void *arg)
+{
+	weft_task_t c, p;
+	int v = 1, rounds = 0;
+	ck_assert_int_eq(weft_queue_init(&pp_a, sizeof(int), 1), 0);
+	ck_assert_int_eq(weft_queue_init(&pp_b, sizeof(int), 1), 0);
+	ck_assert_int_eq(weft_spawn(&c, starved_task, NULL), 0);
+	ck_assert_int_eq(weft_spawn(&p, ponger, NULL), 0);
+	weft_sleep(10 * WEFT_MSEC); /* both park */
+	weft_event_set(&starved_event); /* c to run-next ... */
+	ck_assert_int_eq(weft_queue_put(&pp_a, &v), 0); /* ... then woken */
+	while (!atomic_load(&starved_ran) && ++rounds < 100000) {
+		ck_assert_int_eq(weft_queue_get(&pp_b, &v), 0);
+		ck_assert_int_eq(weft_queue_put(&pp_a, &v), 0);
+	}
+	ck_assert_msg(atomic_load(&starved_ran), "starved %d rounds", rounds);
+	ck_assert_int_lt(rounds, 1000);
+	v = 0;
+	ck_assert_int_eq(weft_queue_get(&pp_b, &v), 0);
+	v = 0;
+	ck_assert_int_eq(weft_queue_put(&pp_a, &v), 0);
+	ck_assert_int_eq(weft_join(p, NULL), 0);
+	ck_assert_int_eq(weft_join(c, NULL), 0);
+	weft_queue_destroy(&pp_a);
+	weft_queue_destroy(&pp_b);
+	return NULL;
+}
+
+START_TEST(woken_not_starved_by_runnext)
+{
+	weft_test_run(starve_main, NULL, 1);
 }
 END_TEST
 
@@ -793,6 +850,7 @@ int main(void)
 	tcase_add_test(tc, shield_from_cancellation);
 	tcase_add_test(tc, shield_scopes);
 	tcase_add_test(tc, runnext_stolen_from_busy_worker);
+	tcase_add_test(tc, woken_not_starved_by_runnext);
 	tcase_add_test(tc, timers_of_a_kept_worker);
 	tcase_add_test(tc, many_yields);
 	tcase_add_test(tc, million_tasks);
