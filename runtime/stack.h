@@ -8,9 +8,10 @@
  * with mprotect splits a mapping in two. Guards are therefore installed with
  * MADV_GUARD_INSTALL (Linux 6.13+), which marks pages as faulting without a
  * new mapping: a slab's guards in one process_madvise call, with the first
- * page of each of its stacks faulted in by a second. On older kernels mprotect guards are used while a budget of
- * mappings lasts; stacks beyond it get no guard page, only a canary word at
- * their low end that is checked whenever the task switches out.
+ * page of each of its stacks faulted in by a second. On older kernels
+ * mprotect guards are used while a budget of mappings lasts; stacks beyond
+ * it get no guard page, only a canary word at their low end that is checked
+ * whenever the task switches out.
  */
 #ifndef WEFT_RUNTIME_STACK_H
 #define WEFT_RUNTIME_STACK_H

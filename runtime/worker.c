@@ -24,7 +24,7 @@
 #include "task.h"
 #include "worker.h"
 
-#define GLOBAL_QUEUE_INTERVAL 61 /* prime, as Go's: fairness to the global queue */
+#define GLOBAL_QUEUE_INTERVAL 61 /* prime, as Go's: the global queue's turn */
 #define RUNNEXT_STREAK_MAX 32    /* then the deques get a turn */
 #define INJECT_BATCH 32
 #define TIMER_CHECK_INTERVAL 16

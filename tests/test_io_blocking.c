@@ -14,7 +14,7 @@ static void *twice(void *arg)
 	return (void *)((intptr_t)arg * 2);
 }
 
-/* ---- many jobs, few threads ---------------------------------------------------- */
+/* ---- many jobs, few threads ---------------------------------------------- */
 
 #define POOL 4
 
@@ -95,7 +95,7 @@ START_TEST(many_jobs)
 }
 END_TEST
 
-/* ---- cancellation and deadlines ----------------------------------------------- */
+/* ---- cancellation and deadlines ------------------------------------------ */
 
 static atomic_int gate, ran_b;
 
@@ -164,7 +164,7 @@ START_TEST(cancel_queued)
 }
 END_TEST
 
-/* ---- shutdown with jobs queued ----------------------------------------------- */
+/* ---- shutdown with jobs queued ------------------------------------------- */
 
 static void *shutdown_main(void *arg)
 {
@@ -202,7 +202,7 @@ START_TEST(plain_thread)
 }
 END_TEST
 
-/* ---- abandoning a running job (the resolver's way) --------------------------- */
+/* ---- abandoning a running job (the resolver's way) ----------------------- */
 
 static atomic_int discarded;
 

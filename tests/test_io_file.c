@@ -113,7 +113,7 @@ START_TEST(files_plain_thread)
 }
 END_TEST
 
-/* ---- the escape hatch ---------------------------------------------------------- */
+/* ---- the escape hatch ---------------------------------------------------- */
 
 static void prep_nop(struct io_uring_sqe *sqe, void *arg)
 {

@@ -37,7 +37,7 @@ START_TEST(accuracy)
 }
 END_TEST
 
-/* ---- ordering ------------------------------------------------------------- */
+/* ---- ordering ------------------------------------------------------------ */
 
 #define ORDER_N 30
 /* Sanitizers can stall a worker for milliseconds. */
@@ -108,7 +108,7 @@ START_TEST(ordering)
 }
 END_TEST
 
-/* ---- deadlines and cancellation of sleeps ------------------------------------- */
+/* ---- deadlines and cancellation of sleeps -------------------------------- */
 
 static void *long_sleep(void *arg)
 {
@@ -155,7 +155,7 @@ START_TEST(plain_thread)
 }
 END_TEST
 
-/* ---- a hundred thousand sleepers --------------------------------------------- */
+/* ---- a hundred thousand sleepers ----------------------------------------- */
 
 static atomic_long woke_ok;
 

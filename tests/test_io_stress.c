@@ -139,7 +139,7 @@ START_TEST(streams_under_deadlines)
 }
 END_TEST
 
-/* ---- crowds of waiters: cancelled, or woken by close ---------------------------- */
+/* ---- crowds of waiters: cancelled, or woken by close --------------------- */
 
 static void *idle_recv(void *arg)
 {

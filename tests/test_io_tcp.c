@@ -193,7 +193,7 @@ START_TEST(many_connections)
 }
 END_TEST
 
-/* ---- a connected pair ------------------------------------------------------ */
+/* ---- a connected pair ---------------------------------------------------- */
 
 struct pair {
 	int a, b; /* a: the client end, b: the accepted end */
@@ -221,7 +221,7 @@ static void *recv_once(void *arg)
 	return (void *)(intptr_t)weft_recv(fd, buf, sizeof(buf), 0);
 }
 
-/* ---- cancellation ---------------------------------------------------------- */
+/* ---- cancellation -------------------------------------------------------- */
 
 static void *cancel_main(void *arg)
 {
@@ -359,7 +359,7 @@ START_TEST(close_while_waiting)
 }
 END_TEST
 
-/* ---- a peer that resets the connection ------------------------------------ */
+/* ---- a peer that resets the connection ----------------------------------- */
 
 static void *reset_main(void *arg)
 {
@@ -446,7 +446,7 @@ START_TEST(accept_emfile)
 }
 END_TEST
 
-/* ---- bad input ------------------------------------------------------------- */
+/* ---- bad input ----------------------------------------------------------- */
 
 static void bad_input_checks(void)
 {
@@ -588,7 +588,7 @@ START_TEST(plain_thread)
 }
 END_TEST
 
-/* ---- the bound port, and TCP_NODELAY on accepted sockets ------------------- */
+/* ---- the bound port, and TCP_NODELAY on accepted sockets ----------------- */
 
 static int nodelay(int fd)
 {
@@ -645,7 +645,7 @@ START_TEST(local_port_and_nodelay)
 }
 END_TEST
 
-/* ---- completions reach a worker that never parks --------------------------- */
+/* ---- completions reach a worker that never parks ------------------------- */
 
 static atomic_int busy_done;
 
@@ -695,7 +695,7 @@ START_TEST(completion_while_busy)
 }
 END_TEST
 
-/* ---- a cancelled send reports exactly what went out ---------------------------- */
+/* ---- a cancelled send reports exactly what went out ---------------------- */
 
 struct big_send {
 	int fd;

@@ -123,7 +123,7 @@ START_TEST(udp)
 }
 END_TEST
 
-/* ---- Unix domain sockets ------------------------------------------------------ */
+/* ---- Unix domain sockets ------------------------------------------------- */
 
 static void *unix_echo_one(void *arg)
 {

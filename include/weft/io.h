@@ -63,7 +63,7 @@ int weft_connect(const char *host, uint16_t port);
  * -errno. */
 int weft_connect_addr(int fd, const struct sockaddr *addr, socklen_t len);
 
-/* ---- Stream and datagram I/O (any socket) ---------------------------------- */
+/* ---- Stream and datagram I/O (any socket) -------------------------------- */
 
 /* Receives up to len bytes. Returns the count (0: the peer closed, or len is
  * 0), or -errno (-ECONNRESET, -EBADF, -EFAULT for a NULL buf, ...). */
@@ -91,7 +91,7 @@ int weft_shutdown(int fd, int how);
  * -EBADF first. Returns 0 or -errno (-EBADF). */
 int weft_close(int fd);
 
-/* ---- UDP ------------------------------------------------------------------ */
+/* ---- UDP ----------------------------------------------------------------- */
 
 /* A UDP socket bound to host:port (host NULL: every address; port 0:
  * ephemeral). Returns the fd or -errno. */
@@ -134,7 +134,7 @@ ssize_t weft_pwrite(int fd, const void *buf, size_t len, off_t off);
 /* Flushes the file to its device. Returns 0 or -errno. */
 int weft_fsync(int fd, unsigned flags);
 
-/* ---- Escape hatch ----------------------------------------------------------- */
+/* ---- Escape hatch -------------------------------------------------------- */
 
 /* Prepares one SQE. It must not touch sqe->user_data, link SQEs, or prep a
  * multishot request. */
@@ -148,7 +148,7 @@ typedef void (*weft_io_prep_fn)(struct io_uring_sqe *sqe, void *arg);
  * none can be set up. */
 int weft_io_submit(int fd, weft_io_prep_fn prep, void *arg);
 
-/* ---- Blocking pool (asyncio.to_thread) ------------------------------------------ */
+/* ---- Blocking pool (asyncio.to_thread) ----------------------------------- */
 
 /* A blocking function for the pool. */
 typedef void *(*weft_blocking_fn)(void *arg);
