@@ -123,23 +123,18 @@ static void fifo_append(struct weft_worker *w, struct weft_task *t)
 	w->fifo_tail = t;
 }
 
-static inline __attribute__((always_inline)) struct weft_task *
-take_runnext(struct weft_worker *w)
-{
-	if (!atomic_load_explicit(&w->runnext, memory_order_relaxed))
-		return NULL;
-	return atomic_exchange(&w->runnext, NULL);
-}
-
 /* The owner's own queues: run-next first, for a warm cache, but after
  * RUNNEXT_STREAK_MAX run-next picks in a row the deques get a turn: two
  * tasks waking each other would otherwise keep the tasks behind them
- * waiting for good. */
+ * waiting for good. Only the owner fills run-next, so one look tells
+ * whether it is worth the exchange, now and after the deques. */
 static inline __attribute__((always_inline)) struct weft_task *
 take_local(struct weft_worker *w)
 {
 	struct weft_task *t;
-	if (w->runnext_streak < RUNNEXT_STREAK_MAX && (t = take_runnext(w))) {
+	bool next = atomic_load_explicit(&w->runnext, memory_order_relaxed);
+	if (next && w->runnext_streak < RUNNEXT_STREAK_MAX &&
+	    (t = atomic_exchange(&w->runnext, NULL))) {
 		w->runnext_streak++;
 		return t;
 	}
@@ -148,7 +143,7 @@ take_local(struct weft_worker *w)
 		return t;
 	if (weft__deque_len(&w->woken) && (t = weft__deque_take(&w->woken)))
 		return t;
-	return take_runnext(w);
+	return next ? atomic_exchange(&w->runnext, NULL) : NULL;
 }
 
 /* The owner's next local task for a direct switch: run-next, the deques, or
