@@ -334,8 +334,7 @@ void weft__task_ready(struct weft_task *t)
 		if (run_next(w, t, false) &&
 		    weft__deque_len(&w->woken) >= WAKE_BURST)
 			weft__notify_work(rt);
-		else
-			weft__monitor_arm(&rt->monitor);
+		weft__monitor_arm(&rt->monitor);
 	} else {
 		/* From the scheduler itself (timers, I/O): in order of waking.
 		 * requeue_fifo tells the idle when it makes them stealable. */
@@ -632,13 +631,21 @@ static void maintain(struct weft_worker *w, uint64_t tick)
 
 /* ---- parking ------------------------------------------------------------ */
 
+/* Whether a worker about to sleep would find work after all: what a
+ * searcher may take (see steal_from), checked after it joined the idle
+ * set, so that a notify it missed while searching is not lost. */
 static bool any_work(struct weft_runtime *rt, struct weft_worker *w)
 {
 	if (!weft__inject_empty(&rt->inject) || atomic_load(&w->runnext))
 		return true;
-	for (int i = 0; i < rt->nworkers; i++)
-		if (weft__deque_len(&rt->workers[i].deque))
+	for (int i = 0; i < rt->nworkers; i++) {
+		struct weft_worker *v = &rt->workers[i];
+		if (weft__deque_len(&v->deque) ||
+		    weft__deque_len(&v->woken) >= WAKE_BURST ||
+		    (v != w &&
+		     atomic_load_explicit(&v->stuck, memory_order_relaxed)))
 			return true;
+	}
 	return false;
 }
 
@@ -670,6 +677,8 @@ static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
 		w->searching = false;
 		atomic_fetch_sub(&rt->idle.searching, 1);
 	}
+	/* Out of work, so not stuck, whatever the monitor saw before. */
+	atomic_store_explicit(&w->stuck, false, memory_order_relaxed);
 	pthread_mutex_lock(&rt->idle.mu);
 	w->sleeping = true;
 	rt->idle.sleepers[rt->idle.nsleepers++] = w->id;

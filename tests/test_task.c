@@ -266,14 +266,18 @@ static void *stuck_waiter(void *arg)
 	return NULL;
 }
 
-/* The setter wakes three tasks (one to its run-next slot, two to its woken
- * deque, too few to rouse a worker at once or to be stolen) and then spins:
- * the monitor must see them stuck and rouse the other worker, which steals
- * them all. */
+/* The setter wakes n tasks and then spins. Three (one to its run-next
+ * slot, two to its woken deque) are too few to rouse a worker at once or to
+ * be stolen: the monitor must see them stuck and rouse the other worker,
+ * which steals them all. Twenty are a burst, which the other worker may
+ * take at once, and the rest once the monitor marks this one stuck. */
 static void *stuck_main(void *arg)
 {
-	weft_task_t t[3];
-	for (int i = 0; i < 3; i++)
+	int n = (int)(intptr_t)arg;
+	weft_task_t t[20];
+	atomic_store(&stuck_ran, 0);
+	weft_event_clear(&stuck_event);
+	for (int i = 0; i < n; i++)
 		ck_assert_int_eq(weft_spawn(&t[i], stuck_waiter, NULL), 0);
 	weft_sleep(20 * WEFT_MSEC); /* they park */
 	/* Keep this worker until the other has stopped searching and
@@ -281,16 +285,17 @@ static void *stuck_main(void *arg)
 	for (int64_t until = weft_now() + 5 * WEFT_MSEC; weft_now() < until;)
 		__builtin_ia32_pause();
 	weft_event_set(&stuck_event);
-	while (atomic_load(&stuck_ran) < 3)
+	while (atomic_load(&stuck_ran) < n)
 		__builtin_ia32_pause();
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < n; i++)
 		ck_assert_int_eq(weft_join(t[i], NULL), 0);
 	return NULL;
 }
 
 START_TEST(runnext_stolen_from_busy_worker)
 {
-	weft_test_run(stuck_main, NULL, 2);
+	weft_test_run(stuck_main, (void *)3, 2);
+	weft_test_run(stuck_main, (void *)20, 2);
 }
 END_TEST
 
