@@ -1,11 +1,12 @@
 /*
  * Workers: the threads that run tasks, and the runtime they share.
  *
- * Each worker owns a Chase-Lev deque, a run-next slot for the task its
- * running task woke or spawned last (message-passing locality: that task
- * runs next, on a warm cache), a FIFO of tasks that yielded or were woken
- * by timers and I/O, an io_uring ring, a timer heap, and caches of free
- * task structs and stacks.
+ * Each worker owns a Chase-Lev deque of spawned tasks, a run-next slot for
+ * the task its running task woke or spawned last (message-passing locality:
+ * that task runs next, on a warm cache), a second deque for the woken tasks
+ * that slot displaced, a FIFO of tasks that yielded or were woken by timers
+ * and I/O, an io_uring ring, a timer heap, and caches of free task structs
+ * and stacks.
  */
 #ifndef WEFT_RUNTIME_WORKER_H
 #define WEFT_RUNTIME_WORKER_H
@@ -37,7 +38,8 @@ struct __attribute__((aligned(64))) weft_worker {
 	 * monitor found this worker stuck: a pipeline of tasks passing
 	 * messages stays on one warm core (see monitor.h). */
 	struct weft_deque woken;
-	_Atomic bool stuck;              /* set by the monitor, reset by thieves */
+	_Atomic bool stuck;              /* set by the monitor, reset by
+					  * thieves and by the worker idling */
 	_Atomic bool runnext_spawned;    /* run-next holds a spawn, not a wake */
 	_Atomic(struct weft_task *) runnext;
 	_Atomic uint64_t ticks;          /* tasks run so far; thieves read it */
