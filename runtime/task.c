@@ -2,7 +2,6 @@
  * See task.h for lifetime and lock order. */
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,20 +33,6 @@ static struct __attribute__((aligned(64))) {
 	struct weft_task **free;
 	size_t nfree, total, cap;
 } pool;
-
-void weft__spin_lock_slow(unsigned *l)
-{
-	for (int spins = 0;;) {
-		while (__atomic_load_n(l, __ATOMIC_RELAXED)) {
-			if (++spins < 100)
-				__builtin_ia32_pause();
-			else
-				sched_yield(); /* the holder was preempted */
-		}
-		if (!__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE))
-			return;
-	}
-}
 
 /* ---- the struct pool ---------------------------------------------------- */
 

@@ -481,17 +481,28 @@ static struct weft_task *steal_runnext(struct weft_worker *v, bool stuck)
 	return t;
 }
 
+static bool is_stuck(struct weft_worker *v)
+{
+	return atomic_load_explicit(&v->stuck, memory_order_relaxed);
+}
+
+/* Whether other workers may take v's woken tasks: a burst, or v stuck. */
+static bool woken_open(struct weft_worker *v)
+{
+	return is_stuck(v) || weft__deque_len(&v->woken) >= WAKE_BURST;
+}
+
 /* v's tasks, as the rules of struct weft_worker allow: its deque always;
- * its woken tasks in a burst or when stuck; run-next when from_runnext
- * (the searcher's occasional slower look) or stuck. */
+ * its woken tasks when woken_open; run-next when from_runnext (the
+ * searcher's occasional slower look) or stuck. */
 static struct weft_task *steal_from(struct weft_worker *v,
 				    struct weft_worker *w, bool from_runnext)
 {
 	struct weft_task *t = steal_half(&v->deque, w);
 	if (t)
 		return t;
-	bool stuck = atomic_load_explicit(&v->stuck, memory_order_relaxed);
-	if (stuck || weft__deque_len(&v->woken) >= WAKE_BURST)
+	bool stuck = is_stuck(v);
+	if (woken_open(v))
 		t = steal_half(&v->woken, w);
 	if (!t && (stuck || from_runnext))
 		t = steal_runnext(v, stuck);
@@ -640,10 +651,7 @@ static bool any_work(struct weft_runtime *rt, struct weft_worker *w)
 		return true;
 	for (int i = 0; i < rt->nworkers; i++) {
 		struct weft_worker *v = &rt->workers[i];
-		if (weft__deque_len(&v->deque) ||
-		    weft__deque_len(&v->woken) >= WAKE_BURST ||
-		    (v != w &&
-		     atomic_load_explicit(&v->stuck, memory_order_relaxed)))
+		if (weft__deque_len(&v->deque) || (v != w && woken_open(v)))
 			return true;
 	}
 	return false;

@@ -94,7 +94,6 @@ static inline int weft__waitq_wait(struct weft_waitq *q,
 	return weft__waitq_wait_on(q, q, w);
 }
 
-
 /* The body of an abort whose list q is guarded by lock: takes lock, and if
  * settling w with reason wins and w is linked, unlinks and wakes it. */
 void weft__waitq_abort_on(struct weft_waitq *lock, struct weft_waitq *q,
