@@ -7,8 +7,8 @@
  * vm.max_map_count (65530 by default) counts mappings, and a guard page made
  * with mprotect splits a mapping in two. Guards are therefore installed with
  * MADV_GUARD_INSTALL (Linux 6.13+), which marks pages as faulting without a
- * new mapping: a slab's guards in one process_madvise call, with the first
- * page of each of its stacks faulted in by a second. On older kernels
+ * new mapping: a slab's guards in one process_madvise call. Slabs are
+ * carved from gigabyte reservations of address space. On older kernels
  * mprotect guards are used while a budget of mappings lasts; stacks beyond
  * it get no guard page, only a canary word at their low end that is checked
  * whenever the task switches out.
