@@ -112,7 +112,7 @@ END_TEST
 
 static void *long_sleep(void *arg)
 {
-	return (void *)(intptr_t)weft_sleep(60 * WEFT_SEC);
+	return (void *)(intptr_t)weft_sleep(INT64_MAX); /* until cancelled */
 }
 
 static void *deadline_main(void *arg)
@@ -130,6 +130,16 @@ static void *deadline_main(void *arg)
 
 	/* A sleep shorter than the deadline is a plain success. */
 	ck_assert_int_eq(weft_deadline_enter(&d, 10 * WEFT_SEC), 0);
+	ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_deadline_leave(&d), 0);
+
+	/* Durations past the clock's range saturate, never wrap into the
+	 * past: an endless sleep still meets the deadline, an endless
+	 * deadline bounds nothing. */
+	ck_assert_int_eq(weft_deadline_enter(&d, 20 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_sleep(INT64_MAX), -ETIMEDOUT);
+	ck_assert_int_eq(weft_deadline_leave(&d), 1);
+	ck_assert_int_eq(weft_deadline_enter(&d, INT64_MAX), 0);
 	ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
 	ck_assert_int_eq(weft_deadline_leave(&d), 0);
 

@@ -15,7 +15,8 @@ extern "C" {
 /* Monotonic clock in nanoseconds. */
 int64_t weft_now(void);
 
-/* Sleeps for ns nanoseconds (asyncio.sleep); ns <= 0 yields once. Returns 0,
+/* Sleeps for ns nanoseconds (asyncio.sleep); ns <= 0 yields once, and a
+ * sleep past the clock's range (INT64_MAX) lasts until cancelled. Returns 0,
  * -ECANCELED, -ETIMEDOUT if an enclosing deadline comes first, -EPERM
  * outside a task (use nanosleep there). */
 int weft_sleep(int64_t ns);
