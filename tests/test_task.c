@@ -757,6 +757,54 @@ START_TEST(million_concurrent)
 }
 END_TEST
 
+/* ---- stacks from more than one reservation ------------------------------ */
+
+/* Pooled stacks are carved from address space reserved a gigabyte at a time:
+ * 1024 tasks on 1 MiB stacks, all alive at once, take four slabs of 256 and
+ * so a second reservation. Each writes its mark at both ends of its stack
+ * and checks them once all have written: no two stacks overlap, and every
+ * byte of each is usable. */
+#define BIG_STACK (1024u * 1024)
+#define BIG_TASKS 1024
+
+static atomic_int big_ready;
+
+static void *big_stack_body(void *arg)
+{
+	size_t len = BIG_STACK - 64 * 1024; /* leaves room for the frames */
+	volatile char *deep = __builtin_alloca(len);
+	char mark = (char)(intptr_t)arg;
+	deep[0] = mark;
+	deep[len - 1] = mark;
+	atomic_fetch_add(&big_ready, 1);
+	while (atomic_load(&big_ready) < BIG_TASKS)
+		weft_sleep(WEFT_MSEC);
+	return (void *)(intptr_t)(deep[0] == mark && deep[len - 1] == mark);
+}
+
+static void *big_stacks_main(void *arg)
+{
+	static weft_task_t t[BIG_TASKS];
+	struct weft_spawn_opts o = { .stack_size = BIG_STACK };
+	atomic_store(&big_ready, 0);
+	for (intptr_t i = 0; i < BIG_TASKS; i++)
+		ck_assert_int_eq(weft_spawn_opts(&t[i], big_stack_body,
+						 (void *)i, &o), 0);
+	for (int i = 0; i < BIG_TASKS; i++) {
+		void *ok = NULL;
+		ck_assert_int_eq(weft_join(t[i], &ok), 0);
+		ck_assert_msg(ok == (void *)1, "task %d's stack was overwritten",
+			      i);
+	}
+	return NULL;
+}
+
+START_TEST(stacks_across_reservations)
+{
+	weft_test_run(big_stacks_main, NULL, 0);
+}
+END_TEST
+
 /* ---- shutdown with tasks pending ---------------------------------------- */
 
 static atomic_int pending_finished;
@@ -861,6 +909,7 @@ int main(void)
 	tcase_add_test(tc, million_tasks);
 	tcase_add_test(tc, spawn_backpressure);
 	tcase_add_test(tc, million_concurrent);
+	tcase_add_test(tc, stacks_across_reservations);
 	tcase_add_test(tc, shutdown_pending);
 	tcase_add_test(tc, stack_overflow_reported);
 	suite_add_tcase(s, tc);
