@@ -27,7 +27,7 @@
 #define SLAB 256
 
 static long slabs_each; /* per thread */
-static int pidfd = -1, guard;
+static int pidfd = -1, with_guards;
 
 static double now(void)
 {
@@ -53,7 +53,7 @@ static void *fault_slabs(void *region)
 {
 	for (long s = 0; s < slabs_each; s++) {
 		char *m = (char *)region + s * SLAB * EACH;
-		if (guard)
+		if (with_guards)
 			guard_slab(m);
 		for (int i = 0; i < SLAB; i++) /* a free-list node's store */
 			*(volatile long *)(m + (i + 1) * EACH - 16) = i;
@@ -65,7 +65,7 @@ int main(int argc, char **argv)
 {
 	long stacks = argc > 1 ? atol(argv[1]) : 1000000;
 	int nthreads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-	guard = argc > 2 ? atoi(argv[2]) : 1;
+	with_guards = argc > 2 ? atoi(argv[2]) : 1;
 	if (stacks <= 0 || nthreads <= 0) {
 		fprintf(stderr, "usage: %s [stacks=1000000] [guard=1]\n",
 			argv[0]);
@@ -98,7 +98,7 @@ int main(int argc, char **argv)
 
 	long n = slabs_each * SLAB * nthreads;
 	printf("%ld stack pages%s on %d threads in %.3f s: %.2f us each, "
-	       "%.2f us of wall time\n", n, guard ? " and guards" : "",
+	       "%.2f us of wall time\n", n, with_guards ? " and guards" : "",
 	       nthreads, secs, secs * 1e6 * nthreads / (double)n,
 	       secs * 1e6 / (double)n);
 	printf("RESULT name=fault_floor impl=kernel ops=%ld secs=%.3f "
