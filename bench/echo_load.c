@@ -22,10 +22,13 @@
  * Prints, as its last line,
  *
  *   RESULT name=echo|http impl=IMPL ops=N secs=S ns_per_op=NS rps=R
- *          p50_us=A p99_us=B p999_us=C max_us=D [rate=R unfinished=U]
+ *          p50_us=A p99_us=B p999_us=C max_us=D load_runq_ms=W
+ *          [rate=R unfinished=U]
  *
  * Latencies are recorded in a log-linear histogram (a power of two split in
  * 32 steps: within about 3%), so nothing is allocated per request.
+ * load_runq_ms is how long the generator's threads waited for a CPU while
+ * runnable: on a loaded machine, latency it added to every figure.
  * ECHO_LOAD_THREADS (default 1) spreads the connections over more threads.
  * Exits non-zero if it cannot connect, an answer is wrong, or none came back.
  * Plain C on epoll, independent of weft.
@@ -151,6 +154,7 @@ struct worker {
 	double period_ns;	/* open loop: ns between this thread's requests */
 	uint64_t ops;
 	uint64_t unfinished;
+	uint64_t runq_ns;	/* time this thread waited for a CPU */
 	struct hist hist;
 	int failed;
 };
@@ -342,6 +346,20 @@ static void count_unfinished(struct worker *w)
 	}
 }
 
+/* Time this thread has spent runnable but waiting for a CPU (the second
+ * field of schedstat), 0 if the kernel does not say. */
+static uint64_t runq_wait_ns(void)
+{
+	unsigned long long run = 0, wait = 0;
+	FILE *f = fopen("/proc/thread-self/schedstat", "r");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%llu %llu", &run, &wait) != 2)
+		wait = 0;
+	fclose(f);
+	return wait;
+}
+
 static int wait_events(int ep, struct epoll_event *evs, int max,
 		       uint64_t until)
 {
@@ -387,6 +405,7 @@ static void *run(void *arg)
 	if (w->failed)
 		goto out;
 
+	w->runq_ns = runq_wait_ns();
 	if (rate == 0) {
 		for (size_t i = 0; i < w->nconns; i++)
 			if (send_request(&w->conns[i], now_ns()) < 0)
@@ -435,6 +454,7 @@ send_failed:
 	perror("echo_load: send");
 	w->failed = 1;
 out:
+	w->runq_ns = runq_wait_ns() - w->runq_ns;
 	if (ep >= 0)
 		close(ep);
 	return NULL;
@@ -549,12 +569,13 @@ int main(int argc, char **argv)
 	deadline_ns = start_ns + (uint64_t)secs * 1000000000u;
 	pthread_barrier_wait(&start_barrier);
 
-	uint64_t ops = 0, unfinished = 0;
+	uint64_t ops = 0, unfinished = 0, runq = 0;
 	int failed = 0;
 	for (size_t t = 0; t < nthreads; t++) {
 		pthread_join(ws[t].thread, NULL);
 		ops += ws[t].ops;
 		unfinished += ws[t].unfinished;
+		runq += ws[t].runq_ns;
 		failed |= ws[t].failed;
 		hist_merge(hist, &ws[t].hist);
 	}
@@ -568,11 +589,12 @@ int main(int argc, char **argv)
 	}
 	double s = (double)(deadline_ns - start_ns) / 1e9;
 	printf("RESULT name=%s impl=%s ops=%llu secs=%.6f ns_per_op=%.2f "
-	       "rps=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f",
+	       "rps=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f "
+	       "load_runq_ms=%.1f",
 	       http_mode ? "http" : "echo", impl, (unsigned long long)ops, s,
 	       s * 1e9 / (double)ops, (double)ops / s, hist_us(hist, 0.50),
 	       hist_us(hist, 0.99), hist_us(hist, 0.999),
-	       (double)hist->max / 1e3);
+	       (double)hist->max / 1e3, (double)runq / 1e6);
 	if (rate > 0)
 		printf(" rate=%.0f unfinished=%llu", rate,
 		       (unsigned long long)unfinished);
