@@ -60,6 +60,8 @@ static void free_runtime(struct weft_runtime *rt)
 		weft__task_cache_free(w->task_cache);
 		weft__stack_cache_free(w->stack_cache);
 		weft__timers_free(w);
+		if (w->driver)
+			weft__driver_free(w->driver);
 	}
 	free(rt->workers);
 	free(rt->idle.sleepers);
@@ -90,6 +92,8 @@ static struct weft_runtime *new_runtime(const struct weft_config *cfg, int *err)
 		size_t sz = sizeof(struct weft_worker) * (size_t)rt->nworkers;
 		rt->workers = aligned_alloc(64, (sz + 63) & ~(size_t)63);
 		rt->idle.sleepers = calloc((size_t)rt->nworkers, sizeof(int));
+		if (rt->workers)
+			memset(rt->workers, 0, sz);
 		if (!rt->workers || !rt->idle.sleepers)
 			*err = -ENOMEM;
 	}
@@ -97,7 +101,6 @@ static struct weft_runtime *new_runtime(const struct weft_config *cfg, int *err)
 		free_runtime(rt);
 		return NULL;
 	}
-	memset(rt->workers, 0, sizeof(struct weft_worker) * (size_t)rt->nworkers);
 	for (int i = 0; i < rt->nworkers; i++) {
 		struct weft_worker *w = &rt->workers[i];
 		w->id = i;
@@ -143,7 +146,8 @@ static void stop_workers(struct weft_runtime *rt, int started)
 {
 	weft__monitor_stop(rt); /* it wakes workers: stop it first */
 	atomic_store(&rt->state, RT_STOPPING);
-	/* Workers told not to go have left (and freed their drivers). */
+	/* Workers told not to go have left; a worker that failed setup has
+	 * no driver. A closed one ignores the unpark. */
 	for (int i = 0; rt->go > 0 && i < started; i++)
 		weft__driver_unpark(rt->workers[i].driver);
 	for (int i = 0; i < started; i++)

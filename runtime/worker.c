@@ -733,7 +733,7 @@ static void worker_teardown(struct weft_worker *w)
 	sigaltstack(&ss, NULL);
 	free(w->altstack);
 	weft__driver_set_current(NULL);
-	weft__driver_free(w->driver);
+	weft__driver_close(w->driver); /* weft_run frees it */
 }
 
 /* Reports setup to weft_run and waits for it to say go (or stop). */

@@ -63,7 +63,8 @@ struct __attribute__((aligned(64))) weft_worker {
 	void (*direct_unlock)(void *);   /* for the next task, after a direct one */
 	void *direct_arg;
 
-	struct weft__driver *driver;     /* made and freed by the worker */
+	struct weft__driver *driver;     /* made and closed by the worker,
+					  * freed by weft_run */
 	unsigned timer_lock;
 	struct weft_timer_entry *heap;   /* timer min-heap by at */
 	int64_t heap_len, heap_cap;
