@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include "weft/task.h"
+#include "idle.h"
+#include "timer.h"
 #include "worker.h"
 
 /* The first look comes soon after arming; while tasks keep waiting but
@@ -58,7 +60,7 @@ static int look_at_workers(struct weft_runtime *rt, struct look *last,
 		struct look now = {
 			atomic_load(&w->runnext), weft__deque_len(&w->deque),
 			weft__deque_len(&w->woken), weft__deque_top(&w->woken),
-			__atomic_load_n(&w->heap_len, __ATOMIC_RELAXED),
+			weft__timers_pending(&w->timers),
 			atomic_load(&w->ticks)
 		};
 		bool still = now.ticks == last[i].ticks;
