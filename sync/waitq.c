@@ -1,10 +1,10 @@
 /*
  * The wait-queue: see waitq.h for the protocol and its invariants.
  *
- * The list is doubly linked through the waiters, which live on the waiting
- * callers' stacks, so linking and unlinking allocate nothing. prev is NULL
- * for the head and for an unlinked waiter, which is what
- * weft__waitq_linked() tells apart.
+ * The list (runtime/list.h) is doubly linked through the waiters, which
+ * live on the waiting callers' stacks, so linking and unlinking allocate
+ * nothing. prev is NULL for the head and for an unlinked waiter, which is
+ * what weft__waitq_linked() tells apart.
  */
 #include <errno.h>
 
@@ -24,13 +24,7 @@ void weft__waitq_unlock_cb(void *q)
 
 void weft__waitq_push(struct weft_waitq *q, struct weft__waiter *w)
 {
-	w->next = 0;
-	w->prev = q->tail;
-	if (q->tail)
-		q->tail->next = w;
-	else
-		q->head = w;
-	q->tail = w;
+	weft__list_push_back(q->head, q->tail, w);
 	/* w->queue was set by prepare: aborts read it without the lock. */
 }
 
@@ -47,15 +41,7 @@ void weft__waitq_push_front(struct weft_waitq *q, struct weft__waiter *w)
 
 void weft__waitq_remove(struct weft_waitq *q, struct weft__waiter *w)
 {
-	if (w->prev)
-		w->prev->next = w->next;
-	else
-		q->head = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
-	else
-		q->tail = w->prev;
-	w->next = w->prev = 0;
+	weft__list_remove(q->head, q->tail, w);
 }
 
 struct weft__waiter *weft__waitq_pop(struct weft_waitq *q)

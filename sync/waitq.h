@@ -24,11 +24,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "weft/waitq.h"
+#include "../runtime/list.h"
 #include "../runtime/spinlock.h"
 #include "../runtime/wait.h"
-
-#define weft__container_of(p, type, member) \
-	((type *)((char *)(p) - offsetof(type, member)))
 
 void weft__waitq_init(struct weft_waitq *q);
 
