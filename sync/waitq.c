@@ -28,17 +28,6 @@ void weft__waitq_push(struct weft_waitq *q, struct weft__waiter *w)
 	/* w->queue was set by prepare: aborts read it without the lock. */
 }
 
-void weft__waitq_push_front(struct weft_waitq *q, struct weft__waiter *w)
-{
-	w->prev = 0;
-	w->next = q->head;
-	if (q->head)
-		q->head->prev = w;
-	else
-		q->tail = w;
-	q->head = w;
-}
-
 void weft__waitq_remove(struct weft_waitq *q, struct weft__waiter *w)
 {
 	weft__list_remove(q->head, q->tail, w);
@@ -76,12 +65,15 @@ int weft__waitq_wait_uninterruptible(struct weft_waitq *q,
 }
 
 void weft__waitq_abort_on(struct weft_waitq *lock, struct weft_waitq *q,
-			  struct weft__waiter *w, int reason)
+			  struct weft__waiter *w, int reason,
+			  void (*on_unlink)(struct weft_waitq *q))
 {
 	weft__waitq_lock(lock);
 	if (weft__waiter_settle_locked(w, reason) &&
 	    weft__waitq_linked(q, w)) {
 		weft__waitq_remove(q, w);
+		if (on_unlink)
+			on_unlink(q);
 		weft__waiter_wake(w);
 	}
 	/* Not linked yet: the waiter sees the state under the lock. */
@@ -91,7 +83,7 @@ void weft__waitq_abort_on(struct weft_waitq *lock, struct weft_waitq *q,
 void weft__waitq_abort(struct weft__waiter *w, int reason)
 {
 	struct weft_waitq *q = w->queue;
-	weft__waitq_abort_on(q, q, w, reason);
+	weft__waitq_abort_on(q, q, w, reason, NULL);
 }
 
 struct weft__waiter *weft__waitq_settle_one(struct weft_waitq *q, int result)
@@ -101,22 +93,6 @@ struct weft__waiter *weft__waitq_settle_one(struct weft_waitq *q, int result)
 		if (weft__waiter_settle_locked(w, result))
 			return w;
 	return 0;
-}
-
-struct weft__waiter *weft__waitq_notify_one(struct weft_waitq *q, int result)
-{
-	struct weft__waiter *w = weft__waitq_settle_one(q, result);
-	if (w)
-		weft__waiter_wake(w);
-	return w;
-}
-
-int weft__waitq_notify_all(struct weft_waitq *q, int result)
-{
-	int n = 0;
-	while (weft__waitq_notify_one(q, result))
-		n++;
-	return n;
 }
 
 void weft__waitq_settle_n(struct weft_waitq *q, int n, int result,
