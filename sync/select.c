@@ -103,29 +103,21 @@ static unsigned *lock_of(const struct weft_select_case *c)
 
 static int check_case(const struct weft_select_case *c)
 {
+	if (c->kind == WEFT_SELECT_TIMEOUT)
+		return c->timeout >= 0 ? 0 : -EINVAL;
+	/* Every other kind's primitive is the union's first pointer. */
+	if ((unsigned)c->kind - 1 > WEFT_SELECT_TIMEOUT - 1 || !c->queue)
+		return -EINVAL;
 	switch (c->kind) {
 	case WEFT_SELECT_GET:
 	case WEFT_SELECT_PUT:
-		return c->queue && c->item && c->queue->elem_size ? 0
-								  : -EINVAL;
-	case WEFT_SELECT_EVENT:
-		return c->event ? 0 : -EINVAL;
-	case WEFT_SELECT_FUTURE:
-		return c->future ? 0 : -EINVAL;
-	case WEFT_SELECT_SEM:
-		return c->sem ? 0 : -EINVAL;
+		return c->item && c->queue->elem_size ? 0 : -EINVAL;
 	case WEFT_SELECT_LOCK:
-		if (!c->lock)
-			return -EINVAL;
 		return weft__lock_held_by_me(c->lock) ? -EDEADLK : 0;
 	case WEFT_SELECT_JOIN:
-		if (!c->task.task)
-			return -EINVAL;
 		return c->task.task == weft__task_current() ? -EDEADLK : 0;
-	case WEFT_SELECT_TIMEOUT:
-		return c->timeout >= 0 ? 0 : -EINVAL;
 	default:
-		return -EINVAL;
+		return 0;
 	}
 }
 
@@ -176,71 +168,119 @@ static void unlock_all_cb(void *s)
 
 /* ---- one case ----------------------------------------------------------- */
 
+static bool timeout_due(struct sel *s, struct weft_select_case *c)
+{
+	return s->cases + s->timeout_case == c && s->until <= weft_now();
+}
+
 /*
- * Under the case's lock: completes case c if it can be at once (true, with
- * c->status set), else, with link, links its waiter (false). Without link
- * nothing is marked or linked: a plain try.
+ * Without locks: completes case c if it can be at once (1, with c->status
+ * set), else 0, or -EINVAL for a malformed case. The primitives' own try
+ * calls, so nothing is marked or linked. A timeout can complete at once
+ * only if it is 0 (the waiting path times the others).
+ */
+static int try_case(struct weft_select_case *c)
+{
+	int r = 0;
+	/* Every kind's primitive but a timeout's is the union's first
+	 * pointer. */
+	if (c->kind != WEFT_SELECT_TIMEOUT && !c->queue)
+		return -EINVAL;
+	switch (c->kind) {
+	case WEFT_SELECT_GET:
+		r = weft_queue_try_get(c->queue, c->item);
+		if (r == -EAGAIN)
+			return 0;
+		break;
+	case WEFT_SELECT_PUT:
+		r = weft_queue_try_put(c->queue, c->item);
+		if (r == -EAGAIN)
+			return 0;
+		break;
+	case WEFT_SELECT_EVENT:
+		return weft_event_is_set(c->event) ? c->status = 0, 1 : 0;
+	case WEFT_SELECT_FUTURE:
+		/* The outcome is read by finish_case(). */
+		return weft_future_done(c->future) ? c->status = 0, 1 : 0;
+	case WEFT_SELECT_SEM:
+		return weft_sem_try_acquire(c->sem) ? 0 : (c->status = 0, 1);
+	case WEFT_SELECT_LOCK:
+		return weft_lock_try_acquire(c->lock) ? 0 : (c->status = 0, 1);
+	case WEFT_SELECT_JOIN: {
+		if (c->task.task == weft__task_current())
+			return -EDEADLK;
+		unsigned *l = &c->task.task->join_lock;
+		weft__spin_lock(l);
+		bool done = weft__join_case_locked(c->task, NULL, &r);
+		weft__spin_unlock(l);
+		if (!done)
+			return 0;
+		break;
+	}
+	case WEFT_SELECT_TIMEOUT:
+		if (c->timeout < 0)
+			return -EINVAL;
+		if (c->timeout)
+			return 0;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (r == -EINVAL && c->kind <= WEFT_SELECT_PUT)
+		return -EINVAL; /* a NULL item or an uninitialised queue */
+	c->status = r;
+	return 1;
+}
+
+/*
+ * Under all locks: completes case c if it can be at once (true, with
+ * c->status set), else links its waiter w (false), marking a lock or
+ * semaphore contended as their own acquire does.
  */
 static bool take_or_link(struct sel *s, struct weft_select_case *c,
-			 bool link)
+			 struct weft__waiter *w)
 {
-	struct weft__waiter *w = case_waiter(c);
 	int r = 0;
 	switch (c->kind) {
 	case WEFT_SELECT_GET:
 		r = weft__queue_get_locked(c->queue, c->item, &s->wake);
 		if (r != -EAGAIN)
 			break;
-		if (link)
-			weft__waitq_push(&c->queue->getters, w);
+		weft__waitq_push(&c->queue->getters, w);
 		return false;
 	case WEFT_SELECT_PUT:
 		r = weft__queue_put_locked(c->queue, c->item, &s->wake);
 		if (r != -EAGAIN)
 			break;
-		if (link)
-			weft__waitq_push(&c->queue->putters, w);
+		weft__waitq_push(&c->queue->putters, w);
 		return false;
 	case WEFT_SELECT_EVENT:
 		if (c->event->set)
 			break;
-		if (link)
-			weft__waitq_push(&c->event->wq, w);
+		weft__waitq_push(&c->event->wq, w);
 		return false;
 	case WEFT_SELECT_FUTURE:
 		if (weft_future_done(c->future))
-			break; /* the outcome is read by finish() */
-		if (link)
-			weft__waitq_push(&c->future->wq, w);
+			break;
+		weft__waitq_push(&c->future->wq, w);
 		return false;
 	case WEFT_SELECT_SEM:
-		if (!link) {
-			if (!weft_sem_try_acquire(c->sem))
-				break;
-			return false;
-		}
 		if (weft__sem_take_or_mark(c->sem))
 			break;
 		weft__waitq_push(&c->sem->wq, w);
 		return false;
 	case WEFT_SELECT_LOCK:
-		if (!link) {
-			if (!weft_lock_try_acquire(c->lock))
-				break;
-			return false;
-		}
 		if (weft__lock_take_or_mark_locked(c->lock, w->value))
 			break;
 		weft__waitq_push(&c->lock->wq, w);
 		return false;
 	case WEFT_SELECT_JOIN:
-		if (weft__join_case_locked(c->task, link ? w : NULL, &r))
+		if (weft__join_case_locked(c->task, w, &r))
 			break;
 		return false;
-	default: /* WEFT_SELECT_TIMEOUT */
-		if (s->cases + s->timeout_case == c && s->until <= weft_now())
-			break;
-		return false;
+	default:
+		if (!timeout_due(s, c))
+			return false;
 	}
 	c->status = r;
 	return true;
@@ -281,18 +321,22 @@ static void unlink_case(struct weft_select_case *c)
 		weft__waitq_remove(q, w);
 }
 
-/* Without locks: what is left to do for the completed case i. */
-static int finish(struct sel *s, int i)
+/* Without locks: what is left to do for a completed case: a future's
+ * outcome, a joined task's result. */
+static inline void finish_case(struct weft_select_case *c)
 {
-	struct weft_select_case *c = &s->cases[i];
-	if (s->wake) {
-		weft__waiter_wake(s->wake);
-		s->wake = NULL;
-	}
 	if (c->kind == WEFT_SELECT_FUTURE)
 		c->status = weft_future_result(c->future, c->result);
 	else if (c->kind == WEFT_SELECT_JOIN && !c->status)
 		c->status = weft__join_case_take(c->task.task, c->result);
+}
+
+/* The same after waiting, where a queue may have a waiter to wake. */
+static int finish(struct sel *s, int i)
+{
+	if (s->wake)
+		weft__waiter_wake(s->wake);
+	finish_case(&s->cases[i]);
 	return i;
 }
 
@@ -368,7 +412,7 @@ static int link_all(struct sel *s)
 		w->group = &s->w;
 		w->data = c->item;
 		w->value = me;
-		if (!take_or_link(s, c, true))
+		if (!take_or_link(s, c, w))
 			continue;
 		weft__waiter_settle(&s->w, WEFT__SELECTED);
 		for (int j = 0; j < i; j++)
@@ -419,47 +463,54 @@ static int wait_cases(struct sel *s)
 
 /* ---- the calls ---------------------------------------------------------- */
 
+/* Checks every case (try_case checked those before the one that
+ * completes at once, if any) and finds the earliest timeout. */
+static int check_all(struct sel *s)
+{
+	int64_t now = 0;
+	for (int i = 0; i < s->n; i++) {
+		struct weft_select_case *c = &s->cases[i];
+		int r = check_case(c);
+		if (r)
+			return r;
+		if (c->kind != WEFT_SELECT_TIMEOUT)
+			continue;
+		if (!now)
+			now = weft_now();
+		int64_t at = c->timeout > INT64_MAX - now ? INT64_MAX
+							  : now + c->timeout;
+		if (at < s->until) {
+			s->until = at;
+			s->timeout_case = i;
+		}
+	}
+	return 0;
+}
+
 int weft_select(struct weft_select_case *cases, int n)
 {
 	if (!cases || n < 1 || n > WEFT_SELECT_MAX)
 		return -EINVAL;
-	struct sel s = { .cases = cases, .n = n, .until = INT64_MAX,
-			 .timeout_case = -1 };
-	int64_t now = 0;
-	for (int i = 0; i < n; i++) {
-		int r = check_case(&cases[i]);
-		if (r)
-			return r;
-		if (cases[i].kind != WEFT_SELECT_TIMEOUT)
-			continue;
-		if (!now)
-			now = weft_now();
-		int64_t at = cases[i].timeout > INT64_MAX - now
-				     ? INT64_MAX
-				     : now + cases[i].timeout;
-		if (at < s.until) {
-			s.until = at;
-			s.timeout_case = i;
-		}
-	}
-
 	/* Whatever can complete at once does, in order, without waiting
 	 * (even in a cancelled task, as every blocking call). */
 	for (int i = 0; i < n; i++) {
-		unsigned *l = lock_of(&cases[i]);
-		if (l)
-			weft__spin_lock(l);
-		bool done = take_or_link(&s, &cases[i], false);
-		if (l)
-			weft__spin_unlock(l);
-		if (done)
-			return finish(&s, i);
+		int r = try_case(&cases[i]);
+		if (r > 0) {
+			finish_case(&cases[i]);
+			return i;
+		}
+		if (r < 0)
+			return r;
 	}
 
-	int r = collect_locks(&s);
+	struct sel s = { .cases = cases, .n = n, .until = INT64_MAX,
+			 .timeout_case = -1 };
+	int r = check_all(&s);
+	if (!r)
+		r = collect_locks(&s);
 	if (!r)
 		r = wait_cases(&s);
-	if (s.locks != s.small)
+	if (s.locks && s.locks != s.small)
 		free(s.locks);
 	return r;
 }

@@ -109,7 +109,9 @@ struct weft_select_case {
  *     error weft_join returns for a task that never ran (-ENOMEM).
  * Returns the index, or:
  *   -EINVAL   cases NULL, n < 1 or > WEFT_SELECT_MAX, a bad kind, a NULL
- *             primitive or item, a negative timeout;
+ *             primitive or item, an uninitialised queue, a negative
+ *             timeout (cases after one that completes at once are not
+ *             looked at);
  *   -EDEADLK  a LOCK case on a lock the caller holds, or a JOIN case on
  *             the caller itself;
  *   -ECANCELED, -ETIMEDOUT  the caller was cancelled / its deadline
