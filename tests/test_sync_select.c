@@ -548,24 +548,42 @@ END_TEST
 
 /* ---- wait_first, as_completed ------------------------------------------- */
 
+static struct weft_event first_ev[12];
+
+static void *wait_event(void *arg)
+{
+	int i = (int)(intptr_t)arg;
+	ck_assert_int_eq(weft_event_wait(&first_ev[i]), 0);
+	return arg;
+}
+
 static void *first_main(void *arg)
 {
 	enum { N = 12 };
 	weft_task_t t[N];
 	int order[N] = { 5, 3, 9, 0, 11, 7, 1, 10, 2, 8, 4, 6 };
-	for (int i = 0; i < N; i++)
-		ck_assert_int_eq(weft_spawn(&t[i], sleeper,
-					    (void *)(intptr_t)(
-						    (order[i] + 1) * 20 *
-						    WEFT_MSEC)), 0);
+	int by_order[N];
+	for (int i = 0; i < N; i++) {
+		weft_event_init(&first_ev[i]);
+		by_order[order[i]] = i;
+		ck_assert_int_eq(weft_spawn(&t[i], wait_event,
+					    (void *)(intptr_t)i), 0);
+	}
+	/* Let the tasks end one by one, in `order`: each next() must yield
+	 * the one that ended, whether it ends before or while we wait. */
 	struct weft_as_completed it;
 	ck_assert_int_eq(weft_as_completed_init(&it, t, N), 0);
 	void *res;
 	int st = 1, i, k = 0;
-	while ((i = weft_as_completed_next(&it, &res, &st)) >= 0) {
+	for (;;) {
+		if (k < N)
+			weft_event_set(&first_ev[by_order[k]]);
+		if (k % 2)
+			weft_sleep(WEFT_MSEC); /* ended before we look */
+		if ((i = weft_as_completed_next(&it, &res, &st)) < 0)
+			break;
 		ck_assert_int_eq(order[i], k++);
-		ck_assert_ptr_eq(res, (void *)(intptr_t)((order[i] + 1) * 20 *
-							 WEFT_MSEC));
+		ck_assert_ptr_eq(res, (void *)(intptr_t)i);
 		ck_assert_int_eq(st, 0);
 		ck_assert_ptr_null(t[i].task);
 	}
@@ -597,9 +615,7 @@ static void *first_main(void *arg)
 
 START_TEST(first)
 {
-	/* One worker: sleepers whose timers expire together still end in
-	 * the order of their deadlines. */
-	weft_test_run(first_main, NULL, 1);
+	weft_test_run(first_main, NULL, 2);
 }
 END_TEST
 

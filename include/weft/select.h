@@ -138,7 +138,9 @@ int weft_wait_first(weft_task_t *tasks, int n, void **result, int *status);
 
 /*
  * as_completed: iterates over tasks in the order they end. The array is
- * the caller's and is emptied slot by slot as weft_wait_first does.
+ * the caller's and is emptied slot by slot as weft_wait_first does. Tasks
+ * that all ended before a call are yielded in array order (each call
+ * takes the first ended one it finds, as a select does).
  *
  *	struct weft_as_completed it;
  *	weft_as_completed_init(&it, tasks, n);
