@@ -97,7 +97,12 @@ static inline int weft__waiter_state(struct weft__waiter *w)
 	return atomic_load_explicit(&w->state, memory_order_acquire);
 }
 
-/* A select's case may be settled only by whoever settles its group. */
+/* A select's case may be settled only by whoever settles its group. The
+ * group is settled by notifiers under different locks, hence a CAS even
+ * where the case itself is settled under its lock. acq_rel orders nothing
+ * the select relies on (it reads what the winner handed over after its
+ * wake, and under that case's lock again); it keeps the claim no weaker
+ * than any other settle. */
 static inline bool weft__waiter_claim_group(struct weft__waiter *w)
 {
 	int expected = WEFT__WAITING;
@@ -120,7 +125,8 @@ static inline bool weft__waiter_settle(struct weft__waiter *w, int result)
 
 /* The same, for a waiter every settle of which happens under one lock that
  * the caller holds (a wait-queue's: notifiers and aborts alike): nobody can
- * race, so a load and a store do the CAS's work without its cost. */
+ * race, so a load and a store do the CAS's work without its cost. (A
+ * select's case is such a waiter; only its group claim is a CAS.) */
 static inline bool weft__waiter_settle_locked(struct weft__waiter *w,
 					      int result)
 {

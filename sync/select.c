@@ -372,7 +372,9 @@ static int park_thread(struct sel *s)
 {
 	unlock_all(s);
 	int64_t until = s->until;
-	/* released is the wake's last touch of the group (wait.c). */
+	/* released is the wake's last touch of the group (wait.c); acquire
+	 * pairs with its release store, so what the winner handed over
+	 * before waking us is visible. */
 	while (!atomic_load_explicit(&s->w.released, memory_order_acquire)) {
 		if (until != INT64_MAX && weft_now() >= until) {
 			lock_all(s);
