@@ -19,5 +19,6 @@
 #include "weft/group.h"
 #include "weft/io.h"
 #include "weft/stream.h"
+#include "weft/signal.h"
 
 #endif

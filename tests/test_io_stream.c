@@ -45,7 +45,7 @@ static void expect_line(struct weft_stream *s, const char *want)
 	ck_assert(!memcmp(line, want, (size_t)n));
 }
 
-/* ---- the same lines however the bytes arrive ------------------------------ */
+/* ---- the same lines however the bytes arrive ----------------------------- */
 
 static const char text[] =
 	"GET a\nSET key value\n\nDEL key\n"
@@ -166,7 +166,7 @@ static void *delim_main(void *arg)
 	return NULL;
 }
 
-/* ---- the limit ------------------------------------------------------------ */
+/* ---- the limit ----------------------------------------------------------- */
 
 static void *limit_main(void *arg)
 {
@@ -305,7 +305,7 @@ START_TEST(readexactly_large)
 }
 END_TEST
 
-/* ---- deadlines and cancellation keep the data ----------------------------- */
+/* ---- deadlines and cancellation keep the data ---------------------------- */
 
 static void *readline_task(void *arg)
 {
@@ -467,7 +467,7 @@ START_TEST(write_timeout_keeps_order)
 }
 END_TEST
 
-/* ---- the graceful close --------------------------------------------------- */
+/* ---- the graceful close -------------------------------------------------- */
 
 /* The peer sent more than the server reads; the server's last reply must
  * still arrive, followed by a clean end, not a reset. */
