@@ -20,5 +20,6 @@
 #include "weft/io.h"
 #include "weft/stream.h"
 #include "weft/signal.h"
+#include "weft/resolve.h"
 
 #endif
