@@ -416,7 +416,13 @@ static void http(int fd)
 	}
 }
 
+static void serve_http(int fd)
+{
+	http(fd);
+	weft_close(fd);
+}
+
 int main(int argc, char **argv)
 {
-	return server_main(argc, argv, "http_server", http);
+	return server_main(argc, argv, "http_server", serve_http);
 }
