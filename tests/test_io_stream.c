@@ -155,8 +155,9 @@ static void *delim_main(void *arg)
 
 	ck_assert_int_eq(weft_stream_init(&s, p.b, 0), 0);
 	send_str(p.a, "Host: x\r\n\r");
-	ck_assert_int_eq(weft_spawn(&t, send_later, &(struct later){
-					p.a, "\nnext" }), 0);
+	struct later l = { p.a, "\nnext" };
+
+	ck_assert_int_eq(weft_spawn(&t, send_later, &l), 0);
 	ck_assert_int_eq(weft_stream_readuntil(&s, "\r\n\r\n", 4, &head), 11);
 	ck_assert(!memcmp(head, "Host: x\r\n\r\n", 11));
 	ck_assert_int_eq(weft_join(t, NULL), 0);
@@ -279,8 +280,9 @@ static void *exact_main(void *arg)
 
 	io_fill(out, total, 7, 0);
 	ck_assert_int_eq(weft_stream_init(&s, p.b, 0), 0);
-	ck_assert_int_eq(weft_spawn(&t, send_close, &(struct drain){
-					p.a, out, total }), 0);
+	struct drain dr = { p.a, out, total };
+
+	ck_assert_int_eq(weft_spawn(&t, send_close, &dr), 0);
 	while (off < total) {
 		if (want > total - off)
 			want = total - off;

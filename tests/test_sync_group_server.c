@@ -25,7 +25,7 @@ static void *collect_main(void *arg)
 	struct weft_group g = WEFT_GROUP_INIT_COLLECT(g);
 
 	atomic_store(&finished, 0);
-	for (int i = 0; i < 10; i++)
+	for (intptr_t i = 0; i < 10; i++)
 		ck_assert_int_eq(weft_group_spawn(&g, nap_then, (void *)(intptr_t)
 						  (i % 3 ? 0 : -EIO)), 0);
 	weft_sleep(5 * WEFT_MSEC);

@@ -637,7 +637,7 @@ static void http_checks(void)
 
 /* ---- kv_server --------------------------------------------------------- */
 
-#define KV_IDLE_MS 2000	/* the idle timeout the kv checks start it with */
+#define KV_IDLE_MS 2000	/* the kv checks' idle timeout */
 
 /* Reads one line (newline included) into line, byte by byte: the answers
  * must be exactly the lines expected, nothing more. */
