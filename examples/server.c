@@ -11,6 +11,7 @@
  * (WEFT_GROUP_COLLECT): a connection's error is its own business.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,11 +130,33 @@ static int usage(const char *name)
 	return 2;
 }
 
+struct run {
+	struct weft_config cfg;
+	void *res;
+	int r;
+};
+
+/*
+ * weft_run on a thread of its own, so that main() waits in pthread_join.
+ * The kernel hands a signal sent to the process to the main thread first.
+ * Its handler runs there at once, except under ThreadSanitizer, which
+ * delays a handler until its thread enters a libc call it intercepts:
+ * pthread_join is one, weft_run's own wait (a futex) is not.
+ */
+static void *run_thread(void *arg)
+{
+	struct run *run = arg;
+
+	run->r = weft_run(serve, NULL, &run->cfg, &run->res);
+	return NULL;
+}
+
 int server_main(int argc, char **argv, const char *name,
 		server_handler handle)
 {
+	struct run run = { .res = NULL };
 	struct weft_config cfg = { 0 };
-	void *res;
+	pthread_t runner;
 	char *end;
 	long v;
 	int r;
@@ -165,11 +188,16 @@ int server_main(int argc, char **argv, const char *name,
 	raise_fd_limit();
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
-	r = weft_run(serve, NULL, &cfg, &res);
+	run.cfg = cfg;
+	r = -pthread_create(&runner, NULL, run_thread, &run);
+	if (!r) {
+		pthread_join(runner, NULL);
+		r = run.r;
+	}
 	weft_signal_close(&server.stop);
 	if (r && r != -ENOSYS)	/* (for -ENOSYS weft said why already) */
 		fprintf(stderr, "%s: weft_run: %s\n", name, strerror(-r));
-	if (r || PTR_ERR(res))	/* serve() said what went wrong */
+	if (r || PTR_ERR(run.res))	/* serve() said what went wrong */
 		return 1;
 	printf("%s stopped\n", name);
 	return 0;

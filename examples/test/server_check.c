@@ -745,17 +745,18 @@ static void kv_limits(void)
 	fd = dial();
 	send_str(fd, "SET half");
 	abort_close(fd);
-	fd = dial();
+	fd = dial();			/* answers it never reads */
 	send_str(fd, "SET x 1\nGET x\nGET x\n");
 	abort_close(fd);
 	close(dial());
-	fd = dial();
-	ask(fd, "DEL x\n", "DELETED\n");
+	fd = dial();			/* the server serves on */
+	ask(fd, "SET y 2\n", "OK\n");
+	ask(fd, "DEL y\n", "DELETED\n");
 	close(fd);
 
 	check = "kv idle timeout";
 	fd = dial();
-	ask(fd, "GET x\n", "NOT_FOUND\n");
+	ask(fd, "GET never\n", "NOT_FOUND\n");
 	send_str(fd, "GET x");	/* half a command, then silence */
 	pause_ms(KV_IDLE_MS + 500);
 	expect_closed(fd);
