@@ -8,6 +8,20 @@
  * spawned detached). Finishing drops one, joining or detaching the other;
  * the last drop recycles the struct.
  *
+ * Strangers: a struct is reached without a reference by a timer entry that
+ * fires after its wait ended (a worker or the monitor pops a batch of due
+ * entries, then fires them one by one: meanwhile the task may be woken by
+ * something else, end, and its struct be respawned), by a stale handle,
+ * and by shutdown's sweep over the slabs. So:
+ *  - structs are type-stable: never freed while a runtime could reach them;
+ *  - a stranger reads the atomics (gen, alive, timer.armed), and under
+ *    wait_lock the fields it guards, checking there that the wait it came
+ *    for (wait_seq, which only grows, across recycling too) or the handle
+ *    (gen) is still current; under join_lock it checks gen and leaves;
+ *  - so the fields wait_lock guards change only under it, spawn included:
+ *    recycling resets them under the lock (task_unref) and spawn never
+ *    writes them. A plain store in spawn raced with a late fire (tsan).
+ *
  * Locks (spinlocks, never held across a switch):
  *   wait_lock guards waiting/wait_seq/shield: cancellation and deadline
  *     timers call waiting->abort under it, so the waiter is alive
@@ -28,6 +42,7 @@
 #include "context.h"
 #include "spinlock.h"
 #include "stack.h"
+#include "timer.h"
 #include "wait.h"
 
 struct weft_worker;
@@ -36,19 +51,6 @@ enum {
 	JOIN_DONE = 1,      /* the task has returned */
 	JOIN_DETACHED = 2,  /* nobody will join */
 	JOIN_CLAIMED = 4,   /* a joiner has claimed the result */
-};
-
-struct weft_timer {
-	_Atomic uint64_t armed;              /* seq of its live heap entry, or 0 */
-	_Atomic(struct weft_worker *) owner; /* the heap it was last armed in */
-};
-
-/* A heap entry, by value (see timer.c). */
-struct weft_timer_entry {
-	int64_t at;
-	uint64_t order;
-	struct weft_task *task;
-	uint64_t seq;
 };
 
 struct weft_task {
@@ -94,7 +96,7 @@ struct weft_task {
 #define WEFT_NO_DEADLINE INT64_MAX
 
 /* weft__task_park() and weft__task_ready(), the scheduler's side of
- * waiting, are declared in wait.h. */
+ * waiting, are declared in park.h. */
 
 /* Called by the scheduler once a task has returned and switched out. */
 void weft__task_finished(struct weft_task *t);
