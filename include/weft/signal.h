@@ -18,7 +18,10 @@
  * would see a signal only if every thread blocked it, the workers and the
  * blocking pool's threads included, which weft cannot arrange for threads
  * it did not start.) So the signals must not be blocked in every thread:
- * do not block them in main() before weft_run.
+ * do not block them in main() before weft_run. (Under ThreadSanitizer a
+ * handler runs only when its thread enters a libc call tsan intercepts;
+ * the kernel gives a process-directed signal to the main thread first, so
+ * keep that thread in one, pthread_join say: see examples/server.c.)
  *
  * A registration sees the deliveries that come after weft_signal_open
  * returns and before it is closed, none lost while nobody waits; several
