@@ -24,6 +24,7 @@
 #include "weft/task.h"
 #include "waitq.h"
 #include "lock.h"
+#include "select.h"
 
 #define WAITERS ((uintptr_t)1)
 
@@ -238,4 +239,21 @@ int weft_lock_locked(const struct weft_lock *l)
 bool weft__lock_held_by_me(const struct weft_lock *l)
 {
 	return owner_of(load_state(l)) == weft__owner_self();
+}
+
+/* ---- for select (select.h) ---------------------------------------------- */
+
+bool weft__lock_take_or_mark_locked(struct weft_lock *l, uintptr_t me)
+{
+	return take_or_mark(l, me);
+}
+
+void weft__lock_unlink(struct weft_lock *l, struct weft__waiter *w)
+{
+	if (!weft__waitq_linked(&l->wq, w))
+		return;
+	weft__waitq_remove(&l->wq, w);
+	/* The last waiter left: let the owner's fast release work. */
+	if (weft__waitq_empty(&l->wq))
+		__atomic_fetch_and(&l->state, ~WAITERS, __ATOMIC_RELAXED);
 }

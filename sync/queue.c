@@ -29,6 +29,7 @@
 
 #include "weft/sync.h"
 #include "waitq.h"
+#include "select.h"
 
 #define FIRST_SLOTS 16
 #define FIRST_BYTES 65536
@@ -334,6 +335,18 @@ static inline int finish(struct weft_queue *q, int r, struct weft__waiter *wk)
 	if (wk)
 		weft__waiter_wake(wk);
 	return r;
+}
+
+int weft__queue_get_locked(struct weft_queue *q, void *out,
+			   struct weft__waiter **wake)
+{
+	return get_locked(q, out, wake);
+}
+
+int weft__queue_put_locked(struct weft_queue *q, const void *item,
+			   struct weft__waiter **wake)
+{
+	return put_locked(q, item, wake);
 }
 
 int weft_queue_try_put(struct weft_queue *q, const void *item)
