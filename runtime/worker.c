@@ -98,6 +98,8 @@ static void run_task(struct weft_worker *w, struct weft_task *t)
 		task_exited(w, t);
 		break;
 	}
+	/* No spinlock is held across a switch (park's lock was unlocked). */
+	WEFT_ASSERT(weft__debug_spins_held() == 0);
 }
 
 /* Submissions and I/O events, timers now and then: once per task run. */
