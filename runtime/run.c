@@ -69,7 +69,6 @@ static void free_runtime(struct weft_runtime *rt)
 	pthread_mutex_destroy(&rt->idle.mu);
 	pthread_mutex_destroy(&rt->mu);
 	pthread_cond_destroy(&rt->cv);
-	weft__task_pool_exit();
 	weft__stack_pool_exit();
 	free(rt);
 }
@@ -179,6 +178,8 @@ int64_t weft__live_tasks(struct weft_runtime *rt)
 static void drain(struct weft_runtime *rt)
 {
 	atomic_store(&rt->state, RT_DRAINING);
+	/* From now on plain threads cannot spawn: count the ones that could. */
+	weft__task_foreign_quiesce();
 	weft__task_for_each_alive(weft__task_cancel);
 	pthread_mutex_lock(&rt->mu);
 	while (!rt->all_done && weft__live_tasks(rt) != 0)
@@ -186,22 +187,35 @@ static void drain(struct weft_runtime *rt)
 	pthread_mutex_unlock(&rt->mu);
 }
 
+/* Set while a weft_run owns the process's runtime: the stack pool, the
+ * overflow handler and weft__rt are its alone until it clears this. Taken
+ * first, so a second weft_run touches nothing, not even to check cfg. */
+static atomic_bool run_claimed;
+
+static int run(weft_fn main, void *arg, const struct weft_config *cfg,
+	       void **result);
+
 int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
 	     void **result)
 {
 	if (!main)
 		return -EINVAL;
-	if (weft__self())
+	if (weft__self() || atomic_exchange(&run_claimed, true))
 		return -EBUSY;
+	int err = run(main, arg, cfg, result);
+	atomic_store(&run_claimed, false);
+	return err;
+}
+
+static int run(weft_fn main, void *arg, const struct weft_config *cfg,
+	       void **result)
+{
 	int err;
 	struct weft_runtime *rt = new_runtime(cfg, &err);
 	if (!rt)
 		return err;
-	struct weft_runtime *none = NULL;
-	if (!atomic_compare_exchange_strong(&weft__rt, &none, rt)) {
-		free_runtime(rt);
-		return -EBUSY;
-	}
+	weft__task_run_begin();
+	atomic_store(&weft__rt, rt);
 	int started;
 	weft__driver_set_kind(rt->io);
 	weft__overflow_install();
@@ -223,6 +237,7 @@ int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
 	weft__driver_set_kind(WEFT_IO_AUTO);
 	weft__overflow_remove();
 	atomic_store(&weft__rt, NULL);
+	weft__task_foreign_quiesce(); /* a spawner may still read rt */
 	free_runtime(rt);
 	return err;
 }
