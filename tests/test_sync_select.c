@@ -623,6 +623,61 @@ START_TEST(thread)
 }
 END_TEST
 
+/* A plain thread's own timeout against a put: the thread settles its select
+ * itself when the timeout expires, racing the putter's claim. Every item
+ * put is got exactly once. */
+struct thread_race {
+	struct weft_queue q;
+	long n;
+	long got;
+	atomic_int done;
+};
+
+static void *thread_racer(void *arg)
+{
+	struct thread_race *c = arg;
+	uint64_t v, want = 0;
+	while (!atomic_load(&c->done) || weft_queue_size(&c->q) > 0) {
+		struct weft_select_case cs[] = {
+			WEFT_CASE_GET(&c->q, &v),
+			WEFT_CASE_TIMEOUT(20 * WEFT_USEC),
+		};
+		int i = weft_select(cs, 2);
+		ck_assert(i == 0 || i == 1);
+		if (i == 0) {
+			ck_assert_uint_eq(v, want++); /* none lost, in order */
+			c->got++;
+		}
+	}
+	return NULL;
+}
+
+static void *thread_race_main(void *arg)
+{
+	struct thread_race c = { .n = SCALED(20000) };
+	weft_queue_init(&c.q, sizeof(uint64_t), 0);
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, thread_racer, &c), 0);
+	uint64_t seed = 12345;
+	for (uint64_t i = 0; i < (uint64_t)c.n; i++) {
+		ck_assert_int_eq(weft_queue_put(&c.q, &i), 0);
+		seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+		if (seed % 4 == 0)
+			weft_sleep((int64_t)(seed >> 40) % 40 * WEFT_USEC);
+	}
+	atomic_store(&c.done, 1);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(c.got, c.n);
+	weft_queue_destroy(&c.q);
+	return NULL;
+}
+
+START_TEST(thread_race)
+{
+	weft_test_run(thread_race_main, NULL, 2);
+}
+END_TEST
+
 /* ---- wait_first, as_completed ------------------------------------------- */
 
 static struct weft_event first_ev[12];
@@ -963,6 +1018,7 @@ int main(void)
 	tcase_add_test(tc, cancel);
 	tcase_add_test(tc, race);
 	tcase_add_test(tc, thread);
+	tcase_add_test(tc, thread_race);
 	tcase_add_test(tc, first);
 	tcase_add_test(tc, first_many);
 	tcase_add_test(tc, bad);
