@@ -5,6 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "idle.h"
+#include "park.h"
+#include "run.h"
+#include "runq.h"
 #include "task.h"
 #include "worker.h"
 #include "../sync/select.h"

@@ -52,6 +52,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "park.h"
+#include "self.h"
+
 #define WEFT__WAITING 1
 #define WEFT__SELECTED 2 /* a select's group waiter: a case won */
 
@@ -73,9 +76,6 @@ struct weft__waiter {
 	struct weft__waiter *group; /* a select's case: the select's waiter,
 				     * settled first (see above); else NULL */
 };
-
-/* The running task, or NULL on a plain thread or in a scheduler. */
-struct weft_task *weft__task_current(void);
 
 /* Initialises w for the calling task (or plain thread). */
 static inline void weft__waiter_init(struct weft__waiter *w,
@@ -137,8 +137,6 @@ static inline bool weft__waiter_settle_locked(struct weft__waiter *w,
 	return true;
 }
 
-/* Makes a parked or new task runnable (see worker.c for where it goes). */
-void weft__task_ready(struct weft_task *t);
 void weft__waiter_wake_thread(struct weft__waiter *w);
 
 /* Resumes a settled, parked waiter: the task becomes runnable (on the
@@ -173,17 +171,8 @@ static inline int weft__wait_begin(struct weft__waiter *w)
 /* Unpublishes w and disarms its deadline; after it no abort touches w. */
 void weft__wait_end(struct weft__waiter *w);
 
-/* Switches the current task out; unlock(arg) runs once its registers are
- * saved. The task runs again only after someone passes it to
- * weft__task_ready. */
-void weft__task_park(void (*unlock)(void *), void *arg);
 int weft__wait_park_thread(struct weft__waiter *w, void (*unlock)(void *),
 			   void *arg);
-
-/* Whether spinning a little before parking could pay: only if another
- * worker may be running the holder, and no task here waits to run (it may
- * be the holder itself, woken into our run-next slot). Go's canSpin. */
-bool weft__spin_worthwhile(void);
 
 /* Parks until w is settled, running unlock(arg) once the caller can no
  * longer be resumed too early (on the scheduler stack for a task; at once

@@ -61,16 +61,17 @@ int weft_sem_try_acquire(struct weft_sem *s)
 	return -EAGAIN;
 }
 
+/* The last waiter left: releases take the fast path again. */
+static void sem_unlinked(struct weft_waitq *q)
+{
+	struct weft_sem *s = weft__container_of(q, struct weft_sem, wq);
+	if (weft__waitq_empty(q))
+		__atomic_fetch_and(&s->state, ~WAITERS, __ATOMIC_RELAXED);
+}
+
 static void sem_abort(struct weft__waiter *w, int reason)
 {
-	struct weft_sem *s = weft__container_of(w->queue, struct weft_sem, wq);
-	weft__waitq_lock(&s->wq);
-	if (weft__waiter_settle_locked(w, reason) &&
-	    weft__waitq_linked(&s->wq, w)) {
-		weft__sem_unlink(s, w);
-		weft__waiter_wake(w);
-	}
-	weft__waitq_unlock(&s->wq);
+	weft__waitq_abort_on(w->queue, w->queue, w, reason, sem_unlinked);
 }
 
 void weft__sem_unlink(struct weft_sem *s, struct weft__waiter *w)
@@ -78,8 +79,7 @@ void weft__sem_unlink(struct weft_sem *s, struct weft__waiter *w)
 	if (!weft__waitq_linked(&s->wq, w))
 		return;
 	weft__waitq_remove(&s->wq, w);
-	if (weft__waitq_empty(&s->wq))
-		__atomic_fetch_and(&s->state, ~WAITERS, __ATOMIC_RELAXED);
+	sem_unlinked(&s->wq);
 }
 
 bool weft__sem_take_or_mark(struct weft_sem *s)
