@@ -56,7 +56,8 @@
 #include "select.h"
 #include "waitq.h"
 
-_Static_assert(sizeof(struct weft__waiter) <= WEFT__SELECT_PRIV,
+_Static_assert(sizeof(struct weft__waiter) <= WEFT__SELECT_PRIV &&
+		       _Alignof(struct weft__waiter) <= _Alignof(uint64_t),
 	       "a select case's priv holds its waiter");
 
 #define SMALL_LOCKS 16
