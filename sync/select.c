@@ -454,7 +454,8 @@ static int wait_cases(struct sel *s)
 		struct weft_select_case *c = &s->cases[i];
 		int st = weft__waiter_state(case_waiter(c));
 		if (c->kind != WEFT_SELECT_TIMEOUT && st != WEFT__WAITING) {
-			c->status = st; /* the winner: settled by its notifier */
+			/* The winner, settled by its notifier. */
+			c->status = st;
 			won = i;
 		} else {
 			unlink_case(c);
