@@ -635,6 +635,8 @@ START_TEST(bad_input)
 	ck_assert_int_eq(weft_stream_read(&s, NULL, 1), -EINVAL);
 	ck_assert_int_eq(weft_stream_readexactly(&s, NULL, 1), -EINVAL);
 	ck_assert_int_eq(weft_stream_buffered(NULL), 0);
+	ck_assert_int_eq(weft_stream_write(&s, "x", 0), 0); /* no buffer yet */
+	ck_assert_int_eq(weft_stream_unsent(&s), 0);
 	weft_stream_destroy(&s);
 	weft_stream_destroy(NULL);
 }
