@@ -214,7 +214,7 @@ long weft__fdready_call(int fd, enum weft__dir dir, weft__try_fn try,
 	long r;
 
 	if (!rec)
-		return fd < 0 ? -EBADF : -EMFILE;
+		return (unsigned)fd / CHUNK >= NCHUNKS ? -EMFILE : -ENOMEM;
 	for (;;) {
 		int state = ensure_registered(rec, fd);
 
