@@ -44,7 +44,8 @@ static void io_complete(struct weft__ring_op *op, int res, unsigned flags)
 /* On the owning worker: cancel the op in the kernel unless it is done. */
 static void io_cancel_run(struct weft__driver_msg *m)
 {
-	struct weft__io *io = weft__container_of(m, struct weft__io, cancel_msg);
+	struct weft__io *io =
+		weft__container_of(m, struct weft__io, cancel_msg);
 
 	if (!io->cqe_done) {
 		struct io_uring_sqe *sqe = weft__ring_sqe(io->ring);
