@@ -17,7 +17,8 @@
 #include "run.h"
 #include "task.h"
 #include "worker.h"
-#include "../io/blocking.h"
+#include "blocking.h"
+#include "driver.h"
 
 static int config_workers(const struct weft_config *cfg, int *out)
 {
@@ -50,7 +51,7 @@ static int config_check(const struct weft_config *cfg, struct weft_runtime *rt)
 		return -EINVAL;
 	if (cfg && cfg->blocking_threads < 0)
 		return -EINVAL;
-	return 0;
+	return weft__driver_choose(cfg, &rt->io);
 }
 
 static void free_runtime(struct weft_runtime *rt)
@@ -60,6 +61,8 @@ static void free_runtime(struct weft_runtime *rt)
 		weft__task_cache_free(w->task_cache);
 		weft__stack_cache_free(w->stack_cache);
 		weft__timers_free(w);
+		if (w->driver)
+			weft__driver_free(w->driver);
 	}
 	free(rt->workers);
 	free(rt->idle.sleepers);
@@ -89,6 +92,8 @@ static struct weft_runtime *new_runtime(const struct weft_config *cfg, int *err)
 		size_t sz = sizeof(struct weft_worker) * (size_t)rt->nworkers;
 		rt->workers = aligned_alloc(64, (sz + 63) & ~(size_t)63);
 		rt->idle.sleepers = calloc((size_t)rt->nworkers, sizeof(int));
+		if (rt->workers)
+			memset(rt->workers, 0, sz);
 		if (!rt->workers || !rt->idle.sleepers)
 			*err = -ENOMEM;
 	}
@@ -96,7 +101,6 @@ static struct weft_runtime *new_runtime(const struct weft_config *cfg, int *err)
 		free_runtime(rt);
 		return NULL;
 	}
-	memset(rt->workers, 0, sizeof(struct weft_worker) * (size_t)rt->nworkers);
 	for (int i = 0; i < rt->nworkers; i++) {
 		struct weft_worker *w = &rt->workers[i];
 		w->id = i;
@@ -116,7 +120,7 @@ static struct weft_runtime *new_runtime(const struct weft_config *cfg, int *err)
 	return rt;
 }
 
-/* Starts the threads; waits for each to set up its ring. */
+/* Starts the threads; waits for each to set up its driver. */
 static int start_workers(struct weft_runtime *rt, int *started)
 {
 	int r = 0;
@@ -133,7 +137,7 @@ static int start_workers(struct weft_runtime *rt, int *started)
 	rt->go = r ? -1 : 1;
 	pthread_cond_broadcast(&rt->cv);
 	pthread_mutex_unlock(&rt->mu);
-	if (rt->init_why) /* ring setup failed: say why, in one line */
+	if (rt->init_why) /* driver setup failed: say why, in one line */
 		fprintf(stderr, "weft: %s\n", rt->init_why);
 	return r == -EPERM ? -ENOSYS : r;
 }
@@ -142,8 +146,10 @@ static void stop_workers(struct weft_runtime *rt, int started)
 {
 	weft__monitor_stop(rt); /* it wakes workers: stop it first */
 	atomic_store(&rt->state, RT_STOPPING);
-	for (int i = 0; i < started; i++)
-		weft__ring_unpark(&rt->workers[i].ring);
+	/* Workers told not to go have left; a worker that failed setup has
+	 * no driver. A closed one ignores the unpark. */
+	for (int i = 0; rt->go > 0 && i < started; i++)
+		weft__driver_unpark(rt->workers[i].driver);
 	for (int i = 0; i < started; i++)
 		pthread_join(rt->workers[i].thread, NULL);
 }
@@ -211,6 +217,7 @@ static int run(weft_fn main, void *arg, const struct weft_config *cfg,
 	weft__task_run_begin();
 	atomic_store(&weft__rt, rt);
 	int started;
+	weft__driver_set_kind(rt->io);
 	weft__overflow_install();
 	err = start_workers(rt, &started);
 	if (!err)
@@ -227,6 +234,7 @@ static int run(weft_fn main, void *arg, const struct weft_config *cfg,
 	}
 	stop_workers(rt, started);
 	weft__blocking_stop();
+	weft__driver_set_kind(WEFT_IO_AUTO);
 	weft__overflow_remove();
 	atomic_store(&weft__rt, NULL);
 	weft__task_foreign_quiesce(); /* a spawner may still read rt */

@@ -209,7 +209,7 @@ static void task_unref(struct weft_task *t)
 {
 	if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	weft__spin_lock(&t->wait_lock);
+	weft__wait_lock(t);
 	weft__spin_lock(&t->join_lock);
 	atomic_fetch_add_explicit(&t->gen, 1, memory_order_release);
 	t->waiting = NULL; /* already: no wait outlives its call */
@@ -455,7 +455,7 @@ int weft_detach(weft_task_t h)
 
 static int cancel_gen(struct weft_task *t, uint64_t gen)
 {
-	weft__spin_lock(&t->wait_lock);
+	weft__wait_lock(t);
 	if (!gen_matches(t, gen)) {
 		weft__spin_unlock(&t->wait_lock);
 		return -ESRCH;
@@ -495,7 +495,7 @@ int weft_shield_enter(struct weft_shield *s)
 		return t ? -EINVAL : -EPERM;
 	s->outer_deadline = t->deadline;
 	s->scope = t->scope;
-	weft__spin_lock(&t->wait_lock);
+	weft__wait_lock(t);
 	s->outer = t->shield;
 	t->shield = s;
 	weft__spin_unlock(&t->wait_lock);
@@ -510,7 +510,7 @@ int weft_shield_leave(struct weft_shield *s)
 		return -EPERM;
 	if (!s || t->shield != s || t->scope != s->scope)
 		return -EINVAL;
-	weft__spin_lock(&t->wait_lock);
+	weft__wait_lock(t);
 	t->shield = s->outer;
 	weft__spin_unlock(&t->wait_lock);
 	t->deadline = s->outer_deadline;

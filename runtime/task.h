@@ -105,6 +105,14 @@ struct weft_task {
 /* Called by the scheduler once a task has returned and switched out. */
 void weft__task_finished(struct weft_task *t);
 
+/* Takes t->wait_lock, first in the lock order: the caller holds no other
+ * spinlock. */
+static inline void weft__wait_lock(struct weft_task *t)
+{
+	WEFT_ASSERT(weft__debug_spins_held() == 0);
+	weft__spin_lock(&t->wait_lock);
+}
+
 /* Whether t's blocking calls fail with -ECANCELED now: it was cancelled
  * and is not inside a shield. The task itself, or under t->wait_lock. */
 static inline bool weft__cancel_in_force(struct weft_task *t)

@@ -271,7 +271,5 @@ void weft__lock_unlink(struct weft_lock *l, struct weft__waiter *w)
 	if (!weft__waitq_linked(&l->wq, w))
 		return;
 	weft__waitq_remove(&l->wq, w);
-	/* The last waiter left: let the owner's fast release work. */
-	if (weft__waitq_empty(&l->wq))
-		__atomic_fetch_and(&l->state, ~WAITERS, __ATOMIC_RELAXED);
+	lock_unlinked(&l->wq);
 }
