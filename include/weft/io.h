@@ -122,7 +122,7 @@ int weft_close(int fd);
 int weft_udp_bind(const char *host, uint16_t port);
 
 /* One datagram to `to` (NULL: the connected peer). Returns the count or
- * -errno. */
+ * -errno (-EINVAL: tolen larger than any address, on every path). */
 ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags,
 		    const struct sockaddr *to, socklen_t tolen);
 
