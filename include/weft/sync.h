@@ -15,7 +15,10 @@
  * a cancellation race and the wake-up wins, the call succeeds. As in
  * asyncio, cancellation is delivered where a call would wait: a call that
  * can complete at once (a free lock, an item ready) succeeds even in a
- * cancelled task. From a plain thread a blocking call blocks the thread.
+ * cancelled task. So a loop of calls that never need to wait never sees its
+ * cancellation: such a loop checks weft_is_cancelled(weft_current()) or
+ * calls weft_yield(), which fails with -ECANCELED (docs/concepts.md). From
+ * a plain thread a blocking call blocks the thread.
  *
  * Waiters are served first come, first served: locks and permits are handed
  * straight to the oldest waiter, so nobody starves.
