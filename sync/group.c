@@ -118,8 +118,10 @@ static void wait_idle_shielded(struct weft_group *g)
 {
 	struct weft_shield s;
 	bool shielded = weft_shield_enter(&s) == 0; /* not on a plain thread */
-	while (g->running)
-		weft_cond_wait(&g->idle);
+	while (g->running) {
+		int r = weft_cond_wait(&g->idle);
+		(void)r; /* shielded, or a plain thread: it cannot fail */
+	}
 	if (shielded)
 		weft_shield_leave(&s);
 }

@@ -8,3 +8,9 @@ weft_test(test_timer TIMEOUT 300 SOURCES test_timer.c)
 set_tests_properties(test_timer PROPERTIES RUN_SERIAL TRUE)
 
 weft_test(test_debug TIMEOUT 60 SOURCES test_debug.c)
+# A dropped result of a blocking call is a compile error under -Werror.
+add_test(NAME test_must_check
+         COMMAND ${CMAKE_C_COMPILER} -c -o /dev/null -Werror=unused-result
+                 -I${PROJECT_SOURCE_DIR}/include
+                 ${CMAKE_CURRENT_SOURCE_DIR}/must_check_unchecked.c)
+set_tests_properties(test_must_check PROPERTIES WILL_FAIL TRUE)

@@ -573,7 +573,8 @@ static void *plain_server(void *arg)
 
 	ck_assert_int_ge(fd, 0);
 	while ((n = weft_recv(fd, buf, sizeof(buf), 0)) > 0)
-		weft_send_all(fd, buf, (size_t)n, 0, NULL);
+		if (weft_send_all(fd, buf, (size_t)n, 0, NULL) < 0)
+			break;
 	weft_close(fd);
 	return NULL;
 }
