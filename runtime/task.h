@@ -1,9 +1,13 @@
 /*
  * The task: a stackful coroutine and everything the runtime keeps about it.
  *
- * Lifetime: task structs come from slabs that live until weft_run returns,
- * so a stale handle never points at unmapped memory; a handle is checked by
- * its generation, which changes each time the struct is recycled. A task
+ * Lifetime: task structs come from slabs that live as long as the process
+ * (a plain thread may still hold a handle, or be inside weft_join, when
+ * weft_run returns), so a stale handle never points at unmapped memory; a
+ * handle is checked by the run it came from and by its generation, which
+ * changes each time the struct is recycled. A task that is never joined
+ * nor detached keeps its struct, as leaked memory would. The runtime
+ * itself is freed only once no plain thread is inside weft_spawn_opts. A task
  * holds two references at spawn: its own run, and its handle (none when
  * spawned detached). Finishing drops one, joining or detaching the other;
  * the last drop recycles the struct.
@@ -124,7 +128,11 @@ void weft__task_cancel(struct weft_task *t);
 struct weft_task_cache;
 struct weft_task_cache *weft__task_cache_new(void);
 void weft__task_cache_free(struct weft_task_cache *c);
-void weft__task_pool_exit(void);
+/* weft_run's side of the lifetime rules above: a new run number (handles
+ * of earlier runs go stale), and waiting out the plain threads inside
+ * weft_spawn_opts. */
+void weft__task_run_begin(void);
+void weft__task_foreign_quiesce(void);
 /* Calls fn on every live task (shutdown cancellation). */
 void weft__task_for_each_alive(void (*fn)(struct weft_task *));
 
