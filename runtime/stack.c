@@ -110,8 +110,8 @@ static size_t class_size(int c)
 }
 
 /* The pooled class a size rounds up to, or -1 if too big to pool: the
- * smallest c with CLASS_MIN << c >= size, in closed form (every spawn and
- * every exit asks; a loop over the classes cost ~40 instructions a hop). */
+ * smallest c with CLASS_MIN << c >= size, in closed form: every spawn and
+ * every exit asks, and a loop over the classes showed in their cost. */
 static int class_of(size_t size)
 {
 	if (size > class_size(NCLASS - 1))
@@ -148,8 +148,7 @@ static char *map_stack_memory(size_t bytes)
  * Address space for slabs is reserved a gigabyte at a time and carved in
  * order, so that a new slab rarely maps: mmap takes the memory map lock for
  * writing, which stalls every other worker's page faults, and a worker
- * growing the pool faults in a slab's worth of stack pages (sleep_many
- * 2.3 -> 2.2 s).
+ * growing the pool faults in a slab's worth of stack pages.
  */
 #define RESERVE_BYTES ((size_t)1 << 30)
 
@@ -194,7 +193,7 @@ static char *take_slab_memory(size_t bytes)
  * Light guards for every stack of a slab, in one system call. The top
  * page of each then faults in as grow_pool writes its free-list node:
  * plain faults run in parallel on all workers, where MADV_POPULATE_WRITE
- * calls serialised on the memory map lock (sleep_many: 2.6 -> 2.3 s).
+ * calls serialised on the memory map lock.
  */
 static bool guard_slab(char *m, size_t guard, size_t each)
 {
