@@ -28,6 +28,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -52,6 +53,7 @@ static struct {
 	bool stopping;
 	struct pool_thread *threads;
 	_Atomic unsigned seq; /* futex word the idle threads sleep on */
+	_Atomic unsigned names; /* threads named so far: weft-blk-N */
 } pool = { .max = DEFAULT_MAX };
 
 static void pool_lock(void)
@@ -123,7 +125,12 @@ static void *pool_main(void *unused)
 	struct weft__bjob *job;
 	unsigned seen;
 	void *res;
+	char name[16];
 
+	/* Named for top, perf and gdb: weft-blk-0, weft-blk-1, ... */
+	snprintf(name, sizeof(name), "weft-blk-%u",
+		 atomic_fetch_add_explicit(&pool.names, 1, memory_order_relaxed));
+	pthread_setname_np(pthread_self(), name);
 	pool_lock();
 	for (;;) {
 		if ((job = pool.head)) {
@@ -300,5 +307,6 @@ void weft__blocking_stop(void)
 	pool.nthreads = 0;
 	pool.idle = 0;
 	pool.stopping = false;
+	atomic_store_explicit(&pool.names, 0, memory_order_relaxed);
 	pool_unlock();
 }

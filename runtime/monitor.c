@@ -1,5 +1,6 @@
 /* The monitor thread: see monitor.h. */
 #include <linux/futex.h>
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -99,6 +100,7 @@ static void *monitor_main(void *arg)
 	struct look last[WEFT_WORKERS_MAX] = { { 0 } };
 	long period = PERIOD_MIN_NS;
 	int calm = 0, idle = 0;
+	pthread_setname_np(pthread_self(), "weft-monitor");
 	for (;;) {
 		int s = atomic_load(&m->state);
 		if (s == MON_STOP)

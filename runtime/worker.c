@@ -704,6 +704,10 @@ static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
 
 static int worker_setup(struct weft_worker *w, const char **why)
 {
+	/* Named for top, perf and gdb: weft-w0, weft-w1, ... */
+	char name[16];
+	snprintf(name, sizeof(name), "weft-w%d", w->id);
+	pthread_setname_np(pthread_self(), name);
 	int r = weft__ring_init(&w->ring, 256, why);
 	if (r)
 		return r;
