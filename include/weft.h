@@ -18,5 +18,6 @@
 #include "weft/sync.h"
 #include "weft/group.h"
 #include "weft/io.h"
+#include "weft/metrics.h"
 
 #endif

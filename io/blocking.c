@@ -279,6 +279,16 @@ int weft_blocking(weft_blocking_fn fn, void *arg, void **result)
 	return r;
 }
 
+void weft__blocking_stats(uint64_t *threads, uint64_t *busy,
+			  uint64_t *queued)
+{
+	pool_lock();
+	*threads = (uint64_t)pool.nthreads;
+	*busy = (uint64_t)(pool.nthreads - pool.idle);
+	*queued = (uint64_t)pool.queued;
+	pool_unlock();
+}
+
 int weft__blocking_start(int max_threads)
 {
 	pool_lock();

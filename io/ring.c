@@ -157,13 +157,26 @@ void weft__ring_exit(struct weft__ring *r)
 	r->wake_fd = -1;
 }
 
-struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r)
+static struct io_uring_sqe *get_sqe(struct weft__ring *r)
 {
 	struct io_uring_sqe *sqe;
 
 	while (!(sqe = io_uring_get_sqe(&r->uring)))
 		io_uring_submit(&r->uring);
 	return sqe;
+}
+
+/* Adds n to an owner-written counter (see ring.h). */
+static void count(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed)
+				      + n, memory_order_relaxed);
+}
+
+struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r)
+{
+	count(&r->ops_submitted, 1);
+	return get_sqe(r);
 }
 
 void weft__ring_submit(struct weft__ring *r)
@@ -199,7 +212,7 @@ static int run_inbox(struct weft__ring *r)
 int weft__ring_reap(struct weft__ring *r)
 {
 	struct io_uring_cqe *cqe;
-	unsigned head, seen = 0;
+	unsigned head, seen = 0, ops = 0;
 	int n = 0;
 
 	if (atomic_load_explicit(&r->inbox, memory_order_relaxed))
@@ -213,10 +226,14 @@ int weft__ring_reap(struct weft__ring *r)
 		struct weft__ring_op *op = io_uring_cqe_get_data(cqe);
 
 		seen++;
+		ops += op && op != &r->wake_op &&
+		       !(cqe->flags & IORING_CQE_F_MORE);
 		if (op)
 			op->complete(op, cqe->res, cqe->flags);
 	}
 	io_uring_cq_advance(&r->uring, seen);
+	if (ops)
+		count(&r->ops_completed, ops);
 	return n + (int)seen;
 }
 
@@ -247,7 +264,7 @@ void weft__ring_park(struct weft__ring *r, int64_t timeout_ns)
 	struct io_uring_cqe *cqe;
 
 	if (!r->wake_armed) {
-		struct io_uring_sqe *sqe = weft__ring_sqe(r);
+		struct io_uring_sqe *sqe = get_sqe(r);
 
 		io_uring_prep_read(sqe, r->wake_fd, &r->wake_buf,
 				   sizeof(r->wake_buf), 0);

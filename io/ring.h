@@ -35,6 +35,9 @@ struct weft__ring {
 	struct weft__ring_op wake_op;
 	bool wake_armed;
 	unsigned inflight;           /* submitted ops not yet completed */
+	/* For weft_metrics: the owner's ops (not its wake-up reads), each
+	 * written by the owner only with a relaxed load and store. */
+	_Atomic uint64_t ops_submitted, ops_completed;
 	_Atomic(struct weft__ring_msg *) inbox; /* LIFO of posted messages */
 	_Atomic bool wake_pending;   /* a write to wake_fd is not consumed yet */
 	_Atomic int unparkers;       /* threads inside weft__ring_unpark() */

@@ -44,6 +44,12 @@ void weft__monitor_arm_slow(struct weft_monitor *m)
 		futex_wake(&m->state);
 }
 
+/* Counts a rescue for weft_metrics: only this thread writes the count. */
+static void intervened(struct weft_monitor *m)
+{
+	weft__stat_add(&m->interventions, 1);
+}
+
 /* One look at every worker. Returns how many had tasks or timers waiting;
  * marks a worker stuck (and sets *stuck) if it had the same tasks waiting
  * as last time behind a task that ran all along (its tick count did not
@@ -71,9 +77,12 @@ static int look_at_workers(struct weft_runtime *rt, struct look *last,
 		     now.woken_top == last[i].woken_top)) {
 			atomic_store(&w->stuck, true);
 			*stuck = true;
+			intervened(&rt->monitor);
 		}
-		if (still && now.timers && last[i].timers)
+		if (still && now.timers && last[i].timers) {
 			weft__timers_run(w);
+			intervened(&rt->monitor);
+		}
 		last[i] = now;
 	}
 	return busy;

@@ -196,6 +196,7 @@ int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
 		return -EBUSY;
 	}
 	int started;
+	weft__latency_calibrate();
 	weft__overflow_install();
 	err = start_workers(rt, &started);
 	if (!err)

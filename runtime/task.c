@@ -229,6 +229,9 @@ int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
 		     : atomic_fetch_add_explicit(&rt->next_id, 1,
 						 memory_order_relaxed) *
 			       WEFT_WORKERS_MAX + WEFT_WORKERS_MAX - 1;
+	t->ready_at = 0;
+	if (self)
+		weft__latency_mark(t, self->spawned);
 	if (opts && opts->name) {
 		size_t len = strnlen(opts->name, WEFT_NAME_MAX - 1);
 		memcpy(t->name, opts->name, len);

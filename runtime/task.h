@@ -83,6 +83,8 @@ struct weft_task {
 
 	uint64_t id;
 	char name[WEFT_NAME_MAX];
+	int64_t ready_at;              /* a sampled runnable time, or 0 (see
+					* metrics.h) */
 #ifdef WEFT_TSAN
 	void *tsan_fiber;
 #endif

@@ -207,11 +207,15 @@ switch_direct(struct weft_worker *w, enum weft_switch_reason reason,
 		report_smashed_stack(t);
 	atomic_store_explicit(&w->ticks, tick + 1, memory_order_relaxed);
 	if (reason == SWITCH_YIELD) {
+		/* Not marked for the latency histogram: two instructions
+		 * more on the fastest path. The yields the scheduler requeues
+		 * (run_task) are its sample of yields. */
 		fifo_append(w, t);
 	} else {
 		w->direct_unlock = unlock;
 		w->direct_arg = arg;
 	}
+	weft__latency_check(&w->stats, next);
 	w->current = next;
 	/* Nothing from before the switch is used after it: the task may
 	 * resume on another worker, which the switch returns. */
@@ -324,7 +328,11 @@ void weft__task_ready(struct weft_task *t)
 	if (!w) {
 		weft__inject_push(&rt->inject, t);
 		weft__notify_work(rt);
-	} else if (w->current) {
+		return;
+	}
+	weft__latency_mark(t, atomic_load_explicit(&w->ticks,
+						    memory_order_relaxed));
+	if (w->current) {
 		/* Woken by a running task: t runs next, here, on a warm
 		 * cache. Rouse an idle worker only for a burst of wakes: a
 		 * pipeline of tasks passing messages runs best on one core,
@@ -441,6 +449,7 @@ static struct weft_task *requeue_fifo(struct weft_runtime *rt,
 static struct weft_task *steal_half(struct weft_deque *d,
 				    struct weft_worker *w)
 {
+	int64_t taken = 0;
 	int64_t n = (weft__deque_len(d) + 1) / 2;
 	struct weft_task *first = NULL;
 	for (int64_t i = 0, retries = 0; i < n;) {
@@ -453,10 +462,15 @@ static struct weft_task *steal_half(struct weft_deque *d,
 			continue;
 		}
 		i++;
+		taken++;
 		if (!first)
 			first = x;
 		else
 			weft__worker_push(w, x);
+	}
+	if (taken) {
+		weft__stat_add(&w->stats.steals, 1);
+		weft__stat_add(&w->stats.tasks_stolen, (uint64_t)taken);
 	}
 	return first;
 }
@@ -478,6 +492,19 @@ static struct weft_task *steal_runnext(struct weft_worker *v, bool stuck)
 	}
 	if (!atomic_compare_exchange_strong(&v->runnext, &t, NULL))
 		return NULL;
+	return t;
+}
+
+/* steal_runnext, counted as a steal of one task by w. */
+static struct weft_task *steal_runnext_counted(struct weft_worker *v,
+					       struct weft_worker *w,
+					       bool stuck)
+{
+	struct weft_task *t = steal_runnext(v, stuck);
+	if (t) {
+		weft__stat_add(&w->stats.steals, 1);
+		weft__stat_add(&w->stats.tasks_stolen, 1);
+	}
 	return t;
 }
 
@@ -505,7 +532,7 @@ static struct weft_task *steal_from(struct weft_worker *v,
 	if (woken_open(v))
 		t = steal_half(&v->woken, w);
 	if (!t && (stuck || from_runnext))
-		t = steal_runnext(v, stuck);
+		t = steal_runnext_counted(v, w, stuck);
 	if (stuck)
 		atomic_store_explicit(&v->stuck, false, memory_order_relaxed);
 	return t;
@@ -610,6 +637,7 @@ static void run_task(struct weft_worker *w, struct weft_task *t)
 {
 	if (!t->stack.base && !start_task(w, t))
 		return;
+	weft__latency_check(&w->stats, t);
 	w->current = t;
 	switch_to_task(w, t);
 	t = w->current; /* direct yields may have switched to others */
@@ -622,6 +650,10 @@ static void run_task(struct weft_worker *w, struct weft_task *t)
 			w->after_switch(w->after_arg);
 		break;
 	case SWITCH_YIELD:
+		/* Every one: the direct path refuses one pick in
+		 * GLOBAL_QUEUE_INTERVAL, whose yields land here, a sample
+		 * of about that rate of the yields of a busy worker. */
+		t->ready_at = (int64_t)__rdtsc();
 		fifo_append(w, t);
 		break;
 	case SWITCH_EXIT:
@@ -657,9 +689,11 @@ static bool any_work(struct weft_runtime *rt, struct weft_worker *w)
 	return false;
 }
 
-static void leave_idle_set(struct weft_runtime *rt, struct weft_worker *w)
+/* Returns whether a notifier had taken w out already (it was unparked). */
+static bool leave_idle_set(struct weft_runtime *rt, struct weft_worker *w)
 {
 	pthread_mutex_lock(&rt->idle.mu);
+	bool notified = !w->sleeping;
 	if (w->sleeping) {
 		for (int i = 0; i < rt->idle.nsleepers; i++) {
 			if (rt->idle.sleepers[i] == w->id) {
@@ -672,6 +706,7 @@ static void leave_idle_set(struct weft_runtime *rt, struct weft_worker *w)
 		atomic_fetch_sub(&rt->idle.sleeping, 1);
 	}
 	pthread_mutex_unlock(&rt->idle.mu);
+	return notified;
 }
 
 static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
@@ -696,8 +731,10 @@ static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
 		leave_idle_set(rt, w);
 		return;
 	}
+	weft__stat_add(&w->stats.parks, 1);
 	weft__ring_park(&w->ring, next_timer);
-	leave_idle_set(rt, w); /* no-op if a notifier took us out */
+	if (leave_idle_set(rt, w)) /* else timers or I/O woke us */
+		weft__stat_add(&w->stats.unparks, 1);
 }
 
 /* ---- the thread --------------------------------------------------------- */
@@ -779,6 +816,8 @@ void *weft__worker_main(void *arg)
 							 memory_order_relaxed));
 			continue;
 		}
+		/* find_task's tick ran nothing: task runs = ticks - these */
+		weft__stat_add(&w->stats.empty_rounds, 1);
 		if (atomic_load(&rt->state) == RT_STOPPING)
 			break;
 		park_worker(rt, w);
