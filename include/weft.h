@@ -19,5 +19,6 @@
 #include "weft/group.h"
 #include "weft/io.h"
 #include "weft/metrics.h"
+#include "weft/dump.h"
 
 #endif

@@ -236,7 +236,7 @@ int weft__blocking_run(struct weft__bjob *job)
 	job->waiter = NULL;
 	job->result = NULL;
 	job->next = job->prev = NULL;
-	weft__waiter_init(&w, job_abort);
+	weft__waiter_init_as(&w, job_abort, WEFT__WAIT_BLOCKING, job->fn);
 	w.data = job;
 	w.value = 0; /* 1: abandoned, the pool thread discards the job */
 	if ((r = weft__wait_begin(&w)))

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dump_signal.h"
 #include "overflow.h"
 #include "task.h"
 #include "worker.h"
@@ -167,12 +168,17 @@ int64_t weft__live_tasks(struct weft_runtime *rt)
 	return (int64_t)(spawned - finished);
 }
 
+static void cancel_one(struct weft_task *t, void *unused)
+{
+	weft__task_cancel(t);
+}
+
 /* Cancels every task left and waits until all have returned. A finisher
  * that sees DRAINING checks the count under mu (weft__task_finished). */
 static void drain(struct weft_runtime *rt)
 {
 	atomic_store(&rt->state, RT_DRAINING);
-	weft__task_for_each_alive(weft__task_cancel);
+	weft__task_for_each_alive(cancel_one, NULL);
 	pthread_mutex_lock(&rt->mu);
 	while (!rt->all_done && weft__live_tasks(rt) != 0)
 		pthread_cond_wait(&rt->cv, &rt->mu);
@@ -186,6 +192,9 @@ int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
 		return -EINVAL;
 	if (weft__self())
 		return -EBUSY;
+	int dump_signal = weft__dump_signal_config(cfg);
+	if (dump_signal < 0)
+		return dump_signal;
 	int err;
 	struct weft_runtime *rt = new_runtime(cfg, &err);
 	if (!rt)
@@ -203,6 +212,8 @@ int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
 		err = weft__monitor_start(rt);
 	if (!err)
 		err = weft__blocking_start(cfg ? cfg->blocking_threads : 0);
+	if (!err)
+		err = weft__dump_signal_start(dump_signal);
 	weft_task_t main_task;
 	if (!err)
 		err = weft_spawn_opts(&main_task, main, arg,
@@ -211,6 +222,7 @@ int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
 		err = weft_join(main_task, result);
 		drain(rt);
 	}
+	weft__dump_signal_stop(); /* it dumps the runtime: stop it first */
 	stop_workers(rt, started);
 	weft__blocking_stop();
 	weft__overflow_remove();

@@ -142,7 +142,8 @@ void weft__task_pool_exit(void)
 	pool.nfree = pool.total = pool.cap = 0;
 }
 
-void weft__task_for_each_alive(void (*fn)(struct weft_task *))
+void weft__task_for_each_alive(void (*fn)(struct weft_task *, void *),
+			       void *arg)
 {
 	/* Slabs are only ever added at the head: walk a snapshot of the list
 	 * without holding the lock while fn takes other locks. */
@@ -152,7 +153,7 @@ void weft__task_for_each_alive(void (*fn)(struct weft_task *))
 	for (struct task_slab *s = first; s; s = s->next)
 		for (int i = 0; i < TASK_SLAB; i++)
 			if (atomic_load(&s->tasks[i].alive))
-				fn(&s->tasks[i]);
+				fn(&s->tasks[i], arg);
 }
 
 /* ---- references --------------------------------------------------------- */
@@ -181,6 +182,25 @@ static void task_unref(struct weft_task *t)
 	task_free(t, my_cache());
 }
 
+bool weft__task_get(struct weft_task *t)
+{
+	int r = atomic_load_explicit(&t->refs, memory_order_relaxed);
+	/* acquire: pairs with spawn's release store of refs, after which
+	 * the fields spawn wrote are ours to read. From 0 never: the struct
+	 * is free, or being recycled. */
+	while (r > 0)
+		if (atomic_compare_exchange_weak_explicit(
+			    &t->refs, &r, r + 1, memory_order_acquire,
+			    memory_order_relaxed))
+			return true;
+	return false;
+}
+
+void weft__task_put(struct weft_task *t)
+{
+	task_unref(t);
+}
+
 static struct weft_task *lookup(weft_task_t h)
 {
 	if (!atomic_load_explicit(&weft__rt, memory_order_acquire) || !h.task)
@@ -192,13 +212,23 @@ static struct weft_task *lookup(weft_task_t h)
 
 /* ---- spawn -------------------------------------------------------------- */
 
+static int spawn(weft_task_t *out, weft_fn fn, void *arg,
+		 const struct weft_spawn_opts *opts, const void *site);
+
+/* The spawn site weft_dump shows is the caller of these two. */
 int weft_spawn(weft_task_t *out, weft_fn fn, void *arg)
 {
-	return weft_spawn_opts(out, fn, arg, NULL);
+	return spawn(out, fn, arg, NULL, __builtin_return_address(0));
 }
 
 int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
 		    const struct weft_spawn_opts *opts)
+{
+	return spawn(out, fn, arg, opts, __builtin_return_address(0));
+}
+
+static int spawn(weft_task_t *out, weft_fn fn, void *arg,
+		 const struct weft_spawn_opts *opts, const void *site)
 {
 	struct weft_runtime *rt = atomic_load(&weft__rt);
 	if (!rt || atomic_load(&rt->state) == RT_STOPPING)
@@ -230,6 +260,7 @@ int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
 		     : atomic_fetch_add_explicit(&rt->next_id, 1,
 						 memory_order_relaxed) *
 			       WEFT_WORKERS_MAX + WEFT_WORKERS_MAX - 1;
+	t->spawn_site = site;
 	t->ready_at = 0;
 	if (self)
 		weft__latency_mark(t, self->spawned);
@@ -240,7 +271,8 @@ int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
 	} else {
 		memcpy(t->name, "task", sizeof("task"));
 	}
-	atomic_store_explicit(&t->refs, out ? 2 : 1, memory_order_relaxed);
+	/* release: a stranger's weft__task_get then sees the fields above */
+	atomic_store_explicit(&t->refs, out ? 2 : 1, memory_order_release);
 	atomic_store_explicit(&t->cancelled, false, memory_order_relaxed);
 	/* Shutdown sets DRAINING, then cancels every alive task: either it
 	 * sees this one, or we see DRAINING here. The seq_cst RMW on the
@@ -341,7 +373,7 @@ int weft_join(weft_task_t h, void **result)
 	if (t == weft__task_current())
 		return -EDEADLK;
 	struct weft__waiter w;
-	weft__waiter_init(&w, join_abort);
+	weft__waiter_init_as(&w, join_abort, WEFT__WAIT_JOIN, t);
 	w.data = t;
 	int r = weft__wait_begin(&w);
 	if (r)

@@ -97,6 +97,7 @@ struct weft_task {
 
 	uint64_t id;
 	char name[WEFT_NAME_MAX];
+	const void *spawn_site;        /* the caller of weft_spawn */
 	int64_t ready_at;              /* a sampled runnable time, or 0 (see
 					* metrics.h) */
 #ifdef WEFT_TSAN
@@ -131,7 +132,15 @@ struct weft_task_cache;
 struct weft_task_cache *weft__task_cache_new(void);
 void weft__task_cache_free(struct weft_task_cache *c);
 void weft__task_pool_exit(void);
-/* Calls fn on every live task (shutdown cancellation). */
-void weft__task_for_each_alive(void (*fn)(struct weft_task *));
+/* Calls fn(t, arg) on every live task (shutdown cancellation, weft_dump).
+ * No lock is held meanwhile: fn sees t as a stranger (see above). */
+void weft__task_for_each_alive(void (*fn)(struct weft_task *, void *),
+			       void *arg);
+
+/* A reference for a stranger, so that the struct is not recycled while it
+ * reads what spawn wrote (id, name, spawn_site): false if t is free. Drop
+ * it with weft__task_put(), which recycles t if it was the last. */
+bool weft__task_get(struct weft_task *t);
+void weft__task_put(struct weft_task *t);
 
 #endif

@@ -3,6 +3,7 @@
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <x86intrin.h>
 
 #include "task.h"
 #include "worker.h"
@@ -40,6 +41,8 @@ int weft__wait_begin_until(struct weft__waiter *w, int64_t until)
 	int64_t at = until < t->deadline ? until : t->deadline;
 	if (t->deadline != WEFT_NO_DEADLINE && t->deadline <= weft_now())
 		return -ETIMEDOUT;
+	w->since = (int64_t)__rdtsc(); /* inline, no call: see metrics.h */
+	w->until = at;
 	weft__spin_lock(&t->wait_lock);
 	if (weft__cancel_in_force(t)) {
 		weft__spin_unlock(&t->wait_lock);

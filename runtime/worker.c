@@ -55,6 +55,14 @@ __attribute__((noinline)) struct weft_task *weft__task_current(void)
 
 /* ---- switching ---------------------------------------------------------- */
 
+/* The owner reads w->current plainly; weft_dump reads it from other
+ * threads, relaxed (it needs the value only), so every store is atomic:
+ * the same instruction as a plain store. */
+static inline void set_current(struct weft_worker *w, struct weft_task *t)
+{
+	__atomic_store_n(&w->current, t, __ATOMIC_RELAXED);
+}
+
 static void switch_to_task(struct weft_worker *w, struct weft_task *t)
 {
 #ifdef WEFT_TSAN
@@ -216,7 +224,7 @@ switch_direct(struct weft_worker *w, enum weft_switch_reason reason,
 		w->direct_arg = arg;
 	}
 	weft__latency_check(&w->stats, next);
-	w->current = next;
+	set_current(w, next);
 	/* Nothing from before the switch is used after it: the task may
 	 * resume on another worker, which the switch returns. */
 	finish_direct_switch(switch_task_to_task(w, t, next));
@@ -638,10 +646,10 @@ static void run_task(struct weft_worker *w, struct weft_task *t)
 	if (!t->stack.base && !start_task(w, t))
 		return;
 	weft__latency_check(&w->stats, t);
-	w->current = t;
+	set_current(w, t);
 	switch_to_task(w, t);
 	t = w->current; /* direct yields may have switched to others */
-	w->current = NULL;
+	set_current(w, NULL);
 	if (weft__stack_smashed(&t->stack))
 		report_smashed_stack(t);
 	switch (w->reason) {

@@ -29,6 +29,11 @@ int weft_cond_init(struct weft_cond *c, struct weft_lock *lock)
 
 int weft_cond_wait(struct weft_cond *c)
 {
+	return weft__cond_wait_as(c, WEFT__WAIT_COND, c);
+}
+
+int weft__cond_wait_as(struct weft_cond *c, int kind, const void *object)
+{
 	if (!c || !c->lock)
 		return -EINVAL;
 	struct weft_lock *l = c->lock;
@@ -38,7 +43,8 @@ int weft_cond_wait(struct weft_cond *c)
 
 	struct weft__waiter w;
 	int r;
-	weft__waitq_prepare(&c->wq, &w, 0);
+	weft__waitq_prepare_as(&c->wq, &w, 0, (enum weft__wait_kind)kind,
+			       object);
 	if ((r = weft__wait_begin(&w)))
 		return r; /* the lock was never released */
 	weft__waitq_lock(&c->wq);

@@ -1,9 +1,13 @@
-/* Seeing inside a running program: thread names, metrics. */
+/* Seeing inside a running program: thread names, metrics, task dumps. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "test_util.h"
@@ -266,6 +270,453 @@ START_TEST(metrics_bad_input)
 }
 END_TEST
 
+/* ---- task dumps --------------------------------------------------------- */
+
+/* Everything one waiter needs; each waits in a function of its own, which
+ * the dump's backtrace must show. Not tail calls: a result is kept. */
+static struct {
+	struct weft_lock lock;
+	struct weft_event event;
+	struct weft_lock cond_lock;
+	struct weft_cond cond;
+	struct weft_sem sem;
+	struct weft_queue empty, full, unfinished;
+	struct weft_future future;
+	struct weft_barrier barrier;
+	struct weft_group group;
+	weft_task_t joined;
+	int sv[2], listener;
+	atomic_int release_job;
+	atomic_int results;
+} w;
+
+static void kept(int r)
+{
+	atomic_fetch_add(&w.results, r == 0 ? 1 : 100);
+}
+
+static __attribute__((noinline)) void *wait_in_lock(void *a)
+{
+	kept(weft_lock_acquire(&w.lock));
+	weft_lock_release(&w.lock);
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_event(void *a)
+{
+	kept(weft_event_wait(&w.event));
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_cond(void *a)
+{
+	weft_lock_acquire(&w.cond_lock);
+	kept(weft_cond_wait(&w.cond));
+	weft_lock_release(&w.cond_lock);
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_sem(void *a)
+{
+	kept(weft_sem_acquire(&w.sem));
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_get(void *a)
+{
+	int x;
+	kept(weft_queue_get(&w.empty, &x));
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_put(void *a)
+{
+	int x = 2;
+	kept(weft_queue_put(&w.full, &x));
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_qjoin(void *a)
+{
+	kept(weft_queue_join(&w.unfinished));
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_future(void *a)
+{
+	kept(weft_future_wait(&w.future, NULL));
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_barrier(void *a)
+{
+	int r = weft_barrier_wait(&w.barrier);
+	kept(r >= 0 ? 0 : r);
+	return NULL;
+}
+
+static void *grouped(void *a)
+{
+	return (void *)(intptr_t)weft_event_wait(&w.event);
+}
+
+static __attribute__((noinline)) void *wait_in_group(void *a)
+{
+	kept(weft_group_spawn(&w.group, grouped, NULL));
+	kept(weft_group_wait(&w.group));
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_join(void *a)
+{
+	kept(weft_join(w.joined, NULL));
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_sleep(void *a)
+{
+	int r = weft_sleep(60 * WEFT_SEC);
+	kept(r == -ECANCELED ? 0 : r);
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_recv(void *a)
+{
+	char c;
+	kept(weft_recv(w.sv[0], &c, 1, 0) == 1 ? 0 : -1);
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_accept(void *a)
+{
+	int fd = weft_accept(w.listener, NULL, NULL);
+	kept(fd >= 0 ? 0 : fd);
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+static void *job_until_released(void *a)
+{
+	while (!atomic_load(&w.release_job))
+		usleep(1000);
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_blocking(void *a)
+{
+	kept(weft_blocking(job_until_released, NULL, NULL));
+	return NULL;
+}
+
+struct expect {
+	const char *task;    /* its name */
+	weft_fn fn;
+	const char *frame;   /* the function that made the call */
+	char wait[96];       /* what the dump must say it waits for */
+};
+
+/* The dump's text, read back from a memfd. */
+static char *take_dump(void)
+{
+	int fd = memfd_create("dump", 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(weft_dump(fd), 0);
+	off_t len = lseek(fd, 0, SEEK_END);
+	char *text = malloc((size_t)len + 1);
+	ck_assert_int_eq(pread(fd, text, (size_t)len, 0), len);
+	text[len] = '\0';
+	close(fd);
+	return text;
+}
+
+/* The block of the task called name, in a copy; NULL if none. */
+static char *block_of(const char *text, const char *name)
+{
+	char key[64];
+	snprintf(key, sizeof(key), "\"%s\" ", name);
+	const char *p = strstr(text, key);
+	if (!p)
+		return NULL;
+	while (p > text && p[-1] != '\n')
+		p--;
+	const char *end = strstr(p + 1, "\ntask ");
+	size_t n = end ? (size_t)(end - p) : strlen(p);
+	return strndup(p, n);
+}
+
+static bool block_ok(const char *text, const struct expect *e)
+{
+	char *b = block_of(text, e->task);
+	bool ok = b && strstr(b, e->wait) && strstr(b, e->frame) &&
+		  strstr(b, "spawned at dump_main+");
+	free(b);
+	return ok;
+}
+
+static void *dump_main(void *arg)
+{
+	int one = 1;
+	ck_assert_int_eq(weft_lock_init(&w.lock), 0);
+	ck_assert_int_eq(weft_lock_acquire(&w.lock), 0);
+	ck_assert_int_eq(weft_event_init(&w.event), 0);
+	ck_assert_int_eq(weft_lock_init(&w.cond_lock), 0);
+	ck_assert_int_eq(weft_cond_init(&w.cond, &w.cond_lock), 0);
+	ck_assert_int_eq(weft_sem_init(&w.sem, 0), 0);
+	ck_assert_int_eq(weft_queue_init(&w.empty, sizeof(int), 0), 0);
+	ck_assert_int_eq(weft_queue_init(&w.full, sizeof(int), 1), 0);
+	ck_assert_int_eq(weft_queue_put(&w.full, &one), 0);
+	ck_assert_int_eq(weft_queue_init(&w.unfinished, sizeof(int), 0), 0);
+	ck_assert_int_eq(weft_queue_put(&w.unfinished, &one), 0);
+	ck_assert_int_eq(weft_future_init(&w.future), 0);
+	ck_assert_int_eq(weft_barrier_init(&w.barrier, 2), 0);
+	ck_assert_int_eq(weft_group_init(&w.group), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, w.sv), 0);
+	w.listener = weft_tcp_listen("127.0.0.1", 0, 16, 0);
+	ck_assert_int_ge(w.listener, 0);
+	ck_assert_int_eq(weft_spawn_opts(&w.joined, wait_in_event, NULL,
+			 &(struct weft_spawn_opts){ .name = "joined" }), 0);
+
+	struct expect e[] = {
+		{ "in-lock", wait_in_lock, "wait_in_lock+", "" },
+		{ "in-event", wait_in_event, "wait_in_event+", "" },
+		{ "in-cond", wait_in_cond, "wait_in_cond+", "" },
+		{ "in-sem", wait_in_sem, "wait_in_sem+", "" },
+		{ "in-get", wait_in_get, "wait_in_get+", "" },
+		{ "in-put", wait_in_put, "wait_in_put+", "" },
+		{ "in-qjoin", wait_in_qjoin, "wait_in_qjoin+", "" },
+		{ "in-future", wait_in_future, "wait_in_future+", "" },
+		{ "in-barrier", wait_in_barrier, "wait_in_barrier+", "" },
+		{ "in-group", wait_in_group, "wait_in_group+", "" },
+		{ "in-join", wait_in_join, "wait_in_join+", "" },
+		{ "in-sleep", wait_in_sleep, "wait_in_sleep+", "" },
+		{ "in-recv", wait_in_recv, "wait_in_recv+", "" },
+		{ "in-accept", wait_in_accept, "wait_in_accept+", "" },
+		{ "in-blocking", wait_in_blocking, "wait_in_blocking+", "" },
+	};
+	int n = sizeof(e) / sizeof(e[0]);
+	snprintf(e[0].wait, 96, "parked: lock %p,", (void *)&w.lock);
+	snprintf(e[1].wait, 96, "parked: event %p,", (void *)&w.event);
+	snprintf(e[2].wait, 96, "parked: cond %p,", (void *)&w.cond);
+	snprintf(e[3].wait, 96, "parked: sem %p,", (void *)&w.sem);
+	snprintf(e[4].wait, 96, "parked: queue %p get,", (void *)&w.empty);
+	snprintf(e[5].wait, 96, "parked: queue %p put,", (void *)&w.full);
+	snprintf(e[6].wait, 96, "parked: queue %p join,",
+		 (void *)&w.unfinished);
+	snprintf(e[7].wait, 96, "parked: future %p,", (void *)&w.future);
+	snprintf(e[8].wait, 96, "parked: barrier %p,", (void *)&w.barrier);
+	snprintf(e[9].wait, 96, "parked: group %p,", (void *)&w.group);
+	snprintf(e[11].wait, 96, "parked: sleep until +");
+	snprintf(e[12].wait, 96, "parked: recv on fd %d,", w.sv[0]);
+	snprintf(e[13].wait, 96, "parked: accept on fd %d,", w.listener);
+	snprintf(e[14].wait, 96,
+		 "in the blocking pool: job job_until_released (");
+	weft_task_t t[16];
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(weft_spawn_opts(&t[i], e[i].fn, NULL,
+			&(struct weft_spawn_opts){ .name = e[i].task }), 0);
+
+	/* Every one of them parks soon: look until all are seen so. */
+	char *text = NULL;
+	bool all = false;
+	for (int tries = 0; !all && tries < 1000; tries++) {
+		free(text);
+		weft_sleep(5 * WEFT_MSEC);
+		text = take_dump();
+		char *jb = block_of(text, "joined");
+		ck_assert_ptr_nonnull(jb);
+		snprintf(e[10].wait, 96, "parked: join of task %.*s,",
+			 (int)strcspn(jb + 5, " "), jb + 5);
+		free(jb);
+		all = true;
+		for (int i = 0; i < n; i++)
+			all = all && block_ok(text, &e[i]);
+	}
+	for (int i = 0; i < n && !all; i++)
+		if (!block_ok(text, &e[i]))
+			fprintf(stderr, "dump: no good block for %s (%s, %s) "
+				"in:\n%s\n", e[i].task, e[i].wait,
+				e[i].frame, text);
+	ck_assert(all);
+	ck_assert_ptr_nonnull(strstr(text, "\"dump\" running on worker"));
+	free(text);
+
+	/* Let every one of them go, and see that each wait succeeded. */
+	weft_lock_release(&w.lock);
+	weft_event_set(&w.event);
+	weft_lock_acquire(&w.cond_lock);
+	weft_cond_notify_all(&w.cond);
+	weft_lock_release(&w.cond_lock);
+	weft_sem_release(&w.sem);
+	ck_assert_int_eq(weft_queue_put(&w.empty, &one), 0);
+	ck_assert_int_eq(weft_queue_get(&w.full, &one), 0);
+	ck_assert_int_eq(weft_queue_get(&w.unfinished, &one), 0);
+	ck_assert_int_eq(weft_queue_task_done(&w.unfinished), 0);
+	weft_future_set_result(&w.future, NULL);
+	ck_assert_int_ge(weft_barrier_wait(&w.barrier), 0);
+	ck_assert_int_eq(weft_cancel(t[11]), 0);
+	ck_assert_int_eq(write(w.sv[1], "x", 1), 1);
+	int c = weft_connect("127.0.0.1", (uint16_t)weft_local_port(w.listener));
+	ck_assert_int_ge(c, 0);
+	atomic_store(&w.release_job, 1);
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+	/* The group waits twice, and "joined" once. */
+	ck_assert_int_eq(atomic_load(&w.results), n + 2);
+	close(c);
+	close(w.sv[0]);
+	close(w.sv[1]);
+	close(w.listener);
+	weft_queue_destroy(&w.empty);
+	weft_queue_destroy(&w.full);
+	weft_queue_destroy(&w.unfinished);
+	return NULL;
+}
+
+static void *named_dump_main(void *arg)
+{
+	weft_task_t t;
+	ck_assert_int_eq(weft_spawn_opts(&t, dump_main, NULL,
+			 &(struct weft_spawn_opts){ .name = "dump" }), 0);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	return NULL;
+}
+
+START_TEST(dump_names_each_wait)
+{
+	ck_assert_int_eq(weft_dump(2), -ESRCH);
+	weft_test_run(named_dump_main, NULL, 2);
+}
+END_TEST
+
+/* The dump on a signal: to stderr, which the test points at a memfd. */
+static void *signal_main(void *arg)
+{
+	weft_task_t t;
+	ck_assert_int_eq(weft_event_init(&w.event), 0);
+	ck_assert_int_eq(weft_spawn_opts(&t, wait_in_event, NULL,
+			 &(struct weft_spawn_opts){ .name = "signalled" }), 0);
+	int fd = memfd_create("stderr", 0), saved = dup(2);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(dup2(fd, 2), 2);
+	char text[4096] = "";
+	for (int tries = 0; tries < 1000 && !strstr(text, "signalled"); tries++) {
+		weft_sleep(5 * WEFT_MSEC);
+		ck_assert_int_eq(raise(SIGUSR1), 0);
+		weft_sleep(5 * WEFT_MSEC);
+		ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+		text[n > 0 ? n : 0] = '\0';
+	}
+	dup2(saved, 2);
+	close(saved);
+	close(fd);
+	ck_assert_ptr_nonnull(strstr(text, "\"signalled\" parked: event"));
+	weft_event_set(&w.event);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	return NULL;
+}
+
+START_TEST(dump_on_signal)
+{
+	struct weft_config cfg = { .workers = 2, .dump_signal = SIGUSR1 };
+	ck_assert_int_eq(weft_run(signal_main, NULL, &cfg, NULL), 0);
+	/* The handler is gone with the runtime: the default would kill us,
+	 * so look at it rather than raise the signal. */
+	struct sigaction sa;
+	sigaction(SIGUSR1, NULL, &sa);
+	ck_assert_ptr_eq((void *)sa.sa_handler, (void *)SIG_DFL);
+	/* Bad signals. */
+	cfg.dump_signal = SIGKILL;
+	ck_assert_int_eq(weft_run(nothing, NULL, &cfg, NULL), -EINVAL);
+	cfg.dump_signal = NSIG;
+	ck_assert_int_eq(weft_run(nothing, NULL, &cfg, NULL), -EINVAL);
+	cfg.dump_signal = 0;
+	setenv("WEFT_DUMP_SIGNAL", "NOSUCHSIG", 1);
+	ck_assert_int_eq(weft_run(nothing, NULL, &cfg, NULL), -EINVAL);
+	setenv("WEFT_DUMP_SIGNAL", "USR1", 1);
+	ck_assert_int_eq(weft_run(signal_main, NULL, &cfg, NULL), 0);
+	unsetenv("WEFT_DUMP_SIGNAL");
+}
+END_TEST
+
+/* ---- dumps and metrics amid churn --------------------------------------- */
+
+static atomic_bool churning;
+
+static void *leaf(void *arg)
+{
+	if ((intptr_t)arg % 3 == 0)
+		weft_yield();
+	else if ((intptr_t)arg % 3 == 1)
+		weft_sleep(WEFT_USEC);
+	return NULL;
+}
+
+/* Spawns leaves that others steal, and that end while we look. */
+static void *churner(void *arg)
+{
+	for (intptr_t i = 0; atomic_load(&churning); i++) {
+		weft_task_t t[16];
+		for (int k = 0; k < 16; k++)
+			ck_assert_int_eq(weft_spawn(&t[k], leaf,
+						    (void *)(i + k)), 0);
+		for (int k = 0; k < 16; k++)
+			ck_assert_int_eq(weft_join(t[k], NULL), 0);
+	}
+	return NULL;
+}
+
+static void *looker(void *arg)
+{
+	int fd = *(int *)arg;
+	for (long i = 0; i < SCALED(200); i++) {
+		struct weft_metrics m;
+		ck_assert_int_eq(weft_metrics(&m), 0);
+		ck_assert_uint_ge(m.tasks_spawned, m.tasks_finished);
+		ck_assert_int_eq(weft_dump(fd), 0);
+	}
+	return NULL;
+}
+
+/* From a plain thread too. */
+static void *thread_looker(void *arg)
+{
+	looker(arg);
+	return NULL;
+}
+
+static void *join_thread(void *th)
+{
+	pthread_join(*(pthread_t *)th, NULL);
+	return NULL;
+}
+
+static void *churn_main(void *arg)
+{
+	int fd = open("/dev/null", O_WRONLY);
+	ck_assert_int_ge(fd, 0);
+	atomic_store(&churning, true);
+	weft_task_t c[4], l;
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(weft_spawn(&c[i], churner, NULL), 0);
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, thread_looker, &fd), 0);
+	ck_assert_int_eq(weft_spawn(&l, looker, &fd), 0);
+	ck_assert_int_eq(weft_join(l, NULL), 0);
+	ck_assert_int_eq(weft_blocking(join_thread, &th, NULL), 0);
+	atomic_store(&churning, false);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(weft_join(c[i], NULL), 0);
+	close(fd);
+	return NULL;
+}
+
+START_TEST(dump_and_metrics_amid_churn)
+{
+	weft_test_run(churn_main, NULL, 3);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("observe");
@@ -277,6 +728,9 @@ int main(void)
 	tcase_add_test(tc, metrics_latency_histogram);
 	tcase_add_test(tc, metrics_gauges);
 	tcase_add_test(tc, metrics_bad_input);
+	tcase_add_test(tc, dump_names_each_wait);
+	tcase_add_test(tc, dump_on_signal);
+	tcase_add_test(tc, dump_and_metrics_amid_churn);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

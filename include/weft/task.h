@@ -28,6 +28,11 @@ struct weft_config {
 	size_t stack_size;
 	/* Most threads the blocking pool may start. 0: 64. */
 	int blocking_threads;
+	/* A signal on which the runtime writes weft_dump() to stderr and goes
+	 * on (SIGUSR1, say). 0: $WEFT_DUMP_SIGNAL if set (a name such as
+	 * SIGUSR1 or USR1, or a number), else none: a library takes no signal
+	 * unasked. The handler is restored when weft_run returns. */
+	int dump_signal;
 };
 
 #define WEFT_STACK_DEFAULT (64u * 1024)
@@ -40,7 +45,8 @@ struct weft_config {
  * asyncio.run. Tasks still running then are cancelled (their blocking calls
  * return -ECANCELED) and awaited; then the workers stop and everything is
  * freed. cfg may be NULL. Stores main's result in *result if result is not
- * NULL. Returns 0, -EINVAL (bad config or fn), -EBUSY (already running in
+ * NULL. Returns 0, -EINVAL (bad config or fn, or a dump signal that cannot
+ * be caught), -EBUSY (already running in
  * this process), -ENOSYS (io_uring unavailable: a line on stderr says why),
  * -ENOMEM. */
 int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
