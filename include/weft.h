@@ -16,8 +16,12 @@
 #include "weft/task.h"
 #include "weft/time.h"
 #include "weft/sync.h"
+#include "weft/select.h"
 #include "weft/group.h"
 #include "weft/io.h"
+#include "weft/stream.h"
+#include "weft/signal.h"
+#include "weft/resolve.h"
 #include "weft/metrics.h"
 #include "weft/dump.h"
 

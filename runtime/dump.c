@@ -187,7 +187,8 @@ static void put_wait(struct dump *d, const struct wait_view *v)
 	}
 }
 
-static void view_wait(struct weft__waiter *w, struct wait_view *v)
+static void view_wait(struct weft_task *t, struct weft__waiter *w,
+		      struct wait_view *v)
 {
 	v->kind = w->kind <= WEFT__WAIT_BLOCKING ? w->kind : WEFT__WAIT_OTHER;
 	v->io_op = atomic_load_explicit(&w->io_op, memory_order_relaxed);
@@ -195,8 +196,8 @@ static void view_wait(struct weft__waiter *w, struct wait_view *v)
 	/* The joiner holds a handle, so the task joined stays. */
 	v->joined = v->kind == WEFT__WAIT_JOIN
 			    ? ((const struct weft_task *)w->object)->id : 0;
-	v->since = w->since;
-	v->until = w->until;
+	v->since = t->wait_since;
+	v->until = t->wait_until;
 }
 
 /* ---- backtraces --------------------------------------------------------- */
@@ -241,7 +242,7 @@ static int look_at_wait(struct dump *d, struct weft_task *t, bool running,
 	struct weft__waiter *w = t->waiting;
 	if (!w)
 		return -1;
-	view_wait(w, v);
+	view_wait(t, w, v);
 	if (running || !t->stack.base)
 		return 0;
 	const uintptr_t *sp = __atomic_load_n(&t->ctx.sp, __ATOMIC_RELAXED);

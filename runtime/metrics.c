@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "metrics.h"
+#include "timer.h"
 #include "worker.h"
 #include "../io/blocking.h"
 
@@ -53,8 +54,8 @@ static void read_worker(struct weft_worker *w, struct weft_worker_metrics *m)
 	m->io_in_flight = m->io_submitted > m->io_completed
 				  ? m->io_submitted - m->io_completed : 0;
 	m->timers_armed = depth(
-		__atomic_load_n(&w->heap_len, __ATOMIC_RELAXED) -
-		atomic_load_explicit(&w->heap_stale, memory_order_relaxed));
+		weft__timers_pending(&w->timers) -
+		atomic_load_explicit(&w->timers.stale, memory_order_relaxed));
 	for (int i = 0; i < WEFT_LATENCY_BUCKETS; i++)
 		m->latency_ns[i] = load(&s->latency[i]);
 }

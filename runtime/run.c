@@ -15,6 +15,7 @@
 
 #include "dump_signal.h"
 #include "overflow.h"
+#include "run.h"
 #include "task.h"
 #include "worker.h"
 #include "../io/blocking.h"
