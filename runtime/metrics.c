@@ -118,5 +118,6 @@ int weft_metrics(struct weft_metrics *m)
 	weft__blocking_stats(&m->blocking_threads, &m->blocking_busy,
 			     &m->blocking_queued);
 	m->monitor_interventions = load(&rt->monitor.interventions);
+	m->stall_reports = load(&rt->monitor.stall.reports);
 	return 0;
 }

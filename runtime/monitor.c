@@ -97,18 +97,25 @@ static void *monitor_main(void *arg)
 	struct look last[WEFT_WORKERS_MAX] = { { 0 } };
 	long period = PERIOD_MIN_NS;
 	int calm = 0, idle = 0;
-	pthread_setname_np(pthread_self(), "weft-monitor");
 	for (;;) {
 		int s = atomic_load(&m->state);
 		if (s == MON_STOP)
 			break;
+		long stall_period = weft__stall_period(rt);
 		if (s == MON_IDLE) {
-			weft__futex_wait(&m->state, MON_IDLE, 0);
+			/* Stall reports want a look now and then, armed or
+			 * not: a task spinning alone arms nothing. */
+			weft__futex_wait(&m->state, MON_IDLE,
+					 stall_period > 0 ? stall_period : 0);
+			weft__stall_check(rt);
 			period = PERIOD_MIN_NS;
 			calm = idle = 0;
 			continue;
 		}
-		weft__futex_wait(&m->state, MON_ARMED, period);
+		weft__futex_wait(&m->state, MON_ARMED,
+				 stall_period > 0 && stall_period < period
+					 ? stall_period : period);
+		weft__stall_check(rt);
 		bool stuck = false;
 		idle = look_at_workers(rt, last, &stuck) ? 0 : idle + 1;
 		if (stuck) {
@@ -135,6 +142,8 @@ int weft__monitor_start(struct weft_runtime *rt)
 		return 0; /* nobody to rescue a stuck task anyway */
 	int r = -pthread_create(&m->thread, NULL, monitor_main, rt);
 	m->started = !r;
+	if (!r) /* named before weft_run goes on: top, perf and gdb see it */
+		pthread_setname_np(m->thread, "weft-monitor");
 	return r;
 }
 

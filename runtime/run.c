@@ -196,6 +196,9 @@ int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
 	int dump_signal = weft__dump_signal_config(cfg);
 	if (dump_signal < 0)
 		return dump_signal;
+	int64_t stall = weft__stall_config(cfg);
+	if (stall < 0)
+		return (int)stall;
 	int err;
 	struct weft_runtime *rt = new_runtime(cfg, &err);
 	if (!rt)
@@ -208,7 +211,11 @@ int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
 	int started;
 	weft__latency_calibrate();
 	weft__overflow_install();
-	err = start_workers(rt, &started);
+	err = weft__stall_start(rt, stall, cfg);
+	if (!err)
+		err = start_workers(rt, &started);
+	else
+		started = 0;
 	if (!err)
 		err = weft__monitor_start(rt);
 	if (!err)
@@ -225,6 +232,7 @@ int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
 	}
 	weft__dump_signal_stop(); /* it dumps the runtime: stop it first */
 	stop_workers(rt, started);
+	weft__stall_stop(rt); /* after the monitor, which reports them */
 	weft__blocking_stop();
 	weft__overflow_remove();
 	atomic_store(&weft__rt, NULL);

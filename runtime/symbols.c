@@ -101,6 +101,10 @@ void weft__symbols_free(struct weft__symbols *s)
 	free(s);
 }
 
+/* The segment list is read-only after load. The stall report's signal
+ * handler reads it (after an acquire, see stall.c), which ThreadSanitizer
+ * does not pair across the signal's delivery: hence no_sanitize. */
+__attribute__((no_sanitize("thread")))
 static const struct segment *segment_of(const struct weft__symbols *s,
 					uintptr_t a)
 {
@@ -113,6 +117,7 @@ static const struct segment *segment_of(const struct weft__symbols *s,
 /* The call instructions a return address can follow: call rel32 (E8),
  * and call through a register or memory (FF /2) with the encodings of
  * its operand that compilers emit, with or without a REX prefix. */
+__attribute__((no_sanitize("thread")))
 static bool after_call(const unsigned char *ip)
 {
 	if (ip[-5] == 0xe8)
@@ -132,6 +137,7 @@ static bool after_call(const unsigned char *ip)
 	return false;
 }
 
+__attribute__((no_sanitize("thread")))
 bool weft__symbols_is_return(const struct weft__symbols *s, uintptr_t a)
 {
 	const struct segment *g = segment_of(s, a);

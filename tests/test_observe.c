@@ -639,6 +639,101 @@ START_TEST(dump_on_signal)
 }
 END_TEST
 
+/* ---- stall reports ------------------------------------------------------ */
+
+static __attribute__((noinline)) void spin_for(int64_t ns)
+{
+	int64_t end = weft_now() + ns;
+	while (weft_now() < end)
+		;
+}
+
+static void *spinner(void *arg)
+{
+	spin_for(200 * WEFT_MSEC);
+	return NULL;
+}
+
+static void *yielder(void *arg)
+{
+	int64_t end = weft_now() + 300 * WEFT_MSEC;
+	while (weft_now() < end)
+		ck_assert_int_eq(weft_yield(), 0);
+	return NULL;
+}
+
+static struct {
+	atomic_int calls;
+	char name[WEFT_NAME_MAX];
+	int64_t ns;
+	int nframes;
+} seen;
+
+static void on_stall(const struct weft_stall *st, void *arg)
+{
+	snprintf(seen.name, sizeof(seen.name), "%s", st->name);
+	seen.ns = st->ns;
+	seen.nframes = st->nframes;
+	atomic_fetch_add(&seen.calls, 1);
+}
+
+static void *stall_main(void *arg)
+{
+	weft_task_t t;
+	struct weft_metrics m;
+	ck_assert_int_eq(weft_spawn_opts(&t, yielder, NULL,
+			 &(struct weft_spawn_opts){ .name = "yielder" }), 0);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	ck_assert_int_eq(weft_metrics(&m), 0);
+	ck_assert_uint_eq(m.stall_reports, 0);
+	ck_assert_int_eq(atomic_load(&seen.calls), 0);
+	ck_assert_int_eq(weft_spawn_opts(&t, spinner, NULL,
+			 &(struct weft_spawn_opts){ .name = "spinner" }), 0);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	ck_assert_int_eq(weft_metrics(&m), 0);
+	ck_assert_uint_eq(m.stall_reports, 1);
+	return NULL;
+}
+
+START_TEST(stall_reported_not_for_yields)
+{
+	struct weft_config cfg = { .workers = 2,
+				   .stall_threshold_ns = 50 * WEFT_MSEC,
+				   .on_stall = on_stall };
+	ck_assert_int_eq(weft_run(stall_main, NULL, &cfg, NULL), 0);
+	ck_assert_int_eq(atomic_load(&seen.calls), 1);
+	ck_assert_str_eq(seen.name, "spinner");
+	ck_assert_int_ge(seen.ns, 50 * WEFT_MSEC);
+	ck_assert_int_lt(seen.ns, 200 * WEFT_MSEC);
+
+	/* The default report: a line on stderr, with where it was seen. */
+	cfg.on_stall = NULL;
+	atomic_store(&seen.calls, 0);
+	int fd = memfd_create("stderr", 0), saved = dup(2);
+	ck_assert_int_eq(dup2(fd, 2), 2);
+	ck_assert_int_eq(weft_run(stall_main, NULL, &cfg, NULL), 0);
+	dup2(saved, 2);
+	close(saved);
+	char text[8192] = "";
+	ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+	text[n > 0 ? n : 0] = '\0';
+	close(fd);
+	ck_assert_msg(strstr(text, "\"spinner\" has kept worker "), "%s", text);
+	ck_assert_msg(strstr(text, "without yielding (stall threshold 50.0 ms)"),
+		      "%s", text);
+#ifndef __SANITIZE_THREAD__ /* it delays the signal: maybe no frames */
+	ck_assert_msg(strstr(text, "spin_for"), "%s", text);
+	ck_assert_msg(strstr(text, "spinner+"), "%s", text);
+#endif
+	ck_assert_ptr_null(strstr(text, "yielder"));
+
+	cfg.stall_threshold_ns = -2;
+	ck_assert_int_eq(weft_run(nothing, NULL, &cfg, NULL), -EINVAL);
+	cfg.stall_threshold_ns = WEFT_STALL_OFF;
+	ck_assert_int_eq(weft_run(nothing, NULL, &cfg, NULL), 0);
+}
+END_TEST
+
 /* ---- dumps and metrics amid churn --------------------------------------- */
 
 static atomic_bool churning;
@@ -731,6 +826,7 @@ int main(void)
 	tcase_add_test(tc, dump_names_each_wait);
 	tcase_add_test(tc, dump_on_signal);
 	tcase_add_test(tc, dump_and_metrics_amid_churn);
+	tcase_add_test(tc, stall_reported_not_for_yields);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

@@ -5,6 +5,8 @@
 #ifndef WEFT_DUMP_H
 #define WEFT_DUMP_H
 
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -39,6 +41,35 @@ extern "C" {
  * of a failed write.
  */
 int weft_dump(int fd);
+
+/*
+ * A stall: a task kept its worker longer than cfg.stall_threshold_ns
+ * without parking or yielding. The monitor reports each such stretch once,
+ * when it has lasted the threshold, and at most 10 a second (it counts the
+ * rest: weft_metrics' stall_reports counts every one). By default a line
+ * on stderr:
+ *
+ *   weft: task 3074 "spinner" has kept worker 1 for 112.0 ms without
+ *   yielding (stall threshold 100.0 ms), seen at:
+ *     #0 spin_until+0x12 (app+0x1c22)
+ *     #1 handler+0x31 (app+0x1d01)
+ *
+ * To see where the task is, the monitor sends the worker thread SIGURG (as
+ * Go preempts with it), whose handler scans the interrupted stack as
+ * weft_dump scans a parked one. The handler is installed only while stall
+ * reports are on, and not at all if the program has its own for SIGURG;
+ * then, or if the signal is not handled in time (ThreadSanitizer delays
+ * it while the task makes no system call), the report has no frames.
+ */
+struct weft_stall {
+	uint64_t task_id;
+	const char *name;          /* valid during the callback */
+	int worker;
+	int64_t ns;                /* how long it has kept the worker */
+	int nframes;
+	const void *const *frames; /* return addresses, innermost first; the
+				    * first is the interrupted instruction */
+};
 
 #ifdef __cplusplus
 }

@@ -83,6 +83,7 @@ struct weft_metrics {
 	/* counter: the monitor's rescues (a worker found kept by one task
 	 * while others wait: marked stuck, or its due timers fired) */
 	uint64_t monitor_interventions;
+	uint64_t stall_reports;   /* counter: see cfg.stall_threshold_ns */
 	uint64_t latency_ns[WEFT_LATENCY_BUCKETS]; /* summed histogram */
 };
 
