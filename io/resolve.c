@@ -17,8 +17,8 @@
 
 #include "weft/resolve.h"
 #include "weft/task.h"
-#include "blocking.h"
-#include "sock.h"
+#include "runtime/blocking.h"
+#include "resolve.h"
 
 struct gai_job {
 	struct weft__bjob job;

@@ -305,6 +305,8 @@ ssize_t weft_stream_write(struct weft_stream *s, const void *buf, size_t len)
 		return -EINVAL;
 	if (s->werror)
 		return s->werror;
+	if (!len)
+		return 0;
 	if (s->wlen + len > s->wcap) {
 		if (s->wlen || len >= WEFT_STREAM_WBUF || s->wcap) {
 			r = send_out(s, buf, len);

@@ -27,6 +27,7 @@
 
 #include "weft/dump.h"
 #include "symbols.h"
+#include "valgrind.h"
 #include "task.h"
 #include "worker.h"
 
@@ -158,10 +159,12 @@ static void put_wait(struct dump *d, const struct wait_view *v)
 	case WEFT__WAIT_IO: {
 		const char *op = io_op_name(v->io_op);
 		if (op)
-			put(o, "parked: %s", op);
-		else
-			put(o, "parked: io op %u", v->io_op);
-		put(o, " on fd %d", (int)(intptr_t)v->object);
+			put(o, "parked: %s on fd", op);
+		else if (v->io_op)
+			put(o, "parked: io op %u on fd", v->io_op);
+		else /* epoll: a readiness wait */
+			put(o, "parked: ready fd");
+		put(o, " %d", (int)(intptr_t)v->object);
 		break;
 	}
 	case WEFT__WAIT_BLOCKING:
@@ -203,11 +206,14 @@ static void view_wait(struct weft_task *t, struct weft__waiter *w,
 /* ---- backtraces --------------------------------------------------------- */
 
 /* A word of a stack another thread may be writing: the value only matters
- * if it did not (see the invariants), so tell the sanitizers not to mind. */
+ * if it did not (see the invariants), so tell the sanitizers not to mind,
+ * and memcheck that a slot never written is still a word to look at. */
 __attribute__((no_sanitize("thread", "address")))
-static uintptr_t stack_word(const uintptr_t *p)
+uintptr_t weft__stack_word(const uintptr_t *p)
 {
-	return *(const volatile uintptr_t *)p;
+	uintptr_t v = *(const volatile uintptr_t *)p;
+	WEFT_MARK_FILLED(&v, sizeof(v));
+	return v;
 }
 
 /* Scans [sp, top) of a parked task for return addresses. */
@@ -216,7 +222,7 @@ static int scan_stack(struct dump *d, const uintptr_t *sp,
 {
 	int n = 0;
 	for (const uintptr_t *p = sp; p < top && n < MAX_FRAMES; p++) {
-		uintptr_t a = stack_word(p);
+		uintptr_t a = weft__stack_word(p);
 		if (weft__symbols_is_return(d->syms, a))
 			frames[n++] = a;
 	}

@@ -50,6 +50,7 @@ bool weft__inject_empty(struct weft_inject *q)
 /* Moves the Treiber stack, reversed, to the FIFO side. Under the lock. */
 static void drain_incoming(struct weft_inject *q)
 {
+	WEFT_ASSERT(weft__spin_held(&q->lock));
 	struct weft_task *t = atomic_exchange_explicit(&q->incoming, NULL,
 						       memory_order_acquire);
 	struct weft_task *rev = NULL, *last = t;

@@ -5,7 +5,7 @@
 #include "metrics.h"
 #include "timer.h"
 #include "worker.h"
-#include "../io/blocking.h"
+#include "blocking.h"
 
 uint64_t weft__tsc_mult;
 
@@ -49,8 +49,8 @@ static void read_worker(struct weft_worker *w, struct weft_worker_metrics *m)
 						memory_order_relaxed) != NULL;
 	m->local_depth = depth(weft__deque_len(&w->deque));
 	m->woken_depth = depth(weft__deque_len(&w->woken));
-	m->io_submitted = load(&w->ring.ops_submitted);
-	m->io_completed = load(&w->ring.ops_completed);
+	m->io_submitted = load(&w->driver->ops_submitted);
+	m->io_completed = load(&w->driver->ops_completed);
 	m->io_in_flight = m->io_submitted > m->io_completed
 				  ? m->io_submitted - m->io_completed : 0;
 	m->timers_armed = depth(

@@ -18,7 +18,8 @@
 #include "run.h"
 #include "task.h"
 #include "worker.h"
-#include "../io/blocking.h"
+#include "blocking.h"
+#include "driver.h"
 
 static int config_workers(const struct weft_config *cfg, int *out)
 {
@@ -51,7 +52,7 @@ static int config_check(const struct weft_config *cfg, struct weft_runtime *rt)
 		return -EINVAL;
 	if (cfg && cfg->blocking_threads < 0)
 		return -EINVAL;
-	return 0;
+	return weft__driver_choose(cfg, &rt->io);
 }
 
 static void free_runtime(struct weft_runtime *rt)
@@ -61,13 +62,14 @@ static void free_runtime(struct weft_runtime *rt)
 		weft__task_cache_free(w->task_cache);
 		weft__stack_cache_free(w->stack_cache);
 		weft__timers_free(w);
+		if (w->driver)
+			weft__driver_free(w->driver);
 	}
 	free(rt->workers);
 	free(rt->idle.sleepers);
 	pthread_mutex_destroy(&rt->idle.mu);
 	pthread_mutex_destroy(&rt->mu);
 	pthread_cond_destroy(&rt->cv);
-	weft__task_pool_exit();
 	weft__stack_pool_exit();
 	free(rt);
 }
@@ -91,6 +93,8 @@ static struct weft_runtime *new_runtime(const struct weft_config *cfg, int *err)
 		size_t sz = sizeof(struct weft_worker) * (size_t)rt->nworkers;
 		rt->workers = aligned_alloc(64, (sz + 63) & ~(size_t)63);
 		rt->idle.sleepers = calloc((size_t)rt->nworkers, sizeof(int));
+		if (rt->workers)
+			memset(rt->workers, 0, sz);
 		if (!rt->workers || !rt->idle.sleepers)
 			*err = -ENOMEM;
 	}
@@ -98,7 +102,6 @@ static struct weft_runtime *new_runtime(const struct weft_config *cfg, int *err)
 		free_runtime(rt);
 		return NULL;
 	}
-	memset(rt->workers, 0, sizeof(struct weft_worker) * (size_t)rt->nworkers);
 	for (int i = 0; i < rt->nworkers; i++) {
 		struct weft_worker *w = &rt->workers[i];
 		w->id = i;
@@ -118,7 +121,7 @@ static struct weft_runtime *new_runtime(const struct weft_config *cfg, int *err)
 	return rt;
 }
 
-/* Starts the threads; waits for each to set up its ring. */
+/* Starts the threads; waits for each to set up its driver. */
 static int start_workers(struct weft_runtime *rt, int *started)
 {
 	int r = 0;
@@ -135,7 +138,7 @@ static int start_workers(struct weft_runtime *rt, int *started)
 	rt->go = r ? -1 : 1;
 	pthread_cond_broadcast(&rt->cv);
 	pthread_mutex_unlock(&rt->mu);
-	if (rt->init_why) /* ring setup failed: say why, in one line */
+	if (rt->init_why) /* driver setup failed: say why, in one line */
 		fprintf(stderr, "weft: %s\n", rt->init_why);
 	return r == -EPERM ? -ENOSYS : r;
 }
@@ -144,8 +147,10 @@ static void stop_workers(struct weft_runtime *rt, int started)
 {
 	weft__monitor_stop(rt); /* it wakes workers: stop it first */
 	atomic_store(&rt->state, RT_STOPPING);
-	for (int i = 0; i < started; i++)
-		weft__ring_unpark(&rt->workers[i].ring);
+	/* Workers told not to go have left; a worker that failed setup has
+	 * no driver. A closed one ignores the unpark. */
+	for (int i = 0; rt->go > 0 && i < started; i++)
+		weft__driver_unpark(rt->workers[i].driver);
 	for (int i = 0; i < started; i++)
 		pthread_join(rt->workers[i].thread, NULL);
 }
@@ -179,6 +184,8 @@ static void cancel_one(struct weft_task *t, void *unused)
 static void drain(struct weft_runtime *rt)
 {
 	atomic_store(&rt->state, RT_DRAINING);
+	/* From now on plain threads cannot spawn: count the ones that could. */
+	weft__task_foreign_quiesce();
 	weft__task_for_each_alive(cancel_one, NULL);
 	pthread_mutex_lock(&rt->mu);
 	while (!rt->all_done && weft__live_tasks(rt) != 0)
@@ -186,13 +193,29 @@ static void drain(struct weft_runtime *rt)
 	pthread_mutex_unlock(&rt->mu);
 }
 
+/* Set while a weft_run owns the process's runtime: the stack pool, the
+ * overflow handler and weft__rt are its alone until it clears this. Taken
+ * first, so a second weft_run touches nothing, not even to check cfg. */
+static atomic_bool run_claimed;
+
+static int run(weft_fn main, void *arg, const struct weft_config *cfg,
+	       void **result);
+
 int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
 	     void **result)
 {
 	if (!main)
 		return -EINVAL;
-	if (weft__self())
+	if (weft__self() || atomic_exchange(&run_claimed, true))
 		return -EBUSY;
+	int err = run(main, arg, cfg, result);
+	atomic_store(&run_claimed, false);
+	return err;
+}
+
+static int run(weft_fn main, void *arg, const struct weft_config *cfg,
+	       void **result)
+{
 	int dump_signal = weft__dump_signal_config(cfg);
 	if (dump_signal < 0)
 		return dump_signal;
@@ -203,13 +226,11 @@ int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
 	struct weft_runtime *rt = new_runtime(cfg, &err);
 	if (!rt)
 		return err;
-	struct weft_runtime *none = NULL;
-	if (!atomic_compare_exchange_strong(&weft__rt, &none, rt)) {
-		free_runtime(rt);
-		return -EBUSY;
-	}
+	weft__task_run_begin();
+	atomic_store(&weft__rt, rt);
 	int started;
 	weft__latency_calibrate();
+	weft__driver_set_kind(rt->io);
 	weft__overflow_install();
 	err = weft__stall_start(rt, stall, cfg);
 	if (!err)
@@ -234,8 +255,10 @@ int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
 	stop_workers(rt, started);
 	weft__stall_stop(rt); /* after the monitor, which reports them */
 	weft__blocking_stop();
+	weft__driver_set_kind(WEFT_IO_AUTO);
 	weft__overflow_remove();
 	atomic_store(&weft__rt, NULL);
+	weft__task_foreign_quiesce(); /* a spawner may still read rt */
 	free_runtime(rt);
 	return err;
 }

@@ -55,6 +55,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "debug.h"
 #include "task.h"
 #include "worker.h"
 
@@ -102,6 +103,7 @@ static inline bool weft__runq_has_local(struct weft_worker *w)
 static inline void weft__runq_append_yielded(struct weft_worker *w,
 					     struct weft_task *t)
 {
+	WEFT_ASSERT(weft__self() == w);
 	t->next = NULL;
 	if (w->yielded_tail)
 		w->yielded_tail->next = t;
@@ -113,6 +115,7 @@ static inline void weft__runq_append_yielded(struct weft_worker *w,
 static inline bool weft__runq_run_next(struct weft_worker *w,
 				       struct weft_task *t, bool spawned)
 {
+	WEFT_ASSERT(weft__self() == w);
 	atomic_store_explicit(&w->runnext_spawned, spawned,
 			      memory_order_relaxed);
 	/* seq_cst: the monitor's arming protocol (monitor.h). */
@@ -130,6 +133,7 @@ static inline bool weft__runq_run_next(struct weft_worker *w,
 static inline __attribute__((always_inline)) struct weft_task *
 weft__runq_take_local(struct weft_worker *w)
 {
+	WEFT_ASSERT(weft__self() == w);
 	struct weft_task *t;
 	bool next = atomic_load_explicit(&w->runnext, memory_order_relaxed);
 	if (next && w->runnext_streak < RUNNEXT_STREAK_MAX &&

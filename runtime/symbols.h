@@ -24,6 +24,10 @@ void weft__symbols_free(struct weft__symbols *s);
  * a call instruction. */
 bool weft__symbols_is_return(const struct weft__symbols *s, uintptr_t a);
 
+/* A word of another context's stack, read without the sanitizers' or
+ * memcheck's objections (dump.c): for stack scans. */
+uintptr_t weft__stack_word(const uintptr_t *p);
+
 /* "function+0xoff (object+0xoff)" for a return address a (looked up at
  * a - 1, inside the call), or "function (object+0xoff)" for the address of
  * a function. Valid until the next call. */

@@ -2,8 +2,8 @@
  * A worker thread: its setup, its scheduler loop, its sleep.
  *
  *   pick a local task (runq.h) -> search: steal (steal.h), spinning a
- *   little -> timers and completions -> sleep in the ring, among the idle
- *   workers (idle.h).
+ *   little -> timers and I/O events -> sleep in the I/O driver (driver.h),
+ *   among the idle workers (idle.h).
  *
  * Invariants:
  *  - Only this thread runs w's scheduler, and it alone touches the fields
@@ -104,13 +104,14 @@ static void run_task(struct weft_worker *w, struct weft_task *t)
 		task_exited(w, t);
 		break;
 	}
+	/* No spinlock is held across a switch (park's lock was unlocked). */
+	WEFT_ASSERT(weft__debug_spins_held() == 0);
 }
 
-/* Submissions and completions, timers now and then: once per task run. */
+/* Submissions and I/O events, timers now and then: once per task run. */
 static void maintain(struct weft_worker *w, uint64_t tick)
 {
-	weft__ring_submit(&w->ring);
-	weft__ring_reap(&w->ring);
+	weft__driver_poll(w->driver, tick);
 	if (tick % TIMER_CHECK_INTERVAL == 0 &&
 	    weft__timers_pending(&w->timers))
 		weft__timers_run(w);
@@ -120,13 +121,13 @@ static void maintain(struct weft_worker *w, uint64_t tick)
 
 void weft__worker_unpark(struct weft_worker *w)
 {
-	weft__ring_unpark(&w->ring);
+	weft__driver_unpark(w->driver);
 }
 
 static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
 {
 	int64_t next_timer = weft__timers_run(w);
-	weft__ring_reap(&w->ring);
+	weft__driver_reap(w->driver);
 	if (w->yielded_head || weft__runq_has_local(w))
 		return; /* timers or completions made work */
 	/* Out of work, so not stuck, whatever the monitor saw before. */
@@ -138,23 +139,25 @@ static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
 		return;
 	}
 	weft__stat_add(&w->stats.parks, 1);
-	weft__ring_park(&w->ring, next_timer);
+	weft__driver_park(w->driver, next_timer);
 	if (weft__idle_leave(rt, w)) /* else timers or I/O woke us */
 		weft__stat_add(&w->stats.unparks, 1);
 }
 
 /* ---- the thread --------------------------------------------------------- */
 
-static int worker_setup(struct weft_worker *w, const char **why)
+static int worker_setup(struct weft_runtime *rt, struct weft_worker *w,
+			const char **why)
 {
 	/* Named for top, perf and gdb: weft-w0, weft-w1, ... */
 	char name[16];
 	snprintf(name, sizeof(name), "weft-w%d", w->id);
 	pthread_setname_np(pthread_self(), name);
-	int r = weft__ring_init(&w->ring, 256, why);
-	if (r)
+	int r;
+	w->driver = weft__driver_new(rt->io, &r, why);
+	if (!w->driver)
 		return r;
-	weft__ring_set_current(&w->ring);
+	weft__driver_set_current(w->driver);
 	w->altstack = malloc(SIGSTKSZ * 4);
 	if (w->altstack) {
 		stack_t ss = { .ss_sp = w->altstack, .ss_size = SIGSTKSZ * 4 };
@@ -176,8 +179,8 @@ static void worker_teardown(struct weft_worker *w)
 	stack_t ss = { .ss_flags = SS_DISABLE };
 	sigaltstack(&ss, NULL);
 	free(w->altstack);
-	weft__ring_set_current(NULL);
-	weft__ring_exit(&w->ring);
+	weft__driver_set_current(NULL);
+	weft__driver_close(w->driver); /* weft_run frees it */
 }
 
 /* Reports setup to weft_run and waits for it to say go (or stop). */
@@ -202,7 +205,7 @@ void *weft__worker_main(void *arg)
 	struct weft_worker *w = arg;
 	struct weft_runtime *rt = atomic_load(&weft__rt);
 	const char *why = NULL;
-	int err = worker_setup(w, &why);
+	int err = worker_setup(rt, w, &why);
 	weft__self_set(w);
 	if (!worker_started(rt, err, why)) {
 		weft__self_set(NULL);

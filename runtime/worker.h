@@ -3,8 +3,8 @@
  *
  * Each worker owns four of the places a runnable task can be (runq.h: a
  * run-next slot, a deque of spawned tasks, a deque of woken ones, a list of
- * yielded ones), an io_uring ring, a timer heap (timer.h), and caches of
- * free task structs and stacks. Its thread runs the scheduler loop of
+ * yielded ones), an I/O driver (driver.h), a timer heap (timer.h), and
+ * caches of free task structs and stacks. Its thread runs the scheduler loop of
  * worker.c: pick a task (runq.h), else steal (steal.h), else sleep among
  * the idle workers (idle.h).
  */
@@ -18,13 +18,13 @@
 
 #include "context.h"
 #include "deque.h"
+#include "driver.h"
 #include "idle.h"
 #include "inject.h"
 #include "metrics.h"
 #include "monitor.h"
 #include "self.h"
 #include "timer.h"
-#include "io/ring.h"
 
 struct weft_task;
 struct weft_task_cache;
@@ -61,7 +61,8 @@ struct __attribute__((aligned(64))) weft_worker {
 	void (*direct_unlock)(void *);   /* for the next task, after a direct one */
 	void *direct_arg;
 
-	struct weft__ring ring;
+	struct weft__driver *driver;     /* made and closed by the worker,
+					  * freed by weft_run */
 	struct weft_timer_heap timers;
 
 	/* Tasks counted here, by this worker only: an RMW on its own line,
@@ -85,6 +86,7 @@ enum { RT_RUNNING, RT_DRAINING, RT_STOPPING };
 
 struct weft_runtime {
 	int nworkers;
+	enum weft_io_kind io;            /* the workers' driver */
 	struct weft_worker *workers;
 	size_t stack_size;
 	struct weft_inject inject;

@@ -7,3 +7,4 @@ weft_test(test_timer TIMEOUT 300 SOURCES test_timer.c)
 # It measures wake-up order and lateness: alone, not beside a heavy suite.
 set_tests_properties(test_timer PROPERTIES RUN_SERIAL TRUE)
 
+weft_test(test_debug TIMEOUT 60 SOURCES test_debug.c)

@@ -356,6 +356,87 @@ START_TEST(deadline_and_cancel_keep_data)
 }
 END_TEST
 
+/* Lines arriving while short deadlines keep expiring around the reads: the
+ * race of each receive's completion with its timeout. Every line comes out
+ * once, whole and in order, however the races fall. */
+struct line_feeder {
+	int fd;
+	long lines;
+};
+
+static void line_of(long i, char *buf, size_t *len)
+{
+	*len = (size_t)snprintf(buf, 96, "%ld:", i);
+	for (long k = 0; k < i % 50; k++)
+		buf[(*len)++] = (char)('a' + (i + k) % 26);
+	buf[(*len)++] = '\n';
+}
+
+static void *feed_lines(void *arg)
+{
+	struct line_feeder *f = arg;
+	char buf[96];
+	size_t len;
+
+	for (long i = 0; i < f->lines; i++) {
+		line_of(i, buf, &len);
+		ck_assert_int_eq(weft_send_all(f->fd, buf, len, 0, NULL),
+				 (ssize_t)len);
+		if (i % 7 == 0)
+			weft_yield();
+	}
+	weft_shutdown(f->fd, SHUT_WR);
+	return NULL;
+}
+
+static void *race_main(void *arg)
+{
+	struct pair p = tcp_pair();
+	struct line_feeder f = { p.a, weft_test_scaled(20000, 500) };
+	struct weft_deadline d;
+	struct weft_stream s;
+	const char *line;
+	long i = 0, timeouts = 0, in_a_row = 0;
+	char want[96];
+	size_t len;
+	weft_task_t t;
+	ssize_t n;
+
+	ck_assert_int_eq(weft_stream_init(&s, p.b, 0), 0);
+	ck_assert_int_eq(weft_spawn(&t, feed_lines, &f), 0);
+	for (;;) {
+		/* 20 us to 100 us, longer after each timeout in a row. */
+		weft_deadline_enter(&d, (i % 5 + 1 + in_a_row) * 20 *
+				    WEFT_USEC);
+		n = weft_stream_readline(&s, &line);
+		weft_deadline_leave(&d);
+		if (n == -ETIMEDOUT) {
+			timeouts++;
+			in_a_row++;
+			continue;
+		}
+		in_a_row = 0;
+		if (n == 0)
+			break;
+		line_of(i, want, &len);
+		if (n != (ssize_t)len || memcmp(line, want, len))
+			ck_abort_msg("line %ld: %zd bytes, wanted %zu", i, n,
+				     len);
+		i++;
+	}
+	ck_assert_int_eq(i, f.lines);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	weft_stream_close(&s, 0);
+	weft_close(p.a);
+	return (void *)timeouts;
+}
+
+START_TEST(deadlines_racing_data)
+{
+	weft_test_run(race_main, NULL, WORKERS);
+}
+END_TEST
+
 /* ---- reset by the peer --------------------------------------------------- */
 
 static void *reset_main(void *arg)
@@ -554,6 +635,8 @@ START_TEST(bad_input)
 	ck_assert_int_eq(weft_stream_read(&s, NULL, 1), -EINVAL);
 	ck_assert_int_eq(weft_stream_readexactly(&s, NULL, 1), -EINVAL);
 	ck_assert_int_eq(weft_stream_buffered(NULL), 0);
+	ck_assert_int_eq(weft_stream_write(&s, "x", 0), 0); /* no buffer yet */
+	ck_assert_int_eq(weft_stream_unsent(&s), 0);
 	weft_stream_destroy(&s);
 	weft_stream_destroy(NULL);
 }
@@ -571,6 +654,7 @@ int main(void)
 	tcase_add_test(tc, eof_mid_line_and_mid_readexactly);
 	tcase_add_test(tc, readexactly_large);
 	tcase_add_test(tc, deadline_and_cancel_keep_data);
+	tcase_add_test(tc, deadlines_racing_data);
 	tcase_add_test(tc, reset_by_peer);
 	tcase_add_test(tc, write_timeout_keeps_order);
 	tcase_add_test(tc, graceful_close);

@@ -641,6 +641,10 @@ END_TEST
 
 /* ---- stall reports ------------------------------------------------------ */
 
+/* A worker thread the OS keeps off its CPU for a threshold also counts as
+ * kept: on a loaded machine the yield loop could then be reported. The
+ * threshold is the default, 100 ms, which such preemption rarely reaches. */
+
 static __attribute__((noinline)) void spin_for(int64_t ns)
 {
 	int64_t end = weft_now() + ns;
@@ -650,7 +654,7 @@ static __attribute__((noinline)) void spin_for(int64_t ns)
 
 static void *spinner(void *arg)
 {
-	spin_for(200 * WEFT_MSEC);
+	spin_for(300 * WEFT_MSEC);
 	return NULL;
 }
 
@@ -698,13 +702,13 @@ static void *stall_main(void *arg)
 START_TEST(stall_reported_not_for_yields)
 {
 	struct weft_config cfg = { .workers = 2,
-				   .stall_threshold_ns = 50 * WEFT_MSEC,
+				   .stall_threshold_ns = 100 * WEFT_MSEC,
 				   .on_stall = on_stall };
 	ck_assert_int_eq(weft_run(stall_main, NULL, &cfg, NULL), 0);
 	ck_assert_int_eq(atomic_load(&seen.calls), 1);
 	ck_assert_str_eq(seen.name, "spinner");
-	ck_assert_int_ge(seen.ns, 50 * WEFT_MSEC);
-	ck_assert_int_lt(seen.ns, 200 * WEFT_MSEC);
+	ck_assert_int_ge(seen.ns, 100 * WEFT_MSEC);
+	ck_assert_int_lt(seen.ns, 300 * WEFT_MSEC);
 
 	/* The default report: a line on stderr, with where it was seen. */
 	cfg.on_stall = NULL;
@@ -719,7 +723,7 @@ START_TEST(stall_reported_not_for_yields)
 	text[n > 0 ? n : 0] = '\0';
 	close(fd);
 	ck_assert_msg(strstr(text, "\"spinner\" has kept worker "), "%s", text);
-	ck_assert_msg(strstr(text, "without yielding (stall threshold 50.0 ms)"),
+	ck_assert_msg(strstr(text, "without yielding (stall threshold 100.0 ms)"),
 		      "%s", text);
 #ifndef __SANITIZE_THREAD__ /* it delays the signal: maybe no frames */
 	ck_assert_msg(strstr(text, "spin_for"), "%s", text);

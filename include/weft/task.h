@@ -28,6 +28,13 @@ typedef struct weft_task_t {
 	uint64_t gen;
 } weft_task_t;
 
+/* The I/O drivers (see weft/io.h and docs/concepts.md). */
+enum weft_io_kind {
+	WEFT_IO_AUTO = 0, /* choose at weft_run */
+	WEFT_IO_URING,    /* io_uring: completions, one ring per worker */
+	WEFT_IO_EPOLL,    /* epoll: readiness, one epoll fd per worker */
+};
+
 struct weft_stall;
 
 struct weft_config {
@@ -47,12 +54,17 @@ struct weft_config {
 	 * call), as asyncio's debug mode reports a slow callback. 0: 100 ms,
 	 * asyncio's slow_callback_duration, far above any scheduling hiccup
 	 * yet short enough that users notice; WEFT_STALL_OFF: none. Needs 2
-	 * or more workers (the monitor watches). See weft/dump.h. */
+	 * or more workers (the monitor watches); off by default under
+	 * valgrind, which slows every task down. See weft/dump.h. */
 	int64_t stall_threshold_ns;
 	/* Called on the monitor thread for each report instead of the line
 	 * on stderr; NULL: the line. */
 	void (*on_stall)(const struct weft_stall *stall, void *arg);
 	void *on_stall_arg;
+	/* The kernel interface for I/O, parking and timers. WEFT_IO_AUTO (0):
+	 * $WEFT_IO if set (auto, io_uring or epoll), else io_uring where it
+	 * can be set up with what weft needs, else epoll, silently. */
+	enum weft_io_kind io;
 };
 
 #define WEFT_STALL_OFF (-1)
@@ -68,12 +80,17 @@ struct weft_config {
  * asyncio.run. Tasks still running then are cancelled (their blocking calls
  * return -ECANCELED) and awaited; then the workers stop and everything is
  * freed. cfg may be NULL. Stores main's result in *result if result is not
- * NULL. Returns 0, -EINVAL (bad config or fn, a dump signal that cannot be
- * caught, a stall threshold below WEFT_STALL_OFF), -EBUSY (already running in
- * this process), -ENOSYS (io_uring unavailable: a line on stderr says why),
- * -ENOMEM. */
+ * NULL. Returns 0, -EINVAL (bad config or fn, a bad $WEFT_IO, a dump
+ * signal that cannot be caught, a stall threshold below WEFT_STALL_OFF),
+ * -EBUSY (already running in this process), -ENOSYS (io_uring forced by
+ * cfg->io or $WEFT_IO but unavailable: a line on stderr says why), -ENOMEM.
+ */
 int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
 	     void **result);
+
+/* The driver the running weft_run chose: WEFT_IO_URING or WEFT_IO_EPOLL;
+ * WEFT_IO_AUTO when no runtime runs. Any thread. */
+enum weft_io_kind weft_io_driver(void);
 
 struct weft_spawn_opts {
 	const char *name;  /* NULL: "task" */

@@ -34,7 +34,7 @@
 #include <unistd.h>
 
 #include "weft/task.h"
-#include "../runtime/wait.h"
+#include "wait.h"
 #include "blocking.h"
 
 #define DEFAULT_MAX 64
