@@ -67,7 +67,18 @@ struct weft__driver {
 	_Atomic bool wake_pending;       /* a write to wake_fd not consumed */
 	_Atomic int unparkers;           /* threads inside driver_unpark */
 	_Atomic bool closed;             /* weft__driver_close has begun */
+	/* For weft_metrics (io_uring: SQEs other than the wake-up read, and
+	 * their last CQEs; epoll: none): written by the owner only, with a
+	 * relaxed load and store, read relaxed by anyone. */
+	_Atomic uint64_t ops_submitted, ops_completed;
 };
+
+/* Adds n to one of d's counters. Owner only. */
+static inline void weft__driver_count(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed)
+				      + n, memory_order_relaxed);
+}
 
 /* Resolves the choice of cfg->io and $WEFT_IO (the config wins unless it is
  * auto) to a driver that can start here: auto probes io_uring and takes

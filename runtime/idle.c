@@ -62,9 +62,10 @@ void weft__idle_enter(struct weft_runtime *rt, struct weft_worker *w)
 	pthread_mutex_unlock(&rt->idle.mu);
 }
 
-void weft__idle_leave(struct weft_runtime *rt, struct weft_worker *w)
+bool weft__idle_leave(struct weft_runtime *rt, struct weft_worker *w)
 {
 	pthread_mutex_lock(&rt->idle.mu);
+	bool notified = !w->sleeping;
 	if (w->sleeping) {
 		for (int i = 0; i < rt->idle.nsleepers; i++) {
 			if (rt->idle.sleepers[i] == w->id) {
@@ -77,4 +78,5 @@ void weft__idle_leave(struct weft_runtime *rt, struct weft_worker *w)
 		atomic_fetch_sub(&rt->idle.sleeping, 1);
 	}
 	pthread_mutex_unlock(&rt->idle.mu);
+	return notified;
 }

@@ -48,7 +48,8 @@ void weft__idle_end_search(struct weft_runtime *rt, struct weft_worker *w);
  * re-checks every queue before it sleeps (the no-lost-wake-up rule). */
 void weft__idle_enter(struct weft_runtime *rt, struct weft_worker *w);
 
-/* w leaves the sleepers, unless a notifier took it out already. */
-void weft__idle_leave(struct weft_runtime *rt, struct weft_worker *w);
+/* w leaves the sleepers, unless a notifier took it out already; returns
+ * whether one had (the worker was unparked, for weft_metrics). */
+bool weft__idle_leave(struct weft_runtime *rt, struct weft_worker *w);
 
 #endif

@@ -5,6 +5,7 @@
 void weft__inject_init(struct weft_inject *q)
 {
 	atomic_init(&q->incoming, NULL);
+	atomic_init(&q->incoming_len, 0);
 	q->lock = 0;
 	q->head = q->tail = NULL;
 	atomic_init(&q->fifo_len, 0);
@@ -16,12 +17,16 @@ void weft__inject_push_list(struct weft_inject *q, struct weft_task *first,
 	/* The stack is newest-first, so the list goes on reversed: link it
 	 * that way, last element on top. */
 	struct weft_task *prev = NULL, *t = first;
+	long n = 0;
 	while (t) {
 		struct weft_task *next = (t == last) ? NULL : t->next;
 		t->next = prev;
 		prev = t;
 		t = next;
+		n++;
 	}
+	/* A count only: nothing is published through it, relaxed. */
+	atomic_fetch_add_explicit(&q->incoming_len, n, memory_order_relaxed);
 	struct weft_task *top = atomic_load_explicit(&q->incoming,
 						     memory_order_relaxed);
 	do
@@ -59,12 +64,20 @@ static void drain_incoming(struct weft_inject *q)
 	}
 	if (!rev)
 		return;
+	atomic_fetch_sub_explicit(&q->incoming_len, n, memory_order_relaxed);
 	if (q->tail)
 		q->tail->next = rev;
 	else
 		q->head = rev;
 	q->tail = last;
 	atomic_fetch_add_explicit(&q->fifo_len, n, memory_order_release);
+}
+
+long weft__inject_len(struct weft_inject *q)
+{
+	long n = atomic_load_explicit(&q->fifo_len, memory_order_relaxed) +
+		 atomic_load_explicit(&q->incoming_len, memory_order_relaxed);
+	return n > 0 ? n : 0; /* a drain may be between its two counts */
 }
 
 struct weft_task *weft__inject_pop(struct weft_inject *q, int max, int *n)

@@ -220,7 +220,8 @@ long weft__fdready_call(int fd, enum weft__dir dir, weft__try_fn try,
 
 		if (state < 0)
 			return state;
-		weft__waiter_init(&w, abort_wait);
+		weft__waiter_init_as(&w, abort_wait, WEFT__WAIT_IO,
+				     (const void *)(intptr_t)fd);
 		w.data = rec;
 		if ((r = weft__wait_begin(&w)))
 			return r;

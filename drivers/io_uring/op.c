@@ -96,7 +96,8 @@ struct io_uring_sqe *weft__io_begin(struct weft__io *io, int fd, int *err)
 	io->cqe_done = false;
 	io->res = 0;
 	io->fd = fd;
-	weft__waiter_init(&io->w, io_waiter_abort);
+	weft__waiter_init_as(&io->w, io_waiter_abort, WEFT__WAIT_IO,
+			     (const void *)(intptr_t)fd);
 	r = weft__wait_begin(&io->w);
 	if (r) {
 		*err = r;
@@ -112,6 +113,8 @@ int weft__io_wait(struct weft__io *io, struct io_uring_sqe *sqe)
 	int reason;
 
 	io_uring_sqe_set_data(sqe, &io->op);
+	/* For weft_dump: what the wait is, now the SQE says. */
+	atomic_store_explicit(&io->w.io_op, sqe->opcode, memory_order_relaxed);
 	weft__wait_park(&io->w, NULL, NULL);
 	if (io->fd >= 0)
 		weft__fdtable_del(io);
