@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "weft/task.h"
+#include "../runtime/spinlock.h"
 #include "../runtime/wait.h"
 #include "blocking.h"
 
@@ -58,7 +59,7 @@ static void pool_lock(void)
 {
 	while (atomic_exchange_explicit(&pool.lock, 1, memory_order_acquire))
 		while (atomic_load_explicit(&pool.lock, memory_order_relaxed))
-			__builtin_ia32_pause();
+			weft__cpu_relax();
 }
 
 static void pool_unlock(void)

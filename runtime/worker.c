@@ -472,7 +472,7 @@ static struct weft_task *steal_runnext(struct weft_worker *v, bool stuck)
 	if (!stuck) {
 		uint64_t ticks = atomic_load(&v->ticks);
 		for (int i = 0; i < 200; i++)
-			__builtin_ia32_pause();
+			weft__cpu_relax();
 		if (atomic_load(&v->ticks) != ticks)
 			return NULL;
 	}
@@ -559,7 +559,7 @@ static struct weft_task *find_task(struct weft_runtime *rt,
 		    RT_STOPPING)
 			return NULL;
 		for (int i = 0; i < 32; i++)
-			__builtin_ia32_pause();
+			weft__cpu_relax();
 	}
 	return steal_work(rt, w, true);
 }
