@@ -165,7 +165,8 @@ static struct weft_task_cache *my_cache(void)
 
 /* The last reference: stale every handle, then recycle. The generation
  * changes under both locks, so cancel (wait_lock) and join/detach
- * (join_lock) each see it consistently. */
+ * (join_lock) each see it consistently; the fields wait_lock guards are
+ * reset here too, not by the next spawn (see "Strangers" in task.h). */
 static void task_unref(struct weft_task *t)
 {
 	if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
@@ -173,6 +174,8 @@ static void task_unref(struct weft_task *t)
 	weft__spin_lock(&t->wait_lock);
 	weft__spin_lock(&t->join_lock);
 	atomic_fetch_add_explicit(&t->gen, 1, memory_order_release);
+	t->waiting = NULL; /* already: no wait outlives its call */
+	t->shield = NULL;  /* a task may return inside a shield */
 	weft__spin_unlock(&t->join_lock);
 	weft__spin_unlock(&t->wait_lock);
 	task_free(t, my_cache());
@@ -220,10 +223,8 @@ int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
 	t->join_state = out ? 0 : JOIN_DETACHED;
 	t->spawned_detached = !out;
 	t->joiner = NULL;
-	t->waiting = NULL;
 	t->deadline = WEFT_NO_DEADLINE;
 	t->scope = NULL;
-	t->shield = NULL;
 	/* Ids unique without a shared counter: each worker counts its own. */
 	t->id = self ? ++self->spawned * WEFT_WORKERS_MAX + (uint64_t)self->id
 		     : atomic_fetch_add_explicit(&rt->next_id, 1,

@@ -8,6 +8,20 @@
  * spawned detached). Finishing drops one, joining or detaching the other;
  * the last drop recycles the struct.
  *
+ * Strangers: a struct is reached without a reference by a timer entry that
+ * fires after its wait ended (a worker or the monitor pops a batch of due
+ * entries, then fires them one by one: meanwhile the task may be woken by
+ * something else, end, and its struct be respawned), by a stale handle,
+ * and by shutdown's sweep over the slabs. So:
+ *  - structs are type-stable: never freed while a runtime could reach them;
+ *  - a stranger reads the atomics (gen, alive, timer.armed), and under
+ *    wait_lock the fields it guards, checking there that the wait it came
+ *    for (wait_seq, which only grows, across recycling too) or the handle
+ *    (gen) is still current; under join_lock it checks gen and leaves;
+ *  - so the fields wait_lock guards change only under it, spawn included:
+ *    recycling resets them under the lock (task_unref) and spawn never
+ *    writes them. A plain store in spawn raced with a late fire (tsan).
+ *
  * Locks (spinlocks, never held across a switch):
  *   wait_lock guards waiting/wait_seq/shield: cancellation and deadline
  *     timers call waiting->abort under it, so the waiter is alive

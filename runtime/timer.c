@@ -18,7 +18,9 @@
  *    once, and `stale` counts exactly the stale entries in the heap.
  *  - Heap fields change only under the owner's timer_lock.
  *  - Firing happens outside the heap lock, under the task's wait_lock, and
- *    only if the wait it was armed for (seq) is still the current one.
+ *    only if the wait it was armed for (seq) is still the current one. By
+ *    then the task may have ended and its struct been respawned: task.h
+ *    ("Strangers") says why that is safe.
  *  - Any thread may fire a heap's due timers: its worker, or the monitor
  *    when that worker is kept by one task (monitor.c).
  */
