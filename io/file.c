@@ -1,10 +1,12 @@
 /*
  * Files: open, positional read / write, fsync. Closing is weft_close().
  *
- * Regular files never poll: io_uring runs these inline or on its io-wq
- * threads, so a slow disk stalls neither the worker nor its other tasks.
- * Cancelling one that already runs on io-wq cannot stop it: the call then
- * waits for it to finish (it must, since buf may be on the task's stack).
+ * Regular files never poll. Under io_uring these run inline or on the
+ * kernel's io-wq threads; under epoll (which cannot watch a regular file)
+ * they run on the blocking pool, as libuv and Tokio do. Either way a slow
+ * disk stalls neither the worker nor its other tasks. Cancelling one that
+ * already runs cannot stop it: the call then waits for it to finish (it
+ * must, since buf may be on the task's stack).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,33 +14,87 @@
 #include <liburing.h>
 
 #include "weft/io.h"
+#include "call.h"
 #include "memcheck.h"
-#include "op.h"
 
-#define IO_MAX_LEN 0x7ffff000u
+/* A file call for the blocking pool (epoll) or the caller (plain). */
+struct file_call {
+	long (*fn)(struct file_call *c);
+	const char *path;
+	int fd, flags;
+	mode_t mode;
+	void *buf;
+	size_t len;
+	off_t off;
+	long res;
+};
+
+static void *file_call_run(void *arg)
+{
+	struct file_call *c = arg;
+
+	c->res = c->fn(c);
+	return NULL;
+}
+
+/* Runs c where the path says: on the caller, or on the pool. */
+static long file_call(struct file_call *c)
+{
+	long r;
+
+	if (weft__io_path() == WEFT__PLAIN)
+		return c->fn(c);
+	r = weft_blocking(file_call_run, c, NULL);
+	return r ? r : c->res;
+}
+
+static long do_open(struct file_call *c)
+{
+	return weft__sys(open(c->path, c->flags, c->mode));
+}
+
+static long do_pread(struct file_call *c)
+{
+	return weft__sys(pread(c->fd, c->buf, c->len, c->off));
+}
+
+static long do_pwrite(struct file_call *c)
+{
+	return weft__sys(pwrite(c->fd, c->buf, c->len, c->off));
+}
+
+static long do_fsync(struct file_call *c)
+{
+	return weft__sys((c->flags & WEFT_FSYNC_DATA) ? fdatasync(c->fd)
+						       : fsync(c->fd));
+}
 
 int weft_open(const char *path, int flags, mode_t mode)
 {
+	struct file_call c = { .fn = do_open, .path = path,
+			       .flags = flags | O_CLOEXEC, .mode = mode };
 	struct weft__io io;
 	struct io_uring_sqe *sqe;
 	int r;
 
 	if (!path)
 		return -EFAULT;
-	flags |= O_CLOEXEC;
-	if (!weft__ring_current())
-		return (int)weft__sys(open(path, flags, mode));
+	if (weft__io_path() != WEFT__RING)
+		return (int)file_call(&c);
 	if (!(sqe = weft__io_begin(&io, -1, &r)))
 		return r;
-	io_uring_prep_openat(sqe, AT_FDCWD, path, flags, mode);
+	io_uring_prep_openat(sqe, AT_FDCWD, path, c.flags, mode);
 	return weft__io_wait(&io, sqe);
 }
 
 static ssize_t rw(int fd, void *buf, size_t len, off_t off, bool write)
 {
+	unsigned n = len > IO_MAX_LEN ? IO_MAX_LEN : (unsigned)len;
+	struct file_call c = { .fn = write ? do_pwrite : do_pread, .fd = fd,
+			       .buf = buf, .len = n, .off = off };
 	struct weft__io io;
 	struct io_uring_sqe *sqe;
-	unsigned n = len > IO_MAX_LEN ? IO_MAX_LEN : (unsigned)len;
+	ssize_t got;
 	int r;
 
 	if (fd < 0)
@@ -49,16 +105,15 @@ static ssize_t rw(int fd, void *buf, size_t len, off_t off, bool write)
 		return 0;
 	if (!buf)
 		return -EFAULT;
-	if (!weft__ring_current())
-		return weft__sys(write ? pwrite(fd, buf, n, off) :
-					 pread(fd, buf, n, off));
+	if (weft__io_path() != WEFT__RING)
+		return file_call(&c);
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
 	if (write)
 		io_uring_prep_write(sqe, fd, buf, n, (__u64)off);
 	else
 		io_uring_prep_read(sqe, fd, buf, n, (__u64)off);
-	ssize_t got = weft__io_wait(&io, sqe);
+	got = weft__io_wait(&io, sqe);
 	return write ? got : weft__filled(buf, got);
 }
 
@@ -74,6 +129,7 @@ ssize_t weft_pwrite(int fd, const void *buf, size_t len, off_t off)
 
 int weft_fsync(int fd, unsigned flags)
 {
+	struct file_call c = { .fn = do_fsync, .fd = fd, .flags = (int)flags };
 	struct weft__io io;
 	struct io_uring_sqe *sqe;
 	int r;
@@ -82,9 +138,8 @@ int weft_fsync(int fd, unsigned flags)
 		return -EBADF;
 	if (flags & ~WEFT_FSYNC_DATA)
 		return -EINVAL;
-	if (!weft__ring_current())
-		return (int)weft__sys((flags & WEFT_FSYNC_DATA) ? fdatasync(fd) :
-								  fsync(fd));
+	if (weft__io_path() != WEFT__RING)
+		return (int)file_call(&c);
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
 	io_uring_prep_fsync(sqe, fd,

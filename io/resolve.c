@@ -14,8 +14,8 @@
 #include <sys/socket.h>
 
 #include "weft/task.h"
-#include "blocking.h"
-#include "sock.h"
+#include "runtime/blocking.h"
+#include "resolve.h"
 
 struct gai_job {
 	struct weft__bjob job;

@@ -3,10 +3,13 @@
  * shutdown, close; and the bind-a-resolved-address helper TCP and UDP share.
  *
  * Every call checks the arguments it can (negative fd, NULL buffer with a
- * non-zero length) before touching the ring, so bad input costs no
- * submission, and lengths beyond what one io_uring request carries are
- * clamped (the call then returns a short count, as read(2) does past
- * MAX_RW_COUNT).
+ * non-zero length) before touching the driver, so bad input costs no
+ * submission, and lengths beyond what one request carries are clamped (the
+ * call then returns a short count, as read(2) does past MAX_RW_COUNT).
+ *
+ * Each call has its io_uring path (an SQE) and a try function for the
+ * plain-thread and epoll paths (call.h). A caller's MSG_DONTWAIT asks for
+ * one attempt: those paths then return -EAGAIN instead of waiting.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -16,17 +19,16 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <liburing.h>
 
 #include "weft/io.h"
+#include "call.h"
+#include "drivers/io_uring/fdtable.h"
 #include "memcheck.h"
-#include "op.h"
 #include "sock.h"
-
-/* The most one request moves: the kernel's MAX_RW_COUNT. */
-#define IO_MAX_LEN 0x7ffff000u
 
 static unsigned clamp_len(size_t len)
 {
@@ -56,8 +58,39 @@ static int iov_args(int fd, const struct iovec *iov, int iovcnt)
 	return iov ? 1 : -EFAULT;
 }
 
+struct connect_args {
+	const struct sockaddr *addr;
+	socklen_t len;
+	bool started;
+};
+
+/* A non-blocking connect: start it, then, once the socket is writable,
+ * read its outcome from SO_ERROR. A Unix socket whose listener's backlog is
+ * full says EAGAIN and is simply tried again. */
+static long try_connect(int fd, void *arg)
+{
+	struct connect_args *a = arg;
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (!a->started) {
+		if (!connect(fd, a->addr, a->len))
+			return 0;
+		if (errno != EINPROGRESS)
+			return -errno;
+		a->started = true;
+	}
+	if (poll(&p, 1, 0) == 0)
+		return -EAGAIN;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len))
+		return -errno;
+	return -err;
+}
+
 int weft_connect_addr(int fd, const struct sockaddr *addr, socklen_t len)
 {
+	struct connect_args a = { .addr = addr, .len = len };
 	struct weft__io io;
 	struct io_uring_sqe *sqe;
 	int r;
@@ -66,24 +99,54 @@ int weft_connect_addr(int fd, const struct sockaddr *addr, socklen_t len)
 		return -EBADF;
 	if (!addr)
 		return -EFAULT;
-	if (!weft__ring_current())
-		return (int)weft__sys(connect(fd, addr, len));
+	if (weft__io_path() != WEFT__RING)
+		return (int)weft__io_try(fd, WEFT__WRITE, try_connect, &a);
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
 	io_uring_prep_connect(sqe, fd, addr, len);
 	return weft__io_wait(&io, sqe);
 }
 
+struct buf_args {
+	void *buf;
+	size_t len;
+	int flags;
+};
+
+static long try_recv(int fd, void *arg)
+{
+	struct buf_args *a = arg;
+
+	return weft__sys(recv(fd, a->buf, a->len, a->flags));
+}
+
+static long try_send(int fd, void *arg)
+{
+	struct buf_args *a = arg;
+
+	return weft__sys(send(fd, a->buf, a->len, a->flags));
+}
+
+/* The plain and epoll paths of a call with flags: MSG_DONTWAIT tries once. */
+static long try_or_wait(int fd, enum weft__dir dir, weft__try_fn try,
+			void *arg, int flags)
+{
+	if (flags & MSG_DONTWAIT)
+		return try(fd, arg);
+	return weft__io_try(fd, dir, try, arg);
+}
+
 ssize_t weft_recv(int fd, void *buf, size_t len, int flags)
 {
+	struct buf_args a = { buf, clamp_len(len), flags };
 	struct weft__io io;
 	struct io_uring_sqe *sqe;
 	int r;
 
 	if ((r = buf_args(fd, buf, len)) <= 0)
 		return r;
-	if (!weft__ring_current())
-		return weft__sys(recv(fd, buf, clamp_len(len), flags));
+	if (weft__io_path() != WEFT__RING)
+		return try_or_wait(fd, WEFT__READ, try_recv, &a, flags);
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
 	io_uring_prep_recv(sqe, fd, buf, clamp_len(len), flags);
@@ -92,6 +155,7 @@ ssize_t weft_recv(int fd, void *buf, size_t len, int flags)
 
 ssize_t weft_send(int fd, const void *buf, size_t len, int flags)
 {
+	struct buf_args a = { (void *)buf, clamp_len(len), flags | MSG_NOSIGNAL };
 	struct weft__io io;
 	struct io_uring_sqe *sqe;
 	int r;
@@ -99,8 +163,8 @@ ssize_t weft_send(int fd, const void *buf, size_t len, int flags)
 	if ((r = buf_args(fd, buf, len)) <= 0)
 		return r;
 	flags |= MSG_NOSIGNAL;
-	if (!weft__ring_current())
-		return weft__sys(send(fd, buf, clamp_len(len), flags));
+	if (weft__io_path() != WEFT__RING)
+		return try_or_wait(fd, WEFT__WRITE, try_send, &a, flags);
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
 	io_uring_prep_send(sqe, fd, buf, clamp_len(len), flags);
@@ -114,7 +178,8 @@ ssize_t weft_send_all(int fd, const void *buf, size_t len, int flags,
 	ssize_t r = 0;
 
 	/* MSG_WAITALL: io_uring keeps sending a stream as room frees up
-	 * without waking us, and still reports a partial count if stopped. */
+	 * without waking us, and still reports a partial count if stopped.
+	 * A non-blocking send(2) ignores it and sends what fits. */
 	while (done < len) {
 		r = weft_send(fd, (const char *)buf + done, len - done,
 			      flags | MSG_WAITALL);
@@ -130,26 +195,52 @@ ssize_t weft_send_all(int fd, const void *buf, size_t len, int flags,
 	return done == len ? (ssize_t)len : r;
 }
 
+struct iov_args {
+	const struct iovec *iov;
+	int iovcnt;
+};
+
+static long try_readv(int fd, void *arg)
+{
+	struct iov_args *a = arg;
+
+	return weft__sys(readv(fd, a->iov, a->iovcnt));
+}
+
+/* writev on a socket goes through sendmsg, for MSG_NOSIGNAL: a write to a
+ * reset connection must return -EPIPE, not kill the process with SIGPIPE. */
+static long try_writev(int fd, void *arg)
+{
+	struct iov_args *a = arg;
+	struct msghdr msg = { .msg_iov = (struct iovec *)a->iov,
+			      .msg_iovlen = (size_t)a->iovcnt };
+	long r = weft__sys(sendmsg(fd, &msg, MSG_NOSIGNAL));
+
+	if (r == -ENOTSOCK)
+		r = weft__sys(writev(fd, a->iov, a->iovcnt));
+	return r;
+}
+
 ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt)
 {
+	struct iov_args a = { iov, iovcnt };
 	struct weft__io io;
 	struct io_uring_sqe *sqe;
 	int r;
 
 	if ((r = iov_args(fd, iov, iovcnt)) <= 0)
 		return r;
-	if (!weft__ring_current())
-		return weft__sys(readv(fd, iov, iovcnt));
+	if (weft__io_path() != WEFT__RING)
+		return weft__io_try(fd, WEFT__READ, try_readv, &a);
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
 	io_uring_prep_readv(sqe, fd, iov, (unsigned)iovcnt, (__u64)-1);
 	return weft__filled_iov(iov, iovcnt, weft__io_wait(&io, sqe));
 }
 
-/* writev on a socket goes through sendmsg, for MSG_NOSIGNAL: a write to a
- * reset connection must return -EPIPE, not kill the process with SIGPIPE. */
 ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt)
 {
+	struct iov_args a = { iov, iovcnt };
 	struct msghdr msg = { .msg_iov = (struct iovec *)iov,
 			      .msg_iovlen = (size_t)iovcnt };
 	struct weft__io io;
@@ -158,12 +249,8 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt)
 
 	if ((r = iov_args(fd, iov, iovcnt)) <= 0)
 		return r;
-	if (!weft__ring_current()) {
-		r = (int)weft__sys(sendmsg(fd, &msg, MSG_NOSIGNAL));
-		if (r == -ENOTSOCK)
-			r = (int)weft__sys(writev(fd, iov, iovcnt));
-		return r;
-	}
+	if (weft__io_path() != WEFT__RING)
+		return weft__io_try(fd, WEFT__WRITE, try_writev, &a);
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
 	io_uring_prep_sendmsg(sqe, fd, &msg, MSG_NOSIGNAL);
@@ -176,7 +263,7 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt)
 	return weft__io_wait(&io, sqe);
 }
 
-/* shutdown(2) never blocks, so it needs no ring round trip. */
+/* shutdown(2) never blocks, so it needs no driver round trip. */
 int weft_shutdown(int fd, int how)
 {
 	if (fd < 0)
@@ -188,7 +275,15 @@ int weft_close(int fd)
 {
 	if (fd < 0)
 		return -EBADF;
+	if (weft__driver_kind() == WEFT_IO_EPOLL)
+		return weft__fdready_close(fd);
 	return weft__fdtable_close(fd);
+}
+
+int weft__sock_type_flags(void)
+{
+	return SOCK_CLOEXEC |
+	       (weft__driver_kind() == WEFT_IO_EPOLL ? SOCK_NONBLOCK : 0);
 }
 
 int weft__sock_bind(const struct addrinfo *ai, bool wildcard, int backlog,
@@ -198,12 +293,14 @@ int weft__sock_bind(const struct addrinfo *ai, bool wildcard, int backlog,
 	int fd, r = -EADDRNOTAVAIL;
 
 	for (; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+		fd = socket(ai->ai_family,
+			    ai->ai_socktype | weft__sock_type_flags(),
 			    ai->ai_protocol);
 		if (fd < 0) {
 			r = -errno;
 			continue;
 		}
+		weft__fdready_fresh(fd);
 		if (ai->ai_socktype == SOCK_STREAM &&
 		    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)))
 			goto fail;

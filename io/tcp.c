@@ -14,7 +14,7 @@
 #include <liburing.h>
 
 #include "weft/io.h"
-#include "op.h"
+#include "call.h"
 #include "sock.h"
 
 int weft_tcp_listen(const char *host, uint16_t port, int backlog,
@@ -58,12 +58,32 @@ static int accepted(int fd, const struct sockaddr_storage *peer)
 	return fd;
 }
 
+struct accept_args {
+	struct sockaddr_storage *ss;
+	socklen_t *len;
+};
+
+/* Under epoll the new socket is non-blocking too, and forgets whatever an
+ * earlier fd of its number left (see fdready.h). */
+static long try_accept(int lfd, void *arg)
+{
+	struct accept_args *a = arg;
+	int fd = accept4(lfd, (struct sockaddr *)a->ss, a->len,
+			 weft__sock_type_flags());
+
+	if (fd < 0)
+		return -errno;
+	weft__fdready_fresh(fd);
+	return fd;
+}
+
 int weft_accept(int lfd, struct sockaddr *peer, socklen_t *peerlen)
 {
 	struct weft__io io;
 	struct io_uring_sqe *sqe;
 	struct sockaddr_storage ss;
 	socklen_t sslen = sizeof(ss);
+	struct accept_args a = { &ss, &sslen };
 	int r;
 
 	if (lfd < 0)
@@ -72,9 +92,8 @@ int weft_accept(int lfd, struct sockaddr *peer, socklen_t *peerlen)
 		return -EINVAL;
 	/* Always learn the peer's family; copy the address out if asked. */
 	ss.ss_family = AF_UNSPEC;
-	if (!weft__ring_current()) {
-		r = (int)weft__sys(accept4(lfd, (struct sockaddr *)&ss, &sslen,
-					   SOCK_CLOEXEC));
+	if (weft__io_path() != WEFT__RING) {
+		r = (int)weft__io_try(lfd, WEFT__READ, try_accept, &a);
 	} else {
 		if (!(sqe = weft__io_begin(&io, lfd, &r)))
 			return r;
@@ -101,12 +120,14 @@ int weft_connect(const char *host, uint16_t port)
 		return r;
 	r = -EHOSTUNREACH;
 	for (a = ai; a; a = a->ai_next) {
-		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC,
+		fd = socket(a->ai_family,
+			    a->ai_socktype | weft__sock_type_flags(),
 			    a->ai_protocol);
 		if (fd < 0) {
 			r = -errno;
 			continue;
 		}
+		weft__fdready_fresh(fd);
 		r = weft_connect_addr(fd, a->ai_addr, a->ai_addrlen);
 		if (!r) {
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
@@ -114,7 +135,7 @@ int weft_connect(const char *host, uint16_t port)
 			freeaddrinfo(ai);
 			return fd;
 		}
-		close(fd);
+		weft_close(fd);
 		if (r == -ECANCELED || r == -ETIMEDOUT)
 			break; /* the caller's own limit, not this address's */
 	}

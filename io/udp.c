@@ -1,5 +1,5 @@
 /*
- * UDP: bind, sendto, recvfrom (as IORING_OP_SENDMSG / RECVMSG).
+ * UDP: bind, sendto, recvfrom (sendmsg / recvmsg, on either driver).
  */
 #include <errno.h>
 #include <netdb.h>
@@ -7,9 +7,37 @@
 #include <liburing.h>
 
 #include "weft/io.h"
+#include "call.h"
 #include "memcheck.h"
-#include "op.h"
 #include "sock.h"
+
+struct msg_args {
+	struct msghdr *msg;
+	int flags;
+};
+
+static long try_sendmsg(int fd, void *arg)
+{
+	struct msg_args *a = arg;
+
+	return weft__sys(sendmsg(fd, a->msg, a->flags));
+}
+
+static long try_recvmsg(int fd, void *arg)
+{
+	struct msg_args *a = arg;
+
+	return weft__sys(recvmsg(fd, a->msg, a->flags));
+}
+
+/* The plain and epoll paths: MSG_DONTWAIT tries once. */
+static long msg_call(int fd, enum weft__dir dir, weft__try_fn try,
+		     struct msg_args *a)
+{
+	if (a->flags & MSG_DONTWAIT)
+		return try(fd, a);
+	return weft__io_try(fd, dir, try, a);
+}
 
 int weft_udp_bind(const char *host, uint16_t port)
 {
@@ -40,8 +68,9 @@ ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags,
 	if (!buf && len)
 		return -EFAULT;
 	flags |= MSG_NOSIGNAL;
-	if (!weft__ring_current())
-		return weft__sys(sendmsg(fd, &msg, flags));
+	if (weft__io_path() != WEFT__RING)
+		return msg_call(fd, WEFT__WRITE, try_sendmsg,
+				&(struct msg_args){ &msg, flags });
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
 	io_uring_prep_sendmsg(sqe, fd, &msg, (unsigned)flags);
@@ -67,8 +96,9 @@ ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags,
 		return -EFAULT;
 	if (!from != !fromlen)
 		return -EINVAL;
-	if (!weft__ring_current()) {
-		r = weft__sys(recvmsg(fd, &msg, flags));
+	if (weft__io_path() != WEFT__RING) {
+		r = msg_call(fd, WEFT__READ, try_recvmsg,
+			     &(struct msg_args){ &msg, flags });
 	} else {
 		if (!(sqe = weft__io_begin(&io, fd, &e)))
 			return e;

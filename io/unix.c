@@ -11,7 +11,8 @@
 #include <unistd.h>
 
 #include "weft/io.h"
-#include "op.h"
+#include "call.h"
+#include "sock.h"
 
 /* Fills *sun from path; returns the address length or -errno. */
 static int unix_addr(struct sockaddr_un *sun, const char *path)
@@ -62,9 +63,10 @@ int weft_unix_listen(const char *path, int backlog)
 	if (len < 0)
 		return len;
 	unlink_stale(&sun, (socklen_t)len);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(AF_UNIX, SOCK_STREAM | weft__sock_type_flags(), 0);
 	if (fd < 0)
 		return -errno;
+	weft__fdready_fresh(fd);
 	if (bind(fd, (struct sockaddr *)&sun, (socklen_t)len) ||
 	    listen(fd, backlog > 0 ? backlog : SOMAXCONN)) {
 		int r = -errno;
@@ -82,12 +84,13 @@ int weft_unix_connect(const char *path)
 
 	if (len < 0)
 		return len;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(AF_UNIX, SOCK_STREAM | weft__sock_type_flags(), 0);
 	if (fd < 0)
 		return -errno;
+	weft__fdready_fresh(fd);
 	r = weft_connect_addr(fd, (struct sockaddr *)&sun, (socklen_t)len);
 	if (r) {
-		close(fd);
+		weft_close(fd);
 		return r;
 	}
 	return fd;

@@ -16,7 +16,8 @@
 #include "overflow.h"
 #include "task.h"
 #include "worker.h"
-#include "../io/blocking.h"
+#include "blocking.h"
+#include "driver.h"
 
 static int config_workers(const struct weft_config *cfg, int *out)
 {
@@ -49,7 +50,7 @@ static int config_check(const struct weft_config *cfg, struct weft_runtime *rt)
 		return -EINVAL;
 	if (cfg && cfg->blocking_threads < 0)
 		return -EINVAL;
-	return 0;
+	return weft__driver_choose(cfg, &rt->io);
 }
 
 static void free_runtime(struct weft_runtime *rt)
@@ -116,7 +117,7 @@ static struct weft_runtime *new_runtime(const struct weft_config *cfg, int *err)
 	return rt;
 }
 
-/* Starts the threads; waits for each to set up its ring. */
+/* Starts the threads; waits for each to set up its driver. */
 static int start_workers(struct weft_runtime *rt, int *started)
 {
 	int r = 0;
@@ -133,7 +134,7 @@ static int start_workers(struct weft_runtime *rt, int *started)
 	rt->go = r ? -1 : 1;
 	pthread_cond_broadcast(&rt->cv);
 	pthread_mutex_unlock(&rt->mu);
-	if (rt->init_why) /* ring setup failed: say why, in one line */
+	if (rt->init_why) /* driver setup failed: say why, in one line */
 		fprintf(stderr, "weft: %s\n", rt->init_why);
 	return r == -EPERM ? -ENOSYS : r;
 }
@@ -142,8 +143,9 @@ static void stop_workers(struct weft_runtime *rt, int started)
 {
 	weft__monitor_stop(rt); /* it wakes workers: stop it first */
 	atomic_store(&rt->state, RT_STOPPING);
-	for (int i = 0; i < started; i++)
-		weft__ring_unpark(&rt->workers[i].ring);
+	/* Workers told not to go have left (and freed their drivers). */
+	for (int i = 0; rt->go > 0 && i < started; i++)
+		weft__driver_unpark(rt->workers[i].driver);
 	for (int i = 0; i < started; i++)
 		pthread_join(rt->workers[i].thread, NULL);
 }
@@ -196,6 +198,7 @@ int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
 		return -EBUSY;
 	}
 	int started;
+	weft__driver_set_kind(rt->io);
 	weft__overflow_install();
 	err = start_workers(rt, &started);
 	if (!err)
@@ -212,6 +215,7 @@ int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
 	}
 	stop_workers(rt, started);
 	weft__blocking_stop();
+	weft__driver_set_kind(WEFT_IO_AUTO);
 	weft__overflow_remove();
 	atomic_store(&weft__rt, NULL);
 	free_runtime(rt);

@@ -3,7 +3,7 @@
  *
  *   run-next slot -> own deque -> own woken deque -> (every 61st pick)
  *   the global queue -> tasks that yielded -> global queue -> steal half
- *   from a random victim -> timers and completions -> park in the ring.
+ *   from a random victim -> timers and I/O events -> park in the driver.
  *
  * Invariants:
  *  - A task is in at most one place at a time: running on one worker, or in
@@ -364,7 +364,7 @@ void weft__notify_work(struct weft_runtime *rt)
 	atomic_fetch_sub(&idle->sleeping, 1);
 	atomic_fetch_add(&idle->searching, 1);
 	pthread_mutex_unlock(&idle->mu);
-	weft__ring_unpark(&w->ring);
+	weft__driver_unpark(w->driver);
 }
 
 static bool start_search(struct weft_runtime *rt, struct weft_worker *w)
@@ -630,11 +630,10 @@ static void run_task(struct weft_worker *w, struct weft_task *t)
 	}
 }
 
-/* Submissions and completions, timers now and then: once per task run. */
+/* Submissions and I/O events, timers now and then: once per task run. */
 static void maintain(struct weft_worker *w, uint64_t tick)
 {
-	weft__ring_submit(&w->ring);
-	weft__ring_reap(&w->ring);
+	weft__driver_poll(w->driver, tick);
 	if (tick % TIMER_CHECK_INTERVAL == 0 &&
 	    __atomic_load_n(&w->heap_len, __ATOMIC_RELAXED))
 		weft__timers_run(w);
@@ -677,7 +676,7 @@ static void leave_idle_set(struct weft_runtime *rt, struct weft_worker *w)
 static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
 {
 	int64_t next_timer = weft__timers_run(w);
-	weft__ring_reap(&w->ring);
+	weft__driver_reap(w->driver);
 	if (w->fifo_head || weft__deque_len(&w->deque) ||
 	    weft__deque_len(&w->woken) || atomic_load(&w->runnext))
 		return; /* timers or completions made work */
@@ -696,18 +695,20 @@ static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
 		leave_idle_set(rt, w);
 		return;
 	}
-	weft__ring_park(&w->ring, next_timer);
+	weft__driver_park(w->driver, next_timer);
 	leave_idle_set(rt, w); /* no-op if a notifier took us out */
 }
 
 /* ---- the thread --------------------------------------------------------- */
 
-static int worker_setup(struct weft_worker *w, const char **why)
+static int worker_setup(struct weft_runtime *rt, struct weft_worker *w,
+			const char **why)
 {
-	int r = weft__ring_init(&w->ring, 256, why);
-	if (r)
+	int r;
+	w->driver = weft__driver_new(rt->io, &r, why);
+	if (!w->driver)
 		return r;
-	weft__ring_set_current(&w->ring);
+	weft__driver_set_current(w->driver);
 	w->altstack = malloc(SIGSTKSZ * 4);
 	if (w->altstack) {
 		stack_t ss = { .ss_sp = w->altstack, .ss_size = SIGSTKSZ * 4 };
@@ -731,8 +732,8 @@ static void worker_teardown(struct weft_worker *w)
 	stack_t ss = { .ss_flags = SS_DISABLE };
 	sigaltstack(&ss, NULL);
 	free(w->altstack);
-	weft__ring_set_current(NULL);
-	weft__ring_exit(&w->ring);
+	weft__driver_set_current(NULL);
+	weft__driver_free(w->driver);
 }
 
 /* Reports setup to weft_run and waits for it to say go (or stop). */
@@ -757,7 +758,7 @@ void *weft__worker_main(void *arg)
 	struct weft_worker *w = arg;
 	struct weft_runtime *rt = atomic_load(&weft__rt);
 	const char *why = NULL;
-	int err = worker_setup(w, &why);
+	int err = worker_setup(rt, w, &why);
 	tls_self = w;
 	if (!worker_started(rt, err, why)) {
 		tls_self = NULL;

@@ -5,7 +5,7 @@
  * the task its running task woke or spawned last (message-passing locality:
  * that task runs next, on a warm cache), a second deque for the woken tasks
  * that slot displaced, a FIFO of tasks that yielded or were woken by timers
- * and I/O, an io_uring ring, a timer heap, and caches of free task structs
+ * and I/O, an I/O driver (driver.h), a timer heap, and caches of free task structs
  * and stacks.
  */
 #ifndef WEFT_RUNTIME_WORKER_H
@@ -21,7 +21,7 @@
 #include "idle.h"
 #include "inject.h"
 #include "monitor.h"
-#include "io/ring.h"
+#include "driver.h"
 
 struct weft_task;
 struct weft_timer_entry;
@@ -63,7 +63,7 @@ struct __attribute__((aligned(64))) weft_worker {
 	void (*direct_unlock)(void *);   /* for the next task, after a direct one */
 	void *direct_arg;
 
-	struct weft__ring ring;
+	struct weft__driver *driver;     /* made and freed by the worker */
 	unsigned timer_lock;
 	struct weft_timer_entry *heap;   /* timer min-heap by at */
 	int64_t heap_len, heap_cap;
@@ -89,6 +89,7 @@ enum { RT_RUNNING, RT_DRAINING, RT_STOPPING };
 
 struct weft_runtime {
 	int nworkers;
+	enum weft_io_kind io;            /* the workers' driver */
 	struct weft_worker *workers;
 	size_t stack_size;
 	struct weft_inject inject;

@@ -7,7 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "test_io_util.h"
-#include "io/blocking.h"
+#include "runtime/blocking.h"
 
 static void *twice(void *arg)
 {

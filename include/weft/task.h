@@ -21,6 +21,13 @@ typedef struct weft_task_t {
 	uint64_t gen;
 } weft_task_t;
 
+/* The I/O drivers (see weft/io.h and docs/concepts.md). */
+enum weft_io_kind {
+	WEFT_IO_AUTO = 0, /* choose at weft_run */
+	WEFT_IO_URING,    /* io_uring: completions, one ring per worker */
+	WEFT_IO_EPOLL,    /* epoll: readiness, one epoll fd per worker */
+};
+
 struct weft_config {
 	/* Worker threads. 0: $WEFT_WORKERS if set, else the online CPUs. */
 	int workers;
@@ -28,6 +35,10 @@ struct weft_config {
 	size_t stack_size;
 	/* Most threads the blocking pool may start. 0: 64. */
 	int blocking_threads;
+	/* The kernel interface for I/O, parking and timers. WEFT_IO_AUTO (0):
+	 * $WEFT_IO if set (auto, io_uring or epoll), else io_uring where it
+	 * can be set up with what weft needs, else epoll, silently. */
+	enum weft_io_kind io;
 };
 
 #define WEFT_STACK_DEFAULT (64u * 1024)
@@ -40,11 +51,15 @@ struct weft_config {
  * asyncio.run. Tasks still running then are cancelled (their blocking calls
  * return -ECANCELED) and awaited; then the workers stop and everything is
  * freed. cfg may be NULL. Stores main's result in *result if result is not
- * NULL. Returns 0, -EINVAL (bad config or fn), -EBUSY (already running in
- * this process), -ENOSYS (io_uring unavailable: a line on stderr says why),
- * -ENOMEM. */
+ * NULL. Returns 0, -EINVAL (bad config or fn, or a bad $WEFT_IO), -EBUSY
+ * (already running in this process), -ENOSYS (io_uring forced by cfg->io or
+ * $WEFT_IO but unavailable: a line on stderr says why), -ENOMEM. */
 int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
 	     void **result);
+
+/* The driver the running weft_run chose: WEFT_IO_URING or WEFT_IO_EPOLL;
+ * WEFT_IO_AUTO when no runtime runs. Any thread. */
+enum weft_io_kind weft_io_driver(void);
 
 struct weft_spawn_opts {
 	const char *name;  /* NULL: "task" */

@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include "fdtable.h"
 #include "op.h"
 
 #define NSTRIPES 256
@@ -72,7 +73,7 @@ int weft__fdtable_close(int fd)
 	for (io = s->head; io; io = io->fd_next)
 		if (io->fd == fd)
 			weft__io_abort(io, -EBADF);
-	r = (int)weft__sys(close(fd));
+	r = close(fd) ? -errno : 0;
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }

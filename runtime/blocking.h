@@ -2,8 +2,8 @@
  * The blocking pool: threads outside the workers for calls that block
  * (asyncio.to_thread), and for getaddrinfo.
  */
-#ifndef WEFT_IO_BLOCKING_H
-#define WEFT_IO_BLOCKING_H
+#ifndef WEFT_RUNTIME_BLOCKING_H
+#define WEFT_RUNTIME_BLOCKING_H
 
 #include "weft/io.h"
 

@@ -16,52 +16,25 @@
  *                   flight than it submits in one round (overflow is still
  *                   handled: reap flushes it).
  *
- * Wake-ups: other threads write the eventfd whose read the owner keeps
- * armed while parked. wake_pending collapses concurrent wake-ups into one
- * write until the owner consumes it.
+ * Parking keeps a read of the driver's wake-up eventfd armed (see
+ * runtime/driver.c for the wake-up protocol); its completion marks the
+ * wake-up consumed.
  *
- * Invariants:
- *  - wake_pending is 1 from the unparker's exchange until the owner's wake
- *    completion exchanges it back; a write to wake_fd is outstanding the
- *    whole time, so a skipped write never loses a wake-up. The owner's
- *    exchange (acq_rel) reads every skipped unparker's exchange, so it sees
- *    what they published before unparking.
- *  - weft__ring_exit sets closed, then waits for unparkers to reach 0, both
- *    sequentially consistent against the unparker's increment-then-check:
- *    either the unparker sees closed and does not write, or exit sees it
- *    and waits, so wake_fd is never written after (or while) it is closed.
+ * The features weft needs: IORING_FEAT_EXT_ARG (5.11), so a park waits with
+ * a timeout without an SQE of liburing's own. weft__uring_probe checks for
+ * it, so that auto takes epoll on an older kernel.
  */
 #include <errno.h>
 #include <poll.h>
-#include <sched.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "ring.h"
-#include "../runtime/valgrind.h"
+#include "runtime/valgrind.h"
 
 #define CQ_FACTOR 8
-
-static __thread struct weft__ring *current;
-static _Atomic int fail_next_init;
-
-struct weft__ring *weft__ring_current(void)
-{
-	return current;
-}
-
-void weft__ring_set_current(struct weft__ring *r)
-{
-	current = r;
-}
-
-void weft__ring_fail_next_init(int errno_value)
-{
-	atomic_store(&fail_next_init, errno_value);
-}
+#define RING_ENTRIES 256
 
 static const char *explain(int err)
 {
@@ -87,7 +60,7 @@ static void wake_complete(struct weft__ring_op *op, int res, unsigned flags)
 				offsetof(struct weft__ring, wake_op));
 
 	r->wake_armed = false;
-	atomic_exchange_explicit(&r->wake_pending, false, memory_order_acq_rel);
+	weft__driver_wake_consumed(&r->base);
 }
 
 /* Tries the helpful flags first, then fewer, as older kernels refuse them. */
@@ -120,41 +93,51 @@ static int setup(struct weft__ring *r, unsigned entries)
 	return err;
 }
 
-int weft__ring_init(struct weft__ring *r, unsigned entries, const char **why)
+int weft__uring_probe(void)
 {
+	struct io_uring ring;
+	struct io_uring_params p;
 	int err;
 
-	memset(r, 0, sizeof(*r));
-	r->wake_fd = -1;
-	atomic_init(&r->inbox, NULL);
-	atomic_init(&r->wake_pending, false);
-	atomic_init(&r->unparkers, 0);
-	atomic_init(&r->closed, false);
-	err = atomic_exchange(&fail_next_init, 0);
-	err = err ? -err : setup(r, entries);
-	if (err) {
-		*why = explain(err);
+	memset(&p, 0, sizeof(p));
+	err = io_uring_queue_init_params(4, &ring, &p);
+	if (err)
 		return err;
-	}
-	r->wake_fd = eventfd(0, EFD_CLOEXEC);
-	if (r->wake_fd < 0) {
-		err = -errno;
-		io_uring_queue_exit(&r->uring);
-		*why = "cannot create an eventfd for waking workers";
-		return err;
-	}
-	r->wake_op.complete = wake_complete;
-	return 0;
+	io_uring_queue_exit(&ring);
+	return p.features & IORING_FEAT_EXT_ARG ? 0 : -ENOSYS;
 }
 
-void weft__ring_exit(struct weft__ring *r)
+struct weft__driver *weft__uring_new(int *err, const char **why)
 {
-	atomic_store(&r->closed, true);
-	while (atomic_load(&r->unparkers))
-		sched_yield();
+	struct weft__ring *r = calloc(1, sizeof(*r));
+
+	if (!r) {
+		*err = -ENOMEM;
+		*why = "out of memory";
+		return NULL;
+	}
+	if ((*err = setup(r, RING_ENTRIES))) {
+		*why = explain(*err);
+		free(r);
+		return NULL;
+	}
+	if ((*err = weft__driver_base_init(&r->base, WEFT_IO_URING, 0))) {
+		io_uring_queue_exit(&r->uring);
+		*why = "cannot create an eventfd for waking workers";
+		free(r);
+		return NULL;
+	}
+	r->wake_op.complete = wake_complete;
+	return &r->base;
+}
+
+void weft__uring_free(struct weft__driver *d)
+{
+	struct weft__ring *r = (struct weft__ring *)d;
+
 	io_uring_queue_exit(&r->uring);
-	close(r->wake_fd);
-	r->wake_fd = -1;
+	weft__driver_base_exit(d);
+	free(r);
 }
 
 struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r)
@@ -166,44 +149,17 @@ struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r)
 	return sqe;
 }
 
-void weft__ring_submit(struct weft__ring *r)
+/* Submits what was prepared this round, then completes every ready CQE.
+ * Returns how many events it handled. */
+int weft__uring_reap(struct weft__driver *d)
 {
-	if (io_uring_sq_ready(&r->uring))
-		io_uring_submit(&r->uring);
-}
-
-static int run_inbox(struct weft__ring *r)
-{
-	struct weft__ring_msg *m = atomic_exchange_explicit(
-		&r->inbox, NULL, memory_order_acquire);
-	struct weft__ring_msg *fifo = NULL;
-	int n = 0;
-
-	while (m) { /* the inbox is newest-first */
-		struct weft__ring_msg *next = m->next;
-
-		m->next = fifo;
-		fifo = m;
-		m = next;
-	}
-	while (fifo) {
-		struct weft__ring_msg *next = fifo->next;
-
-		fifo->run(fifo);
-		fifo = next;
-		n++;
-	}
-	return n;
-}
-
-int weft__ring_reap(struct weft__ring *r)
-{
+	struct weft__ring *r = (struct weft__ring *)d;
 	struct io_uring_cqe *cqe;
 	unsigned head, seen = 0;
-	int n = 0;
+	int n = weft__driver_run_inbox(d);
 
-	if (atomic_load_explicit(&r->inbox, memory_order_relaxed))
-		n += run_inbox(r);
+	if (io_uring_sq_ready(&r->uring))
+		io_uring_submit(&r->uring);
 	/* Completion work the kernel left for us, or CQEs that overflowed
 	 * the CQ: one enter runs / flushes them. */
 	if (IO_URING_READ_ONCE(*r->uring.sq.kflags) &
@@ -220,6 +176,11 @@ int weft__ring_reap(struct weft__ring *r)
 	return n + (int)seen;
 }
 
+void weft__uring_poll(struct weft__driver *d)
+{
+	weft__uring_reap(d);
+}
+
 /*
  * Valgrind runs one thread at a time and takes io_uring_enter for a call
  * that never blocks, so a worker waiting in it would stall every thread.
@@ -231,7 +192,7 @@ static void park_in_poll(struct weft__ring *r, int64_t timeout_ns)
 {
 	struct pollfd p[2] = {
 		{ .fd = r->uring.ring_fd, .events = POLLIN },
-		{ .fd = r->wake_fd, .events = POLLIN },
+		{ .fd = r->base.wake_fd, .events = POLLIN },
 	};
 	/* Deferred completions need us to enter the kernel before the ring
 	 * shows them: look again at least every 10 ms. */
@@ -242,14 +203,15 @@ static void park_in_poll(struct weft__ring *r, int64_t timeout_ns)
 	io_uring_get_events(&r->uring);
 }
 
-void weft__ring_park(struct weft__ring *r, int64_t timeout_ns)
+void weft__uring_park(struct weft__driver *d, int64_t timeout_ns)
 {
+	struct weft__ring *r = (struct weft__ring *)d;
 	struct io_uring_cqe *cqe;
 
 	if (!r->wake_armed) {
 		struct io_uring_sqe *sqe = weft__ring_sqe(r);
 
-		io_uring_prep_read(sqe, r->wake_fd, &r->wake_buf,
+		io_uring_prep_read(sqe, r->base.wake_fd, &r->wake_buf,
 				   sizeof(r->wake_buf), 0);
 		io_uring_sqe_set_data(sqe, &r->wake_op);
 		r->wake_armed = true;
@@ -268,32 +230,5 @@ void weft__ring_park(struct weft__ring *r, int64_t timeout_ns)
 	} else {
 		io_uring_submit_and_wait(&r->uring, 1);
 	}
-	weft__ring_reap(r);
-}
-
-void weft__ring_unpark(struct weft__ring *r)
-{
-	uint64_t one = 1;
-
-	atomic_fetch_add(&r->unparkers, 1);
-	if (!atomic_load(&r->closed) &&
-	    !atomic_exchange_explicit(&r->wake_pending, true,
-				      memory_order_acq_rel)) {
-		ssize_t n = write(r->wake_fd, &one, sizeof(one));
-
-		(void)n; /* EAGAIN: the counter is full, a wake-up is pending */
-	}
-	atomic_fetch_sub_explicit(&r->unparkers, 1, memory_order_release);
-}
-
-void weft__ring_post(struct weft__ring *r, struct weft__ring_msg *m)
-{
-	struct weft__ring_msg *top = atomic_load_explicit(&r->inbox,
-							  memory_order_relaxed);
-
-	do
-		m->next = top;
-	while (!atomic_compare_exchange_weak_explicit(
-		&r->inbox, &top, m, memory_order_release, memory_order_relaxed));
-	weft__ring_unpark(r);
+	weft__uring_reap(d);
 }

@@ -9,6 +9,7 @@
 #include <liburing.h>
 
 #include "weft/io.h"
+#include "fdtable.h"
 #include "op.h"
 
 /* The cancel SQE's own completion: nothing waits for it. Its result does not
@@ -40,7 +41,7 @@ static void io_complete(struct weft__ring_op *op, int res, unsigned flags)
 }
 
 /* On the owning worker: cancel the op in the kernel unless it is done. */
-static void io_cancel_run(struct weft__ring_msg *m)
+static void io_cancel_run(struct weft__driver_msg *m)
 {
 	struct weft__io *io = container_of(m, struct weft__io, cancel_msg);
 
@@ -71,7 +72,7 @@ void weft__io_abort(struct weft__io *io, int reason)
 	atomic_compare_exchange_strong_explicit(&io->reason, &none, reason,
 						memory_order_release,
 						memory_order_relaxed);
-	weft__ring_post(io->ring, &io->cancel_msg);
+	weft__driver_post(&io->ring->base, &io->cancel_msg);
 }
 
 static void io_waiter_abort(struct weft__waiter *w, int reason)
@@ -220,8 +221,10 @@ int weft_io_submit(int fd, weft_io_prep_fn prep, void *arg)
 
 	if (!prep)
 		return -EINVAL;
-	if (!weft__ring_current())
+	if (!weft__driver_current())
 		return submit_on_thread(prep, arg);
+	if (!weft__ring_current())
+		return -EOPNOTSUPP; /* the epoll driver has no ring */
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
 	prep(sqe, arg);

@@ -34,21 +34,21 @@
  *    wait returns; weft_close() aborts them with -EBADF under the stripe
  *    lock, so it only ever sees live ops.
  */
-#ifndef WEFT_IO_OP_H
-#define WEFT_IO_OP_H
+#ifndef WEFT_DRIVERS_IO_URING_OP_H
+#define WEFT_DRIVERS_IO_URING_OP_H
 
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include "../runtime/wait.h"
+#include "runtime/wait.h"
 #include "ring.h"
 
 struct weft__io {
 	struct weft__ring_op op;        /* the SQE's user_data */
 	struct weft__waiter w;
 	struct weft__ring *ring;        /* the ring it was submitted on */
-	struct weft__ring_msg cancel_msg;
+	struct weft__driver_msg cancel_msg;
 	_Atomic int refs;               /* see above */
 	_Atomic int reason;             /* first abort reason, 0 if none */
 	_Atomic bool cancel_posted;
@@ -71,22 +71,10 @@ int weft__io_wait(struct weft__io *io, struct io_uring_sqe *sqe);
  * reason and has the owning ring cancel the op in the kernel. */
 void weft__io_abort(struct weft__io *io, int reason);
 
-/* The fd table (fdtable.c). */
-void weft__fdtable_add(struct weft__io *io);
-void weft__fdtable_del(struct weft__io *io);
-/* Aborts every op registered under fd with -EBADF, then closes fd, both
- * under the stripe lock. Returns close(2)'s 0 or -errno. */
-int weft__fdtable_close(int fd);
-
-/* How many private rings plain threads have made (each holds a descriptor
- * until the process exits; see op.c). */
+/* Internal test interface, not API: how many private rings plain threads
+ * have made (each holds a descriptor until the process exits; see op.c), so
+ * that a test counting descriptors can tell them from a leak. */
 int weft__io_thread_rings(void);
-
-/* The system call's result as 0/count or -errno. */
-static inline long weft__sys(long r)
-{
-	return r < 0 ? -(long)errno : r;
-}
 
 #ifndef container_of
 #define container_of(ptr, type, member) \

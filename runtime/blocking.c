@@ -33,8 +33,8 @@
 #include <unistd.h>
 
 #include "weft/task.h"
-#include "../runtime/spinlock.h"
-#include "../runtime/wait.h"
+#include "spinlock.h"
+#include "wait.h"
 #include "blocking.h"
 
 #define DEFAULT_MAX 64

@@ -1,0 +1,294 @@
+/*
+ * Per-fd readiness under the epoll driver: see fdready.h.
+ *
+ * An edge that arrives between a task's failed system call and its wait
+ * must not be lost (edge-triggered epoll reports it once). Each direction
+ * has a tick, bumped under the record's lock by every event for it (and by
+ * close): the task reads the tick before its attempt and, under the lock,
+ * parks only if it has not moved, else tries again. The idea is Tokio's
+ * ScheduledIo readiness tick.
+ *
+ * Invariants:
+ *  - Every settle of a waiter on a record happens under the record's lock:
+ *    the event (0), an abort (-ECANCELED, -ETIMEDOUT) and close (-EBADF).
+ *    A waiter is linked only while WAITING, so whoever settles a linked one
+ *    unlinks it under the same hold, and a readiness event never reaches a
+ *    task that stopped waiting. Nothing in the kernel refers to a waiter,
+ *    so an aborted wait consumes nothing and cancels nothing.
+ *  - reg names the weft_run (driver run id) the fd was registered in and
+ *    how; a record of an earlier run counts as unregistered, as its epoll
+ *    is gone. It is written under the lock, with release, after ep; the
+ *    lock-free check of a call reads it with acquire.
+ *  - An fd's epoll data carries the record's gen, bumped whenever weft lets
+ *    the fd number go (weft_close, or a new fd of that number), so an event
+ *    for an earlier file of that number (kept alive by a dup) is dropped.
+ *  - ep->waiters counts the waiters linked on records registered in ep;
+ *    records change ep only when re-registered, which needs no waiter
+ *    linked (close and fresh unlink them all first).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "runtime/spinlock.h"
+#include "runtime/wait.h"
+#include "epoll.h"
+#include "fdready.h"
+
+#define CHUNK 1024
+#define NCHUNKS 2048 /* 2M fds: twice the kernel's default nr_open */
+
+enum { UNREGISTERED, REGISTERED, UNPOLLABLE };
+
+struct fdrec {
+	unsigned lock;
+	uint32_t gen;
+	_Atomic uint64_t reg;             /* run id << 2 | state */
+	struct weft__epoll *ep;           /* REGISTERED: whose epoll */
+	_Atomic uint64_t tick[2];
+	struct weft__waiter *head[2];
+};
+
+static _Atomic(struct fdrec *) chunks[NCHUNKS];
+
+static struct fdrec *rec_of(int fd, bool make)
+{
+	unsigned c = (unsigned)fd / CHUNK;
+	struct fdrec *chunk, *none = NULL;
+
+	if (fd < 0 || c >= NCHUNKS)
+		return NULL;
+	/* acquire: pairs with the CAS below, so the zeroed chunk is seen. */
+	chunk = atomic_load_explicit(&chunks[c], memory_order_acquire);
+	if (!chunk && make) {
+		chunk = calloc(CHUNK, sizeof(*chunk));
+		if (!chunk)
+			return NULL;
+		if (!atomic_compare_exchange_strong(&chunks[c], &none, chunk)) {
+			free(chunk);
+			chunk = none;
+		}
+	}
+	return chunk ? &chunk[(unsigned)fd % CHUNK] : NULL;
+}
+
+static int reg_state(uint64_t reg)
+{
+	return reg >> 2 == weft__driver_run_id() ? (int)(reg & 3)
+						   : UNREGISTERED;
+}
+
+static void unlink_waiter(struct fdrec *rec, struct weft__waiter *w)
+{
+	int dir = (int)w->value;
+
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		rec->head[dir] = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	w->next = w->prev = NULL;
+	w->queue = NULL;
+	/* relaxed: a hint for the owner's cheap poll (epoll.h). */
+	atomic_fetch_sub_explicit(&rec->ep->waiters, 1, memory_order_relaxed);
+}
+
+/* Wakes every waiter of dir with result and bumps its tick. Lock held. */
+static void wake_all(struct fdrec *rec, int dir, int result)
+{
+	struct weft__waiter *w;
+
+	/* release: a task reading the tick with acquire before its attempt
+	 * sees the event that moved it. */
+	atomic_fetch_add_explicit(&rec->tick[dir], 1, memory_order_release);
+	while ((w = rec->head[dir])) {
+		unlink_waiter(rec, w);
+		weft__waiter_notify(w, result);
+	}
+}
+
+/* Lets the fd number go: waiters get -EBADF, events for it are dropped
+ * from now on. Lock held. */
+static void forget(struct fdrec *rec, int fd)
+{
+	uint64_t reg = atomic_load_explicit(&rec->reg, memory_order_relaxed);
+
+	wake_all(rec, WEFT__READ, -EBADF);
+	wake_all(rec, WEFT__WRITE, -EBADF);
+	if (reg_state(reg) == REGISTERED)
+		epoll_ctl(rec->ep->epfd, EPOLL_CTL_DEL, fd, NULL);
+	rec->gen++;
+	atomic_store_explicit(&rec->reg, 0, memory_order_relaxed);
+}
+
+/* Registers fd with the caller's epoll. Lock held. Returns the state or
+ * -errno. */
+static int do_register(struct fdrec *rec, int fd)
+{
+	struct weft__epoll *ep = weft__epoll_current();
+	struct epoll_event ev = {
+		.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+		.data.u64 = (uint64_t)rec->gen << 32 | (uint32_t)fd,
+	};
+	int state = REGISTERED, fl;
+
+	if (epoll_ctl(ep->epfd, EPOLL_CTL_ADD, fd, &ev) &&
+	    (errno != EEXIST || epoll_ctl(ep->epfd, EPOLL_CTL_MOD, fd, &ev))) {
+		if (errno != EPERM)
+			return -errno;
+		state = UNPOLLABLE; /* a regular file: never EAGAIN */
+	}
+	if (state == REGISTERED) {
+		fl = fcntl(fd, F_GETFL);
+		if (fl >= 0 && !(fl & O_NONBLOCK))
+			fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+		rec->ep = ep;
+	}
+	/* release: pairs with ensure_registered's acquire (rec->ep). */
+	atomic_store_explicit(&rec->reg, weft__driver_run_id() << 2 | state,
+			      memory_order_release);
+	return state;
+}
+
+static int ensure_registered(struct fdrec *rec, int fd)
+{
+	int state = reg_state(atomic_load_explicit(&rec->reg,
+						   memory_order_acquire));
+
+	if (state != UNREGISTERED)
+		return state;
+	weft__spin_lock(&rec->lock);
+	state = reg_state(atomic_load_explicit(&rec->reg,
+					       memory_order_relaxed));
+	if (state == UNREGISTERED)
+		state = do_register(rec, fd);
+	weft__spin_unlock(&rec->lock);
+	return state;
+}
+
+static void unlock_rec(void *arg)
+{
+	weft__spin_unlock(&((struct fdrec *)arg)->lock);
+}
+
+static void abort_wait(struct weft__waiter *w, int reason)
+{
+	struct fdrec *rec = w->data;
+
+	weft__spin_lock(&rec->lock);
+	if (weft__waiter_settle(w, reason) && w->queue) {
+		unlink_waiter(rec, w);
+		weft__waiter_wake(w);
+	}
+	weft__spin_unlock(&rec->lock);
+}
+
+/* Parks w until dir's readiness moves past tick. Returns the settled state
+ * (0: ready, try again), or 0 at once if it moved already. */
+static int wait_ready(struct fdrec *rec, int dir, struct weft__waiter *w,
+		      uint64_t tick)
+{
+	int s;
+
+	weft__spin_lock(&rec->lock);
+	if (atomic_load_explicit(&rec->tick[dir], memory_order_relaxed) !=
+	    tick) {
+		weft__spin_unlock(&rec->lock);
+		weft__wait_end(w);
+		return 0;
+	}
+	if ((s = weft__waiter_state(w)) != WEFT__WAITING) {
+		weft__spin_unlock(&rec->lock);
+		weft__wait_end(w);
+		return s;
+	}
+	w->value = (uint64_t)dir;
+	w->prev = NULL;
+	w->next = rec->head[dir];
+	if (w->next)
+		w->next->prev = w;
+	rec->head[dir] = w;
+	w->queue = rec;
+	atomic_fetch_add_explicit(&rec->ep->waiters, 1, memory_order_relaxed);
+	return weft__wait_park(w, unlock_rec, rec);
+}
+
+long weft__fdready_call(int fd, enum weft__dir dir, weft__try_fn try,
+			void *arg)
+{
+	struct fdrec *rec = rec_of(fd, true);
+	struct weft__waiter w;
+	long r;
+
+	if (!rec)
+		return fd < 0 ? -EBADF : -EMFILE;
+	for (;;) {
+		int state = ensure_registered(rec, fd);
+
+		if (state < 0)
+			return state;
+		weft__waiter_init(&w, abort_wait);
+		w.data = rec;
+		if ((r = weft__wait_begin(&w)))
+			return r;
+		/* acquire: see wake_all. */
+		uint64_t tick = atomic_load_explicit(&rec->tick[dir],
+						     memory_order_acquire);
+		r = try(fd, arg);
+		if (r != -EAGAIN || state == UNPOLLABLE) {
+			weft__wait_end(&w);
+			return r;
+		}
+		if ((r = wait_ready(rec, dir, &w, tick)) < 0)
+			return r;
+	}
+}
+
+void weft__fdready_event(uint64_t data, uint32_t events)
+{
+	struct fdrec *rec = rec_of((int)(uint32_t)data, false);
+
+	if (!rec)
+		return;
+	weft__spin_lock(&rec->lock);
+	if (rec->gen == (uint32_t)(data >> 32) &&
+	    reg_state(atomic_load_explicit(&rec->reg,
+					   memory_order_relaxed)) ==
+		    REGISTERED) {
+		if (events & (EPOLLIN | EPOLLRDHUP | EPOLLPRI | EPOLLHUP |
+			      EPOLLERR))
+			wake_all(rec, WEFT__READ, 0);
+		if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+			wake_all(rec, WEFT__WRITE, 0);
+	}
+	weft__spin_unlock(&rec->lock);
+}
+
+int weft__fdready_close(int fd)
+{
+	struct fdrec *rec = rec_of(fd, false);
+	int r;
+
+	if (!rec)
+		return close(fd) ? -errno : 0;
+	weft__spin_lock(&rec->lock);
+	forget(rec, fd);
+	r = close(fd) ? -errno : 0;
+	weft__spin_unlock(&rec->lock);
+	return r;
+}
+
+void weft__fdready_fresh(int fd)
+{
+	struct fdrec *rec = rec_of(fd, false);
+
+	if (!rec || !atomic_load_explicit(&rec->reg, memory_order_relaxed))
+		return;
+	weft__spin_lock(&rec->lock);
+	forget(rec, fd);
+	weft__spin_unlock(&rec->lock);
+}

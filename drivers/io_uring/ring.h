@@ -1,0 +1,48 @@
+/*
+ * The io_uring driver: one ring per worker, where its tasks' I/O and its
+ * own parking go (the driver interface is runtime/driver.h).
+ *
+ * Every SQE's user_data is a struct weft__ring_op *; its complete() runs on
+ * the owning worker, in the scheduler context, when the CQE is reaped. Only
+ * the owning worker submits (SINGLE_ISSUER), so other threads reach a ring
+ * through weft__driver_post(), which queues a message the owner runs on its
+ * next round and wakes it if it is parked.
+ *
+ * A task that submits an SQE and then parks is only resumed by its own
+ * worker's reap, which runs after the task has switched out: I/O waits need
+ * no unlock function.
+ */
+#ifndef WEFT_DRIVERS_IO_URING_RING_H
+#define WEFT_DRIVERS_IO_URING_RING_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "runtime/driver.h"
+
+struct weft__ring_op {
+	void (*complete)(struct weft__ring_op *op, int res, unsigned flags);
+};
+
+struct weft__ring {
+	struct weft__driver base;    /* first: a driver is a ring */
+	struct io_uring uring;
+	uint64_t wake_buf;           /* the pending read of wake_fd lands here */
+	struct weft__ring_op wake_op;
+	bool wake_armed;
+};
+
+/* The calling worker's ring, or NULL on a plain thread or under epoll. */
+static inline struct weft__ring *weft__ring_current(void)
+{
+	struct weft__driver *d = weft__driver_current();
+
+	return d && d->kind == WEFT_IO_URING ? (struct weft__ring *)d : NULL;
+}
+
+/* A free SQE, submitting the queue first if it is full. Never NULL. The
+ * caller sets its user_data to an op. Owner only. */
+struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r);
+
+#endif

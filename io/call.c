@@ -1,0 +1,25 @@
+/* The plain-thread and epoll paths of the io/ calls: see call.h. */
+#include <poll.h>
+
+#include "call.h"
+
+/* A plain thread blocks in poll(2) until fd is ready, then tries again. */
+static long plain_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg)
+{
+	struct pollfd p = { .fd = fd,
+			    .events = dir == WEFT__READ ? POLLIN : POLLOUT };
+	long r;
+
+	while ((r = try(fd, arg)) == -EAGAIN)
+		poll(&p, 1, -1);
+	return r;
+}
+
+long weft__io_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg)
+{
+	if (fd < 0)
+		return -EBADF;
+	if (!weft__driver_current())
+		return plain_try(fd, dir, try, arg);
+	return weft__fdready_call(fd, dir, try, arg);
+}

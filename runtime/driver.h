@@ -1,0 +1,146 @@
+/*
+ * The I/O driver: everything a worker needs from the kernel to park, to be
+ * woken by another thread, to wait for I/O and to fire its nearest timer.
+ * One interface, two implementations, chosen once per weft_run:
+ *
+ *   drivers/io_uring/   completions: a task submits an operation and parks;
+ *                       the kernel does it and the driver wakes the task
+ *                       with the result.
+ *   drivers/epoll/      readiness: a task tries the non-blocking system call
+ *                       and parks only on EAGAIN; the driver wakes it when
+ *                       the fd may be ready, and the task tries again.
+ *
+ * Every worker owns one driver instance (a ring, or an epoll fd), made and
+ * freed on its own thread, so parking, unparking and timers stay per worker.
+ *
+ * Contract (who calls what, on which thread):
+ *  - weft__driver_new / _free / _poll / _reap / _park: the owning worker
+ *    only, in its scheduler context (never from a task's stack). _free
+ *    waits out unparkers still running; any unpark after it is a no-op.
+ *  - weft__driver_unpark / _post: any thread, any time the instance is
+ *    alive (between new and free). unpark never blocks; wake-ups collapse,
+ *    but one that comes while the owner is awake is never lost: its next
+ *    park returns at once.
+ *  - A posted message runs on the owner, in its scheduler context, on its
+ *    next poll, reap or park, in the order it was posted (per poster).
+ *  - _poll is the cheap per-task-run check (io_uring: submit the round's
+ *    SQEs, reap CQEs; epoll: run messages, and look for readiness only when
+ *    someone waits and every few ticks). _reap handles everything ready now
+ *    without blocking. _park sleeps until an event, an unpark or timeout_ns
+ *    (-1: none), then handles what is ready as _reap does.
+ *  - A completion (io_uring) is final: the operation ran and its result is
+ *    the call's result; buffers it named may be written until it arrives.
+ *  - A readiness event (epoll) is a hint: the fd changed since it was
+ *    registered or last reported. The woken task retries the system call,
+ *    which may say EAGAIN again; it touched no buffer meanwhile, so an
+ *    aborted wait needs nothing cancelled in the kernel.
+ *  - Both wake tasks only through the waiter protocol (wait.h), so an event
+ *    for a task that stopped waiting (cancelled, timed out, fd closed) is
+ *    dropped by the waiter's settle, on whichever worker handles it.
+ *
+ * Dispatch is by the kind field, a predictable branch inline at each call:
+ * cheaper than an indirect call on the per-task-run path.
+ */
+#ifndef WEFT_RUNTIME_DRIVER_H
+#define WEFT_RUNTIME_DRIVER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "weft/task.h"
+
+/* A message for the owning worker (weft__driver_post). */
+struct weft__driver_msg {
+	void (*run)(struct weft__driver_msg *m);
+	struct weft__driver_msg *next;
+};
+
+/* What every driver instance starts with; each driver embeds it first. */
+struct weft__driver {
+	enum weft_io_kind kind;          /* WEFT_IO_URING or WEFT_IO_EPOLL */
+	int wake_fd;                     /* eventfd other threads write */
+	_Atomic(struct weft__driver_msg *) inbox; /* LIFO of posted messages */
+	_Atomic bool wake_pending;       /* a write to wake_fd not consumed */
+	_Atomic int unparkers;           /* threads inside weft__driver_unpark */
+	_Atomic bool closed;             /* weft__driver_free has begun */
+};
+
+/* Resolves the choice of cfg->io and $WEFT_IO (the config wins unless it is
+ * auto) to a driver that can start here: auto probes io_uring and takes
+ * epoll, silently, if the kernel refuses it or lacks what weft needs.
+ * Returns 0, or -EINVAL for a bad value. */
+int weft__driver_choose(const struct weft_config *cfg,
+			enum weft_io_kind *kind);
+
+/* Makes the calling worker's instance of kind. Returns it, or NULL with
+ * *err = -errno and *why saying in one line what to tell the user. */
+struct weft__driver *weft__driver_new(enum weft_io_kind kind, int *err,
+				      const char **why);
+void weft__driver_free(struct weft__driver *d);
+
+/* The calling worker's driver, or NULL on a plain thread. */
+struct weft__driver *weft__driver_current(void);
+void weft__driver_set_current(struct weft__driver *d);
+
+/* The kind of the running runtime's drivers; WEFT_IO_AUTO when none runs.
+ * Any thread. */
+enum weft_io_kind weft__driver_kind(void);
+/* weft_run, before the workers start, and with WEFT_IO_AUTO after they
+ * stopped. Each start begins a new run id (never 0). */
+void weft__driver_set_kind(enum weft_io_kind kind);
+uint64_t weft__driver_run_id(void);
+
+void weft__driver_unpark(struct weft__driver *d);
+void weft__driver_post(struct weft__driver *d, struct weft__driver_msg *m);
+
+/* For the drivers: runs the posted messages (returns how many), and marks
+ * the wake-up write consumed after reading wake_fd. Owner only. */
+int weft__driver_run_inbox(struct weft__driver *d);
+void weft__driver_wake_consumed(struct weft__driver *d);
+/* Sets up / tears down the common part: the eventfd, made with efd_flags
+ * besides EFD_CLOEXEC (the io_uring driver's read of it must block, so
+ * that it waits in the kernel; epoll reads it only when ready). */
+int weft__driver_base_init(struct weft__driver *d, enum weft_io_kind kind,
+			   int efd_flags);
+void weft__driver_base_exit(struct weft__driver *d);
+
+/* The implementations (drivers/io_uring/ring.c, drivers/epoll/epoll.c). */
+int weft__uring_probe(void);
+struct weft__driver *weft__uring_new(int *err, const char **why);
+void weft__uring_free(struct weft__driver *d);
+void weft__uring_poll(struct weft__driver *d);
+int weft__uring_reap(struct weft__driver *d);
+void weft__uring_park(struct weft__driver *d, int64_t timeout_ns);
+
+struct weft__driver *weft__epoll_new(int *err, const char **why);
+void weft__epoll_free(struct weft__driver *d);
+void weft__epoll_poll(struct weft__driver *d, uint64_t tick);
+int weft__epoll_reap(struct weft__driver *d);
+void weft__epoll_park(struct weft__driver *d, int64_t timeout_ns);
+
+static inline void weft__driver_poll(struct weft__driver *d, uint64_t tick)
+{
+	if (__builtin_expect(d->kind == WEFT_IO_URING, 1))
+		weft__uring_poll(d);
+	else
+		weft__epoll_poll(d, tick);
+}
+
+static inline int weft__driver_reap(struct weft__driver *d)
+{
+	if (d->kind == WEFT_IO_URING)
+		return weft__uring_reap(d);
+	return weft__epoll_reap(d);
+}
+
+static inline void weft__driver_park(struct weft__driver *d,
+				     int64_t timeout_ns)
+{
+	if (d->kind == WEFT_IO_URING)
+		weft__uring_park(d, timeout_ns);
+	else
+		weft__epoll_park(d, timeout_ns);
+}
+
+#endif
