@@ -1,5 +1,6 @@
 /* Task stacks: see stack.h for the guard-page strategy. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -352,6 +353,31 @@ void weft__stack_cache_free(struct weft_stack_cache *c)
 	free(c); /* its stacks live in slabs, unmapped by pool exit */
 }
 
+/*
+ * Whether MADV_GUARD_INSTALL really makes pages fault. qemu's user mode
+ * takes the advice and ignores it, which would leave every stack without
+ * a guard: an overflow would run into its neighbour instead of being
+ * reported. A system call that reads a guarded page fails with EFAULT
+ * where a load would fault.
+ */
+static bool light_guards_fault(void)
+{
+	size_t page = weft__page_size();
+	char *p = map_stack_memory(page);
+	int fds[2];
+	bool faults = false;
+	if (!p)
+		return false;
+	if (madvise(p, page, MADV_GUARD_INSTALL) == 0 &&
+	    pipe2(fds, O_CLOEXEC) == 0) {
+		faults = write(fds[1], p, 1) < 0 && errno == EFAULT;
+		close(fds[0]);
+		close(fds[1]);
+	}
+	munmap(p, page);
+	return faults;
+}
+
 void weft__stack_pool_init(void)
 {
 	/* Valgrind knows neither pidfd_open nor process_madvise, and says so
@@ -363,6 +389,13 @@ void weft__stack_pool_init(void)
 		pool.free[c] = NULL;
 	pool.nslabs = 0;
 	atomic_store(&mprotect_guards, 0);
+	/* Once a process: runs happen one at a time, before any worker. */
+	static bool probed;
+	if (!probed) {
+		probed = true;
+		if (!light_guards_fault())
+			atomic_store(&light_guards, 0);
+	}
 }
 
 void weft__stack_pool_exit(void)
