@@ -119,7 +119,11 @@ static void *hopper(void *arg)
 {
 	uint64_t in[CALLEE_SAVED_N], out[CALLEE_SAVED_N];
 	uintptr_t id = (uintptr_t)arg;
-	for (int round = 0; round < 40; round++) {
+	/* More rounds while no call has resumed on another worker yet (one
+	 * thread at a time under valgrind makes that rarer). */
+	for (int round = 0;
+	     round < 40 || (!atomic_load(&migrated) && round < 4000);
+	     round++) {
 		for (int r = 0; r < CALLEE_SAVED_N; r++)
 			in[r] = 0x5eed000000000000ULL ^ (id << 32) ^
 				(uint64_t)round << 8 ^ (uint64_t)r;
