@@ -23,10 +23,17 @@
  *
  *   RESULT name=echo|http impl=IMPL ops=N secs=S ns_per_op=NS rps=R
  *          p50_us=A p99_us=B p999_us=C max_us=D load_runq_ms=W
- *          [rate=R unfinished=U]
+ *          turn_p50=T turn_p99=U turn_p999=V [rate=R unfinished=U]
  *
+ * --stamp (echo only) puts the CLOCK_MONOTONIC time of each send in the
+ * first 8 bytes of the message, for bench/echo_probe.c.
  * Latencies are recorded in a log-linear histogram (a power of two split in
  * 32 steps: within about 3%), so nothing is allocated per request.
+ * turn_*: how many answers (on this thread's connections) came between two
+ * answers on one connection. Served in turn, a closed loop keeps it near
+ * CONNS (per thread) however slow the machine; far above, some connections
+ * overtake others: an order of service that is not FIFO, which latencies
+ * taken on a busy machine cannot tell from the machine's noise.
  * load_runq_ms is how long the generator's threads waited for a CPU while
  * runnable: on a loaded machine, latency it added to every figure.
  * ECHO_LOAD_THREADS (default 1) spreads the connections over more threads.
@@ -142,6 +149,7 @@ struct conn {
 	uint64_t sent;		/* requests sent */
 	uint64_t due;		/* open loop: requests due so far */
 	uint64_t intended_ns;	/* when the one in flight was due (or sent) */
+	uint64_t last_done;	/* the thread's `ops` at this one's last answer */
 	size_t got;
 	unsigned char out[MSG];
 	unsigned char in[IN_MAX];
@@ -156,12 +164,14 @@ struct worker {
 	uint64_t unfinished;
 	uint64_t runq_ns;	/* time this thread waited for a CPU */
 	struct hist hist;
+	struct hist turn;	/* answers to others between two of one conn's */
 	int failed;
 };
 
 static pthread_barrier_t start_barrier;
 static uint64_t start_ns, deadline_ns;
 static bool http_mode;
+static bool stamp;		/* --stamp: the send time in each message */
 static double rate;		/* open loop: requests/s; 0: closed loop */
 
 static uint64_t now_ns(void)
@@ -192,6 +202,10 @@ static int send_request(struct conn *c, uint64_t intended)
 		len = sizeof http_req - 1;
 	} else {
 		fill(c);
+		if (stamp) {
+			uint64_t t = now_ns();
+			memcpy(c->out, &t, sizeof(t));
+		}
 	}
 	c->got = 0;
 	c->busy = true;
@@ -314,7 +328,10 @@ static int on_readable(struct worker *w, struct conn *c, bool closing)
 	if (rate == 0 && t > deadline_ns)
 		return 0;	/* closed loop: after the bell, not counted */
 	hist_add(&w->hist, t - c->intended_ns);
+	if (c->last_done)
+		hist_add(&w->turn, w->ops - c->last_done);
 	w->ops++;
+	c->last_done = w->ops;
 	if (rate > 0)
 		return send_due(w, c);
 	return closing ? 0 : send_request(c, now_ns());
@@ -499,8 +516,8 @@ static int connect_all(const struct sockaddr_in *sa, struct conn *conns,
 
 static void usage(const char *argv0)
 {
-	fprintf(stderr, "usage: %s [--http] [--rate R] ADDR PORT CONNS SECS "
-		"[IMPL]\n", argv0);
+	fprintf(stderr, "usage: %s [--http | --stamp] [--rate R] ADDR PORT "
+		"CONNS SECS [IMPL]\n", argv0);
 	exit(2);
 }
 
@@ -510,6 +527,8 @@ int main(int argc, char **argv)
 	for (; a < argc && argv[a][0] == '-'; a++) {
 		if (!strcmp(argv[a], "--http"))
 			http_mode = true;
+		else if (!strcmp(argv[a], "--stamp"))
+			stamp = true;
 		else if (!strcmp(argv[a], "--rate") && a + 1 < argc)
 			rate = (double)parse_pos(argv[++a], "rate");
 		else
@@ -543,7 +562,8 @@ int main(int argc, char **argv)
 	struct conn *conns = calloc(nconns, sizeof *conns);
 	struct worker *ws = calloc(nthreads, sizeof *ws);
 	struct hist *hist = calloc(1, sizeof *hist);
-	if (!conns || !ws || !hist) {
+	struct hist *turn = calloc(1, sizeof *turn);
+	if (!conns || !ws || !hist || !turn) {
 		fprintf(stderr, "echo_load: out of memory\n");
 		return 1;
 	}
@@ -578,6 +598,7 @@ int main(int argc, char **argv)
 		runq += ws[t].runq_ns;
 		failed |= ws[t].failed;
 		hist_merge(hist, &ws[t].hist);
+		hist_merge(turn, &ws[t].turn);
 	}
 	for (size_t i = 0; i < nconns; i++)
 		close(conns[i].fd);
@@ -590,11 +611,13 @@ int main(int argc, char **argv)
 	double s = (double)(deadline_ns - start_ns) / 1e9;
 	printf("RESULT name=%s impl=%s ops=%llu secs=%.6f ns_per_op=%.2f "
 	       "rps=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f "
-	       "load_runq_ms=%.1f",
+	       "load_runq_ms=%.1f turn_p50=%.0f turn_p99=%.0f turn_p999=%.0f",
 	       http_mode ? "http" : "echo", impl, (unsigned long long)ops, s,
 	       s * 1e9 / (double)ops, (double)ops / s, hist_us(hist, 0.50),
 	       hist_us(hist, 0.99), hist_us(hist, 0.999),
-	       (double)hist->max / 1e3, (double)runq / 1e6);
+	       (double)hist->max / 1e3, (double)runq / 1e6,
+	       hist_us(turn, 0.50) * 1e3, hist_us(turn, 0.99) * 1e3,
+	       hist_us(turn, 0.999) * 1e3);
 	if (rate > 0)
 		printf(" rate=%.0f unfinished=%llu", rate,
 		       (unsigned long long)unfinished);

@@ -16,6 +16,7 @@
 #include "weft/task.h"
 #include "weft/time.h"
 #include "weft/sync.h"
+#include "weft/select.h"
 #include "weft/group.h"
 #include "weft/io.h"
 

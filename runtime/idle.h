@@ -29,4 +29,25 @@ struct weft_idle {
 	int nsleepers;
 };
 
+struct weft_runtime;
+struct weft_worker;
+
+/* Wakes a worker to look for work, unless one is already looking. */
+void weft__notify_work(struct weft_runtime *rt);
+
+/* w, out of local work, becomes a searcher if fewer than half the awake
+ * workers search; false: it should not. true if it already searched. */
+bool weft__idle_start_search(struct weft_runtime *rt, struct weft_worker *w);
+
+/* Searcher w found work: if it was the last searcher, another is woken to
+ * keep looking. */
+void weft__idle_end_search(struct weft_runtime *rt, struct weft_worker *w);
+
+/* w stops searching, if it was, and joins the sleepers. The caller then
+ * re-checks every queue before it sleeps (the no-lost-wake-up rule). */
+void weft__idle_enter(struct weft_runtime *rt, struct weft_worker *w);
+
+/* w leaves the sleepers, unless a notifier took it out already. */
+void weft__idle_leave(struct weft_runtime *rt, struct weft_worker *w);
+
 #endif

@@ -1,10 +1,10 @@
 /* The monitor thread: see monitor.h. */
-#include <linux/futex.h>
-#include <sys/syscall.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "weft/task.h"
+#include "futex.h"
+#include "idle.h"
+#include "timer.h"
 #include "worker.h"
 
 /* The first look comes soon after arming; while tasks keep waiting but
@@ -24,23 +24,11 @@ struct look {
 	uint64_t ticks;
 };
 
-static void futex_wait(_Atomic int *word, int val, long ns)
-{
-	struct timespec ts = { ns / 1000000000, ns % 1000000000 };
-	syscall(SYS_futex, (int *)word, FUTEX_WAIT_PRIVATE, val,
-		ns ? &ts : NULL, NULL, 0);
-}
-
-static void futex_wake(_Atomic int *word)
-{
-	syscall(SYS_futex, (int *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
-
 void weft__monitor_arm_slow(struct weft_monitor *m)
 {
 	int idle = MON_IDLE;
 	if (atomic_compare_exchange_strong(&m->state, &idle, MON_ARMED))
-		futex_wake(&m->state);
+		weft__futex_wake(&m->state, 1);
 }
 
 /* One look at every worker. Returns how many had tasks or timers waiting;
@@ -58,7 +46,7 @@ static int look_at_workers(struct weft_runtime *rt, struct look *last,
 		struct look now = {
 			atomic_load(&w->runnext), weft__deque_len(&w->deque),
 			weft__deque_len(&w->woken), weft__deque_top(&w->woken),
-			__atomic_load_n(&w->heap_len, __ATOMIC_RELAXED),
+			weft__timers_pending(&w->timers),
 			atomic_load(&w->ticks)
 		};
 		bool still = now.ticks == last[i].ticks;
@@ -104,12 +92,12 @@ static void *monitor_main(void *arg)
 		if (s == MON_STOP)
 			break;
 		if (s == MON_IDLE) {
-			futex_wait(&m->state, MON_IDLE, 0);
+			weft__futex_wait(&m->state, MON_IDLE, 0);
 			period = PERIOD_MIN_NS;
 			calm = idle = 0;
 			continue;
 		}
-		futex_wait(&m->state, MON_ARMED, period);
+		weft__futex_wait(&m->state, MON_ARMED, period);
 		bool stuck = false;
 		idle = look_at_workers(rt, last, &stuck) ? 0 : idle + 1;
 		if (stuck) {
@@ -145,7 +133,7 @@ void weft__monitor_stop(struct weft_runtime *rt)
 	if (!m->started)
 		return;
 	atomic_store(&m->state, MON_STOP);
-	futex_wake(&m->state);
+	weft__futex_wake(&m->state, 1);
 	pthread_join(m->thread, NULL);
 	m->started = false;
 }

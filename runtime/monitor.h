@@ -2,26 +2,18 @@
  * The monitor: a thread that rescues run-next tasks stuck behind a task
  * that keeps its worker (one of the jobs of Go's sysmon).
  *
- * A task woken by a running task goes to the waker's run-next slot and,
- * unlike a spawn, rouses no idle worker: the waker usually parks soon, and
- * the woken task then runs on the same warm core. Rousing a worker on every
- * wake (Go's wakep) makes it steal the tasks of a message-passing pipeline
- * and bounce the pipeline's cache lines between cores on every message. But
- * a waker that keeps running (computes, spins, blocks in a system call)
- * would strand the woken task, so such a wake arms the monitor instead.
- *
- * For the same reason other workers, even awake ones, leave a worker's
- * woken tasks (its run-next task, when woken, and the woken deque behind
- * it) alone unless they are a burst of 8 (WAKE_BURST) or the monitor marked
- * that worker stuck. Spawns rouse a worker at once, and its deque of spawned
- * and requeued tasks is always open to thieves.
+ * A task woken by a running task stays on the waker's worker, where other
+ * workers take it only in a burst or once the monitor marked that worker
+ * stuck (runq.h: who may take a runnable task, and why). A waker that keeps
+ * running (computes, spins, blocks in a system call) would strand it, so
+ * each such wake arms the monitor.
  *
  * While armed, the monitor looks at every worker once a period. A worker
  * whose tick count has not moved since the last look, and whose run-next
  * slot holds the same task or whose deque held tasks both times, is stuck;
  * so is one whose oldest woken task waited all period while it ran others.
  * The monitor marks it and rouses an idle worker, whose search then steals
- * those tasks (steal_from in worker.c). It also fires the due timers of a
+ * those tasks (steal.c). It also fires the due timers of a
  * worker kept by one task all period, so that task's sleepers wake on time
  * on other workers. Once no worker has tasks or timers waiting it disarms
  * and sleeps until a wake or a timer arms it.

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "overflow.h"
+#include "run.h"
 #include "task.h"
 #include "worker.h"
 #include "blocking.h"

@@ -5,8 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "idle.h"
+#include "park.h"
+#include "run.h"
+#include "runq.h"
 #include "task.h"
 #include "worker.h"
+#include "../sync/select.h"
 
 #define TASK_SLAB 256
 #define TASK_CACHE_MAX 64
@@ -495,4 +500,44 @@ int weft_workers(void)
 {
 	struct weft_runtime *rt = atomic_load(&weft__rt);
 	return rt ? rt->nworkers : 0;
+}
+
+/* ---- the join case of a select (sync/select.h) -------------------------- */
+
+bool weft__join_case_locked(weft_task_t h, struct weft__waiter *w,
+			    int *status)
+{
+	struct weft_task *t = h.task;
+	*status = 0;
+	if (atomic_load(&t->gen) != h.gen)
+		*status = -ESRCH;
+	else if (t->join_state & (JOIN_DETACHED | JOIN_CLAIMED))
+		*status = -EINVAL;
+	if (*status || (t->join_state & JOIN_DONE)) {
+		if (!*status)
+			t->join_state |= JOIN_CLAIMED;
+		return true;
+	}
+	if (w) {
+		w->data = t;
+		t->join_state |= JOIN_CLAIMED;
+		t->joiner = w;
+	}
+	return false;
+}
+
+void weft__join_case_unlink(struct weft_task *t, struct weft__waiter *w)
+{
+	/* Still linked, or dropped by a finisher that lost the select: the
+	 * claim was this case's either way. */
+	if (t->joiner == w)
+		t->joiner = NULL;
+	t->join_state &= ~(unsigned)JOIN_CLAIMED;
+}
+
+int weft__join_case_take(struct weft_task *t, void **result)
+{
+	int r = take_result(t, result);
+	task_unref(t);
+	return r;
 }

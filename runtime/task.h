@@ -42,6 +42,7 @@
 #include "context.h"
 #include "spinlock.h"
 #include "stack.h"
+#include "timer.h"
 #include "wait.h"
 
 struct weft_worker;
@@ -50,19 +51,6 @@ enum {
 	JOIN_DONE = 1,      /* the task has returned */
 	JOIN_DETACHED = 2,  /* nobody will join */
 	JOIN_CLAIMED = 4,   /* a joiner has claimed the result */
-};
-
-struct weft_timer {
-	_Atomic uint64_t armed;              /* seq of its live heap entry, or 0 */
-	_Atomic(struct weft_worker *) owner; /* the heap it was last armed in */
-};
-
-/* A heap entry, by value (see timer.c). */
-struct weft_timer_entry {
-	int64_t at;
-	uint64_t order;
-	struct weft_task *task;
-	uint64_t seq;
 };
 
 struct weft_task {
@@ -108,7 +96,7 @@ struct weft_task {
 #define WEFT_NO_DEADLINE INT64_MAX
 
 /* weft__task_park() and weft__task_ready(), the scheduler's side of
- * waiting, are declared in wait.h. */
+ * waiting, are declared in park.h. */
 
 /* Called by the scheduler once a task has returned and switched out. */
 void weft__task_finished(struct weft_task *t);

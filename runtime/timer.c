@@ -16,7 +16,7 @@
  *    CAS, then fires) or the disarming task (by exchange, then counts it
  *    stale). So an entry fires at most once and is counted stale at most
  *    once, and `stale` counts exactly the stale entries in the heap.
- *  - Heap fields change only under the owner's timer_lock.
+ *  - Heap fields change only under the owner's timers.lock.
  *  - Firing happens outside the heap lock, under the task's wait_lock, and
  *    only if the wait it was armed for (seq) is still the current one. By
  *    then the task may have ended and its struct been respawned: task.h
@@ -28,7 +28,10 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "monitor.h"
+#include "self.h"
 #include "task.h"
+#include "timer.h"
 #include "worker.h"
 
 #define FIRE_BATCH 64
@@ -81,7 +84,7 @@ static void sift_down(struct weft_timer_entry *h, int64_t len, int64_t i)
 static void set_len(struct weft_worker *w, int64_t len)
 {
 	/* Atomic: the scheduler peeks at heap_len without the lock. */
-	__atomic_store_n(&w->heap_len, len, __ATOMIC_RELAXED);
+	__atomic_store_n(&w->timers.len, len, __ATOMIC_RELAXED);
 }
 
 static bool entry_stale(const struct weft_timer_entry *e)
@@ -94,47 +97,47 @@ static bool entry_stale(const struct weft_timer_entry *e)
 static void compact(struct weft_worker *w)
 {
 	int64_t n = 0, dropped = 0;
-	for (int64_t i = 0; i < w->heap_len; i++) {
-		if (entry_stale(&w->heap[i]))
+	for (int64_t i = 0; i < w->timers.len; i++) {
+		if (entry_stale(&w->timers.entries[i]))
 			dropped++;
 		else
-			w->heap[n++] = w->heap[i];
+			w->timers.entries[n++] = w->timers.entries[i];
 	}
 	set_len(w, n);
 	for (int64_t i = n / 2 - 1; i >= 0; i--)
-		sift_down(w->heap, n, i);
-	atomic_fetch_sub_explicit(&w->heap_stale, dropped,
+		sift_down(w->timers.entries, n, i);
+	atomic_fetch_sub_explicit(&w->timers.stale, dropped,
 				  memory_order_relaxed);
 }
 
 int weft__timer_arm(struct weft_task *t, int64_t at, uint64_t seq)
 {
 	struct weft_worker *w = weft__self();
-	weft__spin_lock(&w->timer_lock);
-	if (w->heap_len == w->heap_cap) {
-		int64_t stale = atomic_load_explicit(&w->heap_stale,
+	weft__spin_lock(&w->timers.lock);
+	if (w->timers.len == w->timers.cap) {
+		int64_t stale = atomic_load_explicit(&w->timers.stale,
 						     memory_order_relaxed);
-		if (stale > w->heap_len / 2 && w->heap_len >= COMPACT_MIN)
+		if (stale > w->timers.len / 2 && w->timers.len >= COMPACT_MIN)
 			compact(w);
 	}
-	if (w->heap_len == w->heap_cap) {
-		int64_t cap = w->heap_cap ? w->heap_cap * 2 : 256;
+	if (w->timers.len == w->timers.cap) {
+		int64_t cap = w->timers.cap ? w->timers.cap * 2 : 256;
 		struct weft_timer_entry *h =
-			realloc(w->heap, (size_t)cap * sizeof(*h));
+			realloc(w->timers.entries, (size_t)cap * sizeof(*h));
 		if (!h) {
-			weft__spin_unlock(&w->timer_lock);
+			weft__spin_unlock(&w->timers.lock);
 			return -ENOMEM;
 		}
-		w->heap = h;
-		w->heap_cap = cap;
+		w->timers.entries = h;
+		w->timers.cap = cap;
 	}
-	w->heap[w->heap_len] =
-		(struct weft_timer_entry){ at, w->timer_order++, t, seq };
-	sift_up(w->heap, w->heap_len);
-	set_len(w, w->heap_len + 1);
+	w->timers.entries[w->timers.len] =
+		(struct weft_timer_entry){ at, w->timers.order++, t, seq };
+	sift_up(w->timers.entries, w->timers.len);
+	set_len(w, w->timers.len + 1);
 	atomic_store_explicit(&t->timer.owner, w, memory_order_relaxed);
 	atomic_store_explicit(&t->timer.armed, seq, memory_order_release);
-	weft__spin_unlock(&w->timer_lock);
+	weft__spin_unlock(&w->timers.lock);
 	/* If a task keeps w, the monitor fires w's due timers. */
 	weft__monitor_arm(&atomic_load_explicit(&weft__rt,
 						 memory_order_relaxed)->monitor);
@@ -148,7 +151,7 @@ void weft__timer_disarm(struct weft_task *t)
 		return;
 	struct weft_worker *w = atomic_load_explicit(&t->timer.owner,
 						     memory_order_relaxed);
-	atomic_fetch_add_explicit(&w->heap_stale, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&w->timers.stale, 1, memory_order_relaxed);
 }
 
 static void fire(struct weft_task *t, uint64_t seq)
@@ -167,8 +170,8 @@ static int pop_due(struct weft_worker *w, int64_t now,
 {
 	int n = 0;
 	*wait = -1;
-	while (w->heap_len && n < FIRE_BATCH) {
-		struct weft_timer_entry *top = &w->heap[0];
+	while (w->timers.len && n < FIRE_BATCH) {
+		struct weft_timer_entry *top = &w->timers.entries[0];
 		if (top->at > now) {
 			*wait = top->at - now;
 			break;
@@ -180,12 +183,12 @@ static int pop_due(struct weft_worker *w, int64_t now,
 			    memory_order_acquire))
 			due[n++] = *top;
 		else
-			atomic_fetch_sub_explicit(&w->heap_stale, 1,
+			atomic_fetch_sub_explicit(&w->timers.stale, 1,
 						  memory_order_relaxed);
-		w->heap[0] = w->heap[w->heap_len - 1];
-		set_len(w, w->heap_len - 1);
-		if (w->heap_len)
-			sift_down(w->heap, w->heap_len, 0);
+		w->timers.entries[0] = w->timers.entries[w->timers.len - 1];
+		set_len(w, w->timers.len - 1);
+		if (w->timers.len)
+			sift_down(w->timers.entries, w->timers.len, 0);
 	}
 	return n;
 }
@@ -196,9 +199,9 @@ int64_t weft__timers_run(struct weft_worker *w)
 	int64_t now = weft_now();
 	for (;;) {
 		int64_t wait;
-		weft__spin_lock(&w->timer_lock);
+		weft__spin_lock(&w->timers.lock);
 		int n = pop_due(w, now, due, &wait);
-		weft__spin_unlock(&w->timer_lock);
+		weft__spin_unlock(&w->timers.lock);
 		for (int i = 0; i < n; i++)
 			fire(due[i].task, due[i].seq);
 		if (n < FIRE_BATCH)
@@ -208,9 +211,9 @@ int64_t weft__timers_run(struct weft_worker *w)
 
 void weft__timers_free(struct weft_worker *w)
 {
-	free(w->heap);
-	w->heap = NULL;
-	w->heap_len = w->heap_cap = 0;
+	free(w->timers.entries);
+	w->timers.entries = NULL;
+	w->timers.len = w->timers.cap = 0;
 }
 
 /* ---- sleeping ----------------------------------------------------------- */

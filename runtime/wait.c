@@ -1,27 +1,15 @@
 /* Waiting: the park/wake protocol of wait.h. */
 #include <errno.h>
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
+#include "futex.h"
 #include "task.h"
 #include "worker.h"
-
-static void futex_wait(_Atomic int *addr, int val)
-{
-	syscall(SYS_futex, (int *)addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
-}
-
-static void futex_wake(_Atomic int *addr)
-{
-	syscall(SYS_futex, (int *)addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
 
 void weft__waiter_wake_thread(struct weft__waiter *w)
 {
 	/* A plain thread leaves once released is set: touch w no more. */
 	atomic_store_explicit(&w->released, 1, memory_order_release);
-	futex_wake(&w->released);
+	weft__futex_wake(&w->released, 1);
 }
 
 bool weft__waiter_notify(struct weft__waiter *w, int result)
@@ -73,6 +61,6 @@ int weft__wait_park_thread(struct weft__waiter *w, void (*unlock)(void *),
 	if (unlock)
 		unlock(arg);
 	while (!atomic_load_explicit(&w->released, memory_order_acquire))
-		futex_wait(&w->released, 0);
+		weft__futex_wait(&w->released, 0, 0);
 	return weft__waiter_state(w);
 }

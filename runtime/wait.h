@@ -38,6 +38,12 @@
  *    linked yet, the waiter sees the settled state before enqueueing.
  *  - The notifier owns what it hands over: if the notify won, the waiter
  *    succeeded (it holds the lock, has the item, ...).
+ *
+ * Select (sync/select.c) parks one caller on several primitives at once,
+ * with a waiter per case whose `group` is the select's own waiter. Settling
+ * a case first settles the group to WEFT__SELECTED: only one case can, so a
+ * notifier that loses it settles nothing (it drops the case waiter it
+ * popped and serves the next one), and waking a case wakes the group.
  */
 #ifndef WEFT_RUNTIME_WAIT_H
 #define WEFT_RUNTIME_WAIT_H
@@ -46,7 +52,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "park.h"
+#include "self.h"
+
 #define WEFT__WAITING 1
+#define WEFT__SELECTED 2 /* a select's group waiter: a case won */
 
 struct weft_task;
 struct weft__waiter;
@@ -63,10 +73,9 @@ struct weft__waiter {
 	void *queue;              /* the owning queue while linked, else NULL */
 	void *data;               /* the primitive's payload */
 	uint64_t value;           /* the primitive's scalar payload */
+	struct weft__waiter *group; /* a select's case: the select's waiter,
+				     * settled first (see above); else NULL */
 };
-
-/* The running task, or NULL on a plain thread or in a scheduler. */
-struct weft_task *weft__task_current(void);
 
 /* Initialises w for the calling task (or plain thread). */
 static inline void weft__waiter_init(struct weft__waiter *w,
@@ -80,6 +89,7 @@ static inline void weft__waiter_init(struct weft__waiter *w,
 	w->queue = NULL;
 	w->data = NULL;
 	w->value = 0;
+	w->group = NULL;
 }
 
 static inline int weft__waiter_state(struct weft__waiter *w)
@@ -87,9 +97,26 @@ static inline int weft__waiter_state(struct weft__waiter *w)
 	return atomic_load_explicit(&w->state, memory_order_acquire);
 }
 
+/* A select's case may be settled only by whoever settles its group. The
+ * group is settled by notifiers under different locks, hence a CAS even
+ * where the case itself is settled under its lock. acq_rel orders nothing
+ * the select relies on (it reads what the winner handed over after its
+ * wake, and under that case's lock again); it keeps the claim no weaker
+ * than any other settle. */
+static inline bool weft__waiter_claim_group(struct weft__waiter *w)
+{
+	int expected = WEFT__WAITING;
+	return !w->group ||
+	       atomic_compare_exchange_strong_explicit(
+		       &w->group->state, &expected, WEFT__SELECTED,
+		       memory_order_acq_rel, memory_order_acquire);
+}
+
 /* Settles w to result; true if this call won. */
 static inline bool weft__waiter_settle(struct weft__waiter *w, int result)
 {
+	if (!weft__waiter_claim_group(w))
+		return false;
 	int expected = WEFT__WAITING;
 	return atomic_compare_exchange_strong_explicit(
 		&w->state, &expected, result, memory_order_acq_rel,
@@ -98,19 +125,18 @@ static inline bool weft__waiter_settle(struct weft__waiter *w, int result)
 
 /* The same, for a waiter every settle of which happens under one lock that
  * the caller holds (a wait-queue's: notifiers and aborts alike): nobody can
- * race, so a load and a store do the CAS's work without its cost. */
+ * race, so a load and a store do the CAS's work without its cost. (A
+ * select's case is such a waiter; only its group claim is a CAS.) */
 static inline bool weft__waiter_settle_locked(struct weft__waiter *w,
 					      int result)
 {
 	if (atomic_load_explicit(&w->state, memory_order_relaxed) !=
-	    WEFT__WAITING)
+	    WEFT__WAITING || !weft__waiter_claim_group(w))
 		return false;
 	atomic_store_explicit(&w->state, result, memory_order_release);
 	return true;
 }
 
-/* Makes a parked or new task runnable (see worker.c for where it goes). */
-void weft__task_ready(struct weft_task *t);
 void weft__waiter_wake_thread(struct weft__waiter *w);
 
 /* Resumes a settled, parked waiter: the task becomes runnable (on the
@@ -118,6 +144,8 @@ void weft__waiter_wake_thread(struct weft__waiter *w);
  * thread is woken. Call only after winning weft__waiter_settle(). */
 static inline void weft__waiter_wake(struct weft__waiter *w)
 {
+	if (w->group)
+		w = w->group;
 	if (w->task)
 		weft__task_ready(w->task);
 	else
@@ -143,17 +171,8 @@ static inline int weft__wait_begin(struct weft__waiter *w)
 /* Unpublishes w and disarms its deadline; after it no abort touches w. */
 void weft__wait_end(struct weft__waiter *w);
 
-/* Switches the current task out; unlock(arg) runs once its registers are
- * saved. The task runs again only after someone passes it to
- * weft__task_ready. */
-void weft__task_park(void (*unlock)(void *), void *arg);
 int weft__wait_park_thread(struct weft__waiter *w, void (*unlock)(void *),
 			   void *arg);
-
-/* Whether spinning a little before parking could pay: only if another
- * worker may be running the holder, and no task here waits to run (it may
- * be the holder itself, woken into our run-next slot). Go's canSpin. */
-bool weft__spin_worthwhile(void);
 
 /* Parks until w is settled, running unlock(arg) once the caller can no
  * longer be resumed too early (on the scheduler stack for a task; at once

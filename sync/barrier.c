@@ -28,18 +28,17 @@ int weft_barrier_init(struct weft_barrier *b, unsigned parties)
 	return 0;
 }
 
+/* An aborted waiter no longer counts as arrived. */
+static void barrier_unlinked(struct weft_waitq *q)
+{
+	struct weft_barrier *b = weft__container_of(q, struct weft_barrier,
+						    wq);
+	__atomic_store_n(&b->count, b->count - 1, __ATOMIC_RELAXED);
+}
+
 static void barrier_abort(struct weft__waiter *w, int reason)
 {
-	struct weft_barrier *b = weft__container_of(w->queue,
-						    struct weft_barrier, wq);
-	weft__waitq_lock(&b->wq);
-	if (weft__waiter_settle_locked(w, reason) &&
-	    weft__waitq_linked(&b->wq, w)) {
-		weft__waitq_remove(&b->wq, w);
-		__atomic_store_n(&b->count, b->count - 1, __ATOMIC_RELAXED);
-		weft__waiter_wake(w);
-	}
-	weft__waitq_unlock(&b->wq);
+	weft__waitq_abort_on(w->queue, w->queue, w, reason, barrier_unlinked);
 }
 
 int weft_barrier_wait(struct weft_barrier *b)

@@ -15,6 +15,7 @@
 
 #include "weft/group.h"
 #include "lock.h"
+#include "../runtime/list.h"
 
 struct weft__group_member {
 	struct weft__group_member *next, *prev;
@@ -43,16 +44,6 @@ static void cancel_members(struct weft_group *g)
 		weft_cancel(m->task);
 }
 
-static void unlink_member(struct weft_group *g, struct weft__group_member *m)
-{
-	if (m->prev)
-		m->prev->next = m->next;
-	else
-		g->members = m->next;
-	if (m->next)
-		m->next->prev = m->prev;
-}
-
 static void *member_main(void *arg)
 {
 	struct weft__group_member *m = arg;
@@ -60,7 +51,7 @@ static void *member_main(void *arg)
 	void *r = m->fn(m->arg);
 	/* Cancelled or not, the member must account for itself. */
 	weft__lock_acquire_uninterruptible(&g->lock);
-	unlink_member(g, m);
+	weft__list_unlink(g->members, m);
 	if (WEFT_IS_ERR(r) && !g->error) {
 		g->error = WEFT_PTR_ERR(r);
 		cancel_members(g);
@@ -85,10 +76,7 @@ int weft_group_spawn(struct weft_group *g, weft_fn fn, void *arg)
 			 : weft_spawn(&m->task, member_main, m);
 	if (!r) {
 		weft_detach(m->task); /* the handle stays good for cancel */
-		m->next = g->members;
-		if (m->next)
-			m->next->prev = m;
-		g->members = m;
+		weft__list_push_front(g->members, m);
 		g->running++;
 	}
 	weft_lock_release(&g->lock);

@@ -2,8 +2,9 @@
  * weft_queue: a queue of fixed-size elements (asyncio.Queue, LifoQueue,
  * PriorityQueue; a Go channel).
  *
- * One spinlock (getters.lock) guards everything: the element store, the
- * three waiter lists and the counters. Elements are copied in and out
+ * One spinlock, the queue's lock (lock_of: the getters list's own, which
+ * the public layout gives a queue), guards everything: the element store,
+ * the three waiter lists and the counters. Elements are copied in and out
  * under it. The store is a ring (FIFO), a stack (LIFO) or a binary heap
  * (PRIORITY) over one array of `slots` elements.
  *
@@ -28,9 +29,26 @@
 
 #include "weft/sync.h"
 #include "waitq.h"
+#include "select.h"
 
 #define FIRST_SLOTS 16
 #define FIRST_BYTES 65536
+
+/* The queue's one lock, for the three lists and every field. */
+static inline struct weft_waitq *lock_of(struct weft_queue *q)
+{
+	return &q->getters;
+}
+
+static inline void queue_lock(struct weft_queue *q)
+{
+	weft__waitq_lock(lock_of(q));
+}
+
+static inline void queue_unlock(struct weft_queue *q)
+{
+	weft__waitq_unlock(lock_of(q));
+}
 
 static int init(struct weft_queue *q, const struct weft_queue_opts *o)
 {
@@ -72,11 +90,11 @@ int weft_queue_destroy(struct weft_queue *q)
 {
 	if (!q)
 		return -EINVAL;
-	weft__waitq_lock(&q->getters);
+	queue_lock(q);
 	if (!weft__waitq_empty(&q->getters) ||
 	    !weft__waitq_empty(&q->putters) ||
 	    !weft__waitq_empty(&q->joiners)) {
-		weft__waitq_unlock(&q->getters);
+		queue_unlock(q);
 		return -EBUSY;
 	}
 	if (q->own_buf)
@@ -87,7 +105,7 @@ int weft_queue_destroy(struct weft_queue *q)
 	}
 	q->own_buf = false;
 	q->count = q->head = 0;
-	weft__waitq_unlock(&q->getters);
+	queue_unlock(q);
 	return 0;
 }
 
@@ -252,21 +270,21 @@ static void getter_abort(struct weft__waiter *w, int reason)
 {
 	struct weft_queue *q = weft__container_of(w->queue, struct weft_queue,
 						  getters);
-	weft__waitq_abort_on(&q->getters, &q->getters, w, reason);
+	weft__waitq_abort_on(lock_of(q), &q->getters, w, reason, NULL);
 }
 
 static void putter_abort(struct weft__waiter *w, int reason)
 {
 	struct weft_queue *q = weft__container_of(w->queue, struct weft_queue,
 						  putters);
-	weft__waitq_abort_on(&q->getters, &q->putters, w, reason);
+	weft__waitq_abort_on(lock_of(q), &q->putters, w, reason, NULL);
 }
 
 static void joiner_abort(struct weft__waiter *w, int reason)
 {
 	struct weft_queue *q = weft__container_of(w->queue, struct weft_queue,
 						  joiners);
-	weft__waitq_abort_on(&q->getters, &q->joiners, w, reason);
+	weft__waitq_abort_on(lock_of(q), &q->joiners, w, reason, NULL);
 }
 
 /* Under the lock: puts item without waiting. Returns 0, -EPIPE, -ENOMEM,
@@ -313,10 +331,22 @@ static int get_locked(struct weft_queue *q, void *out,
 
 static inline int finish(struct weft_queue *q, int r, struct weft__waiter *wk)
 {
-	weft__waitq_unlock(&q->getters);
+	queue_unlock(q);
 	if (wk)
 		weft__waiter_wake(wk);
 	return r;
+}
+
+int weft__queue_get_locked(struct weft_queue *q, void *out,
+			   struct weft__waiter **wake)
+{
+	return get_locked(q, out, wake);
+}
+
+int weft__queue_put_locked(struct weft_queue *q, const void *item,
+			   struct weft__waiter **wake)
+{
+	return put_locked(q, item, wake);
 }
 
 int weft_queue_try_put(struct weft_queue *q, const void *item)
@@ -324,7 +354,7 @@ int weft_queue_try_put(struct weft_queue *q, const void *item)
 	if (!q || !item || !q->elem_size)
 		return -EINVAL;
 	struct weft__waiter *wk = 0;
-	weft__waitq_lock(&q->getters);
+	queue_lock(q);
 	int r = put_locked(q, item, &wk); /* before reading wk */
 	return finish(q, r, wk);
 }
@@ -334,7 +364,7 @@ int weft_queue_try_get(struct weft_queue *q, void *out)
 	if (!q || !out || !q->elem_size)
 		return -EINVAL;
 	struct weft__waiter *wk = 0;
-	weft__waitq_lock(&q->getters);
+	queue_lock(q);
 	int r = get_locked(q, out, &wk); /* before reading wk */
 	return finish(q, r, wk);
 }
@@ -344,11 +374,11 @@ int weft_queue_put(struct weft_queue *q, const void *item)
 	if (!q || !item || !q->elem_size)
 		return -EINVAL;
 	struct weft__waiter *wk = 0, w;
-	weft__waitq_lock(&q->getters);
+	queue_lock(q);
 	int r = put_locked(q, item, &wk);
 	if (r != -EAGAIN)
 		return finish(q, r, wk);
-	weft__waitq_unlock(&q->getters);
+	queue_unlock(q);
 
 	/* Full: wait as a putter; a getter moves our item in and settles us
 	 * with 0, or shutdown settles us with -EPIPE. wait_begin may take the
@@ -357,16 +387,16 @@ int weft_queue_put(struct weft_queue *q, const void *item)
 	w.data = (void *)item;
 	if ((r = weft__wait_begin(&w)))
 		return r;
-	weft__waitq_lock(&q->getters);
+	queue_lock(q);
 	if ((r = weft__waiter_state(&w)) != WEFT__WAITING ||
 	    (r = put_locked(q, item, &wk)) != -EAGAIN) {
-		weft__waitq_unlock(&q->getters);
+		queue_unlock(q);
 		weft__wait_end(&w);
 		if (wk)
 			weft__waiter_wake(wk);
 		return r;
 	}
-	return weft__waitq_wait_on(&q->getters, &q->putters, &w);
+	return weft__waitq_wait_on(lock_of(q), &q->putters, &w);
 }
 
 int weft_queue_get(struct weft_queue *q, void *out)
@@ -374,11 +404,11 @@ int weft_queue_get(struct weft_queue *q, void *out)
 	if (!q || !out || !q->elem_size)
 		return -EINVAL;
 	struct weft__waiter *wk = 0, w;
-	weft__waitq_lock(&q->getters);
+	queue_lock(q);
 	int r = get_locked(q, out, &wk);
 	if (r != -EAGAIN)
 		return finish(q, r, wk);
-	weft__waitq_unlock(&q->getters);
+	queue_unlock(q);
 
 	/* Empty: wait as a getter; a putter copies its item into out and
 	 * settles us with 0, or shutdown settles us with -EPIPE. */
@@ -386,25 +416,25 @@ int weft_queue_get(struct weft_queue *q, void *out)
 	w.data = out;
 	if ((r = weft__wait_begin(&w)))
 		return r;
-	weft__waitq_lock(&q->getters);
+	queue_lock(q);
 	if ((r = weft__waiter_state(&w)) != WEFT__WAITING ||
 	    (r = get_locked(q, out, &wk)) != -EAGAIN) {
-		weft__waitq_unlock(&q->getters);
+		queue_unlock(q);
 		weft__wait_end(&w);
 		if (wk)
 			weft__waiter_wake(wk);
 		return r;
 	}
-	return weft__waitq_wait(&q->getters, &w);
+	return weft__waitq_wait_on(lock_of(q), &q->getters, &w);
 }
 
 long weft_queue_size(struct weft_queue *q)
 {
 	if (!q)
 		return -EINVAL;
-	weft__waitq_lock(&q->getters);
+	queue_lock(q);
 	long n = (long)q->count;
-	weft__waitq_unlock(&q->getters);
+	queue_unlock(q);
 	return n;
 }
 
@@ -415,14 +445,14 @@ int weft_queue_task_done(struct weft_queue *q)
 	if (!q)
 		return -EINVAL;
 	struct weft__wakelist wl = WEFT__WAKELIST_INIT;
-	weft__waitq_lock(&q->getters);
+	queue_lock(q);
 	if (!q->unfinished) {
-		weft__waitq_unlock(&q->getters);
+		queue_unlock(q);
 		return -EINVAL;
 	}
 	if (!--q->unfinished)
 		weft__waitq_settle_all(&q->joiners, 0, &wl);
-	weft__waitq_unlock(&q->getters);
+	queue_unlock(q);
 	weft__wakelist_wake(&wl);
 	return 0;
 }
@@ -436,16 +466,16 @@ int weft_queue_join(struct weft_queue *q)
 	weft__waitq_prepare(&q->joiners, &w, joiner_abort);
 	if ((r = weft__wait_begin(&w)))
 		return r;
-	weft__waitq_lock(&q->getters);
+	queue_lock(q);
 	if (!q->unfinished ||
 	    (r = weft__waiter_state(&w)) != WEFT__WAITING) {
 		if (!q->unfinished)
 			r = 0;
-		weft__waitq_unlock(&q->getters);
+		queue_unlock(q);
 		weft__wait_end(&w);
 		return r;
 	}
-	return weft__waitq_wait_on(&q->getters, &q->joiners, &w);
+	return weft__waitq_wait_on(lock_of(q), &q->joiners, &w);
 }
 
 int weft_queue_shutdown(struct weft_queue *q, bool immediate)
@@ -453,7 +483,7 @@ int weft_queue_shutdown(struct weft_queue *q, bool immediate)
 	if (!q)
 		return -EINVAL;
 	struct weft__wakelist wl = WEFT__WAKELIST_INIT;
-	weft__waitq_lock(&q->getters);
+	queue_lock(q);
 	q->shutdown = true;
 	if (immediate && q->count) {
 		size_t n = q->count;
@@ -464,7 +494,7 @@ int weft_queue_shutdown(struct weft_queue *q, bool immediate)
 	}
 	weft__waitq_settle_all(&q->getters, -EPIPE, &wl);
 	weft__waitq_settle_all(&q->putters, -EPIPE, &wl);
-	weft__waitq_unlock(&q->getters);
+	queue_unlock(q);
 	weft__wakelist_wake(&wl);
 	return 0;
 }

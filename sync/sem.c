@@ -18,6 +18,7 @@
 
 #include "weft/sync.h"
 #include "waitq.h"
+#include "select.h"
 
 #define WAITERS ((uintptr_t)1)
 #define ONE ((uintptr_t)2)
@@ -60,19 +61,39 @@ int weft_sem_try_acquire(struct weft_sem *s)
 	return -EAGAIN;
 }
 
+/* The last waiter left: releases take the fast path again. */
+static void sem_unlinked(struct weft_waitq *q)
+{
+	struct weft_sem *s = weft__container_of(q, struct weft_sem, wq);
+	if (weft__waitq_empty(q))
+		__atomic_fetch_and(&s->state, ~WAITERS, __ATOMIC_RELAXED);
+}
+
 static void sem_abort(struct weft__waiter *w, int reason)
 {
-	struct weft_sem *s = weft__container_of(w->queue, struct weft_sem, wq);
-	weft__waitq_lock(&s->wq);
-	if (weft__waiter_settle_locked(w, reason) &&
-	    weft__waitq_linked(&s->wq, w)) {
-		weft__waitq_remove(&s->wq, w);
-		if (weft__waitq_empty(&s->wq))
-			__atomic_fetch_and(&s->state, ~WAITERS,
-					   __ATOMIC_RELAXED);
-		weft__waiter_wake(w);
+	weft__waitq_abort_on(w->queue, w->queue, w, reason, sem_unlinked);
+}
+
+void weft__sem_unlink(struct weft_sem *s, struct weft__waiter *w)
+{
+	if (!weft__waitq_linked(&s->wq, w))
+		return;
+	weft__waitq_remove(&s->wq, w);
+	sem_unlinked(&s->wq);
+}
+
+bool weft__sem_take_or_mark(struct weft_sem *s)
+{
+	uintptr_t v = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
+	for (;;) {
+		if (v >= ONE) { /* a permit is free */
+			if (cas_state(s, &v, v - ONE))
+				return true;
+			continue;
+		}
+		if (v & WAITERS || cas_state(s, &v, WAITERS))
+			return false;
 	}
-	weft__waitq_unlock(&s->wq);
 }
 
 int weft_sem_acquire(struct weft_sem *s)
@@ -91,17 +112,10 @@ int weft_sem_acquire(struct weft_sem *s)
 		weft__wait_end(&w);
 		return r;
 	}
-	uintptr_t v = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
-	for (;;) {
-		if (v >= ONE) { /* a permit came back meanwhile */
-			if (!cas_state(s, &v, v - ONE))
-				continue;
-			weft__waitq_unlock(&s->wq);
-			weft__wait_end(&w);
-			return 0;
-		}
-		if (v & WAITERS || cas_state(s, &v, WAITERS))
-			break;
+	if (weft__sem_take_or_mark(s)) { /* a permit came back meanwhile */
+		weft__waitq_unlock(&s->wq);
+		weft__wait_end(&w);
+		return 0;
 	}
 	/* An abort now has to take wq.lock, so it finds w linked. */
 	return weft__waitq_wait(&s->wq, &w);

@@ -1,10 +1,10 @@
 /*
  * The wait-queue: see waitq.h for the protocol and its invariants.
  *
- * The list is doubly linked through the waiters, which live on the waiting
- * callers' stacks, so linking and unlinking allocate nothing. prev is NULL
- * for the head and for an unlinked waiter, which is what
- * weft__waitq_linked() tells apart.
+ * The list (runtime/list.h) is doubly linked through the waiters, which
+ * live on the waiting callers' stacks, so linking and unlinking allocate
+ * nothing. prev is NULL for the head and for an unlinked waiter, which is
+ * what weft__waitq_linked() tells apart.
  */
 #include <errno.h>
 
@@ -24,38 +24,13 @@ void weft__waitq_unlock_cb(void *q)
 
 void weft__waitq_push(struct weft_waitq *q, struct weft__waiter *w)
 {
-	w->next = 0;
-	w->prev = q->tail;
-	if (q->tail)
-		q->tail->next = w;
-	else
-		q->head = w;
-	q->tail = w;
+	weft__list_push_back(q->head, q->tail, w);
 	/* w->queue was set by prepare: aborts read it without the lock. */
-}
-
-void weft__waitq_push_front(struct weft_waitq *q, struct weft__waiter *w)
-{
-	w->prev = 0;
-	w->next = q->head;
-	if (q->head)
-		q->head->prev = w;
-	else
-		q->tail = w;
-	q->head = w;
 }
 
 void weft__waitq_remove(struct weft_waitq *q, struct weft__waiter *w)
 {
-	if (w->prev)
-		w->prev->next = w->next;
-	else
-		q->head = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
-	else
-		q->tail = w->prev;
-	w->next = w->prev = 0;
+	weft__list_remove(q->head, q->tail, w);
 }
 
 struct weft__waiter *weft__waitq_pop(struct weft_waitq *q)
@@ -90,12 +65,15 @@ int weft__waitq_wait_uninterruptible(struct weft_waitq *q,
 }
 
 void weft__waitq_abort_on(struct weft_waitq *lock, struct weft_waitq *q,
-			  struct weft__waiter *w, int reason)
+			  struct weft__waiter *w, int reason,
+			  void (*on_unlink)(struct weft_waitq *q))
 {
 	weft__waitq_lock(lock);
 	if (weft__waiter_settle_locked(w, reason) &&
 	    weft__waitq_linked(q, w)) {
 		weft__waitq_remove(q, w);
+		if (on_unlink)
+			on_unlink(q);
 		weft__waiter_wake(w);
 	}
 	/* Not linked yet: the waiter sees the state under the lock. */
@@ -105,7 +83,7 @@ void weft__waitq_abort_on(struct weft_waitq *lock, struct weft_waitq *q,
 void weft__waitq_abort(struct weft__waiter *w, int reason)
 {
 	struct weft_waitq *q = w->queue;
-	weft__waitq_abort_on(q, q, w, reason);
+	weft__waitq_abort_on(q, q, w, reason, NULL);
 }
 
 struct weft__waiter *weft__waitq_settle_one(struct weft_waitq *q, int result)
@@ -115,22 +93,6 @@ struct weft__waiter *weft__waitq_settle_one(struct weft_waitq *q, int result)
 		if (weft__waiter_settle_locked(w, result))
 			return w;
 	return 0;
-}
-
-struct weft__waiter *weft__waitq_notify_one(struct weft_waitq *q, int result)
-{
-	struct weft__waiter *w = weft__waitq_settle_one(q, result);
-	if (w)
-		weft__waiter_wake(w);
-	return w;
-}
-
-int weft__waitq_notify_all(struct weft_waitq *q, int result)
-{
-	int n = 0;
-	while (weft__waitq_notify_one(q, result))
-		n++;
-	return n;
 }
 
 void weft__waitq_settle_n(struct weft_waitq *q, int n, int result,

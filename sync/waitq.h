@@ -24,11 +24,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "weft/waitq.h"
+#include "../runtime/list.h"
 #include "../runtime/spinlock.h"
 #include "../runtime/wait.h"
-
-#define weft__container_of(p, type, member) \
-	((type *)((char *)(p) - offsetof(type, member)))
 
 void weft__waitq_init(struct weft_waitq *q);
 
@@ -73,7 +71,6 @@ static inline void weft__waitq_prepare(struct weft_waitq *q,
 
 /* Under the lock. */
 void weft__waitq_push(struct weft_waitq *q, struct weft__waiter *w);
-void weft__waitq_push_front(struct weft_waitq *q, struct weft__waiter *w);
 void weft__waitq_remove(struct weft_waitq *q, struct weft__waiter *w);
 struct weft__waiter *weft__waitq_pop(struct weft_waitq *q);
 
@@ -94,20 +91,13 @@ static inline int weft__waitq_wait(struct weft_waitq *q,
 	return weft__waitq_wait_on(q, q, w);
 }
 
-/* The body of an abort whose list q is guarded by lock: takes lock, and if
- * settling w with reason wins and w is linked, unlinks and wakes it. */
+/* The body of every abort, for a list q guarded by lock: takes lock, and
+ * if settling w with reason wins and w is linked, unlinks it, calls
+ * on_unlink(q) (when not NULL: the primitive's bookkeeping for a waiter
+ * that left, still under the lock) and wakes it. */
 void weft__waitq_abort_on(struct weft_waitq *lock, struct weft_waitq *q,
-			  struct weft__waiter *w, int reason);
-
-/* Under the lock: pops waiters until one is notified with result; returns
- * it (already woken: do not touch it afterwards unless you copied what you
- * need before), or NULL if none was waiting. Waiters are settled only by
- * their queue's lock holder, so the first popped always wins; the loop is
- * defensive. */
-struct weft__waiter *weft__waitq_notify_one(struct weft_waitq *q, int result);
-
-/* Under the lock: notifies every waiter with result; returns how many. */
-int weft__waitq_notify_all(struct weft_waitq *q, int result);
+			  struct weft__waiter *w, int reason,
+			  void (*on_unlink)(struct weft_waitq *q));
 
 /*
  * Deferred wake-ups, to keep wake-ups (which may kick another worker) out

@@ -3,5 +3,8 @@ weft_test(test_context TIMEOUT 120 SOURCES test_context.c callee_saved.S)
 target_link_libraries(test_context PRIVATE m)
 weft_test(test_task TIMEOUT 600 SOURCES test_task.c)
 weft_test(test_lifecycle TIMEOUT 600 SOURCES test_lifecycle.c)
+weft_test(test_timer TIMEOUT 300 SOURCES test_timer.c)
+# It measures wake-up order and lateness: alone, not beside a heavy suite.
+set_tests_properties(test_timer PROPERTIES RUN_SERIAL TRUE)
 
 weft_test(test_stack TIMEOUT 120 SOURCES test_stack.c)

@@ -5,7 +5,7 @@
  * Tasks spawned into a group are waited for together: weft_group_wait
  * returns once every one of them has returned, so they may use the
  * waiter's stack. A member fails by returning a negative errno as a
- * pointer, WEFT_ERR_PTR(-EIO) (the kernel's ERR_PTR): the first failure
+ * pointer, WEFT_ERR_PTR(-EIO) (weft/task.h): the first failure
  * cancels the other members, and weft_group_wait returns it. A waiter that
  * is cancelled, or whose deadline passes, cancels the members, still waits
  * for them, and returns -ECANCELED or -ETIMEDOUT. gather is a group and
@@ -20,19 +20,12 @@
 #ifndef WEFT_GROUP_H
 #define WEFT_GROUP_H
 
-#include <stdint.h>
-
 #include "weft/sync.h"
 #include "weft/task.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* A task's result that is an error: -4095 <= err <= -1, as ERR_PTR. */
-#define WEFT_ERR_PTR(err) ((void *)(intptr_t)(err))
-#define WEFT_IS_ERR(ptr) ((uintptr_t)(ptr) >= (uintptr_t)-4095)
-#define WEFT_PTR_ERR(ptr) ((int)(intptr_t)(ptr))
 
 struct weft__group_member;
 

@@ -13,6 +13,13 @@ extern "C" {
 /* A task's body: takes the spawner's argument, returns the task's result. */
 typedef void *(*weft_fn)(void *arg);
 
+/* A task's result that is an error, the convention for every task (a
+ * group's members rely on it): a negative errno as a pointer, as the
+ * kernel's ERR_PTR; -4095 <= err <= -1. */
+#define WEFT_ERR_PTR(err) ((void *)(intptr_t)(err))
+#define WEFT_IS_ERR(ptr) ((uintptr_t)(ptr) >= (uintptr_t)-4095)
+#define WEFT_PTR_ERR(ptr) ((int)(intptr_t)(ptr))
+
 /* A handle to a task. It is a value: copy it freely. A handle goes stale once
  * its task has been joined, or has finished after being detached; calls on a
  * stale handle return -ESRCH and touch nothing. */

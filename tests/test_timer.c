@@ -1,5 +1,5 @@
-/* Timers as the I/O layer sees them: sleep accuracy and ordering, deadlines
- * on sleeps, and a hundred thousand concurrent sleepers. */
+/* Timers (runtime/timer.c) as tasks see them: sleep accuracy and ordering,
+ * deadlines on sleeps, and a hundred thousand concurrent sleepers. */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -204,7 +204,7 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("io_sleep");
+	Suite *s = suite_create("timer");
 	TCase *tc = tcase_create("sleep");
 
 	tcase_set_timeout(tc, 600);

@@ -1,0 +1,76 @@
+/* Idle workers: see idle.h. */
+#include "idle.h"
+#include "worker.h"
+
+void weft__notify_work(struct weft_runtime *rt)
+{
+	struct weft_idle *idle = &rt->idle;
+	/* Pairs with the sleeper's RMW on `searching` (see idle.h). */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&idle->searching, memory_order_relaxed) ||
+	    !atomic_load_explicit(&idle->sleeping, memory_order_relaxed))
+		return;
+	pthread_mutex_lock(&idle->mu);
+	if (!idle->nsleepers ||
+	    atomic_load_explicit(&idle->searching, memory_order_relaxed)) {
+		pthread_mutex_unlock(&idle->mu);
+		return;
+	}
+	struct weft_worker *w = &rt->workers[idle->sleepers[--idle->nsleepers]];
+	w->sleeping = false;
+	w->searching = true; /* woken to search */
+	atomic_fetch_sub(&idle->sleeping, 1);
+	atomic_fetch_add(&idle->searching, 1);
+	pthread_mutex_unlock(&idle->mu);
+	weft__worker_unpark(w);
+}
+
+bool weft__idle_start_search(struct weft_runtime *rt, struct weft_worker *w)
+{
+	if (w->searching)
+		return true;
+	int s = atomic_load(&rt->idle.searching);
+	int awake = rt->nworkers - atomic_load(&rt->idle.sleeping);
+	if (2 * s >= awake)
+		return false;
+	atomic_fetch_add(&rt->idle.searching, 1);
+	w->searching = true;
+	return true;
+}
+
+void weft__idle_end_search(struct weft_runtime *rt, struct weft_worker *w)
+{
+	w->searching = false;
+	if (atomic_fetch_sub(&rt->idle.searching, 1) == 1)
+		weft__notify_work(rt);
+}
+
+void weft__idle_enter(struct weft_runtime *rt, struct weft_worker *w)
+{
+	if (w->searching) {
+		w->searching = false;
+		atomic_fetch_sub(&rt->idle.searching, 1);
+	}
+	pthread_mutex_lock(&rt->idle.mu);
+	w->sleeping = true;
+	rt->idle.sleepers[rt->idle.nsleepers++] = w->id;
+	atomic_fetch_add(&rt->idle.sleeping, 1);
+	pthread_mutex_unlock(&rt->idle.mu);
+}
+
+void weft__idle_leave(struct weft_runtime *rt, struct weft_worker *w)
+{
+	pthread_mutex_lock(&rt->idle.mu);
+	if (w->sleeping) {
+		for (int i = 0; i < rt->idle.nsleepers; i++) {
+			if (rt->idle.sleepers[i] == w->id) {
+				rt->idle.sleepers[i] =
+					rt->idle.sleepers[--rt->idle.nsleepers];
+				break;
+			}
+		}
+		w->sleeping = false;
+		atomic_fetch_sub(&rt->idle.sleeping, 1);
+	}
+	pthread_mutex_unlock(&rt->idle.mu);
+}

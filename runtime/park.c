@@ -1,0 +1,111 @@
+/* Park, yield and ready: see park.h. */
+#include "idle.h"
+#include "park.h"
+#include "runq.h"
+#include "self.h"
+#include "switch.h"
+
+void weft__park_finish_direct(struct weft_worker *w)
+{
+	void (*unlock)(void *) = w->direct_unlock;
+	if (unlock) {
+		w->direct_unlock = NULL;
+		unlock(w->direct_arg);
+	}
+}
+
+/*
+ * The fast path of yield and park: switch straight from w's running task to
+ * the next local one (weft__runq_pick, direct). A yielding task joins the
+ * yielded list; a parking one leaves its unlock to the next task, whose
+ * first act it is, after the parked task's registers were saved: all the
+ * park protocol needs. false: the scheduler must choose. Inlined, with the
+ * pick, into park and yield: a call and its register saves are a tenth of
+ * a switch.
+ */
+static inline __attribute__((always_inline)) bool
+switch_direct(struct weft_worker *w, enum weft_switch_reason reason,
+	      void (*unlock)(void *), void *arg)
+{
+	struct weft_runtime *rt = atomic_load_explicit(&weft__rt,
+						       memory_order_relaxed);
+	struct weft_task *t = w->current;
+	struct weft_task *next = weft__runq_pick(rt, w, true);
+	if (!next)
+		return false;
+	weft__switch_check_stack(t);
+	if (reason == SWITCH_YIELD) {
+		weft__runq_append_yielded(w, t);
+	} else {
+		w->direct_unlock = unlock;
+		w->direct_arg = arg;
+	}
+	w->current = next;
+	/* Nothing from before the switch is used after it: the task may
+	 * resume on another worker, which the switch returns. */
+	weft__park_finish_direct(weft__switch_task_to_task(w, t, next));
+	return true;
+}
+
+/* Switches the running task out to its scheduler, which then handles the
+ * reason (and runs unlock(arg) for SWITCH_PARK). */
+static __attribute__((noinline)) void
+task_suspend(struct weft_worker *w, enum weft_switch_reason reason,
+	     void (*unlock)(void *), void *arg)
+{
+	w->reason = reason;
+	w->after_switch = unlock;
+	w->after_arg = arg;
+	weft__park_finish_direct(
+		weft__switch_to_scheduler(w, w->current, false));
+}
+
+void weft__task_park(void (*unlock)(void *), void *arg)
+{
+	struct weft_worker *w = weft__self();
+	if (!switch_direct(w, SWITCH_PARK, unlock, arg))
+		task_suspend(w, SWITCH_PARK, unlock, arg);
+}
+
+void weft__worker_yield(struct weft_worker *w)
+{
+	if (!switch_direct(w, SWITCH_YIELD, NULL, NULL))
+		task_suspend(w, SWITCH_YIELD, NULL, NULL);
+}
+
+bool weft__spin_worthwhile(void)
+{
+	struct weft_worker *w = weft__self();
+	if (!w)
+		return true; /* a plain thread: the holder may run anywhere */
+	struct weft_runtime *rt = atomic_load_explicit(&weft__rt,
+						       memory_order_relaxed);
+	return rt->nworkers > 1 &&
+	       !atomic_load_explicit(&w->runnext, memory_order_relaxed) &&
+	       !weft__deque_len(&w->deque) && !weft__deque_len(&w->woken);
+}
+
+void weft__task_ready(struct weft_task *t)
+{
+	struct weft_runtime *rt = atomic_load(&weft__rt);
+	struct weft_worker *w = weft__self();
+	if (!w) {
+		weft__inject_push(&rt->inject, t);
+		weft__notify_work(rt);
+	} else if (w->current) {
+		/* Woken by a running task: t runs next, here, on a warm
+		 * cache. Rouse an idle worker only for a burst of wakes: a
+		 * pipeline of tasks passing messages runs best on one core,
+		 * and a worker roused on every wake (Go's wakep) steals half
+		 * of it, so every message crosses cores. If the waker keeps
+		 * its worker, the monitor rouses one. */
+		if (weft__runq_run_next(w, t, false) &&
+		    weft__deque_len(&w->woken) >= WAKE_BURST)
+			weft__notify_work(rt);
+		weft__monitor_arm(&rt->monitor);
+	} else {
+		/* From the scheduler itself (timers, I/O): in order of waking.
+		 * The requeue tells the idle when it makes them stealable. */
+		weft__runq_append_yielded(w, t);
+	}
+}

@@ -1,0 +1,92 @@
+/* Where a runnable task lives: the owner's moves between places (runq.h). */
+#include "inject.h"
+#include "idle.h"
+#include "runq.h"
+
+#define INJECT_BATCH 32
+
+void weft__worker_push(struct weft_worker *w, struct weft_task *t)
+{
+	if (weft__deque_push(&w->deque, t))
+		return;
+	/* Full: move the older half to the global queue, as Tokio does. */
+	struct weft_task *first = NULL, *last = NULL;
+	for (int i = 0; i < WEFT_DEQUE_CAP / 2; i++) {
+		struct weft_task *x = weft__deque_steal(&w->deque);
+		if (x == WEFT_STEAL_EMPTY)
+			break;
+		if (x == WEFT_STEAL_RETRY)
+			continue;
+		x->next = NULL;
+		if (last)
+			last->next = x;
+		else
+			first = x;
+		last = x;
+	}
+	struct weft_runtime *rt = atomic_load(&weft__rt);
+	if (first)
+		weft__inject_push_list(&rt->inject, first, last);
+	if (!weft__deque_push(&w->deque, t))
+		weft__inject_push(&rt->inject, t);
+}
+
+bool weft__worker_run_next(struct weft_worker *w, struct weft_task *t,
+			   bool spawned)
+{
+	return weft__runq_run_next(w, t, spawned);
+}
+
+struct weft_task *weft__runq_pop_global(struct weft_runtime *rt,
+					struct weft_worker *w)
+{
+	int n;
+	struct weft_task *first = weft__inject_pop(&rt->inject, INJECT_BATCH, &n);
+	if (!first)
+		return NULL;
+	/* Keep the rest in FIFO order: push newest first, the deque's owner
+	 * end takes the last pushed first. */
+	struct weft_task *rest = first->next, *stack[INJECT_BATCH];
+	int k = 0;
+	for (; rest; rest = rest->next)
+		stack[k++] = rest;
+	while (k > 0)
+		weft__worker_push(w, stack[--k]);
+	return first;
+}
+
+/* Up to half a deque at a time, so it never spills: the oldest last, so the
+ * owner's end takes them oldest first (round-robin), and thieves can take
+ * them meanwhile. */
+struct weft_task *weft__runq_requeue_yielded(struct weft_runtime *rt,
+					     struct weft_worker *w)
+{
+	struct weft_task *batch[WEFT_DEQUE_CAP / 2];
+	int n = 0;
+	while (w->yielded_head && n < WEFT_DEQUE_CAP / 2) {
+		batch[n++] = w->yielded_head;
+		w->yielded_head = w->yielded_head->next;
+	}
+	if (!w->yielded_head)
+		w->yielded_tail = NULL;
+	for (int i = n - 1; i > 0; i--)
+		weft__worker_push(w, batch[i]);
+	if (n > 2)
+		weft__notify_work(rt);
+	return batch[0];
+}
+
+/* What a searcher may take (see steal.c), checked after it joined the idle
+ * set, so that a notify it missed while searching is not lost. */
+bool weft__runq_any_work(struct weft_runtime *rt, struct weft_worker *w)
+{
+	if (!weft__inject_empty(&rt->inject) || atomic_load(&w->runnext))
+		return true;
+	for (int i = 0; i < rt->nworkers; i++) {
+		struct weft_worker *v = &rt->workers[i];
+		if (weft__deque_len(&v->deque) ||
+		    (v != w && weft__runq_woken_open(v)))
+			return true;
+	}
+	return false;
+}

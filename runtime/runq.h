@@ -1,0 +1,205 @@
+/*
+ * Where a runnable task lives, and who may take it from there.
+ *
+ * A runnable task that is not running is in exactly one of five places:
+ *
+ *   1. A worker's run-next slot (w->runnext): the task the running task
+ *      woke or spawned last, to run next on a warm cache. Filled by the
+ *      owner only. Others take it when the monitor marked the worker stuck,
+ *      or, if it holds a spawn, when a searcher's slower look finds the
+ *      owner still on the same task a moment later (steal.c).
+ *   2. A worker's deque (w->deque): tasks spawned, and tasks moved here
+ *      from the other places. The owner pushes and takes at one end; any
+ *      worker steals half from the other, at any time.
+ *   3. A worker's woken deque (w->woken): tasks woken by the running task
+ *      while run-next was taken (each such wake moves the slot's task
+ *      here). The owner takes them after its deque. Others take them only
+ *      in a burst (WAKE_BURST or more) or once the monitor marked the
+ *      worker stuck (weft__runq_woken_open).
+ *   4. A worker's yielded list (w->yielded_head): tasks that yielded, and
+ *      tasks the scheduler itself woke (timers, I/O completions), first in
+ *      first out as asyncio runs them. Private to the owner: when its
+ *      deques run dry it moves half a deque of them to its deque, where
+ *      thieves can take them; a direct switch (park.c) takes the oldest
+ *      only while no worker idles or searches, as they could not take it.
+ *   5. The global queue (rt->inject): tasks spawned or woken off the
+ *      workers, and the overflow of full deques. Any worker takes a batch,
+ *      when its own places are empty and every GLOBAL_QUEUE_INTERVAL-th
+ *      pick, so that it is never starved.
+ *
+ * Or it runs, on one worker (w->current), or it is parked, in nobody's
+ * hands but the waiter protocol's (wait.h).
+ *
+ * Why woken tasks stay with the waker (places 1 and 3): a task woken by a
+ * running task, unlike a spawn, rouses no idle worker: the waker usually
+ * parks soon, and the woken task then runs on the same warm core. Rousing
+ * a worker on every wake (Go's wakep) makes it steal the tasks of a
+ * message-passing pipeline and bounce the pipeline's cache lines between
+ * cores on every message. For the same reason other workers, even awake
+ * ones, leave them alone unless they are a burst or the worker is stuck. A
+ * waker that keeps its worker instead arms the monitor (monitor.h), which
+ * marks the worker stuck if they wait all its period. Spawns rouse a
+ * worker at once, and the deque is always open to thieves.
+ *
+ * Invariants:
+ *  - A task is in at most one place at a time.
+ *  - A parked task is made runnable only through weft__task_ready(), and
+ *    only after it switched out (park.c).
+ *  - Places 1, 3 and 4 are filled only by their owner (the worker whose
+ *    task, or whose scheduler, wakes the task); 2 is pushed only by its
+ *    owner.
+ */
+#ifndef WEFT_RUNTIME_RUNQ_H
+#define WEFT_RUNTIME_RUNQ_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "task.h"
+#include "worker.h"
+
+#define GLOBAL_QUEUE_INTERVAL 61 /* prime, as Go's: the global queue's turn */
+#define RUNNEXT_STREAK_MAX 32    /* then the deques get a turn */
+#define WAKE_BURST 8             /* woken tasks queued before help is roused */
+
+/* Pushes to w's deque, spilling half of it to the global queue when full.
+ * Owner only. */
+void weft__worker_push(struct weft_worker *w, struct weft_task *t);
+
+/* Puts t in the run-next slot of w, whose running task spawned it (then the
+ * task there before goes to the deque) or woke it (to the woken deque).
+ * Returns true if a task was there before. Owner only. */
+bool weft__worker_run_next(struct weft_worker *w, struct weft_task *t,
+			   bool spawned);
+
+/* Takes a batch from the global queue: returns the first, the rest go to
+ * w's deque in order. NULL if it was empty. */
+struct weft_task *weft__runq_pop_global(struct weft_runtime *rt,
+					struct weft_worker *w);
+
+/* Moves up to half a deque of w's yielded tasks to its deque and returns
+ * the oldest. The list must not be empty. */
+struct weft_task *weft__runq_requeue_yielded(struct weft_runtime *rt,
+					     struct weft_worker *w);
+
+/* Whether w, about to sleep, would find a task it may take after all. */
+bool weft__runq_any_work(struct weft_runtime *rt, struct weft_worker *w);
+
+/* Whether other workers may take v's woken tasks: a burst, or v stuck. */
+static inline bool weft__runq_woken_open(struct weft_worker *v)
+{
+	return atomic_load_explicit(&v->stuck, memory_order_relaxed) ||
+	       weft__deque_len(&v->woken) >= WAKE_BURST;
+}
+
+/* Whether w has a task in its run-next slot or deques. */
+static inline bool weft__runq_has_local(struct weft_worker *w)
+{
+	return atomic_load(&w->runnext) || weft__deque_len(&w->deque) ||
+	       weft__deque_len(&w->woken);
+}
+
+static inline void weft__runq_append_yielded(struct weft_worker *w,
+					     struct weft_task *t)
+{
+	t->next = NULL;
+	if (w->yielded_tail)
+		w->yielded_tail->next = t;
+	else
+		w->yielded_head = t;
+	w->yielded_tail = t;
+}
+
+static inline bool weft__runq_run_next(struct weft_worker *w,
+				       struct weft_task *t, bool spawned)
+{
+	atomic_store_explicit(&w->runnext_spawned, spawned,
+			      memory_order_relaxed);
+	/* seq_cst: the monitor's arming protocol (monitor.h). */
+	t = atomic_exchange(&w->runnext, t);
+	if (t && (spawned || !weft__deque_push(&w->woken, t)))
+		weft__worker_push(w, t);
+	return t != NULL;
+}
+
+/* Places 1 to 3, the owner's own: run-next first, for a warm cache, but
+ * after RUNNEXT_STREAK_MAX run-next picks in a row the deques get a turn:
+ * two tasks waking each other would otherwise keep the tasks behind them
+ * waiting for good. Only the owner fills run-next, so one look tells
+ * whether it is worth the exchange, now and after the deques. */
+static inline __attribute__((always_inline)) struct weft_task *
+weft__runq_take_local(struct weft_worker *w)
+{
+	struct weft_task *t;
+	bool next = atomic_load_explicit(&w->runnext, memory_order_relaxed);
+	if (next && w->runnext_streak < RUNNEXT_STREAK_MAX &&
+	    (t = atomic_exchange(&w->runnext, NULL))) {
+		w->runnext_streak++;
+		return t;
+	}
+	w->runnext_streak = 0;
+	if (weft__deque_len(&w->deque) && (t = weft__deque_take(&w->deque)))
+		return t;
+	if (weft__deque_len(&w->woken) && (t = weft__deque_take(&w->woken)))
+		return t;
+	return next ? atomic_exchange(&w->runnext, NULL) : NULL;
+}
+
+/* The oldest yielded task, for a direct switch: only while no worker idles
+ * or searches, as they could not take it from here. */
+static inline __attribute__((always_inline)) struct weft_task *
+weft__runq_take_yielded_direct(struct weft_runtime *rt, struct weft_worker *w)
+{
+	struct weft_task *t = w->yielded_head;
+	if (!t ||
+	    atomic_load_explicit(&rt->idle.sleeping, memory_order_relaxed) ||
+	    atomic_load_explicit(&rt->idle.searching, memory_order_relaxed))
+		return NULL;
+	w->yielded_head = t->next;
+	if (!t->next)
+		w->yielded_tail = NULL;
+	return t;
+}
+
+/*
+ * The owner's next task, the one place the pick order is written: every
+ * GLOBAL_QUEUE_INTERVAL-th pick the global queue first, then its run-next
+ * slot and deques, its yielded list, the global queue.
+ *
+ * For a direct switch (direct: park or yield switching straight to the next
+ * task) it declines, returning NULL so that the scheduler chooses, when it
+ * is the global queue's turn (the scheduler then also runs I/O and timers),
+ * when the next task never ran (the scheduler gives it a stack), and when
+ * only yielded tasks remain and some worker idles (the scheduler moves
+ * them to the deque, where idle workers can take them). Otherwise it is the
+ * scheduler's pick, which stealing follows when it returns NULL. Inlined
+ * into park and yield. Each pick counts a tick (the monitor and thieves
+ * read them) and brings the global queue's turn nearer.
+ */
+static inline __attribute__((always_inline)) struct weft_task *
+weft__runq_pick(struct weft_runtime *rt, struct weft_worker *w, bool direct)
+{
+	struct weft_task *t = NULL;
+	if (w->global_countdown <= 1) {
+		if (direct)
+			return NULL;
+		w->global_countdown = GLOBAL_QUEUE_INTERVAL + 1;
+		t = weft__runq_pop_global(rt, w);
+	}
+	if (!t && (t = weft__runq_take_local(w)) && direct && !t->stack.base) {
+		/* It never ran: the scheduler gives it a stack. */
+		weft__worker_push(w, t);
+		return NULL;
+	}
+	if (!t && direct && !(t = weft__runq_take_yielded_direct(rt, w)))
+		return NULL;
+	if (!t)
+		t = w->yielded_head ? weft__runq_requeue_yielded(rt, w)
+				    : weft__runq_pop_global(rt, w);
+	w->global_countdown--;
+	uint64_t tick = atomic_load_explicit(&w->ticks, memory_order_relaxed);
+	atomic_store_explicit(&w->ticks, tick + 1, memory_order_relaxed);
+	return t;
+}
+
+#endif

@@ -1,0 +1,87 @@
+/* Stealing: see steal.h. */
+#include "runq.h"
+#include "steal.h"
+
+static uint64_t next_rand(struct weft_worker *w)
+{
+	w->rng ^= w->rng << 13;
+	w->rng ^= w->rng >> 7;
+	w->rng ^= w->rng << 17;
+	return w->rng;
+}
+
+/* Steals half of deque d into ours; returns one task to run now. */
+static struct weft_task *steal_half(struct weft_deque *d,
+				    struct weft_worker *w)
+{
+	int64_t n = (weft__deque_len(d) + 1) / 2;
+	struct weft_task *first = NULL;
+	for (int64_t i = 0, retries = 0; i < n;) {
+		struct weft_task *x = weft__deque_steal(d);
+		if (x == WEFT_STEAL_EMPTY)
+			break;
+		if (x == WEFT_STEAL_RETRY) {
+			if (++retries > 8)
+				break;
+			continue;
+		}
+		i++;
+		if (!first)
+			first = x;
+		else
+			weft__worker_push(w, x);
+	}
+	return first;
+}
+
+/* v's run-next task: at once if the monitor found v stuck; if it is a
+ * spawn, when v is still busy with the same task a moment later. A woken
+ * one otherwise stays for v, whose running task will likely park soon. */
+static struct weft_task *steal_runnext(struct weft_worker *v, bool stuck)
+{
+	struct weft_task *t = atomic_load(&v->runnext);
+	if (!t || (!stuck && !atomic_load(&v->runnext_spawned)))
+		return NULL;
+	if (!stuck) {
+		uint64_t ticks = atomic_load(&v->ticks);
+		for (int i = 0; i < 200; i++)
+			weft__cpu_relax();
+		if (atomic_load(&v->ticks) != ticks)
+			return NULL;
+	}
+	if (!atomic_compare_exchange_strong(&v->runnext, &t, NULL))
+		return NULL;
+	return t;
+}
+
+/* v's tasks, as runq.h allows: its deque always; its woken tasks when
+ * open; run-next when from_runnext or stuck. */
+static struct weft_task *steal_from(struct weft_worker *v,
+				    struct weft_worker *w, bool from_runnext)
+{
+	struct weft_task *t = steal_half(&v->deque, w);
+	if (t)
+		return t;
+	bool stuck = atomic_load_explicit(&v->stuck, memory_order_relaxed);
+	if (weft__runq_woken_open(v))
+		t = steal_half(&v->woken, w);
+	if (!t && (stuck || from_runnext))
+		t = steal_runnext(v, stuck);
+	if (stuck)
+		atomic_store_explicit(&v->stuck, false, memory_order_relaxed);
+	return t;
+}
+
+struct weft_task *weft__steal(struct weft_runtime *rt, struct weft_worker *w,
+			      bool from_runnext)
+{
+	int n = rt->nworkers;
+	int start = (int)(next_rand(w) % (uint64_t)n);
+	for (int i = 0; i < n; i++) {
+		struct weft_worker *v = &rt->workers[(start + i) % n];
+		struct weft_task *t;
+		if (v != w && (t = steal_from(v, w, from_runnext)))
+			return t;
+	}
+	return weft__runq_pop_global(rt, w);
+}

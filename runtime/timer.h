@@ -1,0 +1,52 @@
+/*
+ * Timers: the deadlines of tasks' current waits, in a min-heap per worker
+ * (see timer.c for how they fire and how disarming works).
+ */
+#ifndef WEFT_RUNTIME_TIMER_H
+#define WEFT_RUNTIME_TIMER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct weft_task;
+struct weft_worker;
+
+/* A task's one timer: it waits for one thing at a time. */
+struct weft_timer {
+	_Atomic uint64_t armed;              /* seq of its live heap entry, or 0 */
+	_Atomic(struct weft_worker *) owner; /* the heap it was last armed in */
+};
+
+/* A heap entry, by value (see timer.c). */
+struct weft_timer_entry {
+	int64_t at;
+	uint64_t order;
+	struct weft_task *task;
+	uint64_t seq;
+};
+
+/* A worker's timers. Its fields change only under lock; len is also read
+ * without it, as a hint (atomically). */
+struct weft_timer_heap {
+	unsigned lock;                   /* a spinlock */
+	struct weft_timer_entry *entries; /* min-heap by (at, order) */
+	int64_t len, cap;
+	_Atomic int64_t stale;           /* disarmed entries still in it */
+	uint64_t order;                  /* ties between equal deadlines */
+};
+
+/* Arms t's timer in the caller's worker's heap: at the absolute time at,
+ * it aborts t's wait number seq with -ETIMEDOUT. 0 or -ENOMEM. */
+int weft__timer_arm(struct weft_task *t, int64_t at, uint64_t seq);
+/* Disarms t's timer, if armed. */
+void weft__timer_disarm(struct weft_task *t);
+/* Fires w's due timers; returns the time to the next one (-1: none). */
+int64_t weft__timers_run(struct weft_worker *w);
+/* Whether w's heap holds any entry (a hint, without its lock). */
+static inline int64_t weft__timers_pending(struct weft_timer_heap *h)
+{
+	return __atomic_load_n(&h->len, __ATOMIC_RELAXED);
+}
+void weft__timers_free(struct weft_worker *w);
+
+#endif

@@ -1,0 +1,590 @@
+/*
+ * weft_select: wait on several operations, complete exactly one (Go's
+ * select). See <weft/select.h> for the contract.
+ *
+ * A select has one waiter of its own, the group (struct sel.w): the
+ * caller's current wait, which cancellation and deadlines abort. Each case
+ * that waits links a waiter of its own (in the case's priv) on its
+ * primitive's list, with ->group pointing at the group, so the primitive's
+ * notifiers find it like any waiter. runtime/wait.h makes every settle of
+ * a case settle the group first (a CAS to WEFT__SELECTED), and makes waking
+ * a case wake the group.
+ *
+ * Like Go's select, the waiting path holds the locks of all its cases at
+ * once, taken in address order (Go's sellock): it tries every case in
+ * order, links a waiter for each, and parks; the park releases the locks
+ * only once the caller has switched out.
+ *
+ * Invariants:
+ *  - The group is settled exactly once: by the notifier of one case (to
+ *    WEFT__SELECTED, then that case to its result), by the select itself
+ *    when a case completes at once, or by an abort (-ECANCELED,
+ *    -ETIMEDOUT). Each of these holds at least one of the select's locks,
+ *    the abort and the select itself all of them.
+ *  - A case waiter is settled only after its notifier won the group, so at
+ *    most one case waiter is ever settled: the winner. A notifier that
+ *    loses the group has popped a case waiter and settles nothing; it goes
+ *    on to the primitive's next waiter, so the item, permit or lock it had
+ *    to hand over is not lost. Losing cases took nothing.
+ *  - Case waiters are linked only while the select holds all its locks and
+ *    the group is still WAITING, and the select parks before releasing any
+ *    of them, so whoever finds a case waiter under its lock and wins the
+ *    group may wake the caller: it has switched out (wait.h's rule, held
+ *    for every lock at once). An abort wakes only if the select parked
+ *    (sel.parked, read under all the locks).
+ *  - After the wake the select takes all locks again and unlinks every
+ *    case waiter still linked (the primitive's own unlink, so a lock's or
+ *    semaphore's contended bit is cleared with its last waiter), before
+ *    its stack frame, and the waiters in it, go away.
+ *  - Lock order: a select takes its case locks only while holding none
+ *    but, in an abort, the task's wait_lock; no primitive takes two case
+ *    locks of a select the other way round (a condition's lock is never a
+ *    case lock), so the address order cannot deadlock.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "weft/select.h"
+#include "weft/time.h"
+#include "runtime/task.h"
+#include "lock.h"
+#include "select.h"
+#include "waitq.h"
+
+_Static_assert(sizeof(struct weft__waiter) <= WEFT__SELECT_PRIV,
+	       "a select case's priv holds its waiter");
+
+#define SMALL_LOCKS 16
+
+struct sel {
+	struct weft__waiter w;          /* the group */
+	struct weft_select_case *cases;
+	int n;
+	unsigned **locks;               /* distinct case locks, by address */
+	int nlocks;
+	bool parked;                    /* under all locks: the caller waits */
+	int64_t until;                  /* the earliest timeout case's time */
+	int timeout_case;               /* its index, or -1 */
+	struct weft__waiter *wake;      /* a queue waiter to wake unlocked */
+	unsigned *small[SMALL_LOCKS];
+};
+
+static inline struct weft__waiter *case_waiter(struct weft_select_case *c)
+{
+	return (struct weft__waiter *)(void *)c->priv;
+}
+
+/* The lock that guards case c's primitive; NULL for a timeout. */
+static unsigned *lock_of(const struct weft_select_case *c)
+{
+	switch (c->kind) {
+	case WEFT_SELECT_GET:
+	case WEFT_SELECT_PUT:
+		return &c->queue->getters.lock;
+	case WEFT_SELECT_EVENT:
+		return &c->event->wq.lock;
+	case WEFT_SELECT_FUTURE:
+		return &c->future->wq.lock;
+	case WEFT_SELECT_SEM:
+		return &c->sem->wq.lock;
+	case WEFT_SELECT_LOCK:
+		return &c->lock->wq.lock;
+	case WEFT_SELECT_JOIN:
+		return &c->task.task->join_lock;
+	default:
+		return NULL;
+	}
+}
+
+static int check_case(const struct weft_select_case *c)
+{
+	if (c->kind == WEFT_SELECT_TIMEOUT)
+		return c->timeout >= 0 ? 0 : -EINVAL;
+	/* Every other kind's primitive is the union's first pointer. */
+	if ((unsigned)c->kind - 1 > WEFT_SELECT_TIMEOUT - 1 || !c->queue)
+		return -EINVAL;
+	switch (c->kind) {
+	case WEFT_SELECT_GET:
+	case WEFT_SELECT_PUT:
+		return c->item && c->queue->elem_size ? 0 : -EINVAL;
+	case WEFT_SELECT_LOCK:
+		return weft__lock_held_by_me(c->lock) ? -EDEADLK : 0;
+	case WEFT_SELECT_JOIN:
+		return c->task.task == weft__task_current() ? -EDEADLK : 0;
+	default:
+		return 0;
+	}
+}
+
+/* ---- the locks of all cases --------------------------------------------- */
+
+static int cmp_lock(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)*(unsigned *const *)a;
+	uintptr_t y = (uintptr_t)*(unsigned *const *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Collects the distinct case locks in address order. */
+static int collect_locks(struct sel *s)
+{
+	s->locks = s->small;
+	if (s->n > SMALL_LOCKS &&
+	    !(s->locks = malloc(sizeof(*s->locks) * (size_t)s->n)))
+		return -ENOMEM;
+	int k = 0;
+	for (int i = 0; i < s->n; i++)
+		if (s->cases[i].kind != WEFT_SELECT_TIMEOUT)
+			s->locks[k++] = lock_of(&s->cases[i]);
+	qsort(s->locks, (size_t)k, sizeof(*s->locks), cmp_lock);
+	s->nlocks = 0;
+	for (int i = 0; i < k; i++)
+		if (!s->nlocks || s->locks[s->nlocks - 1] != s->locks[i])
+			s->locks[s->nlocks++] = s->locks[i];
+	return 0;
+}
+
+static void lock_all(struct sel *s)
+{
+	for (int i = 0; i < s->nlocks; i++)
+		weft__spin_lock(s->locks[i]);
+}
+
+static void unlock_all(struct sel *s)
+{
+	for (int i = s->nlocks - 1; i >= 0; i--)
+		weft__spin_unlock(s->locks[i]);
+}
+
+static void unlock_all_cb(void *s)
+{
+	unlock_all(s);
+}
+
+/* ---- one case ----------------------------------------------------------- */
+
+static bool timeout_due(struct sel *s, struct weft_select_case *c)
+{
+	return s->cases + s->timeout_case == c && s->until <= weft_now();
+}
+
+/*
+ * Without locks: completes case c if it can be at once (1, with c->status
+ * set), else 0, or -EINVAL for a malformed case. The primitives' own try
+ * calls, so nothing is marked or linked. A timeout can complete at once
+ * only if it is 0 (the waiting path times the others).
+ */
+static int try_case(struct weft_select_case *c)
+{
+	int r = 0;
+	/* Every kind's primitive but a timeout's is the union's first
+	 * pointer. */
+	if (c->kind != WEFT_SELECT_TIMEOUT && !c->queue)
+		return -EINVAL;
+	switch (c->kind) {
+	case WEFT_SELECT_GET:
+		r = weft_queue_try_get(c->queue, c->item);
+		if (r == -EAGAIN)
+			return 0;
+		break;
+	case WEFT_SELECT_PUT:
+		r = weft_queue_try_put(c->queue, c->item);
+		if (r == -EAGAIN)
+			return 0;
+		break;
+	case WEFT_SELECT_EVENT:
+		return weft_event_is_set(c->event) ? c->status = 0, 1 : 0;
+	case WEFT_SELECT_FUTURE:
+		/* The outcome is read by finish_case(). */
+		return weft_future_done(c->future) ? c->status = 0, 1 : 0;
+	case WEFT_SELECT_SEM:
+		return weft_sem_try_acquire(c->sem) ? 0 : (c->status = 0, 1);
+	case WEFT_SELECT_LOCK:
+		return weft_lock_try_acquire(c->lock) ? 0 : (c->status = 0, 1);
+	case WEFT_SELECT_JOIN: {
+		if (c->task.task == weft__task_current())
+			return -EDEADLK;
+		unsigned *l = &c->task.task->join_lock;
+		weft__spin_lock(l);
+		bool done = weft__join_case_locked(c->task, NULL, &r);
+		weft__spin_unlock(l);
+		if (!done)
+			return 0;
+		break;
+	}
+	case WEFT_SELECT_TIMEOUT:
+		if (c->timeout < 0)
+			return -EINVAL;
+		if (c->timeout)
+			return 0;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (r == -EINVAL && c->kind <= WEFT_SELECT_PUT)
+		return -EINVAL; /* a NULL item or an uninitialised queue */
+	c->status = r;
+	return 1;
+}
+
+/*
+ * Under all locks: completes case c if it can be at once (true, with
+ * c->status set), else links its waiter w (false), marking a lock or
+ * semaphore contended as their own acquire does.
+ */
+static bool take_or_link(struct sel *s, struct weft_select_case *c,
+			 struct weft__waiter *w)
+{
+	int r = 0;
+	switch (c->kind) {
+	case WEFT_SELECT_GET:
+		r = weft__queue_get_locked(c->queue, c->item, &s->wake);
+		if (r != -EAGAIN)
+			break;
+		weft__waitq_push(&c->queue->getters, w);
+		return false;
+	case WEFT_SELECT_PUT:
+		r = weft__queue_put_locked(c->queue, c->item, &s->wake);
+		if (r != -EAGAIN)
+			break;
+		weft__waitq_push(&c->queue->putters, w);
+		return false;
+	case WEFT_SELECT_EVENT:
+		if (c->event->set)
+			break;
+		weft__waitq_push(&c->event->wq, w);
+		return false;
+	case WEFT_SELECT_FUTURE:
+		if (weft_future_done(c->future))
+			break;
+		weft__waitq_push(&c->future->wq, w);
+		return false;
+	case WEFT_SELECT_SEM:
+		if (weft__sem_take_or_mark(c->sem))
+			break;
+		weft__waitq_push(&c->sem->wq, w);
+		return false;
+	case WEFT_SELECT_LOCK:
+		if (weft__lock_take_or_mark_locked(c->lock, w->value))
+			break;
+		weft__waitq_push(&c->lock->wq, w);
+		return false;
+	case WEFT_SELECT_JOIN:
+		if (weft__join_case_locked(c->task, w, &r))
+			break;
+		return false;
+	default:
+		if (!timeout_due(s, c))
+			return false;
+	}
+	c->status = r;
+	return true;
+}
+
+/* Under all locks: unlinks c's waiter if it is linked (or, for a join,
+ * withdraws it). */
+static void unlink_case(struct weft_select_case *c)
+{
+	struct weft__waiter *w = case_waiter(c);
+	struct weft_waitq *q;
+	switch (c->kind) {
+	case WEFT_SELECT_GET:
+		q = &c->queue->getters;
+		break;
+	case WEFT_SELECT_PUT:
+		q = &c->queue->putters;
+		break;
+	case WEFT_SELECT_EVENT:
+		q = &c->event->wq;
+		break;
+	case WEFT_SELECT_FUTURE:
+		q = &c->future->wq;
+		break;
+	case WEFT_SELECT_SEM:
+		weft__sem_unlink(c->sem, w);
+		return;
+	case WEFT_SELECT_LOCK:
+		weft__lock_unlink(c->lock, w);
+		return;
+	case WEFT_SELECT_JOIN:
+		weft__join_case_unlink(c->task.task, w);
+		return;
+	default:
+		return;
+	}
+	if (weft__waitq_linked(q, w))
+		weft__waitq_remove(q, w);
+}
+
+/* Without locks: what is left to do for a completed case: a future's
+ * outcome, a joined task's result. */
+static inline void finish_case(struct weft_select_case *c)
+{
+	if (c->kind == WEFT_SELECT_FUTURE)
+		c->status = weft_future_result(c->future, c->result);
+	else if (c->kind == WEFT_SELECT_JOIN && !c->status)
+		c->status = weft__join_case_take(c->task.task, c->result);
+}
+
+/* The same after waiting, where a queue may have a waiter to wake. */
+static int finish(struct sel *s, int i)
+{
+	if (s->wake)
+		weft__waiter_wake(s->wake);
+	finish_case(&s->cases[i]);
+	return i;
+}
+
+/* ---- waiting ------------------------------------------------------------ */
+
+/* The group's abort (cancellation, deadlines): settle, wake if parked. */
+static void sel_abort(struct weft__waiter *w, int reason)
+{
+	struct sel *s = weft__container_of(w, struct sel, w);
+	lock_all(s);
+	if (weft__waiter_settle(&s->w, reason) && s->parked)
+		weft__waiter_wake(&s->w);
+	unlock_all(s);
+}
+
+static void futex_wait_until(_Atomic int *addr, int64_t until)
+{
+	struct timespec ts, *tp = NULL;
+	if (until != INT64_MAX) {
+		int64_t left = until - weft_now();
+		if (left <= 0)
+			return;
+		ts.tv_sec = left / WEFT_SEC;
+		ts.tv_nsec = left % WEFT_SEC;
+		tp = &ts;
+	}
+	syscall(SYS_futex, (int *)addr, FUTEX_WAIT_PRIVATE, 0, tp, NULL, 0);
+}
+
+/* A plain thread's park: it has no timer, so it times its timeout case
+ * itself, settling the group as an abort would (it need not wake). */
+static int park_thread(struct sel *s)
+{
+	unlock_all(s);
+	int64_t until = s->until;
+	/* released is the wake's last touch of the group (wait.c); acquire
+	 * pairs with its release store, so what the winner handed over
+	 * before waking us is visible. */
+	while (!atomic_load_explicit(&s->w.released, memory_order_acquire)) {
+		if (until != INT64_MAX && weft_now() >= until) {
+			lock_all(s);
+			bool won = weft__waiter_settle(&s->w, -ETIMEDOUT);
+			unlock_all(s);
+			if (won)
+				break;
+			until = INT64_MAX; /* the winner wakes us */
+		}
+		futex_wait_until(&s->w.released, until);
+	}
+	return weft__waiter_state(&s->w);
+}
+
+/* Maps an abort's result to the select's: a deadline at or after the
+ * timeout case's is the timeout case winning. */
+static int aborted(struct sel *s, int r)
+{
+	if (r == -ETIMEDOUT && s->timeout_case >= 0 &&
+	    (!s->w.task || s->until <= s->w.task->deadline)) {
+		s->cases[s->timeout_case].status = 0;
+		return s->timeout_case;
+	}
+	return r;
+}
+
+/* Under all locks, group WAITING: tries every case in order, linking a
+ * waiter for each that cannot complete. Returns the index of the one that
+ * completed at once (the others unlinked again), or -1 if all are linked. */
+static int link_all(struct sel *s)
+{
+	uintptr_t me = weft__owner_self();
+	for (int i = 0; i < s->n; i++) {
+		struct weft_select_case *c = &s->cases[i];
+		struct weft__waiter *w = case_waiter(c);
+		weft__waiter_init(w, NULL);
+		w->group = &s->w;
+		w->data = c->item;
+		w->value = me;
+		if (!take_or_link(s, c, w))
+			continue;
+		weft__waiter_settle(&s->w, WEFT__SELECTED);
+		for (int j = 0; j < i; j++)
+			unlink_case(&s->cases[j]);
+		return i;
+	}
+	return -1;
+}
+
+static int wait_cases(struct sel *s)
+{
+	int r;
+	weft__waiter_init(&s->w, sel_abort);
+	if ((r = weft__wait_begin_until(&s->w, s->until)))
+		return r;
+	lock_all(s);
+	if ((r = weft__waiter_state(&s->w)) != WEFT__WAITING) {
+		unlock_all(s); /* aborted before we could link */
+		weft__wait_end(&s->w);
+		return aborted(s, r);
+	}
+	int won = link_all(s);
+	if (won >= 0) {
+		unlock_all(s);
+		weft__wait_end(&s->w);
+		return finish(s, won);
+	}
+	s->parked = true;
+	if (s->w.task)
+		r = weft__wait_park(&s->w, unlock_all_cb, s);
+	else
+		r = park_thread(s);
+
+	lock_all(s);
+	for (int i = 0; i < s->n; i++) {
+		struct weft_select_case *c = &s->cases[i];
+		int st = weft__waiter_state(case_waiter(c));
+		if (c->kind != WEFT_SELECT_TIMEOUT && st != WEFT__WAITING) {
+			c->status = st; /* the winner: settled by its notifier */
+			won = i;
+		} else {
+			unlink_case(c);
+		}
+	}
+	unlock_all(s);
+	return r == WEFT__SELECTED ? finish(s, won) : aborted(s, r);
+}
+
+/* ---- the calls ---------------------------------------------------------- */
+
+/* Checks every case (try_case checked those before the one that
+ * completes at once, if any) and finds the earliest timeout. */
+static int check_all(struct sel *s)
+{
+	int64_t now = 0;
+	for (int i = 0; i < s->n; i++) {
+		struct weft_select_case *c = &s->cases[i];
+		int r = check_case(c);
+		if (r)
+			return r;
+		if (c->kind != WEFT_SELECT_TIMEOUT)
+			continue;
+		if (!now)
+			now = weft_now();
+		int64_t at = c->timeout > INT64_MAX - now ? INT64_MAX
+							  : now + c->timeout;
+		if (at < s->until) {
+			s->until = at;
+			s->timeout_case = i;
+		}
+	}
+	return 0;
+}
+
+int weft_select(struct weft_select_case *cases, int n)
+{
+	if (!cases || n < 1 || n > WEFT_SELECT_MAX)
+		return -EINVAL;
+	/* Whatever can complete at once does, in order, without waiting
+	 * (even in a cancelled task, as every blocking call). */
+	for (int i = 0; i < n; i++) {
+		int r = try_case(&cases[i]);
+		if (r > 0) {
+			finish_case(&cases[i]);
+			return i;
+		}
+		if (r < 0)
+			return r;
+	}
+
+	struct sel s = { .cases = cases, .n = n, .until = INT64_MAX,
+			 .timeout_case = -1 };
+	int r = check_all(&s);
+	if (!r)
+		r = collect_locks(&s);
+	if (!r)
+		r = wait_cases(&s);
+	if (s.locks && s.locks != s.small)
+		free(s.locks);
+	return r;
+}
+
+/* ---- first completed, as completed -------------------------------------- */
+
+#define SMALL_CASES 8
+
+int weft_wait_first(weft_task_t *tasks, int n, void **result, int *status)
+{
+	if (!tasks || n < 1 || n > WEFT_SELECT_MAX)
+		return -EINVAL;
+	struct weft_select_case small[SMALL_CASES], *cases = small;
+	int small_map[SMALL_CASES], *map = small_map;
+	if (n > SMALL_CASES) {
+		cases = malloc(sizeof(*cases) * (size_t)n);
+		map = malloc(sizeof(*map) * (size_t)n);
+		if (!cases || !map) {
+			free(cases);
+			free(map);
+			return -ENOMEM;
+		}
+	}
+	int m = 0;
+	for (int i = 0; i < n; i++) {
+		if (!tasks[i].task)
+			continue;
+		cases[m] = (struct weft_select_case)WEFT_CASE_JOIN(tasks[i],
+								   result);
+		map[m++] = i;
+	}
+	int r = m ? weft_select(cases, m) : -ENOENT;
+	if (r >= 0) {
+		int st = cases[r].status;
+		if (st == -ESRCH || st == -EINVAL) {
+			r = st; /* nothing was joined */
+		} else {
+			r = map[r];
+			tasks[r] = (weft_task_t){ 0 };
+			if (status)
+				*status = st;
+		}
+	}
+	if (cases != small) {
+		free(cases);
+		free(map);
+	}
+	return r;
+}
+
+int weft_as_completed_init(struct weft_as_completed *it, weft_task_t *tasks,
+			   int n)
+{
+	if (!it || !tasks || n < 1 || n > WEFT_SELECT_MAX)
+		return -EINVAL;
+	it->tasks = tasks;
+	it->n = n;
+	it->left = 0;
+	for (int i = 0; i < n; i++)
+		it->left += tasks[i].task != NULL;
+	return 0;
+}
+
+int weft_as_completed_next(struct weft_as_completed *it, void **result,
+			   int *status)
+{
+	if (!it)
+		return -EINVAL;
+	if (!it->left)
+		return -ENOENT;
+	int r = weft_wait_first(it->tasks, it->n, result, status);
+	if (r >= 0)
+		it->left--;
+	return r;
+}

@@ -1,0 +1,50 @@
+/*
+ * The entry points select (select.c) needs from each primitive: the locked
+ * steps of their blocking calls, split so a select can take or link all of
+ * its cases under their locks before it parks. Each is the same code the
+ * primitive's own blocking call runs, so a case behaves as that call.
+ */
+#ifndef WEFT_SYNC_SELECT_H
+#define WEFT_SYNC_SELECT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "weft/sync.h"
+#include "weft/task.h"
+#include "../runtime/wait.h"
+
+/* queue.c, under the queue's lock (getters.lock): a get or put that does
+ * not wait. 0, -EPIPE, -ENOMEM (put), or -EAGAIN (empty / full); *wake is
+ * a waiter to wake after unlocking. */
+int weft__queue_get_locked(struct weft_queue *q, void *out,
+			   struct weft__waiter **wake);
+int weft__queue_put_locked(struct weft_queue *q, const void *item,
+			   struct weft__waiter **wake);
+
+/* sem.c, under s->wq.lock: takes a permit (true), or marks the semaphore
+ * contended so that a release looks at wq (false); then link a waiter. */
+bool weft__sem_take_or_mark(struct weft_sem *s);
+/* Under s->wq.lock: unlinks w if it is linked, as an abort does. */
+void weft__sem_unlink(struct weft_sem *s, struct weft__waiter *w);
+
+/* lock.c, under l->wq.lock: takes l for me (true), or marks it contended
+ * (false); then link a waiter with value me. */
+bool weft__lock_take_or_mark_locked(struct weft_lock *l, uintptr_t me);
+/* Under l->wq.lock: unlinks w if it is linked, as an abort does. */
+void weft__lock_unlink(struct weft_lock *l, struct weft__waiter *w);
+
+/* runtime/task.c, the join case, under h.task->join_lock. Returns true if
+ * the join completes at once, with *status 0 (the task has ended: its
+ * result is now claimed, take it with weft__join_case_take), -ESRCH or
+ * -EINVAL as weft_join. Else, if w is not NULL, makes w the task's joiner
+ * (w->data = the task). */
+bool weft__join_case_locked(weft_task_t h, struct weft__waiter *w,
+			    int *status);
+/* Under join_lock: withdraws the joiner w of a join case that lost (linked
+ * or already dropped by the finisher): the task can be joined again. */
+void weft__join_case_unlink(struct weft_task *t, struct weft__waiter *w);
+/* Without locks, for a claimed join: stores the result, drops the handle.
+ * Returns what weft_join returns. */
+int weft__join_case_take(struct weft_task *t, void **result);
+
+#endif

@@ -1,0 +1,895 @@
+/* weft_select, weft_wait_first, weft_as_completed: each kind of case
+ * winning, ready cases in order with the others untouched, a notifier
+ * skipping a select that already won, cancellation and timeouts consuming
+ * nothing, plain threads, bad input, and a conservation stress. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+#include "sync_test_util.h"
+#include "sync/waitq.h"
+
+static long qsize(struct weft_queue *q)
+{
+	return weft_queue_size(q);
+}
+
+/* ---- helpers: do something to a primitive after a delay ----------------- */
+
+struct later {
+	int64_t delay;
+	struct weft_queue *q;
+	uint64_t item;
+	struct weft_queue *getq; /* get one item from it */
+	struct weft_event *e;
+	struct weft_future *f;
+	struct weft_sem *s;
+	struct weft_lock *l;
+};
+
+static void *do_later(void *arg)
+{
+	struct later *a = arg;
+	if (a->l) { /* hold the lock through the delay */
+		ck_assert_int_eq(weft_lock_acquire(a->l), 0);
+		weft_sleep(a->delay);
+		ck_assert_int_eq(weft_lock_release(a->l), 0);
+		return NULL;
+	}
+	weft_sleep(a->delay);
+	if (a->q)
+		ck_assert_int_eq(weft_queue_put(a->q, &a->item), 0);
+	if (a->getq)
+		ck_assert_int_eq(weft_queue_get(a->getq, &a->item), 0);
+	if (a->e)
+		ck_assert_int_ge(weft_event_set(a->e), 0);
+	if (a->f)
+		ck_assert_int_eq(weft_future_set_result(a->f, (void *)7), 0);
+	if (a->s)
+		ck_assert_int_eq(weft_sem_release(a->s), 0);
+	return NULL;
+}
+
+static weft_task_t spawn_later(struct later *a)
+{
+	weft_task_t t;
+	ck_assert_int_eq(weft_spawn(&t, do_later, a), 0);
+	return t;
+}
+
+static void *sleeper(void *arg)
+{
+	weft_sleep((int64_t)(intptr_t)arg);
+	return arg;
+}
+
+/* ---- each kind of case wins, at once and after waiting ------------------ */
+
+static void *kinds_main(void *arg)
+{
+	struct weft_queue q1 = WEFT_QUEUE_INIT(sizeof(uint64_t), 0);
+	struct weft_queue q2 = WEFT_QUEUE_INIT(sizeof(uint64_t), 0);
+	struct weft_queue full = WEFT_QUEUE_INIT(sizeof(uint64_t), 1);
+	struct weft_event e = WEFT_EVENT_INIT;
+	struct weft_future f;
+	struct weft_sem s = WEFT_SEM_INIT(0);
+	struct weft_lock l = WEFT_LOCK_INIT;
+	uint64_t a = 0, b = 0, x = 5;
+	void *res = NULL;
+	weft_future_init(&f);
+	ck_assert_int_eq(weft_queue_put(&full, &x), 0);
+
+	/* GET after waiting. */
+	struct later p = { .delay = 5 * WEFT_MSEC, .q = &q2, .item = 42 };
+	weft_task_t t = spawn_later(&p);
+	struct weft_select_case c1[] = { WEFT_CASE_GET(&q1, &a),
+					 WEFT_CASE_GET(&q2, &b) };
+	ck_assert_int_eq(weft_select(c1, 2), 1);
+	ck_assert_int_eq(c1[1].status, 0);
+	ck_assert_uint_eq(b, 42);
+	ck_assert_uint_eq(a, 0);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	ck_assert(weft__waitq_empty(&q1.getters));
+
+	/* PUT: the full queue is skipped, the other takes it. */
+	x = 9;
+	struct weft_select_case c2[] = { WEFT_CASE_PUT(&full, &x),
+					 WEFT_CASE_PUT(&q1, &x) };
+	ck_assert_int_eq(weft_select(c2, 2), 1);
+	ck_assert_int_eq(qsize(&full), 1);
+	ck_assert_int_eq(weft_queue_try_get(&q1, &a), 0);
+	ck_assert_uint_eq(a, 9);
+	/* PUT after waiting: a getter frees the slot. */
+	p = (struct later){ .delay = 5 * WEFT_MSEC, .getq = &full };
+	struct weft_select_case c2b[] = { WEFT_CASE_GET(&q1, &a),
+					  WEFT_CASE_PUT(&full, &x) };
+	t = spawn_later(&p);
+	ck_assert_int_eq(weft_select(c2b, 2), 1);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	ck_assert_uint_eq(p.item, 5);
+	ck_assert_int_eq(weft_queue_try_get(&full, &a), 0);
+	ck_assert_uint_eq(a, 9);
+
+	/* EVENT. */
+	p = (struct later){ .delay = 5 * WEFT_MSEC, .e = &e };
+	t = spawn_later(&p);
+	struct weft_select_case c3[] = { WEFT_CASE_GET(&q1, &a),
+					 WEFT_CASE_EVENT(&e) };
+	ck_assert_int_eq(weft_select(c3, 2), 1);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	ck_assert(weft__waitq_empty(&q1.getters));
+
+	/* FUTURE: its result is stored. */
+	p = (struct later){ .delay = 5 * WEFT_MSEC, .f = &f };
+	t = spawn_later(&p);
+	struct weft_select_case c4[] = { WEFT_CASE_GET(&q1, &a),
+					 WEFT_CASE_FUTURE(&f, &res) };
+	ck_assert_int_eq(weft_select(c4, 2), 1);
+	ck_assert_int_eq(c4[1].status, 0);
+	ck_assert_ptr_eq(res, (void *)7);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	/* A failed future completes the case with its error. */
+	weft_future_init(&f);
+	weft_future_set_error(&f, -EIO);
+	ck_assert_int_eq(weft_select(c4, 2), 1);
+	ck_assert_int_eq(c4[1].status, -EIO);
+
+	/* JOIN: the task is joined and its handle consumed. */
+	weft_task_t j;
+	ck_assert_int_eq(weft_spawn(&j, sleeper,
+				    (void *)(intptr_t)(5 * WEFT_MSEC)), 0);
+	struct weft_select_case c5[] = { WEFT_CASE_GET(&q1, &a),
+					 WEFT_CASE_JOIN(j, &res) };
+	ck_assert_int_eq(weft_select(c5, 2), 1);
+	ck_assert_int_eq(c5[1].status, 0);
+	ck_assert_ptr_eq(res, (void *)(intptr_t)(5 * WEFT_MSEC));
+	ck_assert_int_eq(weft_join(j, NULL), -ESRCH);
+	/* A stale handle completes the case at once with -ESRCH. */
+	ck_assert_int_eq(weft_select(c5, 2), 1);
+	ck_assert_int_eq(c5[1].status, -ESRCH);
+
+	/* SEM: the released permit goes to the select. */
+	p = (struct later){ .delay = 5 * WEFT_MSEC, .s = &s };
+	t = spawn_later(&p);
+	struct weft_select_case c6[] = { WEFT_CASE_GET(&q1, &a),
+					 WEFT_CASE_SEM(&s) };
+	ck_assert_int_eq(weft_select(c6, 2), 1);
+	ck_assert_int_eq(weft_sem_value(&s), 0);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	ck_assert_uint_eq(s.state, 0); /* no waiters bit left */
+
+	/* LOCK: handed over by the holder, ours on return. */
+	p = (struct later){ .delay = 5 * WEFT_MSEC, .l = &l };
+	t = spawn_later(&p);
+	while (!weft_lock_locked(&l))
+		weft_sleep(100 * WEFT_USEC);
+	struct weft_select_case c7[] = { WEFT_CASE_GET(&q1, &a),
+					 WEFT_CASE_LOCK(&l) };
+	ck_assert_int_eq(weft_select(c7, 2), 1);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	ck_assert_int_eq(weft_lock_release(&l), 0);
+	ck_assert_int_eq(weft_lock_locked(&l), 0);
+
+	/* TIMEOUT: nothing else touched. */
+	int64_t t0 = weft_now();
+	struct weft_select_case c8[] = { WEFT_CASE_GET(&q1, &a),
+					 WEFT_CASE_SEM(&s),
+					 WEFT_CASE_TIMEOUT(5 * WEFT_MSEC) };
+	ck_assert_int_eq(weft_select(c8, 3), 2);
+	ck_assert_int_eq(c8[2].status, 0);
+	ck_assert_int_ge(weft_now() - t0, 5 * WEFT_MSEC);
+	ck_assert(weft__waitq_empty(&q1.getters));
+	ck_assert(weft__waitq_empty(&s.wq));
+	ck_assert_uint_eq(s.state, 0);
+	/* A zero timeout polls. */
+	struct weft_select_case c9[] = { WEFT_CASE_GET(&q1, &a),
+					 WEFT_CASE_TIMEOUT(0) };
+	ck_assert_int_eq(weft_select(c9, 2), 1);
+
+	/* A shut-down queue's GET completes with -EPIPE. */
+	weft_queue_shutdown(&q1, false);
+	ck_assert_int_eq(weft_select(c9, 2), 0);
+	ck_assert_int_eq(c9[0].status, -EPIPE);
+	weft_queue_destroy(&q1);
+	weft_queue_destroy(&q2);
+	weft_queue_destroy(&full);
+	return NULL;
+}
+
+START_TEST(kinds)
+{
+	weft_test_run(kinds_main, NULL, 2);
+	weft_test_run(kinds_main, NULL, 1);
+}
+END_TEST
+
+/* ---- several ready at once: the first in order, the rest untouched ------ */
+
+static void *ready_main(void *arg)
+{
+	struct weft_queue q1 = WEFT_QUEUE_INIT(sizeof(uint64_t), 0);
+	struct weft_queue q2 = WEFT_QUEUE_INIT(sizeof(uint64_t), 0);
+	struct weft_sem s = WEFT_SEM_INIT(1);
+	struct weft_lock l = WEFT_LOCK_INIT;
+	struct weft_event e = WEFT_EVENT_INIT;
+	uint64_t a = 0, b = 0, one = 1, two = 2;
+	weft_queue_put(&q1, &one);
+	weft_queue_put(&q2, &two);
+	weft_event_set(&e);
+
+	struct weft_select_case c[] = { WEFT_CASE_GET(&q1, &a),
+					WEFT_CASE_GET(&q2, &b) };
+	ck_assert_int_eq(weft_select(c, 2), 0);
+	ck_assert_uint_eq(a, 1);
+	ck_assert_uint_eq(b, 0);
+	ck_assert_int_eq(qsize(&q2), 1);
+
+	struct weft_select_case d[] = { WEFT_CASE_SEM(&s),
+					WEFT_CASE_GET(&q2, &b),
+					WEFT_CASE_LOCK(&l) };
+	ck_assert_int_eq(weft_select(d, 3), 0);
+	ck_assert_int_eq(weft_sem_value(&s), 0);
+	ck_assert_int_eq(qsize(&q2), 1);
+	ck_assert_int_eq(weft_lock_locked(&l), 0);
+	ck_assert_int_eq(weft_select(d, 3), 1); /* sem is taken now */
+	ck_assert_uint_eq(b, 2);
+	ck_assert_int_eq(weft_lock_locked(&l), 0);
+	ck_assert_int_eq(weft_select(d, 3), 2);
+	ck_assert_int_eq(weft_lock_locked(&l), 1);
+	/* A lock the caller holds is a programming error. */
+	ck_assert_int_eq(weft_select(d, 3), -EDEADLK);
+	weft_lock_release(&l);
+	weft_sem_release(&s);
+
+	/* A finished task and a permit: the join wins, the permit stays. */
+	weft_task_t t;
+	void *res;
+	ck_assert_int_eq(weft_spawn(&t, sleeper, (void *)0), 0);
+	weft_sleep(2 * WEFT_MSEC);
+	struct weft_select_case j[] = { WEFT_CASE_EVENT(&e),
+					WEFT_CASE_JOIN(t, &res),
+					WEFT_CASE_SEM(&s) };
+	ck_assert_int_eq(weft_select(&j[1], 2), 0);
+	ck_assert_int_eq(weft_sem_value(&s), 1);
+	ck_assert_int_eq(weft_join(t, NULL), -ESRCH);
+	/* A set event before a finished task: the task is not joined. */
+	ck_assert_int_eq(weft_spawn(&t, sleeper, (void *)0), 0);
+	j[1].task = t;
+	ck_assert_int_eq(weft_select(j, 3), 0);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	weft_queue_destroy(&q1);
+	weft_queue_destroy(&q2);
+	return NULL;
+}
+
+START_TEST(ready)
+{
+	weft_test_run(ready_main, NULL, 2);
+}
+END_TEST
+
+/*
+ * A notifier that finds the case waiter of a select that has already won
+ * elsewhere skips it and serves the next waiter. One worker makes it
+ * deterministic: the winner stays runnable, its case waiters linked, while
+ * the notifier goes on.
+ */
+struct skip {
+	struct weft_queue q;
+	struct weft_sem s;
+	struct weft_lock l;
+	struct weft_event e;
+	uint64_t got;
+	int idx;
+};
+
+static void *skip_selector(void *arg)
+{
+	struct skip *k = arg;
+	uint64_t v;
+	struct weft_select_case c[] = { WEFT_CASE_GET(&k->q, &v),
+					WEFT_CASE_SEM(&k->s),
+					WEFT_CASE_LOCK(&k->l),
+					WEFT_CASE_EVENT(&k->e) };
+	k->idx = weft_select(c, 4);
+	return NULL;
+}
+
+static void *skip_getter(void *arg)
+{
+	struct skip *k = arg;
+	return (void *)(intptr_t)weft_queue_get(&k->q, &k->got);
+}
+
+static void *skip_main(void *arg)
+{
+	struct skip k = { .idx = -1 };
+	weft_queue_init(&k.q, sizeof(uint64_t), 0);
+	weft_sem_init(&k.s, 0);
+	weft_lock_init(&k.l);
+	weft_event_init(&k.e);
+	ck_assert_int_eq(weft_lock_acquire(&k.l), 0);
+	weft_task_t sel, get;
+	ck_assert_int_eq(weft_spawn(&sel, skip_selector, &k), 0);
+	wait_waiters(&k.e.wq, 1);
+	ck_assert_int_eq(weft_spawn(&get, skip_getter, &k), 0);
+	wait_waiters(&k.q.getters, 2);
+
+	/* The event wins; the selector cannot run before we wait. */
+	ck_assert_int_eq(weft_event_set(&k.e), 1);
+	uint64_t x = 77;
+	ck_assert_int_eq(weft_queue_put(&k.q, &x), 0);  /* to the getter */
+	ck_assert_int_eq(weft_sem_release(&k.s), 0);    /* kept */
+	ck_assert_int_eq(weft_lock_release(&k.l), 0);   /* freed */
+	ck_assert_int_eq(weft_join(sel, NULL), 0);
+	ck_assert_int_eq(weft_join(get, NULL), 0);
+	ck_assert_int_eq(k.idx, 3);
+	ck_assert_uint_eq(k.got, 77);
+	ck_assert_int_eq(qsize(&k.q), 0);
+	ck_assert_int_eq(weft_sem_value(&k.s), 1);
+	ck_assert_uint_eq(k.s.state, 2); /* one permit, no waiters bit */
+	ck_assert_uint_eq(k.l.state, 0);
+	weft_queue_destroy(&k.q);
+	return NULL;
+}
+
+START_TEST(skip)
+{
+	weft_test_run(skip_main, NULL, 1);
+}
+END_TEST
+
+/* ---- cancellation, deadlines: nothing consumed -------------------------- */
+
+struct cancel_ctx {
+	struct weft_queue q;
+	struct weft_sem s;
+	struct weft_lock l;
+	uint64_t v;
+};
+
+static void *cancel_selector(void *arg)
+{
+	struct cancel_ctx *c = arg;
+	struct weft_select_case cs[] = { WEFT_CASE_GET(&c->q, &c->v),
+					 WEFT_CASE_SEM(&c->s),
+					 WEFT_CASE_LOCK(&c->l),
+					 WEFT_CASE_TIMEOUT(60 * WEFT_SEC) };
+	return (void *)(intptr_t)weft_select(cs, 4);
+}
+
+static void *cancel_main(void *arg)
+{
+	struct cancel_ctx c;
+	weft_queue_init(&c.q, sizeof(uint64_t), 0);
+	weft_sem_init(&c.s, 0);
+	weft_lock_init(&c.l);
+	ck_assert_int_eq(weft_lock_acquire(&c.l), 0);
+	weft_task_t t;
+	void *res;
+	ck_assert_int_eq(weft_spawn(&t, cancel_selector, &c), 0);
+	wait_waiters(&c.s.wq, 1);
+	ck_assert_int_eq(weft_cancel(t), 0);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_int_eq((intptr_t)res, -ECANCELED);
+	/* Unlinked everywhere: what comes now stays. */
+	ck_assert(weft__waitq_empty(&c.q.getters));
+	ck_assert(weft__waitq_empty(&c.s.wq));
+	ck_assert(weft__waitq_empty(&c.l.wq));
+	uint64_t x = 3;
+	weft_queue_put(&c.q, &x);
+	weft_sem_release(&c.s);
+	ck_assert_int_eq(qsize(&c.q), 1);
+	ck_assert_int_eq(weft_sem_value(&c.s), 1);
+	ck_assert_int_eq(weft_lock_release(&c.l), 0);
+	ck_assert_uint_eq(c.l.state, 0);
+	weft_queue_try_get(&c.q, &x);
+	weft_sem_try_acquire(&c.s);
+
+	/* A deadline scope shorter than the timeout case: -ETIMEDOUT. */
+	struct weft_deadline d;
+	struct weft_select_case cs[] = { WEFT_CASE_GET(&c.q, &c.v),
+					 WEFT_CASE_SEM(&c.s),
+					 WEFT_CASE_TIMEOUT(60 * WEFT_SEC) };
+	weft_deadline_enter(&d, 5 * WEFT_MSEC);
+	ck_assert_int_eq(weft_select(cs, 3), -ETIMEDOUT);
+	weft_deadline_leave(&d);
+	/* Longer than it: the timeout case wins. */
+	cs[2].timeout = 5 * WEFT_MSEC;
+	weft_deadline_enter(&d, 60 * WEFT_SEC);
+	ck_assert_int_eq(weft_select(cs, 3), 2);
+	weft_deadline_leave(&d);
+	ck_assert(weft__waitq_empty(&c.q.getters));
+	ck_assert_uint_eq(c.s.state, 0);
+
+	/* Cancelled already: a ready case still completes, else -ECANCELED
+	 * before anything is linked. */
+	weft_sem_release(&c.s);
+	ck_assert_int_eq(weft_cancel(weft_current()), 0);
+	ck_assert_int_eq(weft_select(cs, 3), 1);
+	ck_assert_int_eq(weft_select(cs, 3), -ECANCELED);
+	ck_assert(weft__waitq_empty(&c.s.wq));
+	weft_queue_destroy(&c.q);
+	return NULL;
+}
+
+START_TEST(cancel)
+{
+	weft_test_run(cancel_main, NULL, 2);
+}
+END_TEST
+
+/*
+ * Notify against cancel: a put (or release) and a cancellation race for a
+ * waiting select. Either the select won and has the item, or it was
+ * cancelled and the item is still there: never both, never neither.
+ */
+struct race {
+	struct weft_queue q;
+	struct weft_sem s;
+	uint64_t v;
+	weft_task_t sel;
+	atomic_int go;
+};
+
+static void *race_selector(void *arg)
+{
+	struct race *r = arg;
+	struct weft_select_case c[] = { WEFT_CASE_GET(&r->q, &r->v),
+					WEFT_CASE_SEM(&r->s) };
+	return (void *)(intptr_t)weft_select(c, 2);
+}
+
+static void *race_canceller(void *arg)
+{
+	struct race *r = arg;
+	while (!atomic_load(&r->go))
+		;
+	weft_cancel(r->sel);
+	return NULL;
+}
+
+static void *race_main(void *arg)
+{
+	long rounds = SCALED(2000);
+	int outcome[3] = { 0 };
+	struct race r;
+	weft_queue_init(&r.q, sizeof(uint64_t), 0);
+	weft_sem_init(&r.s, 0);
+	for (long i = 0; i < rounds; i++) {
+		bool use_sem = i & 1;
+		atomic_store(&r.go, 0);
+		ck_assert_int_eq(weft_spawn(&r.sel, race_selector, &r), 0);
+		wait_waiters(&r.s.wq, 1);
+		weft_task_t c;
+		ck_assert_int_eq(weft_spawn(&c, race_canceller, &r), 0);
+		uint64_t x = (uint64_t)i;
+		atomic_store(&r.go, 1);
+		if (use_sem)
+			weft_sem_release(&r.s);
+		else
+			weft_queue_put(&r.q, &x);
+		void *res;
+		weft_join(c, NULL);
+		ck_assert_int_eq(weft_join(r.sel, &res), 0);
+		long got = (intptr_t)res;
+		long left = use_sem ? weft_sem_try_acquire(&r.s) == 0
+				    : weft_queue_try_get(&r.q, &x) == 0;
+		if (got == -ECANCELED) {
+			ck_assert_int_eq(left, 1);
+			outcome[2]++;
+		} else {
+			ck_assert_int_eq(got, use_sem ? 1 : 0);
+			ck_assert_int_eq(left, 0);
+			if (!use_sem)
+				ck_assert_uint_eq(r.v, (uint64_t)i);
+			outcome[got]++;
+		}
+		ck_assert(weft__waitq_empty(&r.q.getters));
+		ck_assert_uint_eq(r.s.state, 0);
+	}
+	weft_queue_destroy(&r.q);
+	return NULL;
+}
+
+START_TEST(race)
+{
+	weft_test_run(race_main, NULL, 2);
+}
+END_TEST
+
+/* ---- plain threads ------------------------------------------------------ */
+
+struct thread_ctx {
+	struct weft_queue q;
+	int idx;
+	uint64_t v;
+	int64_t waited;
+};
+
+static void *thread_selector(void *arg)
+{
+	struct thread_ctx *c = arg;
+	struct weft_select_case cs[] = { WEFT_CASE_GET(&c->q, &c->v),
+					 WEFT_CASE_TIMEOUT(5 * WEFT_MSEC) };
+	int64_t t0 = weft_now();
+	ck_assert_int_eq(weft_select(cs, 2), 1); /* the timeout */
+	c->waited = weft_now() - t0;
+	cs[1].timeout = 60 * WEFT_SEC;
+	c->idx = weft_select(cs, 2); /* a task puts */
+	return NULL;
+}
+
+static void *thread_main(void *arg)
+{
+	struct thread_ctx c = { .idx = -1 };
+	weft_queue_init(&c.q, sizeof(uint64_t), 0);
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, thread_selector, &c), 0);
+	wait_waiters(&c.q.getters, 1);
+	weft_sleep(10 * WEFT_MSEC);
+	wait_waiters(&c.q.getters, 1);
+	uint64_t x = 11;
+	ck_assert_int_eq(weft_queue_put(&c.q, &x), 0);
+	pthread_join(th, NULL);
+	ck_assert_int_ge(c.waited, 5 * WEFT_MSEC);
+	ck_assert_int_eq(c.idx, 0);
+	ck_assert_uint_eq(c.v, 11);
+	weft_queue_destroy(&c.q);
+	return NULL;
+}
+
+START_TEST(thread)
+{
+	weft_test_run(thread_main, NULL, 2);
+}
+END_TEST
+
+/* ---- wait_first, as_completed ------------------------------------------- */
+
+static struct weft_event first_ev[12];
+
+static void *wait_event(void *arg)
+{
+	int i = (int)(intptr_t)arg;
+	ck_assert_int_eq(weft_event_wait(&first_ev[i]), 0);
+	return arg;
+}
+
+static void *first_main(void *arg)
+{
+	enum { N = 12 };
+	weft_task_t t[N];
+	int order[N] = { 5, 3, 9, 0, 11, 7, 1, 10, 2, 8, 4, 6 };
+	int by_order[N];
+	for (int i = 0; i < N; i++) {
+		weft_event_init(&first_ev[i]);
+		by_order[order[i]] = i;
+		ck_assert_int_eq(weft_spawn(&t[i], wait_event,
+					    (void *)(intptr_t)i), 0);
+	}
+	/* Let the tasks end one by one, in `order`: each next() must yield
+	 * the one that ended, whether it ends before or while we wait. */
+	struct weft_as_completed it;
+	ck_assert_int_eq(weft_as_completed_init(&it, t, N), 0);
+	void *res;
+	int st = 1, i, k = 0;
+	for (;;) {
+		if (k < N)
+			weft_event_set(&first_ev[by_order[k]]);
+		if (k % 2)
+			weft_sleep(WEFT_MSEC); /* ended before we look */
+		if ((i = weft_as_completed_next(&it, &res, &st)) < 0)
+			break;
+		ck_assert_int_eq(order[i], k++);
+		ck_assert_ptr_eq(res, (void *)(intptr_t)i);
+		ck_assert_int_eq(st, 0);
+		ck_assert_ptr_null(t[i].task);
+	}
+	ck_assert_int_eq(i, -ENOENT);
+	ck_assert_int_eq(k, N);
+	ck_assert_int_eq(weft_wait_first(t, N, NULL, NULL), -ENOENT);
+
+	/* Cancelled while waiting: nothing joined, the handles still
+	 * valid. A deadline likewise. */
+	for (int j = 0; j < 3; j++)
+		weft_spawn(&t[j], sleeper, (void *)(intptr_t)(WEFT_SEC / 5));
+	struct weft_deadline d;
+	weft_deadline_enter(&d, 5 * WEFT_MSEC);
+	ck_assert_int_eq(weft_wait_first(t, 3, NULL, NULL), -ETIMEDOUT);
+	weft_deadline_leave(&d);
+	int w = weft_wait_first(t, 3, NULL, &st);
+	ck_assert(w >= 0 && w < 3);
+	ck_assert_ptr_null(t[w].task);
+	for (int j = 0; j < 3; j++)
+		if (j != w)
+			ck_assert_int_eq(weft_join(t[j], NULL), 0);
+	ck_assert_int_eq(weft_wait_first(NULL, 3, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(weft_wait_first(t, 0, NULL, NULL), -EINVAL);
+	weft_task_t self = weft_current();
+	ck_assert_int_eq(weft_wait_first(&self, 1, NULL, NULL), -EDEADLK);
+	ck_assert_int_eq(weft_as_completed_init(NULL, t, 1), -EINVAL);
+	return NULL;
+}
+
+START_TEST(first)
+{
+	weft_test_run(first_main, NULL, 2);
+}
+END_TEST
+
+/* Many tasks through wait_first: more than its on-stack cases. */
+static void *first_many_main(void *arg)
+{
+	int n = (int)SCALED(300);
+	weft_task_t *t = calloc((size_t)n, sizeof(*t));
+	for (int i = 0; i < n; i++)
+		weft_spawn(&t[i], sleeper,
+			   (void *)(intptr_t)((i % 7) * WEFT_MSEC));
+	int seen = 0;
+	struct weft_as_completed it;
+	weft_as_completed_init(&it, t, n);
+	while (weft_as_completed_next(&it, NULL, NULL) >= 0)
+		seen++;
+	ck_assert_int_eq(seen, n);
+	free(t);
+	return NULL;
+}
+
+START_TEST(first_many)
+{
+	weft_test_run(first_many_main, NULL, 0);
+}
+END_TEST
+
+/* ---- bad input ---------------------------------------------------------- */
+
+static void *bad_main(void *arg)
+{
+	struct weft_queue q = WEFT_QUEUE_INIT(sizeof(uint64_t), 0);
+	uint64_t v;
+	struct weft_select_case c[] = { WEFT_CASE_GET(&q, &v) };
+	ck_assert_int_eq(weft_select(NULL, 1), -EINVAL);
+	ck_assert_int_eq(weft_select(c, 0), -EINVAL);
+	ck_assert_int_eq(weft_select(c, WEFT_SELECT_MAX + 1), -EINVAL);
+	c[0].item = NULL;
+	ck_assert_int_eq(weft_select(c, 1), -EINVAL);
+	struct weft_select_case k[] = { { .kind = 99 } };
+	ck_assert_int_eq(weft_select(k, 1), -EINVAL);
+	struct weft_select_case n[] = { WEFT_CASE_SEM(NULL) };
+	ck_assert_int_eq(weft_select(n, 1), -EINVAL);
+	struct weft_select_case to[] = { WEFT_CASE_TIMEOUT(-1) };
+	ck_assert_int_eq(weft_select(to, 1), -EINVAL);
+	struct weft_select_case me[] = { WEFT_CASE_JOIN(weft_current(),
+							NULL) };
+	ck_assert_int_eq(weft_select(me, 1), -EDEADLK);
+	return NULL;
+}
+
+START_TEST(bad)
+{
+	weft_test_run(bad_main, NULL, 1);
+}
+END_TEST
+
+/* ---- stress: conservation across all workers ---------------------------- */
+
+#define PERMITS 3
+
+struct stress {
+	struct weft_queue q[2];
+	struct weft_sem s[2];
+	struct weft_lock l;
+	struct weft_event stop;
+	long items;             /* put in total */
+	atomic_uchar *seen;     /* per item: times got */
+	atomic_long got;
+	atomic_int in_sem[2];
+	int in_lock;            /* only under l */
+	atomic_long sem_wins, lock_wins, cancels, timeouts;
+	weft_task_t *tasks;
+	int ntasks;
+};
+
+static uint64_t rnd(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+static void record(struct stress *s, uint64_t v)
+{
+	ck_assert_uint_lt(v, (uint64_t)s->items);
+	ck_assert_int_eq(atomic_fetch_add(&s->seen[v], 1), 0);
+	atomic_fetch_add(&s->got, 1);
+}
+
+/* Consumers: take items, or a permit, or the lock, until stop; some
+ * selects run under a short deadline. */
+static void *consumer(void *arg)
+{
+	struct stress *s = arg;
+	uint64_t seed = (uint64_t)(uintptr_t)&seed | 1, v;
+	for (;;) {
+		struct weft_select_case c[] = {
+			WEFT_CASE_EVENT(&s->stop),
+			WEFT_CASE_GET(&s->q[0], &v), WEFT_CASE_SEM(&s->s[0]),
+			WEFT_CASE_GET(&s->q[1], &v), WEFT_CASE_SEM(&s->s[1]),
+			WEFT_CASE_LOCK(&s->l),
+		};
+		struct weft_deadline d;
+		bool timed = rnd(&seed) % 4 == 0;
+		if (timed)
+			weft_deadline_enter(&d, (int64_t)(rnd(&seed) % 200) *
+							WEFT_USEC);
+		int i = weft_select(c, 6);
+		if (timed)
+			weft_deadline_leave(&d);
+		if (i == -ETIMEDOUT) {
+			atomic_fetch_add(&s->timeouts, 1);
+			continue;
+		}
+		if (i == -ECANCELED) {
+			atomic_fetch_add(&s->cancels, 1);
+			return NULL;
+		}
+		ck_assert_int_ge(i, 0);
+		ck_assert_int_eq(c[i].status, 0);
+		switch (i) {
+		case 0:
+			return NULL; /* stop */
+		case 1:
+		case 3:
+			record(s, v);
+			break;
+		case 2:
+		case 4: {
+			/* Hold the permit a while, so others wait for it. */
+			int k = i / 2 - 1;
+			int in = atomic_fetch_add(&s->in_sem[k], 1);
+			ck_assert_int_lt(in, PERMITS);
+			atomic_fetch_add(&s->sem_wins, 1);
+			weft_sleep((int64_t)(rnd(&seed) % 100) * WEFT_USEC);
+			atomic_fetch_sub(&s->in_sem[k], 1);
+			ck_assert_int_eq(weft_sem_release(&s->s[k]), 0);
+			break;
+		}
+		default:
+			ck_assert_int_eq(s->in_lock++, 0);
+			atomic_fetch_add(&s->lock_wins, 1);
+			weft_yield();
+			s->in_lock--;
+			ck_assert_int_eq(weft_lock_release(&s->l), 0);
+		}
+	}
+}
+
+/* Producers put their share through a select over both queues, retrying
+ * an item whose select timed out (it was then not put). */
+struct prod {
+	struct stress *s;
+	long from, to;
+};
+
+static void *producer(void *arg)
+{
+	struct prod *p = arg;
+	uint64_t seed = (uint64_t)p->from * 2654435761u | 1;
+	for (long n = p->from; n < p->to;) {
+		uint64_t v = (uint64_t)n;
+		struct weft_select_case c[] = {
+			WEFT_CASE_PUT(&p->s->q[0], &v),
+			WEFT_CASE_PUT(&p->s->q[1], &v),
+		};
+		struct weft_deadline d;
+		weft_deadline_enter(&d, (int64_t)(rnd(&seed) % 500) *
+						WEFT_USEC);
+		int i = weft_select(c, 2);
+		weft_deadline_leave(&d);
+		if (i == -ETIMEDOUT)
+			continue;
+		ck_assert_int_ge(i, 0);
+		ck_assert_int_eq(c[i].status, 0);
+		n++;
+	}
+	return NULL;
+}
+
+/* Cancels consumers at random while the producers run. */
+static void *canceller(void *arg)
+{
+	struct stress *s = arg;
+	uint64_t seed = 88172645463325252ull;
+	for (int k = 0; k < s->ntasks / 4; k++) {
+		weft_cancel(s->tasks[rnd(&seed) % (uint64_t)s->ntasks]);
+		weft_sleep((int64_t)(rnd(&seed) % 300) * WEFT_USEC);
+	}
+	return NULL;
+}
+
+static void *stress_main(void *arg)
+{
+	struct stress s = { 0 };
+	int ncons = (int)weft_test_scaled(1000, 50);
+	int nprod = 8;
+	s.items = weft_test_scaled(100000, 5000);
+	s.seen = calloc((size_t)s.items, 1);
+	s.tasks = calloc((size_t)ncons, sizeof(*s.tasks));
+	s.ntasks = ncons;
+	for (int k = 0; k < 2; k++) {
+		weft_queue_init(&s.q[k], sizeof(uint64_t), 16);
+		weft_sem_init(&s.s[k], PERMITS);
+	}
+	weft_lock_init(&s.l);
+	weft_event_init(&s.stop);
+	for (int i = 0; i < ncons; i++)
+		ck_assert_int_eq(weft_spawn(&s.tasks[i], consumer, &s), 0);
+	struct prod p[8];
+	weft_task_t pt[8], ct;
+	for (int i = 0; i < nprod; i++) {
+		p[i] = (struct prod){ &s, s.items * i / nprod,
+				      s.items * (i + 1) / nprod };
+		ck_assert_int_eq(weft_spawn(&pt[i], producer, &p[i]), 0);
+	}
+	ck_assert_int_eq(weft_spawn(&ct, canceller, &s), 0);
+	for (int i = 0; i < nprod; i++)
+		ck_assert_int_eq(weft_join(pt[i], NULL), 0);
+	ck_assert_int_eq(weft_join(ct, NULL), 0);
+	weft_event_set(&s.stop);
+	for (int i = 0; i < ncons; i++)
+		ck_assert_int_eq(weft_join(s.tasks[i], NULL), 0);
+	/* What the consumers left behind is still in the queues. */
+	uint64_t v;
+	for (int k = 0; k < 2; k++)
+		while (weft_queue_try_get(&s.q[k], &v) == 0)
+			record(&s, v);
+	ck_assert_int_eq(atomic_load(&s.got), s.items);
+	for (long i = 0; i < s.items; i++)
+		ck_assert_int_eq(s.seen[i], 1);
+	for (int k = 0; k < 2; k++) {
+		ck_assert_int_eq(weft_sem_value(&s.s[k]), PERMITS);
+		ck_assert_uint_eq(s.s[k].state, PERMITS << 1);
+		ck_assert(weft__waitq_empty(&s.q[k].getters));
+		ck_assert(weft__waitq_empty(&s.q[k].putters));
+		weft_queue_destroy(&s.q[k]);
+	}
+	ck_assert_uint_eq(s.l.state, 0);
+	ck_assert_int_gt(atomic_load(&s.sem_wins), 0);
+	ck_assert_int_gt(atomic_load(&s.lock_wins), 0);
+	fprintf(stderr, "select stress: %ld items, %d consumers: %ld permit "
+		"and %ld lock wins, %ld cancelled, %ld timed out\n",
+		s.items, ncons, atomic_load(&s.sem_wins),
+		atomic_load(&s.lock_wins), atomic_load(&s.cancels),
+		atomic_load(&s.timeouts));
+	free(s.seen);
+	free(s.tasks);
+	return NULL;
+}
+
+START_TEST(stress)
+{
+	weft_test_run(stress_main, NULL, 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("sync_select");
+	TCase *tc = tcase_create("select");
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, kinds);
+	tcase_add_test(tc, ready);
+	tcase_add_test(tc, skip);
+	tcase_add_test(tc, cancel);
+	tcase_add_test(tc, race);
+	tcase_add_test(tc, thread);
+	tcase_add_test(tc, first);
+	tcase_add_test(tc, first_many);
+	tcase_add_test(tc, bad);
+	tcase_add_test(tc, stress);
+	suite_add_tcase(s, tc);
+	return weft_test_main(s);
+}
