@@ -62,6 +62,8 @@ static struct weft_task *steal_from(struct weft_worker *v,
 	struct weft_task *t = steal_half(&v->deque, w);
 	if (t)
 		return t;
+	/* Relaxed, here and below: the monitor's mark is a hint; tasks move
+	 * only through the deques' and run-next's CAS. */
 	bool stuck = atomic_load_explicit(&v->stuck, memory_order_relaxed);
 	if (weft__runq_woken_open(v))
 		t = steal_half(&v->woken, w);
