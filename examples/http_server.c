@@ -1,16 +1,21 @@
 /*
  * http_server ADDR PORT [WORKERS]: an HTTP/1.1 server that answers every
- * request with "Hello, World!". One task per connection; keep-alive and
- * pipelining; enough HTTP for wrk and curl, and strict about the rest:
+ * request with "Hello, World!". One task per connection, reading and
+ * writing through a weft_stream; keep-alive and pipelining; enough HTTP for
+ * wrk and curl, and strict about the rest:
  *
- *   - a request head (request line and headers) must arrive whole within
- *     HEAD_TIMEOUT and fit in HEAD_MAX bytes: else 408 or 431, and close;
+ *   - a request head (request line and headers) must fit in HEAD_MAX bytes,
+ *     else 431; once its first line is in, the rest of it must arrive
+ *     within HEAD_TIMEOUT, else 408; either way the connection is closed;
  *   - a malformed request gets 400 and the connection is closed;
  *   - a body (Content-Length) is read and dropped; chunked bodies get 501;
  *   - an idle keep-alive connection is closed after IDLE_TIMEOUT.
  *
- * The timeouts are weft deadlines: a scope around the blocking call makes it
- * return -ETIMEDOUT once the time has come.
+ * The head is read line by line (weft_stream_readline, the stream's limit
+ * being HEAD_MAX), and answers to pipelined requests are sent together,
+ * once no request is left buffered. The timeouts are weft deadlines: a
+ * scope around the blocking call makes it return -ETIMEDOUT once the time
+ * has come, and the stream keeps what had arrived.
  *
  *   $ build/default/examples/http_server 127.0.0.1 8080 0
  *   http_server listening on 127.0.0.1:8080 workers=2
@@ -22,7 +27,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <weft.h>
 
 #include "server.h"
@@ -32,7 +36,9 @@
 #define HEAD_TIMEOUT (10 * WEFT_SEC)	/* to receive a whole head */
 #define IDLE_TIMEOUT (60 * WEFT_SEC)	/* between keep-alive requests */
 #define SEND_TIMEOUT (10 * WEFT_SEC)	/* for a client to take an answer */
-#define LINGER_TIMEOUT (1 * WEFT_SEC)	/* reading after an error reply */
+#define LINGER_TIMEOUT (1 * WEFT_SEC)	/* reading after the last answer */
+
+#define QUIET (-1)	/* a reading step's result: close without a word */
 
 struct request {
 	bool http10;
@@ -43,13 +49,8 @@ struct request {
 };
 
 struct conn {
-	int fd;
-	size_t have;		/* bytes in in[] */
-	size_t out_len;		/* bytes in out[] */
-	long skip;		/* body bytes still to drop */
-	int64_t since;		/* when the request being read began */
-	char in[HEAD_MAX];
-	char out[2048];
+	struct weft_stream s;
+	size_t head_size;	/* bytes of the head read so far */
 };
 
 /* ---- parsing (RFC 9112) ------------------------------------------------- */
@@ -163,67 +164,96 @@ static int parse_header(const char *p, const char *end, struct request *req,
 	return 0;
 }
 
-/* A whole head [p, p + len), its blank line included. 0 or a status. */
-static int parse_head(const char *p, size_t len, struct request *req)
+/* ---- reading ----------------------------------------------------------- */
+
+/* Reads one line of a head into *line. Returns its length without the
+ * CRLF; QUIET (the client closed, reset, went idle, or the server stops);
+ * or -status. in_head: a timeout is a 408, not an idle connection. */
+static ssize_t head_line(struct conn *c, const char **line, bool in_head)
 {
-	const char *end = p + len, *eol;
+	ssize_t n = weft_stream_readline(&c->s, line);
+
+	if (n == -EMSGSIZE)
+		return -431;
+	if (n == -ETIMEDOUT && (in_head || weft_stream_buffered(&c->s)))
+		return -408;
+	if (n <= 0)
+		return QUIET;
+	c->head_size += (size_t)n;
+	if (c->head_size > HEAD_MAX)
+		return -431;
+	if (n < 2 || (*line)[n - 2] != '\r')
+		return -400;	/* bare LF */
+	return n - 2;
+}
+
+/* Reads one head into req. Returns 0, QUIET or -status. */
+static int read_head(struct conn *c, struct request *req)
+{
 	bool conn_close = false, conn_keep = false;
+	struct weft_deadline d;
+	const char *line;
+	ssize_t n;
 	int r;
 
 	*req = (struct request){ .length = -1 };
-	for (bool first = true;; first = false) {
-		eol = memchr(p, '\n', (size_t)(end - p));
-		if (!eol || eol == p || eol[-1] != '\r')
-			return 400;	/* bare LF */
-		if (eol - 1 == p)
-			break;		/* the blank line */
-		if (first)
-			r = parse_request_line(p, eol - 1, req);
-		else
-			r = parse_header(p, eol - 1, req, &conn_close,
-					 &conn_keep);
-		if (r)
-			return r;
-		p = eol + 1;
-	}
+	/* The first line within the idle time (or, if it has begun, the head
+	 * time); RFC 9112 2.2: ignore empty lines before a request. */
+	do {
+		c->head_size = 0;
+		if (weft_deadline_enter(&d, weft_stream_buffered(&c->s)
+					    ? HEAD_TIMEOUT : IDLE_TIMEOUT))
+			return QUIET;
+		n = head_line(c, &line, false);
+		weft_deadline_leave(&d);
+	} while (n == 0);
+	if (n < 0)
+		return (int)n;
+	if ((r = parse_request_line(line, line + n, req)))
+		return -r;
+	/* The headers, up to the blank line, within the head time. */
+	if (weft_deadline_enter(&d, HEAD_TIMEOUT))
+		return QUIET;
+	while ((n = head_line(c, &line, true)) > 0)
+		if ((r = parse_header(line, line + n, req, &conn_close,
+				      &conn_keep))) {
+			n = -r;
+			break;
+		}
+	weft_deadline_leave(&d);
+	if (n < 0)
+		return (int)n;
 	if (!req->http10 && !req->has_host)
-		return 400;	/* RFC 9112 3.2: HTTP/1.1 names its host */
+		return -400;	/* RFC 9112 3.2: HTTP/1.1 names its host */
 	req->keep_alive = req->http10 ? conn_keep && !conn_close : !conn_close;
 	if (req->length < 0)
 		req->length = 0;
 	return 0;
 }
 
-/*
- * The length of the head at the start of [p, p + n), up to and including
- * its blank line ("\r\n\r\n", or "\n\n", which parse_head then refuses); 0
- * if it has not all arrived.
- */
-static size_t head_length(const char *p, size_t n)
+/* Reads and drops a body of length bytes within the head time. Returns 0,
+ * QUIET or -408. */
+static int skip_body(struct conn *c, long length)
 {
-	const char *nl = p, *end = p + n;
+	struct weft_deadline d;
+	char sink[2048];
+	ssize_t n = 0;
 
-	while ((nl = memchr(nl, '\n', (size_t)(end - nl)))) {
-		nl++;
-		if (nl < end && *nl == '\n')
-			return (size_t)(nl + 1 - p);
-		if (end - nl >= 2 && nl[0] == '\r' && nl[1] == '\n')
-			return (size_t)(nl + 2 - p);
-	}
-	return 0;
-}
-
-/* A head still arriving: is its request line, if complete, already bad? */
-static int check_partial(const char *p, size_t n)
-{
-	const char *eol = memchr(p, '\n', n);
-	struct request req;
-
-	if (!eol)
+	if (!length)
 		return 0;
-	if (eol == p || eol[-1] != '\r')
-		return 400;
-	return parse_request_line(p, eol - 1, &req);
+	if (weft_deadline_enter(&d, HEAD_TIMEOUT))
+		return QUIET;
+	while (length > 0) {
+		n = weft_stream_read(&c->s, sink, (size_t)length < sizeof(sink)
+					       ? (size_t)length : sizeof(sink));
+		if (n <= 0)
+			break;
+		length -= n;
+	}
+	weft_deadline_leave(&d);
+	if (!length)
+		return 0;
+	return n == -ETIMEDOUT ? -408 : QUIET;
 }
 
 /* ---- answering --------------------------------------------------------- */
@@ -233,47 +263,36 @@ static const char ok[] = "HTTP/1.1 200 OK\r\n"
 			 "Content-Length: 13\r\n";
 static const char hello[] = "Hello, World!";
 
-static void put(struct conn *c, const char *s, size_t n)
-{
-	memcpy(c->out + c->out_len, s, n);
-	c->out_len += n;
-}
-
-/* Sends what out[] holds, unless the client stops reading for too long.
- * Returns 0 or -errno. */
-static int flush(struct conn *c)
+/* Writes [p, p + n) to the stream (or, with p NULL, flushes it), unless the
+ * client stops reading for SEND_TIMEOUT. Returns 0 or -errno. */
+static int send_bounded(struct conn *c, const char *p, size_t n)
 {
 	struct weft_deadline d;
-	ssize_t r;
+	ssize_t r = weft_deadline_enter(&d, SEND_TIMEOUT);
 
-	if (!c->out_len)
-		return 0;
-	r = weft_deadline_enter(&d, SEND_TIMEOUT);
-	if (!r) {
-		r = weft_send_all(c->fd, c->out, c->out_len, 0, NULL);
-		weft_deadline_leave(&d);
-	}
-	c->out_len = 0;
+	if (r)
+		return (int)r;
+	r = p ? weft_stream_write(&c->s, p, n) : weft_stream_flush(&c->s);
+	weft_deadline_leave(&d);
 	return r < 0 ? (int)r : 0;
 }
 
 static int answer(struct conn *c, const struct request *req)
 {
-	if (c->out_len + sizeof(ok) + 64 > sizeof(c->out)) {
-		int r = flush(c);
+	char msg[sizeof(ok) + sizeof(hello) + 64];
+	size_t n = sizeof(ok) - 1;
 
-		if (r)
-			return r;
-	}
-	put(c, ok, sizeof(ok) - 1);
+	memcpy(msg, ok, n);
+#define ADD(s) (memcpy(msg + n, s, sizeof(s) - 1), n += sizeof(s) - 1)
 	if (!req->keep_alive)
-		put(c, "Connection: close\r\n", 19);
+		ADD("Connection: close\r\n");
 	else if (req->http10)
-		put(c, "Connection: keep-alive\r\n", 24);
-	put(c, "\r\n", 2);
+		ADD("Connection: keep-alive\r\n");
+	ADD("\r\n");
 	if (!req->head)
-		put(c, hello, sizeof(hello) - 1);
-	return 0;
+		ADD(hello);
+#undef ADD
+	return send_bounded(c, msg, n);
 }
 
 static const char *reason(int status)
@@ -288,15 +307,9 @@ static const char *reason(int status)
 	}
 }
 
-/*
- * Answers status and ends the connection. Closing a socket with unread
- * input makes the kernel send a reset, which can destroy the answer before
- * the client reads it; so shut down our side first and read what the client
- * still sends, for a moment, as web servers do ("lingering close").
- */
+/* Answers status; the caller then closes. */
 static void refuse(struct conn *c, int status)
 {
-	struct weft_deadline d;
 	char msg[256];
 	int n;
 
@@ -304,116 +317,43 @@ static void refuse(struct conn *c, int status)
 		     "Content-Type: text/plain\r\nContent-Length: %zu\r\n"
 		     "Connection: close\r\n\r\n%s\n", status, reason(status),
 		     strlen(reason(status)) + 1, reason(status));
-	if (flush(c))
-		return;
-	put(c, msg, (size_t)n);	/* n < sizeof(msg) < sizeof(c->out) */
-	if (flush(c))
-		return;
-	weft_shutdown(c->fd, SHUT_WR);
-	if (weft_deadline_enter(&d, LINGER_TIMEOUT))
-		return;
-	for (int i = 0; i < 16; i++)
-		if (weft_recv(c->fd, c->in, sizeof(c->in), 0) <= 0)
-			break;
-	weft_deadline_leave(&d);
+	send_bounded(c, msg, (size_t)n);	/* n < sizeof(msg) */
 }
 
 /* ---- the connection ---------------------------------------------------- */
 
-/* Answers every whole request in in[]. Returns 0 to read on, 1 to close,
- * or an HTTP error status. */
-static int process(struct conn *c)
-{
-	size_t used = 0, len;
-	struct request req;
-	int r = 0;
-
-	for (;;) {
-		if (c->skip) {			/* a body to drop */
-			size_t k = c->have - used;
-
-			if ((long)k > c->skip)
-				k = (size_t)c->skip;
-			used += k;
-			c->skip -= (long)k;
-			if (c->skip)
-				break;
-		}
-		/* RFC 9112 2.2: ignore empty lines before a request. */
-		while (c->have - used >= 2 && !memcmp(c->in + used, "\r\n", 2))
-			used += 2;
-		if (used == c->have)
-			break;
-		len = head_length(c->in + used, c->have - used);
-		if (!len) {
-			r = check_partial(c->in + used, c->have - used);
-			break;
-		}
-		r = parse_head(c->in + used, len, &req);
-		if (r)
-			break;
-		used += len;
-		c->skip = req.length;
-		c->since = weft_now(); /* the body, or the next request */
-		r = answer(c, &req);
-		if (r || !req.keep_alive) {
-			r = 1;
-			break;
-		}
-	}
-	memmove(c->in, c->in + used, c->have - used);
-	c->have -= used;
-	if (!r && c->have == sizeof(c->in) && !c->skip)
-		r = 431;
-	return r;
-}
-
-/* Receives more, within the deadline of the request or of the idle time. */
-static ssize_t receive(struct conn *c, bool idle)
-{
-	struct weft_deadline d;
-	ssize_t n;
-
-	n = weft_deadline_enter_at(&d, idle ? weft_now() + IDLE_TIMEOUT
-				   : c->since + HEAD_TIMEOUT);
-	if (n)
-		return n;
-	n = weft_recv(c->fd, c->in + c->have, sizeof(c->in) - c->have, 0);
-	weft_deadline_leave(&d);
-	return n;
-}
-
 static void http(int fd)
 {
+	struct weft_deadline d;
+	struct request req;
 	struct conn c;
-	ssize_t n;
 	int r;
 
-	c.fd = fd;
-	c.have = c.out_len = 0;
-	c.skip = 0;
-	c.since = weft_now();
+	weft_stream_init(&c.s, fd, HEAD_MAX);
 	for (;;) {
-		bool idle = !c.have && !c.skip;
-
-		n = receive(&c, idle);
-		if (n == -ETIMEDOUT && (c.have || c.skip)) {
-			refuse(&c, 408);
-			return;
-		}
-		if (n <= 0)
-			return;	/* closed, reset, idle, or shutdown */
-		if (idle)
-			c.since = weft_now(); /* a request begins */
-		c.have += (size_t)n;
-		r = process(&c);
-		if (r >= 400) {
-			refuse(&c, r);
-			return;
-		}
-		if (flush(&c) || r)
-			return;
+		r = read_head(&c, &req);
+		if (!r)
+			r = skip_body(&c, req.length);
+		if (!r && answer(&c, &req))
+			r = QUIET;
+		if (r < QUIET)
+			refuse(&c, -r);
+		if (r || !req.keep_alive)
+			break;
+		/* Pipelined requests are answered together. */
+		if (!weft_stream_buffered(&c.s) && send_bounded(&c, NULL, 0))
+			break;
 	}
+	/*
+	 * Closing a socket with unread input makes the kernel send a reset,
+	 * which can destroy the last answer before the client reads it; so
+	 * the stream's close shuts our side down first and reads what the
+	 * client still sends, for a moment ("lingering close").
+	 */
+	r = weft_deadline_enter(&d, SEND_TIMEOUT + LINGER_TIMEOUT);
+	weft_stream_close(&c.s, LINGER_TIMEOUT);
+	if (!r)
+		weft_deadline_leave(&d);
 }
 
 int main(int argc, char **argv)

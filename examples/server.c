@@ -1,16 +1,18 @@
 /*
  * The servers' common part: see server.h.
  *
- * main() blocks SIGINT and SIGTERM before weft_run starts any thread, so
- * every thread inherits the mask and the signals stay pending until the
- * main task collects one with sigwait() on the blocking pool (asyncio's
- * to_thread). It then cancels the accept loop and returns; weft_run then
- * cancels every connection task (their recv and send return -ECANCELED, and
- * each closes its socket) and returns once all have ended.
+ * main() starts catching SIGINT and SIGTERM (weft_signal_open) before
+ * weft_run, so one that comes early is not lost, and the main task waits
+ * for one with weft_signal_wait (asyncio's add_signal_handler). It then
+ * stops the accept loop and shuts the connections' group down: every
+ * connection task is cancelled (its recv and send return -ECANCELED, and it
+ * closes its socket) and waited for. The group collects the connections'
+ * failures rather than letting one cancel the others
+ * (WEFT_GROUP_COLLECT): a connection's error is its own business.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,16 +28,13 @@ static struct {
 	unsigned port;
 	server_handler handle;
 	int lfd;
-	atomic_long conns;	/* connections open now */
+	struct weft_group conns;	/* a task per connection */
+	struct weft_signal stop;	/* SIGINT, SIGTERM */
 } server;
 
 static void *connection(void *arg)
 {
-	int fd = (int)(intptr_t)arg;
-
-	server.handle(fd);
-	weft_close(fd);
-	atomic_fetch_sub(&server.conns, 1);
+	server.handle((int)(intptr_t)arg);
 	return NULL;
 }
 
@@ -70,28 +69,16 @@ static void *accept_loop(void *arg)
 				strerror(-fd));
 			return ERR_PTR(fd);
 		}
-		atomic_fetch_add(&server.conns, 1);
-		if (weft_spawn(NULL, connection, (void *)(intptr_t)fd)) {
-			atomic_fetch_sub(&server.conns, 1);
+		if (weft_group_spawn(&server.conns, connection,
+				     (void *)(intptr_t)fd))
 			weft_close(fd);
-		}
 	}
 }
 
-/* On the blocking pool: waits until SIGINT or SIGTERM is pending. */
-static void *wait_signal(void *arg)
-{
-	int sig = 0;
-
-	sigwait(arg, &sig);
-	return (void *)(intptr_t)sig;
-}
-
-static void *serve(void *stop_signals)
+static void *serve(void *unused)
 {
 	weft_task_t acceptor;
-	void *sig;
-	int r;
+	int r, sig;
 
 	server.lfd = weft_tcp_listen(server.host, server.port, 0, 0);
 	if (server.lfd < 0) {
@@ -110,14 +97,15 @@ static void *serve(void *stop_signals)
 	       server.host ? server.host : "*", weft_local_port(server.lfd),
 	       weft_workers());
 
-	r = weft_blocking(wait_signal, stop_signals, &sig);
-	if (!r)
-		printf("%s: %s: stopping, closing %ld connections\n",
-		       server.name, strsignal(PTR_ERR(sig)),
-		       atomic_load(&server.conns));
+	r = weft_signal_wait(&server.stop, &sig);
 	weft_cancel(acceptor);
 	weft_join(acceptor, NULL);
 	weft_close(server.lfd);
+	if (!r)
+		printf("%s: %s: stopping, closing %d connections\n",
+		       server.name, strsignal(sig),
+		       weft_group_running(&server.conns));
+	weft_group_shutdown(&server.conns);
 	return ERR_PTR(r);
 }
 
@@ -142,12 +130,33 @@ static int usage(const char *name)
 	return 2;
 }
 
+struct run {
+	struct weft_config cfg;
+	void *res;
+	int r;
+};
+
+/*
+ * weft_run on a thread of its own, so that main() waits in pthread_join.
+ * The kernel hands a signal sent to the process to the main thread first.
+ * Its handler runs there at once, except under ThreadSanitizer, which
+ * delays a handler until its thread enters a libc call it intercepts:
+ * pthread_join is one, weft_run's own wait (a futex) is not.
+ */
+static void *run_thread(void *arg)
+{
+	struct run *run = arg;
+
+	run->r = weft_run(serve, NULL, &run->cfg, &run->res);
+	return NULL;
+}
+
 int server_main(int argc, char **argv, const char *name,
 		server_handler handle)
 {
+	struct run run = { .res = NULL };
 	struct weft_config cfg = { 0 };
-	sigset_t stop;
-	void *res;
+	pthread_t runner;
 	char *end;
 	long v;
 	int r;
@@ -168,18 +177,27 @@ int server_main(int argc, char **argv, const char *name,
 		cfg.workers = (int)v;
 	}
 
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	weft_group_init_flags(&server.conns, WEFT_GROUP_COLLECT);
+	r = weft_signal_open(&server.stop,
+			     WEFT_SIGNAL(SIGINT) | WEFT_SIGNAL(SIGTERM));
+	if (r) {
+		fprintf(stderr, "%s: signals: %s\n", name, strerror(-r));
+		return 1;
+	}
 	signal(SIGPIPE, SIG_IGN); /* weft's sends never raise it; others may */
 	raise_fd_limit();
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
-	r = weft_run(serve, &stop, &cfg, &res);
+	run.cfg = cfg;
+	r = -pthread_create(&runner, NULL, run_thread, &run);
+	if (!r) {
+		pthread_join(runner, NULL);
+		r = run.r;
+	}
+	weft_signal_close(&server.stop);
 	if (r && r != -ENOSYS)	/* (for -ENOSYS weft said why already) */
 		fprintf(stderr, "%s: weft_run: %s\n", name, strerror(-r));
-	if (r || PTR_ERR(res))	/* serve() said what went wrong */
+	if (r || PTR_ERR(run.res))	/* serve() said what went wrong */
 		return 1;
 	printf("%s stopped\n", name);
 	return 0;

@@ -1,12 +1,12 @@
 /*
- * What echo_server and http_server share: the ADDR PORT [WORKERS] arguments,
- * the listening socket, one task per connection, and a clean stop on SIGINT
- * or SIGTERM.
+ * What echo_server, http_server and kv_server share: the ADDR PORT
+ * [WORKERS] arguments, the listening socket, one task per connection, and
+ * a clean stop on SIGINT or SIGTERM.
  */
 #ifndef WEFT_EXAMPLE_SERVER_H
 #define WEFT_EXAMPLE_SERVER_H
 
-/* Serves one connection; runs in its own task. The caller closes fd. */
+/* Serves one connection; runs in its own task, and closes fd. */
 typedef void (*server_handler)(int fd);
 
 /* main() of a server called name. Returns the exit status. */

@@ -19,5 +19,8 @@
 #include "weft/select.h"
 #include "weft/group.h"
 #include "weft/io.h"
+#include "weft/stream.h"
+#include "weft/signal.h"
+#include "weft/resolve.h"
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * Name resolution: getaddrinfo, off the workers.
+ * Name resolution: getaddrinfo, off the workers, for weft_getaddrinfo and
+ * for the socket calls that take a host name.
  *
  * A numeric address never blocks, so it is parsed in place. A name goes to
  * the blocking pool as a heap job with a discard function: a task cancelled
@@ -7,12 +8,14 @@
  * pool thread frees the job and its answer when getaddrinfo comes back.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
+#include "weft/resolve.h"
 #include "weft/task.h"
 #include "runtime/blocking.h"
 #include "resolve.h"
@@ -22,8 +25,8 @@ struct gai_job {
 	struct addrinfo hints;
 	struct addrinfo *res;
 	int rc;
-	char service[8];
-	char host[]; /* a copy: the caller may be gone when it runs */
+	const char *host, *service; /* into names[], or NULL */
+	char names[]; /* copies: the caller may be gone when it runs */
 };
 
 static int gai_errno(int rc)
@@ -85,39 +88,46 @@ static struct addrinfo *v6_first(struct addrinfo *ai)
 	return v6;
 }
 
-int weft__resolve(const char *host, uint16_t port, int socktype, int flags,
-		  struct addrinfo **res)
+static bool numeric(const char *service)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC,
-				  .ai_socktype = socktype,
-				  .ai_flags = flags | AI_NUMERICSERV };
-	char service[8];
-	struct gai_job *g;
-	size_t hlen;
+	if (!service)
+		return true;
+	for (; *service; service++)
+		if (*service < '0' || *service > '9')
+			return false;
+	return true;
+}
+
+/* Copies s (or NULL) to *at, moving *at past it. */
+static const char *copy_name(const char *s, char **at)
+{
+	size_t n;
+
+	if (!s)
+		return NULL;
+	n = strlen(s) + 1;
+	memcpy(*at, s, n);
+	*at += n;
+	return *at - n;
+}
+
+/* getaddrinfo on the blocking pool, as a job the pool frees if the caller
+ * gives up first. */
+static int lookup_on_pool(const char *host, const char *service,
+			  const struct addrinfo *hints, struct addrinfo **res)
+{
+	size_t len = (host ? strlen(host) + 1 : 0) +
+		     (service ? strlen(service) + 1 : 0);
+	struct gai_job *g = calloc(1, sizeof(*g) + len);
+	char *at;
 	int rc;
 
-	*res = NULL;
-	snprintf(service, sizeof(service), "%u", (unsigned)port);
-	if (!host || !weft_current().task) {
-		rc = getaddrinfo(host, service, &hints, res);
-		if (rc == 0 && !host)
-			*res = v6_first(*res);
-		return gai_errno(rc);
-	}
-	if (!*host)
-		return -ENOENT;
-	hints.ai_flags |= AI_NUMERICHOST;
-	rc = getaddrinfo(host, service, &hints, res);
-	if (rc != EAI_NONAME)
-		return gai_errno(rc);
-
-	hlen = strlen(host) + 1;
-	if (!(g = calloc(1, sizeof(*g) + hlen)))
+	if (!g)
 		return -ENOMEM;
-	memcpy(g->host, host, hlen);
-	memcpy(g->service, service, sizeof(service));
-	g->hints = hints;
-	g->hints.ai_flags &= ~AI_NUMERICHOST;
+	at = g->names;
+	g->host = copy_name(host, &at);
+	g->service = copy_name(service, &at);
+	g->hints = *hints;
 	g->job.fn = gai_run;
 	g->job.arg = g;
 	g->job.discard = gai_discard;
@@ -129,4 +139,54 @@ int weft__resolve(const char *host, uint16_t port, int socktype, int flags,
 		*res = g->res;
 	free(g);
 	return rc;
+}
+
+/* getaddrinfo, in place when the answer needs no lookup (or there is no
+ * task to spare the worker of), else on the pool. */
+static int lookup(const char *host, const char *service,
+		  const struct addrinfo *hints, struct addrinfo **res)
+{
+	struct addrinfo h = *hints;
+	int rc;
+
+	*res = NULL;
+	if (!weft_current().task)
+		return gai_errno(getaddrinfo(host, service, hints, res));
+	if (host && !*host)
+		return -ENOENT;
+	if (numeric(service)) {
+		h.ai_flags |= AI_NUMERICHOST | (service ? AI_NUMERICSERV : 0);
+		rc = getaddrinfo(host, service, &h, res);
+		if (rc != EAI_NONAME || !host)
+			return gai_errno(rc);
+	}
+	return lookup_on_pool(host, service, hints, res);
+}
+
+int weft__resolve(const char *host, uint16_t port, int socktype, int flags,
+		  struct addrinfo **res)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+				  .ai_socktype = socktype,
+				  .ai_flags = flags | AI_NUMERICSERV };
+	char service[8];
+	int rc;
+
+	snprintf(service, sizeof(service), "%u", (unsigned)port);
+	rc = lookup(host, service, &hints, res);
+	if (rc == 0 && !host)
+		*res = v6_first(*res);
+	return rc;
+}
+
+int weft_getaddrinfo(const char *host, const char *service,
+		     const struct addrinfo *hints, struct addrinfo **res)
+{
+	/* getaddrinfo's defaults for NULL hints. */
+	struct addrinfo any = { .ai_family = AF_UNSPEC,
+				.ai_flags = AI_V4MAPPED | AI_ADDRCONFIG };
+
+	if (!res || (!host && !service))
+		return -EINVAL;
+	return lookup(host, service, hints ? hints : &any, res);
 }

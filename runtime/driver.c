@@ -14,7 +14,7 @@
  *    outstanding the whole time, so a skipped write never loses a wake-up.
  *    The owner's exchange (acq_rel) reads every skipped unparker's exchange,
  *    so it sees what they published before unparking.
- *  - weft__driver_free sets closed, then waits for unparkers to reach 0,
+ *  - weft__driver_close sets closed, then waits for unparkers to reach 0,
  *    both sequentially consistent against the unparker's increment-then-
  *    check: either the unparker sees closed and does not write, or free
  *    sees it and waits, so wake_fd is never written after (or while) it is
@@ -108,15 +108,20 @@ struct weft__driver *weft__driver_new(enum weft_io_kind kind, int *err,
 	return weft__epoll_new(err, why);
 }
 
-void weft__driver_free(struct weft__driver *d)
+void weft__driver_close(struct weft__driver *d)
 {
 	atomic_store(&d->closed, true);
 	while (atomic_load(&d->unparkers))
 		sched_yield();
 	if (d->kind == WEFT_IO_URING)
-		weft__uring_free(d);
+		weft__uring_close(d);
 	else
-		weft__epoll_free(d);
+		weft__epoll_close(d);
+}
+
+void weft__driver_free(struct weft__driver *d)
+{
+	free(d); /* each driver's struct starts with its base, from malloc */
 }
 
 int weft__driver_base_init(struct weft__driver *d, enum weft_io_kind kind,

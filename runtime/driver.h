@@ -14,11 +14,13 @@
  * freed on its own thread, so parking, unparking and timers stay per worker.
  *
  * Contract (who calls what, on which thread):
- *  - weft__driver_new / _free / _poll / _reap / _park: the owning worker
- *    only, in its scheduler context (never from a task's stack). _free
- *    waits out unparkers still running; any unpark after it is a no-op.
- *  - weft__driver_unpark / _post: any thread, any time the instance is
- *    alive (between new and free). unpark never blocks; wake-ups collapse,
+ *  - weft__driver_new / _close / _poll / _reap / _park: the owning worker
+ *    only, in its scheduler context (never from a task's stack). _close
+ *    releases the kernel side and waits out unparkers still running; any
+ *    unpark after it is a no-op. _free releases the memory, on any thread,
+ *    once nobody can call unpark any more (weft_run, after the joins).
+ *  - weft__driver_unpark / _post: any thread, any time between new and
+ *    free (a worker may close its driver while weft_run still unparks it). unpark never blocks; wake-ups collapse,
  *    but one that comes while the owner is awake is never lost: its next
  *    park returns at once.
  *  - A posted message runs on the owner, in its scheduler context, on its
@@ -63,7 +65,7 @@ struct weft__driver {
 	_Atomic(struct weft__driver_msg *) inbox; /* LIFO of posted messages */
 	_Atomic bool wake_pending;       /* a write to wake_fd not consumed */
 	_Atomic int unparkers;           /* threads inside weft__driver_unpark */
-	_Atomic bool closed;             /* weft__driver_free has begun */
+	_Atomic bool closed;             /* weft__driver_close has begun */
 };
 
 /* Resolves the choice of cfg->io and $WEFT_IO (the config wins unless it is
@@ -77,6 +79,7 @@ int weft__driver_choose(const struct weft_config *cfg,
  * *err = -errno and *why saying in one line what to tell the user. */
 struct weft__driver *weft__driver_new(enum weft_io_kind kind, int *err,
 				      const char **why);
+void weft__driver_close(struct weft__driver *d);
 void weft__driver_free(struct weft__driver *d);
 
 /* The calling worker's driver, or NULL on a plain thread. */
@@ -108,13 +111,13 @@ void weft__driver_base_exit(struct weft__driver *d);
 /* The implementations (drivers/io_uring/ring.c, drivers/epoll/epoll.c). */
 int weft__uring_probe(void);
 struct weft__driver *weft__uring_new(int *err, const char **why);
-void weft__uring_free(struct weft__driver *d);
+void weft__uring_close(struct weft__driver *d);
 void weft__uring_poll(struct weft__driver *d);
 int weft__uring_reap(struct weft__driver *d);
 void weft__uring_park(struct weft__driver *d, int64_t timeout_ns);
 
 struct weft__driver *weft__epoll_new(int *err, const char **why);
-void weft__epoll_free(struct weft__driver *d);
+void weft__epoll_close(struct weft__driver *d);
 void weft__epoll_poll(struct weft__driver *d, uint64_t tick);
 int weft__epoll_reap(struct weft__driver *d);
 void weft__epoll_park(struct weft__driver *d, int64_t timeout_ns);

@@ -34,7 +34,11 @@ bool weft__idle_start_search(struct weft_runtime *rt, struct weft_worker *w)
 		return true;
 	int s = atomic_load(&rt->idle.searching);
 	int awake = rt->nworkers - atomic_load(&rt->idle.sleeping);
-	if (2 * s >= awake)
+	/* Alone awake, there is no one to steal from: work can only come
+	 * from this worker's ring and timers, which it sees by parking, or
+	 * from a foreign thread, which wakes a sleeper. Spinning then only
+	 * burns CPU (a server at partial load ran dry after most requests). */
+	if (awake <= 1 || 2 * s >= awake)
 		return false;
 	atomic_fetch_add(&rt->idle.searching, 1);
 	w->searching = true;

@@ -38,8 +38,9 @@ struct weft_worker;
 /* Wakes a worker to look for work, unless one is already looking. */
 void weft__notify_work(struct weft_runtime *rt);
 
-/* w, out of local work, becomes a searcher if fewer than half the awake
- * workers search; false: it should not. true if it already searched. */
+/* w, out of local work, becomes a searcher if another worker is awake and
+ * fewer than half the awake workers search; false: it should not. true if
+ * it already searched. */
 bool weft__idle_start_search(struct weft_runtime *rt, struct weft_worker *w);
 
 /* Searcher w found work: if it was the last searcher, another is woken to

@@ -52,6 +52,7 @@ bool weft__inject_empty(struct weft_inject *q)
 /* Moves the Treiber stack, reversed, to the FIFO side. Under the lock. */
 static void drain_incoming(struct weft_inject *q)
 {
+	WEFT_ASSERT(weft__spin_held(&q->lock));
 	/* Acquire: pairs with the producers' release CAS, so the links and
 	 * the tasks they wrote before pushing are visible here. */
 	struct weft_task *t = atomic_exchange_explicit(&q->incoming, NULL,

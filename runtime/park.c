@@ -12,6 +12,8 @@ void weft__park_finish_direct(struct weft_worker *w)
 		w->direct_unlock = NULL;
 		unlock(w->direct_arg);
 	}
+	/* No spinlock is held across a switch (park's lock was unlocked). */
+	WEFT_ASSERT(weft__debug_spins_held() == 0);
 }
 
 /*

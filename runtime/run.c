@@ -61,13 +61,14 @@ static void free_runtime(struct weft_runtime *rt)
 		weft__task_cache_free(w->task_cache);
 		weft__stack_cache_free(w->stack_cache);
 		weft__timers_free(w);
+		if (w->driver)
+			weft__driver_free(w->driver);
 	}
 	free(rt->workers);
 	free(rt->idle.sleepers);
 	pthread_mutex_destroy(&rt->idle.mu);
 	pthread_mutex_destroy(&rt->mu);
 	pthread_cond_destroy(&rt->cv);
-	weft__task_pool_exit();
 	weft__stack_pool_exit();
 	free(rt);
 }
@@ -91,6 +92,8 @@ static struct weft_runtime *new_runtime(const struct weft_config *cfg, int *err)
 		size_t sz = sizeof(struct weft_worker) * (size_t)rt->nworkers;
 		rt->workers = aligned_alloc(64, (sz + 63) & ~(size_t)63);
 		rt->idle.sleepers = calloc((size_t)rt->nworkers, sizeof(int));
+		if (rt->workers)
+			memset(rt->workers, 0, sz);
 		if (!rt->workers || !rt->idle.sleepers)
 			*err = -ENOMEM;
 	}
@@ -98,7 +101,6 @@ static struct weft_runtime *new_runtime(const struct weft_config *cfg, int *err)
 		free_runtime(rt);
 		return NULL;
 	}
-	memset(rt->workers, 0, sizeof(struct weft_worker) * (size_t)rt->nworkers);
 	for (int i = 0; i < rt->nworkers; i++) {
 		struct weft_worker *w = &rt->workers[i];
 		w->id = i;
@@ -144,7 +146,8 @@ static void stop_workers(struct weft_runtime *rt, int started)
 {
 	weft__monitor_stop(rt); /* it wakes workers: stop it first */
 	atomic_store(&rt->state, RT_STOPPING);
-	/* Workers told not to go have left (and freed their drivers). */
+	/* Workers told not to go have left; a worker that failed setup has
+	 * no driver. A closed one ignores the unpark. */
 	for (int i = 0; rt->go > 0 && i < started; i++)
 		weft__driver_unpark(rt->workers[i].driver);
 	for (int i = 0; i < started; i++)
@@ -175,6 +178,8 @@ int64_t weft__live_tasks(struct weft_runtime *rt)
 static void drain(struct weft_runtime *rt)
 {
 	atomic_store(&rt->state, RT_DRAINING);
+	/* From now on plain threads cannot spawn: count the ones that could. */
+	weft__task_foreign_quiesce();
 	weft__task_for_each_alive(weft__task_cancel);
 	pthread_mutex_lock(&rt->mu);
 	while (!rt->all_done && weft__live_tasks(rt) != 0)
@@ -182,22 +187,35 @@ static void drain(struct weft_runtime *rt)
 	pthread_mutex_unlock(&rt->mu);
 }
 
+/* Set while a weft_run owns the process's runtime: the stack pool, the
+ * overflow handler and weft__rt are its alone until it clears this. Taken
+ * first, so a second weft_run touches nothing, not even to check cfg. */
+static atomic_bool run_claimed;
+
+static int run(weft_fn main, void *arg, const struct weft_config *cfg,
+	       void **result);
+
 int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
 	     void **result)
 {
 	if (!main)
 		return -EINVAL;
-	if (weft__self())
+	if (weft__self() || atomic_exchange(&run_claimed, true))
 		return -EBUSY;
+	int err = run(main, arg, cfg, result);
+	atomic_store(&run_claimed, false);
+	return err;
+}
+
+static int run(weft_fn main, void *arg, const struct weft_config *cfg,
+	       void **result)
+{
 	int err;
 	struct weft_runtime *rt = new_runtime(cfg, &err);
 	if (!rt)
 		return err;
-	struct weft_runtime *none = NULL;
-	if (!atomic_compare_exchange_strong(&weft__rt, &none, rt)) {
-		free_runtime(rt);
-		return -EBUSY;
-	}
+	weft__task_run_begin();
+	atomic_store(&weft__rt, rt);
 	int started;
 	weft__driver_set_kind(rt->io);
 	weft__overflow_install();
@@ -219,6 +237,7 @@ int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
 	weft__driver_set_kind(WEFT_IO_AUTO);
 	weft__overflow_remove();
 	atomic_store(&weft__rt, NULL);
+	weft__task_foreign_quiesce(); /* a spawner may still read rt */
 	free_runtime(rt);
 	return err;
 }

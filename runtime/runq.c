@@ -7,6 +7,7 @@
 
 void weft__worker_push(struct weft_worker *w, struct weft_task *t)
 {
+	WEFT_ASSERT(weft__self() == w); /* the deque's owner end */
 	if (weft__deque_push(&w->deque, t))
 		return;
 	/* Full: move the older half to the global queue, as Tokio does. */
@@ -61,6 +62,7 @@ struct weft_task *weft__runq_pop_global(struct weft_runtime *rt,
 struct weft_task *weft__runq_requeue_yielded(struct weft_runtime *rt,
 					     struct weft_worker *w)
 {
+	WEFT_ASSERT(weft__self() == w && w->yielded_head);
 	struct weft_task *batch[WEFT_DEQUE_CAP / 2];
 	int n = 0;
 	while (w->yielded_head && n < WEFT_DEQUE_CAP / 2) {

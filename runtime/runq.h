@@ -55,6 +55,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "debug.h"
 #include "task.h"
 #include "worker.h"
 
@@ -103,6 +104,7 @@ static inline bool weft__runq_has_local(struct weft_worker *w)
 static inline void weft__runq_append_yielded(struct weft_worker *w,
 					     struct weft_task *t)
 {
+	WEFT_ASSERT(weft__self() == w);
 	t->next = NULL;
 	if (w->yielded_tail)
 		w->yielded_tail->next = t;
@@ -114,6 +116,7 @@ static inline void weft__runq_append_yielded(struct weft_worker *w,
 static inline bool weft__runq_run_next(struct weft_worker *w,
 				       struct weft_task *t, bool spawned)
 {
+	WEFT_ASSERT(weft__self() == w);
 	/* Relaxed: a hint for thieves (steal.c), which take the task itself
 	 * by CAS on runnext, ordered by the exchange below. */
 	atomic_store_explicit(&w->runnext_spawned, spawned,
@@ -135,6 +138,7 @@ static inline bool weft__runq_run_next(struct weft_worker *w,
 static inline __attribute__((always_inline)) struct weft_task *
 weft__runq_take_local(struct weft_worker *w)
 {
+	WEFT_ASSERT(weft__self() == w);
 	struct weft_task *t;
 	/* Relaxed: a peek by the only filler; the exchange takes (acquire). */
 	bool next = atomic_load_explicit(&w->runnext, memory_order_relaxed);

@@ -3,7 +3,7 @@
 
 #include "spinlock.h"
 
-void weft__spin_lock_slow(unsigned *l)
+void weft__spin_lock_slow(unsigned *l, unsigned mine)
 {
 	for (int spins = 0;;) {
 		while (__atomic_load_n(l, __ATOMIC_RELAXED)) {
@@ -12,7 +12,7 @@ void weft__spin_lock_slow(unsigned *l)
 			else
 				sched_yield(); /* the holder was preempted */
 		}
-		if (!__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE))
+		if (weft__spin_try(l, mine))
 			return;
 	}
 }

@@ -3,11 +3,37 @@
  * a few dozen instructions and never switch tasks, so spinning beats
  * sleeping; a holder preempted by the kernel is waited out with sched_yield.
  * The uncontended lock is one exchange, inline.
+ *
+ * The word is 0 when free, else its holder's mark: 1, or in the WEFT_DEBUG
+ * build the holder's thread number, which the assertions check (debug.h).
  */
 #ifndef WEFT_RUNTIME_SPINLOCK_H
 #define WEFT_RUNTIME_SPINLOCK_H
 
-void weft__spin_lock_slow(unsigned *l);
+#include "debug.h"
+
+#ifdef WEFT_DEBUG
+#define WEFT__SPIN_MINE weft__debug_thread()
+#else
+#define WEFT__SPIN_MINE 1u
+#endif
+
+#include <stdbool.h>
+
+/* One attempt to take l with the caller's mark. */
+static inline bool weft__spin_try(unsigned *l, unsigned mine)
+{
+#ifdef WEFT_DEBUG
+	/* A CAS: a failed exchange would overwrite the holder's mark. */
+	unsigned free = 0;
+	return __atomic_compare_exchange_n(l, &free, mine, false,
+					   __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+#else
+	return !__atomic_exchange_n(l, mine, __ATOMIC_ACQUIRE);
+#endif
+}
+
+void weft__spin_lock_slow(unsigned *l, unsigned mine);
 
 /* A spin-wait loop's hint to the CPU that it spins: the core gives the
  * pipeline to its sibling thread, and leaving the loop is not taken for a
@@ -25,13 +51,24 @@ static inline void weft__cpu_relax(void)
 
 static inline void weft__spin_lock(unsigned *l)
 {
-	if (__builtin_expect(!__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE), 1))
-		return;
-	weft__spin_lock_slow(l);
+	unsigned mine = WEFT__SPIN_MINE;
+	WEFT_ASSERT(__atomic_load_n(l, __ATOMIC_RELAXED) != mine);
+	if (__builtin_expect(!weft__spin_try(l, mine), 0))
+		weft__spin_lock_slow(l, mine);
+	WEFT_DEBUG_ONLY(weft__debug_spin_taken());
+}
+
+/* Whether the caller holds l (in the debug build; else whether anyone
+ * does). For assertions. */
+static inline int weft__spin_held(unsigned *l)
+{
+	return __atomic_load_n(l, __ATOMIC_RELAXED) == WEFT__SPIN_MINE;
 }
 
 static inline void weft__spin_unlock(unsigned *l)
 {
+	WEFT_ASSERT(weft__spin_held(l));
+	WEFT_DEBUG_ONLY(weft__debug_spin_released());
 	__atomic_store_n(l, 0, __ATOMIC_RELEASE);
 }
 

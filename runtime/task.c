@@ -2,6 +2,7 @@
  * See task.h for lifetime and lock order. */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,21 +131,12 @@ struct weft_task_cache *weft__task_cache_new(void)
 	return calloc(1, sizeof(struct weft_task_cache));
 }
 
+/* The structs go back to the pool: it outlives the runtime (task.h). */
 void weft__task_cache_free(struct weft_task_cache *c)
 {
-	free(c); /* its structs live in slabs */
-}
-
-void weft__task_pool_exit(void)
-{
-	while (pool.slabs) {
-		struct task_slab *s = pool.slabs;
-		pool.slabs = s->next;
-		free(s);
-	}
-	free(pool.free);
-	pool.free = NULL;
-	pool.nfree = pool.total = pool.cap = 0;
+	if (c && c->n)
+		pool_put(c->t, c->n);
+	free(c);
 }
 
 void weft__task_for_each_alive(void (*fn)(struct weft_task *))
@@ -158,6 +150,47 @@ void weft__task_for_each_alive(void (*fn)(struct weft_task *))
 		for (int i = 0; i < TASK_SLAB; i++)
 			if (atomic_load(&s->tasks[i].alive))
 				fn(&s->tasks[i]);
+}
+
+/* ---- runs and handles --------------------------------------------------- */
+
+/* A handle's gen is the run's number above the struct's generation, so a
+ * handle kept from an earlier weft_run is stale in the next one even if its
+ * struct was never recycled (its task was never joined nor detached). */
+#define GEN_BITS 40
+#define GEN_MASK ((UINT64_C(1) << GEN_BITS) - 1)
+
+static _Atomic uint64_t run_number;
+
+/* Plain threads inside weft_spawn_opts now: weft_run waits for them before
+ * it counts the tasks left and before it frees the runtime they read. */
+static atomic_int foreign_spawns;
+
+void weft__task_run_begin(void)
+{
+	atomic_fetch_add(&run_number, 1);
+}
+
+void weft__task_foreign_quiesce(void)
+{
+	/* seq_cst, against the increment in weft_spawn_opts: either the
+	 * spawner sees the state weft_run set before calling this, or we
+	 * see its count here and wait for it. */
+	while (atomic_load(&foreign_spawns))
+		sched_yield();
+}
+
+static uint64_t handle_gen(struct weft_task *t)
+{
+	return atomic_load_explicit(&run_number, memory_order_relaxed)
+		       << GEN_BITS |
+	       (atomic_load_explicit(&t->gen, memory_order_acquire) & GEN_MASK);
+}
+
+/* Whether the handle generation hgen is t's current one. */
+static bool gen_matches(struct weft_task *t, uint64_t hgen)
+{
+	return ((atomic_load(&t->gen) ^ hgen) & GEN_MASK) == 0;
 }
 
 /* ---- references --------------------------------------------------------- */
@@ -176,7 +209,7 @@ static void task_unref(struct weft_task *t)
 {
 	if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	weft__spin_lock(&t->wait_lock);
+	weft__wait_lock(t);
 	weft__spin_lock(&t->join_lock);
 	atomic_fetch_add_explicit(&t->gen, 1, memory_order_release);
 	t->waiting = NULL; /* already: no wait outlives its call */
@@ -190,7 +223,8 @@ static struct weft_task *lookup(weft_task_t h)
 {
 	if (!atomic_load_explicit(&weft__rt, memory_order_acquire) || !h.task)
 		return NULL;
-	if (atomic_load_explicit(&h.task->gen, memory_order_acquire) != h.gen)
+	if (h.gen >> GEN_BITS != atomic_load(&run_number) ||
+	    !gen_matches(h.task, h.gen))
 		return NULL;
 	return h.task;
 }
@@ -202,11 +236,32 @@ int weft_spawn(weft_task_t *out, weft_fn fn, void *arg)
 	return weft_spawn_opts(out, fn, arg, NULL);
 }
 
+static int spawn(weft_task_t *out, weft_fn fn, void *arg,
+		 const struct weft_spawn_opts *opts, struct weft_worker *self);
+
 int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
 		    const struct weft_spawn_opts *opts)
 {
+	struct weft_worker *self = weft__self();
+	if (self)
+		return spawn(out, fn, arg, opts, self);
+	atomic_fetch_add(&foreign_spawns, 1); /* see foreign_quiesce */
+	int r = spawn(out, fn, arg, opts, NULL);
+	atomic_fetch_sub(&foreign_spawns, 1);
+	return r;
+}
+
+/* self: the caller's worker, NULL on a plain thread. A plain thread may
+ * spawn only while the runtime runs: once it drains, a thread spawning in
+ * a loop would keep it from ever finishing. */
+static int spawn(weft_task_t *out, weft_fn fn, void *arg,
+		 const struct weft_spawn_opts *opts, struct weft_worker *self)
+{
 	struct weft_runtime *rt = atomic_load(&weft__rt);
-	if (!rt || atomic_load(&rt->state) == RT_STOPPING)
+	if (!rt)
+		return -ESHUTDOWN;
+	int state = atomic_load(&rt->state);
+	if (state == RT_STOPPING || (!self && state != RT_RUNNING))
 		return -ESHUTDOWN;
 	if (!fn)
 		return -EINVAL;
@@ -214,7 +269,6 @@ int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
 					       : rt->stack_size;
 	if (size < WEFT_STACK_MIN || size > WEFT_STACK_MAX)
 		return -EINVAL;
-	struct weft_worker *self = weft__self();
 	struct weft_task *t = task_alloc(self ? self->task_cache : NULL);
 	if (!t)
 		return -ENOMEM;
@@ -254,7 +308,7 @@ int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
 		atomic_store(&t->cancelled, true);
 	if (out) {
 		out->task = t;
-		out->gen = atomic_load_explicit(&t->gen, memory_order_relaxed);
+		out->gen = handle_gen(t);
 	}
 	bool from_task = self && self->current;
 	if (from_task) {
@@ -349,7 +403,7 @@ int weft_join(weft_task_t h, void **result)
 	if (r)
 		return r;
 	weft__spin_lock(&t->join_lock);
-	if (atomic_load(&t->gen) != h.gen)
+	if (!gen_matches(t, h.gen))
 		r = -ESRCH;
 	else if (t->join_state & (JOIN_DETACHED | JOIN_CLAIMED))
 		r = -EINVAL;
@@ -385,7 +439,7 @@ int weft_detach(weft_task_t h)
 		return -ESRCH;
 	int r = 0;
 	weft__spin_lock(&t->join_lock);
-	if (atomic_load(&t->gen) != h.gen)
+	if (!gen_matches(t, h.gen))
 		r = -ESRCH;
 	else if (t->join_state & (JOIN_DETACHED | JOIN_CLAIMED))
 		r = -EINVAL;
@@ -401,8 +455,8 @@ int weft_detach(weft_task_t h)
 
 static int cancel_gen(struct weft_task *t, uint64_t gen)
 {
-	weft__spin_lock(&t->wait_lock);
-	if (atomic_load(&t->gen) != gen) {
+	weft__wait_lock(t);
+	if (!gen_matches(t, gen)) {
 		weft__spin_unlock(&t->wait_lock);
 		return -ESRCH;
 	}
@@ -441,7 +495,7 @@ int weft_shield_enter(struct weft_shield *s)
 		return t ? -EINVAL : -EPERM;
 	s->outer_deadline = t->deadline;
 	s->scope = t->scope;
-	weft__spin_lock(&t->wait_lock);
+	weft__wait_lock(t);
 	s->outer = t->shield;
 	t->shield = s;
 	weft__spin_unlock(&t->wait_lock);
@@ -456,7 +510,7 @@ int weft_shield_leave(struct weft_shield *s)
 		return -EPERM;
 	if (!s || t->shield != s || t->scope != s->scope)
 		return -EINVAL;
-	weft__spin_lock(&t->wait_lock);
+	weft__wait_lock(t);
 	t->shield = s->outer;
 	weft__spin_unlock(&t->wait_lock);
 	t->deadline = s->outer_deadline;
@@ -468,7 +522,7 @@ int weft_shield_leave(struct weft_shield *s)
 weft_task_t weft_current(void)
 {
 	struct weft_task *t = weft__task_current();
-	weft_task_t h = { t, t ? atomic_load(&t->gen) : 0 };
+	weft_task_t h = { t, t ? handle_gen(t) : 0 };
 	return h;
 }
 

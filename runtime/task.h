@@ -1,9 +1,13 @@
 /*
  * The task: a stackful coroutine and everything the runtime keeps about it.
  *
- * Lifetime: task structs come from slabs that live until weft_run returns,
- * so a stale handle never points at unmapped memory; a handle is checked by
- * its generation, which changes each time the struct is recycled. A task
+ * Lifetime: task structs come from slabs that live as long as the process
+ * (a plain thread may still hold a handle, or be inside weft_join, when
+ * weft_run returns), so a stale handle never points at unmapped memory; a
+ * handle is checked by the run it came from and by its generation, which
+ * changes each time the struct is recycled. A task that is never joined
+ * nor detached keeps its struct, as leaked memory would. The runtime
+ * itself is freed only once no plain thread is inside weft_spawn_opts. A task
  * holds two references at spawn: its own run, and its handle (none when
  * spawned detached). Finishing drops one, joining or detaching the other;
  * the last drop recycles the struct.
@@ -101,6 +105,14 @@ struct weft_task {
 /* Called by the scheduler once a task has returned and switched out. */
 void weft__task_finished(struct weft_task *t);
 
+/* Takes t->wait_lock, first in the lock order: the caller holds no other
+ * spinlock. */
+static inline void weft__wait_lock(struct weft_task *t)
+{
+	WEFT_ASSERT(weft__debug_spins_held() == 0);
+	weft__spin_lock(&t->wait_lock);
+}
+
 /* Whether t's blocking calls fail with -ECANCELED now: it was cancelled
  * and is not inside a shield. The task itself, or under t->wait_lock. */
 static inline bool weft__cancel_in_force(struct weft_task *t)
@@ -116,7 +128,11 @@ void weft__task_cancel(struct weft_task *t);
 struct weft_task_cache;
 struct weft_task_cache *weft__task_cache_new(void);
 void weft__task_cache_free(struct weft_task_cache *c);
-void weft__task_pool_exit(void);
+/* weft_run's side of the lifetime rules above: a new run number (handles
+ * of earlier runs go stale), and waiting out the plain threads inside
+ * weft_spawn_opts. */
+void weft__task_run_begin(void);
+void weft__task_foreign_quiesce(void);
 /* Calls fn on every live task (shutdown cancellation). */
 void weft__task_for_each_alive(void (*fn)(struct weft_task *));
 

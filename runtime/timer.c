@@ -96,6 +96,7 @@ static bool entry_stale(const struct weft_timer_entry *e)
 /* Drops the stale entries and re-heapifies. Under the lock. */
 static void compact(struct weft_worker *w)
 {
+	WEFT_ASSERT(weft__spin_held(&w->timers.lock));
 	int64_t n = 0, dropped = 0;
 	for (int64_t i = 0; i < w->timers.len; i++) {
 		if (entry_stale(&w->timers.entries[i]))
@@ -156,7 +157,7 @@ void weft__timer_disarm(struct weft_task *t)
 
 static void fire(struct weft_task *t, uint64_t seq)
 {
-	weft__spin_lock(&t->wait_lock);
+	weft__wait_lock(t);
 	struct weft__waiter *w = t->waiting;
 	if (w && t->wait_seq == seq && w->abort)
 		w->abort(w, -ETIMEDOUT);
@@ -168,6 +169,7 @@ static void fire(struct weft_task *t, uint64_t seq)
 static int pop_due(struct weft_worker *w, int64_t now,
 		   struct weft_timer_entry *due, int64_t *wait)
 {
+	WEFT_ASSERT(weft__spin_held(&w->timers.lock));
 	int n = 0;
 	*wait = -1;
 	while (w->timers.len && n < FIRE_BATCH) {

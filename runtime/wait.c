@@ -30,7 +30,7 @@ int weft__wait_begin_until(struct weft__waiter *w, int64_t until)
 	int64_t at = until < t->deadline ? until : t->deadline;
 	if (t->deadline != WEFT_NO_DEADLINE && t->deadline <= weft_now())
 		return -ETIMEDOUT;
-	weft__spin_lock(&t->wait_lock);
+	weft__wait_lock(t);
 	if (weft__cancel_in_force(t)) {
 		weft__spin_unlock(&t->wait_lock);
 		return -ECANCELED;
@@ -50,7 +50,7 @@ void weft__wait_end(struct weft__waiter *w)
 	struct weft_task *t = w->task;
 	if (!t)
 		return;
-	weft__spin_lock(&t->wait_lock);
+	weft__wait_lock(t);
 	t->waiting = NULL;
 	weft__spin_unlock(&t->wait_lock);
 	/* Relaxed: the task armed the timer itself (before, on whichever

@@ -52,6 +52,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "debug.h"
 #include "park.h"
 #include "self.h"
 
@@ -117,6 +118,7 @@ static inline bool weft__waiter_claim_group(struct weft__waiter *w)
 /* Settles w to result; true if this call won. */
 static inline bool weft__waiter_settle(struct weft__waiter *w, int result)
 {
+	WEFT_ASSERT(result != WEFT__WAITING); /* settled is never waiting */
 	if (!weft__waiter_claim_group(w))
 		return false;
 	int expected = WEFT__WAITING;
@@ -135,6 +137,7 @@ static inline bool weft__waiter_settle(struct weft__waiter *w, int result)
 static inline bool weft__waiter_settle_locked(struct weft__waiter *w,
 					      int result)
 {
+	WEFT_ASSERT(result != WEFT__WAITING);
 	/* Relaxed load: every writer holds the lock we hold. Release store:
 	 * pairs with the waiter's acquire in waiter_state, which takes no
 	 * lock before reading what we hand over. */
@@ -152,6 +155,7 @@ void weft__waiter_wake_thread(struct weft__waiter *w);
  * thread is woken. Call only after winning weft__waiter_settle(). */
 static inline void weft__waiter_wake(struct weft__waiter *w)
 {
+	WEFT_ASSERT(weft__waiter_state(w) != WEFT__WAITING);
 	if (w->group)
 		w = w->group;
 	if (w->task)
@@ -192,6 +196,7 @@ static inline int weft__wait_park(struct weft__waiter *w,
 		return weft__wait_park_thread(w, unlock, arg);
 	weft__task_park(unlock, arg);
 	int r = weft__waiter_state(w);
+	WEFT_ASSERT(r != WEFT__WAITING); /* only a settled waiter is woken */
 	weft__wait_end(w);
 	return r;
 }

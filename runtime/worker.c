@@ -2,8 +2,8 @@
  * A worker thread: its setup, its scheduler loop, its sleep.
  *
  *   pick a local task (runq.h) -> search: steal (steal.h), spinning a
- *   little -> timers and I/O events -> sleep in the driver, among the idle
- *   workers (idle.h).
+ *   little -> timers and I/O events -> sleep in the I/O driver (driver.h),
+ *   among the idle workers (idle.h).
  *
  * Invariants:
  *  - Only this thread runs w's scheduler, and it alone touches the fields
@@ -98,6 +98,8 @@ static void run_task(struct weft_worker *w, struct weft_task *t)
 		task_exited(w, t);
 		break;
 	}
+	/* No spinlock is held across a switch (park's lock was unlocked). */
+	WEFT_ASSERT(weft__debug_spins_held() == 0);
 }
 
 /* Submissions and I/O events, timers now and then: once per task run. */
@@ -166,7 +168,7 @@ static void worker_teardown(struct weft_worker *w)
 	sigaltstack(&ss, NULL);
 	free(w->altstack);
 	weft__driver_set_current(NULL);
-	weft__driver_free(w->driver);
+	weft__driver_close(w->driver); /* weft_run frees it */
 }
 
 /* Reports setup to weft_run and waits for it to say go (or stop). */

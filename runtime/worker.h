@@ -18,12 +18,12 @@
 
 #include "context.h"
 #include "deque.h"
+#include "driver.h"
 #include "idle.h"
 #include "inject.h"
 #include "monitor.h"
 #include "self.h"
 #include "timer.h"
-#include "driver.h"
 
 struct weft_task;
 struct weft_task_cache;
@@ -60,7 +60,8 @@ struct __attribute__((aligned(64))) weft_worker {
 	void (*direct_unlock)(void *);   /* for the next task, after a direct one */
 	void *direct_arg;
 
-	struct weft__driver *driver;     /* made and freed by the worker */
+	struct weft__driver *driver;     /* made and closed by the worker,
+					  * freed by weft_run */
 	struct weft_timer_heap timers;
 
 	/* Tasks counted here, by this worker only: an RMW on its own line,

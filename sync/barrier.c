@@ -1,21 +1,32 @@
 /*
  * weft_barrier: wait until n parties arrive (asyncio.Barrier).
  *
- * Invariants:
- *  - count == the number of linked waiters, under wq.lock; it stays below
- *    parties: the arrival that would make it parties releases everyone
- *    (settling them with 0 under the lock) and resets it to 0 in the same
- *    critical section, so the next round starts at once and a fast task
- *    cannot slip into the round it just left.
- *  - A waiter that is cancelled or times out leaves: it is unlinked and
- *    count drops, so the others still wait for parties arrivals.
- *  - abort/reset settle every waiter with -EPIPE; while broken, nobody is
- *    ever linked.
+ * A round fills (waiters on wq, count of them), then drains: the arrival
+ * that makes it parties releases everyone, and the round drains until each
+ * released waiter has returned. A caller that comes back while the round
+ * drains waits on held, outside the round, as asyncio's entrance does;
+ * the last one out lets them in, and they arrive in the next round.
+ *
+ * Invariants (all under wq.lock, which guards held too):
+ *  - count == the number of waiters linked on wq; it stays below parties:
+ *    the arrival that would make it parties settles them all with 0 and
+ *    resets it to 0 in the same critical section.
+ *  - draining == the released waiters not yet out; while it is non-zero
+ *    nobody joins wq (newcomers wait on held), and when the last one out
+ *    takes it to 0 it settles every held waiter with ENTER.
+ *  - A waiter settled 0 has passed: nothing can break it afterwards.
+ *  - A waiter that is cancelled or times out leaves: it is unlinked (from
+ *    wq, count drops; from held, nothing else changes).
+ *  - reset settles wq's waiters with -EPIPE and leaves held and draining
+ *    alone; abort also settles held's: while broken, nobody is linked.
  */
 #include <errno.h>
 
 #include "weft/sync.h"
 #include "waitq.h"
+
+/* A held waiter's settled state: the round has drained, try again. */
+#define ENTER 2
 
 int weft_barrier_init(struct weft_barrier *b, unsigned parties)
 {
@@ -23,28 +34,56 @@ int weft_barrier_init(struct weft_barrier *b, unsigned parties)
 		return -EINVAL;
 	b->parties = parties;
 	b->count = 0;
+	b->draining = 0;
 	b->broken = false;
 	weft__waitq_init(&b->wq);
+	weft__waitq_init(&b->held);
 	return 0;
 }
 
-/* An aborted waiter no longer counts as arrived. */
-static void barrier_unlinked(struct weft_waitq *q)
-{
-	struct weft_barrier *b = weft__container_of(q, struct weft_barrier,
-						    wq);
-	__atomic_store_n(&b->count, b->count - 1, __ATOMIC_RELAXED);
-}
-
+/* w->data is the list w waits on: &b->wq or &b->held (NULL: none yet). */
 static void barrier_abort(struct weft__waiter *w, int reason)
 {
-	weft__waitq_abort_on(w->queue, w->queue, w, reason, barrier_unlinked);
+	struct weft_barrier *b = weft__container_of(w->queue,
+						    struct weft_barrier, wq);
+	struct weft_waitq *q = w->data ? w->data : &b->wq;
+	weft__waitq_lock(&b->wq);
+	if (weft__waiter_settle_locked(w, reason) &&
+	    weft__waitq_linked(q, w)) {
+		weft__waitq_remove(q, w);
+		if (q == &b->wq)
+			__atomic_store_n(&b->count, b->count - 1,
+					 __ATOMIC_RELAXED);
+		weft__waiter_wake(w);
+	}
+	weft__waitq_unlock(&b->wq);
 }
 
-int weft_barrier_wait(struct weft_barrier *b)
+/* Under the lock: one released waiter is out; the last lets the held in. */
+static void leave(struct weft_barrier *b, struct weft__wakelist *wl)
 {
-	if (!b || !b->parties)
-		return -EINVAL;
+	if (--b->draining == 0)
+		weft__waitq_settle_all(&b->held, ENTER, wl);
+}
+
+/* Under the lock, which it releases: the caller completes the round. */
+static int release(struct weft_barrier *b, struct weft__waiter *w,
+		   unsigned index)
+{
+	struct weft__wakelist wl = WEFT__WAKELIST_INIT;
+	weft__waitq_settle_all(&b->wq, 0, &wl);
+	__atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
+	b->draining = (unsigned)wl.n + 1; /* the caller is out at once */
+	leave(b, &wl);
+	weft__waitq_unlock(&b->wq);
+	weft__wait_end(w);
+	weft__wakelist_wake(&wl);
+	return (int)index;
+}
+
+/* One try; *again if it was held until the last round drained. */
+static int wait_once(struct weft_barrier *b, bool *again)
+{
 	struct weft__waiter w;
 	int r;
 	weft__waitq_prepare(&b->wq, &w, barrier_abort);
@@ -58,20 +97,39 @@ int weft_barrier_wait(struct weft_barrier *b)
 		weft__wait_end(&w);
 		return r;
 	}
-	unsigned index = b->count;
-	if (index + 1 == b->parties) {
-		struct weft__wakelist wl = WEFT__WAKELIST_INIT;
-		weft__waitq_settle_all(&b->wq, 0, &wl);
-		__atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
-		weft__waitq_unlock(&b->wq);
-		weft__wait_end(&w);
-		weft__wakelist_wake(&wl);
-		return (int)index;
+	if (b->draining) {
+		w.data = &b->held;
+		r = weft__waitq_wait_on(&b->wq, &b->held, &w);
+		*again = r == ENTER;
+		return r;
 	}
+	unsigned index = b->count;
+	if (index + 1 == b->parties)
+		return release(b, &w, index);
 	__atomic_store_n(&b->count, index + 1, __ATOMIC_RELAXED);
+	w.data = &b->wq;
 	w.value = index;
-	r = weft__waitq_wait(&b->wq, &w);
-	return r ? r : (int)w.value;
+	if ((r = weft__waitq_wait(&b->wq, &w)))
+		return r;
+	struct weft__wakelist wl = WEFT__WAKELIST_INIT;
+	weft__waitq_lock(&b->wq);
+	leave(b, &wl);
+	weft__waitq_unlock(&b->wq);
+	weft__wakelist_wake(&wl);
+	return (int)w.value;
+}
+
+int weft_barrier_wait(struct weft_barrier *b)
+{
+	if (!b || !b->parties)
+		return -EINVAL;
+	bool again;
+	int r;
+	do {
+		again = false;
+		r = wait_once(b, &again);
+	} while (again);
+	return r;
 }
 
 static int wake_all(struct weft_barrier *b, bool broken)
@@ -81,6 +139,8 @@ static int wake_all(struct weft_barrier *b, bool broken)
 	struct weft__wakelist wl = WEFT__WAKELIST_INIT;
 	weft__waitq_lock(&b->wq);
 	weft__waitq_settle_all(&b->wq, -EPIPE, &wl);
+	if (broken)
+		weft__waitq_settle_all(&b->held, -EPIPE, &wl);
 	__atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&b->broken, broken, __ATOMIC_RELAXED);
 	weft__waitq_unlock(&b->wq);

@@ -6,11 +6,20 @@
  *    then releases it (with wq.lock held, lock order wq.lock -> lock.wq).
  *    A notifier must hold the lock, so it either ran before the waiter
  *    took the lock or finds the waiter linked: no lost wake-up.
- *  - notify(n) settles n linked waiters; aborted ones were unlinked first,
- *    so a cancelled waiter never swallows a notification, and a notified
- *    waiter returns 0 even if its cancellation came a moment later.
- *  - Whatever happens, the waiter re-takes the lock before returning,
- *    ignoring cancellation for that (as asyncio.Condition.wait does).
+ *  - notify(n) moves n linked waiters, oldest first, onto the lock's queue
+ *    (the notifier holds the lock), unsettled: the lock is handed to them
+ *    in that order when released, and that hand-over (0) wakes each. So
+ *    they re-take the lock in the order they waited, as asyncio's do, on
+ *    any number of workers. (Woken at once, they would race for the lock
+ *    in the order the scheduler ran them: newest first, run-next and the
+ *    woken deque being LIFO.)
+ *  - w->queue says where w is; it changes only under wq.lock. Aborts
+ *    settle w only while it is on wq, and are unlinked first, so a
+ *    cancelled waiter never swallows a notification; a moved waiter is
+ *    notified, ignores aborts and returns 0, as asyncio.Condition.wait
+ *    does when its cancellation comes a moment after the notification.
+ *  - Whatever happens, the waiter holds the lock again before returning:
+ *    by hand-over if notified, else re-taken ignoring cancellation.
  */
 #include <errno.h>
 
@@ -27,6 +36,20 @@ int weft_cond_init(struct weft_cond *c, struct weft_lock *lock)
 	return 0;
 }
 
+static void cond_abort(struct weft__waiter *w, int reason)
+{
+	struct weft_cond *c = w->data;
+	weft__waitq_lock(&c->wq);
+	if (w->queue == &c->wq && weft__waiter_settle_locked(w, reason) &&
+	    weft__waitq_linked(&c->wq, w)) {
+		weft__waitq_remove(&c->wq, w);
+		weft__waiter_wake(w);
+	}
+	/* Not linked yet: the waiter sees the state under wq.lock. Moved to
+	 * the lock's queue: notified, nothing to abort. */
+	weft__waitq_unlock(&c->wq);
+}
+
 int weft_cond_wait(struct weft_cond *c)
 {
 	if (!c || !c->lock)
@@ -38,7 +61,9 @@ int weft_cond_wait(struct weft_cond *c)
 
 	struct weft__waiter w;
 	int r;
-	weft__waitq_prepare(&c->wq, &w, 0);
+	weft__waitq_prepare(&c->wq, &w, cond_abort);
+	w.data = c;
+	w.value = me; /* the owner to hand the lock to (lock.c) */
 	if ((r = weft__wait_begin(&w)))
 		return r; /* the lock was never released */
 	weft__waitq_lock(&c->wq);
@@ -50,7 +75,8 @@ int weft_cond_wait(struct weft_cond *c)
 	weft__waitq_push(&c->wq, &w);
 	weft__lock_release_as(l, me);
 	r = weft__wait_park(&w, weft__waitq_unlock_cb, &c->wq);
-	weft__lock_acquire_uninterruptible(l);
+	if (r) /* aborted on wq: not notified, not handed the lock */
+		weft__lock_acquire_uninterruptible(l);
 	return r;
 }
 
@@ -73,12 +99,10 @@ int weft_cond_notify(struct weft_cond *c, int n)
 		return -EINVAL;
 	if (!weft__lock_held_by_me(c->lock))
 		return -EPERM;
-	struct weft__wakelist wl = WEFT__WAKELIST_INIT;
 	weft__waitq_lock(&c->wq);
-	weft__waitq_settle_n(&c->wq, n, 0, &wl);
+	int moved = weft__lock_requeue(c->lock, &c->wq, n);
 	weft__waitq_unlock(&c->wq);
-	weft__wakelist_wake(&wl);
-	return wl.n;
+	return moved;
 }
 
 int weft_cond_notify_all(struct weft_cond *c)

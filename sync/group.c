@@ -6,7 +6,10 @@
  *    member unlinks itself, last thing before it returns, and its node is
  *    freed then, so a cancel never sees a node of a task that is gone.
  *  - error is set once, by the first member that fails, and the others are
- *    cancelled then; a wait clears it when the group is empty again.
+ *    cancelled then (not with WEFT_GROUP_COLLECT); a wait clears it when
+ *    the group is empty again. failures counts every failure, for good.
+ *  - While shutting_down, no member is added, so the cancel at its start
+ *    reaches every member it then waits for.
  * A member's handle is stored before the member can take the lock: the
  * spawner holds it across the spawn.
  */
@@ -27,14 +30,27 @@ struct weft__group_member {
 
 int weft_group_init(struct weft_group *g)
 {
-	if (!g)
+	return weft_group_init_flags(g, 0);
+}
+
+int weft_group_init_flags(struct weft_group *g, unsigned flags)
+{
+	if (!g || (flags & ~WEFT_GROUP_COLLECT))
 		return -EINVAL;
 	weft_lock_init(&g->lock);
 	weft_cond_init(&g->idle, &g->lock);
 	g->members = NULL;
 	g->running = 0;
 	g->error = 0;
+	g->flags = flags;
+	g->shutting_down = false;
+	g->failures = 0;
 	return 0;
+}
+
+static bool collects(const struct weft_group *g)
+{
+	return g->flags & WEFT_GROUP_COLLECT;
 }
 
 /* Under g->lock. */
@@ -52,9 +68,11 @@ static void *member_main(void *arg)
 	/* Cancelled or not, the member must account for itself. */
 	weft__lock_acquire_uninterruptible(&g->lock);
 	weft__list_unlink(g->members, m);
+	g->failures += WEFT_IS_ERR(r);
 	if (WEFT_IS_ERR(r) && !g->error) {
 		g->error = WEFT_PTR_ERR(r);
-		cancel_members(g);
+		if (!collects(g))
+			cancel_members(g);
 	}
 	if (--g->running == 0)
 		weft_cond_notify_all(&g->idle);
@@ -72,8 +90,8 @@ int weft_group_spawn(struct weft_group *g, weft_fn fn, void *arg)
 		return -ENOMEM;
 	*m = (struct weft__group_member){ .group = g, .fn = fn, .arg = arg };
 	weft__lock_acquire_uninterruptible(&g->lock);
-	int r = g->error ? -ECANCELED
-			 : weft_spawn(&m->task, member_main, m);
+	bool refused = g->shutting_down || (g->error && !collects(g));
+	int r = refused ? -ECANCELED : weft_spawn(&m->task, member_main, m);
 	if (!r) {
 		weft_detach(m->task); /* the handle stays good for cancel */
 		weft__list_push_front(g->members, m);
@@ -125,4 +143,45 @@ int weft_group_wait(struct weft_group *g)
 	g->error = 0;
 	weft_lock_release(&g->lock);
 	return r;
+}
+
+int weft_group_shutdown(struct weft_group *g)
+{
+	int r;
+
+	if (!g)
+		return -EINVAL;
+	weft__lock_acquire_uninterruptible(&g->lock);
+	g->shutting_down = true;
+	cancel_members(g);
+	wait_idle_shielded(g);
+	g->shutting_down = false;
+	r = g->error;
+	g->error = 0;
+	weft_lock_release(&g->lock);
+	return r;
+}
+
+int weft_group_running(struct weft_group *g)
+{
+	int n;
+
+	if (!g)
+		return -EINVAL;
+	weft__lock_acquire_uninterruptible(&g->lock);
+	n = g->running;
+	weft_lock_release(&g->lock);
+	return n;
+}
+
+long weft_group_failures(struct weft_group *g)
+{
+	long n;
+
+	if (!g)
+		return -EINVAL;
+	weft__lock_acquire_uninterruptible(&g->lock);
+	n = g->failures;
+	weft_lock_release(&g->lock);
+	return n;
 }

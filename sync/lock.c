@@ -236,6 +236,24 @@ int weft_lock_locked(const struct weft_lock *l)
 	return load_state(l) != 0;
 }
 
+int weft__lock_requeue(struct weft_lock *l, struct weft_waitq *q, int n)
+{
+	int moved = 0;
+	struct weft__waiter *w;
+	weft__waitq_lock(&l->wq);
+	while (moved < n && (w = weft__waitq_pop(q))) {
+		w->queue = &l->wq;
+		weft__waitq_push(&l->wq, w);
+		moved++;
+	}
+	/* Relaxed: only the holder (us: its release reads its own write)
+	 * and code under wq.lock look at the bit. */
+	if (moved)
+		__atomic_fetch_or(&l->state, WAITERS, __ATOMIC_RELAXED);
+	weft__waitq_unlock(&l->wq);
+	return moved;
+}
+
 bool weft__lock_held_by_me(const struct weft_lock *l)
 {
 	return owner_of(load_state(l)) == weft__owner_self();
@@ -253,7 +271,5 @@ void weft__lock_unlink(struct weft_lock *l, struct weft__waiter *w)
 	if (!weft__waitq_linked(&l->wq, w))
 		return;
 	weft__waitq_remove(&l->wq, w);
-	/* The last waiter left: let the owner's fast release work. */
-	if (weft__waitq_empty(&l->wq))
-		__atomic_fetch_and(&l->state, ~WAITERS, __ATOMIC_RELAXED);
+	lock_unlinked(&l->wq);
 }

@@ -11,6 +11,12 @@
 void weft__lock_acquire_uninterruptible(struct weft_lock *l);
 /* Releases l on behalf of owner me. Returns 0 or -EPERM. */
 int weft__lock_release_as(struct weft_lock *l, uintptr_t me);
+struct weft_waitq;
+/* Under q's lock, by l's holder: moves up to n of q's oldest waiters onto
+ * l's queue, in order, with abort untouched and queue set to l's. They are
+ * handed l in turn, as if they had queued for it, and wake only then (with
+ * 0). Returns how many moved. Lock order: q's lock, then l's queue's. */
+int weft__lock_requeue(struct weft_lock *l, struct weft_waitq *q, int n);
 /* Whether the caller holds l. */
 bool weft__lock_held_by_me(const struct weft_lock *l);
 

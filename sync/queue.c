@@ -292,6 +292,7 @@ static void joiner_abort(struct weft__waiter *w, int reason)
 static int put_locked(struct weft_queue *q, const void *item,
 		      struct weft__waiter **wake)
 {
+	WEFT_ASSERT(weft__spin_held(&lock_of(q)->lock));
 	if (q->shutdown)
 		return -EPIPE;
 	struct weft__waiter *g;
@@ -315,6 +316,7 @@ static int put_locked(struct weft_queue *q, const void *item,
 static int get_locked(struct weft_queue *q, void *out,
 		      struct weft__waiter **wake)
 {
+	WEFT_ASSERT(weft__spin_held(&lock_of(q)->lock));
 	if (!q->count)
 		return q->shutdown ? -EPIPE : -EAGAIN;
 	take(q, out);

@@ -56,7 +56,8 @@
 #include "select.h"
 #include "waitq.h"
 
-_Static_assert(sizeof(struct weft__waiter) <= WEFT__SELECT_PRIV,
+_Static_assert(sizeof(struct weft__waiter) <= WEFT__SELECT_PRIV &&
+		       _Alignof(struct weft__waiter) <= _Alignof(uint64_t),
 	       "a select case's priv holds its waiter");
 
 #define SMALL_LOCKS 16
@@ -453,7 +454,8 @@ static int wait_cases(struct sel *s)
 		struct weft_select_case *c = &s->cases[i];
 		int st = weft__waiter_state(case_waiter(c));
 		if (c->kind != WEFT_SELECT_TIMEOUT && st != WEFT__WAITING) {
-			c->status = st; /* the winner: settled by its notifier */
+			/* The winner, settled by its notifier. */
+			c->status = st;
 			won = i;
 		} else {
 			unlink_case(c);

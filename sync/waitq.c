@@ -24,6 +24,8 @@ void weft__waitq_unlock_cb(void *q)
 
 void weft__waitq_push(struct weft_waitq *q, struct weft__waiter *w)
 {
+	WEFT_ASSERT(!weft__waitq_linked(q, w));
+	WEFT_ASSERT(weft__waiter_state(w) == WEFT__WAITING);
 	weft__list_push_back(q->head, q->tail, w);
 	/* w->queue was set by prepare: aborts read it without the lock. */
 }
@@ -44,6 +46,7 @@ struct weft__waiter *weft__waitq_pop(struct weft_waitq *q)
 int weft__waitq_wait_on(struct weft_waitq *lock, struct weft_waitq *q,
 			struct weft__waiter *w)
 {
+	WEFT_ASSERT(weft__spin_held(&lock->lock));
 	int r = weft__waiter_state(w);
 	if (r != WEFT__WAITING) {
 		/* An abort settled w before it could be linked. */
@@ -60,6 +63,7 @@ int weft__waitq_wait_uninterruptible(struct weft_waitq *q,
 {
 	/* Not begun: no cancellation or deadline can reach w, and the
 	 * park's wait_end has nothing to undo. */
+	WEFT_ASSERT(weft__spin_held(&q->lock) && !w->abort);
 	weft__waitq_push(q, w);
 	return weft__wait_park(w, weft__waitq_unlock_cb, q);
 }

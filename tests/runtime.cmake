@@ -8,3 +8,4 @@ weft_test(test_timer TIMEOUT 300 SOURCES test_timer.c)
 set_tests_properties(test_timer PROPERTIES RUN_SERIAL TRUE)
 
 weft_test(test_stack TIMEOUT 120 SOURCES test_stack.c)
+weft_test(test_debug TIMEOUT 60 SOURCES test_debug.c)

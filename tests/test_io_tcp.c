@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "test_io_util.h"
+#include "runtime/spinlock.h"
 
 #define WORKERS 4
 
@@ -133,7 +134,7 @@ START_TEST(echo)
 }
 END_TEST
 
-/* ---- a thousand connections at once ------------------------------------- */
+/* ---- ten thousand connections at once ---------------------------------- */
 
 struct client {
 	uint16_t port;
@@ -159,9 +160,24 @@ static void *client_main(void *arg)
 	return NULL;
 }
 
+/* As many of n connections as the descriptor limit allows: each takes two
+ * (both ends live in this process), plus some for the rest. */
+static int fit_connections(int n)
+{
+	struct rlimit rl;
+
+	getrlimit(RLIMIT_NOFILE, &rl);
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	getrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)2 * n + 256 > rl.rlim_cur)
+		n = (int)((rl.rlim_cur - 256) / 2);
+	return n;
+}
+
 static void *many_main(void *arg)
 {
-	int n = (int)SCALED(1000);
+	int n = fit_connections((int)SCALED(10000));
 	struct server s = { .conns = n };
 	struct client *cl = calloc((size_t)n, sizeof(*cl));
 	weft_task_t *t = calloc((size_t)n, sizeof(*t));
@@ -169,7 +185,6 @@ static void *many_main(void *arg)
 	atomic_int ok = 0;
 	uint16_t port;
 
-	io_raise_nofile(4 * (rlim_t)n + 64);
 	s.lfd = io_listen(&port);
 	ck_assert_int_eq(weft_spawn(&srv, echo_server, &s), 0);
 	for (int i = 0; i < n; i++) {
@@ -757,6 +772,130 @@ START_TEST(cancel_send)
 }
 END_TEST
 
+/* ---- connect that times out -------------------------------------------- */
+
+/* A listener whose accept queue is full drops further SYNs, so a connect
+ * to it waits: until the deadline, here. */
+static void *connect_timeout_main(void *arg)
+{
+	uint16_t port;
+	int lfd = weft_tcp_listen("127.0.0.1", 0, 1, 0), fill[8], n = 0;
+	struct weft_deadline d;
+	int64_t t0;
+
+	ck_assert_int_ge(lfd, 0);
+	port = (uint16_t)weft_local_port(lfd);
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+				   .sin_port = htons(port),
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	/* Fill the queue with connections nobody accepts. */
+	for (; n < 8; n++) {
+		fill[n] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		connect(fill[n], (struct sockaddr *)&sin, sizeof(sin));
+	}
+	weft_sleep(20 * WEFT_MSEC);
+	t0 = weft_now();
+	ck_assert_int_eq(weft_deadline_enter(&d, 100 * WEFT_MSEC), 0);
+	int fd = weft_connect("127.0.0.1", port);
+	ck_assert_int_eq(weft_deadline_leave(&d), 1);
+	ck_assert_int_eq(fd, -ETIMEDOUT);
+	ck_assert_int_ge(weft_now() - t0, 100 * WEFT_MSEC);
+	while (n)
+		close(fill[--n]);
+	weft_close(lfd);
+	return NULL;
+}
+
+START_TEST(connect_timeout)
+{
+	weft_test_run(connect_timeout_main, NULL, 2);
+}
+END_TEST
+
+/* ---- a task moving between workers between two calls on one fd ---------- */
+
+/*
+ * The reader waits on its socket (under epoll that registers it with its
+ * worker's epoll), is woken on one worker by an event set from a task spinning
+ * on the other, and waits on the same socket again from there. Both waits
+ * must be woken by the data the writer sends after a pause. An attempt can
+ * miss the migration (as in test_task's), so it repeats for a while.
+ */
+struct hop {
+	struct pair p;
+	struct weft_event moved;
+	atomic_int first, waiting, started;
+	int second;
+	int64_t give_up;
+};
+
+static void *hop_reader(void *arg)
+{
+	struct hop *h = arg;
+	char c;
+
+	atomic_store(&h->first, weft_worker_id());
+	ck_assert_int_eq(weft_recv(h->p.b, &c, 1, 0), 1);
+	atomic_store(&h->waiting, 1);
+	ck_assert_int_eq(weft_event_wait(&h->moved), 0);
+	h->second = weft_worker_id();
+	ck_assert_int_eq(weft_recv(h->p.b, &c, 1, 0), 1);
+	ck_assert_int_eq(c, '2');
+	return NULL;
+}
+
+static void *hop_setter(void *arg)
+{
+	struct hop *h = arg;
+
+	atomic_fetch_add(&h->started, 1);
+	while (atomic_load(&h->started) < 2 && weft_now() < h->give_up)
+		weft__cpu_relax();
+	if (weft_worker_id() != atomic_load(&h->first))
+		weft_event_set(&h->moved);
+	return NULL;
+}
+
+static bool hop_once(int64_t give_up)
+{
+	struct hop h = { .p = tcp_pair(), .moved = WEFT_EVENT_INIT,
+			 .give_up = give_up };
+	weft_task_t r, s[2];
+
+	ck_assert_int_eq(weft_spawn(&r, hop_reader, &h), 0);
+	weft_sleep(2 * WEFT_MSEC); /* let it wait for readiness first */
+	ck_assert_int_eq(weft_send(h.p.a, "1", 1, 0), 1);
+	while (!atomic_load(&h.waiting))
+		weft_yield();
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(weft_spawn(&s[i], hop_setter, &h), 0);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(weft_join(s[i], NULL), 0);
+	weft_event_set(&h.moved); /* in case no setter did */
+	weft_sleep(5 * WEFT_MSEC); /* the reader waits again, wherever */
+	ck_assert_int_eq(weft_send(h.p.a, "2", 1, 0), 1);
+	ck_assert_int_eq(weft_join(r, NULL), 0);
+	weft_close(h.p.a);
+	weft_close(h.p.b);
+	return h.second != atomic_load(&h.first);
+}
+
+static void *hop_main(void *arg)
+{
+	int64_t give_up = weft_now() + 20 * WEFT_SEC;
+
+	while (weft_now() < give_up)
+		if (hop_once(give_up))
+			return (void *)1;
+	return NULL;
+}
+
+START_TEST(fd_across_workers)
+{
+	ck_assert_ptr_eq(weft_test_run(hop_main, NULL, 2), (void *)1);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("io_tcp");
@@ -775,6 +914,8 @@ int main(void)
 	tcase_add_test(tc, plain_thread);
 	tcase_add_test(tc, completion_while_busy);
 	tcase_add_test(tc, local_port_and_nodelay);
+	tcase_add_test(tc, connect_timeout);
+	tcase_add_test(tc, fd_across_workers);
 	suite_add_tcase(s, tc);
 	return io_test_main(s);
 }

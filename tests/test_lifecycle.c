@@ -3,6 +3,7 @@
  * plain threads that spawn and join while weft_run shuts down. */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <unistd.h>
 #include "test_util.h"
@@ -38,6 +39,8 @@ static void *noop(void *arg)
 {
 	return arg;
 }
+
+static pthread_t spawner_threads[2];
 
 static void *recycle_main(void *arg)
 {
@@ -78,12 +81,186 @@ START_TEST(timer_fires_at_recycled_task)
 }
 END_TEST
 
+/* ---- weft_run while a runtime runs ------------------------------------- */
+
+static void *second_run(void *arg)
+{
+	struct weft_config good = { .workers = 1 }, bad = { .workers = -1 };
+	intptr_t ok = weft_run(noop, NULL, &good, NULL) == -EBUSY &&
+		      weft_run(noop, NULL, &bad, NULL) == -EBUSY &&
+		      weft_run(noop, NULL, NULL, NULL) == -EBUSY;
+	return (void *)ok;
+}
+
+static void *busy_main(void *arg)
+{
+	pthread_t th;
+	void *ok = NULL;
+	ck_assert_int_eq(pthread_create(&th, NULL, second_run, NULL), 0);
+	pthread_join(th, &ok); /* blocks this worker a moment: fine here */
+	ck_assert_ptr_eq(ok, (void *)1);
+	/* The running runtime is untouched: its pools still work. */
+	for (int i = 0; i < 1000; i++) {
+		weft_task_t t;
+		ck_assert_int_eq(weft_spawn(&t, noop, (void *)7), 0);
+		void *res;
+		ck_assert_int_eq(weft_join(t, &res), 0);
+		ck_assert_ptr_eq(res, (void *)7);
+	}
+	return NULL;
+}
+
+START_TEST(run_from_plain_thread_while_running)
+{
+	weft_test_run(busy_main, NULL, 2);
+}
+END_TEST
+
+/* ---- a handle kept from a previous run ---------------------------------- */
+
+static weft_task_t kept_unjoined, kept_joined;
+
+static void *keep_handles_main(void *arg)
+{
+	ck_assert_int_eq(weft_spawn(&kept_joined, noop, NULL), 0);
+	ck_assert_int_eq(weft_join(kept_joined, NULL), 0);
+	/* Never joined nor detached: its struct is never recycled. It has
+	 * ended by the time weft_run returns. */
+	ck_assert_int_eq(weft_spawn(&kept_unjoined, noop, NULL), 0);
+	return NULL;
+}
+
+static void check_stale(weft_task_t h)
+{
+	ck_assert_int_eq(weft_join(h, NULL), -ESRCH);
+	ck_assert_int_eq(weft_detach(h), -ESRCH);
+	ck_assert_int_eq(weft_cancel(h), -ESRCH);
+	ck_assert_int_eq(weft_is_cancelled(h), -ESRCH);
+	ck_assert_ptr_null(weft_task_name(h));
+}
+
+static void *use_old_handles_main(void *arg)
+{
+	/* New tasks take the structs back first. */
+	weft_task_t t[64];
+	for (int i = 0; i < 64; i++)
+		ck_assert_int_eq(weft_spawn(&t[i], noop, NULL), 0);
+	check_stale(kept_unjoined);
+	check_stale(kept_joined);
+	for (int i = 0; i < 64; i++)
+		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+	return NULL;
+}
+
+START_TEST(handle_from_previous_run)
+{
+	weft_test_run(keep_handles_main, NULL, 2);
+	check_stale(kept_unjoined); /* between runs */
+	check_stale(kept_joined);
+	weft_test_run(use_old_handles_main, NULL, 2);
+}
+END_TEST
+
+/* ---- a plain thread spawning while weft_run shuts down ------------------ */
+
+static atomic_bool spawner_go;
+static atomic_long flood_done;
+
+/* Busy for 5 ms, which cancellation cannot cut short. */
+static void *busy_count(void *arg)
+{
+	int64_t until = weft_now() + 5 * WEFT_MSEC;
+	while (weft_now() < until)
+		;
+	atomic_fetch_add(&flood_done, 1);
+	return NULL;
+}
+
+/* Spawns detached tasks until spawning fails, no more than 64 ahead of
+ * the workers (an unbounded flood would run out of memory before the
+ * runtime shuts down). That keeps tasks alive all the time (unless this
+ * thread stalls for 160 ms): if spawns were accepted while the runtime
+ * drains, it would never end. */
+static void *detached_spawner(void *arg)
+{
+	atomic_store(&spawner_go, true);
+	int r;
+	for (long n = 0; (r = weft_spawn(NULL, busy_count, NULL)) == 0; n++)
+		while (n - atomic_load(&flood_done) > 64)
+			sched_yield();
+	return (void *)(intptr_t)r;
+}
+
+/* Spawns and joins until spawning fails; a join may find the run over. */
+static void *joining_spawner(void *arg)
+{
+	atomic_store(&spawner_go, true);
+	for (;;) {
+		weft_task_t t;
+		int r = weft_spawn(&t, noop, (void *)3);
+		if (r)
+			return (void *)(intptr_t)r;
+		void *res = NULL;
+		r = weft_join(t, &res);
+		ck_assert(r == -ESRCH || (r == 0 && res == (void *)3));
+	}
+}
+
+static void *start_spawner_main(void *arg)
+{
+	pthread_t *th = arg;
+	atomic_store(&spawner_go, false);
+	atomic_store(&flood_done, 0);
+	ck_assert_int_eq(pthread_create(th, NULL, th == &spawner_threads[0]
+					      ? detached_spawner
+					      : joining_spawner, NULL), 0);
+	while (!atomic_load(&spawner_go))
+		weft_yield();
+	weft_sleep(WEFT_MSEC); /* then return, while it spawns */
+	return NULL;
+}
+
+static void spawn_through_shutdown(int which, int rounds)
+{
+	alarm(60); /* weft_run never returned: fail, not hang */
+	for (int i = 0; i < rounds; i++) {
+		pthread_t *th = &spawner_threads[which];
+		weft_test_run(start_spawner_main, th, 2);
+		void *r;
+		pthread_join(*th, &r);
+		ck_assert_int_eq((int)(intptr_t)r, -ESHUTDOWN);
+	}
+	alarm(0);
+}
+
+START_TEST(detached_spawns_through_shutdown)
+{
+	spawn_through_shutdown(0, (int)weft_test_scaled(3, 2));
+}
+END_TEST
+
+START_TEST(joined_spawns_through_shutdown)
+{
+	spawn_through_shutdown(1, (int)weft_test_scaled(30, 3));
+}
+END_TEST
+
+/* One case per test, so CK_RUN_CASE=<name> runs one alone. */
+static void add(Suite *s, const char *name, const TTest *test)
+{
+	TCase *tc = tcase_create(name);
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, test);
+	suite_add_tcase(s, tc);
+}
+
 int main(void)
 {
 	Suite *s = suite_create("lifecycle");
-	TCase *tc = tcase_create("lifecycle");
-	tcase_set_timeout(tc, 600);
-	tcase_add_test(tc, timer_fires_at_recycled_task);
-	suite_add_tcase(s, tc);
+	add(s, "timer_fires_at_recycled_task", timer_fires_at_recycled_task);
+	add(s, "run_from_plain_thread", run_from_plain_thread_while_running);
+	add(s, "handle_from_previous_run", handle_from_previous_run);
+	add(s, "detached_spawns", detached_spawns_through_shutdown);
+	add(s, "joined_spawns", joined_spawns_through_shutdown);
 	return weft_test_main(s);
 }

@@ -122,12 +122,58 @@ START_TEST(barrier)
 }
 END_TEST
 
+/* ---- rounds back to back, and the last one in resets ------------------- */
+
+/* Parties wait round after round, and the one that arrived first resets
+ * the barrier once it is through (threading's "if i == 0" idiom). On one
+ * worker the releaser comes straight back before the others have run:
+ * it must be held at the entrance until the round has drained, not
+ * counted into the next round, where the reset broke it (-EPIPE). */
+#define ROUNDS_PARTIES 3
+
+static struct weft_barrier rounds_bar =
+	WEFT_BARRIER_INIT(ROUNDS_PARTIES);
+static int rounds_n;
+
+static void *rounds_party(void *arg)
+{
+	for (int i = 0; i < rounds_n; i++) {
+		int r = weft_barrier_wait(&rounds_bar);
+		ck_assert_int_ge(r, 0);
+		if (r == 0)
+			ck_assert_int_eq(weft_barrier_reset(&rounds_bar), 0);
+	}
+	return NULL;
+}
+
+static void *rounds_main(void *arg)
+{
+	rounds_n = (int)weft_test_scaled(2000, 100);
+	weft_task_t t[ROUNDS_PARTIES];
+	for (int i = 0; i < ROUNDS_PARTIES; i++)
+		ck_assert_int_eq(weft_spawn(&t[i], rounds_party, NULL), 0);
+	struct weft_deadline d;
+	weft_deadline_enter(&d, 60 * WEFT_SEC); /* a stuck round: fail */
+	for (int i = 0; i < ROUNDS_PARTIES; i++)
+		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+	weft_deadline_leave(&d);
+	ck_assert_int_eq(weft_barrier_n_waiting(&rounds_bar), 0);
+	return NULL;
+}
+
+START_TEST(rounds_back_to_back)
+{
+	weft_test_run(rounds_main, NULL, 1);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("sync_barrier");
 	TCase *tc = tcase_create("barrier");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, barrier);
+	tcase_add_test(tc, rounds_back_to_back);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

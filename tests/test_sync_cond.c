@@ -155,6 +155,91 @@ START_TEST(notify_order)
 }
 END_TEST
 
+/* ---- notify_all hands the lock back oldest first ------------------------ */
+
+/* Waiters that each acquire, wait, record, release; a notifier that
+ * acquires, notifies every waiter, releases. They must record in the order
+ * they waited: 0, 1, 2, 3 (newest first, 3 2 1 0, before the fix). */
+#define ORDER_N 4
+
+struct octx {
+	struct weft_lock lock;
+	struct weft_cond cond;
+	int order[ORDER_N], n;
+};
+
+static void order_wait(struct octx *c, int id)
+{
+	ck_assert_int_eq(weft_lock_acquire(&c->lock), 0);
+	ck_assert_int_eq(weft_cond_wait(&c->cond), 0);
+	c->order[c->n++] = id;
+	ck_assert_int_eq(weft_lock_release(&c->lock), 0);
+}
+
+static struct octx octx;
+
+static void *order_task(void *arg)
+{
+	order_wait(&octx, (int)(intptr_t)arg);
+	return NULL;
+}
+
+static void *order_thread(void *arg)
+{
+	order_wait(&octx, (int)(intptr_t)arg);
+	return NULL;
+}
+
+/* Waiters on plain threads or tasks; notify(n) first, then notify_all. */
+static void order_round(bool threads, int n)
+{
+	memset(&octx, 0, sizeof(octx));
+	ck_assert_int_eq(weft_lock_init(&octx.lock), 0);
+	ck_assert_int_eq(weft_cond_init(&octx.cond, &octx.lock), 0);
+	weft_task_t t[ORDER_N];
+	pthread_t th[ORDER_N];
+	for (int i = 0; i < ORDER_N; i++) {
+		void *id = (void *)(intptr_t)i;
+		if (threads)
+			ck_assert_int_eq(pthread_create(&th[i], NULL,
+							order_thread, id), 0);
+		else
+			ck_assert_int_eq(weft_spawn(&t[i], order_task, id), 0);
+		wait_waiters(&octx.cond.wq, i + 1);
+	}
+	ck_assert_int_eq(weft_lock_acquire(&octx.lock), 0);
+	if (n)
+		ck_assert_int_eq(weft_cond_notify(&octx.cond, n), n);
+	ck_assert_int_eq(weft_cond_notify_all(&octx.cond), ORDER_N - n);
+	ck_assert_int_eq(weft_lock_release(&octx.lock), 0);
+	for (int i = 0; i < ORDER_N; i++) {
+		if (threads)
+			pthread_join(th[i], NULL); /* blocks a worker: briefly */
+		else
+			ck_assert_int_eq(weft_join(t[i], NULL), 0);
+	}
+	ck_assert_int_eq(octx.n, ORDER_N);
+	for (int i = 0; i < ORDER_N; i++)
+		ck_assert_int_eq(octx.order[i], i);
+}
+
+static void *order_main(void *arg)
+{
+	for (int round = 0; round < 20; round++) {
+		order_round(false, 0);
+		order_round(false, 2);
+		order_round(true, 0);
+	}
+	return NULL;
+}
+
+START_TEST(notify_all_oldest_first)
+{
+	weft_test_run(order_main, NULL, 1);
+	weft_test_run(order_main, NULL, 2);
+}
+END_TEST
+
 /* ---- wait_for, errors --------------------------------------------------- */
 
 static struct weft_lock wf_lock = WEFT_LOCK_INIT;
@@ -224,6 +309,7 @@ int main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, seed);
 	tcase_add_test(tc, notify_order);
+	tcase_add_test(tc, notify_all_oldest_first);
 	tcase_add_test(tc, errors);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);

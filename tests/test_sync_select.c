@@ -421,75 +421,150 @@ START_TEST(cancel)
 END_TEST
 
 /*
- * Notify against cancel: a put (or release) and a cancellation race for a
- * waiting select. Either the select won and has the item, or it was
- * cancelled and the item is still there: never both, never neither.
+ * Notify against cancel, against a deadline, and against another notifier:
+ * a put, a release or a lock hand-over races a cancellation, the expiry of
+ * the selector's deadline, or a second notifier on another case. Whatever
+ * wins, exactly one case completed or none did: an item or permit not got
+ * is still there, a lock not handed over is free.
  */
+enum { BY_CANCEL, BY_DEADLINE, BY_NOTIFY };
+
 struct race {
-	struct weft_queue q;
+	struct weft_queue q, q2;
 	struct weft_sem s;
+	struct weft_lock l;
 	uint64_t v;
 	weft_task_t sel;
-	atomic_int go;
+	int abort_by;
+	int64_t deadline;
+	atomic_int ready, go;
 };
 
 static void *race_selector(void *arg)
 {
 	struct race *r = arg;
 	struct weft_select_case c[] = { WEFT_CASE_GET(&r->q, &r->v),
-					WEFT_CASE_SEM(&r->s) };
-	return (void *)(intptr_t)weft_select(c, 2);
+					WEFT_CASE_SEM(&r->s),
+					WEFT_CASE_LOCK(&r->l),
+					WEFT_CASE_GET(&r->q2, &r->v) };
+	struct weft_deadline d;
+	if (r->abort_by == BY_DEADLINE)
+		weft_deadline_enter_at(&d, r->deadline);
+	int i = weft_select(c, 4);
+	if (r->abort_by == BY_DEADLINE)
+		weft_deadline_leave(&d);
+	if (i == 2)
+		ck_assert_int_eq(weft_lock_release(&r->l), 0);
+	return (void *)(intptr_t)i;
 }
 
-static void *race_canceller(void *arg)
+/* The other side of the race, on a plain thread so that it truly runs
+ * beside the notifier: cancels the selector, or puts into q2. */
+static void *race_other(void *arg)
 {
 	struct race *r = arg;
+	atomic_store(&r->ready, 1);
 	while (!atomic_load(&r->go))
 		;
-	weft_cancel(r->sel);
+	if (r->abort_by == BY_CANCEL) {
+		weft_cancel(r->sel);
+	} else if (r->abort_by == BY_NOTIFY) {
+		uint64_t x = 1000;
+		weft_queue_put(&r->q2, &x);
+	}
 	return NULL;
+}
+
+/* Whether what `kind` handed over is still there (and takes it back). */
+static bool left_over(struct race *r, int kind)
+{
+	uint64_t x;
+	switch (kind) {
+	case 0:
+		return weft_queue_try_get(&r->q, &x) == 0;
+	case 1:
+		return weft_sem_try_acquire(&r->s) == 0;
+	default:
+		return true; /* a lock always ends free: checked apart */
+	}
 }
 
 static void *race_main(void *arg)
 {
-	long rounds = SCALED(2000);
-	int outcome[3] = { 0 };
+	long rounds = SCALED(3000);
 	struct race r;
 	weft_queue_init(&r.q, sizeof(uint64_t), 0);
+	weft_queue_init(&r.q2, sizeof(uint64_t), 0);
 	weft_sem_init(&r.s, 0);
+	weft_lock_init(&r.l);
+	uint64_t seed = 0x9e3779b97f4a7c15ull;
+	int outcomes[5] = { 0 };
 	for (long i = 0; i < rounds; i++) {
-		bool use_sem = i & 1;
+		int kind = (int)(i % 3);
+		r.abort_by = (int)(i / 3 % 3);
+		seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+		r.deadline = weft_now() + 100 * WEFT_USEC +
+			     (int64_t)(seed % 200) * WEFT_USEC;
 		atomic_store(&r.go, 0);
+		atomic_store(&r.ready, 0);
+		ck_assert_int_eq(weft_lock_acquire(&r.l), 0);
 		ck_assert_int_eq(weft_spawn(&r.sel, race_selector, &r), 0);
-		wait_waiters(&r.s.wq, 1);
-		weft_task_t c;
-		ck_assert_int_eq(weft_spawn(&c, race_canceller, &r), 0);
-		uint64_t x = (uint64_t)i;
+		if (r.abort_by != BY_DEADLINE)
+			wait_waiters(&r.l.wq, 1);
+		pthread_t o;
+		ck_assert_int_eq(pthread_create(&o, NULL, race_other, &r), 0);
+		while (!atomic_load(&r.ready))
+			;
+		if (r.abort_by == BY_DEADLINE)
+			while (weft_now() < r.deadline - 20 * WEFT_USEC)
+				;
 		atomic_store(&r.go, 1);
-		if (use_sem)
-			weft_sem_release(&r.s);
-		else
+		/* A random head start for the other side: both orders. */
+		for (int k = (int)(seed >> 20) % 512; k > 0; k--)
+			weft__cpu_relax();
+		uint64_t x = (uint64_t)i;
+		if (kind == 0)
 			weft_queue_put(&r.q, &x);
+		else if (kind == 1)
+			weft_sem_release(&r.s);
+		ck_assert_int_eq(weft_lock_release(&r.l), 0);
 		void *res;
-		weft_join(c, NULL);
 		ck_assert_int_eq(weft_join(r.sel, &res), 0);
-		long got = (intptr_t)res;
-		long left = use_sem ? weft_sem_try_acquire(&r.s) == 0
-				    : weft_queue_try_get(&r.q, &x) == 0;
-		if (got == -ECANCELED) {
-			ck_assert_int_eq(left, 1);
-			outcome[2]++;
+		pthread_join(o, NULL);
+		int got = (int)(intptr_t)res;
+		bool left = left_over(&r, kind);
+		bool left2 = weft_queue_try_get(&r.q2, &x) == 0;
+		if (got < 0) {
+			ck_assert(got == -ECANCELED || got == -ETIMEDOUT);
+			ck_assert(left);
+			ck_assert(r.abort_by != BY_NOTIFY || left2);
+			outcomes[4]++;
+		} else if (got == 3) {
+			ck_assert_int_eq(r.abort_by, BY_NOTIFY);
+			ck_assert(left);
+			ck_assert(!left2);
+			ck_assert_uint_eq(r.v, 1000);
+			outcomes[3]++;
 		} else {
-			ck_assert_int_eq(got, use_sem ? 1 : 0);
-			ck_assert_int_eq(left, 0);
-			if (!use_sem)
+			/* The lock, released just after, may have won over a
+			 * handed item or permit: then that stays. */
+			ck_assert(got == kind || got == 2);
+			ck_assert(got == 2 ? left : !left || kind == 2);
+			if (got == 0)
 				ck_assert_uint_eq(r.v, (uint64_t)i);
-			outcome[got]++;
+			ck_assert(r.abort_by != BY_NOTIFY || left2);
+			outcomes[got]++;
 		}
 		ck_assert(weft__waitq_empty(&r.q.getters));
+		ck_assert(weft__waitq_empty(&r.q2.getters));
 		ck_assert_uint_eq(r.s.state, 0);
+		ck_assert_uint_eq(r.l.state, 0);
 	}
+	fprintf(stderr, "select race: got %d/%d/%d/%d, none %d\n",
+		outcomes[0], outcomes[1], outcomes[2], outcomes[3],
+		outcomes[4]);
 	weft_queue_destroy(&r.q);
+	weft_queue_destroy(&r.q2);
 	return NULL;
 }
 
@@ -503,6 +578,7 @@ END_TEST
 
 struct thread_ctx {
 	struct weft_queue q;
+	atomic_int phase;
 	int idx;
 	uint64_t v;
 	int64_t waited;
@@ -516,6 +592,7 @@ static void *thread_selector(void *arg)
 	int64_t t0 = weft_now();
 	ck_assert_int_eq(weft_select(cs, 2), 1); /* the timeout */
 	c->waited = weft_now() - t0;
+	atomic_store(&c->phase, 1);
 	cs[1].timeout = 60 * WEFT_SEC;
 	c->idx = weft_select(cs, 2); /* a task puts */
 	return NULL;
@@ -527,8 +604,8 @@ static void *thread_main(void *arg)
 	weft_queue_init(&c.q, sizeof(uint64_t), 0);
 	pthread_t th;
 	ck_assert_int_eq(pthread_create(&th, NULL, thread_selector, &c), 0);
-	wait_waiters(&c.q.getters, 1);
-	weft_sleep(10 * WEFT_MSEC);
+	while (!atomic_load(&c.phase))
+		weft_sleep(WEFT_MSEC);
 	wait_waiters(&c.q.getters, 1);
 	uint64_t x = 11;
 	ck_assert_int_eq(weft_queue_put(&c.q, &x), 0);
@@ -543,6 +620,61 @@ static void *thread_main(void *arg)
 START_TEST(thread)
 {
 	weft_test_run(thread_main, NULL, 2);
+}
+END_TEST
+
+/* A plain thread's own timeout against a put: the thread settles its select
+ * itself when the timeout expires, racing the putter's claim. Every item
+ * put is got exactly once. */
+struct thread_race {
+	struct weft_queue q;
+	long n;
+	long got;
+	atomic_int done;
+};
+
+static void *thread_racer(void *arg)
+{
+	struct thread_race *c = arg;
+	uint64_t v, want = 0;
+	while (!atomic_load(&c->done) || weft_queue_size(&c->q) > 0) {
+		struct weft_select_case cs[] = {
+			WEFT_CASE_GET(&c->q, &v),
+			WEFT_CASE_TIMEOUT(20 * WEFT_USEC),
+		};
+		int i = weft_select(cs, 2);
+		ck_assert(i == 0 || i == 1);
+		if (i == 0) {
+			ck_assert_uint_eq(v, want++); /* none lost, in order */
+			c->got++;
+		}
+	}
+	return NULL;
+}
+
+static void *thread_race_main(void *arg)
+{
+	struct thread_race c = { .n = SCALED(20000) };
+	weft_queue_init(&c.q, sizeof(uint64_t), 0);
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, thread_racer, &c), 0);
+	uint64_t seed = 12345;
+	for (uint64_t i = 0; i < (uint64_t)c.n; i++) {
+		ck_assert_int_eq(weft_queue_put(&c.q, &i), 0);
+		seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+		if (seed % 4 == 0)
+			weft_sleep((int64_t)(seed >> 40) % 40 * WEFT_USEC);
+	}
+	atomic_store(&c.done, 1);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(c.got, c.n);
+	weft_queue_destroy(&c.q);
+	return NULL;
+}
+
+START_TEST(thread_race)
+{
+	weft_test_run(thread_race_main, NULL, 2);
 }
 END_TEST
 
@@ -886,6 +1018,7 @@ int main(void)
 	tcase_add_test(tc, cancel);
 	tcase_add_test(tc, race);
 	tcase_add_test(tc, thread);
+	tcase_add_test(tc, thread_race);
 	tcase_add_test(tc, first);
 	tcase_add_test(tc, first_many);
 	tcase_add_test(tc, bad);

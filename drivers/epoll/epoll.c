@@ -61,13 +61,12 @@ struct weft__driver *weft__epoll_new(int *err, const char **why)
 	return &ep->base;
 }
 
-void weft__epoll_free(struct weft__driver *d)
+void weft__epoll_close(struct weft__driver *d)
 {
 	struct weft__epoll *ep = (struct weft__epoll *)d;
 
 	close(ep->epfd);
 	weft__driver_base_exit(d);
-	free(ep);
 }
 
 static void consume_wake(struct weft__epoll *ep)

@@ -131,13 +131,12 @@ struct weft__driver *weft__uring_new(int *err, const char **why)
 	return &r->base;
 }
 
-void weft__uring_free(struct weft__driver *d)
+void weft__uring_close(struct weft__driver *d)
 {
 	struct weft__ring *r = (struct weft__ring *)d;
 
 	io_uring_queue_exit(&r->uring);
 	weft__driver_base_exit(d);
-	free(r);
 }
 
 struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r)

@@ -1,5 +1,5 @@
 /*
- * server_check echo|http SERVER: starts SERVER 127.0.0.1 0 2 (any free
+ * server_check echo|http|kv SERVER: starts SERVER 127.0.0.1 0 2 (any free
  * port; its start line says which), checks its answers as clients would,
  * including abrupt, malformed, oversized and slow ones, then stops it with
  * SIGTERM while connections are open and expects exit status 0.
@@ -642,19 +642,243 @@ static void http_checks(void)
 	}
 }
 
+/* ---- kv_server --------------------------------------------------------- */
+
+/* The kv checks' idle timeout: long enough that no connection of the
+ * 200-connection check idles that long, even under a sanitizer on a busy
+ * machine, since the server would close it. */
+#define KV_IDLE_MS 8000
+
+/* Reads one line (newline included) into line, byte by byte: the answers
+ * must be exactly the lines expected, nothing more. */
+static void read_line(int fd, char *line, size_t size)
+{
+	size_t n = 0;
+
+	do {
+		if (n == size - 1)
+			die("answer too long: %.40s", line);
+		recv_exact(fd, line + n, 1);
+	} while (line[n++] != '\n');
+	line[n] = 0;
+}
+
+static void expect_answer(int fd, const char *want)
+{
+	char line[512];
+
+	read_line(fd, line, sizeof(line));
+	if (strcmp(line, want))
+		die("expected '%.*s', got '%.*s'", (int)strlen(want) - 1, want,
+		    (int)strlen(line) - 1, line);
+}
+
+/* Sends cmd and expects want. */
+static void ask(int fd, const char *cmd, const char *want)
+{
+	send_str(fd, cmd);
+	expect_answer(fd, want);
+}
+
+static void kv_basic(void)
+{
+	int fd = dial();
+
+	check = "kv basic";
+	ask(fd, "GET nothing\n", "NOT_FOUND\n");
+	ask(fd, "SET a 1\n", "OK\n");
+	ask(fd, "GET a\n", "VALUE 1\n");
+	ask(fd, "SET a with spaces, and more\r\n", "OK\n");
+	ask(fd, "GET a\n", "VALUE with spaces, and more\n");
+	ask(fd, "SET empty \n", "OK\n");
+	ask(fd, "GET empty\n", "VALUE \n");
+	ask(fd, "DEL a\n", "DELETED\n");
+	ask(fd, "DEL a\n", "NOT_FOUND\n");
+	ask(fd, "GET a\n", "NOT_FOUND\n");
+	check = "kv errors";
+	ask(fd, "HELLO\n", "ERROR unknown command\n");
+	ask(fd, "\n", "ERROR unknown command\n");
+	ask(fd, "PUT a b\n", "ERROR unknown command\n");
+	ask(fd, "SET a\n", "ERROR no value\n");
+	ask(fd, "GET  a\n", "ERROR no key\n");
+	ask(fd, "GET a b\n", "ERROR too many arguments\n");
+	check = "kv pipelined";
+	send_str(fd, "SET p 1\nGET p\nDEL p\nGET p\nQUIT\n");
+	expect_answer(fd, "OK\n");
+	expect_answer(fd, "VALUE 1\n");
+	expect_answer(fd, "DELETED\n");
+	expect_answer(fd, "NOT_FOUND\n");
+	expect_answer(fd, "BYE\n");
+	expect_closed(fd);
+	close(fd);
+}
+
+/* A command one byte at a time; another client is served meanwhile. */
+static void kv_slow(void)
+{
+	const char cmd[] = "SET slow one byte at a time\n";
+	int slow = dial(), fast = dial();
+
+	check = "kv slow client";
+	for (size_t i = 0; i < sizeof(cmd) - 2; i++) {
+		send_all(slow, cmd + i, 1);
+		ask(fast, "GET slow\n", "NOT_FOUND\n");
+		pause_ms(2);
+	}
+	send_str(slow, "\n");
+	expect_answer(slow, "OK\n");
+	ask(fast, "GET slow\n", "VALUE one byte at a time\n");
+	ask(fast, "DEL slow\n", "DELETED\n");
+	close(slow);
+	close(fast);
+}
+
+static void kv_limits(void)
+{
+	size_t big = 8192;
+	char *line = malloc(big + 16);
+	int fd = dial();
+
+	check = "kv line too long";
+	if (!line)
+		die("out of memory");
+	memcpy(line, "SET big ", 8);
+	memset(line + 8, 'x', big);
+	strcpy(line + 8 + big, "\n");
+	send_str(fd, line);
+	expect_answer(fd, "ERROR line too long\n");
+	expect_closed(fd);
+	close(fd);
+	free(line);
+
+	check = "kv abrupt disconnects";
+	fd = dial();
+	send_str(fd, "SET half");
+	abort_close(fd);
+	fd = dial();			/* answers it never reads */
+	send_str(fd, "SET x 1\nGET x\nGET x\n");
+	abort_close(fd);
+	close(dial());
+	fd = dial();			/* the server serves on */
+	ask(fd, "SET y 2\n", "OK\n");
+	ask(fd, "DEL y\n", "DELETED\n");
+	close(fd);
+
+	check = "kv idle timeout";
+	fd = dial();
+	ask(fd, "GET never\n", "NOT_FOUND\n");
+	send_str(fd, "GET x");	/* half a command, then silence */
+	pause_ms(KV_IDLE_MS + 500);
+	expect_closed(fd);
+	close(fd);
+}
+
+/* Connections at once, over threads; each checks its own keys and reads
+ * the others'. */
+#define KV_CONNS 200
+#define KV_THREADS 4
+#define KV_ROUNDS 20
+
+static int kv_fds[KV_CONNS];
+
+static void *kv_client(void *arg)
+{
+	int t = (int)(intptr_t)arg;
+	char cmd[128], want[128];
+
+	for (int r = 0; r < KV_ROUNDS; r++) {
+		for (int i = t; i < KV_CONNS; i += KV_THREADS) {
+			snprintf(cmd, sizeof(cmd), "SET k%d.%d v%d.%d\n", i, r,
+				 i, r);
+			send_str(kv_fds[i], cmd);
+		}
+		for (int i = t; i < KV_CONNS; i += KV_THREADS) {
+			expect_answer(kv_fds[i], "OK\n");
+			/* Pipelined: a GET, a DEL, a GET. */
+			snprintf(cmd, sizeof(cmd), "GET k%d.%d\nDEL k%d.%d\n"
+				 "GET k%d.%d\n", i, r, i, r, i, r);
+			send_str(kv_fds[i], cmd);
+		}
+		for (int i = t; i < KV_CONNS; i += KV_THREADS) {
+			snprintf(want, sizeof(want), "VALUE v%d.%d\n", i, r);
+			expect_answer(kv_fds[i], want);
+			expect_answer(kv_fds[i], "DELETED\n");
+			expect_answer(kv_fds[i], "NOT_FOUND\n");
+		}
+	}
+	/* A key every connection keeps; read back by another one. */
+	for (int i = t; i < KV_CONNS; i += KV_THREADS) {
+		snprintf(cmd, sizeof(cmd), "SET keep%d %d\n", i, i);
+		ask(kv_fds[i], cmd, "OK\n");
+	}
+	return NULL;
+}
+
+static void kv_many(void)
+{
+	pthread_t th[KV_THREADS];
+	char cmd[64], want[64];
+
+	check = "kv, 200 connections";
+	for (int i = 0; i < KV_CONNS; i++)
+		kv_fds[i] = dial();
+	for (int t = 0; t < KV_THREADS; t++)
+		pthread_create(&th[t], NULL, kv_client, (void *)(intptr_t)t);
+	for (int t = 0; t < KV_THREADS; t++)
+		pthread_join(th[t], NULL);
+	for (int i = 0; i < KV_CONNS; i++) {
+		int j = (i + 1) % KV_CONNS;
+
+		snprintf(cmd, sizeof(cmd), "GET keep%d\n", j);
+		snprintf(want, sizeof(want), "VALUE %d\n", j);
+		ask(kv_fds[i], cmd, want);
+	}
+	for (int i = 0; i < KV_CONNS; i++)
+		close(kv_fds[i]);
+	printf("ok: %d connections, %d commands\n", KV_CONNS,
+	       KV_CONNS * (KV_ROUNDS * 4 + 2));
+}
+
+static void kv_checks(void)
+{
+	int idle[20];
+
+	kv_basic();
+	kv_slow();
+	kv_limits();
+	kv_many();
+	/* Connections still open at SIGTERM are closed by the server. */
+	for (int i = 0; i < 20; i++)
+		ask(idle[i] = dial(), "GET keep0\n", "VALUE 0\n");
+	stop();
+	for (int i = 0; i < 20; i++) {
+		expect_closed(idle[i]);
+		close(idle[i]);
+	}
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 3 || (strcmp(argv[1], "echo") && strcmp(argv[1], "http"))) {
-		fprintf(stderr, "usage: %s echo|http SERVER\n", argv[0]);
+	if (argc != 3 || (strcmp(argv[1], "echo") && strcmp(argv[1], "http") &&
+			  strcmp(argv[1], "kv"))) {
+		fprintf(stderr, "usage: %s echo|http|kv SERVER\n", argv[0]);
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
+	if (!strcmp(argv[1], "kv")) {
+		char ms[16];
+
+		snprintf(ms, sizeof(ms), "%d", KV_IDLE_MS);
+		setenv("KV_IDLE_MS", ms, 1);
+	}
 	start(argv[2]);
 	if (!strcmp(argv[1], "echo"))
 		echo_checks();
-	else
+	else if (!strcmp(argv[1], "http"))
 		http_checks();
+	else
+		kv_checks();
 	printf("ok: %s_server passed every check and exited 0\n", argv[1]);
 	return 0;
 }

@@ -11,6 +11,15 @@
  * for them, and returns -ECANCELED or -ETIMEDOUT. gather is a group and
  * its wait.
  *
+ * A group for servers (Go's errgroup without the cancel; Tokio's JoinSet)
+ * is initialised with WEFT_GROUP_COLLECT: there a member's failure is
+ * that member's business: it is counted (weft_group_failures) and the
+ * first is kept for weft_group_wait to return, but the others run on and
+ * spawning goes on. Use the default mode when the members do one job
+ * together and one failure spoils it (fetching the parts of a page); use
+ * WEFT_GROUP_COLLECT for members that are independent of one another (a
+ * server's connections), and weft_group_shutdown to stop them all.
+ *
  * Members are detached: a member keeps its results where its arg points.
  * One task waits on a group (the wait takes the round's result). After
  * weft_group_wait the group is empty and may be used again. The
@@ -19,6 +28,8 @@
  */
 #ifndef WEFT_GROUP_H
 #define WEFT_GROUP_H
+
+#include <stdbool.h>
 
 #include "weft/sync.h"
 #include "weft/task.h"
@@ -36,16 +47,30 @@ struct weft_group {
 	struct weft__group_member *members;  /* the running ones */
 	int running;
 	int error;                           /* the first failure, or 0 */
+	unsigned flags;                      /* WEFT_GROUP_COLLECT */
+	bool shutting_down;                  /* in weft_group_shutdown */
+	long failures;                       /* members failed, ever */
 };
 
+/* Group flags. */
+#define WEFT_GROUP_COLLECT 0x1u /* failures are counted, not cancelling */
+
 #define WEFT_GROUP_INIT(g) \
-	{ WEFT_LOCK_INIT, WEFT_COND_INIT(&(g).lock), 0, 0, 0 }
+	{ WEFT_LOCK_INIT, WEFT_COND_INIT(&(g).lock), 0, 0, 0, 0, false, 0 }
+#define WEFT_GROUP_INIT_COLLECT(g)                                     \
+	{ WEFT_LOCK_INIT, WEFT_COND_INIT(&(g).lock), 0, 0, 0,          \
+	  WEFT_GROUP_COLLECT, false, 0 }
 
 /* Initialises g, empty. Returns 0 or -EINVAL. */
 int weft_group_init(struct weft_group *g);
 
+/* Initialises g, empty, with flags (0 or WEFT_GROUP_COLLECT). Returns 0 or
+ * -EINVAL (NULL g, an unknown flag). */
+int weft_group_init_flags(struct weft_group *g, unsigned flags);
+
 /* Spawns fn(arg) into g. Returns 0; -ECANCELED if g is cancelling its
- * members after a failure (nothing was spawned); -EINVAL, -ENOMEM or
+ * members after a failure (not with WEFT_GROUP_COLLECT) or is in
+ * weft_group_shutdown (nothing was spawned); -EINVAL, -ENOMEM or
  * -ESHUTDOWN as weft_spawn. */
 int weft_group_spawn(struct weft_group *g, weft_fn fn, void *arg);
 
@@ -57,6 +82,21 @@ int weft_group_cancel(struct weft_group *g);
  * failure, -ECANCELED or -ETIMEDOUT (members cancelled and waited for), or
  * -EINVAL. */
 int weft_group_wait(struct weft_group *g);
+
+/* Cancels every member and waits until all have returned, whatever the
+ * caller's own cancellation or deadline (members may use its stack): a
+ * server's stop. Members spawned meanwhile (say, by a member) are refused
+ * with -ECANCELED. Returns 0 or the round's first failure, as
+ * weft_group_wait (a member that reports its cancellation as a failure
+ * counts), or -EINVAL. */
+int weft_group_shutdown(struct weft_group *g);
+
+/* Members running now. Returns the count or -EINVAL. */
+int weft_group_running(struct weft_group *g);
+
+/* Members that failed since g was initialised. Returns the count or
+ * -EINVAL. */
+long weft_group_failures(struct weft_group *g);
 
 #ifdef __cplusplus
 }

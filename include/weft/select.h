@@ -78,7 +78,7 @@ struct weft_select_case {
 	void *item;            /* GET: where the item goes; PUT: the item */
 	void **result;         /* FUTURE, JOIN: where the result goes (or
 				* NULL) */
-	_Alignas(8) unsigned char priv[WEFT__SELECT_PRIV]; /* internal */
+	uint64_t priv[WEFT__SELECT_PRIV / 8]; /* internal */
 };
 
 #define WEFT_CASE_GET(q, out) \

@@ -284,26 +284,32 @@ int weft_future_remove_callback(struct weft_future *f,
 
 struct weft_barrier {
 	unsigned parties;
-	unsigned count;   /* waiting now */
+	unsigned count;    /* waiting now */
+	unsigned draining; /* released by the last round, not yet out */
 	bool broken;
 	struct weft_waitq wq;
+	struct weft_waitq held; /* came back while the last round drains */
 };
 
-#define WEFT_BARRIER_INIT(n) { (n), 0, false, WEFT_WAITQ_INIT }
+#define WEFT_BARRIER_INIT(n) \
+	{ (n), 0, 0, false, WEFT_WAITQ_INIT, WEFT_WAITQ_INIT }
 
 /* Initialises b for parties tasks (>= 1). Returns 0 or -EINVAL. */
 int weft_barrier_init(struct weft_barrier *b, unsigned parties);
-/* Waits until parties callers are waiting, then all go on together and the
- * barrier is ready for the next round. Returns the caller's arrival index
- * (0 .. parties-1), -EPIPE if the barrier is broken or gets aborted or
- * reset meanwhile, -ECANCELED / -ETIMEDOUT (the caller left; the others
+/* Waits until parties callers are waiting, then all go on together. Until
+ * every one of them has returned (the round drains), callers that come
+ * back are held at the entrance, as asyncio's are, so a reset made just
+ * after a round breaks nobody who passed. Returns the caller's arrival
+ * index (0 .. parties-1), -EPIPE if the barrier is broken or gets aborted
+ * or reset meanwhile, -ECANCELED / -ETIMEDOUT (the caller left; the others
  * still wait for parties), -EINVAL. */
 int weft_barrier_wait(struct weft_barrier *b);
 /* Breaks b: waiters and later waits fail with -EPIPE until reset.
  * Returns how many waiters it woke, -EINVAL. */
 int weft_barrier_abort(struct weft_barrier *b);
-/* Wakes waiters with -EPIPE and makes b whole and empty again. Returns how
- * many waiters it woke, -EINVAL. */
+/* Wakes the waiters of the filling round with -EPIPE and makes b whole and
+ * empty again; callers held at the entrance stay held. Returns how many
+ * waiters it woke, -EINVAL. */
 int weft_barrier_reset(struct weft_barrier *b);
 /* Callers waiting now, or -EINVAL. */
 int weft_barrier_n_waiting(const struct weft_barrier *b);

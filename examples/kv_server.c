@@ -1,0 +1,247 @@
+/*
+ * kv_server ADDR PORT [WORKERS]: an in-memory key-value store spoken line
+ * by line, one task per connection over a weft_stream:
+ *
+ *   SET key value\n   ->  OK\n             (value: the rest of the line)
+ *   GET key\n         ->  VALUE value\n  or  NOT_FOUND\n
+ *   DEL key\n         ->  DELETED\n      or  NOT_FOUND\n
+ *   QUIT\n            ->  BYE\n, and the server closes
+ *   anything else     ->  ERROR reason\n
+ *
+ * Answers to pipelined commands are sent together, once no command is left
+ * buffered. A line longer than LINE_MAX gets "ERROR line too long" and the
+ * connection is closed; so is a connection idle for IDLE_TIMEOUT
+ * ($KV_IDLE_MS milliseconds if set). SIGINT or SIGTERM stops the server
+ * (see server.c: weft_signal_wait, then weft_group_shutdown).
+ *
+ *   $ build/default/examples/kv_server 127.0.0.1 7001 0 &
+ *   $ printf 'SET a 1\nGET a\n' | nc -q1 127.0.0.1 7001
+ *   OK
+ *   VALUE 1
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <weft.h>
+
+#include "server.h"
+
+#define LINE_MAX_ 4096			/* a command, newline included */
+#define IDLE_TIMEOUT (30 * WEFT_SEC)
+#define SEND_TIMEOUT (10 * WEFT_SEC)	/* for a client to take answers */
+#define LINGER (1 * WEFT_SEC)		/* reading after the last answer */
+#define BUCKETS 4096			/* of the hash table */
+#define STRIPES 64			/* locks, each over BUCKETS/STRIPES */
+
+/* ---- the store: a hash table, a weft_lock per stripe of buckets -------- */
+
+struct entry {
+	struct entry *next;
+	size_t klen, vlen;
+	char data[];			/* key, then value */
+};
+
+static struct entry *buckets[BUCKETS];
+static struct weft_lock stripes[STRIPES];
+
+static size_t hash(const char *key, size_t len)
+{
+	size_t h = 14695981039346656037u;	/* FNV-1a */
+
+	while (len--)
+		h = (h ^ (unsigned char)*key++) * 1099511628211u;
+	return h;
+}
+
+/* Takes the lock of key's bucket and returns it, with *slot the link to
+ * key's entry (or to the NULL at the end of the chain); NULL if the task
+ * is cancelled (the server is stopping). */
+static struct weft_lock *find(const char *key, size_t klen,
+			      struct entry ***slot)
+{
+	size_t h = hash(key, klen) % BUCKETS;
+	struct weft_lock *l = &stripes[h % STRIPES];
+	struct entry **e;
+
+	if (weft_lock_acquire(l))
+		return NULL;
+	for (e = &buckets[h]; *e; e = &(*e)->next)
+		if ((*e)->klen == klen && !memcmp((*e)->data, key, klen))
+			break;
+	*slot = e;
+	return l;
+}
+
+static int set(const char *key, size_t klen, const char *val, size_t vlen)
+{
+	struct entry *n = malloc(sizeof(*n) + klen + vlen), **slot;
+	struct weft_lock *l;
+
+	if (!n)
+		return -ENOMEM;
+	n->klen = klen;
+	n->vlen = vlen;
+	memcpy(n->data, key, klen);
+	memcpy(n->data + klen, val, vlen);
+	if (!(l = find(key, klen, &slot))) {
+		free(n);
+		return -ECANCELED;
+	}
+	n->next = *slot ? (*slot)->next : NULL;
+	free(*slot);
+	*slot = n;
+	weft_lock_release(l);
+	return 0;
+}
+
+/* A copy of key's entry (the caller frees it), or NULL with *err set:
+ * -ENOENT, -ENOMEM, -ECANCELED. Copied so that no lock is held while the
+ * answer is sent. */
+static struct entry *get(const char *key, size_t klen, int *err)
+{
+	struct entry **slot, *copy = NULL;
+	struct weft_lock *l = find(key, klen, &slot);
+
+	*err = -ECANCELED;
+	if (!l)
+		return NULL;
+	*err = *slot ? -ENOMEM : -ENOENT;
+	if (*slot) {
+		size_t size = sizeof(**slot) + klen + (*slot)->vlen;
+
+		if ((copy = malloc(size)))
+			memcpy(copy, *slot, size);
+	}
+	weft_lock_release(l);
+	return copy;
+}
+
+/* Returns 0, -ENOENT or -ECANCELED. */
+static int del(const char *key, size_t klen)
+{
+	struct entry **slot, *gone;
+	struct weft_lock *l = find(key, klen, &slot);
+
+	if (!l)
+		return -ECANCELED;
+	gone = *slot;
+	if (gone)
+		*slot = gone->next;
+	weft_lock_release(l);
+	free(gone);
+	return gone ? 0 : -ENOENT;
+}
+
+/* ---- the protocol ------------------------------------------------------- */
+
+#define REPLY(s, lit) weft_stream_write(s, lit, sizeof(lit) - 1)
+
+/* Runs the command [p, p + len), newline excluded; answers into s.
+ * Returns false for QUIT. */
+static bool command(struct weft_stream *s, const char *p, size_t len)
+{
+	const char *end = p + len, *key, *sp;
+	struct entry *e;
+	size_t klen;
+	int err;
+
+	if (len && end[-1] == '\r')	/* telnet and nc -C send CRLF */
+		end--;
+	if (end - p == 4 && !memcmp(p, "QUIT", 4)) {
+		REPLY(s, "BYE\n");
+		return false;
+	}
+	if (end - p < 4 || p[3] != ' ' || (memcmp(p, "SET", 3) &&
+	    memcmp(p, "GET", 3) && memcmp(p, "DEL", 3)))
+		return REPLY(s, "ERROR unknown command\n"), true;
+	key = p + 4;
+	sp = memchr(key, ' ', (size_t)(end - key));
+	klen = (size_t)((sp ? sp : end) - key);
+	if (!klen)
+		return REPLY(s, "ERROR no key\n"), true;
+	if (*p == 'S') {
+		if (!sp)
+			return REPLY(s, "ERROR no value\n"), true;
+		err = set(key, klen, sp + 1, (size_t)(end - sp - 1));
+	} else if (sp) {
+		return REPLY(s, "ERROR too many arguments\n"), true;
+	} else if (*p == 'G') {
+		if ((e = get(key, klen, &err))) {
+			REPLY(s, "VALUE ");
+			weft_stream_write(s, e->data + klen, e->vlen);
+			REPLY(s, "\n");
+			free(e);
+			return true;
+		}
+	} else if (!(err = del(key, klen))) {
+		return REPLY(s, "DELETED\n"), true;
+	}
+	if (err == -ENOENT)
+		REPLY(s, "NOT_FOUND\n");
+	else if (err == -ENOMEM)
+		REPLY(s, "ERROR out of memory\n");
+	else if (err)
+		REPLY(s, "ERROR stopping\n");
+	else
+		REPLY(s, "OK\n");
+	return true;
+}
+
+static int64_t idle_timeout = IDLE_TIMEOUT;
+
+/* Sends the answers, unless the client stops reading for too long. */
+static int flush(struct weft_stream *s)
+{
+	struct weft_deadline d;
+	int r = weft_deadline_enter(&d, SEND_TIMEOUT);
+
+	if (!r) {
+		r = weft_stream_flush(s);
+		weft_deadline_leave(&d);
+	}
+	return r;
+}
+
+static void kv(int fd)
+{
+	struct weft_stream s;
+	struct weft_deadline d;
+	const char *line;
+	bool bounded;
+	ssize_t n;
+
+	weft_stream_init(&s, fd, LINE_MAX_);
+	for (;;) {
+		/* The idle timeout: a deadline around the read. */
+		if (weft_deadline_enter(&d, idle_timeout))
+			break;
+		n = weft_stream_readline(&s, &line);
+		weft_deadline_leave(&d);
+		if (n == -EMSGSIZE) {
+			REPLY(&s, "ERROR line too long\n");
+			break;
+		}
+		/* 0: the client closed; < 0: idle, reset, or stopping. */
+		if (n <= 0 || !command(&s, line, (size_t)n - 1))
+			break;
+		if (!weft_stream_buffered(&s) && flush(&s))
+			break;
+	}
+	/* The last answers, then a graceful close, within bounds. */
+	bounded = !weft_deadline_enter(&d, SEND_TIMEOUT + LINGER);
+	weft_stream_close(&s, LINGER);
+	if (bounded)
+		weft_deadline_leave(&d);
+}
+
+int main(int argc, char **argv)
+{
+	const char *ms = getenv("KV_IDLE_MS");
+
+	if (ms && atol(ms) > 0)
+		idle_timeout = atol(ms) * WEFT_MSEC;
+	for (int i = 0; i < STRIPES; i++)
+		weft_lock_init(&stripes[i]);
+	return server_main(argc, argv, "kv_server", kv);
+}

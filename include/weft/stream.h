@@ -1,0 +1,144 @@
+/*
+ * weft buffered streams over a connected descriptor (asyncio's StreamReader
+ * and StreamWriter, Go's bufio). Part of <weft.h>.
+ *
+ * A stream wraps a connected socket (or pipe) fd with a read buffer and a
+ * write buffer. It is built on weft_recv, weft_writev, weft_shutdown and
+ * weft_close only, so it works on every I/O driver, from tasks and from
+ * plain threads (where the calls block the thread and deadlines do not
+ * exist).
+ *
+ * Reading. The read calls return what they took out of the stream, or fail
+ * having taken nothing: on -ECANCELED, -ETIMEDOUT, -EMSGSIZE, -ENODATA or an
+ * error of the socket, every byte received so far stays buffered and the
+ * next call sees it again. In particular:
+ *   - a line longer than the stream's limit fails with -EMSGSIZE (asyncio's
+ *     LimitOverrunError) and stays readable: weft_stream_read takes it out
+ *     piecewise, or the caller closes;
+ *   - when the peer closes before the delimiter or before n bytes arrive,
+ *     the call fails with -ENODATA (asyncio's IncompleteReadError) and
+ *     weft_stream_buffered says how many bytes arrived, weft_stream_read
+ *     takes them (IncompleteReadError.partial). With nothing buffered at
+ *     the end of the stream the calls return 0 instead: a clean end.
+ *
+ * Writing. weft_stream_write copies into the write buffer (and sends once
+ * it is full); weft_stream_flush sends what is buffered with one vectored
+ * send (weft_writev), looping only over short sends. On -ECANCELED or
+ * -ETIMEDOUT the bytes not yet sent stay buffered, in order, for the next
+ * flush: nothing is lost or sent twice. Any other send error (-EPIPE,
+ * -ECONNRESET, ...) is final: the buffered bytes are dropped and every
+ * later write or flush returns that error (Go's bufio.Writer does the same).
+ *
+ * A stream is used by one task (or thread) at a time; a reader task and a
+ * writer task may share one stream (the two halves touch different fields)
+ * as long as only one of them closes it.
+ */
+#ifndef WEFT_STREAM_H
+#define WEFT_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The longest line (delimiter included) readuntil accepts by default,
+ * asyncio's 64 KiB. */
+#define WEFT_STREAM_LIMIT (64u * 1024)
+/* Bytes the write buffer holds before a write sends them. */
+#define WEFT_STREAM_WBUF (16u * 1024)
+
+/* Fields are internal. The buffers are allocated on first use. */
+struct weft_stream {
+	int fd;
+	size_t limit;
+	/* read side: bytes rbuf[rpos, rpos + rlen) */
+	char *rbuf;
+	size_t rcap, rpos, rlen;
+	bool eof;               /* the peer closed: recv returned 0 */
+	/* write side: bytes wbuf[0, wlen) */
+	char *wbuf;
+	size_t wcap, wlen;
+	int werror;             /* a final send error, or 0 */
+};
+
+/* Initialises s over the connected fd; limit is the longest line
+ * readuntil returns (0: WEFT_STREAM_LIMIT). The stream does not own the fd
+ * until weft_stream_close. Allocates nothing. Returns 0, -EINVAL (NULL s),
+ * -EBADF (fd < 0). */
+int weft_stream_init(struct weft_stream *s, int fd, size_t limit);
+
+/* ---- reading (asyncio StreamReader) ---------------------------------- */
+
+/* Reads until delim (dlen bytes, 1 <= dlen <= limit) and takes the bytes up
+ * to and including it out of the stream; *line points to them, valid until
+ * the next call on the stream (Go's bufio.Reader.ReadSlice). Returns the
+ * length (delimiter included); 0 at the end of the stream with nothing
+ * buffered; -EMSGSIZE if limit bytes arrived without a delimiter; -ENODATA
+ * if the stream ended after some bytes without one; -ENOMEM; -EINVAL (NULL
+ * argument, bad dlen); -ECANCELED, -ETIMEDOUT, or the socket's error
+ * (-ECONNRESET, ...). On any failure nothing was taken. */
+ssize_t weft_stream_readuntil(struct weft_stream *s, const void *delim,
+			      size_t dlen, const char **line);
+
+/* weft_stream_readuntil(s, "\n", 1, line). */
+ssize_t weft_stream_readline(struct weft_stream *s, const char **line);
+
+/* Reads exactly n bytes into buf (through the read buffer, which grows to
+ * n if it must). Returns n (0 for n == 0); 0 at the end of the stream with
+ * nothing buffered; -ENODATA if it ended after fewer than n (they stay
+ * buffered); -ENOMEM; -EINVAL (NULL s or buf); -ECANCELED, -ETIMEDOUT, or
+ * the socket's error. On any failure nothing was taken. */
+ssize_t weft_stream_readexactly(struct weft_stream *s, void *buf, size_t n);
+
+/* Reads at most n bytes: what is buffered, else what one receive brings.
+ * Returns the count, 0 at the end of the stream (or for n == 0); -EINVAL;
+ * -ENOMEM; -ECANCELED, -ETIMEDOUT, or the socket's error. */
+ssize_t weft_stream_read(struct weft_stream *s, void *buf, size_t n);
+
+/* Bytes received and not yet taken. */
+size_t weft_stream_buffered(const struct weft_stream *s);
+
+/* Whether the peer has closed its side (a receive returned 0); what is
+ * buffered can still be read. */
+bool weft_stream_at_eof(const struct weft_stream *s);
+
+/* ---- writing (asyncio StreamWriter) ---------------------------------- */
+
+/* Buffers len bytes; when they do not fit, sends the buffer and them
+ * together with one weft_writev (looping over short sends). Returns len;
+ * -ECANCELED / -ETIMEDOUT (all of buf was taken: what was not sent is
+ * buffered for the next flush); -ENOMEM (nothing taken); -EINVAL; or the
+ * stream's final send error. */
+ssize_t weft_stream_write(struct weft_stream *s, const void *buf, size_t len);
+
+/* Sends everything buffered. Returns 0; -ECANCELED / -ETIMEDOUT (the rest
+ * stays buffered); -EINVAL; or the final send error (-EPIPE, ...). */
+int weft_stream_flush(struct weft_stream *s);
+
+/* Bytes written and not yet sent. */
+size_t weft_stream_unsent(const struct weft_stream *s);
+
+/* ---- ending -------------------------------------------------------- */
+
+/* A graceful close (what web servers call a lingering close): flushes,
+ * shuts down the sending side so the peer reads the end of the stream,
+ * then receives and drops what the peer still sends, until it closes or
+ * linger_ns pass (<= 0: not at all), so the kernel does not answer unread
+ * data with a reset that destroys the last reply; then closes the fd and
+ * frees the buffers. It closes even when cancelled (the flush and the wait
+ * are then skipped). Returns 0, or the flush's error (the fd is closed
+ * either way), -EINVAL (NULL s). */
+int weft_stream_close(struct weft_stream *s, int64_t linger_ns);
+
+/* Frees the buffers without touching the fd (which stays the caller's);
+ * unsent bytes are dropped. The stream may be initialised again. */
+void weft_stream_destroy(struct weft_stream *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

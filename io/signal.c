@@ -1,0 +1,225 @@
+/*
+ * Signals as a blocking call (see weft/signal.h): a handler that counts and
+ * pokes an eventfd, and waiters that read the eventfd through weft_readv.
+ *
+ * One eventfd serves every waiter, so they take turns (leader and
+ * followers): one waiter, the leader, parks in the read; the others wait on
+ * a condition. Whenever the read returns, the leader wakes them all, and
+ * each looks at the delivery counts of its own signals; one that finds
+ * nothing becomes the next leader. A leader that is cancelled or times out
+ * hands over the same way.
+ *
+ * Invariants:
+ *  - delivered[n] only grows. The handler adds to it before it writes the
+ *    eventfd, and a waiter compares it with its registration's seen[n]
+ *    after the read returns or after the condition wakes it, so a delivery
+ *    is never missed: either the waiter sees the new count, or the eventfd
+ *    is non-zero and the next leader's read returns at once.
+ *  - At most one leader: leader is set and cleared under waiters.lock. While
+ *    some waiter looks at the counts and finds nothing, either it becomes
+ *    the leader or there is one, so the eventfd is always being read while
+ *    anyone waits.
+ *  - seen[] of a registration changes under waiters.lock only, so each
+ *    delivery wakes one waiter of a registration.
+ *  - A registration installs the handler for a signal when it is the first
+ *    open one with that signal (refs 0 -> 1) and the old action comes back
+ *    at 1 -> 0; registry.mu guards refs, old and the eventfd's creation.
+ *    The eventfd is made before any handler is installed and never closed
+ *    (a handler may run on another thread at any time).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "weft/io.h"
+#include "weft/signal.h"
+#include "weft/sync.h"
+#include "weft/task.h"
+
+static _Atomic uint64_t delivered[WEFT_SIGNAL_MAX];
+static _Atomic int event_fd = -1;
+
+static struct {
+	pthread_mutex_t mu;
+	int refs[WEFT_SIGNAL_MAX];
+	struct sigaction old[WEFT_SIGNAL_MAX];
+} registry = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static struct {
+	struct weft_lock lock;
+	struct weft_cond changed; /* the leader's read returned */
+	bool leader;
+} waiters = { WEFT_LOCK_INIT, WEFT_COND_INIT(&waiters.lock), false };
+
+static void on_signal(int signo)
+{
+	int saved = errno;
+	uint64_t one = 1;
+
+	atomic_fetch_add(&delivered[signo], 1);
+	/* Cannot block: the counter would have to reach 2^64 - 2. */
+	if (write(atomic_load(&event_fd), &one, sizeof(one)) < 0)
+		(void)0;
+	errno = saved;
+}
+
+static bool catchable(int signo)
+{
+	switch (signo) {
+	case SIGKILL: case SIGSTOP:
+	case SIGSEGV: case SIGBUS: case SIGFPE: case SIGILL: case SIGTRAP:
+	case SIGSYS:
+		return false;
+	default:
+		return true;
+	}
+}
+
+static bool member(uint64_t set, int signo)
+{
+	return set & WEFT_SIGNAL(signo);
+}
+
+/* Checks set; returns 0 or -EINVAL. */
+static int check_set(uint64_t set)
+{
+	if (!set)
+		return -EINVAL;
+	for (int signo = 1; signo < WEFT_SIGNAL_MAX; signo++)
+		if (member(set, signo) && !catchable(signo))
+			return -EINVAL;
+	return 0;
+}
+
+/* Under registry.mu: drops one reference to each signal of set below
+ * upto, restoring the old action at the last. */
+static void release_signals(uint64_t set, int upto)
+{
+	for (int signo = 1; signo < upto; signo++)
+		if (member(set, signo) && --registry.refs[signo] == 0)
+			sigaction(signo, &registry.old[signo], NULL);
+}
+
+/* Under registry.mu. Returns 0 or -errno. */
+static int make_eventfd(void)
+{
+	int fd;
+
+	if (atomic_load(&event_fd) >= 0)
+		return 0;
+	if ((fd = eventfd(0, EFD_CLOEXEC)) < 0)
+		return -errno;
+	atomic_store(&event_fd, fd);
+	return 0;
+}
+
+int weft_signal_open(struct weft_signal *s, uint64_t set)
+{
+	struct sigaction act = { .sa_handler = on_signal,
+				 .sa_flags = SA_RESTART };
+	int r, signo;
+
+	if (!s || check_set(set))
+		return -EINVAL;
+	sigfillset(&act.sa_mask); /* one handler at a time per thread */
+	memset(s, 0, sizeof(*s));
+	s->set = set;
+	pthread_mutex_lock(&registry.mu);
+	r = make_eventfd();
+	for (signo = 1; !r && signo < WEFT_SIGNAL_MAX; signo++) {
+		if (!member(set, signo))
+			continue;
+		if (registry.refs[signo]++ == 0 &&
+		    sigaction(signo, &act, &registry.old[signo])) {
+			r = -errno;
+			registry.refs[signo]--;
+			release_signals(set, signo);
+		}
+	}
+	/* What was delivered before now is not for s. */
+	for (signo = 1; !r && signo < WEFT_SIGNAL_MAX; signo++)
+		s->seen[signo] = atomic_load(&delivered[signo]);
+	pthread_mutex_unlock(&registry.mu);
+	s->open = !r;
+	return r;
+}
+
+int weft_signal_close(struct weft_signal *s)
+{
+	if (!s || !s->open)
+		return -EINVAL;
+	pthread_mutex_lock(&registry.mu);
+	release_signals(s->set, WEFT_SIGNAL_MAX);
+	pthread_mutex_unlock(&registry.mu);
+	s->open = false;
+	return 0;
+}
+
+/* Under waiters.lock: a signal of s delivered since s last took one, or 0. */
+static int take_pending(struct weft_signal *s)
+{
+	for (int signo = 1; signo < WEFT_SIGNAL_MAX; signo++) {
+		uint64_t n;
+
+		if (!member(s->set, signo))
+			continue;
+		n = atomic_load(&delivered[signo]);
+		if (n != s->seen[signo]) {
+			s->seen[signo] = n;
+			return signo;
+		}
+	}
+	return 0;
+}
+
+/* Takes waiters.lock whatever the caller's cancellation or deadline: a
+ * leader must give up its role even when its read was cancelled. */
+static void lock_shielded(void)
+{
+	struct weft_shield sh;
+	bool shielded = weft_shield_enter(&sh) == 0; /* not on a thread */
+
+	weft_lock_acquire(&waiters.lock);
+	if (shielded)
+		weft_shield_leave(&sh);
+}
+
+/* The leader's turn: one read of the eventfd, waiters.lock released around
+ * it. Returns 0 or -errno (-ECANCELED, -ETIMEDOUT). */
+static int lead(void)
+{
+	uint64_t count;
+	struct iovec iov = { &count, sizeof(count) };
+	ssize_t n;
+
+	waiters.leader = true;
+	weft_lock_release(&waiters.lock);
+	n = weft_readv(atomic_load(&event_fd), &iov, 1);
+	lock_shielded();
+	waiters.leader = false;
+	weft_cond_notify_all(&waiters.changed);
+	if (n == -EINTR || n == -EAGAIN)
+		return 0; /* look again */
+	return n < 0 ? (int)n : 0;
+}
+
+int weft_signal_wait(struct weft_signal *s, int *signo)
+{
+	int r, got = 0;
+
+	if (!s || !signo || !s->open)
+		return -EINVAL;
+	if ((r = weft_lock_acquire(&waiters.lock)))
+		return r;
+	while (!r && !(got = take_pending(s)))
+		r = waiters.leader ? weft_cond_wait(&waiters.changed) : lead();
+	weft_lock_release(&waiters.lock);
+	if (got)
+		*signo = got;
+	return got ? 0 : r;
+}

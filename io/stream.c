@@ -1,0 +1,385 @@
+/*
+ * Buffered streams (see weft/stream.h): a read buffer and a write buffer
+ * over weft_recv and weft_writev, and nothing below them, so a stream works
+ * on every I/O driver and on plain threads alike.
+ *
+ * Invariants:
+ *  - Read side: the unread bytes are rbuf[rpos, rpos + rlen), in order,
+ *    with rpos + rlen <= rcap. Bytes leave it only by take(), and only
+ *    once a call has succeeded: every failing path returns before take(),
+ *    so a failed call has consumed nothing. A receive only appends.
+ *  - The slice a readuntil returns stays valid until the next call: take()
+ *    moves no data, and data moves (compaction, realloc) only in reserve(),
+ *    at the start of a later call.
+ *  - Write side: the unsent bytes are wbuf[0, wlen), in the order written.
+ *    After a retryable send failure they (and the unsent tail of the bytes
+ *    being written) are still there, in order; after a final one werror is
+ *    set, wlen is 0, and nothing is ever sent again.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "weft/io.h"
+#include "weft/stream.h"
+#include "weft/task.h"
+#include "weft/time.h"
+
+/* The read buffer's first size, and the size a plain read goes straight to
+ * the caller's buffer from: Go's bufio default. */
+#define RBUF_MIN 4096u
+
+static size_t max_size(size_t a, size_t b)
+{
+	return a > b ? a : b;
+}
+
+int weft_stream_init(struct weft_stream *s, int fd, size_t limit)
+{
+	if (!s)
+		return -EINVAL;
+	if (fd < 0)
+		return -EBADF;
+	*s = (struct weft_stream){ .fd = fd,
+				   .limit = limit ? limit : WEFT_STREAM_LIMIT };
+	return 0;
+}
+
+size_t weft_stream_buffered(const struct weft_stream *s)
+{
+	return s ? s->rlen : 0;
+}
+
+bool weft_stream_at_eof(const struct weft_stream *s)
+{
+	return s && s->eof;
+}
+
+size_t weft_stream_unsent(const struct weft_stream *s)
+{
+	return s ? s->wlen : 0;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+/* Makes room for want bytes from rpos on (want > rlen), compacting or
+ * growing the buffer. An empty buffer grown far past the usual size by a
+ * big readexactly goes back to the usual size. Returns 0 or -ENOMEM. */
+static int reserve(struct weft_stream *s, size_t want)
+{
+	size_t cap = max_size(want, RBUF_MIN);
+	char *p;
+
+	if (!s->rlen && s->rcap > max_size(s->limit, RBUF_MIN) &&
+	    cap < s->rcap) {
+		free(s->rbuf);
+		s->rbuf = NULL;
+		s->rcap = s->rpos = 0;
+	}
+	if (s->rcap - s->rpos >= want)
+		return 0;
+	if (s->rpos) {
+		memmove(s->rbuf, s->rbuf + s->rpos, s->rlen);
+		s->rpos = 0;
+	}
+	if (s->rcap >= want)
+		return 0;
+	if (!(p = realloc(s->rbuf, cap)))
+		return -ENOMEM;
+	s->rbuf = p;
+	s->rcap = cap;
+	return 0;
+}
+
+/* One receive into the free end of the buffer, made able to hold want
+ * bytes first. Returns the count, 0 at the end of the stream, or -errno. */
+static ssize_t fill(struct weft_stream *s, size_t want)
+{
+	ssize_t n;
+	int r;
+
+	if (s->eof)
+		return 0;
+	if ((r = reserve(s, want)))
+		return r;
+	n = weft_recv(s->fd, s->rbuf + s->rpos + s->rlen,
+		      s->rcap - s->rpos - s->rlen, 0);
+	if (n > 0)
+		s->rlen += (size_t)n;
+	else if (n == 0)
+		s->eof = true;
+	return n;
+}
+
+/* Takes n buffered bytes out; they stay where they are until a later
+ * reserve(). */
+static void take(struct weft_stream *s, size_t n)
+{
+	s->rlen -= n;
+	s->rpos = s->rlen ? s->rpos + n : 0;
+}
+
+/* The next size to try for a line: the whole buffer, doubled once full,
+ * never past the limit (rlen < limit here, so it exceeds rlen). */
+static size_t line_room(const struct weft_stream *s)
+{
+	size_t want = s->rlen < s->rcap ? s->rcap : 2 * s->rcap;
+
+	if (want > s->limit)
+		want = s->limit;
+	return max_size(want, s->rlen + 1);
+}
+
+ssize_t weft_stream_readuntil(struct weft_stream *s, const void *delim,
+			      size_t dlen, const char **line)
+{
+	size_t scanned = 0; /* no delimiter starts before this offset */
+	const char *hit;
+	ssize_t n;
+
+	if (!s || !delim || !line || !dlen || dlen > s->limit)
+		return -EINVAL;
+	for (;;) {
+		hit = s->rlen ? memmem(s->rbuf + s->rpos + scanned,
+				       s->rlen - scanned, delim, dlen)
+			      : NULL;
+		if (hit) {
+			size_t len = (size_t)(hit - (s->rbuf + s->rpos)) + dlen;
+
+			if (len > s->limit)
+				return -EMSGSIZE;
+			*line = s->rbuf + s->rpos;
+			take(s, len);
+			return (ssize_t)len;
+		}
+		if (s->rlen >= s->limit)
+			return -EMSGSIZE;
+		/* A delimiter may straddle what we have and what comes. */
+		scanned = s->rlen >= dlen ? s->rlen - dlen + 1 : 0;
+		n = fill(s, line_room(s));
+		if (n < 0)
+			return n;
+		if (n == 0)
+			return s->rlen ? -ENODATA : 0;
+	}
+}
+
+ssize_t weft_stream_readline(struct weft_stream *s, const char **line)
+{
+	return weft_stream_readuntil(s, "\n", 1, line);
+}
+
+ssize_t weft_stream_readexactly(struct weft_stream *s, void *buf, size_t n)
+{
+	ssize_t r;
+
+	if (!s || (!buf && n))
+		return -EINVAL;
+	while (s->rlen < n) {
+		r = fill(s, max_size(n, s->rcap));
+		if (r < 0)
+			return r;
+		if (r == 0)
+			return s->rlen ? -ENODATA : 0;
+	}
+	if (n) {
+		memcpy(buf, s->rbuf + s->rpos, n);
+		take(s, n);
+	}
+	return (ssize_t)n;
+}
+
+ssize_t weft_stream_read(struct weft_stream *s, void *buf, size_t n)
+{
+	ssize_t r;
+
+	if (!s || (!buf && n))
+		return -EINVAL;
+	if (!n)
+		return 0;
+	if (!s->rlen) {
+		if (s->eof)
+			return 0;
+		if (n >= RBUF_MIN) { /* big enough: no copy */
+			r = weft_recv(s->fd, buf, n, 0);
+			if (r == 0)
+				s->eof = true;
+			return r;
+		}
+		r = fill(s, max_size(s->rcap, RBUF_MIN));
+		if (r <= 0)
+			return r;
+	}
+	if (n > s->rlen)
+		n = s->rlen;
+	memcpy(buf, s->rbuf + s->rpos, n);
+	take(s, n);
+	return (ssize_t)n;
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+/* Errors after which the same send may be tried again. */
+static bool retryable(ssize_t err)
+{
+	return err == -ECANCELED || err == -ETIMEDOUT || err == -EAGAIN ||
+	       err == -EINTR;
+}
+
+/* A send failed with err after off bytes of wbuf went out: keeps the rest
+ * of wbuf and the unsent tail [rest, rest + rlen) for a later flush, or,
+ * for a final error, drops everything. Returns err. */
+static int keep_unsent(struct weft_stream *s, size_t off, const char *rest,
+		       size_t rest_len, int err)
+{
+	size_t left = s->wlen - off;
+	char *p;
+
+	if (!retryable(err))
+		goto final;
+	memmove(s->wbuf, s->wbuf + off, left);
+	s->wlen = left;
+	if (!rest_len)
+		return err;
+	if (left + rest_len > s->wcap) {
+		if (!(p = realloc(s->wbuf, left + rest_len))) {
+			err = -ENOMEM; /* some bytes went, some cannot wait */
+			goto final;
+		}
+		s->wbuf = p;
+		s->wcap = left + rest_len;
+	}
+	memcpy(s->wbuf + left, rest, rest_len);
+	s->wlen += rest_len;
+	return err;
+final:
+	s->werror = err;
+	s->wlen = 0;
+	return err;
+}
+
+/* Sends wbuf[0, wlen) and then extra[0, elen), one weft_writev per round
+ * until all has gone. Returns 0 (the buffer is empty) or -errno (see
+ * keep_unsent). */
+static int send_out(struct weft_stream *s, const char *extra, size_t elen)
+{
+	size_t off = 0, eoff = 0, k;
+	struct iovec iov[2];
+	ssize_t r;
+	int n;
+
+	while (off < s->wlen || eoff < elen) {
+		n = 0;
+		if (off < s->wlen)
+			iov[n++] = (struct iovec){ s->wbuf + off,
+						   s->wlen - off };
+		if (eoff < elen)
+			iov[n++] = (struct iovec){ (char *)extra + eoff,
+						   elen - eoff };
+		r = weft_writev(s->fd, iov, n);
+		if (r == 0)
+			r = -EPIPE; /* cannot happen for a socket: no spin */
+		if (r < 0)
+			return keep_unsent(s, off, extra + eoff, elen - eoff,
+					   (int)r);
+		k = (size_t)r;
+		if (k > s->wlen - off) {
+			eoff += k - (s->wlen - off);
+			off = s->wlen;
+		} else {
+			off += k;
+		}
+	}
+	s->wlen = 0;
+	return 0;
+}
+
+ssize_t weft_stream_write(struct weft_stream *s, const void *buf, size_t len)
+{
+	int r;
+
+	if (!s || (!buf && len))
+		return -EINVAL;
+	if (s->werror)
+		return s->werror;
+	if (!len)
+		return 0;
+	if (s->wlen + len > s->wcap) {
+		if (s->wlen || len >= WEFT_STREAM_WBUF || s->wcap) {
+			r = send_out(s, buf, len);
+			return r ? r : (ssize_t)len;
+		}
+		if (!(s->wbuf = malloc(WEFT_STREAM_WBUF)))
+			return -ENOMEM;
+		s->wcap = WEFT_STREAM_WBUF;
+	}
+	memcpy(s->wbuf + s->wlen, buf, len);
+	s->wlen += len;
+	return (ssize_t)len;
+}
+
+int weft_stream_flush(struct weft_stream *s)
+{
+	if (!s)
+		return -EINVAL;
+	if (s->werror)
+		return s->werror;
+	return send_out(s, NULL, 0);
+}
+
+/* ---- ending ------------------------------------------------------------- */
+
+/* Drops what the peer sends until it closes or ns pass. In a task a
+ * deadline bounds the receives; on a plain thread poll(2) does. */
+static void linger(struct weft_stream *s, int64_t ns)
+{
+	int64_t end = weft_now() + ns, left;
+	struct weft_deadline d;
+	char sink[1024];
+	bool scoped = weft_deadline_enter(&d, ns) == 0;
+
+	while (!s->eof) {
+		if (!scoped) {
+			struct pollfd p = { .fd = s->fd, .events = POLLIN };
+
+			left = end - weft_now();
+			if (left <= 0 ||
+			    poll(&p, 1, (int)((left + WEFT_MSEC - 1) /
+					      WEFT_MSEC)) <= 0)
+				break;
+		}
+		if (weft_stream_read(s, sink, sizeof(sink)) <= 0)
+			break;
+	}
+	if (scoped)
+		weft_deadline_leave(&d);
+}
+
+int weft_stream_close(struct weft_stream *s, int64_t linger_ns)
+{
+	int r;
+
+	if (!s)
+		return -EINVAL;
+	r = weft_stream_flush(s);
+	if (!weft_shutdown(s->fd, SHUT_WR) && linger_ns > 0 && !r) {
+		take(s, s->rlen); /* unread input goes with the stream */
+		linger(s, linger_ns);
+	}
+	weft_close(s->fd);
+	weft_stream_destroy(s);
+	s->fd = -1;
+	return r;
+}
+
+void weft_stream_destroy(struct weft_stream *s)
+{
+	if (!s)
+		return;
+	free(s->rbuf);
+	free(s->wbuf);
+	*s = (struct weft_stream){ .fd = s->fd, .limit = s->limit };
+}

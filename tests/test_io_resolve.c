@@ -1,0 +1,215 @@
+/* weft_getaddrinfo: numeric addresses in place, names (localhost only: no
+ * network) on the blocking pool, many at once, cancellation and deadlines
+ * while queued, errors, plain threads. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <string.h>
+#include "test_util.h"
+
+#define WORKERS 4
+
+static const struct addrinfo stream_hints = { .ai_family = AF_UNSPEC,
+					      .ai_socktype = SOCK_STREAM };
+
+/* Every address of the list is a loopback one with port. */
+static int check_loopback(struct addrinfo *ai, uint16_t port)
+{
+	int n = 0;
+
+	for (; ai; ai = ai->ai_next, n++) {
+		if (ai->ai_family == AF_INET) {
+			struct sockaddr_in *in = (void *)ai->ai_addr;
+
+			ck_assert_int_eq(ntohl(in->sin_addr.s_addr),
+					 INADDR_LOOPBACK);
+			ck_assert_int_eq(ntohs(in->sin_port), port);
+		} else {
+			struct sockaddr_in6 *in6 = (void *)ai->ai_addr;
+
+			ck_assert_int_eq(ai->ai_family, AF_INET6);
+			ck_assert(IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr));
+			ck_assert_int_eq(ntohs(in6->sin6_port), port);
+		}
+	}
+	return n;
+}
+
+static void resolve_ok(const char *host, const char *service, uint16_t port)
+{
+	struct addrinfo *ai;
+
+	ck_assert_int_eq(weft_getaddrinfo(host, service, &stream_hints, &ai),
+			 0);
+	ck_assert_int_gt(check_loopback(ai, port), 0);
+	freeaddrinfo(ai);
+}
+
+static void *basics_main(void *arg)
+{
+	struct addrinfo *ai = (void *)1, h = stream_hints;
+
+	resolve_ok("127.0.0.1", "8080", 8080);  /* in place */
+	resolve_ok("::1", "8080", 8080);
+	resolve_ok("localhost", "8080", 8080);  /* on the pool */
+	resolve_ok("localhost", NULL, 0);
+	resolve_ok("127.0.0.1", "http", 80);    /* a service name: pool */
+	/* NULL hints: getaddrinfo's defaults. */
+	ck_assert_int_eq(weft_getaddrinfo("127.0.0.1", "7", NULL, &ai), 0);
+	ck_assert_int_gt(check_loopback(ai, 7), 0);
+	freeaddrinfo(ai);
+	/* Errors, none needing the network. */
+	h.ai_flags = AI_NUMERICSERV;
+	ck_assert_int_eq(weft_getaddrinfo("127.0.0.1", "http", &h, &ai),
+			 -ENOENT);
+	h = stream_hints;
+	h.ai_flags = AI_NUMERICHOST;
+	ck_assert_int_eq(weft_getaddrinfo("localhost", "80", &h, &ai),
+			 -ENOENT);
+	h = stream_hints;
+	h.ai_family = AF_INET6;
+	ck_assert_int_lt(weft_getaddrinfo("127.0.0.1", "80", &h, &ai), 0);
+	h = stream_hints;
+	h.ai_socktype = 12345;
+	ck_assert_int_eq(weft_getaddrinfo("127.0.0.1", "80", &h, &ai),
+			 -EINVAL);
+	ck_assert_int_eq(weft_getaddrinfo("", "80", &h, &ai), -ENOENT);
+	ck_assert_int_eq(weft_getaddrinfo(NULL, NULL, &h, &ai), -EINVAL);
+	ck_assert_int_eq(weft_getaddrinfo("localhost", "80", &h, NULL),
+			 -EINVAL);
+	/* The wildcard. */
+	h = stream_hints;
+	h.ai_flags = AI_PASSIVE;
+	ck_assert_int_eq(weft_getaddrinfo(NULL, "0", &h, &ai), 0);
+	ck_assert_ptr_nonnull(ai);
+	freeaddrinfo(ai);
+	return NULL;
+}
+
+START_TEST(basics)
+{
+	weft_test_run(basics_main, NULL, WORKERS);
+}
+END_TEST
+
+static void *resolve_task(void *arg)
+{
+	resolve_ok("localhost", "443", 443);
+	return NULL;
+}
+
+static void *many_main(void *arg)
+{
+	long n = weft_test_scaled(200, 20);
+	weft_task_t *t = calloc((size_t)n, sizeof(*t));
+
+	for (long i = 0; i < n; i++)
+		ck_assert_int_eq(weft_spawn(&t[i], resolve_task, NULL), 0);
+	for (long i = 0; i < n; i++)
+		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+	free(t);
+	return NULL;
+}
+
+START_TEST(many_at_once)
+{
+	weft_test_run(many_main, NULL, WORKERS);
+}
+END_TEST
+
+static struct weft_event release = WEFT_EVENT_INIT;
+
+/* Holds the pool's one thread until release is set. */
+static void *hold_pool(void *arg)
+{
+	weft_event_wait(&release);
+	return NULL;
+}
+
+static void *occupy(void *arg)
+{
+	ck_assert_int_eq(weft_blocking(hold_pool, NULL, NULL), 0);
+	return NULL;
+}
+
+static void *lookup_task(void *arg)
+{
+	struct addrinfo *ai = NULL;
+	int r = weft_getaddrinfo("localhost", "1", &stream_hints, &ai);
+
+	ck_assert_ptr_null(ai);
+	return (void *)(intptr_t)r;
+}
+
+/* With the one pool thread busy, lookups queue: a cancelled one and a
+ * timed-out one return at once, and the pool never runs them. */
+static void *queued_main(void *arg)
+{
+	struct weft_deadline d;
+	struct addrinfo *ai;
+	weft_task_t holder, t;
+	void *res;
+
+	weft_event_clear(&release);
+	ck_assert_int_eq(weft_spawn(&holder, occupy, NULL), 0);
+	weft_sleep(10 * WEFT_MSEC);
+	ck_assert_int_eq(weft_spawn(&t, lookup_task, NULL), 0);
+	weft_sleep(10 * WEFT_MSEC);
+	ck_assert_int_eq(weft_cancel(t), 0);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_int_eq((intptr_t)res, -ECANCELED);
+	ck_assert_int_eq(weft_deadline_enter(&d, 10 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_getaddrinfo("localhost", "1", &stream_hints,
+					  &ai), -ETIMEDOUT);
+	weft_deadline_leave(&d);
+	weft_event_set(&release);
+	ck_assert_int_eq(weft_join(holder, NULL), 0);
+	resolve_ok("localhost", "1", 1);
+	/* In place needs no pool, even for a cancelled task: it never
+	 * blocks. A lookup does. */
+	weft_cancel(weft_current());
+	resolve_ok("127.0.0.1", "1", 1);
+	ck_assert_int_eq(weft_getaddrinfo("localhost", "1", &stream_hints,
+					  &ai), -ECANCELED);
+	return NULL;
+}
+
+START_TEST(cancel_and_deadline_while_queued)
+{
+	struct weft_config cfg = { .workers = WORKERS, .blocking_threads = 1 };
+
+	ck_assert_int_eq(weft_run(queued_main, NULL, &cfg, NULL), 0);
+}
+END_TEST
+
+static void *thread_lookup(void *arg)
+{
+	resolve_ok("localhost", "22", 22);
+	return NULL;
+}
+
+START_TEST(plain_thread)
+{
+	pthread_t th;
+
+	ck_assert_int_eq(pthread_create(&th, NULL, thread_lookup, NULL), 0);
+	pthread_join(th, NULL);
+	resolve_ok("127.0.0.1", "22", 22);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("io_resolve");
+	TCase *tc = tcase_create("resolve");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, basics);
+	tcase_add_test(tc, many_at_once);
+	tcase_add_test(tc, cancel_and_deadline_while_queued);
+	tcase_add_test(tc, plain_thread);
+	suite_add_tcase(s, tc);
+	return weft_test_main(s);
+}

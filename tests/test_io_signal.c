@@ -1,0 +1,311 @@
+/* Signals as a blocking call: delivery, deliveries before the wait, two
+ * tasks on different signals, cancellation and deadlines (and a cancelled
+ * leader handing over), the race of a delivery with a cancellation, plain
+ * threads, the old disposition restored, bad input. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+#include "test_util.h"
+
+#define WORKERS 4
+
+struct waiter {
+	struct weft_signal *sigs;
+	int signo;
+};
+
+static void *wait_task(void *arg)
+{
+	struct waiter *w = arg;
+
+	return (void *)(intptr_t)weft_signal_wait(w->sigs, &w->signo);
+}
+
+/* Sends signo to the calling thread: its handler has run when this
+ * returns, also under ThreadSanitizer, which otherwise runs a handler only
+ * once its thread enters a libc call it intercepts (a worker parked in
+ * io_uring_enter, or the main thread in weft_run, may never do so). */
+static void send_signal(int signo)
+{
+	ck_assert_int_eq(pthread_kill(pthread_self(), signo), 0);
+}
+
+static uint64_t set_of(int a, int b)
+{
+	return WEFT_SIGNAL(a) | (b ? WEFT_SIGNAL(b) : 0);
+}
+
+/* Joins t and checks it returned want (and, for 0, got signo). */
+static void expect(weft_task_t t, struct waiter *w, int want, int signo)
+{
+	void *res;
+
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_int_eq((intptr_t)res, want);
+	if (!want)
+		ck_assert_int_eq(w->signo, signo);
+}
+
+static void *delivery_main(void *arg)
+{
+	uint64_t set = set_of(SIGUSR1, SIGUSR2);
+	struct weft_signal sigs;
+	struct waiter w = { &sigs, 0 };
+	weft_task_t t;
+
+	ck_assert_int_eq(weft_signal_open(&sigs, set), 0);
+	/* A task waiting when the signal comes. */
+	ck_assert_int_eq(weft_spawn(&t, wait_task, &w), 0);
+	weft_sleep(10 * WEFT_MSEC);
+	send_signal(SIGUSR2);
+	expect(t, &w, 0, SIGUSR2);
+	/* Delivered while nobody waits: kept, and two of one kind are one. */
+	send_signal(SIGUSR1);
+	send_signal(SIGUSR1);
+	send_signal(SIGUSR2);
+	weft_sleep(10 * WEFT_MSEC);
+	ck_assert_int_eq(weft_signal_wait(&sigs, &w.signo), 0);
+	ck_assert_int_eq(w.signo, SIGUSR1);
+	ck_assert_int_eq(weft_signal_wait(&sigs, &w.signo), 0);
+	ck_assert_int_eq(w.signo, SIGUSR2);
+#ifndef __SANITIZE_THREAD__
+	/* To the process: the kernel picks a thread (the main thread,
+	 * waiting in weft_run, here). */
+	ck_assert_int_eq(kill(getpid(), SIGUSR1), 0);
+	ck_assert_int_eq(weft_signal_wait(&sigs, &w.signo), 0);
+	ck_assert_int_eq(w.signo, SIGUSR1);
+#endif
+	/* Nothing more. */
+	struct weft_deadline d;
+
+	ck_assert_int_eq(weft_deadline_enter(&d, 20 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_signal_wait(&sigs, &w.signo), -ETIMEDOUT);
+	weft_deadline_leave(&d);
+	ck_assert_int_eq(weft_signal_close(&sigs), 0);
+	return NULL;
+}
+
+START_TEST(delivery)
+{
+	weft_test_run(delivery_main, NULL, WORKERS);
+}
+END_TEST
+
+static void *two_main(void *arg)
+{
+	uint64_t s1 = set_of(SIGUSR1, 0), s2 = set_of(SIGUSR2, 0);
+	struct weft_signal a, b;
+	struct waiter wa = { &a, 0 }, wb = { &b, 0 };
+	weft_task_t ta, tb;
+
+	ck_assert_int_eq(weft_signal_open(&a, s1), 0);
+	ck_assert_int_eq(weft_signal_open(&b, s2), 0);
+	for (int i = 0; i < 20; i++) {
+		ck_assert_int_eq(weft_spawn(&ta, wait_task, &wa), 0);
+		ck_assert_int_eq(weft_spawn(&tb, wait_task, &wb), 0);
+		weft_sleep(2 * WEFT_MSEC);
+		/* Either may be the leader: the other's signal first. */
+		send_signal(i & 1 ? SIGUSR1 : SIGUSR2);
+		if (i & 1)
+			expect(ta, &wa, 0, SIGUSR1);
+		else
+			expect(tb, &wb, 0, SIGUSR2);
+		weft_sleep(2 * WEFT_MSEC);
+		send_signal(i & 1 ? SIGUSR2 : SIGUSR1);
+		if (i & 1)
+			expect(tb, &wb, 0, SIGUSR2);
+		else
+			expect(ta, &wa, 0, SIGUSR1);
+	}
+	ck_assert_int_eq(weft_signal_close(&a), 0);
+	ck_assert_int_eq(weft_signal_close(&b), 0);
+	return NULL;
+}
+
+START_TEST(two_tasks_different_signals)
+{
+	weft_test_run(two_main, NULL, WORKERS);
+}
+END_TEST
+
+static void *cancel_main(void *arg)
+{
+	uint64_t set = set_of(SIGUSR1, 0);
+	struct weft_signal sigs;
+	struct waiter w1 = { &sigs, 0 }, w2 = { &sigs, 0 };
+	weft_task_t t1, t2;
+
+	ck_assert_int_eq(weft_signal_open(&sigs, set), 0);
+	/* A lone waiter cancelled. */
+	ck_assert_int_eq(weft_spawn(&t1, wait_task, &w1), 0);
+	weft_sleep(10 * WEFT_MSEC);
+	ck_assert_int_eq(weft_cancel(t1), 0);
+	expect(t1, &w1, -ECANCELED, 0);
+	/* Two waiters: cancelling either (the leader or not) leaves the
+	 * other able to receive. */
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(weft_spawn(&t1, wait_task, &w1), 0);
+		weft_sleep(5 * WEFT_MSEC);
+		ck_assert_int_eq(weft_spawn(&t2, wait_task, &w2), 0);
+		weft_sleep(5 * WEFT_MSEC);
+		ck_assert_int_eq(weft_cancel(i ? t2 : t1), 0);
+		expect(i ? t2 : t1, i ? &w2 : &w1, -ECANCELED, 0);
+		weft_sleep(5 * WEFT_MSEC);
+		send_signal(SIGUSR1);
+		expect(i ? t1 : t2, i ? &w1 : &w2, 0, SIGUSR1);
+	}
+	/* A cancelled task does not wait at all. */
+	ck_assert_int_eq(weft_cancel(weft_current()), 0);
+	ck_assert_int_eq(weft_signal_wait(&sigs, &w1.signo), -ECANCELED);
+	ck_assert_int_eq(weft_signal_close(&sigs), 0);
+	return NULL;
+}
+
+START_TEST(cancel_while_waiting)
+{
+	weft_test_run(cancel_main, NULL, WORKERS);
+}
+END_TEST
+
+/* A delivery racing a cancellation: the wait either takes it or fails
+ * having taken nothing, and then the next wait finds it at once. */
+static void *race_main(void *arg)
+{
+	uint64_t set = set_of(SIGUSR1, 0);
+	struct weft_signal sigs;
+	struct waiter w = { &sigs, 0 };
+	struct weft_deadline d;
+	long n = weft_test_scaled(300, 30), cancelled = 0;
+	weft_task_t t;
+	void *res;
+
+	ck_assert_int_eq(weft_signal_open(&sigs, set), 0);
+	for (long i = 0; i < n; i++) {
+		ck_assert_int_eq(weft_spawn(&t, wait_task, &w), 0);
+		for (long k = 0; k < i % 4; k++)
+			weft_yield();
+		send_signal(SIGUSR1);
+		weft_cancel(t);
+		ck_assert_int_eq(weft_join(t, &res), 0);
+		if ((intptr_t)res == -ECANCELED) {
+			cancelled++;
+			/* The delivery may still be on its way: wait. */
+			ck_assert_int_eq(weft_signal_wait(&sigs, &w.signo), 0);
+		} else {
+			ck_assert_int_eq((intptr_t)res, 0);
+		}
+		ck_assert_int_eq(w.signo, SIGUSR1);
+		/* And it is taken once only. */
+		ck_assert_int_eq(weft_deadline_enter(&d, WEFT_MSEC), 0);
+		ck_assert_int_eq(weft_signal_wait(&sigs, &w.signo),
+				 -ETIMEDOUT);
+		weft_deadline_leave(&d);
+	}
+	ck_assert_int_eq(weft_signal_close(&sigs), 0);
+	return (void *)cancelled;
+}
+
+START_TEST(delivery_races_cancel)
+{
+	weft_test_run(race_main, NULL, WORKERS);
+}
+END_TEST
+
+static void *thread_waiter(void *arg)
+{
+	struct waiter *w = arg;
+
+	return (void *)(intptr_t)weft_signal_wait(w->sigs, &w->signo);
+}
+
+/* A plain thread waits (without a runtime, too), beside a task. */
+static void *thread_main(void *arg)
+{
+	uint64_t set = set_of(SIGUSR2, 0);
+	struct weft_signal sigs;
+	struct waiter w = { &sigs, 0 }, wt = { &sigs, 0 };
+	weft_task_t t;
+	pthread_t th;
+	void *res;
+
+	ck_assert_int_eq(weft_signal_open(&sigs, set), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, thread_waiter, &wt), 0);
+	ck_assert_int_eq(weft_spawn(&t, wait_task, &w), 0);
+	weft_sleep(10 * WEFT_MSEC);
+	send_signal(SIGUSR2);
+	weft_sleep(10 * WEFT_MSEC);
+	send_signal(SIGUSR2);
+	pthread_join(th, &res);
+	ck_assert_int_eq((intptr_t)res, 0);
+	ck_assert_int_eq(wt.signo, SIGUSR2);
+	expect(t, &w, 0, SIGUSR2);
+	ck_assert_int_eq(weft_signal_close(&sigs), 0);
+	return NULL;
+}
+
+START_TEST(plain_thread)
+{
+	uint64_t set = set_of(SIGUSR2, 0);
+	struct weft_signal sigs;
+	int signo = 0;
+
+	weft_test_run(thread_main, NULL, WORKERS);
+	/* No runtime at all. */
+	ck_assert_int_eq(weft_signal_open(&sigs, set), 0);
+	send_signal(SIGUSR2);
+	ck_assert_int_eq(weft_signal_wait(&sigs, &signo), 0);
+	ck_assert_int_eq(signo, SIGUSR2);
+	ck_assert_int_eq(weft_signal_close(&sigs), 0);
+}
+END_TEST
+
+START_TEST(old_disposition_and_bad_input)
+{
+	uint64_t set = set_of(SIGUSR1, 0), bad = set_of(SIGUSR1, SIGKILL);
+	struct weft_signal a, b;
+	struct sigaction old;
+	int signo;
+
+	signal(SIGUSR1, SIG_IGN);
+	ck_assert_int_eq(weft_signal_open(&a, set), 0);
+	ck_assert_int_eq(weft_signal_open(&b, set), 0);
+	ck_assert_int_eq(weft_signal_close(&a), 0);
+	sigaction(SIGUSR1, NULL, &old);
+	ck_assert(old.sa_handler != SIG_IGN); /* b still catches it */
+	ck_assert_int_eq(weft_signal_close(&b), 0);
+	sigaction(SIGUSR1, NULL, &old);
+	ck_assert(old.sa_handler == SIG_IGN);
+	signal(SIGUSR1, SIG_DFL);
+
+	ck_assert_int_eq(weft_signal_close(&b), -EINVAL);
+	ck_assert_int_eq(weft_signal_wait(&b, &signo), -EINVAL);
+	ck_assert_int_eq(weft_signal_open(&a, bad), -EINVAL);
+	bad = set_of(SIGSEGV, 0);
+	ck_assert_int_eq(weft_signal_open(&a, bad), -EINVAL);
+	bad = 0;
+	ck_assert_int_eq(weft_signal_open(&a, bad), -EINVAL);
+	ck_assert_int_eq(weft_signal_open(NULL, set), -EINVAL);
+	ck_assert_int_eq(weft_signal_open(&a, WEFT_SIGNAL(SIGSTOP)), -EINVAL);
+	ck_assert_int_eq(weft_signal_close(NULL), -EINVAL);
+	ck_assert_int_eq(weft_signal_open(&a, set), 0);
+	ck_assert_int_eq(weft_signal_wait(&a, NULL), -EINVAL);
+	ck_assert_int_eq(weft_signal_close(&a), 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("io_signal");
+	TCase *tc = tcase_create("signal");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, delivery);
+	tcase_add_test(tc, two_tasks_different_signals);
+	tcase_add_test(tc, cancel_while_waiting);
+	tcase_add_test(tc, delivery_races_cancel);
+	tcase_add_test(tc, plain_thread);
+	tcase_add_test(tc, old_disposition_and_bad_input);
+	suite_add_tcase(s, tc);
+	return weft_test_main(s);
+}

@@ -1,0 +1,665 @@
+/* Buffered streams: lines however the bytes arrive, the limit, the end of
+ * the stream mid-line and mid-readexactly, deadlines and cancellation that
+ * keep the data, resets, buffered writes that survive a timed-out flush,
+ * the graceful close, plain threads, bad input. Loopback only. */
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+#include "test_io_util.h"
+
+#define WORKERS 4
+
+struct pair {
+	int a, b;
+};
+
+/* A connected loopback TCP pair, from a task. */
+static struct pair tcp_pair(void)
+{
+	uint16_t port;
+	int lfd = io_listen(&port);
+	struct pair p;
+
+	p.a = weft_connect("127.0.0.1", port);
+	ck_assert_int_ge(p.a, 0);
+	p.b = weft_accept(lfd, NULL, NULL);
+	ck_assert_int_ge(p.b, 0);
+	weft_close(lfd);
+	return p;
+}
+
+static void send_str(int fd, const char *s)
+{
+	size_t n = strlen(s);
+
+	ck_assert_int_eq(weft_send_all(fd, s, n, 0, NULL), (ssize_t)n);
+}
+
+/* Reads a line and checks it is want. */
+static void expect_line(struct weft_stream *s, const char *want)
+{
+	const char *line;
+	ssize_t n = weft_stream_readline(s, &line);
+
+	ck_assert_int_eq(n, (ssize_t)strlen(want));
+	ck_assert(!memcmp(line, want, (size_t)n));
+}
+
+/* ---- the same lines however the bytes arrive ----------------------------- */
+
+static const char text[] =
+	"GET a\nSET key value\n\nDEL key\n"
+	"a somewhat longer line, to cross a few receives\nlast\n";
+
+struct feeder {
+	int fd;
+	size_t split;  /* 0: one byte at a time; else two sends split here */
+};
+
+static void *feed(void *arg)
+{
+	struct feeder *f = arg;
+	size_t n = sizeof(text) - 1;
+
+	if (!f->split) {
+		for (size_t i = 0; i < n; i++) {
+			ck_assert_int_eq(weft_send(f->fd, text + i, 1, 0), 1);
+			weft_sleep(50 * WEFT_USEC);
+		}
+	} else {
+		ck_assert_int_eq(weft_send_all(f->fd, text, f->split, 0, NULL),
+				 (ssize_t)f->split);
+		weft_sleep(200 * WEFT_USEC);
+		ck_assert_int_eq(weft_send_all(f->fd, text + f->split,
+					       n - f->split, 0, NULL),
+				 (ssize_t)(n - f->split));
+	}
+	weft_shutdown(f->fd, SHUT_WR);
+	return NULL;
+}
+
+/* Reads every line of text through a stream fed as f says; checks them. */
+static void read_text(size_t split)
+{
+	struct pair p = tcp_pair();
+	struct feeder f = { p.a, split };
+	struct weft_stream s;
+	const char *line, *at = text;
+	weft_task_t t;
+	ssize_t n;
+
+	ck_assert_int_eq(weft_stream_init(&s, p.b, 0), 0);
+	ck_assert_int_eq(weft_spawn(&t, feed, &f), 0);
+	while ((n = weft_stream_readline(&s, &line)) > 0) {
+		const char *nl = strchr(at, '\n');
+
+		ck_assert_int_eq(n, nl + 1 - at);
+		ck_assert(!memcmp(line, at, (size_t)n));
+		at = nl + 1;
+	}
+	ck_assert_int_eq(n, 0);
+	ck_assert_ptr_eq(at, text + sizeof(text) - 1);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	weft_stream_close(&s, 0);
+	weft_close(p.a);
+}
+
+static void *bytewise_main(void *arg)
+{
+	read_text(0);               /* one byte at a time */
+	read_text(sizeof(text) - 1); /* everything at once */
+	return NULL;
+}
+
+START_TEST(byte_at_a_time_and_all_at_once)
+{
+	weft_test_run(bytewise_main, NULL, WORKERS);
+}
+END_TEST
+
+static void *splits_main(void *arg)
+{
+	for (size_t k = 1; k < sizeof(text) - 1; k++)
+		read_text(k);
+	return NULL;
+}
+
+START_TEST(every_split_point)
+{
+	weft_test_run(splits_main, NULL, WORKERS);
+}
+END_TEST
+
+struct later {
+	int fd;
+	const char *str;
+};
+
+/* Sends str a moment later, when the reader waits for it. */
+static void *send_later(void *arg)
+{
+	struct later *l = arg;
+
+	weft_sleep(WEFT_MSEC);
+	send_str(l->fd, l->str);
+	return NULL;
+}
+
+/* A four-byte delimiter split between receives. */
+static void *delim_main(void *arg)
+{
+	struct pair p = tcp_pair();
+	struct weft_stream s;
+	const char *head;
+	weft_task_t t;
+
+	ck_assert_int_eq(weft_stream_init(&s, p.b, 0), 0);
+	send_str(p.a, "Host: x\r\n\r");
+	struct later l = { p.a, "\nnext" };
+
+	ck_assert_int_eq(weft_spawn(&t, send_later, &l), 0);
+	ck_assert_int_eq(weft_stream_readuntil(&s, "\r\n\r\n", 4, &head), 11);
+	ck_assert(!memcmp(head, "Host: x\r\n\r\n", 11));
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	ck_assert_int_eq(weft_stream_buffered(&s), 4);
+	weft_stream_close(&s, 0);
+	weft_close(p.a);
+	return NULL;
+}
+
+/* ---- the limit ----------------------------------------------------------- */
+
+static void *limit_main(void *arg)
+{
+	struct pair p = tcp_pair();
+	struct weft_stream s;
+	char buf[64], all[64];
+	const char *line;
+	size_t got = 0;
+	ssize_t n;
+
+	ck_assert_int_eq(weft_stream_init(&s, p.b, 16), 0);
+	/* Exactly the limit, delimiter included: accepted. */
+	send_str(p.a, "0123456789abcde\n");
+	expect_line(&s, "0123456789abcde\n");
+	/* One more: refused, and nothing is taken. */
+	send_str(p.a, "0123456789abcdef\n");
+	ck_assert_int_eq(weft_stream_readline(&s, &line), -EMSGSIZE);
+	ck_assert_int_ge(weft_stream_buffered(&s), 16);
+	ck_assert_int_eq(weft_stream_readline(&s, &line), -EMSGSIZE);
+	/* No delimiter at all within the limit: the same. */
+	send_str(p.a, "and a line much longer than sixteen bytes\nok\n");
+	/* The caller takes the long lines out piecewise. */
+	while (got < 17 + 42) {
+		n = weft_stream_read(&s, buf, 17 + 42 - got < 10
+						  ? 17 + 42 - got : 10);
+		ck_assert_int_gt(n, 0);
+		memcpy(all + got, buf, (size_t)n);
+		got += (size_t)n;
+	}
+	ck_assert(!memcmp(all, "0123456789abcdef\nand a line much longer "
+			  "than sixteen bytes\n", got));
+	expect_line(&s, "ok\n");
+	/* Bad arguments. */
+	ck_assert_int_eq(weft_stream_readuntil(&s, "", 0, &line), -EINVAL);
+	ck_assert_int_eq(weft_stream_readuntil(&s, all, 17, &line), -EINVAL);
+	ck_assert_int_eq(weft_stream_readuntil(&s, "\n", 1, NULL), -EINVAL);
+	weft_stream_close(&s, 0);
+	weft_close(p.a);
+	return NULL;
+}
+
+START_TEST(limit_overrun)
+{
+	weft_test_run(limit_main, NULL, WORKERS);
+	weft_test_run(delim_main, NULL, WORKERS);
+}
+END_TEST
+
+/* ---- the end of the stream cutting a call short -------------------------- */
+
+static void *eof_main(void *arg)
+{
+	struct pair p = tcp_pair();
+	struct weft_stream s;
+	const char *line;
+	char buf[16];
+
+	ck_assert_int_eq(weft_stream_init(&s, p.b, 0), 0);
+	send_str(p.a, "abc\npartial");
+	weft_shutdown(p.a, SHUT_WR);
+	expect_line(&s, "abc\n");
+	/* asyncio's IncompleteReadError, with its partial left to take. */
+	ck_assert_int_eq(weft_stream_readline(&s, &line), -ENODATA);
+	ck_assert_int_eq(weft_stream_buffered(&s), 7);
+	ck_assert(weft_stream_at_eof(&s));
+	ck_assert_int_eq(weft_stream_readexactly(&s, buf, 8), -ENODATA);
+	ck_assert_int_eq(weft_stream_readexactly(&s, buf, 7), 7);
+	ck_assert(!memcmp(buf, "partial", 7));
+	/* A clean end: 0 from every call. */
+	ck_assert_int_eq(weft_stream_readline(&s, &line), 0);
+	ck_assert_int_eq(weft_stream_readexactly(&s, buf, 1), 0);
+	ck_assert_int_eq(weft_stream_read(&s, buf, sizeof(buf)), 0);
+	ck_assert_int_eq(weft_stream_readexactly(&s, buf, 0), 0);
+	weft_stream_close(&s, 0);
+	weft_close(p.a);
+	return NULL;
+}
+
+START_TEST(eof_mid_line_and_mid_readexactly)
+{
+	weft_test_run(eof_main, NULL, WORKERS);
+}
+END_TEST
+
+struct drain {
+	int fd;
+	uint8_t *buf;
+	size_t len;
+};
+
+/* Sends len bytes of buf, then the end of the stream. */
+static void *send_close(void *arg)
+{
+	struct drain *d = arg;
+
+	ck_assert_int_eq(weft_send_all(d->fd, d->buf, d->len, 0, NULL),
+			 (ssize_t)d->len);
+	weft_shutdown(d->fd, SHUT_WR);
+	return NULL;
+}
+
+/* readexactly of more than the buffer holds, in pieces of every size. */
+static void *exact_main(void *arg)
+{
+	struct pair p = tcp_pair();
+	weft_task_t t;
+	size_t total = 300000, off = 0, want = 1;
+	uint8_t *out = malloc(total), *in = malloc(total);
+	struct weft_stream s;
+
+	io_fill(out, total, 7, 0);
+	ck_assert_int_eq(weft_stream_init(&s, p.b, 0), 0);
+	struct drain dr = { p.a, out, total };
+
+	ck_assert_int_eq(weft_spawn(&t, send_close, &dr), 0);
+	while (off < total) {
+		if (want > total - off)
+			want = total - off;
+		ck_assert_int_eq(weft_stream_readexactly(&s, in + off, want),
+				 (ssize_t)want);
+		off += want;
+		want = want * 3 + 1;
+	}
+	ck_assert(!memcmp(in, out, total));
+	ck_assert_int_eq(weft_stream_readexactly(&s, in, 1), 0);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	weft_stream_close(&s, 0);
+	weft_close(p.a);
+	free(in);
+	free(out);
+	return NULL;
+}
+
+START_TEST(readexactly_large)
+{
+	weft_test_run(exact_main, NULL, WORKERS);
+}
+END_TEST
+
+/* ---- deadlines and cancellation keep the data ---------------------------- */
+
+static void *readline_task(void *arg)
+{
+	const char *line;
+
+	return (void *)(intptr_t)weft_stream_readline(arg, &line);
+}
+
+static void *keep_main(void *arg)
+{
+	struct pair p = tcp_pair();
+	struct weft_deadline d;
+	struct weft_stream s;
+	const char *line;
+	weft_task_t t;
+	void *res;
+	char buf[8];
+
+	ck_assert_int_eq(weft_stream_init(&s, p.b, 0), 0);
+	/* A deadline mid-line. */
+	send_str(p.a, "hel");
+	ck_assert_int_eq(weft_deadline_enter(&d, 30 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_stream_readline(&s, &line), -ETIMEDOUT);
+	ck_assert_int_eq(weft_stream_readexactly(&s, buf, 5), -ETIMEDOUT);
+	weft_deadline_leave(&d);
+	ck_assert_int_eq(weft_stream_buffered(&s), 3);
+	send_str(p.a, "lo\n");
+	expect_line(&s, "hello\n");
+	/* A cancellation mid-line, in another task. */
+	send_str(p.a, "wor");
+	ck_assert_int_eq(weft_spawn(&t, readline_task, &s), 0);
+	weft_sleep(20 * WEFT_MSEC);
+	ck_assert_int_eq(weft_cancel(t), 0);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_int_eq((intptr_t)res, -ECANCELED);
+	send_str(p.a, "ld\n");
+	expect_line(&s, "world\n");
+	weft_stream_close(&s, 0);
+	weft_close(p.a);
+	return NULL;
+}
+
+START_TEST(deadline_and_cancel_keep_data)
+{
+	weft_test_run(keep_main, NULL, WORKERS);
+}
+END_TEST
+
+/* Lines arriving while short deadlines keep expiring around the reads: the
+ * race of each receive's completion with its timeout. Every line comes out
+ * once, whole and in order, however the races fall. */
+struct line_feeder {
+	int fd;
+	long lines;
+};
+
+static void line_of(long i, char *buf, size_t *len)
+{
+	*len = (size_t)snprintf(buf, 96, "%ld:", i);
+	for (long k = 0; k < i % 50; k++)
+		buf[(*len)++] = (char)('a' + (i + k) % 26);
+	buf[(*len)++] = '\n';
+}
+
+static void *feed_lines(void *arg)
+{
+	struct line_feeder *f = arg;
+	char buf[96];
+	size_t len;
+
+	for (long i = 0; i < f->lines; i++) {
+		line_of(i, buf, &len);
+		ck_assert_int_eq(weft_send_all(f->fd, buf, len, 0, NULL),
+				 (ssize_t)len);
+		if (i % 7 == 0)
+			weft_yield();
+	}
+	weft_shutdown(f->fd, SHUT_WR);
+	return NULL;
+}
+
+static void *race_main(void *arg)
+{
+	struct pair p = tcp_pair();
+	struct line_feeder f = { p.a, weft_test_scaled(20000, 500) };
+	struct weft_deadline d;
+	struct weft_stream s;
+	const char *line;
+	long i = 0, timeouts = 0, in_a_row = 0;
+	char want[96];
+	size_t len;
+	weft_task_t t;
+	ssize_t n;
+
+	ck_assert_int_eq(weft_stream_init(&s, p.b, 0), 0);
+	ck_assert_int_eq(weft_spawn(&t, feed_lines, &f), 0);
+	for (;;) {
+		/* 20 us to 100 us, longer after each timeout in a row. */
+		weft_deadline_enter(&d, (i % 5 + 1 + in_a_row) * 20 *
+				    WEFT_USEC);
+		n = weft_stream_readline(&s, &line);
+		weft_deadline_leave(&d);
+		if (n == -ETIMEDOUT) {
+			timeouts++;
+			in_a_row++;
+			continue;
+		}
+		in_a_row = 0;
+		if (n == 0)
+			break;
+		line_of(i, want, &len);
+		if (n != (ssize_t)len || memcmp(line, want, len))
+			ck_abort_msg("line %ld: %zd bytes, wanted %zu", i, n,
+				     len);
+		i++;
+	}
+	ck_assert_int_eq(i, f.lines);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	weft_stream_close(&s, 0);
+	weft_close(p.a);
+	return (void *)timeouts;
+}
+
+START_TEST(deadlines_racing_data)
+{
+	weft_test_run(race_main, NULL, WORKERS);
+}
+END_TEST
+
+/* ---- reset by the peer --------------------------------------------------- */
+
+static void *reset_main(void *arg)
+{
+	struct pair p = tcp_pair();
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	struct weft_stream s;
+	weft_task_t t;
+	void *res;
+
+	ck_assert_int_eq(weft_stream_init(&s, p.b, 0), 0);
+	send_str(p.a, "whole\nhal");
+	expect_line(&s, "whole\n");
+	ck_assert_int_eq(weft_spawn(&t, readline_task, &s), 0);
+	weft_sleep(10 * WEFT_MSEC);
+	ck_assert_int_eq(setsockopt(p.a, SOL_SOCKET, SO_LINGER, &lg,
+				    sizeof(lg)), 0);
+	weft_close(p.a);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_int_eq((intptr_t)res, -ECONNRESET);
+	/* The half line received before stays. */
+	ck_assert_int_eq(weft_stream_buffered(&s), 3);
+	/* Writing fails for good, without SIGPIPE. */
+	ssize_t r = 0;
+	for (int i = 0; i < 4 && r >= 0; i++) {
+		r = weft_stream_write(&s, "x\n", 2);
+		if (r >= 0)
+			r = weft_stream_flush(&s);
+	}
+	ck_assert(r == -EPIPE || r == -ECONNRESET);
+	ck_assert_int_eq(weft_stream_write(&s, "y", 1), r);
+	ck_assert_int_eq(weft_stream_flush(&s), r);
+	ck_assert_int_eq(weft_stream_unsent(&s), 0);
+	weft_stream_close(&s, 0);
+	return NULL;
+}
+
+START_TEST(reset_by_peer)
+{
+	weft_test_run(reset_main, NULL, WORKERS);
+}
+END_TEST
+
+/* ---- writing ------------------------------------------------------------- */
+
+/* Receives exactly len bytes into buf. */
+static void *drain_exact(void *arg)
+{
+	struct drain *d = arg;
+
+	return (void *)io_recv_exact(d->fd, d->buf, d->len);
+}
+
+static void *write_main(void *arg)
+{
+	struct pair p = tcp_pair();
+	size_t total = 8u << 20, off = 0, piece = 1;
+	uint8_t *out = malloc(total), *in = malloc(total);
+	struct drain dr = { p.a, in, total };
+	struct weft_deadline d;
+	struct weft_stream s;
+	weft_task_t t;
+	void *res;
+	ssize_t r;
+	int timeouts = 0;
+
+	io_fill(out, total, 3, 0);
+	ck_assert_int_eq(weft_stream_init(&s, p.b, 0), 0);
+	/* Nobody reads yet: the socket fills up, and sends time out. Every
+	 * write is taken whole all the same. */
+	while (off < total) {
+		if (piece > total - off)
+			piece = total - off;
+		ck_assert_int_eq(weft_deadline_enter(&d, WEFT_MSEC), 0);
+		r = weft_stream_write(&s, out + off, piece);
+		weft_deadline_leave(&d);
+		ck_assert(r == (ssize_t)piece || r == -ETIMEDOUT);
+		timeouts += r == -ETIMEDOUT;
+		off += piece;
+		piece = piece * 2 + 1;
+		if (piece > 100000)
+			piece = 1;
+	}
+	ck_assert_int_gt(timeouts, 0);
+	ck_assert_int_gt(weft_stream_unsent(&s), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_stream_flush(&s), -ETIMEDOUT);
+	weft_deadline_leave(&d);
+	/* A reader comes: the flush sends the rest, in order, once. */
+	ck_assert_int_eq(weft_spawn(&t, drain_exact, &dr), 0);
+	ck_assert_int_eq(weft_stream_flush(&s), 0);
+	ck_assert_int_eq(weft_stream_unsent(&s), 0);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_int_eq((intptr_t)res, (ssize_t)total);
+	ck_assert(!memcmp(in, out, total));
+	/* Bad input. */
+	ck_assert_int_eq(weft_stream_write(&s, NULL, 1), -EINVAL);
+	ck_assert_int_eq(weft_stream_write(NULL, "x", 1), -EINVAL);
+	ck_assert_int_eq(weft_stream_flush(NULL), -EINVAL);
+	ck_assert_int_eq(weft_stream_write(&s, "x", 0), 0);
+	weft_stream_close(&s, 0);
+	weft_close(p.a);
+	free(in);
+	free(out);
+	return NULL;
+}
+
+START_TEST(write_timeout_keeps_order)
+{
+	weft_test_run(write_main, NULL, WORKERS);
+}
+END_TEST
+
+/* ---- the graceful close -------------------------------------------------- */
+
+/* The peer sent more than the server reads; the server's last reply must
+ * still arrive, followed by a clean end, not a reset. */
+static void *close_main(void *arg)
+{
+	struct pair p = tcp_pair();
+	struct weft_stream s;
+	char buf[64];
+	int64_t t0;
+
+	ck_assert_int_eq(weft_stream_init(&s, p.b, 0), 0);
+	send_str(p.a, "QUIT\nand more the server never reads\n");
+	expect_line(&s, "QUIT\n");
+	ck_assert_int_eq(weft_stream_write(&s, "bye\n", 4), 4);
+	send_str(p.a, "still more\n");
+	t0 = weft_now();
+	ck_assert_int_eq(weft_stream_close(&s, 200 * WEFT_MSEC), 0);
+	ck_assert_int_eq(s.fd, -1);
+	/* It lingered until its deadline: the peer had not closed. */
+	ck_assert_int_ge(weft_now() - t0, 150 * WEFT_MSEC);
+	ck_assert_int_eq(io_recv_exact(p.a, buf, 4), 4);
+	ck_assert(!memcmp(buf, "bye\n", 4));
+	ck_assert_int_eq(weft_recv(p.a, buf, sizeof(buf), 0), 0);
+	weft_close(p.a);
+	ck_assert_int_eq(weft_stream_close(NULL, 0), -EINVAL);
+	return NULL;
+}
+
+START_TEST(graceful_close)
+{
+	weft_test_run(close_main, NULL, WORKERS);
+}
+END_TEST
+
+/* ---- plain threads ------------------------------------------------------- */
+
+static void *thread_reader(void *arg)
+{
+	struct weft_stream s;
+
+	ck_assert_int_eq(weft_stream_init(&s, *(int *)arg, 0), 0);
+	expect_line(&s, "from a task\n");
+	ck_assert_int_eq(weft_stream_write(&s, "from a thread\n", 14), 14);
+	/* The task never closes its side: the linger ends by time. */
+	ck_assert_int_eq(weft_stream_close(&s, 50 * WEFT_MSEC), 0);
+	return NULL;
+}
+
+static void *thread_main(void *arg)
+{
+	struct pair p = tcp_pair();
+	struct weft_stream s;
+	pthread_t th;
+
+	ck_assert_int_eq(pthread_create(&th, NULL, thread_reader, &p.b), 0);
+	ck_assert_int_eq(weft_stream_init(&s, p.a, 0), 0);
+	ck_assert_int_eq(weft_stream_write(&s, "from a task\n", 12), 12);
+	ck_assert_int_eq(weft_stream_flush(&s), 0);
+	expect_line(&s, "from a thread\n");
+	ck_assert_int_eq(weft_stream_readline(&s, (const char **)&arg), 0);
+	pthread_join(th, NULL);
+	weft_stream_close(&s, 0);
+	return NULL;
+}
+
+START_TEST(plain_thread)
+{
+	weft_test_run(thread_main, NULL, WORKERS);
+}
+END_TEST
+
+START_TEST(bad_input)
+{
+	struct weft_stream s;
+	char c;
+
+	ck_assert_int_eq(weft_stream_init(NULL, 0, 0), -EINVAL);
+	ck_assert_int_eq(weft_stream_init(&s, -1, 0), -EBADF);
+	ck_assert_int_eq(weft_stream_init(&s, 0, 0), 0);
+	ck_assert_int_eq(s.limit, WEFT_STREAM_LIMIT);
+	ck_assert_int_eq(weft_stream_read(NULL, &c, 1), -EINVAL);
+	ck_assert_int_eq(weft_stream_read(&s, NULL, 1), -EINVAL);
+	ck_assert_int_eq(weft_stream_readexactly(&s, NULL, 1), -EINVAL);
+	ck_assert_int_eq(weft_stream_buffered(NULL), 0);
+	ck_assert_int_eq(weft_stream_write(&s, "x", 0), 0); /* no buffer yet */
+	ck_assert_int_eq(weft_stream_unsent(&s), 0);
+	weft_stream_destroy(&s);
+	weft_stream_destroy(NULL);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("io_stream");
+	TCase *tc = tcase_create("stream");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, byte_at_a_time_and_all_at_once);
+	tcase_add_test(tc, every_split_point);
+	tcase_add_test(tc, limit_overrun);
+	tcase_add_test(tc, eof_mid_line_and_mid_readexactly);
+	tcase_add_test(tc, readexactly_large);
+	tcase_add_test(tc, deadline_and_cancel_keep_data);
+	tcase_add_test(tc, deadlines_racing_data);
+	tcase_add_test(tc, reset_by_peer);
+	tcase_add_test(tc, write_timeout_keeps_order);
+	tcase_add_test(tc, graceful_close);
+	tcase_add_test(tc, plain_thread);
+	tcase_add_test(tc, bad_input);
+	suite_add_tcase(s, tc);
+	return weft_test_main(s);
+}
