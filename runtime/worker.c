@@ -49,7 +49,7 @@ static struct weft_task *find_task(struct weft_runtime *rt,
 		    RT_STOPPING)
 			return NULL;
 		for (int i = 0; i < 32; i++)
-			__builtin_ia32_pause();
+			weft__cpu_relax();
 	}
 	return weft__steal(rt, w, true);
 }

@@ -106,7 +106,7 @@ static int acquire_slow(struct weft_lock *l, uintptr_t me, bool abortable)
 				return 0;
 			if (s & WAITERS)
 				break;
-			__builtin_ia32_pause();
+			weft__cpu_relax();
 		}
 	}
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "test_io_util.h"
+#include "runtime/spinlock.h"
 
 #define WORKERS 4
 
@@ -892,7 +893,7 @@ static void *hop_setter(void *arg)
 
 	atomic_fetch_add(&h->started, 1);
 	while (atomic_load(&h->started) < 2 && weft_now() < h->give_up)
-		__builtin_ia32_pause();
+		weft__cpu_relax();
 	if (weft_worker_id() != atomic_load(&h->first))
 		weft_event_set(&h->moved);
 	return NULL;
