@@ -132,9 +132,9 @@ static void *overflow_main(void *arg)
 {
 	weft_task_t t;
 	struct weft_spawn_opts o = { .name = "deep-recursion" };
-	weft_spawn_opts(&t, overflow_body, NULL, &o);
-	weft_join(t, NULL);
-	return NULL;
+	if (weft_spawn_opts(&t, overflow_body, NULL, &o))
+		return NULL;
+	return (void *)(intptr_t)weft_join(t, NULL); /* never: it crashes */
 }
 
 /* On 64 KiB pages the guard is 64 KiB, and a fault anywhere in it is the
