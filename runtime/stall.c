@@ -57,6 +57,29 @@ int64_t weft__stall_config(const struct weft_config *cfg)
  * interrupted stack pointer, reading only inside that stack. Async-signal-
  * safe: loads, stores and the symbol table's read-only segment list. */
 __attribute__((no_sanitize("thread", "address")))
+/* The interrupted stack pointer and instruction address, per CPU. */
+static uintptr_t interrupted_sp(const ucontext_t *uc)
+{
+#if defined(__x86_64__)
+	return (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+	return (uintptr_t)uc->uc_mcontext.sp;
+#else
+#error "stall.c needs this CPU's stack pointer in a ucontext"
+#endif
+}
+
+static uintptr_t interrupted_pc(const ucontext_t *uc)
+{
+#if defined(__x86_64__)
+	return (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+	return (uintptr_t)uc->uc_mcontext.pc;
+#else
+#error "stall.c needs this CPU's instruction address in a ucontext"
+#endif
+}
+
 static void on_sigurg(int signo, siginfo_t *info, void *ctx)
 {
 	int asked = CAPTURE_ASKED;
@@ -67,7 +90,7 @@ static void on_sigurg(int signo, siginfo_t *info, void *ctx)
 	struct weft_worker *w = weft__self();
 	struct weft_task *t = w ? w->current : NULL;
 	const ucontext_t *uc = ctx;
-	const uintptr_t *sp = (const uintptr_t *)uc->uc_mcontext.gregs[REG_RSP];
+	const uintptr_t *sp = (const uintptr_t *)interrupted_sp(uc);
 	const uintptr_t *top = t && t == capture.want && t->stack.base
 		? (const uintptr_t *)(t->stack.base + t->stack.size) : NULL;
 	int n = 0;
@@ -78,8 +101,7 @@ static void on_sigurg(int signo, siginfo_t *info, void *ctx)
 		return;
 	}
 	/* The interrupted instruction, as if returned to: named at pc. */
-	capture.frames[n++] = (const void *)(uc->uc_mcontext.gregs[REG_RIP] +
-					     1);
+	capture.frames[n++] = (const void *)(interrupted_pc(uc) + 1);
 	for (; sp < top && n < MAX_FRAMES; sp++)
 		if (weft__symbols_is_return(capture.syms,
 					    weft__stack_word(sp)))
