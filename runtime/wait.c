@@ -1,6 +1,6 @@
 /* Waiting: the park/wake protocol of wait.h. */
 #include <errno.h>
-#include <x86intrin.h>
+#include "cycles.h"
 
 #include "futex.h"
 #include "task.h"
@@ -38,7 +38,7 @@ int weft__wait_begin_until(struct weft__waiter *w, int64_t until)
 	}
 	uint64_t seq = ++t->wait_seq;
 	t->waiting = w;
-	t->wait_since = (int64_t)__rdtsc(); /* inline, no call: metrics.h */
+	t->wait_since = (int64_t)weft__cycles(); /* inline, no call: metrics.h */
 	t->wait_until = at;
 	weft__spin_unlock(&t->wait_lock);
 	if (at != WEFT_NO_DEADLINE && weft__timer_arm(t, at, seq)) {

@@ -97,7 +97,7 @@ static void run_task(struct weft_worker *w, struct weft_task *t)
 		/* Every one: the direct switch declines one pick in
 		 * GLOBAL_QUEUE_INTERVAL, whose yields land here, a sample of
 		 * about that rate of a busy worker's yields (metrics.h). */
-		t->ready_at = (int64_t)__rdtsc();
+		t->ready_at = (int64_t)weft__cycles();
 		weft__runq_append_yielded(w, t);
 		break;
 	case SWITCH_EXIT:
