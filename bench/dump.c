@@ -10,8 +10,7 @@ static struct weft_event ev;
 
 static void *waiter(void *arg)
 {
-	weft_event_wait(&ev);
-	return NULL;
+	return (void *)(intptr_t)weft_event_wait(&ev);
 }
 
 static void *bench(void *arg)

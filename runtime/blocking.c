@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "weft/task.h"
+#include "spinlock.h"
 #include "wait.h"
 #include "blocking.h"
 
@@ -60,7 +61,7 @@ static void pool_lock(void)
 {
 	while (atomic_exchange_explicit(&pool.lock, 1, memory_order_acquire))
 		while (atomic_load_explicit(&pool.lock, memory_order_relaxed))
-			__builtin_ia32_pause();
+			weft__cpu_relax();
 }
 
 static void pool_unlock(void)

@@ -8,11 +8,14 @@
  *
  * No lost wake-up: a producer publishes work, issues a seq_cst fence and
  * reads `searching` and `sleeping`; a worker going to sleep decrements
- * `searching` and increments `sleeping` with seq_cst RMWs, then re-checks
- * every queue. One of the two sees the other. The fence (not an RMW, which
- * would make every spawn write this shared line) orders only atomics, so
- * ThreadSanitizer's blindness to fences hides no race on plain data: the
- * tasks themselves are handed over through the queues' release/acquire.
+ * `searching` and increments `sleeping` with seq_cst RMWs, issues a seq_cst
+ * fence, then re-checks every queue. One of the two sees the other (the
+ * store-buffering pattern, forbidden between two seq_cst fences; the RMWs
+ * alone would not keep the re-check's relaxed loads after them on ARM).
+ * The producer's fence (not an RMW, which would make every spawn write
+ * this shared line) orders only atomics, so ThreadSanitizer's blindness to
+ * fences hides no race on plain data: the tasks themselves are handed over
+ * through the queues' release/acquire.
  */
 #ifndef WEFT_RUNTIME_IDLE_H
 #define WEFT_RUNTIME_IDLE_H

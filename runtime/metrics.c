@@ -12,10 +12,10 @@ uint64_t weft__tsc_mult;
 void weft__latency_calibrate(void)
 {
 	int64_t t0 = weft_now(), t1;
-	uint64_t c0 = __rdtsc(), c1;
+	uint64_t c0 = weft__cycles(), c1;
 	do {
 		t1 = weft_now();
-		c1 = __rdtsc();
+		c1 = weft__cycles();
 	} while (t1 - t0 < 20000 || c1 == c0);
 	weft__tsc_mult = (uint64_t)((((unsigned __int128)(t1 - t0)) << 32) /
 				    (c1 - c0));

@@ -26,7 +26,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
-#include <x86intrin.h>
+#include "cycles.h"
 
 #include "weft/metrics.h"
 #include "weft/time.h"
@@ -60,7 +60,7 @@ void weft__latency_calibrate(void);
 #define weft__latency_mark(t, count)                                      \
 	do {                                                              \
 		if (__builtin_expect((count) % WEFT_LATENCY_SAMPLE == 0, 0)) \
-			(t)->ready_at = (int64_t)__rdtsc();               \
+			(t)->ready_at = (int64_t)weft__cycles();               \
 	} while (0)
 
 /* About to run t: if it was marked, counts how long it waited in s's
@@ -78,7 +78,7 @@ void weft__latency_calibrate(void);
 static inline void weft__latency_count(struct weft__worker_stats *s,
 				       int64_t ready_at)
 {
-	int64_t ticks = (int64_t)__rdtsc() - ready_at;
+	int64_t ticks = (int64_t)weft__cycles() - ready_at;
 	uint64_t ns = ticks > 0 ? (uint64_t)(((unsigned __int128)ticks *
 					      weft__tsc_mult) >> 32) : 0;
 	int b = ns < 2 ? 0 : 63 - __builtin_clzll(ns);

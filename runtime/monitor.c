@@ -50,6 +50,9 @@ static int look_at_workers(struct weft_runtime *rt, struct look *last,
 	int busy = 0;
 	for (int i = 0; i < rt->nworkers; i++) {
 		struct weft_worker *w = &rt->workers[i];
+		/* Lengths, tops and timer counts are relaxed readings: a
+		 * heuristic that only decides when to mark and rouse. The
+		 * run-next slot is read seq_cst, for the arming protocol. */
 		struct look now = {
 			atomic_load(&w->runnext), weft__deque_len(&w->deque),
 			weft__deque_len(&w->woken), weft__deque_top(&w->woken),

@@ -29,6 +29,8 @@ static inline __attribute__((always_inline)) bool
 switch_direct(struct weft_worker *w, enum weft_switch_reason reason,
 	      void (*unlock)(void *), void *arg)
 {
+	/* Relaxed: set before the workers were created (pthread_create
+	 * orders it), and not changed while they run. */
 	struct weft_runtime *rt = atomic_load_explicit(&weft__rt,
 						       memory_order_relaxed);
 	struct weft_task *t = w->current;
@@ -84,8 +86,10 @@ bool weft__spin_worthwhile(void)
 	struct weft_worker *w = weft__self();
 	if (!w)
 		return true; /* a plain thread: the holder may run anywhere */
+	/* Relaxed: as in switch_direct. */
 	struct weft_runtime *rt = atomic_load_explicit(&weft__rt,
 						       memory_order_relaxed);
+	/* Relaxed: own run-next, a heuristic for spinning. */
 	return rt->nworkers > 1 &&
 	       !atomic_load_explicit(&w->runnext, memory_order_relaxed) &&
 	       !weft__deque_len(&w->deque) && !weft__deque_len(&w->woken);

@@ -55,7 +55,7 @@ static struct weft_task *steal_runnext(struct weft_worker *v, bool stuck)
 	if (!stuck) {
 		uint64_t ticks = atomic_load(&v->ticks);
 		for (int i = 0; i < 200; i++)
-			__builtin_ia32_pause();
+			weft__cpu_relax();
 		if (atomic_load(&v->ticks) != ticks)
 			return NULL;
 	}
@@ -72,6 +72,8 @@ static struct weft_task *steal_from(struct weft_worker *v,
 	struct weft_task *t = steal_half(&v->deque, w);
 	if (t)
 		return t;
+	/* Relaxed, here and below: the monitor's mark is a hint; tasks move
+	 * only through the deques' and run-next's CAS. */
 	bool stuck = atomic_load_explicit(&v->stuck, memory_order_relaxed);
 	if (weft__runq_woken_open(v))
 		t = steal_half(&v->woken, w);

@@ -598,7 +598,7 @@ bool weft__join_case_locked(weft_task_t h, struct weft__waiter *w,
 {
 	struct weft_task *t = h.task;
 	*status = 0;
-	if (lookup(h) != t)
+	if (!lookup(h)) /* as weft_join: another run's, or recycled */
 		*status = -ESRCH;
 	else if (t->join_state & (JOIN_DETACHED | JOIN_CLAIMED))
 		*status = -EINVAL;

@@ -131,6 +131,8 @@ static inline void weft__waiter_init(struct weft__waiter *w,
 	weft__waiter_init_as(w, abort, WEFT__WAIT_OTHER, NULL);
 }
 
+/* Acquire: pairs with the release of the settle that won (CAS or
+ * settle_locked), so the waiter sees what its notifier handed over. */
 static inline int weft__waiter_state(struct weft__waiter *w)
 {
 	return atomic_load_explicit(&w->state, memory_order_acquire);
@@ -158,6 +160,9 @@ static inline bool weft__waiter_settle(struct weft__waiter *w, int result)
 	if (!weft__waiter_claim_group(w))
 		return false;
 	int expected = WEFT__WAITING;
+	/* acq_rel: release hands over to the waiter (waiter_state); acquire
+	 * orders a loser after the winner, whose hand-over it must not
+	 * repeat. */
 	return atomic_compare_exchange_strong_explicit(
 		&w->state, &expected, result, memory_order_acq_rel,
 		memory_order_acquire);
@@ -171,6 +176,9 @@ static inline bool weft__waiter_settle_locked(struct weft__waiter *w,
 					      int result)
 {
 	WEFT_ASSERT(result != WEFT__WAITING);
+	/* Relaxed load: every writer holds the lock we hold. Release store:
+	 * pairs with the waiter's acquire in waiter_state, which takes no
+	 * lock before reading what we hand over. */
 	if (atomic_load_explicit(&w->state, memory_order_relaxed) !=
 	    WEFT__WAITING || !weft__waiter_claim_group(w))
 		return false;

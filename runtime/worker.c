@@ -26,7 +26,7 @@
 #include "worker.h"
 
 #define TIMER_CHECK_INTERVAL 16
-#define SEARCH_SPINS 48          /* ~5-15 us of looking before parking */
+#define SEARCH_SPINS 48          /* steal attempts before parking */
 
 /* Read on every spawn and switch: a line no other global writes. */
 struct weft_runtime *_Atomic weft__rt __attribute__((aligned(64)));
@@ -49,7 +49,7 @@ static struct weft_task *find_task(struct weft_runtime *rt,
 		    RT_STOPPING)
 			return NULL;
 		for (int i = 0; i < 32; i++)
-			__builtin_ia32_pause();
+			weft__cpu_relax();
 	}
 	return weft__steal(rt, w, true);
 }
@@ -97,7 +97,7 @@ static void run_task(struct weft_worker *w, struct weft_task *t)
 		/* Every one: the direct switch declines one pick in
 		 * GLOBAL_QUEUE_INTERVAL, whose yields land here, a sample of
 		 * about that rate of a busy worker's yields (metrics.h). */
-		t->ready_at = (int64_t)__rdtsc();
+		t->ready_at = (int64_t)weft__cycles();
 		weft__runq_append_yielded(w, t);
 		break;
 	case SWITCH_EXIT:

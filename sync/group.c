@@ -119,8 +119,10 @@ static void wait_idle_shielded(struct weft_group *g)
 {
 	struct weft_shield s;
 	bool shielded = weft_shield_enter(&s) == 0; /* not on a plain thread */
-	while (g->running)
-		weft__cond_wait_as(&g->idle, WEFT__WAIT_GROUP, g);
+	while (g->running) {
+		int r = weft__cond_wait_as(&g->idle, WEFT__WAIT_GROUP, g);
+		(void)r; /* shielded, or a plain thread: it cannot fail */
+	}
 	if (shielded)
 		weft_shield_leave(&s);
 }

@@ -30,12 +30,21 @@ static void *wait_stdin(void *arg)
 	return NULL;
 }
 
+/* A failed call would leave gdb nothing to find: say so, and stop. */
+static void must(int r)
+{
+	if (r) {
+		fprintf(stderr, "gdb_target: a call failed: %d\n", r);
+		_exit(1);
+	}
+}
+
 static void *main_task(void *arg)
 {
 	weft_task_t a, b;
 	weft_lock_init(&lock);
 	weft_event_init(&done);
-	weft_lock_acquire(&lock);
+	must(weft_lock_acquire(&lock));
 	weft_spawn_opts(&a, parked_in_lock, NULL,
 			&(struct weft_spawn_opts){ .name = "locker" });
 	weft_spawn_opts(&b, parked_in_event, NULL,
@@ -43,11 +52,11 @@ static void *main_task(void *arg)
 	weft_sleep(100 * WEFT_MSEC); /* both park */
 	printf("ready\n");
 	fflush(stdout);
-	weft_blocking(wait_stdin, NULL, NULL);
+	must(weft_blocking(wait_stdin, NULL, NULL));
 	weft_lock_release(&lock);
 	weft_event_set(&done);
-	weft_join(a, NULL);
-	weft_join(b, NULL);
+	must(weft_join(a, NULL));
+	must(weft_join(b, NULL));
 	return NULL;
 }
 

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+#include "weft/must_check.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -112,7 +114,7 @@ int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
  * its deadline passed (the handle is still valid); -EINVAL if the task is
  * detached or another caller is already joining it; -EDEADLK if it is the
  * caller itself; -ESRCH for a stale handle. */
-int weft_join(weft_task_t t, void **result);
+WEFT_MUST_CHECK int weft_join(weft_task_t t, void **result);
 
 /* Lets the task run on and free itself when it ends; consumes the handle.
  * Returns 0, -EINVAL (already detached or being joined), -ESRCH. */
