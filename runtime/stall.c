@@ -53,6 +53,27 @@ int64_t weft__stall_config(const struct weft_config *cfg)
 	return t == WEFT_STALL_OFF ? 0 : t ? t : WEFT_STALL_DEFAULT_NS;
 }
 
+/* Where the signal interrupted the thread: its stack pointer and pc. */
+static uintptr_t interrupted_sp(const ucontext_t *uc)
+{
+#if defined(__x86_64__)
+	return (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+	return (uintptr_t)uc->uc_mcontext.sp;
+#else
+#error "interrupted_sp: no signal frame layout for this CPU yet"
+#endif
+}
+
+static uintptr_t interrupted_pc(const ucontext_t *uc)
+{
+#if defined(__x86_64__)
+	return (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+	return (uintptr_t)uc->uc_mcontext.pc;
+#endif
+}
+
 /* On the worker, interrupting the stalled task: scans its stack from the
  * interrupted stack pointer, reading only inside that stack. Async-signal-
  * safe: loads, stores and the symbol table's read-only segment list. */
@@ -67,7 +88,7 @@ static void on_sigurg(int signo, siginfo_t *info, void *ctx)
 	struct weft_worker *w = weft__self();
 	struct weft_task *t = w ? w->current : NULL;
 	const ucontext_t *uc = ctx;
-	const uintptr_t *sp = (const uintptr_t *)uc->uc_mcontext.gregs[REG_RSP];
+	const uintptr_t *sp = (const uintptr_t *)interrupted_sp(uc);
 	const uintptr_t *top = t && t == capture.want && t->stack.base
 		? (const uintptr_t *)(t->stack.base + t->stack.size) : NULL;
 	int n = 0;
@@ -78,8 +99,7 @@ static void on_sigurg(int signo, siginfo_t *info, void *ctx)
 		return;
 	}
 	/* The interrupted instruction, as if returned to: named at pc. */
-	capture.frames[n++] = (const void *)(uc->uc_mcontext.gregs[REG_RIP] +
-					     1);
+	capture.frames[n++] = (const void *)(interrupted_pc(uc) + 1);
 	for (; sp < top && n < MAX_FRAMES; sp++)
 		if (weft__symbols_is_return(capture.syms,
 					    weft__stack_word(sp)))
