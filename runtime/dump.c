@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "cycles.h"
 
 #include "weft/dump.h"
 #include "symbols.h"
@@ -268,7 +269,7 @@ static void dump_task(struct weft_task *t, void *arg)
 		return;
 	}
 	uintptr_t frames[MAX_FRAMES];
-	struct wait_view v;
+	struct wait_view v = { 0 };
 	int worker = running_on(d->rt, t);
 	weft__spin_lock(&t->wait_lock);
 	int nframes = look_at_wait(d, t, worker >= 0, &v, frames);

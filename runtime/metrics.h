@@ -13,7 +13,7 @@
  *    by the worker that took t from there (the queue's release/acquire
  *    orders the two), and reset by that worker. So it is 0 while t runs.
  *
- * The clock is the time-stamp counter (weft__cycles), read inline (no call: a call on the
+ * The clock is the time-stamp counter, read inline (no call: a call on the
  * switch path would make the compiler save more registers on every
  * switch, not only on sampled ones), converted to nanoseconds with a
  * factor weft_run measures against CLOCK_MONOTONIC as it starts. The
@@ -26,29 +26,10 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
-#if defined(__x86_64__)
-#include <x86intrin.h>
-#endif
+#include "cycles.h"
 
 #include "weft/metrics.h"
 #include "weft/time.h"
-
-/* The counter the latencies are read from: the TSC on x86-64; on aarch64
- * the virtual counter CNTVCT_EL0, constant-rate and synchronised across
- * cores by the architecture (tens of MHz: coarser, calibrated the same
- * way). Another CPU needs a line here. */
-static inline uint64_t weft__cycles(void)
-{
-#if defined(__x86_64__)
-	return __rdtsc();
-#elif defined(__aarch64__)
-	uint64_t v;
-	__asm__ __volatile__("mrs %0, cntvct_el0" : "=r"(v));
-	return v;
-#else
-#error "weft__cycles needs this CPU's cycle counter"
-#endif
-}
 
 struct __attribute__((aligned(64))) weft__worker_stats {
 	_Atomic uint64_t empty_rounds; /* scheduler rounds that ran nothing:
@@ -79,7 +60,7 @@ void weft__latency_calibrate(void);
 #define weft__latency_mark(t, count)                                      \
 	do {                                                              \
 		if (__builtin_expect((count) % WEFT_LATENCY_SAMPLE == 0, 0)) \
-			(t)->ready_at = (int64_t)weft__cycles();          \
+			(t)->ready_at = (int64_t)weft__cycles();               \
 	} while (0)
 
 /* About to run t: if it was marked, counts how long it waited in s's

@@ -53,11 +53,7 @@ int64_t weft__stall_config(const struct weft_config *cfg)
 	return t == WEFT_STALL_OFF ? 0 : t ? t : WEFT_STALL_DEFAULT_NS;
 }
 
-/* On the worker, interrupting the stalled task: scans its stack from the
- * interrupted stack pointer, reading only inside that stack. Async-signal-
- * safe: loads, stores and the symbol table's read-only segment list. */
-__attribute__((no_sanitize("thread", "address")))
-/* The interrupted stack pointer and instruction address, per CPU. */
+/* Where the signal interrupted the thread: its stack pointer and pc. */
 static uintptr_t interrupted_sp(const ucontext_t *uc)
 {
 #if defined(__x86_64__)
@@ -65,7 +61,7 @@ static uintptr_t interrupted_sp(const ucontext_t *uc)
 #elif defined(__aarch64__)
 	return (uintptr_t)uc->uc_mcontext.sp;
 #else
-#error "stall.c needs this CPU's stack pointer in a ucontext"
+#error "interrupted_sp: no signal frame layout for this CPU yet"
 #endif
 }
 
@@ -75,11 +71,13 @@ static uintptr_t interrupted_pc(const ucontext_t *uc)
 	return (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
 #elif defined(__aarch64__)
 	return (uintptr_t)uc->uc_mcontext.pc;
-#else
-#error "stall.c needs this CPU's instruction address in a ucontext"
 #endif
 }
 
+/* On the worker, interrupting the stalled task: scans its stack from the
+ * interrupted stack pointer, reading only inside that stack. Async-signal-
+ * safe: loads, stores and the symbol table's read-only segment list. */
+__attribute__((no_sanitize("thread", "address")))
 static void on_sigurg(int signo, siginfo_t *info, void *ctx)
 {
 	int asked = CAPTURE_ASKED;

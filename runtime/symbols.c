@@ -117,6 +117,7 @@ static const struct segment *segment_of(const struct weft__symbols *s,
 /* The call instructions a return address can follow: call rel32 (E8),
  * and call through a register or memory (FF /2) with the encodings of
  * its operand that compilers emit, with or without a REX prefix. */
+#if defined(__x86_64__)
 __attribute__((no_sanitize("thread")))
 static bool after_call(const unsigned char *ip)
 {
@@ -136,6 +137,21 @@ static bool after_call(const unsigned char *ip)
 	}
 	return false;
 }
+#elif defined(__aarch64__)
+/* aarch64: the word before a return address is BL (imm26) or BLR (Xn). */
+__attribute__((no_sanitize("thread")))
+static bool after_call(const unsigned char *ip)
+{
+	uint32_t insn;
+	if ((uintptr_t)ip & 3)
+		return false;
+	memcpy(&insn, ip - 4, sizeof(insn));
+	return (insn & 0xfc000000u) == 0x94000000u ||
+	       (insn & 0xfffffc1fu) == 0xd63f0000u;
+}
+#else
+#error "after_call: no call decoding for this CPU yet"
+#endif
 
 __attribute__((no_sanitize("thread")))
 bool weft__symbols_is_return(const struct weft__symbols *s, uintptr_t a)

@@ -1,5 +1,6 @@
 /* Waiting: the park/wake protocol of wait.h. */
 #include <errno.h>
+#include "cycles.h"
 
 #include "futex.h"
 #include "task.h"

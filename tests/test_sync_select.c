@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include "sync_test_util.h"
 #include "sync/waitq.h"
+#include "runtime/task.h"
 
 static long qsize(struct weft_queue *q)
 {
@@ -206,6 +207,20 @@ END_TEST
 
 /* ---- several ready at once: the first in order, the rest untouched ------ */
 
+/* Waits until t has returned, without joining it (a sleep would be a guess
+ * on a loaded machine). */
+static void wait_finished(weft_task_t t)
+{
+	for (;;) {
+		weft__spin_lock(&t.task->join_lock);
+		bool done = t.task->join_state & JOIN_DONE;
+		weft__spin_unlock(&t.task->join_lock);
+		if (done)
+			return;
+		weft_sleep(100 * WEFT_USEC);
+	}
+}
+
 static void *ready_main(void *arg)
 {
 	struct weft_queue q1 = WEFT_QUEUE_INIT(sizeof(uint64_t), 0);
@@ -246,7 +261,7 @@ static void *ready_main(void *arg)
 	weft_task_t t;
 	void *res;
 	ck_assert_int_eq(weft_spawn(&t, sleeper, (void *)0), 0);
-	weft_sleep(2 * WEFT_MSEC);
+	wait_finished(t);
 	struct weft_select_case j[] = { WEFT_CASE_EVENT(&e),
 					WEFT_CASE_JOIN(t, &res),
 					WEFT_CASE_SEM(&s) };
@@ -726,7 +741,7 @@ static void *first_main(void *arg)
 	/* Cancelled while waiting: nothing joined, the handles still
 	 * valid. A deadline likewise. */
 	for (int j = 0; j < 3; j++)
-		weft_spawn(&t[j], sleeper, (void *)(intptr_t)(WEFT_SEC / 5));
+		weft_spawn(&t[j], sleeper, (void *)(intptr_t)WEFT_SEC);
 	struct weft_deadline d;
 	weft_deadline_enter(&d, 5 * WEFT_MSEC);
 	ck_assert_int_eq(weft_wait_first(t, 3, NULL, NULL), -ETIMEDOUT);
