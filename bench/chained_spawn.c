@@ -1,5 +1,6 @@
 /* chained_spawn [depth=1000000]: each task spawns the next; the last one
  * signals the end. */
+#include <stdlib.h>
 #include "bench_util.h"
 
 static struct weft_event done = WEFT_EVENT_INIT;
@@ -20,7 +21,8 @@ static void *bench(void *arg)
 	int64_t t0 = weft_now();
 	if (weft_spawn(NULL, link, (void *)(depth - 1)))
 		abort();
-	weft_event_wait(&done);
+	if (weft_event_wait(&done))
+		abort();
 	bench_result("chained_spawn", depth, weft_now() - t0);
 	return NULL;
 }

@@ -1,6 +1,7 @@
 /* channel [producers=4] [per_producer=2500000] [capacity=1024]: producers
  * put u64s into one bounded weft_queue, one consumer sums them and checks.
  * ops = producers * per_producer. */
+#include <stdlib.h>
 #include <stdint.h>
 #include "bench_util.h"
 
@@ -32,7 +33,8 @@ static void *bench(void *arg)
 	}
 	int64_t t1 = weft_now();
 	for (long i = 0; i < nprod; i++)
-		weft_join(t[i], NULL);
+		if (weft_join(t[i], NULL))
+			abort();
 	free(t);
 	weft_queue_destroy(&q);
 	uint64_t want = (uint64_t)nprod * ((uint64_t)per * (uint64_t)(per - 1) / 2);

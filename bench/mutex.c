@@ -1,5 +1,6 @@
 /* mutex [tasks=1000] [incs=10000]: every task increments one shared
  * counter incs times under a weft_lock. ops = tasks * incs. */
+#include <stdlib.h>
 #include "bench_util.h"
 
 static long ntasks, nincs;
@@ -9,7 +10,8 @@ static long counter;
 static void *incrementer(void *arg)
 {
 	for (long i = 0; i < nincs; i++) {
-		weft_lock_acquire(&lock);
+		if (weft_lock_acquire(&lock))
+			abort(); /* never cancelled here */
 		counter++;
 		weft_lock_release(&lock);
 	}
@@ -24,7 +26,8 @@ static void *bench(void *arg)
 		if (weft_spawn(&t[i], incrementer, NULL))
 			abort();
 	for (long i = 0; i < ntasks; i++)
-		weft_join(t[i], NULL);
+		if (weft_join(t[i], NULL))
+			abort();
 	int64_t t1 = weft_now();
 	free(t);
 	if (counter != ntasks * nincs) {

@@ -1,5 +1,6 @@
 /* ping_pong [round_trips=1000000]: two tasks bounce a u64 over two
  * weft_queues of capacity 1. ops = round trips. */
+#include <stdlib.h>
 #include <stdint.h>
 #include "bench_util.h"
 
@@ -31,7 +32,8 @@ static void *bench(void *arg)
 		if (weft_queue_put(&ping, &v) || weft_queue_get(&pong, &v))
 			abort();
 	}
-	weft_join(t, NULL);
+	if (weft_join(t, NULL))
+		abort();
 	int64_t t1 = weft_now();
 	if (v != (uint64_t)trips) {
 		fprintf(stderr, "ping_pong: %llu, want %ld\n",

@@ -9,6 +9,7 @@
  * select; the target is at most 2x the baseline). Half the selects find
  * their item in the second case, after the first one was found empty.
  * ops = producers * per_producer. */
+#include <stdlib.h>
 #include <stdint.h>
 #include "bench_util.h"
 
@@ -64,7 +65,8 @@ static void run(const char *name, int queues)
 				   : consume_select(nprod * per);
 	int64_t t1 = weft_now();
 	for (long i = 0; i < nprod; i++)
-		weft_join(t[i], NULL);
+		if (weft_join(t[i], NULL))
+			abort();
 	free(t);
 	for (int k = 0; k < 2; k++)
 		weft_queue_destroy(&q[k]);

@@ -54,7 +54,8 @@ static void *bench_main(void *arg)
 	}
 	t1 = weft_now();
 	for (long i = 0; i < n; i++)
-		weft_join(t[i], NULL);
+		if (weft_join(t[i], NULL))
+			abort();
 	t2 = weft_now();
 	free(t);
 	if (atomic_load(&done) != n) {

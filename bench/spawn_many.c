@@ -1,5 +1,6 @@
 /* spawn_many [N=1000000]: spawn N tasks from inside the runtime, each
  * increments a shared counter; wait for all. */
+#include <stdlib.h>
 #include <stdatomic.h>
 #include "bench_util.h"
 
@@ -20,7 +21,8 @@ static void *bench(void *arg)
 	for (long i = 0; i < n; i++)
 		if (weft_spawn(NULL, leaf, NULL))
 			abort();
-	weft_event_wait(&done);
+	if (weft_event_wait(&done))
+		abort();
 	int64_t t1 = weft_now();
 	if (atomic_load(&counter) != n)
 		abort();

@@ -15,6 +15,7 @@
  * ops counting round trips. The target (issue 17): stream within 10% of
  * raw.
  */
+#include <stdlib.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -119,7 +120,8 @@ static void *bench_main(void *arg)
 	printf("RESULT name=line_echo impl=weft-%s ops=%ld secs=%.6f "
 	       "ns_per_op=%.2f\n", use_stream ? "stream" : "raw",
 	       conns * lines, (double)ns / 1e9, (double)ns / (conns * lines));
-	weft_join(acc, NULL);
+	if (weft_join(acc, NULL))
+		abort();
 	weft_close(lfd);
 	free(cl);
 	return err;

@@ -1,5 +1,6 @@
 /* switch [switches=10000000]: two tasks on one worker yielding to each
  * other; reports nanoseconds per switch. */
+#include <stdlib.h>
 #include "bench_util.h"
 
 static long nswitches;
@@ -18,8 +19,10 @@ static void *bench(void *arg)
 	weft_spawn(&b, yielder, NULL);
 	weft_yield(); /* let both start before timing */
 	int64_t t0 = weft_now();
-	weft_join(a, NULL);
-	weft_join(b, NULL);
+	if (weft_join(a, NULL))
+		abort();
+	if (weft_join(b, NULL))
+		abort();
 	bench_result("switch", nswitches, weft_now() - t0);
 	return NULL;
 }

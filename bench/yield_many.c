@@ -1,4 +1,5 @@
 /* yield_many [tasks=1000] [yields=1000]: every task yields `yields` times. */
+#include <stdlib.h>
 #include "bench_util.h"
 
 static long ntasks, nyields;
@@ -18,7 +19,8 @@ static void *bench(void *arg)
 		if (weft_spawn(&t[i], yielder, NULL))
 			abort();
 	for (long i = 0; i < ntasks; i++)
-		weft_join(t[i], NULL);
+		if (weft_join(t[i], NULL))
+			abort();
 	int64_t t1 = weft_now();
 	free(t);
 	bench_result("yield_many", ntasks * nyields, t1 - t0);

@@ -48,8 +48,13 @@ int example_future(double secs)
 		printf("%s\n", (const char *)value);
 	else
 		weft_cancel(setter);
-	/* fut lives on this stack: the setter must be done before we return. */
-	weft_join(setter, NULL);
+	/* fut lives on this stack: the setter must be done before we return,
+	 * even if we were cancelled, so the join is shielded. */
+	struct weft_shield sh;
+	weft_shield_enter(&sh);
+	if (weft_join(setter, NULL))
+		fprintf(stderr, "future: lost the setter\n");
+	weft_shield_leave(&sh);
 	return r;
 }
 

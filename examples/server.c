@@ -99,7 +99,13 @@ static void *serve(void *unused)
 
 	r = weft_signal_wait(&server.stop, &sig);
 	weft_cancel(acceptor);
-	weft_join(acceptor, NULL);
+	/* Shielded: the acceptor must be gone before the socket closes,
+	 * even if this task was cancelled itself. */
+	struct weft_shield sh;
+	weft_shield_enter(&sh);
+	if (weft_join(acceptor, NULL))
+		fprintf(stderr, "%s: lost the acceptor\n", server.name);
+	weft_shield_leave(&sh);
 	weft_close(server.lfd);
 	if (!r)
 		printf("%s: %s: stopping, closing %d connections\n",

@@ -67,6 +67,9 @@ ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags,
 		return -EBADF;
 	if (!buf && len)
 		return -EFAULT;
+	/* Checked here, not by the kernel: its ring path said -EFAULT. */
+	if (to && tolen > sizeof(struct sockaddr_storage))
+		return -EINVAL;
 	flags |= MSG_NOSIGNAL;
 	if (weft__io_path() != WEFT__RING)
 		return msg_call(fd, WEFT__WRITE, try_sendmsg,

@@ -27,6 +27,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "weft/task.h"
@@ -52,6 +53,7 @@ static struct {
 	bool stopping;
 	struct pool_thread *threads;
 	_Atomic int seq;      /* futex word the idle threads sleep on */
+	_Atomic unsigned names; /* threads named so far: weft-blk-N */
 } pool = { .max = DEFAULT_MAX };
 
 static void pool_lock(void)
@@ -109,7 +111,12 @@ static void *pool_main(void *unused)
 	struct weft__bjob *job;
 	int seen;
 	void *res;
+	char name[16];
 
+	/* Named for top, perf and gdb: weft-blk-0, weft-blk-1, ... */
+	snprintf(name, sizeof(name), "weft-blk-%u",
+		 atomic_fetch_add_explicit(&pool.names, 1, memory_order_relaxed));
+	pthread_setname_np(pthread_self(), name);
 	pool_lock();
 	for (;;) {
 		if ((job = pool.head)) {
@@ -215,7 +222,7 @@ int weft__blocking_run(struct weft__bjob *job)
 	job->waiter = NULL;
 	job->result = NULL;
 	job->next = job->prev = NULL;
-	weft__waiter_init(&w, job_abort);
+	weft__waiter_init_as(&w, job_abort, WEFT__WAIT_BLOCKING, job->fn);
 	w.data = job;
 	w.value = 0; /* 1: abandoned, the pool thread discards the job */
 	if ((r = weft__wait_begin(&w)))
@@ -258,6 +265,16 @@ int weft_blocking(weft_blocking_fn fn, void *arg, void **result)
 	return r;
 }
 
+void weft__blocking_stats(uint64_t *threads, uint64_t *busy,
+			  uint64_t *queued)
+{
+	pool_lock();
+	*threads = (uint64_t)pool.nthreads;
+	*busy = (uint64_t)(pool.nthreads - pool.idle);
+	*queued = (uint64_t)pool.queued;
+	pool_unlock();
+}
+
 int weft__blocking_start(int max_threads)
 {
 	pool_lock();
@@ -286,5 +303,6 @@ void weft__blocking_stop(void)
 	pool.nthreads = 0;
 	pool.idle = 0;
 	pool.stopping = false;
+	atomic_store_explicit(&pool.names, 0, memory_order_relaxed);
 	pool_unlock();
 }

@@ -257,7 +257,7 @@ static int64_t from_now(int64_t ns)
 static int sleep_until(struct weft_task *t, int64_t at)
 {
 	struct sleeper s = { .lock = 0, .linked = false };
-	weft__waiter_init(&s.w, sleep_abort);
+	weft__waiter_init_as(&s.w, sleep_abort, WEFT__WAIT_SLEEP, NULL);
 	int r = weft__wait_begin_until(&s.w, at);
 	if (r)
 		return r;

@@ -46,8 +46,8 @@ static void barrier_abort(struct weft__waiter *w, int reason)
 {
 	struct weft_barrier *b = weft__container_of(w->queue,
 						    struct weft_barrier, wq);
-	struct weft_waitq *q = w->data ? w->data : &b->wq;
 	weft__waitq_lock(&b->wq);
+	struct weft_waitq *q = w->data ? w->data : &b->wq; /* set under it */
 	if (weft__waiter_settle_locked(w, reason) &&
 	    weft__waitq_linked(q, w)) {
 		weft__waitq_remove(q, w);
@@ -86,7 +86,8 @@ static int wait_once(struct weft_barrier *b, bool *again)
 {
 	struct weft__waiter w;
 	int r;
-	weft__waitq_prepare(&b->wq, &w, barrier_abort);
+	weft__waitq_prepare_as(&b->wq, &w, barrier_abort, WEFT__WAIT_BARRIER,
+			       b);
 	if ((r = weft__wait_begin(&w)))
 		return r;
 	weft__waitq_lock(&b->wq);

@@ -106,11 +106,11 @@ static int acquire_slow(struct weft_lock *l, uintptr_t me, bool abortable)
 				return 0;
 			if (s & WAITERS)
 				break;
-			__builtin_ia32_pause();
+			weft__cpu_relax();
 		}
 	}
 
-	weft__waitq_prepare(&l->wq, &w, lock_abort);
+	weft__waitq_prepare_as(&l->wq, &w, lock_abort, WEFT__WAIT_LOCK, l);
 	if (!abortable)
 		w.abort = 0;
 	w.value = me;

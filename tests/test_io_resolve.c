@@ -124,7 +124,7 @@ static struct weft_event release = WEFT_EVENT_INIT;
 /* Holds the pool's one thread until release is set. */
 static void *hold_pool(void *arg)
 {
-	weft_event_wait(&release);
+	ck_assert_int_eq(weft_event_wait(&release), 0);
 	return NULL;
 }
 

@@ -1,5 +1,6 @@
 /* UDP datagrams and Unix domain stream sockets. */
 #include <errno.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,13 @@ static void udp_round_trips(const char *host, int family)
 	weft_close(cl);
 }
 
+static void *sendto_huge_len(void *arg)
+{
+	struct sockaddr_storage to = { .ss_family = AF_INET };
+	return (void *)(intptr_t)weft_sendto((int)(intptr_t)arg, "x", 1, 0,
+					     (struct sockaddr *)&to, 1000000);
+}
+
 static void *udp_main(void *arg)
 {
 	char buf[8];
@@ -113,6 +121,17 @@ static void *udp_main(void *arg)
 	ck_assert_int_eq(weft_recvfrom(-1, buf, 4, 0, NULL, NULL), -EBADF);
 	ck_assert_int_eq(weft_sendto(-1, buf, 4, 0, NULL, 0), -EBADF);
 	ck_assert_int_eq(weft_connect_addr(fd, NULL, 0), -EFAULT);
+	/* An address length no address has: -EINVAL from a task and from a
+	 * plain thread alike (the ring said -EFAULT). */
+	struct sockaddr_storage to = { .ss_family = AF_INET };
+	ck_assert_int_eq(weft_sendto(fd, "x", 1, 0, (struct sockaddr *)&to,
+				     1000000), -EINVAL);
+	pthread_t th;
+	void *r;
+	ck_assert_int_eq(pthread_create(&th, NULL, sendto_huge_len,
+					(void *)(intptr_t)fd), 0);
+	pthread_join(th, &r);
+	ck_assert_int_eq((int)(intptr_t)r, -EINVAL);
 	weft_close(fd);
 	return NULL;
 }

@@ -245,6 +245,41 @@ START_TEST(joined_spawns_through_shutdown)
 }
 END_TEST
 
+/* ---- cancellation is delivered where a call would wait ----------------- */
+
+/* What concepts.md and sync.h promise: in a cancelled task, calls that can
+ * complete at once succeed; one that would wait fails; weft_yield fails,
+ * so a loop of the first kind can end on it. */
+static void *cancelled_main(void *arg)
+{
+	struct weft_lock l = WEFT_LOCK_INIT;
+	struct weft_event e = WEFT_EVENT_INIT;
+	struct weft_sem s;
+	struct weft_queue q;
+	int item = 1;
+	ck_assert_int_eq(weft_sem_init(&s, 1), 0);
+	ck_assert_int_eq(weft_queue_init(&q, sizeof(int), 1), 0);
+	ck_assert_int_eq(weft_event_set(&e), 0);
+	ck_assert_int_eq(weft_cancel(weft_current()), 0);
+	ck_assert_int_eq(weft_is_cancelled(weft_current()), 1);
+	ck_assert_int_eq(weft_lock_acquire(&l), 0);      /* free */
+	ck_assert_int_eq(weft_event_wait(&e), 0);        /* already set */
+	ck_assert_int_eq(weft_sem_acquire(&s), 0);       /* a free permit */
+	ck_assert_int_eq(weft_queue_put(&q, &item), 0);  /* room */
+	ck_assert_int_eq(weft_queue_put(&q, &item), -ECANCELED); /* full */
+	ck_assert_int_eq(weft_sem_acquire(&s), -ECANCELED);
+	ck_assert_int_eq(weft_yield(), -ECANCELED);
+	ck_assert_int_eq(weft_lock_release(&l), 0);
+	ck_assert_int_eq(weft_queue_destroy(&q), 0);
+	return NULL;
+}
+
+START_TEST(cancelled_task_completes_at_once)
+{
+	weft_test_run(cancelled_main, NULL, 1);
+}
+END_TEST
+
 /* One case per test, so CK_RUN_CASE=<name> runs one alone. */
 static void add(Suite *s, const char *name, const TTest *test)
 {
@@ -262,5 +297,6 @@ int main(void)
 	add(s, "handle_from_previous_run", handle_from_previous_run);
 	add(s, "detached_spawns", detached_spawns_through_shutdown);
 	add(s, "joined_spawns", joined_spawns_through_shutdown);
+	add(s, "cancelled", cancelled_task_completes_at_once);
 	return weft_test_main(s);
 }

@@ -214,8 +214,8 @@ static void *ready_main(void *arg)
 	struct weft_lock l = WEFT_LOCK_INIT;
 	struct weft_event e = WEFT_EVENT_INIT;
 	uint64_t a = 0, b = 0, one = 1, two = 2;
-	weft_queue_put(&q1, &one);
-	weft_queue_put(&q2, &two);
+	ck_assert_int_eq(weft_queue_put(&q1, &one), 0);
+	ck_assert_int_eq(weft_queue_put(&q2, &two), 0);
 	weft_event_set(&e);
 
 	struct weft_select_case c[] = { WEFT_CASE_GET(&q1, &a),
@@ -378,7 +378,7 @@ static void *cancel_main(void *arg)
 	ck_assert(weft__waitq_empty(&c.s.wq));
 	ck_assert(weft__waitq_empty(&c.l.wq));
 	uint64_t x = 3;
-	weft_queue_put(&c.q, &x);
+	ck_assert_int_eq(weft_queue_put(&c.q, &x), 0);
 	weft_sem_release(&c.s);
 	ck_assert_int_eq(qsize(&c.q), 1);
 	ck_assert_int_eq(weft_sem_value(&c.s), 1);
@@ -470,7 +470,7 @@ static void *race_other(void *arg)
 		weft_cancel(r->sel);
 	} else if (r->abort_by == BY_NOTIFY) {
 		uint64_t x = 1000;
-		weft_queue_put(&r->q2, &x);
+		ck_assert_int_eq(weft_queue_put(&r->q2, &x), 0);
 	}
 	return NULL;
 }
@@ -521,10 +521,10 @@ static void *race_main(void *arg)
 		atomic_store(&r.go, 1);
 		/* A random head start for the other side: both orders. */
 		for (int k = (int)(seed >> 20) % 512; k > 0; k--)
-			__builtin_ia32_pause();
+			weft__cpu_relax();
 		uint64_t x = (uint64_t)i;
 		if (kind == 0)
-			weft_queue_put(&r.q, &x);
+			ck_assert_int_eq(weft_queue_put(&r.q, &x), 0);
 		else if (kind == 1)
 			weft_sem_release(&r.s);
 		ck_assert_int_eq(weft_lock_release(&r.l), 0);

@@ -81,7 +81,7 @@ int weft_group_cancel(struct weft_group *g);
 /* Waits until every member has returned. Returns 0, the first member's
  * failure, -ECANCELED or -ETIMEDOUT (members cancelled and waited for), or
  * -EINVAL. */
-int weft_group_wait(struct weft_group *g);
+WEFT_MUST_CHECK int weft_group_wait(struct weft_group *g);
 
 /* Cancels every member and waits until all have returned, whatever the
  * caller's own cancellation or deadline (members may use its stack): a

@@ -15,7 +15,10 @@
  * a cancellation race and the wake-up wins, the call succeeds. As in
  * asyncio, cancellation is delivered where a call would wait: a call that
  * can complete at once (a free lock, an item ready) succeeds even in a
- * cancelled task. From a plain thread a blocking call blocks the thread.
+ * cancelled task. So a loop of calls that never need to wait never sees its
+ * cancellation: such a loop checks weft_is_cancelled(weft_current()) or
+ * calls weft_yield(), which fails with -ECANCELED (docs/concepts.md). From
+ * a plain thread a blocking call blocks the thread.
  *
  * Waiters are served first come, first served: locks and permits are handed
  * straight to the oldest waiter, so nobody starves.
@@ -27,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "weft/must_check.h"
 #include "weft/waitq.h"
 
 #ifdef __cplusplus
@@ -48,7 +52,7 @@ struct weft_lock {
 int weft_lock_init(struct weft_lock *l);
 /* Waits for l and takes it. Returns 0, -EDEADLK if the caller holds it
  * already, -ECANCELED, -ETIMEDOUT, -EINVAL. */
-int weft_lock_acquire(struct weft_lock *l);
+WEFT_MUST_CHECK int weft_lock_acquire(struct weft_lock *l);
 /* Takes l if it is free and nobody waits. Returns 0, -EBUSY, -EINVAL. */
 int weft_lock_try_acquire(struct weft_lock *l);
 /* Releases l, handing it to the oldest waiter if any; a task that hands it
@@ -77,7 +81,7 @@ int weft_event_set(struct weft_event *e);
 int weft_event_clear(struct weft_event *e);
 /* Waits until e is set (returns at once if it is). Returns 0, -ECANCELED,
  * -ETIMEDOUT, -EINVAL. */
-int weft_event_wait(struct weft_event *e);
+WEFT_MUST_CHECK int weft_event_wait(struct weft_event *e);
 /* 1 if e is set, 0 if not, -EINVAL. */
 int weft_event_is_set(const struct weft_event *e);
 
@@ -96,11 +100,11 @@ int weft_cond_init(struct weft_cond *c, struct weft_lock *lock);
 /* Releases the lock, waits for a notify, and re-acquires the lock before
  * returning, also when it fails. Returns 0, -EPERM if the caller does not
  * hold the lock, -ECANCELED, -ETIMEDOUT, -EINVAL. */
-int weft_cond_wait(struct weft_cond *c);
+WEFT_MUST_CHECK int weft_cond_wait(struct weft_cond *c);
 /* Waits until pred(arg) is true; pred runs with the lock held. Returns 0
  * (pred is true), or weft_cond_wait's errors (lock held in every case but
  * -EPERM and -EINVAL). */
-int weft_cond_wait_for(struct weft_cond *c, bool (*pred)(void *arg),
+WEFT_MUST_CHECK int weft_cond_wait_for(struct weft_cond *c, bool (*pred)(void *arg),
 		       void *arg);
 /* Wakes up to n waiters, oldest first. The caller must hold the lock.
  * Returns how many it woke, -EPERM, -EINVAL. */
@@ -129,7 +133,7 @@ int weft_sem_init(struct weft_sem *s, long value);
 int weft_sem_init_bounded(struct weft_sem *s, long value);
 /* Waits for a permit and takes it. Returns 0, -ECANCELED, -ETIMEDOUT,
  * -EINVAL. */
-int weft_sem_acquire(struct weft_sem *s);
+WEFT_MUST_CHECK int weft_sem_acquire(struct weft_sem *s);
 /* Takes a permit if one is free. Returns 0, -EAGAIN, -EINVAL. */
 int weft_sem_try_acquire(struct weft_sem *s);
 /* Returns a permit, handing it to the oldest waiter if any. Returns 0,
@@ -206,11 +210,11 @@ int weft_queue_destroy(struct weft_queue *q);
 /* Copies the element at item in, waiting while the queue is full; a
  * waiting getter receives it directly. Returns 0, -EPIPE after shutdown,
  * -ENOMEM, -ECANCELED, -ETIMEDOUT (nothing put), -EINVAL. */
-int weft_queue_put(struct weft_queue *q, const void *item);
+WEFT_MUST_CHECK int weft_queue_put(struct weft_queue *q, const void *item);
 /* Takes the next element into out, waiting while the queue is empty.
  * Returns 0, -EPIPE once shut down and drained, -ECANCELED, -ETIMEDOUT
  * (nothing taken), -EINVAL. */
-int weft_queue_get(struct weft_queue *q, void *out);
+WEFT_MUST_CHECK int weft_queue_get(struct weft_queue *q, void *out);
 /* put without waiting. Returns 0, -EAGAIN while full, -EPIPE after
  * shutdown, -ENOMEM, -EINVAL. */
 int weft_queue_try_put(struct weft_queue *q, const void *item);
@@ -225,7 +229,7 @@ long weft_queue_size(struct weft_queue *q);
 int weft_queue_task_done(struct weft_queue *q);
 /* Waits until every element put has been marked done. Returns 0,
  * -ECANCELED, -ETIMEDOUT, -EINVAL. */
-int weft_queue_join(struct weft_queue *q);
+WEFT_MUST_CHECK int weft_queue_join(struct weft_queue *q);
 /* Shuts the queue down: put fails with -EPIPE from now on, get drains what
  * is left and then fails with -EPIPE, and every waiting put and get wakes.
  * With immediate, what is left is dropped (and counted done) at once. As in
@@ -268,7 +272,7 @@ int weft_future_cancel(struct weft_future *f);
 /* Waits until f is done. Returns 0 and stores the result in *result (if
  * result is not NULL), or f's error (-ECANCELED if it was cancelled), or
  * -ECANCELED / -ETIMEDOUT if the waiting task was, -EINVAL. */
-int weft_future_wait(struct weft_future *f, void **result);
+WEFT_MUST_CHECK int weft_future_wait(struct weft_future *f, void **result);
 /* Like wait, without waiting: -EAGAIN while pending. */
 int weft_future_result(struct weft_future *f, void **result);
 /* 1 if f is done (result, error or cancelled), 0 if pending, -EINVAL. */
@@ -305,7 +309,7 @@ int weft_barrier_init(struct weft_barrier *b, unsigned parties);
  * index (0 .. parties-1), -EPIPE if the barrier is broken or gets aborted
  * or reset meanwhile, -ECANCELED / -ETIMEDOUT (the caller left; the others
  * still wait for parties), -EINVAL. */
-int weft_barrier_wait(struct weft_barrier *b);
+WEFT_MUST_CHECK int weft_barrier_wait(struct weft_barrier *b);
 /* Breaks b: waiters and later waits fail with -EPIPE until reset.
  * Returns how many waiters it woke, -EINVAL. */
 int weft_barrier_abort(struct weft_barrier *b);
