@@ -24,19 +24,18 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "weft/task.h"
+#include "blocking.h"
+#include "futex.h"
+#include "list.h"
 #include "spinlock.h"
 #include "wait.h"
-#include "blocking.h"
 
 #define DEFAULT_MAX 64
 
@@ -48,63 +47,49 @@ struct pool_thread {
 };
 
 static struct {
-	_Atomic int lock;
+	unsigned lock;        /* a spinlock */
 	struct weft__bjob *head, *tail;
 	int queued, nthreads, idle, max;
 	bool stopping;
 	struct pool_thread *threads;
-	_Atomic unsigned seq; /* futex word the idle threads sleep on */
+	_Atomic int seq;      /* futex word the idle threads sleep on */
 	_Atomic unsigned names; /* threads named so far: weft-blk-N */
 } pool = { .max = DEFAULT_MAX };
 
 static void pool_lock(void)
 {
-	while (atomic_exchange_explicit(&pool.lock, 1, memory_order_acquire))
-		while (atomic_load_explicit(&pool.lock, memory_order_relaxed))
-			weft__cpu_relax();
+	weft__spin_lock(&pool.lock);
 }
 
 static void pool_unlock(void)
 {
-	atomic_store_explicit(&pool.lock, 0, memory_order_release);
+	weft__spin_unlock(&pool.lock);
 }
 
 static void pool_signal(int n)
 {
 	atomic_fetch_add_explicit(&pool.seq, 1, memory_order_release);
-	syscall(SYS_futex, &pool.seq, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+	weft__futex_wake(&pool.seq, n);
 }
 
-static void pool_sleep(unsigned seen)
+static void pool_sleep(int seen)
 {
-	syscall(SYS_futex, &pool.seq, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+	weft__futex_wait(&pool.seq, seen, 0);
 }
 
 /* Under the lock. */
 static void job_unlink(struct weft__bjob *job)
 {
-	if (job->prev)
-		job->prev->next = job->next;
-	else
-		pool.head = job->next;
-	if (job->next)
-		job->next->prev = job->prev;
-	else
-		pool.tail = job->prev;
-	job->next = job->prev = NULL;
+	WEFT_ASSERT(weft__spin_held(&pool.lock));
+	weft__list_remove(pool.head, pool.tail, job);
 	pool.queued--;
 }
 
 /* Under the lock. */
 static void job_push(struct weft__bjob *job)
 {
-	job->next = NULL;
-	job->prev = pool.tail;
-	if (pool.tail)
-		pool.tail->next = job;
-	else
-		pool.head = job;
-	pool.tail = job;
+	WEFT_ASSERT(weft__spin_held(&pool.lock));
+	weft__list_push_back(pool.head, pool.tail, job);
 	pool.queued++;
 }
 
@@ -124,7 +109,7 @@ static void fail_queued(int reason)
 static void *pool_main(void *unused)
 {
 	struct weft__bjob *job;
-	unsigned seen;
+	int seen;
 	void *res;
 	char name[16];
 

@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "cycles.h"
+#include <x86intrin.h>
 
 #include "weft/dump.h"
 #include "symbols.h"
@@ -269,7 +269,7 @@ static void dump_task(struct weft_task *t, void *arg)
 		return;
 	}
 	uintptr_t frames[MAX_FRAMES];
-	struct wait_view v = { 0 };
+	struct wait_view v = { 0 }; /* set when nframes >= 0: GCC cannot see it */
 	int worker = running_on(d->rt, t);
 	weft__spin_lock(&t->wait_lock);
 	int nframes = look_at_wait(d, t, worker >= 0, &v, frames);
@@ -314,7 +314,7 @@ int weft_dump(int fd)
 		return -ENOMEM;
 	}
 	d.now = weft_now();
-	d.tsc = weft__cycles();
+	d.tsc = __rdtsc();
 	put(&d.out, "weft: tasks of %d workers\n", rt->nworkers);
 	weft__task_for_each_alive(dump_task, &d);
 	put(&d.out, "weft: %ld tasks\n", d.tasks);

@@ -10,6 +10,8 @@
 #ifndef WEFT_RUNTIME_SPINLOCK_H
 #define WEFT_RUNTIME_SPINLOCK_H
 
+#include <stdbool.h>
+
 #include "debug.h"
 
 #ifdef WEFT_DEBUG
@@ -17,8 +19,6 @@
 #else
 #define WEFT__SPIN_MINE 1u
 #endif
-
-#include <stdbool.h>
 
 /* One attempt to take l with the caller's mark. */
 static inline bool weft__spin_try(unsigned *l, unsigned mine)
