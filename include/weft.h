@@ -22,5 +22,7 @@
 #include "weft/stream.h"
 #include "weft/signal.h"
 #include "weft/resolve.h"
+#include "weft/metrics.h"
+#include "weft/dump.h"
 
 #endif

@@ -111,13 +111,24 @@ struct buf_args {
 	void *buf;
 	size_t len;
 	int flags;
+	size_t done; /* MSG_WAITALL: received so far */
 };
 
+/* A non-blocking recv(2) ignores MSG_WAITALL: receive the rest as it
+ * comes, as io_uring does, and report what came if it stops early. */
 static long try_recv(int fd, void *arg)
 {
 	struct buf_args *a = arg;
+	long r = weft__sys(recv(fd, (char *)a->buf + a->done,
+				a->len - a->done, a->flags));
 
-	return weft__sys(recv(fd, a->buf, a->len, a->flags));
+	if (!(a->flags & MSG_WAITALL))
+		return r;
+	if (r > 0 && (a->done += (size_t)r) < a->len)
+		return -EAGAIN; /* wait for the rest */
+	if (r == -EAGAIN || !a->done)
+		return r;
+	return (long)a->done;
 }
 
 static long try_send(int fd, void *arg)
@@ -138,15 +149,19 @@ static long try_or_wait(int fd, enum weft__dir dir, weft__try_fn try,
 
 ssize_t weft_recv(int fd, void *buf, size_t len, int flags)
 {
-	struct buf_args a = { buf, clamp_len(len), flags };
+	struct buf_args a = { buf, clamp_len(len), flags, 0 };
 	struct weft__io io;
 	struct io_uring_sqe *sqe;
 	int r;
 
 	if ((r = buf_args(fd, buf, len)) <= 0)
 		return r;
-	if (weft__io_path() != WEFT__RING)
-		return try_or_wait(fd, WEFT__READ, try_recv, &a, flags);
+	if (weft__io_path() != WEFT__RING) {
+		r = (int)try_or_wait(fd, WEFT__READ, try_recv, &a, flags);
+		/* Stopped (cancelled, timed out) after part of a WAITALL:
+		 * those bytes are the caller's. */
+		return r < 0 && a.done ? (ssize_t)a.done : r;
+	}
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
 	io_uring_prep_recv(sqe, fd, buf, clamp_len(len), flags);
@@ -155,7 +170,8 @@ ssize_t weft_recv(int fd, void *buf, size_t len, int flags)
 
 ssize_t weft_send(int fd, const void *buf, size_t len, int flags)
 {
-	struct buf_args a = { (void *)buf, clamp_len(len), flags | MSG_NOSIGNAL };
+	struct buf_args a = { (void *)buf, clamp_len(len), flags | MSG_NOSIGNAL,
+			      0 };
 	struct weft__io io;
 	struct io_uring_sqe *sqe;
 	int r;

@@ -28,11 +28,13 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "weft/task.h"
+#include "spinlock.h"
 #include "wait.h"
 #include "blocking.h"
 
@@ -52,13 +54,14 @@ static struct {
 	bool stopping;
 	struct pool_thread *threads;
 	_Atomic unsigned seq; /* futex word the idle threads sleep on */
+	_Atomic unsigned names; /* threads named so far: weft-blk-N */
 } pool = { .max = DEFAULT_MAX };
 
 static void pool_lock(void)
 {
 	while (atomic_exchange_explicit(&pool.lock, 1, memory_order_acquire))
 		while (atomic_load_explicit(&pool.lock, memory_order_relaxed))
-			__builtin_ia32_pause();
+			weft__cpu_relax();
 }
 
 static void pool_unlock(void)
@@ -123,7 +126,12 @@ static void *pool_main(void *unused)
 	struct weft__bjob *job;
 	unsigned seen;
 	void *res;
+	char name[16];
 
+	/* Named for top, perf and gdb: weft-blk-0, weft-blk-1, ... */
+	snprintf(name, sizeof(name), "weft-blk-%u",
+		 atomic_fetch_add_explicit(&pool.names, 1, memory_order_relaxed));
+	pthread_setname_np(pthread_self(), name);
 	pool_lock();
 	for (;;) {
 		if ((job = pool.head)) {
@@ -229,7 +237,7 @@ int weft__blocking_run(struct weft__bjob *job)
 	job->waiter = NULL;
 	job->result = NULL;
 	job->next = job->prev = NULL;
-	weft__waiter_init(&w, job_abort);
+	weft__waiter_init_as(&w, job_abort, WEFT__WAIT_BLOCKING, job->fn);
 	w.data = job;
 	w.value = 0; /* 1: abandoned, the pool thread discards the job */
 	if ((r = weft__wait_begin(&w)))
@@ -272,6 +280,16 @@ int weft_blocking(weft_blocking_fn fn, void *arg, void **result)
 	return r;
 }
 
+void weft__blocking_stats(uint64_t *threads, uint64_t *busy,
+			  uint64_t *queued)
+{
+	pool_lock();
+	*threads = (uint64_t)pool.nthreads;
+	*busy = (uint64_t)(pool.nthreads - pool.idle);
+	*queued = (uint64_t)pool.queued;
+	pool_unlock();
+}
+
 int weft__blocking_start(int max_threads)
 {
 	pool_lock();
@@ -300,5 +318,6 @@ void weft__blocking_stop(void)
 	pool.nthreads = 0;
 	pool.idle = 0;
 	pool.stopping = false;
+	atomic_store_explicit(&pool.names, 0, memory_order_relaxed);
 	pool_unlock();
 }

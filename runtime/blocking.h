@@ -5,6 +5,8 @@
 #ifndef WEFT_RUNTIME_BLOCKING_H
 #define WEFT_RUNTIME_BLOCKING_H
 
+#include <stdint.h>
+
 #include "weft/io.h"
 
 /* weft_run calls these: start after the workers started (sets the most
@@ -13,6 +15,11 @@
  * pool also works before start, with the default maximum. Returns 0. */
 int weft__blocking_start(int max_threads);
 void weft__blocking_stop(void);
+
+/* The pool's threads, how many of them run a job, and jobs queued, for
+ * weft_metrics. */
+void weft__blocking_stats(uint64_t *threads, uint64_t *busy,
+			  uint64_t *queued);
 
 /* A job of the pool. fn(arg)'s value lands in result. */
 struct weft__bjob {

@@ -1,8 +1,10 @@
 /*
  * Execution contexts and the switch between them, told to the sanitizers.
  *
- * A context is just a saved stack pointer: weft__switch pushes the
- * callee-saved registers on the old stack and pops them from the new one.
+ * A context is just a saved stack pointer: weft__switch saves the
+ * callee-saved registers on the old stack and restores them from the new
+ * one.
+ *
  * ThreadSanitizer and AddressSanitizer must be told about every switch, or
  * they see one thread's stack jump about and report nonsense.
  */
@@ -46,27 +48,19 @@ struct weft_ctx {
 	void *sp;
 };
 
-/* Saves the running context in from and resumes to; returns (in from, when
- * something resumes it) the pass argument of that later switch. */
+/*
+ * Per CPU, in runtime/arch/<cpu>.S, the one file that knows the layout of a
+ * saved context (see its header).
+ *
+ * weft__switch saves the running context in from and resumes to; returns
+ * (in from, when something resumes it) the pass argument of that later
+ * switch.
+ *
+ * weft__ctx_init prepares ctx so that switching to it calls
+ * weft__task_entry(arg) on the stack whose highest address is top, from a
+ * trampoline that ends the frame chain for debuggers and unwinders.
+ */
 void *weft__switch(struct weft_ctx *from, struct weft_ctx *to, void *pass);
-void weft__task_trampoline(void);
-
-/* Prepares ctx so that switching to it calls weft__task_entry(arg) on the
- * stack whose highest address is top. */
-static inline void weft__ctx_init(struct weft_ctx *ctx, void *top, void *arg)
-{
-	uintptr_t t = (uintptr_t)top & ~(uintptr_t)15;
-	/* 6 saved registers + return address, landing so that the trampoline
-	 * starts with rsp 16-byte aligned, as a call needs. */
-	void **sp = (void **)(t - 72);
-	sp[0] = 0;                        /* r15 */
-	sp[1] = 0;                        /* r14 */
-	sp[2] = 0;                        /* r13 */
-	sp[3] = arg;                      /* r12 */
-	sp[4] = 0;                        /* rbx */
-	sp[5] = 0;                        /* rbp */
-	sp[6] = (void *)weft__task_trampoline;
-	ctx->sp = sp;
-}
+void weft__ctx_init(struct weft_ctx *ctx, void *top, void *arg);
 
 #endif

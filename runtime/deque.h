@@ -54,7 +54,9 @@ struct weft_task *weft__deque_steal(struct weft_deque *d);
 /* Owner only: true if a push would fail. */
 bool weft__deque_full(struct weft_deque *d);
 
-/* Approximate length, for heuristics only. */
+/* Approximate length, for heuristics only. Relaxed: a caller that acts on
+ * it takes a task through take or steal, which order what they hand over;
+ * one that must not miss a push (the idle re-check) fences first (idle.c). */
 static inline int64_t weft__deque_len(struct weft_deque *d)
 {
 	int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
@@ -63,7 +65,7 @@ static inline int64_t weft__deque_len(struct weft_deque *d)
 }
 
 /* The index of the oldest task: it moves when that task leaves. For
- * heuristics only. */
+ * heuristics only (the monitor's): relaxed, it orders nothing. */
 static inline int64_t weft__deque_top(struct weft_deque *d)
 {
 	return atomic_load_explicit(&d->top, memory_order_relaxed);

@@ -171,8 +171,9 @@ void weft__driver_post(struct weft__driver *d, struct weft__driver_msg *m)
 	 * and whatever the poster wrote before posting. */
 	do
 		m->next = top;
-	while (!atomic_compare_exchange_weak_explicit(
-		&d->inbox, &top, m, memory_order_release, memory_order_relaxed));
+	while (!atomic_compare_exchange_weak_explicit(&d->inbox, &top, m,
+						      memory_order_release,
+						      memory_order_relaxed));
 	weft__driver_unpark(d);
 }
 

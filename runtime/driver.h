@@ -11,7 +11,8 @@
  *                       the fd may be ready, and the task tries again.
  *
  * Every worker owns one driver instance (a ring, or an epoll fd), made and
- * freed on its own thread, so parking, unparking and timers stay per worker.
+ * closed on its own thread, so parking, unparking and timers stay per
+ * worker.
  *
  * Contract (who calls what, on which thread):
  *  - weft__driver_new / _close / _poll / _reap / _park: the owning worker
@@ -20,9 +21,9 @@
  *    unpark after it is a no-op. _free releases the memory, on any thread,
  *    once nobody can call unpark any more (weft_run, after the joins).
  *  - weft__driver_unpark / _post: any thread, any time between new and
- *    free (a worker may close its driver while weft_run still unparks it). unpark never blocks; wake-ups collapse,
- *    but one that comes while the owner is awake is never lost: its next
- *    park returns at once.
+ *    free (a worker may close its driver while weft_run still unparks
+ *    it). unpark never blocks; wake-ups collapse, but one that comes while
+ *    the owner is awake is never lost: its next park returns at once.
  *  - A posted message runs on the owner, in its scheduler context, on its
  *    next poll, reap or park, in the order it was posted (per poster).
  *  - _poll is the cheap per-task-run check (io_uring: submit the round's
@@ -64,9 +65,20 @@ struct weft__driver {
 	int wake_fd;                     /* eventfd other threads write */
 	_Atomic(struct weft__driver_msg *) inbox; /* LIFO of posted messages */
 	_Atomic bool wake_pending;       /* a write to wake_fd not consumed */
-	_Atomic int unparkers;           /* threads inside weft__driver_unpark */
+	_Atomic int unparkers;           /* threads inside driver_unpark */
 	_Atomic bool closed;             /* weft__driver_close has begun */
+	/* For weft_metrics (io_uring: SQEs other than the wake-up read, and
+	 * their last CQEs; epoll: none): written by the owner only, with a
+	 * relaxed load and store, read relaxed by anyone. */
+	_Atomic uint64_t ops_submitted, ops_completed;
 };
+
+/* Adds n to one of d's counters. Owner only. */
+static inline void weft__driver_count(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed)
+				      + n, memory_order_relaxed);
+}
 
 /* Resolves the choice of cfg->io and $WEFT_IO (the config wins unless it is
  * auto) to a driver that can start here: auto probes io_uring and takes

@@ -5,12 +5,15 @@
 void weft__notify_work(struct weft_runtime *rt)
 {
 	struct weft_idle *idle = &rt->idle;
-	/* Pairs with the sleeper's RMW on `searching` (see idle.h). */
+	/* Pairs with the fence a worker going to sleep issues after its RMWs
+	 * on `searching` and `sleeping` (weft__idle_enter): either it sees
+	 * our work when it re-checks, or we see it here. So relaxed loads. */
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&idle->searching, memory_order_relaxed) ||
 	    !atomic_load_explicit(&idle->sleeping, memory_order_relaxed))
 		return;
 	pthread_mutex_lock(&idle->mu);
+	/* Relaxed: a second look, after the fence above. */
 	if (!idle->nsleepers ||
 	    atomic_load_explicit(&idle->searching, memory_order_relaxed)) {
 		pthread_mutex_unlock(&idle->mu);
@@ -60,11 +63,19 @@ void weft__idle_enter(struct weft_runtime *rt, struct weft_worker *w)
 	rt->idle.sleepers[rt->idle.nsleepers++] = w->id;
 	atomic_fetch_add(&rt->idle.sleeping, 1);
 	pthread_mutex_unlock(&rt->idle.mu);
+	/* The sleeper's half of the no-lost-wake-up rule (idle.h), pairing
+	 * with notify_work's fence. The re-check after this reads deque
+	 * bottoms relaxed; a seq_cst RMW alone does not keep such loads
+	 * after it (on ARM a later plain load may pass its store-release),
+	 * so both could miss each other. Between two seq_cst fences one
+	 * side sees the other's write. */
+	atomic_thread_fence(memory_order_seq_cst);
 }
 
-void weft__idle_leave(struct weft_runtime *rt, struct weft_worker *w)
+bool weft__idle_leave(struct weft_runtime *rt, struct weft_worker *w)
 {
 	pthread_mutex_lock(&rt->idle.mu);
+	bool notified = !w->sleeping;
 	if (w->sleeping) {
 		for (int i = 0; i < rt->idle.nsleepers; i++) {
 			if (rt->idle.sleepers[i] == w->id) {
@@ -77,4 +88,5 @@ void weft__idle_leave(struct weft_runtime *rt, struct weft_worker *w)
 		atomic_fetch_sub(&rt->idle.sleeping, 1);
 	}
 	pthread_mutex_unlock(&rt->idle.mu);
+	return notified;
 }

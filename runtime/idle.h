@@ -8,11 +8,14 @@
  *
  * No lost wake-up: a producer publishes work, issues a seq_cst fence and
  * reads `searching` and `sleeping`; a worker going to sleep decrements
- * `searching` and increments `sleeping` with seq_cst RMWs, then re-checks
- * every queue. One of the two sees the other. The fence (not an RMW, which
- * would make every spawn write this shared line) orders only atomics, so
- * ThreadSanitizer's blindness to fences hides no race on plain data: the
- * tasks themselves are handed over through the queues' release/acquire.
+ * `searching` and increments `sleeping` with seq_cst RMWs, issues a seq_cst
+ * fence, then re-checks every queue. One of the two sees the other (the
+ * store-buffering pattern, forbidden between two seq_cst fences; the RMWs
+ * alone would not keep the re-check's relaxed loads after them on ARM).
+ * The producer's fence (not an RMW, which would make every spawn write
+ * this shared line) orders only atomics, so ThreadSanitizer's blindness to
+ * fences hides no race on plain data: the tasks themselves are handed over
+ * through the queues' release/acquire.
  */
 #ifndef WEFT_RUNTIME_IDLE_H
 #define WEFT_RUNTIME_IDLE_H
@@ -48,7 +51,8 @@ void weft__idle_end_search(struct weft_runtime *rt, struct weft_worker *w);
  * re-checks every queue before it sleeps (the no-lost-wake-up rule). */
 void weft__idle_enter(struct weft_runtime *rt, struct weft_worker *w);
 
-/* w leaves the sleepers, unless a notifier took it out already. */
-void weft__idle_leave(struct weft_runtime *rt, struct weft_worker *w);
+/* w leaves the sleepers, unless a notifier took it out already; returns
+ * whether one had (the worker was unparked, for weft_metrics). */
+bool weft__idle_leave(struct weft_runtime *rt, struct weft_worker *w);
 
 #endif

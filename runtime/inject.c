@@ -5,6 +5,7 @@
 void weft__inject_init(struct weft_inject *q)
 {
 	atomic_init(&q->incoming, NULL);
+	atomic_init(&q->incoming_len, 0);
 	q->lock = 0;
 	q->head = q->tail = NULL;
 	atomic_init(&q->fifo_len, 0);
@@ -16,14 +17,22 @@ void weft__inject_push_list(struct weft_inject *q, struct weft_task *first,
 	/* The stack is newest-first, so the list goes on reversed: link it
 	 * that way, last element on top. */
 	struct weft_task *prev = NULL, *t = first;
+	long n = 0;
 	while (t) {
 		struct weft_task *next = (t == last) ? NULL : t->next;
 		t->next = prev;
 		prev = t;
 		t = next;
+		n++;
 	}
+	/* A count only: nothing is published through it, relaxed. */
+	atomic_fetch_add_explicit(&q->incoming_len, n, memory_order_relaxed);
+	/* Relaxed: only a guess for the CAS, which re-reads on failure. */
 	struct weft_task *top = atomic_load_explicit(&q->incoming,
 						     memory_order_relaxed);
+	/* Release: publishes the links and the tasks to the consumer whose
+	 * acquire exchange takes the stack (drain_incoming). A failed CAS
+	 * published nothing, so relaxed. */
 	do
 		first->next = top;
 	while (!atomic_compare_exchange_weak_explicit(
@@ -36,6 +45,9 @@ void weft__inject_push(struct weft_inject *q, struct weft_task *t)
 	weft__inject_push_list(q, t, t);
 }
 
+/* A hint: the tasks themselves are taken under the lock and through the
+ * acquire exchange, and the idle re-check that must not miss a push
+ * fences before it (idle.c). Nothing relies on these loads' acquire. */
 bool weft__inject_empty(struct weft_inject *q)
 {
 	return atomic_load_explicit(&q->fifo_len, memory_order_acquire) == 0 &&
@@ -46,6 +58,8 @@ bool weft__inject_empty(struct weft_inject *q)
 static void drain_incoming(struct weft_inject *q)
 {
 	WEFT_ASSERT(weft__spin_held(&q->lock));
+	/* Acquire: pairs with the producers' release CAS, so the links and
+	 * the tasks they wrote before pushing are visible here. */
 	struct weft_task *t = atomic_exchange_explicit(&q->incoming, NULL,
 						       memory_order_acquire);
 	struct weft_task *rev = NULL, *last = t;
@@ -59,12 +73,23 @@ static void drain_incoming(struct weft_inject *q)
 	}
 	if (!rev)
 		return;
+	atomic_fetch_sub_explicit(&q->incoming_len, n, memory_order_relaxed);
 	if (q->tail)
 		q->tail->next = rev;
 	else
 		q->head = rev;
 	q->tail = last;
+	/* Release (and the relaxed sub in pop): fifo_len is a count for
+	 * weft__inject_empty's hint; the list it counts is read under the
+	 * lock, whose release/acquire orders it. */
 	atomic_fetch_add_explicit(&q->fifo_len, n, memory_order_release);
+}
+
+long weft__inject_len(struct weft_inject *q)
+{
+	long n = atomic_load_explicit(&q->fifo_len, memory_order_relaxed) +
+		 atomic_load_explicit(&q->incoming_len, memory_order_relaxed);
+	return n > 0 ? n : 0; /* a drain may be between its two counts */
 }
 
 struct weft_task *weft__inject_pop(struct weft_inject *q, int max, int *n)

@@ -1,4 +1,5 @@
 /* The monitor thread: see monitor.h. */
+#include <pthread.h>
 #include <time.h>
 
 #include "weft/task.h"
@@ -31,6 +32,12 @@ void weft__monitor_arm_slow(struct weft_monitor *m)
 		weft__futex_wake(&m->state, 1);
 }
 
+/* Counts a rescue for weft_metrics: only this thread writes the count. */
+static void intervened(struct weft_monitor *m)
+{
+	weft__stat_add(&m->interventions, 1);
+}
+
 /* One look at every worker. Returns how many had tasks or timers waiting;
  * marks a worker stuck (and sets *stuck) if it had the same tasks waiting
  * as last time behind a task that ran all along (its tick count did not
@@ -43,6 +50,9 @@ static int look_at_workers(struct weft_runtime *rt, struct look *last,
 	int busy = 0;
 	for (int i = 0; i < rt->nworkers; i++) {
 		struct weft_worker *w = &rt->workers[i];
+		/* Lengths, tops and timer counts are relaxed readings: a
+		 * heuristic that only decides when to mark and rouse. The
+		 * run-next slot is read seq_cst, for the arming protocol. */
 		struct look now = {
 			atomic_load(&w->runnext), weft__deque_len(&w->deque),
 			weft__deque_len(&w->woken), weft__deque_top(&w->woken),
@@ -58,9 +68,12 @@ static int look_at_workers(struct weft_runtime *rt, struct look *last,
 		     now.woken_top == last[i].woken_top)) {
 			atomic_store(&w->stuck, true);
 			*stuck = true;
+			intervened(&rt->monitor);
 		}
-		if (still && now.timers && last[i].timers)
+		if (still && now.timers && last[i].timers) {
 			weft__timers_run(w);
+			intervened(&rt->monitor);
+		}
 		last[i] = now;
 	}
 	return busy;
@@ -91,13 +104,21 @@ static void *monitor_main(void *arg)
 		int s = atomic_load(&m->state);
 		if (s == MON_STOP)
 			break;
+		long stall_period = weft__stall_period(rt);
 		if (s == MON_IDLE) {
-			weft__futex_wait(&m->state, MON_IDLE, 0);
+			/* Stall reports want a look now and then, armed or
+			 * not: a task spinning alone arms nothing. */
+			weft__futex_wait(&m->state, MON_IDLE,
+					 stall_period > 0 ? stall_period : 0);
+			weft__stall_check(rt);
 			period = PERIOD_MIN_NS;
 			calm = idle = 0;
 			continue;
 		}
-		weft__futex_wait(&m->state, MON_ARMED, period);
+		weft__futex_wait(&m->state, MON_ARMED,
+				 stall_period > 0 && stall_period < period
+					 ? stall_period : period);
+		weft__stall_check(rt);
 		bool stuck = false;
 		idle = look_at_workers(rt, last, &stuck) ? 0 : idle + 1;
 		if (stuck) {
@@ -124,6 +145,8 @@ int weft__monitor_start(struct weft_runtime *rt)
 		return 0; /* nobody to rescue a stuck task anyway */
 	int r = -pthread_create(&m->thread, NULL, monitor_main, rt);
 	m->started = !r;
+	if (!r) /* named before weft_run goes on: top, perf and gdb see it */
+		pthread_setname_np(m->thread, "weft-monitor");
 	return r;
 }
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "overflow.h"
+#include "page.h"
 #include "task.h"
 #include "worker.h"
 
@@ -34,7 +35,7 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
 	struct weft_worker *w = weft__self();
 	struct weft_task *t = w ? w->current : NULL;
 	char *addr = si->si_addr;
-	size_t guard = t && t->stack.guard ? t->stack.guard : 4096;
+	size_t guard = t && t->stack.guard ? t->stack.guard : weft__page_size();
 	if (t && t->stack.base && addr < t->stack.base &&
 	    addr >= t->stack.base - guard) {
 		char msg[256];

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dump_signal.h"
 #include "overflow.h"
 #include "run.h"
 #include "task.h"
@@ -173,6 +174,11 @@ int64_t weft__live_tasks(struct weft_runtime *rt)
 	return (int64_t)(spawned - finished);
 }
 
+static void cancel_one(struct weft_task *t, void *unused)
+{
+	weft__task_cancel(t);
+}
+
 /* Cancels every task left and waits until all have returned. A finisher
  * that sees DRAINING checks the count under mu (weft__task_finished). */
 static void drain(struct weft_runtime *rt)
@@ -180,7 +186,7 @@ static void drain(struct weft_runtime *rt)
 	atomic_store(&rt->state, RT_DRAINING);
 	/* From now on plain threads cannot spawn: count the ones that could. */
 	weft__task_foreign_quiesce();
-	weft__task_for_each_alive(weft__task_cancel);
+	weft__task_for_each_alive(cancel_one, NULL);
 	pthread_mutex_lock(&rt->mu);
 	while (!rt->all_done && weft__live_tasks(rt) != 0)
 		pthread_cond_wait(&rt->cv, &rt->mu);
@@ -210,6 +216,12 @@ int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
 static int run(weft_fn main, void *arg, const struct weft_config *cfg,
 	       void **result)
 {
+	int dump_signal = weft__dump_signal_config(cfg);
+	if (dump_signal < 0)
+		return dump_signal;
+	int64_t stall = weft__stall_config(cfg);
+	if (stall < 0)
+		return (int)stall;
 	int err;
 	struct weft_runtime *rt = new_runtime(cfg, &err);
 	if (!rt)
@@ -217,13 +229,20 @@ static int run(weft_fn main, void *arg, const struct weft_config *cfg,
 	weft__task_run_begin();
 	atomic_store(&weft__rt, rt);
 	int started;
+	weft__latency_calibrate();
 	weft__driver_set_kind(rt->io);
 	weft__overflow_install();
-	err = start_workers(rt, &started);
+	err = weft__stall_start(rt, stall, cfg);
+	if (!err)
+		err = start_workers(rt, &started);
+	else
+		started = 0;
 	if (!err)
 		err = weft__monitor_start(rt);
 	if (!err)
 		err = weft__blocking_start(cfg ? cfg->blocking_threads : 0);
+	if (!err)
+		err = weft__dump_signal_start(dump_signal);
 	weft_task_t main_task;
 	if (!err)
 		err = weft_spawn_opts(&main_task, main, arg,
@@ -232,7 +251,9 @@ static int run(weft_fn main, void *arg, const struct weft_config *cfg,
 		err = weft_join(main_task, result);
 		drain(rt);
 	}
+	weft__dump_signal_stop(); /* it dumps the runtime: stop it first */
 	stop_workers(rt, started);
+	weft__stall_stop(rt); /* after the monitor, which reports them */
 	weft__blocking_stop();
 	weft__driver_set_kind(WEFT_IO_AUTO);
 	weft__overflow_remove();

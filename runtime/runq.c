@@ -42,7 +42,8 @@ struct weft_task *weft__runq_pop_global(struct weft_runtime *rt,
 					struct weft_worker *w)
 {
 	int n;
-	struct weft_task *first = weft__inject_pop(&rt->inject, INJECT_BATCH, &n);
+	struct weft_task *first = weft__inject_pop(&rt->inject, INJECT_BATCH,
+						   &n);
 	if (!first)
 		return NULL;
 	/* Keep the rest in FIFO order: push newest first, the deque's owner
@@ -63,19 +64,21 @@ struct weft_task *weft__runq_requeue_yielded(struct weft_runtime *rt,
 					     struct weft_worker *w)
 {
 	WEFT_ASSERT(weft__self() == w && w->yielded_head);
-	struct weft_task *batch[WEFT_DEQUE_CAP / 2];
+	struct weft_task *oldest = w->yielded_head;
+	struct weft_task *rest[WEFT_DEQUE_CAP / 2 - 1];
 	int n = 0;
-	while (w->yielded_head && n < WEFT_DEQUE_CAP / 2) {
-		batch[n++] = w->yielded_head;
+	w->yielded_head = oldest->next;
+	while (w->yielded_head && n < WEFT_DEQUE_CAP / 2 - 1) {
+		rest[n++] = w->yielded_head;
 		w->yielded_head = w->yielded_head->next;
 	}
 	if (!w->yielded_head)
 		w->yielded_tail = NULL;
-	for (int i = n - 1; i > 0; i--)
-		weft__worker_push(w, batch[i]);
-	if (n > 2)
+	for (int i = n - 1; i >= 0; i--)
+		weft__worker_push(w, rest[i]);
+	if (n > 1) /* more than two moved: help is worth rousing */
 		weft__notify_work(rt);
-	return batch[0];
+	return oldest;
 }
 
 /* What a searcher may take (see steal.c), checked after it joined the idle

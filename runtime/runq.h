@@ -89,6 +89,7 @@ bool weft__runq_any_work(struct weft_runtime *rt, struct weft_worker *w);
 /* Whether other workers may take v's woken tasks: a burst, or v stuck. */
 static inline bool weft__runq_woken_open(struct weft_worker *v)
 {
+	/* Relaxed: a hint for thieves; what they take they take by CAS. */
 	return atomic_load_explicit(&v->stuck, memory_order_relaxed) ||
 	       weft__deque_len(&v->woken) >= WAKE_BURST;
 }
@@ -116,9 +117,13 @@ static inline bool weft__runq_run_next(struct weft_worker *w,
 				       struct weft_task *t, bool spawned)
 {
 	WEFT_ASSERT(weft__self() == w);
+	/* Relaxed: a hint for thieves (steal.c), which take the task itself
+	 * by CAS on runnext, ordered by the exchange below. */
 	atomic_store_explicit(&w->runnext_spawned, spawned,
 			      memory_order_relaxed);
-	/* seq_cst: the monitor's arming protocol (monitor.h). */
+	/* seq_cst: the monitor's arming protocol (monitor.h); its release
+	 * half publishes the task to a thief's CAS, its acquire half the
+	 * task it displaces. */
 	t = atomic_exchange(&w->runnext, t);
 	if (t && (spawned || !weft__deque_push(&w->woken, t)))
 		weft__worker_push(w, t);
@@ -135,6 +140,7 @@ weft__runq_take_local(struct weft_worker *w)
 {
 	WEFT_ASSERT(weft__self() == w);
 	struct weft_task *t;
+	/* Relaxed: a peek by the only filler; the exchange takes (acquire). */
 	bool next = atomic_load_explicit(&w->runnext, memory_order_relaxed);
 	if (next && w->runnext_streak < RUNNEXT_STREAK_MAX &&
 	    (t = atomic_exchange(&w->runnext, NULL))) {
@@ -155,6 +161,8 @@ static inline __attribute__((always_inline)) struct weft_task *
 weft__runq_take_yielded_direct(struct weft_runtime *rt, struct weft_worker *w)
 {
 	struct weft_task *t = w->yielded_head;
+	/* Relaxed: a heuristic; a stale count only keeps a yielded task on
+	 * this busy worker one more round. */
 	if (!t ||
 	    atomic_load_explicit(&rt->idle.sleeping, memory_order_relaxed) ||
 	    atomic_load_explicit(&rt->idle.searching, memory_order_relaxed))
@@ -201,6 +209,8 @@ weft__runq_pick(struct weft_runtime *rt, struct weft_worker *w, bool direct)
 		t = w->yielded_head ? weft__runq_requeue_yielded(rt, w)
 				    : weft__runq_pop_global(rt, w);
 	w->global_countdown--;
+	/* Relaxed: only the owner writes ticks; the monitor and thieves
+	 * compare two readings, a heuristic that orders nothing. */
 	uint64_t tick = atomic_load_explicit(&w->ticks, memory_order_relaxed);
 	atomic_store_explicit(&w->ticks, tick + 1, memory_order_relaxed);
 	return t;

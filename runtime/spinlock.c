@@ -8,7 +8,7 @@ void weft__spin_lock_slow(unsigned *l, unsigned mine)
 	for (int spins = 0;;) {
 		while (__atomic_load_n(l, __ATOMIC_RELAXED)) {
 			if (++spins < 100)
-				__builtin_ia32_pause();
+				weft__cpu_relax();
 			else
 				sched_yield(); /* the holder was preempted */
 		}

@@ -35,6 +35,20 @@ static inline bool weft__spin_try(unsigned *l, unsigned mine)
 
 void weft__spin_lock_slow(unsigned *l, unsigned mine);
 
+/* A spin-wait loop's hint to the CPU that it spins: the core gives the
+ * pipeline to its sibling thread, and leaving the loop is not taken for a
+ * memory-order violation. Elsewhere a compiler barrier, which is enough. */
+static inline void weft__cpu_relax(void)
+{
+#if defined(__x86_64__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
 static inline void weft__spin_lock(unsigned *l)
 {
 	unsigned mine = WEFT__SPIN_MINE;

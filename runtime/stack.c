@@ -1,5 +1,6 @@
 /* Task stacks: see stack.h for the guard-page strategy. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include "context.h"
+#include "page.h"
 #include "stack.h"
 #include "task.h"
 #include "valgrind.h"
@@ -20,9 +22,6 @@
 #define STACK_SLAB 256          /* stacks per slab mapping: one mmap, and one
 				 * system call for all their guards */
 #define CACHE_MAX 32            /* stacks of a class a worker keeps */
-#define LIGHT_GUARD (4 * 1024)  /* a page, as a thread's: a wider guard
-				 * spreads the stacks over more page tables,
-				 * which a million of them pay for */
 #define MPROTECT_BUDGET 16000   /* mprotect guards: ~2 mappings each */
 #define CLASS_MIN (16 * 1024)   /* pooled sizes: 16 KiB << 0 .. 1 MiB */
 #define NCLASS 7
@@ -58,11 +57,6 @@ static atomic_int light_guards = 1; /* MADV_GUARD_INSTALL works, until not */
 static atomic_long mprotect_guards;
 static int self_pidfd = -1;         /* for process_madvise; -1: none */
 
-/* x86-64 pages are 4 KiB: a constant, not a variable read on every
- * allocation (that one shared a line with a benchmark's hot counter). */
-#define PAGE_SIZE ((size_t)4096)
-_Static_assert(LIGHT_GUARD % PAGE_SIZE == 0, "guards are whole pages");
-
 /*
  * Gives the same advice for n ranges: in one system call where the kernel
  * takes any advice from process_madvise for the calling process (Linux
@@ -91,7 +85,7 @@ static size_t install_guard(char *p, size_t len)
 			return len;
 		atomic_store(&light_guards, 0);
 	}
-	size_t one = PAGE_SIZE;
+	size_t one = weft__page_size();
 	if (atomic_fetch_add(&mprotect_guards, 1) < MPROTECT_BUDGET &&
 	    mprotect(p + len - one, one, PROT_NONE) == 0)
 		return one;
@@ -110,8 +104,8 @@ static size_t class_size(int c)
 }
 
 /* The pooled class a size rounds up to, or -1 if too big to pool: the
- * smallest c with CLASS_MIN << c >= size, in closed form (every spawn and
- * every exit asks; a loop over the classes cost ~40 instructions a hop). */
+ * smallest c with CLASS_MIN << c >= size, in closed form: every spawn and
+ * every exit asks, and a loop over the classes showed in their cost. */
 static int class_of(size_t size)
 {
 	if (size > class_size(NCLASS - 1))
@@ -148,8 +142,7 @@ static char *map_stack_memory(size_t bytes)
  * Address space for slabs is reserved a gigabyte at a time and carved in
  * order, so that a new slab rarely maps: mmap takes the memory map lock for
  * writing, which stalls every other worker's page faults, and a worker
- * growing the pool faults in a slab's worth of stack pages (sleep_many
- * 2.3 -> 2.2 s).
+ * growing the pool faults in a slab's worth of stack pages.
  */
 #define RESERVE_BYTES ((size_t)1 << 30)
 
@@ -194,7 +187,7 @@ static char *take_slab_memory(size_t bytes)
  * Light guards for every stack of a slab, in one system call. The top
  * page of each then faults in as grow_pool writes its free-list node:
  * plain faults run in parallel on all workers, where MADV_POPULATE_WRITE
- * calls serialised on the memory map lock (sleep_many: 2.6 -> 2.3 s).
+ * calls serialised on the memory map lock.
  */
 static bool guard_slab(char *m, size_t guard, size_t each)
 {
@@ -214,7 +207,11 @@ static bool guard_slab(char *m, size_t guard, size_t each)
  * them into the pool. */
 static int grow_pool(int c)
 {
-	size_t guard = LIGHT_GUARD, each = guard + class_size(c);
+	/* A guard of one page, as a thread's: a wider one spreads the stacks
+	 * over more page tables, which a million of them pay for. A class is
+	 * whole pages (requests round up to a page first), so each stack and
+	 * guard of the slab starts on a page. */
+	size_t guard = weft__page_size(), each = guard + class_size(c);
 	size_t bytes = each * STACK_SLAB;
 	char *m = take_slab_memory(bytes);
 	if (!m)
@@ -279,7 +276,7 @@ static int pool_take(struct weft_stack *s, int c, struct weft_stack_cache *k)
 
 static int map_single(struct weft_stack *s, size_t size)
 {
-	size_t guard = PAGE_SIZE;
+	size_t guard = weft__page_size();
 	char *m = map_stack_memory(guard + size);
 	if (!m)
 		return -ENOMEM;
@@ -295,7 +292,8 @@ static int map_single(struct weft_stack *s, size_t size)
 int weft__stack_alloc(struct weft_stack *s, size_t size,
 		      struct weft_stack_cache *k)
 {
-	size = (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+	size_t page = weft__page_size();
+	size = (size + page - 1) & ~(page - 1);
 	int c = class_of(size);
 	if (c < 0)
 		return map_single(s, size);
@@ -316,7 +314,7 @@ int weft__stack_alloc(struct weft_stack *s, size_t size,
 void weft__stack_free(struct weft_stack *s, struct weft_stack_cache *k)
 {
 	if (!s->pooled) {
-		size_t guard = PAGE_SIZE;
+		size_t guard = weft__page_size();
 		WEFT_STACK_DEREGISTER(s->vg_id);
 		munmap(s->base - guard, s->size + guard);
 		if (s->guard == guard &&
@@ -354,6 +352,31 @@ void weft__stack_cache_free(struct weft_stack_cache *c)
 	free(c); /* its stacks live in slabs, unmapped by pool exit */
 }
 
+/*
+ * Whether MADV_GUARD_INSTALL really makes pages fault. qemu's user mode
+ * takes the advice and ignores it, which would leave every stack without
+ * a guard: an overflow would run into its neighbour instead of being
+ * reported. A system call that reads a guarded page fails with EFAULT
+ * where a load would fault.
+ */
+static bool light_guards_fault(void)
+{
+	size_t page = weft__page_size();
+	char *p = map_stack_memory(page);
+	int fds[2];
+	bool faults = false;
+	if (!p)
+		return false;
+	if (madvise(p, page, MADV_GUARD_INSTALL) == 0 &&
+	    pipe2(fds, O_CLOEXEC) == 0) {
+		faults = write(fds[1], p, 1) < 0 && errno == EFAULT;
+		close(fds[0]);
+		close(fds[1]);
+	}
+	munmap(p, page);
+	return faults;
+}
+
 void weft__stack_pool_init(void)
 {
 	/* Valgrind knows neither pidfd_open nor process_madvise, and says so
@@ -365,6 +388,13 @@ void weft__stack_pool_init(void)
 		pool.free[c] = NULL;
 	pool.nslabs = 0;
 	atomic_store(&mprotect_guards, 0);
+	/* Once a process: runs happen one at a time, before any worker. */
+	static bool probed;
+	if (!probed) {
+		probed = true;
+		if (!light_guards_fault())
+			atomic_store(&light_guards, 0);
+	}
 }
 
 void weft__stack_pool_exit(void)

@@ -10,11 +10,18 @@ static uint64_t next_rand(struct weft_worker *w)
 	return w->rng;
 }
 
+/* A steal of n tasks by w, for weft_metrics. */
+static void counted(struct weft_worker *w, uint64_t n)
+{
+	weft__stat_add(&w->stats.steals, 1);
+	weft__stat_add(&w->stats.tasks_stolen, n);
+}
+
 /* Steals half of deque d into ours; returns one task to run now. */
 static struct weft_task *steal_half(struct weft_deque *d,
 				    struct weft_worker *w)
 {
-	int64_t n = (weft__deque_len(d) + 1) / 2;
+	int64_t n = (weft__deque_len(d) + 1) / 2, taken = 0;
 	struct weft_task *first = NULL;
 	for (int64_t i = 0, retries = 0; i < n;) {
 		struct weft_task *x = weft__deque_steal(d);
@@ -26,11 +33,14 @@ static struct weft_task *steal_half(struct weft_deque *d,
 			continue;
 		}
 		i++;
+		taken++;
 		if (!first)
 			first = x;
 		else
 			weft__worker_push(w, x);
 	}
+	if (taken)
+		counted(w, (uint64_t)taken);
 	return first;
 }
 
@@ -45,7 +55,7 @@ static struct weft_task *steal_runnext(struct weft_worker *v, bool stuck)
 	if (!stuck) {
 		uint64_t ticks = atomic_load(&v->ticks);
 		for (int i = 0; i < 200; i++)
-			__builtin_ia32_pause();
+			weft__cpu_relax();
 		if (atomic_load(&v->ticks) != ticks)
 			return NULL;
 	}
@@ -62,11 +72,13 @@ static struct weft_task *steal_from(struct weft_worker *v,
 	struct weft_task *t = steal_half(&v->deque, w);
 	if (t)
 		return t;
+	/* Relaxed, here and below: the monitor's mark is a hint; tasks move
+	 * only through the deques' and run-next's CAS. */
 	bool stuck = atomic_load_explicit(&v->stuck, memory_order_relaxed);
 	if (weft__runq_woken_open(v))
 		t = steal_half(&v->woken, w);
-	if (!t && (stuck || from_runnext))
-		t = steal_runnext(v, stuck);
+	if (!t && (stuck || from_runnext) && (t = steal_runnext(v, stuck)))
+		counted(w, 1);
 	if (stuck)
 		atomic_store_explicit(&v->stuck, false, memory_order_relaxed);
 	return t;

@@ -18,6 +18,15 @@
 #include "task.h"
 #include "worker.h"
 
+/* The owner reads w->current plainly; weft_dump reads it from other
+ * threads, relaxed (it needs the value only), so every store is atomic:
+ * the same instruction as a plain store. */
+static inline void weft__switch_set_current(struct weft_worker *w,
+					    struct weft_task *t)
+{
+	__atomic_store_n(&w->current, t, __ATOMIC_RELAXED);
+}
+
 /* Scheduler to task: returns once the task has switched back (perhaps
  * after direct switches to others: w->current says who). */
 static inline void weft__switch_to_task(struct weft_worker *w,

@@ -139,7 +139,8 @@ void weft__task_cache_free(struct weft_task_cache *c)
 	free(c);
 }
 
-void weft__task_for_each_alive(void (*fn)(struct weft_task *))
+void weft__task_for_each_alive(void (*fn)(struct weft_task *, void *),
+			       void *arg)
 {
 	/* Slabs are only ever added at the head: walk a snapshot of the list
 	 * without holding the lock while fn takes other locks. */
@@ -149,7 +150,7 @@ void weft__task_for_each_alive(void (*fn)(struct weft_task *))
 	for (struct task_slab *s = first; s; s = s->next)
 		for (int i = 0; i < TASK_SLAB; i++)
 			if (atomic_load(&s->tasks[i].alive))
-				fn(&s->tasks[i]);
+				fn(&s->tasks[i], arg);
 }
 
 /* ---- runs and handles --------------------------------------------------- */
@@ -219,6 +220,25 @@ static void task_unref(struct weft_task *t)
 	task_free(t, my_cache());
 }
 
+bool weft__task_get(struct weft_task *t)
+{
+	int r = atomic_load_explicit(&t->refs, memory_order_relaxed);
+	/* acquire: pairs with spawn's release store of refs, after which
+	 * the fields spawn wrote are ours to read. From 0 never: the struct
+	 * is free, or being recycled. */
+	while (r > 0)
+		if (atomic_compare_exchange_weak_explicit(
+			    &t->refs, &r, r + 1, memory_order_acquire,
+			    memory_order_relaxed))
+			return true;
+	return false;
+}
+
+void weft__task_put(struct weft_task *t)
+{
+	task_unref(t);
+}
+
 static struct weft_task *lookup(weft_task_t h)
 {
 	if (!atomic_load_explicit(&weft__rt, memory_order_acquire) || !h.task)
@@ -231,31 +251,41 @@ static struct weft_task *lookup(weft_task_t h)
 
 /* ---- spawn -------------------------------------------------------------- */
 
-int weft_spawn(weft_task_t *out, weft_fn fn, void *arg)
-{
-	return weft_spawn_opts(out, fn, arg, NULL);
-}
 
 static int spawn(weft_task_t *out, weft_fn fn, void *arg,
-		 const struct weft_spawn_opts *opts, struct weft_worker *self);
+		 const struct weft_spawn_opts *opts, struct weft_worker *self,
+		 const void *site);
 
-int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
-		    const struct weft_spawn_opts *opts)
+/* site: the caller of weft_spawn or weft_spawn_opts, for weft_dump. */
+static int spawn_from(weft_task_t *out, weft_fn fn, void *arg,
+		      const struct weft_spawn_opts *opts, const void *site)
 {
 	struct weft_worker *self = weft__self();
 	if (self)
-		return spawn(out, fn, arg, opts, self);
+		return spawn(out, fn, arg, opts, self, site);
 	atomic_fetch_add(&foreign_spawns, 1); /* see foreign_quiesce */
-	int r = spawn(out, fn, arg, opts, NULL);
+	int r = spawn(out, fn, arg, opts, NULL, site);
 	atomic_fetch_sub(&foreign_spawns, 1);
 	return r;
 }
 
+int weft_spawn(weft_task_t *out, weft_fn fn, void *arg)
+{
+	return spawn_from(out, fn, arg, NULL, __builtin_return_address(0));
+}
+
+int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
+		    const struct weft_spawn_opts *opts)
+{
+	return spawn_from(out, fn, arg, opts, __builtin_return_address(0));
+}
+
 /* self: the caller's worker, NULL on a plain thread. A plain thread may
  * spawn only while the runtime runs: once it drains, a thread spawning in
- * a loop would keep it from ever finishing. */
+ * a loop would keep it from ever finishing. site: weft_dump's spawn site. */
 static int spawn(weft_task_t *out, weft_fn fn, void *arg,
-		 const struct weft_spawn_opts *opts, struct weft_worker *self)
+		 const struct weft_spawn_opts *opts, struct weft_worker *self,
+		 const void *site)
 {
 	struct weft_runtime *rt = atomic_load(&weft__rt);
 	if (!rt)
@@ -289,6 +319,10 @@ static int spawn(weft_task_t *out, weft_fn fn, void *arg,
 		     : atomic_fetch_add_explicit(&rt->next_id, 1,
 						 memory_order_relaxed) *
 			       WEFT_WORKERS_MAX + WEFT_WORKERS_MAX - 1;
+	t->spawn_site = site;
+	t->ready_at = 0;
+	if (self)
+		weft__latency_mark(t, self->spawned);
 	if (opts && opts->name) {
 		size_t len = strnlen(opts->name, WEFT_NAME_MAX - 1);
 		memcpy(t->name, opts->name, len);
@@ -296,7 +330,8 @@ static int spawn(weft_task_t *out, weft_fn fn, void *arg,
 	} else {
 		memcpy(t->name, "task", sizeof("task"));
 	}
-	atomic_store_explicit(&t->refs, out ? 2 : 1, memory_order_relaxed);
+	/* release: a stranger's weft__task_get then sees the fields above */
+	atomic_store_explicit(&t->refs, out ? 2 : 1, memory_order_release);
 	atomic_store_explicit(&t->cancelled, false, memory_order_relaxed);
 	/* Shutdown sets DRAINING, then cancels every alive task: either it
 	 * sees this one, or we see DRAINING here. The seq_cst RMW on the
@@ -397,7 +432,7 @@ int weft_join(weft_task_t h, void **result)
 	if (t == weft__task_current())
 		return -EDEADLK;
 	struct weft__waiter w;
-	weft__waiter_init(&w, join_abort);
+	weft__waiter_init_as(&w, join_abort, WEFT__WAIT_JOIN, t);
 	w.data = t;
 	int r = weft__wait_begin(&w);
 	if (r)
@@ -563,7 +598,7 @@ bool weft__join_case_locked(weft_task_t h, struct weft__waiter *w,
 {
 	struct weft_task *t = h.task;
 	*status = 0;
-	if (lookup(h) != t)
+	if (!lookup(h)) /* as weft_join: another run's, or recycled */
 		*status = -ESRCH;
 	else if (t->join_state & (JOIN_DETACHED | JOIN_CLAIMED))
 		*status = -EINVAL;

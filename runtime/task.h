@@ -27,9 +27,9 @@
  *    writes them. A plain store in spawn raced with a late fire (tsan).
  *
  * Locks (spinlocks, never held across a switch):
- *   wait_lock guards waiting/wait_seq/shield: cancellation and deadline
- *     timers call waiting->abort under it, so the waiter is alive
- *     meanwhile.
+ *   wait_lock guards waiting/wait_seq/wait_since/wait_until/shield:
+ *     cancellation and deadline timers call waiting->abort under it, so
+ *     the waiter is alive meanwhile.
  *   join_lock guards join_state/joiner/result.
  * Order: a wait_lock may be held while taking a join_lock, a primitive's
  * lock or a timer heap lock, never the other way round.
@@ -79,6 +79,9 @@ struct weft_task {
 	unsigned wait_lock;
 	struct weft__waiter *waiting;
 	uint64_t wait_seq;
+	int64_t wait_since;            /* for weft_dump: the time-stamp
+					* counter when the wait began */
+	int64_t wait_until;            /* and its deadline (weft_now) */
 
 	int64_t deadline;              /* the innermost scope's, or INT64_MAX */
 	struct weft_deadline *scope;   /* innermost scope */
@@ -89,6 +92,9 @@ struct weft_task {
 
 	uint64_t id;
 	char name[WEFT_NAME_MAX];
+	const void *spawn_site;        /* the caller of weft_spawn */
+	int64_t ready_at;              /* a sampled runnable time, or 0 (see
+					* metrics.h) */
 #ifdef WEFT_TSAN
 	void *tsan_fiber;
 #endif
@@ -133,7 +139,15 @@ void weft__task_cache_free(struct weft_task_cache *c);
  * weft_spawn_opts. */
 void weft__task_run_begin(void);
 void weft__task_foreign_quiesce(void);
-/* Calls fn on every live task (shutdown cancellation). */
-void weft__task_for_each_alive(void (*fn)(struct weft_task *));
+/* Calls fn(t, arg) on every live task (shutdown cancellation, weft_dump).
+ * No lock is held meanwhile: fn sees t as a stranger (see above). */
+void weft__task_for_each_alive(void (*fn)(struct weft_task *, void *),
+			       void *arg);
+
+/* A reference for a stranger, so that the struct is not recycled while it
+ * reads what spawn wrote (id, name, spawn_site): false if t is free. Drop
+ * it with weft__task_put(), which recycles t if it was the last. */
+bool weft__task_get(struct weft_task *t);
+void weft__task_put(struct weft_task *t);
 
 #endif

@@ -252,11 +252,12 @@ static int64_t from_now(int64_t ns)
 }
 
 /* Sleeps until at, which the caller saw in the future: one clock read per
- * sleep, where a million sleepers feel each (~30 ns in a VM). */
+ * sleep, where a million sleepers feel each (a clock read is dear in a
+ * VM). */
 static int sleep_until(struct weft_task *t, int64_t at)
 {
 	struct sleeper s = { .lock = 0, .linked = false };
-	weft__waiter_init(&s.w, sleep_abort);
+	weft__waiter_init_as(&s.w, sleep_abort, WEFT__WAIT_SLEEP, NULL);
 	int r = weft__wait_begin_until(&s.w, at);
 	if (r)
 		return r;

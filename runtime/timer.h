@@ -13,8 +13,8 @@ struct weft_worker;
 
 /* A task's one timer: it waits for one thing at a time. */
 struct weft_timer {
-	_Atomic uint64_t armed;              /* seq of its live heap entry, or 0 */
-	_Atomic(struct weft_worker *) owner; /* the heap it was last armed in */
+	_Atomic uint64_t armed; /* seq of its live heap entry, or 0 */
+	_Atomic(struct weft_worker *) owner; /* the heap last armed in */
 };
 
 /* A heap entry, by value (see timer.c). */

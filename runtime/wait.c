@@ -1,5 +1,6 @@
 /* Waiting: the park/wake protocol of wait.h. */
 #include <errno.h>
+#include <x86intrin.h>
 
 #include "futex.h"
 #include "task.h"
@@ -7,7 +8,9 @@
 
 void weft__waiter_wake_thread(struct weft__waiter *w)
 {
-	/* A plain thread leaves once released is set: touch w no more. */
+	/* A plain thread leaves once released is set: touch w no more.
+	 * Release: pairs with the acquire in wait_park_thread, so the
+	 * settle and the hand-over before it are visible when it leaves. */
 	atomic_store_explicit(&w->released, 1, memory_order_release);
 	weft__futex_wake(&w->released, 1);
 }
@@ -35,6 +38,8 @@ int weft__wait_begin_until(struct weft__waiter *w, int64_t until)
 	}
 	uint64_t seq = ++t->wait_seq;
 	t->waiting = w;
+	t->wait_since = (int64_t)__rdtsc(); /* inline, no call: metrics.h */
+	t->wait_until = at;
 	weft__spin_unlock(&t->wait_lock);
 	if (at != WEFT_NO_DEADLINE && weft__timer_arm(t, at, seq)) {
 		weft__wait_end(w);
@@ -51,6 +56,10 @@ void weft__wait_end(struct weft__waiter *w)
 	weft__wait_lock(t);
 	t->waiting = NULL;
 	weft__spin_unlock(&t->wait_lock);
+	/* Relaxed: the task armed the timer itself (before, on whichever
+	 * worker: a resume orders it); 0 means a firing worker cleared it, and
+	 * disarm would find nothing either. A stale nonzero only costs the
+	 * call, which re-checks with an exchange. */
 	if (atomic_load_explicit(&t->timer.armed, memory_order_relaxed))
 		weft__timer_disarm(t);
 }
@@ -60,6 +69,7 @@ int weft__wait_park_thread(struct weft__waiter *w, void (*unlock)(void *),
 {
 	if (unlock)
 		unlock(arg);
+	/* Acquire: pairs with the release in waiter_wake_thread. */
 	while (!atomic_load_explicit(&w->released, memory_order_acquire))
 		weft__futex_wait(&w->released, 0, 0);
 	return weft__waiter_state(w);

@@ -64,6 +64,25 @@ struct weft__waiter;
 
 typedef void (*weft__abort_fn)(struct weft__waiter *w, int reason);
 
+/* What a wait is for, in weft_dump's words (see dump.c). */
+enum weft__wait_kind {
+	WEFT__WAIT_OTHER,
+	WEFT__WAIT_LOCK,
+	WEFT__WAIT_EVENT,
+	WEFT__WAIT_COND,
+	WEFT__WAIT_SEM,
+	WEFT__WAIT_QUEUE_GET,
+	WEFT__WAIT_QUEUE_PUT,
+	WEFT__WAIT_QUEUE_JOIN,
+	WEFT__WAIT_FUTURE,
+	WEFT__WAIT_BARRIER,
+	WEFT__WAIT_GROUP,
+	WEFT__WAIT_JOIN,     /* object: the task joined */
+	WEFT__WAIT_SLEEP,
+	WEFT__WAIT_IO,       /* object: the fd; io_op: the io_uring opcode */
+	WEFT__WAIT_BLOCKING,
+};
+
 struct weft__waiter {
 	_Atomic int state;        /* WEFT__WAITING, then the settled result */
 	_Atomic int released;     /* plain threads: set by the wake, last touch */
@@ -76,11 +95,21 @@ struct weft__waiter {
 	uint64_t value;           /* the primitive's scalar payload */
 	struct weft__waiter *group; /* a select's case: the select's waiter,
 				     * settled first (see above); else NULL */
+	/* For weft_dump, which reads them under the task's wait_lock while
+	 * the wait is published (when it began and its deadline are in the
+	 * task): kind and object are set by init, before publication; io_op
+	 * once the SQE is prepared (atomic: it may be set after). */
+	unsigned char kind;       /* enum weft__wait_kind */
+	_Atomic unsigned char io_op;
+	const void *object;       /* the primitive waited on */
 };
 
-/* Initialises w for the calling task (or plain thread). */
-static inline void weft__waiter_init(struct weft__waiter *w,
-				     weft__abort_fn abort)
+/* Initialises w for the calling task (or plain thread), waiting for kind
+ * on object (what weft_dump shows). */
+static inline void weft__waiter_init_as(struct weft__waiter *w,
+					weft__abort_fn abort,
+					enum weft__wait_kind kind,
+					const void *object)
 {
 	atomic_init(&w->state, WEFT__WAITING);
 	atomic_init(&w->released, 0);
@@ -91,8 +120,19 @@ static inline void weft__waiter_init(struct weft__waiter *w,
 	w->data = NULL;
 	w->value = 0;
 	w->group = NULL;
+	w->kind = (unsigned char)kind;
+	atomic_init(&w->io_op, 0);
+	w->object = object;
 }
 
+static inline void weft__waiter_init(struct weft__waiter *w,
+				     weft__abort_fn abort)
+{
+	weft__waiter_init_as(w, abort, WEFT__WAIT_OTHER, NULL);
+}
+
+/* Acquire: pairs with the release of the settle that won (CAS or
+ * settle_locked), so the waiter sees what its notifier handed over. */
 static inline int weft__waiter_state(struct weft__waiter *w)
 {
 	return atomic_load_explicit(&w->state, memory_order_acquire);
@@ -120,6 +160,9 @@ static inline bool weft__waiter_settle(struct weft__waiter *w, int result)
 	if (!weft__waiter_claim_group(w))
 		return false;
 	int expected = WEFT__WAITING;
+	/* acq_rel: release hands over to the waiter (waiter_state); acquire
+	 * orders a loser after the winner, whose hand-over it must not
+	 * repeat. */
 	return atomic_compare_exchange_strong_explicit(
 		&w->state, &expected, result, memory_order_acq_rel,
 		memory_order_acquire);
@@ -133,6 +176,9 @@ static inline bool weft__waiter_settle_locked(struct weft__waiter *w,
 					      int result)
 {
 	WEFT_ASSERT(result != WEFT__WAITING);
+	/* Relaxed load: every writer holds the lock we hold. Release store:
+	 * pairs with the waiter's acquire in waiter_state, which takes no
+	 * lock before reading what we hand over. */
 	if (atomic_load_explicit(&w->state, memory_order_relaxed) !=
 	    WEFT__WAITING || !weft__waiter_claim_group(w))
 		return false;

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "idle.h"
@@ -25,7 +26,7 @@
 #include "worker.h"
 
 #define TIMER_CHECK_INTERVAL 16
-#define SEARCH_SPINS 48          /* ~5-15 us of looking before parking */
+#define SEARCH_SPINS 48          /* steal attempts before parking */
 
 /* Read on every spawn and switch: a line no other global writes. */
 struct weft_runtime *_Atomic weft__rt __attribute__((aligned(64)));
@@ -48,7 +49,7 @@ static struct weft_task *find_task(struct weft_runtime *rt,
 		    RT_STOPPING)
 			return NULL;
 		for (int i = 0; i < 32; i++)
-			__builtin_ia32_pause();
+			weft__cpu_relax();
 	}
 	return weft__steal(rt, w, true);
 }
@@ -81,10 +82,11 @@ static void run_task(struct weft_worker *w, struct weft_task *t)
 {
 	if (!t->stack.base && !start_task(w, t))
 		return;
-	w->current = t;
+	weft__latency_check(&w->stats, t);
+	weft__switch_set_current(w, t);
 	weft__switch_to_task(w, t);
 	t = w->current; /* direct yields may have switched to others */
-	w->current = NULL;
+	weft__switch_set_current(w, NULL);
 	weft__switch_check_stack(t);
 	switch (w->reason) {
 	case SWITCH_PARK:
@@ -92,6 +94,10 @@ static void run_task(struct weft_worker *w, struct weft_task *t)
 			w->after_switch(w->after_arg);
 		break;
 	case SWITCH_YIELD:
+		/* Every one: the direct switch declines one pick in
+		 * GLOBAL_QUEUE_INTERVAL, whose yields land here, a sample of
+		 * about that rate of a busy worker's yields (metrics.h). */
+		t->ready_at = (int64_t)__rdtsc();
 		weft__runq_append_yielded(w, t);
 		break;
 	case SWITCH_EXIT:
@@ -132,8 +138,10 @@ static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
 		weft__idle_leave(rt, w);
 		return;
 	}
+	weft__stat_add(&w->stats.parks, 1);
 	weft__driver_park(w->driver, next_timer);
-	weft__idle_leave(rt, w); /* no-op if a notifier took us out */
+	if (weft__idle_leave(rt, w)) /* else timers or I/O woke us */
+		weft__stat_add(&w->stats.unparks, 1);
 }
 
 /* ---- the thread --------------------------------------------------------- */
@@ -141,6 +149,10 @@ static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
 static int worker_setup(struct weft_runtime *rt, struct weft_worker *w,
 			const char **why)
 {
+	/* Named for top, perf and gdb: weft-w0, weft-w1, ... */
+	char name[16];
+	snprintf(name, sizeof(name), "weft-w%d", w->id);
+	pthread_setname_np(pthread_self(), name);
 	int r;
 	w->driver = weft__driver_new(rt->io, &r, why);
 	if (!w->driver)
@@ -211,6 +223,8 @@ void *weft__worker_main(void *arg)
 							 memory_order_relaxed));
 			continue;
 		}
+		/* find_task's tick ran nothing: task runs = ticks - these */
+		weft__stat_add(&w->stats.empty_rounds, 1);
 		if (atomic_load(&rt->state) == RT_STOPPING)
 			break;
 		park_worker(rt, w);

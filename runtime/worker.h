@@ -21,6 +21,7 @@
 #include "driver.h"
 #include "idle.h"
 #include "inject.h"
+#include "metrics.h"
 #include "monitor.h"
 #include "self.h"
 #include "timer.h"
@@ -67,6 +68,8 @@ struct __attribute__((aligned(64))) weft_worker {
 	/* Tasks counted here, by this worker only: an RMW on its own line,
 	 * not on one every worker shares (see weft__live_tasks, run.h). */
 	_Atomic uint64_t tasks_spawned, tasks_finished;
+
+	struct weft__worker_stats stats; /* lines of their own */
 
 	struct weft_task_cache *task_cache;
 	struct weft_stack_cache *stack_cache;

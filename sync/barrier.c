@@ -86,7 +86,8 @@ static int wait_once(struct weft_barrier *b, bool *again)
 {
 	struct weft__waiter w;
 	int r;
-	weft__waitq_prepare(&b->wq, &w, barrier_abort);
+	weft__waitq_prepare_as(&b->wq, &w, barrier_abort, WEFT__WAIT_BARRIER,
+			       b);
 	if ((r = weft__wait_begin(&w)))
 		return r;
 	weft__waitq_lock(&b->wq);

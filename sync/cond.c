@@ -52,6 +52,11 @@ static void cond_abort(struct weft__waiter *w, int reason)
 
 int weft_cond_wait(struct weft_cond *c)
 {
+	return weft__cond_wait_as(c, WEFT__WAIT_COND, c);
+}
+
+int weft__cond_wait_as(struct weft_cond *c, int kind, const void *object)
+{
 	if (!c || !c->lock)
 		return -EINVAL;
 	struct weft_lock *l = c->lock;
@@ -61,7 +66,8 @@ int weft_cond_wait(struct weft_cond *c)
 
 	struct weft__waiter w;
 	int r;
-	weft__waitq_prepare(&c->wq, &w, cond_abort);
+	weft__waitq_prepare_as(&c->wq, &w, cond_abort,
+			       (enum weft__wait_kind)kind, object);
 	w.data = c;
 	w.value = me; /* the owner to hand the lock to (lock.c) */
 	if ((r = weft__wait_begin(&w)))

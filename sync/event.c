@@ -61,7 +61,7 @@ int weft_event_wait(struct weft_event *e)
 		return 0;
 	struct weft__waiter w;
 	int r;
-	weft__waitq_prepare(&e->wq, &w, 0);
+	weft__waitq_prepare_as(&e->wq, &w, 0, WEFT__WAIT_EVENT, e);
 	if ((r = weft__wait_begin(&w)))
 		return r;
 	weft__waitq_lock(&e->wq);

@@ -113,7 +113,7 @@ int weft_future_wait(struct weft_future *f, void **result)
 
 	struct weft__waiter w;
 	int r;
-	weft__waitq_prepare(&f->wq, &w, 0);
+	weft__waitq_prepare_as(&f->wq, &w, 0, WEFT__WAIT_FUTURE, f);
 	if ((r = weft__wait_begin(&w)))
 		return r;
 	weft__waitq_lock(&f->wq);

@@ -19,6 +19,7 @@
 #include "weft/group.h"
 #include "lock.h"
 #include "../runtime/list.h"
+#include "../runtime/wait.h"
 
 struct weft__group_member {
 	struct weft__group_member *next, *prev;
@@ -119,7 +120,7 @@ static void wait_idle_shielded(struct weft_group *g)
 	struct weft_shield s;
 	bool shielded = weft_shield_enter(&s) == 0; /* not on a plain thread */
 	while (g->running) {
-		int r = weft_cond_wait(&g->idle);
+		int r = weft__cond_wait_as(&g->idle, WEFT__WAIT_GROUP, g);
 		(void)r; /* shielded, or a plain thread: it cannot fail */
 	}
 	if (shielded)
@@ -133,7 +134,7 @@ int weft_group_wait(struct weft_group *g)
 	weft__lock_acquire_uninterruptible(&g->lock);
 	int r = 0;
 	while (g->running && !r)
-		r = weft_cond_wait(&g->idle);
+		r = weft__cond_wait_as(&g->idle, WEFT__WAIT_GROUP, g);
 	if (r) {
 		/* Cancelled or timed out: the members go too, and are waited
 		 * for, since they may use this stack. */

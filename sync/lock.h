@@ -20,4 +20,8 @@ int weft__lock_requeue(struct weft_lock *l, struct weft_waitq *q, int n);
 /* Whether the caller holds l. */
 bool weft__lock_held_by_me(const struct weft_lock *l);
 
+/* weft_cond_wait, shown by weft_dump as a wait for kind (an enum
+ * weft__wait_kind) on object: the group waits on its condition so. */
+int weft__cond_wait_as(struct weft_cond *c, int kind, const void *object);
+
 #endif

@@ -385,7 +385,8 @@ int weft_queue_put(struct weft_queue *q, const void *item)
 	/* Full: wait as a putter; a getter moves our item in and settles us
 	 * with 0, or shutdown settles us with -EPIPE. wait_begin may take the
 	 * task's wait lock, which must not nest inside ours. */
-	weft__waitq_prepare(&q->putters, &w, putter_abort);
+	weft__waitq_prepare_as(&q->putters, &w, putter_abort,
+			       WEFT__WAIT_QUEUE_PUT, q);
 	w.data = (void *)item;
 	if ((r = weft__wait_begin(&w)))
 		return r;
@@ -414,7 +415,8 @@ int weft_queue_get(struct weft_queue *q, void *out)
 
 	/* Empty: wait as a getter; a putter copies its item into out and
 	 * settles us with 0, or shutdown settles us with -EPIPE. */
-	weft__waitq_prepare(&q->getters, &w, getter_abort);
+	weft__waitq_prepare_as(&q->getters, &w, getter_abort,
+			       WEFT__WAIT_QUEUE_GET, q);
 	w.data = out;
 	if ((r = weft__wait_begin(&w)))
 		return r;
@@ -465,7 +467,8 @@ int weft_queue_join(struct weft_queue *q)
 		return -EINVAL;
 	struct weft__waiter w;
 	int r;
-	weft__waitq_prepare(&q->joiners, &w, joiner_abort);
+	weft__waitq_prepare_as(&q->joiners, &w, joiner_abort,
+			       WEFT__WAIT_QUEUE_JOIN, q);
 	if ((r = weft__wait_begin(&w)))
 		return r;
 	queue_lock(q);

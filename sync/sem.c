@@ -103,7 +103,7 @@ int weft_sem_acquire(struct weft_sem *s)
 		return r;
 
 	struct weft__waiter w;
-	weft__waitq_prepare(&s->wq, &w, sem_abort);
+	weft__waitq_prepare_as(&s->wq, &w, sem_abort, WEFT__WAIT_SEM, s);
 	if ((r = weft__wait_begin(&w)))
 		return r;
 	weft__waitq_lock(&s->wq);

@@ -59,14 +59,24 @@ static inline bool weft__waitq_linked(const struct weft_waitq *q,
 /* The standard abort for waiters on a waitq: unlink and wake if it wins. */
 void weft__waitq_abort(struct weft__waiter *w, int reason);
 
-/* Initialises w to wait on q with abort (weft__waitq_abort if NULL). Call
- * before weft__wait_begin. */
+/* Initialises w to wait on q with abort (weft__waitq_abort if NULL), for
+ * kind on object (what weft_dump shows). Call before weft__wait_begin. */
+static inline void weft__waitq_prepare_as(struct weft_waitq *q,
+					  struct weft__waiter *w,
+					  weft__abort_fn abort,
+					  enum weft__wait_kind kind,
+					  const void *object)
+{
+	weft__waiter_init_as(w, abort ? abort : weft__waitq_abort, kind,
+			     object);
+	w->queue = q;
+}
+
 static inline void weft__waitq_prepare(struct weft_waitq *q,
 				       struct weft__waiter *w,
 				       weft__abort_fn abort)
 {
-	weft__waiter_init(w, abort ? abort : weft__waitq_abort);
-	w->queue = q;
+	weft__waitq_prepare_as(q, w, abort, WEFT__WAIT_OTHER, NULL);
 }
 
 /* Under the lock. */

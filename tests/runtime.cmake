@@ -1,5 +1,5 @@
 weft_test(test_deque TIMEOUT 120 SOURCES test_deque.c)
-weft_test(test_context TIMEOUT 120 SOURCES test_context.c)
+weft_test(test_context TIMEOUT 120 SOURCES test_context.c callee_saved.S)
 target_link_libraries(test_context PRIVATE m)
 weft_test(test_task TIMEOUT 600 SOURCES test_task.c)
 weft_test(test_lifecycle TIMEOUT 600 SOURCES test_lifecycle.c)
@@ -7,6 +7,7 @@ weft_test(test_timer TIMEOUT 300 SOURCES test_timer.c)
 # It measures wake-up order and lateness: alone, not beside a heavy suite.
 set_tests_properties(test_timer PROPERTIES RUN_SERIAL TRUE)
 
+weft_test(test_stack TIMEOUT 120 SOURCES test_stack.c)
 weft_test(test_debug TIMEOUT 60 SOURCES test_debug.c)
 # A dropped result of a blocking call is a compile error under -Werror.
 add_test(NAME test_must_check

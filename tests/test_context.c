@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include "callee_saved.h"
 #include "test_util.h"
 
 /* Many live values across the switch force the compiler to keep some in
@@ -89,12 +90,84 @@ START_TEST(registers_survive)
 }
 END_TEST
 
+/*
+ * Every callee-saved register, integer and floating point, holds a known
+ * value while its task sleeps or yields, moves to another worker, and is
+ * switched back: what weft__switch saves, beyond what a compiler happens
+ * to keep in registers.
+ */
+struct hop {
+	int before, after; /* worker ids */
+	int round;
+};
+
+static void hop(void *arg)
+{
+	struct hop *h = arg;
+	h->before = weft_worker_id();
+	if (h->round % 2)
+		weft_sleep(WEFT_MSEC / 4);
+	else
+		weft_yield();
+	h->after = weft_worker_id();
+}
+
+static _Alignas(16) const uint64_t zero_frame[2]; /* where rbp/x29 point */
+static atomic_int clobbered, migrated;
+
+static void *hopper(void *arg)
+{
+	uint64_t in[CALLEE_SAVED_N], out[CALLEE_SAVED_N];
+	uintptr_t id = (uintptr_t)arg;
+	/* More rounds while no call has resumed on another worker yet (one
+	 * thread at a time under valgrind makes that rarer). */
+	for (int round = 0;
+	     round < 40 || (!atomic_load(&migrated) && round < 4000);
+	     round++) {
+		for (int r = 0; r < CALLEE_SAVED_N; r++)
+			in[r] = 0x5eed000000000000ULL ^ (id << 32) ^
+				(uint64_t)round << 8 ^ (uint64_t)r;
+		in[CALLEE_SAVED_FP] = (uintptr_t)zero_frame;
+		struct hop h = { .round = round };
+		callee_saved_across(hop, &h, in, out);
+		for (int r = 0; r < CALLEE_SAVED_N; r++)
+			if (out[r] != in[r])
+				atomic_fetch_add(&clobbered, 1);
+		if (h.before != h.after)
+			atomic_fetch_add(&migrated, 1);
+	}
+	return NULL;
+}
+
+static void *spawn_hoppers(void *arg)
+{
+	enum { N = 32 };
+	weft_task_t t[N];
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(weft_spawn(&t[i], hopper,
+					    (void *)(uintptr_t)i), 0);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+	return NULL;
+}
+
+START_TEST(callee_saved_across_workers)
+{
+	weft_test_run(spawn_hoppers, NULL, 4);
+	int wrong_values = atomic_load(&clobbered);
+	int moves = atomic_load(&migrated);
+	ck_assert_int_eq(wrong_values, 0);
+	ck_assert_int_gt(moves, 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("context");
 	TCase *tc = tcase_create("context");
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, registers_survive);
+	tcase_add_test(tc, callee_saved_across_workers);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

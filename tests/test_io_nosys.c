@@ -30,27 +30,49 @@
 		_exit(1);                                               \
 	} while (0)
 
-/* Makes io_uring_setup fail with err for this process from now on. */
+#if defined(__x86_64__)
+#define AUDIT_ARCH_SELF AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define AUDIT_ARCH_SELF AUDIT_ARCH_AARCH64
+#else
+#error "the seccomp filter needs this CPU's AUDIT_ARCH_"
+#endif
+
+/* The child's status when seccomp is missing (qemu's user mode refuses
+ * filters: they would judge its own system calls, not the program's). */
+#define CHILD_NO_SECCOMP 77
+
+/* Makes io_uring_setup fail with err for this process from now on. Where
+ * seccomp is missing but io_uring_setup fails with err already (qemu's user
+ * mode has no io_uring: ENOSYS), the case stands without a filter. */
 static void deny_io_uring(int err)
 {
 	struct sock_filter f[] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
 			 offsetof(struct seccomp_data, arch)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_SELF, 1, 0),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
 			 offsetof(struct seccomp_data, nr)),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
 		BPF_STMT(BPF_RET | BPF_K,
-			 SECCOMP_RET_ERRNO | ((unsigned)err & SECCOMP_RET_DATA)),
+			 SECCOMP_RET_ERRNO |
+				 ((unsigned)err & SECCOMP_RET_DATA)),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
 	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]),
 				   .filter = f };
 
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
-	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
-		CHILD_FAIL("cannot install seccomp: %s", strerror(errno));
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		CHILD_FAIL("no_new_privs: %s", strerror(errno));
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog)) {
+		if (errno != EINVAL)
+			CHILD_FAIL("cannot install seccomp: %s",
+				   strerror(errno));
+		if (syscall(__NR_io_uring_setup, 4, NULL) != -1 ||
+		    errno != err)
+			_exit(CHILD_NO_SECCOMP);
+	}
 	if (syscall(__NR_io_uring_setup, 4, NULL) != -1 || errno != err)
 		CHILD_FAIL("the filter does not deny io_uring_setup");
 }
@@ -173,6 +195,15 @@ static void run_denied(int err)
 	if (pid == 0)
 		child(err);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == CHILD_NO_SECCOMP) {
+		/* Only where io_uring is missing anyway, so that the whole
+		 * suite runs on the fallback. */
+		ck_assert(syscall(__NR_io_uring_setup, 4, NULL) == -1 &&
+			  errno == ENOSYS);
+		printf("seccomp unavailable (an emulator?): %s case skipped\n",
+		       strerror(err));
+		return;
+	}
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 		      "child failed (status %#x): see its stderr", status);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "test_io_util.h"
+#include "runtime/spinlock.h"
 
 #define WORKERS 4
 
@@ -772,6 +773,48 @@ START_TEST(cancel_send)
 }
 END_TEST
 
+/* ---- recv with MSG_WAITALL ----------------------------------------------- */
+
+static void *send_later(void *arg)
+{
+	int fd = *(int *)arg;
+
+	weft_sleep(5 * WEFT_MSEC);
+	ck_assert_int_eq(weft_send(fd, "def", 3, 0), 3);
+	weft_sleep(20 * WEFT_MSEC);
+	ck_assert_int_eq(weft_send(fd, "gh", 2, 0), 2);
+	return NULL;
+}
+
+/* On either driver a WAITALL receive waits for all it asked for; stopped by
+ * a deadline it returns what had come. */
+static void *waitall_main(void *arg)
+{
+	struct pair p = tcp_pair();
+	struct weft_deadline d;
+	char buf[8] = { 0 };
+	weft_task_t t;
+
+	ck_assert_int_eq(weft_send(p.a, "abc", 3, 0), 3);
+	ck_assert_int_eq(weft_spawn(&t, send_later, &p.a), 0);
+	ck_assert_int_eq(weft_recv(p.b, buf, 6, MSG_WAITALL), 6);
+	ck_assert_int_eq(memcmp(buf, "abcdef", 6), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, 60 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_recv(p.b, buf, 4, MSG_WAITALL), 2);
+	weft_deadline_leave(&d);
+	ck_assert_int_eq(memcmp(buf, "gh", 2), 0);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	weft_close(p.a);
+	weft_close(p.b);
+	return NULL;
+}
+
+START_TEST(recv_waitall)
+{
+	weft_test_run(waitall_main, NULL, 2);
+}
+END_TEST
+
 /* ---- connect that times out -------------------------------------------- */
 
 /* A listener whose accept queue is full drops further SYNs, so a connect
@@ -850,7 +893,7 @@ static void *hop_setter(void *arg)
 
 	atomic_fetch_add(&h->started, 1);
 	while (atomic_load(&h->started) < 2 && weft_now() < h->give_up)
-		__builtin_ia32_pause();
+		weft__cpu_relax();
 	if (weft_worker_id() != atomic_load(&h->first))
 		weft_event_set(&h->moved);
 	return NULL;
@@ -914,6 +957,7 @@ int main(void)
 	tcase_add_test(tc, plain_thread);
 	tcase_add_test(tc, completion_while_busy);
 	tcase_add_test(tc, local_port_and_nodelay);
+	tcase_add_test(tc, recv_waitall);
 	tcase_add_test(tc, connect_timeout);
 	tcase_add_test(tc, fd_across_workers);
 	suite_add_tcase(s, tc);

@@ -54,7 +54,7 @@ static uint64_t rnd(uint64_t *s)
 static void spin(int n)
 {
 	for (volatile int i = 0; i < n; i++)
-		__builtin_ia32_pause();
+		weft__cpu_relax();
 }
 
 static void arrive(struct race *r)
@@ -65,7 +65,7 @@ static void arrive(struct race *r)
 		if (i % 256 == 255)
 			weft_yield();
 		else
-			__builtin_ia32_pause();
+			weft__cpu_relax();
 	}
 }
 

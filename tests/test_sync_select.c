@@ -521,7 +521,7 @@ static void *race_main(void *arg)
 		atomic_store(&r.go, 1);
 		/* A random head start for the other side: both orders. */
 		for (int k = (int)(seed >> 20) % 512; k > 0; k--)
-			__builtin_ia32_pause();
+			weft__cpu_relax();
 		uint64_t x = (uint64_t)i;
 		if (kind == 0)
 			ck_assert_int_eq(weft_queue_put(&r.q, &x), 0);

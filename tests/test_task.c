@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "test_util.h"
+#include "runtime/spinlock.h"
 
 static void *ret_arg(void *arg)
 {
@@ -283,10 +284,10 @@ static void *stuck_main(void *arg)
 	/* Keep this worker until the other has stopped searching and
 	 * sleeps: only the monitor can rouse it then. */
 	for (int64_t until = weft_now() + 5 * WEFT_MSEC; weft_now() < until;)
-		__builtin_ia32_pause();
+		weft__cpu_relax();
 	weft_event_set(&stuck_event);
 	while (atomic_load(&stuck_ran) < n)
-		__builtin_ia32_pause();
+		weft__cpu_relax();
 	for (int i = 0; i < n; i++)
 		ck_assert_int_eq(weft_join(t[i], NULL), 0);
 	return NULL;
@@ -596,7 +597,7 @@ static void *migrate_setter(void *arg)
 	struct migration *m = arg;
 	atomic_fetch_add(&m->started, 1);
 	while (atomic_load(&m->started) < 2 && weft_now() < m->give_up)
-		__builtin_ia32_pause();
+		weft__cpu_relax();
 	if (weft_worker_id() != atomic_load(&m->first))
 		weft_event_set(&m->ev);
 	return NULL;

@@ -1,7 +1,8 @@
 # Valgrind's memcheck over a few suites that cover the runtime, the sync
 # primitives and the I/O paths (not under the sanitizer presets: they own
-# the process's memory instead). Valgrind lowers the file-descriptor limit,
-# so the suites that exhaust descriptors on purpose are left to the others.
+# the process's memory instead), nor for another CPU. Valgrind lowers the
+# file-descriptor limit, so the suites that exhaust descriptors on purpose
+# are left to the others.
 #
 # Sized for a loaded 2-core CI machine: valgrind runs one thread at a time,
 # so the stress cases run at the sanitizers' scale (WEFT_TEST_SCALE=5), with
@@ -15,7 +16,8 @@ if(NOT VALGRIND)
   message(STATUS "valgrind not found: valgrind_* tests skipped "
                  "(scripts/deps installs it)")
 endif()
-if(VALGRIND AND NOT CMAKE_C_FLAGS MATCHES "sanitize")
+if(VALGRIND AND NOT CMAKE_C_FLAGS MATCHES "sanitize" AND
+   NOT CMAKE_CROSSCOMPILING)
   foreach(t test_context test_sync_lock test_sync_future test_sync_group
             test_io_file test_io_udp_unix)
     if(TARGET ${t})

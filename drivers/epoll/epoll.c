@@ -105,11 +105,13 @@ static int wait_events(struct weft__epoll *ep, struct epoll_event *ev,
 			return n;
 		atomic_store_explicit(&no_pwait2, true, memory_order_relaxed);
 	}
+	if (timeout_ns < 0)
+		return epoll_wait(ep->epfd, ev, EVENTS, -1);
 	if (timeout_ns > (int64_t)INT32_MAX * 1000000)
 		timeout_ns = (int64_t)INT32_MAX * 1000000;
+	/* Rounded up: never wake before the timer is due. */
 	return epoll_wait(ep->epfd, ev, EVENTS,
-			  timeout_ns < 0 ? -1
-					 : (int)((timeout_ns + 999999) / 1000000));
+			  (int)((timeout_ns + 999999) / 1000000));
 }
 
 /* Handles events, waiting up to timeout_ns for the first; then takes what

@@ -33,6 +33,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "runtime/list.h"
 #include "runtime/spinlock.h"
 #include "runtime/wait.h"
 #include "epoll.h"
@@ -83,15 +84,7 @@ static int reg_state(uint64_t reg)
 
 static void unlink_waiter(struct fdrec *rec, struct weft__waiter *w)
 {
-	int dir = (int)w->value;
-
-	if (w->prev)
-		w->prev->next = w->next;
-	else
-		rec->head[dir] = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
-	w->next = w->prev = NULL;
+	weft__list_unlink(rec->head[w->value], w);
 	w->queue = NULL;
 	/* relaxed: a hint for the owner's cheap poll (epoll.h). */
 	atomic_fetch_sub_explicit(&rec->ep->waiters, 1, memory_order_relaxed);
@@ -207,11 +200,7 @@ static int wait_ready(struct fdrec *rec, int dir, struct weft__waiter *w,
 		return s;
 	}
 	w->value = (uint64_t)dir;
-	w->prev = NULL;
-	w->next = rec->head[dir];
-	if (w->next)
-		w->next->prev = w;
-	rec->head[dir] = w;
+	weft__list_push_front(rec->head[dir], w);
 	w->queue = rec;
 	atomic_fetch_add_explicit(&rec->ep->waiters, 1, memory_order_relaxed);
 	return weft__wait_park(w, unlock_rec, rec);
@@ -225,13 +214,14 @@ long weft__fdready_call(int fd, enum weft__dir dir, weft__try_fn try,
 	long r;
 
 	if (!rec)
-		return fd < 0 ? -EBADF : -EMFILE;
+		return (unsigned)fd / CHUNK >= NCHUNKS ? -EMFILE : -ENOMEM;
 	for (;;) {
 		int state = ensure_registered(rec, fd);
 
 		if (state < 0)
 			return state;
-		weft__waiter_init(&w, abort_wait);
+		weft__waiter_init_as(&w, abort_wait, WEFT__WAIT_IO,
+				     (const void *)(intptr_t)fd);
 		w.data = rec;
 		if ((r = weft__wait_begin(&w)))
 			return r;

@@ -26,8 +26,9 @@ typedef long (*weft__try_fn)(int fd, void *arg);
  * first use (setting O_NONBLOCK on it), then runs try until it returns
  * anything but -EAGAIN, waiting for dir's readiness in between. Returns
  * try's result, or -ECANCELED / -ETIMEDOUT (the task's), -EBADF (fd closed
- * by weft_close meanwhile), -EMFILE (fd beyond the table). An fd epoll
- * cannot watch (a regular file) just runs try. */
+ * by weft_close meanwhile), -EMFILE (fd beyond the table's 2M), -ENOMEM,
+ * or epoll_ctl's error. An fd epoll cannot watch (a regular file) just
+ * runs try, once. fd >= 0. */
 long weft__fdready_call(int fd, enum weft__dir dir, weft__try_fn try,
 			void *arg);
 

@@ -21,6 +21,7 @@
 
 #include "fdtable.h"
 #include "op.h"
+#include "runtime/list.h"
 
 #define NSTRIPES 256
 
@@ -41,11 +42,7 @@ void weft__fdtable_add(struct weft__io *io)
 	struct stripe *s = stripe_of(io->fd);
 
 	pthread_mutex_lock(&s->lock);
-	io->fd_prev = NULL;
-	io->fd_next = s->head;
-	if (s->head)
-		s->head->fd_prev = io;
-	s->head = io;
+	weft__list_push_front(s->head, io);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -54,12 +51,7 @@ void weft__fdtable_del(struct weft__io *io)
 	struct stripe *s = stripe_of(io->fd);
 
 	pthread_mutex_lock(&s->lock);
-	if (io->fd_prev)
-		io->fd_prev->fd_next = io->fd_next;
-	else
-		s->head = io->fd_next;
-	if (io->fd_next)
-		io->fd_next->fd_prev = io->fd_prev;
+	weft__list_unlink(s->head, io);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -70,7 +62,7 @@ int weft__fdtable_close(int fd)
 	int r;
 
 	pthread_mutex_lock(&s->lock);
-	for (io = s->head; io; io = io->fd_next)
+	for (io = s->head; io; io = io->next)
 		if (io->fd == fd)
 			weft__io_abort(io, -EBADF);
 	r = close(fd) ? -errno : 0;

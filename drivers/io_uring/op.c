@@ -11,6 +11,7 @@
 #include "weft/io.h"
 #include "fdtable.h"
 #include "op.h"
+#include "runtime/list.h"
 
 /* The cancel SQE's own completion: nothing waits for it. Its result does not
  * matter either: the op's CQE arrives whether it was cancelled (-ECANCELED,
@@ -31,7 +32,7 @@ static void io_put(struct weft__io *io)
 
 static void io_complete(struct weft__ring_op *op, int res, unsigned flags)
 {
-	struct weft__io *io = container_of(op, struct weft__io, op);
+	struct weft__io *io = weft__container_of(op, struct weft__io, op);
 
 	io->res = res;
 	if (flags & IORING_CQE_F_MORE)
@@ -43,7 +44,8 @@ static void io_complete(struct weft__ring_op *op, int res, unsigned flags)
 /* On the owning worker: cancel the op in the kernel unless it is done. */
 static void io_cancel_run(struct weft__driver_msg *m)
 {
-	struct weft__io *io = container_of(m, struct weft__io, cancel_msg);
+	struct weft__io *io =
+		weft__container_of(m, struct weft__io, cancel_msg);
 
 	if (!io->cqe_done) {
 		struct io_uring_sqe *sqe = weft__ring_sqe(io->ring);
@@ -77,7 +79,7 @@ void weft__io_abort(struct weft__io *io, int reason)
 
 static void io_waiter_abort(struct weft__waiter *w, int reason)
 {
-	weft__io_abort(container_of(w, struct weft__io, w), reason);
+	weft__io_abort(weft__container_of(w, struct weft__io, w), reason);
 }
 
 struct io_uring_sqe *weft__io_begin(struct weft__io *io, int fd, int *err)
@@ -94,7 +96,8 @@ struct io_uring_sqe *weft__io_begin(struct weft__io *io, int fd, int *err)
 	io->cqe_done = false;
 	io->res = 0;
 	io->fd = fd;
-	weft__waiter_init(&io->w, io_waiter_abort);
+	weft__waiter_init_as(&io->w, io_waiter_abort, WEFT__WAIT_IO,
+			     (const void *)(intptr_t)fd);
 	r = weft__wait_begin(&io->w);
 	if (r) {
 		*err = r;
@@ -110,6 +113,8 @@ int weft__io_wait(struct weft__io *io, struct io_uring_sqe *sqe)
 	int reason;
 
 	io_uring_sqe_set_data(sqe, &io->op);
+	/* For weft_dump: what the wait is, now the SQE says. */
+	atomic_store_explicit(&io->w.io_op, sqe->opcode, memory_order_relaxed);
 	weft__wait_park(&io->w, NULL, NULL);
 	if (io->fd >= 0)
 		weft__fdtable_del(io);

@@ -55,7 +55,7 @@ struct weft__io {
 	bool cqe_done;                  /* owner-only */
 	int res;                        /* cqe->res */
 	int fd;                         /* registered fd, or -1 */
-	struct weft__io *fd_next, *fd_prev;
+	struct weft__io *next, *prev;   /* on its fd table stripe */
 };
 
 /* Publishes io and returns a fresh SQE on the caller's ring, or NULL with
@@ -75,10 +75,5 @@ void weft__io_abort(struct weft__io *io, int reason);
  * have made (each holds a descriptor until the process exits; see op.c), so
  * that a test counting descriptors can tell them from a leak. */
 int weft__io_thread_rings(void);
-
-#ifndef container_of
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
-#endif
 
 #endif

@@ -139,7 +139,7 @@ void weft__uring_close(struct weft__driver *d)
 	weft__driver_base_exit(d);
 }
 
-struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r)
+static struct io_uring_sqe *get_sqe(struct weft__ring *r)
 {
 	struct io_uring_sqe *sqe;
 
@@ -148,13 +148,19 @@ struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r)
 	return sqe;
 }
 
+struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r)
+{
+	weft__driver_count(&r->base.ops_submitted, 1);
+	return get_sqe(r);
+}
+
 /* Submits what was prepared this round, then completes every ready CQE.
  * Returns how many events it handled. */
 int weft__uring_reap(struct weft__driver *d)
 {
 	struct weft__ring *r = (struct weft__ring *)d;
 	struct io_uring_cqe *cqe;
-	unsigned head, seen = 0;
+	unsigned head, seen = 0, ops = 0;
 	int n = weft__driver_run_inbox(d);
 
 	if (io_uring_sq_ready(&r->uring))
@@ -168,10 +174,14 @@ int weft__uring_reap(struct weft__driver *d)
 		struct weft__ring_op *op = io_uring_cqe_get_data(cqe);
 
 		seen++;
+		ops += op && op != &r->wake_op &&
+		       !(cqe->flags & IORING_CQE_F_MORE);
 		if (op)
 			op->complete(op, cqe->res, cqe->flags);
 	}
 	io_uring_cq_advance(&r->uring, seen);
+	if (ops)
+		weft__driver_count(&r->base.ops_completed, ops);
 	return n + (int)seen;
 }
 
@@ -208,7 +218,7 @@ void weft__uring_park(struct weft__driver *d, int64_t timeout_ns)
 	struct io_uring_cqe *cqe;
 
 	if (!r->wake_armed) {
-		struct io_uring_sqe *sqe = weft__ring_sqe(r);
+		struct io_uring_sqe *sqe = get_sqe(r);
 
 		io_uring_prep_read(sqe, r->base.wake_fd, &r->wake_buf,
 				   sizeof(r->wake_buf), 0);

@@ -3,7 +3,9 @@
 #
 # Does what README.md tells a user who builds against weft: installs the
 # build into a fresh prefix, then builds examples/consumer both with CMake's
-# find_package(weft) and with pkg-config, and runs both programs.
+# find_package(weft) and with pkg-config, and runs both programs (under
+# $WEFT_EMULATOR, if set: a cross build's emulator, whose toolchain file is
+# $WEFT_TOOLCHAIN_FILE).
 set -euo pipefail
 build=$1 src=$2 cc=$3
 shift 3
@@ -18,15 +20,18 @@ awk '/^```c$/ && !n++ { on = 1; next } on && /^```$/ { exit } on' \
 
 cmake --install "$build" --prefix "$tmp/weft" >/dev/null
 cmake -S "$src/examples/consumer" -B "$tmp/cmake" \
+	${WEFT_TOOLCHAIN_FILE:+-DCMAKE_TOOLCHAIN_FILE="$WEFT_TOOLCHAIN_FILE"} \
 	-DCMAKE_PREFIX_PATH="$tmp/weft" -DCMAKE_C_COMPILER="$cc" \
 	-DCMAKE_C_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" >/dev/null
 cmake --build "$tmp/cmake" >/dev/null
-"$tmp/cmake/sum"
+# shellcheck disable=SC2086 # WEFT_EMULATOR: a cross build's, or empty
+${WEFT_EMULATOR:-} "$tmp/cmake/sum"
 
 export PKG_CONFIG_PATH="$tmp/weft/lib/pkgconfig"
 # shellcheck disable=SC2046,SC2086
 "$cc" $flags "$src/examples/consumer/sum.c" \
 	$(pkg-config --cflags --libs weft) -o "$tmp/sum-pc"
 # (A shared libweft is found by the loader only if told where it is.)
-LD_LIBRARY_PATH="$tmp/weft/lib" "$tmp/sum-pc"
+# shellcheck disable=SC2086
+LD_LIBRARY_PATH="$tmp/weft/lib" ${WEFT_EMULATOR:-} "$tmp/sum-pc"
 echo "ok: find_package(weft) and pkg-config both build and run"

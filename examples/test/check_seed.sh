@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # check_seed.sh NAME PROGRAM [ARGS...]
+# (PROGRAM runs under $WEFT_EMULATOR, if set: a cross build's emulator.)
 #
 # Runs one of the seed's examples (or the tour, NAME=tour) and checks what it
 # printed: exactly the seed's lines, in an order that respects what the
@@ -136,7 +137,8 @@ check_tour() {
 }
 
 [[ $(type -t "check_$name") == function ]] || fail "unknown example"
-"$prog" "$@" >"$out" 2>"$err"
+# shellcheck disable=SC2086 # WEFT_EMULATOR: a cross build's, or empty
+${WEFT_EMULATOR:-} "$prog" "$@" >"$out" 2>"$err"
 rc=$?
 cat "$err" >&2
 ((rc == 0)) || fail "exit status $rc"

@@ -72,7 +72,14 @@ static void start(const char *path)
 		dup2(p[1], STDOUT_FILENO);
 		close(p[0]);
 		close(p[1]);
-		execl(path, path, "127.0.0.1", "0", "2", (char *)NULL);
+		/* A cross build's server runs under its emulator (one word,
+		 * as cmake/aarch64-linux-gnu.cmake sets it). */
+		const char *emu = getenv("WEFT_EMULATOR");
+		if (emu && *emu)
+			execlp(emu, emu, path, "127.0.0.1", "0", "2",
+			       (char *)NULL);
+		else
+			execl(path, path, "127.0.0.1", "0", "2", (char *)NULL);
 		perror(path);
 		_exit(127);
 	}

@@ -215,9 +215,11 @@ WEFT_MUST_CHECK int weft_queue_put(struct weft_queue *q, const void *item);
  * Returns 0, -EPIPE once shut down and drained, -ECANCELED, -ETIMEDOUT
  * (nothing taken), -EINVAL. */
 WEFT_MUST_CHECK int weft_queue_get(struct weft_queue *q, void *out);
-/* put without waiting: -EAGAIN while full. */
+/* put without waiting. Returns 0, -EAGAIN while full, -EPIPE after
+ * shutdown, -ENOMEM, -EINVAL. */
 int weft_queue_try_put(struct weft_queue *q, const void *item);
-/* get without waiting: -EAGAIN while empty. */
+/* get without waiting. Returns 0, -EAGAIN while empty, -EPIPE once shut
+ * down and drained, -EINVAL. */
 int weft_queue_try_get(struct weft_queue *q, void *out);
 /* The elements in the queue now (putters still waiting not counted), or
  * -EINVAL. */

@@ -37,6 +37,8 @@ enum weft_io_kind {
 	WEFT_IO_EPOLL,    /* epoll: readiness, one epoll fd per worker */
 };
 
+struct weft_stall;
+
 struct weft_config {
 	/* Worker threads. 0: $WEFT_WORKERS if set, else the online CPUs. */
 	int workers;
@@ -44,11 +46,31 @@ struct weft_config {
 	size_t stack_size;
 	/* Most threads the blocking pool may start. 0: 64. */
 	int blocking_threads;
+	/* A signal on which the runtime writes weft_dump() to stderr and goes
+	 * on (SIGUSR1, say). 0: $WEFT_DUMP_SIGNAL if set (a name such as
+	 * SIGUSR1 or USR1, or a number), else none: a library takes no signal
+	 * unasked. The handler is restored when weft_run returns. */
+	int dump_signal;
+	/* Report a task that keeps its worker this long without giving it
+	 * up (no park, no yield: it computes, spins or blocks in a system
+	 * call), as asyncio's debug mode reports a slow callback. 0: 100 ms,
+	 * asyncio's slow_callback_duration, far above any scheduling hiccup
+	 * yet short enough that users notice; WEFT_STALL_OFF: none. Needs 2
+	 * or more workers (the monitor watches); off by default under
+	 * valgrind, which slows every task down. See weft/dump.h. */
+	int64_t stall_threshold_ns;
+	/* Called on the monitor thread for each report instead of the line
+	 * on stderr; NULL: the line. */
+	void (*on_stall)(const struct weft_stall *stall, void *arg);
+	void *on_stall_arg;
 	/* The kernel interface for I/O, parking and timers. WEFT_IO_AUTO (0):
 	 * $WEFT_IO if set (auto, io_uring or epoll), else io_uring where it
 	 * can be set up with what weft needs, else epoll, silently. */
 	enum weft_io_kind io;
 };
+
+#define WEFT_STALL_OFF (-1)
+#define WEFT_STALL_DEFAULT_NS (100 * 1000 * 1000)
 
 #define WEFT_STACK_DEFAULT (64u * 1024)
 #define WEFT_STACK_MIN (16u * 1024)
@@ -60,9 +82,11 @@ struct weft_config {
  * asyncio.run. Tasks still running then are cancelled (their blocking calls
  * return -ECANCELED) and awaited; then the workers stop and everything is
  * freed. cfg may be NULL. Stores main's result in *result if result is not
- * NULL. Returns 0, -EINVAL (bad config or fn, or a bad $WEFT_IO), -EBUSY
- * (already running in this process), -ENOSYS (io_uring forced by cfg->io or
- * $WEFT_IO but unavailable: a line on stderr says why), -ENOMEM. */
+ * NULL. Returns 0, -EINVAL (bad config or fn, a bad $WEFT_IO, a dump
+ * signal that cannot be caught, a stall threshold below WEFT_STALL_OFF),
+ * -EBUSY (already running in this process), -ENOSYS (io_uring forced by
+ * cfg->io or $WEFT_IO but unavailable: a line on stderr says why), -ENOMEM.
+ */
 int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
 	     void **result);
 

@@ -39,7 +39,8 @@ struct weft_deadline {
 /* Enters a scope expiring ns from now. Returns 0, -EINVAL (NULL d), -EPERM
  * outside a task. */
 int weft_deadline_enter(struct weft_deadline *d, int64_t ns);
-/* Enters a scope expiring at the absolute time at. */
+/* Enters a scope expiring at the absolute time at (weft_now()'s clock).
+ * Returns 0, -EINVAL (NULL d), -EPERM outside a task. */
 int weft_deadline_enter_at(struct weft_deadline *d, int64_t at);
 /* Leaves the scope. Returns 1 if the deadline had passed, 0 if not,
  * -EINVAL if d is not the innermost scope. */

@@ -1,0 +1,77 @@
+/*
+ * weft_dump: what every task is doing, and since when (Go's goroutine
+ * dump, asyncio's all_tasks() and print_stack()). Part of <weft.h>.
+ */
+#ifndef WEFT_DUMP_H
+#define WEFT_DUMP_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Writes one block per live task to fd:
+ *
+ *   task 2049 "worker" parked: lock 0x7ffd5a1c2e40, for 1.204 s
+ *     spawned at main_task+0x3c (server+0x1a3c)
+ *     #0 weft__task_park+0x5b (libweft.so.0+0x9a1b)
+ *     #1 weft_lock_acquire+0x121 (libweft.so.0+0xb2c1)
+ *     #2 handle_client+0x44 (server+0x1c84)
+ *
+ * State: running on worker N, runnable, parked (with what it waits for:
+ * lock, event, cond, sem, queue get/put/join, future, barrier, group,
+ * join of task N, sleep until +T, recv/send/accept/... on fd N, or the
+ * blocking pool with its job's function), for how long, and the deadline
+ * of the wait if it has one. Each name is "function+offset (object+offset)":
+ * `addr2line -e object offset` gives file and line.
+ *
+ * The backtrace of a parked task is a scan of its stack, from the
+ * registers it saved when it switched out, for return addresses (words
+ * pointing into code just after a call instruction): every live frame is
+ * there, and now and then a stale word left in a frame's slot shows as one
+ * more. gdb's `weft bt ID` (gdb/weft-gdb.py) unwinds exactly. Running and
+ * runnable tasks show no backtrace.
+ *
+ * Safe from any task or thread while weft_run runs; tasks go on running
+ * meanwhile, so each block is true of its moment. With cfg.dump_signal
+ * (or WEFT_DUMP_SIGNAL=SIGUSR1) the runtime writes it to stderr when the
+ * signal arrives. Returns 0, -ESRCH (no runtime), -ENOMEM, or the -errno
+ * of a failed write.
+ */
+int weft_dump(int fd);
+
+/*
+ * A stall: a task kept its worker longer than cfg.stall_threshold_ns
+ * without parking or yielding. The monitor reports each such stretch once,
+ * when it has lasted the threshold, and at most 10 a second (it counts the
+ * rest: weft_metrics' stall_reports counts every one). By default a line
+ * on stderr:
+ *
+ *   weft: task 3074 "spinner" has kept worker 1 for 112.0 ms without
+ *   yielding (stall threshold 100.0 ms), seen at:
+ *     #0 spin_until+0x12 (app+0x1c22)
+ *     #1 handler+0x31 (app+0x1d01)
+ *
+ * To see where the task is, the monitor sends the worker thread SIGURG (as
+ * Go preempts with it), whose handler scans the interrupted stack as
+ * weft_dump scans a parked one. The handler is installed only while stall
+ * reports are on, and not at all if the program has its own for SIGURG;
+ * then, or if the signal is not handled in time (ThreadSanitizer delays
+ * it while the task makes no system call), the report has no frames.
+ */
+struct weft_stall {
+	uint64_t task_id;
+	const char *name;          /* valid during the callback */
+	int worker;
+	int64_t ns;                /* how long it has kept the worker */
+	int nframes;
+	const void *const *frames; /* return addresses, innermost first; the
+				    * first is the interrupted instruction */
+};
+
+#ifdef __cplusplus
+}
+#endif
+#endif

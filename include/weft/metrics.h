@@ -1,0 +1,103 @@
+/*
+ * weft metrics: counters and gauges of a running runtime, runtime-wide and
+ * per worker (Go's runtime/metrics, Tokio's RuntimeMetrics). Part of
+ * <weft.h>.
+ *
+ * Counters only grow while a runtime runs; gauges are a moment's value.
+ * Each worker writes its own counters, on cache lines of their own, with
+ * plain relaxed stores; a reader gets relaxed atomic loads: every value is
+ * one the counter really had, but the fields are not one snapshot (a task
+ * may show as finished and not yet as spawned elsewhere).
+ *
+ * Stability: fields are never removed or reordered; new ones are appended
+ * and raise WEFT_METRICS_VERSION, which a reader finds in .version.
+ */
+#ifndef WEFT_METRICS_H
+#define WEFT_METRICS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WEFT_METRICS_VERSION 1
+
+/*
+ * The scheduling-latency histogram: the time from a task becoming runnable
+ * (spawned, woken, yielded) to it running, as Go's /sched/latencies. Bucket
+ * 0 counts latencies under 2 ns, bucket i (1 <= i < 39) those in
+ * [2^i, 2^(i+1)) ns, bucket 39 everything from 2^39 ns (about 9 minutes).
+ *
+ * Sampled: one runnable transition in WEFT_LATENCY_SAMPLE per worker is
+ * timed (a clock read at each end), as Go tracks one goroutine in eight;
+ * timing every one would cost the switch benchmarks more than the 3% that
+ * is weft's budget for observability. Tasks woken from plain threads or
+ * the monitor are not sampled. So the histogram's total is about
+ * task_runs / WEFT_LATENCY_SAMPLE; its shape is the distribution.
+ */
+#define WEFT_LATENCY_BUCKETS 40
+#define WEFT_LATENCY_SAMPLE 64
+
+struct weft_worker_metrics {
+	uint64_t tasks_spawned;   /* counter: by tasks running here */
+	uint64_t tasks_finished;  /* counter: tasks that returned here */
+	uint64_t task_runs;       /* counter: switches into a task */
+	uint64_t steals;          /* counter: successful steals by this worker */
+	uint64_t tasks_stolen;    /* counter: tasks those steals took */
+	uint64_t parks;           /* counter: times it slept for want of work */
+	uint64_t unparks;         /* counter: of those, ended by a notify */
+	uint64_t runnext_depth;   /* gauge: 0 or 1 */
+	uint64_t local_depth;     /* gauge: spawned and requeued tasks */
+	uint64_t woken_depth;     /* gauge: woken tasks behind run-next */
+	uint64_t io_submitted;    /* counter: I/O operations submitted (the
+				   * io_uring driver; epoll: 0) */
+	uint64_t io_completed;    /* counter: of those, completed */
+	uint64_t io_in_flight;    /* gauge: submitted - completed */
+	uint64_t timers_armed;    /* gauge: live entries of its timer heap */
+	uint64_t latency_ns[WEFT_LATENCY_BUCKETS]; /* histogram, see above */
+};
+
+struct weft_metrics {
+	int version;              /* WEFT_METRICS_VERSION */
+	int workers;
+	/* Sums over the workers, and tasks spawned / finished off them. */
+	uint64_t tasks_spawned;
+	uint64_t tasks_finished;
+	uint64_t tasks_alive;     /* gauge: spawned - finished */
+	uint64_t task_runs;
+	uint64_t steals;
+	uint64_t tasks_stolen;
+	uint64_t worker_parks;
+	uint64_t worker_unparks;
+	uint64_t runnext_depth;
+	uint64_t local_depth;
+	uint64_t woken_depth;
+	uint64_t global_depth;    /* gauge: the global queue */
+	uint64_t io_submitted;
+	uint64_t io_completed;
+	uint64_t io_in_flight;
+	uint64_t timers_armed;
+	uint64_t blocking_threads; /* gauge: threads of the blocking pool */
+	uint64_t blocking_busy;   /* gauge: of those, running a job */
+	uint64_t blocking_queued; /* gauge: jobs waiting for a thread */
+	/* counter: the monitor's rescues (a worker found kept by one task
+	 * while others wait: marked stuck, or its due timers fired) */
+	uint64_t monitor_interventions;
+	uint64_t stall_reports;   /* counter: see cfg.stall_threshold_ns */
+	uint64_t latency_ns[WEFT_LATENCY_BUCKETS]; /* summed histogram */
+};
+
+/* Fills m with the running runtime's metrics. Call from a task, or from a
+ * thread while weft_run is known to be running. Returns 0, -EINVAL (NULL),
+ * -ESRCH (no runtime). */
+int weft_metrics(struct weft_metrics *m);
+
+/* The same for one worker, 0 <= worker < weft_workers(). Returns 0,
+ * -EINVAL (NULL or no such worker), -ESRCH (no runtime). */
+int weft_worker_metrics(int worker, struct weft_worker_metrics *m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

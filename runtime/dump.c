@@ -1,0 +1,325 @@
+/*
+ * weft_dump: one block per live task (see include/weft/dump.h).
+ *
+ * The registry is the task pool itself: every struct lives in a slab until
+ * weft_run returns, so walking the slabs and skipping the free ones finds
+ * every task, with nothing added to spawn or exit. Each task is read as a
+ * stranger (task.h): a reference keeps its struct from being recycled while
+ * we read what spawn wrote, and its wait_lock keeps its current wait, and
+ * so its stack, alive while we describe the wait and scan the stack.
+ *
+ * Invariants:
+ *  - A task's stack is scanned only while its wait is published and no
+ *    worker runs it, under its wait_lock: the task cannot end (its wait_end
+ *    takes that lock), so the stack stays mapped. If it was woken meanwhile
+ *    it may overwrite the innermost frames as we read them: the scan reads
+ *    only inside the stack, so the worst is a wrong frame, never a fault.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <liburing.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <x86intrin.h>
+
+#include "weft/dump.h"
+#include "symbols.h"
+#include "valgrind.h"
+#include "task.h"
+#include "worker.h"
+
+#define OUT_BUF (64 * 1024)
+#define MAX_FRAMES 24
+
+struct out {
+	int fd;
+	int err;
+	size_t len;
+	char *buf;
+};
+
+struct dump {
+	struct weft_runtime *rt;
+	struct weft__symbols *syms;
+	struct out out;
+	int64_t now;       /* weft_now() at the start */
+	uint64_t tsc;      /* the time-stamp counter then */
+	long tasks;
+};
+
+/* ---- output ------------------------------------------------------------- */
+
+static void flush(struct out *o)
+{
+	size_t done = 0;
+	while (done < o->len && !o->err) {
+		ssize_t n = write(o->fd, o->buf + done, o->len - done);
+		if (n < 0 && errno != EINTR)
+			o->err = -errno;
+		else if (n > 0)
+			done += (size_t)n;
+	}
+	o->len = 0;
+}
+
+__attribute__((format(printf, 2, 3)))
+static void put(struct out *o, const char *fmt, ...)
+{
+	if (OUT_BUF - o->len < 512)
+		flush(o);
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(o->buf + o->len, OUT_BUF - o->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		o->len += (size_t)n < OUT_BUF - o->len ? (size_t)n
+						       : OUT_BUF - o->len - 1;
+}
+
+/* put without printf: most of a dump is names and frame lines. */
+static void put_str(struct out *o, const char *s)
+{
+	size_t n = strlen(s);
+	if (OUT_BUF - o->len < n + 1)
+		flush(o);
+	if (n >= OUT_BUF)
+		n = OUT_BUF - 1;
+	memcpy(o->buf + o->len, s, n);
+	o->len += n;
+}
+
+/* "1.204 s", "35.2 ms", "18 us", "120 ns". */
+static void put_duration(struct out *o, int64_t ns)
+{
+	if (ns >= 1000000000)
+		put(o, "%.3f s", ns / 1e9);
+	else if (ns >= 1000000)
+		put(o, "%.1f ms", ns / 1e6);
+	else if (ns >= 1000)
+		put(o, "%" PRId64 " us", ns / 1000);
+	else
+		put(o, "%" PRId64 " ns", ns > 0 ? ns : 0);
+}
+
+/* ---- what a task waits for ---------------------------------------------- */
+
+static const char *io_op_name(unsigned op)
+{
+	switch (op) {
+	case IORING_OP_RECV: return "recv";
+	case IORING_OP_RECVMSG: return "recvmsg";
+	case IORING_OP_SEND: return "send";
+	case IORING_OP_SENDMSG: return "sendmsg";
+	case IORING_OP_ACCEPT: return "accept";
+	case IORING_OP_CONNECT: return "connect";
+	case IORING_OP_READ: case IORING_OP_READV: return "read";
+	case IORING_OP_WRITE: case IORING_OP_WRITEV: return "write";
+	case IORING_OP_POLL_ADD: return "poll";
+	case IORING_OP_OPENAT: return "open";
+	case IORING_OP_CLOSE: return "close";
+	case IORING_OP_FSYNC: return "fsync";
+	case IORING_OP_SHUTDOWN: return "shutdown";
+	default: return NULL;
+	}
+}
+
+/* A copy of what the dump shows of a wait, taken under the wait_lock. */
+struct wait_view {
+	int kind;
+	unsigned io_op;
+	const void *object;
+	uint64_t joined;   /* the id of the task joined */
+	int64_t since;     /* time-stamp counter */
+	int64_t until;
+};
+
+static const char *const kind_names[] = {
+	[WEFT__WAIT_OTHER] = "wait",     [WEFT__WAIT_LOCK] = "lock",
+	[WEFT__WAIT_EVENT] = "event",    [WEFT__WAIT_COND] = "cond",
+	[WEFT__WAIT_SEM] = "sem",        [WEFT__WAIT_QUEUE_GET] = "queue",
+	[WEFT__WAIT_QUEUE_PUT] = "queue", [WEFT__WAIT_QUEUE_JOIN] = "queue",
+	[WEFT__WAIT_FUTURE] = "future",  [WEFT__WAIT_BARRIER] = "barrier",
+	[WEFT__WAIT_GROUP] = "group",
+};
+
+static void put_wait(struct dump *d, const struct wait_view *v)
+{
+	struct out *o = &d->out;
+	switch (v->kind) {
+	case WEFT__WAIT_JOIN:
+		put(o, "parked: join of task %" PRIu64, v->joined);
+		break;
+	case WEFT__WAIT_SLEEP:
+		put(o, "parked: sleep until +");
+		put_duration(o, v->until - d->now);
+		break;
+	case WEFT__WAIT_IO: {
+		const char *op = io_op_name(v->io_op);
+		if (op)
+			put(o, "parked: %s on fd", op);
+		else if (v->io_op)
+			put(o, "parked: io op %u on fd", v->io_op);
+		else /* epoll: a readiness wait */
+			put(o, "parked: ready fd");
+		put(o, " %d", (int)(intptr_t)v->object);
+		break;
+	}
+	case WEFT__WAIT_BLOCKING:
+		put_str(o, "in the blocking pool: job ");
+		put_str(o, weft__symbols_func(d->syms, (uintptr_t)v->object));
+		break;
+	default:
+		put(o, "parked: %s %p", kind_names[v->kind], v->object);
+		if (v->kind == WEFT__WAIT_QUEUE_GET)
+			put(o, " get");
+		else if (v->kind == WEFT__WAIT_QUEUE_PUT)
+			put(o, " put");
+		else if (v->kind == WEFT__WAIT_QUEUE_JOIN)
+			put(o, " join");
+	}
+	int64_t ticks = (int64_t)d->tsc - v->since;
+	put(o, ", for ");
+	put_duration(o, ticks > 0 ? (int64_t)(((unsigned __int128)ticks *
+					       weft__tsc_mult) >> 32) : 0);
+	if (v->until != WEFT_NO_DEADLINE && v->kind != WEFT__WAIT_SLEEP) {
+		put(o, ", deadline in ");
+		put_duration(o, v->until - d->now);
+	}
+}
+
+static void view_wait(struct weft_task *t, struct weft__waiter *w,
+		      struct wait_view *v)
+{
+	v->kind = w->kind <= WEFT__WAIT_BLOCKING ? w->kind : WEFT__WAIT_OTHER;
+	v->io_op = atomic_load_explicit(&w->io_op, memory_order_relaxed);
+	v->object = w->object;
+	/* The joiner holds a handle, so the task joined stays. */
+	v->joined = v->kind == WEFT__WAIT_JOIN
+			    ? ((const struct weft_task *)w->object)->id : 0;
+	v->since = t->wait_since;
+	v->until = t->wait_until;
+}
+
+/* ---- backtraces --------------------------------------------------------- */
+
+/* A word of a stack another thread may be writing: the value only matters
+ * if it did not (see the invariants), so tell the sanitizers not to mind,
+ * and memcheck that a slot never written is still a word to look at. */
+__attribute__((no_sanitize("thread", "address")))
+uintptr_t weft__stack_word(const uintptr_t *p)
+{
+	uintptr_t v = *(const volatile uintptr_t *)p;
+	WEFT_MARK_FILLED(&v, sizeof(v));
+	return v;
+}
+
+/* Scans [sp, top) of a parked task for return addresses. */
+static int scan_stack(struct dump *d, const uintptr_t *sp,
+		      const uintptr_t *top, uintptr_t *frames)
+{
+	int n = 0;
+	for (const uintptr_t *p = sp; p < top && n < MAX_FRAMES; p++) {
+		uintptr_t a = weft__stack_word(p);
+		if (weft__symbols_is_return(d->syms, a))
+			frames[n++] = a;
+	}
+	return n;
+}
+
+/* ---- one task ----------------------------------------------------------- */
+
+static int running_on(struct weft_runtime *rt, struct weft_task *t)
+{
+	for (int i = 0; i < rt->nworkers; i++)
+		if (__atomic_load_n(&rt->workers[i].current,
+				    __ATOMIC_RELAXED) == t)
+			return i;
+	return -1;
+}
+
+/* Under t->wait_lock: its wait, and its frames if it is parked. Returns
+ * the number of frames, -1 if it waits for nothing. */
+static int look_at_wait(struct dump *d, struct weft_task *t, bool running,
+			struct wait_view *v, uintptr_t *frames)
+{
+	struct weft__waiter *w = t->waiting;
+	if (!w)
+		return -1;
+	view_wait(t, w, v);
+	if (running || !t->stack.base)
+		return 0;
+	const uintptr_t *sp = __atomic_load_n(&t->ctx.sp, __ATOMIC_RELAXED);
+	const uintptr_t *top = (const uintptr_t *)(t->stack.base +
+						   t->stack.size);
+	if (sp < (const uintptr_t *)t->stack.base || sp >= top)
+		return 0;
+	return scan_stack(d, sp, top, frames);
+}
+
+static void dump_task(struct weft_task *t, void *arg)
+{
+	struct dump *d = arg;
+	if (!weft__task_get(t))
+		return;
+	if (!atomic_load_explicit(&t->alive, memory_order_acquire)) {
+		weft__task_put(t);
+		return;
+	}
+	uintptr_t frames[MAX_FRAMES];
+	struct wait_view v;
+	int worker = running_on(d->rt, t);
+	weft__spin_lock(&t->wait_lock);
+	int nframes = look_at_wait(d, t, worker >= 0, &v, frames);
+	weft__spin_unlock(&t->wait_lock);
+
+	struct out *o = &d->out;
+	put(o, "task %" PRIu64 " \"%s\" ", t->id, t->name);
+	if (worker >= 0)
+		put(o, "running on worker %d", worker);
+	else if (nframes < 0)
+		put(o, "runnable");
+	else
+		put_wait(d, &v);
+	put_str(o, "\n  spawned at ");
+	put_str(o, weft__symbols_name(d->syms, (uintptr_t)t->spawn_site));
+	for (int i = 0; i < nframes; i++) {
+		char num[9] = "\n  #"; /* i < MAX_FRAMES < 100 */
+		int k = 4;
+		if (i >= 10)
+			num[k++] = (char)('0' + i / 10);
+		num[k++] = (char)('0' + i % 10);
+		num[k] = ' ';
+		put_str(o, num);
+		put_str(o, weft__symbols_name(d->syms, frames[i]));
+	}
+	put_str(o, "\n");
+	d->tasks++;
+	weft__task_put(t);
+}
+
+int weft_dump(int fd)
+{
+	struct weft_runtime *rt = atomic_load(&weft__rt);
+	if (!rt)
+		return -ESRCH;
+	struct dump d = { .rt = rt, .out = { .fd = fd } };
+	d.out.buf = malloc(OUT_BUF);
+	d.syms = weft__symbols_load();
+	if (!d.out.buf || !d.syms) {
+		free(d.out.buf);
+		weft__symbols_free(d.syms);
+		return -ENOMEM;
+	}
+	d.now = weft_now();
+	d.tsc = __rdtsc();
+	put(&d.out, "weft: tasks of %d workers\n", rt->nworkers);
+	weft__task_for_each_alive(dump_task, &d);
+	put(&d.out, "weft: %ld tasks\n", d.tasks);
+	flush(&d.out);
+	free(d.out.buf);
+	weft__symbols_free(d.syms);
+	return d.out.err;
+}

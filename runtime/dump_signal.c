@@ -1,0 +1,100 @@
+/* The dump on a signal: see dump_signal.h. */
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "weft/dump.h"
+#include "dump_signal.h"
+
+static struct {
+	int signo;            /* 0: not installed */
+	sem_t sem;
+	pthread_t thread;
+	atomic_bool stop;
+	struct sigaction old;
+} ds;
+
+/* "SIGUSR1", "USR1" or "10". 0 if it names no signal. */
+static int parse_signal(const char *s)
+{
+	char *end;
+	long n = strtol(s, &end, 10);
+	if (*s && !*end)
+		return n > 0 && n < NSIG ? (int)n : 0;
+	if (!strncmp(s, "SIG", 3))
+		s += 3;
+	for (int i = 1; i < NSIG; i++) {
+		const char *name = sigabbrev_np(i);
+		if (name && !strcmp(name, s))
+			return i;
+	}
+	return 0;
+}
+
+int weft__dump_signal_config(const struct weft_config *cfg)
+{
+	int signo = cfg ? cfg->dump_signal : 0;
+	const char *env = getenv("WEFT_DUMP_SIGNAL");
+	if (!signo && env && *env && !(signo = parse_signal(env)))
+		return -EINVAL;
+	if (signo < 0 || signo >= NSIG || signo == SIGKILL ||
+	    signo == SIGSTOP)
+		return -EINVAL;
+	return signo;
+}
+
+static void on_signal(int signo)
+{
+	int saved = errno;
+	sem_post(&ds.sem);
+	errno = saved;
+}
+
+static void *dump_main(void *unused)
+{
+	pthread_setname_np(pthread_self(), "weft-dump");
+	for (;;) {
+		while (sem_wait(&ds.sem) && errno == EINTR)
+			;
+		if (atomic_load(&ds.stop))
+			return NULL;
+		weft_dump(STDERR_FILENO);
+	}
+}
+
+int weft__dump_signal_start(int signo)
+{
+	if (!signo)
+		return 0;
+	sem_init(&ds.sem, 0, 0);
+	atomic_store(&ds.stop, false);
+	int r = -pthread_create(&ds.thread, NULL, dump_main, NULL);
+	if (r) {
+		sem_destroy(&ds.sem);
+		return r;
+	}
+	struct sigaction sa = { .sa_handler = on_signal,
+				.sa_flags = SA_RESTART };
+	sigemptyset(&sa.sa_mask);
+	sigaction(signo, &sa, &ds.old);
+	ds.signo = signo;
+	return 0;
+}
+
+void weft__dump_signal_stop(void)
+{
+	if (!ds.signo)
+		return;
+	sigaction(ds.signo, &ds.old, NULL);
+	ds.signo = 0;
+	atomic_store(&ds.stop, true);
+	sem_post(&ds.sem);
+	pthread_join(ds.thread, NULL);
+	sem_destroy(&ds.sem);
+}

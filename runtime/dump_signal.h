@@ -1,0 +1,22 @@
+/*
+ * The dump on a signal (cfg.dump_signal, WEFT_DUMP_SIGNAL): the handler
+ * only posts a semaphore, which is async-signal-safe; a thread of ours,
+ * weft-dump, waits on it and writes weft_dump() to stderr. So the dump
+ * runs as from any thread, and the interrupted thread goes on at once.
+ */
+#ifndef WEFT_RUNTIME_DUMP_SIGNAL_H
+#define WEFT_RUNTIME_DUMP_SIGNAL_H
+
+#include "weft/task.h"
+
+/* The signal cfg or the environment asks for, 0 for none; -EINVAL for one
+ * that is not a catchable signal. */
+int weft__dump_signal_config(const struct weft_config *cfg);
+
+/* Installs the handler for signo (0: does nothing) and starts the thread.
+ * Returns 0 or -errno. */
+int weft__dump_signal_start(int signo);
+/* Restores the handler there was and stops the thread. */
+void weft__dump_signal_stop(void);
+
+#endif

@@ -1,0 +1,123 @@
+/* weft_metrics: reads the counters every worker keeps (see metrics.h). */
+#include <errno.h>
+#include <string.h>
+
+#include "metrics.h"
+#include "timer.h"
+#include "worker.h"
+#include "blocking.h"
+
+uint64_t weft__tsc_mult;
+
+void weft__latency_calibrate(void)
+{
+	int64_t t0 = weft_now(), t1;
+	uint64_t c0 = __rdtsc(), c1;
+	do {
+		t1 = weft_now();
+		c1 = __rdtsc();
+	} while (t1 - t0 < 20000 || c1 == c0);
+	weft__tsc_mult = (uint64_t)((((unsigned __int128)(t1 - t0)) << 32) /
+				    (c1 - c0));
+}
+
+static uint64_t load(_Atomic uint64_t *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+static uint64_t depth(int64_t n)
+{
+	return n > 0 ? (uint64_t)n : 0;
+}
+
+static void read_worker(struct weft_worker *w, struct weft_worker_metrics *m)
+{
+	struct weft__worker_stats *s = &w->stats;
+	memset(m, 0, sizeof(*m));
+	m->tasks_finished = load(&w->tasks_finished);
+	m->tasks_spawned = load(&w->tasks_spawned);
+	/* The empty rounds first: the tick of each is counted before it. */
+	uint64_t empty = load(&s->empty_rounds);
+	uint64_t ticks = load(&w->ticks);
+	m->task_runs = ticks > empty ? ticks - empty : 0;
+	m->steals = load(&s->steals);
+	m->tasks_stolen = load(&s->tasks_stolen);
+	m->parks = load(&s->parks);
+	m->unparks = load(&s->unparks);
+	m->runnext_depth = atomic_load_explicit(&w->runnext,
+						memory_order_relaxed) != NULL;
+	m->local_depth = depth(weft__deque_len(&w->deque));
+	m->woken_depth = depth(weft__deque_len(&w->woken));
+	m->io_submitted = load(&w->driver->ops_submitted);
+	m->io_completed = load(&w->driver->ops_completed);
+	m->io_in_flight = m->io_submitted > m->io_completed
+				  ? m->io_submitted - m->io_completed : 0;
+	m->timers_armed = depth(
+		weft__timers_pending(&w->timers) -
+		atomic_load_explicit(&w->timers.stale, memory_order_relaxed));
+	for (int i = 0; i < WEFT_LATENCY_BUCKETS; i++)
+		m->latency_ns[i] = load(&s->latency[i]);
+}
+
+int weft_worker_metrics(int worker, struct weft_worker_metrics *m)
+{
+	struct weft_runtime *rt = atomic_load(&weft__rt);
+	if (!rt)
+		return -ESRCH;
+	if (!m || worker < 0 || worker >= rt->nworkers)
+		return -EINVAL;
+	read_worker(&rt->workers[worker], m);
+	return 0;
+}
+
+/* Adds a worker's figures to the runtime-wide sums. */
+static void add_worker(struct weft_metrics *m,
+		       const struct weft_worker_metrics *w)
+{
+	m->tasks_spawned += w->tasks_spawned;
+	m->tasks_finished += w->tasks_finished;
+	m->task_runs += w->task_runs;
+	m->steals += w->steals;
+	m->tasks_stolen += w->tasks_stolen;
+	m->worker_parks += w->parks;
+	m->worker_unparks += w->unparks;
+	m->runnext_depth += w->runnext_depth;
+	m->local_depth += w->local_depth;
+	m->woken_depth += w->woken_depth;
+	m->io_submitted += w->io_submitted;
+	m->io_completed += w->io_completed;
+	m->io_in_flight += w->io_in_flight;
+	m->timers_armed += w->timers_armed;
+	for (int i = 0; i < WEFT_LATENCY_BUCKETS; i++)
+		m->latency_ns[i] += w->latency_ns[i];
+}
+
+int weft_metrics(struct weft_metrics *m)
+{
+	struct weft_runtime *rt = atomic_load(&weft__rt);
+	if (!rt)
+		return -ESRCH;
+	if (!m)
+		return -EINVAL;
+	memset(m, 0, sizeof(*m));
+	m->version = WEFT_METRICS_VERSION;
+	m->workers = rt->nworkers;
+	/* Finished before spawned, as weft__live_tasks: alive never
+	 * goes negative. */
+	m->tasks_finished = load(&rt->foreign_finished);
+	m->tasks_spawned = load(&rt->foreign_spawned);
+	for (int i = 0; i < rt->nworkers; i++) {
+		struct weft_worker_metrics w;
+		read_worker(&rt->workers[i], &w);
+		add_worker(m, &w);
+	}
+	m->tasks_alive = m->tasks_spawned > m->tasks_finished
+				 ? m->tasks_spawned - m->tasks_finished : 0;
+	m->global_depth = depth(weft__inject_len(&rt->inject));
+	weft__blocking_stats(&m->blocking_threads, &m->blocking_busy,
+			     &m->blocking_queued);
+	m->monitor_interventions = load(&rt->monitor.interventions);
+	m->stall_reports = load(&rt->monitor.stall.reports);
+	return 0;
+}

@@ -1,0 +1,90 @@
+/*
+ * The runtime's side of weft_metrics: per-worker counters and the sampled
+ * scheduling-latency histogram (see include/weft/metrics.h).
+ *
+ * Invariants:
+ *  - Only the owning worker writes its struct weft__worker_stats, with a
+ *    relaxed load and a relaxed store (no read-modify-write: no lock
+ *    prefix, and the line stays in the owner's cache); readers on other
+ *    threads load relaxed. A reader needs no ordering with anything else:
+ *    each counter is read for its own value.
+ *  - t->ready_at is 0 unless the transition that made t runnable was
+ *    sampled; it is written before t is published to a run queue and read
+ *    by the worker that took t from there (the queue's release/acquire
+ *    orders the two), and reset by that worker. So it is 0 while t runs.
+ *
+ * The clock is the time-stamp counter, read inline (no call: a call on the
+ * switch path would make the compiler save more registers on every
+ * switch, not only on sampled ones), converted to nanoseconds with a
+ * factor weft_run measures against CLOCK_MONOTONIC as it starts. The
+ * counter is invariant and synchronised across cores on the x86-64 CPUs
+ * weft supports (constant_tsc, nonstop_tsc); a negative difference, from
+ * a core whose counter lags, counts as under 2 ns.
+ */
+#ifndef WEFT_RUNTIME_METRICS_H
+#define WEFT_RUNTIME_METRICS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <x86intrin.h>
+
+#include "weft/metrics.h"
+#include "weft/time.h"
+
+struct __attribute__((aligned(64))) weft__worker_stats {
+	_Atomic uint64_t empty_rounds; /* scheduler rounds that ran nothing:
+					* task runs = ticks - empty_rounds */
+	_Atomic uint64_t steals, tasks_stolen;
+	_Atomic uint64_t parks, unparks;
+	_Atomic uint64_t latency[WEFT_LATENCY_BUCKETS];
+};
+
+/* Adds n to an owner-written counter. */
+static inline void weft__stat_add(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed)
+				      + n, memory_order_relaxed);
+}
+
+/* Nanoseconds per time-stamp-counter tick, times 2^32. Set by
+ * weft__latency_calibrate() before the workers start (pthread_create
+ * orders it before their reads), read-only afterwards. */
+extern uint64_t weft__tsc_mult;
+
+/* Measures weft__tsc_mult (about 20 us). */
+void weft__latency_calibrate(void);
+
+/* Marks t runnable for the histogram if the transition numbered count
+ * (any per-worker sequence the caller has at hand) is sampled. t->ready_at
+ * is 0 before (t ran since its last mark, or was just spawned). */
+#define weft__latency_mark(t, count)                                      \
+	do {                                                              \
+		if (__builtin_expect((count) % WEFT_LATENCY_SAMPLE == 0, 0)) \
+			(t)->ready_at = (int64_t)__rdtsc();               \
+	} while (0)
+
+/* About to run t: if it was marked, counts how long it waited in s's
+ * histogram, and clears the mark. One compare when not marked. */
+#define weft__latency_check(s, t)                                         \
+	do {                                                              \
+		if (__builtin_expect((t)->ready_at != 0, 0)) {            \
+			/* read again: the compare stays one instruction */ \
+			weft__latency_count(                              \
+				(s), *(volatile int64_t *)&(t)->ready_at); \
+			(t)->ready_at = 0;                                \
+		}                                                         \
+	} while (0)
+
+static inline void weft__latency_count(struct weft__worker_stats *s,
+				       int64_t ready_at)
+{
+	int64_t ticks = (int64_t)__rdtsc() - ready_at;
+	uint64_t ns = ticks > 0 ? (uint64_t)(((unsigned __int128)ticks *
+					      weft__tsc_mult) >> 32) : 0;
+	int b = ns < 2 ? 0 : 63 - __builtin_clzll(ns);
+	if (b >= WEFT_LATENCY_BUCKETS)
+		b = WEFT_LATENCY_BUCKETS - 1;
+	weft__stat_add(&s->latency[b], 1);
+}
+
+#endif

@@ -1,0 +1,244 @@
+/* Stall reports: see stall.h. */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <ucontext.h>
+
+#include "self.h"
+#include "stall.h"
+#include "symbols.h"
+#include "task.h"
+#include "valgrind.h"
+#include "worker.h"
+
+#define MAX_FRAMES 24
+#define REPORTS_PER_SECOND 10
+#define CAPTURE_WAIT_NS (20 * 1000 * 1000)
+
+enum { CAPTURE_IDLE, CAPTURE_ASKED, CAPTURE_BUSY, CAPTURE_DONE };
+
+/*
+ * One capture at a time, between the monitor and the signal handler on the
+ * worker: the monitor fills want/syms, then sets ASKED (release) and sends
+ * the signal; the handler claims it, ASKED -> BUSY (acquire: it sees
+ * want/syms), fills frames and sets DONE (release); the monitor reads them
+ * after seeing DONE (acquire). A monitor tired of waiting takes ASKED back
+ * to IDLE, so a late handler does nothing; if the handler got BUSY first,
+ * the monitor waits the few instructions until DONE.
+ */
+static struct {
+	_Atomic int state;
+	const struct weft_task *want;   /* the stalled task */
+	const struct weft__symbols *syms;
+	const void *frames[MAX_FRAMES];
+	int nframes;
+	bool installed;
+	struct sigaction old;
+} capture;
+
+int64_t weft__stall_config(const struct weft_config *cfg)
+{
+	int64_t t = cfg ? cfg->stall_threshold_ns : 0;
+	if (t < WEFT_STALL_OFF)
+		return -EINVAL;
+	/* Valgrind runs everything tens of times slower: by default every
+	 * busy task would look stalled there. */
+	if (!t && WEFT_UNDER_VALGRIND())
+		return 0;
+	return t == WEFT_STALL_OFF ? 0 : t ? t : WEFT_STALL_DEFAULT_NS;
+}
+
+/* On the worker, interrupting the stalled task: scans its stack from the
+ * interrupted stack pointer, reading only inside that stack. Async-signal-
+ * safe: loads, stores and the symbol table's read-only segment list. */
+__attribute__((no_sanitize("thread", "address")))
+static void on_sigurg(int signo, siginfo_t *info, void *ctx)
+{
+	int asked = CAPTURE_ASKED;
+	if (!atomic_compare_exchange_strong_explicit(
+		    &capture.state, &asked, CAPTURE_BUSY, memory_order_acquire,
+		    memory_order_relaxed))
+		return;
+	struct weft_worker *w = weft__self();
+	struct weft_task *t = w ? w->current : NULL;
+	const ucontext_t *uc = ctx;
+	const uintptr_t *sp = (const uintptr_t *)uc->uc_mcontext.gregs[REG_RSP];
+	const uintptr_t *top = t && t == capture.want && t->stack.base
+		? (const uintptr_t *)(t->stack.base + t->stack.size) : NULL;
+	int n = 0;
+	if (!top || sp < (const uintptr_t *)t->stack.base || sp >= top) {
+		capture.nframes = 0;
+		atomic_store_explicit(&capture.state, CAPTURE_DONE,
+				      memory_order_release);
+		return;
+	}
+	/* The interrupted instruction, as if returned to: named at pc. */
+	capture.frames[n++] = (const void *)(uc->uc_mcontext.gregs[REG_RIP] +
+					     1);
+	for (; sp < top && n < MAX_FRAMES; sp++)
+		if (weft__symbols_is_return(capture.syms,
+					    weft__stack_word(sp)))
+			capture.frames[n++] = (const void *)weft__stack_word(sp);
+	capture.nframes = n;
+	atomic_store_explicit(&capture.state, CAPTURE_DONE,
+			      memory_order_release);
+}
+
+int weft__stall_start(struct weft_runtime *rt, int64_t threshold,
+		      const struct weft_config *cfg)
+{
+	struct weft__stall_watch *s = &rt->monitor.stall;
+	memset(s, 0, sizeof(*s));
+	s->threshold = threshold;
+	if (!threshold)
+		return 0;
+	s->on_stall = cfg ? cfg->on_stall : NULL;
+	s->arg = cfg ? cfg->on_stall_arg : NULL;
+	s->looks = calloc((size_t)rt->nworkers, sizeof(*s->looks));
+	if (!s->looks)
+		return -ENOMEM;
+	struct sigaction old;
+	sigaction(SIGURG, NULL, &old);
+	if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_DFL) {
+		struct sigaction sa = { .sa_sigaction = on_sigurg,
+					.sa_flags = SA_SIGINFO | SA_RESTART };
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGURG, &sa, &capture.old);
+		capture.installed = true;
+	}
+	return 0;
+}
+
+void weft__stall_stop(struct weft_runtime *rt)
+{
+	struct weft__stall_watch *s = &rt->monitor.stall;
+	if (capture.installed) {
+		sigaction(SIGURG, &capture.old, NULL);
+		capture.installed = false;
+	}
+	free(s->looks);
+	s->looks = NULL;
+}
+
+long weft__stall_period(struct weft_runtime *rt)
+{
+	int64_t t = rt->monitor.stall.threshold;
+	return t ? (long)(t / 2 > 1000 ? t / 2 : 1000) : -1;
+}
+
+/* Asks worker w's thread where task t is; returns the frames captured. */
+static int capture_frames(struct weft_worker *w, const struct weft_task *t,
+			  const struct weft__symbols *syms)
+{
+	if (!capture.installed || !syms)
+		return 0;
+	capture.want = t;
+	capture.syms = syms;
+	capture.nframes = 0;
+	atomic_store_explicit(&capture.state, CAPTURE_ASKED,
+			      memory_order_release);
+	int n = 0;
+	if (!pthread_kill(w->thread, SIGURG)) {
+		int64_t end = weft_now() + CAPTURE_WAIT_NS;
+		while (atomic_load_explicit(&capture.state,
+					    memory_order_acquire) !=
+			       CAPTURE_DONE &&
+		       weft_now() < end)
+			nanosleep(&(struct timespec){ 0, 100000 }, NULL);
+	}
+	int asked = CAPTURE_ASKED;
+	if (atomic_compare_exchange_strong(&capture.state, &asked,
+					   CAPTURE_IDLE))
+		return 0; /* not handled in time: a late handler does nothing */
+	while (atomic_load_explicit(&capture.state, memory_order_acquire) !=
+	       CAPTURE_DONE)
+		; /* the handler is writing its last frames */
+	n = capture.nframes;
+	atomic_store(&capture.state, CAPTURE_IDLE);
+	return n;
+}
+
+static void print_duration(char *buf, size_t len, int64_t ns)
+{
+	snprintf(buf, len, "%.1f ms", ns / 1e6);
+}
+
+/* The default report: one line, and the frames. */
+static void print_stall(const struct weft_stall *st, int64_t threshold,
+			struct weft__symbols *syms)
+{
+	char kept[32], limit[32];
+	print_duration(kept, sizeof(kept), st->ns);
+	print_duration(limit, sizeof(limit), threshold);
+	flockfile(stderr);
+	fprintf(stderr, "weft: task %" PRIu64 " \"%s\" has kept worker %d for "
+		"%s without yielding (stall threshold %s)%s\n", st->task_id,
+		st->name, st->worker, kept, limit,
+		st->nframes ? ", seen at:" : "");
+	for (int i = 0; i < st->nframes; i++)
+		fprintf(stderr, "  #%d %s\n", i,
+			weft__symbols_name(syms, (uintptr_t)st->frames[i]));
+	funlockfile(stderr);
+}
+
+/* Whether the rate limit lets one more report through now. */
+static bool rate_ok(struct weft__stall_watch *s, int64_t now)
+{
+	if (now - s->window_start >= WEFT_SEC) {
+		s->window_start = now;
+		s->in_window = 0;
+	}
+	return s->in_window++ < REPORTS_PER_SECOND;
+}
+
+static void report(struct weft_runtime *rt, int i, struct weft_task *t,
+		   int64_t ns, int64_t now)
+{
+	struct weft__stall_watch *s = &rt->monitor.stall;
+	weft__stat_add(&s->reports, 1);
+	if (!rate_ok(s, now) || !weft__task_get(t))
+		return;
+	struct weft_worker *w = &rt->workers[i];
+	struct weft__symbols *syms = weft__symbols_load();
+	struct weft_stall st = { .task_id = t->id, .name = t->name,
+				 .worker = i, .ns = ns };
+	if (__atomic_load_n(&w->current, __ATOMIC_RELAXED) == t) {
+		st.nframes = capture_frames(w, t, syms);
+		st.frames = capture.frames;
+	}
+	if (s->on_stall)
+		s->on_stall(&st, s->arg);
+	else
+		print_stall(&st, s->threshold, syms);
+	weft__symbols_free(syms);
+	weft__task_put(t);
+}
+
+void weft__stall_check(struct weft_runtime *rt)
+{
+	struct weft__stall_watch *s = &rt->monitor.stall;
+	if (!s->threshold)
+		return;
+	int64_t now = weft_now();
+	for (int i = 0; i < rt->nworkers; i++) {
+		struct weft_worker *w = &rt->workers[i];
+		struct weft__stall_look *l = &s->looks[i];
+		struct weft_task *t = __atomic_load_n(&w->current,
+						      __ATOMIC_RELAXED);
+		uint64_t ticks = atomic_load_explicit(&w->ticks,
+						      memory_order_relaxed);
+		if (!t || t != l->task || ticks != l->ticks) {
+			*l = (struct weft__stall_look){ ticks, t, now, false };
+			continue;
+		}
+		if (!l->reported && now - l->since >= s->threshold) {
+			l->reported = true;
+			report(rt, i, t, now - l->since, now);
+		}
+	}
+}

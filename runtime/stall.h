@@ -1,0 +1,55 @@
+/*
+ * Stall reports: the monitor notices a task that keeps its worker longer
+ * than the threshold without parking or yielding (see weft/dump.h).
+ *
+ * A worker is stalled while its tick count (one per pick) stays put and it
+ * runs the same task. The monitor looks at least every half threshold
+ * while stall reports are on, armed or not, so a stall is reported between
+ * one threshold and one and a half after it began.
+ */
+#ifndef WEFT_RUNTIME_STALL_H
+#define WEFT_RUNTIME_STALL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "weft/dump.h"
+#include "weft/task.h"
+
+struct weft_runtime;
+
+/* What the monitor last saw of one worker. */
+struct weft__stall_look {
+	uint64_t ticks;
+	const struct weft_task *task;
+	int64_t since;     /* weft_now() when it first saw them so */
+	bool reported;
+};
+
+struct weft__stall_watch {
+	int64_t threshold;   /* 0: off */
+	void (*on_stall)(const struct weft_stall *s, void *arg);
+	void *arg;
+	_Atomic uint64_t reports;        /* for weft_metrics; monitor only */
+	int64_t window_start;            /* the rate limit's second */
+	int in_window;                   /* reports in it */
+	struct weft__stall_look *looks;  /* one per worker */
+};
+
+/* From cfg: the threshold (0 off), or -EINVAL. */
+int64_t weft__stall_config(const struct weft_config *cfg);
+
+/* Sets up rt's watch (threshold 0: off) and takes SIGURG if free. Returns
+ * 0 or -ENOMEM. */
+int weft__stall_start(struct weft_runtime *rt, int64_t threshold,
+		      const struct weft_config *cfg);
+void weft__stall_stop(struct weft_runtime *rt);
+
+/* How long the monitor may sleep at most: -1 (no limit) when off. */
+long weft__stall_period(struct weft_runtime *rt);
+
+/* One look at every worker; reports new stalls. Monitor thread only. */
+void weft__stall_check(struct weft_runtime *rt);
+
+#endif

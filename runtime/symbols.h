@@ -1,0 +1,37 @@
+/*
+ * Symbols: names for code addresses, for weft_dump and the stall report.
+ *
+ * A table is a snapshot of the loaded objects (dl_iterate_phdr): their
+ * executable segments, and, read from each object's file when first asked,
+ * its ELF symbol table (.symtab, else .dynsym), so that static functions
+ * get names too, which dladdr cannot give. File and line are left to gdb or
+ * addr2line: each name carries the object and the offset they need.
+ */
+#ifndef WEFT_RUNTIME_SYMBOLS_H
+#define WEFT_RUNTIME_SYMBOLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct weft__symbols;
+
+/* A snapshot of the loaded objects; NULL if out of memory. */
+struct weft__symbols *weft__symbols_load(void);
+void weft__symbols_free(struct weft__symbols *s);
+
+/* Whether a is a return address: inside an executable segment, just after
+ * a call instruction. */
+bool weft__symbols_is_return(const struct weft__symbols *s, uintptr_t a);
+
+/* A word of another context's stack, read without the sanitizers' or
+ * memcheck's objections (dump.c): for stack scans. */
+uintptr_t weft__stack_word(const uintptr_t *p);
+
+/* "function+0xoff (object+0xoff)" for a return address a (looked up at
+ * a - 1, inside the call), or "function (object+0xoff)" for the address of
+ * a function. Valid until the next call. */
+const char *weft__symbols_name(struct weft__symbols *s, uintptr_t a);
+const char *weft__symbols_func(struct weft__symbols *s, uintptr_t a);
+
+#endif

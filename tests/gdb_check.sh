@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# test_gdb: gdb/weft-gdb.py against gdb_target, attached to the live
+# process (`weft tasks` lists the parked tasks and what they wait on,
+# `weft bt ID` shows the frames of the one parked in a lock) and on a core
+# file from gcore (`weft tasks` lists them).
+# Usage: gdb_check.sh TARGET EXTENSION. Exit 77 (skipped) without gdb.
+set -u
+prog=$1
+ext=$2
+if ! command -v gdb >/dev/null || ! command -v gcore >/dev/null; then
+	echo "gdb not found: test_gdb skipped (scripts/deps installs it)"
+	exit 77
+fi
+tmp=$(mktemp -d)
+pid=
+cleanup() {
+	exec 3>&- 2>/dev/null
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() {
+	echo "FAIL: $1"
+	echo "$2"
+	exit 1
+}
+weft_gdb() {
+	gdb -batch -nx -ex "source $ext" "$@" 2>&1
+}
+
+mkfifo "$tmp/in"
+"$prog" <"$tmp/in" >"$tmp/out" &
+pid=$!
+exec 3>"$tmp/in"
+for _ in $(seq 200); do
+	grep -q ready "$tmp/out" && break
+	sleep 0.1
+done
+grep -q ready "$tmp/out" || fail "the target never got ready" ""
+
+check() { # $1: where, then the gdb arguments that open it
+	local where=$1
+	shift
+	local tasks bt id
+	tasks=$(weft_gdb "$@" -ex "weft tasks")
+	id=$(sed -n 's/^task \([0-9]*\) "locker" parked: lock 0x.*/\1/p' \
+		<<<"$tasks")
+	[ -n "$id" ] || fail "$where: no locker parked in a lock" "$tasks"
+	grep -q '"eventer" parked: event 0x' <<<"$tasks" ||
+		fail "$where: no eventer parked in an event" "$tasks"
+	bt=$(weft_gdb "$@" -ex "weft bt $id" -ex "bt 1")
+	grep -q 'parked_in_lock' <<<"$bt" ||
+		fail "$where: weft bt $id shows no parked_in_lock" "$bt"
+	grep -q 'weft_lock_acquire' <<<"$bt" ||
+		fail "$where: weft bt $id shows no weft_lock_acquire" "$bt"
+	echo "$where: ok (locker is task $id)"
+}
+
+check live -p "$pid"
+# A core from gcore holds the task structs but reads the task stacks as
+# zeros (gdb cannot read through the stack slabs' guard pages): the waits
+# and the frames, which live on those stacks, are checked live only.
+gcore -o "$tmp/core" "$pid" >/dev/null 2>&1 ||
+	fail "gcore could not dump the target" ""
+tasks=$(weft_gdb "$prog" "$tmp/core.$pid" -ex "weft tasks")
+grep -q '^task [0-9]* "locker" parked' <<<"$tasks" &&
+	grep -q '^task [0-9]* "eventer" parked' <<<"$tasks" ||
+	fail "core: weft tasks does not list the parked tasks" "$tasks"
+echo "core: ok"
+exec 3>&-
+wait "$pid" || fail "the target failed once released" ""
+pid=

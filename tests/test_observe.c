@@ -1,0 +1,836 @@
+/* Seeing inside a running program: thread names, metrics, task dumps. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "test_util.h"
+
+/* ---- thread names ------------------------------------------------------- */
+
+/* Whether a thread of this process is called name (/proc/self/task). */
+static bool thread_named(const char *name)
+{
+	DIR *d = opendir("/proc/self/task");
+	ck_assert_ptr_nonnull(d);
+	bool found = false;
+	struct dirent *e;
+	while (!found && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[300], comm[32] = "";
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm",
+			 e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue; /* the thread exited meanwhile */
+		if (fgets(comm, sizeof(comm), f))
+			comm[strcspn(comm, "\n")] = '\0';
+		fclose(f);
+		found = !strcmp(comm, name);
+	}
+	closedir(d);
+	return found;
+}
+
+static void *check_names(void *arg)
+{
+	ck_assert(thread_named("weft-w0"));
+	ck_assert(thread_named("weft-w1"));
+	ck_assert(thread_named("weft-w2"));
+	ck_assert(!thread_named("weft-w3"));
+	ck_assert(thread_named("weft-monitor"));
+	ck_assert(thread_named("weft-blk-0")); /* the caller's own thread */
+	return (void *)1;
+}
+
+static void *names_main(void *arg)
+{
+	void *res = NULL;
+	ck_assert_int_eq(weft_blocking(check_names, NULL, &res), 0);
+	ck_assert_ptr_eq(res, (void *)1);
+	return NULL;
+}
+
+START_TEST(thread_names)
+{
+	weft_test_run(names_main, NULL, 3);
+}
+END_TEST
+
+/* ---- metrics ------------------------------------------------------------ */
+
+static struct weft_metrics metrics_now(void)
+{
+	struct weft_metrics m;
+	ck_assert_int_eq(weft_metrics(&m), 0);
+	ck_assert_int_eq(m.version, WEFT_METRICS_VERSION);
+	return m;
+}
+
+static uint64_t histogram_total(const uint64_t *h)
+{
+	uint64_t n = 0;
+	for (int i = 0; i < WEFT_LATENCY_BUCKETS; i++)
+		n += h[i];
+	return n;
+}
+
+static void *nothing(void *arg)
+{
+	return arg;
+}
+
+/* N spawns are counted N times, and finish N times (a finish is counted
+ * just after the joiner is told: wait for it). */
+static void *spawn_count_main(void *arg)
+{
+	long n = SCALED(20000);
+	struct weft_metrics m0 = metrics_now();
+	for (long i = 0; i < n; i++)
+		ck_assert_int_eq(weft_spawn(NULL, nothing, NULL), 0);
+	struct weft_metrics m1 = metrics_now();
+	ck_assert_uint_eq(m1.tasks_spawned - m0.tasks_spawned, (uint64_t)n);
+	while (m1.tasks_finished - m0.tasks_finished < (uint64_t)n) {
+		weft_sleep(WEFT_MSEC);
+		m1 = metrics_now();
+	}
+	ck_assert_uint_eq(m1.tasks_finished - m0.tasks_finished, (uint64_t)n);
+	ck_assert_uint_eq(m1.tasks_alive, 1); /* this one */
+	ck_assert_uint_ge(m1.task_runs - m0.task_runs, (uint64_t)n);
+	/* One spawn in WEFT_LATENCY_SAMPLE is timed; each timed task ran. */
+	uint64_t timed = histogram_total(m1.latency_ns) -
+			 histogram_total(m0.latency_ns);
+	ck_assert_uint_ge(timed, (uint64_t)n / WEFT_LATENCY_SAMPLE - 1);
+	ck_assert_uint_le(histogram_total(m1.latency_ns), m1.task_runs);
+	/* The per-worker figures add up to the sums. */
+	uint64_t runs = 0, hist = 0;
+	for (int i = 0; i < m1.workers; i++) {
+		struct weft_worker_metrics w;
+		ck_assert_int_eq(weft_worker_metrics(i, &w), 0);
+		runs += w.task_runs;
+		hist += histogram_total(w.latency_ns);
+	}
+	ck_assert_uint_ge(runs, m1.task_runs);
+	ck_assert_uint_ge(hist, histogram_total(m1.latency_ns));
+	return NULL;
+}
+
+START_TEST(metrics_count_spawns)
+{
+	weft_test_run(spawn_count_main, NULL, 1);
+	weft_test_run(spawn_count_main, NULL, 3);
+}
+END_TEST
+
+/* A task that keeps its worker a while, so that others steal its
+ * siblings. */
+static void *busy_ms(void *arg)
+{
+	int64_t end = weft_now() + WEFT_MSEC;
+	while (weft_now() < end)
+		;
+	return NULL;
+}
+
+static void *steal_main(void *arg)
+{
+	weft_task_t t[64];
+	struct weft_metrics m0 = metrics_now();
+	for (int i = 0; i < 64; i++)
+		ck_assert_int_eq(weft_spawn(&t[i], busy_ms, NULL), 0);
+	for (int i = 0; i < 64; i++)
+		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+	struct weft_metrics m1 = metrics_now();
+	ck_assert_uint_gt(m1.steals, m0.steals);
+	ck_assert_uint_ge(m1.tasks_stolen - m0.tasks_stolen,
+			  m1.steals - m0.steals);
+	ck_assert_uint_gt(m1.worker_parks, 0); /* the others idled first */
+	return NULL;
+}
+
+START_TEST(metrics_steals)
+{
+	weft_test_run(steal_main, NULL, 2);
+}
+END_TEST
+
+/* Every sampled transition: a task yielding alone on its worker goes
+ * through the scheduler each time, and each of those yields is timed. */
+static void *yield_main(void *arg)
+{
+	long n = SCALED(10000);
+	struct weft_metrics m0 = metrics_now();
+	for (long i = 0; i < n; i++)
+		ck_assert_int_eq(weft_yield(), 0);
+	struct weft_metrics m1 = metrics_now();
+	uint64_t timed = histogram_total(m1.latency_ns) -
+			 histogram_total(m0.latency_ns);
+	ck_assert_uint_ge(m1.task_runs - m0.task_runs, (uint64_t)n);
+	ck_assert_uint_eq(timed, (uint64_t)n);
+	/* Short waits: nothing else runs, so none took a second. */
+	for (int i = 30; i < WEFT_LATENCY_BUCKETS; i++)
+		ck_assert_uint_eq(m1.latency_ns[i], 0);
+	return NULL;
+}
+
+START_TEST(metrics_latency_histogram)
+{
+	weft_test_run(yield_main, NULL, 1);
+}
+END_TEST
+
+static void *sleep_long(void *arg)
+{
+	weft_sleep(60 * WEFT_SEC);
+	return NULL;
+}
+
+static void *recv_one(void *arg)
+{
+	char c;
+	return (void *)(intptr_t)weft_recv(*(int *)arg, &c, 1, 0);
+}
+
+static atomic_int job_go;
+
+static void *job_wait(void *arg)
+{
+	while (!atomic_load(&job_go))
+		usleep(1000);
+	return NULL;
+}
+
+static void *blocking_job(void *arg)
+{
+	return (void *)(intptr_t)weft_blocking(job_wait, NULL, NULL);
+}
+
+/* Gauges: a timer armed, an I/O in flight, a blocking job running. */
+static void *gauges_main(void *arg)
+{
+	int sv[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct weft_metrics m0 = metrics_now();
+	weft_task_t sleeper, reader, job;
+	ck_assert_int_eq(weft_spawn(&sleeper, sleep_long, NULL), 0);
+	ck_assert_int_eq(weft_spawn(&reader, recv_one, &sv[0]), 0);
+	ck_assert_int_eq(weft_spawn(&job, blocking_job, NULL), 0);
+	struct weft_metrics m;
+	do {
+		weft_sleep(WEFT_MSEC);
+		m = metrics_now();
+	} while (!m.timers_armed || !m.io_in_flight || !m.blocking_busy);
+	ck_assert_uint_gt(m.io_submitted, m0.io_submitted);
+	ck_assert_uint_ge(m.blocking_threads, 1);
+	ck_assert_int_eq(write(sv[1], "x", 1), 1);
+	ck_assert_int_eq(weft_join(reader, NULL), 0);
+	m = metrics_now();
+	ck_assert_uint_gt(m.io_completed, m0.io_completed);
+	atomic_store(&job_go, 1);
+	ck_assert_int_eq(weft_join(job, NULL), 0);
+	ck_assert_int_eq(weft_cancel(sleeper), 0);
+	ck_assert_int_eq(weft_join(sleeper, NULL), 0);
+	close(sv[0]);
+	close(sv[1]);
+	return NULL;
+}
+
+START_TEST(metrics_gauges)
+{
+	weft_test_run(gauges_main, NULL, 2);
+}
+END_TEST
+
+static void *bad_metrics_main(void *arg)
+{
+	struct weft_worker_metrics w;
+	ck_assert_int_eq(weft_metrics(NULL), -EINVAL);
+	ck_assert_int_eq(weft_worker_metrics(0, NULL), -EINVAL);
+	ck_assert_int_eq(weft_worker_metrics(-1, &w), -EINVAL);
+	ck_assert_int_eq(weft_worker_metrics(2, &w), -EINVAL);
+	ck_assert_int_eq(weft_worker_metrics(1, &w), 0);
+	ck_assert_int_eq(metrics_now().workers, 2);
+	return NULL;
+}
+
+START_TEST(metrics_bad_input)
+{
+	struct weft_metrics m;
+	struct weft_worker_metrics w;
+	ck_assert_int_eq(weft_metrics(&m), -ESRCH);
+	ck_assert_int_eq(weft_worker_metrics(0, &w), -ESRCH);
+	weft_test_run(bad_metrics_main, NULL, 2);
+}
+END_TEST
+
+/* ---- task dumps --------------------------------------------------------- */
+
+/* Everything one waiter needs; each waits in a function of its own, which
+ * the dump's backtrace must show. Not tail calls: a result is kept. */
+static struct {
+	struct weft_lock lock;
+	struct weft_event event;
+	struct weft_lock cond_lock;
+	struct weft_cond cond;
+	struct weft_sem sem;
+	struct weft_queue empty, full, unfinished;
+	struct weft_future future;
+	struct weft_barrier barrier;
+	struct weft_group group;
+	weft_task_t joined;
+	int sv[2], listener;
+	atomic_int release_job;
+	atomic_int results;
+} w;
+
+static void kept(int r)
+{
+	atomic_fetch_add(&w.results, r == 0 ? 1 : 100);
+}
+
+static __attribute__((noinline)) void *wait_in_lock(void *a)
+{
+	kept(weft_lock_acquire(&w.lock));
+	weft_lock_release(&w.lock);
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_event(void *a)
+{
+	kept(weft_event_wait(&w.event));
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_cond(void *a)
+{
+	kept(weft_lock_acquire(&w.cond_lock));
+	kept(weft_cond_wait(&w.cond));
+	weft_lock_release(&w.cond_lock);
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_sem(void *a)
+{
+	kept(weft_sem_acquire(&w.sem));
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_get(void *a)
+{
+	int x;
+	kept(weft_queue_get(&w.empty, &x));
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_put(void *a)
+{
+	int x = 2;
+	kept(weft_queue_put(&w.full, &x));
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_qjoin(void *a)
+{
+	kept(weft_queue_join(&w.unfinished));
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_future(void *a)
+{
+	kept(weft_future_wait(&w.future, NULL));
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_barrier(void *a)
+{
+	int r = weft_barrier_wait(&w.barrier);
+	kept(r >= 0 ? 0 : r);
+	return NULL;
+}
+
+static void *grouped(void *a)
+{
+	return (void *)(intptr_t)weft_event_wait(&w.event);
+}
+
+static __attribute__((noinline)) void *wait_in_group(void *a)
+{
+	kept(weft_group_spawn(&w.group, grouped, NULL));
+	kept(weft_group_wait(&w.group));
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_join(void *a)
+{
+	kept(weft_join(w.joined, NULL));
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_sleep(void *a)
+{
+	int r = weft_sleep(60 * WEFT_SEC);
+	kept(r == -ECANCELED ? 0 : r);
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_recv(void *a)
+{
+	char c;
+	kept(weft_recv(w.sv[0], &c, 1, 0) == 1 ? 0 : -1);
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_accept(void *a)
+{
+	int fd = weft_accept(w.listener, NULL, NULL);
+	kept(fd >= 0 ? 0 : fd);
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+static void *job_until_released(void *a)
+{
+	while (!atomic_load(&w.release_job))
+		usleep(1000);
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_blocking(void *a)
+{
+	kept(weft_blocking(job_until_released, NULL, NULL));
+	return NULL;
+}
+
+struct expect {
+	const char *task;    /* its name */
+	weft_fn fn;
+	const char *frame;   /* the function that made the call */
+	char wait[96];       /* what the dump must say it waits for */
+};
+
+/* The dump's text, read back from a memfd. */
+static char *take_dump(void)
+{
+	int fd = memfd_create("dump", 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(weft_dump(fd), 0);
+	off_t len = lseek(fd, 0, SEEK_END);
+	char *text = malloc((size_t)len + 1);
+	ck_assert_int_eq(pread(fd, text, (size_t)len, 0), len);
+	text[len] = '\0';
+	close(fd);
+	return text;
+}
+
+/* The block of the task called name, in a copy; NULL if none. */
+static char *block_of(const char *text, const char *name)
+{
+	char key[64];
+	snprintf(key, sizeof(key), "\"%s\" ", name);
+	const char *p = strstr(text, key);
+	if (!p)
+		return NULL;
+	while (p > text && p[-1] != '\n')
+		p--;
+	const char *end = strstr(p + 1, "\ntask ");
+	size_t n = end ? (size_t)(end - p) : strlen(p);
+	return strndup(p, n);
+}
+
+static bool block_ok(const char *text, const struct expect *e)
+{
+	char *b = block_of(text, e->task);
+	bool ok = b && strstr(b, e->wait) && strstr(b, e->frame) &&
+		  strstr(b, "spawned at dump_main+");
+	free(b);
+	return ok;
+}
+
+static void *dump_main(void *arg)
+{
+	int one = 1;
+	ck_assert_int_eq(weft_lock_init(&w.lock), 0);
+	ck_assert_int_eq(weft_lock_acquire(&w.lock), 0);
+	ck_assert_int_eq(weft_event_init(&w.event), 0);
+	ck_assert_int_eq(weft_lock_init(&w.cond_lock), 0);
+	ck_assert_int_eq(weft_cond_init(&w.cond, &w.cond_lock), 0);
+	ck_assert_int_eq(weft_sem_init(&w.sem, 0), 0);
+	ck_assert_int_eq(weft_queue_init(&w.empty, sizeof(int), 0), 0);
+	ck_assert_int_eq(weft_queue_init(&w.full, sizeof(int), 1), 0);
+	ck_assert_int_eq(weft_queue_put(&w.full, &one), 0);
+	ck_assert_int_eq(weft_queue_init(&w.unfinished, sizeof(int), 0), 0);
+	ck_assert_int_eq(weft_queue_put(&w.unfinished, &one), 0);
+	ck_assert_int_eq(weft_future_init(&w.future), 0);
+	ck_assert_int_eq(weft_barrier_init(&w.barrier, 2), 0);
+	ck_assert_int_eq(weft_group_init(&w.group), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, w.sv), 0);
+	w.listener = weft_tcp_listen("127.0.0.1", 0, 16, 0);
+	ck_assert_int_ge(w.listener, 0);
+	ck_assert_int_eq(weft_spawn_opts(&w.joined, wait_in_event, NULL,
+			 &(struct weft_spawn_opts){ .name = "joined" }), 0);
+
+	struct expect e[] = {
+		{ "in-lock", wait_in_lock, "wait_in_lock+", "" },
+		{ "in-event", wait_in_event, "wait_in_event+", "" },
+		{ "in-cond", wait_in_cond, "wait_in_cond+", "" },
+		{ "in-sem", wait_in_sem, "wait_in_sem+", "" },
+		{ "in-get", wait_in_get, "wait_in_get+", "" },
+		{ "in-put", wait_in_put, "wait_in_put+", "" },
+		{ "in-qjoin", wait_in_qjoin, "wait_in_qjoin+", "" },
+		{ "in-future", wait_in_future, "wait_in_future+", "" },
+		{ "in-barrier", wait_in_barrier, "wait_in_barrier+", "" },
+		{ "in-group", wait_in_group, "wait_in_group+", "" },
+		{ "in-join", wait_in_join, "wait_in_join+", "" },
+		{ "in-sleep", wait_in_sleep, "wait_in_sleep+", "" },
+		{ "in-recv", wait_in_recv, "wait_in_recv+", "" },
+		{ "in-accept", wait_in_accept, "wait_in_accept+", "" },
+		{ "in-blocking", wait_in_blocking, "wait_in_blocking+", "" },
+	};
+	int n = sizeof(e) / sizeof(e[0]);
+	snprintf(e[0].wait, 96, "parked: lock %p,", (void *)&w.lock);
+	snprintf(e[1].wait, 96, "parked: event %p,", (void *)&w.event);
+	snprintf(e[2].wait, 96, "parked: cond %p,", (void *)&w.cond);
+	snprintf(e[3].wait, 96, "parked: sem %p,", (void *)&w.sem);
+	snprintf(e[4].wait, 96, "parked: queue %p get,", (void *)&w.empty);
+	snprintf(e[5].wait, 96, "parked: queue %p put,", (void *)&w.full);
+	snprintf(e[6].wait, 96, "parked: queue %p join,",
+		 (void *)&w.unfinished);
+	snprintf(e[7].wait, 96, "parked: future %p,", (void *)&w.future);
+	snprintf(e[8].wait, 96, "parked: barrier %p,", (void *)&w.barrier);
+	snprintf(e[9].wait, 96, "parked: group %p,", (void *)&w.group);
+	snprintf(e[11].wait, 96, "parked: sleep until +");
+	snprintf(e[12].wait, 96, "parked: recv on fd %d,", w.sv[0]);
+	snprintf(e[13].wait, 96, "parked: accept on fd %d,", w.listener);
+	snprintf(e[14].wait, 96,
+		 "in the blocking pool: job job_until_released (");
+	weft_task_t t[16];
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(weft_spawn_opts(&t[i], e[i].fn, NULL,
+			&(struct weft_spawn_opts){ .name = e[i].task }), 0);
+
+	/* Every one of them parks soon: look until all are seen so. */
+	char *text = NULL;
+	bool all = false;
+	for (int tries = 0; !all && tries < 1000; tries++) {
+		free(text);
+		weft_sleep(5 * WEFT_MSEC);
+		text = take_dump();
+		char *jb = block_of(text, "joined");
+		ck_assert_ptr_nonnull(jb);
+		snprintf(e[10].wait, 96, "parked: join of task %.*s,",
+			 (int)strcspn(jb + 5, " "), jb + 5);
+		free(jb);
+		all = true;
+		for (int i = 0; i < n; i++)
+			all = all && block_ok(text, &e[i]);
+	}
+	for (int i = 0; i < n && !all; i++)
+		if (!block_ok(text, &e[i]))
+			fprintf(stderr, "dump: no good block for %s (%s, %s) "
+				"in:\n%s\n", e[i].task, e[i].wait,
+				e[i].frame, text);
+	ck_assert(all);
+	ck_assert_ptr_nonnull(strstr(text, "\"dump\" running on worker"));
+	free(text);
+
+	/* Let every one of them go, and see that each wait succeeded. */
+	weft_lock_release(&w.lock);
+	weft_event_set(&w.event);
+	kept(weft_lock_acquire(&w.cond_lock));
+	weft_cond_notify_all(&w.cond);
+	weft_lock_release(&w.cond_lock);
+	weft_sem_release(&w.sem);
+	ck_assert_int_eq(weft_queue_put(&w.empty, &one), 0);
+	ck_assert_int_eq(weft_queue_get(&w.full, &one), 0);
+	ck_assert_int_eq(weft_queue_get(&w.unfinished, &one), 0);
+	ck_assert_int_eq(weft_queue_task_done(&w.unfinished), 0);
+	weft_future_set_result(&w.future, NULL);
+	ck_assert_int_ge(weft_barrier_wait(&w.barrier), 0);
+	ck_assert_int_eq(weft_cancel(t[11]), 0);
+	ck_assert_int_eq(write(w.sv[1], "x", 1), 1);
+	int c = weft_connect("127.0.0.1", (uint16_t)weft_local_port(w.listener));
+	ck_assert_int_ge(c, 0);
+	atomic_store(&w.release_job, 1);
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+	/* The group waits twice, and "joined" once. */
+	ck_assert_int_eq(atomic_load(&w.results), n + 2);
+	close(c);
+	close(w.sv[0]);
+	close(w.sv[1]);
+	close(w.listener);
+	weft_queue_destroy(&w.empty);
+	weft_queue_destroy(&w.full);
+	weft_queue_destroy(&w.unfinished);
+	return NULL;
+}
+
+static void *named_dump_main(void *arg)
+{
+	weft_task_t t;
+	ck_assert_int_eq(weft_spawn_opts(&t, dump_main, NULL,
+			 &(struct weft_spawn_opts){ .name = "dump" }), 0);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	return NULL;
+}
+
+START_TEST(dump_names_each_wait)
+{
+	ck_assert_int_eq(weft_dump(2), -ESRCH);
+	weft_test_run(named_dump_main, NULL, 2);
+}
+END_TEST
+
+/* The dump on a signal: to stderr, which the test points at a memfd. */
+static void *signal_main(void *arg)
+{
+	weft_task_t t;
+	ck_assert_int_eq(weft_event_init(&w.event), 0);
+	ck_assert_int_eq(weft_spawn_opts(&t, wait_in_event, NULL,
+			 &(struct weft_spawn_opts){ .name = "signalled" }), 0);
+	int fd = memfd_create("stderr", 0), saved = dup(2);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(dup2(fd, 2), 2);
+	char text[4096] = "";
+	for (int tries = 0; tries < 1000 && !strstr(text, "signalled"); tries++) {
+		weft_sleep(5 * WEFT_MSEC);
+		ck_assert_int_eq(raise(SIGUSR1), 0);
+		weft_sleep(5 * WEFT_MSEC);
+		ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+		text[n > 0 ? n : 0] = '\0';
+	}
+	dup2(saved, 2);
+	close(saved);
+	close(fd);
+	ck_assert_ptr_nonnull(strstr(text, "\"signalled\" parked: event"));
+	weft_event_set(&w.event);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	return NULL;
+}
+
+START_TEST(dump_on_signal)
+{
+	struct weft_config cfg = { .workers = 2, .dump_signal = SIGUSR1 };
+	ck_assert_int_eq(weft_run(signal_main, NULL, &cfg, NULL), 0);
+	/* The handler is gone with the runtime: the default would kill us,
+	 * so look at it rather than raise the signal. */
+	struct sigaction sa;
+	sigaction(SIGUSR1, NULL, &sa);
+	ck_assert_ptr_eq((void *)sa.sa_handler, (void *)SIG_DFL);
+	/* Bad signals. */
+	cfg.dump_signal = SIGKILL;
+	ck_assert_int_eq(weft_run(nothing, NULL, &cfg, NULL), -EINVAL);
+	cfg.dump_signal = NSIG;
+	ck_assert_int_eq(weft_run(nothing, NULL, &cfg, NULL), -EINVAL);
+	cfg.dump_signal = 0;
+	setenv("WEFT_DUMP_SIGNAL", "NOSUCHSIG", 1);
+	ck_assert_int_eq(weft_run(nothing, NULL, &cfg, NULL), -EINVAL);
+	setenv("WEFT_DUMP_SIGNAL", "USR1", 1);
+	ck_assert_int_eq(weft_run(signal_main, NULL, &cfg, NULL), 0);
+	unsetenv("WEFT_DUMP_SIGNAL");
+}
+END_TEST
+
+/* ---- stall reports ------------------------------------------------------ */
+
+/* A worker thread the OS keeps off its CPU for a threshold also counts as
+ * kept: on a loaded machine the yield loop could then be reported. The
+ * threshold is the default, 100 ms, which such preemption rarely reaches. */
+
+static __attribute__((noinline)) void spin_for(int64_t ns)
+{
+	int64_t end = weft_now() + ns;
+	while (weft_now() < end)
+		;
+}
+
+static void *spinner(void *arg)
+{
+	spin_for(300 * WEFT_MSEC);
+	return NULL;
+}
+
+static void *yielder(void *arg)
+{
+	int64_t end = weft_now() + 300 * WEFT_MSEC;
+	while (weft_now() < end)
+		ck_assert_int_eq(weft_yield(), 0);
+	return NULL;
+}
+
+static struct {
+	atomic_int calls;
+	char name[WEFT_NAME_MAX];
+	int64_t ns;
+	int nframes;
+} seen;
+
+static void on_stall(const struct weft_stall *st, void *arg)
+{
+	snprintf(seen.name, sizeof(seen.name), "%s", st->name);
+	seen.ns = st->ns;
+	seen.nframes = st->nframes;
+	atomic_fetch_add(&seen.calls, 1);
+}
+
+static void *stall_main(void *arg)
+{
+	weft_task_t t;
+	struct weft_metrics m;
+	ck_assert_int_eq(weft_spawn_opts(&t, yielder, NULL,
+			 &(struct weft_spawn_opts){ .name = "yielder" }), 0);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	ck_assert_int_eq(weft_metrics(&m), 0);
+	ck_assert_uint_eq(m.stall_reports, 0);
+	ck_assert_int_eq(atomic_load(&seen.calls), 0);
+	ck_assert_int_eq(weft_spawn_opts(&t, spinner, NULL,
+			 &(struct weft_spawn_opts){ .name = "spinner" }), 0);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	ck_assert_int_eq(weft_metrics(&m), 0);
+	ck_assert_uint_eq(m.stall_reports, 1);
+	return NULL;
+}
+
+START_TEST(stall_reported_not_for_yields)
+{
+	struct weft_config cfg = { .workers = 2,
+				   .stall_threshold_ns = 100 * WEFT_MSEC,
+				   .on_stall = on_stall };
+	ck_assert_int_eq(weft_run(stall_main, NULL, &cfg, NULL), 0);
+	ck_assert_int_eq(atomic_load(&seen.calls), 1);
+	ck_assert_str_eq(seen.name, "spinner");
+	ck_assert_int_ge(seen.ns, 100 * WEFT_MSEC);
+	ck_assert_int_lt(seen.ns, 300 * WEFT_MSEC);
+
+	/* The default report: a line on stderr, with where it was seen. */
+	cfg.on_stall = NULL;
+	atomic_store(&seen.calls, 0);
+	int fd = memfd_create("stderr", 0), saved = dup(2);
+	ck_assert_int_eq(dup2(fd, 2), 2);
+	ck_assert_int_eq(weft_run(stall_main, NULL, &cfg, NULL), 0);
+	dup2(saved, 2);
+	close(saved);
+	char text[8192] = "";
+	ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+	text[n > 0 ? n : 0] = '\0';
+	close(fd);
+	ck_assert_msg(strstr(text, "\"spinner\" has kept worker "), "%s", text);
+	ck_assert_msg(strstr(text, "without yielding (stall threshold 100.0 ms)"),
+		      "%s", text);
+#ifndef __SANITIZE_THREAD__ /* it delays the signal: maybe no frames */
+	ck_assert_msg(strstr(text, "spin_for"), "%s", text);
+	ck_assert_msg(strstr(text, "spinner+"), "%s", text);
+#endif
+	ck_assert_ptr_null(strstr(text, "yielder"));
+
+	cfg.stall_threshold_ns = -2;
+	ck_assert_int_eq(weft_run(nothing, NULL, &cfg, NULL), -EINVAL);
+	cfg.stall_threshold_ns = WEFT_STALL_OFF;
+	ck_assert_int_eq(weft_run(nothing, NULL, &cfg, NULL), 0);
+}
+END_TEST
+
+/* ---- dumps and metrics amid churn --------------------------------------- */
+
+static atomic_bool churning;
+
+static void *leaf(void *arg)
+{
+	if ((intptr_t)arg % 3 == 0)
+		weft_yield();
+	else if ((intptr_t)arg % 3 == 1)
+		weft_sleep(WEFT_USEC);
+	return NULL;
+}
+
+/* Spawns leaves that others steal, and that end while we look. */
+static void *churner(void *arg)
+{
+	for (intptr_t i = 0; atomic_load(&churning); i++) {
+		weft_task_t t[16];
+		for (int k = 0; k < 16; k++)
+			ck_assert_int_eq(weft_spawn(&t[k], leaf,
+						    (void *)(i + k)), 0);
+		for (int k = 0; k < 16; k++)
+			ck_assert_int_eq(weft_join(t[k], NULL), 0);
+	}
+	return NULL;
+}
+
+static void *looker(void *arg)
+{
+	int fd = *(int *)arg;
+	for (long i = 0; i < SCALED(200); i++) {
+		struct weft_metrics m;
+		ck_assert_int_eq(weft_metrics(&m), 0);
+		ck_assert_uint_ge(m.tasks_spawned, m.tasks_finished);
+		ck_assert_int_eq(weft_dump(fd), 0);
+	}
+	return NULL;
+}
+
+/* From a plain thread too. */
+static void *thread_looker(void *arg)
+{
+	looker(arg);
+	return NULL;
+}
+
+static void *join_thread(void *th)
+{
+	pthread_join(*(pthread_t *)th, NULL);
+	return NULL;
+}
+
+static void *churn_main(void *arg)
+{
+	int fd = open("/dev/null", O_WRONLY);
+	ck_assert_int_ge(fd, 0);
+	atomic_store(&churning, true);
+	weft_task_t c[4], l;
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(weft_spawn(&c[i], churner, NULL), 0);
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, thread_looker, &fd), 0);
+	ck_assert_int_eq(weft_spawn(&l, looker, &fd), 0);
+	ck_assert_int_eq(weft_join(l, NULL), 0);
+	ck_assert_int_eq(weft_blocking(join_thread, &th, NULL), 0);
+	atomic_store(&churning, false);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(weft_join(c[i], NULL), 0);
+	close(fd);
+	return NULL;
+}
+
+START_TEST(dump_and_metrics_amid_churn)
+{
+	weft_test_run(churn_main, NULL, 3);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("observe");
+	TCase *tc = tcase_create("observe");
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, thread_names);
+	tcase_add_test(tc, metrics_count_spawns);
+	tcase_add_test(tc, metrics_steals);
+	tcase_add_test(tc, metrics_latency_histogram);
+	tcase_add_test(tc, metrics_gauges);
+	tcase_add_test(tc, metrics_bad_input);
+	tcase_add_test(tc, dump_names_each_wait);
+	tcase_add_test(tc, dump_on_signal);
+	tcase_add_test(tc, dump_and_metrics_amid_churn);
+	tcase_add_test(tc, stall_reported_not_for_yields);
+	suite_add_tcase(s, tc);
+	return weft_test_main(s);
+}

@@ -1,0 +1,182 @@
+/* Task stacks in whole pages of whatever size the kernel uses: 4 KiB here,
+ * 16 and 64 KiB forced (as aarch64 kernels may run), each stack with a
+ * guard of exactly one page below it, and an overflow into that guard
+ * reported by name. */
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "runtime/page.h"
+#include "runtime/stack.h"
+#include "test_util.h"
+
+static const size_t pages[] = { 0, 16 * 1024, 64 * 1024 }; /* 0: kernel's */
+
+/* -1 if the byte at p faults, 1 if it reads, 0 if the kernel cannot tell
+ * (process_vm_readv missing, as under qemu's user mode). */
+static int readable(const char *p)
+{
+	char c;
+	struct iovec local = { &c, 1 }, remote = { (void *)p, 1 };
+	if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == 1)
+		return 1;
+	return errno == EFAULT ? -1 : 0;
+}
+
+static void check_stack(const struct weft_stack *s, size_t want, size_t page)
+{
+	ck_assert_uint_ge(s->size, want);
+	ck_assert_uint_eq(s->size % page, 0);
+	ck_assert(s->guard == page || s->guard == 0);
+	if (page == (size_t)sysconf(_SC_PAGESIZE))
+		ck_assert_uint_eq((uintptr_t)s->base % page, 0);
+	s->base[0] = 1; /* both ends are usable */
+	s->base[s->size - 1] = 1;
+	if (s->guard && readable(s->base) == 1) {
+		ck_assert_int_eq(readable(s->base - 1), -1);
+		ck_assert_int_eq(readable(s->base - s->guard), -1);
+	}
+}
+
+START_TEST(page_size_is_the_kernels)
+{
+	ck_assert_uint_eq(weft__page_size(), (size_t)sysconf(_SC_PAGESIZE));
+}
+END_TEST
+
+/* Every size class, a size that is not a page multiple, and stacks too big
+ * to pool, on each page size: two stacks of one class lie whole pages
+ * apart, so slabs carve in pages. */
+START_TEST(stacks_are_whole_pages)
+{
+	static const size_t sizes[] = { 1, 4096, 16 * 1024, 16 * 1024 + 1,
+					40000, 64 * 1024, 100 * 1024,
+					1024 * 1024, 1024 * 1024 + 1,
+					3 * 1024 * 1024 };
+	for (size_t p = 0; p < sizeof(pages) / sizeof(*pages); p++) {
+		weft__page_size_force(pages[p]);
+		size_t page = weft__page_size();
+		weft__stack_pool_init();
+		struct weft_stack_cache *k = weft__stack_cache_new();
+		for (size_t i = 0; i < sizeof(sizes) / sizeof(*sizes); i++) {
+			struct weft_stack a, b;
+			ck_assert_int_eq(weft__stack_alloc(&a, sizes[i], k), 0);
+			ck_assert_int_eq(weft__stack_alloc(&b, sizes[i], NULL),
+					 0);
+			check_stack(&a, sizes[i], page);
+			check_stack(&b, sizes[i], page);
+			uintptr_t d = (uintptr_t)a.base - (uintptr_t)b.base;
+			if (a.pooled)
+				ck_assert_uint_eq(d % page, 0);
+			weft__stack_free(&a, k);
+			weft__stack_free(&b, NULL);
+		}
+		weft__stack_cache_free(k);
+		weft__stack_pool_exit();
+	}
+	weft__page_size_force(0);
+}
+END_TEST
+
+/* Tasks on the smallest stacks, on each page size, touching their stacks
+ * from top to bottom. */
+static void *deep(void *arg)
+{
+	volatile char buf[8 * 1024];
+	buf[0] = buf[sizeof(buf) - 1] = 1;
+	weft_yield();
+	return (void *)(uintptr_t)(buf[0] + buf[sizeof(buf) - 1]);
+}
+
+static void *spawn_deep(void *arg)
+{
+	enum { N = 64 };
+	weft_task_t t[N];
+	struct weft_spawn_opts o = { .stack_size = WEFT_STACK_MIN };
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(weft_spawn_opts(&t[i], deep, NULL, &o), 0);
+	for (int i = 0; i < N; i++) {
+		void *r;
+		ck_assert_int_eq(weft_join(t[i], &r), 0);
+		ck_assert_ptr_eq(r, (void *)2);
+	}
+	return NULL;
+}
+
+START_TEST(tasks_run_on_each_page_size)
+{
+	for (size_t p = 0; p < sizeof(pages) / sizeof(*pages); p++) {
+		weft__page_size_force(pages[p]);
+		weft_test_run(spawn_deep, NULL, 2);
+	}
+	weft__page_size_force(0);
+}
+END_TEST
+
+static int recurse(int n)
+{
+	volatile char buf[512];
+	buf[0] = (char)n;
+	return n > 0 ? recurse(n - 1) + buf[0] : 0;
+}
+
+static void *overflow_body(void *arg)
+{
+	return (void *)(intptr_t)recurse(1 << 20);
+}
+
+static void *overflow_main(void *arg)
+{
+	weft_task_t t;
+	struct weft_spawn_opts o = { .name = "deep-recursion" };
+	if (weft_spawn_opts(&t, overflow_body, NULL, &o))
+		return NULL;
+	return (void *)(intptr_t)weft_join(t, NULL); /* never: it crashes */
+}
+
+/* On 64 KiB pages the guard is 64 KiB, and a fault anywhere in it is the
+ * task's overflow. */
+START_TEST(overflow_reported_on_64k_pages)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	return; /* the sanitizers catch the fault first, in their own words */
+#endif
+	int fds[2];
+	ck_assert_int_eq(pipe(fds), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], 2);
+		weft__page_size_force(64 * 1024);
+		struct weft_config c = { .workers = 1 };
+		weft_run(overflow_main, NULL, &c, NULL);
+		_exit(0);
+	}
+	close(fds[1]);
+	char buf[512] = { 0 };
+	ssize_t n = read(fds[0], buf, sizeof(buf) - 1);
+	int status;
+	waitpid(pid, &status, 0);
+	close(fds[0]);
+	ck_assert(n > 0);
+	ck_assert_msg(strstr(buf, "task 'deep-recursion'") &&
+			      strstr(buf, "overflowed its 65536-byte stack"),
+		      "got: %s", buf);
+	ck_assert(WIFSIGNALED(status));
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("stack");
+	TCase *tc = tcase_create("stack");
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, page_size_is_the_kernels);
+	tcase_add_test(tc, stacks_are_whole_pages);
+	tcase_add_test(tc, tasks_run_on_each_page_size);
+	tcase_add_test(tc, overflow_reported_on_64k_pages);
+	suite_add_tcase(s, tc);
+	return weft_test_main(s);
+}
