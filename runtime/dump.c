@@ -269,7 +269,7 @@ static void dump_task(struct weft_task *t, void *arg)
 		return;
 	}
 	uintptr_t frames[MAX_FRAMES];
-	struct wait_view v;
+	struct wait_view v = { 0 }; /* gcc -fsanitize=thread: maybe-uninitialized */
 	int worker = running_on(d->rt, t);
 	weft__spin_lock(&t->wait_lock);
 	int nframes = look_at_wait(d, t, worker >= 0, &v, frames);
