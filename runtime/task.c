@@ -181,6 +181,9 @@ void weft__task_foreign_quiesce(void)
 		sched_yield();
 }
 
+/* Relaxed: weft_run bumps run_number before it publishes weft__rt (seq_cst
+ * store), and every caller here got t through a runtime it saw published:
+ * it reads this run's number or a later one, never an earlier one. */
 static uint64_t handle_gen(struct weft_task *t)
 {
 	return atomic_load_explicit(&run_number, memory_order_relaxed)

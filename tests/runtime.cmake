@@ -15,3 +15,7 @@ add_test(NAME test_must_check
                  -I${PROJECT_SOURCE_DIR}/include
                  ${CMAKE_CURRENT_SOURCE_DIR}/must_check_unchecked.c)
 set_tests_properties(test_must_check PROPERTIES WILL_FAIL TRUE)
+# The chaos test runs for a minute: only with `ctest -L chaos`, or
+# scripts/chaos (tsan, several times in a row).
+weft_test(test_chaos TIMEOUT 900 SOURCES test_chaos.c)
+set_tests_properties(test_chaos PROPERTIES LABELS chaos)
