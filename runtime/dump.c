@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <x86intrin.h>
+#include "cycles.h"
 
 #include "weft/dump.h"
 #include "symbols.h"
@@ -314,7 +314,7 @@ int weft_dump(int fd)
 		return -ENOMEM;
 	}
 	d.now = weft_now();
-	d.tsc = __rdtsc();
+	d.tsc = weft__cycles();
 	put(&d.out, "weft: tasks of %d workers\n", rt->nworkers);
 	weft__task_for_each_alive(dump_task, &d);
 	put(&d.out, "weft: %ld tasks\n", d.tasks);
