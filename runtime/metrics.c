@@ -37,10 +37,7 @@ static void read_worker(struct weft_worker *w, struct weft_worker_metrics *m)
 	memset(m, 0, sizeof(*m));
 	m->tasks_finished = load(&w->tasks_finished);
 	m->tasks_spawned = load(&w->tasks_spawned);
-	/* The empty rounds first: the tick of each is counted before it. */
-	uint64_t empty = load(&s->empty_rounds);
-	uint64_t ticks = load(&w->ticks);
-	m->task_runs = ticks > empty ? ticks - empty : 0;
+	m->task_runs = load(&s->task_runs);
 	m->steals = load(&s->steals);
 	m->tasks_stolen = load(&s->tasks_stolen);
 	m->parks = load(&s->parks);

@@ -32,8 +32,11 @@
 #include "weft/time.h"
 
 struct __attribute__((aligned(64))) weft__worker_stats {
-	_Atomic uint64_t empty_rounds; /* scheduler rounds that ran nothing:
-					* task runs = ticks - empty_rounds */
+	_Atomic uint64_t task_runs;    /* the scheduler's runs and direct
+					* switches: counted apart from ticks,
+					* which also count empty picks, so a
+					* reader never sees a round it cannot
+					* classify yet */
 	_Atomic uint64_t steals, tasks_stolen;
 	_Atomic uint64_t parks, unparks;
 	_Atomic uint64_t latency[WEFT_LATENCY_BUCKETS];

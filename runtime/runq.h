@@ -213,6 +213,8 @@ weft__runq_pick(struct weft_runtime *rt, struct weft_worker *w, bool direct)
 	 * compare two readings, a heuristic that orders nothing. */
 	uint64_t tick = atomic_load_explicit(&w->ticks, memory_order_relaxed);
 	atomic_store_explicit(&w->ticks, tick + 1, memory_order_relaxed);
+	if (t && direct) /* the scheduler counts its own runs, stolen too */
+		weft__stat_add(&w->stats.task_runs, 1);
 	return t;
 }
 

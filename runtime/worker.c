@@ -218,13 +218,12 @@ void *weft__worker_main(void *arg)
 		if (t) {
 			if (w->searching)
 				weft__idle_end_search(rt, w);
+			weft__stat_add(&w->stats.task_runs, 1);
 			run_task(w, t);
 			maintain(w, atomic_load_explicit(&w->ticks,
 							 memory_order_relaxed));
 			continue;
 		}
-		/* find_task's tick ran nothing: task runs = ticks - these */
-		weft__stat_add(&w->stats.empty_rounds, 1);
 		if (atomic_load(&rt->state) == RT_STOPPING)
 			break;
 		park_worker(rt, w);
