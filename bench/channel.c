@@ -37,7 +37,8 @@ static void *bench(void *arg)
 			abort();
 	free(t);
 	weft_queue_destroy(&q);
-	uint64_t want = (uint64_t)nprod * ((uint64_t)per * (uint64_t)(per - 1) / 2);
+	uint64_t want = (uint64_t)nprod *
+			((uint64_t)per * (uint64_t)(per - 1) / 2);
 	if (sum != want) {
 		fprintf(stderr, "channel: sum %llu, want %llu\n",
 			(unsigned long long)sum, (unsigned long long)want);

@@ -62,9 +62,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MSG		64
-#define IN_MAX		1024
-#define DRAIN_SECS	2
+#define MSG 64
+#define IN_MAX 1024
+#define DRAIN_SECS 2
 
 static const char http_req[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 static const char http_body[] = "Hello, World!";
@@ -75,10 +75,10 @@ static const char http_body[] = "Hello, World!";
  * Log-linear histogram of nanoseconds: values below 64 have a bucket each;
  * above, each power of two [2^e, 2^(e+1)) is split into 32 equal buckets.
  */
-#define SUB_BITS	5
-#define SUB		(1u << SUB_BITS)
-#define LINEAR		(2 * SUB)
-#define BUCKETS		(LINEAR + (64 - SUB_BITS - 1) * SUB)
+#define SUB_BITS 5
+#define SUB (1u << SUB_BITS)
+#define LINEAR (2 * SUB)
+#define BUCKETS (LINEAR + (64 - SUB_BITS - 1) * SUB)
 
 struct hist {
 	uint64_t count[BUCKETS];
@@ -90,7 +90,7 @@ static unsigned bucket_of(uint64_t v)
 {
 	if (v < LINEAR)
 		return (unsigned)v;
-	unsigned e = 63u - (unsigned)__builtin_clzll(v);	/* e >= 6 */
+	unsigned e = 63u - (unsigned)__builtin_clzll(v); /* e >= 6 */
 	unsigned sub = (unsigned)(v >> (e - SUB_BITS)) & (SUB - 1);
 	return LINEAR + (e - SUB_BITS - 1) * SUB + sub;
 }
@@ -144,12 +144,12 @@ static double hist_us(const struct hist *h, double q)
 
 struct conn {
 	int fd;
-	uint32_t id;		/* index among all connections */
-	bool busy;		/* a request is in flight */
-	uint64_t sent;		/* requests sent */
-	uint64_t due;		/* open loop: requests due so far */
-	uint64_t intended_ns;	/* when the one in flight was due (or sent) */
-	uint64_t last_done;	/* the thread's `ops` at this one's last answer */
+	uint32_t id;          /* index among all connections */
+	bool busy;            /* a request is in flight */
+	uint64_t sent;        /* requests sent */
+	uint64_t due;         /* open loop: requests due so far */
+	uint64_t intended_ns; /* when the one in flight was due (or sent) */
+	uint64_t last_done;   /* the thread's `ops` at this one's last answer */
 	size_t got;
 	unsigned char out[MSG];
 	unsigned char in[IN_MAX];
@@ -159,20 +159,20 @@ struct worker {
 	pthread_t thread;
 	struct conn *conns;
 	size_t nconns;
-	double period_ns;	/* open loop: ns between this thread's requests */
+	double period_ns; /* open loop: ns between this thread's requests */
 	uint64_t ops;
 	uint64_t unfinished;
-	uint64_t runq_ns;	/* time this thread waited for a CPU */
+	uint64_t runq_ns; /* time this thread waited for a CPU */
 	struct hist hist;
-	struct hist turn;	/* answers to others between two of one conn's */
+	struct hist turn; /* answers to others between two of one conn's */
 	int failed;
 };
 
 static pthread_barrier_t start_barrier;
 static uint64_t start_ns, deadline_ns;
 static bool http_mode;
-static bool stamp;		/* --stamp: the send time in each message */
-static double rate;		/* open loop: requests/s; 0: closed loop */
+static bool stamp;  /* --stamp: the send time in each message */
+static double rate; /* open loop: requests/s; 0: closed loop */
 
 static uint64_t now_ns(void)
 {
@@ -186,8 +186,8 @@ static void fill(struct conn *c)
 	/* Bytes that differ per connection and per message, so a mixed-up or
 	 * stale echo is caught. */
 	for (size_t i = 0; i < MSG; i++)
-		c->out[i] = (unsigned char)(c->id * 131u + c->sent * 31u +
-					    i * 7u);
+		c->out[i] =
+			(unsigned char)(c->id * 131u + c->sent * 31u + i * 7u);
 }
 
 /* Write the whole request; a small request into an idle socket does not
@@ -216,7 +216,7 @@ static int send_request(struct conn *c, uint64_t intended)
 		if (n > 0) {
 			off += (size_t)n;
 		} else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+			struct pollfd p = { .fd = c->fd, .events = POLLOUT };
 			poll(&p, 1, 100);
 		} else {
 			return -1;
@@ -261,9 +261,11 @@ static int answer_complete(struct conn *c)
 	if (c->got < (size_t)len)
 		return 0;
 	if (c->got > (size_t)len)
-		return -1;	/* one request in flight: nothing may follow */
+		return -1; /* one request in flight: nothing may follow */
 	return memcmp(c->in + len - (sizeof http_body - 1), http_body,
-		      sizeof http_body - 1) == 0 ? 1 : -1;
+		      sizeof http_body - 1) == 0
+		       ? 1
+		       : -1;
 }
 
 /* The time request j of connection c was due (open loop). */
@@ -271,8 +273,8 @@ static uint64_t due_time(const struct worker *w, const struct conn *c,
 			 uint64_t j)
 {
 	size_t i = (size_t)(c - w->conns);
-	return start_ns + (uint64_t)((double)(j * w->nconns + i) *
-				     w->period_ns);
+	return start_ns +
+	       (uint64_t)((double)(j * w->nconns + i) * w->period_ns);
 }
 
 /* Send the oldest request due on c, if it is idle and one is due. */
@@ -326,7 +328,7 @@ static int on_readable(struct worker *w, struct conn *c, bool closing)
 	uint64_t t = now_ns();
 	c->busy = false;
 	if (rate == 0 && t > deadline_ns)
-		return 0;	/* closed loop: after the bell, not counted */
+		return 0; /* closed loop: after the bell, not counted */
 	hist_add(&w->hist, t - c->intended_ns);
 	if (c->last_done)
 		hist_add(&w->turn, w->ops - c->last_done);
@@ -377,13 +379,12 @@ static uint64_t runq_wait_ns(void)
 	return wait;
 }
 
-static int wait_events(int ep, struct epoll_event *evs, int max,
-		       uint64_t until)
+static int wait_events(int ep, struct epoll_event *evs, int max, uint64_t until)
 {
 	uint64_t now = now_ns();
 	uint64_t d = until > now ? until - now : 0;
-	struct timespec ts = {.tv_sec = (time_t)(d / 1000000000u),
-			      .tv_nsec = (long)(d % 1000000000u)};
+	struct timespec ts = { .tv_sec = (time_t)(d / 1000000000u),
+			       .tv_nsec = (long)(d % 1000000000u) };
 	return epoll_pwait2(ep, evs, max, &ts, NULL);
 }
 
@@ -395,8 +396,8 @@ static int setup(struct worker *w)
 		return -1;
 	}
 	for (size_t i = 0; i < w->nconns; i++) {
-		struct epoll_event ev = {.events = EPOLLIN,
-					 .data.ptr = &w->conns[i]};
+		struct epoll_event ev = { .events = EPOLLIN,
+					  .data.ptr = &w->conns[i] };
 		if (epoll_ctl(ep, EPOLL_CTL_ADD, w->conns[i].fd, &ev) < 0) {
 			perror("echo_load: epoll_ctl");
 			close(ep);
@@ -447,8 +448,9 @@ static void *run(void *arg)
 			}
 			until = drain_end;
 		} else {
-			until = rate > 0 && next_due < deadline_ns ?
-				next_due : deadline_ns;
+			until = rate > 0 && next_due < deadline_ns
+					? next_due
+					: deadline_ns;
 		}
 		int n = wait_events(ep, evs, 64, until);
 		if (n < 0) {
@@ -496,10 +498,12 @@ static int connect_all(const struct sockaddr_in *sa, struct conn *conns,
 	for (size_t i = 0; i < nconns; i++) {
 		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		int one = 1;
-		if (fd < 0 || connect(fd, (const struct sockaddr *)sa,
-				      sizeof *sa) < 0) {
-			fprintf(stderr, "echo_load: connect (connection %zu):"
-				" %s\n", i, strerror(errno));
+		if (fd < 0 ||
+		    connect(fd, (const struct sockaddr *)sa, sizeof *sa) < 0) {
+			fprintf(stderr,
+				"echo_load: connect (connection %zu):"
+				" %s\n",
+				i, strerror(errno));
 			return -1;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -516,8 +520,10 @@ static int connect_all(const struct sockaddr_in *sa, struct conn *conns,
 
 static void usage(const char *argv0)
 {
-	fprintf(stderr, "usage: %s [--http | --stamp] [--rate R] ADDR PORT "
-		"CONNS SECS [IMPL]\n", argv0);
+	fprintf(stderr,
+		"usage: %s [--http | --stamp] [--rate R] ADDR PORT "
+		"CONNS SECS [IMPL]\n",
+		argv0);
 	exit(2);
 }
 
@@ -536,11 +542,13 @@ int main(int argc, char **argv)
 	}
 	if (argc - a < 4)
 		usage(argv[0]);
-	struct sockaddr_in sa = {.sin_family = AF_INET};
+	struct sockaddr_in sa = { .sin_family = AF_INET };
 	if (inet_pton(AF_INET, argv[a], &sa.sin_addr) != 1 ||
 	    (ntohl(sa.sin_addr.s_addr) >> 24) != 127) {
-		fprintf(stderr, "echo_load: ADDR must be an IPv4 loopback "
-			"address (127.x.y.z), not %s\n", argv[a]);
+		fprintf(stderr,
+			"echo_load: ADDR must be an IPv4 loopback "
+			"address (127.x.y.z), not %s\n",
+			argv[a]);
 		return 2;
 	}
 	long port = parse_pos(argv[a + 1], "PORT");

@@ -38,15 +38,15 @@
 
 #include "server.h"
 
-#define MSG		64
-#define SUB_BITS	5
-#define SUB		(1u << SUB_BITS)
-#define LINEAR		(2 * SUB)
-#define BUCKETS		(LINEAR + (64 - SUB_BITS - 1) * SUB)
+#define MSG 64
+#define SUB_BITS 5
+#define SUB (1u << SUB_BITS)
+#define LINEAR (2 * SUB)
+#define BUCKETS (LINEAR + (64 - SUB_BITS - 1) * SUB)
 
 struct probe_hist {
 	const char *name;
-	bool counts;	/* values are counts, not ns */
+	bool counts; /* values are counts, not ns */
 	_Atomic uint64_t count[BUCKETS];
 	_Atomic uint64_t max;
 };
@@ -55,7 +55,7 @@ static struct probe_hist inbound = { .name = "inbound" };
 static struct probe_hist send_part = { .name = "send" };
 static struct probe_hist turn = { .name = "turn", .counts = true };
 static struct probe_hist send_turn = { .name = "send_turn", .counts = true };
-static _Atomic uint64_t handled;	/* requests answered, all connections */
+static _Atomic uint64_t handled; /* requests answered, all connections */
 
 static uint64_t now_ns(void)
 {
@@ -93,9 +93,10 @@ static void probe_add(struct probe_hist *h, uint64_t ns)
 
 	atomic_fetch_add_explicit(&h->count[bucket_of(ns)], 1,
 				  memory_order_relaxed);
-	while (ns > m && !atomic_compare_exchange_weak_explicit(
-			&h->max, &m, ns, memory_order_relaxed,
-			memory_order_relaxed))
+	while (ns > m &&
+	       !atomic_compare_exchange_weak_explicit(&h->max, &m, ns,
+						      memory_order_relaxed,
+						      memory_order_relaxed))
 		;
 }
 
@@ -122,10 +123,10 @@ static void probe_print(struct probe_hist *h)
 	double div = h->counts ? 1 : 1e3;
 
 	printf("PROBE part=%s n=%llu p50%s=%.1f p99%s=%.1f p999%s=%.1f "
-	       "max%s=%.1f\n", h->name, (unsigned long long)n,
-	       u, probe_at(h, n, 0.50) / div, u, probe_at(h, n, 0.99) / div,
-	       u, probe_at(h, n, 0.999) / div,
-	       u, (double)atomic_load(&h->max) / div);
+	       "max%s=%.1f\n",
+	       h->name, (unsigned long long)n, u, probe_at(h, n, 0.50) / div, u,
+	       probe_at(h, n, 0.99) / div, u, probe_at(h, n, 0.999) / div, u,
+	       (double)atomic_load(&h->max) / div);
 }
 
 static void echo(int fd)
@@ -133,7 +134,7 @@ static void echo(int fd)
 	unsigned char buf[MSG];
 	size_t got = 0;
 	ssize_t n;
-	uint64_t last = 0;	/* `handled` at this connection's last answer */
+	uint64_t last = 0; /* `handled` at this connection's last answer */
 
 	/* One message in flight per connection: read whole messages. */
 	while ((n = weft_recv(fd, buf + got, MSG - got, 0)) > 0) {
@@ -141,8 +142,8 @@ static void echo(int fd)
 		if (got < MSG)
 			continue;
 		uint64_t t1 = now_ns(), sent;
-		uint64_t h1 = atomic_load_explicit(&handled,
-						   memory_order_relaxed);
+		uint64_t h1 =
+			atomic_load_explicit(&handled, memory_order_relaxed);
 
 		memcpy(&sent, buf, sizeof(sent));
 		if (sent && sent <= t1)

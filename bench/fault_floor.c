@@ -98,11 +98,12 @@ int main(int argc, char **argv)
 
 	long n = slabs_each * SLAB * nthreads;
 	printf("%ld stack pages%s on %d threads in %.3f s: %.2f us each, "
-	       "%.2f us of wall time\n", n, with_guards ? " and guards" : "",
-	       nthreads, secs, secs * 1e6 * nthreads / (double)n,
-	       secs * 1e6 / (double)n);
+	       "%.2f us of wall time\n",
+	       n, with_guards ? " and guards" : "", nthreads, secs,
+	       secs * 1e6 * nthreads / (double)n, secs * 1e6 / (double)n);
 	printf("RESULT name=fault_floor impl=kernel ops=%ld secs=%.3f "
-	       "ns_per_op=%.1f\n", n, secs, secs * 1e9 / (double)n);
+	       "ns_per_op=%.1f\n",
+	       n, secs, secs * 1e9 / (double)n);
 	for (int i = 0; i < nthreads; i++)
 		munmap(region[i], len);
 	free(region);

@@ -5,8 +5,10 @@
 #include "bench_util.h"
 
 static long trips;
-static struct weft_queue ping __attribute__((aligned(64))) = WEFT_QUEUE_INIT(sizeof(uint64_t), 1);
-static struct weft_queue pong __attribute__((aligned(64))) = WEFT_QUEUE_INIT(sizeof(uint64_t), 1);
+static struct weft_queue ping
+	__attribute__((aligned(64))) = WEFT_QUEUE_INIT(sizeof(uint64_t), 1);
+static struct weft_queue pong
+	__attribute__((aligned(64))) = WEFT_QUEUE_INIT(sizeof(uint64_t), 1);
 
 static void *ponger(void *arg)
 {

@@ -20,7 +20,8 @@ static void *skynet(void *arg)
 		struct node kids[10];
 		struct weft_queue q;
 		struct weft_queue_opts o = { .elem_size = sizeof(uint64_t),
-					     .capacity = 10, .storage = buf };
+					     .capacity = 10,
+					     .storage = buf };
 		weft_queue_init_opts(&q, &o);
 		uint64_t k = n.size < 10 ? n.size : 10, start = n.num;
 		for (uint64_t i = 0; i < k; i++) {
@@ -49,12 +50,12 @@ static void *bench(void *arg)
 	uint64_t buf[1], sum;
 	struct weft_queue q;
 	struct weft_queue_opts o = { .elem_size = sizeof(uint64_t),
-				     .capacity = 1, .storage = buf };
+				     .capacity = 1,
+				     .storage = buf };
 	weft_queue_init_opts(&q, &o);
 	struct node root = { 0, (uint64_t)leaves, &q };
 	int64_t t0 = weft_now();
-	if (weft_spawn(NULL, skynet, &root) ||
-	    weft_queue_get(&q, &sum))
+	if (weft_spawn(NULL, skynet, &root) || weft_queue_get(&q, &sum))
 		abort();
 	int64_t t1 = weft_now();
 	uint64_t want = (uint64_t)leaves * (uint64_t)(leaves - 1) / 2;

@@ -59,13 +59,15 @@ static void *bench_main(void *arg)
 	t2 = weft_now();
 	free(t);
 	if (atomic_load(&done) != n) {
-		fprintf(stderr, "only %ld of %ld woke\n", atomic_load(&done), n);
+		fprintf(stderr, "only %ld of %ld woke\n", atomic_load(&done),
+			n);
 		return (void *)1;
 	}
 	double secs = (double)(t2 - t0) / 1e9;
 	long rss = peak_rss_kb();
 	printf("spawned in %.3f s, all asleep after %.3f s, all done after "
-	       "%.3f s (%d workers)\n", (double)(t1 - t0) / 1e9,
+	       "%.3f s (%d workers)\n",
+	       (double)(t1 - t0) / 1e9,
 	       (double)(atomic_load(&all_asleep) - t0) / 1e9, secs,
 	       weft_workers());
 	printf("peak rss %ld KiB: %.0f bytes per task over the %ld KiB base\n",

@@ -10,7 +10,8 @@ static struct weft_event done = WEFT_EVENT_INIT;
 
 static void *leaf(void *arg)
 {
-	if (atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed) + 1 == n)
+	if (atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed) + 1 ==
+	    n)
 		weft_event_set(&done);
 	return NULL;
 }

@@ -118,8 +118,9 @@ static void *bench_main(void *arg)
 			err = res;
 	ns = weft_now() - t0;
 	printf("RESULT name=line_echo impl=weft-%s ops=%ld secs=%.6f "
-	       "ns_per_op=%.2f\n", use_stream ? "stream" : "raw",
-	       conns * lines, (double)ns / 1e9, (double)ns / (conns * lines));
+	       "ns_per_op=%.2f\n",
+	       use_stream ? "stream" : "raw", conns * lines, (double)ns / 1e9,
+	       (double)ns / (conns * lines));
 	if (weft_join(acc, NULL))
 		abort();
 	weft_close(lfd);
@@ -135,8 +136,9 @@ int main(int argc, char **argv)
 
 	conns = bench_arg(argc, argv, 1, conns);
 	lines = bench_arg(argc, argv, 2, lines);
-	if (conns < 1 || lines < 1 || (strcmp(mode, "raw") &&
-	    strcmp(mode, "stream") && strcmp(mode, "both"))) {
+	if (conns < 1 || lines < 1 ||
+	    (strcmp(mode, "raw") && strcmp(mode, "stream") &&
+	     strcmp(mode, "both"))) {
 		fprintf(stderr, "usage: %s [CONNS] [LINES] [raw|stream|both]\n",
 			argv[0]);
 		return 2;

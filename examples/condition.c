@@ -18,8 +18,8 @@
 
 struct stage {
 	struct weft_lock lock;
-	struct weft_cond cond;	/* asyncio.Condition() over lock */
-	bool notified;		/* worker3 is done; lock guards it */
+	struct weft_cond cond; /* asyncio.Condition() over lock */
+	bool notified;         /* worker3 is done; lock guards it */
 	int64_t nap;
 };
 
@@ -35,7 +35,7 @@ static void *waiter(void *arg)
 	struct stage *s = w->stage;
 	int r;
 
-	r = weft_lock_acquire(&s->lock);	/* async with condition: */
+	r = weft_lock_acquire(&s->lock); /* async with condition: */
 	if (r)
 		return ERR_PTR(r);
 	/*
@@ -61,7 +61,7 @@ static void *notifier(void *arg)
 	struct stage *s = w->stage;
 	int r;
 
-	r = weft_sleep(s->nap / 3);		/* await asyncio.sleep(1) */
+	r = weft_sleep(s->nap / 3); /* await asyncio.sleep(1) */
 	if (!r)
 		r = weft_lock_acquire(&s->lock);
 	if (r)

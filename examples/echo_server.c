@@ -14,7 +14,7 @@
 
 static void echo(int fd)
 {
-	char buf[4096];		/* on the task's stack: see io.h */
+	char buf[4096]; /* on the task's stack: see io.h */
 	ssize_t n;
 
 	/* 0: the client closed; < 0: reset, or cancelled at shutdown. */

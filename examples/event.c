@@ -29,7 +29,7 @@ static void *waiter(void *arg)
 	int r;
 
 	printf("%s start\n", w->name);
-	r = weft_event_wait(w->event);		/* await event.wait() */
+	r = weft_event_wait(w->event); /* await event.wait() */
 	if (r)
 		return ERR_PTR(r);
 	printf("%s got event\n", w->name);
@@ -47,13 +47,13 @@ static void *setter(void *arg)
 	printf("%s start\n", w->name);
 	r = weft_sleep(w->nap);
 	printf("%s end\n", w->name);
-	weft_event_set(w->event);		/* wakes both waiters */
+	weft_event_set(w->event); /* wakes both waiters */
 	return ERR_PTR(r);
 }
 
 int example_event(double secs)
 {
-	struct weft_event event = WEFT_EVENT_INIT;	/* asyncio.Event() */
+	struct weft_event event = WEFT_EVENT_INIT; /* asyncio.Event() */
 	struct worker w1 = { "worker1", &event, secs_ns(secs) };
 	struct worker w2 = { "worker2", &event, secs_ns(secs) };
 	struct worker w3 = { "worker3", &event, secs_ns(secs) };

@@ -50,7 +50,8 @@ static int usage(const char *prog, double secs)
 		"  -s SECONDS  how long the seed's 3-second sleeps last "
 		"(fractional; default %g)\n"
 		"  -w WORKERS  worker threads (default: $WEFT_WORKERS, "
-		"else one per CPU)\n", prog, secs);
+		"else one per CPU)\n",
+		prog, secs);
 	return 2;
 }
 
@@ -86,7 +87,7 @@ int example_main(int argc, char **argv, example_fn fn, double default_secs)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	r = weft_run(run_main, &run, &cfg, &res);
 	if (r == -ENOSYS)
-		return 1;	/* no io_uring: weft said why, in one line */
+		return 1; /* no io_uring: weft said why, in one line */
 	if (r) {
 		fprintf(stderr, "%s: weft_run: %s\n", argv[0], strerror(-r));
 		return 1;

@@ -23,7 +23,7 @@ static void *set_after(void *arg)
 	int r;
 
 	r = weft_sleep(l->delay);
-	if (r)	/* cancelled: tell the waiter rather than leave it */
+	if (r) /* cancelled: tell the waiter rather than leave it */
 		weft_future_set_error(l->fut, r);
 	else
 		weft_future_set_result(l->fut, (void *)l->value);
@@ -32,7 +32,7 @@ static void *set_after(void *arg)
 
 int example_future(double secs)
 {
-	struct weft_future fut = WEFT_FUTURE_INIT;	/* create_future() */
+	struct weft_future fut = WEFT_FUTURE_INIT; /* create_future() */
 	struct later later = { &fut, secs_ns(secs) / 3, "... world" };
 	weft_task_t setter;
 	void *value;
@@ -43,7 +43,7 @@ int example_future(double secs)
 	if (r)
 		return r;
 	printf("hello ...\n");
-	r = weft_future_wait(&fut, &value);	/* await fut */
+	r = weft_future_wait(&fut, &value); /* await fut */
 	if (!r)
 		printf("%s\n", (const char *)value);
 	else

@@ -31,26 +31,26 @@
 
 #include "server.h"
 
-#define HEAD_MAX 8192			/* request line and headers */
-#define BODY_MAX (1L << 20)		/* bodies are read and dropped */
-#define HEAD_TIMEOUT (10 * WEFT_SEC)	/* to receive a whole head */
-#define IDLE_TIMEOUT (60 * WEFT_SEC)	/* between keep-alive requests */
-#define SEND_TIMEOUT (10 * WEFT_SEC)	/* for a client to take an answer */
-#define LINGER_TIMEOUT (1 * WEFT_SEC)	/* reading after the last answer */
+#define HEAD_MAX 8192                 /* request line and headers */
+#define BODY_MAX (1L << 20)           /* bodies are read and dropped */
+#define HEAD_TIMEOUT (10 * WEFT_SEC)  /* to receive a whole head */
+#define IDLE_TIMEOUT (60 * WEFT_SEC)  /* between keep-alive requests */
+#define SEND_TIMEOUT (10 * WEFT_SEC)  /* for a client to take an answer */
+#define LINGER_TIMEOUT (1 * WEFT_SEC) /* reading after the last answer */
 
-#define QUIET (-1)	/* a reading step's result: close without a word */
+#define QUIET (-1) /* a reading step's result: close without a word */
 
 struct request {
 	bool http10;
-	bool head;		/* HEAD: no body in the answer */
+	bool head; /* HEAD: no body in the answer */
 	bool keep_alive;
 	bool has_host;
-	long length;		/* Content-Length; -1: none */
+	long length; /* Content-Length; -1: none */
 };
 
 struct conn {
 	struct weft_stream s;
-	size_t head_size;	/* bytes of the head read so far */
+	size_t head_size; /* bytes of the head read so far */
 };
 
 /* ---- parsing (RFC 9112) ------------------------------------------------- */
@@ -126,7 +126,7 @@ static int parse_length(const char *p, const char *end, long *length)
 			return 413;
 	}
 	if (*length >= 0 && *length != v)
-		return 400;	/* two different lengths: smuggling */
+		return 400; /* two different lengths: smuggling */
 	*length = v;
 	return 0;
 }
@@ -140,7 +140,7 @@ static int parse_header(const char *p, const char *end, struct request *req,
 	while (colon < end && tchar(*colon))
 		colon++;
 	if (colon == p || colon == end || *colon != ':')
-		return 400;	/* also folded lines, and space before ':' */
+		return 400; /* also folded lines, and space before ':' */
 	for (v = colon + 1; v < end && (*v == ' ' || *v == '\t'); v++)
 		;
 	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
@@ -183,7 +183,7 @@ static ssize_t head_line(struct conn *c, const char **line, bool in_head)
 	if (c->head_size > HEAD_MAX)
 		return -431;
 	if (n < 2 || (*line)[n - 2] != '\r')
-		return -400;	/* bare LF */
+		return -400; /* bare LF */
 	return n - 2;
 }
 
@@ -202,7 +202,8 @@ static int read_head(struct conn *c, struct request *req)
 	do {
 		c->head_size = 0;
 		if (weft_deadline_enter(&d, weft_stream_buffered(&c->s)
-					    ? HEAD_TIMEOUT : IDLE_TIMEOUT))
+						    ? HEAD_TIMEOUT
+						    : IDLE_TIMEOUT))
 			return QUIET;
 		n = head_line(c, &line, false);
 		weft_deadline_leave(&d);
@@ -224,7 +225,7 @@ static int read_head(struct conn *c, struct request *req)
 	if (n < 0)
 		return (int)n;
 	if (!req->http10 && !req->has_host)
-		return -400;	/* RFC 9112 3.2: HTTP/1.1 names its host */
+		return -400; /* RFC 9112 3.2: HTTP/1.1 names its host */
 	req->keep_alive = req->http10 ? conn_keep && !conn_close : !conn_close;
 	if (req->length < 0)
 		req->length = 0;
@@ -244,8 +245,10 @@ static int skip_body(struct conn *c, long length)
 	if (weft_deadline_enter(&d, HEAD_TIMEOUT))
 		return QUIET;
 	while (length > 0) {
-		n = weft_stream_read(&c->s, sink, (size_t)length < sizeof(sink)
-					       ? (size_t)length : sizeof(sink));
+		n = weft_stream_read(&c->s, sink,
+				     (size_t)length < sizeof(sink)
+					     ? (size_t)length
+					     : sizeof(sink));
 		if (n <= 0)
 			break;
 		length -= n;
@@ -298,12 +301,18 @@ static int answer(struct conn *c, const struct request *req)
 static const char *reason(int status)
 {
 	switch (status) {
-	case 408: return "Request Timeout";
-	case 413: return "Content Too Large";
-	case 431: return "Request Header Fields Too Large";
-	case 501: return "Not Implemented";
-	case 505: return "HTTP Version Not Supported";
-	default:  return "Bad Request";
+	case 408:
+		return "Request Timeout";
+	case 413:
+		return "Content Too Large";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 501:
+		return "Not Implemented";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return "Bad Request";
 	}
 }
 
@@ -313,11 +322,13 @@ static void refuse(struct conn *c, int status)
 	char msg[256];
 	int n;
 
-	n = snprintf(msg, sizeof(msg), "HTTP/1.1 %d %s\r\n"
+	n = snprintf(msg, sizeof(msg),
+		     "HTTP/1.1 %d %s\r\n"
 		     "Content-Type: text/plain\r\nContent-Length: %zu\r\n"
-		     "Connection: close\r\n\r\n%s\n", status, reason(status),
-		     strlen(reason(status)) + 1, reason(status));
-	send_bounded(c, msg, (size_t)n);	/* n < sizeof(msg) */
+		     "Connection: close\r\n\r\n%s\n",
+		     status, reason(status), strlen(reason(status)) + 1,
+		     reason(status));
+	send_bounded(c, msg, (size_t)n); /* n < sizeof(msg) */
 }
 
 /* ---- the connection ---------------------------------------------------- */

@@ -27,19 +27,19 @@
 
 #include "server.h"
 
-#define LINE_MAX_ 4096			/* a command, newline included */
+#define LINE_MAX_ 4096 /* a command, newline included */
 #define IDLE_TIMEOUT (30 * WEFT_SEC)
-#define SEND_TIMEOUT (10 * WEFT_SEC)	/* for a client to take answers */
-#define LINGER (1 * WEFT_SEC)		/* reading after the last answer */
-#define BUCKETS 4096			/* of the hash table */
-#define STRIPES 64			/* locks, each over BUCKETS/STRIPES */
+#define SEND_TIMEOUT (10 * WEFT_SEC) /* for a client to take answers */
+#define LINGER (1 * WEFT_SEC)        /* reading after the last answer */
+#define BUCKETS 4096                 /* of the hash table */
+#define STRIPES 64                   /* locks, each over BUCKETS/STRIPES */
 
 /* ---- the store: a hash table, a weft_lock per stripe of buckets -------- */
 
 struct entry {
 	struct entry *next;
 	size_t klen, vlen;
-	char data[];			/* key, then value */
+	char data[]; /* key, then value */
 };
 
 static struct entry *buckets[BUCKETS];
@@ -47,7 +47,7 @@ static struct weft_lock stripes[STRIPES];
 
 static size_t hash(const char *key, size_t len)
 {
-	size_t h = 14695981039346656037u;	/* FNV-1a */
+	size_t h = 14695981039346656037u; /* FNV-1a */
 
 	while (len--)
 		h = (h ^ (unsigned char)*key++) * 1099511628211u;
@@ -146,14 +146,14 @@ static bool command(struct weft_stream *s, const char *p, size_t len)
 	size_t klen;
 	int err;
 
-	if (len && end[-1] == '\r')	/* telnet and nc -C send CRLF */
+	if (len && end[-1] == '\r') /* telnet and nc -C send CRLF */
 		end--;
 	if (end - p == 4 && !memcmp(p, "QUIT", 4)) {
 		REPLY(s, "BYE\n");
 		return false;
 	}
-	if (end - p < 4 || p[3] != ' ' || (memcmp(p, "SET", 3) &&
-	    memcmp(p, "GET", 3) && memcmp(p, "DEL", 3)))
+	if (end - p < 4 || p[3] != ' ' ||
+	    (memcmp(p, "SET", 3) && memcmp(p, "GET", 3) && memcmp(p, "DEL", 3)))
 		return REPLY(s, "ERROR unknown command\n"), true;
 	key = p + 4;
 	sp = memchr(key, ' ', (size_t)(end - key));

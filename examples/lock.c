@@ -28,11 +28,11 @@ static void *worker(void *arg)
 	int r;
 
 	printf("%s start\n", w->name);
-	r = weft_lock_acquire(w->lock);		/* with await lock: */
+	r = weft_lock_acquire(w->lock); /* with await lock: */
 	if (r)
 		return ERR_PTR(r);
 	printf("%s got lock\n", w->name);
-	r = weft_sleep(w->nap);		/* await asyncio.sleep(3) */
+	r = weft_sleep(w->nap); /* await asyncio.sleep(3) */
 	/*
 	 * Python prints "end" just after the with block. Here the other
 	 * worker may run on another thread the moment we release, so we print
@@ -45,7 +45,7 @@ static void *worker(void *arg)
 
 int example_lock(double secs)
 {
-	struct weft_lock lock = WEFT_LOCK_INIT;	/* asyncio.Lock() */
+	struct weft_lock lock = WEFT_LOCK_INIT; /* asyncio.Lock() */
 	struct worker w1 = { "worker1", &lock, secs_ns(secs) };
 	struct worker w2 = { "worker2", &lock, secs_ns(secs) };
 

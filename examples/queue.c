@@ -19,7 +19,7 @@ static void *worker1(void *arg)
 	int x = 100, r;
 
 	printf("worker1 start\n");
-	r = weft_queue_put(queue, &x);		/* copies x in */
+	r = weft_queue_put(queue, &x); /* copies x in */
 	printf("worker1 end\n");
 	return ERR_PTR(r);
 }
@@ -30,7 +30,7 @@ static void *worker2(void *arg)
 	int x, r;
 
 	printf("worker2 start\n");
-	r = weft_queue_get(queue, &x);		/* waits for an element */
+	r = weft_queue_get(queue, &x); /* waits for an element */
 	if (r)
 		return ERR_PTR(r);
 	printf("%d\n", x);

@@ -23,7 +23,7 @@ static void *worker(void *arg)
 	struct worker *w = arg;
 	int r;
 
-	r = weft_sem_acquire(w->sem);		/* with await semaphore: */
+	r = weft_sem_acquire(w->sem); /* with await semaphore: */
 	if (r)
 		return ERR_PTR(r);
 	printf("%s start\n", w->name);

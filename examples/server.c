@@ -24,12 +24,12 @@
 
 static struct {
 	const char *name;
-	const char *host;	/* NULL: every address */
+	const char *host; /* NULL: every address */
 	unsigned port;
 	server_handler handle;
 	int lfd;
-	struct weft_group conns;	/* a task per connection */
-	struct weft_signal stop;	/* SIGINT, SIGTERM */
+	struct weft_group conns; /* a task per connection */
+	struct weft_signal stop; /* SIGINT, SIGTERM */
 } server;
 
 static void *connection(void *arg)
@@ -128,11 +128,13 @@ static void raise_fd_limit(void)
 
 static int usage(const char *name)
 {
-	fprintf(stderr, "usage: %s ADDR PORT [WORKERS]\n"
+	fprintf(stderr,
+		"usage: %s ADDR PORT [WORKERS]\n"
 		"  ADDR     address to listen on (* for all)\n"
 		"  PORT     TCP port (0: any free one; the start line says "
 		"which)\n"
-		"  WORKERS  worker threads (0 or absent: one per CPU)\n", name);
+		"  WORKERS  worker threads (0 or absent: one per CPU)\n",
+		name);
 	return 2;
 }
 
@@ -157,8 +159,7 @@ static void *run_thread(void *arg)
 	return NULL;
 }
 
-int server_main(int argc, char **argv, const char *name,
-		server_handler handle)
+int server_main(int argc, char **argv, const char *name, server_handler handle)
 {
 	struct run run = { .res = NULL };
 	struct weft_config cfg = { 0 };
@@ -201,9 +202,9 @@ int server_main(int argc, char **argv, const char *name,
 		r = run.r;
 	}
 	weft_signal_close(&server.stop);
-	if (r && r != -ENOSYS)	/* (for -ENOSYS weft said why already) */
+	if (r && r != -ENOSYS) /* (for -ENOSYS weft said why already) */
 		fprintf(stderr, "%s: weft_run: %s\n", name, strerror(-r));
-	if (r || PTR_ERR(run.res))	/* serve() said what went wrong */
+	if (r || PTR_ERR(run.res)) /* serve() said what went wrong */
 		return 1;
 	printf("%s stopped\n", name);
 	return 0;

@@ -10,7 +10,6 @@
 typedef void (*server_handler)(int fd);
 
 /* main() of a server called name. Returns the exit status. */
-int server_main(int argc, char **argv, const char *name,
-		server_handler handle);
+int server_main(int argc, char **argv, const char *name, server_handler handle);
 
 #endif

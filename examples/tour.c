@@ -27,7 +27,8 @@ static int tour(double secs)
 
 	printf("weft tour: the seed's asyncio programs in C, on %d worker "
 	       "threads.\nSleeps last %g s (the seed's 3 s; -s SECONDS to "
-	       "change).\n", weft_workers(), secs);
+	       "change).\n",
+	       weft_workers(), secs);
 	for (i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
 		printf("\n# %s  (examples/%s)\n", sections[i].title,
 		       sections[i].file);

@@ -66,13 +66,15 @@ static long do_pwrite(struct file_call *c)
 static long do_fsync(struct file_call *c)
 {
 	return weft__sys((c->flags & WEFT_FSYNC_DATA) ? fdatasync(c->fd)
-						       : fsync(c->fd));
+						      : fsync(c->fd));
 }
 
 int weft_open(const char *path, int flags, mode_t mode)
 {
-	struct file_call c = { .fn = do_open, .path = path,
-			       .flags = flags | O_CLOEXEC, .mode = mode };
+	struct file_call c = { .fn = do_open,
+			       .path = path,
+			       .flags = flags | O_CLOEXEC,
+			       .mode = mode };
 	struct weft__io io;
 	struct io_uring_sqe *sqe;
 	int r;
@@ -90,8 +92,11 @@ int weft_open(const char *path, int flags, mode_t mode)
 static ssize_t rw(int fd, void *buf, size_t len, off_t off, bool write)
 {
 	unsigned n = len > IO_MAX_LEN ? IO_MAX_LEN : (unsigned)len;
-	struct file_call c = { .fn = write ? do_pwrite : do_pread, .fd = fd,
-			       .buf = buf, .len = n, .off = off };
+	struct file_call c = { .fn = write ? do_pwrite : do_pread,
+			       .fd = fd,
+			       .buf = buf,
+			       .len = n,
+			       .off = off };
 	struct weft__io io;
 	struct io_uring_sqe *sqe;
 	ssize_t got;
@@ -143,6 +148,7 @@ int weft_fsync(int fd, unsigned flags)
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
 	io_uring_prep_fsync(sqe, fd,
-			    (flags & WEFT_FSYNC_DATA) ? IORING_FSYNC_DATASYNC : 0);
+			    (flags & WEFT_FSYNC_DATA) ? IORING_FSYNC_DATASYNC
+						      : 0);
 	return weft__io_wait(&io, sqe);
 }

@@ -71,8 +71,13 @@ static void on_signal(int signo)
 static bool catchable(int signo)
 {
 	switch (signo) {
-	case SIGKILL: case SIGSTOP:
-	case SIGSEGV: case SIGBUS: case SIGFPE: case SIGILL: case SIGTRAP:
+	case SIGKILL:
+	case SIGSTOP:
+	case SIGSEGV:
+	case SIGBUS:
+	case SIGFPE:
+	case SIGILL:
+	case SIGTRAP:
 	case SIGSYS:
 		return false;
 	default:

@@ -119,8 +119,8 @@ struct buf_args {
 static long try_recv(int fd, void *arg)
 {
 	struct buf_args *a = arg;
-	long r = weft__sys(recv(fd, (char *)a->buf + a->done,
-				a->len - a->done, a->flags));
+	long r = weft__sys(
+		recv(fd, (char *)a->buf + a->done, a->len - a->done, a->flags));
 
 	if (!(a->flags & MSG_WAITALL))
 		return r;
@@ -139,8 +139,8 @@ static long try_send(int fd, void *arg)
 }
 
 /* The plain and epoll paths of a call with flags: MSG_DONTWAIT tries once. */
-static long try_or_wait(int fd, enum weft__dir dir, weft__try_fn try,
-			void *arg, int flags)
+static long try_or_wait(int fd, enum weft__dir dir, weft__try_fn try, void *arg,
+			int flags)
 {
 	if (flags & MSG_DONTWAIT)
 		return try(fd, arg);
@@ -333,7 +333,7 @@ int weft__sock_bind(const struct addrinfo *ai, bool wildcard, int backlog,
 		    listen(fd, backlog > 0 ? backlog : SOMAXCONN))
 			goto fail;
 		return fd;
-fail:
+	fail:
 		r = -errno;
 		close(fd);
 	}

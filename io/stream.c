@@ -274,8 +274,8 @@ static int send_out(struct weft_stream *s, const char *extra, size_t elen)
 	while (off < s->wlen || eoff < elen) {
 		n = 0;
 		if (off < s->wlen)
-			iov[n++] = (struct iovec){ s->wbuf + off,
-						   s->wlen - off };
+			iov[n++] =
+				(struct iovec){ s->wbuf + off, s->wlen - off };
 		if (eoff < elen)
 			iov[n++] = (struct iovec){ (char *)extra + eoff,
 						   elen - eoff };
@@ -346,9 +346,9 @@ static void linger(struct weft_stream *s, int64_t ns)
 			struct pollfd p = { .fd = s->fd, .events = POLLIN };
 
 			left = end - weft_now();
-			if (left <= 0 ||
-			    poll(&p, 1, (int)((left + WEFT_MSEC - 1) /
-					      WEFT_MSEC)) <= 0)
+			if (left <= 0 || poll(&p, 1,
+					      (int)((left + WEFT_MSEC - 1) /
+						    WEFT_MSEC)) <= 0)
 				break;
 		}
 		if (weft_stream_read(s, sink, sizeof(sink)) <= 0)

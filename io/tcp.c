@@ -53,7 +53,8 @@ static int accepted(int fd, const struct sockaddr_storage *peer)
 {
 	static const int one = 1;
 
-	if (fd >= 0 && (peer->ss_family == AF_INET || peer->ss_family == AF_INET6))
+	if (fd >= 0 &&
+	    (peer->ss_family == AF_INET || peer->ss_family == AF_INET6))
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
 }

@@ -50,7 +50,8 @@ static void unlink_stale(const struct sockaddr_un *sun, socklen_t len)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return;
-	if (connect(fd, (const struct sockaddr *)sun, len) && errno == ECONNREFUSED)
+	if (connect(fd, (const struct sockaddr *)sun, len) &&
+	    errno == ECONNREFUSED)
 		unlink(sun->sun_path);
 	close(fd);
 }

@@ -47,12 +47,12 @@ struct pool_thread {
 };
 
 static struct {
-	unsigned lock;        /* a spinlock */
+	unsigned lock; /* a spinlock */
 	struct weft__bjob *head, *tail;
 	int queued, nthreads, idle, max;
 	bool stopping;
 	struct pool_thread *threads;
-	_Atomic int seq;      /* futex word the idle threads sleep on */
+	_Atomic int seq;        /* futex word the idle threads sleep on */
 	_Atomic unsigned names; /* threads named so far: weft-blk-N */
 } pool = { .max = DEFAULT_MAX };
 
@@ -115,7 +115,8 @@ static void *pool_main(void *unused)
 
 	/* Named for top, perf and gdb: weft-blk-0, weft-blk-1, ... */
 	snprintf(name, sizeof(name), "weft-blk-%u",
-		 atomic_fetch_add_explicit(&pool.names, 1, memory_order_relaxed));
+		 atomic_fetch_add_explicit(&pool.names, 1,
+					   memory_order_relaxed));
 	pthread_setname_np(pthread_self(), name);
 	pool_lock();
 	for (;;) {
@@ -265,8 +266,7 @@ int weft_blocking(weft_blocking_fn fn, void *arg, void **result)
 	return r;
 }
 
-void weft__blocking_stats(uint64_t *threads, uint64_t *busy,
-			  uint64_t *queued)
+void weft__blocking_stats(uint64_t *threads, uint64_t *busy, uint64_t *queued)
 {
 	pool_lock();
 	*threads = (uint64_t)pool.nthreads;

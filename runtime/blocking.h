@@ -18,8 +18,7 @@ void weft__blocking_stop(void);
 
 /* The pool's threads, how many of them run a job, and jobs queued, for
  * weft_metrics. */
-void weft__blocking_stats(uint64_t *threads, uint64_t *busy,
-			  uint64_t *queued);
+void weft__blocking_stats(uint64_t *threads, uint64_t *busy, uint64_t *queued);
 
 /* A job of the pool. fn(arg)'s value lands in result. */
 struct weft__bjob {

@@ -27,12 +27,13 @@ void weft__debug_spin_released(void);
 int weft__debug_spins_held(void);
 
 #ifdef WEFT_DEBUG
-__attribute__((noreturn, cold)) void
-weft__assert_fail(const char *cond, const char *file, int line,
-		  const char *func);
-#define WEFT_ASSERT(cond)                                                  \
-	(__builtin_expect(!!(cond), 1)                                     \
-		 ? (void)0                                                 \
+__attribute__((noreturn, cold)) void weft__assert_fail(const char *cond,
+						       const char *file,
+						       int line,
+						       const char *func);
+#define WEFT_ASSERT(cond)                                                      \
+	(__builtin_expect(!!(cond), 1)                                         \
+		 ? (void)0                                                     \
 		 : weft__assert_fail(#cond, __FILE__, __LINE__, __func__))
 /* A statement of the debug build only. */
 #define WEFT_DEBUG_ONLY(stmt) stmt

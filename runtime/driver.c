@@ -82,8 +82,7 @@ static int parse_env(enum weft_io_kind *kind)
 	return 0;
 }
 
-int weft__driver_choose(const struct weft_config *cfg,
-			enum weft_io_kind *kind)
+int weft__driver_choose(const struct weft_config *cfg, enum weft_io_kind *kind)
 {
 	enum weft_io_kind k = cfg ? cfg->io : WEFT_IO_AUTO;
 	int r;
@@ -164,8 +163,8 @@ void weft__driver_unpark(struct weft__driver *d)
 
 void weft__driver_post(struct weft__driver *d, struct weft__driver_msg *m)
 {
-	struct weft__driver_msg *top = atomic_load_explicit(
-		&d->inbox, memory_order_relaxed);
+	struct weft__driver_msg *top =
+		atomic_load_explicit(&d->inbox, memory_order_relaxed);
 
 	/* release: the owner's acquire exchange in run_inbox sees m's fields
 	 * and whatever the poster wrote before posting. */

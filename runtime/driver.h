@@ -61,12 +61,12 @@ struct weft__driver_msg {
 
 /* What every driver instance starts with; each driver embeds it first. */
 struct weft__driver {
-	enum weft_io_kind kind;          /* WEFT_IO_URING or WEFT_IO_EPOLL */
-	int wake_fd;                     /* eventfd other threads write */
+	enum weft_io_kind kind; /* WEFT_IO_URING or WEFT_IO_EPOLL */
+	int wake_fd;            /* eventfd other threads write */
 	_Atomic(struct weft__driver_msg *) inbox; /* LIFO of posted messages */
-	_Atomic bool wake_pending;       /* a write to wake_fd not consumed */
-	_Atomic int unparkers;           /* threads inside driver_unpark */
-	_Atomic bool closed;             /* weft__driver_close has begun */
+	_Atomic bool wake_pending; /* a write to wake_fd not consumed */
+	_Atomic int unparkers;     /* threads inside driver_unpark */
+	_Atomic bool closed;       /* weft__driver_close has begun */
 	/* For weft_metrics (io_uring: SQEs other than the wake-up read, and
 	 * their last CQEs; epoll: none): written by the owner only, with a
 	 * relaxed load and store, read relaxed by anyone. */
@@ -76,16 +76,16 @@ struct weft__driver {
 /* Adds n to one of d's counters. Owner only. */
 static inline void weft__driver_count(_Atomic uint64_t *c, uint64_t n)
 {
-	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed)
-				      + n, memory_order_relaxed);
+	atomic_store_explicit(c,
+			      atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
 }
 
 /* Resolves the choice of cfg->io and $WEFT_IO (the config wins unless it is
  * auto) to a driver that can start here: auto probes io_uring and takes
  * epoll, silently, if the kernel refuses it or lacks what weft needs.
  * Returns 0, or -EINVAL for a bad value. */
-int weft__driver_choose(const struct weft_config *cfg,
-			enum weft_io_kind *kind);
+int weft__driver_choose(const struct weft_config *cfg, enum weft_io_kind *kind);
 
 /* Makes the calling worker's instance of kind. Returns it, or NULL with
  * *err = -errno and *why saying in one line what to tell the user. */
@@ -149,8 +149,7 @@ static inline int weft__driver_reap(struct weft__driver *d)
 	return weft__epoll_reap(d);
 }
 
-static inline void weft__driver_park(struct weft__driver *d,
-				     int64_t timeout_ns)
+static inline void weft__driver_park(struct weft__driver *d, int64_t timeout_ns)
 {
 	if (d->kind == WEFT_IO_URING)
 		weft__uring_park(d, timeout_ns);

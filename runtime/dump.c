@@ -45,8 +45,8 @@ struct dump {
 	struct weft_runtime *rt;
 	struct weft__symbols *syms;
 	struct out out;
-	int64_t now;       /* weft_now() at the start */
-	uint64_t tsc;      /* the time-stamp counter then */
+	int64_t now;  /* weft_now() at the start */
+	uint64_t tsc; /* the time-stamp counter then */
 	long tasks;
 };
 
@@ -65,8 +65,8 @@ static void flush(struct out *o)
 	o->len = 0;
 }
 
-__attribute__((format(printf, 2, 3)))
-static void put(struct out *o, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void put(struct out *o,
+						      const char *fmt, ...)
 {
 	if (OUT_BUF - o->len < 512)
 		flush(o);
@@ -109,20 +109,36 @@ static void put_duration(struct out *o, int64_t ns)
 static const char *io_op_name(unsigned op)
 {
 	switch (op) {
-	case IORING_OP_RECV: return "recv";
-	case IORING_OP_RECVMSG: return "recvmsg";
-	case IORING_OP_SEND: return "send";
-	case IORING_OP_SENDMSG: return "sendmsg";
-	case IORING_OP_ACCEPT: return "accept";
-	case IORING_OP_CONNECT: return "connect";
-	case IORING_OP_READ: case IORING_OP_READV: return "read";
-	case IORING_OP_WRITE: case IORING_OP_WRITEV: return "write";
-	case IORING_OP_POLL_ADD: return "poll";
-	case IORING_OP_OPENAT: return "open";
-	case IORING_OP_CLOSE: return "close";
-	case IORING_OP_FSYNC: return "fsync";
-	case IORING_OP_SHUTDOWN: return "shutdown";
-	default: return NULL;
+	case IORING_OP_RECV:
+		return "recv";
+	case IORING_OP_RECVMSG:
+		return "recvmsg";
+	case IORING_OP_SEND:
+		return "send";
+	case IORING_OP_SENDMSG:
+		return "sendmsg";
+	case IORING_OP_ACCEPT:
+		return "accept";
+	case IORING_OP_CONNECT:
+		return "connect";
+	case IORING_OP_READ:
+	case IORING_OP_READV:
+		return "read";
+	case IORING_OP_WRITE:
+	case IORING_OP_WRITEV:
+		return "write";
+	case IORING_OP_POLL_ADD:
+		return "poll";
+	case IORING_OP_OPENAT:
+		return "open";
+	case IORING_OP_CLOSE:
+		return "close";
+	case IORING_OP_FSYNC:
+		return "fsync";
+	case IORING_OP_SHUTDOWN:
+		return "shutdown";
+	default:
+		return NULL;
 	}
 }
 
@@ -131,17 +147,17 @@ struct wait_view {
 	int kind;
 	unsigned io_op;
 	const void *object;
-	uint64_t joined;   /* the id of the task joined */
-	int64_t since;     /* time-stamp counter */
+	uint64_t joined; /* the id of the task joined */
+	int64_t since;   /* time-stamp counter */
 	int64_t until;
 };
 
 static const char *const kind_names[] = {
-	[WEFT__WAIT_OTHER] = "wait",     [WEFT__WAIT_LOCK] = "lock",
-	[WEFT__WAIT_EVENT] = "event",    [WEFT__WAIT_COND] = "cond",
-	[WEFT__WAIT_SEM] = "sem",        [WEFT__WAIT_QUEUE_GET] = "queue",
+	[WEFT__WAIT_OTHER] = "wait",      [WEFT__WAIT_LOCK] = "lock",
+	[WEFT__WAIT_EVENT] = "event",     [WEFT__WAIT_COND] = "cond",
+	[WEFT__WAIT_SEM] = "sem",         [WEFT__WAIT_QUEUE_GET] = "queue",
 	[WEFT__WAIT_QUEUE_PUT] = "queue", [WEFT__WAIT_QUEUE_JOIN] = "queue",
-	[WEFT__WAIT_FUTURE] = "future",  [WEFT__WAIT_BARRIER] = "barrier",
+	[WEFT__WAIT_FUTURE] = "future",   [WEFT__WAIT_BARRIER] = "barrier",
 	[WEFT__WAIT_GROUP] = "group",
 };
 
@@ -183,7 +199,9 @@ static void put_wait(struct dump *d, const struct wait_view *v)
 	int64_t ticks = (int64_t)d->tsc - v->since;
 	put(o, ", for ");
 	put_duration(o, ticks > 0 ? (int64_t)(((unsigned __int128)ticks *
-					       weft__tsc_mult) >> 32) : 0);
+					       weft__tsc_mult) >>
+					      32)
+				  : 0);
 	if (v->until != WEFT_NO_DEADLINE && v->kind != WEFT__WAIT_SLEEP) {
 		put(o, ", deadline in ");
 		put_duration(o, v->until - d->now);
@@ -198,7 +216,8 @@ static void view_wait(struct weft_task *t, struct weft__waiter *w,
 	v->object = w->object;
 	/* The joiner holds a handle, so the task joined stays. */
 	v->joined = v->kind == WEFT__WAIT_JOIN
-			    ? ((const struct weft_task *)w->object)->id : 0;
+			    ? ((const struct weft_task *)w->object)->id
+			    : 0;
 	v->since = t->wait_since;
 	v->until = t->wait_until;
 }
@@ -208,8 +227,8 @@ static void view_wait(struct weft_task *t, struct weft__waiter *w,
 /* A word of a stack another thread may be writing: the value only matters
  * if it did not (see the invariants), so tell the sanitizers not to mind,
  * and memcheck that a slot never written is still a word to look at. */
-__attribute__((no_sanitize("thread", "address")))
-uintptr_t weft__stack_word(const uintptr_t *p)
+__attribute__((no_sanitize("thread", "address"))) uintptr_t
+weft__stack_word(const uintptr_t *p)
 {
 	uintptr_t v = *(const volatile uintptr_t *)p;
 	WEFT_MARK_FILLED(&v, sizeof(v));
@@ -217,8 +236,8 @@ uintptr_t weft__stack_word(const uintptr_t *p)
 }
 
 /* Scans [sp, top) of a parked task for return addresses. */
-static int scan_stack(struct dump *d, const uintptr_t *sp,
-		      const uintptr_t *top, uintptr_t *frames)
+static int scan_stack(struct dump *d, const uintptr_t *sp, const uintptr_t *top,
+		      uintptr_t *frames)
 {
 	int n = 0;
 	for (const uintptr_t *p = sp; p < top && n < MAX_FRAMES; p++) {
@@ -252,8 +271,8 @@ static int look_at_wait(struct dump *d, struct weft_task *t, bool running,
 	if (running || !t->stack.base)
 		return 0;
 	const uintptr_t *sp = __atomic_load_n(&t->ctx.sp, __ATOMIC_RELAXED);
-	const uintptr_t *top = (const uintptr_t *)(t->stack.base +
-						   t->stack.size);
+	const uintptr_t *top =
+		(const uintptr_t *)(t->stack.base + t->stack.size);
 	if (sp < (const uintptr_t *)t->stack.base || sp >= top)
 		return 0;
 	return scan_stack(d, sp, top, frames);
@@ -269,7 +288,9 @@ static void dump_task(struct weft_task *t, void *arg)
 		return;
 	}
 	uintptr_t frames[MAX_FRAMES];
-	struct wait_view v = { 0 }; /* set when nframes >= 0: GCC cannot see it */
+	struct wait_view v = {
+		0
+	}; /* set when nframes >= 0: GCC cannot see it */
 	int worker = running_on(d->rt, t);
 	weft__spin_lock(&t->wait_lock);
 	int nframes = look_at_wait(d, t, worker >= 0, &v, frames);

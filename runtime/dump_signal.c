@@ -13,7 +13,7 @@
 #include "dump_signal.h"
 
 static struct {
-	int signo;            /* 0: not installed */
+	int signo; /* 0: not installed */
 	sem_t sem;
 	pthread_t thread;
 	atomic_bool stop;
@@ -43,8 +43,7 @@ int weft__dump_signal_config(const struct weft_config *cfg)
 	const char *env = getenv("WEFT_DUMP_SIGNAL");
 	if (!signo && env && *env && !(signo = parse_signal(env)))
 		return -EINVAL;
-	if (signo < 0 || signo >= NSIG || signo == SIGKILL ||
-	    signo == SIGSTOP)
+	if (signo < 0 || signo >= NSIG || signo == SIGKILL || signo == SIGSTOP)
 		return -EINVAL;
 	return signo;
 }

@@ -28,7 +28,7 @@ struct weft_idle {
 	_Atomic int searching;
 	_Atomic int sleeping;
 	pthread_mutex_t mu;
-	int *sleepers;    /* ids of sleeping workers, under mu */
+	int *sleepers; /* ids of sleeping workers, under mu */
 	int nsleepers;
 };
 

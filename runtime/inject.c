@@ -28,16 +28,16 @@ void weft__inject_push_list(struct weft_inject *q, struct weft_task *first,
 	/* A count only: nothing is published through it, relaxed. */
 	atomic_fetch_add_explicit(&q->incoming_len, n, memory_order_relaxed);
 	/* Relaxed: only a guess for the CAS, which re-reads on failure. */
-	struct weft_task *top = atomic_load_explicit(&q->incoming,
-						     memory_order_relaxed);
+	struct weft_task *top =
+		atomic_load_explicit(&q->incoming, memory_order_relaxed);
 	/* Release: publishes the links and the tasks to the consumer whose
 	 * acquire exchange takes the stack (drain_incoming). A failed CAS
 	 * published nothing, so relaxed. */
 	do
 		first->next = top;
-	while (!atomic_compare_exchange_weak_explicit(
-		&q->incoming, &top, last, memory_order_release,
-		memory_order_relaxed));
+	while (!atomic_compare_exchange_weak_explicit(&q->incoming, &top, last,
+						      memory_order_release,
+						      memory_order_relaxed));
 }
 
 void weft__inject_push(struct weft_inject *q, struct weft_task *t)

@@ -19,11 +19,11 @@ struct weft_task;
 
 struct weft_inject {
 	_Atomic(struct weft_task *) incoming; /* Treiber stack, newest first */
-	_Atomic long incoming_len;  /* for weft_metrics: on the line the push
+	_Atomic long incoming_len; /* for weft_metrics: on the line the push
 				     * writes anyway */
 	char pad[64 - sizeof(void *) - sizeof(long)];
-	unsigned lock;                        /* consumers only; a spinlock */
-	struct weft_task *head, *tail;        /* FIFO side, under lock */
+	unsigned lock;                 /* consumers only; a spinlock */
+	struct weft_task *head, *tail; /* FIFO side, under lock */
 	_Atomic long fifo_len;
 };
 

@@ -17,49 +17,49 @@
 #include <stddef.h>
 
 /* The struct of the given type whose field member p points at. */
-#define weft__container_of(p, type, member) \
-	((type *)((char *)(p) - offsetof(type, member)))
+#define weft__container_of(p, type, member)                                    \
+	((type *)((char *)(p)-offsetof(type, member)))
 
 /* Appends e to the list head..tail. */
-#define weft__list_push_back(head, tail, e)          \
-	do {                                         \
-		(e)->next = NULL;                    \
-		(e)->prev = (tail);                  \
-		if (tail)                            \
-			(tail)->next = (e);          \
-		else                                 \
-			(head) = (e);                \
-		(tail) = (e);                        \
+#define weft__list_push_back(head, tail, e)                                    \
+	do {                                                                   \
+		(e)->next = NULL;                                              \
+		(e)->prev = (tail);                                            \
+		if (tail)                                                      \
+			(tail)->next = (e);                                    \
+		else                                                           \
+			(head) = (e);                                          \
+		(tail) = (e);                                                  \
 	} while (0)
 
 /* Pushes e at the front of a head-only list. */
-#define weft__list_push_front(head, e)               \
-	do {                                         \
-		(e)->prev = NULL;                    \
-		(e)->next = (head);                  \
-		if (head)                            \
-			(head)->prev = (e);          \
-		(head) = (e);                        \
+#define weft__list_push_front(head, e)                                         \
+	do {                                                                   \
+		(e)->prev = NULL;                                              \
+		(e)->next = (head);                                            \
+		if (head)                                                      \
+			(head)->prev = (e);                                    \
+		(head) = (e);                                                  \
 	} while (0)
 
 /* Removes e, which is linked, from a head-only list. */
-#define weft__list_unlink(head, e)                   \
-	do {                                         \
-		if ((e)->prev)                       \
-			(e)->prev->next = (e)->next; \
-		else                                 \
-			(head) = (e)->next;          \
-		if ((e)->next)                       \
-			(e)->next->prev = (e)->prev; \
-		(e)->next = (e)->prev = NULL;        \
+#define weft__list_unlink(head, e)                                             \
+	do {                                                                   \
+		if ((e)->prev)                                                 \
+			(e)->prev->next = (e)->next;                           \
+		else                                                           \
+			(head) = (e)->next;                                    \
+		if ((e)->next)                                                 \
+			(e)->next->prev = (e)->prev;                           \
+		(e)->next = (e)->prev = NULL;                                  \
 	} while (0)
 
 /* Removes e, which is linked, from the list head..tail. */
-#define weft__list_remove(head, tail, e)             \
-	do {                                         \
-		if (!(e)->next)                      \
-			(tail) = (e)->prev;          \
-		weft__list_unlink(head, e);          \
+#define weft__list_remove(head, tail, e)                                       \
+	do {                                                                   \
+		if (!(e)->next)                                                \
+			(tail) = (e)->prev;                                    \
+		weft__list_unlink(head, e);                                    \
 	} while (0)
 
 #endif

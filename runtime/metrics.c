@@ -17,8 +17,8 @@ void weft__latency_calibrate(void)
 		t1 = weft_now();
 		c1 = weft__cycles();
 	} while (t1 - t0 < 20000 || c1 == c0);
-	weft__tsc_mult = (uint64_t)((((unsigned __int128)(t1 - t0)) << 32) /
-				    (c1 - c0));
+	weft__tsc_mult =
+		(uint64_t)((((unsigned __int128)(t1 - t0)) << 32) / (c1 - c0));
 }
 
 static uint64_t load(_Atomic uint64_t *c)
@@ -42,14 +42,15 @@ static void read_worker(struct weft_worker *w, struct weft_worker_metrics *m)
 	m->tasks_stolen = load(&s->tasks_stolen);
 	m->parks = load(&s->parks);
 	m->unparks = load(&s->unparks);
-	m->runnext_depth = atomic_load_explicit(&w->runnext,
-						memory_order_relaxed) != NULL;
+	m->runnext_depth =
+		atomic_load_explicit(&w->runnext, memory_order_relaxed) != NULL;
 	m->local_depth = depth(weft__deque_len(&w->deque));
 	m->woken_depth = depth(weft__deque_len(&w->woken));
 	m->io_submitted = load(&w->driver->ops_submitted);
 	m->io_completed = load(&w->driver->ops_completed);
 	m->io_in_flight = m->io_submitted > m->io_completed
-				  ? m->io_submitted - m->io_completed : 0;
+				  ? m->io_submitted - m->io_completed
+				  : 0;
 	m->timers_armed = depth(
 		weft__timers_pending(&w->timers) -
 		atomic_load_explicit(&w->timers.stale, memory_order_relaxed));
@@ -110,7 +111,8 @@ int weft_metrics(struct weft_metrics *m)
 		add_worker(m, &w);
 	}
 	m->tasks_alive = m->tasks_spawned > m->tasks_finished
-				 ? m->tasks_spawned - m->tasks_finished : 0;
+				 ? m->tasks_spawned - m->tasks_finished
+				 : 0;
 	m->global_depth = depth(weft__inject_len(&rt->inject));
 	weft__blocking_stats(&m->blocking_threads, &m->blocking_busy,
 			     &m->blocking_queued);

@@ -32,7 +32,7 @@
 #include "weft/time.h"
 
 struct __attribute__((aligned(64))) weft__worker_stats {
-	_Atomic uint64_t task_runs;    /* the scheduler's runs and direct
+	_Atomic uint64_t task_runs; /* the scheduler's runs and direct
 					* switches: counted apart from ticks,
 					* which also count empty picks, so a
 					* reader never sees a round it cannot
@@ -45,8 +45,9 @@ struct __attribute__((aligned(64))) weft__worker_stats {
 /* Adds n to an owner-written counter. */
 static inline void weft__stat_add(_Atomic uint64_t *c, uint64_t n)
 {
-	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed)
-				      + n, memory_order_relaxed);
+	atomic_store_explicit(c,
+			      atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
 }
 
 /* Nanoseconds per time-stamp-counter tick, times 2^32. Set by
@@ -60,22 +61,22 @@ void weft__latency_calibrate(void);
 /* Marks t runnable for the histogram if the transition numbered count
  * (any per-worker sequence the caller has at hand) is sampled. t->ready_at
  * is 0 before (t ran since its last mark, or was just spawned). */
-#define weft__latency_mark(t, count)                                      \
-	do {                                                              \
-		if (__builtin_expect((count) % WEFT_LATENCY_SAMPLE == 0, 0)) \
+#define weft__latency_mark(t, count)                                           \
+	do {                                                                   \
+		if (__builtin_expect((count) % WEFT_LATENCY_SAMPLE == 0, 0))   \
 			(t)->ready_at = (int64_t)weft__cycles();               \
 	} while (0)
 
 /* About to run t: if it was marked, counts how long it waited in s's
  * histogram, and clears the mark. One compare when not marked. */
-#define weft__latency_check(s, t)                                         \
-	do {                                                              \
-		if (__builtin_expect((t)->ready_at != 0, 0)) {            \
-			/* read again: the compare stays one instruction */ \
-			weft__latency_count(                              \
-				(s), *(volatile int64_t *)&(t)->ready_at); \
-			(t)->ready_at = 0;                                \
-		}                                                         \
+#define weft__latency_check(s, t)                                              \
+	do {                                                                   \
+		if (__builtin_expect((t)->ready_at != 0, 0)) {                 \
+			/* read again: the compare stays one instruction */    \
+			weft__latency_count(                                   \
+				(s), *(volatile int64_t *)&(t)->ready_at);     \
+			(t)->ready_at = 0;                                     \
+		}                                                              \
 	} while (0)
 
 static inline void weft__latency_count(struct weft__worker_stats *s,
@@ -83,7 +84,9 @@ static inline void weft__latency_count(struct weft__worker_stats *s,
 {
 	int64_t ticks = (int64_t)weft__cycles() - ready_at;
 	uint64_t ns = ticks > 0 ? (uint64_t)(((unsigned __int128)ticks *
-					      weft__tsc_mult) >> 32) : 0;
+					      weft__tsc_mult) >>
+					     32)
+				: 0;
 	int b = ns < 2 ? 0 : 63 - __builtin_clzll(ns);
 	if (b >= WEFT_LATENCY_BUCKETS)
 		b = WEFT_LATENCY_BUCKETS - 1;

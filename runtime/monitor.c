@@ -53,17 +53,18 @@ static int look_at_workers(struct weft_runtime *rt, struct look *last,
 		/* Lengths, tops and timer counts are relaxed readings: a
 		 * heuristic that only decides when to mark and rouse. The
 		 * run-next slot is read seq_cst, for the arming protocol. */
-		struct look now = {
-			atomic_load(&w->runnext), weft__deque_len(&w->deque),
-			weft__deque_len(&w->woken), weft__deque_top(&w->woken),
-			weft__timers_pending(&w->timers),
-			atomic_load(&w->ticks)
-		};
+		struct look now = { atomic_load(&w->runnext),
+				    weft__deque_len(&w->deque),
+				    weft__deque_len(&w->woken),
+				    weft__deque_top(&w->woken),
+				    weft__timers_pending(&w->timers),
+				    atomic_load(&w->ticks) };
 		bool still = now.ticks == last[i].ticks;
 		if (now.runnext || now.queued || now.woken || now.timers)
 			busy++;
-		if ((still && ((now.runnext && now.runnext == last[i].runnext) ||
-			       (now.queued && last[i].queued))) ||
+		if ((still &&
+		     ((now.runnext && now.runnext == last[i].runnext) ||
+		      (now.queued && last[i].queued))) ||
 		    (now.woken && last[i].woken &&
 		     now.woken_top == last[i].woken_top)) {
 			atomic_store(&w->stuck, true);
@@ -117,7 +118,8 @@ static void *monitor_main(void *arg)
 		}
 		weft__futex_wait(&m->state, MON_ARMED,
 				 stall_period > 0 && stall_period < period
-					 ? stall_period : period);
+					 ? stall_period
+					 : period);
 		weft__stall_check(rt);
 		bool stuck = false;
 		idle = look_at_workers(rt, last, &stuck) ? 0 : idle + 1;

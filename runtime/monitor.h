@@ -35,7 +35,7 @@
 enum { MON_IDLE, MON_ARMED, MON_STOP };
 
 struct weft_monitor {
-	_Atomic int state;  /* a futex word */
+	_Atomic int state;              /* a futex word */
 	_Atomic uint64_t interventions; /* for weft_metrics; monitor only */
 	struct weft__stall_watch stall;
 	bool started;

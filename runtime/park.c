@@ -31,8 +31,8 @@ switch_direct(struct weft_worker *w, enum weft_switch_reason reason,
 {
 	/* Relaxed: set before the workers were created (pthread_create
 	 * orders it), and not changed while they run. */
-	struct weft_runtime *rt = atomic_load_explicit(&weft__rt,
-						       memory_order_relaxed);
+	struct weft_runtime *rt =
+		atomic_load_explicit(&weft__rt, memory_order_relaxed);
 	struct weft_task *t = w->current;
 	struct weft_task *next = weft__runq_pick(rt, w, true);
 	if (!next)
@@ -87,8 +87,8 @@ bool weft__spin_worthwhile(void)
 	if (!w)
 		return true; /* a plain thread: the holder may run anywhere */
 	/* Relaxed: as in switch_direct. */
-	struct weft_runtime *rt = atomic_load_explicit(&weft__rt,
-						       memory_order_relaxed);
+	struct weft_runtime *rt =
+		atomic_load_explicit(&weft__rt, memory_order_relaxed);
 	/* Relaxed: own run-next, a heuristic for spinning. */
 	return rt->nworkers > 1 &&
 	       !atomic_load_explicit(&w->runnext, memory_order_relaxed) &&
@@ -105,7 +105,7 @@ void weft__task_ready(struct weft_task *t)
 		return;
 	}
 	weft__latency_mark(t, atomic_load_explicit(&w->ticks,
-						    memory_order_relaxed));
+						   memory_order_relaxed));
 	if (w->current) {
 		/* Woken by a running task: t runs next, here, on a warm
 		 * cache. Rouse an idle worker only for a burst of wakes: a

@@ -127,7 +127,8 @@ static int start_workers(struct weft_runtime *rt, int *started)
 	int r = 0;
 	for (*started = 0; *started < rt->nworkers; (*started)++) {
 		struct weft_worker *w = &rt->workers[*started];
-		if ((r = -pthread_create(&w->thread, NULL, weft__worker_main, w)))
+		if ((r = -pthread_create(&w->thread, NULL, weft__worker_main,
+					 w)))
 			break;
 	}
 	pthread_mutex_lock(&rt->mu);
@@ -246,7 +247,8 @@ static int run(weft_fn main, void *arg, const struct weft_config *cfg,
 	weft_task_t main_task;
 	if (!err)
 		err = weft_spawn_opts(&main_task, main, arg,
-				      &(struct weft_spawn_opts){ .name = "main" });
+				      &(struct weft_spawn_opts){
+					      .name = "main" });
 	if (!err) {
 		err = weft_join(main_task, result);
 		drain(rt);

@@ -42,8 +42,8 @@ struct weft_task *weft__runq_pop_global(struct weft_runtime *rt,
 					struct weft_worker *w)
 {
 	int n;
-	struct weft_task *first = weft__inject_pop(&rt->inject, INJECT_BATCH,
-						   &n);
+	struct weft_task *first =
+		weft__inject_pop(&rt->inject, INJECT_BATCH, &n);
 	if (!first)
 		return NULL;
 	/* Keep the rest in FIFO order: push newest first, the deque's owner

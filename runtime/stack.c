@@ -19,11 +19,12 @@
 #define MADV_GUARD_INSTALL 102
 #endif
 
-#define STACK_SLAB 256          /* stacks per slab mapping: one mmap, and one
+#define STACK_SLAB                                                             \
+	256                   /* stacks per slab mapping: one mmap, and one
 				 * system call for all their guards */
-#define CACHE_MAX 32            /* stacks of a class a worker keeps */
-#define MPROTECT_BUDGET 16000   /* mprotect guards: ~2 mappings each */
-#define CLASS_MIN (16 * 1024)   /* pooled sizes: 16 KiB << 0 .. 1 MiB */
+#define CACHE_MAX 32          /* stacks of a class a worker keeps */
+#define MPROTECT_BUDGET 16000 /* mprotect guards: ~2 mappings each */
+#define CLASS_MIN (16 * 1024) /* pooled sizes: 16 KiB << 0 .. 1 MiB */
 #define NCLASS 7
 
 /* A free pooled stack keeps this at its top, in a page it already used. */
@@ -55,7 +56,7 @@ static struct __attribute__((aligned(64))) {
 
 static atomic_int light_guards = 1; /* MADV_GUARD_INSTALL works, until not */
 static atomic_long mprotect_guards;
-static int self_pidfd = -1;         /* for process_madvise; -1: none */
+static int self_pidfd = -1; /* for process_madvise; -1: none */
 
 /*
  * Gives the same advice for n ranges: in one system call where the kernel
@@ -67,9 +68,8 @@ static int advise_all(struct iovec *r, int n, int advice)
 	size_t total = 0;
 	for (int i = 0; i < n; i++)
 		total += r[i].iov_len;
-	if (self_pidfd >= 0 &&
-	    syscall(SYS_process_madvise, self_pidfd, r, (size_t)n, advice, 0) ==
-		    (long)total)
+	if (self_pidfd >= 0 && syscall(SYS_process_madvise, self_pidfd, r,
+				       (size_t)n, advice, 0) == (long)total)
 		return 0;
 	for (int i = 0; i < n; i++)
 		if (madvise(r[i].iov_base, r[i].iov_len, advice))
@@ -148,7 +148,7 @@ static char *map_stack_memory(size_t bytes)
 
 static struct {
 	unsigned lock;
-	char *next;  /* the uncarved tail of the reservation */
+	char *next; /* the uncarved tail of the reservation */
 	size_t left;
 } reserve;
 

@@ -33,7 +33,7 @@ enum { CAPTURE_IDLE, CAPTURE_ASKED, CAPTURE_BUSY, CAPTURE_DONE };
  */
 static struct {
 	_Atomic int state;
-	const struct weft_task *want;   /* the stalled task */
+	const struct weft_task *want; /* the stalled task */
 	const struct weft__symbols *syms;
 	const void *frames[MAX_FRAMES];
 	int nframes;
@@ -77,20 +77,23 @@ static uintptr_t interrupted_pc(const ucontext_t *uc)
 /* On the worker, interrupting the stalled task: scans its stack from the
  * interrupted stack pointer, reading only inside that stack. Async-signal-
  * safe: loads, stores and the symbol table's read-only segment list. */
-__attribute__((no_sanitize("thread", "address")))
-static void on_sigurg(int signo, siginfo_t *info, void *ctx)
+__attribute__((no_sanitize("thread", "address"))) static void
+on_sigurg(int signo, siginfo_t *info, void *ctx)
 {
 	int asked = CAPTURE_ASKED;
-	if (!atomic_compare_exchange_strong_explicit(
-		    &capture.state, &asked, CAPTURE_BUSY, memory_order_acquire,
-		    memory_order_relaxed))
+	if (!atomic_compare_exchange_strong_explicit(&capture.state, &asked,
+						     CAPTURE_BUSY,
+						     memory_order_acquire,
+						     memory_order_relaxed))
 		return;
 	struct weft_worker *w = weft__self();
 	struct weft_task *t = w ? w->current : NULL;
 	const ucontext_t *uc = ctx;
 	const uintptr_t *sp = (const uintptr_t *)interrupted_sp(uc);
-	const uintptr_t *top = t && t == capture.want && t->stack.base
-		? (const uintptr_t *)(t->stack.base + t->stack.size) : NULL;
+	const uintptr_t *top =
+		t && t == capture.want && t->stack.base
+			? (const uintptr_t *)(t->stack.base + t->stack.size)
+			: NULL;
 	int n = 0;
 	if (!top || sp < (const uintptr_t *)t->stack.base || sp >= top) {
 		capture.nframes = 0;
@@ -101,9 +104,9 @@ static void on_sigurg(int signo, siginfo_t *info, void *ctx)
 	/* The interrupted instruction, as if returned to: named at pc. */
 	capture.frames[n++] = (const void *)(interrupted_pc(uc) + 1);
 	for (; sp < top && n < MAX_FRAMES; sp++)
-		if (weft__symbols_is_return(capture.syms,
-					    weft__stack_word(sp)))
-			capture.frames[n++] = (const void *)weft__stack_word(sp);
+		if (weft__symbols_is_return(capture.syms, weft__stack_word(sp)))
+			capture.frames[n++] =
+				(const void *)weft__stack_word(sp);
 	capture.nframes = n;
 	atomic_store_explicit(&capture.state, CAPTURE_DONE,
 			      memory_order_release);
@@ -196,9 +199,10 @@ static void print_stall(const struct weft_stall *st, int64_t threshold,
 	print_duration(kept, sizeof(kept), st->ns);
 	print_duration(limit, sizeof(limit), threshold);
 	flockfile(stderr);
-	fprintf(stderr, "weft: task %" PRIu64 " \"%s\" has kept worker %d for "
-		"%s without yielding (stall threshold %s)%s\n", st->task_id,
-		st->name, st->worker, kept, limit,
+	fprintf(stderr,
+		"weft: task %" PRIu64 " \"%s\" has kept worker %d for "
+		"%s without yielding (stall threshold %s)%s\n",
+		st->task_id, st->name, st->worker, kept, limit,
 		st->nframes ? ", seen at:" : "");
 	for (int i = 0; i < st->nframes; i++)
 		fprintf(stderr, "  #%d %s\n", i,
@@ -225,8 +229,9 @@ static void report(struct weft_runtime *rt, int i, struct weft_task *t,
 		return;
 	struct weft_worker *w = &rt->workers[i];
 	struct weft__symbols *syms = weft__symbols_load();
-	struct weft_stall st = { .task_id = t->id, .name = t->name,
-				 .worker = i, .ns = ns };
+	struct weft_stall st = {
+		.task_id = t->id, .name = t->name, .worker = i, .ns = ns
+	};
 	if (__atomic_load_n(&w->current, __ATOMIC_RELAXED) == t) {
 		st.nframes = capture_frames(w, t, syms);
 		st.frames = capture.frames;
@@ -248,10 +253,10 @@ void weft__stall_check(struct weft_runtime *rt)
 	for (int i = 0; i < rt->nworkers; i++) {
 		struct weft_worker *w = &rt->workers[i];
 		struct weft__stall_look *l = &s->looks[i];
-		struct weft_task *t = __atomic_load_n(&w->current,
-						      __ATOMIC_RELAXED);
-		uint64_t ticks = atomic_load_explicit(&w->ticks,
-						      memory_order_relaxed);
+		struct weft_task *t =
+			__atomic_load_n(&w->current, __ATOMIC_RELAXED);
+		uint64_t ticks =
+			atomic_load_explicit(&w->ticks, memory_order_relaxed);
 		if (!t || t != l->task || ticks != l->ticks) {
 			*l = (struct weft__stall_look){ ticks, t, now, false };
 			continue;

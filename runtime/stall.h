@@ -23,18 +23,18 @@ struct weft_runtime;
 struct weft__stall_look {
 	uint64_t ticks;
 	const struct weft_task *task;
-	int64_t since;     /* weft_now() when it first saw them so */
+	int64_t since; /* weft_now() when it first saw them so */
 	bool reported;
 };
 
 struct weft__stall_watch {
-	int64_t threshold;   /* 0: off */
+	int64_t threshold; /* 0: off */
 	void (*on_stall)(const struct weft_stall *s, void *arg);
 	void *arg;
-	_Atomic uint64_t reports;        /* for weft_metrics; monitor only */
-	int64_t window_start;            /* the rate limit's second */
-	int in_window;                   /* reports in it */
-	struct weft__stall_look *looks;  /* one per worker */
+	_Atomic uint64_t reports;       /* for weft_metrics; monitor only */
+	int64_t window_start;           /* the rate limit's second */
+	int in_window;                  /* reports in it */
+	struct weft__stall_look *looks; /* one per worker */
 };
 
 /* From cfg: the threshold (0 off), or -EINVAL. */

@@ -18,8 +18,7 @@ static void counted(struct weft_worker *w, uint64_t n)
 }
 
 /* Steals half of deque d into ours; returns one task to run now. */
-static struct weft_task *steal_half(struct weft_deque *d,
-				    struct weft_worker *w)
+static struct weft_task *steal_half(struct weft_deque *d, struct weft_worker *w)
 {
 	int64_t n = (weft__deque_len(d) + 1) / 2, taken = 0;
 	struct weft_task *first = NULL;

@@ -24,23 +24,23 @@ struct func {
 
 struct object {
 	char path[256];
-	uintptr_t base;          /* load bias */
-	bool loaded;             /* its symbols were looked for */
-	void *map;               /* the file, mapped: names point into it */
+	uintptr_t base; /* load bias */
+	bool loaded;    /* its symbols were looked for */
+	void *map;      /* the file, mapped: names point into it */
 	size_t map_len;
-	struct func *funcs;      /* sorted by addr */
+	struct func *funcs; /* sorted by addr */
 	size_t nfuncs;
 };
 
 struct segment {
-	uintptr_t lo, hi;        /* an executable PT_LOAD segment */
+	uintptr_t lo, hi; /* an executable PT_LOAD segment */
 	int object;
 };
 
 /* Names already written: a dump of many tasks parked in the same places
  * formats each return address once. */
 struct cached {
-	uintptr_t addr;          /* 0: empty */
+	uintptr_t addr; /* 0: empty */
 	bool func;
 	char name[NAME_MAX_LEN];
 };
@@ -104,9 +104,8 @@ void weft__symbols_free(struct weft__symbols *s)
 /* The segment list is read-only after load. The stall report's signal
  * handler reads it (after an acquire, see stall.c), which ThreadSanitizer
  * does not pair across the signal's delivery: hence no_sanitize. */
-__attribute__((no_sanitize("thread")))
-static const struct segment *segment_of(const struct weft__symbols *s,
-					uintptr_t a)
+__attribute__((no_sanitize("thread"))) static const struct segment *
+segment_of(const struct weft__symbols *s, uintptr_t a)
 {
 	for (int i = 0; i < s->nsegments; i++)
 		if (a >= s->segments[i].lo && a < s->segments[i].hi)
@@ -118,8 +117,8 @@ static const struct segment *segment_of(const struct weft__symbols *s,
  * and call through a register or memory (FF /2) with the encodings of
  * its operand that compilers emit, with or without a REX prefix. */
 #if defined(__x86_64__)
-__attribute__((no_sanitize("thread")))
-static bool after_call(const unsigned char *ip)
+__attribute__((no_sanitize("thread"))) static bool
+after_call(const unsigned char *ip)
 {
 	if (ip[-5] == 0xe8)
 		return true;
@@ -128,8 +127,11 @@ static bool after_call(const unsigned char *ip)
 		if (ip[-len] != 0xff || ((modrm >> 3) & 7) != 2)
 			continue;
 		int mod = modrm >> 6, rm = modrm & 7;
-		int want = mod == 3 ? 2 : mod == 1 ? 3 : mod == 2 ? 6
-			 : rm == 5 ? 6 : 2;
+		int want = mod == 3   ? 2
+			   : mod == 1 ? 3
+			   : mod == 2 ? 6
+			   : rm == 5  ? 6
+				      : 2;
 		if (mod != 3 && rm == 4)
 			want++; /* a SIB byte */
 		if (len == want)
@@ -139,8 +141,8 @@ static bool after_call(const unsigned char *ip)
 }
 #elif defined(__aarch64__)
 /* aarch64: the word before a return address is BL (imm26) or BLR (Xn). */
-__attribute__((no_sanitize("thread")))
-static bool after_call(const unsigned char *ip)
+__attribute__((no_sanitize("thread"))) static bool
+after_call(const unsigned char *ip)
 {
 	uint32_t insn;
 	if ((uintptr_t)ip & 3)
@@ -153,8 +155,8 @@ static bool after_call(const unsigned char *ip)
 #error "after_call: no call decoding for this CPU yet"
 #endif
 
-__attribute__((no_sanitize("thread")))
-bool weft__symbols_is_return(const struct weft__symbols *s, uintptr_t a)
+__attribute__((no_sanitize("thread"))) bool
+weft__symbols_is_return(const struct weft__symbols *s, uintptr_t a)
 {
 	const struct segment *g = segment_of(s, a);
 	return g && a - g->lo >= 8 && after_call((const unsigned char *)a);
@@ -167,8 +169,8 @@ static int by_addr(const void *a, const void *b)
 }
 
 /* The section of type type in the mapped file, or NULL. */
-static const ElfW(Shdr) *find_section(const ElfW(Ehdr) *e, size_t len,
-				      unsigned type)
+static const ElfW(Shdr) *
+	find_section(const ElfW(Ehdr) * e, size_t len, unsigned type)
 {
 	const ElfW(Shdr) *sh = (const void *)((const char *)e + e->e_shoff);
 	for (int i = 0; i < e->e_shnum; i++)
@@ -178,7 +180,7 @@ static const ElfW(Shdr) *find_section(const ElfW(Ehdr) *e, size_t len,
 	return NULL;
 }
 
-static bool valid_elf(const ElfW(Ehdr) *e, size_t len)
+static bool valid_elf(const ElfW(Ehdr) * e, size_t len)
 {
 	return len >= sizeof(*e) && !memcmp(e->e_ident, ELFMAG, SELFMAG) &&
 	       e->e_ident[EI_CLASS] == ELFCLASS64 &&
@@ -194,7 +196,8 @@ static void load_object(struct object *o)
 	if (fd < 0)
 		return;
 	void *map = fstat(fd, &st) ? MAP_FAILED
-		  : mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+				   : mmap(NULL, (size_t)st.st_size, PROT_READ,
+					  MAP_PRIVATE, fd, 0);
 	close(fd);
 	if (map == MAP_FAILED)
 		return;
@@ -208,12 +211,13 @@ static void load_object(struct object *o)
 		sym = find_section(e, o->map_len, SHT_DYNSYM);
 	if (!sym)
 		return;
-	const ElfW(Shdr) *str = (const ElfW(Shdr) *)((const char *)e +
-						      e->e_shoff) + sym->sh_link;
+	const ElfW(Shdr) *str =
+		(const ElfW(Shdr) *)((const char *)e + e->e_shoff) +
+		sym->sh_link;
 	if (str->sh_offset + str->sh_size > o->map_len)
 		return;
-	const ElfW(Sym) *syms = (const void *)((const char *)map +
-					       sym->sh_offset);
+	const ElfW(Sym) *syms =
+		(const void *)((const char *)map + sym->sh_offset);
 	size_t n = sym->sh_size / sizeof(ElfW(Sym));
 	const char *names = (const char *)map + str->sh_offset;
 	o->funcs = malloc(n * sizeof(*o->funcs));
@@ -224,10 +228,10 @@ static void load_object(struct object *o)
 		if ((type != STT_FUNC && type != STT_GNU_IFUNC) ||
 		    !syms[i].st_value || syms[i].st_name >= str->sh_size)
 			continue;
-		o->funcs[o->nfuncs++] = (struct func){
-			o->base + syms[i].st_value, syms[i].st_size,
-			names + syms[i].st_name
-		};
+		o->funcs[o->nfuncs++] =
+			(struct func){ o->base + syms[i].st_value,
+				       syms[i].st_size,
+				       names + syms[i].st_name };
 	}
 	qsort(o->funcs, o->nfuncs, sizeof(*o->funcs), by_addr);
 }
@@ -276,11 +280,10 @@ static void name_code(struct weft__symbols *s, uintptr_t a, uintptr_t r,
 			 (unsigned long)(r - o->base));
 }
 
-static const char *name_cached(struct weft__symbols *s, uintptr_t a,
-			       bool func)
+static const char *name_cached(struct weft__symbols *s, uintptr_t a, bool func)
 {
-	struct cached *c = &s->cache[(a * 0x9e3779b97f4a7c15ULL) >>
-				     (64 - CACHE_BITS)];
+	struct cached *c =
+		&s->cache[(a * 0x9e3779b97f4a7c15ULL) >> (64 - CACHE_BITS)];
 	if (c->addr != a || c->func != func) {
 		name_code(s, func ? a : a - 1, a, c->name, sizeof(c->name));
 		c->addr = a;

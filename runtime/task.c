@@ -51,7 +51,8 @@ static int grow_pool(void)
 	if (!s)
 		return -ENOMEM;
 	for (int i = 0; i < TASK_SLAB; i++)
-		atomic_init(&s->tasks[i].gen, 1); /* a zeroed handle never matches */
+		atomic_init(&s->tasks[i].gen,
+			    1); /* a zeroed handle never matches */
 	weft__spin_lock(&pool.lock);
 	if (pool.total + TASK_SLAB > pool.cap) {
 		size_t cap = pool.cap ? 2 * pool.cap : 4 * TASK_SLAB;
@@ -230,9 +231,9 @@ bool weft__task_get(struct weft_task *t)
 	 * the fields spawn wrote are ours to read. From 0 never: the struct
 	 * is free, or being recycled. */
 	while (r > 0)
-		if (atomic_compare_exchange_weak_explicit(
-			    &t->refs, &r, r + 1, memory_order_acquire,
-			    memory_order_relaxed))
+		if (atomic_compare_exchange_weak_explicit(&t->refs, &r, r + 1,
+							  memory_order_acquire,
+							  memory_order_relaxed))
 			return true;
 	return false;
 }
@@ -253,7 +254,6 @@ static struct weft_task *lookup(weft_task_t h)
 }
 
 /* ---- spawn -------------------------------------------------------------- */
-
 
 static int spawn(weft_task_t *out, weft_fn fn, void *arg,
 		 const struct weft_spawn_opts *opts, struct weft_worker *self,
@@ -321,7 +321,8 @@ static int spawn(weft_task_t *out, weft_fn fn, void *arg,
 	t->id = self ? ++self->spawned * WEFT_WORKERS_MAX + (uint64_t)self->id
 		     : atomic_fetch_add_explicit(&rt->next_id, 1,
 						 memory_order_relaxed) *
-			       WEFT_WORKERS_MAX + WEFT_WORKERS_MAX - 1;
+					WEFT_WORKERS_MAX +
+				WEFT_WORKERS_MAX - 1;
 	t->spawn_site = site;
 	t->ready_at = 0;
 	if (self)
@@ -388,7 +389,8 @@ void weft__task_finished(struct weft_task *t)
 	/* Either drain() sees this count, or we see DRAINING (the seq_cst RMW
 	 * orders the two) and check under its mutex. */
 	struct weft_worker *self = weft__self();
-	atomic_fetch_add(self ? &self->tasks_finished : &rt->foreign_finished, 1);
+	atomic_fetch_add(self ? &self->tasks_finished : &rt->foreign_finished,
+			 1);
 	if (atomic_load(&rt->state) != RT_RUNNING) {
 		pthread_mutex_lock(&rt->mu);
 		if (weft__live_tasks(rt) == 0) {
@@ -596,8 +598,7 @@ int weft_workers(void)
 
 /* ---- the join case of a select (sync/select.h) -------------------------- */
 
-bool weft__join_case_locked(weft_task_t h, struct weft__waiter *w,
-			    int *status)
+bool weft__join_case_locked(weft_task_t h, struct weft__waiter *w, int *status)
 {
 	struct weft_task *t = h.task;
 	*status = 0;

@@ -52,48 +52,48 @@
 struct weft_worker;
 
 enum {
-	JOIN_DONE = 1,      /* the task has returned */
-	JOIN_DETACHED = 2,  /* nobody will join */
-	JOIN_CLAIMED = 4,   /* a joiner has claimed the result */
+	JOIN_DONE = 1,     /* the task has returned */
+	JOIN_DETACHED = 2, /* nobody will join */
+	JOIN_CLAIMED = 4,  /* a joiner has claimed the result */
 };
 
 struct weft_task {
 	struct weft_ctx ctx;
-	struct weft_task *next;        /* run queues and free lists */
+	struct weft_task *next; /* run queues and free lists */
 	weft_fn fn;
 	void *arg;
 	void *result;
-	int error;                     /* -ENOMEM if it never got a stack */
-	struct weft_stack stack;       /* base NULL until it first runs */
+	int error;               /* -ENOMEM if it never got a stack */
+	struct weft_stack stack; /* base NULL until it first runs */
 	size_t stack_size;
 	_Atomic uint64_t gen;
 	_Atomic int refs;
-	_Atomic bool alive;            /* spawned and not yet finished */
+	_Atomic bool alive; /* spawned and not yet finished */
 	_Atomic bool cancelled;
 
 	unsigned join_lock;
 	unsigned join_state;
-	bool spawned_detached;         /* spawned without a handle: never joined */
+	bool spawned_detached; /* spawned without a handle: never joined */
 	struct weft__waiter *joiner;
 
 	unsigned wait_lock;
 	struct weft__waiter *waiting;
 	uint64_t wait_seq;
-	int64_t wait_since;            /* for weft_dump: the time-stamp
+	int64_t wait_since; /* for weft_dump: the time-stamp
 					* counter when the wait began */
-	int64_t wait_until;            /* and its deadline (weft_now) */
+	int64_t wait_until; /* and its deadline (weft_now) */
 
-	int64_t deadline;              /* the innermost scope's, or INT64_MAX */
-	struct weft_deadline *scope;   /* innermost scope */
-	struct weft_shield *shield;    /* innermost shield: set and cleared
+	int64_t deadline;            /* the innermost scope's, or INT64_MAX */
+	struct weft_deadline *scope; /* innermost scope */
+	struct weft_shield *shield;  /* innermost shield: set and cleared
 					* under wait_lock, read there by
 					* cancel (and by the task itself) */
 	struct weft_timer timer;
 
 	uint64_t id;
 	char name[WEFT_NAME_MAX];
-	const void *spawn_site;        /* the caller of weft_spawn */
-	int64_t ready_at;              /* a sampled runnable time, or 0 (see
+	const void *spawn_site; /* the caller of weft_spawn */
+	int64_t ready_at;       /* a sampled runnable time, or 0 (see
 					* metrics.h) */
 #ifdef WEFT_TSAN
 	void *tsan_fiber;

@@ -140,8 +140,8 @@ int weft__timer_arm(struct weft_task *t, int64_t at, uint64_t seq)
 	atomic_store_explicit(&t->timer.armed, seq, memory_order_release);
 	weft__spin_unlock(&w->timers.lock);
 	/* If a task keeps w, the monitor fires w's due timers. */
-	weft__monitor_arm(&atomic_load_explicit(&weft__rt,
-						 memory_order_relaxed)->monitor);
+	weft__monitor_arm(
+		&atomic_load_explicit(&weft__rt, memory_order_relaxed)->monitor);
 	return 0;
 }
 
@@ -150,8 +150,8 @@ void weft__timer_disarm(struct weft_task *t)
 	if (!atomic_load_explicit(&t->timer.armed, memory_order_relaxed) ||
 	    !atomic_exchange_explicit(&t->timer.armed, 0, memory_order_acq_rel))
 		return;
-	struct weft_worker *w = atomic_load_explicit(&t->timer.owner,
-						     memory_order_relaxed);
+	struct weft_worker *w =
+		atomic_load_explicit(&t->timer.owner, memory_order_relaxed);
 	atomic_fetch_add_explicit(&w->timers.stale, 1, memory_order_relaxed);
 }
 

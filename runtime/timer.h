@@ -28,11 +28,11 @@ struct weft_timer_entry {
 /* A worker's timers. Its fields change only under lock; len is also read
  * without it, as a hint (atomically). */
 struct weft_timer_heap {
-	unsigned lock;                   /* a spinlock */
+	unsigned lock;                    /* a spinlock */
 	struct weft_timer_entry *entries; /* min-heap by (at, order) */
 	int64_t len, cap;
-	_Atomic int64_t stale;           /* disarmed entries still in it */
-	uint64_t order;                  /* ties between equal deadlines */
+	_Atomic int64_t stale; /* disarmed entries still in it */
+	uint64_t order;        /* ties between equal deadlines */
 };
 
 /* Arms t's timer in the caller's worker's heap: at the absolute time at,

@@ -38,7 +38,8 @@ int weft__wait_begin_until(struct weft__waiter *w, int64_t until)
 	}
 	uint64_t seq = ++t->wait_seq;
 	t->waiting = w;
-	t->wait_since = (int64_t)weft__cycles(); /* inline, no call: metrics.h */
+	t->wait_since =
+		(int64_t)weft__cycles(); /* inline, no call: metrics.h */
 	t->wait_until = at;
 	weft__spin_unlock(&t->wait_lock);
 	if (at != WEFT_NO_DEADLINE && weft__timer_arm(t, at, seq)) {

@@ -77,31 +77,31 @@ enum weft__wait_kind {
 	WEFT__WAIT_FUTURE,
 	WEFT__WAIT_BARRIER,
 	WEFT__WAIT_GROUP,
-	WEFT__WAIT_JOIN,     /* object: the task joined */
+	WEFT__WAIT_JOIN, /* object: the task joined */
 	WEFT__WAIT_SLEEP,
-	WEFT__WAIT_IO,       /* object: the fd; io_op: the io_uring opcode */
+	WEFT__WAIT_IO, /* object: the fd; io_op: the io_uring opcode */
 	WEFT__WAIT_BLOCKING,
 };
 
 struct weft__waiter {
-	_Atomic int state;        /* WEFT__WAITING, then the settled result */
-	_Atomic int released;     /* plain threads: set by the wake, last touch */
-	struct weft_task *task;   /* the waiting task (set by init); NULL for
+	_Atomic int state;      /* WEFT__WAITING, then the settled result */
+	_Atomic int released;   /* plain threads: set by the wake, last touch */
+	struct weft_task *task; /* the waiting task (set by init); NULL for
 				   * a plain thread */
-	weft__abort_fn abort;     /* see above; NULL: not abortable */
+	weft__abort_fn abort;   /* see above; NULL: not abortable */
 	struct weft__waiter *next, *prev;
-	void *queue;              /* the owning queue while linked, else NULL */
-	void *data;               /* the primitive's payload */
-	uint64_t value;           /* the primitive's scalar payload */
+	void *queue;    /* the owning queue while linked, else NULL */
+	void *data;     /* the primitive's payload */
+	uint64_t value; /* the primitive's scalar payload */
 	struct weft__waiter *group; /* a select's case: the select's waiter,
 				     * settled first (see above); else NULL */
 	/* For weft_dump, which reads them under the task's wait_lock while
 	 * the wait is published (when it began and its deadline are in the
 	 * task): kind and object are set by init, before publication; io_op
 	 * once the SQE is prepared (atomic: it may be set after). */
-	unsigned char kind;       /* enum weft__wait_kind */
+	unsigned char kind; /* enum weft__wait_kind */
 	_Atomic unsigned char io_op;
-	const void *object;       /* the primitive waited on */
+	const void *object; /* the primitive waited on */
 };
 
 /* Initialises w for the calling task (or plain thread), waiting for kind
@@ -147,10 +147,9 @@ static inline int weft__waiter_state(struct weft__waiter *w)
 static inline bool weft__waiter_claim_group(struct weft__waiter *w)
 {
 	int expected = WEFT__WAITING;
-	return !w->group ||
-	       atomic_compare_exchange_strong_explicit(
-		       &w->group->state, &expected, WEFT__SELECTED,
-		       memory_order_acq_rel, memory_order_acquire);
+	return !w->group || atomic_compare_exchange_strong_explicit(
+				    &w->group->state, &expected, WEFT__SELECTED,
+				    memory_order_acq_rel, memory_order_acquire);
 }
 
 /* Settles w to result; true if this call won. */
@@ -163,9 +162,10 @@ static inline bool weft__waiter_settle(struct weft__waiter *w, int result)
 	/* acq_rel: release hands over to the waiter (waiter_state); acquire
 	 * orders a loser after the winner, whose hand-over it must not
 	 * repeat. */
-	return atomic_compare_exchange_strong_explicit(
-		&w->state, &expected, result, memory_order_acq_rel,
-		memory_order_acquire);
+	return atomic_compare_exchange_strong_explicit(&w->state, &expected,
+						       result,
+						       memory_order_acq_rel,
+						       memory_order_acquire);
 }
 
 /* The same, for a waiter every settle of which happens under one lock that
@@ -180,7 +180,8 @@ static inline bool weft__waiter_settle_locked(struct weft__waiter *w,
 	 * pairs with the waiter's acquire in waiter_state, which takes no
 	 * lock before reading what we hand over. */
 	if (atomic_load_explicit(&w->state, memory_order_relaxed) !=
-	    WEFT__WAITING || !weft__waiter_claim_group(w))
+		    WEFT__WAITING ||
+	    !weft__waiter_claim_group(w))
 		return false;
 	atomic_store_explicit(&w->state, result, memory_order_release);
 	return true;

@@ -26,7 +26,7 @@
 #include "worker.h"
 
 #define TIMER_CHECK_INTERVAL 16
-#define SEARCH_SPINS 48          /* steal attempts before parking */
+#define SEARCH_SPINS 48 /* steal attempts before parking */
 
 /* Read on every spawn and switch: a line no other global writes. */
 struct weft_runtime *_Atomic weft__rt __attribute__((aligned(64)));

@@ -35,19 +35,19 @@ enum weft_switch_reason { SWITCH_PARK, SWITCH_YIELD, SWITCH_EXIT };
 
 struct __attribute__((aligned(64))) weft_worker {
 	/* Places 2 and 3 of runq.h, which says who may take from each. */
-	struct weft_deque deque;         /* spawned and requeued */
-	struct weft_deque woken;         /* woken while run-next was taken */
-	_Atomic bool stuck;              /* set by the monitor, reset by
+	struct weft_deque deque;      /* spawned and requeued */
+	struct weft_deque woken;      /* woken while run-next was taken */
+	_Atomic bool stuck;           /* set by the monitor, reset by
 					  * thieves and by the worker idling */
-	_Atomic bool runnext_spawned;    /* run-next holds a spawn, not a wake */
+	_Atomic bool runnext_spawned; /* run-next holds a spawn, not a wake */
 	_Atomic(struct weft_task *) runnext; /* place 1 of runq.h */
-	_Atomic uint64_t ticks;          /* tasks run so far; thieves read it */
-	uint64_t spawned;                /* for task ids */
+	_Atomic uint64_t ticks; /* tasks run so far; thieves read it */
+	uint64_t spawned;       /* for task ids */
 	int id;
 	bool searching;
-	bool sleeping;                   /* in the idle set, under idle.mu */
-	int runnext_streak;              /* run-next picks in a row */
-	int global_countdown;            /* picks until the global queue's turn */
+	bool sleeping;        /* in the idle set, under idle.mu */
+	int runnext_streak;   /* run-next picks in a row */
+	int global_countdown; /* picks until the global queue's turn */
 	uint64_t rng;
 	/* Place 4 of runq.h: tasks that yielded or that the scheduler itself
 	 * woke, oldest first. Private to the owner. */
@@ -56,12 +56,13 @@ struct __attribute__((aligned(64))) weft_worker {
 	struct weft_ctx sched_ctx;
 	struct weft_task *current;
 	enum weft_switch_reason reason;
-	void (*after_switch)(void *);    /* for the scheduler, after a park */
+	void (*after_switch)(void *); /* for the scheduler, after a park */
 	void *after_arg;
-	void (*direct_unlock)(void *);   /* for the next task, after a direct one */
+	void (*direct_unlock)(
+		void *); /* for the next task, after a direct one */
 	void *direct_arg;
 
-	struct weft__driver *driver;     /* made and closed by the worker,
+	struct weft__driver *driver; /* made and closed by the worker,
 					  * freed by weft_run */
 	struct weft_timer_heap timers;
 
@@ -75,7 +76,7 @@ struct __attribute__((aligned(64))) weft_worker {
 	struct weft_stack_cache *stack_cache;
 	pthread_t thread;
 	void *altstack;
-	const void *stack_bottom;        /* the scheduler's own stack */
+	const void *stack_bottom; /* the scheduler's own stack */
 	size_t stack_size;
 #ifdef WEFT_TSAN
 	void *tsan_fiber;
@@ -86,7 +87,7 @@ enum { RT_RUNNING, RT_DRAINING, RT_STOPPING };
 
 struct weft_runtime {
 	int nworkers;
-	enum weft_io_kind io;            /* the workers' driver */
+	enum weft_io_kind io; /* the workers' driver */
 	struct weft_worker *workers;
 	size_t stack_size;
 	struct weft_inject inject;
@@ -98,12 +99,12 @@ struct weft_runtime {
 	_Atomic uint64_t foreign_spawned, foreign_finished;
 	_Atomic uint64_t next_id;
 
-	pthread_mutex_t mu;              /* guards the fields below */
+	pthread_mutex_t mu; /* guards the fields below */
 	pthread_cond_t cv;
-	int started;                     /* workers that came up */
+	int started; /* workers that came up */
 	int init_error;
 	const char *init_why;
-	int go;                          /* 1: workers run, -1: they exit */
+	int go; /* 1: workers run, -1: they exit */
 	bool all_done;
 };
 

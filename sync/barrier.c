@@ -44,12 +44,11 @@ int weft_barrier_init(struct weft_barrier *b, unsigned parties)
 /* w->data is the list w waits on: &b->wq or &b->held (NULL: none yet). */
 static void barrier_abort(struct weft__waiter *w, int reason)
 {
-	struct weft_barrier *b = weft__container_of(w->queue,
-						    struct weft_barrier, wq);
+	struct weft_barrier *b =
+		weft__container_of(w->queue, struct weft_barrier, wq);
 	weft__waitq_lock(&b->wq);
 	struct weft_waitq *q = w->data ? w->data : &b->wq; /* set under it */
-	if (weft__waiter_settle_locked(w, reason) &&
-	    weft__waitq_linked(q, w)) {
+	if (weft__waiter_settle_locked(w, reason) && weft__waitq_linked(q, w)) {
 		weft__waitq_remove(q, w);
 		if (q == &b->wq)
 			__atomic_store_n(&b->count, b->count - 1,

@@ -86,8 +86,7 @@ int weft__cond_wait_as(struct weft_cond *c, int kind, const void *object)
 	return r;
 }
 
-int weft_cond_wait_for(struct weft_cond *c, bool (*pred)(void *arg),
-		       void *arg)
+int weft_cond_wait_for(struct weft_cond *c, bool (*pred)(void *arg), void *arg)
 {
 	if (!c || !pred)
 		return -EINVAL;

@@ -30,8 +30,7 @@ int weft_future_init(struct weft_future *f)
 	return 0;
 }
 
-static int complete(struct weft_future *f, int state, void *result,
-		    int error)
+static int complete(struct weft_future *f, int state, void *result, int error)
 {
 	struct weft__wakelist wl = WEFT__WAKELIST_INIT;
 	weft__waitq_lock(&f->wq);

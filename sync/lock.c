@@ -47,8 +47,7 @@ static inline uintptr_t load_state(const struct weft_lock *l)
 	return __atomic_load_n(&l->state, __ATOMIC_ACQUIRE);
 }
 
-static inline bool cas_state(struct weft_lock *l, uintptr_t *old,
-			     uintptr_t new)
+static inline bool cas_state(struct weft_lock *l, uintptr_t *old, uintptr_t new)
 {
 	return __atomic_compare_exchange_n(&l->state, old, new, false,
 					   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);

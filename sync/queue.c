@@ -80,8 +80,7 @@ int weft_queue_init(struct weft_queue *q, size_t elem_size, size_t capacity)
 	return init(q, &o);
 }
 
-int weft_queue_init_opts(struct weft_queue *q,
-			 const struct weft_queue_opts *o)
+int weft_queue_init_opts(struct weft_queue *q, const struct weft_queue_opts *o)
 {
 	return init(q, o);
 }
@@ -268,22 +267,22 @@ static void take(struct weft_queue *q, void *out)
 
 static void getter_abort(struct weft__waiter *w, int reason)
 {
-	struct weft_queue *q = weft__container_of(w->queue, struct weft_queue,
-						  getters);
+	struct weft_queue *q =
+		weft__container_of(w->queue, struct weft_queue, getters);
 	weft__waitq_abort_on(lock_of(q), &q->getters, w, reason, NULL);
 }
 
 static void putter_abort(struct weft__waiter *w, int reason)
 {
-	struct weft_queue *q = weft__container_of(w->queue, struct weft_queue,
-						  putters);
+	struct weft_queue *q =
+		weft__container_of(w->queue, struct weft_queue, putters);
 	weft__waitq_abort_on(lock_of(q), &q->putters, w, reason, NULL);
 }
 
 static void joiner_abort(struct weft__waiter *w, int reason)
 {
-	struct weft_queue *q = weft__container_of(w->queue, struct weft_queue,
-						  joiners);
+	struct weft_queue *q =
+		weft__container_of(w->queue, struct weft_queue, joiners);
 	weft__waitq_abort_on(lock_of(q), &q->joiners, w, reason, NULL);
 }
 
@@ -472,8 +471,7 @@ int weft_queue_join(struct weft_queue *q)
 	if ((r = weft__wait_begin(&w)))
 		return r;
 	queue_lock(q);
-	if (!q->unfinished ||
-	    (r = weft__waiter_state(&w)) != WEFT__WAITING) {
+	if (!q->unfinished || (r = weft__waiter_state(&w)) != WEFT__WAITING) {
 		if (!q->unfinished)
 			r = 0;
 		queue_unlock(q);

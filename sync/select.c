@@ -63,15 +63,15 @@ _Static_assert(sizeof(struct weft__waiter) <= WEFT__SELECT_PRIV &&
 #define SMALL_LOCKS 16
 
 struct sel {
-	struct weft__waiter w;          /* the group */
+	struct weft__waiter w; /* the group */
 	struct weft_select_case *cases;
 	int n;
-	unsigned **locks;               /* distinct case locks, by address */
+	unsigned **locks; /* distinct case locks, by address */
 	int nlocks;
-	bool parked;                    /* under all locks: the caller waits */
-	int64_t until;                  /* the earliest timeout case's time */
-	int timeout_case;               /* its index, or -1 */
-	struct weft__waiter *wake;      /* a queue waiter to wake unlocked */
+	bool parked;               /* under all locks: the caller waits */
+	int64_t until;             /* the earliest timeout case's time */
+	int timeout_case;          /* its index, or -1 */
+	struct weft__waiter *wake; /* a queue waiter to wake unlocked */
 	unsigned *small[SMALL_LOCKS];
 };
 
@@ -126,8 +126,8 @@ static int check_case(const struct weft_select_case *c)
 
 static int cmp_lock(const void *a, const void *b)
 {
-	uintptr_t x = (uintptr_t)*(unsigned *const *)a;
-	uintptr_t y = (uintptr_t)*(unsigned *const *)b;
+	uintptr_t x = (uintptr_t) * (unsigned *const *)a;
+	uintptr_t y = (uintptr_t) * (unsigned *const *)b;
 	return x < y ? -1 : x > y;
 }
 
@@ -507,8 +507,9 @@ int weft_select(struct weft_select_case *cases, int n)
 			return r;
 	}
 
-	struct sel s = { .cases = cases, .n = n, .until = INT64_MAX,
-			 .timeout_case = -1 };
+	struct sel s = {
+		.cases = cases, .n = n, .until = INT64_MAX, .timeout_case = -1
+	};
 	int r = check_all(&s);
 	if (!r)
 		r = collect_locks(&s);

@@ -38,8 +38,7 @@ void weft__lock_unlink(struct weft_lock *l, struct weft__waiter *w);
  * result is now claimed, take it with weft__join_case_take), -ESRCH or
  * -EINVAL as weft_join. Else, if w is not NULL, makes w the task's joiner
  * (w->data = the task). */
-bool weft__join_case_locked(weft_task_t h, struct weft__waiter *w,
-			    int *status);
+bool weft__join_case_locked(weft_task_t h, struct weft__waiter *w, int *status);
 /* Under join_lock: withdraws the joiner w of a join case that lost (linked
  * or already dropped by the finisher): the task can be joined again. */
 void weft__join_case_unlink(struct weft_task *t, struct weft__waiter *w);

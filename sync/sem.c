@@ -43,8 +43,7 @@ int weft_sem_init_bounded(struct weft_sem *s, long value)
 	return init(s, value, true);
 }
 
-static inline bool cas_state(struct weft_sem *s, uintptr_t *old,
-			     uintptr_t new)
+static inline bool cas_state(struct weft_sem *s, uintptr_t *old, uintptr_t new)
 {
 	return __atomic_compare_exchange_n(&s->state, old, new, false,
 					   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);

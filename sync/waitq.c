@@ -73,8 +73,7 @@ void weft__waitq_abort_on(struct weft_waitq *lock, struct weft_waitq *q,
 			  void (*on_unlink)(struct weft_waitq *q))
 {
 	weft__waitq_lock(lock);
-	if (weft__waiter_settle_locked(w, reason) &&
-	    weft__waitq_linked(q, w)) {
+	if (weft__waiter_settle_locked(w, reason) && weft__waitq_linked(q, w)) {
 		weft__waitq_remove(q, w);
 		if (on_unlink)
 			on_unlink(q);

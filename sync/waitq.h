@@ -95,8 +95,7 @@ int weft__waitq_wait_on(struct weft_waitq *lock, struct weft_waitq *q,
 			struct weft__waiter *w);
 
 /* The same for a list guarded by its own lock. */
-static inline int weft__waitq_wait(struct weft_waitq *q,
-				   struct weft__waiter *w)
+static inline int weft__waitq_wait(struct weft_waitq *q, struct weft__waiter *w)
 {
 	return weft__waitq_wait_on(q, q, w);
 }
@@ -126,7 +125,9 @@ struct weft__wakelist {
 	int n;
 };
 
+/* clang-format off */
 #define WEFT__WAKELIST_INIT { 0, 0, 0 }
+/* clang-format on */
 
 /* Under the lock: moves every waiter of q, settled with result, to wl. */
 void weft__waitq_settle_all(struct weft_waitq *q, int result,

@@ -25,15 +25,15 @@ static struct weft_barrier barrier = WEFT_BARRIER_INIT(PARTIES);
 static struct weft_sem sem;
 static struct weft_queue queue;
 static atomic_bool stop;
-static int in_lock;       /* under lock */
-static long lock_count;   /* under lock */
-static bool cond_flag;    /* under cond_lock */
+static int in_lock;     /* under lock */
+static long lock_count; /* under lock */
+static bool cond_flag;  /* under cond_lock */
 static atomic_int sem_holders;
 static atomic_long ops, sent, echoed, moved, passed;
 
 struct slot {
 	weft_task_t task;
-	int fd;           /* this slot's end of its socketpair */
+	int fd; /* this slot's end of its socketpair */
 	unsigned seed;
 };
 
@@ -150,13 +150,27 @@ static void one_op(struct slot *s)
 	struct weft_deadline d;
 	weft_deadline_enter(&d, (int64_t)(r % 2000) * WEFT_USEC);
 	switch ((r >> 11) % 10) {
-	case 0: do_lock(); break;
-	case 1: do_sem(); break;
-	case 2: do_cond(r >> 16); break;
-	case 3: do_future(); break;
-	case 4: do_group(); break;
-	case 5: do_stream(s); break;
-	case 6: do_queue(r >> 16); break;
+	case 0:
+		do_lock();
+		break;
+	case 1:
+		do_sem();
+		break;
+	case 2:
+		do_cond(r >> 16);
+		break;
+	case 3:
+		do_future();
+		break;
+	case 4:
+		do_group();
+		break;
+	case 5:
+		do_stream(s);
+		break;
+	case 6:
+		do_queue(r >> 16);
+		break;
 	case 7:
 		if (r & (1 << 16))
 			weft_event_set(&event);
@@ -167,7 +181,9 @@ static void one_op(struct slot *s)
 		if (weft_barrier_wait(&barrier) >= 0)
 			atomic_fetch_add(&passed, 1);
 		break;
-	default: weft_sleep((int64_t)(r % 100) * WEFT_USEC); break;
+	default:
+		weft_sleep((int64_t)(r % 100) * WEFT_USEC);
+		break;
 	}
 	weft_deadline_leave(&d);
 	atomic_fetch_add(&ops, 1);
@@ -177,8 +193,7 @@ static void one_op(struct slot *s)
 static void *chaos_task(void *arg)
 {
 	struct slot *s = arg;
-	while (!atomic_load(&stop) &&
-	       weft_is_cancelled(weft_current()) == 0)
+	while (!atomic_load(&stop) && weft_is_cancelled(weft_current()) == 0)
 		one_op(s);
 	return NULL;
 }
@@ -214,8 +229,12 @@ static void *plain_thread(void *arg)
 				weft_sem_release(&sem);
 			}
 			break;
-		case 2: weft_queue_try_put(&queue, &v); break;
-		case 3: weft_queue_try_get(&queue, &v); break;
+		case 2:
+			weft_queue_try_put(&queue, &v);
+			break;
+		case 3:
+			weft_queue_try_get(&queue, &v);
+			break;
 		default:
 			weft_event_set(&event);
 			break;
@@ -243,7 +262,8 @@ static void *chaos_main(void *arg)
 		slots[i].fd = sv[0];
 		slots[i].seed = (unsigned)i + 1;
 		ck_assert_int_eq(weft_spawn(&echoes[i], echo_task,
-					    (void *)(intptr_t)sv[1]), 0);
+					    (void *)(intptr_t)sv[1]),
+				 0);
 		spawn_slot(i);
 	}
 	pthread_t th;
@@ -273,8 +293,9 @@ static void *chaos_main(void *arg)
 	pthread_join(th, NULL); /* it has stopped */
 	weft_queue_destroy(&queue);
 	printf("chaos: %ld ops, %ld respawns, %ld bytes echoed of %ld, "
-	       "%ld under the lock\n", atomic_load(&ops), respawns,
-	       atomic_load(&echoed), atomic_load(&sent), lock_count);
+	       "%ld under the lock\n",
+	       atomic_load(&ops), respawns, atomic_load(&echoed),
+	       atomic_load(&sent), lock_count);
 	ck_assert_int_gt(atomic_load(&ops), 0);
 	return NULL;
 }

@@ -76,7 +76,9 @@ static void *main_task(void *arg)
 	enum { N = 64 };
 	weft_task_t t[N];
 	for (int i = 0; i < N; i++)
-		ck_assert_int_eq(weft_spawn(&t[i], body, (void *)(uintptr_t)(i + 1)), 0);
+		ck_assert_int_eq(weft_spawn(&t[i], body,
+					    (void *)(uintptr_t)(i + 1)),
+				 0);
 	for (int i = 0; i < N; i++)
 		ck_assert_int_eq(weft_join(t[i], NULL), 0);
 	return NULL;
@@ -122,8 +124,7 @@ static void *hopper(void *arg)
 	/* More rounds while no call has resumed on another worker yet (one
 	 * thread at a time under valgrind makes that rarer). */
 	for (int round = 0;
-	     round < 40 || (!atomic_load(&migrated) && round < 4000);
-	     round++) {
+	     round < 40 || (!atomic_load(&migrated) && round < 4000); round++) {
 		for (int r = 0; r < CALLEE_SAVED_N; r++)
 			in[r] = 0x5eed000000000000ULL ^ (id << 32) ^
 				(uint64_t)round << 8 ^ (uint64_t)r;
@@ -145,7 +146,8 @@ static void *spawn_hoppers(void *arg)
 	weft_task_t t[N];
 	for (int i = 0; i < N; i++)
 		ck_assert_int_eq(weft_spawn(&t[i], hopper,
-					    (void *)(uintptr_t)i), 0);
+					    (void *)(uintptr_t)i),
+				 0);
 	for (int i = 0; i < N; i++)
 		ck_assert_int_eq(weft_join(t[i], NULL), 0);
 	return NULL;

@@ -74,7 +74,9 @@ static void *many_main(void *arg)
 	ck_assert_int_eq(weft_blocking(NULL, NULL, &res), -EINVAL);
 
 	for (long i = 0; i < n; i++)
-		ck_assert_int_eq(weft_spawn(&t[i], job_task, (void *)(intptr_t)i), 0);
+		ck_assert_int_eq(weft_spawn(&t[i], job_task,
+					    (void *)(intptr_t)i),
+				 0);
 	for (long i = 0; i < n; i++) {
 		ck_assert_int_eq(weft_join(t[i], &res), 0);
 		ck_assert_ptr_eq(res, (void *)(2 * (intptr_t)i));
@@ -114,7 +116,8 @@ static void *mark_ran(void *arg)
 
 static void *run_job(void *arg)
 {
-	return (void *)(intptr_t)weft_blocking((weft_blocking_fn)arg, NULL, NULL);
+	return (void *)(intptr_t)weft_blocking((weft_blocking_fn)arg, NULL,
+					       NULL);
 }
 
 static void *cancel_main(void *arg)
@@ -172,10 +175,11 @@ static void *shutdown_main(void *arg)
 	atomic_store(&ran_b, 0);
 	ck_assert_int_eq(weft_spawn(NULL, run_job, (void *)wait_gate), 0);
 	for (int i = 0; i < 10; i++)
-		ck_assert_int_eq(weft_spawn(NULL, run_job, (void *)mark_ran), 0);
+		ck_assert_int_eq(weft_spawn(NULL, run_job, (void *)mark_ran),
+				 0);
 	weft_sleep(20 * WEFT_MSEC);
 	atomic_store(&gate, 1); /* let the running one end eventually */
-	return NULL; /* the runtime cancels the waiting tasks */
+	return NULL;            /* the runtime cancels the waiting tasks */
 }
 
 START_TEST(shutdown_queued)
@@ -186,9 +190,11 @@ START_TEST(shutdown_queued)
 	ck_assert_int_le(atomic_load(&ran_b), 10);
 	/* And the pool works again in the next runtime. */
 	ck_assert_int_eq(weft_run(many_main, NULL,
-				  &(struct weft_config){ .workers = 2,
-							 .blocking_threads = POOL },
-				  NULL), 0);
+				  &(struct weft_config){
+					  .workers = 2,
+					  .blocking_threads = POOL },
+				  NULL),
+			 0);
 }
 END_TEST
 

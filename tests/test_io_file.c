@@ -31,7 +31,8 @@ static void *file_main(void *arg)
 		size_t n = size - off < chunk ? size - off : chunk;
 
 		io_fill(buf, n, 7, off);
-		ck_assert_int_eq(weft_pwrite(fd, buf, n, (off_t)off), (ssize_t)n);
+		ck_assert_int_eq(weft_pwrite(fd, buf, n, (off_t)off),
+				 (ssize_t)n);
 	}
 	ck_assert_int_eq(weft_fsync(fd, 0), 0);
 	ck_assert_int_eq(weft_fsync(fd, WEFT_FSYNC_DATA), 0);
@@ -44,7 +45,8 @@ static void *file_main(void *arg)
 		size_t n = off < 4096 * 3 ? off : 4096 * 3;
 
 		off -= n;
-		ck_assert_int_eq(weft_pread(fd, back, n, (off_t)off), (ssize_t)n);
+		ck_assert_int_eq(weft_pread(fd, back, n, (off_t)off),
+				 (ssize_t)n);
 		io_fill(buf, n, 7, off);
 		ck_assert_int_eq(memcmp(buf, back, n), 0);
 	}
@@ -75,7 +77,8 @@ static void *file_main(void *arg)
 	weft_close(fd);
 
 	/* Bad input. */
-	ck_assert_int_eq(weft_open("/nonexistent/dir/file", O_RDONLY, 0), -ENOENT);
+	ck_assert_int_eq(weft_open("/nonexistent/dir/file", O_RDONLY, 0),
+			 -ENOENT);
 	ck_assert_int_eq(weft_open(NULL, O_RDONLY, 0), -EFAULT);
 	fd = weft_open(path, O_RDONLY, 0);
 	ck_assert_int_eq(weft_pread(fd, back, 10, -1), -EINVAL);
@@ -182,7 +185,8 @@ static void *hatch_main(void *arg)
 	ck_assert_int_eq(weft_io_submit(-1, NULL, NULL), -EINVAL);
 
 	/* A hatch op is cancelled, and woken by close, like the others. */
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
 	struct recv_arg ra = { .fd = sv[0] };
 	ck_assert_int_eq(weft_spawn(&t, hatch_recv, &ra), 0);
 	weft_sleep(5 * WEFT_MSEC);
@@ -231,7 +235,9 @@ START_TEST(escape_hatch_plain_thread)
 
 	hatch_thread(NULL);
 	for (int i = 0; i < 4; i++)
-		ck_assert_int_eq(pthread_create(&th[i], NULL, hatch_thread, NULL), 0);
+		ck_assert_int_eq(pthread_create(&th[i], NULL, hatch_thread,
+						NULL),
+				 0);
 	for (int i = 0; i < 4; i++)
 		pthread_join(th[i], NULL);
 }

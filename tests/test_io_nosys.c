@@ -23,11 +23,11 @@
 #include <unistd.h>
 #include "test_io_util.h"
 
-#define CHILD_FAIL(...)                                                 \
-	do {                                                            \
-		fprintf(stderr, "child: " __VA_ARGS__);                 \
-		fprintf(stderr, "\n");                                  \
-		_exit(1);                                               \
+#define CHILD_FAIL(...)                                                        \
+	do {                                                                   \
+		fprintf(stderr, "child: " __VA_ARGS__);                        \
+		fprintf(stderr, "\n");                                         \
+		_exit(1);                                                      \
 	} while (0)
 
 #if defined(__x86_64__)
@@ -69,8 +69,7 @@ static void deny_io_uring(int err)
 		if (errno != EINVAL)
 			CHILD_FAIL("cannot install seccomp: %s",
 				   strerror(errno));
-		if (syscall(__NR_io_uring_setup, 4, NULL) != -1 ||
-		    errno != err)
+		if (syscall(__NR_io_uring_setup, 4, NULL) != -1 || errno != err)
 			_exit(CHILD_NO_SECCOMP);
 	}
 	if (syscall(__NR_io_uring_setup, 4, NULL) != -1 || errno != err)

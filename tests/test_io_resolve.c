@@ -51,11 +51,11 @@ static void *basics_main(void *arg)
 {
 	struct addrinfo *ai = (void *)1, h = stream_hints;
 
-	resolve_ok("127.0.0.1", "8080", 8080);  /* in place */
+	resolve_ok("127.0.0.1", "8080", 8080); /* in place */
 	resolve_ok("::1", "8080", 8080);
-	resolve_ok("localhost", "8080", 8080);  /* on the pool */
+	resolve_ok("localhost", "8080", 8080); /* on the pool */
 	resolve_ok("localhost", NULL, 0);
-	resolve_ok("127.0.0.1", "http", 80);    /* a service name: pool */
+	resolve_ok("127.0.0.1", "http", 80); /* a service name: pool */
 	/* NULL hints: getaddrinfo's defaults. */
 	ck_assert_int_eq(weft_getaddrinfo("127.0.0.1", "7", NULL, &ai), 0);
 	ck_assert_int_gt(check_loopback(ai, 7), 0);
@@ -66,15 +66,13 @@ static void *basics_main(void *arg)
 			 -ENOENT);
 	h = stream_hints;
 	h.ai_flags = AI_NUMERICHOST;
-	ck_assert_int_eq(weft_getaddrinfo("localhost", "80", &h, &ai),
-			 -ENOENT);
+	ck_assert_int_eq(weft_getaddrinfo("localhost", "80", &h, &ai), -ENOENT);
 	h = stream_hints;
 	h.ai_family = AF_INET6;
 	ck_assert_int_lt(weft_getaddrinfo("127.0.0.1", "80", &h, &ai), 0);
 	h = stream_hints;
 	h.ai_socktype = 12345;
-	ck_assert_int_eq(weft_getaddrinfo("127.0.0.1", "80", &h, &ai),
-			 -EINVAL);
+	ck_assert_int_eq(weft_getaddrinfo("127.0.0.1", "80", &h, &ai), -EINVAL);
 	ck_assert_int_eq(weft_getaddrinfo("", "80", &h, &ai), -ENOENT);
 	ck_assert_int_eq(weft_getaddrinfo(NULL, NULL, &h, &ai), -EINVAL);
 	ck_assert_int_eq(weft_getaddrinfo("localhost", "80", &h, NULL),
@@ -161,8 +159,8 @@ static void *queued_main(void *arg)
 	ck_assert_int_eq(weft_join(t, &res), 0);
 	ck_assert_int_eq((intptr_t)res, -ECANCELED);
 	ck_assert_int_eq(weft_deadline_enter(&d, 10 * WEFT_MSEC), 0);
-	ck_assert_int_eq(weft_getaddrinfo("localhost", "1", &stream_hints,
-					  &ai), -ETIMEDOUT);
+	ck_assert_int_eq(weft_getaddrinfo("localhost", "1", &stream_hints, &ai),
+			 -ETIMEDOUT);
 	weft_deadline_leave(&d);
 	weft_event_set(&release);
 	ck_assert_int_eq(weft_join(holder, NULL), 0);
@@ -171,8 +169,8 @@ static void *queued_main(void *arg)
 	 * blocks. A lookup does. */
 	weft_cancel(weft_current());
 	resolve_ok("127.0.0.1", "1", 1);
-	ck_assert_int_eq(weft_getaddrinfo("localhost", "1", &stream_hints,
-					  &ai), -ECANCELED);
+	ck_assert_int_eq(weft_getaddrinfo("localhost", "1", &stream_hints, &ai),
+			 -ECANCELED);
 	return NULL;
 }
 

@@ -198,8 +198,7 @@ static void *race_main(void *arg)
 		ck_assert_int_eq(w.signo, SIGUSR1);
 		/* And it is taken once only. */
 		ck_assert_int_eq(weft_deadline_enter(&d, WEFT_MSEC), 0);
-		ck_assert_int_eq(weft_signal_wait(&sigs, &w.signo),
-				 -ETIMEDOUT);
+		ck_assert_int_eq(weft_signal_wait(&sigs, &w.signo), -ETIMEDOUT);
 		weft_deadline_leave(&d);
 	}
 	ck_assert_int_eq(weft_signal_close(&sigs), 0);

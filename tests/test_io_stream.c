@@ -53,7 +53,7 @@ static const char text[] =
 
 struct feeder {
 	int fd;
-	size_t split;  /* 0: one byte at a time; else two sends split here */
+	size_t split; /* 0: one byte at a time; else two sends split here */
 };
 
 static void *feed(void *arg)
@@ -106,7 +106,7 @@ static void read_text(size_t split)
 
 static void *bytewise_main(void *arg)
 {
-	read_text(0);               /* one byte at a time */
+	read_text(0);                /* one byte at a time */
 	read_text(sizeof(text) - 1); /* everything at once */
 	return NULL;
 }
@@ -191,14 +191,16 @@ static void *limit_main(void *arg)
 	send_str(p.a, "and a line much longer than sixteen bytes\nok\n");
 	/* The caller takes the long lines out piecewise. */
 	while (got < 17 + 42) {
-		n = weft_stream_read(&s, buf, 17 + 42 - got < 10
-						  ? 17 + 42 - got : 10);
+		n = weft_stream_read(&s, buf,
+				     17 + 42 - got < 10 ? 17 + 42 - got : 10);
 		ck_assert_int_gt(n, 0);
 		memcpy(all + got, buf, (size_t)n);
 		got += (size_t)n;
 	}
-	ck_assert(!memcmp(all, "0123456789abcdef\nand a line much longer "
-			  "than sixteen bytes\n", got));
+	ck_assert(!memcmp(all,
+			  "0123456789abcdef\nand a line much longer "
+			  "than sixteen bytes\n",
+			  got));
 	expect_line(&s, "ok\n");
 	/* Bad arguments. */
 	ck_assert_int_eq(weft_stream_readuntil(&s, "", 0, &line), -EINVAL);
@@ -406,8 +408,8 @@ static void *race_main(void *arg)
 	ck_assert_int_eq(weft_spawn(&t, feed_lines, &f), 0);
 	for (;;) {
 		/* 20 us to 100 us, longer after each timeout in a row. */
-		weft_deadline_enter(&d, (i % 5 + 1 + in_a_row) * 20 *
-				    WEFT_USEC);
+		weft_deadline_enter(&d,
+				    (i % 5 + 1 + in_a_row) * 20 * WEFT_USEC);
 		n = weft_stream_readline(&s, &line);
 		weft_deadline_leave(&d);
 		if (n == -ETIMEDOUT) {
@@ -453,7 +455,8 @@ static void *reset_main(void *arg)
 	ck_assert_int_eq(weft_spawn(&t, readline_task, &s), 0);
 	weft_sleep(10 * WEFT_MSEC);
 	ck_assert_int_eq(setsockopt(p.a, SOL_SOCKET, SO_LINGER, &lg,
-				    sizeof(lg)), 0);
+				    sizeof(lg)),
+			 0);
 	weft_close(p.a);
 	ck_assert_int_eq(weft_join(t, &res), 0);
 	ck_assert_int_eq((intptr_t)res, -ECONNRESET);

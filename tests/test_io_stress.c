@@ -47,7 +47,8 @@ static void *writer(void *arg)
 		weft_deadline_enter(&d, (50 + rnd(&rs) % 1000) * WEFT_USEC);
 		r = weft_send_all(st->wfd, buf, n, 0, &sent);
 		weft_deadline_leave(&d);
-		ck_assert_msg(r == (ssize_t)n || r == -ETIMEDOUT, "send: %zd", r);
+		ck_assert_msg(r == (ssize_t)n || r == -ETIMEDOUT, "send: %zd",
+			      r);
 		if (r < 0)
 			atomic_fetch_add(&total_timeouts, 1);
 		off += sent; /* what went out, exactly */
@@ -110,8 +111,10 @@ static void *streams_main(void *arg)
 		ck_assert_int_ge(st[i].rfd, 0);
 		/* Small buffers: senders block, receivers drain in bits. */
 		int small = 8192;
-		setsockopt(st[i].wfd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-		setsockopt(st[i].rfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+		setsockopt(st[i].wfd, SOL_SOCKET, SO_SNDBUF, &small,
+			   sizeof(small));
+		setsockopt(st[i].rfd, SOL_SOCKET, SO_RCVBUF, &small,
+			   sizeof(small));
 		st[i].len = (size_t)(i % 7 + 1) * (48 << 10);
 		st[i].seed = (uint64_t)i + 1;
 	}
@@ -159,9 +162,11 @@ static void *crowd_main(void *arg)
 	 * is closed under them. */
 	for (int k = 0; k < 2; k++)
 		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
-					    0, sv[k]), 0);
+					    0, sv[k]),
+				 0);
 	for (int i = 0; i < n; i++)
-		ck_assert_int_eq(weft_spawn(&t[i], idle_recv, &sv[i % 2][0]), 0);
+		ck_assert_int_eq(weft_spawn(&t[i], idle_recv, &sv[i % 2][0]),
+				 0);
 	weft_sleep(20 * WEFT_MSEC);
 	for (int i = 0; i < n; i += 2)
 		ck_assert_int_eq(weft_cancel(t[i]), 0);

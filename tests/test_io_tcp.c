@@ -45,7 +45,8 @@ static void *echo_server(void *arg)
 
 		ck_assert_int_ge(fd, 0);
 		ck_assert_int_eq(weft_spawn(NULL, echo_conn,
-					    (void *)(intptr_t)fd), 0);
+					    (void *)(intptr_t)fd),
+				 0);
 	}
 	return NULL;
 }
@@ -100,7 +101,8 @@ static void *echo_main(void *arg)
 	while ((n = weft_recv(fd, buf, 1 << 16, 0)) > 0) {
 		for (ssize_t i = 0; i < n; i++)
 			if (buf[i] != io_pattern(42, got + (size_t)i))
-				ck_abort_msg("byte %zu differs", got + (size_t)i);
+				ck_abort_msg("byte %zu differs",
+					     got + (size_t)i);
 		got += (size_t)n;
 	}
 	ck_assert_int_eq(n, 0);
@@ -153,7 +155,8 @@ static void *client_main(void *arg)
 	snprintf(out, sizeof(out), "client %d says hello", c->id);
 	ck_assert_int_eq(weft_send_all(fd, out, sizeof(out), 0, NULL),
 			 (ssize_t)sizeof(out));
-	ck_assert_int_eq(io_recv_exact(fd, in, sizeof(in)), (ssize_t)sizeof(in));
+	ck_assert_int_eq(io_recv_exact(fd, in, sizeof(in)),
+			 (ssize_t)sizeof(in));
 	ck_assert_int_eq(memcmp(in, out, sizeof(in)), 0);
 	ck_assert_int_eq(weft_close(fd), 0);
 	atomic_fetch_add(c->ok, 1);
@@ -388,7 +391,8 @@ static void *reset_main(void *arg)
 	ck_assert_int_eq(weft_spawn(&t, recv_once, &p.b), 0);
 	weft_sleep(10 * WEFT_MSEC);
 	ck_assert_int_eq(setsockopt(p.a, SOL_SOCKET, SO_LINGER, &lg,
-				    sizeof(lg)), 0);
+				    sizeof(lg)),
+			 0);
 	ck_assert_int_eq(weft_close(p.a), 0);
 	ck_assert_int_eq(weft_join(t, &res), 0);
 	ck_assert_int_eq((intptr_t)res, -ECONNRESET);
@@ -689,7 +693,8 @@ static void *busy_main(void *arg)
 	void *res;
 	long spins = 0;
 
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
 	atomic_store(&busy_done, 0);
 	ck_assert_int_eq(weft_spawn(&t, busy_recv, &sv[0]), 0);
 	ck_assert_int_eq(pthread_create(&th, NULL, late_send, &sv[1]), 0);
@@ -753,7 +758,8 @@ static void *cancel_send_main(void *arg)
 		ck_assert_int_gt(n, 0);
 		for (ssize_t i = 0; i < n; i++)
 			if (in[i] != io_pattern(9, got + (size_t)i))
-				ck_abort_msg("byte %zu differs", got + (size_t)i);
+				ck_abort_msg("byte %zu differs",
+					     got + (size_t)i);
 		got += (size_t)n;
 	}
 	ck_assert_uint_eq(got, b.sent);
@@ -901,7 +907,8 @@ static void *hop_setter(void *arg)
 
 static bool hop_once(int64_t give_up)
 {
-	struct hop h = { .p = tcp_pair(), .moved = WEFT_EVENT_INIT,
+	struct hop h = { .p = tcp_pair(),
+			 .moved = WEFT_EVENT_INIT,
 			 .give_up = give_up };
 	weft_task_t r, s[2];
 
@@ -914,7 +921,7 @@ static bool hop_once(int64_t give_up)
 		ck_assert_int_eq(weft_spawn(&s[i], hop_setter, &h), 0);
 	for (int i = 0; i < 2; i++)
 		ck_assert_int_eq(weft_join(s[i], NULL), 0);
-	weft_event_set(&h.moved); /* in case no setter did */
+	weft_event_set(&h.moved);  /* in case no setter did */
 	weft_sleep(5 * WEFT_MSEC); /* the reader waits again, wherever */
 	ck_assert_int_eq(weft_send(h.p.a, "2", 1, 0), 1);
 	ck_assert_int_eq(weft_join(r, NULL), 0);

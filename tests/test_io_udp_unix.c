@@ -36,7 +36,8 @@ static void *udp_echo(void *arg)
 
 		ck_assert_int_ge(n, 0);
 		ck_assert_int_eq(weft_sendto(e->fd, buf, (size_t)n, 0,
-					     (struct sockaddr *)&from, flen), n);
+					     (struct sockaddr *)&from, flen),
+				 n);
 	}
 	return NULL;
 }
@@ -125,11 +126,13 @@ static void *udp_main(void *arg)
 	 * plain thread alike (the ring said -EFAULT). */
 	struct sockaddr_storage to = { .ss_family = AF_INET };
 	ck_assert_int_eq(weft_sendto(fd, "x", 1, 0, (struct sockaddr *)&to,
-				     1000000), -EINVAL);
+				     1000000),
+			 -EINVAL);
 	pthread_t th;
 	void *r;
 	ck_assert_int_eq(pthread_create(&th, NULL, sendto_huge_len,
-					(void *)(intptr_t)fd), 0);
+					(void *)(intptr_t)fd),
+			 0);
 	pthread_join(th, &r);
 	ck_assert_int_eq((int)(intptr_t)r, -EINVAL);
 	weft_close(fd);

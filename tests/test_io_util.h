@@ -83,7 +83,8 @@ static inline int io_count_fds(void)
 /* Runs the suite, then fails it if descriptors leaked. */
 static inline int io_test_main(Suite *s)
 {
-	int before = io_count_fds(), r = weft_test_main(s), after = io_count_fds();
+	int before = io_count_fds(), r = weft_test_main(s),
+	    after = io_count_fds();
 
 	if (after != before) {
 		fprintf(stderr, "%d descriptors leaked\n", after - before);

@@ -57,7 +57,8 @@ static void *recycle_main(void *arg)
 		int64_t t0 = weft_now();
 		batch_at = t0 + 2 * setup;
 		for (int i = 0; i < BATCH; i++)
-			ck_assert_int_eq(weft_spawn(&t[i], batch_sleeper, NULL), 0);
+			ck_assert_int_eq(weft_spawn(&t[i], batch_sleeper, NULL),
+					 0);
 		while (atomic_load(&asleep) < BATCH)
 			weft_yield();
 		atomic_store(&asleep, 0);
@@ -211,9 +212,12 @@ static void *start_spawner_main(void *arg)
 	pthread_t *th = arg;
 	atomic_store(&spawner_go, false);
 	atomic_store(&flood_done, 0);
-	ck_assert_int_eq(pthread_create(th, NULL, th == &spawner_threads[0]
-					      ? detached_spawner
-					      : joining_spawner, NULL), 0);
+	ck_assert_int_eq(pthread_create(th, NULL,
+					th == &spawner_threads[0]
+						? detached_spawner
+						: joining_spawner,
+					NULL),
+			 0);
 	while (!atomic_load(&spawner_go))
 		weft_yield();
 	weft_sleep(WEFT_MSEC); /* then return, while it spawns */
@@ -262,10 +266,10 @@ static void *cancelled_main(void *arg)
 	ck_assert_int_eq(weft_event_set(&e), 0);
 	ck_assert_int_eq(weft_cancel(weft_current()), 0);
 	ck_assert_int_eq(weft_is_cancelled(weft_current()), 1);
-	ck_assert_int_eq(weft_lock_acquire(&l), 0);      /* free */
-	ck_assert_int_eq(weft_event_wait(&e), 0);        /* already set */
-	ck_assert_int_eq(weft_sem_acquire(&s), 0);       /* a free permit */
-	ck_assert_int_eq(weft_queue_put(&q, &item), 0);  /* room */
+	ck_assert_int_eq(weft_lock_acquire(&l), 0);     /* free */
+	ck_assert_int_eq(weft_event_wait(&e), 0);       /* already set */
+	ck_assert_int_eq(weft_sem_acquire(&s), 0);      /* a free permit */
+	ck_assert_int_eq(weft_queue_put(&q, &item), 0); /* room */
 	ck_assert_int_eq(weft_queue_put(&q, &item), -ECANCELED); /* full */
 	ck_assert_int_eq(weft_sem_acquire(&s), -ECANCELED);
 	ck_assert_int_eq(weft_yield(), -ECANCELED);

@@ -423,10 +423,10 @@ static __attribute__((noinline)) void *wait_in_blocking(void *a)
 }
 
 struct expect {
-	const char *task;    /* its name */
+	const char *task; /* its name */
 	weft_fn fn;
-	const char *frame;   /* the function that made the call */
-	char wait[96];       /* what the dump must say it waits for */
+	const char *frame; /* the function that made the call */
+	char wait[96];     /* what the dump must say it waits for */
 };
 
 /* The dump's text, read back from a memfd. */
@@ -488,7 +488,9 @@ static void *dump_main(void *arg)
 	w.listener = weft_tcp_listen("127.0.0.1", 0, 16, 0);
 	ck_assert_int_ge(w.listener, 0);
 	ck_assert_int_eq(weft_spawn_opts(&w.joined, wait_in_event, NULL,
-			 &(struct weft_spawn_opts){ .name = "joined" }), 0);
+					 &(struct weft_spawn_opts){
+						 .name = "joined" }),
+			 0);
 
 	struct expect e[] = {
 		{ "in-lock", wait_in_lock, "wait_in_lock+", "" },
@@ -522,16 +524,20 @@ static void *dump_main(void *arg)
 	snprintf(e[11].wait, 96, "parked: sleep until +");
 	/* Under epoll a task waits for readiness, not for an operation. */
 	bool ready = weft_io_driver() == WEFT_IO_EPOLL;
-	snprintf(e[12].wait, 96, ready ? "parked: ready fd %d," :
-		 "parked: recv on fd %d,", w.sv[0]);
-	snprintf(e[13].wait, 96, ready ? "parked: ready fd %d," :
-		 "parked: accept on fd %d,", w.listener);
+	snprintf(e[12].wait, 96,
+		 ready ? "parked: ready fd %d," : "parked: recv on fd %d,",
+		 w.sv[0]);
+	snprintf(e[13].wait, 96,
+		 ready ? "parked: ready fd %d," : "parked: accept on fd %d,",
+		 w.listener);
 	snprintf(e[14].wait, 96,
 		 "in the blocking pool: job job_until_released (");
 	weft_task_t t[16];
 	for (int i = 0; i < n; i++)
 		ck_assert_int_eq(weft_spawn_opts(&t[i], e[i].fn, NULL,
-			&(struct weft_spawn_opts){ .name = e[i].task }), 0);
+						 &(struct weft_spawn_opts){
+							 .name = e[i].task }),
+				 0);
 
 	/* Every one of them parks soon: look until all are seen so. */
 	char *text = NULL;
@@ -551,9 +557,10 @@ static void *dump_main(void *arg)
 	}
 	for (int i = 0; i < n && !all; i++)
 		if (!block_ok(text, &e[i]))
-			fprintf(stderr, "dump: no good block for %s (%s, %s) "
-				"in:\n%s\n", e[i].task, e[i].wait,
-				e[i].frame, text);
+			fprintf(stderr,
+				"dump: no good block for %s (%s, %s) "
+				"in:\n%s\n",
+				e[i].task, e[i].wait, e[i].frame, text);
 	ck_assert(all);
 	ck_assert_ptr_nonnull(strstr(text, "\"dump\" running on worker"));
 	free(text);
@@ -573,7 +580,8 @@ static void *dump_main(void *arg)
 	ck_assert_int_ge(weft_barrier_wait(&w.barrier), 0);
 	ck_assert_int_eq(weft_cancel(t[11]), 0);
 	ck_assert_int_eq(write(w.sv[1], "x", 1), 1);
-	int c = weft_connect("127.0.0.1", (uint16_t)weft_local_port(w.listener));
+	int c = weft_connect("127.0.0.1",
+			     (uint16_t)weft_local_port(w.listener));
 	ck_assert_int_ge(c, 0);
 	atomic_store(&w.release_job, 1);
 	for (int i = 0; i < n; i++)
@@ -594,7 +602,9 @@ static void *named_dump_main(void *arg)
 {
 	weft_task_t t;
 	ck_assert_int_eq(weft_spawn_opts(&t, dump_main, NULL,
-			 &(struct weft_spawn_opts){ .name = "dump" }), 0);
+					 &(struct weft_spawn_opts){
+						 .name = "dump" }),
+			 0);
 	ck_assert_int_eq(weft_join(t, NULL), 0);
 	return NULL;
 }
@@ -612,12 +622,15 @@ static void *signal_main(void *arg)
 	weft_task_t t;
 	ck_assert_int_eq(weft_event_init(&w.event), 0);
 	ck_assert_int_eq(weft_spawn_opts(&t, wait_in_event, NULL,
-			 &(struct weft_spawn_opts){ .name = "signalled" }), 0);
+					 &(struct weft_spawn_opts){
+						 .name = "signalled" }),
+			 0);
 	int fd = memfd_create("stderr", 0), saved = dup(2);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(dup2(fd, 2), 2);
 	char text[4096] = "";
-	for (int tries = 0; tries < 1000 && !strstr(text, "signalled"); tries++) {
+	for (int tries = 0; tries < 1000 && !strstr(text, "signalled");
+	     tries++) {
 		weft_sleep(5 * WEFT_MSEC);
 		ck_assert_int_eq(raise(SIGUSR1), 0);
 		weft_sleep(5 * WEFT_MSEC);
@@ -703,13 +716,17 @@ static void *stall_main(void *arg)
 	weft_task_t t;
 	struct weft_metrics m;
 	ck_assert_int_eq(weft_spawn_opts(&t, yielder, NULL,
-			 &(struct weft_spawn_opts){ .name = "yielder" }), 0);
+					 &(struct weft_spawn_opts){
+						 .name = "yielder" }),
+			 0);
 	ck_assert_int_eq(weft_join(t, NULL), 0);
 	ck_assert_int_eq(weft_metrics(&m), 0);
 	ck_assert_uint_eq(m.stall_reports, 0);
 	ck_assert_int_eq(atomic_load(&seen.calls), 0);
 	ck_assert_int_eq(weft_spawn_opts(&t, spinner, NULL,
-			 &(struct weft_spawn_opts){ .name = "spinner" }), 0);
+					 &(struct weft_spawn_opts){
+						 .name = "spinner" }),
+			 0);
 	ck_assert_int_eq(weft_join(t, NULL), 0);
 	ck_assert_int_eq(weft_metrics(&m), 0);
 	ck_assert_uint_eq(m.stall_reports, 1);
@@ -740,7 +757,8 @@ START_TEST(stall_reported_not_for_yields)
 	text[n > 0 ? n : 0] = '\0';
 	close(fd);
 	ck_assert_msg(strstr(text, "\"spinner\" has kept worker "), "%s", text);
-	ck_assert_msg(strstr(text, "without yielding (stall threshold 100.0 ms)"),
+	ck_assert_msg(strstr(text,
+			     "without yielding (stall threshold 100.0 ms)"),
 		      "%s", text);
 #ifndef __SANITIZE_THREAD__ /* it delays the signal: maybe no frames */
 	ck_assert_msg(strstr(text, "spin_for"), "%s", text);
@@ -775,7 +793,8 @@ static void *churner(void *arg)
 		weft_task_t t[16];
 		for (int k = 0; k < 16; k++)
 			ck_assert_int_eq(weft_spawn(&t[k], leaf,
-						    (void *)(i + k)), 0);
+						    (void *)(i + k)),
+					 0);
 		for (int k = 0; k < 16; k++)
 			ck_assert_int_eq(weft_join(t[k], NULL), 0);
 	}

@@ -52,9 +52,15 @@ END_TEST
  * apart, so slabs carve in pages. */
 START_TEST(stacks_are_whole_pages)
 {
-	static const size_t sizes[] = { 1, 4096, 16 * 1024, 16 * 1024 + 1,
-					40000, 64 * 1024, 100 * 1024,
-					1024 * 1024, 1024 * 1024 + 1,
+	static const size_t sizes[] = { 1,
+					4096,
+					16 * 1024,
+					16 * 1024 + 1,
+					40000,
+					64 * 1024,
+					100 * 1024,
+					1024 * 1024,
+					1024 * 1024 + 1,
 					3 * 1024 * 1024 };
 	for (size_t p = 0; p < sizeof(pages) / sizeof(*pages); p++) {
 		weft__page_size_force(pages[p]);

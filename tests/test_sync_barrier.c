@@ -131,8 +131,7 @@ END_TEST
  * counted into the next round, where the reset broke it (-EPIPE). */
 #define ROUNDS_PARTIES 3
 
-static struct weft_barrier rounds_bar =
-	WEFT_BARRIER_INIT(ROUNDS_PARTIES);
+static struct weft_barrier rounds_bar = WEFT_BARRIER_INIT(ROUNDS_PARTIES);
 static int rounds_n;
 
 static void *rounds_party(void *arg)

@@ -113,8 +113,9 @@ static void *notify_main(void *arg)
 	ck_assert_int_eq(weft_cond_init(&c.cond, &c.lock), 0);
 	for (int i = 0; i < 6; i++) {
 		a[i] = (struct narg){ &c, i };
-		ck_assert_int_eq(weft_spawn(&t[i], i == 4 ? timed_notify_waiter
-							  : notify_waiter,
+		ck_assert_int_eq(weft_spawn(&t[i],
+					    i == 4 ? timed_notify_waiter
+						   : notify_waiter,
 					    &a[i]),
 				 0);
 		wait_waiters(&c.cond.wq, i + 1);
@@ -202,7 +203,8 @@ static void order_round(bool threads, int n)
 		void *id = (void *)(intptr_t)i;
 		if (threads)
 			ck_assert_int_eq(pthread_create(&th[i], NULL,
-							order_thread, id), 0);
+							order_thread, id),
+					 0);
 		else
 			ck_assert_int_eq(weft_spawn(&t[i], order_task, id), 0);
 		wait_waiters(&octx.cond.wq, i + 1);
@@ -214,7 +216,8 @@ static void order_round(bool threads, int n)
 	ck_assert_int_eq(weft_lock_release(&octx.lock), 0);
 	for (int i = 0; i < ORDER_N; i++) {
 		if (threads)
-			pthread_join(th[i], NULL); /* blocks a worker: briefly */
+			pthread_join(th[i],
+				     NULL); /* blocks a worker: briefly */
 		else
 			ck_assert_int_eq(weft_join(t[i], NULL), 0);
 	}
@@ -279,8 +282,7 @@ static void *errors_main(void *arg)
 	struct weft_cond c;
 	ck_assert_int_eq(weft_cond_init(&c, &l), 0);
 	ck_assert_int_eq(weft_cond_wait(&c), -EPERM);
-	ck_assert_int_eq(weft_cond_wait_for(&c, wf_ready, (void *)100),
-			 -EPERM);
+	ck_assert_int_eq(weft_cond_wait_for(&c, wf_ready, (void *)100), -EPERM);
 	ck_assert_int_eq(weft_cond_notify_all(&c), -EPERM);
 	ck_assert_int_eq(weft_cond_init(NULL, &l), -EINVAL);
 	ck_assert_int_eq(weft_cond_init(&c, NULL), -EINVAL);

@@ -46,7 +46,8 @@ static void *all_main(void *arg)
 	for (int round = 0; round < 2; round++) {
 		reset_counts();
 		for (intptr_t i = 0; i < 10; i++)
-			ck_assert_int_eq(weft_group_spawn(&g, nap, (void *)i), 0);
+			ck_assert_int_eq(weft_group_spawn(&g, nap, (void *)i),
+					 0);
 		ck_assert_int_eq(weft_group_wait(&g), 0);
 		ck_assert_int_eq(atomic_load(&finished), 10);
 	}

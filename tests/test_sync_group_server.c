@@ -26,8 +26,10 @@ static void *collect_main(void *arg)
 
 	atomic_store(&finished, 0);
 	for (intptr_t i = 0; i < 10; i++)
-		ck_assert_int_eq(weft_group_spawn(&g, nap_then, (void *)(intptr_t)
-						  (i % 3 ? 0 : -EIO)), 0);
+		ck_assert_int_eq(
+			weft_group_spawn(&g, nap_then,
+					 (void *)(intptr_t)(i % 3 ? 0 : -EIO)),
+			0);
 	weft_sleep(5 * WEFT_MSEC);
 	/* Four have failed by now, and spawning goes on. */
 	ck_assert_int_eq(weft_group_spawn(&g, nap_then, NULL), 0);
@@ -145,8 +147,9 @@ static void *spawn_many(void *arg)
 static void *stress_main(void *arg)
 {
 	struct weft_group g = WEFT_GROUP_INIT_COLLECT(g);
-	struct spawner sp[4] = { { &g, 0, 0 }, { &g, 0, 0 }, { &g, 0, 0 },
-				 { &g, 0, 0 } };
+	struct spawner sp[4] = {
+		{ &g, 0, 0 }, { &g, 0, 0 }, { &g, 0, 0 }, { &g, 0, 0 }
+	};
 	weft_task_t t[4];
 	long spawned = 0;
 	int r;

@@ -11,8 +11,7 @@
 
 /* Waits (yielding) until list q of a queue has n waiters linked. Every
  * list of a weft_queue is guarded by the getters' lock. */
-static void wait_queued(struct weft_waitq *lock, struct weft_waitq *q,
-			 int n)
+static void wait_queued(struct weft_waitq *lock, struct weft_waitq *q, int n)
 {
 	for (;;) {
 		int k = 0;
@@ -221,7 +220,8 @@ static void *bounded_main(void *arg)
 {
 	int storage[2];
 	struct weft_queue q;
-	struct weft_queue_opts o = { .elem_size = sizeof(int), .capacity = 2,
+	struct weft_queue_opts o = { .elem_size = sizeof(int),
+				     .capacity = 2,
 				     .storage = storage };
 	ck_assert_int_eq(weft_queue_init_opts(&q, &o), 0);
 	int v = 1, out;

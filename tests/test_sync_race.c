@@ -18,18 +18,18 @@ struct race;
 struct race_ops {
 	const char *name;
 	void (*setup)(struct race *r);
-	int (*wait)(struct race *r);          /* the waiter's blocking call */
-	int (*notify)(struct race *r);        /* the notifier's side */
+	int (*wait)(struct race *r);   /* the waiter's blocking call */
+	int (*notify)(struct race *r); /* the notifier's side */
 	void (*check)(struct race *r, int wr, int nr);
 };
 
 struct race {
 	const struct race_ops *ops;
-	int go;               /* released when all are ready */
+	int go; /* released when all are ready */
 	int ready;
 	uint64_t rng;
 	int spin_w, spin_n, spin_c;
-	int64_t deadline_ns;  /* 0: none */
+	int64_t deadline_ns; /* 0: none */
 	/* the primitives */
 	struct weft_lock lock;
 	struct weft_sem sem;
@@ -40,7 +40,7 @@ struct race {
 	struct weft_cond cond;
 	struct weft_barrier bar;
 	uint64_t item;
-	int outcomes[3];      /* ok, cancelled, timed out */
+	int outcomes[3]; /* ok, cancelled, timed out */
 };
 
 static uint64_t rnd(uint64_t *s)
@@ -130,7 +130,8 @@ static void lock_check(struct race *r, int wr, int nr)
 
 static void qget_setup(struct race *r)
 {
-	struct weft_queue_opts o = { .elem_size = 8, .capacity = 1,
+	struct weft_queue_opts o = { .elem_size = 8,
+				     .capacity = 1,
 				     .storage = r->qbuf };
 	weft_queue_init_opts(&r->q, &o);
 }
@@ -379,9 +380,8 @@ static void run_one(struct race *r)
 	r->spin_w = (int)(rnd(&r->rng) % 100);
 	r->spin_n = (int)(rnd(&r->rng) % 3000);
 	r->spin_c = (int)(rnd(&r->rng) % 3000);
-	r->deadline_ns = rnd(&r->rng) % 2 ? (int64_t)(rnd(&r->rng) % 20000) +
-						    1000
-					  : 0;
+	r->deadline_ns =
+		rnd(&r->rng) % 2 ? (int64_t)(rnd(&r->rng) % 20000) + 1000 : 0;
 	r->ops->setup(r);
 	ck_assert_int_eq(weft_spawn(&w, waiter, r), 0);
 	ck_assert_int_eq(weft_spawn(&n, notifier, r), 0);

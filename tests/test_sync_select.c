@@ -139,7 +139,8 @@ static void *kinds_main(void *arg)
 	/* JOIN: the task is joined and its handle consumed. */
 	weft_task_t j;
 	ck_assert_int_eq(weft_spawn(&j, sleeper,
-				    (void *)(intptr_t)(5 * WEFT_MSEC)), 0);
+				    (void *)(intptr_t)(5 * WEFT_MSEC)),
+			 0);
 	struct weft_select_case c5[] = { WEFT_CASE_GET(&q1, &a),
 					 WEFT_CASE_JOIN(j, &res) };
 	ck_assert_int_eq(weft_select(c5, 2), 1);
@@ -334,9 +335,9 @@ static void *skip_main(void *arg)
 	/* The event wins; the selector cannot run before we wait. */
 	ck_assert_int_eq(weft_event_set(&k.e), 1);
 	uint64_t x = 77;
-	ck_assert_int_eq(weft_queue_put(&k.q, &x), 0);  /* to the getter */
-	ck_assert_int_eq(weft_sem_release(&k.s), 0);    /* kept */
-	ck_assert_int_eq(weft_lock_release(&k.l), 0);   /* freed */
+	ck_assert_int_eq(weft_queue_put(&k.q, &x), 0); /* to the getter */
+	ck_assert_int_eq(weft_sem_release(&k.s), 0);   /* kept */
+	ck_assert_int_eq(weft_lock_release(&k.l), 0);  /* freed */
 	ck_assert_int_eq(weft_join(sel, NULL), 0);
 	ck_assert_int_eq(weft_join(get, NULL), 0);
 	ck_assert_int_eq(k.idx, 3);
@@ -575,9 +576,8 @@ static void *race_main(void *arg)
 		ck_assert_uint_eq(r.s.state, 0);
 		ck_assert_uint_eq(r.l.state, 0);
 	}
-	fprintf(stderr, "select race: got %d/%d/%d/%d, none %d\n",
-		outcomes[0], outcomes[1], outcomes[2], outcomes[3],
-		outcomes[4]);
+	fprintf(stderr, "select race: got %d/%d/%d/%d, none %d\n", outcomes[0],
+		outcomes[1], outcomes[2], outcomes[3], outcomes[4]);
 	weft_queue_destroy(&r.q);
 	weft_queue_destroy(&r.q2);
 	return NULL;
@@ -714,7 +714,8 @@ static void *first_main(void *arg)
 		weft_event_init(&first_ev[i]);
 		by_order[order[i]] = i;
 		ck_assert_int_eq(weft_spawn(&t[i], wait_event,
-					    (void *)(intptr_t)i), 0);
+					    (void *)(intptr_t)i),
+				 0);
 	}
 	/* Let the tasks end one by one, in `order`: each next() must yield
 	 * the one that ended, whether it ends before or while we wait. */
@@ -808,8 +809,7 @@ static void *bad_main(void *arg)
 	ck_assert_int_eq(weft_select(n, 1), -EINVAL);
 	struct weft_select_case to[] = { WEFT_CASE_TIMEOUT(-1) };
 	ck_assert_int_eq(weft_select(to, 1), -EINVAL);
-	struct weft_select_case me[] = { WEFT_CASE_JOIN(weft_current(),
-							NULL) };
+	struct weft_select_case me[] = { WEFT_CASE_JOIN(weft_current(), NULL) };
 	ck_assert_int_eq(weft_select(me, 1), -EDEADLK);
 	return NULL;
 }
@@ -829,11 +829,11 @@ struct stress {
 	struct weft_sem s[2];
 	struct weft_lock l;
 	struct weft_event stop;
-	long items;             /* put in total */
-	atomic_uchar *seen;     /* per item: times got */
+	long items;         /* put in total */
+	atomic_uchar *seen; /* per item: times got */
 	atomic_long got;
 	atomic_int in_sem[2];
-	int in_lock;            /* only under l */
+	int in_lock; /* only under l */
 	atomic_long sem_wins, lock_wins, cancels, timeouts;
 	weft_task_t *tasks;
 	int ntasks;
@@ -862,10 +862,9 @@ static void *consumer(void *arg)
 	uint64_t seed = (uint64_t)(uintptr_t)&seed | 1, v;
 	for (;;) {
 		struct weft_select_case c[] = {
-			WEFT_CASE_EVENT(&s->stop),
-			WEFT_CASE_GET(&s->q[0], &v), WEFT_CASE_SEM(&s->s[0]),
-			WEFT_CASE_GET(&s->q[1], &v), WEFT_CASE_SEM(&s->s[1]),
-			WEFT_CASE_LOCK(&s->l),
+			WEFT_CASE_EVENT(&s->stop), WEFT_CASE_GET(&s->q[0], &v),
+			WEFT_CASE_SEM(&s->s[0]),   WEFT_CASE_GET(&s->q[1], &v),
+			WEFT_CASE_SEM(&s->s[1]),   WEFT_CASE_LOCK(&s->l),
 		};
 		struct weft_deadline d;
 		bool timed = rnd(&seed) % 4 == 0;
@@ -932,8 +931,8 @@ static void *producer(void *arg)
 			WEFT_CASE_PUT(&p->s->q[1], &v),
 		};
 		struct weft_deadline d;
-		weft_deadline_enter(&d, (int64_t)(rnd(&seed) % 500) *
-						WEFT_USEC);
+		weft_deadline_enter(&d,
+				    (int64_t)(rnd(&seed) % 500) * WEFT_USEC);
 		int i = weft_select(c, 2);
 		weft_deadline_leave(&d);
 		if (i == -ETIMEDOUT)
@@ -1006,7 +1005,8 @@ static void *stress_main(void *arg)
 	ck_assert_uint_eq(s.l.state, 0);
 	ck_assert_int_gt(atomic_load(&s.sem_wins), 0);
 	ck_assert_int_gt(atomic_load(&s.lock_wins), 0);
-	fprintf(stderr, "select stress: %ld items, %d consumers: %ld permit "
+	fprintf(stderr,
+		"select stress: %ld items, %d consumers: %ld permit "
 		"and %ld lock wins, %ld cancelled, %ld timed out\n",
 		s.items, ncons, atomic_load(&s.sem_wins),
 		atomic_load(&s.lock_wins), atomic_load(&s.cancels),

@@ -26,8 +26,8 @@ static uint64_t rnd(uint64_t *s)
 struct chaos {
 	weft_task_t *victims;
 	int n;
-	int every_us;      /* mean pause between cancels */
-	int percent;       /* chance a pick is cancelled */
+	int every_us;         /* mean pause between cancels */
+	int percent;          /* chance a pick is cancelled */
 	bool (*spare)(int i); /* never cancel these */
 	volatile int stop;
 	long cancels;
@@ -38,8 +38,9 @@ static void *chaos_task(void *arg)
 	struct chaos *c = arg;
 	uint64_t s = 88172645463325252ull;
 	while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
-		weft_sleep((int64_t)(rnd(&s) % (2 * (uint64_t)c->every_us + 1)) *
-			   WEFT_USEC);
+		weft_sleep(
+			(int64_t)(rnd(&s) % (2 * (uint64_t)c->every_us + 1)) *
+			WEFT_USEC);
 		int i = (int)(rnd(&s) % (uint64_t)c->n);
 		if (c->spare && c->spare(i))
 			continue;
@@ -72,7 +73,7 @@ static void deadline_random(struct weft_deadline *d, uint64_t *s, int max_us)
 
 /* Evaluates call, a blocking weft call, one time in one_in under a random
  * deadline of up to max_us: the timeouts every stress fires at random. */
-#define MAYBE_TIMED(s, one_in, max_us, call)                                 \
+#define MAYBE_TIMED(s, one_in, max_us, call)                                   \
 	({                                                                     \
 		struct weft_deadline d_;                                       \
 		bool timed_ = rnd(s) % (one_in) == 0;                          \
@@ -128,8 +129,9 @@ static void *lock_main(void *arg)
 {
 	int n = 32;
 	weft_task_t t[32], ch;
-	struct chaos c = { .victims = t, .n = n, .every_us = 200,
-			   .percent = 30 };
+	struct chaos c = {
+		.victims = t, .n = n, .every_us = 200, .percent = 30
+	};
 	s_iters = SCALED(4000);
 	s_counter = 0;
 	for (long i = 0; i < n; i++)
@@ -184,8 +186,9 @@ static void *sem_main(void *arg)
 {
 	int n = 32;
 	weft_task_t t[32], ch;
-	struct chaos c = { .victims = t, .n = n, .every_us = 200,
-			   .percent = 30 };
+	struct chaos c = {
+		.victims = t, .n = n, .every_us = 200, .percent = 30
+	};
 	s_iters = SCALED(4000);
 	for (long i = 0; i < n; i++)
 		ck_assert_int_eq(weft_spawn(&t[i], sem_worker, (void *)i), 0);
@@ -213,9 +216,9 @@ END_TEST
 #define THREADS 2
 
 static struct weft_queue *qs_q;
-static long qs_per;             /* items per producer */
-static unsigned char *qs_put;   /* [producer * qs_per + seq]: put ok */
-static unsigned char *qs_got;   /* times received */
+static long qs_per;           /* items per producer */
+static unsigned char *qs_put; /* [producer * qs_per + seq]: put ok */
+static unsigned char *qs_got; /* times received */
 static long qs_sum_put, qs_sum_got;
 
 static void got_item(uint64_t v)
@@ -303,8 +306,10 @@ static void run_queue(struct weft_queue *q)
 	qs_put = calloc((size_t)items, 1);
 	qs_got = calloc((size_t)items, 1);
 	qs_sum_put = qs_sum_got = 0;
-	struct chaos c = { .victims = t, .n = PRODUCERS + CONSUMERS,
-			   .every_us = 300, .percent = 25,
+	struct chaos c = { .victims = t,
+			   .n = PRODUCERS + CONSUMERS,
+			   .every_us = 300,
+			   .percent = 25,
 			   .spare = spare_first_consumer };
 	for (long i = 0; i < PRODUCERS; i++)
 		ck_assert_int_eq(weft_spawn(&t[i], q_producer, (void *)i), 0);
@@ -333,9 +338,8 @@ static void run_queue(struct weft_queue *q)
 		weft_queue_task_done(q);
 	}
 	for (long i = 0; i < items; i++)
-		ck_assert_msg(qs_got[i] == qs_put[i],
-			      "item %ld put %d got %d", i, qs_put[i],
-			      qs_got[i]);
+		ck_assert_msg(qs_got[i] == qs_put[i], "item %ld put %d got %d",
+			      i, qs_put[i], qs_got[i]);
 	ck_assert_int_eq(qs_sum_put, qs_sum_got);
 	ck_assert_int_eq(weft_queue_join(q), 0); /* all marked done */
 	ck_assert_int_eq(waitq_len(&q->getters), 0);
@@ -363,7 +367,8 @@ static void *queue_main(void *arg)
 	run_queue(&q);
 	qs_per = SCALED(5000);
 	struct weft_queue_opts o = { .elem_size = sizeof(uint64_t),
-				     .capacity = 4, .kind = WEFT_QUEUE_LIFO };
+				     .capacity = 4,
+				     .kind = WEFT_QUEUE_LIFO };
 	ck_assert_int_eq(weft_queue_init_opts(&q, &o), 0);
 	run_queue(&q);
 	o.kind = WEFT_QUEUE_PRIORITY;
@@ -421,8 +426,9 @@ static void *event_main(void *arg)
 			weft_event_init(&ev[i]);
 			weft_future_init(&fut[i]);
 		}
-		struct chaos c = { .victims = t, .n = n, .every_us = 20,
-				   .percent = 50 };
+		struct chaos c = {
+			.victims = t, .n = n, .every_us = 20, .percent = 50
+		};
 		for (long i = 0; i < n; i++)
 			ck_assert_int_eq(weft_spawn(&t[i], ev_waiter,
 						    (void *)i),
@@ -478,11 +484,9 @@ static void *cond_worker(void *arg)
 			break;
 		}
 		r = MAYBE_TIMED(&s, 4, 100,
-				weft_cond_wait_for(producer ? &c_nonfull
-							    : &c_nonempty,
-						   producer ? has_room
-							    : has_items,
-						   NULL));
+				weft_cond_wait_for(
+					producer ? &c_nonfull : &c_nonempty,
+					producer ? has_room : has_items, NULL));
 		/* Held in every case. */
 		ck_assert_int_eq(__atomic_add_fetch(&s_inside, 1,
 						    __ATOMIC_RELAXED),
@@ -512,8 +516,9 @@ static void *cond_main(void *arg)
 {
 	int n = 16;
 	weft_task_t t[16], ch;
-	struct chaos c = { .victims = t, .n = n, .every_us = 300,
-			   .percent = 20 };
+	struct chaos c = {
+		.victims = t, .n = n, .every_us = 300, .percent = 20
+	};
 	s_iters = SCALED(2000);
 	s_inside = 0;
 	for (long i = 0; i < n; i++)

@@ -111,7 +111,8 @@ static void *detached_body(void *arg)
 static void *names_main(void *arg)
 {
 	weft_task_t t;
-	struct weft_spawn_opts o = { .name = "a-name", .stack_size = 256 * 1024 };
+	struct weft_spawn_opts o = { .name = "a-name",
+				     .stack_size = 256 * 1024 };
 	ck_assert_int_eq(weft_spawn_opts(&t, name_check, NULL, &o), 0);
 	ck_assert_str_eq(weft_task_name(t), "a-name");
 	ck_assert_int_eq(weft_join(t, NULL), 0);
@@ -330,8 +331,8 @@ static void *starve_main(void *arg)
 	ck_assert_int_eq(weft_queue_init(&pp_b, sizeof(int), 1), 0);
 	ck_assert_int_eq(weft_spawn(&c, starved_task, NULL), 0);
 	ck_assert_int_eq(weft_spawn(&p, ponger, NULL), 0);
-	weft_sleep(10 * WEFT_MSEC); /* both park */
-	weft_event_set(&starved_event); /* c to run-next ... */
+	weft_sleep(10 * WEFT_MSEC);                     /* both park */
+	weft_event_set(&starved_event);                 /* c to run-next ... */
 	ck_assert_int_eq(weft_queue_put(&pp_a, &v), 0); /* ... then woken */
 	while (!atomic_load(&starved_ran) && ++rounds < 100000) {
 		ck_assert_int_eq(weft_queue_get(&pp_b, &v), 0);
@@ -370,10 +371,12 @@ static void *blocker(void *arg)
 
 static void *kept_sleeper(void *arg)
 {
-	weft_sleep(20 * WEFT_MSEC); /* the blocker waits; the other worker sleeps */
+	weft_sleep(20 *
+		   WEFT_MSEC); /* the blocker waits; the other worker sleeps */
 	weft_event_set(&blocker_go); /* the blocker runs next, here */
 	int64_t t0 = weft_now();
-	ck_assert_int_eq(weft_sleep(10 * WEFT_MSEC), 0); /* timer on this worker */
+	ck_assert_int_eq(weft_sleep(10 * WEFT_MSEC),
+			 0); /* timer on this worker */
 	return (void *)(intptr_t)((weft_now() - t0) / WEFT_MSEC);
 }
 
@@ -414,7 +417,9 @@ static void *fifo_main(void *arg)
 	weft_task_t t[5];
 	fifo_base = weft_now() + 30 * WEFT_MSEC;
 	for (int i = 0; i < 5; i++)
-		ck_assert_int_eq(weft_spawn(&t[i], fifo_sleeper, (void *)(intptr_t)i), 0);
+		ck_assert_int_eq(weft_spawn(&t[i], fifo_sleeper,
+					    (void *)(intptr_t)i),
+				 0);
 	for (int i = 0; i < 5; i++)
 		ck_assert_int_eq(weft_join(t[i], NULL), 0);
 	for (int i = 0; i < 5; i++)
@@ -436,9 +441,11 @@ static void *scopes_main(void *arg)
 	ck_assert_int_eq(weft_workers(), 3);
 	struct weft_deadline outer, inner, late;
 	ck_assert_int_eq(weft_deadline_enter(&outer, 20 * WEFT_MSEC), 0);
-	ck_assert_int_eq(weft_deadline_enter_at(&late, weft_now() + WEFT_SEC), 0);
+	ck_assert_int_eq(weft_deadline_enter_at(&late, weft_now() + WEFT_SEC),
+			 0);
 	ck_assert_int_eq(weft_deadline_enter(&inner, WEFT_SEC), 0);
-	ck_assert_int_eq(weft_deadline_leave(&late), -EINVAL); /* not innermost */
+	ck_assert_int_eq(weft_deadline_leave(&late),
+			 -EINVAL); /* not innermost */
 	ck_assert_int_eq(weft_deadline_leave(NULL), -EINVAL);
 	/* The outer 20 ms bounds the sleep, though the inner scopes allow 1 s. */
 	int64_t t0 = weft_now();
@@ -642,7 +649,8 @@ static void *yield_body(void *arg)
 	long n = (long)arg;
 	for (long i = 0; i < n; i++) {
 		ck_assert_int_eq(weft_yield(), 0);
-		atomic_fetch_add_explicit(&yields_done, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&yields_done, 1,
+					  memory_order_relaxed);
 	}
 	return NULL;
 }
@@ -790,12 +798,13 @@ static void *big_stacks_main(void *arg)
 	atomic_store(&big_ready, 0);
 	for (intptr_t i = 0; i < BIG_TASKS; i++)
 		ck_assert_int_eq(weft_spawn_opts(&t[i], big_stack_body,
-						 (void *)i, &o), 0);
+						 (void *)i, &o),
+				 0);
 	for (int i = 0; i < BIG_TASKS; i++) {
 		void *ok = NULL;
 		ck_assert_int_eq(weft_join(t[i], &ok), 0);
-		ck_assert_msg(ok == (void *)1, "task %d's stack was overwritten",
-			      i);
+		ck_assert_msg(ok == (void *)1,
+			      "task %d's stack was overwritten", i);
 	}
 	return NULL;
 }

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include "test_io_util.h"
 
-
 static void *accuracy_main(void *arg)
 {
 	static const long ms[] = { 1, 5, 20, 50, 120 };
@@ -72,8 +71,9 @@ static void *order_main(void *arg)
 {
 	/* Starting 50 tasks takes a while under sanitizers. */
 	struct order o = { .next = 0,
-			   .base = weft_now() + (WEFT_TEST_SCALE >= 100 ? 50 : 500) *
-						    WEFT_MSEC };
+			   .base = weft_now() +
+				   (WEFT_TEST_SCALE >= 100 ? 50 : 500) *
+					   WEFT_MSEC };
 	struct sleeper s[ORDER_N];
 	weft_task_t t[ORDER_N];
 
@@ -93,8 +93,8 @@ static void *order_main(void *arg)
 	/* A worker that wakes later than a gap fires several timers at once,
 	 * and those resume through the run-next slot, last first: the gap is
 	 * wide so that only a badly overloaded machine sees that. */
-	fprintf(stderr, "%d workers: %d sleepers out of order\n", weft_workers(),
-		inversions);
+	fprintf(stderr, "%d workers: %d sleepers out of order\n",
+		weft_workers(), inversions);
 	ck_assert_int_le(inversions, (int)(intptr_t)arg);
 	return NULL;
 }
@@ -172,7 +172,8 @@ static atomic_long woke_ok;
 static void *many_sleeper(void *arg)
 {
 	/* Spread over 0..99 ms so the timer structure sees churn. */
-	if (weft_sleep((int64_t)((intptr_t)arg % 100) * WEFT_MSEC + WEFT_MSEC) == 0)
+	if (weft_sleep((int64_t)((intptr_t)arg % 100) * WEFT_MSEC +
+		       WEFT_MSEC) == 0)
 		atomic_fetch_add(&woke_ok, 1);
 	return NULL;
 }
@@ -187,7 +188,8 @@ static void *many_main(void *arg)
 	atomic_store(&woke_ok, 0);
 	for (long i = 0; i < n; i++)
 		ck_assert_int_eq(weft_spawn_opts(&t[i], many_sleeper,
-						 (void *)(intptr_t)i, &opts), 0);
+						 (void *)(intptr_t)i, &opts),
+				 0);
 	for (long i = 0; i < n; i++)
 		ck_assert_int_eq(weft_join(t[i], NULL), 0);
 	ck_assert_int_eq(atomic_load(&woke_ok), n);

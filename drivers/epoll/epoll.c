@@ -95,8 +95,8 @@ static int wait_events(struct weft__epoll *ep, struct epoll_event *ev,
 {
 	int n;
 
-	if (timeout_ns > 0 && !atomic_load_explicit(&no_pwait2,
-						    memory_order_relaxed)) {
+	if (timeout_ns > 0 &&
+	    !atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
 		struct timespec ts = { .tv_sec = timeout_ns / 1000000000,
 				       .tv_nsec = timeout_ns % 1000000000 };
 

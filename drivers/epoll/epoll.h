@@ -18,7 +18,7 @@
 #include "runtime/driver.h"
 
 struct weft__epoll {
-	struct weft__driver base;    /* first: a driver is an epoll */
+	struct weft__driver base; /* first: a driver is an epoll */
 	int epfd;
 	/* Tasks waiting on fds registered here. A hint for the owner's
 	 * cheap poll only: parking always waits for events. */

@@ -47,8 +47,8 @@ enum { UNREGISTERED, REGISTERED, UNPOLLABLE };
 struct fdrec {
 	unsigned lock;
 	uint32_t gen;
-	_Atomic uint64_t reg;             /* run id << 2 | state */
-	struct weft__epoll *ep;           /* REGISTERED: whose epoll */
+	_Atomic uint64_t reg;   /* run id << 2 | state */
+	struct weft__epoll *ep; /* REGISTERED: whose epoll */
 	_Atomic uint64_t tick[2];
 	struct weft__waiter *head[2];
 };
@@ -79,7 +79,7 @@ static struct fdrec *rec_of(int fd, bool make)
 static int reg_state(uint64_t reg)
 {
 	return reg >> 2 == weft__driver_run_id() ? (int)(reg & 3)
-						   : UNREGISTERED;
+						 : UNREGISTERED;
 }
 
 static void unlink_waiter(struct fdrec *rec, struct weft__waiter *w)
@@ -149,14 +149,14 @@ static int do_register(struct fdrec *rec, int fd)
 
 static int ensure_registered(struct fdrec *rec, int fd)
 {
-	int state = reg_state(atomic_load_explicit(&rec->reg,
-						   memory_order_acquire));
+	int state = reg_state(
+		atomic_load_explicit(&rec->reg, memory_order_acquire));
 
 	if (state != UNREGISTERED)
 		return state;
 	weft__spin_lock(&rec->lock);
-	state = reg_state(atomic_load_explicit(&rec->reg,
-					       memory_order_relaxed));
+	state = reg_state(
+		atomic_load_explicit(&rec->reg, memory_order_relaxed));
 	if (state == UNREGISTERED)
 		state = do_register(rec, fd);
 	weft__spin_unlock(&rec->lock);
@@ -206,8 +206,7 @@ static int wait_ready(struct fdrec *rec, int dir, struct weft__waiter *w,
 	return weft__wait_park(w, unlock_rec, rec);
 }
 
-long weft__fdready_call(int fd, enum weft__dir dir, weft__try_fn try,
-			void *arg)
+long weft__fdready_call(int fd, enum weft__dir dir, weft__try_fn try, void *arg)
 {
 	struct fdrec *rec = rec_of(fd, true);
 	struct weft__waiter w;
@@ -246,11 +245,10 @@ void weft__fdready_event(uint64_t data, uint32_t events)
 		return;
 	weft__spin_lock(&rec->lock);
 	if (rec->gen == (uint32_t)(data >> 32) &&
-	    reg_state(atomic_load_explicit(&rec->reg,
-					   memory_order_relaxed)) ==
+	    reg_state(atomic_load_explicit(&rec->reg, memory_order_relaxed)) ==
 		    REGISTERED) {
-		if (events & (EPOLLIN | EPOLLRDHUP | EPOLLPRI | EPOLLHUP |
-			      EPOLLERR))
+		if (events &
+		    (EPOLLIN | EPOLLRDHUP | EPOLLPRI | EPOLLHUP | EPOLLERR))
 			wake_all(rec, WEFT__READ, 0);
 		if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 			wake_all(rec, WEFT__WRITE, 0);

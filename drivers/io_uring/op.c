@@ -68,9 +68,10 @@ void weft__io_abort(struct weft__io *io, int reason)
 	do {
 		if (refs == 0)
 			return; /* completed: the task is being woken */
-	} while (!atomic_compare_exchange_weak_explicit(
-		&io->refs, &refs, refs + 1, memory_order_acq_rel,
-		memory_order_acquire));
+	} while (!atomic_compare_exchange_weak_explicit(&io->refs, &refs,
+							refs + 1,
+							memory_order_acq_rel,
+							memory_order_acquire));
 	atomic_compare_exchange_strong_explicit(&io->reason, &none, reason,
 						memory_order_release,
 						memory_order_relaxed);

@@ -45,17 +45,17 @@
 #include "ring.h"
 
 struct weft__io {
-	struct weft__ring_op op;        /* the SQE's user_data */
+	struct weft__ring_op op; /* the SQE's user_data */
 	struct weft__waiter w;
-	struct weft__ring *ring;        /* the ring it was submitted on */
+	struct weft__ring *ring; /* the ring it was submitted on */
 	struct weft__driver_msg cancel_msg;
-	_Atomic int refs;               /* see above */
-	_Atomic int reason;             /* first abort reason, 0 if none */
+	_Atomic int refs;   /* see above */
+	_Atomic int reason; /* first abort reason, 0 if none */
 	_Atomic bool cancel_posted;
-	bool cqe_done;                  /* owner-only */
-	int res;                        /* cqe->res */
-	int fd;                         /* registered fd, or -1 */
-	struct weft__io *next, *prev;   /* on its fd table stripe */
+	bool cqe_done;                /* owner-only */
+	int res;                      /* cqe->res */
+	int fd;                       /* registered fd, or -1 */
+	struct weft__io *next, *prev; /* on its fd table stripe */
 };
 
 /* Publishes io and returns a fresh SQE on the caller's ring, or NULL with

@@ -44,7 +44,8 @@ static const char *explain(int err)
 		       "kernel.io_uring_disabled, or a seccomp profile such as "
 		       "a container's): allow io_uring to run weft";
 	case -ENOSYS:
-		return "io_uring is not available in this kernel (Linux 5.11 or "
+		return "io_uring is not available in this kernel (Linux 5.11 "
+		       "or "
 		       "newer is needed)";
 	case -ENOMEM:
 		return "cannot set up io_uring: out of memory or locked-memory "
@@ -56,8 +57,9 @@ static const char *explain(int err)
 
 static void wake_complete(struct weft__ring_op *op, int res, unsigned flags)
 {
-	struct weft__ring *r = (struct weft__ring *)((char *)op -
-				offsetof(struct weft__ring, wake_op));
+	struct weft__ring *r =
+		(struct weft__ring *)((char *)op -
+				      offsetof(struct weft__ring, wake_op));
 
 	r->wake_armed = false;
 	weft__driver_wake_consumed(&r->base);
@@ -170,7 +172,8 @@ int weft__uring_reap(struct weft__driver *d)
 	if (IO_URING_READ_ONCE(*r->uring.sq.kflags) &
 	    (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW))
 		io_uring_get_events(&r->uring);
-	io_uring_for_each_cqe(&r->uring, head, cqe) {
+	io_uring_for_each_cqe(&r->uring, head, cqe)
+	{
 		struct weft__ring_op *op = io_uring_cqe_get_data(cqe);
 
 		seen++;
@@ -206,7 +209,8 @@ static void park_in_poll(struct weft__ring *r, int64_t timeout_ns)
 	/* Deferred completions need us to enter the kernel before the ring
 	 * shows them: look again at least every 10 ms. */
 	int ms = timeout_ns < 0 || timeout_ns > 10000000
-			 ? 10 : (int)((timeout_ns + 999999) / 1000000);
+			 ? 10
+			 : (int)((timeout_ns + 999999) / 1000000);
 	io_uring_submit(&r->uring);
 	poll(p, 2, ms);
 	io_uring_get_events(&r->uring);

@@ -26,9 +26,9 @@ struct weft__ring_op {
 };
 
 struct weft__ring {
-	struct weft__driver base;    /* first: a driver is a ring */
+	struct weft__driver base; /* first: a driver is a ring */
 	struct io_uring uring;
-	uint64_t wake_buf;           /* the pending read of wake_fd lands here */
+	uint64_t wake_buf; /* the pending read of wake_fd lands here */
 	struct weft__ring_op wake_op;
 	bool wake_armed;
 };

@@ -14,7 +14,7 @@ static void *producer(void *arg)
 	long first = (intptr_t)arg;
 
 	for (long i = first; i < first + EACH; i++)
-		if (weft_queue_put(&numbers, &i))	/* waits while full */
+		if (weft_queue_put(&numbers, &i)) /* waits while full */
 			break;
 	return NULL;
 }
@@ -28,13 +28,13 @@ static void *main_task(void *arg)
 
 	for (i = 0; i < PRODUCERS; i++)
 		weft_spawn(&tasks[i], producer, (void *)(intptr_t)(i * EACH));
-	weft_deadline_enter(&d, 1 * WEFT_SEC);	/* asyncio.timeout(1) */
+	weft_deadline_enter(&d, 1 * WEFT_SEC); /* asyncio.timeout(1) */
 	for (i = 0; i < PRODUCERS * EACH && !err; i++) {
 		err = weft_queue_get(&numbers, &n); /* -ETIMEDOUT at 1 s */
 		sum += err ? 0 : n;
 	}
 	weft_deadline_leave(&d);
-	weft_queue_shutdown(&numbers, true);	/* puts left fail: -EPIPE */
+	weft_queue_shutdown(&numbers, true); /* puts left fail: -EPIPE */
 	for (i = 0; i < PRODUCERS; i++)
 		weft_join(tasks[i], NULL);
 	weft_queue_destroy(&numbers);

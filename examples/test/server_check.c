@@ -25,11 +25,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define IO_TIMEOUT 20	/* seconds any one read or write may take */
-#define MANY 1000		/* connections open at once */
+#define IO_TIMEOUT 20 /* seconds any one read or write may take */
+#define MANY 1000     /* connections open at once */
 
 static pid_t server;
-static int out_fd = -1;		/* the server's stdout */
+static int out_fd = -1; /* the server's stdout */
 static unsigned short port;
 static const char *check = "start";
 
@@ -126,8 +126,8 @@ static void stop(void)
 	while ((n = read(out_fd, buf, sizeof(buf))) > 0)
 		fwrite(buf, 1, (size_t)n, stdout);
 	if (!WIFEXITED(status) || WEXITSTATUS(status))
-		die("exit status %d (signal %d)", WIFEXITED(status) ?
-		    WEXITSTATUS(status) : -1,
+		die("exit status %d (signal %d)",
+		    WIFEXITED(status) ? WEXITSTATUS(status) : -1,
 		    WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
@@ -323,11 +323,11 @@ static void echo_abrupt(void)
 	int fd;
 
 	check = "echo, abrupt disconnects";
-	fd = dial();			/* sends, never reads, resets */
+	fd = dial(); /* sends, never reads, resets */
 	send_all(fd, junk, sizeof(junk) / 4);
 	abort_close(fd);
-	close(dial());			/* connects and leaves */
-	fd = dial();			/* half-close: echo, then end */
+	close(dial()); /* connects and leaves */
+	fd = dial();   /* half-close: echo, then end */
 	send_all(fd, "bye!\n", 5);
 	shutdown(fd, SHUT_WR);
 	recv_exact(fd, back, 5);
@@ -388,14 +388,13 @@ struct reader {
 
 struct response {
 	int status;
-	long length;		/* Content-Length */
-	bool close;		/* Connection: close */
+	long length; /* Content-Length */
+	bool close;  /* Connection: close */
 	char body[256];
 };
 
 /* Reads one response; with no_body (HEAD) its body is not read. */
-static void read_response(struct reader *r, struct response *res,
-			  bool no_body)
+static void read_response(struct reader *r, struct response *res, bool no_body)
 {
 	char *end, *h;
 	size_t head;
@@ -409,8 +408,8 @@ static void read_response(struct reader *r, struct response *res,
 		n = recv(r->fd, r->buf + r->len, sizeof(r->buf) - 1 - r->len,
 			 0);
 		if (n <= 0)
-			die("no whole response (%s)", n ? strerror(errno) :
-			    "closed");
+			die("no whole response (%s)",
+			    n ? strerror(errno) : "closed");
 		r->len += (size_t)n;
 	}
 	*end = 0;
@@ -464,7 +463,7 @@ static void http_keep_alive(void)
 	send_str(r.fd, GET);
 	expect_hello(&r, false);
 	send_str(r.fd, "GET /again HTTP/1.1\r\nHost: x\r\n"
-		 "User-Agent: server_check\r\nAccept: */*\r\n\r\n");
+		       "User-Agent: server_check\r\nAccept: */*\r\n\r\n");
 	expect_hello(&r, false);
 	check = "http pipelined";
 	send_str(r.fd, GET GET "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n" GET);
@@ -476,12 +475,12 @@ static void http_keep_alive(void)
 	expect_hello(&r, false);
 	check = "http body";
 	send_str(r.fd, "POST /form HTTP/1.1\r\nHost: x\r\n"
-		 "Content-Length: 11\r\n\r\nhello=world" GET);
+		       "Content-Length: 11\r\n\r\nhello=world" GET);
 	expect_hello(&r, false);
 	expect_hello(&r, false);
 	check = "http Connection: close";
 	send_str(r.fd, "GET / HTTP/1.1\r\nHost: x\r\n"
-		 "Connection: close\r\n\r\n");
+		       "Connection: close\r\n\r\n");
 	expect_hello(&r, true);
 	expect_closed(r.fd);
 	close(r.fd);
@@ -514,7 +513,7 @@ static void expect_refusal(const char *what, const char *req, size_t len,
 	close(r.fd);
 }
 
-#define REFUSE(what, req, status) \
+#define REFUSE(what, req, status)                                              \
 	expect_refusal(what, req, sizeof(req) - 1, status)
 
 static void http_refusals(void)
@@ -528,19 +527,26 @@ static void http_refusals(void)
 	REFUSE("malformed, no blank line yet", "NOT AN HTTP REQUEST\r\n", 400);
 	REFUSE("bad header", "GET / HTTP/1.1\r\nHost: x\r\nno colon\r\n\r\n",
 	       400);
-	REFUSE("space before colon", "GET / HTTP/1.1\r\nHost : x\r\n\r\n",
-	       400);
+	REFUSE("space before colon", "GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400);
 	REFUSE("bare LF", "GET / HTTP/1.1\nHost: x\n\n", 400);
 	REFUSE("no Host", "GET / HTTP/1.1\r\n\r\n", 400);
 	REFUSE("NUL", "GET / HTTP/1.1\r\nHost: \0\r\n\r\n", 400);
-	REFUSE("bad length", "POST / HTTP/1.1\r\nHost: x\r\n"
-	       "Content-Length: 1x\r\n\r\n", 400);
-	REFUSE("two lengths", "POST / HTTP/1.1\r\nHost: x\r\n"
-	       "Content-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400);
-	REFUSE("body too large", "POST / HTTP/1.1\r\nHost: x\r\n"
-	       "Content-Length: 99999999999999999999\r\n\r\n", 413);
-	REFUSE("chunked", "POST / HTTP/1.1\r\nHost: x\r\n"
-	       "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501);
+	REFUSE("bad length",
+	       "POST / HTTP/1.1\r\nHost: x\r\n"
+	       "Content-Length: 1x\r\n\r\n",
+	       400);
+	REFUSE("two lengths",
+	       "POST / HTTP/1.1\r\nHost: x\r\n"
+	       "Content-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+	       400);
+	REFUSE("body too large",
+	       "POST / HTTP/1.1\r\nHost: x\r\n"
+	       "Content-Length: 99999999999999999999\r\n\r\n",
+	       413);
+	REFUSE("chunked",
+	       "POST / HTTP/1.1\r\nHost: x\r\n"
+	       "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	       501);
 	REFUSE("HTTP/2.0", "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505);
 
 	check = "a request, then garbage";
@@ -577,7 +583,7 @@ static void http_abrupt(void)
 	close(dial());
 	r.fd = dial();
 	send_str(r.fd, GET);
-	shutdown(r.fd, SHUT_WR);	/* half-close: answered, then closed */
+	shutdown(r.fd, SHUT_WR); /* half-close: answered, then closed */
 	expect_hello(&r, false);
 	expect_closed(r.fd);
 	close(r.fd);
@@ -590,9 +596,9 @@ static void http_slow(void)
 
 	check = "http slow client";
 	for (size_t i = 0; i < sizeof(req) - 1; i += 3) {
-		send_all(r.fd, req + i, i + 3 < sizeof(req) - 1 ? 3 :
-			 sizeof(req) - 1 - i);
-		send_str(q.fd, GET);	/* others are served meanwhile */
+		send_all(r.fd, req + i,
+			 i + 3 < sizeof(req) - 1 ? 3 : sizeof(req) - 1 - i);
+		send_str(q.fd, GET); /* others are served meanwhile */
 		expect_hello(&q, false);
 		pause_ms(5);
 	}
@@ -755,11 +761,11 @@ static void kv_limits(void)
 	fd = dial();
 	send_str(fd, "SET half");
 	abort_close(fd);
-	fd = dial();			/* answers it never reads */
+	fd = dial(); /* answers it never reads */
 	send_str(fd, "SET x 1\nGET x\nGET x\n");
 	abort_close(fd);
 	close(dial());
-	fd = dial();			/* the server serves on */
+	fd = dial(); /* the server serves on */
 	ask(fd, "SET y 2\n", "OK\n");
 	ask(fd, "DEL y\n", "DELETED\n");
 	close(fd);
@@ -767,7 +773,7 @@ static void kv_limits(void)
 	check = "kv idle timeout";
 	fd = dial();
 	ask(fd, "GET never\n", "NOT_FOUND\n");
-	send_str(fd, "GET x");	/* half a command, then silence */
+	send_str(fd, "GET x"); /* half a command, then silence */
 	pause_ms(KV_IDLE_MS + 500);
 	expect_closed(fd);
 	close(fd);
@@ -795,8 +801,10 @@ static void *kv_client(void *arg)
 		for (int i = t; i < KV_CONNS; i += KV_THREADS) {
 			expect_answer(kv_fds[i], "OK\n");
 			/* Pipelined: a GET, a DEL, a GET. */
-			snprintf(cmd, sizeof(cmd), "GET k%d.%d\nDEL k%d.%d\n"
-				 "GET k%d.%d\n", i, r, i, r, i, r);
+			snprintf(cmd, sizeof(cmd),
+				 "GET k%d.%d\nDEL k%d.%d\n"
+				 "GET k%d.%d\n",
+				 i, r, i, r, i, r);
 			send_str(kv_fds[i], cmd);
 		}
 		for (int i = t; i < KV_CONNS; i += KV_THREADS) {

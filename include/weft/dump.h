@@ -63,9 +63,9 @@ int weft_dump(int fd);
  */
 struct weft_stall {
 	uint64_t task_id;
-	const char *name;          /* valid during the callback */
+	const char *name; /* valid during the callback */
 	int worker;
-	int64_t ns;                /* how long it has kept the worker */
+	int64_t ns; /* how long it has kept the worker */
 	int nframes;
 	const void *const *frames; /* return addresses, innermost first; the
 				    * first is the interrupted instruction */

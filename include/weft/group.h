@@ -43,23 +43,27 @@ struct weft__group_member;
 /* Fields are internal. */
 struct weft_group {
 	struct weft_lock lock;
-	struct weft_cond idle;               /* running dropped to 0 */
-	struct weft__group_member *members;  /* the running ones */
+	struct weft_cond idle;              /* running dropped to 0 */
+	struct weft__group_member *members; /* the running ones */
 	int running;
-	int error;                           /* the first failure, or 0 */
-	unsigned flags;                      /* WEFT_GROUP_COLLECT */
-	bool shutting_down;                  /* in weft_group_shutdown */
-	long failures;                       /* members failed, ever */
+	int error;          /* the first failure, or 0 */
+	unsigned flags;     /* WEFT_GROUP_COLLECT */
+	bool shutting_down; /* in weft_group_shutdown */
+	long failures;      /* members failed, ever */
 };
 
 /* Group flags. */
 #define WEFT_GROUP_COLLECT 0x1u /* failures are counted, not cancelling */
 
+/* clang-format off */
 #define WEFT_GROUP_INIT(g) \
 	{ WEFT_LOCK_INIT, WEFT_COND_INIT(&(g).lock), 0, 0, 0, 0, false, 0 }
+/* clang-format on */
+/* clang-format off */
 #define WEFT_GROUP_INIT_COLLECT(g)                                     \
 	{ WEFT_LOCK_INIT, WEFT_COND_INIT(&(g).lock), 0, 0, 0,          \
 	  WEFT_GROUP_COLLECT, false, 0 }
+/* clang-format on */
 
 /* Initialises g, empty. Returns 0 or -EINVAL. */
 int weft_group_init(struct weft_group *g);

@@ -76,7 +76,8 @@ int weft_local_port(int fd);
  * default: replies are sent when written, not held back by Nagle's
  * algorithm). peer/peerlen may be NULL. Returns the new fd or -errno;
  * -EMFILE / -ENFILE when out of descriptors (the listener stays usable). */
-WEFT_MUST_CHECK int weft_accept(int lfd, struct sockaddr *peer, socklen_t *peerlen);
+WEFT_MUST_CHECK int weft_accept(int lfd, struct sockaddr *peer,
+				socklen_t *peerlen);
 
 /* Resolves host (getaddrinfo on the blocking pool) and connects to the first
  * address of host:port that answers, with TCP_NODELAY. Returns the fd or
@@ -85,7 +86,8 @@ WEFT_MUST_CHECK int weft_connect(const char *host, uint16_t port);
 
 /* Connects the existing socket fd to addr, as connect(2). Returns 0 or
  * -errno. */
-WEFT_MUST_CHECK int weft_connect_addr(int fd, const struct sockaddr *addr, socklen_t len);
+WEFT_MUST_CHECK int weft_connect_addr(int fd, const struct sockaddr *addr,
+				      socklen_t len);
 
 /* ---- Stream and datagram I/O (any socket) -------------------------------- */
 
@@ -95,17 +97,19 @@ WEFT_MUST_CHECK ssize_t weft_recv(int fd, void *buf, size_t len, int flags);
 
 /* Sends up to len bytes (MSG_NOSIGNAL is implied). Returns the count sent,
  * possibly short, or -errno (-EPIPE, -ECONNRESET, ...). */
-WEFT_MUST_CHECK ssize_t weft_send(int fd, const void *buf, size_t len, int flags);
+WEFT_MUST_CHECK ssize_t weft_send(int fd, const void *buf, size_t len,
+				  int flags);
 
 /* Sends all len bytes, looping over short sends. Returns len or -errno;
  * *sent (if not NULL) gets the bytes sent either way. */
-WEFT_MUST_CHECK ssize_t weft_send_all(int fd, const void *buf, size_t len, int flags,
-		      size_t *sent);
+WEFT_MUST_CHECK ssize_t weft_send_all(int fd, const void *buf, size_t len,
+				      int flags, size_t *sent);
 
 /* Scatter / gather at the current position (sockets, pipes, files). Returns
  * the count or -errno. weft_writev() on a socket implies MSG_NOSIGNAL. */
 WEFT_MUST_CHECK ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt);
-WEFT_MUST_CHECK ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt);
+WEFT_MUST_CHECK ssize_t weft_writev(int fd, const struct iovec *iov,
+				    int iovcnt);
 
 /* shutdown(2): SHUT_RD, SHUT_WR or SHUT_RDWR. Never blocks. Returns 0 or
  * -errno. */
@@ -125,13 +129,15 @@ int weft_udp_bind(const char *host, uint16_t port);
 
 /* One datagram to `to` (NULL: the connected peer). Returns the count or
  * -errno (-EINVAL: tolen larger than any address, on every path). */
-WEFT_MUST_CHECK ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags,
-		    const struct sockaddr *to, socklen_t tolen);
+WEFT_MUST_CHECK ssize_t weft_sendto(int fd, const void *buf, size_t len,
+				    int flags, const struct sockaddr *to,
+				    socklen_t tolen);
 
 /* One datagram; from/fromlen may be NULL. Returns its length (truncated to
  * len) or -errno. */
 WEFT_MUST_CHECK ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags,
-		      struct sockaddr *from, socklen_t *fromlen);
+				      struct sockaddr *from,
+				      socklen_t *fromlen);
 
 /* ---- Unix domain sockets ------------------------------------------------- */
 
@@ -152,7 +158,8 @@ int weft_open(const char *path, int flags, mode_t mode);
 /* Reads / writes at offset off, without moving the file position. Return
  * the count (0 at end of file) or -errno. */
 WEFT_MUST_CHECK ssize_t weft_pread(int fd, void *buf, size_t len, off_t off);
-WEFT_MUST_CHECK ssize_t weft_pwrite(int fd, const void *buf, size_t len, off_t off);
+WEFT_MUST_CHECK ssize_t weft_pwrite(int fd, const void *buf, size_t len,
+				    off_t off);
 
 /* weft_fsync() flags. */
 #define WEFT_FSYNC_DATA 0x1u /* fdatasync: skip metadata not needed to read */
@@ -189,7 +196,8 @@ typedef void *(*weft_blocking_fn)(void *arg);
  * a plain thread fn runs at once on the caller. Returns 0, -EINVAL (NULL
  * fn), -ECANCELED, -ETIMEDOUT, -ESHUTDOWN (the runtime is stopping),
  * -EAGAIN (no thread could be started). */
-WEFT_MUST_CHECK int weft_blocking(weft_blocking_fn fn, void *arg, void **result);
+WEFT_MUST_CHECK int weft_blocking(weft_blocking_fn fn, void *arg,
+				  void **result);
 
 #ifdef __cplusplus
 }

@@ -40,31 +40,31 @@ extern "C" {
 #define WEFT_LATENCY_SAMPLE 64
 
 struct weft_worker_metrics {
-	uint64_t tasks_spawned;   /* counter: by tasks running here */
-	uint64_t tasks_finished;  /* counter: tasks that returned here */
-	uint64_t task_runs;       /* counter: switches into a task */
-	uint64_t steals;          /* counter: successful steals by this worker */
-	uint64_t tasks_stolen;    /* counter: tasks those steals took */
-	uint64_t parks;           /* counter: times it slept for want of work */
-	uint64_t unparks;         /* counter: of those, ended by a notify */
-	uint64_t runnext_depth;   /* gauge: 0 or 1 */
-	uint64_t local_depth;     /* gauge: spawned and requeued tasks */
-	uint64_t woken_depth;     /* gauge: woken tasks behind run-next */
-	uint64_t io_submitted;    /* counter: I/O operations submitted (the
+	uint64_t tasks_spawned;  /* counter: by tasks running here */
+	uint64_t tasks_finished; /* counter: tasks that returned here */
+	uint64_t task_runs;      /* counter: switches into a task */
+	uint64_t steals;         /* counter: successful steals by this worker */
+	uint64_t tasks_stolen;   /* counter: tasks those steals took */
+	uint64_t parks;          /* counter: times it slept for want of work */
+	uint64_t unparks;        /* counter: of those, ended by a notify */
+	uint64_t runnext_depth;  /* gauge: 0 or 1 */
+	uint64_t local_depth;    /* gauge: spawned and requeued tasks */
+	uint64_t woken_depth;    /* gauge: woken tasks behind run-next */
+	uint64_t io_submitted;   /* counter: I/O operations submitted (the
 				   * io_uring driver; epoll: 0) */
-	uint64_t io_completed;    /* counter: of those, completed */
-	uint64_t io_in_flight;    /* gauge: submitted - completed */
-	uint64_t timers_armed;    /* gauge: live entries of its timer heap */
+	uint64_t io_completed;   /* counter: of those, completed */
+	uint64_t io_in_flight;   /* gauge: submitted - completed */
+	uint64_t timers_armed;   /* gauge: live entries of its timer heap */
 	uint64_t latency_ns[WEFT_LATENCY_BUCKETS]; /* histogram, see above */
 };
 
 struct weft_metrics {
-	int version;              /* WEFT_METRICS_VERSION */
+	int version; /* WEFT_METRICS_VERSION */
 	int workers;
 	/* Sums over the workers, and tasks spawned / finished off them. */
 	uint64_t tasks_spawned;
 	uint64_t tasks_finished;
-	uint64_t tasks_alive;     /* gauge: spawned - finished */
+	uint64_t tasks_alive; /* gauge: spawned - finished */
 	uint64_t task_runs;
 	uint64_t steals;
 	uint64_t tasks_stolen;
@@ -73,18 +73,18 @@ struct weft_metrics {
 	uint64_t runnext_depth;
 	uint64_t local_depth;
 	uint64_t woken_depth;
-	uint64_t global_depth;    /* gauge: the global queue */
+	uint64_t global_depth; /* gauge: the global queue */
 	uint64_t io_submitted;
 	uint64_t io_completed;
 	uint64_t io_in_flight;
 	uint64_t timers_armed;
 	uint64_t blocking_threads; /* gauge: threads of the blocking pool */
-	uint64_t blocking_busy;   /* gauge: of those, running a job */
-	uint64_t blocking_queued; /* gauge: jobs waiting for a thread */
+	uint64_t blocking_busy;    /* gauge: of those, running a job */
+	uint64_t blocking_queued;  /* gauge: jobs waiting for a thread */
 	/* counter: the monitor's rescues (a worker found kept by one task
 	 * while others wait: marked stuck, or its due timers fired) */
 	uint64_t monitor_interventions;
-	uint64_t stall_reports;   /* counter: see cfg.stall_threshold_ns */
+	uint64_t stall_reports; /* counter: see cfg.stall_threshold_ns */
 	uint64_t latency_ns[WEFT_LATENCY_BUCKETS]; /* summed histogram */
 };
 

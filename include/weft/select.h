@@ -65,7 +65,7 @@ enum weft_select_kind {
 /* One case. Build it with the WEFT_CASE_* macros below. */
 struct weft_select_case {
 	enum weft_select_kind kind;
-	int status;            /* out: the completed case's result */
+	int status; /* out: the completed case's result */
 	union {
 		struct weft_queue *queue;
 		struct weft_event *event;
@@ -73,26 +73,42 @@ struct weft_select_case {
 		struct weft_sem *sem;
 		struct weft_lock *lock;
 		weft_task_t task;
-		int64_t timeout;   /* ns */
+		int64_t timeout; /* ns */
 	};
-	void *item;            /* GET: where the item goes; PUT: the item */
-	void **result;         /* FUTURE, JOIN: where the result goes (or
+	void *item;    /* GET: where the item goes; PUT: the item */
+	void **result; /* FUTURE, JOIN: where the result goes (or
 				* NULL) */
 	uint64_t priv[WEFT__SELECT_PRIV / 8]; /* internal */
 };
 
+/* clang-format off */
 #define WEFT_CASE_GET(q, out) \
 	{ .kind = WEFT_SELECT_GET, .queue = (q), .item = (out) }
+/* clang-format on */
+/* clang-format off */
 #define WEFT_CASE_PUT(q, in) \
 	{ .kind = WEFT_SELECT_PUT, .queue = (q), .item = (void *)(in) }
+/* clang-format on */
+/* clang-format off */
 #define WEFT_CASE_EVENT(e) { .kind = WEFT_SELECT_EVENT, .event = (e) }
+/* clang-format on */
+/* clang-format off */
 #define WEFT_CASE_FUTURE(f, res) \
 	{ .kind = WEFT_SELECT_FUTURE, .future = (f), .result = (res) }
+/* clang-format on */
+/* clang-format off */
 #define WEFT_CASE_JOIN(t, res) \
 	{ .kind = WEFT_SELECT_JOIN, .task = (t), .result = (res) }
+/* clang-format on */
+/* clang-format off */
 #define WEFT_CASE_SEM(s) { .kind = WEFT_SELECT_SEM, .sem = (s) }
+/* clang-format on */
+/* clang-format off */
 #define WEFT_CASE_LOCK(l) { .kind = WEFT_SELECT_LOCK, .lock = (l) }
+/* clang-format on */
+/* clang-format off */
 #define WEFT_CASE_TIMEOUT(ns) { .kind = WEFT_SELECT_TIMEOUT, .timeout = (ns) }
+/* clang-format on */
 
 /* Most cases in one select. */
 #define WEFT_SELECT_MAX 4096

@@ -52,7 +52,7 @@ extern "C" {
 /* A set of signals is a mask with bit signo - 1 for each: WEFT_SIGNAL(SIGINT)
  * | WEFT_SIGNAL(SIGTERM). (A mask rather than a sigset_t keeps <signal.h>,
  * and what it declares, out of <weft.h>.) */
-#define WEFT_SIGNAL(signo) (1ull << ((signo) - 1))
+#define WEFT_SIGNAL(signo) (1ull << ((signo)-1))
 
 /* A registration. Fields are internal. */
 struct weft_signal {

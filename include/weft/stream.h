@@ -58,11 +58,11 @@ struct weft_stream {
 	/* read side: bytes rbuf[rpos, rpos + rlen) */
 	char *rbuf;
 	size_t rcap, rpos, rlen;
-	bool eof;               /* the peer closed: recv returned 0 */
+	bool eof; /* the peer closed: recv returned 0 */
 	/* write side: bytes wbuf[0, wlen) */
 	char *wbuf;
 	size_t wcap, wlen;
-	int werror;             /* a final send error, or 0 */
+	int werror; /* a final send error, or 0 */
 };
 
 /* Initialises s over the connected fd; limit is the longest line

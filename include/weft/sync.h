@@ -46,7 +46,9 @@ struct weft_lock {
 	struct weft_waitq wq;
 };
 
+/* clang-format off */
 #define WEFT_LOCK_INIT { 0, WEFT_WAITQ_INIT }
+/* clang-format on */
 
 /* Initialises l, unlocked. Returns 0 or -EINVAL. */
 int weft_lock_init(struct weft_lock *l);
@@ -70,7 +72,9 @@ struct weft_event {
 	struct weft_waitq wq;
 };
 
+/* clang-format off */
 #define WEFT_EVENT_INIT { 0, WEFT_WAITQ_INIT }
+/* clang-format on */
 
 /* Initialises e, not set. Returns 0 or -EINVAL. */
 int weft_event_init(struct weft_event *e);
@@ -93,7 +97,9 @@ struct weft_cond {
 	struct weft_waitq wq;
 };
 
+/* clang-format off */
 #define WEFT_COND_INIT(lockp) { (lockp), WEFT_WAITQ_INIT }
+/* clang-format on */
 
 /* Binds c to lock. Returns 0 or -EINVAL. */
 int weft_cond_init(struct weft_cond *c, struct weft_lock *lock);
@@ -104,8 +110,8 @@ WEFT_MUST_CHECK int weft_cond_wait(struct weft_cond *c);
 /* Waits until pred(arg) is true; pred runs with the lock held. Returns 0
  * (pred is true), or weft_cond_wait's errors (lock held in every case but
  * -EPERM and -EINVAL). */
-WEFT_MUST_CHECK int weft_cond_wait_for(struct weft_cond *c, bool (*pred)(void *arg),
-		       void *arg);
+WEFT_MUST_CHECK int weft_cond_wait_for(struct weft_cond *c,
+				       bool (*pred)(void *arg), void *arg);
 /* Wakes up to n waiters, oldest first. The caller must hold the lock.
  * Returns how many it woke, -EPERM, -EINVAL. */
 int weft_cond_notify(struct weft_cond *c, int n);
@@ -120,9 +126,13 @@ struct weft_sem {
 	struct weft_waitq wq;
 };
 
+/* clang-format off */
 #define WEFT_SEM_INIT(n) { (uintptr_t)(n) << 1, 0, WEFT_WAITQ_INIT }
+/* clang-format on */
+/* clang-format off */
 #define WEFT_BOUNDED_SEM_INIT(n) \
 	{ (uintptr_t)(n) << 1, (uintptr_t)(n) + 1, WEFT_WAITQ_INIT }
+/* clang-format on */
 
 /* Most permits a semaphore can hold. */
 #define WEFT_SEM_MAX ((long)(UINTPTR_MAX >> 2))
@@ -166,43 +176,44 @@ struct weft_queue {
 	unsigned char *buf;
 	size_t elem_size;
 	/* Read-mostly. */
-	size_t capacity;           /* 0: unbounded */
-	size_t slots;              /* elements buf holds */
+	size_t capacity; /* 0: unbounded */
+	size_t slots;    /* elements buf holds */
 	weft_queue_cmp cmp;
 	unsigned char kind;
 	bool shutdown;
-	bool own_buf;              /* buf is ours to free */
+	bool own_buf; /* buf is ours to free */
 	struct weft_waitq putters;
 	struct weft_waitq joiners;
 };
 
+/* clang-format off */
 #define WEFT__QUEUE_INIT(size, cap, k, c, storage)                        \
 	{ WEFT_WAITQ_INIT, 0, 0, 0, (unsigned char *)(storage), (size),    \
 	  (cap), (storage) ? (cap) : 0, (c), (k), false, false,            \
 	  WEFT_WAITQ_INIT, WEFT_WAITQ_INIT }
+/* clang-format on */
 /* A FIFO queue of elements of size bytes, holding at most cap (0: any
  * number); heap storage, so weft_queue_destroy it after use. */
-#define WEFT_QUEUE_INIT(size, cap) \
+#define WEFT_QUEUE_INIT(size, cap)                                             \
 	WEFT__QUEUE_INIT(size, cap, WEFT_QUEUE_FIFO, 0, 0)
-#define WEFT_LIFO_QUEUE_INIT(size, cap) \
+#define WEFT_LIFO_QUEUE_INIT(size, cap)                                        \
 	WEFT__QUEUE_INIT(size, cap, WEFT_QUEUE_LIFO, 0, 0)
-#define WEFT_PRIORITY_QUEUE_INIT(size, cap, cmp) \
+#define WEFT_PRIORITY_QUEUE_INIT(size, cap, cmp)                               \
 	WEFT__QUEUE_INIT(size, cap, WEFT_QUEUE_PRIORITY, cmp, 0)
 
 struct weft_queue_opts {
-	size_t elem_size;          /* required, > 0 */
-	size_t capacity;           /* 0: unbounded */
+	size_t elem_size; /* required, > 0 */
+	size_t capacity;  /* 0: unbounded */
 	enum weft_queue_kind kind;
-	weft_queue_cmp cmp;        /* required for WEFT_QUEUE_PRIORITY */
-	void *storage;             /* optional: capacity * elem_size bytes */
+	weft_queue_cmp cmp; /* required for WEFT_QUEUE_PRIORITY */
+	void *storage;      /* optional: capacity * elem_size bytes */
 };
 
 /* Initialises a FIFO queue. Returns 0 or -EINVAL. */
 int weft_queue_init(struct weft_queue *q, size_t elem_size, size_t capacity);
 /* Initialises q as o says. Returns 0 or -EINVAL (zero elem_size, a
  * priority queue without cmp, storage for an unbounded queue). */
-int weft_queue_init_opts(struct weft_queue *q,
-			 const struct weft_queue_opts *o);
+int weft_queue_init_opts(struct weft_queue *q, const struct weft_queue_opts *o);
 /* Frees heap storage; q must be unused, nobody waiting. Returns 0, -EBUSY
  * (someone waits), -EINVAL. */
 int weft_queue_destroy(struct weft_queue *q);
@@ -250,14 +261,16 @@ struct weft_future_cb {
 };
 
 struct weft_future {
-	int state;  /* pending, result, error, cancelled: see future.c */
+	int state; /* pending, result, error, cancelled: see future.c */
 	int error;
 	void *result;
 	struct weft_future_cb *cbs, *cbs_tail;
 	struct weft_waitq wq;
 };
 
+/* clang-format off */
 #define WEFT_FUTURE_INIT { 0, 0, 0, 0, 0, WEFT_WAITQ_INIT }
+/* clang-format on */
 
 /* Initialises f, pending. Returns 0 or -EINVAL. */
 int weft_future_init(struct weft_future *f);
@@ -297,8 +310,10 @@ struct weft_barrier {
 	struct weft_waitq held; /* came back while the last round drains */
 };
 
+/* clang-format off */
 #define WEFT_BARRIER_INIT(n) \
 	{ (n), 0, 0, false, WEFT_WAITQ_INIT, WEFT_WAITQ_INIT }
+/* clang-format on */
 
 /* Initialises b for parties tasks (>= 1). Returns 0 or -EINVAL. */
 int weft_barrier_init(struct weft_barrier *b, unsigned parties);

@@ -31,8 +31,8 @@ int weft_sleep_until(int64_t at);
  * has passed. Scopes nest; the earliest deadline applies. The scope lives in
  * the caller's frame and must be left in LIFO order. */
 struct weft_deadline {
-	int64_t at;                 /* absolute weft_now() time */
-	int64_t outer;              /* the deadline in force before this scope */
+	int64_t at;    /* absolute weft_now() time */
+	int64_t outer; /* the deadline in force before this scope */
 	struct weft_deadline *prev; /* the enclosing scope */
 };
 

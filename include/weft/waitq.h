@@ -10,6 +10,8 @@ struct weft_waitq {
 	struct weft__waiter *head, *tail;
 };
 
+/* clang-format off */
 #define WEFT_WAITQ_INIT { 0, 0, 0 }
+/* clang-format on */
 
 #endif
