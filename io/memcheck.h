@@ -9,12 +9,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#if __has_include(<valgrind/memcheck.h>)
-#include <valgrind/memcheck.h>
-#define WEFT_MARK_FILLED(p, n) VALGRIND_MAKE_MEM_DEFINED(p, n)
-#else
-#define WEFT_MARK_FILLED(p, n) ((void)(p), (void)(n))
-#endif
+#include "runtime/valgrind.h" /* WEFT_MARK_FILLED */
 
 /* Marks the first r bytes of buf as written; returns r. */
 static inline ssize_t weft__filled(void *buf, ssize_t r)

@@ -43,14 +43,11 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <linux/futex.h>
 #include <stdlib.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "weft/select.h"
 #include "weft/time.h"
+#include "runtime/futex.h"
 #include "runtime/task.h"
 #include "lock.h"
 #include "select.h"
@@ -355,16 +352,9 @@ static void sel_abort(struct weft__waiter *w, int reason)
 
 static void futex_wait_until(_Atomic int *addr, int64_t until)
 {
-	struct timespec ts, *tp = NULL;
-	if (until != INT64_MAX) {
-		int64_t left = until - weft_now();
-		if (left <= 0)
-			return;
-		ts.tv_sec = left / WEFT_SEC;
-		ts.tv_nsec = left % WEFT_SEC;
-		tp = &ts;
-	}
-	syscall(SYS_futex, (int *)addr, FUTEX_WAIT_PRIVATE, 0, tp, NULL, 0);
+	int64_t left = until == INT64_MAX ? 0 : until - weft_now();
+	if (until == INT64_MAX || left > 0)
+		weft__futex_wait(addr, 0, left);
 }
 
 /* A plain thread's park: it has no timer, so it times its timeout case
