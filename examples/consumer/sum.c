@@ -36,7 +36,8 @@ static void *main_task(void *arg)
 	weft_deadline_leave(&d);
 	weft_queue_shutdown(&numbers, true); /* puts left fail: -EPIPE */
 	for (i = 0; i < PRODUCERS; i++)
-		weft_join(tasks[i], NULL);
+		if (weft_join(tasks[i], NULL) && !err)
+			err = -1; /* we were cancelled while joining */
 	weft_queue_destroy(&numbers);
 	printf("sum %ld (expected %ld) on %d workers\n", sum,
 	       PRODUCERS * EACH * (PRODUCERS * EACH - 1L) / 2, weft_workers());
