@@ -74,6 +74,17 @@ static uintptr_t interrupted_pc(const ucontext_t *uc)
 #endif
 }
 
+/* A return address the interrupted code holds in a register, not yet on
+ * its stack (aarch64's link register, in a leaf function), or 0. */
+static uintptr_t interrupted_link(const ucontext_t *uc)
+{
+#if defined(__aarch64__)
+	return (uintptr_t)uc->uc_mcontext.regs[30];
+#else
+	return 0; /* x86-64: a call pushes its return address */
+#endif
+}
+
 /* On the worker, interrupting the stalled task: scans its stack from the
  * interrupted stack pointer, reading only inside that stack. Async-signal-
  * safe: loads, stores and the symbol table's read-only segment list. */
@@ -103,6 +114,9 @@ on_sigurg(int signo, siginfo_t *info, void *ctx)
 	}
 	/* The interrupted instruction, as if returned to: named at pc. */
 	capture.frames[n++] = (const void *)(interrupted_pc(uc) + 1);
+	uintptr_t link = interrupted_link(uc);
+	if (link && weft__symbols_is_return(capture.syms, link))
+		capture.frames[n++] = (const void *)link;
 	for (; sp < top && n < MAX_FRAMES; sp++)
 		if (weft__symbols_is_return(capture.syms, weft__stack_word(sp)))
 			capture.frames[n++] =
