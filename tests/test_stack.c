@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include "runtime/page.h"
 #include "runtime/stack.h"
+#include "overflow_check.h"
 #include "test_util.h"
 
 static const size_t pages[] = { 0, 16 * 1024, 64 * 1024 }; /* 0: kernel's */
@@ -122,25 +123,9 @@ START_TEST(tasks_run_on_each_page_size)
 }
 END_TEST
 
-static int recurse(int n)
+static void force_64k_pages(void)
 {
-	volatile char buf[512];
-	buf[0] = (char)n;
-	return n > 0 ? recurse(n - 1) + buf[0] : 0;
-}
-
-static void *overflow_body(void *arg)
-{
-	return (void *)(intptr_t)recurse(1 << 20);
-}
-
-static void *overflow_main(void *arg)
-{
-	weft_task_t t;
-	struct weft_spawn_opts o = { .name = "deep-recursion" };
-	if (weft_spawn_opts(&t, overflow_body, NULL, &o))
-		return NULL;
-	return (void *)(intptr_t)weft_join(t, NULL); /* never: it crashes */
+	weft__page_size_force(64 * 1024);
 }
 
 /* On 64 KiB pages the guard is 64 KiB, and a fault anywhere in it is the
@@ -150,27 +135,8 @@ START_TEST(overflow_reported_on_64k_pages)
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 	return; /* the sanitizers catch the fault first, in their own words */
 #endif
-	int fds[2];
-	ck_assert_int_eq(pipe(fds), 0);
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(fds[1], 2);
-		weft__page_size_force(64 * 1024);
-		struct weft_config c = { .workers = 1 };
-		weft_run(overflow_main, NULL, &c, NULL);
-		_exit(0);
-	}
-	close(fds[1]);
-	char buf[512] = { 0 };
-	ssize_t n = read(fds[0], buf, sizeof(buf) - 1);
-	int status;
-	waitpid(pid, &status, 0);
-	close(fds[0]);
-	ck_assert(n > 0);
-	ck_assert_msg(strstr(buf, "task 'deep-recursion'") &&
-			      strstr(buf, "overflowed its 65536-byte stack"),
-		      "got: %s", buf);
-	ck_assert(WIFSIGNALED(status));
+	expect_overflow(overflow_body, force_64k_pages,
+			"overflowed its 65536-byte stack");
 }
 END_TEST
 

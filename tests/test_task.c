@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "overflow_check.h"
 #include "test_util.h"
 #include "runtime/spinlock.h"
 
@@ -848,18 +849,6 @@ END_TEST
 
 /* ---- stack overflow ----------------------------------------------------- */
 
-static int recurse(int n)
-{
-	volatile char buf[512];
-	buf[0] = (char)n;
-	return n > 0 ? recurse(n - 1) + buf[0] : 0;
-}
-
-static void *overflow_body(void *arg)
-{
-	return (void *)(intptr_t)recurse(1 << 20);
-}
-
 /* A frame larger than the stack: without -fstack-clash-protection its
  * first write lands 256 KiB below, past the guard page, in a neighbour. */
 static void *big_frame_body(void *arg)
@@ -870,49 +859,12 @@ static void *big_frame_body(void *arg)
 	return (void *)(intptr_t)(big[0] + big[sizeof(big) - 1]);
 }
 
-static weft_fn overflow_fn;
-
-static void *overflow_main(void *arg)
-{
-	weft_task_t t;
-	struct weft_spawn_opts o = { .name = "deep-recursion" };
-	if (weft_spawn_opts(&t, overflow_fn, NULL, &o))
-		return NULL;
-	return (void *)(intptr_t)weft_join(t, NULL); /* never: it crashes */
-}
-
-/* Runs fn in a task of a child process; expects the overflow report. */
-static void expect_overflow(weft_fn fn)
-{
-	int fds[2];
-	ck_assert_int_eq(pipe(fds), 0);
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(fds[1], 2);
-		struct weft_config c = { .workers = 1 };
-		overflow_fn = fn;
-		weft_run(overflow_main, NULL, &c, NULL);
-		_exit(0);
-	}
-	close(fds[1]);
-	char buf[512] = { 0 };
-	ssize_t n = read(fds[0], buf, sizeof(buf) - 1);
-	int status;
-	waitpid(pid, &status, 0);
-	close(fds[0]);
-	ck_assert(n > 0);
-	ck_assert_msg(strstr(buf, "task 'deep-recursion'") &&
-			      strstr(buf, "overflowed its"),
-		      "got: %s", buf);
-	ck_assert(WIFSIGNALED(status));
-}
-
 START_TEST(stack_overflow_reported)
 {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 	return; /* the sanitizers catch the fault first, in their own words */
 #endif
-	expect_overflow(overflow_body);
+	expect_overflow(overflow_body, NULL, "overflowed its");
 }
 END_TEST
 
@@ -923,7 +875,7 @@ START_TEST(big_frame_reported)
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 	return; /* as above */
 #endif
-	expect_overflow(big_frame_body);
+	expect_overflow(big_frame_body, NULL, "overflowed its");
 }
 END_TEST
 
