@@ -35,8 +35,7 @@ static void *overflow_main(void *arg)
 
 /* Runs fn in a task of a child process, after before() there (NULL:
  * nothing); expects the overflow report to contain want. */
-static void expect_overflow(weft_fn fn, void (*before)(void),
-			    const char *want)
+static void expect_overflow(weft_fn fn, void (*before)(void), const char *want)
 {
 	int fds[2];
 	ck_assert_int_eq(pipe(fds), 0);
@@ -57,8 +56,7 @@ static void expect_overflow(weft_fn fn, void (*before)(void),
 	waitpid(pid, &status, 0);
 	close(fds[0]);
 	ck_assert(n > 0);
-	ck_assert_msg(strstr(buf, "task 'deep-recursion'") &&
-			      strstr(buf, want),
+	ck_assert_msg(strstr(buf, "task 'deep-recursion'") && strstr(buf, want),
 		      "got: %s", buf);
 	ck_assert(WIFSIGNALED(status));
 }
