@@ -4,8 +4,9 @@
  * inbox both drivers share.
  *
  * Wake-ups: other threads write the eventfd the owner watches while parked
- * (the io_uring driver keeps a read armed on it, the epoll driver has it
- * registered). wake_pending collapses concurrent wake-ups into one write
+ * (the io_uring driver keeps a read armed on it; the epoll driver has it
+ * registered in the worker's own epoll, or says which other eventfd to
+ * write when the worker sleeps in the shared poll set: epoll.h). wake_pending collapses concurrent wake-ups into one write
  * until the owner consumes it.
  *
  * Invariants:
@@ -151,10 +152,12 @@ void weft__driver_unpark(struct weft__driver *d)
 	uint64_t one = 1;
 
 	atomic_fetch_add(&d->unparkers, 1);
-	if (!atomic_load(&d->closed) &&
-	    !atomic_exchange_explicit(&d->wake_pending, true,
-				      memory_order_acq_rel)) {
-		ssize_t n = write(d->wake_fd, &one, sizeof(one));
+	/* seq_cst exchange: the epoll driver's sleep rule (epoll.h) pairs it
+	 * with the sleeper's store and load; acq_rel would do for io_uring. */
+	if (!atomic_load(&d->closed) && !atomic_exchange(&d->wake_pending, true)) {
+		int fd = d->kind == WEFT_IO_EPOLL ? weft__epoll_wake_fd(d)
+						  : d->wake_fd;
+		ssize_t n = write(fd, &one, sizeof(one));
 
 		(void)n; /* EAGAIN: the counter is full, a wake-up is pending */
 	}

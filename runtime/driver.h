@@ -10,9 +10,10 @@
  *                       and parks only on EAGAIN; the driver wakes it when
  *                       the fd may be ready, and the task tries again.
  *
- * Every worker owns one driver instance (a ring, or an epoll fd), made and
- * closed on its own thread, so parking, unparking and timers stay per
- * worker.
+ * Every worker owns one driver instance (a ring, or an epoll fd to sleep
+ * in), made and closed on its own thread, so parking, unparking and timers
+ * stay per worker. The epoll driver's fds are in one poll set that any of
+ * its workers may harvest (drivers/epoll/epoll.h).
  *
  * Contract (who calls what, on which thread):
  *  - weft__driver_new / _close / _poll / _reap / _park: the owning worker
@@ -133,6 +134,8 @@ void weft__epoll_close(struct weft__driver *d);
 void weft__epoll_poll(struct weft__driver *d, uint64_t tick);
 int weft__epoll_reap(struct weft__driver *d);
 void weft__epoll_park(struct weft__driver *d, int64_t timeout_ns);
+/* The fd an unparker of d writes, after it set d's wake_pending. */
+int weft__epoll_wake_fd(struct weft__driver *d);
 
 static inline void weft__driver_poll(struct weft__driver *d, uint64_t tick)
 {

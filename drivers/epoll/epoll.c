@@ -1,18 +1,28 @@
 /*
  * The epoll driver: see epoll.h.
  *
- * Polling without parking costs a system call, so a worker does not look
- * after every task run as the io_uring driver does (there a look is a load
- * from the shared CQ ring): only when tasks wait on fds registered here,
- * every POLL_INTERVAL ticks (Tokio's event_interval), and whenever it is
- * about to park (reap, then park).
+ * Polling without sleeping costs a system call, so a busy worker does not
+ * look after every task run as the io_uring driver does (there a look is a
+ * load from the shared CQ ring): only while tasks wait on fds, every
+ * POLL_INTERVAL ticks (Tokio's event_interval), and whenever it is about
+ * to sleep (reap, then park).
  *
- * Timers: a park waits at most until the nearest deadline. epoll_pwait2
- * takes it in nanoseconds (Linux 5.11); where the kernel (or valgrind)
- * lacks it, epoll_wait's milliseconds are rounded up, so a sleep is late
- * by under a millisecond but never early.
+ * Timers: a sleep lasts at most until the sleeper's nearest deadline.
+ * epoll_pwait2 takes it in nanoseconds (Linux 5.11); where the kernel (or
+ * valgrind) lacks it, epoll_wait's milliseconds are rounded up, so a sleep
+ * is late by under a millisecond but never early. The poller sleeps until
+ * its own deadline: the other workers' timers are theirs to wait for.
+ *
+ * Invariants:
+ *  - At most one worker sleeps in the poll set: the one whose exchange
+ *    set poll_set.polling, until it clears it after waking.
+ *  - poll_set's fds live from the first worker's weft__epoll_new to the
+ *    last one's weft__epoll_close. An unparker writes break_fd only for a
+ *    worker whose driver is not closed yet (driver.c's unparkers count), so
+ *    never after it is closed.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -25,40 +35,123 @@
 
 #define POLL_INTERVAL 61 /* prime, as Tokio's */
 #define EVENTS 128
-#define WAKE_TAG UINT64_MAX /* the eventfd's epoll data; fds use fdready's */
+/* Epoll data of the two eventfds; fds use fdready's (gen << 32 | fd). */
+#define WAKE_TAG UINT64_MAX
+#define BREAK_TAG (UINT64_MAX - 1)
 
 static _Atomic bool no_pwait2; /* epoll_pwait2 said ENOSYS once */
+
+static struct {
+	pthread_mutex_t mu; /* users, and making and closing the fds */
+	int users;          /* drivers made and not closed */
+	_Atomic int epfd;   /* -1 while no driver is open */
+	int break_fd;
+	_Atomic bool polling; /* a worker sleeps in epfd */
+	_Atomic int waiters;
+} poll_set = { PTHREAD_MUTEX_INITIALIZER, 0, -1, -1, false, 0 };
+
+int weft__epoll_poll_fd(void)
+{
+	/* relaxed: set before the workers start (pthread_create orders it)
+	 * and reset after they stopped. */
+	return atomic_load_explicit(&poll_set.epfd, memory_order_relaxed);
+}
+
+void weft__epoll_waiters_add(int n)
+{
+	/* relaxed: a hint for the busy worker's poll only. */
+	atomic_fetch_add_explicit(&poll_set.waiters, n, memory_order_relaxed);
+}
+
+int weft__epoll_wake_fd(struct weft__driver *d)
+{
+	/* seq_cst: the unparker's half of the rule in epoll.h. */
+	return atomic_load(&((struct weft__epoll *)d)->sleep) == EPOLL_POLLING
+		       ? poll_set.break_fd
+		       : d->wake_fd;
+}
+
+static int add_eventfd(int epfd, int fd, uint64_t tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = tag };
+
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
+}
+
+/* Makes the poll set for the first driver. Under poll_set.mu. */
+static int poll_set_open(void)
+{
+	int epfd = epoll_create1(EPOLL_CLOEXEC), r;
+
+	if (epfd < 0)
+		return -errno;
+	poll_set.break_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	r = poll_set.break_fd < 0 ? -errno
+				  : add_eventfd(epfd, poll_set.break_fd,
+						BREAK_TAG);
+	if (r) {
+		if (poll_set.break_fd >= 0)
+			close(poll_set.break_fd);
+		close(epfd);
+		return r;
+	}
+	atomic_store_explicit(&poll_set.waiters, 0, memory_order_relaxed);
+	atomic_store_explicit(&poll_set.epfd, epfd, memory_order_relaxed);
+	return 0;
+}
+
+static int poll_set_join(void)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&poll_set.mu);
+	if (!poll_set.users && (r = poll_set_open()))
+		goto out;
+	poll_set.users++;
+out:
+	pthread_mutex_unlock(&poll_set.mu);
+	return r;
+}
+
+static void poll_set_leave(void)
+{
+	pthread_mutex_lock(&poll_set.mu);
+	if (--poll_set.users == 0) {
+		close(atomic_load_explicit(&poll_set.epfd,
+					   memory_order_relaxed));
+		atomic_store_explicit(&poll_set.epfd, -1,
+				      memory_order_relaxed);
+		close(poll_set.break_fd);
+		poll_set.break_fd = -1;
+	}
+	pthread_mutex_unlock(&poll_set.mu);
+}
 
 struct weft__driver *weft__epoll_new(int *err, const char **why)
 {
 	struct weft__epoll *ep = calloc(1, sizeof(*ep));
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = WAKE_TAG };
 
 	if (!ep) {
 		*err = -ENOMEM;
 		*why = "out of memory";
 		return NULL;
 	}
-	atomic_init(&ep->waiters, 0);
+	atomic_init(&ep->sleep, EPOLL_AWAKE);
+	ep->base.wake_fd = -1;
 	ep->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (ep->epfd < 0) {
-		*err = -errno;
-		*why = "cannot create an epoll instance";
-		free(ep);
-		return NULL;
-	}
-	*err = weft__driver_base_init(&ep->base, WEFT_IO_EPOLL, EFD_NONBLOCK);
-	if (!*err && epoll_ctl(ep->epfd, EPOLL_CTL_ADD, ep->base.wake_fd, &ev))
-		*err = -errno;
-	if (*err) {
-		if (ep->base.wake_fd >= 0)
-			weft__driver_base_exit(&ep->base);
+	*err = ep->epfd < 0 ? -errno : 0;
+	if (!*err && !(*err = weft__driver_base_init(&ep->base, WEFT_IO_EPOLL,
+						    EFD_NONBLOCK)))
+		*err = add_eventfd(ep->epfd, ep->base.wake_fd, WAKE_TAG);
+	if (!*err && !(*err = poll_set_join()))
+		return &ep->base;
+	if (ep->base.wake_fd >= 0)
+		weft__driver_base_exit(&ep->base);
+	if (ep->epfd >= 0)
 		close(ep->epfd);
-		*why = "cannot create an eventfd for waking workers";
-		free(ep);
-		return NULL;
-	}
-	return &ep->base;
+	*why = "cannot create an epoll instance or eventfd";
+	free(ep);
+	return NULL;
 }
 
 void weft__epoll_close(struct weft__driver *d)
@@ -67,31 +160,37 @@ void weft__epoll_close(struct weft__driver *d)
 
 	close(ep->epfd);
 	weft__driver_base_exit(d);
+	poll_set_leave();
 }
 
-static void consume_wake(struct weft__epoll *ep)
+static void drain(int efd)
 {
 	uint64_t n;
 
-	while (read(ep->base.wake_fd, &n, sizeof(n)) < 0 && errno == EINTR)
+	while (read(efd, &n, sizeof(n)) < 0 && errno == EINTR)
 		;
-	weft__driver_wake_consumed(&ep->base);
 }
 
-static int handle(struct weft__epoll *ep, struct epoll_event *ev, int n)
+/* The break eventfd is for the poller: a busy worker's harvest leaves it
+ * set (it is level-triggered, so epoll reports it again and wakes the
+ * poller), else the poller, woken by it, would find it gone and sleep on
+ * past the wake-up meant for it. */
+static void handle(struct weft__epoll *ep, struct epoll_event *ev, int n,
+		   bool poller)
 {
 	for (int i = 0; i < n; i++) {
 		if (ev[i].data.u64 == WAKE_TAG)
-			consume_wake(ep);
-		else
+			drain(ep->base.wake_fd);
+		else if (ev[i].data.u64 == BREAK_TAG) {
+			if (poller)
+				drain(poll_set.break_fd);
+		} else
 			weft__fdready_event(ev[i].data.u64, ev[i].events);
 	}
-	return n;
 }
 
-/* Waits up to timeout_ns (-1: no limit, 0: not at all). */
-static int wait_events(struct weft__epoll *ep, struct epoll_event *ev,
-		       int64_t timeout_ns)
+/* Waits up to timeout_ns (-1: no limit, 0: not at all) on epfd. */
+static int wait_events(int epfd, struct epoll_event *ev, int64_t timeout_ns)
 {
 	int n;
 
@@ -100,53 +199,81 @@ static int wait_events(struct weft__epoll *ep, struct epoll_event *ev,
 		struct timespec ts = { .tv_sec = timeout_ns / 1000000000,
 				       .tv_nsec = timeout_ns % 1000000000 };
 
-		n = epoll_pwait2(ep->epfd, ev, EVENTS, &ts, NULL);
+		n = epoll_pwait2(epfd, ev, EVENTS, &ts, NULL);
 		if (n >= 0 || errno != ENOSYS)
 			return n;
 		atomic_store_explicit(&no_pwait2, true, memory_order_relaxed);
 	}
 	if (timeout_ns < 0)
-		return epoll_wait(ep->epfd, ev, EVENTS, -1);
+		return epoll_wait(epfd, ev, EVENTS, -1);
 	if (timeout_ns > (int64_t)INT32_MAX * 1000000)
 		timeout_ns = (int64_t)INT32_MAX * 1000000;
 	/* Rounded up: never wake before the timer is due. */
-	return epoll_wait(ep->epfd, ev, EVENTS,
+	return epoll_wait(epfd, ev, EVENTS,
 			  (int)((timeout_ns + 999999) / 1000000));
 }
 
-/* Handles events, waiting up to timeout_ns for the first; then takes what
- * else is ready without waiting. Returns how many it handled. */
-static int run_events(struct weft__epoll *ep, int64_t timeout_ns)
+/* Handles epfd's events, waiting up to timeout_ns for the first; then
+ * takes what else is ready without waiting. */
+static void run_events(struct weft__epoll *ep, int epfd, int64_t timeout_ns,
+		       bool poller)
 {
 	struct epoll_event ev[EVENTS];
-	int n, total = weft__driver_run_inbox(&ep->base);
+	int n;
 
 	do {
-		n = wait_events(ep, ev, timeout_ns);
+		n = wait_events(epfd, ev, timeout_ns);
 		if (n > 0)
-			total += handle(ep, ev, n);
+			handle(ep, ev, n, poller);
 		timeout_ns = 0;
 	} while (n == EVENTS);
-	return total + weft__driver_run_inbox(&ep->base);
+}
+
+/* Harvests the poll set without waiting, if any task waits on it. */
+static void poll_now(struct weft__epoll *ep)
+{
+	/* relaxed: a hint; an edge not taken here stays queued in the poll
+	 * set (edge-triggered events wait there until someone harvests). */
+	if (atomic_load_explicit(&poll_set.waiters, memory_order_relaxed))
+		run_events(ep, weft__epoll_poll_fd(), 0, false);
 }
 
 int weft__epoll_reap(struct weft__driver *d)
 {
-	return run_events((struct weft__epoll *)d, 0);
+	int n = weft__driver_run_inbox(d);
+
+	poll_now((struct weft__epoll *)d);
+	return n + weft__driver_run_inbox(d);
 }
 
 void weft__epoll_poll(struct weft__driver *d, uint64_t tick)
 {
-	struct weft__epoll *ep = (struct weft__epoll *)d;
-
-	if (tick % POLL_INTERVAL == 0 &&
-	    atomic_load_explicit(&ep->waiters, memory_order_relaxed))
-		run_events(ep, 0);
-	else
-		weft__driver_run_inbox(d);
+	if (tick % POLL_INTERVAL == 0)
+		poll_now((struct weft__epoll *)d);
+	weft__driver_run_inbox(d);
 }
 
+/* Sleeps as the poller if no worker does (it then harvests every fd's
+ * events), else in its own epoll, until woken or timeout_ns. */
 void weft__epoll_park(struct weft__driver *d, int64_t timeout_ns)
 {
-	run_events((struct weft__epoll *)d, timeout_ns);
+	struct weft__epoll *ep = (struct weft__epoll *)d;
+	/* acquire, and release below: one poller at a time, each seeing
+	 * what the one before it left (the drained break_fd). */
+	bool poller = !atomic_exchange_explicit(&poll_set.polling, true,
+						memory_order_acquire);
+
+	weft__driver_run_inbox(d);
+	/* seq_cst, both: the sleeper's half of the rule in epoll.h. */
+	atomic_store(&ep->sleep, poller ? EPOLL_POLLING : EPOLL_SLEEPING);
+	if (atomic_load(&d->wake_pending))
+		timeout_ns = 0;
+	run_events(ep, poller ? weft__epoll_poll_fd() : ep->epfd, timeout_ns,
+		   poller);
+	atomic_store(&ep->sleep, EPOLL_AWAKE);
+	if (poller)
+		atomic_store_explicit(&poll_set.polling, false,
+				      memory_order_release);
+	weft__driver_wake_consumed(d);
+	weft__driver_run_inbox(d);
 }

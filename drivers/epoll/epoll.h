@@ -1,14 +1,30 @@
 /*
- * The epoll driver: one epoll instance per worker, mirroring one ring per
- * worker, so parking, unparking and timers stay per worker (the driver
- * interface is runtime/driver.h; the per-fd readiness records that tasks
- * wait on are fdready.h).
+ * The epoll driver (the interface is runtime/driver.h; the per-fd readiness
+ * records that tasks wait on are fdready.h).
  *
- * Registered in it: the driver's wake-up eventfd (level-triggered), and
- * every fd a task first waited on while running on this worker
- * (edge-triggered, both directions, kept until weft_close). A task that
- * moved to another worker still waits through this instance's events:
- * wake-ups go through the waiter protocol, which any thread may use.
+ * One poll set for the whole runtime: an epoll instance holding every fd a
+ * task waited on (edge-triggered, both directions, kept until weft_close)
+ * and a "break" eventfd. Any worker may harvest it: a busy one every
+ * POLL_INTERVAL ticks while tasks wait on fds, every one before it sleeps,
+ * and the first worker to fall asleep sleeps in it (the poller), so an
+ * event finds a free worker whichever worker's task registered the fd or
+ * last waited on it. With one epoll per worker, as this driver first had,
+ * a worker descheduled by the OS or busy with a long batch held its fds'
+ * events until it came back: that was most of its tail latency (Tokio's
+ * one driver, polled by whichever worker parks, and Go's netpoller share
+ * theirs the same way).
+ *
+ * Each worker also has its own epoll holding only its wake-up eventfd, to
+ * sleep in while another worker is the poller. Where a worker sleeps is
+ * its `sleep` state, which an unparker reads to choose the fd to write
+ * (weft__epoll_wake_fd): the worker's own eventfd, or the break eventfd
+ * when it is the poller.
+ *
+ * No lost wake-up: a worker going to sleep stores its sleep state, then
+ * reads wake_pending, and sleeps only if none is pending; an unparker sets
+ * wake_pending, then reads the sleep state. All four are seq_cst, so one
+ * of the two sees the other's write (the store-buffering pattern): either
+ * the sleeper does not sleep, or the unparker writes the fd it sleeps on.
  */
 #ifndef WEFT_DRIVERS_EPOLL_EPOLL_H
 #define WEFT_DRIVERS_EPOLL_EPOLL_H
@@ -17,13 +33,20 @@
 
 #include "runtime/driver.h"
 
+enum weft__epoll_sleep { EPOLL_AWAKE, EPOLL_SLEEPING, EPOLL_POLLING };
+
 struct weft__epoll {
 	struct weft__driver base; /* first: a driver is an epoll */
-	int epfd;
-	/* Tasks waiting on fds registered here. A hint for the owner's
-	 * cheap poll only: parking always waits for events. */
-	_Atomic int waiters;
+	int epfd;                 /* its own: the wake-up eventfd only */
+	_Atomic int sleep;        /* enum weft__epoll_sleep */
 };
+
+/* The poll set's epoll fd, or -1 when no epoll runtime runs. Any thread. */
+int weft__epoll_poll_fd(void);
+
+/* Tasks waiting on fds of the poll set: a hint that a busy worker's cheap
+ * poll is worth a system call. Sleeping always waits for events. */
+void weft__epoll_waiters_add(int n);
 
 /* The calling worker's epoll, or NULL on a plain thread or under io_uring. */
 static inline struct weft__epoll *weft__epoll_current(void)

@@ -1,5 +1,7 @@
 /*
- * Per-fd readiness under the epoll driver: see fdready.h.
+ * Per-fd readiness under the epoll driver: see fdready.h. Every fd is
+ * registered in the runtime's one poll set (epoll.h), so any worker's
+ * harvest may deliver its events.
  *
  * An edge that arrives between a task's failed system call and its wait
  * must not be lost (edge-triggered epoll reports it once). Each direction
@@ -16,15 +18,16 @@
  *    task that stopped waiting. Nothing in the kernel refers to a waiter,
  *    so an aborted wait consumes nothing and cancels nothing.
  *  - reg names the weft_run (driver run id) the fd was registered in and
- *    how; a record of an earlier run counts as unregistered, as its epoll
- *    is gone. It is written under the lock, with release, after ep; the
- *    lock-free check of a call reads it with acquire.
+ *    how; a record of an earlier run counts as unregistered, as its poll
+ *    set is gone. It is written under the lock, with release, after the
+ *    fd was made non-blocking; the lock-free check of a call reads it
+ *    with acquire.
  *  - An fd's epoll data carries the record's gen, bumped whenever weft lets
  *    the fd number go (weft_close, or a new fd of that number), so an event
  *    for an earlier file of that number (kept alive by a dup) is dropped.
- *  - ep->waiters counts the waiters linked on records registered in ep;
- *    records change ep only when re-registered, which needs no waiter
- *    linked (close and fresh unlink them all first).
+ *  - The poll set's waiters count (weft__epoll_waiters_add) is the
+ *    number of waiters linked on records, changed as they are linked and
+ *    unlinked.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,8 +50,7 @@ enum { UNREGISTERED, REGISTERED, UNPOLLABLE };
 struct fdrec {
 	unsigned lock;
 	uint32_t gen;
-	_Atomic uint64_t reg;   /* run id << 2 | state */
-	struct weft__epoll *ep; /* REGISTERED: whose epoll */
+	_Atomic uint64_t reg; /* run id << 2 | state */
 	_Atomic uint64_t tick[2];
 	struct weft__waiter *head[2];
 };
@@ -86,8 +88,7 @@ static void unlink_waiter(struct fdrec *rec, struct weft__waiter *w)
 {
 	weft__list_unlink(rec->head[w->value], w);
 	w->queue = NULL;
-	/* relaxed: a hint for the owner's cheap poll (epoll.h). */
-	atomic_fetch_sub_explicit(&rec->ep->waiters, 1, memory_order_relaxed);
+	weft__epoll_waiters_add(-1);
 }
 
 /* Wakes every waiter of dir with result and bumps its tick. Lock held. */
@@ -109,28 +110,28 @@ static void wake_all(struct fdrec *rec, int dir, int result)
 static void forget(struct fdrec *rec, int fd)
 {
 	uint64_t reg = atomic_load_explicit(&rec->reg, memory_order_relaxed);
+	int epfd = weft__epoll_poll_fd();
 
 	wake_all(rec, WEFT__READ, -EBADF);
 	wake_all(rec, WEFT__WRITE, -EBADF);
-	if (reg_state(reg) == REGISTERED)
-		epoll_ctl(rec->ep->epfd, EPOLL_CTL_DEL, fd, NULL);
+	if (reg_state(reg) == REGISTERED && epfd >= 0)
+		epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
 	rec->gen++;
 	atomic_store_explicit(&rec->reg, 0, memory_order_relaxed);
 }
 
-/* Registers fd with the caller's epoll. Lock held. Returns the state or
- * -errno. */
+/* Registers fd in the poll set. Lock held. Returns the state or -errno. */
 static int do_register(struct fdrec *rec, int fd)
 {
-	struct weft__epoll *ep = weft__epoll_current();
+	int epfd = weft__epoll_poll_fd();
 	struct epoll_event ev = {
 		.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
 		.data.u64 = (uint64_t)rec->gen << 32 | (uint32_t)fd,
 	};
 	int state = REGISTERED, fl;
 
-	if (epoll_ctl(ep->epfd, EPOLL_CTL_ADD, fd, &ev) &&
-	    (errno != EEXIST || epoll_ctl(ep->epfd, EPOLL_CTL_MOD, fd, &ev))) {
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) &&
+	    (errno != EEXIST || epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev))) {
 		if (errno != EPERM)
 			return -errno;
 		state = UNPOLLABLE; /* a regular file: never EAGAIN */
@@ -139,9 +140,9 @@ static int do_register(struct fdrec *rec, int fd)
 		fl = fcntl(fd, F_GETFL);
 		if (fl >= 0 && !(fl & O_NONBLOCK))
 			fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-		rec->ep = ep;
 	}
-	/* release: pairs with ensure_registered's acquire (rec->ep). */
+	/* release: pairs with ensure_registered's acquire, so a task that
+	 * sees REGISTERED finds the fd non-blocking. */
 	atomic_store_explicit(&rec->reg, weft__driver_run_id() << 2 | state,
 			      memory_order_release);
 	return state;
@@ -202,7 +203,7 @@ static int wait_ready(struct fdrec *rec, int dir, struct weft__waiter *w,
 	w->value = (uint64_t)dir;
 	weft__list_push_front(rec->head[dir], w);
 	w->queue = rec;
-	atomic_fetch_add_explicit(&rec->ep->waiters, 1, memory_order_relaxed);
+	weft__epoll_waiters_add(1);
 	return weft__wait_park(w, unlock_rec, rec);
 }
 
