@@ -154,7 +154,8 @@ void weft__driver_unpark(struct weft__driver *d)
 	atomic_fetch_add(&d->unparkers, 1);
 	/* seq_cst exchange: the epoll driver's sleep rule (epoll.h) pairs it
 	 * with the sleeper's store and load; acq_rel would do for io_uring. */
-	if (!atomic_load(&d->closed) && !atomic_exchange(&d->wake_pending, true)) {
+	if (!atomic_load(&d->closed) &&
+	    !atomic_exchange(&d->wake_pending, true)) {
 		int fd = d->kind == WEFT_IO_EPOLL ? weft__epoll_wake_fd(d)
 						  : d->wake_fd;
 		ssize_t n = write(fd, &one, sizeof(one));

@@ -86,9 +86,9 @@ static int poll_set_open(void)
 	if (epfd < 0)
 		return -errno;
 	poll_set.break_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	r = poll_set.break_fd < 0 ? -errno
-				  : add_eventfd(epfd, poll_set.break_fd,
-						BREAK_TAG);
+	r = poll_set.break_fd < 0
+		    ? -errno
+		    : add_eventfd(epfd, poll_set.break_fd, BREAK_TAG);
 	if (r) {
 		if (poll_set.break_fd >= 0)
 			close(poll_set.break_fd);
@@ -119,8 +119,7 @@ static void poll_set_leave(void)
 	if (--poll_set.users == 0) {
 		close(atomic_load_explicit(&poll_set.epfd,
 					   memory_order_relaxed));
-		atomic_store_explicit(&poll_set.epfd, -1,
-				      memory_order_relaxed);
+		atomic_store_explicit(&poll_set.epfd, -1, memory_order_relaxed);
 		close(poll_set.break_fd);
 		poll_set.break_fd = -1;
 	}
@@ -141,7 +140,7 @@ struct weft__driver *weft__epoll_new(int *err, const char **why)
 	ep->epfd = epoll_create1(EPOLL_CLOEXEC);
 	*err = ep->epfd < 0 ? -errno : 0;
 	if (!*err && !(*err = weft__driver_base_init(&ep->base, WEFT_IO_EPOLL,
-						    EFD_NONBLOCK)))
+						     EFD_NONBLOCK)))
 		*err = add_eventfd(ep->epfd, ep->base.wake_fd, WAKE_TAG);
 	if (!*err && !(*err = poll_set_join()))
 		return &ep->base;
