@@ -15,11 +15,12 @@ static long plain_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg)
 	return r;
 }
 
-long weft__io_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg)
+long weft__io_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg,
+		  size_t want)
 {
 	if (fd < 0)
 		return -EBADF;
 	if (!weft__driver_current())
 		return plain_try(fd, dir, try, arg);
-	return weft__fdready_call(fd, dir, try, arg);
+	return weft__fdready_call(fd, dir, try, arg, want);
 }

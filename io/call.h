@@ -40,7 +40,9 @@ static inline long weft__sys(long r)
 }
 
 /* try(fd, arg) on the plain or the epoll path, waiting for dir's
- * readiness on EAGAIN. Returns try's result or -errno. */
-long weft__io_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg);
+ * readiness on EAGAIN; want as for weft__fdready_call. Returns try's
+ * result or -errno. */
+long weft__io_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg,
+		  size_t want);
 
 #endif

@@ -58,6 +58,20 @@ static int iov_args(int fd, const struct iovec *iov, int iovcnt)
 	return iov ? 1 : -EFAULT;
 }
 
+/* The bytes iov asks to move, or 0 if the kernel would cut it short (the
+ * caller checked iov_args). */
+static size_t iov_len(const struct iovec *iov, int iovcnt)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len > IO_MAX_LEN - n)
+			return 0;
+		n += iov[i].iov_len;
+	}
+	return n;
+}
+
 struct connect_args {
 	const struct sockaddr *addr;
 	socklen_t len;
@@ -100,7 +114,7 @@ int weft_connect_addr(int fd, const struct sockaddr *addr, socklen_t len)
 	if (!addr)
 		return -EFAULT;
 	if (weft__io_path() != WEFT__RING)
-		return (int)weft__io_try(fd, WEFT__WRITE, try_connect, &a);
+		return (int)weft__io_try(fd, WEFT__WRITE, try_connect, &a, 0);
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
 	io_uring_prep_connect(sqe, fd, addr, len);
@@ -139,12 +153,17 @@ static long try_send(int fd, void *arg)
 }
 
 /* The plain and epoll paths of a call with flags: MSG_DONTWAIT tries once. */
-static long try_or_wait(int fd, enum weft__dir dir, weft__try_fn try, void *arg,
-			int flags)
+static long try_or_wait(int fd, enum weft__dir dir, weft__try_fn try,
+			struct buf_args *a)
 {
-	if (flags & MSG_DONTWAIT)
-		return try(fd, arg);
-	return weft__io_try(fd, dir, try, arg);
+	/* A peek consumes nothing, and a WAITALL recv loops in try_recv:
+	 * neither says the socket was drained when it returns short. */
+	bool moves_all = dir == WEFT__WRITE ||
+			 !(a->flags & (MSG_PEEK | MSG_WAITALL));
+
+	if (a->flags & MSG_DONTWAIT)
+		return try(fd, a);
+	return weft__io_try(fd, dir, try, a, moves_all ? a->len : 0);
 }
 
 ssize_t weft_recv(int fd, void *buf, size_t len, int flags)
@@ -157,7 +176,7 @@ ssize_t weft_recv(int fd, void *buf, size_t len, int flags)
 	if ((r = buf_args(fd, buf, len)) <= 0)
 		return r;
 	if (weft__io_path() != WEFT__RING) {
-		r = (int)try_or_wait(fd, WEFT__READ, try_recv, &a, flags);
+		r = (int)try_or_wait(fd, WEFT__READ, try_recv, &a);
 		/* Stopped (cancelled, timed out) after part of a WAITALL:
 		 * those bytes are the caller's. */
 		return r < 0 && a.done ? (ssize_t)a.done : r;
@@ -180,7 +199,7 @@ ssize_t weft_send(int fd, const void *buf, size_t len, int flags)
 		return r;
 	flags |= MSG_NOSIGNAL;
 	if (weft__io_path() != WEFT__RING)
-		return try_or_wait(fd, WEFT__WRITE, try_send, &a, flags);
+		return try_or_wait(fd, WEFT__WRITE, try_send, &a);
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
 	io_uring_prep_send(sqe, fd, buf, clamp_len(len), flags);
@@ -247,7 +266,8 @@ ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt)
 	if ((r = iov_args(fd, iov, iovcnt)) <= 0)
 		return r;
 	if (weft__io_path() != WEFT__RING)
-		return weft__io_try(fd, WEFT__READ, try_readv, &a);
+		return weft__io_try(fd, WEFT__READ, try_readv, &a,
+				    iov_len(iov, iovcnt));
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
 	io_uring_prep_readv(sqe, fd, iov, (unsigned)iovcnt, (__u64)-1);
@@ -266,7 +286,8 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt)
 	if ((r = iov_args(fd, iov, iovcnt)) <= 0)
 		return r;
 	if (weft__io_path() != WEFT__RING)
-		return weft__io_try(fd, WEFT__WRITE, try_writev, &a);
+		return weft__io_try(fd, WEFT__WRITE, try_writev, &a,
+				    iov_len(iov, iovcnt));
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
 	io_uring_prep_sendmsg(sqe, fd, &msg, MSG_NOSIGNAL);

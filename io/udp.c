@@ -36,7 +36,7 @@ static long msg_call(int fd, enum weft__dir dir, weft__try_fn try,
 {
 	if (a->flags & MSG_DONTWAIT)
 		return try(fd, a);
-	return weft__io_try(fd, dir, try, a);
+	return weft__io_try(fd, dir, try, a, 0);
 }
 
 int weft_udp_bind(const char *host, uint16_t port)

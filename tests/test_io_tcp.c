@@ -946,6 +946,52 @@ START_TEST(fd_across_workers)
 }
 END_TEST
 
+/* ---- short reads ---------------------------------------------------------- */
+
+/* Under epoll a short read lets the next recv wait for an edge without
+ * trying first (drivers/epoll/fdready.c). A short read that also takes the
+ * peer's FIN, whose edge was harvested before it, must still let the next
+ * recv say 0: here the data and the FIN wait together through a sleep, in
+ * which the poller harvests their edge. A recv that waited for another
+ * edge would hit the deadline instead. */
+static void *short_reads_main(void *arg)
+{
+	uint16_t port;
+	int lfd = io_listen(&port), cfd, sfd;
+	char buf[4096] = { 0 };
+	struct weft_deadline d;
+
+	(void)arg;
+	cfd = weft_connect("127.0.0.1", port);
+	ck_assert_int_ge(cfd, 0);
+	sfd = weft_accept(lfd, NULL, NULL);
+	ck_assert_int_ge(sfd, 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, 5 * WEFT_SEC), 0);
+	for (int round = 0; round < 3; round++) {
+		ck_assert_int_eq(send(cfd, buf, 10, 0), 10);
+		ck_assert_int_eq(weft_recv(sfd, buf, sizeof(buf), 0), 10);
+		/* More data after a short read comes with its own edge. */
+		ck_assert_int_eq(send(cfd, buf, 20, 0), 20);
+		ck_assert_int_eq(weft_recv(sfd, buf, sizeof(buf), 0), 20);
+	}
+	ck_assert_int_eq(send(cfd, buf, 100, 0), 100);
+	ck_assert_int_eq(shutdown(cfd, SHUT_WR), 0);
+	ck_assert_int_eq(weft_sleep(20 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_recv(sfd, buf, sizeof(buf), 0), 100);
+	ck_assert_int_eq(weft_recv(sfd, buf, sizeof(buf), 0), 0);
+	ck_assert_int_eq(weft_deadline_leave(&d), 0);
+	ck_assert_int_eq(weft_close(sfd), 0);
+	ck_assert_int_eq(weft_close(cfd), 0);
+	ck_assert_int_eq(weft_close(lfd), 0);
+	return NULL;
+}
+
+START_TEST(short_reads)
+{
+	weft_test_run(short_reads_main, NULL, 2);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("io_tcp");
@@ -967,6 +1013,7 @@ int main(void)
 	tcase_add_test(tc, recv_waitall);
 	tcase_add_test(tc, connect_timeout);
 	tcase_add_test(tc, fd_across_workers);
+	tcase_add_test(tc, short_reads);
 	suite_add_tcase(s, tc);
 	return io_test_main(s);
 }

@@ -10,6 +10,17 @@
  * parks only if it has not moved, else tries again. The idea is Tokio's
  * ScheduledIo readiness tick.
  *
+ * A short transfer on a TCP socket (fewer bytes than asked, none peeked)
+ * drained it (read) or filled it (write): any byte or room that comes
+ * later comes with a new edge. So the next call in that direction, while
+ * the tick has not moved, waits for the edge without first trying the
+ * system call that would say EAGAIN (Tokio's rule since 1.27): an echo
+ * request then costs a recv and a send, not recv, send and a failed recv.
+ * Only TCP: a Unix stream read stops short where the writer changes (its
+ * credentials), SCTP's at a message's end, both with data left and no edge
+ * to come. TCP's one such stop, at an urgent (MSG_OOB) mark, leaves that
+ * connection waiting until its peer sends more or the caller's deadline.
+ *
  * Invariants:
  *  - Every settle of a waiter on a record happens under the record's lock:
  *    the event (0), an abort (-ECANCELED, -ETIMEDOUT) and close (-EBADF).
@@ -25,6 +36,17 @@
  *  - An fd's epoll data carries the record's gen, bumped whenever weft lets
  *    the fd number go (weft_close, or a new fd of that number), so an event
  *    for an earlier file of that number (kept alive by a dup) is dropped.
+ *  - short_at[dir] is tick + 1 of the tick read before a short transfer
+ *    in dir, or anything else when none was seen at the current tick.
+ *    Skipping the attempt on it is safe whatever else ran since: the
+ *    socket was empty (or full) after that transfer, so what is there now
+ *    came with an edge not yet harvested, which will move the tick. Not
+ *    an end of file or an error: a short read may take the peer's FIN
+ *    with the last bytes, after its edge was harvested, and the next recv
+ *    says 0 with no edge to come. So hup[dir], set under the lock before
+ *    the tick moves by an event saying so (EPOLLRDHUP, EPOLLHUP,
+ *    EPOLLERR), stops the skipping for good (Tokio's READ_CLOSED, which
+ *    clearing readiness never clears).
  *  - The poll set's waiters count (weft__epoll_waiters_add) is the
  *    number of waiters linked on records, changed as they are linked and
  *    unlinked.
@@ -32,8 +54,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "runtime/list.h"
@@ -50,8 +74,11 @@ enum { UNREGISTERED, REGISTERED, UNPOLLABLE };
 struct fdrec {
 	unsigned lock;
 	uint32_t gen;
+	bool tcp;             /* a TCP socket, set when registered */
 	_Atomic uint64_t reg; /* run id << 2 | state */
 	_Atomic uint64_t tick[2];
+	_Atomic uint64_t short_at[2];
+	_Atomic bool hup[2]; /* an event said closed or failed (sticky) */
 	struct weft__waiter *head[2];
 };
 
@@ -117,6 +144,10 @@ static void forget(struct fdrec *rec, int fd)
 	if (reg_state(reg) == REGISTERED && epfd >= 0)
 		epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
 	rec->gen++;
+	atomic_store_explicit(&rec->hup[WEFT__READ], false,
+			      memory_order_relaxed);
+	atomic_store_explicit(&rec->hup[WEFT__WRITE], false,
+			      memory_order_relaxed);
 	atomic_store_explicit(&rec->reg, 0, memory_order_relaxed);
 }
 
@@ -128,8 +159,10 @@ static int do_register(struct fdrec *rec, int fd)
 		.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
 		.data.u64 = (uint64_t)rec->gen << 32 | (uint32_t)fd,
 	};
-	int state = REGISTERED, fl;
+	int state = REGISTERED, fl, proto = 0;
+	socklen_t len = sizeof(proto);
 
+	rec->tcp = false;
 	if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) &&
 	    (errno != EEXIST || epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev))) {
 		if (errno != EPERM)
@@ -140,6 +173,9 @@ static int do_register(struct fdrec *rec, int fd)
 		fl = fcntl(fd, F_GETFL);
 		if (fl >= 0 && !(fl & O_NONBLOCK))
 			fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+		rec->tcp = !getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto,
+				       &len) &&
+			   proto == IPPROTO_TCP;
 	}
 	/* release: pairs with ensure_registered's acquire, so a task that
 	 * sees REGISTERED finds the fd non-blocking. */
@@ -207,7 +243,27 @@ static int wait_ready(struct fdrec *rec, int dir, struct weft__waiter *w,
 	return weft__wait_park(w, unlock_rec, rec);
 }
 
-long weft__fdready_call(int fd, enum weft__dir dir, weft__try_fn try, void *arg)
+/* Whether the last transfer in dir, at this tick, was short (see top). */
+static bool known_empty(struct fdrec *rec, int dir, uint64_t tick)
+{
+	/* relaxed: short_at is written and read by the fd's callers, and
+	 * what it claims holds whoever wrote it; hup is ordered by the
+	 * acquire load of tick that gave us tick (wake_all's release). */
+	return atomic_load_explicit(&rec->short_at[dir],
+				    memory_order_relaxed) == tick + 1 &&
+	       !atomic_load_explicit(&rec->hup[dir], memory_order_relaxed);
+}
+
+static void note_transfer(struct fdrec *rec, int dir, uint64_t tick, long r,
+			  size_t want)
+{
+	if (rec->tcp && r > 0 && (size_t)r < want)
+		atomic_store_explicit(&rec->short_at[dir], tick + 1,
+				      memory_order_relaxed);
+}
+
+long weft__fdready_call(int fd, enum weft__dir dir, weft__try_fn try, void *arg,
+			size_t want)
 {
 	struct fdrec *rec = rec_of(fd, true);
 	struct weft__waiter w;
@@ -228,9 +284,10 @@ long weft__fdready_call(int fd, enum weft__dir dir, weft__try_fn try, void *arg)
 		/* acquire: see wake_all. */
 		uint64_t tick = atomic_load_explicit(&rec->tick[dir],
 						     memory_order_acquire);
-		r = try(fd, arg);
+		r = known_empty(rec, dir, tick) ? -EAGAIN : try(fd, arg);
 		if (r != -EAGAIN || state == UNPOLLABLE) {
 			weft__wait_end(&w);
+			note_transfer(rec, dir, tick, r, want);
 			return r;
 		}
 		if ((r = wait_ready(rec, dir, &w, tick)) < 0)
@@ -248,6 +305,12 @@ void weft__fdready_event(uint64_t data, uint32_t events)
 	if (rec->gen == (uint32_t)(data >> 32) &&
 	    reg_state(atomic_load_explicit(&rec->reg, memory_order_relaxed)) ==
 		    REGISTERED) {
+		if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+			atomic_store_explicit(&rec->hup[WEFT__READ], true,
+					      memory_order_relaxed);
+		if (events & (EPOLLHUP | EPOLLERR))
+			atomic_store_explicit(&rec->hup[WEFT__WRITE], true,
+					      memory_order_relaxed);
 		if (events &
 		    (EPOLLIN | EPOLLRDHUP | EPOLLPRI | EPOLLHUP | EPOLLERR))
 			wake_all(rec, WEFT__READ, 0);

@@ -8,11 +8,12 @@
  * A call runs the system call first and waits only on EAGAIN:
  *
  *   static long try_recv(int fd, void *arg) { ...recv(2), -errno... }
- *   return weft__fdready_call(fd, WEFT__READ, try_recv, &args);
+ *   return weft__fdready_call(fd, WEFT__READ, try_recv, &args, len);
  */
 #ifndef WEFT_DRIVERS_EPOLL_FDREADY_H
 #define WEFT_DRIVERS_EPOLL_FDREADY_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -22,15 +23,18 @@ enum weft__dir { WEFT__READ, WEFT__WRITE };
  * again once the fd is ready). */
 typedef long (*weft__try_fn)(int fd, void *arg);
 
-/* From a task under epoll: registers fd with the worker's epoll on its
- * first use (setting O_NONBLOCK on it), then runs try until it returns
- * anything but -EAGAIN, waiting for dir's readiness in between. Returns
+/* From a task under epoll: registers fd in the poll set on its first use
+ * (setting O_NONBLOCK on it), then runs try until it returns anything but
+ * -EAGAIN, waiting for dir's readiness in between. want: the bytes try
+ * asks to move, if it consumes them (0 otherwise: a peek, a connect, an
+ * accept); on a TCP socket a shorter result shows it drained or full,
+ * and the next call in dir waits for an edge before trying. Returns
  * try's result, or -ECANCELED / -ETIMEDOUT (the task's), -EBADF (fd closed
  * by weft_close meanwhile), -EMFILE (fd beyond the table's 2M), -ENOMEM,
  * or epoll_ctl's error. An fd epoll cannot watch (a regular file) just
  * runs try, once. fd >= 0. */
-long weft__fdready_call(int fd, enum weft__dir dir, weft__try_fn try,
-			void *arg);
+long weft__fdready_call(int fd, enum weft__dir dir, weft__try_fn try, void *arg,
+			size_t want);
 
 /* weft_close under epoll: wakes every task waiting on fd with -EBADF,
  * drops its registration, closes it. Any thread. Returns 0 or -errno. */
