@@ -673,7 +673,8 @@ END_TEST
 
 /* A worker thread the OS keeps off its CPU for a threshold also counts as
  * kept: on a loaded machine the yield loop could then be reported. The
- * threshold is the default, 100 ms, which such preemption rarely reaches. */
+ * threshold is 100 ms (WEFT_STALL_SUGGESTED_NS), which such preemption
+ * rarely reaches. */
 
 static __attribute__((noinline)) void spin_for(int64_t ns)
 {
@@ -733,6 +734,52 @@ static void *stall_main(void *arg)
 	return NULL;
 }
 
+/* Runs main with stderr pointed at a memfd; returns what it wrote. */
+static char *stderr_of_run(weft_fn main, const struct weft_config *cfg)
+{
+	int fd = memfd_create("stderr", 0), saved = dup(2);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(dup2(fd, 2), 2);
+	int r = weft_run(main, NULL, cfg, NULL);
+	dup2(saved, 2);
+	close(saved);
+	ck_assert_int_eq(r, 0);
+	static char text[16384];
+	ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+	text[n > 0 ? n : 0] = '\0';
+	close(fd);
+	return text;
+}
+
+/* "weft: task <id> "spinner" has kept worker <n> for <x> ms without
+ * yielding (stall threshold 100.0 ms), seen at:" and its frames. */
+static void check_stall_line(const char *text)
+{
+	unsigned long long id;
+	int worker, used = 0;
+	double ms;
+	const char *line = strstr(text, "weft: task ");
+	ck_assert_msg(line, "%s", text);
+	ck_assert_msg(sscanf(line,
+			     "weft: task %llu \"spinner\" has kept worker %d "
+			     "for %lf ms without yielding%n",
+			     &id, &worker, &ms, &used) == 3 &&
+			      used > 0,
+		      "%s", text);
+	ck_assert_uint_gt(id, 0);
+	ck_assert_int_ge(worker, 0);
+	ck_assert_int_lt(worker, 2);
+	ck_assert_double_ge(ms, 100.0);
+	ck_assert_double_lt(ms, 300.0);
+	ck_assert_msg(strstr(text, "(stall threshold 100.0 ms)"), "%s", text);
+#ifndef __SANITIZE_THREAD__ /* it delays the signal: maybe no frames */
+	ck_assert_msg(strstr(text, ", seen at:\n  #0 "), "%s", text);
+	ck_assert_msg(strstr(text, "spin_for"), "%s", text);
+	ck_assert_msg(strstr(text, "spinner"), "%s", text);
+#endif
+	ck_assert_ptr_null(strstr(text, "yielder"));
+}
+
 START_TEST(stall_reported_not_for_yields)
 {
 	struct weft_config cfg = { .workers = 2,
@@ -747,29 +794,96 @@ START_TEST(stall_reported_not_for_yields)
 	/* The default report: a line on stderr, with where it was seen. */
 	cfg.on_stall = NULL;
 	atomic_store(&seen.calls, 0);
-	int fd = memfd_create("stderr", 0), saved = dup(2);
-	ck_assert_int_eq(dup2(fd, 2), 2);
-	ck_assert_int_eq(weft_run(stall_main, NULL, &cfg, NULL), 0);
-	dup2(saved, 2);
-	close(saved);
-	char text[8192] = "";
-	ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
-	text[n > 0 ? n : 0] = '\0';
-	close(fd);
-	ck_assert_msg(strstr(text, "\"spinner\" has kept worker "), "%s", text);
-	ck_assert_msg(strstr(text,
-			     "without yielding (stall threshold 100.0 ms)"),
-		      "%s", text);
-#ifndef __SANITIZE_THREAD__ /* it delays the signal: maybe no frames */
-	ck_assert_msg(strstr(text, "spin_for"), "%s", text);
-	ck_assert_msg(strstr(text, "spinner+"), "%s", text);
-#endif
-	ck_assert_ptr_null(strstr(text, "yielder"));
+	check_stall_line(stderr_of_run(stall_main, &cfg));
+
+	/* The same from the environment, with cfg's 0. */
+	cfg.stall_threshold_ns = 0;
+	setenv("WEFT_STALL_MS", "100", 1);
+	check_stall_line(stderr_of_run(stall_main, &cfg));
+
+	/* WEFT_STALL_OFF wins over the environment. */
+	cfg.stall_threshold_ns = WEFT_STALL_OFF;
+	ck_assert_str_eq(stderr_of_run(spinner, &cfg), "");
+	setenv("WEFT_STALL_MS", "0", 1);
+	cfg.stall_threshold_ns = 0;
+	ck_assert_str_eq(stderr_of_run(spinner, &cfg), "");
+	setenv("WEFT_STALL_MS", "100ms", 1);
+	ck_assert_int_eq(weft_run(nothing, NULL, &cfg, NULL), -EINVAL);
+	setenv("WEFT_STALL_MS", "-5", 1);
+	ck_assert_int_eq(weft_run(nothing, NULL, &cfg, NULL), -EINVAL);
+	unsetenv("WEFT_STALL_MS");
 
 	cfg.stall_threshold_ns = -2;
 	ck_assert_int_eq(weft_run(nothing, NULL, &cfg, NULL), -EINVAL);
-	cfg.stall_threshold_ns = WEFT_STALL_OFF;
-	ck_assert_int_eq(weft_run(nothing, NULL, &cfg, NULL), 0);
+}
+END_TEST
+
+/* Off by default: a 300 ms spin is neither reported nor counted. */
+static void *unreported_main(void *arg)
+{
+	weft_task_t t;
+	struct weft_metrics m;
+	ck_assert_int_eq(weft_spawn_opts(&t, spinner, NULL,
+					 &(struct weft_spawn_opts){
+						 .name = "spinner" }),
+			 0);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	ck_assert_int_eq(weft_metrics(&m), 0);
+	ck_assert_uint_eq(m.stall_reports, 0);
+	return NULL;
+}
+
+START_TEST(stall_off_by_default)
+{
+	struct weft_config cfg = { .workers = 2 };
+	unsetenv("WEFT_STALL_MS");
+	ck_assert_str_eq(stderr_of_run(unreported_main, &cfg), "");
+}
+END_TEST
+
+/* At most 10 reports a second; stall_reports counts them all. 20 spinners
+ * of 3 thresholds each, one after another, for 0.6 s: 20 stalls in one
+ * window of the rate limit (it opens at the first report), so exactly 10
+ * calls. */
+#define RATE_THRESHOLD (10 * WEFT_MSEC)
+
+static void *short_spinner(void *arg)
+{
+	spin_for(3 * RATE_THRESHOLD);
+	return NULL;
+}
+
+static void *spin_chain(void *arg)
+{
+	for (int i = 0; i < 20; i++) {
+		weft_task_t t;
+		ck_assert_int_eq(weft_spawn(&t, short_spinner, NULL), 0);
+		ck_assert_int_eq(weft_join(t, NULL), 0);
+	}
+	return NULL;
+}
+
+static void *rate_main(void *arg)
+{
+	int64_t t0 = weft_now();
+	spin_chain(NULL);
+	ck_assert_int_lt(weft_now() - t0, WEFT_SEC); /* one window */
+	struct weft_metrics m;
+	ck_assert_int_eq(weft_metrics(&m), 0);
+	*(uint64_t *)arg = m.stall_reports;
+	return NULL;
+}
+
+START_TEST(stall_rate_limited)
+{
+	struct weft_config cfg = { .workers = 2,
+				   .stall_threshold_ns = RATE_THRESHOLD,
+				   .on_stall = on_stall };
+	uint64_t reports = 0;
+	atomic_store(&seen.calls, 0);
+	ck_assert_int_eq(weft_run(rate_main, &reports, &cfg, NULL), 0);
+	ck_assert_uint_gt(reports, 10);
+	ck_assert_int_eq(atomic_load(&seen.calls), 10);
 }
 END_TEST
 
@@ -867,6 +981,8 @@ int main(void)
 	tcase_add_test(tc, dump_on_signal);
 	tcase_add_test(tc, dump_and_metrics_amid_churn);
 	tcase_add_test(tc, stall_reported_not_for_yields);
+	tcase_add_test(tc, stall_off_by_default);
+	tcase_add_test(tc, stall_rate_limited);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }
