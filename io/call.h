@@ -40,7 +40,10 @@ static inline long weft__sys(long r)
 }
 
 /* try(fd, arg) on the plain or the epoll path, waiting for dir's
- * readiness on EAGAIN. Returns try's result or -errno. */
-long weft__io_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg);
+ * readiness on EAGAIN. call names the user's call for weft_dump ("recv":
+ * "recv on fd 7", where io_uring's waits have the opcode). Returns try's
+ * result or -errno. */
+long weft__io_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg,
+		  const char *call);
 
 #endif

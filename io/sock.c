@@ -100,7 +100,8 @@ int weft_connect_addr(int fd, const struct sockaddr *addr, socklen_t len)
 	if (!addr)
 		return -EFAULT;
 	if (weft__io_path() != WEFT__RING)
-		return (int)weft__io_try(fd, WEFT__WRITE, try_connect, &a);
+		return (int)weft__io_try(fd, WEFT__WRITE, try_connect, &a,
+					 "connect");
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
 	io_uring_prep_connect(sqe, fd, addr, len);
@@ -140,11 +141,11 @@ static long try_send(int fd, void *arg)
 
 /* The plain and epoll paths of a call with flags: MSG_DONTWAIT tries once. */
 static long try_or_wait(int fd, enum weft__dir dir, weft__try_fn try, void *arg,
-			int flags)
+			int flags, const char *call)
 {
 	if (flags & MSG_DONTWAIT)
 		return try(fd, arg);
-	return weft__io_try(fd, dir, try, arg);
+	return weft__io_try(fd, dir, try, arg, call);
 }
 
 ssize_t weft_recv(int fd, void *buf, size_t len, int flags)
@@ -157,7 +158,8 @@ ssize_t weft_recv(int fd, void *buf, size_t len, int flags)
 	if ((r = buf_args(fd, buf, len)) <= 0)
 		return r;
 	if (weft__io_path() != WEFT__RING) {
-		r = (int)try_or_wait(fd, WEFT__READ, try_recv, &a, flags);
+		r = (int)try_or_wait(fd, WEFT__READ, try_recv, &a, flags,
+				     "recv");
 		/* Stopped (cancelled, timed out) after part of a WAITALL:
 		 * those bytes are the caller's. */
 		return r < 0 && a.done ? (ssize_t)a.done : r;
@@ -180,7 +182,8 @@ ssize_t weft_send(int fd, const void *buf, size_t len, int flags)
 		return r;
 	flags |= MSG_NOSIGNAL;
 	if (weft__io_path() != WEFT__RING)
-		return try_or_wait(fd, WEFT__WRITE, try_send, &a, flags);
+		return try_or_wait(fd, WEFT__WRITE, try_send, &a, flags,
+				   "send");
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
 	io_uring_prep_send(sqe, fd, buf, clamp_len(len), flags);
@@ -247,7 +250,7 @@ ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt)
 	if ((r = iov_args(fd, iov, iovcnt)) <= 0)
 		return r;
 	if (weft__io_path() != WEFT__RING)
-		return weft__io_try(fd, WEFT__READ, try_readv, &a);
+		return weft__io_try(fd, WEFT__READ, try_readv, &a, "readv");
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
 	io_uring_prep_readv(sqe, fd, iov, (unsigned)iovcnt, (__u64)-1);
@@ -266,7 +269,7 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt)
 	if ((r = iov_args(fd, iov, iovcnt)) <= 0)
 		return r;
 	if (weft__io_path() != WEFT__RING)
-		return weft__io_try(fd, WEFT__WRITE, try_writev, &a);
+		return weft__io_try(fd, WEFT__WRITE, try_writev, &a, "writev");
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
 	io_uring_prep_sendmsg(sqe, fd, &msg, MSG_NOSIGNAL);

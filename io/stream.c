@@ -27,6 +27,7 @@
 #include "weft/stream.h"
 #include "weft/task.h"
 #include "weft/time.h"
+#include "runtime/wait.h" /* weft_dump names the stream call */
 
 /* The read buffer's first size, and the size a plain read goes straight to
  * the caller's buffer from: Go's bufio default. */
@@ -133,8 +134,8 @@ static size_t line_room(const struct weft_stream *s)
 	return max_size(want, s->rlen + 1);
 }
 
-ssize_t weft_stream_readuntil(struct weft_stream *s, const void *delim,
-			      size_t dlen, const char **line)
+static ssize_t readuntil(struct weft_stream *s, const void *delim, size_t dlen,
+			 const char **line)
 {
 	size_t scanned = 0; /* no delimiter starts before this offset */
 	const char *hit;
@@ -167,12 +168,26 @@ ssize_t weft_stream_readuntil(struct weft_stream *s, const void *delim,
 	}
 }
 
-ssize_t weft_stream_readline(struct weft_stream *s, const char **line)
+ssize_t weft_stream_readuntil(struct weft_stream *s, const void *delim,
+			      size_t dlen, const char **line)
 {
-	return weft_stream_readuntil(s, "\n", 1, line);
+	bool named = weft__doing_begin("stream readuntil");
+	ssize_t r = readuntil(s, delim, dlen, line);
+
+	weft__doing_end(named);
+	return r;
 }
 
-ssize_t weft_stream_readexactly(struct weft_stream *s, void *buf, size_t n)
+ssize_t weft_stream_readline(struct weft_stream *s, const char **line)
+{
+	bool named = weft__doing_begin("stream readline");
+	ssize_t r = readuntil(s, "\n", 1, line);
+
+	weft__doing_end(named);
+	return r;
+}
+
+static ssize_t readexactly(struct weft_stream *s, void *buf, size_t n)
 {
 	ssize_t r;
 
@@ -192,7 +207,16 @@ ssize_t weft_stream_readexactly(struct weft_stream *s, void *buf, size_t n)
 	return (ssize_t)n;
 }
 
-ssize_t weft_stream_read(struct weft_stream *s, void *buf, size_t n)
+ssize_t weft_stream_readexactly(struct weft_stream *s, void *buf, size_t n)
+{
+	bool named = weft__doing_begin("stream readexactly");
+	ssize_t r = readexactly(s, buf, n);
+
+	weft__doing_end(named);
+	return r;
+}
+
+static ssize_t read_some(struct weft_stream *s, void *buf, size_t n)
 {
 	ssize_t r;
 
@@ -218,6 +242,15 @@ ssize_t weft_stream_read(struct weft_stream *s, void *buf, size_t n)
 	memcpy(buf, s->rbuf + s->rpos, n);
 	take(s, n);
 	return (ssize_t)n;
+}
+
+ssize_t weft_stream_read(struct weft_stream *s, void *buf, size_t n)
+{
+	bool named = weft__doing_begin("stream read");
+	ssize_t r = read_some(s, buf, n);
+
+	weft__doing_end(named);
+	return r;
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -297,7 +330,7 @@ static int send_out(struct weft_stream *s, const char *extra, size_t elen)
 	return 0;
 }
 
-ssize_t weft_stream_write(struct weft_stream *s, const void *buf, size_t len)
+static ssize_t write_some(struct weft_stream *s, const void *buf, size_t len)
 {
 	int r;
 
@@ -321,13 +354,31 @@ ssize_t weft_stream_write(struct weft_stream *s, const void *buf, size_t len)
 	return (ssize_t)len;
 }
 
-int weft_stream_flush(struct weft_stream *s)
+ssize_t weft_stream_write(struct weft_stream *s, const void *buf, size_t len)
+{
+	bool named = weft__doing_begin("stream write");
+	ssize_t r = write_some(s, buf, len);
+
+	weft__doing_end(named);
+	return r;
+}
+
+static int flush(struct weft_stream *s)
 {
 	if (!s)
 		return -EINVAL;
 	if (s->werror)
 		return s->werror;
 	return send_out(s, NULL, 0);
+}
+
+int weft_stream_flush(struct weft_stream *s)
+{
+	bool named = weft__doing_begin("stream flush");
+	int r = flush(s);
+
+	weft__doing_end(named);
+	return r;
 }
 
 /* ---- ending ------------------------------------------------------------- */
@@ -358,7 +409,7 @@ static void linger(struct weft_stream *s, int64_t ns)
 		weft_deadline_leave(&d);
 }
 
-int weft_stream_close(struct weft_stream *s, int64_t linger_ns)
+static int close_stream(struct weft_stream *s, int64_t linger_ns)
 {
 	int r;
 
@@ -372,6 +423,15 @@ int weft_stream_close(struct weft_stream *s, int64_t linger_ns)
 	weft_close(s->fd);
 	weft_stream_destroy(s);
 	s->fd = -1;
+	return r;
+}
+
+int weft_stream_close(struct weft_stream *s, int64_t linger_ns)
+{
+	bool named = weft__doing_begin("stream close");
+	int r = close_stream(s, linger_ns);
+
+	weft__doing_end(named);
 	return r;
 }
 
