@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <liburing.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@
 #include "weft/select.h"
 #include "symbols.h"
 #include "valgrind.h"
+#include "self.h"
 #include "task.h"
 #include "worker.h"
 
@@ -423,11 +425,8 @@ static void dump_task(struct weft_task *t, void *arg)
 	weft__task_put(t);
 }
 
-int weft_dump(int fd)
+static int dump_all(struct weft_runtime *rt, int fd)
 {
-	struct weft_runtime *rt = atomic_load(&weft__rt);
-	if (!rt)
-		return -ESRCH;
 	struct dump d = { .rt = rt, .out = { .fd = fd } };
 	d.out.buf = malloc(OUT_BUF);
 	d.syms = weft__symbols_load();
@@ -445,4 +444,36 @@ int weft_dump(int fd)
 	free(d.out.buf);
 	weft__symbols_free(d.syms);
 	return d.out.err;
+}
+
+struct dump_call {
+	struct weft_runtime *rt;
+	int fd;
+	int result;
+};
+
+static void *dump_thread(void *arg)
+{
+	struct dump_call *c = arg;
+	c->result = dump_all(c->rt, c->fd);
+	return NULL;
+}
+
+int weft_dump(int fd)
+{
+	struct weft_runtime *rt = atomic_load(&weft__rt);
+	if (!rt)
+		return -ESRCH;
+	if (!weft__task_current())
+		return dump_all(rt, fd);
+	/* From a task: on a thread of its own, with a thread's stack, since
+	 * libdw's DWARF readers need more than a task may have. The worker
+	 * waits for it, as it would for the dump itself. */
+	struct dump_call c = { rt, fd, 0 };
+	pthread_t th;
+	int err = pthread_create(&th, NULL, dump_thread, &c);
+	if (err)
+		return -err;
+	pthread_join(th, NULL);
+	return c.result;
 }

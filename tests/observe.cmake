@@ -1,5 +1,8 @@
 # Observability: thread names, metrics, task dumps, stall reports, gdb.
 weft_test(test_observe TIMEOUT 300 SOURCES test_observe.c)
+if(WEFT_USES_LIBDW) # the backtraces must then have file:line
+  target_compile_definitions(test_observe PRIVATE WEFT_HAVE_LIBDW)
+endif()
 # gdb/weft-gdb.py in batch mode, live and on a core file (default preset:
 # the sanitizers' runtimes make gdb's attach slow and noisy).
 add_executable(gdb_target gdb_target.c)
