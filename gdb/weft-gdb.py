@@ -4,26 +4,65 @@
 #   (gdb) weft tasks        every live task: id, name, state, what it waits on
 #   (gdb) weft bt ID        the backtrace of parked task ID, from the
 #                           registers it saved when it switched out
+#   (gdb) weft gcore [FILE] gcore, with the task stacks in it
 #
-# On a core file from gcore the task structs are there but the task stacks
-# read as zeros (gdb cannot read through the stack slabs' guard pages), so
-# there `weft tasks` shows names and states without what a task waits on,
-# and `weft bt` has nothing to unwind: use it on the live process.
+# Why `weft gcore`: weft guards each task stack with MADV_GUARD_INSTALL
+# (Linux 6.13), guard pages inside the one mapping of a slab of stacks.
+# gdb's gcore reads a mapping 1 MiB at a time and, when a read fails, as
+# it does on a guard page, writes nothing more of that mapping: the stacks
+# in a plain gcore's core read as zeros, and with them each task's waiter
+# and saved registers. `weft gcore` runs gcore, then copies every live
+# task's stack (which ends above its guard) into the core file. A core the
+# kernel writes (a crash) is complete: it skips guard pages by itself.
 #
 # It needs libweft's debug information (the default RelWithDebInfo build has
 # it). Tasks are found as weft_dump finds them: every task struct lives in a
 # slab of the task pool, and the live ones say so in their `alive` flag.
-# `weft bt` sets the selected thread's registers to the task's saved ones,
-# prints gdb's own backtrace (DWARF unwinding, file and line) and puts the
-# registers back, as Go's runtime-gdb.py does for goroutines.
+# `weft bt` makes the task's saved registers those of the caller of the
+# selected thread's innermost frame (a frame unwinder, writing no register,
+# so that it works on a core file as well as live) and prints gdb's own
+# backtrace from there (DWARF unwinding, file and line); Go's
+# runtime-gdb.py sets the registers instead, which a core file refuses.
 import gdb
+
+import re
+import struct
+
+from gdb.unwinder import Unwinder, register_unwinder
+try:
+    from gdb.unwinder import FrameId
+except ImportError:  # gdb before 14 has none: any object with sp and pc
+    class FrameId(object):
+        def __init__(self, sp, pc):
+            self.sp = sp
+            self.pc = pc
 
 WAIT_KINDS = ["wait", "lock", "event", "cond", "sem", "queue get",
               "queue put", "queue join", "future", "barrier", "group",
-              "join", "sleep", "io", "blocking job"]
+              "join", "sleep", "io", "blocking job", "select"]
 
-# The registers weft__switch pushes, in the order they sit from sp up.
-SAVED = ["r15", "r14", "r13", "r12", "rbx", "rbp"]
+# What runtime/arch/<cpu>.S's weft__switch leaves at the saved stack
+# pointer: the callee-saved registers, in order from sp up, then where the
+# switch returns to, and the size of the whole frame. A parked task
+# resumes at that return address with sp just above the frame.
+ARCH = {
+    # pushes r... then call's return address
+    "x86_64": {"saved": ["r15", "r14", "r13", "r12", "rbx", "rbp"],
+               "pc_at": 48, "frame": 56, "sp": "rsp", "pc": "rip"},
+    # 0 x19 | ... | 72 x28 | 80 x29 (fp) | 88 x30 (lr) | 96.. d8-d15
+    "aarch64": {"saved": ["x19", "x20", "x21", "x22", "x23", "x24", "x25",
+                          "x26", "x27", "x28", "x29", "x30"],
+                "pc_at": 88, "frame": 160, "sp": "sp", "pc": "pc"},
+}
+
+
+def arch():
+    name = gdb.selected_frame().architecture().name()
+    if "aarch64" in name:
+        return ARCH["aarch64"]
+    if "x86-64" in name or "x86_64" in name:
+        return ARCH["x86_64"]
+    raise gdb.GdbError("weft: no saved-register layout for %s" % name)
 
 
 def pool():
@@ -71,6 +110,12 @@ def describe(t, running):
     kind = int(w["kind"])
     what = WAIT_KINDS[kind] if kind < len(WAIT_KINDS) else "wait"
     obj = int(w["object"].cast(gdb.lookup_type("long")))
+    doing = t["doing"]
+    if int(doing) != 0 and what != "blocking job":
+        what_doing = doing.string()
+        if what == "io":
+            return "parked: %s on fd %d" % (what_doing, obj)
+        return "parked: %s (%s)" % (what_doing, what)
     if what == "io":
         return "parked: io on fd %d" % obj
     if what == "join":
@@ -130,27 +175,135 @@ class WeftBt(gdb.Command):
         raise gdb.GdbError("weft: no live task %d" % want)
 
 
+class TaskUnwinder(Unwinder):
+    """While `weft bt` prints, makes the caller of the selected thread's
+    innermost frame the parked task's: its saved registers are the ones
+    that frame's caller had. Registers are not written, so it works on a
+    core file too; gdb's own DWARF unwinding does the rest."""
+
+    def __init__(self):
+        super().__init__("weft-task")
+        self.regs = None
+        self.arch = None
+
+    def __call__(self, pending_frame):
+        if self.regs is None or pending_frame.level() != 0:
+            return None
+        a = self.arch  # not arch(): no frame may be asked for here
+        sp = pending_frame.read_register(a["sp"])
+        pc = pending_frame.read_register(a["pc"])
+        info = pending_frame.create_unwind_info(FrameId(sp, pc))
+        for r, v in self.regs.items():
+            typ = pending_frame.read_register(r).type
+            info.add_saved_register(r, gdb.Value(v).cast(typ))
+        return info
+
+
+task_unwinder = TaskUnwinder()
+register_unwinder(None, task_unwinder, replace=True)
+
+
 def backtrace(t):
+    a = arch()
     sp = int(t["ctx"]["sp"])
     word = gdb.lookup_type("unsigned long").pointer()
-    def at(a):
-        return int(gdb.Value(a).cast(word).dereference())
-    regs = {r: at(sp + 8 * i) for i, r in enumerate(SAVED)}
-    regs["rip"] = at(sp + 48)
-    regs["rsp"] = sp + 56
-    gdb.execute("select-frame 0")
-    frame = gdb.selected_frame()
-    saved = {r: int(frame.read_register(r)) for r in regs}
+    def at(addr):
+        return int(gdb.Value(addr).cast(word).dereference())
+    regs = {r: at(sp + 8 * i) for i, r in enumerate(a["saved"])}
+    regs[a["pc"]] = at(sp + a["pc_at"])
+    regs[a["sp"]] = sp + a["frame"]
+    task_unwinder.arch = a
+    task_unwinder.regs = regs
+    gdb.invalidate_cached_frames()
     try:
-        for r, v in regs.items():
-            gdb.execute("set $%s = %d" % (r, v))
-        gdb.execute("backtrace")
+        text = gdb.execute("backtrace", to_string=True)
     finally:
-        gdb.execute("select-frame 0")
-        for r, v in saved.items():
-            gdb.execute("set $%s = %d" % (r, v))
+        task_unwinder.regs = None
+        gdb.invalidate_cached_frames()
+    # Frame #0 is the thread's own; #1 on are the task's: renumber.
+    out, keep = [], False
+    for line in text.splitlines():
+        m = re.match(r"#(\d+)(\s.*)", line)
+        if m:
+            keep = m.group(1) != "0"
+            line = "#%-3d%s" % (int(m.group(1)) - 1, m.group(2).lstrip())
+        if keep:
+            out.append(line)
+    print("\n".join(out))
+
+
+def core_segments(path):
+    """The PT_LOAD segments of an ELF64 little-endian core file:
+    (vaddr, file offset, file size)."""
+    with open(path, "rb") as f:
+        eh = f.read(64)
+        if eh[:4] != b"\x7fELF" or eh[4] != 2 or eh[5] != 1:
+            raise gdb.GdbError("weft: %s is not an ELF64 LE core" % path)
+        phoff, = struct.unpack_from("<Q", eh, 32)
+        phentsize, phnum = struct.unpack_from("<HH", eh, 54)
+        f.seek(phoff)
+        ph = f.read(phentsize * phnum)
+    segs = []
+    for i in range(phnum):
+        p_type, _, off, vaddr, _, filesz, _, _ = struct.unpack_from(
+            "<IIQQQQQQ", ph, i * phentsize)
+        if p_type == 1 and filesz:
+            segs.append((vaddr, off, filesz))
+    return segs
+
+
+def read_readable(inf, addr, size, page=4096):
+    """(address, bytes) runs of [addr, addr + size) that can be read."""
+    try:
+        return [(addr, bytes(inf.read_memory(addr, size)))]
+    except gdb.MemoryError:
+        pass
+    runs = []
+    for a in range(addr, addr + size, page):
+        try:
+            runs.append((a, bytes(inf.read_memory(a, page))))
+        except gdb.MemoryError:
+            pass
+    return runs
+
+
+class WeftGcore(gdb.Command):
+    """weft gcore [FILE]: gcore, then the live tasks' stacks into FILE."""
+
+    def __init__(self):
+        super().__init__("weft gcore", gdb.COMMAND_USER,
+                         gdb.COMPLETE_FILENAME)
+
+    def invoke(self, arg, from_tty):
+        inf = gdb.selected_inferior()
+        path = arg.strip() or "core.%d" % inf.pid
+        # Its warnings are about the stack slabs, which we copy next.
+        gdb.execute("gcore %s" % path, to_string=True)
+        segs = core_segments(path)
+        copied = 0
+        with open(path, "r+b") as f:
+            for t in live_tasks():
+                base = int(t["stack"]["base"])
+                size = int(t["stack"]["size"])
+                if base == 0:
+                    continue
+                for addr, data in read_readable(inf, base, size):
+                    copied += put_in_core(f, segs, addr, data)
+        print("weft: saved %s, with %d bytes of task stacks" %
+              (path, copied))
+
+
+def put_in_core(f, segs, addr, data):
+    """Writes data, the memory at addr, where the core keeps it."""
+    for vaddr, off, filesz in segs:
+        if vaddr <= addr and addr + len(data) <= vaddr + filesz:
+            f.seek(off + addr - vaddr)
+            f.write(data)
+            return len(data)
+    return 0
 
 
 Weft()
 WeftTasks()
 WeftBt()
+WeftGcore()

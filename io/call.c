@@ -2,6 +2,7 @@
 #include <poll.h>
 
 #include "call.h"
+#include "runtime/wait.h"
 
 /* A plain thread blocks in poll(2) until fd is ready, then tries again. */
 static long plain_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg)
@@ -16,11 +17,14 @@ static long plain_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg)
 }
 
 long weft__io_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg,
-		  size_t want)
+		  size_t want, const char *call)
 {
 	if (fd < 0)
 		return -EBADF;
 	if (!weft__driver_current())
 		return plain_try(fd, dir, try, arg);
-	return weft__fdready_call(fd, dir, try, arg, want);
+	bool named = weft__doing_begin(call);
+	long r = weft__fdready_call(fd, dir, try, arg, want);
+	weft__doing_end(named);
+	return r;
 }

@@ -40,9 +40,10 @@ static inline long weft__sys(long r)
 }
 
 /* try(fd, arg) on the plain or the epoll path, waiting for dir's
- * readiness on EAGAIN; want as for weft__fdready_call. Returns try's
- * result or -errno. */
+ * readiness on EAGAIN. want as for weft__fdready_call; call names the
+ * user's call for weft_dump ("recv": "recv on fd 7", where io_uring's
+ * waits have the opcode). Returns try's result or -errno. */
 long weft__io_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg,
-		  size_t want);
+		  size_t want, const char *call);
 
 #endif

@@ -40,6 +40,7 @@
 #include "weft/signal.h"
 #include "weft/sync.h"
 #include "weft/task.h"
+#include "runtime/wait.h"
 
 static _Atomic uint64_t delivered[WEFT_SIGNAL_MAX];
 static _Atomic int event_fd = -1;
@@ -214,12 +215,10 @@ static int lead(void)
 	return n < 0 ? (int)n : 0;
 }
 
-int weft_signal_wait(struct weft_signal *s, int *signo)
+static int signal_wait(struct weft_signal *s, int *signo)
 {
 	int r, got = 0;
 
-	if (!s || !signo || !s->open)
-		return -EINVAL;
 	if ((r = weft_lock_acquire(&waiters.lock)))
 		return r;
 	while (!r && !(got = take_pending(s)))
@@ -228,4 +227,16 @@ int weft_signal_wait(struct weft_signal *s, int *signo)
 	if (got)
 		*signo = got;
 	return got ? 0 : r;
+}
+
+int weft_signal_wait(struct weft_signal *s, int *signo)
+{
+	if (!s || !signo || !s->open)
+		return -EINVAL;
+	/* weft_dump says "signal wait", not the eventfd or cond inside. */
+	bool named = weft__doing_begin("signal wait");
+	int r = signal_wait(s, signo);
+
+	weft__doing_end(named);
+	return r;
 }

@@ -114,7 +114,8 @@ int weft_connect_addr(int fd, const struct sockaddr *addr, socklen_t len)
 	if (!addr)
 		return -EFAULT;
 	if (weft__io_path() != WEFT__RING)
-		return (int)weft__io_try(fd, WEFT__WRITE, try_connect, &a, 0);
+		return (int)weft__io_try(fd, WEFT__WRITE, try_connect, &a, 0,
+					 "connect");
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
 	io_uring_prep_connect(sqe, fd, addr, len);
@@ -154,7 +155,7 @@ static long try_send(int fd, void *arg)
 
 /* The plain and epoll paths of a call with flags: MSG_DONTWAIT tries once. */
 static long try_or_wait(int fd, enum weft__dir dir, weft__try_fn try,
-			struct buf_args *a)
+			struct buf_args *a, const char *call)
 {
 	/* A peek consumes nothing, and a WAITALL recv loops in try_recv:
 	 * neither says the socket was drained when it returns short. */
@@ -163,7 +164,7 @@ static long try_or_wait(int fd, enum weft__dir dir, weft__try_fn try,
 
 	if (a->flags & MSG_DONTWAIT)
 		return try(fd, a);
-	return weft__io_try(fd, dir, try, a, moves_all ? a->len : 0);
+	return weft__io_try(fd, dir, try, a, moves_all ? a->len : 0, call);
 }
 
 ssize_t weft_recv(int fd, void *buf, size_t len, int flags)
@@ -176,7 +177,7 @@ ssize_t weft_recv(int fd, void *buf, size_t len, int flags)
 	if ((r = buf_args(fd, buf, len)) <= 0)
 		return r;
 	if (weft__io_path() != WEFT__RING) {
-		r = (int)try_or_wait(fd, WEFT__READ, try_recv, &a);
+		r = (int)try_or_wait(fd, WEFT__READ, try_recv, &a, "recv");
 		/* Stopped (cancelled, timed out) after part of a WAITALL:
 		 * those bytes are the caller's. */
 		return r < 0 && a.done ? (ssize_t)a.done : r;
@@ -199,7 +200,7 @@ ssize_t weft_send(int fd, const void *buf, size_t len, int flags)
 		return r;
 	flags |= MSG_NOSIGNAL;
 	if (weft__io_path() != WEFT__RING)
-		return try_or_wait(fd, WEFT__WRITE, try_send, &a);
+		return try_or_wait(fd, WEFT__WRITE, try_send, &a, "send");
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
 	io_uring_prep_send(sqe, fd, buf, clamp_len(len), flags);
@@ -267,7 +268,7 @@ ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt)
 		return r;
 	if (weft__io_path() != WEFT__RING)
 		return weft__io_try(fd, WEFT__READ, try_readv, &a,
-				    iov_len(iov, iovcnt));
+				    iov_len(iov, iovcnt), "readv");
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
 	io_uring_prep_readv(sqe, fd, iov, (unsigned)iovcnt, (__u64)-1);
@@ -287,7 +288,7 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt)
 		return r;
 	if (weft__io_path() != WEFT__RING)
 		return weft__io_try(fd, WEFT__WRITE, try_writev, &a,
-				    iov_len(iov, iovcnt));
+				    iov_len(iov, iovcnt), "writev");
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
 	io_uring_prep_sendmsg(sqe, fd, &msg, MSG_NOSIGNAL);

@@ -1,7 +1,8 @@
 /*
  * Buffered streams (see weft/stream.h): a read buffer and a write buffer
- * over weft_recv and weft_writev, and nothing below them, so a stream works
- * on every I/O driver and on plain threads alike.
+ * over weft_recv and weft_writev, and nothing below them (but the name of
+ * the call for weft_dump, runtime/wait.h), so a stream works on every I/O
+ * driver and on plain threads alike.
  *
  * Invariants:
  *  - Read side: the unread bytes are rbuf[rpos, rpos + rlen), in order,
@@ -27,6 +28,7 @@
 #include "weft/stream.h"
 #include "weft/task.h"
 #include "weft/time.h"
+#include "runtime/wait.h" /* weft_dump names the stream call */
 
 /* The read buffer's first size, and the size a plain read goes straight to
  * the caller's buffer from: Go's bufio default. */
@@ -94,9 +96,31 @@ static int reserve(struct weft_stream *s, size_t want)
 	return 0;
 }
 
+/* weft_recv, named for weft_dump as the stream call it serves ("stream
+ * readline on fd 5"): only here and in writev_as can a stream call wait. */
+static ssize_t recv_as(const char *call, int fd, void *buf, size_t len)
+{
+	bool named = weft__doing_begin(call);
+	ssize_t r = weft_recv(fd, buf, len, 0);
+
+	weft__doing_end(named);
+	return r;
+}
+
+static ssize_t writev_as(const char *call, int fd, const struct iovec *iov,
+			 int n)
+{
+	bool named = weft__doing_begin(call);
+	ssize_t r = weft_writev(fd, iov, n);
+
+	weft__doing_end(named);
+	return r;
+}
+
 /* One receive into the free end of the buffer, made able to hold want
- * bytes first. Returns the count, 0 at the end of the stream, or -errno. */
-static ssize_t fill(struct weft_stream *s, size_t want)
+ * bytes first, for the stream call named call. Returns the count, 0 at the
+ * end of the stream, or -errno. */
+static ssize_t fill(struct weft_stream *s, size_t want, const char *call)
 {
 	ssize_t n;
 	int r;
@@ -105,8 +129,8 @@ static ssize_t fill(struct weft_stream *s, size_t want)
 		return 0;
 	if ((r = reserve(s, want)))
 		return r;
-	n = weft_recv(s->fd, s->rbuf + s->rpos + s->rlen,
-		      s->rcap - s->rpos - s->rlen, 0);
+	n = recv_as(call, s->fd, s->rbuf + s->rpos + s->rlen,
+		    s->rcap - s->rpos - s->rlen);
 	if (n > 0)
 		s->rlen += (size_t)n;
 	else if (n == 0)
@@ -133,8 +157,8 @@ static size_t line_room(const struct weft_stream *s)
 	return max_size(want, s->rlen + 1);
 }
 
-ssize_t weft_stream_readuntil(struct weft_stream *s, const void *delim,
-			      size_t dlen, const char **line)
+static ssize_t readuntil(struct weft_stream *s, const void *delim, size_t dlen,
+			 const char **line, const char *call)
 {
 	size_t scanned = 0; /* no delimiter starts before this offset */
 	const char *hit;
@@ -159,7 +183,7 @@ ssize_t weft_stream_readuntil(struct weft_stream *s, const void *delim,
 			return -EMSGSIZE;
 		/* A delimiter may straddle what we have and what comes. */
 		scanned = s->rlen >= dlen ? s->rlen - dlen + 1 : 0;
-		n = fill(s, line_room(s));
+		n = fill(s, line_room(s), call);
 		if (n < 0)
 			return n;
 		if (n == 0)
@@ -167,9 +191,15 @@ ssize_t weft_stream_readuntil(struct weft_stream *s, const void *delim,
 	}
 }
 
+ssize_t weft_stream_readuntil(struct weft_stream *s, const void *delim,
+			      size_t dlen, const char **line)
+{
+	return readuntil(s, delim, dlen, line, "stream readuntil");
+}
+
 ssize_t weft_stream_readline(struct weft_stream *s, const char **line)
 {
-	return weft_stream_readuntil(s, "\n", 1, line);
+	return readuntil(s, "\n", 1, line, "stream readline");
 }
 
 ssize_t weft_stream_readexactly(struct weft_stream *s, void *buf, size_t n)
@@ -179,7 +209,7 @@ ssize_t weft_stream_readexactly(struct weft_stream *s, void *buf, size_t n)
 	if (!s || (!buf && n))
 		return -EINVAL;
 	while (s->rlen < n) {
-		r = fill(s, max_size(n, s->rcap));
+		r = fill(s, max_size(n, s->rcap), "stream readexactly");
 		if (r < 0)
 			return r;
 		if (r == 0)
@@ -204,12 +234,12 @@ ssize_t weft_stream_read(struct weft_stream *s, void *buf, size_t n)
 		if (s->eof)
 			return 0;
 		if (n >= RBUF_MIN) { /* big enough: no copy */
-			r = weft_recv(s->fd, buf, n, 0);
+			r = recv_as("stream read", s->fd, buf, n);
 			if (r == 0)
 				s->eof = true;
 			return r;
 		}
-		r = fill(s, max_size(s->rcap, RBUF_MIN));
+		r = fill(s, max_size(s->rcap, RBUF_MIN), "stream read");
 		if (r <= 0)
 			return r;
 	}
@@ -264,7 +294,8 @@ final:
 /* Sends wbuf[0, wlen) and then extra[0, elen), one weft_writev per round
  * until all has gone. Returns 0 (the buffer is empty) or -errno (see
  * keep_unsent). */
-static int send_out(struct weft_stream *s, const char *extra, size_t elen)
+static int send_out(struct weft_stream *s, const char *extra, size_t elen,
+		    const char *call)
 {
 	size_t off = 0, eoff = 0, k;
 	struct iovec iov[2];
@@ -279,7 +310,7 @@ static int send_out(struct weft_stream *s, const char *extra, size_t elen)
 		if (eoff < elen)
 			iov[n++] = (struct iovec){ (char *)extra + eoff,
 						   elen - eoff };
-		r = weft_writev(s->fd, iov, n);
+		r = writev_as(call, s->fd, iov, n);
 		if (r == 0)
 			r = -EPIPE; /* cannot happen for a socket: no spin */
 		if (r < 0)
@@ -309,7 +340,7 @@ ssize_t weft_stream_write(struct weft_stream *s, const void *buf, size_t len)
 		return 0;
 	if (s->wlen + len > s->wcap) {
 		if (s->wlen || len >= WEFT_STREAM_WBUF || s->wcap) {
-			r = send_out(s, buf, len);
+			r = send_out(s, buf, len, "stream write");
 			return r ? r : (ssize_t)len;
 		}
 		if (!(s->wbuf = malloc(WEFT_STREAM_WBUF)))
@@ -327,7 +358,7 @@ int weft_stream_flush(struct weft_stream *s)
 		return -EINVAL;
 	if (s->werror)
 		return s->werror;
-	return send_out(s, NULL, 0);
+	return send_out(s, NULL, 0, "stream flush");
 }
 
 /* ---- ending ------------------------------------------------------------- */

@@ -94,7 +94,8 @@ int weft_accept(int lfd, struct sockaddr *peer, socklen_t *peerlen)
 	/* Always learn the peer's family; copy the address out if asked. */
 	ss.ss_family = AF_UNSPEC;
 	if (weft__io_path() != WEFT__RING) {
-		r = (int)weft__io_try(lfd, WEFT__READ, try_accept, &a, 0);
+		r = (int)weft__io_try(lfd, WEFT__READ, try_accept, &a, 0,
+				      "accept");
 	} else {
 		if (!(sqe = weft__io_begin(&io, lfd, &r)))
 			return r;

@@ -8,6 +8,7 @@
 
 #include "weft/io.h"
 #include "call.h"
+#include "runtime/wait.h"
 #include "memcheck.h"
 #include "sock.h"
 
@@ -32,11 +33,11 @@ static long try_recvmsg(int fd, void *arg)
 
 /* The plain and epoll paths: MSG_DONTWAIT tries once. */
 static long msg_call(int fd, enum weft__dir dir, weft__try_fn try,
-		     struct msg_args *a)
+		     struct msg_args *a, const char *call)
 {
 	if (a->flags & MSG_DONTWAIT)
 		return try(fd, a);
-	return weft__io_try(fd, dir, try, a, 0);
+	return weft__io_try(fd, dir, try, a, 0, call);
 }
 
 int weft_udp_bind(const char *host, uint16_t port)
@@ -73,11 +74,16 @@ ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags,
 	flags |= MSG_NOSIGNAL;
 	if (weft__io_path() != WEFT__RING)
 		return msg_call(fd, WEFT__WRITE, try_sendmsg,
-				&(struct msg_args){ &msg, flags });
-	if (!(sqe = weft__io_begin(&io, fd, &r)))
-		return r;
-	io_uring_prep_sendmsg(sqe, fd, &msg, (unsigned)flags);
-	return weft__io_wait(&io, sqe);
+				&(struct msg_args){ &msg, flags }, "sendto");
+	/* Named before the wait is published (wait.h): "sendto", not
+	 * the opcode's "sendmsg". */
+	bool named = weft__doing_begin("sendto");
+	if ((sqe = weft__io_begin(&io, fd, &r))) {
+		io_uring_prep_sendmsg(sqe, fd, &msg, (unsigned)flags);
+		r = weft__io_wait(&io, sqe);
+	}
+	weft__doing_end(named);
+	return r;
 }
 
 ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags,
@@ -101,12 +107,17 @@ ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags,
 		return -EINVAL;
 	if (weft__io_path() != WEFT__RING) {
 		r = msg_call(fd, WEFT__READ, try_recvmsg,
-			     &(struct msg_args){ &msg, flags });
+			     &(struct msg_args){ &msg, flags }, "recvfrom");
 	} else {
-		if (!(sqe = weft__io_begin(&io, fd, &e)))
+		bool named = weft__doing_begin("recvfrom"); /* as sendto */
+		sqe = weft__io_begin(&io, fd, &e);
+		if (sqe) {
+			io_uring_prep_recvmsg(sqe, fd, &msg, (unsigned)flags);
+			r = weft__filled(buf, weft__io_wait(&io, sqe));
+		}
+		weft__doing_end(named);
+		if (!sqe)
 			return e;
-		io_uring_prep_recvmsg(sqe, fd, &msg, (unsigned)flags);
-		r = weft__filled(buf, weft__io_wait(&io, sqe));
 		if (r >= 0 && from)
 			WEFT_MARK_FILLED(from, msg.msg_namelen);
 	}

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <liburing.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +27,10 @@
 #include "cycles.h"
 
 #include "weft/dump.h"
+#include "weft/select.h"
 #include "symbols.h"
 #include "valgrind.h"
+#include "self.h"
 #include "task.h"
 #include "worker.h"
 
@@ -142,13 +145,22 @@ static const char *io_op_name(unsigned op)
 	}
 }
 
+#define SELECT_SHOWN 4 /* cases of a select named; "..." for more */
+
 /* A copy of what the dump shows of a wait, taken under the wait_lock. */
 struct wait_view {
 	int kind;
 	unsigned io_op;
 	const void *object;
-	uint64_t joined; /* the id of the task joined */
-	int64_t since;   /* time-stamp counter */
+	uint64_t joined;   /* the id of the task joined */
+	const char *doing; /* the user's call, or NULL (wait.h) */
+	int ncases;        /* a select's */
+	struct {
+		int kind;
+		const void *object;
+		uint64_t joined;
+	} cases[SELECT_SHOWN];
+	int64_t since; /* time-stamp counter */
 	int64_t until;
 };
 
@@ -161,40 +173,112 @@ static const char *const kind_names[] = {
 	[WEFT__WAIT_GROUP] = "group",
 };
 
-static void put_wait(struct dump *d, const struct wait_view *v)
+static void put_io(struct out *o, const struct wait_view *v)
+{
+	const char *op = io_op_name(v->io_op);
+	if (op)
+		put(o, "%s on fd", op);
+	else if (v->io_op)
+		put(o, "io op %u on fd", v->io_op);
+	else /* epoll, a call that did not name itself */
+		put(o, "readiness of fd");
+	put(o, " %d", (int)(intptr_t)v->object);
+}
+
+/* One case of a select, in weft_select_kind's terms. */
+static void put_case(struct out *o, int kind, const void *object,
+		     uint64_t joined)
+{
+	switch (kind) {
+	case WEFT_SELECT_GET:
+		put(o, "queue %p get", object);
+		break;
+	case WEFT_SELECT_PUT:
+		put(o, "queue %p put", object);
+		break;
+	case WEFT_SELECT_EVENT:
+		put(o, "event %p", object);
+		break;
+	case WEFT_SELECT_FUTURE:
+		put(o, "future %p", object);
+		break;
+	case WEFT_SELECT_JOIN:
+		put(o, "join of task %" PRIu64, joined);
+		break;
+	case WEFT_SELECT_SEM:
+		put(o, "sem %p", object);
+		break;
+	case WEFT_SELECT_LOCK:
+		put(o, "lock %p", object);
+		break;
+	default:
+		put_str(o, "timeout");
+	}
+}
+
+/* What the wait itself is for: "lock 0x...", "recv on fd 7". */
+static void put_what(struct dump *d, const struct wait_view *v)
 {
 	struct out *o = &d->out;
 	switch (v->kind) {
 	case WEFT__WAIT_JOIN:
-		put(o, "parked: join of task %" PRIu64, v->joined);
+		put(o, "join of task %" PRIu64, v->joined);
 		break;
 	case WEFT__WAIT_SLEEP:
-		put(o, "parked: sleep until +");
+		put(o, "sleep until +");
 		put_duration(o, v->until - d->now);
 		break;
-	case WEFT__WAIT_IO: {
-		const char *op = io_op_name(v->io_op);
-		if (op)
-			put(o, "parked: %s on fd", op);
-		else if (v->io_op)
-			put(o, "parked: io op %u on fd", v->io_op);
-		else /* epoll: a readiness wait */
-			put(o, "parked: ready fd");
-		put(o, " %d", (int)(intptr_t)v->object);
+	case WEFT__WAIT_IO:
+		put_io(o, v);
 		break;
-	}
 	case WEFT__WAIT_BLOCKING:
-		put_str(o, "in the blocking pool: job ");
+		put_str(o, "job ");
 		put_str(o, weft__symbols_func(d->syms, (uintptr_t)v->object));
 		break;
+	case WEFT__WAIT_SELECT:
+		put_str(o, "select of ");
+		for (int i = 0; i < v->ncases && i < SELECT_SHOWN; i++) {
+			if (i)
+				put_str(o, ", ");
+			put_case(o, v->cases[i].kind, v->cases[i].object,
+				 v->cases[i].joined);
+		}
+		if (v->ncases > SELECT_SHOWN)
+			put(o, " and %d more", v->ncases - SELECT_SHOWN);
+		break;
+	case WEFT__WAIT_OTHER:
+		put_str(o, "wait");
+		break;
 	default:
-		put(o, "parked: %s %p", kind_names[v->kind], v->object);
+		put(o, "%s %p", kind_names[v->kind], v->object);
 		if (v->kind == WEFT__WAIT_QUEUE_GET)
 			put(o, " get");
 		else if (v->kind == WEFT__WAIT_QUEUE_PUT)
 			put(o, " put");
 		else if (v->kind == WEFT__WAIT_QUEUE_JOIN)
 			put(o, " join");
+	}
+}
+
+/* "parked: recv on fd 7, for 1.2 s, deadline in 3.0 s". A wait inside a
+ * named call shows the call: "stream readline on fd 5", or "signal wait
+ * (cond 0x...)" when the wait is not on an fd. */
+static void put_wait(struct dump *d, const struct wait_view *v)
+{
+	struct out *o = &d->out;
+	if (v->kind == WEFT__WAIT_BLOCKING) {
+		put_str(o, "in the blocking pool: ");
+		put_what(d, v);
+	} else if (v->doing && v->kind == WEFT__WAIT_IO) {
+		put(o, "parked: %s on fd %d", v->doing,
+		    (int)(intptr_t)v->object);
+	} else if (v->doing) {
+		put(o, "parked: %s (", v->doing);
+		put_what(d, v);
+		put_str(o, ")");
+	} else {
+		put_str(o, "parked: ");
+		put_what(d, v);
 	}
 	int64_t ticks = (int64_t)d->tsc - v->since;
 	put(o, ", for ");
@@ -208,16 +292,36 @@ static void put_wait(struct dump *d, const struct wait_view *v)
 	}
 }
 
+/* The id of the task a handle names. The waiter holds the handle, so the
+ * task's struct stays while the wait is published. */
+static uint64_t id_of(const struct weft_task *t)
+{
+	return t ? t->id : 0;
+}
+
+static void view_select(struct weft__waiter *w, struct wait_view *v)
+{
+	const struct weft_select_case *c = w->object;
+	v->ncases = (int)w->value;
+	for (int i = 0; i < v->ncases && i < SELECT_SHOWN; i++) {
+		v->cases[i].kind = (int)c[i].kind;
+		v->cases[i].object = c[i].queue; /* the union's pointer */
+		v->cases[i].joined = c[i].kind == WEFT_SELECT_JOIN
+					     ? id_of(c[i].task.task)
+					     : 0;
+	}
+}
+
 static void view_wait(struct weft_task *t, struct weft__waiter *w,
 		      struct wait_view *v)
 {
-	v->kind = w->kind <= WEFT__WAIT_BLOCKING ? w->kind : WEFT__WAIT_OTHER;
+	v->kind = w->kind <= WEFT__WAIT_SELECT ? w->kind : WEFT__WAIT_OTHER;
 	v->io_op = atomic_load_explicit(&w->io_op, memory_order_relaxed);
 	v->object = w->object;
-	/* The joiner holds a handle, so the task joined stays. */
-	v->joined = v->kind == WEFT__WAIT_JOIN
-			    ? ((const struct weft_task *)w->object)->id
-			    : 0;
+	v->joined = v->kind == WEFT__WAIT_JOIN ? id_of(w->object) : 0;
+	v->doing = t->doing;
+	if (v->kind == WEFT__WAIT_SELECT)
+		view_select(w, v);
 	v->since = t->wait_since;
 	v->until = t->wait_until;
 }
@@ -321,11 +425,8 @@ static void dump_task(struct weft_task *t, void *arg)
 	weft__task_put(t);
 }
 
-int weft_dump(int fd)
+static int dump_all(struct weft_runtime *rt, int fd)
 {
-	struct weft_runtime *rt = atomic_load(&weft__rt);
-	if (!rt)
-		return -ESRCH;
 	struct dump d = { .rt = rt, .out = { .fd = fd } };
 	d.out.buf = malloc(OUT_BUF);
 	d.syms = weft__symbols_load();
@@ -343,4 +444,36 @@ int weft_dump(int fd)
 	free(d.out.buf);
 	weft__symbols_free(d.syms);
 	return d.out.err;
+}
+
+struct dump_call {
+	struct weft_runtime *rt;
+	int fd;
+	int result;
+};
+
+static void *dump_thread(void *arg)
+{
+	struct dump_call *c = arg;
+	c->result = dump_all(c->rt, c->fd);
+	return NULL;
+}
+
+int weft_dump(int fd)
+{
+	struct weft_runtime *rt = atomic_load(&weft__rt);
+	if (!rt)
+		return -ESRCH;
+	if (!weft__task_current())
+		return dump_all(rt, fd);
+	/* From a task: on a thread of its own, with a thread's stack, since
+	 * libdw's DWARF readers need more than a task may have. The worker
+	 * waits for it, as it would for the dump itself. */
+	struct dump_call c = { rt, fd, 0 };
+	pthread_t th;
+	int err = pthread_create(&th, NULL, dump_thread, &c);
+	if (err)
+		return -err;
+	pthread_join(th, NULL);
+	return c.result;
 }

@@ -13,7 +13,6 @@
 #include "stall.h"
 #include "symbols.h"
 #include "task.h"
-#include "valgrind.h"
 #include "worker.h"
 
 #define MAX_FRAMES 24
@@ -41,16 +40,29 @@ static struct {
 	struct sigaction old;
 } capture;
 
+/* $WEFT_STALL_MS in ns: 0 if unset or "0" (off), -EINVAL if not a
+ * number of milliseconds (up to a day). */
+static int64_t stall_env(void)
+{
+	const char *env = getenv("WEFT_STALL_MS");
+	if (!env || !*env)
+		return 0;
+	char *end;
+	errno = 0;
+	long ms = strtol(env, &end, 10);
+	if (errno || *end || ms < 0 || ms > 24L * 3600 * 1000)
+		return -EINVAL;
+	return (int64_t)ms * WEFT_MSEC;
+}
+
 int64_t weft__stall_config(const struct weft_config *cfg)
 {
 	int64_t t = cfg ? cfg->stall_threshold_ns : 0;
 	if (t < WEFT_STALL_OFF)
 		return -EINVAL;
-	/* Valgrind runs everything tens of times slower: by default every
-	 * busy task would look stalled there. */
-	if (!t && WEFT_UNDER_VALGRIND())
+	if (t == WEFT_STALL_OFF)
 		return 0;
-	return t == WEFT_STALL_OFF ? 0 : t ? t : WEFT_STALL_DEFAULT_NS;
+	return t ? t : stall_env();
 }
 
 /* Where the signal interrupted the thread: its stack pointer and pc. */

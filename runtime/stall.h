@@ -37,7 +37,7 @@ struct weft__stall_watch {
 	struct weft__stall_look *looks; /* one per worker */
 };
 
-/* From cfg: the threshold (0 off), or -EINVAL. */
+/* From cfg and $WEFT_STALL_MS: the threshold (0 off), or -EINVAL. */
 int64_t weft__stall_config(const struct weft_config *cfg);
 
 /* Sets up rt's watch (threshold 0: off) and takes SIGURG if free. Returns

@@ -11,10 +11,14 @@
 
 #include "symbols.h"
 
+#ifdef WEFT_HAVE_LIBDW
+#include <elfutils/libdwfl.h>
+#endif
+
 #define MAX_OBJECTS 256
 #define MAX_SEGMENTS 512
 #define CACHE_BITS 12
-#define NAME_MAX_LEN 192
+#define NAME_MAX_LEN 384
 
 struct func {
 	uintptr_t addr;
@@ -46,6 +50,10 @@ struct cached {
 };
 
 struct weft__symbols {
+#ifdef WEFT_HAVE_LIBDW
+	Dwfl *dwfl;      /* this process's modules, reported when first asked */
+	bool dwfl_tried; /* whether that was tried */
+#endif
 	struct cached cache[1 << CACHE_BITS];
 	struct object objects[MAX_OBJECTS];
 	int nobjects;
@@ -93,6 +101,10 @@ void weft__symbols_free(struct weft__symbols *s)
 {
 	if (!s)
 		return;
+#ifdef WEFT_HAVE_LIBDW
+	if (s->dwfl)
+		dwfl_end(s->dwfl);
+#endif
 	for (int i = 0; i < s->nobjects; i++) {
 		free(s->objects[i].funcs);
 		if (s->objects[i].map)
@@ -254,6 +266,53 @@ static const struct func *func_at(struct object *o, uintptr_t a)
 	return a < f->addr + (f->size ? f->size : 1) ? f : NULL;
 }
 
+#ifdef WEFT_HAVE_LIBDW
+static const Dwfl_Callbacks dwfl_callbacks = {
+	.find_elf = dwfl_linux_proc_find_elf,
+	.find_debuginfo = dwfl_standard_find_debuginfo,
+};
+
+/* The modules of this process, as libdw sees them; NULL if it cannot. */
+static Dwfl *dwfl_of(struct weft__symbols *s)
+{
+	if (s->dwfl_tried)
+		return s->dwfl;
+	s->dwfl_tried = true;
+	Dwfl *d = dwfl_begin(&dwfl_callbacks);
+	if (!d)
+		return NULL;
+	dwfl_report_begin(d);
+	int r = dwfl_linux_proc_report(d, getpid());
+	if (dwfl_report_end(d, NULL, NULL) || r) {
+		dwfl_end(d);
+		return NULL;
+	}
+	return s->dwfl = d;
+}
+
+/* Appends " at file:line" for the code at a, if its object has DWARF line
+ * information. */
+static void add_line(struct weft__symbols *s, uintptr_t a, char *buf,
+		     size_t len)
+{
+	Dwfl *d = dwfl_of(s);
+	Dwfl_Module *m = d ? dwfl_addrmodule(d, a) : NULL;
+	Dwfl_Line *l = m ? dwfl_module_getsrc(m, a) : NULL;
+	int line = 0;
+	const char *file = l ? dwfl_lineinfo(l, NULL, &line, NULL, NULL, NULL)
+			     : NULL;
+	size_t used = strlen(buf);
+	if (file && line > 0 && used < len)
+		snprintf(buf + used, len - used, " at %s:%d", file, line);
+}
+#else
+static void add_line(struct weft__symbols *s, uintptr_t a, char *buf,
+		     size_t len)
+{
+	/* No libdw: object+offset is for addr2line. */
+}
+#endif
+
 /* Names the code at a, which a return address r (or a function, r = a)
  * points into. */
 static void name_code(struct weft__symbols *s, uintptr_t a, uintptr_t r,
@@ -286,6 +345,8 @@ static const char *name_cached(struct weft__symbols *s, uintptr_t a, bool func)
 		&s->cache[(a * 0x9e3779b97f4a7c15ULL) >> (64 - CACHE_BITS)];
 	if (c->addr != a || c->func != func) {
 		name_code(s, func ? a : a - 1, a, c->name, sizeof(c->name));
+		if (!func)
+			add_line(s, a - 1, c->name, sizeof(c->name));
 		c->addr = a;
 		c->func = func;
 	}

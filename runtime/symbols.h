@@ -4,8 +4,14 @@
  * A table is a snapshot of the loaded objects (dl_iterate_phdr): their
  * executable segments, and, read from each object's file when first asked,
  * its ELF symbol table (.symtab, else .dynsym), so that static functions
- * get names too, which dladdr cannot give. File and line are left to gdb or
- * addr2line: each name carries the object and the offset they need.
+ * get names too, which dladdr cannot give. Built with elfutils' libdw
+ * (WEFT_HAVE_LIBDW), a return address also gets its file and line from
+ * the object's DWARF line table, where it has one; each name carries the
+ * object and the offset that gdb or addr2line need in any case.
+ *
+ * Only weft__symbols_is_return is for signal handlers (it reads the
+ * segment list, fixed at load); naming allocates, opens files and, with
+ * libdw, reads /proc/self/maps: normal context only.
  */
 #ifndef WEFT_RUNTIME_SYMBOLS_H
 #define WEFT_RUNTIME_SYMBOLS_H
@@ -28,9 +34,10 @@ bool weft__symbols_is_return(const struct weft__symbols *s, uintptr_t a);
  * memcheck's objections (dump.c): for stack scans. */
 uintptr_t weft__stack_word(const uintptr_t *p);
 
-/* "function+0xoff (object+0xoff)" for a return address a (looked up at
- * a - 1, inside the call), or "function (object+0xoff)" for the address of
- * a function. Valid until the next call. */
+/* "function+0xoff (object+0xoff) at file:line" for a return address a
+ * (looked up at a - 1, inside the call; no " at" part without line
+ * information), or "function (object+0xoff)" for the address of a
+ * function. Valid until the next call. */
 const char *weft__symbols_name(struct weft__symbols *s, uintptr_t a);
 const char *weft__symbols_func(struct weft__symbols *s, uintptr_t a);
 

@@ -324,6 +324,7 @@ static int spawn(weft_task_t *out, weft_fn fn, void *arg,
 					WEFT_WORKERS_MAX +
 				WEFT_WORKERS_MAX - 1;
 	t->spawn_site = site;
+	t->doing = NULL;
 	t->ready_at = 0;
 	if (self)
 		weft__latency_mark(t, self->spawned);

@@ -82,6 +82,8 @@ struct weft_task {
 	int64_t wait_since; /* for weft_dump: the time-stamp
 					* counter when the wait began */
 	int64_t wait_until; /* and its deadline (weft_now) */
+	const char *doing;  /* for weft_dump: the user's call its waits are
+			     * in ("recv"), or NULL (see wait.h) */
 
 	int64_t deadline;            /* the innermost scope's, or INT64_MAX */
 	struct weft_deadline *scope; /* innermost scope */

@@ -75,3 +75,18 @@ int weft__wait_park_thread(struct weft__waiter *w, void (*unlock)(void *),
 		weft__futex_wait(&w->released, 0, 0);
 	return weft__waiter_state(w);
 }
+
+bool weft__doing_begin(const char *call)
+{
+	struct weft_task *t = weft__task_current();
+	if (!t || t->doing)
+		return false;
+	t->doing = call;
+	return true;
+}
+
+void weft__doing_end(bool named)
+{
+	if (named)
+		weft__task_current()->doing = NULL;
+}

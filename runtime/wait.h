@@ -81,6 +81,7 @@ enum weft__wait_kind {
 	WEFT__WAIT_SLEEP,
 	WEFT__WAIT_IO, /* object: the fd; io_op: the io_uring opcode */
 	WEFT__WAIT_BLOCKING,
+	WEFT__WAIT_SELECT, /* object: the cases; value: how many */
 };
 
 struct weft__waiter {
@@ -124,6 +125,25 @@ static inline void weft__waiter_init_as(struct weft__waiter *w,
 	atomic_init(&w->io_op, 0);
 	w->object = object;
 }
+
+/*
+ * The user's call that the calling task's waits are in, for weft_dump: an
+ * I/O call under epoll waits for readiness, a stream's readline in a recv,
+ * a signal wait on a cond or an fd; the dump names the call instead ("recv
+ * on fd 7", "stream readline on fd 5"). The outermost call names it. call
+ * is a string literal.
+ *
+ *   bool named = weft__doing_begin("recv");
+ *   ...waits...
+ *   weft__doing_end(named);
+ *
+ * The task writes t->doing; weft_dump reads it under t's wait_lock while a
+ * wait is published, and weft__wait_begin/end take that lock: the set
+ * before the first wait_begin and the clear after the last wait_end are
+ * ordered with the dump's read by it.
+ */
+bool weft__doing_begin(const char *call);
+void weft__doing_end(bool named);
 
 static inline void weft__waiter_init(struct weft__waiter *w,
 				     weft__abort_fn abort)

@@ -418,7 +418,9 @@ static int link_all(struct sel *s)
 static int wait_cases(struct sel *s)
 {
 	int r;
-	weft__waiter_init(&s->w, sel_abort);
+	/* weft_dump reads the cases while the wait is published. */
+	weft__waiter_init_as(&s->w, sel_abort, WEFT__WAIT_SELECT, s->cases);
+	s->w.value = (uint64_t)s->n;
 	if ((r = weft__wait_begin_until(&s->w, s->until)))
 		return r;
 	lock_all(s);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "test_util.h"
@@ -291,6 +292,15 @@ static struct {
 	struct weft_group group;
 	weft_task_t joined;
 	int sv[2], listener;
+	int full_sv[2];   /* its send buffer filled: send waits */
+	int stream_sv[2]; /* a stream on [0] waits for a line */
+	struct weft_stream stream;
+	struct weft_queue selq; /* empty: a select's get waits */
+	int backlog_full;       /* a listener whose accept queue is full */
+	int queued[2];          /* the connections that fill it */
+	struct sockaddr_in backlog_addr;
+	atomic_int connect_fd; /* the fd connecting to it */
+	struct weft_signal signal;
 	atomic_int release_job;
 	atomic_int results;
 } w;
@@ -409,6 +419,105 @@ static __attribute__((noinline)) void *wait_in_accept(void *a)
 	return NULL;
 }
 
+/* Cancelled: the waits below end so. */
+static void kept_or_cancelled(long r)
+{
+	kept(r == -ECANCELED ? 0 : (int)(r < 0 ? r : 0));
+}
+
+static __attribute__((noinline)) void *wait_in_send(void *a)
+{
+	char c = 'x';
+	kept_or_cancelled(weft_send(w.full_sv[0], &c, 1, 0));
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_connect(void *a)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	atomic_store(&w.connect_fd, fd);
+	kept_or_cancelled(
+		weft_connect_addr(fd, (const struct sockaddr *)&w.backlog_addr,
+				  sizeof(w.backlog_addr)));
+	weft_close(fd);
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_select(void *a)
+{
+	int x;
+	struct weft_select_case c[] = {
+		WEFT_CASE_GET(&w.selq, &x),
+		WEFT_CASE_EVENT(&w.event),
+		WEFT_CASE_TIMEOUT(60 * WEFT_SEC),
+	};
+	int r = weft_select(c, 3);
+	kept(r == 1 ? 0 : -1);
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_readline(void *a)
+{
+	const char *line;
+	kept(weft_stream_readline(&w.stream, &line) == 2 ? 0 : -1);
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_signal(void *a)
+{
+	int signo;
+	kept_or_cancelled(weft_signal_wait(&w.signal, &signo));
+	return NULL;
+}
+
+static __attribute__((noinline)) void *wait_in_deadline(void *a)
+{
+	struct weft_deadline d;
+	must(weft_deadline_enter(&d, 60 * WEFT_SEC));
+	kept(weft_event_wait(&w.event));
+	weft_deadline_leave(&d);
+	return NULL;
+}
+
+/* A listener on 127.0.0.1 with a full accept queue: a connect to it
+ * waits (its SYN is dropped until the queue has room). */
+static void fill_backlog(void)
+{
+	socklen_t len = sizeof(w.backlog_addr);
+	w.backlog_full = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	w.backlog_addr = (struct sockaddr_in){
+		.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)
+	};
+	ck_assert_int_eq(bind(w.backlog_full,
+			      (struct sockaddr *)&w.backlog_addr, len),
+			 0);
+	ck_assert_int_eq(listen(w.backlog_full, 0), 0);
+	ck_assert_int_eq(getsockname(w.backlog_full,
+				     (struct sockaddr *)&w.backlog_addr, &len),
+			 0);
+	/* Backlog 0 holds one: the second stays in SYN_SENT, like ours. */
+	for (int i = 0; i < 2; i++) {
+		w.queued[i] = socket(AF_INET,
+				     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+				     0);
+		int r = connect(w.queued[i], (struct sockaddr *)&w.backlog_addr,
+				len);
+		ck_assert(r == 0 || errno == EINPROGRESS);
+	}
+}
+
+/* A socket whose send buffer is full. */
+static void fill_send_buffer(void)
+{
+	static char junk[65536];
+	int small = 4096;
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, w.full_sv), 0);
+	setsockopt(w.full_sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	while (send(w.full_sv[0], junk, sizeof(junk), MSG_DONTWAIT) > 0)
+		;
+	ck_assert_int_eq(errno, EAGAIN);
+}
+
 static void *job_until_released(void *a)
 {
 	while (!atomic_load(&w.release_job))
@@ -426,7 +535,8 @@ struct expect {
 	const char *task; /* its name */
 	weft_fn fn;
 	const char *frame; /* the function that made the call */
-	char wait[96];     /* what the dump must say it waits for */
+	char wait[128];    /* what the dump must say it waits for */
+	const char *also;  /* more it must say, or NULL */
 };
 
 /* The dump's text, read back from a memfd. */
@@ -458,10 +568,28 @@ static char *block_of(const char *text, const char *name)
 	return strndup(p, n);
 }
 
+/* Whether block b has a frame of function+, with its file and line when
+ * weft was built with libdw ("wait_in_lock+0x10 (test_observe+0x77d0) at
+ * .../tests/test_observe.c:313"): this file is built with -g. */
+static bool has_frame(const char *b, const char *function)
+{
+	const char *f = strstr(b, function);
+	if (!f)
+		return false;
+#ifdef WEFT_HAVE_LIBDW
+	size_t n = strcspn(f, "\n");
+	const char *at = strstr(f, "tests/test_observe.c:");
+	return at && at < f + n && at[21] >= '1' && at[21] <= '9';
+#else
+	return true;
+#endif
+}
+
 static bool block_ok(const char *text, const struct expect *e)
 {
 	char *b = block_of(text, e->task);
-	bool ok = b && strstr(b, e->wait) && strstr(b, e->frame) &&
+	bool ok = b && strstr(b, e->wait) && has_frame(b, e->frame) &&
+		  (!e->also || strstr(b, e->also)) &&
 		  strstr(b, "spawned at dump_main+");
 	free(b);
 	return ok;
@@ -487,52 +615,75 @@ static void *dump_main(void *arg)
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, w.sv), 0);
 	w.listener = weft_tcp_listen("127.0.0.1", 0, 16, 0);
 	ck_assert_int_ge(w.listener, 0);
+	fill_send_buffer();
+	fill_backlog();
+	atomic_store(&w.connect_fd, -1);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, w.stream_sv), 0);
+	ck_assert_int_eq(weft_stream_init(&w.stream, w.stream_sv[0], 1024), 0);
+	ck_assert_int_eq(weft_queue_init(&w.selq, sizeof(int), 0), 0);
+	ck_assert_int_eq(weft_signal_open(&w.signal, WEFT_SIGNAL(SIGUSR2)), 0);
 	ck_assert_int_eq(weft_spawn_opts(&w.joined, wait_in_event, NULL,
 					 &(struct weft_spawn_opts){
 						 .name = "joined" }),
 			 0);
 
 	struct expect e[] = {
-		{ "in-lock", wait_in_lock, "wait_in_lock+", "" },
-		{ "in-event", wait_in_event, "wait_in_event+", "" },
-		{ "in-cond", wait_in_cond, "wait_in_cond+", "" },
-		{ "in-sem", wait_in_sem, "wait_in_sem+", "" },
-		{ "in-get", wait_in_get, "wait_in_get+", "" },
-		{ "in-put", wait_in_put, "wait_in_put+", "" },
-		{ "in-qjoin", wait_in_qjoin, "wait_in_qjoin+", "" },
-		{ "in-future", wait_in_future, "wait_in_future+", "" },
-		{ "in-barrier", wait_in_barrier, "wait_in_barrier+", "" },
-		{ "in-group", wait_in_group, "wait_in_group+", "" },
-		{ "in-join", wait_in_join, "wait_in_join+", "" },
-		{ "in-sleep", wait_in_sleep, "wait_in_sleep+", "" },
-		{ "in-recv", wait_in_recv, "wait_in_recv+", "" },
-		{ "in-accept", wait_in_accept, "wait_in_accept+", "" },
-		{ "in-blocking", wait_in_blocking, "wait_in_blocking+", "" },
+		{ "in-lock", wait_in_lock, "wait_in_lock+", "", NULL },
+		{ "in-event", wait_in_event, "wait_in_event+", "", NULL },
+		{ "in-cond", wait_in_cond, "wait_in_cond+", "", NULL },
+		{ "in-sem", wait_in_sem, "wait_in_sem+", "", NULL },
+		{ "in-get", wait_in_get, "wait_in_get+", "", NULL },
+		{ "in-put", wait_in_put, "wait_in_put+", "", NULL },
+		{ "in-qjoin", wait_in_qjoin, "wait_in_qjoin+", "", NULL },
+		{ "in-future", wait_in_future, "wait_in_future+", "", NULL },
+		{ "in-barrier", wait_in_barrier, "wait_in_barrier+", "", NULL },
+		{ "in-group", wait_in_group, "wait_in_group+", "", NULL },
+		{ "in-join", wait_in_join, "wait_in_join+", "", NULL },
+		{ "in-sleep", wait_in_sleep, "wait_in_sleep+", "", NULL },
+		{ "in-recv", wait_in_recv, "wait_in_recv+", "", NULL },
+		{ "in-accept", wait_in_accept, "wait_in_accept+", "", NULL },
+		{ "in-blocking", wait_in_blocking, "wait_in_blocking+", "",
+		  NULL },
+		{ "in-send", wait_in_send, "wait_in_send+", "", NULL },
+		{ "in-connect", wait_in_connect, "wait_in_connect+", "", NULL },
+		{ "in-select", wait_in_select, "wait_in_select+", "",
+		  ", deadline in 5" },
+		{ "in-readline", wait_in_readline, "wait_in_readline+", "",
+		  NULL },
+		{ "in-signal", wait_in_signal, "wait_in_signal+",
+		  "parked: signal wait", NULL },
+		{ "in-deadline", wait_in_deadline, "wait_in_deadline+", "",
+		  ", deadline in 5" },
 	};
 	int n = sizeof(e) / sizeof(e[0]);
-	snprintf(e[0].wait, 96, "parked: lock %p,", (void *)&w.lock);
-	snprintf(e[1].wait, 96, "parked: event %p,", (void *)&w.event);
-	snprintf(e[2].wait, 96, "parked: cond %p,", (void *)&w.cond);
-	snprintf(e[3].wait, 96, "parked: sem %p,", (void *)&w.sem);
-	snprintf(e[4].wait, 96, "parked: queue %p get,", (void *)&w.empty);
-	snprintf(e[5].wait, 96, "parked: queue %p put,", (void *)&w.full);
-	snprintf(e[6].wait, 96, "parked: queue %p join,",
-		 (void *)&w.unfinished);
-	snprintf(e[7].wait, 96, "parked: future %p,", (void *)&w.future);
-	snprintf(e[8].wait, 96, "parked: barrier %p,", (void *)&w.barrier);
-	snprintf(e[9].wait, 96, "parked: group %p,", (void *)&w.group);
-	snprintf(e[11].wait, 96, "parked: sleep until +");
-	/* Under epoll a task waits for readiness, not for an operation. */
-	bool ready = weft_io_driver() == WEFT_IO_EPOLL;
-	snprintf(e[12].wait, 96,
-		 ready ? "parked: ready fd %d," : "parked: recv on fd %d,",
-		 w.sv[0]);
-	snprintf(e[13].wait, 96,
-		 ready ? "parked: ready fd %d," : "parked: accept on fd %d,",
-		 w.listener);
-	snprintf(e[14].wait, 96,
+	const size_t m = sizeof(e[0].wait);
+	snprintf(e[0].wait, m, "parked: lock %p,", (void *)&w.lock);
+	snprintf(e[1].wait, m, "parked: event %p,", (void *)&w.event);
+	snprintf(e[2].wait, m, "parked: cond %p,", (void *)&w.cond);
+	snprintf(e[3].wait, m, "parked: sem %p,", (void *)&w.sem);
+	snprintf(e[4].wait, m, "parked: queue %p get,", (void *)&w.empty);
+	snprintf(e[5].wait, m, "parked: queue %p put,", (void *)&w.full);
+	snprintf(e[6].wait, m, "parked: queue %p join,", (void *)&w.unfinished);
+	snprintf(e[7].wait, m, "parked: future %p,", (void *)&w.future);
+	snprintf(e[8].wait, m, "parked: barrier %p,", (void *)&w.barrier);
+	snprintf(e[9].wait, m, "parked: group %p,", (void *)&w.group);
+	/* 60 s, less the time the test took to get here */
+	snprintf(e[11].wait, m, "parked: sleep until +5");
+	/* The same words on both drivers: io_uring's waits are operations,
+	 * epoll's are readiness inside the call, which names itself. */
+	snprintf(e[12].wait, m, "parked: recv on fd %d,", w.sv[0]);
+	snprintf(e[13].wait, m, "parked: accept on fd %d,", w.listener);
+	snprintf(e[14].wait, m,
 		 "in the blocking pool: job job_until_released (");
-	weft_task_t t[16];
+	snprintf(e[15].wait, m, "parked: send on fd %d,", w.full_sv[0]);
+	/* e[16], connect: its fd once the task has made it */
+	snprintf(e[17].wait, m,
+		 "parked: select of queue %p get, event %p, timeout, for ",
+		 (void *)&w.selq, (void *)&w.event);
+	snprintf(e[18].wait, m, "parked: stream readline on fd %d,",
+		 w.stream_sv[0]);
+	snprintf(e[20].wait, m, "parked: event %p, for ", (void *)&w.event);
+	weft_task_t t[sizeof(e) / sizeof(e[0])];
 	for (int i = 0; i < n; i++)
 		ck_assert_int_eq(weft_spawn_opts(&t[i], e[i].fn, NULL,
 						 &(struct weft_spawn_opts){
@@ -548,9 +699,11 @@ static void *dump_main(void *arg)
 		text = take_dump();
 		char *jb = block_of(text, "joined");
 		ck_assert_ptr_nonnull(jb);
-		snprintf(e[10].wait, 96, "parked: join of task %.*s,",
+		snprintf(e[10].wait, m, "parked: join of task %.*s,",
 			 (int)strcspn(jb + 5, " "), jb + 5);
 		free(jb);
+		snprintf(e[16].wait, m, "parked: connect on fd %d,",
+			 atomic_load(&w.connect_fd));
 		all = true;
 		for (int i = 0; i < n; i++)
 			all = all && block_ok(text, &e[i]);
@@ -579,6 +732,10 @@ static void *dump_main(void *arg)
 	weft_future_set_result(&w.future, NULL);
 	ck_assert_int_ge(weft_barrier_wait(&w.barrier), 0);
 	ck_assert_int_eq(weft_cancel(t[11]), 0);
+	ck_assert_int_eq(weft_cancel(t[15]), 0);
+	ck_assert_int_eq(weft_cancel(t[16]), 0);
+	ck_assert_int_eq(write(w.stream_sv[1], "x\n", 2), 2);
+	ck_assert_int_eq(weft_cancel(t[19]), 0);
 	ck_assert_int_eq(write(w.sv[1], "x", 1), 1);
 	int c = weft_connect("127.0.0.1",
 			     (uint16_t)weft_local_port(w.listener));
@@ -589,9 +746,19 @@ static void *dump_main(void *arg)
 	/* The group waits twice, and "joined" once. */
 	ck_assert_int_eq(atomic_load(&w.results), n + 2);
 	close(c);
-	close(w.sv[0]);
+	weft_close(w.sv[0]);
 	close(w.sv[1]);
-	close(w.listener);
+	weft_close(w.listener);
+	weft_close(w.full_sv[0]);
+	close(w.full_sv[1]);
+	weft_stream_destroy(&w.stream);
+	weft_close(w.stream_sv[0]);
+	close(w.stream_sv[1]);
+	close(w.backlog_full);
+	close(w.queued[0]);
+	close(w.queued[1]);
+	ck_assert_int_eq(weft_signal_close(&w.signal), 0);
+	weft_queue_destroy(&w.selq);
 	weft_queue_destroy(&w.empty);
 	weft_queue_destroy(&w.full);
 	weft_queue_destroy(&w.unfinished);
@@ -673,7 +840,8 @@ END_TEST
 
 /* A worker thread the OS keeps off its CPU for a threshold also counts as
  * kept: on a loaded machine the yield loop could then be reported. The
- * threshold is the default, 100 ms, which such preemption rarely reaches. */
+ * threshold is 100 ms (WEFT_STALL_SUGGESTED_NS), which such preemption
+ * rarely reaches. */
 
 static __attribute__((noinline)) void spin_for(int64_t ns)
 {
@@ -733,6 +901,52 @@ static void *stall_main(void *arg)
 	return NULL;
 }
 
+/* Runs main with stderr pointed at a memfd; returns what it wrote. */
+static char *stderr_of_run(weft_fn main, const struct weft_config *cfg)
+{
+	int fd = memfd_create("stderr", 0), saved = dup(2);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(dup2(fd, 2), 2);
+	int r = weft_run(main, NULL, cfg, NULL);
+	dup2(saved, 2);
+	close(saved);
+	ck_assert_int_eq(r, 0);
+	static char text[16384];
+	ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+	text[n > 0 ? n : 0] = '\0';
+	close(fd);
+	return text;
+}
+
+/* "weft: task <id> "spinner" has kept worker <n> for <x> ms without
+ * yielding (stall threshold 100.0 ms), seen at:" and its frames. */
+static void check_stall_line(const char *text)
+{
+	unsigned long long id;
+	int worker, used = 0;
+	double ms;
+	const char *line = strstr(text, "weft: task ");
+	ck_assert_msg(line, "%s", text);
+	ck_assert_msg(sscanf(line,
+			     "weft: task %llu \"spinner\" has kept worker %d "
+			     "for %lf ms without yielding%n",
+			     &id, &worker, &ms, &used) == 3 &&
+			      used > 0,
+		      "%s", text);
+	ck_assert_uint_gt(id, 0);
+	ck_assert_int_ge(worker, 0);
+	ck_assert_int_lt(worker, 2);
+	ck_assert_double_ge(ms, 100.0);
+	ck_assert_double_lt(ms, 300.0);
+	ck_assert_msg(strstr(text, "(stall threshold 100.0 ms)"), "%s", text);
+#ifndef __SANITIZE_THREAD__ /* it delays the signal: maybe no frames */
+	ck_assert_msg(strstr(text, ", seen at:\n  #0 "), "%s", text);
+	ck_assert_msg(strstr(text, "spin_for"), "%s", text);
+	ck_assert_msg(strstr(text, "spinner"), "%s", text);
+#endif
+	ck_assert_ptr_null(strstr(text, "yielder"));
+}
+
 START_TEST(stall_reported_not_for_yields)
 {
 	struct weft_config cfg = { .workers = 2,
@@ -747,29 +961,96 @@ START_TEST(stall_reported_not_for_yields)
 	/* The default report: a line on stderr, with where it was seen. */
 	cfg.on_stall = NULL;
 	atomic_store(&seen.calls, 0);
-	int fd = memfd_create("stderr", 0), saved = dup(2);
-	ck_assert_int_eq(dup2(fd, 2), 2);
-	ck_assert_int_eq(weft_run(stall_main, NULL, &cfg, NULL), 0);
-	dup2(saved, 2);
-	close(saved);
-	char text[8192] = "";
-	ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
-	text[n > 0 ? n : 0] = '\0';
-	close(fd);
-	ck_assert_msg(strstr(text, "\"spinner\" has kept worker "), "%s", text);
-	ck_assert_msg(strstr(text,
-			     "without yielding (stall threshold 100.0 ms)"),
-		      "%s", text);
-#ifndef __SANITIZE_THREAD__ /* it delays the signal: maybe no frames */
-	ck_assert_msg(strstr(text, "spin_for"), "%s", text);
-	ck_assert_msg(strstr(text, "spinner+"), "%s", text);
-#endif
-	ck_assert_ptr_null(strstr(text, "yielder"));
+	check_stall_line(stderr_of_run(stall_main, &cfg));
+
+	/* The same from the environment, with cfg's 0. */
+	cfg.stall_threshold_ns = 0;
+	setenv("WEFT_STALL_MS", "100", 1);
+	check_stall_line(stderr_of_run(stall_main, &cfg));
+
+	/* WEFT_STALL_OFF wins over the environment. */
+	cfg.stall_threshold_ns = WEFT_STALL_OFF;
+	ck_assert_str_eq(stderr_of_run(spinner, &cfg), "");
+	setenv("WEFT_STALL_MS", "0", 1);
+	cfg.stall_threshold_ns = 0;
+	ck_assert_str_eq(stderr_of_run(spinner, &cfg), "");
+	setenv("WEFT_STALL_MS", "100ms", 1);
+	ck_assert_int_eq(weft_run(nothing, NULL, &cfg, NULL), -EINVAL);
+	setenv("WEFT_STALL_MS", "-5", 1);
+	ck_assert_int_eq(weft_run(nothing, NULL, &cfg, NULL), -EINVAL);
+	unsetenv("WEFT_STALL_MS");
 
 	cfg.stall_threshold_ns = -2;
 	ck_assert_int_eq(weft_run(nothing, NULL, &cfg, NULL), -EINVAL);
-	cfg.stall_threshold_ns = WEFT_STALL_OFF;
-	ck_assert_int_eq(weft_run(nothing, NULL, &cfg, NULL), 0);
+}
+END_TEST
+
+/* Off by default: a 300 ms spin is neither reported nor counted. */
+static void *unreported_main(void *arg)
+{
+	weft_task_t t;
+	struct weft_metrics m;
+	ck_assert_int_eq(weft_spawn_opts(&t, spinner, NULL,
+					 &(struct weft_spawn_opts){
+						 .name = "spinner" }),
+			 0);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	ck_assert_int_eq(weft_metrics(&m), 0);
+	ck_assert_uint_eq(m.stall_reports, 0);
+	return NULL;
+}
+
+START_TEST(stall_off_by_default)
+{
+	struct weft_config cfg = { .workers = 2 };
+	unsetenv("WEFT_STALL_MS");
+	ck_assert_str_eq(stderr_of_run(unreported_main, &cfg), "");
+}
+END_TEST
+
+/* At most 10 reports a second; stall_reports counts them all. 20 spinners
+ * of 3 thresholds each, one after another, for 0.6 s: 20 stalls in one
+ * window of the rate limit (it opens at the first report), so exactly 10
+ * calls. */
+#define RATE_THRESHOLD (10 * WEFT_MSEC)
+
+static void *short_spinner(void *arg)
+{
+	spin_for(3 * RATE_THRESHOLD);
+	return NULL;
+}
+
+static void *spin_chain(void *arg)
+{
+	for (int i = 0; i < 20; i++) {
+		weft_task_t t;
+		ck_assert_int_eq(weft_spawn(&t, short_spinner, NULL), 0);
+		ck_assert_int_eq(weft_join(t, NULL), 0);
+	}
+	return NULL;
+}
+
+static void *rate_main(void *arg)
+{
+	int64_t t0 = weft_now();
+	spin_chain(NULL);
+	ck_assert_int_lt(weft_now() - t0, WEFT_SEC); /* one window */
+	struct weft_metrics m;
+	ck_assert_int_eq(weft_metrics(&m), 0);
+	*(uint64_t *)arg = m.stall_reports;
+	return NULL;
+}
+
+START_TEST(stall_rate_limited)
+{
+	struct weft_config cfg = { .workers = 2,
+				   .stall_threshold_ns = RATE_THRESHOLD,
+				   .on_stall = on_stall };
+	uint64_t reports = 0;
+	atomic_store(&seen.calls, 0);
+	ck_assert_int_eq(weft_run(rate_main, &reports, &cfg, NULL), 0);
+	ck_assert_uint_gt(reports, 10);
+	ck_assert_int_eq(atomic_load(&seen.calls), 10);
 }
 END_TEST
 
@@ -867,6 +1148,8 @@ int main(void)
 	tcase_add_test(tc, dump_on_signal);
 	tcase_add_test(tc, dump_and_metrics_amid_churn);
 	tcase_add_test(tc, stall_reported_not_for_yields);
+	tcase_add_test(tc, stall_off_by_default);
+	tcase_add_test(tc, stall_rate_limited);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

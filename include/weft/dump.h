@@ -15,17 +15,23 @@ extern "C" {
  * Writes one block per live task to fd:
  *
  *   task 2049 "worker" parked: lock 0x7ffd5a1c2e40, for 1.204 s
- *     spawned at main_task+0x3c (server+0x1a3c)
- *     #0 weft__task_park+0x5b (libweft.so.0+0x9a1b)
- *     #1 weft_lock_acquire+0x121 (libweft.so.0+0xb2c1)
- *     #2 handle_client+0x44 (server+0x1c84)
+ *     spawned at main_task+0x3c (server+0x1a3c) at src/server.c:88
+ *     #0 task_suspend+0x31 (server+0xe761) at runtime/switch.h:61
+ *     #1 weft__waitq_wait_on+0x47 (server+0xb687) at runtime/wait.h:256
+ *     #2 weft_lock_acquire+0x121 (server+0xb2c1) at sync/lock.c:148
+ *     #3 handle_client+0x44 (server+0x1c84) at src/server.c:131
  *
- * State: running on worker N, runnable, parked (with what it waits for:
- * lock, event, cond, sem, queue get/put/join, future, barrier, group,
- * join of task N, sleep until +T, recv/send/accept/... on fd N, or the
- * blocking pool with its job's function), for how long, and the deadline
- * of the wait if it has one. Each name is "function+offset (object+offset)":
- * `addr2line -e object offset` gives file and line.
+ * State: running on worker N, runnable, parked (with what it waits for, in
+ * the words of the call: lock, event, cond, sem, queue get/put/join,
+ * future, barrier, group, join of task N, sleep until +T, select of its
+ * cases, recv/send/accept/connect/... on fd N, stream readline on fd N,
+ * signal wait, or the blocking pool with its job's function), for how
+ * long, and the deadline of the wait if it has one. Each frame is
+ * "function+offset (object+offset)", and " at file:line" when weft was
+ * built with elfutils' libdw (WEFT_LIBDW, on where found) and the object
+ * has DWARF line tables (-g); the line of a call inlined into the function
+ * is the innermost one's. Without them, `addr2line -e object offset` gives
+ * file and line.
  *
  * The backtrace of a parked task is a scan of its stack, from the
  * registers it saved when it switched out, for return addresses (words
@@ -35,10 +41,13 @@ extern "C" {
  * runnable tasks show no backtrace.
  *
  * Safe from any task or thread while weft_run runs; tasks go on running
- * meanwhile, so each block is true of its moment. With cfg.dump_signal
+ * meanwhile, so each block is true of its moment. Called from a task, the
+ * dump runs on a thread of its own (libdw's readers need more stack than
+ * a task has) while the task's worker waits for it. With cfg.dump_signal
  * (or WEFT_DUMP_SIGNAL=SIGUSR1) the runtime writes it to stderr when the
- * signal arrives. Returns 0, -ESRCH (no runtime), -ENOMEM, or the -errno
- * of a failed write.
+ * signal arrives (the handler only posts a semaphore; a thread of weft's
+ * writes the dump). Returns 0, -ESRCH (no runtime), -ENOMEM, -EAGAIN (no
+ * thread for it), or the -errno of a failed write.
  */
 int weft_dump(int fd);
 

@@ -53,11 +53,15 @@ struct weft_config {
 	int dump_signal;
 	/* Report a task that keeps its worker this long without giving it
 	 * up (no park, no yield: it computes, spins or blocks in a system
-	 * call), as asyncio's debug mode reports a slow callback. 0: 100 ms,
-	 * asyncio's slow_callback_duration, far above any scheduling hiccup
-	 * yet short enough that users notice; WEFT_STALL_OFF: none. Needs 2
-	 * or more workers (the monitor watches); off by default under
-	 * valgrind, which slows every task down. See weft/dump.h. */
+	 * call), as asyncio's debug mode reports a slow callback. 0:
+	 * $WEFT_STALL_MS if set (milliseconds; 0 off), else off;
+	 * WEFT_STALL_OFF: off whatever the environment says. Off by default
+	 * because reports write to stderr and take SIGURG to see where the
+	 * task is, which a library does not do unasked (as for dump_signal);
+	 * WEFT_STALL_MS=100 turns them on for a program not built for them.
+	 * WEFT_STALL_SUGGESTED_NS, asyncio's slow_callback_duration, is far
+	 * above any scheduling hiccup yet short enough that users notice.
+	 * Needs 2 or more workers (the monitor watches). See weft/dump.h. */
 	int64_t stall_threshold_ns;
 	/* Called on the monitor thread for each report instead of the line
 	 * on stderr; NULL: the line. */
@@ -70,7 +74,7 @@ struct weft_config {
 };
 
 #define WEFT_STALL_OFF (-1)
-#define WEFT_STALL_DEFAULT_NS (100 * 1000 * 1000)
+#define WEFT_STALL_SUGGESTED_NS (100 * 1000 * 1000)
 
 #define WEFT_STACK_DEFAULT (64u * 1024)
 #define WEFT_STACK_MIN (16u * 1024)
@@ -83,7 +87,8 @@ struct weft_config {
  * return -ECANCELED) and awaited; then the workers stop and everything is
  * freed. cfg may be NULL. Stores main's result in *result if result is not
  * NULL. Returns 0, -EINVAL (bad config or fn, a bad $WEFT_IO, a dump
- * signal that cannot be caught, a stall threshold below WEFT_STALL_OFF),
+ * signal that cannot be caught, a stall threshold below WEFT_STALL_OFF, a $WEFT_STALL_MS that is
+ * not a number of milliseconds),
  * -EBUSY (already running in this process), -ENOSYS (io_uring forced by
  * cfg->io or $WEFT_IO but unavailable: a line on stderr says why), -ENOMEM.
  */
