@@ -188,9 +188,34 @@ int weft__uring_reap(struct weft__driver *d)
 	return n + (int)seen;
 }
 
+/*
+ * Whether reap has anything to do: SQEs prepared and not submitted, work
+ * the kernel deferred (DEFER_TASKRUN posts no CQE until we enter; the
+ * TASKRUN_FLAG setup makes it say so in kflags) or CQEs it overflowed, a
+ * ready CQE (COOP_TASKRUN posts them without us), or a posted message.
+ * Plain loads are enough: each is a hint, and a change missed now is seen
+ * on the next round, as reap would see it no sooner; reap itself reads
+ * the CQ tail with acquire and the inbox with an acquire exchange.
+ */
+static bool has_work(struct weft__ring *r)
+{
+	const struct io_uring *u = &r->uring;
+
+	return u->sq.sqe_tail != u->sq.sqe_head ||
+	       (IO_URING_READ_ONCE(*u->sq.kflags) &
+		(IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) ||
+	       IO_URING_READ_ONCE(*u->cq.ktail) != *u->cq.khead ||
+	       atomic_load_explicit(&r->base.inbox, memory_order_relaxed);
+}
+
+/* Every scheduler round: a few loads when there is nothing to do (the
+ * common case for a worker running tasks that make no I/O). */
 void weft__uring_poll(struct weft__driver *d)
 {
-	weft__uring_reap(d);
+	struct weft__ring *r = (struct weft__ring *)d;
+
+	if (has_work(r))
+		weft__uring_reap(d);
 }
 
 /*
