@@ -200,7 +200,8 @@ int weft__uring_reap(struct weft__driver *d)
 }
 
 /*
- * Whether reap has anything to do: SQEs prepared and not submitted, work
+ * Whether reap has anything to do: SQEs the kernel has not taken (not
+ * submitted yet, or left over by a submission that stopped early), work
  * the kernel deferred (DEFER_TASKRUN posts no CQE until we enter; the
  * TASKRUN_FLAG setup makes it say so in kflags) or CQEs it overflowed, a
  * ready CQE (COOP_TASKRUN posts them without us), or a posted message.
@@ -212,7 +213,7 @@ static bool has_work(struct weft__ring *r)
 {
 	const struct io_uring *u = &r->uring;
 
-	return u->sq.sqe_tail != u->sq.sqe_head ||
+	return io_uring_sq_ready(u) ||
 	       (IO_URING_READ_ONCE(*u->sq.kflags) &
 		(IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) ||
 	       IO_URING_READ_ONCE(*u->cq.ktail) != *u->cq.khead ||
