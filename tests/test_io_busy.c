@@ -1,0 +1,141 @@
+/*
+ * I/O on a worker that never goes idle: its completions, the messages
+ * posted to it and its queued submissions must still be handled on every
+ * scheduler round, not only when it parks (the io_uring driver's poll looks
+ * before it reaps; see drivers/io_uring/ring.c). One worker, and a task
+ * that yields until the I/O task is done: if a round missed the work, the
+ * yielding task would spin forever and the test would time out.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include "test_util.h"
+
+struct busy {
+	int fd;            /* the receiving end */
+	_Atomic bool done; /* the I/O task has its result */
+	ssize_t res;       /* weft_recv's result */
+	char byte;
+	weft_task_t io;
+};
+
+static void *recv_task(void *arg)
+{
+	struct busy *b = arg;
+
+	b->res = weft_recv(b->fd, &b->byte, 1, 0);
+	atomic_store(&b->done, true);
+	return NULL;
+}
+
+/* Keeps the worker busy until the I/O task is done. */
+static void *spin_task(void *arg)
+{
+	struct busy *b = arg;
+
+	while (!atomic_load(&b->done))
+		weft_yield();
+	return NULL;
+}
+
+static void pause_ms(int ms)
+{
+	struct timespec ts = { 0, ms * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+struct helper {
+	struct busy *b;
+	int peer; /* write here, or -1 to cancel the I/O task instead */
+};
+
+/* A plain thread: acts once both tasks have started and the worker is
+ * busy. */
+static void *helper_thread(void *arg)
+{
+	struct helper *h = arg;
+
+	pause_ms(50);
+	if (h->peer >= 0)
+		ck_assert_int_eq(write(h->peer, "x", 1), 1);
+	else
+		ck_assert_int_eq(weft_cancel(h->b->io), 0);
+	return NULL;
+}
+
+static void run_busy(struct busy *b, int peer)
+{
+	struct helper h = { b, peer };
+	weft_task_t spin;
+	pthread_t th;
+
+	ck_assert_int_eq(weft_spawn(&b->io, recv_task, b), 0);
+	ck_assert_int_eq(weft_spawn(&spin, spin_task, b), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, helper_thread, &h), 0);
+	ck_assert_int_eq(weft_join(spin, NULL), 0);
+	ck_assert_int_eq(weft_join(b->io, NULL), 0);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+}
+
+/* The recv is submitted by a round of the busy worker, and its completion
+ * (deferred by the kernel until the ring is entered) reaped by another. */
+static void *completion_main(void *arg)
+{
+	struct busy b = { 0 };
+	int sv[2];
+
+	(void)arg;
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	b.fd = sv[0];
+	run_busy(&b, sv[1]);
+	ck_assert_int_eq(b.res, 1);
+	ck_assert_int_eq(b.byte, 'x');
+	weft_close(sv[0]);
+	close(sv[1]);
+	return NULL;
+}
+
+START_TEST(completion_while_busy)
+{
+	weft_test_run(completion_main, NULL, 1);
+}
+END_TEST
+
+/* A plain thread cancels the recv: the cancellation reaches the worker as
+ * a posted message, which a busy round must run. */
+static void *cancel_main(void *arg)
+{
+	struct busy b = { 0 };
+	int sv[2];
+
+	(void)arg;
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	b.fd = sv[0];
+	run_busy(&b, -1);
+	ck_assert_int_eq(b.res, -ECANCELED);
+	weft_close(sv[0]);
+	close(sv[1]);
+	return NULL;
+}
+
+START_TEST(cancel_while_busy)
+{
+	weft_test_run(cancel_main, NULL, 1);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("io_busy");
+	TCase *tc = tcase_create("busy");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, completion_while_busy);
+	tcase_add_test(tc, cancel_while_busy);
+	suite_add_tcase(s, tc);
+	return weft_test_main(s);
+}
