@@ -323,15 +323,16 @@ void weft__fdready_event(uint64_t data, uint32_t events)
 int weft__fdready_close(int fd)
 {
 	struct fdrec *rec = rec_of(fd, false);
-	int r;
 
 	if (!rec)
 		return close(fd) ? -errno : 0;
 	weft__spin_lock(&rec->lock);
 	forget(rec, fd);
-	r = close(fd) ? -errno : 0;
 	weft__spin_unlock(&rec->lock);
-	return r;
+	/* Outside the lock: close(2) may block (SO_LINGER), and a harvest
+	 * spinning on the lock meanwhile would hold its worker. Events still
+	 * in flight carry the old gen and are dropped. */
+	return close(fd) ? -errno : 0;
 }
 
 void weft__fdready_fresh(int fd)
