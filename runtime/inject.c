@@ -1,4 +1,4 @@
-/* The global injection queue: see inject.h. */
+/* A multi-producer FIFO of tasks: see inject.h. */
 #include "inject.h"
 #include "task.h"
 

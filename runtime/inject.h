@@ -1,6 +1,8 @@
 /*
- * The global injection queue: tasks spawned or woken outside the workers,
- * and the overflow of full deques.
+ * A first-in first-out queue of tasks that any thread may push to and any
+ * worker take from: the global injection queue (tasks spawned or woken
+ * outside the workers, and the overflow of full deques), and each worker's
+ * ready queue (tasks its scheduler woke: runq.h).
  *
  * Producers never block each other for long: a push is one CAS onto a
  * Treiber stack (any number of foreign threads may push at once). Workers

@@ -44,7 +44,8 @@ static void read_worker(struct weft_worker *w, struct weft_worker_metrics *m)
 	m->unparks = load(&s->unparks);
 	m->runnext_depth =
 		atomic_load_explicit(&w->runnext, memory_order_relaxed) != NULL;
-	m->local_depth = depth(weft__deque_len(&w->deque));
+	m->local_depth =
+		depth(weft__deque_len(&w->deque) + weft__inject_len(&w->ready));
 	m->woken_depth = depth(weft__deque_len(&w->woken));
 	m->io_submitted = load(&w->driver->ops_submitted);
 	m->io_completed = load(&w->driver->ops_completed);

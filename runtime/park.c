@@ -118,8 +118,9 @@ void weft__task_ready(struct weft_task *t)
 			weft__notify_work(rt);
 		weft__monitor_arm(&rt->monitor);
 	} else {
-		/* From the scheduler itself (timers, I/O): in order of waking.
-		 * The requeue tells the idle when it makes them stealable. */
-		weft__runq_append_yielded(w, t);
+		/* From the scheduler itself (timers, I/O): in order of waking,
+		 * open to thieves (runq.h). The scheduler rouses one once the
+		 * batch is in (worker.c's share_woken). */
+		weft__inject_push(&w->ready, t);
 	}
 }

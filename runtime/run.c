@@ -108,6 +108,7 @@ static struct weft_runtime *new_runtime(const struct weft_config *cfg, int *err)
 		w->rng = 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1);
 		weft__deque_init(&w->deque);
 		weft__deque_init(&w->woken);
+		weft__inject_init(&w->ready);
 		w->task_cache = weft__task_cache_new();
 		w->stack_cache = weft__stack_cache_new();
 		if (!w->task_cache || !w->stack_cache)

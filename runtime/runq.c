@@ -38,12 +38,12 @@ bool weft__worker_run_next(struct weft_worker *w, struct weft_task *t,
 	return weft__runq_run_next(w, t, spawned);
 }
 
-struct weft_task *weft__runq_pop_global(struct weft_runtime *rt,
-					struct weft_worker *w)
+/* Takes up to max (at most INJECT_BATCH) tasks from q for w: returns the
+ * first, the rest go to w's deque in order. */
+static struct weft_task *pop_batch(struct weft_inject *q, int max,
+				   struct weft_worker *w, int *n)
 {
-	int n;
-	struct weft_task *first =
-		weft__inject_pop(&rt->inject, INJECT_BATCH, &n);
+	struct weft_task *first = weft__inject_pop(q, max, n);
 	if (!first)
 		return NULL;
 	/* Keep the rest in FIFO order: push newest first, the deque's owner
@@ -55,6 +55,30 @@ struct weft_task *weft__runq_pop_global(struct weft_runtime *rt,
 	while (k > 0)
 		weft__worker_push(w, stack[--k]);
 	return first;
+}
+
+struct weft_task *weft__runq_pop_global(struct weft_runtime *rt,
+					struct weft_worker *w)
+{
+	int n;
+	return pop_batch(&rt->inject, INJECT_BATCH, w, &n);
+}
+
+struct weft_task *weft__runq_take_ready(struct weft_worker *w)
+{
+	int n;
+	return pop_batch(&w->ready, INJECT_BATCH, w, &n);
+}
+
+struct weft_task *weft__runq_steal_ready(struct weft_worker *v,
+					 struct weft_worker *w, int *n)
+{
+	long half = (weft__inject_len(&v->ready) + 1) / 2;
+	*n = 0;
+	if (!half)
+		return NULL;
+	return pop_batch(&v->ready,
+			 half < INJECT_BATCH ? (int)half : INJECT_BATCH, w, n);
 }
 
 /* Up to half a deque at a time, so it never spills: the oldest last, so the
@@ -90,6 +114,7 @@ bool weft__runq_any_work(struct weft_runtime *rt, struct weft_worker *w)
 	for (int i = 0; i < rt->nworkers; i++) {
 		struct weft_worker *v = &rt->workers[i];
 		if (weft__deque_len(&v->deque) ||
+		    !weft__inject_empty(&v->ready) ||
 		    (v != w && weft__runq_woken_open(v)))
 			return true;
 	}

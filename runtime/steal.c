@@ -74,6 +74,11 @@ static struct weft_task *steal_from(struct weft_worker *v,
 	/* Relaxed, here and below: the monitor's mark is a hint; tasks move
 	 * only through the deques' and run-next's CAS. */
 	bool stuck = atomic_load_explicit(&v->stuck, memory_order_relaxed);
+	int n;
+	if ((t = weft__runq_steal_ready(v, w, &n))) {
+		counted(w, (uint64_t)n);
+		return t;
+	}
 	if (weft__runq_woken_open(v))
 		t = steal_half(&v->woken, w);
 	if (!t && (stuck || from_runnext) && (t = steal_runnext(v, stuck)))

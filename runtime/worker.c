@@ -108,13 +108,25 @@ static void run_task(struct weft_worker *w, struct weft_task *t)
 	WEFT_ASSERT(weft__debug_spins_held() == 0);
 }
 
+/* After the scheduler woke tasks (I/O, timers): if more than one waits in
+ * w's ready queue, an idle worker is roused to take some. Once per batch,
+ * not per task (Tokio's should_notify_others after its driver's poll): a
+ * sleeper roused for every wake-up costs more than it takes. */
+static void share_woken(struct weft_runtime *rt, struct weft_worker *w)
+{
+	if (!w->searching && weft__inject_len(&w->ready) > 1)
+		weft__notify_work(rt);
+}
+
 /* Submissions and I/O events, timers now and then: once per task run. */
-static void maintain(struct weft_worker *w, uint64_t tick)
+static void maintain(struct weft_runtime *rt, struct weft_worker *w,
+		     uint64_t tick)
 {
 	weft__driver_poll(w->driver, tick);
 	if (tick % TIMER_CHECK_INTERVAL == 0 &&
 	    weft__timers_pending(&w->timers))
 		weft__timers_run(w);
+	share_woken(rt, w);
 }
 
 /* ---- sleeping ----------------------------------------------------------- */
@@ -128,8 +140,10 @@ static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
 {
 	int64_t next_timer = weft__timers_run(w);
 	weft__driver_reap(w->driver);
-	if (w->yielded_head || weft__runq_has_local(w))
+	if (w->yielded_head || weft__runq_has_local(w)) {
+		share_woken(rt, w);
 		return; /* timers or completions made work */
+	}
 	/* Out of work, so not stuck, whatever the monitor saw before. */
 	atomic_store_explicit(&w->stuck, false, memory_order_relaxed);
 	weft__idle_enter(rt, w);
@@ -142,6 +156,7 @@ static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
 	weft__driver_park(w->driver, next_timer);
 	if (weft__idle_leave(rt, w)) /* else timers or I/O woke us */
 		weft__stat_add(&w->stats.unparks, 1);
+	share_woken(rt, w);
 }
 
 /* ---- the thread --------------------------------------------------------- */
@@ -220,8 +235,9 @@ void *weft__worker_main(void *arg)
 				weft__idle_end_search(rt, w);
 			weft__stat_add(&w->stats.task_runs, 1);
 			run_task(w, t);
-			maintain(w, atomic_load_explicit(&w->ticks,
-							 memory_order_relaxed));
+			maintain(rt, w,
+				 atomic_load_explicit(&w->ticks,
+						      memory_order_relaxed));
 			continue;
 		}
 		if (atomic_load(&rt->state) == RT_STOPPING)

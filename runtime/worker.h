@@ -49,9 +49,11 @@ struct __attribute__((aligned(64))) weft_worker {
 	int runnext_streak;   /* run-next picks in a row */
 	int global_countdown; /* picks until the global queue's turn */
 	uint64_t rng;
-	/* Place 4 of runq.h: tasks that yielded or that the scheduler itself
-	 * woke, oldest first. Private to the owner. */
+	/* Place 5 of runq.h: tasks that yielded, oldest first. Private to
+	 * the owner. */
 	struct weft_task *yielded_head, *yielded_tail;
+	/* Place 4 of runq.h: tasks the scheduler woke (I/O, timers). */
+	struct weft_inject ready;
 
 	struct weft_ctx sched_ctx;
 	struct weft_task *current;

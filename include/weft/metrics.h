@@ -51,7 +51,8 @@ struct weft_worker_metrics {
 	uint64_t parks;          /* counter: times it slept for want of work */
 	uint64_t unparks;        /* counter: of those, ended by a notify */
 	uint64_t runnext_depth;  /* gauge: 0 or 1 */
-	uint64_t local_depth;    /* gauge: spawned and requeued tasks */
+	uint64_t local_depth;    /* gauge: spawned, requeued, and woken by
+				   * its I/O and timers */
 	uint64_t woken_depth;    /* gauge: woken tasks behind run-next */
 	uint64_t io_submitted;   /* counter: I/O operations submitted (the
 				   * io_uring driver; epoll: 0) */
