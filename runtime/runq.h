@@ -198,7 +198,7 @@ weft__runq_pick(struct weft_runtime *rt, struct weft_worker *w, bool direct)
 		w->global_countdown = GLOBAL_QUEUE_INTERVAL + 1;
 		t = weft__runq_pop_global(rt, w);
 	}
-	if (!t && (t = weft__runq_take_local(w)) && direct && !t->stack.base) {
+	if (!t && (t = weft__runq_take_local(w)) && direct && !t->ctx.sp) {
 		/* It never ran: the scheduler gives it a stack. */
 		weft__worker_push(w, t);
 		return NULL;

@@ -171,6 +171,13 @@ static atomic_int foreign_spawns;
 void weft__task_run_begin(void)
 {
 	atomic_fetch_add(&run_number, 1);
+	/* No worker runs yet, and every task of the last run has ended. */
+	weft__spin_lock(&pool.lock);
+	struct task_slab *first = pool.slabs;
+	weft__spin_unlock(&pool.lock);
+	for (struct task_slab *s = first; s; s = s->next)
+		for (int i = 0; i < TASK_SLAB; i++)
+			s->tasks[i].stack.base = NULL;
 }
 
 void weft__task_foreign_quiesce(void)
@@ -310,8 +317,14 @@ static int spawn(weft_task_t *out, weft_fn fn, void *arg,
 	t->arg = arg;
 	t->result = NULL;
 	t->error = 0;
-	t->stack.base = NULL;
+	/* The struct's last task's stack serves this one if it asked for the
+	 * same size (task.h); a size seldom changes. */
+	if (t->stack.base && t->stack_size != size) {
+		weft__stack_free(&t->stack, self ? self->stack_cache : NULL);
+		t->stack.base = NULL;
+	}
 	t->stack_size = size;
+	t->ctx.sp = NULL; /* not yet run */
 	t->join_state = out ? 0 : JOIN_DETACHED;
 	t->spawned_detached = !out;
 	t->joiner = NULL;

@@ -12,6 +12,15 @@
  * spawned detached). Finishing drops one, joining or detaching the other;
  * the last drop recycles the struct.
  *
+ * Stacks: t->stack is the task's, from its first run (t->ctx.sp set) to
+ * its end. A task that ends with no handle left is recycled at once, and
+ * its struct keeps the stack for the struct's next task, which takes it if
+ * it asks for the same size (else spawn returns it to the stack pool):
+ * that spares both a trip through the stack pool. So a free struct, or one
+ * spawned but not yet run, may hold a stack; t->ctx.sp, NULL from spawn
+ * to the first run, is what says whether the task ran. A new run drops
+ * what the structs kept (weft__task_run_begin): the stack pool was freed.
+ *
  * Strangers: a struct is reached without a reference by a timer entry that
  * fires after its wait ended (a worker or the monitor pops a batch of due
  * entries, then fires them one by one: meanwhile the task may be woken by
@@ -64,8 +73,8 @@ struct weft_task {
 	void *arg;
 	void *result;
 	int error;               /* -ENOMEM if it never got a stack */
-	struct weft_stack stack; /* base NULL until it first runs */
-	size_t stack_size;
+	struct weft_stack stack; /* see "Stacks" above */
+	size_t stack_size;       /* what spawn asked for */
 	_Atomic uint64_t gen;
 	_Atomic int refs;
 	_Atomic bool alive; /* spawned and not yet finished */
@@ -135,8 +144,9 @@ struct weft_task_cache;
 struct weft_task_cache *weft__task_cache_new(void);
 void weft__task_cache_free(struct weft_task_cache *c);
 /* weft_run's side of the lifetime rules above: a new run number (handles
- * of earlier runs go stale), and waiting out the plain threads inside
- * weft_spawn_opts. */
+ * of earlier runs go stale, and the stacks free structs kept are dropped:
+ * before any worker starts, after the stack pool's init), and waiting out
+ * the plain threads inside weft_spawn_opts. */
 void weft__task_run_begin(void);
 void weft__task_foreign_quiesce(void);
 /* Calls fn(t, arg) on every live task (shutdown cancellation, weft_dump).
