@@ -32,12 +32,6 @@ void weft__worker_push(struct weft_worker *w, struct weft_task *t)
 		weft__inject_push(&rt->inject, t);
 }
 
-bool weft__worker_run_next(struct weft_worker *w, struct weft_task *t,
-			   bool spawned)
-{
-	return weft__runq_run_next(w, t, spawned);
-}
-
 struct weft_task *weft__runq_pop_global(struct weft_runtime *rt,
 					struct weft_worker *w)
 {

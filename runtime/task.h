@@ -5,7 +5,8 @@
  * (a plain thread may still hold a handle, or be inside weft_join, when
  * weft_run returns), so a stale handle never points at unmapped memory; a
  * handle is checked by the run it came from and by its generation, which
- * changes each time the struct is recycled. A task that is never joined
+ * changes each time the struct is recycled after a handle to its task was
+ * made (none made, none to stale). A task that is never joined
  * nor detached keeps its struct, as leaked memory would. The runtime
  * itself is freed only once no plain thread is inside weft_spawn_opts. A task
  * holds two references at spawn: its own run, and its handle (none when
@@ -32,8 +33,12 @@
  *    for (wait_seq, which only grows, across recycling too) or the handle
  *    (gen) is still current; under join_lock it checks gen and leaves;
  *  - so the fields wait_lock guards change only under it, spawn included:
- *    recycling resets them under the lock (task_unref) and spawn never
- *    writes them. A plain store in spawn raced with a late fire (tsan).
+ *    recycling resets them under the lock (task_recycle) and spawn never
+ *    writes them. A plain store in spawn raced with a late fire (tsan);
+ *  - the sweep cancels the struct's current generation, which does not
+ *    change if the task made no handle: a sweep that meets the struct as
+ *    it is recycled may cancel its next task, which was spawned while the
+ *    runtime drains, to be cancelled anyway.
  *
  * Locks (spinlocks, never held across a switch):
  *   wait_lock guards waiting/wait_seq/wait_since/wait_until/shield:
@@ -82,7 +87,8 @@ struct weft_task {
 
 	unsigned join_lock;
 	unsigned join_state;
-	bool spawned_detached; /* spawned without a handle: never joined */
+	bool handle_made; /* by spawn or weft_current: its recycling changes
+			   * gen, and a joiner may come (task_recycle) */
 	struct weft__waiter *joiner;
 
 	unsigned wait_lock;
@@ -117,8 +123,8 @@ struct weft_task {
 /* weft__task_park() and weft__task_ready(), the scheduler's side of
  * waiting, are declared in park.h. */
 
-/* Called by the scheduler once a task has returned and switched out. */
-void weft__task_finished(struct weft_task *t);
+/* Called by w's scheduler once t has returned and switched out. */
+void weft__task_finished(struct weft_worker *w, struct weft_task *t);
 
 /* Takes t->wait_lock, first in the lock order: the caller holds no other
  * spinlock. */

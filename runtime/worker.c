@@ -64,8 +64,9 @@ static bool start_task(struct weft_worker *w, struct weft_task *t)
 	if (!t->stack.base &&
 	    weft__stack_alloc(&t->stack, t->stack_size, w->stack_cache)) {
 		t->stack.base = NULL;
+		t->result = NULL;
 		t->error = -ENOMEM;
-		weft__task_finished(t);
+		weft__task_finished(w, t);
 		return false;
 	}
 	weft__switch_task_init(t);
@@ -86,7 +87,7 @@ static void task_exited(struct weft_worker *w, struct weft_task *t)
 		weft__stack_free(&t->stack, w->stack_cache);
 		t->stack.base = NULL;
 	}
-	weft__task_finished(t);
+	weft__task_finished(w, t);
 }
 
 static void run_task(struct weft_worker *w, struct weft_task *t)

@@ -409,6 +409,80 @@ START_TEST(kept_stacks_dropped_between_runs)
 }
 END_TEST
 
+/* ---- what a detached task leaves in its struct -------------------------- */
+
+/*
+ * A task spawned detached makes no handle, so its struct is recycled
+ * without the generation change that stales handles, unless it asked
+ * weft_current for one; and a task may return inside a shield, which its
+ * struct's next task must not inherit. One worker: the next spawn takes
+ * the struct freed last.
+ */
+static weft_task_t own_handle;
+static struct weft_event next_go;
+
+static void *note_own_handle(void *arg)
+{
+	own_handle = weft_current();
+	return NULL;
+}
+
+static void *return_shielded(void *arg)
+{
+	static struct weft_shield s;
+	ck_assert_int_eq(weft_shield_enter(&s), 0);
+	return NULL; /* inside it */
+}
+
+static void *wait_next_go(void *arg)
+{
+	*(weft_task_t *)arg = weft_current();
+	return (void *)(intptr_t)weft_event_wait(&next_go);
+}
+
+/* Spawns fn detached and lets it run to its end. */
+static void run_detached(weft_fn fn)
+{
+	ck_assert_int_eq(weft_spawn(NULL, fn, NULL), 0);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(weft_yield(), 0);
+}
+
+static void *detached_leftovers_main(void *arg)
+{
+	weft_task_t next, self;
+	void *r;
+
+	/* A handle from weft_current goes stale when its struct is reused. */
+	run_detached(note_own_handle);
+	weft_event_clear(&next_go);
+	ck_assert_int_eq(weft_spawn(&next, wait_next_go, &self), 0);
+	ck_assert_int_eq(weft_yield(), 0); /* it waits */
+	ck_assert_ptr_eq(self.task, own_handle.task);
+	ck_assert_int_eq(weft_cancel(own_handle), -ESRCH);
+	ck_assert_int_eq(weft_is_cancelled(own_handle), -ESRCH);
+	ck_assert_int_ge(weft_event_set(&next_go), 0);
+	ck_assert_int_eq(weft_join(next, &r), 0);
+	ck_assert_ptr_eq(r, (void *)0); /* not cancelled by the stale one */
+
+	/* The shield a task returned inside is gone with it. */
+	run_detached(return_shielded);
+	weft_event_clear(&next_go);
+	ck_assert_int_eq(weft_spawn(&next, wait_next_go, &self), 0);
+	ck_assert_int_eq(weft_yield(), 0);
+	ck_assert_int_eq(weft_cancel(next), 0);
+	ck_assert_int_ge(weft_event_set(&next_go), 0);
+	ck_assert_int_eq(weft_join(next, &r), 0);
+	ck_assert_ptr_eq(r, (void *)(intptr_t)-ECANCELED);
+	return NULL;
+}
+
+START_TEST(detached_task_leftovers)
+{
+	weft_test_run(detached_leftovers_main, NULL, 1);
+}
+END_TEST
+
 /* One case per test, so CK_RUN_CASE=<name> runs one alone. */
 static void add(Suite *s, const char *name, const TTest *test)
 {
@@ -429,5 +503,6 @@ int main(void)
 	add(s, "cancelled", cancelled_task_completes_at_once);
 	add(s, "kept_stack", recycled_struct_keeps_its_stack);
 	add(s, "kept_stacks_between_runs", kept_stacks_dropped_between_runs);
+	add(s, "detached_leftovers", detached_task_leftovers);
 	return weft_test_main(s);
 }
