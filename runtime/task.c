@@ -238,8 +238,7 @@ static __attribute__((noinline)) void task_stale(struct weft_task *t)
  * plainly here: only the task wrote them, and its writes happen before
  * the last reference's drop (the acq_rel on refs). joiner is NULL too:
  * finishing, a join's abort and a select's unlink clear it. */
-static inline void task_recycle(struct weft_task *t,
-				struct weft_task_cache *c)
+static inline void task_recycle(struct weft_task *t, struct weft_task_cache *c)
 {
 	WEFT_ASSERT(!t->waiting && !t->joiner);
 	if (t->handle_made || t->shield)
