@@ -178,6 +178,21 @@ ssize_t weft_stream_readuntil(struct weft_stream *s, const void *delim,
 
 ssize_t weft_stream_readline(struct weft_stream *s, const char **line)
 {
+	const char *p, *hit;
+	size_t len;
+
+	/* A whole line already buffered, the usual case for all but a
+	 * request's first line: one memchr, no loop. */
+	if (s && line && s->rlen) {
+		p = s->rbuf + s->rpos;
+		hit = memchr(p, '\n', s->rlen);
+		len = hit ? (size_t)(hit - p) + 1 : 0;
+		if (hit && len <= s->limit) {
+			*line = p;
+			take(s, len);
+			return (ssize_t)len;
+		}
+	}
 	return weft_stream_readuntil(s, "\n", 1, line);
 }
 
