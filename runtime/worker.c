@@ -78,8 +78,11 @@ static void task_exited(struct weft_worker *w, struct weft_task *t)
 	weft__switch_task_exit(t);
 	/* Only the run's reference left: finishing recycles the struct (or
 	 * a stranger's put does, soon), which keeps the stack for its next
-	 * task (task.h). A handle's holder may drop its reference meanwhile:
-	 * then the stack goes back to the pool, as it would have anyway. */
+	 * task (task.h). Relaxed: the load orders nothing, it only picks a
+	 * path. A 2 that a handle's holder turns into 1 meanwhile sends the
+	 * stack back to the pool, as before; a 1 rises only by a stranger's
+	 * weft__task_get, whose put then recycles the struct, stack and
+	 * all. */
 	if (t->stack.pooled &&
 	    atomic_load_explicit(&t->refs, memory_order_relaxed) == 1) {
 		weft__stack_keep(&t->stack);
