@@ -1,5 +1,6 @@
-/* select [producers=4] [per_producer=1000000] [capacity=1024]: what a
- * select over two queues costs against a plain get from one.
+/* select [producers=4] [per_producer=1000000] [capacity=1024] [both|get|
+ * select]: what a select over two queues costs against a plain get from
+ * one.
  *
  * Two runs of the channel workload: producers put u64s into bounded
  * weft_queues and one consumer sums them and checks. First the consumer
@@ -8,9 +9,11 @@
  * consumer takes each item with weft_select over both (printed last, as
  * select; the target is at most 2x the baseline). Half the selects find
  * their item in the second case, after the first one was found empty.
- * ops = producers * per_producer. */
+ * ops = producers * per_producer. The fourth argument runs one of the two
+ * alone (for callgrind, which cannot tell them apart in one process). */
 #include <stdlib.h>
 #include <stdint.h>
+#include <string.h>
 #include "bench_util.h"
 
 static long nprod, per, cap;
@@ -80,10 +83,14 @@ static void run(const char *name, int queues)
 	bench_result(name, nprod * per, t1 - t0);
 }
 
+static const char *which = "both";
+
 static void *bench(void *arg)
 {
-	run("select_get", 1);
-	run("select", 2);
+	if (strcmp(which, "select"))
+		run("select_get", 1);
+	if (strcmp(which, "get"))
+		run("select", 2);
 	return NULL;
 }
 
@@ -92,7 +99,11 @@ int main(int argc, char **argv)
 	nprod = bench_arg(argc, argv, 1, 4);
 	per = bench_arg(argc, argv, 2, 1000000);
 	cap = bench_arg(argc, argv, 3, 1024);
-	if (nprod < 1 || per < 1 || cap < 1)
+	if (argc > 4)
+		which = argv[4];
+	if (nprod < 1 || per < 1 || cap < 1 ||
+	    (strcmp(which, "both") && strcmp(which, "get") &&
+	     strcmp(which, "select")))
 		return 2;
 	return bench_run(bench, NULL, 0);
 }

@@ -32,12 +32,6 @@ void weft__worker_push(struct weft_worker *w, struct weft_task *t)
 		weft__inject_push(&rt->inject, t);
 }
 
-bool weft__worker_run_next(struct weft_worker *w, struct weft_task *t,
-			   bool spawned)
-{
-	return weft__runq_run_next(w, t, spawned);
-}
-
 /* Takes up to max (at most INJECT_BATCH) tasks from q for w: returns the
  * first, the rest go to w's deque in order. */
 static struct weft_task *pop_batch(struct weft_inject *q, int max,

@@ -77,12 +77,6 @@
  * Owner only. */
 void weft__worker_push(struct weft_worker *w, struct weft_task *t);
 
-/* Puts t in the run-next slot of w, whose running task spawned it (then the
- * task there before goes to the deque) or woke it (to the woken deque).
- * Returns true if a task was there before. Owner only. */
-bool weft__worker_run_next(struct weft_worker *w, struct weft_task *t,
-			   bool spawned);
-
 /* Takes a batch from the global queue: returns the first, the rest go to
  * w's deque in order. NULL if it was empty. */
 struct weft_task *weft__runq_pop_global(struct weft_runtime *rt,
@@ -132,6 +126,9 @@ static inline void weft__runq_append_yielded(struct weft_worker *w,
 	w->yielded_tail = t;
 }
 
+/* Puts t in the run-next slot of w, whose running task spawned it (then the
+ * task there before goes to the deque) or woke it (to the woken deque).
+ * Returns true if a task was there before. Owner only. */
 static inline bool weft__runq_run_next(struct weft_worker *w,
 				       struct weft_task *t, bool spawned)
 {
@@ -217,7 +214,7 @@ weft__runq_pick(struct weft_runtime *rt, struct weft_worker *w, bool direct)
 		w->global_countdown = GLOBAL_QUEUE_INTERVAL + 1;
 		t = weft__runq_pop_global(rt, w);
 	}
-	if (!t && (t = weft__runq_take_local(w)) && direct && !t->stack.base) {
+	if (!t && (t = weft__runq_take_local(w)) && direct && !t->ctx.sp) {
 		/* It never ran: the scheduler gives it a stack. */
 		weft__worker_push(w, t);
 		return NULL;

@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "context.h"
+
 #define WEFT__STACK_CANARY 0x57eff7ac4a3a17e5ULL
 
 struct weft_stack {
@@ -36,6 +38,19 @@ struct weft_stack_cache; /* per worker */
 int weft__stack_alloc(struct weft_stack *s, size_t size,
 		      struct weft_stack_cache *cache);
 void weft__stack_free(struct weft_stack *s, struct weft_stack_cache *cache);
+
+/* A pooled stack whose task ended stays with the task's struct for its
+ * next task (task.h), instead of a free and an alloc: what the alloc would
+ * have done to it, done now. */
+static inline void weft__stack_keep(struct weft_stack *s)
+{
+#ifdef WEFT_ASAN
+	/* The finished task's last frames never returned: clear their
+	 * poison. */
+	__asan_unpoison_memory_region(s->base, s->size);
+#endif
+	(void)s;
+}
 
 /* True if the canary of an unguarded stack was overwritten. Inline: it
  * runs on every switch out of a task. */

@@ -96,7 +96,8 @@ static void pool_put(struct weft_task *const *src, int n)
 }
 
 /* c is NULL off the workers. */
-static struct weft_task *task_alloc(struct weft_task_cache *c)
+static __attribute__((noinline)) struct weft_task *
+task_alloc_slow(struct weft_task_cache *c)
 {
 	for (;;) {
 		if (c && c->n)
@@ -111,7 +112,12 @@ static struct weft_task *task_alloc(struct weft_task_cache *c)
 	}
 }
 
-static void task_free(struct weft_task *t, struct weft_task_cache *c)
+static inline struct weft_task *task_alloc(struct weft_task_cache *c)
+{
+	return c && c->n ? c->t[--c->n] : task_alloc_slow(c);
+}
+
+static inline void task_free(struct weft_task *t, struct weft_task_cache *c)
 {
 	if (!c) {
 		pool_put(&t, 1);
@@ -171,6 +177,13 @@ static atomic_int foreign_spawns;
 void weft__task_run_begin(void)
 {
 	atomic_fetch_add(&run_number, 1);
+	/* No worker runs yet, and every task of the last run has ended. */
+	weft__spin_lock(&pool.lock);
+	struct task_slab *first = pool.slabs;
+	weft__spin_unlock(&pool.lock);
+	for (struct task_slab *s = first; s; s = s->next)
+		for (int i = 0; i < TASK_SLAB; i++)
+			s->tasks[i].stack.base = NULL;
 }
 
 void weft__task_foreign_quiesce(void)
@@ -200,28 +213,45 @@ static bool gen_matches(struct weft_task *t, uint64_t hgen)
 
 /* ---- references --------------------------------------------------------- */
 
-static struct weft_task_cache *my_cache(void)
+/* The last reference to a task whose handle was made, or that returned
+ * inside a shield, is gone: stale its handles and reset the fields
+ * wait_lock guards (see task_recycle). */
+static __attribute__((noinline)) void task_stale(struct weft_task *t)
 {
-	struct weft_worker *w = weft__self();
-	return w ? w->task_cache : NULL;
+	weft__wait_lock(t);
+	weft__spin_lock(&t->join_lock);
+	if (t->handle_made)
+		atomic_fetch_add_explicit(&t->gen, 1, memory_order_release);
+	t->shield = NULL;
+	weft__spin_unlock(&t->join_lock);
+	weft__spin_unlock(&t->wait_lock);
 }
 
-/* The last reference: stale every handle, then recycle. The generation
- * changes under both locks, so cancel (wait_lock) and join/detach
- * (join_lock) each see it consistently; the fields wait_lock guards are
- * reset here too, not by the next spawn (see "Strangers" in task.h). */
+/* The last reference is gone: recycle t into c (NULL off the workers).
+ * Handles go stale by the generation, which changes under both locks, so
+ * cancel (wait_lock) and join/detach (join_lock) each see it consistently;
+ * a task of which no handle was made (spawned detached, and never asked
+ * weft_current) leaves nothing to go stale and skips both. The fields
+ * wait_lock guards are reset here, under it, not by the next spawn (see
+ * "Strangers" in task.h): waiting is NULL already, as no wait outlives its
+ * call, and shield unless the task returned inside one. Both are read
+ * plainly here: only the task wrote them, and its writes happen before
+ * the last reference's drop (the acq_rel on refs). joiner is NULL too:
+ * finishing, a join's abort and a select's unlink clear it. */
+static inline void task_recycle(struct weft_task *t, struct weft_task_cache *c)
+{
+	WEFT_ASSERT(!t->waiting && !t->joiner);
+	if (t->handle_made || t->shield)
+		task_stale(t);
+	task_free(t, c);
+}
+
 static void task_unref(struct weft_task *t)
 {
 	if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	weft__wait_lock(t);
-	weft__spin_lock(&t->join_lock);
-	atomic_fetch_add_explicit(&t->gen, 1, memory_order_release);
-	t->waiting = NULL; /* already: no wait outlives its call */
-	t->shield = NULL;  /* a task may return inside a shield */
-	weft__spin_unlock(&t->join_lock);
-	weft__spin_unlock(&t->wait_lock);
-	task_free(t, my_cache());
+	struct weft_worker *w = weft__self();
+	task_recycle(t, w ? w->task_cache : NULL);
 }
 
 bool weft__task_get(struct weft_task *t)
@@ -255,9 +285,10 @@ static struct weft_task *lookup(weft_task_t h)
 
 /* ---- spawn -------------------------------------------------------------- */
 
-static int spawn(weft_task_t *out, weft_fn fn, void *arg,
-		 const struct weft_spawn_opts *opts, struct weft_worker *self,
-		 const void *site);
+static inline __attribute__((always_inline)) int
+spawn(weft_task_t *out, weft_fn fn, void *arg,
+      const struct weft_spawn_opts *opts, struct weft_worker *self,
+      const void *site);
 
 /* site: the caller of weft_spawn or weft_spawn_opts, for weft_dump. */
 static int spawn_from(weft_task_t *out, weft_fn fn, void *arg,
@@ -285,10 +316,13 @@ int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
 
 /* self: the caller's worker, NULL on a plain thread. A plain thread may
  * spawn only while the runtime runs: once it drains, a thread spawning in
- * a loop would keep it from ever finishing. site: weft_dump's spawn site. */
-static int spawn(weft_task_t *out, weft_fn fn, void *arg,
-		 const struct weft_spawn_opts *opts, struct weft_worker *self,
-		 const void *site)
+ * a loop would keep it from ever finishing. site: weft_dump's spawn site.
+ * Inlined into spawn_from twice, so the workers' copy, the hot one, has
+ * the plain thread's branches folded away. */
+static inline __attribute__((always_inline)) int
+spawn(weft_task_t *out, weft_fn fn, void *arg,
+      const struct weft_spawn_opts *opts, struct weft_worker *self,
+      const void *site)
 {
 	struct weft_runtime *rt = atomic_load(&weft__rt);
 	if (!rt)
@@ -298,23 +332,33 @@ static int spawn(weft_task_t *out, weft_fn fn, void *arg,
 		return -ESHUTDOWN;
 	if (!fn)
 		return -EINVAL;
-	size_t size = opts && opts->stack_size ? opts->stack_size
-					       : rt->stack_size;
-	if (size < WEFT_STACK_MIN || size > WEFT_STACK_MAX)
-		return -EINVAL;
+	size_t size = rt->stack_size; /* checked by weft_run */
+	if (opts && opts->stack_size) {
+		size = opts->stack_size;
+		if (size < WEFT_STACK_MIN || size > WEFT_STACK_MAX)
+			return -EINVAL;
+	}
 	struct weft_task *t = task_alloc(self ? self->task_cache : NULL);
 	if (!t)
 		return -ENOMEM;
 
+	/* A recycled struct holds what its last task left (task_recycle
+	 * says what that is): result is the task's own to write (and
+	 * start_task's, if it gets no stack), joiner is NULL. */
+	WEFT_ASSERT(!t->joiner);
 	t->fn = fn;
 	t->arg = arg;
-	t->result = NULL;
 	t->error = 0;
-	t->stack.base = NULL;
+	/* The struct's last task's stack serves this one if it asked for the
+	 * same size (task.h); a size seldom changes. */
+	if (t->stack.base && t->stack_size != size) {
+		weft__stack_free(&t->stack, self ? self->stack_cache : NULL);
+		t->stack.base = NULL;
+	}
 	t->stack_size = size;
+	t->ctx.sp = NULL; /* not yet run */
 	t->join_state = out ? 0 : JOIN_DETACHED;
-	t->spawned_detached = !out;
-	t->joiner = NULL;
+	t->handle_made = out != NULL;
 	t->deadline = WEFT_NO_DEADLINE;
 	t->scope = NULL;
 	/* Ids unique without a shared counter: each worker counts its own. */
@@ -350,34 +394,34 @@ static int spawn(weft_task_t *out, weft_fn fn, void *arg,
 		out->task = t;
 		out->gen = handle_gen(t);
 	}
-	bool from_task = self && self->current;
-	if (from_task) {
-		/* Run-next, as Go's newproc: a spawner that exits or waits
-		 * next (chains, fan-out then join) hands its successor a
-		 * warm cache, and an idle worker steals it only if it sits. */
-		weft__worker_run_next(self, t, true);
-	} else if (self) {
+	/* Run-next, as Go's newproc: a spawner that exits or waits next
+	 * (chains, fan-out then join) hands its successor a warm cache, and
+	 * an idle worker steals it only if it sits. */
+	bool pushed = false; /* the task run-next held went to the deque */
+	if (self && self->current)
+		pushed = weft__runq_run_next(self, t, true);
+	else if (self)
 		weft__worker_push(self, t);
-	} else {
+	else
 		weft__inject_push(&rt->inject, t);
-	}
 	weft__notify_work(rt); /* spawned to run in parallel */
 	/* Backpressure: a task spawning faster than the workers run tasks
 	 * would pile up an unbounded backlog, a cold struct per task. Once
-	 * its worker's queue is full it yields, so the tasks ahead of it run
-	 * first, on a warm cache. */
-	if (from_task && weft__deque_full(&self->deque))
+	 * its worker's deque is full it yields, so the tasks ahead of it run
+	 * first, on a warm cache. Only a spawn that pushed can have filled
+	 * it: one into an empty run-next slot (a chain) does not look. */
+	if (pushed && weft__deque_full(&self->deque))
 		weft__worker_yield(self);
 	return 0;
 }
 
 /* ---- finishing and joining ---------------------------------------------- */
 
-void weft__task_finished(struct weft_task *t)
+void weft__task_finished(struct weft_worker *w, struct weft_task *t)
 {
 	struct weft_runtime *rt = atomic_load(&weft__rt);
-	/* Spawned detached, nobody can ever join: no joiner to look for. */
-	if (!t->spawned_detached) {
+	/* No handle was made, nobody can ever join: no joiner to look for. */
+	if (t->handle_made) {
 		weft__spin_lock(&t->join_lock);
 		t->join_state |= JOIN_DONE;
 		struct weft__waiter *j = t->joiner;
@@ -389,9 +433,7 @@ void weft__task_finished(struct weft_task *t)
 	atomic_store_explicit(&t->alive, false, memory_order_release);
 	/* Either drain() sees this count, or we see DRAINING (the seq_cst RMW
 	 * orders the two) and check under its mutex. */
-	struct weft_worker *self = weft__self();
-	atomic_fetch_add(self ? &self->tasks_finished : &rt->foreign_finished,
-			 1);
+	atomic_fetch_add(&w->tasks_finished, 1);
 	if (atomic_load(&rt->state) != RT_RUNNING) {
 		pthread_mutex_lock(&rt->mu);
 		if (weft__live_tasks(rt) == 0) {
@@ -400,7 +442,8 @@ void weft__task_finished(struct weft_task *t)
 		}
 		pthread_mutex_unlock(&rt->mu);
 	}
-	task_unref(t);
+	if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
+		task_recycle(t, w->task_cache);
 }
 
 static void join_unlock(void *t)
@@ -563,8 +606,10 @@ int weft_shield_leave(struct weft_shield *s)
 weft_task_t weft_current(void)
 {
 	struct weft_task *t = weft__task_current();
-	weft_task_t h = { t, t ? handle_gen(t) : 0 };
-	return h;
+	if (!t)
+		return (weft_task_t){ NULL, 0 };
+	t->handle_made = true; /* its recycling must stale this handle */
+	return (weft_task_t){ t, handle_gen(t) };
 }
 
 const char *weft_task_name(weft_task_t h)

@@ -5,12 +5,22 @@
  * (a plain thread may still hold a handle, or be inside weft_join, when
  * weft_run returns), so a stale handle never points at unmapped memory; a
  * handle is checked by the run it came from and by its generation, which
- * changes each time the struct is recycled. A task that is never joined
+ * changes each time the struct is recycled after a handle to its task was
+ * made (none made, none to stale). A task that is never joined
  * nor detached keeps its struct, as leaked memory would. The runtime
  * itself is freed only once no plain thread is inside weft_spawn_opts. A task
  * holds two references at spawn: its own run, and its handle (none when
  * spawned detached). Finishing drops one, joining or detaching the other;
  * the last drop recycles the struct.
+ *
+ * Stacks: t->stack is the task's, from its first run (t->ctx.sp set) to
+ * its end. A task that ends with no handle left is recycled at once, and
+ * its struct keeps the stack for the struct's next task, which takes it if
+ * it asks for the same size (else spawn returns it to the stack pool):
+ * that spares both a trip through the stack pool. So a free struct, or one
+ * spawned but not yet run, may hold a stack; t->ctx.sp, NULL from spawn
+ * to the first run, is what says whether the task ran. A new run drops
+ * what the structs kept (weft__task_run_begin): the stack pool was freed.
  *
  * Strangers: a struct is reached without a reference by a timer entry that
  * fires after its wait ended (a worker or the monitor pops a batch of due
@@ -23,8 +33,12 @@
  *    for (wait_seq, which only grows, across recycling too) or the handle
  *    (gen) is still current; under join_lock it checks gen and leaves;
  *  - so the fields wait_lock guards change only under it, spawn included:
- *    recycling resets them under the lock (task_unref) and spawn never
- *    writes them. A plain store in spawn raced with a late fire (tsan).
+ *    recycling resets them under the lock (task_recycle) and spawn never
+ *    writes them. A plain store in spawn raced with a late fire (tsan);
+ *  - the sweep cancels the struct's current generation, which does not
+ *    change if the task made no handle: a sweep that meets the struct as
+ *    it is recycled may cancel its next task, which was spawned while the
+ *    runtime drains, to be cancelled anyway.
  *
  * Locks (spinlocks, never held across a switch):
  *   wait_lock guards waiting/wait_seq/wait_since/wait_until/shield:
@@ -64,8 +78,8 @@ struct weft_task {
 	void *arg;
 	void *result;
 	int error;               /* -ENOMEM if it never got a stack */
-	struct weft_stack stack; /* base NULL until it first runs */
-	size_t stack_size;
+	struct weft_stack stack; /* see "Stacks" above */
+	size_t stack_size;       /* what spawn asked for */
 	_Atomic uint64_t gen;
 	_Atomic int refs;
 	_Atomic bool alive; /* spawned and not yet finished */
@@ -73,7 +87,8 @@ struct weft_task {
 
 	unsigned join_lock;
 	unsigned join_state;
-	bool spawned_detached; /* spawned without a handle: never joined */
+	bool handle_made; /* by spawn or weft_current: its recycling changes
+			   * gen, and a joiner may come (task_recycle) */
 	struct weft__waiter *joiner;
 
 	unsigned wait_lock;
@@ -110,8 +125,8 @@ struct weft_task {
 /* weft__task_park() and weft__task_ready(), the scheduler's side of
  * waiting, are declared in park.h. */
 
-/* Called by the scheduler once a task has returned and switched out. */
-void weft__task_finished(struct weft_task *t);
+/* Called by w's scheduler once t has returned and switched out. */
+void weft__task_finished(struct weft_worker *w, struct weft_task *t);
 
 /* Takes t->wait_lock, first in the lock order: the caller holds no other
  * spinlock. */
@@ -137,8 +152,9 @@ struct weft_task_cache;
 struct weft_task_cache *weft__task_cache_new(void);
 void weft__task_cache_free(struct weft_task_cache *c);
 /* weft_run's side of the lifetime rules above: a new run number (handles
- * of earlier runs go stale), and waiting out the plain threads inside
- * weft_spawn_opts. */
+ * of earlier runs go stale, and the stacks free structs kept are dropped:
+ * before any worker starts, after the stack pool's init), and waiting out
+ * the plain threads inside weft_spawn_opts. */
 void weft__task_run_begin(void);
 void weft__task_foreign_quiesce(void);
 /* Calls fn(t, arg) on every live task (shutdown cancellation, weft_dump).

@@ -56,14 +56,17 @@ static struct weft_task *find_task(struct weft_runtime *rt,
 
 /* ---- running ------------------------------------------------------------ */
 
-/* Gives a task its stack on its first run. false: it could not have one,
- * and has been finished with -ENOMEM. */
+/* Gives a task its stack on its first run, unless its struct kept one
+ * (task.h). false: it could not have one, and has been finished with
+ * -ENOMEM. */
 static bool start_task(struct weft_worker *w, struct weft_task *t)
 {
-	if (weft__stack_alloc(&t->stack, t->stack_size, w->stack_cache)) {
+	if (!t->stack.base &&
+	    weft__stack_alloc(&t->stack, t->stack_size, w->stack_cache)) {
 		t->stack.base = NULL;
+		t->result = NULL;
 		t->error = -ENOMEM;
-		weft__task_finished(t);
+		weft__task_finished(w, t);
 		return false;
 	}
 	weft__switch_task_init(t);
@@ -73,14 +76,26 @@ static bool start_task(struct weft_worker *w, struct weft_task *t)
 static void task_exited(struct weft_worker *w, struct weft_task *t)
 {
 	weft__switch_task_exit(t);
-	weft__stack_free(&t->stack, w->stack_cache);
-	t->stack.base = NULL;
-	weft__task_finished(t);
+	/* Only the run's reference left: finishing recycles the struct (or
+	 * a stranger's put does, soon), which keeps the stack for its next
+	 * task (task.h). Relaxed: the load orders nothing, it only picks a
+	 * path. A 2 that a handle's holder turns into 1 meanwhile sends the
+	 * stack back to the pool, as before; a 1 rises only by a stranger's
+	 * weft__task_get, whose put then recycles the struct, stack and
+	 * all. */
+	if (t->stack.pooled &&
+	    atomic_load_explicit(&t->refs, memory_order_relaxed) == 1) {
+		weft__stack_keep(&t->stack);
+	} else {
+		weft__stack_free(&t->stack, w->stack_cache);
+		t->stack.base = NULL;
+	}
+	weft__task_finished(w, t);
 }
 
 static void run_task(struct weft_worker *w, struct weft_task *t)
 {
-	if (!t->stack.base && !start_task(w, t))
+	if (!t->ctx.sp && !start_task(w, t))
 		return;
 	weft__latency_check(&w->stats, t);
 	weft__switch_set_current(w, t);

@@ -2,6 +2,7 @@
  * the stream mid-line and mid-readexactly, deadlines and cancellation that
  * keep the data, resets, buffered writes that survive a timed-out flush,
  * the graceful close, plain threads, bad input. Loopback only. */
+#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
@@ -625,6 +626,37 @@ START_TEST(plain_thread)
 }
 END_TEST
 
+/* ---- writing to a pipe ------------------------------------------------- */
+
+/* A flush sends one piece with weft_send, which a pipe refuses
+ * (-ENOTSOCK): the stream writes with weft_writev instead, from then on. */
+static void *pipe_main(void *arg)
+{
+	struct weft_stream s;
+	char buf[16];
+	struct iovec v = { buf, sizeof(buf) };
+	int fds[2];
+
+	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+	ck_assert_int_eq(weft_stream_init(&s, fds[1], 0), 0);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(weft_stream_write(&s, "piped\n", 6), 6);
+		ck_assert_int_eq(weft_stream_flush(&s), 0);
+		ck_assert_int_eq(weft_readv(fds[0], &v, 1), 6);
+		ck_assert(!memcmp(buf, "piped\n", 6));
+	}
+	ck_assert(s.not_socket);
+	ck_assert_int_eq(weft_stream_close(&s, 0), 0);
+	close(fds[0]);
+	return NULL;
+}
+
+START_TEST(write_to_pipe)
+{
+	weft_test_run(pipe_main, NULL, WORKERS);
+}
+END_TEST
+
 START_TEST(bad_input)
 {
 	struct weft_stream s;
@@ -662,6 +694,7 @@ int main(void)
 	tcase_add_test(tc, write_timeout_keeps_order);
 	tcase_add_test(tc, graceful_close);
 	tcase_add_test(tc, plain_thread);
+	tcase_add_test(tc, write_to_pipe);
 	tcase_add_test(tc, bad_input);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);

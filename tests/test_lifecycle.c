@@ -4,6 +4,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <unistd.h>
 #include "test_util.h"
@@ -284,6 +287,202 @@ START_TEST(cancelled_task_completes_at_once)
 }
 END_TEST
 
+/* ---- the stack a recycled struct keeps --------------------------------- */
+
+/*
+ * A task that ends with no handle left leaves its stack in its struct for
+ * the struct's next task (task.h). One worker, so the struct freed last is
+ * the one the next spawn takes.
+ */
+static struct weft_event stack_noted;
+static uintptr_t noted_sp;
+
+static void *note_stack(void *arg)
+{
+	volatile char here = 0;
+	noted_sp = (uintptr_t)&here;
+	weft_event_set(&stack_noted);
+	return NULL;
+}
+
+/* A frame of 128 KiB, touched at both ends: on a smaller stack it runs
+ * into the guard page. */
+static void *big_frame(void *arg)
+{
+	volatile char buf[128 * 1024];
+	buf[0] = buf[sizeof(buf) - 1] = 1;
+	noted_sp = (uintptr_t)&buf[0];
+	weft_event_set(&stack_noted);
+	return NULL;
+}
+
+/* Spawns fn detached with the given stack size (0: the default); returns
+ * where its stack was once it ran. Its struct is back in the cache when
+ * this returns: the one worker ran it to its end before coming back. */
+static uintptr_t stack_of(weft_fn fn, size_t stack_size)
+{
+	struct weft_spawn_opts o = { .stack_size = stack_size };
+	weft_event_clear(&stack_noted);
+	ck_assert_int_eq(weft_spawn_opts(NULL, fn, NULL, &o), 0);
+	ck_assert_int_eq(weft_event_wait(&stack_noted), 0);
+	ck_assert_int_eq(weft_yield(), 0); /* it returns meanwhile */
+	return noted_sp;
+}
+
+static bool same_stack(uintptr_t a, uintptr_t b, size_t size)
+{
+	return (a > b ? a - b : b - a) < size;
+}
+
+static void *kept_stack_main(void *arg)
+{
+	uintptr_t a = stack_of(note_stack, 0);
+	uintptr_t b = stack_of(note_stack, 0);
+	ck_assert(same_stack(a, b, WEFT_STACK_DEFAULT));
+	/* Another size: the kept stack is not reused, and the frame fits. */
+	uintptr_t c = stack_of(big_frame, 256 * 1024);
+	ck_assert(!same_stack(a, c, WEFT_STACK_DEFAULT));
+	uintptr_t d = stack_of(note_stack, 0);
+	ck_assert(!same_stack(c, d, 256 * 1024));
+	return NULL;
+}
+
+START_TEST(recycled_struct_keeps_its_stack)
+{
+	weft_test_run(kept_stack_main, NULL, 1);
+}
+END_TEST
+
+/*
+ * The stacks kept in free structs belong to the stack pool of the run
+ * that ended, whose memory is gone: a new run must not reuse them. Each
+ * run holds twice as many tasks at once as the run before, each noting its
+ * stack: if a run reused the stacks of the last, they would fault, or (the
+ * new pool mapped where the old one was) overlap the stacks the new pool
+ * hands the other half.
+ */
+#define KEPT 64
+#define KEPT_RUNS 3
+static struct weft_event kept_release;
+static uintptr_t kept_sp[KEPT << (KEPT_RUNS - 1)];
+static atomic_int kept_waiting;
+
+static void *hold_stack(void *arg)
+{
+	volatile char here = 0;
+	kept_sp[(intptr_t)arg] = (uintptr_t)&here;
+	atomic_fetch_add(&kept_waiting, 1);
+	ck_assert_int_eq(weft_event_wait(&kept_release), 0);
+	atomic_fetch_sub(&kept_waiting, 1);
+	return NULL;
+}
+
+static int cmp_sp(const void *a, const void *b)
+{
+	uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void *hold_stacks_main(void *arg)
+{
+	int n = (int)(intptr_t)arg;
+	weft_event_clear(&kept_release);
+	for (intptr_t i = 0; i < n; i++)
+		ck_assert_int_eq(weft_spawn(NULL, hold_stack, (void *)i), 0);
+	while (atomic_load(&kept_waiting) < n)
+		weft_yield();
+	qsort(kept_sp, (size_t)n, sizeof(*kept_sp), cmp_sp);
+	for (int i = 1; i < n; i++)
+		ck_assert(!same_stack(kept_sp[i - 1], kept_sp[i],
+				      WEFT_STACK_DEFAULT));
+	weft_event_set(&kept_release);
+	while (atomic_load(&kept_waiting) > 0)
+		weft_yield();
+	return NULL;
+}
+
+START_TEST(kept_stacks_dropped_between_runs)
+{
+	for (int run = 0; run < KEPT_RUNS; run++)
+		weft_test_run(hold_stacks_main, (void *)(intptr_t)(KEPT << run),
+			      1);
+}
+END_TEST
+
+/* ---- what a detached task leaves in its struct -------------------------- */
+
+/*
+ * A task spawned detached makes no handle, so its struct is recycled
+ * without the generation change that stales handles, unless it asked
+ * weft_current for one; and a task may return inside a shield, which its
+ * struct's next task must not inherit. One worker: the next spawn takes
+ * the struct freed last.
+ */
+static weft_task_t own_handle;
+static struct weft_event next_go;
+
+static void *note_own_handle(void *arg)
+{
+	own_handle = weft_current();
+	return NULL;
+}
+
+static void *return_shielded(void *arg)
+{
+	static struct weft_shield s;
+	ck_assert_int_eq(weft_shield_enter(&s), 0);
+	return NULL; /* inside it */
+}
+
+static void *wait_next_go(void *arg)
+{
+	*(weft_task_t *)arg = weft_current();
+	return (void *)(intptr_t)weft_event_wait(&next_go);
+}
+
+/* Spawns fn detached and lets it run to its end. */
+static void run_detached(weft_fn fn)
+{
+	ck_assert_int_eq(weft_spawn(NULL, fn, NULL), 0);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(weft_yield(), 0);
+}
+
+static void *detached_leftovers_main(void *arg)
+{
+	weft_task_t next, self;
+	void *r;
+
+	/* A handle from weft_current goes stale when its struct is reused. */
+	run_detached(note_own_handle);
+	weft_event_clear(&next_go);
+	ck_assert_int_eq(weft_spawn(&next, wait_next_go, &self), 0);
+	ck_assert_int_eq(weft_yield(), 0); /* it waits */
+	ck_assert_ptr_eq(self.task, own_handle.task);
+	ck_assert_int_eq(weft_cancel(own_handle), -ESRCH);
+	ck_assert_int_eq(weft_is_cancelled(own_handle), -ESRCH);
+	ck_assert_int_ge(weft_event_set(&next_go), 0);
+	ck_assert_int_eq(weft_join(next, &r), 0);
+	ck_assert_ptr_eq(r, (void *)0); /* not cancelled by the stale one */
+
+	/* The shield a task returned inside is gone with it. */
+	run_detached(return_shielded);
+	weft_event_clear(&next_go);
+	ck_assert_int_eq(weft_spawn(&next, wait_next_go, &self), 0);
+	ck_assert_int_eq(weft_yield(), 0);
+	ck_assert_int_eq(weft_cancel(next), 0);
+	ck_assert_int_ge(weft_event_set(&next_go), 0);
+	ck_assert_int_eq(weft_join(next, &r), 0);
+	ck_assert_ptr_eq(r, (void *)(intptr_t)-ECANCELED);
+	return NULL;
+}
+
+START_TEST(detached_task_leftovers)
+{
+	weft_test_run(detached_leftovers_main, NULL, 1);
+}
+END_TEST
+
 /* One case per test, so CK_RUN_CASE=<name> runs one alone. */
 static void add(Suite *s, const char *name, const TTest *test)
 {
@@ -302,5 +501,8 @@ int main(void)
 	add(s, "detached_spawns", detached_spawns_through_shutdown);
 	add(s, "joined_spawns", joined_spawns_through_shutdown);
 	add(s, "cancelled", cancelled_task_completes_at_once);
+	add(s, "kept_stack", recycled_struct_keeps_its_stack);
+	add(s, "kept_stacks_between_runs", kept_stacks_dropped_between_runs);
+	add(s, "detached_leftovers", detached_task_leftovers);
 	return weft_test_main(s);
 }

@@ -3,10 +3,10 @@
  * and StreamWriter, Go's bufio). Part of <weft.h>.
  *
  * A stream wraps a connected socket (or pipe) fd with a read buffer and a
- * write buffer. It is built on weft_recv, weft_writev, weft_shutdown and
- * weft_close only, so it works on every I/O driver, from tasks and from
- * plain threads (where the calls block the thread and deadlines do not
- * exist).
+ * write buffer. It is built on weft_recv, weft_send, weft_writev,
+ * weft_shutdown and weft_close only, so it works on every I/O driver, from
+ * tasks and from plain threads (where the calls block the thread and
+ * deadlines do not exist).
  *
  * Reading. The read calls return what they took out of the stream, or fail
  * having taken nothing: on -ECANCELED, -ETIMEDOUT, -EMSGSIZE, -ENODATA or an
@@ -22,12 +22,13 @@
  *     the end of the stream the calls return 0 instead: a clean end.
  *
  * Writing. weft_stream_write copies into the write buffer (and sends once
- * it is full); weft_stream_flush sends what is buffered with one vectored
- * send (weft_writev), looping only over short sends. On -ECANCELED or
- * -ETIMEDOUT the bytes not yet sent stay buffered, in order, for the next
- * flush: nothing is lost or sent twice. Any other send error (-EPIPE,
- * -ECONNRESET, ...) is final: the buffered bytes are dropped and every
- * later write or flush returns that error (Go's bufio.Writer does the same).
+ * it is full); weft_stream_flush sends what is buffered with one send
+ * (weft_send; weft_writev over a pipe), looping only over short sends. On
+ * -ECANCELED or -ETIMEDOUT the bytes not yet sent stay buffered, in order,
+ * for the next flush: nothing is lost or sent twice. Any other send error
+ * (-EPIPE, -ECONNRESET, ...) is final: the buffered bytes are dropped and
+ * every later write or flush returns that error (Go's bufio.Writer does the
+ * same).
  *
  * A stream is used by one task (or thread) at a time; a reader task and a
  * writer task may share one stream (the two halves touch different fields)
@@ -62,7 +63,8 @@ struct weft_stream {
 	/* write side: bytes wbuf[0, wlen) */
 	char *wbuf;
 	size_t wcap, wlen;
-	int werror; /* a final send error, or 0 */
+	int werror;      /* a final send error, or 0 */
+	bool not_socket; /* a send said ENOTSOCK: writev from then on */
 };
 
 /* Initialises s over the connected fd; limit is the longest line
