@@ -102,9 +102,8 @@ int weft_metrics(struct weft_metrics *m)
 	memset(m, 0, sizeof(*m));
 	m->version = WEFT_METRICS_VERSION;
 	m->workers = rt->nworkers;
-	/* Finished before spawned, as weft__live_tasks: alive never
-	 * goes negative. */
-	m->tasks_finished = load(&rt->foreign_finished);
+	/* Spawns off the workers; the workers' own, and every finish, come
+	 * with add_worker. Not a snapshot: alive is clamped at 0 below. */
 	m->tasks_spawned = load(&rt->foreign_spawned);
 	for (int i = 0; i < rt->nworkers; i++) {
 		struct weft_worker_metrics w;

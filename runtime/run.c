@@ -167,7 +167,7 @@ static void stop_workers(struct weft_runtime *rt, int started)
  */
 int64_t weft__live_tasks(struct weft_runtime *rt)
 {
-	uint64_t finished = atomic_load(&rt->foreign_finished);
+	uint64_t finished = 0;
 	for (int i = 0; i < rt->nworkers; i++)
 		finished += atomic_load(&rt->workers[i].tasks_finished);
 	uint64_t spawned = atomic_load(&rt->foreign_spawned);

@@ -96,9 +96,9 @@ struct weft_runtime {
 	struct weft_idle idle;
 	struct weft_monitor monitor;
 	_Atomic int state;
-	/* Tasks spawned and finished off the workers; the workers count
-	 * theirs in struct weft_worker. */
-	_Atomic uint64_t foreign_spawned, foreign_finished;
+	/* Tasks spawned off the workers; the workers count theirs, and every
+	 * task's finish (tasks finish on workers), in struct weft_worker. */
+	_Atomic uint64_t foreign_spawned;
 	_Atomic uint64_t next_id;
 
 	pthread_mutex_t mu; /* guards the fields below */
