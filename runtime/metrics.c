@@ -1,5 +1,6 @@
 /* weft_metrics: reads the counters every worker keeps (see metrics.h). */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "metrics.h"
@@ -8,9 +9,30 @@
 #include "blocking.h"
 
 uint64_t weft__tsc_mult;
+uint64_t weft__latency_mask = WEFT_LATENCY_SAMPLE - 1;
 
-void weft__latency_calibrate(void)
+int64_t weft__latency_config(const struct weft_config *cfg)
 {
+	enum weft_latency_mode mode = cfg ? cfg->latency : WEFT_LATENCY_DEFAULT;
+	if (mode == WEFT_LATENCY_DEFAULT) {
+		const char *env = getenv("WEFT_LATENCY");
+		if (!env || !*env || !strcmp(env, "sampled"))
+			mode = WEFT_LATENCY_SAMPLED;
+		else if (!strcmp(env, "exact"))
+			mode = WEFT_LATENCY_EXACT;
+		else
+			return -EINVAL;
+	}
+	if (mode == WEFT_LATENCY_SAMPLED)
+		return WEFT_LATENCY_SAMPLE - 1;
+	if (mode == WEFT_LATENCY_EXACT)
+		return 0;
+	return -EINVAL;
+}
+
+void weft__latency_start(uint64_t mask)
+{
+	weft__latency_mask = mask;
 	int64_t t0 = weft_now(), t1;
 	uint64_t c0 = weft__cycles(), c1;
 	do {

@@ -12,6 +12,10 @@
  *    sampled; it is written before t is published to a run queue and read
  *    by the worker that took t from there (the queue's release/acquire
  *    orders the two), and reset by that worker. So it is 0 while t runs.
+ *  - Exact mode (weft__latency_mask == 0): every transition that makes a
+ *    task runnable marks it (spawn, wake, yield, direct or not), and every
+ *    run that task_runs counts checks it, so each run finds a mark and the
+ *    histogram's total equals task_runs once no task is between the two.
  *
  * The clock is the time-stamp counter, read inline (no call: a call on the
  * switch path would make the compiler save more registers on every
@@ -29,6 +33,7 @@
 #include "cycles.h"
 
 #include "weft/metrics.h"
+#include "weft/task.h"
 #include "weft/time.h"
 
 struct __attribute__((aligned(64))) weft__worker_stats {
@@ -51,19 +56,38 @@ static inline void weft__stat_add(_Atomic uint64_t *c, uint64_t n)
 }
 
 /* Nanoseconds per time-stamp-counter tick, times 2^32. Set by
- * weft__latency_calibrate() before the workers start (pthread_create
+ * weft__latency_start() before the workers start (pthread_create
  * orders it before their reads), read-only afterwards. */
 extern uint64_t weft__tsc_mult;
 
-/* Measures weft__tsc_mult (about 20 us). */
-void weft__latency_calibrate(void);
+/* Which runnable transitions are timed: those whose number (any
+ * per-worker sequence the caller has at hand) has no bit of the mask set.
+ * WEFT_LATENCY_SAMPLE - 1 by default, 0 in exact mode: every one. Set by
+ * weft__latency_start() before weft__rt is published and the workers are
+ * created (the seq_cst store and pthread_create order it before every
+ * read), read-only while the runtime runs. */
+extern uint64_t weft__latency_mask;
 
-/* Marks t runnable for the histogram if the transition numbered count
- * (any per-worker sequence the caller has at hand) is sampled. t->ready_at
- * is 0 before (t ran since its last mark, or was just spawned). */
+/* The histogram's mode from cfg and $WEFT_LATENCY, as a mask: >= 0, or
+ * -EINVAL for a bad mode. */
+int64_t weft__latency_config(const struct weft_config *cfg);
+
+/* Sets the mask and measures weft__tsc_mult (about 20 us). */
+void weft__latency_start(uint64_t mask);
+
+/* Marks t runnable for the histogram if the transition numbered count is
+ * sampled. One test and a predictable branch when it is not. */
 #define weft__latency_mark(t, count)                                           \
 	do {                                                                   \
-		if (__builtin_expect((count) % WEFT_LATENCY_SAMPLE == 0, 0))   \
+		if (__builtin_expect((weft__latency_mask & (count)) == 0, 0))  \
+			(t)->ready_at = (int64_t)weft__cycles();               \
+	} while (0)
+
+/* Marks t runnable in exact mode only: for the transitions too frequent
+ * to number (direct yields), sampled otherwise by their slower kin. */
+#define weft__latency_mark_exact(t)                                            \
+	do {                                                                   \
+		if (__builtin_expect(weft__latency_mask == 0, 0))              \
 			(t)->ready_at = (int64_t)weft__cycles();               \
 	} while (0)
 

@@ -39,9 +39,11 @@ switch_direct(struct weft_worker *w, enum weft_switch_reason reason,
 		return false;
 	weft__switch_check_stack(t);
 	if (reason == SWITCH_YIELD) {
-		/* Not marked for the latency histogram: two instructions
-		 * more on the fastest path. The yields the scheduler requeues
-		 * (worker.c's run_task) are its sample of yields. */
+		/* Marked in exact mode only: by default the yields the
+		 * scheduler requeues (worker.c's run_task) are the
+		 * histogram's sample of yields, and this, the fastest path,
+		 * pays a load and a branch. */
+		weft__latency_mark_exact(t);
 		weft__runq_append_yielded(w, t);
 	} else {
 		w->direct_unlock = unlock;
@@ -100,6 +102,9 @@ void weft__task_ready(struct weft_task *t)
 	struct weft_runtime *rt = atomic_load(&weft__rt);
 	struct weft_worker *w = weft__self();
 	if (!w) {
+		/* A plain thread's wakes, numbered per thread for sampling. */
+		static _Thread_local uint64_t plain_wakes;
+		weft__latency_mark(t, plain_wakes++);
 		weft__inject_push(&rt->inject, t);
 		weft__notify_work(rt);
 		return;

@@ -224,14 +224,18 @@ static int run(weft_fn main, void *arg, const struct weft_config *cfg,
 	int64_t stall = weft__stall_config(cfg);
 	if (stall < 0)
 		return (int)stall;
+	int64_t latency_mask = weft__latency_config(cfg);
+	if (latency_mask < 0)
+		return (int)latency_mask;
 	int err;
 	struct weft_runtime *rt = new_runtime(cfg, &err);
 	if (!rt)
 		return err;
 	weft__task_run_begin();
+	/* Before rt is published: whoever finds rt sees the mask. */
+	weft__latency_start((uint64_t)latency_mask);
 	atomic_store(&weft__rt, rt);
 	int started;
-	weft__latency_calibrate();
 	weft__driver_set_kind(rt->io);
 	weft__overflow_install();
 	err = weft__stall_start(rt, stall, cfg);

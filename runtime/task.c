@@ -372,6 +372,8 @@ spawn(weft_task_t *out, weft_fn fn, void *arg,
 	t->ready_at = 0;
 	if (self)
 		weft__latency_mark(t, self->spawned);
+	else /* a plain thread's spawn, numbered by rt->next_id */
+		weft__latency_mark(t, t->id / WEFT_WORKERS_MAX);
 	if (opts && opts->name) {
 		size_t len = strnlen(opts->name, WEFT_NAME_MAX - 1);
 		memcpy(t->name, opts->name, len);

@@ -101,9 +101,9 @@ static void task_exited(struct weft_worker *w, struct weft_task *t)
 
 static void run_task(struct weft_worker *w, struct weft_task *t)
 {
+	weft__latency_check(&w->stats, t); /* a run, even one that fails */
 	if (!t->ctx.sp && !start_task(w, t))
 		return;
-	weft__latency_check(&w->stats, t);
 	weft__switch_set_current(w, t);
 	weft__switch_to_task(w, t);
 	t = w->current; /* direct yields may have switched to others */

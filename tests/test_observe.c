@@ -276,6 +276,212 @@ START_TEST(metrics_bad_input)
 }
 END_TEST
 
+/* ---- the latency histogram: exact and sampled --------------------------- */
+
+static void *yield_n(void *arg)
+{
+	for (long i = 0; i < (long)arg; i++)
+		ck_assert_int_eq(weft_yield(), 0);
+	return NULL;
+}
+
+struct ping {
+	struct weft_queue to, back;
+	long trips;
+};
+
+static void *pong(void *arg)
+{
+	struct ping *p = arg;
+	long v;
+	for (long i = 0; i < p->trips; i++) {
+		ck_assert_int_eq(weft_queue_get(&p->to, &v), 0);
+		ck_assert_int_eq(weft_queue_put(&p->back, &v), 0);
+	}
+	return NULL;
+}
+
+/* Round trips through two queues: every get waits, every put wakes. */
+static void ping_pong_queues(long trips)
+{
+	struct ping p = { WEFT_QUEUE_INIT(sizeof(long), 1),
+			  WEFT_QUEUE_INIT(sizeof(long), 1), trips };
+	weft_task_t t;
+	ck_assert_int_eq(weft_spawn(&t, pong, &p), 0);
+	for (long i = 0; i < trips; i++) {
+		long v = i;
+		ck_assert_int_eq(weft_queue_put(&p.to, &v), 0);
+		ck_assert_int_eq(weft_queue_get(&p.back, &v), 0);
+		ck_assert_int_eq(v, i);
+	}
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	ck_assert_int_eq(weft_queue_destroy(&p.to), 0);
+	ck_assert_int_eq(weft_queue_destroy(&p.back), 0);
+}
+
+static void *sleep_n(void *arg)
+{
+	for (long i = 0; i < (long)arg; i++)
+		ck_assert_int_eq(weft_sleep(50 * WEFT_USEC), 0);
+	return NULL;
+}
+
+struct echo {
+	int fd;
+	long trips;
+};
+
+static void *echo_back(void *arg)
+{
+	struct echo *e = arg;
+	char c;
+	for (long i = 0; i < e->trips; i++) {
+		ck_assert_int_eq(weft_recv(e->fd, &c, 1, 0), 1);
+		ck_assert_int_eq(weft_send(e->fd, &c, 1, 0), 1);
+	}
+	return NULL;
+}
+
+/* Round trips over a socket pair: each recv waits for the driver. */
+static void ping_pong_socket(long trips)
+{
+	int sv[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct echo e = { sv[1], trips };
+	weft_task_t t;
+	ck_assert_int_eq(weft_spawn(&t, echo_back, &e), 0);
+	for (long i = 0; i < trips; i++) {
+		char c = 'x';
+		ck_assert_int_eq(weft_send(sv[0], &c, 1, 0), 1);
+		ck_assert_int_eq(weft_recv(sv[0], &c, 1, 0), 1);
+	}
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* On a blocking-pool thread, a plain thread: spawns from there. */
+static void *spawn_from_thread(void *arg)
+{
+	weft_task_t t;
+	for (long i = 0; i < (long)arg; i++) {
+		ck_assert_int_eq(weft_spawn(&t, nothing, NULL), 0);
+		ck_assert_int_eq(weft_detach(t), 0);
+	}
+	return NULL;
+}
+
+struct latency_result {
+	struct weft_metrics m;
+	bool workers_exact; /* each worker's histogram total == its runs */
+};
+
+/* Every way a task becomes runnable, then the metrics once all is done:
+ * spawns (from tasks and from a plain thread), yields on two workers with
+ * stealing, wakes through queues, timers, I/O, the blocking pool and a
+ * cancel. */
+static void *latency_main(void *arg)
+{
+	long n = SCALED(2000);
+	weft_task_t t[64];
+	for (int i = 0; i < 64; i++)
+		ck_assert_int_eq(weft_spawn(&t[i], busy_ms, NULL), 0);
+	for (int i = 0; i < 64; i++)
+		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+	for (int i = 0; i < 8; i++)
+		ck_assert_int_eq(weft_spawn(&t[i], yield_n, (void *)n), 0);
+	for (int i = 0; i < 8; i++)
+		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+	for (long i = 0; i < n; i++)
+		ck_assert_int_eq(weft_spawn(NULL, nothing, NULL), 0);
+	ping_pong_queues(n);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(weft_spawn(&t[i], sleep_n, (void *)20L), 0);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+	ping_pong_socket(n / 4);
+	ck_assert_int_eq(weft_blocking(spawn_from_thread, (void *)n, NULL), 0);
+	ck_assert_int_eq(weft_spawn(&t[0], sleep_long, NULL), 0);
+	ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_cancel(t[0]), 0);
+	ck_assert_int_eq(weft_join(t[0], NULL), 0);
+	/* The detached ones have finished: the runtime is quiet but for
+	 * this task, whose run was counted and timed as it began. */
+	struct weft_metrics m = metrics_now();
+	while (m.tasks_alive > 1) {
+		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+		m = metrics_now();
+	}
+	struct latency_result *r = arg;
+	r->m = m;
+	/* Per worker too: each run is timed where it is counted. */
+	r->workers_exact = true;
+	for (int i = 0; i < m.workers; i++) {
+		struct weft_worker_metrics w;
+		ck_assert_int_eq(weft_worker_metrics(i, &w), 0);
+		r->workers_exact &= histogram_total(w.latency_ns) ==
+				    w.task_runs;
+	}
+	return NULL;
+}
+
+static struct latency_result latency_run(enum weft_latency_mode mode)
+{
+	struct latency_result r;
+	struct weft_config cfg = { .workers = 2, .latency = mode };
+	ck_assert_int_eq(weft_run(latency_main, &r, &cfg, NULL), 0);
+	ck_assert_uint_gt(r.m.steals, 0);
+	ck_assert_uint_gt(r.m.task_runs, (uint64_t)SCALED(2000) * 8);
+	return r;
+}
+
+START_TEST(latency_exact_counts_every_run)
+{
+	struct latency_result r = latency_run(WEFT_LATENCY_EXACT);
+	ck_assert_uint_eq(histogram_total(r.m.latency_ns), r.m.task_runs);
+	ck_assert(r.workers_exact);
+	ck_assert_int_eq(setenv("WEFT_LATENCY", "exact", 1), 0);
+	r = latency_run(WEFT_LATENCY_DEFAULT);
+	ck_assert_uint_eq(histogram_total(r.m.latency_ns), r.m.task_runs);
+	ck_assert(r.workers_exact);
+	ck_assert_int_eq(unsetenv("WEFT_LATENCY"), 0);
+}
+END_TEST
+
+START_TEST(latency_sampled_by_default)
+{
+	/* Loose: how many yields the scheduler requeues (all timed)
+	 * depends on how often the other worker idles. Some spawns at
+	 * least are not timed. */
+	struct latency_result r = latency_run(WEFT_LATENCY_DEFAULT);
+	uint64_t timed = histogram_total(r.m.latency_ns);
+	ck_assert_uint_ge(timed, r.m.task_runs / WEFT_LATENCY_SAMPLE / 2);
+	ck_assert_uint_lt(timed, r.m.task_runs);
+	/* The configuration wins over the environment. */
+	ck_assert_int_eq(setenv("WEFT_LATENCY", "exact", 1), 0);
+	r = latency_run(WEFT_LATENCY_SAMPLED);
+	timed = histogram_total(r.m.latency_ns);
+	ck_assert_uint_ge(timed, r.m.task_runs / WEFT_LATENCY_SAMPLE / 2);
+	ck_assert_uint_lt(timed, r.m.task_runs);
+	ck_assert_int_eq(unsetenv("WEFT_LATENCY"), 0);
+}
+END_TEST
+
+START_TEST(latency_bad_mode)
+{
+	struct weft_config cfg = { .workers = 1, .latency = 3 };
+	ck_assert_int_eq(weft_run(nothing, NULL, &cfg, NULL), -EINVAL);
+	cfg.latency = -1;
+	ck_assert_int_eq(weft_run(nothing, NULL, &cfg, NULL), -EINVAL);
+	cfg.latency = WEFT_LATENCY_DEFAULT;
+	ck_assert_int_eq(setenv("WEFT_LATENCY", "all", 1), 0);
+	ck_assert_int_eq(weft_run(nothing, NULL, &cfg, NULL), -EINVAL);
+	ck_assert_int_eq(setenv("WEFT_LATENCY", "sampled", 1), 0);
+	ck_assert_int_eq(weft_run(nothing, NULL, &cfg, NULL), 0);
+	ck_assert_int_eq(unsetenv("WEFT_LATENCY"), 0);
+}
+END_TEST
+
 /* ---- task dumps --------------------------------------------------------- */
 
 /* Everything one waiter needs; each waits in a function of its own, which
@@ -1144,6 +1350,9 @@ int main(void)
 	tcase_add_test(tc, metrics_latency_histogram);
 	tcase_add_test(tc, metrics_gauges);
 	tcase_add_test(tc, metrics_bad_input);
+	tcase_add_test(tc, latency_exact_counts_every_run);
+	tcase_add_test(tc, latency_sampled_by_default);
+	tcase_add_test(tc, latency_bad_mode);
 	tcase_add_test(tc, dump_names_each_wait);
 	tcase_add_test(tc, dump_on_signal);
 	tcase_add_test(tc, dump_and_metrics_amid_churn);

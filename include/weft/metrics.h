@@ -29,15 +29,31 @@ extern "C" {
  * 0 counts latencies under 2 ns, bucket i (1 <= i < 39) those in
  * [2^i, 2^(i+1)) ns, bucket 39 everything from 2^39 ns (about 9 minutes).
  *
- * Sampled: one runnable transition in WEFT_LATENCY_SAMPLE per worker is
- * timed (a clock read at each end), as Go tracks one goroutine in eight.
- * Timing every one is not affordable: a read of the CPU's counter (RDTSC)
- * costs 10 to 40 cycles, as much as a whole task switch; measured on an
- * AMD EPYC, timing every run took bench/switch from 18.9 to 42.6 ns a
- * switch (callgrind: +10% instructions only), against weft's 3% budget
- * for observability. Tasks woken from plain threads or the monitor are not
- * sampled. So the histogram's total is about task_runs /
- * WEFT_LATENCY_SAMPLE; its shape is the distribution.
+ * Two modes, chosen at weft_run (cfg.latency, or $WEFT_LATENCY=sampled or
+ * exact; see weft/task.h):
+ *
+ * Sampled, the default: spawns and wakes are timed one in
+ * WEFT_LATENCY_SAMPLE, numbered per worker (per plain thread for the
+ * wakes and spawns plain threads make); yields the scheduler requeues are
+ * all timed, and they are the sample of yields (about one yield in 61 of
+ * a busy worker, those that give the global queue its turn): the yields
+ * that switch straight to the next task are not. So the total is a part
+ * of task_runs, about 1/64 for spawns, wakes and a busy worker's yields,
+ * up to about 1/4 for yields while other workers idle (the scheduler then
+ * requeues them where the idle can steal them), and the shape is the
+ * distribution. Go samples too: its /sched/latencies tracks
+ * one goroutine transition in eight. Timing every one is not affordable
+ * by default: a read of the CPU's counter (RDTSC) costs 10 to 40 cycles,
+ * as much as a whole task switch; measured on an AMD EPYC, timing every
+ * run took bench/switch from 18.9 to 42.6 ns a switch (callgrind: +10%
+ * instructions only), against weft's 3% budget for observability.
+ *
+ * Exact (WEFT_LATENCY_EXACT): every transition that makes a task runnable
+ * is timed, spawns, wakes (by tasks, plain threads, timers, I/O, cancels)
+ * and every yield, so once no task is runnable or running but the reader
+ * the histogram's total equals task_runs, per worker and summed. It costs
+ * two clock reads per switch: for tests and for measuring, not for
+ * production (docs/concepts.md gives the measured cost).
  */
 #define WEFT_LATENCY_BUCKETS 40
 #define WEFT_LATENCY_SAMPLE 64

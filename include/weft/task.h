@@ -37,6 +37,13 @@ enum weft_io_kind {
 	WEFT_IO_EPOLL,    /* epoll: readiness, one epoll fd per worker */
 };
 
+/* How the scheduling-latency histogram is kept (see weft/metrics.h). */
+enum weft_latency_mode {
+	WEFT_LATENCY_DEFAULT = 0, /* $WEFT_LATENCY if set, else sampled */
+	WEFT_LATENCY_SAMPLED,     /* a sample: no measurable cost */
+	WEFT_LATENCY_EXACT,       /* every transition: count == task_runs */
+};
+
 struct weft_stall;
 
 struct weft_config {
@@ -71,6 +78,11 @@ struct weft_config {
 	 * $WEFT_IO if set (auto, io_uring or epoll), else io_uring where it
 	 * can be set up with what weft needs, else epoll, silently. */
 	enum weft_io_kind io;
+	/* The latency histogram's mode. WEFT_LATENCY_DEFAULT (0):
+	 * $WEFT_LATENCY if set (sampled or exact), else sampled. Exact
+	 * times every transition, at a cost (weft/metrics.h): for tests
+	 * and measurements, not for production. */
+	enum weft_latency_mode latency;
 };
 
 #define WEFT_STALL_OFF (-1)
@@ -88,7 +100,7 @@ struct weft_config {
  * freed. cfg may be NULL. Stores main's result in *result if result is not
  * NULL. Returns 0, -EINVAL (bad config or fn, a bad $WEFT_IO, a dump
  * signal that cannot be caught, a stall threshold below WEFT_STALL_OFF, a $WEFT_STALL_MS that is
- * not a number of milliseconds),
+ * not a number of milliseconds, a bad latency mode or $WEFT_LATENCY),
  * -EBUSY (already running in this process), -ENOSYS (io_uring forced by
  * cfg->io or $WEFT_IO but unavailable: a line on stderr says why), -ENOMEM.
  */
