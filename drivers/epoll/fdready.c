@@ -323,16 +323,20 @@ void weft__fdready_event(uint64_t data, uint32_t events)
 int weft__fdready_close(int fd)
 {
 	struct fdrec *rec = rec_of(fd, false);
+	int r;
 
 	if (!rec)
 		return close(fd) ? -errno : 0;
+	/* close(2) under the lock, with forget: a task that tried the fd
+	 * and then takes the lock to wait is ordered against the close by
+	 * it. Closed after unlocking, ThreadSanitizer (which models a close
+	 * as a write to the fd, a recv as a read) saw such a recv race it in
+	 * test_io_stress's crowd. */
 	weft__spin_lock(&rec->lock);
 	forget(rec, fd);
+	r = close(fd) ? -errno : 0;
 	weft__spin_unlock(&rec->lock);
-	/* Outside the lock: close(2) may block (SO_LINGER), and a harvest
-	 * spinning on the lock meanwhile would hold its worker. Events still
-	 * in flight carry the old gen and are dropped. */
-	return close(fd) ? -errno : 0;
+	return r;
 }
 
 void weft__fdready_fresh(int fd)
