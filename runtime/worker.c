@@ -26,7 +26,8 @@
 #include "worker.h"
 
 #define TIMER_CHECK_INTERVAL 16
-#define SEARCH_SPINS 4 /* steal attempts before parking */
+#define SEARCH_SPINS 4       /* steal attempts before parking (epoll) */
+#define SEARCH_SPINS_RING 48 /* under io_uring */
 
 /* Read on every spawn and switch: a line no other global writes. */
 struct weft_runtime *_Atomic weft__rt __attribute__((aligned(64)));
@@ -41,14 +42,19 @@ struct weft_runtime *_Atomic weft__rt __attribute__((aligned(64)));
  * latency (http at 50k req/s, 2 workers: 19 -> 13 us of server CPU per
  * request, p50 85 -> 53 us, p99 1.5-2 ms -> 0.2-0.4 ms with 4), while the
  * message-passing benchmarks moved within their noise, chained_spawn by
- * +7% (bench/README.md). */
+ * +7% (bench/README.md). Under io_uring the 48 stay: a worker's
+ * completions come only to its own ring, and one that parked must be
+ * woken through it; 4 spins cost its closed-loop echo 10% of its
+ * throughput (A/B), where the epoll driver gained 15% by them. */
 static struct weft_task *find_task(struct weft_runtime *rt,
 				   struct weft_worker *w)
 {
 	struct weft_task *t = weft__runq_pick(rt, w, false);
 	if (t || !weft__idle_start_search(rt, w))
 		return t;
-	for (int spin = 0; spin < SEARCH_SPINS; spin++) {
+	int spins = w->driver->kind == WEFT_IO_URING ? SEARCH_SPINS_RING
+						     : SEARCH_SPINS;
+	for (int spin = 0; spin < spins; spin++) {
 		if ((t = weft__steal(rt, w, spin % 16 == 15)))
 			return t;
 		if (atomic_load_explicit(&rt->state, memory_order_relaxed) ==
