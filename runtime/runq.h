@@ -5,17 +5,19 @@
  *
  *   1. A worker's run-next slot (w->runnext): the task the running task
  *      woke or spawned last, to run next on a warm cache. Filled by the
- *      owner only. Others take it when the monitor marked the worker stuck,
- *      or, if it holds a spawn, when a searcher's slower look finds the
- *      owner still on the same task a moment later (steal.c).
+ *      owner only. Others take it when the monitor marked the worker stuck
+ *      or a busy worker found it stalled (steal.h), or, if it holds a
+ *      spawn, when a searcher's slower look finds the owner still on the
+ *      same task a moment later (steal.c).
  *   2. A worker's deque (w->deque): tasks spawned, and tasks moved here
  *      from the other places. The owner pushes and takes at one end; any
  *      worker steals half from the other, at any time.
  *   3. A worker's woken deque (w->woken): tasks woken by the running task
  *      while run-next was taken (each such wake moves the slot's task
  *      here). The owner takes them after its deque. Others take them only
- *      in a burst (WAKE_BURST or more) or once the monitor marked the
- *      worker stuck (weft__runq_woken_open).
+ *      in a burst (WAKE_BURST or more), once the monitor marked the worker
+ *      stuck (weft__runq_woken_open), or when a busy worker found it
+ *      stalled.
  *   4. A worker's ready queue (w->ready, inject.h): tasks its scheduler
  *      woke (I/O events and completions, timers), first in first out.
  *      When its deques run dry the owner moves a batch to its deque,

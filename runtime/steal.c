@@ -101,3 +101,46 @@ struct weft_task *weft__steal(struct weft_runtime *rt, struct weft_worker *w,
 	}
 	return weft__runq_pop_global(rt, w);
 }
+
+/* Everything stranded on a stalled v: half of each place, into w's deque
+ * (the oldest of each on top: they waited longest). */
+static void take_stranded(struct weft_worker *v, struct weft_worker *w)
+{
+	struct weft_task *t;
+	int n;
+	if ((t = steal_half(&v->deque, w)))
+		weft__worker_push(w, t);
+	if ((t = weft__runq_steal_ready(v, w, &n))) {
+		counted(w, (uint64_t)n);
+		weft__worker_push(w, t);
+	}
+	if ((t = steal_half(&v->woken, w)))
+		weft__worker_push(w, t);
+	if ((t = steal_runnext(v, true))) {
+		counted(w, 1);
+		weft__worker_push(w, t);
+	}
+}
+
+void weft__steal_relieve(struct weft_runtime *rt, struct weft_worker *w)
+{
+	struct weft_relief *r = &w->relief;
+	int n = rt->nworkers;
+	if (n < 2)
+		return;
+	if (r->victim == w->id)
+		r->victim = (r->victim + 1) % n;
+	struct weft_worker *v = &rt->workers[r->victim];
+	/* Relaxed: two readings compared, a heuristic; the tasks move only
+	 * through the places' own CAS, as for any thief. */
+	uint64_t ticks = atomic_load_explicit(&v->ticks, memory_order_relaxed);
+	if (r->seen && ticks == r->ticks)
+		take_stranded(v, w);
+	if (r->seen && n > 2) { /* two looks each, then the next */
+		r->victim = (r->victim + 1) % n;
+		r->seen = false;
+	} else {
+		r->seen = true;
+		r->ticks = ticks;
+	}
+}

@@ -145,7 +145,8 @@ static void share_woken(struct weft_runtime *rt, struct weft_worker *w)
 		weft__notify_work(rt);
 }
 
-/* Submissions and I/O events, timers now and then: once per task run. */
+/* Submissions and I/O events, timers and a look at a stalled worker now
+ * and then: once per task run. */
 static void maintain(struct weft_runtime *rt, struct weft_worker *w,
 		     uint64_t tick)
 {
@@ -154,6 +155,10 @@ static void maintain(struct weft_runtime *rt, struct weft_worker *w,
 	    weft__timers_pending(&w->timers))
 		weft__timers_run(w);
 	share_woken(rt, w);
+	if (tick - w->relief.at >= RELIEF_INTERVAL) {
+		w->relief.at = tick;
+		weft__steal_relieve(rt, w);
+	}
 }
 
 /* ---- sleeping ----------------------------------------------------------- */

@@ -49,6 +49,12 @@ struct __attribute__((aligned(64))) weft_worker {
 	int runnext_streak;   /* run-next picks in a row */
 	int global_countdown; /* picks until the global queue's turn */
 	uint64_t rng;
+	struct weft_relief {    /* looks at other workers: steal.h */
+		uint64_t at;    /* own ticks at the last look */
+		uint64_t ticks; /* the victim's ticks at the last look */
+		int victim;
+		bool seen; /* ticks is the victim's */
+	} relief;
 	/* Place 5 of runq.h: tasks that yielded, oldest first. Private to
 	 * the owner. */
 	struct weft_task *yielded_head, *yielded_tail;

@@ -302,6 +302,58 @@ START_TEST(runnext_stolen_from_busy_worker)
 }
 END_TEST
 
+/* A worker kept by one task, as one the OS preempted, strands the tasks
+ * waiting in its places. The other worker, busy yielding, never runs dry
+ * and so never searches, and the monitor's rousing finds no idle worker:
+ * only the busy worker's look (steal.h's relief) runs them. */
+static atomic_bool relief_done;
+static atomic_int relief_ran, yielder_worker;
+
+static void *busy_yielder(void *arg)
+{
+	while (!atomic_load(&relief_done)) {
+		atomic_store(&yielder_worker, weft_worker_id());
+		weft_yield();
+	}
+	return NULL;
+}
+
+static void *stranded_task(void *arg)
+{
+	atomic_fetch_add(&relief_ran, 1);
+	return NULL;
+}
+
+static void *relief_main(void *arg)
+{
+	weft_task_t y, t[8];
+	atomic_store(&relief_done, false);
+	atomic_store(&relief_ran, 0);
+	atomic_store(&yielder_worker, -1);
+	ck_assert_int_eq(weft_spawn(&y, busy_yielder, NULL), 0);
+	/* Kept here, this worker leaves the yielder to the other. */
+	while (atomic_load(&yielder_worker) < 0)
+		weft__cpu_relax();
+	ck_assert_int_ne(atomic_load(&yielder_worker), weft_worker_id());
+	for (int i = 0; i < 8; i++)
+		ck_assert_int_eq(weft_spawn(&t[i], stranded_task, NULL), 0);
+	int64_t until = weft_now() + 10 * WEFT_SEC;
+	while (atomic_load(&relief_ran) < 8 && weft_now() < until)
+		weft__cpu_relax(); /* keeps this worker */
+	ck_assert_int_eq(atomic_load(&relief_ran), 8);
+	atomic_store(&relief_done, true);
+	for (int i = 0; i < 8; i++)
+		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+	ck_assert_int_eq(weft_join(y, NULL), 0);
+	return NULL;
+}
+
+START_TEST(stalled_worker_relieved_by_busy_one)
+{
+	weft_test_run(relief_main, NULL, 2);
+}
+END_TEST
+
 /* Two tasks that wake each other through the run-next slot do not starve
  * a task woken before them: after a streak of run-next picks the worker
  * takes its woken deque. One worker, so nobody else could run it. */
@@ -896,6 +948,7 @@ int main(void)
 	tcase_add_test(tc, shield_from_cancellation);
 	tcase_add_test(tc, shield_scopes);
 	tcase_add_test(tc, runnext_stolen_from_busy_worker);
+	tcase_add_test(tc, stalled_worker_relieved_by_busy_one);
 	tcase_add_test(tc, woken_not_starved_by_runnext);
 	tcase_add_test(tc, timers_of_a_kept_worker);
 	tcase_add_test(tc, many_yields);

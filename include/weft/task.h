@@ -34,7 +34,7 @@ typedef struct weft_task_t {
 enum weft_io_kind {
 	WEFT_IO_AUTO = 0, /* choose at weft_run */
 	WEFT_IO_URING,    /* io_uring: completions, one ring per worker */
-	WEFT_IO_EPOLL,    /* epoll: readiness, one epoll fd per worker */
+	WEFT_IO_EPOLL,    /* epoll: readiness, one poll set shared */
 };
 
 /* How the scheduling-latency histogram is kept (see weft/metrics.h). */
