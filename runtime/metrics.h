@@ -103,14 +103,17 @@ void weft__latency_start(uint64_t mask);
 		}                                                              \
 	} while (0)
 
+/* A duration in time-stamp-counter ticks, in nanoseconds. */
+static inline uint64_t weft__tsc_ns(uint64_t ticks)
+{
+	return (uint64_t)(((unsigned __int128)ticks * weft__tsc_mult) >> 32);
+}
+
 static inline void weft__latency_count(struct weft__worker_stats *s,
 				       int64_t ready_at)
 {
 	int64_t ticks = (int64_t)weft__cycles() - ready_at;
-	uint64_t ns = ticks > 0 ? (uint64_t)(((unsigned __int128)ticks *
-					      weft__tsc_mult) >>
-					     32)
-				: 0;
+	uint64_t ns = ticks > 0 ? weft__tsc_ns((uint64_t)ticks) : 0;
 	int b = ns < 2 ? 0 : 63 - __builtin_clzll(ns);
 	if (b >= WEFT_LATENCY_BUCKETS)
 		b = WEFT_LATENCY_BUCKETS - 1;

@@ -131,16 +131,21 @@ void weft__steal_relieve(struct weft_runtime *rt, struct weft_worker *w)
 	if (r->victim == w->id)
 		r->victim = (r->victim + 1) % n;
 	struct weft_worker *v = &rt->workers[r->victim];
-	/* Relaxed: two readings compared, a heuristic; the tasks move only
+	/* Relaxed: readings compared, a heuristic; the tasks move only
 	 * through the places' own CAS, as for any thief. */
 	uint64_t ticks = atomic_load_explicit(&v->ticks, memory_order_relaxed);
-	if (r->seen && ticks == r->ticks)
+	uint64_t now = weft__cycles();
+	if (r->seen && ticks == r->ticks) {
+		if (weft__tsc_ns(now - r->since) < RELIEF_STALL_NS)
+			return; /* not stalled long enough yet */
 		take_stranded(v, w);
-	if (r->seen && n > 2) { /* two looks each, then the next */
+	}
+	if (r->seen && n > 2) { /* it moved, or was relieved: the next */
 		r->victim = (r->victim + 1) % n;
 		r->seen = false;
-	} else {
-		r->seen = true;
-		r->ticks = ticks;
+		return;
 	}
+	r->seen = true;
+	r->ticks = ticks;
+	r->since = now;
 }

@@ -51,7 +51,8 @@ struct __attribute__((aligned(64))) weft_worker {
 	uint64_t rng;
 	struct weft_relief {    /* looks at other workers: steal.h */
 		uint64_t at;    /* own ticks at the last look */
-		uint64_t ticks; /* the victim's ticks at the last look */
+		uint64_t ticks; /* the victim's ticks, unmoved since */
+		uint64_t since; /* weft__cycles() */
 		int victim;
 		bool seen; /* ticks is the victim's */
 	} relief;
