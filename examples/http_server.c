@@ -266,8 +266,10 @@ static const char ok[] = "HTTP/1.1 200 OK\r\n"
 			 "Content-Length: 13\r\n";
 static const char hello[] = "Hello, World!";
 
-/* Writes [p, p + n) to the stream (or, with p NULL, flushes it), unless the
- * client stops reading for SEND_TIMEOUT. Returns 0 or -errno. */
+/* Writes [p, p + n) to the stream and sends it, unless more requests wait
+ * in the stream (pipelined requests are answered together), all within
+ * SEND_TIMEOUT (a client that stops reading). One deadline scope for both:
+ * a scope costs two clock reads. Returns 0 or -errno. */
 static int send_bounded(struct conn *c, const char *p, size_t n)
 {
 	struct weft_deadline d;
@@ -275,7 +277,9 @@ static int send_bounded(struct conn *c, const char *p, size_t n)
 
 	if (r)
 		return (int)r;
-	r = p ? weft_stream_write(&c->s, p, n) : weft_stream_flush(&c->s);
+	r = weft_stream_write(&c->s, p, n);
+	if (r >= 0 && !weft_stream_buffered(&c->s))
+		r = weft_stream_flush(&c->s);
 	weft_deadline_leave(&d);
 	return r < 0 ? (int)r : 0;
 }
@@ -350,9 +354,6 @@ static void http(int fd)
 		if (r < QUIET)
 			refuse(&c, -r);
 		if (r || !req.keep_alive)
-			break;
-		/* Pipelined requests are answered together. */
-		if (!weft_stream_buffered(&c.s) && send_bounded(&c, NULL, 0))
 			break;
 	}
 	/*
