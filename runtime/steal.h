@@ -9,11 +9,11 @@
  * places, connections it polled among them. A searcher would take them,
  * but under load no worker runs dry, so they waited for the stalled
  * worker's next time slice while the others served their own connections
- * again and again. Tokio and Go leave this to the idle; measured here, it
- * was most of weft's closed-loop tail: with the load generator on the same
- * two CPUs, http's turn p99 (answers on other connections between two on
- * one) fell from 380-536 to 186-214 and its p99 latency from 3.2-4.2 to
- * 1.8-2.1 ms (bench/README.md).
+ * again and again. Tokio and Go leave this to idle workers; measured here,
+ * it was most of weft's closed-loop tail: with the load generator on the
+ * same two CPUs, http's turn p99 (answers on other connections between two
+ * on one) fell from 380-536 to 198-206 and its p99 latency from 3.2-4.2 to
+ * 2.1-2.3 ms, Tokio's 1.6-1.9 (bench/README.md).
  */
 #ifndef WEFT_RUNTIME_STEAL_H
 #define WEFT_RUNTIME_STEAL_H
@@ -38,8 +38,8 @@ struct weft_task *weft__steal(struct weft_runtime *rt, struct weft_worker *w,
  * worker the monitor marked stuck. Costs a load and a time-stamp while the
  * others keep picking. In time, not in w's picks: 61 picks are 4 us of
  * skynet's, in which a worker faulting in a new stack looked stalled, and
- * taking its spawns tripled skynet's time; the servers' tail fell as far
- * with 100 us as with 61 of their picks (~400 us). */
+ * taking its spawns made skynet 3.5 times slower; the servers' tail fell
+ * about as far with 100 us as with 61 of their picks (~400 us). */
 #define RELIEF_INTERVAL 61
 #define RELIEF_STALL_NS (100 * 1000)
 void weft__steal_relieve(struct weft_runtime *rt, struct weft_worker *w);
