@@ -303,16 +303,20 @@ START_TEST(runnext_stolen_from_busy_worker)
 END_TEST
 
 /* A worker kept by one task, as one the OS preempted, strands the tasks
- * waiting in its places. The other worker, busy yielding, never runs dry
- * and so never searches, and the monitor's rousing finds no idle worker:
- * only the busy worker's look (steal.h's relief) runs them. */
+ * waiting in its places. The other workers, busy yielding, never run dry
+ * and so never search, and the monitor's rousing finds no idle worker:
+ * only a busy worker's look (steal.h's relief) runs them. With more than
+ * two workers the lookers take the others in turn, and must get to the
+ * kept one past those that keep picking. */
+#define RELIEF_WORKERS 4
 static atomic_bool relief_done;
-static atomic_int relief_ran, yielder_worker;
+static atomic_int relief_ran;
+static atomic_bool yielder_on[RELIEF_WORKERS];
 
 static void *busy_yielder(void *arg)
 {
 	while (!atomic_load(&relief_done)) {
-		atomic_store(&yielder_worker, weft_worker_id());
+		atomic_store(&yielder_on[weft_worker_id()], true);
 		weft_yield();
 	}
 	return NULL;
@@ -324,33 +328,48 @@ static void *stranded_task(void *arg)
 	return NULL;
 }
 
+/* Whether a yielder ran on every worker but the caller's. */
+static bool others_busy(int workers)
+{
+	for (int i = 0; i < workers; i++)
+		if (i != weft_worker_id() && !atomic_load(&yielder_on[i]))
+			return false;
+	return true;
+}
+
 static void *relief_main(void *arg)
 {
-	weft_task_t y, t[8];
+	int workers = (int)(intptr_t)arg, nyielders = 2 * (workers - 1);
+	weft_task_t y[2 * RELIEF_WORKERS], t[8];
 	atomic_store(&relief_done, false);
 	atomic_store(&relief_ran, 0);
-	atomic_store(&yielder_worker, -1);
-	ck_assert_int_eq(weft_spawn(&y, busy_yielder, NULL), 0);
-	/* Kept here, this worker leaves the yielder to the other. */
-	while (atomic_load(&yielder_worker) < 0)
+	for (int i = 0; i < RELIEF_WORKERS; i++)
+		atomic_store(&yielder_on[i], false);
+	for (int i = 0; i < nyielders; i++)
+		ck_assert_int_eq(weft_spawn(&y[i], busy_yielder, NULL), 0);
+	/* Kept here, this worker leaves the yielders to the others. */
+	int64_t until = weft_now() + 10 * WEFT_SEC;
+	while (!others_busy(workers) && weft_now() < until)
 		weft__cpu_relax();
-	ck_assert_int_ne(atomic_load(&yielder_worker), weft_worker_id());
+	ck_assert(others_busy(workers));
 	for (int i = 0; i < 8; i++)
 		ck_assert_int_eq(weft_spawn(&t[i], stranded_task, NULL), 0);
-	int64_t until = weft_now() + 10 * WEFT_SEC;
+	until = weft_now() + 10 * WEFT_SEC;
 	while (atomic_load(&relief_ran) < 8 && weft_now() < until)
 		weft__cpu_relax(); /* keeps this worker */
 	ck_assert_int_eq(atomic_load(&relief_ran), 8);
 	atomic_store(&relief_done, true);
 	for (int i = 0; i < 8; i++)
 		ck_assert_int_eq(weft_join(t[i], NULL), 0);
-	ck_assert_int_eq(weft_join(y, NULL), 0);
+	for (int i = 0; i < nyielders; i++)
+		ck_assert_int_eq(weft_join(y[i], NULL), 0);
 	return NULL;
 }
 
 START_TEST(stalled_worker_relieved_by_busy_one)
 {
-	weft_test_run(relief_main, NULL, 2);
+	weft_test_run(relief_main, (void *)2, 2);
+	weft_test_run(relief_main, (void *)RELIEF_WORKERS, RELIEF_WORKERS);
 }
 END_TEST
 
