@@ -6,8 +6,9 @@
  * Wake-ups: other threads write the eventfd the owner watches while parked
  * (the io_uring driver keeps a read armed on it; the epoll driver has it
  * registered in the worker's own epoll, or says which other eventfd to
- * write when the worker sleeps in the shared poll set: epoll.h). wake_pending collapses concurrent wake-ups into one write
- * until the owner consumes it.
+ * write when the worker sleeps in the shared poll set: epoll.h).
+ * wake_pending collapses concurrent wake-ups into one write until the owner
+ * consumes it.
  *
  * Invariants:
  *  - wake_pending is 1 from the unparker's exchange until the owner's

@@ -43,10 +43,22 @@ static struct weft_task *steal_half(struct weft_deque *d, struct weft_worker *w)
 	return first;
 }
 
-/* v's run-next task: at once if the monitor found v stuck; if it is a
- * spawn, when v is still busy with the same task a moment later. A woken
+/* Steals half of v's ready queue into ours; returns one task to run now. */
+static struct weft_task *steal_ready(struct weft_worker *v,
+				     struct weft_worker *w)
+{
+	int n;
+	struct weft_task *t = weft__runq_steal_ready(v, w, &n);
+	if (t)
+		counted(w, (uint64_t)n);
+	return t;
+}
+
+/* v's run-next task, for w: at once if the monitor found v stuck; if it is
+ * a spawn, when v is still busy with the same task a moment later. A woken
  * one otherwise stays for v, whose running task will likely park soon. */
-static struct weft_task *steal_runnext(struct weft_worker *v, bool stuck)
+static struct weft_task *steal_runnext(struct weft_worker *v,
+				       struct weft_worker *w, bool stuck)
 {
 	struct weft_task *t = atomic_load(&v->runnext);
 	if (!t || (!stuck && !atomic_load(&v->runnext_spawned)))
@@ -60,6 +72,7 @@ static struct weft_task *steal_runnext(struct weft_worker *v, bool stuck)
 	}
 	if (!atomic_compare_exchange_strong(&v->runnext, &t, NULL))
 		return NULL;
+	counted(w, 1);
 	return t;
 }
 
@@ -74,15 +87,12 @@ static struct weft_task *steal_from(struct weft_worker *v,
 	/* Relaxed, here and below: the monitor's mark is a hint; tasks move
 	 * only through the deques' and run-next's CAS. */
 	bool stuck = atomic_load_explicit(&v->stuck, memory_order_relaxed);
-	int n;
-	if ((t = weft__runq_steal_ready(v, w, &n))) {
-		counted(w, (uint64_t)n);
+	if ((t = steal_ready(v, w)))
 		return t;
-	}
 	if (weft__runq_woken_open(v))
 		t = steal_half(&v->woken, w);
-	if (!t && (stuck || from_runnext) && (t = steal_runnext(v, stuck)))
-		counted(w, 1);
+	if (!t && (stuck || from_runnext))
+		t = steal_runnext(v, w, stuck);
 	if (stuck)
 		atomic_store_explicit(&v->stuck, false, memory_order_relaxed);
 	return t;
@@ -107,19 +117,14 @@ struct weft_task *weft__steal(struct weft_runtime *rt, struct weft_worker *w,
 static void take_stranded(struct weft_worker *v, struct weft_worker *w)
 {
 	struct weft_task *t;
-	int n;
 	if ((t = steal_half(&v->deque, w)))
 		weft__worker_push(w, t);
-	if ((t = weft__runq_steal_ready(v, w, &n))) {
-		counted(w, (uint64_t)n);
+	if ((t = steal_ready(v, w)))
 		weft__worker_push(w, t);
-	}
 	if ((t = steal_half(&v->woken, w)))
 		weft__worker_push(w, t);
-	if ((t = steal_runnext(v, true))) {
-		counted(w, 1);
+	if ((t = steal_runnext(v, w, true)))
 		weft__worker_push(w, t);
-	}
 }
 
 void weft__steal_relieve(struct weft_runtime *rt, struct weft_worker *w)

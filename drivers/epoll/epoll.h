@@ -48,12 +48,4 @@ int weft__epoll_poll_fd(void);
  * poll is worth a system call. Sleeping always waits for events. */
 void weft__epoll_waiters_add(int n);
 
-/* The calling worker's epoll, or NULL on a plain thread or under io_uring. */
-static inline struct weft__epoll *weft__epoll_current(void)
-{
-	struct weft__driver *d = weft__driver_current();
-
-	return d && d->kind == WEFT_IO_EPOLL ? (struct weft__epoll *)d : NULL;
-}
-
 #endif
