@@ -23,8 +23,5 @@ long weft__io_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg,
 		return -EBADF;
 	if (!weft__driver_current())
 		return plain_try(fd, dir, try, arg);
-	bool named = weft__doing_begin(call);
-	long r = weft__fdready_call(fd, dir, try, arg, want);
-	weft__doing_end(named);
-	return r;
+	return weft__fdready_call(fd, dir, try, arg, want, call);
 }

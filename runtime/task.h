@@ -51,6 +51,7 @@
 #ifndef WEFT_RUNTIME_TASK_H
 #define WEFT_RUNTIME_TASK_H
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -142,6 +143,27 @@ static inline bool weft__cancel_in_force(struct weft_task *t)
 {
 	return atomic_load_explicit(&t->cancelled, memory_order_relaxed) &&
 	       !t->shield;
+}
+
+/*
+ * Whether the calling task t (NULL: a plain thread) may not start a
+ * blocking call: -ECANCELED or -ETIMEDOUT as weft__wait_begin would say,
+ * else 0. Without the wait lock, for a call that tries its operation
+ * before it publishes a wait (the epoll path): a cancellation or deadline
+ * that lands after this look finds no wait to abort, and the call, if it
+ * then waits, meets it in weft__wait_begin. The task reads its own shield
+ * (only it sets one) and the cancelled flag (relaxed: a hint that the
+ * locked check in wait_begin makes exact before any wait).
+ */
+static inline int weft__wait_check(struct weft_task *t)
+{
+	if (!t)
+		return 0;
+	if (weft__cancel_in_force(t))
+		return -ECANCELED;
+	if (t->deadline != WEFT_NO_DEADLINE && t->deadline <= weft_now())
+		return -ETIMEDOUT;
+	return 0;
 }
 
 /* Sets the cancelled flag and aborts the task's current wait. */

@@ -62,6 +62,7 @@
 
 #include "runtime/list.h"
 #include "runtime/spinlock.h"
+#include "runtime/task.h"
 #include "runtime/wait.h"
 #include "epoll.h"
 #include "fdready.h"
@@ -262,11 +263,36 @@ static void note_transfer(struct fdrec *rec, int dir, uint64_t tick, long r,
 				      memory_order_relaxed);
 }
 
+/* Publishes a wait in dir and parks until the tick moves past tick (see
+ * wait_ready), naming call for weft_dump. */
+static int wait_for(struct fdrec *rec, int fd, int dir, uint64_t tick,
+		    const char *call)
+{
+	struct weft__waiter w;
+	bool named = weft__doing_begin(call);
+	int r;
+
+	weft__waiter_init_as(&w, abort_wait, WEFT__WAIT_IO,
+			     (const void *)(intptr_t)fd);
+	w.data = rec;
+	if (!(r = weft__wait_begin(&w)))
+		r = wait_ready(rec, dir, &w, tick);
+	weft__doing_end(named);
+	return r;
+}
+
+/*
+ * The attempt comes before any wait is published, so a call that need not
+ * wait (most of a busy server's) takes no lock of the task's: it looks at
+ * its cancellation and deadline lock-free (weft__wait_check), then tries.
+ * Only on EAGAIN does it publish a wait, and wait_ready parks only if the
+ * tick read before the attempt has not moved since.
+ */
 long weft__fdready_call(int fd, enum weft__dir dir, weft__try_fn try, void *arg,
-			size_t want)
+			size_t want, const char *call)
 {
 	struct fdrec *rec = rec_of(fd, true);
-	struct weft__waiter w;
+	struct weft_task *t = weft__task_current();
 	long r;
 
 	if (!rec)
@@ -276,21 +302,17 @@ long weft__fdready_call(int fd, enum weft__dir dir, weft__try_fn try, void *arg,
 
 		if (state < 0)
 			return state;
-		weft__waiter_init_as(&w, abort_wait, WEFT__WAIT_IO,
-				     (const void *)(intptr_t)fd);
-		w.data = rec;
-		if ((r = weft__wait_begin(&w)))
+		if ((r = weft__wait_check(t)))
 			return r;
 		/* acquire: see wake_all. */
 		uint64_t tick = atomic_load_explicit(&rec->tick[dir],
 						     memory_order_acquire);
 		r = known_empty(rec, dir, tick) ? -EAGAIN : try(fd, arg);
 		if (r != -EAGAIN || state == UNPOLLABLE) {
-			weft__wait_end(&w);
 			note_transfer(rec, dir, tick, r, want);
 			return r;
 		}
-		if ((r = wait_ready(rec, dir, &w, tick)) < 0)
+		if ((r = wait_for(rec, fd, dir, tick, call)) < 0)
 			return r;
 	}
 }

@@ -32,9 +32,10 @@ typedef long (*weft__try_fn)(int fd, void *arg);
  * try's result, or -ECANCELED / -ETIMEDOUT (the task's), -EBADF (fd closed
  * by weft_close meanwhile), -EMFILE (fd beyond the table's 2M), -ENOMEM,
  * or epoll_ctl's error. An fd epoll cannot watch (a regular file) just
- * runs try, once. fd >= 0. */
+ * runs try, once. call names the user's call for weft_dump while the task
+ * waits. fd >= 0. */
 long weft__fdready_call(int fd, enum weft__dir dir, weft__try_fn try, void *arg,
-			size_t want);
+			size_t want, const char *call);
 
 /* weft_close under epoll: wakes every task waiting on fd with -EBADF,
  * drops its registration, closes it. Any thread. Returns 0 or -errno. */
