@@ -3,7 +3,7 @@
  *
  * Polling without sleeping costs a system call, so a busy worker does not
  * look after every task run as the io_uring driver does (there a look is a
- * load from the shared CQ ring): only while tasks wait on fds, every
+ * load from the shared CQ ring): only once fds joined the poll set, every
  * POLL_INTERVAL ticks (Tokio's event_interval), and whenever it is about
  * to sleep (reap, then park).
  *
@@ -47,8 +47,8 @@ static struct {
 	_Atomic int epfd;   /* -1 while no driver is open */
 	int break_fd;
 	_Atomic bool polling; /* a worker sleeps in epfd */
-	_Atomic int waiters;
-} poll_set = { PTHREAD_MUTEX_INITIALIZER, 0, -1, -1, false, 0 };
+	_Atomic bool watching; /* an fd joined it (weft__epoll_watching) */
+} poll_set = { PTHREAD_MUTEX_INITIALIZER, 0, -1, -1, false, false };
 
 int weft__epoll_poll_fd(void)
 {
@@ -57,10 +57,13 @@ int weft__epoll_poll_fd(void)
 	return atomic_load_explicit(&poll_set.epfd, memory_order_relaxed);
 }
 
-void weft__epoll_waiters_add(int n)
+void weft__epoll_watching(void)
 {
-	/* relaxed: a hint for the busy worker's poll only. */
-	atomic_fetch_add_explicit(&poll_set.waiters, n, memory_order_relaxed);
+	/* relaxed: a hint for the busy worker's poll only. Looked at first,
+	 * so the line stays shared once set. */
+	if (!atomic_load_explicit(&poll_set.watching, memory_order_relaxed))
+		atomic_store_explicit(&poll_set.watching, true,
+				      memory_order_relaxed);
 }
 
 int weft__epoll_wake_fd(struct weft__driver *d)
@@ -95,7 +98,7 @@ static int poll_set_open(void)
 		close(epfd);
 		return r;
 	}
-	atomic_store_explicit(&poll_set.waiters, 0, memory_order_relaxed);
+	atomic_store_explicit(&poll_set.watching, false, memory_order_relaxed);
 	atomic_store_explicit(&poll_set.epfd, epfd, memory_order_relaxed);
 	return 0;
 }
@@ -228,12 +231,16 @@ static void run_events(struct weft__epoll *ep, int epfd, int64_t timeout_ns,
 	} while (n == EVENTS);
 }
 
-/* Harvests the poll set without waiting, if any task waits on it. */
+/* Harvests the poll set without waiting, once it holds any fd. A program
+ * that never waits on an fd (a compute job) makes no system call here; one
+ * that does looks whether or not a task waits at the moment, as Tokio
+ * does. (A count of the waiting tasks, kept before, cost two atomic adds
+ * on one shared line per wait.) */
 static void poll_now(struct weft__epoll *ep)
 {
 	/* relaxed: a hint; an edge not taken here stays queued in the poll
 	 * set (edge-triggered events wait there until someone harvests). */
-	if (atomic_load_explicit(&poll_set.waiters, memory_order_relaxed))
+	if (atomic_load_explicit(&poll_set.watching, memory_order_relaxed))
 		run_events(ep, weft__epoll_poll_fd(), 0, false);
 }
 

@@ -44,8 +44,9 @@ struct weft__epoll {
 /* The poll set's epoll fd, or -1 when no epoll runtime runs. Any thread. */
 int weft__epoll_poll_fd(void);
 
-/* Tasks waiting on fds of the poll set: a hint that a busy worker's cheap
- * poll is worth a system call. Sleeping always waits for events. */
-void weft__epoll_waiters_add(int n);
+/* An fd joined the poll set: from now on, a busy worker's look every
+ * POLL_INTERVAL ticks and a worker's look before it sleeps are worth a
+ * system call each. Any thread. */
+void weft__epoll_watching(void);
 
 #endif

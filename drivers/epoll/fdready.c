@@ -47,9 +47,6 @@
  *    the tick moves by an event saying so (EPOLLRDHUP, EPOLLHUP,
  *    EPOLLERR), stops the skipping for good (Tokio's READ_CLOSED, which
  *    clearing readiness never clears).
- *  - The poll set's waiters count (weft__epoll_waiters_add) is the
- *    number of waiters linked on records, changed as they are linked and
- *    unlinked.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -116,7 +113,6 @@ static void unlink_waiter(struct fdrec *rec, struct weft__waiter *w)
 {
 	weft__list_unlink(rec->head[w->value], w);
 	w->queue = NULL;
-	weft__epoll_waiters_add(-1);
 }
 
 /* Wakes every waiter of dir with result and bumps its tick. Lock held. */
@@ -124,9 +120,14 @@ static void wake_all(struct fdrec *rec, int dir, int result)
 {
 	struct weft__waiter *w;
 
-	/* release: a task reading the tick with acquire before its attempt
-	 * sees the event that moved it. */
-	atomic_fetch_add_explicit(&rec->tick[dir], 1, memory_order_release);
+	/* Every writer of the tick holds the lock: a load and a store do an
+	 * add's work. release: a task reading the tick with acquire before
+	 * its attempt sees the event that moved it. */
+	atomic_store_explicit(&rec->tick[dir],
+			      atomic_load_explicit(&rec->tick[dir],
+						   memory_order_relaxed) +
+				      1,
+			      memory_order_release);
 	while ((w = rec->head[dir])) {
 		unlink_waiter(rec, w);
 		weft__waiter_notify(w, result);
@@ -171,6 +172,7 @@ static int do_register(struct fdrec *rec, int fd)
 		state = UNPOLLABLE; /* a regular file: never EAGAIN */
 	}
 	if (state == REGISTERED) {
+		weft__epoll_watching();
 		fl = fcntl(fd, F_GETFL);
 		if (fl >= 0 && !(fl & O_NONBLOCK))
 			fcntl(fd, F_SETFL, fl | O_NONBLOCK);
@@ -240,7 +242,6 @@ static int wait_ready(struct fdrec *rec, int dir, struct weft__waiter *w,
 	w->value = (uint64_t)dir;
 	weft__list_push_front(rec->head[dir], w);
 	w->queue = rec;
-	weft__epoll_waiters_add(1);
 	return weft__wait_park(w, unlock_rec, rec);
 }
 
