@@ -46,7 +46,7 @@ static struct {
 	int users;          /* drivers made and not closed */
 	_Atomic int epfd;   /* -1 while no driver is open */
 	int break_fd;
-	_Atomic bool polling; /* a worker sleeps in epfd */
+	_Atomic bool polling;  /* a worker sleeps in epfd */
 	_Atomic bool watching; /* an fd joined it (weft__epoll_watching) */
 } poll_set = { PTHREAD_MUTEX_INITIALIZER, 0, -1, -1, false, false };
 
