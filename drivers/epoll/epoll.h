@@ -4,8 +4,8 @@
  *
  * One poll set for the whole runtime: an epoll instance holding every fd a
  * task waited on (edge-triggered, both directions, kept until weft_close)
- * and a "break" eventfd. Any worker may harvest it: a busy one every
- * POLL_INTERVAL ticks while tasks wait on fds, every one before it sleeps,
+ * and a "break" eventfd. Any worker may harvest it: once an fd joined it, a
+ * busy one every POLL_INTERVAL ticks and every one before it sleeps,
  * and the first worker to fall asleep sleeps in it (the poller), so an
  * event finds a free worker whichever worker's task registered the fd or
  * last waited on it. With one epoll per worker, as this driver first had,
