@@ -1,5 +1,5 @@
 /*
- * server_check echo|http|kv SERVER: starts SERVER 127.0.0.1 0 2 (any free
+ * server_check echo|http|http-plain|kv SERVER: starts SERVER 127.0.0.1 0 2 (any free
  * port; its start line says which), checks its answers as clients would,
  * including abrupt, malformed, oversized and slow ones, then stops it with
  * SIGTERM while connections are open and expects exit status 0.
@@ -865,11 +865,49 @@ static void kv_checks(void)
 	}
 }
 
+/* bench/http_plain, the http benchmark's server: the Go and Tokio
+ * benchmarks' program, which reads a request up to its blank line, answers
+ * every one, and closes after one that says Connection: close (in any
+ * case) without saying so in the answer. */
+static void http_plain_checks(void)
+{
+	struct reader r = { .fd = dial() }, idle[20];
+
+	check = "plain keep-alive";
+	send_str(r.fd, GET);
+	expect_hello(&r, false);
+	check = "plain pipelined";
+	send_str(r.fd, GET GET GET);
+	for (int i = 0; i < 3; i++)
+		expect_hello(&r, false);
+	check = "plain Connection: close";
+	send_str(r.fd,
+		 "GET / HTTP/1.1\r\nHost: x\r\nCONNECTION: Close\r\n\r\n");
+	expect_hello(&r, false);
+	expect_closed(r.fd);
+	close(r.fd);
+	http_abrupt();
+	http_slow();
+	http_many();
+	for (int i = 0; i < 20; i++) {
+		idle[i] = (struct reader){ .fd = dial() };
+		send_str(idle[i].fd, GET);
+		expect_hello(&idle[i], false);
+	}
+	stop();
+	for (int i = 0; i < 20; i++) {
+		expect_closed(idle[i].fd);
+		close(idle[i].fd);
+	}
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 3 || (strcmp(argv[1], "echo") && strcmp(argv[1], "http") &&
-			  strcmp(argv[1], "kv"))) {
-		fprintf(stderr, "usage: %s echo|http|kv SERVER\n", argv[0]);
+	if (argc != 3 ||
+	    (strcmp(argv[1], "echo") && strcmp(argv[1], "http") &&
+	     strcmp(argv[1], "http-plain") && strcmp(argv[1], "kv"))) {
+		fprintf(stderr, "usage: %s echo|http|http-plain|kv SERVER\n",
+			argv[0]);
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -885,6 +923,8 @@ int main(int argc, char **argv)
 		echo_checks();
 	else if (!strcmp(argv[1], "http"))
 		http_checks();
+	else if (!strcmp(argv[1], "http-plain"))
+		http_plain_checks();
 	else
 		kv_checks();
 	printf("ok: %s_server passed every check and exited 0\n", argv[1]);
