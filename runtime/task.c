@@ -10,6 +10,7 @@
 #include "park.h"
 #include "run.h"
 #include "runq.h"
+#include "monitor.h"
 #include "task.h"
 #include "worker.h"
 #include "../sync/select.h"
@@ -406,7 +407,16 @@ spawn(weft_task_t *out, weft_fn fn, void *arg,
 		weft__worker_push(self, t);
 	else
 		weft__inject_push(&rt->inject, t);
-	weft__notify_work(rt); /* spawned to run in parallel */
+	/* A worker is roused for a task another can take at once: not for
+	 * one that went into an empty run-next slot (a chain's next link, a
+	 * fan-out's first child), which a thief takes only once it has sat
+	 * (steal.c), so the sleeper woken for it found nothing to take. As
+	 * for a wake (park.c) and as Tokio's LIFO slot, the monitor watches
+	 * instead, and rescues it if the spawner keeps its worker. */
+	if (self && self->current && !pushed)
+		weft__monitor_arm(&rt->monitor);
+	else
+		weft__notify_work(rt); /* spawned to run in parallel */
 	/* Backpressure: a task spawning faster than the workers run tasks
 	 * would pile up an unbounded backlog, a cold struct per task. Once
 	 * its worker's deque is full it yields, so the tasks ahead of it run
