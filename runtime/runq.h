@@ -51,8 +51,10 @@
  * cores on every message. For the same reason other workers, even awake
  * ones, leave them alone unless they are a burst or the worker is stuck. A
  * waker that keeps its worker instead arms the monitor (monitor.h), which
- * marks the worker stuck if they wait all its period. Spawns rouse a
- * worker at once, and the deque is always open to thieves.
+ * marks the worker stuck if they wait all its period. A spawn that puts
+ * a task in the deque (or the global queue) rouses a worker at once, and
+ * the deque is always open to thieves; one into an empty run-next slot
+ * arms the monitor as a wake does (task.c).
  *
  * Invariants:
  *  - A task is in at most one place at a time.
