@@ -627,12 +627,12 @@ static void http_many(void)
 	printf("ok: %d connections at once\n", n);
 }
 
-static void http_checks(void)
+/* What both http servers must survive: abrupt, slow and many clients, and
+ * a stop with idle keep-alive connections open. */
+static void http_clients_and_stop(void)
 {
 	struct reader idle[20];
 
-	http_keep_alive();
-	http_refusals();
 	http_abrupt();
 	http_slow();
 	http_many();
@@ -646,6 +646,13 @@ static void http_checks(void)
 		expect_closed(idle[i].fd);
 		close(idle[i].fd);
 	}
+}
+
+static void http_checks(void)
+{
+	http_keep_alive();
+	http_refusals();
+	http_clients_and_stop();
 }
 
 /* ---- kv_server --------------------------------------------------------- */
@@ -871,7 +878,7 @@ static void kv_checks(void)
  * case) without saying so in the answer. */
 static void http_plain_checks(void)
 {
-	struct reader r = { .fd = dial() }, idle[20];
+	struct reader r = { .fd = dial() };
 
 	check = "plain keep-alive";
 	send_str(r.fd, GET);
@@ -886,19 +893,7 @@ static void http_plain_checks(void)
 	expect_hello(&r, false);
 	expect_closed(r.fd);
 	close(r.fd);
-	http_abrupt();
-	http_slow();
-	http_many();
-	for (int i = 0; i < 20; i++) {
-		idle[i] = (struct reader){ .fd = dial() };
-		send_str(idle[i].fd, GET);
-		expect_hello(&idle[i], false);
-	}
-	stop();
-	for (int i = 0; i < 20; i++) {
-		expect_closed(idle[i].fd);
-		close(idle[i].fd);
-	}
+	http_clients_and_stop();
 }
 
 int main(int argc, char **argv)
