@@ -302,6 +302,43 @@ START_TEST(runnext_stolen_from_busy_worker)
 }
 END_TEST
 
+/* A spawn into an empty run-next slot rouses no worker (task.c): the
+ * child of a spawner that then keeps its worker must still run, on the
+ * other worker, once the monitor sees it wait there. */
+static atomic_bool child_ran;
+
+static void *spawned_child(void *arg)
+{
+	atomic_store(&child_ran, true);
+	return NULL;
+}
+
+static void *spinning_spawner(void *arg)
+{
+	weft_task_t t;
+	atomic_store(&child_ran, false);
+	weft_sleep(20 * WEFT_MSEC); /* the other worker stops searching */
+	/* Keep this worker until the monitor, armed by the sleep's timer,
+	 * has seen nothing waiting and disarmed: only the spawn can arm it
+	 * again. */
+	for (int64_t until = weft_now() + 20 * WEFT_MSEC; weft_now() < until;)
+		weft__cpu_relax();
+	ck_assert_int_eq(weft_spawn(&t, spawned_child, NULL), 0);
+	int64_t limit = weft_now() + 5 * WEFT_SEC;
+	while (!atomic_load(&child_ran) && weft_now() < limit)
+		weft__cpu_relax();
+	ck_assert_msg(atomic_load(&child_ran),
+		      "the child did not run beside its spinning spawner");
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	return NULL;
+}
+
+START_TEST(spawned_child_runs_beside_spinning_spawner)
+{
+	weft_test_run(spinning_spawner, NULL, 2);
+}
+END_TEST
+
 /* A worker kept by one task, as one the OS preempted, strands the tasks
  * waiting in its places. The other workers, busy yielding, never run dry
  * and so never search, and the monitor's rousing finds no idle worker:
@@ -967,6 +1004,7 @@ int main(void)
 	tcase_add_test(tc, shield_from_cancellation);
 	tcase_add_test(tc, shield_scopes);
 	tcase_add_test(tc, runnext_stolen_from_busy_worker);
+	tcase_add_test(tc, spawned_child_runs_beside_spinning_spawner);
 	tcase_add_test(tc, stalled_worker_relieved_by_busy_one);
 	tcase_add_test(tc, woken_not_starved_by_runnext);
 	tcase_add_test(tc, timers_of_a_kept_worker);
