@@ -145,6 +145,13 @@ static inline bool weft__cancel_in_force(struct weft_task *t)
 	       !t->shield;
 }
 
+/* Whether t's innermost deadline has passed (a clock read only if it has
+ * one). The task itself. */
+static inline bool weft__deadline_passed(const struct weft_task *t)
+{
+	return t->deadline != WEFT_NO_DEADLINE && t->deadline <= weft_now();
+}
+
 /*
  * Whether the calling task t (NULL: a plain thread) may not start a
  * blocking call: -ECANCELED or -ETIMEDOUT as weft__wait_begin would say,
@@ -161,7 +168,7 @@ static inline int weft__wait_check(struct weft_task *t)
 		return 0;
 	if (weft__cancel_in_force(t))
 		return -ECANCELED;
-	if (t->deadline != WEFT_NO_DEADLINE && t->deadline <= weft_now())
+	if (weft__deadline_passed(t))
 		return -ETIMEDOUT;
 	return 0;
 }

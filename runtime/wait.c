@@ -29,7 +29,7 @@ int weft__wait_begin_until(struct weft__waiter *w, int64_t until)
 	if (!t)
 		return 0; /* plain threads have no cancellation or deadlines */
 	int64_t at = until < t->deadline ? until : t->deadline;
-	if (t->deadline != WEFT_NO_DEADLINE && t->deadline <= weft_now())
+	if (weft__deadline_passed(t))
 		return -ETIMEDOUT;
 	weft__wait_lock(t);
 	if (weft__cancel_in_force(t)) {

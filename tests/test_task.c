@@ -257,6 +257,13 @@ START_TEST(many_foreign_spawners)
 }
 END_TEST
 
+/* Spins for ns without yielding: the caller keeps its worker. */
+static void keep_worker_for(int64_t ns)
+{
+	for (int64_t until = weft_now() + ns; weft_now() < until;)
+		weft__cpu_relax();
+}
+
 /* A task woken into this worker's run-next slot while this task spins
  * without yielding: only another worker can run it, by stealing it. */
 static struct weft_event stuck_event = WEFT_EVENT_INIT;
@@ -285,8 +292,7 @@ static void *stuck_main(void *arg)
 	weft_sleep(20 * WEFT_MSEC); /* they park */
 	/* Keep this worker until the other has stopped searching and
 	 * sleeps: only the monitor can rouse it then. */
-	for (int64_t until = weft_now() + 5 * WEFT_MSEC; weft_now() < until;)
-		weft__cpu_relax();
+	keep_worker_for(5 * WEFT_MSEC);
 	weft_event_set(&stuck_event);
 	while (atomic_load(&stuck_ran) < n)
 		weft__cpu_relax();
@@ -321,8 +327,7 @@ static void *spinning_spawner(void *arg)
 	/* Keep this worker until the monitor, armed by the sleep's timer,
 	 * has seen nothing waiting and disarmed: only the spawn can arm it
 	 * again. */
-	for (int64_t until = weft_now() + 20 * WEFT_MSEC; weft_now() < until;)
-		weft__cpu_relax();
+	keep_worker_for(20 * WEFT_MSEC);
 	ck_assert_int_eq(weft_spawn(&t, spawned_child, NULL), 0);
 	int64_t limit = weft_now() + 5 * WEFT_SEC;
 	while (!atomic_load(&child_ran) && weft_now() < limit)
