@@ -7,6 +7,7 @@
 #include "overflow.h"
 #include "page.h"
 #include "task.h"
+#include "self.h"
 #include "worker.h"
 
 static struct sigaction previous;

@@ -17,6 +17,7 @@
 #include "overflow.h"
 #include "run.h"
 #include "task.h"
+#include "self.h"
 #include "worker.h"
 #include "blocking.h"
 #include "driver.h"

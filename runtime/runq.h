@@ -72,6 +72,7 @@
 
 #include "debug.h"
 #include "task.h"
+#include "self.h"
 #include "worker.h"
 
 #define GLOBAL_QUEUE_INTERVAL 61 /* prime, as Go's: the global queue's turn */

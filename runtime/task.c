@@ -12,6 +12,7 @@
 #include "runq.h"
 #include "monitor.h"
 #include "task.h"
+#include "self.h"
 #include "worker.h"
 #include "../sync/select.h"
 

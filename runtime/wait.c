@@ -4,6 +4,7 @@
 
 #include "futex.h"
 #include "task.h"
+#include "self.h"
 #include "worker.h"
 
 void weft__waiter_wake_thread(struct weft__waiter *w)

@@ -23,7 +23,6 @@
 #include "inject.h"
 #include "metrics.h"
 #include "monitor.h"
-#include "self.h"
 #include "timer.h"
 
 struct weft_task;
