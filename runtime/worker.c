@@ -26,34 +26,35 @@
 #include "worker.h"
 
 #define TIMER_CHECK_INTERVAL 16
-#define SEARCH_SPINS 4       /* steal attempts before parking (epoll) */
-#define SEARCH_SPINS_RING 48 /* under io_uring */
+#define SEARCH_SPINS_RING 48 /* steal rounds before parking, io_uring */
 
 /* Read on every spawn and switch: a line no other global writes. */
 struct weft_runtime *_Atomic weft__rt __attribute__((aligned(64)));
 
 /* ---- finding work ------------------------------------------------------- */
 
-/* A searcher keeps looking a little before it parks: parking and being
- * woken cost two system calls and a few microseconds, more than the gap
- * between bursts of work (Go's spinning Ms, Tokio's searching state).
- * A little: 48 rounds (~5-15 us) cost a server at partial load a third
- * more CPU per request and, on a machine with no CPU to spare, the load's
- * latency (http at 50k req/s, 2 workers: 19 -> 13 us of server CPU per
- * request, p50 85 -> 53 us, p99 1.5-2 ms -> 0.2-0.4 ms with 4), while the
- * message-passing benchmarks moved within their noise, chained_spawn by
- * +7% (bench/README.md). Under io_uring the 48 stay: a worker's
- * completions come only to its own ring, and one that parked must be
- * woken through it; 4 spins cost its closed-loop echo 10% of its
- * throughput (A/B), where the epoll driver gained 15% by them. */
+/* Under io_uring a searcher keeps looking a little before it parks: a
+ * worker's completions come only to its own ring, so one that parked must
+ * be woken through it, which costs two system calls and a few
+ * microseconds, more than the gap between bursts of work (Go's spinning
+ * Ms). 4 rounds instead of 48 cost its closed-loop echo 10% of its
+ * throughput (A/B).
+ *
+ * Under epoll a searcher looks once and parks, as Tokio's does: an event
+ * for any fd wakes whichever worker sleeps as the poller, so nothing waits
+ * for a particular worker to wake. Spinning only took CPU from whatever
+ * shared the machine: 48 rounds cost a server at partial load a third more
+ * CPU per request (http at 50k req/s: 19 against 13 us), and dropping the
+ * 4 rounds kept after that cost nothing in the message-passing benchmarks and took off 3% of CPU per request in closed loop and 6-11%
+ * at 50-90% load, where the load generator got the CPU back as a lower p99
+ * (bench/README.md, tenth session). */
 static struct weft_task *find_task(struct weft_runtime *rt,
 				   struct weft_worker *w)
 {
 	struct weft_task *t = weft__runq_pick(rt, w, false);
 	if (t || !weft__idle_start_search(rt, w))
 		return t;
-	int spins = w->driver->kind == WEFT_IO_URING ? SEARCH_SPINS_RING
-						     : SEARCH_SPINS;
+	int spins = w->driver->kind == WEFT_IO_URING ? SEARCH_SPINS_RING : 0;
 	for (int spin = 0; spin < spins; spin++) {
 		if ((t = weft__steal(rt, w, spin % 16 == 15)))
 			return t;
