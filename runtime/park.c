@@ -124,8 +124,9 @@ void weft__task_ready(struct weft_task *t)
 		weft__monitor_arm(&rt->monitor);
 	} else {
 		/* From the scheduler itself (timers, I/O): in order of waking,
-		 * open to thieves (runq.h). The scheduler rouses one once the
-		 * batch is in (worker.c's share_woken). */
+		 * open to thieves (runq.h). Once the batch is in, the
+		 * scheduler rouses a worker or arms the monitor (worker.c's
+		 * share_woken). */
 		weft__inject_push(&w->ready, t);
 	}
 }

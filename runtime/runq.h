@@ -28,7 +28,10 @@
  *      turn p99 fell from 190 to 134-138 once they were open, Tokio's
  *      figure in the same runs). First in first out because a deque's
  *      owner end is last in first out: a connection woken early would
- *      wait while later ones overtook it again and again.
+ *      wait while later ones overtook it again and again. Open, but
+ *      not offered: under epoll a batch of up to 16 rouses no idle worker
+ *      and arms the monitor instead (worker.c's share_woken), since a
+ *      task moved to another core brings its stack's lines along.
  *   5. A worker's yielded list (w->yielded_head): tasks that yielded, first
  *      in first out as asyncio runs them. Private to the owner: when its
  *      other places run dry it moves half a deque of them to its deque,

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "overflow_check.h"
@@ -512,6 +513,74 @@ START_TEST(timers_of_a_kept_worker)
 }
 END_TEST
 
+/* Tasks the scheduler wakes in one small batch (here: the readers of one
+ * socket, woken together by one readiness event) run on the worker that
+ * woke them, rousing no other (worker.c's share_woken). If the first of
+ * them keeps that worker, the rest must still run: the batch arms the
+ * monitor, which sees them wait and rouses the other worker. A plain
+ * thread sends the bytes while both workers sleep, so that only the one
+ * that takes the event is awake. The first reader keeps its worker until
+ * every other reader ran, or 5 s. (Under io_uring each reader's receive
+ * completes on its own worker's ring, and the test only checks that all
+ * of them run.) */
+#define BATCH_READERS 8
+static atomic_int batch_ran;
+static atomic_bool batch_kept;
+
+static void *batch_reader(void *arg)
+{
+	char byte;
+	ck_assert_int_eq(weft_recv(*(int *)arg, &byte, 1, 0), 1);
+	if (atomic_exchange(&batch_kept, true)) {
+		atomic_fetch_add(&batch_ran, 1);
+		return (void *)1;
+	}
+	int64_t limit = weft_now() + 5 * WEFT_SEC;
+	while (atomic_load(&batch_ran) < BATCH_READERS - 1 &&
+	       weft_now() < limit)
+		weft__cpu_relax();
+	return (void *)(intptr_t)(atomic_load(&batch_ran) == BATCH_READERS - 1);
+}
+
+static void *batch_sender(void *arg)
+{
+	usleep(50 * 1000); /* the readers park, and the workers sleep */
+	ck_assert_int_eq(send(*(int *)arg, "12345678", BATCH_READERS, 0),
+			 BATCH_READERS);
+	return NULL;
+}
+
+static void *batch_main(void *arg)
+{
+	weft_task_t t[BATCH_READERS];
+	pthread_t sender;
+	int sv[2];
+	void *ok;
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	atomic_store(&batch_ran, 0);
+	atomic_store(&batch_kept, false);
+	for (int i = 0; i < BATCH_READERS; i++)
+		ck_assert_int_eq(weft_spawn(&t[i], batch_reader, &sv[0]), 0);
+	ck_assert_int_eq(pthread_create(&sender, NULL, batch_sender, &sv[1]),
+			 0);
+	for (int i = 0; i < BATCH_READERS; i++) {
+		ck_assert_int_eq(weft_join(t[i], &ok), 0);
+		ck_assert_msg(ok, "a woken reader waited behind the one that "
+				  "kept its worker");
+	}
+	ck_assert_int_eq(pthread_join(sender, NULL), 0);
+	ck_assert_int_eq(weft_close(sv[0]), 0);
+	ck_assert_int_eq(close(sv[1]), 0);
+	return NULL;
+}
+
+START_TEST(woken_batch_runs_beside_kept_worker)
+{
+	for (int round = 0; round < 3; round++)
+		weft_test_run(batch_main, NULL, 2);
+}
+END_TEST
+
 /* Tasks sleeping to the same deadline wake in the order they slept, as
  * asyncio's do. */
 static int64_t fifo_base;
@@ -1013,6 +1082,7 @@ int main(void)
 	tcase_add_test(tc, stalled_worker_relieved_by_busy_one);
 	tcase_add_test(tc, woken_not_starved_by_runnext);
 	tcase_add_test(tc, timers_of_a_kept_worker);
+	tcase_add_test(tc, woken_batch_runs_beside_kept_worker);
 	tcase_add_test(tc, many_yields);
 	tcase_add_test(tc, million_tasks);
 	tcase_add_test(tc, spawn_backpressure);
