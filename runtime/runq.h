@@ -30,8 +30,8 @@
  *      owner end is last in first out: a connection woken early would
  *      wait while later ones overtook it again and again. Open, but
  *      not offered: under epoll a batch of up to 16 rouses no idle worker
- *      and arms the monitor instead (worker.c's share_woken), since a
- *      task moved to another core brings its stack's lines along.
+ *      and arms the monitor instead (worker.c's share_woken): moving
+ *      tasks to another core cost a server more than it gained.
  *   5. A worker's yielded list (w->yielded_head): tasks that yielded, first
  *      in first out as asyncio runs them. Private to the owner: when its
  *      other places run dry it moves half a deque of them to its deque,

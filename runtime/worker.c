@@ -46,8 +46,9 @@ struct weft_runtime *_Atomic weft__rt __attribute__((aligned(64)));
  * for a particular worker to wake. Spinning only took CPU from whatever
  * shared the machine: 48 rounds cost a server at partial load a third more
  * CPU per request (http at 50k req/s: 19 against 13 us), and dropping the
- * 4 rounds kept after that cost nothing in the message-passing benchmarks and took off 3% of CPU per request in closed loop and 6-11%
- * at 50-90% load, where the load generator got the CPU back as a lower p99
+ * 4 rounds kept after that cost nothing in the message-passing benchmarks
+ * and took off 3% of CPU per request in closed loop and 6-11% at 50-90%
+ * load, where the load generator got the CPU back as a lower p99
  * (bench/README.md, tenth session). */
 static struct weft_task *find_task(struct weft_runtime *rt,
 				   struct weft_worker *w)

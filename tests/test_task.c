@@ -265,6 +265,16 @@ static void keep_worker_for(int64_t ns)
 		weft__cpu_relax();
 }
 
+/* Keeps the caller's worker until *count reaches n, or for 5 s at most.
+ * Returns whether it reached n. */
+static bool keep_worker_until(atomic_int *count, int n)
+{
+	int64_t limit = weft_now() + 5 * WEFT_SEC;
+	while (atomic_load(count) < n && weft_now() < limit)
+		weft__cpu_relax();
+	return atomic_load(count) >= n;
+}
+
 /* A task woken into this worker's run-next slot while this task spins
  * without yielding: only another worker can run it, by stealing it. */
 static struct weft_event stuck_event = WEFT_EVENT_INIT;
@@ -312,28 +322,25 @@ END_TEST
 /* A spawn into an empty run-next slot rouses no worker (task.c): the
  * child of a spawner that then keeps its worker must still run, on the
  * other worker, once the monitor sees it wait there. */
-static atomic_bool child_ran;
+static atomic_int child_ran;
 
 static void *spawned_child(void *arg)
 {
-	atomic_store(&child_ran, true);
+	atomic_store(&child_ran, 1);
 	return NULL;
 }
 
 static void *spinning_spawner(void *arg)
 {
 	weft_task_t t;
-	atomic_store(&child_ran, false);
+	atomic_store(&child_ran, 0);
 	weft_sleep(20 * WEFT_MSEC); /* the other worker stops searching */
 	/* Keep this worker until the monitor, armed by the sleep's timer,
 	 * has seen nothing waiting and disarmed: only the spawn can arm it
 	 * again. */
 	keep_worker_for(20 * WEFT_MSEC);
 	ck_assert_int_eq(weft_spawn(&t, spawned_child, NULL), 0);
-	int64_t limit = weft_now() + 5 * WEFT_SEC;
-	while (!atomic_load(&child_ran) && weft_now() < limit)
-		weft__cpu_relax();
-	ck_assert_msg(atomic_load(&child_ran),
+	ck_assert_msg(keep_worker_until(&child_ran, 1),
 		      "the child did not run beside its spinning spawner");
 	ck_assert_int_eq(weft_join(t, NULL), 0);
 	return NULL;
@@ -535,11 +542,8 @@ static void *batch_reader(void *arg)
 		atomic_fetch_add(&batch_ran, 1);
 		return (void *)1;
 	}
-	int64_t limit = weft_now() + 5 * WEFT_SEC;
-	while (atomic_load(&batch_ran) < BATCH_READERS - 1 &&
-	       weft_now() < limit)
-		weft__cpu_relax();
-	return (void *)(intptr_t)(atomic_load(&batch_ran) == BATCH_READERS - 1);
+	return (void *)(intptr_t)keep_worker_until(&batch_ran,
+						   BATCH_READERS - 1);
 }
 
 static void *batch_sender(void *arg)

@@ -1,6 +1,6 @@
 /*
- * server_check echo|http|http-plain|kv SERVER: starts SERVER 127.0.0.1 0 2 (any free
- * port; its start line says which), checks its answers as clients would,
+ * server_check echo|http|http-plain|kv SERVER: starts SERVER 127.0.0.1 0 2
+ * (any free port; its start line says which), checks its answers as clients would,
  * including abrupt, malformed, oversized and slow ones, then stops it with
  * SIGTERM while connections are open and expects exit status 0.
  *
