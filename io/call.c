@@ -1,5 +1,7 @@
-/* The plain-thread and epoll paths of the io/ calls: see call.h. */
+/* The plain-thread and readiness paths of the io/ calls: see call.h. */
 #include <poll.h>
+#include <sys/socket.h>
+#include <liburing.h>
 
 #include "call.h"
 #include "runtime/wait.h"
@@ -24,4 +26,17 @@ long weft__io_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg,
 	if (!weft__driver_current())
 		return plain_try(fd, dir, try, arg);
 	return weft__fdready_call(fd, dir, try, arg, want, call);
+}
+
+long weft__io_ring_attempt(int fd, weft__prep_fn prep, void *arg)
+{
+	struct weft__io io;
+	struct io_uring_sqe *sqe;
+	int r;
+
+	if (!(sqe = weft__io_begin(&io, fd, &r)))
+		return r;
+	prep(sqe, fd, arg);
+	sqe->msg_flags |= MSG_DONTWAIT;
+	return weft__io_wait(&io, sqe);
 }

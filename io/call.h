@@ -1,21 +1,30 @@
 /*
  * How a call of io/ reaches the kernel, and what every call shares.
  *
- * A call takes one of three paths, by where it runs:
- *   plain thread   the system call itself; on EAGAIN (an O_NONBLOCK fd)
- *                  it polls and tries again, so it blocks as documented;
- *   io_uring       an SQE on the worker's ring (drivers/io_uring/op.h);
- *   epoll          the non-blocking system call, waiting for readiness on
- *                  EAGAIN (drivers/epoll/fdready.h).
- * The plain and epoll paths share one "try" function per call: one
- * attempt of the system call, returning its result or -errno.
+ * A socket call, on a worker under either driver, makes one non-blocking
+ * attempt and, on EAGAIN, waits for the fd's readiness in the runtime's
+ * poll set (drivers/readiness/fdready.h), which any worker may harvest, so
+ * a worker off its CPU strands nobody's connection. The attempt itself:
+ *   epoll      the non-blocking system call;
+ *   io_uring   an SQE on the worker's ring that may not wait in the kernel
+ *              (weft__io_ring_attempt): the worker submits its round's
+ *              attempts in one system call.
+ * On a plain thread a call is the system call itself; on EAGAIN (an
+ * O_NONBLOCK fd) it polls and tries again, so it blocks as documented.
+ *
+ * Files (io/file.c) take another path: under io_uring an SQE that may
+ * wait (regular files never poll; the kernel runs the read inline or on
+ * its io-wq threads), under epoll the blocking pool.
+ *
+ * The plain and readiness paths share one "try" function per call: one
+ * attempt, returning its result or -errno.
  */
 #ifndef WEFT_IO_CALL_H
 #define WEFT_IO_CALL_H
 
 #include <errno.h>
 
-#include "drivers/epoll/fdready.h"
+#include "drivers/readiness/fdready.h"
 #include "drivers/io_uring/op.h"
 #include "runtime/driver.h"
 
@@ -39,11 +48,23 @@ static inline long weft__sys(long r)
 	return r < 0 ? -(long)errno : r;
 }
 
-/* try(fd, arg) on the plain or the epoll path, waiting for dir's
+/* try(fd, arg) on the plain or the readiness path, waiting for dir's
  * readiness on EAGAIN. want as for weft__fdready_call; call names the
  * user's call for weft_dump ("recv": "recv on fd 7", where io_uring's
  * waits have the opcode). Returns try's result or -errno. */
 long weft__io_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg,
 		  size_t want, const char *call);
+
+/* Fills sqe with one socket transfer on fd: a send, recv, sendmsg or
+ * recvmsg. */
+typedef void (*weft__prep_fn)(struct io_uring_sqe *sqe, int fd, void *arg);
+
+/* One attempt of a socket transfer, as an SQE on the calling worker's ring
+ * (weft__ring_current() is not NULL). It adds MSG_DONTWAIT: the kernel
+ * then answers -EAGAIN instead of waiting in the ring, where only this
+ * worker could take the completion (drivers/io_uring/ring.h), and the call
+ * waits in the poll set instead. The answer comes when the worker submits
+ * its round's batch. Returns the result or -errno. */
+long weft__io_ring_attempt(int fd, weft__prep_fn prep, void *arg);
 
 #endif

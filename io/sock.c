@@ -7,9 +7,10 @@
  * submission, and lengths beyond what one request carries are clamped (the
  * call then returns a short count, as read(2) does past MAX_RW_COUNT).
  *
- * Each call has its io_uring path (an SQE) and a try function for the
- * plain-thread and epoll paths (call.h). A caller's MSG_DONTWAIT asks for
- * one attempt: those paths then return -EAGAIN instead of waiting.
+ * Each call has a try function: one non-blocking attempt, on the worker's
+ * ring under io_uring, else the system call (call.h). A caller's
+ * MSG_DONTWAIT asks for one attempt: the call then returns -EAGAIN instead
+ * of waiting.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -105,21 +106,13 @@ static long try_connect(int fd, void *arg)
 int weft_connect_addr(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	struct connect_args a = { .addr = addr, .len = len };
-	struct weft__io io;
-	struct io_uring_sqe *sqe;
-	int r;
 
 	if (fd < 0)
 		return -EBADF;
 	if (!addr)
 		return -EFAULT;
-	if (weft__io_path() != WEFT__RING)
-		return (int)weft__io_try(fd, WEFT__WRITE, try_connect, &a, 0,
-					 "connect");
-	if (!(sqe = weft__io_begin(&io, fd, &r)))
-		return r;
-	io_uring_prep_connect(sqe, fd, addr, len);
-	return weft__io_wait(&io, sqe);
+	return (int)weft__io_try(fd, WEFT__WRITE, try_connect, &a, 0,
+				 "connect");
 }
 
 struct buf_args {
@@ -129,13 +122,32 @@ struct buf_args {
 	size_t done; /* MSG_WAITALL: received so far */
 };
 
-/* A non-blocking recv(2) ignores MSG_WAITALL: receive the rest as it
- * comes, as io_uring does, and report what came if it stops early. */
+static void prep_recv(struct io_uring_sqe *sqe, int fd, void *arg)
+{
+	struct buf_args *a = arg;
+
+	io_uring_prep_recv(sqe, fd, (char *)a->buf + a->done, a->len - a->done,
+			   a->flags & ~MSG_WAITALL);
+}
+
+static void prep_send(struct io_uring_sqe *sqe, int fd, void *arg)
+{
+	struct buf_args *a = arg;
+
+	io_uring_prep_send(sqe, fd, a->buf, a->len, a->flags);
+}
+
+/* An attempt ignores MSG_WAITALL (a non-blocking recv(2) does; on the ring
+ * it is taken out): receive the rest as it comes, and report what came if
+ * the call stops early. */
 static long try_recv(int fd, void *arg)
 {
 	struct buf_args *a = arg;
-	long r = weft__sys(
-		recv(fd, (char *)a->buf + a->done, a->len - a->done, a->flags));
+	char *at = (char *)a->buf + a->done;
+	long r = weft__ring_current()
+			 ? weft__filled(at,
+					weft__io_ring_attempt(fd, prep_recv, a))
+			 : weft__sys(recv(fd, at, a->len - a->done, a->flags));
 
 	if (!(a->flags & MSG_WAITALL))
 		return r;
@@ -150,10 +162,12 @@ static long try_send(int fd, void *arg)
 {
 	struct buf_args *a = arg;
 
+	if (weft__ring_current())
+		return weft__io_ring_attempt(fd, prep_send, a);
 	return weft__sys(send(fd, a->buf, a->len, a->flags));
 }
 
-/* The plain and epoll paths of a call with flags: MSG_DONTWAIT tries once. */
+/* A call with flags: MSG_DONTWAIT tries once. */
 static long try_or_wait(int fd, enum weft__dir dir, weft__try_fn try,
 			struct buf_args *a, const char *call)
 {
@@ -170,41 +184,25 @@ static long try_or_wait(int fd, enum weft__dir dir, weft__try_fn try,
 ssize_t weft_recv(int fd, void *buf, size_t len, int flags)
 {
 	struct buf_args a = { buf, clamp_len(len), flags, 0 };
-	struct weft__io io;
-	struct io_uring_sqe *sqe;
 	int r;
 
 	if ((r = buf_args(fd, buf, len)) <= 0)
 		return r;
-	if (weft__io_path() != WEFT__RING) {
-		r = (int)try_or_wait(fd, WEFT__READ, try_recv, &a, "recv");
-		/* Stopped (cancelled, timed out) after part of a WAITALL:
-		 * those bytes are the caller's. */
-		return r < 0 && a.done ? (ssize_t)a.done : r;
-	}
-	if (!(sqe = weft__io_begin(&io, fd, &r)))
-		return r;
-	io_uring_prep_recv(sqe, fd, buf, clamp_len(len), flags);
-	return weft__filled(buf, weft__io_wait(&io, sqe));
+	r = (int)try_or_wait(fd, WEFT__READ, try_recv, &a, "recv");
+	/* Stopped (cancelled, timed out) after part of a WAITALL: those
+	 * bytes are the caller's. */
+	return r < 0 && a.done ? (ssize_t)a.done : r;
 }
 
 ssize_t weft_send(int fd, const void *buf, size_t len, int flags)
 {
-	struct buf_args a = { (void *)buf, clamp_len(len), flags | MSG_NOSIGNAL,
-			      0 };
-	struct weft__io io;
-	struct io_uring_sqe *sqe;
+	struct buf_args a = { (void *)buf, clamp_len(len),
+			      (flags & ~MSG_WAITALL) | MSG_NOSIGNAL, 0 };
 	int r;
 
 	if ((r = buf_args(fd, buf, len)) <= 0)
 		return r;
-	flags |= MSG_NOSIGNAL;
-	if (weft__io_path() != WEFT__RING)
-		return try_or_wait(fd, WEFT__WRITE, try_send, &a, "send");
-	if (!(sqe = weft__io_begin(&io, fd, &r)))
-		return r;
-	io_uring_prep_send(sqe, fd, buf, clamp_len(len), flags);
-	return weft__io_wait(&io, sqe);
+	return try_or_wait(fd, WEFT__WRITE, try_send, &a, "send");
 }
 
 ssize_t weft_send_all(int fd, const void *buf, size_t len, int flags,
@@ -213,12 +211,8 @@ ssize_t weft_send_all(int fd, const void *buf, size_t len, int flags,
 	size_t done = 0;
 	ssize_t r = 0;
 
-	/* MSG_WAITALL: io_uring keeps sending a stream as room frees up
-	 * without waking us, and still reports a partial count if stopped.
-	 * A non-blocking send(2) ignores it and sends what fits. */
 	while (done < len) {
-		r = weft_send(fd, (const char *)buf + done, len - done,
-			      flags | MSG_WAITALL);
+		r = weft_send(fd, (const char *)buf + done, len - done, flags);
 		if (r <= 0) {
 			if (r == 0) /* a stream send never sends nothing */
 				r = -EIO;
@@ -231,15 +225,61 @@ ssize_t weft_send_all(int fd, const void *buf, size_t len, int flags,
 	return done == len ? (ssize_t)len : r;
 }
 
+static void prep_sendmsg(struct io_uring_sqe *sqe, int fd, void *arg)
+{
+	struct msg_args *a = arg;
+
+	io_uring_prep_sendmsg(sqe, fd, a->msg, (unsigned)a->flags);
+}
+
+static void prep_recvmsg(struct io_uring_sqe *sqe, int fd, void *arg)
+{
+	struct msg_args *a = arg;
+
+	io_uring_prep_recvmsg(sqe, fd, a->msg, (unsigned)a->flags);
+}
+
+long weft__try_sendmsg(int fd, void *arg)
+{
+	struct msg_args *a = arg;
+
+	if (weft__ring_current())
+		return weft__io_ring_attempt(fd, prep_sendmsg, a);
+	return weft__sys(sendmsg(fd, a->msg, a->flags));
+}
+
+long weft__try_recvmsg(int fd, void *arg)
+{
+	struct msg_args *a = arg;
+	long r;
+
+	if (!weft__ring_current())
+		return weft__sys(recvmsg(fd, a->msg, a->flags));
+	r = weft__io_ring_attempt(fd, prep_recvmsg, a);
+	if (r >= 0 && a->msg->msg_name)
+		WEFT_MARK_FILLED(a->msg->msg_name, a->msg->msg_namelen);
+	return weft__filled_iov(a->msg->msg_iov, (int)a->msg->msg_iovlen, r);
+}
+
 struct iov_args {
 	const struct iovec *iov;
 	int iovcnt;
 };
 
+/* On the ring a readv is a recvmsg, which may be attempted without
+ * waiting in the kernel; a descriptor that is no socket (a pipe) takes
+ * readv(2). */
 static long try_readv(int fd, void *arg)
 {
 	struct iov_args *a = arg;
+	struct msghdr msg = { .msg_iov = (struct iovec *)a->iov,
+			      .msg_iovlen = (size_t)a->iovcnt };
+	long r;
 
+	if (weft__ring_current() &&
+	    (r = weft__try_recvmsg(fd, &(struct msg_args){ &msg, 0 })) !=
+		    -ENOTSOCK)
+		return r;
 	return weft__sys(readv(fd, a->iov, a->iovcnt));
 }
 
@@ -250,7 +290,8 @@ static long try_writev(int fd, void *arg)
 	struct iov_args *a = arg;
 	struct msghdr msg = { .msg_iov = (struct iovec *)a->iov,
 			      .msg_iovlen = (size_t)a->iovcnt };
-	long r = weft__sys(sendmsg(fd, &msg, MSG_NOSIGNAL));
+	long r =
+		weft__try_sendmsg(fd, &(struct msg_args){ &msg, MSG_NOSIGNAL });
 
 	if (r == -ENOTSOCK)
 		r = weft__sys(writev(fd, a->iov, a->iovcnt));
@@ -260,45 +301,23 @@ static long try_writev(int fd, void *arg)
 ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt)
 {
 	struct iov_args a = { iov, iovcnt };
-	struct weft__io io;
-	struct io_uring_sqe *sqe;
 	int r;
 
 	if ((r = iov_args(fd, iov, iovcnt)) <= 0)
 		return r;
-	if (weft__io_path() != WEFT__RING)
-		return weft__io_try(fd, WEFT__READ, try_readv, &a,
-				    iov_len(iov, iovcnt), "readv");
-	if (!(sqe = weft__io_begin(&io, fd, &r)))
-		return r;
-	io_uring_prep_readv(sqe, fd, iov, (unsigned)iovcnt, (__u64)-1);
-	return weft__filled_iov(iov, iovcnt, weft__io_wait(&io, sqe));
+	return weft__io_try(fd, WEFT__READ, try_readv, &a, iov_len(iov, iovcnt),
+			    "readv");
 }
 
 ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt)
 {
 	struct iov_args a = { iov, iovcnt };
-	struct msghdr msg = { .msg_iov = (struct iovec *)iov,
-			      .msg_iovlen = (size_t)iovcnt };
-	struct weft__io io;
-	struct io_uring_sqe *sqe;
 	int r;
 
 	if ((r = iov_args(fd, iov, iovcnt)) <= 0)
 		return r;
-	if (weft__io_path() != WEFT__RING)
-		return weft__io_try(fd, WEFT__WRITE, try_writev, &a,
-				    iov_len(iov, iovcnt), "writev");
-	if (!(sqe = weft__io_begin(&io, fd, &r)))
-		return r;
-	io_uring_prep_sendmsg(sqe, fd, &msg, MSG_NOSIGNAL);
-	r = weft__io_wait(&io, sqe);
-	if (r != -ENOTSOCK)
-		return r;
-	if (!(sqe = weft__io_begin(&io, fd, &r)))
-		return r;
-	io_uring_prep_writev(sqe, fd, iov, (unsigned)iovcnt, (__u64)-1);
-	return weft__io_wait(&io, sqe);
+	return weft__io_try(fd, WEFT__WRITE, try_writev, &a,
+			    iov_len(iov, iovcnt), "writev");
 }
 
 /* shutdown(2) never blocks, so it needs no driver round trip. */
@@ -321,7 +340,7 @@ int weft_close(int fd)
 int weft__sock_type_flags(void)
 {
 	return SOCK_CLOEXEC |
-	       (weft__driver_kind() == WEFT_IO_EPOLL ? SOCK_NONBLOCK : 0);
+	       (weft__driver_kind() != WEFT_IO_AUTO ? SOCK_NONBLOCK : 0);
 }
 
 int weft__sock_bind(const struct addrinfo *ai, bool wildcard, int backlog,

@@ -5,12 +5,25 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <netdb.h>
+#include <sys/socket.h>
 
 #include "resolve.h"
 
 /* The type flags of every socket weft makes: SOCK_CLOEXEC, and
- * SOCK_NONBLOCK under the epoll driver, whose calls wait for readiness. */
+ * SOCK_NONBLOCK while a runtime runs, as its calls wait for readiness. */
 int weft__sock_type_flags(void);
+
+/* sendmsg / recvmsg with flags, for a try function (call.h). */
+struct msg_args {
+	struct msghdr *msg;
+	int flags;
+};
+
+/* One attempt of sendmsg / recvmsg (arg: struct msg_args): on the
+ * worker's ring under io_uring, else the system call. Returns the result
+ * or -errno. */
+long weft__try_sendmsg(int fd, void *arg);
+long weft__try_recvmsg(int fd, void *arg);
 
 /* Makes a socket for the first address of the list that binds (SO_REUSEADDR
  * for streams, SO_REUSEPORT if flags ask, dual-stack when wildcard), and

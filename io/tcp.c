@@ -64,7 +64,7 @@ struct accept_args {
 	socklen_t *len;
 };
 
-/* Under epoll the new socket is non-blocking too, and forgets whatever an
+/* On a worker the new socket is non-blocking too, and forgets whatever an
  * earlier fd of its number left (see fdready.h). */
 static long try_accept(int lfd, void *arg)
 {
@@ -80,8 +80,6 @@ static long try_accept(int lfd, void *arg)
 
 int weft_accept(int lfd, struct sockaddr *peer, socklen_t *peerlen)
 {
-	struct weft__io io;
-	struct io_uring_sqe *sqe;
 	struct sockaddr_storage ss;
 	socklen_t sslen = sizeof(ss);
 	struct accept_args a = { &ss, &sslen };
@@ -93,16 +91,7 @@ int weft_accept(int lfd, struct sockaddr *peer, socklen_t *peerlen)
 		return -EINVAL;
 	/* Always learn the peer's family; copy the address out if asked. */
 	ss.ss_family = AF_UNSPEC;
-	if (weft__io_path() != WEFT__RING) {
-		r = (int)weft__io_try(lfd, WEFT__READ, try_accept, &a, 0,
-				      "accept");
-	} else {
-		if (!(sqe = weft__io_begin(&io, lfd, &r)))
-			return r;
-		io_uring_prep_accept(sqe, lfd, (struct sockaddr *)&ss, &sslen,
-				     SOCK_CLOEXEC);
-		r = weft__io_wait(&io, sqe);
-	}
+	r = (int)weft__io_try(lfd, WEFT__READ, try_accept, &a, 0, "accept");
 	if (r >= 0 && peer) {
 		memcpy(peer, &ss, sslen < *peerlen ? sslen : *peerlen);
 		*peerlen = sslen;

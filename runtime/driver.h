@@ -3,17 +3,20 @@
  * woken by another thread, to wait for I/O and to fire its nearest timer.
  * One interface, two implementations, chosen once per weft_run:
  *
- *   drivers/io_uring/   completions: a task submits an operation and parks;
- *                       the kernel does it and the driver wakes the task
- *                       with the result.
- *   drivers/epoll/      readiness: a task tries the non-blocking system call
- *                       and parks only on EAGAIN; the driver wakes it when
- *                       the fd may be ready, and the task tries again.
+ *   drivers/io_uring/   a ring per worker: a task submits an operation and
+ *                       parks; the kernel does it and the driver wakes the
+ *                       task with the result.
+ *   drivers/epoll/      system calls: the worker sleeps in epoll.
+ *
+ * Sockets wait the same way under both: a task makes a non-blocking
+ * attempt (io_uring: an operation that may not wait in the kernel; epoll:
+ * the system call) and parks only on EAGAIN, in the runtime's one poll set
+ * (drivers/readiness/), which any worker may harvest; the harvester wakes
+ * the task when the fd may be ready, and it tries again.
  *
  * Every worker owns one driver instance (a ring, or an epoll fd to sleep
  * in), made and closed on its own thread, so parking, unparking and timers
- * stay per worker. The epoll driver's fds are in one poll set that any of
- * its workers may harvest (drivers/epoll/epoll.h).
+ * stay per worker.
  *
  * Contract (who calls what, on which thread):
  *  - weft__driver_new / _close / _poll / _reap / _park: the owning worker
@@ -28,16 +31,16 @@
  *  - A posted message runs on the owner, in its scheduler context, on its
  *    next poll, reap or park, in the order it was posted (per poster).
  *  - _poll is the cheap per-task-run check (io_uring: submit the round's
- *    SQEs, reap CQEs; epoll: run messages, and look for readiness only when
- *    someone waits and every few ticks). _reap handles everything ready now
+ *    SQEs, reap CQEs; both: run messages, and harvest the poll set every
+ *    few ticks once it holds an fd). _reap handles everything ready now
  *    without blocking. _park sleeps until an event, an unpark or timeout_ns
  *    (-1: none), then handles what is ready as _reap does.
  *  - A completion (io_uring) is final: the operation ran and its result is
  *    the call's result; buffers it named may be written until it arrives.
- *  - A readiness event (epoll) is a hint: the fd changed since it was
- *    registered or last reported. The woken task retries the system call,
- *    which may say EAGAIN again; it touched no buffer meanwhile, so an
- *    aborted wait needs nothing cancelled in the kernel.
+ *  - A readiness event is a hint: the fd changed since it was registered
+ *    or last reported. The woken task makes its attempt again, which may
+ *    say EAGAIN again; it touched no buffer meanwhile, so an aborted wait
+ *    needs nothing cancelled in the kernel.
  *  - Both wake tasks only through the waiter protocol (wait.h), so an event
  *    for a task that stopped waiting (cancelled, timed out, fd closed) is
  *    dropped by the waiter's settle, on whichever worker handles it.
@@ -125,7 +128,7 @@ void weft__driver_base_exit(struct weft__driver *d);
 int weft__uring_probe(void);
 struct weft__driver *weft__uring_new(int *err, const char **why);
 void weft__uring_close(struct weft__driver *d);
-void weft__uring_poll(struct weft__driver *d);
+void weft__uring_poll(struct weft__driver *d, uint64_t tick);
 int weft__uring_reap(struct weft__driver *d);
 void weft__uring_park(struct weft__driver *d, int64_t timeout_ns);
 
@@ -140,7 +143,7 @@ int weft__epoll_wake_fd(struct weft__driver *d);
 static inline void weft__driver_poll(struct weft__driver *d, uint64_t tick)
 {
 	if (__builtin_expect(d->kind == WEFT_IO_URING, 1))
-		weft__uring_poll(d);
+		weft__uring_poll(d, tick);
 	else
 		weft__epoll_poll(d, tick);
 }

@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include "weft/task.h"
+#include "drivers/readiness/pollset.h"
 #include "futex.h"
 #include "idle.h"
 #include "timer.h"
@@ -80,7 +81,24 @@ static int look_at_workers(struct weft_runtime *rt, struct look *last,
 	return busy;
 }
 
-/* Nothing to watch: disarm, unless a wake filled a slot meanwhile. */
+/* One look at the poll set: if no worker sleeps in it and none harvested
+ * it since the last look (the one that left it keeps its worker, say),
+ * harvest it here; the tasks it wakes go to the global queue and rouse an
+ * idle worker (park.c). Go's sysmon polls the network when nobody has for
+ * 10 ms; this looks once a period, 0.1-2 ms. Returns whether the set is
+ * unattended, which keeps the monitor armed. */
+static bool look_at_poll_set(struct weft_monitor *m, uint64_t *last)
+{
+	bool unattended = weft__pollset_unattended();
+	if (unattended && weft__pollset_harvests() == *last &&
+	    weft__pollset_harvest(0, false) > 0)
+		intervened(m);
+	*last = weft__pollset_harvests();
+	return unattended;
+}
+
+/* Nothing to watch: disarm, unless a wake filled a slot or the poller
+ * left the poll set meanwhile. */
 static void disarm(struct weft_runtime *rt, struct weft_monitor *m,
 		   struct look *last)
 {
@@ -88,7 +106,7 @@ static void disarm(struct weft_runtime *rt, struct weft_monitor *m,
 	if (!atomic_compare_exchange_strong(&m->state, &armed, MON_IDLE))
 		return; /* stopping */
 	bool stuck = false;
-	if (look_at_workers(rt, last, &stuck)) {
+	if (look_at_workers(rt, last, &stuck) || weft__pollset_unattended()) {
 		armed = MON_IDLE;
 		atomic_compare_exchange_strong(&m->state, &armed, MON_ARMED);
 	}
@@ -99,6 +117,7 @@ static void *monitor_main(void *arg)
 	struct weft_runtime *rt = arg;
 	struct weft_monitor *m = &rt->monitor;
 	struct look last[WEFT_WORKERS_MAX] = { { 0 } };
+	uint64_t last_harvests = 0;
 	long period = PERIOD_MIN_NS;
 	int calm = 0, idle = 0;
 	for (;;) {
@@ -122,7 +141,9 @@ static void *monitor_main(void *arg)
 					 : period);
 		weft__stall_check(rt);
 		bool stuck = false;
-		idle = look_at_workers(rt, last, &stuck) ? 0 : idle + 1;
+		int busy = look_at_workers(rt, last, &stuck);
+		busy += look_at_poll_set(m, &last_harvests);
+		idle = busy ? 0 : idle + 1;
 		if (stuck) {
 			weft__notify_work(rt);
 			period = PERIOD_MIN_NS;

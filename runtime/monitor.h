@@ -1,6 +1,7 @@
 /*
  * The monitor: a thread that rescues run-next tasks stuck behind a task
- * that keeps its worker (one of the jobs of Go's sysmon).
+ * that keeps its worker, and fd events that nobody harvests (two of the
+ * jobs of Go's sysmon).
  *
  * A task woken by a running task stays on the waker's worker, where other
  * workers take it only in a burst or once the monitor marked that worker
@@ -18,9 +19,16 @@
  * on other workers. Once no worker has tasks or timers waiting it disarms
  * and sleeps until a wake or a timer arms it.
  *
- * No lost arming: a waker fills the slot, then reads the state (seq_cst
- * both); the monitor sets IDLE, then reads every slot (seq_cst both). One
- * of them sees the other.
+ * The poll set (drivers/readiness/pollset.h) has a poller while a worker
+ * sleeps in it. The poller that wakes leaves it, arming the monitor; until
+ * a worker sleeps there again, the monitor harvests the set whenever no
+ * worker did for a whole period, so a task that keeps the worker that
+ * left strands no connection whose events nobody else would look for.
+ *
+ * No lost arming: a waker fills the slot (or the poller leaves the set),
+ * then reads the state (seq_cst both); the monitor sets IDLE, then reads
+ * every slot and the poller role (seq_cst both). One of them sees the
+ * other.
  */
 #ifndef WEFT_RUNTIME_MONITOR_H
 #define WEFT_RUNTIME_MONITOR_H

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "drivers/readiness/pollset.h"
 #include "idle.h"
 #include "park.h"
 #include "runq.h"
@@ -208,6 +209,10 @@ static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
 	}
 	weft__stat_add(&w->stats.parks, 1);
 	weft__driver_park(w->driver, next_timer);
+	/* The poller left the poll set: the monitor harvests it if nobody
+	 * does (monitor.h). */
+	if (weft__pollset_unattended())
+		weft__monitor_arm(&rt->monitor);
 	if (weft__idle_leave(rt, w)) /* else timers or I/O woke us */
 		weft__stat_add(&w->stats.unparks, 1);
 	share_woken(rt, w);

@@ -1,10 +1,14 @@
 /*
- * I/O on a worker that never goes idle: its completions, the messages
- * posted to it and its queued submissions must still be handled on every
- * scheduler round, not only when it parks (the io_uring driver's poll looks
- * before it reaps; see drivers/io_uring/ring.c). One worker, and a task
- * that yields until the I/O task is done: if a round missed the work, the
- * yielding task would spin forever and the test would time out.
+ * I/O on a worker that never goes idle.
+ *
+ * One worker, and a task that yields until the I/O task is done: the
+ * fd's readiness, the messages posted to the worker and its queued
+ * submissions must still be handled on its scheduler rounds, not only
+ * when it parks. If a round missed the work, the yielding task would spin
+ * forever and the test would time out.
+ *
+ * Two workers, one kept by a task that never yields: a connection whose
+ * task waited on the kept worker must still be served, by the other.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -128,6 +132,77 @@ START_TEST(cancel_while_busy)
 }
 END_TEST
 
+struct kept {
+	int fd, peer;
+	_Atomic int reader_worker; /* -1 until the reader is about to wait */
+	_Atomic bool got;
+};
+
+static void *kept_reader(void *arg)
+{
+	struct kept *k = arg;
+	char c;
+
+	atomic_store(&k->reader_worker, weft_worker_id());
+	ck_assert_int_eq(weft_recv(k->fd, &c, 1, 0), 1);
+	atomic_store(&k->got, true);
+	return NULL;
+}
+
+/* Starts a reader and lets it wait; if it waits on this task's worker,
+ * sends it a byte and keeps the worker, without yielding, until the reader
+ * has it or 5 s passed. Returns whether the two shared a worker. */
+static bool keep_beside_reader(struct kept *k)
+{
+	weft_task_t reader;
+	bool shared;
+
+	atomic_store(&k->reader_worker, -1);
+	atomic_store(&k->got, false);
+	ck_assert_int_eq(weft_spawn(&reader, kept_reader, k), 0);
+	while (atomic_load(&k->reader_worker) < 0)
+		weft_yield();
+	/* Time for the reader's worker to finish its first attempt (under
+	 * io_uring, an SQE its next round submits) and for the reader to
+	 * wait for readiness: the wait this test is about. A task that keeps
+	 * a worker before that round strands the attempts its worker holds,
+	 * as it strands the tasks queued there (call.h). */
+	ck_assert_int_eq(weft_sleep(10 * WEFT_MSEC), 0);
+	shared = atomic_load(&k->reader_worker) == weft_worker_id();
+	ck_assert_int_eq(write(k->peer, "x", 1), 1);
+	for (int64_t until = weft_now() + 5 * WEFT_SEC;
+	     shared && !atomic_load(&k->got) && weft_now() < until;)
+		;
+	if (shared)
+		ck_assert_msg(atomic_load(&k->got),
+			      "the kept worker's connection waited 5 s");
+	ck_assert_int_eq(weft_join(reader, NULL), 0);
+	return shared;
+}
+
+static void *kept_main(void *arg)
+{
+	struct kept k;
+	int sv[2], shared = 0;
+
+	(void)arg;
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	k.fd = sv[0];
+	k.peer = sv[1];
+	for (int i = 0; i < 50 && shared < 3; i++)
+		shared += keep_beside_reader(&k);
+	ck_assert_int_ge(shared, 1);
+	weft_close(sv[0]);
+	close(sv[1]);
+	return NULL;
+}
+
+START_TEST(kept_worker_strands_no_connection)
+{
+	weft_test_run(kept_main, NULL, 2);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("io_busy");
@@ -136,6 +211,7 @@ int main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, completion_while_busy);
 	tcase_add_test(tc, cancel_while_busy);
+	tcase_add_test(tc, kept_worker_strands_no_connection);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

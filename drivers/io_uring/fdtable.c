@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include "drivers/readiness/fdready.h"
 #include "fdtable.h"
 #include "op.h"
 #include "runtime/list.h"
@@ -65,7 +66,7 @@ int weft__fdtable_close(int fd)
 	for (io = s->head; io; io = io->next)
 		if (io->fd == fd)
 			weft__io_abort(io, -EBADF);
-	r = close(fd) ? -errno : 0;
+	r = weft__fdready_close(fd);
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }

@@ -12,8 +12,9 @@ struct weft__io;
 void weft__fdtable_add(struct weft__io *io);
 void weft__fdtable_del(struct weft__io *io);
 
-/* Aborts every op registered under fd with -EBADF, then closes fd, both
- * under the stripe lock. Returns close(2)'s 0 or -errno. */
+/* Aborts every op registered under fd with -EBADF, then closes fd with
+ * weft__fdready_close (which also wakes the tasks waiting for its
+ * readiness), both under the stripe lock. Returns 0 or -errno. */
 int weft__fdtable_close(int fd);
 
 #endif

@@ -18,7 +18,10 @@
  *
  * Parking keeps a read of the driver's wake-up eventfd armed (see
  * runtime/driver.c for the wake-up protocol); its completion marks the
- * wake-up consumed.
+ * wake-up consumed. The worker that claims the poll set's poller role as
+ * it parks also keeps a poll request on the set's fd armed, so a socket's
+ * readiness wakes it; the request completes in this ring, whose owner then
+ * harvests the set (drivers/readiness/pollset.h).
  *
  * The features weft needs: IORING_FEAT_EXT_ARG (5.11), so a park waits with
  * a timeout without an SQE of liburing's own. weft__uring_probe checks for
@@ -41,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "drivers/readiness/pollset.h"
 #include "ring.h"
 #include "runtime/valgrind.h"
 
@@ -64,6 +68,17 @@ static const char *explain(int err)
 	default:
 		return "cannot set up io_uring";
 	}
+}
+
+/* The poll set has events: harvest them here. */
+static void pollset_complete(struct weft__ring_op *op, int res, unsigned flags)
+{
+	struct weft__ring *r =
+		(struct weft__ring *)((char *)op -
+				      offsetof(struct weft__ring, pollset_op));
+
+	r->pollset_armed = false;
+	weft__pollset_harvest(0, false);
 }
 
 static void wake_complete(struct weft__ring_op *op, int res, unsigned flags)
@@ -140,7 +155,15 @@ struct weft__driver *weft__uring_new(int *err, const char **why)
 		free(r);
 		return NULL;
 	}
+	if ((*err = weft__pollset_join())) {
+		weft__driver_base_exit(&r->base);
+		io_uring_queue_exit(&r->uring);
+		*why = "cannot create the poll set (an epoll instance)";
+		free(r);
+		return NULL;
+	}
 	r->wake_op.complete = wake_complete;
+	r->pollset_op.complete = pollset_complete;
 	return &r->base;
 }
 
@@ -150,6 +173,7 @@ void weft__uring_close(struct weft__driver *d)
 
 	io_uring_queue_exit(&r->uring);
 	weft__driver_base_exit(d);
+	weft__pollset_leave();
 }
 
 static struct io_uring_sqe *get_sqe(struct weft__ring *r)
@@ -169,9 +193,9 @@ struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r)
 
 /* Submits what was prepared this round, then completes every ready CQE.
  * Returns how many events it handled. */
-int weft__uring_reap(struct weft__driver *d)
+static int reap_ring(struct weft__ring *r)
 {
-	struct weft__ring *r = (struct weft__ring *)d;
+	struct weft__driver *d = &r->base;
 	struct io_uring_cqe *cqe;
 	unsigned head, seen = 0, ops = 0;
 	int n = weft__driver_run_inbox(d);
@@ -220,14 +244,27 @@ static bool has_work(struct weft__ring *r)
 	       atomic_load_explicit(&r->base.inbox, memory_order_relaxed);
 }
 
+/* Before the worker sleeps: the ring, and the poll set once it holds any
+ * fd (a system call). */
+int weft__uring_reap(struct weft__driver *d)
+{
+	int n = weft__pollset_watched() ? weft__pollset_harvest(0, false) : 0;
+
+	return n + reap_ring((struct weft__ring *)d);
+}
+
 /* Every scheduler round: a few loads when there is nothing to do (the
- * common case for a worker running tasks that make no I/O). */
-void weft__uring_poll(struct weft__driver *d)
+ * common case for a worker running tasks that make no I/O), and a look
+ * at the poll set every WEFT__HARVEST_INTERVAL ticks once it holds any
+ * fd, as the epoll driver's. */
+void weft__uring_poll(struct weft__driver *d, uint64_t tick)
 {
 	struct weft__ring *r = (struct weft__ring *)d;
 
+	if (tick % WEFT__HARVEST_INTERVAL == 0 && weft__pollset_watched())
+		weft__pollset_harvest(0, false);
 	if (has_work(r))
-		weft__uring_reap(d);
+		reap_ring(r);
 }
 
 /*
@@ -237,11 +274,12 @@ void weft__uring_poll(struct weft__driver *d)
  * completions) and the wake-up eventfd, then let the kernel post what it
  * deferred.
  */
-static void park_in_poll(struct weft__ring *r, int64_t timeout_ns)
+static void park_in_poll(struct weft__ring *r, int64_t timeout_ns, bool poller)
 {
-	struct pollfd p[2] = {
+	struct pollfd p[3] = {
 		{ .fd = r->uring.ring_fd, .events = POLLIN },
 		{ .fd = r->base.wake_fd, .events = POLLIN },
+		{ .fd = weft__pollset_fd(), .events = POLLIN },
 	};
 	/* Deferred completions need us to enter the kernel before the ring
 	 * shows them: look again at least every 10 ms. */
@@ -249,14 +287,21 @@ static void park_in_poll(struct weft__ring *r, int64_t timeout_ns)
 			 ? 10
 			 : (int)((timeout_ns + 999999) / 1000000);
 	io_uring_submit(&r->uring);
-	poll(p, 2, ms);
+	poll(p, poller ? 3 : 2, ms);
 	io_uring_get_events(&r->uring);
 }
 
+/* Sleeps until a completion, a wake-up or timeout_ns, as the poll set's
+ * poller if no worker is (its readiness then wakes this one). A poll
+ * request armed by an earlier sleep stays armed while its owner runs
+ * (cancelling it would cost an SQE and a CQE every sleep): once another
+ * worker holds the role, both may be woken by one event, and the second
+ * harvest finds nothing. */
 void weft__uring_park(struct weft__driver *d, int64_t timeout_ns)
 {
 	struct weft__ring *r = (struct weft__ring *)d;
 	struct io_uring_cqe *cqe;
+	bool poller = weft__pollset_claim();
 
 	if (!r->wake_armed) {
 		struct io_uring_sqe *sqe = get_sqe(r);
@@ -266,8 +311,15 @@ void weft__uring_park(struct weft__driver *d, int64_t timeout_ns)
 		io_uring_sqe_set_data(sqe, &r->wake_op);
 		r->wake_armed = true;
 	}
+	if (poller && !r->pollset_armed) {
+		struct io_uring_sqe *sqe = get_sqe(r);
+
+		io_uring_prep_poll_add(sqe, weft__pollset_fd(), POLLIN);
+		io_uring_sqe_set_data(sqe, &r->pollset_op);
+		r->pollset_armed = true;
+	}
 	if (WEFT_UNDER_VALGRIND()) {
-		park_in_poll(r, timeout_ns);
+		park_in_poll(r, timeout_ns, poller);
 	} else if (timeout_ns >= 0) {
 		/* Needs IORING_FEAT_EXT_ARG (5.11), or liburing would queue
 		 * a timeout SQE of its own with a user_data not ours. */
@@ -280,5 +332,7 @@ void weft__uring_park(struct weft__driver *d, int64_t timeout_ns)
 	} else {
 		io_uring_submit_and_wait(&r->uring, 1);
 	}
-	weft__uring_reap(d);
+	if (poller)
+		weft__pollset_release();
+	reap_ring(r);
 }

@@ -2,6 +2,16 @@
  * The io_uring driver: one ring per worker, where its tasks' I/O and its
  * own parking go (the driver interface is runtime/driver.h).
  *
+ * A socket's readiness is not waited for here but in the runtime's poll
+ * set (drivers/readiness/pollset.h), which any worker may harvest; only
+ * the transfer goes through the ring, as a non-blocking attempt that
+ * completes when its batch is submitted (io/call.h). A request that waits
+ * in the kernel completes only through the thread that submitted it (the
+ * kernel posts its completion from that thread's task work, and
+ * DEFER_TASKRUN even waits until it enters the kernel), so a worker
+ * descheduled by the OS, or kept by a long-running task, would strand
+ * every connection it had a recv out for.
+ *
  * Every SQE's user_data is a struct weft__ring_op *; its complete() runs on
  * the owning worker, in the scheduler context, when the CQE is reaped. Only
  * the owning worker submits (SINGLE_ISSUER), so other threads reach a ring
@@ -31,6 +41,8 @@ struct weft__ring {
 	uint64_t wake_buf; /* the pending read of wake_fd lands here */
 	struct weft__ring_op wake_op;
 	bool wake_armed;
+	struct weft__ring_op pollset_op; /* a poll of the poll set's fd */
+	bool pollset_armed;
 };
 
 /* The calling worker's ring, or NULL on a plain thread or under epoll. */

@@ -3,40 +3,41 @@
  * Part of <weft.h>.
  *
  * In a task every call below parks the task until it is done; the worker
- * keeps running other tasks. How depends on the I/O driver weft_run chose
- * (struct weft_config.io, $WEFT_IO; weft_io_driver() says which runs):
- *  - io_uring: the call submits one io_uring operation on the task's worker
- *    ring and the completion wakes the task.
- *  - epoll: the call tries the system call at once and, only if it would
- *    block (EAGAIN), waits for the fd's readiness in the worker's epoll and
- *    tries again. Files (weft_open, weft_pread, weft_pwrite, weft_fsync)
- *    run on the blocking pool, as epoll cannot watch regular files.
- * Every call behaves the same on both, as documented here, except
- * weft_io_submit(), which needs io_uring.
+ * keeps running other tasks. A socket call makes one non-blocking attempt
+ * and, only if it would block (EAGAIN), waits for the fd's readiness in
+ * the runtime's one epoll set, which any worker may look at, and tries
+ * again. The attempt depends on the I/O driver weft_run chose (struct
+ * weft_config.io, $WEFT_IO; weft_io_driver() says which runs):
+ *  - io_uring: an operation on the worker's ring that may not wait in the
+ *    kernel; the worker submits its tasks' attempts in one system call.
+ *  - epoll: the system call.
+ * Files (weft_open, weft_pread, weft_pwrite, weft_fsync) are one io_uring
+ * operation each under io_uring, and run on the blocking pool under epoll,
+ * which cannot watch regular files. Every call behaves the same on both,
+ * as documented here, except weft_io_submit(), which needs io_uring.
  *
  * On a plain thread the same calls block the thread in the matching system
  * call, so threaded code can share weft's sockets; if the fd is O_NONBLOCK
  * and the call would block, the thread waits in poll(2) and tries again
  * (pass MSG_DONTWAIT to the calls that take flags for one attempt only).
  *
- * O_NONBLOCK: under epoll, the sockets weft makes (listen, accept, connect,
- * UDP and Unix sockets) are non-blocking, and an fd made elsewhere gets
- * O_NONBLOCK set the first time a task waits on it; weft leaves it set.
- * The flag belongs to the open file description, so dups of the fd and
- * other processes sharing it see it too. Under io_uring weft changes no
- * fd's flags.
+ * O_NONBLOCK: the sockets weft makes while a runtime runs (listen, accept,
+ * connect, UDP and Unix sockets) are non-blocking, and an fd made elsewhere
+ * gets O_NONBLOCK set the first time a task waits on it; weft leaves it
+ * set. The flag belongs to the open file description, so dups of the fd
+ * and other processes sharing it see it too.
  *
  * Conventions (as liburing's): a call returns a count or 0 on success and a
  * negative errno on failure. In a task, a call also returns -ECANCELED when
  * the task is cancelled and -ETIMEDOUT when the enclosing deadline passes;
- * under io_uring the operation is then cancelled in the kernel and its
+ * while a task waits for readiness nothing in the kernel refers to its
+ * buffer, and an io_uring operation is cancelled in the kernel and its
  * completion awaited before the call returns, so buffers may live on the
- * task's stack; under epoll nothing in the kernel refers to the buffer
- * while the task waits. If the operation completed anyway (it won the race)
- * the call reports that success instead: no byte, connection or descriptor
- * is ever lost. weft_close() on a descriptor wakes every task waiting on
- * it with -EBADF. Close descriptors that tasks wait on with weft_close(),
- * not close(2): under epoll weft keeps the fd's registration until then.
+ * task's stack. If the operation completed anyway (it won the race) the
+ * call reports that success instead: no byte, connection or descriptor is
+ * ever lost. weft_close() on a descriptor wakes every task waiting on it
+ * with -EBADF. Close descriptors that tasks wait on with weft_close(), not
+ * close(2): weft keeps the fd's registration in its epoll set until then.
  */
 #ifndef WEFT_IO_H
 #define WEFT_IO_H
@@ -116,8 +117,8 @@ WEFT_MUST_CHECK ssize_t weft_writev(int fd, const struct iovec *iov,
 int weft_shutdown(int fd, int how);
 
 /* Closes any descriptor; tasks waiting on it (weft I/O calls) wake up with
- * -EBADF first, and under epoll its registration is dropped (the number
- * may be reused at once). A file call already running on the blocking
+ * -EBADF first, and its registration in the epoll set is dropped (the
+ * number may be reused at once). A file call already running on the blocking
  * pool (epoll) is not stopped. Returns 0 or -errno (-EBADF). */
 int weft_close(int fd);
 

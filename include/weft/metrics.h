@@ -70,8 +70,9 @@ struct weft_worker_metrics {
 	uint64_t local_depth;    /* gauge: spawned, requeued, and woken by
 				   * its I/O and timers */
 	uint64_t woken_depth;    /* gauge: woken tasks behind run-next */
-	uint64_t io_submitted;   /* counter: I/O operations submitted (the
-				   * io_uring driver; epoll: 0) */
+	uint64_t io_submitted;   /* counter: io_uring operations submitted
+				   * (a socket call's attempts, a file
+				   * call's operation; epoll: 0) */
 	uint64_t io_completed;   /* counter: of those, completed */
 	uint64_t io_in_flight;   /* gauge: submitted - completed */
 	uint64_t timers_armed;   /* gauge: live entries of its timer heap */

@@ -1,17 +1,17 @@
 /*
- * Readiness of the fds tasks wait on under the epoll driver: one record
+ * Readiness of the fds tasks wait on, under either driver: one record
  * per fd number, made on first use and kept, holding the fd's epoll
  * registration (one per fd, both directions, edge-triggered, kept across
  * calls), a readiness tick per direction, and the tasks waiting for each
  * direction (see fdready.c for the invariants).
  *
- * A call runs the system call first and waits only on EAGAIN:
+ * A call makes its attempt first and waits only on EAGAIN:
  *
- *   static long try_recv(int fd, void *arg) { ...recv(2), -errno... }
+ *   static long try_recv(int fd, void *arg) { ...one attempt, -errno... }
  *   return weft__fdready_call(fd, WEFT__READ, try_recv, &args, len);
  */
-#ifndef WEFT_DRIVERS_EPOLL_FDREADY_H
-#define WEFT_DRIVERS_EPOLL_FDREADY_H
+#ifndef WEFT_DRIVERS_READINESS_FDREADY_H
+#define WEFT_DRIVERS_READINESS_FDREADY_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -23,7 +23,7 @@ enum weft__dir { WEFT__READ, WEFT__WRITE };
  * again once the fd is ready). */
 typedef long (*weft__try_fn)(int fd, void *arg);
 
-/* From a task under epoll: registers fd in the poll set on its first use
+/* From a task: registers fd in the poll set on its first use
  * (setting O_NONBLOCK on it), then runs try until it returns anything but
  * -EAGAIN, waiting for dir's readiness in between. want: the bytes try
  * asks to move, if it consumes them (0 otherwise: a peek, a connect, an
@@ -37,7 +37,7 @@ typedef long (*weft__try_fn)(int fd, void *arg);
 long weft__fdready_call(int fd, enum weft__dir dir, weft__try_fn try, void *arg,
 			size_t want, const char *call);
 
-/* weft_close under epoll: wakes every task waiting on fd with -EBADF,
+/* weft_close: wakes every task waiting on fd with -EBADF,
  * drops its registration, closes it. Any thread. Returns 0 or -errno. */
 int weft__fdready_close(int fd);
 
@@ -47,7 +47,7 @@ int weft__fdready_close(int fd);
 void weft__fdready_fresh(int fd);
 
 /* An epoll event for a registered fd (its epoll data and event bits). On
- * the worker whose epoll reported it. */
+ * the worker whose harvest took it. */
 void weft__fdready_event(uint64_t data, uint32_t events);
 
 #endif

@@ -1,7 +1,7 @@
 /*
- * Per-fd readiness under the epoll driver: see fdready.h. Every fd is
- * registered in the runtime's one poll set (epoll.h), so any worker's
- * harvest may deliver its events.
+ * Per-fd readiness: see fdready.h. Every fd is registered in the
+ * runtime's one poll set (pollset.h), so any worker's harvest may deliver
+ * its events.
  *
  * An edge that arrives between a task's failed system call and its wait
  * must not be lost (edge-triggered epoll reports it once). Each direction
@@ -61,7 +61,7 @@
 #include "runtime/spinlock.h"
 #include "runtime/task.h"
 #include "runtime/wait.h"
-#include "epoll.h"
+#include "pollset.h"
 #include "fdready.h"
 
 #define CHUNK 1024
@@ -139,7 +139,7 @@ static void wake_all(struct fdrec *rec, int dir, int result)
 static void forget(struct fdrec *rec, int fd)
 {
 	uint64_t reg = atomic_load_explicit(&rec->reg, memory_order_relaxed);
-	int epfd = weft__epoll_poll_fd();
+	int epfd = weft__pollset_fd();
 
 	wake_all(rec, WEFT__READ, -EBADF);
 	wake_all(rec, WEFT__WRITE, -EBADF);
@@ -156,7 +156,7 @@ static void forget(struct fdrec *rec, int fd)
 /* Registers fd in the poll set. Lock held. Returns the state or -errno. */
 static int do_register(struct fdrec *rec, int fd)
 {
-	int epfd = weft__epoll_poll_fd();
+	int epfd = weft__pollset_fd();
 	struct epoll_event ev = {
 		.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
 		.data.u64 = (uint64_t)rec->gen << 32 | (uint32_t)fd,
@@ -172,7 +172,7 @@ static int do_register(struct fdrec *rec, int fd)
 		state = UNPOLLABLE; /* a regular file: never EAGAIN */
 	}
 	if (state == REGISTERED) {
-		weft__epoll_watching();
+		weft__pollset_watching();
 		fl = fcntl(fd, F_GETFL);
 		if (fl >= 0 && !(fl & O_NONBLOCK))
 			fcntl(fd, F_SETFL, fl | O_NONBLOCK);

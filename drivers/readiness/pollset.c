@@ -1,0 +1,186 @@
+/* The runtime's poll set: see pollset.h. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fdready.h"
+#include "pollset.h"
+
+#define EVENTS 128
+/* Epoll data of the break eventfd; fds use fdready's (gen << 32 | fd). */
+#define BREAK_TAG UINT64_MAX
+
+static _Atomic bool no_pwait2; /* epoll_pwait2 said ENOSYS once */
+
+static struct {
+	pthread_mutex_t mu; /* users, and making and closing the fds */
+	int users;          /* drivers joined and not left */
+	_Atomic int epfd;   /* -1 while no driver is open */
+	int break_fd;
+	_Atomic bool polling;  /* the poller role is taken */
+	_Atomic bool watching; /* an fd joined it */
+	_Atomic uint64_t harvests;
+} set = { PTHREAD_MUTEX_INITIALIZER, 0, -1, -1, false, false, 0 };
+
+int weft__pollset_fd(void)
+{
+	/* relaxed: set before the workers start (pthread_create orders it)
+	 * and reset after they stopped. */
+	return atomic_load_explicit(&set.epfd, memory_order_relaxed);
+}
+
+int weft__pollset_break_fd(void)
+{
+	return set.break_fd;
+}
+
+void weft__pollset_watching(void)
+{
+	/* relaxed: a hint for the busy worker's harvest only. Looked at
+	 * first, so the line stays shared once set. */
+	if (!atomic_load_explicit(&set.watching, memory_order_relaxed))
+		atomic_store_explicit(&set.watching, true,
+				      memory_order_relaxed);
+}
+
+bool weft__pollset_watched(void)
+{
+	/* relaxed: a hint; an edge not taken for want of it stays queued in
+	 * the set (edge-triggered events wait there until someone
+	 * harvests). */
+	return atomic_load_explicit(&set.watching, memory_order_relaxed);
+}
+
+bool weft__pollset_claim(void)
+{
+	/* acquire, and release below: one poller at a time, each seeing
+	 * what the one before it left (the drained break fd). */
+	return !atomic_exchange_explicit(&set.polling, true,
+					 memory_order_acquire);
+}
+
+/* seq_cst, as the load in unattended: the poller's half of the monitor's
+ * arming rule (monitor.h). Once per poller wake-up. */
+void weft__pollset_release(void)
+{
+	atomic_store(&set.polling, false);
+}
+
+bool weft__pollset_unattended(void)
+{
+	return weft__pollset_watched() && !atomic_load(&set.polling);
+}
+
+uint64_t weft__pollset_harvests(void)
+{
+	return atomic_load_explicit(&set.harvests, memory_order_relaxed);
+}
+
+/* Makes the set for the first driver. Under set.mu. */
+static int open_set(void)
+{
+	int epfd = epoll_create1(EPOLL_CLOEXEC), r = 0;
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = BREAK_TAG };
+
+	if (epfd < 0)
+		return -errno;
+	set.break_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (set.break_fd < 0 ||
+	    epoll_ctl(epfd, EPOLL_CTL_ADD, set.break_fd, &ev))
+		r = -errno;
+	if (r) {
+		if (set.break_fd >= 0)
+			close(set.break_fd);
+		set.break_fd = -1;
+		close(epfd);
+		return r;
+	}
+	atomic_store_explicit(&set.watching, false, memory_order_relaxed);
+	atomic_store_explicit(&set.epfd, epfd, memory_order_relaxed);
+	return 0;
+}
+
+int weft__pollset_join(void)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&set.mu);
+	if (!set.users && (r = open_set()))
+		goto out;
+	set.users++;
+out:
+	pthread_mutex_unlock(&set.mu);
+	return r;
+}
+
+void weft__pollset_leave(void)
+{
+	pthread_mutex_lock(&set.mu);
+	if (--set.users == 0) {
+		close(atomic_load_explicit(&set.epfd, memory_order_relaxed));
+		atomic_store_explicit(&set.epfd, -1, memory_order_relaxed);
+		close(set.break_fd);
+		set.break_fd = -1;
+	}
+	pthread_mutex_unlock(&set.mu);
+}
+
+int weft__epoll_wait_ns(int epfd, struct epoll_event *ev, int max,
+			int64_t timeout_ns)
+{
+	int n;
+
+	if (timeout_ns > 0 &&
+	    !atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
+		struct timespec ts = { .tv_sec = timeout_ns / 1000000000,
+				       .tv_nsec = timeout_ns % 1000000000 };
+
+		n = epoll_pwait2(epfd, ev, max, &ts, NULL);
+		if (n >= 0 || errno != ENOSYS)
+			return n;
+		atomic_store_explicit(&no_pwait2, true, memory_order_relaxed);
+	}
+	if (timeout_ns < 0)
+		return epoll_wait(epfd, ev, max, -1);
+	if (timeout_ns > (int64_t)INT32_MAX * 1000000)
+		timeout_ns = (int64_t)INT32_MAX * 1000000;
+	/* Rounded up: never wake before the timer is due. */
+	return epoll_wait(epfd, ev, max,
+			  (int)((timeout_ns + 999999) / 1000000));
+}
+
+static void drain_break(void)
+{
+	uint64_t n;
+
+	while (read(set.break_fd, &n, sizeof(n)) < 0 && errno == EINTR)
+		;
+}
+
+int weft__pollset_harvest(int64_t timeout_ns, bool poller)
+{
+	struct epoll_event ev[EVENTS];
+	int n, handled = 0;
+
+	/* relaxed: a count the monitor compares with its last reading; a
+	 * stale one costs it one needless harvest. A harvest is a system
+	 * call, so one add on a shared line is noise beside it. */
+	atomic_fetch_add_explicit(&set.harvests, 1, memory_order_relaxed);
+	do {
+		n = weft__epoll_wait_ns(weft__pollset_fd(), ev, EVENTS,
+					timeout_ns);
+		for (int i = 0; i < n; i++) {
+			if (ev[i].data.u64 != BREAK_TAG)
+				weft__fdready_event(ev[i].data.u64,
+						    ev[i].events);
+			else if (poller)
+				drain_break();
+		}
+		handled += n > 0 ? n : 0;
+		timeout_ns = 0;
+	} while (n == EVENTS);
+	return handled;
+}
