@@ -27,7 +27,7 @@
 #include "worker.h"
 
 #define TIMER_CHECK_INTERVAL 16
-#define SHARE_BATCH 16       /* woken tasks one worker runs alone (epoll) */
+#define SHARE_BATCH 16       /* woken tasks one worker runs alone */
 #define SEARCH_SPINS_RING 48 /* steal rounds before parking, io_uring */
 
 /* Read on every spawn and switch: a line no other global writes. */
@@ -36,11 +36,13 @@ struct weft_runtime *_Atomic weft__rt __attribute__((aligned(64)));
 /* ---- finding work ------------------------------------------------------- */
 
 /* Under io_uring a searcher keeps looking a little before it parks: a
- * worker's completions come only to its own ring, so one that parked must
- * be woken through it, which costs two system calls and a few
+ * worker asleep in its ring is woken through it (an eventfd write, a
+ * read's completion), which costs two system calls and a few
  * microseconds, more than the gap between bursts of work (Go's spinning
  * Ms). 4 rounds instead of 48 cost its closed-loop echo 10% of its
- * throughput (A/B).
+ * throughput (A/B), when its sockets still waited in the ring; since they
+ * wait in the poll set, 0 rounds measured the same as 48 in ping_pong and
+ * in http at 50k req/s (within the noise), so the rounds stay.
  *
  * Under epoll a searcher looks once and parks, as Tokio's does: an event
  * for any fd wakes whichever worker sleeps as the poller, so nothing waits
@@ -143,26 +145,23 @@ static void run_task(struct weft_worker *w, struct weft_task *t)
  * roused to take some. Once per batch, not per task: a sleeper roused for
  * every wake-up costs more than it takes.
  *
- * Under epoll, a batch of up to SHARE_BATCH runs here, in order, on a warm
- * cache, and the monitor watches in case one of its tasks keeps the
- * worker, as for a task's wake (park.c). Rousing a worker for every batch
- * of two or more (Tokio's should_notify_others after its driver's poll)
- * moved a tenth of a server's requests to the other core, each with its
- * stack's hot lines (the likely cost; this VM counts no cache misses).
- * Keeping the batch served 6-9% more requests at 3-5% less CPU each and
- * a 10-23% lower p99 (bench/README.md, tenth session).
- *
- * Under io_uring a worker reaps its own ring after every task run, so its
- * batches are small and many, and arming the monitor for each kept it
- * waking 2,400 times a second, for 5% more CPU per request: there a batch
- * of two is shared, as before. */
+ * A batch of up to SHARE_BATCH runs here, in order, on a warm cache, and
+ * the monitor watches in case one of its tasks keeps the worker, as for a
+ * task's wake (park.c). Rousing a worker for every batch of two or more
+ * (Tokio's should_notify_others after its driver's poll) moved a tenth of
+ * an epoll server's requests to the other core, each with its stack's hot
+ * lines (the likely cost; this VM counts no cache misses). Keeping the
+ * batch served 6-9% more requests at 3-5% less CPU each and a 10-23%
+ * lower p99 (bench/README.md, tenth session); under io_uring, once its
+ * sockets waited in the poll set too, 15% more requests at 8% less CPU
+ * each and a 16% lower p99 (eleventh session). */
 static void share_woken(struct weft_runtime *rt, struct weft_worker *w)
 {
 	long n = weft__inject_len(&w->ready);
 
 	if (w->searching || n < 2)
 		return;
-	if (w->driver->kind == WEFT_IO_URING || n > SHARE_BATCH)
+	if (n > SHARE_BATCH)
 		weft__notify_work(rt);
 	else
 		weft__monitor_arm(&rt->monitor);

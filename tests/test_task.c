@@ -527,9 +527,8 @@ END_TEST
  * monitor, which sees them wait and rouses the other worker. A plain
  * thread sends the bytes while both workers sleep, so that only the one
  * that takes the event is awake. The first reader keeps its worker until
- * every other reader ran, or 5 s. (Under io_uring each reader's receive
- * completes on its own worker's ring, and the test only checks that all
- * of them run.) */
+ * every other reader ran, or 5 s. Under both drivers: the readers wait in
+ * the one poll set. */
 #define BATCH_READERS 8
 static atomic_int batch_ran;
 static atomic_bool batch_kept;
