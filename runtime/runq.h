@@ -29,7 +29,7 @@
  *      figure in the same runs). First in first out because a deque's
  *      owner end is last in first out: a connection woken early would
  *      wait while later ones overtook it again and again. Open, but
- *      not offered: under epoll a batch of up to 16 rouses no idle worker
+ *      not offered: a batch of up to 16 rouses no idle worker
  *      and arms the monitor instead (worker.c's share_woken): moving
  *      tasks to another core cost a server more than it gained.
  *   5. A worker's yielded list (w->yielded_head): tasks that yielded, first

@@ -36,7 +36,9 @@
  * connect-echo-close load, and POLL_FIRST added ~1. None moved CPU per
  * request beyond the noise (medians of 16 runs within 2.5%), and each ties
  * per-fd kernel state to one ring, which task migration between workers and
- * weft_close() would have to undo.
+ * weft_close() would have to undo. Multishot recv and accept would also put
+ * a socket's waiting back in one ring, where only its owner can take it
+ * (ring.h).
  */
 #include <errno.h>
 #include <poll.h>
@@ -271,8 +273,8 @@ void weft__uring_poll(struct weft__driver *d, uint64_t tick)
  * Valgrind runs one thread at a time and takes io_uring_enter for a call
  * that never blocks, so a worker waiting in it would stall every thread.
  * Under valgrind, wait in poll(2), which it knows blocks, on the ring (for
- * completions) and the wake-up eventfd, then let the kernel post what it
- * deferred.
+ * completions), the wake-up eventfd and, for the poller, the poll set, then
+ * let the kernel post what it deferred.
  */
 static void park_in_poll(struct weft__ring *r, int64_t timeout_ns, bool poller)
 {
