@@ -75,6 +75,10 @@ struct weft__driver {
 	 * their last CQEs; epoll: none): written by the owner only, with a
 	 * relaxed load and store, read relaxed by anyone. */
 	_Atomic uint64_t ops_submitted, ops_completed;
+	/* io_uring: enough operations wait to be submitted that a task
+	 * parking now hands over to the scheduler (weft__driver_round_due).
+	 * Owner only. */
+	bool round_due;
 };
 
 /* Adds n to one of d's counters. Owner only. */
@@ -139,6 +143,14 @@ int weft__epoll_reap(struct weft__driver *d);
 void weft__epoll_park(struct weft__driver *d, int64_t timeout_ns);
 /* The fd an unparker of d writes, after it set d's wake_pending. */
 int weft__epoll_wake_fd(struct weft__driver *d);
+
+/* Whether a task parking now should switch out to its scheduler, which
+ * submits and reaps first, rather than straight to the next task (park.c).
+ * Owner only. */
+static inline bool weft__driver_round_due(const struct weft__driver *d)
+{
+	return d->round_due;
+}
 
 static inline void weft__driver_poll(struct weft__driver *d, uint64_t tick)
 {

@@ -21,9 +21,10 @@ void weft__park_finish_direct(struct weft_worker *w)
  * the next local one (weft__runq_pick, direct). A yielding task joins the
  * yielded list; a parking one leaves its unlock to the next task, whose
  * first act it is, after the parked task's registers were saved: all the
- * park protocol needs. false: the scheduler must choose. Inlined, with the
- * pick, into park and yield: a call and its register saves are a tenth of
- * a switch.
+ * park protocol needs. false: the scheduler must choose, or, for a park,
+ * submit the worker's waiting I/O first (weft__driver_round_due). Inlined,
+ * with the pick, into park and yield: a call and its register saves are a
+ * tenth of a switch.
  */
 static inline __attribute__((always_inline)) bool
 switch_direct(struct weft_worker *w, enum weft_switch_reason reason,
@@ -34,6 +35,8 @@ switch_direct(struct weft_worker *w, enum weft_switch_reason reason,
 	struct weft_runtime *rt =
 		atomic_load_explicit(&weft__rt, memory_order_relaxed);
 	struct weft_task *t = w->current;
+	if (reason == SWITCH_PARK && weft__driver_round_due(w->driver))
+		return false; /* its I/O waits for a submit (ring.c) */
 	struct weft_task *next = weft__runq_pick(rt, w, true);
 	if (!next)
 		return false;
