@@ -11,7 +11,6 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <liburing.h>
 
 #include "weft/io.h"
 #include "call.h"

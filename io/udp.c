@@ -4,12 +4,9 @@
 #include <errno.h>
 #include <netdb.h>
 #include <sys/socket.h>
-#include <liburing.h>
 
 #include "weft/io.h"
 #include "call.h"
-#include "runtime/wait.h"
-#include "memcheck.h"
 #include "sock.h"
 
 /* MSG_DONTWAIT tries once. */
