@@ -83,29 +83,18 @@ static void sleep_alone(struct weft__epoll *ep, int64_t timeout_ns)
 			;
 }
 
-/* Harvests the poll set without waiting, once it holds any fd. A program
- * that never waits on an fd (a compute job) makes no system call here; one
- * that does looks whether or not a task waits at the moment, as Tokio
- * does. (A count of the waiting tasks, kept before, cost two atomic adds
- * on one shared line per wait.) */
-static void poll_now(void)
-{
-	if (weft__pollset_watched())
-		weft__pollset_harvest(0, false);
-}
-
 int weft__epoll_reap(struct weft__driver *d)
 {
 	int n = weft__driver_run_inbox(d);
 
-	poll_now();
+	weft__pollset_look();
 	return n + weft__driver_run_inbox(d);
 }
 
 void weft__epoll_poll(struct weft__driver *d, uint64_t tick)
 {
 	if (tick % WEFT__HARVEST_INTERVAL == 0)
-		poll_now();
+		weft__pollset_look();
 	weft__driver_run_inbox(d);
 }
 

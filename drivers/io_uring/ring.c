@@ -48,6 +48,7 @@
 
 #include "drivers/readiness/pollset.h"
 #include "ring.h"
+#include "runtime/list.h"
 #include "runtime/valgrind.h"
 
 #define CQ_FACTOR 8
@@ -88,8 +89,7 @@ static const char *explain(int err)
 static void pollset_complete(struct weft__ring_op *op, int res, unsigned flags)
 {
 	struct weft__ring *r =
-		(struct weft__ring *)((char *)op -
-				      offsetof(struct weft__ring, pollset_op));
+		weft__container_of(op, struct weft__ring, pollset_op);
 
 	r->pollset_armed = false;
 	weft__pollset_harvest(0, false);
@@ -98,8 +98,7 @@ static void pollset_complete(struct weft__ring_op *op, int res, unsigned flags)
 static void wake_complete(struct weft__ring_op *op, int res, unsigned flags)
 {
 	struct weft__ring *r =
-		(struct weft__ring *)((char *)op -
-				      offsetof(struct weft__ring, wake_op));
+		weft__container_of(op, struct weft__ring, wake_op);
 
 	r->wake_armed = false;
 	weft__driver_wake_consumed(&r->base);
@@ -267,7 +266,7 @@ static bool has_work(struct weft__ring *r)
  * fd (a system call). */
 int weft__uring_reap(struct weft__driver *d)
 {
-	int n = weft__pollset_watched() ? weft__pollset_harvest(0, false) : 0;
+	int n = weft__pollset_look();
 
 	return n + reap_ring((struct weft__ring *)d);
 }
@@ -280,8 +279,8 @@ void weft__uring_poll(struct weft__driver *d, uint64_t tick)
 {
 	struct weft__ring *r = (struct weft__ring *)d;
 
-	if (tick % WEFT__HARVEST_INTERVAL == 0 && weft__pollset_watched())
-		weft__pollset_harvest(0, false);
+	if (tick % WEFT__HARVEST_INTERVAL == 0)
+		weft__pollset_look();
 	if (has_work(r))
 		reap_ring(r);
 }

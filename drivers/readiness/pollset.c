@@ -46,7 +46,7 @@ void weft__pollset_watching(void)
 				      memory_order_relaxed);
 }
 
-bool weft__pollset_watched(void)
+static bool watched(void)
 {
 	/* relaxed: a hint; an edge not taken for want of it stays queued in
 	 * the set (edge-triggered events wait there until someone
@@ -71,7 +71,7 @@ void weft__pollset_release(void)
 
 bool weft__pollset_unattended(void)
 {
-	return weft__pollset_watched() && !atomic_load(&set.polling);
+	return watched() && !atomic_load(&set.polling);
 }
 
 uint64_t weft__pollset_harvests(void)
@@ -183,4 +183,9 @@ int weft__pollset_harvest(int64_t timeout_ns, bool poller)
 		timeout_ns = 0;
 	} while (n == EVENTS);
 	return handled;
+}
+
+int weft__pollset_look(void)
+{
+	return watched() ? weft__pollset_harvest(0, false) : 0;
 }

@@ -52,8 +52,6 @@ int weft__pollset_break_fd(void);
 /* An fd joined the set: from now on a harvest is worth a system call.
  * Any thread. */
 void weft__pollset_watching(void);
-/* Whether an fd ever joined the set (a hint, read relaxed). */
-bool weft__pollset_watched(void);
 
 /* Takes the poller role if nobody holds it (true), or not (false);
  * release gives it back. */
@@ -77,6 +75,14 @@ uint64_t weft__pollset_harvests(void);
  * the break fd (others leave it set for the poller, as it is level-
  * triggered). Returns how many events it handled. */
 int weft__pollset_harvest(int64_t timeout_ns, bool poller);
+
+/* Harvests the set without waiting, once an fd joined it; before that,
+ * nothing (no system call). A program that never waits on an fd (a
+ * compute job) makes no system call here; one that does looks whether or
+ * not a task waits at the moment, as Tokio does. (A count of the waiting
+ * tasks, kept before, cost two atomic adds on one shared line per wait.)
+ * Returns how many events it handled. */
+int weft__pollset_look(void);
 
 /* epoll_wait on any epoll fd with a timeout in nanoseconds (epoll_pwait2,
  * Linux 5.11; before that, or under valgrind, milliseconds rounded up, so
