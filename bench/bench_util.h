@@ -18,6 +18,25 @@ static inline void bench_result(const char *name, long ops, int64_t ns)
 	       name, ops, secs, (double)ns / (double)ops);
 }
 
+/* Runs n tasks of fn(NULL) side by side and joins them all: returns the
+ * nanoseconds from the first spawn to the last join. */
+static inline int64_t bench_spawn_all(long n, weft_fn fn)
+{
+	weft_task_t *t = malloc(sizeof(*t) * (size_t)n);
+	if (!t)
+		abort();
+	int64_t t0 = weft_now();
+	for (long i = 0; i < n; i++)
+		if (weft_spawn(&t[i], fn, NULL))
+			abort();
+	for (long i = 0; i < n; i++)
+		if (weft_join(t[i], NULL))
+			abort();
+	int64_t ns = weft_now() - t0;
+	free(t);
+	return ns;
+}
+
 /* Runs main on a runtime with the default (or $WEFT_WORKERS) workers. */
 static inline int bench_run(weft_fn main, void *arg, int workers)
 {

@@ -20,22 +20,13 @@ static void *incrementer(void *arg)
 
 static void *bench(void *arg)
 {
-	weft_task_t *t = malloc(sizeof(*t) * (size_t)ntasks);
-	int64_t t0 = weft_now();
-	for (long i = 0; i < ntasks; i++)
-		if (weft_spawn(&t[i], incrementer, NULL))
-			abort();
-	for (long i = 0; i < ntasks; i++)
-		if (weft_join(t[i], NULL))
-			abort();
-	int64_t t1 = weft_now();
-	free(t);
+	int64_t ns = bench_spawn_all(ntasks, incrementer);
 	if (counter != ntasks * nincs) {
 		fprintf(stderr, "mutex: counter %ld, want %ld\n", counter,
 			ntasks * nincs);
 		exit(1);
 	}
-	bench_result("mutex", ntasks * nincs, t1 - t0);
+	bench_result("mutex", ntasks * nincs, ns);
 	return NULL;
 }
 

@@ -13,17 +13,8 @@ static void *yielder(void *arg)
 
 static void *bench(void *arg)
 {
-	weft_task_t *t = malloc(sizeof(*t) * (size_t)ntasks);
-	int64_t t0 = weft_now();
-	for (long i = 0; i < ntasks; i++)
-		if (weft_spawn(&t[i], yielder, NULL))
-			abort();
-	for (long i = 0; i < ntasks; i++)
-		if (weft_join(t[i], NULL))
-			abort();
-	int64_t t1 = weft_now();
-	free(t);
-	bench_result("yield_many", ntasks * nyields, t1 - t0);
+	int64_t ns = bench_spawn_all(ntasks, yielder);
+	bench_result("yield_many", ntasks * nyields, ns);
 	return NULL;
 }
 
