@@ -143,6 +143,14 @@ void weft__driver_base_exit(struct weft__driver *d)
 	d->wake_fd = -1;
 }
 
+void weft__eventfd_drain(int efd)
+{
+	uint64_t n;
+
+	while (read(efd, &n, sizeof(n)) < 0 && errno == EINTR)
+		;
+}
+
 void weft__driver_wake_consumed(struct weft__driver *d)
 {
 	atomic_exchange_explicit(&d->wake_pending, false, memory_order_acq_rel);

@@ -56,6 +56,7 @@
 #include <stdint.h>
 
 #include "weft/task.h"
+#include "drivers/readiness/pollset.h"
 
 /* A message for the owning worker (weft__driver_post). */
 struct weft__driver_msg {
@@ -128,17 +129,21 @@ int weft__driver_base_init(struct weft__driver *d, enum weft_io_kind kind,
 			   int efd_flags);
 void weft__driver_base_exit(struct weft__driver *d);
 
+/* Empties a non-blocking eventfd (a wake-up was consumed), retrying a read
+ * a signal interrupted. */
+void weft__eventfd_drain(int efd);
+
 /* The implementations (drivers/io_uring/ring.c, drivers/epoll/epoll.c). */
 int weft__uring_probe(void);
 struct weft__driver *weft__uring_new(int *err, const char **why);
 void weft__uring_close(struct weft__driver *d);
-void weft__uring_poll(struct weft__driver *d, uint64_t tick);
+void weft__uring_poll(struct weft__driver *d);
 int weft__uring_reap(struct weft__driver *d);
 void weft__uring_park(struct weft__driver *d, int64_t timeout_ns);
 
 struct weft__driver *weft__epoll_new(int *err, const char **why);
 void weft__epoll_close(struct weft__driver *d);
-void weft__epoll_poll(struct weft__driver *d, uint64_t tick);
+void weft__epoll_poll(struct weft__driver *d);
 int weft__epoll_reap(struct weft__driver *d);
 void weft__epoll_park(struct weft__driver *d, int64_t timeout_ns);
 /* The fd an unparker of d writes, after it set d's wake_pending. */
@@ -152,12 +157,16 @@ static inline bool weft__driver_round_due(const struct weft__driver *d)
 	return d->round_due;
 }
 
+/* Sockets wait in the poll set under both drivers: a busy worker harvests
+ * it every WEFT__HARVEST_INTERVAL ticks, once it holds an fd. */
 static inline void weft__driver_poll(struct weft__driver *d, uint64_t tick)
 {
+	if (tick % WEFT__HARVEST_INTERVAL == 0)
+		weft__pollset_look();
 	if (__builtin_expect(d->kind == WEFT_IO_URING, 1))
-		weft__uring_poll(d, tick);
+		weft__uring_poll(d);
 	else
-		weft__epoll_poll(d, tick);
+		weft__epoll_poll(d);
 }
 
 static inline int weft__driver_reap(struct weft__driver *d)

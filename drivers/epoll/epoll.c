@@ -4,8 +4,8 @@
  * Polling without sleeping costs a system call, so a busy worker does not
  * look after every task run as the io_uring driver looks at its ring (a
  * load from the shared CQ ring): only once fds joined the poll set, every
- * WEFT__HARVEST_INTERVAL ticks, and whenever it is about to sleep (reap,
- * then park).
+ * WEFT__HARVEST_INTERVAL ticks (weft__driver_poll, for both drivers), and
+ * whenever it is about to sleep (reap, then park).
  *
  * Timers: a sleep lasts at most until the sleeper's nearest deadline. The
  * poller sleeps until its own deadline: the other workers' timers are
@@ -75,12 +75,9 @@ void weft__epoll_close(struct weft__driver *d)
 static void sleep_alone(struct weft__epoll *ep, int64_t timeout_ns)
 {
 	struct epoll_event ev[EVENTS];
-	uint64_t n;
 
 	if (weft__epoll_wait_ns(ep->epfd, ev, EVENTS, timeout_ns) > 0)
-		while (read(ep->base.wake_fd, &n, sizeof(n)) < 0 &&
-		       errno == EINTR)
-			;
+		weft__eventfd_drain(ep->base.wake_fd);
 }
 
 int weft__epoll_reap(struct weft__driver *d)
@@ -91,10 +88,8 @@ int weft__epoll_reap(struct weft__driver *d)
 	return n + weft__driver_run_inbox(d);
 }
 
-void weft__epoll_poll(struct weft__driver *d, uint64_t tick)
+void weft__epoll_poll(struct weft__driver *d)
 {
-	if (tick % WEFT__HARVEST_INTERVAL == 0)
-		weft__pollset_look();
 	weft__driver_run_inbox(d);
 }
 

@@ -272,15 +272,11 @@ int weft__uring_reap(struct weft__driver *d)
 }
 
 /* Every scheduler round: a few loads when there is nothing to do (the
- * common case for a worker running tasks that make no I/O), and a look
- * at the poll set every WEFT__HARVEST_INTERVAL ticks once it holds any
- * fd, as the epoll driver's. */
-void weft__uring_poll(struct weft__driver *d, uint64_t tick)
+ * common case for a worker running tasks that make no I/O). */
+void weft__uring_poll(struct weft__driver *d)
 {
 	struct weft__ring *r = (struct weft__ring *)d;
 
-	if (tick % WEFT__HARVEST_INTERVAL == 0)
-		weft__pollset_look();
 	if (has_work(r))
 		reap_ring(r);
 }

@@ -8,6 +8,7 @@
 
 #include "fdready.h"
 #include "pollset.h"
+#include "runtime/driver.h"
 
 #define EVENTS 128
 /* Epoll data of the break eventfd; fds use fdready's (gen << 32 | fd). */
@@ -152,14 +153,6 @@ int weft__epoll_wait_ns(int epfd, struct epoll_event *ev, int max,
 			  (int)((timeout_ns + 999999) / 1000000));
 }
 
-static void drain_break(void)
-{
-	uint64_t n;
-
-	while (read(set.break_fd, &n, sizeof(n)) < 0 && errno == EINTR)
-		;
-}
-
 int weft__pollset_harvest(int64_t timeout_ns, bool poller)
 {
 	struct epoll_event ev[EVENTS];
@@ -177,7 +170,7 @@ int weft__pollset_harvest(int64_t timeout_ns, bool poller)
 				weft__fdready_event(ev[i].data.u64,
 						    ev[i].events);
 			else if (poller)
-				drain_break();
+				weft__eventfd_drain(set.break_fd);
 		}
 		handled += n > 0 ? n : 0;
 		timeout_ns = 0;

@@ -9,7 +9,7 @@
  *             set's fd armed, and the transfers themselves go through
  *             the ring as non-blocking attempts (io/call.h).
  *
- * Any worker may harvest it: a busy one every HARVEST_INTERVAL ticks,
+ * Any worker may harvest it: a busy one every WEFT__HARVEST_INTERVAL ticks,
  * every one before it sleeps, and the one that claimed the poller role
  * while it sleeps. So an event finds a free worker whichever worker's task
  * registered the fd or last waited on it. A readiness source tied to one
