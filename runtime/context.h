@@ -54,13 +54,29 @@ struct weft_ctx {
  *
  * weft__switch saves the running context in from and resumes to; returns
  * (in from, when something resumes it) the pass argument of that later
- * switch.
+ * switch. It resumes with a return, which the CPU predicts from its stack
+ * of return addresses: right when both contexts switched from the same
+ * call site with the same frames beneath (two tasks yielding to each
+ * other), and wrong at every scheduler-to-task or task-to-scheduler
+ * switch, whose sites differ.
+ *
+ * weft__switch_jump is the same switch resuming with an indirect jump,
+ * which the CPU predicts from the history of that jump instead: right for
+ * a site whose targets are few and regular. But the return address the
+ * switch's call pushed on the CPU's return stack stays there, so the
+ * first returns of the resumed context are predicted wrong. For switches
+ * after which nothing returns: to a task that has not run (its first
+ * frame is the trampoline's) and from a task that has returned (the
+ * scheduler loops, it does not return). chained_spawn's hop took 38-43 ns
+ * with weft__switch there and 25-27 ns with this (2026-12-02,
+ * bench/README.md).
  *
  * weft__ctx_init prepares ctx so that switching to it calls
  * weft__task_entry(arg) on the stack whose highest address is top, from a
  * trampoline that ends the frame chain for debuggers and unwinders.
  */
 void *weft__switch(struct weft_ctx *from, struct weft_ctx *to, void *pass);
+void *weft__switch_jump(struct weft_ctx *from, struct weft_ctx *to, void *pass);
 void weft__ctx_init(struct weft_ctx *ctx, void *top, void *arg);
 
 #endif

@@ -28,9 +28,11 @@ static inline void weft__switch_set_current(struct weft_worker *w,
 }
 
 /* Scheduler to task: returns once the task has switched back (perhaps
- * after direct switches to others: w->current says who). */
+ * after direct switches to others: w->current says who). fresh: t has not
+ * run, so nothing returns past its first frame and the jump suits
+ * (context.h). */
 static inline void weft__switch_to_task(struct weft_worker *w,
-					struct weft_task *t)
+					struct weft_task *t, bool fresh)
 {
 #ifdef WEFT_TSAN
 	__tsan_switch_to_fiber(t->tsan_fiber, 0);
@@ -39,14 +41,19 @@ static inline void weft__switch_to_task(struct weft_worker *w,
 	void *fake = NULL;
 	__sanitizer_start_switch_fiber(&fake, t->stack.base, t->stack.size);
 #endif
-	weft__switch(&w->sched_ctx, &t->ctx, w);
+	if (fresh)
+		weft__switch_jump(&w->sched_ctx, &t->ctx, w);
+	else
+		weft__switch(&w->sched_ctx, &t->ctx, w);
 #ifdef WEFT_ASAN
 	__sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
 }
 
 /* From a task to its worker's scheduler. When it returns the task has been
- * resumed, perhaps by another worker: the one it returns. */
+ * resumed, perhaps by another worker: the one it returns. An exiting task
+ * never resumes, and the scheduler it goes to loops: the jump suits
+ * (context.h). */
 static inline struct weft_worker *
 weft__switch_to_scheduler(struct weft_worker *w, struct weft_task *t,
 			  bool exiting)
@@ -58,11 +65,13 @@ weft__switch_to_scheduler(struct weft_worker *w, struct weft_task *t,
 	__sanitizer_start_switch_fiber(exiting ? NULL : &t->asan_fake_stack,
 				       w->stack_bottom, w->stack_size);
 #endif
-	w = weft__switch(&t->ctx, &w->sched_ctx, w);
+	if (exiting)
+		weft__switch_jump(&t->ctx, &w->sched_ctx, w);
+	else
+		w = weft__switch(&t->ctx, &w->sched_ctx, w);
 #ifdef WEFT_ASAN
 	__sanitizer_finish_switch_fiber(t->asan_fake_stack, NULL, NULL);
 #endif
-	(void)exiting;
 	return w;
 }
 

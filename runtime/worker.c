@@ -114,10 +114,11 @@ static void task_exited(struct weft_worker *w, struct weft_task *t)
 static void run_task(struct weft_worker *w, struct weft_task *t)
 {
 	weft__latency_check(&w->stats, t); /* a run, even one that fails */
-	if (!t->ctx.sp && !start_task(w, t))
+	bool fresh = !t->ctx.sp;
+	if (fresh && !start_task(w, t))
 		return;
 	weft__switch_set_current(w, t);
-	weft__switch_to_task(w, t);
+	weft__switch_to_task(w, t, fresh);
 	t = w->current; /* direct yields may have switched to others */
 	weft__switch_set_current(w, NULL);
 	weft__switch_check_stack(t);

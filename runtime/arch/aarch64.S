@@ -59,6 +59,16 @@ weft__switch:
 	.cfi_endproc
 	.size	weft__switch, .-weft__switch
 
+/* void *weft__switch_jump(struct weft_ctx *from, struct weft_ctx *to,
+ *                         void *pass);
+ *
+ * On x86-64 a different exit (context.h). Here the same code: `br x30`
+ * would be the counterpart of x86-64's jump, but without AArch64 hardware
+ * to measure it on, ret stays. */
+	.globl	weft__switch_jump
+	.type	weft__switch_jump, %function
+	.set	weft__switch_jump, weft__switch
+
 /* void weft__ctx_init(struct weft_ctx *ctx, void *top, void *arg);
  *
  * A saved context whose registers are zero but x19 = arg and x30 = the
