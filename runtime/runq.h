@@ -33,10 +33,11 @@
  *      and arms the monitor instead (worker.c's share_woken): moving
  *      tasks to another core cost a server more than it gained.
  *   5. A worker's yielded list (w->yielded_head): tasks that yielded, first
- *      in first out as asyncio runs them. Private to the owner, which takes
- *      the oldest straight from it while no worker idles or searches; else,
- *      when its other places run dry, it moves half a deque of them to its
- *      deque, where thieves can take them.
+ *      in first out as asyncio runs them. Private to the owner: when its
+ *      other places run dry it moves half a deque of them to its deque,
+ *      where thieves can take them; a direct switch (park.c) takes the
+ *      oldest only while no worker idles or searches, as they could not
+ *      take it.
  *   6. The global queue (rt->inject): tasks spawned or woken off the
  *      workers, and the overflow of full deques. Any worker takes a batch,
  *      when its own places are empty and every GLOBAL_QUEUE_INTERVAL-th
@@ -179,14 +180,10 @@ weft__runq_take_local(struct weft_worker *w)
 	return next ? atomic_exchange(&w->runnext, NULL) : NULL;
 }
 
-/* The oldest yielded task, straight from the list: only while no worker
- * idles or searches, as they could not take it from here. The scheduler
- * did the same only through the deque (weft__runq_requeue_yielded), two
- * more queue operations a yield: yield_many took 152 instructions a yield
- * on one worker that way, 125 this way, and 12-20% less time (2026-12-02,
- * bench/README.md). */
+/* The oldest yielded task, for a direct switch: only while no worker idles
+ * or searches, as they could not take it from here. */
 static inline __attribute__((always_inline)) struct weft_task *
-weft__runq_take_yielded(struct weft_runtime *rt, struct weft_worker *w)
+weft__runq_take_yielded_direct(struct weft_runtime *rt, struct weft_worker *w)
 {
 	struct weft_task *t = w->yielded_head;
 	/* Relaxed: a heuristic; a stale count only keeps a yielded task on
@@ -233,12 +230,11 @@ weft__runq_pick(struct weft_runtime *rt, struct weft_worker *w, bool direct)
 	}
 	if (!t && !weft__inject_empty(&w->ready))
 		t = weft__runq_take_ready(w); /* woken: they all ran before */
-	if (!t && !(t = weft__runq_take_yielded(rt, w)) && direct)
+	if (!t && direct && !(t = weft__runq_take_yielded_direct(rt, w)))
 		return NULL;
-	if (!t && w->yielded_head) /* for the idle, where they can take it */
-		t = weft__runq_requeue_yielded(rt, w);
 	if (!t)
-		t = weft__runq_pop_global(rt, w);
+		t = w->yielded_head ? weft__runq_requeue_yielded(rt, w)
+				    : weft__runq_pop_global(rt, w);
 	w->global_countdown--;
 	/* Relaxed: only the owner writes ticks; the monitor and thieves
 	 * compare two readings, a heuristic that orders nothing. */
