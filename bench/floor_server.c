@@ -8,9 +8,9 @@
  * connection has one request in flight, so one receive holds a whole
  * request (64 bytes to echo back, or a keep-alive "GET /" to answer with
  * "Hello, World!"), and one send of that size always goes out whole on a
- * fresh loopback connection. A connection that breaks either rule is
- * closed. Binds ADDR:PORT (loopback in bench/floor), runs until SIGINT or
- * SIGTERM, exits 0.
+ * fresh loopback connection. Traffic that breaks either rule gets wrong
+ * answers, which echo_load reports as a failure. Binds ADDR:PORT
+ * (loopback in bench/floor), runs until SIGINT or SIGTERM, exits 0.
  *
  *   epoll     edge-triggered epoll, recv and send as system calls; a short
  *             read ends a wake-up, as weft and Tokio assume it drained the
@@ -87,7 +87,8 @@ static void no_delay(int fd)
 
 /* ---------------------------------------------------------------- epoll -- */
 
-/* Answers every whole request fd has; false once it is to be closed. */
+/* Answers each receive on fd until it is drained; false once fd is to be
+ * closed (end of file, an error, a short send). */
 static bool serve_epoll(int fd)
 {
 	static char buf[MSG_MAX];
