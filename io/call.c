@@ -4,6 +4,7 @@
 #include <liburing.h>
 
 #include "call.h"
+#include "runtime/task.h"
 #include "runtime/wait.h"
 
 /* A plain thread blocks in poll(2) until fd is ready, then tries again. */
@@ -30,13 +31,14 @@ long weft__io_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg,
 
 long weft__io_ring_attempt(int fd, weft__prep_fn prep, void *arg)
 {
-	struct weft__io io;
+	struct weft__attempt a;
 	struct io_uring_sqe *sqe;
 	int r;
 
-	if (!(sqe = weft__io_begin(&io, fd, &r)))
+	if ((r = weft__wait_check(weft__task_current())))
 		return r;
+	sqe = weft__attempt_begin(&a);
 	prep(sqe, fd, arg);
 	sqe->msg_flags |= MSG_DONTWAIT;
-	return weft__io_wait(&io, sqe);
+	return weft__attempt_wait(&a);
 }
