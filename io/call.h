@@ -64,7 +64,10 @@ typedef void (*weft__prep_fn)(struct io_uring_sqe *sqe, int fd, void *arg);
  * then answers -EAGAIN instead of waiting in the ring, where only this
  * worker could take the completion (drivers/io_uring/ring.h), and the call
  * waits in the poll set instead. The answer comes when the worker submits
- * its round's batch. Returns the result or -errno. */
+ * its round's batch, so once submitted the attempt is not aborted (an
+ * attempt of op.h): a cancellation or deadline met before it fails the
+ * call with nothing moved, one that lands after it lets the transfer's
+ * result through. Returns the result or -errno. */
 long weft__io_ring_attempt(int fd, weft__prep_fn prep, void *arg);
 
 #endif

@@ -1,6 +1,7 @@
 /* I/O under interruption: many streams whose every send and recv runs under
  * a deadline of 50 us to a millisecond, so kernel cancellations race with
- * completions all the time, across workers. Every byte must still arrive
+ * completions all the time, across workers; then streams whose senders and
+ * receivers are cancelled at random moments. Every byte must still arrive
  * exactly once and in order; then a crowd of idle receivers is cancelled
  * and a crowd is woken by close. */
 #include <errno.h>
@@ -142,6 +143,170 @@ START_TEST(streams_under_deadlines)
 }
 END_TEST
 
+/* ---- streams whose readers and writers are cancelled mid-transfer -------- */
+
+/*
+ * A stream carried by relays: a writer stage and a reader stage run until
+ * the stream's coordinator cancels both, a random few microseconds in,
+ * then fresh stages take over where the last ones stopped. A cancellation
+ * lands anywhere: before an attempt, while its SQE waits for the worker's
+ * round (which the attempt then completes, io/call.h), in a wait for
+ * readiness. weft_send returns what went out or -ECANCELED with nothing
+ * sent, weft_recv what came in or -ECANCELED with nothing taken, so every
+ * byte must still arrive exactly once and in order.
+ */
+struct relay {
+	int wfd, rfd;
+	size_t len, sent, got;
+	uint64_t seed;
+	bool eof;
+};
+
+static void *relay_writer(void *arg)
+{
+	struct relay *st = arg;
+	uint8_t *buf = malloc(16384);
+	uint64_t rs = st->seed * 5 + st->sent + 1;
+
+	while (st->sent < st->len) {
+		size_t n = 1 + rnd(&rs) % 4096;
+		ssize_t r;
+
+		if (n > st->len - st->sent)
+			n = st->len - st->sent;
+		io_fill(buf, n, st->seed, st->sent);
+		r = weft_send(st->wfd, buf, n, 0);
+		if (r == -ECANCELED)
+			break;
+		ck_assert_int_gt(r, 0);
+		st->sent += (size_t)r;
+	}
+	if (st->sent == st->len)
+		ck_assert_int_eq(weft_shutdown(st->wfd, SHUT_WR), 0);
+	free(buf);
+	return NULL;
+}
+
+static void *relay_reader(void *arg)
+{
+	struct relay *st = arg;
+	uint8_t *buf = malloc(16384);
+	uint64_t rs = st->seed * 7 + st->got + 3;
+
+	for (;;) {
+		ssize_t n = weft_recv(st->rfd, buf, 1 + rnd(&rs) % 4096, 0);
+
+		if (n == -ECANCELED)
+			break;
+		ck_assert_int_ge(n, 0);
+		if (n == 0) {
+			st->eof = true;
+			break;
+		}
+		for (ssize_t i = 0; i < n; i++)
+			if (buf[i] != io_pattern(st->seed, st->got + (size_t)i))
+				ck_abort_msg("relay %llu: byte %zu differs",
+					     (unsigned long long)st->seed,
+					     st->got + (size_t)i);
+		st->got += (size_t)n;
+	}
+	free(buf);
+	return NULL;
+}
+
+static atomic_long relay_cancels;
+
+static void cancel_stage(weft_task_t t)
+{
+	int r = weft_cancel(t);
+
+	/* -ESRCH: the stage ended first (its stream did). */
+	ck_assert_msg(r == 0 || r == -ESRCH, "cancel: %d", r);
+}
+
+/* Runs one stream to its end; its stages' fields are read only after
+ * their join. */
+static void *relay_coordinator(void *arg)
+{
+	struct relay *st = arg;
+	uint64_t rs = st->seed * 11 + 5;
+
+	while (!st->eof) {
+		weft_task_t w, r;
+		bool writing = st->sent < st->len;
+
+		if (writing)
+			ck_assert_int_eq(weft_spawn(&w, relay_writer, st), 0);
+		ck_assert_int_eq(weft_spawn(&r, relay_reader, st), 0);
+		if (rnd(&rs) % 4)
+			ck_assert_int_eq(weft_sleep((int64_t)(rnd(&rs) % 60) *
+						    WEFT_USEC),
+					 0);
+		else
+			weft_yield();
+		if (writing)
+			cancel_stage(w);
+		cancel_stage(r);
+		if (writing)
+			ck_assert_int_eq(weft_join(w, NULL), 0);
+		ck_assert_int_eq(weft_join(r, NULL), 0);
+		atomic_fetch_add(&relay_cancels, 1);
+	}
+	ck_assert_uint_eq(st->got, st->len);
+	return NULL;
+}
+
+static void *relays_main(void *arg)
+{
+	int n = (int)weft_test_scaled(32, 4);
+	uint16_t port;
+	int lfd = io_listen(&port);
+	struct relay *st = calloc((size_t)n, sizeof(*st));
+	weft_task_t *t = calloc((size_t)n, sizeof(*t));
+
+	atomic_store(&relay_cancels, 0);
+	for (int i = 0; i < n; i++) {
+		if (i % 2) {
+			st[i].wfd = weft_connect("127.0.0.1", port);
+			ck_assert_int_ge(st[i].wfd, 0);
+			st[i].rfd = weft_accept(lfd, NULL, NULL);
+		} else {
+			int sv[2];
+
+			ck_assert_int_eq(socketpair(AF_UNIX,
+						    SOCK_STREAM | SOCK_CLOEXEC,
+						    0, sv),
+					 0);
+			st[i].wfd = sv[0];
+			st[i].rfd = sv[1];
+		}
+		ck_assert_int_ge(st[i].rfd, 0);
+		st[i].len = (size_t)weft_test_scaled(1 << 20, 64 << 10);
+		st[i].seed = (uint64_t)i + 101;
+	}
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(weft_spawn(&t[i], relay_coordinator, &st[i]),
+				 0);
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+	fprintf(stderr, "%d streams intact through %ld rounds of cancels\n", n,
+		atomic_load(&relay_cancels));
+	for (int i = 0; i < n; i++) {
+		weft_close(st[i].wfd);
+		weft_close(st[i].rfd);
+	}
+	weft_close(lfd);
+	free(st);
+	free(t);
+	return NULL;
+}
+
+START_TEST(streams_under_cancels)
+{
+	weft_test_run(relays_main, NULL, WORKERS);
+}
+END_TEST
+
 /* ---- crowds of waiters: cancelled, or woken by close --------------------- */
 
 static atomic_int crowd_started;
@@ -208,6 +373,7 @@ int main(void)
 
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, streams_under_deadlines);
+	tcase_add_test(tc, streams_under_cancels);
 	tcase_add_test(tc, crowds);
 	suite_add_tcase(s, tc);
 	return io_test_main(s);
