@@ -40,5 +40,5 @@ long weft__io_ring_attempt(int fd, weft__prep_fn prep, void *arg)
 	sqe = weft__attempt_begin(&a);
 	prep(sqe, fd, arg);
 	sqe->msg_flags |= MSG_DONTWAIT;
-	return weft__attempt_wait(&a);
+	return weft__attempt_wait(&a, sqe);
 }

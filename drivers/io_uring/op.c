@@ -142,12 +142,13 @@ struct io_uring_sqe *weft__attempt_begin(struct weft__attempt *a)
 
 	a->op.complete = attempt_complete;
 	a->task = weft__task_current();
-	io_uring_sqe_set_data(sqe, &a->op);
 	return sqe;
 }
 
-int weft__attempt_wait(struct weft__attempt *a)
+int weft__attempt_wait(struct weft__attempt *a, struct io_uring_sqe *sqe)
 {
+	/* Tagged after the caller's prep, which may clear user_data. */
+	io_uring_sqe_set_data(sqe, &a->op);
 	/* The SQE waits for this worker's next submit, which runs after the
 	 * task switched out: nothing to unlock. */
 	weft__task_park(NULL, NULL);

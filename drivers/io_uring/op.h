@@ -97,11 +97,12 @@ struct weft__attempt {
 	int res;
 };
 
-/* Returns a fresh SQE on the calling task's ring, tagged with a. */
+/* Returns a fresh SQE on the calling task's ring for a. */
 struct io_uring_sqe *weft__attempt_begin(struct weft__attempt *a);
 
-/* Parks until a's CQE and returns its result. */
-int weft__attempt_wait(struct weft__attempt *a);
+/* Tags the prepared sqe with a, parks until its CQE and returns its
+ * result. */
+int weft__attempt_wait(struct weft__attempt *a, struct io_uring_sqe *sqe);
 
 /* Internal test interface, not API: how many private rings plain threads
  * have made (each holds a descriptor until the process exits; see op.c), so
