@@ -1,7 +1,8 @@
 /*
  * One I/O operation of a task: submit an SQE on the worker's ring, park,
- * wake with the CQE's result. Every socket and file call of weft is built on
- * this; weft_io_submit() exposes it.
+ * wake with the CQE's result. The file calls of weft are built on this, and
+ * weft_io_submit() exposes it; a socket transfer, which never waits in the
+ * kernel, is an attempt (below).
  *
  *   struct weft__io io;
  *   struct io_uring_sqe *sqe;

@@ -38,7 +38,11 @@
  * per-fd kernel state to one ring, which task migration between workers and
  * weft_close() would have to undo. Multishot recv and accept would also put
  * a socket's waiting back in one ring, where only its owner can take it
- * (ring.h).
+ * (ring.h). Measured again where that costs nothing, in a one-worker
+ * runtime (2026-12-02, bench/floor, 8 rounds against this path in the
+ * same rounds): a prototype of multishot recv into 128 or 1024 provided
+ * buffers, copied out to the caller, took 2-3.5% more CPU per request,
+ * with only its happy path written (bench/README.md, fifteenth session).
  */
 #include <errno.h>
 #include <poll.h>
