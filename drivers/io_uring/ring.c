@@ -66,9 +66,14 @@
  * instead. Closed loop, 6 interleaved rounds against Tokio: p99 0.79x
  * (echo) with 8 against 1.08x with none, and http 2.2 against 3.5 ms
  * (Tokio 3.1); CPU per request pinned 1.01x against 0.98x, within the
- * spread (bench/README.md, eleventh session).
+ * spread (bench/README.md, eleventh session). 16 rather than 8 once a
+ * socket attempt was light (op.h): 1.3-2% less CPU per request (bench/floor,
+ * paired; 32 saved no more), and p99 against 8's, over sets of 8
+ * interleaved rounds: closed loop 0.95-1.04x (4 sets), pinned 0.90x and
+ * 0.93x, open loop 0.74-2.56x, one way or the other from set to set, as
+ * its cells go on this VM (5 sets; bench/README.md, fifteenth session).
  */
-#define SUBMIT_BATCH 8
+#define SUBMIT_BATCH 16
 
 static const char *explain(int err)
 {
