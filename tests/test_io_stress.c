@@ -12,12 +12,25 @@
 
 #define WORKERS 4
 
+/* One stream, writer to reader. sent, got and eof are the relays'
+ * (below), whose stages hand them on through their joins. */
 struct stream {
 	int wfd, rfd;
-	size_t len;
+	size_t len, sent, got;
 	uint64_t seed;
-	long timeouts;
+	bool eof;
 };
+
+/* Closes both ends of n streams and the listener, and frees st. */
+static void close_streams(struct stream *st, int n, int lfd)
+{
+	for (int i = 0; i < n; i++) {
+		weft_close(st[i].wfd);
+		weft_close(st[i].rfd);
+	}
+	weft_close(lfd);
+	free(st);
+}
 
 static atomic_long total_timeouts;
 
@@ -127,12 +140,7 @@ static void *streams_main(void *arg)
 		ck_assert_int_eq(weft_join(t[i], NULL), 0);
 	fprintf(stderr, "%d streams intact through %ld timed-out calls\n", n,
 		atomic_load(&total_timeouts));
-	for (int i = 0; i < n; i++) {
-		weft_close(st[i].wfd);
-		weft_close(st[i].rfd);
-	}
-	weft_close(lfd);
-	free(st);
+	close_streams(st, n, lfd);
 	free(t);
 	return NULL;
 }
@@ -155,16 +163,9 @@ END_TEST
  * sent, weft_recv what came in or -ECANCELED with nothing taken, so every
  * byte must still arrive exactly once and in order.
  */
-struct relay {
-	int wfd, rfd;
-	size_t len, sent, got;
-	uint64_t seed;
-	bool eof;
-};
-
 static void *relay_writer(void *arg)
 {
-	struct relay *st = arg;
+	struct stream *st = arg;
 	uint8_t *buf = malloc(16384);
 	uint64_t rs = st->seed * 5 + st->sent + 1;
 
@@ -189,7 +190,7 @@ static void *relay_writer(void *arg)
 
 static void *relay_reader(void *arg)
 {
-	struct relay *st = arg;
+	struct stream *st = arg;
 	uint8_t *buf = malloc(16384);
 	uint64_t rs = st->seed * 7 + st->got + 3;
 
@@ -228,7 +229,7 @@ static void cancel_stage(weft_task_t t)
  * their join. */
 static void *relay_coordinator(void *arg)
 {
-	struct relay *st = arg;
+	struct stream *st = arg;
 	uint64_t rs = st->seed * 11 + 5;
 
 	while (!st->eof) {
@@ -261,7 +262,7 @@ static void *relays_main(void *arg)
 	int n = (int)weft_test_scaled(32, 4);
 	uint16_t port;
 	int lfd = io_listen(&port);
-	struct relay *st = calloc((size_t)n, sizeof(*st));
+	struct stream *st = calloc((size_t)n, sizeof(*st));
 	weft_task_t *t = calloc((size_t)n, sizeof(*t));
 
 	atomic_store(&relay_cancels, 0);
@@ -291,12 +292,7 @@ static void *relays_main(void *arg)
 		ck_assert_int_eq(weft_join(t[i], NULL), 0);
 	fprintf(stderr, "%d streams intact through %ld rounds of cancels\n", n,
 		atomic_load(&relay_cancels));
-	for (int i = 0; i < n; i++) {
-		weft_close(st[i].wfd);
-		weft_close(st[i].rfd);
-	}
-	weft_close(lfd);
-	free(st);
+	close_streams(st, n, lfd);
 	free(t);
 	return NULL;
 }
