@@ -34,6 +34,17 @@ static void close_streams(struct stream *st, int n, int lfd)
 
 static atomic_long total_timeouts;
 
+/* Fails unless the n bytes at buf are st's pattern from offset at on. */
+static void expect_pattern(const struct stream *st, const uint8_t *buf,
+			   ssize_t n, size_t at)
+{
+	for (ssize_t i = 0; i < n; i++)
+		if (buf[i] != io_pattern(st->seed, at + (size_t)i))
+			ck_abort_msg("stream %llu: byte %zu differs",
+				     (unsigned long long)st->seed,
+				     at + (size_t)i);
+}
+
 /* A small xorshift per task: deterministic enough, no shared state. */
 static uint32_t rnd(uint64_t *s)
 {
@@ -96,11 +107,7 @@ static void *reader(void *arg)
 		ck_assert_int_ge(n, 0);
 		if (n == 0)
 			break;
-		for (ssize_t i = 0; i < n; i++)
-			if (buf[i] != io_pattern(st->seed, got + (size_t)i))
-				ck_abort_msg("stream %llu: byte %zu differs",
-					     (unsigned long long)st->seed,
-					     got + (size_t)i);
+		expect_pattern(st, buf, n, got);
 		got += (size_t)n;
 	}
 	ck_assert_uint_eq(got, st->len);
@@ -163,14 +170,16 @@ END_TEST
  * sent, weft_recv what came in or -ECANCELED with nothing taken, so every
  * byte must still arrive exactly once and in order.
  */
+#define RELAY_CHUNK 4096 /* the most one send or recv of a relay moves */
+
 static void *relay_writer(void *arg)
 {
 	struct stream *st = arg;
-	uint8_t *buf = malloc(16384);
+	uint8_t *buf = malloc(RELAY_CHUNK);
 	uint64_t rs = st->seed * 5 + st->sent + 1;
 
 	while (st->sent < st->len) {
-		size_t n = 1 + rnd(&rs) % 4096;
+		size_t n = 1 + rnd(&rs) % RELAY_CHUNK;
 		ssize_t r;
 
 		if (n > st->len - st->sent)
@@ -191,11 +200,12 @@ static void *relay_writer(void *arg)
 static void *relay_reader(void *arg)
 {
 	struct stream *st = arg;
-	uint8_t *buf = malloc(16384);
+	uint8_t *buf = malloc(RELAY_CHUNK);
 	uint64_t rs = st->seed * 7 + st->got + 3;
 
 	for (;;) {
-		ssize_t n = weft_recv(st->rfd, buf, 1 + rnd(&rs) % 4096, 0);
+		ssize_t n =
+			weft_recv(st->rfd, buf, 1 + rnd(&rs) % RELAY_CHUNK, 0);
 
 		if (n == -ECANCELED)
 			break;
@@ -204,11 +214,7 @@ static void *relay_reader(void *arg)
 			st->eof = true;
 			break;
 		}
-		for (ssize_t i = 0; i < n; i++)
-			if (buf[i] != io_pattern(st->seed, st->got + (size_t)i))
-				ck_abort_msg("relay %llu: byte %zu differs",
-					     (unsigned long long)st->seed,
-					     st->got + (size_t)i);
+		expect_pattern(st, buf, n, st->got);
 		st->got += (size_t)n;
 	}
 	free(buf);
