@@ -7,8 +7,7 @@
 #include "runtime/task.h"
 #include "runtime/wait.h"
 
-/* A plain thread blocks in poll(2) until fd is ready, then tries again. */
-static long plain_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg)
+long weft__plain_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg)
 {
 	struct pollfd p = { .fd = fd,
 			    .events = dir == WEFT__READ ? POLLIN : POLLOUT };
@@ -17,16 +16,6 @@ static long plain_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg)
 	while ((r = try(fd, arg)) == -EAGAIN)
 		poll(&p, 1, -1);
 	return r;
-}
-
-long weft__io_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg,
-		  size_t want, const char *call)
-{
-	if (fd < 0)
-		return -EBADF;
-	if (!weft__driver_current())
-		return plain_try(fd, dir, try, arg);
-	return weft__fdready_call(fd, dir, try, arg, want, call);
 }
 
 long weft__io_ring_attempt(int fd, weft__prep_fn prep, void *arg)

@@ -23,10 +23,15 @@
 #define WEFT_IO_CALL_H
 
 #include <errno.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 
 #include "drivers/readiness/fdready.h"
 #include "drivers/io_uring/op.h"
+#include "runtime/arch/syscall.h"
+#include "runtime/context.h"
 #include "runtime/driver.h"
+#include "runtime/self.h"
 
 /* The most one request moves: the kernel's MAX_RW_COUNT. */
 #define IO_MAX_LEN 0x7ffff000u
@@ -48,12 +53,52 @@ static inline long weft__sys(long r)
 	return r < 0 ? -(long)errno : r;
 }
 
+/*
+ * recv(2) and send(2) on the readiness path, where a worker makes them
+ * (its fds are non-blocking): the system call itself, inline
+ * (runtime/arch/syscall.h says what that saves). The sanitizer builds
+ * keep libc's calls, whose interceptors model a socket's ordering (a send
+ * happens before the recv that takes its bytes).
+ */
+static inline long weft__ready_recv(int fd, void *buf, size_t len, int flags)
+{
+#if defined(WEFT_TSAN) || defined(WEFT_ASAN)
+	return weft__sys(recv(fd, buf, len, flags));
+#else
+	return weft__syscall6(SYS_recvfrom, fd, (long)buf, (long)len, flags, 0,
+			      0);
+#endif
+}
+
+static inline long weft__ready_send(int fd, const void *buf, size_t len,
+				    int flags)
+{
+#if defined(WEFT_TSAN) || defined(WEFT_ASAN)
+	return weft__sys(send(fd, buf, len, flags));
+#else
+	return weft__syscall6(SYS_sendto, fd, (long)buf, (long)len, flags, 0,
+			      0);
+#endif
+}
+
+/* A plain thread's call: try, and on EAGAIN (an O_NONBLOCK fd) poll(2)
+ * and try again, so it blocks as documented. */
+long weft__plain_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg);
+
 /* try(fd, arg) on the plain or the readiness path, waiting for dir's
- * readiness on EAGAIN. want as for weft__fdready_call; call names the
+ * readiness on EAGAIN. want as for weft__fdready_end; call names the
  * user's call for weft_dump ("recv": "recv on fd 7", where io_uring's
- * waits have the opcode). Returns try's result or -errno. */
-long weft__io_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg,
-		  size_t want, const char *call);
+ * waits have the opcode). Returns try's result or -errno. Inline, as
+ * weft__fdready_call is, so that try is inlined at the call site. */
+static inline long weft__io_try(int fd, enum weft__dir dir, weft__try_fn try,
+				void *arg, size_t want, const char *call)
+{
+	if (fd < 0)
+		return -EBADF;
+	if (!weft__driver_current())
+		return weft__plain_try(fd, dir, try, arg);
+	return weft__fdready_call(fd, dir, try, arg, want, call);
+}
 
 /* Fills sqe with one socket transfer on fd: a send, recv, sendmsg or
  * recvmsg. */

@@ -140,14 +140,23 @@ static void prep_send(struct io_uring_sqe *sqe, int fd, void *arg)
 /* An attempt ignores MSG_WAITALL (a non-blocking recv(2) does; on the ring
  * it is taken out): receive the rest as it comes, and report what came if
  * the call stops early. */
-static long try_recv(int fd, void *arg)
+static inline long try_recv(int fd, void *arg)
 {
 	struct buf_args *a = arg;
 	char *at = (char *)a->buf + a->done;
-	long r = weft__ring_current()
-			 ? weft__filled(at,
-					weft__io_ring_attempt(fd, prep_recv, a))
-			 : weft__sys(recv(fd, at, a->len - a->done, a->flags));
+	size_t len = a->len - a->done;
+	long r;
+
+	switch (weft__io_path()) {
+	case WEFT__RING:
+		r = weft__filled(at, weft__io_ring_attempt(fd, prep_recv, a));
+		break;
+	case WEFT__READY:
+		r = weft__ready_recv(fd, at, len, a->flags);
+		break;
+	default:
+		r = weft__sys(recv(fd, at, len, a->flags));
+	}
 
 	if (!(a->flags & MSG_WAITALL))
 		return r;
@@ -158,13 +167,18 @@ static long try_recv(int fd, void *arg)
 	return (long)a->done;
 }
 
-static long try_send(int fd, void *arg)
+static inline long try_send(int fd, void *arg)
 {
 	struct buf_args *a = arg;
 
-	if (weft__ring_current())
+	switch (weft__io_path()) {
+	case WEFT__RING:
 		return weft__io_ring_attempt(fd, prep_send, a);
-	return weft__sys(send(fd, a->buf, a->len, a->flags));
+	case WEFT__READY:
+		return weft__ready_send(fd, a->buf, a->len, a->flags);
+	default:
+		return weft__sys(send(fd, a->buf, a->len, a->flags));
+	}
 }
 
 /* A call with flags: MSG_DONTWAIT tries once. */
@@ -194,7 +208,9 @@ ssize_t weft_recv(int fd, void *buf, size_t len, int flags)
 	return r < 0 && a.done ? (ssize_t)a.done : r;
 }
 
-ssize_t weft_send(int fd, const void *buf, size_t len, int flags)
+/* weft_send, inline in weft_send_all too: one frame fewer between the
+ * system call and the caller (runtime/arch/syscall.h says why). */
+static inline ssize_t send_once(int fd, const void *buf, size_t len, int flags)
 {
 	struct buf_args a = { (void *)buf, clamp_len(len),
 			      (flags & ~MSG_WAITALL) | MSG_NOSIGNAL, 0 };
@@ -205,6 +221,11 @@ ssize_t weft_send(int fd, const void *buf, size_t len, int flags)
 	return try_or_wait(fd, WEFT__WRITE, try_send, &a, "send");
 }
 
+ssize_t weft_send(int fd, const void *buf, size_t len, int flags)
+{
+	return send_once(fd, buf, len, flags);
+}
+
 ssize_t weft_send_all(int fd, const void *buf, size_t len, int flags,
 		      size_t *sent)
 {
@@ -212,7 +233,7 @@ ssize_t weft_send_all(int fd, const void *buf, size_t len, int flags,
 	ssize_t r = 0;
 
 	while (done < len) {
-		r = weft_send(fd, (const char *)buf + done, len - done, flags);
+		r = send_once(fd, (const char *)buf + done, len - done, flags);
 		if (r <= 0) {
 			if (r == 0) /* a stream send never sends nothing */
 				r = -EIO;

@@ -31,19 +31,8 @@
 
 #include "driver.h"
 
-static __thread struct weft__driver *current;
 static _Atomic int running_kind; /* enum weft_io_kind of weft_run's drivers */
 static _Atomic uint64_t run_id;
-
-struct weft__driver *weft__driver_current(void)
-{
-	return current;
-}
-
-void weft__driver_set_current(struct weft__driver *d)
-{
-	current = d;
-}
 
 enum weft_io_kind weft__driver_kind(void)
 {

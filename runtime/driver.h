@@ -103,9 +103,7 @@ struct weft__driver *weft__driver_new(enum weft_io_kind kind, int *err,
 void weft__driver_close(struct weft__driver *d);
 void weft__driver_free(struct weft__driver *d);
 
-/* The calling worker's driver, or NULL on a plain thread. */
-struct weft__driver *weft__driver_current(void);
-void weft__driver_set_current(struct weft__driver *d);
+/* The calling worker's driver: weft__driver_current, in self.h. */
 
 /* The kind of the running runtime's drivers; WEFT_IO_AUTO when none runs.
  * Any thread. */

@@ -53,6 +53,14 @@ static inline struct weft_task *weft__task_current(void)
 	return w ? w->current : NULL;
 }
 
+/* The calling worker's I/O driver, or NULL on a plain thread. Inline: a
+ * socket call asks on every attempt. */
+static inline struct weft__driver *weft__driver_current(void)
+{
+	struct weft_worker *w = weft__self();
+	return w ? w->driver : NULL;
+}
+
 /* The worker thread w starts (w) or stops (NULL) being the caller. */
 void weft__self_set(struct weft_worker *w);
 

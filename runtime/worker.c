@@ -231,7 +231,6 @@ static int worker_setup(struct weft_runtime *rt, struct weft_worker *w,
 	w->driver = weft__driver_new(rt->io, &r, why);
 	if (!w->driver)
 		return r;
-	weft__driver_set_current(w->driver);
 	w->altstack = malloc(SIGSTKSZ * 4);
 	if (w->altstack) {
 		stack_t ss = { .ss_sp = w->altstack, .ss_size = SIGSTKSZ * 4 };
@@ -253,7 +252,6 @@ static void worker_teardown(struct weft_worker *w)
 	stack_t ss = { .ss_flags = SS_DISABLE };
 	sigaltstack(&ss, NULL);
 	free(w->altstack);
-	weft__driver_set_current(NULL);
 	weft__driver_close(w->driver); /* weft_run frees it */
 }
 

@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "runtime/driver.h"
+#include "runtime/self.h"
 
 struct weft__ring_op {
 	void (*complete)(struct weft__ring_op *op, int res, unsigned flags);

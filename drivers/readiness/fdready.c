@@ -289,33 +289,41 @@ static int wait_for(struct fdrec *rec, int fd, int dir, uint64_t tick,
  * Only on EAGAIN does it publish a wait, and wait_ready parks only if the
  * tick read before the attempt has not moved since.
  */
-long weft__fdready_call(int fd, enum weft__dir dir, weft__try_fn try, void *arg,
-			size_t want, const char *call)
+int weft__fdready_begin(struct weft__ready_call *c, int fd, enum weft__dir dir)
 {
 	struct fdrec *rec = rec_of(fd, true);
-	struct weft_task *t = weft__task_current();
-	long r;
+	int r;
 
 	if (!rec)
 		return (unsigned)fd / CHUNK >= NCHUNKS ? -EMFILE : -ENOMEM;
-	for (;;) {
-		int state = ensure_registered(rec, fd);
+	if ((r = ensure_registered(rec, fd)) < 0)
+		return r;
+	c->rec = rec;
+	c->fd = fd;
+	c->dir = dir;
+	c->pollable = r == REGISTERED;
+	if ((r = weft__wait_check(weft__task_current())))
+		return r;
+	/* acquire: see wake_all. */
+	c->tick = atomic_load_explicit(&rec->tick[dir], memory_order_acquire);
+	return known_empty(rec, dir, c->tick) ? -EAGAIN : 0;
+}
 
-		if (state < 0)
-			return state;
-		if ((r = weft__wait_check(t)))
-			return r;
-		/* acquire: see wake_all. */
-		uint64_t tick = atomic_load_explicit(&rec->tick[dir],
-						     memory_order_acquire);
-		r = known_empty(rec, dir, tick) ? -EAGAIN : try(fd, arg);
-		if (r != -EAGAIN || state == UNPOLLABLE) {
-			note_transfer(rec, dir, tick, r, want);
-			return r;
-		}
-		if ((r = wait_for(rec, fd, dir, tick, call)) < 0)
-			return r;
+bool weft__fdready_end(struct weft__ready_call *c, long *result, size_t want,
+		       const char *call)
+{
+	struct fdrec *rec = c->rec;
+	int r;
+
+	if (*result != -EAGAIN || !c->pollable) {
+		note_transfer(rec, c->dir, c->tick, *result, want);
+		return false;
 	}
+	if ((r = wait_for(rec, c->fd, c->dir, c->tick, call)) < 0) {
+		*result = r;
+		return false;
+	}
+	return true;
 }
 
 void weft__fdready_event(uint64_t data, uint32_t events)

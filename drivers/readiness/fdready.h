@@ -8,11 +8,13 @@
  * A call makes its attempt first and waits only on EAGAIN:
  *
  *   static long try_recv(int fd, void *arg) { ...one attempt, -errno... }
- *   return weft__fdready_call(fd, WEFT__READ, try_recv, &args, len);
+ *   return weft__fdready_call(fd, WEFT__READ, try_recv, &args, len, "recv");
  */
 #ifndef WEFT_DRIVERS_READINESS_FDREADY_H
 #define WEFT_DRIVERS_READINESS_FDREADY_H
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -23,19 +25,63 @@ enum weft__dir { WEFT__READ, WEFT__WRITE };
  * again once the fd is ready). */
 typedef long (*weft__try_fn)(int fd, void *arg);
 
-/* From a task: registers fd in the poll set on its first use
- * (setting O_NONBLOCK on it), then runs try until it returns anything but
- * -EAGAIN, waiting for dir's readiness in between. want: the bytes try
- * asks to move, if it consumes them (0 otherwise: a peek, a connect, an
- * accept); on a TCP socket a shorter result shows it drained or full,
- * and the next call in dir waits for an edge before trying. Returns
- * try's result, or -ECANCELED / -ETIMEDOUT (the task's), -EBADF (fd closed
- * by weft_close meanwhile), -EMFILE (fd beyond the table's 2M), -ENOMEM,
- * or epoll_ctl's error. An fd epoll cannot watch (a regular file) just
- * runs try, once. call names the user's call for weft_dump while the task
- * waits. fd >= 0. */
-long weft__fdready_call(int fd, enum weft__dir dir, weft__try_fn try, void *arg,
-			size_t want, const char *call);
+/* A call in progress: what its attempt's result is judged by. */
+struct weft__ready_call {
+	void *rec;     /* the fd's record */
+	uint64_t tick; /* dir's readiness tick, read before the attempt */
+	int fd;
+	enum weft__dir dir;
+	bool pollable; /* in the poll set (not a regular file) */
+};
+
+/* Before an attempt, from a task: registers fd in the poll set on its
+ * first use (setting O_NONBLOCK on it) and reads dir's tick. Returns 0 to
+ * make the attempt, -EAGAIN to skip it (the fd is known drained or full:
+ * pass -EAGAIN to weft__fdready_end as its result), else the call's
+ * result: -ECANCELED / -ETIMEDOUT (the task's), -EMFILE (fd beyond the
+ * table's 2M), -ENOMEM, or epoll_ctl's error. fd >= 0. */
+__attribute__((warn_unused_result)) int
+weft__fdready_begin(struct weft__ready_call *c, int fd, enum weft__dir dir);
+
+/* After the attempt, with its result in *result. want: the bytes the
+ * attempt asked to move, if it consumes them (0 otherwise: a peek, a
+ * connect, an accept); on a TCP socket a shorter result shows it drained
+ * or full, and the next call in dir waits for an edge before trying. On
+ * -EAGAIN from a pollable fd, waits for dir's readiness and returns true:
+ * begin again. Else returns false with the call's result in *result: the
+ * attempt's, or the wait's -ECANCELED / -ETIMEDOUT / -EBADF (fd closed by
+ * weft_close meanwhile). call names the user's call for weft_dump while
+ * the task waits. */
+__attribute__((warn_unused_result)) bool
+weft__fdready_end(struct weft__ready_call *c, long *result, size_t want,
+		  const char *call);
+
+/*
+ * A call: runs try until it returns anything but -EAGAIN, waiting for
+ * dir's readiness in between; an fd epoll cannot watch (a regular file)
+ * runs try once. Returns try's result or begin's and end's errors.
+ *
+ * Inline, and the halves out of line, so that try, a constant at every
+ * call site, is inlined with its system call into the caller: after a
+ * system call the kernel has overwritten the CPU's return-address stack,
+ * and every return it meets on the way out is mispredicted, so the fewer
+ * frames between the call and its user the better.
+ */
+static inline long weft__fdready_call(int fd, enum weft__dir dir,
+				      weft__try_fn try, void *arg, size_t want,
+				      const char *call)
+{
+	struct weft__ready_call c;
+	long r;
+
+	do {
+		if (!(r = weft__fdready_begin(&c, fd, dir)))
+			r = try(fd, arg);
+		else if (r != -EAGAIN)
+			return r;
+	} while (weft__fdready_end(&c, &r, want, call));
+	return r;
+}
 
 /* weft_close: wakes every task waiting on fd with -EBADF,
  * drops its registration, closes it. Any thread. Returns 0 or -errno. */
