@@ -2,13 +2,22 @@
  * How a call of io/ reaches the kernel, and what every call shares.
  *
  * A socket call, on a worker under either driver, makes one non-blocking
- * attempt and, on EAGAIN, waits for the fd's readiness in the runtime's
- * poll set (drivers/readiness/fdready.h), which any worker may harvest, so
- * a worker off its CPU strands nobody's connection. The attempt itself:
- *   epoll      the non-blocking system call;
- *   io_uring   an SQE on the worker's ring that may not wait in the kernel
- *              (weft__io_ring_attempt): the worker submits its round's
- *              attempts in one system call.
+ * attempt, the system call, and on EAGAIN waits for the fd's readiness in
+ * the runtime's poll set (drivers/readiness/fdready.h), which any worker
+ * may harvest, so a worker off its CPU strands nobody's connection.
+ *
+ * Under io_uring the attempt was an SQE with MSG_DONTWAIT, and a worker
+ * submitted its round's attempts in one system call. Each attempt then
+ * parked its task until the round's submit and put it back at the end of
+ * the worker's ready queue: a request went round the queue three times
+ * (woken, received, sent) where the system calls take it round once.
+ * Measured on this project's VM (2026-12-02, bench/README.md, sixteenth
+ * session) the system calls won on every count: CPU per request 2.7% and
+ * 1% less (echo, http; one pinned worker), and closed-loop p99 at 100
+ * connections 1.07x and 0.96x Tokio's, where the SQEs gave 1.42x and
+ * 1.12x. An earlier host, where a system call cost more, had favoured the
+ * SQEs by a few percent of CPU (fifteenth session).
+ *
  * On a plain thread a call is the system call itself; on EAGAIN (an
  * O_NONBLOCK fd) it polls and tries again, so it blocks as documented.
  *
@@ -54,31 +63,32 @@ static inline long weft__sys(long r)
 }
 
 /*
- * recv(2) and send(2) on the readiness path, where a worker makes them
- * (its fds are non-blocking): the system call itself, inline
- * (runtime/arch/syscall.h says what that saves). The sanitizer builds
- * keep libc's calls, whose interceptors model a socket's ordering (a send
- * happens before the recv that takes its bytes).
+ * recv(2) and send(2) as a socket call's attempt makes them. On a worker
+ * (its fds are non-blocking) that is the system call itself, inline
+ * (runtime/arch/syscall.h says what that saves), except in the sanitizer
+ * builds, which keep libc's calls: their interceptors model a socket's
+ * ordering (a send happens before the recv that takes its bytes). A plain
+ * thread keeps libc's, cancellation point included.
  */
-static inline long weft__ready_recv(int fd, void *buf, size_t len, int flags)
+static inline long weft__sock_recv(int fd, void *buf, size_t len, int flags)
 {
-#if defined(WEFT_TSAN) || defined(WEFT_ASAN)
-	return weft__sys(recv(fd, buf, len, flags));
-#else
-	return weft__syscall6(SYS_recvfrom, fd, (long)buf, (long)len, flags, 0,
-			      0);
+#if !defined(WEFT_TSAN) && !defined(WEFT_ASAN)
+	if (weft__driver_current())
+		return weft__syscall6(SYS_recvfrom, fd, (long)buf, (long)len,
+				      flags, 0, 0);
 #endif
+	return weft__sys(recv(fd, buf, len, flags));
 }
 
-static inline long weft__ready_send(int fd, const void *buf, size_t len,
-				    int flags)
+static inline long weft__sock_send(int fd, const void *buf, size_t len,
+				   int flags)
 {
-#if defined(WEFT_TSAN) || defined(WEFT_ASAN)
-	return weft__sys(send(fd, buf, len, flags));
-#else
-	return weft__syscall6(SYS_sendto, fd, (long)buf, (long)len, flags, 0,
-			      0);
+#if !defined(WEFT_TSAN) && !defined(WEFT_ASAN)
+	if (weft__driver_current())
+		return weft__syscall6(SYS_sendto, fd, (long)buf, (long)len,
+				      flags, 0, 0);
 #endif
+	return weft__sys(send(fd, buf, len, flags));
 }
 
 /* A plain thread's call: try, and on EAGAIN (an O_NONBLOCK fd) poll(2)
@@ -99,20 +109,5 @@ static inline long weft__io_try(int fd, enum weft__dir dir, weft__try_fn try,
 		return weft__plain_try(fd, dir, try, arg);
 	return weft__fdready_call(fd, dir, try, arg, want, call);
 }
-
-/* Fills sqe with one socket transfer on fd: a send, recv, sendmsg or
- * recvmsg. */
-typedef void (*weft__prep_fn)(struct io_uring_sqe *sqe, int fd, void *arg);
-
-/* One attempt of a socket transfer, as an SQE on the calling worker's ring
- * (weft__ring_current() is not NULL). It adds MSG_DONTWAIT: the kernel
- * then answers -EAGAIN instead of waiting in the ring, where only this
- * worker could take the completion (drivers/io_uring/ring.h), and the call
- * waits in the poll set instead. The answer comes when the worker submits
- * its round's batch, so once submitted the attempt is not aborted (an
- * attempt of op.h): a cancellation or deadline met before it fails the
- * call with nothing moved, one that lands after it lets the transfer's
- * result through. Returns the result or -errno. */
-long weft__io_ring_attempt(int fd, weft__prep_fn prep, void *arg);
 
 #endif

@@ -8,9 +8,8 @@
  *                       task with the result.
  *   drivers/epoll/      system calls: the worker sleeps in epoll.
  *
- * Sockets wait the same way under both: a task makes a non-blocking
- * attempt (io_uring: an operation that may not wait in the kernel; epoll:
- * the system call) and parks only on EAGAIN, in the runtime's one poll set
+ * Sockets go the same way under both: a task makes the non-blocking
+ * system call and parks only on EAGAIN, in the runtime's one poll set
  * (drivers/readiness/), which any worker may harvest; the harvester wakes
  * the task when the fd may be ready, and it tries again.
  *

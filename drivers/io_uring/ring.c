@@ -60,18 +60,11 @@
 /*
  * A parked task's operation waits in the SQ until its worker next goes
  * through its scheduler, which a chain of direct switches from task to
- * task (park.c) may put off for up to 61 task runs; a send's bytes leave
- * only then, and a socket attempt's task queues again behind the rest.
- * Once this many wait, the next task to park hands over to the scheduler
- * instead. Closed loop, 6 interleaved rounds against Tokio: p99 0.79x
- * (echo) with 8 against 1.08x with none, and http 2.2 against 3.5 ms
- * (Tokio 3.1); CPU per request pinned 1.01x against 0.98x, within the
- * spread (bench/README.md, eleventh session). 16 rather than 8 once a
- * socket attempt was light (op.h): 1.3-2% less CPU per request (bench/floor,
- * paired; 32 saved no more), and p99 against 8's, over sets of 8
- * interleaved rounds: closed loop 0.95-1.04x (4 sets), pinned 0.90x and
- * 0.93x, open loop 0.74-2.56x, one way or the other from set to set, as
- * its cells go on this VM (5 sets; bench/README.md, fifteenth session).
+ * task (park.c) may put off for up to 61 task runs. Once this many wait,
+ * the next task to park hands over to the scheduler instead. Set when
+ * socket transfers went through the ring (bench/README.md, eleventh and
+ * fifteenth sessions): with none, closed-loop p99 was 1.08x Tokio's
+ * against 0.79x with 8; 16 then took 1.3-2% off the CPU per request.
  */
 #define SUBMIT_BATCH 16
 

@@ -2,12 +2,13 @@
  * The io_uring driver: one ring per worker, where its tasks' I/O and its
  * own parking go (the driver interface is runtime/driver.h).
  *
- * A socket's readiness is not waited for here but in the runtime's poll
- * set (drivers/readiness/pollset.h), which any worker may harvest; only
- * the transfer goes through the ring, as a non-blocking attempt that
- * completes when its batch is submitted (io/call.h). A request that waits
- * in the kernel completes only through the thread that submitted it (the
- * kernel posts its completion from that thread's task work, and
+ * Sockets do not go through the ring: their transfers are system calls
+ * (io/call.h says why), and their readiness is waited for in the runtime's
+ * poll set (drivers/readiness/pollset.h), which any worker may harvest.
+ * The ring carries files, weft_io_submit's operations and the worker's
+ * own parking. A socket's wait stays out of it because a request that
+ * waits in the kernel completes only through the thread that submitted it
+ * (the kernel posts its completion from that thread's task work, and
  * DEFER_TASKRUN even waits until it enters the kernel), so a worker
  * descheduled by the OS, or kept by a long-running task, would strand
  * every connection it had a recv out for.

@@ -2,12 +2,12 @@
  * The poll set: one epoll instance per runtime holding every fd a task
  * waited on for readiness (edge-triggered, both directions, kept until
  * weft_close; the per-fd records are fdready.h), plus a "break" eventfd
- * that wakes a worker sleeping in it. Both drivers use it for sockets:
+ * that wakes a worker sleeping in it. Both drivers use it for sockets,
+ * whose transfers are system calls under both (io/call.h):
  *
  *   epoll     a worker sleeps in the set itself (epoll.h);
  *   io_uring  a worker sleeps in its ring with a poll request on the
- *             set's fd armed, and the transfers themselves go through
- *             the ring as non-blocking attempts (io/call.h).
+ *             set's fd armed.
  *
  * Any worker may harvest it: a busy one every WEFT__HARVEST_INTERVAL ticks,
  * every one before it sleeps, and the one that claimed the poller role

@@ -6,15 +6,13 @@
  * keeps running other tasks. A socket call makes one non-blocking attempt
  * and, only if it would block (EAGAIN), waits for the fd's readiness in
  * the runtime's one epoll set, which any worker may look at, and tries
- * again. The attempt depends on the I/O driver weft_run chose (struct
- * weft_config.io, $WEFT_IO; weft_io_driver() says which runs):
- *  - io_uring: an operation on the worker's ring that may not wait in the
- *    kernel; the worker submits its tasks' attempts in one system call.
- *  - epoll: the system call.
- * Files (weft_open, weft_pread, weft_pwrite, weft_fsync) are one io_uring
- * operation each under io_uring, and run on the blocking pool under epoll,
- * which cannot watch regular files. Every call behaves the same on both,
- * as documented here, except weft_io_submit(), which needs io_uring.
+ * again. The attempt is the non-blocking system call under either I/O
+ * driver (struct weft_config.io, $WEFT_IO; weft_io_driver() says which
+ * runs). Files (weft_open, weft_pread, weft_pwrite, weft_fsync) are one
+ * io_uring operation each under io_uring, and run on the blocking pool
+ * under epoll, which cannot watch regular files. Every call behaves the
+ * same on both, as documented here, except weft_io_submit(), which needs
+ * io_uring.
  *
  * On a plain thread the same calls block the thread in the matching system
  * call, so threaded code can share weft's sockets; if the fd is O_NONBLOCK

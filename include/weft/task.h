@@ -33,8 +33,8 @@ typedef struct weft_task_t {
 /* The I/O drivers (see weft/io.h and docs/concepts.md). */
 enum weft_io_kind {
 	WEFT_IO_AUTO = 0, /* choose at weft_run */
-	WEFT_IO_URING,    /* io_uring: a ring per worker, batched attempts */
-	WEFT_IO_EPOLL,    /* epoll: a system call per attempt */
+	WEFT_IO_URING,    /* io_uring: a ring per worker; files on it */
+	WEFT_IO_EPOLL,    /* epoll: files on the blocking pool */
 };
 
 /* How the scheduling-latency histogram is kept (see weft/metrics.h). */
