@@ -821,6 +821,59 @@ START_TEST(recv_waitall)
 }
 END_TEST
 
+/* ---- MSG_DONTWAIT: one attempt --------------------------------------------- */
+
+/* The attempt's -errno reaches the caller as the system call gave it (on a
+ * worker that is the inline system call: runtime/arch/syscall.h): nothing
+ * to receive, or no room to send, is -EAGAIN at once, and the bytes that
+ * then come are all there. */
+static void dontwait_checks(struct pair p)
+{
+	static char junk[65536];
+	char buf[8] = { 0 };
+	ssize_t r, sent = 0;
+
+	ck_assert_int_eq(weft_recv(p.b, buf, sizeof(buf), MSG_DONTWAIT),
+			 -EAGAIN);
+	ck_assert_int_eq(weft_send(p.a, "abc", 3, 0), 3);
+	while ((r = weft_recv(p.b, buf, sizeof(buf), MSG_DONTWAIT)) == -EAGAIN)
+		weft_sleep(WEFT_MSEC);
+	ck_assert_int_eq(r, 3);
+	ck_assert_int_eq(memcmp(buf, "abc", 3), 0);
+	/* Nobody reads p.b: p.a's buffers fill, then a send says so. */
+	while ((r = weft_send(p.a, junk, sizeof(junk), MSG_DONTWAIT)) > 0)
+		sent += r;
+	ck_assert_int_eq(r, -EAGAIN);
+	ck_assert_int_gt(sent, 0);
+}
+
+static void *dontwait_main(void *arg)
+{
+	struct pair p = tcp_pair();
+
+	dontwait_checks(p);
+	weft_close(p.a);
+	weft_close(p.b);
+	return NULL;
+}
+
+START_TEST(dontwait)
+{
+	struct pair p;
+	int sv[2];
+
+	weft_test_run(dontwait_main, NULL, 2);
+	/* A plain thread takes libc's calls; the same answers. */
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
+	p.a = sv[0];
+	p.b = sv[1];
+	dontwait_checks(p);
+	close(sv[0]);
+	close(sv[1]);
+}
+END_TEST
+
 /* ---- connect that times out -------------------------------------------- */
 
 /* A listener whose accept queue is full drops further SYNs, so a connect
@@ -1011,6 +1064,7 @@ int main(void)
 	tcase_add_test(tc, completion_while_busy);
 	tcase_add_test(tc, local_port_and_nodelay);
 	tcase_add_test(tc, recv_waitall);
+	tcase_add_test(tc, dontwait);
 	tcase_add_test(tc, connect_timeout);
 	tcase_add_test(tc, fd_across_workers);
 	tcase_add_test(tc, short_reads);
