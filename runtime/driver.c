@@ -155,7 +155,7 @@ void weft__driver_unpark(struct weft__driver *d)
 	if (!atomic_load(&d->closed) &&
 	    !atomic_exchange(&d->wake_pending, true)) {
 		int fd = d->kind == WEFT_IO_EPOLL ? weft__epoll_wake_fd(d)
-						  : d->wake_fd;
+						  : weft__uring_wake_fd(d);
 		ssize_t n = write(fd, &one, sizeof(one));
 
 		(void)n; /* EAGAIN: the counter is full, a wake-up is pending */

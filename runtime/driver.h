@@ -145,6 +145,7 @@ int weft__epoll_reap(struct weft__driver *d);
 void weft__epoll_park(struct weft__driver *d, int64_t timeout_ns);
 /* The fd an unparker of d writes, after it set d's wake_pending. */
 int weft__epoll_wake_fd(struct weft__driver *d);
+int weft__uring_wake_fd(struct weft__driver *d);
 
 /* Whether a task parking now should switch out to its scheduler, which
  * submits and reaps first, rather than straight to the next task (park.c).

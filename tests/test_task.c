@@ -216,6 +216,67 @@ START_TEST(from_plain_threads)
 }
 END_TEST
 
+/*
+ * A lone worker with nothing to run sleeps (under io_uring with an idle
+ * ring, in the poll set itself; under epoll too), and a plain thread's
+ * spawn must wake it whenever it lands: before the worker stores where it
+ * sleeps, between that and the sleep, or during it. A lost wake-up hangs
+ * the join and the test times out. The delays before each spawn vary from
+ * none to a few tens of microseconds to land in each window.
+ */
+static struct weft_event lone_done = WEFT_EVENT_INIT;
+static atomic_long lone_runs;
+
+static void *lone_body(void *arg)
+{
+	atomic_fetch_add_explicit(&lone_runs, 1, memory_order_relaxed);
+	return NULL;
+}
+
+static void *lone_waker(void *arg)
+{
+	long rounds = (long)arg;
+
+	for (long i = 0; i < rounds; i++) {
+		weft_task_t t;
+
+		for (volatile long spin = (i * 7919) % 20000; spin > 0; spin--)
+			;
+		ck_assert_int_eq(weft_spawn(&t, lone_body, NULL), 0);
+		ck_assert_int_eq(weft_join(t, NULL), 0);
+	}
+	ck_assert_int_ge(weft_event_set(&lone_done), 0);
+	return NULL;
+}
+
+static void *lone_main(void *arg)
+{
+	long rounds = SCALED(20000);
+	struct weft_deadline d;
+	int sv[2];
+	pthread_t th;
+
+	/* A socket in the poll set, as a server's would be. */
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_recv(sv[0], &(char){ 0 }, 1, 0), -ETIMEDOUT);
+	weft_deadline_leave(&d);
+	pthread_create(&th, NULL, lone_waker, (void *)rounds);
+	ck_assert_int_eq(weft_event_wait(&lone_done), 0);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(atomic_load(&lone_runs), rounds);
+	weft_close(sv[0]);
+	close(sv[1]);
+	return NULL;
+}
+
+START_TEST(lone_worker_woken_from_plain_thread)
+{
+	weft_test_run(lone_main, NULL, 1);
+}
+END_TEST
+
 /* Many plain threads spawning at once all go through the global queue. */
 static atomic_long injected;
 
@@ -1075,6 +1136,7 @@ int main(void)
 	tcase_add_test(tc, cancel);
 	tcase_add_test(tc, from_plain_threads);
 	tcase_add_test(tc, many_foreign_spawners);
+	tcase_add_test(tc, lone_worker_woken_from_plain_thread);
 	tcase_add_test(tc, migration);
 	tcase_add_test(tc, timer_wakes_in_order);
 	tcase_add_test(tc, deadline_scopes);

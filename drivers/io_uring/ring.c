@@ -19,9 +19,11 @@
  * Parking keeps a read of the driver's wake-up eventfd armed (see
  * runtime/driver.c for the wake-up protocol); its completion marks the
  * wake-up consumed. The worker that claims the poll set's poller role as
- * it parks also keeps a poll request on the set's fd armed, so a socket's
- * readiness wakes it; the request completes in this ring, whose owner then
- * harvests the set (drivers/readiness/pollset.h).
+ * it parks sleeps in the set itself if its ring has no operation in
+ * flight (sleep_in_set); otherwise it keeps a poll request on the set's fd
+ * armed in the ring, so a socket's readiness wakes it; the request
+ * completes in this ring, whose owner then harvests the set
+ * (drivers/readiness/pollset.h).
  *
  * The features weft needs: IORING_FEAT_EXT_ARG (5.11), so a park waits with
  * a timeout without an SQE of liburing's own. weft__uring_probe checks for
@@ -307,6 +309,51 @@ static void park_in_poll(struct weft__ring *r, int64_t timeout_ns, bool poller)
 	io_uring_get_events(&r->uring);
 }
 
+int weft__uring_wake_fd(struct weft__driver *d)
+{
+	/* seq_cst: the unparker's half of the rule above sleep_in_set. */
+	return atomic_load(&((struct weft__ring *)d)->in_set)
+		       ? weft__pollset_break_fd()
+		       : d->wake_fd;
+}
+
+/* Whether nothing the ring holds needs it to wake this worker: no
+ * operation of a task in flight, none waiting to be submitted. Owner only
+ * (it alone counts both). */
+static bool ring_idle(struct weft__ring *r)
+{
+	return !io_uring_sq_ready(&r->uring) &&
+	       atomic_load_explicit(&r->base.ops_submitted,
+				    memory_order_relaxed) ==
+		       atomic_load_explicit(&r->base.ops_completed,
+					    memory_order_relaxed);
+}
+
+/*
+ * The poller with an idle ring sleeps in the poll set itself, as the epoll
+ * driver's poller does: a readiness event then wakes it with the events in
+ * hand, where a poll request in the ring wakes it through the ring's task
+ * work and leaves the harvest to a second system call.
+ *
+ * No lost wake-up, as in epoll.h: the sleeper stores in_set, then reads
+ * wake_pending, and sleeps only if none is pending; an unparker sets
+ * wake_pending, then reads in_set to choose the break eventfd or wake_fd.
+ * All four are seq_cst, so either the sleeper does not sleep or the
+ * unparker writes the fd it sleeps on. A write to wake_fd that lands
+ * meanwhile completes the ring's armed read, handled on the next reap.
+ */
+static void sleep_in_set(struct weft__ring *r, int64_t timeout_ns)
+{
+	struct weft__driver *d = &r->base;
+
+	atomic_store(&r->in_set, true);
+	if (atomic_load(&d->wake_pending))
+		timeout_ns = 0;
+	weft__pollset_harvest(timeout_ns, true);
+	atomic_store(&r->in_set, false);
+	weft__driver_wake_consumed(d);
+}
+
 /* Sleeps until a completion, a wake-up or timeout_ns, as the poll set's
  * poller if no worker is (its readiness then wakes this one). A poll
  * request armed by an earlier sleep stays armed while its owner runs
@@ -319,6 +366,12 @@ void weft__uring_park(struct weft__driver *d, int64_t timeout_ns)
 	struct io_uring_cqe *cqe;
 	bool poller = weft__pollset_claim();
 
+	if (poller && ring_idle(r)) {
+		sleep_in_set(r, timeout_ns);
+		weft__pollset_release();
+		reap_ring(r);
+		return;
+	}
 	if (!r->wake_armed) {
 		struct io_uring_sqe *sqe = get_sqe(r);
 

@@ -45,6 +45,7 @@ struct weft__ring {
 	bool wake_armed;
 	struct weft__ring_op pollset_op; /* a poll of the poll set's fd */
 	bool pollset_armed;
+	_Atomic bool in_set; /* sleeping in the poll set itself (ring.c) */
 };
 
 /* The calling worker's ring, or NULL on a plain thread or under epoll. */
