@@ -6,8 +6,9 @@
  * whose transfers are system calls under both (io/call.h):
  *
  *   epoll     a worker sleeps in the set itself (epoll.h);
- *   io_uring  a worker sleeps in its ring with a poll request on the
- *             set's fd armed.
+ *   io_uring  so does a worker whose ring has nothing in flight; one that
+ *             waits for its ring sleeps there, with a poll request on the
+ *             set's fd armed (ring.c).
  *
  * Any worker may harvest it: a busy one every WEFT__HARVEST_INTERVAL ticks,
  * every one before it sleeps, and the one that claimed the poller role
