@@ -32,6 +32,7 @@
 #define WEFT_IO_CALL_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 
@@ -70,24 +71,29 @@ static inline long weft__sys(long r)
  * ordering (a send happens before the recv that takes its bytes). A plain
  * thread keeps libc's, cancellation point included.
  */
+static inline bool weft__sock_inline(void)
+{
+#if defined(WEFT_TSAN) || defined(WEFT_ASAN)
+	return false;
+#else
+	return weft__driver_current() != NULL;
+#endif
+}
+
 static inline long weft__sock_recv(int fd, void *buf, size_t len, int flags)
 {
-#if !defined(WEFT_TSAN) && !defined(WEFT_ASAN)
-	if (weft__driver_current())
+	if (weft__sock_inline())
 		return weft__syscall6(SYS_recvfrom, fd, (long)buf, (long)len,
 				      flags, 0, 0);
-#endif
 	return weft__sys(recv(fd, buf, len, flags));
 }
 
 static inline long weft__sock_send(int fd, const void *buf, size_t len,
 				   int flags)
 {
-#if !defined(WEFT_TSAN) && !defined(WEFT_ASAN)
-	if (weft__driver_current())
+	if (weft__sock_inline())
 		return weft__syscall6(SYS_sendto, fd, (long)buf, (long)len,
 				      flags, 0, 0);
-#endif
 	return weft__sys(send(fd, buf, len, flags));
 }
 
