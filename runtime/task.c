@@ -486,6 +486,31 @@ static int take_result(struct weft_task *t, void **result)
 	return t->error;
 }
 
+/* Takes the result of a join that won it, marking the handle consumed
+ * before the joiner returns. The finisher may still hold its reference
+ * (and so the handle's generation) a moment longer; without the mark a
+ * second join in that moment would find the claim and say -EINVAL where
+ * it says -ESRCH once the task is recycled. */
+static int take_result_marked(struct weft_task *t, void **result)
+{
+	weft__spin_lock(&t->join_lock);
+	t->join_state |= JOIN_TAKEN;
+	weft__spin_unlock(&t->join_lock);
+	return take_result(t, result);
+}
+
+/* The error of a join, detach or join case on a live handle whose task
+ * is t (join_lock held): -ESRCH once consumed, -EINVAL if detached or
+ * claimed, else 0. */
+static int join_refusal(const struct weft_task *t)
+{
+	if (t->join_state & JOIN_TAKEN)
+		return -ESRCH;
+	if (t->join_state & (JOIN_DETACHED | JOIN_CLAIMED))
+		return -EINVAL;
+	return 0;
+}
+
 int weft_join(weft_task_t h, void **result)
 {
 	struct weft_task *t = lookup(h);
@@ -502,14 +527,13 @@ int weft_join(weft_task_t h, void **result)
 	weft__spin_lock(&t->join_lock);
 	if (!gen_matches(t, h.gen))
 		r = -ESRCH;
-	else if (t->join_state & (JOIN_DETACHED | JOIN_CLAIMED))
-		r = -EINVAL;
-	else if (weft__waiter_state(&w) != WEFT__WAITING)
+	else if (!(r = join_refusal(t)) &&
+		 weft__waiter_state(&w) != WEFT__WAITING)
 		r = weft__waiter_state(&w);
 	if (r || (t->join_state & JOIN_DONE)) {
 		bool done = !r;
 		if (done) {
-			t->join_state |= JOIN_CLAIMED;
+			t->join_state |= JOIN_CLAIMED | JOIN_TAKEN;
 			r = take_result(t, result);
 		}
 		weft__spin_unlock(&t->join_lock);
@@ -524,7 +548,7 @@ int weft_join(weft_task_t h, void **result)
 	if (r)
 		return r; /* aborted: the abort unclaimed it, the handle lives */
 	/* The finisher notified us after setting DONE: the result is ours. */
-	r = take_result(t, result);
+	r = take_result_marked(t, result);
 	task_unref(t);
 	return r;
 }
@@ -538,9 +562,7 @@ int weft_detach(weft_task_t h)
 	weft__spin_lock(&t->join_lock);
 	if (!gen_matches(t, h.gen))
 		r = -ESRCH;
-	else if (t->join_state & (JOIN_DETACHED | JOIN_CLAIMED))
-		r = -EINVAL;
-	else
+	else if (!(r = join_refusal(t)))
 		t->join_state |= JOIN_DETACHED;
 	weft__spin_unlock(&t->join_lock);
 	if (!r)
@@ -663,8 +685,8 @@ bool weft__join_case_locked(weft_task_t h, struct weft__waiter *w, int *status)
 	*status = 0;
 	if (!lookup(h)) /* as weft_join: another run's, or recycled */
 		*status = -ESRCH;
-	else if (t->join_state & (JOIN_DETACHED | JOIN_CLAIMED))
-		*status = -EINVAL;
+	else
+		*status = join_refusal(t);
 	if (*status || (t->join_state & JOIN_DONE)) {
 		if (!*status)
 			t->join_state |= JOIN_CLAIMED;
@@ -689,7 +711,7 @@ void weft__join_case_unlink(struct weft_task *t, struct weft__waiter *w)
 
 int weft__join_case_take(struct weft_task *t, void **result)
 {
-	int r = take_result(t, result);
+	int r = take_result_marked(t, result);
 	task_unref(t);
 	return r;
 }

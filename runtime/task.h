@@ -70,6 +70,7 @@ enum {
 	JOIN_DONE = 1,     /* the task has returned */
 	JOIN_DETACHED = 2, /* nobody will join */
 	JOIN_CLAIMED = 4,  /* a joiner has claimed the result */
+	JOIN_TAKEN = 8,    /* a joiner took it: every handle is consumed */
 };
 
 struct weft_task {

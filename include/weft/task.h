@@ -130,11 +130,12 @@ int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
  * success. Returns 0; -ECANCELED / -ETIMEDOUT if the caller was cancelled or
  * its deadline passed (the handle is still valid); -EINVAL if the task is
  * detached or another caller is already joining it; -EDEADLK if it is the
- * caller itself; -ESRCH for a stale handle. */
+ * caller itself; -ESRCH for a stale handle, one already joined included. */
 WEFT_MUST_CHECK int weft_join(weft_task_t t, void **result);
 
 /* Lets the task run on and free itself when it ends; consumes the handle.
- * Returns 0, -EINVAL (already detached or being joined), -ESRCH. */
+ * Returns 0, -EINVAL (already detached or being joined), -ESRCH (a stale
+ * handle, one already joined included). */
 int weft_detach(weft_task_t t);
 
 /* Requests cancellation: the task's current and future blocking calls
