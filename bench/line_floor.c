@@ -19,8 +19,8 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <time.h>
+#include "bench_util.h" /* bench_arg only: no runtime runs here */
 
 static long round_trips;
 static _Atomic long line __attribute__((aligned(64)));
@@ -53,19 +53,15 @@ static void *answerer(void *arg)
 	return NULL;
 }
 
-static long arg(int argc, char **argv, int i, long dflt)
-{
-	return argc > i ? strtol(argv[i], NULL, 10) : dflt;
-}
-
 int main(int argc, char **argv)
 {
 	struct timespec t0, t1;
 	pthread_attr_t attr;
 	pthread_t t;
-	long cpu_a = arg(argc, argv, 2, 0), cpu_b = arg(argc, argv, 3, 1);
+	long cpu_a = bench_arg(argc, argv, 2, 0);
+	long cpu_b = bench_arg(argc, argv, 3, 1);
 
-	round_trips = arg(argc, argv, 1, 2000000);
+	round_trips = bench_arg(argc, argv, 1, 2000000);
 	if (round_trips < 1 || cpu_a < 0 || cpu_b < 0 || cpu_a == cpu_b ||
 	    cpu_a >= CPU_SETSIZE || cpu_b >= CPU_SETSIZE)
 		return 2;

@@ -50,10 +50,9 @@ static void *join_consumes_main(void *arg)
 		weft_task_t t;
 		void *res = NULL;
 		ck_assert_int_eq(weft_spawn(&t, ret_arg, (void *)42), 0);
+		struct weft_select_case c[] = { WEFT_CASE_JOIN(t, &res) };
 		ck_assert(weft__task_get(t.task));
 		if (by_select) {
-			struct weft_select_case c[] = { WEFT_CASE_JOIN(t,
-								       &res) };
 			ck_assert_int_eq(weft_select(c, 1), 0);
 			ck_assert_int_eq(c[0].status, 0);
 		} else {
@@ -62,9 +61,8 @@ static void *join_consumes_main(void *arg)
 		ck_assert_ptr_eq(res, (void *)42);
 		ck_assert_int_eq(weft_join(t, &res), -ESRCH);
 		ck_assert_int_eq(weft_detach(t), -ESRCH);
-		struct weft_select_case again[] = { WEFT_CASE_JOIN(t, &res) };
-		ck_assert_int_eq(weft_select(again, 1), 0);
-		ck_assert_int_eq(again[0].status, -ESRCH);
+		ck_assert_int_eq(weft_select(c, 1), 0);
+		ck_assert_int_eq(c[0].status, -ESRCH);
 		weft__task_put(t.task);
 	}
 	return NULL;
