@@ -2,7 +2,7 @@
 #include "idle.h"
 #include "worker.h"
 
-void weft__notify_work(struct weft_runtime *rt)
+bool weft__notify_work(struct weft_runtime *rt)
 {
 	struct weft_idle *idle = &rt->idle;
 	/* Pairs with the fence a worker going to sleep issues after its RMWs
@@ -11,13 +11,13 @@ void weft__notify_work(struct weft_runtime *rt)
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&idle->searching, memory_order_relaxed) ||
 	    !atomic_load_explicit(&idle->sleeping, memory_order_relaxed))
-		return;
+		return false;
 	pthread_mutex_lock(&idle->mu);
 	/* Relaxed: a second look, after the fence above. */
 	if (!idle->nsleepers ||
 	    atomic_load_explicit(&idle->searching, memory_order_relaxed)) {
 		pthread_mutex_unlock(&idle->mu);
-		return;
+		return false;
 	}
 	struct weft_worker *w = &rt->workers[idle->sleepers[--idle->nsleepers]];
 	w->sleeping = false;
@@ -26,6 +26,7 @@ void weft__notify_work(struct weft_runtime *rt)
 	atomic_fetch_add(&idle->searching, 1);
 	pthread_mutex_unlock(&idle->mu);
 	weft__worker_unpark(w);
+	return true;
 }
 
 bool weft__idle_start_search(struct weft_runtime *rt, struct weft_worker *w)

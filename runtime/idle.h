@@ -35,8 +35,9 @@ struct weft_idle {
 struct weft_runtime;
 struct weft_worker;
 
-/* Wakes a worker to look for work, unless one is already looking. */
-void weft__notify_work(struct weft_runtime *rt);
+/* Wakes a worker to look for work, unless one is already looking or none
+ * sleeps. Returns whether it woke one. */
+bool weft__notify_work(struct weft_runtime *rt);
 
 /* w, out of local work, becomes a searcher if another worker is awake and
  * fewer than half the awake workers search; false: it should not. true if

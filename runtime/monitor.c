@@ -42,11 +42,13 @@ static void intervened(struct weft_monitor *m)
 /* One look at every worker. Returns how many had tasks or timers waiting;
  * marks a worker stuck (and sets *stuck) if it had the same tasks waiting
  * as last time behind a task that ran all along (its tick count did not
- * move), or the same oldest woken task while it ran others. The due timers
+ * move), or the same oldest woken task while it ran others. Sets *queued
+ * if a worker's deque held tasks at both looks, though it ran on: they
+ * are open to thieves, and an idle worker would take some. The due timers
  * of a worker kept by one task are fired from here: their tasks go to the
  * global queue. */
 static int look_at_workers(struct weft_runtime *rt, struct look *last,
-			   bool *stuck)
+			   bool *stuck, bool *queued)
 {
 	int busy = 0;
 	for (int i = 0; i < rt->nworkers; i++) {
@@ -63,6 +65,8 @@ static int look_at_workers(struct weft_runtime *rt, struct look *last,
 		bool still = now.ticks == last[i].ticks;
 		if (now.runnext || now.queued || now.woken || now.timers)
 			busy++;
+		if (now.queued && last[i].queued)
+			*queued = true;
 		if ((still &&
 		     ((now.runnext && now.runnext == last[i].runnext) ||
 		      (now.queued && last[i].queued))) ||
@@ -105,8 +109,9 @@ static void disarm(struct weft_runtime *rt, struct weft_monitor *m,
 	int armed = MON_ARMED;
 	if (!atomic_compare_exchange_strong(&m->state, &armed, MON_IDLE))
 		return; /* stopping */
-	bool stuck = false;
-	if (look_at_workers(rt, last, &stuck) || weft__pollset_unattended()) {
+	bool stuck = false, queued = false;
+	if (look_at_workers(rt, last, &stuck, &queued) ||
+	    weft__pollset_unattended()) {
 		armed = MON_IDLE;
 		atomic_compare_exchange_strong(&m->state, &armed, MON_ARMED);
 	}
@@ -140,15 +145,22 @@ static void *monitor_main(void *arg)
 					 ? stall_period
 					 : period);
 		weft__stall_check(rt);
-		bool stuck = false;
-		int busy = look_at_workers(rt, last, &stuck);
+		bool stuck = false, queued = false;
+		int busy = look_at_workers(rt, last, &stuck, &queued);
 		busy += look_at_poll_set(m, &last_harvests);
 		idle = busy ? 0 : idle + 1;
 		if (stuck) {
 			weft__notify_work(rt);
 			period = PERIOD_MIN_NS;
 			calm = 0;
-		} else if (idle >= IDLE_LOOKS_BEFORE_DISARM) {
+			continue;
+		}
+		/* Queued tasks are not stuck: their worker runs them in
+		 * turn. A roused worker shares them, and the looks back off
+		 * meanwhile. */
+		if (queued && weft__notify_work(rt))
+			intervened(m);
+		if (idle >= IDLE_LOOKS_BEFORE_DISARM) {
 			disarm(rt, m, last);
 			idle = 0;
 		} else if (++calm >= LOOKS_BEFORE_BACKOFF &&

@@ -14,7 +14,9 @@
  * slot holds the same task or whose deque held tasks both times, is stuck;
  * so is one whose oldest woken task waited all period while it ran others.
  * The monitor marks it and rouses an idle worker, whose search then steals
- * those tasks (steal.c). It also fires the due timers of a
+ * those tasks (steal.c). A worker whose deque held tasks at two looks,
+ * though it ran on, is not stuck, but the monitor rouses an idle worker
+ * for those too: they are open to thieves and offered to none (runq.h). It also fires the due timers of a
  * worker kept by one task all period, so that task's sleepers wake on time
  * on other workers. Once no worker has tasks or timers waiting it disarms
  * and sleeps until a wake or a timer arms it.

@@ -1,6 +1,5 @@
 /* Where a runnable task lives: the owner's moves between places (runq.h). */
 #include "inject.h"
-#include "idle.h"
 #include "runq.h"
 
 #define INJECT_BATCH 32
@@ -94,8 +93,18 @@ struct weft_task *weft__runq_requeue_yielded(struct weft_runtime *rt,
 		w->yielded_tail = NULL;
 	for (int i = n - 1; i >= 0; i--)
 		weft__worker_push(w, rest[i]);
-	if (n > 1) /* more than two moved: help is worth rousing */
-		weft__notify_work(rt);
+	/* More than two moved: open to thieves, but not offered, as a small
+	 * woken batch is (worker.c's share_woken). Rousing an idle worker here
+	 * on every requeue made it steal a contended lock's tasks, whose
+	 * hand-overs had gathered them on this worker, and bounce the lock's
+	 * line between cores: bench/mutex ran at 33 ns an operation, 16 ns
+	 * without (bench/README.md, eighteenth session). The monitor rouses
+	 * one if they are still waiting at its next look (monitor.h). An
+	 * arming lost to a disarm that read the deque before our pushes
+	 * (relaxed lengths) costs no task: this worker runs them all, and its
+	 * next requeue arms again. */
+	if (n > 1)
+		weft__monitor_arm(&rt->monitor);
 	return oldest;
 }
 

@@ -35,9 +35,12 @@
  *   5. A worker's yielded list (w->yielded_head): tasks that yielded, first
  *      in first out as asyncio runs them. Private to the owner: when its
  *      other places run dry it moves half a deque of them to its deque,
- *      where thieves can take them; a direct switch (park.c) takes the
- *      oldest only while no worker idles or searches, as they could not
- *      take it.
+ *      where thieves can take them. Open, but not offered: the move rouses
+ *      no idle worker and arms the monitor instead, which rouses one if
+ *      they still wait at its next look (a contended lock's hand-overs
+ *      gather its tasks here, and a worker roused to steal them makes the
+ *      lock cross cores). A direct switch (park.c) takes the oldest only
+ *      while no worker idles or searches, as they could not take it.
  *   6. The global queue (rt->inject): tasks spawned or woken off the
  *      workers, and the overflow of full deques. Any worker takes a batch,
  *      when its own places are empty and every GLOBAL_QUEUE_INTERVAL-th
