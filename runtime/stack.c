@@ -18,6 +18,9 @@
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
 #endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 #define STACK_SLAB                                                             \
 	256                   /* stacks per slab mapping: one mmap, and one
@@ -183,12 +186,7 @@ static char *take_slab_memory(size_t bytes)
 	return m ? m : map_stack_memory(bytes);
 }
 
-/*
- * Light guards for every stack of a slab, in one system call. The top
- * page of each then faults in as grow_pool writes its free-list node:
- * plain faults run in parallel on all workers, where MADV_POPULATE_WRITE
- * calls serialised on the memory map lock.
- */
+/* Light guards for every stack of a slab, in one system call. */
 static bool guard_slab(char *m, size_t guard, size_t each)
 {
 	if (!atomic_load_explicit(&light_guards, memory_order_relaxed))
@@ -202,9 +200,32 @@ static bool guard_slab(char *m, size_t guard, size_t each)
 	return false;
 }
 
-/* Carves a slab of class c and guards its stacks, outside the lock (their
- * top pages fault in as their free-list nodes are written), then splices
- * them into the pool. */
+/*
+ * The top page of every stack of a slab, where grow_pool writes the stack's
+ * free-list node and its first task its first frames, in one system call.
+ * Touched one by one instead, each page is a fault, and in some VMs a
+ * fault is dear: 20-24 us a stack on the seventeenth and eighteenth
+ * sessions' host against 1.7 us for this call, so a slab's 256 faults kept
+ * a worker from its tasks for 5 ms or more, long enough for another worker
+ * to take them (steal.h; bench/README.md, eighteenth session). On the
+ * fifth session's host the two cost about the same (1.4 and 1.2 us). The
+ * call holds the memory map lock for reading: it waits only for an mmap,
+ * and slabs are carved from address space reserved a gigabyte at a time.
+ * Before Linux 6.13 it is one madvise a stack (advise_all); before 5.14
+ * the kernel refuses it and the pages fault in as before.
+ */
+static void populate_tops(char *m, size_t each)
+{
+	size_t page = weft__page_size();
+	struct iovec r[STACK_SLAB];
+	for (int i = 0; i < STACK_SLAB; i++)
+		r[i] = (struct iovec){ m + (size_t)(i + 1) * each - page,
+				       page };
+	(void)advise_all(r, STACK_SLAB, MADV_POPULATE_WRITE);
+}
+
+/* Carves a slab of class c, guards its stacks and populates their top
+ * pages, outside the lock, then splices them into the pool. */
 static int grow_pool(int c)
 {
 	/* A guard of one page, as a thread's: a wider one spreads the stacks
@@ -217,6 +238,7 @@ static int grow_pool(int c)
 	if (!m)
 		return -ENOMEM;
 	bool light = guard_slab(m, guard, each);
+	populate_tops(m, each);
 	struct slab sl = { .base = m, .bytes = bytes };
 	struct free_stack *first = NULL, *last = NULL;
 	for (int i = STACK_SLAB - 1; i >= 0; i--) {
