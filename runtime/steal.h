@@ -38,10 +38,15 @@ struct weft_task *weft__steal(struct weft_runtime *rt, struct weft_worker *w,
  * worker the monitor marked stuck. Costs a load and a time-stamp while the
  * others keep picking. In time, not in w's picks: 61 picks are 4 us of
  * skynet's, in which a worker faulting in a new stack looked stalled, and
- * taking its spawns made skynet 3.5 times slower; the servers' tail fell
- * about as far with 100 us as with 61 of their picks (~400 us). */
+ * taking its spawns made skynet 3.5 times slower. 100 us was not enough
+ * either on a host whose page faults cost 20 us: a relief started more of
+ * skynet's tree at once, whose new stacks faulted, which looked like more
+ * stalls, and 3 runs in 10 took 6-9 times as long. With 300 us none did
+ * (bench/README.md, eighteenth session). The servers' closed-loop p99
+ * moved by 0.93-1.11x of 100 us's, inside that hour's noise, and it had
+ * been about as low with 61 of their picks (~400 us) as with 100 us. */
 #define RELIEF_INTERVAL 61
-#define RELIEF_STALL_NS (100 * 1000)
+#define RELIEF_STALL_NS (300 * 1000)
 void weft__steal_relieve(struct weft_runtime *rt, struct weft_worker *w);
 
 #endif
