@@ -2,6 +2,7 @@
  * cancellation, callbacks, futures completed by plain threads. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 #include "sync_test_util.h"
@@ -10,6 +11,7 @@
 /* ---- a future set by one task, awaited by another ----------------------- */
 
 static struct weft_future seed_f = WEFT_FUTURE_INIT;
+static atomic_bool seed_waiter_started;
 
 static void seed_cb(struct weft_future *f, void *arg)
 {
@@ -23,6 +25,10 @@ static void *seed_setter(void *arg)
 {
 	log_add("setter start");
 	weft_sleep(10 * WEFT_MSEC);
+	/* A worker the OS stalls (a sanitizer build on a busy machine) can
+	 * hold the waiter past those 10 ms: the scenario wants it waiting. */
+	for (int i = 0; !atomic_load(&seed_waiter_started) && i < 10000; i++)
+		weft_sleep(WEFT_MSEC);
 	log_add("setter set");
 	ck_assert_int_eq(weft_future_set_result(&seed_f, (void *)42), 0);
 	log_add("setter end");
@@ -33,6 +39,7 @@ static void *seed_waiter(void *arg)
 {
 	void *r = NULL;
 	log_add("waiter start");
+	atomic_store(&seed_waiter_started, true);
 	ck_assert_int_eq(weft_future_wait(&seed_f, &r), 0);
 	ck_assert_ptr_eq(r, (void *)42);
 	log_add("waiter got");
@@ -44,6 +51,7 @@ static void *seed_main(void *arg)
 	struct weft_future_cb cb1, cb2;
 	weft_task_t a, b;
 	log_reset();
+	atomic_store(&seed_waiter_started, false);
 	weft_future_init(&seed_f);
 	ck_assert_int_eq(weft_future_add_callback(&seed_f, &cb1, seed_cb,
 						  "cb1"),
