@@ -63,13 +63,14 @@ static int look_at_workers(struct weft_runtime *rt, struct look *last,
 				    weft__timers_pending(&w->timers),
 				    atomic_load(&w->ticks) };
 		bool still = now.ticks == last[i].ticks;
+		bool queued_both = now.queued && last[i].queued;
 		if (now.runnext || now.queued || now.woken || now.timers)
 			busy++;
-		if (now.queued && last[i].queued)
+		if (queued_both)
 			*queued = true;
 		if ((still &&
 		     ((now.runnext && now.runnext == last[i].runnext) ||
-		      (now.queued && last[i].queued))) ||
+		      queued_both)) ||
 		    (now.woken && last[i].woken &&
 		     now.woken_top == last[i].woken_top)) {
 			atomic_store(&w->stuck, true);
