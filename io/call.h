@@ -2,21 +2,24 @@
  * How a call of io/ reaches the kernel, and what every call shares.
  *
  * A socket call, on a worker under either driver, makes one non-blocking
- * attempt, the system call, and on EAGAIN waits for the fd's readiness in
- * the runtime's poll set (drivers/readiness/fdready.h), which any worker
- * may harvest, so a worker off its CPU strands nobody's connection.
- *
- * Under io_uring the attempt was an SQE with MSG_DONTWAIT, and a worker
- * submitted its round's attempts in one system call. Each attempt then
- * parked its task until the round's submit and put it back at the end of
- * the worker's ready queue: a request went round the queue three times
- * (woken, received, sent) where the system calls take it round once.
- * Measured on this project's VM (2026-12-02, bench/README.md, sixteenth
- * session) the system calls won on every count: CPU per request 2.7% and
- * 1% less (echo, http; one pinned worker), and closed-loop p99 at 100
- * connections 1.07x and 0.96x Tokio's, where the SQEs gave 1.42x and
- * 1.12x. An earlier host, where a system call cost more, had favoured the
- * SQEs by a few percent of CPU (fifteenth session).
+ * attempt and on EAGAIN waits for the fd's readiness in the runtime's poll
+ * set (drivers/readiness/fdready.h), which any worker may harvest, so a
+ * worker off its CPU strands nobody's connection. The attempt:
+ *   system call  under epoll, and under io_uring where a system call is
+ *                cheap: recv(2) or send(2) itself;
+ *   ring         under io_uring where a system call is dear: an SQE with
+ *                MSG_DONTWAIT (weft__io_ring_attempt); the worker submits
+ *                its round's attempts in one system call.
+ * weft_run chooses (runtime/driver.c, by timing a system call, unless
+ * struct weft_config.sockets or $WEFT_SOCKETS says). The ring parks each
+ * attempt's task until the round's submit and puts it back at the end of
+ * the worker's ready queue, so a request goes round the queue three times
+ * (woken, received, sent) where the system calls take it round once; it
+ * saves about 1.8 system calls a request. Measured on two hosts of one
+ * kind (bench/README.md): at 0.2 us a system call the system calls cost
+ * 1-3% less CPU per request and gave the lower closed-loop p99 (sixteenth
+ * session); at 1.2 us the ring cost a third less and its p99 was no
+ * higher (nineteenth).
  *
  * On a plain thread a call is the system call itself; on EAGAIN (an
  * O_NONBLOCK fd) it polls and tries again, so it blocks as documented.
@@ -96,6 +99,31 @@ static inline long weft__sock_send(int fd, const void *buf, size_t len,
 				      flags, 0, 0);
 	return weft__sys(send(fd, buf, len, flags));
 }
+
+/* Whether the calling task's socket transfers go through its worker's
+ * ring as attempts (io_uring, on a host where a system call costs more
+ * than a ring operation). */
+static inline bool weft__sock_on_ring(void)
+{
+	struct weft__driver *d = weft__driver_current();
+
+	return d && d->sock_on_ring;
+}
+
+/* Fills sqe with one socket transfer on fd: a send, recv, sendmsg or
+ * recvmsg. */
+typedef void (*weft__prep_fn)(struct io_uring_sqe *sqe, int fd, void *arg);
+
+/* One attempt of a socket transfer, as an SQE on the calling worker's ring
+ * (weft__sock_on_ring()). It adds MSG_DONTWAIT: the kernel then answers
+ * -EAGAIN instead of waiting in the ring, where only this worker could
+ * take the completion (drivers/io_uring/ring.h), and the call waits in the
+ * poll set instead. The answer comes when the worker submits its round's
+ * batch, so once submitted the attempt is not aborted (an attempt of
+ * op.h): a cancellation or deadline met before it fails the call with
+ * nothing moved, one that lands after it lets the transfer's result
+ * through. Returns the result or -errno. */
+long weft__io_ring_attempt(int fd, weft__prep_fn prep, void *arg);
 
 /* A plain thread's call: try, and on EAGAIN (an O_NONBLOCK fd) poll(2)
  * and try again, so it blocks as documented. */

@@ -7,6 +7,7 @@
 #define WEFT_IO_MEMCHECK_H
 
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "runtime/valgrind.h" /* WEFT_MARK_FILLED */
 
@@ -15,6 +16,19 @@ static inline ssize_t weft__filled(void *buf, ssize_t r)
 {
 	if (r > 0)
 		WEFT_MARK_FILLED(buf, (size_t)r);
+	return r;
+}
+
+/* The same over an iovec. */
+static inline ssize_t weft__filled_iov(const struct iovec *iov, int n,
+				       ssize_t r)
+{
+	size_t left = r > 0 ? (size_t)r : 0;
+	for (int i = 0; i < n && left; i++) {
+		size_t k = iov[i].iov_len < left ? iov[i].iov_len : left;
+		WEFT_MARK_FILLED(iov[i].iov_base, k);
+		left -= k;
+	}
 	return r;
 }
 

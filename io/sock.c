@@ -22,10 +22,12 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <liburing.h>
 
 #include "weft/io.h"
 #include "call.h"
 #include "drivers/io_uring/fdtable.h"
+#include "memcheck.h"
 #include "sock.h"
 
 static unsigned clamp_len(size_t len)
@@ -119,13 +121,32 @@ struct buf_args {
 	size_t done; /* MSG_WAITALL: received so far */
 };
 
-/* An attempt ignores MSG_WAITALL (a non-blocking recv(2) does): receive
- * the rest as it comes, and report what came if the call stops early. */
+static void prep_recv(struct io_uring_sqe *sqe, int fd, void *arg)
+{
+	struct buf_args *a = arg;
+
+	io_uring_prep_recv(sqe, fd, (char *)a->buf + a->done, a->len - a->done,
+			   a->flags & ~MSG_WAITALL);
+}
+
+static void prep_send(struct io_uring_sqe *sqe, int fd, void *arg)
+{
+	struct buf_args *a = arg;
+
+	io_uring_prep_send(sqe, fd, a->buf, a->len, a->flags);
+}
+
+/* An attempt ignores MSG_WAITALL (a non-blocking recv(2) does; on the ring
+ * it is taken out): receive the rest as it comes, and report what came if
+ * the call stops early. */
 static inline long try_recv(int fd, void *arg)
 {
 	struct buf_args *a = arg;
 	char *at = (char *)a->buf + a->done;
-	long r = weft__sock_recv(fd, at, a->len - a->done, a->flags);
+	long r = weft__sock_on_ring()
+			 ? weft__filled(at,
+					weft__io_ring_attempt(fd, prep_recv, a))
+			 : weft__sock_recv(fd, at, a->len - a->done, a->flags);
 
 	if (!(a->flags & MSG_WAITALL))
 		return r;
@@ -140,6 +161,8 @@ static inline long try_send(int fd, void *arg)
 {
 	struct buf_args *a = arg;
 
+	if (weft__sock_on_ring())
+		return weft__io_ring_attempt(fd, prep_send, a);
 	return weft__sock_send(fd, a->buf, a->len, a->flags);
 }
 
@@ -208,18 +231,40 @@ ssize_t weft_send_all(int fd, const void *buf, size_t len, int flags,
 	return done == len ? (ssize_t)len : r;
 }
 
+static void prep_sendmsg(struct io_uring_sqe *sqe, int fd, void *arg)
+{
+	struct msg_args *a = arg;
+
+	io_uring_prep_sendmsg(sqe, fd, a->msg, (unsigned)a->flags);
+}
+
+static void prep_recvmsg(struct io_uring_sqe *sqe, int fd, void *arg)
+{
+	struct msg_args *a = arg;
+
+	io_uring_prep_recvmsg(sqe, fd, a->msg, (unsigned)a->flags);
+}
+
 long weft__try_sendmsg(int fd, void *arg)
 {
 	struct msg_args *a = arg;
 
+	if (weft__sock_on_ring())
+		return weft__io_ring_attempt(fd, prep_sendmsg, a);
 	return weft__sys(sendmsg(fd, a->msg, a->flags));
 }
 
 long weft__try_recvmsg(int fd, void *arg)
 {
 	struct msg_args *a = arg;
+	long r;
 
-	return weft__sys(recvmsg(fd, a->msg, a->flags));
+	if (!weft__sock_on_ring())
+		return weft__sys(recvmsg(fd, a->msg, a->flags));
+	r = weft__io_ring_attempt(fd, prep_recvmsg, a);
+	if (r >= 0 && a->msg->msg_name)
+		WEFT_MARK_FILLED(a->msg->msg_name, a->msg->msg_namelen);
+	return weft__filled_iov(a->msg->msg_iov, (int)a->msg->msg_iovlen, r);
 }
 
 struct iov_args {
@@ -227,10 +272,20 @@ struct iov_args {
 	int iovcnt;
 };
 
+/* On the ring a readv is a recvmsg, which may be attempted without
+ * waiting in the kernel; a descriptor that is no socket (a pipe) takes
+ * readv(2). */
 static long try_readv(int fd, void *arg)
 {
 	struct iov_args *a = arg;
+	struct msghdr msg = { .msg_iov = (struct iovec *)a->iov,
+			      .msg_iovlen = (size_t)a->iovcnt };
+	long r;
 
+	if (weft__sock_on_ring() &&
+	    (r = weft__try_recvmsg(fd, &(struct msg_args){ &msg, 0 })) !=
+		    -ENOTSOCK)
+		return r;
 	return weft__sys(readv(fd, a->iov, a->iovcnt));
 }
 

@@ -8,10 +8,12 @@
  *                       task with the result.
  *   drivers/epoll/      system calls: the worker sleeps in epoll.
  *
- * Sockets go the same way under both: a task makes the non-blocking
- * system call and parks only on EAGAIN, in the runtime's one poll set
- * (drivers/readiness/), which any worker may harvest; the harvester wakes
- * the task when the fd may be ready, and it tries again.
+ * Sockets go the same way under both: a task makes a non-blocking attempt
+ * (the system call, or under io_uring where system calls cost more an SQE
+ * its worker submits with its round's others: io/call.h) and parks only
+ * on EAGAIN, in the runtime's one poll set (drivers/readiness/), which any
+ * worker may harvest; the harvester wakes the task when the fd may be
+ * ready, and it tries again.
  *
  * Every worker owns one driver instance (a ring, or an epoll fd to sleep
  * in), made and closed on its own thread, so parking, unparking and timers
@@ -79,6 +81,10 @@ struct weft__driver {
 	 * parking now hands over to the scheduler (weft__driver_round_due).
 	 * Owner only. */
 	bool round_due;
+	/* io_uring: socket transfers are attempts on the ring, submitted a
+	 * round at a time, rather than system calls (io/call.h). Set by the
+	 * worker before it runs tasks, read by its tasks. */
+	bool sock_on_ring;
 };
 
 /* Adds n to one of d's counters. Owner only. */
@@ -91,9 +97,12 @@ static inline void weft__driver_count(_Atomic uint64_t *c, uint64_t n)
 
 /* Resolves the choice of cfg->io and $WEFT_IO (the config wins unless it is
  * auto) to a driver that can start here: auto probes io_uring and takes
- * epoll, silently, if the kernel refuses it or lacks what weft needs.
- * Returns 0, or -EINVAL for a bad value. */
-int weft__driver_choose(const struct weft_config *cfg, enum weft_io_kind *kind);
+ * epoll, silently, if the kernel refuses it or lacks what weft needs. Then,
+ * for io_uring, cfg->sockets and $WEFT_SOCKETS the same way, auto timing a
+ * system call, to *sock_on_ring (false under epoll). Returns 0, or -EINVAL
+ * for a bad value. */
+int weft__driver_choose(const struct weft_config *cfg, enum weft_io_kind *kind,
+			bool *sock_on_ring);
 
 /* Makes the calling worker's instance of kind. Returns it, or NULL with
  * *err = -errno and *why saying in one line what to tell the user. */
@@ -108,8 +117,9 @@ void weft__driver_free(struct weft__driver *d);
  * Any thread. */
 enum weft_io_kind weft__driver_kind(void);
 /* weft_run, before the workers start, and with WEFT_IO_AUTO after they
- * stopped. Each start begins a new run id (never 0). */
-void weft__driver_set_kind(enum weft_io_kind kind);
+ * stopped; sock_on_ring is what weft_sock_path() reports. Each start begins
+ * a new run id (never 0). */
+void weft__driver_set_kind(enum weft_io_kind kind, bool sock_on_ring);
 uint64_t weft__driver_run_id(void);
 
 void weft__driver_unpark(struct weft__driver *d);

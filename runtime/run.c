@@ -53,7 +53,7 @@ static int config_check(const struct weft_config *cfg, struct weft_runtime *rt)
 		return -EINVAL;
 	if (cfg && cfg->blocking_threads < 0)
 		return -EINVAL;
-	return weft__driver_choose(cfg, &rt->io);
+	return weft__driver_choose(cfg, &rt->io, &rt->sock_on_ring);
 }
 
 static void free_runtime(struct weft_runtime *rt)
@@ -237,7 +237,7 @@ static int run(weft_fn main, void *arg, const struct weft_config *cfg,
 	weft__latency_start((uint64_t)latency_mask);
 	atomic_store(&weft__rt, rt);
 	int started;
-	weft__driver_set_kind(rt->io);
+	weft__driver_set_kind(rt->io, rt->sock_on_ring);
 	weft__overflow_install();
 	err = weft__stall_start(rt, stall, cfg);
 	if (!err)
@@ -263,7 +263,7 @@ static int run(weft_fn main, void *arg, const struct weft_config *cfg,
 	stop_workers(rt, started);
 	weft__stall_stop(rt); /* after the monitor, which reports them */
 	weft__blocking_stop();
-	weft__driver_set_kind(WEFT_IO_AUTO);
+	weft__driver_set_kind(WEFT_IO_AUTO, false);
 	weft__overflow_remove();
 	atomic_store(&weft__rt, NULL);
 	weft__task_foreign_quiesce(); /* a spawner may still read rt */

@@ -231,6 +231,7 @@ static int worker_setup(struct weft_runtime *rt, struct weft_worker *w,
 	w->driver = weft__driver_new(rt->io, &r, why);
 	if (!w->driver)
 		return r;
+	w->driver->sock_on_ring = rt->sock_on_ring;
 	w->altstack = malloc(SIGSTKSZ * 4);
 	if (w->altstack) {
 		stack_t ss = { .ss_sp = w->altstack, .ss_size = SIGSTKSZ * 4 };

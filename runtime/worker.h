@@ -96,6 +96,7 @@ enum { RT_RUNNING, RT_DRAINING, RT_STOPPING };
 struct weft_runtime {
 	int nworkers;
 	enum weft_io_kind io; /* the workers' driver */
+	bool sock_on_ring;    /* io_uring: socket attempts are SQEs */
 	struct weft_worker *workers;
 	size_t stack_size;
 	struct weft_inject inject;

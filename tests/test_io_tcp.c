@@ -1045,6 +1045,103 @@ START_TEST(short_reads)
 }
 END_TEST
 
+/* ---- the socket path ------------------------------------------------------ */
+
+#define PATH_ROUND_TRIPS 100
+
+struct path_case {
+	enum weft_sock_path got;
+	enum weft_io_kind driver;
+	uint64_t ring_ops; /* io_uring operations the round trips submitted */
+};
+
+/* PATH_ROUND_TRIPS one-byte round trips over a TCP connection, each a
+ * weft_send and a weft_recv, counting the ring operations they cost. */
+static void *path_main(void *arg)
+{
+	struct path_case *c = arg;
+	uint16_t port;
+	int lfd = io_listen(&port), cfd, sfd;
+	struct weft_metrics m0, m1;
+
+	cfd = weft_connect("127.0.0.1", port);
+	ck_assert_int_ge(cfd, 0);
+	sfd = weft_accept(lfd, NULL, NULL);
+	ck_assert_int_ge(sfd, 0);
+	ck_assert_int_eq(weft_metrics(&m0), 0);
+	for (int i = 0; i < PATH_ROUND_TRIPS; i++) {
+		char out = (char)i, in = 0;
+		ck_assert_int_eq(weft_send(cfd, &out, 1, 0), 1);
+		ck_assert_int_eq(weft_recv(sfd, &in, 1, 0), 1);
+		ck_assert_int_eq(in, out);
+	}
+	ck_assert_int_eq(weft_metrics(&m1), 0);
+	c->got = weft_sock_path();
+	c->driver = weft_io_driver();
+	c->ring_ops = m1.io_submitted - m0.io_submitted;
+	ck_assert_int_eq(weft_close(sfd), 0);
+	ck_assert_int_eq(weft_close(cfd), 0);
+	ck_assert_int_eq(weft_close(lfd), 0);
+	return NULL;
+}
+
+static void *never_runs(void *arg)
+{
+	ck_abort_msg("main ran with a bad socket path");
+	return arg;
+}
+
+static struct path_case run_path(enum weft_sock_path asked)
+{
+	struct weft_config cfg = { .workers = 1, .sockets = asked };
+	struct path_case c = { 0 };
+
+	ck_assert_int_eq(weft_run(path_main, &c, &cfg, NULL), 0);
+	return c;
+}
+
+/* What cfg.sockets asks for is what runs, and moves a socket's bytes on the
+ * ring or not; epoll always makes the system calls; auto picks one of the
+ * two; bad choices are -EINVAL; nothing is reported outside weft_run. */
+START_TEST(socket_path)
+{
+	const char *env = getenv("WEFT_SOCKETS");
+	char *saved = env ? strdup(env) : NULL;
+	struct weft_config bad = { .workers = 1,
+				   .sockets = (enum weft_sock_path)7 };
+	struct path_case c;
+
+	ck_assert_int_eq(weft_sock_path(), WEFT_SOCK_AUTO);
+	c = run_path(WEFT_SOCK_RING);
+	if (c.driver == WEFT_IO_URING) {
+		ck_assert_int_eq(c.got, WEFT_SOCK_RING);
+		ck_assert_uint_ge(c.ring_ops, 2 * PATH_ROUND_TRIPS);
+	} else {
+		ck_assert_int_eq(c.got, WEFT_SOCK_SYSCALL);
+	}
+	c = run_path(WEFT_SOCK_SYSCALL);
+	ck_assert_int_eq(c.got, WEFT_SOCK_SYSCALL);
+	/* Parking and timers may use the ring; the transfers do not. */
+	ck_assert_uint_lt(c.ring_ops, PATH_ROUND_TRIPS);
+	/* The config wins over the environment, as for WEFT_IO. */
+	setenv("WEFT_SOCKETS", "ring", 1);
+	ck_assert_int_eq(run_path(WEFT_SOCK_SYSCALL).got, WEFT_SOCK_SYSCALL);
+	unsetenv("WEFT_SOCKETS");
+	c = run_path(WEFT_SOCK_AUTO);
+	ck_assert(c.got == WEFT_SOCK_SYSCALL ||
+		  (c.got == WEFT_SOCK_RING && c.driver == WEFT_IO_URING));
+	ck_assert_int_eq(weft_run(never_runs, NULL, &bad, NULL), -EINVAL);
+	setenv("WEFT_SOCKETS", "fast", 1);
+	ck_assert_int_eq(weft_run(never_runs, NULL, NULL, NULL), -EINVAL);
+	if (saved)
+		setenv("WEFT_SOCKETS", saved, 1);
+	else
+		unsetenv("WEFT_SOCKETS");
+	free(saved);
+	ck_assert_int_eq(weft_sock_path(), WEFT_SOCK_AUTO);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("io_tcp");
@@ -1068,6 +1165,7 @@ int main(void)
 	tcase_add_test(tc, connect_timeout);
 	tcase_add_test(tc, fd_across_workers);
 	tcase_add_test(tc, short_reads);
+	tcase_add_test(tc, socket_path);
 	suite_add_tcase(s, tc);
 	return io_test_main(s);
 }

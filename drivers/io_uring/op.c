@@ -125,6 +125,37 @@ int weft__io_wait(struct weft__io *io, struct io_uring_sqe *sqe)
 	return io->res;
 }
 
+static void attempt_complete(struct weft__ring_op *op, int res, unsigned flags)
+{
+	struct weft__attempt *a =
+		weft__container_of(op, struct weft__attempt, op);
+
+	(void)flags;
+	a->res = res;
+	/* The wake hands a->res over: the queue the task goes through
+	 * publishes with release, and its taker reads with acquire. */
+	weft__task_ready(a->task);
+}
+
+struct io_uring_sqe *weft__attempt_begin(struct weft__attempt *a)
+{
+	struct io_uring_sqe *sqe = weft__ring_sqe(weft__ring_current());
+
+	a->op.complete = attempt_complete;
+	a->task = weft__task_current();
+	return sqe;
+}
+
+int weft__attempt_wait(struct weft__attempt *a, struct io_uring_sqe *sqe)
+{
+	/* Tagged after the caller's prep, which may clear user_data. */
+	io_uring_sqe_set_data(sqe, &a->op);
+	/* The SQE waits for this worker's next submit, which runs after the
+	 * task switched out: nothing to unlock. */
+	weft__task_park(NULL, NULL);
+	return a->res;
+}
+
 /*
  * Plain threads have no worker ring; weft_io_submit() gives each such thread
  * a small private ring, made on first use. When the thread exits its ring

@@ -1,8 +1,8 @@
 /*
  * One I/O operation of a task: submit an SQE on the worker's ring, park,
  * wake with the CQE's result. The file calls of weft are built on this, and
- * weft_io_submit() exposes it. Socket transfers are system calls
- * (io/call.h says why).
+ * weft_io_submit() exposes it. A socket transfer, which never waits in the
+ * kernel, is an attempt (below), where it is not a system call (io/call.h).
  *
  *   struct weft__io io;
  *   struct io_uring_sqe *sqe;
@@ -71,6 +71,36 @@ int weft__io_wait(struct weft__io *io, struct io_uring_sqe *sqe);
 /* Aborts io with reason (any thread, while io is published): records the
  * reason and has the owning ring cancel the op in the kernel. */
 void weft__io_abort(struct weft__io *io, int reason);
+
+/*
+ * An attempt: an op the kernel answers while it submits it, never waiting
+ * there (a socket transfer with MSG_DONTWAIT, which io_uring completes
+ * with -EAGAIN rather than arming a poll). The task parks until its
+ * worker's next submit and reap, a bounded time, so none of weft__io's
+ * machinery is needed:
+ *  - nothing aborts it: a cancellation or deadline that lands meanwhile
+ *    is met by the call's next wait (the caller checks before it begins);
+ *  - it is not in the fd table: weft_close could not stop it either, as
+ *    the op is submitted, and answered, before any cancel SQE behind it;
+ *  - no wait is published, so weft_dump shows the task as runnable, which
+ *    it is once its worker comes round.
+ *
+ * Invariant: the CQE is the only thing that refers to the attempt or wakes
+ * its task, and it completes on the ring's owner, the worker the task
+ * parked on, after the task switched out.
+ */
+struct weft__attempt {
+	struct weft__ring_op op; /* the SQE's user_data */
+	struct weft_task *task;
+	int res;
+};
+
+/* Returns a fresh SQE on the calling task's ring for a. */
+struct io_uring_sqe *weft__attempt_begin(struct weft__attempt *a);
+
+/* Tags the prepared sqe with a, parks until its CQE and returns its
+ * result. */
+int weft__attempt_wait(struct weft__attempt *a, struct io_uring_sqe *sqe);
 
 /* Internal test interface, not API: how many private rings plain threads
  * have made (each holds a descriptor until the process exits; see op.c), so

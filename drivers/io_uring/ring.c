@@ -63,10 +63,10 @@
  * A parked task's operation waits in the SQ until its worker next goes
  * through its scheduler, which a chain of direct switches from task to
  * task (park.c) may put off for up to 61 task runs. Once this many wait,
- * the next task to park hands over to the scheduler instead. Set when
- * socket transfers went through the ring (bench/README.md, eleventh and
- * fifteenth sessions): with none, closed-loop p99 was 1.08x Tokio's
- * against 0.79x with 8; 16 then took 1.3-2% off the CPU per request.
+ * the next task to park hands over to the scheduler instead. Set for
+ * socket attempts on the ring (bench/README.md, eleventh and fifteenth
+ * sessions): with none, closed-loop p99 was 1.08x Tokio's against 0.79x
+ * with 8; 16 then took 1.3-2% off the CPU per request.
  */
 #define SUBMIT_BATCH 16
 

@@ -2,11 +2,12 @@
  * The io_uring driver: one ring per worker, where its tasks' I/O and its
  * own parking go (the driver interface is runtime/driver.h).
  *
- * Sockets do not go through the ring: their transfers are system calls
- * (io/call.h says why), and their readiness is waited for in the runtime's
- * poll set (drivers/readiness/pollset.h), which any worker may harvest.
- * The ring carries files, weft_io_submit's operations and the worker's
- * own parking. A socket's wait stays out of it because a request that
+ * A socket's readiness is not waited for here but in the runtime's poll
+ * set (drivers/readiness/pollset.h), which any worker may harvest; its
+ * transfers are system calls, or, where those cost more (io/call.h),
+ * non-blocking attempts on the ring that complete when their round is
+ * submitted. The ring also carries files, weft_io_submit's operations and
+ * the worker's own parking. A socket's wait stays out of it because a request that
  * waits in the kernel completes only through the thread that submitted it
  * (the kernel posts its completion from that thread's task work, and
  * DEFER_TASKRUN even waits until it enters the kernel), so a worker

@@ -2,8 +2,8 @@
  * The poll set: one epoll instance per runtime holding every fd a task
  * waited on for readiness (edge-triggered, both directions, kept until
  * weft_close; the per-fd records are fdready.h), plus a "break" eventfd
- * that wakes a worker sleeping in it. Both drivers use it for sockets,
- * whose transfers are system calls under both (io/call.h):
+ * that wakes a worker sleeping in it. Both drivers use it for sockets
+ * (their transfers: io/call.h):
  *
  *   epoll     a worker sleeps in the set itself (epoll.h);
  *   io_uring  so does a worker whose ring has nothing in flight; one that

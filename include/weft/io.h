@@ -6,9 +6,13 @@
  * keeps running other tasks. A socket call makes one non-blocking attempt
  * and, only if it would block (EAGAIN), waits for the fd's readiness in
  * the runtime's one epoll set, which any worker may look at, and tries
- * again. The attempt is the non-blocking system call under either I/O
- * driver (struct weft_config.io, $WEFT_IO; weft_io_driver() says which
- * runs). Files (weft_open, weft_pread, weft_pwrite, weft_fsync) are one
+ * again. The attempt depends on the I/O driver (struct weft_config.io,
+ * $WEFT_IO; weft_io_driver() says which runs): under epoll it is the
+ * non-blocking system call; under io_uring either that or an operation on
+ * the worker's ring that may not wait in the kernel, which the worker
+ * submits with its other tasks' in one system call (struct
+ * weft_config.sockets, $WEFT_SOCKETS; by default the ring where a system
+ * call costs more than it saves; weft_sock_path() says which). Files (weft_open, weft_pread, weft_pwrite, weft_fsync) are one
  * io_uring operation each under io_uring, and run on the blocking pool
  * under epoll, which cannot watch regular files. Every call behaves the
  * same on both, as documented here, except weft_io_submit(), which needs

@@ -71,8 +71,10 @@ struct weft_worker_metrics {
 				   * its I/O and timers */
 	uint64_t woken_depth;    /* gauge: woken tasks behind run-next */
 	uint64_t io_submitted;   /* counter: io_uring operations submitted
-				   * (a file call's operation, and
-				   * weft_io_submit's; epoll: 0) */
+				   * (a file call's operation,
+				   * weft_io_submit's, and a socket
+				   * call's attempts on the ring:
+				   * weft_sock_path(); epoll: 0) */
 	uint64_t io_completed;   /* counter: of those, completed */
 	uint64_t io_in_flight;   /* gauge: submitted - completed */
 	uint64_t timers_armed;   /* gauge: live entries of its timer heap */

@@ -37,6 +37,15 @@ enum weft_io_kind {
 	WEFT_IO_EPOLL,    /* epoll: files on the blocking pool */
 };
 
+/* How a socket call's attempt reaches the kernel under io_uring (see
+ * weft/io.h and docs/concepts.md); epoll makes the system call. */
+enum weft_sock_path {
+	WEFT_SOCK_AUTO = 0, /* choose at weft_run, by a system call's cost */
+	WEFT_SOCK_RING,     /* an operation on the worker's ring, submitted
+			     * with its round's others in one system call */
+	WEFT_SOCK_SYSCALL,  /* the non-blocking system call */
+};
+
 /* How the scheduling-latency histogram is kept (see weft/metrics.h). */
 enum weft_latency_mode {
 	WEFT_LATENCY_DEFAULT = 0, /* $WEFT_LATENCY if set, else sampled */
@@ -78,6 +87,13 @@ struct weft_config {
 	 * $WEFT_IO if set (auto, io_uring or epoll), else io_uring where it
 	 * can be set up with what weft needs, else epoll, silently. */
 	enum weft_io_kind io;
+	/* Under io_uring, how socket transfers reach the kernel. WEFT_SOCK_AUTO
+	 * (0): $WEFT_SOCKETS if set (auto, ring or syscall), else the ring
+	 * where a system call costs more than a ring operation saves, as on
+	 * a host with page-table isolation or a paravirtual CPU (timed at
+	 * weft_run: under 0.1 ms), else the system call. Ignored under
+	 * epoll. */
+	enum weft_sock_path sockets;
 	/* The latency histogram's mode. WEFT_LATENCY_DEFAULT (0):
 	 * $WEFT_LATENCY if set (sampled or exact), else sampled. Exact
 	 * times every transition, at a cost (weft/metrics.h): for tests
@@ -98,9 +114,10 @@ struct weft_config {
  * asyncio.run. Tasks still running then are cancelled (their blocking calls
  * return -ECANCELED) and awaited; then the workers stop and everything is
  * freed. cfg may be NULL. Stores main's result in *result if result is not
- * NULL. Returns 0, -EINVAL (bad config or fn, a bad $WEFT_IO, a dump
- * signal that cannot be caught, a stall threshold below WEFT_STALL_OFF, a $WEFT_STALL_MS that is
- * not a number of milliseconds, a bad latency mode or $WEFT_LATENCY),
+ * NULL. Returns 0, -EINVAL (bad config or fn, a bad $WEFT_IO or
+ * $WEFT_SOCKETS, a dump signal that cannot be caught, a stall threshold
+ * below WEFT_STALL_OFF, a $WEFT_STALL_MS that is not a number of
+ * milliseconds, a bad latency mode or $WEFT_LATENCY),
  * -EBUSY (already running in this process), -ENOSYS (io_uring forced by
  * cfg->io or $WEFT_IO but unavailable: a line on stderr says why), -ENOMEM.
  */
@@ -110,6 +127,11 @@ int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
 /* The driver the running weft_run chose: WEFT_IO_URING or WEFT_IO_EPOLL;
  * WEFT_IO_AUTO when no runtime runs. Any thread. */
 enum weft_io_kind weft_io_driver(void);
+
+/* How the running weft_run's socket transfers reach the kernel:
+ * WEFT_SOCK_RING or WEFT_SOCK_SYSCALL (always under epoll); WEFT_SOCK_AUTO
+ * when no runtime runs. Any thread. */
+enum weft_sock_path weft_sock_path(void);
 
 struct weft_spawn_opts {
 	const char *name;  /* NULL: "task" */
