@@ -9,7 +9,8 @@
  *                cheap: recv(2) or send(2) itself;
  *   ring         under io_uring where a system call is dear: an SQE with
  *                MSG_DONTWAIT (weft__io_ring_attempt); the worker submits
- *                its round's attempts in one system call.
+ *                its round's attempts in one system call. An attempt
+ *                that would be alone in its round is the system call.
  * weft_run chooses (runtime/driver.c, by timing a system call, unless
  * struct weft_config.sockets or $WEFT_SOCKETS says). The ring parks each
  * attempt's task until the round's submit and puts it back at the end of
@@ -44,6 +45,7 @@
 #include "runtime/arch/syscall.h"
 #include "runtime/context.h"
 #include "runtime/driver.h"
+#include "runtime/runq.h"
 #include "runtime/self.h"
 
 /* The most one request moves: the kernel's MAX_RW_COUNT. */
@@ -100,14 +102,20 @@ static inline long weft__sock_send(int fd, const void *buf, size_t len,
 	return weft__sys(send(fd, buf, len, flags));
 }
 
-/* Whether the calling task's socket transfers go through its worker's
- * ring as attempts (io_uring, on a host where a system call costs more
- * than a ring operation). */
+/* Whether the calling task's next socket transfer goes through its
+ * worker's ring as an attempt: under io_uring on a host where a system
+ * call costs more than a ring operation (weft_sock_path()), and only if
+ * the attempt will share its round's submit, with an attempt already
+ * waiting or a task that may add one. An attempt alone would pay the
+ * submit's system call and the park besides. */
 static inline bool weft__sock_on_ring(void)
 {
 	struct weft__driver *d = weft__driver_current();
 
-	return d && d->sock_on_ring;
+	if (!d || !d->sock_on_ring)
+		return false;
+	return io_uring_sq_ready(&((struct weft__ring *)d)->uring) ||
+	       weft__runq_has_local(weft__self());
 }
 
 /* Fills sqe with one socket transfer on fd: a send, recv, sendmsg or
