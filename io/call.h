@@ -19,8 +19,8 @@
  * saves about 1.8 system calls a request. Measured on two hosts of one
  * kind (bench/README.md): at 0.2 us a system call the system calls cost
  * 1-3% less CPU per request and gave the lower closed-loop p99 (sixteenth
- * session); at 1.2 us the ring cost a third less and its p99 was no
- * higher (nineteenth).
+ * session); at 1.1-1.6 us the ring cost 10-40% less, run by run, and gave
+ * the lower closed-loop p99 (nineteenth).
  *
  * On a plain thread a call is the system call itself; on EAGAIN (an
  * O_NONBLOCK fd) it polls and tries again, so it blocks as documented.

@@ -131,11 +131,11 @@ static uint64_t syscall_cost_ns(void)
  * while the SQE waits for its round (io/call.h). Measured on two hosts of
  * the same kind (bench/README.md, sixteenth and nineteenth sessions): at
  * 0.2 us a system call the system calls cost 1-3% less CPU per request
- * and had the lower closed-loop p99; at 1.2-1.5 us (page-table isolation
- * under a paravirtual hypervisor) the ring cost 30-35% less and its p99
- * was no higher. The threshold sits between the two, where the saving
- * (1.8 x 0.5 us) is well over what the sixteenth session's host measured
- * the ring to cost.
+ * and had the lower closed-loop p99; at 1.1-1.6 us (page-table isolation
+ * under a paravirtual hypervisor) the ring cost 10-40% less, run by run,
+ * and had the lower closed-loop p99. The threshold sits between the two,
+ * where the saving (1.8 x 0.5 us) is well over what the sixteenth
+ * session's host measured the ring to cost.
  */
 #define SOCK_RING_ABOVE_NS 500
 
