@@ -254,17 +254,23 @@ long weft__try_sendmsg(int fd, void *arg)
 	return weft__sys(sendmsg(fd, a->msg, a->flags));
 }
 
-long weft__try_recvmsg(int fd, void *arg)
+/* recvmsg as an attempt on the ring (weft__sock_on_ring() said so). */
+static long ring_recvmsg(int fd, struct msg_args *a)
 {
-	struct msg_args *a = arg;
-	long r;
+	long r = weft__io_ring_attempt(fd, prep_recvmsg, a);
 
-	if (!weft__sock_on_ring())
-		return weft__sys(recvmsg(fd, a->msg, a->flags));
-	r = weft__io_ring_attempt(fd, prep_recvmsg, a);
 	if (r >= 0 && a->msg->msg_name)
 		WEFT_MARK_FILLED(a->msg->msg_name, a->msg->msg_namelen);
 	return weft__filled_iov(a->msg->msg_iov, (int)a->msg->msg_iovlen, r);
+}
+
+long weft__try_recvmsg(int fd, void *arg)
+{
+	struct msg_args *a = arg;
+
+	if (weft__sock_on_ring())
+		return ring_recvmsg(fd, a);
+	return weft__sys(recvmsg(fd, a->msg, a->flags));
 }
 
 struct iov_args {
@@ -283,8 +289,7 @@ static long try_readv(int fd, void *arg)
 	long r;
 
 	if (weft__sock_on_ring() &&
-	    (r = weft__try_recvmsg(fd, &(struct msg_args){ &msg, 0 })) !=
-		    -ENOTSOCK)
+	    (r = ring_recvmsg(fd, &(struct msg_args){ &msg, 0 })) != -ENOTSOCK)
 		return r;
 	return weft__sys(readv(fd, a->iov, a->iovcnt));
 }

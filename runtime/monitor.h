@@ -18,8 +18,9 @@
  * though it ran on, is not stuck, but the monitor rouses an idle worker
  * for those too: they are open to thieves and offered to none (runq.h).
  * It also fires the due timers of a worker kept by one task all period,
- * so that task's sleepers wake on time on other workers. Once no worker has tasks or timers waiting it disarms
- * and sleeps until a wake or a timer arms it.
+ * so that task's sleepers wake on time on other workers. Once no worker
+ * has tasks or timers waiting it disarms and sleeps until a wake or a
+ * timer arms it.
  *
  * The poll set (drivers/readiness/pollset.h) has a poller while a worker
  * sleeps in it. The poller that wakes leaves it, arming the monitor; until

@@ -1045,7 +1045,7 @@ START_TEST(short_reads)
 }
 END_TEST
 
-/* ---- the socket path ------------------------------------------------------ */
+/* ---- the socket path ---------------------------------------------------- */
 
 #define PATH_ROUND_TRIPS 100
 

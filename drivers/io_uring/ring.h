@@ -7,12 +7,12 @@
  * transfers are system calls, or, where those cost more (io/call.h),
  * non-blocking attempts on the ring that complete when their round is
  * submitted. The ring also carries files, weft_io_submit's operations and
- * the worker's own parking. A socket's wait stays out of it because a request that
- * waits in the kernel completes only through the thread that submitted it
- * (the kernel posts its completion from that thread's task work, and
- * DEFER_TASKRUN even waits until it enters the kernel), so a worker
- * descheduled by the OS, or kept by a long-running task, would strand
- * every connection it had a recv out for.
+ * the worker's own parking. A socket's wait stays out of it because a
+ * request that waits in the kernel completes only through the thread that
+ * submitted it (the kernel posts its completion from that thread's task
+ * work, and DEFER_TASKRUN even waits until it enters the kernel), so a
+ * worker descheduled by the OS, or kept by a long-running task, would
+ * strand every connection it had a recv out for.
  *
  * Every SQE's user_data is a struct weft__ring_op *; its complete() runs on
  * the owning worker, in the scheduler context, when the CQE is reaped. Only

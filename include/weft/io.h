@@ -12,9 +12,10 @@
  * the worker's ring that may not wait in the kernel, which the worker
  * submits with its other tasks' in one system call (struct
  * weft_config.sockets, $WEFT_SOCKETS; by default the ring where a system
- * call costs more than it saves; weft_sock_path() says which). Files (weft_open, weft_pread, weft_pwrite, weft_fsync) are one
- * io_uring operation each under io_uring, and run on the blocking pool
- * under epoll, which cannot watch regular files. Every call behaves the
+ * call costs more than it saves; weft_sock_path() says which). Files
+ * (weft_open, weft_pread, weft_pwrite, weft_fsync) are one io_uring
+ * operation each under io_uring, and run on the blocking pool under
+ * epoll, which cannot watch regular files. Every call behaves the
  * same on both, as documented here, except weft_io_submit(), which needs
  * io_uring.
  *
