@@ -212,6 +212,17 @@ struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r)
 	return sqe;
 }
 
+/* Whether op is a task's operation, which the metrics count (submitted by
+ * weft__ring_sqe), rather than the ring's own wake-up read or poll of the
+ * poll set, which park submits uncounted. Counting the poll's completion
+ * made completed pass submitted for good after the first one: ring_idle
+ * was then never true, and io_in_flight read low. */
+static bool is_task_op(const struct weft__ring *r,
+		       const struct weft__ring_op *op)
+{
+	return op && op != &r->wake_op && op != &r->pollset_op;
+}
+
 /* Submits what was prepared this round, then completes every ready CQE.
  * Returns how many events it handled. */
 static int reap_ring(struct weft__ring *r)
@@ -234,8 +245,7 @@ static int reap_ring(struct weft__ring *r)
 		struct weft__ring_op *op = io_uring_cqe_get_data(cqe);
 
 		seen++;
-		ops += op && op != &r->wake_op &&
-		       !(cqe->flags & IORING_CQE_F_MORE);
+		ops += is_task_op(r, op) && !(cqe->flags & IORING_CQE_F_MORE);
 		if (op)
 			op->complete(op, cqe->res, cqe->flags);
 	}
