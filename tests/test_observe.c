@@ -293,8 +293,8 @@ static void *own_poll_main(void *arg)
 	weft_task_t in_ring;
 	ck_assert_int_eq(weft_spawn(&in_ring, recv_one, &ring_sv[0]), 0);
 	pthread_t writer;
-	ck_assert_int_eq(
-		pthread_create(&writer, NULL, write_later, &set_sv[1]), 0);
+	ck_assert_int_eq(pthread_create(&writer, NULL, write_later, &set_sv[1]),
+			 0);
 	/* The one worker parks as the poller with in_ring's recv in
 	 * flight, so it waits in its ring with the poll set polled there;
 	 * the writer's byte completes that poll. */
