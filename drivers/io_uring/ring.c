@@ -45,6 +45,11 @@
  * same rounds): a prototype of multishot recv into 128 or 1024 provided
  * buffers, copied out to the caller, took 2-3.5% more CPU per request,
  * with only its happy path written (bench/README.md, fifteenth session).
+ * IORING_OP_EPOLL_WAIT (6.15) reading the poll set in the ring, with every
+ * socket attempt there to carry it, cut a pinned echo server's system
+ * calls by a quarter and left its CPU per request the same, 1.00-1.01x
+ * the build before in 8 interleaved rounds (bench/README.md, twentieth
+ * session).
  */
 #include <errno.h>
 #include <poll.h>
