@@ -7,9 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include "test_io_util.h"
 #include "drivers/io_uring/op.h"
+#include "drivers/readiness/pollset.h"
 
 static void tmp_path(char *buf, size_t len, const char *tag)
 {
@@ -208,6 +210,99 @@ START_TEST(escape_hatch)
 }
 END_TEST
 
+/* A zero-copy send ends with a notification CQE (F_NOTIF, res 0) after
+ * the one that carries its result: the call returns the result. */
+struct zc_arg {
+	int fd;
+	char buf[32];
+};
+
+static void prep_send_zc(struct io_uring_sqe *sqe, void *arg)
+{
+	struct zc_arg *a = arg;
+
+	io_uring_prep_send_zc(sqe, a->fd, a->buf, sizeof(a->buf), 0, 0);
+}
+
+static void *send_zc_main(void *arg)
+{
+	uint16_t port;
+	struct zc_arg a;
+	char got[sizeof(a.buf)];
+
+	if (weft_io_driver() != WEFT_IO_URING)
+		return NULL;
+	int lfd = io_listen(&port);
+	a.fd = weft_connect("127.0.0.1", port);
+	ck_assert_int_ge(a.fd, 0);
+	int peer = weft_accept(lfd, NULL, NULL);
+	ck_assert_int_ge(peer, 0);
+	memset(a.buf, 'z', sizeof(a.buf));
+	int r = weft_io_submit(a.fd, prep_send_zc, &a);
+	/* A kernel before 6.0 does not know the op. */
+	if (r != -EINVAL) {
+		ck_assert_int_eq(r, sizeof(a.buf));
+		ck_assert_int_eq(io_recv_exact(peer, got, sizeof(got)),
+				 sizeof(got));
+		ck_assert_int_eq(memcmp(got, a.buf, sizeof(got)), 0);
+	}
+	weft_close(peer);
+	weft_close(a.fd);
+	weft_close(lfd);
+	return NULL;
+}
+
+START_TEST(send_zc_result)
+{
+	weft_test_run(send_zc_main, NULL, 1);
+}
+END_TEST
+
+/* io_uring only (the break eventfd wakes a poller sleeping in the set,
+ * which under epoll drains it on every harvest). A break written for a
+ * poller that had already woken stays readable; a poller whose ring has
+ * an operation in flight polls the set in its ring, and that poll must
+ * drain it, or it completes at once at every park and the worker spins
+ * until the operation ends. Here: 200 ms of one timeout in flight must
+ * cost the process far less than 200 ms of CPU. */
+static void *timeout_op(void *arg)
+{
+	return (void *)(intptr_t)weft_io_submit(-1, prep_timeout, arg);
+}
+
+static double cpu_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void *stale_break_main(void *arg)
+{
+	struct __kernel_timespec ts = { .tv_nsec = 200 * WEFT_MSEC };
+	uint64_t one = 1;
+	weft_task_t t;
+	void *res;
+
+	if (weft_io_driver() != WEFT_IO_URING)
+		return NULL;
+	ck_assert_int_eq(write(weft__pollset_break_fd(), &one, sizeof(one)),
+			 sizeof(one));
+	double cpu0 = cpu_ms();
+	ck_assert_int_eq(weft_spawn(&t, timeout_op, &ts), 0);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_int_eq((intptr_t)res, -ETIME);
+	ck_assert_double_lt(cpu_ms() - cpu0, 100.0);
+	return NULL;
+}
+
+START_TEST(stale_break_no_spin)
+{
+	weft_test_run(stale_break_main, NULL, 1);
+}
+END_TEST
+
 /* Whether the kernel sets up rings at all: qemu's user mode, for one,
  * has no io_uring, and a plain thread has no driver to fall back on. */
 static bool have_io_uring(void)
@@ -252,6 +347,8 @@ int main(void)
 	tcase_add_test(tc, files);
 	tcase_add_test(tc, files_plain_thread);
 	tcase_add_test(tc, escape_hatch);
+	tcase_add_test(tc, send_zc_result);
+	tcase_add_test(tc, stale_break_no_spin);
 	tcase_add_test(tc, escape_hatch_plain_thread);
 	suite_add_tcase(s, tc);
 	/* Plain threads' private rings stay for reuse: not a leak. */

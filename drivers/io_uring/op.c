@@ -34,7 +34,10 @@ static void io_complete(struct weft__ring_op *op, int res, unsigned flags)
 {
 	struct weft__io *io = weft__container_of(op, struct weft__io, op);
 
-	io->res = res;
+	/* A zero-copy send's notification (F_NOTIF) follows the CQE that
+	 * carries the send's result, and must not replace it. */
+	if (!(flags & IORING_CQE_F_NOTIF))
+		io->res = res;
 	if (flags & IORING_CQE_F_MORE)
 		return; /* a multishot request: wait for its last CQE */
 	io->cqe_done = true;

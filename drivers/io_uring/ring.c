@@ -101,7 +101,18 @@ static void pollset_complete(struct weft__ring_op *op, int res, unsigned flags)
 		weft__container_of(op, struct weft__ring, pollset_op);
 
 	r->pollset_armed = false;
-	weft__pollset_harvest(0, false);
+	/* As the poller if nobody is: then it drains the break fd too. A
+	 * break written for a poller that had already woken (driver.c's
+	 * unparker chose the fd while it slept) stays readable, and this
+	 * poll, armed again at every park, would complete at once each time,
+	 * so a poller with an operation in flight spun until it ended.
+	 * Only the role's holder sleeps in the set, so while this worker
+	 * holds it no break is due to anyone else. */
+	bool poller = weft__pollset_claim();
+
+	weft__pollset_harvest(0, poller);
+	if (poller)
+		weft__pollset_release();
 }
 
 static void wake_complete(struct weft__ring_op *op, int res, unsigned flags)
@@ -143,6 +154,16 @@ static int setup(struct weft__ring *r, unsigned entries)
 	return err;
 }
 
+/* 0 if a ring with these features serves weft, else -ENOSYS. Without
+ * IORING_FEAT_EXT_ARG liburing would wait with a timeout SQE of its own,
+ * whose CQE (user_data LIBURING_UDATA_TIMEOUT) reap would take for an
+ * op. Checked by the probe that auto runs and by every ring's setup, so
+ * a forced io_uring fails in weft_run, with the reason. */
+static int features_err(unsigned features)
+{
+	return features & IORING_FEAT_EXT_ARG ? 0 : -ENOSYS;
+}
+
 int weft__uring_probe(void)
 {
 	struct io_uring ring;
@@ -154,7 +175,7 @@ int weft__uring_probe(void)
 	if (err)
 		return err;
 	io_uring_queue_exit(&ring);
-	return p.features & IORING_FEAT_EXT_ARG ? 0 : -ENOSYS;
+	return features_err(p.features);
 }
 
 struct weft__driver *weft__uring_new(int *err, const char **why)
@@ -167,6 +188,12 @@ struct weft__driver *weft__uring_new(int *err, const char **why)
 		return NULL;
 	}
 	if ((*err = setup(r, RING_ENTRIES))) {
+		*why = explain(*err);
+		free(r);
+		return NULL;
+	}
+	if ((*err = features_err(r->uring.features))) {
+		io_uring_queue_exit(&r->uring);
 		*why = explain(*err);
 		free(r);
 		return NULL;
