@@ -345,6 +345,16 @@ int weft_close(int fd)
 		return -EBADF;
 	if (weft__driver_kind() == WEFT_IO_EPOLL)
 		return weft__fdready_close(fd);
+	/* The kernel looks an SQE's fd up when it is submitted. One of this
+	 * worker's tasks may have an operation on fd still waiting for the
+	 * round (an attempt, or an op whose abort would be queued behind
+	 * it): submitted after the close, it would reach whatever file next
+	 * takes fd's number. Submitted now, it reaches fd's file, which it
+	 * keeps until it completes. */
+	struct weft__ring *r = weft__ring_current();
+
+	if (r)
+		weft__ring_submit(r);
 	return weft__fdtable_close(fd);
 }
 

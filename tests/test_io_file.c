@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +211,84 @@ START_TEST(escape_hatch)
 }
 END_TEST
 
+/* An op aborted by weft_close before its SQE was submitted must not run
+ * against the file that takes the fd's number next: the close is
+ * immediate, and the kernel looks the fd up only at submit. Here the
+ * closer is a plain thread (as a task on another worker would be): while
+ * the one worker runs a spinner straight after the recv's task parked,
+ * it closes the fd, gives its number to a new socket and writes to it.
+ * The recv must fail with -EBADF, not return those bytes. */
+struct withdraw_case {
+	struct weft_event ready;
+	atomic_int stage; /* 1: close now; 2: closed and reused */
+	struct recv_arg ra;
+	int new_peer;
+};
+
+static void *withdraw_spinner(void *arg)
+{
+	struct withdraw_case *c = arg;
+
+	ck_assert_int_eq(weft_event_wait(&c->ready), 0);
+	atomic_store(&c->stage, 1);
+	while (atomic_load(&c->stage) != 2)
+		; /* keeps the worker: the recv's SQE waits for its round */
+	return NULL;
+}
+
+static void *withdraw_closer(void *arg)
+{
+	struct withdraw_case *c = arg;
+	int sv[2];
+
+	while (atomic_load(&c->stage) != 1)
+		usleep(100);
+	ck_assert_int_eq(weft_close(c->ra.fd), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
+	if (sv[0] != c->ra.fd) {
+		ck_assert_int_eq(dup2(sv[0], c->ra.fd), c->ra.fd);
+		close(sv[0]);
+	}
+	ck_assert_int_eq(write(sv[1], "reused", 6), 6);
+	c->new_peer = sv[1];
+	atomic_store(&c->stage, 2);
+	return NULL;
+}
+
+static void *withdraw_main(void *arg)
+{
+	struct withdraw_case c = { .new_peer = -1 };
+	int sv[2];
+	weft_task_t spinner;
+	pthread_t closer;
+
+	if (weft_io_driver() != WEFT_IO_URING)
+		return NULL;
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
+	c.ra.fd = sv[0];
+	ck_assert_int_eq(weft_event_init(&c.ready), 0);
+	ck_assert_int_eq(weft_spawn(&spinner, withdraw_spinner, &c), 0);
+	weft_yield(); /* the spinner runs, and waits */
+	ck_assert_int_eq(pthread_create(&closer, NULL, withdraw_closer, &c), 0);
+	ck_assert_int_ge(weft_event_set(&c.ready), 0);
+	/* Parks straight into the spinner, its SQE not yet submitted. */
+	ck_assert_int_eq(weft_io_submit(c.ra.fd, prep_recv, &c.ra), -EBADF);
+	ck_assert_int_eq(weft_join(spinner, NULL), 0);
+	ck_assert_int_eq(pthread_join(closer, NULL), 0);
+	close(c.ra.fd);
+	close(c.new_peer);
+	close(sv[1]);
+	return NULL;
+}
+
+START_TEST(close_withdraws_unsubmitted_op)
+{
+	weft_test_run(withdraw_main, NULL, 1);
+}
+END_TEST
+
 /* A zero-copy send ends with a notification CQE (F_NOTIF, res 0) after
  * the one that carries its result: the call returns the result. */
 struct zc_arg {
@@ -348,6 +427,7 @@ int main(void)
 	tcase_add_test(tc, files_plain_thread);
 	tcase_add_test(tc, escape_hatch);
 	tcase_add_test(tc, send_zc_result);
+	tcase_add_test(tc, close_withdraws_unsubmitted_op);
 	tcase_add_test(tc, stale_break_no_spin);
 	tcase_add_test(tc, escape_hatch_plain_thread);
 	suite_add_tcase(s, tc);

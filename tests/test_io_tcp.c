@@ -1168,6 +1168,75 @@ START_TEST(socket_path)
 }
 END_TEST
 
+/* A send made before another task's weft_close of its fd, and not
+ * submitted yet (on the ring path it waits for its worker's round), must
+ * not land on a socket that reuses the fd's number after the close: it
+ * goes to the old socket, or fails with -EBADF. One worker: the sender
+ * parks and the closer runs before the worker's next submit. Runs on
+ * every driver and path. */
+struct reuse_case {
+	struct weft_event go;
+	int old_fd;   /* the sender's fd, closed by the closer */
+	int new_peer; /* the peer of the socket given old_fd's number */
+};
+
+static void *close_and_reuse(void *arg)
+{
+	struct reuse_case *c = arg;
+	int sv[2];
+
+	ck_assert_int_eq(weft_event_wait(&c->go), 0);
+	ck_assert_int_eq(weft_close(c->old_fd), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
+	if (sv[0] != c->old_fd) { /* the lowest free number, most often */
+		ck_assert_int_eq(dup2(sv[0], c->old_fd), c->old_fd);
+		close(sv[0]);
+	}
+	c->new_peer = sv[1];
+	return NULL;
+}
+
+static void *reuse_main(void *arg)
+{
+	struct reuse_case c = { .new_peer = -1 };
+	int old[2];
+	char got[8];
+	weft_task_t closer;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+				    old),
+			 0);
+	c.old_fd = old[0];
+	ck_assert_int_eq(weft_event_init(&c.go), 0);
+	ck_assert_int_eq(weft_spawn(&closer, close_and_reuse, &c), 0);
+	weft_yield(); /* the closer runs, and waits */
+	ck_assert_int_ge(weft_event_set(&c.go), 0);
+	long r = weft_send(old[0], "SECRET", 6, 0);
+	ck_assert_int_eq(weft_join(closer, NULL), 0);
+	ck_assert_msg(r == 6 || r == -EBADF, "send: %ld", r);
+	ck_assert_int_eq(recv(c.new_peer, got, sizeof(got), MSG_DONTWAIT), -1);
+	ck_assert_int_eq(errno, EAGAIN);
+	if (r == 6)
+		ck_assert_int_eq(recv(old[1], got, sizeof(got), MSG_DONTWAIT),
+				 6);
+	close(c.old_fd);
+	close(c.new_peer);
+	close(old[1]);
+	return NULL;
+}
+
+START_TEST(send_before_close_not_rerouted)
+{
+	for (enum weft_sock_path p = WEFT_SOCK_AUTO; p <= WEFT_SOCK_SYSCALL;
+	     p++) {
+		struct weft_config cfg = { .workers = 1, .sockets = p };
+
+		ck_assert_int_eq(weft_run(reuse_main, NULL, &cfg, NULL), 0);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("io_tcp");
@@ -1192,6 +1261,7 @@ int main(void)
 	tcase_add_test(tc, fd_across_workers);
 	tcase_add_test(tc, short_reads);
 	tcase_add_test(tc, socket_path);
+	tcase_add_test(tc, send_before_close_not_rerouted);
 	suite_add_tcase(s, tc);
 	return io_test_main(s);
 }

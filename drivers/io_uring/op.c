@@ -36,7 +36,9 @@ static void io_complete(struct weft__ring_op *op, int res, unsigned flags)
 
 	/* A zero-copy send's notification (F_NOTIF) follows the CQE that
 	 * carries the send's result, and must not replace it. */
-	if (!(flags & IORING_CQE_F_NOTIF))
+	if (io->withdrawn)
+		io->res = -ECANCELED; /* the NOP's 0; wait returns the reason */
+	else if (!(flags & IORING_CQE_F_NOTIF))
 		io->res = res;
 	if (flags & IORING_CQE_F_MORE)
 		return; /* a multishot request: wait for its last CQE */
@@ -44,13 +46,44 @@ static void io_complete(struct weft__ring_op *op, int res, unsigned flags)
 	io_put(io);
 }
 
-/* On the owning worker: cancel the op in the kernel unless it is done. */
+/* Whether io's SQE still waits in its ring's SQ, not submitted. Its slot
+ * may hold a newer SQE once it was: the tag tells them apart. Owner only. */
+static bool sqe_unsubmitted(const struct weft__io *io)
+{
+	const struct io_uring_sq *sq = &io->ring->uring.sq;
+	unsigned slot, waiting = sq->sqe_tail - sq->sqe_head;
+
+	if (!io->sqe)
+		return false;
+	slot = (unsigned)(io->sqe - sq->sqes);
+	return ((slot - sq->sqe_head) & sq->ring_mask) < waiting &&
+	       io->sqe->user_data == (uintptr_t)&io->op;
+}
+
+/* Turns io's unsubmitted SQE into a NOP: the op completes without the
+ * kernel touching its fd or buffers. Links stay as they were. */
+static void withdraw(struct weft__io *io)
+{
+	unsigned char links =
+		io->sqe->flags &
+		(IOSQE_IO_LINK | IOSQE_IO_HARDLINK | IOSQE_IO_DRAIN);
+
+	io_uring_prep_nop(io->sqe);
+	io->sqe->flags = links;
+	io_uring_sqe_set_data(io->sqe, &io->op);
+	io->withdrawn = true;
+}
+
+/* On the owning worker: cancel the op in the kernel unless it is done, or
+ * withdraw it if it was not submitted yet. */
 static void io_cancel_run(struct weft__driver_msg *m)
 {
 	struct weft__io *io =
 		weft__container_of(m, struct weft__io, cancel_msg);
 
-	if (!io->cqe_done) {
+	if (!io->cqe_done && sqe_unsubmitted(io)) {
+		withdraw(io);
+	} else if (!io->cqe_done) {
 		struct io_uring_sqe *sqe = weft__ring_sqe(io->ring);
 
 		io_uring_prep_cancel(sqe, &io->op, 0);
@@ -98,6 +131,8 @@ struct io_uring_sqe *weft__io_begin(struct weft__io *io, int fd, int *err)
 	atomic_init(&io->reason, 0);
 	atomic_init(&io->cancel_posted, false);
 	io->cqe_done = false;
+	io->withdrawn = false;
+	io->sqe = NULL;
 	io->res = 0;
 	io->fd = fd;
 	weft__waiter_init_as(&io->w, io_waiter_abort, WEFT__WAIT_IO,
@@ -117,6 +152,7 @@ int weft__io_wait(struct weft__io *io, struct io_uring_sqe *sqe)
 	int reason;
 
 	io_uring_sqe_set_data(sqe, &io->op);
+	io->sqe = sqe;
 	/* For weft_dump: what the wait is, now the SQE says. */
 	atomic_store_explicit(&io->w.io_op, sqe->opcode, memory_order_relaxed);
 	weft__wait_park(&io->w, NULL, NULL);

@@ -31,6 +31,12 @@
  *    woken and io must not be touched again.
  *  - cqe_done is read and written on the owning worker only (the CQE's
  *    complete() and the message's run() both run there).
+ *  - An op aborted before its SQE was submitted is withdrawn: the owner,
+ *    which runs posted messages before it submits, turns the SQE into a
+ *    NOP, and the op fails with the abort's reason. Its fd is never looked
+ *    up, which matters for weft_close: it closes the fd at once, and the
+ *    kernel looks up an SQE's fd only when it is submitted, so a later
+ *    submit would reach whatever file took the fd's number meanwhile.
  *  - Registered ops sit on their fd's stripe of the fd table from begin until
  *    wait returns; weft_close() aborts them with -EBADF under the stripe
  *    lock, so it only ever sees live ops.
@@ -53,7 +59,9 @@ struct weft__io {
 	_Atomic int refs;   /* see above */
 	_Atomic int reason; /* first abort reason, 0 if none */
 	_Atomic bool cancel_posted;
-	bool cqe_done;                /* owner-only */
+	bool cqe_done;  /* owner-only */
+	bool withdrawn; /* owner-only: its SQE became a NOP, unsubmitted */
+	struct io_uring_sqe *sqe;     /* the SQE, until submitted */
 	int res;                      /* cqe->res */
 	int fd;                       /* registered fd, or -1 */
 	struct weft__io *next, *prev; /* on its fd table stripe */

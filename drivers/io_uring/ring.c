@@ -244,6 +244,12 @@ struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r)
 	return sqe;
 }
 
+void weft__ring_submit(struct weft__ring *r)
+{
+	if (io_uring_sq_ready(&r->uring))
+		io_uring_submit(&r->uring);
+}
+
 /* Whether op is a task's operation, which the metrics count (submitted by
  * weft__ring_sqe), rather than the ring's own wake-up read or poll of the
  * poll set, which park submits uncounted. Counting the poll's completion

@@ -61,4 +61,7 @@ static inline struct weft__ring *weft__ring_current(void)
  * caller sets its user_data to an op. Owner only. */
 struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r);
 
+/* Submits the SQEs that wait for r's next round, now. Owner only. */
+void weft__ring_submit(struct weft__ring *r);
+
 #endif
