@@ -88,8 +88,13 @@ void weft__io_abort(struct weft__io *io, int reason);
  * machinery is needed:
  *  - nothing aborts it: a cancellation or deadline that lands meanwhile
  *    is met by the call's next wait (the caller checks before it begins);
- *  - it is not in the fd table: weft_close could not stop it either, as
- *    the op is submitted, and answered, before any cancel SQE behind it;
+ *  - it is not in the fd table: a cancel SQE behind it could not stop it
+ *    either. weft_close submits its own worker's waiting SQEs before it
+ *    closes, so an attempt of a task on that worker reaches the old file.
+ *    One of a task on another worker, made before the close and submitted
+ *    after it, would reach the file that took the fd's number in between:
+ *    a window of that worker's round, which only a program that closes an
+ *    fd while another worker's task still uses it can meet;
  *  - no wait is published, so weft_dump shows the task as runnable, which
  *    it is once its worker comes round.
  *
