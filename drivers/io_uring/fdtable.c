@@ -12,8 +12,9 @@
  *    fd registers either before (and is aborted) or after the close (and
  *    then fails with -EBADF in the kernel, unless fd was reused, which is the
  *    caller's own race, as with close(2)).
- *  - Aborts cancel by user_data, not by fd, so even an op not submitted yet
- *    is cancelled once it is.
+ *  - Aborts cancel by user_data, not by fd. An op whose SQE was not
+ *    submitted yet is withdrawn instead (op.h), so it never looks up fd,
+ *    whose number close(2) frees at once.
  */
 #include <errno.h>
 #include <pthread.h>
