@@ -303,6 +303,13 @@ static void prep_send_zc(struct io_uring_sqe *sqe, void *arg)
 	io_uring_prep_send_zc(sqe, a->fd, a->buf, sizeof(a->buf), 0, 0);
 }
 
+static void *send_zc_thread(void *arg)
+{
+	struct zc_arg *a = arg;
+
+	return (void *)(intptr_t)weft_io_submit(a->fd, prep_send_zc, a);
+}
+
 static void *send_zc_main(void *arg)
 {
 	uint16_t port;
@@ -324,6 +331,17 @@ static void *send_zc_main(void *arg)
 		ck_assert_int_eq(io_recv_exact(peer, got, sizeof(got)),
 				 sizeof(got));
 		ck_assert_int_eq(memcmp(got, a.buf, sizeof(got)), 0);
+	}
+	if (r != -EINVAL) { /* and from a plain thread's own ring */
+		pthread_t th;
+		void *res;
+
+		ck_assert_int_eq(pthread_create(&th, NULL, send_zc_thread, &a),
+				 0);
+		ck_assert_int_eq(pthread_join(th, &res), 0);
+		ck_assert_int_eq((intptr_t)res, sizeof(a.buf));
+		ck_assert_int_eq(io_recv_exact(peer, got, sizeof(got)),
+				 sizeof(got));
 	}
 	weft_close(peer);
 	weft_close(a.fd);

@@ -265,7 +265,7 @@ static int submit_on_thread(weft_io_prep_fn prep, void *arg)
 	struct io_uring *ring = thread_ring();
 	struct io_uring_sqe *sqe;
 	struct io_uring_cqe *cqe;
-	int r;
+	int r, res = 0;
 
 	if (!ring)
 		return -ENOSYS;
@@ -281,11 +281,13 @@ static int submit_on_thread(weft_io_prep_fn prep, void *arg)
 		while (r == -EINTR);
 		if (r < 0)
 			return r;
-		r = cqe->res;
 		bool more = cqe->flags & IORING_CQE_F_MORE;
+
+		if (!(cqe->flags & IORING_CQE_F_NOTIF)) /* as io_complete */
+			res = cqe->res;
 		io_uring_cqe_seen(ring, cqe);
 		if (!more)
-			return r;
+			return res;
 	}
 }
 
