@@ -392,6 +392,37 @@ static int aborted(struct sel *s, int r)
 	return r;
 }
 
+static bool is_queue_case(const struct weft_select_case *c)
+{
+	return c->kind == WEFT_SELECT_GET || c->kind == WEFT_SELECT_PUT;
+}
+
+/* Under all locks: unlinks (link false) or links again the waiters of the
+ * cases before i that wait on case i's queue in the other direction. A get
+ * that takes an item hands the freed slot to the first putter waiting, and
+ * a put hands its item to the first getter: were that this select's own
+ * earlier case, the select would complete twice (an item put and got, or
+ * lost) and wake its own running task. Go's select tries every case before
+ * it enqueues any for the same reason. */
+static void set_opposites_linked(struct sel *s, int i, bool link)
+{
+	const struct weft_select_case *c = &s->cases[i];
+
+	for (int j = 0; j < i; j++) {
+		struct weft_select_case *o = &s->cases[j];
+
+		if (!is_queue_case(o) || o->kind == c->kind ||
+		    o->queue != c->queue)
+			continue;
+		if (!link)
+			unlink_case(o);
+		else if (o->kind == WEFT_SELECT_GET)
+			weft__waitq_push(&o->queue->getters, case_waiter(o));
+		else
+			weft__waitq_push(&o->queue->putters, case_waiter(o));
+	}
+}
+
 /* Under all locks, group WAITING: tries every case in order, linking a
  * waiter for each that cannot complete. Returns the index of the one that
  * completed at once (the others unlinked again), or -1 if all are linked. */
@@ -405,7 +436,12 @@ static int link_all(struct sel *s)
 		w->group = &s->w;
 		w->data = c->item;
 		w->value = me;
-		if (!take_or_link(s, c, w))
+		if (is_queue_case(c))
+			set_opposites_linked(s, i, false);
+		bool took = take_or_link(s, c, w);
+		if (is_queue_case(c) && !took)
+			set_opposites_linked(s, i, true);
+		if (!took)
 			continue;
 		weft__waiter_settle(&s->w, WEFT__SELECTED);
 		for (int j = 0; j < i; j++)
@@ -483,6 +519,8 @@ static int check_all(struct sel *s)
 	return 0;
 }
 
+void (*weft__select_after_try)(int i);
+
 int weft_select(struct weft_select_case *cases, int n)
 {
 	if (!cases || n < 1 || n > WEFT_SELECT_MAX)
@@ -497,6 +535,8 @@ int weft_select(struct weft_select_case *cases, int n)
 		}
 		if (r < 0)
 			return r;
+		if (__builtin_expect(weft__select_after_try != NULL, 0))
+			weft__select_after_try(i);
 	}
 
 	struct sel s = {

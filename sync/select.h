@@ -46,4 +46,9 @@ void weft__join_case_unlink(struct weft_task *t, struct weft__waiter *w);
  * Returns what weft_join returns. */
 int weft__join_case_take(struct weft_task *t, void **result);
 
+/* Internal test interface, not API: if set, called after case i failed
+ * the unlocked first try, so that a test can change what the next cases
+ * and the locked pass find, as another thread may at that moment. */
+extern void (*weft__select_after_try)(int i);
+
 #endif

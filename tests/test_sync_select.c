@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "sync_test_util.h"
+#include "sync/select.h"
 #include "sync/waitq.h"
 #include "runtime/task.h"
 
@@ -1016,6 +1017,167 @@ static void *stress_main(void *arg)
 	return NULL;
 }
 
+/* A get and a put on one queue in one select: the select's put must never
+ * hand its item to its own get waiting on that queue (or its get free a
+ * slot for its own put), which completed both cases, reported one, and
+ * woke the select's own running task. The window: both cases fail the
+ * unlocked first try, the queue changes, then the locked pass links the
+ * first case and completes the second. A producer and a consumer thread
+ * keep a queue of one slot changing under the selecting task; every item
+ * put must be got exactly once. */
+#define SAME_Q_ROUNDS SCALED(200000)
+
+struct same_q {
+	struct weft_queue q;
+	atomic_ullong put_sum, got_sum;
+	atomic_bool done;
+};
+
+static void *same_q_producer(void *arg)
+{
+	struct same_q *c = arg;
+
+	for (uint64_t v = 1; !atomic_load(&c->done); v += 2)
+		if (weft_queue_put(&c->q, &v) == 0)
+			atomic_fetch_add(&c->put_sum, v);
+	return NULL;
+}
+
+static void *same_q_consumer(void *arg)
+{
+	struct same_q *c = arg;
+	uint64_t v;
+
+	while (weft_queue_get(&c->q, &v) == 0)
+		atomic_fetch_add(&c->got_sum, v);
+	return NULL;
+}
+
+static void *same_q_main(void *arg)
+{
+	struct same_q *c = arg;
+	pthread_t prod, cons;
+
+	ck_assert_int_eq(pthread_create(&prod, NULL, same_q_producer, c), 0);
+	ck_assert_int_eq(pthread_create(&cons, NULL, same_q_consumer, c), 0);
+	for (long i = 0; i < SAME_Q_ROUNDS; i++) {
+		uint64_t in = 2 * (uint64_t)i + 2, out = 0;
+		struct weft_select_case cs[] = {
+			WEFT_CASE_PUT(&c->q, &in),
+			WEFT_CASE_GET(&c->q, &out),
+		};
+		if (i & 1) { /* both orders */
+			struct weft_select_case t = cs[0];
+			cs[0] = cs[1];
+			cs[1] = t;
+		}
+		int k = weft_select(cs, 2);
+		ck_assert_int_ge(k, 0);
+		ck_assert_int_eq(cs[k].status, 0);
+		if (cs[k].kind == WEFT_SELECT_PUT)
+			atomic_fetch_add(&c->put_sum, in);
+		else
+			atomic_fetch_add(&c->got_sum, out);
+	}
+	atomic_store(&c->done, true);
+	ck_assert_int_eq(pthread_join(prod, NULL), 0);
+	ck_assert_int_eq(weft_queue_shutdown(&c->q, false), 0);
+	ck_assert_int_eq(pthread_join(cons, NULL), 0);
+	ck_assert_uint_eq(atomic_load(&c->put_sum), atomic_load(&c->got_sum));
+	return NULL;
+}
+
+START_TEST(same_queue_get_put)
+{
+	struct same_q c = { .put_sum = 0, .got_sum = 0, .done = false };
+
+	ck_assert_int_eq(weft_queue_init(&c.q, sizeof(uint64_t), 1), 0);
+	weft_test_run(same_q_main, &c, 2);
+	weft_queue_destroy(&c.q);
+}
+END_TEST
+
+/* The same window, driven: a queue of one slot, full when the put is
+ * tried, emptied before the get is tried, and refilled before the locked
+ * pass. There the put links its waiter, and the get takes the new item,
+ * which frees the slot: the put must not be handed it. */
+static struct weft_queue *window_q;
+
+static bool window_put_first;
+
+static void change_between_tries(int i)
+{
+	uint64_t v = 7;
+
+	if ((i == 0) == window_put_first)
+		ck_assert_int_eq(weft_queue_try_get(window_q, &v), 0);
+	else
+		ck_assert_int_eq(weft_queue_try_put(window_q, &v), 0);
+}
+
+/* The mirror: empty when the get is tried, filled before the put is
+ * tried, emptied before the locked pass. There the get links its waiter,
+ * and the put stores its item: it must not hand it to the get. */
+static void *mirror_main(void *arg)
+{
+	struct weft_queue q;
+	uint64_t in = 9, out = 0, left = 0;
+
+	ck_assert_int_eq(weft_queue_init(&q, sizeof(uint64_t), 1), 0);
+	struct weft_select_case cs[] = {
+		WEFT_CASE_GET(&q, &out),
+		WEFT_CASE_PUT(&q, &in),
+	};
+	window_q = &q;
+	window_put_first = false;
+	weft__select_after_try = change_between_tries;
+	int k = weft_select(cs, 2);
+	weft__select_after_try = NULL;
+	ck_assert_int_eq(k, 1);
+	ck_assert_int_eq(cs[1].status, 0);
+	ck_assert_uint_eq(out, 0); /* the get took nothing */
+	ck_assert_int_eq(weft_queue_try_get(&q, &left), 0);
+	ck_assert_uint_eq(left, 9);
+	weft_sleep(WEFT_MSEC);
+	ck_assert_int_eq(weft_queue_destroy(&q), 0);
+	return NULL;
+}
+
+static void *window_main(void *arg)
+{
+	struct weft_queue q;
+	uint64_t first = 5, in = 9, out = 0, left = 0;
+
+	ck_assert_int_eq(weft_queue_init(&q, sizeof(uint64_t), 1), 0);
+	ck_assert_int_eq(weft_queue_put(&q, &first), 0);
+	struct weft_select_case cs[] = {
+		WEFT_CASE_PUT(&q, &in),
+		WEFT_CASE_GET(&q, &out),
+	};
+	window_q = &q;
+	window_put_first = true;
+	weft__select_after_try = change_between_tries;
+	int k = weft_select(cs, 2);
+	weft__select_after_try = NULL;
+	ck_assert_int_eq(k, 1);
+	ck_assert_int_eq(cs[1].status, 0);
+	ck_assert_uint_eq(out, 7);
+	/* Only the get completed: the put left nothing in the queue. */
+	ck_assert_int_eq(weft_queue_size(&q), 0);
+	ck_assert_int_eq(weft_queue_try_get(&q, &left), -EAGAIN);
+	/* And the task did not wake itself: it parks and wakes as usual. */
+	weft_sleep(WEFT_MSEC);
+	ck_assert_int_eq(weft_queue_destroy(&q), 0);
+	return NULL;
+}
+
+START_TEST(same_queue_window)
+{
+	weft_test_run(mirror_main, NULL, 1);
+	weft_test_run(window_main, NULL, 1);
+}
+END_TEST
+
 START_TEST(stress)
 {
 	weft_test_run(stress_main, NULL, 0);
@@ -1038,6 +1200,8 @@ int main(void)
 	tcase_add_test(tc, first_many);
 	tcase_add_test(tc, bad);
 	tcase_add_test(tc, stress);
+	tcase_add_test(tc, same_queue_get_put);
+	tcase_add_test(tc, same_queue_window);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }
