@@ -49,6 +49,14 @@ int weft_group_init_flags(struct weft_group *g, unsigned flags)
 	return 0;
 }
 
+/* Whether g went through weft_group_init, and was not moved since: its
+ * condition then names its own lock. A zero-filled or copied group is
+ * -EINVAL; a wait on it would fail at once, forever, under the lock. */
+static bool usable(const struct weft_group *g)
+{
+	return g && g->idle.lock == &g->lock;
+}
+
 static bool collects(const struct weft_group *g)
 {
 	return g->flags & WEFT_GROUP_COLLECT;
@@ -84,7 +92,7 @@ static void *member_main(void *arg)
 
 int weft_group_spawn(struct weft_group *g, weft_fn fn, void *arg)
 {
-	if (!g || !fn)
+	if (!usable(g) || !fn)
 		return -EINVAL;
 	struct weft__group_member *m = malloc(sizeof(*m));
 	if (!m)
@@ -106,7 +114,7 @@ int weft_group_spawn(struct weft_group *g, weft_fn fn, void *arg)
 
 int weft_group_cancel(struct weft_group *g)
 {
-	if (!g)
+	if (!usable(g))
 		return -EINVAL;
 	weft__lock_acquire_uninterruptible(&g->lock);
 	cancel_members(g);
@@ -129,7 +137,7 @@ static void wait_idle_shielded(struct weft_group *g)
 
 int weft_group_wait(struct weft_group *g)
 {
-	if (!g)
+	if (!usable(g))
 		return -EINVAL;
 	weft__lock_acquire_uninterruptible(&g->lock);
 	int r = 0;
@@ -152,7 +160,7 @@ int weft_group_shutdown(struct weft_group *g)
 {
 	int r;
 
-	if (!g)
+	if (!usable(g))
 		return -EINVAL;
 	weft__lock_acquire_uninterruptible(&g->lock);
 	g->shutting_down = true;
@@ -169,7 +177,7 @@ int weft_group_running(struct weft_group *g)
 {
 	int n;
 
-	if (!g)
+	if (!usable(g))
 		return -EINVAL;
 	weft__lock_acquire_uninterruptible(&g->lock);
 	n = g->running;
@@ -181,7 +189,7 @@ long weft_group_failures(struct weft_group *g)
 {
 	long n;
 
-	if (!g)
+	if (!usable(g))
 		return -EINVAL;
 	weft__lock_acquire_uninterruptible(&g->lock);
 	n = g->failures;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 #include "test_util.h"
 
 static struct weft_event never = WEFT_EVENT_INIT;
@@ -191,6 +192,35 @@ START_TEST(cancel_threads_and_bad_input)
 }
 END_TEST
 
+/* A group that was never initialised (zero-filled, a common C idiom) or
+ * was copied after init is -EINVAL for every call. A wait on one used to
+ * fail at once, forever, holding the group's lock: weft_group_wait then
+ * spun and its members could never finish. */
+static void *uninit_main(void *arg)
+{
+	static struct weft_group zeroed;
+	struct weft_group g = WEFT_GROUP_INIT(g), copy;
+
+	ck_assert_int_eq(weft_group_spawn(&zeroed, nap, NULL), -EINVAL);
+	ck_assert_int_eq(weft_group_wait(&zeroed), -EINVAL);
+	ck_assert_int_eq(weft_group_shutdown(&zeroed), -EINVAL);
+	ck_assert_int_eq(weft_group_cancel(&zeroed), -EINVAL);
+	ck_assert_int_eq(weft_group_running(&zeroed), -EINVAL);
+	ck_assert_int_eq(weft_group_failures(&zeroed), -EINVAL);
+	memcpy(&copy, &g, sizeof(g));
+	ck_assert_int_eq(weft_group_spawn(&copy, nap, NULL), -EINVAL);
+	ck_assert_int_eq(weft_group_wait(&copy), -EINVAL);
+	ck_assert_int_eq(weft_group_spawn(&g, nap, NULL), 0);
+	ck_assert_int_eq(weft_group_wait(&g), 0);
+	return NULL;
+}
+
+START_TEST(uninitialised_group)
+{
+	weft_test_run(uninit_main, NULL, 2);
+}
+END_TEST
+
 /* ---- many members, failing at random, across workers -------------------- */
 
 static atomic_long many_ran;
@@ -238,6 +268,7 @@ int main(void)
 	tcase_add_test(tc, cancelled_waiter_waits_for_members);
 	tcase_add_test(tc, cancel_threads_and_bad_input);
 	tcase_add_test(tc, many_members);
+	tcase_add_test(tc, uninitialised_group);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

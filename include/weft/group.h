@@ -40,7 +40,9 @@ extern "C" {
 
 struct weft__group_member;
 
-/* Fields are internal. */
+/* Fields are internal. Initialise one with weft_group_init or
+ * WEFT_GROUP_INIT before use, and do not move it: every call on a group
+ * that is not (zero-filled, or copied) returns -EINVAL. */
 struct weft_group {
 	struct weft_lock lock;
 	struct weft_cond idle;              /* running dropped to 0 */
