@@ -170,10 +170,14 @@ static inline long try_send(int fd, void *arg)
 static long try_or_wait(int fd, enum weft__dir dir, weft__try_fn try,
 			struct buf_args *a, const char *call)
 {
-	/* A peek consumes nothing, and a WAITALL recv loops in try_recv:
-	 * neither says the socket was drained when it returns short. */
-	bool moves_all = dir == WEFT__WRITE ||
-			 !(a->flags & (MSG_PEEK | MSG_WAITALL));
+	/* A peek consumes nothing, a WAITALL recv loops in try_recv, and an
+	 * out-of-band or error-queue read takes from a queue of its own:
+	 * none says the socket's data was drained when it returns short (an
+	 * OOB byte taken as such left the next plain recv waiting for an
+	 * edge that had come, beside queued data). */
+	bool moves_all =
+		dir == WEFT__WRITE ||
+		!(a->flags & (MSG_PEEK | MSG_WAITALL | MSG_OOB | MSG_ERRQUEUE));
 
 	if (a->flags & MSG_DONTWAIT)
 		return try(fd, a);

@@ -874,6 +874,63 @@ START_TEST(dontwait)
 }
 END_TEST
 
+/* An out-of-band byte read with MSG_OOB comes from a queue of its own: its
+ * short read does not mean the data was drained, so the next plain recv
+ * still finds what is queued (it waited for an edge that had come). */
+struct recv_after {
+	int fd;
+	long got;
+};
+
+static void *recv_one_byte(void *arg)
+{
+	struct recv_after *r = arg;
+	char b;
+
+	r->got = weft_recv(r->fd, &b, 1, 0);
+	return NULL;
+}
+
+static void *oob_main(void *arg)
+{
+	uint16_t port;
+	int lfd = io_listen(&port), c, a;
+	char buf[100];
+	struct weft_deadline d;
+
+	c = weft_connect("127.0.0.1", port);
+	ck_assert_int_ge(c, 0);
+	a = weft_accept(lfd, NULL, NULL);
+	ck_assert_int_ge(a, 0);
+	/* A recv that waits first: the fd now waits in the poll set. */
+	struct recv_after r = { a, 0 };
+	weft_task_t t;
+	ck_assert_int_eq(weft_spawn(&t, recv_one_byte, &r), 0);
+	weft_sleep(5 * WEFT_MSEC);
+	ck_assert_int_eq(send(c, "x", 1, 0), 1);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	ck_assert_int_eq(r.got, 1);
+	ck_assert_int_eq(send(c, "hello", 5, 0), 5);
+	ck_assert_int_eq(send(c, "!", 1, MSG_OOB), 1);
+	weft_sleep(20 * WEFT_MSEC); /* both have arrived */
+	ck_assert_int_eq(weft_recv(a, buf, sizeof(buf), MSG_OOB), 1);
+	ck_assert_int_eq(buf[0], '!');
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	ck_assert_int_eq(weft_recv(a, buf, sizeof(buf), 0), 5);
+	ck_assert_int_eq(weft_deadline_leave(&d), 0);
+	ck_assert_int_eq(memcmp(buf, "hello", 5), 0);
+	ck_assert_int_eq(weft_close(a), 0);
+	ck_assert_int_eq(weft_close(c), 0);
+	ck_assert_int_eq(weft_close(lfd), 0);
+	return NULL;
+}
+
+START_TEST(oob_then_data)
+{
+	weft_test_run(oob_main, NULL, 1);
+}
+END_TEST
+
 /* ---- connect that times out -------------------------------------------- */
 
 /* A listener whose accept queue is full drops further SYNs, so a connect
@@ -1257,6 +1314,7 @@ int main(void)
 	tcase_add_test(tc, local_port_and_nodelay);
 	tcase_add_test(tc, recv_waitall);
 	tcase_add_test(tc, dontwait);
+	tcase_add_test(tc, oob_then_data);
 	tcase_add_test(tc, connect_timeout);
 	tcase_add_test(tc, fd_across_workers);
 	tcase_add_test(tc, short_reads);
