@@ -24,12 +24,16 @@ struct gai_job {
 	struct weft__bjob job;
 	struct addrinfo hints;
 	struct addrinfo *res;
-	int rc;
+	int rc;  /* getaddrinfo's EAI_* code */
+	int err; /* errno, for EAI_SYSTEM: kept across threads */
 	const char *host, *service; /* into names[], or NULL */
 	char names[]; /* copies: the caller may be gone when it runs */
 };
 
-static int gai_errno(int rc)
+/* The -errno for getaddrinfo's rc; err is errno after it, for EAI_SYSTEM.
+ * EAI_SERVICE is an unknown service name (glibc), so -ENOENT as the header
+ * says. */
+static int gai_errno(int rc, int err)
 {
 	switch (rc) {
 	case 0:
@@ -39,13 +43,12 @@ static int gai_errno(int rc)
 	case EAI_MEMORY:
 		return -ENOMEM;
 	case EAI_SYSTEM:
-		return errno ? -errno : -EIO;
+		return err ? -err : -EIO;
 	case EAI_BADFLAGS:
 	case EAI_FAMILY:
 	case EAI_SOCKTYPE:
-	case EAI_SERVICE:
 		return -EINVAL;
-	default: /* EAI_NONAME, EAI_NODATA, EAI_FAIL, EAI_ADDRFAMILY */
+	default: /* EAI_NONAME, EAI_SERVICE, EAI_NODATA, EAI_FAIL, ... */
 		return -ENOENT;
 	}
 }
@@ -55,8 +58,7 @@ static void *gai_run(void *arg)
 	struct gai_job *g = arg;
 
 	g->rc = getaddrinfo(g->host, g->service, &g->hints, &g->res);
-	if (g->rc == EAI_SYSTEM)
-		g->rc = errno ? -errno : -EIO; /* keep errno across threads */
+	g->err = errno;
 	return NULL;
 }
 
@@ -134,7 +136,7 @@ static int lookup_on_pool(const char *host, const char *service,
 	/* On failure the pool has consumed g (see weft__blocking_run). */
 	if ((rc = weft__blocking_run(&g->job)))
 		return rc;
-	rc = g->rc < 0 ? g->rc : gai_errno(g->rc);
+	rc = gai_errno(g->rc, g->err);
 	if (!rc)
 		*res = g->res;
 	free(g);
@@ -150,15 +152,17 @@ static int lookup(const char *host, const char *service,
 	int rc;
 
 	*res = NULL;
-	if (!weft_current().task)
-		return gai_errno(getaddrinfo(host, service, hints, res));
+	if (!weft_current().task) {
+		rc = getaddrinfo(host, service, hints, res);
+		return gai_errno(rc, errno);
+	}
 	if (host && !*host)
 		return -ENOENT;
 	if (numeric(service)) {
 		h.ai_flags |= AI_NUMERICHOST | (service ? AI_NUMERICSERV : 0);
 		rc = getaddrinfo(host, service, &h, res);
 		if (rc != EAI_NONAME || !host)
-			return gai_errno(rc);
+			return gai_errno(rc, errno);
 	}
 	return lookup_on_pool(host, service, hints, res);
 }

@@ -47,6 +47,25 @@ static void resolve_ok(const char *host, const char *service, uint16_t port)
 	freeaddrinfo(ai);
 }
 
+/* getaddrinfo's errors mapped as the header says, the same in place (a
+ * plain thread) and on the blocking pool (a task, for names): its EAI_*
+ * codes are negative, and were taken for -errno on the pool (an unknown
+ * service came back -ENOEXEC, a bad family -ENXIO). */
+static void gai_errors(void)
+{
+	struct addrinfo h = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
+
+	ck_assert_int_eq(weft_getaddrinfo("localhost", "no-such-svc", &h, &ai),
+			 -ENOENT);
+	h.ai_family = 12345;
+	ck_assert_int_eq(weft_getaddrinfo("localhost", "http", &h, &ai),
+			 -EINVAL);
+	h.ai_family = AF_UNSPEC;
+	h.ai_flags = 0x40000000; /* no such flag */
+	ck_assert_int_eq(weft_getaddrinfo("localhost", "http", &h, &ai),
+			 -EINVAL);
+}
+
 static void *basics_main(void *arg)
 {
 	struct addrinfo *ai = (void *)1, h = stream_hints;
@@ -77,6 +96,7 @@ static void *basics_main(void *arg)
 	ck_assert_int_eq(weft_getaddrinfo(NULL, NULL, &h, &ai), -EINVAL);
 	ck_assert_int_eq(weft_getaddrinfo("localhost", "80", &h, NULL),
 			 -EINVAL);
+	gai_errors();
 	/* The wildcard. */
 	h = stream_hints;
 	h.ai_flags = AI_PASSIVE;
@@ -88,6 +108,7 @@ static void *basics_main(void *arg)
 
 START_TEST(basics)
 {
+	gai_errors(); /* a plain thread's lookup, in place */
 	weft_test_run(basics_main, NULL, WORKERS);
 }
 END_TEST
