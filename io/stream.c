@@ -98,11 +98,19 @@ static int reserve(struct weft_stream *s, size_t want)
 
 /* weft_recv, named for weft_dump as the stream call it serves ("stream
  * readline on fd 5"): only here and in send_iov can a stream call wait. */
-static ssize_t recv_as(const char *call, int fd, void *buf, size_t len)
+static ssize_t recv_as(struct weft_stream *s, const char *call, void *buf,
+		       size_t len)
 {
 	bool named = weft__doing_begin(call);
-	ssize_t r = weft_recv(fd, buf, len, 0);
+	struct iovec iov = { buf, len };
+	ssize_t r = -ENOTSOCK;
 
+	if (!s->read_not_socket)
+		r = weft_recv(s->fd, buf, len, 0);
+	if (r == -ENOTSOCK) { /* a pipe: recv(2) wants a socket */
+		s->read_not_socket = true;
+		r = weft_readv(s->fd, &iov, 1);
+	}
 	weft__doing_end(named);
 	return r;
 }
@@ -119,7 +127,7 @@ static ssize_t fill(struct weft_stream *s, size_t want, const char *call)
 		return 0;
 	if ((r = reserve(s, want)))
 		return r;
-	n = recv_as(call, s->fd, s->rbuf + s->rpos + s->rlen,
+	n = recv_as(s, call, s->rbuf + s->rpos + s->rlen,
 		    s->rcap - s->rpos - s->rlen);
 	if (n > 0)
 		s->rlen += (size_t)n;
@@ -248,7 +256,7 @@ ssize_t weft_stream_read(struct weft_stream *s, void *buf, size_t n)
 		if (s->eof)
 			return 0;
 		if (n >= RBUF_MIN) { /* big enough: no copy */
-			r = recv_as("stream read", s->fd, buf, n);
+			r = recv_as(s, "stream read", buf, n);
 			if (r == 0)
 				s->eof = true;
 			return r;

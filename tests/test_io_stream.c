@@ -657,6 +657,37 @@ START_TEST(write_to_pipe)
 }
 END_TEST
 
+/* Reading a pipe: a recv refuses it (-ENOTSOCK), and the stream reads
+ * with weft_readv instead, from then on (every read failed before). */
+static void *read_pipe_main(void *arg)
+{
+	struct weft_stream s;
+	const char *line;
+	char rest[8];
+	int fds[2];
+
+	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+	ck_assert_int_eq(write(fds[1], "hello\nworld", 11), 11);
+	close(fds[1]);
+	ck_assert_int_eq(weft_stream_init(&s, fds[0], 0), 0);
+	ck_assert_int_eq(weft_stream_readline(&s, &line), 6);
+	ck_assert(!memcmp(line, "hello\n", 6));
+	ck_assert(s.read_not_socket);
+	ck_assert_int_eq(weft_stream_readline(&s, &line), -ENODATA);
+	ck_assert_int_eq(weft_stream_read(&s, rest, sizeof(rest)), 5);
+	ck_assert(!memcmp(rest, "world", 5));
+	ck_assert_int_eq(weft_stream_read(&s, rest, sizeof(rest)), 0);
+	ck_assert_int_eq(weft_stream_close(&s, 0), 0);
+	return NULL;
+}
+
+START_TEST(read_from_pipe)
+{
+	weft_test_run(read_pipe_main, NULL, WORKERS);
+	read_pipe_main(NULL); /* a plain thread */
+}
+END_TEST
+
 START_TEST(bad_input)
 {
 	struct weft_stream s;
@@ -695,6 +726,7 @@ int main(void)
 	tcase_add_test(tc, graceful_close);
 	tcase_add_test(tc, plain_thread);
 	tcase_add_test(tc, write_to_pipe);
+	tcase_add_test(tc, read_from_pipe);
 	tcase_add_test(tc, bad_input);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);

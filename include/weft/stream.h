@@ -59,7 +59,8 @@ struct weft_stream {
 	/* read side: bytes rbuf[rpos, rpos + rlen) */
 	char *rbuf;
 	size_t rcap, rpos, rlen;
-	bool eof; /* the peer closed: recv returned 0 */
+	bool eof;             /* the peer closed: recv returned 0 */
+	bool read_not_socket; /* a recv said ENOTSOCK: readv from then on */
 	/* write side: bytes wbuf[0, wlen) */
 	char *wbuf;
 	size_t wcap, wlen;
