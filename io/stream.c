@@ -18,7 +18,9 @@
  *    set, wlen is 0, and nothing is ever sent again.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -410,7 +412,9 @@ int weft_stream_flush(struct weft_stream *s)
  * deadline bounds the receives; on a plain thread poll(2) does. */
 static void linger(struct weft_stream *s, int64_t ns)
 {
-	int64_t end = weft_now() + ns, left;
+	int64_t now = weft_now(), left;
+	/* Saturated, as a task's deadline is: INT64_MAX means no end. */
+	int64_t end = ns > INT64_MAX - now ? INT64_MAX : now + ns;
 	struct weft_deadline d;
 	char sink[1024];
 	bool scoped = weft_deadline_enter(&d, ns) == 0;
@@ -418,11 +422,12 @@ static void linger(struct weft_stream *s, int64_t ns)
 	while (!s->eof) {
 		if (!scoped) {
 			struct pollfd p = { .fd = s->fd, .events = POLLIN };
+			int64_t ms;
 
 			left = end - weft_now();
-			if (left <= 0 || poll(&p, 1,
-					      (int)((left + WEFT_MSEC - 1) /
-						    WEFT_MSEC)) <= 0)
+			ms = left / WEFT_MSEC + 1; /* never early */
+			if (left <= 0 ||
+			    poll(&p, 1, ms > INT_MAX ? INT_MAX : (int)ms) <= 0)
 				break;
 		}
 		if (weft_stream_read(s, sink, sizeof(sink)) <= 0)

@@ -688,6 +688,36 @@ START_TEST(read_from_pipe)
 }
 END_TEST
 
+/* A plain thread's close lingering without end (INT64_MAX) drains the
+ * peer until it closes: weft_now() + ns overflowed, and the linger ended
+ * at once. */
+static void *close_later(void *arg)
+{
+	int fd = *(int *)arg;
+
+	usleep(50000);
+	ck_assert_int_eq(write(fd, "bye", 3), 3);
+	close(fd);
+	return NULL;
+}
+
+START_TEST(linger_without_end)
+{
+	struct weft_stream s;
+	int sv[2];
+	pthread_t peer;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
+	ck_assert_int_eq(weft_stream_init(&s, sv[0], 0), 0);
+	ck_assert_int_eq(pthread_create(&peer, NULL, close_later, &sv[1]), 0);
+	int64_t t0 = weft_now();
+	ck_assert_int_eq(weft_stream_close(&s, INT64_MAX), 0);
+	ck_assert_int_ge(weft_now() - t0, 40 * WEFT_MSEC);
+	ck_assert_int_eq(pthread_join(peer, NULL), 0);
+}
+END_TEST
+
 START_TEST(bad_input)
 {
 	struct weft_stream s;
@@ -727,6 +757,7 @@ int main(void)
 	tcase_add_test(tc, plain_thread);
 	tcase_add_test(tc, write_to_pipe);
 	tcase_add_test(tc, read_from_pipe);
+	tcase_add_test(tc, linger_without_end);
 	tcase_add_test(tc, bad_input);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);

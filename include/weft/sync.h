@@ -274,8 +274,12 @@ struct weft_future {
 
 /* Initialises f, pending. Returns 0 or -EINVAL. */
 int weft_future_init(struct weft_future *f);
-/* Completes f with result: wakes waiters, then runs callbacks on the
- * calling thread. Returns 0, -EINVAL (already done, or f NULL). */
+/* Completes f with result: runs its callbacks on the calling thread, in
+ * the order added, then wakes its waiters (woken first, a waiter could
+ * free f, or the callbacks' nodes, before they ran). So a callback must not
+ * wait for anything a waiter of f holds, such as a lock taken before its
+ * weft_future_wait: that waiter is not woken until the callback returns.
+ * Returns 0, -EINVAL (already done, or f NULL). */
 int weft_future_set_result(struct weft_future *f, void *result);
 /* Completes f with error, a negative errno. Returns 0, -EINVAL (done
  * already, or error >= 0). */
@@ -295,7 +299,9 @@ int weft_future_done(const struct weft_future *f);
 int weft_future_add_callback(struct weft_future *f, struct weft_future_cb *cb,
 			     void (*fn)(struct weft_future *, void *),
 			     void *arg);
-/* Removes a callback that has not run. Returns 0, -ENOENT, -EINVAL. */
+/* Removes a callback that has not run. Returns 0, -ENOENT (not added, or
+ * f completed: then it has run or is about to, on the completing thread,
+ * so cb may be freed only once that is known to be over), -EINVAL. */
 int weft_future_remove_callback(struct weft_future *f,
 				struct weft_future_cb *cb);
 

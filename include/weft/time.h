@@ -22,8 +22,10 @@ int64_t weft_now(void);
 int weft_sleep(int64_t ns);
 
 /* Sleeps until the absolute weft_now() time at (no drift in periodic
- * loops). Tasks sleeping to the same time wake in the order they slept.
- * Returns as weft_sleep. */
+ * loops). Tasks that slept on one worker to the same time wake in the
+ * order they slept; each worker keeps its own timers, so across workers
+ * a busy one may fire its due timers a little after an idle one. Returns
+ * as weft_sleep. */
 int weft_sleep_until(int64_t at);
 
 /* A deadline scope (asyncio.timeout, Trio's move_on_at): between enter and
