@@ -137,18 +137,29 @@ int weft_sem_release(struct weft_sem *s)
 
 	weft__waitq_lock(&s->wq);
 	struct weft__waiter *w = weft__waitq_settle_one(&s->wq, 0);
+	int r = 0;
 	if (!w) {
-		/* Every waiter left meanwhile: keep the permit. WAITERS is
-		 * clear or about to be; permits stay 0 while it is set. */
+		/* Every waiter left meanwhile: keep the permit, within the
+		 * bound. WAITERS is clear or about to be (permits stay 0
+		 * while it is set); once it is, a release on the fast path
+		 * may add a permit before this one, so this one checks the
+		 * bound as that path does (an unchecked add let a bounded
+		 * semaphore of 1 reach 2). */
 		__atomic_fetch_and(&s->state, ~WAITERS, __ATOMIC_RELAXED);
-		__atomic_fetch_add(&s->state, ONE, __ATOMIC_RELEASE);
+		v = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
+		do {
+			if ((v >> 1) >= max) {
+				r = -EOVERFLOW;
+				break;
+			}
+		} while (!cas_state(s, &v, v + ONE));
 	} else if (weft__waitq_empty(&s->wq)) {
 		__atomic_fetch_and(&s->state, ~WAITERS, __ATOMIC_RELEASE);
 	}
 	weft__waitq_unlock(&s->wq);
 	if (w)
 		weft__waiter_wake(w);
-	return 0;
+	return r;
 }
 
 long weft_sem_value(const struct weft_sem *s)

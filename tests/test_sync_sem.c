@@ -2,6 +2,7 @@
  * cancellation and timeouts consume no permit, bad input. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 #include "sync_test_util.h"
@@ -174,6 +175,76 @@ static void *errors_main(void *arg)
 	return NULL;
 }
 
+/* A bounded semaphore stays within its bound when a waiter leaves (here,
+ * is cancelled) while two releases race: one release finds the waiter
+ * gone and keeps its permit, the other may take the fast path meanwhile.
+ * Each round: the one permit is held, a task waits, it is cancelled while
+ * two plain threads release (one release too many unless the waiter got a
+ * permit first). Permits are conserved and never exceed 1. */
+#define BOUND_ROUNDS SCALED(3000)
+
+struct bound_case {
+	struct weft_sem s;
+	atomic_int go;
+	atomic_int ok; /* releases that returned 0 */
+};
+
+static void *bound_releaser(void *arg)
+{
+	struct bound_case *c = arg;
+
+	while (!atomic_load(&c->go))
+		;
+	if (weft_sem_release(&c->s) == 0)
+		atomic_fetch_add(&c->ok, 1);
+	return NULL;
+}
+
+static void *bound_waiter(void *arg)
+{
+	return (void *)(intptr_t)weft_sem_acquire(arg);
+}
+
+static void *bound_main(void *arg)
+{
+	struct bound_case *c = arg;
+
+	for (long i = 0; i < BOUND_ROUNDS; i++) {
+		pthread_t th[2];
+		weft_task_t w;
+		void *res;
+
+		ck_assert_int_eq(weft_sem_init_bounded(&c->s, 1), 0);
+		ck_assert_int_eq(weft_sem_acquire(&c->s), 0);
+		atomic_store(&c->go, 0);
+		atomic_store(&c->ok, 0);
+		ck_assert_int_eq(weft_spawn(&w, bound_waiter, &c->s), 0);
+		weft_yield(); /* it waits */
+		for (int k = 0; k < 2; k++)
+			ck_assert_int_eq(pthread_create(&th[k], NULL,
+							bound_releaser, c),
+					 0);
+		atomic_store(&c->go, 1);
+		weft_cancel(w);
+		for (int k = 0; k < 2; k++)
+			pthread_join(th[k], NULL);
+		ck_assert_int_eq(weft_join(w, &res), 0);
+		long held = (intptr_t)res == 0; /* the waiter took one */
+		long value = weft_sem_value(&c->s);
+		ck_assert_int_le(value, 1);
+		ck_assert_int_eq(value, atomic_load(&c->ok) - held);
+	}
+	return NULL;
+}
+
+START_TEST(bound_kept_when_waiter_leaves)
+{
+	static struct bound_case c;
+
+	weft_test_run(bound_main, &c, 2);
+}
+END_TEST
+
 START_TEST(errors)
 {
 	weft_test_run(errors_main, NULL, 2);
@@ -188,6 +259,7 @@ int main(void)
 	tcase_add_test(tc, seed);
 	tcase_add_test(tc, fifo);
 	tcase_add_test(tc, errors);
+	tcase_add_test(tc, bound_kept_when_waiter_leaves);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }
