@@ -21,6 +21,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <liburing.h>
 
@@ -72,29 +73,52 @@ static size_t iov_len(const struct iovec *iov, int iovcnt)
 	return n;
 }
 
-struct connect_args {
-	const struct sockaddr *addr;
-	socklen_t len;
-	bool started;
-};
+/* A pause before connect tries again: a task's sleep (cancellation and
+ * deadlines apply), a plain thread's nanosleep. */
+static int pause_for(int64_t ns)
+{
+	struct timespec ts = { 0, (long)ns };
 
-/* A non-blocking connect: start it, then, once the socket is writable,
- * read its outcome from SO_ERROR. A Unix socket whose listener's backlog is
- * full says EAGAIN and is simply tried again. */
+	if (weft_current().task)
+		return weft_sleep(ns);
+	nanosleep(&ts, NULL);
+	return 0;
+}
+
+/* Starts a non-blocking connect: 0 if it connected, 1 if it is in
+ * progress, or -errno. A Unix socket whose listener's backlog is full
+ * says EAGAIN, and nothing tells when it has room (the unconnected socket
+ * is writable already, so waiting for that would wait for good): it tries
+ * again after a pause that doubles up to 10 ms, for as long as the
+ * caller's deadline allows. Go and Tokio return EAGAIN to the caller
+ * instead. */
+static int start_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	int64_t pause = 100 * WEFT_USEC;
+	int r;
+
+	while (connect(fd, addr, len)) {
+		if (errno == EINPROGRESS)
+			return 1;
+		if (errno != EAGAIN)
+			return -errno;
+		if ((r = pause_for(pause)))
+			return r;
+		if (pause < 10 * WEFT_MSEC)
+			pause *= 2;
+	}
+	return 0;
+}
+
+/* A connect in progress: once the socket is writable, its outcome is in
+ * SO_ERROR. */
 static long try_connect(int fd, void *arg)
 {
-	struct connect_args *a = arg;
 	struct pollfd p = { .fd = fd, .events = POLLOUT };
 	int err = 0;
 	socklen_t len = sizeof(err);
 
-	if (!a->started) {
-		if (!connect(fd, a->addr, a->len))
-			return 0;
-		if (errno != EINPROGRESS)
-			return -errno;
-		a->started = true;
-	}
+	(void)arg;
 	if (poll(&p, 1, 0) == 0)
 		return -EAGAIN;
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len))
@@ -104,13 +128,15 @@ static long try_connect(int fd, void *arg)
 
 int weft_connect_addr(int fd, const struct sockaddr *addr, socklen_t len)
 {
-	struct connect_args a = { .addr = addr, .len = len };
+	int r;
 
 	if (fd < 0)
 		return -EBADF;
 	if (!addr)
 		return -EFAULT;
-	return (int)weft__io_try(fd, WEFT__WRITE, try_connect, &a, 0,
+	if ((r = start_connect(fd, addr, len)) <= 0)
+		return r;
+	return (int)weft__io_try(fd, WEFT__WRITE, try_connect, NULL, 0,
 				 "connect");
 }
 

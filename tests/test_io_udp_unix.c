@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -214,6 +215,76 @@ static void *unix_main(void *arg)
 	return NULL;
 }
 
+/* A listener whose backlog is full: its socket says EAGAIN to a connect,
+ * and nothing signals when it has room (the connecting socket is writable
+ * already, so the call waited for an edge that never came). The connect
+ * tries again until the listener accepts. */
+struct full_case {
+	int lfd;
+	int filled[64];
+	int nfilled;
+};
+
+static void *drain_later(void *arg)
+{
+	struct full_case *c = arg;
+
+	weft_sleep(100 * WEFT_MSEC);
+	for (int i = 0; i < c->nfilled + 1; i++) {
+		int fd = weft_accept(c->lfd, NULL, NULL);
+		ck_assert_int_ge(fd, 0);
+		weft_close(fd);
+	}
+	return NULL;
+}
+
+static void *full_main(void *arg)
+{
+	char path[64];
+	struct full_case c = { 0 };
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct weft_deadline d;
+	weft_task_t drainer;
+
+	snprintf(path, sizeof(path), "@weft-full-%d", (int)getpid());
+	c.lfd = weft_unix_listen(path, 1);
+	ck_assert_int_ge(c.lfd, 0);
+	sun.sun_path[0] = 0;
+	memcpy(sun.sun_path + 1, path + 1, strlen(path) - 1);
+	socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+				    strlen(path));
+	for (; c.nfilled < 64; c.nfilled++) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		ck_assert_int_ge(fd, 0);
+		if (connect(fd, (struct sockaddr *)&sun, len)) {
+			ck_assert_int_eq(errno, EAGAIN);
+			close(fd);
+			break;
+		}
+		c.filled[c.nfilled] = fd;
+	}
+	ck_assert_int_lt(c.nfilled, 64);
+	ck_assert_int_eq(weft_spawn(&drainer, drain_later, &c), 0);
+	int64_t t0 = weft_now();
+	ck_assert_int_eq(weft_deadline_enter(&d, 5 * WEFT_SEC), 0);
+	int fd = weft_unix_connect(path);
+	ck_assert_int_eq(weft_deadline_leave(&d), 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_lt(weft_now() - t0, 2 * WEFT_SEC);
+	ck_assert_int_eq(weft_join(drainer, NULL), 0);
+	weft_close(fd);
+	for (int i = 0; i < c.nfilled; i++)
+		close(c.filled[i]);
+	weft_close(c.lfd);
+	return NULL;
+}
+
+START_TEST(unix_backlog_full)
+{
+	weft_test_run(full_main, NULL, 2);
+}
+END_TEST
+
 START_TEST(unix_stream)
 {
 	weft_test_run(unix_main, NULL, 2);
@@ -228,6 +299,7 @@ int main(void)
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, udp);
 	tcase_add_test(tc, unix_stream);
+	tcase_add_test(tc, unix_backlog_full);
 	suite_add_tcase(s, tc);
 	return io_test_main(s);
 }

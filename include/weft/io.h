@@ -150,8 +150,10 @@ WEFT_MUST_CHECK ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags,
  * -errno (-ENAMETOOLONG, -EADDRINUSE, ...). */
 int weft_unix_listen(const char *path, int backlog);
 
-/* Connects to the Unix stream socket at path ('@': abstract). Returns the fd
- * or -errno (-ENOENT, -ECONNREFUSED, ...). */
+/* Connects to the Unix stream socket at path ('@': abstract). While the
+ * listener's backlog is full it tries again, after pauses of up to 10 ms,
+ * until there is room or the caller's deadline or cancellation ends it.
+ * Returns the fd or -errno (-ENOENT, -ECONNREFUSED, ...). */
 WEFT_MUST_CHECK int weft_unix_connect(const char *path);
 
 /* ---- Files ------------------------------------------------------------ */
