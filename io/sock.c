@@ -73,7 +73,44 @@ static size_t iov_len(const struct iovec *iov, int iovcnt)
 	return n;
 }
 
-/* A pause before connect tries again: a task's sleep (cancellation and
+struct connect_args {
+	const struct sockaddr *addr;
+	socklen_t len;
+	bool started;
+	bool backlog_full; /* a Unix listener's: try again after a pause */
+};
+
+/* A non-blocking connect: start it, then, once the socket is writable,
+ * read its outcome from SO_ERROR. A Unix socket whose listener's backlog is
+ * full says EAGAIN, and nothing tells when it has room (the unconnected
+ * socket is writable already, so waiting for that would wait for good):
+ * the attempt ends, for weft_connect_addr to pause and try again. */
+static long try_connect(int fd, void *arg)
+{
+	struct connect_args *a = arg;
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (!a->started) {
+		if (!connect(fd, a->addr, a->len))
+			return 0;
+		if (errno == EAGAIN) {
+			a->backlog_full = true;
+			return -EBUSY; /* any but -EAGAIN, which would wait */
+		}
+		if (errno != EINPROGRESS)
+			return -errno;
+		a->started = true;
+	}
+	if (poll(&p, 1, 0) == 0)
+		return -EAGAIN;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len))
+		return -errno;
+	return -err;
+}
+
+/* A pause before a connect tries again: a task's sleep (cancellation and
  * deadlines apply), a plain thread's nanosleep. */
 static int pause_for(int64_t ns)
 {
@@ -85,59 +122,30 @@ static int pause_for(int64_t ns)
 	return 0;
 }
 
-/* Starts a non-blocking connect: 0 if it connected, 1 if it is in
- * progress, or -errno. A Unix socket whose listener's backlog is full
- * says EAGAIN, and nothing tells when it has room (the unconnected socket
- * is writable already, so waiting for that would wait for good): it tries
- * again after a pause that doubles up to 10 ms, for as long as the
- * caller's deadline allows. Go and Tokio return EAGAIN to the caller
- * instead. */
-static int start_connect(int fd, const struct sockaddr *addr, socklen_t len)
-{
-	int64_t pause = 100 * WEFT_USEC;
-	int r;
-
-	while (connect(fd, addr, len)) {
-		if (errno == EINPROGRESS)
-			return 1;
-		if (errno != EAGAIN)
-			return -errno;
-		if ((r = pause_for(pause)))
-			return r;
-		if (pause < 10 * WEFT_MSEC)
-			pause *= 2;
-	}
-	return 0;
-}
-
-/* A connect in progress: once the socket is writable, its outcome is in
- * SO_ERROR. */
-static long try_connect(int fd, void *arg)
-{
-	struct pollfd p = { .fd = fd, .events = POLLOUT };
-	int err = 0;
-	socklen_t len = sizeof(err);
-
-	(void)arg;
-	if (poll(&p, 1, 0) == 0)
-		return -EAGAIN;
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len))
-		return -errno;
-	return -err;
-}
-
+/* While a Unix listener's backlog is full, tries again after a pause that
+ * doubles up to 10 ms, for as long as the caller's deadline allows (Go
+ * and Tokio return EAGAIN to the caller instead). */
 int weft_connect_addr(int fd, const struct sockaddr *addr, socklen_t len)
 {
+	struct connect_args a = { .addr = addr, .len = len };
+	int64_t pause = 100 * WEFT_USEC;
 	int r;
 
 	if (fd < 0)
 		return -EBADF;
 	if (!addr)
 		return -EFAULT;
-	if ((r = start_connect(fd, addr, len)) <= 0)
-		return r;
-	return (int)weft__io_try(fd, WEFT__WRITE, try_connect, NULL, 0,
-				 "connect");
+	for (;;) {
+		a.backlog_full = false;
+		r = (int)weft__io_try(fd, WEFT__WRITE, try_connect, &a, 0,
+				      "connect");
+		if (!a.backlog_full)
+			return r;
+		if ((r = pause_for(pause)))
+			return r;
+		if (pause < 10 * WEFT_MSEC)
+			pause *= 2;
+	}
 }
 
 struct buf_args {
@@ -287,10 +295,15 @@ long weft__try_sendmsg(int fd, void *arg)
 /* recvmsg as an attempt on the ring (weft__sock_on_ring() said so). */
 static long ring_recvmsg(int fd, struct msg_args *a)
 {
+	socklen_t room = a->msg->msg_namelen;
 	long r = weft__io_ring_attempt(fd, prep_recvmsg, a);
 
+	/* The kernel writes back the address's full length, also when it
+	 * cut the address to fit: mark what it could fill, no more. */
 	if (r >= 0 && a->msg->msg_name)
-		WEFT_MARK_FILLED(a->msg->msg_name, a->msg->msg_namelen);
+		WEFT_MARK_FILLED(a->msg->msg_name, a->msg->msg_namelen < room
+							   ? a->msg->msg_namelen
+							   : room);
 	return weft__filled_iov(a->msg->msg_iov, (int)a->msg->msg_iovlen, r);
 }
 
