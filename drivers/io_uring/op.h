@@ -84,8 +84,9 @@ void weft__io_abort(struct weft__io *io, int reason);
  * An attempt: an op the kernel answers while it submits it, never waiting
  * there (a socket transfer with MSG_DONTWAIT, which io_uring completes
  * with -EAGAIN rather than arming a poll). The task parks until its
- * worker's next submit and reap, a bounded time, so none of weft__io's
- * machinery is needed:
+ * worker's next submit and reap, its next pass through the scheduler (a
+ * task that keeps the worker meanwhile delays it: the price of the
+ * batch), so none of weft__io's machinery is needed:
  *  - nothing aborts it: a cancellation or deadline that lands meanwhile
  *    is met by the call's next wait (the caller checks before it begins);
  *  - it is not in the fd table: a cancel SQE behind it could not stop it
