@@ -29,6 +29,9 @@ int weft_event_set(struct weft_event *e)
 		return -EINVAL;
 	struct weft__wakelist wl = WEFT__WAKELIST_INIT;
 	weft__waitq_lock(&e->wq);
+	/* release: pairs with the lock-free acquire loads in is_set and
+	 * wait's fast path, so a task that sees the event set also sees
+	 * what the setter wrote before setting it. */
 	__atomic_store_n(&e->set, 1, __ATOMIC_RELEASE);
 	weft__waitq_settle_all(&e->wq, 0, &wl);
 	weft__waitq_unlock(&e->wq);
@@ -41,6 +44,9 @@ int weft_event_clear(struct weft_event *e)
 	if (!e)
 		return -EINVAL;
 	weft__waitq_lock(&e->wq);
+	/* relaxed: clearing publishes nothing; waiters read set under the
+	 * lock, which orders it, and a lock-free reader that still sees 1
+	 * saw a set that happened (asyncio's clear is no barrier either). */
 	__atomic_store_n(&e->set, 0, __ATOMIC_RELAXED);
 	weft__waitq_unlock(&e->wq);
 	return 0;
@@ -50,6 +56,7 @@ int weft_event_is_set(const struct weft_event *e)
 {
 	if (!e)
 		return -EINVAL;
+	/* acquire: pairs with set's release store. */
 	return (int)__atomic_load_n(&e->set, __ATOMIC_ACQUIRE);
 }
 
@@ -57,6 +64,8 @@ int weft_event_wait(struct weft_event *e)
 {
 	if (!e)
 		return -EINVAL;
+	/* acquire: pairs with set's release store (the fast path returns
+	 * without the lock). */
 	if (__atomic_load_n(&e->set, __ATOMIC_ACQUIRE))
 		return 0;
 	struct weft__waiter w;

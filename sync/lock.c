@@ -57,6 +57,9 @@ static inline bool cas_state(struct weft_lock *l, uintptr_t *old, uintptr_t new)
 static void lock_unlinked(struct weft_waitq *q)
 {
 	struct weft_lock *l = weft__container_of(q, struct weft_lock, wq);
+	/* Relaxed: the bit publishes no data. Under wq.lock, as every write
+	 * of it; an owner that still sees it takes the slow release, which
+	 * takes wq.lock and finds the queue empty. */
 	if (weft__waitq_empty(q))
 		__atomic_fetch_and(&l->state, ~WAITERS, __ATOMIC_RELAXED);
 }
@@ -174,9 +177,14 @@ static bool release_slow(struct weft_lock *l)
 		uintptr_t next = (uintptr_t)w->value;
 		if (!weft__waitq_empty(&l->wq))
 			next |= WAITERS;
+		/* release: pairs with later acquire reads of state (the
+		 * next CAS, held_by_me). The new owner itself runs after
+		 * this critical section through its settle under wq.lock
+		 * and its wake. */
 		__atomic_store_n(&l->state, next, __ATOMIC_RELEASE);
 	} else {
-		/* Every waiter was aborted meanwhile. */
+		/* Every waiter was aborted meanwhile. release: pairs with
+		 * the next acquirer's acquire CAS, as the fast release. */
 		__atomic_store_n(&l->state, 0, __ATOMIC_RELEASE);
 	}
 	weft__waitq_unlock(&l->wq);
