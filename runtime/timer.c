@@ -83,12 +83,15 @@ static void sift_down(struct weft_timer_entry *h, int64_t len, int64_t i)
 
 static void set_len(struct weft_worker *w, int64_t len)
 {
-	/* Atomic: the scheduler peeks at heap_len without the lock. */
+	/* Atomic: the scheduler peeks at heap_len without the lock.
+	 * Relaxed: the peek only decides whether to take the lock, and all
+	 * it then reads is read under it. */
 	__atomic_store_n(&w->timers.len, len, __ATOMIC_RELAXED);
 }
 
 static bool entry_stale(const struct weft_timer_entry *e)
 {
+	/* acquire: pairs with arm's release store of armed. */
 	return atomic_load_explicit(&e->task->timer.armed,
 				    memory_order_acquire) != e->seq;
 }
@@ -136,6 +139,8 @@ int weft__timer_arm(struct weft_task *t, int64_t at, uint64_t seq)
 		(struct weft_timer_entry){ at, w->timers.order++, t, seq };
 	sift_up(w->timers.entries, w->timers.len);
 	set_len(w, w->timers.len + 1);
+	/* owner relaxed: published by the release store of armed, which
+	 * disarm's exchange and entry_stale read with acquire. */
 	atomic_store_explicit(&t->timer.owner, w, memory_order_relaxed);
 	atomic_store_explicit(&t->timer.armed, seq, memory_order_release);
 	weft__spin_unlock(&w->timers.lock);
@@ -147,11 +152,15 @@ int weft__timer_arm(struct weft_task *t, int64_t at, uint64_t seq)
 
 void weft__timer_disarm(struct weft_task *t)
 {
+	/* The relaxed load only skips the exchange when nothing is armed;
+	 * the exchange's acquire makes arm's owner visible below. */
 	if (!atomic_load_explicit(&t->timer.armed, memory_order_relaxed) ||
 	    !atomic_exchange_explicit(&t->timer.armed, 0, memory_order_acq_rel))
 		return;
 	struct weft_worker *w =
 		atomic_load_explicit(&t->timer.owner, memory_order_relaxed);
+	/* relaxed: a count that only prompts a compaction, which checks
+	 * each entry itself (entry_stale). */
 	atomic_fetch_add_explicit(&w->timers.stale, 1, memory_order_relaxed);
 }
 

@@ -162,6 +162,9 @@ int weft_barrier_n_waiting(const struct weft_barrier *b)
 {
 	if (!b)
 		return -EINVAL;
+	/* relaxed: a snapshot for the caller, publishing nothing; count is
+	 * written under the wait queue's lock, atomically only so that
+	 * this unlocked read is not a race. */
 	return (int)__atomic_load_n(&b->count, __ATOMIC_RELAXED);
 }
 
@@ -169,5 +172,7 @@ int weft_barrier_broken(const struct weft_barrier *b)
 {
 	if (!b)
 		return -EINVAL;
+	/* relaxed: as n_waiting's, a snapshot of a flag written under the
+	 * lock. */
 	return __atomic_load_n(&b->broken, __ATOMIC_RELAXED);
 }

@@ -40,6 +40,8 @@ static int complete(struct weft_future *f, int state, void *result, int error)
 	}
 	f->result = result;
 	f->error = error;
+	/* release: publishes result and error to the lock-free acquire
+	 * loads of state below (result, done, wait's fast path). */
 	__atomic_store_n(&f->state, state, __ATOMIC_RELEASE);
 	struct weft_future_cb *cb = f->cbs;
 	f->cbs = f->cbs_tail = 0;
@@ -91,6 +93,7 @@ int weft_future_result(struct weft_future *f, void **result)
 {
 	if (!f)
 		return -EINVAL;
+	/* acquire: pairs with complete's release; outcome reads result. */
 	int s = __atomic_load_n(&f->state, __ATOMIC_ACQUIRE);
 	return s == PENDING ? -EAGAIN : outcome(f, s, result);
 }
@@ -99,6 +102,8 @@ int weft_future_done(const struct weft_future *f)
 {
 	if (!f)
 		return -EINVAL;
+	/* acquire: pairs with complete's release, so a caller that sees
+	 * the future done may read its outcome. */
 	return __atomic_load_n(&f->state, __ATOMIC_ACQUIRE) != PENDING;
 }
 
@@ -106,6 +111,7 @@ int weft_future_wait(struct weft_future *f, void **result)
 {
 	if (!f)
 		return -EINVAL;
+	/* acquire: pairs with complete's release (no lock on this path). */
 	int s = __atomic_load_n(&f->state, __ATOMIC_ACQUIRE);
 	if (s != PENDING)
 		return outcome(f, s, result);
@@ -124,6 +130,8 @@ int weft_future_wait(struct weft_future *f, void **result)
 	r = weft__waitq_wait(&f->wq, &w);
 	if (r)
 		return r; /* the waiter was cancelled or timed out */
+	/* acquire: pairs with complete's release (the settle that woke us
+	 * ordered it too, under the wait queue's lock). */
 	s = __atomic_load_n(&f->state, __ATOMIC_ACQUIRE);
 	return outcome(f, s, result);
 }
