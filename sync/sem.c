@@ -53,6 +53,7 @@ int weft_sem_try_acquire(struct weft_sem *s)
 {
 	if (!s)
 		return -EINVAL;
+	/* relaxed: a first guess; the acq_rel CAS decides and orders. */
 	uintptr_t v = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
 	while (v >= ONE)
 		if (cas_state(s, &v, v - ONE))
@@ -64,6 +65,8 @@ int weft_sem_try_acquire(struct weft_sem *s)
 static void sem_unlinked(struct weft_waitq *q)
 {
 	struct weft_sem *s = weft__container_of(q, struct weft_sem, wq);
+	/* relaxed: the bit publishes no data. Under wq.lock; a release
+	 * that still sees it takes the slow path, under that lock. */
 	if (weft__waitq_empty(q))
 		__atomic_fetch_and(&s->state, ~WAITERS, __ATOMIC_RELAXED);
 }
@@ -83,6 +86,7 @@ void weft__sem_unlink(struct weft_sem *s, struct weft__waiter *w)
 
 bool weft__sem_take_or_mark(struct weft_sem *s)
 {
+	/* relaxed: a first guess; the acq_rel CAS decides and orders. */
 	uintptr_t v = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
 	for (;;) {
 		if (v >= ONE) { /* a permit is free */
@@ -124,6 +128,7 @@ int weft_sem_release(struct weft_sem *s)
 {
 	if (!s)
 		return -EINVAL;
+	/* relaxed: a first guess; the acq_rel CAS decides and orders. */
 	uintptr_t v = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
 	uintptr_t max = s->bound ? s->bound - 1 : (uintptr_t)WEFT_SEM_MAX;
 	if (max == 0)
@@ -145,6 +150,7 @@ int weft_sem_release(struct weft_sem *s)
 		 * may add a permit before this one, so this one checks the
 		 * bound as that path does (an unchecked add let a bounded
 		 * semaphore of 1 reach 2). */
+		/* relaxed, both: the CAS below orders the permit. */
 		__atomic_fetch_and(&s->state, ~WAITERS, __ATOMIC_RELAXED);
 		v = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
 		do {
@@ -154,6 +160,8 @@ int weft_sem_release(struct weft_sem *s)
 			}
 		} while (!cas_state(s, &v, v + ONE));
 	} else if (weft__waitq_empty(&s->wq)) {
+		/* release: pairs with the acq_rel CAS of the next fast
+		 * release or acquire that sees the bit clear. */
 		__atomic_fetch_and(&s->state, ~WAITERS, __ATOMIC_RELEASE);
 	}
 	weft__waitq_unlock(&s->wq);
@@ -166,5 +174,6 @@ long weft_sem_value(const struct weft_sem *s)
 {
 	if (!s)
 		return -EINVAL;
+	/* acquire: pairs with the releases' RMWs; a snapshot. */
 	return (long)(__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) >> 1);
 }
