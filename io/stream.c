@@ -20,7 +20,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -30,7 +29,8 @@
 #include "weft/stream.h"
 #include "weft/task.h"
 #include "weft/time.h"
-#include "runtime/wait.h" /* weft_dump names the stream call */
+#include "runtime/timer.h" /* weft__from_now */
+#include "runtime/wait.h"  /* weft_dump names the stream call */
 
 /* The read buffer's first size, and the size a plain read goes straight to
  * the caller's buffer from: Go's bufio default. */
@@ -412,9 +412,7 @@ int weft_stream_flush(struct weft_stream *s)
  * deadline bounds the receives; on a plain thread poll(2) does. */
 static void linger(struct weft_stream *s, int64_t ns)
 {
-	int64_t now = weft_now(), left;
-	/* Saturated, as a task's deadline is: INT64_MAX means no end. */
-	int64_t end = ns > INT64_MAX - now ? INT64_MAX : now + ns;
+	int64_t end = weft__from_now(ns), left;
 	struct weft_deadline d;
 	char sink[1024];
 	bool scoped = weft_deadline_enter(&d, ns) == 0;

@@ -253,8 +253,7 @@ static void sleep_abort(struct weft__waiter *w, int reason)
 	weft__spin_unlock(&s->lock);
 }
 
-/* now + ns, saturated: a deadline past the end of time is none. */
-static int64_t from_now(int64_t ns)
+int64_t weft__from_now(int64_t ns)
 {
 	int64_t now = weft_now();
 	return ns > WEFT_NO_DEADLINE - now ? WEFT_NO_DEADLINE : now + ns;
@@ -303,7 +302,7 @@ int weft_sleep(int64_t ns)
 		return -EPERM;
 	if (ns <= 0)
 		return weft_yield();
-	return sleep_until(t, from_now(ns));
+	return sleep_until(t, weft__from_now(ns));
 }
 
 /* ---- deadline scopes ---------------------------------------------------- */
@@ -324,7 +323,7 @@ int weft_deadline_enter_at(struct weft_deadline *d, int64_t at)
 
 int weft_deadline_enter(struct weft_deadline *d, int64_t ns)
 {
-	return weft_deadline_enter_at(d, from_now(ns));
+	return weft_deadline_enter_at(d, weft__from_now(ns));
 }
 
 int weft_deadline_leave(struct weft_deadline *d)

@@ -35,6 +35,10 @@ struct weft_timer_heap {
 	uint64_t order;        /* ties between equal deadlines */
 };
 
+/* weft_now() + ns, saturated at WEFT_NO_DEADLINE (INT64_MAX): a time
+ * past the end of the clock is none. Any thread. */
+int64_t weft__from_now(int64_t ns);
+
 /* Arms t's timer in the caller's worker's heap: at the absolute time at,
  * it aborts t's wait number seq with -ETIMEDOUT. 0 or -ENOMEM. */
 int weft__timer_arm(struct weft_task *t, int64_t at, uint64_t seq);

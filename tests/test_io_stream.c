@@ -10,25 +10,6 @@
 
 #define WORKERS 4
 
-struct pair {
-	int a, b;
-};
-
-/* A connected loopback TCP pair, from a task. */
-static struct pair tcp_pair(void)
-{
-	uint16_t port;
-	int lfd = io_listen(&port);
-	struct pair p;
-
-	p.a = weft_connect("127.0.0.1", port);
-	ck_assert_int_ge(p.a, 0);
-	p.b = weft_accept(lfd, NULL, NULL);
-	ck_assert_int_ge(p.b, 0);
-	weft_close(lfd);
-	return p;
-}
-
 static void send_str(int fd, const char *s)
 {
 	size_t n = strlen(s);

@@ -211,25 +211,7 @@ START_TEST(many_connections)
 }
 END_TEST
 
-/* ---- a connected pair ---------------------------------------------------- */
-
-struct pair {
-	int a, b; /* a: the client end, b: the accepted end */
-};
-
-static struct pair tcp_pair(void)
-{
-	uint16_t port;
-	int lfd = io_listen(&port);
-	struct pair p;
-
-	p.a = weft_connect("127.0.0.1", port);
-	ck_assert_int_ge(p.a, 0);
-	p.b = weft_accept(lfd, NULL, NULL);
-	ck_assert_int_ge(p.b, 0);
-	weft_close(lfd);
-	return p;
-}
+/* ---- a connected pair (tcp_pair, test_io_util.h) ------------------------ */
 
 static void *recv_once(void *arg)
 {
@@ -893,15 +875,11 @@ static void *recv_one_byte(void *arg)
 
 static void *oob_main(void *arg)
 {
-	uint16_t port;
-	int lfd = io_listen(&port), c, a;
+	struct pair p = tcp_pair();
+	int c = p.a, a = p.b;
 	char buf[100];
 	struct weft_deadline d;
 
-	c = weft_connect("127.0.0.1", port);
-	ck_assert_int_ge(c, 0);
-	a = weft_accept(lfd, NULL, NULL);
-	ck_assert_int_ge(a, 0);
 	/* A recv that waits first: the fd now waits in the poll set. */
 	struct recv_after r = { a, 0 };
 	weft_task_t t;
@@ -921,7 +899,6 @@ static void *oob_main(void *arg)
 	ck_assert_int_eq(memcmp(buf, "hello", 5), 0);
 	ck_assert_int_eq(weft_close(a), 0);
 	ck_assert_int_eq(weft_close(c), 0);
-	ck_assert_int_eq(weft_close(lfd), 0);
 	return NULL;
 }
 

@@ -22,6 +22,25 @@ static inline int io_listen(uint16_t *port)
 	return fd;
 }
 
+/* A connected loopback TCP pair, from a task. */
+struct pair {
+	int a, b; /* a: the client end, b: the accepted end */
+};
+
+static inline struct pair tcp_pair(void)
+{
+	uint16_t port;
+	int lfd = io_listen(&port);
+	struct pair p;
+
+	p.a = weft_connect("127.0.0.1", port);
+	ck_assert_int_ge(p.a, 0);
+	p.b = weft_accept(lfd, NULL, NULL);
+	ck_assert_int_ge(p.b, 0);
+	weft_close(lfd);
+	return p;
+}
+
 /* The test pattern: byte i of stream `seed`. */
 static inline uint8_t io_pattern(uint64_t seed, uint64_t i)
 {

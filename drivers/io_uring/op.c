@@ -74,6 +74,15 @@ static void withdraw(struct weft__io *io)
 	io->withdrawn = true;
 }
 
+/* Queues an IORING_OP_ASYNC_CANCEL of io's submitted SQE. */
+static void cancel_in_kernel(struct weft__io *io)
+{
+	struct io_uring_sqe *sqe = weft__ring_sqe(io->ring);
+
+	io_uring_prep_cancel(sqe, &io->op, 0);
+	io_uring_sqe_set_data(sqe, &ignore_op);
+}
+
 /* On the owning worker: cancel the op in the kernel unless it is done, or
  * withdraw it if it was not submitted yet. */
 static void io_cancel_run(struct weft__driver_msg *m)
@@ -81,13 +90,11 @@ static void io_cancel_run(struct weft__driver_msg *m)
 	struct weft__io *io =
 		weft__container_of(m, struct weft__io, cancel_msg);
 
-	if (!io->cqe_done && sqe_unsubmitted(io)) {
-		withdraw(io);
-	} else if (!io->cqe_done) {
-		struct io_uring_sqe *sqe = weft__ring_sqe(io->ring);
-
-		io_uring_prep_cancel(sqe, &io->op, 0);
-		io_uring_sqe_set_data(sqe, &ignore_op);
+	if (!io->cqe_done) {
+		if (sqe_unsubmitted(io))
+			withdraw(io);
+		else
+			cancel_in_kernel(io);
 	}
 	io_put(io);
 }
