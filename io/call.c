@@ -26,7 +26,7 @@ long weft__io_ring_attempt(int fd, weft__prep_fn prep, void *arg)
 
 	if ((r = weft__wait_check(weft__task_current())))
 		return r;
-	sqe = weft__attempt_begin(&a);
+	sqe = weft__attempt_begin(&a, fd);
 	prep(sqe, fd, arg);
 	sqe->msg_flags |= MSG_DONTWAIT;
 	return weft__attempt_wait(&a, sqe);

@@ -167,7 +167,9 @@ static void prep_send(struct io_uring_sqe *sqe, int fd, void *arg)
 {
 	struct buf_args *a = arg;
 
-	io_uring_prep_send(sqe, fd, a->buf, a->len, a->flags);
+	io_uring_prep_send(sqe, fd, (char *)a->buf + a->done,
+			   clamp_len(a->len - a->done),
+			   a->flags & ~MSG_WAITALL);
 }
 
 /* An attempt ignores MSG_WAITALL (a non-blocking recv(2) does; on the ring
@@ -194,10 +196,19 @@ static inline long try_recv(int fd, void *arg)
 static inline long try_send(int fd, void *arg)
 {
 	struct buf_args *a = arg;
+	long r = weft__sock_on_ring()
+			 ? weft__io_ring_attempt(fd, prep_send, a)
+			 : weft__sock_send(fd, (char *)a->buf + a->done,
+					   clamp_len(a->len - a->done),
+					   a->flags & ~MSG_WAITALL);
 
-	if (weft__sock_on_ring())
-		return weft__io_ring_attempt(fd, prep_send, a);
-	return weft__sock_send(fd, a->buf, a->len, a->flags);
+	if (!(a->flags & MSG_WAITALL))
+		return r;
+	if (r == 0) /* a stream send never sends nothing */
+		return -EIO;
+	if (r > 0 && (a->done += (size_t)r) < a->len)
+		return -EAGAIN; /* full: wait for room for the rest */
+	return r < 0 ? r : (long)a->done;
 }
 
 /* A call with flags: MSG_DONTWAIT tries once. */
@@ -231,9 +242,7 @@ ssize_t weft_recv(int fd, void *buf, size_t len, int flags)
 	return r < 0 && a.done ? (ssize_t)a.done : r;
 }
 
-/* weft_send, inline in weft_send_all too: one frame fewer between the
- * system call and the caller (runtime/arch/syscall.h says why). */
-static inline ssize_t send_once(int fd, const void *buf, size_t len, int flags)
+ssize_t weft_send(int fd, const void *buf, size_t len, int flags)
 {
 	struct buf_args a = { (void *)buf, clamp_len(len),
 			      (flags & ~MSG_WAITALL) | MSG_NOSIGNAL, 0 };
@@ -244,29 +253,22 @@ static inline ssize_t send_once(int fd, const void *buf, size_t len, int flags)
 	return try_or_wait(fd, WEFT__WRITE, try_send, &a, "send");
 }
 
-ssize_t weft_send(int fd, const void *buf, size_t len, int flags)
-{
-	return send_once(fd, buf, len, flags);
-}
-
+/* One call, as a blocking send(2) of it all is: MSG_WAITALL (which a
+ * send does not take) tells try_send to go on until len is sent. So a
+ * weft_close of fd meanwhile fails it with -EBADF rather than sending the
+ * rest to the file that took fd's number (fdready.h). */
 ssize_t weft_send_all(int fd, const void *buf, size_t len, int flags,
 		      size_t *sent)
 {
-	size_t done = 0;
-	ssize_t r = 0;
+	struct buf_args a = { (void *)buf, len,
+			      flags | MSG_WAITALL | MSG_NOSIGNAL, 0 };
+	long r = buf_args(fd, buf, len);
 
-	while (done < len) {
-		r = send_once(fd, (const char *)buf + done, len - done, flags);
-		if (r <= 0) {
-			if (r == 0) /* a stream send never sends nothing */
-				r = -EIO;
-			break;
-		}
-		done += (size_t)r;
-	}
+	if (r > 0)
+		r = try_or_wait(fd, WEFT__WRITE, try_send, &a, "send");
 	if (sent)
-		*sent = done;
-	return done == len ? (ssize_t)len : r;
+		*sent = a.done;
+	return a.done == len ? (ssize_t)len : r;
 }
 
 static void prep_sendmsg(struct io_uring_sqe *sqe, int fd, void *arg)
@@ -393,11 +395,13 @@ int weft_close(int fd)
 	 * round (an attempt, or an op whose abort would be queued behind
 	 * it): submitted after the close, it would reach whatever file next
 	 * takes fd's number. Submitted now, it reaches fd's file, which it
-	 * keeps until it completes. */
+	 * keeps until it completes. Another worker's attempts on fd are
+	 * waited for (unsent.h); its ops are withdrawn (op.h). */
 	struct weft__ring *r = weft__ring_current();
 
 	if (r)
 		weft__ring_submit(r);
+	weft__unsent_wait(fd, r ? r->unsent : NULL);
 	return weft__fdtable_close(fd);
 }
 

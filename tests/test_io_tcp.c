@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "test_io_util.h"
+#include "drivers/readiness/fdready.h"
 #include "runtime/spinlock.h"
 
 #define WORKERS 4
@@ -1214,20 +1215,28 @@ struct reuse_case {
 	int new_peer; /* the peer of the socket given old_fd's number */
 };
 
+/* Closes fd with weft_close and gives its number to a new socket pair's
+ * end, as another thread's accept could. Returns the new socket's peer. */
+static int give_number_away(int fd)
+{
+	int sv[2];
+
+	ck_assert_int_eq(weft_close(fd), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
+	if (sv[0] != fd) { /* the lowest free number, most often */
+		ck_assert_int_eq(dup2(sv[0], fd), fd);
+		close(sv[0]);
+	}
+	return sv[1];
+}
+
 static void *close_and_reuse(void *arg)
 {
 	struct reuse_case *c = arg;
-	int sv[2];
 
 	ck_assert_int_eq(weft_event_wait(&c->go), 0);
-	ck_assert_int_eq(weft_close(c->old_fd), 0);
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
-			 0);
-	if (sv[0] != c->old_fd) { /* the lowest free number, most often */
-		ck_assert_int_eq(dup2(sv[0], c->old_fd), c->old_fd);
-		close(sv[0]);
-	}
-	c->new_peer = sv[1];
+	c->new_peer = give_number_away(c->old_fd);
 	return NULL;
 }
 
@@ -1271,6 +1280,189 @@ START_TEST(send_before_close_not_rerouted)
 }
 END_TEST
 
+/*
+ * A call in progress stays with the file it began on, as a blocking call
+ * in the kernel holds its file: if weft_close lets the fd's number go
+ * between the call's attempt (EAGAIN) and its wait, the call fails with
+ * -EBADF rather than trying again on the socket that took the number.
+ * The internal hook closes and reuses the number at that moment, where
+ * another thread may.
+ */
+static int hook_fd = -1, hook_peer = -1;
+
+static void reuse_after_again(int fd)
+{
+	if (fd != hook_fd)
+		return;
+	hook_fd = -1;
+	hook_peer = give_number_away(fd);
+	ck_assert_int_eq(write(hook_peer, "SECRET", 6), 6);
+}
+
+/* Runs call on a fresh socket pair's end with the hook armed; the call
+ * must fail with -EBADF and leave the new socket's bytes, and its peer's
+ * queue, as they were. */
+static void check_stays(long (*call)(int fd, size_t *moved))
+{
+	int old[2];
+	char got[8];
+	size_t moved = 0;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+				    old),
+			 0);
+	hook_fd = old[0];
+	weft__fdready_after_again = reuse_after_again;
+	long r = call(old[0], &moved);
+	weft__fdready_after_again = NULL;
+	ck_assert_int_eq(hook_fd, -1); /* it ran */
+	ck_assert_int_eq(r, -EBADF);
+	/* Nothing taken from the new socket, nothing sent to its peer. */
+	ck_assert_int_eq(recv(old[0], got, sizeof(got), MSG_DONTWAIT), 6);
+	ck_assert_int_eq(recv(hook_peer, got, sizeof(got), MSG_DONTWAIT), -1);
+	ck_assert_int_eq(errno, EAGAIN);
+	close(old[0]);
+	close(old[1]);
+	close(hook_peer);
+}
+
+static long recv_call(int fd, size_t *moved)
+{
+	char buf[8];
+
+	(void)moved;
+	return weft_recv(fd, buf, sizeof(buf), 0);
+}
+
+/* More than the pair's buffers hold, so that it waits after a part. */
+#define SEND_ALL_LEN (8u << 20)
+
+static long send_all_call(int fd, size_t *moved)
+{
+	char *buf = calloc(1, SEND_ALL_LEN);
+	long r = weft_send_all(fd, buf, SEND_ALL_LEN, 0, moved);
+
+	free(buf);
+	ck_assert_uint_gt(*moved, 0);
+	ck_assert_uint_lt(*moved, SEND_ALL_LEN);
+	return r;
+}
+
+static void *stays_main(void *arg)
+{
+	(void)arg;
+	check_stays(recv_call);
+	check_stays(send_all_call);
+	return NULL;
+}
+
+START_TEST(call_stays_with_closed_fd)
+{
+	for (enum weft_sock_path p = WEFT_SOCK_AUTO; p <= WEFT_SOCK_SYSCALL;
+	     p++) {
+		struct weft_config cfg = { .workers = 1, .sockets = p };
+
+		ck_assert_int_eq(weft_run(stays_main, NULL, &cfg, NULL), 0);
+	}
+}
+END_TEST
+
+/*
+ * A recv attempt waiting in its worker's SQ (the ring path) when a plain
+ * thread closes the fd and gives its number away must still reach the old
+ * socket: weft_close waits for the worker's round. The receiver spawns a
+ * task that keeps the worker for 200 ms right after the receiver parks,
+ * so before the fix the attempt was submitted after the close and read
+ * the new socket's bytes. On the other paths the recv waits for readiness
+ * and the close wakes it; every path must end in -EBADF.
+ */
+struct held_round {
+	struct weft_event go;
+	_Atomic bool holding;
+	int fd;
+	long got;
+};
+
+static void *hold_worker(void *arg)
+{
+	struct held_round *h = arg;
+
+	ck_assert_int_eq(weft_event_wait(&h->go), 0);
+	int64_t until = weft_now() + 200 * WEFT_MSEC;
+
+	atomic_store_explicit(&h->holding, true, memory_order_release);
+	while (weft_now() < until)
+		; /* computes without yielding */
+	return NULL;
+}
+
+static void *receive_while_held(void *arg)
+{
+	struct held_round *h = arg;
+	weft_task_t holder;
+	char buf[8];
+
+	/* The holder runs once and waits: woken, it is the next task, to
+	 * which the receiver's park switches straight (a task that never
+	 * ran would go through the scheduler, which submits first). The
+	 * recv goes on the ring as a task waits to run. */
+	ck_assert_int_eq(weft_spawn(&holder, hold_worker, h), 0);
+	ck_assert_int_eq(weft_yield(), 0);
+	ck_assert_int_ge(weft_event_set(&h->go), 0);
+	h->got = weft_recv(h->fd, buf, sizeof(buf), 0);
+	ck_assert_int_eq(weft_join(holder, NULL), 0);
+	return NULL;
+}
+
+static void *close_from_thread(void *arg)
+{
+	struct held_round *h = arg;
+
+	while (!atomic_load_explicit(&h->holding, memory_order_acquire))
+		sched_yield();
+	int peer = give_number_away(h->fd);
+
+	ck_assert_int_eq(write(peer, "SECRET", 6), 6);
+	return (void *)(intptr_t)peer;
+}
+
+static void *held_main(void *arg)
+{
+	struct held_round h = { .got = 0 };
+	int old[2];
+	pthread_t closer;
+	void *peer;
+	weft_task_t receiver;
+
+	(void)arg;
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+				    old),
+			 0);
+	h.fd = old[0];
+	ck_assert_int_eq(weft_event_init(&h.go), 0);
+	ck_assert_int_eq(pthread_create(&closer, NULL, close_from_thread, &h),
+			 0);
+	ck_assert_int_eq(weft_spawn(&receiver, receive_while_held, &h), 0);
+	ck_assert_int_eq(weft_join(receiver, NULL), 0);
+	ck_assert_int_eq(pthread_join(closer, &peer), 0);
+	ck_assert_int_eq(h.got, -EBADF);
+	close(h.fd);
+	close(old[1]);
+	close((int)(intptr_t)peer);
+	return NULL;
+}
+
+START_TEST(close_waits_for_other_round)
+{
+	for (enum weft_sock_path p = WEFT_SOCK_AUTO; p <= WEFT_SOCK_SYSCALL;
+	     p++) {
+		struct weft_config cfg = { .workers = 1, .sockets = p };
+
+		ck_assert_int_eq(weft_run(held_main, NULL, &cfg, NULL), 0);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("io_tcp");
@@ -1297,6 +1489,8 @@ int main(void)
 	tcase_add_test(tc, short_reads);
 	tcase_add_test(tc, socket_path);
 	tcase_add_test(tc, send_before_close_not_rerouted);
+	tcase_add_test(tc, call_stays_with_closed_fd);
+	tcase_add_test(tc, close_waits_for_other_round);
 	suite_add_tcase(s, tc);
 	return io_test_main(s);
 }

@@ -183,10 +183,12 @@ static void attempt_complete(struct weft__ring_op *op, int res, unsigned flags)
 	weft__task_ready(a->task);
 }
 
-struct io_uring_sqe *weft__attempt_begin(struct weft__attempt *a)
+struct io_uring_sqe *weft__attempt_begin(struct weft__attempt *a, int fd)
 {
-	struct io_uring_sqe *sqe = weft__ring_sqe(weft__ring_current());
+	struct weft__ring *r = weft__ring_current();
+	struct io_uring_sqe *sqe = weft__ring_sqe(r);
 
+	weft__unsent_note(r->unsent, fd);
 	a->op.complete = attempt_complete;
 	a->task = weft__task_current();
 	return sqe;

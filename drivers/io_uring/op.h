@@ -90,12 +90,9 @@ void weft__io_abort(struct weft__io *io, int reason);
  *  - nothing aborts it: a cancellation or deadline that lands meanwhile
  *    is met by the call's next wait (the caller checks before it begins);
  *  - it is not in the fd table: a cancel SQE behind it could not stop it
- *    either. weft_close submits its own worker's waiting SQEs before it
- *    closes, so an attempt of a task on that worker reaches the old file.
- *    One of a task on another worker, made before the close and submitted
- *    after it, would reach the file that took the fd's number in between:
- *    a window of that worker's round, which only a program that closes an
- *    fd while another worker's task still uses it can meet;
+ *    either. Instead weft_close has it reach the old file: it submits its
+ *    own worker's waiting SQEs before it closes, and waits for another
+ *    worker's round if an attempt on the fd waits there (unsent.h);
  *  - no wait is published, so weft_dump shows the task as runnable, which
  *    it is once its worker comes round.
  *
@@ -109,8 +106,9 @@ struct weft__attempt {
 	int res;
 };
 
-/* Returns a fresh SQE on the calling task's ring for a. */
-struct io_uring_sqe *weft__attempt_begin(struct weft__attempt *a);
+/* Returns a fresh SQE on the calling task's ring for a, an attempt on fd
+ * (listed in the ring's unsent attempts until it is submitted). */
+struct io_uring_sqe *weft__attempt_begin(struct weft__attempt *a, int fd);
 
 /* Tags the prepared sqe with a, parks until its CQE and returns its
  * result. */

@@ -182,38 +182,37 @@ struct weft__driver *weft__uring_new(int *err, const char **why)
 {
 	struct weft__ring *r = calloc(1, sizeof(*r));
 
-	if (!r) {
-		*err = -ENOMEM;
-		*why = "out of memory";
-		return NULL;
-	}
+	*err = -ENOMEM;
+	*why = "out of memory";
+	if (!r || !(r->unsent = weft__unsent_take()))
+		goto no_ring;
 	if ((*err = setup(r, RING_ENTRIES))) {
 		*why = explain(*err);
-		free(r);
-		return NULL;
+		goto no_ring;
 	}
 	if ((*err = features_err(r->uring.features))) {
-		io_uring_queue_exit(&r->uring);
 		*why = explain(*err);
-		free(r);
-		return NULL;
+		goto no_base;
 	}
 	if ((*err = weft__driver_base_init(&r->base, WEFT_IO_URING, 0))) {
-		io_uring_queue_exit(&r->uring);
 		*why = "cannot create an eventfd for waking workers";
-		free(r);
-		return NULL;
+		goto no_base;
 	}
 	if ((*err = weft__pollset_join())) {
-		weft__driver_base_exit(&r->base);
-		io_uring_queue_exit(&r->uring);
 		*why = "cannot create the poll set (an epoll instance)";
-		free(r);
-		return NULL;
+		weft__driver_base_exit(&r->base);
+		goto no_base;
 	}
 	r->wake_op.complete = wake_complete;
 	r->pollset_op.complete = pollset_complete;
 	return &r->base;
+no_base:
+	io_uring_queue_exit(&r->uring);
+no_ring:
+	if (r && r->unsent)
+		weft__unsent_give_back(r->unsent);
+	free(r);
+	return NULL;
 }
 
 void weft__uring_close(struct weft__driver *d)
@@ -221,8 +220,18 @@ void weft__uring_close(struct weft__driver *d)
 	struct weft__ring *r = (struct weft__ring *)d;
 
 	io_uring_queue_exit(&r->uring);
+	weft__unsent_give_back(r->unsent);
 	weft__driver_base_exit(d);
 	weft__pollset_leave();
+}
+
+/* Every submit of the owner's goes through here: once the kernel has taken
+ * the whole SQ, no attempt waits in it (unsent.h). */
+static void submit(struct weft__ring *r)
+{
+	io_uring_submit(&r->uring);
+	if (!io_uring_sq_ready(&r->uring))
+		weft__unsent_sent(r->unsent);
 }
 
 static struct io_uring_sqe *get_sqe(struct weft__ring *r)
@@ -230,7 +239,7 @@ static struct io_uring_sqe *get_sqe(struct weft__ring *r)
 	struct io_uring_sqe *sqe;
 
 	while (!(sqe = io_uring_get_sqe(&r->uring)))
-		io_uring_submit(&r->uring);
+		submit(r);
 	return sqe;
 }
 
@@ -247,7 +256,7 @@ struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r)
 void weft__ring_submit(struct weft__ring *r)
 {
 	if (io_uring_sq_ready(&r->uring))
-		io_uring_submit(&r->uring);
+		submit(r);
 }
 
 /* Whether op is a task's operation, which the metrics count (submitted by
@@ -270,8 +279,7 @@ static int reap_ring(struct weft__ring *r)
 	unsigned head, seen = 0, ops = 0;
 	int n = weft__driver_run_inbox(d);
 
-	if (io_uring_sq_ready(&r->uring))
-		io_uring_submit(&r->uring);
+	weft__ring_submit(r);
 	r->base.round_due = false;
 	/* Completion work the kernel left for us, or CQEs that overflowed
 	 * the CQ: one enter runs / flushes them. */
@@ -352,7 +360,7 @@ static void park_in_poll(struct weft__ring *r, int64_t timeout_ns, bool poller)
 	int ms = timeout_ns < 0 || timeout_ns > 10000000
 			 ? 10
 			 : (int)((timeout_ns + 999999) / 1000000);
-	io_uring_submit(&r->uring);
+	submit(r);
 	poll(p, poller ? 3 : 2, ms);
 	io_uring_get_events(&r->uring);
 }
@@ -435,6 +443,11 @@ void weft__uring_park(struct weft__driver *d, int64_t timeout_ns)
 		io_uring_sqe_set_data(sqe, &r->pollset_op);
 		r->pollset_armed = true;
 	}
+	/* The wait below submits too, but a closer waiting for this ring's
+	 * attempts (unsent.h) must not wait out the sleep: submit them
+	 * first. Rare: the scheduler reaped, and so submitted, just before. */
+	if (weft__unsent_any(r->unsent))
+		submit(r);
 	if (WEFT_UNDER_VALGRIND()) {
 		park_in_poll(r, timeout_ns, poller);
 	} else if (timeout_ns >= 0) {

@@ -33,6 +33,7 @@
 
 #include "runtime/driver.h"
 #include "runtime/self.h"
+#include "unsent.h"
 
 struct weft__ring_op {
 	void (*complete)(struct weft__ring_op *op, int res, unsigned flags);
@@ -47,6 +48,7 @@ struct weft__ring {
 	struct weft__ring_op pollset_op; /* a poll of the poll set's fd */
 	bool pollset_armed;
 	_Atomic bool in_set; /* sleeping in the poll set itself (ring.c) */
+	struct weft__unsent *unsent; /* its socket attempts not yet submitted */
 };
 
 /* The calling worker's ring, or NULL on a plain thread or under epoll. */

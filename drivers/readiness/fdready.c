@@ -36,6 +36,11 @@
  *  - An fd's epoll data carries the record's gen, bumped whenever weft lets
  *    the fd number go (weft_close, or a new fd of that number), so an event
  *    for an earlier file of that number (kept alive by a dup) is dropped.
+ *  - A call keeps the gen of its first begin and fails with -EBADF when
+ *    it moves: a task between its attempt and its wait when another
+ *    closed the fd would otherwise find the tick moved, try again, and
+ *    move bytes of the file that took the number. As the kernel's
+ *    blocking call holds its file, a call in progress stays with it.
  *  - short_at[dir] is tick + 1 of the tick read before a short transfer
  *    in dir, or anything else when none was seen at the current tick.
  *    Skipping the attempt on it is safe whatever else ran since: the
@@ -71,7 +76,7 @@ enum { UNREGISTERED, REGISTERED, UNPOLLABLE };
 
 struct fdrec {
 	unsigned lock;
-	uint32_t gen;
+	_Atomic uint32_t gen; /* written under the lock */
 	bool tcp;             /* a TCP socket, set when registered */
 	_Atomic uint64_t reg; /* run id << 2 | state */
 	_Atomic uint64_t tick[2];
@@ -101,6 +106,14 @@ static struct fdrec *rec_of(int fd, bool make)
 		}
 	}
 	return chunk ? &chunk[(unsigned)fd % CHUNK] : NULL;
+}
+
+/* relaxed: the lock orders its writers. A call's later begin, which reads
+ * it without the lock, took the lock in the wait between (wait_ready),
+ * so it sees every bump made before that wait ended. */
+static uint32_t gen_of(struct fdrec *rec)
+{
+	return atomic_load_explicit(&rec->gen, memory_order_relaxed);
 }
 
 static int reg_state(uint64_t reg)
@@ -141,11 +154,11 @@ static void forget(struct fdrec *rec, int fd)
 	uint64_t reg = atomic_load_explicit(&rec->reg, memory_order_relaxed);
 	int epfd = weft__pollset_fd();
 
+	atomic_store_explicit(&rec->gen, gen_of(rec) + 1, memory_order_relaxed);
 	wake_all(rec, WEFT__READ, -EBADF);
 	wake_all(rec, WEFT__WRITE, -EBADF);
 	if (reg_state(reg) == REGISTERED && epfd >= 0)
 		epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
-	rec->gen++;
 	atomic_store_explicit(&rec->hup[WEFT__READ], false,
 			      memory_order_relaxed);
 	atomic_store_explicit(&rec->hup[WEFT__WRITE], false,
@@ -159,7 +172,7 @@ static int do_register(struct fdrec *rec, int fd)
 	int epfd = weft__pollset_fd();
 	struct epoll_event ev = {
 		.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-		.data.u64 = (uint64_t)rec->gen << 32 | (uint32_t)fd,
+		.data.u64 = (uint64_t)gen_of(rec) << 32 | (uint32_t)fd,
 	};
 	int state = REGISTERED, fl, proto = 0;
 	socklen_t len = sizeof(proto);
@@ -220,16 +233,22 @@ static void abort_wait(struct weft__waiter *w, int reason)
 	weft__spin_unlock(&rec->lock);
 }
 
-/* Parks w until dir's readiness moves past tick. Returns the settled state
- * (0: ready, try again), or 0 at once if it moved already. */
-static int wait_ready(struct fdrec *rec, int dir, struct weft__waiter *w,
-		      uint64_t tick)
+/* Parks w until c's direction's readiness moves past c->tick. Returns
+ * the settled state (0: ready, try again), 0 at once if it moved already,
+ * or -EBADF if weft let the fd go since the call began. */
+static int wait_ready(struct fdrec *rec, const struct weft__ready_call *c,
+		      struct weft__waiter *w)
 {
-	int s;
+	int dir = c->dir, s;
 
 	weft__spin_lock(&rec->lock);
+	if (gen_of(rec) != c->gen) {
+		weft__spin_unlock(&rec->lock);
+		weft__wait_end(w);
+		return -EBADF;
+	}
 	if (atomic_load_explicit(&rec->tick[dir], memory_order_relaxed) !=
-	    tick) {
+	    c->tick) {
 		weft__spin_unlock(&rec->lock);
 		weft__wait_end(w);
 		return 0;
@@ -264,9 +283,9 @@ static void note_transfer(struct fdrec *rec, int dir, uint64_t tick, long r,
 				      memory_order_relaxed);
 }
 
-/* Publishes a wait in dir and parks until the tick moves past tick (see
- * wait_ready), naming call for weft_dump. */
-static int wait_for(struct fdrec *rec, int fd, int dir, uint64_t tick,
+/* Publishes a wait for c and parks until the tick moves past c->tick
+ * (see wait_ready), naming call for weft_dump. */
+static int wait_for(struct fdrec *rec, const struct weft__ready_call *c,
 		    const char *call)
 {
 	struct weft__waiter w;
@@ -274,10 +293,10 @@ static int wait_for(struct fdrec *rec, int fd, int dir, uint64_t tick,
 	int r;
 
 	weft__waiter_init_as(&w, abort_wait, WEFT__WAIT_IO,
-			     (const void *)(intptr_t)fd);
+			     (const void *)(intptr_t)c->fd);
 	w.data = rec;
 	if (!(r = weft__wait_begin(&w)))
-		r = wait_ready(rec, dir, &w, tick);
+		r = wait_ready(rec, c, &w);
 	weft__doing_end(named);
 	return r;
 }
@@ -296,6 +315,13 @@ int weft__fdready_begin(struct weft__ready_call *c, int fd, enum weft__dir dir)
 
 	if (!rec)
 		return (unsigned)fd / CHUNK >= NCHUNKS ? -EMFILE : -ENOMEM;
+	/* A call stays with the file it began on, as a blocking call in the
+	 * kernel holds it: once weft let the number go, registering it again
+	 * or an attempt would reach whatever file took it. */
+	if (!c->rec)
+		c->gen = gen_of(rec);
+	else if (gen_of(rec) != c->gen)
+		return -EBADF;
 	if ((r = ensure_registered(rec, fd)) < 0)
 		return r;
 	c->rec = rec;
@@ -309,6 +335,8 @@ int weft__fdready_begin(struct weft__ready_call *c, int fd, enum weft__dir dir)
 	return known_empty(rec, dir, c->tick) ? -EAGAIN : 0;
 }
 
+void (*weft__fdready_after_again)(int fd);
+
 bool weft__fdready_end(struct weft__ready_call *c, long *result, size_t want,
 		       const char *call)
 {
@@ -319,7 +347,9 @@ bool weft__fdready_end(struct weft__ready_call *c, long *result, size_t want,
 		note_transfer(rec, c->dir, c->tick, *result, want);
 		return false;
 	}
-	if ((r = wait_for(rec, c->fd, c->dir, c->tick, call)) < 0) {
+	if (__builtin_expect(weft__fdready_after_again != NULL, 0))
+		weft__fdready_after_again(c->fd);
+	if ((r = wait_for(rec, c, call)) < 0) {
 		*result = r;
 		return false;
 	}
@@ -333,7 +363,7 @@ void weft__fdready_event(uint64_t data, uint32_t events)
 	if (!rec)
 		return;
 	weft__spin_lock(&rec->lock);
-	if (rec->gen == (uint32_t)(data >> 32) &&
+	if (gen_of(rec) == (uint32_t)(data >> 32) &&
 	    reg_state(atomic_load_explicit(&rec->reg, memory_order_relaxed)) ==
 		    REGISTERED) {
 		if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))

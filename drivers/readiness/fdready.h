@@ -25,10 +25,12 @@ enum weft__dir { WEFT__READ, WEFT__WRITE };
  * again once the fd is ready). */
 typedef long (*weft__try_fn)(int fd, void *arg);
 
-/* A call in progress: what its attempt's result is judged by. */
+/* A call in progress: what its attempt's result is judged by. Zeroed
+ * before the call's first begin. */
 struct weft__ready_call {
-	void *rec;     /* the fd's record */
+	void *rec;     /* the fd's record; NULL before the first begin */
 	uint64_t tick; /* dir's readiness tick, read before the attempt */
+	uint32_t gen;  /* the record's gen at the first begin */
 	int fd;
 	enum weft__dir dir;
 	bool pollable; /* in the poll set (not a regular file) */
@@ -38,8 +40,10 @@ struct weft__ready_call {
  * first use (setting O_NONBLOCK on it) and reads dir's tick. Returns 0 to
  * make the attempt, -EAGAIN to skip it (the fd is known drained or full:
  * pass -EAGAIN to weft__fdready_end as its result), else the call's
- * result: -ECANCELED / -ETIMEDOUT (the task's), -EMFILE (fd beyond the
- * table's 2M), -ENOMEM, or epoll_ctl's error. fd >= 0. */
+ * result: -ECANCELED / -ETIMEDOUT (the task's), -EBADF (weft let the fd
+ * go since the call's first begin: weft_close, or a new fd of that
+ * number), -EMFILE (fd beyond the table's 2M), -ENOMEM, or epoll_ctl's
+ * error. fd >= 0. */
 __attribute__((warn_unused_result)) int
 weft__fdready_begin(struct weft__ready_call *c, int fd, enum weft__dir dir);
 
@@ -49,8 +53,8 @@ weft__fdready_begin(struct weft__ready_call *c, int fd, enum weft__dir dir);
  * or full, and the next call in dir waits for an edge before trying. On
  * -EAGAIN from a pollable fd, waits for dir's readiness and returns true:
  * begin again. Else returns false with the call's result in *result: the
- * attempt's, or the wait's -ECANCELED / -ETIMEDOUT / -EBADF (fd closed by
- * weft_close meanwhile). call names the user's call for weft_dump while
+ * attempt's, or the wait's -ECANCELED / -ETIMEDOUT / -EBADF (weft let the
+ * fd go since the call's first begin). call names the user's call for weft_dump while
  * the task waits. */
 __attribute__((warn_unused_result)) bool
 weft__fdready_end(struct weft__ready_call *c, long *result, size_t want,
@@ -71,7 +75,7 @@ static inline long weft__fdready_call(int fd, enum weft__dir dir,
 				      weft__try_fn try, void *arg, size_t want,
 				      const char *call)
 {
-	struct weft__ready_call c;
+	struct weft__ready_call c = { .rec = NULL };
 	long r;
 
 	do {
@@ -82,6 +86,11 @@ static inline long weft__fdready_call(int fd, enum weft__dir dir,
 	} while (weft__fdready_end(&c, &r, want, call));
 	return r;
 }
+
+/* Internal test interface, not API: if set, called when an attempt said
+ * EAGAIN, before the call waits, so that a test can close or reuse fd
+ * there, as another thread may at that moment. */
+extern void (*weft__fdready_after_again)(int fd);
 
 /* weft_close: wakes every task waiting on fd with -EBADF,
  * drops its registration, closes it. Any thread. Returns 0 or -errno. */
