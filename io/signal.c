@@ -22,8 +22,10 @@
  *  - seen[] of a registration changes under waiters.lock only, so each
  *    delivery wakes one waiter of a registration.
  *  - A registration installs the handler for a signal when it is the first
- *    open one with that signal (refs 0 -> 1) and the old action comes back
- *    at 1 -> 0; registry.mu guards refs, old and the eventfd's creation.
+ *    open one with that signal (refs 0 -> 1), claiming the signal from the
+ *    rest of weft (runtime/sigclaim.h), and the old action comes back at
+ *    1 -> 0; registry.mu guards refs, old, the list of open registrations
+ *    and the eventfd's creation.
  *    The eventfd is made before any handler is installed and never closed
  *    (a handler may run on another thread at any time).
  */
@@ -40,6 +42,7 @@
 #include "weft/signal.h"
 #include "weft/sync.h"
 #include "weft/task.h"
+#include "runtime/sigclaim.h"
 #include "runtime/wait.h"
 
 static _Atomic uint64_t delivered[WEFT_SIGNAL_MAX];
@@ -49,6 +52,7 @@ static struct {
 	pthread_mutex_t mu;
 	int refs[WEFT_SIGNAL_MAX];
 	struct sigaction old[WEFT_SIGNAL_MAX];
+	struct weft_signal *open; /* every open registration */
 } registry = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 static struct {
@@ -69,23 +73,6 @@ static void on_signal(int signo)
 	errno = saved;
 }
 
-static bool catchable(int signo)
-{
-	switch (signo) {
-	case SIGKILL:
-	case SIGSTOP:
-	case SIGSEGV:
-	case SIGBUS:
-	case SIGFPE:
-	case SIGILL:
-	case SIGTRAP:
-	case SIGSYS:
-		return false;
-	default:
-		return true;
-	}
-}
-
 static bool member(uint64_t set, int signo)
 {
 	return set & WEFT_SIGNAL(signo);
@@ -97,7 +84,7 @@ static int check_set(uint64_t set)
 	if (!set)
 		return -EINVAL;
 	for (int signo = 1; signo < WEFT_SIGNAL_MAX; signo++)
-		if (member(set, signo) && !catchable(signo))
+		if (member(set, signo) && !weft__sig_catchable(signo))
 			return -EINVAL;
 	return 0;
 }
@@ -107,8 +94,42 @@ static int check_set(uint64_t set)
 static void release_signals(uint64_t set, int upto)
 {
 	for (int signo = 1; signo < upto; signo++)
-		if (member(set, signo) && --registry.refs[signo] == 0)
+		if (member(set, signo) && --registry.refs[signo] == 0) {
 			sigaction(signo, &registry.old[signo], NULL);
+			weft__sig_release(signo, WEFT__SIG_WAIT);
+		}
+}
+
+/* Under registry.mu: the first registration of signo installs the
+ * handler, if no other part of weft handles signo. Returns 0 or -errno. */
+static int hold_signal(int signo)
+{
+	struct sigaction act = { .sa_handler = on_signal,
+				 .sa_flags = SA_RESTART | SA_ONSTACK };
+	int r;
+
+	if (registry.refs[signo]++)
+		return 0;
+	/* One handler at a time per thread; on a worker's alternate stack,
+	 * as the task's may be near its end. */
+	sigfillset(&act.sa_mask);
+	if (!(r = weft__sig_claim(signo, WEFT__SIG_WAIT)) &&
+	    sigaction(signo, &act, &registry.old[signo])) {
+		r = -errno;
+		weft__sig_release(signo, WEFT__SIG_WAIT);
+	}
+	if (r)
+		registry.refs[signo]--;
+	return r;
+}
+
+/* Under registry.mu: whether s is an open registration. */
+static bool is_open(const struct weft_signal *s)
+{
+	for (const struct weft_signal *o = registry.open; o; o = o->next_open)
+		if (o == s)
+			return true;
+	return false;
 }
 
 /* Under registry.mu. Returns 0 or -errno. */
@@ -126,44 +147,53 @@ static int make_eventfd(void)
 
 int weft_signal_open(struct weft_signal *s, uint64_t set)
 {
-	struct sigaction act = { .sa_handler = on_signal,
-				 .sa_flags = SA_RESTART };
 	int r, signo;
 
 	if (!s || check_set(set))
 		return -EINVAL;
-	sigfillset(&act.sa_mask); /* one handler at a time per thread */
+	pthread_mutex_lock(&registry.mu);
+	/* Opened again, its references would be counted twice and its
+	 * signals never given back. */
+	if (is_open(s)) {
+		pthread_mutex_unlock(&registry.mu);
+		return -EBUSY;
+	}
 	memset(s, 0, sizeof(*s));
 	s->set = set;
-	pthread_mutex_lock(&registry.mu);
 	r = make_eventfd();
-	for (signo = 1; !r && signo < WEFT_SIGNAL_MAX; signo++) {
-		if (!member(set, signo))
-			continue;
-		if (registry.refs[signo]++ == 0 &&
-		    sigaction(signo, &act, &registry.old[signo])) {
-			r = -errno;
-			registry.refs[signo]--;
+	for (signo = 1; !r && signo < WEFT_SIGNAL_MAX; signo++)
+		if (member(set, signo) && (r = hold_signal(signo)))
 			release_signals(set, signo);
-		}
-	}
 	/* What was delivered before now is not for s. */
 	for (signo = 1; !r && signo < WEFT_SIGNAL_MAX; signo++)
 		s->seen[signo] = atomic_load(&delivered[signo]);
-	pthread_mutex_unlock(&registry.mu);
+	if (!r) {
+		s->next_open = registry.open;
+		registry.open = s;
+	}
 	s->open = !r;
+	pthread_mutex_unlock(&registry.mu);
 	return r;
 }
 
 int weft_signal_close(struct weft_signal *s)
 {
-	if (!s || !s->open)
+	struct weft_signal **link;
+	int r = -EINVAL;
+
+	if (!s)
 		return -EINVAL;
 	pthread_mutex_lock(&registry.mu);
-	release_signals(s->set, WEFT_SIGNAL_MAX);
+	for (link = &registry.open; *link; link = &(*link)->next_open)
+		if (*link == s) {
+			*link = s->next_open;
+			release_signals(s->set, WEFT_SIGNAL_MAX);
+			s->open = false;
+			r = 0;
+			break;
+		}
 	pthread_mutex_unlock(&registry.mu);
-	s->open = false;
-	return 0;
+	return r;
 }
 
 /* Under waiters.lock: a signal of s delivered since s last took one, or 0. */

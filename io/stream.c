@@ -377,13 +377,13 @@ ssize_t weft_stream_write(struct weft_stream *s, const void *buf, size_t len)
 {
 	int r;
 
-	if (!s || (!buf && len))
+	if (!s || (!buf && len) || len > SSIZE_MAX)
 		return -EINVAL;
 	if (s->werror)
 		return s->werror;
 	if (!len)
 		return 0;
-	if (s->wlen + len > s->wcap) {
+	if (len > s->wcap - s->wlen) {
 		if (s->wlen || len >= WEFT_STREAM_WBUF || s->wcap) {
 			r = send_out(s, buf, len, "stream write");
 			return r ? r : (ssize_t)len;

@@ -11,6 +11,7 @@
 
 #include "weft/dump.h"
 #include "dump_signal.h"
+#include "sigclaim.h"
 
 static struct {
 	int signo; /* 0: not installed */
@@ -43,7 +44,7 @@ int weft__dump_signal_config(const struct weft_config *cfg)
 	const char *env = getenv("WEFT_DUMP_SIGNAL");
 	if (!signo && env && *env && !(signo = parse_signal(env)))
 		return -EINVAL;
-	if (signo < 0 || signo >= NSIG || signo == SIGKILL || signo == SIGSTOP)
+	if (signo && !weft__sig_catchable(signo))
 		return -EINVAL;
 	return signo;
 }
@@ -67,21 +68,40 @@ static void *dump_main(void *unused)
 	}
 }
 
+/* Stops the thread (it is waiting on the semaphore) and frees both. */
+static void stop_thread(void)
+{
+	atomic_store(&ds.stop, true);
+	sem_post(&ds.sem);
+	pthread_join(ds.thread, NULL);
+	sem_destroy(&ds.sem);
+}
+
 int weft__dump_signal_start(int signo)
 {
+	/* On a worker's alternate stack: the task's may be near its end. */
+	struct sigaction sa = { .sa_handler = on_signal,
+				.sa_flags = SA_RESTART | SA_ONSTACK };
+	int r;
+
 	if (!signo)
 		return 0;
+	if ((r = weft__sig_claim(signo, WEFT__SIG_DUMP)))
+		return r;
 	sem_init(&ds.sem, 0, 0);
 	atomic_store(&ds.stop, false);
-	int r = -pthread_create(&ds.thread, NULL, dump_main, NULL);
-	if (r) {
+	if ((r = -pthread_create(&ds.thread, NULL, dump_main, NULL))) {
 		sem_destroy(&ds.sem);
+		weft__sig_release(signo, WEFT__SIG_DUMP);
 		return r;
 	}
-	struct sigaction sa = { .sa_handler = on_signal,
-				.sa_flags = SA_RESTART };
 	sigemptyset(&sa.sa_mask);
-	sigaction(signo, &sa, &ds.old);
+	if (sigaction(signo, &sa, &ds.old)) {
+		r = -errno; /* glibc keeps 32 and 33 for itself: -EINVAL */
+		stop_thread();
+		weft__sig_release(signo, WEFT__SIG_DUMP);
+		return r;
+	}
 	ds.signo = signo;
 	return 0;
 }
@@ -91,9 +111,7 @@ void weft__dump_signal_stop(void)
 	if (!ds.signo)
 		return;
 	sigaction(ds.signo, &ds.old, NULL);
+	weft__sig_release(ds.signo, WEFT__SIG_DUMP);
 	ds.signo = 0;
-	atomic_store(&ds.stop, true);
-	sem_post(&ds.sem);
-	pthread_join(ds.thread, NULL);
-	sem_destroy(&ds.sem);
+	stop_thread();
 }

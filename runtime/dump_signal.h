@@ -10,11 +10,12 @@
 #include "weft/task.h"
 
 /* The signal cfg or the environment asks for, 0 for none; -EINVAL for one
- * that is not a catchable signal. */
+ * a handler may not take (weft__sig_catchable). */
 int weft__dump_signal_config(const struct weft_config *cfg);
 
 /* Installs the handler for signo (0: does nothing) and starts the thread.
- * Returns 0 or -errno. */
+ * Returns 0 or -errno: -EBUSY if a weft_signal registration holds signo,
+ * -EINVAL if sigaction refuses it. */
 int weft__dump_signal_start(int signo);
 /* Restores the handler there was and stops the thread. */
 void weft__dump_signal_stop(void);

@@ -69,8 +69,12 @@ static void read_worker(struct weft_worker *w, struct weft_worker_metrics *m)
 	m->local_depth =
 		depth(weft__deque_len(&w->deque) + weft__inject_len(&w->ready));
 	m->woken_depth = depth(weft__deque_len(&w->woken));
-	m->io_submitted = load(&w->driver->ops_submitted);
-	m->io_completed = load(&w->driver->ops_completed);
+	/* acquire: pairs with the worker's store once its driver is made.
+	 * weft__rt is published before the workers make theirs, so a reader
+	 * during start-up (or of a worker whose setup failed) finds none. */
+	struct weft__driver *d = __atomic_load_n(&w->driver, __ATOMIC_ACQUIRE);
+	m->io_submitted = d ? load(&d->ops_submitted) : 0;
+	m->io_completed = d ? load(&d->ops_completed) : 0;
 	m->io_in_flight = m->io_submitted > m->io_completed
 				  ? m->io_submitted - m->io_completed
 				  : 0;

@@ -100,18 +100,34 @@ bool weft__spin_worthwhile(void)
 	       !weft__deque_len(&w->deque) && !weft__deque_len(&w->woken);
 }
 
+void (*weft__ready_after_push)(void);
+
+/* A plain thread's wake. Once t is in the global queue a worker may run
+ * it to its end, and weft_run may then free rt: weft_run waits for this
+ * thread to leave first (weft__task_foreign_quiesce). */
+static void ready_from_thread(struct weft_task *t)
+{
+	/* Numbered per thread for sampling. */
+	static _Thread_local uint64_t plain_wakes;
+
+	weft__foreign_enter();
+	struct weft_runtime *rt = atomic_load(&weft__rt);
+	weft__latency_mark(t, plain_wakes++);
+	weft__inject_push(&rt->inject, t);
+	if (__builtin_expect(weft__ready_after_push != NULL, 0))
+		weft__ready_after_push();
+	weft__notify_work(rt);
+	weft__foreign_leave();
+}
+
 void weft__task_ready(struct weft_task *t)
 {
-	struct weft_runtime *rt = atomic_load(&weft__rt);
 	struct weft_worker *w = weft__self();
 	if (!w) {
-		/* A plain thread's wakes, numbered per thread for sampling. */
-		static _Thread_local uint64_t plain_wakes;
-		weft__latency_mark(t, plain_wakes++);
-		weft__inject_push(&rt->inject, t);
-		weft__notify_work(rt);
+		ready_from_thread(t);
 		return;
 	}
+	struct weft_runtime *rt = atomic_load(&weft__rt);
 	weft__latency_mark(t, atomic_load_explicit(&w->ticks,
 						   memory_order_relaxed));
 	if (w->current) {

@@ -26,6 +26,11 @@ void weft__task_park(void (*unlock)(void *), void *arg);
  * does (timers, I/O), on the global queue from a plain thread (runq.h). */
 void weft__task_ready(struct weft_task *t);
 
+/* Internal test interface, not API: if set, called by a plain thread's
+ * wake between its push onto the global queue and its notify, where the
+ * thread may be preempted. */
+extern void (*weft__ready_after_push)(void);
+
 /* Yields w's running task: it goes to the back of w's yielded list. */
 void weft__worker_yield(struct weft_worker *w);
 

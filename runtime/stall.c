@@ -10,6 +10,7 @@
 #include <ucontext.h>
 
 #include "self.h"
+#include "sigclaim.h"
 #include "stall.h"
 #include "symbols.h"
 #include "task.h"
@@ -151,11 +152,16 @@ int weft__stall_start(struct weft_runtime *rt, int64_t threshold,
 	s->looks = calloc((size_t)rt->nworkers, sizeof(*s->looks));
 	if (!s->looks)
 		return -ENOMEM;
+	/* Only over the default action, and if no weft_signal registration
+	 * holds SIGURG: else reports come without frames. On a worker's
+	 * alternate stack: the stalled task's may be near its end. */
 	struct sigaction old;
 	sigaction(SIGURG, NULL, &old);
-	if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_DFL) {
+	if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_DFL &&
+	    !weft__sig_claim(SIGURG, WEFT__SIG_STALL)) {
 		struct sigaction sa = { .sa_sigaction = on_sigurg,
-					.sa_flags = SA_SIGINFO | SA_RESTART };
+					.sa_flags = SA_SIGINFO | SA_RESTART |
+						    SA_ONSTACK };
 		sigemptyset(&sa.sa_mask);
 		sigaction(SIGURG, &sa, &capture.old);
 		capture.installed = true;
@@ -168,6 +174,7 @@ void weft__stall_stop(struct weft_runtime *rt)
 	struct weft__stall_watch *s = &rt->monitor.stall;
 	if (capture.installed) {
 		sigaction(SIGURG, &capture.old, NULL);
+		weft__sig_release(SIGURG, WEFT__SIG_STALL);
 		capture.installed = false;
 	}
 	free(s->looks);

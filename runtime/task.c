@@ -172,9 +172,20 @@ void weft__task_for_each_alive(void (*fn)(struct weft_task *, void *),
 
 static _Atomic uint64_t run_number;
 
-/* Plain threads inside weft_spawn_opts now: weft_run waits for them before
- * it counts the tasks left and before it frees the runtime they read. */
-static atomic_int foreign_spawns;
+/* Plain threads inside weft_spawn_opts or waking a task now: weft_run
+ * waits for them before it counts the tasks left and before it frees the
+ * runtime they read. */
+static atomic_int foreign_calls;
+
+void weft__foreign_enter(void)
+{
+	atomic_fetch_add(&foreign_calls, 1); /* see foreign_quiesce */
+}
+
+void weft__foreign_leave(void)
+{
+	atomic_fetch_sub(&foreign_calls, 1);
+}
 
 void weft__task_run_begin(void)
 {
@@ -190,10 +201,10 @@ void weft__task_run_begin(void)
 
 void weft__task_foreign_quiesce(void)
 {
-	/* seq_cst, against the increment in weft_spawn_opts: either the
-	 * spawner sees the state weft_run set before calling this, or we
+	/* seq_cst, against the increment in weft__foreign_enter: either the
+	 * caller sees the state weft_run set before calling this, or we
 	 * see its count here and wait for it. */
-	while (atomic_load(&foreign_spawns))
+	while (atomic_load(&foreign_calls))
 		sched_yield();
 }
 
@@ -299,9 +310,9 @@ static int spawn_from(weft_task_t *out, weft_fn fn, void *arg,
 	struct weft_worker *self = weft__self();
 	if (self)
 		return spawn(out, fn, arg, opts, self, site);
-	atomic_fetch_add(&foreign_spawns, 1); /* see foreign_quiesce */
+	weft__foreign_enter();
 	int r = spawn(out, fn, arg, opts, NULL, site);
-	atomic_fetch_sub(&foreign_spawns, 1);
+	weft__foreign_leave();
 	return r;
 }
 
@@ -612,6 +623,11 @@ int weft_shield_enter(struct weft_shield *s)
 	struct weft_task *t = weft__task_current();
 	if (!t || !s)
 		return t ? -EINVAL : -EPERM;
+	/* Entered again, s would link to itself and never be left. Only the
+	 * task sets its shields, so it reads them without the lock. */
+	for (const struct weft_shield *o = t->shield; o; o = o->outer)
+		if (o == s)
+			return -EINVAL;
 	s->outer_deadline = t->deadline;
 	s->scope = t->scope;
 	weft__wait_lock(t);

@@ -184,9 +184,14 @@ void weft__task_cache_free(struct weft_task_cache *c);
 /* weft_run's side of the lifetime rules above: a new run number (handles
  * of earlier runs go stale, and the stacks free structs kept are dropped:
  * before any worker starts, after the stack pool's init), and waiting out
- * the plain threads inside weft_spawn_opts. */
+ * the plain threads between weft__foreign_enter and _leave. */
 void weft__task_run_begin(void);
 void weft__task_foreign_quiesce(void);
+/* Around a plain thread's use of the runtime that a task may not outlast
+ * (a spawn, a wake: the woken task may end, and weft_run free the runtime,
+ * before the waker is done with it). */
+void weft__foreign_enter(void);
+void weft__foreign_leave(void);
 /* Calls fn(t, arg) on every live task (shutdown cancellation, weft_dump).
  * No lock is held meanwhile: fn sees t as a stranger (see above). */
 void weft__task_for_each_alive(void (*fn)(struct weft_task *, void *),

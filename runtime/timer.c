@@ -285,13 +285,23 @@ static int sleep_until(struct weft_task *t, int64_t at)
 	return r;
 }
 
+/* A sleep that is over at once yields, and fails as any blocking call
+ * does in a cancelled task or past the enclosing deadline (weft_yield
+ * looks at cancellation only). */
+static int yield_once(struct weft_task *t)
+{
+	int r = weft__wait_check(t);
+
+	return r ? r : weft_yield();
+}
+
 int weft_sleep_until(int64_t at)
 {
 	struct weft_task *t = weft__task_current();
 	if (!t)
 		return -EPERM;
 	if (at <= weft_now())
-		return weft_yield();
+		return yield_once(t);
 	return sleep_until(t, at);
 }
 
@@ -301,17 +311,29 @@ int weft_sleep(int64_t ns)
 	if (!t)
 		return -EPERM;
 	if (ns <= 0)
-		return weft_yield();
+		return yield_once(t);
 	return sleep_until(t, weft__from_now(ns));
 }
 
 /* ---- deadline scopes ---------------------------------------------------- */
+
+/* Whether d is one of t's open scopes: entered again, it would link to
+ * itself and never be left. */
+static bool scope_open(const struct weft_task *t, const struct weft_deadline *d)
+{
+	for (const struct weft_deadline *s = t->scope; s; s = s->prev)
+		if (s == d)
+			return true;
+	return false;
+}
 
 int weft_deadline_enter_at(struct weft_deadline *d, int64_t at)
 {
 	struct weft_task *t = weft__task_current();
 	if (!t || !d)
 		return t ? -EINVAL : -EPERM;
+	if (scope_open(t, d))
+		return -EINVAL;
 	d->at = at;
 	d->outer = t->deadline;
 	d->prev = t->scope;

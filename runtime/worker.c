@@ -228,10 +228,13 @@ static int worker_setup(struct weft_runtime *rt, struct weft_worker *w,
 	snprintf(name, sizeof(name), "weft-w%d", w->id);
 	pthread_setname_np(pthread_self(), name);
 	int r;
-	w->driver = weft__driver_new(rt->io, &r, why);
-	if (!w->driver)
+	struct weft__driver *d = weft__driver_new(rt->io, &r, why);
+	if (!d)
 		return r;
-	w->driver->sock_on_ring = rt->sock_on_ring;
+	d->sock_on_ring = rt->sock_on_ring;
+	/* release: weft_metrics, on any thread, may read it before the
+	 * workers are up (metrics.c). */
+	__atomic_store_n(&w->driver, d, __ATOMIC_RELEASE);
 	w->altstack = malloc(SIGSTKSZ * 4);
 	if (w->altstack) {
 		stack_t ss = { .ss_sp = w->altstack, .ss_size = SIGSTKSZ * 4 };

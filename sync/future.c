@@ -66,7 +66,8 @@ int weft_future_set_result(struct weft_future *f, void *result)
 
 int weft_future_set_error(struct weft_future *f, int error)
 {
-	if (!f || error >= 0)
+	/* -4095..-1, the errnos WEFT_IS_ERR knows. */
+	if (!f || error >= 0 || error < -4095)
 		return -EINVAL;
 	return complete(f, ERROR, 0, error);
 }
@@ -136,16 +137,30 @@ int weft_future_wait(struct weft_future *f, void **result)
 	return outcome(f, s, result);
 }
 
+/* Whether cb waits on f's list already: added again, it would cut off the
+ * callbacks behind it (or link to itself). Under f's lock. */
+static bool linked(const struct weft_future *f, const struct weft_future_cb *cb)
+{
+	for (const struct weft_future_cb *c = f->cbs; c; c = c->next)
+		if (c == cb)
+			return true;
+	return false;
+}
+
 int weft_future_add_callback(struct weft_future *f, struct weft_future_cb *cb,
 			     void (*fn)(struct weft_future *, void *),
 			     void *arg)
 {
 	if (!f || !cb || !fn)
 		return -EINVAL;
+	weft__waitq_lock(&f->wq);
+	if (f->state == PENDING && linked(f, cb)) {
+		weft__waitq_unlock(&f->wq);
+		return -EINVAL;
+	}
 	cb->fn = fn;
 	cb->arg = arg;
 	cb->next = 0;
-	weft__waitq_lock(&f->wq);
 	if (f->state == PENDING) {
 		if (f->cbs_tail)
 			f->cbs_tail->next = cb;

@@ -362,7 +362,7 @@ int weft__queue_put_locked(struct weft_queue *q, const void *item,
 
 int weft_queue_try_put(struct weft_queue *q, const void *item)
 {
-	if (!q || !item || !q->elem_size)
+	if (!weft__queue_usable(q) || !item)
 		return -EINVAL;
 	struct weft__waiter *wk = 0;
 	queue_lock(q);
@@ -372,7 +372,7 @@ int weft_queue_try_put(struct weft_queue *q, const void *item)
 
 int weft_queue_try_get(struct weft_queue *q, void *out)
 {
-	if (!q || !out || !q->elem_size)
+	if (!weft__queue_usable(q) || !out)
 		return -EINVAL;
 	struct weft__waiter *wk = 0;
 	queue_lock(q);
@@ -382,7 +382,7 @@ int weft_queue_try_get(struct weft_queue *q, void *out)
 
 int weft_queue_put(struct weft_queue *q, const void *item)
 {
-	if (!q || !item || !q->elem_size)
+	if (!weft__queue_usable(q) || !item)
 		return -EINVAL;
 	struct weft__waiter *wk = 0, w;
 	queue_lock(q);
@@ -413,7 +413,7 @@ int weft_queue_put(struct weft_queue *q, const void *item)
 
 int weft_queue_get(struct weft_queue *q, void *out)
 {
-	if (!q || !out || !q->elem_size)
+	if (!weft__queue_usable(q) || !out)
 		return -EINVAL;
 	struct weft__waiter *wk = 0, w;
 	queue_lock(q);

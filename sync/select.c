@@ -109,7 +109,7 @@ static int check_case(const struct weft_select_case *c)
 	switch (c->kind) {
 	case WEFT_SELECT_GET:
 	case WEFT_SELECT_PUT:
-		return c->item && c->queue->elem_size ? 0 : -EINVAL;
+		return c->item && weft__queue_usable(c->queue) ? 0 : -EINVAL;
 	case WEFT_SELECT_LOCK:
 		return weft__lock_held_by_me(c->lock) ? -EDEADLK : 0;
 	case WEFT_SELECT_JOIN:

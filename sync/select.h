@@ -13,6 +13,15 @@
 #include "weft/task.h"
 #include "../runtime/wait.h"
 
+/* Whether q can take a put or get: initialised (a zero-filled queue has
+ * no element size), and a priority queue with its comparator (a static
+ * initialiser may have been given none). */
+static inline bool weft__queue_usable(const struct weft_queue *q)
+{
+	return q && q->elem_size && q->kind <= WEFT_QUEUE_PRIORITY &&
+	       (q->kind != WEFT_QUEUE_PRIORITY || q->cmp);
+}
+
 /* queue.c, under the queue's lock (getters.lock): a get or put that does
  * not wait. 0, -EPIPE, -ENOMEM (put), or -EAGAIN (empty / full); *wake is
  * a waiter to wake after unlocking. */

@@ -293,6 +293,93 @@ START_TEST(old_disposition_and_bad_input)
 }
 END_TEST
 
+/* Opened twice, a registration counted its signals twice, and one close
+ * left weft's handler installed for good (a second open of another set
+ * left the first set's). */
+START_TEST(open_twice)
+{
+	struct weft_signal a;
+	struct sigaction now;
+
+	ck_assert_int_eq(weft_signal_open(&a, set_of(SIGUSR1, 0)), 0);
+	ck_assert_int_eq(weft_signal_open(&a, set_of(SIGUSR1, 0)), -EBUSY);
+	ck_assert_int_eq(weft_signal_open(&a, set_of(SIGUSR2, 0)), -EBUSY);
+	ck_assert_int_eq(weft_signal_close(&a), 0);
+	ck_assert_int_eq(weft_signal_close(&a), -EINVAL);
+	sigaction(SIGUSR1, NULL, &now);
+	ck_assert(now.sa_handler == SIG_DFL);
+	sigaction(SIGUSR2, NULL, &now);
+	ck_assert(now.sa_handler == SIG_DFL);
+}
+END_TEST
+
+/*
+ * The runtime's dump signal and a registration of the same signal each
+ * installed a handler over the other and put back what they found: a
+ * registration opened during the run was left with the default action
+ * (SIGUSR1 then killed the process), and one opened before lost every
+ * delivery to the dump. One signal has one owner in weft: the second is
+ * refused with -EBUSY. And a fault's signal as dump signal made a crash
+ * an endless loop of dumps: refused with -EINVAL.
+ */
+static void *open_dump_signal(void *arg)
+{
+	struct weft_signal s;
+
+	(void)arg;
+	ck_assert_int_eq(weft_signal_open(&s, set_of(SIGUSR1, 0)), -EBUSY);
+	ck_assert_int_eq(weft_signal_open(&s, set_of(SIGUSR2, 0)), 0);
+	ck_assert_int_eq(weft_signal_close(&s), 0);
+	return NULL;
+}
+
+static void *never_runs(void *arg)
+{
+	(void)arg;
+	ck_abort_msg("weft_run should have refused");
+	return NULL;
+}
+
+static void *stalls_on(void *arg)
+{
+	struct weft_signal s;
+
+	(void)arg;
+	ck_assert_int_eq(weft_signal_open(&s, set_of(SIGURG, 0)), -EBUSY);
+	return NULL;
+}
+
+START_TEST(one_owner_per_signal)
+{
+	struct weft_config cfg = { .workers = 2, .dump_signal = SIGUSR1 };
+	struct weft_signal s;
+	struct sigaction now;
+
+	ck_assert_int_eq(weft_run(open_dump_signal, NULL, &cfg, NULL), 0);
+	sigaction(SIGUSR1, NULL, &now);
+	ck_assert(now.sa_handler == SIG_DFL);
+
+	ck_assert_int_eq(weft_signal_open(&s, set_of(SIGUSR1, 0)), 0);
+	ck_assert_int_eq(weft_run(never_runs, NULL, &cfg, NULL), -EBUSY);
+	sigaction(SIGUSR1, NULL, &now);
+	ck_assert(now.sa_handler != SIG_DFL); /* still the registration's */
+	send_signal(SIGUSR1);
+	int signo;
+	ck_assert_int_eq(weft_signal_wait(&s, &signo), 0);
+	ck_assert_int_eq(signo, SIGUSR1);
+	ck_assert_int_eq(weft_signal_close(&s), 0);
+
+	cfg.dump_signal = SIGSEGV;
+	ck_assert_int_eq(weft_run(never_runs, NULL, &cfg, NULL), -EINVAL);
+	cfg.dump_signal = 32; /* glibc's own: sigaction refuses it */
+	ck_assert_int_eq(weft_run(never_runs, NULL, &cfg, NULL), -EINVAL);
+
+	cfg.dump_signal = 0;
+	cfg.stall_threshold_ns = 100 * WEFT_MSEC;
+	ck_assert_int_eq(weft_run(stalls_on, NULL, &cfg, NULL), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("io_signal");
@@ -305,6 +392,8 @@ int main(void)
 	tcase_add_test(tc, delivery_races_cancel);
 	tcase_add_test(tc, plain_thread);
 	tcase_add_test(tc, old_disposition_and_bad_input);
+	tcase_add_test(tc, open_twice);
+	tcase_add_test(tc, one_owner_per_signal);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

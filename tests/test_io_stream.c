@@ -3,6 +3,7 @@
  * keep the data, resets, buffered writes that survive a timed-out flush,
  * the graceful close, plain threads, bad input. Loopback only. */
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
@@ -714,6 +715,14 @@ START_TEST(bad_input)
 	ck_assert_int_eq(weft_stream_buffered(NULL), 0);
 	ck_assert_int_eq(weft_stream_write(&s, "x", 0), 0); /* no buffer yet */
 	ck_assert_int_eq(weft_stream_unsent(&s), 0);
+	/* A length past SSIZE_MAX cannot be returned, and buffered + len
+	 * wrapped round the fit check: refused, the buffered bytes kept. */
+	ck_assert_int_eq(weft_stream_write(&s, "abc", 3), 3);
+	ck_assert_int_eq(weft_stream_write(&s, "abc", SIZE_MAX), -EINVAL);
+	ck_assert_int_eq(weft_stream_write(&s, "abc", SIZE_MAX - 1), -EINVAL);
+	ck_assert_int_eq(weft_stream_write(&s, "abc", (size_t)SSIZE_MAX + 1),
+			 -EINVAL);
+	ck_assert_int_eq(weft_stream_unsent(&s), 3);
 	weft_stream_destroy(&s);
 	weft_stream_destroy(NULL);
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <stdatomic.h>
 #include <unistd.h>
+#include "runtime/park.h"
 #include "test_util.h"
 
 /* ---- a timer firing at a task that ended and was respawned -------------- */
@@ -483,6 +484,73 @@ START_TEST(detached_task_leftovers)
 }
 END_TEST
 
+/* ---- a plain thread's wake, preempted after its push ------------------- */
+
+/*
+ * A plain thread pushes the task it wakes onto the global queue, then
+ * notifies a worker. If it is preempted between the two, an awake worker
+ * may run the task to its end and weft_run may return, and free the
+ * runtime the thread is about to notify through. weft_run must wait for
+ * it. The hook holds the waker there for 200 ms; a task that yields keeps
+ * a worker awake to take the woken main from the global queue.
+ */
+static pthread_t late_waker;
+static _Atomic bool waker_inside;
+static atomic_int waker_held;
+
+static void hold_waker(void)
+{
+	if (!pthread_equal(pthread_self(), late_waker))
+		return;
+	atomic_store(&waker_inside, true);
+	atomic_fetch_add(&waker_held, 1);
+	usleep(200 * 1000);
+	atomic_store(&waker_inside, false);
+}
+
+static void *set_soon(void *ev)
+{
+	usleep(20 * 1000);
+	ck_assert_int_ge(weft_event_set(ev), 0);
+	return NULL;
+}
+
+static void *keep_awake(void *arg)
+{
+	(void)arg;
+	while (weft_yield() == 0)
+		;
+	return NULL;
+}
+
+static void *wait_for_waker(void *ev)
+{
+	weft_task_t yielder;
+
+	ck_assert_int_eq(weft_spawn(&yielder, keep_awake, NULL), 0);
+	ck_assert_int_eq(weft_detach(yielder), 0);
+	ck_assert_int_eq(pthread_create(&late_waker, NULL, set_soon, ev), 0);
+	ck_assert_int_eq(weft_event_wait(ev), 0);
+	return NULL;
+}
+
+START_TEST(plain_waker_outlives_main)
+{
+	struct weft_event ev;
+	struct weft_config cfg = { .workers = 2 };
+
+	ck_assert_int_eq(weft_event_init(&ev), 0);
+	weft__ready_after_push = hold_waker;
+	ck_assert_int_eq(weft_run(wait_for_waker, &ev, &cfg, NULL), 0);
+	/* Before the fix weft_run returned, and freed the runtime, with the
+	 * waker still inside. */
+	ck_assert(!atomic_load(&waker_inside));
+	pthread_join(late_waker, NULL);
+	ck_assert_int_eq(atomic_load(&waker_held), 1);
+	weft__ready_after_push = NULL;
+}
+END_TEST
+
 /* One case per test, so CK_RUN_CASE=<name> runs one alone. */
 static void add(Suite *s, const char *name, const TTest *test)
 {
@@ -498,6 +566,7 @@ int main(void)
 	add(s, "timer_fires_at_recycled_task", timer_fires_at_recycled_task);
 	add(s, "run_from_plain_thread", run_from_plain_thread_while_running);
 	add(s, "handle_from_previous_run", handle_from_previous_run);
+	add(s, "plain_waker_outlives_main", plain_waker_outlives_main);
 	add(s, "detached_spawns", detached_spawns_through_shutdown);
 	add(s, "joined_spawns", joined_spawns_through_shutdown);
 	add(s, "cancelled", cancelled_task_completes_at_once);

@@ -336,6 +336,62 @@ static void *bad_metrics_main(void *arg)
 	return NULL;
 }
 
+/*
+ * A metrics exporter on a plain thread polls until weft_metrics answers
+ * (weft_run is up), then goes on reading. weft_run publishes the runtime
+ * before each worker has made its I/O driver, and reading a worker's I/O
+ * counters then dereferenced a NULL driver: a crash in most runs with 8
+ * workers.
+ */
+struct exporter {
+	_Atomic bool done;
+	int reads;
+};
+
+static void *export_metrics(void *arg)
+{
+	struct exporter *e = arg;
+	struct weft_metrics m;
+	struct weft_worker_metrics wm;
+
+	while (weft_metrics(&m) != 0)
+		;
+	for (e->reads = 0; e->reads < 1000; e->reads++) {
+		ck_assert_int_eq(weft_metrics(&m), 0);
+		ck_assert_int_eq(weft_worker_metrics(e->reads % m.workers, &wm),
+				 0);
+	}
+	atomic_store(&e->done, true);
+	return NULL;
+}
+
+static void *wait_for_exporter(void *arg)
+{
+	struct exporter *e = arg;
+
+	while (!atomic_load(&e->done))
+		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+	return NULL;
+}
+
+START_TEST(metrics_during_startup)
+{
+	struct weft_config cfg = { .workers = 8 };
+
+	for (int run = 0; run < SCALED(20); run++) {
+		struct exporter e = { .reads = 0 };
+		pthread_t t;
+
+		ck_assert_int_eq(pthread_create(&t, NULL, export_metrics, &e),
+				 0);
+		ck_assert_int_eq(weft_run(wait_for_exporter, &e, &cfg, NULL),
+				 0);
+		pthread_join(t, NULL);
+		ck_assert_int_eq(e.reads, 1000);
+	}
+}
+END_TEST
+
 START_TEST(metrics_bad_input)
 {
 	struct weft_metrics m;
@@ -1421,6 +1477,7 @@ int main(void)
 	tcase_add_test(tc, metrics_gauges);
 	tcase_add_test(tc, ring_own_poll_not_counted);
 	tcase_add_test(tc, metrics_bad_input);
+	tcase_add_test(tc, metrics_during_startup);
 	tcase_add_test(tc, latency_exact_counts_every_run);
 	tcase_add_test(tc, latency_sampled_by_default);
 	tcase_add_test(tc, latency_bad_mode);

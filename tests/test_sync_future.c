@@ -159,6 +159,7 @@ static void *outcomes_main(void *arg)
 	ck_assert_int_eq(weft_future_init(&f), 0);
 	ck_assert_int_eq(weft_future_set_error(&f, 0), -EINVAL);
 	ck_assert_int_eq(weft_future_set_error(&f, 5), -EINVAL);
+	ck_assert_int_eq(weft_future_set_error(&f, -4096), -EINVAL);
 	ck_assert_int_eq(weft_future_set_result(&f, (void *)7), 0);
 	ck_assert_int_eq(weft_future_wait(&f, NULL), 0);
 	ck_assert_int_eq(weft_future_wait(&f, &r), 0);
@@ -179,6 +180,25 @@ static void *outcomes_main(void *arg)
 			 -EINVAL);
 	ck_assert_int_eq(weft_future_remove_callback(NULL, &cb), -EINVAL);
 	ck_assert_int_eq(weft_future_remove_callback(&f, NULL), -EINVAL);
+
+	/* A callback added twice before it ran would cut off the ones after
+	 * it: refused, and every callback runs once. */
+	calls = 0;
+	ck_assert_int_eq(weft_future_init(&f), 0);
+	ck_assert_int_eq(weft_future_add_callback(&f, &cb, count_cb, &calls),
+			 0);
+	ck_assert_int_eq(weft_future_add_callback(&f, &cb2, count_cb, &calls),
+			 0);
+	ck_assert_int_eq(weft_future_add_callback(&f, &cb, count_cb, &calls),
+			 -EINVAL);
+	ck_assert_int_eq(weft_future_add_callback(&f, &cb2, count_cb, &calls),
+			 -EINVAL);
+	ck_assert_int_eq(weft_future_set_result(&f, NULL), 0);
+	ck_assert_int_eq(calls, 2);
+	/* Once it ran, it may be added again (to a done future: runs now). */
+	ck_assert_int_eq(weft_future_add_callback(&f, &cb, count_cb, &calls),
+			 0);
+	ck_assert_int_eq(calls, 3);
 
 	/* A cancelled task waiting on a pending future. */
 	ck_assert_int_eq(weft_future_init(&f), 0);

@@ -444,6 +444,20 @@ static void *errors_main(void *arg)
 	struct weft_queue zero = { 0 }; /* never initialised: elem_size 0 */
 	ck_assert_int_eq(weft_queue_put(&zero, &v), -EINVAL);
 	ck_assert_int_eq(weft_queue_get(&zero, &v), -EINVAL);
+	/* A priority queue from the static initialiser without a comparator
+	 * has nothing to order by: refused, where a put crashed before. */
+	struct weft_queue nocmp =
+		WEFT_PRIORITY_QUEUE_INIT(sizeof(int), 8, NULL);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(weft_queue_put(&nocmp, &v), -EINVAL);
+		ck_assert_int_eq(weft_queue_try_put(&nocmp, &v), -EINVAL);
+	}
+	ck_assert_int_eq(weft_queue_get(&nocmp, &v), -EINVAL);
+	ck_assert_int_eq(weft_queue_try_get(&nocmp, &v), -EINVAL);
+	struct weft_select_case put_case = { .kind = WEFT_SELECT_PUT,
+					     .queue = &nocmp,
+					     .item = &v };
+	ck_assert_int_eq(weft_select(&put_case, 1), -EINVAL);
 
 	/* A getter waiting makes destroy refuse. */
 	weft_task_t g;

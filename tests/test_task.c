@@ -796,6 +796,21 @@ static void *scopes_main(void *arg)
 	ck_assert_int_eq(weft_deadline_leave(&late), 0);
 	ck_assert_int_eq(weft_deadline_leave(&outer), 1);
 	ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0); /* no scope left */
+	/* A scope entered again before it is left would link to itself:
+	 * refused, and the scopes stay as they were. */
+	ck_assert_int_eq(weft_deadline_enter(&outer, WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_deadline_enter(&inner, WEFT_SEC), 0);
+	ck_assert_int_eq(weft_deadline_enter(&outer, WEFT_SEC), -EINVAL);
+	ck_assert_int_eq(weft_deadline_enter(&inner, WEFT_SEC), -EINVAL);
+	ck_assert_int_eq(weft_deadline_leave(&inner), 0);
+	ck_assert_int_eq(weft_sleep(WEFT_SEC), -ETIMEDOUT);
+	/* A sleep that ends at once still says the deadline has passed. */
+	ck_assert_int_eq(weft_sleep(0), -ETIMEDOUT);
+	ck_assert_int_eq(weft_sleep_until(weft_now() - WEFT_SEC), -ETIMEDOUT);
+	ck_assert_int_eq(weft_deadline_leave(&outer), 1);
+	ck_assert_int_eq(weft_deadline_leave(&outer), -EINVAL);
+	ck_assert_int_eq(weft_sleep(0), 0);
+	ck_assert_int_eq(weft_sleep_until(weft_now() - WEFT_SEC), 0);
 	return NULL;
 }
 
@@ -896,6 +911,9 @@ static void *shield_scopes_main(void *arg)
 	ck_assert_int_eq(weft_sleep(WEFT_SEC), -ETIMEDOUT);
 	ck_assert_int_eq(weft_deadline_leave(&inner), 1);
 	ck_assert_int_eq(weft_shield_enter(&s2), 0);
+	/* Entered again before it is left, a shield would link to itself. */
+	ck_assert_int_eq(weft_shield_enter(&s2), -EINVAL);
+	ck_assert_int_eq(weft_shield_enter(&s), -EINVAL);
 	ck_assert_int_eq(weft_shield_leave(&s), -EINVAL); /* s2 is open */
 	ck_assert_int_eq(weft_shield_leave(&s2), 0);
 	ck_assert_int_eq(weft_shield_leave(&s), 0);

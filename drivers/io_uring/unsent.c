@@ -100,8 +100,8 @@ void weft__unsent_wait(int fd, const struct weft__unsent *own)
 
 	for (u = atomic_load_explicit(&pool, memory_order_acquire); u;
 	     u = u->next) {
-		uint64_t s = atomic_load_explicit(&u->state,
-						  memory_order_acquire);
+		uint64_t s =
+			atomic_load_explicit(&u->state, memory_order_acquire);
 
 		if (u != own && lists(u, s, fd))
 			wait_round(u, (uint32_t)(s >> 32));

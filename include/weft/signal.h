@@ -58,12 +58,15 @@ extern "C" {
 struct weft_signal {
 	uint64_t set;
 	uint64_t seen[WEFT_SIGNAL_MAX]; /* deliveries taken, per signal */
+	struct weft_signal *next_open;  /* the open registrations' list */
 	bool open;
 };
 
 /* Starts catching the signals of set (a WEFT_SIGNAL mask) for s. Returns
  * 0; -EINVAL (NULL s, an empty set, a signal that cannot be caught);
- * -EMFILE, -ENFILE, -ENOMEM (no eventfd could be made, the first time). */
+ * -EBUSY (s is open already, or weft itself handles one of the signals:
+ * the runtime's dump_signal, or SIGURG while it reports stalls); -EMFILE,
+ * -ENFILE, -ENOMEM (no eventfd could be made, the first time). */
 int weft_signal_open(struct weft_signal *s, uint64_t set);
 
 /* Waits until a signal of s's set is delivered and stores its number in

@@ -114,8 +114,9 @@ bool weft_stream_at_eof(const struct weft_stream *s);
 /* Buffers len bytes; when they do not fit, sends the buffer and them
  * together with one weft_writev (looping over short sends). Returns len;
  * -ECANCELED / -ETIMEDOUT (all of buf was taken: what was not sent is
- * buffered for the next flush); -ENOMEM (nothing taken); -EINVAL; or the
- * stream's final send error. */
+ * buffered for the next flush); -ENOMEM (nothing taken); -EINVAL (NULL s,
+ * NULL buf with len, len past SSIZE_MAX); or the stream's final send
+ * error. */
 ssize_t weft_stream_write(struct weft_stream *s, const void *buf, size_t len);
 
 /* Sends everything buffered. Returns 0; -ECANCELED / -ETIMEDOUT (the rest

@@ -281,8 +281,8 @@ int weft_future_init(struct weft_future *f);
  * weft_future_wait: that waiter is not woken until the callback returns.
  * Returns 0, -EINVAL (already done, or f NULL). */
 int weft_future_set_result(struct weft_future *f, void *result);
-/* Completes f with error, a negative errno. Returns 0, -EINVAL (done
- * already, or error >= 0). */
+/* Completes f with error, a negative errno (-4095..-1). Returns 0,
+ * -EINVAL (done already, or error out of that range). */
 int weft_future_set_error(struct weft_future *f, int error);
 /* Cancels f: it completes with -ECANCELED. Returns 0, -EINVAL if done. */
 int weft_future_cancel(struct weft_future *f);
@@ -295,7 +295,8 @@ int weft_future_result(struct weft_future *f, void **result);
 /* 1 if f is done (result, error or cancelled), 0 if pending, -EINVAL. */
 int weft_future_done(const struct weft_future *f);
 /* Adds cb to run fn(f, arg) once f is done, in the order added; runs it at
- * once, on the caller, if f is done already. Returns 0 or -EINVAL. */
+ * once, on the caller, if f is done already. Returns 0 or -EINVAL (NULL,
+ * or cb added to f already and not run or removed). */
 int weft_future_add_callback(struct weft_future *f, struct weft_future_cb *cb,
 			     void (*fn)(struct weft_future *, void *),
 			     void *arg);

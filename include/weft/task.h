@@ -115,10 +115,12 @@ struct weft_config {
  * return -ECANCELED) and awaited; then the workers stop and everything is
  * freed. cfg may be NULL. Stores main's result in *result if result is not
  * NULL. Returns 0, -EINVAL (bad config or fn, a bad $WEFT_IO or
- * $WEFT_SOCKETS, a dump signal that cannot be caught, a stall threshold
+ * $WEFT_SOCKETS, a dump signal that cannot be caught or is a fault's
+ * (SIGSEGV, ...: see weft/signal.h), a stall threshold
  * below WEFT_STALL_OFF, a $WEFT_STALL_MS that is not a number of
  * milliseconds, a bad latency mode or $WEFT_LATENCY),
- * -EBUSY (already running in this process), -ENOSYS (io_uring forced by
+ * -EBUSY (already running in this process, or the dump signal is held by
+ * an open weft_signal registration), -ENOSYS (io_uring forced by
  * cfg->io or $WEFT_IO but unavailable: a line on stderr says why), -ENOMEM.
  */
 int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
@@ -185,7 +187,8 @@ struct weft_shield {
 	struct weft_shield *outer;   /* the shield around it */
 };
 
-/* Returns 0, -EINVAL (NULL), -EPERM outside a task. */
+/* Returns 0, -EINVAL (NULL, or s already entered and not left), -EPERM
+ * outside a task. */
 int weft_shield_enter(struct weft_shield *s);
 /* Returns 0, -EINVAL (NULL, or a scope entered inside it still open),
  * -EPERM outside a task. */

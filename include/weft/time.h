@@ -17,8 +17,9 @@ int64_t weft_now(void);
 
 /* Sleeps for ns nanoseconds (asyncio.sleep); ns <= 0 yields once, and a
  * sleep past the clock's range (INT64_MAX) lasts until cancelled. Returns 0,
- * -ECANCELED, -ETIMEDOUT if an enclosing deadline comes first, -EPERM
- * outside a task (use nanosleep there). */
+ * -ECANCELED, -ETIMEDOUT if an enclosing deadline comes first (or has
+ * passed, even for ns <= 0), -EPERM outside a task (use nanosleep
+ * there). */
 int weft_sleep(int64_t ns);
 
 /* Sleeps until the absolute weft_now() time at (no drift in periodic
@@ -38,14 +39,14 @@ struct weft_deadline {
 	struct weft_deadline *prev; /* the enclosing scope */
 };
 
-/* Enters a scope expiring ns from now. Returns 0, -EINVAL (NULL d), -EPERM
- * outside a task. */
+/* Enters a scope expiring ns from now. Returns 0, -EINVAL (NULL d, or d
+ * already entered and not left), -EPERM outside a task. */
 int weft_deadline_enter(struct weft_deadline *d, int64_t ns);
 /* Enters a scope expiring at the absolute time at (weft_now()'s clock).
- * Returns 0, -EINVAL (NULL d), -EPERM outside a task. */
+ * Returns as weft_deadline_enter. */
 int weft_deadline_enter_at(struct weft_deadline *d, int64_t at);
 /* Leaves the scope. Returns 1 if the deadline had passed, 0 if not,
- * -EINVAL if d is not the innermost scope. */
+ * -EINVAL if d is not the innermost scope, -EPERM outside a task. */
 int weft_deadline_leave(struct weft_deadline *d);
 
 #ifdef __cplusplus
