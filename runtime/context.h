@@ -1,9 +1,10 @@
 /*
  * Execution contexts and the switch between them, told to the sanitizers.
  *
- * A context is just a saved stack pointer: weft__switch saves the
- * callee-saved registers on the old stack and restores them from the new
- * one.
+ * A context is a saved stack pointer and floating-point modes: weft__switch
+ * saves the callee-saved registers on the old stack and restores them from
+ * the new one, and keeps each context's modes (MXCSR and the x87 control
+ * word, or FPCR), which the ABI makes callee-saved too.
  *
  * ThreadSanitizer and AddressSanitizer must be told about every switch, or
  * they see one thread's stack jump about and report nonsense.
@@ -11,6 +12,7 @@
 #ifndef WEFT_RUNTIME_CONTEXT_H
 #define WEFT_RUNTIME_CONTEXT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +48,7 @@ void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 
 struct weft_ctx {
 	void *sp;
+	uint64_t fp_modes; /* written by the switch: arch/<cpu>.S */
 };
 
 /*
@@ -78,5 +81,12 @@ struct weft_ctx {
 void *weft__switch(struct weft_ctx *from, struct weft_ctx *to, void *pass);
 void *weft__switch_jump(struct weft_ctx *from, struct weft_ctx *to, void *pass);
 void weft__ctx_init(struct weft_ctx *ctx, void *top, void *arg);
+/* Whether the switch keeps each context's floating-point modes
+ * (WEFT_FP_PER_TASK): read by it at every switch, so written by weft_run
+ * only while no worker runs. */
+extern bool weft__fp_per_task;
+/* Gives ctx the calling thread's floating-point modes: a task starts with
+ * its spawner's, as a thread starts with its creator's (pthread_create). */
+void weft__ctx_fp_init(struct weft_ctx *ctx);
 
 #endif

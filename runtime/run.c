@@ -51,8 +51,10 @@ static int config_check(const struct weft_config *cfg, struct weft_runtime *rt)
 						: WEFT_STACK_DEFAULT;
 	if (rt->stack_size < WEFT_STACK_MIN || rt->stack_size > WEFT_STACK_MAX)
 		return -EINVAL;
-	if (cfg && cfg->blocking_threads < 0)
+	if (cfg && (cfg->blocking_threads < 0 ||
+		    (unsigned)cfg->fp_modes > WEFT_FP_PER_TASK))
 		return -EINVAL;
+	rt->fp_per_task = cfg && cfg->fp_modes == WEFT_FP_PER_TASK;
 	return weft__driver_choose(cfg, &rt->io, &rt->sock_on_ring);
 }
 
@@ -236,6 +238,7 @@ static int run(weft_fn main, void *arg, const struct weft_config *cfg,
 	/* Before rt is published: whoever finds rt sees the mask. */
 	weft__latency_start((uint64_t)latency_mask);
 	atomic_store(&weft__rt, rt);
+	weft__fp_per_task = rt->fp_per_task; /* before any task runs */
 	int started;
 	weft__driver_set_kind(rt->io, rt->sock_on_ring);
 	weft__overflow_install();
@@ -266,6 +269,7 @@ static int run(weft_fn main, void *arg, const struct weft_config *cfg,
 	weft__driver_set_kind(WEFT_IO_AUTO, false);
 	weft__overflow_remove();
 	atomic_store(&weft__rt, NULL);
+	weft__fp_per_task = false;
 	weft__task_foreign_quiesce(); /* a spawner may still read rt */
 	free_runtime(rt);
 	return err;

@@ -6,6 +6,8 @@
 #include "self.h"
 #include "switch.h"
 
+bool weft__fp_per_task;
+
 void weft__report_smashed_stack(struct weft_task *t)
 {
 	fprintf(stderr,

@@ -370,6 +370,8 @@ spawn(weft_task_t *out, weft_fn fn, void *arg,
 	}
 	t->stack_size = size;
 	t->ctx.sp = NULL; /* not yet run */
+	if (weft__fp_per_task)
+		weft__ctx_fp_init(&t->ctx);
 	t->join_state = out ? 0 : JOIN_DETACHED;
 	t->handle_made = out != NULL;
 	t->deadline = WEFT_NO_DEADLINE;

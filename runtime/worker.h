@@ -97,6 +97,7 @@ struct weft_runtime {
 	int nworkers;
 	enum weft_io_kind io; /* the workers' driver */
 	bool sock_on_ring;    /* io_uring: socket attempts are SQEs */
+	bool fp_per_task;     /* cfg.fp_modes is WEFT_FP_PER_TASK */
 	struct weft_worker *workers;
 	size_t stack_size;
 	struct weft_inject inject;

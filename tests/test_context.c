@@ -1,5 +1,7 @@
 /* Context switching: values live in callee-saved registers, floating point
  * and stack alignment survive switches, also onto other workers. */
+#include <errno.h>
+#include <fenv.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -163,6 +165,85 @@ START_TEST(callee_saved_across_workers)
 }
 END_TEST
 
+/*
+ * Floating-point modes are callee-saved (MXCSR's and the x87 control
+ * word's control bits on x86-64, FPCR on AArch64). With WEFT_FP_PER_TASK
+ * (the default shares the worker's, as Go and Tokio do), a task keeps its
+ * rounding mode across yields and sleeps, on whichever worker it resumes,
+ * and others keep theirs. A task starts with its spawner's modes, as a
+ * thread with its creator's. Each mode is checked through fegetround and
+ * through a division whose last bit the mode decides (SSE or FP/SIMD).
+ */
+static const int modes[] = { FE_TONEAREST, FE_UPWARD, FE_DOWNWARD,
+			     FE_TOWARDZERO };
+#define NMODES (int)(sizeof(modes) / sizeof(modes[0]))
+static atomic_int wrong_mode;
+
+static double third(void)
+{
+	volatile double one = 1.0, three = 3.0;
+	return one / three;
+}
+
+static void *keep_mode(void *arg)
+{
+	int mode = modes[(uintptr_t)arg % NMODES];
+
+	ck_assert_int_eq(fesetround(mode), 0);
+	double want = third();
+	for (int round = 0; round < 200; round++) {
+		if (round % 2)
+			ck_assert_int_eq(weft_sleep(WEFT_USEC * 50), 0);
+		else
+			ck_assert_int_eq(weft_yield(), 0);
+		if (fegetround() != mode || third() != want)
+			atomic_fetch_add(&wrong_mode, 1);
+	}
+	return NULL;
+}
+
+static void *report_mode(void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)fegetround();
+}
+
+static void *modes_main(void *arg)
+{
+	enum { N = 16 };
+	weft_task_t t[N], child;
+	void *r;
+
+	(void)arg;
+	for (uintptr_t i = 0; i < N; i++)
+		ck_assert_int_eq(weft_spawn(&t[i], keep_mode, (void *)i), 0);
+	/* Spawned after the change: the spawner's mode. */
+	ck_assert_int_eq(fesetround(FE_UPWARD), 0);
+	ck_assert_int_eq(weft_spawn(&child, report_mode, NULL), 0);
+	ck_assert_int_eq(weft_join(child, &r), 0);
+	ck_assert_int_eq((intptr_t)r, FE_UPWARD);
+	ck_assert_int_eq(fesetround(FE_TONEAREST), 0);
+	ck_assert_int_eq(weft_spawn(&child, report_mode, NULL), 0);
+	ck_assert_int_eq(weft_join(child, &r), 0);
+	ck_assert_int_eq((intptr_t)r, FE_TONEAREST);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+	ck_assert_int_eq(fegetround(), FE_TONEAREST);
+	return NULL;
+}
+
+START_TEST(fp_modes_kept)
+{
+	struct weft_config cfg = { .workers = 4, .fp_modes = WEFT_FP_PER_TASK };
+
+	ck_assert_int_eq(weft_run(modes_main, NULL, &cfg, NULL), 0);
+	ck_assert_int_eq(atomic_load(&wrong_mode), 0);
+	ck_assert_int_eq(fegetround(), FE_TONEAREST);
+	cfg.fp_modes = WEFT_FP_PER_TASK + 1;
+	ck_assert_int_eq(weft_run(modes_main, NULL, &cfg, NULL), -EINVAL);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("context");
@@ -170,6 +251,7 @@ int main(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, registers_survive);
 	tcase_add_test(tc, callee_saved_across_workers);
+	tcase_add_test(tc, fp_modes_kept);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

@@ -78,7 +78,8 @@ static void *closer(void *arg)
 	for (long k = 1; k <= p->rounds; k++) {
 		wait_for_round(&p->listed, k);
 		weft__unsent_wait(p->fd, NULL);
-		long sent = atomic_load_explicit(&p->sent, memory_order_acquire);
+		long sent =
+			atomic_load_explicit(&p->sent, memory_order_acquire);
 
 		ck_assert_int_eq(sent, k);
 		atomic_store_explicit(&p->checked, k, memory_order_release);
@@ -92,8 +93,8 @@ START_TEST(wait_outlasts_listed_attempts)
 	pthread_t threads[2 * PAIRS];
 
 	for (int i = 0; i < PAIRS; i++) {
-		pairs[i] = (struct pair){ .fd = 100 + i,
-					  .rounds = SCALED(3000) };
+		pairs[i] =
+			(struct pair){ .fd = 100 + i, .rounds = SCALED(3000) };
 		ck_assert_int_eq(pthread_create(&threads[2 * i], NULL, owner,
 						&pairs[i]),
 				 0);

@@ -55,6 +55,8 @@ enum weft_latency_mode {
 
 struct weft_stall;
 
+enum weft_fp_modes { WEFT_FP_SHARED, WEFT_FP_PER_TASK };
+
 struct weft_config {
 	/* Worker threads. 0: $WEFT_WORKERS if set, else the online CPUs. */
 	int workers;
@@ -99,6 +101,16 @@ struct weft_config {
 	 * times every transition, at a cost (weft/metrics.h): for tests
 	 * and measurements, not for production. */
 	enum weft_latency_mode latency;
+	/* Floating-point modes (rounding, flush to zero, exception masks:
+	 * MXCSR and the x87 control word, or FPCR). WEFT_FP_SHARED (0):
+	 * tasks share their worker's, as goroutines and Tokio tasks do; the
+	 * workers start with weft_run's caller's, so set them before, and a
+	 * task that changes them changes them for whatever runs next on its
+	 * worker, and may resume on a worker with others. WEFT_FP_PER_TASK:
+	 * each task keeps its own across every switch, as the C ABI has them
+	 * kept across a call, starting with its spawner's; reading MXCSR at
+	 * each switch costs about 3.5 ns on x86-64 (bench/README.md). */
+	enum weft_fp_modes fp_modes;
 };
 
 #define WEFT_STALL_OFF (-1)

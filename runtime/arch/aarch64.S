@@ -1,16 +1,20 @@
 /*
  * The context switch: AArch64 (AAPCS64). Saves only what the ABI says a
  * callee must preserve: x19-x28, the frame pointer x29, the link register
- * x30 (where the switch returns to), the stack pointer, and the low 64 bits
- * of v8-v15 (d8-d15); everything else is already dead at a call. FPCR is
- * not switched: tasks share the worker's floating-point modes.
+ * x30 (where the switch returns to), the stack pointer, the low 64 bits
+ * of v8-v15 (d8-d15) and, with WEFT_FP_PER_TASK, FPCR; everything else is
+ * already dead at a call. So such a task keeps its floating-point modes
+ * (rounding, flush to zero, traps) across a switch, wherever it resumes.
  *
- * Cost: 28 instructions per switch (the frame allocated and freed, 10 stp,
- * 10 ldp, 4 to move sp through x9 as str/ldr cannot name sp, the pass
- * value, ret), plus the bl; counted in the disassembly of the aarch64
- * build (aarch64-linux-gnu-objdump -d).
+ * Cost: 28 instructions per switch for the registers (the frame allocated
+ * and freed, 10 stp, 10 ldp, 4 to move sp through x9 as str/ldr cannot
+ * name sp, the pass value, ret), plus the bl; counted in the disassembly
+ * of the aarch64 build (aarch64-linux-gnu-objdump -d), and 3 to test
+ * weft__fp_per_task. FPCR adds a read, a store, a load and a compare; it
+ * is written only where it differs.
  *
- * A saved context, at the stack pointer stored in struct weft_ctx:
+ * struct weft_ctx: 0 the saved stack pointer | 8 FPCR.
+ * A saved context, at that stack pointer:
  *   0 x19 | 8 x20 | ... | 72 x28 | 80 x29 | 88 x30 | 96 d8 | ... | 152 d15
  * weft__ctx_init builds the same frame for a task that has not run yet.
  */
@@ -28,7 +32,16 @@
 	.p2align 4
 weft__switch:
 	.cfi_startproc
-	sub	sp, sp, #FRAME
+	adrp	x9, weft__fp_per_task
+	ldrb	w9, [x9, :lo12:weft__fp_per_task]
+	cbz	w9, 1f
+	mrs	x9, fpcr
+	str	x9, [x0, #8]
+	ldr	x10, [x1, #8]
+	cmp	x9, x10
+	b.eq	1f
+	msr	fpcr, x10
+1:	sub	sp, sp, #FRAME
 	stp	x19, x20, [sp, #0]
 	stp	x21, x22, [sp, #16]
 	stp	x23, x24, [sp, #32]
@@ -68,6 +81,20 @@ weft__switch:
 	.globl	weft__switch_jump
 	.type	weft__switch_jump, %function
 	.set	weft__switch_jump, weft__switch
+
+/* void weft__ctx_fp_init(struct weft_ctx *ctx);
+ *
+ * Gives ctx the calling thread's floating-point modes. */
+	.globl	weft__ctx_fp_init
+	.type	weft__ctx_fp_init, %function
+	.p2align 4
+weft__ctx_fp_init:
+	.cfi_startproc
+	mrs	x9, fpcr
+	str	x9, [x0, #8]
+	ret
+	.cfi_endproc
+	.size	weft__ctx_fp_init, .-weft__ctx_fp_init
 
 /* void weft__ctx_init(struct weft_ctx *ctx, void *top, void *arg);
  *
