@@ -47,12 +47,21 @@ void weft__inject_push(struct weft_inject *q, struct weft_task *t)
 
 /* A hint: the tasks themselves are taken under the lock and through the
  * acquire exchange, and the idle re-check that must not miss a push
- * fences before it (idle.c). Nothing relies on these loads' acquire. */
+ * fences before it (idle.c). It must not say empty while a drain holds
+ * tasks between its exchange and its add to fifo_len: a worker going to
+ * sleep then left them to the drainer alone. So incoming_len first, with
+ * acquire: the drain adds to fifo_len before it takes from incoming_len
+ * (release), so a load that sees the take sees the add, and one that
+ * does not sees the tasks still counted. */
 bool weft__inject_empty(struct weft_inject *q)
 {
-	return atomic_load_explicit(&q->fifo_len, memory_order_acquire) == 0 &&
-	       atomic_load_explicit(&q->incoming, memory_order_acquire) == NULL;
+	return atomic_load_explicit(&q->incoming_len, memory_order_acquire) ==
+		       0 &&
+	       atomic_load_explicit(&q->fifo_len, memory_order_relaxed) == 0 &&
+	       atomic_load_explicit(&q->incoming, memory_order_relaxed) == NULL;
 }
+
+void (*weft__inject_after_exchange)(struct weft_inject *q);
 
 /* Moves the Treiber stack, reversed, to the FIFO side. Under the lock. */
 static void drain_incoming(struct weft_inject *q)
@@ -63,6 +72,9 @@ static void drain_incoming(struct weft_inject *q)
 	struct weft_task *t = atomic_exchange_explicit(&q->incoming, NULL,
 						       memory_order_acquire);
 	struct weft_task *rev = NULL, *last = t;
+
+	if (__builtin_expect(weft__inject_after_exchange != NULL, 0))
+		weft__inject_after_exchange(q);
 	long n = 0;
 	while (t) {
 		struct weft_task *next = t->next;
@@ -73,23 +85,23 @@ static void drain_incoming(struct weft_inject *q)
 	}
 	if (!rev)
 		return;
-	atomic_fetch_sub_explicit(&q->incoming_len, n, memory_order_relaxed);
 	if (q->tail)
 		q->tail->next = rev;
 	else
 		q->head = rev;
 	q->tail = last;
-	/* Release (and the relaxed sub in pop): fifo_len is a count for
-	 * weft__inject_empty's hint; the list it counts is read under the
-	 * lock, whose release/acquire orders it. */
-	atomic_fetch_add_explicit(&q->fifo_len, n, memory_order_release);
+	/* The count moves to fifo_len before it leaves incoming_len, whose
+	 * release orders the two for weft__inject_empty. The list itself is
+	 * read under the lock, whose release/acquire orders it. */
+	atomic_fetch_add_explicit(&q->fifo_len, n, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&q->incoming_len, n, memory_order_release);
 }
 
 long weft__inject_len(struct weft_inject *q)
 {
-	long n = atomic_load_explicit(&q->fifo_len, memory_order_relaxed) +
-		 atomic_load_explicit(&q->incoming_len, memory_order_relaxed);
-	return n > 0 ? n : 0; /* a drain may be between its two counts */
+	/* A drain between its two counts shows its tasks twice: a gauge. */
+	return atomic_load_explicit(&q->fifo_len, memory_order_relaxed) +
+	       atomic_load_explicit(&q->incoming_len, memory_order_relaxed);
 }
 
 struct weft_task *weft__inject_pop(struct weft_inject *q, int max, int *n)

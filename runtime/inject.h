@@ -21,8 +21,8 @@ struct weft_task;
 
 struct weft_inject {
 	_Atomic(struct weft_task *) incoming; /* Treiber stack, newest first */
-	_Atomic long incoming_len; /* for weft_metrics: on the line the push
-				     * writes anyway */
+	_Atomic long incoming_len; /* for weft_metrics and the empty hint:
+				     * on the line the push writes anyway */
 	char pad[64 - sizeof(void *) - sizeof(long)];
 	unsigned lock;                 /* consumers only; a spinlock */
 	struct weft_task *head, *tail; /* FIFO side, under lock */
@@ -37,6 +37,9 @@ void weft__inject_push(struct weft_inject *q, struct weft_task *t);
 /* Pops up to max tasks as a list (linked through ->next); NULL if empty. */
 struct weft_task *weft__inject_pop(struct weft_inject *q, int max, int *n);
 bool weft__inject_empty(struct weft_inject *q);
+/* Internal test interface, not API: if set, called by a drain between
+ * its exchange of the pushed stack and its count of the tasks taken. */
+extern void (*weft__inject_after_exchange)(struct weft_inject *q);
 /* Tasks queued, for weft_metrics: a moment's count, not a snapshot. */
 long weft__inject_len(struct weft_inject *q);
 

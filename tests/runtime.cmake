@@ -1,4 +1,5 @@
 weft_test(test_deque TIMEOUT 120 SOURCES test_deque.c)
+weft_test(test_inject TIMEOUT 120 SOURCES test_inject.c)
 weft_test(test_context TIMEOUT 120 SOURCES test_context.c callee_saved.S)
 target_link_libraries(test_context PRIVATE m)
 weft_test(test_task TIMEOUT 600 SOURCES test_task.c)
