@@ -72,8 +72,8 @@ static void *acceptor(void *arg)
 
 		if (fd < 0)
 			return WEFT_ERR_PTR(fd);
-		weft_spawn(NULL, use_stream ? serve_stream : serve_raw,
-			   (void *)(intptr_t)fd);
+		bench_spawn(NULL, use_stream ? serve_stream : serve_raw,
+			    (void *)(intptr_t)fd);
 	}
 	return NULL;
 }
@@ -123,11 +123,11 @@ static void *bench_main(void *arg)
 	if (lfd < 0 || !cl)
 		return WEFT_ERR_PTR(lfd < 0 ? lfd : -ENOMEM);
 	port = (uint16_t)weft_local_port(lfd);
-	weft_spawn(&acc, acceptor, (void *)(intptr_t)lfd);
+	bench_spawn(&acc, acceptor, (void *)(intptr_t)lfd);
 	t0 = weft_now();
 	c0 = cpu_ns();
 	for (long i = 0; i < conns; i++)
-		weft_spawn(&cl[i], client, (void *)(intptr_t)i);
+		bench_spawn(&cl[i], client, (void *)(intptr_t)i);
 	for (long i = 0; i < conns; i++)
 		if (!weft_join(cl[i], &res) && res)
 			err = res;

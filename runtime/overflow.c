@@ -52,10 +52,18 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
 		signal(SIGABRT, SIG_DFL);
 		abort();
 	}
-	/* Not ours: return to the fault under the previous handler. */
-	sigaction(SIGSEGV, &previous, NULL);
-	(void)sig;
-	(void)uc;
+	/* Not ours: the previous handler's. One that may recover (a JIT's,
+	 * a collector's write barrier) is called, and this one stays: put
+	 * back for good, it would leave every later overflow unreported.
+	 * The default action (or an ignored SIGSEGV, which the kernel forces
+	 * to it) takes the fault when it happens again on return. */
+	if (previous.sa_flags & SA_SIGINFO)
+		previous.sa_sigaction(sig, si, uc);
+	else if (previous.sa_handler != SIG_DFL &&
+		 previous.sa_handler != SIG_IGN)
+		previous.sa_handler(sig);
+	else
+		sigaction(SIGSEGV, &previous, NULL);
 }
 
 void weft__overflow_install(void)

@@ -45,10 +45,10 @@ static void *main_task(void *arg)
 	weft_lock_init(&lock);
 	weft_event_init(&done);
 	must(weft_lock_acquire(&lock));
-	weft_spawn_opts(&a, parked_in_lock, NULL,
-			&(struct weft_spawn_opts){ .name = "locker" });
-	weft_spawn_opts(&b, parked_in_event, NULL,
-			&(struct weft_spawn_opts){ .name = "eventer" });
+	must(weft_spawn_opts(&a, parked_in_lock, NULL,
+			     &(struct weft_spawn_opts){ .name = "locker" }));
+	must(weft_spawn_opts(&b, parked_in_event, NULL,
+			     &(struct weft_spawn_opts){ .name = "eventer" }));
 	weft_sleep(100 * WEFT_MSEC); /* both park */
 	printf("ready\n");
 	fflush(stdout);

@@ -46,8 +46,7 @@ static void expect_overflow(weft_fn fn, void (*before)(void), const char *want)
 			before();
 		struct weft_config c = { .workers = 1 };
 		overflow_fn = fn;
-		weft_run(overflow_main, NULL, &c, NULL);
-		_exit(0);
+		_exit(weft_run(overflow_main, NULL, &c, NULL) ? 2 : 0);
 	}
 	close(fds[1]);
 	char buf[512] = { 0 };

@@ -401,8 +401,8 @@ static void *cancel_main(void *arg)
 	ck_assert_int_eq(weft_sem_value(&c.s), 1);
 	ck_assert_int_eq(weft_lock_release(&c.l), 0);
 	ck_assert_uint_eq(c.l.state, 0);
-	weft_queue_try_get(&c.q, &x);
-	weft_sem_try_acquire(&c.s);
+	ck_assert_int_eq(weft_queue_try_get(&c.q, &x), 0);
+	ck_assert_int_eq(weft_sem_try_acquire(&c.s), 0);
 
 	/* A deadline scope shorter than the timeout case: -ETIMEDOUT. */
 	struct weft_deadline d;
@@ -743,7 +743,9 @@ static void *first_main(void *arg)
 	/* Cancelled while waiting: nothing joined, the handles still
 	 * valid. A deadline likewise. */
 	for (int j = 0; j < 3; j++)
-		weft_spawn(&t[j], sleeper, (void *)(intptr_t)WEFT_SEC);
+		ck_assert_int_eq(weft_spawn(&t[j], sleeper,
+					    (void *)(intptr_t)WEFT_SEC),
+				 0);
 	struct weft_deadline d;
 	weft_deadline_enter(&d, 5 * WEFT_MSEC);
 	ck_assert_int_eq(weft_wait_first(t, 3, NULL, NULL), -ETIMEDOUT);
@@ -774,8 +776,10 @@ static void *first_many_main(void *arg)
 	int n = (int)SCALED(300);
 	weft_task_t *t = calloc((size_t)n, sizeof(*t));
 	for (int i = 0; i < n; i++)
-		weft_spawn(&t[i], sleeper,
-			   (void *)(intptr_t)((i % 7) * WEFT_MSEC));
+		ck_assert_int_eq(weft_spawn(&t[i], sleeper,
+					    (void *)(intptr_t)((i % 7) *
+							       WEFT_MSEC)),
+				 0);
 	int seen = 0;
 	struct weft_as_completed it;
 	weft_as_completed_init(&it, t, n);

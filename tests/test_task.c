@@ -1190,8 +1190,9 @@ static void *shutdown_main(void *arg)
 {
 	weft_task_t keep;
 	for (int i = 0; i < 100; i++)
-		weft_spawn(NULL, pending_body, NULL);
-	weft_spawn(&keep, pending_body, NULL); /* never joined */
+		ck_assert_int_eq(weft_spawn(NULL, pending_body, NULL), 0);
+	ck_assert_int_eq(weft_spawn(&keep, pending_body, NULL), 0); /* never
+								       joined */
 	weft_yield();
 	return (void *)3;
 }

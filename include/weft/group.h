@@ -33,6 +33,7 @@
 
 #include "weft/sync.h"
 #include "weft/task.h"
+#include "weft/must_check.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -78,7 +79,8 @@ int weft_group_init_flags(struct weft_group *g, unsigned flags);
  * members after a failure (not with WEFT_GROUP_COLLECT) or is in
  * weft_group_shutdown (nothing was spawned); -EINVAL, -ENOMEM or
  * -ESHUTDOWN as weft_spawn. */
-int weft_group_spawn(struct weft_group *g, weft_fn fn, void *arg);
+WEFT_MUST_CHECK int weft_group_spawn(struct weft_group *g, weft_fn fn,
+				     void *arg);
 
 /* Cancels every running member: their blocking calls return -ECANCELED.
  * Does not wait. Returns 0 or -EINVAL. */

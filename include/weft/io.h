@@ -68,8 +68,8 @@ struct io_uring_sqe; /* from <liburing.h>, for weft_io_submit() */
  * IPv6 dual-stack if available; port 0: an ephemeral port). backlog <= 0
  * means SOMAXCONN. Returns the listening fd, or -errno (-EINVAL,
  * -EADDRINUSE, -ENOENT for a name that does not resolve, ...). */
-int weft_tcp_listen(const char *host, uint16_t port, int backlog,
-		    unsigned flags);
+WEFT_MUST_CHECK int weft_tcp_listen(const char *host, uint16_t port,
+				    int backlog, unsigned flags);
 
 /* The port a TCP or UDP socket is bound to (after listening on port 0, the
  * one the kernel chose). Returns it, or -errno (-EBADF, -ENOTSOCK,
@@ -129,7 +129,7 @@ int weft_close(int fd);
 
 /* A UDP socket bound to host:port (host NULL: every address; port 0:
  * ephemeral). Returns the fd or -errno. */
-int weft_udp_bind(const char *host, uint16_t port);
+WEFT_MUST_CHECK int weft_udp_bind(const char *host, uint16_t port);
 
 /* One datagram to `to` (NULL: the connected peer). Returns the count or
  * -errno (-EINVAL: tolen larger than any address, on every path). */
@@ -148,7 +148,7 @@ WEFT_MUST_CHECK ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags,
 /* Listens on a stream Unix socket at path; a leading '@' names the abstract
  * namespace. A stale socket file at path is replaced. Returns the fd or
  * -errno (-ENAMETOOLONG, -EADDRINUSE, ...). */
-int weft_unix_listen(const char *path, int backlog);
+WEFT_MUST_CHECK int weft_unix_listen(const char *path, int backlog);
 
 /* Connects to the Unix stream socket at path ('@': abstract). While the
  * listener's backlog is full it tries again, after pauses of up to 10 ms,
@@ -159,7 +159,7 @@ WEFT_MUST_CHECK int weft_unix_connect(const char *path);
 /* ---- Files ------------------------------------------------------------ */
 
 /* open(2) (O_CLOEXEC is implied). Returns the fd or -errno. */
-int weft_open(const char *path, int flags, mode_t mode);
+WEFT_MUST_CHECK int weft_open(const char *path, int flags, mode_t mode);
 
 /* Reads / writes at offset off, without moving the file position. Return
  * the count (0 at end of file) or -errno. */
@@ -186,7 +186,7 @@ typedef void (*weft_io_prep_fn)(struct io_uring_sqe *sqe, void *arg);
  * -EOPNOTSUPP in a task under the epoll driver (there is no ring). On a
  * plain thread it runs on a private ring of that thread; -ENOSYS if none
  * can be set up. */
-int weft_io_submit(int fd, weft_io_prep_fn prep, void *arg);
+WEFT_MUST_CHECK int weft_io_submit(int fd, weft_io_prep_fn prep, void *arg);
 
 /* ---- Blocking pool (asyncio.to_thread) ----------------------------------- */
 

@@ -5,6 +5,8 @@
 #ifndef WEFT_RESOLVE_H
 #define WEFT_RESOLVE_H
 
+#include "weft/must_check.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -26,8 +28,9 @@ struct addrinfo;
  * hints), -ENOMEM, -ECANCELED, -ETIMEDOUT, -ESHUTDOWN (the runtime is
  * stopping), or the errno of a system error.
  */
-int weft_getaddrinfo(const char *host, const char *service,
-		     const struct addrinfo *hints, struct addrinfo **res);
+WEFT_MUST_CHECK int weft_getaddrinfo(const char *host, const char *service,
+				     const struct addrinfo *hints,
+				     struct addrinfo **res);
 
 #ifdef __cplusplus
 }

@@ -43,6 +43,7 @@
 
 #include "weft/sync.h"
 #include "weft/task.h"
+#include "weft/must_check.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -135,7 +136,7 @@ struct weft_select_case {
  *   -ENOMEM   more than 16 cases and no memory for their bookkeeping, or
  *             no memory for a timer.
  */
-int weft_select(struct weft_select_case *cases, int n);
+WEFT_MUST_CHECK int weft_select(struct weft_select_case *cases, int n);
 
 /*
  * Waits until the first of tasks[0..n) ends (asyncio.wait with
@@ -150,7 +151,8 @@ int weft_select(struct weft_select_case *cases, int n);
  * -ESRCH (a stale handle), -EDEADLK (the caller's own handle),
  * -ECANCELED, -ETIMEDOUT (nothing joined), -ENOMEM.
  */
-int weft_wait_first(weft_task_t *tasks, int n, void **result, int *status);
+WEFT_MUST_CHECK int weft_wait_first(weft_task_t *tasks, int n, void **result,
+				    int *status);
 
 /*
  * as_completed: iterates over tasks in the order they end. The array is
@@ -176,8 +178,8 @@ int weft_as_completed_init(struct weft_as_completed *it, weft_task_t *tasks,
  * Returns -ENOENT once every task has been yielded, and the errors of
  * weft_wait_first (after -ECANCELED or -ETIMEDOUT the iteration can go
  * on). */
-int weft_as_completed_next(struct weft_as_completed *it, void **result,
-			   int *status);
+WEFT_MUST_CHECK int weft_as_completed_next(struct weft_as_completed *it,
+					   void **result, int *status);
 
 #ifdef __cplusplus
 }

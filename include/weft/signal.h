@@ -40,6 +40,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "weft/must_check.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -74,7 +75,7 @@ int weft_signal_open(struct weft_signal *s, uint64_t set);
  * -ETIMEDOUT (nothing taken: a delivery that raced stays for the next
  * wait); -EINVAL (NULL argument, s not open). Several tasks may wait on one
  * registration: each delivery goes to one of them. */
-int weft_signal_wait(struct weft_signal *s, int *signo);
+WEFT_MUST_CHECK int weft_signal_wait(struct weft_signal *s, int *signo);
 
 /* Stops catching: the disposition a signal had before its first open
  * registration comes back when its last one closes. Nobody may be waiting

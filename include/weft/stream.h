@@ -41,6 +41,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include "weft/must_check.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -84,23 +85,27 @@ int weft_stream_init(struct weft_stream *s, int fd, size_t limit);
  * if the stream ended after some bytes without one; -ENOMEM; -EINVAL (NULL
  * argument, bad dlen); -ECANCELED, -ETIMEDOUT, or the socket's error
  * (-ECONNRESET, ...). On any failure nothing was taken. */
-ssize_t weft_stream_readuntil(struct weft_stream *s, const void *delim,
-			      size_t dlen, const char **line);
+WEFT_MUST_CHECK ssize_t weft_stream_readuntil(struct weft_stream *s,
+					      const void *delim, size_t dlen,
+					      const char **line);
 
 /* weft_stream_readuntil(s, "\n", 1, line). */
-ssize_t weft_stream_readline(struct weft_stream *s, const char **line);
+WEFT_MUST_CHECK ssize_t weft_stream_readline(struct weft_stream *s,
+					     const char **line);
 
 /* Reads exactly n bytes into buf (through the read buffer, which grows to
  * n if it must). Returns n (0 for n == 0); 0 at the end of the stream with
  * nothing buffered; -ENODATA if it ended after fewer than n (they stay
  * buffered); -ENOMEM; -EINVAL (NULL s or buf); -ECANCELED, -ETIMEDOUT, or
  * the socket's error. On any failure nothing was taken. */
-ssize_t weft_stream_readexactly(struct weft_stream *s, void *buf, size_t n);
+WEFT_MUST_CHECK ssize_t weft_stream_readexactly(struct weft_stream *s,
+						void *buf, size_t n);
 
 /* Reads at most n bytes: what is buffered, else what one receive brings.
  * Returns the count, 0 at the end of the stream (or for n == 0); -EINVAL;
  * -ENOMEM; -ECANCELED, -ETIMEDOUT, or the socket's error. */
-ssize_t weft_stream_read(struct weft_stream *s, void *buf, size_t n);
+WEFT_MUST_CHECK ssize_t weft_stream_read(struct weft_stream *s, void *buf,
+					 size_t n);
 
 /* Bytes received and not yet taken. */
 size_t weft_stream_buffered(const struct weft_stream *s);
@@ -117,11 +122,12 @@ bool weft_stream_at_eof(const struct weft_stream *s);
  * buffered for the next flush); -ENOMEM (nothing taken); -EINVAL (NULL s,
  * NULL buf with len, len past SSIZE_MAX); or the stream's final send
  * error. */
-ssize_t weft_stream_write(struct weft_stream *s, const void *buf, size_t len);
+WEFT_MUST_CHECK ssize_t weft_stream_write(struct weft_stream *s,
+					  const void *buf, size_t len);
 
 /* Sends everything buffered. Returns 0; -ECANCELED / -ETIMEDOUT (the rest
  * stays buffered); -EINVAL; or the final send error (-EPIPE, ...). */
-int weft_stream_flush(struct weft_stream *s);
+WEFT_MUST_CHECK int weft_stream_flush(struct weft_stream *s);
 
 /* Bytes written and not yet sent. */
 size_t weft_stream_unsent(const struct weft_stream *s);

@@ -56,7 +56,7 @@ int weft_lock_init(struct weft_lock *l);
  * already, -ECANCELED, -ETIMEDOUT, -EINVAL. */
 WEFT_MUST_CHECK int weft_lock_acquire(struct weft_lock *l);
 /* Takes l if it is free and nobody waits. Returns 0, -EBUSY, -EINVAL. */
-int weft_lock_try_acquire(struct weft_lock *l);
+WEFT_MUST_CHECK int weft_lock_try_acquire(struct weft_lock *l);
 /* Releases l, handing it to the oldest waiter if any; a task that hands it
  * to another task then yields to it, so that contenders drain instead of
  * forming a convoy. Returns 0, -EPERM if the caller does not hold it,
@@ -145,7 +145,7 @@ int weft_sem_init_bounded(struct weft_sem *s, long value);
  * -EINVAL. */
 WEFT_MUST_CHECK int weft_sem_acquire(struct weft_sem *s);
 /* Takes a permit if one is free. Returns 0, -EAGAIN, -EINVAL. */
-int weft_sem_try_acquire(struct weft_sem *s);
+WEFT_MUST_CHECK int weft_sem_try_acquire(struct weft_sem *s);
 /* Returns a permit, handing it to the oldest waiter if any. Returns 0,
  * -EOVERFLOW (bounded, or WEFT_SEM_MAX reached), -EINVAL. */
 int weft_sem_release(struct weft_sem *s);
@@ -228,10 +228,10 @@ WEFT_MUST_CHECK int weft_queue_put(struct weft_queue *q, const void *item);
 WEFT_MUST_CHECK int weft_queue_get(struct weft_queue *q, void *out);
 /* put without waiting. Returns 0, -EAGAIN while full, -EPIPE after
  * shutdown, -ENOMEM, -EINVAL. */
-int weft_queue_try_put(struct weft_queue *q, const void *item);
+WEFT_MUST_CHECK int weft_queue_try_put(struct weft_queue *q, const void *item);
 /* get without waiting. Returns 0, -EAGAIN while empty, -EPIPE once shut
  * down and drained, -EINVAL. */
-int weft_queue_try_get(struct weft_queue *q, void *out);
+WEFT_MUST_CHECK int weft_queue_try_get(struct weft_queue *q, void *out);
 /* The elements in the queue now (putters still waiting not counted), or
  * -EINVAL. */
 long weft_queue_size(struct weft_queue *q);
@@ -291,7 +291,7 @@ int weft_future_cancel(struct weft_future *f);
  * -ECANCELED / -ETIMEDOUT if the waiting task was, -EINVAL. */
 WEFT_MUST_CHECK int weft_future_wait(struct weft_future *f, void **result);
 /* Like wait, without waiting: -EAGAIN while pending. */
-int weft_future_result(struct weft_future *f, void **result);
+WEFT_MUST_CHECK int weft_future_result(struct weft_future *f, void **result);
 /* 1 if f is done (result, error or cancelled), 0 if pending, -EINVAL. */
 int weft_future_done(const struct weft_future *f);
 /* Adds cb to run fn(f, arg) once f is done, in the order added; runs it at

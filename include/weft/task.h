@@ -135,8 +135,8 @@ struct weft_config {
  * an open weft_signal registration), -ENOSYS (io_uring forced by
  * cfg->io or $WEFT_IO but unavailable: a line on stderr says why), -ENOMEM.
  */
-int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
-	     void **result);
+WEFT_MUST_CHECK int weft_run(weft_fn main, void *arg,
+			     const struct weft_config *cfg, void **result);
 
 /* The driver the running weft_run chose: WEFT_IO_URING or WEFT_IO_EPOLL;
  * WEFT_IO_AUTO when no runtime runs. Any thread. */
@@ -158,15 +158,17 @@ struct weft_spawn_opts {
  * (backpressure), and may resume on another worker.
  * Returns 0, -EINVAL (NULL fn, bad stack size), -ESHUTDOWN (no runtime, or it
  * is shutting down), -ENOMEM. */
-int weft_spawn(weft_task_t *out, weft_fn fn, void *arg);
-int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
-		    const struct weft_spawn_opts *opts);
+WEFT_MUST_CHECK int weft_spawn(weft_task_t *out, weft_fn fn, void *arg);
+WEFT_MUST_CHECK int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
+				    const struct weft_spawn_opts *opts);
 
 /* Waits for the task to end and stores its result. The handle is consumed on
  * success. Returns 0; -ECANCELED / -ETIMEDOUT if the caller was cancelled or
  * its deadline passed (the handle is still valid); -EINVAL if the task is
  * detached or another caller is already joining it; -EDEADLK if it is the
- * caller itself; -ESRCH for a stale handle, one already joined included. */
+ * caller itself; -ESRCH for a stale handle, one already joined included;
+ * -ENOMEM if the task never ran because no stack could be had for it (the
+ * handle is consumed: the task is over). */
 WEFT_MUST_CHECK int weft_join(weft_task_t t, void **result);
 
 /* Lets the task run on and free itself when it ends; consumes the handle.
