@@ -23,10 +23,11 @@
 #endif
 
 #define STACK_SLAB                                                             \
-	256                   /* stacks per slab mapping: one mmap, and one
+	256          /* stacks per slab mapping: one mmap, and one
 				 * system call for all their guards */
-#define CACHE_MAX 32          /* stacks of a class a worker keeps */
-#define MPROTECT_BUDGET 16000 /* mprotect guards: ~2 mappings each */
+#define CACHE_MAX 32 /* stacks of a class a worker keeps */
+/* mprotect guards: ~2 mappings each */
+#define MPROTECT_BUDGET WEFT__STACK_MPROTECT_BUDGET
 #define CLASS_MIN (16 * 1024) /* pooled sizes: 16 KiB << 0 .. 1 MiB */
 #define NCLASS 7
 
@@ -80,9 +81,14 @@ static int advise_all(struct iovec *r, int n, int advice)
 	return 0;
 }
 
-/* Makes [p, p+len) fault on access; returns the guard size achieved. */
-static size_t install_guard(char *p, size_t len)
+/* Makes [p, p+len) fault on access; returns the guard size achieved, and
+ * whether the guard counts against the mprotect budget in *budgeted. Only
+ * a guard made counts: one refused (budget spent, mprotect failed) gave
+ * its count back, or the count grew for good and every later stack went
+ * without a guard. */
+static size_t install_guard(char *p, size_t len, bool *budgeted)
 {
+	*budgeted = false;
 	if (atomic_load_explicit(&light_guards, memory_order_relaxed)) {
 		if (madvise(p, len, MADV_GUARD_INSTALL) == 0)
 			return len;
@@ -90,9 +96,27 @@ static size_t install_guard(char *p, size_t len)
 	}
 	size_t one = weft__page_size();
 	if (atomic_fetch_add(&mprotect_guards, 1) < MPROTECT_BUDGET &&
-	    mprotect(p + len - one, one, PROT_NONE) == 0)
+	    mprotect(p + len - one, one, PROT_NONE) == 0) {
+		*budgeted = true;
 		return one;
+	}
+	atomic_fetch_sub(&mprotect_guards, 1);
 	return 0;
+}
+
+long weft__stack_budget_used(void)
+{
+	return atomic_load(&mprotect_guards);
+}
+
+void weft__stack_budget_set(long used)
+{
+	atomic_store(&mprotect_guards, used);
+}
+
+void weft__stack_force_mprotect(void)
+{
+	atomic_store(&light_guards, 0);
 }
 
 static void set_canary(struct weft_stack *s)
@@ -129,6 +153,7 @@ static void to_stack(struct weft_stack *s, struct free_stack *n, int c)
 	s->base = (char *)(n + 1) - s->size;
 	s->guard = n->guard;
 	s->pooled = true;
+	s->budgeted = false;
 }
 
 /* Memory for stacks: reserved only (pages come on first touch), so a
@@ -243,9 +268,11 @@ static int grow_pool(int c)
 	struct free_stack *first = NULL, *last = NULL;
 	for (int i = STACK_SLAB - 1; i >= 0; i--) {
 		char *lo = m + (size_t)i * each;
-		struct weft_stack s = { lo + guard, class_size(c), 0, true, 0 };
+		struct weft_stack s = { lo + guard, class_size(c), 0, true,
+					0,          false };
 		sl.vg_ids[i] = WEFT_STACK_REGISTER(s.base, s.base + s.size);
-		s.guard = light ? guard : install_guard(lo, guard);
+		bool budgeted; /* a slab's guards stay as long as it */
+		s.guard = light ? guard : install_guard(lo, guard, &budgeted);
 		set_canary(&s);
 		struct free_stack *n = node_of(s.base, s.size);
 		n->guard = s.guard;
@@ -306,7 +333,7 @@ static int map_single(struct weft_stack *s, size_t size)
 	s->size = size;
 	s->pooled = false;
 	s->vg_id = WEFT_STACK_REGISTER(s->base, s->base + size);
-	s->guard = install_guard(m, guard);
+	s->guard = install_guard(m, guard, &s->budgeted);
 	set_canary(s);
 	return 0;
 }
@@ -339,8 +366,7 @@ void weft__stack_free(struct weft_stack *s, struct weft_stack_cache *k)
 		size_t guard = weft__page_size();
 		WEFT_STACK_DEREGISTER(s->vg_id);
 		munmap(s->base - guard, s->size + guard);
-		if (s->guard == guard &&
-		    !atomic_load_explicit(&light_guards, memory_order_relaxed))
+		if (s->budgeted)
 			atomic_fetch_sub(&mprotect_guards, 1);
 		return;
 	}

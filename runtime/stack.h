@@ -30,6 +30,8 @@ struct weft_stack {
 	size_t guard;   /* faulting bytes just below base (0: canary only) */
 	bool pooled;    /* from a slab: returned to the pool, never unmapped */
 	unsigned vg_id; /* its valgrind stack id, when not pooled */
+	bool budgeted;  /* not pooled, guarded by mprotect: one of the budget's
+			 * (stack.c), given back when it is unmapped */
 };
 
 struct weft_stack_cache; /* per worker */
@@ -61,6 +63,15 @@ static inline bool weft__stack_smashed(const struct weft_stack *s)
 
 struct weft_stack_cache *weft__stack_cache_new(void);
 void weft__stack_cache_free(struct weft_stack_cache *c);
+
+/* Internal test interface, not API: the count of mprotect guards against
+ * the budget (stack.c), settable, and guards made by mprotect from now on,
+ * as on a kernel before 6.13. */
+long weft__stack_budget_used(void);
+void weft__stack_budget_set(long used);
+void weft__stack_force_mprotect(void);
+/* The budget: past it, a stack gets no guard page, only the canary. */
+#define WEFT__STACK_MPROTECT_BUDGET 16000
 
 /* Empties the pool; exit unmaps every slab (at shutdown). */
 void weft__stack_pool_init(void);

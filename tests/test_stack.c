@@ -142,6 +142,46 @@ START_TEST(overflow_reported_on_64k_pages)
 END_TEST
 
 /*
+ * Before Linux 6.13 a guard is an mprotect'ed page, two mappings, counted
+ * against a budget so that a million stacks stay under vm.max_map_count.
+ * A stack refused a guard (budget spent) still counted, for good: after
+ * one burst past the budget, every big stack of the run went unguarded.
+ */
+#define BIG_STACK (2u << 20) /* not pooled: mapped and unmapped alone */
+
+START_TEST(guard_budget_exact)
+{
+	struct weft_stack s[2];
+	long used;
+
+	weft__stack_force_mprotect();
+	used = weft__stack_budget_used();
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(weft__stack_alloc(&s[i], BIG_STACK, NULL), 0);
+		ck_assert_uint_gt(s[i].guard, 0);
+	}
+	ck_assert_int_eq(weft__stack_budget_used(), used + 2);
+	for (int i = 0; i < 2; i++)
+		weft__stack_free(&s[i], NULL);
+	ck_assert_int_eq(weft__stack_budget_used(), used);
+
+	weft__stack_budget_set(WEFT__STACK_MPROTECT_BUDGET);
+	ck_assert_int_eq(weft__stack_alloc(&s[0], BIG_STACK, NULL), 0);
+	ck_assert_uint_eq(s[0].guard, 0); /* the canary only */
+	weft__stack_free(&s[0], NULL);
+	ck_assert_int_eq(weft__stack_budget_used(),
+			 WEFT__STACK_MPROTECT_BUDGET);
+	weft__stack_budget_set(WEFT__STACK_MPROTECT_BUDGET - 1);
+	ck_assert_int_eq(weft__stack_alloc(&s[0], BIG_STACK, NULL), 0);
+	ck_assert_uint_gt(s[0].guard, 0); /* room for one again */
+	weft__stack_free(&s[0], NULL);
+	ck_assert_int_eq(weft__stack_budget_used(),
+			 WEFT__STACK_MPROTECT_BUDGET - 1);
+	weft__stack_budget_set(used);
+}
+END_TEST
+
+/*
  * A program's own SIGSEGV handler that recovers from a fault (as a JIT's
  * or a collector's does), installed before weft_run: weft's handler
  * passes it the faults that are not a task's overflow. It put the old
@@ -207,6 +247,7 @@ int main(void)
 	tcase_add_test(tc, tasks_run_on_each_page_size);
 	tcase_add_test(tc, overflow_reported_on_64k_pages);
 	tcase_add_test(tc, overflow_reported_after_foreign_faults);
+	tcase_add_test(tc, guard_budget_exact);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }
