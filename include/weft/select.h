@@ -147,7 +147,8 @@ WEFT_MUST_CHECK int weft_select(struct weft_select_case *cases, int n);
  * again on the same array yields the rest in completion order. The other
  * tasks are not joined: their handles stay valid.
  * Returns the index, or -ENOENT (every slot empty), -EINVAL (tasks NULL,
- * n < 1 or > WEFT_SELECT_MAX, a detached task or one another caller joins),
+ * n < 1 or > WEFT_SELECT_MAX, a detached task or one another caller joins,
+ * one task in two slots),
  * -ESRCH (a stale handle), -EDEADLK (the caller's own handle),
  * -ECANCELED, -ETIMEDOUT (nothing joined), -ENOMEM.
  */
@@ -175,7 +176,8 @@ struct weft_as_completed {
 int weft_as_completed_init(struct weft_as_completed *it, weft_task_t *tasks,
 			   int n);
 /* Joins the next task to end and returns its index, as weft_wait_first.
- * Returns -ENOENT once every task has been yielded, and the errors of
+ * Returns -ENOENT once every task has been yielded (at once for a
+ * zero-filled it, which holds none), and the errors of
  * weft_wait_first (after -ECANCELED or -ETIMEDOUT the iteration can go
  * on). */
 WEFT_MUST_CHECK int weft_as_completed_next(struct weft_as_completed *it,

@@ -64,7 +64,8 @@ struct weft_signal {
 };
 
 /* Starts catching the signals of set (a WEFT_SIGNAL mask) for s. Returns
- * 0; -EINVAL (NULL s, an empty set, a signal that cannot be caught);
+ * 0; -EINVAL (NULL s, an empty set, a signal that cannot be caught, or
+ * one glibc keeps for itself: 32 and 33);
  * -EBUSY (s is open already, or weft itself handles one of the signals:
  * the runtime's dump_signal, or SIGURG while it reports stalls); -EMFILE,
  * -ENFILE, -ENOMEM (no eventfd could be made, the first time). */

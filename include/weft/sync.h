@@ -209,10 +209,13 @@ struct weft_queue_opts {
 	void *storage;      /* optional: capacity * elem_size bytes */
 };
 
-/* Initialises a FIFO queue. Returns 0 or -EINVAL. */
+/* Initialises a FIFO queue. Returns 0 or -EINVAL (zero elem_size, or a
+ * capacity whose items could not all be held: capacity * elem_size past
+ * SIZE_MAX). */
 int weft_queue_init(struct weft_queue *q, size_t elem_size, size_t capacity);
 /* Initialises q as o says. Returns 0 or -EINVAL (zero elem_size, a
- * priority queue without cmp, storage for an unbounded queue). */
+ * priority queue without cmp, storage for an unbounded queue, or
+ * capacity * elem_size past SIZE_MAX). */
 int weft_queue_init_opts(struct weft_queue *q, const struct weft_queue_opts *o);
 /* Frees heap storage; q must be unused, nobody waiting. Returns 0, -EBUSY
  * (someone waits), -EINVAL. */
