@@ -89,7 +89,9 @@ WEFT_MUST_CHECK int weft_accept(int lfd, struct sockaddr *peer,
 WEFT_MUST_CHECK int weft_connect(const char *host, uint16_t port);
 
 /* Connects the existing socket fd to addr, as connect(2). Returns 0 or
- * -errno. */
+ * -errno. A connect cancelled or timed out after it began leaves the
+ * socket connecting, as a non-blocking connect(2) does: close it (another
+ * connect on it says -EALREADY, or -EISCONN once it got through). */
 WEFT_MUST_CHECK int weft_connect_addr(int fd, const struct sockaddr *addr,
 				      socklen_t len);
 
