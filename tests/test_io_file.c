@@ -427,6 +427,68 @@ START_TEST(escape_hatch_plain_thread)
 }
 END_TEST
 
+/*
+ * A plain thread's submit that io_uring_enter refuses leaves its SQE in
+ * the private ring's SQ, naming the caller's buffer. The next call's
+ * submit sent it along: the old write went out after its caller had been
+ * told it failed, and its CQE could be taken for the new call's. Now it
+ * is made a NOP and its CQE dropped. The hook refuses one submit as the
+ * kernel would, without entering it.
+ */
+static int refuse_submit(struct io_uring *ring)
+{
+	(void)ring;
+	return -EAGAIN;
+}
+
+struct fd_buf {
+	int fd;
+	char *buf;
+};
+
+static void prep_write1(struct io_uring_sqe *sqe, void *arg)
+{
+	struct fd_buf *a = arg;
+
+	io_uring_prep_write(sqe, a->fd, a->buf, 1, 0);
+}
+
+static void prep_read4(struct io_uring_sqe *sqe, void *arg)
+{
+	struct fd_buf *a = arg;
+
+	io_uring_prep_read(sqe, a->fd, a->buf, 4, 0);
+}
+
+START_TEST(refused_submit_withdrawn)
+{
+	int p1[2], p2[2];
+	char x = 'X', got[4];
+	struct fd_buf w = { 0, &x }, r = { 0, got };
+
+	if (!have_io_uring())
+		return;
+	ck_assert_int_eq(pipe2(p1, O_NONBLOCK), 0);
+	ck_assert_int_eq(pipe(p2), 0);
+	ck_assert_int_eq(weft_io_submit(-1, prep_nop, NULL), 0); /* the ring */
+	w.fd = p1[1];
+	weft__private_submit = refuse_submit;
+	ck_assert_int_eq(weft_io_submit(-1, prep_write1, &w), -EAGAIN);
+	weft__private_submit = io_uring_submit;
+	ck_assert_int_eq(write(p2[1], "YYY", 3), 3);
+	r.fd = p2[0];
+	ck_assert_int_eq(weft_io_submit(-1, prep_read4, &r), 3);
+	ck_assert_int_eq(weft_io_submit(-1, prep_nop, NULL), 0);
+	/* The refused write never went out. */
+	ck_assert_int_eq(read(p1[0], got, sizeof(got)), -1);
+	ck_assert_int_eq(errno, EAGAIN);
+	for (int i = 0; i < 2; i++) {
+		close(p1[i]);
+		close(p2[i]);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("io_file");
@@ -440,6 +502,7 @@ int main(void)
 	tcase_add_test(tc, close_withdraws_unsubmitted_op);
 	tcase_add_test(tc, stale_break_no_spin);
 	tcase_add_test(tc, escape_hatch_plain_thread);
+	tcase_add_test(tc, refused_submit_withdrawn);
 	suite_add_tcase(s, tc);
 	/* Plain threads' private rings stay for reuse: not a leak. */
 	int before = io_count_fds(), r = weft_test_main(s);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
 #include <liburing.h>
 
 #include "weft/io.h"
@@ -269,33 +270,61 @@ static struct io_uring *thread_ring(void)
 	return &tr->ring;
 }
 
+/* Waits for a CQE of the private ring, as long as it takes: a call may not
+ * return while the kernel may still write into its caller's buffers.
+ * io_uring_wait_cqe fails only if the enter does (a signal, or memory
+ * short for the moment): look again, after a pause unless interrupted. */
+static struct io_uring_cqe *wait_cqe(struct io_uring *ring)
+{
+	struct io_uring_cqe *cqe;
+	int r;
+
+	while ((r = io_uring_wait_cqe(ring, &cqe)) < 0)
+		if (r != -EINTR)
+			nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	return cqe;
+}
+
+/*
+ * A plain thread's operation on its private ring. Each call tags its SQE
+ * with a number of its own and takes only that number's CQEs, so what an
+ * earlier call left never passes for this one's: an SQE a failed submit
+ * left in the SQ is made a NOP (the kernel takes it with the next submit,
+ * touching nothing) and its CQE is dropped here.
+ */
+int (*weft__private_submit)(struct io_uring *ring) = io_uring_submit;
+
 static int submit_on_thread(weft_io_prep_fn prep, void *arg)
 {
+	static _Thread_local uint64_t calls;
 	struct io_uring *ring = thread_ring();
 	struct io_uring_sqe *sqe;
-	struct io_uring_cqe *cqe;
+	uint64_t me = ++calls;
 	int r, res = 0;
 
 	if (!ring)
 		return -ENOSYS;
 	sqe = io_uring_get_sqe(ring);
 	prep(sqe, arg);
-	io_uring_sqe_set_data(sqe, NULL);
-	r = io_uring_submit(ring);
-	if (r < 0)
+	io_uring_sqe_set_data64(sqe, me);
+	do
+		r = weft__private_submit(ring);
+	while (r == -EINTR);
+	if (r < 0) {
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data64(sqe, 0);
 		return r;
+	}
 	for (;;) {
-		do
-			r = io_uring_wait_cqe(ring, &cqe);
-		while (r == -EINTR);
-		if (r < 0)
-			return r;
+		struct io_uring_cqe *cqe = wait_cqe(ring);
+		bool mine = cqe->user_data == me;
 		bool more = cqe->flags & IORING_CQE_F_MORE;
 
-		if (!(cqe->flags & IORING_CQE_F_NOTIF)) /* as io_complete */
+		if (mine &&
+		    !(cqe->flags & IORING_CQE_F_NOTIF)) /* io_complete */
 			res = cqe->res;
 		io_uring_cqe_seen(ring, cqe);
-		if (!more)
+		if (mine && !more)
 			return res;
 	}
 }

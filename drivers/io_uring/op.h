@@ -114,6 +114,11 @@ struct io_uring_sqe *weft__attempt_begin(struct weft__attempt *a, int fd);
  * result. */
 int weft__attempt_wait(struct weft__attempt *a, struct io_uring_sqe *sqe);
 
+/* Internal test interface, not API: how a plain thread's private ring is
+ * submitted (io_uring_submit), so that a test can make it fail as a
+ * refused io_uring_enter does, leaving the SQE in the SQ. */
+extern int (*weft__private_submit)(struct io_uring *ring);
+
 /* Internal test interface, not API: how many private rings plain threads
  * have made (each holds a descriptor until the process exits; see op.c), so
  * that a test counting descriptors can tell them from a leak. */
