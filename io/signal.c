@@ -24,8 +24,7 @@
  *  - A registration installs the handler for a signal when it is the first
  *    open one with that signal (refs 0 -> 1), claiming the signal from the
  *    rest of weft (runtime/sigclaim.h), and the old action comes back at
- *    1 -> 0; registry.mu guards refs, old, the list of open registrations
- *    and the eventfd's creation.
+ *    1 -> 0; registry.mu guards refs, old and the eventfd's creation.
  *    The eventfd is made before any handler is installed and never closed
  *    (a handler may run on another thread at any time).
  */
@@ -52,7 +51,6 @@ static struct {
 	pthread_mutex_t mu;
 	int refs[WEFT_SIGNAL_MAX];
 	struct sigaction old[WEFT_SIGNAL_MAX];
-	struct weft_signal *open; /* every open registration */
 } registry = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 static struct {
@@ -123,13 +121,13 @@ static int hold_signal(int signo)
 	return r;
 }
 
-/* Under registry.mu: whether s is an open registration. */
+/* Whether s is an open registration. The mark is s's own address, which
+ * leftover memory holds only where a registration was opened and never
+ * closed: weft keeps no list of them, which such a one would leave
+ * dangling. */
 static bool is_open(const struct weft_signal *s)
 {
-	for (const struct weft_signal *o = registry.open; o; o = o->next_open)
-		if (o == s)
-			return true;
-	return false;
+	return s->open && s->self == s;
 }
 
 /* Under registry.mu. Returns 0 or -errno. */
@@ -167,33 +165,26 @@ int weft_signal_open(struct weft_signal *s, uint64_t set)
 	/* What was delivered before now is not for s. */
 	for (signo = 1; !r && signo < WEFT_SIGNAL_MAX; signo++)
 		s->seen[signo] = atomic_load(&delivered[signo]);
-	if (!r) {
-		s->next_open = registry.open;
-		registry.open = s;
-	}
 	s->open = !r;
+	s->self = r ? NULL : s;
 	pthread_mutex_unlock(&registry.mu);
 	return r;
 }
 
 int weft_signal_close(struct weft_signal *s)
 {
-	struct weft_signal **link;
-	int r = -EINVAL;
-
 	if (!s)
 		return -EINVAL;
 	pthread_mutex_lock(&registry.mu);
-	for (link = &registry.open; *link; link = &(*link)->next_open)
-		if (*link == s) {
-			*link = s->next_open;
-			release_signals(s->set, WEFT_SIGNAL_MAX);
-			s->open = false;
-			r = 0;
-			break;
-		}
+	if (!is_open(s)) {
+		pthread_mutex_unlock(&registry.mu);
+		return -EINVAL;
+	}
+	release_signals(s->set, WEFT_SIGNAL_MAX);
+	s->open = false;
+	s->self = NULL;
 	pthread_mutex_unlock(&registry.mu);
-	return r;
+	return 0;
 }
 
 /* Under waiters.lock: a signal of s delivered since s last took one, or 0. */
@@ -261,7 +252,7 @@ static int signal_wait(struct weft_signal *s, int *signo)
 
 int weft_signal_wait(struct weft_signal *s, int *signo)
 {
-	if (!s || !signo || !s->open)
+	if (!s || !signo || !is_open(s))
 		return -EINVAL;
 	/* weft_dump says "signal wait", not the eventfd or cond inside. */
 	bool named = weft__doing_begin("signal wait");

@@ -84,7 +84,7 @@ void weft__ctx_init(struct weft_ctx *ctx, void *top, void *arg);
 /* Whether the switch keeps each context's floating-point modes
  * (WEFT_FP_PER_TASK): read by it at every switch, so written by weft_run
  * only while no worker runs. */
-extern bool weft__fp_per_task;
+extern bool weft__fp_per_task __attribute__((visibility("hidden")));
 /* Gives ctx the calling thread's floating-point modes: a task starts with
  * its spawner's, as a thread starts with its creator's (pthread_create). */
 void weft__ctx_fp_init(struct weft_ctx *ctx);

@@ -1,5 +1,7 @@
 /* Stack overflow reports: see overflow.h. Async-signal-safe throughout. */
+#include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -53,17 +55,27 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
 		abort();
 	}
 	/* Not ours: the previous handler's. One that may recover (a JIT's,
-	 * a collector's write barrier) is called, and this one stays: put
-	 * back for good, it would leave every later overflow unreported.
-	 * The default action (or an ignored SIGSEGV, which the kernel forces
-	 * to it) takes the fault when it happens again on return. */
+	 * a collector's write barrier) is called, with its mask, and this one
+	 * stays: put back for good, it would leave every later overflow
+	 * unreported. The default action (or an ignored SIGSEGV, which the
+	 * kernel forces to it), or a one-shot handler (SA_RESETHAND: a crash
+	 * reporter's, which logs and lets the fault happen again to die of
+	 * it), is put back and meets the fault again on return, as the
+	 * kernel would have delivered it. */
+	bool callable = previous.sa_handler != SIG_DFL &&
+			previous.sa_handler != SIG_IGN &&
+			!(previous.sa_flags & SA_RESETHAND);
+	if (!callable) {
+		sigaction(SIGSEGV, &previous, NULL);
+		return;
+	}
+	sigset_t old;
+	pthread_sigmask(SIG_BLOCK, &previous.sa_mask, &old);
 	if (previous.sa_flags & SA_SIGINFO)
 		previous.sa_sigaction(sig, si, uc);
-	else if (previous.sa_handler != SIG_DFL &&
-		 previous.sa_handler != SIG_IGN)
-		previous.sa_handler(sig);
 	else
-		sigaction(SIGSEGV, &previous, NULL);
+		previous.sa_handler(sig);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 void weft__overflow_install(void)

@@ -237,8 +237,10 @@ static int run(weft_fn main, void *arg, const struct weft_config *cfg,
 	weft__task_run_begin();
 	/* Before rt is published: whoever finds rt sees the mask. */
 	weft__latency_start((uint64_t)latency_mask);
+	/* Before rt is published: a plain thread may spawn once it finds
+	 * rt, and its spawn reads the flag. */
+	weft__fp_per_task = rt->fp_per_task;
 	atomic_store(&weft__rt, rt);
-	weft__fp_per_task = rt->fp_per_task; /* before any task runs */
 	int started;
 	weft__driver_set_kind(rt->io, rt->sock_on_ring);
 	weft__overflow_install();
@@ -269,8 +271,8 @@ static int run(weft_fn main, void *arg, const struct weft_config *cfg,
 	weft__driver_set_kind(WEFT_IO_AUTO, false);
 	weft__overflow_remove();
 	atomic_store(&weft__rt, NULL);
-	weft__fp_per_task = false;
 	weft__task_foreign_quiesce(); /* a spawner may still read rt */
+	weft__fp_per_task = false;    /* nobody reads it now */
 	free_runtime(rt);
 	return err;
 }

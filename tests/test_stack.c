@@ -237,6 +237,67 @@ START_TEST(overflow_reported_after_foreign_faults)
 }
 END_TEST
 
+/*
+ * A crash reporter's one-shot handler (SA_RESETHAND) logs a fault and
+ * returns, so that the fault comes again and the default action ends the
+ * process. Called by weft's handler as a function, it ran again at every
+ * fault for ever: weft must put it back and let the kernel deliver.
+ */
+static int report_fd;
+
+static void report_once(int sig)
+{
+	(void)sig;
+	if (write(report_fd, "r", 1) < 0)
+		_exit(3);
+}
+
+static void *fault_in_task(void *arg)
+{
+	(void)arg;
+	*unmapped = 1;
+	return NULL;
+}
+
+START_TEST(one_shot_handler_not_looped)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	return; /* the sanitizers catch the fault first, in their own words */
+#endif
+	int fds[2], status;
+	char got[8];
+
+	ck_assert_int_eq(pipe(fds), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct sigaction sa = { .sa_handler = report_once,
+					.sa_flags = SA_RESETHAND };
+		struct weft_config c = { .workers = 1 };
+
+		close(fds[0]);
+		report_fd = fds[1];
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGSEGV, &sa, NULL);
+		_exit(weft_run(fault_in_task, NULL, &c, NULL) ? 2 : 0);
+	}
+	close(fds[1]);
+	/* Looping, the child would never die: give it 10 s. */
+	for (int ms = 0; waitpid(pid, &status, WNOHANG) == 0; ms++) {
+		if (ms == 10000) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			ck_abort_msg("the one-shot handler ran in a loop");
+		}
+		usleep(1000);
+	}
+	ssize_t n = read(fds[0], got, sizeof(got));
+	close(fds[0]);
+	ck_assert(WIFSIGNALED(status));
+	ck_assert_int_eq(WTERMSIG(status), SIGSEGV);
+	ck_assert_int_eq(n, 1); /* the handler ran once */
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("stack");
@@ -248,6 +309,7 @@ int main(void)
 	tcase_add_test(tc, overflow_reported_on_64k_pages);
 	tcase_add_test(tc, overflow_reported_after_foreign_faults);
 	tcase_add_test(tc, guard_budget_exact);
+	tcase_add_test(tc, one_shot_handler_not_looped);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

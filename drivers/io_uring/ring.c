@@ -257,6 +257,8 @@ void weft__ring_submit(struct weft__ring *r)
 {
 	if (io_uring_sq_ready(&r->uring))
 		submit(r);
+	else /* a park's wait took what a failed submit left */
+		weft__unsent_sent(r->unsent);
 }
 
 /* Whether op is a task's operation, which the metrics count (submitted by

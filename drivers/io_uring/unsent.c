@@ -56,7 +56,7 @@ static bool lists(struct weft__unsent *u, uint64_t s, int fd)
 	if (n > WEFT__UNSENT_FDS)
 		return true;
 	for (uint32_t i = 0; i < n; i++)
-		if (atomic_load_explicit(&u->fds[i], memory_order_relaxed) ==
+		if (atomic_load_explicit(&u->fds[i], memory_order_acquire) ==
 		    fd)
 			return true;
 	return false;

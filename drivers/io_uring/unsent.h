@@ -22,12 +22,14 @@
  * fd listed waits until the round moves on, which is after the submit
  * that took the attempt.
  *
- * Memory order: note stores the fd, then the state with release; a closer
- * loads the state with acquire, then the fds below its count. A slot is
- * written again only in a later round, after the submit, so a closer that
- * reads a newer fd there misses only an attempt that no longer waits.
- * sent's release store pairs with the closer's acquire load: the submit
- * (its system call, which looked the fd up) happens before the close.
+ * Memory order: note stores the fd, then the state, both with release; a
+ * closer loads the state with acquire, then the fds below its count, also
+ * with acquire. A slot is written again only in a later round, after the
+ * owner's submit and sent: a closer that reads such a newer fd there
+ * synchronises with that store, so the submit (its system call, which
+ * looked the old attempt's fd up) happens before the close; it missed
+ * only an attempt that no longer waits. sent's release store pairs with
+ * the closer's acquire load of the state in the same way.
  */
 #ifndef WEFT_DRIVERS_IO_URING_UNSENT_H
 #define WEFT_DRIVERS_IO_URING_UNSENT_H
@@ -60,7 +62,7 @@ static inline void weft__unsent_note(struct weft__unsent *u, int fd)
 	if (n > WEFT__UNSENT_FDS)
 		return; /* the round stands for every fd already */
 	if (n < WEFT__UNSENT_FDS)
-		atomic_store_explicit(&u->fds[n], fd, memory_order_relaxed);
+		atomic_store_explicit(&u->fds[n], fd, memory_order_release);
 	atomic_store_explicit(&u->state, s + 1, memory_order_release);
 }
 

@@ -59,7 +59,7 @@ extern "C" {
 struct weft_signal {
 	uint64_t set;
 	uint64_t seen[WEFT_SIGNAL_MAX]; /* deliveries taken, per signal */
-	struct weft_signal *next_open;  /* the open registrations' list */
+	struct weft_signal *self;       /* s itself while open */
 	bool open;
 };
 

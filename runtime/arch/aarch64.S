@@ -21,6 +21,10 @@
 #define FRAME 160
 
 	.text
+	/* Reached PC-relative: it must bind in this object, whatever the
+	 * library's version script says (a PIC archive linked into a user's
+	 * shared object has none). */
+	.hidden	weft__fp_per_task
 
 /* void *weft__switch(struct weft_ctx *from, struct weft_ctx *to, void *pass);
  *

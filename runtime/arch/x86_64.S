@@ -19,6 +19,10 @@
  * weft__ctx_init builds the same frame for a task that has not run yet.
  */
 	.text
+	/* Reached rip-relative: it must bind in this object, whatever the
+	 * library's version script says (a PIC archive linked into a user's
+	 * shared object has none). */
+	.hidden	weft__fp_per_task
 
 /* Saves the running context in from (rdi) and loads the one in to (rsi),
  * up to its return address, which is left on the stack; rax gets the pass
