@@ -1269,14 +1269,20 @@ static void *reuse_main(void *arg)
 	return NULL;
 }
 
-START_TEST(send_before_close_not_rerouted)
+/* Runs fn on one worker under each socket path in turn. */
+static void run_on_each_path(weft_fn fn)
 {
 	for (enum weft_sock_path p = WEFT_SOCK_AUTO; p <= WEFT_SOCK_SYSCALL;
 	     p++) {
 		struct weft_config cfg = { .workers = 1, .sockets = p };
 
-		ck_assert_int_eq(weft_run(reuse_main, NULL, &cfg, NULL), 0);
+		ck_assert_int_eq(weft_run(fn, NULL, &cfg, NULL), 0);
 	}
+}
+
+START_TEST(send_before_close_not_rerouted)
+{
+	run_on_each_path(reuse_main);
 }
 END_TEST
 
@@ -1358,12 +1364,7 @@ static void *stays_main(void *arg)
 
 START_TEST(call_stays_with_closed_fd)
 {
-	for (enum weft_sock_path p = WEFT_SOCK_AUTO; p <= WEFT_SOCK_SYSCALL;
-	     p++) {
-		struct weft_config cfg = { .workers = 1, .sockets = p };
-
-		ck_assert_int_eq(weft_run(stays_main, NULL, &cfg, NULL), 0);
-	}
+	run_on_each_path(stays_main);
 }
 END_TEST
 
