@@ -21,12 +21,13 @@ struct weft_task;
 
 struct weft_inject {
 	_Atomic(struct weft_task *) incoming; /* Treiber stack, newest first */
-	_Atomic long incoming_len; /* for weft_metrics and the empty hint:
-				     * on the line the push writes anyway */
+	_Atomic long incoming_len; /* for weft_metrics: on the line the push
+				     * writes anyway */
 	char pad[64 - sizeof(void *) - sizeof(long)];
 	unsigned lock;                 /* consumers only; a spinlock */
 	struct weft_task *head, *tail; /* FIFO side, under lock */
 	_Atomic long fifo_len;
+	_Atomic bool draining; /* set by a drain, under lock (inject.c) */
 };
 
 void weft__inject_init(struct weft_inject *q);
@@ -36,7 +37,11 @@ void weft__inject_push_list(struct weft_inject *q, struct weft_task *first,
 void weft__inject_push(struct weft_inject *q, struct weft_task *t);
 /* Pops up to max tasks as a list (linked through ->next); NULL if empty. */
 struct weft_task *weft__inject_pop(struct weft_inject *q, int max, int *n);
+/* A hint, for whether a pop is worth its lock. */
 bool weft__inject_empty(struct weft_inject *q);
+/* Whether q is empty for a worker deciding to sleep: also not while a
+ * drain holds the tasks it took. */
+bool weft__inject_empty_for_sleep(struct weft_inject *q);
 /* Internal test interface, not API: if set, called by a drain between
  * its exchange of the pushed stack and its count of the tasks taken. */
 extern void (*weft__inject_after_exchange)(struct weft_inject *q);

@@ -112,12 +112,13 @@ struct weft_task *weft__runq_requeue_yielded(struct weft_runtime *rt,
  * set, so that a notify it missed while searching is not lost. */
 bool weft__runq_any_work(struct weft_runtime *rt, struct weft_worker *w)
 {
-	if (!weft__inject_empty(&rt->inject) || atomic_load(&w->runnext))
+	if (!weft__inject_empty_for_sleep(&rt->inject) ||
+	    atomic_load(&w->runnext))
 		return true;
 	for (int i = 0; i < rt->nworkers; i++) {
 		struct weft_worker *v = &rt->workers[i];
 		if (weft__deque_len(&v->deque) ||
-		    !weft__inject_empty(&v->ready) ||
+		    !weft__inject_empty_for_sleep(&v->ready) ||
 		    (v != w && weft__runq_woken_open(v)))
 			return true;
 	}

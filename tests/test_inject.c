@@ -92,14 +92,14 @@ START_TEST(every_task_once)
 }
 END_TEST
 
-/* A drain between taking the pushed tasks and counting them in: the hint
- * said empty, and a worker about to sleep then left the tasks to the
- * drainer alone. */
+/* A drain between taking the pushed tasks and counting them in: the
+ * emptiness a worker about to sleep looks at said empty, and the worker
+ * left the tasks to the drainer alone. */
 static int hint_empty_in_drain = -1;
 
 static void look_during_drain(struct weft_inject *in)
 {
-	hint_empty_in_drain = weft__inject_empty(in);
+	hint_empty_in_drain = weft__inject_empty_for_sleep(in);
 }
 
 START_TEST(not_empty_during_drain)
@@ -114,11 +114,13 @@ START_TEST(not_empty_during_drain)
 	ck_assert_ptr_eq(weft__inject_pop(&q, 1, &n), &t[0]);
 	weft__inject_after_exchange = NULL;
 	ck_assert_int_eq(hint_empty_in_drain, 0);
+	ck_assert(!weft__inject_empty_for_sleep(&q));
 	ck_assert(!weft__inject_empty(&q));
 	ck_assert_int_eq(weft__inject_len(&q), 2);
 	ck_assert_ptr_eq(weft__inject_pop(&q, 8, &n), &t[1]);
 	ck_assert_int_eq(n, 2);
 	ck_assert(weft__inject_empty(&q));
+	ck_assert(weft__inject_empty_for_sleep(&q));
 }
 END_TEST
 
