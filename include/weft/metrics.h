@@ -101,8 +101,10 @@ struct weft_metrics {
 	uint64_t io_completed;
 	uint64_t io_in_flight;
 	uint64_t timers_armed;
-	uint64_t blocking_threads; /* gauge: threads of the blocking pool */
-	uint64_t blocking_busy;    /* gauge: of those, running a job */
+	uint64_t blocking_threads; /* gauge: threads of the blocking pool,
+				    * those starting included */
+	uint64_t blocking_busy;    /* gauge: of those, running a job or
+				    * starting (started for a job) */
 	uint64_t blocking_queued;  /* gauge: jobs waiting for a thread */
 	/* counter: the monitor's rescues (a worker found kept by one task
 	 * while others wait: marked stuck, or its due timers fired) */
