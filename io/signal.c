@@ -32,6 +32,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/uio.h>
@@ -51,6 +52,12 @@ static struct {
 	pthread_mutex_t mu;
 	int refs[WEFT_SIGNAL_MAX];
 	struct sigaction old[WEFT_SIGNAL_MAX];
+	/* The addresses of the open registrations, compared and never
+	 * followed: one never closed (on a task's stack that returned)
+	 * leaves nothing dangling, and a struct is never read before its
+	 * open has written it. */
+	const struct weft_signal **open;
+	size_t nopen, capopen;
 } registry = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 static struct {
@@ -121,13 +128,45 @@ static int hold_signal(int signo)
 	return r;
 }
 
-/* Whether s is an open registration. The mark is s's own address, which
- * leftover memory holds only where a registration was opened and never
- * closed: weft keeps no list of them, which such a one would leave
- * dangling. */
+/* Under registry.mu: s's index among the open registrations, or nopen. */
+static size_t find_open(const struct weft_signal *s)
+{
+	size_t i = 0;
+
+	while (i < registry.nopen && registry.open[i] != s)
+		i++;
+	return i;
+}
+
 static bool is_open(const struct weft_signal *s)
 {
-	return s->open && s->self == s;
+	return find_open(s) < registry.nopen;
+}
+
+/* Under registry.mu: room for one more open registration. 0 or -ENOMEM. */
+static int reserve_open(void)
+{
+	size_t cap = registry.capopen ? registry.capopen * 2 : 8;
+	const struct weft_signal **a;
+
+	if (registry.nopen < registry.capopen)
+		return 0;
+	if (!(a = realloc(registry.open, cap * sizeof(*a))))
+		return -ENOMEM;
+	registry.open = a;
+	registry.capopen = cap;
+	return 0;
+}
+
+/* Under registry.mu: s, open, is closed. */
+static void drop_open(const struct weft_signal *s)
+{
+	registry.open[find_open(s)] = registry.open[--registry.nopen];
+	if (!registry.nopen) {
+		free(registry.open);
+		registry.open = NULL;
+		registry.capopen = 0;
+	}
 }
 
 /* Under registry.mu. Returns 0 or -errno. */
@@ -158,15 +197,16 @@ int weft_signal_open(struct weft_signal *s, uint64_t set)
 	}
 	memset(s, 0, sizeof(*s));
 	s->set = set;
-	r = make_eventfd();
+	if (!(r = reserve_open()))
+		r = make_eventfd();
 	for (signo = 1; !r && signo < WEFT_SIGNAL_MAX; signo++)
 		if (member(set, signo) && (r = hold_signal(signo)))
 			release_signals(set, signo);
 	/* What was delivered before now is not for s. */
 	for (signo = 1; !r && signo < WEFT_SIGNAL_MAX; signo++)
 		s->seen[signo] = atomic_load(&delivered[signo]);
-	s->open = !r;
-	s->self = r ? NULL : s;
+	if (!r)
+		registry.open[registry.nopen++] = s;
 	pthread_mutex_unlock(&registry.mu);
 	return r;
 }
@@ -181,8 +221,7 @@ int weft_signal_close(struct weft_signal *s)
 		return -EINVAL;
 	}
 	release_signals(s->set, WEFT_SIGNAL_MAX);
-	s->open = false;
-	s->self = NULL;
+	drop_open(s);
 	pthread_mutex_unlock(&registry.mu);
 	return 0;
 }
@@ -252,7 +291,12 @@ static int signal_wait(struct weft_signal *s, int *signo)
 
 int weft_signal_wait(struct weft_signal *s, int *signo)
 {
-	if (!s || !signo || !is_open(s))
+	if (!s || !signo)
+		return -EINVAL;
+	pthread_mutex_lock(&registry.mu);
+	bool open = is_open(s);
+	pthread_mutex_unlock(&registry.mu);
+	if (!open)
 		return -EINVAL;
 	/* weft_dump says "signal wait", not the eventfd or cond inside. */
 	bool named = weft__doing_begin("signal wait");

@@ -38,7 +38,6 @@
 #ifndef WEFT_SIGNAL_H
 #define WEFT_SIGNAL_H
 
-#include <stdbool.h>
 #include <stdint.h>
 #include "weft/must_check.h"
 
@@ -59,8 +58,6 @@ extern "C" {
 struct weft_signal {
 	uint64_t set;
 	uint64_t seen[WEFT_SIGNAL_MAX]; /* deliveries taken, per signal */
-	struct weft_signal *self;       /* s itself while open */
-	bool open;
 };
 
 /* Starts catching the signals of set (a WEFT_SIGNAL mask) for s. Returns
@@ -68,7 +65,7 @@ struct weft_signal {
  * one glibc keeps for itself: 32 and 33);
  * -EBUSY (s is open already, or weft itself handles one of the signals:
  * the runtime's dump_signal, or SIGURG while it reports stalls); -EMFILE,
- * -ENFILE, -ENOMEM (no eventfd could be made, the first time). */
+ * -ENFILE (no eventfd could be made, the first time); -ENOMEM. */
 int weft_signal_open(struct weft_signal *s, uint64_t set);
 
 /* Waits until a signal of s's set is delivered and stores its number in
