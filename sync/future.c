@@ -50,7 +50,6 @@ static int complete(struct weft_future *f, int state, void *result, int error)
 	while (cb) {
 		struct weft_future_cb *next = cb->next; /* cb may be freed */
 		cb->next = 0;
-		cb->on = 0;
 		cb->fn(f, cb->arg);
 		cb = next;
 	}
@@ -139,13 +138,9 @@ int weft_future_wait(struct weft_future *f, void **result)
 }
 
 /* Whether cb waits on f's list already: added again, it would cut off the
- * callbacks behind it (or link to itself). Under f's lock. cb->on says
- * where a linked cb is, so the list is walked only when it names f (a
- * fresh cb's leftover bytes may happen to): adding n is not O(n^2). */
+ * callbacks behind it (or link to itself). Under f's lock. */
 static bool linked(const struct weft_future *f, const struct weft_future_cb *cb)
 {
-	if (cb->on != f)
-		return false;
 	for (const struct weft_future_cb *c = f->cbs; c; c = c->next)
 		if (c == cb)
 			return true;
@@ -166,9 +161,7 @@ int weft_future_add_callback(struct weft_future *f, struct weft_future_cb *cb,
 	cb->fn = fn;
 	cb->arg = arg;
 	cb->next = 0;
-	cb->on = 0;
 	if (f->state == PENDING) {
-		cb->on = f;
 		if (f->cbs_tail)
 			f->cbs_tail->next = cb;
 		else
@@ -200,7 +193,6 @@ int weft_future_remove_callback(struct weft_future *f,
 		if (f->cbs_tail == c)
 			f->cbs_tail = prev;
 		c->next = 0;
-		c->on = 0;
 		r = 0;
 		break;
 	}

@@ -261,7 +261,6 @@ struct weft_future_cb {
 	void (*fn)(struct weft_future *f, void *arg);
 	void *arg;
 	struct weft_future_cb *next;
-	struct weft_future *on; /* the future whose list holds it */
 };
 
 struct weft_future {
