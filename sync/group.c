@@ -9,7 +9,8 @@
  *    cancelled then (not with WEFT_GROUP_COLLECT); a wait clears it when
  *    the group is empty again. failures counts every failure, for good.
  *  - While shutting_down, no member is added, so the cancel at its start
- *    reaches every member it then waits for.
+ *    reaches every member it then waits for. A shutdown and a cancelled
+ *    wait both stop the members this way (stop_members).
  * A member's handle is stored before the member can take the lock: the
  * spawner holds it across the spawn.
  */
@@ -135,6 +136,18 @@ static void wait_idle_shielded(struct weft_group *g)
 		weft_shield_leave(&s);
 }
 
+/* Under g->lock: cancels every member and waits until all have returned.
+ * Spawns are refused meanwhile: a member added after the cancel (by a
+ * member that shields itself, say) would run on uncancelled, and the wait
+ * would last as long as it does. */
+static void stop_members(struct weft_group *g)
+{
+	g->shutting_down = true;
+	cancel_members(g);
+	wait_idle_shielded(g);
+	g->shutting_down = false;
+}
+
 int weft_group_wait(struct weft_group *g)
 {
 	if (!usable(g))
@@ -146,8 +159,7 @@ int weft_group_wait(struct weft_group *g)
 	if (r) {
 		/* Cancelled or timed out: the members go too, and are waited
 		 * for, since they may use this stack. */
-		cancel_members(g);
-		wait_idle_shielded(g);
+		stop_members(g);
 	} else {
 		r = g->error;
 	}
@@ -163,10 +175,7 @@ int weft_group_shutdown(struct weft_group *g)
 	if (!usable(g))
 		return -EINVAL;
 	weft__lock_acquire_uninterruptible(&g->lock);
-	g->shutting_down = true;
-	cancel_members(g);
-	wait_idle_shielded(g);
-	g->shutting_down = false;
+	stop_members(g);
 	r = g->error;
 	g->error = 0;
 	weft_lock_release(&g->lock);

@@ -143,6 +143,54 @@ START_TEST(cancelled_waiter_waits_for_members)
 }
 END_TEST
 
+/* A member that spawns after the waiter's cancel reached it (shielded, it
+ * goes on) must be refused, as during weft_group_shutdown: a member added
+ * then would not be cancelled, and the waiter would wait for it. */
+static atomic_int late_spawn;
+
+static void *late_child(void *arg)
+{
+	weft_sleep(300 * WEFT_MSEC); /* long, unless cancelled */
+	atomic_fetch_add(&finished, 1);
+	return NULL;
+}
+
+static void *late_spawner(void *arg)
+{
+	struct weft_shield s;
+	ck_assert_int_eq(weft_shield_enter(&s), 0);
+	/* Until the owner, timed out, has cancelled us. */
+	for (int i = 0; i < 5000 && weft_is_cancelled(weft_current()) != 1; i++)
+		weft_sleep(WEFT_MSEC);
+	atomic_store(&late_spawn, weft_group_spawn(arg, late_child, NULL));
+	weft_shield_leave(&s);
+	return NULL;
+}
+
+static void *late_main(void *arg)
+{
+	struct weft_group g = WEFT_GROUP_INIT(g);
+	struct weft_deadline d;
+	reset_counts();
+	atomic_store(&late_spawn, 1);
+	ck_assert_int_eq(weft_group_spawn(&g, late_spawner, &g), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, 10 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_group_wait(&g), -ETIMEDOUT);
+	weft_deadline_leave(&d);
+	ck_assert_int_eq(atomic_load(&late_spawn), -ECANCELED);
+	ck_assert_int_eq(atomic_load(&finished), 0);
+	/* Usable again afterwards. */
+	ck_assert_int_eq(weft_group_spawn(&g, nap, NULL), 0);
+	ck_assert_int_eq(weft_group_wait(&g), 0);
+	return NULL;
+}
+
+START_TEST(no_members_join_a_cancelled_wait)
+{
+	weft_test_run(late_main, NULL, 2);
+}
+END_TEST
+
 /* ---- cancel, plain threads, bad input ----------------------------------- */
 
 static struct weft_group shared = WEFT_GROUP_INIT(shared);
@@ -266,6 +314,7 @@ int main(void)
 	tcase_add_test(tc, waits_for_all);
 	tcase_add_test(tc, first_failure_cancels_the_rest);
 	tcase_add_test(tc, cancelled_waiter_waits_for_members);
+	tcase_add_test(tc, no_members_join_a_cancelled_wait);
 	tcase_add_test(tc, cancel_threads_and_bad_input);
 	tcase_add_test(tc, many_members);
 	tcase_add_test(tc, uninitialised_group);

@@ -51,7 +51,7 @@ struct weft_group {
 	int running;
 	int error;          /* the first failure, or 0 */
 	unsigned flags;     /* WEFT_GROUP_COLLECT */
-	bool shutting_down; /* in weft_group_shutdown */
+	bool shutting_down; /* stopping its members: shutdown, a cancelled wait */
 	long failures;      /* members failed, ever */
 };
 
@@ -76,8 +76,9 @@ int weft_group_init(struct weft_group *g);
 int weft_group_init_flags(struct weft_group *g, unsigned flags);
 
 /* Spawns fn(arg) into g. Returns 0; -ECANCELED if g is cancelling its
- * members after a failure (not with WEFT_GROUP_COLLECT) or is in
- * weft_group_shutdown (nothing was spawned); -EINVAL, -ENOMEM or
+ * members after a failure (not with WEFT_GROUP_COLLECT), is in
+ * weft_group_shutdown, or its waiter was cancelled or timed out and waits
+ * for the members to return (nothing was spawned); -EINVAL, -ENOMEM or
  * -ESHUTDOWN as weft_spawn. */
 WEFT_MUST_CHECK int weft_group_spawn(struct weft_group *g, weft_fn fn,
 				     void *arg);
