@@ -54,7 +54,8 @@ static int look_at_workers(struct weft_runtime *rt, struct look *last,
 	for (int i = 0; i < rt->nworkers; i++) {
 		struct weft_worker *w = &rt->workers[i];
 		/* Lengths, tops and timer counts are relaxed readings: a
-		 * heuristic that only decides when to mark and rouse. The
+		 * heuristic that only decides when to mark and rouse, but
+		 * for disarm's timer counts, which its fence orders. The
 		 * run-next slot is read seq_cst, for the arming protocol. */
 		struct look now = { atomic_load(&w->runnext),
 				    weft__deque_len(&w->deque),
@@ -110,6 +111,12 @@ static void disarm(struct weft_runtime *rt, struct weft_monitor *m,
 	int armed = MON_ARMED;
 	if (!atomic_compare_exchange_strong(&m->state, &armed, MON_IDLE))
 		return; /* stopping */
+	/* The looks below read lengths and timer counts relaxed; a seq_cst
+	 * RMW alone does not keep such loads after it on ARM (a later plain
+	 * load may pass its store-release). After this fence, a timer armed
+	 * after it in S (timer.c's seq_cst store of len) saw IDLE and arms
+	 * again; one before it is seen here. */
+	atomic_thread_fence(memory_order_seq_cst);
 	bool stuck = false, queued = false;
 	if (look_at_workers(rt, last, &stuck, &queued) ||
 	    weft__pollset_unattended()) {

@@ -28,10 +28,12 @@
  * worker did for a whole period, so a task that keeps the worker that
  * left strands no connection whose events nobody else would look for.
  *
- * No lost arming: a waker fills the slot (or the poller leaves the set),
- * then reads the state (seq_cst both); the monitor sets IDLE, then reads
- * every slot and the poller role (seq_cst both). One of them sees the
- * other.
+ * No lost arming: a waker fills the slot (or the poller leaves the set,
+ * or a task arms a timer: timer.c's store of the heap's length), then
+ * reads the state (seq_cst both); the monitor sets IDLE, issues a seq_cst
+ * fence, then reads every slot, timer count and the poller role. One of
+ * them sees the other. Deque lengths are outside the rule: an arming lost
+ * there costs no task (runq.c's requeue).
  */
 #ifndef WEFT_RUNTIME_MONITOR_H
 #define WEFT_RUNTIME_MONITOR_H

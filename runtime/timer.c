@@ -110,6 +110,7 @@ static void compact(struct weft_worker *w)
 	set_len(w, n);
 	for (int64_t i = n / 2 - 1; i >= 0; i--)
 		sift_down(w->timers.entries, n, i);
+	/* relaxed: a count that only prompts compaction (see disarm). */
 	atomic_fetch_sub_explicit(&w->timers.stale, dropped,
 				  memory_order_relaxed);
 }
@@ -119,6 +120,7 @@ int weft__timer_arm(struct weft_task *t, int64_t at, uint64_t seq)
 	struct weft_worker *w = weft__self();
 	weft__spin_lock(&w->timers.lock);
 	if (w->timers.len == w->timers.cap) {
+		/* relaxed: as in disarm; compact checks each entry. */
 		int64_t stale = atomic_load_explicit(&w->timers.stale,
 						     memory_order_relaxed);
 		if (stale > w->timers.len / 2 && w->timers.len >= COMPACT_MIN)
@@ -138,7 +140,13 @@ int weft__timer_arm(struct weft_task *t, int64_t at, uint64_t seq)
 	w->timers.entries[w->timers.len] =
 		(struct weft_timer_entry){ at, w->timers.order++, t, seq };
 	sift_up(w->timers.entries, w->timers.len);
-	set_len(w, w->timers.len + 1);
+	/* seq_cst, not set_len's relaxed: the monitor's arming protocol
+	 * (monitor.h). This store, then monitor_arm's seq_cst load of the
+	 * state below, against disarm's CAS to IDLE, fence, then load of
+	 * len: one of the two sees the other. Relaxed, the store could wait
+	 * in the store buffer past our load of ARMED (x86 too) while the
+	 * disarm read len 0, leaving w's sleepers to a task that keeps w. */
+	__atomic_store_n(&w->timers.len, w->timers.len + 1, __ATOMIC_SEQ_CST);
 	/* owner relaxed: published by the release store of armed, which
 	 * disarm's exchange and entry_stale read with acquire. */
 	atomic_store_explicit(&t->timer.owner, w, memory_order_relaxed);
@@ -193,7 +201,7 @@ static int pop_due(struct weft_worker *w, int64_t now,
 			    &t->timer.armed, &seq, 0, memory_order_acq_rel,
 			    memory_order_acquire))
 			due[n++] = *top;
-		else
+		else /* a stale entry leaves: relaxed, as in disarm */
 			atomic_fetch_sub_explicit(&w->timers.stale, 1,
 						  memory_order_relaxed);
 		w->timers.entries[0] = w->timers.entries[w->timers.len - 1];
