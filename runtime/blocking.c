@@ -68,6 +68,9 @@ static void pool_unlock(void)
 
 static void pool_signal(int n)
 {
+	/* The job went on the list under the lock, which the woken thread
+	 * takes before it looks, so the bump publishes nothing: it only has
+	 * to come after the push (pool_main reads seq under the lock). */
 	atomic_fetch_add_explicit(&pool.seq, 1, memory_order_release);
 	weft__futex_wake(&pool.seq, n);
 }
@@ -113,7 +116,8 @@ static void *pool_main(void *unused)
 	void *res;
 	char name[16];
 
-	/* Named for top, perf and gdb: weft-blk-0, weft-blk-1, ... */
+	/* Named for top, perf and gdb: weft-blk-0, weft-blk-1, ...
+	 * Relaxed: a counter for names, publishing nothing. */
 	snprintf(name, sizeof(name), "weft-blk-%u",
 		 atomic_fetch_add_explicit(&pool.names, 1,
 					   memory_order_relaxed));
@@ -139,6 +143,8 @@ static void *pool_main(void *unused)
 		}
 		if (pool.stopping)
 			break;
+		/* Under the lock, as the comment at the top says: an
+		 * enqueue whose push we did not see bumps seq after it. */
 		seen = atomic_load_explicit(&pool.seq, memory_order_acquire);
 		pool.idle++;
 		pool_unlock();
@@ -303,6 +309,7 @@ void weft__blocking_stop(void)
 	pool.nthreads = 0;
 	pool.idle = 0;
 	pool.stopping = false;
+	/* Relaxed: no pool thread runs now (joined above). */
 	atomic_store_explicit(&pool.names, 0, memory_order_relaxed);
 	pool_unlock();
 }

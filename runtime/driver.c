@@ -39,6 +39,9 @@ static _Atomic uint64_t run_id;
 
 enum weft_io_kind weft__driver_kind(void)
 {
+	/* relaxed: set before the workers start (pthread_create orders it
+	 * for them and their tasks); a plain thread that reads the value
+	 * of before or after a run acts as if it called then. */
 	return (enum weft_io_kind)atomic_load_explicit(&running_kind,
 						       memory_order_relaxed);
 }
@@ -57,6 +60,7 @@ void weft__driver_set_kind(enum weft_io_kind kind, bool sock_on_ring)
 
 enum weft_sock_path weft_sock_path(void)
 {
+	/* relaxed: as weft__driver_kind. */
 	return (enum weft_sock_path)atomic_load_explicit(&running_sock,
 							 memory_order_relaxed);
 }
@@ -224,6 +228,11 @@ void weft__eventfd_drain(int efd)
 
 void weft__driver_wake_consumed(struct weft__driver *d)
 {
+	/* acq_rel: an RMW, so unparkers' exchanges and ours are in one
+	 * order. One after ours finds false and writes the fd; one before
+	 * ours, whose write we may have consumed, set true with release
+	 * after publishing its work, and our acquire makes that work
+	 * visible to the scheduler's look after this. */
 	atomic_exchange_explicit(&d->wake_pending, false, memory_order_acq_rel);
 }
 
@@ -247,6 +256,7 @@ void weft__driver_unpark(struct weft__driver *d)
 
 void weft__driver_post(struct weft__driver *d, struct weft__driver_msg *m)
 {
+	/* Relaxed: only a guess for the CAS, which re-reads on failure. */
 	struct weft__driver_msg *top =
 		atomic_load_explicit(&d->inbox, memory_order_relaxed);
 
@@ -265,6 +275,9 @@ int weft__driver_run_inbox(struct weft__driver *d)
 	struct weft__driver_msg *m, *fifo = NULL;
 	int n = 0;
 
+	/* Relaxed: a peek. A post it misses set wake_pending after its CAS
+	 * (driver_unpark), so the owner comes round again; what the
+	 * messages carry is acquired by the exchange. */
 	if (!atomic_load_explicit(&d->inbox, memory_order_relaxed))
 		return 0;
 	m = atomic_exchange_explicit(&d->inbox, NULL, memory_order_acquire);

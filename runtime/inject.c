@@ -138,6 +138,7 @@ struct weft_task *weft__inject_pop(struct weft_inject *q, int max, int *n)
 		q->head = t;
 		if (!t)
 			q->tail = NULL;
+		/* Relaxed: a count, as in drain_incoming. */
 		atomic_fetch_sub_explicit(&q->fifo_len, *n,
 					  memory_order_relaxed);
 	}

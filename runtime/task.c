@@ -261,6 +261,8 @@ static inline void task_recycle(struct weft_task *t, struct weft_task_cache *c)
 
 static void task_unref(struct weft_task *t)
 {
+	/* acq_rel: every holder's writes to t happen before the last drop,
+	 * which recycles t (the usual reference count). */
 	if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	struct weft_worker *w = weft__self();

@@ -42,11 +42,16 @@ int weft_lock_init(struct weft_lock *l)
 	return 0;
 }
 
+/* acquire: pairs with the releasing CAS or store of state (unlock, hand
+ * over), so the critical sections before it happen before the caller's. */
 static inline uintptr_t load_state(const struct weft_lock *l)
 {
 	return __atomic_load_n(&l->state, __ATOMIC_ACQUIRE);
 }
 
+/* acq_rel: acquire as load_state; release publishes the critical section
+ * a release ends to the next acquirer. Failure acquire: the value read
+ * may decide (held_by_me, the slow path). */
 static inline bool cas_state(struct weft_lock *l, uintptr_t *old, uintptr_t new)
 {
 	return __atomic_compare_exchange_n(&l->state, old, new, false,

@@ -43,6 +43,8 @@ int weft_sem_init_bounded(struct weft_sem *s, long value)
 	return init(s, value, true);
 }
 
+/* acq_rel: a permit taken acquires what its releaser did before giving
+ * it (release). Failure acquire: the caller decides by the value. */
 static inline bool cas_state(struct weft_sem *s, uintptr_t *old, uintptr_t new)
 {
 	return __atomic_compare_exchange_n(&s->state, old, new, false,

@@ -116,6 +116,8 @@ void weft__io_abort(struct weft__io *io, int reason)
 							refs + 1,
 							memory_order_acq_rel,
 							memory_order_acquire));
+	/* release: io_wait's acquire load reads it after the wake, which
+	 * the put of our reference (acq_rel) orders after this anyway. */
 	atomic_compare_exchange_strong_explicit(&io->reason, &none, reason,
 						memory_order_release,
 						memory_order_relaxed);

@@ -56,6 +56,7 @@ void weft__unsent_give_back(struct weft__unsent *u);
 /* The owner, as an attempt on fd goes into its SQ. */
 static inline void weft__unsent_note(struct weft__unsent *u, int fd)
 {
+	/* relaxed: only the owner writes state (see the top). */
 	uint64_t s = atomic_load_explicit(&u->state, memory_order_relaxed);
 	uint32_t n = (uint32_t)s;
 
@@ -69,6 +70,7 @@ static inline void weft__unsent_note(struct weft__unsent *u, int fd)
 /* The owner, after a submit that left its SQ empty. */
 static inline void weft__unsent_sent(struct weft__unsent *u)
 {
+	/* relaxed: as in note. */
 	uint64_t s = atomic_load_explicit(&u->state, memory_order_relaxed);
 
 	if ((uint32_t)s)
@@ -79,6 +81,7 @@ static inline void weft__unsent_sent(struct weft__unsent *u)
 /* Whether the owner has attempts listed (so its SQ is not empty). */
 static inline bool weft__unsent_any(const struct weft__unsent *u)
 {
+	/* relaxed: the owner asks about its own writes. */
 	return (uint32_t)atomic_load_explicit(&u->state, memory_order_relaxed);
 }
 

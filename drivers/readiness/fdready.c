@@ -159,6 +159,9 @@ static void forget(struct fdrec *rec, int fd)
 	wake_all(rec, WEFT__WRITE, -EBADF);
 	if (reg_state(reg) == REGISTERED && epfd >= 0)
 		epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+	/* relaxed, the three: under the lock, as every write. A lock-free
+	 * reader of reg that sees 0 takes the lock (ensure_registered); one
+	 * of hup at worst waits for an edge once more (known_empty). */
 	atomic_store_explicit(&rec->hup[WEFT__READ], false,
 			      memory_order_relaxed);
 	atomic_store_explicit(&rec->hup[WEFT__WRITE], false,
