@@ -20,3 +20,8 @@ set_tests_properties(test_must_check PROPERTIES WILL_FAIL TRUE)
 # scripts/chaos (tsan, several times in a row).
 weft_test(test_chaos TIMEOUT 900 SOURCES test_chaos.c)
 set_tests_properties(test_chaos PROPERTIES LABELS chaos)
+# It defines malloc and mmap to fail them one by one: not under the
+# sanitizers, which own the process's memory.
+if(NOT CMAKE_C_FLAGS MATCHES "sanitize")
+  weft_test(test_alloc_fail TIMEOUT 300 SOURCES test_alloc_fail.c)
+endif()

@@ -11,14 +11,16 @@
  * failure; bad arguments (NULL pointers, zero sizes) are -EINVAL. Every
  * blocking call returns -ECANCELED when its task is cancelled and -ETIMEDOUT
  * when the enclosing deadline (weft_deadline_enter) passes, and has then
- * taken nothing: no lock held, no permit or item consumed. If a wake-up and
- * a cancellation race and the wake-up wins, the call succeeds. As in
- * asyncio, cancellation is delivered where a call would wait: a call that
- * can complete at once (a free lock, an item ready) succeeds even in a
- * cancelled task. So a loop of calls that never need to wait never sees its
- * cancellation: such a loop checks weft_is_cancelled(weft_current()) or
- * calls weft_yield(), which fails with -ECANCELED (docs/concepts.md). From
- * a plain thread a blocking call blocks the thread.
+ * taken nothing: no lock held, no permit or item consumed. Under a deadline
+ * a call that must wait may also return -ENOMEM, having taken nothing, when
+ * its worker's timer heap cannot grow. If a wake-up and a cancellation race
+ * and the wake-up wins, the call succeeds. As in asyncio, cancellation is
+ * delivered where a call would wait: a call that can complete at once (a
+ * free lock, an item ready) succeeds even in a cancelled task. So a loop
+ * of calls that never need to wait never sees its cancellation: such a
+ * loop checks weft_is_cancelled(weft_current()) or calls weft_yield(),
+ * which fails with -ECANCELED (docs/concepts.md). From a plain thread a
+ * blocking call blocks the thread.
  *
  * Waiters are served first come, first served: locks and permits are handed
  * straight to the oldest waiter, so nobody starves.

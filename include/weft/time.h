@@ -18,8 +18,8 @@ int64_t weft_now(void);
 /* Sleeps for ns nanoseconds (asyncio.sleep); ns <= 0 yields once, and a
  * sleep past the clock's range (INT64_MAX) lasts until cancelled. Returns 0,
  * -ECANCELED, -ETIMEDOUT if an enclosing deadline comes first (or has
- * passed, even for ns <= 0), -EPERM outside a task (use nanosleep
- * there). */
+ * passed, even for ns <= 0), -ENOMEM (no memory for its timer), -EPERM
+ * outside a task (use nanosleep there). */
 int weft_sleep(int64_t ns);
 
 /* Sleeps until the absolute weft_now() time at (no drift in periodic
