@@ -8,10 +8,12 @@
  *   QUIT\n            ->  BYE\n, and the server closes
  *   anything else     ->  ERROR reason\n
  *
- * Answers to pipelined commands are sent together, once no command is left
- * buffered. A line longer than LINE_MAX gets "ERROR line too long" and the
+ * Answers to pipelined commands are sent together, once no whole command
+ * is left buffered. A line longer than LINE_MAX gets "ERROR line too long" and the
  * connection is closed; so is a connection idle for IDLE_TIMEOUT
- * ($KV_IDLE_MS milliseconds if set). SIGINT or SIGTERM stops the server
+ * ($KV_IDLE_MS milliseconds if set), and one whose client takes no answer
+ * for SEND_TIMEOUT ($KV_SEND_MS) while a command is run and answered (it
+ * may pipeline commands and never read). SIGINT or SIGTERM stops the server
  * (see server.c: weft_signal_wait, then weft_group_shutdown).
  *
  *   $ build/default/examples/kv_server 127.0.0.1 7001 0 &
@@ -56,7 +58,7 @@ static size_t hash(const char *key, size_t len)
 
 /* Takes the lock of key's bucket and returns it, with *slot the link to
  * key's entry (or to the NULL at the end of the chain); NULL if the task
- * is cancelled (the server is stopping). */
+ * is cancelled (the server is stopping) or out of time. */
 static struct weft_lock *find(const char *key, size_t klen,
 			      struct entry ***slot)
 {
@@ -135,23 +137,25 @@ static int del(const char *key, size_t klen)
 
 /* ---- the protocol ------------------------------------------------------- */
 
-/* A write's result is not needed here: a send that fails stays the
- * stream's error, which the flush after each batch returns (stream.h). */
-static void reply(struct weft_stream *s, const void *p, size_t n)
+/* Writes an answer; a write sends once the stream's buffer is full. false
+ * if it failed: a final send error, or a client that took nothing within
+ * the send timeout (the answer is then buffered, and answers to more
+ * commands would pile up behind it), so the connection ends. */
+static bool reply(struct weft_stream *s, const void *p, size_t n)
 {
-	if (weft_stream_write(s, p, n) < 0)
-		return; /* seen by the flush */
+	return weft_stream_write(s, p, n) >= 0;
 }
 
 #define REPLY(s, lit) reply(s, lit, sizeof(lit) - 1)
 
 /* Runs the command [p, p + len), newline excluded; answers into s.
- * Returns false for QUIT. */
+ * Returns false for QUIT, or if the answer could not be written. */
 static bool command(struct weft_stream *s, const char *p, size_t len)
 {
 	const char *end = p + len, *key, *sp;
 	struct entry *e;
 	size_t klen;
+	bool ok;
 	int err;
 
 	if (len && end[-1] == '\r') /* telnet and nc -C send CRLF */
@@ -162,53 +166,67 @@ static bool command(struct weft_stream *s, const char *p, size_t len)
 	}
 	if (end - p < 4 || p[3] != ' ' ||
 	    (memcmp(p, "SET", 3) && memcmp(p, "GET", 3) && memcmp(p, "DEL", 3)))
-		return REPLY(s, "ERROR unknown command\n"), true;
+		return REPLY(s, "ERROR unknown command\n");
 	key = p + 4;
 	sp = memchr(key, ' ', (size_t)(end - key));
 	klen = (size_t)((sp ? sp : end) - key);
 	if (!klen)
-		return REPLY(s, "ERROR no key\n"), true;
+		return REPLY(s, "ERROR no key\n");
 	if (*p == 'S') {
 		if (!sp)
-			return REPLY(s, "ERROR no value\n"), true;
+			return REPLY(s, "ERROR no value\n");
 		err = set(key, klen, sp + 1, (size_t)(end - sp - 1));
 	} else if (sp) {
-		return REPLY(s, "ERROR too many arguments\n"), true;
+		return REPLY(s, "ERROR too many arguments\n");
 	} else if (*p == 'G') {
 		if ((e = get(key, klen, &err))) {
-			REPLY(s, "VALUE ");
-			reply(s, e->data + klen, e->vlen);
-			REPLY(s, "\n");
+			ok = REPLY(s, "VALUE ") &&
+			     reply(s, e->data + klen, e->vlen) &&
+			     REPLY(s, "\n");
 			free(e);
-			return true;
+			return ok;
 		}
 	} else if (!(err = del(key, klen))) {
-		return REPLY(s, "DELETED\n"), true;
+		return REPLY(s, "DELETED\n");
 	}
 	if (err == -ENOENT)
-		REPLY(s, "NOT_FOUND\n");
-	else if (err == -ENOMEM)
-		REPLY(s, "ERROR out of memory\n");
-	else if (err)
-		REPLY(s, "ERROR stopping\n");
-	else
-		REPLY(s, "OK\n");
-	return true;
+		return REPLY(s, "NOT_FOUND\n");
+	if (err == -ENOMEM)
+		return REPLY(s, "ERROR out of memory\n");
+	if (err)
+		return REPLY(s, "ERROR stopping\n");
+	return REPLY(s, "OK\n");
 }
 
 static int64_t idle_timeout = IDLE_TIMEOUT;
+static int64_t send_timeout = SEND_TIMEOUT;
 
-/* Sends the answers, unless the client stops reading for too long. */
-static int flush(struct weft_stream *s)
+/* Whether a whole command waits in the stream: its answer can go with
+ * this one's. Half of one must not hold the answers back while its rest
+ * is on its way. */
+static bool command_buffered(const struct weft_stream *s)
+{
+	const char *p;
+	size_t n = weft_stream_peek(s, &p);
+
+	return n && memchr(p, '\n', n);
+}
+
+/* Runs a command and, unless another whole one is buffered, sends the
+ * answers, all within the send timeout: a write sends too, once the
+ * stream's buffer is full, and a client that stops reading must not hold
+ * the task for ever. Returns whether to go on. */
+static bool run(struct weft_stream *s, const char *line, size_t len)
 {
 	struct weft_deadline d;
-	int r = weft_deadline_enter(&d, SEND_TIMEOUT);
+	bool go;
 
-	if (!r) {
-		r = weft_stream_flush(s);
-		weft_deadline_leave(&d);
-	}
-	return r;
+	if (weft_deadline_enter(&d, send_timeout))
+		return false;
+	go = command(s, line, len) &&
+	     (command_buffered(s) || !weft_stream_flush(s));
+	weft_deadline_leave(&d);
+	return go;
 }
 
 static void kv(int fd)
@@ -217,7 +235,7 @@ static void kv(int fd)
 	struct weft_deadline d;
 	const char *line;
 	bool bounded;
-	ssize_t n;
+	ssize_t n = 0;
 
 	weft_stream_init(&s, fd, LINE_MAX_);
 	for (;;) {
@@ -226,18 +244,15 @@ static void kv(int fd)
 			break;
 		n = weft_stream_readline(&s, &line);
 		weft_deadline_leave(&d);
-		if (n == -EMSGSIZE) {
-			REPLY(&s, "ERROR line too long\n");
-			break;
-		}
-		/* 0: the client closed; < 0: idle, reset, or stopping. */
-		if (n <= 0 || !command(&s, line, (size_t)n - 1))
-			break;
-		if (!weft_stream_buffered(&s) && flush(&s))
+		/* 0: the client closed; < 0: idle, reset, stopping, or a line
+		 * too long. */
+		if (n <= 0 || !run(&s, line, (size_t)n - 1))
 			break;
 	}
 	/* The last answers, then a graceful close, within bounds. */
-	bounded = !weft_deadline_enter(&d, SEND_TIMEOUT + LINGER);
+	bounded = !weft_deadline_enter(&d, send_timeout + LINGER);
+	if (n == -EMSGSIZE)
+		REPLY(&s, "ERROR line too long\n");
 	weft_stream_close(&s, LINGER);
 	if (bounded)
 		weft_deadline_leave(&d);
@@ -249,6 +264,9 @@ int main(int argc, char **argv)
 
 	if (ms && atol(ms) > 0)
 		idle_timeout = atol(ms) * WEFT_MSEC;
+	ms = getenv("KV_SEND_MS");
+	if (ms && atol(ms) > 0)
+		send_timeout = atol(ms) * WEFT_MSEC;
 	for (int i = 0; i < STRIPES; i++)
 		weft_lock_init(&stripes[i]);
 	return server_main(argc, argv, "kv_server", kv);

@@ -57,6 +57,14 @@ size_t weft_stream_buffered(const struct weft_stream *s)
 	return s ? s->rlen : 0;
 }
 
+size_t weft_stream_peek(const struct weft_stream *s, const char **p)
+{
+	if (!p)
+		return 0;
+	*p = s && s->rlen ? s->rbuf + s->rpos : NULL;
+	return *p ? s->rlen : 0;
+}
+
 bool weft_stream_at_eof(const struct weft_stream *s)
 {
 	return s && s->eof;

@@ -135,8 +135,11 @@ static void *delim_main(void *arg)
 	struct weft_stream s;
 	const char *head;
 	weft_task_t t;
+	char buf[4];
 
 	ck_assert_int_eq(weft_stream_init(&s, p.b, 0), 0);
+	ck_assert_int_eq(weft_stream_peek(&s, &head), 0); /* no buffer yet */
+	ck_assert_ptr_null(head);
 	send_str(p.a, "Host: x\r\n\r");
 	struct later l = { p.a, "\nnext" };
 
@@ -145,6 +148,12 @@ static void *delim_main(void *arg)
 	ck_assert(!memcmp(head, "Host: x\r\n\r\n", 11));
 	ck_assert_int_eq(weft_join(t, NULL), 0);
 	ck_assert_int_eq(weft_stream_buffered(&s), 4);
+	/* What is left can be looked at, and is still there to read. */
+	ck_assert_int_eq(weft_stream_peek(&s, &head), 4);
+	ck_assert(!memcmp(head, "next", 4));
+	ck_assert_int_eq(weft_stream_readexactly(&s, buf, 4), 4);
+	ck_assert_int_eq(weft_stream_peek(&s, &head), 0);
+	ck_assert_ptr_null(head);
 	weft_stream_close(&s, 0);
 	weft_close(p.a);
 	return NULL;
@@ -703,6 +712,7 @@ END_TEST
 START_TEST(bad_input)
 {
 	struct weft_stream s;
+	const char *p;
 	char c;
 
 	ck_assert_int_eq(weft_stream_init(NULL, 0, 0), -EINVAL);
@@ -713,6 +723,9 @@ START_TEST(bad_input)
 	ck_assert_int_eq(weft_stream_read(&s, NULL, 1), -EINVAL);
 	ck_assert_int_eq(weft_stream_readexactly(&s, NULL, 1), -EINVAL);
 	ck_assert_int_eq(weft_stream_buffered(NULL), 0);
+	ck_assert_int_eq(weft_stream_peek(NULL, &p), 0);
+	ck_assert_ptr_null(p);
+	ck_assert_int_eq(weft_stream_peek(&s, NULL), 0);
 	ck_assert_int_eq(weft_stream_write(&s, "x", 0), 0); /* no buffer yet */
 	ck_assert_int_eq(weft_stream_unsent(&s), 0);
 	/* A length past SSIZE_MAX cannot be returned, and buffered + len

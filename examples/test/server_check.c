@@ -7,6 +7,9 @@
  * Plain POSIX sockets and blocking calls with timeouts: this tests the
  * examples from outside, without weft. Loopback only.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* POLLRDHUP */
+#endif
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -439,6 +442,16 @@ static void read_response(struct reader *r, struct response *res, bool no_body)
 	r->len -= (size_t)res->length;
 }
 
+/* An answer is on its way within ms: one held back waits for a timeout
+ * of the server's, far longer. */
+static void expect_soon(int fd, int ms, const char *what)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	if (poll(&p, 1, ms) != 1)
+		die("%s: no answer within %d ms", what, ms);
+}
+
 static void expect_hello(struct reader *r, bool closing)
 {
 	struct response res;
@@ -477,6 +490,18 @@ static void http_keep_alive(void)
 	send_str(r.fd, "POST /form HTTP/1.1\r\nHost: x\r\n"
 		       "Content-Length: 11\r\n\r\nhello=world" GET);
 	expect_hello(&r, false);
+	expect_hello(&r, false);
+	check = "http pipelined, the next head or body in halves";
+	send_str(r.fd, GET "GET / HT");
+	expect_soon(r.fd, 3000, "an answer behind half a head");
+	expect_hello(&r, false);
+	send_str(r.fd, "TP/1.1\r\nHost: x\r\n\r\n");
+	expect_hello(&r, false);
+	send_str(r.fd, GET "POST / HTTP/1.1\r\nHost: x\r\n"
+			   "Content-Length: 11\r\n\r\nhello");
+	expect_soon(r.fd, 3000, "an answer behind half a body");
+	expect_hello(&r, false);
+	send_str(r.fd, "=world");
 	expect_hello(&r, false);
 	check = "http Connection: close";
 	send_str(r.fd, "GET / HTTP/1.1\r\nHost: x\r\n"
@@ -661,6 +686,9 @@ static void http_checks(void)
  * 200-connection check idles that long, even under a sanitizer on a busy
  * machine, since the server would close it. */
 #define KV_IDLE_MS 8000
+/* Their send timeout: how long the server waits for a client to take an
+ * answer; long enough for the 200-connection check likewise. */
+#define KV_SEND_MS 2000
 
 /* Reads one line (newline included) into line, byte by byte: the answers
  * must be exactly the lines expected, nothing more. */
@@ -715,6 +743,11 @@ static void kv_basic(void)
 	ask(fd, "SET a\n", "ERROR no value\n");
 	ask(fd, "GET  a\n", "ERROR no key\n");
 	ask(fd, "GET a b\n", "ERROR too many arguments\n");
+	check = "kv pipelined, the next command in halves";
+	send_str(fd, "SET h 1\nGE");
+	expect_soon(fd, 3000, "an answer behind half a command");
+	expect_answer(fd, "OK\n");
+	ask(fd, "T h\n", "VALUE 1\n");
 	check = "kv pipelined";
 	send_str(fd, "SET p 1\nGET p\nDEL p\nGET p\nQUIT\n");
 	expect_answer(fd, "OK\n");
@@ -783,6 +816,62 @@ static void kv_limits(void)
 	send_str(fd, "GET x"); /* half a command, then silence */
 	pause_ms(KV_IDLE_MS + 500);
 	expect_closed(fd);
+	close(fd);
+}
+
+/* Sends GETs of a big value and never reads the answers: once the
+ * server's sends fill the socket, it stops reading, and within its send
+ * timeout (KV_SEND_MS) and its close's it must give up on the client and
+ * reset the connection (its unread commands are dropped), not wait for
+ * ever, nor buffer answers without bound. */
+static void kv_stops_reading(void)
+{
+	static char gets[6 * 1000 + 1];
+	size_t big = 2000, sent = 0;
+	char *line = malloc(big + 16);
+	struct pollfd p;
+	int fd = dial(), waited = 0;
+
+	check = "kv client that stops reading";
+	if (!line)
+		die("out of memory");
+	memcpy(line, "SET v ", 6);
+	memset(line + 6, 'v', big);
+	strcpy(line + 6 + big, "\n");
+	ask(fd, line, "OK\n");
+	free(line);
+	for (size_t i = 0; i + 6 < sizeof(gets); i += 6)
+		memcpy(gets + i, "GET v\n", 6);
+	/* Until the server takes nothing for a second. */
+	for (;;) {
+		ssize_t n = send(fd, gets, sizeof(gets) - 1,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n > 0) {
+			sent += (size_t)n;
+			if (sent > (256u << 20))
+				die("the server takes commands without end");
+			continue;
+		}
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			die("send: %s", strerror(errno));
+		p = (struct pollfd){ .fd = fd, .events = POLLOUT };
+		if (!poll(&p, 1, 1000))
+			break;
+	}
+	/* Then the reset, unread answers and all (POLLIN stays set). */
+	for (;;) {
+		p = (struct pollfd){ .fd = fd, .events = POLLRDHUP };
+		if (poll(&p, 1, 100) > 0 &&
+		    (p.revents & (POLLERR | POLLHUP | POLLRDHUP)))
+			break;
+		if ((waited += 100) > 3 * KV_SEND_MS + 10000)
+			die("the server still waits for a client that stopped "
+			    "reading");
+	}
+	close(fd);
+	fd = dial(); /* the server serves on */
+	ask(fd, "DEL v\n", "DELETED\n");
 	close(fd);
 }
 
@@ -861,6 +950,7 @@ static void kv_checks(void)
 	kv_basic();
 	kv_slow();
 	kv_limits();
+	kv_stops_reading();
 	kv_many();
 	/* Connections still open at SIGTERM are closed by the server. */
 	for (int i = 0; i < 20; i++)
@@ -912,6 +1002,8 @@ int main(int argc, char **argv)
 
 		snprintf(ms, sizeof(ms), "%d", KV_IDLE_MS);
 		setenv("KV_IDLE_MS", ms, 1);
+		snprintf(ms, sizeof(ms), "%d", KV_SEND_MS);
+		setenv("KV_SEND_MS", ms, 1);
 	}
 	start(argv[2]);
 	if (!strcmp(argv[1], "echo"))

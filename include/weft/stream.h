@@ -110,6 +110,14 @@ WEFT_MUST_CHECK ssize_t weft_stream_read(struct weft_stream *s, void *buf,
 /* Bytes received and not yet taken. */
 size_t weft_stream_buffered(const struct weft_stream *s);
 
+/* Looks at the bytes received and not yet taken without taking them (Go's
+ * bufio.Reader.Peek, Tokio's BufReader::buffer): sets *p to them (NULL if
+ * there are none), valid until the next call on the stream, and returns
+ * their count. A server that answers pipelined requests together uses it
+ * to see whether the next request is whole before it waits on a read
+ * with answers unsent. */
+size_t weft_stream_peek(const struct weft_stream *s, const char **p);
+
 /* Whether the peer has closed its side (a receive returned 0); what is
  * buffered can still be read. */
 bool weft_stream_at_eof(const struct weft_stream *s);
@@ -119,9 +127,10 @@ bool weft_stream_at_eof(const struct weft_stream *s);
 /* Buffers len bytes; when they do not fit, sends the buffer and them
  * together with one weft_writev (looping over short sends). Returns len;
  * -ECANCELED / -ETIMEDOUT (all of buf was taken: what was not sent is
- * buffered for the next flush); -ENOMEM (nothing taken); -EINVAL (NULL s,
- * NULL buf with len, len past SSIZE_MAX); or the stream's final send
- * error. */
+ * buffered for the next flush); -ENOMEM (nothing taken; or, after a send
+ * cut short by a cancel or deadline, no memory to keep the rest: a final
+ * error then, part of buf sent); -EINVAL (NULL s, NULL buf with len, len
+ * past SSIZE_MAX); or the stream's final send error. */
 WEFT_MUST_CHECK ssize_t weft_stream_write(struct weft_stream *s,
 					  const void *buf, size_t len);
 
