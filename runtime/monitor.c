@@ -53,15 +53,15 @@ static int look_at_workers(struct weft_runtime *rt, struct look *last,
 	int busy = 0;
 	for (int i = 0; i < rt->nworkers; i++) {
 		struct weft_worker *w = &rt->workers[i];
-		/* Lengths, tops and timer counts are relaxed readings: a
-		 * heuristic that only decides when to mark and rouse, but
-		 * for disarm's timer counts, which its fence orders. The
-		 * run-next slot is read seq_cst, for the arming protocol. */
+		/* Lengths and tops are relaxed readings: a heuristic that
+		 * only decides when to mark and rouse. The run-next slot and
+		 * the timer count are read seq_cst, for the arming protocol
+		 * (monitor.h). */
 		struct look now = { atomic_load(&w->runnext),
 				    weft__deque_len(&w->deque),
 				    weft__deque_len(&w->woken),
 				    weft__deque_top(&w->woken),
-				    weft__timers_pending(&w->timers),
+				    weft__timers_armed(&w->timers),
 				    atomic_load(&w->ticks) };
 		bool still = now.ticks == last[i].ticks;
 		bool queued_both = now.queued && last[i].queued;
@@ -111,12 +111,11 @@ static void disarm(struct weft_runtime *rt, struct weft_monitor *m,
 	int armed = MON_ARMED;
 	if (!atomic_compare_exchange_strong(&m->state, &armed, MON_IDLE))
 		return; /* stopping */
-	/* The looks below read lengths and timer counts relaxed; a seq_cst
-	 * RMW alone does not keep such loads after it on ARM (a later plain
-	 * load may pass its store-release). After this fence, a timer armed
-	 * after it in S (timer.c's seq_cst store of len) saw IDLE and arms
-	 * again; one before it is seen here. */
-	atomic_thread_fence(memory_order_seq_cst);
+	/* The looks below read the timer counts seq_cst: a relaxed load
+	 * could pass this CAS's store on ARM. In the single order of seq_cst
+	 * operations a timer armed (timer.c's seq_cst store of len) after
+	 * this CAS reads IDLE and arms again; one armed before it is seen.
+	 * (Not a fence: ThreadSanitizer does not model one.) */
 	bool stuck = false, queued = false;
 	if (look_at_workers(rt, last, &stuck, &queued) ||
 	    weft__pollset_unattended()) {

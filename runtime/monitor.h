@@ -30,9 +30,9 @@
  *
  * No lost arming: a waker fills the slot (or the poller leaves the set,
  * or a task arms a timer: timer.c's store of the heap's length), then
- * reads the state (seq_cst both); the monitor sets IDLE, issues a seq_cst
- * fence, then reads every slot, timer count and the poller role. One of
- * them sees the other. Deque lengths are outside the rule: an arming lost
+ * reads the state (seq_cst both); the monitor sets IDLE, then reads every
+ * slot, timer count and the poller role (seq_cst all). One of them sees
+ * the other. Deque lengths are outside the rule: an arming lost
  * there costs no task (runq.c's requeue).
  */
 #ifndef WEFT_RUNTIME_MONITOR_H

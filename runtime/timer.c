@@ -142,10 +142,11 @@ int weft__timer_arm(struct weft_task *t, int64_t at, uint64_t seq)
 	sift_up(w->timers.entries, w->timers.len);
 	/* seq_cst, not set_len's relaxed: the monitor's arming protocol
 	 * (monitor.h). This store, then monitor_arm's seq_cst load of the
-	 * state below, against disarm's CAS to IDLE, fence, then load of
-	 * len: one of the two sees the other. Relaxed, the store could wait
-	 * in the store buffer past our load of ARMED (x86 too) while the
-	 * disarm read len 0, leaving w's sleepers to a task that keeps w. */
+	 * state below, against the monitor's CAS to IDLE, then its seq_cst
+	 * load of len: one of the two sees the other. Relaxed, the store
+	 * could wait in the store buffer past our load of ARMED (x86 too)
+	 * while the monitor read len 0, leaving w's sleepers to a task that
+	 * keeps w. */
 	__atomic_store_n(&w->timers.len, w->timers.len + 1, __ATOMIC_SEQ_CST);
 	/* owner relaxed: published by the release store of armed, which
 	 * disarm's exchange and entry_stale read with acquire. */

@@ -51,6 +51,12 @@ static inline int64_t weft__timers_pending(struct weft_timer_heap *h)
 {
 	return __atomic_load_n(&h->len, __ATOMIC_RELAXED);
 }
+/* The same count read seq_cst, for the monitor's side of the no-lost-arming
+ * rule (monitor.h) against weft__timer_arm's seq_cst store. */
+static inline int64_t weft__timers_armed(struct weft_timer_heap *h)
+{
+	return __atomic_load_n(&h->len, __ATOMIC_SEQ_CST);
+}
 void weft__timers_free(struct weft_worker *w);
 
 #endif
