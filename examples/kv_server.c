@@ -9,8 +9,8 @@
  *   anything else     ->  ERROR reason\n
  *
  * Answers to pipelined commands are sent together, once no whole command
- * is left buffered. A line longer than LINE_MAX gets "ERROR line too long" and the
- * connection is closed; so is a connection idle for IDLE_TIMEOUT
+ * is left buffered. A line longer than LINE_MAX gets "ERROR line too long"
+ * and the connection is closed; so is a connection idle for IDLE_TIMEOUT
  * ($KV_IDLE_MS milliseconds if set), and one whose client takes no answer
  * for SEND_TIMEOUT ($KV_SEND_MS) while a command is run and answered (it
  * may pipeline commands and never read). SIGINT or SIGTERM stops the server

@@ -24,8 +24,9 @@
  *
  * Debugging: WEFT_ALLOC_FAIL_N=n runs that N only (with
  * WEFT_ALLOC_FAIL_NOFORK=1, in this process, for a debugger);
- * WEFT_ALLOC_FAIL_VERBOSE=1 says which allocation failed and where a
- * child crashed; WEFT_ALLOC_FAIL_ALL=1 fails the allocations of other
+ * WEFT_ALLOC_FAIL_VERBOSE=1 says which allocation failed in every child
+ * (a child that crashes always says it, with a backtrace);
+ * WEFT_ALLOC_FAIL_ALL=1 fails the allocations of other
  * libraries too (glibc's getaddrinfo and libdw then crash or exit in
  * their own code).
  */
@@ -907,10 +908,6 @@ static int run_once(void)
  * page shared with the children. */
 static long *clean_live;
 
-/* In the child: a run with the nth allocation failing (0: none), from a
- * fresh process so that the allocations of a first run are all there to
- * fail; then a run with nothing failing, which must work and must leave
- * as many blocks live as two clean runs do. */
 /* Which allocation failed: exe+offset for addr2line -e, or a library's
  * symbol. The address returned to, so the line after the call. */
 static void say_where(long n, long left)
@@ -922,23 +919,35 @@ static void say_where(long n, long left)
 		backtrace_symbols_fd(&fired_at, 1, 2);
 }
 
-/* $WEFT_ALLOC_FAIL_VERBOSE: where a child crashed. */
+/* Where a child crashed, and which allocation had failed: what a failed
+ * CI run must tell (the order of allocations varies with timing, so a
+ * crash may not come back for the same N). */
+static long child_n;
+
 static void on_crash(int sig)
 {
 	void *bt[32];
 	int n = backtrace(bt, 32);
 
+	if (atomic_load(&fired))
+		say_where(child_n, 0);
 	backtrace_symbols_fd(bt, n, 2);
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
 
+/* In the child: a run with the nth allocation failing (0: none), from a
+ * fresh process so that the allocations of a first run are all there to
+ * fail; then a run with nothing failing, which must work and must leave
+ * as many blocks live as two clean runs do. */
 static int child(long n)
 {
 	alarm(20);
+	child_n = n;
 	fail_all = getenv("WEFT_ALLOC_FAIL_ALL");
-	if (getenv("WEFT_ALLOC_FAIL_VERBOSE"))
-		signal(SIGSEGV, on_crash);
+	signal(SIGSEGV, on_crash);
+	signal(SIGBUS, on_crash);
+	signal(SIGABRT, on_crash);
 	atomic_store(&countdown, n);
 	run_once();
 	long left = atomic_exchange(&countdown, 0);

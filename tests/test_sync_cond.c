@@ -243,6 +243,84 @@ START_TEST(notify_all_oldest_first)
 }
 END_TEST
 
+/* ---- an abort after notify finds the waiter moved: it returns 0 ------- */
+
+/*
+ * notify moves the waiter onto the lock's queue, unsettled; until the
+ * notifier releases the lock, a cancellation or the waiter's deadline may
+ * still come. It must leave the waiter alone (it was notified): settled
+ * there with the abort's reason, the lock's hand-over would skip it and
+ * nothing would wake it again. Driven deterministically: the notifier
+ * cancels the waiter, or lets its deadline pass, while holding the lock.
+ */
+struct moved {
+	struct weft_lock lock;
+	struct weft_cond cond;
+	struct weft_event done;
+	int64_t deadline_ns; /* 0: none */
+};
+
+static void *moved_waiter(void *arg)
+{
+	struct moved *m = arg;
+	struct weft_deadline d;
+	long r;
+
+	if (m->deadline_ns)
+		weft_deadline_enter(&d, m->deadline_ns);
+	ck_assert_int_eq(weft_lock_acquire(&m->lock), 0);
+	r = weft_cond_wait(&m->cond);
+	ck_assert_int_eq(weft_lock_locked(&m->lock), 1);
+	ck_assert_int_eq(weft_lock_release(&m->lock), 0);
+	if (m->deadline_ns)
+		weft_deadline_leave(&d);
+	ck_assert_int_ge(weft_event_set(&m->done), 0);
+	return (void *)r;
+}
+
+static void moved_round(bool cancel)
+{
+	struct moved m = { .lock = WEFT_LOCK_INIT,
+			   .deadline_ns = cancel ? 0 : 20 * WEFT_MSEC };
+	struct weft_deadline d;
+	weft_task_t t;
+	void *res;
+
+	ck_assert_int_eq(weft_cond_init(&m.cond, &m.lock), 0);
+	ck_assert_int_eq(weft_event_init(&m.done), 0);
+	ck_assert_int_eq(weft_spawn(&t, moved_waiter, &m), 0);
+	wait_waiters(&m.cond.wq, 1);
+	ck_assert_int_eq(weft_lock_acquire(&m.lock), 0);
+	ck_assert_int_eq(weft_cond_notify(&m.cond, 1), 1);
+	ck_assert_ptr_eq(m.cond.wq.head, NULL); /* moved to the lock's */
+	if (cancel)
+		ck_assert_int_eq(weft_cancel(t), 0);
+	else /* holding the lock past the waiter's deadline */
+		ck_assert_int_eq(weft_sleep(60 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_lock_release(&m.lock), 0);
+	/* Bounded: a waiter nothing wakes fails here, not by hanging. */
+	weft_deadline_enter(&d, WEFT_SEC);
+	ck_assert_int_eq(weft_event_wait(&m.done), 0);
+	weft_deadline_leave(&d);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_int_eq((long)res, 0);
+	ck_assert_int_eq(weft_lock_locked(&m.lock), 0);
+}
+
+static void *moved_main(void *arg)
+{
+	moved_round(true);
+	moved_round(false);
+	return NULL;
+}
+
+START_TEST(abort_after_notify)
+{
+	weft_test_run(moved_main, NULL, 1);
+	weft_test_run(moved_main, NULL, 2);
+}
+END_TEST
+
 /* ---- wait_for, errors --------------------------------------------------- */
 
 static struct weft_lock wf_lock = WEFT_LOCK_INIT;
@@ -312,6 +390,7 @@ int main(void)
 	tcase_add_test(tc, seed);
 	tcase_add_test(tc, notify_order);
 	tcase_add_test(tc, notify_all_oldest_first);
+	tcase_add_test(tc, abort_after_notify);
 	tcase_add_test(tc, errors);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);

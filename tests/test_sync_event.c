@@ -132,6 +132,53 @@ START_TEST(semantics)
 }
 END_TEST
 
+/* ---- a set between the waiter's check and its lock ---------------------- */
+
+/* The waiter found the event clear lock-free; the whole set runs before it
+ * takes wq's lock (window_open): it must see the flag there, not link
+ * itself after the set found nobody to wake. Its deadline bounds the
+ * wait that would follow. */
+static void set_by_hand(void *arg)
+{
+	struct weft_event *e = arg;
+
+	/* weft_event_set's work, with its lock held and no waiter linked. */
+	__atomic_store_n(&e->set, 1, __ATOMIC_RELEASE);
+}
+
+static void *window_waiter(void *arg)
+{
+	struct weft_deadline d;
+
+	weft_deadline_enter(&d, WEFT_SEC);
+	long r = weft_event_wait(arg);
+	weft_deadline_leave(&d);
+	return (void *)r;
+}
+
+static void *set_in_window_main(void *arg)
+{
+	struct weft_event e;
+	struct window win = { .q = &e.wq, .other = set_by_hand, .arg = &e };
+	weft_task_t t;
+	void *res;
+
+	ck_assert_int_eq(weft_event_init(&e), 0);
+	window_open(&win, &t, window_waiter, &e);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert(window_close(&win));
+	ck_assert_int_eq((long)res, 0);
+	ck_assert_ptr_null(e.wq.head);
+	return NULL;
+}
+
+START_TEST(set_in_window)
+{
+	weft_test_run(set_in_window_main, NULL, 1);
+	weft_test_run(set_in_window_main, NULL, 2);
+}
+END_TEST
+
 /* ---- foreign threads: setting for tasks, waiting for tasks -------------- */
 
 static struct weft_event to_tasks = WEFT_EVENT_INIT;
@@ -177,6 +224,7 @@ int main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, seed);
 	tcase_add_test(tc, semantics);
+	tcase_add_test(tc, set_in_window);
 	tcase_add_test(tc, foreign);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);

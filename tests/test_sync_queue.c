@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include "sync_test_util.h"
 #include "sync/waitq.h"
+#include "sync/select.h"
 
 /* Waits (yielding) until list q of a queue has n waiters linked. Every
  * list of a weft_queue is guarded by the getters' lock. */
@@ -407,6 +408,111 @@ START_TEST(queue_shutdown)
 }
 END_TEST
 
+/* ---- a put (get) between the getter's (putter's) try and its lock ------ */
+
+/* The getter found the queue empty lock-free (the putter found it full);
+ * the other side's whole call runs before it takes the queue's lock
+ * (window_open), as weft_queue_put (get) does it under that lock. The
+ * waiter must find the item (the room) there, not wait beside it. Its
+ * deadline bounds the wait that would follow. */
+struct qwin {
+	struct weft_queue q;
+	uint64_t item; /* what the waiter got or put */
+};
+
+static void put_in_window(void *arg)
+{
+	struct qwin *c = arg;
+	struct weft__waiter *wake = NULL;
+	uint64_t v = 7;
+
+	ck_assert_int_eq(weft__queue_put_locked(&c->q, &v, &wake), 0);
+	ck_assert_ptr_null(wake); /* nobody waited yet */
+}
+
+static void get_in_window(void *arg)
+{
+	struct qwin *c = arg;
+	struct weft__waiter *wake = NULL;
+	uint64_t v = 0;
+
+	ck_assert_int_eq(weft__queue_get_locked(&c->q, &v, &wake), 0);
+	ck_assert_uint_eq(v, 1);
+	ck_assert_ptr_null(wake);
+}
+
+static void *window_getter(void *arg)
+{
+	struct qwin *c = arg;
+	struct weft_deadline d;
+
+	weft_deadline_enter(&d, WEFT_SEC);
+	long r = weft_queue_get(&c->q, &c->item);
+	weft_deadline_leave(&d);
+	return (void *)r;
+}
+
+static void *window_putter(void *arg)
+{
+	struct qwin *c = arg;
+	struct weft_deadline d;
+
+	weft_deadline_enter(&d, WEFT_SEC);
+	long r = weft_queue_put(&c->q, &c->item);
+	weft_deadline_leave(&d);
+	return (void *)r;
+}
+
+/* Returns whether the round hit the window. */
+static bool window_round(bool get)
+{
+	struct qwin c = { .item = 2 };
+	struct window win = { .q = &c.q.getters, /* the queue's one lock */
+			      .other = get ? put_in_window : get_in_window,
+			      .arg = &c,
+			      .after_try = true }; /* tries under the lock */
+	uint64_t v = 1;
+	weft_task_t t;
+	void *res;
+
+	ck_assert_int_eq(weft_queue_init(&c.q, sizeof(uint64_t), 1), 0);
+	if (!get)
+		ck_assert_int_eq(weft_queue_put(&c.q, &v), 0); /* full */
+	window_open(&win, &t, get ? window_getter : window_putter, &c);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	bool hit = window_close(&win);
+	ck_assert_int_eq((long)res, 0);
+	ck_assert_ptr_null(c.q.getters.head);
+	ck_assert_ptr_null(c.q.putters.head);
+	if (get) {
+		ck_assert_uint_eq(c.item, 7);
+		ck_assert_int_eq(weft_queue_size(&c.q), 0);
+	} else {
+		ck_assert_int_eq(weft_queue_try_get(&c.q, &v), 0);
+		ck_assert_uint_eq(v, 2);
+	}
+	ck_assert_int_eq(weft_queue_destroy(&c.q), 0);
+	return hit;
+}
+
+static void *window_main(void *arg)
+{
+	for (int get = 0; get < 2; get++) {
+		int round = 0;
+
+		while (!window_round(get) && ++round < 5)
+			;
+		ck_assert_int_lt(round, 5);
+	}
+	return NULL;
+}
+
+START_TEST(other_side_before_wait)
+{
+	weft_test_run(window_main, NULL, 1);
+}
+END_TEST
+
 /* ---- bad input ---------------------------------------------------------- */
 
 static void *errors_main(void *arg)
@@ -497,6 +603,7 @@ int main(void)
 	tcase_add_test(tc, bounded);
 	tcase_add_test(tc, task_done_join);
 	tcase_add_test(tc, queue_shutdown);
+	tcase_add_test(tc, other_side_before_wait);
 	tcase_add_test(tc, errors);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);

@@ -219,7 +219,7 @@ static void *bound_main(void *arg)
 		atomic_store(&c->go, 0);
 		atomic_store(&c->ok, 0);
 		ck_assert_int_eq(weft_spawn(&w, bound_waiter, &c->s), 0);
-		weft_yield(); /* it waits */
+		wait_waiters(&c->s.wq, 1); /* it waits: the race is with it */
 		for (int k = 0; k < 2; k++)
 			ck_assert_int_eq(pthread_create(&th[k], NULL,
 							bound_releaser, c),
@@ -251,6 +251,53 @@ START_TEST(errors)
 }
 END_TEST
 
+/* ---- a release between the acquirer's try and its lock ----------------- */
+
+/* The acquirer found no permit lock-free; a release, on the fast path as
+ * nobody waits yet, runs before the acquirer takes wq's lock (window_open).
+ * The acquirer must take that permit there, not wait beside it. Its
+ * deadline bounds the wait that would follow. */
+static void release_in_window(void *arg)
+{
+	ck_assert_int_eq(weft_sem_release(arg), 0);
+}
+
+static void *window_acquirer(void *arg)
+{
+	struct weft_deadline d;
+
+	weft_deadline_enter(&d, WEFT_SEC);
+	long r = weft_sem_acquire(arg);
+	weft_deadline_leave(&d);
+	return (void *)r;
+}
+
+static void *window_main(void *arg)
+{
+	struct weft_sem s;
+	struct window win = { .q = &s.wq,
+			      .other = release_in_window,
+			      .arg = &s };
+	weft_task_t t;
+	void *res;
+
+	ck_assert_int_eq(weft_sem_init(&s, 0), 0);
+	window_open(&win, &t, window_acquirer, &s);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert(window_close(&win));
+	ck_assert_int_eq((long)res, 0);
+	ck_assert_int_eq(weft_sem_value(&s), 0);
+	ck_assert_ptr_null(s.wq.head);
+	return NULL;
+}
+
+START_TEST(release_before_wait)
+{
+	weft_test_run(window_main, NULL, 1);
+	weft_test_run(window_main, NULL, 2);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("sync_sem");
@@ -260,6 +307,7 @@ int main(void)
 	tcase_add_test(tc, fifo);
 	tcase_add_test(tc, errors);
 	tcase_add_test(tc, bound_kept_when_waiter_leaves);
+	tcase_add_test(tc, release_before_wait);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

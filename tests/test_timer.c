@@ -1,9 +1,13 @@
 /* Timers (runtime/timer.c) as tasks see them: sleep accuracy and ordering,
  * deadlines on sleeps, and a hundred thousand concurrent sleepers. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include "test_io_util.h"
+#include "runtime/task.h"
+#include "sync_test_util.h"
 
 static void *accuracy_main(void *arg)
 {
@@ -159,6 +163,234 @@ START_TEST(deadline)
 }
 END_TEST
 
+/* ---- a timer popped for one wait fires after the next began ------------- */
+
+/*
+ * A worker pops a due timer (taking it from the task), then fires it under
+ * the task's wait_lock, and only if the wait it was armed for is still the
+ * task's current one (its seq). Between the pop and the fire the task may
+ * be notified, end that wait and begin another: firing then would time
+ * out a wait that has no deadline. Forced: A and B wait on one worker with
+ * the same deadline, so one pop takes both; a thread holds the lock of A's
+ * event, so the worker stops in A's abort, before B's fire; meanwhile the
+ * thread sets B's event and B, on the other worker, begins a second wait.
+ * When the thread lets the worker go, B's old timer must leave the second
+ * wait alone.
+ */
+struct stale_fire {
+	int64_t at;
+	struct weft_event e1, e2, e3;
+	weft_task_t b;
+	struct weft_task *ta, *tb; /* published for the thread */
+	long a_res, b_first, b_second;
+	bool hit;
+};
+
+static void *stale_b(void *arg)
+{
+	struct stale_fire *s = arg;
+	struct weft_deadline d;
+
+	weft_deadline_enter_at(&d, s->at);
+	s->b_first = weft_event_wait(&s->e2);
+	weft_deadline_leave(&d);
+	weft_deadline_enter(&d, 2 * WEFT_SEC); /* bounds a bug's hang */
+	s->b_second = weft_event_wait(&s->e3);
+	weft_deadline_leave(&d);
+	return NULL;
+}
+
+static void *stale_a(void *arg)
+{
+	struct stale_fire *s = arg;
+	struct weft_deadline d;
+
+	/* B runs next on this worker once A parks: their timers share
+	 * the heap (checked, by the timers' owner, before relying on it). */
+	ck_assert_int_eq(weft_spawn(&s->b, stale_b, s), 0);
+	__atomic_store_n(&s->tb, s->b.task, __ATOMIC_RELEASE);
+	weft_deadline_enter_at(&d, s->at);
+	s->a_res = weft_event_wait(&s->e1);
+	weft_deadline_leave(&d);
+	return NULL;
+}
+
+static bool has_waiter(struct weft_waitq *q)
+{
+	weft__waitq_lock(q);
+	bool r = q->head != NULL;
+	weft__waitq_unlock(q);
+	return r;
+}
+
+/* Polls cond(s) every 100 us for up to 2 s. */
+static bool poll_for(bool (*cond)(struct stale_fire *s), struct stale_fire *s)
+{
+	for (int i = 0; i < 20000; i++) {
+		if (cond(s))
+			return true;
+		usleep(100);
+	}
+	return false;
+}
+
+static bool both_waiting(struct stale_fire *s)
+{
+	return __atomic_load_n(&s->tb, __ATOMIC_ACQUIRE) &&
+	       has_waiter(&s->e1.wq) && has_waiter(&s->e2.wq);
+}
+
+static bool both_popped(struct stale_fire *s)
+{
+	return !atomic_load(&s->ta->timer.armed) &&
+	       !atomic_load(&s->tb->timer.armed);
+}
+
+static bool b_waits_again(struct stale_fire *s)
+{
+	return has_waiter(&s->e3.wq);
+}
+
+static void *stale_thread(void *arg)
+{
+	struct stale_fire *s = arg;
+
+	if (!poll_for(both_waiting, s) ||
+	    atomic_load(&s->ta->timer.owner) !=
+		    atomic_load(&s->tb->timer.owner))
+		goto out; /* not on one heap: both just time out */
+	weft__waitq_lock(&s->e1.wq);
+	if (poll_for(both_popped, s)) {
+		/* The worker spins in A's abort; B's entry waits to fire. */
+		ck_assert_int_eq(weft_event_set(&s->e2), 1);
+		s->hit = poll_for(b_waits_again, s);
+	}
+	weft__waitq_unlock(&s->e1.wq);
+	usleep(20000); /* the worker fires B's old timer */
+out:
+	ck_assert_int_ge(weft_event_set(&s->e3), 0);
+	return NULL;
+}
+
+static void *stale_main(void *arg)
+{
+	bool hit = false;
+
+	for (int round = 0; round < 10 && !hit; round++) {
+		struct stale_fire s = { .at = weft_now() + 50 * WEFT_MSEC };
+		weft_task_t a;
+		pthread_t th;
+
+		ck_assert_int_eq(weft_event_init(&s.e1), 0);
+		ck_assert_int_eq(weft_event_init(&s.e2), 0);
+		ck_assert_int_eq(weft_event_init(&s.e3), 0);
+		ck_assert_int_eq(weft_spawn(&a, stale_a, &s), 0);
+		s.ta = a.task;
+		ck_assert_int_eq(pthread_create(&th, NULL, stale_thread, &s),
+				 0);
+		ck_assert_int_eq(weft_join(a, NULL), 0);
+		ck_assert_int_eq(weft_join(s.b, NULL), 0);
+		ck_assert_int_eq(pthread_join(th, NULL), 0);
+		ck_assert_int_eq(s.a_res, -ETIMEDOUT);
+		if (!s.hit)
+			continue;
+		hit = true;
+		ck_assert_int_eq(s.b_first, 0);
+		ck_assert_int_eq(s.b_second, 0);
+	}
+	ck_assert_msg(hit, "never stopped a worker between pop and fire");
+	return NULL;
+}
+
+START_TEST(stale_fire_ignored)
+{
+	weft_test_run(stale_main, NULL, 2);
+}
+END_TEST
+
+/* ---- compaction keeps the live timers ----------------------------------- */
+
+/*
+ * A wait that ends before its deadline leaves its timer in the heap, stale,
+ * until it comes due or the heap, full and more than half stale, is
+ * compacted. Compaction must keep the live timers: a sleeper whose entry
+ * it dropped would never wake. One worker, one heap: COMPACT_WAITERS waits
+ * with a far deadline end at once (their entries stale), then sleepers
+ * fill the heap and push it past full, so it compacts under them.
+ */
+#define COMPACT_WAITERS 2000 /* > runtime/timer.c's COMPACT_MIN, below */
+#define COMPACT_SLEEPERS 100 /* a cap of 2048, so fills it and more */
+
+static struct weft_event compact_ev, compact_done;
+static atomic_int compact_woke;
+
+static void *compact_waiter(void *arg)
+{
+	struct weft_deadline d;
+
+	weft_deadline_enter(&d, 3600 * WEFT_SEC); /* far: only armed */
+	ck_assert_int_eq(weft_event_wait(&compact_ev), 0);
+	weft_deadline_leave(&d);
+	return NULL;
+}
+
+static void *compact_sleeper(void *arg)
+{
+	ck_assert_int_eq(weft_sleep(20 * WEFT_MSEC), 0);
+	if (atomic_fetch_add(&compact_woke, 1) + 1 == COMPACT_SLEEPERS)
+		ck_assert_int_ge(weft_event_set(&compact_done), 0);
+	return NULL;
+}
+
+/* The bound on the sleepers, kept off the heap under test: a dropped
+ * entry of main's would hang it rather than fail. */
+static void *compact_watchdog(void *arg)
+{
+	for (int i = 0;
+	     i < 2000 && atomic_load(&compact_woke) < COMPACT_SLEEPERS; i++)
+		usleep(1000);
+	ck_assert_int_ge(weft_event_set(&compact_done), 0);
+	return NULL;
+}
+
+static void *compact_main(void *arg)
+{
+	static weft_task_t t[COMPACT_WAITERS];
+	struct weft_spawn_opts opts = { .stack_size = WEFT_STACK_MIN };
+	pthread_t dog;
+
+	atomic_store(&compact_woke, 0);
+	ck_assert_int_eq(weft_event_init(&compact_ev), 0);
+	ck_assert_int_eq(weft_event_init(&compact_done), 0);
+	for (int i = 0; i < COMPACT_WAITERS; i++)
+		ck_assert_int_eq(weft_spawn_opts(&t[i], compact_waiter, NULL,
+						 &opts),
+				 0);
+	wait_waiters(&compact_ev.wq, COMPACT_WAITERS);
+	ck_assert_int_eq(weft_event_set(&compact_ev), COMPACT_WAITERS);
+	for (int i = 0; i < COMPACT_WAITERS; i++)
+		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+	/* Their entries are stale now; the sleepers' arms compact. */
+	for (int i = 0; i < COMPACT_SLEEPERS; i++)
+		ck_assert_int_eq(weft_spawn_opts(&t[i], compact_sleeper, NULL,
+						 &opts),
+				 0);
+	ck_assert_int_eq(pthread_create(&dog, NULL, compact_watchdog, NULL), 0);
+	ck_assert_int_eq(weft_event_wait(&compact_done), 0);
+	int woke = atomic_load(&compact_woke);
+	ck_assert_int_eq(woke, COMPACT_SLEEPERS);
+	for (int i = 0; i < COMPACT_SLEEPERS; i++)
+		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+	ck_assert_int_eq(pthread_join(dog, NULL), 0);
+	return NULL;
+}
+
+START_TEST(compaction_keeps_live)
+{
+	weft_test_run(compact_main, NULL, 1);
+}
+END_TEST
+
 START_TEST(plain_thread)
 {
 	ck_assert_int_eq(weft_sleep(WEFT_MSEC), -EPERM);
@@ -213,6 +445,8 @@ int main(void)
 	tcase_add_test(tc, accuracy);
 	tcase_add_test(tc, ordering);
 	tcase_add_test(tc, deadline);
+	tcase_add_test(tc, stale_fire_ignored);
+	tcase_add_test(tc, compaction_keeps_live);
 	tcase_add_test(tc, plain_thread);
 	tcase_add_test(tc, many_sleepers);
 	suite_add_tcase(s, tc);
