@@ -1289,26 +1289,35 @@ END_TEST
 /*
  * A call in progress stays with the file it began on, as a blocking call
  * in the kernel holds its file: if weft_close lets the fd's number go
- * between the call's attempt (EAGAIN) and its wait, the call fails with
+ * between the call's attempt (EAGAIN) and its wait, or between a wait
+ * that ended for readiness and the next attempt, the call fails with
  * -EBADF rather than trying again on the socket that took the number.
  * The internal hook closes and reuses the number at that moment, where
- * another thread may.
+ * another thread may. For the second moment, the first makes the old
+ * socket readable (hook_wake: a byte from its peer), so the wait ends
+ * for readiness, not for the close.
  */
-static int hook_fd = -1, hook_peer = -1;
+static int hook_fd = -1, hook_peer = -1, hook_wake = -1;
+static enum weft__fdready_moment hook_at;
 
-static void reuse_after_again(int fd)
+static void reuse_at(int fd, enum weft__fdready_moment at)
 {
 	if (fd != hook_fd)
 		return;
+	if (at != hook_at) {
+		ck_assert_int_eq(write(hook_wake, "w", 1), 1);
+		return;
+	}
 	hook_fd = -1;
 	hook_peer = give_number_away(fd);
 	ck_assert_int_eq(write(hook_peer, "SECRET", 6), 6);
 }
 
-/* Runs call on a fresh socket pair's end with the hook armed; the call
- * must fail with -EBADF and leave the new socket's bytes, and its peer's
- * queue, as they were. */
-static void check_stays(long (*call)(int fd, size_t *moved))
+/* Runs call on a fresh socket pair's end with the hook armed for the
+ * moment at; the call must fail with -EBADF and leave the new socket's
+ * bytes, and its peer's queue, as they were. */
+static void check_stays_at(long (*call)(int fd, size_t *moved),
+			   enum weft__fdready_moment at)
 {
 	int old[2];
 	char got[8];
@@ -1318,9 +1327,11 @@ static void check_stays(long (*call)(int fd, size_t *moved))
 				    old),
 			 0);
 	hook_fd = old[0];
-	weft__fdready_after_again = reuse_after_again;
+	hook_wake = old[1];
+	hook_at = at;
+	weft__fdready_hook = reuse_at;
 	long r = call(old[0], &moved);
-	weft__fdready_after_again = NULL;
+	weft__fdready_hook = NULL;
 	ck_assert_int_eq(hook_fd, -1); /* it ran */
 	ck_assert_int_eq(r, -EBADF);
 	/* Nothing taken from the new socket, nothing sent to its peer. */
@@ -1357,8 +1368,9 @@ static long send_all_call(int fd, size_t *moved)
 static void *stays_main(void *arg)
 {
 	(void)arg;
-	check_stays(recv_call);
-	check_stays(send_all_call);
+	check_stays_at(recv_call, WEFT__FDREADY_AGAIN);
+	check_stays_at(send_all_call, WEFT__FDREADY_AGAIN);
+	check_stays_at(recv_call, WEFT__FDREADY_WOKEN);
 	return NULL;
 }
 

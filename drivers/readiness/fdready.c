@@ -338,7 +338,7 @@ int weft__fdready_begin(struct weft__ready_call *c, int fd, enum weft__dir dir)
 	return known_empty(rec, dir, c->tick) ? -EAGAIN : 0;
 }
 
-void (*weft__fdready_after_again)(int fd);
+void (*weft__fdready_hook)(int fd, enum weft__fdready_moment at);
 
 bool weft__fdready_end(struct weft__ready_call *c, long *result, size_t want,
 		       const char *call)
@@ -350,12 +350,14 @@ bool weft__fdready_end(struct weft__ready_call *c, long *result, size_t want,
 		note_transfer(rec, c->dir, c->tick, *result, want);
 		return false;
 	}
-	if (__builtin_expect(weft__fdready_after_again != NULL, 0))
-		weft__fdready_after_again(c->fd);
+	if (__builtin_expect(weft__fdready_hook != NULL, 0))
+		weft__fdready_hook(c->fd, WEFT__FDREADY_AGAIN);
 	if ((r = wait_for(rec, c, call)) < 0) {
 		*result = r;
 		return false;
 	}
+	if (__builtin_expect(weft__fdready_hook != NULL, 0))
+		weft__fdready_hook(c->fd, WEFT__FDREADY_WOKEN);
 	return true;
 }
 

@@ -87,10 +87,12 @@ static inline long weft__fdready_call(int fd, enum weft__dir dir,
 	return r;
 }
 
-/* Internal test interface, not API: if set, called when an attempt said
- * EAGAIN, before the call waits, so that a test can close or reuse fd
- * there, as another thread may at that moment. */
-extern void (*weft__fdready_after_again)(int fd);
+/* Internal test interface, not API: if set, called at the two moments a
+ * call comes back to its fd, so that a test can close or reuse fd there,
+ * as another thread may: when an attempt said EAGAIN, before the call
+ * waits; and when its wait ended for readiness, before it tries again. */
+enum weft__fdready_moment { WEFT__FDREADY_AGAIN, WEFT__FDREADY_WOKEN };
+extern void (*weft__fdready_hook)(int fd, enum weft__fdready_moment at);
 
 /* weft_close: wakes every task waiting on fd with -EBADF,
  * drops its registration, closes it. Any thread. Returns 0 or -errno. */
