@@ -26,9 +26,10 @@ static int tour(double secs)
 	int r;
 
 	printf("weft tour: the seed's asyncio programs in C, on %d worker "
-	       "threads.\nSleeps last %g s (the seed's 3 s; -s SECONDS to "
-	       "change).\n",
-	       weft_workers(), secs);
+	       "threads and the %s I/O driver.\nSleeps last %g s (the seed's "
+	       "3 s; -s SECONDS to change).\n",
+	       weft_workers(),
+	       weft_io_driver() == WEFT_IO_URING ? "io_uring" : "epoll", secs);
 	for (i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
 		printf("\n# %s  (examples/%s)\n", sections[i].title,
 		       sections[i].file);
