@@ -404,7 +404,12 @@ spawn(weft_task_t *out, weft_fn fn, void *arg,
 	/* Shutdown sets DRAINING, then cancels every alive task: either it
 	 * sees this one, or we see DRAINING here. The seq_cst RMW on the
 	 * count sits between our store of alive and our load of state,
-	 * ordering them as the pattern needs. */
+	 * ordering them as the pattern needs. That is the hardware's
+	 * promise, not C11's (an RMW on another object is not a fence): on
+	 * x86-64 a locked instruction drains the store buffer; on AArch64
+	 * the store precedes the RMW's store-release, which precedes the
+	 * load-acquire of state (RCsc). A seq_cst store of alive, C11's
+	 * way, would cost every spawn a second locked instruction. */
 	atomic_store_explicit(&t->alive, true, memory_order_relaxed);
 	atomic_fetch_add(self ? &self->tasks_spawned : &rt->foreign_spawned, 1);
 	if (atomic_load(&rt->state) != RT_RUNNING)
