@@ -531,6 +531,28 @@ static int join_refusal(const struct weft_task *t)
 	return 0;
 }
 
+/* Under t->join_lock: whether the join ends without a wait, as refused
+ * (-ESRCH, or join_refusal's) or with t done, its result taken into *r
+ * (*took: the caller drops t's reference once the lock is released). */
+static bool join_ends_now(struct weft_task *t, weft_task_t h, void **result,
+			  int *r, bool *took)
+{
+	*took = false;
+	if (!gen_matches(t, h.gen))
+		*r = -ESRCH;
+	else if (!(*r = join_refusal(t)) && !(t->join_state & JOIN_DONE))
+		return false;
+	else if (!*r) {
+		t->join_state |= JOIN_CLAIMED | JOIN_TAKEN;
+		*r = take_result(t, result);
+		*took = true;
+	}
+	return true;
+}
+
+/* A task already done is joined without a wait, so that a cancelled
+ * joiner, or one past its deadline, still gets it (a call that can
+ * complete at once does: weft/sync.h), and no timer is armed for it. */
 int weft_join(weft_task_t h, void **result)
 {
 	struct weft_task *t = lookup(h);
@@ -538,29 +560,25 @@ int weft_join(weft_task_t h, void **result)
 		return -ESRCH;
 	if (t == weft__task_current())
 		return -EDEADLK;
+	bool took, now;
+	int r;
+	weft__spin_lock(&t->join_lock);
+	now = join_ends_now(t, h, result, &r, &took);
+	weft__spin_unlock(&t->join_lock);
+	if (now)
+		goto out;
 	struct weft__waiter w;
 	weft__waiter_init_as(&w, join_abort, WEFT__WAIT_JOIN, t);
 	w.data = t;
-	int r = weft__wait_begin(&w);
-	if (r)
+	if ((r = weft__wait_begin(&w)))
 		return r;
+	/* It may have ended meanwhile: done wins over an abort. */
 	weft__spin_lock(&t->join_lock);
-	if (!gen_matches(t, h.gen))
-		r = -ESRCH;
-	else if (!(r = join_refusal(t)) &&
-		 weft__waiter_state(&w) != WEFT__WAITING)
-		r = weft__waiter_state(&w);
-	if (r || (t->join_state & JOIN_DONE)) {
-		bool done = !r;
-		if (done) {
-			t->join_state |= JOIN_CLAIMED | JOIN_TAKEN;
-			r = take_result(t, result);
-		}
+	if ((now = join_ends_now(t, h, result, &r, &took)) ||
+	    (r = weft__waiter_state(&w)) != WEFT__WAITING) {
 		weft__spin_unlock(&t->join_lock);
 		weft__wait_end(&w);
-		if (done)
-			task_unref(t);
-		return r;
+		goto out;
 	}
 	t->join_state |= JOIN_CLAIMED;
 	t->joiner = &w;
@@ -569,7 +587,10 @@ int weft_join(weft_task_t h, void **result)
 		return r; /* aborted: the abort unclaimed it, the handle lives */
 	/* The finisher notified us after setting DONE: the result is ours. */
 	r = take_result_marked(t, result);
-	task_unref(t);
+	took = true;
+out:
+	if (took)
+		task_unref(t);
 	return r;
 }
 

@@ -65,7 +65,8 @@ static void leave(struct weft_barrier *b, struct weft__wakelist *wl)
 		weft__waitq_settle_all(&b->held, ENTER, wl);
 }
 
-/* Under the lock, which it releases: the caller completes the round. */
+/* Under the lock, which it releases: the caller completes the round (w:
+ * its wait, ended here; NULL if it began none). */
 static int release(struct weft_barrier *b, struct weft__waiter *w,
 		   unsigned index)
 {
@@ -75,16 +76,28 @@ static int release(struct weft_barrier *b, struct weft__waiter *w,
 	b->draining = (unsigned)wl.n + 1; /* the caller is out at once */
 	leave(b, &wl);
 	weft__waitq_unlock(&b->wq);
-	weft__wait_end(w);
+	if (w)
+		weft__wait_end(w);
 	weft__wakelist_wake(&wl);
 	return (int)index;
 }
 
-/* One try; *again if it was held until the last round drained. */
+/* One try; *again if it was held until the last round drained. A broken
+ * barrier, and the arrival that completes a round, need no wait, so
+ * they are settled before one begins: in a cancelled task, or past a
+ * deadline, they still say -EPIPE and pass (weft/sync.h). */
 static int wait_once(struct weft_barrier *b, bool *again)
 {
 	struct weft__waiter w;
 	int r;
+	weft__waitq_lock(&b->wq);
+	if (b->broken) {
+		weft__waitq_unlock(&b->wq);
+		return -EPIPE;
+	}
+	if (!b->draining && b->count + 1 == b->parties)
+		return release(b, NULL, b->count);
+	weft__waitq_unlock(&b->wq);
 	weft__waitq_prepare_as(&b->wq, &w, barrier_abort, WEFT__WAIT_BARRIER,
 			       b);
 	if ((r = weft__wait_begin(&w)))

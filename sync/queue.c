@@ -476,6 +476,13 @@ int weft_queue_join(struct weft_queue *q)
 		return -EINVAL;
 	struct weft__waiter w;
 	int r;
+	/* Nothing unfinished: done without a wait, even in a cancelled
+	 * task (a call that can complete at once does: weft/sync.h). */
+	queue_lock(q);
+	bool done = !q->unfinished;
+	queue_unlock(q);
+	if (done)
+		return 0;
 	weft__waitq_prepare_as(&q->joiners, &w, joiner_abort,
 			       WEFT__WAIT_QUEUE_JOIN, q);
 	if ((r = weft__wait_begin(&w)))

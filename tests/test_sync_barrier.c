@@ -122,6 +122,47 @@ START_TEST(barrier)
 }
 END_TEST
 
+/* ---- what needs no wait happens in a cancelled task too ----------------- */
+
+/* The arrival that completes a round, and one at a broken barrier, need
+ * no wait: a cancelled task passes, or hears -EPIPE (weft/sync.h). */
+static void *party(void *arg)
+{
+	return (void *)(intptr_t)weft_barrier_wait(arg);
+}
+
+static void *no_wait_main(void *arg)
+{
+	struct weft_barrier one, two, broken;
+	weft_task_t t;
+	void *res;
+
+	ck_assert_int_eq(weft_barrier_init(&one, 1), 0);
+	ck_assert_int_eq(weft_barrier_init(&two, 2), 0);
+	ck_assert_int_eq(weft_barrier_init(&broken, 2), 0);
+	ck_assert_int_eq(weft_barrier_abort(&broken), 0);
+	ck_assert_int_eq(weft_spawn(&t, party, &two), 0);
+	while (weft_barrier_n_waiting(&two) != 1)
+		ck_assert_int_eq(weft_yield(), 0);
+	ck_assert_int_eq(weft_cancel(weft_current()), 0);
+	ck_assert_int_eq(weft_barrier_wait(&one), 0);
+	ck_assert_int_eq(weft_barrier_wait(&two), 1); /* the last of two */
+	ck_assert_int_eq(weft_barrier_wait(&broken), -EPIPE);
+	ck_assert_int_eq(weft_barrier_wait(&one), 0); /* again */
+	struct weft_shield s;
+	ck_assert_int_eq(weft_shield_enter(&s), 0);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	weft_shield_leave(&s);
+	ck_assert_int_eq((intptr_t)res, 0);
+	return NULL;
+}
+
+START_TEST(no_wait_when_cancelled)
+{
+	weft_test_run(no_wait_main, NULL, 2);
+}
+END_TEST
+
 /* ---- rounds back to back, and the last one in resets ------------------- */
 
 /* Parties wait round after round, and the one that arrived first resets
@@ -173,6 +214,7 @@ int main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, barrier);
 	tcase_add_test(tc, rounds_back_to_back);
+	tcase_add_test(tc, no_wait_when_cancelled);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

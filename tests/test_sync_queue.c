@@ -592,12 +592,37 @@ START_TEST(errors)
 }
 END_TEST
 
+/* A join with nothing unfinished needs no wait: a cancelled task gets 0;
+ * with an item unfinished it must wait, and so hears -ECANCELED. */
+static void *join_now_main(void *arg)
+{
+	struct weft_queue q = WEFT_QUEUE_INIT(sizeof(int), 4);
+	int v = 1;
+
+	ck_assert_int_eq(weft_cancel(weft_current()), 0);
+	ck_assert_int_eq(weft_queue_join(&q), 0);
+	ck_assert_int_eq(weft_queue_put(&q, &v), 0); /* room: no wait */
+	ck_assert_int_eq(weft_queue_join(&q), -ECANCELED);
+	ck_assert_int_eq(weft_queue_get(&q, &v), 0);
+	ck_assert_int_eq(weft_queue_task_done(&q), 0);
+	ck_assert_int_eq(weft_queue_join(&q), 0);
+	ck_assert_int_eq(weft_queue_destroy(&q), 0);
+	return NULL;
+}
+
+START_TEST(join_with_nothing_unfinished)
+{
+	weft_test_run(join_now_main, NULL, 1);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("sync_queue");
 	TCase *tc = tcase_create("queue");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, seed);
+	tcase_add_test(tc, join_with_nothing_unfinished);
 	tcase_add_test(tc, kinds);
 	tcase_add_test(tc, growth);
 	tcase_add_test(tc, bounded);

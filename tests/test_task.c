@@ -219,6 +219,39 @@ static void *cancel_main(void *arg)
 	return NULL;
 }
 
+/* A join that can complete at once does, in a cancelled task or past a
+ * deadline, as every call that need not wait (weft/sync.h): on one
+ * worker the child, in the run-next slot, has ended when the yield
+ * returns. */
+static void *join_done_main(void *arg)
+{
+	struct weft_deadline d;
+	weft_task_t t;
+	void *res = NULL;
+
+	ck_assert_int_eq(weft_spawn(&t, ret_arg, (void *)7), 0);
+	ck_assert_int_eq(weft_yield(), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, 1), 0);
+	ck_assert_int_eq(weft_sleep(WEFT_MSEC), -ETIMEDOUT); /* it passed */
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_ptr_eq(res, (void *)7);
+	weft_deadline_leave(&d);
+
+	ck_assert_int_eq(weft_spawn(&t, ret_arg, (void *)8), 0);
+	ck_assert_int_eq(weft_yield(), 0);
+	ck_assert_int_eq(weft_cancel(weft_current()), 0);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_ptr_eq(res, (void *)8);
+	ck_assert_int_eq(weft_join(t, &res), -ESRCH); /* consumed */
+	return NULL;
+}
+
+START_TEST(join_of_done_task_needs_no_wait)
+{
+	weft_test_run(join_done_main, NULL, 1);
+}
+END_TEST
+
 START_TEST(cancel)
 {
 	weft_test_run(cancel_main, NULL, 2);
@@ -1248,6 +1281,7 @@ int main(void)
 	tcase_add_test(tc, bad_input);
 	tcase_add_test(tc, names_and_detach);
 	tcase_add_test(tc, cancel);
+	tcase_add_test(tc, join_of_done_task_needs_no_wait);
 	tcase_add_test(tc, from_plain_threads);
 	tcase_add_test(tc, many_foreign_spawners);
 	tcase_add_test(tc, lone_worker_woken_from_plain_thread);

@@ -126,14 +126,18 @@ struct weft_config {
  * asyncio.run. Tasks still running then are cancelled (their blocking calls
  * return -ECANCELED) and awaited; then the workers stop and everything is
  * freed. cfg may be NULL. Stores main's result in *result if result is not
- * NULL. Returns 0, -EINVAL (bad config or fn, a bad $WEFT_IO or
- * $WEFT_SOCKETS, a dump signal that cannot be caught or is a fault's
- * (SIGSEGV, ...: see weft/signal.h), a stall threshold
- * below WEFT_STALL_OFF, a $WEFT_STALL_MS that is not a number of
- * milliseconds, a bad latency mode or $WEFT_LATENCY),
- * -EBUSY (already running in this process, or the dump signal is held by
- * an open weft_signal registration), -ENOSYS (io_uring forced by
- * cfg->io or $WEFT_IO but unavailable: a line on stderr says why), -ENOMEM.
+ * NULL. Returns 0, -EINVAL (bad config or fn, a bad $WEFT_WORKERS,
+ * $WEFT_IO or $WEFT_SOCKETS, a dump signal that cannot be caught or is a
+ * fault's (SIGSEGV, ...: see weft/signal.h), a $WEFT_DUMP_SIGNAL that
+ * names no signal, a stall threshold below WEFT_STALL_OFF, a
+ * $WEFT_STALL_MS that is not a number of milliseconds, a bad latency mode
+ * or $WEFT_LATENCY),
+ * -EBUSY (already running in this process, or called from a task, or the
+ * dump signal is held by an open weft_signal registration), -ENOSYS
+ * (io_uring forced by cfg->io or $WEFT_IO but unavailable: a line on
+ * stderr says why), -ENOMEM, -EAGAIN (one of the runtime's threads could
+ * not be started), or the -errno of a driver's setup that failed (-EMFILE,
+ * ...: a line on stderr says which).
  */
 WEFT_MUST_CHECK int weft_run(weft_fn main, void *arg,
 			     const struct weft_config *cfg, void **result);
@@ -168,7 +172,10 @@ WEFT_MUST_CHECK int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
  * detached or another caller is already joining it; -EDEADLK if it is the
  * caller itself; -ESRCH for a stale handle, one already joined included;
  * -ENOMEM if the task never ran because no stack could be had for it (the
- * handle is consumed: the task is over). */
+ * handle is consumed: the task is over), or, under a deadline, if it
+ * had to wait and there was no memory for the caller's timer (then the
+ * handle is still valid). A task already done is joined at once, even by
+ * a cancelled caller or past its deadline. */
 WEFT_MUST_CHECK int weft_join(weft_task_t t, void **result);
 
 /* Lets the task run on and free itself when it ends; consumes the handle.
