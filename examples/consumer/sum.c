@@ -24,10 +24,13 @@ static void *main_task(void *arg)
 	weft_task_t tasks[PRODUCERS];
 	struct weft_deadline d;
 	long n, sum = 0;
-	int i, err = 0;
+	int i, started, err = 0;
 
-	for (i = 0; i < PRODUCERS; i++)
-		weft_spawn(&tasks[i], producer, (void *)(intptr_t)(i * EACH));
+	(void)arg;
+	for (started = 0; started < PRODUCERS && !err; started++)
+		err = weft_spawn(&tasks[started], producer,
+				 (void *)(intptr_t)(started * EACH));
+	started -= err != 0; /* a failed spawn (-ENOMEM) made no task */
 	weft_deadline_enter(&d, 1 * WEFT_SEC); /* asyncio.timeout(1) */
 	for (i = 0; i < PRODUCERS * EACH && !err; i++) {
 		err = weft_queue_get(&numbers, &n); /* -ETIMEDOUT at 1 s */
@@ -35,7 +38,7 @@ static void *main_task(void *arg)
 	}
 	weft_deadline_leave(&d);
 	weft_queue_shutdown(&numbers, true); /* puts left fail: -EPIPE */
-	for (i = 0; i < PRODUCERS; i++)
+	for (i = 0; i < started; i++)
 		if (weft_join(tasks[i], NULL) && !err)
 			err = -1; /* we were cancelled while joining */
 	weft_queue_destroy(&numbers);

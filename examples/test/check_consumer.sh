@@ -29,7 +29,9 @@ ${WEFT_EMULATOR:-} "$tmp/cmake/sum"
 
 export PKG_CONFIG_PATH="$tmp/weft/lib/pkgconfig"
 # shellcheck disable=SC2046,SC2086
-"$cc" $flags "$src/examples/consumer/sum.c" \
+# With the warnings a careful user has on: a result the API marks
+# WEFT_MUST_CHECK must not be dropped in the example everyone copies.
+"$cc" $flags -Wall -Wextra -Werror "$src/examples/consumer/sum.c" \
 	$(pkg-config --cflags --libs weft) -o "$tmp/sum-pc"
 # (A shared libweft is found by the loader only if told where it is.)
 # shellcheck disable=SC2086

@@ -3,10 +3,10 @@
  * and StreamWriter, Go's bufio). Part of <weft.h>.
  *
  * A stream wraps a connected socket (or pipe) fd with a read buffer and a
- * write buffer. It is built on weft_recv, weft_send, weft_writev,
- * weft_shutdown and weft_close only, so it works on every I/O driver, from
- * tasks and from plain threads (where the calls block the thread and
- * deadlines do not exist).
+ * write buffer. It is built on weft_recv (weft_readv over a pipe),
+ * weft_send, weft_writev, weft_shutdown and weft_close only, so it works
+ * on every I/O driver, from tasks and from plain threads (where the calls
+ * block the thread and deadlines do not exist).
  *
  * Reading. The read calls return what they took out of the stream, or fail
  * having taken nothing: on -ECANCELED, -ETIMEDOUT, -EMSGSIZE, -ENODATA or an
