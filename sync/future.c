@@ -4,12 +4,17 @@
  * Invariants:
  *  - state leaves PENDING exactly once, under wq.lock, after result or
  *    error is written (release store), so whoever reads state != PENDING
- *    (acquire) also sees the outcome; it never changes again.
+ *    (acquire) also sees the outcome; the outcome never changes again
+ *    (only RUNNING is cleared, below).
  *  - Waiters and callbacks are added only under wq.lock while PENDING; the
  *    completer detaches both lists in the same critical section, so each
  *    callback runs exactly once and no waiter is missed.
- *  - The completer runs callbacks, then wakes waiters, after unlocking and
- *    without touching f again except to pass it to the callbacks.
+ *  - A completer with callbacks publishes the outcome with RUNNING set
+ *    and itself as completer, runs the callbacks unlocked, then, under
+ *    the lock, clears RUNNING and wakes the waiters. While RUNNING, f is
+ *    done only for the completer (seen): a waiter arriving then waits,
+ *    and result and done say pending, so nobody who saw f done frees f or
+ *    a callback's node while the completer still uses them.
  */
 #include <errno.h>
 
@@ -17,6 +22,28 @@
 #include "waitq.h"
 
 enum { PENDING, RESULT, ERROR, CANCELLED };
+/* Or'ed into the outcome while the completer runs the callbacks. */
+#define RUNNING 4
+
+/* Who the caller is: its task, or its plain thread. */
+static const void *self_id(void)
+{
+	static __thread char thread_id;
+	const void *t = weft__task_current();
+	return t ? t : &thread_id;
+}
+
+/* The state f shows the caller: the outcome, or PENDING while another
+ * task or thread runs its callbacks. s: a load of f->state with acquire
+ * (the completer's release store, which also published completer). */
+static int seen(const struct weft_future *f, int s)
+{
+	if (!(s & RUNNING))
+		return s;
+	return __atomic_load_n(&f->completer, __ATOMIC_RELAXED) == self_id()
+		       ? s & ~RUNNING
+		       : PENDING;
+}
 
 int weft_future_init(struct weft_future *f)
 {
@@ -26,6 +53,7 @@ int weft_future_init(struct weft_future *f)
 	f->error = 0;
 	f->result = 0;
 	f->cbs = f->cbs_tail = 0;
+	f->completer = 0;
 	weft__waitq_init(&f->wq);
 	return 0;
 }
@@ -40,19 +68,33 @@ static int complete(struct weft_future *f, int state, void *result, int error)
 	}
 	f->result = result;
 	f->error = error;
-	/* release: publishes result and error to the lock-free acquire
-	 * loads of state below (result, done, wait's fast path). */
-	__atomic_store_n(&f->state, state, __ATOMIC_RELEASE);
 	struct weft_future_cb *cb = f->cbs;
 	f->cbs = f->cbs_tail = 0;
+	if (cb) {
+		/* relaxed: published by the release store of state. */
+		__atomic_store_n(&f->completer, self_id(), __ATOMIC_RELAXED);
+		/* release: publishes result, error and completer to the
+		 * acquire loads of state (seen). */
+		__atomic_store_n(&f->state, state | RUNNING, __ATOMIC_RELEASE);
+		weft__waitq_unlock(&f->wq);
+		while (cb) {
+			/* Read first: the callback may free its node. */
+			struct weft_future_cb *next = cb->next;
+			cb->next = 0;
+			cb->fn(f, cb->arg);
+			cb = next;
+		}
+		weft__waitq_lock(&f->wq);
+		/* relaxed: published by the release store of state below;
+		 * a reader that still sees RUNNING and reads NULL here waits,
+		 * and finds the outcome under the lock. */
+		__atomic_store_n(&f->completer, NULL, __ATOMIC_RELAXED);
+	}
+	/* release: publishes the outcome to the lock-free acquire loads of
+	 * state (result, done, wait's fast path). */
+	__atomic_store_n(&f->state, state, __ATOMIC_RELEASE);
 	weft__waitq_settle_all(&f->wq, 0, &wl);
 	weft__waitq_unlock(&f->wq);
-	while (cb) {
-		struct weft_future_cb *next = cb->next; /* cb may be freed */
-		cb->next = 0;
-		cb->fn(f, cb->arg);
-		cb = next;
-	}
 	weft__wakelist_wake(&wl);
 	return 0;
 }
@@ -95,7 +137,7 @@ int weft_future_result(struct weft_future *f, void **result)
 	if (!f)
 		return -EINVAL;
 	/* acquire: pairs with complete's release; outcome reads result. */
-	int s = __atomic_load_n(&f->state, __ATOMIC_ACQUIRE);
+	int s = seen(f, __atomic_load_n(&f->state, __ATOMIC_ACQUIRE));
 	return s == PENDING ? -EAGAIN : outcome(f, s, result);
 }
 
@@ -105,7 +147,7 @@ int weft_future_done(const struct weft_future *f)
 		return -EINVAL;
 	/* acquire: pairs with complete's release, so a caller that sees
 	 * the future done may read its outcome. */
-	return __atomic_load_n(&f->state, __ATOMIC_ACQUIRE) != PENDING;
+	return seen(f, __atomic_load_n(&f->state, __ATOMIC_ACQUIRE)) != PENDING;
 }
 
 int weft_future_wait(struct weft_future *f, void **result)
@@ -113,7 +155,7 @@ int weft_future_wait(struct weft_future *f, void **result)
 	if (!f)
 		return -EINVAL;
 	/* acquire: pairs with complete's release (no lock on this path). */
-	int s = __atomic_load_n(&f->state, __ATOMIC_ACQUIRE);
+	int s = seen(f, __atomic_load_n(&f->state, __ATOMIC_ACQUIRE));
 	if (s != PENDING)
 		return outcome(f, s, result);
 
@@ -123,7 +165,7 @@ int weft_future_wait(struct weft_future *f, void **result)
 	if ((r = weft__wait_begin(&w)))
 		return r;
 	weft__waitq_lock(&f->wq);
-	if ((s = f->state) != PENDING) {
+	if ((s = seen(f, f->state)) != PENDING) {
 		weft__waitq_unlock(&f->wq);
 		weft__wait_end(&w);
 		return outcome(f, s, result);

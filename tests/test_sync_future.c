@@ -263,6 +263,71 @@ START_TEST(future_foreign)
 }
 END_TEST
 
+/* ---- done only for the callbacks while they run ------------------------ */
+
+/* A plain thread completes f; its callback, seeing f done, holds on until
+ * the main task has looked. The task must see f pending, and its wait
+ * must not return before the callback has: a waiter that returned then
+ * could free f and the callback's node under it. */
+struct slow_cb {
+	struct weft_future f;
+	struct weft_future_cb cb;
+	atomic_int started, looked, finished;
+};
+
+static void slow_callback(struct weft_future *f, void *arg)
+{
+	struct slow_cb *c = arg;
+	void *res = NULL;
+
+	/* The completer's callback sees f done. */
+	ck_assert_int_eq(weft_future_done(f), 1);
+	ck_assert_int_eq(weft_future_result(f, &res), 0);
+	ck_assert_ptr_eq(res, (void *)7);
+	ck_assert_int_eq(weft_future_wait(f, &res), 0);
+	atomic_store(&c->started, 1);
+	for (int i = 0; i < 2000 && !atomic_load(&c->looked); i++)
+		usleep(1000);
+	usleep(20000); /* the waiter, if it returned early, has by now */
+	atomic_store(&c->finished, 1);
+}
+
+static void *complete_slowly(void *arg)
+{
+	struct slow_cb *c = arg;
+
+	ck_assert_int_eq(weft_future_set_result(&c->f, (void *)7), 0);
+	return NULL;
+}
+
+static void *callbacks_first_main(void *arg)
+{
+	struct slow_cb c = { .f = WEFT_FUTURE_INIT };
+	pthread_t th;
+	void *res = NULL;
+
+	ck_assert_int_eq(weft_future_add_callback(&c.f, &c.cb, slow_callback,
+						  &c),
+			 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, complete_slowly, &c), 0);
+	while (!atomic_load(&c.started))
+		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_future_done(&c.f), 0);
+	ck_assert_int_eq(weft_future_result(&c.f, &res), -EAGAIN);
+	atomic_store(&c.looked, 1);
+	ck_assert_int_eq(weft_future_wait(&c.f, &res), 0);
+	ck_assert_int_eq(atomic_load(&c.finished), 1);
+	ck_assert_ptr_eq(res, (void *)7);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	return NULL;
+}
+
+START_TEST(future_done_after_callbacks)
+{
+	weft_test_run(callbacks_first_main, NULL, 2);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("sync_future");
@@ -271,6 +336,7 @@ int main(void)
 	tcase_add_test(tc, future_seed);
 	tcase_add_test(tc, future_outcomes);
 	tcase_add_test(tc, future_foreign);
+	tcase_add_test(tc, future_done_after_callbacks);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

@@ -271,17 +271,21 @@ struct weft_future {
 	void *result;
 	struct weft_future_cb *cbs, *cbs_tail;
 	struct weft_waitq wq;
+	const void *completer; /* who runs the callbacks, while it does */
 };
 
 /* clang-format off */
-#define WEFT_FUTURE_INIT { 0, 0, 0, 0, 0, WEFT_WAITQ_INIT }
+#define WEFT_FUTURE_INIT { 0, 0, 0, 0, 0, WEFT_WAITQ_INIT, 0 }
 /* clang-format on */
 
 /* Initialises f, pending. Returns 0 or -EINVAL. */
 int weft_future_init(struct weft_future *f);
 /* Completes f with result: runs its callbacks on the calling thread, in
- * the order added, then wakes its waiters (woken first, a waiter could
- * free f, or the callbacks' nodes, before they ran). So a callback must not
+ * the order added, then wakes its waiters. Until the callbacks have
+ * returned f is done only for them (and whatever they call on this task
+ * or thread): everyone else's weft_future_wait waits, and
+ * weft_future_result and weft_future_done say pending, so that nobody
+ * frees f, or the callbacks' nodes, while they run. So a callback must not
  * wait for anything a waiter of f holds, such as a lock taken before its
  * weft_future_wait: that waiter is not woken until the callback returns.
  * Returns 0, -EINVAL (already done, or f NULL). */
