@@ -25,14 +25,6 @@ enum { PENDING, RESULT, ERROR, CANCELLED };
 /* Or'ed into the outcome while the completer runs the callbacks. */
 #define RUNNING 4
 
-/* Who the caller is: its task, or its plain thread. */
-static const void *self_id(void)
-{
-	static __thread char thread_id;
-	const void *t = weft__task_current();
-	return t ? t : &thread_id;
-}
-
 /* The state f shows the caller: the outcome, or PENDING while another
  * task or thread runs its callbacks. s: a load of f->state with acquire
  * (the completer's release store, which also published completer). */
@@ -40,9 +32,9 @@ static int seen(const struct weft_future *f, int s)
 {
 	if (!(s & RUNNING))
 		return s;
-	return __atomic_load_n(&f->completer, __ATOMIC_RELAXED) == self_id()
-		       ? s & ~RUNNING
-		       : PENDING;
+	bool mine = __atomic_load_n(&f->completer, __ATOMIC_RELAXED) ==
+		    weft__owner_self();
+	return mine ? s & ~RUNNING : PENDING;
 }
 
 int weft_future_init(struct weft_future *f)
@@ -72,7 +64,8 @@ static int complete(struct weft_future *f, int state, void *result, int error)
 	f->cbs = f->cbs_tail = 0;
 	if (cb) {
 		/* relaxed: published by the release store of state. */
-		__atomic_store_n(&f->completer, self_id(), __ATOMIC_RELAXED);
+		__atomic_store_n(&f->completer, weft__owner_self(),
+				 __ATOMIC_RELAXED);
 		/* release: publishes result, error and completer to the
 		 * acquire loads of state (seen). */
 		__atomic_store_n(&f->state, state | RUNNING, __ATOMIC_RELEASE);
@@ -86,9 +79,9 @@ static int complete(struct weft_future *f, int state, void *result, int error)
 		}
 		weft__waitq_lock(&f->wq);
 		/* relaxed: published by the release store of state below;
-		 * a reader that still sees RUNNING and reads NULL here waits,
+		 * a reader that still sees RUNNING and reads 0 here waits,
 		 * and finds the outcome under the lock. */
-		__atomic_store_n(&f->completer, NULL, __ATOMIC_RELAXED);
+		__atomic_store_n(&f->completer, 0, __ATOMIC_RELAXED);
 	}
 	/* release: publishes the outcome to the lock-free acquire loads of
 	 * state (result, done, wait's fast path). */

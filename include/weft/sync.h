@@ -271,7 +271,7 @@ struct weft_future {
 	void *result;
 	struct weft_future_cb *cbs, *cbs_tail;
 	struct weft_waitq wq;
-	const void *completer; /* who runs the callbacks, while it does */
+	uintptr_t completer; /* who runs the callbacks, while it does */
 };
 
 /* clang-format off */
