@@ -15,6 +15,9 @@
  *    done only for the completer (seen): a waiter arriving then waits,
  *    and result and done say pending, so nobody who saw f done frees f or
  *    a callback's node while the completer still uses them.
+ *  - While RUNNING, callbacks are added to the list only by those to whom
+ *    f is pending; the completer takes them before it clears RUNNING, so
+ *    they too run on it and see f done.
  */
 #include <errno.h>
 
@@ -50,6 +53,25 @@ int weft_future_init(struct weft_future *f)
 	return 0;
 }
 
+/* Detaches f's callbacks, to run. Under f's lock. */
+static struct weft_future_cb *take_callbacks(struct weft_future *f)
+{
+	struct weft_future_cb *cb = f->cbs;
+	f->cbs = f->cbs_tail = 0;
+	return cb;
+}
+
+static void run_callbacks(struct weft_future *f, struct weft_future_cb *cb)
+{
+	while (cb) {
+		/* Read first: the callback may free its node. */
+		struct weft_future_cb *next = cb->next;
+		cb->next = 0;
+		cb->fn(f, cb->arg);
+		cb = next;
+	}
+}
+
 static int complete(struct weft_future *f, int state, void *result, int error)
 {
 	struct weft__wakelist wl = WEFT__WAKELIST_INIT;
@@ -60,8 +82,7 @@ static int complete(struct weft_future *f, int state, void *result, int error)
 	}
 	f->result = result;
 	f->error = error;
-	struct weft_future_cb *cb = f->cbs;
-	f->cbs = f->cbs_tail = 0;
+	struct weft_future_cb *cb = take_callbacks(f);
 	if (cb) {
 		/* relaxed: published by the release store of state. */
 		__atomic_store_n(&f->completer, weft__owner_self(),
@@ -69,15 +90,13 @@ static int complete(struct weft_future *f, int state, void *result, int error)
 		/* release: publishes result, error and completer to the
 		 * acquire loads of state (seen). */
 		__atomic_store_n(&f->state, state | RUNNING, __ATOMIC_RELEASE);
-		weft__waitq_unlock(&f->wq);
-		while (cb) {
-			/* Read first: the callback may free its node. */
-			struct weft_future_cb *next = cb->next;
-			cb->next = 0;
-			cb->fn(f, cb->arg);
-			cb = next;
-		}
-		weft__waitq_lock(&f->wq);
+		do {
+			weft__waitq_unlock(&f->wq);
+			run_callbacks(f, cb);
+			weft__waitq_lock(&f->wq);
+			/* Those added meanwhile, by whoever saw f pending. */
+			cb = take_callbacks(f);
+		} while (cb);
 		/* relaxed: published by the release store of state below;
 		 * a reader that still sees RUNNING and reads 0 here waits,
 		 * and finds the outcome under the lock. */
@@ -189,14 +208,17 @@ int weft_future_add_callback(struct weft_future *f, struct weft_future_cb *cb,
 	if (!f || !cb || !fn)
 		return -EINVAL;
 	weft__waitq_lock(&f->wq);
-	if (f->state == PENDING && linked(f, cb)) {
+	/* Pending for us, f's callbacks have yet to run (or run on another
+	 * task or thread, which takes ours too before f is done). */
+	bool later = seen(f, f->state) == PENDING;
+	if (later && linked(f, cb)) {
 		weft__waitq_unlock(&f->wq);
 		return -EINVAL;
 	}
 	cb->fn = fn;
 	cb->arg = arg;
 	cb->next = 0;
-	if (f->state == PENDING) {
+	if (later) {
 		if (f->cbs_tail)
 			f->cbs_tail->next = cb;
 		else

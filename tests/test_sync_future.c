@@ -328,6 +328,64 @@ START_TEST(future_done_after_callbacks)
 }
 END_TEST
 
+/* A callback added while another task or thread runs f's callbacks is one
+ * more of them: it runs on the completer, after those, and sees f done.
+ * Run at once on the adder, to whom f is still pending, it would see
+ * weft_future_result say -EAGAIN. */
+struct late_cb {
+	struct weft_future_cb cb;
+	pthread_t ran_on;
+	int result;
+	void *res;
+	atomic_int ran;
+};
+
+static void late_callback(struct weft_future *f, void *arg)
+{
+	struct late_cb *l = arg;
+
+	l->ran_on = pthread_self();
+	l->result = weft_future_result(f, &l->res);
+	atomic_store(&l->ran, 1);
+}
+
+static void *late_add_main(void *arg)
+{
+	struct slow_cb c = { .f = WEFT_FUTURE_INIT };
+	struct late_cb l = { .result = 1 };
+	pthread_t th;
+	void *res = NULL;
+
+	ck_assert_int_eq(weft_future_add_callback(&c.f, &c.cb, slow_callback,
+						  &c),
+			 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, complete_slowly, &c), 0);
+	while (!atomic_load(&c.started))
+		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_future_add_callback(&c.f, &l.cb, late_callback,
+						  &l),
+			 0);
+	/* Not run yet, so still removable, and not addable twice. */
+	ck_assert_int_eq(atomic_load(&l.ran), 0);
+	ck_assert_int_eq(weft_future_add_callback(&c.f, &l.cb, late_callback,
+						  &l),
+			 -EINVAL);
+	atomic_store(&c.looked, 1);
+	ck_assert_int_eq(weft_future_wait(&c.f, &res), 0);
+	ck_assert_int_eq(atomic_load(&l.ran), 1);
+	ck_assert(pthread_equal(l.ran_on, th));
+	ck_assert_int_eq(l.result, 0);
+	ck_assert_ptr_eq(l.res, (void *)7);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	return NULL;
+}
+
+START_TEST(callback_added_while_others_run)
+{
+	weft_test_run(late_add_main, NULL, 2);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("sync_future");
@@ -337,6 +395,7 @@ int main(void)
 	tcase_add_test(tc, future_outcomes);
 	tcase_add_test(tc, future_foreign);
 	tcase_add_test(tc, future_done_after_callbacks);
+	tcase_add_test(tc, callback_added_while_others_run);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

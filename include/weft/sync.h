@@ -304,8 +304,10 @@ WEFT_MUST_CHECK int weft_future_result(struct weft_future *f, void **result);
 /* 1 if f is done (result, error or cancelled), 0 if pending, -EINVAL. */
 int weft_future_done(const struct weft_future *f);
 /* Adds cb to run fn(f, arg) once f is done, in the order added; runs it at
- * once, on the caller, if f is done already. Returns 0 or -EINVAL (NULL,
- * or cb added to f already and not run or removed). */
+ * once, on the caller, if f is done already for the caller. (While another
+ * task or thread runs f's callbacks, f is pending for the others: one
+ * they add runs there, after those.) Returns 0 or -EINVAL (NULL, or cb
+ * added to f already and not run or removed). */
 int weft_future_add_callback(struct weft_future *f, struct weft_future_cb *cb,
 			     void (*fn)(struct weft_future *, void *),
 			     void *arg);
