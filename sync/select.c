@@ -65,9 +65,10 @@ struct sel {
 	int n;
 	unsigned **locks; /* distinct case locks, by address */
 	int nlocks;
-	bool parked;               /* under all locks: the caller waits */
-	int64_t until;             /* the earliest timeout case's time */
-	int timeout_case;          /* its index, or -1 */
+	bool parked;       /* under all locks: the caller waits */
+	unsigned own_lock; /* the one lock of a select of timeouts only */
+	int64_t until;     /* the earliest timeout case's time */
+	int timeout_case;  /* its index, or -1 */
 	struct weft__waiter *wake; /* a queue waiter to wake unlocked */
 	unsigned *small[SMALL_LOCKS];
 };
@@ -144,6 +145,12 @@ static int collect_locks(struct sel *s)
 	for (int i = 0; i < k; i++)
 		if (!s->nlocks || s->locks[s->nlocks - 1] != s->locks[i])
 			s->locks[s->nlocks++] = s->locks[i];
+	/* Timeout cases only: no case lock, yet an abort must still be
+	 * ordered with linking, parked and the park (a cancellation between
+	 * the state check and the park was lost, or woke the task before it
+	 * had switched out). A lock of the select's own does it. */
+	if (!s->nlocks)
+		s->locks[s->nlocks++] = &s->own_lock;
 	return 0;
 }
 

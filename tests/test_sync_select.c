@@ -1182,6 +1182,86 @@ START_TEST(same_queue_window)
 }
 END_TEST
 
+/*
+ * A select of timeout cases only has no case lock, so nothing orders a
+ * cancellation with the select's linking and parking. A plain thread
+ * cancels the selector as soon as its wait is published, after a delay
+ * growing by round, so that some cancellations land while its thousands
+ * of cases are being linked: each select must still return -ECANCELED (a
+ * wake-up lost there left it parked for good: its 10 s timer then loses
+ * to the settled cancellation).
+ */
+struct tonly {
+	struct weft_select_case c[WEFT_SELECT_MAX];
+	_Atomic(struct weft_task *) task;
+	weft_task_t t;
+	int delay_us;
+};
+
+static void *tonly_selector(void *arg)
+{
+	struct tonly *x = arg;
+
+	return (void *)(intptr_t)weft_select(x->c, WEFT_SELECT_MAX);
+}
+
+static void *tonly_canceller(void *arg)
+{
+	struct tonly *x = arg;
+	struct weft_task *t;
+	bool begun = false;
+
+	while (!(t = atomic_load(&x->task)))
+		sched_yield();
+	while (!begun) {
+		weft__spin_lock(&t->wait_lock);
+		begun = t->waiting != NULL;
+		weft__spin_unlock(&t->wait_lock);
+	}
+	int64_t until = weft_now() + x->delay_us * WEFT_USEC;
+	while (weft_now() < until)
+		;
+	ck_assert_int_eq(weft_cancel(x->t), 0);
+	return NULL;
+}
+
+static void *tonly_main(void *arg)
+{
+	struct tonly *x = malloc(sizeof(*x));
+
+	ck_assert_ptr_nonnull(x);
+	for (int round = 0; round < 200; round++) {
+		struct weft_deadline d;
+		pthread_t th;
+		void *res;
+
+		for (int i = 0; i < WEFT_SELECT_MAX; i++)
+			x->c[i] = (struct weft_select_case)WEFT_CASE_TIMEOUT(
+				10 * WEFT_SEC);
+		atomic_store(&x->task, NULL);
+		x->delay_us = round % 16;
+		ck_assert_int_eq(pthread_create(&th, NULL, tonly_canceller, x),
+				 0);
+		ck_assert_int_eq(weft_spawn(&x->t, tonly_selector, x), 0);
+		atomic_store(&x->task, x->t.task);
+		weft_deadline_enter(&d, 5 * WEFT_SEC);
+		int r = weft_join(x->t, &res);
+		weft_deadline_leave(&d);
+		ck_assert_msg(r == 0, "round %d: the cancelled select hangs",
+			      round);
+		ck_assert_int_eq((intptr_t)res, -ECANCELED);
+		ck_assert_int_eq(pthread_join(th, NULL), 0);
+	}
+	free(x);
+	return NULL;
+}
+
+START_TEST(timeouts_only_cancelled)
+{
+	weft_test_run(tonly_main, NULL, 2);
+}
+END_TEST
+
 START_TEST(stress)
 {
 	weft_test_run(stress_main, NULL, 0);
@@ -1206,6 +1286,7 @@ int main(void)
 	tcase_add_test(tc, stress);
 	tcase_add_test(tc, same_queue_get_put);
 	tcase_add_test(tc, same_queue_window);
+	tcase_add_test(tc, timeouts_only_cancelled);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }
