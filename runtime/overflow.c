@@ -67,6 +67,11 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
 			!(previous.sa_flags & SA_RESETHAND);
 	if (!callable) {
 		sigaction(SIGSEGV, &previous, NULL);
+		/* A sent SIGSEGV (kill, raise: si_code <= 0) is not met
+		 * again on return, as a fault is: send it again, pending
+		 * while this handler blocks it, for the action put back. */
+		if (si->si_code <= 0)
+			raise(sig);
 		return;
 	}
 	sigset_t old;

@@ -36,8 +36,13 @@ static int config_workers(const struct weft_config *cfg, int *out)
 				return -EINVAL;
 		}
 	}
-	if (!n)
+	if (!n) {
+		/* One a CPU, up to the most there may be: task ids and the
+		 * monitor's looks are sized for WEFT_WORKERS_MAX. */
 		n = sysconf(_SC_NPROCESSORS_ONLN);
+		if (n > WEFT_WORKERS_MAX)
+			n = WEFT_WORKERS_MAX;
+	}
 	*out = n > 0 ? (int)n : 1;
 	return 0;
 }
@@ -88,7 +93,10 @@ static struct weft_runtime *new_runtime(const struct weft_config *cfg, int *err)
 	pthread_cond_init(&rt->cv, NULL);
 	pthread_mutex_init(&rt->idle.mu, NULL);
 	weft__inject_init(&rt->inject);
-	atomic_init(&rt->state, RT_RUNNING);
+	/* Not running until run() spawns main: till then a plain thread's
+	 * spawn is refused (it wants RT_RUNNING), so a start that fails
+	 * after rt is published leaves no task that nobody awaits. */
+	atomic_init(&rt->state, RT_DRAINING);
 	atomic_init(&rt->next_id, 1);
 	*err = config_check(cfg, rt);
 	if (!*err) {
@@ -255,13 +263,16 @@ static int run(weft_fn main, void *arg, const struct weft_config *cfg,
 		err = weft__blocking_start(cfg ? cfg->blocking_threads : 0);
 	if (!err)
 		err = weft__dump_signal_start(dump_signal);
-	weft_task_t main_task;
-	if (!err)
+	if (!err) {
+		weft_task_t main_task;
+		/* Nothing can fail now but main's spawn, and drain() ends
+		 * whatever plain threads spawn from here on. */
+		atomic_store(&rt->state, RT_RUNNING);
 		err = weft_spawn_opts(&main_task, main, arg,
 				      &(struct weft_spawn_opts){
 					      .name = "main" });
-	if (!err) {
-		err = weft_join(main_task, result);
+		if (!err)
+			err = weft_join(main_task, result);
 		drain(rt);
 	}
 	weft__dump_signal_stop(); /* it dumps the runtime: stop it first */

@@ -266,13 +266,15 @@ static int grow_pool(int c)
 	populate_tops(m, each);
 	struct slab sl = { .base = m, .bytes = bytes };
 	struct free_stack *first = NULL, *last = NULL;
+	long budgeted_guards = 0; /* given back if the slab is unmapped */
 	for (int i = STACK_SLAB - 1; i >= 0; i--) {
 		char *lo = m + (size_t)i * each;
 		struct weft_stack s = { lo + guard, class_size(c), 0, true,
 					0,          false };
 		sl.vg_ids[i] = WEFT_STACK_REGISTER(s.base, s.base + s.size);
-		bool budgeted; /* a slab's guards stay as long as it */
+		bool budgeted = false; /* a slab's guards stay as long as it */
 		s.guard = light ? guard : install_guard(lo, guard, &budgeted);
+		budgeted_guards += budgeted;
 		set_canary(&s);
 		struct free_stack *n = node_of(s.base, s.size);
 		n->guard = s.guard;
@@ -287,6 +289,11 @@ static int grow_pool(int c)
 		struct slab *a = realloc(pool.slabs, cap * sizeof(*a));
 		if (!a) {
 			weft__spin_unlock(&pool.lock);
+			/* Its guards go with it: else their count would
+			 * hold the budget until the run ends. */
+			atomic_fetch_sub(&mprotect_guards, budgeted_guards);
+			for (int i = 0; i < STACK_SLAB; i++)
+				WEFT_STACK_DEREGISTER(sl.vg_ids[i]);
 			munmap(m, bytes);
 			return -ENOMEM;
 		}

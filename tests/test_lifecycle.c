@@ -4,10 +4,13 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <stdatomic.h>
+#include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include "runtime/park.h"
 #include "test_util.h"
@@ -560,6 +563,125 @@ START_TEST(plain_waker_outlives_main)
 }
 END_TEST
 
+/* ---- a plain thread spawning while weft_run fails to start -------------- */
+
+static atomic_bool start_over;
+static atomic_int early_spawned, early_finished;
+
+static void *sleep_till_cancelled(void *arg)
+{
+	(void)weft_sleep(60 * WEFT_SEC); /* -ECANCELED at shutdown */
+	atomic_fetch_add(&early_finished, 1);
+	return arg;
+}
+
+static void *early_spawner(void *arg)
+{
+	while (!atomic_load(&start_over))
+		if (weft_spawn(NULL, sleep_till_cancelled, NULL) == 0)
+			atomic_fetch_add(&early_spawned, 1);
+	return arg;
+}
+
+/*
+ * weft_run publishes the runtime before it starts the workers, and a step
+ * after that may still fail (here the dump signal, held by a registration).
+ * A plain thread's spawn in between must not leave a task that nobody
+ * cancels or awaits: it ran on with the workers gone, and the next run's
+ * drain cancelled it through the timers of a freed runtime.
+ */
+START_TEST(spawn_while_start_fails)
+{
+	struct weft_config cfg = { .workers = 2, .dump_signal = SIGUSR2 };
+	struct weft_signal held;
+	pthread_t th;
+
+	ck_assert_int_eq(weft_signal_open(&held, WEFT_SIGNAL(SIGUSR2)), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, early_spawner, NULL), 0);
+	for (int i = 0; i < 20; i++)
+		ck_assert_int_eq(weft_run(noop, NULL, &cfg, NULL), -EBUSY);
+	atomic_store(&start_over, true);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(weft_signal_close(&held), 0);
+	/* Every task a spawn accepted ended, as at the end of any run. */
+	int spawned = atomic_load(&early_spawned);
+	int finished = atomic_load(&early_finished);
+	ck_assert_int_eq(finished, spawned);
+	weft_test_run(noop, NULL, 2);
+}
+END_TEST
+
+/* ---- more online CPUs than workers may be ------------------------------- */
+
+/* The online CPUs sysconf reports, when set: a bigger machine than this.
+ * Not under ThreadSanitizer, whose start-up calls sysconf before it can
+ * run instrumented code. */
+#ifndef __SANITIZE_THREAD__
+#define CAN_FAKE_CPUS 1
+static long fake_cpus;
+long __sysconf(int name);
+
+long sysconf(int name)
+{
+	if (name == _SC_NPROCESSORS_ONLN && fake_cpus)
+		return fake_cpus;
+	return __sysconf(name);
+}
+
+static void *count_workers(void *arg)
+{
+	struct weft_metrics m;
+
+	/* Work for the monitor to look at every worker for. */
+	for (int i = 0; i < 100; i++) {
+		weft_task_t t;
+
+		ck_assert_int_eq(weft_spawn(&t, noop, NULL), 0);
+		ck_assert_int_eq(weft_sleep(WEFT_MSEC / 10), 0);
+		ck_assert_int_eq(weft_join(t, NULL), 0);
+	}
+	ck_assert_int_eq(weft_metrics(&m), 0);
+	return (void *)(intptr_t)m.workers;
+}
+#endif
+
+/*
+ * Left to choose, weft_run started a worker per online CPU however many
+ * there were: past WEFT_WORKERS_MAX the monitor's looks (an array of
+ * WEFT_WORKERS_MAX on its stack) overflowed, and task ids, which are
+ * numbered WEFT_WORKERS_MAX apart, collided across workers.
+ */
+START_TEST(workers_capped_on_big_machines)
+{
+#ifdef CAN_FAKE_CPUS
+	const char *env = getenv("WEFT_WORKERS");
+	char *saved = env ? strdup(env) : NULL;
+	struct rlimit rl;
+	void *workers = NULL;
+
+	/* Two descriptors a worker: its ring or epoll set, its eventfd. */
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur < 3 * WEFT_WORKERS_MAX) {
+		free(saved);
+		return; /* cannot start that many */
+	}
+	unsetenv("WEFT_WORKERS");
+	fake_cpus = WEFT_WORKERS_MAX + 1;
+	int r = weft_run(count_workers, NULL, NULL, &workers);
+	fake_cpus = 0;
+	if (saved)
+		setenv("WEFT_WORKERS", saved, 1);
+	free(saved);
+	if (r == -EAGAIN || r == -ENOMEM || r == -EMFILE)
+		return; /* this host cannot start that many threads */
+	ck_assert_int_eq(r, 0);
+	ck_assert_int_eq((int)(intptr_t)workers, WEFT_WORKERS_MAX);
+#endif
+}
+END_TEST
+
 /* One case per test, so CK_RUN_CASE=<name> runs one alone. */
 static void add(Suite *s, const char *name, const TTest *test)
 {
@@ -582,5 +704,7 @@ int main(void)
 	add(s, "kept_stack", recycled_struct_keeps_its_stack);
 	add(s, "kept_stacks_between_runs", kept_stacks_dropped_between_runs);
 	add(s, "detached_leftovers", detached_task_leftovers);
+	add(s, "spawn_while_start_fails", spawn_while_start_fails);
+	add(s, "workers_capped", workers_capped_on_big_machines);
 	return weft_test_main(s);
 }
