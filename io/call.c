@@ -1,5 +1,7 @@
 /* The plain-thread path of the io/ calls: see call.h. */
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/time.h>
 #include <sys/socket.h>
 #include <liburing.h>
 
@@ -7,13 +9,32 @@
 #include "runtime/task.h"
 #include "runtime/wait.h"
 
+/* Whether an EAGAIN on fd is the blocking system call's own answer: a
+ * blocking socket says it when its SO_RCVTIMEO (SO_SNDTIMEO) for dir runs
+ * out, and then the call returns it, as recv(2) does, rather than wait in
+ * poll(2) for as long as nothing comes. Only an O_NONBLOCK fd (or a
+ * WAITALL call cut short) waits there. */
+static bool timed_out(int fd, enum weft__dir dir)
+{
+	struct timeval tv = { 0, 0 };
+	socklen_t len = sizeof(tv);
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || (fl & O_NONBLOCK) ||
+	    getsockopt(fd, SOL_SOCKET,
+		       dir == WEFT__READ ? SO_RCVTIMEO : SO_SNDTIMEO, &tv,
+		       &len))
+		return false;
+	return tv.tv_sec || tv.tv_usec;
+}
+
 long weft__plain_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg)
 {
 	struct pollfd p = { .fd = fd,
 			    .events = dir == WEFT__READ ? POLLIN : POLLOUT };
 	long r;
 
-	while ((r = try(fd, arg)) == -EAGAIN)
+	while ((r = try(fd, arg)) == -EAGAIN && !timed_out(fd, dir))
 		poll(&p, 1, -1);
 	return r;
 }

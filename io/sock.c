@@ -153,13 +153,23 @@ struct buf_args {
 	size_t len;
 	int flags;
 	size_t done; /* MSG_WAITALL: received so far */
+	int type;    /* MSG_WAITALL: the socket's SO_TYPE, once learnt */
 };
+
+/* Where a receive's attempt starts in buf: after what a WAITALL receive
+ * took so far; at the start for a peek, which took nothing, so that each
+ * attempt sees the queue from its start again and peeks it all anew. */
+static size_t recv_from(const struct buf_args *a)
+{
+	return a->flags & MSG_PEEK ? 0 : a->done;
+}
 
 static void prep_recv(struct io_uring_sqe *sqe, int fd, void *arg)
 {
 	struct buf_args *a = arg;
+	size_t from = recv_from(a);
 
-	io_uring_prep_recv(sqe, fd, (char *)a->buf + a->done, a->len - a->done,
+	io_uring_prep_recv(sqe, fd, (char *)a->buf + from, a->len - from,
 			   a->flags & ~MSG_WAITALL);
 }
 
@@ -172,21 +182,39 @@ static void prep_send(struct io_uring_sqe *sqe, int fd, void *arg)
 			   a->flags & ~MSG_WAITALL);
 }
 
+/* Whether fd is a byte stream, which a MSG_WAITALL receive fills. On a
+ * datagram or seqpacket socket the flag has no effect (recv(2)): one
+ * receive is one message, and the next must not be glued to it. Asked of
+ * the kernel only when a WAITALL receive comes back short, then kept. */
+static bool waitall_fills(int fd, struct buf_args *a)
+{
+	int type = SOCK_STREAM;
+	socklen_t len = sizeof(type);
+
+	if (!a->type)
+		a->type = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len)
+				  ? SOCK_STREAM
+				  : type;
+	return a->type == SOCK_STREAM;
+}
+
 /* An attempt ignores MSG_WAITALL (a non-blocking recv(2) does; on the ring
  * it is taken out): receive the rest as it comes, and report what came if
  * the call stops early. */
 static inline long try_recv(int fd, void *arg)
 {
 	struct buf_args *a = arg;
-	char *at = (char *)a->buf + a->done;
+	size_t from = recv_from(a);
+	char *at = (char *)a->buf + from;
 	long r = weft__sock_on_ring()
 			 ? weft__filled(at,
 					weft__io_ring_attempt(fd, prep_recv, a))
-			 : weft__sock_recv(fd, at, a->len - a->done, a->flags);
+			 : weft__sock_recv(fd, at, a->len - from, a->flags);
 
 	if (!(a->flags & MSG_WAITALL))
 		return r;
-	if (r > 0 && (a->done += (size_t)r) < a->len)
+	if (r > 0 && (a->done = from + (size_t)r) < a->len &&
+	    waitall_fills(fd, a))
 		return -EAGAIN; /* wait for the rest */
 	if (r == -EAGAIN || !a->done)
 		return r;
@@ -231,7 +259,7 @@ static long try_or_wait(int fd, enum weft__dir dir, weft__try_fn try,
 
 ssize_t weft_recv(int fd, void *buf, size_t len, int flags)
 {
-	struct buf_args a = { buf, clamp_len(len), flags, 0 };
+	struct buf_args a = { buf, clamp_len(len), flags, 0, 0 };
 	int r;
 
 	if ((r = buf_args(fd, buf, len)) <= 0)
@@ -245,7 +273,7 @@ ssize_t weft_recv(int fd, void *buf, size_t len, int flags)
 ssize_t weft_send(int fd, const void *buf, size_t len, int flags)
 {
 	struct buf_args a = { (void *)buf, clamp_len(len),
-			      (flags & ~MSG_WAITALL) | MSG_NOSIGNAL, 0 };
+			      (flags & ~MSG_WAITALL) | MSG_NOSIGNAL, 0, 0 };
 	int r;
 
 	if ((r = buf_args(fd, buf, len)) <= 0)
@@ -261,14 +289,16 @@ ssize_t weft_send_all(int fd, const void *buf, size_t len, int flags,
 		      size_t *sent)
 {
 	struct buf_args a = { (void *)buf, len,
-			      flags | MSG_WAITALL | MSG_NOSIGNAL, 0 };
+			      flags | MSG_WAITALL | MSG_NOSIGNAL, 0, 0 };
 	long r = buf_args(fd, buf, len);
 
 	if (r > 0)
 		r = try_or_wait(fd, WEFT__WRITE, try_send, &a, "send");
 	if (sent)
 		*sent = a.done;
-	return a.done == len ? (ssize_t)len : r;
+	/* r < 0 only with part of len unsent, or a bad argument (a bad fd
+	 * with len 0 too, as weft_send says). */
+	return r < 0 ? r : (ssize_t)len;
 }
 
 static void prep_sendmsg(struct io_uring_sqe *sqe, int fd, void *arg)

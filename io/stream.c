@@ -302,7 +302,11 @@ static int keep_unsent(struct weft_stream *s, size_t off, const char *rest,
 
 	if (!retryable(err))
 		goto final;
-	memmove(s->wbuf, s->wbuf + off, left);
+	/* Nothing of wbuf went out (off 0): nothing to move, and a first
+	 * write too big to buffer has no wbuf yet, which memmove must not
+	 * be given. */
+	if (off)
+		memmove(s->wbuf, s->wbuf + off, left);
 	s->wlen = left;
 	if (!rest_len)
 		return err;

@@ -545,6 +545,57 @@ START_TEST(write_timeout_keeps_order)
 }
 END_TEST
 
+/* A stream's first write, too big to buffer, goes out at once with no
+ * buffer yet; cut short by a deadline, its rest is kept all the same (the
+ * rest was moved within the buffer that did not exist: memmove of NULL). */
+static void *first_write_main(void *arg)
+{
+	static char junk[65536];
+	struct pair p = tcp_pair();
+	size_t len = 3 * WEFT_STREAM_WBUF, sent = 0;
+	uint8_t *out = malloc(len), *in = malloc(len), *skip = malloc(65536);
+	struct drain dr = { p.a, in, len };
+	struct weft_deadline d;
+	struct weft_stream s;
+	weft_task_t t;
+	void *res;
+	ssize_t r;
+
+	io_fill(out, len, 5, 0);
+	/* Nobody reads p.a: fill p.b's way until a send would wait. */
+	while ((r = weft_send(p.b, junk, sizeof(junk), MSG_DONTWAIT)) > 0)
+		sent += (size_t)r;
+	ck_assert_int_eq(r, -EAGAIN);
+	ck_assert_int_eq(weft_stream_init(&s, p.b, 0), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_stream_write(&s, out, len), -ETIMEDOUT);
+	weft_deadline_leave(&d);
+	ck_assert_int_eq(weft_stream_unsent(&s), len);
+	/* The reader takes the junk, then the stream's bytes, in order. */
+	while (sent) {
+		r = weft_recv(p.a, skip, sent < 65536 ? sent : 65536, 0);
+		ck_assert_int_gt(r, 0);
+		sent -= (size_t)r;
+	}
+	ck_assert_int_eq(weft_spawn(&t, drain_exact, &dr), 0);
+	ck_assert_int_eq(weft_stream_flush(&s), 0);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_int_eq((intptr_t)res, (ssize_t)len);
+	ck_assert(!memcmp(in, out, len));
+	weft_stream_close(&s, 0);
+	weft_close(p.a);
+	free(out);
+	free(in);
+	free(skip);
+	return NULL;
+}
+
+START_TEST(first_write_times_out)
+{
+	weft_test_run(first_write_main, NULL, WORKERS);
+}
+END_TEST
+
 /* ---- the graceful close -------------------------------------------------- */
 
 /* The peer sent more than the server reads; the server's last reply must
@@ -756,6 +807,7 @@ int main(void)
 	tcase_add_test(tc, deadlines_racing_data);
 	tcase_add_test(tc, reset_by_peer);
 	tcase_add_test(tc, write_timeout_keeps_order);
+	tcase_add_test(tc, first_write_times_out);
 	tcase_add_test(tc, graceful_close);
 	tcase_add_test(tc, plain_thread);
 	tcase_add_test(tc, write_to_pipe);

@@ -461,6 +461,11 @@ static void bad_input_checks(void)
 	ck_assert_int_eq(weft_recv(1 << 20, buf, 8, 0), -EBADF);
 	ck_assert_int_eq(weft_send(-5, buf, 8, 0), -EBADF);
 	ck_assert_int_eq(weft_send(1 << 20, buf, 8, 0), -EBADF);
+	/* Nothing to send does not make a bad descriptor good: -EBADF, as
+	 * weft_send says (weft_send_all said 0, all of nothing sent). */
+	ck_assert_int_eq(weft_send(-1, buf, 0, 0), -EBADF);
+	ck_assert_int_eq(weft_send_all(-1, buf, 0, 0, NULL), -EBADF);
+	ck_assert_int_eq(weft_send_all(-1, NULL, 0, 0, NULL), -EBADF);
 	ck_assert_int_eq(weft_accept(-1, NULL, NULL), -EBADF);
 	ck_assert_int_eq(weft_close(-1), -EBADF);
 	ck_assert_int_eq(weft_close(1 << 20), -EBADF);
@@ -588,6 +593,61 @@ START_TEST(plain_thread)
 	weft_close(fd);
 	pthread_join(th, NULL);
 	weft_close(lfd);
+}
+END_TEST
+
+/* A plain thread's call on a blocking fd is the blocking system call, so
+ * the socket's SO_RCVTIMEO / SO_SNDTIMEO bound it as they bound recv(2):
+ * -EAGAIN when they run out (the call polled for readiness instead, and
+ * waited until data came, for ever if none did). */
+struct timed_recv {
+	int fd;
+	atomic_int done;
+	long r;
+};
+
+static void *timed_recv(void *arg)
+{
+	struct timed_recv *t = arg;
+	char c;
+
+	t->r = weft_recv(t->fd, &c, 1, 0);
+	atomic_store(&t->done, 1);
+	return NULL;
+}
+
+START_TEST(plain_thread_socket_timeout)
+{
+	struct timeval tv = { .tv_usec = 20000 };
+	struct timed_recv t = { .r = 1 };
+	static char junk[65536];
+	pthread_t th;
+	ssize_t r;
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
+	ck_assert_int_eq(setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv,
+				    sizeof(tv)),
+			 0);
+	ck_assert_int_eq(setsockopt(sv[1], SOL_SOCKET, SO_SNDTIMEO, &tv,
+				    sizeof(tv)),
+			 0);
+	t.fd = sv[0];
+	ck_assert_int_eq(pthread_create(&th, NULL, timed_recv, &t), 0);
+	for (int i = 0; i < 200 && !atomic_load(&t.done); i++)
+		usleep(10000);
+	if (!atomic_load(&t.done)) /* still polling: let it go */
+		ck_assert_int_eq(send(sv[1], "x", 1, 0), 1);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(t.r, -EAGAIN);
+	/* Sending: nobody reads sv[0], its buffer fills, and a send times
+	 * out. */
+	while ((r = weft_send(sv[1], junk, sizeof(junk), 0)) > 0)
+		;
+	ck_assert_int_eq(r, -EAGAIN);
+	close(sv[0]);
+	close(sv[1]);
 }
 END_TEST
 
@@ -792,6 +852,17 @@ static void *waitall_main(void *arg)
 	ck_assert_int_eq(weft_recv(p.b, buf, 4, MSG_WAITALL), 2);
 	weft_deadline_leave(&d);
 	ck_assert_int_eq(memcmp(buf, "gh", 2), 0);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	/* A WAITALL peek waits for all too, and shows the bytes in order
+	 * (each attempt peeks from the start of the queue: appended at
+	 * buf + done, the first bytes came twice, "abcabc"); they stay. */
+	ck_assert_int_eq(weft_send(p.a, "abc", 3, 0), 3);
+	ck_assert_int_eq(weft_spawn(&t, send_later, &p.a), 0);
+	ck_assert_int_eq(weft_recv(p.b, buf, 6, MSG_PEEK | MSG_WAITALL), 6);
+	ck_assert_int_eq(memcmp(buf, "abcdef", 6), 0);
+	memset(buf, 0, sizeof(buf));
+	ck_assert_int_eq(io_recv_exact(p.b, buf, 6), 6);
+	ck_assert_int_eq(memcmp(buf, "abcdef", 6), 0);
 	ck_assert_int_eq(weft_join(t, NULL), 0);
 	weft_close(p.a);
 	weft_close(p.b);
@@ -1501,6 +1572,7 @@ int main(void)
 	tcase_add_test(tc, accept_emfile);
 	tcase_add_test(tc, bad_input);
 	tcase_add_test(tc, plain_thread);
+	tcase_add_test(tc, plain_thread_socket_timeout);
 	tcase_add_test(tc, completion_while_busy);
 	tcase_add_test(tc, local_port_and_nodelay);
 	tcase_add_test(tc, recv_waitall);

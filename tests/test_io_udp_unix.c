@@ -97,6 +97,36 @@ static void *sendto_huge_len(void *arg)
 					     (struct sockaddr *)&to, 1000000);
 }
 
+/* MSG_WAITALL has no effect on a datagram socket (recv(2)): a receive
+ * takes one datagram, however short, and never glues the next ones to it
+ * (it waited for more datagrams to fill len). */
+static void udp_waitall(void)
+{
+	int srv = weft_udp_bind("127.0.0.1", 0),
+	    cl = weft_udp_bind("127.0.0.1", 0);
+	struct sockaddr_in to = { .sin_family = AF_INET,
+				  .sin_port = htons(port_of(srv)),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct weft_deadline d;
+	char buf[8];
+
+	ck_assert_int_ge(srv, 0);
+	ck_assert_int_ge(cl, 0);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(weft_sendto(cl, i ? "cd" : "ab", 2, 0,
+					     (struct sockaddr *)&to,
+					     sizeof(to)),
+				 2);
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	ck_assert_int_eq(weft_recv(srv, buf, sizeof(buf), MSG_WAITALL), 2);
+	ck_assert_int_eq(memcmp(buf, "ab", 2), 0);
+	ck_assert_int_eq(weft_recv(srv, buf, sizeof(buf), MSG_WAITALL), 2);
+	ck_assert_int_eq(memcmp(buf, "cd", 2), 0);
+	weft_deadline_leave(&d);
+	weft_close(srv);
+	weft_close(cl);
+}
+
 static void *udp_main(void *arg)
 {
 	char buf[8];
@@ -137,6 +167,7 @@ static void *udp_main(void *arg)
 	pthread_join(th, &r);
 	ck_assert_int_eq((int)(intptr_t)r, -EINVAL);
 	weft_close(fd);
+	udp_waitall();
 	return NULL;
 }
 
