@@ -10,9 +10,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <liburing.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "test_io_util.h"
+#include "drivers/io_uring/op.h"
 
 #define CHILD_FAIL(...)                                                        \
 	do {                                                                   \
@@ -232,6 +235,89 @@ START_TEST(bad_choice)
 }
 END_TEST
 
+/* ---- a plain thread's private ring when io_uring_enter refuses ------- */
+
+static void prep_nop(struct io_uring_sqe *sqe, void *arg)
+{
+	(void)arg;
+	io_uring_prep_nop(sqe);
+}
+
+/* The kernel short of memory: it takes none of the SQEs. */
+static int refuse_submit(struct io_uring *ring)
+{
+	(void)ring;
+	return -EAGAIN;
+}
+
+/* The kernel short of memory after it took the first SQE: what
+ * io_uring_submit publishes, of which io_uring_enter takes one. */
+static int take_one(struct io_uring *ring)
+{
+	io_uring_smp_store_release(ring->sq.ktail, ring->sq.sqe_tail);
+	ring->sq.sqe_head = ring->sq.sqe_tail;
+	return io_uring_enter((unsigned)ring->ring_fd, 1, 0, 0, NULL);
+}
+
+/* The child's calls on its private ring. */
+static void refused_child(void)
+{
+	int r;
+
+	if ((r = weft_io_submit(-1, prep_nop, NULL)) == -ENOSYS)
+		_exit(CHILD_NO_SECCOMP); /* no io_uring: nothing to refuse */
+	if (r)
+		CHILD_FAIL("nop: %d", r);
+	/* A refusal leaves the SQE in the SQ (made a NOP). Then the kernel
+	 * takes that NOP and stops short of the call's own SQE: the call
+	 * must not wait for a completion that will never come. */
+	weft__private_submit = refuse_submit;
+	if ((r = weft_io_submit(-1, prep_nop, NULL)) != -EAGAIN)
+		CHILD_FAIL("refused: %d", r);
+	weft__private_submit = take_one;
+	if ((r = weft_io_submit(-1, prep_nop, NULL)) != -EAGAIN)
+		CHILD_FAIL("stopped short: %d", r);
+	/* More refusals than the ring has SQEs: each is -EAGAIN, not a
+	 * crash on an SQ full of NOPs. */
+	weft__private_submit = refuse_submit;
+	for (int i = 0; i < 8; i++)
+		if ((r = weft_io_submit(-1, prep_nop, NULL)) != -EAGAIN)
+			CHILD_FAIL("refusal %d: %d", i, r);
+	weft__private_submit = io_uring_submit;
+	for (int i = 0; i < 8; i++)
+		if ((r = weft_io_submit(-1, prep_nop, NULL)) != 0)
+			CHILD_FAIL("after the refusals: %d", r);
+	_exit(0);
+}
+
+START_TEST(refused_private_submits)
+{
+	int status;
+	pid_t pid, done;
+
+	fflush(NULL);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		refused_child();
+	/* A child still running after 5 s hangs. (Not alarm() in the
+	 * child: Check's SIGALRM handler kills the process group.) */
+	for (int ms = 0; (done = waitpid(pid, &status, WNOHANG)) == 0; ms++) {
+		if (ms == 5000) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			ck_abort_msg("a call waits for an SQE never submitted");
+		}
+		usleep(1000);
+	}
+	ck_assert_int_eq(done, pid);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == CHILD_NO_SECCOMP)
+		return;
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "child failed (status %#x): see its stderr", status);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("io_nosys");
@@ -240,6 +326,7 @@ int main(void)
 	tcase_add_test(tc, seccomp_eperm);
 	tcase_add_test(tc, seccomp_enosys);
 	tcase_add_test(tc, bad_choice);
+	tcase_add_test(tc, refused_private_submits);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

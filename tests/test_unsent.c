@@ -4,9 +4,14 @@
  * fd. A wait must not return while an attempt listed before it began is
  * unsent, and must return once it is sent, whatever else the pool holds
  * (other owners' rounds, rounds past the list's length). */
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
+#include <unistd.h>
+#include "drivers/io_uring/ring.h"
 #include "drivers/io_uring/unsent.h"
 #include "test_util.h"
 
@@ -107,6 +112,107 @@ START_TEST(wait_outlasts_listed_attempts)
 }
 END_TEST
 
+/*
+ * An io_uring operation on fd (a file read, weft_io_submit) is not an
+ * attempt: weft_close on another thread aborts it, and its worker turns
+ * it into a NOP if it was not submitted. But the worker runs the messages
+ * posted to it, then submits: an abort posted in between, and a close
+ * after it, would let the op's SQE reach whatever file took fd's number.
+ * The test holds the worker in that submit, as the OS may, while a plain
+ * thread closes fd and puts a new pipe, holding a byte, at its number; a
+ * close that waits out the submit under way sees the hold end at 300 ms.
+ */
+enum { HOLD_IDLE, HOLD_PREPARED, HOLD_HELD, HOLD_REUSED };
+
+static _Atomic int hold = HOLD_IDLE;
+
+static int held_submit(struct io_uring *ring)
+{
+	int prepared = HOLD_PREPARED;
+
+	if (atomic_compare_exchange_strong(&hold, &prepared, HOLD_HELD))
+		for (int ms = 0; ms < 300 && atomic_load(&hold) != HOLD_REUSED;
+		     ms++)
+			usleep(1000);
+	return io_uring_submit(ring);
+}
+
+struct reuse {
+	int fd;     /* the old pipe's read end, which the op reads */
+	int new_rd; /* the new pipe's read end (also put at fd) */
+	char byte;  /* the op's buffer */
+	int closed; /* weft_close's result */
+};
+
+static void prep_read_byte(struct io_uring_sqe *sqe, void *arg)
+{
+	struct reuse *u = arg;
+
+	io_uring_prep_read(sqe, u->fd, &u->byte, 1, 0);
+	atomic_store(&hold, HOLD_PREPARED);
+}
+
+static void *read_task(void *arg)
+{
+	struct reuse *u = arg;
+
+	return (void *)(intptr_t)weft_io_submit(u->fd, prep_read_byte, u);
+}
+
+static void *closer_thread(void *arg)
+{
+	struct reuse *u = arg;
+	int p[2];
+
+	while (atomic_load(&hold) == HOLD_IDLE)
+		usleep(100);
+	u->closed = weft_close(u->fd);
+	ck_assert_int_eq(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+	ck_assert_int_eq(dup2(p[0], u->fd), u->fd);
+	ck_assert_int_eq(write(p[1], "x", 1), 1);
+	close(p[1]);
+	u->new_rd = p[0];
+	atomic_store(&hold, HOLD_REUSED);
+	return NULL;
+}
+
+static void *reuse_main(void *arg)
+{
+	struct reuse u = { 0 };
+	int old[2];
+	char c;
+	void *res;
+	weft_task_t t;
+	pthread_t th;
+
+	(void)arg;
+	if (weft_io_driver() != WEFT_IO_URING)
+		return NULL; /* no ring: weft_io_submit is -EOPNOTSUPP */
+	ck_assert_int_eq(pipe2(old, O_CLOEXEC), 0);
+	u.fd = old[0];
+	atomic_store(&hold, HOLD_IDLE);
+	weft__ring_submit_fn = held_submit;
+	ck_assert_int_eq(pthread_create(&th, NULL, closer_thread, &u), 0);
+	ck_assert_int_eq(weft_spawn(&t, read_task, &u), 0);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	weft__ring_submit_fn = io_uring_submit;
+	ck_assert_int_eq(u.closed, 0);
+	/* The read was aborted, and the new pipe's byte is still there. */
+	ck_assert_int_eq((intptr_t)res, -EBADF);
+	ck_assert_int_eq(read(u.new_rd, &c, 1), 1);
+	close(u.fd);
+	close(u.new_rd);
+	close(old[1]);
+	return NULL;
+}
+
+START_TEST(close_outlasts_unsubmitted_op)
+{
+	weft_test_run(reuse_main, NULL, 1);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("unsent");
@@ -114,6 +220,7 @@ int main(void)
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, wait_outlasts_listed_attempts);
+	tcase_add_test(tc, close_outlasts_unsubmitted_op);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

@@ -14,7 +14,8 @@
  *    caller's own race, as with close(2)).
  *  - Aborts cancel by user_data, not by fd. An op whose SQE was not
  *    submitted yet is withdrawn instead (op.h), so it never looks up fd,
- *    whose number close(2) frees at once.
+ *    whose number close(2) frees at once: the close waits out a submit
+ *    that may have missed the abort (weft__io_abort_sync).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -67,6 +68,9 @@ int weft__fdtable_close(int fd)
 	for (io = s->head; io; io = io->next)
 		if (io->fd == fd)
 			weft__io_abort(io, -EBADF);
+	for (io = s->head; io; io = io->next)
+		if (io->fd == fd)
+			weft__io_abort_sync(io);
 	r = weft__fdready_close(fd);
 	pthread_mutex_unlock(&s->lock);
 	return r;

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <time.h>
 #include <liburing.h>
@@ -23,6 +24,10 @@ static void ignore_complete(struct weft__ring_op *op, int res, unsigned flags)
 }
 
 static struct weft__ring_op ignore_op = { .complete = ignore_complete };
+
+/* io->post: whether an abort is recorded. _BUSY from the first aborter's
+ * claim until its reason is recorded, or it found the op completed. */
+enum { POST_NONE, POST_BUSY, POST_DONE };
 
 /* Drops one reference; the last wakes the task. */
 static void io_put(struct weft__io *io)
@@ -91,7 +96,7 @@ static void io_cancel_run(struct weft__driver_msg *m)
 	struct weft__io *io =
 		weft__container_of(m, struct weft__io, cancel_msg);
 
-	if (!io->cqe_done) {
+	if (!io->cqe_done && !io->withdrawn) {
 		if (sqe_unsubmitted(io))
 			withdraw(io);
 		else
@@ -102,16 +107,21 @@ static void io_cancel_run(struct weft__driver_msg *m)
 
 void weft__io_abort(struct weft__io *io, int reason)
 {
-	int refs, none = 0;
+	int refs, none = 0, post = POST_NONE;
 
 	/* One message at a time, and one is enough: it cancels the op. */
-	if (atomic_exchange_explicit(&io->cancel_posted, true,
-				     memory_order_acq_rel))
+	if (!atomic_compare_exchange_strong_explicit(&io->post, &post,
+						     POST_BUSY,
+						     memory_order_acq_rel,
+						     memory_order_acquire))
 		return;
 	refs = atomic_load_explicit(&io->refs, memory_order_acquire);
 	do {
-		if (refs == 0)
-			return; /* completed: the task is being woken */
+		if (refs == 0) { /* completed: the task is being woken */
+			atomic_store_explicit(&io->post, POST_DONE,
+					      memory_order_release);
+			return;
+		}
 	} while (!atomic_compare_exchange_weak_explicit(&io->refs, &refs,
 							refs + 1,
 							memory_order_acq_rel,
@@ -121,7 +131,51 @@ void weft__io_abort(struct weft__io *io, int reason)
 	atomic_compare_exchange_strong_explicit(&io->reason, &none, reason,
 						memory_order_release,
 						memory_order_relaxed);
+	/* Before the post, after which io may be gone. */
+	atomic_store_explicit(&io->post, POST_DONE, memory_order_release);
 	weft__driver_post(&io->ring->base, &io->cancel_msg);
+}
+
+void weft__io_abort_sync(struct weft__io *io)
+{
+	struct weft__ring *r = io->ring;
+	uint64_t s;
+
+	/* A cancel or deadline may be recording its reason: a few stores. */
+	while (atomic_load_explicit(&io->post, memory_order_acquire) !=
+	       POST_DONE)
+		sched_yield();
+	/* The closer's half of the rule in op.h. */
+	atomic_thread_fence(memory_order_seq_cst);
+	s = atomic_load_explicit(&r->submits, memory_order_relaxed);
+	/* acquire: pairs with the release that ends the submit, after the
+	 * kernel took the SQE (with the old file, which it then holds). */
+	while ((s & 1) &&
+	       atomic_load_explicit(&r->submits, memory_order_acquire) == s)
+		sched_yield();
+}
+
+void weft__io_withdraw_aborted(struct weft__ring *r)
+{
+	struct io_uring_sq *sq = &r->uring.sq;
+
+	/* From the kernel's head: an SQE a refused submit published is
+	 * not taken yet either. An SQE there holds its op, or NULL until
+	 * the op tags it (weft__ring_sqe). */
+	for (unsigned i = *sq->khead; i != sq->sqe_tail; i++) {
+		struct io_uring_sqe *sqe = &sq->sqes[i & sq->ring_mask];
+		struct weft__ring_op *op =
+			(struct weft__ring_op *)(uintptr_t)sqe->user_data;
+		struct weft__io *io;
+
+		if (!op || op->complete != io_complete)
+			continue;
+		io = weft__container_of(op, struct weft__io, op);
+		/* relaxed: the fence in submit() orders it (op.h). */
+		if (!io->withdrawn &&
+		    atomic_load_explicit(&io->reason, memory_order_relaxed))
+			withdraw(io);
+	}
 }
 
 static void io_waiter_abort(struct weft__waiter *w, int reason)
@@ -139,7 +193,7 @@ struct io_uring_sqe *weft__io_begin(struct weft__io *io, int fd, int *err)
 	io->cancel_msg.next = NULL;
 	atomic_init(&io->refs, 1);
 	atomic_init(&io->reason, 0);
-	atomic_init(&io->cancel_posted, false);
+	atomic_init(&io->post, POST_NONE);
 	io->cqe_done = false;
 	io->withdrawn = false;
 	io->sqe = NULL;
@@ -306,12 +360,24 @@ static int submit_on_thread(weft_io_prep_fn prep, void *arg)
 
 	if (!ring)
 		return -ENOSYS;
-	sqe = io_uring_get_sqe(ring);
+	/* The NOPs of refused submits may fill the SQ: send them first. */
+	if (!(sqe = io_uring_get_sqe(ring))) {
+		do
+			r = weft__private_submit(ring);
+		while (r == -EINTR);
+		if (!(sqe = io_uring_get_sqe(ring)))
+			return r < 0 ? r : -EAGAIN;
+	}
 	prep(sqe, arg);
 	io_uring_sqe_set_data64(sqe, me);
 	do
 		r = weft__private_submit(ring);
 	while (r == -EINTR);
+	/* The kernel takes SQEs in order and may stop short of ours (out of
+	 * memory after a NOP an earlier call left): ours, the last, is then
+	 * still in the SQ, and its CQE would never come. */
+	if (r >= 0 && io_uring_sq_ready(ring))
+		r = -EAGAIN;
 	if (r < 0) {
 		io_uring_prep_nop(sqe);
 		io_uring_sqe_set_data64(sqe, 0);

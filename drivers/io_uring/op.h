@@ -37,6 +37,15 @@
  *    up, which matters for weft_close: it closes the fd at once, and the
  *    kernel looks up an SQE's fd only when it is submitted, so a later
  *    submit would reach whatever file took the fd's number meanwhile.
+ *    The message may come too late for that (posted after the owner ran
+ *    its messages, before it submits; or behind a submit of a full SQ),
+ *    so every submit of the owner's first withdraws the ops in its SQ
+ *    whose abort is recorded (reason), and weft_close, before it closes,
+ *    waits out a submit under way (weft__io_abort_sync): ring.c's
+ *    submits count is odd from before that look until the kernel took
+ *    the SQEs. Both sides put a seq_cst fence between their write
+ *    (reason; submits) and their read (submits; reason), so either the
+ *    submit sees the reason or the closer sees the submit under way.
  *  - Registered ops sit on their fd's stripe of the fd table from begin until
  *    wait returns; weft_close() aborts them with -EBADF under the stripe
  *    lock, so it only ever sees live ops.
@@ -58,9 +67,9 @@ struct weft__io {
 	struct weft__driver_msg cancel_msg;
 	_Atomic int refs;   /* see above */
 	_Atomic int reason; /* first abort reason, 0 if none */
-	_Atomic bool cancel_posted;
-	bool cqe_done;  /* owner-only */
-	bool withdrawn; /* owner-only: its SQE became a NOP, unsubmitted */
+	_Atomic int post;   /* POST_NONE, then _BUSY, then _DONE (op.c) */
+	bool cqe_done;      /* owner-only */
+	bool withdrawn;     /* owner-only: its SQE became a NOP, unsubmitted */
 	struct io_uring_sqe *sqe;     /* the SQE, until submitted */
 	int res;                      /* cqe->res */
 	int fd;                       /* registered fd, or -1 */
@@ -79,6 +88,16 @@ int weft__io_wait(struct weft__io *io, struct io_uring_sqe *sqe);
 /* Aborts io with reason (any thread, while io is published): records the
  * reason and has the owning ring cancel the op in the kernel. */
 void weft__io_abort(struct weft__io *io, int reason);
+
+/* weft_close, after weft__io_abort and before it closes the fd: returns
+ * once io's SQE can no longer be submitted without the abort withdrawing
+ * it. Waits for another aborter to record its reason and for a submit
+ * under way, never for a round. While io is published. */
+void weft__io_abort_sync(struct weft__io *io);
+
+/* Every submit of the owner's, first: turns the ops in r's SQ whose abort
+ * is recorded into NOPs. Owner only. */
+void weft__io_withdraw_aborted(struct weft__ring *r);
 
 /*
  * An attempt: an op the kernel answers while it submits it, never waiting

@@ -58,6 +58,7 @@
 #include <string.h>
 
 #include "drivers/readiness/pollset.h"
+#include "op.h"
 #include "ring.h"
 #include "runtime/list.h"
 #include "runtime/valgrind.h"
@@ -225,11 +226,22 @@ void weft__uring_close(struct weft__driver *d)
 	weft__pollset_leave();
 }
 
+int (*weft__ring_submit_fn)(struct io_uring *ring) = io_uring_submit;
+
 /* Every submit of the owner's goes through here: once the kernel has taken
- * the whole SQ, no attempt waits in it (unsent.h). */
+ * the whole SQ, no attempt waits in it (unsent.h). An op aborted by then
+ * does not go out with its fd, which weft_close may have let go (op.h). */
 static void submit(struct weft__ring *r)
 {
-	io_uring_submit(&r->uring);
+	/* Stores, not RMWs: only the owner writes submits. */
+	uint64_t n = atomic_load_explicit(&r->submits, memory_order_relaxed);
+
+	atomic_store_explicit(&r->submits, n + 1, memory_order_relaxed);
+	/* The owner's half of the rule in op.h. */
+	atomic_thread_fence(memory_order_seq_cst);
+	weft__io_withdraw_aborted(r);
+	weft__ring_submit_fn(&r->uring);
+	atomic_store_explicit(&r->submits, n + 2, memory_order_release);
 	if (!io_uring_sq_ready(&r->uring))
 		weft__unsent_sent(r->unsent);
 }
@@ -247,6 +259,9 @@ struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r)
 {
 	struct io_uring_sqe *sqe = get_sqe(r);
 
+	/* Untagged until its op tags it: a submit's look at the SQ (op.c's
+	 * weft__io_withdraw_aborted) must not follow a stale tag. */
+	io_uring_sqe_set_data(sqe, NULL);
 	weft__driver_count(&r->base.ops_submitted, 1);
 	if (io_uring_sq_ready(&r->uring) >= SUBMIT_BATCH)
 		r->base.round_due = true;
@@ -430,6 +445,20 @@ void weft__uring_park(struct weft__driver *d, int64_t timeout_ns)
 		reap_ring(r);
 		return;
 	}
+	/* The wait below submits too, but without submit()'s withdrawal of
+	 * aborted ops (op.h), and a closer waiting for this ring's attempts
+	 * (unsent.h) must not wait out the sleep: submit what waits first.
+	 * Rare: the scheduler reaped, and so submitted, just before. If the
+	 * kernel refused it, no sleep: the scheduler comes round again. */
+	if (io_uring_sq_ready(&r->uring)) {
+		submit(r);
+		if (io_uring_sq_ready(&r->uring)) {
+			if (poller)
+				weft__pollset_release();
+			reap_ring(r);
+			return;
+		}
+	}
 	if (!r->wake_armed) {
 		struct io_uring_sqe *sqe = get_sqe(r);
 
@@ -445,11 +474,6 @@ void weft__uring_park(struct weft__driver *d, int64_t timeout_ns)
 		io_uring_sqe_set_data(sqe, &r->pollset_op);
 		r->pollset_armed = true;
 	}
-	/* The wait below submits too, but a closer waiting for this ring's
-	 * attempts (unsent.h) must not wait out the sleep: submit them
-	 * first. Rare: the scheduler reaped, and so submitted, just before. */
-	if (weft__unsent_any(r->unsent))
-		submit(r);
 	if (WEFT_UNDER_VALGRIND()) {
 		park_in_poll(r, timeout_ns, poller);
 	} else if (timeout_ns >= 0) {

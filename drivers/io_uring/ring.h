@@ -49,6 +49,9 @@ struct weft__ring {
 	bool pollset_armed;
 	_Atomic bool in_set; /* sleeping in the poll set itself (ring.c) */
 	struct weft__unsent *unsent; /* its socket attempts not yet submitted */
+	/* Odd while the owner submits (ring.c), for weft_close (op.h).
+	 * Written by the owner only. */
+	_Atomic uint64_t submits;
 };
 
 /* The calling worker's ring, or NULL on a plain thread or under epoll. */
@@ -65,5 +68,10 @@ struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r);
 
 /* Submits the SQEs that wait for r's next round, now. Owner only. */
 void weft__ring_submit(struct weft__ring *r);
+
+/* Internal test interface, not API: how a worker submits its ring
+ * (io_uring_submit), so that a test can hold a worker in its submit, as
+ * the OS may deschedule it there. */
+extern int (*weft__ring_submit_fn)(struct io_uring *ring);
 
 #endif
