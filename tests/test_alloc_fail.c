@@ -942,7 +942,12 @@ static void on_crash(int sig)
  * as many blocks live as two clean runs do. */
 static int child(long n)
 {
-	alarm(20);
+	/* A hang dies of SIGALRM. Not of Check's own SIGALRM handler, which
+	 * this fork inherits and which kills the whole process group: the
+	 * sweep itself too, by SIGKILL, with no word of which N hung. Long
+	 * enough for a child under qemu on a loaded machine. */
+	signal(SIGALRM, SIG_DFL);
+	alarm(120);
 	child_n = n;
 	fail_all = getenv("WEFT_ALLOC_FAIL_ALL");
 	signal(SIGSEGV, on_crash);
