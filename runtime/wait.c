@@ -30,8 +30,11 @@ int weft__wait_begin_until(struct weft__waiter *w, int64_t until)
 	if (!t)
 		return 0; /* plain threads have no cancellation or deadlines */
 	int64_t at = until < t->deadline ? until : t->deadline;
+	/* Cancellation first, as weft__wait_check (concepts.md: a cancelled
+	 * task's calls that have to wait return -ECANCELED). The task reads
+	 * its own flag and shield: a cancel landing meanwhile is concurrent. */
 	if (weft__deadline_passed(t))
-		return -ETIMEDOUT;
+		return weft__cancel_in_force(t) ? -ECANCELED : -ETIMEDOUT;
 	weft__wait_lock(t);
 	if (weft__cancel_in_force(t)) {
 		weft__spin_unlock(&t->wait_lock);

@@ -252,6 +252,32 @@ START_TEST(join_of_done_task_needs_no_wait)
 }
 END_TEST
 
+/* Cancellation wins over a deadline that has passed too (concepts.md:
+ * every later call that has to wait returns -ECANCELED), the same
+ * whether the call would wait or ends at once (weft_sleep(0), a socket
+ * call's first look): not -ETIMEDOUT for the one, -ECANCELED for the
+ * other. */
+static void *cancel_past_deadline_main(void *arg)
+{
+	struct weft_deadline d;
+	struct weft_event ev = WEFT_EVENT_INIT;
+
+	ck_assert_int_eq(weft_deadline_enter(&d, -WEFT_SEC), 0);
+	ck_assert_int_eq(weft_cancel(weft_current()), 0);
+	ck_assert_int_eq(weft_sleep(0), -ECANCELED);
+	ck_assert_int_eq(weft_sleep(WEFT_MSEC), -ECANCELED);
+	ck_assert_int_eq(weft_sleep_until(weft_now() + WEFT_SEC), -ECANCELED);
+	ck_assert_int_eq(weft_event_wait(&ev), -ECANCELED);
+	ck_assert_int_eq(weft_deadline_leave(&d), 1);
+	return NULL;
+}
+
+START_TEST(cancel_wins_over_passed_deadline)
+{
+	weft_test_run(cancel_past_deadline_main, NULL, 1);
+}
+END_TEST
+
 START_TEST(cancel)
 {
 	weft_test_run(cancel_main, NULL, 2);
@@ -1281,6 +1307,7 @@ int main(void)
 	tcase_add_test(tc, bad_input);
 	tcase_add_test(tc, names_and_detach);
 	tcase_add_test(tc, cancel);
+	tcase_add_test(tc, cancel_wins_over_passed_deadline);
 	tcase_add_test(tc, join_of_done_task_needs_no_wait);
 	tcase_add_test(tc, from_plain_threads);
 	tcase_add_test(tc, many_foreign_spawners);
