@@ -17,6 +17,8 @@
 #include "../sync/select.h"
 
 #define TASK_SLAB 256
+/* A task id's slots: one per worker, and one for plain threads (spawn). */
+#define ID_SLOTS (WEFT_WORKERS_MAX + 1)
 #define TASK_CACHE_MAX 64
 
 struct task_slab {
@@ -378,19 +380,21 @@ spawn(weft_task_t *out, weft_fn fn, void *arg,
 	t->handle_made = out != NULL;
 	t->deadline = WEFT_NO_DEADLINE;
 	t->scope = NULL;
-	/* Ids unique without a shared counter: each worker counts its own. */
-	t->id = self ? ++self->spawned * WEFT_WORKERS_MAX + (uint64_t)self->id
+	/* Ids unique without a shared counter: each worker counts its own,
+	 * in the slot of its id; plain threads share the slot past the
+	 * last worker's (WEFT_WORKERS_MAX - 1 may be a worker's). */
+	t->id = self ? ++self->spawned * ID_SLOTS + (uint64_t)self->id
 		     : atomic_fetch_add_explicit(&rt->next_id, 1,
 						 memory_order_relaxed) *
-					WEFT_WORKERS_MAX +
-				WEFT_WORKERS_MAX - 1;
+					ID_SLOTS +
+				WEFT_WORKERS_MAX;
 	t->spawn_site = site;
 	t->doing = NULL;
 	t->ready_at = 0;
 	if (self)
 		weft__latency_mark(t, self->spawned);
 	else /* a plain thread's spawn, numbered by rt->next_id */
-		weft__latency_mark(t, t->id / WEFT_WORKERS_MAX);
+		weft__latency_mark(t, t->id / ID_SLOTS);
 	if (opts && opts->name) {
 		size_t len = strnlen(opts->name, WEFT_NAME_MAX - 1);
 		memcpy(t->name, opts->name, len);
