@@ -18,6 +18,7 @@
 #include "run.h"
 #include "task.h"
 #include "self.h"
+#include "sigclaim.h"
 #include "worker.h"
 #include "blocking.h"
 #include "driver.h"
@@ -252,7 +253,10 @@ static int run(weft_fn main, void *arg, const struct weft_config *cfg,
 	int started;
 	weft__driver_set_kind(rt->io, rt->sock_on_ring);
 	weft__overflow_install();
-	err = weft__stall_start(rt, stall, cfg);
+	/* A write to a pipe whose reader is gone: -EPIPE, as from a socket
+	 * (MSG_NOSIGNAL), not death by SIGPIPE; see weft/task.h. */
+	weft__sig_quiet_pipe(true);
+	err = weft__stall_start(rt, stall, cfg, dump_signal);
 	if (!err)
 		err = start_workers(rt, &started);
 	else
@@ -281,6 +285,7 @@ static int run(weft_fn main, void *arg, const struct weft_config *cfg,
 	weft__blocking_stop();
 	weft__driver_set_kind(WEFT_IO_AUTO, false);
 	weft__overflow_remove();
+	weft__sig_quiet_pipe(false);
 	atomic_store(&weft__rt, NULL);
 	weft__task_foreign_quiesce(); /* a spawner may still read rt */
 	weft__fp_per_task = false;    /* nobody reads it now */

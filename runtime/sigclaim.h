@@ -7,6 +7,11 @@
  * registration with the default action (death, for SIGUSR1), or with a
  * handler posting to a semaphore destroyed. So a signal has at most one
  * owner in weft, and a second claim is refused with -EBUSY.
+ *
+ * SIGPIPE is not claimed while weft_run runs (weft__sig_quiet_pipe): a
+ * registration or the dump may still take it, installing over and putting
+ * back weft_run's action, and when one lets go of SIGPIPE after weft_run
+ * has begun or ended, the action it put back is brought up to date.
  */
 #ifndef WEFT_RUNTIME_SIGCLAIM_H
 #define WEFT_RUNTIME_SIGCLAIM_H
@@ -25,6 +30,13 @@ enum weft__sig_owner {
 int weft__sig_claim(int signo, enum weft__sig_owner owner);
 /* Gives signo back; owner must hold it. */
 void weft__sig_release(int signo, enum weft__sig_owner owner);
+
+/* weft_run begins (on) or has ended (off): while on, a SIGPIPE whose
+ * action is SIG_DFL gets a handler that does nothing, so a write to a
+ * pipe without a reader fails with EPIPE and does not kill the process;
+ * when off, that handler, if still there, gives way to SIG_DFL again. An
+ * action the program set is left alone (see sigclaim.c). */
+void weft__sig_quiet_pipe(bool on);
 
 /* Whether a handler may take signo and return: not SIGKILL or SIGSTOP,
  * which cannot be caught, nor a fault's signal (SIGSEGV, SIGBUS, SIGFPE,

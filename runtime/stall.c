@@ -140,24 +140,28 @@ on_sigurg(int signo, siginfo_t *info, void *ctx)
 }
 
 int weft__stall_start(struct weft_runtime *rt, int64_t threshold,
-		      const struct weft_config *cfg)
+		      const struct weft_config *cfg, int dump_signal)
 {
 	struct weft__stall_watch *s = &rt->monitor.stall;
 	memset(s, 0, sizeof(*s));
-	s->threshold = threshold;
-	if (!threshold)
+	/* The monitor watches, and one worker has none (monitor.c): no
+	 * report can come, so nothing is set up and SIGURG stays free. */
+	if (!threshold || rt->nworkers < 2)
 		return 0;
+	s->threshold = threshold;
 	s->on_stall = cfg ? cfg->on_stall : NULL;
 	s->arg = cfg ? cfg->on_stall_arg : NULL;
 	s->looks = calloc((size_t)rt->nworkers, sizeof(*s->looks));
 	if (!s->looks)
 		return -ENOMEM;
-	/* Only over the default action, and if no weft_signal registration
-	 * holds SIGURG: else reports come without frames. On a worker's
-	 * alternate stack: the stalled task's may be near its end. */
+	/* Only over the default action, and if neither a weft_signal
+	 * registration nor the dump signal (claimed after us) wants SIGURG:
+	 * else reports come without frames. On a worker's alternate stack:
+	 * the stalled task's may be near its end. */
 	struct sigaction old;
 	sigaction(SIGURG, NULL, &old);
 	if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_DFL &&
+	    dump_signal != SIGURG &&
 	    !weft__sig_claim(SIGURG, WEFT__SIG_STALL)) {
 		struct sigaction sa = { .sa_sigaction = on_sigurg,
 					.sa_flags = SA_SIGINFO | SA_RESTART |

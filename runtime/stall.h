@@ -40,10 +40,12 @@ struct weft__stall_watch {
 /* From cfg and $WEFT_STALL_MS: the threshold (0 off), or -EINVAL. */
 int64_t weft__stall_config(const struct weft_config *cfg);
 
-/* Sets up rt's watch (threshold 0: off) and takes SIGURG if free. Returns
- * 0 or -ENOMEM. */
+/* Sets up rt's watch (threshold 0: off; also off with one worker, where
+ * no monitor watches) and, when on, takes SIGURG for the frames if it is
+ * free and not dump_signal (the runtime's, which has it then). Returns 0
+ * or -ENOMEM. */
 int weft__stall_start(struct weft_runtime *rt, int64_t threshold,
-		      const struct weft_config *cfg);
+		      const struct weft_config *cfg, int dump_signal);
 void weft__stall_stop(struct weft_runtime *rt);
 
 /* How long the monitor may sleep at most: -1 (no limit) when off. */

@@ -9,11 +9,16 @@
  *
  * Two workers, one kept by a task that never yields: a connection whose
  * task waited on the kept worker must still be served, by the other.
+ *
+ * And an fd that is not open, however large its number: -EBADF.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 #include "test_util.h"
@@ -203,6 +208,71 @@ START_TEST(kept_worker_strands_no_connection)
 }
 END_TEST
 
+/*
+ * An fd number past the readiness table's 2M that is not open: a task's
+ * call said -EMFILE, as if weft ran out of room, where recv(2) and a plain
+ * thread's call say -EBADF. And an fd opened before RLIMIT_NOFILE was
+ * lowered below it is still open and works.
+ */
+static void expect_ebadf(int fd)
+{
+	struct iovec iov = { &(char){ 0 }, 1 };
+	char c = 0;
+
+	ck_assert_int_eq(weft_recv(fd, &c, 1, 0), -EBADF);
+	ck_assert_int_eq(weft_send(fd, &c, 1, 0), -EBADF);
+	ck_assert_int_eq(weft_readv(fd, &iov, 1), -EBADF);
+	ck_assert_int_eq(weft_writev(fd, &iov, 1), -EBADF);
+}
+
+static const int bad_fds[] = { 1 << 30, INT_MAX, 2048 * 1024, 2048 * 1024 - 1,
+			       100000 };
+
+static void *bad_fd_main(void *arg)
+{
+	int sv[2], high = (int)(intptr_t)arg;
+	struct rlimit rl, low;
+	char c = 0;
+
+	for (size_t i = 0; i < sizeof(bad_fds) / sizeof(bad_fds[0]); i++)
+		expect_ebadf(bad_fds[i]);
+	/* Open, above the soft limit now: a call on it works. */
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ck_assert_int_eq(dup2(sv[0], high), high);
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	low = rl;
+	low.rlim_cur = 64;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	ck_assert_int_eq(weft_send(high, "y", 1, 0), 1);
+	ck_assert_int_eq(weft_recv(sv[1], &c, 1, 0), 1);
+	ck_assert_int_eq(weft_send(sv[1], "z", 1, 0), 1);
+	ck_assert_int_eq(weft_recv(high, &c, 1, 0), 1);
+	ck_assert_int_eq(c, 'z');
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	weft_close(high);
+	weft_close(sv[0]);
+	weft_close(sv[1]);
+	return NULL;
+}
+
+START_TEST(fd_not_open_is_ebadf)
+{
+	struct rlimit rl;
+	char c = 0;
+
+	/* What the system call says. */
+	for (size_t i = 0; i < sizeof(bad_fds) / sizeof(bad_fds[0]); i++) {
+		ck_assert_int_eq(recv(bad_fds[i], &c, 1, 0), -1);
+		ck_assert_int_eq(errno, EBADF);
+		expect_ebadf(bad_fds[i]); /* a plain thread's call */
+	}
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_cur < 200)
+		return;
+	weft_test_run(bad_fd_main, (void *)(intptr_t)(rl.rlim_cur - 1), 2);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("io_busy");
@@ -212,6 +282,7 @@ int main(void)
 	tcase_add_test(tc, completion_while_busy);
 	tcase_add_test(tc, cancel_while_busy);
 	tcase_add_test(tc, kept_worker_strands_no_connection);
+	tcase_add_test(tc, fd_not_open_is_ebadf);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

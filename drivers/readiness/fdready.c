@@ -304,6 +304,19 @@ static int wait_for(struct fdrec *rec, const struct weft__ready_call *c,
 	return r;
 }
 
+/* Why fd has no record: past the table (NCHUNKS * CHUNK), or its chunk
+ * could not be allocated. An fd that is not open is -EBADF whatever the
+ * table, as the system call says. The table's size does not tell: the
+ * kernel's may go past it (fs.nr_open up to 2^30), and RLIMIT_NOFILE
+ * bounds only new fds (one opened before the limit was lowered stays
+ * open), so only the kernel knows. Asked only here, off the hot path. */
+static int no_record(int fd)
+{
+	if (fcntl(fd, F_GETFD) < 0 && errno == EBADF)
+		return -EBADF;
+	return (unsigned)fd / CHUNK >= NCHUNKS ? -EMFILE : -ENOMEM;
+}
+
 /*
  * The attempt comes before any wait is published, so a call that need not
  * wait (most of a busy server's) takes no lock of the task's: it looks at
@@ -317,7 +330,7 @@ int weft__fdready_begin(struct weft__ready_call *c, int fd, enum weft__dir dir)
 	int r;
 
 	if (!rec)
-		return (unsigned)fd / CHUNK >= NCHUNKS ? -EMFILE : -ENOMEM;
+		return no_record(fd);
 	/* A call stays with the file it began on, as a blocking call in the
 	 * kernel holds it: once weft let the number go, registering it again
 	 * or an attempt would reach whatever file took it. */

@@ -40,10 +40,10 @@ struct weft__ready_call {
  * first use (setting O_NONBLOCK on it) and reads dir's tick. Returns 0 to
  * make the attempt, -EAGAIN to skip it (the fd is known drained or full:
  * pass -EAGAIN to weft__fdready_end as its result), else the call's
- * result: -ECANCELED / -ETIMEDOUT (the task's), -EBADF (weft let the fd
- * go since the call's first begin: weft_close, or a new fd of that
- * number), -EMFILE (fd beyond the table's 2M), -ENOMEM, or epoll_ctl's
- * error. fd >= 0. */
+ * result: -ECANCELED / -ETIMEDOUT (the task's), -EBADF (fd is not open,
+ * or weft let it go since the call's first begin: weft_close, or a new fd
+ * of that number), -EMFILE (fd is open but beyond the table's 2M),
+ * -ENOMEM, or epoll_ctl's error. fd >= 0. */
 __attribute__((warn_unused_result)) int
 weft__fdready_begin(struct weft__ready_call *c, int fd, enum weft__dir dir);
 

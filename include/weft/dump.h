@@ -14,7 +14,7 @@ extern "C" {
 /*
  * Writes one block per live task to fd:
  *
- *   task 2049 "worker" parked: lock 0x7ffd5a1c2e40, for 1.204 s
+ *   task 2051 "worker" parked: lock 0x7ffd5a1c2e40, for 1.204 s
  *     spawned at main_task+0x3c (server+0x1a3c) at src/server.c:88
  *     #0 task_suspend+0x31 (server+0xe761) at runtime/switch.h:61
  *     #1 weft__waitq_wait_on+0x47 (server+0xb687) at runtime/wait.h:256
@@ -58,7 +58,7 @@ int weft_dump(int fd);
  * rest: weft_metrics' stall_reports counts every one). By default a line
  * on stderr:
  *
- *   weft: task 3074 "spinner" has kept worker 1 for 112.0 ms without
+ *   weft: task 3077 "spinner" has kept worker 1 for 112.0 ms without
  *   yielding (stall threshold 100.0 ms), seen at:
  *     #0 spin_until+0x12 (app+0x1c22)
  *     #1 handler+0x31 (app+0x1d01)
@@ -66,8 +66,8 @@ int weft_dump(int fd);
  * To see where the task is, the monitor sends the worker thread SIGURG (as
  * Go preempts with it), whose handler scans the interrupted stack as
  * weft_dump scans a parked one. The handler is installed only while stall
- * reports are on, and not at all if the program has its own for SIGURG;
- * then, or if the signal is not handled in time (ThreadSanitizer delays
+ * reports are on (never with one worker), and not at all if the program
+ * has its own for SIGURG, or SIGURG is the dump signal; then, or if the signal is not handled in time (ThreadSanitizer delays
  * it while the task makes no system call), the report has no frames.
  */
 struct weft_stall {

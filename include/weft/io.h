@@ -112,7 +112,9 @@ WEFT_MUST_CHECK ssize_t weft_send_all(int fd, const void *buf, size_t len,
 				      int flags, size_t *sent);
 
 /* Scatter / gather at the current position (sockets, pipes, files). Returns
- * the count or -errno. weft_writev() on a socket implies MSG_NOSIGNAL. */
+ * the count or -errno. weft_writev() on a socket implies MSG_NOSIGNAL; on
+ * a pipe whose reader is gone it returns -EPIPE while weft_run runs, which
+ * keeps SIGPIPE from killing the process (see weft_run in weft/task.h). */
 WEFT_MUST_CHECK ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt);
 WEFT_MUST_CHECK ssize_t weft_writev(int fd, const struct iovec *iov,
 				    int iovcnt);

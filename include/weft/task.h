@@ -79,7 +79,9 @@ struct weft_config {
 	 * WEFT_STALL_MS=100 turns them on for a program not built for them.
 	 * WEFT_STALL_SUGGESTED_NS, asyncio's slow_callback_duration, is far
 	 * above any scheduling hiccup yet short enough that users notice.
-	 * Needs 2 or more workers (the monitor watches). See weft/dump.h. */
+	 * Needs 2 or more workers (the monitor watches): with one, reports
+	 * are off and SIGURG is not taken. A dump_signal of SIGURG keeps it
+	 * (reports then come without frames). See weft/dump.h. */
 	int64_t stall_threshold_ns;
 	/* Called on the monitor thread for each report instead of the line
 	 * on stderr; NULL: the line. */
@@ -126,7 +128,20 @@ struct weft_config {
  * asyncio.run. Tasks still running then are cancelled (their blocking calls
  * return -ECANCELED) and awaited; then the workers stop and everything is
  * freed. cfg may be NULL. Stores main's result in *result if result is not
- * NULL. Returns 0, -EINVAL (bad config or fn, a bad $WEFT_WORKERS,
+ * NULL.
+ *
+ * SIGPIPE: while it runs, a write to a pipe whose reader is gone returns
+ * -EPIPE (weft_writev, a weft_stream over a pipe, and write(2) anywhere in
+ * the process) instead of killing the process, as sends on sockets do
+ * (MSG_NOSIGNAL), and as Go, Rust and Python programs expect. If SIGPIPE's
+ * action is the default, weft_run installs a handler that does nothing
+ * (exec(2) resets it: programs the tasks start get the default) and puts
+ * the default back when it returns, unless the program set an action of
+ * its own meanwhile. An action the program set before (SIG_IGN, a
+ * handler) is left alone, and a weft_signal registration of SIGPIPE
+ * works as for any signal.
+ *
+ * Returns 0, -EINVAL (bad config or fn, a bad $WEFT_WORKERS,
  * $WEFT_IO or $WEFT_SOCKETS, a dump signal that cannot be caught or is a
  * fault's (SIGSEGV, ...: see weft/signal.h), a $WEFT_DUMP_SIGNAL that
  * names no signal, a stall threshold below WEFT_STALL_OFF, a
