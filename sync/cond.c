@@ -88,8 +88,12 @@ int weft__cond_wait_as(struct weft_cond *c, int kind, const void *object)
 
 int weft_cond_wait_for(struct weft_cond *c, bool (*pred)(void *arg), void *arg)
 {
-	if (!c || !pred)
+	/* Checked before pred runs, as weft_cond_wait would: pred must see
+	 * the lock held, so a true pred does not excuse a missing lock. */
+	if (!c || !c->lock || !pred)
 		return -EINVAL;
+	if (!weft__lock_held_by_me(c->lock))
+		return -EPERM;
 	while (!pred(arg)) {
 		int r = weft_cond_wait(c);
 		if (r)

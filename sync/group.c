@@ -142,10 +142,18 @@ static void wait_idle_shielded(struct weft_group *g)
  * would last as long as it does. */
 static void stop_members(struct weft_group *g)
 {
+	/* Stops overlap (a shutdown, a cancelled wait): the first one owns
+	 * the flag and clears it. One that came later and is served first
+	 * when the group empties must not clear it under the first, which
+	 * would then wait for whatever was spawned in between, uncancelled.
+	 * The first clears it only once empty, and the others are either
+	 * served before it or right after it (moved by the same notify). */
+	bool first = !g->shutting_down;
 	g->shutting_down = true;
 	cancel_members(g);
 	wait_idle_shielded(g);
-	g->shutting_down = false;
+	if (first)
+		g->shutting_down = false;
 }
 
 int weft_group_wait(struct weft_group *g)

@@ -366,6 +366,12 @@ static void *errors_main(void *arg)
 	ck_assert_int_eq(weft_cond_init(&c, NULL), -EINVAL);
 	ck_assert_int_eq(weft_cond_wait(NULL), -EINVAL);
 	ck_assert_int_eq(weft_cond_wait_for(&c, NULL, NULL), -EINVAL);
+	/* A true pred changes nothing: it would run without the lock, or
+	 * with no lock at all (a zero-filled cond). */
+	ck_assert_int_eq(weft_cond_wait_for(&c, wf_ready, (void *)0), -EPERM);
+	struct weft_cond zeroed = { 0 };
+	ck_assert_int_eq(weft_cond_wait_for(&zeroed, wf_ready, (void *)0),
+			 -EINVAL);
 	ck_assert_int_eq(weft_cond_notify(NULL, 1), -EINVAL);
 	ck_assert_int_eq(weft_lock_acquire(&l), 0);
 	ck_assert_int_eq(weft_cond_notify(&c, -1), -EINVAL);

@@ -5,7 +5,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
-#include "test_util.h"
+#include "sync_test_util.h"
 
 static struct weft_event never = WEFT_EVENT_INIT;
 static atomic_int finished, saw_cancel;
@@ -191,6 +191,86 @@ START_TEST(no_members_join_a_cancelled_wait)
 }
 END_TEST
 
+/* ---- two stops at once ------------------------------------------------- */
+
+/* One shutdown (s1) waits for a member that ignores it; a second stop (s2)
+ * starts meanwhile and is served first when the member has gone, with a
+ * spawner queued behind it and s1 behind both (the group's lock is handed
+ * over in that order). s2 ending its stop must not end s1's: the spawn
+ * is refused, or s1 waits for a member nobody cancelled. */
+static struct weft_event overlap_gate = WEFT_EVENT_INIT;
+static struct weft_event overlap_never = WEFT_EVENT_INIT;
+
+static void *overlap_member(void *arg)
+{
+	struct weft_shield s;
+	ck_assert_int_eq(weft_shield_enter(&s), 0);
+	ck_assert_int_eq(weft_event_wait(&overlap_gate), 0);
+	weft_shield_leave(&s);
+	return NULL;
+}
+
+static void *overlap_late(void *arg)
+{
+	/* Until cancelled: only a stop that reached it ends it. */
+	int r = weft_event_wait(&overlap_never);
+	return (void *)(intptr_t)r;
+}
+
+static void *overlap_stop(void *arg)
+{
+	return (void *)(intptr_t)weft_group_shutdown(arg);
+}
+
+static void *overlap_spawn(void *arg)
+{
+	return (void *)(intptr_t)weft_group_spawn(arg, overlap_late, NULL);
+}
+
+static void *overlap_main(void *arg)
+{
+	struct weft_group g = WEFT_GROUP_INIT_COLLECT(g);
+	weft_task_t s1, s2, x;
+	void *res;
+
+	ck_assert_int_eq(weft_event_init(&overlap_gate), 0);
+	ck_assert_int_eq(weft_group_spawn(&g, overlap_member, NULL), 0);
+	ck_assert_int_eq(weft_spawn(&s1, overlap_stop, &g), 0);
+	wait_waiters(&g.idle.wq, 1);
+	wait_waiters(&overlap_gate.wq, 1);
+	/* Hold the group's lock while the member comes to account for
+	 * itself, then s2, then the spawner: they queue in that order. */
+	ck_assert_int_eq(weft_lock_acquire(&g.lock), 0);
+	ck_assert_int_eq(weft_event_set(&overlap_gate), 1);
+	wait_waiters(&g.lock.wq, 1);
+	ck_assert_int_eq(weft_spawn(&s2, overlap_stop, &g), 0);
+	wait_waiters(&g.lock.wq, 2);
+	ck_assert_int_eq(weft_spawn(&x, overlap_spawn, &g), 0);
+	wait_waiters(&g.lock.wq, 3);
+	ck_assert_int_eq(weft_lock_release(&g.lock), 0);
+	ck_assert_int_eq(weft_join(s2, &res), 0);
+	ck_assert_int_eq((intptr_t)res, 0);
+	ck_assert_int_eq(weft_join(x, &res), 0);
+	int spawned = (int)(intptr_t)res;
+	if (spawned == 0) /* let s1 finish, to fail below, not hang */
+		ck_assert_int_eq(weft_group_cancel(&g), 0);
+	ck_assert_int_eq(weft_join(s1, &res), 0);
+	ck_assert_int_eq(spawned, -ECANCELED);
+	ck_assert_int_eq((intptr_t)res, 0);
+	ck_assert_int_eq(weft_group_running(&g), 0);
+	/* And the group takes members again once both stops are over. */
+	ck_assert_int_eq(weft_group_spawn(&g, nap, NULL), 0);
+	ck_assert_int_eq(weft_group_wait(&g), 0);
+	return NULL;
+}
+
+START_TEST(overlapping_stops)
+{
+	weft_test_run(overlap_main, NULL, 1);
+	weft_test_run(overlap_main, NULL, 2);
+}
+END_TEST
+
 /* ---- cancel, plain threads, bad input ----------------------------------- */
 
 static struct weft_group shared = WEFT_GROUP_INIT(shared);
@@ -318,6 +398,7 @@ int main(void)
 	tcase_add_test(tc, cancel_threads_and_bad_input);
 	tcase_add_test(tc, many_members);
 	tcase_add_test(tc, uninitialised_group);
+	tcase_add_test(tc, overlapping_stops);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }
