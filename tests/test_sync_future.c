@@ -300,18 +300,27 @@ static void *complete_slowly(void *arg)
 	return NULL;
 }
 
+/* A plain thread completes c->f; returns it once slow_callback runs. */
+static pthread_t complete_in_callback(struct slow_cb *c)
+{
+	pthread_t th;
+
+	ck_assert_int_eq(weft_future_add_callback(&c->f, &c->cb, slow_callback,
+						  c),
+			 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, complete_slowly, c), 0);
+	while (!atomic_load(&c->started))
+		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+	return th;
+}
+
 static void *callbacks_first_main(void *arg)
 {
 	struct slow_cb c = { .f = WEFT_FUTURE_INIT };
 	pthread_t th;
 	void *res = NULL;
 
-	ck_assert_int_eq(weft_future_add_callback(&c.f, &c.cb, slow_callback,
-						  &c),
-			 0);
-	ck_assert_int_eq(pthread_create(&th, NULL, complete_slowly, &c), 0);
-	while (!atomic_load(&c.started))
-		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+	th = complete_in_callback(&c);
 	ck_assert_int_eq(weft_future_done(&c.f), 0);
 	ck_assert_int_eq(weft_future_result(&c.f, &res), -EAGAIN);
 	atomic_store(&c.looked, 1);
@@ -356,12 +365,7 @@ static void *late_add_main(void *arg)
 	pthread_t th;
 	void *res = NULL;
 
-	ck_assert_int_eq(weft_future_add_callback(&c.f, &c.cb, slow_callback,
-						  &c),
-			 0);
-	ck_assert_int_eq(pthread_create(&th, NULL, complete_slowly, &c), 0);
-	while (!atomic_load(&c.started))
-		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+	th = complete_in_callback(&c);
 	ck_assert_int_eq(weft_future_add_callback(&c.f, &l.cb, late_callback,
 						  &l),
 			 0);
