@@ -427,38 +427,12 @@ static void sleep_in_set(struct weft__ring *r, int64_t timeout_ns)
 	weft__driver_wake_consumed(d);
 }
 
-/* Sleeps until a completion, a wake-up or timeout_ns, as the poll set's
- * poller if no worker is (its readiness then wakes this one). A poll
- * request armed by an earlier sleep stays armed while its owner runs
- * (cancelling it would cost an SQE and a CQE every sleep): once another
- * worker holds the role, both may be woken by one event, and the second
- * harvest finds nothing. */
-void weft__uring_park(struct weft__driver *d, int64_t timeout_ns)
+/* Arms what wakes r (its wake-up read; the poll set's poll if poller) and
+ * waits in the ring for a completion or timeout_ns. */
+static void wait_in_ring(struct weft__ring *r, int64_t timeout_ns, bool poller)
 {
-	struct weft__ring *r = (struct weft__ring *)d;
 	struct io_uring_cqe *cqe;
-	bool poller = weft__pollset_claim();
 
-	if (poller && ring_idle(r)) {
-		sleep_in_set(r, timeout_ns);
-		weft__pollset_release();
-		reap_ring(r);
-		return;
-	}
-	/* The wait below submits too, but without submit()'s withdrawal of
-	 * aborted ops (op.h), and a closer waiting for this ring's attempts
-	 * (unsent.h) must not wait out the sleep: submit what waits first.
-	 * Rare: the scheduler reaped, and so submitted, just before. If the
-	 * kernel refused it, no sleep: the scheduler comes round again. */
-	if (io_uring_sq_ready(&r->uring)) {
-		submit(r);
-		if (io_uring_sq_ready(&r->uring)) {
-			if (poller)
-				weft__pollset_release();
-			reap_ring(r);
-			return;
-		}
-	}
 	if (!r->wake_armed) {
 		struct io_uring_sqe *sqe = get_sqe(r);
 
@@ -487,6 +461,33 @@ void weft__uring_park(struct weft__driver *d, int64_t timeout_ns)
 		io_uring_submit_and_wait_timeout(&r->uring, &cqe, 1, &ts, NULL);
 	} else {
 		io_uring_submit_and_wait(&r->uring, 1);
+	}
+}
+
+/* Sleeps until a completion, a wake-up or timeout_ns, as the poll set's
+ * poller if no worker is (its readiness then wakes this one). A poll
+ * request armed by an earlier sleep stays armed while its owner runs
+ * (cancelling it would cost an SQE and a CQE every sleep): once another
+ * worker holds the role, both may be woken by one event, and the second
+ * harvest finds nothing. */
+void weft__uring_park(struct weft__driver *d, int64_t timeout_ns)
+{
+	struct weft__ring *r = (struct weft__ring *)d;
+	bool poller = weft__pollset_claim();
+
+	if (poller && ring_idle(r)) {
+		sleep_in_set(r, timeout_ns);
+	} else {
+		/* The wait submits too, but without submit()'s withdrawal
+		 * of aborted ops (op.h), and a closer waiting for this
+		 * ring's attempts (unsent.h) must not wait out the sleep:
+		 * submit what waits first. Rare: the scheduler reaped, and
+		 * so submitted, just before. If the kernel refused it, no
+		 * sleep: the scheduler comes round again. */
+		if (io_uring_sq_ready(&r->uring))
+			submit(r);
+		if (!io_uring_sq_ready(&r->uring))
+			wait_in_ring(r, timeout_ns, poller);
 	}
 	if (poller)
 		weft__pollset_release();

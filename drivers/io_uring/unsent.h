@@ -78,13 +78,6 @@ static inline void weft__unsent_sent(struct weft__unsent *u)
 				      memory_order_release);
 }
 
-/* Whether the owner has attempts listed (so its SQ is not empty). */
-static inline bool weft__unsent_any(const struct weft__unsent *u)
-{
-	/* relaxed: the owner asks about its own writes. */
-	return (uint32_t)atomic_load_explicit(&u->state, memory_order_relaxed);
-}
-
 /* weft_close, before it closes fd: waits until no ring but own (the
  * caller's, which it has just submitted; NULL on a plain thread) holds an
  * attempt on fd that it has not submitted. A task waits in a shielded
