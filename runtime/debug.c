@@ -30,10 +30,18 @@ void weft__debug_spin_taken(void)
 	spins_held++;
 }
 
-void weft__debug_spin_released(void)
+void (*weft__debug_unlock_hook)(unsigned *l);
+
+void weft__debug_spin_released(unsigned *l)
 {
 	WEFT_ASSERT(spins_held > 0);
 	spins_held--;
+	/* acquire: pairs with the test's release store of the hook, which
+	 * published what the hook reads. */
+	void (*hook)(unsigned *) =
+		__atomic_load_n(&weft__debug_unlock_hook, __ATOMIC_ACQUIRE);
+	if (hook)
+		hook(l);
 }
 
 int weft__debug_spins_held(void)

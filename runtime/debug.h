@@ -23,8 +23,12 @@ unsigned weft__debug_thread(void);
  * line: a task may resume on another thread, so no thread-local address
  * may be kept across a switch. */
 void weft__debug_spin_taken(void);
-void weft__debug_spin_released(void);
+void weft__debug_spin_released(unsigned *l);
 int weft__debug_spins_held(void);
+/* A test's hook, called by every spinlock release (l) just before the
+ * store that frees l: a test that stalls the releaser here can show that
+ * nobody is let go of the object while its releaser still holds l. */
+extern void (*weft__debug_unlock_hook)(unsigned *l);
 
 #ifdef WEFT_DEBUG
 __attribute__((noreturn, cold)) void weft__assert_fail(const char *cond,

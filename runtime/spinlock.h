@@ -35,6 +35,9 @@ static inline bool weft__spin_try(unsigned *l, unsigned mine)
 
 void weft__spin_lock_slow(unsigned *l, unsigned mine);
 
+/* Returns once l is seen free: its holder at the call, if any, has left. */
+void weft__spin_wait_free(const unsigned *l);
+
 /* A spin-wait loop's hint to the CPU that it spins: the core gives the
  * pipeline to its sibling thread, and leaving the loop is not taken for a
  * memory-order violation. Elsewhere a compiler barrier, which is enough. */
@@ -68,7 +71,7 @@ static inline int weft__spin_held(unsigned *l)
 static inline void weft__spin_unlock(unsigned *l)
 {
 	WEFT_ASSERT(weft__spin_held(l));
-	WEFT_DEBUG_ONLY(weft__debug_spin_released());
+	WEFT_DEBUG_ONLY(weft__debug_spin_released(l));
 	__atomic_store_n(l, 0, __ATOMIC_RELEASE);
 }
 

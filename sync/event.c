@@ -8,6 +8,8 @@
  *  - set() settles all waiters with 0 under the lock, then wakes them after
  *    unlocking; a waiter that was notified returns 0 even if a cancel
  *    raced in. A waiter aborted first was unlinked and is not counted.
+ *  - Whoever sees the flag without the lock waits out set()'s unlock
+ *    before returning (weft__waitq_quiesce): the caller may free e then.
  */
 #include <errno.h>
 
@@ -57,7 +59,10 @@ int weft_event_is_set(const struct weft_event *e)
 	if (!e)
 		return -EINVAL;
 	/* acquire: pairs with set's release store. */
-	return (int)__atomic_load_n(&e->set, __ATOMIC_ACQUIRE);
+	if (!__atomic_load_n(&e->set, __ATOMIC_ACQUIRE))
+		return 0;
+	weft__waitq_quiesce(&e->wq);
+	return 1;
 }
 
 int weft_event_wait(struct weft_event *e)
@@ -66,8 +71,10 @@ int weft_event_wait(struct weft_event *e)
 		return -EINVAL;
 	/* acquire: pairs with set's release store (the fast path returns
 	 * without the lock). */
-	if (__atomic_load_n(&e->set, __ATOMIC_ACQUIRE))
+	if (__atomic_load_n(&e->set, __ATOMIC_ACQUIRE)) {
+		weft__waitq_quiesce(&e->wq);
 		return 0;
+	}
 	struct weft__waiter w;
 	int r;
 	weft__waitq_prepare_as(&e->wq, &w, 0, WEFT__WAIT_EVENT, e);

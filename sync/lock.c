@@ -17,6 +17,8 @@
  *    starves.
  *  - A waiter that was handed the lock (notified, 0) owns it, even if a
  *    cancellation raced in; an aborted waiter was unlinked and took nothing.
+ *  - A release frees the lock only with its last touch of l, the fast
+ *    CAS: whoever takes the lock next may free l once done with it.
  */
 #include <errno.h>
 
@@ -172,8 +174,14 @@ int weft_lock_try_acquire(struct weft_lock *l)
 	return cas_state(l, &s, weft__owner_self()) ? 0 : -EBUSY;
 }
 
-/* Returns whether it handed the lock to a waiting task. */
-static bool release_slow(struct weft_lock *l)
+/*
+ * With WAITERS seen: hands the lock to the oldest waiter. Returns 1 if that
+ * is a task, 0 if a thread, or 2 if no waiter was left to take it: it then
+ * clears WAITERS and the caller releases again. The lock is
+ * never made free here, under wq.lock: a fast acquirer could take it,
+ * release it and free it while this releaser still had wq.lock to unlock.
+ */
+static int release_slow(struct weft_lock *l)
 {
 	weft__waitq_lock(&l->wq);
 	struct weft__waiter *w = weft__waitq_settle_one(&l->wq, 0);
@@ -188,13 +196,14 @@ static bool release_slow(struct weft_lock *l)
 		 * and its wake. */
 		__atomic_store_n(&l->state, next, __ATOMIC_RELEASE);
 	} else {
-		/* Every waiter was aborted meanwhile. release: pairs with
-		 * the next acquirer's acquire CAS, as the fast release. */
-		__atomic_store_n(&l->state, 0, __ATOMIC_RELEASE);
+		/* Every waiter left, or was a select's that had won
+		 * elsewhere. Relaxed: the bit publishes no data; the
+		 * caller's CAS that frees the lock orders. */
+		__atomic_fetch_and(&l->state, ~WAITERS, __ATOMIC_RELAXED);
 	}
 	weft__waitq_unlock(&l->wq);
 	if (!w)
-		return false;
+		return 2;
 	bool to_task = w->task != NULL; /* w may vanish once woken */
 	weft__waiter_wake(w);
 	return to_task;
@@ -203,14 +212,17 @@ static bool release_slow(struct weft_lock *l)
 /* 0, 1 if it handed the lock to a waiting task, or -EPERM. */
 static inline int release(struct weft_lock *l, uintptr_t me)
 {
-	/* Look first: with waiters the CAS would fail, and a failed CAS
-	 * costs as much as one that succeeds. */
-	uintptr_t s = load_state(l);
-	if (__builtin_expect(s == me && cas_state(l, &s, 0), 1))
-		return 0;
-	if (owner_of(s) != me)
-		return -EPERM;
-	return release_slow(l);
+	int r;
+	do {
+		/* Look first: with waiters the CAS would fail, and a
+		 * failed CAS costs as much as one that succeeds. */
+		uintptr_t s = load_state(l);
+		if (__builtin_expect(s == me && cas_state(l, &s, 0), 1))
+			return 0;
+		if (owner_of(s) != me)
+			return -EPERM;
+	} while ((r = release_slow(l)) == 2);
+	return r;
 }
 
 int weft__lock_release_as(struct weft_lock *l, uintptr_t me)

@@ -7,12 +7,14 @@
  * Invariants:
  *  - WAITERS is set exactly when wq is non-empty; it changes only under
  *    wq.lock (set by a waiter about to link, cleared by whoever empties wq).
- *  - WAITERS set  =>  no free permits. Permits are added only when WAITERS
- *    is clear (fast release) or under wq.lock with wq empty; a release that
+ *  - WAITERS set  =>  no free permits. Permits are added only by the
+ *    fast release's CAS, which fails while WAITERS is set; a release that
  *    finds a waiter hands its permit straight to the oldest one. So a new
  *    acquirer never overtakes a waiter (FIFO), and permits are never lost
  *    or doubled: each release either adds one or settles one waiter with 0.
  *  - An aborted waiter was unlinked under wq.lock and took no permit.
+ *  - A release adds a permit only with its last touch of s, the fast CAS:
+ *    whoever takes the permit may free s at once.
  */
 #include <errno.h>
 
@@ -126,50 +128,49 @@ int weft_sem_acquire(struct weft_sem *s)
 	return weft__waitq_wait(&s->wq, &w);
 }
 
+/*
+ * With WAITERS seen: hands a permit to the oldest waiter. Returns false if
+ * no waiter was left to take it: it then clears WAITERS and the caller
+ * releases again. The permit is never added here, under wq.lock: a
+ * fast acquirer could take it and free s while this releaser still had
+ * wq.lock to unlock.
+ */
+static bool release_slow(struct weft_sem *s)
+{
+	weft__waitq_lock(&s->wq);
+	struct weft__waiter *w = weft__waitq_settle_one(&s->wq, 0);
+	/* None left (every waiter left, or was a select's that had won
+	 * elsewhere), or the last one leaves now. release: pairs with the
+	 * acq_rel CAS of the next fast release or acquire that sees the bit
+	 * clear. */
+	if (weft__waitq_empty(&s->wq))
+		__atomic_fetch_and(&s->state, ~WAITERS, __ATOMIC_RELEASE);
+	weft__waitq_unlock(&s->wq);
+	if (!w)
+		return false;
+	weft__waiter_wake(w);
+	return true;
+}
+
 int weft_sem_release(struct weft_sem *s)
 {
 	if (!s)
 		return -EINVAL;
-	/* relaxed: a first guess; the acq_rel CAS decides and orders. */
-	uintptr_t v = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
 	uintptr_t max = s->bound ? s->bound - 1 : (uintptr_t)WEFT_SEM_MAX;
 	if (max == 0)
 		return -EOVERFLOW; /* a bounded semaphore of 0 never gives */
-	while (!(v & WAITERS)) {
-		if ((v >> 1) >= max)
-			return -EOVERFLOW;
-		if (cas_state(s, &v, v + ONE))
-			return 0;
-	}
-
-	weft__waitq_lock(&s->wq);
-	struct weft__waiter *w = weft__waitq_settle_one(&s->wq, 0);
-	int r = 0;
-	if (!w) {
-		/* Every waiter left meanwhile: keep the permit, within the
-		 * bound. WAITERS is clear or about to be (permits stay 0
-		 * while it is set); once it is, a release on the fast path
-		 * may add a permit before this one, so this one checks the
-		 * bound as that path does (an unchecked add let a bounded
-		 * semaphore of 1 reach 2). */
-		/* relaxed, both: the CAS below orders the permit. */
-		__atomic_fetch_and(&s->state, ~WAITERS, __ATOMIC_RELAXED);
-		v = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
-		do {
-			if ((v >> 1) >= max) {
-				r = -EOVERFLOW;
-				break;
-			}
-		} while (!cas_state(s, &v, v + ONE));
-	} else if (weft__waitq_empty(&s->wq)) {
-		/* release: pairs with the acq_rel CAS of the next fast
-		 * release or acquire that sees the bit clear. */
-		__atomic_fetch_and(&s->state, ~WAITERS, __ATOMIC_RELEASE);
-	}
-	weft__waitq_unlock(&s->wq);
-	if (w)
-		weft__waiter_wake(w);
-	return r;
+	do {
+		/* relaxed: a first guess; the acq_rel CAS decides and
+		 * orders. */
+		uintptr_t v = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
+		while (!(v & WAITERS)) {
+			if ((v >> 1) >= max)
+				return -EOVERFLOW;
+			if (cas_state(s, &v, v + ONE))
+				return 0;
+		}
+	} while (!release_slow(s));
+	return 0;
 }
 
 long weft_sem_value(const struct weft_sem *s)

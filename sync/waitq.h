@@ -41,6 +41,27 @@ static inline void weft__waitq_unlock(struct weft_waitq *q)
 	weft__spin_unlock(&q->lock);
 }
 
+/*
+ * For a caller that saw, without taking q's lock, a state published under
+ * it (an event set, a future done): returns once the publisher has left
+ * the lock. The publisher's unlock is its last touch of the object, and
+ * the caller may free the object as soon as it returns (an event on a
+ * stack, say), as POSIX allows for a semaphore just posted or a mutex
+ * just unlocked. Linux's completion_done() waits out its lock the same
+ * way. The publisher locked before it published, so once the caller has
+ * seen the state (acquire), the lock word it reads is the publisher's
+ * mark or a later value: free means the publisher, and anyone after it,
+ * has left. Never call it holding q's lock.
+ */
+static inline void weft__waitq_quiesce(const struct weft_waitq *q)
+{
+	/* acquire: pairs with the publisher's release unlock, so that its
+	 * writes under the lock (after the state the caller saw: the
+	 * queue's links, say) happen before the caller's reuse. */
+	if (__builtin_expect(__atomic_load_n(&q->lock, __ATOMIC_ACQUIRE), 0))
+		weft__spin_wait_free(&q->lock);
+}
+
 /* For weft__wait_park(): unlocks the queue passed as arg. */
 void weft__waitq_unlock_cb(void *q);
 

@@ -6,6 +6,11 @@
  * Every struct here is plain and owned by the user: embed it, initialise it
  * with its WEFT_*_INIT macro or its init function, and drop it once nobody
  * waits on it (a queue with heap storage also needs weft_queue_destroy).
+ * A caller that has seen the release it waited for may drop it at once,
+ * even while the call that released is still returning: one that took
+ * a lock just released or a permit just given, saw an event set or a
+ * future done. The releasing call no longer touches the object by then,
+ * as POSIX promises for a mutex just unlocked.
  *
  * Every call returns 0 (or a count) on success and a negative errno on
  * failure; bad arguments (NULL pointers, zero sizes) are -EINVAL. Every
