@@ -159,21 +159,44 @@ static int choose_sock(const struct weft_config *cfg, enum weft_io_kind kind,
 }
 
 int weft__driver_choose(const struct weft_config *cfg, enum weft_io_kind *kind,
-			bool *sock_on_ring)
+			bool *sock_on_ring, bool *may_fall_back)
 {
 	static const char *const names[] = { "auto", "io_uring", "epoll" };
 	int k = choose(cfg ? (int)cfg->io : 0, "WEFT_IO", names), r;
 
 	if (k < 0)
 		return k;
-	/* Only auto falls back: a forced io_uring that cannot start fails
-	 * in the workers' setup, which says why. */
-	if (k == WEFT_IO_AUTO)
+	/* Only auto falls back, here or in the workers' setup (run.c): a
+	 * forced io_uring that cannot start fails there, which says why. */
+	if (k == WEFT_IO_AUTO) {
 		k = weft__uring_probe() ? WEFT_IO_EPOLL : WEFT_IO_URING;
+		*may_fall_back = k == WEFT_IO_URING;
+	} else {
+		*may_fall_back = false;
+	}
 	if ((r = choose_sock(cfg, k, sock_on_ring)))
 		return r;
 	*kind = (enum weft_io_kind)k;
 	return 0;
+}
+
+/*
+ * The probe's ring is small (4 entries) and a worker's is not (RING_ENTRIES
+ * in ring.c): up to Linux 5.11 a ring's memory counts against
+ * RLIMIT_MEMLOCK (64 KiB by default then), which the probe's fits and the
+ * workers' together may not, so theirs fail with ENOMEM (as does a failed
+ * malloc of the ring's own struct: trying epoll then costs nothing that
+ * matters, and it fails too if memory is short). Also taken as
+ * "not here": what the probe's refusal would have been, had the kernel
+ * said so then (EPERM: io_uring_disabled, seccomp; EACCES: an LSM;
+ * ENOSYS: no io_uring, or a ring without what weft needs). Not EMFILE or
+ * ENFILE (epoll needs descriptors too: that error is the user's to see)
+ * nor EINVAL (the setup's flags are retried down to none: a bug).
+ */
+bool weft__driver_unusable(int err)
+{
+	return err == -ENOMEM || err == -EPERM || err == -EACCES ||
+	       err == -ENOSYS;
 }
 
 struct weft__driver *weft__driver_new(enum weft_io_kind kind, int *err,

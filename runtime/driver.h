@@ -99,10 +99,17 @@ static inline void weft__driver_count(_Atomic uint64_t *c, uint64_t n)
  * auto) to a driver that can start here: auto probes io_uring and takes
  * epoll, silently, if the kernel refuses it or lacks what weft needs. Then,
  * for io_uring, cfg->sockets and $WEFT_SOCKETS the same way, auto timing a
- * system call, to *sock_on_ring (false under epoll). Returns 0, or -EINVAL
+ * system call, to *sock_on_ring (false under epoll). *may_fall_back says
+ * whether auto chose io_uring, so that weft_run may still take epoll if a
+ * worker's ring is refused (weft__driver_unusable). Returns 0, or -EINVAL
  * for a bad value. */
 int weft__driver_choose(const struct weft_config *cfg, enum weft_io_kind *kind,
-			bool *sock_on_ring);
+			bool *sock_on_ring, bool *may_fall_back);
+
+/* Whether err, from a worker's weft__driver_new of io_uring, says io_uring
+ * is not usable here, where the probe's ring was granted: auto then takes
+ * epoll after all (weft_run). */
+bool weft__driver_unusable(int err);
 
 /* Makes the calling worker's instance of kind. Returns it, or NULL with
  * *err = -errno and *why saying in one line what to tell the user. */

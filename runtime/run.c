@@ -61,7 +61,8 @@ static int config_check(const struct weft_config *cfg, struct weft_runtime *rt)
 		    (unsigned)cfg->fp_modes > WEFT_FP_PER_TASK))
 		return -EINVAL;
 	rt->fp_per_task = cfg && cfg->fp_modes == WEFT_FP_PER_TASK;
-	return weft__driver_choose(cfg, &rt->io, &rt->sock_on_ring);
+	return weft__driver_choose(cfg, &rt->io, &rt->sock_on_ring,
+				   &rt->io_may_fall_back);
 }
 
 static void free_runtime(struct weft_runtime *rt)
@@ -73,6 +74,8 @@ static void free_runtime(struct weft_runtime *rt)
 		weft__timers_free(w);
 		if (w->driver)
 			weft__driver_free(w->driver);
+		if (w->dropped_driver)
+			weft__driver_free(w->dropped_driver);
 	}
 	free(rt->workers);
 	free(rt->idle.sleepers);
@@ -134,8 +137,10 @@ static struct weft_runtime *new_runtime(const struct weft_config *cfg, int *err)
 	return rt;
 }
 
-/* Starts the threads; waits for each to set up its driver. */
-static int start_workers(struct weft_runtime *rt, int *started)
+/* Starts the threads and waits for each to set up its driver. Returns 0,
+ * the error of a thread that could not start, or the first worker's setup
+ * error. */
+static int launch_workers(struct weft_runtime *rt, int *started)
 {
 	int r = 0;
 	for (*started = 0; *started < rt->nworkers; (*started)++) {
@@ -149,9 +154,59 @@ static int start_workers(struct weft_runtime *rt, int *started)
 		pthread_cond_wait(&rt->cv, &rt->mu);
 	if (!r)
 		r = rt->init_error;
-	rt->go = r ? -1 : 1;
+	pthread_mutex_unlock(&rt->mu);
+	return r;
+}
+
+/* Tells the workers waiting in worker_started to run (1) or leave (-1). */
+static void tell_workers(struct weft_runtime *rt, int go)
+{
+	pthread_mutex_lock(&rt->mu);
+	rt->go = go;
 	pthread_cond_broadcast(&rt->cv);
 	pthread_mutex_unlock(&rt->mu);
+}
+
+/*
+ * Auto chose io_uring on the probe's small ring, and a worker's own ring
+ * was refused (weft__driver_unusable): every worker starts again on epoll,
+ * as if the probe had failed, since all must run the same driver. The
+ * ones that came up leave, closing their rings. Their drivers are kept
+ * until free_runtime: weft_worker_metrics, on any thread, may be reading
+ * one now (metrics.c).
+ */
+static int restart_on_epoll(struct weft_runtime *rt, int *started)
+{
+	tell_workers(rt, -1);
+	for (int i = 0; i < *started; i++) {
+		struct weft_worker *w = &rt->workers[i];
+		pthread_join(w->thread, NULL);
+		w->dropped_driver = w->driver;
+		/* relaxed: NULL publishes nothing to a metrics reader. */
+		__atomic_store_n(&w->driver, NULL, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_lock(&rt->mu);
+	rt->started = 0;
+	rt->init_error = 0;
+	rt->init_why = NULL; /* silently, as after a failed probe */
+	rt->go = 0;
+	pthread_mutex_unlock(&rt->mu);
+	rt->io = WEFT_IO_EPOLL;
+	rt->sock_on_ring = false;
+	weft__driver_set_kind(WEFT_IO_EPOLL, false);
+	return launch_workers(rt, started);
+}
+
+/* Starts the threads; waits for each to set up its driver. */
+static int start_workers(struct weft_runtime *rt, int *started)
+{
+	int r = launch_workers(rt, started);
+
+	/* Every thread started: r is a worker's driver setup's. */
+	if (r && rt->io_may_fall_back && *started == rt->nworkers &&
+	    weft__driver_unusable(r))
+		r = restart_on_epoll(rt, started);
+	tell_workers(rt, r ? -1 : 1);
 	if (rt->init_why) /* driver setup failed: say why, in one line */
 		fprintf(stderr, "weft: %s\n", rt->init_why);
 	return r == -EPERM ? -ENOSYS : r;

@@ -72,6 +72,9 @@ struct __attribute__((aligned(64))) weft_worker {
 
 	struct weft__driver *driver; /* made and closed by the worker,
 					  * freed by weft_run */
+	/* Its io_uring driver, closed, when weft_run started the workers
+	 * again on epoll (run.c): freed with the runtime. */
+	struct weft__driver *dropped_driver;
 	struct weft_timer_heap timers;
 
 	/* Tasks counted here, by this worker only: an RMW on its own line,
@@ -95,9 +98,10 @@ enum { RT_RUNNING, RT_DRAINING, RT_STOPPING };
 
 struct weft_runtime {
 	int nworkers;
-	enum weft_io_kind io; /* the workers' driver */
-	bool sock_on_ring;    /* io_uring: socket attempts are SQEs */
-	bool fp_per_task;     /* cfg.fp_modes is WEFT_FP_PER_TASK */
+	enum weft_io_kind io;  /* the workers' driver */
+	bool sock_on_ring;     /* io_uring: socket attempts are SQEs */
+	bool io_may_fall_back; /* auto chose io_uring: epoll if refused */
+	bool fp_per_task;      /* cfg.fp_modes is WEFT_FP_PER_TASK */
 	struct weft_worker *workers;
 	size_t stack_size;
 	struct weft_inject inject;

@@ -15,6 +15,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +124,12 @@ static void *serve_on_epoll(void *arg)
 	if (weft_sleep(20 * 1000000) || weft_now() - t0 < 20 * 1000000)
 		CHILD_FAIL("sleep");
 	return (void *)1;
+}
+
+static void *uses_ring(void *arg)
+{
+	ck_assert_int_eq(weft_io_driver(), WEFT_IO_URING);
+	return NULL;
 }
 
 static void *never(void *arg)
@@ -235,6 +242,116 @@ START_TEST(bad_choice)
 }
 END_TEST
 
+/* ---- the probe's ring granted, the workers' refused ------------------ */
+
+/*
+ * Up to Linux 5.11 a ring's memory counts against RLIMIT_MEMLOCK (64 KiB
+ * by default there): the probe's 4-entry ring fits, the workers' larger
+ * ones may not, and their setup fails with ENOMEM. Later kernels charge
+ * the memory cgroup instead, so a lowered limit does not refuse them: the
+ * test refuses the workers' setup through weft__ring_setup_fn. Auto must
+ * then run on epoll, silently, as if the probe had failed; a forced
+ * io_uring fails with the error and says why.
+ */
+static _Atomic int ring_setups, ring_refusals;
+
+static int refuse_ring(void)
+{
+	atomic_fetch_add(&ring_refusals, 1);
+	return -ENOMEM;
+}
+
+/* The first worker's ring is granted (it must be closed again), the
+ * others' refused. */
+static int refuse_after_first(unsigned entries, struct io_uring *ring,
+			      struct io_uring_params *p)
+{
+	if (atomic_fetch_add(&ring_setups, 1) > 0)
+		return refuse_ring();
+	return io_uring_queue_init_params(entries, ring, p);
+}
+
+static int refuse_all(unsigned entries, struct io_uring *ring,
+		      struct io_uring_params *p)
+{
+	(void)entries, (void)ring, (void)p;
+	return refuse_ring();
+}
+
+/* weft_run(main) with cfg and stderr in out; returns weft_run's result. */
+static int run_quoting_stderr(weft_fn main, const struct weft_config *cfg,
+			      void **res, char *out, size_t size)
+{
+	char path[] = "/tmp/weft-nosys-XXXXXX";
+	int fd = mkstemp(path), saved = dup(2), r;
+	ssize_t n;
+
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	fflush(stderr);
+	dup2(fd, 2);
+	r = weft_run(main, NULL, cfg, res);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	n = pread(fd, out, size - 1, 0);
+	out[n > 0 ? n : 0] = 0;
+	close(fd);
+	return r;
+}
+
+static void auto_falls_back(int (*setup)(unsigned, struct io_uring *,
+					 struct io_uring_params *))
+{
+	struct weft_config cfg = { .workers = 3 };
+	char out[1024];
+	void *res = NULL;
+
+	atomic_store(&ring_setups, 0);
+	atomic_store(&ring_refusals, 0);
+	weft__ring_setup_fn = setup;
+	ck_assert_int_eq(run_quoting_stderr(serve_on_epoll, &cfg, &res, out,
+					    sizeof(out)),
+			 0);
+	weft__ring_setup_fn = io_uring_queue_init_params;
+	ck_assert_ptr_eq(res, (void *)1);
+	ck_assert_int_ge(atomic_load(&ring_refusals), 1);
+	ck_assert_str_eq(out, ""); /* silently, as after a failed probe */
+	ck_assert_int_eq(weft_io_driver(), WEFT_IO_AUTO);
+}
+
+START_TEST(worker_rings_refused)
+{
+	struct weft_config cfg = { .workers = 3, .io = WEFT_IO_URING };
+	const char *env = getenv("WEFT_IO");
+	char *saved_env = env ? strdup(env) : NULL, out[1024];
+
+	if (weft__uring_probe()) {
+		printf("no io_uring here: worker_rings_refused skipped\n");
+		free(saved_env);
+		return;
+	}
+	unsetenv("WEFT_IO"); /* auto, whichever driver the suite runs on */
+	auto_falls_back(refuse_after_first);
+	auto_falls_back(refuse_all);
+	/* Forced: the workers' error, and one line saying why. */
+	weft__ring_setup_fn = refuse_all;
+	ck_assert_int_eq(run_quoting_stderr(never, &cfg, NULL, out,
+					    sizeof(out)),
+			 -ENOMEM);
+	weft__ring_setup_fn = io_uring_queue_init_params;
+	ck_assert_msg(strstr(out, "ulimit -l") && strchr(out, '\n') &&
+			      !strchr(out, '\n')[1],
+		      "not one clear line: '%s'", out);
+	/* And auto runs on io_uring again once the rings are granted. */
+	cfg.io = WEFT_IO_AUTO;
+	ck_assert_int_eq(weft_run(uses_ring, NULL, &cfg, NULL), 0);
+	if (saved_env)
+		setenv("WEFT_IO", saved_env, 1);
+	free(saved_env);
+}
+END_TEST
+
 /* ---- a plain thread's private ring when io_uring_enter refuses ------- */
 
 static void prep_nop(struct io_uring_sqe *sqe, void *arg)
@@ -326,6 +443,7 @@ int main(void)
 	tcase_add_test(tc, seccomp_eperm);
 	tcase_add_test(tc, seccomp_enosys);
 	tcase_add_test(tc, bad_choice);
+	tcase_add_test(tc, worker_rings_refused);
 	tcase_add_test(tc, refused_private_submits);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);

@@ -125,6 +125,10 @@ static void wake_complete(struct weft__ring_op *op, int res, unsigned flags)
 	weft__driver_wake_consumed(&r->base);
 }
 
+int (*weft__ring_setup_fn)(unsigned entries, struct io_uring *ring,
+			   struct io_uring_params *p) =
+	io_uring_queue_init_params;
+
 /* Tries the helpful flags first, then fewer, as older kernels refuse them. */
 static int setup(struct weft__ring *r, unsigned entries)
 {
@@ -148,7 +152,7 @@ static int setup(struct weft__ring *r, unsigned entries)
 		memset(&p, 0, sizeof(p));
 		p.flags = tries[i];
 		p.cq_entries = entries * CQ_FACTOR;
-		err = io_uring_queue_init_params(entries, &r->uring, &p);
+		err = weft__ring_setup_fn(entries, &r->uring, &p);
 		if (err != -EINVAL)
 			return err;
 	}

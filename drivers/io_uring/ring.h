@@ -74,4 +74,11 @@ void weft__ring_submit(struct weft__ring *r);
  * the OS may deschedule it there. */
 extern int (*weft__ring_submit_fn)(struct io_uring *ring);
 
+/* Internal test interface, not API: how a worker sets its ring up
+ * (io_uring_queue_init_params; not the probe's), so that a test can refuse
+ * a worker's ring, as a locked-memory limit may, after the probe's small
+ * one was granted. */
+extern int (*weft__ring_setup_fn)(unsigned entries, struct io_uring *ring,
+				  struct io_uring_params *p);
+
 #endif
