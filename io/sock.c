@@ -425,8 +425,10 @@ int weft_close(int fd)
 	 * round (an attempt, or an op whose abort would be queued behind
 	 * it): submitted after the close, it would reach whatever file next
 	 * takes fd's number. Submitted now, it reaches fd's file, which it
-	 * keeps until it completes. Another worker's attempts on fd are
-	 * waited for (unsent.h); its ops are withdrawn (op.h). */
+	 * keeps until it completes; if the kernel refuses the submit, this
+	 * worker's attempts on fd fail with -EBADF instead (unsent.h).
+	 * Another worker's attempts on fd are waited for (unsent.h); its ops
+	 * are withdrawn (op.h). */
 	struct weft__ring *r = weft__ring_current();
 
 	if (r)

@@ -9,6 +9,7 @@
 #include <liburing.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include "drivers/io_uring/ring.h"
@@ -213,6 +214,92 @@ START_TEST(close_outlasts_unsubmitted_op)
 }
 END_TEST
 
+/*
+ * An attempt of this worker's own on fd (a send of another task's, on the
+ * ring) waits in its SQ when a task of the same worker closes fd:
+ * weft_close submits the worker's ring first, so the send reaches fd's
+ * file. If the kernel refuses that submit (io_uring_enter short of memory:
+ * -EAGAIN), the send stays in the SQ, and weft_close must not let it go
+ * out after the close, to whatever file took fd's number meanwhile: here
+ * a new socket, put at fd's number before the worker submits again.
+ */
+static _Atomic bool refusing;
+
+static int refusing_submit(struct io_uring *ring)
+{
+	if (atomic_load(&refusing))
+		return -EAGAIN; /* the kernel took none of the SQEs */
+	return io_uring_submit(ring);
+}
+
+static void *nothing(void *arg)
+{
+	return arg;
+}
+
+static void *send_old(void *arg)
+{
+	weft_task_t filler;
+
+	/* A task ready behind this one: the send then goes on the ring,
+	 * to share the round (io/call.h). */
+	ck_assert_int_eq(weft_spawn(&filler, nothing, NULL), 0);
+	weft_detach(filler);
+	return (void *)(intptr_t)weft_send(*(int *)arg, "old", 3, 0);
+}
+
+static void *own_attempt_main(void *arg)
+{
+	int old[2], new[2], fd;
+	struct weft__ring *r = weft__ring_current();
+	weft_task_t sender;
+	void *sent;
+	char buf[8];
+
+	(void)arg;
+	if (!r || weft_sock_path() != WEFT_SOCK_RING)
+		return NULL; /* epoll: no ring, so nothing waits in one */
+	ck_assert_int_eq(socketpair(AF_UNIX,
+				    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+				    0, old),
+			 0);
+	fd = old[0];
+	atomic_store(&refusing, true);
+	weft__ring_submit_fn = refusing_submit;
+	ck_assert_int_eq(weft_spawn(&sender, send_old, &fd), 0);
+	while (!io_uring_sq_ready(&r->uring)) /* the send is in the SQ */
+		ck_assert_int_eq(weft_yield(), 0);
+	ck_assert_int_eq(weft_close(fd), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX,
+				    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+				    0, new),
+			 0);
+	if (new[0] != fd) { /* else it took fd's number by itself */
+		ck_assert_int_eq(dup2(new[0], fd), fd);
+		close(new[0]);
+	}
+	atomic_store(&refusing, false);
+	ck_assert_int_eq(weft_join(sender, &sent), 0);
+	weft__ring_submit_fn = io_uring_submit;
+	/* The send failed as one after the close; the new socket's peer
+	 * got nothing. */
+	ck_assert_int_eq((intptr_t)sent, -EBADF);
+	ck_assert_int_eq(read(new[1], buf, sizeof(buf)), -1);
+	ck_assert_int_eq(errno, EAGAIN);
+	close(fd);
+	close(new[1]);
+	close(old[1]);
+	return NULL;
+}
+
+START_TEST(close_outlasts_refused_own_submit)
+{
+	struct weft_config cfg = { .workers = 1, .sockets = WEFT_SOCK_RING };
+
+	ck_assert_int_eq(weft_run(own_attempt_main, NULL, &cfg, NULL), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("unsent");
@@ -221,6 +308,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, wait_outlasts_listed_attempts);
 	tcase_add_test(tc, close_outlasts_unsubmitted_op);
+	tcase_add_test(tc, close_outlasts_refused_own_submit);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

@@ -251,6 +251,24 @@ struct io_uring_sqe *weft__attempt_begin(struct weft__attempt *a, int fd)
 	return sqe;
 }
 
+void weft__attempt_drop_fd(struct weft__ring *r, int fd)
+{
+	struct io_uring_sq *sq = &r->uring.sq;
+
+	/* From the kernel's head, as weft__io_withdraw_aborted. Every
+	 * attempt there is tagged: its task parked after tagging it. The
+	 * kernel looks the fd up at submit: -1 makes it answer -EBADF, and
+	 * the attempt completes as any other, waking its task. */
+	for (unsigned i = *sq->khead; i != sq->sqe_tail; i++) {
+		struct io_uring_sqe *sqe = &sq->sqes[i & sq->ring_mask];
+		struct weft__ring_op *op =
+			(struct weft__ring_op *)(uintptr_t)sqe->user_data;
+
+		if (op && op->complete == attempt_complete && sqe->fd == fd)
+			sqe->fd = -1;
+	}
+}
+
 int weft__attempt_wait(struct weft__attempt *a, struct io_uring_sqe *sqe)
 {
 	/* Tagged after the caller's prep, which may clear user_data. */

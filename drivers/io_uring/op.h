@@ -133,6 +133,12 @@ struct io_uring_sqe *weft__attempt_begin(struct weft__attempt *a, int fd);
  * result. */
 int weft__attempt_wait(struct weft__attempt *a, struct io_uring_sqe *sqe);
 
+/* weft_close on r's owner, before it closes fd, when r's submit was just
+ * refused: r's attempts on fd still in its SQ fail with -EBADF when they
+ * are submitted, as after the close, rather than reach whatever file
+ * takes fd's number meanwhile. Owner only. */
+void weft__attempt_drop_fd(struct weft__ring *r, int fd);
+
 /* Internal test interface, not API: how a plain thread's private ring is
  * submitted (io_uring_submit), so that a test can make it fail as a
  * refused io_uring_enter does, leaving the SQE in the SQ. */

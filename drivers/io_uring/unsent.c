@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "op.h"
 #include "unsent.h"
 #include "weft/task.h"
 #include "weft/time.h"
@@ -49,7 +50,7 @@ void weft__unsent_give_back(struct weft__unsent *u)
 }
 
 /* Whether state s of u lists fd. */
-static bool lists(struct weft__unsent *u, uint64_t s, int fd)
+static bool lists(const struct weft__unsent *u, uint64_t s, int fd)
 {
 	uint32_t n = (uint32_t)s;
 
@@ -98,6 +99,14 @@ void weft__unsent_wait(int fd, const struct weft__unsent *own)
 {
 	struct weft__unsent *u;
 
+	/* The caller's own round still lists fd only if the submit it has
+	 * just made was refused (the kernel short of memory), leaving the
+	 * SQ as it was: its attempts on fd must fail instead of going out
+	 * after the close. relaxed: the owner reads its own record. */
+	if (own &&
+	    lists(own, atomic_load_explicit(&own->state, memory_order_relaxed),
+		  fd))
+		weft__attempt_drop_fd(weft__ring_current(), fd);
 	for (u = atomic_load_explicit(&pool, memory_order_acquire); u;
 	     u = u->next) {
 		uint64_t s =

@@ -8,7 +8,9 @@
  * made before the close, submitted after it, would reach whatever file
  * took the fd's number in between: bytes of another connection. Only a
  * ring's owner may submit it (SINGLE_ISSUER), so weft_close submits its
- * own ring and waits for the others' rounds (weft__unsent_wait).
+ * own ring and waits for the others' rounds (weft__unsent_wait); if the
+ * kernel refuses its own submit, its own attempts on the fd are made to
+ * fail instead.
  *
  * Each ring holds one record, from a pool that is never freed, so a
  * closer reads any record without a lock, whenever its ring comes or
@@ -80,9 +82,11 @@ static inline void weft__unsent_sent(struct weft__unsent *u)
 
 /* weft_close, before it closes fd: waits until no ring but own (the
  * caller's, which it has just submitted; NULL on a plain thread) holds an
- * attempt on fd that it has not submitted. A task waits in a shielded
- * sleep, a plain thread in nanosleep, each at most a round of the ring it
- * waits for. Any thread. */
+ * attempt on fd that it has not submitted. Own's attempts on fd that a
+ * refused submit left in its SQ are made to fail with -EBADF instead
+ * (op.h): its owner, the caller, cannot wait for its own round. A task
+ * waits in a shielded sleep, a plain thread in nanosleep, each at most a
+ * round of the ring it waits for. Any thread. */
 void weft__unsent_wait(int fd, const struct weft__unsent *own);
 
 #endif
