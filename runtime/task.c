@@ -643,10 +643,29 @@ int weft_cancel(weft_task_t h)
 	return t ? cancel_gen(t, h.gen) : -ESRCH;
 }
 
+void (*weft__is_cancelled_after_lookup)(void);
+
+/* The task itself reads its own flag: its run holds a reference, so its
+ * handle cannot go stale meanwhile. Another's may, and its struct be
+ * respawned, between the lookup and the read: the flag would then be the
+ * next task's (spawn clears it). So the handle is checked again under
+ * wait_lock, where the generation changes (task_stale) and cancel sets
+ * the flag: while it is held and the generation matches, the struct
+ * cannot be recycled, nor the flag be another task's. */
 int weft_is_cancelled(weft_task_t h)
 {
 	struct weft_task *t = lookup(h);
-	return t ? (int)atomic_load(&t->cancelled) : -ESRCH;
+	if (!t)
+		return -ESRCH;
+	if (__builtin_expect(weft__is_cancelled_after_lookup != NULL, 0))
+		weft__is_cancelled_after_lookup();
+	if (t == weft__task_current())
+		return (int)atomic_load(&t->cancelled);
+	weft__wait_lock(t);
+	int r = gen_matches(t, h.gen) ? (int)atomic_load(&t->cancelled)
+				      : -ESRCH;
+	weft__spin_unlock(&t->wait_lock);
+	return r;
 }
 
 /* A shield hides the cancellation from the waits inside it (cancel reads

@@ -203,4 +203,9 @@ void weft__task_for_each_alive(void (*fn)(struct weft_task *, void *),
 bool weft__task_get(struct weft_task *t);
 void weft__task_put(struct weft_task *t);
 
+/* Internal test interface, not API: if set, called by weft_is_cancelled
+ * between the handle's lookup and the read of the flag, so that a test
+ * can recycle the task's struct there, as another thread may. */
+extern void (*weft__is_cancelled_after_lookup)(void);
+
 #endif

@@ -284,6 +284,65 @@ START_TEST(cancel)
 }
 END_TEST
 
+/* A stale handle whose struct was respawned is stale to weft_is_cancelled
+ * and weft_task_name: they never answer for the struct's next task. The
+ * hook recycles the struct between weft_is_cancelled's lookup of the
+ * handle and its read of the flag, as a joiner on another worker may:
+ * the flag read then was the next task's (spawn clears it, cancel sets
+ * it). One worker, so the old task has ended, and its struct comes back
+ * from the worker's cache to the next spawn. */
+static weft_task_t reuse_old, reuse_new;
+static bool reuse_cancel_new;
+
+static void *idle_body(void *arg)
+{
+	return arg;
+}
+
+static void reuse_struct(void)
+{
+	struct weft_spawn_opts o = { .name = "next" };
+
+	ck_assert_int_eq(weft_join(reuse_old, NULL), 0);
+	ck_assert_int_eq(weft_spawn_opts(&reuse_new, idle_body, NULL, &o), 0);
+	ck_assert_ptr_eq(reuse_new.task, reuse_old.task); /* reused */
+	if (reuse_cancel_new)
+		ck_assert_int_eq(weft_cancel(reuse_new), 0);
+}
+
+static void *stale_after_reuse_main(void *arg)
+{
+	struct weft_spawn_opts o = { .name = "old" };
+
+	for (int cancel_old = 0; cancel_old < 2; cancel_old++) {
+		ck_assert_int_eq(weft_spawn_opts(&reuse_old, idle_body, NULL,
+						 &o),
+				 0);
+		ck_assert_int_eq(weft_yield(), 0); /* it ends */
+		if (cancel_old)
+			ck_assert_int_eq(weft_cancel(reuse_old), 0);
+		ck_assert_int_eq(weft_is_cancelled(reuse_old), cancel_old);
+		reuse_cancel_new = !cancel_old;
+		weft__is_cancelled_after_lookup = reuse_struct;
+		int r = weft_is_cancelled(reuse_old);
+		weft__is_cancelled_after_lookup = NULL;
+		ck_assert_int_eq(r, -ESRCH);
+		/* And once reused, without a window. */
+		ck_assert_int_eq(weft_is_cancelled(reuse_old), -ESRCH);
+		ck_assert_ptr_null(weft_task_name(reuse_old));
+		ck_assert_str_eq(weft_task_name(reuse_new), "next");
+		ck_assert_int_eq(weft_is_cancelled(reuse_new), !cancel_old);
+		ck_assert_int_eq(weft_join(reuse_new, NULL), 0);
+	}
+	return NULL;
+}
+
+START_TEST(stale_handle_after_reuse)
+{
+	weft_test_run(stale_after_reuse_main, NULL, 1);
+}
+END_TEST
+
 /* ---- from a plain thread ------------------------------------------------ */
 
 static void *foreign_thread(void *arg)
@@ -311,6 +370,64 @@ static void *foreign_main(void *arg)
 START_TEST(from_plain_threads)
 {
 	weft_test_run(foreign_main, NULL, 2);
+}
+END_TEST
+
+/* Task ids (weft_dump's, gdb's `weft bt ID`) are unique without a shared
+ * counter: a worker numbers its spawns from 1 in a slot of its own, id =
+ * n * ID_SLOTS + worker; plain threads share the slot past the last
+ * worker's, WEFT_WORKERS_MAX, numbered by the runtime from 1, main
+ * (spawned by weft_run's caller) first. The API shows ids only in dumps:
+ * they are read from the struct. */
+#define ID_SLOTS (WEFT_WORKERS_MAX + 1)
+enum { IDS = 16 };
+static uint64_t plain_ids[IDS];
+
+static void *plain_ids_thread(void *arg)
+{
+	for (int i = 0; i < IDS; i++) {
+		weft_task_t t;
+		ck_assert_int_eq(weft_spawn(&t, ret_arg, NULL), 0);
+		plain_ids[i] = t.task->id;
+		ck_assert_int_eq(weft_join(t, NULL), 0);
+	}
+	return NULL;
+}
+
+static void *ids_main(void *arg)
+{
+	uint64_t ids[2 * IDS + 1];
+	int n = 0;
+
+	ids[n++] = weft_current().task->id;
+	ck_assert_uint_eq(ids[0], 1 * ID_SLOTS + WEFT_WORKERS_MAX);
+	for (int i = 0; i < IDS; i++) {
+		weft_task_t t;
+		int w = weft_worker_id(); /* no switch until the spawn */
+		ck_assert_int_eq(weft_spawn(&t, ret_arg, NULL), 0);
+		ids[n++] = t.task->id;
+		ck_assert_uint_eq(t.task->id % ID_SLOTS, (uint64_t)w);
+		ck_assert_uint_ge(t.task->id / ID_SLOTS, 1);
+		ck_assert_int_eq(weft_join(t, NULL), 0);
+	}
+	/* The only spawner off the workers: its spawns count on from main. */
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, plain_ids_thread, NULL), 0);
+	pthread_join(th, NULL); /* the other worker runs its tasks */
+	for (int i = 0; i < IDS; i++) {
+		ids[n++] = plain_ids[i];
+		ck_assert_uint_eq(plain_ids[i], (uint64_t)(i + 2) * ID_SLOTS +
+							WEFT_WORKERS_MAX);
+	}
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < i; j++)
+			ck_assert_uint_ne(ids[i], ids[j]);
+	return NULL;
+}
+
+START_TEST(task_ids)
+{
+	weft_test_run(ids_main, NULL, 2);
 }
 END_TEST
 
@@ -1307,9 +1424,11 @@ int main(void)
 	tcase_add_test(tc, bad_input);
 	tcase_add_test(tc, names_and_detach);
 	tcase_add_test(tc, cancel);
+	tcase_add_test(tc, stale_handle_after_reuse);
 	tcase_add_test(tc, cancel_wins_over_passed_deadline);
 	tcase_add_test(tc, join_of_done_task_needs_no_wait);
 	tcase_add_test(tc, from_plain_threads);
+	tcase_add_test(tc, task_ids);
 	tcase_add_test(tc, many_foreign_spawners);
 	tcase_add_test(tc, lone_worker_woken_from_plain_thread);
 	tcase_add_test(tc, migration);

@@ -71,6 +71,8 @@ int weft_dump(int fd);
  * it while the task makes no system call), the report has no frames.
  */
 struct weft_stall {
+	/* Unique within a weft_run: n * 1025 + w for the n-th task spawned
+	 * on worker w, n * 1025 + 1024 for one spawned off the workers. */
 	uint64_t task_id;
 	const char *name; /* valid during the callback */
 	int worker;

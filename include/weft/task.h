@@ -237,7 +237,10 @@ int weft_yield(void);
 /* The running task's handle; {NULL, 0} outside a task. */
 weft_task_t weft_current(void);
 
-/* The task's name; NULL for a stale handle. Valid while the handle is. */
+/* The task's name; NULL for a stale handle. Valid while the handle is:
+ * the task's struct is reused, so once the handle goes stale (its task
+ * joined, or ended detached) the string may turn into the next task's.
+ * A caller that may race with that must not keep it. */
 const char *weft_task_name(weft_task_t t);
 
 /* The worker thread the caller runs on, 0..workers-1; -1 outside a task. */
