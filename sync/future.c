@@ -18,11 +18,15 @@
  *  - While RUNNING, callbacks are added to the list only by those to whom
  *    f is pending; the completer takes them before it clears RUNNING, so
  *    they too run on it and see f done.
+ *  - Whoever sees f done without the lock waits out the completer's
+ *    unlock before returning (weft__waitq_quiesce): the caller may free f
+ *    then.
  */
 #include <errno.h>
 
 #include "weft/sync.h"
 #include "waitq.h"
+#include "select.h"
 
 enum { PENDING, RESULT, ERROR, CANCELLED };
 /* Or'ed into the outcome while the completer runs the callbacks. */
@@ -38,6 +42,21 @@ static int seen(const struct weft_future *f, int s)
 	bool mine = __atomic_load_n(&f->completer, __ATOMIC_RELAXED) ==
 		    weft__owner_self();
 	return mine ? s & ~RUNNING : PENDING;
+}
+
+/* The state f shows the caller, read without the lock. */
+static int seen_unlocked(const struct weft_future *f)
+{
+	/* acquire: pairs with complete's release store of state. */
+	int s = seen(f, __atomic_load_n(&f->state, __ATOMIC_ACQUIRE));
+	if (s != PENDING)
+		weft__waitq_quiesce(&f->wq);
+	return s;
+}
+
+bool weft__future_done_locked(const struct weft_future *f)
+{
+	return seen(f, f->state) != PENDING;
 }
 
 int weft_future_init(struct weft_future *f)
@@ -148,8 +167,7 @@ int weft_future_result(struct weft_future *f, void **result)
 {
 	if (!f)
 		return -EINVAL;
-	/* acquire: pairs with complete's release; outcome reads result. */
-	int s = seen(f, __atomic_load_n(&f->state, __ATOMIC_ACQUIRE));
+	int s = seen_unlocked(f);
 	return s == PENDING ? -EAGAIN : outcome(f, s, result);
 }
 
@@ -157,17 +175,14 @@ int weft_future_done(const struct weft_future *f)
 {
 	if (!f)
 		return -EINVAL;
-	/* acquire: pairs with complete's release, so a caller that sees
-	 * the future done may read its outcome. */
-	return seen(f, __atomic_load_n(&f->state, __ATOMIC_ACQUIRE)) != PENDING;
+	return seen_unlocked(f) != PENDING;
 }
 
 int weft_future_wait(struct weft_future *f, void **result)
 {
 	if (!f)
 		return -EINVAL;
-	/* acquire: pairs with complete's release (no lock on this path). */
-	int s = seen(f, __atomic_load_n(&f->state, __ATOMIC_ACQUIRE));
+	int s = seen_unlocked(f);
 	if (s != PENDING)
 		return outcome(f, s, result);
 
@@ -177,7 +192,7 @@ int weft_future_wait(struct weft_future *f, void **result)
 	if ((r = weft__wait_begin(&w)))
 		return r;
 	weft__waitq_lock(&f->wq);
-	if ((s = seen(f, f->state)) != PENDING) {
+	if ((s = seen(f, f->state)) != PENDING) { /* under the lock */
 		weft__waitq_unlock(&f->wq);
 		weft__wait_end(&w);
 		return outcome(f, s, result);

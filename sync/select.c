@@ -180,9 +180,10 @@ static bool timeout_due(struct sel *s, struct weft_select_case *c)
 
 /*
  * Without locks: completes case c if it can be at once (1, with c->status
- * set), else 0, or -EINVAL for a malformed case. The primitives' own try
- * calls, so nothing is marked or linked. A timeout can complete at once
- * only if it is 0 (the waiting path times the others).
+ * set), else 0, or -EINVAL for a malformed case, -EDEADLK for one the
+ * caller itself blocks. The primitives' own try calls, so nothing is
+ * marked or linked. A timeout can complete at once only if it is 0 (the
+ * waiting path times the others).
  */
 static int try_case(struct weft_select_case *c)
 {
@@ -210,6 +211,11 @@ static int try_case(struct weft_select_case *c)
 	case WEFT_SELECT_SEM:
 		return weft_sem_try_acquire(c->sem) ? 0 : (c->status = 0, 1);
 	case WEFT_SELECT_LOCK:
+		/* Never to be ready, as a JOIN of the caller: fail now, in
+		 * order, before a later case is taken or a 0 timeout polls
+		 * (weft_lock_acquire says -EDEADLK too). */
+		if (weft__lock_held_by_me(c->lock))
+			return -EDEADLK;
 		return weft_lock_try_acquire(c->lock) ? 0 : (c->status = 0, 1);
 	case WEFT_SELECT_JOIN: {
 		if (c->task.task == weft__task_current())
@@ -265,7 +271,7 @@ static bool take_or_link(struct sel *s, struct weft_select_case *c,
 		weft__waitq_push(&c->event->wq, w);
 		return false;
 	case WEFT_SELECT_FUTURE:
-		if (weft_future_done(c->future))
+		if (weft__future_done_locked(c->future))
 			break;
 		weft__waitq_push(&c->future->wq, w);
 		return false;
@@ -563,18 +569,45 @@ int weft_select(struct weft_select_case *cases, int n)
 
 #define SMALL_CASES 8
 
+static int cmp_handle(const void *a, const void *b)
+{
+	const weft_task_t *x = a, *y = b;
+	if (x->task != y->task)
+		return (uintptr_t)x->task < (uintptr_t)y->task ? -1 : 1;
+	return x->gen < y->gen ? -1 : x->gen > y->gen;
+}
+
+/* Whether a handle fills two of the m slots copied into keys (sorted
+ * here). One task in two slots is refused before anything is joined,
+ * whether the task has ended or not: the select alone would join an
+ * ended one from its first slot (a case that completes at once ends the
+ * select) and leave the second stale, yet refuse a running one (the
+ * second slot's case finds the first's claim). */
+static bool has_duplicate(weft_task_t *keys, int m)
+{
+	qsort(keys, (size_t)m, sizeof(*keys), cmp_handle);
+	for (int i = 1; i < m; i++)
+		if (keys[i].task == keys[i - 1].task &&
+		    keys[i].gen == keys[i - 1].gen)
+			return true;
+	return false;
+}
+
 int weft_wait_first(weft_task_t *tasks, int n, void **result, int *status)
 {
 	if (!tasks || n < 1 || n > WEFT_SELECT_MAX)
 		return -EINVAL;
 	struct weft_select_case small[SMALL_CASES], *cases = small;
 	int small_map[SMALL_CASES], *map = small_map;
+	weft_task_t small_keys[SMALL_CASES], *keys = small_keys;
 	if (n > SMALL_CASES) {
 		cases = malloc(sizeof(*cases) * (size_t)n);
 		map = malloc(sizeof(*map) * (size_t)n);
-		if (!cases || !map) {
+		keys = malloc(sizeof(*keys) * (size_t)n);
+		if (!cases || !map || !keys) {
 			free(cases);
 			free(map);
+			free(keys);
 			return -ENOMEM;
 		}
 	}
@@ -584,9 +617,12 @@ int weft_wait_first(weft_task_t *tasks, int n, void **result, int *status)
 			continue;
 		cases[m] = (struct weft_select_case)WEFT_CASE_JOIN(tasks[i],
 								   result);
+		keys[m] = tasks[i];
 		map[m++] = i;
 	}
-	int r = m ? weft_select(cases, m) : -ENOENT;
+	int r = -ENOENT;
+	if (m)
+		r = has_duplicate(keys, m) ? -EINVAL : weft_select(cases, m);
 	if (r >= 0) {
 		int st = cases[r].status;
 		if (st == -ESRCH || st == -EINVAL) {
@@ -601,6 +637,7 @@ int weft_wait_first(weft_task_t *tasks, int n, void **result, int *status)
 	if (cases != small) {
 		free(cases);
 		free(map);
+		free(keys);
 	}
 	return r;
 }

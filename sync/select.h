@@ -30,6 +30,10 @@ int weft__queue_get_locked(struct weft_queue *q, void *out,
 int weft__queue_put_locked(struct weft_queue *q, const void *item,
 			   struct weft__waiter **wake);
 
+/* future.c, under f->wq.lock: whether f is done for the caller (its
+ * weft_future_done would wait out that lock, held here). */
+bool weft__future_done_locked(const struct weft_future *f);
+
 /* sem.c, under s->wq.lock: takes a permit (true), or marks the semaphore
  * contended so that a release looks at wq (false); then link a waiter. */
 bool weft__sem_take_or_mark(struct weft_sem *s);

@@ -1,12 +1,13 @@
-/* Freed as soon as seen released. A thread that sees an event set, takes
- * a lock just released or a permit just given may free the primitive at
- * once (an event on a stack; POSIX allows it for a mutex just unlocked and
- * a semaphore just posted), so the releaser must not touch the primitive
- * after the moment another thread can see the release. Each case stalls
- * the releaser just before the unlock of its last critical section (the
- * unlock hook of runtime/debug.h: WEFT_DEBUG builds only), lets this
- * thread see the release and overwrite the primitive as a reuse would,
- * and checks that nothing the releaser did afterwards reached it. */
+/* Freed as soon as seen released. A thread that sees an event set or a
+ * future done, takes a lock just released or a permit just given, may
+ * free the primitive at once (an event on a stack; POSIX allows it for a
+ * mutex just unlocked and a semaphore just posted), so the releaser must
+ * not touch the primitive after the moment another thread can see the
+ * release. Each case stalls the releaser just before the unlock of its
+ * last critical section (the unlock hook of runtime/debug.h: WEFT_DEBUG
+ * builds only), lets this thread see the release and overwrite the
+ * primitive as a reuse would, and checks that nothing the releaser did
+ * afterwards reached it. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -99,6 +100,41 @@ START_TEST(event_set_then_freed)
 }
 END_TEST
 
+/* ---- a future, completed with nobody waiting ----------------------------- */
+
+static void *complete_future(void *f)
+{
+	ck_assert_int_eq(weft_future_set_result(f, f), 0);
+	return NULL;
+}
+
+/* _i: 0 sees the future done through weft_future_done, 1 through
+ * weft_future_result, 2 through weft_future_wait. */
+START_TEST(future_done_then_freed)
+{
+	struct weft_future *f = malloc(sizeof(*f));
+	void *res = NULL;
+	pthread_t th;
+	ck_assert_int_eq(weft_future_init(f), 0);
+	arm(&f->wq.lock, 1);
+	pthread_create(&th, NULL, complete_future, f);
+	while (!is_stalled())
+		sched_yield();
+	if (_i == 0)
+		ck_assert_int_eq(weft_future_done(f), 1);
+	else if (_i == 1)
+		ck_assert_int_eq(weft_future_result(f, &res), 0);
+	else
+		ck_assert_int_eq(weft_future_wait(f, &res), 0);
+	ck_assert_ptr_eq(res, _i ? (void *)f : NULL);
+	reuse(f, sizeof(*f));
+	pthread_join(th, NULL);
+	disarm();
+	check_untouched(f, sizeof(*f));
+	free(f);
+}
+END_TEST
+
 /* ---- a lock and a semaphore whose last waiter left --------------------- */
 
 /*
@@ -111,25 +147,43 @@ END_TEST
 struct left {
 	uintptr_t *state; /* the primitive's state word, bit 0 WAITERS */
 	struct weft_waitq *wq;
-	int (*release)(void *obj);
+	const struct left_kind *kind;
 	void *obj;
-	int go, done;
+	int ready, go, done;
+};
+
+/* What differs between the lock and the semaphore. */
+struct left_kind {
+	size_t size;
+	/* Initialises obj and points t at its state and wait queue. */
+	void (*init)(struct left *t, void *obj);
+	/* The releaser's part before the release (the lock's owning). */
+	void (*before)(void *obj);
+	int (*release)(void *obj);
+	/* This thread's try: 0 once it took what was released. */
+	int (*take)(void *obj);
 };
 
 static void *release_when_told(void *arg)
 {
 	struct left *t = arg;
+	if (t->kind->before)
+		t->kind->before(t->obj);
+	__atomic_store_n(&t->ready, 1, __ATOMIC_RELEASE);
 	while (!__atomic_load_n(&t->go, __ATOMIC_ACQUIRE))
 		sched_yield();
-	ck_assert_int_eq(t->release(t->obj), 0);
+	ck_assert_int_eq(t->kind->release(t->obj), 0);
 	__atomic_store_n(&t->done, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
 
-/* Runs one round; returns whether the releaser took the slow path (else
- * it came too late to see the bit, and the round proves nothing). */
+/* Plays the waiter that leaves; returns whether the releaser took the
+ * slow path (else it came too late to see the bit, and the round proves
+ * nothing). */
 static bool waiter_leaves(struct left *t)
 {
+	while (!__atomic_load_n(&t->ready, __ATOMIC_ACQUIRE))
+		sched_yield();
 	arm(&t->wq->lock, 2);
 	weft__waitq_lock(t->wq);
 	__atomic_fetch_or(t->state, 1, __ATOMIC_RELAXED);
@@ -143,71 +197,89 @@ static bool waiter_leaves(struct left *t)
 	return true;
 }
 
-static int release_lock(void *l)
+/* Rounds until one drives the releaser's slow path, whose release this
+ * thread takes and then overwrites the primitive. */
+static void last_waiter_left(const struct left_kind *kind)
+{
+	bool driven = false;
+	for (int round = 0; round < 20 && !driven; round++) {
+		void *obj = malloc(kind->size);
+		struct left t = { .kind = kind, .obj = obj };
+		pthread_t th;
+		kind->init(&t, obj);
+		pthread_create(&th, NULL, release_when_told, &t);
+		if ((driven = waiter_leaves(&t))) {
+			while (kind->take(obj))
+				sched_yield();
+			reuse(obj, kind->size);
+		}
+		pthread_join(th, NULL);
+		disarm();
+		if (driven)
+			check_untouched(obj, kind->size);
+		free(obj);
+	}
+	ck_assert_msg(driven, "the releaser never took the slow path");
+}
+
+static void lock_init(struct left *t, void *obj)
+{
+	struct weft_lock *l = obj;
+	ck_assert_int_eq(weft_lock_init(l), 0);
+	t->state = &l->state;
+	t->wq = &l->wq;
+}
+
+static void lock_own(void *l)
+{
+	ck_assert_int_eq(weft_lock_acquire(l), 0);
+}
+
+static int lock_release(void *l)
 {
 	return weft_lock_release(l);
 }
 
-static void *own_then_release(void *arg)
+static int lock_take(void *l)
 {
-	struct left *t = arg;
-	ck_assert_int_eq(weft_lock_acquire(t->obj), 0);
-	return release_when_told(arg);
+	int r = weft_lock_try_acquire(l);
+	if (!r)
+		ck_assert_int_eq(weft_lock_release(l), 0);
+	return r;
 }
 
 START_TEST(lock_released_then_freed)
 {
-	bool driven = false;
-	for (int round = 0; round < 20 && !driven; round++) {
-		struct weft_lock *l = malloc(sizeof(*l));
-		ck_assert_int_eq(weft_lock_init(l), 0);
-		struct left t = { &l->state, &l->wq, release_lock, l, 0, 0 };
-		pthread_t th;
-		pthread_create(&th, NULL, own_then_release, &t);
-		while (!__atomic_load_n(&l->state, __ATOMIC_ACQUIRE))
-			sched_yield();
-		if ((driven = waiter_leaves(&t))) {
-			while (weft_lock_try_acquire(l))
-				sched_yield();
-			ck_assert_int_eq(weft_lock_release(l), 0);
-			reuse(l, sizeof(*l));
-		}
-		pthread_join(th, NULL);
-		disarm();
-		if (driven)
-			check_untouched(l, sizeof(*l));
-		free(l);
-	}
-	ck_assert_msg(driven, "the releaser never took the slow path");
+	static const struct left_kind lock = { sizeof(struct weft_lock),
+					       lock_init, lock_own,
+					       lock_release, lock_take };
+	last_waiter_left(&lock);
 }
 END_TEST
 
-static int release_sem(void *s)
+static void sem_init(struct left *t, void *obj)
+{
+	struct weft_sem *s = obj;
+	ck_assert_int_eq(weft_sem_init(s, 0), 0);
+	t->state = &s->state;
+	t->wq = &s->wq;
+}
+
+static int sem_release(void *s)
 {
 	return weft_sem_release(s);
 }
 
+static int sem_take(void *s)
+{
+	return weft_sem_try_acquire(s);
+}
+
 START_TEST(sem_released_then_freed)
 {
-	bool driven = false;
-	for (int round = 0; round < 20 && !driven; round++) {
-		struct weft_sem *s = malloc(sizeof(*s));
-		ck_assert_int_eq(weft_sem_init(s, 0), 0);
-		struct left t = { &s->state, &s->wq, release_sem, s, 0, 0 };
-		pthread_t th;
-		pthread_create(&th, NULL, release_when_told, &t);
-		if ((driven = waiter_leaves(&t))) {
-			while (weft_sem_try_acquire(s))
-				sched_yield();
-			reuse(s, sizeof(*s));
-		}
-		pthread_join(th, NULL);
-		disarm();
-		if (driven)
-			check_untouched(s, sizeof(*s));
-		free(s);
-	}
-	ck_assert_msg(driven, "the releaser never took the slow path");
+	static const struct left_kind sem = { sizeof(struct weft_sem), sem_init,
+					      NULL, sem_release, sem_take };
+	last_waiter_left(&sem);
 }
 END_TEST
 
@@ -217,6 +289,7 @@ int main(void)
 	TCase *tc = tcase_create("release");
 	tcase_set_timeout(tc, 60);
 	tcase_add_loop_test(tc, event_set_then_freed, 0, 2);
+	tcase_add_loop_test(tc, future_done_then_freed, 0, 3);
 	tcase_add_test(tc, lock_released_then_freed);
 	tcase_add_test(tc, sem_released_then_freed);
 	suite_add_tcase(s, tc);

@@ -825,6 +825,49 @@ START_TEST(bad)
 }
 END_TEST
 
+/* A LOCK case on a lock the caller holds fails the select with -EDEADLK
+ * when its turn comes, as weft_lock_acquire fails and as a JOIN case on the
+ * caller itself does: a ready case after it is not taken, a 0 timeout after
+ * it does not poll. A case before it that completes at once still wins
+ * (cases after it are not looked at, as for -EINVAL). */
+static void *held_lock_main(void *arg)
+{
+	struct weft_queue q = WEFT_QUEUE_INIT(sizeof(uint64_t), 0);
+	struct weft_lock l = WEFT_LOCK_INIT;
+	uint64_t v = 0, one = 1;
+
+	ck_assert_int_eq(weft_lock_acquire(&l), 0);
+	ck_assert_int_eq(weft_lock_acquire(&l), -EDEADLK);
+	ck_assert_int_eq(weft_queue_put(&q, &one), 0);
+
+	struct weft_select_case c[] = { WEFT_CASE_LOCK(&l),
+					WEFT_CASE_GET(&q, &v) };
+	ck_assert_int_eq(weft_select(c, 2), -EDEADLK);
+	ck_assert_int_eq(qsize(&q), 1);
+	ck_assert_uint_eq(v, 0);
+	struct weft_select_case j[] = { WEFT_CASE_JOIN(weft_current(), NULL),
+					WEFT_CASE_GET(&q, &v) };
+	ck_assert_int_eq(weft_select(j, 2), -EDEADLK);
+	ck_assert_int_eq(qsize(&q), 1);
+	struct weft_select_case t[] = { WEFT_CASE_LOCK(&l),
+					WEFT_CASE_TIMEOUT(0) };
+	ck_assert_int_eq(weft_select(t, 2), -EDEADLK);
+
+	struct weft_select_case g[] = { WEFT_CASE_GET(&q, &v),
+					WEFT_CASE_LOCK(&l) };
+	ck_assert_int_eq(weft_select(g, 2), 0);
+	ck_assert_uint_eq(v, 1);
+	ck_assert_int_eq(weft_lock_release(&l), 0);
+	weft_queue_destroy(&q);
+	return NULL;
+}
+
+START_TEST(held_lock)
+{
+	weft_test_run(held_lock_main, NULL, 1);
+}
+END_TEST
+
 /* ---- stress: conservation across all workers ---------------------------- */
 
 #define PERMITS 3
@@ -1283,6 +1326,7 @@ int main(void)
 	tcase_add_test(tc, first);
 	tcase_add_test(tc, first_many);
 	tcase_add_test(tc, bad);
+	tcase_add_test(tc, held_lock);
 	tcase_add_test(tc, stress);
 	tcase_add_test(tc, same_queue_get_put);
 	tcase_add_test(tc, same_queue_window);

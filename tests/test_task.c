@@ -373,6 +373,49 @@ START_TEST(from_plain_threads)
 }
 END_TEST
 
+/* One task in two slots of weft_wait_first is -EINVAL (weft/select.h),
+ * and nothing is joined, whether the task has ended or not. It used to
+ * join an ended one from the first slot, then say -ESRCH for the second
+ * (stale by then). A stale slot alone is -ESRCH, as for weft_join. Ten
+ * slots take the path that allocates. */
+static void *wait_first_dup_main(void *arg)
+{
+	enum { N = 10 };
+	weft_task_t t[N], e, live;
+	void *res = NULL;
+	int st = 1;
+
+	ck_assert_int_eq(weft_spawn(&live, sleeper_forever, NULL), 0);
+	for (int n = 2; n <= N; n += N - 2) {
+		ck_assert_int_eq(weft_spawn(&e, ret_arg, (void *)5), 0);
+		ck_assert_int_eq(weft_yield(), 0); /* it ends */
+		for (int ended = 0; ended < 2; ended++) {
+			memset(t, 0, sizeof(t));
+			t[0] = t[n - 1] = ended ? e : live;
+			for (int call = 0; call < 2; call++)
+				ck_assert_int_eq(weft_wait_first(t, n, &res,
+								 &st),
+						 -EINVAL);
+			ck_assert_ptr_null(res);
+			ck_assert_int_eq(st, 1);
+		}
+		ck_assert_int_eq(weft_join(e, &res), 0); /* still valid */
+		ck_assert_ptr_eq(res, (void *)5);
+		t[0] = e;
+		ck_assert_int_eq(weft_wait_first(t, 1, NULL, NULL), -ESRCH);
+		res = NULL;
+	}
+	ck_assert_int_eq(weft_cancel(live), 0);
+	ck_assert_int_eq(weft_join(live, NULL), 0);
+	return NULL;
+}
+
+START_TEST(wait_first_duplicate)
+{
+	weft_test_run(wait_first_dup_main, NULL, 1);
+}
+END_TEST
+
 /* Task ids (weft_dump's, gdb's `weft bt ID`) are unique without a shared
  * counter: a worker numbers its spawns from 1 in a slot of its own, id =
  * n * ID_SLOTS + worker; plain threads share the slot past the last
@@ -1429,6 +1472,7 @@ int main(void)
 	tcase_add_test(tc, join_of_done_task_needs_no_wait);
 	tcase_add_test(tc, from_plain_threads);
 	tcase_add_test(tc, task_ids);
+	tcase_add_test(tc, wait_first_duplicate);
 	tcase_add_test(tc, many_foreign_spawners);
 	tcase_add_test(tc, lone_worker_woken_from_plain_thread);
 	tcase_add_test(tc, migration);

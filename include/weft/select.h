@@ -130,7 +130,10 @@ struct weft_select_case {
  *             timeout (cases after one that completes at once are not
  *             looked at);
  *   -EDEADLK  a LOCK case on a lock the caller holds, or a JOIN case on
- *             the caller itself;
+ *             the caller itself: such a case can never complete, so the
+ *             select fails when it comes to it in array order, as for
+ *             -EINVAL, having taken nothing (a ready case after it is not
+ *             taken, a timeout of 0 after it does not poll);
  *   -ECANCELED, -ETIMEDOUT  the caller was cancelled / its deadline
  *             passed while it waited; nothing completed;
  *   -ENOMEM   more than 16 cases and no memory for their bookkeeping, or
