@@ -15,7 +15,8 @@
  *  - Write side: the unsent bytes are wbuf[0, wlen), in the order written.
  *    After a retryable send failure they (and the unsent tail of the bytes
  *    being written) are still there, in order; after a final one werror is
- *    set, wlen is 0, and nothing is ever sent again.
+ *    set, wlen is 0, and nothing is ever sent again. Until then, wcap
+ *    exceeds WEFT_STREAM_WBUF only while such a kept tail is unsent.
  */
 #include <errno.h>
 #include <limits.h>
@@ -348,6 +349,20 @@ static ssize_t send_iov(struct weft_stream *s, const struct iovec *iov, int n,
 	return r;
 }
 
+/* The buffer just drained: if it grew past the usual size to keep the tail
+ * of a big write cut short (keep_unsent), free it, as reserve() does on the
+ * read side. Kept, a long-lived connection would hold one burst's memory
+ * for good, and buffer (copy) later writes that big instead of sending
+ * them. The next small write allocates the usual size again. */
+static void shrink_drained(struct weft_stream *s)
+{
+	if (s->wcap <= WEFT_STREAM_WBUF)
+		return;
+	free(s->wbuf);
+	s->wbuf = NULL;
+	s->wcap = 0;
+}
+
 /* Sends wbuf[0, wlen) and then extra[0, elen), one send per round
  * until all has gone. Returns 0 (the buffer is empty) or -errno (see
  * keep_unsent). */
@@ -382,6 +397,7 @@ static int send_out(struct weft_stream *s, const char *extra, size_t elen,
 		}
 	}
 	s->wlen = 0;
+	shrink_drained(s);
 	return 0;
 }
 

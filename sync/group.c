@@ -165,8 +165,10 @@ int weft_group_wait(struct weft_group *g)
 	while (g->running && !r)
 		r = weft__cond_wait_as(&g->idle, WEFT__WAIT_GROUP, g);
 	if (r) {
-		/* Cancelled or timed out: the members go too, and are waited
-		 * for, since they may use this stack. */
+		/* Cancelled, timed out, or no memory for the deadline's timer
+		 * (-ENOMEM: the deadline cannot be kept, and returning now
+		 * would leave them running): the members go too, and are
+		 * waited for, since they may use this stack. */
 		stop_members(g);
 	} else {
 		r = g->error;

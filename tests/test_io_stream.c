@@ -549,54 +549,136 @@ START_TEST(write_timeout_keeps_order)
 }
 END_TEST
 
+/* Nobody reads from's peer: sends junk into from until a send would
+ * wait. Returns how many bytes went, for unchoke. */
+static size_t choke(int from)
+{
+	static char junk[65536];
+	size_t sent = 0;
+	ssize_t r;
+
+	while ((r = weft_send(from, junk, sizeof(junk), MSG_DONTWAIT)) > 0)
+		sent += (size_t)r;
+	ck_assert_int_eq(r, -EAGAIN);
+	return sent;
+}
+
+/* Receives and drops the sent bytes of junk choke sent to fd. */
+static void unchoke(int fd, size_t sent)
+{
+	static char skip[65536];
+	ssize_t r;
+
+	while (sent) {
+		r = weft_recv(fd, skip,
+			      sent < sizeof(skip) ? sent : sizeof(skip), 0);
+		ck_assert_int_gt(r, 0);
+		sent -= (size_t)r;
+	}
+}
+
+/* Opens s on p.b with p.b's send buffer full and writes out[0, len)
+ * under a deadline of 1 ms, which cuts it short. Returns the junk sent to
+ * fill the buffer (for unchoke). */
+static size_t write_times_out(struct pair p, struct weft_stream *s,
+			      const uint8_t *out, size_t len)
+{
+	struct weft_deadline d;
+	size_t sent = choke(p.b);
+
+	ck_assert_int_eq(weft_stream_init(s, p.b, 0), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_stream_write(s, out, len), -ETIMEDOUT);
+	weft_deadline_leave(&d);
+	return sent;
+}
+
+/* After write_times_out: p.a takes the junk, then s's bytes, which must
+ * be out[0, len) in order once s is flushed. */
+static void flush_arrives(struct pair p, struct weft_stream *s, size_t sent,
+			  const uint8_t *out, uint8_t *in, size_t len)
+{
+	struct drain dr = { p.a, in, len };
+	weft_task_t t;
+	void *res;
+
+	unchoke(p.a, sent);
+	ck_assert_int_eq(weft_spawn(&t, drain_exact, &dr), 0);
+	ck_assert_int_eq(weft_stream_flush(s), 0);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_int_eq((intptr_t)res, (ssize_t)len);
+	ck_assert(!memcmp(in, out, len));
+}
+
 /* A stream's first write, too big to buffer, goes out at once with no
  * buffer yet; cut short by a deadline, its rest is kept all the same (the
  * rest was moved within the buffer that did not exist: memmove of NULL). */
 static void *first_write_main(void *arg)
 {
-	static char junk[65536];
 	struct pair p = tcp_pair();
-	size_t len = 3 * WEFT_STREAM_WBUF, sent = 0;
-	uint8_t *out = malloc(len), *in = malloc(len), *skip = malloc(65536);
-	struct drain dr = { p.a, in, len };
-	struct weft_deadline d;
+	size_t len = 3 * WEFT_STREAM_WBUF, sent;
+	uint8_t *out = malloc(len), *in = malloc(len);
 	struct weft_stream s;
-	weft_task_t t;
-	void *res;
-	ssize_t r;
 
 	io_fill(out, len, 5, 0);
-	/* Nobody reads p.a: fill p.b's way until a send would wait. */
-	while ((r = weft_send(p.b, junk, sizeof(junk), MSG_DONTWAIT)) > 0)
-		sent += (size_t)r;
-	ck_assert_int_eq(r, -EAGAIN);
-	ck_assert_int_eq(weft_stream_init(&s, p.b, 0), 0);
-	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_MSEC), 0);
-	ck_assert_int_eq(weft_stream_write(&s, out, len), -ETIMEDOUT);
-	weft_deadline_leave(&d);
+	sent = write_times_out(p, &s, out, len);
 	ck_assert_int_eq(weft_stream_unsent(&s), len);
-	/* The reader takes the junk, then the stream's bytes, in order. */
-	while (sent) {
-		r = weft_recv(p.a, skip, sent < 65536 ? sent : 65536, 0);
-		ck_assert_int_gt(r, 0);
-		sent -= (size_t)r;
-	}
-	ck_assert_int_eq(weft_spawn(&t, drain_exact, &dr), 0);
-	ck_assert_int_eq(weft_stream_flush(&s), 0);
-	ck_assert_int_eq(weft_join(t, &res), 0);
-	ck_assert_int_eq((intptr_t)res, (ssize_t)len);
-	ck_assert(!memcmp(in, out, len));
+	flush_arrives(p, &s, sent, out, in, len);
 	weft_stream_close(&s, 0);
 	weft_close(p.a);
 	free(out);
 	free(in);
-	free(skip);
 	return NULL;
 }
 
 START_TEST(first_write_times_out)
 {
 	weft_test_run(first_write_main, NULL, WORKERS);
+}
+END_TEST
+
+/* The write buffer grows to keep the tail of a big write cut short by a
+ * deadline; once that is sent it goes back to its usual size, or a
+ * long-lived connection would hold one burst's memory for good (and buffer
+ * writes as big as the burst instead of sending them). */
+static void *wbuf_shrinks_main(void *arg)
+{
+	struct pair p = tcp_pair();
+	size_t len = 8 * WEFT_STREAM_WBUF, big = 2 * WEFT_STREAM_WBUF, sent;
+	uint8_t *out = malloc(len), *in = malloc(len);
+	struct drain dr = { p.a, in, big };
+	struct weft_stream s;
+	weft_task_t t;
+	void *res;
+
+	io_fill(out, len, 7, 0);
+	sent = write_times_out(p, &s, out, len);
+	ck_assert_uint_gt(weft_stream_unsent(&s), WEFT_STREAM_WBUF);
+	ck_assert_uint_gt(s.wcap, WEFT_STREAM_WBUF); /* grown to keep it */
+	flush_arrives(p, &s, sent, out, in, len);
+	/* Drained: no more than the usual buffer is kept. */
+	ck_assert_uint_le(s.wcap, WEFT_STREAM_WBUF);
+	/* A write too big for it goes straight out again. */
+	ck_assert_int_eq(weft_spawn(&t, drain_exact, &dr), 0);
+	ck_assert_int_eq(weft_stream_write(&s, out, big), (ssize_t)big);
+	ck_assert_uint_eq(weft_stream_unsent(&s), 0);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_int_eq((intptr_t)res, (ssize_t)big);
+	ck_assert(!memcmp(in, out, big));
+	/* A small one is buffered, in a buffer of the usual size. */
+	ck_assert_int_eq(weft_stream_write(&s, "x", 1), 1);
+	ck_assert_uint_eq(weft_stream_unsent(&s), 1);
+	ck_assert_uint_eq(s.wcap, WEFT_STREAM_WBUF);
+	weft_stream_close(&s, 0);
+	weft_close(p.a);
+	free(out);
+	free(in);
+	return NULL;
+}
+
+START_TEST(write_buffer_shrinks_after_burst)
+{
+	weft_test_run(wbuf_shrinks_main, NULL, WORKERS);
 }
 END_TEST
 
@@ -812,6 +894,7 @@ int main(void)
 	tcase_add_test(tc, reset_by_peer);
 	tcase_add_test(tc, write_timeout_keeps_order);
 	tcase_add_test(tc, first_write_times_out);
+	tcase_add_test(tc, write_buffer_shrinks_after_burst);
 	tcase_add_test(tc, graceful_close);
 	tcase_add_test(tc, plain_thread);
 	tcase_add_test(tc, write_to_pipe);

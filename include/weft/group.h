@@ -88,8 +88,10 @@ WEFT_MUST_CHECK int weft_group_spawn(struct weft_group *g, weft_fn fn,
 int weft_group_cancel(struct weft_group *g);
 
 /* Waits until every member has returned. Returns 0, the first member's
- * failure, -ECANCELED or -ETIMEDOUT (members cancelled and waited for), or
- * -EINVAL. */
+ * failure, -ECANCELED or -ETIMEDOUT (members cancelled and waited for),
+ * -ENOMEM (under a deadline, no memory for the wait's timer: the deadline
+ * cannot be kept, so, as for -ETIMEDOUT, the members are cancelled and
+ * waited for), or -EINVAL. Whatever it returns, no member still runs. */
 WEFT_MUST_CHECK int weft_group_wait(struct weft_group *g);
 
 /* Cancels every member and waits until all have returned, whatever the

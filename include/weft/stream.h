@@ -25,10 +25,11 @@
  * it is full); weft_stream_flush sends what is buffered with one send
  * (weft_send; weft_writev over a pipe), looping only over short sends. On
  * -ECANCELED or -ETIMEDOUT the bytes not yet sent stay buffered, in order,
- * for the next flush: nothing is lost or sent twice. Any other send error
- * (-EPIPE, -ECONNRESET, ...) is final: the buffered bytes are dropped and
- * every later write or flush returns that error (Go's bufio.Writer does the
- * same).
+ * for the next flush: nothing is lost or sent twice (the write buffer grows
+ * to hold them, and goes back to its usual size once they are sent). Any
+ * other send error (-EPIPE, -ECONNRESET, ...) is final: the buffered bytes
+ * are dropped and every later write or flush returns that error (Go's
+ * bufio.Writer does the same).
  *
  * A stream is used by one task (or thread) at a time; a reader task and a
  * writer task may share one stream (the two halves touch different fields)
