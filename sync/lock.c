@@ -175,35 +175,37 @@ int weft_lock_try_acquire(struct weft_lock *l)
 }
 
 /*
- * With WAITERS seen: hands the lock to the oldest waiter. Returns 1 if that
- * is a task, 0 if a thread, or 2 if no waiter was left to take it: it then
- * clears WAITERS and the caller releases again. The lock is
- * never made free here, under wq.lock: a fast acquirer could take it,
- * release it and free it while this releaser still had wq.lock to unlock.
+ * The owner me saw WAITERS: hands the lock to the oldest waiter. Returns 1
+ * if that is a task, else 0. If no waiter is left to take it (all left,
+ * or were a select's that had won elsewhere), clears WAITERS and frees
+ * the lock with the fast CAS after unlocking wq.lock, never under it: a
+ * fast acquirer could take the lock, release it and free it while this
+ * releaser still had wq.lock to unlock.
  */
-static int release_slow(struct weft_lock *l)
+static int release_slow(struct weft_lock *l, uintptr_t me)
 {
-	weft__waitq_lock(&l->wq);
-	struct weft__waiter *w = weft__waitq_settle_one(&l->wq, 0);
-	if (w) {
-		/* Hand over: the lock never becomes free in between. */
-		uintptr_t next = (uintptr_t)w->value;
-		if (!weft__waitq_empty(&l->wq))
-			next |= WAITERS;
-		/* release: pairs with later acquire reads of state (the
-		 * next CAS, held_by_me). The new owner itself runs after
-		 * this critical section through its settle under wq.lock
-		 * and its wake. */
-		__atomic_store_n(&l->state, next, __ATOMIC_RELEASE);
-	} else {
-		/* Every waiter left, or was a select's that had won
-		 * elsewhere. Relaxed: the bit publishes no data; the
-		 * caller's CAS that frees the lock orders. */
+	struct weft__waiter *w;
+	for (;;) {
+		weft__waitq_lock(&l->wq);
+		if ((w = weft__waitq_settle_one(&l->wq, 0)))
+			break;
+		/* Relaxed: the bit publishes no data; the CAS orders. */
 		__atomic_fetch_and(&l->state, ~WAITERS, __ATOMIC_RELAXED);
+		weft__waitq_unlock(&l->wq);
+		uintptr_t s = me;
+		if (cas_state(l, &s, 0))
+			return 0;
+		/* A waiter came meanwhile and set WAITERS again. */
 	}
+	/* Hand over: the lock never becomes free in between. */
+	uintptr_t next = (uintptr_t)w->value;
+	if (!weft__waitq_empty(&l->wq))
+		next |= WAITERS;
+	/* release: pairs with later acquire reads of state (the next CAS,
+	 * held_by_me). The new owner itself runs after this critical
+	 * section through its settle under wq.lock and its wake. */
+	__atomic_store_n(&l->state, next, __ATOMIC_RELEASE);
 	weft__waitq_unlock(&l->wq);
-	if (!w)
-		return 2;
 	bool to_task = w->task != NULL; /* w may vanish once woken */
 	weft__waiter_wake(w);
 	return to_task;
@@ -212,17 +214,14 @@ static int release_slow(struct weft_lock *l)
 /* 0, 1 if it handed the lock to a waiting task, or -EPERM. */
 static inline int release(struct weft_lock *l, uintptr_t me)
 {
-	int r;
-	do {
-		/* Look first: with waiters the CAS would fail, and a
-		 * failed CAS costs as much as one that succeeds. */
-		uintptr_t s = load_state(l);
-		if (__builtin_expect(s == me && cas_state(l, &s, 0), 1))
-			return 0;
-		if (owner_of(s) != me)
-			return -EPERM;
-	} while ((r = release_slow(l)) == 2);
-	return r;
+	/* Look first: with waiters the CAS would fail, and a failed CAS
+	 * costs as much as one that succeeds. */
+	uintptr_t s = load_state(l);
+	if (__builtin_expect(s == me && cas_state(l, &s, 0), 1))
+		return 0;
+	if (owner_of(s) != me)
+		return -EPERM;
+	return release_slow(l, me);
 }
 
 int weft__lock_release_as(struct weft_lock *l, uintptr_t me)

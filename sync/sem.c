@@ -128,28 +128,47 @@ int weft_sem_acquire(struct weft_sem *s)
 	return weft__waitq_wait(&s->wq, &w);
 }
 
-/*
- * With WAITERS seen: hands a permit to the oldest waiter. Returns false if
- * no waiter was left to take it: it then clears WAITERS and the caller
- * releases again. The permit is never added here, under wq.lock: a
- * fast acquirer could take it and free s while this releaser still had
- * wq.lock to unlock.
- */
-static bool release_slow(struct weft_sem *s)
+/* The fast release: adds a permit, within max, while nobody waits.
+ * Returns 0, -EOVERFLOW, or 1 if WAITERS is set (release_slow's case). */
+static inline int add_permit(struct weft_sem *s, uintptr_t max)
 {
-	weft__waitq_lock(&s->wq);
-	struct weft__waiter *w = weft__waitq_settle_one(&s->wq, 0);
-	/* None left (every waiter left, or was a select's that had won
-	 * elsewhere), or the last one leaves now. release: pairs with the
-	 * acq_rel CAS of the next fast release or acquire that sees the bit
-	 * clear. */
-	if (weft__waitq_empty(&s->wq))
-		__atomic_fetch_and(&s->state, ~WAITERS, __ATOMIC_RELEASE);
-	weft__waitq_unlock(&s->wq);
-	if (!w)
-		return false;
-	weft__waiter_wake(w);
-	return true;
+	/* relaxed: a first guess; the acq_rel CAS decides and orders. */
+	uintptr_t v = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
+	while (!(v & WAITERS)) {
+		if ((v >> 1) >= max)
+			return -EOVERFLOW;
+		if (cas_state(s, &v, v + ONE))
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * WAITERS was seen: hands the permit to the oldest waiter. If no waiter is
+ * left to take it (all left, or were a select's that had won elsewhere),
+ * clears WAITERS and adds the permit with the fast CAS after unlocking
+ * wq.lock, never under it: a fast acquirer could take the permit and free
+ * s while this releaser still had wq.lock to unlock.
+ */
+static int release_slow(struct weft_sem *s, uintptr_t max)
+{
+	int r;
+	do {
+		weft__waitq_lock(&s->wq);
+		struct weft__waiter *w = weft__waitq_settle_one(&s->wq, 0);
+		/* None left, or the last one leaves now. release: pairs with
+		 * the acq_rel CAS of the next fast release or acquire that
+		 * sees the bit clear. */
+		if (weft__waitq_empty(&s->wq))
+			__atomic_fetch_and(&s->state, ~WAITERS,
+					   __ATOMIC_RELEASE);
+		weft__waitq_unlock(&s->wq);
+		if (w) {
+			weft__waiter_wake(w);
+			return 0;
+		}
+	} while ((r = add_permit(s, max)) > 0); /* a waiter came again */
+	return r;
 }
 
 int weft_sem_release(struct weft_sem *s)
@@ -159,18 +178,8 @@ int weft_sem_release(struct weft_sem *s)
 	uintptr_t max = s->bound ? s->bound - 1 : (uintptr_t)WEFT_SEM_MAX;
 	if (max == 0)
 		return -EOVERFLOW; /* a bounded semaphore of 0 never gives */
-	do {
-		/* relaxed: a first guess; the acq_rel CAS decides and
-		 * orders. */
-		uintptr_t v = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
-		while (!(v & WAITERS)) {
-			if ((v >> 1) >= max)
-				return -EOVERFLOW;
-			if (cas_state(s, &v, v + ONE))
-				return 0;
-		}
-	} while (!release_slow(s));
-	return 0;
+	int r = add_permit(s, max);
+	return r > 0 ? release_slow(s, max) : r;
 }
 
 long weft_sem_value(const struct weft_sem *s)
