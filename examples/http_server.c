@@ -8,7 +8,9 @@
  *     else 431; once its first line is in, the rest of it must arrive
  *     within HEAD_TIMEOUT, else 408; either way the connection is closed;
  *   - a malformed request gets 400 and the connection is closed;
- *   - a body (Content-Length) is read and dropped; chunked bodies get 501;
+ *   - a body (Content-Length) is read and dropped, after a 100 Continue if
+ *     the client expects one before it sends the body; chunked bodies get
+ *     501;
  *   - an idle keep-alive connection is closed after IDLE_TIMEOUT.
  *
  * The head is read line by line (weft_stream_readline, the stream's limit
@@ -45,7 +47,8 @@ struct request {
 	bool head; /* HEAD: no body in the answer */
 	bool keep_alive;
 	bool has_host;
-	long length; /* Content-Length; -1: none */
+	bool expect_continue; /* Expect: 100-continue */
+	long length;          /* Content-Length; -1: none */
 };
 
 struct conn {
@@ -65,6 +68,16 @@ static bool tchar(unsigned char c)
 static bool vchar(unsigned char c)
 {
 	return c == '\t' || (c >= ' ' && c != 0x7f);
+}
+
+/* What a Host value, uri-host [":" port] (RFC 3986 3.2.2), is made of:
+ * unreserved, pct-encoded and sub-delims characters, ':' and an IP
+ * literal's brackets. */
+static bool host_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') ||
+	       (c && strchr("-._~%!$&'()*+,;=:[]", c));
 }
 
 /* "GET /path HTTP/1.1" in [p, end), the CR excluded. Returns 0 or a status. */
@@ -87,7 +100,8 @@ static int parse_request_line(const char *p, const char *end,
 	if (end - p != 8 || memcmp(p, "HTTP/", 5) || p[6] != '.' ||
 	    p[5] < '0' || p[5] > '9' || p[7] < '0' || p[7] > '9')
 		return 400;
-	if (p[5] != '1' || (p[7] != '0' && p[7] != '1'))
+	/* RFC 9110 2.5: a later 1.x is served as the highest we know, 1.1. */
+	if (p[5] != '1')
 		return 505;
 	req->http10 = p[7] == '0';
 	return 0;
@@ -154,8 +168,17 @@ static int parse_header(const char *p, const char *end, struct request *req,
 		return parse_length(v, end, &req->length);
 	if (NAME_IS("Transfer-Encoding"))
 		return 501;
-	if (NAME_IS("Host"))
+	if (NAME_IS("Host")) {
+		/* RFC 9112 3.2: one Host, and a valid one. */
+		if (req->has_host)
+			return 400;
+		for (const char *c = v; c < end; c++)
+			if (!host_char(*c))
+				return 400;
 		req->has_host = true;
+	}
+	if (NAME_IS("Expect"))
+		req->expect_continue |= has_token(v, end, "100-continue");
 	if (NAME_IS("Connection")) {
 		*conn_close |= has_token(v, end, "close");
 		*conn_keep |= has_token(v, end, "keep-alive");
@@ -227,16 +250,21 @@ static int read_head(struct conn *c, struct request *req)
 	if (!req->http10 && !req->has_host)
 		return -400; /* RFC 9112 3.2: HTTP/1.1 names its host */
 	req->keep_alive = req->http10 ? conn_keep && !conn_close : !conn_close;
+	if (req->http10)
+		req->expect_continue = false; /* RFC 9110 10.1.1: ignored */
 	if (req->length < 0)
 		req->length = 0;
 	return 0;
 }
 
-/* Reads and drops a body of length bytes within the head time. Returns 0,
- * QUIET or -408. */
-static int skip_body(struct conn *c, long length)
+static const char go_on[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+/* Reads and drops req's body within the head time. Returns 0, QUIET or
+ * -408. */
+static int skip_body(struct conn *c, const struct request *req)
 {
 	struct weft_deadline d;
+	long length = req->length;
 	char sink[2048];
 	ssize_t n = 0;
 
@@ -245,9 +273,13 @@ static int skip_body(struct conn *c, long length)
 	if (weft_deadline_enter(&d, HEAD_TIMEOUT))
 		return QUIET;
 	/* Answers held back for a pipelined head go before a wait for the
-	 * rest of its body (within the same time). */
+	 * rest of its body (within the same time), and so does the 100
+	 * (Continue) of a client that waits for one before it sends the body
+	 * (RFC 9110 10.1.1: the server MUST send it, or a final answer). */
 	if (weft_stream_buffered(&c->s) < (size_t)length &&
-	    weft_stream_flush(&c->s)) {
+	    ((req->expect_continue &&
+	      weft_stream_write(&c->s, go_on, sizeof(go_on) - 1) < 0) ||
+	     weft_stream_flush(&c->s))) {
 		weft_deadline_leave(&d);
 		return QUIET; /* a client that takes no answer */
 	}
@@ -369,7 +401,7 @@ static void http(int fd)
 	for (;;) {
 		r = read_head(&c, &req);
 		if (!r)
-			r = skip_body(&c, req.length);
+			r = skip_body(&c, &req);
 		if (!r && answer(&c, &req))
 			r = QUIET;
 		if (r < QUIET)

@@ -396,13 +396,11 @@ struct response {
 	char body[256];
 };
 
-/* Reads one response; with no_body (HEAD) its body is not read. */
-static void read_response(struct reader *r, struct response *res, bool no_body)
+/* Receives until a whole response head is in r; returns its blank line. */
+static char *recv_head(struct reader *r)
 {
-	char *end, *h;
-	size_t head;
+	char *end;
 
-	*res = (struct response){ .length = -1 };
 	while (!(end = memmem(r->buf, r->len, "\r\n\r\n", 4))) {
 		ssize_t n;
 
@@ -415,6 +413,16 @@ static void read_response(struct reader *r, struct response *res, bool no_body)
 			    n ? strerror(errno) : "closed");
 		r->len += (size_t)n;
 	}
+	return end;
+}
+
+/* Reads one response; with no_body (HEAD) its body is not read. */
+static void read_response(struct reader *r, struct response *res, bool no_body)
+{
+	char *end = recv_head(r), *h;
+	size_t head;
+
+	*res = (struct response){ .length = -1 };
 	*end = 0;
 	head = (size_t)(end + 4 - r->buf);
 	if (sscanf(r->buf, "HTTP/1.1 %d ", &res->status) != 1)
@@ -450,6 +458,19 @@ static void expect_soon(int fd, int ms, const char *what)
 
 	if (poll(&p, 1, ms) != 1)
 		die("%s: no answer within %d ms", what, ms);
+}
+
+/* An interim answer, exactly "HTTP/1.1 100 Continue", head only. */
+static void expect_continue(struct reader *r)
+{
+	static const char want[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	char *end = recv_head(r);
+	size_t head = (size_t)(end + 4 - r->buf);
+
+	if (head != sizeof(want) - 1 || memcmp(r->buf, want, head))
+		die("expected 100 Continue, got %.40s", r->buf);
+	memmove(r->buf, r->buf + head, r->len - head);
+	r->len -= head;
 }
 
 static void expect_hello(struct reader *r, bool closing)
@@ -491,6 +512,15 @@ static void http_keep_alive(void)
 		       "Content-Length: 11\r\n\r\nhello=world" GET);
 	expect_hello(&r, false);
 	expect_hello(&r, false);
+	check = "http Expect: 100-continue";
+	/* The client waits for the 100 before it sends the body (curl for a
+	 * second, others for as long as it takes). */
+	send_str(r.fd, "POST / HTTP/1.1\r\nHost: x\r\n"
+		       "Expect: 100-continue\r\nContent-Length: 11\r\n\r\n");
+	expect_soon(r.fd, 3000, "no 100 Continue for a waiting client");
+	expect_continue(&r);
+	send_str(r.fd, "hello=world");
+	expect_hello(&r, false);
 	check = "http pipelined, the next head or body in halves";
 	send_str(r.fd, GET "GET / HT");
 	expect_soon(r.fd, 3000, "an answer behind half a head");
@@ -517,6 +547,13 @@ static void http_keep_alive(void)
 	send_str(r.fd, "GET / HTTP/1.0\r\n\r\n");
 	expect_hello(&r, true);
 	expect_closed(r.fd);
+	close(r.fd);
+
+	/* RFC 9110 2.5: a later minor version is served as 1.1. */
+	check = "http/1.2, and a Host with a port";
+	r = (struct reader){ .fd = dial() };
+	send_str(r.fd, "GET / HTTP/1.2\r\nHost: [::1]:8080\r\n\r\n");
+	expect_hello(&r, false);
 	close(r.fd);
 }
 
@@ -555,6 +592,9 @@ static void http_refusals(void)
 	REFUSE("space before colon", "GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400);
 	REFUSE("bare LF", "GET / HTTP/1.1\nHost: x\n\n", 400);
 	REFUSE("no Host", "GET / HTTP/1.1\r\n\r\n", 400);
+	REFUSE("two Hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+	       400);
+	REFUSE("bad Host", "GET / HTTP/1.1\r\nHost: a b/c\r\n\r\n", 400);
 	REFUSE("NUL", "GET / HTTP/1.1\r\nHost: \0\r\n\r\n", 400);
 	REFUSE("bad length",
 	       "POST / HTTP/1.1\r\nHost: x\r\n"
