@@ -7,6 +7,15 @@
  * disk stalls neither the worker nor its other tasks. Cancelling one that
  * already runs cannot stop it: the call then waits for it to finish (it
  * must, since buf may be on the task's stack).
+ *
+ * A call stays with the file it began on (docs/concepts.md): under
+ * io_uring the kernel holds the file from the submit, or weft_close
+ * withdraws the SQE. A pool job has only the fd's number, so under epoll a
+ * call on an fd takes its readiness record's gen (weft__fdready_hold)
+ * before it queues, and the pool thread fails it with -EBADF if weft let
+ * the number go meanwhile (weft_close), instead of reaching the file that
+ * took it. (A dup would pin the file, but closing the dup drops the
+ * process's fcntl locks on it.)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,24 +25,31 @@
 #include "weft/io.h"
 #include "call.h"
 #include "memcheck.h"
+#include "runtime/task.h"
 
 /* A file call for the blocking pool (epoll) or the caller (plain). */
 struct file_call {
 	long (*fn)(struct file_call *c);
 	const char *path;
-	int fd, flags;
+	int fd, flags; /* fd -1: none (weft_open) */
 	mode_t mode;
 	void *buf;
 	size_t len;
 	off_t off;
 	long res;
+	uint32_t gen; /* fd's gen when queued, if held */
+	bool held;
 };
 
 static void *file_call_run(void *arg)
 {
 	struct file_call *c = arg;
 
-	c->res = c->fn(c);
+	/* -EBADF: weft let fd go while the call waited for this thread. */
+	if (c->held && !weft__fdready_kept(c->fd, c->gen))
+		c->res = -EBADF;
+	else
+		c->res = c->fn(c);
 	return NULL;
 }
 
@@ -44,6 +60,13 @@ static long file_call(struct file_call *c)
 
 	if (weft__io_path() == WEFT__PLAIN)
 		return c->fn(c);
+	if (c->fd >= 0) {
+		/* Cancellation and deadline first, as io_uring says them
+		 * before a bad fd. */
+		if ((r = weft__wait_check(weft__task_current())))
+			return r;
+		c->held = weft__fdready_hold(c->fd, &c->gen);
+	}
 	r = weft_blocking(file_call_run, c, NULL);
 	return r ? r : c->res;
 }
@@ -73,6 +96,7 @@ int weft_open(const char *path, int flags, mode_t mode)
 {
 	struct file_call c = { .fn = do_open,
 			       .path = path,
+			       .fd = -1,
 			       .flags = flags | O_CLOEXEC,
 			       .mode = mode };
 	struct weft__io io;

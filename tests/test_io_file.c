@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -118,6 +119,107 @@ START_TEST(files_plain_thread)
 	ck_assert_int_eq(memcmp(back, "hello", 5), 0);
 	ck_assert_int_eq(weft_close(fd), 0);
 	unlink(path);
+}
+END_TEST
+
+/* ---- a file call waiting for the blocking pool, and weft_close ----------- */
+
+/*
+ * Under epoll a file call waits on the blocking pool for a thread. If
+ * weft_close(fd) comes meanwhile and another file takes fd's number, the
+ * call must not reach that file: a call in progress stays with the file it
+ * began on (its result there, or -EBADF), as under io_uring. A pwrite
+ * queued behind the pool's one thread (held) wrote into the file opened
+ * after the close.
+ */
+static struct weft_event pool_release = WEFT_EVENT_INIT;
+static atomic_int pool_held;
+
+static void *hold_pool(void *arg)
+{
+	atomic_store(&pool_held, 1);
+	ck_assert_int_eq(weft_event_wait(&pool_release), 0);
+	return NULL;
+}
+
+static void *pool_holder(void *arg)
+{
+	return (void *)(intptr_t)weft_blocking(hold_pool, NULL, NULL);
+}
+
+static void *queued_pwrite(void *arg)
+{
+	return (void *)(intptr_t)weft_pwrite((int)(intptr_t)arg, "X", 1, 0);
+}
+
+static void *queued_close_main(void *arg)
+{
+	char old_path[128], new_path[128], got;
+	weft_task_t holder, writer;
+	struct stat st;
+	void *res, *wres;
+	int fd, fd2;
+
+	tmp_path(old_path, sizeof(old_path), "queued-old");
+	tmp_path(new_path, sizeof(new_path), "queued-new");
+	fd = weft_open(old_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	atomic_store(&pool_held, 0);
+	weft_event_clear(&pool_release);
+	ck_assert_int_eq(weft_spawn(&holder, pool_holder, NULL), 0);
+	while (!atomic_load(&pool_held))
+		weft_sleep(WEFT_MSEC);
+	ck_assert_int_eq(weft_spawn(&writer, queued_pwrite,
+				    (void *)(intptr_t)fd),
+			 0);
+	/* The call in progress before the close: under epoll queued behind
+	 * the holder; under io_uring done (its SQE goes at once). */
+	if (weft_io_driver() == WEFT_IO_EPOLL) {
+		struct weft_metrics m = { .blocking_queued = 0 };
+
+		while (!m.blocking_queued) {
+			weft_sleep(WEFT_MSEC);
+			ck_assert_int_eq(weft_metrics(&m), 0);
+		}
+	} else {
+		ck_assert_int_eq(weft_join(writer, &wres), 0);
+	}
+	ck_assert_int_eq(weft_close(fd), 0);
+	/* open(2): under epoll weft_open would queue behind the writer. */
+	fd2 = open(new_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd2, 0);
+	if (fd2 != fd) { /* the new file takes the number */
+		ck_assert_int_eq(dup2(fd2, fd), fd);
+		close(fd2);
+	}
+	ck_assert_int_ge(weft_event_set(&pool_release), 0);
+	ck_assert_int_eq(weft_join(holder, &res), 0);
+	ck_assert_int_eq((intptr_t)res, 0);
+	if (weft_io_driver() == WEFT_IO_EPOLL)
+		ck_assert_int_eq(weft_join(writer, &wres), 0);
+	/* The new file is untouched; the old one has the byte if the call
+	 * says it wrote it. */
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	ck_assert_int_eq(st.st_size, 0);
+	ck_assert_int_eq(weft_close(fd), 0);
+	if ((intptr_t)wres != -EBADF) {
+		ck_assert_int_eq((intptr_t)wres, 1);
+		fd = weft_open(old_path, O_RDONLY, 0);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(weft_pread(fd, &got, 1, 0), 1);
+		ck_assert_int_eq(got, 'X');
+		ck_assert_int_eq(weft_close(fd), 0);
+	}
+	unlink(old_path);
+	unlink(new_path);
+	return NULL;
+}
+
+START_TEST(queued_file_call_keeps_its_file)
+{
+	struct weft_config cfg = { .workers = 2, .blocking_threads = 1 };
+
+	ck_assert_int_eq(weft_run(queued_close_main, NULL, &cfg, NULL), 0);
 }
 END_TEST
 
@@ -497,6 +599,7 @@ int main(void)
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, files);
 	tcase_add_test(tc, files_plain_thread);
+	tcase_add_test(tc, queued_file_call_keeps_its_file);
 	tcase_add_test(tc, escape_hatch);
 	tcase_add_test(tc, send_zc_result);
 	tcase_add_test(tc, close_withdraws_unsubmitted_op);

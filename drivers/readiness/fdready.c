@@ -399,6 +399,23 @@ void weft__fdready_event(uint64_t data, uint32_t events)
 	weft__spin_unlock(&rec->lock);
 }
 
+bool weft__fdready_hold(int fd, uint32_t *gen)
+{
+	struct fdrec *rec = rec_of(fd, true);
+
+	if (!rec)
+		return false;
+	*gen = gen_of(rec);
+	return true;
+}
+
+bool weft__fdready_kept(int fd, uint32_t gen)
+{
+	struct fdrec *rec = rec_of(fd, false);
+
+	return rec && gen_of(rec) == gen;
+}
+
 int weft__fdready_close(int fd)
 {
 	struct fdrec *rec = rec_of(fd, false);

@@ -60,6 +60,17 @@ __attribute__((warn_unused_result)) bool
 weft__fdready_end(struct weft__ready_call *c, long *result, size_t want,
 		  const char *call);
 
+/* For a call that hands fd's number to another thread (a file call on the
+ * blocking pool): fd's record's gen now, in *gen, so that the thread can
+ * tell whether weft let the number go meanwhile (weft__fdready_kept).
+ * Unlike begin, leaves fd out of the poll set. Returns false if fd has no
+ * record (past the table, or no memory): the call then runs unchecked.
+ * relaxed reads: a close that happens before the check is seen by it (the
+ * bump is in the record's one modification order); one racing it is the
+ * race a blocking system call on a closing fd has anyway. */
+bool weft__fdready_hold(int fd, uint32_t *gen);
+bool weft__fdready_kept(int fd, uint32_t gen);
+
 /*
  * A call: runs try until it returns anything but -EAGAIN, waiting for
  * dir's readiness in between; an fd epoll cannot watch (a regular file)
