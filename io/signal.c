@@ -244,7 +244,9 @@ static int take_pending(struct weft_signal *s)
 }
 
 /* Takes waiters.lock whatever the caller's cancellation or deadline: a
- * leader must give up its role even when its read was cancelled. */
+ * leader must give up its role even when its read was cancelled, and a
+ * delivery already there is taken even by a cancelled waiter (below).
+ * Nobody holds the lock while waiting for a signal. */
 static void lock_shielded(void)
 {
 	struct weft_shield sh;
@@ -277,10 +279,13 @@ static int lead(void)
 
 static int signal_wait(struct weft_signal *s, int *signo)
 {
-	int r, got = 0;
+	int r = 0, got = 0;
 
-	if ((r = weft_lock_acquire(&waiters.lock)))
-		return r;
+	/* Shielded: as every call that can complete without waiting
+	 * (weft/sync.h), a wait with a delivery there takes it even in a
+	 * cancelled task or past its deadline. A cancellable acquire failed
+	 * whenever another waiter held the lock that moment. */
+	lock_shielded();
 	while (!r && !(got = take_pending(s)))
 		r = waiters.leader ? weft_cond_wait(&waiters.changed) : lead();
 	weft_lock_release(&waiters.lock);

@@ -66,6 +66,13 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
 			previous.sa_handler != SIG_IGN &&
 			!(previous.sa_flags & SA_RESETHAND);
 	if (!callable) {
+		/* A sent SIGSEGV the program ignores: ignored here, as the
+		 * kernel would have. Put back for that, SIG_IGN would stay
+		 * for the rest of the run, and a later overflow (a fault,
+		 * which the kernel does not let be ignored) kill the process
+		 * unreported. */
+		if (si->si_code <= 0 && previous.sa_handler == SIG_IGN)
+			return;
 		sigaction(SIGSEGV, &previous, NULL);
 		/* A sent SIGSEGV (kill, raise: si_code <= 0) is not met
 		 * again on return, as a fault is: send it again, pending

@@ -308,6 +308,63 @@ START_TEST(old_disposition_and_bad_input)
 }
 END_TEST
 
+/*
+ * A delivery already there is taken at once, even in a cancelled task, as
+ * by every call that can complete without waiting (weft/sync.h). The wait
+ * took its internal lock as a cancellable call, so while another waiter
+ * held it the cancelled task failed with -ECANCELED, the delivery there.
+ * Made to happen here on one worker: a plain thread leads (reads the
+ * eventfd) and a task follows (waits on the condition); the delivery wakes
+ * the leader, whose notify hands the lock to the follower, which cannot
+ * run before the taker yields.
+ */
+static void *taken_when_cancelled(void *arg)
+{
+	struct weft_signal mine, follows, leads;
+	struct waiter wf = { &follows, 0 }, wl = { &leads, 0 };
+	struct weft_shield sh;
+	weft_task_t t;
+	pthread_t th;
+	int signo = 0;
+	void *res;
+
+	(void)arg;
+	ck_assert_int_eq(weft_signal_open(&mine, set_of(SIGUSR1, 0)), 0);
+	ck_assert_int_eq(weft_signal_open(&follows, set_of(SIGUSR2, 0)), 0);
+	ck_assert_int_eq(weft_signal_open(&leads, set_of(SIGWINCH, 0)), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, thread_waiter, &wl), 0);
+	weft_sleep(20 * WEFT_MSEC);
+	ck_assert_int_eq(weft_spawn(&t, wait_task, &wf), 0);
+	weft_sleep(20 * WEFT_MSEC);
+	ck_assert_int_eq(weft_cancel(weft_current()), 0);
+	send_signal(SIGUSR1);
+	/* Keep the worker (no weft call) while the leader hands over. */
+	for (int64_t end = weft_now() + 50 * WEFT_MSEC; weft_now() < end;)
+		;
+	ck_assert_int_eq(weft_signal_wait(&mine, &signo), 0);
+	ck_assert_int_eq(signo, SIGUSR1);
+	/* The rest: the follower cancelled (joined in a shield, as this
+	 * task is cancelled), the leader given its own signal. */
+	ck_assert_int_eq(weft_shield_enter(&sh), 0);
+	ck_assert_int_eq(weft_cancel(t), 0);
+	expect(t, &wf, -ECANCELED, 0);
+	weft_shield_leave(&sh);
+	send_signal(SIGWINCH); /* handled here, not in a read (tsan) */
+	ck_assert_int_eq(pthread_join(th, &res), 0);
+	ck_assert_int_eq((intptr_t)res, 0);
+	ck_assert_int_eq(wl.signo, SIGWINCH);
+	ck_assert_int_eq(weft_signal_close(&mine), 0);
+	ck_assert_int_eq(weft_signal_close(&follows), 0);
+	ck_assert_int_eq(weft_signal_close(&leads), 0);
+	return NULL;
+}
+
+START_TEST(pending_taken_when_cancelled)
+{
+	weft_test_run(taken_when_cancelled, NULL, 1);
+}
+END_TEST
+
 /* Opened twice, a registration counted its signals twice, and one close
  * left weft's handler installed for good (a second open of another set
  * left the first set's). */
@@ -576,6 +633,7 @@ int main(void)
 	tcase_add_test(tc, delivery_races_cancel);
 	tcase_add_test(tc, plain_thread);
 	tcase_add_test(tc, old_disposition_and_bad_input);
+	tcase_add_test(tc, pending_taken_when_cancelled);
 	tcase_add_test(tc, open_twice);
 	tcase_add_test(tc, one_owner_per_signal);
 	tcase_add_test(tc, sigurg_only_when_stalls_reported);

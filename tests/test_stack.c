@@ -333,6 +333,32 @@ START_TEST(sent_sigsegv_not_swallowed)
 END_TEST
 
 /*
+ * A SIGSEGV sent to a program that ignores SIGSEGV is ignored, as without
+ * weft. weft's handler put the program's SIG_IGN back to have it ignored,
+ * and so was gone for the rest of the run: a later overflow killed the
+ * process (a fault cannot be ignored) without the report.
+ */
+static void ignore_segv(void)
+{
+	signal(SIGSEGV, SIG_IGN);
+}
+
+static void *ignored_then_overflow(void *arg)
+{
+	raise(SIGSEGV); /* ignored: the task goes on */
+	return overflow_body(arg);
+}
+
+START_TEST(overflow_reported_after_ignored_sigsegv)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	return; /* the sanitizers catch the signal first, in their own words */
+#endif
+	expect_overflow(ignored_then_overflow, ignore_segv, "overflowed its");
+}
+END_TEST
+
+/*
  * A slab of stacks whose entry in the pool's table of slabs could not be
  * had (realloc failed) was unmapped with its stacks' mprotect guards still
  * counted against the budget, until the run ended: after a few such
@@ -390,6 +416,7 @@ int main(void)
 	tcase_add_test(tc, guard_budget_after_enomem);
 	tcase_add_test(tc, one_shot_handler_not_looped);
 	tcase_add_test(tc, sent_sigsegv_not_swallowed);
+	tcase_add_test(tc, overflow_reported_after_ignored_sigsegv);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }
