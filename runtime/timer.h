@@ -40,7 +40,8 @@ struct weft_timer_heap {
 int64_t weft__from_now(int64_t ns);
 
 /* Arms t's timer in the caller's worker's heap: at the absolute time at,
- * it aborts t's wait number seq with -ETIMEDOUT. 0 or -ENOMEM. */
+ * it aborts t's wait number seq with -ETIMEDOUT. Under t's wait_lock,
+ * before that wait is published (wait.c). 0 or -ENOMEM. */
 int weft__timer_arm(struct weft_task *t, int64_t at, uint64_t seq);
 /* Disarms t's timer, if armed. */
 void weft__timer_disarm(struct weft_task *t);

@@ -40,16 +40,24 @@ int weft__wait_begin_until(struct weft__waiter *w, int64_t until)
 		weft__spin_unlock(&t->wait_lock);
 		return -ECANCELED;
 	}
-	uint64_t seq = ++t->wait_seq;
+	/* Armed before the wait is published, under the lock (task.h's lock
+	 * order allows the heap's): if the arm fails, no abort has seen the
+	 * wait. One may have acted on it for the waiter to finish (an io_uring
+	 * op's abort posts a cancellation holding the op, which lives in the
+	 * caller's frame), and a failed begin returns at once. A timer that
+	 * fires before the wait is published waits for the lock, then finds
+	 * it. */
+	uint64_t seq = t->wait_seq + 1;
+	if (at != WEFT_NO_DEADLINE && weft__timer_arm(t, at, seq)) {
+		weft__spin_unlock(&t->wait_lock);
+		return -ENOMEM;
+	}
+	t->wait_seq = seq;
 	t->waiting = w;
 	t->wait_since =
 		(int64_t)weft__cycles(); /* inline, no call: metrics.h */
 	t->wait_until = at;
 	weft__spin_unlock(&t->wait_lock);
-	if (at != WEFT_NO_DEADLINE && weft__timer_arm(t, at, seq)) {
-		weft__wait_end(w);
-		return -ENOMEM;
-	}
 	return 0;
 }
 

@@ -229,7 +229,8 @@ bool weft__waiter_notify(struct weft__waiter *w, int result);
 /* Publishes w as the caller's current wait, and arms a timer that wakes it
  * with -ETIMEDOUT at the absolute time until (weft_sleep uses it) or at the
  * scope's deadline, whichever is earlier. Returns 0, or -ECANCELED /
- * -ETIMEDOUT if the task is already cancelled / past its deadline (then
+ * -ETIMEDOUT if the task is already cancelled / past its deadline, or
+ * -ENOMEM if the timer cannot be armed (then no abort has seen w, and
  * there is nothing to end). */
 int weft__wait_begin_until(struct weft__waiter *w, int64_t until);
 

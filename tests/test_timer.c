@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include "test_io_util.h"
 #include "runtime/task.h"
+#include "runtime/worker.h"
 #include "sync_test_util.h"
 
 static void *accuracy_main(void *arg)
@@ -391,6 +392,148 @@ START_TEST(compaction_keeps_live)
 }
 END_TEST
 
+/* ---- a wait whose timer cannot be armed was never seen ----------------- */
+
+/*
+ * weft__wait_begin_until publishes the task's wait, where cancellation
+ * finds it and calls its abort, and arms its timer. When the arm fails
+ * (-ENOMEM: the heap cannot grow) the call returns at once, so no abort
+ * may have seen the wait: an abort may leave the waiter work to do first
+ * (an io_uring operation's posts a cancellation to its ring, holding the
+ * operation, which lives in the frame the failed call returns from: a
+ * later operation there was cancelled by it, even in a shield). Forced,
+ * on one worker with a full heap: the waiting task keeps the worker until
+ * a thread holds the heap's lock; the thread then cancels the task while
+ * it is in the arm, and lets the arm go on with realloc failing.
+ *
+ * realloc is defined here, over glibc's, to fail once when asked; not
+ * under a sanitizer, which owns the heap (as in test_stack.c).
+ */
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define CAN_FAIL_REALLOC 1
+void *__libc_realloc(void *p, size_t n);
+static atomic_bool fail_realloc;
+
+void *realloc(void *p, size_t n)
+{
+	if (atomic_exchange(&fail_realloc, false))
+		return NULL;
+	return __libc_realloc(p, n);
+}
+
+struct unarmed {
+	struct weft_worker *w; /* the one worker */
+	weft_task_t task;
+	atomic_bool ready, locked;
+	atomic_int aborts;
+	int r;
+};
+
+static struct unarmed unarmed;
+
+static void unarmed_abort(struct weft__waiter *w, int reason)
+{
+	atomic_fetch_add(&unarmed.aborts, 1);
+	weft__waiter_settle(w, reason);
+}
+
+static void *unarmed_waiter(void *arg)
+{
+	struct weft__waiter w;
+
+	/* Keeps the worker until the thread holds the heap's lock: the
+	 * worker must not be the one waiting for it, in its timer check. */
+	atomic_store(&unarmed.ready, true);
+	while (!atomic_load(&unarmed.locked))
+		usleep(100);
+	weft__waiter_init(&w, unarmed_abort);
+	unarmed.r = weft__wait_begin_until(&w, weft_now() + 3600 * WEFT_SEC);
+	if (!unarmed.r)
+		weft__wait_end(&w);
+	return NULL;
+}
+
+static void *unarmed_cancel(void *arg)
+{
+	/* -ESRCH if it waited for the wait_lock and the task ended meanwhile. */
+	int r = weft_cancel(unarmed.task);
+
+	ck_assert(r == 0 || r == -ESRCH);
+	return NULL;
+}
+
+static void *unarmed_thread(void *arg)
+{
+	pthread_t c;
+
+	while (!atomic_load(&unarmed.ready))
+		usleep(100);
+	weft__spin_lock(&unarmed.w->timers.lock);
+	atomic_store(&unarmed.locked, true);
+	usleep(50000); /* the task reaches the heap's lock */
+	/* On another thread: it may wait for the task's wait_lock. */
+	ck_assert_int_eq(pthread_create(&c, NULL, unarmed_cancel, NULL), 0);
+	usleep(50000); /* the cancellation aborts the wait, if it sees it */
+	atomic_store(&fail_realloc, true);
+	weft__spin_unlock(&unarmed.w->timers.lock);
+	ck_assert_int_eq(pthread_join(c, NULL), 0);
+	return NULL;
+}
+
+static void *hour_sleeper(void *arg)
+{
+	return (void *)(intptr_t)weft_sleep(3600 * WEFT_SEC);
+}
+
+/* Whether w's heap is full: its next arm grows it. */
+static bool heap_full(struct weft_worker *w)
+{
+	weft__spin_lock(&w->timers.lock);
+	bool full = w->timers.cap && w->timers.len == w->timers.cap;
+	weft__spin_unlock(&w->timers.lock);
+	return full;
+}
+
+static void *unarmed_main(void *arg)
+{
+	static weft_task_t s[1024];
+	int n = 0;
+	pthread_t th;
+	void *res;
+
+	unarmed.w = weft__self();
+	/* Sleepers, one armed at a time, until the heap is full. */
+	while (!heap_full(unarmed.w)) {
+		ck_assert_int_lt(n, 1024);
+		ck_assert_int_eq(weft_spawn(&s[n++], hour_sleeper, NULL), 0);
+		while (!atomic_load(&s[n - 1].task->timer.armed))
+			ck_assert_int_eq(weft_yield(), 0);
+	}
+	ck_assert_int_eq(weft_spawn(&unarmed.task, unarmed_waiter, NULL), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, unarmed_thread, NULL), 0);
+	ck_assert_int_eq(weft_join(unarmed.task, NULL), 0);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_msg(!atomic_load(&fail_realloc), "the arm did not grow");
+	ck_assert_int_eq(unarmed.r, -ENOMEM);
+	int aborts = atomic_load(&unarmed.aborts);
+	ck_assert_msg(!aborts, "an abort saw the wait that never began");
+	for (int i = 0; i < n; i++) {
+		ck_assert_int_eq(weft_cancel(s[i]), 0);
+		ck_assert_int_eq(weft_join(s[i], &res), 0);
+		ck_assert_int_eq((intptr_t)res, -ECANCELED);
+	}
+	return NULL;
+}
+#endif /* CAN_FAIL_REALLOC */
+
+START_TEST(unarmed_wait_unseen)
+{
+#ifdef CAN_FAIL_REALLOC
+	weft_test_run(unarmed_main, NULL, 1);
+#endif
+}
+END_TEST
+
 START_TEST(plain_thread)
 {
 	ck_assert_int_eq(weft_sleep(WEFT_MSEC), -EPERM);
@@ -447,6 +590,7 @@ int main(void)
 	tcase_add_test(tc, deadline);
 	tcase_add_test(tc, stale_fire_ignored);
 	tcase_add_test(tc, compaction_keeps_live);
+	tcase_add_test(tc, unarmed_wait_unseen);
 	tcase_add_test(tc, plain_thread);
 	tcase_add_test(tc, many_sleepers);
 	suite_add_tcase(s, tc);
