@@ -19,6 +19,8 @@
 #include <inttypes.h>
 #include <liburing.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +30,7 @@
 
 #include "weft/dump.h"
 #include "weft/select.h"
+#include "dump_signal.h"
 #include "symbols.h"
 #include "valgrind.h"
 #include "self.h"
@@ -459,21 +462,48 @@ static void *dump_thread(void *arg)
 	return NULL;
 }
 
+/* Plain threads' dumps: let in from weft__dump_open to weft__dump_close
+ * (dump_signal.h), counted while under way. */
+static atomic_bool dumps_open;
+static atomic_int dumps_under_way;
+
+void weft__dump_open(void)
+{
+	atomic_store(&dumps_open, true);
+}
+
+void weft__dump_close(void)
+{
+	/* seq_cst, against weft_dump's count then look: either it sees the
+	 * door shut, or we see its count and wait for it. */
+	atomic_store(&dumps_open, false);
+	while (atomic_load(&dumps_under_way))
+		sched_yield();
+}
+
 int weft_dump(int fd)
 {
+	if (weft__task_current()) {
+		/* From a task: on a thread of its own, with a thread's stack,
+		 * since libdw's DWARF readers need more than a task may have.
+		 * The worker waits for it, as it would for the dump itself,
+		 * and the task keeps weft_run from returning meanwhile. */
+		struct dump_call c = { atomic_load(&weft__rt), fd, 0 };
+		pthread_t th;
+		int err = pthread_create(&th, NULL, dump_thread, &c);
+		if (err)
+			return -err;
+		pthread_join(th, NULL);
+		return c.result;
+	}
+	/* From a plain thread, which cannot know when weft_run returns:
+	 * weft_run waits for the dump (weft__dump_close) before it frees the
+	 * runtime, rather than free it under the dump. Not with the plain
+	 * threads' spawns (weft__foreign_enter): drain waits for those, and
+	 * dumps one after another, as queued dump signals, would hold it. */
+	atomic_fetch_add(&dumps_under_way, 1);
 	struct weft_runtime *rt = atomic_load(&weft__rt);
-	if (!rt)
-		return -ESRCH;
-	if (!weft__task_current())
-		return dump_all(rt, fd);
-	/* From a task: on a thread of its own, with a thread's stack, since
-	 * libdw's DWARF readers need more than a task may have. The worker
-	 * waits for it, as it would for the dump itself. */
-	struct dump_call c = { rt, fd, 0 };
-	pthread_t th;
-	int err = pthread_create(&th, NULL, dump_thread, &c);
-	if (err)
-		return -err;
-	pthread_join(th, NULL);
-	return c.result;
+	int r = rt && atomic_load(&dumps_open) ? dump_all(rt, fd) : -ESRCH;
+	atomic_fetch_sub(&dumps_under_way, 1);
+	return r;
 }

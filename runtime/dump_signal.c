@@ -84,6 +84,7 @@ int weft__dump_signal_start(int signo)
 				.sa_flags = SA_RESTART | SA_ONSTACK };
 	int r;
 
+	weft__dump_open();
 	if (!signo)
 		return 0;
 	if ((r = weft__sig_claim(signo, WEFT__SIG_DUMP)))
@@ -108,6 +109,7 @@ int weft__dump_signal_start(int signo)
 
 void weft__dump_signal_stop(void)
 {
+	weft__dump_close();
 	if (!ds.signo)
 		return;
 	sigaction(ds.signo, &ds.old, NULL);

@@ -20,4 +20,11 @@ int weft__dump_signal_start(int signo);
 /* Restores the handler there was and stops the thread. */
 void weft__dump_signal_stop(void);
 
+/* weft_dump from plain threads (dump.c): let in once the runtime is up
+ * (weft__dump_signal_start), then shut out as weft_run ends, waiting for
+ * the dumps under way (weft__dump_signal_stop), before the runtime is
+ * freed. A plain thread's dump outside the two says -ESRCH. */
+void weft__dump_open(void);
+void weft__dump_close(void);
+
 #endif

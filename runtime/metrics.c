@@ -128,14 +128,26 @@ int weft_metrics(struct weft_metrics *m)
 	memset(m, 0, sizeof(*m));
 	m->version = WEFT_METRICS_VERSION;
 	m->workers = rt->nworkers;
-	/* Spawns off the workers; the workers' own, and every finish, come
-	 * with add_worker. Not a snapshot: alive is clamped at 0 below. */
+	/* Every finish before any spawn, as weft__live_tasks: a task counted
+	 * finished here was counted spawned before it ran, so the spawns read
+	 * next include it: finished <= spawned, and alive counts every task
+	 * alive between the two passes, the reader among them. Summed worker
+	 * by worker, a task spawned after its spawner's count was read and
+	 * finished on a worker read later counted as finished only, and alive
+	 * could say 0 to the task reading it. Acquire: pairs with the
+	 * finisher's seq_cst add, which follows the spawn's. */
+	uint64_t finished = 0;
+	for (int i = 0; i < rt->nworkers; i++)
+		finished += atomic_load_explicit(&rt->workers[i].tasks_finished,
+						 memory_order_acquire);
+	/* Spawns off the workers; the workers' own come with add_worker. */
 	m->tasks_spawned = load(&rt->foreign_spawned);
 	for (int i = 0; i < rt->nworkers; i++) {
 		struct weft_worker_metrics w;
 		read_worker(&rt->workers[i], &w);
 		add_worker(m, &w);
 	}
+	m->tasks_finished = finished; /* not add_worker's later readings */
 	m->tasks_alive = m->tasks_spawned > m->tasks_finished
 				 ? m->tasks_spawned - m->tasks_finished
 				 : 0;

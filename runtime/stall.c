@@ -257,22 +257,37 @@ static bool rate_ok(struct weft__stall_watch *s, int64_t now)
 	return s->in_window++ < REPORTS_PER_SECOND;
 }
 
+void (*weft__stall_before_report)(void);
+
+/* t kept worker i from the look that counted ticks on. */
 static void report(struct weft_runtime *rt, int i, struct weft_task *t,
-		   int64_t ns, int64_t now)
+		   uint64_t ticks, int64_t ns, int64_t now)
 {
 	struct weft__stall_watch *s = &rt->monitor.stall;
-	weft__stat_add(&s->reports, 1);
-	if (!rate_ok(s, now) || !weft__task_get(t))
-		return;
 	struct weft_worker *w = &rt->workers[i];
+	weft__stat_add(&s->reports, 1);
+	if (!rate_ok(s, now))
+		return;
+	if (__builtin_expect(weft__stall_before_report != NULL, 0))
+		weft__stall_before_report();
+	if (!weft__task_get(t))
+		return;
+	/* The reference keeps t's struct whose it is now, but t may have
+	 * ended since the look and its struct gone to a task spawned
+	 * meanwhile, which the report would name. Only if the worker still
+	 * runs t, with no pick since (ticks), is it the task that stalled; a
+	 * stretch that ended just now goes unreported (counted above). */
+	if (__atomic_load_n(&w->current, __ATOMIC_RELAXED) != t ||
+	    atomic_load_explicit(&w->ticks, memory_order_relaxed) != ticks) {
+		weft__task_put(t);
+		return;
+	}
 	struct weft__symbols *syms = weft__symbols_load();
 	struct weft_stall st = {
 		.task_id = t->id, .name = t->name, .worker = i, .ns = ns
 	};
-	if (__atomic_load_n(&w->current, __ATOMIC_RELAXED) == t) {
-		st.nframes = capture_frames(w, t, syms);
-		st.frames = capture.frames;
-	}
+	st.nframes = capture_frames(w, t, syms);
+	st.frames = capture.frames;
 	if (s->on_stall)
 		s->on_stall(&st, s->arg);
 	else
@@ -300,7 +315,7 @@ void weft__stall_check(struct weft_runtime *rt)
 		}
 		if (!l->reported && now - l->since >= s->threshold) {
 			l->reported = true;
-			report(rt, i, t, now - l->since, now);
+			report(rt, i, t, ticks, now - l->since, now);
 		}
 	}
 }

@@ -54,4 +54,9 @@ long weft__stall_period(struct weft_runtime *rt);
 /* One look at every worker; reports new stalls. Monitor thread only. */
 void weft__stall_check(struct weft_runtime *rt);
 
+/* Internal test interface, not API: if set, called by the monitor between
+ * its look at a stalled worker and the report's reference to the task, so
+ * that a test can end the task and respawn its struct there. */
+extern void (*weft__stall_before_report)(void);
+
 #endif

@@ -7,12 +7,14 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <liburing.h>
 #include "test_util.h"
+#include "runtime/stall.h"
 
 /* ---- thread names ------------------------------------------------------- */
 
@@ -1386,6 +1388,92 @@ START_TEST(stall_rate_limited)
 }
 END_TEST
 
+/* ---- a stall report racing with the end of the stalled task ------------- */
+
+/*
+ * The monitor sees a task keep its worker past the threshold, and reports
+ * it. If the task ends in between, and its struct goes to a task spawned
+ * meanwhile (the worker's cache hands back the struct it took last), the
+ * report named the new task, which never stalled. The hook holds the
+ * monitor there while the staller ends and main, woken by it on its
+ * worker, spawns "innocent" into its struct.
+ */
+static struct {
+	atomic_bool in_window, respawned;
+	struct weft_event go, release;
+} sr;
+
+static void hold_report(void)
+{
+	atomic_store(&sr.in_window, true);
+	int64_t end = weft_now() + 2 * WEFT_SEC;
+	while (!atomic_load(&sr.respawned) && weft_now() < end)
+		usleep(100);
+}
+
+static void *staller(void *arg)
+{
+	int64_t end = weft_now() + 2 * WEFT_SEC;
+	while (!atomic_load(&sr.in_window) && weft_now() < end)
+		;
+	weft_event_set(&sr.go);
+	return NULL;
+}
+
+static void *innocent(void *arg)
+{
+	return (void *)(intptr_t)weft_event_wait(&sr.release);
+}
+
+static void *stall_reuse_main(void *arg)
+{
+	int reused = 0;
+	for (int i = 0; i < 20 && reused < 3; i++) {
+		weft_task_t a, b;
+		ck_assert_int_eq(weft_event_init(&sr.go), 0);
+		ck_assert_int_eq(weft_event_init(&sr.release), 0);
+		atomic_store(&sr.in_window, false);
+		atomic_store(&sr.respawned, false);
+		atomic_store(&seen.calls, 0);
+		ck_assert_int_eq(weft_spawn_opts(&a, staller, NULL,
+						 &(struct weft_spawn_opts){
+							 .name = "staller" }),
+				 0);
+		const void *a_struct = a.task;
+		ck_assert_int_eq(weft_detach(a), 0); /* it recycles itself */
+		ck_assert_int_eq(weft_event_wait(&sr.go), 0);
+		ck_assert_int_eq(weft_spawn_opts(&b, innocent, NULL,
+						 &(struct weft_spawn_opts){
+							 .name = "innocent" }),
+				 0);
+		bool same = (const void *)b.task == a_struct;
+		atomic_store(&sr.respawned, true);
+		/* The monitor finishes its report, or drops it. */
+		ck_assert_int_eq(weft_sleep(100 * WEFT_MSEC), 0);
+		if (same) {
+			reused++;
+			ck_assert_msg(atomic_load(&seen.calls) == 0 ||
+					      !strcmp(seen.name, "staller"),
+				      "reported \"%s\"", seen.name);
+		}
+		ck_assert_int_ge(weft_event_set(&sr.release), 0);
+		ck_assert_int_eq(weft_join(b, NULL), 0);
+	}
+	ck_assert_int_gt(reused, 0);
+	return NULL;
+}
+
+START_TEST(stall_report_of_ended_task)
+{
+	struct weft_config cfg = { .workers = 2,
+				   .stall_threshold_ns = 20 * WEFT_MSEC,
+				   .on_stall = on_stall };
+	weft__stall_before_report = hold_report;
+	ck_assert_int_eq(weft_run(stall_reuse_main, NULL, &cfg, NULL), 0);
+	weft__stall_before_report = NULL;
+}
+END_TEST
+
 /* ---- dumps and metrics amid churn --------------------------------------- */
 
 static atomic_bool churning;
@@ -1465,6 +1553,186 @@ START_TEST(dump_and_metrics_amid_churn)
 }
 END_TEST
 
+/* A plain thread spawns tasks that end at once while a task reads the
+ * metrics: every reading counts the reader alive, and no more tasks
+ * finished than spawned. Summed worker by worker, a task spawned after
+ * the spawned counts were read and finished on a worker read later was
+ * counted finished only. */
+static atomic_bool flooding;
+static atomic_long flood_in_flight;
+
+static void *flood_leaf(void *arg)
+{
+	atomic_fetch_sub(&flood_in_flight, 1);
+	return NULL;
+}
+
+static void *flood(void *arg)
+{
+	while (atomic_load(&flooding)) {
+		if (atomic_load(&flood_in_flight) >= 64) { /* no backlog */
+			sched_yield();
+			continue;
+		}
+		atomic_fetch_add(&flood_in_flight, 1);
+		if (weft_spawn(NULL, flood_leaf, NULL))
+			atomic_fetch_sub(&flood_in_flight, 1);
+	}
+	return NULL;
+}
+
+static void *alive_reader_main(void *arg)
+{
+	pthread_t th;
+	long bad = 0;
+	struct weft_metrics m, worst = { 0 };
+	atomic_store(&flooding, true);
+	ck_assert_int_eq(pthread_create(&th, NULL, flood, NULL), 0);
+	for (long i = 0; i < SCALED(100000); i++) {
+		m = metrics_now();
+		if (m.tasks_alive < 1 || m.tasks_finished > m.tasks_spawned) {
+			bad++;
+			worst = m;
+		}
+	}
+	atomic_store(&flooding, false);
+	ck_assert_int_eq(weft_blocking(join_thread, &th, NULL), 0);
+	ck_assert_msg(bad == 0,
+		      "%ld of the readings: spawned %llu, finished %llu, "
+		      "alive %llu",
+		      bad, (unsigned long long)worst.tasks_spawned,
+		      (unsigned long long)worst.tasks_finished,
+		      (unsigned long long)worst.tasks_alive);
+	return NULL;
+}
+
+START_TEST(metrics_alive_counts_the_reader)
+{
+	weft_test_run(alive_reader_main, NULL, 4);
+}
+END_TEST
+
+/* ---- a plain thread's dump as weft_run returns -------------------------- */
+
+/*
+ * A watchdog thread cannot know when weft_run returns: its dump is either
+ * whole, of that run, or -ESRCH. Here the dump blocks writing to a full
+ * pipe partway through the tasks while weft_run's main returns; weft_run
+ * went on to free the runtime under it, and a second weft_run's tasks
+ * came into the structs the dump had yet to walk: once the pipe drained,
+ * the dump of the first run listed them, reading the first run's freed
+ * workers (AddressSanitizer: heap-use-after-free).
+ */
+#define STRADDLE_TASKS 1000
+
+static struct {
+	struct weft_event event;
+	int pipe[2];
+	atomic_bool start, first_done, second_up, dumped;
+	int result;
+	char *text;
+	size_t len;
+} sd;
+
+static void *straddle_leaf(void *arg)
+{
+	return (void *)(intptr_t)weft_event_wait(&sd.event);
+}
+
+static void spawn_parked(const char *name)
+{
+	ck_assert_int_eq(weft_event_init(&sd.event), 0);
+	for (int i = 0; i < STRADDLE_TASKS; i++)
+		ck_assert_int_eq(weft_spawn_opts(NULL, straddle_leaf, NULL,
+						 &(struct weft_spawn_opts){
+							 .name = name }),
+				 0);
+}
+
+static void *straddle_dumper(void *arg)
+{
+	while (!atomic_load(&sd.start))
+		usleep(100);
+	sd.result = weft_dump(sd.pipe[1]);
+	close(sd.pipe[1]);
+	atomic_store(&sd.dumped, true);
+	return NULL;
+}
+
+/* Drains the pipe once the second run is up, or after a second: weft_run
+ * may wait for the dump, and then the second never comes. */
+static void *straddle_drainer(void *arg)
+{
+	while (!atomic_load(&sd.first_done))
+		usleep(100);
+	int64_t end = weft_now() + WEFT_SEC;
+	while (!atomic_load(&sd.second_up) && weft_now() < end)
+		usleep(1000);
+	size_t cap = 1 << 20;
+	sd.text = malloc(cap);
+	for (;;) {
+		if (cap - sd.len < 4096)
+			sd.text = realloc(sd.text, cap *= 2);
+		if (!sd.text)
+			abort();
+		ssize_t n =
+			read(sd.pipe[0], sd.text + sd.len, cap - sd.len - 1);
+		if (n <= 0)
+			break;
+		sd.len += (size_t)n;
+	}
+	sd.text[sd.len] = '\0';
+	return NULL;
+}
+
+static void *straddle_first(void *arg)
+{
+	spawn_parked("first");
+	ck_assert_int_eq(weft_sleep(10 * WEFT_MSEC), 0); /* they park */
+	atomic_store(&sd.start, true);
+	/* Until the dump writes: it is blocked in the write, a 4 KiB pipe
+	 * holding a part of its 64 KiB buffer. */
+	int queued = 0;
+	for (int i = 0; i < 10000 && !queued; i++) {
+		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+		ck_assert_int_eq(ioctl(sd.pipe[0], FIONREAD, &queued), 0);
+	}
+	ck_assert_int_gt(queued, 0);
+	atomic_store(&sd.first_done, true);
+	return NULL; /* the parked ones are cancelled */
+}
+
+static void *straddle_second(void *arg)
+{
+	spawn_parked("second");
+	atomic_store(&sd.second_up, true);
+	while (!atomic_load(&sd.dumped))
+		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+	return NULL;
+}
+
+START_TEST(dump_from_thread_as_run_ends)
+{
+	pthread_t dumper, drainer;
+	ck_assert_int_eq(pipe2(sd.pipe, O_CLOEXEC), 0);
+	ck_assert_int_eq(fcntl(sd.pipe[1], F_SETPIPE_SZ, 4096), 4096);
+	ck_assert_int_eq(pthread_create(&dumper, NULL, straddle_dumper, NULL),
+			 0);
+	ck_assert_int_eq(pthread_create(&drainer, NULL, straddle_drainer, NULL),
+			 0);
+	weft_test_run(straddle_first, NULL, 2);
+	weft_test_run(straddle_second, NULL, 2);
+	pthread_join(dumper, NULL);
+	pthread_join(drainer, NULL);
+	close(sd.pipe[0]);
+	ck_assert_int_eq(sd.result, 0);
+	/* The first run's tasks, and none of the second's. */
+	ck_assert_ptr_nonnull(strstr(sd.text, "\"first\" parked: event"));
+	ck_assert_msg(!strstr(sd.text, "\"second\""), "%.2000s", sd.text);
+	free(sd.text);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("observe");
@@ -1484,9 +1752,12 @@ int main(void)
 	tcase_add_test(tc, dump_names_each_wait);
 	tcase_add_test(tc, dump_on_signal);
 	tcase_add_test(tc, dump_and_metrics_amid_churn);
+	tcase_add_test(tc, metrics_alive_counts_the_reader);
+	tcase_add_test(tc, dump_from_thread_as_run_ends);
 	tcase_add_test(tc, stall_reported_not_for_yields);
 	tcase_add_test(tc, stall_off_by_default);
 	tcase_add_test(tc, stall_rate_limited);
+	tcase_add_test(tc, stall_report_of_ended_task);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

@@ -41,13 +41,16 @@ extern "C" {
  * runnable tasks show no backtrace.
  *
  * Safe from any task or thread while weft_run runs; tasks go on running
- * meanwhile, so each block is true of its moment. Called from a task, the
+ * meanwhile, so each block is true of its moment. weft_run does not
+ * return while a thread's dump is under way: a dump that begins as it
+ * ends is whole, or -ESRCH. Called from a task, the
  * dump runs on a thread of its own (libdw's readers need more stack than
  * a task has) while the task's worker waits for it. With cfg.dump_signal
  * (or WEFT_DUMP_SIGNAL=SIGUSR1) the runtime writes it to stderr when the
  * signal arrives (the handler only posts a semaphore; a thread of weft's
- * writes the dump). Returns 0, -ESRCH (no runtime), -ENOMEM, -EAGAIN (no
- * thread for it), or the -errno of a failed write.
+ * writes the dump). Returns 0, -ESRCH (no runtime, or on a plain thread
+ * one starting or ending), -ENOMEM, -EAGAIN (no thread for it), or the
+ * -errno of a failed write.
  */
 int weft_dump(int fd);
 
@@ -55,7 +58,8 @@ int weft_dump(int fd);
  * A stall: a task kept its worker longer than cfg.stall_threshold_ns
  * without parking or yielding. The monitor reports each such stretch once,
  * when it has lasted the threshold, and at most 10 a second (it counts the
- * rest: weft_metrics' stall_reports counts every one). By default a line
+ * rest, and a stretch that ends as it is reported: weft_metrics'
+ * stall_reports counts every one). By default a line
  * on stderr:
  *
  *   weft: task 3077 "spinner" has kept worker 1 for 112.0 ms without

@@ -6,8 +6,11 @@
  * Counters only grow while a runtime runs; gauges are a moment's value.
  * Each worker writes its own counters, on cache lines of their own, with
  * plain relaxed stores; a reader gets relaxed atomic loads: every value is
- * one the counter really had, but the fields are not one snapshot (a task
- * may show as finished and not yet as spawned elsewhere).
+ * one the counter really had, but the fields are not one snapshot.
+ * weft_metrics reads every finish before any spawn, so tasks_finished <=
+ * tasks_spawned, and tasks_alive counts every task alive at a moment of
+ * the call (a task reading it counts itself); one worker's tasks_spawned
+ * and tasks_finished count different tasks.
  *
  * Stability: fields are never removed or reordered; new ones are appended
  * and raise WEFT_METRICS_VERSION, which a reader finds in .version.
