@@ -364,21 +364,9 @@ END_TEST
  * counted against the budget, until the run ended: after a few such
  * failures every later stack went without a guard.
  *
- * realloc is defined here, over glibc's, to fail once when asked; not
- * under a sanitizer, which owns the heap.
+ * realloc fails once when asked (fail_realloc.h); not under a sanitizer.
  */
-#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-#define CAN_FAIL_REALLOC 1
-void *__libc_realloc(void *p, size_t n);
-static atomic_bool fail_realloc;
-
-void *realloc(void *p, size_t n)
-{
-	if (atomic_exchange(&fail_realloc, false))
-		return NULL;
-	return __libc_realloc(p, n);
-}
-#endif
+#include "fail_realloc.h"
 
 START_TEST(guard_budget_after_enomem)
 {

@@ -414,20 +414,10 @@ END_TEST
  * a thread holds the heap's lock; the thread then cancels the task while
  * it is in the arm, and lets the arm go on with realloc failing.
  *
- * realloc is defined here, over glibc's, to fail once when asked; not
- * under a sanitizer, which owns the heap (as in test_stack.c).
+ * realloc fails once when asked (fail_realloc.h); not under a sanitizer.
  */
-#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-#define CAN_FAIL_REALLOC 1
-void *__libc_realloc(void *p, size_t n);
-static atomic_bool fail_realloc;
-
-void *realloc(void *p, size_t n)
-{
-	if (atomic_exchange(&fail_realloc, false))
-		return NULL;
-	return __libc_realloc(p, n);
-}
+#include "fail_realloc.h"
+#ifdef CAN_FAIL_REALLOC
 
 struct unarmed {
 	struct weft_worker *w; /* the one worker */
