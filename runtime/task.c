@@ -722,17 +722,6 @@ const char *weft_task_name(weft_task_t h)
 	return t ? t->name : NULL;
 }
 
-/* weft_yield in a deadline scope: out of line, so that the common yield
- * keeps no register across the clock's read (a yield is ~20 ns). */
-static __attribute__((noinline)) int yield_in_scope(struct weft_worker *w,
-						    struct weft_task *t)
-{
-	if (weft__deadline_passed(t))
-		return -ETIMEDOUT;
-	weft__worker_yield(w);
-	return 0;
-}
-
 int weft_yield(void)
 {
 	struct weft_worker *w = weft__self();
@@ -741,10 +730,9 @@ int weft_yield(void)
 		return -EPERM;
 	/* A loop of calls that never wait learns here that it is cancelled
 	 * or past its scope's deadline (concepts.md), as at weft_sleep(0). */
-	if (weft__cancel_in_force(t))
-		return -ECANCELED;
-	if (__builtin_expect(t->scope != NULL, 0))
-		return yield_in_scope(w, t);
+	int r = weft__wait_check(t);
+	if (r)
+		return r;
 	weft__worker_yield(w);
 	return 0;
 }
