@@ -728,11 +728,8 @@ int weft_yield(void)
 	struct weft_task *t = w ? w->current : NULL;
 	if (!t)
 		return -EPERM;
-	/* A loop of calls that never wait learns here that it is cancelled
-	 * or past its scope's deadline (concepts.md), as at weft_sleep(0). */
-	int r = weft__wait_check(t);
-	if (r)
-		return r;
+	if (weft__cancel_in_force(t))
+		return -ECANCELED;
 	weft__worker_yield(w);
 	return 0;
 }

@@ -133,14 +133,6 @@ static void *deadline_main(void *arg)
 	ck_assert_int_ge(io_ms_since(t0), 19);
 	ck_assert_int_lt(io_ms_since(t0), 20 + IO_SLACK_MS);
 
-	/* A loop that never waits learns of its deadline at weft_yield,
-	 * as of its cancellation (concepts.md). */
-	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_MSEC), 0);
-	while (weft_yield() == 0)
-		ck_assert_int_lt(io_ms_since(t0), 10 * WEFT_SEC / WEFT_MSEC);
-	ck_assert_int_eq(weft_yield(), -ETIMEDOUT);
-	ck_assert_int_eq(weft_deadline_leave(&d), 1);
-
 	/* A sleep shorter than the deadline is a plain success. */
 	ck_assert_int_eq(weft_deadline_enter(&d, 10 * WEFT_SEC), 0);
 	ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);

@@ -231,8 +231,7 @@ int weft_shield_enter(struct weft_shield *s);
 int weft_shield_leave(struct weft_shield *s);
 
 /* Lets other tasks run (asyncio.sleep(0)). Returns 0, -ECANCELED if the
- * task is cancelled (outside a shield), -ETIMEDOUT if its deadline scope's
- * time has passed (weft/time.h), -EPERM outside a task. */
+ * task is cancelled (outside a shield), -EPERM outside a task. */
 int weft_yield(void);
 
 /* The running task's handle; {NULL, 0} outside a task. */
