@@ -71,8 +71,12 @@ int weft_dump(int fd);
  * Go preempts with it), whose handler scans the interrupted stack as
  * weft_dump scans a parked one. The handler is installed only while stall
  * reports are on (never with one worker), and not at all if the program
- * has its own for SIGURG, or SIGURG is the dump signal; then, or if the signal is not handled in time (ThreadSanitizer delays
- * it while the task makes no system call), the report has no frames.
+ * has its own for SIGURG, or SIGURG is the dump signal; then, or if the
+ * signal is not handled in time (ThreadSanitizer delays it while the task
+ * makes no system call), the report has no frames. As with Go's
+ * preemption signal, a stalled task inside a system call that is never
+ * restarted after a handler (nanosleep, poll, epoll_wait) sees it return
+ * EINTR, or end early.
  */
 struct weft_stall {
 	/* Unique within a weft_run: n * 1025 + w for the n-th task spawned

@@ -71,8 +71,10 @@ int weft_signal_open(struct weft_signal *s, uint64_t set);
 /* Waits until a signal of s's set is delivered and stores its number in
  * *signo (the lowest, when several are pending). Returns 0; -ECANCELED,
  * -ETIMEDOUT (nothing taken: a delivery that raced stays for the next
- * wait); -EINVAL (NULL argument, s not open). Several tasks may wait on one
- * registration: each delivery goes to one of them. */
+ * wait); -EINVAL (NULL argument, s not open); -ENOMEM (no memory to
+ * watch the registration's eventfd, the first time a task waits). Several
+ * tasks may wait on one registration: each delivery goes to one of them. A
+ * delivery already there is taken even in a cancelled task. */
 WEFT_MUST_CHECK int weft_signal_wait(struct weft_signal *s, int *signo);
 
 /* Stops catching: the disposition a signal had before its first open
