@@ -25,7 +25,6 @@
 #include "weft/io.h"
 #include "call.h"
 #include "memcheck.h"
-#include "runtime/task.h"
 
 /* A file call for the blocking pool (epoll) or the caller (plain). */
 struct file_call {
@@ -60,13 +59,9 @@ static long file_call(struct file_call *c)
 
 	if (weft__io_path() == WEFT__PLAIN)
 		return c->fn(c);
-	if (c->fd >= 0) {
-		/* Cancellation and deadline first, as io_uring says them
-		 * before a bad fd. */
-		if ((r = weft__wait_check(weft__task_current())))
-			return r;
+	/* The pool's wait_begin says the task's cancellation and deadline. */
+	if (c->fd >= 0)
 		c->held = weft__fdready_hold(c->fd, &c->gen);
-	}
 	r = weft_blocking(file_call_run, c, NULL);
 	return r ? r : c->res;
 }
