@@ -70,6 +70,26 @@ static void check_untouched(const void *p, size_t n)
 			      "byte %zu written after the release was seen", i);
 }
 
+/* Runs release(obj) on a thread stalled at its first unlock of lock;
+ * meanwhile see(obj, how) must see the release, and obj is overwritten;
+ * then checks that nothing reached it afterwards, and frees it. */
+static void seen_while_releaser_stalls(void *obj, size_t size, unsigned *lock,
+				       void *(*release)(void *),
+				       void (*see)(void *obj, int how), int how)
+{
+	pthread_t th;
+	arm(lock, 1);
+	pthread_create(&th, NULL, release, obj);
+	while (!is_stalled())
+		sched_yield();
+	see(obj, how);
+	reuse(obj, size);
+	pthread_join(th, NULL);
+	disarm();
+	check_untouched(obj, size);
+	free(obj);
+}
+
 /* ---- an event, set with nobody waiting -------------------------------- */
 
 static void *set_event(void *e)
@@ -78,25 +98,21 @@ static void *set_event(void *e)
 	return NULL;
 }
 
-/* _i: 0 sees the event set through weft_event_wait, 1 weft_event_is_set. */
-START_TEST(event_set_then_freed)
+/* how: 0 sees the event set through weft_event_wait, 1 weft_event_is_set. */
+static void see_event(void *e, int how)
 {
-	struct weft_event *e = malloc(sizeof(*e));
-	pthread_t th;
-	ck_assert_int_eq(weft_event_init(e), 0);
-	arm(&e->wq.lock, 1);
-	pthread_create(&th, NULL, set_event, e);
-	while (!is_stalled())
-		sched_yield();
-	if (_i == 0)
+	if (how == 0)
 		ck_assert_int_eq(weft_event_wait(e), 0);
 	else
 		ck_assert_int_eq(weft_event_is_set(e), 1);
-	reuse(e, sizeof(*e));
-	pthread_join(th, NULL);
-	disarm();
-	check_untouched(e, sizeof(*e));
-	free(e);
+}
+
+START_TEST(event_set_then_freed)
+{
+	struct weft_event *e = malloc(sizeof(*e));
+	ck_assert_int_eq(weft_event_init(e), 0);
+	seen_while_releaser_stalls(e, sizeof(*e), &e->wq.lock, set_event,
+				   see_event, _i);
 }
 END_TEST
 
@@ -108,30 +124,26 @@ static void *complete_future(void *f)
 	return NULL;
 }
 
-/* _i: 0 sees the future done through weft_future_done, 1 through
+/* how: 0 sees the future done through weft_future_done, 1 through
  * weft_future_result, 2 through weft_future_wait. */
-START_TEST(future_done_then_freed)
+static void see_future(void *f, int how)
 {
-	struct weft_future *f = malloc(sizeof(*f));
 	void *res = NULL;
-	pthread_t th;
-	ck_assert_int_eq(weft_future_init(f), 0);
-	arm(&f->wq.lock, 1);
-	pthread_create(&th, NULL, complete_future, f);
-	while (!is_stalled())
-		sched_yield();
-	if (_i == 0)
+	if (how == 0)
 		ck_assert_int_eq(weft_future_done(f), 1);
-	else if (_i == 1)
+	else if (how == 1)
 		ck_assert_int_eq(weft_future_result(f, &res), 0);
 	else
 		ck_assert_int_eq(weft_future_wait(f, &res), 0);
-	ck_assert_ptr_eq(res, _i ? (void *)f : NULL);
-	reuse(f, sizeof(*f));
-	pthread_join(th, NULL);
-	disarm();
-	check_untouched(f, sizeof(*f));
-	free(f);
+	ck_assert_ptr_eq(res, how ? f : NULL);
+}
+
+START_TEST(future_done_then_freed)
+{
+	struct weft_future *f = malloc(sizeof(*f));
+	ck_assert_int_eq(weft_future_init(f), 0);
+	seen_while_releaser_stalls(f, sizeof(*f), &f->wq.lock, complete_future,
+				   see_future, _i);
 }
 END_TEST
 
