@@ -11,11 +11,17 @@
  * A call stays with the file it began on (docs/concepts.md): under
  * io_uring the kernel holds the file from the submit, or weft_close
  * withdraws the SQE. A pool job has only the fd's number, so under epoll a
- * call on an fd takes its readiness record's gen (weft__fdready_hold)
- * before it queues, and the pool thread fails it with -EBADF if weft let
- * the number go meanwhile (weft_close), instead of reaching the file that
- * took it. (A dup would pin the file, but closing the dup drops the
- * process's fcntl locks on it.)
+ * call on an fd holds the number (weft__fdready_hold) before it queues: a
+ * weft_close meanwhile ends the call at once with -EBADF, and one after
+ * its pool thread started it leaves the close(2) to the call's end, so
+ * the number cannot pass to another file under its system call. (A dup
+ * would pin the file, but closing the dup drops the process's fcntl locks
+ * on it.)
+ *
+ * pread(2) and pwrite(2) refuse a file without an offset (-ESPIPE: a
+ * pipe, socket, FIFO); io_uring's reads and writes ignore the offset
+ * there and move bytes. So the ring path asks first, once per file
+ * (weft__fdready_positional), and says -ESPIPE as the others do.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +29,8 @@
 #include <liburing.h>
 
 #include "weft/io.h"
+#include "runtime/blocking.h"
+#include "runtime/list.h"
 #include "call.h"
 #include "memcheck.h"
 
@@ -36,7 +44,8 @@ struct file_call {
 	size_t len;
 	off_t off;
 	long res;
-	uint32_t gen; /* fd's gen when queued, if held */
+	struct weft__bjob job;
+	struct weft__fd_hold hold; /* if held */
 	bool held;
 };
 
@@ -45,24 +54,44 @@ static void *file_call_run(void *arg)
 	struct file_call *c = arg;
 
 	/* -EBADF: weft let fd go while the call waited for this thread. */
-	if (c->held && !weft__fdready_kept(c->fd, c->gen))
+	if (c->held && !weft__fdready_start(&c->hold)) {
 		c->res = -EBADF;
-	else
-		c->res = c->fn(c);
+		return NULL;
+	}
+	c->res = c->fn(c);
+	if (c->held)
+		weft__fdready_done(&c->hold);
 	return NULL;
+}
+
+/* weft_close(fd) while the call is queued: it ends now, unmade. */
+static void file_call_closed(struct weft__fd_hold *h)
+{
+	struct file_call *c = weft__container_of(h, struct file_call, hold);
+
+	weft__blocking_abort(&c->job, -EBADF);
 }
 
 /* Runs c where the path says: on the caller, or on the pool. */
 static long file_call(struct file_call *c)
 {
-	long r;
+	int r;
 
 	if (weft__io_path() == WEFT__PLAIN)
 		return c->fn(c);
+	if (c->fd >= 0) {
+		c->hold.closed = file_call_closed;
+		if ((r = weft__fdready_hold(&c->hold, c->fd)) < 0)
+			return r;
+		c->held = r == 0;
+	}
 	/* The pool's wait_begin says the task's cancellation and deadline. */
-	if (c->fd >= 0)
-		c->held = weft__fdready_hold(c->fd, &c->gen);
-	r = weft_blocking(file_call_run, c, NULL);
+	c->job.fn = file_call_run;
+	c->job.arg = c;
+	r = weft__blocking_run(&c->job);
+	/* The job never started (it has no discard: never abandoned). */
+	if (r && c->held)
+		weft__fdready_release(&c->hold);
 	return r ? r : c->res;
 }
 
@@ -87,6 +116,15 @@ static long do_fsync(struct file_call *c)
 						      : fsync(c->fd));
 }
 
+/* fd, a new descriptor or -errno: weft forgets what it knew of an earlier
+ * file of that number that close(2) closed behind its back. */
+static int fresh(int fd)
+{
+	if (fd >= 0)
+		weft__fdready_fresh(fd);
+	return fd;
+}
+
 int weft_open(const char *path, int flags, mode_t mode)
 {
 	struct file_call c = { .fn = do_open,
@@ -101,11 +139,11 @@ int weft_open(const char *path, int flags, mode_t mode)
 	if (!path)
 		return -EFAULT;
 	if (weft__io_path() != WEFT__RING)
-		return (int)file_call(&c);
+		return fresh((int)file_call(&c));
 	if (!(sqe = weft__io_begin(&io, -1, &r)))
 		return r;
 	io_uring_prep_openat(sqe, AT_FDCWD, path, c.flags, mode);
-	return weft__io_wait(&io, sqe);
+	return fresh(weft__io_wait(&io, sqe));
 }
 
 static ssize_t rw(int fd, void *buf, size_t len, off_t off, bool write)
@@ -131,6 +169,8 @@ static ssize_t rw(int fd, void *buf, size_t len, off_t off, bool write)
 		return -EFAULT;
 	if (weft__io_path() != WEFT__RING)
 		return file_call(&c);
+	if ((r = weft__fdready_positional(fd)))
+		return r;
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
 	if (write)

@@ -13,6 +13,10 @@
  *    abandoned: waiter cleared, the pool thread discards it at the end).
  *    A RUNNING job without one is never abandoned: its arg may live on the
  *    waiting task's stack.
+ *  - A job comes zeroed (JOB_NEW) and weft__blocking_abort may look at it
+ *    before weft__blocking_run does, so its state, waiter, links and
+ *    refused are written under the lock only. A job refused while NEW is
+ *    never queued.
  *  - A task enqueues with the lock held and releases it only after it has
  *    switched out (weft__wait_park's unlock), so no pool thread can wake it
  *    early. A thread that finds the queue empty reads seq under the lock
@@ -190,6 +194,17 @@ static void park_unlock(void *arg)
 		pool_spawn();
 }
 
+/* Under the lock: a QUEUED job's waiter w ends with reason unless it was
+ * settled already; the job never runs. */
+static void fail_one(struct weft__bjob *job, struct weft__waiter *w, int reason)
+{
+	if (weft__waiter_settle(w, reason)) {
+		job_unlink(job);
+		job->state = JOB_DONE;
+		weft__waiter_wake(w);
+	}
+}
+
 static void job_abort(struct weft__waiter *w, int reason)
 {
 	struct weft__bjob *job = w->data;
@@ -200,11 +215,7 @@ static void job_abort(struct weft__waiter *w, int reason)
 		weft__waiter_settle(w, reason);
 		break;
 	case JOB_QUEUED:
-		if (weft__waiter_settle(w, reason)) {
-			job_unlink(job);
-			job->state = JOB_DONE;
-			weft__waiter_wake(w);
-		}
+		fail_one(job, w, reason);
 		break;
 	case JOB_RUNNING:
 		if (job->discard && weft__waiter_settle(w, reason)) {
@@ -225,17 +236,15 @@ int weft__blocking_run(struct weft__bjob *job)
 	bool discardable = job->discard;
 	int r;
 
-	job->state = JOB_NEW;
-	job->waiter = NULL;
-	job->result = NULL;
-	job->next = job->prev = NULL;
 	weft__waiter_init_as(&w, job_abort, WEFT__WAIT_BLOCKING, job->fn);
 	w.data = job;
 	w.value = 0; /* 1: abandoned, the pool thread discards the job */
 	if ((r = weft__wait_begin(&w)))
 		goto out;
 	pool_lock();
-	r = pool.stopping ? -ESHUTDOWN : weft__waiter_state(&w);
+	r = pool.stopping  ? -ESHUTDOWN
+	    : job->refused ? job->refused
+			   : weft__waiter_state(&w);
 	if (r != WEFT__WAITING) {
 		pool_unlock();
 		weft__wait_end(&w);
@@ -252,6 +261,16 @@ out:
 	if (r && discardable && !w.value)
 		job->discard(job);
 	return r;
+}
+
+void weft__blocking_abort(struct weft__bjob *job, int reason)
+{
+	pool_lock();
+	if (job->state == JOB_NEW)
+		job->refused = reason;
+	else if (job->state == JOB_QUEUED)
+		fail_one(job, job->waiter, reason);
+	pool_unlock();
 }
 
 int weft_blocking(weft_blocking_fn fn, void *arg, void **result)

@@ -20,7 +20,9 @@ void weft__blocking_stop(void);
  * weft_metrics. */
 void weft__blocking_stats(uint64_t *threads, uint64_t *busy, uint64_t *queued);
 
-/* A job of the pool. fn(arg)'s value lands in result. */
+/* A job of the pool, zeroed but for fn, arg and discard before
+ * weft__blocking_run (weft__blocking_abort may look at it from then on).
+ * fn(arg)'s value lands in result. */
 struct weft__bjob {
 	weft_blocking_fn fn;
 	void *arg;
@@ -33,13 +35,21 @@ struct weft__bjob {
 	struct weft__waiter *waiter;
 	struct weft__bjob *next, *prev;
 	int state;
+	int refused; /* weft__blocking_abort's reason, before it queued */
 };
 
 /* Runs job on the pool and waits for it, from a task. Returns 0 (job->result
  * is set), -ECANCELED / -ETIMEDOUT (the job did not run, or was abandoned if
- * it has a discard function), -ESHUTDOWN, -EAGAIN (no thread). A job with a
+ * it has a discard function), -ESHUTDOWN, -EAGAIN (no thread), or the
+ * reason of a weft__blocking_abort before it started. A job with a
  * discard function is consumed by a failure (discarded here, or by the pool
  * thread once it ends): the caller must not touch it then. */
 int weft__blocking_run(struct weft__bjob *job);
+
+/* Fails job with reason (-EBADF: its fd was closed) unless it started:
+ * weft__blocking_run returns reason if the job is queued, or once it comes
+ * to queue it. A job that runs or ran is left alone. Any thread, while job
+ * is alive. */
+void weft__blocking_abort(struct weft__bjob *job, int reason);
 
 #endif

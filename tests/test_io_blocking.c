@@ -1,5 +1,6 @@
 /* The blocking pool: results, reuse and bound of threads, cancellation and
- * deadlines of queued jobs, plain threads, shutdown with jobs waiting. */
+ * deadlines of queued jobs, plain threads, shutdown with jobs waiting,
+ * aborting a job (weft_close of its fd). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -285,6 +286,69 @@ START_TEST(abandon_running)
 }
 END_TEST
 
+/* ---- weft__blocking_abort (weft_close of a queued file call) ------------ */
+
+static void *run_bjob(void *arg)
+{
+	return (void *)(intptr_t)weft__blocking_run(arg);
+}
+
+/* Waits until the pool has busy threads and queued jobs, or a second. */
+static void await_pool(uint64_t busy, uint64_t queued)
+{
+	struct weft_metrics m = { .blocking_busy = 0 };
+
+	for (int i = 0; i < 1000; i++) {
+		ck_assert_int_eq(weft_metrics(&m), 0);
+		if (m.blocking_busy == busy && m.blocking_queued == queued)
+			return;
+		weft_sleep(WEFT_MSEC);
+	}
+	ck_abort_msg("pool: %d busy, %d queued", (int)m.blocking_busy,
+		     (int)m.blocking_queued);
+}
+
+static void *abort_job_main(void *arg)
+{
+	struct weft__bjob early = { .fn = mark_ran },
+			  running = { .fn = wait_gate },
+			  queued = { .fn = mark_ran };
+	weft_task_t a, b;
+	void *res;
+
+	atomic_store(&gate, 0);
+	atomic_store(&ran_b, 0);
+	/* Aborted before it was run: never queues. */
+	weft__blocking_abort(&early, -EBADF);
+	ck_assert_int_eq(weft__blocking_run(&early), -EBADF);
+	/* The one thread runs `running`; `queued` waits behind it. */
+	ck_assert_int_eq(weft_spawn(&a, run_bjob, &running), 0);
+	await_pool(1, 0);
+	ck_assert_int_eq(weft_spawn(&b, run_bjob, &queued), 0);
+	await_pool(1, 1);
+	/* The queued one ends at once, while the thread is still busy. */
+	weft__blocking_abort(&queued, -EBADF);
+	await_pool(1, 0);
+	ck_assert_int_eq(weft_join(b, &res), 0);
+	ck_assert_int_eq((intptr_t)res, -EBADF);
+	/* The running one is left alone. */
+	weft__blocking_abort(&running, -EBADF);
+	atomic_store(&gate, 1);
+	ck_assert_int_eq(weft_join(a, &res), 0);
+	ck_assert_int_eq((intptr_t)res, 0);
+	ck_assert_ptr_eq(running.result, (void *)1);
+	ck_assert_int_eq(atomic_load(&ran_b), 0);
+	return NULL;
+}
+
+START_TEST(abort_job)
+{
+	struct weft_config cfg = { .workers = 2, .blocking_threads = 1 };
+
+	ck_assert_int_eq(weft_run(abort_job_main, NULL, &cfg, NULL), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("io_blocking");
@@ -296,6 +360,7 @@ int main(void)
 	tcase_add_test(tc, shutdown_queued);
 	tcase_add_test(tc, plain_thread);
 	tcase_add_test(tc, abandon_running);
+	tcase_add_test(tc, abort_job);
 	suite_add_tcase(s, tc);
 	return io_test_main(s);
 }

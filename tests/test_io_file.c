@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "test_io_util.h"
 #include "drivers/io_uring/op.h"
+#include "drivers/readiness/fdready.h"
 #include "drivers/readiness/pollset.h"
 
 static void tmp_path(char *buf, size_t len, const char *tag)
@@ -220,6 +221,218 @@ START_TEST(queued_file_call_keeps_its_file)
 	struct weft_config cfg = { .workers = 2, .blocking_threads = 1 };
 
 	ck_assert_int_eq(weft_run(queued_close_main, NULL, &cfg, NULL), 0);
+}
+END_TEST
+
+/*
+ * Under epoll weft_close(fd) ends a file call still queued on fd at once
+ * with -EBADF, as io_uring's close cancels its ops: it waited behind the
+ * busy pool until a thread came to fail it. (Under io_uring the pread
+ * does not queue: it just reads.)
+ */
+static atomic_int pread_done;
+
+static void *queued_pread(void *arg)
+{
+	char b;
+	ssize_t r = weft_pread((int)(intptr_t)arg, &b, 1, 0);
+
+	atomic_store(&pread_done, 1);
+	return (void *)(intptr_t)r;
+}
+
+static void *close_ends_queued_main(void *arg)
+{
+	char path[128];
+	weft_task_t holder, reader;
+	struct weft_metrics m = { .blocking_queued = 0 };
+	void *res;
+	int fd, done;
+
+	if (weft_io_driver() != WEFT_IO_EPOLL)
+		return NULL;
+	tmp_path(path, sizeof(path), "close-queued");
+	fd = weft_open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	atomic_store(&pool_held, 0);
+	atomic_store(&pread_done, 0);
+	weft_event_clear(&pool_release);
+	ck_assert_int_eq(weft_spawn(&holder, pool_holder, NULL), 0);
+	while (!atomic_load(&pool_held))
+		weft_sleep(WEFT_MSEC);
+	ck_assert_int_eq(weft_spawn(&reader, queued_pread,
+				    (void *)(intptr_t)fd),
+			 0);
+	while (!m.blocking_queued) {
+		weft_sleep(WEFT_MSEC);
+		ck_assert_int_eq(weft_metrics(&m), 0);
+	}
+	ck_assert_int_eq(weft_close(fd), 0);
+	/* Ends while the pool's one thread is still held. */
+	for (int i = 0; i < 2000 && !atomic_load(&pread_done); i++)
+		weft_sleep(WEFT_MSEC);
+	done = atomic_load(&pread_done);
+	ck_assert_int_eq(done, 1);
+	ck_assert_int_eq(weft_join(reader, &res), 0);
+	ck_assert_int_eq((intptr_t)res, -EBADF);
+	ck_assert_int_eq(weft_metrics(&m), 0);
+	ck_assert_int_eq(m.blocking_queued, 0);
+	ck_assert_int_ge(weft_event_set(&pool_release), 0);
+	ck_assert_int_eq(weft_join(holder, &res), 0);
+	ck_assert_int_eq((intptr_t)res, 0);
+	unlink(path);
+	return NULL;
+}
+
+START_TEST(close_ends_queued_file_call)
+{
+	struct weft_config cfg = { .workers = 2, .blocking_threads = 1 };
+
+	ck_assert_int_eq(weft_run(close_ends_queued_main, NULL, &cfg, NULL), 0);
+}
+END_TEST
+
+/*
+ * Under epoll a pool thread makes a started file call's system call on
+ * fd's number: a weft_close between the call's check and that system call
+ * let the number go, and the new file that took it got the call's write.
+ * Now the close(2) waits for the call's end. The hook holds the pool
+ * thread there while the test closes fd and asks for the lowest free
+ * number from fd up, which the closed fd's was.
+ */
+static atomic_int window_fd = -1, in_window, leave_window;
+
+static void hold_in_window(int fd, enum weft__fdready_moment at)
+{
+	if (at != WEFT__FDREADY_STARTED || fd != atomic_load(&window_fd))
+		return;
+	atomic_store(&in_window, 1);
+	for (int i = 0; i < 10000 && !atomic_load(&leave_window); i++)
+		usleep(1000);
+}
+
+static void *started_close_main(void *arg)
+{
+	char old_path[128], new_path[128], got;
+	weft_task_t writer;
+	struct stat st;
+	void *res;
+	int fd, other, fd2;
+
+	if (weft_io_driver() != WEFT_IO_EPOLL)
+		return NULL;
+	tmp_path(old_path, sizeof(old_path), "started-old");
+	tmp_path(new_path, sizeof(new_path), "started-new");
+	fd = weft_open(old_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	atomic_store(&window_fd, fd);
+	atomic_store(&in_window, 0);
+	atomic_store(&leave_window, 0);
+	weft__fdready_hook = hold_in_window;
+	ck_assert_int_eq(weft_spawn(&writer, queued_pwrite,
+				    (void *)(intptr_t)fd),
+			 0);
+	for (int i = 0; i < 2000 && !atomic_load(&in_window); i++)
+		weft_sleep(WEFT_MSEC);
+	ck_assert_msg(atomic_load(&in_window), "the call never started");
+	other = open(new_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ck_assert_int_ge(other, 0);
+	ck_assert_int_eq(weft_close(fd), 0);
+	fd2 = fcntl(other, F_DUPFD_CLOEXEC, fd);
+	ck_assert_int_ge(fd2, 0);
+	close(other);
+	if (fd2 != fd) { /* closed to weft's calls meanwhile */
+		ck_assert_int_eq(weft_close(fd), -EBADF);
+		ck_assert_int_eq(weft_pread(fd, &got, 1, 0), -EBADF);
+	}
+	atomic_store(&leave_window, 1);
+	ck_assert_int_eq(weft_join(writer, &res), 0);
+	weft__fdready_hook = NULL;
+	ck_assert_int_eq((intptr_t)res, 1);
+	/* The new file is untouched, the old one has the byte, and the
+	 * call's end closed fd. */
+	ck_assert_int_eq(fstat(fd2, &st), 0);
+	ck_assert_int_eq(st.st_size, 0);
+	ck_assert_int_eq(stat(old_path, &st), 0);
+	ck_assert_int_eq(st.st_size, 1);
+	ck_assert_int_eq(fcntl(fd, F_GETFD), -1);
+	ck_assert_int_eq(errno, EBADF);
+	close(fd2);
+	unlink(old_path);
+	unlink(new_path);
+	return NULL;
+}
+
+START_TEST(close_waits_for_started_file_call)
+{
+	struct weft_config cfg = { .workers = 2, .blocking_threads = 1 };
+
+	ck_assert_int_eq(weft_run(started_close_main, NULL, &cfg, NULL), 0);
+}
+END_TEST
+
+/*
+ * pread(2) and pwrite(2) say -ESPIPE on a file without an offset (a pipe,
+ * a socket); io_uring's read and write ignored the offset and moved the
+ * bytes, so the drivers differed. A file with an offset is asked once
+ * (weft keeps the yes until the number goes), one without each time: a
+ * kept -ESPIPE would refuse the file that close(2) and open(2) give the
+ * number next, behind weft's back.
+ */
+static void *pipe_main(void *arg)
+{
+	char path[128], b[8];
+	int p[2], sv[2], fd, num;
+
+	tmp_path(path, sizeof(path), "espipe");
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(write(p[1], "abc", 3), 3);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(weft_pread(p[0], b, 3, 0), -ESPIPE);
+		ck_assert_int_eq(weft_pwrite(p[1], "xyz", 3, 0), -ESPIPE);
+	}
+	ck_assert_int_eq(read(p[0], b, sizeof(b)), 3); /* untouched */
+	ck_assert_int_eq(memcmp(b, "abc", 3), 0);
+	/* The number's next file takes an offset: after weft_close, and
+	 * after a close(2) behind weft's back (weft_open makes it anew). */
+	num = p[0];
+	ck_assert_int_eq(weft_close(p[0]), 0);
+	fd = weft_open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_eq(fd, num); /* the lowest free number */
+	ck_assert_int_eq(weft_pwrite(fd, "hello", 5, 100), 5);
+	ck_assert_int_eq(weft_pread(fd, b, 5, 100), 5);
+	ck_assert_int_eq(memcmp(b, "hello", 5), 0);
+	ck_assert_int_eq(weft_close(fd), 0);
+	ck_assert_int_eq(dup2(p[1], num), num);
+	ck_assert_int_eq(weft_pwrite(num, "xyz", 3, 0), -ESPIPE);
+	ck_assert_int_eq(close(num), 0);
+	fd = weft_open(path, O_RDWR, 0);
+	ck_assert_int_eq(fd, num);
+	ck_assert_int_eq(weft_pread(fd, b, 5, 100), 5);
+	ck_assert_int_eq(weft_close(fd), 0);
+	ck_assert_int_eq(dup2(p[1], num), num);
+	ck_assert_int_eq(weft_pread(num, b, 3, 0), -ESPIPE);
+	ck_assert_int_eq(close(num), 0);
+	ck_assert_int_eq(open(path, O_RDWR | O_CLOEXEC), num);
+	ck_assert_int_eq(weft_pread(num, b, 5, 100), 5);
+	ck_assert_int_eq(memcmp(b, "hello", 5), 0);
+	ck_assert_int_eq(weft_close(num), 0);
+	ck_assert_int_eq(weft_close(p[1]), 0);
+	/* A socket. */
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
+	ck_assert_int_eq(weft_pwrite(sv[0], "xyz", 3, 0), -ESPIPE);
+	ck_assert_int_eq(weft_pread(sv[1], b, 3, 0), -ESPIPE);
+	ck_assert_int_eq(weft_close(sv[0]), 0);
+	ck_assert_int_eq(weft_close(sv[1]), 0);
+	unlink(path);
+	return NULL;
+}
+
+START_TEST(pread_pipe_espipe)
+{
+	weft_test_run(pipe_main, NULL, 2);
+	pipe_main(NULL); /* a plain thread: pread(2) itself */
 }
 END_TEST
 
@@ -600,6 +813,9 @@ int main(void)
 	tcase_add_test(tc, files);
 	tcase_add_test(tc, files_plain_thread);
 	tcase_add_test(tc, queued_file_call_keeps_its_file);
+	tcase_add_test(tc, close_ends_queued_file_call);
+	tcase_add_test(tc, close_waits_for_started_file_call);
+	tcase_add_test(tc, pread_pipe_espipe);
 	tcase_add_test(tc, escape_hatch);
 	tcase_add_test(tc, send_zc_result);
 	tcase_add_test(tc, close_withdraws_unsubmitted_op);

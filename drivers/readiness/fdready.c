@@ -52,6 +52,25 @@
  *    the tick moves by an event saying so (EPOLLRDHUP, EPOLLHUP,
  *    EPOLLERR), stops the skipping for good (Tokio's READ_CLOSED, which
  *    clearing readiness never clears).
+ *  - holds lists the file calls that hold the fd and have not started
+ *    (weft__fdready_hold until start or release), running counts the
+ *    started ones (start until done), and closing says a weft_close came
+ *    while running was not 0: the number is still the old file's, and the
+ *    last done closes it. All three under the lock. So a pool thread's
+ *    system call on the number reaches the file its call began on: a
+ *    close before its start fails it (the gen moved), one after waits for
+ *    its done. While closing, holds, registrations and another close say
+ *    -EBADF, as they would once the number is gone. A hold's closed runs
+ *    under the lock and takes the pool's (weft__blocking_abort); nothing
+ *    takes a record's lock under the pool's.
+ *  - seek says, with the gen in its top half, that
+ *    weft__fdready_positional found the file takes an offset: a file keeps
+ *    that for life, and a gen names one file if weft is told of every
+ *    close (weft_close, or a new fd of weft's). Only that answer is kept:
+ *    were a number close(2) passed behind weft's back to a pipe, a stale
+ *    one gives io_uring's own answer (bytes move), where a kept -ESPIPE
+ *    would refuse a file that has an offset. A pipe asks each time, on a
+ *    call that is an error anyway.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -83,7 +102,13 @@ struct fdrec {
 	_Atomic uint64_t short_at[2];
 	_Atomic bool hup[2]; /* an event said closed or failed (sticky) */
 	struct weft__waiter *head[2];
+	struct weft__fd_hold *holds; /* file calls queued on the fd */
+	int running;                 /* file calls started on it */
+	bool closing;                /* closed once running is 0 */
+	_Atomic uint64_t seek;       /* gen << 32 | SEEK_* */
 };
+
+enum { SEEK_POSITIONAL = 1 };
 
 static _Atomic(struct fdrec *) chunks[NCHUNKS];
 
@@ -167,6 +192,8 @@ static void forget(struct fdrec *rec, int fd)
 	atomic_store_explicit(&rec->hup[WEFT__WRITE], false,
 			      memory_order_relaxed);
 	atomic_store_explicit(&rec->reg, 0, memory_order_relaxed);
+	/* relaxed: the gen tells a stale seek anyway; 0 lets fresh skip. */
+	atomic_store_explicit(&rec->seek, 0, memory_order_relaxed);
 }
 
 /* Registers fd in the poll set. Lock held. Returns the state or -errno. */
@@ -213,7 +240,9 @@ static int ensure_registered(struct fdrec *rec, int fd)
 	weft__spin_lock(&rec->lock);
 	state = reg_state(
 		atomic_load_explicit(&rec->reg, memory_order_relaxed));
-	if (state == UNREGISTERED)
+	if (rec->closing)
+		state = -EBADF;
+	else if (state == UNREGISTERED)
 		state = do_register(rec, fd);
 	weft__spin_unlock(&rec->lock);
 	return state;
@@ -399,27 +428,105 @@ void weft__fdready_event(uint64_t data, uint32_t events)
 	weft__spin_unlock(&rec->lock);
 }
 
-bool weft__fdready_hold(int fd, uint32_t *gen)
+int weft__fdready_hold(struct weft__fd_hold *h, int fd)
 {
 	struct fdrec *rec = rec_of(fd, true);
+	int r = 0;
 
 	if (!rec)
-		return false;
-	*gen = gen_of(rec);
-	return true;
+		return 1;
+	weft__spin_lock(&rec->lock);
+	if (rec->closing) {
+		r = -EBADF;
+	} else {
+		h->rec = rec;
+		h->fd = fd;
+		h->gen = gen_of(rec);
+		weft__list_push_front(rec->holds, h);
+	}
+	weft__spin_unlock(&rec->lock);
+	return r;
 }
 
-bool weft__fdready_kept(int fd, uint32_t gen)
+bool weft__fdready_start(struct weft__fd_hold *h)
 {
-	struct fdrec *rec = rec_of(fd, false);
+	struct fdrec *rec = h->rec;
+	bool kept;
 
-	return rec && gen_of(rec) == gen;
+	weft__spin_lock(&rec->lock);
+	weft__list_unlink(rec->holds, h);
+	/* A close since the hold moved the gen, closing or not. */
+	kept = gen_of(rec) == h->gen;
+	if (kept)
+		rec->running++;
+	weft__spin_unlock(&rec->lock);
+	if (kept && __builtin_expect(weft__fdready_hook != NULL, 0))
+		weft__fdready_hook(h->fd, WEFT__FDREADY_STARTED);
+	return kept;
+}
+
+void weft__fdready_done(struct weft__fd_hold *h)
+{
+	struct fdrec *rec = h->rec;
+
+	weft__spin_lock(&rec->lock);
+	WEFT_ASSERT(rec->running > 0);
+	/* The weft_close that left it to us returned 0: close(2)'s error
+	 * has nobody to go to, as with Go's last reference. */
+	if (!--rec->running && rec->closing) {
+		rec->closing = false;
+		close(h->fd);
+	}
+	weft__spin_unlock(&rec->lock);
+}
+
+void weft__fdready_release(struct weft__fd_hold *h)
+{
+	struct fdrec *rec = h->rec;
+
+	weft__spin_lock(&rec->lock);
+	if (h->prev || rec->holds == h) /* not started */
+		weft__list_unlink(rec->holds, h);
+	weft__spin_unlock(&rec->lock);
+}
+
+/* The question pread(2) asks (FMODE_PREAD), as lseek(2) answers it: the
+ * kernel opens a file without an offset (a pipe, socket, FIFO, tty, an
+ * eventfd) without both. */
+static int probe_positional(int fd)
+{
+	return lseek(fd, 0, SEEK_CUR) < 0 ? -errno : 0;
+}
+
+int weft__fdready_positional(int fd)
+{
+	struct fdrec *rec = rec_of(fd, true);
+	uint32_t gen;
+	uint64_t seek;
+	int r;
+
+	if (!rec)
+		return probe_positional(fd);
+	/* relaxed, both: seek holds no pointer, and its tag says which file
+	 * it is about. A probe that raced a close tagged its answer with the
+	 * gen before it, which no later call matches. */
+	gen = gen_of(rec);
+	seek = atomic_load_explicit(&rec->seek, memory_order_relaxed);
+	if ((seek & SEEK_POSITIONAL) && (uint32_t)(seek >> 32) == gen)
+		return 0;
+	r = probe_positional(fd);
+	if (!r)
+		atomic_store_explicit(&rec->seek,
+				      (uint64_t)gen << 32 | SEEK_POSITIONAL,
+				      memory_order_relaxed);
+	return r;
 }
 
 int weft__fdready_close(int fd)
 {
 	struct fdrec *rec = rec_of(fd, false);
-	int r;
+	struct weft__fd_hold *h;
+	int r = 0;
 
 	if (!rec)
 		return close(fd) ? -errno : 0;
@@ -429,8 +536,17 @@ int weft__fdready_close(int fd)
 	 * as a write to the fd, a recv as a read) saw such a recv race it in
 	 * test_io_stress's crowd. */
 	weft__spin_lock(&rec->lock);
-	forget(rec, fd);
-	r = close(fd) ? -errno : 0;
+	if (rec->closing) { /* weft_close'd: only its calls keep it */
+		r = -EBADF;
+	} else {
+		forget(rec, fd);
+		for (h = rec->holds; h; h = h->next)
+			h->closed(h);
+		if (rec->running)
+			rec->closing = true;
+		else
+			r = close(fd) ? -errno : 0;
+	}
 	weft__spin_unlock(&rec->lock);
 	return r;
 }
@@ -439,7 +555,11 @@ void weft__fdready_fresh(int fd)
 {
 	struct fdrec *rec = rec_of(fd, false);
 
-	if (!rec || !atomic_load_explicit(&rec->reg, memory_order_relaxed))
+	/* relaxed: nothing to forget unless weft used the number since its
+	 * last forget, which a thread making a new fd of it follows (the
+	 * close(2) between). */
+	if (!rec || (!atomic_load_explicit(&rec->reg, memory_order_relaxed) &&
+		     !atomic_load_explicit(&rec->seek, memory_order_relaxed)))
 		return;
 	weft__spin_lock(&rec->lock);
 	forget(rec, fd);

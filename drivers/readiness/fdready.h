@@ -60,16 +60,47 @@ __attribute__((warn_unused_result)) bool
 weft__fdready_end(struct weft__ready_call *c, long *result, size_t want,
 		  const char *call);
 
-/* For a call that hands fd's number to another thread (a file call on the
- * blocking pool): fd's record's gen now, in *gen, so that the thread can
- * tell whether weft let the number go meanwhile (weft__fdready_kept).
- * Unlike begin, leaves fd out of the poll set. Returns false if fd has no
- * record (past the table, or no memory): the call then runs unchecked.
- * relaxed reads: a close that happens before the check is seen by it (the
- * bump is in the record's one modification order); one racing it is the
- * race a blocking system call on a closing fd has anyway. */
-bool weft__fdready_hold(int fd, uint32_t *gen);
-bool weft__fdready_kept(int fd, uint32_t gen);
+/*
+ * A file call that hands fd's number to a blocking pool thread (epoll)
+ * holds it, so that weft_close(fd) neither leaves the call queued nor lets
+ * the number go while the call's system call may still be made on it:
+ *
+ *   weft__fdready_hold(&h, fd)   the task, before it queues the call;
+ *   weft__fdready_start(&h)      the pool thread, before the system call:
+ *                                false means weft let the number go, and
+ *                                the call fails with -EBADF unmade;
+ *   weft__fdready_done(&h)       the pool thread, after a start said true;
+ *   weft__fdready_release(&h)    the task, once the pool returned, if the
+ *                                call never started (else a no-op).
+ *
+ * weft_close(fd) calls h->closed(h) for every hold not yet started, under
+ * the record's lock (so h is alive): it must end the call with -EBADF
+ * without waiting for it. If a started call holds fd, the close is left to
+ * the last such call's done, as Go's poll.FD leaves it to the last call
+ * holding a reference: the number stays the old file's until then.
+ */
+struct weft__fd_hold {
+	void (*closed)(struct weft__fd_hold *h); /* the caller's */
+	struct weft__fd_hold *next, *prev;
+	void *rec;
+	uint32_t gen;
+	int fd;
+};
+
+/* Returns 0 (held: release it later), 1 (fd has no record, past the table
+ * or no memory: the call runs unchecked, nothing to release) or -EBADF
+ * (weft_close(fd) came, and its close waits for a started call). */
+int weft__fdready_hold(struct weft__fd_hold *h, int fd);
+bool weft__fdready_start(struct weft__fd_hold *h);
+void weft__fdready_done(struct weft__fd_hold *h);
+void weft__fdready_release(struct weft__fd_hold *h);
+
+/* Whether fd takes an offset, as pread(2) and pwrite(2) ask: 0 if so,
+ * -ESPIPE if not (a pipe, FIFO, socket or tty), else -errno (-EBADF).
+ * A yes is kept in fd's record until weft lets the number go.
+ * For io_uring's reads and writes, which ignore the offset of a file
+ * without one instead of failing. */
+int weft__fdready_positional(int fd);
 
 /*
  * A call: runs try until it returns anything but -EAGAIN, waiting for
@@ -98,15 +129,22 @@ static inline long weft__fdready_call(int fd, enum weft__dir dir,
 	return r;
 }
 
-/* Internal test interface, not API: if set, called at the two moments a
- * call comes back to its fd, so that a test can close or reuse fd there,
- * as another thread may: when an attempt said EAGAIN, before the call
- * waits; and when its wait ended for readiness, before it tries again. */
-enum weft__fdready_moment { WEFT__FDREADY_AGAIN, WEFT__FDREADY_WOKEN };
+/* Internal test interface, not API: if set, called at the moments a call
+ * comes back to its fd, so that a test can close or reuse fd there, as
+ * another thread may: when an attempt said EAGAIN, before the call waits;
+ * when its wait ended for readiness, before it tries again; and on the
+ * pool thread, when a held file call started, before its system call. */
+enum weft__fdready_moment {
+	WEFT__FDREADY_AGAIN,
+	WEFT__FDREADY_WOKEN,
+	WEFT__FDREADY_STARTED
+};
 extern void (*weft__fdready_hook)(int fd, enum weft__fdready_moment at);
 
-/* weft_close: wakes every task waiting on fd with -EBADF,
- * drops its registration, closes it. Any thread. Returns 0 or -errno. */
+/* weft_close: wakes every task waiting on fd with -EBADF, ends the file
+ * calls queued on it (their holds' closed), drops its registration, closes
+ * it, or leaves that to the last started file call (see above). Any
+ * thread. Returns 0 or -errno (-EBADF: a close is left to such a call). */
 int weft__fdready_close(int fd);
 
 /* fd is a new descriptor of weft's own (accepted, or a new socket): drops

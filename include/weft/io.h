@@ -40,7 +40,8 @@
  * call reports that success instead: no byte, connection or descriptor is
  * ever lost. weft_close() on a descriptor wakes every task waiting on it
  * with -EBADF. Close descriptors that tasks wait on with weft_close(), not
- * close(2): weft keeps the fd's registration in its epoll set until then.
+ * close(2): weft keeps the fd's registration in its epoll set, and what it
+ * learnt of the file (whether it takes an offset), until then.
  */
 #ifndef WEFT_IO_H
 #define WEFT_IO_H
@@ -125,8 +126,13 @@ int weft_shutdown(int fd, int how);
 
 /* Closes any descriptor; tasks waiting on it (weft I/O calls) wake up with
  * -EBADF first, and its registration in the epoll set is dropped (the
- * number may be reused at once). A file call already running on the blocking
- * pool (epoll) is not stopped. Returns 0 or -errno (-EBADF). */
+ * number may be reused at once). Under epoll a file call on it still
+ * queued for the blocking pool ends with -EBADF at once; one the pool
+ * already runs is not stopped, and keeps the file: the descriptor is
+ * closed when the last such call ends (as Go's Close leaves it to the
+ * last call in progress; close(2)'s error is then not reported), and
+ * until then weft's calls on it say -EBADF. Returns 0 or -errno
+ * (-EBADF). */
 int weft_close(int fd);
 
 /* ---- UDP ----------------------------------------------------------------- */
@@ -166,7 +172,10 @@ WEFT_MUST_CHECK int weft_unix_connect(const char *path);
 WEFT_MUST_CHECK int weft_open(const char *path, int flags, mode_t mode);
 
 /* Reads / writes at offset off, without moving the file position. Return
- * the count (0 at end of file) or -errno. */
+ * the count (0 at end of file) or -errno (-EBADF, -EINVAL for a negative
+ * off, -EFAULT for a NULL buf, -ESPIPE for a file without an offset: a
+ * pipe, FIFO, socket or tty, under either driver, as pread(2) says; -EIO,
+ * ...). */
 WEFT_MUST_CHECK ssize_t weft_pread(int fd, void *buf, size_t len, off_t off);
 WEFT_MUST_CHECK ssize_t weft_pwrite(int fd, const void *buf, size_t len,
 				    off_t off);
