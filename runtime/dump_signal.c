@@ -1,4 +1,5 @@
 /* The dump on a signal: see dump_signal.h. */
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -21,7 +22,39 @@ static struct {
 	struct sigaction old;
 } ds;
 
-/* "SIGUSR1", "USR1" or "10". 0 if it names no signal. */
+/* The kernel's first real-time signals, below SIGRTMIN (34 under glibc):
+ * glibc keeps them for itself (thread cancellation, setxid), and its
+ * sigaction refuses them. */
+static bool reserved(int signo)
+{
+	return signo >= __SIGRTMIN && signo < SIGRTMIN;
+}
+
+/* "RTMIN", "RTMIN+n", "RTMAX" or "RTMAX-n", counted as kill(1) and glibc
+ * count them: from SIGRTMIN and SIGRTMAX, the real-time signals glibc
+ * leaves the program. 0 if s is none of these, or falls outside them. */
+static int parse_realtime(const char *s)
+{
+	bool min = !strncmp(s, "RTMIN", 5);
+	long n = 0;
+	char *end;
+
+	if (!min && strncmp(s, "RTMAX", 5))
+		return 0;
+	s += 5;
+	if (*s) {
+		if (*s != (min ? '+' : '-') || !isdigit((unsigned char)s[1]))
+			return 0;
+		errno = 0;
+		n = strtol(s + 1, &end, 10);
+		if (errno || *end || n > SIGRTMAX - SIGRTMIN)
+			return 0;
+	}
+	return min ? SIGRTMIN + (int)n : SIGRTMAX - (int)n;
+}
+
+/* "SIGUSR1", "USR1", "10", "SIGRTMIN+2", "RTMAX". 0 if it names no
+ * signal. */
 static int parse_signal(const char *s)
 {
 	char *end;
@@ -30,6 +63,8 @@ static int parse_signal(const char *s)
 		return n > 0 && n < NSIG ? (int)n : 0;
 	if (!strncmp(s, "SIG", 3))
 		s += 3;
+	if (!strncmp(s, "RT", 2))
+		return parse_realtime(s);
 	for (int i = 1; i < NSIG; i++) {
 		const char *name = sigabbrev_np(i);
 		if (name && !strcmp(name, s))
@@ -44,7 +79,7 @@ int weft__dump_signal_config(const struct weft_config *cfg)
 	const char *env = getenv("WEFT_DUMP_SIGNAL");
 	if (!signo && env && *env && !(signo = parse_signal(env)))
 		return -EINVAL;
-	if (signo && !weft__sig_catchable(signo))
+	if (signo && (!weft__sig_catchable(signo) || reserved(signo)))
 		return -EINVAL;
 	return signo;
 }
@@ -98,7 +133,7 @@ int weft__dump_signal_start(int signo)
 	}
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(signo, &sa, &ds.old)) {
-		r = -errno; /* glibc keeps 32 and 33 for itself: -EINVAL */
+		r = -errno;
 		stop_thread();
 		weft__sig_release(signo, WEFT__SIG_DUMP);
 		return r;
@@ -107,12 +142,23 @@ int weft__dump_signal_start(int signo)
 	return 0;
 }
 
+/* Puts back the action start found, unless the program has replaced
+ * weft's handler since: then its own stays. */
+static void put_back(void)
+{
+	struct sigaction now;
+
+	if (!sigaction(ds.signo, NULL, &now) && !(now.sa_flags & SA_SIGINFO) &&
+	    now.sa_handler == on_signal)
+		sigaction(ds.signo, &ds.old, NULL);
+}
+
 void weft__dump_signal_stop(void)
 {
 	weft__dump_close();
 	if (!ds.signo)
 		return;
-	sigaction(ds.signo, &ds.old, NULL);
+	put_back();
 	weft__sig_release(ds.signo, WEFT__SIG_DUMP);
 	ds.signo = 0;
 	stop_thread();

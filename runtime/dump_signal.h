@@ -10,14 +10,18 @@
 #include "weft/task.h"
 
 /* The signal cfg or the environment asks for, 0 for none; -EINVAL for one
- * a handler may not take (weft__sig_catchable). */
+ * a handler may not take (weft__sig_catchable), one glibc keeps for itself
+ * (32 and 33: SIGRTMIN is 34), or a $WEFT_DUMP_SIGNAL that names none
+ * ("SIGUSR1", "USR1", "10", "SIGRTMIN+n", "SIGRTMAX-n", counted from
+ * glibc's SIGRTMIN and SIGRTMAX). */
 int weft__dump_signal_config(const struct weft_config *cfg);
 
 /* Installs the handler for signo (0: does nothing) and starts the thread.
  * Returns 0 or -errno: -EBUSY if a weft_signal registration holds signo,
  * -EINVAL if sigaction refuses it. */
 int weft__dump_signal_start(int signo);
-/* Restores the handler there was and stops the thread. */
+/* Restores the handler there was, unless the program replaced weft's
+ * meanwhile (its own then stays), and stops the thread. */
 void weft__dump_signal_stop(void);
 
 /* weft_dump from plain threads (dump.c): let in once the runtime is up

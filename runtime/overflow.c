@@ -100,7 +100,14 @@ void weft__overflow_install(void)
 	sigaction(SIGSEGV, &sa, &previous);
 }
 
+/* Only over weft's own handler: one the program installed during the run
+ * is the program's to keep, and the action it replaced (previous, or
+ * already put back by on_segv) is not ours to bring back. */
 void weft__overflow_remove(void)
 {
-	sigaction(SIGSEGV, &previous, NULL);
+	struct sigaction now;
+
+	if (!sigaction(SIGSEGV, NULL, &now) && (now.sa_flags & SA_SIGINFO) &&
+	    now.sa_sigaction == on_segv)
+		sigaction(SIGSEGV, &previous, NULL);
 }

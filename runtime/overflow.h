@@ -5,6 +5,8 @@
 #define WEFT_RUNTIME_OVERFLOW_H
 
 void weft__overflow_install(void);
+/* Puts back the action install found, unless the program has replaced
+ * weft's handler since: then its own stays. */
 void weft__overflow_remove(void);
 
 #endif

@@ -81,6 +81,22 @@ static int advise_all(struct iovec *r, int n, int advice)
 	return 0;
 }
 
+/*
+ * After a failed MADV_GUARD_INSTALL: light guards off for good if the
+ * kernel will never give them (EINVAL: a kernel before 6.13, which does
+ * not know the advice, or a mapping it refuses them on, as under
+ * mlockall(MCL_FUTURE)); after a transient failure (ENOMEM: no memory
+ * for a page table or anon_vma just now; EAGAIN) only the stack or slab at
+ * hand goes without, and the next one tries again. Off for good, every
+ * later stack would take an mprotect guard from the budget, and once it
+ * was spent only a canary.
+ */
+static void light_guard_failed(int err)
+{
+	if (err != ENOMEM && err != EAGAIN)
+		atomic_store(&light_guards, 0);
+}
+
 /* Makes [p, p+len) fault on access; returns the guard size achieved, and
  * whether the guard counts against the mprotect budget in *budgeted. Only
  * a guard made counts: one refused (budget spent, mprotect failed) gave
@@ -92,7 +108,7 @@ static size_t install_guard(char *p, size_t len, bool *budgeted)
 	if (atomic_load_explicit(&light_guards, memory_order_relaxed)) {
 		if (madvise(p, len, MADV_GUARD_INSTALL) == 0)
 			return len;
-		atomic_store(&light_guards, 0);
+		light_guard_failed(errno);
 	}
 	size_t one = weft__page_size();
 	if (atomic_fetch_add(&mprotect_guards, 1) < MPROTECT_BUDGET &&
@@ -221,7 +237,7 @@ static bool guard_slab(char *m, size_t guard, size_t each)
 		r[i] = (struct iovec){ m + (size_t)i * each, guard };
 	if (advise_all(r, STACK_SLAB, MADV_GUARD_INSTALL) == 0)
 		return true;
-	atomic_store(&light_guards, 0); /* mprotect from now */
+	light_guard_failed(errno); /* then one stack at a time */
 	return false;
 }
 

@@ -46,6 +46,8 @@ int64_t weft__stall_config(const struct weft_config *cfg);
  * or -ENOMEM. */
 int weft__stall_start(struct weft_runtime *rt, int64_t threshold,
 		      const struct weft_config *cfg, int dump_signal);
+/* Ends the watch; gives SIGURG back its action from before, unless the
+ * program replaced weft's handler meanwhile (its own then stays). */
 void weft__stall_stop(struct weft_runtime *rt);
 
 /* How long the monitor may sleep at most: -1 (no limit) when off. */

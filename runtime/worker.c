@@ -220,6 +220,36 @@ static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
 
 /* ---- the thread --------------------------------------------------------- */
 
+/* The stack weft's signal handlers run on (SA_ONSTACK): a task's overflow
+ * is a SIGSEGV on a full stack, which without one the kernel cannot
+ * deliver, and kills the process unreported; the dump and stall handlers
+ * interrupt tasks near the end of theirs. So a worker without one does not
+ * run: 0, or -ENOMEM (weft_run fails, as for any start-up allocation). */
+static int setup_altstack(struct weft_worker *w)
+{
+	size_t size = SIGSTKSZ * 4;
+
+	w->altstack = malloc(size);
+	if (!w->altstack)
+		return -ENOMEM;
+	if (sigaltstack(&(stack_t){ .ss_sp = w->altstack, .ss_size = size },
+			NULL)) {
+		int r = -errno; /* -ENOMEM: smaller than the kernel needs */
+		free(w->altstack);
+		w->altstack = NULL;
+		return r;
+	}
+	return 0;
+}
+
+static void teardown_altstack(struct weft_worker *w)
+{
+	stack_t ss = { .ss_flags = SS_DISABLE };
+	sigaltstack(&ss, NULL);
+	free(w->altstack);
+	w->altstack = NULL;
+}
+
 static int worker_setup(struct weft_runtime *rt, struct weft_worker *w,
 			const char **why)
 {
@@ -227,19 +257,18 @@ static int worker_setup(struct weft_runtime *rt, struct weft_worker *w,
 	char name[16];
 	snprintf(name, sizeof(name), "weft-w%d", w->id);
 	pthread_setname_np(pthread_self(), name);
-	int r;
-	struct weft__driver *d = weft__driver_new(rt->io, &r, why);
-	if (!d)
+	int r = setup_altstack(w);
+	if (r)
 		return r;
+	struct weft__driver *d = weft__driver_new(rt->io, &r, why);
+	if (!d) {
+		teardown_altstack(w);
+		return r;
+	}
 	d->sock_on_ring = rt->sock_on_ring;
 	/* release: weft_metrics, on any thread, may read it before the
 	 * workers are up (metrics.c). */
 	__atomic_store_n(&w->driver, d, __ATOMIC_RELEASE);
-	w->altstack = malloc(SIGSTKSZ * 4);
-	if (w->altstack) {
-		stack_t ss = { .ss_sp = w->altstack, .ss_size = SIGSTKSZ * 4 };
-		sigaltstack(&ss, NULL);
-	}
 	pthread_attr_t a;
 	if (pthread_getattr_np(pthread_self(), &a) == 0) {
 		void *lo;
@@ -253,9 +282,7 @@ static int worker_setup(struct weft_runtime *rt, struct weft_worker *w,
 
 static void worker_teardown(struct weft_worker *w)
 {
-	stack_t ss = { .ss_flags = SS_DISABLE };
-	sigaltstack(&ss, NULL);
-	free(w->altstack);
+	teardown_altstack(w);
 	weft__driver_close(w->driver); /* weft_run frees it */
 }
 

@@ -1,5 +1,7 @@
 # Observability: thread names, metrics, task dumps, stall reports, gdb.
 weft_test(test_observe TIMEOUT 300 SOURCES test_observe.c)
+# What weft_run leaves of the signal actions it took; dump signal names.
+weft_test(test_sig_restore TIMEOUT 120 SOURCES test_sig_restore.c)
 if(WEFT_USES_LIBDW) # the backtraces must then have file:line
   target_compile_definitions(test_observe PRIVATE WEFT_HAVE_LIBDW)
 endif()

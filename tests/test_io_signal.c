@@ -308,6 +308,28 @@ START_TEST(old_disposition_and_bad_input)
 }
 END_TEST
 
+static void programs_handler(int signo)
+{
+	(void)signo;
+}
+
+/* A handler the program installs while a registration is open is the
+ * program's: the last close put the action it found back over it. */
+START_TEST(programs_handler_outlives_close)
+{
+	struct weft_signal a;
+	struct sigaction now;
+
+	signal(SIGUSR1, SIG_IGN);
+	ck_assert_int_eq(weft_signal_open(&a, set_of(SIGUSR1, 0)), 0);
+	signal(SIGUSR1, programs_handler);
+	ck_assert_int_eq(weft_signal_close(&a), 0);
+	sigaction(SIGUSR1, NULL, &now);
+	ck_assert(now.sa_handler == programs_handler);
+	signal(SIGUSR1, SIG_DFL);
+}
+END_TEST
+
 /*
  * A delivery already there is taken at once, even in a cancelled task, as
  * by every call that can complete without waiting (weft/sync.h). The wait
@@ -633,6 +655,7 @@ int main(void)
 	tcase_add_test(tc, delivery_races_cancel);
 	tcase_add_test(tc, plain_thread);
 	tcase_add_test(tc, old_disposition_and_bad_input);
+	tcase_add_test(tc, programs_handler_outlives_close);
 	tcase_add_test(tc, pending_taken_when_cancelled);
 	tcase_add_test(tc, open_twice);
 	tcase_add_test(tc, one_owner_per_signal);

@@ -8,6 +8,9 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -390,6 +393,124 @@ START_TEST(guard_budget_after_enomem)
 }
 END_TEST
 
+/*
+ * A transient failure of MADV_GUARD_INSTALL (ENOMEM: no memory for a page
+ * table just then) turned light guards off for the rest of the process:
+ * every later stack took an mprotect guard from the budget, and once it
+ * was spent only a canary. Now only that stack goes without; EINVAL (a
+ * kernel without the advice) still turns them off for good.
+ *
+ * madvise, defined over glibc's, fails MADV_GUARD_INSTALL once with
+ * fail_guard_errno when that is set.
+ */
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+static atomic_int fail_guard_errno;
+
+int madvise(void *p, size_t n, int advice)
+{
+	int err;
+
+	if (advice == MADV_GUARD_INSTALL &&
+	    (err = atomic_exchange(&fail_guard_errno, 0))) {
+		errno = err;
+		return -1;
+	}
+	return (int)syscall(SYS_madvise, p, n, advice);
+}
+
+/* A big stack, freed at once: whether its guard was a light one. */
+static bool light_guard(void)
+{
+	struct weft_stack s;
+
+	ck_assert_int_eq(weft__stack_alloc(&s, BIG_STACK, NULL), 0);
+	bool light = s.guard && !s.budgeted;
+	weft__stack_free(&s, NULL);
+	return light;
+}
+
+START_TEST(light_guards_survive_enomem)
+{
+	if (!light_guard())
+		return; /* a kernel before 6.13, or qemu: nothing to lose */
+	atomic_store(&fail_guard_errno, ENOMEM);
+	ck_assert(!light_guard()); /* that one: mprotect */
+	ck_assert_int_eq(atomic_load(&fail_guard_errno), 0);
+	ck_assert_msg(light_guard(), "light guards off after one ENOMEM");
+	/* Off for good when the kernel does not know the advice. Last: later
+	 * tests force mprotect guards anyway. */
+	atomic_store(&fail_guard_errno, EINVAL);
+	ck_assert(!light_guard());
+	ck_assert(!light_guard());
+}
+END_TEST
+
+/*
+ * A worker whose alternate signal stack could not be allocated ran
+ * without one, and an overflow on it was a SIGSEGV the kernel could not
+ * deliver on the full stack: the process died without the report. Now
+ * weft_run fails with -ENOMEM, and the next one works.
+ *
+ * malloc, defined over glibc's, fails while fail_altstacks the request of
+ * a worker thread (named weft-w*) for an alternate stack's size; not under
+ * a sanitizer (fail_realloc.h).
+ */
+#ifdef CAN_FAIL_REALLOC
+void *__libc_malloc(size_t n);
+static atomic_bool fail_altstacks;
+static size_t altstack_size;
+
+void *malloc(size_t n)
+{
+	char name[16];
+
+	if (atomic_load(&fail_altstacks) && n == altstack_size &&
+	    !prctl(PR_GET_NAME, name) && !strncmp(name, "weft-w", 6))
+		return NULL;
+	return __libc_malloc(n);
+}
+
+static void *nothing(void *arg)
+{
+	return arg;
+}
+#endif
+
+START_TEST(no_altstack_no_run)
+{
+#ifdef CAN_FAIL_REALLOC
+	int fds[2], status;
+
+	ck_assert_int_eq(pipe(fds), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct weft_config c = { .workers = 2 };
+
+		dup2(fds[1], 2);
+		altstack_size = SIGSTKSZ * 4; /* as runtime/worker.c asks */
+		overflow_fn = overflow_body;
+		atomic_store(&fail_altstacks, true);
+		int r = weft_run(overflow_main, NULL, &c, NULL);
+		atomic_store(&fail_altstacks, false);
+		if (r != -ENOMEM)
+			_exit(1);
+		_exit(weft_run(nothing, NULL, &c, NULL) ? 2 : 0);
+	}
+	close(fds[1]);
+	char buf[512] = { 0 };
+	ssize_t n = read(fds[0], buf, sizeof(buf) - 1);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	close(fds[0]);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "status 0x%x, stderr: %.*s", status, (int)(n > 0 ? n : 0),
+		      buf);
+#endif
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("stack");
@@ -400,6 +521,8 @@ int main(void)
 	tcase_add_test(tc, tasks_run_on_each_page_size);
 	tcase_add_test(tc, overflow_reported_on_64k_pages);
 	tcase_add_test(tc, overflow_reported_after_foreign_faults);
+	tcase_add_test(tc, no_altstack_no_run);
+	tcase_add_test(tc, light_guards_survive_enomem); /* before mprotect */
 	tcase_add_test(tc, guard_budget_exact);
 	tcase_add_test(tc, guard_budget_after_enomem);
 	tcase_add_test(tc, one_shot_handler_not_looped);

@@ -78,7 +78,8 @@ int weft_signal_open(struct weft_signal *s, uint64_t set);
 WEFT_MUST_CHECK int weft_signal_wait(struct weft_signal *s, int *signo);
 
 /* Stops catching: the disposition a signal had before its first open
- * registration comes back when its last one closes. Nobody may be waiting
+ * registration comes back when its last one closes, unless the program
+ * installed a handler of its own meanwhile, which stays. Nobody may be waiting
  * on s. Returns 0 or -EINVAL (NULL, not open). */
 int weft_signal_close(struct weft_signal *s);
 

@@ -66,8 +66,10 @@ struct weft_config {
 	int blocking_threads;
 	/* A signal on which the runtime writes weft_dump() to stderr and goes
 	 * on (SIGUSR1, say). 0: $WEFT_DUMP_SIGNAL if set (a name such as
-	 * SIGUSR1 or USR1, or a number), else none: a library takes no signal
-	 * unasked. The handler is restored when weft_run returns. */
+	 * SIGUSR1, USR1, SIGRTMIN+2 or SIGRTMAX-1, counted from glibc's
+	 * SIGRTMIN and SIGRTMAX, or a number), else none: a library takes no
+	 * signal unasked. The action from before is restored when weft_run
+	 * returns, unless the program installed its own meanwhile. */
 	int dump_signal;
 	/* Report a task that keeps its worker this long without giving it
 	 * up (no park, no yield: it computes, spins or blocks in a system
@@ -142,11 +144,11 @@ struct weft_config {
  * works as for any signal.
  *
  * Returns 0, -EINVAL (bad config or fn, a bad $WEFT_WORKERS,
- * $WEFT_IO or $WEFT_SOCKETS, a dump signal that cannot be caught or is a
- * fault's (SIGSEGV, ...: see weft/signal.h), a $WEFT_DUMP_SIGNAL that
- * names no signal, a stall threshold below WEFT_STALL_OFF, a
- * $WEFT_STALL_MS that is not a number of milliseconds, a bad latency mode
- * or $WEFT_LATENCY),
+ * $WEFT_IO or $WEFT_SOCKETS, a dump signal that cannot be caught, is a
+ * fault's (SIGSEGV, ...: see weft/signal.h) or glibc's own (32 and 33,
+ * below SIGRTMIN), a $WEFT_DUMP_SIGNAL that names no signal, a stall
+ * threshold below WEFT_STALL_OFF, a $WEFT_STALL_MS that is not a number of
+ * milliseconds, a bad latency mode or $WEFT_LATENCY),
  * -EBUSY (already running in this process, or called from a task, or the
  * dump signal is held by an open weft_signal registration), -ENOSYS
  * (io_uring forced by cfg->io or $WEFT_IO but unavailable: a line on
