@@ -6,6 +6,7 @@
 #include "drivers/readiness/pollset.h"
 #include "futex.h"
 #include "idle.h"
+#include "task.h"
 #include "timer.h"
 #include "worker.h"
 
@@ -19,10 +20,16 @@
 #define PERIOD_MAX_NS (2 * 1000 * 1000)
 #define LOOKS_BEFORE_BACKOFF 8
 #define IDLE_LOOKS_BEFORE_DISARM 8
+/* A worker whose first timer is due within this has timers waiting: the
+ * monitor stays armed for them. Two periods, so that once it wakes for a
+ * timer it has looked once, at the longest period, before the timer is
+ * due, and fires it at the next look if a task keeps its worker. */
+#define TIMER_SOON_NS (2 * PERIOD_MAX_NS)
 
 struct look {
 	struct weft_task *runnext;
-	int64_t queued, woken, woken_top, timers;
+	int64_t queued, woken, woken_top;
+	bool timers; /* its first timer is due soon */
 	uint64_t ticks;
 };
 
@@ -39,7 +46,16 @@ static void intervened(struct weft_monitor *m)
 	weft__stat_add(&m->interventions, 1);
 }
 
-/* One look at every worker. Returns how many had tasks or timers waiting;
+/* When w's first timer is due (WEFT_NO_DEADLINE: none): the count read
+ * seq_cst, the first under the heap's lock (monitor.h: no lost arming). */
+static int64_t first_timer(struct weft_worker *w)
+{
+	return weft__timers_armed(&w->timers) ? weft__timers_first(w)
+					      : WEFT_NO_DEADLINE;
+}
+
+/* One look at every worker. Returns how many had tasks or timers waiting
+ * (due soon), and lowers *first to the earliest worker's first timer;
  * marks a worker stuck (and sets *stuck) if it had the same tasks waiting
  * as last time behind a task that ran all along (its tick count did not
  * move), or the same oldest woken task while it ran others. Sets *queued
@@ -48,20 +64,26 @@ static void intervened(struct weft_monitor *m)
  * of a worker kept by one task are fired from here: their tasks go to the
  * global queue. */
 static int look_at_workers(struct weft_runtime *rt, struct look *last,
-			   bool *stuck, bool *queued)
+			   bool *stuck, bool *queued, int64_t *first)
 {
 	int busy = 0;
+	int64_t clock = 0;
 	for (int i = 0; i < rt->nworkers; i++) {
 		struct weft_worker *w = &rt->workers[i];
+		int64_t at = first_timer(w);
+		if (at != WEFT_NO_DEADLINE && !clock)
+			clock = weft_now();
+		if (at < *first)
+			*first = at;
 		/* Lengths and tops are relaxed readings: a heuristic that
 		 * only decides when to mark and rouse. The run-next slot and
-		 * the timer count are read seq_cst, for the arming protocol
-		 * (monitor.h). */
+		 * the timers are read for the arming protocol (monitor.h). */
 		struct look now = { atomic_load(&w->runnext),
 				    weft__deque_len(&w->deque),
 				    weft__deque_len(&w->woken),
 				    weft__deque_top(&w->woken),
-				    weft__timers_armed(&w->timers),
+				    at != WEFT_NO_DEADLINE &&
+					    at - clock <= TIMER_SOON_NS,
 				    atomic_load(&w->ticks) };
 		bool still = now.ticks == last[i].ticks;
 		bool queued_both = now.queued && last[i].queued;
@@ -104,24 +126,52 @@ static bool look_at_poll_set(struct weft_monitor *m, uint64_t *last)
 }
 
 /* Nothing to watch: disarm, unless a wake filled a slot or the poller
- * left the poll set meanwhile. */
-static void disarm(struct weft_runtime *rt, struct weft_monitor *m,
-		   struct look *last)
+ * left the poll set meanwhile. Returns when the first timer is due
+ * (WEFT_NO_DEADLINE: none), which the idle monitor wakes for. */
+static int64_t disarm(struct weft_runtime *rt, struct weft_monitor *m,
+		      struct look *last)
 {
+	int64_t first = WEFT_NO_DEADLINE;
 	int armed = MON_ARMED;
 	if (!atomic_compare_exchange_strong(&m->state, &armed, MON_IDLE))
-		return; /* stopping */
+		return first; /* stopping */
 	/* The looks below read the timer counts seq_cst: a relaxed load
 	 * could pass this CAS's store on ARM. In the single order of seq_cst
 	 * operations a timer armed (timer.c's seq_cst store of len) after
 	 * this CAS reads IDLE and arms again; one armed before it is seen.
 	 * (Not a fence: ThreadSanitizer does not model one.) */
 	bool stuck = false, queued = false;
-	if (look_at_workers(rt, last, &stuck, &queued) ||
+	if (look_at_workers(rt, last, &stuck, &queued, &first) ||
 	    weft__pollset_unattended()) {
 		armed = MON_IDLE;
 		atomic_compare_exchange_strong(&m->state, &armed, MON_ARMED);
 	}
+	return first;
+}
+
+/* How long the idle monitor sleeps (0: until woken): until its next stall
+ * look, and until the first timer is soon. */
+static int64_t idle_wait(long stall_period, int64_t first)
+{
+	int64_t ns = stall_period > 0 ? stall_period : 0;
+	if (first != WEFT_NO_DEADLINE) {
+		int64_t t = first - TIMER_SOON_NS - weft_now();
+		t = t > 0 ? t : 1; /* 0 would be no limit */
+		if (!ns || t < ns)
+			ns = t;
+	}
+	return ns;
+}
+
+/* Whether the idle monitor's first timer is soon: it arms itself, and
+ * looks at the longest period (the timer's worker fires it, unless a
+ * task keeps that worker). */
+static bool timer_soon(struct weft_monitor *m, int64_t first)
+{
+	int idle = MON_IDLE;
+	return first != WEFT_NO_DEADLINE &&
+	       weft_now() >= first - TIMER_SOON_NS &&
+	       atomic_compare_exchange_strong(&m->state, &idle, MON_ARMED);
 }
 
 static void *monitor_main(void *arg)
@@ -130,6 +180,7 @@ static void *monitor_main(void *arg)
 	struct weft_monitor *m = &rt->monitor;
 	struct look last[WEFT_WORKERS_MAX] = { { 0 } };
 	uint64_t last_harvests = 0;
+	int64_t first = WEFT_NO_DEADLINE; /* the idle monitor's first timer */
 	long period = PERIOD_MIN_NS;
 	int calm = 0, idle = 0;
 	for (;;) {
@@ -141,9 +192,11 @@ static void *monitor_main(void *arg)
 			/* Stall reports want a look now and then, armed or
 			 * not: a task spinning alone arms nothing. */
 			weft__futex_wait(&m->state, MON_IDLE,
-					 stall_period > 0 ? stall_period : 0);
+					 idle_wait(stall_period, first));
+			weft__stat_add(&m->wakeups, 1);
 			weft__stall_check(rt);
-			period = PERIOD_MIN_NS;
+			period = timer_soon(m, first) ? PERIOD_MAX_NS
+						      : PERIOD_MIN_NS;
 			calm = idle = 0;
 			continue;
 		}
@@ -151,9 +204,11 @@ static void *monitor_main(void *arg)
 				 stall_period > 0 && stall_period < period
 					 ? stall_period
 					 : period);
+		weft__stat_add(&m->wakeups, 1);
 		weft__stall_check(rt);
 		bool stuck = false, queued = false;
-		int busy = look_at_workers(rt, last, &stuck, &queued);
+		int64_t ignored = WEFT_NO_DEADLINE;
+		int busy = look_at_workers(rt, last, &stuck, &queued, &ignored);
 		busy += look_at_poll_set(m, &last_harvests);
 		idle = busy ? 0 : idle + 1;
 		if (stuck) {
@@ -168,7 +223,7 @@ static void *monitor_main(void *arg)
 		if (queued && weft__notify_work(rt))
 			intervened(m);
 		if (idle >= IDLE_LOOKS_BEFORE_DISARM) {
-			disarm(rt, m, last);
+			first = disarm(rt, m, last);
 			idle = 0;
 		} else if (++calm >= LOOKS_BEFORE_BACKOFF &&
 			   period < PERIOD_MAX_NS) {

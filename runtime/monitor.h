@@ -19,8 +19,10 @@
  * for those too: they are open to thieves and offered to none (runq.h).
  * It also fires the due timers of a worker kept by one task all period,
  * so that task's sleepers wake on time on other workers. Once no worker
- * has tasks or timers waiting it disarms and sleeps until a wake or a
- * timer arms it.
+ * has tasks waiting or a timer due soon (TIMER_SOON_NS) it disarms and
+ * sleeps until a wake or a new first timer of a heap arms it, or the first
+ * timer it saw is soon: a timer far ahead, live or disarmed, costs no
+ * looks until then.
  *
  * The poll set (drivers/readiness/pollset.h) has a poller while a worker
  * sleeps in it. The poller that wakes leaves it, arming the monitor; until
@@ -33,7 +35,13 @@
  * reads the state (seq_cst both); the monitor sets IDLE, then reads every
  * slot, timer count and the poller role (seq_cst all). One of them sees
  * the other. Deque lengths are outside the rule: an arming lost
- * there costs no task (runq.c's requeue).
+ * there costs no task (runq.c's requeue). A heap's first timer the monitor
+ * reads under the heap's lock after setting IDLE: an arm whose lock came
+ * first is seen, and one whose lock came after reads the state after the
+ * IDLE (the lock orders them), so a new first arms the monitor. An arm
+ * that is not its heap's first needs not: a first at or before it was
+ * seen, or armed the monitor itself. A first seen leaves once due (the
+ * monitor woke before) or compacted away (it wakes early, for nothing).
  */
 #ifndef WEFT_RUNTIME_MONITOR_H
 #define WEFT_RUNTIME_MONITOR_H
@@ -50,6 +58,7 @@ enum { MON_IDLE, MON_ARMED, MON_STOP };
 struct weft_monitor {
 	_Atomic int state;              /* a futex word */
 	_Atomic uint64_t interventions; /* for weft_metrics; monitor only */
+	_Atomic uint64_t wakeups;       /* for tests: its sleeps that ended */
 	struct weft__stall_watch stall;
 	bool started;
 	pthread_t thread;

@@ -32,6 +32,7 @@
 #include "self.h"
 #include "task.h"
 #include "timer.h"
+#include "valgrind.h"
 #include "worker.h"
 
 #define FIRE_BATCH 64
@@ -51,7 +52,8 @@ static bool before(const struct weft_timer_entry *a,
 	return a->at < b->at || (a->at == b->at && a->order < b->order);
 }
 
-static void sift_up(struct weft_timer_entry *h, int64_t i)
+/* Returns where the entry ends up: 0 if it is the heap's first. */
+static int64_t sift_up(struct weft_timer_entry *h, int64_t i)
 {
 	struct weft_timer_entry e = h[i];
 	while (i > 0) {
@@ -62,6 +64,7 @@ static void sift_up(struct weft_timer_entry *h, int64_t i)
 		i = p;
 	}
 	h[i] = e;
+	return i;
 }
 
 static void sift_down(struct weft_timer_entry *h, int64_t len, int64_t i)
@@ -139,7 +142,7 @@ int weft__timer_arm(struct weft_task *t, int64_t at, uint64_t seq)
 	}
 	w->timers.entries[w->timers.len] =
 		(struct weft_timer_entry){ at, w->timers.order++, t, seq };
-	sift_up(w->timers.entries, w->timers.len);
+	bool first = sift_up(w->timers.entries, w->timers.len) == 0;
 	/* seq_cst, not set_len's relaxed: the monitor's arming protocol
 	 * (monitor.h). This store, then monitor_arm's seq_cst load of the
 	 * state below, against the monitor's CAS to IDLE, then its seq_cst
@@ -153,9 +156,13 @@ int weft__timer_arm(struct weft_task *t, int64_t at, uint64_t seq)
 	atomic_store_explicit(&t->timer.owner, w, memory_order_relaxed);
 	atomic_store_explicit(&t->timer.armed, seq, memory_order_release);
 	weft__spin_unlock(&w->timers.lock);
-	/* If a task keeps w, the monitor fires w's due timers. */
-	weft__monitor_arm(
-		&atomic_load_explicit(&weft__rt, memory_order_relaxed)->monitor);
+	/* If a task keeps w, the monitor fires w's due timers. An idle one
+	 * sleeps until the first timer it saw is near, so only a new first
+	 * of its heap must rouse it (monitor.h: no lost arming). */
+	if (first)
+		weft__monitor_arm(
+			&atomic_load_explicit(&weft__rt, memory_order_relaxed)
+				 ->monitor);
 	return 0;
 }
 
@@ -229,6 +236,14 @@ int64_t weft__timers_run(struct weft_worker *w)
 	}
 }
 
+int64_t weft__timers_first(struct weft_worker *w)
+{
+	weft__spin_lock(&w->timers.lock);
+	int64_t at = w->timers.len ? w->timers.entries[0].at : WEFT_NO_DEADLINE;
+	weft__spin_unlock(&w->timers.lock);
+	return at;
+}
+
 void weft__timers_free(struct weft_worker *w)
 {
 	free(w->timers.entries);
@@ -276,20 +291,22 @@ static int sleep_until(struct weft_task *t, int64_t at)
 	struct sleeper s = { .lock = 0, .linked = false };
 	weft__waiter_init_as(&s.w, sleep_abort, WEFT__WAIT_SLEEP, NULL);
 	int r = weft__wait_begin_until(&s.w, at);
-	if (r)
-		return r;
-	weft__spin_lock(&s.lock);
-	if (weft__waiter_state(&s.w) != WEFT__WAITING) {
-		weft__spin_unlock(&s.lock);
-		weft__wait_end(&s.w);
-		r = weft__waiter_state(&s.w);
-	} else {
-		s.linked = true;
-		r = weft__wait_park(&s.w, sleep_unlock, &s);
+	if (!r) {
+		weft__spin_lock(&s.lock);
+		if (weft__waiter_state(&s.w) != WEFT__WAITING) {
+			weft__spin_unlock(&s.lock);
+			weft__wait_end(&s.w);
+			r = weft__waiter_state(&s.w);
+		} else {
+			s.linked = true;
+			r = weft__wait_park(&s.w, sleep_unlock, &s);
+		}
 	}
-	/* The timer armed for min(at, scope's deadline) ending the sleep is
-	 * success if at came first; the scope's deadline is a timeout. */
-	if (r == -ETIMEDOUT && at < t->deadline)
+	/* The timer armed for min(at, scope's deadline), or the deadline
+	 * found passed as the wait began (at was ahead when we were called),
+	 * ended the sleep: a success if at came first or at the same instant
+	 * (time.h's tie rule), else the scope's timeout. */
+	if (r == -ETIMEDOUT && at <= t->deadline)
 		r = 0;
 	return r;
 }
@@ -326,8 +343,31 @@ int weft_sleep(int64_t ns)
 
 /* ---- deadline scopes ---------------------------------------------------- */
 
-/* Whether d is one of t's open scopes: entered again, it would link to
- * itself and never be left. */
+/*
+ * A scope entered a second time before it is left would be corrupted: by
+ * its own task it would link to itself and never be left, by another its
+ * links would be that task's, and the first task's leave would graft that
+ * chain onto its own. So a scope records who is inside it: d->task, and
+ * d->check == scope_check(d, d->task) while entered (leave clears check).
+ *
+ * The struct comes uninitialised, so a record counts only if its check
+ * matches, which garbage does only where this very address held a scope
+ * that was never left (its frame or task ended inside it, against the
+ * rules): such a stale record names a task that is no longer in it, and
+ * is overwritten. Task structs are type-stable (task.h), so the task a
+ * matching record names may be read: its alive flag, atomic, and, for the
+ * caller, its own chain of scopes. The check costs two loads and two
+ * stores a scope; the chain is walked only when the record names the
+ * caller.
+ */
+#define SCOPE_KEY ((uintptr_t)0x77656674646c696eULL)
+
+static uintptr_t scope_check(const struct weft_deadline *d, const void *task)
+{
+	return ((uintptr_t)d ^ SCOPE_KEY) - (uintptr_t)task;
+}
+
+/* Whether d is one of t's open scopes. */
 static bool scope_open(const struct weft_task *t, const struct weft_deadline *d)
 {
 	for (const struct weft_deadline *s = t->scope; s; s = s->prev)
@@ -336,16 +376,37 @@ static bool scope_open(const struct weft_task *t, const struct weft_deadline *d)
 	return false;
 }
 
+/* Whether a task is inside d: t itself, or another that is still running
+ * (one that ended inside it left a stale record, whose struct may run
+ * another task by now: refused too, the price of the rule it broke). */
+static bool scope_taken(const struct weft_task *t,
+			const struct weft_deadline *d)
+{
+	/* Possibly uninitialised words: memcheck is told they are defined,
+	 * and the loads are atomic so that no compiler folds them as reads
+	 * of uninitialised memory. Relaxed: two tasks entering one scope at
+	 * once are a race in the caller's program, which this only narrows. */
+	WEFT_MARK_FILLED(&d->task, sizeof(d->task) + sizeof(d->check));
+	const struct weft_task *o = __atomic_load_n(&d->task, __ATOMIC_RELAXED);
+	if (__atomic_load_n(&d->check, __ATOMIC_RELAXED) != scope_check(d, o))
+		return false;
+	if (o == t)
+		return scope_open(t, d);
+	return atomic_load_explicit(&o->alive, memory_order_relaxed);
+}
+
 int weft_deadline_enter_at(struct weft_deadline *d, int64_t at)
 {
 	struct weft_task *t = weft__task_current();
 	if (!t || !d)
 		return t ? -EINVAL : -EPERM;
-	if (scope_open(t, d))
+	if (scope_taken(t, d))
 		return -EINVAL;
 	d->at = at;
 	d->outer = t->deadline;
 	d->prev = t->scope;
+	d->task = t;
+	d->check = scope_check(d, t);
 	t->scope = d;
 	if (at < t->deadline)
 		t->deadline = at;
@@ -367,5 +428,6 @@ int weft_deadline_leave(struct weft_deadline *d)
 		return -EINVAL;
 	t->deadline = d->outer;
 	t->scope = d->prev;
+	d->check = 0; /* no task's: d ^ SCOPE_KEY is no address (64-bit) */
 	return weft_now() >= d->at;
 }

@@ -58,6 +58,10 @@ static inline int64_t weft__timers_armed(struct weft_timer_heap *h)
 {
 	return __atomic_load_n(&h->len, __ATOMIC_SEQ_CST);
 }
+/* When w's first entry is due, stale or not (WEFT_NO_DEADLINE: none). Under
+ * the heap's lock: the monitor's side of the no-lost-arming rule for an
+ * arm that makes a new first (monitor.h). */
+int64_t weft__timers_first(struct weft_worker *w);
 void weft__timers_free(struct weft_worker *w);
 
 #endif

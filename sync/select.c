@@ -394,7 +394,7 @@ static int park_thread(struct sel *s)
 }
 
 /* Maps an abort's result to the select's: a deadline at or after the
- * timeout case's is the timeout case winning. */
+ * timeout case's is the timeout case winning (time.h's tie rule). */
 static int aborted(struct sel *s, int r)
 {
 	if (r == -ETIMEDOUT && s->timeout_case >= 0 &&
@@ -470,8 +470,12 @@ static int wait_cases(struct sel *s)
 	/* weft_dump reads the cases while the wait is published. */
 	weft__waiter_init_as(&s->w, sel_abort, WEFT__WAIT_SELECT, s->cases);
 	s->w.value = (uint64_t)s->n;
+	if (__builtin_expect(weft__select_before_wait != NULL, 0))
+		weft__select_before_wait(s->until);
+	/* A deadline found passed here came after the call, when the timeout
+	 * was still ahead: the tie rule decides, as for a timer's abort. */
 	if ((r = weft__wait_begin_until(&s->w, s->until)))
-		return r;
+		return aborted(s, r);
 	lock_all(s);
 	if ((r = weft__waiter_state(&s->w)) != WEFT__WAITING) {
 		unlock_all(s); /* aborted before we could link */
@@ -533,6 +537,7 @@ static int check_all(struct sel *s)
 }
 
 void (*weft__select_after_try)(int i);
+void (*weft__select_before_wait)(int64_t until);
 
 int weft_select(struct weft_select_case *cases, int n)
 {

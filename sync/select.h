@@ -63,5 +63,9 @@ int weft__join_case_take(struct weft_task *t, void **result);
  * the unlocked first try, so that a test can change what the next cases
  * and the locked pass find, as another thread may at that moment. */
 extern void (*weft__select_after_try)(int i);
+/* Likewise: if set, called in the selecting task as it begins to wait,
+ * with the time its timeout case is due (INT64_MAX: none), so that a test
+ * can put a deadline at that very instant. */
+extern void (*weft__select_before_wait)(int64_t until);
 
 #endif

@@ -1260,6 +1260,11 @@ static void *tonly_canceller(void *arg)
 		weft__spin_lock(&t->wait_lock);
 		begun = t->waiting != NULL;
 		weft__spin_unlock(&t->wait_lock);
+		/* The lock free a while: taken back at once, it starved the
+		 * selector's wait_begin of it (a lock with no fairness) until
+		 * some other thread happened to preempt this one. */
+		for (int i = 0; !begun && i < 64; i++)
+			weft__cpu_relax();
 	}
 	int64_t until = weft_now() + x->delay_us * WEFT_USEC;
 	while (weft_now() < until)
@@ -1311,6 +1316,57 @@ START_TEST(stress)
 }
 END_TEST
 
+/* ---- a timeout case and a deadline at one instant ----------------------- */
+
+/*
+ * time.h's tie rule: a timeout case due at the very instant of the
+ * enclosing deadline wins, as a sleep to that instant returns 0
+ * (test_timer's tie). The hook puts the deadline at the instant the select
+ * computed for its timeout, as the wait begins; with `late` it also spins
+ * past that instant there, so the wait's begin, not the timer, finds the
+ * deadline passed: the same tie, met earlier.
+ */
+static struct weft_deadline tie_scope;
+static bool tie_late;
+
+static void tie_at_timeout(int64_t until)
+{
+	ck_assert_int_eq(weft_deadline_enter_at(&tie_scope, until), 0);
+	while (tie_late && weft_now() < until)
+		;
+}
+
+static void *tie_main(void *arg)
+{
+	struct weft_event e;
+	struct weft_select_case cs[] = { WEFT_CASE_EVENT(&e),
+					 WEFT_CASE_TIMEOUT(20 * WEFT_MSEC) };
+
+	ck_assert_int_eq(weft_event_init(&e), 0);
+	weft__select_before_wait = tie_at_timeout;
+	for (int late = 0; late < 2; late++) {
+		tie_late = late;
+		cs[1].status = -1;
+		ck_assert_int_eq(weft_select(cs, 2), 1);
+		ck_assert_int_eq(cs[1].status, 0);
+		ck_assert_int_eq(weft_deadline_leave(&tie_scope), 1);
+		ck_assert(weft__waitq_empty(&e.wq));
+	}
+	/* A deadline before the timeout, by however little, wins. */
+	weft__select_before_wait = NULL;
+	ck_assert_int_eq(weft_deadline_enter(&tie_scope, 20 * WEFT_MSEC), 0);
+	cs[1].timeout = 20 * WEFT_MSEC + 1;
+	ck_assert_int_eq(weft_select(cs, 2), -ETIMEDOUT);
+	ck_assert_int_eq(weft_deadline_leave(&tie_scope), 1);
+	return NULL;
+}
+
+START_TEST(timeout_ties_deadline)
+{
+	weft_test_run(tie_main, NULL, 1);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("sync_select");
@@ -1331,6 +1387,7 @@ int main(void)
 	tcase_add_test(tc, same_queue_get_put);
 	tcase_add_test(tc, same_queue_window);
 	tcase_add_test(tc, timeouts_only_cancelled);
+	tcase_add_test(tc, timeout_ties_deadline);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

@@ -17,9 +17,11 @@ int64_t weft_now(void);
 
 /* Sleeps for ns nanoseconds (asyncio.sleep); ns <= 0 yields once, and a
  * sleep past the clock's range (INT64_MAX) lasts until cancelled. Returns 0,
- * -ECANCELED, -ETIMEDOUT if an enclosing deadline comes first (or has
- * passed, even for ns <= 0), -ENOMEM (no memory for its timer), -EPERM
- * outside a task (use nanosleep there). */
+ * -ECANCELED, -ETIMEDOUT if an enclosing deadline comes first (or had
+ * passed when it was called, even for ns <= 0), -ENOMEM (no memory for its
+ * timer), -EPERM outside a task (use nanosleep there). A sleep that ends at
+ * the deadline's very instant returns 0: the call's own time wins a tie,
+ * as a select's timeout case does (the rule under struct weft_deadline). */
 int weft_sleep(int64_t ns);
 
 /* Sleeps until the absolute weft_now() time at (no drift in periodic
@@ -32,15 +34,26 @@ int weft_sleep_until(int64_t at);
 /* A deadline scope (asyncio.timeout, Trio's move_on_at): between enter and
  * leave every blocking call of the task returns -ETIMEDOUT once the deadline
  * has passed. Scopes nest; the earliest deadline applies. The scope lives in
- * the caller's frame and must be left in LIFO order. */
+ * the caller's frame and must be left in LIFO order; it needs no
+ * initialising, and one task at a time may be inside it.
+ *
+ * Ties: a call with a time of its own (a sleep's end, a select's timeout
+ * case) that comes at the same instant as the deadline completes as if it
+ * came first: the sleep returns 0, the select its timeout case, as in
+ * Tokio, whose timeout(d, sleep(d)) polls the inner future first and so
+ * sees the sleep complete. */
 struct weft_deadline {
 	int64_t at;    /* absolute weft_now() time */
 	int64_t outer; /* the deadline in force before this scope */
 	struct weft_deadline *prev; /* the enclosing scope */
+	/* Weft's own: which task is inside the scope, checked by enter. */
+	void *task;
+	uintptr_t check;
 };
 
 /* Enters a scope expiring ns from now. Returns 0, -EINVAL (NULL d, or d
- * already entered and not left), -EPERM outside a task. */
+ * entered and not left yet, by this task or by another), -EPERM outside a
+ * task. */
 int weft_deadline_enter(struct weft_deadline *d, int64_t ns);
 /* Enters a scope expiring at the absolute time at (weft_now()'s clock).
  * Returns as weft_deadline_enter. */
