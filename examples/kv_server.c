@@ -13,15 +13,19 @@
  * and the connection is closed; so is a connection idle for IDLE_TIMEOUT
  * ($KV_IDLE_MS milliseconds if set), and one whose client takes no answer
  * for SEND_TIMEOUT ($KV_SEND_MS) while a command is run and answered (it
- * may pipeline commands and never read). SIGINT or SIGTERM stops the server
- * (see server.c: weft_signal_wait, then weft_group_shutdown).
+ * may pipeline commands and never read). The server does not start with
+ * either set to anything but a whole number of milliseconds above 0.
+ * SIGINT or SIGTERM stops the server (see server.c: weft_signal_wait, then
+ * weft_group_shutdown).
  *
  *   $ build/default/examples/kv_server 127.0.0.1 7001 0 &
  *   $ printf 'SET a 1\nGET a\n' | nc -q1 127.0.0.1 7001
  *   OK
  *   VALUE 1
  */
+#include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,15 +262,41 @@ static void kv(int fd)
 		weft_deadline_leave(&d);
 }
 
+/* The longest timeout $KV_IDLE_MS and $KV_SEND_MS set: about 146 years,
+ * so that a timeout plus LINGER stays far from int64_t's end. */
+#define MS_MAX (INT64_MAX / WEFT_MSEC / 2)
+
+/* Sets *ns from $name, if set: a whole number of milliseconds, at least
+ * 1; more than MS_MAX means MS_MAX. Returns false, and says so, for
+ * anything else. */
+static bool timeout_env(const char *name, int64_t *ns)
+{
+	const char *s = getenv(name);
+	char *end;
+	long long ms;
+
+	if (!s || !*s)
+		return true;
+	errno = 0;
+	ms = strtoll(s, &end, 10);
+	if (!isdigit((unsigned char)*s) || *end || ms < 1) {
+		fprintf(stderr,
+			"kv_server: %s=%s: not a whole number of "
+			"milliseconds above 0\n",
+			name, s);
+		return false;
+	}
+	if (errno == ERANGE || ms > MS_MAX)
+		ms = MS_MAX;
+	*ns = ms * WEFT_MSEC;
+	return true;
+}
+
 int main(int argc, char **argv)
 {
-	const char *ms = getenv("KV_IDLE_MS");
-
-	if (ms && atol(ms) > 0)
-		idle_timeout = atol(ms) * WEFT_MSEC;
-	ms = getenv("KV_SEND_MS");
-	if (ms && atol(ms) > 0)
-		send_timeout = atol(ms) * WEFT_MSEC;
+	if (!timeout_env("KV_IDLE_MS", &idle_timeout) ||
+	    !timeout_env("KV_SEND_MS", &send_timeout))
+		return 2;
 	for (int i = 0; i < STRIPES; i++)
 		weft_lock_init(&stripes[i]);
 	return server_main(argc, argv, "kv_server", kv);

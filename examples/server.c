@@ -28,6 +28,7 @@ static struct {
 	unsigned port;
 	server_handler handle;
 	int lfd;
+	weft_task_t main;        /* serve(), cancelled if the listener fails */
 	struct weft_group conns; /* a task per connection */
 	struct weft_signal stop; /* SIGINT, SIGTERM */
 } server;
@@ -38,46 +39,87 @@ static void *connection(void *arg)
 	return NULL;
 }
 
-/* Errors of accept that concern one client, or pass. */
-static bool transient(int err)
+/* Errors of accept that concern one client, or an interruption: try the
+ * next at once. For TCP, accept(2) passes a new connection's pending
+ * network error on, and says to retry as for EAGAIN. */
+static bool client_error(int err)
 {
-	return err == -ECONNABORTED || err == -EPROTO || err == -EPERM ||
-	       err == -EINTR || err == -EAGAIN || err == -ENETDOWN ||
-	       err == -EHOSTUNREACH || err == -ENETUNREACH;
+	switch (-err) {
+	case EAGAIN:
+	case EINTR:
+	case ECONNABORTED:
+	case ECONNRESET:
+	case EPERM: /* a firewall refused this one */
+	case EPROTO:
+	case ENOPROTOOPT:
+	case EOPNOTSUPP:
+	case ETIMEDOUT:
+	case ENETDOWN:
+	case ENETUNREACH:
+	case ENONET:
+	case EHOSTDOWN:
+	case EHOSTUNREACH:
+		return true;
+	}
+	return false;
 }
 
+/* Errors that say the listener itself is gone: no accept can succeed. */
+static bool listener_gone(int err)
+{
+	return err == -EBADF || err == -ENOTSOCK || err == -EINVAL;
+}
+
+#define BACKOFF_MIN (5 * WEFT_MSEC)
+#define BACKOFF_MAX (1 * WEFT_SEC)
+
+/*
+ * Accepts until cancelled, as Go's http.Server.Serve: any other error
+ * (out of descriptors or memory, or one this loop does not know) may pass,
+ * so it is retried after a pause that doubles from 5 ms up to 1 s while
+ * the errors go on, rather than spun on or given up for good; and an
+ * accept that fails because the listener is gone stops the server (the
+ * main task is cancelled), which would otherwise run on deaf.
+ */
 static void *accept_loop(void *arg)
 {
+	int64_t backoff = 0;
+
 	for (;;) {
 		int fd = weft_accept(server.lfd, NULL, NULL);
 
-		if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS ||
-		    fd == -ENOMEM) {
-			/* Out of descriptors or memory: give connections
-			 * 10 ms to end rather than spin on the error. */
-			fd = weft_sleep(10 * WEFT_MSEC);
-			if (fd == -ECANCELED)
-				return NULL;
+		if (fd >= 0) {
+			backoff = 0;
+			if (weft_group_spawn(&server.conns, connection,
+					     (void *)(intptr_t)fd))
+				weft_close(fd);
 			continue;
 		}
 		if (fd == -ECANCELED)
 			return NULL;
-		if (fd < 0 && transient(fd))
+		if (client_error(fd))
 			continue;
-		if (fd < 0) {
-			fprintf(stderr, "%s: accept: %s\n", server.name,
-				strerror(-fd));
+		if (listener_gone(fd)) {
+			fprintf(stderr, "%s: accept: %s: stopping\n",
+				server.name, strerror(-fd));
+			weft_cancel(server.main);
 			return ERR_PTR(fd);
 		}
-		if (weft_group_spawn(&server.conns, connection,
-				     (void *)(intptr_t)fd))
-			weft_close(fd);
+		backoff = backoff ? backoff * 2 : BACKOFF_MIN;
+		if (backoff > BACKOFF_MAX)
+			backoff = BACKOFF_MAX;
+		fprintf(stderr, "%s: accept: %s; retrying in %lld ms\n",
+			server.name, strerror(-fd),
+			(long long)(backoff / WEFT_MSEC));
+		if (weft_sleep(backoff) == -ECANCELED)
+			return NULL;
 	}
 }
 
 static void *serve(void *unused)
 {
 	weft_task_t acceptor;
+	void *failed = NULL;
 	int r, sig;
 
 	server.lfd = weft_tcp_listen(server.host, server.port, 0, 0);
@@ -87,6 +129,7 @@ static void *serve(void *unused)
 			server.port, strerror(-server.lfd));
 		return ERR_PTR(server.lfd);
 	}
+	server.main = weft_current();
 	r = weft_spawn_opts(&acceptor, accept_loop, NULL,
 			    &(struct weft_spawn_opts){ .name = "accept" });
 	if (r) {
@@ -97,13 +140,14 @@ static void *serve(void *unused)
 	       server.host ? server.host : "*", weft_local_port(server.lfd),
 	       weft_workers());
 
+	/* Until a signal, or the acceptor's cancel: the listener failed. */
 	r = weft_signal_wait(&server.stop, &sig);
 	weft_cancel(acceptor);
 	/* Shielded: the acceptor must be gone before the socket closes,
 	 * even if this task was cancelled itself. */
 	struct weft_shield sh;
 	weft_shield_enter(&sh);
-	if (weft_join(acceptor, NULL))
+	if (weft_join(acceptor, &failed))
 		fprintf(stderr, "%s: lost the acceptor\n", server.name);
 	weft_shield_leave(&sh);
 	weft_close(server.lfd);
@@ -112,7 +156,7 @@ static void *serve(void *unused)
 		       server.name, strsignal(sig),
 		       weft_group_running(&server.conns));
 	weft_group_shutdown(&server.conns);
-	return ERR_PTR(r);
+	return PTR_ERR(failed) ? failed : ERR_PTR(r);
 }
 
 /* A server has as many connections as descriptors: take all we may. */

@@ -75,7 +75,8 @@ struct weft__driver {
 	_Atomic bool closed;       /* weft__driver_close has begun */
 	/* For weft_metrics (io_uring: SQEs other than the wake-up read, and
 	 * their last CQEs; epoll: none): written by the owner only, with a
-	 * relaxed load and store, read relaxed by anyone. */
+	 * relaxed load and store (ops_completed: a release store), read by
+	 * anyone (metrics.c's read_io). */
 	_Atomic uint64_t ops_submitted, ops_completed;
 	/* io_uring: enough operations wait to be submitted that a task
 	 * parking now hands over to the scheduler (weft__driver_round_due).

@@ -7,6 +7,7 @@
 #include "timer.h"
 #include "worker.h"
 #include "blocking.h"
+#include "debug.h"
 
 uint64_t weft__tsc_mult;
 uint64_t weft__latency_mask = WEFT_LATENCY_SAMPLE - 1;
@@ -53,11 +54,35 @@ static uint64_t depth(int64_t n)
 	return n > 0 ? (uint64_t)n : 0;
 }
 
+void (*weft__metrics_io_hook)(void);
+
+/* The driver's I/O counts. Completions before submissions: the owner counts
+ * an operation submitted before it counts it completed, and publishes the
+ * completions with a release store, so with this acquire load every
+ * operation counted completed here is counted submitted next:
+ * io_completed <= io_submitted, and io_in_flight counts every operation in
+ * flight throughout. Read the other way, one submitted and completed
+ * between the two reads counted as completed only, and io_in_flight read
+ * low by one for each. */
+static void read_io(struct weft__driver *d, struct weft_worker_metrics *m)
+{
+	m->io_completed = __atomic_load_n(&d->ops_completed, __ATOMIC_ACQUIRE);
+	/* acquire: pairs with the test's release store of the hook. */
+	void (*hook)(void) =
+		__atomic_load_n(&weft__metrics_io_hook, __ATOMIC_ACQUIRE);
+	if (hook)
+		hook();
+	m->io_submitted = load(&d->ops_submitted);
+	WEFT_ASSERT(m->io_completed <= m->io_submitted);
+	m->io_in_flight = m->io_submitted - m->io_completed;
+}
+
+/* w's figures but tasks_finished, which the callers read each in the order
+ * it needs. */
 static void read_worker(struct weft_worker *w, struct weft_worker_metrics *m)
 {
 	struct weft__worker_stats *s = &w->stats;
 	memset(m, 0, sizeof(*m));
-	m->tasks_finished = load(&w->tasks_finished);
 	m->tasks_spawned = load(&w->tasks_spawned);
 	m->task_runs = load(&s->task_runs);
 	m->steals = load(&s->steals);
@@ -73,11 +98,8 @@ static void read_worker(struct weft_worker *w, struct weft_worker_metrics *m)
 	 * weft__rt is published before the workers make theirs, so a reader
 	 * during start-up (or of a worker whose setup failed) finds none. */
 	struct weft__driver *d = __atomic_load_n(&w->driver, __ATOMIC_ACQUIRE);
-	m->io_submitted = d ? load(&d->ops_submitted) : 0;
-	m->io_completed = d ? load(&d->ops_completed) : 0;
-	m->io_in_flight = m->io_submitted > m->io_completed
-				  ? m->io_submitted - m->io_completed
-				  : 0;
+	if (d)
+		read_io(d, m);
 	m->timers_armed = depth(
 		weft__timers_pending(&w->timers) -
 		atomic_load_explicit(&w->timers.stale, memory_order_relaxed));
@@ -93,15 +115,17 @@ int weft_worker_metrics(int worker, struct weft_worker_metrics *m)
 	if (!m || worker < 0 || worker >= rt->nworkers)
 		return -EINVAL;
 	read_worker(&rt->workers[worker], m);
+	/* One worker's spawns and finishes count different tasks: no order. */
+	m->tasks_finished = load(&rt->workers[worker].tasks_finished);
 	return 0;
 }
 
-/* Adds a worker's figures to the runtime-wide sums. */
+/* Adds a worker's figures to the runtime-wide sums, tasks_finished
+ * excepted (weft_metrics reads those first). */
 static void add_worker(struct weft_metrics *m,
 		       const struct weft_worker_metrics *w)
 {
 	m->tasks_spawned += w->tasks_spawned;
-	m->tasks_finished += w->tasks_finished;
 	m->task_runs += w->task_runs;
 	m->steals += w->steals;
 	m->tasks_stolen += w->tasks_stolen;
@@ -136,10 +160,10 @@ int weft_metrics(struct weft_metrics *m)
 	 * finished on a worker read later counted as finished only, and alive
 	 * could say 0 to the task reading it. Acquire: pairs with the
 	 * finisher's seq_cst add, which follows the spawn's. */
-	uint64_t finished = 0;
 	for (int i = 0; i < rt->nworkers; i++)
-		finished += atomic_load_explicit(&rt->workers[i].tasks_finished,
-						 memory_order_acquire);
+		m->tasks_finished +=
+			atomic_load_explicit(&rt->workers[i].tasks_finished,
+					     memory_order_acquire);
 	/* Spawns off the workers; the workers' own come with add_worker. */
 	m->tasks_spawned = load(&rt->foreign_spawned);
 	for (int i = 0; i < rt->nworkers; i++) {
@@ -147,7 +171,6 @@ int weft_metrics(struct weft_metrics *m)
 		read_worker(&rt->workers[i], &w);
 		add_worker(m, &w);
 	}
-	m->tasks_finished = finished; /* not add_worker's later readings */
 	m->tasks_alive = m->tasks_spawned > m->tasks_finished
 				 ? m->tasks_spawned - m->tasks_finished
 				 : 0;

@@ -55,6 +55,12 @@ static inline void weft__stat_add(_Atomic uint64_t *c, uint64_t n)
 			      memory_order_relaxed);
 }
 
+/* A test's hook, called by every metrics reader between its reads of a
+ * worker's completed and submitted I/O counts: a test that has an
+ * operation submitted and completed meanwhile can check that no reading
+ * counts it completed only. */
+extern void (*weft__metrics_io_hook)(void);
+
 /* Nanoseconds per time-stamp-counter tick, times 2^32. Set by
  * weft__latency_start() before the workers start (pthread_create
  * orders it before their reads), read-only afterwards. */

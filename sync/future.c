@@ -6,18 +6,27 @@
  *    error is written (release store), so whoever reads state != PENDING
  *    (acquire) also sees the outcome; the outcome never changes again
  *    (only RUNNING is cleared, below).
- *  - Waiters and callbacks are added only under wq.lock while PENDING; the
- *    completer detaches both lists in the same critical section, so each
+ *  - Waiters and callbacks are added only under wq.lock while f is
+ *    PENDING for the adder. The completer takes the callbacks off the
+ *    list one at a time under the lock, and the waiters once the list is
+ *    empty, in the critical section that makes f done for everyone: each
  *    callback runs exactly once and no waiter is missed.
  *  - A completer with callbacks publishes the outcome with RUNNING set
- *    and itself as completer, runs the callbacks unlocked, then, under
+ *    and itself as completer, runs each callback unlocked, then, under
  *    the lock, clears RUNNING and wakes the waiters. While RUNNING, f is
  *    done only for the completer (seen): a waiter arriving then waits,
  *    and result and done say pending, so nobody who saw f done frees f or
  *    a callback's node while the completer still uses them.
  *  - While RUNNING, callbacks are added to the list only by those to whom
  *    f is pending; the completer takes them before it clears RUNNING, so
- *    they too run on it and see f done.
+ *    they too run on it and see f done. A callback not run yet is still
+ *    on the list: added again it is refused, removed it does not run.
+ *  - cb->on == f exactly while cb is on f's list: set as it is linked,
+ *    cleared as it is unlinked (taken to run, or removed), under the lock.
+ *    So on != f proves cb is not on the list, and add needs no walk. A
+ *    node never added holds anything there (f's address too, by chance or
+ *    left by a future abandoned at the same address), so on == f is
+ *    confirmed by a walk: a cost for a node added twice only.
  *  - Whoever sees f done without the lock waits out the completer's
  *    unlock before returning (weft__waitq_quiesce): the caller may free f
  *    then.
@@ -25,6 +34,7 @@
 #include <errno.h>
 
 #include "weft/sync.h"
+#include "runtime/valgrind.h"
 #include "waitq.h"
 #include "select.h"
 
@@ -72,22 +82,32 @@ int weft_future_init(struct weft_future *f)
 	return 0;
 }
 
-/* Detaches f's callbacks, to run. Under f's lock. */
-static struct weft_future_cb *take_callbacks(struct weft_future *f)
+/* Takes cb, the head of f's list, off it. Under f's lock. */
+static void unlink_head(struct weft_future *f, struct weft_future_cb *cb)
 {
-	struct weft_future_cb *cb = f->cbs;
-	f->cbs = f->cbs_tail = 0;
-	return cb;
+	f->cbs = cb->next;
+	if (!f->cbs)
+		f->cbs_tail = 0;
+	cb->next = 0;
+	cb->on = 0;
 }
 
-static void run_callbacks(struct weft_future *f, struct weft_future_cb *cb)
+/* Runs f's callbacks, those added while they run included, in the order
+ * added, each unlocked. Called and returns under f's lock. */
+static void run_callbacks(struct weft_future *f)
 {
-	while (cb) {
-		/* Read first: the callback may free its node. */
-		struct weft_future_cb *next = cb->next;
-		cb->next = 0;
-		cb->fn(f, cb->arg);
-		cb = next;
+	struct weft_future_cb *cb;
+
+	while ((cb = f->cbs)) {
+		/* Read under the lock: once unlinked, cb may be added again
+		 * (and its callback may free it). */
+		void (*fn)(struct weft_future *, void *) = cb->fn;
+		void *arg = cb->arg;
+
+		unlink_head(f, cb);
+		weft__waitq_unlock(&f->wq);
+		fn(f, arg);
+		weft__waitq_lock(&f->wq);
 	}
 }
 
@@ -101,21 +121,14 @@ static int complete(struct weft_future *f, int state, void *result, int error)
 	}
 	f->result = result;
 	f->error = error;
-	struct weft_future_cb *cb = take_callbacks(f);
-	if (cb) {
+	if (f->cbs) {
 		/* relaxed: published by the release store of state. */
 		__atomic_store_n(&f->completer, weft__owner_self(),
 				 __ATOMIC_RELAXED);
 		/* release: publishes result, error and completer to the
 		 * acquire loads of state (seen). */
 		__atomic_store_n(&f->state, state | RUNNING, __ATOMIC_RELEASE);
-		do {
-			weft__waitq_unlock(&f->wq);
-			run_callbacks(f, cb);
-			weft__waitq_lock(&f->wq);
-			/* Those added meanwhile, by whoever saw f pending. */
-			cb = take_callbacks(f);
-		} while (cb);
+		run_callbacks(f);
 		/* relaxed: published by the release store of state below;
 		 * a reader that still sees RUNNING and reads 0 here waits,
 		 * and finds the outcome under the lock. */
@@ -206,11 +219,18 @@ int weft_future_wait(struct weft_future *f, void **result)
 	return outcome(f, s, result);
 }
 
-/* Whether cb waits on f's list already: added again, it would cut off the
- * callbacks behind it (or link to itself). Under f's lock. */
-static bool linked(const struct weft_future *f, const struct weft_future_cb *cb)
+/* Whether cb is on f's list; if so, *prev is the node before it (NULL:
+ * cb is the head). Under f's lock. */
+static bool find(const struct weft_future *f, struct weft_future_cb *cb,
+		 struct weft_future_cb **prev)
 {
-	for (const struct weft_future_cb *c = f->cbs; c; c = c->next)
+	/* A node never added is the caller's uninitialised memory: its on
+	 * is read as a hint only (confirmed below), so tell memcheck. */
+	WEFT_MARK_FILLED(&cb->on, sizeof(cb->on));
+	if (cb->on != f)
+		return false;
+	*prev = 0;
+	for (struct weft_future_cb *c = f->cbs; c; *prev = c, c = c->next)
 		if (c == cb)
 			return true;
 	return false;
@@ -220,25 +240,30 @@ int weft_future_add_callback(struct weft_future *f, struct weft_future_cb *cb,
 			     void (*fn)(struct weft_future *, void *),
 			     void *arg)
 {
+	struct weft_future_cb *prev;
+
 	if (!f || !cb || !fn)
 		return -EINVAL;
 	weft__waitq_lock(&f->wq);
-	/* Pending for us, f's callbacks have yet to run (or run on another
-	 * task or thread, which takes ours too before f is done). */
-	bool later = seen(f, f->state) == PENDING;
-	if (later && linked(f, cb)) {
+	/* Linked again, it would cut off the callbacks behind it: those not
+	 * run yet, while f's completer runs them, included. */
+	if (find(f, cb, &prev)) {
 		weft__waitq_unlock(&f->wq);
 		return -EINVAL;
 	}
 	cb->fn = fn;
 	cb->arg = arg;
 	cb->next = 0;
-	if (later) {
+	cb->on = 0;
+	/* Pending for us, f's callbacks have yet to run (or run on another
+	 * task or thread, which takes ours too before f is done). */
+	if (seen(f, f->state) == PENDING) {
 		if (f->cbs_tail)
 			f->cbs_tail->next = cb;
 		else
 			f->cbs = cb;
 		f->cbs_tail = cb;
+		cb->on = f;
 		weft__waitq_unlock(&f->wq);
 		return 0;
 	}
@@ -250,24 +275,24 @@ int weft_future_add_callback(struct weft_future *f, struct weft_future_cb *cb,
 int weft_future_remove_callback(struct weft_future *f,
 				struct weft_future_cb *cb)
 {
+	struct weft_future_cb *prev;
+	bool found;
+
 	if (!f || !cb)
 		return -EINVAL;
-	int r = -ENOENT;
 	weft__waitq_lock(&f->wq);
-	struct weft_future_cb *prev = 0;
-	for (struct weft_future_cb *c = f->cbs; c; prev = c, c = c->next) {
-		if (c != cb)
-			continue;
+	/* Done for us: f's callbacks have run, or run on us now. */
+	found = seen(f, f->state) == PENDING && find(f, cb, &prev);
+	if (found) {
 		if (prev)
-			prev->next = c->next;
+			prev->next = cb->next;
 		else
-			f->cbs = c->next;
-		if (f->cbs_tail == c)
+			f->cbs = cb->next;
+		if (f->cbs_tail == cb)
 			f->cbs_tail = prev;
-		c->next = 0;
-		r = 0;
-		break;
+		cb->next = 0;
+		cb->on = 0;
 	}
 	weft__waitq_unlock(&f->wq);
-	return r;
+	return found ? 0 : -ENOENT;
 }

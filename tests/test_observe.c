@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <liburing.h>
 #include "test_util.h"
+#include "runtime/metrics.h"
 #include "runtime/stall.h"
 
 /* ---- thread names ------------------------------------------------------- */
@@ -1612,6 +1613,75 @@ START_TEST(metrics_alive_counts_the_reader)
 }
 END_TEST
 
+/*
+ * io_uring only: a recv waits in the one worker's ring throughout while a
+ * plain thread reads the metrics, and between the reader's reads of the
+ * worker's two I/O counts (the hook of runtime/metrics.h) the main task
+ * has one more operation submitted and completed. Read submitted first,
+ * that one counted completed only: io_in_flight said 0 with the recv in
+ * flight, and io_completed caught up with io_submitted.
+ */
+static struct {
+	atomic_bool asked, done;
+	struct weft_metrics m;
+} io_read;
+
+static void io_read_hook(void)
+{
+	atomic_store(&io_read.asked, true);
+	for (int i = 0; i < 20000 && !atomic_load(&io_read.done); i++)
+		usleep(100);
+}
+
+static void *read_metrics_thread(void *arg)
+{
+	ck_assert_int_eq(weft_metrics(&io_read.m), 0);
+	return NULL;
+}
+
+static void prep_nop(struct io_uring_sqe *sqe, void *arg)
+{
+	io_uring_prep_nop(sqe);
+}
+
+static void *io_read_order_main(void *arg)
+{
+	int sv[2];
+	weft_task_t in_ring;
+	pthread_t th;
+
+	if (weft_io_driver() != WEFT_IO_URING)
+		return NULL;
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ck_assert_int_eq(weft_spawn(&in_ring, recv_one, &sv[0]), 0);
+	while (!metrics_now().io_in_flight)
+		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+	/* release: publishes the hook's state to the reader's acquire. */
+	__atomic_store_n(&weft__metrics_io_hook, io_read_hook,
+			 __ATOMIC_RELEASE);
+	ck_assert_int_eq(pthread_create(&th, NULL, read_metrics_thread, NULL),
+			 0);
+	while (!atomic_load(&io_read.asked))
+		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_io_submit(-1, prep_nop, NULL), 0);
+	atomic_store(&io_read.done, true);
+	ck_assert_int_eq(weft_blocking(join_thread, &th, NULL), 0);
+	__atomic_store_n(&weft__metrics_io_hook, NULL, __ATOMIC_RELEASE);
+	ck_assert_uint_le(io_read.m.io_completed, io_read.m.io_submitted);
+	ck_assert_uint_ge(io_read.m.io_in_flight, 1);
+	ck_assert_int_eq(write(sv[1], "x", 1), 1);
+	ck_assert_int_eq(weft_join(in_ring, NULL), 0);
+	close(sv[0]);
+	close(sv[1]);
+	return NULL;
+}
+
+START_TEST(metrics_io_in_flight_read_order)
+{
+	weft_test_run(io_read_order_main, NULL, 1);
+}
+END_TEST
+
 /* ---- a plain thread's dump as weft_run returns -------------------------- */
 
 /*
@@ -1753,6 +1823,7 @@ int main(void)
 	tcase_add_test(tc, dump_on_signal);
 	tcase_add_test(tc, dump_and_metrics_amid_churn);
 	tcase_add_test(tc, metrics_alive_counts_the_reader);
+	tcase_add_test(tc, metrics_io_in_flight_read_order);
 	tcase_add_test(tc, dump_from_thread_as_run_ends);
 	tcase_add_test(tc, stall_reported_not_for_yields);
 	tcase_add_test(tc, stall_off_by_default);

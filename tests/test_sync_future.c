@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include "sync_test_util.h"
 #include "sync/waitq.h"
@@ -390,6 +391,127 @@ START_TEST(callback_added_while_others_run)
 }
 END_TEST
 
+/* ---- adding a callback does not walk the list ---------------------------- */
+
+/* Callbacks check they run in the order added (arg: the position). */
+static long in_order_next;
+
+static void in_order(struct weft_future *f, void *arg)
+{
+	ck_assert_int_eq((long)arg, in_order_next);
+	in_order_next++;
+}
+
+/* A page's worth of callbacks added behind one on a page made unreadable:
+ * an add that walked the list for its duplicate check (n adds: n^2/2
+ * steps) faults on that first node. Duplicates are still refused once it
+ * is readable again. */
+START_TEST(add_callback_no_walk)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	char *mem = mmap(NULL, 2 * (size_t)page, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct weft_future_cb *first = (void *)mem,
+			      *rest = (void *)(mem + page);
+	long n = page / (long)sizeof(*rest);
+	struct weft_future f;
+
+	ck_assert_ptr_ne(mem, MAP_FAILED);
+	ck_assert_int_eq(weft_future_init(&f), 0);
+	in_order_next = 0;
+	ck_assert_int_eq(weft_future_add_callback(&f, first, in_order, 0), 0);
+	ck_assert_int_eq(weft_future_add_callback(&f, &rest[0], in_order,
+						  (void *)1),
+			 0);
+	/* The head unreadable; the tail, which an add links to, is not. */
+	ck_assert_int_eq(mprotect(mem, (size_t)page, PROT_NONE), 0);
+	for (long i = 1; i < n; i++)
+		ck_assert_int_eq(weft_future_add_callback(&f, &rest[i],
+							  in_order,
+							  (void *)(i + 1)),
+				 0);
+	ck_assert_int_eq(mprotect(mem, (size_t)page, PROT_READ | PROT_WRITE),
+			 0);
+	ck_assert_int_eq(weft_future_add_callback(&f, first, in_order, 0),
+			 -EINVAL);
+	ck_assert_int_eq(weft_future_add_callback(&f, &rest[n / 2], in_order,
+						  0),
+			 -EINVAL);
+	ck_assert_int_eq(weft_future_add_callback(&f, &rest[n - 1], in_order,
+						  0),
+			 -EINVAL);
+	ck_assert_int_eq(weft_future_set_result(&f, NULL), 0);
+	ck_assert_int_eq(in_order_next, n + 1);
+	ck_assert_int_eq(munmap(mem, 2 * (size_t)page), 0);
+}
+END_TEST
+
+/* A node left on a future that was dropped without completing, then
+ * initialised again at the same address, remembers that future: it is not
+ * on the new one's list, so adding it there succeeds. */
+START_TEST(add_callback_after_abandoned_future)
+{
+	struct weft_future f;
+	struct weft_future_cb cb;
+	int calls = 0;
+
+	ck_assert_int_eq(weft_future_init(&f), 0);
+	ck_assert_int_eq(weft_future_add_callback(&f, &cb, count_cb, &calls),
+			 0);
+	ck_assert_int_eq(weft_future_init(&f), 0); /* dropped, made anew */
+	ck_assert_int_eq(weft_future_remove_callback(&f, &cb), -ENOENT);
+	ck_assert_int_eq(weft_future_add_callback(&f, &cb, count_cb, &calls),
+			 0);
+	ck_assert_int_eq(weft_future_set_result(&f, NULL), 0);
+	ck_assert_int_eq(calls, 1);
+}
+END_TEST
+
+/* While a plain thread runs f's callbacks (the first one holds on until
+ * the main task has looked), the ones not run yet are still f's: added
+ * again they are refused, and removed they do not run. Before, the
+ * completer had taken them all off f's list at once: one added again was
+ * linked anew, ran twice, and cut off those behind it. */
+static void *readd_while_running_main(void *arg)
+{
+	struct slow_cb c = { .f = WEFT_FUTURE_INIT };
+	struct weft_future_cb b, d, e;
+	int b_calls = 0, d_calls = 0, e_calls = 0;
+	pthread_t th;
+	void *res = NULL;
+
+	ck_assert_int_eq(weft_future_add_callback(&c.f, &c.cb, slow_callback,
+						  &c),
+			 0);
+	ck_assert_int_eq(weft_future_add_callback(&c.f, &b, count_cb, &b_calls),
+			 0);
+	ck_assert_int_eq(weft_future_add_callback(&c.f, &d, count_cb, &d_calls),
+			 0);
+	ck_assert_int_eq(weft_future_add_callback(&c.f, &e, count_cb, &e_calls),
+			 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, complete_slowly, &c), 0);
+	while (!atomic_load(&c.started))
+		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_future_add_callback(&c.f, &b, count_cb, &b_calls),
+			 -EINVAL);
+	ck_assert_int_eq(weft_future_add_callback(&c.f, &d, count_cb, &d_calls),
+			 -EINVAL);
+	ck_assert_int_eq(weft_future_remove_callback(&c.f, &d), 0);
+	atomic_store(&c.looked, 1);
+	ck_assert_int_eq(weft_future_wait(&c.f, &res), 0);
+	ck_assert_int_eq(b_calls, 1);
+	ck_assert_int_eq(d_calls, 0);
+	ck_assert_int_eq(e_calls, 1);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	return NULL;
+}
+
+START_TEST(callbacks_not_run_yet_stay_on_the_list)
+{
+	weft_test_run(readd_while_running_main, NULL, 2);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("sync_future");
@@ -400,6 +522,9 @@ int main(void)
 	tcase_add_test(tc, future_foreign);
 	tcase_add_test(tc, future_done_after_callbacks);
 	tcase_add_test(tc, callback_added_while_others_run);
+	tcase_add_test(tc, add_callback_no_walk);
+	tcase_add_test(tc, add_callback_after_abandoned_future);
+	tcase_add_test(tc, callbacks_not_run_yet_stay_on_the_list);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

@@ -317,8 +317,15 @@ static int reap_ring(struct weft__ring *r)
 			op->complete(op, cqe->res, cqe->flags);
 	}
 	io_uring_cq_advance(&r->uring, seen);
+	/* release: every operation counted here was counted submitted
+	 * before; weft_metrics' acquire load (read_io) relies on it. */
 	if (ops)
-		weft__driver_count(&r->base.ops_completed, ops);
+		atomic_store_explicit(
+			&r->base.ops_completed,
+			atomic_load_explicit(&r->base.ops_completed,
+					     memory_order_relaxed) +
+				ops,
+			memory_order_release);
 	return n + (int)seen;
 }
 

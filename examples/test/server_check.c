@@ -2,7 +2,9 @@
  * server_check echo|http|http-plain|kv SERVER: starts SERVER 127.0.0.1 0 2
  * (any free port; its start line says which), checks its answers as clients would,
  * including abrupt, malformed, oversized and slow ones, then stops it with
- * SIGTERM while connections are open and expects exit status 0.
+ * SIGTERM while connections are open and expects exit status 0. Then, for
+ * echo, the accept loop's errors, injected into a server of its own; for
+ * kv, bad and huge $KV_IDLE_MS values.
  *
  * Plain POSIX sockets and blocking calls with timeouts: this tests the
  * examples from outside, without weft. Loopback only.
@@ -22,8 +24,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,17 +68,153 @@ static void pause_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
+/* ---- the server's accept calls, trapped ---------------------------------- */
+
+/*
+ * For the accept-error checks the server runs under a seccomp filter that
+ * hands each of its accept4 calls to trap_serve here (the filter's user
+ * notification), which lets it through, or fails it with an error armed
+ * by arm_accept_error without running it: the connection stays queued for
+ * the next call. Linux 5.5 and later; the checks are skipped without it.
+ */
+#if defined(__x86_64__)
+#define TRAP_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define TRAP_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+static struct {
+	int fd; /* the filter's notification fd; -1: no trap */
+	pthread_t thread;
+	atomic_int err, left; /* the armed error, and how many calls more */
+} trap = { .fd = -1 };
+
+/* In the child, before exec: installs the filter and sends its
+ * notification fd over chan (none, and the errno, if it cannot). */
+static void trap_install(int chan)
+{
+	int fd = -1, err = ENOSYS;
+#ifdef TRAP_ARCH
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TRAP_ARCH, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_accept4, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { sizeof(f) / sizeof(f[0]), f };
+
+	if (!prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		fd = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+				  SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+	err = fd < 0 ? errno : 0;
+#endif
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { &err, sizeof(err) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (fd >= 0) {
+		struct cmsghdr *c;
+
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof(cbuf);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	if (sendmsg(chan, &mh, 0) < 0)
+		_exit(127);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* The fd trap_install sent, or -1 with *err set. */
+static int trap_receive(int chan, int *err)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { err, sizeof(*err) };
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c;
+	int fd = -1;
+
+	*err = EPIPE;
+	if (recvmsg(chan, &mh, 0) <= 0)
+		return -1;
+	c = CMSG_FIRSTHDR(&mh);
+	if (c && c->cmsg_type == SCM_RIGHTS)
+		memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	return fd;
+}
+
+/* Answers the server's accept4 calls until it exits. */
+static void *trap_serve(void *arg)
+{
+	for (;;) {
+		struct pollfd p = { trap.fd, POLLIN, 0 };
+		struct seccomp_notif req;
+		struct seccomp_notif_resp resp;
+
+		if (poll(&p, 1, -1) < 0)
+			continue; /* EINTR */
+		if (p.revents & (POLLHUP | POLLERR | POLLNVAL))
+			return NULL; /* the server exited */
+		memset(&req, 0, sizeof(req));
+		if (ioctl(trap.fd, SECCOMP_IOCTL_NOTIF_RECV, &req))
+			continue; /* the caller was interrupted meanwhile */
+		resp = (struct seccomp_notif_resp){ .id = req.id };
+		if (atomic_load(&trap.left) > 0) {
+			resp.error = -atomic_load(&trap.err);
+			atomic_fetch_sub(&trap.left, 1);
+		} else {
+			resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+		}
+		/* ENOENT: the call was interrupted, or the server died. */
+		ioctl(trap.fd, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+	}
+}
+
+/* The server's next times accept calls fail with err: a call that would
+ * have found no connection too, and not one already on its way (it may
+ * take the next client), which the checks allow for. */
+static void arm_accept_error(int err, int times)
+{
+	atomic_store(&trap.err, err);
+	atomic_store(&trap.left, times);
+}
+
+/* Every armed failure was given: the check did what it says. */
+static void expect_accept_errors_given(void)
+{
+	if (atomic_load(&trap.left))
+		die("%d armed accept errors not given",
+		    atomic_load(&trap.left));
+}
+
 /* ---- the server process -------------------------------------------------- */
 
-static void start(const char *path)
+/* Starts the server with $name set to value (name NULL: as this process's
+ * environment has it), and its accept calls trapped if trapped (see
+ * above). Returns false, the server gone, only if the trap cannot be set
+ * up here. */
+static bool launch(const char *path, const char *name, const char *value,
+		   bool trapped)
 {
-	char line[256];
-	size_t n = 0;
-	int p[2];
-	char *at;
+	char *was = name && getenv(name) ? strdup(getenv(name)) : NULL;
+	int p[2], chan[2], err;
 
-	if (pipe(p))
+	if (pipe(p) || socketpair(AF_UNIX, SOCK_STREAM, 0, chan))
 		die("pipe: %s", strerror(errno));
+	if (name)
+		setenv(name, value, 1);
 	server = fork();
 	if (server < 0)
 		die("fork: %s", strerror(errno));
@@ -75,6 +222,10 @@ static void start(const char *path)
 		dup2(p[1], STDOUT_FILENO);
 		close(p[0]);
 		close(p[1]);
+		close(chan[0]);
+		if (trapped)
+			trap_install(chan[1]);
+		close(chan[1]);
 		/* A cross build's server runs under its emulator (one word,
 		 * as cmake/aarch64-linux-gnu.cmake sets it). */
 		const char *emu = getenv("WEFT_EMULATOR");
@@ -86,9 +237,39 @@ static void start(const char *path)
 		perror(path);
 		_exit(127);
 	}
+	if (name && was)
+		setenv(name, was, 1);
+	else if (name)
+		unsetenv(name);
+	free(was);
 	close(p[1]);
+	close(chan[1]);
 	out_fd = p[0];
-	/* One line: "NAME listening on 127.0.0.1:PORT workers=N". */
+	if (trapped && (trap.fd = trap_receive(chan[0], &err)) < 0) {
+		printf("skip: %s: no seccomp user notification here (%s)\n",
+		       check, strerror(err));
+		kill(server, SIGKILL);
+		waitpid(server, NULL, 0);
+		server = 0;
+		close(out_fd);
+		close(chan[0]);
+		return false;
+	}
+	close(chan[0]);
+	arm_accept_error(0, 0);
+	if (trapped && pthread_create(&trap.thread, NULL, trap_serve, NULL))
+		die("pthread_create failed");
+	return true;
+}
+
+/* Reads the server's start line: "NAME listening on 127.0.0.1:PORT
+ * workers=N". */
+static void read_start_line(void)
+{
+	char line[256];
+	size_t n = 0;
+	char *at;
+
 	while (n < sizeof(line) - 1 && (!n || line[n - 1] != '\n')) {
 		struct pollfd pfd = { out_fd, POLLIN, 0 };
 
@@ -108,35 +289,57 @@ static void start(const char *path)
 		die("no port in the start line");
 }
 
-/* SIGTERM; the server must exit 0 within the time limit. */
-static void stop(void)
+static void start(const char *path)
+{
+	launch(path, NULL, NULL, false);
+	read_start_line();
+}
+
+/* Waits for the server to exit, within the time limit, and passes on what
+ * it printed. Returns its exit status (-1: killed by a signal). */
+static int wait_exit(const char *what)
 {
 	char buf[512];
 	ssize_t n;
 	int status, i;
 
-	check = "SIGTERM";
-	if (kill(server, SIGTERM))
-		die("kill: %s", strerror(errno));
 	for (i = 0; i < IO_TIMEOUT * 100; i++) {
 		if (waitpid(server, &status, WNOHANG) == server)
 			break;
 		pause_ms(10);
 	}
 	if (i == IO_TIMEOUT * 100)
-		die("still running %d s after SIGTERM", IO_TIMEOUT);
+		die("still running %d s after %s", IO_TIMEOUT, what);
 	server = 0;
 	while ((n = read(out_fd, buf, sizeof(buf))) > 0)
 		fwrite(buf, 1, (size_t)n, stdout);
-	if (!WIFEXITED(status) || WEXITSTATUS(status))
-		die("exit status %d (signal %d)",
-		    WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-		    WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	close(out_fd);
+	if (trap.fd >= 0) {
+		pthread_join(trap.thread, NULL);
+		close(trap.fd);
+		trap.fd = -1;
+	}
+	if (WIFSIGNALED(status))
+		printf("server: killed by signal %d\n", WTERMSIG(status));
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* SIGTERM; the server must exit 0 within the time limit. */
+static void stop(void)
+{
+	int status;
+
+	check = "SIGTERM";
+	if (kill(server, SIGTERM))
+		die("kill: %s", strerror(errno));
+	if ((status = wait_exit("SIGTERM")))
+		die("exit status %d", status);
 }
 
 /* ---- client sockets ------------------------------------------------------ */
 
-static int dial(void)
+/* A connection to the server, or -1 if it refused (errno set). */
+static int try_dial(void)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET };
 	struct timeval tv = { IO_TIMEOUT, 0 };
@@ -148,7 +351,21 @@ static int dial(void)
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)))
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		int err = errno;
+
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
+}
+
+static int dial(void)
+{
+	int fd = try_dial();
+
+	if (fd < 0)
 		die("connect: %s", strerror(errno));
 	return fd;
 }
@@ -360,6 +577,94 @@ static void echo_slow(void)
 	close(fast);
 }
 
+/* The server's second lowest free descriptor number (the first two are
+ * what its next two new descriptors get), from /proc, and in *sockets how
+ * many sockets it has open; -1 if they cannot be read. */
+static int second_free_fd(int *sockets)
+{
+	bool open[64] = { false };
+	char dir[64], path[384], target[64];
+	struct dirent *e;
+	int free_seen = 0;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)server);
+	if (!(d = opendir(dir)))
+		return -1;
+	*sockets = 0;
+	while ((e = readdir(d))) {
+		int fd = atoi(e->d_name);
+		ssize_t n;
+
+		if (e->d_name[0] == '.')
+			continue;
+		if (fd < 64)
+			open[fd] = true;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		n = readlink(path, target, sizeof(target) - 1);
+		*sockets += n > 0 && !strncmp(target, "socket:", 7);
+	}
+	closedir(d);
+	for (int fd = 0; fd < 64; fd++)
+		if (!open[fd] && ++free_seen == 2)
+			return fd;
+	return -1;
+}
+
+/*
+ * Out of descriptors for real: the server's limit lowered (prlimit) so
+ * that two more connections fit. Of eight clients the last ones wait in
+ * the listen queue while accept fails with EMFILE (the last one at least:
+ * a descriptor the server holds for a moment as we look may leave one
+ * more room); once the first are closed they are served too, within the
+ * accept loop's pauses (1 s at most), and the server serves on.
+ */
+static void echo_out_of_fds(void)
+{
+	const char *emu = getenv("WEFT_EMULATOR");
+	int fds[8], room = 2, second = -1;
+	struct rlimit old, low;
+	struct pollfd p;
+	char c;
+
+	check = "echo, out of descriptors (RLIMIT_NOFILE)";
+	/* Once the server has closed every connection so far (one socket
+	 * left: the listener), which would free a number below the limit. */
+	for (int i = 0, sockets = 0; !(emu && *emu) && i < IO_TIMEOUT * 100;
+	     i++) {
+		if ((second = second_free_fd(&sockets)) < 0 || sockets == 1)
+			break;
+		pause_ms(10);
+	}
+	if (second < 0 || prlimit(server, RLIMIT_NOFILE, NULL, &old)) {
+		printf("skip: %s: the server's descriptors are out of sight\n",
+		       check);
+		return;
+	}
+	low = old;
+	low.rlim_cur = (rlim_t)second + 1;
+	if (prlimit(server, RLIMIT_NOFILE, &low, NULL))
+		die("prlimit: %s", strerror(errno));
+	for (int i = 0; i < 8; i++) {
+		fds[i] = dial();
+		send_all(fds[i], "x", 1);
+	}
+	for (int i = 0; i < room; i++)
+		recv_exact(fds[i], &c, 1);
+	p = (struct pollfd){ .fd = fds[7], .events = POLLIN };
+	if (poll(&p, 1, 200))
+		die("served beyond the server's descriptor limit");
+	for (int i = 0; i < room; i++)
+		close(fds[i]);
+	for (int i = room; i < 8; i++) {
+		recv_exact(fds[i], &c, 1);
+		close(fds[i]);
+	}
+	if (prlimit(server, RLIMIT_NOFILE, &old, NULL))
+		die("prlimit: %s", strerror(errno));
+	printf("ok: clients waited for descriptors, then were served\n");
+}
+
 static void echo_checks(void)
 {
 	int idle[20];
@@ -370,6 +675,7 @@ static void echo_checks(void)
 	echo_many();
 	echo_abrupt();
 	echo_slow();
+	echo_out_of_fds();
 	echo_basic();
 	/* Connections still open at SIGTERM are closed by the server. */
 	for (int i = 0; i < 20; i++)
@@ -378,6 +684,77 @@ static void echo_checks(void)
 	for (int i = 0; i < 20; i++) {
 		expect_closed(idle[i]);
 		close(idle[i]);
+	}
+}
+
+/* ---- accept errors (server.c's accept loop, which every server runs) ---- */
+
+/*
+ * An accept error that is a client's (a network error accept(2) passes on
+ * for a new connection), or that may pass (out of descriptors, or an error
+ * the loop does not know), and the server serves on. Before, an error the
+ * loop did not know (ENONET, EIO here) ended it for good, and the server
+ * ran on deaf. Run on echo_server only: the loop is the same in all three.
+ */
+static const struct {
+	int err, times;
+	const char *what;
+} passing[] = {
+	{ ENONET, 1, "accept: a client's network error (ENONET)" },
+	{ EIO, 3, "accept: an error it does not know (EIO), 3 times" },
+	{ EMFILE, 4, "accept: out of descriptors (EMFILE), 4 times" },
+};
+
+/* One client, served. */
+static void echo_once(void)
+{
+	int fd = dial();
+
+	echo_round_trip(fd, "x", 1);
+	close(fd);
+}
+
+static void accept_errors(const char *path)
+{
+	const char *emu = getenv("WEFT_EMULATOR");
+	int fd, status;
+
+	check = "accept errors";
+	if (emu && *emu) {
+		printf("skip: %s: not under an emulator\n", check);
+		return;
+	}
+	if (!launch(path, NULL, NULL, true))
+		return;
+	read_start_line();
+	for (size_t i = 0; i < sizeof(passing) / sizeof(passing[0]); i++) {
+		check = passing[i].what;
+		arm_accept_error(passing[i].err, passing[i].times);
+		/* Until the errors are given (an accept already on its way
+		 * to the trap as they were armed takes its client without),
+		 * then once more: served after them. */
+		for (int n = 0; n < 5 && atomic_load(&trap.left); n++)
+			echo_once();
+		expect_accept_errors_given();
+		echo_once();
+	}
+	stop();
+
+	/* The listener gone (EINVAL: not listening): the server stops, with
+	 * status 1, rather than run on deaf. Its first accept may come after
+	 * the arming, and fail before this client connects: then the client
+	 * is refused. */
+	check = "accept: the listener gone (EINVAL)";
+	launch(path, NULL, NULL, true);
+	read_start_line();
+	arm_accept_error(EINVAL, 1);
+	fd = try_dial();
+	if ((status = wait_exit("its listener failed")) != 1)
+		die("exit status %d, expected 1", status);
+	expect_accept_errors_given();
+	if (fd >= 0) {
+		expect_closed(fd);
+		close(fd);
 	}
 }
 
@@ -1002,6 +1379,47 @@ static void kv_checks(void)
 	}
 }
 
+/* A bad $KV_IDLE_MS: the server says so and exits 2 without listening. */
+static void kv_env_refused(const char *path, const char *value)
+{
+	int status;
+
+	launch(path, "KV_IDLE_MS", value, false);
+	if ((status = wait_exit("a bad KV_IDLE_MS")) != 2)
+		die("exit status %d, expected 2 (refused)", status);
+}
+
+/* $KV_IDLE_MS too large for the timeout's nanoseconds (int64_t): taken as
+ * the longest. It overflowed, here to a negative timeout, and every
+ * connection was closed before its first command. */
+static void kv_env_huge(const char *path, const char *value)
+{
+	int fd;
+
+	launch(path, "KV_IDLE_MS", value, false);
+	read_start_line();
+	fd = dial();
+	ask(fd, "GET a\n", "NOT_FOUND\n");
+	pause_ms(50);
+	ask(fd, "GET a\n", "NOT_FOUND\n");
+	close(fd);
+	stop();
+}
+
+static void kv_env(const char *path)
+{
+	check = "kv KV_IDLE_MS=10x";
+	kv_env_refused(path, "10x");
+	check = "kv KV_IDLE_MS=0";
+	kv_env_refused(path, "0");
+	check = "kv KV_IDLE_MS=-5";
+	kv_env_refused(path, "-5");
+	check = "kv KV_IDLE_MS=9223372036855";
+	kv_env_huge(path, "9223372036855");
+	check = "kv KV_IDLE_MS=99999999999999999999";
+	kv_env_huge(path, "99999999999999999999");
+}
+
 /* bench/http_plain, the http benchmark's server: the Go and Tokio
  * benchmarks' program, which reads a request up to its blank line, answers
  * every one, and closes after one that says Connection: close (in any
@@ -1046,14 +1464,17 @@ int main(int argc, char **argv)
 		setenv("KV_SEND_MS", ms, 1);
 	}
 	start(argv[2]);
-	if (!strcmp(argv[1], "echo"))
+	if (!strcmp(argv[1], "echo")) {
 		echo_checks();
-	else if (!strcmp(argv[1], "http"))
+		accept_errors(argv[2]);
+	} else if (!strcmp(argv[1], "http")) {
 		http_checks();
-	else if (!strcmp(argv[1], "http-plain"))
+	} else if (!strcmp(argv[1], "http-plain")) {
 		http_plain_checks();
-	else
+	} else {
 		kv_checks();
+		kv_env(argv[2]);
+	}
 	printf("ok: %s_server passed every check and exited 0\n", argv[1]);
 	return 0;
 }

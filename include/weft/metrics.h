@@ -10,7 +10,9 @@
  * weft_metrics reads every finish before any spawn, so tasks_finished <=
  * tasks_spawned, and tasks_alive counts every task alive at a moment of
  * the call (a task reading it counts itself); one worker's tasks_spawned
- * and tasks_finished count different tasks.
+ * and tasks_finished count different tasks. Both calls read a worker's
+ * completed I/O before its submitted, so io_completed <= io_submitted and
+ * io_in_flight counts every operation in flight throughout the call.
  *
  * Stability: fields are never removed or reordered; new ones are appended
  * and raise WEFT_METRICS_VERSION, which a reader finds in .version.

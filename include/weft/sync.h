@@ -263,11 +263,14 @@ int weft_queue_shutdown(struct weft_queue *q, bool immediate);
 struct weft_future;
 
 /* A done-callback: the caller owns the node and keeps it alive until it
- * has run or been removed. */
+ * has run or been removed. It needs no initialisation before its first
+ * add; weft fills every field. */
 struct weft_future_cb {
 	void (*fn)(struct weft_future *f, void *arg);
 	void *arg;
 	struct weft_future_cb *next;
+	struct weft_future *on; /* the future whose list holds it: see
+				 * future.c */
 };
 
 struct weft_future {
@@ -311,14 +314,19 @@ int weft_future_done(const struct weft_future *f);
 /* Adds cb to run fn(f, arg) once f is done, in the order added; runs it at
  * once, on the caller, if f is done already for the caller. (While another
  * task or thread runs f's callbacks, f is pending for the others: one
- * they add runs there, after those.) Returns 0 or -EINVAL (NULL, or cb
- * added to f already and not run or removed). */
+ * they add runs there, after those.) Constant time however many
+ * callbacks f has, unless cb is on f's list already or was left on a
+ * future dropped pending at f's address: then one walk of the list.
+ * Returns 0 or -EINVAL (NULL, or cb added to f already and not run or
+ * removed). */
 int weft_future_add_callback(struct weft_future *f, struct weft_future_cb *cb,
 			     void (*fn)(struct weft_future *, void *),
 			     void *arg);
-/* Removes a callback that has not run. Returns 0, -ENOENT (not added, or
- * f completed: then it has run or is about to, on the completing thread,
- * so cb may be freed only once that is known to be over), -EINVAL. */
+/* Removes a callback that has not run: one waiting while another task or
+ * thread runs f's callbacks (f pending for the caller) is removed too, and
+ * does not run. Returns 0, -ENOENT (not added, or f completed for the
+ * caller: then it has run or is about to, on the completing thread, so cb
+ * may be freed only once that is known to be over), -EINVAL. */
 int weft_future_remove_callback(struct weft_future *f,
 				struct weft_future_cb *cb);
 
