@@ -94,24 +94,14 @@ static int check_set(uint64_t set)
 	return 0;
 }
 
-/* Puts back the action the first registration found, unless the program
- * has replaced weft's handler since: then its own stays. */
-static void put_back(int signo)
-{
-	struct sigaction now;
-
-	if (!sigaction(signo, NULL, &now) && !(now.sa_flags & SA_SIGINFO) &&
-	    now.sa_handler == on_signal)
-		sigaction(signo, &registry.old[signo], NULL);
-}
-
 /* Under registry.mu: drops one reference to each signal of set below
  * upto, restoring the old action at the last. */
 static void release_signals(uint64_t set, int upto)
 {
 	for (int signo = 1; signo < upto; signo++)
 		if (member(set, signo) && --registry.refs[signo] == 0) {
-			put_back(signo);
+			weft__sig_put_back(signo, &registry.old[signo],
+					   on_signal, NULL);
 			weft__sig_release(signo, WEFT__SIG_WAIT);
 		}
 }

@@ -142,23 +142,12 @@ int weft__dump_signal_start(int signo)
 	return 0;
 }
 
-/* Puts back the action start found, unless the program has replaced
- * weft's handler since: then its own stays. */
-static void put_back(void)
-{
-	struct sigaction now;
-
-	if (!sigaction(ds.signo, NULL, &now) && !(now.sa_flags & SA_SIGINFO) &&
-	    now.sa_handler == on_signal)
-		sigaction(ds.signo, &ds.old, NULL);
-}
-
 void weft__dump_signal_stop(void)
 {
 	weft__dump_close();
 	if (!ds.signo)
 		return;
-	put_back();
+	weft__sig_put_back(ds.signo, &ds.old, on_signal, NULL);
 	weft__sig_release(ds.signo, WEFT__SIG_DUMP);
 	ds.signo = 0;
 	stop_thread();

@@ -10,6 +10,7 @@
 #include "page.h"
 #include "task.h"
 #include "self.h"
+#include "sigclaim.h"
 #include "worker.h"
 
 static struct sigaction previous;
@@ -105,9 +106,5 @@ void weft__overflow_install(void)
  * already put back by on_segv) is not ours to bring back. */
 void weft__overflow_remove(void)
 {
-	struct sigaction now;
-
-	if (!sigaction(SIGSEGV, NULL, &now) && (now.sa_flags & SA_SIGINFO) &&
-	    now.sa_sigaction == on_segv)
-		sigaction(SIGSEGV, &previous, NULL);
+	weft__sig_put_back(SIGSEGV, &previous, NULL, on_segv);
 }

@@ -96,3 +96,17 @@ void weft__sig_release(int signo, enum weft__sig_owner owner)
 	}
 	pthread_mutex_unlock(&mu);
 }
+
+void weft__sig_put_back(int signo, const struct sigaction *old,
+			void (*handler)(int),
+			void (*info_handler)(int, siginfo_t *, void *))
+{
+	struct sigaction now;
+
+	if (sigaction(signo, NULL, &now))
+		return;
+	if ((now.sa_flags & SA_SIGINFO)
+		    ? info_handler && now.sa_sigaction == info_handler
+		    : handler && now.sa_handler == handler)
+		sigaction(signo, old, NULL);
+}

@@ -16,6 +16,7 @@
 #ifndef WEFT_RUNTIME_SIGCLAIM_H
 #define WEFT_RUNTIME_SIGCLAIM_H
 
+#include <signal.h>
 #include <stdbool.h>
 
 enum weft__sig_owner {
@@ -43,5 +44,12 @@ void weft__sig_quiet_pipe(bool on);
  * SIGILL, SIGTRAP, SIGSYS), after which the faulting instruction would
  * run again, for ever. */
 bool weft__sig_catchable(int signo);
+
+/* Puts old back as signo's action if weft's handler is still there:
+ * handler (without SA_SIGINFO) or info_handler (with it), the other NULL.
+ * A handler the program installed meanwhile is the program's to keep. */
+void weft__sig_put_back(int signo, const struct sigaction *old,
+			void (*handler)(int),
+			void (*info_handler)(int, siginfo_t *, void *));
 
 #endif

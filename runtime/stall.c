@@ -173,22 +173,11 @@ int weft__stall_start(struct weft_runtime *rt, int64_t threshold,
 	return 0;
 }
 
-/* Puts back the action start found, unless the program has replaced
- * weft's handler since: then its own stays. */
-static void put_back(void)
-{
-	struct sigaction now;
-
-	if (!sigaction(SIGURG, NULL, &now) && (now.sa_flags & SA_SIGINFO) &&
-	    now.sa_sigaction == on_sigurg)
-		sigaction(SIGURG, &capture.old, NULL);
-}
-
 void weft__stall_stop(struct weft_runtime *rt)
 {
 	struct weft__stall_watch *s = &rt->monitor.stall;
 	if (capture.installed) {
-		put_back();
+		weft__sig_put_back(SIGURG, &capture.old, NULL, on_sigurg);
 		weft__sig_release(SIGURG, WEFT__SIG_STALL);
 		capture.installed = false;
 	}
