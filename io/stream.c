@@ -17,6 +17,9 @@
  *    being written) are still there, in order; after a final one werror is
  *    set, wlen is 0, and nothing is ever sent again. Until then, wcap
  *    exceeds WEFT_STREAM_WBUF only while such a kept tail is unsent.
+ *  - Closed (fd < 0, only after weft_stream_close): every transfer call
+ *    returns -EBADF before it allocates, so a stream used after its close
+ *    neither leaks a buffer nor takes a write it can never send.
  */
 #include <errno.h>
 #include <limits.h>
@@ -74,6 +77,15 @@ bool weft_stream_at_eof(const struct weft_stream *s)
 size_t weft_stream_unsent(const struct weft_stream *s)
 {
 	return s ? s->wlen : 0;
+}
+
+/* The check every transfer call makes after its arguments': -EBADF for a
+ * closed stream, whose buffers were freed and must stay so (a write would
+ * otherwise buffer bytes and report them taken, and a read allocate a
+ * buffer no later close frees). */
+static int closed(const struct weft_stream *s)
+{
+	return s->fd < 0 ? -EBADF : 0;
 }
 
 /* ---- reading ------------------------------------------------------------ */
@@ -184,6 +196,8 @@ static ssize_t readuntil(struct weft_stream *s, const void *delim, size_t dlen,
 
 	if (!s || !delim || !line || !dlen || dlen > s->limit)
 		return -EINVAL;
+	if (closed(s))
+		return -EBADF;
 	for (;;) {
 		hit = s->rlen ? find(s->rbuf + s->rpos + scanned,
 				     s->rlen - scanned, delim, dlen)
@@ -239,8 +253,12 @@ ssize_t weft_stream_readexactly(struct weft_stream *s, void *buf, size_t n)
 {
 	ssize_t r;
 
-	if (!s || (!buf && n))
+	/* n past SSIZE_MAX could not be returned: refused as a write's len
+	 * is, before the buffer is asked to grow to it. */
+	if (!s || (!buf && n) || n > SSIZE_MAX)
 		return -EINVAL;
+	if (closed(s))
+		return -EBADF;
 	while (s->rlen < n) {
 		r = fill(s, max_size(n, s->rcap), "stream readexactly");
 		if (r < 0)
@@ -261,6 +279,8 @@ ssize_t weft_stream_read(struct weft_stream *s, void *buf, size_t n)
 
 	if (!s || (!buf && n))
 		return -EINVAL;
+	if (closed(s))
+		return -EBADF;
 	if (!n)
 		return 0;
 	if (!s->rlen) {
@@ -407,6 +427,8 @@ ssize_t weft_stream_write(struct weft_stream *s, const void *buf, size_t len)
 
 	if (!s || (!buf && len) || len > SSIZE_MAX)
 		return -EINVAL;
+	if (closed(s))
+		return -EBADF;
 	if (s->werror)
 		return s->werror;
 	if (!len)
@@ -429,6 +451,8 @@ int weft_stream_flush(struct weft_stream *s)
 {
 	if (!s)
 		return -EINVAL;
+	if (closed(s))
+		return -EBADF;
 	if (s->werror)
 		return s->werror;
 	return send_out(s, NULL, 0, "stream flush");

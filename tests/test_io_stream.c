@@ -682,6 +682,72 @@ START_TEST(write_buffer_shrinks_after_burst)
 }
 END_TEST
 
+/* ---- other families: IPv6 and Unix sockets ------------------------------ */
+
+/* Lines both ways, a deadline mid-line that keeps the data, and the end of
+ * the stream mid-line, over a connected pair of any family. */
+static void lines_over(int a, int b)
+{
+	struct weft_stream sa, sb;
+	struct weft_deadline d;
+	const char *line;
+
+	ck_assert_int_eq(weft_stream_init(&sa, a, 0), 0);
+	ck_assert_int_eq(weft_stream_init(&sb, b, 0), 0);
+	ck_assert_int_eq(weft_stream_write(&sa, "ping\npar", 8), 8);
+	ck_assert_int_eq(weft_stream_flush(&sa), 0);
+	expect_line(&sb, "ping\n");
+	ck_assert_int_eq(weft_deadline_enter(&d, 20 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_stream_readline(&sb, &line), -ETIMEDOUT);
+	weft_deadline_leave(&d);
+	ck_assert_int_eq(weft_stream_write(&sb, "pong\n", 5), 5);
+	ck_assert_int_eq(weft_stream_flush(&sb), 0);
+	expect_line(&sa, "pong\n");
+	ck_assert_int_eq(weft_stream_write(&sa, "tial\nend", 8), 8);
+	ck_assert_int_eq(weft_stream_close(&sa, 0), 0);
+	expect_line(&sb, "partial\n");
+	ck_assert_int_eq(weft_stream_readline(&sb, &line), -ENODATA);
+	ck_assert_int_eq(weft_stream_buffered(&sb), 3);
+	ck_assert_int_eq(weft_stream_close(&sb, 0), 0);
+}
+
+static void *families_main(void *arg)
+{
+	char path[64];
+	int lfd, a, b;
+
+	(void)arg;
+	/* IPv6 loopback, where the host has it. */
+	lfd = weft_tcp_listen("::1", 0, 0, 0);
+	if (lfd >= 0) {
+		a = weft_connect("::1", (uint16_t)weft_local_port(lfd));
+		ck_assert_int_ge(a, 0);
+		b = weft_accept(lfd, NULL, NULL);
+		ck_assert_int_ge(b, 0);
+		weft_close(lfd);
+		lines_over(a, b);
+	} else {
+		ck_assert(lfd == -EAFNOSUPPORT || lfd == -EADDRNOTAVAIL);
+	}
+	/* A Unix stream socket in the abstract namespace. */
+	snprintf(path, sizeof(path), "@weft-stream-%d", (int)getpid());
+	lfd = weft_unix_listen(path, 0);
+	ck_assert_int_ge(lfd, 0);
+	a = weft_unix_connect(path);
+	ck_assert_int_ge(a, 0);
+	b = weft_accept(lfd, NULL, NULL);
+	ck_assert_int_ge(b, 0);
+	weft_close(lfd);
+	lines_over(a, b);
+	return NULL;
+}
+
+START_TEST(ipv6_and_unix)
+{
+	weft_test_run(families_main, NULL, WORKERS);
+}
+END_TEST
+
 /* ---- the graceful close -------------------------------------------------- */
 
 /* The peer sent more than the server reads; the server's last reply must
@@ -714,6 +780,58 @@ static void *close_main(void *arg)
 START_TEST(graceful_close)
 {
 	weft_test_run(close_main, NULL, WORKERS);
+}
+END_TEST
+
+/* A reader task and a writer task share a stream, and the one that closes
+ * it ends the other's wait first, as the header says: a shutdown of both
+ * directions wakes the reader with the end of the stream and the writer,
+ * whose peer reads nothing, with -EPIPE. Then the close is safe. */
+static void *half_reader(void *arg)
+{
+	const char *line;
+
+	return (void *)(intptr_t)weft_stream_readline(arg, &line);
+}
+
+static void *half_writer(void *arg)
+{
+	static const char chunk[64 * 1024];
+	ssize_t r = 0;
+
+	/* Until the socket buffers fill and the send waits; bounded. */
+	for (int i = 0; i < 16384 && r >= 0; i++)
+		r = weft_stream_write(arg, chunk, sizeof(chunk));
+	return (void *)(intptr_t)r;
+}
+
+static void *halves_main(void *arg)
+{
+	struct pair p = tcp_pair();
+	struct weft_stream s;
+	weft_task_t rt, wt;
+	void *rres, *wres;
+
+	(void)arg;
+	ck_assert_int_eq(weft_stream_init(&s, p.b, 0), 0);
+	send_str(p.a, "half a li");
+	ck_assert_int_eq(weft_spawn(&rt, half_reader, &s), 0);
+	ck_assert_int_eq(weft_spawn(&wt, half_writer, &s), 0);
+	weft_sleep(50 * WEFT_MSEC);
+	ck_assert_int_eq(weft_shutdown(p.b, SHUT_RDWR), 0);
+	ck_assert_int_eq(weft_join(rt, &rres), 0);
+	ck_assert_int_eq(weft_join(wt, &wres), 0);
+	ck_assert_int_eq((intptr_t)rres, -ENODATA);
+	ck_assert_int_eq(weft_stream_buffered(&s), 9);
+	ck_assert_int_eq((intptr_t)wres, -EPIPE);
+	ck_assert_int_eq(weft_stream_close(&s, 0), -EPIPE);
+	weft_close(p.a);
+	return NULL;
+}
+
+START_TEST(shutdown_ends_both_halves)
+{
+	weft_test_run(halves_main, NULL, WORKERS);
 }
 END_TEST
 
@@ -846,6 +964,43 @@ START_TEST(linger_without_end)
 }
 END_TEST
 
+/* A stream used after its close: every call says -EBADF and allocates
+ * nothing. A write used to be buffered and reported taken (len back, bytes
+ * that could never be sent), a read to allocate a read buffer that no
+ * later close freed (a leak under LeakSanitizer). */
+START_TEST(use_after_close)
+{
+	struct weft_stream s;
+	const char *line = NULL;
+	char buf[8];
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ck_assert_int_eq(weft_stream_init(&s, sv[0], 0), 0);
+	ck_assert_int_eq(weft_stream_write(&s, "bye\n", 4), 4);
+	ck_assert_int_eq(weft_stream_close(&s, 0), 0);
+	ck_assert_int_eq(weft_stream_write(&s, "x", 1), -EBADF);
+	ck_assert_int_eq(weft_stream_write(&s, "x", 0), -EBADF);
+	ck_assert_int_eq(weft_stream_unsent(&s), 0);
+	ck_assert_ptr_null(s.wbuf);
+	ck_assert_int_eq(weft_stream_flush(&s), -EBADF);
+	ck_assert_int_eq(weft_stream_read(&s, buf, 1), -EBADF);
+	ck_assert_int_eq(weft_stream_read(&s, buf, 0), -EBADF);
+	ck_assert_int_eq(weft_stream_readline(&s, &line), -EBADF);
+	ck_assert_int_eq(weft_stream_readuntil(&s, "\r\n", 2, &line), -EBADF);
+	ck_assert_int_eq(weft_stream_readexactly(&s, buf, 2), -EBADF);
+	ck_assert_ptr_null(s.rbuf);
+	ck_assert_int_eq(weft_stream_buffered(&s), 0);
+	ck_assert_int_eq(weft_stream_peek(&s, &line), 0);
+	/* A second close: nothing to close. */
+	ck_assert_int_eq(weft_stream_close(&s, 0), -EBADF);
+	ck_assert_int_eq(read(sv[1], buf, sizeof(buf)), 4);
+	ck_assert(!memcmp(buf, "bye\n", 4));
+	ck_assert_int_eq(read(sv[1], buf, sizeof(buf)), 0);
+	close(sv[1]);
+}
+END_TEST
+
 START_TEST(bad_input)
 {
 	struct weft_stream s;
@@ -873,6 +1028,13 @@ START_TEST(bad_input)
 	ck_assert_int_eq(weft_stream_write(&s, "abc", (size_t)SSIZE_MAX + 1),
 			 -EINVAL);
 	ck_assert_int_eq(weft_stream_unsent(&s), 3);
+	/* A readexactly past SSIZE_MAX could not return its count: refused
+	 * before the read buffer is asked to grow to it (which failed with
+	 * -ENOMEM, or aborted under AddressSanitizer). */
+	ck_assert_int_eq(weft_stream_readexactly(&s, &c, (size_t)SSIZE_MAX + 1),
+			 -EINVAL);
+	ck_assert_int_eq(weft_stream_readexactly(&s, &c, SIZE_MAX), -EINVAL);
+	ck_assert_ptr_null(s.rbuf);
 	weft_stream_destroy(&s);
 	weft_stream_destroy(NULL);
 }
@@ -895,11 +1057,14 @@ int main(void)
 	tcase_add_test(tc, write_timeout_keeps_order);
 	tcase_add_test(tc, first_write_times_out);
 	tcase_add_test(tc, write_buffer_shrinks_after_burst);
+	tcase_add_test(tc, ipv6_and_unix);
 	tcase_add_test(tc, graceful_close);
+	tcase_add_test(tc, shutdown_ends_both_halves);
 	tcase_add_test(tc, plain_thread);
 	tcase_add_test(tc, write_to_pipe);
 	tcase_add_test(tc, read_from_pipe);
 	tcase_add_test(tc, linger_without_end);
+	tcase_add_test(tc, use_after_close);
 	tcase_add_test(tc, bad_input);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);

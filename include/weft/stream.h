@@ -33,7 +33,11 @@
  *
  * A stream is used by one task (or thread) at a time; a reader task and a
  * writer task may share one stream (the two halves touch different fields)
- * as long as only one of them closes it.
+ * as long as only one of them closes it, once the other has returned from
+ * its last call: close flushes and lingers (both halves' fields) and frees
+ * the buffers the other half's call may still be filling. To end the other
+ * half's wait, weft_shutdown(fd, SHUT_RDWR) (its read returns the end of
+ * the stream, its write -EPIPE), join it, then close.
  */
 #ifndef WEFT_STREAM_H
 #define WEFT_STREAM_H
@@ -97,8 +101,9 @@ WEFT_MUST_CHECK ssize_t weft_stream_readline(struct weft_stream *s,
 /* Reads exactly n bytes into buf (through the read buffer, which grows to
  * n if it must). Returns n (0 for n == 0); 0 at the end of the stream with
  * nothing buffered; -ENODATA if it ended after fewer than n (they stay
- * buffered); -ENOMEM; -EINVAL (NULL s or buf); -ECANCELED, -ETIMEDOUT, or
- * the socket's error. On any failure nothing was taken. */
+ * buffered); -ENOMEM; -EINVAL (NULL s or buf, n past SSIZE_MAX);
+ * -ECANCELED, -ETIMEDOUT, or the socket's error. On any failure nothing
+ * was taken. */
 WEFT_MUST_CHECK ssize_t weft_stream_readexactly(struct weft_stream *s,
 						void *buf, size_t n);
 
@@ -151,7 +156,9 @@ size_t weft_stream_unsent(const struct weft_stream *s);
  * data with a reset that destroys the last reply; then closes the fd and
  * frees the buffers. It closes even when cancelled (the flush and the wait
  * are then skipped). Returns 0, or the flush's error (the fd is closed
- * either way), -EINVAL (NULL s). */
+ * either way), -EINVAL (NULL s), -EBADF (closed already). A closed stream
+ * stays closed: every read, write and flush on it returns -EBADF (as Go's
+ * net.ErrClosed) and allocates nothing, until weft_stream_init. */
 int weft_stream_close(struct weft_stream *s, int64_t linger_ns);
 
 /* Frees the buffers without touching the fd (which stays the caller's);
