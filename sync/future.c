@@ -30,6 +30,11 @@
  *  - Whoever sees f done without the lock waits out the completer's
  *    unlock before returning (weft__waitq_quiesce): the caller may free f
  *    then.
+ *  - Nor does a woken waiter read f: another waiter, woken by the same
+ *    completion, may have returned first and freed f. The completer hands
+ *    each waiter its outcome (result in data, error in value) before it
+ *    settles it, and a waiter that finds f done under the lock reads the
+ *    outcome there.
  */
 #include <errno.h>
 
@@ -111,6 +116,20 @@ static void run_callbacks(struct weft_future *f)
 	}
 }
 
+/* Under f's lock, f done: gives each waiter its outcome, which it reads
+ * after its wake instead of f (see above). Written before the settle,
+ * whose release store the woken waiter's acquire (wait_park) pairs with.
+ * A select's case reads f under its lock again: it is left alone. */
+static void hand_outcome(struct weft_future *f)
+{
+	for (struct weft__waiter *w = f->wq.head; w; w = w->next) {
+		if (w->group)
+			continue;
+		w->data = f->result;
+		w->value = (uint64_t)(int64_t)f->error;
+	}
+}
+
 static int complete(struct weft_future *f, int state, void *result, int error)
 {
 	struct weft__wakelist wl = WEFT__WAKELIST_INIT;
@@ -137,6 +156,7 @@ static int complete(struct weft_future *f, int state, void *result, int error)
 	/* release: publishes the outcome to the lock-free acquire loads of
 	 * state (result, done, wait's fast path). */
 	__atomic_store_n(&f->state, state, __ATOMIC_RELEASE);
+	hand_outcome(f);
 	weft__waitq_settle_all(&f->wq, 0, &wl);
 	weft__waitq_unlock(&f->wq);
 	weft__wakelist_wake(&wl);
@@ -206,17 +226,20 @@ int weft_future_wait(struct weft_future *f, void **result)
 		return r;
 	weft__waitq_lock(&f->wq);
 	if ((s = seen(f, f->state)) != PENDING) { /* under the lock */
+		r = outcome(f, s, result);        /* read before we leave it */
 		weft__waitq_unlock(&f->wq);
 		weft__wait_end(&w);
-		return outcome(f, s, result);
+		return r;
 	}
 	r = weft__waitq_wait(&f->wq, &w);
 	if (r)
 		return r; /* the waiter was cancelled or timed out */
-	/* acquire: pairs with complete's release (the settle that woke us
-	 * ordered it too, under the wait queue's lock). */
-	s = __atomic_load_n(&f->state, __ATOMIC_ACQUIRE);
-	return outcome(f, s, result);
+	/* Handed over by complete (hand_outcome): f may be gone by now. */
+	if (w.value)
+		return (int)(int64_t)w.value;
+	if (result)
+		*result = w.data;
+	return 0;
 }
 
 /* Whether cb is on f's list; if so, *prev is the node before it (NULL:

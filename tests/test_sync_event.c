@@ -2,6 +2,7 @@
  * threads setting and waiting, cancellation and timeouts, bad input. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 #include "sync_test_util.h"
@@ -10,14 +11,22 @@
 /* ---- the seed: two workers wait for a third's event --------------------- */
 
 static struct weft_event seed_ev = WEFT_EVENT_INIT;
+static atomic_int seed_got;
 
+/* A loaded machine (a sanitizer build beside other tests) may start a
+ * task, or run a woken one, more than the seed's sleeps late: the waits
+ * below make the seed's order hold whatever the delays, and an event that
+ * did not wake both waiters at once still breaks it. */
 static void *seed_waiter(void *arg)
 {
 	const char **ev = arg;
 	log_add(ev[0]);
 	ck_assert_int_eq(weft_event_wait(&seed_ev), 0);
 	log_add(ev[1]);
+	atomic_fetch_add(&seed_got, 1);
 	weft_sleep(10 * WEFT_MSEC);
+	for (int i = 0; atomic_load(&seed_got) < 2 && i < 10000; i++)
+		weft_sleep(WEFT_MSEC);
 	log_add(ev[2]);
 	return NULL;
 }
@@ -26,6 +35,7 @@ static void *seed_setter(void *arg)
 {
 	log_add("w3 start");
 	weft_sleep(30 * WEFT_MSEC);
+	wait_waiters(&seed_ev.wq, 2);
 	log_add("w3 end");
 	ck_assert_int_ge(weft_event_set(&seed_ev), 0);
 	return NULL;
@@ -37,6 +47,7 @@ static void *seed_main(void *arg)
 	static const char *w2[] = { "w2 start", "w2 got", "w2 end" };
 	weft_task_t t[3];
 	log_reset();
+	atomic_store(&seed_got, 0);
 	weft_event_clear(&seed_ev);
 	ck_assert_int_eq(weft_spawn(&t[0], seed_waiter, w1), 0);
 	ck_assert_int_eq(weft_spawn(&t[1], seed_waiter, w2), 0);

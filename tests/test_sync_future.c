@@ -512,6 +512,66 @@ START_TEST(callbacks_not_run_yet_stay_on_the_list)
 }
 END_TEST
 
+/* Two tasks wait for one future. The first back has seen it done, so it
+ * may drop the future at once (weft/sync.h), as it may an event: here it
+ * overwrites it as a reuse would. The other, woken by the same completion,
+ * must not read the future after its wake: it gets its outcome from the
+ * completer. Before, it read f's state and result after waking, and
+ * returned the reuse's bytes as an error. One worker runs both woken tasks
+ * in turn, so the second always runs after the first has dropped f. */
+#define DROP_REUSED 0xa5
+
+struct drop_ctx {
+	struct weft_future f;
+	atomic_int back; /* waiters returned */
+};
+
+static void *drop_waiter(void *arg)
+{
+	struct drop_ctx *c = arg;
+	void *res = NULL;
+	int r = weft_future_wait(&c->f, &res);
+	if (atomic_fetch_add(&c->back, 1) == 0)
+		memset(&c->f, DROP_REUSED, sizeof(c->f)); /* dropped, reused */
+	return r ? WEFT_ERR_PTR(r) : res;
+}
+
+static void *dropped_by_first_waiter_main(void *arg)
+{
+	(void)arg;
+	for (int outcome = 0; outcome < 3; outcome++) {
+		struct drop_ctx c = { .back = 0 };
+		weft_task_t a, b;
+		void *ra = NULL, *rb = NULL, *want;
+
+		ck_assert_int_eq(weft_future_init(&c.f), 0);
+		ck_assert_int_eq(weft_spawn(&a, drop_waiter, &c), 0);
+		ck_assert_int_eq(weft_spawn(&b, drop_waiter, &c), 0);
+		wait_waiters(&c.f.wq, 2);
+		if (outcome == 0) {
+			want = (void *)42;
+			ck_assert_int_eq(weft_future_set_result(&c.f, want), 0);
+		} else if (outcome == 1) {
+			want = WEFT_ERR_PTR(-EIO);
+			ck_assert_int_eq(weft_future_set_error(&c.f, -EIO), 0);
+		} else {
+			want = WEFT_ERR_PTR(-ECANCELED);
+			ck_assert_int_eq(weft_future_cancel(&c.f), 0);
+		}
+		ck_assert_int_eq(weft_join(a, &ra), 0);
+		ck_assert_int_eq(weft_join(b, &rb), 0);
+		ck_assert_ptr_eq(ra, want);
+		ck_assert_ptr_eq(rb, want);
+	}
+	return NULL;
+}
+
+START_TEST(dropped_by_first_waiter)
+{
+	weft_test_run(dropped_by_first_waiter_main, NULL, 1);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("sync_future");
@@ -525,6 +585,7 @@ int main(void)
 	tcase_add_test(tc, add_callback_no_walk);
 	tcase_add_test(tc, add_callback_after_abandoned_future);
 	tcase_add_test(tc, callbacks_not_run_yet_stay_on_the_list);
+	tcase_add_test(tc, dropped_by_first_waiter);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

@@ -3,6 +3,7 @@
  * bad input. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 #include "sync_test_util.h"
@@ -11,14 +12,21 @@
 /* ---- the seed: two workers share a lock --------------------------------- */
 
 static struct weft_lock seed_lock = WEFT_LOCK_INIT;
+static atomic_int seed_started;
 
 static void *seed_worker(void *arg)
 {
 	const char **ev = arg; /* start, got, end */
 	log_add(ev[0]);
+	atomic_fetch_add(&seed_started, 1);
 	ck_assert_int_eq(weft_lock_acquire(&seed_lock), 0);
 	log_add(ev[1]);
 	weft_sleep(30 * WEFT_MSEC);
+	/* Both start at once in the seed: on a loaded machine (a sanitizer
+	 * build beside other tests) the other may start more than 30 ms
+	 * late, so the holder waits for its start. */
+	for (int i = 0; atomic_load(&seed_started) < 2 && i < 10000; i++)
+		weft_sleep(WEFT_MSEC);
 	log_add(ev[2]);
 	ck_assert_int_eq(weft_lock_release(&seed_lock), 0);
 	return NULL;
@@ -30,6 +38,7 @@ static void *seed_main(void *arg)
 	static const char *w2[] = { "w2 start", "w2 got", "w2 end" };
 	weft_task_t a, b;
 	log_reset();
+	atomic_store(&seed_started, 0);
 	ck_assert_int_eq(weft_spawn(&a, seed_worker, w1), 0);
 	ck_assert_int_eq(weft_spawn(&b, seed_worker, w2), 0);
 	ck_assert_int_eq(weft_join(a, NULL), 0);

@@ -11,14 +11,25 @@
 /* ---- the seed: Semaphore(2) lets both workers in at once ---------------- */
 
 static struct weft_sem seed_sem;
+static long seed_permits;
+static atomic_int seed_inside;
 
 static void *seed_worker(void *arg)
 {
 	const char **ev = arg;
 	ck_assert_int_eq(weft_sem_acquire(&seed_sem), 0);
 	log_add(ev[0]);
+	atomic_fetch_add(&seed_inside, 1);
 	weft_sleep(20 * WEFT_MSEC);
+	/* With a permit each, hold ours until the other worker is in too:
+	 * on a loaded machine (a sanitizer build beside other tests) it may
+	 * start more than 20 ms late, and its start would then follow our
+	 * end. A semaphore that let only one in fails the order after 10 s. */
+	for (int i = 0; atomic_load(&seed_inside) < seed_permits && i < 10000;
+	     i++)
+		weft_sleep(WEFT_MSEC);
 	log_add(ev[1]);
+	atomic_fetch_sub(&seed_inside, 1);
 	ck_assert_int_eq(weft_sem_release(&seed_sem), 0);
 	return NULL;
 }
@@ -29,6 +40,7 @@ static void run_seed(long permits)
 	static const char *w2[] = { "w2 start", "w2 end" };
 	weft_task_t a, b;
 	log_reset();
+	seed_permits = permits;
 	ck_assert_int_eq(weft_sem_init(&seed_sem, permits), 0);
 	ck_assert_int_eq(weft_spawn(&a, seed_worker, w1), 0);
 	ck_assert_int_eq(weft_spawn(&b, seed_worker, w2), 0);

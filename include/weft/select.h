@@ -35,6 +35,12 @@
  *
  * Same-primitive cases are fine (a get and a put on one queue); two join
  * cases for one task make the second complete with -EINVAL.
+ *
+ * Once woken, a select takes the lock of every case's primitive again to
+ * withdraw from those that did not complete: unlike the single calls'
+ * waiters, it touches an event or a future after their release, so each
+ * primitive must outlive the select call (weft/sync.h's drop-at-once rule
+ * does not cover a select still returning).
  */
 #ifndef WEFT_SELECT_H
 #define WEFT_SELECT_H
