@@ -20,8 +20,9 @@
  *      stalled.
  *   4. A worker's ready queue (w->ready, inject.h): tasks its scheduler
  *      woke (I/O events and completions, timers), first in first out.
- *      When its deques run dry the owner moves a batch to its deque,
- *      oldest to be taken first; any worker steals half of it at any time.
+ *      When its deques run dry, or a streak of run-next picks ends, the
+ *      owner moves a batch to its deque, oldest to be taken first; any
+ *      worker steals half of it at any time.
  *      Open to thieves because I/O is where a worker stalls: preempted by
  *      the OS, or busy, it would hold every connection it had polled (in
  *      loaded A/B runs of the epoll driver's echo server, the client-side
@@ -138,6 +139,17 @@ static inline void weft__runq_append_yielded(struct weft_worker *w,
 	w->yielded_tail = t;
 }
 
+/* The oldest of w's yielded tasks; the list must not be empty. Owner
+ * only. */
+static inline struct weft_task *weft__runq_pop_yielded(struct weft_worker *w)
+{
+	struct weft_task *t = w->yielded_head;
+	w->yielded_head = t->next;
+	if (!t->next)
+		w->yielded_tail = NULL;
+	return t;
+}
+
 /* Puts t in the run-next slot of w, whose running task spawned it (then the
  * task there before goes to the deque) or woke it (to the woken deque).
  * Returns true if a task was there before. Owner only. */
@@ -159,10 +171,20 @@ static inline bool weft__runq_run_next(struct weft_worker *w,
 }
 
 /* Places 1 to 3, the owner's own: run-next first, for a warm cache, but
- * after RUNNEXT_STREAK_MAX run-next picks in a row the deques get a turn:
- * two tasks waking each other would otherwise keep the tasks behind them
- * waiting for good. Only the owner fills run-next, so one look tells
- * whether it is worth the exchange, now and after the deques. */
+ * after RUNNEXT_STREAK_MAX run-next picks in a row every other place of
+ * the owner's gets a turn: the deques, then the ready queue (by returning
+ * NULL: weft__runq_pick takes it), then the oldest yielded task. Two tasks
+ * waking each other would otherwise keep the tasks behind them waiting
+ * for good while every other worker sleeps: the deques', and, before the
+ * ready queue and the yielded list had their turn, the tasks this
+ * worker's scheduler woke (a connection's, a sleeper's) and those that
+ * yielded. The yielded task is taken here, not moved to the deque with
+ * half the list as the scheduler does (weft__runq_requeue_yielded): there
+ * idle workers would steal them, and a contended lock's tasks, which
+ * gather in the list, would bounce its line between cores (bench/mutex
+ * ran 4.9 times slower). Only the owner fills run-next, the ready queue
+ * and the yielded list, so one look tells whether each is worth
+ * taking. */
 static inline __attribute__((always_inline)) struct weft_task *
 weft__runq_take_local(struct weft_worker *w)
 {
@@ -175,12 +197,20 @@ weft__runq_take_local(struct weft_worker *w)
 		w->runnext_streak++;
 		return t;
 	}
+	if (!(weft__deque_len(&w->deque) &&
+	      (t = weft__deque_take(&w->deque))) &&
+	    !(weft__deque_len(&w->woken) &&
+	      (t = weft__deque_take(&w->woken)))) {
+		/* The streak stays over until the pick takes a ready task. */
+		if (next && !weft__inject_empty(&w->ready))
+			return NULL;
+		if (next && w->yielded_head)
+			t = weft__runq_pop_yielded(w);
+		else
+			t = next ? atomic_exchange(&w->runnext, NULL) : NULL;
+	}
 	w->runnext_streak = 0;
-	if (weft__deque_len(&w->deque) && (t = weft__deque_take(&w->deque)))
-		return t;
-	if (weft__deque_len(&w->woken) && (t = weft__deque_take(&w->woken)))
-		return t;
-	return next ? atomic_exchange(&w->runnext, NULL) : NULL;
+	return t;
 }
 
 /* The oldest yielded task, for a direct switch: only while no worker idles
@@ -195,16 +225,15 @@ weft__runq_take_yielded_direct(struct weft_runtime *rt, struct weft_worker *w)
 	    atomic_load_explicit(&rt->idle.sleeping, memory_order_relaxed) ||
 	    atomic_load_explicit(&rt->idle.searching, memory_order_relaxed))
 		return NULL;
-	w->yielded_head = t->next;
-	if (!t->next)
-		w->yielded_tail = NULL;
-	return t;
+	return weft__runq_pop_yielded(w);
 }
 
 /*
  * The owner's next task, the one place the pick order is written: every
  * GLOBAL_QUEUE_INTERVAL-th pick the global queue first, then its run-next
- * slot and deques, its ready queue, its yielded list, the global queue.
+ * slot and deques, its ready queue, its yielded list, the global queue;
+ * after RUNNEXT_STREAK_MAX run-next picks in a row, run-next comes after
+ * the deques, the ready queue and the yielded list, once.
  *
  * For a direct switch (direct: park or yield switching straight to the next
  * task) it declines, returning NULL so that the scheduler chooses, when it
@@ -231,8 +260,12 @@ weft__runq_pick(struct weft_runtime *rt, struct weft_worker *w, bool direct)
 		weft__worker_push(w, t);
 		return NULL;
 	}
-	if (!t && !weft__inject_empty(&w->ready))
-		t = weft__runq_take_ready(w); /* woken: they all ran before */
+	/* Woken: they all ran before. A streak that take_local ended for
+	 * them is over once one is taken (it reset the count itself for
+	 * everything else it returned NULL for). */
+	if (!t && !weft__inject_empty(&w->ready) &&
+	    (t = weft__runq_take_ready(w)))
+		w->runnext_streak = 0;
 	if (!t && direct && !(t = weft__runq_take_yielded_direct(rt, w)))
 		return NULL;
 	if (!t)

@@ -174,9 +174,12 @@ static void maintain(struct weft_runtime *rt, struct weft_worker *w,
 		     uint64_t tick)
 {
 	weft__driver_poll(w->driver, tick);
-	if (tick % TIMER_CHECK_INTERVAL == 0 &&
-	    weft__timers_pending(&w->timers))
-		weft__timers_run(w);
+	/* From the last check, as the poll set's harvest (driver.h). */
+	if (tick - w->timers_checked_at >= TIMER_CHECK_INTERVAL) {
+		w->timers_checked_at = tick;
+		if (weft__timers_pending(&w->timers))
+			weft__timers_run(w);
+	}
 	share_woken(rt, w);
 	if (tick - w->relief.at >= RELIEF_INTERVAL) {
 		w->relief.at = tick;

@@ -44,9 +44,10 @@ struct __attribute__((aligned(64))) weft_worker {
 	uint64_t spawned;       /* for task ids */
 	int id;
 	bool searching;
-	bool sleeping;        /* in the idle set, under idle.mu */
-	int runnext_streak;   /* run-next picks in a row */
-	int global_countdown; /* picks until the global queue's turn */
+	bool sleeping;              /* in the idle set, under idle.mu */
+	int runnext_streak;         /* run-next picks in a row */
+	uint64_t timers_checked_at; /* tick of maintain's last look */
+	int global_countdown;       /* picks until the global queue's turn */
 	uint64_t rng;
 	struct weft_relief {    /* looks at other workers: steal.h */
 		uint64_t at;    /* own ticks at the last look */
