@@ -31,9 +31,10 @@
  * left strands no connection whose events nobody else would look for.
  *
  * No lost arming: a waker fills the slot (or the poller leaves the set,
- * or a task arms a timer: timer.c's store of the heap's length), then
- * reads the state (seq_cst both); the monitor sets IDLE, then reads every
- * slot, timer count and the poller role (seq_cst all). One of them sees
+ * or the first fd joins it, or a task arms a timer: timer.c's store of
+ * the heap's length), then reads the state (seq_cst both); the monitor
+ * sets IDLE, then reads every slot, timer count, the poller role and
+ * whether an fd joined (seq_cst all). One of them sees
  * the other. Deque lengths are outside the rule: an arming lost
  * there costs no task (runq.c's requeue). A heap's first timer the monitor
  * reads under the heap's lock after setting IDLE: an arm whose lock came

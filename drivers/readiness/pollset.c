@@ -9,6 +9,7 @@
 #include "fdready.h"
 #include "pollset.h"
 #include "runtime/driver.h"
+#include "runtime/worker.h"
 
 #define EVENTS 128
 /* Epoll data of the break eventfd; fds use fdready's (gen << 32 | fd). */
@@ -28,8 +29,11 @@ static struct {
 
 int weft__pollset_fd(void)
 {
-	/* relaxed: set before the workers start (pthread_create orders it)
-	 * and reset after they stopped. */
+	/* relaxed: set under set.mu by the first driver's join, which every
+	 * other join takes after it, and tasks run only once every worker's
+	 * driver is set up (run.c's start handshake, under rt->mu); reset
+	 * after they stopped. A plain thread may read -1 meanwhile, and then
+	 * has nothing of the set's to drop. */
 	return atomic_load_explicit(&set.epfd, memory_order_relaxed);
 }
 
@@ -38,13 +42,22 @@ int weft__pollset_break_fd(void)
 	return set.break_fd;
 }
 
+/* The first fd to join makes a set with no poller unattended, as a poller
+ * leaving does (worker.c arms the monitor then, but only if an fd had
+ * joined): so it arms the monitor too, or a task keeping the worker whose
+ * task registered it would strand its events while the other workers
+ * sleep outside the set. The exchange and the load of polling are seq_cst,
+ * the registrant's half of the monitor's arming rule (monitor.h), whose
+ * disarm reads both after setting IDLE. */
 void weft__pollset_watching(void)
 {
-	/* relaxed: a hint for the busy worker's harvest only. Looked at
-	 * first, so the line stays shared once set. */
-	if (!atomic_load_explicit(&set.watching, memory_order_relaxed))
-		atomic_store_explicit(&set.watching, true,
-				      memory_order_relaxed);
+	/* Relaxed look first, so the line stays shared once set. */
+	if (atomic_load_explicit(&set.watching, memory_order_relaxed) ||
+	    atomic_exchange(&set.watching, true) || atomic_load(&set.polling))
+		return;
+	struct weft_runtime *rt = atomic_load(&weft__rt);
+	if (rt)
+		weft__monitor_arm(&rt->monitor);
 }
 
 static bool watched(void)
@@ -70,9 +83,11 @@ void weft__pollset_release(void)
 	atomic_store(&set.polling, false);
 }
 
+/* Both loads seq_cst: the monitor's half of the arming rule (monitor.h),
+ * against a poller's release and the first fd's join. */
 bool weft__pollset_unattended(void)
 {
-	return watched() && !atomic_load(&set.polling);
+	return atomic_load(&set.watching) && !atomic_load(&set.polling);
 }
 
 uint64_t weft__pollset_harvests(void)

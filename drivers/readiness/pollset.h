@@ -51,7 +51,8 @@ int weft__pollset_fd(void);
 int weft__pollset_break_fd(void);
 
 /* An fd joined the set: from now on a harvest is worth a system call.
- * Any thread. */
+ * The first arms the monitor if no worker sleeps in the set. Any
+ * thread. */
 void weft__pollset_watching(void);
 
 /* Takes the poller role if nobody holds it (true), or not (false);
