@@ -121,6 +121,23 @@ static void *run_job(void *arg)
 					       NULL);
 }
 
+/* Waits until the pool has busy threads and queued jobs, or ten seconds
+ * (a loaded machine may take a while to start a pool thread; a sleep of a
+ * set time, 20 ms, was too short under ThreadSanitizer). */
+static void await_pool(uint64_t busy, uint64_t queued)
+{
+	struct weft_metrics m = { .blocking_busy = 0 };
+
+	for (int i = 0; i < 10000; i++) {
+		ck_assert_int_eq(weft_metrics(&m), 0);
+		if (m.blocking_busy == busy && m.blocking_queued == queued)
+			return;
+		weft_sleep(WEFT_MSEC);
+	}
+	ck_abort_msg("pool: %d busy, %d queued", (int)m.blocking_busy,
+		     (int)m.blocking_queued);
+}
+
 static void *cancel_main(void *arg)
 {
 	weft_task_t a, b;
@@ -131,9 +148,9 @@ static void *cancel_main(void *arg)
 	atomic_store(&ran_b, 0);
 	/* The one pool thread is busy with a; b waits in the queue. */
 	ck_assert_int_eq(weft_spawn(&a, run_job, (void *)wait_gate), 0);
-	weft_sleep(20 * WEFT_MSEC);
+	await_pool(1, 0);
 	ck_assert_int_eq(weft_spawn(&b, run_job, (void *)mark_ran), 0);
-	weft_sleep(10 * WEFT_MSEC);
+	await_pool(1, 1);
 	ck_assert_int_eq(weft_cancel(b), 0);
 	ck_assert_int_eq(weft_join(b, &res), 0);
 	ck_assert_int_eq((intptr_t)res, -ECANCELED);
@@ -291,21 +308,6 @@ END_TEST
 static void *run_bjob(void *arg)
 {
 	return (void *)(intptr_t)weft__blocking_run(arg);
-}
-
-/* Waits until the pool has busy threads and queued jobs, or a second. */
-static void await_pool(uint64_t busy, uint64_t queued)
-{
-	struct weft_metrics m = { .blocking_busy = 0 };
-
-	for (int i = 0; i < 1000; i++) {
-		ck_assert_int_eq(weft_metrics(&m), 0);
-		if (m.blocking_busy == busy && m.blocking_queued == queued)
-			return;
-		weft_sleep(WEFT_MSEC);
-	}
-	ck_abort_msg("pool: %d busy, %d queued", (int)m.blocking_busy,
-		     (int)m.blocking_queued);
 }
 
 static void *abort_job_main(void *arg)

@@ -317,7 +317,16 @@ static void *far_main(void *arg)
 	ck_assert_int_eq(weft_cancel(t), 0);
 	ck_assert_int_eq(weft_join(t, &res), 0);
 	ck_assert_int_eq((intptr_t)res, -ECANCELED);
-	usleep(50 * 1000); /* the monitor the arm woke settles */
+	/* The monitor the arm woke settles: it looks a few times, finds
+	 * nothing to watch and disarms. Waited for, not slept on: a monitor
+	 * thread kept off its CPU on a loaded machine may take longer than
+	 * a set sleep (50 ms, before), and its last looks would be counted
+	 * below. One that never disarms is counted all the same, after 2 s. */
+	for (int i = 0;
+	     i < 2000 &&
+	     atomic_load(&atomic_load(&weft__rt)->monitor.state) != MON_IDLE;
+	     i++)
+		usleep(1000);
 	uint64_t before = monitor_wakeups();
 	usleep(200 * 1000);
 	int woke = (int)(monitor_wakeups() - before);
