@@ -86,9 +86,6 @@ struct weft__driver {
 	 * round at a time, rather than system calls (io/call.h). Set by the
 	 * worker before it runs tasks, read by its tasks. */
 	bool sock_on_ring;
-	/* The worker's tick at its last harvest of the poll set (owner
-	 * only): weft__driver_poll. */
-	uint64_t harvested_at;
 };
 
 /* Adds n to one of d's counters. Owner only. */
@@ -177,18 +174,12 @@ static inline bool weft__driver_round_due(const struct weft__driver *d)
 }
 
 /* Sockets wait in the poll set under both drivers: a busy worker harvests
- * it every WEFT__HARVEST_INTERVAL ticks, once it holds an fd. Counted from
- * the last harvest, not as a multiple: the scheduler sees only some ticks
- * (a direct switch passes it by), and while two tasks hand the worker to
- * each other it saw one every GLOBAL_QUEUE_INTERVAL (61, as this), the
- * same remainder every time, so the set went unharvested for as long as
- * they ran. */
-static inline void weft__driver_poll(struct weft__driver *d, uint64_t tick)
+ * it when harvest says (worker.c's maintain: every WEFT__HARVEST_INTERVAL
+ * ticks), once it holds an fd. */
+static inline void weft__driver_poll(struct weft__driver *d, bool harvest)
 {
-	if (tick - d->harvested_at >= WEFT__HARVEST_INTERVAL) {
-		d->harvested_at = tick;
+	if (harvest)
 		weft__pollset_look();
-	}
 	if (__builtin_expect(d->kind == WEFT_IO_URING, 1))
 		weft__uring_poll(d);
 	else

@@ -168,18 +168,33 @@ static void share_woken(struct weft_runtime *rt, struct weft_worker *w)
 		weft__monitor_arm(&rt->monitor);
 }
 
+/* Whether interval ticks passed since *at, and if so moves *at to tick.
+ * Counted from the last time, not as a multiple of interval: the
+ * scheduler sees only some ticks (a direct switch passes it by), and while
+ * two tasks hand the worker to each other it saw one every
+ * GLOBAL_QUEUE_INTERVAL (61, the harvest interval's own prime), the same
+ * remainder every time, so the poll set went unharvested for as long as
+ * they ran. 16 bits are enough: a direct pick declines the global queue's
+ * turn, so the scheduler sees at least one tick in every
+ * GLOBAL_QUEUE_INTERVAL. */
+static bool since(uint64_t tick, uint16_t *at, unsigned interval)
+{
+	if ((uint16_t)((uint16_t)tick - *at) < interval)
+		return false;
+	*at = (uint16_t)tick;
+	return true;
+}
+
 /* Submissions and I/O events, timers and a look at a stalled worker now
  * and then: once per task run. */
 static void maintain(struct weft_runtime *rt, struct weft_worker *w,
 		     uint64_t tick)
 {
-	weft__driver_poll(w->driver, tick);
-	/* From the last check, as the poll set's harvest (driver.h). */
-	if (tick - w->timers_checked_at >= TIMER_CHECK_INTERVAL) {
-		w->timers_checked_at = tick;
-		if (weft__timers_pending(&w->timers))
-			weft__timers_run(w);
-	}
+	weft__driver_poll(w->driver, since(tick, &w->harvested_at,
+					   WEFT__HARVEST_INTERVAL));
+	if (since(tick, &w->timers_checked_at, TIMER_CHECK_INTERVAL) &&
+	    weft__timers_pending(&w->timers))
+		weft__timers_run(w);
 	share_woken(rt, w);
 	if (tick - w->relief.at >= RELIEF_INTERVAL) {
 		w->relief.at = tick;

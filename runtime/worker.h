@@ -39,15 +39,18 @@ struct __attribute__((aligned(64))) weft_worker {
 	_Atomic bool stuck;           /* set by the monitor, reset by
 					  * thieves and by the worker idling */
 	_Atomic bool runnext_spawned; /* run-next holds a spawn, not a wake */
+	/* The low bits of the tick of maintain's last harvest and timer
+	 * look (worker.c's since): in what was a hole, as every scheduler
+	 * pass reads them. */
+	uint16_t harvested_at, timers_checked_at;
 	_Atomic(struct weft_task *) runnext; /* place 1 of runq.h */
 	_Atomic uint64_t ticks; /* tasks run so far; thieves read it */
 	uint64_t spawned;       /* for task ids */
 	int id;
 	bool searching;
-	bool sleeping;              /* in the idle set, under idle.mu */
-	int runnext_streak;         /* run-next picks in a row */
-	uint64_t timers_checked_at; /* tick of maintain's last look */
-	int global_countdown;       /* picks until the global queue's turn */
+	bool sleeping;        /* in the idle set, under idle.mu */
+	int runnext_streak;   /* run-next picks in a row */
+	int global_countdown; /* picks until the global queue's turn */
 	uint64_t rng;
 	struct weft_relief {    /* looks at other workers: steal.h */
 		uint64_t at;    /* own ticks at the last look */

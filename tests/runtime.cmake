@@ -2,7 +2,7 @@ weft_test(test_deque TIMEOUT 120 SOURCES test_deque.c)
 weft_test(test_inject TIMEOUT 120 SOURCES test_inject.c)
 weft_test(test_context TIMEOUT 120 SOURCES test_context.c callee_saved.S)
 target_link_libraries(test_context PRIVATE m)
-weft_test(test_task TIMEOUT 600 SOURCES test_task.c)
+weft_test(test_task TIMEOUT 900 SOURCES test_task.c)
 weft_test(test_lifecycle TIMEOUT 600 SOURCES test_lifecycle.c)
 weft_test(test_timer TIMEOUT 300 SOURCES test_timer.c)
 # It measures wake-up order and lateness: alone, not beside a heavy suite.
