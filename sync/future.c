@@ -185,15 +185,18 @@ int weft_future_cancel(struct weft_future *f)
 	return complete(f, CANCELLED, 0, -ECANCELED);
 }
 
+/* An outcome handed to the caller: error, or 0 with value in *result. */
+static int give(int error, void *value, void **result)
+{
+	if (!error && result)
+		*result = value;
+	return error;
+}
+
 /* The outcome of a done future. */
 static int outcome(struct weft_future *f, int state, void **result)
 {
-	if (state == RESULT) {
-		if (result)
-			*result = f->result;
-		return 0;
-	}
-	return f->error;
+	return give(state == RESULT ? 0 : f->error, f->result, result);
 }
 
 int weft_future_result(struct weft_future *f, void **result)
@@ -235,11 +238,7 @@ int weft_future_wait(struct weft_future *f, void **result)
 	if (r)
 		return r; /* the waiter was cancelled or timed out */
 	/* Handed over by complete (hand_outcome): f may be gone by now. */
-	if (w.value)
-		return (int)(int64_t)w.value;
-	if (result)
-		*result = w.data;
-	return 0;
+	return give((int)(int64_t)w.value, w.data, result);
 }
 
 /* Whether cb is on f's list; if so, *prev is the node before it (NULL:
