@@ -17,6 +17,7 @@
 #include "overflow.h"
 #include "run.h"
 #include "task.h"
+#include "cpus.h"
 #include "self.h"
 #include "sigclaim.h"
 #include "worker.h"
@@ -38,9 +39,10 @@ static int config_workers(const struct weft_config *cfg, int *out)
 		}
 	}
 	if (!n) {
-		/* One a CPU, up to the most there may be: task ids and the
-		 * monitor's looks are sized for WEFT_WORKERS_MAX. */
-		n = sysconf(_SC_NPROCESSORS_ONLN);
+		/* One a CPU this process may use (cpus.h), up to the most
+		 * there may be: task ids and the monitor's looks are sized for
+		 * WEFT_WORKERS_MAX. */
+		n = weft__cpus_default();
 		if (n > WEFT_WORKERS_MAX)
 			n = WEFT_WORKERS_MAX;
 	}

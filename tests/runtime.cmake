@@ -10,6 +10,7 @@ set_tests_properties(test_timer PROPERTIES RUN_SERIAL TRUE)
 
 weft_test(test_stack TIMEOUT 120 SOURCES test_stack.c)
 weft_test(test_debug TIMEOUT 60 SOURCES test_debug.c)
+weft_test(test_cpus TIMEOUT 60 SOURCES test_cpus.c)
 # A dropped result of a blocking call is a compile error under -Werror.
 add_test(NAME test_must_check
          COMMAND ${CMAKE_C_COMPILER} -c -o /dev/null -Werror=unused-result

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include "runtime/park.h"
 #include "test_util.h"
@@ -613,9 +614,9 @@ END_TEST
 
 /* ---- more online CPUs than workers may be ------------------------------- */
 
-/* The online CPUs sysconf reports, when set: a bigger machine than this.
- * Not under ThreadSanitizer, whose start-up calls sysconf before it can
- * run instrumented code. */
+/* The CPUs sysconf reports and the affinity mask holds, when set: a bigger
+ * machine than this. Not under ThreadSanitizer, whose start-up calls
+ * sysconf before it can run instrumented code. */
 #ifndef __SANITIZE_THREAD__
 #define CAN_FAKE_CPUS 1
 static long fake_cpus;
@@ -623,9 +624,26 @@ long __sysconf(int name);
 
 long sysconf(int name)
 {
-	if (name == _SC_NPROCESSORS_ONLN && fake_cpus)
+	if ((name == _SC_NPROCESSORS_ONLN || name == _SC_NPROCESSORS_CONF) &&
+	    fake_cpus)
 		return fake_cpus;
 	return __sysconf(name);
+}
+
+/* glibc's, unless faked: the kernel fills what it has, the rest is 0. */
+int sched_getaffinity(pid_t pid, size_t size, cpu_set_t *set)
+{
+	if (fake_cpus) {
+		CPU_ZERO_S(size, set);
+		for (long i = 0; i < fake_cpus && (size_t)i < size * 8; i++)
+			CPU_SET_S(i, size, set);
+		return 0;
+	}
+	long r = syscall(SYS_sched_getaffinity, pid, size, set);
+	if (r < 0)
+		return -1;
+	memset((char *)set + r, 0, size - (size_t)r);
+	return 0;
 }
 
 static void *count_workers(void *arg)
@@ -646,7 +664,7 @@ static void *count_workers(void *arg)
 #endif
 
 /*
- * Left to choose, weft_run started a worker per online CPU however many
+ * Left to choose, weft_run started a worker per CPU however many
  * there were: past WEFT_WORKERS_MAX the monitor's looks (an array of
  * WEFT_WORKERS_MAX on its stack) overflowed, and task ids, which are
  * numbered WEFT_WORKERS_MAX apart, collided across workers.

@@ -58,7 +58,11 @@ struct weft_stall;
 enum weft_fp_modes { WEFT_FP_SHARED, WEFT_FP_PER_TASK };
 
 struct weft_config {
-	/* Worker threads. 0: $WEFT_WORKERS if set, else the online CPUs. */
+	/* Worker threads. 0: $WEFT_WORKERS if set, else the CPUs this process
+	 * may use: those in its affinity mask (taskset, a container's cpuset),
+	 * and no more than its cgroup's CPU limit (a container's --cpus, a
+	 * pod's CPU limit) rounded up, nor fewer than 2 for a limit, as Go
+	 * 1.25 sets GOMAXPROCS. */
 	int workers;
 	/* Default task stack size in bytes. 0: WEFT_STACK_DEFAULT. */
 	size_t stack_size;
