@@ -72,9 +72,14 @@ static void pool_unlock(void)
 
 static void pool_signal(int n)
 {
-	/* The job went on the list under the lock, which the woken thread
-	 * takes before it looks, so the bump publishes nothing: it only has
-	 * to come after the push (pool_main reads seq under the lock). */
+	/* The edge is the lock, not this release: every caller changed the
+	 * queue (or stopping) in a hold of the lock taken before this bump.
+	 * A thread whose read of seq (pool_main, under the lock) came in an
+	 * earlier hold happens before that hold, hence before this bump, so
+	 * it read an older seq and its futex_wait sees the bump or is queued
+	 * for the wake; one whose hold came later sees the job. The bump
+	 * publishes nothing: relaxed would do (on x86 a locked add either
+	 * way). */
 	atomic_fetch_add_explicit(&pool.seq, 1, memory_order_release);
 	weft__futex_wake(&pool.seq, n);
 }
@@ -148,7 +153,10 @@ static void *pool_main(void *unused)
 		if (pool.stopping)
 			break;
 		/* Under the lock, as the comment at the top says: an
-		 * enqueue whose push we did not see bumps seq after it. */
+		 * enqueue whose push we did not see bumps seq after it (the
+		 * edge is the lock: see pool_signal). The acquire pairs with
+		 * pool_signal's release but reads nothing through it; the
+		 * lock already orders the queue. */
 		seen = atomic_load_explicit(&pool.seq, memory_order_acquire);
 		pool.idle++;
 		pool_unlock();

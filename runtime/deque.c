@@ -31,6 +31,7 @@ bool weft__deque_push(struct weft_deque *d, struct weft_task *t)
 {
 	if (weft__deque_full(d))
 		return false;
+	/* Relaxed: only the owner writes bottom. */
 	int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
 	/* Relaxed: published by the release store of bottom below. */
 	atomic_store_explicit(&d->buf[b & MASK], t, memory_order_relaxed);
@@ -58,6 +59,7 @@ struct weft_task *weft__deque_take(struct weft_deque *d)
 	struct weft_task *x =
 		atomic_load_explicit(&d->buf[b & MASK], memory_order_relaxed);
 	if (t == b) { /* the last one: race the thieves for it */
+		/* A lost CAS only drops x, reading nothing: relaxed. */
 		if (!atomic_compare_exchange_strong_explicit(
 			    &d->top, &t, t + 1, memory_order_seq_cst,
 			    memory_order_relaxed))
@@ -77,7 +79,7 @@ struct weft_task *weft__deque_steal(struct weft_deque *d)
 		return WEFT_STEAL_EMPTY;
 	/* Relaxed: the seq_cst load of bottom above acquired the push that
 	 * filled the slot; if the slot was reused meanwhile, top moved, and
-	 * the CAS below fails and discards x. */
+	 * the CAS below fails (relaxed: it reads nothing) and discards x. */
 	struct weft_task *x =
 		atomic_load_explicit(&d->buf[t & MASK], memory_order_relaxed);
 	if (!atomic_compare_exchange_strong_explicit(&d->top, &t, t + 1,

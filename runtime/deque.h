@@ -5,8 +5,13 @@
  * The owner pushes and takes at the bottom; thieves steal at the top. The
  * fences of the paper are folded into the accesses they order (a release
  * store of bottom in push, seq_cst bottom/top accesses in take and steal)
- * because ThreadSanitizer does not model atomic_thread_fence; on x86-64 this
- * compiles to the same instructions.
+ * because ThreadSanitizer does not model atomic_thread_fence. On x86-64
+ * that is not the paper's code (gcc 12 and clang 14, objdump): push is the
+ * same (plain movs), but take's seq_cst store of bottom is one xchg where
+ * the paper's store and fence are a mov and an mfence (gcc: lock or), and
+ * steal's loads of top and bottom are two plain movs with no fence between
+ * them where the paper has one: x86's seq_cst mapping fences on the store
+ * side only (take's xchg), and x86 never reorders two loads.
  *
  * Invariants:
  *  - top only grows, and only by a successful CAS (a thief, or the owner

@@ -274,6 +274,9 @@ void weft__driver_unpark(struct weft__driver *d)
 
 		(void)n; /* EAGAIN: the counter is full, a wake-up is pending */
 	}
+	/* release: pairs with driver_close's seq_cst load that reads 0, so
+	 * our write to the fd, and every read of d, happen before the close
+	 * and the free. */
 	atomic_fetch_sub_explicit(&d->unparkers, 1, memory_order_release);
 }
 
@@ -284,7 +287,8 @@ void weft__driver_post(struct weft__driver *d, struct weft__driver_msg *m)
 		atomic_load_explicit(&d->inbox, memory_order_relaxed);
 
 	/* release: the owner's acquire exchange in run_inbox sees m's fields
-	 * and whatever the poster wrote before posting. */
+	 * and whatever the poster wrote before posting. A failed CAS
+	 * published nothing: relaxed. */
 	do
 		m->next = top;
 	while (!atomic_compare_exchange_weak_explicit(&d->inbox, &top, m,

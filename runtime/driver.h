@@ -88,7 +88,10 @@ struct weft__driver {
 	bool sock_on_ring;
 };
 
-/* Adds n to one of d's counters. Owner only. */
+/* Adds n to one of d's counters. Owner only: a relaxed load and store do
+ * an add's work. Relaxed: a count that readers (weft_metrics) take as a
+ * gauge; reap's release store of ops_completed publishes the counts of
+ * ops_submitted before it. */
 static inline void weft__driver_count(_Atomic uint64_t *c, uint64_t n)
 {
 	atomic_store_explicit(c,

@@ -319,6 +319,8 @@ static void view_wait(struct weft_task *t, struct weft__waiter *w,
 		      struct wait_view *v)
 {
 	v->kind = w->kind <= WEFT__WAIT_SELECT ? w->kind : WEFT__WAIT_OTHER;
+	/* relaxed: a label (the SQE's opcode), set once the SQE is made;
+	 * nothing is read through it. */
 	v->io_op = atomic_load_explicit(&w->io_op, memory_order_relaxed);
 	v->object = w->object;
 	v->joined = v->kind == WEFT__WAIT_JOIN ? id_of(w->object) : 0;
@@ -359,6 +361,9 @@ static int scan_stack(struct dump *d, const uintptr_t *sp, const uintptr_t *top,
 
 static int running_on(struct weft_runtime *rt, struct weft_task *t)
 {
+	/* relaxed: a snapshot for the report; a task that starts or stops
+	 * running meanwhile is shown either way, and its stack is scanned
+	 * only under its wait_lock while its wait is published. */
 	for (int i = 0; i < rt->nworkers; i++)
 		if (__atomic_load_n(&rt->workers[i].current,
 				    __ATOMIC_RELAXED) == t)
@@ -377,6 +382,9 @@ static int look_at_wait(struct dump *d, struct weft_task *t, bool running,
 	view_wait(t, w, v);
 	if (running || !t->stack.base)
 		return 0;
+	/* relaxed: a value only, which the switch may be writing as we
+	 * read; it is checked to lie in the stack, and a stale one costs at
+	 * worst wrong frames (see the top). */
 	const uintptr_t *sp = __atomic_load_n(&t->ctx.sp, __ATOMIC_RELAXED);
 	const uintptr_t *top =
 		(const uintptr_t *)(t->stack.base + t->stack.size);
@@ -390,6 +398,10 @@ static void dump_task(struct weft_task *t, void *arg)
 	struct dump *d = arg;
 	if (!weft__task_get(t))
 		return;
+	/* acquire: pairs with task_finished's release store, though a
+	 * false only skips t. What we read of t, spawn published through
+	 * refs (weft__task_get's acquire CAS); its wait we read under its
+	 * wait_lock. */
 	if (!atomic_load_explicit(&t->alive, memory_order_acquire)) {
 		weft__task_put(t);
 		return;

@@ -47,7 +47,14 @@ void weft__inject_push(struct weft_inject *q, struct weft_task *t)
 }
 
 /* A hint: the tasks themselves are taken under the lock and through the
- * acquire exchange. Nothing relies on these loads' acquire. */
+ * acquire exchange. Relaxed would do for both loads; their acquire is
+ * relied on by nothing. No caller reads data through them: one that sees
+ * tasks pops them (lock, acquire exchange), one that sees none acts on a
+ * hint, and the idle re-check uses empty_for_sleep after a fence. The
+ * acquire on fifo_len pairs with nothing (only relaxed RMWs write it);
+ * the one on incoming pairs with a push's release CAS, whose tasks the
+ * pop acquires again. On x86 both are plain movs either way; on aarch64
+ * each is an LDAR where an LDR would do. */
 bool weft__inject_empty(struct weft_inject *q)
 {
 	return atomic_load_explicit(&q->fifo_len, memory_order_acquire) == 0 &&
@@ -60,9 +67,10 @@ bool weft__inject_empty(struct weft_inject *q)
  * them to the drainer alone). The drain sets draining before its exchange
  * (whose release publishes it) and clears it, with release, after the
  * add. So a reader of the NULL the exchange left (acquire) then sees
- * draining set, or cleared and the add made. Only here: in the hint of
- * every pop it sent workers to the lock while a drain held it, and
- * spawn_many lost 14%. */
+ * draining set, or cleared and the add made: the acquire load of
+ * draining orders the relaxed one of fifo_len after it. Only here: in
+ * the hint of every pop it sent workers to the lock while a drain held
+ * it, and spawn_many lost 14%. */
 bool weft__inject_empty_for_sleep(struct weft_inject *q)
 {
 	return atomic_load_explicit(&q->incoming, memory_order_acquire) ==
@@ -77,6 +85,7 @@ void (*weft__inject_after_exchange)(struct weft_inject *q);
 static void drain_incoming(struct weft_inject *q)
 {
 	WEFT_ASSERT(weft__spin_held(&q->lock));
+	/* relaxed: the exchange's release below publishes it. */
 	atomic_store_explicit(&q->draining, true, memory_order_relaxed);
 	/* Acquire: pairs with the producers' release CAS, so the links and
 	 * the tasks they wrote before pushing are visible here. Release:
@@ -101,8 +110,10 @@ static void drain_incoming(struct weft_inject *q)
 		else
 			q->head = rev;
 		q->tail = last;
-		/* Counts for the hint and the metrics; the list itself is
-		 * read under the lock, whose release/acquire orders it. */
+		/* Counts for the hint and the metrics, relaxed: the list
+		 * itself is read under the lock, whose release/acquire
+		 * orders it; the release store of draining below publishes
+		 * the add to empty_for_sleep. */
 		atomic_fetch_add_explicit(&q->fifo_len, n,
 					  memory_order_relaxed);
 		atomic_fetch_sub_explicit(&q->incoming_len, n,
@@ -114,7 +125,8 @@ static void drain_incoming(struct weft_inject *q)
 
 long weft__inject_len(struct weft_inject *q)
 {
-	/* A drain between its two counts shows its tasks twice: a gauge. */
+	/* A drain between its two counts shows its tasks twice: a gauge,
+	 * relaxed loads. */
 	return atomic_load_explicit(&q->fifo_len, memory_order_relaxed) +
 	       atomic_load_explicit(&q->incoming_len, memory_order_relaxed);
 }

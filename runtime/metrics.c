@@ -44,6 +44,9 @@ void weft__latency_start(uint64_t mask)
 		(uint64_t)((((unsigned __int128)(t1 - t0)) << 32) / (c1 - c0));
 }
 
+/* A counter, relaxed: each is a gauge on its own. Where two must be read
+ * in an order (read_io; the finished tasks in weft_metrics), the first
+ * is an acquire load, and this one comes after it. */
 static uint64_t load(_Atomic uint64_t *c)
 {
 	return atomic_load_explicit(c, memory_order_relaxed);
@@ -89,6 +92,7 @@ static void read_worker(struct weft_worker *w, struct weft_worker_metrics *m)
 	m->tasks_stolen = load(&s->tasks_stolen);
 	m->parks = load(&s->parks);
 	m->unparks = load(&s->unparks);
+	/* relaxed: a gauge; the task in the slot is not read. */
 	m->runnext_depth =
 		atomic_load_explicit(&w->runnext, memory_order_relaxed) != NULL;
 	m->local_depth =
@@ -100,6 +104,8 @@ static void read_worker(struct weft_worker *w, struct weft_worker_metrics *m)
 	struct weft__driver *d = __atomic_load_n(&w->driver, __ATOMIC_ACQUIRE);
 	if (d)
 		read_io(d, m);
+	/* relaxed: two gauges, len and stale, read apart; depth() clamps
+	 * what their race leaves below 0. */
 	m->timers_armed = depth(
 		weft__timers_pending(&w->timers) -
 		atomic_load_explicit(&w->timers.stale, memory_order_relaxed));

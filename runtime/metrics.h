@@ -47,7 +47,9 @@ struct __attribute__((aligned(64))) weft__worker_stats {
 	_Atomic uint64_t latency[WEFT_LATENCY_BUCKETS];
 };
 
-/* Adds n to an owner-written counter. */
+/* Adds n to an owner-written counter: a relaxed load and store do an
+ * add's work, as only the owner writes it. Relaxed: readers take each
+ * counter as a gauge (metrics.c says where an order matters). */
 static inline void weft__stat_add(_Atomic uint64_t *c, uint64_t n)
 {
 	atomic_store_explicit(c,

@@ -12,9 +12,11 @@ static _Alignas(64) _Atomic size_t page_bytes;
 
 size_t weft__page_size(void)
 {
+	/* relaxed: see page_bytes. */
 	size_t p = atomic_load_explicit(&page_bytes, memory_order_relaxed);
 	if (__builtin_expect(p == 0, 0)) {
 		p = (size_t)sysconf(_SC_PAGESIZE);
+		/* relaxed: the same value any thread would store. */
 		atomic_store_explicit(&page_bytes, p, memory_order_relaxed);
 	}
 	return p;
@@ -22,5 +24,7 @@ size_t weft__page_size(void)
 
 void weft__page_size_force(size_t bytes)
 {
+	/* relaxed: tests only, while no runtime runs (page.h): the thread
+	 * that forces is the one that reads, or starts the ones that do. */
 	atomic_store_explicit(&page_bytes, bytes, memory_order_relaxed);
 }

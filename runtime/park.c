@@ -128,6 +128,8 @@ void weft__task_ready(struct weft_task *t)
 		return;
 	}
 	struct weft_runtime *rt = atomic_load(&weft__rt);
+	/* Relaxed: our own tick count (only the owner writes it), a
+	 * sampling number. */
 	weft__latency_mark(t, atomic_load_explicit(&w->ticks,
 						   memory_order_relaxed));
 	if (w->current) {

@@ -20,15 +20,19 @@
 #define WEFT__SPIN_MINE 1u
 #endif
 
-/* One attempt to take l with the caller's mark. */
+/* One attempt to take l with the caller's mark. Acquire: pairs with the
+ * last holder's release in weft__spin_unlock, so its critical section
+ * happens before ours. */
 static inline bool weft__spin_try(unsigned *l, unsigned mine)
 {
 #ifdef WEFT_DEBUG
-	/* A CAS: a failed exchange would overwrite the holder's mark. */
+	/* A CAS: a failed exchange would overwrite the holder's mark. A
+	 * failed CAS takes nothing: relaxed. */
 	unsigned free = 0;
 	return __atomic_compare_exchange_n(l, &free, mine, false,
 					   __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
 #else
+	/* acquire: as above. */
 	return !__atomic_exchange_n(l, mine, __ATOMIC_ACQUIRE);
 #endif
 }
@@ -55,6 +59,7 @@ static inline void weft__cpu_relax(void)
 static inline void weft__spin_lock(unsigned *l)
 {
 	unsigned mine = WEFT__SPIN_MINE;
+	/* Relaxed: only our own mark matters, and only we store it. */
 	WEFT_ASSERT(__atomic_load_n(l, __ATOMIC_RELAXED) != mine);
 	if (__builtin_expect(!weft__spin_try(l, mine), 0))
 		weft__spin_lock_slow(l, mine);
@@ -62,7 +67,7 @@ static inline void weft__spin_lock(unsigned *l)
 }
 
 /* Whether the caller holds l (in the debug build; else whether anyone
- * does). For assertions. */
+ * does). For assertions: relaxed, as the holder reads its own mark. */
 static inline int weft__spin_held(unsigned *l)
 {
 	return __atomic_load_n(l, __ATOMIC_RELAXED) == WEFT__SPIN_MINE;
@@ -72,6 +77,8 @@ static inline void weft__spin_unlock(unsigned *l)
 {
 	WEFT_ASSERT(weft__spin_held(l));
 	WEFT_DEBUG_ONLY(weft__debug_spin_released(l));
+	/* Release: pairs with the next holder's acquire in spin_try (or a
+	 * waiter's in spin_wait_free). */
 	__atomic_store_n(l, 0, __ATOMIC_RELEASE);
 }
 

@@ -58,7 +58,10 @@ static struct __attribute__((aligned(64))) {
 	size_t nslabs, cap;
 } pool;
 
-static atomic_int light_guards = 1; /* MADV_GUARD_INSTALL works, until not */
+/* MADV_GUARD_INSTALL works, until not. Read relaxed: a hint that only
+ * picks which guard to try; a stale 1 costs one refused madvise, whose
+ * failure falls back to mprotect, and nothing is published with it. */
+static atomic_int light_guards = 1;
 static atomic_long mprotect_guards;
 static int self_pidfd = -1; /* for process_madvise; -1: none */
 
@@ -105,6 +108,7 @@ static void light_guard_failed(int err)
 static size_t install_guard(char *p, size_t len, bool *budgeted)
 {
 	*budgeted = false;
+	/* relaxed: a hint (see light_guards). */
 	if (atomic_load_explicit(&light_guards, memory_order_relaxed)) {
 		if (madvise(p, len, MADV_GUARD_INSTALL) == 0)
 			return len;
@@ -230,6 +234,7 @@ static char *take_slab_memory(size_t bytes)
 /* Light guards for every stack of a slab, in one system call. */
 static bool guard_slab(char *m, size_t guard, size_t each)
 {
+	/* relaxed: a hint (see light_guards). */
 	if (!atomic_load_explicit(&light_guards, memory_order_relaxed))
 		return false;
 	struct iovec r[STACK_SLAB];

@@ -105,6 +105,9 @@ __attribute__((no_sanitize("thread", "address"))) static void
 on_sigurg(int signo, siginfo_t *info, void *ctx)
 {
 	int asked = CAPTURE_ASKED;
+	/* acquire: pairs with capture_frames' release store of ASKED, so
+	 * want and syms are the asker's. A failed CAS (a request withdrawn,
+	 * or none) reads nothing: relaxed. */
 	if (!atomic_compare_exchange_strong_explicit(&capture.state, &asked,
 						     CAPTURE_BUSY,
 						     memory_order_acquire,
@@ -121,6 +124,7 @@ on_sigurg(int signo, siginfo_t *info, void *ctx)
 	int n = 0;
 	if (!top || sp < (const uintptr_t *)t->stack.base || sp >= top) {
 		capture.nframes = 0;
+		/* release: as below. */
 		atomic_store_explicit(&capture.state, CAPTURE_DONE,
 				      memory_order_release);
 		return;
@@ -135,6 +139,8 @@ on_sigurg(int signo, siginfo_t *info, void *ctx)
 			capture.frames[n++] =
 				(const void *)weft__stack_word(sp);
 	capture.nframes = n;
+	/* release: pairs with capture_frames' acquire loads of DONE, which
+	 * then read frames and nframes. */
 	atomic_store_explicit(&capture.state, CAPTURE_DONE,
 			      memory_order_release);
 }
@@ -200,6 +206,9 @@ static int capture_frames(struct weft_worker *w, const struct weft_task *t,
 	capture.want = t;
 	capture.syms = syms;
 	capture.nframes = 0;
+	/* release: pairs with the handler's acquire CAS, which then reads
+	 * want and syms. The acquire loads of DONE below pair with the
+	 * handler's release store, after its frames. */
 	atomic_store_explicit(&capture.state, CAPTURE_ASKED,
 			      memory_order_release);
 	int n = 0;
@@ -215,6 +224,7 @@ static int capture_frames(struct weft_worker *w, const struct weft_task *t,
 	if (atomic_compare_exchange_strong(&capture.state, &asked,
 					   CAPTURE_IDLE))
 		return 0; /* not handled in time: a late handler does nothing */
+	/* acquire: as above, the handler's release store of DONE. */
 	while (atomic_load_explicit(&capture.state, memory_order_acquire) !=
 	       CAPTURE_DONE)
 		; /* the handler is writing its last frames */
@@ -276,7 +286,9 @@ static void report(struct weft_runtime *rt, int i, struct weft_task *t,
 	 * ended since the look and its struct gone to a task spawned
 	 * meanwhile, which the report would name. Only if the worker still
 	 * runs t, with no pick since (ticks), is it the task that stalled; a
-	 * stretch that ended just now goes unreported (counted above). */
+	 * stretch that ended just now goes unreported (counted above).
+	 * Relaxed: values compared, not data read through; the reference
+	 * orders what we read of t. */
 	if (__atomic_load_n(&w->current, __ATOMIC_RELAXED) != t ||
 	    atomic_load_explicit(&w->ticks, memory_order_relaxed) != ticks) {
 		weft__task_put(t);
@@ -305,6 +317,8 @@ void weft__stall_check(struct weft_runtime *rt)
 	for (int i = 0; i < rt->nworkers; i++) {
 		struct weft_worker *w = &rt->workers[i];
 		struct weft__stall_look *l = &s->looks[i];
+		/* Relaxed: two readings compared across looks, a heuristic;
+		 * report re-checks under a reference. */
 		struct weft_task *t =
 			__atomic_load_n(&w->current, __ATOMIC_RELAXED);
 		uint64_t ticks =

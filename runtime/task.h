@@ -139,7 +139,9 @@ static inline void weft__wait_lock(struct weft_task *t)
 }
 
 /* Whether t's blocking calls fail with -ECANCELED now: it was cancelled
- * and is not inside a shield. The task itself, or under t->wait_lock. */
+ * and is not inside a shield. The task itself, or under t->wait_lock.
+ * Relaxed: under the lock, cancel's store was made under it too; without
+ * it, a hint (weft__wait_check below). */
 static inline bool weft__cancel_in_force(struct weft_task *t)
 {
 	return atomic_load_explicit(&t->cancelled, memory_order_relaxed) &&

@@ -158,7 +158,8 @@ int weft__timer_arm(struct weft_task *t, int64_t at, uint64_t seq)
 	weft__spin_unlock(&w->timers.lock);
 	/* If a task keeps w, the monitor fires w's due timers. An idle one
 	 * sleeps until the first timer it saw is near, so only a new first
-	 * of its heap must rouse it (monitor.h: no lost arming). */
+	 * of its heap must rouse it (monitor.h: no lost arming). weft__rt
+	 * relaxed: set before the workers started (pthread_create). */
 	if (first)
 		weft__monitor_arm(
 			&atomic_load_explicit(&weft__rt, memory_order_relaxed)
@@ -169,7 +170,10 @@ int weft__timer_arm(struct weft_task *t, int64_t at, uint64_t seq)
 void weft__timer_disarm(struct weft_task *t)
 {
 	/* The relaxed load only skips the exchange when nothing is armed;
-	 * the exchange's acquire makes arm's owner visible below. */
+	 * the exchange's acquire makes arm's owner visible below (relaxed
+	 * load: published by arm's release store of armed). Its release
+	 * half publishes nothing: a fire's CAS that then fails only counts
+	 * the entry stale. */
 	if (!atomic_load_explicit(&t->timer.armed, memory_order_relaxed) ||
 	    !atomic_exchange_explicit(&t->timer.armed, 0, memory_order_acq_rel))
 		return;
@@ -205,6 +209,12 @@ static int pop_due(struct weft_worker *w, int64_t now,
 		}
 		struct weft_task *t = top->task;
 		uint64_t seq = top->seq;
+		/* Who owns the entry's fate is decided by armed's one
+		 * modification order, not by these orders. acq_rel (acquire
+		 * on failure) pairs with arm's release store and disarm's
+		 * exchange, but nothing is read through them: the entry
+		 * comes from the heap, under its lock, and fire checks the
+		 * wait under the task's wait_lock. */
 		if (atomic_compare_exchange_strong_explicit(
 			    &t->timer.armed, &seq, 0, memory_order_acq_rel,
 			    memory_order_acquire))

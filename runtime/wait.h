@@ -163,7 +163,8 @@ static inline int weft__waiter_state(struct weft__waiter *w)
  * where the case itself is settled under its lock. acq_rel orders nothing
  * the select relies on (it reads what the winner handed over after its
  * wake, and under that case's lock again); it keeps the claim no weaker
- * than any other settle. */
+ * than any other settle. So does the acquire of a lost CAS, after which
+ * the loser only backs off. */
 static inline bool weft__waiter_claim_group(struct weft__waiter *w)
 {
 	int expected = WEFT__WAITING;

@@ -63,6 +63,8 @@ static struct weft_task *find_task(struct weft_runtime *rt,
 	for (int spin = 0; spin < spins; spin++) {
 		if ((t = weft__steal(rt, w, spin % 16 == 15)))
 			return t;
+		/* Relaxed: only ends the spin early; the loop below reads
+		 * the state seq_cst before the worker sleeps or stops. */
 		if (atomic_load_explicit(&rt->state, memory_order_relaxed) ==
 		    RT_STOPPING)
 			return NULL;
@@ -217,7 +219,9 @@ static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
 		share_woken(rt, w);
 		return; /* timers or completions made work */
 	}
-	/* Out of work, so not stuck, whatever the monitor saw before. */
+	/* Out of work, so not stuck, whatever the monitor saw before.
+	 * Relaxed: stuck is a hint for thieves and the monitor, who take
+	 * tasks by CAS or under locks, never through it. */
 	atomic_store_explicit(&w->stuck, false, memory_order_relaxed);
 	weft__idle_enter(rt, w);
 	if (weft__runq_any_work(rt, w) ||
@@ -341,6 +345,7 @@ void *weft__worker_main(void *arg)
 				weft__idle_end_search(rt, w);
 			weft__stat_add(&w->stats.task_runs, 1);
 			run_task(w, t);
+			/* Relaxed: our own tick count. */
 			maintain(rt, w,
 				 atomic_load_explicit(&w->ticks,
 						      memory_order_relaxed));

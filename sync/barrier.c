@@ -19,6 +19,10 @@
  *    wq, count drops; from held, nothing else changes).
  *  - reset settles wq's waiters with -EPIPE and leaves held and draining
  *    alone; abort also settles held's: while broken, nobody is linked.
+ *
+ * count and broken are stored atomically, relaxed, only so that the
+ * unlocked snapshots (n_waiting, broken) are not races: every reader that
+ * acts on them holds the lock, whose release/acquire orders them.
  */
 #include <errno.h>
 
@@ -50,6 +54,7 @@ static void barrier_abort(struct weft__waiter *w, int reason)
 	struct weft_waitq *q = w->data ? w->data : &b->wq; /* set under it */
 	if (weft__waiter_settle_locked(w, reason) && weft__waitq_linked(q, w)) {
 		weft__waitq_remove(q, w);
+		/* relaxed: under the lock (see the top). */
 		if (q == &b->wq)
 			__atomic_store_n(&b->count, b->count - 1,
 					 __ATOMIC_RELAXED);
@@ -72,6 +77,7 @@ static int release(struct weft_barrier *b, struct weft__waiter *w,
 {
 	struct weft__wakelist wl = WEFT__WAKELIST_INIT;
 	weft__waitq_settle_all(&b->wq, 0, &wl);
+	/* relaxed: under the lock (see the top). */
 	__atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
 	b->draining = (unsigned)wl.n + 1; /* the caller is out at once */
 	leave(b, &wl);
@@ -119,6 +125,7 @@ static int wait_once(struct weft_barrier *b, bool *again)
 	unsigned index = b->count;
 	if (index + 1 == b->parties)
 		return release(b, &w, index);
+	/* relaxed: under the lock (see the top). */
 	__atomic_store_n(&b->count, index + 1, __ATOMIC_RELAXED);
 	w.data = &b->wq;
 	w.value = index;
@@ -154,6 +161,7 @@ static int wake_all(struct weft_barrier *b, bool broken)
 	weft__waitq_settle_all(&b->wq, -EPIPE, &wl);
 	if (broken)
 		weft__waitq_settle_all(&b->held, -EPIPE, &wl);
+	/* relaxed, both: under the lock (see the top). */
 	__atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&b->broken, broken, __ATOMIC_RELAXED);
 	weft__waitq_unlock(&b->wq);

@@ -54,6 +54,8 @@ static int seen(const struct weft_future *f, int s)
 {
 	if (!(s & RUNNING))
 		return s;
+	/* relaxed: the acquire load that gave s published completer; only
+	 * the completer itself finds its own mark. */
 	bool mine = __atomic_load_n(&f->completer, __ATOMIC_RELAXED) ==
 		    weft__owner_self();
 	return mine ? s & ~RUNNING : PENDING;

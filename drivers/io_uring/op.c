@@ -32,6 +32,10 @@ enum { POST_NONE, POST_BUSY, POST_DONE };
 /* Drops one reference; the last wakes the task. */
 static void io_put(struct weft__io *io)
 {
+	/* acq_rel: RMWs on refs continue each other's release sequences, so
+	 * the last put acquires every earlier holder's release: what each
+	 * did to io before its drop happens before the wake, after which
+	 * the task reads io and lets it go. */
 	if (atomic_fetch_sub_explicit(&io->refs, 1, memory_order_acq_rel) == 1)
 		weft__waiter_notify(&io->w, 0);
 }
@@ -109,15 +113,26 @@ void weft__io_abort(struct weft__io *io, int reason)
 {
 	int refs, none = 0, post = POST_NONE;
 
-	/* One message at a time, and one is enough: it cancels the op. */
+	/* One message at a time, and one is enough: it cancels the op. The
+	 * claim only elects the aborter; what it records is published by
+	 * its release store of POST_DONE below. Its acq_rel, and the acquire
+	 * of a losing CAS (which reads nothing of io's), order nothing more
+	 * than that store does. */
 	if (!atomic_compare_exchange_strong_explicit(&io->post, &post,
 						     POST_BUSY,
 						     memory_order_acq_rel,
 						     memory_order_acquire))
 		return;
+	/* acquire (load and CAS; acq_rel on success): stronger than needed.
+	 * That a reference is taken only while refs > 0 is the CAS's
+	 * atomicity, in refs' one modification order; what we write after
+	 * it reaches the owner through the post (the inbox's release CAS)
+	 * and the task through the last put (acq_rel). */
 	refs = atomic_load_explicit(&io->refs, memory_order_acquire);
 	do {
 		if (refs == 0) { /* completed: the task is being woken */
+			/* release: pairs with abort_sync's acquire load;
+			 * nothing to withdraw, it only ends that wait. */
 			atomic_store_explicit(&io->post, POST_DONE,
 					      memory_order_release);
 			return;
@@ -127,11 +142,15 @@ void weft__io_abort(struct weft__io *io, int reason)
 							memory_order_acq_rel,
 							memory_order_acquire));
 	/* release: io_wait's acquire load reads it after the wake, which
-	 * the put of our reference (acq_rel) orders after this anyway. */
+	 * the put of our reference (acq_rel) orders after this anyway. A
+	 * failed CAS (a reason is recorded already) stores nothing:
+	 * relaxed. */
 	atomic_compare_exchange_strong_explicit(&io->reason, &none, reason,
 						memory_order_release,
 						memory_order_relaxed);
-	/* Before the post, after which io may be gone. */
+	/* Before the post, after which io may be gone. release: pairs with
+	 * abort_sync's acquire load, so a closer that did not record the
+	 * reason itself sees it before its fence (op.h). */
 	atomic_store_explicit(&io->post, POST_DONE, memory_order_release);
 	weft__driver_post(&io->ring->base, &io->cancel_msg);
 }
@@ -141,11 +160,14 @@ void weft__io_abort_sync(struct weft__io *io)
 	struct weft__ring *r = io->ring;
 	uint64_t s;
 
-	/* A cancel or deadline may be recording its reason: a few stores. */
+	/* A cancel or deadline may be recording its reason: a few stores.
+	 * acquire: pairs with the release store of POST_DONE, so its reason
+	 * is written before the fence below. */
 	while (atomic_load_explicit(&io->post, memory_order_acquire) !=
 	       POST_DONE)
 		sched_yield();
-	/* The closer's half of the rule in op.h. */
+	/* The closer's half of the rule in op.h: this fence pairs with
+	 * submit()'s (ring.c), which orders the relaxed load after it. */
 	atomic_thread_fence(memory_order_seq_cst);
 	s = atomic_load_explicit(&r->submits, memory_order_relaxed);
 	/* acquire: pairs with the release that ends the submit, after the
@@ -217,11 +239,14 @@ int weft__io_wait(struct weft__io *io, struct io_uring_sqe *sqe)
 
 	io_uring_sqe_set_data(sqe, &io->op);
 	io->sqe = sqe;
-	/* For weft_dump: what the wait is, now the SQE says. */
+	/* For weft_dump: what the wait is, now the SQE says. relaxed: a
+	 * label, read alone; nothing is published through it. */
 	atomic_store_explicit(&io->w.io_op, sqe->opcode, memory_order_relaxed);
 	weft__wait_park(&io->w, NULL, NULL);
 	if (io->fd >= 0)
 		weft__fdtable_del(io);
+	/* acquire: pairs with weft__io_abort's release CAS; the wake, after
+	 * the put of the aborter's reference, orders it as well. */
 	reason = atomic_load_explicit(&io->reason, memory_order_acquire);
 	if (reason && io->res < 0)
 		return reason;

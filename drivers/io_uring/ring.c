@@ -237,14 +237,19 @@ int (*weft__ring_submit_fn)(struct io_uring *ring) = io_uring_submit;
  * does not go out with its fd, which weft_close may have let go (op.h). */
 static void submit(struct weft__ring *r)
 {
-	/* Stores, not RMWs: only the owner writes submits. */
+	/* Stores, not RMWs: only the owner writes submits, so relaxed. */
 	uint64_t n = atomic_load_explicit(&r->submits, memory_order_relaxed);
 
+	/* relaxed: the fence after it orders this odd store against a
+	 * closer's fence and load (op.h). */
 	atomic_store_explicit(&r->submits, n + 1, memory_order_relaxed);
-	/* The owner's half of the rule in op.h. */
+	/* The owner's half of the rule in op.h: pairs with the fence in
+	 * weft__io_abort_sync. */
 	atomic_thread_fence(memory_order_seq_cst);
 	weft__io_withdraw_aborted(r);
 	weft__ring_submit_fn(&r->uring);
+	/* release: pairs with abort_sync's acquire load; the kernel took
+	 * the SQEs, and looked their fds up, before the close. */
 	atomic_store_explicit(&r->submits, n + 2, memory_order_release);
 	if (!io_uring_sq_ready(&r->uring))
 		weft__unsent_sent(r->unsent);
@@ -318,7 +323,8 @@ static int reap_ring(struct weft__ring *r)
 	}
 	io_uring_cq_advance(&r->uring, seen);
 	/* release: every operation counted here was counted submitted
-	 * before; weft_metrics' acquire load (read_io) relies on it. */
+	 * before; weft_metrics' acquire load (read_io) relies on it. The
+	 * load is relaxed: only the owner writes the count. */
 	if (ops)
 		atomic_store_explicit(
 			&r->base.ops_completed,
@@ -335,14 +341,16 @@ static int reap_ring(struct weft__ring *r)
  * the kernel deferred (DEFER_TASKRUN posts no CQE until we enter; the
  * TASKRUN_FLAG setup makes it say so in kflags) or CQEs it overflowed, a
  * ready CQE (COOP_TASKRUN posts them without us), or a posted message.
- * Plain loads are enough: each is a hint, and a change missed now is seen
- * on the next round, as reap would see it no sooner; reap itself reads
- * the CQ tail with acquire and the inbox with an acquire exchange.
+ * Plain and relaxed loads are enough: each is a hint, and a change
+ * missed now is seen on the next round, as reap would see it no sooner;
+ * reap itself reads the CQ tail with acquire and the inbox with an
+ * acquire exchange.
  */
 static bool has_work(struct weft__ring *r)
 {
 	const struct io_uring *u = &r->uring;
 
+	/* relaxed inbox: a hint, as above. */
 	return io_uring_sq_ready(u) ||
 	       (IO_URING_READ_ONCE(*u->sq.kflags) &
 		(IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) ||
@@ -403,7 +411,7 @@ int weft__uring_wake_fd(struct weft__driver *d)
 
 /* Whether nothing the ring holds needs it to wake this worker: no
  * operation of a task in flight, none waiting to be submitted. Owner only
- * (it alone counts both). */
+ * (it alone counts both, so relaxed loads read its own stores). */
 static bool ring_idle(struct weft__ring *r)
 {
 	return !io_uring_sq_ready(&r->uring) &&

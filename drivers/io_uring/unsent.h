@@ -64,6 +64,9 @@ static inline void weft__unsent_note(struct weft__unsent *u, int fd)
 
 	if (n > WEFT__UNSENT_FDS)
 		return; /* the round stands for every fd already */
+	/* release, both: a closer's acquire load of the count sees the fd
+	 * below it, and one that reads this fd in a slot reused from an
+	 * earlier round sees that round's submit done (see the top). */
 	if (n < WEFT__UNSENT_FDS)
 		atomic_store_explicit(&u->fds[n], fd, memory_order_release);
 	atomic_store_explicit(&u->state, s + 1, memory_order_release);
@@ -75,6 +78,9 @@ static inline void weft__unsent_sent(struct weft__unsent *u)
 	/* relaxed: as in note. */
 	uint64_t s = atomic_load_explicit(&u->state, memory_order_relaxed);
 
+	/* release: pairs with a closer's acquire load of state (wait_round):
+	 * the submit just made, which looked the listed fds up, happens
+	 * before its close. */
 	if ((uint32_t)s)
 		atomic_store_explicit(&u->state, ((s >> 32) + 1) << 32,
 				      memory_order_release);

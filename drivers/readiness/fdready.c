@@ -161,9 +161,9 @@ static void wake_all(struct fdrec *rec, int dir, int result)
 {
 	struct weft__waiter *w;
 
-	/* Every writer of the tick holds the lock: a load and a store do an
-	 * add's work. release: a task reading the tick with acquire before
-	 * its attempt sees the event that moved it. */
+	/* Every writer of the tick holds the lock: a relaxed load and a
+	 * store do an add's work. release: a task reading the tick with
+	 * acquire before its attempt sees the event that moved it. */
 	atomic_store_explicit(&rec->tick[dir],
 			      atomic_load_explicit(&rec->tick[dir],
 						   memory_order_relaxed) +
@@ -179,9 +179,12 @@ static void wake_all(struct fdrec *rec, int dir, int result)
  * from now on. Lock held. */
 static void forget(struct fdrec *rec, int fd)
 {
+	/* relaxed: under the lock, as every write of reg. */
 	uint64_t reg = atomic_load_explicit(&rec->reg, memory_order_relaxed);
 	int epfd = weft__pollset_fd();
 
+	/* relaxed: under the lock, as every write of gen (gen_of says how
+	 * a lock-free reader is ordered). */
 	atomic_store_explicit(&rec->gen, gen_of(rec) + 1, memory_order_relaxed);
 	wake_all(rec, WEFT__READ, -EBADF);
 	wake_all(rec, WEFT__WRITE, -EBADF);
@@ -235,12 +238,14 @@ static int do_register(struct fdrec *rec, int fd)
 
 static int ensure_registered(struct fdrec *rec, int fd)
 {
+	/* acquire: pairs with do_register's release store. */
 	int state = reg_state(
 		atomic_load_explicit(&rec->reg, memory_order_acquire));
 
 	if (state != UNREGISTERED)
 		return state;
 	weft__spin_lock(&rec->lock);
+	/* relaxed: every writer of reg holds the lock we hold. */
 	state = reg_state(
 		atomic_load_explicit(&rec->reg, memory_order_relaxed));
 	if (rec->closing)
@@ -282,6 +287,7 @@ static int wait_ready(struct fdrec *rec, const struct weft__ready_call *c,
 		weft__wait_end(w);
 		return -EBADF;
 	}
+	/* relaxed: under the lock, which every writer of the tick holds. */
 	if (atomic_load_explicit(&rec->tick[dir], memory_order_relaxed) !=
 	    c->tick) {
 		weft__spin_unlock(&rec->lock);
@@ -313,6 +319,8 @@ static bool known_empty(struct fdrec *rec, int dir, uint64_t tick)
 static void note_transfer(struct fdrec *rec, int dir, uint64_t tick, long r,
 			  size_t want)
 {
+	/* relaxed: a claim about the socket that holds whoever reads it
+	 * (see known_empty); it publishes nothing. */
 	if (rec->tcp && r > 0 && (size_t)r < want)
 		atomic_store_explicit(&rec->short_at[dir], tick + 1,
 				      memory_order_relaxed);
@@ -413,6 +421,9 @@ void weft__fdready_event(uint64_t data, uint32_t events)
 	if (!rec)
 		return;
 	weft__spin_lock(&rec->lock);
+	/* relaxed: reg and hup are written under the lock; a lock-free
+	 * reader of hup gets it through wake_all's release store of the
+	 * tick, which comes after. */
 	if (gen_of(rec) == (uint32_t)(data >> 32) &&
 	    reg_state(atomic_load_explicit(&rec->reg, memory_order_relaxed)) ==
 		    REGISTERED) {
