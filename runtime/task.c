@@ -212,7 +212,10 @@ void weft__task_foreign_quiesce(void)
 
 /* Relaxed: weft_run bumps run_number before it publishes weft__rt (seq_cst
  * store), and every caller here got t through a runtime it saw published:
- * it reads this run's number or a later one, never an earlier one. */
+ * it reads this run's number or a later one, never an earlier one. gen's
+ * acquire pairs with task_stale's release increment, which reached us
+ * anyway: the spawner took t from the pool after its recycling, and
+ * weft_current reads its own task's. */
 static uint64_t handle_gen(struct weft_task *t)
 {
 	return atomic_load_explicit(&run_number, memory_order_relaxed)
@@ -235,6 +238,8 @@ static __attribute__((noinline)) void task_stale(struct weft_task *t)
 {
 	weft__wait_lock(t);
 	weft__spin_lock(&t->join_lock);
+	/* release: pairs with handle_gen's acquire; the checks of gen that
+	 * act (cancel, join, detach) are made under these two locks. */
 	if (t->handle_made)
 		atomic_fetch_add_explicit(&t->gen, 1, memory_order_release);
 	t->shield = NULL;
@@ -273,10 +278,12 @@ static void task_unref(struct weft_task *t)
 
 bool weft__task_get(struct weft_task *t)
 {
+	/* relaxed: only a guess for the CAS, which re-reads on failure. */
 	int r = atomic_load_explicit(&t->refs, memory_order_relaxed);
 	/* acquire: pairs with spawn's release store of refs, after which
-	 * the fields spawn wrote are ours to read. From 0 never: the struct
-	 * is free, or being recycled. */
+	 * the fields spawn wrote are ours to read (a failed CAS takes
+	 * nothing: relaxed). From 0 never: the struct is free, or being
+	 * recycled. */
 	while (r > 0)
 		if (atomic_compare_exchange_weak_explicit(&t->refs, &r, r + 1,
 							  memory_order_acquire,
@@ -292,6 +299,8 @@ void weft__task_put(struct weft_task *t)
 
 static struct weft_task *lookup(weft_task_t h)
 {
+	/* acquire: pairs with weft_run's store of weft__rt, after its bump
+	 * of run_number, which the check below then reads. */
 	if (!atomic_load_explicit(&weft__rt, memory_order_acquire) || !h.task)
 		return NULL;
 	if (h.gen >> GEN_BITS != atomic_load(&run_number) ||
@@ -382,7 +391,8 @@ spawn(weft_task_t *out, weft_fn fn, void *arg,
 	t->scope = NULL;
 	/* Ids unique without a shared counter: each worker counts its own,
 	 * in the slot of its id; plain threads share the slot past the
-	 * last worker's (WEFT_WORKERS_MAX - 1 may be a worker's). */
+	 * last worker's (WEFT_WORKERS_MAX - 1 may be a worker's), relaxed:
+	 * the RMW makes each unique, and nothing is published by it. */
 	t->id = self ? ++self->spawned * ID_SLOTS + (uint64_t)self->id
 		     : atomic_fetch_add_explicit(&rt->next_id, 1,
 						 memory_order_relaxed) *
@@ -404,6 +414,10 @@ spawn(weft_task_t *out, weft_fn fn, void *arg,
 	}
 	/* release: a stranger's weft__task_get then sees the fields above */
 	atomic_store_explicit(&t->refs, out ? 2 : 1, memory_order_release);
+	/* relaxed: the worker that runs t gets it through the queue push
+	 * below (release), a canceller by handle through the handle, which
+	 * exists only after we return, and the drain sweep, which finds t
+	 * through alive, through alive's release store below. */
 	atomic_store_explicit(&t->cancelled, false, memory_order_relaxed);
 	/* Shutdown sets DRAINING, then cancels every alive task: either it
 	 * sees this one, or we see DRAINING here. The seq_cst RMW on the
@@ -413,8 +427,14 @@ spawn(weft_task_t *out, weft_fn fn, void *arg,
 	 * x86-64 a locked instruction drains the store buffer; on AArch64
 	 * the store precedes the RMW's store-release, which precedes the
 	 * load-acquire of state (RCsc). A seq_cst store of alive, C11's
-	 * way, would cost every spawn a second locked instruction. */
-	atomic_store_explicit(&t->alive, true, memory_order_relaxed);
+	 * way, would cost every spawn a second locked instruction. It is
+	 * release, pairing with the sweep's load of alive: relaxed, AArch64
+	 * could show alive before the reset of cancelled above, and the
+	 * sweep's cancel, stored after it saw alive, would then be
+	 * overwritten by that reset; the task would run on uncancelled and
+	 * weft_run wait for it. (A plain store on x86-64, an STLR on
+	 * AArch64.) */
+	atomic_store_explicit(&t->alive, true, memory_order_release);
 	atomic_fetch_add(self ? &self->tasks_spawned : &rt->foreign_spawned, 1);
 	if (atomic_load(&rt->state) != RT_RUNNING)
 		atomic_store(&t->cancelled, true);
@@ -467,6 +487,8 @@ void weft__task_finished(struct weft_worker *w, struct weft_task *t)
 			weft__waiter_notify(j, 0);
 		weft__spin_unlock(&t->join_lock);
 	}
+	/* release: pairs with the sweep's seq_cst and dump's acquire loads;
+	 * a reader that sees false only skips t, reading nothing of it. */
 	atomic_store_explicit(&t->alive, false, memory_order_release);
 	/* Either drain() sees this count, or we see DRAINING (the seq_cst RMW
 	 * orders the two) and check under its mutex. */
@@ -479,6 +501,7 @@ void weft__task_finished(struct weft_worker *w, struct weft_task *t)
 		}
 		pthread_mutex_unlock(&rt->mu);
 	}
+	/* acq_rel: as in task_unref, the usual reference count. */
 	if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
 		task_recycle(t, w->task_cache);
 }
