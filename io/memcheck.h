@@ -11,7 +11,8 @@
 
 #include "runtime/valgrind.h" /* WEFT_MARK_FILLED */
 
-/* Marks the first r bytes of buf as written; returns r. */
+/* Marks the first r bytes of buf as written; returns r. For a call that
+ * never reports more than it was given (a file read). */
 static inline ssize_t weft__filled(void *buf, ssize_t r)
 {
 	if (r > 0)
@@ -19,7 +20,20 @@ static inline ssize_t weft__filled(void *buf, ssize_t r)
 	return r;
 }
 
-/* The same over an iovec. */
+/* The same for a receive into len bytes, which may report more: with
+ * MSG_TRUNC a datagram's whole length. Only the first len bytes were
+ * filled; marking past them would tell memcheck that the caller's next
+ * bytes (a redzone too) are defined, hiding reads and overruns there.
+ * Returns r. */
+static inline ssize_t weft__filled_within(void *buf, size_t len, ssize_t r)
+{
+	if (r > 0)
+		WEFT_MARK_FILLED(buf, (size_t)r < len ? (size_t)r : len);
+	return r;
+}
+
+/* The same over an iovec: no more than the iovec holds, whatever r says
+ * (MSG_TRUNC). */
 static inline ssize_t weft__filled_iov(const struct iovec *iov, int n,
 				       ssize_t r)
 {

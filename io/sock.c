@@ -204,12 +204,15 @@ static bool waitall_fills(int fd, struct buf_args *a)
 static inline long try_recv(int fd, void *arg)
 {
 	struct buf_args *a = arg;
-	size_t from = recv_from(a);
+	size_t from = recv_from(a), room = a->len - from;
 	char *at = (char *)a->buf + from;
+	/* With MSG_TRUNC r may pass room: memcheck learns of room at most. */
 	long r = weft__sock_on_ring()
-			 ? weft__filled(at,
-					weft__io_ring_attempt(fd, prep_recv, a))
-			 : weft__sock_recv(fd, at, a->len - from, a->flags);
+			 ? weft__filled_within(at, room,
+					       weft__io_ring_attempt(fd,
+								     prep_recv,
+								     a))
+			 : weft__sock_recv(fd, at, room, a->flags);
 
 	if (!(a->flags & MSG_WAITALL))
 		return r;

@@ -305,7 +305,9 @@ ssize_t weft_stream_read(struct weft_stream *s, void *buf, size_t n)
 
 /* ---- writing ------------------------------------------------------------ */
 
-/* Errors after which the same send may be tried again. */
+/* Errors after which the same send may be tried again: a task's cancel or
+ * deadline, and their plain-thread kin, SO_SNDTIMEO running out (EAGAIN)
+ * and a signal handler's interruption (EINTR), as weft/stream.h says. */
 static bool retryable(ssize_t err)
 {
 	return err == -ECANCELED || err == -ETIMEDOUT || err == -EAGAIN ||

@@ -3,6 +3,7 @@
  * namespace (no file; the name is the rest of the string), as in ss(8).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -14,31 +15,47 @@
 #include "call.h"
 #include "sock.h"
 
-/* Fills *sun from path; returns the address length or -errno. */
+/* Fills *sun from path; returns the address length or -errno. An abstract
+ * name takes all of sun_path, its leading NUL (where path has its '@') and
+ * up to 107 bytes, the most the kernel binds. A file name keeps its
+ * terminating NUL in sun_path, so at most 107 bytes: the kernel would take
+ * 108 unterminated, but then hands back addresses that do not end (from
+ * getsockname, accept), and Go and Rust refuse the 108th byte too. */
 static int unix_addr(struct sockaddr_un *sun, const char *path)
 {
 	size_t n;
+	bool abstract;
 
 	if (!path)
 		return -EFAULT;
 	n = strlen(path);
 	if (!n)
 		return -EINVAL;
-	if (n >= sizeof(sun->sun_path))
+	abstract = path[0] == '@';
+	if (n > sizeof(sun->sun_path) - (abstract ? 0 : 1))
 		return -ENAMETOOLONG;
 	memset(sun, 0, sizeof(*sun));
 	sun->sun_family = AF_UNIX;
 	memcpy(sun->sun_path, path, n);
-	if (path[0] == '@') {
+	if (abstract) {
 		sun->sun_path[0] = '\0';
 		return (int)(offsetof(struct sockaddr_un, sun_path) + n);
 	}
 	return (int)(offsetof(struct sockaddr_un, sun_path) + n + 1);
 }
 
-/* A socket file nobody listens on is left over from an earlier server:
- * remove it, as asyncio does. A live one stays, and bind reports
- * -EADDRINUSE. */
+/* A socket file no socket is bound to is left over from an earlier
+ * server: remove it, as asyncio does. A live one stays, and bind reports
+ * -EADDRINUSE; so does one bound and not listening yet (a server starting,
+ * whose file a stream connect took for stale: ECONNREFUSED).
+ *
+ * The probe is a datagram socket's connect, which the live server never
+ * sees: a stream connect that got through would be a connection its
+ * accept returns, closed at once. The kernel looks up the socket bound to
+ * the file either way and answers ECONNREFUSED only if there is none; a
+ * bound stream (or seqpacket) socket makes it EPROTOTYPE, a datagram one
+ * lets it connect, which sends nothing. Any other answer (EACCES, ...)
+ * leaves the file alone. */
 static void unlink_stale(const struct sockaddr_un *sun, socklen_t len)
 {
 	struct stat st;
@@ -47,7 +64,7 @@ static void unlink_stale(const struct sockaddr_un *sun, socklen_t len)
 	if (!sun->sun_path[0] || stat(sun->sun_path, &st) ||
 	    !S_ISSOCK(st.st_mode))
 		return;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return;
 	if (connect(fd, (const struct sockaddr *)sun, len) &&

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
@@ -872,6 +873,136 @@ START_TEST(plain_thread)
 }
 END_TEST
 
+/* On a plain thread over a blocking socket, SO_RCVTIMEO and SO_SNDTIMEO
+ * running out fail a stream call with -EAGAIN, as they do recv(2) and
+ * send(2), and it acts as -ETIMEDOUT does in a task: a read takes
+ * nothing, a write keeps what it could not send, in order, for a flush. */
+struct plain_drain {
+	int fd;
+	const uint8_t *want;
+	size_t len;
+};
+
+static void *plain_drain(void *arg)
+{
+	struct plain_drain *d = arg;
+	uint8_t buf[4096];
+	size_t got = 0;
+	ssize_t r;
+
+	while (got < d->len) {
+		r = recv(d->fd, buf, sizeof(buf), 0);
+		ck_assert_int_gt(r, 0);
+		ck_assert_uint_le(got + (size_t)r, d->len);
+		ck_assert(!memcmp(buf, d->want + got, (size_t)r));
+		got += (size_t)r;
+	}
+	return NULL;
+}
+
+START_TEST(plain_thread_socket_timeouts)
+{
+	struct timeval tv = { 0, 20000 };
+	size_t len = 4 * WEFT_STREAM_WBUF, sndbuf = 4096;
+	uint8_t *out = malloc(len);
+	struct plain_drain d = { .want = out, .len = len };
+	struct weft_stream s;
+	const char *line;
+	pthread_t th;
+	ssize_t r;
+	int sv[2];
+
+	io_fill(out, len, 11, 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
+	ck_assert_int_eq(setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv,
+				    sizeof(tv)),
+			 0);
+	ck_assert_int_eq(setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &tv,
+				    sizeof(tv)),
+			 0);
+	ck_assert_int_eq(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf,
+				    sizeof(sndbuf)),
+			 0);
+	ck_assert_int_eq(weft_stream_init(&s, sv[0], 0), 0);
+	/* Half a line, then nothing: the read times out, keeping it. */
+	ck_assert_int_eq(write(sv[1], "par", 3), 3);
+	ck_assert_int_eq(weft_stream_readline(&s, &line), -EAGAIN);
+	ck_assert_uint_eq(weft_stream_buffered(&s), 3);
+	ck_assert_int_eq(write(sv[1], "t\n", 2), 2);
+	expect_line(&s, "part\n");
+	/* More than the socket holds, nobody reading: the write times out,
+	 * having taken it all. */
+	ck_assert_int_eq(weft_stream_write(&s, out, len), -EAGAIN);
+	ck_assert_uint_gt(weft_stream_unsent(&s), 0);
+	/* A reader comes: the flush sends the rest after what went. A flush
+	 * may time out again while the reader is off its CPU; it keeps the
+	 * bytes, and the next one goes on. */
+	d.fd = sv[1];
+	ck_assert_int_eq(pthread_create(&th, NULL, plain_drain, &d), 0);
+	while ((r = weft_stream_flush(&s)) == -EAGAIN)
+		ck_assert_uint_gt(weft_stream_unsent(&s), 0); /* kept */
+	ck_assert_int_eq(r, 0);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_int_eq(weft_stream_close(&s, 0), 0);
+	close(sv[1]);
+	free(out);
+}
+END_TEST
+
+/* A signal handler installed without SA_RESTART interrupts a plain
+ * thread's blocking read: -EINTR, with what arrived kept. The signal is
+ * sent until the read returns, as one sent before it blocks is lost. */
+static void on_sigusr1(int sig)
+{
+	(void)sig;
+}
+
+struct intr_case {
+	struct weft_stream s;
+	ssize_t r;
+	atomic_bool done; /* seq_cst: the reader's r before the flag */
+};
+
+static void *intr_reader(void *arg)
+{
+	struct intr_case *c = arg;
+	const char *line;
+
+	c->r = weft_stream_readline(&c->s, &line);
+	atomic_store(&c->done, true);
+	return NULL;
+}
+
+START_TEST(plain_thread_interrupted)
+{
+	struct sigaction sa = { .sa_handler = on_sigusr1 }, old;
+	struct intr_case c = { .r = 0 };
+	pthread_t th;
+	int sv[2];
+
+	ck_assert_int_eq(sigemptyset(&sa.sa_mask), 0);
+	ck_assert_int_eq(sigaction(SIGUSR1, &sa, &old), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
+	ck_assert_int_eq(weft_stream_init(&c.s, sv[0], 0), 0);
+	ck_assert_int_eq(write(sv[1], "ab", 2), 2);
+	ck_assert_int_eq(pthread_create(&th, NULL, intr_reader, &c), 0);
+	while (!atomic_load(&c.done)) {
+		ck_assert_int_eq(pthread_kill(th, SIGUSR1), 0);
+		usleep(1000);
+	}
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_int_eq(c.r, -EINTR);
+	ck_assert_uint_eq(weft_stream_buffered(&c.s), 2);
+	ck_assert_int_eq(write(sv[1], "c\n", 2), 2);
+	expect_line(&c.s, "abc\n");
+	ck_assert_int_eq(sigaction(SIGUSR1, &old, NULL), 0);
+	ck_assert_int_eq(weft_stream_close(&c.s, 0), 0);
+	close(sv[1]);
+}
+END_TEST
+
 /* ---- writing to a pipe ------------------------------------------------- */
 
 /* A flush sends one piece with weft_send, which a pipe refuses
@@ -1061,6 +1192,8 @@ int main(void)
 	tcase_add_test(tc, graceful_close);
 	tcase_add_test(tc, shutdown_ends_both_halves);
 	tcase_add_test(tc, plain_thread);
+	tcase_add_test(tc, plain_thread_socket_timeouts);
+	tcase_add_test(tc, plain_thread_interrupted);
 	tcase_add_test(tc, write_to_pipe);
 	tcase_add_test(tc, read_from_pipe);
 	tcase_add_test(tc, linger_without_end);

@@ -148,7 +148,8 @@ WEFT_MUST_CHECK ssize_t weft_sendto(int fd, const void *buf, size_t len,
 				    socklen_t tolen);
 
 /* One datagram; from/fromlen may be NULL. Returns its length (truncated to
- * len) or -errno. */
+ * len; with MSG_TRUNC its whole length, as recvfrom(2), though only len
+ * bytes are stored) or -errno. */
 WEFT_MUST_CHECK ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags,
 				      struct sockaddr *from,
 				      socklen_t *fromlen);
@@ -156,8 +157,11 @@ WEFT_MUST_CHECK ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags,
 /* ---- Unix domain sockets ------------------------------------------------- */
 
 /* Listens on a stream Unix socket at path; a leading '@' names the abstract
- * namespace. A stale socket file at path is replaced. Returns the fd or
- * -errno (-ENAMETOOLONG, -EADDRINUSE, ...). */
+ * namespace. A stale socket file at path (one no socket is bound to) is
+ * replaced; finding out makes no connection that a live server's accept
+ * would see, and a live server's file stays (-EADDRINUSE). A file name has
+ * at most 107 bytes (sun_path keeps its NUL), an abstract name '@' and at
+ * most 107. Returns the fd or -errno (-ENAMETOOLONG, -EADDRINUSE, ...). */
 WEFT_MUST_CHECK int weft_unix_listen(const char *path, int backlog);
 
 /* Connects to the Unix stream socket at path ('@': abstract). While the

@@ -8,10 +8,19 @@
  * on every I/O driver, from tasks and from plain threads (where the calls
  * block the thread and deadlines do not exist).
  *
+ * On a plain thread over a blocking descriptor, two more errors stand for
+ * -ETIMEDOUT wherever the calls below list it, and act as it does (nothing
+ * taken, unsent bytes kept): -EAGAIN when the socket's SO_RCVTIMEO (a read)
+ * or SO_SNDTIMEO (a write or flush) runs out, as recv(2) and send(2) say;
+ * -EINTR when a signal handler interrupts the wait (one installed without
+ * SA_RESTART, or any while such a timeout is set: signal(7)). An O_NONBLOCK
+ * descriptor (every socket weft makes while a runtime runs) waits in
+ * poll(2) instead, through both.
+ *
  * Reading. The read calls return what they took out of the stream, or fail
- * having taken nothing: on -ECANCELED, -ETIMEDOUT, -EMSGSIZE, -ENODATA or an
- * error of the socket, every byte received so far stays buffered and the
- * next call sees it again. In particular:
+ * having taken nothing: on -ECANCELED, -ETIMEDOUT (-EAGAIN, -EINTR),
+ * -EMSGSIZE, -ENODATA or an error of the socket, every byte received so
+ * far stays buffered and the next call sees it again. In particular:
  *   - a line longer than the stream's limit fails with -EMSGSIZE (asyncio's
  *     LimitOverrunError) and stays readable: weft_stream_read takes it out
  *     piecewise, or the caller closes;
@@ -24,12 +33,12 @@
  * Writing. weft_stream_write copies into the write buffer (and sends once
  * it is full); weft_stream_flush sends what is buffered with one send
  * (weft_send; weft_writev over a pipe), looping only over short sends. On
- * -ECANCELED or -ETIMEDOUT the bytes not yet sent stay buffered, in order,
- * for the next flush: nothing is lost or sent twice (the write buffer grows
- * to hold them, and goes back to its usual size once they are sent). Any
- * other send error (-EPIPE, -ECONNRESET, ...) is final: the buffered bytes
- * are dropped and every later write or flush returns that error (Go's
- * bufio.Writer does the same).
+ * -ECANCELED or -ETIMEDOUT (-EAGAIN, -EINTR) the bytes not yet sent stay
+ * buffered, in order, for the next flush: nothing is lost or sent twice
+ * (the write buffer grows to hold them, and goes back to its usual size
+ * once they are sent). Any other send error (-EPIPE, -ECONNRESET, ...) is
+ * final: the buffered bytes are dropped and every later write or flush
+ * returns that error (Go's bufio.Writer does the same).
  *
  * A stream is used by one task (or thread) at a time; a reader task and a
  * writer task may share one stream (the two halves touch different fields)
