@@ -29,6 +29,7 @@
 struct look {
 	struct weft_task *runnext;
 	int64_t queued, woken, woken_top;
+	long ready;  /* tasks in its ready queue (inject.h's gauge) */
 	bool timers; /* its first timer is due soon */
 	uint64_t ticks;
 };
@@ -40,7 +41,9 @@ void weft__monitor_arm_slow(struct weft_monitor *m)
 		weft__futex_wake(&m->state, 1);
 }
 
-/* Counts a rescue for weft_metrics: only this thread writes the count. */
+/* Counts a rescue for weft_metrics: only this thread writes the count,
+ * so weft__stat_add's relaxed load and store add; readers take it as a
+ * gauge, ordered by nothing. */
 static void intervened(struct weft_monitor *m)
 {
 	weft__stat_add(&m->interventions, 1);
@@ -58,11 +61,11 @@ static int64_t first_timer(struct weft_worker *w)
  * (due soon), and lowers *first to the earliest worker's first timer;
  * marks a worker stuck (and sets *stuck) if it had the same tasks waiting
  * as last time behind a task that ran all along (its tick count did not
- * move), or the same oldest woken task while it ran others. Sets *queued
- * if a worker's deque held tasks at both looks, though it ran on: they
- * are open to thieves, and an idle worker would take some. The due timers
- * of a worker kept by one task are fired from here: their tasks go to the
- * global queue. */
+ * move: in run-next, its deque or its ready queue), or the same oldest
+ * woken task while it ran others. Sets *queued if a worker's deque held
+ * tasks at both looks, though it ran on: they are open to thieves, and an
+ * idle worker would take some. The due timers of a worker kept by one
+ * task are fired from here: their tasks go to the global queue. */
 static int look_at_workers(struct weft_runtime *rt, struct look *last,
 			   bool *stuck, bool *queued, int64_t *first)
 {
@@ -82,18 +85,35 @@ static int look_at_workers(struct weft_runtime *rt, struct look *last,
 				    weft__deque_len(&w->deque),
 				    weft__deque_len(&w->woken),
 				    weft__deque_top(&w->woken),
+				    0,
 				    at != WEFT_NO_DEADLINE &&
 					    at - clock <= TIMER_SOON_NS,
 				    atomic_load(&w->ticks) };
+		/* Read after the run-next slot (an initializer's loads are in
+		 * no order): a look that read the slot emptied by the pick
+		 * (its seq_cst exchange) sees the tasks the scheduler queued
+		 * before that pick, whose push came first on the owner. So
+		 * the wake that filled the slot, which armed us, covers them
+		 * too (monitor.h). Otherwise a gauge, as the lengths above: a
+		 * drain caught between its two counts shows its tasks twice,
+		 * or not at all, for that look. */
+		now.ready = weft__inject_len(&w->ready);
 		bool still = now.ticks == last[i].ticks;
 		bool queued_both = now.queued && last[i].queued;
-		if (now.runnext || now.queued || now.woken || now.timers)
+		if (now.runnext || now.queued || now.woken || now.ready ||
+		    now.timers)
 			busy++;
 		if (queued_both)
 			*queued = true;
+		/* Ready tasks behind a task that keeps the worker: only the
+		 * owner's pick takes them (ticks), thieves take them at any
+		 * time but none is roused for a batch of up to 16 (worker.c's
+		 * share_woken), so queued at both looks without a tick is
+		 * stuck. A worker that ran on takes them in turn: not
+		 * offered, as a small batch is not (runq.h). */
 		if ((still &&
 		     ((now.runnext && now.runnext == last[i].runnext) ||
-		      queued_both)) ||
+		      queued_both || (now.ready && last[i].ready))) ||
 		    (now.woken && last[i].woken &&
 		     now.woken_top == last[i].woken_top)) {
 			atomic_store(&w->stuck, true);
@@ -193,6 +213,8 @@ static void *monitor_main(void *arg)
 			 * not: a task spinning alone arms nothing. */
 			weft__futex_wait(&m->state, MON_IDLE,
 					 idle_wait(stall_period, first));
+			/* Relaxed (weft__stat_add): only this thread writes
+			 * it; a test reads it as a gauge. */
 			weft__stat_add(&m->wakeups, 1);
 			weft__stall_check(rt);
 			period = timer_soon(m, first) ? PERIOD_MAX_NS
@@ -204,7 +226,7 @@ static void *monitor_main(void *arg)
 				 stall_period > 0 && stall_period < period
 					 ? stall_period
 					 : period);
-		weft__stat_add(&m->wakeups, 1);
+		weft__stat_add(&m->wakeups, 1); /* as above */
 		weft__stall_check(rt);
 		bool stuck = false, queued = false;
 		int64_t ignored = WEFT_NO_DEADLINE;

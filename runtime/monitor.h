@@ -11,18 +11,27 @@
  *
  * While armed, the monitor looks at every worker once a period. A worker
  * whose tick count has not moved since the last look, and whose run-next
- * slot holds the same task or whose deque held tasks both times, is stuck;
- * so is one whose oldest woken task waited all period while it ran others.
- * The monitor marks it and rouses an idle worker, whose search then steals
- * those tasks (steal.c). A worker whose deque held tasks at two looks,
- * though it ran on, is not stuck, but the monitor rouses an idle worker
- * for those too: they are open to thieves and offered to none (runq.h).
+ * slot holds the same task or whose deque or ready queue held tasks both
+ * times, is stuck; so is one whose oldest woken task waited all period
+ * while it ran others. The monitor marks it and rouses an idle worker,
+ * whose search then steals those tasks (steal.c). A worker whose deque
+ * held tasks at two looks, though it ran on, is not stuck, but the
+ * monitor rouses an idle worker for those too: they are open to thieves
+ * and offered to none (runq.h).
  * It also fires the due timers of a worker kept by one task all period,
  * so that task's sleepers wake on time on other workers. Once no worker
  * has tasks waiting or a timer due soon (TIMER_SOON_NS) it disarms and
  * sleeps until a wake or a new first timer of a heap arms it, or the first
  * timer it saw is soon: a timer far ahead, live or disarmed, costs no
  * looks until then.
+ *
+ * The ready queue is watched for the tasks a worker's scheduler woke just
+ * before it picked a task that keeps it: thieves may take them, but none
+ * is roused for a batch of up to 16 (worker.c's share_woken). A batch of
+ * two or more arms the monitor. One task arms nothing: it runs next,
+ * unless a run-next or woken task goes first, whose wake armed the
+ * monitor, or a task from the deque or the global queue, which were
+ * offered to the idle workers (idle.h: a sleeper's re-check sees them).
  *
  * The poll set (drivers/readiness/pollset.h) has a poller while a worker
  * sleeps in it. The poller that wakes leaves it, arming the monitor; until
@@ -36,13 +45,18 @@
  * sets IDLE, then reads every slot, timer count, the poller role and
  * whether an fd joined (seq_cst all). One of them sees
  * the other. Deque lengths are outside the rule: an arming lost
- * there costs no task (runq.c's requeue). A heap's first timer the monitor
- * reads under the heap's lock after setting IDLE: an arm whose lock came
- * first is seen, and one whose lock came after reads the state after the
- * IDLE (the lock orders them), so a new first arms the monitor. An arm
- * that is not its heap's first needs not: a first at or before it was
- * seen, or armed the monitor itself. A first seen leaves once due (the
- * monitor woke before) or compacted away (it wakes early, for nothing).
+ * there costs no task (runq.c's requeue). So are ready queue lengths, but
+ * for the task a pick left behind when it took a run-next task, which the
+ * monitor reads after the slot: a look that finds the slot emptied by
+ * that pick (its seq_cst exchange) sees the push that came before it, and
+ * the wake that filled the slot armed the monitor. A heap's first timer
+ * the monitor reads under the heap's lock after setting IDLE: an arm whose
+ * lock came first is seen, and one whose lock came after reads the state
+ * after the IDLE (the lock orders them), so a new first arms the monitor.
+ * An arm that is not its heap's first needs not: a first at or before it
+ * was seen, or armed the monitor itself. A first seen leaves once due
+ * (the monitor woke before) or compacted away (it wakes early, for
+ * nothing).
  */
 #ifndef WEFT_RUNTIME_MONITOR_H
 #define WEFT_RUNTIME_MONITOR_H

@@ -7,6 +7,8 @@ weft_test(test_lifecycle TIMEOUT 600 SOURCES test_lifecycle.c)
 weft_test(test_timer TIMEOUT 300 SOURCES test_timer.c)
 # It measures wake-up order and lateness: alone, not beside a heavy suite.
 set_tests_properties(test_timer PROPERTIES RUN_SERIAL TRUE)
+# The monitor's rescues beside a kept worker: a ready task, the first fd.
+weft_test(test_monitor TIMEOUT 300 SOURCES test_monitor.c)
 
 weft_test(test_stack TIMEOUT 120 SOURCES test_stack.c)
 weft_test(test_debug TIMEOUT 60 SOURCES test_debug.c)

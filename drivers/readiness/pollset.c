@@ -51,7 +51,10 @@ int weft__pollset_break_fd(void)
  * disarm reads both after setting IDLE. */
 void weft__pollset_watching(void)
 {
-	/* Relaxed look first, so the line stays shared once set. */
+	/* Relaxed look first, so the line stays shared once set: it orders
+	 * nothing. A stale false leads to the exchange, which reads the
+	 * true in the single order; a true read here means some
+	 * registrant's exchange set it, and that one armed as needed. */
 	if (atomic_load_explicit(&set.watching, memory_order_relaxed) ||
 	    atomic_exchange(&set.watching, true) || atomic_load(&set.polling))
 		return;
@@ -92,6 +95,8 @@ bool weft__pollset_unattended(void)
 
 uint64_t weft__pollset_harvests(void)
 {
+	/* relaxed: a count compared with the monitor's last reading (see
+	 * weft__pollset_harvest's add); nothing is read through it. */
 	return atomic_load_explicit(&set.harvests, memory_order_relaxed);
 }
 
@@ -114,6 +119,9 @@ static int open_set(void)
 		close(epfd);
 		return r;
 	}
+	/* relaxed, both: under set.mu, before any worker runs a task (the
+	 * start handshake under rt->mu orders them before every reader, as
+	 * in weft__pollset_fd); the monitor starts after the drivers. */
 	atomic_store_explicit(&set.watching, false, memory_order_relaxed);
 	atomic_store_explicit(&set.epfd, epfd, memory_order_relaxed);
 	return 0;
@@ -136,6 +144,9 @@ void weft__pollset_leave(void)
 {
 	pthread_mutex_lock(&set.mu);
 	if (--set.users == 0) {
+		/* relaxed, load and store: under set.mu, which every write
+		 * holds; the last driver leaves after the tasks stopped
+		 * (weft__pollset_fd). */
 		close(atomic_load_explicit(&set.epfd, memory_order_relaxed));
 		atomic_store_explicit(&set.epfd, -1, memory_order_relaxed);
 		close(set.break_fd);
@@ -149,6 +160,9 @@ int weft__epoll_wait_ns(int epfd, struct epoll_event *ev, int max,
 {
 	int n;
 
+	/* relaxed: a flag that only turns on and guards no data; a thread
+	 * that misses it tries epoll_pwait2 once more and gets its own
+	 * ENOSYS. */
 	if (timeout_ns > 0 &&
 	    !atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
 		struct timespec ts = { .tv_sec = timeout_ns / 1000000000,
@@ -157,6 +171,7 @@ int weft__epoll_wait_ns(int epfd, struct epoll_event *ev, int max,
 		n = epoll_pwait2(epfd, ev, max, &ts, NULL);
 		if (n >= 0 || errno != ENOSYS)
 			return n;
+		/* relaxed: as the load above. */
 		atomic_store_explicit(&no_pwait2, true, memory_order_relaxed);
 	}
 	if (timeout_ns < 0)

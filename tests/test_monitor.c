@@ -1,0 +1,303 @@
+/*
+ * The monitor (runtime/monitor.h) rescues what a task that keeps its
+ * worker would strand, with the other worker asleep, so that nothing but
+ * the monitor can rouse it:
+ *
+ *  - a task the kept worker's scheduler woke into its ready queue just
+ *    before it picked the keeping task from run-next;
+ *  - the events of the first fd to join the poll set, registered by the
+ *    kept worker's task while no worker slept in the set and the monitor
+ *    was idle (drivers/readiness/pollset.c's weft__pollset_watching).
+ *
+ * Each round sets the scene up step by step and checks it held (which
+ * worker ran what, the monitor idle, the other worker asleep); a round
+ * whose scene a stray wake-up spoiled proves nothing and is run again.
+ * The keeping task keeps its worker until the stranded task ran, or 5 s:
+ * the task must run within 1 s. Run under both drivers (WEFT_IO=epoll).
+ */
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "test_util.h"
+#include "drivers/readiness/pollset.h"
+#include "runtime/monitor.h"
+#include "runtime/task.h"
+#include "runtime/worker.h"
+
+#define ROUNDS 10      /* at most, to see VALID_ROUNDS whose scene held */
+#define VALID_ROUNDS 2 /* each of which strands the task before the fix */
+#define KEEP_NS (5 * WEFT_SEC)
+#define BOUND_NS WEFT_SEC
+
+static struct weft_runtime *runtime(void)
+{
+	return atomic_load(&weft__rt);
+}
+
+/* Whether every worker but the caller's sleeps, and none searches. */
+static bool others_asleep(void)
+{
+	struct weft_runtime *rt = runtime();
+	return atomic_load(&rt->idle.sleeping) == rt->nworkers - 1 &&
+	       !atomic_load(&rt->idle.searching);
+}
+
+static bool monitor_idle(void)
+{
+	return atomic_load(&runtime()->monitor.state) == MON_IDLE;
+}
+
+/* Spins (keeping the worker, arming nothing) until ok() or 2 s. */
+static bool spin_until(bool (*ok)(void))
+{
+	for (int64_t until = weft_now() + 2 * WEFT_SEC;
+	     !ok() && weft_now() < until;)
+		weft__cpu_relax();
+	return ok();
+}
+
+/* ---- a ready task behind a kept worker's run-next task ------------------ */
+
+/*
+ * A (the waker) wakes B into its worker's run-next slot, which arms the
+ * monitor, and ends. Its end, on the scheduler, wakes C (A's joiner) into
+ * that worker's ready queue: one task, for which worker.c's share_woken
+ * neither rouses a worker nor arms the monitor. The scheduler's next pick
+ * is B, from run-next, and B keeps the worker. Once B was taken, C is the
+ * only task waiting: the monitor must see it in the ready queue and rouse
+ * the other worker, which steals it.
+ */
+struct ready_round {
+	struct weft_event go;  /* B waits on it */
+	weft_task_t a;         /* C joins it */
+	atomic_bool c_joining; /* C is about to join A */
+	atomic_int a_worker;   /* where A woke B */
+	atomic_bool scene;     /* A found C parked and the other asleep */
+	atomic_long b_ready;   /* B's worker's ready queue as B began */
+	atomic_int b_worker;   /* where B ran */
+	_Atomic int64_t a_end; /* A's last moment */
+	_Atomic int64_t c_ran; /* C's first moment after its wake, or 0 */
+};
+
+static void *ready_joiner(void *arg) /* C */
+{
+	struct ready_round *k = arg;
+	atomic_store(&k->c_joining, true);
+	ck_assert_int_eq(weft_join(k->a, NULL), 0);
+	atomic_store(&k->c_ran, weft_now());
+	return NULL;
+}
+
+static struct ready_round *ready_cur; /* for spin_until */
+
+static bool c_joining_others_asleep(void)
+{
+	return atomic_load(&ready_cur->c_joining) && others_asleep();
+}
+
+static void *ready_waker(void *arg) /* A */
+{
+	struct ready_round *k = arg;
+	ck_assert_int_eq(weft_sleep(20 * WEFT_MSEC), 0);
+	/* C is A's joiner once it began its join and no longer runs: it
+	 * runs on the other worker, which then sleeps, or here, where it
+	 * ran before A did. */
+	atomic_store(&k->scene, spin_until(c_joining_others_asleep));
+	atomic_store(&k->a_worker, weft_worker_id());
+	ck_assert_int_ge(weft_event_set(&k->go), 0); /* B to run-next */
+	atomic_store(&k->a_end, weft_now());
+	return NULL; /* the scheduler wakes C into the ready queue */
+}
+
+static void *ready_keeper(void *arg) /* B */
+{
+	struct ready_round *k = arg;
+	ck_assert_int_eq(weft_event_wait(&k->go), 0);
+	int id = weft_worker_id();
+	atomic_store(&k->b_worker, id);
+	atomic_store(&k->b_ready,
+		     weft__inject_len(&runtime()->workers[id].ready));
+	for (int64_t until = weft_now() + KEEP_NS;
+	     !atomic_load(&k->c_ran) && weft_now() < until;)
+		weft__cpu_relax();
+	return NULL;
+}
+
+/* One round; returns whether its scene held. */
+static void *ready_main(void *arg)
+{
+	struct ready_round *k = arg;
+	weft_task_t b, c;
+	ck_assert_int_eq(weft_spawn(&b, ready_keeper, k), 0);
+	ck_assert_int_eq(weft_spawn(&k->a, ready_waker, k), 0);
+	ck_assert_int_eq(weft_spawn(&c, ready_joiner, k), 0);
+	ck_assert_int_eq(weft_join(b, NULL), 0);
+	ck_assert_int_eq(weft_join(c, NULL), 0);
+	bool scene = atomic_load(&k->scene) &&
+		     atomic_load(&k->b_worker) == atomic_load(&k->a_worker) &&
+		     atomic_load(&k->b_ready) > 0;
+	if (scene)
+		ck_assert_msg(atomic_load(&k->c_ran) - atomic_load(&k->a_end) <
+				      BOUND_NS,
+			      "a woken task waited %lld ms in the ready queue "
+			      "of a kept worker",
+			      (long long)(atomic_load(&k->c_ran) -
+					  atomic_load(&k->a_end)) /
+				      WEFT_MSEC);
+	return (void *)(intptr_t)scene;
+}
+
+START_TEST(ready_task_behind_kept_worker)
+{
+	int valid = 0, rounds = 0;
+	for (int i = 0; i < ROUNDS && valid < VALID_ROUNDS; i++) {
+		struct ready_round k = { .go = WEFT_EVENT_INIT };
+		ready_cur = &k;
+		valid += (int)(intptr_t)weft_test_run(ready_main, &k, 2);
+		rounds = i + 1;
+	}
+	fprintf(stderr, "ready: the scene held in %d of %d rounds\n", valid,
+		rounds);
+	ck_assert_int_eq(valid, VALID_ROUNDS);
+}
+END_TEST
+
+/* ---- the first fd to join the poll set, on a kept worker ---------------- */
+
+/*
+ * R (the reader) registers the first fd of the poll set while the monitor
+ * is idle and no worker sleeps in the set: the test holds the poller role
+ * while the other worker goes to sleep, so it sleeps outside, and R gives
+ * the role back just before its wait. Then R's worker runs S, which sends
+ * R its byte and keeps the worker. S waited in the yielded list, whose
+ * lone task the scheduler takes back arming nothing (runq.c's
+ * requeue_yielded), and R came from the ready queue after a sleep (one
+ * task: nothing armed either). So only the registration's own arming
+ * (pollset.c's weft__pollset_watching) makes the monitor harvest the set
+ * and wake R on the other worker.
+ */
+struct watch_round {
+	int sv[2];
+	atomic_int s_worker;   /* where S yields and keeps */
+	atomic_bool scene;     /* R's checks before its wait held */
+	atomic_bool r_waiting; /* R is about to wait: S sends */
+	_Atomic int64_t sent;  /* when S sent R's byte */
+	_Atomic int64_t got;   /* when R had it, or 0 */
+};
+
+static void *watch_reader(void *arg) /* R */
+{
+	struct watch_round *k = arg;
+	char c;
+	/* Its timer on S's worker (it ran there, from S's deque), which
+	 * fires it into the ready queue while S yields. */
+	ck_assert_int_eq(weft_sleep(20 * WEFT_MSEC), 0);
+	bool scene = weft_worker_id() == atomic_load(&k->s_worker);
+	scene = spin_until(others_asleep) && scene;
+	scene = spin_until(monitor_idle) && others_asleep() && scene;
+	weft__pollset_release(); /* the main task took it */
+	/* No fd joined yet, no worker sleeps in the set. */
+	scene = !weft__pollset_unattended() && scene;
+	atomic_store(&k->scene, scene);
+	atomic_store(&k->r_waiting, true);
+	ck_assert_int_eq(weft_recv(k->sv[0], &c, 1, 0), 1);
+	atomic_store(&k->got, weft_now());
+	return NULL;
+}
+
+static void *watch_keeper(void *arg) /* S */
+{
+	struct watch_round *k = arg;
+	weft_task_t r;
+	atomic_store(&k->s_worker, weft_worker_id());
+	ck_assert_int_eq(weft_spawn(&r, watch_reader, k), 0);
+	/* R runs here first (its spawn waits in run-next), then sleeps;
+	 * its timer's wake runs it here again, and its wait gives the
+	 * worker back to this task. */
+	while (!atomic_load(&k->r_waiting))
+		ck_assert_int_eq(weft_yield(), 0);
+	atomic_store(&k->sent, weft_now());
+	ck_assert_int_eq(write(k->sv[1], "x", 1), 1);
+	for (int64_t until = weft_now() + KEEP_NS;
+	     !atomic_load(&k->got) && weft_now() < until;)
+		weft__cpu_relax();
+	ck_assert_int_eq(weft_join(r, NULL), 0);
+	return NULL;
+}
+
+static void *noop(void *arg)
+{
+	return arg;
+}
+
+/* Takes the poll set's poller role for the test, so that a worker going
+ * to sleep sleeps outside the set. A worker asleep in it holds the role:
+ * two spawns rouse it (the second puts the first where thieves take it),
+ * and the role is taken while it runs. */
+static void take_poller_role(void)
+{
+	int64_t until = weft_now() + 5 * WEFT_SEC;
+	bool taken = weft__pollset_claim();
+	while (!taken) {
+		weft_task_t t[2];
+		ck_assert(weft_now() < until);
+		ck_assert_int_eq(weft_spawn(&t[0], noop, NULL), 0);
+		ck_assert_int_eq(weft_spawn(&t[1], noop, NULL), 0);
+		for (int64_t end = weft_now() + WEFT_MSEC;
+		     !(taken = weft__pollset_claim()) && weft_now() < end;)
+			weft__cpu_relax();
+		ck_assert_int_eq(weft_join(t[0], NULL), 0);
+		ck_assert_int_eq(weft_join(t[1], NULL), 0);
+	}
+}
+
+/* One round; returns whether its scene held. */
+static void *watch_main(void *arg)
+{
+	struct watch_round *k = arg;
+	weft_task_t s;
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, k->sv), 0);
+	take_poller_role(); /* R gives it back */
+	ck_assert_int_eq(weft_spawn(&s, watch_keeper, k), 0);
+	ck_assert_int_eq(weft_join(s, NULL), 0);
+	bool scene = atomic_load(&k->scene);
+	if (scene)
+		ck_assert_msg(atomic_load(&k->got) &&
+				      atomic_load(&k->got) -
+						      atomic_load(&k->sent) <
+					      BOUND_NS,
+			      "the first fd's event waited %lld ms beside a "
+			      "kept worker",
+			      (long long)(atomic_load(&k->got) -
+					  atomic_load(&k->sent)) /
+				      WEFT_MSEC);
+	ck_assert_int_eq(weft_close(k->sv[0]), 0);
+	ck_assert_int_eq(close(k->sv[1]), 0);
+	return (void *)(intptr_t)scene;
+}
+
+START_TEST(first_fd_beside_kept_worker)
+{
+	int valid = 0, rounds = 0;
+	for (int i = 0; i < ROUNDS && valid < VALID_ROUNDS; i++) {
+		struct watch_round k = { .sv = { -1, -1 } };
+		valid += (int)(intptr_t)weft_test_run(watch_main, &k, 2);
+		rounds = i + 1;
+	}
+	fprintf(stderr, "first fd: the scene held in %d of %d rounds\n", valid,
+		rounds);
+	ck_assert_int_eq(valid, VALID_ROUNDS);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("monitor");
+	TCase *tc = tcase_create("monitor");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, ready_task_behind_kept_worker);
+	tcase_add_test(tc, first_fd_beside_kept_worker);
+	suite_add_tcase(s, tc);
+	return weft_test_main(s);
+}
