@@ -10,7 +10,12 @@
  * even while the call that released is still returning: one that took
  * a lock just released or a permit just given, saw an event set or a
  * future done. The releasing call no longer touches the object by then,
- * as POSIX promises for a mutex just unlocked.
+ * as POSIX promises for a mutex just unlocked. Not yet so for another
+ * waiter's cancellation or deadline that lands just as the release settles
+ * that waiter: its abort still locks the object, to find the waiter
+ * settled, after the release. So where other waiters of the same release
+ * may be cancelled or time out meanwhile, drop it once every waiter has
+ * returned.
  *
  * Every call returns 0 (or a count) on success and a negative errno on
  * failure; bad arguments (NULL pointers, zero sizes) are -EINVAL. Every
