@@ -14,26 +14,23 @@
 
 enum hierarchy { V2, V1 };
 
-/* The first line of the file at root + path, without its newline, in buf;
- * false if it cannot be read. */
-static bool read_first_line(const char *root, const char *path, char *buf,
-			    size_t size)
+/* Reads the number at the start of the file dir/name into *a, and with b
+ * the one after it into *b. Returns how many it read: 0 if the file cannot
+ * be read or starts with something else ("max", say). */
+static int read_numbers(const char *dir, const char *name, double *a, double *b)
 {
-	char full[PATH_MAX];
+	char path[PATH_MAX], line[128];
 	FILE *f;
-	bool ok;
+	int n = 0;
 
-	if (snprintf(full, sizeof(full), "%s%s", root, path) >=
-	    (int)sizeof(full))
-		return false;
-	f = fopen(full, "re");
-	if (!f)
-		return false;
-	ok = fgets(buf, (int)size, f) != NULL;
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >=
+		    (int)sizeof(path) ||
+	    !(f = fopen(path, "re")))
+		return 0;
+	if (fgets(line, sizeof(line), f))
+		n = b ? sscanf(line, "%lf %lf", a, b) : sscanf(line, "%lf", a);
 	fclose(f);
-	if (ok)
-		buf[strcspn(buf, "\n")] = '\0';
-	return ok;
+	return n > 0 ? n : 0;
 }
 
 /* One cgroup's own limit in CPUs, read in its directory dir: 0 for none.
@@ -41,27 +38,14 @@ static bool read_first_line(const char *root, const char *path, char *buf,
  * into cpu.cfs_quota_us (-1 for none) and cpu.cfs_period_us. */
 static double own_limit(const char *dir, enum hierarchy h)
 {
-	char path[PATH_MAX], line[128], period_line[64];
 	double quota = 0, period = 0;
 
 	if (h == V2) {
-		if (snprintf(path, sizeof(path), "%s/cpu.max", dir) >=
-			    (int)sizeof(path) ||
-		    !read_first_line("", path, line, sizeof(line)) ||
-		    sscanf(line, "%lf %lf", &quota, &period) != 2)
-			return 0; /* "max ...": no number to read */
-	} else {
-		if (snprintf(path, sizeof(path), "%s/cpu.cfs_quota_us", dir) >=
-			    (int)sizeof(path) ||
-		    !read_first_line("", path, line, sizeof(line)) ||
-		    sscanf(line, "%lf", &quota) != 1)
-			return 0;
-		if (snprintf(path, sizeof(path), "%s/cpu.cfs_period_us", dir) >=
-			    (int)sizeof(path) ||
-		    !read_first_line("", path, period_line,
-				     sizeof(period_line)) ||
-		    sscanf(period_line, "%lf", &period) != 1)
-			return 0;
+		if (read_numbers(dir, "cpu.max", &quota, &period) != 2)
+			return 0; /* "max PERIOD": no limit */
+	} else if (read_numbers(dir, "cpu.cfs_quota_us", &quota, NULL) != 1 ||
+		   read_numbers(dir, "cpu.cfs_period_us", &period, NULL) != 1) {
+		return 0;
 	}
 	if (quota <= 0 || period <= 0 || quota / period > LIMIT_MAX)
 		return 0;
