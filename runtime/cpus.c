@@ -52,6 +52,12 @@ static double own_limit(const char *dir, enum hierarchy h)
 	return quota / period;
 }
 
+/* The tighter of two limits, either 0 for none. */
+static double tighter(double a, double b)
+{
+	return a > 0 && (b <= 0 || a < b) ? a : b;
+}
+
 /* The tightest limit of the cgroup at dir and of its ancestors down to
  * (and including) the mount's top, the first top_len bytes of dir: the
  * kernel enforces every one of them. Cuts dir as it climbs. */
@@ -60,9 +66,7 @@ static double tightest_limit(char *dir, size_t top_len, enum hierarchy h)
 	double tightest = 0;
 
 	for (;;) {
-		double l = own_limit(dir, h);
-		if (l > 0 && (tightest == 0 || l < tightest))
-			tightest = l;
+		tightest = tighter(own_limit(dir, h), tightest);
 		char *slash = strrchr(dir + top_len, '/');
 		if (!slash)
 			return tightest;
@@ -101,48 +105,47 @@ static bool has_item(const char *list, const char *item)
 	}
 }
 
-/* The calling process's cgroup path in hierarchy h, from
+/* The calling process's cgroup path in each hierarchy, from
  * /proc/self/cgroup ("0::PATH" for v2; "ID:CONTROLLERS:PATH" for v1, with
- * cpu among the controllers), into path; false if it has none. */
-static bool own_cgroup(const char *root, enum hierarchy h, char *path,
-		       size_t size)
+ * cpu among the controllers), into cg[V2] and cg[V1], "" where it has
+ * none; false if it has none at all. */
+static bool own_cgroups(const char *root, char cg[2][PATH_MAX])
 {
 	char file[PATH_MAX], *line = NULL;
 	size_t cap = 0;
-	bool found = false;
 	FILE *f;
 
+	cg[V2][0] = cg[V1][0] = '\0';
 	if (snprintf(file, sizeof(file), "%s/proc/self/cgroup", root) >=
 		    (int)sizeof(file) ||
 	    !(f = fopen(file, "re")))
 		return false;
-	while (!found && getline(&line, &cap, f) > 0) {
+	while (getline(&line, &cap, f) > 0) {
 		line[strcspn(line, "\n")] = '\0';
 		char *list = strchr(line, ':');
-		char *cg = list ? strchr(list + 1, ':') : NULL;
-		if (!cg)
+		char *path = list ? strchr(list + 1, ':') : NULL;
+		if (!path)
 			continue;
 		*list++ = '\0';
-		*cg++ = '\0';
-		bool match = h == V2 ? !strcmp(line, "0") && !*list
-				     : has_item(list, "cpu");
-		if (match && *cg == '/' && strlen(cg) < size) {
-			strcpy(path, cg);
-			found = true;
-		}
+		*path++ = '\0';
+		int h = !strcmp(line, "0") && !*list ? V2
+			: has_item(list, "cpu")      ? V1
+						     : -1;
+		if (h >= 0 && !cg[h][0] && *path == '/' &&
+		    strlen(path) < PATH_MAX)
+			strcpy(cg[h], path);
 	}
 	free(line);
 	fclose(f);
-	return found;
+	return cg[V2][0] || cg[V1][0];
 }
 
 /* Splits a /proc/self/mountinfo line (ID PARENT DEV ROOT MOUNTPOINT
- * OPTIONS [TAGS...] - FSTYPE SOURCE SUPEROPTIONS) and says whether it
- * mounts hierarchy h: cgroup2, or cgroup with the cpu controller. Then
- * *mroot (the part of the hierarchy it shows) and *mpoint point into
- * line, unescaped. */
-static bool mounts_hierarchy(char *line, enum hierarchy h, char **mroot,
-			     char **mpoint)
+ * OPTIONS [TAGS...] - FSTYPE SOURCE SUPEROPTIONS) and says which
+ * hierarchy it mounts: V2 (cgroup2), V1 (cgroup with the cpu controller)
+ * or neither (-1). Then *mroot (the part of the hierarchy it shows) and
+ * *mpoint point into line, unescaped. */
+static int mounted_hierarchy(char *line, char **mroot, char **mpoint)
 {
 	char *field[6], *save = NULL, *tok = strtok_r(line, " \n", &save);
 	int n = 0;
@@ -155,15 +158,15 @@ static bool mounts_hierarchy(char *line, enum hierarchy h, char **mroot,
 	char *source = fstype ? strtok_r(NULL, " \n", &save) : NULL;
 	char *super = source ? strtok_r(NULL, " \n", &save) : NULL;
 	if (n < 6 || !super)
-		return false;
-	if (h == V2 ? strcmp(fstype, "cgroup2")
-		    : strcmp(fstype, "cgroup") || !has_item(super, "cpu"))
-		return false;
+		return -1;
+	int h = !strcmp(fstype, "cgroup2")                            ? V2
+		: !strcmp(fstype, "cgroup") && has_item(super, "cpu") ? V1
+								      : -1;
 	*mroot = field[3];
 	*mpoint = field[4];
 	unescape(*mroot);
 	unescape(*mpoint);
-	return true;
+	return h;
 }
 
 /* The directory of cgroup cg, in dir (size bytes), under a mount at
@@ -186,42 +189,34 @@ static bool cgroup_dir(const char *root, const char *mroot, const char *mpoint,
 					 (int)(size - *top);
 }
 
-/* The limit under hierarchy h: the tightest from the process's cgroup up
- * to the top of the first mount of h that shows it. */
-static double hierarchy_limit(const char *root, enum hierarchy h)
+double weft__cpus_cgroup_limit(const char *root)
 {
-	char cg[PATH_MAX], file[PATH_MAX], dir[PATH_MAX], *line = NULL;
+	char cg[2][PATH_MAX], file[PATH_MAX], dir[PATH_MAX], *line = NULL;
 	char *mroot, *mpoint;
+	double limit[2] = { 0, 0 };
+	bool mapped[2] = { false, false };
 	size_t cap = 0, top;
-	double limit = 0;
 	FILE *f;
 
-	if (!own_cgroup(root, h, cg, sizeof(cg)) ||
+	if (!own_cgroups(root, cg) ||
 	    snprintf(file, sizeof(file), "%s/proc/self/mountinfo", root) >=
 		    (int)sizeof(file) ||
 	    !(f = fopen(file, "re")))
 		return 0;
+	/* The first mount of each hierarchy that shows the process's
+	 * cgroup; a hybrid host mounts both, the cpu controller in one. */
 	while (getline(&line, &cap, f) > 0) {
-		if (mounts_hierarchy(line, h, &mroot, &mpoint) &&
-		    cgroup_dir(root, mroot, mpoint, cg, dir, sizeof(dir),
-			       &top)) {
-			limit = tightest_limit(dir, top, h);
-			break;
-		}
+		int h = mounted_hierarchy(line, &mroot, &mpoint);
+		if (h < 0 || mapped[h] || !cg[h][0] ||
+		    !cgroup_dir(root, mroot, mpoint, cg[h], dir, sizeof(dir),
+				&top))
+			continue;
+		limit[h] = tightest_limit(dir, top, h);
+		mapped[h] = true;
 	}
 	free(line);
 	fclose(f);
-	return limit;
-}
-
-double weft__cpus_cgroup_limit(const char *root)
-{
-	double v2 = hierarchy_limit(root, V2), v1 = hierarchy_limit(root, V1);
-
-	/* A hybrid host mounts both; the cpu controller sits in one. */
-	if (v2 > 0 && v1 > 0)
-		return v2 < v1 ? v2 : v1;
-	return v2 > 0 ? v2 : v1;
+	return tighter(limit[V2], limit[V1]);
 }
 
 int weft__cpus_for(int cpus, double limit)
