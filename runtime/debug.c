@@ -44,6 +44,17 @@ void weft__debug_spin_released(unsigned *l)
 		hook(l);
 }
 
+void (*weft__debug_abort_hook)(const struct weft__waiter *w, int stage);
+
+void weft__debug_abort_reached(const struct weft__waiter *w, int stage)
+{
+	/* acquire: as the unlock hook's. */
+	void (*hook)(const struct weft__waiter *, int) =
+		__atomic_load_n(&weft__debug_abort_hook, __ATOMIC_ACQUIRE);
+	if (hook)
+		hook(w, stage);
+}
+
 int weft__debug_spins_held(void)
 {
 	return spins_held;

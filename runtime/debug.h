@@ -29,6 +29,17 @@ int weft__debug_spins_held(void);
  * store that frees l: a test that stalls the releaser here can show that
  * nobody is let go of the object while its releaser still holds l. */
 extern void (*weft__debug_unlock_hook)(unsigned *l);
+/* A test's hook, called by every wait-queue abort (sync/waitq.h) of waiter
+ * w at these stages: a test that stalls the abort there can show that a
+ * release racing it lets nobody free the object while the abort may still
+ * reach it. */
+struct weft__waiter;
+enum {
+	WEFT__ABORT_START,  /* before it touches w */
+	WEFT__ABORT_CLAIMED /* it claimed w, and takes the lock next */
+};
+extern void (*weft__debug_abort_hook)(const struct weft__waiter *w, int stage);
+void weft__debug_abort_reached(const struct weft__waiter *w, int stage);
 
 #ifdef WEFT_DEBUG
 __attribute__((noreturn, cold)) void weft__assert_fail(const char *cond,

@@ -295,20 +295,19 @@ static void joiner_abort(struct weft__waiter *w, int reason)
 }
 
 /* Under the lock: puts item without waiting. Returns 0, -EPIPE, -ENOMEM,
- * or -EAGAIN if full; *wake is a getter to wake after unlocking. Inline: see
+ * or -EAGAIN if full; wl has a getter to wake after unlocking. Inline: see
  * store. */
 static inline __attribute__((always_inline)) int
-put_locked(struct weft_queue *q, const void *item, struct weft__waiter **wake)
+put_locked(struct weft_queue *q, const void *item, struct weft__wakelist *wl)
 {
 	WEFT_ASSERT(weft__spin_held(&lock_of(q)->lock));
 	if (q->shutdown)
 		return -EPIPE;
 	struct weft__waiter *g;
 	if (!weft__waitq_empty(&q->getters) &&
-	    (g = weft__waitq_settle_one(&q->getters, 0))) {
+	    (g = weft__waitq_settle_one(&q->getters, 0, wl))) {
 		copy_elem(g->data, item, q->elem_size);
 		q->unfinished++;
-		*wake = g;
 		return 0;
 	}
 	if (full(q))
@@ -320,10 +319,10 @@ put_locked(struct weft_queue *q, const void *item, struct weft__waiter **wake)
 }
 
 /* Under the lock: gets into out without waiting. Returns 0, -EPIPE, or
- * -EAGAIN if empty; *wake is a putter to wake after unlocking. Inline: see
+ * -EAGAIN if empty; wl has a putter to wake after unlocking. Inline: see
  * store. */
 static inline __attribute__((always_inline)) int
-get_locked(struct weft_queue *q, void *out, struct weft__waiter **wake)
+get_locked(struct weft_queue *q, void *out, struct weft__wakelist *wl)
 {
 	WEFT_ASSERT(weft__spin_held(&lock_of(q)->lock));
 	if (!q->count)
@@ -331,64 +330,63 @@ get_locked(struct weft_queue *q, void *out, struct weft__waiter **wake)
 	take(q, out);
 	struct weft__waiter *p;
 	if (!weft__waitq_empty(&q->putters) &&
-	    (p = weft__waitq_settle_one(&q->putters, 0))) {
+	    (p = weft__waitq_settle_one(&q->putters, 0, wl))) {
 		/* A slot was just freed, so this cannot fail. */
 		store(q, p->data);
 		q->unfinished++;
-		*wake = p;
 	}
 	return 0;
 }
 
-static inline int finish(struct weft_queue *q, int r, struct weft__waiter *wk)
+static inline int finish(struct weft_queue *q, int r, struct weft__wakelist *wl)
 {
 	queue_unlock(q);
-	if (wk)
-		weft__waiter_wake(wk);
+	weft__wakelist_wake(wl);
 	return r;
 }
 
 int weft__queue_get_locked(struct weft_queue *q, void *out,
-			   struct weft__waiter **wake)
+			   struct weft__wakelist *wl)
 {
-	return get_locked(q, out, wake);
+	return get_locked(q, out, wl);
 }
 
 int weft__queue_put_locked(struct weft_queue *q, const void *item,
-			   struct weft__waiter **wake)
+			   struct weft__wakelist *wl)
 {
-	return put_locked(q, item, wake);
+	return put_locked(q, item, wl);
 }
 
 int weft_queue_try_put(struct weft_queue *q, const void *item)
 {
 	if (!weft__queue_usable(q) || !item)
 		return -EINVAL;
-	struct weft__waiter *wk = 0;
+	struct weft__wakelist wl = WEFT__WAKELIST_INIT;
 	queue_lock(q);
-	int r = put_locked(q, item, &wk); /* before reading wk */
-	return finish(q, r, wk);
+	int r = put_locked(q, item, &wl);
+	return finish(q, r, &wl);
 }
 
 int weft_queue_try_get(struct weft_queue *q, void *out)
 {
 	if (!weft__queue_usable(q) || !out)
 		return -EINVAL;
-	struct weft__waiter *wk = 0;
+	struct weft__wakelist wl = WEFT__WAKELIST_INIT;
 	queue_lock(q);
-	int r = get_locked(q, out, &wk); /* before reading wk */
-	return finish(q, r, wk);
+	int r = get_locked(q, out, &wl);
+	return finish(q, r, &wl);
 }
 
 int weft_queue_put(struct weft_queue *q, const void *item)
 {
 	if (!weft__queue_usable(q) || !item)
 		return -EINVAL;
-	struct weft__waiter *wk = 0, w;
+	struct weft__wakelist wl = WEFT__WAKELIST_INIT;
+	struct weft__waiter w;
 	queue_lock(q);
-	int r = put_locked(q, item, &wk);
+	int r = put_locked(q, item, &wl);
 	if (r != -EAGAIN)
-		return finish(q, r, wk);
+		return finish(q, r, &wl);
 	queue_unlock(q);
 
 	/* Full: wait as a putter; a getter moves our item in and settles us
@@ -400,14 +398,14 @@ int weft_queue_put(struct weft_queue *q, const void *item)
 	if ((r = weft__wait_begin(&w)))
 		return r;
 	queue_lock(q);
-	if ((r = weft__waiter_state(&w)) != WEFT__WAITING ||
-	    (r = put_locked(q, item, &wk)) != -EAGAIN) {
+	if (weft__waiter_state(&w) == WEFT__WAITING &&
+	    (r = put_locked(q, item, &wl)) != -EAGAIN) {
 		queue_unlock(q);
 		weft__wait_end(&w);
-		if (wk)
-			weft__waiter_wake(wk);
+		weft__wakelist_wake(&wl);
 		return r;
 	}
+	/* Still full, or aborted already: then wait_on only leaves. */
 	return weft__waitq_wait_on(lock_of(q), &q->putters, &w);
 }
 
@@ -415,11 +413,12 @@ int weft_queue_get(struct weft_queue *q, void *out)
 {
 	if (!weft__queue_usable(q) || !out)
 		return -EINVAL;
-	struct weft__waiter *wk = 0, w;
+	struct weft__wakelist wl = WEFT__WAKELIST_INIT;
+	struct weft__waiter w;
 	queue_lock(q);
-	int r = get_locked(q, out, &wk);
+	int r = get_locked(q, out, &wl);
 	if (r != -EAGAIN)
-		return finish(q, r, wk);
+		return finish(q, r, &wl);
 	queue_unlock(q);
 
 	/* Empty: wait as a getter; a putter copies its item into out and
@@ -430,14 +429,14 @@ int weft_queue_get(struct weft_queue *q, void *out)
 	if ((r = weft__wait_begin(&w)))
 		return r;
 	queue_lock(q);
-	if ((r = weft__waiter_state(&w)) != WEFT__WAITING ||
-	    (r = get_locked(q, out, &wk)) != -EAGAIN) {
+	if (weft__waiter_state(&w) == WEFT__WAITING &&
+	    (r = get_locked(q, out, &wl)) != -EAGAIN) {
 		queue_unlock(q);
 		weft__wait_end(&w);
-		if (wk)
-			weft__waiter_wake(wk);
+		weft__wakelist_wake(&wl);
 		return r;
 	}
+	/* Still empty, or aborted already: then wait_on only leaves. */
 	return weft__waitq_wait_on(lock_of(q), &q->getters, &w);
 }
 
@@ -488,12 +487,10 @@ int weft_queue_join(struct weft_queue *q)
 	if ((r = weft__wait_begin(&w)))
 		return r;
 	queue_lock(q);
-	if (!q->unfinished || (r = weft__waiter_state(&w)) != WEFT__WAITING) {
-		if (!q->unfinished)
-			r = 0;
+	if (!q->unfinished) {
 		queue_unlock(q);
 		weft__wait_end(&w);
-		return r;
+		return 0;
 	}
 	return weft__waitq_wait_on(lock_of(q), &q->joiners, &w);
 }

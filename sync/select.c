@@ -69,7 +69,7 @@ struct sel {
 	unsigned own_lock; /* the one lock of a select of timeouts only */
 	int64_t until;     /* the earliest timeout case's time */
 	int timeout_case;  /* its index, or -1 */
-	struct weft__waiter *wake; /* a queue waiter to wake unlocked */
+	struct weft__wakelist wake; /* queue waiters to wake unlocked */
 	unsigned *small[SMALL_LOCKS];
 };
 
@@ -345,8 +345,7 @@ static inline void finish_case(struct weft_select_case *c)
 /* The same after waiting, where a queue may have a waiter to wake. */
 static int finish(struct sel *s, int i)
 {
-	if (s->wake)
-		weft__waiter_wake(s->wake);
+	weft__wakelist_wake(&s->wake);
 	finish_case(&s->cases[i]);
 	return i;
 }

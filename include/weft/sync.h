@@ -10,12 +10,9 @@
  * even while the call that released is still returning: one that took
  * a lock just released or a permit just given, saw an event set or a
  * future done. The releasing call no longer touches the object by then,
- * as POSIX promises for a mutex just unlocked. Not yet so for another
- * waiter's cancellation or deadline that lands just as the release settles
- * that waiter: its abort still locks the object, to find the waiter
- * settled, after the release. So where other waiters of the same release
- * may be cancelled or time out meanwhile, drop it once every waiter has
- * returned.
+ * as POSIX promises for a mutex just unlocked, and neither does the
+ * cancellation or deadline of another waiter that lands just then: the
+ * release waits it out before it lets anyone go.
  *
  * Every call returns 0 (or a count) on success and a negative errno on
  * failure; bad arguments (NULL pointers, zero sizes) are -EINVAL. Every
