@@ -388,6 +388,8 @@ int weft_queue_put(struct weft_queue *q, const void *item)
 	if (r != -EAGAIN)
 		return finish(q, r, &wl);
 	queue_unlock(q);
+	/* Nothing popped: a waiter is popped only for a call that ends. */
+	WEFT_ASSERT(!wl.head && !wl.claimed);
 
 	/* Full: wait as a putter; a getter moves our item in and settles us
 	 * with 0, or shutdown settles us with -EPIPE. wait_begin may take the
@@ -420,6 +422,8 @@ int weft_queue_get(struct weft_queue *q, void *out)
 	if (r != -EAGAIN)
 		return finish(q, r, &wl);
 	queue_unlock(q);
+	/* Nothing popped: a waiter is popped only for a call that ends. */
+	WEFT_ASSERT(!wl.head && !wl.claimed);
 
 	/* Empty: wait as a getter; a putter copies its item into out and
 	 * settles us with 0, or shutdown settles us with -EPIPE. */

@@ -396,6 +396,8 @@ static int park_thread(struct sel *s)
  * timeout case's is the timeout case winning (time.h's tie rule). */
 static int aborted(struct sel *s, int r)
 {
+	/* No queue case ended, so none popped a waiter to wake. */
+	WEFT_ASSERT(!s->wake.head && !s->wake.claimed);
 	if (r == -ETIMEDOUT && s->timeout_case >= 0 &&
 	    (!s->w.task || s->until <= s->w.task->deadline)) {
 		s->cases[s->timeout_case].status = 0;

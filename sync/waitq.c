@@ -25,7 +25,9 @@ void weft__waitq_unlock_cb(void *q)
 void weft__waitq_push(struct weft_waitq *q, struct weft__waiter *w)
 {
 	WEFT_ASSERT(!weft__waitq_linked(q, w));
-	WEFT_ASSERT(weft__waiter_state(w) == WEFT__WAITING);
+	/* Claimed is fine: the abort finds w linked once it has the lock. */
+	WEFT_ASSERT(weft__waiter_state(w) == WEFT__WAITING ||
+		    weft__waiter_state(w) == WEFT__ABORTING);
 	weft__list_push_back(q->head, q->tail, w);
 	/* w->queue was set by prepare: aborts read it without the lock. */
 }
@@ -56,7 +58,12 @@ int weft__waitq_wait_on(struct weft_waitq *lock, struct weft_waitq *q,
 			struct weft__waiter *w)
 {
 	WEFT_ASSERT(weft__spin_held(&lock->lock));
-	if (weft__waiter_state(w) != WEFT__WAITING)
+	/* Settled only by an abort that claimed w and then had the lock
+	 * before us. Claimed but not settled, w is linked all the same:
+	 * the caller may have counted it in (the barrier), and its abort,
+	 * waiting for our lock, will find it linked and unlink it. */
+	int s = weft__waiter_state(w);
+	if (s != WEFT__WAITING && s != WEFT__ABORTING)
 		return weft__waitq_leave_unlinked(lock, w);
 	weft__waitq_push(q, w);
 	return weft__wait_park(w, weft__waitq_unlock_cb, lock);

@@ -3,8 +3,9 @@
  * mechanism under every weft primitive. Layout in <weft/waitq.h>.
  *
  * Invariants:
- *  - head..tail are exactly the linked waiters, all still WEFT__WAITING or
- *    being settled by whoever holds the guarding lock.
+ *  - head..tail are exactly the linked waiters, each WEFT__WAITING, claimed
+ *    by an abort that has yet to take the lock (WEFT__ABORTING), frozen by
+ *    the lock's holder (WEFT__FROZEN, below), or being settled by it.
  *  - A waiter leaves the list only under the lock, and is woken only after
  *    it left, so a woken waiter is never touched through q again.
  *  - Notifiers settle linked waiters only under the lock, with a CAS that

@@ -11,7 +11,8 @@ weft_test(test_sync_stress TIMEOUT 300 SOURCES test_sync_stress.c)
 weft_test(test_sync_race TIMEOUT 300 SOURCES test_sync_race.c)
 weft_test(test_sync_select TIMEOUT 300 SOURCES test_sync_select.c)
 weft_test(test_sync_group_server TIMEOUT 120 SOURCES test_sync_group_server.c)
-# Stalls releasers with the debug build's unlock hook (runtime/debug.h).
+# Stall releasers and aborts with the debug build's hooks (runtime/debug.h).
 if(WEFT_DEBUG)
   weft_test(test_sync_release TIMEOUT 120 SOURCES test_sync_release.c)
+  weft_test(test_sync_abort_race TIMEOUT 120 SOURCES test_sync_abort_race.c)
 endif()
