@@ -62,6 +62,7 @@
 #define WEFT__SELECTED 2 /* a select's group waiter: a case won */
 #define WEFT__ABORTING 3 /* a wait-queue waiter its abort has claimed */
 #define WEFT__FROZEN 4   /* one its notifier holds back from aborts */
+#define WEFT__POPPED 5   /* a claimed one a notifier popped, to wake */
 
 struct weft_task;
 struct weft__waiter;
@@ -244,7 +245,8 @@ static inline int weft__wait_park(struct weft__waiter *w,
 	int r = weft__waiter_state(w);
 	/* Only a settled waiter is woken, and a claimed one once its abort
 	 * has settled it. */
-	WEFT_ASSERT(r != WEFT__WAITING && r != WEFT__ABORTING);
+	WEFT_ASSERT(r != WEFT__WAITING && r != WEFT__ABORTING &&
+		    r != WEFT__POPPED);
 	weft__wait_end(w);
 	return r;
 }

@@ -63,8 +63,7 @@ static void barrier_abort(struct weft__waiter *w, int reason)
 			__atomic_store_n(&b->count, b->count - 1,
 					 __ATOMIC_RELAXED);
 	}
-	weft__waitq_unlock(&b->wq);
-	weft__waitq_abort_settle(w, reason, linked);
+	weft__waitq_abort_end(&b->wq, w, reason, linked);
 }
 
 /* Under the lock: one released waiter is out; the last lets the held in. */

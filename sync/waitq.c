@@ -59,9 +59,9 @@ int weft__waitq_wait_on(struct weft_waitq *lock, struct weft_waitq *q,
 {
 	WEFT_ASSERT(weft__spin_held(&lock->lock));
 	/* Settled only by an abort that claimed w and then had the lock
-	 * before us. Claimed but not settled, w is linked all the same:
-	 * the caller may have counted it in (the barrier), and its abort,
-	 * waiting for our lock, will find it linked and unlink it. */
+	 * before us (abort_end). Claimed but not settled, w is linked all
+	 * the same: the caller may have counted it in (the barrier), and its
+	 * abort, waiting for our lock, will find it linked and unlink it. */
 	int s = weft__waiter_state(w);
 	if (s != WEFT__WAITING && s != WEFT__ABORTING)
 		return weft__waitq_leave_unlinked(lock, w);
@@ -102,14 +102,23 @@ bool weft__waitq_abort_claim(struct weft__waiter *w)
 	return true;
 }
 
-void weft__waitq_abort_settle(struct weft__waiter *w, int reason, bool unlinked)
+void weft__waitq_abort_end(struct weft_waitq *lock, struct weft__waiter *w,
+			   int reason, bool unlinked)
 {
-	WEFT_ASSERT(weft__waiter_state(w) == WEFT__ABORTING);
-	/* Release: pairs with the acquire of the waiter (waiter_state) and
-	 * of a notifier that popped w and waits for this (wakelist_wake):
-	 * the abort's touches of the object happen before either goes on. */
-	atomic_store_explicit(&w->state, reason, memory_order_release);
-	if (unlinked)
+	/* Relaxed: under the lock, as every write of POPPED. */
+	bool popped = atomic_load_explicit(&w->state, memory_order_relaxed) ==
+		      WEFT__POPPED;
+	WEFT_ASSERT(popped || weft__waiter_state(w) == WEFT__ABORTING);
+	/* Release, all three: pairs with the acquire of the waiter
+	 * (waiter_state) and of a notifier that waits for this
+	 * (wakelist_wake), so the abort's touches of the object happen
+	 * before either goes on. */
+	if (!popped) /* before the unlock: a waiter not yet linked looks */
+		atomic_store_explicit(&w->state, reason, memory_order_release);
+	weft__waitq_unlock(lock);
+	if (popped) /* the notifier wakes w once it sees this */
+		atomic_store_explicit(&w->state, reason, memory_order_release);
+	else if (unlinked)
 		weft__waiter_wake(w);
 }
 
@@ -126,8 +135,7 @@ void weft__waitq_abort_on(struct weft_waitq *lock, struct weft_waitq *q,
 		if (on_unlink)
 			on_unlink(q);
 	}
-	weft__waitq_unlock(lock);
-	weft__waitq_abort_settle(w, reason, linked);
+	weft__waitq_abort_end(lock, w, reason, linked);
 }
 
 void weft__waitq_abort(struct weft__waiter *w, int reason)
@@ -207,8 +215,12 @@ struct weft__waiter *weft__waitq_settle_one(struct weft_waitq *q, int result,
 		 * Relaxed: the failed CAS read the claim already; nothing
 		 * the claimer wrote is read here. */
 		if (atomic_load_explicit(&w->state, memory_order_relaxed) ==
-		    WEFT__ABORTING)
+		    WEFT__ABORTING) {
+			/* Relaxed: its abort reads it under our lock. */
+			atomic_store_explicit(&w->state, WEFT__POPPED,
+					      memory_order_relaxed);
 			push_claimed(wl, w);
+		}
 	}
 	return 0;
 }
@@ -246,7 +258,7 @@ void weft__wakelist_wake(struct weft__wakelist *wl)
 		int spins = 0;
 		/* Acquire: pairs with abort_settle's release store. */
 		while (atomic_load_explicit(&w->state, memory_order_acquire) ==
-		       WEFT__ABORTING)
+		       WEFT__POPPED)
 			weft__spin_backoff(&spins);
 	}
 	wake_chain(wl->claimed);

@@ -14,14 +14,22 @@
  *    it touches the object, and touches it only if the claim won: once a
  *    notifier has settled a waiter, another waiter may see the release and
  *    free the object (weft/sync.h), so an abort that lost must not so much
- *    as lock it. A claimed waiter stays claimed until its abort, done with
- *    the object, settles it with the reason (weft__waitq_abort_settle).
- *  - A notifier that pops a claimed waiter keeps it on its wake list's
- *    claimed chain; after unlocking, weft__wakelist_wake waits until each
- *    such abort has settled its waiter (and so left the object) before it
- *    wakes anyone, and then wakes the claimed waiters too, since their
- *    aborts found them unlinked. So no waiter returns, and no releaser
- *    returns, while an abort claimed on the object can still reach it.
+ *    as lock it. A claimed waiter stays claimed until its abort, under the
+ *    lock, finds it and ends the wait (weft__waitq_abort_end), one of
+ *    three ways: linked, it unlinks it, and wakes it after unlocking; not
+ *    linked yet, it settles it before unlocking, so the waiter, which
+ *    looks under the lock, leaves without linking; popped by a notifier
+ *    (WEFT__POPPED), it settles it after unlocking, its last touch of the
+ *    object, and the notifier wakes it.
+ *  - A claimed waiter that finds itself not yet settled links itself all
+ *    the same: its abort, which has yet to take the lock, unlinks it.
+ *  - A notifier that pops a claimed waiter marks it WEFT__POPPED (under
+ *    the lock: nothing else changes a claimed state then) and keeps it on
+ *    its wake list's claimed chain; after unlocking, weft__wakelist_wake
+ *    waits until each such abort has settled its waiter before it wakes
+ *    anyone, and then wakes the claimed waiters too. So no waiter returns,
+ *    and no releaser returns, while an abort claimed on the object can
+ *    still reach it.
  *
  * Refinement of runtime/wait.h for waitq waiters: w->queue names the list
  * from weft__waitq_prepare() until the wait ends, not only while linked,
@@ -93,14 +101,14 @@ static inline bool weft__waitq_linked(const struct weft_waitq *q,
 void weft__waitq_abort(struct weft__waiter *w, int reason);
 
 /* An abort's claim (see the top): true if it won w, which is then the
- * abort's to settle with weft__waitq_abort_settle. */
+ * abort's to end with weft__waitq_abort_end. */
 bool weft__waitq_abort_claim(struct weft__waiter *w);
 
-/* Ends a claimed abort, after its last touch of the object: settles w with
- * reason, and wakes it if the abort unlinked it (else w was never linked
- * and leaves by itself, or a notifier popped it and wakes it). */
-void weft__waitq_abort_settle(struct weft__waiter *w, int reason,
-			      bool unlinked);
+/* Ends a claimed abort, called with lock (w's guard) held, which it
+ * releases: settles w with reason and wakes it if need be (see the top).
+ * unlinked: whether the abort just unlinked w. */
+void weft__waitq_abort_end(struct weft_waitq *lock, struct weft__waiter *w,
+			   int reason, bool unlinked);
 
 /* Initialises w to wait on q with abort (weft__waitq_abort if NULL), for
  * kind on object (what weft_dump shows). Call before weft__wait_begin. */
