@@ -35,8 +35,8 @@ extern void (*weft__debug_unlock_hook)(unsigned *l);
  * reach it. */
 struct weft__waiter;
 enum {
-	WEFT__ABORT_START,  /* before it touches w */
-	WEFT__ABORT_CLAIMED /* it claimed w, and takes the lock next */
+	WEFT__ABORT_START,  /* before it looks at w */
+	WEFT__ABORT_LOCKING /* w still waited: it takes the lock next */
 };
 extern void (*weft__debug_abort_hook)(const struct weft__waiter *w, int stage);
 void weft__debug_abort_reached(const struct weft__waiter *w, int stage);

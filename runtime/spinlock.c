@@ -3,21 +3,16 @@
 
 #include "spinlock.h"
 
-void weft__spin_backoff(int *spins)
-{
-	if ((*spins)++ < 100)
-		weft__cpu_relax();
-	else
-		sched_yield(); /* the other thread was preempted */
-}
-
 void weft__spin_wait_free(const unsigned *l)
 {
-	int spins = 0;
 	/* acquire: pairs with the holder's release unlock, so that what it
 	 * did under the lock happens before what the caller does next. */
-	while (__atomic_load_n(l, __ATOMIC_ACQUIRE))
-		weft__spin_backoff(&spins);
+	for (int spins = 0; __atomic_load_n(l, __ATOMIC_ACQUIRE); spins++) {
+		if (spins < 100)
+			weft__cpu_relax();
+		else
+			sched_yield(); /* the holder was preempted */
+	}
 }
 
 void weft__spin_lock_slow(unsigned *l, unsigned mine)

@@ -42,10 +42,6 @@ void weft__spin_lock_slow(unsigned *l, unsigned mine);
 /* Returns once l is seen free: its holder at the call, if any, has left. */
 void weft__spin_wait_free(const unsigned *l);
 
-/* One round of a wait for another thread's short critical section: a
- * pause, or a yield once the wait has gone on long (spins counts, from 0). */
-void weft__spin_backoff(int *spins);
-
 /* A spin-wait loop's hint to the CPU that it spins: the core gives the
  * pipeline to its sibling thread, and leaving the loop is not taken for a
  * memory-order violation. Elsewhere a compiler barrier, which is enough. */

@@ -36,8 +36,8 @@
  *    abort must: take L; if weft__waiter_settle(w, reason) wins and w is
  *    linked, unlink it and weft__waiter_wake(w); release L. If w was not
  *    linked yet, the waiter sees the settled state before enqueueing.
- *    A wait-queue's abort (sync/waitq.h) claims w before it takes L
- *    instead, since a release that won may let the object be freed.
+ *    A wait-queue's abort first checks that w still waits, so that it does
+ *    not touch an object that a release may have let go (sync/waitq.h).
  *  - The notifier owns what it hands over: if the notify won, the waiter
  *    succeeded (it holds the lock, has the item, ...).
  *
@@ -60,9 +60,6 @@
 
 #define WEFT__WAITING 1
 #define WEFT__SELECTED 2 /* a select's group waiter: a case won */
-#define WEFT__ABORTING 3 /* a wait-queue waiter its abort has claimed */
-#define WEFT__FROZEN 4   /* one its notifier holds back from aborts */
-#define WEFT__POPPED 5   /* a claimed one a notifier popped, to wake */
 
 struct weft_task;
 struct weft__waiter;
@@ -156,8 +153,8 @@ static inline void weft__waiter_init(struct weft__waiter *w,
 	weft__waiter_init_as(w, abort, WEFT__WAIT_OTHER, NULL);
 }
 
-/* Acquire: pairs with the release of the settle that won, so the waiter
- * sees what its notifier handed over. */
+/* Acquire: pairs with the release of the settle that won (CAS or
+ * settle_locked), so the waiter sees what its notifier handed over. */
 static inline int weft__waiter_state(struct weft__waiter *w)
 {
 	return atomic_load_explicit(&w->state, memory_order_acquire);
@@ -192,6 +189,25 @@ static inline bool weft__waiter_settle(struct weft__waiter *w, int result)
 						       result,
 						       memory_order_acq_rel,
 						       memory_order_acquire);
+}
+
+/* The same, for a waiter every settle of which happens under one lock that
+ * the caller holds (a wait-queue's: notifiers and aborts alike): nobody can
+ * race, so a load and a store do the CAS's work without its cost. (A
+ * select's case is such a waiter; only its group claim is a CAS.) */
+static inline bool weft__waiter_settle_locked(struct weft__waiter *w,
+					      int result)
+{
+	WEFT_ASSERT(result != WEFT__WAITING);
+	/* Relaxed load: every writer holds the lock we hold. Release store:
+	 * pairs with the waiter's acquire in waiter_state, which takes no
+	 * lock before reading what we hand over. */
+	if (atomic_load_explicit(&w->state, memory_order_relaxed) !=
+		    WEFT__WAITING ||
+	    !weft__waiter_claim_group(w))
+		return false;
+	atomic_store_explicit(&w->state, result, memory_order_release);
+	return true;
 }
 
 void weft__waiter_wake_thread(struct weft__waiter *w);
@@ -243,10 +259,7 @@ static inline int weft__wait_park(struct weft__waiter *w,
 		return weft__wait_park_thread(w, unlock, arg);
 	weft__task_park(unlock, arg);
 	int r = weft__waiter_state(w);
-	/* Only a settled waiter is woken, and a claimed one once its abort
-	 * has settled it. */
-	WEFT_ASSERT(r != WEFT__WAITING && r != WEFT__ABORTING &&
-		    r != WEFT__POPPED);
+	WEFT_ASSERT(r != WEFT__WAITING); /* only a settled waiter is woken */
 	weft__wait_end(w);
 	return r;
 }

@@ -8,10 +8,9 @@
  * the last one out lets them in, and they arrive in the next round.
  *
  * Invariants (all under wq.lock, which guards held too):
- *  - count == the number of waiters linked on wq. Those not claimed by an
- *    abort (waitq.h) stay below parties: the arrival that would make them
- *    parties settles them all with 0 and resets count to 0 in the same
- *    critical section (the claimed ones get their aborts' reasons).
+ *  - count == the number of waiters linked on wq; it stays below parties:
+ *    the arrival that would make it parties settles them all with 0 and
+ *    resets it to 0 in the same critical section.
  *  - draining == the released waiters not yet out; while it is non-zero
  *    nobody joins wq (newcomers wait on held), and when the last one out
  *    takes it to 0 it settles every held waiter with ENTER.
@@ -49,21 +48,21 @@ int weft_barrier_init(struct weft_barrier *b, unsigned parties)
 /* w->data is the list w waits on: &b->wq or &b->held (NULL: none yet). */
 static void barrier_abort(struct weft__waiter *w, int reason)
 {
-	if (!weft__waitq_abort_claim(w))
-		return; /* released: the barrier may be gone already */
+	if (!weft__waitq_abort_wanted(w))
+		return;
 	struct weft_barrier *b =
 		weft__container_of(w->queue, struct weft_barrier, wq);
 	weft__waitq_lock(&b->wq);
 	struct weft_waitq *q = w->data ? w->data : &b->wq; /* set under it */
-	bool linked = weft__waitq_linked(q, w);
-	if (linked) {
+	if (weft__waiter_settle_locked(w, reason) && weft__waitq_linked(q, w)) {
 		weft__waitq_remove(q, w);
 		/* relaxed: under the lock (see the top). */
 		if (q == &b->wq)
 			__atomic_store_n(&b->count, b->count - 1,
 					 __ATOMIC_RELAXED);
+		weft__waiter_wake(w);
 	}
-	weft__waitq_abort_end(&b->wq, w, reason, linked);
+	weft__waitq_unlock(&b->wq);
 }
 
 /* Under the lock: one released waiter is out; the last lets the held in. */
@@ -71,20 +70,6 @@ static void leave(struct weft_barrier *b, struct weft__wakelist *wl)
 {
 	if (--b->draining == 0)
 		weft__waitq_settle_all(&b->held, ENTER, wl);
-}
-
-/* Under the lock: whether one more arrival completes the round; if so,
- * the waiters are frozen for release to settle. Waiters that aborts have
- * claimed are linked and counted still, but leaving (waitq.h). */
-static bool completes(struct weft_barrier *b)
-{
-	if (b->draining || b->count + 1 < b->parties)
-		return false;
-	unsigned claimed = weft__waitq_freeze(&b->wq);
-	if (b->count + 1 - claimed == b->parties)
-		return true;
-	weft__waitq_thaw(&b->wq);
-	return false;
 }
 
 /* Under the lock, which it releases: the caller completes the round (w:
@@ -118,18 +103,20 @@ static int wait_once(struct weft_barrier *b, bool *again)
 		weft__waitq_unlock(&b->wq);
 		return -EPIPE;
 	}
-	if (completes(b))
-		return release(b, NULL, b->parties - 1);
+	if (!b->draining && b->count + 1 == b->parties)
+		return release(b, NULL, b->count);
 	weft__waitq_unlock(&b->wq);
 	weft__waitq_prepare_as(&b->wq, &w, barrier_abort, WEFT__WAIT_BARRIER,
 			       b);
 	if ((r = weft__wait_begin(&w)))
 		return r;
 	weft__waitq_lock(&b->wq);
-	bool broken = b->broken;
-	if (broken || weft__waiter_state(&w) != WEFT__WAITING) {
-		r = weft__waitq_leave_unlinked(&b->wq, &w);
-		return broken ? -EPIPE : r;
+	if (b->broken || (r = weft__waiter_state(&w)) != WEFT__WAITING) {
+		if (b->broken)
+			r = -EPIPE;
+		weft__waitq_unlock(&b->wq);
+		weft__wait_end(&w);
+		return r;
 	}
 	if (b->draining) {
 		w.data = &b->held;
@@ -137,9 +124,9 @@ static int wait_once(struct weft_barrier *b, bool *again)
 		*again = r == ENTER;
 		return r;
 	}
-	if (completes(b))
-		return release(b, &w, b->parties - 1);
 	unsigned index = b->count;
+	if (index + 1 == b->parties)
+		return release(b, &w, index);
 	/* relaxed: under the lock (see the top). */
 	__atomic_store_n(&b->count, index + 1, __ATOMIC_RELAXED);
 	w.data = &b->wq;

@@ -38,9 +38,11 @@ int weft_cond_init(struct weft_cond *c, struct weft_lock *lock)
 
 static void cond_abort(struct weft__waiter *w, int reason)
 {
+	if (!weft__waitq_abort_wanted(w))
+		return;
 	struct weft_cond *c = w->data;
 	weft__waitq_lock(&c->wq);
-	if (w->queue == &c->wq && weft__waiter_settle(w, reason) &&
+	if (w->queue == &c->wq && weft__waiter_settle_locked(w, reason) &&
 	    weft__waitq_linked(&c->wq, w)) {
 		weft__waitq_remove(&c->wq, w);
 		weft__waiter_wake(w);
@@ -73,8 +75,11 @@ int weft__cond_wait_as(struct weft_cond *c, int kind, const void *object)
 	if ((r = weft__wait_begin(&w)))
 		return r; /* the lock was never released */
 	weft__waitq_lock(&c->wq);
-	if (weft__waiter_state(&w) != WEFT__WAITING)
-		return weft__waitq_leave_unlinked(&c->wq, &w);
+	if ((r = weft__waiter_state(&w)) != WEFT__WAITING) {
+		weft__waitq_unlock(&c->wq);
+		weft__wait_end(&w);
+		return r;
+	}
 	weft__waitq_push(&c->wq, &w);
 	weft__lock_release_as(l, me);
 	r = weft__wait_park(&w, weft__waitq_unlock_cb, &c->wq);

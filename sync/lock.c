@@ -126,8 +126,11 @@ static int acquire_slow(struct weft_lock *l, uintptr_t me, bool abortable)
 	if (abortable && (r = weft__wait_begin(&w)))
 		return r;
 	weft__waitq_lock(&l->wq);
-	if (abortable && weft__waiter_state(&w) != WEFT__WAITING)
-		return weft__waitq_leave_unlinked(&l->wq, &w);
+	if (abortable && (r = weft__waiter_state(&w)) != WEFT__WAITING) {
+		weft__waitq_unlock(&l->wq);
+		weft__wait_end(&w);
+		return r;
+	}
 	if (take_or_mark(l, me)) {
 		weft__waitq_unlock(&l->wq);
 		if (abortable)
@@ -181,16 +184,14 @@ int weft_lock_try_acquire(struct weft_lock *l)
  */
 static int release_slow(struct weft_lock *l, uintptr_t me)
 {
-	struct weft__wakelist wl = WEFT__WAKELIST_INIT;
 	struct weft__waiter *w;
 	for (;;) {
 		weft__waitq_lock(&l->wq);
-		if ((w = weft__waitq_settle_one(&l->wq, 0, &wl)))
+		if ((w = weft__waitq_settle_one(&l->wq, 0)))
 			break;
 		/* Relaxed: the bit publishes no data; the CAS orders. */
 		__atomic_fetch_and(&l->state, ~WAITERS, __ATOMIC_RELAXED);
 		weft__waitq_unlock(&l->wq);
-		weft__wakelist_wake(&wl); /* aborts out before the lock frees */
 		uintptr_t s = me;
 		if (cas_state(l, &s, 0))
 			return 0;
@@ -206,7 +207,7 @@ static int release_slow(struct weft_lock *l, uintptr_t me)
 	__atomic_store_n(&l->state, next, __ATOMIC_RELEASE);
 	weft__waitq_unlock(&l->wq);
 	bool to_task = w->task != NULL; /* w may vanish once woken */
-	weft__wakelist_wake(&wl);
+	weft__waiter_wake(w);
 	return to_task;
 }
 

@@ -295,19 +295,20 @@ static void joiner_abort(struct weft__waiter *w, int reason)
 }
 
 /* Under the lock: puts item without waiting. Returns 0, -EPIPE, -ENOMEM,
- * or -EAGAIN if full; wl has a getter to wake after unlocking. Inline: see
+ * or -EAGAIN if full; *wake is a getter to wake after unlocking. Inline: see
  * store. */
 static inline __attribute__((always_inline)) int
-put_locked(struct weft_queue *q, const void *item, struct weft__wakelist *wl)
+put_locked(struct weft_queue *q, const void *item, struct weft__waiter **wake)
 {
 	WEFT_ASSERT(weft__spin_held(&lock_of(q)->lock));
 	if (q->shutdown)
 		return -EPIPE;
 	struct weft__waiter *g;
 	if (!weft__waitq_empty(&q->getters) &&
-	    (g = weft__waitq_settle_one(&q->getters, 0, wl))) {
+	    (g = weft__waitq_settle_one(&q->getters, 0))) {
 		copy_elem(g->data, item, q->elem_size);
 		q->unfinished++;
+		*wake = g;
 		return 0;
 	}
 	if (full(q))
@@ -319,10 +320,10 @@ put_locked(struct weft_queue *q, const void *item, struct weft__wakelist *wl)
 }
 
 /* Under the lock: gets into out without waiting. Returns 0, -EPIPE, or
- * -EAGAIN if empty; wl has a putter to wake after unlocking. Inline: see
+ * -EAGAIN if empty; *wake is a putter to wake after unlocking. Inline: see
  * store. */
 static inline __attribute__((always_inline)) int
-get_locked(struct weft_queue *q, void *out, struct weft__wakelist *wl)
+get_locked(struct weft_queue *q, void *out, struct weft__waiter **wake)
 {
 	WEFT_ASSERT(weft__spin_held(&lock_of(q)->lock));
 	if (!q->count)
@@ -330,66 +331,65 @@ get_locked(struct weft_queue *q, void *out, struct weft__wakelist *wl)
 	take(q, out);
 	struct weft__waiter *p;
 	if (!weft__waitq_empty(&q->putters) &&
-	    (p = weft__waitq_settle_one(&q->putters, 0, wl))) {
+	    (p = weft__waitq_settle_one(&q->putters, 0))) {
 		/* A slot was just freed, so this cannot fail. */
 		store(q, p->data);
 		q->unfinished++;
+		*wake = p;
 	}
 	return 0;
 }
 
-static inline int finish(struct weft_queue *q, int r, struct weft__wakelist *wl)
+static inline int finish(struct weft_queue *q, int r, struct weft__waiter *wk)
 {
 	queue_unlock(q);
-	weft__wakelist_wake(wl);
+	if (wk)
+		weft__waiter_wake(wk);
 	return r;
 }
 
 int weft__queue_get_locked(struct weft_queue *q, void *out,
-			   struct weft__wakelist *wl)
+			   struct weft__waiter **wake)
 {
-	return get_locked(q, out, wl);
+	return get_locked(q, out, wake);
 }
 
 int weft__queue_put_locked(struct weft_queue *q, const void *item,
-			   struct weft__wakelist *wl)
+			   struct weft__waiter **wake)
 {
-	return put_locked(q, item, wl);
+	return put_locked(q, item, wake);
 }
 
 int weft_queue_try_put(struct weft_queue *q, const void *item)
 {
 	if (!weft__queue_usable(q) || !item)
 		return -EINVAL;
-	struct weft__wakelist wl = WEFT__WAKELIST_INIT;
+	struct weft__waiter *wk = 0;
 	queue_lock(q);
-	int r = put_locked(q, item, &wl);
-	return finish(q, r, &wl);
+	int r = put_locked(q, item, &wk); /* before reading wk */
+	return finish(q, r, wk);
 }
 
 int weft_queue_try_get(struct weft_queue *q, void *out)
 {
 	if (!weft__queue_usable(q) || !out)
 		return -EINVAL;
-	struct weft__wakelist wl = WEFT__WAKELIST_INIT;
+	struct weft__waiter *wk = 0;
 	queue_lock(q);
-	int r = get_locked(q, out, &wl);
-	return finish(q, r, &wl);
+	int r = get_locked(q, out, &wk); /* before reading wk */
+	return finish(q, r, wk);
 }
 
 int weft_queue_put(struct weft_queue *q, const void *item)
 {
 	if (!weft__queue_usable(q) || !item)
 		return -EINVAL;
-	struct weft__wakelist wl = WEFT__WAKELIST_INIT;
-	struct weft__waiter w;
+	struct weft__waiter *wk = 0, w;
 	queue_lock(q);
-	int r = put_locked(q, item, &wl);
+	int r = put_locked(q, item, &wk);
 	if (r != -EAGAIN)
-		return finish(q, r, &wl);
+		return finish(q, r, wk);
 	queue_unlock(q);
-	/* Nothing popped: a waiter is popped only for a call that ends. */
-	WEFT_ASSERT(!wl.head && !wl.claimed);
 
 	/* Full: wait as a putter; a getter moves our item in and settles us
 	 * with 0, or shutdown settles us with -EPIPE. wait_begin may take the
@@ -400,14 +400,14 @@ int weft_queue_put(struct weft_queue *q, const void *item)
 	if ((r = weft__wait_begin(&w)))
 		return r;
 	queue_lock(q);
-	if (weft__waiter_state(&w) == WEFT__WAITING &&
-	    (r = put_locked(q, item, &wl)) != -EAGAIN) {
+	if ((r = weft__waiter_state(&w)) != WEFT__WAITING ||
+	    (r = put_locked(q, item, &wk)) != -EAGAIN) {
 		queue_unlock(q);
 		weft__wait_end(&w);
-		weft__wakelist_wake(&wl);
+		if (wk)
+			weft__waiter_wake(wk);
 		return r;
 	}
-	/* Still full, or aborted already: then wait_on only leaves. */
 	return weft__waitq_wait_on(lock_of(q), &q->putters, &w);
 }
 
@@ -415,15 +415,12 @@ int weft_queue_get(struct weft_queue *q, void *out)
 {
 	if (!weft__queue_usable(q) || !out)
 		return -EINVAL;
-	struct weft__wakelist wl = WEFT__WAKELIST_INIT;
-	struct weft__waiter w;
+	struct weft__waiter *wk = 0, w;
 	queue_lock(q);
-	int r = get_locked(q, out, &wl);
+	int r = get_locked(q, out, &wk);
 	if (r != -EAGAIN)
-		return finish(q, r, &wl);
+		return finish(q, r, wk);
 	queue_unlock(q);
-	/* Nothing popped: a waiter is popped only for a call that ends. */
-	WEFT_ASSERT(!wl.head && !wl.claimed);
 
 	/* Empty: wait as a getter; a putter copies its item into out and
 	 * settles us with 0, or shutdown settles us with -EPIPE. */
@@ -433,14 +430,14 @@ int weft_queue_get(struct weft_queue *q, void *out)
 	if ((r = weft__wait_begin(&w)))
 		return r;
 	queue_lock(q);
-	if (weft__waiter_state(&w) == WEFT__WAITING &&
-	    (r = get_locked(q, out, &wl)) != -EAGAIN) {
+	if ((r = weft__waiter_state(&w)) != WEFT__WAITING ||
+	    (r = get_locked(q, out, &wk)) != -EAGAIN) {
 		queue_unlock(q);
 		weft__wait_end(&w);
-		weft__wakelist_wake(&wl);
+		if (wk)
+			weft__waiter_wake(wk);
 		return r;
 	}
-	/* Still empty, or aborted already: then wait_on only leaves. */
 	return weft__waitq_wait_on(lock_of(q), &q->getters, &w);
 }
 
@@ -491,10 +488,12 @@ int weft_queue_join(struct weft_queue *q)
 	if ((r = weft__wait_begin(&w)))
 		return r;
 	queue_lock(q);
-	if (!q->unfinished) {
+	if (!q->unfinished || (r = weft__waiter_state(&w)) != WEFT__WAITING) {
+		if (!q->unfinished)
+			r = 0;
 		queue_unlock(q);
 		weft__wait_end(&w);
-		return 0;
+		return r;
 	}
 	return weft__waitq_wait_on(lock_of(q), &q->joiners, &w);
 }

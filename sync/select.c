@@ -69,7 +69,7 @@ struct sel {
 	unsigned own_lock; /* the one lock of a select of timeouts only */
 	int64_t until;     /* the earliest timeout case's time */
 	int timeout_case;  /* its index, or -1 */
-	struct weft__wakelist wake; /* queue waiters to wake unlocked */
+	struct weft__waiter *wake; /* a queue waiter to wake unlocked */
 	unsigned *small[SMALL_LOCKS];
 };
 
@@ -345,7 +345,8 @@ static inline void finish_case(struct weft_select_case *c)
 /* The same after waiting, where a queue may have a waiter to wake. */
 static int finish(struct sel *s, int i)
 {
-	weft__wakelist_wake(&s->wake);
+	if (s->wake)
+		weft__waiter_wake(s->wake);
 	finish_case(&s->cases[i]);
 	return i;
 }
@@ -396,8 +397,6 @@ static int park_thread(struct sel *s)
  * timeout case's is the timeout case winning (time.h's tie rule). */
 static int aborted(struct sel *s, int r)
 {
-	/* No queue case ended, so none popped a waiter to wake. */
-	WEFT_ASSERT(!s->wake.head && !s->wake.claimed);
 	if (r == -ETIMEDOUT && s->timeout_case >= 0 &&
 	    (!s->w.task || s->until <= s->w.task->deadline)) {
 		s->cases[s->timeout_case].status = 0;

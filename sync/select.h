@@ -13,8 +13,6 @@
 #include "weft/task.h"
 #include "../runtime/wait.h"
 
-struct weft__wakelist;
-
 /* Whether q can take a put or get: initialised (a zero-filled queue has
  * no element size), and a priority queue with its comparator (a static
  * initialiser may have been given none). */
@@ -25,12 +23,12 @@ static inline bool weft__queue_usable(const struct weft_queue *q)
 }
 
 /* queue.c, under the queue's lock (getters.lock): a get or put that does
- * not wait. 0, -EPIPE, -ENOMEM (put), or -EAGAIN (empty / full); wl has
- * the waiters to wake after unlocking (weft__wakelist_wake). */
+ * not wait. 0, -EPIPE, -ENOMEM (put), or -EAGAIN (empty / full); *wake is
+ * a waiter to wake after unlocking. */
 int weft__queue_get_locked(struct weft_queue *q, void *out,
-			   struct weft__wakelist *wl);
+			   struct weft__waiter **wake);
 int weft__queue_put_locked(struct weft_queue *q, const void *item,
-			   struct weft__wakelist *wl);
+			   struct weft__waiter **wake);
 
 /* future.c, under f->wq.lock: whether f is done for the caller (its
  * weft_future_done would wait out that lock, held here). */

@@ -114,8 +114,11 @@ int weft_sem_acquire(struct weft_sem *s)
 	if ((r = weft__wait_begin(&w)))
 		return r;
 	weft__waitq_lock(&s->wq);
-	if (weft__waiter_state(&w) != WEFT__WAITING)
-		return weft__waitq_leave_unlinked(&s->wq, &w);
+	if ((r = weft__waiter_state(&w)) != WEFT__WAITING) {
+		weft__waitq_unlock(&s->wq);
+		weft__wait_end(&w);
+		return r;
+	}
 	if (weft__sem_take_or_mark(s)) { /* a permit came back meanwhile */
 		weft__waitq_unlock(&s->wq);
 		weft__wait_end(&w);
@@ -151,9 +154,8 @@ static int release_slow(struct weft_sem *s, uintptr_t max)
 {
 	int r;
 	do {
-		struct weft__wakelist wl = WEFT__WAKELIST_INIT;
 		weft__waitq_lock(&s->wq);
-		struct weft__waiter *w = weft__waitq_settle_one(&s->wq, 0, &wl);
+		struct weft__waiter *w = weft__waitq_settle_one(&s->wq, 0);
 		/* None left, or the last one leaves now. release: pairs with
 		 * the acq_rel CAS of the next fast release or acquire that
 		 * sees the bit clear. */
@@ -161,10 +163,10 @@ static int release_slow(struct weft_sem *s, uintptr_t max)
 			__atomic_fetch_and(&s->state, ~WAITERS,
 					   __ATOMIC_RELEASE);
 		weft__waitq_unlock(&s->wq);
-		/* Aborts out first: the permit may free s once added. */
-		weft__wakelist_wake(&wl);
-		if (w)
+		if (w) {
+			weft__waiter_wake(w);
 			return 0;
+		}
 	} while ((r = add_permit(s, max)) > 0); /* a waiter came again */
 	return r;
 }

@@ -3,33 +3,26 @@
  * mechanism under every weft primitive. Layout in <weft/waitq.h>.
  *
  * Invariants:
- *  - head..tail are exactly the linked waiters, each WEFT__WAITING, claimed
- *    by an abort that has yet to take the lock (WEFT__ABORTING), frozen by
- *    the lock's holder (WEFT__FROZEN, below), or being settled by it.
+ *  - head..tail are exactly the linked waiters, all still WEFT__WAITING or
+ *    being settled by whoever holds the guarding lock.
  *  - A waiter leaves the list only under the lock, and is woken only after
  *    it left, so a woken waiter is never touched through q again.
- *  - Notifiers settle linked waiters only under the lock, with a CAS that
- *    races only an abort's claim (below).
- *  - An abort claims its waiter (WEFT__WAITING -> WEFT__ABORTING) before
- *    it touches the object, and touches it only if the claim won: once a
- *    notifier has settled a waiter, another waiter may see the release and
- *    free the object (weft/sync.h), so an abort that lost must not so much
- *    as lock it. A claimed waiter stays claimed until its abort, under the
- *    lock, finds it and ends the wait (weft__waitq_abort_end), one of
- *    three ways: linked, it unlinks it, and wakes it after unlocking; not
- *    linked yet, it settles it before unlocking, so the waiter, which
- *    looks under the lock, leaves without linking; popped by a notifier
- *    (WEFT__POPPED), it settles it after unlocking, its last touch of the
- *    object, and the notifier wakes it.
- *  - A claimed waiter that finds itself not yet settled links itself all
- *    the same: its abort, which has yet to take the lock, unlinks it.
- *  - A notifier that pops a claimed waiter marks it WEFT__POPPED (under
- *    the lock: nothing else changes a claimed state then) and keeps it on
- *    its wake list's claimed chain; after unlocking, weft__wakelist_wake
- *    waits until each such abort has settled its waiter before it wakes
- *    anyone, and then wakes the claimed waiters too. So no waiter returns,
- *    and no releaser returns, while an abort claimed on the object can
- *    still reach it.
+ *  - Linked waiters are settled only under the lock (notifiers and aborts
+ *    both take it), so a notifier that pops a waiter always wins, and a
+ *    settle there is a load and a store (weft__waiter_settle_locked).
+ *  - An abort touches the object only after it saw its waiter still
+ *    waiting (weft__waitq_abort_wanted), having published itself first:
+ *    it runs under the waiter's task's wait lock, then a full fence. A
+ *    release that wakes several waiters, one of whom may free the object
+ *    at once (weft/sync.h), publishes their settles with a full fence
+ *    after unlocking, then waits until none of their tasks' wait locks is
+ *    held before it wakes anyone (weft__wakelist_wake). By the two fences
+ *    (Dekker's pattern), either the abort sees its waiter settled and
+ *    leaves the object alone, or the release sees the abort's wait lock
+ *    held and waits it out while the object still lives. A release that
+ *    hands over to one waiter needs neither: only that waiter may free
+ *    the object, and it returns after its own abort (wait_end takes the
+ *    same wait lock), so lock, semaphore and queue hand-overs pay nothing.
  *
  * Refinement of runtime/wait.h for waitq waiters: w->queue names the list
  * from weft__waitq_prepare() until the wait ends, not only while linked,
@@ -100,15 +93,9 @@ static inline bool weft__waitq_linked(const struct weft_waitq *q,
 /* The standard abort for waiters on a waitq: unlink and wake if it wins. */
 void weft__waitq_abort(struct weft__waiter *w, int reason);
 
-/* An abort's claim (see the top): true if it won w, which is then the
- * abort's to end with weft__waitq_abort_end. */
-bool weft__waitq_abort_claim(struct weft__waiter *w);
-
-/* Ends a claimed abort, called with lock (w's guard) held, which it
- * releases: settles w with reason and wakes it if need be (see the top).
- * unlinked: whether the abort just unlinked w. */
-void weft__waitq_abort_end(struct weft_waitq *lock, struct weft__waiter *w,
-			   int reason, bool unlinked);
+/* Every waitq abort's first step, before it touches the object: whether
+ * w still waits (see the top). */
+bool weft__waitq_abort_wanted(struct weft__waiter *w);
 
 /* Initialises w to wait on q with abort (weft__waitq_abort if NULL), for
  * kind on object (what weft_dump shows). Call before weft__wait_begin. */
@@ -130,29 +117,10 @@ static inline void weft__waitq_prepare(struct weft_waitq *q,
 	weft__waitq_prepare_as(q, w, abort, WEFT__WAIT_OTHER, NULL);
 }
 
-/*
- * For a primitive that counts its waiters (the barrier): a waiter claimed
- * by an abort is leaving, though still linked until its abort takes the
- * lock, and no longer counts. Under the lock, weft__waitq_freeze() holds
- * every unclaimed waiter of q back from aborts (WEFT__WAITING ->
- * WEFT__FROZEN; an abort waits until they are settled or thawed), and
- * returns how many were claimed already: the count is then exact until
- * the caller either settles them all (weft__waitq_settle_all settles the
- * frozen and pops the claimed) or thaws them (weft__waitq_thaw), still
- * under the lock.
- */
-unsigned weft__waitq_freeze(struct weft_waitq *q);
-void weft__waitq_thaw(struct weft_waitq *q);
-
 /* Under the lock. */
 void weft__waitq_push(struct weft_waitq *q, struct weft__waiter *w);
 void weft__waitq_remove(struct weft_waitq *q, struct weft__waiter *w);
 struct weft__waiter *weft__waitq_pop(struct weft_waitq *q);
-
-/* For a caller that found its waiter w settled, or claimed by an abort,
- * before it could be linked: unlocks lock, ends the wait (which waits out
- * the abort) and returns the settled state. */
-int weft__waitq_leave_unlinked(struct weft_waitq *lock, struct weft__waiter *w);
 
 /* Blocks the caller on list q, guarded by the lock of waitq lock (another
  * waitq's, for primitives that guard several lists with one lock). Call
@@ -180,29 +148,24 @@ void weft__waitq_abort_on(struct weft_waitq *lock, struct weft_waitq *q,
 
 /*
  * Deferred wake-ups, to keep wake-ups (which may kick another worker) out
- * of the critical section, on a wake list: the waiters settled under the
- * lock, chained by ->next, and the claimed ones popped on the way (see the
- * top). Under the lock, weft__waitq_settle_one() pops and settles the
- * oldest waiter and adds it to the list without waking it; the caller may
- * still read and write it (its buffer, say) since it cannot run until
- * woken. After unlocking, weft__wakelist_wake() wakes the list. A popped,
- * settled, unwoken waiter is invisible to aborts (they lose the claim),
- * so this is safe.
+ * of the critical section. Under the lock, weft__waitq_settle_one() pops
+ * and settles the oldest waiter without waking it; the caller may still
+ * read and write it (its buffer, say) since it cannot run until woken.
+ * After unlocking, wake it with weft__waiter_wake(). A popped, settled,
+ * unwoken waiter is invisible to aborts (they lose the CAS and find it
+ * unlinked), so this is safe.
  */
+struct weft__waiter *weft__waitq_settle_one(struct weft_waitq *q, int result);
+
+/* A list of settled waiters to wake after unlocking, chained by ->next. */
 struct weft__wakelist {
 	struct weft__waiter *head, *tail;
-	int n; /* settled ones: head..tail */
-	struct weft__waiter *claimed;
+	int n;
 };
 
 /* clang-format off */
-#define WEFT__WAKELIST_INIT { 0, 0, 0, 0 }
+#define WEFT__WAKELIST_INIT { 0, 0, 0 }
 /* clang-format on */
-
-/* Under the lock: settles q's oldest waiter with result onto wl, and
- * returns it (NULL if none is left to settle). */
-struct weft__waiter *weft__waitq_settle_one(struct weft_waitq *q, int result,
-					    struct weft__wakelist *wl);
 
 /* Under the lock: moves every waiter of q, settled with result, to wl. */
 void weft__waitq_settle_all(struct weft_waitq *q, int result,
@@ -211,9 +174,16 @@ void weft__waitq_settle_all(struct weft_waitq *q, int result,
  * to wl (appending in order). */
 void weft__waitq_settle_n(struct weft_waitq *q, int n, int result,
 			  struct weft__wakelist *wl);
-/* Without the lock: waits out the aborts of wl's claimed waiters, then
- * wakes everything on wl. */
-void weft__wakelist_wake(struct weft__wakelist *wl);
+void weft__wakelist_wake_some(struct weft__wakelist *wl);
+
+/* Without the lock: waits out the aborts that may still reach the object
+ * (see the top), then wakes everything on wl. Inline: most calls have
+ * nobody to wake. */
+static inline void weft__wakelist_wake(struct weft__wakelist *wl)
+{
+	if (wl->head)
+		weft__wakelist_wake_some(wl);
+}
 
 /* Waits on q without being abortable (cancellation and deadlines are
  * ignored): for re-taking a lock that must be held on return. Call with q

@@ -423,22 +423,22 @@ struct qwin {
 static void put_in_window(void *arg)
 {
 	struct qwin *c = arg;
-	struct weft__wakelist wake = WEFT__WAKELIST_INIT;
+	struct weft__waiter *wake = NULL;
 	uint64_t v = 7;
 
 	ck_assert_int_eq(weft__queue_put_locked(&c->q, &v, &wake), 0);
-	ck_assert_int_eq(wake.n, 0); /* nobody waited yet */
+	ck_assert_ptr_null(wake); /* nobody waited yet */
 }
 
 static void get_in_window(void *arg)
 {
 	struct qwin *c = arg;
-	struct weft__wakelist wake = WEFT__WAKELIST_INIT;
+	struct weft__waiter *wake = NULL;
 	uint64_t v = 0;
 
 	ck_assert_int_eq(weft__queue_get_locked(&c->q, &v, &wake), 0);
 	ck_assert_uint_eq(v, 1);
-	ck_assert_int_eq(wake.n, 0);
+	ck_assert_ptr_null(wake);
 }
 
 static void *window_getter(void *arg)
