@@ -86,7 +86,7 @@ static int release(struct weft_barrier *b, struct weft__waiter *w,
 	weft__waitq_unlock(&b->wq);
 	if (w)
 		weft__wait_end(w);
-	weft__wakelist_wake(&wl);
+	weft__wakelist_wake_unguarded(&wl);
 	return (int)index;
 }
 
@@ -137,7 +137,7 @@ static int wait_once(struct weft_barrier *b, bool *again)
 	weft__waitq_lock(&b->wq);
 	leave(b, &wl);
 	weft__waitq_unlock(&b->wq);
-	weft__wakelist_wake(&wl);
+	weft__wakelist_wake_unguarded(&wl);
 	return (int)w.value;
 }
 
@@ -167,7 +167,7 @@ static int wake_all(struct weft_barrier *b, bool broken)
 	__atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&b->broken, broken, __ATOMIC_RELAXED);
 	weft__waitq_unlock(&b->wq);
-	weft__wakelist_wake(&wl);
+	weft__wakelist_wake_unguarded(&wl);
 	return wl.n;
 }
 

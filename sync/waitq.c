@@ -72,10 +72,8 @@ bool weft__waitq_abort_wanted(struct weft__waiter *w)
 {
 	WEFT_DEBUG_ONLY(weft__debug_abort_reached(w, WEFT__ABORT_START));
 	WEFT_ASSERT(w->task && weft__spin_held(&w->task->wait_lock));
-	/* seq_cst fence: the abort's half of the pattern (see the top): the
-	 * wait lock our caller took is visible before we read the state. */
-	atomic_thread_fence(memory_order_seq_cst);
-	/* Relaxed: nothing the settle handed over is read here. */
+	/* Relaxed: our caller took the wait lock (an acquire), which orders
+	 * this after a release that read the lock before (see the top). */
 	if (atomic_load_explicit(&w->state, memory_order_relaxed) !=
 	    WEFT__WAITING)
 		return false; /* settled: its release may have let go */
@@ -138,13 +136,21 @@ void weft__waitq_settle_all(struct weft_waitq *q, int result,
 
 void weft__wakelist_wake_some(struct weft__wakelist *wl)
 {
-	/* seq_cst fence: the release's half of the pattern (see the top):
-	 * the settles made under the lock are visible before we read the
-	 * wait locks. */
-	atomic_thread_fence(memory_order_seq_cst);
-	for (struct weft__waiter *w = wl->head; w; w = w->next)
-		if (w->task) /* plain threads have no aborts */
+	for (struct weft__waiter *w = wl->head; w; w = w->next) {
+		if (!w->task)
+			continue; /* plain threads have no aborts */
+		/* acq_rel, a read that writes nothing new (see the top):
+		 * release hands our settle to an abort that takes the lock
+		 * after; acquire pairs with the unlock of one before. */
+		if (__atomic_fetch_add(&w->task->wait_lock, 0,
+				       __ATOMIC_ACQ_REL))
 			weft__spin_wait_free(&w->task->wait_lock);
+	}
+	weft__wakelist_wake_unguarded(wl);
+}
+
+void weft__wakelist_wake_unguarded(struct weft__wakelist *wl)
+{
 	struct weft__waiter *w = wl->head;
 	while (w) {
 		/* Read next first: a woken waiter's stack may vanish. */

@@ -11,18 +11,20 @@
  *    both take it), so a notifier that pops a waiter always wins, and a
  *    settle there is a load and a store (weft__waiter_settle_locked).
  *  - An abort touches the object only after it saw its waiter still
- *    waiting (weft__waitq_abort_wanted), having published itself first:
- *    it runs under the waiter's task's wait lock, then a full fence. A
- *    release that wakes several waiters, one of whom may free the object
- *    at once (weft/sync.h), publishes their settles with a full fence
- *    after unlocking, then waits until none of their tasks' wait locks is
- *    held before it wakes anyone (weft__wakelist_wake). By the two fences
- *    (Dekker's pattern), either the abort sees its waiter settled and
- *    leaves the object alone, or the release sees the abort's wait lock
- *    held and waits it out while the object still lives. A release that
- *    hands over to one waiter needs neither: only that waiter may free
- *    the object, and it returns after its own abort (wait_end takes the
- *    same wait lock), so lock, semaphore and queue hand-overs pay nothing.
+ *    waiting (weft__waitq_abort_wanted), under the waiter's task's wait
+ *    lock. A release that wakes several waiters, one of whom may free the
+ *    object at once (weft/sync.h), reads each of their tasks' wait locks
+ *    with a read-modify-write after unlocking, and waits while one is held,
+ *    before it wakes anyone (weft__wakelist_wake). The lock word orders
+ *    the two: if the release's read-modify-write comes first, the abort's
+ *    taking of the lock acquires the settle made before it and the abort
+ *    backs off; if the abort's comes first, the release sees the lock held
+ *    and waits until the abort, done with the object, lets it go. A
+ *    release that hands over to one waiter needs neither: only that
+ *    waiter may free the object, and it returns after its own abort
+ *    (wait_end takes the same wait lock), so lock, semaphore and queue
+ *    hand-overs pay nothing; nor does the barrier, which may be dropped
+ *    only once every caller has returned.
  *
  * Refinement of runtime/wait.h for waitq waiters: w->queue names the list
  * from weft__waitq_prepare() until the wait ends, not only while linked,
@@ -175,6 +177,12 @@ void weft__waitq_settle_all(struct weft_waitq *q, int result,
 void weft__waitq_settle_n(struct weft_waitq *q, int n, int result,
 			  struct weft__wakelist *wl);
 void weft__wakelist_wake_some(struct weft__wakelist *wl);
+
+/* Wakes everything on wl at once, without waiting out aborts: for a
+ * primitive that may be dropped only once every caller has returned (the
+ * barrier, whose released callers count themselves out after their
+ * waits), where an abort's caller has not. */
+void weft__wakelist_wake_unguarded(struct weft__wakelist *wl);
 
 /* Without the lock: waits out the aborts that may still reach the object
  * (see the top), then wakes everything on wl. Inline: most calls have

@@ -10,9 +10,14 @@
  * even while the call that released is still returning: one that took
  * a lock just released or a permit just given, saw an event set or a
  * future done. The releasing call no longer touches the object by then,
- * as POSIX promises for a mutex just unlocked, and neither does the
- * cancellation or deadline of another waiter that lands just then: the
- * release waits it out before it lets anyone go.
+ * as POSIX promises for a mutex just unlocked. Nor does the cancellation
+ * or deadline of another waiter that lands just then, for a caller the
+ * release woke (or handed the lock, permit or item to): the release waits
+ * it out before it wakes anyone. One that saw the release without
+ * waiting for it (weft_event_is_set, weft_future_done, a wait that
+ * returned at once) may race such an abort still: where other waiters may
+ * be cancelled or time out meanwhile, it drops the object once they have
+ * returned.
  *
  * Every call returns 0 (or a count) on success and a negative errno on
  * failure; bad arguments (NULL pointers, zero sizes) are -EINVAL. Every
