@@ -38,6 +38,7 @@
 
 /* What differs between the primitives. */
 struct prim {
+	const char *name;
 	size_t size;
 	void (*init)(void *obj);
 	/* The list A and B wait on; its lock word is the one an abort
@@ -198,9 +199,12 @@ static void abort_meets_release(const struct prim *p, int stage)
 	};
 	weft_test_run(drive, NULL, WORKERS);
 	free(obj);
-	ck_assert_msg(!race.failure, "%s", race.failure);
-	ck_assert_int_eq(race.a_result, 0);
-	ck_assert_int_eq(race.b_result, 0); /* settled before its abort */
+	ck_assert_msg(!race.failure, "%s: %s", p->name, race.failure);
+	ck_assert_msg(race.a_result == 0, "%s: A returned %d", p->name,
+		      race.a_result);
+	/* Settled by the release before its abort could. */
+	ck_assert_msg(race.b_result == 0, "%s: B returned %d", p->name,
+		      race.b_result);
 }
 
 /* ---- the primitives ----------------------------------------------------- */
@@ -225,11 +229,9 @@ static int event_set(void *e)
 	return weft_event_set(e);
 }
 
-static const struct prim event = { sizeof(struct weft_event),
-				   event_init,
-				   event_queue,
-				   NULL,
-				   event_wait,
+static const struct prim event = { "event",    sizeof(struct weft_event),
+				   event_init, event_queue,
+				   NULL,       event_wait,
 				   event_set };
 
 static void future_init(void *f)
@@ -252,11 +254,9 @@ static int future_set(void *f)
 	return weft_future_set_result(f, f);
 }
 
-static const struct prim future = { sizeof(struct weft_future),
-				    future_init,
-				    future_queue,
-				    NULL,
-				    future_wait,
+static const struct prim future = { "future",    sizeof(struct weft_future),
+				    future_init, future_queue,
+				    NULL,        future_wait,
 				    future_set };
 
 /* No barrier here: a released caller still counts itself out of the
@@ -291,11 +291,9 @@ static int lock_release(void *l)
 	return weft_lock_release(l);
 }
 
-static const struct prim lock = { sizeof(struct weft_lock),
-				  lock_init,
-				  lock_queue,
-				  lock_own,
-				  lock_wait,
+static const struct prim lock = { "lock",      sizeof(struct weft_lock),
+				  lock_init,   lock_queue,
+				  lock_own,    lock_wait,
 				  lock_release };
 
 static void sem_init(void *s)
@@ -320,11 +318,9 @@ static int sem_release(void *s)
 	return weft_sem_release(s);
 }
 
-static const struct prim sem = { sizeof(struct weft_sem),
-				 sem_init,
-				 sem_queue,
-				 NULL,
-				 sem_wait,
+static const struct prim sem = { "sem",      sizeof(struct weft_sem),
+				 sem_init,   sem_queue,
+				 NULL,       sem_wait,
 				 sem_release };
 
 /* The caller's storage: overwriting the queue leaks nothing. */
@@ -357,72 +353,22 @@ static int queue_put(void *q)
 	return weft_queue_put(q, &item);
 }
 
-static const struct prim queue = { sizeof(struct weft_queue),
-				   queue_init,
-				   queue_getters,
-				   NULL,
-				   queue_get,
+static const struct prim queue = { "queue",    sizeof(struct weft_queue),
+				   queue_init, queue_getters,
+				   NULL,       queue_get,
 				   queue_put };
 
 /* ---- an abort stalled, at its start or before it locks, meets a release -- */
 
-START_TEST(event_abort_at_start)
-{
-	abort_meets_release(&event, WEFT__ABORT_START);
-}
-END_TEST
+static const struct prim *const prims[] = { &event, &future, &lock, &sem,
+					    &queue };
+#define NPRIMS (int)(sizeof(prims) / sizeof(prims[0]))
 
-START_TEST(event_abort_locking)
+/* _i: the primitive, and the stage in its low bit. */
+START_TEST(abort_meets_release_at)
 {
-	abort_meets_release(&event, WEFT__ABORT_LOCKING);
-}
-END_TEST
-
-START_TEST(future_abort_at_start)
-{
-	abort_meets_release(&future, WEFT__ABORT_START);
-}
-END_TEST
-
-START_TEST(future_abort_locking)
-{
-	abort_meets_release(&future, WEFT__ABORT_LOCKING);
-}
-END_TEST
-
-START_TEST(lock_abort_at_start)
-{
-	abort_meets_release(&lock, WEFT__ABORT_START);
-}
-END_TEST
-
-START_TEST(lock_abort_locking)
-{
-	abort_meets_release(&lock, WEFT__ABORT_LOCKING);
-}
-END_TEST
-
-START_TEST(sem_abort_at_start)
-{
-	abort_meets_release(&sem, WEFT__ABORT_START);
-}
-END_TEST
-
-START_TEST(sem_abort_locking)
-{
-	abort_meets_release(&sem, WEFT__ABORT_LOCKING);
-}
-END_TEST
-
-START_TEST(queue_abort_at_start)
-{
-	abort_meets_release(&queue, WEFT__ABORT_START);
-}
-END_TEST
-
-START_TEST(queue_abort_locking)
-{
-	abort_meets_release(&queue, WEFT__ABORT_LOCKING);
+	abort_meets_release(prims[_i / 2],
+			    _i % 2 ? WEFT__ABORT_LOCKING : WEFT__ABORT_START);
 }
 END_TEST
 
@@ -502,16 +448,7 @@ int main(void)
 	Suite *s = suite_create("sync_abort_race");
 	TCase *tc = tcase_create("abort_race");
 	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, event_abort_at_start);
-	tcase_add_test(tc, event_abort_locking);
-	tcase_add_test(tc, future_abort_at_start);
-	tcase_add_test(tc, future_abort_locking);
-	tcase_add_test(tc, lock_abort_at_start);
-	tcase_add_test(tc, lock_abort_locking);
-	tcase_add_test(tc, sem_abort_at_start);
-	tcase_add_test(tc, sem_abort_locking);
-	tcase_add_test(tc, queue_abort_at_start);
-	tcase_add_test(tc, queue_abort_locking);
+	tcase_add_loop_test(tc, abort_meets_release_at, 0, 2 * NPRIMS);
 	suite_add_tcase(s, tc);
 	TCase *chance = tcase_create("chance");
 	tcase_set_timeout(chance, 60);
