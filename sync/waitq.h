@@ -176,6 +176,7 @@ void weft__waitq_settle_all(struct weft_waitq *q, int result,
  * to wl (appending in order). */
 void weft__waitq_settle_n(struct weft_waitq *q, int n, int result,
 			  struct weft__wakelist *wl);
+/* weft__wakelist_wake's body, out of line, for a list not empty. */
 void weft__wakelist_wake_some(struct weft__wakelist *wl);
 
 /* Wakes everything on wl at once, without waiting out aborts: for a

@@ -19,7 +19,6 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include "test_util.h"
 #include "sync_test_util.h"
@@ -64,13 +63,6 @@ static struct race {
 	const char *failure; /* the first, for the Check thread */
 } race;
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static void record_failure(const char *why)
 {
 	if (!race.failure)
@@ -83,11 +75,11 @@ static void stall_abort(const struct weft__waiter *w, int stage)
 		return;
 	/* release: the abort got here, to the driver's acquire. */
 	__atomic_store_n(&race.stalled, 1, __ATOMIC_RELEASE);
-	int64_t until = mono_ns() + STALL_NS;
+	int64_t until = weft_now() + STALL_NS;
 	/* acquire: pairs with A's release, so the reuse happens before
 	 * whatever the abort does next. */
 	while (!__atomic_load_n(&race.reused, __ATOMIC_ACQUIRE) &&
-	       mono_ns() < until)
+	       weft_now() < until)
 		usleep(1000);
 }
 
