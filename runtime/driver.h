@@ -157,13 +157,15 @@ struct weft__driver *weft__uring_new(int *err, const char **why);
 void weft__uring_close(struct weft__driver *d);
 void weft__uring_poll(struct weft__driver *d);
 int weft__uring_reap(struct weft__driver *d);
-void weft__uring_park(struct weft__driver *d, int64_t timeout_ns);
+void weft__uring_park(struct weft__driver *d, int64_t timeout_ns,
+		      bool may_poll);
 
 struct weft__driver *weft__epoll_new(int *err, const char **why);
 void weft__epoll_close(struct weft__driver *d);
 void weft__epoll_poll(struct weft__driver *d);
 int weft__epoll_reap(struct weft__driver *d);
-void weft__epoll_park(struct weft__driver *d, int64_t timeout_ns);
+void weft__epoll_park(struct weft__driver *d, int64_t timeout_ns,
+		      bool may_poll);
 /* The fd an unparker of d writes, after it set d's wake_pending. */
 int weft__epoll_wake_fd(struct weft__driver *d);
 int weft__uring_wake_fd(struct weft__driver *d);
@@ -196,12 +198,14 @@ static inline int weft__driver_reap(struct weft__driver *d)
 	return weft__epoll_reap(d);
 }
 
-static inline void weft__driver_park(struct weft__driver *d, int64_t timeout_ns)
+/* may_poll: the worker may take the poll set's poller role (worker.c). */
+static inline void weft__driver_park(struct weft__driver *d, int64_t timeout_ns,
+				     bool may_poll)
 {
 	if (d->kind == WEFT_IO_URING)
-		weft__uring_park(d, timeout_ns);
+		weft__uring_park(d, timeout_ns, may_poll);
 	else
-		weft__epoll_park(d, timeout_ns);
+		weft__epoll_park(d, timeout_ns, may_poll);
 }
 
 #endif

@@ -452,7 +452,10 @@ static int dump_all(struct weft_runtime *rt, int fd)
 	}
 	d.now = weft_now();
 	d.tsc = weft__cycles();
-	put(&d.out, "weft: tasks of %d workers\n", rt->nworkers);
+	put(&d.out, "weft: tasks of %d workers%s\n", rt->nworkers,
+	    weft__crowded(&rt->crowd)
+		    ? ", crowded (woken tasks stay on the awake ones)"
+		    : "");
 	weft__task_for_each_alive(dump_task, &d);
 	put(&d.out, "weft: %ld tasks\n", d.tasks);
 	flush(&d.out);

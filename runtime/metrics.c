@@ -185,5 +185,7 @@ int weft_metrics(struct weft_metrics *m)
 			     &m->blocking_queued);
 	m->monitor_interventions = load(&rt->monitor.interventions);
 	m->stall_reports = load(&rt->monitor.stall.reports);
+	m->crowded = weft__crowded(&rt->crowd);
+	m->crowd_changes = load(&rt->crowd.changes);
 	return 0;
 }

@@ -170,10 +170,17 @@ static int64_t disarm(struct weft_runtime *rt, struct weft_monitor *m,
 }
 
 /* How long the idle monitor sleeps (0: until woken): until its next stall
- * look, and until the first timer is soon. */
-static int64_t idle_wait(long stall_period, int64_t first)
+ * look, until the first timer is soon, and while a worker is awake, until
+ * its next reading of the crowding signal (crowd.h): a load of tasks that
+ * wake nobody arms nothing. */
+static int64_t idle_wait(struct weft_runtime *rt, long stall_period,
+			 int64_t first)
 {
 	int64_t ns = stall_period > 0 ? stall_period : 0;
+	if (rt->crowd.enabled &&
+	    atomic_load(&rt->idle.sleeping) < rt->nworkers &&
+	    (!ns || ns > CROWD_WINDOW_NS))
+		ns = CROWD_WINDOW_NS;
 	if (first != WEFT_NO_DEADLINE) {
 		int64_t t = first - TIMER_SOON_NS - weft_now();
 		t = t > 0 ? t : 1; /* 0 would be no limit */
@@ -212,11 +219,12 @@ static void *monitor_main(void *arg)
 			/* Stall reports want a look now and then, armed or
 			 * not: a task spinning alone arms nothing. */
 			weft__futex_wait(&m->state, MON_IDLE,
-					 idle_wait(stall_period, first));
+					 idle_wait(rt, stall_period, first));
 			/* Relaxed (weft__stat_add): only this thread writes
 			 * it; a test reads it as a gauge. */
 			weft__stat_add(&m->wakeups, 1);
 			weft__stall_check(rt);
+			weft__crowd_look(rt, weft_now());
 			period = timer_soon(m, first) ? PERIOD_MAX_NS
 						      : PERIOD_MIN_NS;
 			calm = idle = 0;
@@ -233,6 +241,7 @@ static void *monitor_main(void *arg)
 		int busy = look_at_workers(rt, last, &stuck, &queued, &ignored);
 		busy += look_at_poll_set(m, &last_harvests);
 		idle = busy ? 0 : idle + 1;
+		weft__crowd_look(rt, weft_now());
 		if (stuck) {
 			weft__notify_work(rt);
 			period = PERIOD_MIN_NS;
@@ -241,8 +250,10 @@ static void *monitor_main(void *arg)
 		}
 		/* Queued tasks are not stuck: their worker runs them in
 		 * turn. A roused worker shares them, and the looks back off
-		 * meanwhile. */
-		if (queued && weft__notify_work(rt))
+		 * meanwhile; unless the runtime is crowded (crowd.h), where
+		 * it would only wait for a CPU. */
+		if (queued && !weft__crowded(&rt->crowd) &&
+		    weft__notify_work(rt))
 			intervened(m);
 		if (idle >= IDLE_LOOKS_BEFORE_DISARM) {
 			first = disarm(rt, m, last);
@@ -262,7 +273,12 @@ int weft__monitor_start(struct weft_runtime *rt)
 	atomic_init(&m->state, MON_IDLE);
 	if (rt->nworkers < 2)
 		return 0; /* nobody to rescue a stuck task anyway */
-	int r = -pthread_create(&m->thread, NULL, monitor_main, rt);
+	int r = weft__crowd_start(rt);
+	if (r)
+		return r;
+	r = -pthread_create(&m->thread, NULL, monitor_main, rt);
+	if (r)
+		weft__crowd_stop(rt);
 	m->started = !r;
 	if (!r) /* named before weft_run goes on: top, perf and gdb see it */
 		pthread_setname_np(m->thread, "weft-monitor");
@@ -277,5 +293,6 @@ void weft__monitor_stop(struct weft_runtime *rt)
 	atomic_store(&m->state, MON_STOP);
 	weft__futex_wake(&m->state, 1);
 	pthread_join(m->thread, NULL);
+	weft__crowd_stop(rt);
 	m->started = false;
 }

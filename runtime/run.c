@@ -63,6 +63,10 @@ static int config_check(const struct weft_config *cfg, struct weft_runtime *rt)
 		    (unsigned)cfg->fp_modes > WEFT_FP_PER_TASK))
 		return -EINVAL;
 	rt->fp_per_task = cfg && cfg->fp_modes == WEFT_FP_PER_TASK;
+	int crowding = weft__crowd_config(cfg);
+	if (crowding < 0)
+		return crowding;
+	rt->crowd.enabled = crowding;
 	return weft__driver_choose(cfg, &rt->io, &rt->sock_on_ring,
 				   &rt->io_may_fall_back);
 }

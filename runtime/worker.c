@@ -164,7 +164,7 @@ static void share_woken(struct weft_runtime *rt, struct weft_worker *w)
 
 	if (w->searching || n < 2)
 		return;
-	if (n > SHARE_BATCH)
+	if (n > SHARE_BATCH && !weft__crowded(&rt->crowd))
 		weft__notify_work(rt);
 	else
 		weft__monitor_arm(&rt->monitor);
@@ -211,6 +211,18 @@ void weft__worker_unpark(struct weft_worker *w)
 	weft__driver_unpark(w->driver);
 }
 
+/* Whether a worker falling asleep may sleep as the poll set's poller:
+ * while crowded (crowd.h), only the last one to, so readiness wakes no
+ * second worker while one runs. Read after weft__idle_enter counted this
+ * one (seq_cst, both): of two workers falling asleep together, the second
+ * to count reads both counts, so a set with fds always has its poller
+ * once every worker sleeps. */
+static bool may_poll(struct weft_runtime *rt)
+{
+	return !weft__crowded(&rt->crowd) ||
+	       atomic_load(&rt->idle.sleeping) >= rt->nworkers;
+}
+
 static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
 {
 	int64_t next_timer = weft__timers_run(w);
@@ -230,7 +242,7 @@ static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
 		return;
 	}
 	weft__stat_add(&w->stats.parks, 1);
-	weft__driver_park(w->driver, next_timer);
+	weft__driver_park(w->driver, next_timer, may_poll(rt));
 	/* The poller left the poll set: the monitor harvests it if nobody
 	 * does (monitor.h). */
 	if (weft__pollset_unattended())
@@ -279,6 +291,7 @@ static int worker_setup(struct weft_runtime *rt, struct weft_worker *w,
 	char name[16];
 	snprintf(name, sizeof(name), "weft-w%d", w->id);
 	pthread_setname_np(pthread_self(), name);
+	w->tid = gettid(); /* read after worker_started's lock: crowd.c */
 	int r = setup_altstack(w);
 	if (r)
 		return r;

@@ -15,8 +15,10 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "context.h"
+#include "crowd.h"
 #include "deque.h"
 #include "driver.h"
 #include "idle.h"
@@ -90,6 +92,7 @@ struct __attribute__((aligned(64))) weft_worker {
 	struct weft_task_cache *task_cache;
 	struct weft_stack_cache *stack_cache;
 	pthread_t thread;
+	pid_t tid; /* for the monitor's reading of its schedstat (crowd.h) */
 	void *altstack;
 	const void *stack_bottom; /* the scheduler's own stack */
 	size_t stack_size;
@@ -111,6 +114,7 @@ struct weft_runtime {
 	struct weft_inject inject;
 	struct weft_idle idle;
 	struct weft_monitor monitor;
+	struct weft__crowd crowd;
 	_Atomic int state;
 	/* Tasks spawned off the workers; the workers count theirs, and every
 	 * task's finish (tasks finish on workers), in struct weft_worker. */

@@ -93,12 +93,12 @@ void weft__epoll_poll(struct weft__driver *d)
 	weft__driver_run_inbox(d);
 }
 
-/* Sleeps as the poller if no worker does (it then harvests every fd's
- * events), else in its own epoll, until woken or timeout_ns. */
-void weft__epoll_park(struct weft__driver *d, int64_t timeout_ns)
+/* Sleeps as the poller if it may and no worker does (it then harvests
+ * every fd's events), else in its own epoll, until woken or timeout_ns. */
+void weft__epoll_park(struct weft__driver *d, int64_t timeout_ns, bool may_poll)
 {
 	struct weft__epoll *ep = (struct weft__epoll *)d;
-	bool poller = weft__pollset_claim();
+	bool poller = may_poll && weft__pollset_claim();
 
 	weft__driver_run_inbox(d);
 	/* seq_cst, both: the sleeper's half of the rule in epoll.h. */

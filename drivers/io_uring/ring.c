@@ -484,15 +484,15 @@ static void wait_in_ring(struct weft__ring *r, int64_t timeout_ns, bool poller)
 }
 
 /* Sleeps until a completion, a wake-up or timeout_ns, as the poll set's
- * poller if no worker is (its readiness then wakes this one). A poll
+ * poller if it may and no worker is (its readiness then wakes this one). A poll
  * request armed by an earlier sleep stays armed while its owner runs
  * (cancelling it would cost an SQE and a CQE every sleep): once another
  * worker holds the role, both may be woken by one event, and the second
  * harvest finds nothing. */
-void weft__uring_park(struct weft__driver *d, int64_t timeout_ns)
+void weft__uring_park(struct weft__driver *d, int64_t timeout_ns, bool may_poll)
 {
 	struct weft__ring *r = (struct weft__ring *)d;
-	bool poller = weft__pollset_claim();
+	bool poller = may_poll && weft__pollset_claim();
 
 	if (poller && ring_idle(r)) {
 		sleep_in_set(r, timeout_ns);

@@ -26,7 +26,7 @@
 extern "C" {
 #endif
 
-#define WEFT_METRICS_VERSION 1
+#define WEFT_METRICS_VERSION 2
 
 /*
  * The scheduling-latency histogram: the time from a task becoming runnable
@@ -116,6 +116,10 @@ struct weft_metrics {
 	uint64_t monitor_interventions;
 	uint64_t stall_reports; /* counter: see cfg.stall_threshold_ns */
 	uint64_t latency_ns[WEFT_LATENCY_BUCKETS]; /* summed histogram */
+	/* Version 2. gauge: 1 while the workers keep their load on few of
+	 * themselves, the machine having no CPU to spare (cfg.crowding) */
+	uint64_t crowded;
+	uint64_t crowd_changes; /* counter: into and out of that state */
 };
 
 /* Fills m with the running runtime's metrics. Call from a task, or from a

@@ -57,6 +57,13 @@ struct weft_stall;
 
 enum weft_fp_modes { WEFT_FP_SHARED, WEFT_FP_PER_TASK };
 
+enum weft_crowding {
+	WEFT_CROWDING_DEFAULT = 0, /* $WEFT_CROWDING if set, else auto */
+	WEFT_CROWDING_AUTO,        /* keep the load on few workers when the
+				    * workers wait for CPUs */
+	WEFT_CROWDING_OFF,         /* always spread it, as Go and Tokio */
+};
+
 struct weft_config {
 	/* Worker threads. 0: $WEFT_WORKERS if set, else the CPUs this process
 	 * may use: those in its affinity mask (taskset, a container's cpuset),
@@ -119,6 +126,18 @@ struct weft_config {
 	 * kept across a call, starting with its spawner's; reading MXCSR at
 	 * each switch costs about 3.5 ns on x86-64 (bench/README.md). */
 	enum weft_fp_modes fp_modes;
+	/* What the workers do when the machine has no CPU to spare for them
+	 * all (a load generator beside the server, another service, a
+	 * container's share). WEFT_CROWDING_DEFAULT (0): $WEFT_CROWDING if
+	 * set (auto or off), else auto: once the workers spent a fifth of
+	 * their runnable time waiting for a CPU, woken tasks stay on the
+	 * workers that are awake instead of rousing others, until the
+	 * machine has half a CPU idle again (probed with a backoff). On two
+	 * CPUs shared with a load generator that halved an epoll server's
+	 * p99 (bench/README.md). Spawned tasks still wake sleeping workers.
+	 * WEFT_CROWDING_OFF: spread them always. weft_metrics reports the
+	 * state (.crowded) and its changes. */
+	enum weft_crowding crowding;
 };
 
 #define WEFT_STALL_OFF (-1)

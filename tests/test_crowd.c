@@ -1,0 +1,436 @@
+/*
+ * Crowding (runtime/crowd.h): the controller's decisions on made-up
+ * readings, the state changing both ways under a real CPU shortage, and
+ * the crowded runtime's promises: woken I/O stays on the awake worker, and
+ * a worker kept by one task still strands no readiness event.
+ *
+ * Runs alone (tests/runtime.cmake): it pins itself to one CPU and then
+ * needs half a CPU idle to see the state undone.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "test_util.h"
+#include "drivers/readiness/pollset.h"
+#include "runtime/crowd.h"
+#include "runtime/spinlock.h"
+#include "runtime/worker.h"
+
+#define MS (1000 * 1000LL)
+/* Long enough for a sanitizer build on a busy machine: the state is
+ * decided every 20 ms. */
+#define CHANGE_BOUND_NS (30 * WEFT_SEC)
+
+/* ---- the controller, on made-up readings ------------------------------- */
+
+/* A controller as weft__crowd_start leaves it, its first reading taken. */
+static void fresh(struct weft__crowd *c)
+{
+	*c = (struct weft__crowd){ .backoff = CROWD_BACKOFF_MIN_NS,
+				   .spread_at = INT64_MIN / 2 };
+	struct weft__crowd_sample s = { 0, 0, 0 };
+	ck_assert(!weft__crowd_step(c, 0, &s));
+}
+
+/* Steps c at now with the workers' totals run and wait (ms), and the
+ * machine's idle total (ms; -1: unreadable). */
+static bool step(struct weft__crowd *c, int64_t now_ms, int64_t run_ms,
+		 int64_t wait_ms, int64_t idle_ms)
+{
+	struct weft__crowd_sample s = {
+		(uint64_t)(run_ms * MS), (uint64_t)(wait_ms * MS),
+		idle_ms < 0 ? -1 : idle_ms * MS
+	};
+	return weft__crowd_step(c, now_ms * MS, &s);
+}
+
+/* Crowds c at now_ms with a window of waits (adding it to the totals),
+ * and takes the idle baseline (the next look's reading). */
+static void crowd_at(struct weft__crowd *c, int64_t now_ms, int64_t *run,
+		     int64_t *wait, int64_t idle)
+{
+	*run += 20;
+	*wait += 20;
+	ck_assert(step(c, now_ms, *run, *wait, 0));
+	ck_assert(weft__crowded(c));
+	ck_assert_int_eq(c->next, now_ms * MS); /* the baseline next */
+	ck_assert(!step(c, now_ms, *run, *wait, idle));
+	ck_assert_int_eq(c->next, now_ms * MS + c->backoff);
+}
+
+START_TEST(step_crowds_when_workers_wait)
+{
+	struct weft__crowd c;
+	fresh(&c);
+	/* 10% of the runnable time waiting: spread. */
+	ck_assert(!step(&c, 20, 36, 4, 0));
+	ck_assert(!weft__crowded(&c));
+	ck_assert_int_eq(c.next, 40 * MS);
+	/* 20%: crowded. */
+	ck_assert(step(&c, 40, 36 + 32, 4 + 8, 0));
+	ck_assert(weft__crowded(&c));
+	ck_assert_int_eq(c.backoff, CROWD_BACKOFF_MIN_NS);
+}
+END_TEST
+
+START_TEST(step_needs_runnable_time)
+{
+	struct weft__crowd c;
+	fresh(&c);
+	/* All waiting, but under a quarter of a CPU over the window. */
+	ck_assert(!step(&c, 20, 2, 2, 0));
+	ck_assert(!weft__crowded(&c));
+	/* A window twice as long needs twice the time. */
+	ck_assert(!step(&c, 60, 2 + 4, 2 + 5, 0));
+	ck_assert(!weft__crowded(&c));
+	ck_assert(step(&c, 100, 6 + 5, 7 + 5, 0));
+}
+END_TEST
+
+START_TEST(step_probes_only_with_idle_cpu)
+{
+	struct weft__crowd c;
+	fresh(&c);
+	int64_t run = 0, wait = 0;
+	crowd_at(&c, 20, &run, &wait, 1000);
+	/* A backoff later, 10% of a CPU idle: stays. */
+	ck_assert(!step(&c, 120, run, wait, 1010));
+	ck_assert(weft__crowded(&c));
+	ck_assert_int_eq(c.next, 220 * MS);
+	/* Idle unreadable: stays. */
+	ck_assert(!step(&c, 220, run, wait, -1));
+	ck_assert(!step(&c, 320, run, wait, 1200));
+	ck_assert(weft__crowded(&c));
+	/* Half a CPU idle over the backoff: spread. */
+	ck_assert(step(&c, 420, run, wait, 1250));
+	ck_assert(!weft__crowded(&c));
+	ck_assert_int_eq(c.next, 440 * MS);
+}
+END_TEST
+
+START_TEST(step_backoff_grows_and_resets)
+{
+	struct weft__crowd c;
+	fresh(&c);
+	int64_t run = 0, wait = 0, now = 20, idle = 0;
+	int64_t expect = CROWD_BACKOFF_MIN_NS;
+	for (int round = 0; round < 10; round++) {
+		crowd_at(&c, now, &run, &wait, idle);
+		ck_assert_int_eq(c.backoff, expect);
+		/* The probe, a backoff later, with a whole CPU idle. */
+		now += c.backoff / MS;
+		idle += c.backoff / MS;
+		ck_assert(step(&c, now, run, wait, idle));
+		/* Crowded again a window later: the backoff doubles. */
+		now += 20;
+		expect = expect * 2 > CROWD_BACKOFF_MAX_NS
+				 ? CROWD_BACKOFF_MAX_NS
+				 : expect * 2;
+	}
+	ck_assert_int_eq(expect, CROWD_BACKOFF_MAX_NS);
+	/* A spread that lasted (a long window without waits): back to the
+	 * shortest. */
+	now += CROWD_SETTLE_NS / MS;
+	run += CROWD_SETTLE_NS / MS;
+	ck_assert(!step(&c, now, run, wait, 0));
+	crowd_at(&c, now + 20, &run, &wait, idle);
+	ck_assert_int_eq(c.backoff, CROWD_BACKOFF_MIN_NS);
+}
+END_TEST
+
+static void *nothing(void *arg)
+{
+	return arg;
+}
+
+START_TEST(config_rejects_bad_values)
+{
+	struct weft_config cfg = { .workers = 2, .crowding = 7 };
+	ck_assert_int_eq(weft_run(nothing, NULL, &cfg, NULL), -EINVAL);
+	cfg.crowding = WEFT_CROWDING_DEFAULT;
+	setenv("WEFT_CROWDING", "sometimes", 1);
+	ck_assert_int_eq(weft_run(nothing, NULL, &cfg, NULL), -EINVAL);
+	setenv("WEFT_CROWDING", "off", 1);
+	ck_assert_int_eq(weft_run(nothing, NULL, &cfg, NULL), 0);
+	unsetenv("WEFT_CROWDING");
+}
+END_TEST
+
+/* ---- a real shortage of CPUs --------------------------------------------- */
+
+static struct weft_runtime *runtime(void)
+{
+	return atomic_load(&weft__rt);
+}
+
+static struct weft_metrics metrics(void)
+{
+	struct weft_metrics m;
+	ck_assert_int_eq(weft_metrics(&m), 0);
+	return m;
+}
+
+static atomic_bool spin_on;
+
+static void *spinner(void *arg)
+{
+	while (atomic_load(&spin_on))
+		(void)weft_yield();
+	return arg;
+}
+
+/* Yields (keeping a worker busy) until the state is want, or the bound. */
+static bool until_crowded(bool want)
+{
+	for (int64_t end = weft_now() + CHANGE_BOUND_NS; weft_now() < end;) {
+		if (metrics().crowded == want)
+			return true;
+		(void)weft_yield();
+	}
+	return false;
+}
+
+static void set_affinity(pthread_t t, int cpus)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	for (int i = 0; i < cpus; i++)
+		CPU_SET(i, &set);
+	ck_assert_int_eq(pthread_setaffinity_np(t, sizeof(set), &set), 0);
+}
+
+/* Two workers and three busy tasks on one CPU: each worker waits for it
+ * half the time, so the runtime crowds. Given both CPUs back, with one
+ * worker busy, it probes and spreads. */
+static void *shortage_main(void *arg)
+{
+	struct weft_runtime *rt = runtime();
+	if (!rt->crowd.enabled) { /* no schedstat: it never crowds */
+		ck_assert(!until_crowded(true) || !"crowded without schedstat");
+		return arg;
+	}
+	atomic_store(&spin_on, true);
+	weft_task_t t[2];
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(weft_spawn(&t[i], spinner, NULL), 0);
+	ck_assert_msg(until_crowded(true), "never crowded on one CPU");
+	atomic_store(&spin_on, false);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		return arg;
+	for (int i = 0; i < rt->nworkers; i++)
+		set_affinity(rt->workers[i].thread, 2);
+	ck_assert_msg(until_crowded(false), "never spread with a CPU idle");
+	ck_assert_uint_ge(metrics().crowd_changes, 2);
+	return arg;
+}
+
+START_TEST(crowds_and_spreads_with_the_cpus)
+{
+	cpu_set_t before;
+	ck_assert_int_eq(sched_getaffinity(0, sizeof(before), &before), 0);
+	set_affinity(pthread_self(), 1); /* the workers inherit it */
+	weft_test_run(shortage_main, NULL, 2);
+	ck_assert_int_eq(sched_setaffinity(0, sizeof(before), &before), 0);
+}
+END_TEST
+
+/* ---- what a crowded runtime keeps ------------------------------------------ */
+
+/* Runs main with crowding forced on (the controller off, so it stays). */
+static void run_crowded(weft_fn main)
+{
+	struct weft_config cfg = { .workers = 2,
+				   .crowding = WEFT_CROWDING_OFF };
+	ck_assert_int_eq(weft_run(main, NULL, &cfg, NULL), 0);
+}
+
+static void force_crowded(void)
+{
+	/* Relaxed, as the monitor's own store (crowd.h). */
+	atomic_store_explicit(&runtime()->crowd.on, true,
+			      memory_order_relaxed);
+}
+
+#define CONNS 64
+
+struct echo_conns {
+	int sv[CONNS][2];
+	int rounds;
+};
+
+static void *echo_one(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char c;
+	while (weft_recv(fd, &c, 1, 0) == 1)
+		ck_assert_int_eq(weft_send(fd, &c, 1, 0), 1);
+	return NULL;
+}
+
+/* A pool thread's blocking rounds: a byte to every connection, then
+ * every answer back. */
+static void *client(void *arg)
+{
+	struct echo_conns *e = arg;
+	for (int r = 0; r < e->rounds; r++) {
+		for (int i = 0; i < CONNS; i++)
+			ck_assert_int_eq(write(e->sv[i][1], "x", 1), 1);
+		for (int i = 0; i < CONNS; i++) {
+			char c;
+			ck_assert_int_eq(read(e->sv[i][1], &c, 1), 1);
+		}
+	}
+	return NULL;
+}
+
+static uint64_t worker_runs(int worker)
+{
+	struct weft_worker_metrics m;
+	ck_assert_int_eq(weft_worker_metrics(worker, &m), 0);
+	return m.task_runs;
+}
+
+/* Wakes its worker every millisecond, which then falls asleep again
+ * while the other may be busy: spread, it would sleep as the poller. */
+static atomic_bool ticking;
+
+static void *ticker(void *arg)
+{
+	while (atomic_load(&ticking))
+		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+	return arg;
+}
+
+/* Readiness wakes the tasks on whichever worker polls the set; crowded,
+ * that is only the last one to fall asleep, and no batch is shared, so
+ * one worker takes all but the ticker's runs. */
+static void *one_worker_main(void *arg)
+{
+	force_crowded();
+	atomic_store(&ticking, true);
+	weft_task_t tick;
+	ck_assert_int_eq(weft_spawn(&tick, ticker, NULL), 0);
+	static struct echo_conns e;
+	e.rounds = (int)weft_test_scaled(2000, 200);
+	weft_task_t t[CONNS];
+	for (int i = 0; i < CONNS; i++) {
+		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, e.sv[i]),
+				 0);
+		ck_assert_int_eq(weft_spawn(&t[i], echo_one,
+					    (void *)(intptr_t)e.sv[i][0]),
+				 0);
+	}
+	/* Every echo task waits on its first byte before the count. */
+	ck_assert_int_eq(weft_sleep(50 * MS), 0);
+	uint64_t before[2] = { worker_runs(0), worker_runs(1) };
+	ck_assert_int_eq(weft_blocking(client, &e, NULL), 0);
+	uint64_t ran[2] = { worker_runs(0) - before[0],
+			    worker_runs(1) - before[1] };
+	uint64_t fewer = ran[0] < ran[1] ? ran[0] : ran[1];
+	ck_assert_msg(fewer * 10 <= ran[0] + ran[1],
+		      "the echo ran %llu and %llu times on the two workers",
+		      (unsigned long long)ran[0], (unsigned long long)ran[1]);
+	atomic_store(&ticking, false);
+	ck_assert_int_eq(weft_join(tick, NULL), 0);
+	for (int i = 0; i < CONNS; i++) {
+		close(e.sv[i][1]);
+		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+		close(e.sv[i][0]);
+	}
+	return arg;
+}
+
+START_TEST(crowded_io_stays_on_one_worker)
+{
+	run_crowded(one_worker_main);
+}
+END_TEST
+
+/* One task keeps a worker; the other worker sleeps, crowded, outside the
+ * poll set (the keeper finds the poller role free). A byte for a third task must still reach it (the monitor
+ * harvests the unattended set and rouses the sleeper), long before the
+ * keeper lets its worker go. */
+static atomic_bool got_byte;
+
+static void *reader(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char c;
+	ck_assert_int_eq(weft_recv(fd, &c, 1, 0), 1);
+	atomic_store(&got_byte, true);
+	return NULL;
+}
+
+/* Whether the poller role was free while the other worker slept. */
+static atomic_int role_free;
+
+static void *keeper(void *arg)
+{
+	struct weft_runtime *rt = runtime();
+	int64_t end = weft_now() + 5 * WEFT_SEC;
+	while (atomic_load(&rt->idle.sleeping) < 1 && weft_now() < end)
+		weft__cpu_relax();
+	bool free_role = weft__pollset_claim();
+	if (free_role)
+		weft__pollset_release();
+	atomic_store(&role_free, free_role);
+	for (;
+	     !atomic_load(&got_byte) && weft_now() < end;)
+		weft__cpu_relax();
+	return arg;
+}
+
+static void *kept_worker_main(void *arg)
+{
+	force_crowded();
+	atomic_store(&got_byte, false);
+	atomic_store(&role_free, -1);
+	int sv[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	weft_task_t r, k;
+	ck_assert_int_eq(weft_spawn(&r, reader, (void *)(intptr_t)sv[0]), 0);
+	ck_assert_int_eq(weft_spawn(&k, keeper, NULL), 0);
+	ck_assert_int_eq(weft_sleep(50 * MS), 0); /* all but k sleep */
+	int64_t sent = weft_now();
+	ck_assert_int_eq(write(sv[1], "x", 1), 1);
+	ck_assert_int_eq(weft_join(r, NULL), 0);
+	int64_t took = weft_now() - sent;
+	ck_assert_int_eq(weft_join(k, NULL), 0);
+	ck_assert_msg(atomic_load(&role_free) == 1,
+		      "a worker slept as the poller while the other ran");
+	ck_assert_msg(took < WEFT_SEC, "the byte took %lld ms",
+		      (long long)(took / MS));
+	close(sv[0]);
+	close(sv[1]);
+	return arg;
+}
+
+START_TEST(crowded_kept_worker_strands_no_event)
+{
+	run_crowded(kept_worker_main);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("crowd");
+	TCase *tc = tcase_create("controller");
+	tcase_add_test(tc, step_crowds_when_workers_wait);
+	tcase_add_test(tc, step_needs_runnable_time);
+	tcase_add_test(tc, step_probes_only_with_idle_cpu);
+	tcase_add_test(tc, step_backoff_grows_and_resets);
+	tcase_add_test(tc, config_rejects_bad_values);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("runtime");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, crowds_and_spreads_with_the_cpus);
+	tcase_add_test(tc, crowded_io_stays_on_one_worker);
+	tcase_add_test(tc, crowded_kept_worker_strands_no_event);
+	suite_add_tcase(s, tc);
+	return weft_test_main(s);
+}
