@@ -49,6 +49,9 @@
 #include <stdint.h>
 
 #define CROWD_WINDOW_NS (20 * 1000 * 1000)
+/* The idle monitor reads less often: a sleep it ends costs the machine
+ * more than a look the armed one makes anyway. */
+#define CROWD_IDLE_WINDOW_NS (100 * 1000 * 1000)
 #define CROWD_WAIT_PCT 20
 #define CROWD_BACKOFF_MIN_NS (100 * 1000 * 1000)
 #define CROWD_BACKOFF_MAX_NS (6400LL * 1000 * 1000)

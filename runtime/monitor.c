@@ -179,8 +179,8 @@ static int64_t idle_wait(struct weft_runtime *rt, long stall_period,
 	int64_t ns = stall_period > 0 ? stall_period : 0;
 	if (rt->crowd.enabled &&
 	    atomic_load(&rt->idle.sleeping) < rt->nworkers &&
-	    (!ns || ns > CROWD_WINDOW_NS))
-		ns = CROWD_WINDOW_NS;
+	    (!ns || ns > CROWD_IDLE_WINDOW_NS))
+		ns = CROWD_IDLE_WINDOW_NS;
 	if (first != WEFT_NO_DEADLINE) {
 		int64_t t = first - TIMER_SOON_NS - weft_now();
 		t = t > 0 ? t : 1; /* 0 would be no limit */
