@@ -63,8 +63,7 @@ static int64_t read_idle(struct weft__crowd *c)
 		   &idle, &iowait) != 5)
 		return -1;
 	long hz = sysconf(_SC_CLK_TCK);
-	return hz > 0 ? (int64_t)((idle + iowait) * (1000000000ULL / hz))
-		      : -1;
+	return hz > 0 ? (int64_t)((idle + iowait) * (1000000000ULL / hz)) : -1;
 }
 
 /* Spread: crowd once the workers waited CROWD_WAIT_PCT of the time they
@@ -114,7 +113,7 @@ bool weft__crowd_step(struct weft__crowd *c, int64_t now,
 	c->since = now;
 	if (change && !on)
 		c->last.idle = -1; /* not read while spread */
-	if (change) /* relaxed: a hint (crowd.h) */
+	if (change)                /* relaxed: a hint (crowd.h) */
 		atomic_store_explicit(&c->on, !on, memory_order_relaxed);
 	return change;
 }
@@ -137,6 +136,8 @@ int weft__crowd_start(struct weft_runtime *rt)
 	c->backoff = CROWD_BACKOFF_MIN_NS;
 	c->spread_at = INT64_MIN / 2;
 	c->stat_fd = -1;
+	if (rt->io != WEFT_IO_EPOLL)
+		c->enabled = false; /* crowd.h: io_uring keeps it so already */
 	if (!c->enabled)
 		return 0;
 	c->fds = malloc(sizeof(int) * (size_t)rt->nworkers);

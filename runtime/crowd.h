@@ -40,6 +40,13 @@
  *
  * Without schedstat (a kernel without CONFIG_SCHED_INFO) the runtime never
  * crowds; without /proc/stat, once crowded it stays so.
+ *
+ * Only under epoll. Under io_uring a socket's operations complete on the
+ * ring of the worker that submitted them, which keeps a server's load on
+ * one worker already (its closed-loop p99 was Tokio's 0.44); crowding
+ * there changed nothing in closed loop, and one open-loop run in five at
+ * 90% load fell behind for good (p99 298 ms), its one worker saturated
+ * with no idle CPU to probe with (bench/README.md, twenty-ninth session).
  */
 #ifndef WEFT_RUNTIME_CROWD_H
 #define WEFT_RUNTIME_CROWD_H

@@ -128,7 +128,8 @@ struct weft_config {
 	enum weft_fp_modes fp_modes;
 	/* What the workers do when the machine has no CPU to spare for them
 	 * all (a load generator beside the server, another service, a
-	 * container's share). WEFT_CROWDING_DEFAULT (0): $WEFT_CROWDING if
+	 * container's share), under epoll (io_uring keeps a server's load on
+	 * few workers anyway). WEFT_CROWDING_DEFAULT (0): $WEFT_CROWDING if
 	 * set (auto or off), else auto: once the workers spent a fifth of
 	 * their runnable time waiting for a CPU, woken tasks stay on the
 	 * workers that are awake instead of rousing others, until the
