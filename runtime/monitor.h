@@ -39,6 +39,10 @@
  * worker did for a whole period, so a task that keeps the worker that
  * left strands no connection whose events nobody else would look for.
  *
+ * It reads the crowding signal (crowd.h) at each look, and while idle
+ * every CROWD_IDLE_WINDOW_NS if a worker is awake; while the runtime is
+ * crowded it rouses nobody for tasks that are merely queued.
+ *
  * No lost arming: a waker fills the slot (or the poller leaves the set,
  * or the first fd joins it, or a task arms a timer: timer.c's store of
  * the heap's length), then reads the state (seq_cst both); the monitor
