@@ -233,8 +233,8 @@ int weft__cpus_for(int cpus, double limit)
 	return n < cpus ? n : cpus;
 }
 
-/* The CPUs in the affinity mask, sized for any count the kernel has. */
-static int affinity_cpus(void)
+/* Sized for any count the kernel has. */
+int weft__cpus_affinity(void)
 {
 	long online = sysconf(_SC_NPROCESSORS_CONF);
 	int size = online > CPU_SETSIZE ? (int)online : CPU_SETSIZE, n = 0;
@@ -254,5 +254,6 @@ static int affinity_cpus(void)
 
 int weft__cpus_default(void)
 {
-	return weft__cpus_for(affinity_cpus(), weft__cpus_cgroup_limit(""));
+	return weft__cpus_for(weft__cpus_affinity(),
+			      weft__cpus_cgroup_limit(""));
 }

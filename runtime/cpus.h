@@ -34,6 +34,10 @@ int weft__cpus_default(void);
  * build a fake tree. */
 double weft__cpus_cgroup_limit(const char *root);
 
+/* The CPUs in the calling thread's affinity mask, at least 1 (the online
+ * CPUs if there is no mask to read). */
+int weft__cpus_affinity(void);
+
 /* The worker count for cpus CPUs in the affinity mask under a cgroup limit
  * of limit CPUs (0: none), by the rule above. */
 int weft__cpus_for(int cpus, double limit);

@@ -4,9 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "weft/task.h"
+#include "cpus.h"
 #include "crowd.h"
 #include "worker.h"
 
@@ -66,6 +68,21 @@ static int64_t read_idle(struct weft__crowd *c)
 	return hz > 0 ? (int64_t)((idle + iowait) * (1000000000ULL / hz)) : -1;
 }
 
+/* Reads what a probe needs: the host's idle time, the process's CPU
+ * time, and its share's CPUs (crowd.h). */
+static void read_share(struct weft__crowd *c, struct weft__crowd_sample *s)
+{
+	struct timespec ts;
+	s->idle = read_idle(c);
+	if (!clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts))
+		s->used = ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	else
+		s->idle = -1; /* no share to weigh it against */
+	s->cpus = weft__cpus_affinity();
+	if (c->limit > 0 && c->limit < s->cpus)
+		s->cpus = c->limit;
+}
+
 /* Spread: crowd once the workers waited CROWD_WAIT_PCT of the time they
  * were runnable, if that was a quarter of a CPU or more (less says
  * nothing). A crowding soon after a spread doubles the backoff. */
@@ -88,13 +105,20 @@ static bool spread_step(struct weft__crowd *c, int64_t now, int64_t span,
 	return true;
 }
 
-/* Crowded: spread (a probe) once the machine had half a CPU idle since
- * the last reading, a backoff ago. */
+/* Crowded: spread (a probe) once half a CPU was idle and ours since the
+ * last reading, a backoff ago (crowd.h). */
 static bool crowded_step(struct weft__crowd *c, int64_t now, int64_t span,
-			 int64_t idle)
+			 const struct weft__crowd_sample *s)
 {
 	c->next = now + c->backoff;
-	if (idle < 0 || c->last.idle < 0 || 2 * (idle - c->last.idle) < span)
+	if (s->idle < 0 || c->last.idle < 0)
+		return false;
+	int64_t spare = s->idle - c->last.idle;
+	int64_t ours = (int64_t)(s->cpus * (double)span) -
+		       (s->used - c->last.used);
+	if (s->cpus > 0 && ours < spare)
+		spare = ours;
+	if (2 * spare < span)
 		return false;
 	c->spread_at = now;
 	c->next = now + CROWD_WINDOW_NS;
@@ -106,7 +130,7 @@ bool weft__crowd_step(struct weft__crowd *c, int64_t now,
 {
 	bool on = weft__crowded(c);
 	int64_t span = now - c->since;
-	bool change = on ? crowded_step(c, now, span, s->idle)
+	bool change = on ? crowded_step(c, now, span, s)
 			 : spread_step(c, now, span, s->run - c->last.run,
 				       s->wait - c->last.wait);
 	c->last = *s;
@@ -123,9 +147,9 @@ void weft__crowd_look(struct weft_runtime *rt, int64_t now)
 	struct weft__crowd *c = &rt->crowd;
 	if (!c->enabled || now < c->next)
 		return;
-	struct weft__crowd_sample s = { 0, 0, 0 };
+	struct weft__crowd_sample s = { 0 };
 	if (weft__crowded(c))
-		s.idle = read_idle(c);
+		read_share(c, &s);
 	if (read_workers(c, &s) && weft__crowd_step(c, now, &s))
 		weft__stat_add(&c->changes, 1); /* relaxed: monitor only */
 }
@@ -152,7 +176,8 @@ int weft__crowd_start(struct weft_runtime *rt)
 			break;
 	}
 	c->stat_fd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
-	struct weft__crowd_sample s = { 0, 0, 0 };
+	c->limit = weft__cpus_cgroup_limit("");
+	struct weft__crowd_sample s = { 0 };
 	if (c->nfds < rt->nworkers || !read_workers(c, &s))
 		weft__crowd_stop(rt); /* no schedstat: never crowd */
 	return 0;

@@ -17,13 +17,18 @@
  *
  *   spread -> crowded   the workers waited CROWD_WAIT_PCT of their
  *                       runnable time over a window of CROWD_WINDOW_NS
- *   crowded -> spread   a probe: the machine had half a CPU idle since
- *                       the last look (/proc/stat), looked at once per
- *                       backoff, from CROWD_BACKOFF_MIN_NS
+ *   crowded -> spread   a probe: half a CPU was idle and ours since the
+ *                       last look, looked at once per backoff, from
+ *                       CROWD_BACKOFF_MIN_NS
  *
- * A probe that crowds again within CROWD_SETTLE_NS doubles the backoff, up
- * to CROWD_BACKOFF_MAX_NS: /proc/stat counts the host, whose idle CPUs a
- * container's CPU limit may not let us have. A spread that lasts resets it.
+ * Idle and ours: idle on the host (/proc/stat), and left of the process's
+ * share, its CPUs (the monitor's affinity mask, which it has from
+ * weft_run's caller, and the cgroup's CPU limit, read at start) less the
+ * CPU time it used. A container limited to one CPU on an idle host so
+ * never probes. A probe that crowds again within CROWD_SETTLE_NS doubles
+ * the backoff, up to CROWD_BACKOFF_MAX_NS, for what the share misses
+ * (another process of the cgroup, a limit changed later); a spread that
+ * lasts resets it.
  * Idle CPU alone cannot be the signal: spread workers sleep between their
  * harvests, so the crowded machine above showed 11-15% of a CPU idle; nor
  * can waits alone undo crowding, as they vanish once it works (twenty-
@@ -65,11 +70,13 @@
 #define CROWD_SETTLE_NS (1000LL * 1000 * 1000)
 
 /* Cumulative readings, in nanoseconds: the workers' summed time on a CPU
- * and runnable off one, and the machine's idle CPU time (read only while
- * crowded; 0 otherwise, or where unreadable: -1). */
+ * and runnable off one; read only while crowded (0 otherwise), the
+ * machine's idle CPU time (-1: unreadable) and the process's CPU time.
+ * And the CPUs of the process's share (0: unknown). */
 struct weft__crowd_sample {
 	uint64_t run, wait;
-	int64_t idle;
+	int64_t idle, used;
+	double cpus;
 };
 
 struct weft__crowd {
@@ -80,7 +87,8 @@ struct weft__crowd {
 	bool enabled;             /* cfg.crowding and schedstat allow it */
 	int *fds;                 /* each worker's schedstat, or -1 */
 	int nfds;
-	int stat_fd; /* /proc/stat, or -1 */
+	int stat_fd;  /* /proc/stat, or -1 */
+	double limit; /* the cgroup's CPU limit in CPUs, 0: none */
 	/* The controller (weft__crowd_step): the monitor's alone. */
 	int64_t next;      /* when it next decides */
 	int64_t since;     /* its last reading: the window's start */

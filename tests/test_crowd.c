@@ -31,19 +31,29 @@ static void fresh(struct weft__crowd *c)
 {
 	*c = (struct weft__crowd){ .backoff = CROWD_BACKOFF_MIN_NS,
 				   .spread_at = INT64_MIN / 2 };
-	struct weft__crowd_sample s = { 0, 0, 0 };
+	struct weft__crowd_sample s = { 0 };
 	ck_assert(!weft__crowd_step(c, 0, &s));
 }
 
-/* Steps c at now with the workers' totals run and wait (ms), and the
- * machine's idle total (ms; -1: unreadable). */
-static bool step(struct weft__crowd *c, int64_t now_ms, int64_t run_ms,
-		 int64_t wait_ms, int64_t idle_ms)
+/* Steps c at now with the workers' totals run and wait (ms), the
+ * machine's idle total (ms; -1: unreadable), the process's CPU time (ms)
+ * and its share's CPUs (0: unknown). */
+static bool step_share(struct weft__crowd *c, int64_t now_ms, int64_t run_ms,
+		       int64_t wait_ms, int64_t idle_ms, int64_t used_ms,
+		       double cpus)
 {
 	struct weft__crowd_sample s = { (uint64_t)(run_ms * MS),
 					(uint64_t)(wait_ms * MS),
-					idle_ms < 0 ? -1 : idle_ms * MS };
+					idle_ms < 0 ? -1 : idle_ms * MS,
+					used_ms * MS, cpus };
 	return weft__crowd_step(c, now_ms * MS, &s);
+}
+
+/* The same with no share known. */
+static bool step(struct weft__crowd *c, int64_t now_ms, int64_t run_ms,
+		 int64_t wait_ms, int64_t idle_ms)
+{
+	return step_share(c, now_ms, run_ms, wait_ms, idle_ms, 0, 0);
 }
 
 /* Crowds c at now_ms with a window of waits (adding it to the totals),
@@ -107,6 +117,24 @@ START_TEST(step_probes_only_with_idle_cpu)
 	ck_assert(step(&c, 420, run, wait, 1250));
 	ck_assert(!weft__crowded(&c));
 	ck_assert_int_eq(c.next, 440 * MS);
+}
+END_TEST
+
+/* Host CPUs idle that the process's share does not leave it (a
+ * container's limit, an affinity mask): no probe. */
+START_TEST(step_probes_within_our_share)
+{
+	struct weft__crowd c;
+	fresh(&c);
+	int64_t run = 0, wait = 0;
+	crowd_at(&c, 20, &run, &wait, 1000);
+	/* 100 ms with 1.5 CPUs idle on the host, but a share of one CPU of
+	 * which the process used 0.9: 0.1 left, stays. */
+	ck_assert(!step_share(&c, 120, run, wait, 1150, 90, 1));
+	ck_assert(weft__crowded(&c));
+	/* Then it used 0.4 of its CPU: 0.6 left, spread. */
+	ck_assert(step_share(&c, 220, run, wait, 1300, 130, 1));
+	ck_assert(!weft__crowded(&c));
 }
 END_TEST
 
@@ -223,6 +251,8 @@ static void *shortage_main(void *arg)
 		return arg;
 	for (int i = 0; i < rt->nworkers; i++)
 		set_affinity(rt->workers[i].thread, 2);
+	/* The monitor reads the process's share from its own mask. */
+	set_affinity(rt->monitor.thread, 2);
 	ck_assert_msg(until_crowded(false), "never spread with a CPU idle");
 	ck_assert_uint_ge(metrics().crowd_changes, 2);
 	return arg;
@@ -306,7 +336,7 @@ static void *ticker(void *arg)
 
 /* Readiness wakes the tasks on whichever worker polls the set; crowded,
  * that is only the last one to fall asleep, and no batch is shared, so
- * one worker takes all but the ticker's runs. */
+ * one worker takes (nearly) all of them. */
 static void *one_worker_main(void *arg)
 {
 	force_crowded();
@@ -330,7 +360,9 @@ static void *one_worker_main(void *arg)
 	uint64_t ran[2] = { worker_runs(0) - before[0],
 			    worker_runs(1) - before[1] };
 	uint64_t fewer = ran[0] < ran[1] ? ran[0] : ran[1];
-	ck_assert_msg(fewer * 10 <= ran[0] + ran[1],
+	/* Spread, they split it half and half. Not none at all: a worker
+	 * the OS deschedules on a busy machine is relieved (steal.h). */
+	ck_assert_msg(fewer * 3 <= ran[0] + ran[1],
 		      "the echo ran %llu and %llu times on the two workers",
 		      (unsigned long long)ran[0], (unsigned long long)ran[1]);
 	atomic_store(&ticking, false);
@@ -420,6 +452,7 @@ int main(void)
 	tcase_add_test(tc, step_crowds_when_workers_wait);
 	tcase_add_test(tc, step_needs_runnable_time);
 	tcase_add_test(tc, step_probes_only_with_idle_cpu);
+	tcase_add_test(tc, step_probes_within_our_share);
 	tcase_add_test(tc, step_backoff_grows_and_resets);
 	tcase_add_test(tc, config_rejects_bad_values);
 	suite_add_tcase(s, tc);
