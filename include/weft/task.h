@@ -132,8 +132,9 @@ struct weft_config {
 	 * few workers anyway). WEFT_CROWDING_DEFAULT (0): $WEFT_CROWDING if
 	 * set (auto or off), else auto: once the workers spent a fifth of
 	 * their runnable time waiting for a CPU, woken tasks stay on the
-	 * workers that are awake instead of rousing others, until the
-	 * machine has half a CPU idle again (probed with a backoff). On two
+	 * workers that are awake instead of rousing others, until half a
+	 * CPU is idle again that the process may use (its affinity mask and
+	 * cgroup CPU limit count; probed with a backoff). On two
 	 * CPUs shared with a load generator that halved an epoll server's
 	 * p99 (bench/README.md). Spawned tasks still wake sleeping workers.
 	 * WEFT_CROWDING_OFF: spread them always. weft_metrics reports the
