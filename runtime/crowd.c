@@ -54,9 +54,9 @@ static bool read_workers(struct weft__crowd *c, struct weft__crowd_sample *s)
 	return true;
 }
 
-/* The machine's idle CPU time so far, in ns (/proc/stat's first line:
- * idle and iowait, in clock ticks), or -1. */
-static int64_t read_idle(struct weft__crowd *c)
+/* The machine's idle CPU time so far, in clock ticks (/proc/stat's first
+ * line: idle and iowait), or -1. */
+static int64_t read_idle_ticks(struct weft__crowd *c)
 {
 	char buf[256];
 	unsigned long long user, nice, sys, idle, iowait;
@@ -64,8 +64,19 @@ static int64_t read_idle(struct weft__crowd *c)
 	    sscanf(buf, "cpu %llu %llu %llu %llu %llu", &user, &nice, &sys,
 		   &idle, &iowait) != 5)
 		return -1;
+	return (int64_t)(idle + iowait);
+}
+
+/* The machine's idle CPU time since the runtime started, in ns, or -1.
+ * Since then, not since boot: a large machine's idle nanoseconds since
+ * boot overflow 64 bits within a year. */
+static int64_t read_idle(struct weft__crowd *c)
+{
+	int64_t ticks = read_idle_ticks(c);
 	long hz = sysconf(_SC_CLK_TCK);
-	return hz > 0 ? (int64_t)((idle + iowait) * (1000000000ULL / hz)) : -1;
+	if (ticks < 0 || c->idle_base < 0 || hz <= 0)
+		return -1;
+	return (ticks - c->idle_base) * (1000000000LL / hz);
 }
 
 /* Reads what a probe needs: the host's idle time, the process's CPU
@@ -176,6 +187,7 @@ int weft__crowd_start(struct weft_runtime *rt)
 			break;
 	}
 	c->stat_fd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
+	c->idle_base = read_idle_ticks(c);
 	c->limit = weft__cpus_cgroup_limit("");
 	struct weft__crowd_sample s = { 0 };
 	if (c->nfds < rt->nworkers || !read_workers(c, &s))

@@ -87,8 +87,9 @@ struct weft__crowd {
 	bool enabled;             /* cfg.crowding and schedstat allow it */
 	int *fds;                 /* each worker's schedstat, or -1 */
 	int nfds;
-	int stat_fd;  /* /proc/stat, or -1 */
-	double limit; /* the cgroup's CPU limit in CPUs, 0: none */
+	int stat_fd;       /* /proc/stat, or -1 */
+	int64_t idle_base; /* its idle ticks at start, or -1 */
+	double limit;      /* the cgroup's CPU limit in CPUs, 0: none */
 	/* The controller (weft__crowd_step): the monitor's alone. */
 	int64_t next;      /* when it next decides */
 	int64_t since;     /* its last reading: the window's start */
