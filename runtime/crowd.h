@@ -29,6 +29,7 @@
  * the backoff, up to CROWD_BACKOFF_MAX_NS, for what the share misses
  * (another process of the cgroup, a limit changed later); a spread that
  * lasts resets it.
+ *
  * Idle CPU alone cannot be the signal: spread workers sleep between their
  * harvests, so the crowded machine above showed 11-15% of a CPU idle; nor
  * can waits alone undo crowding, as they vanish once it works (twenty-
@@ -85,7 +86,7 @@ struct weft__crowd {
 	_Atomic bool on;
 	_Atomic uint64_t changes; /* for weft_metrics; monitor only */
 	bool enabled;             /* cfg.crowding and schedstat allow it */
-	int *fds;                 /* each worker's schedstat, or -1 */
+	int *fds;                 /* each worker's schedstat */
 	int nfds;
 	int stat_fd;       /* /proc/stat, or -1 */
 	int64_t idle_base; /* its idle ticks at start, or -1 */
@@ -116,8 +117,9 @@ void weft__crowd_stop(struct weft_runtime *rt);
  * Monitor thread only. */
 void weft__crowd_look(struct weft_runtime *rt, int64_t now);
 
-/* The decision on one sample, at now: a pure function of c's state, for
- * tests. Returns whether it changed c->on. */
+/* The decision on one sample, at now: no I/O, only c's controller state
+ * and s, so tests drive it with made-up readings. Returns whether it
+ * changed c->on. */
 bool weft__crowd_step(struct weft__crowd *c, int64_t now,
 		      const struct weft__crowd_sample *s);
 

@@ -230,8 +230,8 @@ static void set_affinity(pthread_t t, int cpus)
 }
 
 /* Two workers and three busy tasks on one CPU: each worker waits for it
- * half the time, so the runtime crowds (under epoll: crowd.h). Given both CPUs back, with one
- * worker busy, it probes and spreads. */
+ * half the time, so the runtime crowds (under epoll: crowd.h). Given both
+ * CPUs back, with one worker busy, it probes and spreads. */
 static void *shortage_main(void *arg)
 {
 	struct weft_runtime *rt = runtime();
@@ -268,7 +268,7 @@ START_TEST(crowds_and_spreads_with_the_cpus)
 }
 END_TEST
 
-/* ---- what a crowded runtime keeps ------------------------------------------ */
+/* ---- what a crowded runtime keeps -------------------------------------- */
 
 /* Runs main with crowding forced on (the controller off, so it stays). */
 static void run_crowded(weft_fn main)
@@ -382,9 +382,9 @@ START_TEST(crowded_io_stays_on_one_worker)
 END_TEST
 
 /* One task keeps a worker; the other worker sleeps, crowded, outside the
- * poll set (the keeper finds the poller role free). A byte for a third task must still reach it (the monitor
- * harvests the unattended set and rouses the sleeper), long before the
- * keeper lets its worker go. */
+ * poll set (the keeper finds the poller role free). A byte for a third
+ * task must still reach it (the monitor harvests the unattended set and
+ * rouses the sleeper), long before the keeper lets its worker go. */
 static atomic_bool got_byte;
 
 static void *reader(void *arg)
