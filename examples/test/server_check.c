@@ -47,6 +47,17 @@ static int out_fd = -1; /* the server's stdout */
 static unsigned short port;
 static const char *check = "start";
 
+/* The signal the servers dump their tasks on ($WEFT_DUMP_SIGNAL). */
+#define DUMP_SIGNAL SIGUSR2
+#define DUMP_SIGNAL_NAME "SIGUSR2"
+
+static void pause_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
 static void die(const char *fmt, ...)
 {
 	va_list ap;
@@ -56,16 +67,14 @@ static void die(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-	if (server > 0)
+	if (server > 0) {
+		/* What each of its tasks waits for (weft_dump, to the stderr
+		 * we share), before it goes: a hang says where it hangs. */
+		kill(server, DUMP_SIGNAL);
+		pause_ms(500);
 		kill(server, SIGKILL);
+	}
 	exit(1);
-}
-
-static void pause_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
 }
 
 /* ---- the server's accept calls, trapped ---------------------------------- */
@@ -1455,6 +1464,7 @@ int main(int argc, char **argv)
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
+	setenv("WEFT_DUMP_SIGNAL", DUMP_SIGNAL_NAME, 1);
 	if (!strcmp(argv[1], "kv")) {
 		char ms[16];
 
