@@ -11,7 +11,10 @@
  *   - a body (Content-Length) is read and dropped, after a 100 Continue if
  *     the client expects one before it sends the body; chunked bodies get
  *     501;
- *   - an idle keep-alive connection is closed after IDLE_TIMEOUT.
+ *   - an idle keep-alive connection is closed after IDLE_TIMEOUT;
+ *   - a client that takes no answer for SEND_TIMEOUT ($HTTP_SEND_MS
+ *     milliseconds if set: the server does not start with it set to
+ *     anything else above 0) is given up on: the connection is reset.
  *
  * The head is read line by line (weft_stream_readline, the stream's limit
  * being HEAD_MAX), and answers to pipelined requests are sent together,
@@ -42,6 +45,8 @@
 
 #define QUIET (-1) /* a reading step's result: close without a word */
 
+static int64_t send_timeout = SEND_TIMEOUT;
+
 struct request {
 	bool http10;
 	bool head; /* HEAD: no body in the answer */
@@ -54,6 +59,7 @@ struct request {
 struct conn {
 	struct weft_stream s;
 	size_t head_size; /* bytes of the head read so far */
+	bool stalled;     /* an answer failed after send_timeout passed */
 };
 
 /* ---- parsing (RFC 9112) ------------------------------------------------- */
@@ -321,19 +327,19 @@ static bool head_buffered(const struct weft_stream *s)
 
 /* Writes [p, p + n) to the stream and sends it, unless the next request
  * waits in the stream (pipelined requests are answered together), all
- * within SEND_TIMEOUT (a client that stops reading). One deadline scope
+ * within send_timeout (a client that stops reading). One deadline scope
  * for both: a scope costs two clock reads. Returns 0 or -errno. */
 static int send_bounded(struct conn *c, const char *p, size_t n)
 {
 	struct weft_deadline d;
-	ssize_t r = weft_deadline_enter(&d, SEND_TIMEOUT);
+	ssize_t r = weft_deadline_enter(&d, send_timeout);
 
 	if (r)
 		return (int)r;
 	r = weft_stream_write(&c->s, p, n);
 	if (r >= 0 && !head_buffered(&c->s))
 		r = weft_stream_flush(&c->s);
-	weft_deadline_leave(&d);
+	c->stalled = weft_deadline_leave(&d) == 1 && r < 0;
 	return r < 0 ? (int)r : 0;
 }
 
@@ -398,6 +404,7 @@ static void http(int fd)
 	int r;
 
 	weft_stream_init(&c.s, fd, HEAD_MAX);
+	c.stalled = false;
 	for (;;) {
 		r = read_head(&c, &req);
 		if (!r)
@@ -409,13 +416,19 @@ static void http(int fd)
 		if (r || !req.keep_alive)
 			break;
 	}
+	/* A client that stopped reading is given up on with a reset
+	 * (weft_stream_abort says why not a graceful close). */
+	if (c.stalled) {
+		weft_stream_abort(&c.s);
+		return;
+	}
 	/*
 	 * Closing a socket with unread input makes the kernel send a reset,
 	 * which can destroy the last answer before the client reads it; so
 	 * the stream's close shuts our side down first and reads what the
 	 * client still sends, for a moment ("lingering close").
 	 */
-	r = weft_deadline_enter(&d, SEND_TIMEOUT + LINGER_TIMEOUT);
+	r = weft_deadline_enter(&d, send_timeout + LINGER_TIMEOUT);
 	weft_stream_close(&c.s, LINGER_TIMEOUT);
 	if (!r)
 		weft_deadline_leave(&d);
@@ -423,5 +436,7 @@ static void http(int fd)
 
 int main(int argc, char **argv)
 {
+	if (!server_timeout_env("http_server", "HTTP_SEND_MS", &send_timeout))
+		return 2;
 	return server_main(argc, argv, "http_server", http);
 }

@@ -23,7 +23,6 @@
  *   OK
  *   VALUE 1
  */
-#include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -219,8 +218,10 @@ static bool command_buffered(const struct weft_stream *s)
 /* Runs a command and, unless another whole one is buffered, sends the
  * answers, all within the send timeout: a write sends too, once the
  * stream's buffer is full, and a client that stops reading must not hold
- * the task for ever. Returns whether to go on. */
-static bool run(struct weft_stream *s, const char *line, size_t len)
+ * the task for ever. Returns whether to go on; if not, *stalled says
+ * whether the send timeout passed (the client took too little). */
+static bool run(struct weft_stream *s, const char *line, size_t len,
+		bool *stalled)
 {
 	struct weft_deadline d;
 	bool go;
@@ -229,7 +230,7 @@ static bool run(struct weft_stream *s, const char *line, size_t len)
 		return false;
 	go = command(s, line, len) &&
 	     (command_buffered(s) || !weft_stream_flush(s));
-	weft_deadline_leave(&d);
+	*stalled = weft_deadline_leave(&d) == 1 && !go;
 	return go;
 }
 
@@ -238,7 +239,7 @@ static void kv(int fd)
 	struct weft_stream s;
 	struct weft_deadline d;
 	const char *line;
-	bool bounded;
+	bool bounded, stalled = false;
 	ssize_t n = 0;
 
 	weft_stream_init(&s, fd, LINE_MAX_);
@@ -250,8 +251,15 @@ static void kv(int fd)
 		weft_deadline_leave(&d);
 		/* 0: the client closed; < 0: idle, reset, stopping, or a line
 		 * too long. */
-		if (n <= 0 || !run(&s, line, (size_t)n - 1))
+		if (n <= 0 || !run(&s, line, (size_t)n - 1, &stalled))
 			break;
+	}
+	/* A client that stopped reading is given up on: its unread commands
+	 * and unsent answers are dropped with a reset (weft_stream_abort
+	 * says why not a graceful close). */
+	if (stalled) {
+		weft_stream_abort(&s);
+		return;
 	}
 	/* The last answers, then a graceful close, within bounds. */
 	bounded = !weft_deadline_enter(&d, send_timeout + LINGER);
@@ -262,40 +270,10 @@ static void kv(int fd)
 		weft_deadline_leave(&d);
 }
 
-/* The longest timeout $KV_IDLE_MS and $KV_SEND_MS set: about 146 years,
- * so that a timeout plus LINGER stays far from int64_t's end. */
-#define MS_MAX (INT64_MAX / WEFT_MSEC / 2)
-
-/* Sets *ns from $name, if set: a whole number of milliseconds, at least
- * 1; more than MS_MAX means MS_MAX. Returns false, and says so, for
- * anything else. */
-static bool timeout_env(const char *name, int64_t *ns)
-{
-	const char *s = getenv(name);
-	char *end;
-	long long ms;
-
-	if (!s || !*s)
-		return true;
-	errno = 0;
-	ms = strtoll(s, &end, 10);
-	if (!isdigit((unsigned char)*s) || *end || ms < 1) {
-		fprintf(stderr,
-			"kv_server: %s=%s: not a whole number of "
-			"milliseconds above 0\n",
-			name, s);
-		return false;
-	}
-	if (errno == ERANGE || ms > MS_MAX)
-		ms = MS_MAX;
-	*ns = ms * WEFT_MSEC;
-	return true;
-}
-
 int main(int argc, char **argv)
 {
-	if (!timeout_env("KV_IDLE_MS", &idle_timeout) ||
-	    !timeout_env("KV_SEND_MS", &send_timeout))
+	if (!server_timeout_env("kv_server", "KV_IDLE_MS", &idle_timeout) ||
+	    !server_timeout_env("kv_server", "KV_SEND_MS", &send_timeout))
 		return 2;
 	for (int i = 0; i < STRIPES; i++)
 		weft_lock_init(&stripes[i]);

@@ -10,6 +10,7 @@
  * failures rather than letting one cancel the others
  * (WEFT_GROUP_COLLECT): a connection's error is its own business.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -252,4 +253,30 @@ int server_main(int argc, char **argv, const char *name, server_handler handle)
 		return 1;
 	printf("%s stopped\n", name);
 	return 0;
+}
+
+/* The longest timeout server_timeout_env sets. */
+#define MS_MAX (INT64_MAX / WEFT_MSEC / 2)
+
+bool server_timeout_env(const char *name, const char *var, int64_t *ns)
+{
+	const char *s = getenv(var);
+	char *end;
+	long long ms;
+
+	if (!s || !*s)
+		return true;
+	errno = 0;
+	ms = strtoll(s, &end, 10);
+	if (!isdigit((unsigned char)*s) || *end || ms < 1) {
+		fprintf(stderr,
+			"%s: %s=%s: not a whole number of milliseconds above "
+			"0\n",
+			name, var, s);
+		return false;
+	}
+	if (errno == ERANGE || ms > MS_MAX)
+		ms = MS_MAX;
+	*ns = ms * WEFT_MSEC;
+	return true;
 }

@@ -1,15 +1,24 @@
 /*
  * What echo_server, http_server and kv_server share: the ADDR PORT
- * [WORKERS] arguments, the listening socket, one task per connection, and
- * a clean stop on SIGINT or SIGTERM.
+ * [WORKERS] arguments, the listening socket, one task per connection, a
+ * clean stop on SIGINT or SIGTERM, and timeouts set from the environment.
  */
 #ifndef WEFT_EXAMPLE_SERVER_H
 #define WEFT_EXAMPLE_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
 
 /* Serves one connection; runs in its own task, and closes fd. */
 typedef void (*server_handler)(int fd);
 
 /* main() of a server called name. Returns the exit status. */
 int server_main(int argc, char **argv, const char *name, server_handler handle);
+
+/* Sets *ns from $var, if set: a whole number of milliseconds, at least 1;
+ * past about 146 years means that (so a timeout plus a linger stays far
+ * from int64_t's end). Returns false, and says so as server name, for
+ * anything else. */
+bool server_timeout_env(const char *name, const char *var, int64_t *ns);
 
 #endif

@@ -506,6 +506,23 @@ int weft_stream_close(struct weft_stream *s, int64_t linger_ns)
 	return r;
 }
 
+int weft_stream_abort(struct weft_stream *s)
+{
+	static const struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+
+	if (!s)
+		return -EINVAL;
+	if (closed(s))
+		return -EBADF;
+	/* ENOTSOCK (a pipe, say) leaves a plain close, which is all there
+	 * is to do there. */
+	(void)setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+	weft_close(s->fd);
+	weft_stream_destroy(s);
+	s->fd = -1;
+	return 0;
+}
+
 void weft_stream_destroy(struct weft_stream *s)
 {
 	if (!s)

@@ -1,9 +1,11 @@
 /* Buffered streams: lines however the bytes arrive, the limit, the end of
  * the stream mid-line and mid-readexactly, deadlines and cancellation that
  * keep the data, resets, buffered writes that survive a timed-out flush,
- * the graceful close, plain threads, bad input. Loopback only. */
+ * the graceful close and the abortive one, plain threads, bad input.
+ * Loopback only. */
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <pthread.h>
@@ -784,6 +786,73 @@ START_TEST(graceful_close)
 }
 END_TEST
 
+/* ---- the abortive close ------------------------------------------------- */
+
+/* The case a graceful close gets wrong: the peer stopped reading, and the
+ * stream has read everything the peer sent (so the kernel has no unread
+ * input to answer with a reset of its own). The abort resets all the same:
+ * the peer sees the connection fail at once, with ECONNRESET, instead of
+ * an end queued behind bytes it never takes. */
+static void *abort_main(void *arg)
+{
+	struct pair p = tcp_pair();
+	size_t len = 3 * WEFT_STREAM_WBUF;
+	uint8_t *out = malloc(len);
+	/* Not POLLIN: p.a has bytes to read whatever happens. */
+	struct pollfd pfd = { .fd = p.a, .events = POLLRDHUP };
+	struct weft_stream s;
+	int err = 0;
+	socklen_t elen = sizeof(err);
+
+	io_fill(out, len, 7, 0);
+	send_str(p.a, "a last request\n");
+	(void)write_times_out(p, &s, out, len);
+	expect_line(&s, "a last request\n");
+	ck_assert_int_gt(weft_stream_unsent(&s), 0);
+	ck_assert_int_eq(weft_stream_abort(&s), 0);
+	ck_assert_int_eq(s.fd, -1);
+	ck_assert_ptr_null(s.wbuf);
+	ck_assert_ptr_null(s.rbuf);
+	/* The reset is on its way over loopback: a second is plenty. */
+	ck_assert_int_eq(poll(&pfd, 1, 1000), 1);
+	ck_assert(pfd.revents & (POLLERR | POLLHUP));
+	ck_assert_int_eq(getsockopt(p.a, SOL_SOCKET, SO_ERROR, &err, &elen), 0);
+	ck_assert_int_eq(err, ECONNRESET);
+	/* Closed as after weft_stream_close. */
+	ck_assert_int_eq(weft_stream_abort(&s), -EBADF);
+	ck_assert_int_eq(weft_stream_close(&s, 0), -EBADF);
+	ck_assert_int_eq(weft_stream_write(&s, "x", 1), -EBADF);
+	ck_assert_int_eq(weft_stream_abort(NULL), -EINVAL);
+	weft_close(p.a);
+	free(out);
+	return NULL;
+}
+
+/* On a pipe, which has no reset, the abort is a plain close: the reader
+ * sees the end, and none of the buffered bytes. */
+static void *abort_pipe_main(void *arg)
+{
+	struct weft_stream s;
+	char c;
+	int fds[2];
+
+	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+	ck_assert_int_eq(weft_stream_init(&s, fds[1], 0), 0);
+	ck_assert_int_eq(weft_stream_write(&s, "dropped\n", 8), 8);
+	ck_assert_int_eq(weft_stream_abort(&s), 0);
+	ck_assert_int_eq(read(fds[0], &c, 1), 0);
+	close(fds[0]);
+	return NULL;
+}
+
+START_TEST(abortive_close)
+{
+	weft_test_run(abort_main, NULL, WORKERS);
+	weft_test_run(abort_pipe_main, NULL, WORKERS);
+	abort_pipe_main(NULL); /* a plain thread */
+}
+END_TEST
+
 /* A reader task and a writer task share a stream, and the one that closes
  * it ends the other's wait first, as the header says: a shutdown of both
  * directions wakes the reader with the end of the stream and the writer,
@@ -1190,6 +1259,7 @@ int main(void)
 	tcase_add_test(tc, write_buffer_shrinks_after_burst);
 	tcase_add_test(tc, ipv6_and_unix);
 	tcase_add_test(tc, graceful_close);
+	tcase_add_test(tc, abortive_close);
 	tcase_add_test(tc, shutdown_ends_both_halves);
 	tcase_add_test(tc, plain_thread);
 	tcase_add_test(tc, plain_thread_socket_timeouts);

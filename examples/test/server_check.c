@@ -439,6 +439,52 @@ static void abort_close(int fd)
 	close(fd);
 }
 
+/* Sends the requests in reqs over and over and never reads the answers:
+ * once the server's sends fill the socket, it stops reading, and within
+ * its send timeout (send_ms) it must give up on the client and reset the
+ * connection (its unread requests and unsent answers dropped): not wait
+ * for ever, nor buffer answers without bound, nor close gracefully behind
+ * answers the client never takes (the kernel would keep them, and the
+ * connection, while it does not read; that happened when the server had
+ * read every request before it closed). */
+static void stops_reading(int fd, const char *reqs, size_t len, int send_ms)
+{
+	size_t sent = 0;
+	struct pollfd p;
+	int waited = 0;
+
+	/* Until the server takes nothing for a second. */
+	for (;;) {
+		ssize_t n = send(fd, reqs, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n > 0) {
+			sent += (size_t)n;
+			if (sent > (256u << 20))
+				die("the server takes requests without end");
+			continue;
+		}
+		/* The reset, before we saw the server stop taking (it gave
+		 * up within its send timeout, before our second passed). */
+		if (n < 0 && (errno == ECONNRESET || errno == EPIPE))
+			return;
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			die("send: %s", strerror(errno));
+		p = (struct pollfd){ .fd = fd, .events = POLLOUT };
+		if (!poll(&p, 1, 1000))
+			break;
+	}
+	/* Then the reset, unread answers and all (POLLIN stays set). */
+	for (;;) {
+		p = (struct pollfd){ .fd = fd, .events = POLLRDHUP };
+		if (poll(&p, 1, 100) > 0 &&
+		    (p.revents & (POLLERR | POLLHUP | POLLRDHUP)))
+			break;
+		if ((waited += 100) > 3 * send_ms + 10000)
+			die("the server still waits for a client that stopped "
+			    "reading");
+	}
+}
+
 struct sender {
 	int fd;
 	const char *buf;
@@ -874,6 +920,10 @@ static void expect_hello(struct reader *r, bool closing)
 
 #define GET "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
+/* The http checks' send timeout ($HTTP_SEND_MS): how long the server waits
+ * for a client to take an answer; as KV_SEND_MS. */
+#define HTTP_SEND_MS 2000
+
 static void http_keep_alive(void)
 {
 	struct reader r = { .fd = dial() };
@@ -1058,6 +1108,28 @@ static void http_slow(void)
 	close(q.fd);
 }
 
+/* Pipelined GETs, answers never read (see stops_reading); then the server
+ * serves on. */
+static void http_stops_reading(void)
+{
+	static char gets[sizeof(GET) * 100];
+	struct reader r;
+	size_t len = 0;
+	int fd = dial();
+
+	check = "http client that stops reading";
+	while (len + sizeof(GET) <= sizeof(gets)) {
+		memcpy(gets + len, GET, sizeof(GET) - 1);
+		len += sizeof(GET) - 1;
+	}
+	stops_reading(fd, gets, len, HTTP_SEND_MS);
+	close(fd);
+	r = (struct reader){ .fd = dial() };
+	send_str(r.fd, GET);
+	expect_hello(&r, false);
+	close(r.fd);
+}
+
 static void http_many(void)
 {
 	int n = many_limit();
@@ -1103,6 +1175,7 @@ static void http_checks(void)
 {
 	http_keep_alive();
 	http_refusals();
+	http_stops_reading();
 	http_clients_and_stop();
 }
 
@@ -1245,18 +1318,14 @@ static void kv_limits(void)
 	close(fd);
 }
 
-/* Sends GETs of a big value and never reads the answers: once the
- * server's sends fill the socket, it stops reading, and within its send
- * timeout (KV_SEND_MS) and its close's it must give up on the client and
- * reset the connection (its unread commands are dropped), not wait for
- * ever, nor buffer answers without bound. */
+/* Sends GETs of a big value and never reads the answers (see
+ * stops_reading); then the server serves on. */
 static void kv_stops_reading(void)
 {
 	static char gets[6 * 1000 + 1];
-	size_t big = 2000, sent = 0;
+	size_t big = 2000;
 	char *line = malloc(big + 16);
-	struct pollfd p;
-	int fd = dial(), waited = 0;
+	int fd = dial();
 
 	check = "kv client that stops reading";
 	if (!line)
@@ -1268,33 +1337,7 @@ static void kv_stops_reading(void)
 	free(line);
 	for (size_t i = 0; i + 6 < sizeof(gets); i += 6)
 		memcpy(gets + i, "GET v\n", 6);
-	/* Until the server takes nothing for a second. */
-	for (;;) {
-		ssize_t n = send(fd, gets, sizeof(gets) - 1,
-				 MSG_DONTWAIT | MSG_NOSIGNAL);
-
-		if (n > 0) {
-			sent += (size_t)n;
-			if (sent > (256u << 20))
-				die("the server takes commands without end");
-			continue;
-		}
-		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-			die("send: %s", strerror(errno));
-		p = (struct pollfd){ .fd = fd, .events = POLLOUT };
-		if (!poll(&p, 1, 1000))
-			break;
-	}
-	/* Then the reset, unread answers and all (POLLIN stays set). */
-	for (;;) {
-		p = (struct pollfd){ .fd = fd, .events = POLLRDHUP };
-		if (poll(&p, 1, 100) > 0 &&
-		    (p.revents & (POLLERR | POLLHUP | POLLRDHUP)))
-			break;
-		if ((waited += 100) > 3 * KV_SEND_MS + 10000)
-			die("the server still waits for a client that stopped "
-			    "reading");
-	}
+	stops_reading(fd, gets, sizeof(gets) - 1, KV_SEND_MS);
 	close(fd);
 	fd = dial(); /* the server serves on */
 	ask(fd, "DEL v\n", "DELETED\n");
@@ -1388,13 +1431,14 @@ static void kv_checks(void)
 	}
 }
 
-/* A bad $KV_IDLE_MS: the server says so and exits 2 without listening. */
-static void kv_env_refused(const char *path, const char *value)
+/* A bad timeout in $var (KV_IDLE_MS, HTTP_SEND_MS): the server says so and
+ * exits 2 without listening. */
+static void env_refused(const char *path, const char *var, const char *value)
 {
 	int status;
 
-	launch(path, "KV_IDLE_MS", value, false);
-	if ((status = wait_exit("a bad KV_IDLE_MS")) != 2)
+	launch(path, var, value, false);
+	if ((status = wait_exit("a bad timeout")) != 2)
 		die("exit status %d, expected 2 (refused)", status);
 }
 
@@ -1418,11 +1462,11 @@ static void kv_env_huge(const char *path, const char *value)
 static void kv_env(const char *path)
 {
 	check = "kv KV_IDLE_MS=10x";
-	kv_env_refused(path, "10x");
+	env_refused(path, "KV_IDLE_MS", "10x");
 	check = "kv KV_IDLE_MS=0";
-	kv_env_refused(path, "0");
+	env_refused(path, "KV_IDLE_MS", "0");
 	check = "kv KV_IDLE_MS=-5";
-	kv_env_refused(path, "-5");
+	env_refused(path, "KV_IDLE_MS", "-5");
 	check = "kv KV_IDLE_MS=9223372036855";
 	kv_env_huge(path, "9223372036855");
 	check = "kv KV_IDLE_MS=99999999999999999999";
@@ -1465,7 +1509,12 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
 	setenv("WEFT_DUMP_SIGNAL", DUMP_SIGNAL_NAME, 1);
-	if (!strcmp(argv[1], "kv")) {
+	if (!strcmp(argv[1], "http")) {
+		char ms[16];
+
+		snprintf(ms, sizeof(ms), "%d", HTTP_SEND_MS);
+		setenv("HTTP_SEND_MS", ms, 1);
+	} else if (!strcmp(argv[1], "kv")) {
 		char ms[16];
 
 		snprintf(ms, sizeof(ms), "%d", KV_IDLE_MS);
@@ -1479,6 +1528,8 @@ int main(int argc, char **argv)
 		accept_errors(argv[2]);
 	} else if (!strcmp(argv[1], "http")) {
 		http_checks();
+		check = "http HTTP_SEND_MS=0";
+		env_refused(argv[2], "HTTP_SEND_MS", "0");
 	} else if (!strcmp(argv[1], "http-plain")) {
 		http_plain_checks();
 	} else {

@@ -170,6 +170,18 @@ size_t weft_stream_unsent(const struct weft_stream *s);
  * net.ErrClosed) and allocates nothing, until weft_stream_init. */
 int weft_stream_close(struct weft_stream *s, int64_t linger_ns);
 
+/* An abortive close, for a peer given up on (one that took nothing within
+ * a send timeout, say): drops what is buffered, and what the kernel holds
+ * unsent, and closes with a reset (SO_LINGER 0), so the peer's next call
+ * fails with ECONNRESET and the kernel keeps nothing for it. A graceful
+ * close there would queue its end behind bytes the peer never takes: the
+ * kernel then holds them, with the socket, as long as the peer does not
+ * read, and a peer that does read later gets a cut answer that ends as if
+ * it were whole. On a descriptor that is not a socket, a plain close.
+ * Returns 0, -EINVAL (NULL s) or -EBADF (closed already); the stream stays
+ * closed, as after weft_stream_close. */
+int weft_stream_abort(struct weft_stream *s);
+
 /* Frees the buffers without touching the fd (which stays the caller's);
  * unsent bytes are dropped. The stream may be initialised again. */
 void weft_stream_destroy(struct weft_stream *s);
