@@ -13,8 +13,9 @@
  *     501;
  *   - an idle keep-alive connection is closed after IDLE_TIMEOUT;
  *   - a client that takes no answer for SEND_TIMEOUT ($HTTP_SEND_MS
- *     milliseconds if set: the server does not start with it set to
- *     anything else above 0) is given up on: the connection is reset.
+ *     milliseconds if set; the server does not start with it set to
+ *     anything but a whole number above 0) is given up on: the connection
+ *     is reset.
  *
  * The head is read line by line (weft_stream_readline, the stream's limit
  * being HEAD_MAX), and answers to pipelined requests are sent together,

@@ -11,9 +11,9 @@
  * Answers to pipelined commands are sent together, once no whole command
  * is left buffered. A line longer than LINE_MAX gets "ERROR line too long"
  * and the connection is closed; so is a connection idle for IDLE_TIMEOUT
- * ($KV_IDLE_MS milliseconds if set), and one whose client takes no answer
- * for SEND_TIMEOUT ($KV_SEND_MS) while a command is run and answered (it
- * may pipeline commands and never read). The server does not start with
+ * ($KV_IDLE_MS milliseconds if set). One whose client takes no answer for
+ * SEND_TIMEOUT ($KV_SEND_MS) while a command is run and answered (it may
+ * pipeline commands and never read) is reset. The server does not start with
  * either set to anything but a whole number of milliseconds above 0.
  * SIGINT or SIGTERM stops the server (see server.c: weft_signal_wait, then
  * weft_group_shutdown).
