@@ -1,8 +1,9 @@
 /*
  * Crowding (runtime/crowd.h): the controller's decisions on made-up
  * readings, the state changing both ways under a real CPU shortage, and
- * the crowded runtime's promises: woken I/O stays on the awake worker, and
- * a worker kept by one task still strands no readiness event.
+ * the crowded runtime's promises: woken I/O stays on the awake worker, the
+ * monitor rouses nobody for queued tasks, and a worker kept by one task
+ * still strands no readiness event.
  *
  * Runs alone (tests/runtime.cmake): it pins itself to one CPU and then
  * needs half a CPU idle to see the state undone.
@@ -381,6 +382,100 @@ START_TEST(crowded_io_stays_on_one_worker)
 }
 END_TEST
 
+/* I/O wakes a small batch of tasks at a time (no more than share_woken
+ * runs alone), each with a little work: they queue on the worker that
+ * polled. Spread, the monitor rouses a sleeper for tasks queued at two of
+ * its looks, and it takes a share; crowded, it must not (the sleeper
+ * would only wait for a CPU too), so nobody is roused. */
+#define SMALL 8
+
+struct small_batches {
+	int sv[SMALL][2];
+	int rounds;
+};
+
+static void *echo_slowly(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char c;
+	while (weft_recv(fd, &c, 1, 0) == 1) {
+		int64_t until = weft_now() + 20 * WEFT_USEC;
+		while (weft_now() < until)
+			weft__cpu_relax();
+		ck_assert_int_eq(weft_send(fd, &c, 1, 0), 1);
+	}
+	return NULL;
+}
+
+static void *small_client(void *arg)
+{
+	struct small_batches *b = arg;
+	for (int r = 0; r < b->rounds; r++) {
+		for (int i = 0; i < SMALL; i++)
+			ck_assert_int_eq(write(b->sv[i][1], "x", 1), 1);
+		for (int i = 0; i < SMALL; i++) {
+			char c;
+			ck_assert_int_eq(read(b->sv[i][1], &c, 1), 1);
+		}
+	}
+	return NULL;
+}
+
+/* Runs the batches, crowded if arg; returns how often the monitor
+ * intervened meanwhile. */
+static void *small_batches_main(void *arg)
+{
+	static struct small_batches b;
+	weft_task_t t[SMALL];
+	struct weft_metrics m0, m1;
+
+	if (arg)
+		force_crowded();
+	b.rounds = (int)weft_test_scaled(2000, 1000);
+	for (int i = 0; i < SMALL; i++) {
+		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, b.sv[i]),
+				 0);
+		ck_assert_int_eq(weft_spawn(&t[i], echo_slowly,
+					    (void *)(intptr_t)b.sv[i][0]),
+				 0);
+	}
+	ck_assert_int_eq(weft_sleep(50 * MS), 0);
+	ck_assert_int_eq(weft_metrics(&m0), 0);
+	ck_assert_int_eq(weft_blocking(small_client, &b, NULL), 0);
+	ck_assert_int_eq(weft_metrics(&m1), 0);
+	for (int i = 0; i < SMALL; i++) {
+		close(b.sv[i][1]);
+		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+		close(b.sv[i][0]);
+	}
+	return (void *)(uintptr_t)(m1.monitor_interventions -
+				   m0.monitor_interventions);
+}
+
+START_TEST(crowded_queued_tasks_rouse_nobody)
+{
+	struct weft_config cfg = { .workers = 2,
+				   .crowding = WEFT_CROWDING_OFF };
+	void *spread, *crowded;
+	ck_assert_int_eq(weft_run(small_batches_main, NULL, &cfg, &spread), 0);
+	ck_assert_int_eq(weft_run(small_batches_main, (void *)1, &cfg,
+				  &crowded),
+			 0);
+	unsigned long long roused = (uintptr_t)spread,
+			   roused_crowded = (uintptr_t)crowded;
+	/* Spread, the rule acts: the batches do queue across its looks. */
+	ck_assert_msg(roused >= 4,
+		      "spread, the monitor roused a sleeper %llu times",
+		      roused);
+	/* Crowded, it does not. Not none at all: a worker the OS
+	 * deschedules on a busy machine is rescued (monitor.h). */
+	ck_assert_msg(roused_crowded * 4 <= roused,
+		      "crowded, the monitor roused a sleeper %llu times "
+		      "(spread: %llu)",
+		      roused_crowded, roused);
+}
+END_TEST
+
 /* One task keeps a worker; the other worker sleeps, crowded, outside the
  * poll set (the keeper finds the poller role free). A byte for a third
  * task must still reach it (the monitor harvests the unattended set and
@@ -461,6 +556,7 @@ int main(void)
 	tcase_add_test(tc, crowds_and_spreads_with_the_cpus);
 	tcase_add_test(tc, crowded_io_stays_on_one_worker);
 	tcase_add_test(tc, crowded_kept_worker_strands_no_event);
+	tcase_add_test(tc, crowded_queued_tasks_rouse_nobody);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }
