@@ -496,6 +496,12 @@ int weft_stream_close(struct weft_stream *s, int64_t linger_ns)
 	if (!s)
 		return -EINVAL;
 	r = weft_stream_flush(s);
+	/* Bytes the stream took are lost: a FIN would end the cut stream
+	 * as if it were whole. */
+	if (r && weft_stream_unsent(s)) {
+		weft_stream_abort(s);
+		return r;
+	}
 	if (!weft_shutdown(s->fd, SHUT_WR) && linger_ns > 0 && !r) {
 		take(s, s->rlen); /* unread input goes with the stream */
 		linger(s, linger_ns);

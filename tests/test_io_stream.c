@@ -788,6 +788,21 @@ END_TEST
 
 /* ---- the abortive close ------------------------------------------------- */
 
+/* fd's peer reset the connection: fd sees it within a second. */
+static void expect_reset(int fd)
+{
+	/* Not POLLIN: fd has bytes to read whatever happens. */
+	struct pollfd pfd = { .fd = fd, .events = POLLRDHUP };
+	int err = 0;
+	socklen_t elen = sizeof(err);
+
+	/* The reset is on its way over loopback: a second is plenty. */
+	ck_assert_int_eq(poll(&pfd, 1, 1000), 1);
+	ck_assert(pfd.revents & (POLLERR | POLLHUP));
+	ck_assert_int_eq(getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen), 0);
+	ck_assert_int_eq(err, ECONNRESET);
+}
+
 /* The case a graceful close gets wrong: the peer stopped reading, and the
  * stream has read everything the peer sent (so the kernel has no unread
  * input to answer with a reset of its own). The abort resets all the same:
@@ -798,11 +813,7 @@ static void *abort_main(void *arg)
 	struct pair p = tcp_pair();
 	size_t len = 3 * WEFT_STREAM_WBUF;
 	uint8_t *out = malloc(len);
-	/* Not POLLIN: p.a has bytes to read whatever happens. */
-	struct pollfd pfd = { .fd = p.a, .events = POLLRDHUP };
 	struct weft_stream s;
-	int err = 0;
-	socklen_t elen = sizeof(err);
 
 	io_fill(out, len, 7, 0);
 	send_str(p.a, "a last request\n");
@@ -813,11 +824,7 @@ static void *abort_main(void *arg)
 	ck_assert_int_eq(s.fd, -1);
 	ck_assert_ptr_null(s.wbuf);
 	ck_assert_ptr_null(s.rbuf);
-	/* The reset is on its way over loopback: a second is plenty. */
-	ck_assert_int_eq(poll(&pfd, 1, 1000), 1);
-	ck_assert(pfd.revents & (POLLERR | POLLHUP));
-	ck_assert_int_eq(getsockopt(p.a, SOL_SOCKET, SO_ERROR, &err, &elen), 0);
-	ck_assert_int_eq(err, ECONNRESET);
+	expect_reset(p.a);
 	/* Closed as after weft_stream_close. */
 	ck_assert_int_eq(weft_stream_abort(&s), -EBADF);
 	ck_assert_int_eq(weft_stream_close(&s, 0), -EBADF);
@@ -845,9 +852,35 @@ static void *abort_pipe_main(void *arg)
 	return NULL;
 }
 
+/* A graceful close whose flush fails (here its deadline passed) loses the
+ * bytes it could not send: it resets, so the peer does not take what it
+ * got, ended by a FIN, for the whole stream. */
+static void *cut_close_main(void *arg)
+{
+	struct pair p = tcp_pair();
+	size_t len = 3 * WEFT_STREAM_WBUF;
+	uint8_t *out = malloc(len);
+	struct weft_deadline d;
+	struct weft_stream s;
+
+	io_fill(out, len, 9, 0);
+	(void)write_times_out(p, &s, out, len);
+	ck_assert_int_gt(weft_stream_unsent(&s), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_stream_close(&s, WEFT_SEC), -ETIMEDOUT);
+	weft_deadline_leave(&d);
+	ck_assert_int_eq(s.fd, -1);
+	ck_assert_ptr_null(s.wbuf);
+	expect_reset(p.a);
+	weft_close(p.a);
+	free(out);
+	return NULL;
+}
+
 START_TEST(abortive_close)
 {
 	weft_test_run(abort_main, NULL, WORKERS);
+	weft_test_run(cut_close_main, NULL, WORKERS);
 	weft_test_run(abort_pipe_main, NULL, WORKERS);
 	abort_pipe_main(NULL); /* a plain thread */
 }
