@@ -287,34 +287,67 @@ static void force_crowded(void)
 
 #define CONNS 64
 
+/* Socket pairs, each echoed by a task that first works work_ns per byte,
+ * and a pool thread's blocking rounds over them (echo_rounds). */
+struct echo_conn {
+	int sv[2];
+	int64_t work_ns;
+	weft_task_t task;
+};
+
 struct echo_conns {
-	int sv[CONNS][2];
-	int rounds;
+	int n, rounds;
+	struct echo_conn c[CONNS];
 };
 
 static void *echo_one(void *arg)
 {
-	int fd = (int)(intptr_t)arg;
-	char c;
-	while (weft_recv(fd, &c, 1, 0) == 1)
-		ck_assert_int_eq(weft_send(fd, &c, 1, 0), 1);
+	struct echo_conn *c = arg;
+	char byte;
+	while (weft_recv(c->sv[0], &byte, 1, 0) == 1) {
+		int64_t until = weft_now() + c->work_ns;
+		while (weft_now() < until)
+			weft__cpu_relax();
+		ck_assert_int_eq(weft_send(c->sv[0], &byte, 1, 0), 1);
+	}
 	return NULL;
 }
 
-/* A pool thread's blocking rounds: a byte to every connection, then
- * every answer back. */
-static void *client(void *arg)
+static void echo_open(struct echo_conns *e, int n, int64_t work_ns, int rounds)
+{
+	e->n = n;
+	e->rounds = rounds;
+	for (int i = 0; i < n; i++) {
+		struct echo_conn *c = &e->c[i];
+		c->work_ns = work_ns;
+		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, c->sv), 0);
+		ck_assert_int_eq(weft_spawn(&c->task, echo_one, c), 0);
+	}
+}
+
+/* A pool thread's rounds: a byte to every connection, then every answer
+ * back. */
+static void *echo_rounds(void *arg)
 {
 	struct echo_conns *e = arg;
 	for (int r = 0; r < e->rounds; r++) {
-		for (int i = 0; i < CONNS; i++)
-			ck_assert_int_eq(write(e->sv[i][1], "x", 1), 1);
-		for (int i = 0; i < CONNS; i++) {
-			char c;
-			ck_assert_int_eq(read(e->sv[i][1], &c, 1), 1);
+		for (int i = 0; i < e->n; i++)
+			ck_assert_int_eq(write(e->c[i].sv[1], "x", 1), 1);
+		for (int i = 0; i < e->n; i++) {
+			char byte;
+			ck_assert_int_eq(read(e->c[i].sv[1], &byte, 1), 1);
 		}
 	}
 	return NULL;
+}
+
+static void echo_close(struct echo_conns *e)
+{
+	for (int i = 0; i < e->n; i++) {
+		close(e->c[i].sv[1]);
+		ck_assert_int_eq(weft_join(e->c[i].task, NULL), 0);
+		close(e->c[i].sv[0]);
+	}
 }
 
 static uint64_t worker_runs(int worker)
@@ -345,19 +378,11 @@ static void *one_worker_main(void *arg)
 	weft_task_t tick;
 	ck_assert_int_eq(weft_spawn(&tick, ticker, NULL), 0);
 	static struct echo_conns e;
-	e.rounds = (int)weft_test_scaled(2000, 200);
-	weft_task_t t[CONNS];
-	for (int i = 0; i < CONNS; i++) {
-		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, e.sv[i]),
-				 0);
-		ck_assert_int_eq(weft_spawn(&t[i], echo_one,
-					    (void *)(intptr_t)e.sv[i][0]),
-				 0);
-	}
+	echo_open(&e, CONNS, 0, (int)weft_test_scaled(2000, 200));
 	/* Every echo task waits on its first byte before the count. */
 	ck_assert_int_eq(weft_sleep(50 * MS), 0);
 	uint64_t before[2] = { worker_runs(0), worker_runs(1) };
-	ck_assert_int_eq(weft_blocking(client, &e, NULL), 0);
+	ck_assert_int_eq(weft_blocking(echo_rounds, &e, NULL), 0);
 	uint64_t ran[2] = { worker_runs(0) - before[0],
 			    worker_runs(1) - before[1] };
 	uint64_t fewer = ran[0] < ran[1] ? ran[0] : ran[1];
@@ -368,11 +393,7 @@ static void *one_worker_main(void *arg)
 		      (unsigned long long)ran[0], (unsigned long long)ran[1]);
 	atomic_store(&ticking, false);
 	ck_assert_int_eq(weft_join(tick, NULL), 0);
-	for (int i = 0; i < CONNS; i++) {
-		close(e.sv[i][1]);
-		ck_assert_int_eq(weft_join(t[i], NULL), 0);
-		close(e.sv[i][0]);
-	}
+	echo_close(&e);
 	return arg;
 }
 
@@ -389,65 +410,21 @@ END_TEST
  * would only wait for a CPU too), so nobody is roused. */
 #define SMALL 8
 
-struct small_batches {
-	int sv[SMALL][2];
-	int rounds;
-};
-
-static void *echo_slowly(void *arg)
-{
-	int fd = (int)(intptr_t)arg;
-	char c;
-	while (weft_recv(fd, &c, 1, 0) == 1) {
-		int64_t until = weft_now() + 20 * WEFT_USEC;
-		while (weft_now() < until)
-			weft__cpu_relax();
-		ck_assert_int_eq(weft_send(fd, &c, 1, 0), 1);
-	}
-	return NULL;
-}
-
-static void *small_client(void *arg)
-{
-	struct small_batches *b = arg;
-	for (int r = 0; r < b->rounds; r++) {
-		for (int i = 0; i < SMALL; i++)
-			ck_assert_int_eq(write(b->sv[i][1], "x", 1), 1);
-		for (int i = 0; i < SMALL; i++) {
-			char c;
-			ck_assert_int_eq(read(b->sv[i][1], &c, 1), 1);
-		}
-	}
-	return NULL;
-}
-
 /* Runs the batches, crowded if arg; returns how often the monitor
  * intervened meanwhile. */
 static void *small_batches_main(void *arg)
 {
-	static struct small_batches b;
-	weft_task_t t[SMALL];
+	static struct echo_conns e;
 	struct weft_metrics m0, m1;
 
 	if (arg)
 		force_crowded();
-	b.rounds = (int)weft_test_scaled(2000, 1000);
-	for (int i = 0; i < SMALL; i++) {
-		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, b.sv[i]),
-				 0);
-		ck_assert_int_eq(weft_spawn(&t[i], echo_slowly,
-					    (void *)(intptr_t)b.sv[i][0]),
-				 0);
-	}
+	echo_open(&e, SMALL, 20 * WEFT_USEC, (int)weft_test_scaled(2000, 1000));
 	ck_assert_int_eq(weft_sleep(50 * MS), 0);
 	ck_assert_int_eq(weft_metrics(&m0), 0);
-	ck_assert_int_eq(weft_blocking(small_client, &b, NULL), 0);
+	ck_assert_int_eq(weft_blocking(echo_rounds, &e, NULL), 0);
 	ck_assert_int_eq(weft_metrics(&m1), 0);
-	for (int i = 0; i < SMALL; i++) {
-		close(b.sv[i][1]);
-		ck_assert_int_eq(weft_join(t[i], NULL), 0);
-		close(b.sv[i][0]);
-	}
+	echo_close(&e);
 	return (void *)(uintptr_t)(m1.monitor_interventions -
 				   m0.monitor_interventions);
 }
