@@ -489,6 +489,14 @@ static void linger(struct weft_stream *s, int64_t ns)
 		weft_deadline_leave(&d);
 }
 
+/* Closes the fd and frees the buffers: the stream is closed from now on. */
+static void close_and_free(struct weft_stream *s)
+{
+	weft_close(s->fd);
+	weft_stream_destroy(s);
+	s->fd = -1;
+}
+
 int weft_stream_close(struct weft_stream *s, int64_t linger_ns)
 {
 	int r;
@@ -506,9 +514,7 @@ int weft_stream_close(struct weft_stream *s, int64_t linger_ns)
 		take(s, s->rlen); /* unread input goes with the stream */
 		linger(s, linger_ns);
 	}
-	weft_close(s->fd);
-	weft_stream_destroy(s);
-	s->fd = -1;
+	close_and_free(s);
 	return r;
 }
 
@@ -523,9 +529,7 @@ int weft_stream_abort(struct weft_stream *s)
 	/* ENOTSOCK (a pipe, say) leaves a plain close, which is all there
 	 * is to do there. */
 	(void)setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
-	weft_close(s->fd);
-	weft_stream_destroy(s);
-	s->fd = -1;
+	close_and_free(s);
 	return 0;
 }
 
