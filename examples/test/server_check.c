@@ -1497,6 +1497,15 @@ static void http_plain_checks(void)
 	http_clients_and_stop();
 }
 
+/* Sets $var to ms, for the servers launched from now on. */
+static void setenv_ms(const char *var, int ms)
+{
+	char value[16];
+
+	snprintf(value, sizeof(value), "%d", ms);
+	setenv(var, value, 1);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 3 ||
@@ -1510,17 +1519,10 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	setenv("WEFT_DUMP_SIGNAL", DUMP_SIGNAL_NAME, 1);
 	if (!strcmp(argv[1], "http")) {
-		char ms[16];
-
-		snprintf(ms, sizeof(ms), "%d", HTTP_SEND_MS);
-		setenv("HTTP_SEND_MS", ms, 1);
+		setenv_ms("HTTP_SEND_MS", HTTP_SEND_MS);
 	} else if (!strcmp(argv[1], "kv")) {
-		char ms[16];
-
-		snprintf(ms, sizeof(ms), "%d", KV_IDLE_MS);
-		setenv("KV_IDLE_MS", ms, 1);
-		snprintf(ms, sizeof(ms), "%d", KV_SEND_MS);
-		setenv("KV_SEND_MS", ms, 1);
+		setenv_ms("KV_IDLE_MS", KV_IDLE_MS);
+		setenv_ms("KV_SEND_MS", KV_SEND_MS);
 	}
 	start(argv[2]);
 	if (!strcmp(argv[1], "echo")) {
