@@ -173,16 +173,10 @@ size_t weft_stream_unsent(const struct weft_stream *s);
  * net.ErrClosed) and allocates nothing, until weft_stream_init. */
 int weft_stream_close(struct weft_stream *s, int64_t linger_ns);
 
-/* An abortive close, for a peer given up on (one that took nothing within
- * a send timeout, say): drops what is buffered, and what the kernel holds
- * unsent, and closes with a reset (SO_LINGER 0), so the peer's next call
- * fails with ECONNRESET and the kernel keeps nothing for it. A graceful
- * close there would queue its end behind bytes the peer never takes: the
- * kernel then holds them, with the socket, as long as the peer does not
- * read, and a peer that does read later gets a cut answer that ends as if
- * it were whole. On a descriptor that is not a socket, a plain close.
- * Returns 0, -EINVAL (NULL s) or -EBADF (closed already); the stream stays
- * closed, as after weft_stream_close. */
+/* Closes with a reset (SO_LINGER 0), for a peer given up on: drops what is
+ * buffered and what the kernel holds unsent (docs/concepts.md says why not
+ * a graceful close). A plain close on a non-socket. Returns 0, -EINVAL
+ * (NULL s), -EBADF (closed already); the stream stays closed. */
 int weft_stream_abort(struct weft_stream *s);
 
 /* Frees the buffers without touching the fd (which stays the caller's);
