@@ -3,10 +3,12 @@ weft_test(test_inject TIMEOUT 120 SOURCES test_inject.c)
 weft_test(test_context TIMEOUT 120 SOURCES test_context.c callee_saved.S)
 target_link_libraries(test_context PRIVATE m)
 weft_test(test_task TIMEOUT 900 SOURCES test_task.c)
-# Its checks of how work spreads (yielders reach a sleeping worker, a busy
-# worker relieves a kept one) are the spread runtime's rules; beside a busy
-# test under ctest -j2 the epoll runtime may crowd (crowd.h), which keeps
-# work where it is on purpose. Crowding has its own suite, test_crowd.
+# Its checks of how work spreads are the spread runtime's rules: yielders
+# reach a sleeping worker, and so do they in the kept-worker check's set-up
+# (six yielders on four workers). Beside a busy test under ctest -j2 the
+# epoll runtime may crowd (crowd.h), and crowded, the monitor rouses nobody
+# for tasks that are merely queued, on purpose. test_crowd checks what
+# crowding keeps: a kept worker's woken tasks are still rescued.
 set_property(TEST test_task APPEND PROPERTY ENVIRONMENT "WEFT_CROWDING=off")
 weft_test(test_lifecycle TIMEOUT 600 SOURCES test_lifecycle.c)
 weft_test(test_timer TIMEOUT 300 SOURCES test_timer.c)

@@ -3,7 +3,7 @@
  * readings, the state changing both ways under a real CPU shortage, and
  * the crowded runtime's promises: woken I/O stays on the awake worker, the
  * monitor rouses nobody for queued tasks, and a worker kept by one task
- * still strands no readiness event.
+ * still strands no readiness event and no task woken behind it.
  *
  * Runs alone (tests/runtime.cmake): it pins itself to one CPU and then
  * needs half a CPU idle to see the state undone.
@@ -517,6 +517,53 @@ START_TEST(crowded_kept_worker_strands_no_event)
 }
 END_TEST
 
+/* Crowded, tasks woken behind a task that keeps its worker are still
+ * rescued: the monitor sees them wait without a tick (its stuck rule) and
+ * rouses the sleeper. Crowding spares the CPU only for tasks whose worker
+ * runs on (crowd.h); test_task, which runs spread, checks the rule there.
+ * The waiters are woken by this task, so they queue here in one batch,
+ * too small to be shared. */
+#define BEHIND 8
+static struct weft_event behind_go = WEFT_EVENT_INIT;
+static atomic_int behind_ran;
+
+static void *behind_waiter(void *arg)
+{
+	ck_assert_int_eq(weft_event_wait(&behind_go), 0);
+	atomic_fetch_add(&behind_ran, 1);
+	return arg;
+}
+
+static void *rescue_main(void *arg)
+{
+	weft_task_t t[BEHIND];
+	force_crowded();
+	ck_assert_int_eq(weft_event_clear(&behind_go), 0);
+	atomic_store(&behind_ran, 0);
+	for (int i = 0; i < BEHIND; i++)
+		ck_assert_int_eq(weft_spawn(&t[i], behind_waiter, NULL), 0);
+	ck_assert_int_eq(weft_sleep(50 * MS), 0); /* the other worker sleeps */
+	ck_assert_int_eq(weft_event_set(&behind_go), BEHIND);
+	int64_t set = weft_now(), end = set + 5 * WEFT_SEC;
+	while (atomic_load(&behind_ran) < BEHIND && weft_now() < end)
+		weft__cpu_relax(); /* keeps this worker */
+	int64_t took = weft_now() - set;
+	int ran = atomic_load(&behind_ran);
+	ck_assert_msg(ran == BEHIND, "%d of %d woken tasks ran in 5 s", ran,
+		      BEHIND);
+	ck_assert_msg(took < WEFT_SEC, "the woken tasks waited %lld ms",
+		      (long long)(took / MS));
+	for (int i = 0; i < BEHIND; i++)
+		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+	return arg;
+}
+
+START_TEST(crowded_kept_worker_rescued)
+{
+	run_crowded(rescue_main);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("crowd");
@@ -533,6 +580,7 @@ int main(void)
 	tcase_add_test(tc, crowds_and_spreads_with_the_cpus);
 	tcase_add_test(tc, crowded_io_stays_on_one_worker);
 	tcase_add_test(tc, crowded_kept_worker_strands_no_event);
+	tcase_add_test(tc, crowded_kept_worker_rescued);
 	tcase_add_test(tc, crowded_queued_tasks_rouse_nobody);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
