@@ -44,6 +44,8 @@ struct __attribute__((aligned(64))) weft__worker_stats {
 					* classify yet */
 	_Atomic uint64_t steals, tasks_stolen;
 	_Atomic uint64_t parks, unparks;
+	_Atomic uint64_t shares; /* for tests: woken batches it offered to an
+				  * idle worker (worker.c's share_woken) */
 	_Atomic uint64_t latency[WEFT_LATENCY_BUCKETS];
 };
 

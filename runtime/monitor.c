@@ -252,9 +252,11 @@ static void *monitor_main(void *arg)
 		 * turn. A roused worker shares them, and the looks back off
 		 * meanwhile; unless the runtime is crowded (crowd.h), where
 		 * it would only wait for a CPU. */
-		if (queued && !weft__crowded(&rt->crowd) &&
-		    weft__notify_work(rt))
-			intervened(m);
+		if (queued && !weft__crowded(&rt->crowd)) {
+			weft__stat_add(&m->offers, 1); /* as wakeups */
+			if (weft__notify_work(rt))
+				intervened(m);
+		}
 		if (idle >= IDLE_LOOKS_BEFORE_DISARM) {
 			first = disarm(rt, m, last);
 			idle = 0;

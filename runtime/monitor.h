@@ -78,6 +78,8 @@ struct weft_monitor {
 	_Atomic int state;              /* a futex word */
 	_Atomic uint64_t interventions; /* for weft_metrics; monitor only */
 	_Atomic uint64_t wakeups;       /* for tests: its sleeps that ended */
+	_Atomic uint64_t offers; /* for tests: looks that offered queued tasks
+				  * to an idle worker (its queued rule) */
 	struct weft__stall_watch stall;
 	bool started;
 	pthread_t thread;

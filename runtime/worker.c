@@ -164,9 +164,10 @@ static void share_woken(struct weft_runtime *rt, struct weft_worker *w)
 
 	if (w->searching || n < 2)
 		return;
-	if (n > SHARE_BATCH && !weft__crowded(&rt->crowd))
+	if (n > SHARE_BATCH && !weft__crowded(&rt->crowd)) {
+		weft__stat_add(&w->stats.shares, 1);
 		weft__notify_work(rt);
-	else
+	} else
 		weft__monitor_arm(&rt->monitor);
 }
 

@@ -230,9 +230,25 @@ static void set_affinity(pthread_t t, int cpus)
 	ck_assert_int_eq(pthread_setaffinity_np(t, sizeof(set), &set), 0);
 }
 
+/* The host's idle CPU time so far, in seconds (/proc/stat's first line:
+ * its fourth field, in clock ticks). */
+static double host_idle_secs(void)
+{
+	FILE *f = fopen("/proc/stat", "r");
+	unsigned long long user, nice, sys, idle = 0;
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fscanf(f, "cpu %llu %llu %llu %llu", &user, &nice,
+				&sys, &idle),
+			 4);
+	fclose(f);
+	return (double)idle / (double)sysconf(_SC_CLK_TCK);
+}
+
 /* Two workers and three busy tasks on one CPU: each worker waits for it
  * half the time, so the runtime crowds (under epoll: crowd.h). Given both
- * CPUs back, with one worker busy, it probes and spreads. */
+ * CPUs back, with one worker busy, it probes and spreads, if the host has
+ * half a CPU idle: with two busy processes beside this test it has none,
+ * and staying crowded is then right. */
 static void *shortage_main(void *arg)
 {
 	struct weft_runtime *rt = runtime();
@@ -254,7 +270,16 @@ static void *shortage_main(void *arg)
 		set_affinity(rt->workers[i].thread, 2);
 	/* The monitor reads the process's share from its own mask. */
 	set_affinity(rt->monitor.thread, 2);
-	ck_assert_msg(until_crowded(false), "never spread with a CPU idle");
+	double idle = host_idle_secs();
+	int64_t from = weft_now();
+	if (!until_crowded(false)) {
+		idle = (host_idle_secs() - idle) /
+		       ((double)(weft_now() - from) / WEFT_SEC);
+		ck_assert_msg(idle < 0.6,
+			      "never spread, with %.2f CPUs idle on the host",
+			      idle);
+		return arg;
+	}
 	ck_assert_uint_ge(metrics().crowd_changes, 2);
 	return arg;
 }
@@ -357,6 +382,28 @@ static uint64_t worker_runs(int worker)
 	return m.task_runs;
 }
 
+/* Woken batches offered to an idle worker, by both workers so far. */
+static uint64_t shares(void)
+{
+	struct weft_runtime *rt = runtime();
+	return atomic_load(&rt->workers[0].stats.shares) +
+	       atomic_load(&rt->workers[1].stats.shares);
+}
+
+/* How the tasks of a worker the OS deschedules move to the other: the
+ * monitor's rescues and the other's steals. Without a busy process beside
+ * this test, a run of one_worker_main saw 0-17 interventions and 44-156
+ * tasks stolen; with two, 94-3,684 and 714-11,819. */
+#define QUIET_INTERVENTIONS 64
+#define QUIET_STOLEN 512
+
+static bool moves_quiet(uint64_t interventions, uint64_t stolen)
+{
+	struct weft_metrics m = metrics();
+	return m.monitor_interventions - interventions <= QUIET_INTERVENTIONS &&
+	       m.tasks_stolen - stolen <= QUIET_STOLEN;
+}
+
 /* Wakes its worker every millisecond, which then falls asleep again
  * while the other may be busy: spread, it would sleep as the poller. */
 static atomic_bool ticking;
@@ -370,7 +417,11 @@ static void *ticker(void *arg)
 
 /* Readiness wakes the tasks on whichever worker polls the set; crowded,
  * that is only the last one to fall asleep, and no batch is shared, so
- * one worker takes (nearly) all of them. */
+ * one worker takes (nearly) all of them. Unless the OS deschedules it: the
+ * monitor rescues its tasks (its stuck rule), or the other worker steals
+ * them. With two busy processes beside this test that split the runs
+ * nearly half and half; so the split is checked where both stayed quiet,
+ * and that no batch was shared always. */
 static void *one_worker_main(void *arg)
 {
 	force_crowded();
@@ -382,13 +433,20 @@ static void *one_worker_main(void *arg)
 	/* Every echo task waits on its first byte before the count. */
 	ck_assert_int_eq(weft_sleep(50 * MS), 0);
 	uint64_t before[2] = { worker_runs(0), worker_runs(1) };
+	uint64_t shared = shares(),
+		 interventions = metrics().monitor_interventions,
+		 stolen = metrics().tasks_stolen;
 	ck_assert_int_eq(weft_blocking(echo_rounds, &e, NULL), 0);
 	uint64_t ran[2] = { worker_runs(0) - before[0],
 			    worker_runs(1) - before[1] };
 	uint64_t fewer = ran[0] < ran[1] ? ran[0] : ran[1];
+	shared = shares() - shared;
+	ck_assert_msg(!shared, "crowded, %llu woken batches were shared",
+		      (unsigned long long)shared);
 	/* Spread, they split it half and half. Not none at all: a worker
 	 * the OS deschedules on a busy machine is relieved (steal.h). */
-	ck_assert_msg(fewer * 3 <= ran[0] + ran[1],
+	ck_assert_msg(fewer * 3 <= ran[0] + ran[1] ||
+			      !moves_quiet(interventions, stolen),
 		      "the echo ran %llu and %llu times on the two workers",
 		      (unsigned long long)ran[0], (unsigned long long)ran[1]);
 	atomic_store(&ticking, false);
@@ -411,22 +469,22 @@ END_TEST
 #define SMALL 8
 
 /* Runs the batches, crowded if arg; returns how often the monitor
- * intervened meanwhile. */
+ * offered queued tasks to an idle worker meanwhile (its rescues of a
+ * worker the OS deschedules are counted apart). */
 static void *small_batches_main(void *arg)
 {
 	static struct echo_conns e;
-	struct weft_metrics m0, m1;
+	_Atomic uint64_t *offers = &runtime()->monitor.offers;
 
 	if (arg)
 		force_crowded();
 	echo_open(&e, SMALL, 20 * WEFT_USEC, (int)weft_test_scaled(2000, 1000));
 	ck_assert_int_eq(weft_sleep(50 * MS), 0);
-	ck_assert_int_eq(weft_metrics(&m0), 0);
+	uint64_t before = atomic_load(offers);
 	ck_assert_int_eq(weft_blocking(echo_rounds, &e, NULL), 0);
-	ck_assert_int_eq(weft_metrics(&m1), 0);
+	uint64_t offered = atomic_load(offers) - before;
 	echo_close(&e);
-	return (void *)(uintptr_t)(m1.monitor_interventions -
-				   m0.monitor_interventions);
+	return (void *)(uintptr_t)offered;
 }
 
 START_TEST(crowded_queued_tasks_rouse_nobody)
@@ -438,18 +496,16 @@ START_TEST(crowded_queued_tasks_rouse_nobody)
 	ck_assert_int_eq(weft_run(small_batches_main, (void *)1, &cfg,
 				  &crowded),
 			 0);
-	unsigned long long roused = (uintptr_t)spread,
-			   roused_crowded = (uintptr_t)crowded;
+	unsigned long long offered = (uintptr_t)spread,
+			   offered_crowded = (uintptr_t)crowded;
 	/* Spread, the rule acts: the batches do queue across its looks. */
-	ck_assert_msg(roused >= 4,
-		      "spread, the monitor roused a sleeper %llu times",
-		      roused);
-	/* Crowded, it does not. Not none at all: a worker the OS
-	 * deschedules on a busy machine is rescued (monitor.h). */
-	ck_assert_msg(roused_crowded * 4 <= roused,
-		      "crowded, the monitor roused a sleeper %llu times "
-		      "(spread: %llu)",
-		      roused_crowded, roused);
+	ck_assert_msg(offered >= 4,
+		      "spread, the monitor offered queued tasks %llu times",
+		      offered);
+	/* Crowded, it never does. */
+	ck_assert_msg(offered_crowded == 0,
+		      "crowded, the monitor offered queued tasks %llu times",
+		      offered_crowded);
 }
 END_TEST
 
@@ -543,7 +599,9 @@ static void *rescue_main(void *arg)
 	for (int i = 0; i < BEHIND; i++)
 		ck_assert_int_eq(weft_spawn(&t[i], behind_waiter, NULL), 0);
 	ck_assert_int_eq(weft_sleep(50 * MS), 0); /* the other worker sleeps */
-	ck_assert_int_eq(weft_event_set(&behind_go), BEHIND);
+	/* How many it woke: all, unless a waiter was yet to run (a loaded
+	 * sanitizer build), and then it waits behind this task as well. */
+	ck_assert_int_ge(weft_event_set(&behind_go), 0);
 	int64_t set = weft_now(), end = set + 5 * WEFT_SEC;
 	while (atomic_load(&behind_ran) < BEHIND && weft_now() < end)
 		weft__cpu_relax(); /* keeps this worker */
