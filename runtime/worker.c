@@ -167,8 +167,9 @@ static void share_woken(struct weft_runtime *rt, struct weft_worker *w)
 	if (n > SHARE_BATCH && !weft__crowded(&rt->crowd)) {
 		weft__stat_add(&w->stats.shares, 1);
 		weft__notify_work(rt);
-	} else
+	} else {
 		weft__monitor_arm(&rt->monitor);
+	}
 }
 
 /* Whether interval ticks passed since *at, and if so moves *at to tick.
