@@ -270,11 +270,11 @@ static void *shortage_main(void *arg)
 		set_affinity(rt->workers[i].thread, 2);
 	/* The monitor reads the process's share from its own mask. */
 	set_affinity(rt->monitor.thread, 2);
-	double idle = host_idle_secs();
+	double idle_from = host_idle_secs();
 	int64_t from = weft_now();
 	if (!until_crowded(false)) {
-		idle = (host_idle_secs() - idle) /
-		       ((double)(weft_now() - from) / WEFT_SEC);
+		double idle = (host_idle_secs() - idle_from) /
+			      ((double)(weft_now() - from) / WEFT_SEC);
 		ck_assert_msg(idle < 0.6,
 			      "never spread, with %.2f CPUs idle on the host",
 			      idle);
@@ -397,11 +397,13 @@ static uint64_t shares(void)
 #define QUIET_INTERVENTIONS 64
 #define QUIET_STOLEN 512
 
-static bool moves_quiet(uint64_t interventions, uint64_t stolen)
+/* Whether both stayed at their quiet levels since the reading before. */
+static bool moves_quiet(const struct weft_metrics *before)
 {
 	struct weft_metrics m = metrics();
-	return m.monitor_interventions - interventions <= QUIET_INTERVENTIONS &&
-	       m.tasks_stolen - stolen <= QUIET_STOLEN;
+	return m.monitor_interventions - before->monitor_interventions <=
+		       QUIET_INTERVENTIONS &&
+	       m.tasks_stolen - before->tasks_stolen <= QUIET_STOLEN;
 }
 
 /* Wakes its worker every millisecond, which then falls asleep again
@@ -433,9 +435,8 @@ static void *one_worker_main(void *arg)
 	/* Every echo task waits on its first byte before the count. */
 	ck_assert_int_eq(weft_sleep(50 * MS), 0);
 	uint64_t before[2] = { worker_runs(0), worker_runs(1) };
-	uint64_t shared = shares(),
-		 interventions = metrics().monitor_interventions,
-		 stolen = metrics().tasks_stolen;
+	uint64_t shared = shares();
+	struct weft_metrics start = metrics();
 	ck_assert_int_eq(weft_blocking(echo_rounds, &e, NULL), 0);
 	uint64_t ran[2] = { worker_runs(0) - before[0],
 			    worker_runs(1) - before[1] };
@@ -445,8 +446,7 @@ static void *one_worker_main(void *arg)
 		      (unsigned long long)shared);
 	/* Spread, they split it half and half. Not none at all: a worker
 	 * the OS deschedules on a busy machine is relieved (steal.h). */
-	ck_assert_msg(fewer * 3 <= ran[0] + ran[1] ||
-			      !moves_quiet(interventions, stolen),
+	ck_assert_msg(fewer * 3 <= ran[0] + ran[1] || !moves_quiet(&start),
 		      "the echo ran %llu and %llu times on the two workers",
 		      (unsigned long long)ran[0], (unsigned long long)ran[1]);
 	atomic_store(&ticking, false);
