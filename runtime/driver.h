@@ -156,14 +156,14 @@ int weft__uring_probe(void);
 struct weft__driver *weft__uring_new(int *err, const char **why);
 void weft__uring_close(struct weft__driver *d);
 void weft__uring_poll(struct weft__driver *d);
-int weft__uring_reap(struct weft__driver *d);
+int weft__uring_reap(struct weft__driver *d, bool may_poll);
 void weft__uring_park(struct weft__driver *d, int64_t timeout_ns,
 		      bool may_poll);
 
 struct weft__driver *weft__epoll_new(int *err, const char **why);
 void weft__epoll_close(struct weft__driver *d);
 void weft__epoll_poll(struct weft__driver *d);
-int weft__epoll_reap(struct weft__driver *d);
+int weft__epoll_reap(struct weft__driver *d, bool may_poll);
 void weft__epoll_park(struct weft__driver *d, int64_t timeout_ns,
 		      bool may_poll);
 /* The fd an unparker of d writes, after it set d's wake_pending. */
@@ -191,11 +191,12 @@ static inline void weft__driver_poll(struct weft__driver *d, bool harvest)
 		weft__epoll_poll(d);
 }
 
-static inline int weft__driver_reap(struct weft__driver *d)
+/* may_poll: as park's, read before the worker counted itself idle. */
+static inline int weft__driver_reap(struct weft__driver *d, bool may_poll)
 {
 	if (d->kind == WEFT_IO_URING)
-		return weft__uring_reap(d);
-	return weft__epoll_reap(d);
+		return weft__uring_reap(d, may_poll);
+	return weft__epoll_reap(d, may_poll);
 }
 
 /* may_poll: the worker may take the poll set's poller role (worker.c). */

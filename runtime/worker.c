@@ -218,17 +218,18 @@ void weft__worker_unpark(struct weft_worker *w)
  * second worker while one runs. Read after weft__idle_enter counted this
  * one (seq_cst, both): of two workers falling asleep together, the second
  * to count reads both counts, so a set with fds always has its poller
- * once every worker sleeps. */
-static bool may_poll(struct weft_runtime *rt)
+ * once every worker sleeps. uncounted: 1 for a guess before it counted
+ * itself (the reap's, which only skips a look on it). */
+static bool may_poll(struct weft_runtime *rt, int uncounted)
 {
 	return !weft__crowded(&rt->crowd) ||
-	       atomic_load(&rt->idle.sleeping) >= rt->nworkers;
+	       atomic_load(&rt->idle.sleeping) + uncounted >= rt->nworkers;
 }
 
 static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
 {
 	int64_t next_timer = weft__timers_run(w);
-	weft__driver_reap(w->driver);
+	weft__driver_reap(w->driver, may_poll(rt, 1));
 	if (w->yielded_head || weft__runq_has_local(w)) {
 		share_woken(rt, w);
 		return; /* timers or completions made work */
@@ -244,7 +245,7 @@ static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
 		return;
 	}
 	weft__stat_add(&w->stats.parks, 1);
-	weft__driver_park(w->driver, next_timer, may_poll(rt));
+	weft__driver_park(w->driver, next_timer, may_poll(rt, 0));
 	/* The poller left the poll set: the monitor harvests it if nobody
 	 * does (monitor.h). */
 	if (weft__pollset_unattended())

@@ -5,7 +5,8 @@
  * look after every task run as the io_uring driver looks at its ring (a
  * load from the shared CQ ring): only once fds joined the poll set, every
  * WEFT__HARVEST_INTERVAL ticks (weft__driver_poll, for both drivers), and
- * whenever it is about to sleep (reap, then park).
+ * whenever it is about to sleep (reap, then park; reap leaves the look to
+ * park's harvest when the worker will sleep as the poller).
  *
  * Timers: a sleep lasts at most until the sleeper's nearest deadline. The
  * poller sleeps until its own deadline: the other workers' timers are
@@ -80,11 +81,11 @@ static void sleep_alone(struct weft__epoll *ep, int64_t timeout_ns)
 		weft__eventfd_drain(ep->base.wake_fd);
 }
 
-int weft__epoll_reap(struct weft__driver *d)
+int weft__epoll_reap(struct weft__driver *d, bool may_poll)
 {
 	int n = weft__driver_run_inbox(d);
 
-	weft__pollset_look();
+	weft__pollset_look_before_sleep(may_poll);
 	return n + weft__driver_run_inbox(d);
 }
 

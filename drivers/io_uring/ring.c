@@ -358,15 +358,6 @@ static bool has_work(struct weft__ring *r)
 	       atomic_load_explicit(&r->base.inbox, memory_order_relaxed);
 }
 
-/* Before the worker sleeps: the ring, and the poll set once it holds any
- * fd (a system call). */
-int weft__uring_reap(struct weft__driver *d)
-{
-	int n = weft__pollset_look();
-
-	return n + reap_ring((struct weft__ring *)d);
-}
-
 /* Every scheduler round: a few loads when there is nothing to do (the
  * common case for a worker running tasks that make no I/O). */
 void weft__uring_poll(struct weft__driver *d)
@@ -419,6 +410,17 @@ static bool ring_idle(struct weft__ring *r)
 				    memory_order_relaxed) ==
 		       atomic_load_explicit(&r->base.ops_completed,
 					    memory_order_relaxed);
+}
+
+/* Before the worker sleeps: the ring, and the poll set once it holds any
+ * fd (a system call), unless the worker will sleep in the set (park's
+ * sleep_in_set, whose harvest finds the same events). */
+int weft__uring_reap(struct weft__driver *d, bool may_poll)
+{
+	struct weft__ring *r = (struct weft__ring *)d;
+	int n = weft__pollset_look_before_sleep(may_poll && ring_idle(r));
+
+	return n + reap_ring(r);
 }
 
 /*

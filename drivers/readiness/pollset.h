@@ -86,6 +86,14 @@ int weft__pollset_harvest(int64_t timeout_ns, bool poller);
  * Returns how many events it handled. */
 int weft__pollset_look(void);
 
+/* The look a worker takes before it sleeps (the drivers' reap), so that
+ * events already ready run on it rather than wait for the poller: skipped
+ * when the worker will sleep in the set itself (sleep_in_set: it may poll,
+ * its driver would sleep there, and no worker holds the role now), since
+ * that sleep's harvest returns at once with anything the look would find.
+ * Returns how many events it handled. */
+int weft__pollset_look_before_sleep(bool sleep_in_set);
+
 /* epoll_wait on any epoll fd with a timeout in nanoseconds (epoll_pwait2,
  * Linux 5.11; before that, or under valgrind, milliseconds rounded up, so
  * a sleep is late by under a millisecond but never early). */
