@@ -10,7 +10,8 @@
 #include "timer.h"
 #include "worker.h"
 
-/* The first look comes soon after arming; while tasks keep waiting but
+/* The first look comes soon after arming (unless the monitor disarmed
+ * just before: REARM_WARM_NS); while tasks keep waiting but
  * never stuck, the looks back off to PERIOD_MAX, so a monitor that has
  * nothing to rescue costs next to nothing. It disarms only after several
  * looks found nothing waiting: a pipeline whose run-next slot is empty
@@ -19,6 +20,14 @@
 #define PERIOD_MIN_NS (100 * 1000)
 #define PERIOD_MAX_NS (2 * 1000 * 1000)
 #define LOOKS_BEFORE_BACKOFF 8
+/* A monitor armed again within this of its disarm resumes the period it
+ * had backed off to, not PERIOD_MIN: a server at partial load leaves the
+ * poll set and re-arms it every few milliseconds, and restarting at
+ * 0.1 ms each time made 2,000 looks a second, 5% of such a server's CPU
+ * (bench/README.md, thirty-second session). A task stranded then waits up
+ * to two looks at the longest period, as one woken while the looks are
+ * backed off always has. */
+#define REARM_WARM_NS (10 * 1000 * 1000)
 #define IDLE_LOOKS_BEFORE_DISARM 8
 /* A worker whose first timer is due within this has timers waiting: the
  * monitor stays armed for them. Two periods, so that once it wakes for a
@@ -208,7 +217,8 @@ static void *monitor_main(void *arg)
 	struct look last[WEFT_WORKERS_MAX] = { { 0 } };
 	uint64_t last_harvests = 0;
 	int64_t first = WEFT_NO_DEADLINE; /* the idle monitor's first timer */
-	long period = PERIOD_MIN_NS;
+	long period = PERIOD_MIN_NS, warm_period = PERIOD_MIN_NS;
+	int64_t disarmed_at = 0;
 	int calm = 0, idle = 0;
 	for (;;) {
 		int s = atomic_load(&m->state);
@@ -226,7 +236,9 @@ static void *monitor_main(void *arg)
 			weft__stall_check(rt);
 			weft__crowd_look(rt, weft_now());
 			period = timer_soon(m, first) ? PERIOD_MAX_NS
-						      : PERIOD_MIN_NS;
+				 : weft_now() - disarmed_at < REARM_WARM_NS
+					 ? warm_period
+					 : PERIOD_MIN_NS;
 			calm = idle = 0;
 			continue;
 		}
@@ -258,6 +270,8 @@ static void *monitor_main(void *arg)
 				intervened(m);
 		}
 		if (idle >= IDLE_LOOKS_BEFORE_DISARM) {
+			warm_period = period;
+			disarmed_at = weft_now();
 			first = disarm(rt, m, last);
 			idle = 0;
 		} else if (++calm >= LOOKS_BEFORE_BACKOFF &&
