@@ -217,7 +217,7 @@ static void *monitor_main(void *arg)
 	struct look last[WEFT_WORKERS_MAX] = { { 0 } };
 	uint64_t last_harvests = 0;
 	int64_t first = WEFT_NO_DEADLINE; /* the idle monitor's first timer */
-	long period = PERIOD_MIN_NS, warm_period = PERIOD_MIN_NS;
+	long period = PERIOD_MIN_NS; /* kept over a disarm: REARM_WARM_NS */
 	int64_t disarmed_at = 0;
 	int calm = 0, idle = 0;
 	for (;;) {
@@ -234,11 +234,12 @@ static void *monitor_main(void *arg)
 			 * it; a test reads it as a gauge. */
 			weft__stat_add(&m->wakeups, 1);
 			weft__stall_check(rt);
-			weft__crowd_look(rt, weft_now());
-			period = timer_soon(m, first) ? PERIOD_MAX_NS
-				 : weft_now() - disarmed_at < REARM_WARM_NS
-					 ? warm_period
-					 : PERIOD_MIN_NS;
+			int64_t now = weft_now();
+			weft__crowd_look(rt, now);
+			if (timer_soon(m, first))
+				period = PERIOD_MAX_NS;
+			else if (now - disarmed_at >= REARM_WARM_NS)
+				period = PERIOD_MIN_NS;
 			calm = idle = 0;
 			continue;
 		}
@@ -253,7 +254,8 @@ static void *monitor_main(void *arg)
 		int busy = look_at_workers(rt, last, &stuck, &queued, &ignored);
 		busy += look_at_poll_set(m, &last_harvests);
 		idle = busy ? 0 : idle + 1;
-		weft__crowd_look(rt, weft_now());
+		int64_t now = weft_now();
+		weft__crowd_look(rt, now);
 		if (stuck) {
 			weft__notify_work(rt);
 			period = PERIOD_MIN_NS;
@@ -270,8 +272,7 @@ static void *monitor_main(void *arg)
 				intervened(m);
 		}
 		if (idle >= IDLE_LOOKS_BEFORE_DISARM) {
-			warm_period = period;
-			disarmed_at = weft_now();
+			disarmed_at = now;
 			first = disarm(rt, m, last);
 			idle = 0;
 		} else if (++calm >= LOOKS_BEFORE_BACKOFF &&
