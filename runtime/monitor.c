@@ -210,6 +210,48 @@ static bool timer_soon(struct weft_monitor *m, int64_t first)
 	       atomic_compare_exchange_strong(&m->state, &idle, MON_ARMED);
 }
 
+/* ---- the pace of the looks (monitor.h) ---------------------------------- */
+
+void weft__monitor_pace_init(struct weft_monitor_pace *p)
+{
+	*p = (struct weft_monitor_pace){ .period = PERIOD_MIN_NS };
+}
+
+/* The period is kept over a disarm for REARM_WARM_NS; a monitor armed for
+ * a timer looks at the longest one (TIMER_SOON_NS). */
+void weft__monitor_pace_woke(struct weft_monitor_pace *p, int64_t now,
+			     bool timer_soon)
+{
+	if (timer_soon)
+		p->period = PERIOD_MAX_NS;
+	else if (now - p->disarmed_at >= REARM_WARM_NS)
+		p->period = PERIOD_MIN_NS;
+	p->calm = 0;
+}
+
+/* A stuck worker brings the looks back to the shortest period; calm looks
+ * back them off, doubling every LOOKS_BEFORE_BACKOFF up to PERIOD_MAX
+ * (capped there: 0.1 ms doubled four times overshoots it). */
+void weft__monitor_pace_looked(struct weft_monitor_pace *p, bool stuck)
+{
+	if (stuck) {
+		p->period = PERIOD_MIN_NS;
+		p->calm = 0;
+	} else if (++p->calm >= LOOKS_BEFORE_BACKOFF &&
+		   p->period < PERIOD_MAX_NS) {
+		p->period = p->period < PERIOD_MAX_NS / 2 ? p->period * 2
+							  : PERIOD_MAX_NS;
+		p->calm = 0;
+	}
+}
+
+void weft__monitor_pace_disarmed(struct weft_monitor_pace *p, int64_t now)
+{
+	p->disarmed_at = now;
+}
+
+/* ---- the thread ---------------------------------------------------------- */
+
 static void *monitor_main(void *arg)
 {
 	struct weft_runtime *rt = arg;
@@ -217,9 +259,9 @@ static void *monitor_main(void *arg)
 	struct look last[WEFT_WORKERS_MAX] = { { 0 } };
 	uint64_t last_harvests = 0;
 	int64_t first = WEFT_NO_DEADLINE; /* the idle monitor's first timer */
-	long period = PERIOD_MIN_NS; /* kept over a disarm: REARM_WARM_NS */
-	int64_t disarmed_at = 0;
-	int calm = 0, idle = 0;
+	struct weft_monitor_pace pace;
+	weft__monitor_pace_init(&pace);
+	int idle = 0;
 	for (;;) {
 		int s = atomic_load(&m->state);
 		if (s == MON_STOP)
@@ -236,17 +278,15 @@ static void *monitor_main(void *arg)
 			weft__stall_check(rt);
 			int64_t now = weft_now();
 			weft__crowd_look(rt, now);
-			if (timer_soon(m, first))
-				period = PERIOD_MAX_NS;
-			else if (now - disarmed_at >= REARM_WARM_NS)
-				period = PERIOD_MIN_NS;
-			calm = idle = 0;
+			weft__monitor_pace_woke(&pace, now,
+						timer_soon(m, first));
+			idle = 0;
 			continue;
 		}
 		weft__futex_wait(&m->state, MON_ARMED,
-				 stall_period > 0 && stall_period < period
+				 stall_period > 0 && stall_period < pace.period
 					 ? stall_period
-					 : period);
+					 : pace.period);
 		weft__stat_add(&m->wakeups, 1); /* as above */
 		weft__stall_check(rt);
 		bool stuck = false, queued = false;
@@ -258,8 +298,7 @@ static void *monitor_main(void *arg)
 		weft__crowd_look(rt, now);
 		if (stuck) {
 			weft__notify_work(rt);
-			period = PERIOD_MIN_NS;
-			calm = 0;
+			weft__monitor_pace_looked(&pace, true);
 			continue;
 		}
 		/* Queued tasks are not stuck: their worker runs them in
@@ -272,13 +311,11 @@ static void *monitor_main(void *arg)
 				intervened(m);
 		}
 		if (idle >= IDLE_LOOKS_BEFORE_DISARM) {
-			disarmed_at = now;
+			weft__monitor_pace_disarmed(&pace, now);
 			first = disarm(rt, m, last);
 			idle = 0;
-		} else if (++calm >= LOOKS_BEFORE_BACKOFF &&
-			   period < PERIOD_MAX_NS) {
-			period *= 2;
-			calm = 0;
+		} else {
+			weft__monitor_pace_looked(&pace, false);
 		}
 	}
 	return NULL;

@@ -93,6 +93,22 @@ void weft__monitor_stop(struct weft_runtime *rt);
 
 void weft__monitor_arm_slow(struct weft_monitor *m);
 
+/* How long the armed monitor sleeps between looks (monitor.c says why).
+ * Only the monitor thread touches it; a test drives it on made-up times. */
+struct weft_monitor_pace {
+	long period;         /* ns until the next look */
+	int calm;            /* looks since the period last changed */
+	int64_t disarmed_at; /* when it last disarmed (weft_now) */
+};
+
+void weft__monitor_pace_init(struct weft_monitor_pace *p);
+/* The idle monitor woke at now; timer_soon: it armed itself for a timer. */
+void weft__monitor_pace_woke(struct weft_monitor_pace *p, int64_t now,
+			     bool timer_soon);
+/* After an armed look: stuck if it marked a worker stuck. */
+void weft__monitor_pace_looked(struct weft_monitor_pace *p, bool stuck);
+void weft__monitor_pace_disarmed(struct weft_monitor_pace *p, int64_t now);
+
 /* After a wake left a task in a run-next slot: make sure the monitor
  * watches. One load of a line that stays unwritten while it is armed. */
 static inline void weft__monitor_arm(struct weft_monitor *m)

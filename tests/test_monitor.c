@@ -290,6 +290,89 @@ START_TEST(first_fd_beside_kept_worker)
 }
 END_TEST
 
+/* Calm looks until the period changes (it doubles): how many it took. */
+static int looks_to_back_off(struct weft_monitor_pace *p)
+{
+	long before = p->period;
+	for (int looks = 1; looks <= 1000; looks++) {
+		weft__monitor_pace_looked(p, false);
+		if (p->period != before)
+			return looks;
+	}
+	return 0;
+}
+
+/* The pace of the armed monitor's looks, on made-up times: it backs off
+ * by doubling after a fixed count of calm looks up to a longest period; a
+ * stuck worker brings it back to the shortest; a monitor woken within
+ * the warm window of its disarm keeps the period it had (a server that
+ * leaves the poll set every few milliseconds costs few looks), one woken
+ * later starts again at the shortest, and one armed for a timer looks at
+ * the longest. */
+START_TEST(pace_on_made_up_times)
+{
+	struct weft_monitor_pace p;
+	weft__monitor_pace_init(&p);
+	const long shortest = p.period;
+	ck_assert_int_gt(shortest, 0);
+
+	int backoff = looks_to_back_off(&p);
+	ck_assert_int_gt(backoff, 1);
+	ck_assert_int_eq(p.period, 2 * shortest);
+	long steps[64] = { shortest, p.period };
+	int n = 2, looks;
+	while ((looks = looks_to_back_off(&p)) && n < 64) {
+		ck_assert_int_eq(looks, backoff);
+		steps[n++] = p.period;
+	}
+	const long longest = p.period; /* 1000 calm looks left it */
+	ck_assert_int_gt(n, 2);
+	ck_assert_int_le(longest, WEFT_SEC / 100); /* a rescue stays prompt */
+	/* Each step doubles, the last one capped at the longest. */
+	for (int i = 1; i < n; i++)
+		ck_assert_int_eq(steps[i], steps[i - 1] * 2 < longest
+						   ? steps[i - 1] * 2
+						   : longest);
+
+	weft__monitor_pace_looked(&p, true);
+	ck_assert_int_eq(p.period, shortest);
+
+	/* Backed off, disarmed, woken 1 ms later: warm. The calm count
+	 * starts again, so the period holds for backoff - 1 looks. */
+	while (p.period < longest)
+		weft__monitor_pace_looked(&p, false);
+	int64_t t = 5 * WEFT_SEC;
+	weft__monitor_pace_disarmed(&p, t);
+	weft__monitor_pace_woke(&p, t + WEFT_MSEC, false);
+	ck_assert_int_eq(p.period, longest);
+
+	/* Woken long after its disarm: the shortest again. */
+	weft__monitor_pace_disarmed(&p, t);
+	weft__monitor_pace_woke(&p, t + WEFT_SEC, false);
+	ck_assert_int_eq(p.period, shortest);
+
+	/* A wake resets the calm count: backoff - 1 calm looks, a warm
+	 * wake, backoff - 1 more, and the period has not moved. */
+	for (int i = 0; i < backoff - 1; i++)
+		weft__monitor_pace_looked(&p, false);
+	weft__monitor_pace_disarmed(&p, t);
+	weft__monitor_pace_woke(&p, t + WEFT_MSEC, false);
+	for (int i = 0; i < backoff - 1; i++)
+		weft__monitor_pace_looked(&p, false);
+	ck_assert_int_eq(p.period, shortest);
+	weft__monitor_pace_looked(&p, false);
+	ck_assert_int_eq(p.period, 2 * shortest);
+
+	/* Armed for a timer, long after a disarm or not: the longest. */
+	weft__monitor_pace_woke(&p, t + WEFT_SEC, true);
+	ck_assert_int_eq(p.period, longest);
+	weft__monitor_pace_looked(&p, true);
+	weft__monitor_pace_disarmed(&p, t);
+	weft__monitor_pace_woke(&p, t + WEFT_MSEC, true);
+	ck_assert_int_eq(p.period, longest);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("monitor");
@@ -298,6 +381,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, ready_task_behind_kept_worker);
 	tcase_add_test(tc, first_fd_beside_kept_worker);
+	tcase_add_test(tc, pace_on_made_up_times);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }
