@@ -97,7 +97,7 @@ void weft__monitor_arm_slow(struct weft_monitor *m);
  * Only the monitor thread touches it; a test drives it on made-up times. */
 struct weft_monitor_pace {
 	long period;         /* ns until the next look */
-	int calm;            /* looks since the period last changed */
+	int calm;            /* calm looks since a change or a wake */
 	int64_t disarmed_at; /* when it last disarmed (weft_now) */
 };
 
