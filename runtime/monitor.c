@@ -231,7 +231,7 @@ void weft__monitor_pace_woke(struct weft_monitor_pace *p, int64_t now,
 
 /* A stuck worker brings the looks back to the shortest period; calm looks
  * back them off, doubling every LOOKS_BEFORE_BACKOFF up to PERIOD_MAX
- * (capped there: 0.1 ms doubled four times overshoots it). */
+ * (capped there: 0.1 ms doubled five times overshoots it). */
 void weft__monitor_pace_looked(struct weft_monitor_pace *p, bool stuck)
 {
 	if (stuck) {

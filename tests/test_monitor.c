@@ -337,8 +337,7 @@ START_TEST(pace_on_made_up_times)
 	weft__monitor_pace_looked(&p, true);
 	ck_assert_int_eq(p.period, shortest);
 
-	/* Backed off, disarmed, woken 1 ms later: warm. The calm count
-	 * starts again, so the period holds for backoff - 1 looks. */
+	/* Backed off, disarmed, woken 1 ms later: warm. */
 	while (p.period < longest)
 		weft__monitor_pace_looked(&p, false);
 	int64_t t = 5 * WEFT_SEC;
