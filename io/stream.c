@@ -504,9 +504,10 @@ int weft_stream_close(struct weft_stream *s, int64_t linger_ns)
 	if (!s)
 		return -EINVAL;
 	r = weft_stream_flush(s);
-	/* Bytes the stream took are lost: a FIN would end the cut stream
-	 * as if it were whole. */
-	if (r && weft_stream_unsent(s)) {
+	/* Bytes the stream took are lost, still unsent or dropped with a
+	 * final error (werror; -ENOMEM leaves the connection alive): a FIN
+	 * would end the cut stream as if it were whole. */
+	if (r && (weft_stream_unsent(s) || s->werror)) {
 		weft_stream_abort(s);
 		return r;
 	}

@@ -1,21 +1,29 @@
 /* realloc, defined over glibc's by the test that includes this, failing
- * once when fail_realloc is set: for the -ENOMEM paths behind a growing
- * table. Not under a sanitizer, which owns the heap: CAN_FAIL_REALLOC says
- * whether the shim is there. Include in one file of a test program. */
+ * once when fail_realloc is set, or once for a call of the size in
+ * fail_realloc_size (not 0): for the -ENOMEM paths behind a growing table
+ * or buffer, the second where other threads may realloc meanwhile. Not
+ * under a sanitizer, which owns the heap: CAN_FAIL_REALLOC says whether
+ * the shim is there. Include in one file of a test program. */
 #ifndef WEFT_TESTS_FAIL_REALLOC_H
 #define WEFT_TESTS_FAIL_REALLOC_H
 
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #define CAN_FAIL_REALLOC 1
 void *__libc_realloc(void *p, size_t n);
 static atomic_bool fail_realloc;
+static _Atomic size_t fail_realloc_size;
 
 void *realloc(void *p, size_t n)
 {
-	if (atomic_exchange(&fail_realloc, false))
+	size_t size = atomic_load(&fail_realloc_size);
+
+	if (atomic_exchange(&fail_realloc, false) ||
+	    (size && n == size &&
+	     atomic_compare_exchange_strong(&fail_realloc_size, &size, 0)))
 		return NULL;
 	return __libc_realloc(p, n);
 }

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
+#include "fail_realloc.h"
 #include "test_io_util.h"
 
 #define WORKERS 4
@@ -877,10 +878,45 @@ static void *cut_close_main(void *arg)
 	return NULL;
 }
 
+/* As above, after a write's final error on a live connection: cut short,
+ * its rest found no memory to wait in (-ENOMEM), so the stream dropped
+ * what it held (unsent is 0) and the close must reset all the same. */
+static void *enomem_close_main(void *arg)
+{
+#ifdef CAN_FAIL_REALLOC
+	static const char head[] = "a header\n";
+	struct pair p = tcp_pair();
+	size_t len = 3 * WEFT_STREAM_WBUF;
+	uint8_t *out = malloc(len);
+	struct weft_deadline d;
+	struct weft_stream s;
+
+	io_fill(out, len, 11, 0);
+	(void)choke(p.b);
+	ck_assert_int_eq(weft_stream_init(&s, p.b, 0), 0);
+	ck_assert_int_eq(weft_stream_write(&s, head, sizeof(head) - 1),
+			 (ssize_t)sizeof(head) - 1);
+	/* The buffer that would keep the header and the write's rest. */
+	atomic_store(&fail_realloc_size, sizeof(head) - 1 + len);
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_stream_write(&s, out, len), -ENOMEM);
+	weft_deadline_leave(&d);
+	atomic_store(&fail_realloc_size, 0);
+	ck_assert_int_eq(weft_stream_unsent(&s), 0);
+	ck_assert_int_eq(weft_stream_close(&s, 0), -ENOMEM);
+	expect_reset(p.a);
+	weft_close(p.a);
+	free(out);
+#endif
+	(void)arg;
+	return NULL;
+}
+
 START_TEST(abortive_close)
 {
 	weft_test_run(abort_main, NULL, WORKERS);
 	weft_test_run(cut_close_main, NULL, WORKERS);
+	weft_test_run(enomem_close_main, NULL, WORKERS);
 	weft_test_run(abort_pipe_main, NULL, WORKERS);
 	abort_pipe_main(NULL); /* a plain thread */
 }

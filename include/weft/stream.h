@@ -165,8 +165,9 @@ size_t weft_stream_unsent(const struct weft_stream *s);
  * data with a reset that destroys the last reply; then closes the fd and
  * frees the buffers. It closes even when cancelled (the flush and the wait
  * are then skipped). A flush that fails with bytes unsent (a timeout, a
- * cancellation) loses them, and then the close resets the connection, as
- * weft_stream_abort does: the peer must not take the cut stream for a
+ * cancellation) loses them, as an earlier write's final error (-ENOMEM,
+ * -EPIPE) lost what it dropped, and then the close resets the connection,
+ * as weft_stream_abort does: the peer must not take the cut stream for a
  * whole one. Returns 0, or the flush's error (the fd is closed either
  * way), -EINVAL (NULL s), -EBADF (closed already). A closed stream
  * stays closed: every read, write and flush on it returns -EBADF (as Go's
