@@ -171,6 +171,10 @@ void weft__task_for_each_alive(void (*fn)(struct weft_task *, void *),
  * struct was never recycled (its task was never joined nor detached). */
 #define GEN_BITS 40
 #define GEN_MASK ((UINT64_C(1) << GEN_BITS) - 1)
+/* The run number's bits a handle keeps: after 2^24 runs a handle still
+ * matches its own run, and one from 2^24 runs back would match only if
+ * its struct's generation did too. */
+#define RUN_MASK (UINT64_MAX >> GEN_BITS)
 
 static _Atomic uint64_t run_number;
 
@@ -303,7 +307,7 @@ static struct weft_task *lookup(weft_task_t h)
 	 * of run_number, which the check below then reads. */
 	if (!atomic_load_explicit(&weft__rt, memory_order_acquire) || !h.task)
 		return NULL;
-	if (h.gen >> GEN_BITS != atomic_load(&run_number) ||
+	if (h.gen >> GEN_BITS != (atomic_load(&run_number) & RUN_MASK) ||
 	    !gen_matches(h.task, h.gen))
 		return NULL;
 	return h.task;

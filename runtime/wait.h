@@ -226,7 +226,9 @@ static inline void weft__waiter_wake(struct weft__waiter *w)
 		weft__waiter_wake_thread(w);
 }
 
-/* settle + wake in one, reading w->task before the CAS. true if it won. */
+/* settle + wake in one; true if it won. Reading w->task after the CAS is
+ * safe: a settled waiter stays parked (a task) or waits for released (a
+ * plain thread) until the wake. */
 bool weft__waiter_notify(struct weft__waiter *w, int result);
 
 /* Publishes w as the caller's current wait, and arms a timer that wakes it
