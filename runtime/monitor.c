@@ -324,7 +324,6 @@ static void *monitor_main(void *arg)
 int weft__monitor_start(struct weft_runtime *rt)
 {
 	struct weft_monitor *m = &rt->monitor;
-	atomic_init(&m->state, MON_IDLE);
 	if (rt->nworkers < 2)
 		return 0; /* nobody to rescue a stuck task anyway */
 	int r = weft__crowd_start(rt);

@@ -108,6 +108,9 @@ static struct weft_runtime *new_runtime(const struct weft_config *cfg, int *err)
 	 * after rt is published leaves no task that nobody awaits. */
 	atomic_init(&rt->state, RT_DRAINING);
 	atomic_init(&rt->next_id, 1);
+	/* Here, not when the monitor starts: the workers, started first,
+	 * may arm it already (an fd in the poll set from an earlier run). */
+	atomic_init(&rt->monitor.state, MON_IDLE);
 	*err = config_check(cfg, rt);
 	if (!*err) {
 		/* aligned_alloc wants a multiple of the alignment. */
