@@ -436,6 +436,81 @@ START_TEST(pread_pipe_espipe)
 }
 END_TEST
 
+/* ---- weft_open of a FIFO blocks as open(2) does ------------------------- */
+
+/* open(2) of a FIFO without O_NONBLOCK waits for the other end: a writer
+ * for a reader that has none yet, a reader for a writer. io_uring's openat
+ * first tries a non-blocking open (O_NONBLOCK), which for a FIFO opens a
+ * reader at once and fails a writer with ENXIO. */
+static char fifo_path[128];
+
+static void *fifo_peer(void *arg)
+{
+	int flags = (int)(intptr_t)arg, fd;
+
+	usleep(50000);
+	fd = open(fifo_path, flags);
+	if (fd >= 0 && (flags & O_ACCMODE) == O_WRONLY)
+		ck_assert_int_eq(write(fd, "x", 1), 1);
+	return (void *)(intptr_t)fd;
+}
+
+static void *fifo_main(void *arg)
+{
+	pthread_t th;
+	void *peer;
+	char c = 0;
+	int fd;
+
+	/* A writer waits for its reader (opened non-blocking: it does not
+	 * wait for us). */
+	ck_assert_int_eq(pthread_create(&th, NULL, fifo_peer,
+					(void *)(intptr_t)(O_RDONLY |
+							   O_NONBLOCK)),
+			 0);
+	fd = weft_open(fifo_path, O_WRONLY, 0);
+	pthread_join(th, &peer);
+	ck_assert_int_ge((int)(intptr_t)peer, 0);
+	ck_assert_msg(fd >= 0, "weft_open(FIFO, O_WRONLY) = %d", fd);
+	weft_close(fd);
+	close((int)(intptr_t)peer);
+	/* A reader waits for its writer, then reads what it wrote (not an
+	 * end of file from a FIFO no writer had opened yet). */
+	ck_assert_int_eq(pthread_create(&th, NULL, fifo_peer,
+					(void *)(intptr_t)O_WRONLY),
+			 0);
+	fd = weft_open(fifo_path, O_RDONLY, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(weft_readv(fd, &(struct iovec){ &c, 1 }, 1), 1);
+	ck_assert_int_eq(c, 'x');
+	pthread_join(th, &peer);
+	weft_close(fd);
+	close((int)(intptr_t)peer);
+	/* A reader whose writer never comes waits out its deadline, its
+	 * first open's fd closed (the suite counts fds at its end). On the
+	 * ring only: a pool thread's open(2), once started, cannot be cut
+	 * short (io/file.c), and this one would wait for good. */
+	if (weft_current().task && weft_io_driver() == WEFT_IO_URING) {
+		struct weft_deadline d;
+
+		ck_assert_int_eq(weft_deadline_enter(&d, 20 * WEFT_MSEC), 0);
+		ck_assert_int_eq(weft_open(fifo_path, O_RDONLY, 0), -ETIMEDOUT);
+		weft_deadline_leave(&d);
+	}
+	return NULL;
+}
+
+START_TEST(open_fifo_waits)
+{
+	tmp_path(fifo_path, sizeof(fifo_path), "fifo");
+	unlink(fifo_path);
+	ck_assert_int_eq(mkfifo(fifo_path, 0600), 0);
+	weft_test_run(fifo_main, NULL, 2);
+	fifo_main(NULL); /* a plain thread: open(2) itself */
+	unlink(fifo_path);
+}
+END_TEST
+
 /* ---- the escape hatch ---------------------------------------------------- */
 
 static void prep_nop(struct io_uring_sqe *sqe, void *arg)
@@ -822,6 +897,7 @@ int main(void)
 	tcase_add_test(tc, stale_break_no_spin);
 	tcase_add_test(tc, escape_hatch_plain_thread);
 	tcase_add_test(tc, refused_submit_withdrawn);
+	tcase_add_test(tc, open_fifo_waits);
 	suite_add_tcase(s, tc);
 	/* Plain threads' private rings stay for reuse: not a leak. */
 	int before = io_count_fds(), r = weft_test_main(s);
