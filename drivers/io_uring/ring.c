@@ -112,8 +112,13 @@ static void pollset_complete(struct weft__ring_op *op, int res, unsigned flags)
 	bool poller = weft__pollset_claim();
 
 	weft__pollset_harvest(0, poller);
-	if (poller)
+	if (poller) {
 		weft__pollset_release();
+		/* Often on a busy worker (uring_poll), where no park_worker
+		 * looks after it: a set this left unattended arms the
+		 * monitor, whose disarm may have read the role held. */
+		weft__pollset_left();
+	}
 }
 
 static void wake_complete(struct weft__ring_op *op, int res, unsigned flags)

@@ -86,6 +86,17 @@ void weft__pollset_release(void)
 	atomic_store(&set.polling, false);
 }
 
+/* After a release that no park_worker follows (ring.c's pollset_complete):
+ * the leaver's half of the arming rule (monitor.h), the release's seq_cst
+ * store, then unattended's loads and the arm's load of the state. */
+void weft__pollset_left(void)
+{
+	struct weft_runtime *rt;
+
+	if (weft__pollset_unattended() && (rt = atomic_load(&weft__rt)))
+		weft__monitor_arm(&rt->monitor);
+}
+
 /* Both loads seq_cst: the monitor's half of the arming rule (monitor.h),
  * against a poller's release and the first fd's join. */
 bool weft__pollset_unattended(void)
