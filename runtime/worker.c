@@ -248,8 +248,7 @@ static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
 	weft__driver_park(w->driver, next_timer, may_poll(rt, 0));
 	/* The poller left the poll set: the monitor harvests it if nobody
 	 * does (monitor.h). */
-	if (weft__pollset_unattended())
-		weft__monitor_arm(&rt->monitor);
+	weft__pollset_left();
 	if (weft__idle_leave(rt, w)) /* else timers or I/O woke us */
 		weft__stat_add(&w->stats.unparks, 1);
 	share_woken(rt, w);

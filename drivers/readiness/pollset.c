@@ -86,9 +86,10 @@ void weft__pollset_release(void)
 	atomic_store(&set.polling, false);
 }
 
-/* After a release that no park_worker follows (ring.c's pollset_complete):
- * the leaver's half of the arming rule (monitor.h), the release's seq_cst
- * store, then unattended's loads and the arm's load of the state. */
+/* After a worker left the set (its park, or ring.c's pollset_complete,
+ * which no park follows): the leaver's half of the arming rule
+ * (monitor.h), the release's seq_cst store, then unattended's loads and
+ * the arm's load of the state. */
 void weft__pollset_left(void)
 {
 	struct weft_runtime *rt;

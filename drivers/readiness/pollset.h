@@ -59,8 +59,8 @@ void weft__pollset_watching(void);
  * release gives it back. */
 bool weft__pollset_claim(void);
 void weft__pollset_release(void);
-/* After a release that no park follows: arms the monitor if the set is
- * left unattended (monitor.h). */
+/* After a worker left the set (a park, or a harvest that claimed the
+ * role): arms the monitor if the set is left unattended (monitor.h). */
 void weft__pollset_left(void);
 
 /* An fd joined the set and no worker sleeps in it: the poller left it to
