@@ -159,8 +159,7 @@ static void *round_main(void *arg)
 		ck_assert_int_eq(weft_yield(), 0);
 	atomic_store(&stall_armed, false);
 	scene = atomic_load(&stalled) && weft_worker_id() == me && scene;
-	atomic_store(&k->monitor_state,
-		     atomic_load(&runtime()->monitor.state));
+	atomic_store(&k->monitor_state, atomic_load(&runtime()->monitor.state));
 
 	/* Both workers kept: B's event is the monitor's to harvest. */
 	atomic_store(&k->spinning, true);
@@ -172,7 +171,8 @@ static void *round_main(void *arg)
 	fprintf(stderr,
 		"round: scene %d, monitor %s as the keepers began, B's byte "
 		"after %lld ms\n",
-		scene, atomic_load(&k->monitor_state) == MON_IDLE ? "idle" : "armed",
+		scene,
+		atomic_load(&k->monitor_state) == MON_IDLE ? "idle" : "armed",
 		(long long)(atomic_load(&k->got) - atomic_load(&k->sent)) /
 			WEFT_MSEC);
 	if (scene)
