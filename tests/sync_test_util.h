@@ -1,12 +1,14 @@
-/* Shared by the sync suites: an event log to assert orders on, a wait for
- * waiters to queue up, and a way to run the other party's call in the
- * window before a waiter takes its queue's lock. */
+/* Shared by the sync suites: an event log to assert orders on, a random
+ * stream, the waiters a queue has and a wait for them to queue up, and a
+ * way to run the other party's call in the window before a waiter takes
+ * its queue's lock. */
 #ifndef WEFT_TESTS_SYNC_TEST_UTIL_H
 #define WEFT_TESTS_SYNC_TEST_UTIL_H
 
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdint.h>
 #include <string.h>
 #include <unistd.h>
 #include "test_util.h"
@@ -41,17 +43,33 @@ static __attribute__((unused)) int log_pos(const char *ev)
 	return -1;
 }
 
+/* xorshift64: a cheap random stream, one state per thread. */
+static __attribute__((unused)) uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* How many waiters q has linked now. */
+static __attribute__((unused)) int waitq_len(struct weft_waitq *q)
+{
+	int k = 0;
+
+	weft__waitq_lock(q);
+	for (struct weft__waiter *w = q->head; w; w = w->next)
+		k++;
+	weft__waitq_unlock(q);
+	return k;
+}
+
 /* Waits (yielding, or sleeping on a plain thread) until q has n waiters
  * linked. */
 static __attribute__((unused)) void wait_waiters(struct weft_waitq *q, int n)
 {
 	for (;;) {
-		int k = 0;
-		weft__waitq_lock(q);
-		for (struct weft__waiter *w = q->head; w; w = w->next)
-			k++;
-		weft__waitq_unlock(q);
-		if (k == n)
+		if (waitq_len(q) == n)
 			return;
 		if (weft_sleep(100 * WEFT_USEC) == -EPERM)
 			usleep(100); /* a plain thread */

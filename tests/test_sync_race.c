@@ -8,7 +8,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
-#include "test_util.h"
+#include "sync_test_util.h"
 #include "sync/waitq.h"
 
 #define WORKERS 3
@@ -43,14 +43,6 @@ struct race {
 	int outcomes[3]; /* ok, cancelled, timed out */
 };
 
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
 static void spin(int n)
 {
 	for (volatile int i = 0; i < n; i++)
@@ -67,16 +59,6 @@ static void arrive(struct race *r)
 		else
 			weft__cpu_relax();
 	}
-}
-
-static int waitq_len(struct weft_waitq *q)
-{
-	int k = 0;
-	weft__waitq_lock(q);
-	for (struct weft__waiter *w = q->head; w; w = w->next)
-		k++;
-	weft__waitq_unlock(q);
-	return k;
 }
 
 /* ---- per-primitive sides ------------------------------------------------ */

@@ -887,14 +887,6 @@ struct stress {
 	int ntasks;
 };
 
-static uint64_t rnd(uint64_t *x)
-{
-	*x ^= *x << 13;
-	*x ^= *x >> 7;
-	*x ^= *x << 17;
-	return *x;
-}
-
 static void record(struct stress *s, uint64_t v)
 {
 	ck_assert_uint_lt(v, (uint64_t)s->items);

@@ -8,18 +8,10 @@
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
-#include "test_util.h"
+#include "sync_test_util.h"
 #include "sync/waitq.h"
 
 #define WORKERS 3
-
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
 
 /* ---- chaos: cancels random victims now and then ------------------------- */
 
@@ -84,16 +76,6 @@ static void deadline_random(struct weft_deadline *d, uint64_t *s, int max_us)
 			weft_deadline_leave(&d_);                              \
 		r_;                                                            \
 	})
-
-static int waitq_len(struct weft_waitq *q)
-{
-	int k = 0;
-	weft__waitq_lock(q);
-	for (struct weft__waiter *w = q->head; w; w = w->next)
-		k++;
-	weft__waitq_unlock(q);
-	return k;
-}
 
 /* ---- lock: never two inside --------------------------------------------- */
 

@@ -11,9 +11,11 @@
  * a lock just released or a permit just given, saw an event set or a
  * future done. The releasing call no longer touches the object by then,
  * as POSIX promises for a mutex just unlocked. Nor does the cancellation
- * or deadline of another waiter that lands just then, for a caller the
- * release woke (or handed the lock, permit or item to): the release waits
- * it out before it wakes anyone. One that saw the release without
+ * or deadline, landing just then, of another waiter the same release woke
+ * (an event set, a future done): the release waits it out before it wakes
+ * anyone. A waiter the release left waiting (a lock, permit or item goes
+ * to one caller) still waits on the object, so the object is not dropped
+ * until it has returned. One that saw the release without
  * waiting for it (weft_event_is_set, weft_future_done, a wait that
  * returned at once) may race such an abort still: where other waiters may
  * be cancelled or time out meanwhile, it drops the object once they have
