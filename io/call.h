@@ -47,6 +47,7 @@
 #include "runtime/driver.h"
 #include "runtime/runq.h"
 #include "runtime/self.h"
+#include "runtime/task.h"
 
 /* The most one request moves: the kernel's MAX_RW_COUNT. */
 #define IO_MAX_LEN 0x7ffff000u
@@ -132,6 +133,17 @@ typedef void (*weft__prep_fn)(struct io_uring_sqe *sqe, int fd, void *arg);
  * nothing moved, one that lands after it lets the transfer's result
  * through. Returns the result or -errno. */
 long weft__io_ring_attempt(int fd, weft__prep_fn prep, void *arg);
+
+/* A call's one attempt (its caller's MSG_DONTWAIT): in a task cancelled
+ * or past its deadline, -ECANCELED / -ETIMEDOUT with nothing moved, as
+ * the ring's attempt (weft__io_ring_attempt) and every call that may
+ * wait answer, whichever path the attempt takes. */
+static inline long weft__io_once(int fd, weft__try_fn try, void *arg)
+{
+	long r = weft__wait_check(weft__task_current());
+
+	return r ? r : try(fd, arg);
+}
 
 /* A plain thread's call: try, and on EAGAIN (an O_NONBLOCK fd) poll(2)
  * and try again, so it blocks as documented. */

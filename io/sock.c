@@ -9,7 +9,8 @@
  *
  * Each call has a try function: one non-blocking attempt, the system call
  * (call.h). A caller's MSG_DONTWAIT asks for one attempt: the call then
- * returns -EAGAIN instead of waiting.
+ * returns -EAGAIN instead of waiting (and, as every call in a cancelled
+ * task or past its deadline, -ECANCELED / -ETIMEDOUT before it tries).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -256,7 +257,7 @@ static long try_or_wait(int fd, enum weft__dir dir, weft__try_fn try,
 		!(a->flags & (MSG_PEEK | MSG_WAITALL | MSG_OOB | MSG_ERRQUEUE));
 
 	if (a->flags & MSG_DONTWAIT)
-		return try(fd, a);
+		return weft__io_once(fd, try, a);
 	return weft__io_try(fd, dir, try, a, moves_all ? a->len : 0, call);
 }
 

@@ -14,7 +14,7 @@ static long msg_call(int fd, enum weft__dir dir, weft__try_fn try,
 		     struct msg_args *a, const char *call)
 {
 	if (a->flags & MSG_DONTWAIT)
-		return try(fd, a);
+		return weft__io_once(fd, try, a);
 	return weft__io_try(fd, dir, try, a, 0, call);
 }
 

@@ -33,10 +33,12 @@
  * Conventions (as liburing's): a call returns a count or 0 on success and a
  * negative errno on failure. In a task, a call also returns -ECANCELED when
  * the task is cancelled and -ETIMEDOUT when the enclosing deadline passes;
- * while a task waits for readiness nothing in the kernel refers to its
- * buffer, and an io_uring operation is cancelled in the kernel and its
- * completion awaited before the call returns, so buffers may live on the
- * task's stack. If the operation completed anyway (it won the race) the
+ * a socket call does so before its attempt, MSG_DONTWAIT or not, so that a
+ * connection's loop ends though its peer keeps bytes coming. While a task
+ * waits for readiness nothing in the kernel refers to its buffer, and an
+ * io_uring operation is cancelled in the kernel and its completion
+ * awaited before the call returns, so buffers may live on the task's
+ * stack. If the operation completed anyway (it won the race) the
  * call reports that success instead: no byte, connection or descriptor is
  * ever lost. weft_close() on a descriptor wakes every task waiting on it
  * with -EBADF. Close descriptors that tasks wait on with weft_close(), not
