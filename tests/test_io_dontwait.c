@@ -37,7 +37,8 @@ static void *body(void *arg)
 	char buf[8];
 	struct weft_deadline d;
 
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv),
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
+				    sv),
 			 0);
 	ck_assert_int_eq(write(sv[1], "abc", 3), 3);
 

@@ -184,16 +184,13 @@ static void forget(struct fdrec *rec, int fd)
 	uint64_t reg = atomic_load_explicit(&rec->reg, memory_order_relaxed);
 	int epfd = weft__pollset_fd();
 
-	/* relaxed: under the lock, as every write of gen (gen_of says how
-	 * a lock-free reader is ordered). */
-	atomic_store_explicit(&rec->gen, gen_of(rec) + 1, memory_order_relaxed);
-	wake_all(rec, WEFT__READ, -EBADF);
-	wake_all(rec, WEFT__WRITE, -EBADF);
-	if (reg_state(reg) == REGISTERED && epfd >= 0)
-		epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
 	/* relaxed, the three: under the lock, as every write. A lock-free
 	 * reader of reg that sees 0 takes the lock (ensure_registered); one
-	 * of hup at worst waits for an edge once more (known_empty). */
+	 * of hup at worst waits for an edge once more (known_empty). reg
+	 * goes to 0 before the gen moves: a call that begins in between
+	 * and reads the new gen must not see the old REGISTERED, try the
+	 * fd (still open until our close(2)), read the tick wake_all bumped
+	 * and park with nobody left to wake it. */
 	atomic_store_explicit(&rec->hup[WEFT__READ], false,
 			      memory_order_relaxed);
 	atomic_store_explicit(&rec->hup[WEFT__WRITE], false,
@@ -201,6 +198,14 @@ static void forget(struct fdrec *rec, int fd)
 	atomic_store_explicit(&rec->reg, 0, memory_order_relaxed);
 	/* relaxed: the gen tells a stale seek anyway; 0 lets fresh skip. */
 	atomic_store_explicit(&rec->seek, 0, memory_order_relaxed);
+	/* release: pairs with weft__fdready_begin's acquire, so a call that
+	 * sees the new gen sees reg 0 (and takes the lock, which orders it
+	 * after our close). Under the lock, as every write of gen. */
+	atomic_store_explicit(&rec->gen, gen_of(rec) + 1, memory_order_release);
+	wake_all(rec, WEFT__READ, -EBADF);
+	wake_all(rec, WEFT__WRITE, -EBADF);
+	if (reg_state(reg) == REGISTERED && epfd >= 0)
+		epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
 }
 
 /* Registers fd in the poll set. Lock held. Returns the state or -errno. */
@@ -375,9 +380,12 @@ int weft__fdready_begin(struct weft__ready_call *c, int fd, enum weft__dir dir)
 	/* A call stays with the file it began on, as a blocking call in the
 	 * kernel holds it: once weft let the number go, registering it again
 	 * or an attempt would reach whatever file took it. */
+	/* acquire: pairs with forget's release, see there. */
+	uint32_t gen = atomic_load_explicit(&rec->gen, memory_order_acquire);
+
 	if (!c->rec)
-		c->gen = gen_of(rec);
-	else if (gen_of(rec) != c->gen)
+		c->gen = gen;
+	else if (gen != c->gen)
 		return -EBADF;
 	if ((r = ensure_registered(rec, fd)) < 0)
 		return r;
