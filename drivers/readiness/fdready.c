@@ -184,13 +184,13 @@ static void forget(struct fdrec *rec, int fd)
 	uint64_t reg = atomic_load_explicit(&rec->reg, memory_order_relaxed);
 	int epfd = weft__pollset_fd();
 
+	/* reg goes to 0 before the gen moves: a call that begins in between
+	 * and reads the new gen must not see the old REGISTERED, try the fd
+	 * (still open until our close(2)), read the tick wake_all bumped
+	 * and park with nobody left to wake it. */
 	/* relaxed, the three: under the lock, as every write. A lock-free
 	 * reader of reg that sees 0 takes the lock (ensure_registered); one
-	 * of hup at worst waits for an edge once more (known_empty). reg
-	 * goes to 0 before the gen moves: a call that begins in between
-	 * and reads the new gen must not see the old REGISTERED, try the
-	 * fd (still open until our close(2)), read the tick wake_all bumped
-	 * and park with nobody left to wake it. */
+	 * of hup at worst waits for an edge once more (known_empty). */
 	atomic_store_explicit(&rec->hup[WEFT__READ], false,
 			      memory_order_relaxed);
 	atomic_store_explicit(&rec->hup[WEFT__WRITE], false,
