@@ -137,9 +137,9 @@ static struct fdrec *rec_of(int fd, bool make)
 	return chunk ? &chunk[(unsigned)fd % CHUNK] : NULL;
 }
 
-/* relaxed: the lock orders its writers. A call's later begin, which reads
- * it without the lock, took the lock in the wait between (wait_ready),
- * so it sees every bump made before that wait ended. */
+/* relaxed: the lock orders its writers, and the readers here hold it or
+ * say why they need no more (a hold's gen, the seek tag). A call's begin
+ * reads it acquire instead (forget says why). */
 static uint32_t gen_of(struct fdrec *rec)
 {
 	return atomic_load_explicit(&rec->gen, memory_order_relaxed);
