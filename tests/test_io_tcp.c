@@ -1453,22 +1453,28 @@ END_TEST
 struct reuse_case {
 	struct weft_event go;
 	int old_fd;   /* the sender's fd, closed by the closer */
-	int new_peer; /* the peer of the socket given old_fd's number */
+	int new_end;  /* the new socket: old_fd's number, if it was free */
+	int new_peer; /* its peer */
 };
 
-/* Closes fd with weft_close and gives its number to a new socket pair's
- * end, as another thread's accept could. Returns the new socket's peer. */
-static int give_number_away(int fd)
+/* Closes fd with weft_close and gives its number, if the close freed it,
+ * to a new socket pair's end, as another thread's accept could (a call's
+ * attempt under way keeps it: weft_close in weft/io.h). Returns the new
+ * socket's end in *end (fd, or another number) and its peer. */
+static int give_number_away(int fd, int *end)
 {
 	int sv[2];
 
 	ck_assert_int_eq(weft_close(fd), 0);
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
 			 0);
-	if (sv[0] != fd) { /* the lowest free number, most often */
+	/* Not always the lowest free number: another test's may be lower. */
+	if (sv[0] != fd && fcntl(fd, F_GETFD) < 0) {
 		ck_assert_int_eq(dup2(sv[0], fd), fd);
 		close(sv[0]);
+		sv[0] = fd;
 	}
+	*end = sv[0];
 	return sv[1];
 }
 
@@ -1477,7 +1483,7 @@ static void *close_and_reuse(void *arg)
 	struct reuse_case *c = arg;
 
 	ck_assert_int_eq(weft_event_wait(&c->go), 0);
-	c->new_peer = give_number_away(c->old_fd);
+	c->new_peer = give_number_away(c->old_fd, &c->new_end);
 	return NULL;
 }
 
@@ -1504,7 +1510,7 @@ static void *reuse_main(void *arg)
 	if (r == 6)
 		ck_assert_int_eq(recv(old[1], got, sizeof(got), MSG_DONTWAIT),
 				 6);
-	close(c.old_fd);
+	close(c.new_end);
 	close(c.new_peer);
 	close(old[1]);
 	return NULL;
@@ -1543,14 +1549,17 @@ static enum weft__fdready_moment hook_at;
 
 static void reuse_at(int fd, enum weft__fdready_moment at)
 {
-	if (fd != hook_fd)
+	if (fd != hook_fd || at == WEFT__FDREADY_TRYING)
 		return;
 	if (at != hook_at) {
 		ck_assert_int_eq(write(hook_wake, "w", 1), 1);
 		return;
 	}
+	int end;
+
 	hook_fd = -1;
-	hook_peer = give_number_away(fd);
+	hook_peer = give_number_away(fd, &end);
+	ck_assert_int_eq(end, fd); /* no attempt under way kept it */
 	ck_assert_int_eq(write(hook_peer, "SECRET", 6), 6);
 }
 
@@ -1622,6 +1631,70 @@ START_TEST(call_stays_with_closed_fd)
 END_TEST
 
 /*
+ * A weft_close between a call's begin and its attempt (the hook's TRYING
+ * moment, where another thread may close) leaves the number open until
+ * the attempt ends, so the attempt reaches the old socket and no new file
+ * takes the number meanwhile. The number is closed when the attempt ends:
+ * a first attempt finds the old socket empty and the call fails with
+ * -EBADF; a second, after a wait that a byte from the old peer ended,
+ * returns that byte. Before the fix the number went to the new socket
+ * at once and the attempt read its SECRET.
+ */
+static int tries_left, new_fd = -1;
+
+static void close_when_trying(int fd, enum weft__fdready_moment at)
+{
+	if (fd != hook_fd)
+		return;
+	if (at == WEFT__FDREADY_AGAIN)
+		ck_assert_int_eq(write(hook_wake, "w", 1), 1);
+	if (at != WEFT__FDREADY_TRYING || --tries_left)
+		return;
+	hook_fd = -1;
+	hook_peer = give_number_away(fd, &new_fd);
+	ck_assert_int_eq(write(hook_peer, "SECRET", 6), 6);
+}
+
+static void check_close_when_trying(int nth, long want)
+{
+	int old[2];
+	char got[8];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+				    old),
+			 0);
+	hook_fd = old[0];
+	hook_wake = old[1];
+	tries_left = nth;
+	weft__fdready_hook = close_when_trying;
+	long r = weft_recv(old[0], got, sizeof(got), 0);
+	weft__fdready_hook = NULL;
+	ck_assert_int_eq(hook_fd, -1);    /* it ran */
+	ck_assert_int_ne(new_fd, old[0]); /* the number was held */
+	ck_assert_int_eq(r, want);
+	ck_assert(r < 0 || got[0] == 'w');
+	ck_assert_int_eq(fcntl(old[0], F_GETFD), -1); /* and closed after */
+	ck_assert_int_eq(recv(new_fd, got, sizeof(got), MSG_DONTWAIT), 6);
+	close(new_fd);
+	close(hook_peer);
+	close(old[1]);
+}
+
+static void *trying_main(void *arg)
+{
+	(void)arg;
+	check_close_when_trying(1, -EBADF);
+	check_close_when_trying(2, 1);
+	return NULL;
+}
+
+START_TEST(close_while_trying)
+{
+	run_on_each_path(trying_main);
+}
+END_TEST
+
+/*
  * A recv attempt waiting in its worker's SQ (the ring path) when a plain
  * thread closes the fd and gives its number away must still reach the old
  * socket: weft_close waits for the worker's round. The receiver spawns a
@@ -1634,7 +1707,7 @@ struct held_round {
 	struct weft_event go;
 	_Atomic bool holding, held; /* the holder's spin began, ended */
 	bool in_window;             /* the close began while the holder held */
-	int fd;
+	int fd, new_end;
 	long got;
 };
 
@@ -1677,7 +1750,7 @@ static void *close_from_thread(void *arg)
 	while (!atomic_load_explicit(&h->holding, memory_order_acquire))
 		sched_yield();
 	h->in_window = !atomic_load(&h->held);
-	int peer = give_number_away(h->fd);
+	int peer = give_number_away(h->fd, &h->new_end);
 
 	ck_assert_int_eq(write(peer, "SECRET", 6), 6);
 	return (void *)(intptr_t)peer;
@@ -1703,7 +1776,7 @@ static void *held_main(void *arg)
 	ck_assert_int_eq(weft_join(receiver, NULL), 0);
 	ck_assert_int_eq(pthread_join(closer, &peer), 0);
 	ck_assert_int_eq(h.got, -EBADF);
-	close(h.fd);
+	close(h.new_end);
 	close(old[1]);
 	close((int)(intptr_t)peer);
 	return (void *)(intptr_t)h.in_window;
@@ -1756,6 +1829,7 @@ int main(void)
 	tcase_add_test(tc, socket_path);
 	tcase_add_test(tc, send_before_close_not_rerouted);
 	tcase_add_test(tc, call_stays_with_closed_fd);
+	tcase_add_test(tc, close_while_trying);
 	tcase_add_test(tc, close_waits_for_other_round);
 	suite_add_tcase(s, tc);
 	return io_test_main(s);

@@ -221,7 +221,8 @@ END_TEST
  * file. If the kernel refuses that submit (io_uring_enter short of memory:
  * -EAGAIN), the send stays in the SQ, and weft_close must not let it go
  * out after the close, to whatever file took fd's number meanwhile: here
- * a new socket, put at fd's number before the worker submits again.
+ * a new socket, put at fd's number (if the close freed it) before the
+ * worker submits again.
  */
 static _Atomic bool refusing;
 
@@ -274,9 +275,13 @@ static void *own_attempt_main(void *arg)
 				    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 				    0, new),
 			 0);
-	if (new[0] != fd) { /* else it took fd's number by itself */
+	/* Given fd's number if the close freed it, as another thread's
+	 * accept could take it; the send's attempt under way keeps it
+	 * (weft_close in weft/io.h). */
+	if (new[0] != fd && fcntl(fd, F_GETFD) < 0) {
 		ck_assert_int_eq(dup2(new[0], fd), fd);
 		close(new[0]);
+		new[0] = fd;
 	}
 	atomic_store(&refusing, false);
 	ck_assert_int_eq(weft_join(sender, &sent), 0);
@@ -286,7 +291,7 @@ static void *own_attempt_main(void *arg)
 	ck_assert_int_eq((intptr_t)sent, -EBADF);
 	ck_assert_int_eq(read(new[1], buf, sizeof(buf)), -1);
 	ck_assert_int_eq(errno, EAGAIN);
-	close(fd);
+	close(new[0]);
 	close(new[1]);
 	close(old[1]);
 	return NULL;

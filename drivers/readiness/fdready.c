@@ -54,16 +54,24 @@
  *    for good (Tokio's READ_CLOSED, which clearing readiness never
  *    clears).
  *  - holds lists the file calls that hold the fd and have not started
- *    (weft__fdready_hold until start or release), running counts the
- *    started ones (start until done), and closing says a weft_close came
- *    while running was not 0: the number is still the old file's, and the
- *    last done closes it. All three under the lock. So a pool thread's
- *    system call on the number reaches the file its call began on: a
- *    close before its start fails it (the gen moved), one after waits for
- *    its done. While closing, holds, registrations and another close say
+ *    (weft__fdready_hold until start or release), under the lock. running
+ *    counts what may make a system call on the number now: the started
+ *    file calls (start until done) and the socket calls' attempts (enter
+ *    until leave). closing says a weft_close came while running was not
+ *    0: the number is still the old file's, and whoever takes running to
+ *    0 closes it (close_if_last). So a system call on the number reaches
+ *    the file its call began on: a close before the call's start or
+ *    enter fails it (the gen moved), one after waits for its done or
+ *    leave. While closing, holds, registrations and another close say
  *    -EBADF, as they would once the number is gone. A hold's closed runs
  *    under the lock and takes the pool's (weft__blocking_abort); nothing
  *    takes a record's lock under the pool's.
+ *  - running and closing are written with seq_cst, as the gen's move by
+ *    a close is: enter adds to running and then reads the gen, a close
+ *    moves the gen and then reads running, so one of them sees the
+ *    other's (a store then a load of another variable, which acquire and
+ *    release do not order). Likewise leave takes from running and then
+ *    reads closing, a close sets closing and then reads running.
  *  - seek says, with the gen in its top half, that
  *    weft__fdready_positional found the file takes an offset: a file keeps
  *    that for life, and a gen names one file if weft is told of every
@@ -101,9 +109,9 @@ struct fdrec {
 	unsigned lock;
 	_Atomic uint32_t gen; /* written under the lock */
 	bool tcp;             /* a TCP socket, set when registered */
-	bool closing;         /* closed once running is 0 */
+	_Atomic bool closing; /* closed once running is 0 */
 	_Atomic bool hup[2];  /* an event said closed or failed (sticky) */
-	int running;          /* file calls started on it */
+	_Atomic int running;  /* calls that may make a system call on it */
 	_Atomic uint64_t reg; /* run id << 2 | state */
 	_Atomic uint64_t tick[2];
 	_Atomic uint64_t short_at[2];
@@ -198,10 +206,12 @@ static void forget(struct fdrec *rec, int fd)
 	atomic_store_explicit(&rec->reg, 0, memory_order_relaxed);
 	/* relaxed: the gen tells a stale seek anyway; 0 lets fresh skip. */
 	atomic_store_explicit(&rec->seek, 0, memory_order_relaxed);
-	/* release: pairs with weft__fdready_begin's acquire, so a call that
-	 * sees the new gen sees reg 0 (and takes the lock, which orders it
-	 * after our close). Under the lock, as every write of gen. */
-	atomic_store_explicit(&rec->gen, gen_of(rec) + 1, memory_order_release);
+	/* seq_cst: as release, it pairs with weft__fdready_begin's acquire,
+	 * so a call that sees the new gen sees reg 0 (and takes the lock,
+	 * which orders it after our close); and an attempt's enter must see
+	 * it or be seen by the close (see top). Under the lock, as every
+	 * write of gen. */
+	atomic_store(&rec->gen, gen_of(rec) + 1);
 	wake_all(rec, WEFT__READ, -EBADF);
 	wake_all(rec, WEFT__WRITE, -EBADF);
 	if (reg_state(reg) == REGISTERED && epfd >= 0)
@@ -254,7 +264,7 @@ static int ensure_registered(struct fdrec *rec, int fd)
 	/* relaxed: every writer of reg holds the lock we hold. */
 	state = reg_state(
 		atomic_load_explicit(&rec->reg, memory_order_relaxed));
-	if (rec->closing)
+	if (atomic_load(&rec->closing))
 		state = -EBADF;
 	else if (state == UNREGISTERED)
 		state = do_register(rec, fd);
@@ -363,6 +373,41 @@ static int no_record(int fd)
 	return (unsigned)fd / CHUNK >= NCHUNKS ? -EMFILE : -ENOMEM;
 }
 
+/* Closes the number if a weft_close left it to the last call on it and
+ * none is left (see top). Lock held. */
+static void close_if_last(struct fdrec *rec, int fd)
+{
+	if (atomic_load(&rec->closing) && !atomic_load(&rec->running)) {
+		atomic_store(&rec->closing, false);
+		close(fd); /* the close that left it to us returned 0 */
+	}
+}
+
+/* An attempt's start: counts it in running, so that a weft_close from now
+ * on leaves the number to it. false (nothing counted) if weft let the
+ * number go since the call began. */
+static void leave(struct fdrec *rec, int fd);
+
+static bool enter(struct fdrec *rec, int fd, uint32_t gen)
+{
+	atomic_fetch_add(&rec->running, 1);
+	if (atomic_load(&rec->gen) == gen)
+		return true;
+	leave(rec, fd); /* the close may have seen us and left it to us */
+	return false;
+}
+
+/* An attempt's end: closes the number if a weft_close left it to us. */
+static void leave(struct fdrec *rec, int fd)
+{
+	if (atomic_fetch_sub(&rec->running, 1) == 1 &&
+	    atomic_load(&rec->closing)) {
+		weft__spin_lock(&rec->lock);
+		close_if_last(rec, fd);
+		weft__spin_unlock(&rec->lock);
+	}
+}
+
 /*
  * The attempt comes before any wait is published, so a call that need not
  * wait (most of a busy server's) takes no lock of the task's: it looks at
@@ -397,11 +442,17 @@ int weft__fdready_begin(struct weft__ready_call *c, int fd, enum weft__dir dir)
 		return r;
 	/* acquire: see wake_all. */
 	c->tick = atomic_load_explicit(&rec->tick[dir], memory_order_acquire);
-	if (!known_empty(rec, dir, c->tick))
-		return 0;
+	if (known_empty(rec, dir, c->tick)) {
+		if (__builtin_expect(weft__fdready_hook != NULL, 0))
+			weft__fdready_hook(fd, WEFT__FDREADY_SKIPPED);
+		return -EAGAIN;
+	}
+	if (!enter(rec, fd, c->gen))
+		return -EBADF;
+	c->attempting = true;
 	if (__builtin_expect(weft__fdready_hook != NULL, 0))
-		weft__fdready_hook(fd, WEFT__FDREADY_SKIPPED);
-	return -EAGAIN;
+		weft__fdready_hook(fd, WEFT__FDREADY_TRYING);
+	return 0;
 }
 
 void (*weft__fdready_hook)(int fd, enum weft__fdready_moment at);
@@ -412,6 +463,10 @@ bool weft__fdready_end(struct weft__ready_call *c, long *result, size_t want,
 	struct fdrec *rec = c->rec;
 	int r;
 
+	if (c->attempting) {
+		c->attempting = false;
+		leave(rec, c->fd);
+	}
 	if (*result != -EAGAIN || !c->pollable) {
 		note_transfer(rec, c->dir, c->tick, *result, want);
 		return false;
@@ -482,7 +537,7 @@ int weft__fdready_hold(struct weft__fd_hold *h, int fd)
 	if (!rec)
 		return 1;
 	weft__spin_lock(&rec->lock);
-	if (rec->closing) {
+	if (atomic_load(&rec->closing)) {
 		r = -EBADF;
 	} else {
 		h->rec = rec;
@@ -504,7 +559,7 @@ bool weft__fdready_start(struct weft__fd_hold *h)
 	/* A close since the hold moved the gen, closing or not. */
 	kept = gen_of(rec) == h->gen;
 	if (kept)
-		rec->running++;
+		atomic_fetch_add(&rec->running, 1);
 	weft__spin_unlock(&rec->lock);
 	if (kept && __builtin_expect(weft__fdready_hook != NULL, 0))
 		weft__fdready_hook(h->fd, WEFT__FDREADY_STARTED);
@@ -516,13 +571,9 @@ void weft__fdready_done(struct weft__fd_hold *h)
 	struct fdrec *rec = h->rec;
 
 	weft__spin_lock(&rec->lock);
-	WEFT_ASSERT(rec->running > 0);
-	/* The weft_close that left it to us returned 0: close(2)'s error
-	 * has nobody to go to, as with Go's last reference. */
-	if (!--rec->running && rec->closing) {
-		rec->closing = false;
-		close(h->fd);
-	}
+	WEFT_ASSERT(atomic_load(&rec->running) > 0);
+	atomic_fetch_sub(&rec->running, 1);
+	close_if_last(rec, h->fd);
 	weft__spin_unlock(&rec->lock);
 }
 
@@ -582,16 +633,19 @@ int weft__fdready_close(int fd)
 	 * as a write to the fd, a recv as a read) saw such a recv race it in
 	 * test_io_stress's crowd. */
 	weft__spin_lock(&rec->lock);
-	if (rec->closing) { /* weft_close'd: only its calls keep it */
+	if (atomic_load(&rec->closing)) { /* only its calls keep it */
 		r = -EBADF;
 	} else {
 		forget(rec, fd);
 		for (h = rec->holds; h; h = h->next)
 			h->closed(h);
-		if (rec->running)
-			rec->closing = true;
-		else
+		/* Set before running is read: a leave that takes it to 0
+		 * after our read sees closing, and closes (see top). */
+		atomic_store(&rec->closing, true);
+		if (!atomic_load(&rec->running)) {
+			atomic_store(&rec->closing, false);
 			r = close(fd) ? -errno : 0;
+		}
 	}
 	weft__spin_unlock(&rec->lock);
 	return r;

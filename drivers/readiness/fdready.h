@@ -33,12 +33,14 @@ struct weft__ready_call {
 	uint32_t gen;  /* the record's gen at the first begin */
 	int fd;
 	enum weft__dir dir;
-	bool pollable; /* in the poll set (not a regular file) */
+	bool pollable;   /* in the poll set (not a regular file) */
+	bool attempting; /* begin said attempt; end not yet called */
 };
 
 /* Before an attempt, from a task: registers fd in the poll set on its
  * first use (setting O_NONBLOCK on it) and reads dir's tick. Returns 0 to
- * make the attempt, -EAGAIN to skip it (the fd is known drained or full:
+ * make the attempt (a weft_close until end then leaves fd's number open
+ * to it, so that it reaches the file the call began on), -EAGAIN to skip it (the fd is known drained or full:
  * pass -EAGAIN to weft__fdready_end as its result), else the call's
  * result: -ECANCELED / -ETIMEDOUT (the task's), -EBADF (fd is not open,
  * or weft let it go since the call's first begin: weft_close, or a new fd
@@ -75,9 +77,10 @@ weft__fdready_end(struct weft__ready_call *c, long *result, size_t want,
  *
  * weft_close(fd) calls h->closed(h) for every hold not yet started, under
  * the record's lock (so h is alive): it must end the call with -EBADF
- * without waiting for it. If a started call holds fd, the close is left to
- * the last such call's done, as Go's poll.FD leaves it to the last call
- * holding a reference: the number stays the old file's until then.
+ * without waiting for it. If a started call holds fd (or a socket call's
+ * attempt is under way: weft__fdready_begin), the close is left to the
+ * last such call's done (or end), as Go's poll.FD leaves it to the last
+ * call holding a reference: the number stays the old file's until then.
  */
 struct weft__fd_hold {
 	void (*closed)(struct weft__fd_hold *h); /* the caller's */
@@ -132,13 +135,15 @@ static inline long weft__fdready_call(int fd, enum weft__dir dir,
 /* Internal test interface, not API: if set, called at the moments a call
  * comes back to its fd, so that a test can close or reuse fd there, as
  * another thread may: when an attempt said EAGAIN, before the call waits;
- * when its wait ended for readiness, before it tries again; and on the
- * pool thread, when a held file call started, before its system call.
- * And when a call skipped its attempt (the fd known drained or full), so
- * that a test can see the skipping work. */
+ * when its wait ended for readiness, before it tries again; when begin
+ * said attempt, before the attempt; and on the pool thread, when a held
+ * file call started, before its system call. And when a call skipped its
+ * attempt (the fd known drained or full), so that a test can see the
+ * skipping work. */
 enum weft__fdready_moment {
 	WEFT__FDREADY_AGAIN,
 	WEFT__FDREADY_WOKEN,
+	WEFT__FDREADY_TRYING,
 	WEFT__FDREADY_STARTED,
 	WEFT__FDREADY_SKIPPED
 };

@@ -127,14 +127,16 @@ WEFT_MUST_CHECK ssize_t weft_writev(int fd, const struct iovec *iov,
 int weft_shutdown(int fd, int how);
 
 /* Closes any descriptor; tasks waiting on it (weft I/O calls) wake up with
- * -EBADF first, and its registration in the epoll set is dropped (the
- * number may be reused at once). Under epoll a file call on it still
- * queued for the blocking pool ends with -EBADF at once; one the pool
- * already runs is not stopped, and keeps the file: the descriptor is
- * closed when the last such call ends (as Go's Close leaves it to the
- * last call in progress; close(2)'s error is then not reported), and
- * until then weft's calls on it say -EBADF. Returns 0 or -errno
- * (-EBADF). */
+ * -EBADF first, and its registration in the epoll set is dropped. Under
+ * epoll a file call on it still queued for the blocking pool ends with
+ * -EBADF at once. A call in its system call on another thread is not
+ * stopped, and keeps the file and its number: a socket call's attempt
+ * (one non-blocking system call, or its worker's ring's next round) or a
+ * file call the pool already runs. The descriptor is then closed when the last such call ends (as
+ * Go's Close leaves it to the last call in progress; close(2)'s error is
+ * then not reported), and until then weft's calls on it say -EBADF. So a
+ * call never reaches a file that took the number after it began. Else
+ * the number may be reused at once. Returns 0 or -errno (-EBADF). */
 int weft_close(int fd);
 
 /* ---- UDP ----------------------------------------------------------------- */
