@@ -44,6 +44,7 @@
 #include "drivers/io_uring/op.h"
 #include "runtime/arch/syscall.h"
 #include "runtime/context.h"
+#include "runtime/coop.h"
 #include "runtime/driver.h"
 #include "runtime/runq.h"
 #include "runtime/self.h"
@@ -157,10 +158,14 @@ long weft__plain_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg);
 static inline long weft__io_try(int fd, enum weft__dir dir, weft__try_fn try,
 				void *arg, size_t want, const char *call)
 {
+	long r;
+
 	if (fd < 0)
 		return -EBADF;
 	if (!weft__driver_current())
 		return weft__plain_try(fd, dir, try, arg);
+	if ((r = weft__coop_spend(weft__self())))
+		return r;
 	return weft__fdready_call(fd, dir, try, arg, want, call);
 }
 
