@@ -264,8 +264,11 @@ void weft__driver_unpark(struct weft__driver *d)
 	uint64_t one = 1;
 
 	atomic_fetch_add(&d->unparkers, 1);
-	/* seq_cst exchange: the epoll driver's sleep rule (epoll.h) pairs it
-	 * with the sleeper's store and load; acq_rel would do for io_uring. */
+	/* seq_cst exchange: the sleep rule of both drivers (epoll.h, and
+	 * ring.c's sleep_in_set) pairs it and the seq_cst load of the sleep
+	 * state in the driver's wake_fd with the sleeper's store of that
+	 * state and load of wake_pending: store buffering, which acq_rel
+	 * would not forbid, under either driver. */
 	if (!atomic_load(&d->closed) &&
 	    !atomic_exchange(&d->wake_pending, true)) {
 		int fd = d->kind == WEFT_IO_EPOLL ? weft__epoll_wake_fd(d)

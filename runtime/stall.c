@@ -288,7 +288,11 @@ static void report(struct weft_runtime *rt, int i, struct weft_task *t,
 	 * runs t, with no pick since (ticks), is it the task that stalled; a
 	 * stretch that ended just now goes unreported (counted above).
 	 * Relaxed: values compared, not data read through; the reference
-	 * orders what we read of t. */
+	 * orders what we read of t. A heuristic, not a proof: the worker
+	 * stores ticks, then current, both relaxed, so a reading of current
+	 * newer than that of ticks (AArch64 reorders either pair) would pass
+	 * a task respawned into t's struct and picked here since, and name
+	 * it. */
 	if (__atomic_load_n(&w->current, __ATOMIC_RELAXED) != t ||
 	    atomic_load_explicit(&w->ticks, memory_order_relaxed) != ticks) {
 		weft__task_put(t);

@@ -48,7 +48,8 @@ void weft__timer_disarm(struct weft_task *t);
 /* Fires w's due timers; returns the time to the next one (-1: none). */
 int64_t weft__timers_run(struct weft_worker *w);
 /* Whether w's heap holds any entry (a hint, without its lock): relaxed,
- * as set_len stores it; a caller that acts on it takes the lock
+ * as set_len stores it (arm's seq_cst store is for weft__timers_armed
+ * below); a caller that acts on it takes the lock
  * (timers_run), weft_metrics shows it as a gauge. */
 static inline int64_t weft__timers_pending(struct weft_timer_heap *h)
 {

@@ -108,7 +108,7 @@ enum { UNREGISTERED, REGISTERED, UNPOLLABLE };
 struct fdrec {
 	unsigned lock;
 	_Atomic uint32_t gen; /* written under the lock */
-	bool tcp;             /* a TCP socket, set when registered */
+	_Atomic bool tcp;     /* a TCP socket, set when registered */
 	_Atomic bool closing; /* closed once running is 0 */
 	_Atomic bool hup[2];  /* an event said closed or failed (sticky) */
 	_Atomic int running;  /* calls that may make a system call on it */
@@ -197,8 +197,11 @@ static void forget(struct fdrec *rec, int fd)
 	 * (still open until our close(2)), read the tick wake_all bumped
 	 * and park with nobody left to wake it. */
 	/* relaxed, the three: under the lock, as every write. A lock-free
-	 * reader of reg that sees 0 takes the lock (ensure_registered); one
-	 * of hup at worst waits for an edge once more (known_empty). */
+	 * reader of reg that sees 0 takes the lock (ensure_registered). A
+	 * call whose begin read the new gen (acquire) sees these hup stores
+	 * (the gen's store below, a release); one of the old gen may read a
+	 * true, which only makes it attempt where it could have skipped
+	 * (known_empty); its next begin or wait says -EBADF. */
 	atomic_store_explicit(&rec->hup[WEFT__READ], false,
 			      memory_order_relaxed);
 	atomic_store_explicit(&rec->hup[WEFT__WRITE], false,
@@ -229,7 +232,9 @@ static int do_register(struct fdrec *rec, int fd)
 	int state = REGISTERED, fl, proto = 0;
 	socklen_t len = sizeof(proto);
 
-	rec->tcp = false;
+	/* relaxed, here and below: under the lock, as every write; a
+	 * call's note_transfer reads it without the lock (see there). */
+	atomic_store_explicit(&rec->tcp, false, memory_order_relaxed);
 	if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) &&
 	    (errno != EEXIST || epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev))) {
 		if (errno != EPERM)
@@ -241,9 +246,12 @@ static int do_register(struct fdrec *rec, int fd)
 		fl = fcntl(fd, F_GETFL);
 		if (fl >= 0 && !(fl & O_NONBLOCK))
 			fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-		rec->tcp = !getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto,
-				       &len) &&
-			   proto == IPPROTO_TCP;
+		/* relaxed: as above. */
+		atomic_store_explicit(&rec->tcp,
+				      !getsockopt(fd, SOL_SOCKET, SO_PROTOCOL,
+						  &proto, &len) &&
+					      proto == IPPROTO_TCP,
+				      memory_order_relaxed);
 	}
 	/* release: pairs with ensure_registered's acquire, so a task that
 	 * sees REGISTERED finds the fd non-blocking. */
@@ -336,8 +344,13 @@ static void note_transfer(struct fdrec *rec, int dir, uint64_t tick, long r,
 			  size_t want)
 {
 	/* relaxed: a claim about the socket that holds whoever reads it
-	 * (see known_empty); it publishes nothing. */
-	if (rec->tcp && r > 0 && (size_t)r < want)
+	 * (see known_empty); it publishes nothing. tcp: atomic, as it is
+	 * read without the lock while the registration of a file that took
+	 * the number since (a weft_close racing this call) may write it;
+	 * relaxed, as this call's own registration happened before its
+	 * begin (reg's acquire), and either value only steers the skip. */
+	if (atomic_load_explicit(&rec->tcp, memory_order_relaxed) && r > 0 &&
+	    (size_t)r < want)
 		atomic_store_explicit(&rec->short_at[dir], tick + 1,
 				      memory_order_relaxed);
 }
@@ -491,11 +504,15 @@ bool weft__fdready_end(struct weft__ready_call *c, long *result, size_t want,
  * workers made 1.8-2 receives a request where one does. (Its wakes stay:
  * a wake too many costs an attempt, one too few a hang.) Under rec's
  * lock (rec->tcp). */
-static uint32_t hang_ups(const struct fdrec *rec, uint32_t events)
+static uint32_t hang_ups(struct fdrec *rec, uint32_t events)
 {
 	uint32_t ends = events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR);
 
-	return rec->tcp && ends == EPOLLHUP ? 0 : ends;
+	/* relaxed: under the lock, as every write of tcp. */
+	return atomic_load_explicit(&rec->tcp, memory_order_relaxed) &&
+			       ends == EPOLLHUP
+		       ? 0
+		       : ends;
 }
 
 void weft__fdready_event(uint64_t data, uint32_t events)
