@@ -118,6 +118,22 @@ static long do_fsync(struct file_call *c)
 						      : fsync(c->fd));
 }
 
+/* weft__io_wait for a file operation. One the kernel cancelled though
+ * weft did not abort it (no reason recorded) never ran: io-wq could start
+ * no thread for it (RLIMIT_NPROC, a pids cgroup) and failed its queued
+ * work. -EAGAIN then, as the blocking pool says when it cannot start one
+ * under epoll: -ECANCELED says the task was cancelled. */
+static long ring_wait(struct weft__io *io, struct io_uring_sqe *sqe)
+{
+	long r = weft__io_wait(io, sqe);
+
+	/* relaxed: weft__io_wait read it with acquire already. */
+	if (r == -ECANCELED &&
+	    !atomic_load_explicit(&io->reason, memory_order_relaxed))
+		return -EAGAIN;
+	return r;
+}
+
 /* fd, a new descriptor or -errno: weft forgets what it knew of an earlier
  * file of that number that close(2) closed behind its back. */
 static int fresh(int fd)
@@ -141,7 +157,7 @@ static int open_on_ring(const char *path, int flags, mode_t mode, bool may_wait)
 	io_uring_prep_openat(sqe, AT_FDCWD, path, flags, mode);
 	if (may_wait)
 		sqe->flags |= IOSQE_ASYNC;
-	return weft__io_wait(&io, sqe);
+	return (int)ring_wait(&io, sqe);
 }
 
 static bool is_fifo(int fd)
@@ -221,7 +237,7 @@ static ssize_t rw(int fd, void *buf, size_t len, off_t off, bool write)
 		io_uring_prep_write(sqe, fd, buf, n, (__u64)off);
 	else
 		io_uring_prep_read(sqe, fd, buf, n, (__u64)off);
-	got = weft__io_wait(&io, sqe);
+	got = ring_wait(&io, sqe);
 	return write ? got : weft__filled(buf, got);
 }
 
@@ -253,5 +269,5 @@ int weft_fsync(int fd, unsigned flags)
 	io_uring_prep_fsync(sqe, fd,
 			    (flags & WEFT_FSYNC_DATA) ? IORING_FSYNC_DATASYNC
 						      : 0);
-	return weft__io_wait(&io, sqe);
+	return (int)ring_wait(&io, sqe);
 }

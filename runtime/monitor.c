@@ -1,5 +1,7 @@
 /* The monitor thread: see monitor.h. */
+#include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "weft/task.h"
@@ -256,7 +258,10 @@ static void *monitor_main(void *arg)
 {
 	struct weft_runtime *rt = arg;
 	struct weft_monitor *m = &rt->monitor;
-	struct look last[WEFT_WORKERS_MAX] = { { 0 } };
+	/* On the heap: WEFT_WORKERS_MAX looks are 56 KiB, more than a
+	 * thread's whole stack where RLIMIT_STACK (glibc's default for
+	 * threads) is set that low. */
+	struct look *last = m->last;
 	uint64_t last_harvests = 0;
 	int64_t first = WEFT_NO_DEADLINE; /* the idle monitor's first timer */
 	struct weft_monitor_pace pace;
@@ -326,12 +331,19 @@ int weft__monitor_start(struct weft_runtime *rt)
 	struct weft_monitor *m = &rt->monitor;
 	if (rt->nworkers < 2)
 		return 0; /* nobody to rescue a stuck task anyway */
+	m->last = calloc((size_t)rt->nworkers, sizeof(*m->last));
+	if (!m->last)
+		return -ENOMEM;
 	int r = weft__crowd_start(rt);
-	if (r)
-		return r;
-	r = -pthread_create(&m->thread, NULL, monitor_main, rt);
-	if (r)
-		weft__crowd_stop(rt);
+	if (!r) {
+		r = -pthread_create(&m->thread, NULL, monitor_main, rt);
+		if (r)
+			weft__crowd_stop(rt);
+	}
+	if (r) {
+		free(m->last);
+		m->last = NULL;
+	}
 	m->started = !r;
 	if (!r) /* named before weft_run goes on: top, perf and gdb see it */
 		pthread_setname_np(m->thread, "weft-monitor");
@@ -347,5 +359,7 @@ void weft__monitor_stop(struct weft_runtime *rt)
 	weft__futex_wake(&m->state, 1);
 	pthread_join(m->thread, NULL);
 	weft__crowd_stop(rt);
+	free(m->last);
+	m->last = NULL;
 	m->started = false;
 }

@@ -83,6 +83,7 @@ struct weft_monitor {
 	struct weft__stall_watch stall;
 	bool started;
 	pthread_t thread;
+	struct look *last; /* per worker: what the last look saw */
 };
 
 struct weft_runtime;

@@ -433,21 +433,26 @@ void weft__stack_cache_free(struct weft_stack_cache *c)
  * takes the advice and ignores it, which would leave every stack without
  * a guard: an overflow would run into its neighbour instead of being
  * reported. A system call that reads a guarded page fails with EFAULT
- * where a load would fault.
+ * where a load would fault. Returns 1 (they fault), 0 (they do not, or
+ * the kernel refuses the advice) or -1 (cannot tell now: no memory for
+ * the page or the advice, or no descriptor for the pipe, at RLIMIT_NOFILE).
  */
-static bool light_guards_fault(void)
+static int light_guards_fault(void)
 {
 	size_t page = weft__page_size();
 	char *p = map_stack_memory(page);
 	int fds[2];
-	bool faults = false;
+	int faults = -1;
 	if (!p)
-		return false;
-	if (madvise(p, page, MADV_GUARD_INSTALL) == 0 &&
-	    pipe2(fds, O_CLOEXEC) == 0) {
-		faults = write(fds[1], p, 1) < 0 && errno == EFAULT;
-		close(fds[0]);
-		close(fds[1]);
+		return -1;
+	if (madvise(p, page, MADV_GUARD_INSTALL) == 0) {
+		if (pipe2(fds, O_CLOEXEC) == 0) {
+			faults = write(fds[1], p, 1) < 0 && errno == EFAULT;
+			close(fds[0]);
+			close(fds[1]);
+		}
+	} else if (errno != ENOMEM && errno != EAGAIN) {
+		faults = 0;
 	}
 	munmap(p, page);
 	return faults;
@@ -467,9 +472,12 @@ void weft__stack_pool_init(void)
 	/* Once a process: runs happen one at a time, before any worker. */
 	static bool probed;
 	if (!probed) {
-		probed = true;
-		if (!light_guards_fault())
-			atomic_store(&light_guards, 0);
+		/* An answer holds for the process; none (no memory or
+		 * descriptor just now) leaves this run on mprotect guards
+		 * and asks again next run. */
+		int faults = light_guards_fault();
+		probed = faults >= 0;
+		atomic_store(&light_guards, faults == 1);
 	}
 }
 
