@@ -5,9 +5,11 @@
  * exactly once and in order; then a crowd of idle receivers is cancelled
  * and a crowd is woken by close. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "test_io_util.h"
 
 #define WORKERS 4
@@ -368,6 +370,164 @@ START_TEST(crowds)
 }
 END_TEST
 
+/* ---- closes racing attempts, and the numbers given away ----------------- */
+
+/*
+ * Readers receive from sockets that a closer closes under them, while
+ * writers send a byte at a time, so that a reader's call (MSG_WAITALL of
+ * RACE_CALL bytes) makes several attempts with waits between. Right after
+ * each close the closer makes a new socket pair, which takes the closed
+ * number if the close freed it, and puts foreign bytes in it. A call stays
+ * with the file it began on (weft_close in weft/io.h): its bytes are all
+ * its socket's tag, or all foreign (a call that began after the number
+ * was given away), never a mix. A close left to an attempt under way must
+ * close the old file, not the new pair that came after (it stays whole),
+ * and none may be lost (io_test_main counts the descriptors). Half the
+ * rounds close from a plain thread.
+ */
+#define RACE_PAIRS 4
+#define RACE_CALL 8
+#define FOREIGN 0xff
+
+struct race_pair {
+	int sv[2];  /* the reader's end, closed by the closer; the writer's */
+	int new[2]; /* the pair made right after the close */
+	uint8_t tag;
+	long got;
+};
+
+static atomic_bool race_closed;
+
+static void *race_reader(void *arg)
+{
+	struct race_pair *p = arg;
+	uint8_t buf[RACE_CALL];
+	ssize_t n;
+
+	while ((n = weft_recv(p->sv[0], buf, sizeof(buf), MSG_WAITALL)) > 0) {
+		for (ssize_t i = 1; i < n; i++)
+			ck_assert_uint_eq(buf[i], buf[0]);
+		if (buf[0] == FOREIGN)
+			break;
+		ck_assert_uint_eq(buf[0], p->tag);
+		p->got += n;
+	}
+	ck_assert_msg(n > 0 || n == -EBADF || n == -ECANCELED || n == 0,
+		      "recv: %zd", n);
+	return NULL;
+}
+
+static void *race_writer(void *arg)
+{
+	struct race_pair *p = arg;
+	ssize_t n;
+
+	while ((n = weft_send(p->sv[1], &p->tag, 1, 0)) > 0)
+		ck_assert_int_eq(weft_yield(), 0);
+	/* The reader's end closed (a reset) or ours (the round's end). */
+	ck_assert_msg(n == -EBADF || n == -EPIPE || n == -ECONNRESET,
+		      "send: %zd", n);
+	return NULL;
+}
+
+/* Closes every pair's reader end, each followed at once by a new pair
+ * with foreign bytes in it. */
+static void *race_closer(void *arg)
+{
+	struct race_pair *p = arg;
+	uint8_t foreign[RACE_CALL / 2];
+
+	memset(foreign, FOREIGN, sizeof(foreign));
+	for (int i = 0; i < RACE_PAIRS; i++) {
+		ck_assert_int_eq(weft_close(p[i].sv[0]), 0);
+		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
+					    0, p[i].new),
+				 0);
+		ck_assert_int_eq(write(p[i].new[1], foreign, sizeof(foreign)),
+				 sizeof(foreign));
+	}
+	atomic_store(&race_closed, true);
+	return NULL;
+}
+
+/* The pair is open and carries a byte. Closed with weft_close: a reader
+ * whose call began on it registered it, and a number closed behind weft's
+ * back would keep that registration for the next socket given it, which
+ * weft would then take for non-blocking. */
+static void check_whole(const int sv[2])
+{
+	uint8_t c[RACE_CALL];
+
+	ck_assert_int_eq(write(sv[1], "x", 1), 1);
+	ck_assert_int_ge(recv(sv[0], c, sizeof(c), MSG_DONTWAIT), 1);
+	ck_assert_int_eq(weft_close(sv[0]), 0);
+	ck_assert_int_eq(weft_close(sv[1]), 0);
+}
+
+static void race_round(struct race_pair *p, int round)
+{
+	weft_task_t readers[RACE_PAIRS], writers[RACE_PAIRS], closer;
+	pthread_t thread;
+
+	for (int i = 0; i < RACE_PAIRS; i++) {
+		p[i] = (struct race_pair){ .tag = (uint8_t)(1 + i) };
+		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
+					    0, p[i].sv),
+				 0);
+		ck_assert_int_eq(weft_spawn(&readers[i], race_reader, &p[i]),
+				 0);
+		ck_assert_int_eq(weft_spawn(&writers[i], race_writer, &p[i]),
+				 0);
+	}
+	/* Let the readers get going: 0-7 yields. */
+	for (int i = 0; i < round % 8; i++)
+		ck_assert_int_eq(weft_yield(), 0);
+	if (round % 2) {
+		ck_assert_int_eq(weft_spawn(&closer, race_closer, p), 0);
+		ck_assert_int_eq(weft_join(closer, NULL), 0);
+	} else {
+		/* Not joined at once: the worker would block, and a plain
+		 * thread's weft_close waits for the rounds of every worker's
+		 * ring (drivers/io_uring/unsent.h). */
+		atomic_store(&race_closed, false);
+		ck_assert_int_eq(pthread_create(&thread, NULL, race_closer, p),
+				 0);
+		while (!atomic_load(&race_closed))
+			ck_assert_int_eq(weft_sleep(50 * WEFT_USEC), 0);
+		ck_assert_int_eq(pthread_join(thread, NULL), 0);
+	}
+	for (int i = 0; i < RACE_PAIRS; i++) {
+		ck_assert_int_eq(weft_close(p[i].sv[1]), 0);
+		ck_assert_int_eq(weft_join(writers[i], NULL), 0);
+		/* A reader whose call began on the new pair waits for more
+		 * than its foreign bytes. */
+		ck_assert_int_eq(weft_cancel(readers[i]), 0);
+		ck_assert_int_eq(weft_join(readers[i], NULL), 0);
+		check_whole(p[i].new);
+	}
+}
+
+static void *race_main(void *arg)
+{
+	struct race_pair p[RACE_PAIRS];
+	long rounds = weft_test_scaled(2000, 100), got = 0;
+
+	(void)arg;
+	for (long r = 0; r < rounds; r++) {
+		race_round(p, (int)r);
+		for (int i = 0; i < RACE_PAIRS; i++)
+			got += p[i].got;
+	}
+	ck_assert_int_gt(got, 0);
+	return NULL;
+}
+
+START_TEST(closes_race_attempts)
+{
+	weft_test_run(race_main, NULL, WORKERS);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("io_stress");
@@ -377,6 +537,7 @@ int main(void)
 	tcase_add_test(tc, streams_under_deadlines);
 	tcase_add_test(tc, streams_under_cancels);
 	tcase_add_test(tc, crowds);
+	tcase_add_test(tc, closes_race_attempts);
 	suite_add_tcase(s, tc);
 	return io_test_main(s);
 }
