@@ -388,6 +388,16 @@ END_TEST
 #define RACE_PAIRS 4
 #define RACE_CALL 8
 #define FOREIGN 0xff
+/* Under ThreadSanitizer the numbers are not given away: a reader's call
+ * that begins after the close (whose bytes may then be foreign, as the
+ * test allows) registers the socket another thread just made, with
+ * nothing ordering the two, which it reports. The closes still race the
+ * attempts, which is what it checks. */
+#ifdef __SANITIZE_THREAD__
+#define GIVE_AWAY false
+#else
+#define GIVE_AWAY true
+#endif
 
 struct race_pair {
 	int sv[2];  /* the reader's end, closed by the closer; the writer's */
@@ -440,6 +450,8 @@ static void *race_closer(void *arg)
 	memset(foreign, FOREIGN, sizeof(foreign));
 	for (int i = 0; i < RACE_PAIRS; i++) {
 		ck_assert_int_eq(weft_close(p[i].sv[0]), 0);
+		if (!GIVE_AWAY)
+			continue;
 		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
 					    0, p[i].new),
 				 0);
@@ -503,7 +515,8 @@ static void race_round(struct race_pair *p, int round)
 		 * than its foreign bytes. */
 		ck_assert_int_eq(weft_cancel(readers[i]), 0);
 		ck_assert_int_eq(weft_join(readers[i], NULL), 0);
-		check_whole(p[i].new);
+		if (GIVE_AWAY)
+			check_whole(p[i].new);
 	}
 }
 
