@@ -29,6 +29,7 @@
  *    (a handler may run on another thread at any time).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -170,6 +171,46 @@ static void drop_open(const struct weft_signal *s)
 	}
 }
 
+/*
+ * fork(2). The eventfd is one file for parent and child: a waiter in
+ * either would read the other's wake-ups, and its own process's delivery
+ * would be lost (a pre-fork server's children each waiting for SIGTERM,
+ * or a master waiting for SIGCHLD, once any registration was opened
+ * before the fork). The child gets an eventfd of its own at the same
+ * number (a handler may run there at any time), and waiters as new: the
+ * leader and every waiter were threads or tasks of the parent.
+ */
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&registry.mu);
+}
+
+static void fork_parent(void)
+{
+	pthread_mutex_unlock(&registry.mu);
+}
+
+static void fork_child(void)
+{
+	int old = atomic_load(&event_fd), fd;
+
+	waiters.lock = (struct weft_lock)WEFT_LOCK_INIT;
+	waiters.changed = (struct weft_cond)WEFT_COND_INIT(&waiters.lock);
+	waiters.leader = false;
+	if (old >= 0 && (fd = eventfd(0, EFD_CLOEXEC)) >= 0) {
+		dup3(fd, old, O_CLOEXEC);
+		close(fd);
+	}
+	pthread_mutex_unlock(&registry.mu); /* fork_prepare's */
+}
+
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void at_fork_once(void)
+{
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
 /* Under registry.mu. Returns 0 or -errno. */
 static int make_eventfd(void)
 {
@@ -189,6 +230,8 @@ int weft_signal_open(struct weft_signal *s, uint64_t set)
 
 	if (!s || check_set(set))
 		return -EINVAL;
+	/* Not under registry.mu, which fork_prepare takes. */
+	pthread_once(&fork_once, at_fork_once);
 	pthread_mutex_lock(&registry.mu);
 	/* Opened again, its references would be counted twice and its
 	 * signals never given back. */

@@ -475,11 +475,16 @@ static void linger(struct weft_stream *s, int64_t ns)
 		if (!scoped) {
 			struct pollfd p = { .fd = s->fd, .events = POLLIN };
 			int64_t ms;
+			int n;
 
 			left = end - weft_now();
 			ms = left / WEFT_MSEC + 1; /* never early */
-			if (left <= 0 ||
-			    poll(&p, 1, ms > INT_MAX ? INT_MAX : (int)ms) <= 0)
+			if (left <= 0)
+				break;
+			n = poll(&p, 1, ms > INT_MAX ? INT_MAX : (int)ms);
+			if (n < 0 && errno == EINTR)
+				continue; /* a handler ran: wait what is left */
+			if (n <= 0)
 				break;
 		}
 		if (weft_stream_read(s, sink, sizeof(sink)) <= 0)

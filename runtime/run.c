@@ -279,11 +279,39 @@ static atomic_bool run_claimed;
 static int run(weft_fn main, void *arg, const struct weft_config *cfg,
 	       void **result);
 
+/*
+ * fork(2) while a run runs. The child has one thread, the caller's, and
+ * copies of the runtime's state, but the poll set, the rings and their
+ * mappings are one with the parent's: a task's call that parked there
+ * would drive them, taking the parent's events and completions (its I/O
+ * stalls) or waiting for ever. So the child has no runtime: its thread is
+ * a plain thread, even inside a task's function, whose calls make the
+ * blocking system call, spawns fail (-ESHUTDOWN) and weft_run too
+ * (-EBUSY). It is for exec(2) or _exit(2); a task's function must not
+ * return there.
+ */
+static void fork_child(void)
+{
+	if (!atomic_load(&weft__rt))
+		return;
+	weft__self_set(NULL);
+	atomic_store(&weft__rt, NULL);
+	weft__driver_set_kind(WEFT_IO_AUTO, false);
+}
+
+static void at_fork_once(void)
+{
+	pthread_atfork(NULL, NULL, fork_child);
+}
+
 int weft_run(weft_fn main, void *arg, const struct weft_config *cfg,
 	     void **result)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
 	if (!main)
 		return -EINVAL;
+	pthread_once(&once, at_fork_once);
 	if (weft__self() || atomic_exchange(&run_claimed, true))
 		return -EBUSY;
 	int err = run(main, arg, cfg, result);

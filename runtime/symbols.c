@@ -267,9 +267,37 @@ static const struct func *func_at(struct object *o, uintptr_t a)
 }
 
 #ifdef WEFT_HAVE_LIBDW
+/* libdwfl opens the files it reads without O_CLOEXEC and keeps them till
+ * dwfl_end: a program a task starts meanwhile (a stall report or a dump
+ * under way) would inherit them. Marked as soon as libdwfl hands them
+ * over. */
+static int cloexec(int fd)
+{
+	if (fd >= 0)
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+	return fd;
+}
+
+static int find_elf(Dwfl_Module *m, void **userdata, const char *name,
+		    Dwarf_Addr base, char **file, Elf **elfp)
+{
+	return cloexec(
+		dwfl_linux_proc_find_elf(m, userdata, name, base, file, elfp));
+}
+
+static int find_debuginfo(Dwfl_Module *m, void **userdata, const char *modname,
+			  Dwarf_Addr base, const char *file,
+			  const char *debuglink, GElf_Word crc,
+			  char **debuginfo_file)
+{
+	return cloexec(dwfl_standard_find_debuginfo(m, userdata, modname, base,
+						    file, debuglink, crc,
+						    debuginfo_file));
+}
+
 static const Dwfl_Callbacks dwfl_callbacks = {
-	.find_elf = dwfl_linux_proc_find_elf,
-	.find_debuginfo = dwfl_standard_find_debuginfo,
+	.find_elf = find_elf,
+	.find_debuginfo = find_debuginfo,
 };
 
 /* The modules of this process, as libdw sees them; NULL if it cannot. */

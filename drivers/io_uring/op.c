@@ -338,9 +338,46 @@ static void thread_ring_release(void *p)
 	pthread_mutex_unlock(&free_rings_lock);
 }
 
+/* fork(2) copies the rings' mappings, not the rings: the child's calling
+ * thread would share its ring, and the free list, with the parent, each
+ * taking the other's CQEs (their tags count alike). The child drops its
+ * copies and makes rings of its own. */
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&free_rings_lock);
+}
+
+static void fork_parent(void)
+{
+	pthread_mutex_unlock(&free_rings_lock);
+}
+
+static void drop_ring(struct thread_ring *tr)
+{
+	io_uring_queue_exit(&tr->ring);
+	free(tr);
+	atomic_fetch_sub(&thread_rings, 1);
+}
+
+static void fork_child(void)
+{
+	struct thread_ring *tr = pthread_getspecific(thread_ring_key);
+
+	if (tr) {
+		pthread_setspecific(thread_ring_key, NULL);
+		drop_ring(tr);
+	}
+	while ((tr = free_rings)) {
+		free_rings = tr->next;
+		drop_ring(tr);
+	}
+	pthread_mutex_unlock(&free_rings_lock); /* fork_prepare's */
+}
+
 static void thread_ring_key_init(void)
 {
 	pthread_key_create(&thread_ring_key, thread_ring_release);
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 static struct io_uring *thread_ring(void)

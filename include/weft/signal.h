@@ -31,6 +31,10 @@
  * tasks and plain threads (where the wait blocks the thread), with or
  * without a running runtime.
  *
+ * After fork(2) the child has its own deliveries: registrations the
+ * parent had open are open in the child too (the handler stays
+ * installed), but no wait of the parent's goes on there.
+ *
  * Refused, with -EINVAL: SIGKILL and SIGSTOP (they cannot be caught), and
  * the signals of faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS),
  * whose handler could not return.

@@ -168,6 +168,17 @@ struct weft_config {
  * handler) is left alone, and a weft_signal registration of SIGPIPE
  * works as for any signal.
  *
+ * fork(2): forking before weft_run and calling weft_run in the child
+ * works (the pre-fork server: a listener made before fork, a weft_run in
+ * each child), and so does a weft_run after an earlier one returned.
+ * Forking while weft_run runs, from a task or a plain thread, leaves the
+ * child without a runtime: its thread is a plain thread (even inside a
+ * task's function), its weft calls make the blocking system call, spawns
+ * fail with -ESHUTDOWN and weft_run with -EBUSY. Exec or _exit there, and
+ * never return from the task's function in the child. Every descriptor
+ * weft makes is close-on-exec, and weft blocks no signal in any thread,
+ * so programs the tasks start inherit neither.
+ *
  * Returns 0, -EINVAL (bad config or fn, a bad $WEFT_WORKERS,
  * $WEFT_IO or $WEFT_SOCKETS, a dump signal that cannot be caught, is a
  * fault's (SIGSEGV, ...: see weft/signal.h) or glibc's own (32 and 33,
