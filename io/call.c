@@ -32,10 +32,21 @@ long weft__plain_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg)
 {
 	struct pollfd p = { .fd = fd,
 			    .events = dir == WEFT__READ ? POLLIN : POLLOUT };
+	struct weft__fd_pin pin;
 	long r;
 
-	while ((r = try(fd, arg)) == -EAGAIN && !timed_out(fd, dir))
+	/* The first attempt may block (a blocking fd): as the kernel's
+	 * call, it holds the file, not the number. The ones after a poll
+	 * (a non-blocking fd) keep to the file the call began on. */
+	weft__fdready_pin(&pin, fd);
+	r = try(fd, arg);
+	while (r == -EAGAIN && !timed_out(fd, dir)) {
 		poll(&p, 1, -1);
+		if (!weft__fdready_pin_enter(&pin, fd))
+			return -EBADF;
+		r = try(fd, arg);
+		weft__fdready_pin_leave(&pin, fd);
+	}
 	return r;
 }
 

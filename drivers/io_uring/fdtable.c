@@ -11,7 +11,10 @@
  *  - weft__fdtable_close() aborts and closes under one lock hold: an op on
  *    fd registers either before (and is aborted) or after the close (and
  *    then fails with -EBADF in the kernel, unless fd was reused, which is the
- *    caller's own race, as with close(2)).
+ *    caller's own race, as with close(2)). Where a socket call's attempt
+ *    keeps the number (fdready.h), close(2) comes later, when the attempt
+ *    ends: an op registered meanwhile began after weft_close returned, and
+ *    reaches the old file, the same race of the caller's.
  *  - Aborts cancel by user_data, not by fd. An op whose SQE was not
  *    submitted yet is withdrawn instead (op.h), so it never looks up fd,
  *    whose number close(2) frees at once: the close waits out a submit

@@ -98,6 +98,20 @@ bool weft__fdready_start(struct weft__fd_hold *h);
 void weft__fdready_done(struct weft__fd_hold *h);
 void weft__fdready_release(struct weft__fd_hold *h);
 
+/* A plain thread's socket call (io/call.c) that polls between attempts:
+ * pin reads fd's gen before its first attempt; each later attempt is
+ * made between pin_enter and pin_leave, counted as a task's is (so a
+ * weft_close meanwhile leaves the number to it), and pin_enter says false
+ * (nothing counted: the call ends with -EBADF) if weft let the number go
+ * since the pin, as a task's call does. */
+struct weft__fd_pin {
+	void *rec; /* NULL: no record (past the table, no memory) */
+	uint32_t gen;
+};
+void weft__fdready_pin(struct weft__fd_pin *p, int fd);
+bool weft__fdready_pin_enter(struct weft__fd_pin *p, int fd);
+void weft__fdready_pin_leave(struct weft__fd_pin *p, int fd);
+
 /* Whether fd takes an offset, as pread(2) and pwrite(2) ask: 0 if so,
  * -ESPIPE if not (a pipe, FIFO, socket or tty), else -errno (-EBADF).
  * A yes is kept in fd's record until weft lets the number go.

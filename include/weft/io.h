@@ -132,11 +132,13 @@ int weft_shutdown(int fd, int how);
  * -EBADF at once. A call in its system call on another thread is not
  * stopped, and keeps the file and its number: a socket call's attempt
  * (one non-blocking system call, or its worker's ring's next round) or a
- * file call the pool already runs. The descriptor is then closed when the last such call ends (as
- * Go's Close leaves it to the last call in progress; close(2)'s error is
- * then not reported), and until then weft's calls on it say -EBADF. So a
- * call never reaches a file that took the number after it began. Else
- * the number may be reused at once. Returns 0 or -errno (-EBADF). */
+ * file call the pool already runs. The descriptor is then closed when the
+ * last such call ends (as Go's Close leaves it to the last call in
+ * progress; close(2)'s error is then not reported), and until then weft's
+ * calls on it say -EBADF. So a call that may wait (no MSG_DONTWAIT) never
+ * reaches a file that took the number after it began, in a task or on a
+ * plain thread. Else the number may be reused at once. Returns 0 or
+ * -errno (-EBADF). */
 int weft_close(int fd);
 
 /* ---- UDP ----------------------------------------------------------------- */
