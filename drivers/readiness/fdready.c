@@ -85,7 +85,6 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -125,41 +124,6 @@ enum { SEEK_POSITIONAL = 1 };
 
 static _Atomic(struct fdrec *) chunks[NCHUNKS];
 
-/* fork(2): running counts calls of the parent's threads (a worker's
- * attempt, a pool thread's file call), which the child does not have, so
- * none would ever take it to 0 there: the child's weft_close would leave
- * close(2) to nobody. The child starts from 0, and closes what a
- * weft_close of the parent left to such a call (the number is open in the
- * child, and the parent's close returned 0). One thread, so no lock. */
-static void fork_child(void)
-{
-	for (unsigned c = 0; c < NCHUNKS; c++) {
-		/* relaxed, here and below: the child's only thread reads
-		 * the memory fork copied; no other thread writes it. */
-		struct fdrec *chunk =
-			atomic_load_explicit(&chunks[c], memory_order_relaxed);
-
-		for (unsigned i = 0; chunk && i < CHUNK; i++) {
-			struct fdrec *rec = &chunk[i];
-
-			/* relaxed: as above. */
-			if (!atomic_load_explicit(&rec->running,
-						  memory_order_relaxed))
-				continue;
-			atomic_store(&rec->running, 0);
-			if (atomic_load(&rec->closing)) {
-				atomic_store(&rec->closing, false);
-				close((int)(c * CHUNK + i));
-			}
-		}
-	}
-}
-
-static void at_fork_once(void)
-{
-	pthread_atfork(NULL, NULL, fork_child);
-}
-
 static struct fdrec *rec_of(int fd, bool make)
 {
 	unsigned c = (unsigned)fd / CHUNK;
@@ -170,9 +134,6 @@ static struct fdrec *rec_of(int fd, bool make)
 	/* acquire: pairs with the CAS below, so the zeroed chunk is seen. */
 	chunk = atomic_load_explicit(&chunks[c], memory_order_acquire);
 	if (!chunk && make) {
-		static pthread_once_t once = PTHREAD_ONCE_INIT;
-
-		pthread_once(&once, at_fork_once);
 		chunk = calloc(CHUNK, sizeof(*chunk));
 		if (!chunk)
 			return NULL;

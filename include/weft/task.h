@@ -171,11 +171,15 @@ struct weft_config {
  * fork(2): forking before weft_run and calling weft_run in the child
  * works (the pre-fork server: a listener made before fork, a weft_run in
  * each child), and so does a weft_run after an earlier one returned.
- * Forking while weft_run runs, from a task or a plain thread, leaves the
- * child without a runtime: its thread is a plain thread (even inside a
- * task's function), its weft calls make the blocking system call, spawns
- * fail with -ESHUTDOWN and weft_run with -EBUSY. Exec or _exit there, and
- * never return from the task's function in the child. Every descriptor
+ * Forking while weft_run runs, from a task or a plain thread, is for
+ * exec(2) or _exit(2), as in any multi-threaded program: until then the
+ * child may make only async-signal-safe calls (close(2), not weft_close:
+ * weft's state there is a copy of the parent's, whose threads, locks and
+ * waiting tasks are the parent's). The child has no runtime, so a weft
+ * call made there all the same does not drive the parent's poll set and
+ * rings: its thread is a plain thread (even inside a task's function),
+ * spawns fail with -ESHUTDOWN and weft_run with -EBUSY. Never return from
+ * the task's function in the child. Every descriptor
  * weft makes is close-on-exec, and weft blocks no signal in any thread,
  * so programs the tasks start inherit neither.
  *
