@@ -396,11 +396,11 @@ static void close_if_last(struct fdrec *rec, int fd)
 	}
 }
 
+static void leave(struct fdrec *rec, int fd);
+
 /* An attempt's start: counts it in running, so that a weft_close from now
  * on leaves the number to it. false (nothing counted) if weft let the
  * number go since the call began. */
-static void leave(struct fdrec *rec, int fd);
-
 static bool enter(struct fdrec *rec, int fd, uint32_t gen)
 {
 	atomic_fetch_add(&rec->running, 1);
