@@ -16,8 +16,11 @@ weft_test(test_io_coop TIMEOUT 60 SOURCES test_io_coop.c)
 weft_test(test_fdready_tcp_race TIMEOUT 60 SOURCES test_fdready_tcp_race.c)
 weft_test(test_rlimit TIMEOUT 120 SOURCES test_rlimit.c)
 # Not under qemu-user, whose fork and exec of the harness, and signals
-# sent to the whole process, the test cannot rely on (it aborted at once).
-if(NOT CMAKE_CROSSCOMPILING)
+# sent to the whole process, the test cannot rely on (it aborted at once);
+# nor under ThreadSanitizer, which does not support threads started in a
+# multi-threaded fork's child, and whose fiber bookkeeping reported the
+# stack of one case's weft_run against the next case's once in CI.
+if(NOT CMAKE_CROSSCOMPILING AND NOT CMAKE_C_FLAGS MATCHES "sanitize=thread")
   weft_test(test_process TIMEOUT 300 SOURCES test_process.c)
 endif()
 weft_test(test_plain_close_reuse TIMEOUT 60 SOURCES test_plain_close_reuse.c)
