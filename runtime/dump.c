@@ -214,6 +214,12 @@ static void put_case(struct out *o, int kind, const void *object,
 	case WEFT_SELECT_LOCK:
 		put(o, "lock %p", object);
 		break;
+	case WEFT_SELECT_READABLE:
+		put(o, "fd %d readable", (int)(intptr_t)object);
+		break;
+	case WEFT_SELECT_WRITABLE:
+		put(o, "fd %d writable", (int)(intptr_t)object);
+		break;
 	default:
 		put_str(o, "timeout");
 	}
@@ -308,7 +314,12 @@ static void view_select(struct weft__waiter *w, struct wait_view *v)
 	v->ncases = (int)w->value;
 	for (int i = 0; i < v->ncases && i < SELECT_SHOWN; i++) {
 		v->cases[i].kind = (int)c[i].kind;
-		v->cases[i].object = c[i].queue; /* the union's pointer */
+		/* The union's pointer, or an fd case's fd. */
+		v->cases[i].object =
+			c[i].kind == WEFT_SELECT_READABLE ||
+					c[i].kind == WEFT_SELECT_WRITABLE
+				? (const void *)(intptr_t)c[i].fd
+				: c[i].queue;
 		v->cases[i].joined = c[i].kind == WEFT_SELECT_JOIN
 					     ? id_of(c[i].task.task)
 					     : 0;

@@ -47,15 +47,22 @@
 
 #include "weft/select.h"
 #include "weft/time.h"
+#include "drivers/readiness/fdready.h"
 #include "runtime/futex.h"
 #include "runtime/task.h"
 #include "lock.h"
 #include "select.h"
 #include "waitq.h"
 
-_Static_assert(sizeof(struct weft__waiter) <= WEFT__SELECT_PRIV &&
-		       _Alignof(struct weft__waiter) <= _Alignof(uint64_t),
-	       "a select case's priv holds its waiter");
+/* A case's internal state: its waiter, and an fd case's watch. */
+struct case_priv {
+	struct weft__waiter w;
+	struct weft__fd_watch watch;
+};
+
+_Static_assert(sizeof(struct case_priv) <= WEFT__SELECT_PRIV &&
+		       _Alignof(struct case_priv) <= _Alignof(uint64_t),
+	       "a select case's priv holds its state");
 
 #define SMALL_LOCKS 16
 
@@ -73,15 +80,34 @@ struct sel {
 	unsigned *small[SMALL_LOCKS];
 };
 
+static inline struct case_priv *case_priv(struct weft_select_case *c)
+{
+	return (struct case_priv *)(void *)c->priv;
+}
+
 static inline struct weft__waiter *case_waiter(struct weft_select_case *c)
 {
-	return (struct weft__waiter *)(void *)c->priv;
+	return &case_priv(c)->w;
+}
+
+static bool is_fd_case(const struct weft_select_case *c)
+{
+	return c->kind == WEFT_SELECT_READABLE ||
+	       c->kind == WEFT_SELECT_WRITABLE;
+}
+
+static struct weft__fd_watch *case_watch(struct weft_select_case *c)
+{
+	return &case_priv(c)->watch;
 }
 
 /* The lock that guards case c's primitive; NULL for a timeout. */
-static unsigned *lock_of(const struct weft_select_case *c)
+static unsigned *lock_of(struct weft_select_case *c)
 {
 	switch (c->kind) {
+	case WEFT_SELECT_READABLE:
+	case WEFT_SELECT_WRITABLE:
+		return weft__fdready_watch_lock(case_watch(c));
 	case WEFT_SELECT_GET:
 	case WEFT_SELECT_PUT:
 		return &c->queue->getters.lock;
@@ -104,6 +130,8 @@ static int check_case(const struct weft_select_case *c)
 {
 	if (c->kind == WEFT_SELECT_TIMEOUT)
 		return c->timeout >= 0 ? 0 : -EINVAL;
+	if (is_fd_case(c))
+		return 0; /* try_case completed a bad fd's */
 	/* Every other kind's primitive is the union's first pointer. */
 	if ((unsigned)c->kind - 1 > WEFT_SELECT_TIMEOUT - 1 || !c->queue)
 		return -EINVAL;
@@ -188,11 +216,23 @@ static bool timeout_due(struct sel *s, struct weft_select_case *c)
 static int try_case(struct weft_select_case *c)
 {
 	int r = 0;
-	/* Every kind's primitive but a timeout's is the union's first
-	 * pointer. */
-	if (c->kind != WEFT_SELECT_TIMEOUT && !c->queue)
+	/* Every kind's primitive but a timeout's and an fd's is the union's
+	 * first pointer. */
+	if (c->kind != WEFT_SELECT_TIMEOUT && !is_fd_case(c) && !c->queue)
 		return -EINVAL;
 	switch (c->kind) {
+	case WEFT_SELECT_READABLE:
+	case WEFT_SELECT_WRITABLE:
+		/* Its tick, read here, is what linking checks. */
+		r = weft__fdready_watch(case_watch(c), c->fd,
+					c->kind == WEFT_SELECT_READABLE
+						? WEFT__READ
+						: WEFT__WRITE);
+		if (!r)
+			return 0;
+		if (r > 0)
+			r = 0;
+		break;
 	case WEFT_SELECT_GET:
 		r = weft_queue_try_get(c->queue, c->item);
 		if (r == -EAGAIN)
@@ -289,6 +329,11 @@ static bool take_or_link(struct sel *s, struct weft_select_case *c,
 		if (weft__join_case_locked(c->task, w, &r))
 			break;
 		return false;
+	case WEFT_SELECT_READABLE:
+	case WEFT_SELECT_WRITABLE:
+		if ((r = weft__fdready_watch_link(case_watch(c), w)) <= 0)
+			break;
+		return false;
 	default:
 		if (!timeout_due(s, c))
 			return false;
@@ -324,6 +369,10 @@ static void unlink_case(struct weft_select_case *c)
 		return;
 	case WEFT_SELECT_JOIN:
 		weft__join_case_unlink(c->task.task, w);
+		return;
+	case WEFT_SELECT_READABLE:
+	case WEFT_SELECT_WRITABLE:
+		weft__fdready_watch_unlink(case_watch(c), w);
 		return;
 	default:
 		return;

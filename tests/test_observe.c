@@ -631,6 +631,7 @@ static struct {
 	int stream_sv[2]; /* a stream on [0] waits for a line */
 	struct weft_stream stream;
 	struct weft_queue selq; /* empty: a select's get waits */
+	int sel_pipe[2];        /* empty: so does its fd case */
 	int backlog_full;       /* a listener whose accept queue is full */
 	int queued[2];          /* the connections that fill it */
 	struct sockaddr_in backlog_addr;
@@ -783,11 +784,12 @@ static __attribute__((noinline)) void *wait_in_select(void *a)
 	int x;
 	struct weft_select_case c[] = {
 		WEFT_CASE_GET(&w.selq, &x),
+		WEFT_CASE_READABLE(w.sel_pipe[0]),
 		WEFT_CASE_EVENT(&w.event),
 		WEFT_CASE_TIMEOUT(60 * WEFT_SEC),
 	};
-	int r = weft_select(c, 3);
-	kept(r == 1 ? 0 : -1);
+	int r = weft_select(c, 4);
+	kept(r == 2 ? 0 : -1);
 	return NULL;
 }
 
@@ -956,6 +958,7 @@ static void *dump_main(void *arg)
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, w.stream_sv), 0);
 	ck_assert_int_eq(weft_stream_init(&w.stream, w.stream_sv[0], 1024), 0);
 	ck_assert_int_eq(weft_queue_init(&w.selq, sizeof(int), 0), 0);
+	ck_assert_int_eq(pipe(w.sel_pipe), 0);
 	ck_assert_int_eq(weft_signal_open(&w.signal, WEFT_SIGNAL(SIGUSR2)), 0);
 	ck_assert_int_eq(weft_spawn_opts(&w.joined, wait_in_event, NULL,
 					 &(struct weft_spawn_opts){
@@ -1013,8 +1016,9 @@ static void *dump_main(void *arg)
 	snprintf(e[15].wait, m, "parked: send on fd %d,", w.full_sv[0]);
 	/* e[16], connect: its fd once the task has made it */
 	snprintf(e[17].wait, m,
-		 "parked: select of queue %p get, event %p, timeout, for ",
-		 (void *)&w.selq, (void *)&w.event);
+		 "parked: select of queue %p get, fd %d readable, event %p, "
+		 "timeout, for ",
+		 (void *)&w.selq, w.sel_pipe[0], (void *)&w.event);
 	snprintf(e[18].wait, m, "parked: stream readline on fd %d,",
 		 w.stream_sv[0]);
 	snprintf(e[20].wait, m, "parked: event %p, for ", (void *)&w.event);
@@ -1094,6 +1098,8 @@ static void *dump_main(void *arg)
 	close(w.queued[1]);
 	ck_assert_int_eq(weft_signal_close(&w.signal), 0);
 	weft_queue_destroy(&w.selq);
+	weft_close(w.sel_pipe[0]);
+	close(w.sel_pipe[1]);
 	weft_queue_destroy(&w.empty);
 	weft_queue_destroy(&w.full);
 	weft_queue_destroy(&w.unfinished);

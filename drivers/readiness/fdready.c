@@ -85,6 +85,7 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -514,6 +515,78 @@ bool weft__fdready_end(struct weft__ready_call *c, long *result, size_t want,
 	if (__builtin_expect(weft__fdready_hook != NULL, 0))
 		weft__fdready_hook(c->fd, WEFT__FDREADY_WOKEN);
 	return true;
+}
+
+/* One poll(2) of fd for dir, which must not wait: 1 ready, 0 not,
+ * -errno. Hang-ups and errors count as ready: the call they are for then
+ * says what happened. */
+static int poll_now(int fd, enum weft__dir dir)
+{
+	struct pollfd p = { .fd = fd,
+			    .events = dir == WEFT__READ ? POLLIN : POLLOUT };
+	int r = poll(&p, 1, 0);
+
+	if (r < 0)
+		return -errno;
+	return p.revents & POLLNVAL ? -EBADF : r > 0;
+}
+
+/* A watch is a call without a try: the poll is its attempt, made between
+ * enter and leave so that it reaches the file the watch began on. */
+int weft__fdready_watch(struct weft__fd_watch *fw, int fd, enum weft__dir dir)
+{
+	struct fdrec *rec;
+	int r;
+
+	if (fd < 0)
+		return -EBADF;
+	if (!weft__driver_current())
+		return -EOPNOTSUPP;
+	if (!(rec = rec_of(fd, true)))
+		return no_record(fd);
+	/* acquire: as weft__fdready_begin's. */
+	fw->gen = atomic_load_explicit(&rec->gen, memory_order_acquire);
+	if ((r = ensure_registered(rec, fd)) < 0)
+		return r;
+	if (r == UNPOLLABLE)
+		return 1;
+	fw->rec = rec;
+	fw->dir = dir;
+	/* acquire: see wake_all. */
+	fw->tick = atomic_load_explicit(&rec->tick[dir], memory_order_acquire);
+	if (!enter(rec, fd, fw->gen))
+		return -EBADF;
+	r = poll_now(fd, dir);
+	leave(rec, fd);
+	return r;
+}
+
+unsigned *weft__fdready_watch_lock(const struct weft__fd_watch *fw)
+{
+	return &((struct fdrec *)fw->rec)->lock;
+}
+
+int weft__fdready_watch_link(struct weft__fd_watch *fw, struct weft__waiter *w)
+{
+	struct fdrec *rec = fw->rec;
+
+	if (gen_of(rec) != fw->gen)
+		return -EBADF;
+	/* relaxed: under the lock, which every writer of the tick holds. */
+	if (atomic_load_explicit(&rec->tick[fw->dir], memory_order_relaxed) !=
+	    fw->tick)
+		return 0;
+	w->value = (uint64_t)fw->dir;
+	weft__list_push_front(rec->head[fw->dir], w);
+	w->queue = rec;
+	return 1;
+}
+
+void weft__fdready_watch_unlink(struct weft__fd_watch *fw,
+				struct weft__waiter *w)
+{
+	if (w->queue)
+		unlink_waiter(fw->rec, w);
 }
 
 /* The bits of an event that end the skipping (see top), which a TCP

@@ -112,6 +112,47 @@ void weft__fdready_pin(struct weft__fd_pin *p, int fd);
 bool weft__fdready_pin_enter(struct weft__fd_pin *p, int fd);
 void weft__fdready_pin_leave(struct weft__fd_pin *p, int fd);
 
+/*
+ * A select's wait for an fd's readiness (sync/select.c's READABLE and
+ * WRITABLE cases): for a file whose calls weft does not make, such as a
+ * library's socket. The poll set is the one the calls wait in, so any
+ * worker's harvest settles the wait.
+ *
+ *   weft__fdready_watch(&fw, fd, dir)   without locks: registers fd (as a
+ *                                       call does, O_NONBLOCK included),
+ *                                       reads dir's tick, then asks
+ *                                       poll(2) whether fd is ready now;
+ *   weft__fdready_watch_lock(&fw)       the record's lock: a case lock;
+ *   weft__fdready_watch_link(&fw, w)    under it: links w unless the tick
+ *                                       moved since the watch (an edge
+ *                                       the poll may have missed) or weft
+ *                                       let the fd go;
+ *   weft__fdready_watch_unlink(&fw, w)  under it: unlinks w if linked.
+ *
+ * An event for dir settles a linked w to 0, a weft_close to -EBADF, both
+ * through weft__waiter_notify (which settles a select's group first).
+ */
+struct weft__waiter;
+struct weft__fd_watch {
+	void *rec;
+	uint64_t tick; /* dir's, read before the poll */
+	uint32_t gen;  /* the record's, read before the tick */
+	enum weft__dir dir;
+};
+
+/* 1: fd is ready (or a regular file, always ready), 0: not yet (fw is
+ * filled: link under its lock), else -errno: -EBADF (fd not open),
+ * -EOPNOTSUPP (not in a task: a plain thread's wait could outlive the
+ * run's poll set), or what a call's begin says (-EMFILE, -ENOMEM,
+ * epoll_ctl's error). */
+int weft__fdready_watch(struct weft__fd_watch *fw, int fd, enum weft__dir dir);
+unsigned *weft__fdready_watch_lock(const struct weft__fd_watch *fw);
+/* 1: w is linked; else the case's result: 0 (ready since the watch) or
+ * -EBADF (weft let the fd go since). */
+int weft__fdready_watch_link(struct weft__fd_watch *fw, struct weft__waiter *w);
+void weft__fdready_watch_unlink(struct weft__fd_watch *fw,
+				struct weft__waiter *w);
+
 /* Whether fd takes an offset, as pread(2) and pwrite(2) ask: 0 if so,
  * -ESPIPE if not (a pipe, FIFO, socket or tty), else -errno (-EBADF).
  * A yes is kept in fd's record until weft lets the number go.

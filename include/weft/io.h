@@ -141,6 +141,30 @@ int weft_shutdown(int fd, int how);
  * -errno (-EBADF). */
 int weft_close(int fd);
 
+/* ---- readiness of a file weft does not read ------------------------------ */
+
+/* weft_wait_fd() events. */
+#define WEFT_READABLE 1u
+#define WEFT_WRITABLE 2u
+
+/* Waits until fd is readable or writable (events: WEFT_READABLE,
+ * WEFT_WRITABLE, or both for either), for a file whose reads and writes a
+ * library makes: libpq's PQsocket, OpenSSL after SSL_ERROR_WANT_READ or
+ * _WRITE, c-ares, a pipe, an eventfd. Readiness is what poll(2) means by
+ * it: a read or write would not wait, or the file hung up or failed and
+ * the next call says so. It is not consumed: the read that follows may
+ * still find nothing (another reader was first); call again then. In a
+ * task, fd joins weft's epoll set (see O_NONBLOCK above); close it with
+ * weft_close. weft_select's READABLE and WRITABLE cases wait on an fd
+ * beside other operations (weft/select.h). On a plain thread it is
+ * poll(2) itself (a weft_close on another thread does not end it).
+ * Returns the one of events found ready
+ * (the readable one if both are at once), or -errno: -EINVAL (events 0 or
+ * unknown bits), -EBADF (fd not open, or weft_close(fd) came while it
+ * waited), -ECANCELED, -ETIMEDOUT, -ENOMEM, -EMFILE (fd past weft's 2M
+ * table), or epoll_ctl(2)'s error. */
+WEFT_MUST_CHECK int weft_wait_fd(int fd, unsigned events);
+
 /* ---- UDP ----------------------------------------------------------------- */
 
 /* A UDP socket bound to host:port (host NULL: every address; port 0:

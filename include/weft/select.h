@@ -36,6 +36,16 @@
  * Same-primitive cases are fine (a get and a put on one queue); two join
  * cases for one task make the second complete with -EINVAL.
  *
+ * READABLE and WRITABLE wait for an fd's readiness, for a file weft does
+ * not read or write itself: a library's socket (libpq's PQsocket, OpenSSL
+ * after SSL_ERROR_WANT_READ, c-ares), a pipe, an eventfd. They take
+ * nothing: the read or write that follows does, and may still find
+ * nothing to do (another reader was first), as after poll(2). fd joins
+ * weft's poll set as for weft's own calls, which makes it O_NONBLOCK; close
+ * it with weft_close. Both cases on one fd wait for either. Tasks only:
+ * on a plain thread they complete with -EOPNOTSUPP. weft_wait_fd
+ * (weft/io.h) is the one-fd form, and a plain thread's poll(2).
+ *
  * Once woken, a select takes the lock of every case's primitive again to
  * withdraw from those that did not complete: unlike the single calls'
  * waiters, it touches an event or a future after their release, so each
@@ -56,18 +66,21 @@ extern "C" {
 #endif
 
 enum weft_select_kind {
-	WEFT_SELECT_GET = 1, /* weft_queue_get(queue, item) */
-	WEFT_SELECT_PUT,     /* weft_queue_put(queue, item) */
-	WEFT_SELECT_EVENT,   /* weft_event_wait(event) */
-	WEFT_SELECT_FUTURE,  /* weft_future_wait(future, result) */
-	WEFT_SELECT_JOIN,    /* weft_join(task, result) */
-	WEFT_SELECT_SEM,     /* weft_sem_acquire(sem) */
-	WEFT_SELECT_LOCK,    /* weft_lock_acquire(lock) */
-	WEFT_SELECT_TIMEOUT, /* ready timeout ns after the call began */
+	WEFT_SELECT_GET = 1,  /* weft_queue_get(queue, item) */
+	WEFT_SELECT_PUT,      /* weft_queue_put(queue, item) */
+	WEFT_SELECT_EVENT,    /* weft_event_wait(event) */
+	WEFT_SELECT_FUTURE,   /* weft_future_wait(future, result) */
+	WEFT_SELECT_JOIN,     /* weft_join(task, result) */
+	WEFT_SELECT_SEM,      /* weft_sem_acquire(sem) */
+	WEFT_SELECT_LOCK,     /* weft_lock_acquire(lock) */
+	WEFT_SELECT_TIMEOUT,  /* ready timeout ns after the call began */
+	WEFT_SELECT_READABLE, /* fd readable: a read would not wait */
+	WEFT_SELECT_WRITABLE, /* fd writable: a write would not wait */
 };
 
-/* The internal state of a case while it waits (a waiter). */
-#define WEFT__SELECT_PRIV 96
+/* The internal state of a case while it waits (a waiter, and an fd
+ * case's watch). */
+#define WEFT__SELECT_PRIV 112
 
 /* One case. Build it with the WEFT_CASE_* macros below. */
 struct weft_select_case {
@@ -81,6 +94,7 @@ struct weft_select_case {
 		struct weft_lock *lock;
 		weft_task_t task;
 		int64_t timeout; /* ns */
+		int fd;          /* READABLE, WRITABLE */
 	};
 	void *item;    /* GET: where the item goes; PUT: the item */
 	void **result; /* FUTURE, JOIN: where the result goes (or
@@ -116,6 +130,10 @@ struct weft_select_case {
 /* clang-format off */
 #define WEFT_CASE_TIMEOUT(ns) { .kind = WEFT_SELECT_TIMEOUT, .timeout = (ns) }
 /* clang-format on */
+/* clang-format off */
+#define WEFT_CASE_READABLE(f) { .kind = WEFT_SELECT_READABLE, .fd = (f) }
+#define WEFT_CASE_WRITABLE(f) { .kind = WEFT_SELECT_WRITABLE, .fd = (f) }
+/* clang-format on */
 
 /* Most cases in one select. */
 #define WEFT_SELECT_MAX 4096
@@ -129,7 +147,13 @@ struct weft_select_case {
  *   FUTURE: 0 (the result stored), or the future's error / -ECANCELED;
  *   JOIN: 0 (the task joined, its handle consumed, its result stored),
  *     -ESRCH (stale handle), -EINVAL (detached or being joined), or the
- *     error weft_join returns for a task that never ran (-ENOMEM).
+ *     error weft_join returns for a task that never ran (-ENOMEM);
+ *   READABLE, WRITABLE: 0 (the fd is ready, or hung up or failed: the
+ *     next call on it says which), -EBADF (not open, or weft_close(fd)
+ *     came while the select waited), -EOPNOTSUPP (on a plain thread,
+ *     whose wait could outlast the run's poll set: poll(2) there),
+ *     -EMFILE, -ENOMEM, or epoll_ctl(2)'s error for an fd epoll cannot
+ *     watch.
  * Returns the index, or:
  *   -EINVAL   cases NULL, n < 1 or > WEFT_SELECT_MAX, a bad kind, a NULL
  *             primitive or item, an uninitialised queue, a negative

@@ -1,0 +1,585 @@
+/* weft_wait_fd and weft_select's READABLE and WRITABLE cases: readiness of
+ * a file weft does not read itself (a pipe, a socket a library reads),
+ * on either I/O driver; its races with events, weft_close, cancellation
+ * and deadlines; and a plain thread's poll(2). */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "weft/io.h"
+#include "weft/select.h"
+#include "weft/sync.h"
+#include "weft/task.h"
+#include "weft/time.h"
+#include "test_util.h"
+
+#define MS WEFT_MSEC
+
+static void make_pipe(int p[2])
+{
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+}
+
+/* Writes a byte to fd after a delay, from its own task. */
+struct later {
+	int fd;
+	int64_t delay;
+};
+
+static void *write_later(void *arg)
+{
+	struct later *l = arg;
+	ck_assert_int_eq(weft_sleep(l->delay), 0);
+	ck_assert_int_eq(write(l->fd, "x", 1), 1);
+	return NULL;
+}
+
+/* Fills a non-blocking socket until the kernel takes no more. */
+static void fill(int fd)
+{
+	char buf[4096] = { 0 };
+	while (send(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+		;
+	ck_assert_int_eq(errno, EAGAIN);
+}
+
+static void drain(int fd)
+{
+	char buf[4096];
+	while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+		;
+}
+
+/* ---- ready, at once and later ------------------------------------------ */
+
+static void *readable_later_main(void *arg)
+{
+	int p[2];
+	make_pipe(p);
+	struct later l = { p[1], 20 * MS };
+	weft_task_t w;
+	ck_assert_int_eq(weft_spawn(&w, write_later, &l), 0);
+	int64_t t0 = weft_now();
+	ck_assert_int_eq(weft_wait_fd(p[0], WEFT_READABLE), WEFT_READABLE);
+	ck_assert_int_ge(weft_now() - t0, 10 * MS); /* it did wait */
+	/* Readiness is not consumed: the byte is still there. */
+	char c;
+	ck_assert_int_eq(read(p[0], &c, 1), 1);
+	ck_assert_int_eq(weft_join(w, NULL), 0);
+	ck_assert_int_eq(weft_close(p[0]), 0);
+	close(p[1]);
+	return arg;
+}
+
+START_TEST(readable_when_a_byte_arrives)
+{
+	weft_test_run(readable_later_main, NULL, 2);
+}
+END_TEST
+
+static void *at_once_main(void *arg)
+{
+	int sv[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	/* Room to write, nothing to read. */
+	ck_assert_int_eq(weft_wait_fd(sv[0], WEFT_WRITABLE), WEFT_WRITABLE);
+	ck_assert_int_eq(weft_wait_fd(sv[0], WEFT_READABLE | WEFT_WRITABLE),
+			 WEFT_WRITABLE);
+	ck_assert_int_eq(write(sv[1], "y", 1), 1);
+	ck_assert_int_eq(weft_wait_fd(sv[0], WEFT_READABLE), WEFT_READABLE);
+	/* Both ready: the readable one. */
+	ck_assert_int_eq(weft_wait_fd(sv[0], WEFT_READABLE | WEFT_WRITABLE),
+			 WEFT_READABLE);
+	/* A regular file, which epoll cannot watch, is always ready. */
+	FILE *f = tmpfile();
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(weft_wait_fd(fileno(f), WEFT_READABLE),
+			 WEFT_READABLE);
+	ck_assert_int_eq(weft_wait_fd(fileno(f), WEFT_WRITABLE),
+			 WEFT_WRITABLE);
+	fclose(f);
+	ck_assert_int_eq(weft_close(sv[0]), 0);
+	close(sv[1]);
+	return arg;
+}
+
+START_TEST(ready_at_once)
+{
+	weft_test_run(at_once_main, NULL, 1);
+}
+END_TEST
+
+/* A plain thread drains the peer after a delay. */
+static void *drain_later(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	usleep(20 * 1000);
+	drain(fd);
+	return NULL;
+}
+
+static void *writable_later_main(void *arg)
+{
+	int sv[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
+				    sv),
+			 0);
+	fill(sv[0]);
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, drain_later,
+					(void *)(intptr_t)sv[1]),
+			 0);
+	ck_assert_int_eq(weft_wait_fd(sv[0], WEFT_WRITABLE), WEFT_WRITABLE);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+
+	/* Full and empty: both asked, the byte that comes wins. */
+	fill(sv[0]);
+	struct later l = { sv[1], 20 * MS };
+	weft_task_t w;
+	ck_assert_int_eq(weft_spawn(&w, write_later, &l), 0);
+	ck_assert_int_eq(weft_wait_fd(sv[0], WEFT_READABLE | WEFT_WRITABLE),
+			 WEFT_READABLE);
+	ck_assert_int_eq(weft_join(w, NULL), 0);
+
+	/* A hang-up is readable: the read then says 0 (the peer read all,
+	 * or a Unix socket's read says ECONNRESET). */
+	char c;
+	ck_assert_int_eq(read(sv[0], &c, 1), 1);
+	drain(sv[1]);
+	ck_assert_int_eq(close(sv[1]), 0);
+	ck_assert_int_eq(weft_wait_fd(sv[0], WEFT_READABLE), WEFT_READABLE);
+	ck_assert_int_eq(read(sv[0], &c, 1), 0);
+	ck_assert_int_eq(weft_close(sv[0]), 0);
+	return arg;
+}
+
+START_TEST(writable_when_room_and_either_of_both)
+{
+	weft_test_run(writable_later_main, NULL, 2);
+}
+END_TEST
+
+/* ---- what ends a wait early -------------------------------------------- */
+
+struct waiting {
+	int fd;
+	_Atomic int result;
+	atomic_bool started;
+};
+
+static void *wait_readable(void *arg)
+{
+	struct waiting *w = arg;
+	atomic_store(&w->started, true);
+	atomic_store(&w->result, weft_wait_fd(w->fd, WEFT_READABLE));
+	return NULL;
+}
+
+/* Spawns a task waiting on fd and lets it park. */
+static weft_task_t start_waiting(struct waiting *w, int fd)
+{
+	weft_task_t t;
+	w->fd = fd;
+	atomic_store(&w->result, 1);
+	atomic_store(&w->started, false);
+	ck_assert_int_eq(weft_spawn(&t, wait_readable, w), 0);
+	while (!atomic_load(&w->started))
+		ck_assert_int_eq(weft_yield(), 0);
+	ck_assert_int_eq(weft_sleep(10 * MS), 0);
+	ck_assert_int_eq(atomic_load(&w->result), 1); /* still waiting */
+	return t;
+}
+
+static void *ended_early_main(void *arg)
+{
+	int p[2];
+	struct waiting w;
+
+	/* weft_close wakes it with -EBADF. */
+	make_pipe(p);
+	weft_task_t t = start_waiting(&w, p[0]);
+	ck_assert_int_eq(weft_close(p[0]), 0);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	ck_assert_int_eq(atomic_load(&w.result), -EBADF);
+	close(p[1]);
+
+	/* Cancellation. */
+	make_pipe(p);
+	t = start_waiting(&w, p[0]);
+	ck_assert_int_eq(weft_cancel(t), 0);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	ck_assert_int_eq(atomic_load(&w.result), -ECANCELED);
+
+	/* A deadline. */
+	struct weft_deadline d;
+	ck_assert_int_eq(weft_deadline_enter(&d, 10 * MS), 0);
+	ck_assert_int_eq(weft_wait_fd(p[0], WEFT_READABLE), -ETIMEDOUT);
+	ck_assert_int_eq(weft_deadline_leave(&d), 1);
+	ck_assert_int_eq(weft_close(p[0]), 0);
+	close(p[1]);
+	return arg;
+}
+
+START_TEST(close_cancel_and_deadline_end_a_wait)
+{
+	weft_test_run(ended_early_main, NULL, 2);
+}
+END_TEST
+
+static void *bad_input_main(void *arg)
+{
+	int p[2];
+	make_pipe(p);
+	ck_assert_int_eq(weft_wait_fd(p[0], 0), -EINVAL);
+	ck_assert_int_eq(weft_wait_fd(p[0], 4), -EINVAL);
+	ck_assert_int_eq(weft_wait_fd(p[0], WEFT_READABLE | 8), -EINVAL);
+	ck_assert_int_eq(weft_wait_fd(-1, WEFT_READABLE), -EBADF);
+	ck_assert_int_eq(close(p[0]), 0);
+	ck_assert_int_eq(close(p[1]), 0);
+	/* Numbers not open (the pipe's, just closed). */
+	ck_assert_int_eq(weft_wait_fd(p[0], WEFT_READABLE), -EBADF);
+	ck_assert_int_eq(weft_wait_fd(p[1], WEFT_WRITABLE), -EBADF);
+	struct weft_select_case c[] = { WEFT_CASE_READABLE(p[0]) };
+	ck_assert_int_eq(weft_select(c, 1), 0);
+	ck_assert_int_eq(c[0].status, -EBADF);
+	return arg;
+}
+
+START_TEST(bad_input)
+{
+	weft_test_run(bad_input_main, NULL, 1);
+}
+END_TEST
+
+/* ---- beside other operations -------------------------------------------- */
+
+static void *select_main(void *arg)
+{
+	int p[2];
+	make_pipe(p);
+	struct weft_queue q;
+	ck_assert_int_eq(weft_queue_init(&q, sizeof(uint64_t), 4), 0);
+	uint64_t item = 0;
+	struct weft_select_case c[] = {
+		WEFT_CASE_READABLE(p[0]),
+		WEFT_CASE_GET(&q, &item),
+		WEFT_CASE_TIMEOUT(10 * MS),
+	};
+	/* Nothing comes: the timeout. */
+	ck_assert_int_eq(weft_select(c, 3), 2);
+	/* An item: the get, and the pipe stays as it was. */
+	uint64_t seven = 7;
+	ck_assert_int_eq(weft_queue_put(&q, &seven), 0);
+	ck_assert_int_eq(weft_select(c, 3), 1);
+	ck_assert_int_eq(item, 7);
+	/* A byte while it waits: the fd. */
+	struct later l = { p[1], 5 * MS };
+	weft_task_t w;
+	ck_assert_int_eq(weft_spawn(&w, write_later, &l), 0);
+	c[2] = (struct weft_select_case)WEFT_CASE_TIMEOUT(10 * WEFT_SEC);
+	ck_assert_int_eq(weft_select(c, 3), 0);
+	ck_assert_int_eq(c[0].status, 0);
+	ck_assert_int_eq(weft_queue_try_get(&q, &item), -EAGAIN);
+	ck_assert_int_eq(weft_join(w, NULL), 0);
+	/* Both directions of one fd share its lock. */
+	int sv[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
+				    sv),
+			 0);
+	fill(sv[0]);
+	struct weft_select_case both[] = {
+		WEFT_CASE_WRITABLE(sv[0]),
+		WEFT_CASE_READABLE(sv[0]),
+	};
+	l.fd = sv[1];
+	ck_assert_int_eq(weft_spawn(&w, write_later, &l), 0);
+	ck_assert_int_eq(weft_select(both, 2), 1);
+	ck_assert_int_eq(weft_join(w, NULL), 0);
+	ck_assert_int_eq(weft_close(sv[0]), 0);
+	close(sv[1]);
+	ck_assert_int_eq(weft_close(p[0]), 0);
+	close(p[1]);
+	ck_assert_int_eq(weft_queue_destroy(&q), 0);
+	return arg;
+}
+
+START_TEST(select_mixes_fds_with_other_cases)
+{
+	weft_test_run(select_main, NULL, 2);
+}
+END_TEST
+
+/* ---- plain threads ------------------------------------------------------ */
+
+struct plain {
+	int p[2];
+	int result, select_status;
+};
+
+static void *plain_waiter(void *arg)
+{
+	struct plain *pl = arg;
+	pl->result = weft_wait_fd(pl->p[0], WEFT_READABLE);
+	struct weft_select_case c[] = { WEFT_CASE_READABLE(pl->p[0]) };
+	ck_assert_int_eq(weft_select(c, 1), 0);
+	pl->select_status = c[0].status;
+	return NULL;
+}
+
+/* A plain thread polls; a select's fd case refuses it. */
+static void plain_thread_waits(void)
+{
+	struct plain pl = { .result = 1 };
+	make_pipe(pl.p);
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, plain_waiter, &pl), 0);
+	usleep(20 * 1000);
+	ck_assert_int_eq(write(pl.p[1], "z", 1), 1);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_int_eq(pl.result, WEFT_READABLE);
+	ck_assert_int_eq(pl.select_status, -EOPNOTSUPP);
+	close(pl.p[0]);
+	close(pl.p[1]);
+}
+
+static void *plain_in_run_main(void *arg)
+{
+	plain_thread_waits();
+	return arg;
+}
+
+START_TEST(plain_thread_polls)
+{
+	plain_thread_waits(); /* no runtime */
+	weft_test_run(plain_in_run_main, NULL, 1);
+}
+END_TEST
+
+/* ---- races -------------------------------------------------------------- */
+
+/* A byte and the waiter's deadline land at about the same time, on two
+ * workers, round after round; in some rounds the waiter is cancelled
+ * too. Whatever wins, the wait says so truthfully: readable only with the
+ * byte there, and a wait that lost to its deadline or cancellation loses
+ * no wake-up (the next wait finds the byte at once). */
+struct race {
+	int fd;
+	int64_t delay;
+};
+
+static void *write_after_spin(void *arg)
+{
+	struct race *r = arg;
+	int64_t until = weft_now() + r->delay;
+	while (weft_now() < until)
+		;
+	ck_assert_int_eq(write(r->fd, "r", 1), 1);
+	return NULL;
+}
+
+static void *cancel_target(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	return (void *)(intptr_t)weft_wait_fd(fd, WEFT_READABLE);
+}
+
+static void *race_main(void *arg)
+{
+	long rounds = weft_test_scaled(3000, 200);
+	long seen[3] = { 0 };
+	for (long i = 0; i < rounds; i++) {
+		int p[2];
+		make_pipe(p);
+		struct race r = { p[1], (i * 7919) % 200 * WEFT_USEC };
+		weft_task_t w, t = { 0 };
+		ck_assert_int_eq(weft_spawn(&w, write_after_spin, &r), 0);
+		int got;
+		if (i % 3 == 2) {
+			ck_assert_int_eq(weft_spawn(&t, cancel_target,
+						    (void *)(intptr_t)p[0]),
+					 0);
+			int64_t until = weft_now() + (i * 104729) % 200 *
+							     WEFT_USEC;
+			while (weft_now() < until)
+				;
+			ck_assert_int_eq(weft_cancel(t), 0);
+			void *res;
+			ck_assert_int_eq(weft_join(t, &res), 0);
+			got = (int)(intptr_t)res;
+			ck_assert(got == WEFT_READABLE || got == -ECANCELED);
+		} else {
+			struct weft_deadline d;
+			ck_assert_int_eq(weft_deadline_enter(
+						 &d, (i * 104729) % 200 *
+							     WEFT_USEC),
+					 0);
+			got = weft_wait_fd(p[0], WEFT_READABLE);
+			(void)weft_deadline_leave(&d);
+			ck_assert(got == WEFT_READABLE || got == -ETIMEDOUT);
+		}
+		ck_assert_int_eq(weft_join(w, NULL), 0);
+		char c;
+		if (got == WEFT_READABLE) {
+			ck_assert_int_eq(read(p[0], &c, 1), 1);
+			seen[0]++;
+		} else {
+			/* The byte came after: a wait now finds it. */
+			ck_assert_int_eq(weft_wait_fd(p[0], WEFT_READABLE),
+					 WEFT_READABLE);
+			ck_assert_int_eq(read(p[0], &c, 1), 1);
+			seen[got == -ETIMEDOUT ? 1 : 2]++;
+		}
+		ck_assert_int_eq(weft_close(p[0]), 0);
+		close(p[1]);
+	}
+	/* Both outcomes happened, or the race was not driven. */
+	ck_assert_msg(seen[0] && seen[1] && seen[2],
+		      "readable %ld, timed out %ld, cancelled %ld", seen[0],
+		      seen[1], seen[2]);
+	return arg;
+}
+
+START_TEST(event_deadline_and_cancel_race)
+{
+	weft_test_run(race_main, NULL, 2);
+}
+END_TEST
+
+/* Internal test interface (sync/select.c): called after each case's
+ * try that found it not ready, before the select locks and links. */
+extern void (*weft__select_after_try)(int i);
+
+static int window_fd;
+
+/* A byte between the case's poll and its link, harvested before the
+ * link (an idle worker sleeps in the poll set, or the monitor looks): the
+ * edge moved the fd's tick, and epoll reports it once. */
+static void byte_in_the_window(int i)
+{
+	(void)i;
+	ck_assert_int_eq(write(window_fd, "e", 1), 1);
+	int64_t until = weft_now() + 20 * MS;
+	while (weft_now() < until)
+		;
+}
+
+static void *window_main(void *arg)
+{
+	for (int round = 0; round < 5; round++) {
+		int p[2];
+		make_pipe(p);
+		window_fd = p[1];
+		struct weft_deadline d;
+		ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+		weft__select_after_try = byte_in_the_window;
+		int r = weft_wait_fd(p[0], WEFT_READABLE);
+		weft__select_after_try = NULL;
+		(void)weft_deadline_leave(&d);
+		ck_assert_int_eq(r, WEFT_READABLE);
+		ck_assert_int_eq(weft_close(p[0]), 0);
+		close(p[1]);
+	}
+	return arg;
+}
+
+START_TEST(edge_between_poll_and_link_is_not_lost)
+{
+	weft_test_run(window_main, NULL, 2);
+}
+END_TEST
+
+/* Many tasks each wait on a pipe and read what plain threads write to it,
+ * across four workers: every byte is read, and nobody waits for good. */
+#define PIPES 32
+#define WRITERS 2
+
+struct pipes {
+	int p[PIPES][2];
+	long bytes; /* per pipe */
+};
+
+static void *reader_task(void *arg)
+{
+	int *p = arg;
+	long got = 0;
+	char buf[64];
+	for (;;) {
+		int r = weft_wait_fd(p[0], WEFT_READABLE);
+		ck_assert_int_eq(r, WEFT_READABLE);
+		ssize_t n = read(p[0], buf, sizeof(buf));
+		if (n == 0)
+			break;
+		if (n < 0) {
+			ck_assert_int_eq(errno, EAGAIN); /* spurious */
+			continue;
+		}
+		got += n;
+	}
+	return (void *)got;
+}
+
+static struct pipes pipes;
+
+static void *writer_thread(void *arg)
+{
+	int first = (int)(intptr_t)arg;
+	for (long b = 0; b < pipes.bytes; b++)
+		for (int i = first; i < PIPES; i += WRITERS)
+			ck_assert_int_eq(write(pipes.p[i][1], "w", 1), 1);
+	for (int i = first; i < PIPES; i += WRITERS)
+		close(pipes.p[i][1]);
+	return NULL;
+}
+
+static void *many_main(void *arg)
+{
+	pipes.bytes = weft_test_scaled(2000, 100);
+	weft_task_t t[PIPES];
+	for (int i = 0; i < PIPES; i++) {
+		make_pipe(pipes.p[i]);
+		ck_assert_int_eq(weft_spawn(&t[i], reader_task, pipes.p[i]),
+				 0);
+	}
+	pthread_t th[WRITERS];
+	for (int i = 0; i < WRITERS; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, writer_thread,
+						(void *)(intptr_t)i),
+				 0);
+	for (int i = 0; i < WRITERS; i++)
+		ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+	for (int i = 0; i < PIPES; i++) {
+		void *got;
+		ck_assert_int_eq(weft_join(t[i], &got), 0);
+		ck_assert_int_eq((long)got, pipes.bytes);
+		ck_assert_int_eq(weft_close(pipes.p[i][0]), 0);
+	}
+	return arg;
+}
+
+START_TEST(many_waiters_across_workers)
+{
+	weft_test_run(many_main, NULL, 4);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("io_wait_fd");
+	TCase *tc = tcase_create("wait_fd");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, readable_when_a_byte_arrives);
+	tcase_add_test(tc, ready_at_once);
+	tcase_add_test(tc, writable_when_room_and_either_of_both);
+	tcase_add_test(tc, close_cancel_and_deadline_end_a_wait);
+	tcase_add_test(tc, bad_input);
+	tcase_add_test(tc, select_mixes_fds_with_other_cases);
+	tcase_add_test(tc, plain_thread_polls);
+	tcase_add_test(tc, event_deadline_and_cancel_race);
+	tcase_add_test(tc, edge_between_poll_and_link_is_not_lost);
+	tcase_add_test(tc, many_waiters_across_workers);
+	suite_add_tcase(s, tc);
+	return weft_test_main(s);
+}
