@@ -10,7 +10,9 @@
 
 #include "weft/io.h"
 #include "weft/select.h"
+#include "runtime/coop.h"
 #include "runtime/self.h"
+#include "runtime/task.h"
 
 /* poll(2) until fd is ready for events, retrying EINTR as the plain
  * thread's socket calls do. */
@@ -47,6 +49,14 @@ int weft_wait_fd(int fd, unsigned events)
 		return -EBADF;
 	if (!weft__driver_current())
 		return poll_until_ready(fd, events);
+	/* As weft's own calls (io/call.h): the budget, so that a library's
+	 * reads that keep finding bytes yield now and then; and a cancelled
+	 * task or one past its deadline is told before the select, which
+	 * would complete a ready case in it, so that a loop whose peer keeps
+	 * bytes coming ends (weft/io.h). */
+	if ((i = weft__coop_spend(weft__self())) ||
+	    (i = weft__wait_check(weft__task_current())))
+		return i;
 	if (events & WEFT_READABLE)
 		c[n++] = (struct weft_select_case)WEFT_CASE_READABLE(fd);
 	if (events & WEFT_WRITABLE)

@@ -96,10 +96,8 @@ static void *at_once_main(void *arg)
 	/* A regular file, which epoll cannot watch, is always ready. */
 	FILE *f = tmpfile();
 	ck_assert_ptr_nonnull(f);
-	ck_assert_int_eq(weft_wait_fd(fileno(f), WEFT_READABLE),
-			 WEFT_READABLE);
-	ck_assert_int_eq(weft_wait_fd(fileno(f), WEFT_WRITABLE),
-			 WEFT_WRITABLE);
+	ck_assert_int_eq(weft_wait_fd(fileno(f), WEFT_READABLE), WEFT_READABLE);
+	ck_assert_int_eq(weft_wait_fd(fileno(f), WEFT_WRITABLE), WEFT_WRITABLE);
 	fclose(f);
 	ck_assert_int_eq(weft_close(sv[0]), 0);
 	close(sv[1]);
@@ -254,6 +252,149 @@ START_TEST(bad_input)
 }
 END_TEST
 
+/* A library closes its own fd with close(2) (libpq's PQfinish, c-ares
+ * after each query) and a new file takes the number: the kernel dropped
+ * the old file from the poll set, so a wait on the new one that trusted
+ * the record's registration would never hear of it. */
+static void *reused_number_main(void *arg)
+{
+	int p[2], q[2];
+	make_pipe(p);
+	ck_assert_int_eq(write(p[1], "a", 1), 1);
+	ck_assert_int_eq(weft_wait_fd(p[0], WEFT_READABLE), WEFT_READABLE);
+	/* The number goes to a new pipe behind weft's back: dup2 closes the
+	 * old file, with no window in which another thread's fd could take
+	 * the number (the lowest free one). */
+	make_pipe(q);
+	ck_assert_int_eq(dup2(q[0], p[0]), p[0]);
+	ck_assert_int_eq(close(q[0]), 0);
+	ck_assert_int_eq(close(p[1]), 0);
+	struct later l = { q[1], 20 * MS };
+	weft_task_t w;
+	ck_assert_int_eq(weft_spawn(&w, write_later, &l), 0);
+	struct weft_deadline d;
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	/* Until the byte is read: an edge of the old file harvested late
+	 * may wake the first wait early. */
+	char c;
+	int r;
+	while ((r = weft_wait_fd(p[0], WEFT_READABLE)) == WEFT_READABLE &&
+	       read(p[0], &c, 1) != 1)
+		ck_assert_int_eq(errno, EAGAIN);
+	(void)weft_deadline_leave(&d);
+	ck_assert_int_eq(r, WEFT_READABLE);
+	ck_assert_int_eq(weft_join(w, NULL), 0);
+	ck_assert_int_eq(weft_close(p[0]), 0);
+	close(q[1]);
+	return arg;
+}
+
+START_TEST(number_reused_after_a_libraries_close)
+{
+	weft_test_run(reused_number_main, NULL, 2);
+}
+END_TEST
+
+/* A cancelled task, or one past its deadline, is told so though its fd
+ * is ready, as weft_recv tells it before its attempt (weft/io.h): a loop
+ * around a library's read whose peer keeps bytes coming must end. */
+static void *cancelled_reader(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	while (!weft_is_cancelled(weft_current()))
+		(void)weft_yield();
+	char c;
+	ck_assert_int_eq(weft_recv(fd, &c, 1, MSG_DONTWAIT), -ECANCELED);
+	return (void *)(intptr_t)weft_wait_fd(fd, WEFT_READABLE);
+}
+
+static void *told_main(void *arg)
+{
+	int sv[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ck_assert_int_eq(write(sv[1], "r", 1), 1);
+	weft_task_t t;
+	ck_assert_int_eq(weft_spawn(&t, cancelled_reader,
+				    (void *)(intptr_t)sv[0]),
+			 0);
+	ck_assert_int_eq(weft_cancel(t), 0);
+	void *res;
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_int_eq((int)(intptr_t)res, -ECANCELED);
+
+	struct weft_deadline d;
+	char c;
+	ck_assert_int_eq(weft_deadline_enter(&d, 0), 0);
+	ck_assert_int_eq(weft_recv(sv[0], &c, 1, MSG_DONTWAIT), -ETIMEDOUT);
+	ck_assert_int_eq(weft_wait_fd(sv[0], WEFT_READABLE), -ETIMEDOUT);
+	ck_assert_int_eq(weft_deadline_leave(&d), 1);
+	/* The scope left, the byte is there. */
+	ck_assert_int_eq(weft_wait_fd(sv[0], WEFT_READABLE), WEFT_READABLE);
+	ck_assert_int_eq(weft_close(sv[0]), 0);
+	close(sv[1]);
+	return arg;
+}
+
+START_TEST(cancelled_or_expired_task_is_told_though_ready)
+{
+	weft_test_run(told_main, NULL, 1);
+}
+END_TEST
+
+/* A task whose fd is always ready (its peer keeps bytes coming) and that
+ * reads it itself never parks: weft_wait_fd spends the cooperative budget
+ * as weft's own calls do (runtime/coop.h), so a task that yielded on the
+ * same worker runs again before the reader has drained the pipe. One
+ * worker. */
+struct hot {
+	int p[2];
+	long filled, taken;
+	atomic_bool stop;
+};
+
+static void *hot_reader(void *arg)
+{
+	struct hot *h = arg;
+	char c;
+	while (!atomic_load(&h->stop)) {
+		ck_assert_int_eq(weft_wait_fd(h->p[0], WEFT_READABLE),
+				 WEFT_READABLE);
+		ck_assert_int_eq(read(h->p[0], &c, 1), 1);
+		h->taken++;
+	}
+	return NULL;
+}
+
+static void *hot_main(void *arg)
+{
+	struct hot h = { .taken = 0 };
+	char buf[4096] = { 0 };
+	ssize_t n;
+	make_pipe(h.p);
+	ck_assert_int_eq(fcntl(h.p[1], F_SETFL, O_NONBLOCK), 0);
+	while ((n = write(h.p[1], buf, sizeof(buf))) > 0)
+		h.filled += n;
+	weft_task_t reader;
+	ck_assert_int_eq(weft_spawn(&reader, hot_reader, &h), 0);
+	ck_assert_int_eq(weft_yield(), 0);
+	atomic_store(&h.stop, true);
+	ck_assert(write(h.p[1], "x", 1) == 1 || errno == EAGAIN);
+	ck_assert_int_eq(weft_join(reader, NULL), 0);
+	ck_assert_int_gt(h.taken, 0);
+	ck_assert_msg(h.taken < h.filled / 4,
+		      "main ran again after %ld of %ld waits", h.taken,
+		      h.filled);
+	ck_assert_int_eq(weft_close(h.p[0]), 0);
+	close(h.p[1]);
+	return arg;
+}
+
+START_TEST(hot_waiter_yields)
+{
+	weft_test_run(hot_main, NULL, 1);
+}
+END_TEST
+
 /* ---- beside other operations -------------------------------------------- */
 
 static void *select_main(void *arg)
@@ -401,8 +542,8 @@ static void *race_main(void *arg)
 			ck_assert_int_eq(weft_spawn(&t, cancel_target,
 						    (void *)(intptr_t)p[0]),
 					 0);
-			int64_t until = weft_now() + (i * 104729) % 200 *
-							     WEFT_USEC;
+			int64_t until = weft_now() +
+					(i * 104729) % 200 * WEFT_USEC;
 			while (weft_now() < until)
 				;
 			ck_assert_int_eq(weft_cancel(t), 0);
@@ -412,9 +553,10 @@ static void *race_main(void *arg)
 			ck_assert(got == WEFT_READABLE || got == -ECANCELED);
 		} else {
 			struct weft_deadline d;
-			ck_assert_int_eq(weft_deadline_enter(
-						 &d, (i * 104729) % 200 *
-							     WEFT_USEC),
+			ck_assert_int_eq(weft_deadline_enter(&d,
+							     (i * 104729) %
+								     200 *
+								     WEFT_USEC),
 					 0);
 			got = weft_wait_fd(p[0], WEFT_READABLE);
 			(void)weft_deadline_leave(&d);
@@ -540,8 +682,7 @@ static void *many_main(void *arg)
 	weft_task_t t[PIPES];
 	for (int i = 0; i < PIPES; i++) {
 		make_pipe(pipes.p[i]);
-		ck_assert_int_eq(weft_spawn(&t[i], reader_task, pipes.p[i]),
-				 0);
+		ck_assert_int_eq(weft_spawn(&t[i], reader_task, pipes.p[i]), 0);
 	}
 	pthread_t th[WRITERS];
 	for (int i = 0; i < WRITERS; i++)
@@ -575,6 +716,9 @@ int main(void)
 	tcase_add_test(tc, writable_when_room_and_either_of_both);
 	tcase_add_test(tc, close_cancel_and_deadline_end_a_wait);
 	tcase_add_test(tc, bad_input);
+	tcase_add_test(tc, number_reused_after_a_libraries_close);
+	tcase_add_test(tc, cancelled_or_expired_task_is_told_though_ready);
+	tcase_add_test(tc, hot_waiter_yields);
 	tcase_add_test(tc, select_mixes_fds_with_other_cases);
 	tcase_add_test(tc, plain_thread_polls);
 	tcase_add_test(tc, event_deadline_and_cancel_race);

@@ -531,6 +531,44 @@ static int poll_now(int fd, enum weft__dir dir)
 	return p.revents & POLLNVAL ? -EBADF : r > 0;
 }
 
+/* Between enter and leave, fd not ready: whether the poll set still holds
+ * the file of fd's registration. A library closes its own fd with close(2)
+ * (libpq's PQfinish, c-ares after each query), and once a new file takes
+ * the number the record still says REGISTERED while the kernel dropped the
+ * old file from the set: no event for the new one would ever come. An
+ * EPOLL_CTL_ADD says EEXIST if the file is there; unlike a MOD it re-arms
+ * nothing (a MOD queues the other direction's edge again, an event to
+ * harvest per wait). If the ADD took the new file, lets the number go as
+ * for a new fd of weft's own (weft__fdready_fresh; forget drops that
+ * registration too) and says false: watch again, which registers it. */
+static bool registration_holds(struct fdrec *rec, int fd, uint32_t gen)
+{
+	struct epoll_event ev = {
+		.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+		/* The old gen: an event of it is dropped once forget moved
+		 * the gen. */
+		.data.u64 = (uint64_t)gen << 32 | (uint32_t)fd,
+	};
+	bool holds = true;
+
+	weft__spin_lock(&rec->lock);
+	/* The gen moved since the enter: another watch found the same stale
+	 * registration and let it go (its link would say -EBADF of an open
+	 * fd), or a weft_close came, which the watch again says. */
+	if (gen_of(rec) != gen) {
+		holds = false;
+		/* relaxed: under the lock, as every write of reg. */
+	} else if (reg_state(atomic_load_explicit(&rec->reg,
+						  memory_order_relaxed)) ==
+			   REGISTERED &&
+		   !epoll_ctl(weft__pollset_fd(), EPOLL_CTL_ADD, fd, &ev)) {
+		forget(rec, fd);
+		holds = false;
+	}
+	weft__spin_unlock(&rec->lock);
+	return holds;
+}
+
 /* A watch is a call without a try: the poll is its attempt, made between
  * enter and leave so that it reaches the file the watch began on. */
 int weft__fdready_watch(struct weft__fd_watch *fw, int fd, enum weft__dir dir)
@@ -544,6 +582,7 @@ int weft__fdready_watch(struct weft__fd_watch *fw, int fd, enum weft__dir dir)
 		return -EOPNOTSUPP;
 	if (!(rec = rec_of(fd, true)))
 		return no_record(fd);
+again:
 	/* acquire: as weft__fdready_begin's. */
 	fw->gen = atomic_load_explicit(&rec->gen, memory_order_acquire);
 	if ((r = ensure_registered(rec, fd)) < 0)
@@ -557,6 +596,10 @@ int weft__fdready_watch(struct weft__fd_watch *fw, int fd, enum weft__dir dir)
 	if (!enter(rec, fd, fw->gen))
 		return -EBADF;
 	r = poll_now(fd, dir);
+	if (!r && !registration_holds(rec, fd, fw->gen)) {
+		leave(rec, fd);
+		goto again;
+	}
 	leave(rec, fd);
 	return r;
 }

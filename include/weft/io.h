@@ -155,7 +155,11 @@ int weft_close(int fd);
  * the next call says so. It is not consumed: the read that follows may
  * still find nothing (another reader was first); call again then. In a
  * task, fd joins weft's epoll set (see O_NONBLOCK above); close it with
- * weft_close. weft_select's READABLE and WRITABLE cases wait on an fd
+ * weft_close where you can. A library that closes it with close(2) itself
+ * (PQfinish, c-ares) may: the next wait on a file that took the number
+ * finds it missing from the set and registers it. As weft_recv, it says
+ * -ECANCELED or -ETIMEDOUT in a cancelled task or past its deadline even
+ * if fd is ready. weft_select's READABLE and WRITABLE cases wait on an fd
  * beside other operations (weft/select.h). On a plain thread it is
  * poll(2) itself (a weft_close on another thread does not end it).
  * Returns the one of events found ready
