@@ -796,6 +796,41 @@ static void step_plain(void)
 	EXPECT(weft_queue_destroy(&p.q) == 0, "destroy");
 }
 
+/* Writes a byte to the fd after a millisecond. */
+static void *byte_later(void *arg)
+{
+	int r;
+	RETRY(r, weft_sleep(WEFT_MSEC));
+	EXPECT(write((int)(intptr_t)arg, "b", 1) == 1, "write");
+	return NULL;
+}
+
+/* weft_wait_fd on a pipe's number in a part of weft's fd table not made
+ * yet (its chunk is allocated on first use), waiting for a byte. */
+static void step_wait_fd(void)
+{
+	int p[2], fd, r;
+	weft_task_t t;
+	char c;
+
+	EXPECT(pipe(p) == 0, "pipe");
+	fd = fcntl(p[0], F_DUPFD_CLOEXEC, 3000);
+	EXPECT(fd >= 3000, "dup %d", fd);
+	close(p[0]);
+	RETRY(r, weft_spawn(&t, byte_later, (void *)(intptr_t)p[1]));
+	EXPECT(r == 0, "spawn %d", r);
+	bool spawned = r == 0;
+	if (!spawned)
+		EXPECT(write(p[1], "b", 1) == 1, "write");
+	RETRY(r, weft_wait_fd(fd, WEFT_READABLE));
+	EXPECT(r == WEFT_READABLE, "wait_fd %d", r);
+	EXPECT(read(fd, &c, 1) == 1, "read");
+	if (spawned)
+		EXPECT(weft_join(t, NULL) == 0, "join");
+	EXPECT(weft_close(fd) == 0, "close");
+	close(p[1]);
+}
+
 /* wait_first over more tasks than it keeps on its stack. */
 static void step_wait_first(void)
 {
@@ -874,6 +909,7 @@ static void *scenario(void *arg)
 	step_blocking();
 	step_plain();
 	step_wait_first();
+	step_wait_fd();
 	step_signal_dump();
 	return (void *)0x5ca1;
 }
