@@ -31,20 +31,23 @@
 
 /* Before a task's I/O call: 0, or after the task's budget ran out, its
  * yield's result (0, or -ECANCELED: the call fails without its attempt,
- * as any blocking call of a cancelled task does). On a worker only. */
+ * as any blocking call of a cancelled task does). In a task on w.
+ *
+ * The count is the worker's, not the task's: one task runs on a worker
+ * at a time, and its run ends with the pick that moves the tick, so a
+ * count begun at another tick is another run's. Kept beside the ticks,
+ * it touches no line of the task's (an A/B of the two places with
+ * bench/floor showed no difference in CPU per request, 1.000-1.004). */
 static inline int weft__coop_spend(struct weft_worker *w)
 {
-	struct weft_task *t = w->current;
 	/* Relaxed: the owner is the only writer of its ticks. */
 	uint64_t tick = atomic_load_explicit(&w->ticks, memory_order_relaxed);
 
-	if (!t)
-		return 0;
-	if (t->coop_tick != tick) {
-		t->coop_tick = tick;
-		t->coop_used = 0;
+	if (w->coop_tick != tick) {
+		w->coop_tick = tick;
+		w->coop_used = 0;
 	}
-	if (++t->coop_used < WEFT__COOP_BUDGET)
+	if (++w->coop_used < WEFT__COOP_BUDGET)
 		return 0;
 	return weft_yield();
 }

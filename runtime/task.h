@@ -114,8 +114,6 @@ struct weft_task {
 	const void *spawn_site; /* the caller of weft_spawn */
 	int64_t ready_at;       /* a sampled runnable time, or 0 (see
 					* metrics.h) */
-	uint64_t coop_tick;     /* its worker's tick when its run began */
-	unsigned coop_used;     /* I/O calls since (coop.h) */
 #ifdef WEFT_TSAN
 	void *tsan_fiber;
 #endif

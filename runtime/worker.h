@@ -47,7 +47,11 @@ struct __attribute__((aligned(64))) weft_worker {
 	uint16_t harvested_at, timers_checked_at;
 	_Atomic(struct weft_task *) runnext; /* place 1 of runq.h */
 	_Atomic uint64_t ticks; /* tasks run so far; thieves read it */
-	uint64_t spawned;       /* for task ids */
+	/* The running task's cooperative budget (coop.h), on the line of
+	 * the ticks it is checked against. */
+	uint64_t coop_tick; /* the tick its run began at */
+	unsigned coop_used; /* its I/O calls since */
+	uint64_t spawned;   /* for task ids */
 	int id;
 	bool searching;
 	bool sleeping;        /* in the idle set, under idle.mu */
