@@ -16,7 +16,8 @@
  *    After a retryable send failure they (and the unsent tail of the bytes
  *    being written) are still there, in order; after a final one werror is
  *    set, wlen is 0, and nothing is ever sent again. Until then, wcap
- *    exceeds WEFT_STREAM_WBUF only while such a kept tail is unsent.
+ *    is 0 or at least WEFT_STREAM_WBUF, and exceeds it only while such a
+ *    kept tail is unsent.
  *  - Closed (fd < 0, only after weft_stream_close): every transfer call
  *    returns -EBADF before it allocates, so a stream used after its close
  *    neither leaks a buffer nor takes a write it can never send.
@@ -159,6 +160,19 @@ static ssize_t fill(struct weft_stream *s, size_t want, const char *call)
 	return n;
 }
 
+/* The room to receive into for a call that needs want bytes: the whole
+ * buffer, but no more than the usual size, so that reserve() gives back an
+ * empty buffer a big readexactly grew. Asking for the whole of such a
+ * buffer kept it for good for every call but a readuntil (whose line_room
+ * stops at the limit): a protocol framed by lengths held its biggest
+ * frame's memory, as the write side did before shrink_drained. */
+static size_t room(const struct weft_stream *s, size_t want)
+{
+	size_t usual = max_size(s->limit, RBUF_MIN);
+
+	return max_size(want, s->rcap < usual ? s->rcap : usual);
+}
+
 /* Takes n buffered bytes out; they stay where they are until a later
  * reserve(). */
 static void take(struct weft_stream *s, size_t n)
@@ -260,7 +274,7 @@ ssize_t weft_stream_readexactly(struct weft_stream *s, void *buf, size_t n)
 	if (closed(s))
 		return -EBADF;
 	while (s->rlen < n) {
-		r = fill(s, max_size(n, s->rcap), "stream readexactly");
+		r = fill(s, room(s, n), "stream readexactly");
 		if (r < 0)
 			return r;
 		if (r == 0)
@@ -292,7 +306,7 @@ ssize_t weft_stream_read(struct weft_stream *s, void *buf, size_t n)
 				s->eof = true;
 			return r;
 		}
-		r = fill(s, max_size(s->rcap, RBUF_MIN), "stream read");
+		r = fill(s, room(s, RBUF_MIN), "stream read");
 		if (r <= 0)
 			return r;
 	}
@@ -334,12 +348,18 @@ static int keep_unsent(struct weft_stream *s, size_t off, const char *rest,
 	if (!rest_len)
 		return err;
 	if (left + rest_len > s->wcap) {
-		if (!(p = realloc(s->wbuf, left + rest_len))) {
+		/* Never less than the usual size: a buffer made for a small
+		 * tail (of a write too big to buffer, when there was none)
+		 * would stay that small, shrink_drained keeping it, and every
+		 * later write bigger than it would go out unbuffered. */
+		size_t cap = max_size(left + rest_len, WEFT_STREAM_WBUF);
+
+		if (!(p = realloc(s->wbuf, cap))) {
 			err = -ENOMEM; /* some bytes went, some cannot wait */
 			goto final;
 		}
 		s->wbuf = p;
-		s->wcap = left + rest_len;
+		s->wcap = cap;
 	}
 	memcpy(s->wbuf + left, rest, rest_len);
 	s->wlen += rest_len;

@@ -268,6 +268,16 @@ static void *send_close(void *arg)
 	return NULL;
 }
 
+/* Sends len bytes of buf; the stream stays open. */
+static void *send_open(void *arg)
+{
+	struct drain *d = arg;
+
+	ck_assert_int_eq(weft_send_all(d->fd, d->buf, d->len, 0, NULL),
+			 (ssize_t)d->len);
+	return NULL;
+}
+
 /* readexactly of more than the buffer holds, in pieces of every size. */
 static void *exact_main(void *arg)
 {
@@ -300,9 +310,52 @@ static void *exact_main(void *arg)
 	return NULL;
 }
 
+/* The read buffer a big readexactly grew goes back to the usual size once
+ * empty, whichever call reads next. Only a readuntil shrank it: a
+ * protocol framed by lengths (readexactly, read) held its biggest frame's
+ * memory for good, as the write side did before it shrank too. */
+static void *exact_shrinks_main(void *arg)
+{
+	struct pair p = tcp_pair();
+	size_t big = 1u << 20, usual = WEFT_STREAM_LIMIT;
+	uint8_t *out = malloc(big), *in = malloc(big);
+	struct drain dr = { p.a, out, big };
+	struct weft_stream s;
+	weft_task_t t;
+	char buf[8];
+
+	io_fill(out, big, 9, 0);
+	ck_assert_int_eq(weft_stream_init(&s, p.b, 0), 0);
+	ck_assert_int_eq(weft_spawn(&t, send_open, &dr), 0);
+	ck_assert_int_eq(weft_stream_readexactly(&s, in, big), (ssize_t)big);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	ck_assert(!memcmp(in, out, big));
+	ck_assert_uint_ge(s.rcap, big);
+	ck_assert_uint_eq(weft_stream_buffered(&s), 0);
+	send_str(p.a, "abcd");
+	ck_assert_int_eq(weft_stream_readexactly(&s, buf, 4), 4);
+	ck_assert(!memcmp(buf, "abcd", 4));
+	ck_assert_uint_le(s.rcap, usual);
+	/* And after a plain read. */
+	ck_assert_int_eq(weft_spawn(&t, send_open, &dr), 0);
+	ck_assert_int_eq(weft_stream_readexactly(&s, in, big), (ssize_t)big);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	ck_assert_uint_ge(s.rcap, big);
+	send_str(p.a, "efgh");
+	ck_assert_int_eq(weft_stream_read(&s, buf, sizeof(buf)), 4);
+	ck_assert(!memcmp(buf, "efgh", 4));
+	ck_assert_uint_le(s.rcap, usual);
+	weft_stream_close(&s, 0);
+	weft_close(p.a);
+	free(in);
+	free(out);
+	return NULL;
+}
+
 START_TEST(readexactly_large)
 {
 	weft_test_run(exact_main, NULL, WORKERS);
+	weft_test_run(exact_shrinks_main, NULL, WORKERS);
 }
 END_TEST
 
@@ -680,9 +733,48 @@ static void *wbuf_shrinks_main(void *arg)
 	return NULL;
 }
 
+/* A big write with no buffer yet (the stream's first, or the first after a
+ * burst's buffer was freed) cut short with a small tail unsent: the buffer
+ * made to keep the tail was the tail's size, and stayed so once drained,
+ * so every later write bigger than the tail went out at once, unbuffered,
+ * for good. Over a pipe of 16 KiB, which takes all but 100 bytes. */
+static void *small_tail_main(void *arg)
+{
+	size_t len = WEFT_STREAM_WBUF + 100, half = WEFT_STREAM_WBUF / 2;
+	uint8_t *out = malloc(len), *in = malloc(len);
+	struct weft_deadline d;
+	struct weft_stream s;
+	int fds[2];
+
+	io_fill(out, len, 13, 0);
+	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+	ck_assert_int_eq(fcntl(fds[1], F_SETPIPE_SZ, WEFT_STREAM_WBUF),
+			 WEFT_STREAM_WBUF);
+	ck_assert_int_eq(weft_stream_init(&s, fds[1], 0), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, 20 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_stream_write(&s, out, len), -ETIMEDOUT);
+	weft_deadline_leave(&d);
+	ck_assert_uint_eq(weft_stream_unsent(&s), 100);
+	ck_assert_int_eq(read(fds[0], in, len), WEFT_STREAM_WBUF);
+	ck_assert_int_eq(weft_stream_flush(&s), 0);
+	ck_assert_int_eq(read(fds[0], in + WEFT_STREAM_WBUF, 100), 100);
+	ck_assert(!memcmp(in, out, len));
+	/* Half the usual buffer is buffered, not sent. */
+	ck_assert_int_eq(weft_stream_write(&s, out, half), (ssize_t)half);
+	ck_assert_uint_eq(weft_stream_unsent(&s), half);
+	ck_assert_int_eq(weft_stream_close(&s, 0), 0);
+	ck_assert_int_eq(read(fds[0], in, len), (ssize_t)half);
+	ck_assert(!memcmp(in, out, half));
+	close(fds[0]);
+	free(out);
+	free(in);
+	return NULL;
+}
+
 START_TEST(write_buffer_shrinks_after_burst)
 {
 	weft_test_run(wbuf_shrinks_main, NULL, WORKERS);
+	weft_test_run(small_tail_main, NULL, WORKERS);
 }
 END_TEST
 
