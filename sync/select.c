@@ -201,9 +201,22 @@ static void unlock_all_cb(void *s)
 
 /* ---- one case ----------------------------------------------------------- */
 
+/* Whether the timeout case comes first: at or before the caller's
+ * deadline (time.h's tie rule; a plain thread has none). */
+static bool timeout_first(struct sel *s)
+{
+	return !s->w.task || s->until <= s->w.task->deadline;
+}
+
+/* A timeout found due as the cases are linked wins only if the deadline
+ * did not come before it: a select held up between its wait's begin and
+ * the linking (its worker preempted, a case's lock held) may find both
+ * passed, and its timer, armed for the deadline, not fired yet. Then it
+ * parks, and that timer, due, ends the wait with -ETIMEDOUT. */
 static bool timeout_due(struct sel *s, struct weft_select_case *c)
 {
-	return s->cases + s->timeout_case == c && s->until <= weft_now();
+	return s->cases + s->timeout_case == c && timeout_first(s) &&
+	       s->until <= weft_now();
 }
 
 /*
@@ -446,8 +459,7 @@ static int park_thread(struct sel *s)
  * timeout case's is the timeout case winning (time.h's tie rule). */
 static int aborted(struct sel *s, int r)
 {
-	if (r == -ETIMEDOUT && s->timeout_case >= 0 &&
-	    (!s->w.task || s->until <= s->w.task->deadline)) {
+	if (r == -ETIMEDOUT && s->timeout_case >= 0 && timeout_first(s)) {
 		s->cases[s->timeout_case].status = 0;
 		return s->timeout_case;
 	}

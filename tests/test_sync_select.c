@@ -1359,6 +1359,66 @@ START_TEST(timeout_ties_deadline)
 }
 END_TEST
 
+/*
+ * A deadline strictly before the timeout case wins even when the select
+ * comes to look only once both have passed: its wait began before the
+ * deadline, then the select was held up before it linked its cases (its
+ * worker preempted, or, here, a plain thread holding a case's lock, as one
+ * preempted inside weft_event_set would). Its timer, armed for the
+ * deadline on a worker busy with that very select, has not fired yet, so
+ * linking meets the timeout due and the deadline passed: the deadline came
+ * first, and the select must say -ETIMEDOUT, as a sleep does
+ * (test_timer's tie), not complete its timeout case. One worker: no
+ * monitor fires the timer meanwhile.
+ */
+struct late_link {
+	struct weft_event e;
+	int64_t deadline;
+	atomic_bool held;
+};
+
+static void *late_link_holder(void *arg)
+{
+	struct late_link *l = arg;
+
+	weft__spin_lock(&l->e.wq.lock);
+	atomic_store(&l->held, true);
+	/* Past the deadline and the timeout case (a millisecond after it,
+	 * plus the time the task takes to compute it), with room. */
+	while (weft_now() < l->deadline + 50 * WEFT_MSEC)
+		usleep(1000);
+	weft__spin_unlock(&l->e.wq.lock);
+	return NULL;
+}
+
+static void *late_link_main(void *arg)
+{
+	struct late_link l = { .held = false };
+	struct weft_deadline d;
+	pthread_t th;
+
+	ck_assert_int_eq(weft_event_init(&l.e), 0);
+	l.deadline = weft_now() + 20 * WEFT_MSEC;
+	struct weft_select_case cs[] = { WEFT_CASE_EVENT(&l.e),
+					 WEFT_CASE_TIMEOUT(21 * WEFT_MSEC) };
+	ck_assert_int_eq(pthread_create(&th, NULL, late_link_holder, &l), 0);
+	while (!atomic_load(&l.held))
+		;
+	ck_assert_int_eq(weft_deadline_enter_at(&d, l.deadline), 0);
+	int r = weft_select(cs, 2);
+	ck_assert_int_eq(weft_deadline_leave(&d), 1);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_int_eq(r, -ETIMEDOUT);
+	ck_assert(weft__waitq_empty(&l.e.wq));
+	return NULL;
+}
+
+START_TEST(deadline_before_timeout_seen_late)
+{
+	weft_test_run(late_link_main, NULL, 1);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("sync_select");
@@ -1380,6 +1440,7 @@ int main(void)
 	tcase_add_test(tc, same_queue_window);
 	tcase_add_test(tc, timeouts_only_cancelled);
 	tcase_add_test(tc, timeout_ties_deadline);
+	tcase_add_test(tc, deadline_before_timeout_seen_late);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }
