@@ -117,9 +117,10 @@ static void *order_main(void *arg)
 	for (int i = 1; i < ORDER_N; i++)
 		if (o.woke[i] < o.woke[i - 1])
 			inversions++;
-	/* A worker that wakes later than a gap fires several timers at once,
-	 * and those resume through the run-next slot, last first: the gap is
-	 * wide so that only a badly overloaded machine sees that. */
+	/* A worker that wakes later than a gap fires several timers at once:
+	 * they resume in order through its ready queue, but another worker
+	 * may steal some of them and run them first. The gap is wide so that
+	 * only a badly overloaded machine sees that. */
 	fprintf(stderr, "%d workers: %d sleepers out of order\n",
 		weft_workers(), inversions);
 	ck_assert_int_le(inversions, (int)(intptr_t)arg);
