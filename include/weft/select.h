@@ -42,7 +42,8 @@
  * nothing: the read or write that follows does, and may still find
  * nothing to do (another reader was first), as after poll(2). fd joins
  * weft's poll set as for weft's own calls, which makes it O_NONBLOCK; close
- * it with weft_close. Both cases on one fd wait for either. Tasks only:
+ * it with weft_close where you can (a library's own close(2) is fine, as
+ * for weft_wait_fd). Both cases on one fd wait for either. Tasks only:
  * on a plain thread they complete with -EOPNOTSUPP. weft_wait_fd
  * (weft/io.h) is the one-fd form, and a plain thread's poll(2).
  *
