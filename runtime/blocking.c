@@ -217,6 +217,14 @@ static void job_abort(struct weft__waiter *w, int reason)
 {
 	struct weft__bjob *job = w->data;
 
+	/* Aborts come until the task ends its wait (a second weft_cancel, a
+	 * deadline after a cancel), and once w is settled the job may be
+	 * gone: abandoned, the pool thread discards it when fn returns. A
+	 * settled w has nothing left to abort, and only the aborts (which
+	 * the task's wait lock serialises) abandon: while w waits, the job
+	 * is still the task's. */
+	if (weft__waiter_state(w) != WEFT__WAITING)
+		return;
 	pool_lock();
 	switch (job->state) {
 	case JOB_NEW: /* not queued yet: the submitter sees it and backs off */

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 #include "test_io_util.h"
@@ -303,6 +304,60 @@ START_TEST(abandon_running)
 }
 END_TEST
 
+/* ---- cancelled again after it was abandoned ------------------------------ */
+
+static struct weft__bjob *mapped_job;
+
+/* Unmaps the job: a later look at it faults, in every build. */
+static void unmap_discard(struct weft__bjob *job)
+{
+	munmap(job, sizeof(*job));
+	atomic_fetch_add(&discarded, 1);
+}
+
+static void *run_mapped(void *arg)
+{
+	return (void *)(intptr_t)weft__blocking_run(mapped_job);
+}
+
+static void *cancel_twice_main(void *arg)
+{
+	weft_task_t a;
+	void *res;
+
+	atomic_store(&discarded, 0);
+	atomic_store(&release_jobs, 0);
+	mapped_job = mmap(NULL, sizeof(*mapped_job), PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(mapped_job, MAP_FAILED);
+	mapped_job->fn = slow_seven;
+	mapped_job->arg = (void *)(intptr_t)60000;
+	mapped_job->discard = unmap_discard;
+	ck_assert_int_eq(weft_spawn(&a, run_mapped, NULL), 0);
+	await_pool(1, 0);
+	/* Abandoned: a is woken, but this task keeps the one worker, so a
+	 * is still in its wait when the job ends and is discarded... */
+	ck_assert_int_eq(weft_cancel(a), 0);
+	atomic_store(&release_jobs, 1);
+	for (int i = 0; i < 10000 && !atomic_load(&discarded); i++)
+		usleep(1000);
+	ck_assert_int_eq(atomic_load(&discarded), 1);
+	/* ...and a second cancel (a group's, a deadline's) must not look
+	 * at the job, which is gone. */
+	ck_assert_int_eq(weft_cancel(a), 0);
+	ck_assert_int_eq(weft_join(a, &res), 0);
+	ck_assert_int_eq((intptr_t)res, -ECANCELED);
+	return NULL;
+}
+
+START_TEST(cancel_abandoned_twice)
+{
+	struct weft_config cfg = { .workers = 1, .blocking_threads = 1 };
+
+	ck_assert_int_eq(weft_run(cancel_twice_main, NULL, &cfg, NULL), 0);
+}
+END_TEST
+
 /* ---- weft__blocking_abort (weft_close of a queued file call) ------------ */
 
 static void *run_bjob(void *arg)
@@ -362,6 +417,7 @@ int main(void)
 	tcase_add_test(tc, shutdown_queued);
 	tcase_add_test(tc, plain_thread);
 	tcase_add_test(tc, abandon_running);
+	tcase_add_test(tc, cancel_abandoned_twice);
 	tcase_add_test(tc, abort_job);
 	suite_add_tcase(s, tc);
 	return io_test_main(s);
