@@ -25,6 +25,7 @@
  * acts on them holds the lock, whose release/acquire orders them.
  */
 #include <errno.h>
+#include <limits.h>
 
 #include "weft/sync.h"
 #include "waitq.h"
@@ -32,9 +33,16 @@
 /* A held waiter's settled state: the round has drained, try again. */
 #define ENTER 2
 
+/* Whether parties can be counted: a wait returns an index below it as
+ * an int, which past INT_MAX would read as a negative errno. */
+static bool parties_ok(unsigned parties)
+{
+	return parties && parties <= INT_MAX;
+}
+
 int weft_barrier_init(struct weft_barrier *b, unsigned parties)
 {
-	if (!b || !parties)
+	if (!b || !parties_ok(parties))
 		return -EINVAL;
 	b->parties = parties;
 	b->count = 0;
@@ -143,7 +151,7 @@ static int wait_once(struct weft_barrier *b, bool *again)
 
 int weft_barrier_wait(struct weft_barrier *b)
 {
-	if (!b || !b->parties)
+	if (!b || !parties_ok(b->parties))
 		return -EINVAL;
 	bool again;
 	int r;

@@ -1,6 +1,7 @@
 /* weft_barrier: rounds (nobody passes early, indices 0..n-1 once), a
  * leaving waiter, abort, reset, timeouts, bad input. */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
@@ -104,6 +105,10 @@ static void *barrier_main(void *arg)
 	ck_assert_int_eq(weft_barrier_n_waiting(&b), 0);
 
 	ck_assert_int_eq(weft_barrier_init(&b, 0), -EINVAL);
+	/* A wait's index past INT_MAX would read as an errno. */
+	ck_assert_int_eq(weft_barrier_init(&b, (unsigned)INT_MAX + 1), -EINVAL);
+	struct weft_barrier huge = WEFT_BARRIER_INIT((unsigned)INT_MAX + 1);
+	ck_assert_int_eq(weft_barrier_wait(&huge), -EINVAL);
 	ck_assert_int_eq(weft_barrier_init(NULL, 1), -EINVAL);
 	ck_assert_int_eq(weft_barrier_wait(NULL), -EINVAL);
 	ck_assert_int_eq(weft_barrier_abort(NULL), -EINVAL);

@@ -355,7 +355,8 @@ struct weft_barrier {
 	{ (n), 0, 0, false, WEFT_WAITQ_INIT, WEFT_WAITQ_INIT }
 /* clang-format on */
 
-/* Initialises b for parties tasks (>= 1). Returns 0 or -EINVAL. */
+/* Initialises b for parties tasks (1 to INT_MAX; a WEFT_BARRIER_INIT
+ * beyond makes its waits say -EINVAL). Returns 0 or -EINVAL. */
 int weft_barrier_init(struct weft_barrier *b, unsigned parties);
 /* Waits until parties callers are waiting, then all go on together. Until
  * every one of them has returned (the round drains), callers that come
