@@ -36,6 +36,7 @@
 #include "self.h"
 #include "task.h"
 #include "worker.h"
+#include "../sync/select.h"
 
 #define OUT_BUF (64 * 1024)
 #define MAX_FRAMES 24
@@ -315,11 +316,9 @@ static void view_select(struct weft__waiter *w, struct wait_view *v)
 	for (int i = 0; i < v->ncases && i < SELECT_SHOWN; i++) {
 		v->cases[i].kind = (int)c[i].kind;
 		/* The union's pointer, or an fd case's fd. */
-		v->cases[i].object =
-			c[i].kind == WEFT_SELECT_READABLE ||
-					c[i].kind == WEFT_SELECT_WRITABLE
-				? (const void *)(intptr_t)c[i].fd
-				: c[i].queue;
+		v->cases[i].object = weft__select_is_fd_case(&c[i])
+					     ? (const void *)(intptr_t)c[i].fd
+					     : c[i].queue;
 		v->cases[i].joined = c[i].kind == WEFT_SELECT_JOIN
 					     ? id_of(c[i].task.task)
 					     : 0;

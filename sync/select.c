@@ -90,12 +90,6 @@ static inline struct weft__waiter *case_waiter(struct weft_select_case *c)
 	return &case_priv(c)->w;
 }
 
-static bool is_fd_case(const struct weft_select_case *c)
-{
-	return c->kind == WEFT_SELECT_READABLE ||
-	       c->kind == WEFT_SELECT_WRITABLE;
-}
-
 static struct weft__fd_watch *case_watch(struct weft_select_case *c)
 {
 	return &case_priv(c)->watch;
@@ -130,7 +124,7 @@ static int check_case(const struct weft_select_case *c)
 {
 	if (c->kind == WEFT_SELECT_TIMEOUT)
 		return c->timeout >= 0 ? 0 : -EINVAL;
-	if (is_fd_case(c))
+	if (weft__select_is_fd_case(c))
 		return 0; /* try_case completed a bad fd's */
 	/* Every other kind's primitive is the union's first pointer. */
 	if ((unsigned)c->kind - 1 > WEFT_SELECT_TIMEOUT - 1 || !c->queue)
@@ -231,7 +225,8 @@ static int try_case(struct weft_select_case *c)
 	int r = 0;
 	/* Every kind's primitive but a timeout's and an fd's is the union's
 	 * first pointer. */
-	if (c->kind != WEFT_SELECT_TIMEOUT && !is_fd_case(c) && !c->queue)
+	if (c->kind != WEFT_SELECT_TIMEOUT && !weft__select_is_fd_case(c) &&
+	    !c->queue)
 		return -EINVAL;
 	switch (c->kind) {
 	case WEFT_SELECT_READABLE:

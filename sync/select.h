@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "weft/select.h"
 #include "weft/sync.h"
 #include "weft/task.h"
 #include "../runtime/wait.h"
@@ -20,6 +21,14 @@ static inline bool weft__queue_usable(const struct weft_queue *q)
 {
 	return q && q->elem_size && q->kind <= WEFT_QUEUE_PRIORITY &&
 	       (q->kind != WEFT_QUEUE_PRIORITY || q->cmp);
+}
+
+/* Whether c waits for an fd's readiness (READABLE, WRITABLE): its union
+ * holds an fd, not a primitive's pointer. */
+static inline bool weft__select_is_fd_case(const struct weft_select_case *c)
+{
+	return c->kind == WEFT_SELECT_READABLE ||
+	       c->kind == WEFT_SELECT_WRITABLE;
 }
 
 /* queue.c, under the queue's lock (getters.lock): a get or put that does

@@ -222,14 +222,21 @@ static void forget(struct fdrec *rec, int fd)
 		epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
 }
 
+/* fd's registration in the poll set: both directions, edge-triggered,
+ * its data the record's gen and fd (see top). Lock held. */
+static struct epoll_event registration(struct fdrec *rec, int fd)
+{
+	return (struct epoll_event){
+		.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+		.data.u64 = (uint64_t)gen_of(rec) << 32 | (uint32_t)fd,
+	};
+}
+
 /* Registers fd in the poll set. Lock held. Returns the state or -errno. */
 static int do_register(struct fdrec *rec, int fd)
 {
 	int epfd = weft__pollset_fd();
-	struct epoll_event ev = {
-		.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-		.data.u64 = (uint64_t)gen_of(rec) << 32 | (uint32_t)fd,
-	};
+	struct epoll_event ev = registration(rec, fd);
 	int state = REGISTERED, fl, proto = 0;
 	socklen_t len = sizeof(proto);
 
@@ -543,27 +550,23 @@ static int poll_now(int fd, enum weft__dir dir)
  * registration too) and says false: watch again, which registers it. */
 static bool registration_holds(struct fdrec *rec, int fd, uint32_t gen)
 {
-	struct epoll_event ev = {
-		.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-		/* The old gen: an event of it is dropped once forget moved
-		 * the gen. */
-		.data.u64 = (uint64_t)gen << 32 | (uint32_t)fd,
-	};
-	bool holds = true;
+	bool holds = false;
 
 	weft__spin_lock(&rec->lock);
-	/* The gen moved since the enter: another watch found the same stale
-	 * registration and let it go (its link would say -EBADF of an open
-	 * fd), or a weft_close came, which the watch again says. */
-	if (gen_of(rec) != gen) {
-		holds = false;
+	/* If the gen moved since the enter, another watch found the same
+	 * stale registration and let it go (its link would say -EBADF of an
+	 * open fd), or a weft_close came, which the watch again says. Else
+	 * the ADD's data names this gen, which forget then moves past. */
+	if (gen_of(rec) == gen) {
+		struct epoll_event ev = registration(rec, fd);
+
 		/* relaxed: under the lock, as every write of reg. */
-	} else if (reg_state(atomic_load_explicit(&rec->reg,
-						  memory_order_relaxed)) ==
-			   REGISTERED &&
-		   !epoll_ctl(weft__pollset_fd(), EPOLL_CTL_ADD, fd, &ev)) {
-		forget(rec, fd);
-		holds = false;
+		holds = reg_state(atomic_load_explicit(&rec->reg,
+						       memory_order_relaxed)) !=
+				REGISTERED ||
+			epoll_ctl(weft__pollset_fd(), EPOLL_CTL_ADD, fd, &ev);
+		if (!holds)
+			forget(rec, fd);
 	}
 	weft__spin_unlock(&rec->lock);
 	return holds;
