@@ -257,7 +257,12 @@ static int try_case(struct weft_select_case *c)
 		/* The outcome is read by finish_case(). */
 		return weft_future_done(c->future) ? c->status = 0, 1 : 0;
 	case WEFT_SELECT_SEM:
-		return weft_sem_try_acquire(c->sem) ? 0 : (c->status = 0, 1);
+		r = weft_sem_try_acquire(c->sem);
+		if (r == -EAGAIN)
+			return 0;
+		if (r)
+			return r; /* -EINVAL: initialised out of range */
+		break;
 	case WEFT_SELECT_LOCK:
 		/* Never to be ready, as a JOIN of the caller: fail now, in
 		 * order, before a later case is taken or a 0 timeout polls

@@ -24,6 +24,9 @@
 
 #define WAITERS ((uintptr_t)1)
 #define ONE ((uintptr_t)2)
+/* Set in state only by a static initialiser given a count out of
+ * 0..WEFT_SEM_MAX (a negative one, say): permits << 1 never reaches it. */
+#define OUT_OF_RANGE (~(UINTPTR_MAX >> 1))
 
 static int init(struct weft_sem *s, long value, bool bounded)
 {
@@ -59,6 +62,8 @@ int weft_sem_try_acquire(struct weft_sem *s)
 		return -EINVAL;
 	/* relaxed: a first guess; the acq_rel CAS decides and orders. */
 	uintptr_t v = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
+	if (__builtin_expect(v & OUT_OF_RANGE, 0))
+		return -EINVAL;
 	while (v >= ONE)
 		if (cas_state(s, &v, v - ONE))
 			return 0;
@@ -136,7 +141,7 @@ static inline int add_permit(struct weft_sem *s, uintptr_t max)
 	uintptr_t v = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
 	while (!(v & WAITERS)) {
 		if ((v >> 1) >= max)
-			return -EOVERFLOW;
+			return v & OUT_OF_RANGE ? -EINVAL : -EOVERFLOW;
 		if (cas_state(s, &v, v + ONE))
 			return 0;
 	}
@@ -187,5 +192,6 @@ long weft_sem_value(const struct weft_sem *s)
 	if (!s)
 		return -EINVAL;
 	/* acquire: pairs with the releases' RMWs; a snapshot. */
-	return (long)(__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) >> 1);
+	uintptr_t v = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+	return v & OUT_OF_RANGE ? -EINVAL : (long)(v >> 1);
 }

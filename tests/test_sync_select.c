@@ -812,6 +812,11 @@ static void *bad_main(void *arg)
 	ck_assert_int_eq(weft_select(k, 1), -EINVAL);
 	struct weft_select_case n[] = { WEFT_CASE_SEM(NULL) };
 	ck_assert_int_eq(weft_select(n, 1), -EINVAL);
+	/* A semaphore's static initialiser given a count out of range: the
+	 * select says so, as weft_sem_acquire does, and takes no permit. */
+	struct weft_sem neg = WEFT_SEM_INIT(-1);
+	struct weft_select_case ns[] = { WEFT_CASE_SEM(&neg) };
+	ck_assert_int_eq(weft_select(ns, 1), -EINVAL);
 	struct weft_select_case to[] = { WEFT_CASE_TIMEOUT(-1) };
 	ck_assert_int_eq(weft_select(to, 1), -EINVAL);
 	struct weft_select_case me[] = { WEFT_CASE_JOIN(weft_current(), NULL) };

@@ -310,6 +310,51 @@ START_TEST(release_before_wait)
 }
 END_TEST
 
+/* ---- a static initialiser out of range ---------------------------------- */
+
+/* WEFT_SEM_INIT cannot check its count, as weft_sem_init does: a negative
+ * one (asyncio.Semaphore(-1) is a ValueError) or one past WEFT_SEM_MAX
+ * leaves the top bit of state set, and the calls must then say -EINVAL.
+ * They handed out permits without end before (-1 read as 2^63 - 1 of
+ * them), and release said -EOVERFLOW, value LONG_MAX. */
+static void check_out_of_range(struct weft_sem *s)
+{
+	ck_assert_int_eq(weft_sem_try_acquire(s), -EINVAL);
+	ck_assert_int_eq(weft_sem_acquire(s), -EINVAL);
+	ck_assert_int_eq(weft_sem_release(s), -EINVAL);
+	ck_assert_int_eq(weft_sem_value(s), -EINVAL);
+}
+
+START_TEST(static_init_out_of_range)
+{
+	struct weft_sem neg = WEFT_SEM_INIT(-1);
+	struct weft_sem neg2 = WEFT_SEM_INIT(-1000);
+	struct weft_sem big = WEFT_SEM_INIT(WEFT_SEM_MAX + 1);
+	struct weft_sem bneg = WEFT_BOUNDED_SEM_INIT(-1);
+	struct weft_sem bbig = WEFT_BOUNDED_SEM_INIT(WEFT_SEM_MAX + 1);
+	check_out_of_range(&neg);
+	check_out_of_range(&neg2);
+	check_out_of_range(&big);
+	check_out_of_range(&bneg);
+	check_out_of_range(&bbig);
+
+	/* The extremes in range work. */
+	struct weft_sem max = WEFT_SEM_INIT(WEFT_SEM_MAX);
+	ck_assert_int_eq(weft_sem_value(&max), WEFT_SEM_MAX);
+	ck_assert_int_eq(weft_sem_release(&max), -EOVERFLOW);
+	ck_assert_int_eq(weft_sem_try_acquire(&max), 0);
+	ck_assert_int_eq(weft_sem_release(&max), 0);
+	struct weft_sem bmax = WEFT_BOUNDED_SEM_INIT(WEFT_SEM_MAX);
+	ck_assert_int_eq(weft_sem_try_acquire(&bmax), 0);
+	ck_assert_int_eq(weft_sem_release(&bmax), 0);
+	ck_assert_int_eq(weft_sem_release(&bmax), -EOVERFLOW);
+	struct weft_sem zero = WEFT_SEM_INIT(0);
+	ck_assert_int_eq(weft_sem_try_acquire(&zero), -EAGAIN);
+	ck_assert_int_eq(weft_sem_release(&zero), 0);
+	ck_assert_int_eq(weft_sem_value(&zero), 1);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("sync_sem");
@@ -320,6 +365,7 @@ int main(void)
 	tcase_add_test(tc, errors);
 	tcase_add_test(tc, bound_kept_when_waiter_leaves);
 	tcase_add_test(tc, release_before_wait);
+	tcase_add_test(tc, static_init_out_of_range);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

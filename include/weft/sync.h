@@ -142,6 +142,8 @@ struct weft_sem {
 	struct weft_waitq wq;
 };
 
+/* Static initialisers for n permits, 0..WEFT_SEM_MAX; beyond (a negative
+ * n, say), the calls on the semaphore return -EINVAL. */
 /* clang-format off */
 #define WEFT_SEM_INIT(n) { (uintptr_t)(n) << 1, 0, WEFT_WAITQ_INIT }
 /* clang-format on */
