@@ -318,30 +318,40 @@ static struct weft_task *lookup(weft_task_t h)
 static inline __attribute__((always_inline)) int
 spawn(weft_task_t *out, weft_fn fn, void *arg,
       const struct weft_spawn_opts *opts, struct weft_worker *self,
-      const void *site);
+      const void *site, bool stack_now);
 
-/* site: the caller of weft_spawn or weft_spawn_opts, for weft_dump. */
+/* site: the caller of weft_spawn or weft_spawn_opts, for weft_dump.
+ * stack_now: see weft__spawn_with_stack. */
 static int spawn_from(weft_task_t *out, weft_fn fn, void *arg,
-		      const struct weft_spawn_opts *opts, const void *site)
+		      const struct weft_spawn_opts *opts, const void *site,
+		      bool stack_now)
 {
 	struct weft_worker *self = weft__self();
 	if (self)
-		return spawn(out, fn, arg, opts, self, site);
+		return spawn(out, fn, arg, opts, self, site, stack_now);
 	weft__foreign_enter();
-	int r = spawn(out, fn, arg, opts, NULL, site);
+	int r = spawn(out, fn, arg, opts, NULL, site, stack_now);
 	weft__foreign_leave();
 	return r;
 }
 
 int weft_spawn(weft_task_t *out, weft_fn fn, void *arg)
 {
-	return spawn_from(out, fn, arg, NULL, __builtin_return_address(0));
+	return spawn_from(out, fn, arg, NULL, __builtin_return_address(0),
+			  false);
 }
 
 int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
 		    const struct weft_spawn_opts *opts)
 {
-	return spawn_from(out, fn, arg, opts, __builtin_return_address(0));
+	return spawn_from(out, fn, arg, opts, __builtin_return_address(0),
+			  false);
+}
+
+int weft__spawn_with_stack(weft_task_t *out, weft_fn fn, void *arg)
+{
+	return spawn_from(out, fn, arg, NULL, __builtin_return_address(0),
+			  true);
 }
 
 /* self: the caller's worker, NULL on a plain thread. A plain thread may
@@ -352,7 +362,7 @@ int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
 static inline __attribute__((always_inline)) int
 spawn(weft_task_t *out, weft_fn fn, void *arg,
       const struct weft_spawn_opts *opts, struct weft_worker *self,
-      const void *site)
+      const void *site, bool stack_now)
 {
 	struct weft_runtime *rt = atomic_load(&weft__rt);
 	if (!rt)
@@ -384,6 +394,15 @@ spawn(weft_task_t *out, weft_fn fn, void *arg,
 	if (t->stack.base && t->stack_size != size) {
 		weft__stack_free(&t->stack, self ? self->stack_cache : NULL);
 		t->stack.base = NULL;
+	}
+	/* Its stack now, or no task: nothing is published yet, so the
+	 * struct goes back to the free ones, holding no stack. */
+	if (stack_now && !t->stack.base &&
+	    weft__stack_alloc(&t->stack, size,
+			      self ? self->stack_cache : NULL)) {
+		t->stack.base = NULL;
+		task_free(t, self ? self->task_cache : NULL);
+		return -ENOMEM;
 	}
 	t->stack_size = size;
 	t->ctx.sp = NULL; /* not yet run */

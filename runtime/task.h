@@ -205,6 +205,14 @@ void weft__task_for_each_alive(void (*fn)(struct weft_task *, void *),
 bool weft__task_get(struct weft_task *t);
 void weft__task_put(struct weft_task *t);
 
+/* weft_spawn(out, fn, arg) with the task's stack taken now, not at its
+ * first run: -ENOMEM if there is none, and then nothing was spawned. A
+ * task that gets no stack at its first run ends without running fn (its
+ * join says -ENOMEM); for one whose fn must run, a group's member that
+ * accounts for itself there, that is here instead, where its spawner can
+ * still undo what it counted. */
+int weft__spawn_with_stack(weft_task_t *out, weft_fn fn, void *arg);
+
 /* Internal test interface, not API: if set, called by weft_is_cancelled
  * between the handle's lookup and the read of the flag, so that a test
  * can recycle the task's struct there, as another thread may. */

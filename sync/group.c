@@ -20,6 +20,7 @@
 #include "weft/group.h"
 #include "lock.h"
 #include "../runtime/list.h"
+#include "../runtime/task.h"
 #include "../runtime/wait.h"
 
 struct weft__group_member {
@@ -101,7 +102,10 @@ int weft_group_spawn(struct weft_group *g, weft_fn fn, void *arg)
 	*m = (struct weft__group_member){ .group = g, .fn = fn, .arg = arg };
 	weft__lock_acquire_uninterruptible(&g->lock);
 	bool refused = g->shutting_down || (g->error && !collects(g));
-	int r = refused ? -ECANCELED : weft_spawn(&m->task, member_main, m);
+	/* Its stack taken now: a member that got none at its first run
+	 * would never run member_main, and never account for itself. */
+	int r = refused ? -ECANCELED
+			: weft__spawn_with_stack(&m->task, member_main, m);
 	if (!r) {
 		weft_detach(m->task); /* the handle stays good for cancel */
 		weft__list_push_front(g->members, m);

@@ -231,10 +231,17 @@ void free(void *p)
 	__libc_free(p);
 }
 
+/* A length whose mappings by this executable's code fail, all of them,
+ * while set (0: none): a task stack of a size the stack pool does not
+ * keep, each mapped on its own, can then be refused every time. */
+static atomic_size_t fail_mmap_len;
+
 /* Task stacks (runtime/stack.c) are mapped: fail those too. */
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-	if (fail_now(__builtin_return_address(0))) {
+	if (fail_now(__builtin_return_address(0)) ||
+	    (len == atomic_load(&fail_mmap_len) &&
+	     ours(__builtin_return_address(0)))) {
 		errno = ENOMEM;
 		return MAP_FAILED;
 	}
@@ -1066,12 +1073,96 @@ START_TEST(sweep)
 }
 END_TEST
 
+/* ---- a group member that can have no stack ------------------------------ */
+
+/* Past the pooled sizes (runtime/stack.c): each task maps its own stack,
+ * and unmaps it when it ends. */
+#define BIG_STACK ((size_t)2 << 20)
+
+static atomic_int big_runs;
+
+static void *big_member(void *arg)
+{
+	atomic_fetch_add(&big_runs, 1);
+	return NULL;
+}
+
+/* A member whose stack cannot be mapped never runs its function, so it
+ * never accounts for itself: the group must not count it as running (its
+ * wait waited for good, and its node leaked). The spawn is refused with
+ * -ENOMEM, as weft_group_spawn says for weft_spawn's. With arg NULL, a
+ * run without the failure, for the count of live blocks. */
+static void *no_stack_main(void *arg)
+{
+	struct weft_group g = WEFT_GROUP_INIT(g);
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	int r, w;
+
+	atomic_store(&big_runs, 0);
+	if (arg) /* the member's stack and its guard page */
+		atomic_store(&fail_mmap_len, BIG_STACK + page);
+	r = weft_group_spawn(&g, big_member, NULL);
+	w = weft_group_wait(&g); /* waited for good before */
+	atomic_store(&fail_mmap_len, 0);
+	if (arg)
+		EXPECT(r == -ENOMEM && w == 0 && atomic_load(&big_runs) == 0,
+		       "spawn %d, wait %d, %d ran", r, w,
+		       atomic_load(&big_runs));
+	else
+		EXPECT(r == 0 && w == 0 && atomic_load(&big_runs) == 1,
+		       "clean: spawn %d, wait %d, %d ran", r, w,
+		       atomic_load(&big_runs));
+	EXPECT(weft_group_running(&g) == 0, "group running");
+	/* With memory again, members run. */
+	atomic_store(&big_runs, 0);
+	EXPECT(weft_group_spawn(&g, big_member, NULL) == 0, "spawn again");
+	EXPECT(weft_group_wait(&g) == 0, "wait again");
+	EXPECT(atomic_load(&big_runs) == 1, "%d ran", atomic_load(&big_runs));
+	return NULL;
+}
+
+static int no_stack_child(void)
+{
+	struct weft_config cfg = { .workers = 2, .stack_size = BIG_STACK };
+
+	signal(SIGALRM, SIG_DFL); /* a hang dies of it (see child) */
+	alarm(30);
+	/* A clean run first: the pools that outlive a run (task.c) fill. */
+	EXPECT(weft_run(no_stack_main, NULL, &cfg, NULL) == 0, "weft_run");
+	long clean = live_now();
+	EXPECT(weft_run(no_stack_main, (void *)1, &cfg, NULL) == 0, "weft_run");
+	EXPECT(live_now() == clean, "%ld blocks live, %ld if clean", live_now(),
+	       clean);
+	return atomic_load(&wrong) ? CHILD_WRONG : CHILD_OK;
+}
+
+START_TEST(group_member_without_stack)
+{
+	int st;
+
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(no_stack_child());
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(!WIFSIGNALED(st), "child died of signal %d (%s)",
+		      WIFSIGNALED(st) ? WTERMSIG(st) : 0,
+		      WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "");
+	ck_assert_int_eq(WEXITSTATUS(st), CHILD_OK);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("alloc_fail");
 	TCase *tc = tcase_create("sweep");
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, sweep);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("no_stack");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, group_member_without_stack);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

@@ -79,7 +79,8 @@ int weft_group_init_flags(struct weft_group *g, unsigned flags);
  * members after a failure (not with WEFT_GROUP_COLLECT), is in
  * weft_group_shutdown, or its waiter was cancelled or timed out and waits
  * for the members to return (nothing was spawned); -EINVAL, -ENOMEM or
- * -ESHUTDOWN as weft_spawn. */
+ * -ESHUTDOWN as weft_spawn (-ENOMEM also when no stack can be had for the
+ * member: it is taken now, not when the member first runs). */
 WEFT_MUST_CHECK int weft_group_spawn(struct weft_group *g, weft_fn fn,
 				     void *arg);
 
