@@ -218,7 +218,10 @@ struct weft_spawn_opts {
  * Never waits, but a task spawning into a full run queue yields once
  * (backpressure), and may resume on another worker.
  * Returns 0, -EINVAL (NULL fn, bad stack size), -ESHUTDOWN (no runtime, or it
- * is shutting down), -ENOMEM. */
+ * is shutting down), -ENOMEM. The task's stack is taken when it first runs,
+ * on its worker: if none can be had then, the task ends without running fn
+ * and weft_join says -ENOMEM (a detached task's end is told to nobody;
+ * weft_group_spawn takes the stack at once and says -ENOMEM itself). */
 WEFT_MUST_CHECK int weft_spawn(weft_task_t *out, weft_fn fn, void *arg);
 WEFT_MUST_CHECK int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
 				    const struct weft_spawn_opts *opts);
