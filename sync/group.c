@@ -172,8 +172,16 @@ int weft_group_wait(struct weft_group *g)
 		/* Cancelled, timed out, or no memory for the deadline's timer
 		 * (-ENOMEM: the deadline cannot be kept, and returning now
 		 * would leave them running): the members go too, and are
-		 * waited for, since they may use this stack. */
+		 * waited for, since they may use this stack. A failure that
+		 * came first is what the wait says, as asyncio's TaskGroup
+		 * lets a member's error win over its waiter's cancellation
+		 * (which weft keeps: the waiter's next call says it again).
+		 * Read before the stop, whose cancelled members may fail with
+		 * the -ECANCELED it gave them. */
+		int failed = g->error;
 		stop_members(g);
+		if (failed)
+			r = failed;
 	} else {
 		r = g->error;
 	}

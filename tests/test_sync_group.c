@@ -146,6 +146,70 @@ START_TEST(cancelled_waiter_waits_for_members)
 }
 END_TEST
 
+/* A member failed, then its waiter was cancelled or its deadline passed:
+ * the wait says the failure, as asyncio's TaskGroup raises a member's
+ * error over its own cancellation (it said -ECANCELED or -ETIMEDOUT, and
+ * the failure was lost). COLLECT, so that the failure cancels nobody and
+ * the waiter is still waiting when its own end comes. */
+static struct weft_group *_Atomic collecting_group;
+
+static void *collecting_owner(void *arg)
+{
+	struct weft_group g = WEFT_GROUP_INIT_COLLECT(g);
+	struct weft_deadline d;
+	bool timed = arg != NULL;
+
+	atomic_store(&collecting_group, &g); /* lives until we are cancelled */
+
+	if (timed)
+		ck_assert_int_eq(weft_deadline_enter(&d, 100 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_group_spawn(&g, fail_after, (void *)-EIO), 0);
+	ck_assert_int_eq(weft_group_spawn(&g, wait_forever, NULL), 0);
+	int r = weft_group_wait(&g);
+	ck_assert_int_eq(atomic_load(&saw_cancel), 1); /* before it returns */
+	/* The waiter's own end is not lost: its next call says it. */
+	ck_assert_int_eq(weft_sleep(WEFT_MSEC),
+			 timed ? -ETIMEDOUT : -ECANCELED);
+	if (timed)
+		weft_deadline_leave(&d);
+	return (void *)(intptr_t)r;
+}
+
+static void *failure_first_main(void *arg)
+{
+	for (intptr_t timed = 0; timed < 2; timed++) {
+		weft_task_t t;
+		void *r;
+
+		reset_counts();
+		ck_assert_int_eq(weft_spawn(&t, collecting_owner,
+					    (void *)timed),
+				 0);
+		if (!timed) {
+			/* Until the group has the failure (not a fixed
+			 * sleep); the owner waits for the other member till
+			 * we cancel it. */
+			struct weft_group *g;
+			while (!(g = atomic_load(&collecting_group)))
+				ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+			for (int ms = 0; ms < 10000 && !weft_group_failures(g);
+			     ms++)
+				ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+			ck_assert_int_eq(weft_cancel(t), 0);
+		}
+		atomic_store(&collecting_group, NULL);
+		ck_assert_int_eq(weft_join(t, &r), 0);
+		ck_assert_int_eq((intptr_t)r, -EIO);
+	}
+	return NULL;
+}
+
+START_TEST(failure_comes_before_the_waiters_cancel)
+{
+	weft_test_run(failure_first_main, NULL, 2);
+}
+END_TEST
+
 /* A member that spawns after the waiter's cancel reached it (shielded, it
  * goes on) must be refused, as during weft_group_shutdown: a member added
  * then would not be cancelled, and the waiter would wait for it. */
@@ -397,6 +461,7 @@ int main(void)
 	tcase_add_test(tc, waits_for_all);
 	tcase_add_test(tc, first_failure_cancels_the_rest);
 	tcase_add_test(tc, cancelled_waiter_waits_for_members);
+	tcase_add_test(tc, failure_comes_before_the_waiters_cancel);
 	tcase_add_test(tc, no_members_join_a_cancelled_wait);
 	tcase_add_test(tc, cancel_threads_and_bad_input);
 	tcase_add_test(tc, many_members);

@@ -89,7 +89,10 @@ WEFT_MUST_CHECK int weft_group_spawn(struct weft_group *g, weft_fn fn,
 int weft_group_cancel(struct weft_group *g);
 
 /* Waits until every member has returned. Returns 0, the first member's
- * failure, -ECANCELED or -ETIMEDOUT (members cancelled and waited for),
+ * failure (even if the waiter was then cancelled or its deadline passed:
+ * a failure comes first, as in asyncio's TaskGroup; the cancellation
+ * stays, for the waiter's next call), -ECANCELED or -ETIMEDOUT (no member
+ * had failed: members cancelled and waited for),
  * -ENOMEM (under a deadline, no memory for the wait's timer: the deadline
  * cannot be kept, so, as for -ETIMEDOUT, the members are cancelled and
  * waited for), or -EINVAL. Whatever it returns, no member still runs. */
