@@ -229,7 +229,7 @@ static ssize_t rw(int fd, void *buf, size_t len, off_t off, bool write)
 		return -EFAULT;
 	if (weft__io_path() != WEFT__RING)
 		return file_call(&c);
-	if ((r = weft__fdready_positional(fd)))
+	if ((r = weft__fdready_positional(fd, write)))
 		return r;
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;

@@ -7,7 +7,9 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -433,6 +435,64 @@ START_TEST(pread_pipe_espipe)
 {
 	weft_test_run(pipe_main, NULL, 2);
 	pipe_main(NULL); /* a plain thread: pread(2) itself */
+}
+END_TEST
+
+/*
+ * Files that lseek(2) accepts but pread(2) and pwrite(2) refuse with
+ * ESPIPE: an eventfd, a timerfd (anonymous inodes, whose llseek does
+ * nothing), and a seq_file of /proc, which takes a read offset and no
+ * write offset. The ring path asked lseek whether the file takes an
+ * offset, so under io_uring a pread of an eventfd read (and reset) its
+ * counter, a pwrite added to it, a pread of an idle timerfd waited for
+ * its expiry for good, and a pwrite of /proc/self/stat said -EBADF, where
+ * the blocking pool's pread(2) and pwrite(2) said -ESPIPE.
+ */
+static void *offsetless_main(void *arg)
+{
+	uint64_t v = 0, one = 1;
+	char b[8];
+	int efd, tfd, pfd;
+	struct weft_deadline d;
+	bool task = weft_current().task;
+
+	(void)arg;
+	efd = eventfd(5, EFD_CLOEXEC | EFD_NONBLOCK);
+	ck_assert_int_ge(efd, 0);
+	for (int i = 0; i < 2; i++) { /* the answer asked, then kept */
+		ck_assert_int_eq(weft_pread(efd, &v, sizeof(v), 0), -ESPIPE);
+		ck_assert_int_eq(weft_pwrite(efd, &one, sizeof(one), 0),
+				 -ESPIPE);
+	}
+	ck_assert_int_eq(read(efd, &v, sizeof(v)), (ssize_t)sizeof(v));
+	ck_assert_uint_eq(v, 5); /* untouched */
+	ck_assert_int_eq(weft_close(efd), 0);
+	/* Bounded in a task: the ring path waited for the expiry. */
+	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	ck_assert_int_ge(tfd, 0);
+	if (task)
+		ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	ck_assert_int_eq(weft_pread(tfd, &v, sizeof(v), 0), -ESPIPE);
+	if (task)
+		weft_deadline_leave(&d);
+	ck_assert_int_eq(weft_close(tfd), 0);
+	/* A read offset, no write offset: each direction asks its own, and
+	 * says what pwrite(2) says (-ESPIPE; under qemu-user, whose
+	 * /proc/self/stat is a copy in a memfd, 1). */
+	pfd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(pfd, 0);
+	ssize_t said = pwrite(pfd, "x", 1, 0) < 0 ? -errno : 1;
+	ck_assert_int_eq(weft_pread(pfd, b, sizeof(b), 0), (ssize_t)sizeof(b));
+	ck_assert_int_eq(weft_pwrite(pfd, "x", 1, 0), said);
+	ck_assert_int_eq(weft_pread(pfd, b, sizeof(b), 0), (ssize_t)sizeof(b));
+	ck_assert_int_eq(weft_close(pfd), 0);
+	return NULL;
+}
+
+START_TEST(pread_offsetless_espipe)
+{
+	weft_test_run(offsetless_main, NULL, 2);
+	offsetless_main(NULL); /* a plain thread: pread(2) itself */
 }
 END_TEST
 
@@ -891,6 +951,7 @@ int main(void)
 	tcase_add_test(tc, close_ends_queued_file_call);
 	tcase_add_test(tc, close_waits_for_started_file_call);
 	tcase_add_test(tc, pread_pipe_espipe);
+	tcase_add_test(tc, pread_offsetless_espipe);
 	tcase_add_test(tc, escape_hatch);
 	tcase_add_test(tc, send_zc_result);
 	tcase_add_test(tc, close_withdraws_unsubmitted_op);

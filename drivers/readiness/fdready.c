@@ -73,7 +73,8 @@
  *    release do not order). Likewise leave takes from running and then
  *    reads closing, a close sets closing and then reads running.
  *  - seek says, with the gen in its top half, that
- *    weft__fdready_positional found the file takes an offset: a file keeps
+ *    weft__fdready_positional found the file takes an offset, for reads
+ *    (SEEK_PREAD) or writes (SEEK_PWRITE): a file keeps
  *    that for life, and a gen names one file if weft is told of every
  *    close (weft_close, or a new fd of weft's). Only that answer is kept:
  *    were a number close(2) passed behind weft's back to a pipe, a stale
@@ -89,6 +90,7 @@
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "runtime/list.h"
@@ -121,7 +123,7 @@ struct fdrec {
 	_Atomic uint64_t seek;       /* gen << 32 | SEEK_* */
 };
 
-enum { SEEK_POSITIONAL = 1 };
+enum { SEEK_PREAD = 1, SEEK_PWRITE = 2 };
 
 static _Atomic(struct fdrec *) chunks[NCHUNKS];
 
@@ -744,34 +746,43 @@ void weft__fdready_release(struct weft__fd_hold *h)
 	weft__spin_unlock(&rec->lock);
 }
 
-/* The question pread(2) asks (FMODE_PREAD), as lseek(2) answers it: the
- * kernel opens a file without an offset (a pipe, socket, FIFO, tty, an
- * eventfd) without both. */
-static int probe_positional(int fd)
+/* The question pread(2) (FMODE_PREAD) or pwrite(2) (FMODE_PWRITE) asks,
+ * as a preadv(2) or pwritev(2) of nothing answers it: it asks that first,
+ * then whether fd is open for that direction, and with no bytes to move
+ * goes no further (no driver's read or write is called; the read's
+ * probe, once per file, may give inotify an IN_ACCESS). lseek(2) does not
+ * answer it: an eventfd or a timerfd seeks (its llseek does nothing) and
+ * takes no offset, and a seq_file of /proc takes a read offset and no
+ * write offset. */
+static int probe_positional(int fd, bool write)
 {
-	return lseek(fd, 0, SEEK_CUR) < 0 ? -errno : 0;
+	long r = write ? pwritev(fd, NULL, 0, 0) : preadv(fd, NULL, 0, 0);
+
+	return r < 0 ? -errno : 0;
 }
 
-int weft__fdready_positional(int fd)
+int weft__fdready_positional(int fd, bool write)
 {
 	struct fdrec *rec = rec_of(fd, true);
+	uint64_t bit = write ? SEEK_PWRITE : SEEK_PREAD, seek, tagged;
 	uint32_t gen;
-	uint64_t seek;
 	int r;
 
 	if (!rec)
-		return probe_positional(fd);
+		return probe_positional(fd, write);
 	/* relaxed, both: seek holds no pointer, and its tag says which file
 	 * it is about. A probe that raced a close tagged its answer with the
 	 * gen before it, which no later call matches. */
 	gen = gen_of(rec);
 	seek = atomic_load_explicit(&rec->seek, memory_order_relaxed);
-	if ((seek & SEEK_POSITIONAL) && (uint32_t)(seek >> 32) == gen)
+	tagged = (uint32_t)(seek >> 32) == gen ? seek : (uint64_t)gen << 32;
+	if (tagged & bit)
 		return 0;
-	r = probe_positional(fd);
+	r = probe_positional(fd, write);
+	/* relaxed, as the load. Two probes at once may each store their bit
+	 * alone: the one lost is asked again, at its direction's next call. */
 	if (!r)
-		atomic_store_explicit(&rec->seek,
-				      (uint64_t)gen << 32 | SEEK_POSITIONAL,
+		atomic_store_explicit(&rec->seek, tagged | bit,
 				      memory_order_relaxed);
 	return r;
 }

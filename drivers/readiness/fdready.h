@@ -153,12 +153,13 @@ int weft__fdready_watch_link(struct weft__fd_watch *fw, struct weft__waiter *w);
 void weft__fdready_watch_unlink(struct weft__fd_watch *fw,
 				struct weft__waiter *w);
 
-/* Whether fd takes an offset, as pread(2) and pwrite(2) ask: 0 if so,
- * -ESPIPE if not (a pipe, FIFO, socket or tty), else -errno (-EBADF).
- * A yes is kept in fd's record until weft lets the number go.
- * For io_uring's reads and writes, which ignore the offset of a file
- * without one instead of failing. */
-int weft__fdready_positional(int fd);
+/* Whether fd takes an offset, as pread(2) (write false) or pwrite(2)
+ * (write true) asks: 0 if so, -ESPIPE if not (a pipe, FIFO, socket, tty,
+ * eventfd, or a /proc file written), else -errno (-EBADF: not open, or
+ * not for that direction). A yes is kept in fd's record until weft lets
+ * the number go. For io_uring's reads and writes, which ignore the offset
+ * of a file without one instead of failing. */
+int weft__fdready_positional(int fd, bool write);
 
 /*
  * A call: runs try until it returns anything but -EAGAIN, waiting for
