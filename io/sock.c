@@ -278,10 +278,13 @@ ssize_t weft_send(int fd, const void *buf, size_t len, int flags)
 {
 	struct buf_args a = { (void *)buf, clamp_len(len),
 			      (flags & ~MSG_WAITALL) | MSG_NOSIGNAL, 0, 0 };
-	int r;
 
-	if ((r = buf_args(fd, buf, len)) <= 0)
-		return r;
+	/* Nothing to send still goes to the kernel, as send(2) does: on a
+	 * datagram socket it is a datagram of its own (a stream's says 0). */
+	if (fd < 0)
+		return -EBADF;
+	if (!buf && len)
+		return -EFAULT;
 	return try_or_wait(fd, WEFT__WRITE, try_send, &a, "send");
 }
 

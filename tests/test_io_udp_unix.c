@@ -267,6 +267,48 @@ START_TEST(udp_trunc)
 }
 END_TEST
 
+/* ---- an empty datagram -------------------------------------------------- */
+
+/* weft_send of nothing on a connected datagram socket sends an empty
+ * datagram, as send(2) does and as weft_sendto did (it sent none: a
+ * keep-alive or an empty answer never went out). A receive of it says 0,
+ * and the datagram after it comes next. */
+static void *empty_main(void *arg)
+{
+	int srv = weft_udp_bind("127.0.0.1", 0),
+	    cl = weft_udp_bind("127.0.0.1", 0);
+	struct sockaddr_in to = { .sin_family = AF_INET,
+				  .sin_port = htons(port_of(srv)),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	char b[8];
+
+	(void)arg;
+	ck_assert_int_ge(srv, 0);
+	ck_assert_int_ge(cl, 0);
+	ck_assert_int_eq(weft_connect_addr(cl, (struct sockaddr *)&to,
+					   sizeof(to)),
+			 0);
+	ck_assert_int_eq(weft_send(cl, NULL, 0, 0), 0);
+	ck_assert_int_eq(weft_send(cl, b, 0, 0), 0);
+	ck_assert_int_eq(weft_send(cl, "x", 1, 0), 1);
+	ck_assert_int_eq(weft_recvfrom(srv, b, sizeof(b), 0, NULL, NULL), 0);
+	ck_assert_int_eq(weft_recvfrom(srv, b, sizeof(b), 0, NULL, NULL), 0);
+	ck_assert_int_eq(weft_recvfrom(srv, b, sizeof(b), 0, NULL, NULL), 1);
+	ck_assert_int_eq(b[0], 'x');
+	ck_assert_int_eq(weft_send(-1, NULL, 0, 0), -EBADF);
+	ck_assert_int_eq(weft_send(cl, NULL, 1, 0), -EFAULT);
+	weft_close(srv);
+	weft_close(cl);
+	return NULL;
+}
+
+START_TEST(udp_empty_datagram)
+{
+	weft_test_run(empty_main, NULL, 2);
+	empty_main(NULL); /* a plain thread */
+}
+END_TEST
+
 /* ---- Unix domain sockets ------------------------------------------------- */
 
 static void *unix_echo_one(void *arg)
@@ -544,6 +586,7 @@ int main(void)
 	tc = tcase_create("trunc");
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, udp_trunc);
+	tcase_add_test(tc, udp_empty_datagram);
 	suite_add_tcase(s, tc);
 	return io_test_main(s);
 }

@@ -105,7 +105,10 @@ WEFT_MUST_CHECK int weft_connect_addr(int fd, const struct sockaddr *addr,
 WEFT_MUST_CHECK ssize_t weft_recv(int fd, void *buf, size_t len, int flags);
 
 /* Sends up to len bytes (MSG_NOSIGNAL is implied). Returns the count sent,
- * possibly short, or -errno (-EPIPE, -ECONNRESET, ...). */
+ * possibly short, or -errno (-EPIPE, -ECONNRESET, ...). A len of 0 goes to
+ * the kernel as send(2)'s does: an empty datagram on a datagram socket
+ * (weft_recv, though, says 0 for a len of 0 at once, as read(2) does,
+ * leaving the next datagram queued). */
 WEFT_MUST_CHECK ssize_t weft_send(int fd, const void *buf, size_t len,
 				  int flags);
 
