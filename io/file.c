@@ -25,6 +25,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -167,6 +168,18 @@ static bool is_fifo(int fd)
 	return !fstat(fd, &st) && S_ISFIFO(st.st_mode);
 }
 
+/* Whether a writer has had the FIFO open since fd's open, so that
+ * open(2) would have returned: its bytes wait, or it came and left (a
+ * hang-up, which a reader opened with no writer is told only once one
+ * came). One that is there, silent, is not seen: the second open then
+ * finds it at once. */
+static bool had_writer(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLIN | POLLHUP));
+}
+
 /*
  * The inline open differs from open(2) for a FIFO, whose open waits for
  * the other end: a writer with no reader fails with -ENXIO, a reader with
@@ -174,17 +187,25 @@ static bool is_fifo(int fd)
  * on io-wq, which waits (all opens there cost 20 us against 4.5 here, so
  * only they go). The reader keeps its first fd until then, so a writer
  * that opens meanwhile finds a reader, as it would beside a blocked
- * open(2).
+ * open(2). An open that may create or truncate is never tried inline (it
+ * would only say -EAGAIN): it goes to io-wq at once, and waits there
+ * once, as open(2) does. Opened inline and again, a FIFO reader whose
+ * writer came, wrote and left meanwhile would wait for another: a reader
+ * that had one opens once.
  */
 static int open_as_open2(const char *path, int flags, mode_t mode)
 {
-	int fd = open_on_ring(path, flags, mode, false), waited;
+	int fd, waited;
 
 	if (flags & O_NONBLOCK)
-		return fd;
+		return open_on_ring(path, flags, mode, false);
+	if (flags & (O_CREAT | O_TRUNC))
+		return open_on_ring(path, flags, mode, true);
+	fd = open_on_ring(path, flags, mode, false);
 	if (fd == -ENXIO)
 		return open_on_ring(path, flags, mode, true);
-	if (fd < 0 || (flags & O_ACCMODE) != O_RDONLY || !is_fifo(fd))
+	if (fd < 0 || (flags & O_ACCMODE) != O_RDONLY || !is_fifo(fd) ||
+	    had_writer(fd))
 		return fd;
 	waited = open_on_ring(path, flags, mode, true);
 	close(fd);

@@ -571,6 +571,120 @@ START_TEST(open_fifo_waits)
 }
 END_TEST
 
+/*
+ * A reader opened with O_CREAT (the FIFO exists) waits for its writer as
+ * open(2) does, and once one came, opens: a writer that wrote and left at
+ * once leaves its byte for it. io_uring runs such an open on io-wq, in
+ * blocking mode, from the start; a second open there, as for a reader
+ * opened inline, waited for a second writer. One worker, kept by a task
+ * from the open's submit until the writer left, so that the opener comes
+ * back after that.
+ */
+static atomic_bool writer_left; /* it opened, wrote and closed */
+
+static void *fifo_writer_leaves(void *arg)
+{
+	int fd;
+
+	(void)arg;
+	fd = open(fifo_path, O_WRONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "y", 1), 1);
+	close(fd);
+	atomic_store(&writer_left, true);
+	return NULL;
+}
+
+static void *keep_until_writer_left(void *arg)
+{
+	(void)arg;
+	/* Through the scheduler once: the parked open goes out. */
+	ck_assert_int_eq(weft_yield(), 0);
+	while (!atomic_load(&writer_left))
+		; /* keeps the worker: the open's completion waits */
+	return NULL;
+}
+
+static void *fifo_creat_main(void *arg)
+{
+	struct weft_deadline d;
+	weft_task_t keeper;
+	pthread_t th;
+	char c = 0;
+	int fd;
+
+	(void)arg;
+	atomic_store(&writer_left, false);
+	ck_assert_int_eq(pthread_create(&th, NULL, fifo_writer_leaves, NULL),
+			 0);
+	ck_assert_int_eq(weft_spawn(&keeper, keep_until_writer_left, NULL), 0);
+	/* Bounded: a pool thread's open(2) under epoll is not cut short,
+	 * and its writer comes. */
+	ck_assert_int_eq(weft_deadline_enter(&d, 2 * WEFT_SEC), 0);
+	fd = weft_open(fifo_path, O_RDONLY | O_CREAT, 0600);
+	weft_deadline_leave(&d);
+	ck_assert_msg(fd >= 0, "weft_open(FIFO, O_RDONLY | O_CREAT) = %d", fd);
+	ck_assert_int_eq(weft_readv(fd, &(struct iovec){ &c, 1 }, 1), 1);
+	ck_assert_int_eq(c, 'y');
+	ck_assert_int_eq(weft_join(keeper, NULL), 0);
+	pthread_join(th, NULL);
+	weft_close(fd);
+	return NULL;
+}
+
+/* The same for a reader whose writer is there when it opens (so open(2)
+ * returns at once), and wrote and left before the call returned: the
+ * first open, inline, found it; a second, on io-wq, waited for another.
+ * io_uring only: under epoll the pool's open(2) may start after the
+ * writer left, and would wait for good. */
+static void *close_after_submit(void *arg)
+{
+	/* Through the scheduler once: the parked open goes out, and opens
+	 * inline beside the writer. */
+	ck_assert_int_eq(weft_yield(), 0);
+	close(*(int *)arg); /* before the opener comes back */
+	return NULL;
+}
+
+static void *fifo_present_main(void *arg)
+{
+	struct weft_deadline d;
+	weft_task_t keeper;
+	int hold, wr, fd;
+	char c = 0;
+
+	(void)arg;
+	if (weft_io_driver() != WEFT_IO_URING)
+		return NULL;
+	hold = open(fifo_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	ck_assert_int_ge(hold, 0);
+	wr = open(fifo_path, O_WRONLY | O_CLOEXEC); /* finds hold */
+	ck_assert_int_ge(wr, 0);
+	ck_assert_int_eq(write(wr, "z", 1), 1);
+	close(hold);
+	ck_assert_int_eq(weft_spawn(&keeper, close_after_submit, &wr), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, 2 * WEFT_SEC), 0);
+	fd = weft_open(fifo_path, O_RDONLY, 0);
+	weft_deadline_leave(&d);
+	ck_assert_msg(fd >= 0, "weft_open(FIFO, O_RDONLY) = %d", fd);
+	ck_assert_int_eq(weft_readv(fd, &(struct iovec){ &c, 1 }, 1), 1);
+	ck_assert_int_eq(c, 'z');
+	ck_assert_int_eq(weft_join(keeper, NULL), 0);
+	weft_close(fd);
+	return NULL;
+}
+
+START_TEST(open_fifo_creat_reader)
+{
+	tmp_path(fifo_path, sizeof(fifo_path), "fifo");
+	unlink(fifo_path);
+	ck_assert_int_eq(mkfifo(fifo_path, 0600), 0);
+	weft_test_run(fifo_creat_main, NULL, 1);
+	weft_test_run(fifo_present_main, NULL, 1);
+	unlink(fifo_path);
+}
+END_TEST
+
 /* ---- the escape hatch ---------------------------------------------------- */
 
 static void prep_nop(struct io_uring_sqe *sqe, void *arg)
@@ -959,6 +1073,7 @@ int main(void)
 	tcase_add_test(tc, escape_hatch_plain_thread);
 	tcase_add_test(tc, refused_submit_withdrawn);
 	tcase_add_test(tc, open_fifo_waits);
+	tcase_add_test(tc, open_fifo_creat_reader);
 	suite_add_tcase(s, tc);
 	/* Plain threads' private rings stay for reuse: not a leak. */
 	int before = io_count_fds(), r = weft_test_main(s);
