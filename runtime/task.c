@@ -569,12 +569,24 @@ static int take_result_marked(struct weft_task *t, void **result)
 	return take_result(t, result);
 }
 
+/* Whether t's handles are consumed (join_lock held): it was joined, or it
+ * ended detached. Another reference (the finisher's, a moment after it
+ * woke the joiner, or weft_dump's) may keep t's struct, and so the
+ * handles' generation, a while longer: by the generation alone they
+ * would still be live. */
+static bool handles_consumed(const struct weft_task *t)
+{
+	return (t->join_state & JOIN_TAKEN) ||
+	       (t->join_state & (JOIN_DETACHED | JOIN_DONE)) ==
+		       (JOIN_DETACHED | JOIN_DONE);
+}
+
 /* The error of a join, detach or join case on a live handle whose task
  * is t (join_lock held): -ESRCH once consumed, -EINVAL if detached or
  * claimed, else 0. */
 static int join_refusal(const struct weft_task *t)
 {
-	if (t->join_state & JOIN_TAKEN)
+	if (handles_consumed(t))
 		return -ESRCH;
 	if (t->join_state & (JOIN_DETACHED | JOIN_CLAIMED))
 		return -EINVAL;
@@ -663,10 +675,22 @@ int weft_detach(weft_task_t h)
 
 /* ---- cancellation ------------------------------------------------------- */
 
-static int cancel_gen(struct weft_task *t, uint64_t gen)
+/* handles_consumed, taking join_lock: t->wait_lock may be held (the
+ * lock order allows it). */
+static bool consumed(struct weft_task *t)
+{
+	weft__spin_lock(&t->join_lock);
+	bool r = handles_consumed(t);
+	weft__spin_unlock(&t->join_lock);
+	return r;
+}
+
+/* by_handle: a user's handle, stale once consumed; else shutdown's sweep,
+ * which cancels whatever t is now. */
+static int cancel_gen(struct weft_task *t, uint64_t gen, bool by_handle)
 {
 	weft__wait_lock(t);
-	if (!gen_matches(t, gen)) {
+	if (!gen_matches(t, gen) || (by_handle && consumed(t))) {
 		weft__spin_unlock(&t->wait_lock);
 		return -ESRCH;
 	}
@@ -680,13 +704,13 @@ static int cancel_gen(struct weft_task *t, uint64_t gen)
 
 void weft__task_cancel(struct weft_task *t)
 {
-	cancel_gen(t, atomic_load(&t->gen));
+	cancel_gen(t, atomic_load(&t->gen), false);
 }
 
 int weft_cancel(weft_task_t h)
 {
 	struct weft_task *t = lookup(h);
-	return t ? cancel_gen(t, h.gen) : -ESRCH;
+	return t ? cancel_gen(t, h.gen, true) : -ESRCH;
 }
 
 void (*weft__is_cancelled_after_lookup)(void);
@@ -697,7 +721,8 @@ void (*weft__is_cancelled_after_lookup)(void);
  * next task's (spawn clears it). So the handle is checked again under
  * wait_lock, where the generation changes (task_stale) and cancel sets
  * the flag: while it is held and the generation matches, the struct
- * cannot be recycled, nor the flag be another task's. */
+ * cannot be recycled, nor the flag be another task's. A consumed handle
+ * is stale even so (consumed). */
 int weft_is_cancelled(weft_task_t h)
 {
 	struct weft_task *t = lookup(h);
@@ -708,8 +733,9 @@ int weft_is_cancelled(weft_task_t h)
 	if (t == weft__task_current())
 		return (int)atomic_load(&t->cancelled);
 	weft__wait_lock(t);
-	int r = gen_matches(t, h.gen) ? (int)atomic_load(&t->cancelled)
-				      : -ESRCH;
+	int r = gen_matches(t, h.gen) && !consumed(t)
+			? (int)atomic_load(&t->cancelled)
+			: -ESRCH;
 	weft__spin_unlock(&t->wait_lock);
 	return r;
 }
@@ -765,7 +791,9 @@ weft_task_t weft_current(void)
 const char *weft_task_name(weft_task_t h)
 {
 	struct weft_task *t = lookup(h);
-	return t ? t->name : NULL;
+	/* A consumed handle is stale (consumed), though its task's struct
+	 * may not be recycled yet. */
+	return t && !consumed(t) ? t->name : NULL;
 }
 
 int weft_yield(void)

@@ -74,6 +74,60 @@ START_TEST(join_consumes_handle)
 }
 END_TEST
 
+/* A joined handle is stale for every call on it (weft/task.h), and so is
+ * one whose task ended detached, while another reference (the
+ * finisher's for a moment, weft_dump's) keeps the task's struct and so
+ * the handle's generation: weft_cancel and weft_is_cancelled say -ESRCH
+ * and the cancel touches nothing, weft_task_name says NULL, and for the
+ * detached task weft_join and weft_detach say -ESRCH. They used to find
+ * the generation current: the cancel said 0 and set the flag, the join
+ * and detach of the detached one -EINVAL. */
+static void check_consumed(weft_task_t t)
+{
+	ck_assert_int_eq(weft_cancel(t), -ESRCH);
+	ck_assert_int_eq(weft_is_cancelled(t), -ESRCH);
+	ck_assert_ptr_null(weft_task_name(t));
+	ck_assert_int_eq(weft_join(t, NULL), -ESRCH);
+	ck_assert_int_eq(weft_detach(t), -ESRCH);
+	ck_assert(!atomic_load(&t.task->cancelled)); /* untouched */
+}
+
+static void *yield_once(void *arg)
+{
+	weft_yield();
+	return arg;
+}
+
+static void *consumed_stale_main(void *arg)
+{
+	for (int how = 0; how < 3; how++) {
+		weft_task_t t;
+		void *res = NULL;
+		ck_assert_int_eq(weft_spawn(&t, yield_once, (void *)42), 0);
+		struct weft_select_case c[] = { WEFT_CASE_JOIN(t, &res) };
+		ck_assert(weft__task_get(t.task));
+		if (how == 0) {
+			ck_assert_int_eq(weft_join(t, &res), 0);
+		} else if (how == 1) {
+			ck_assert_int_eq(weft_select(c, 1), 0);
+			ck_assert_int_eq(c[0].status, 0);
+		} else {
+			ck_assert_int_eq(weft_detach(t), 0);
+			while (atomic_load(&t.task->alive))
+				weft_yield();
+		}
+		check_consumed(t);
+		weft__task_put(t.task);
+	}
+	return NULL;
+}
+
+START_TEST(consumed_handle_stale_for_every_call)
+{
+	weft_test_run(consumed_stale_main, NULL, 2);
+}
+END_TEST
+
 /* ---- bad input ---------------------------------------------------------- */
 
 static void *sleeper_forever(void *arg)
@@ -1559,6 +1613,7 @@ int main(void)
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, spawn_join);
 	tcase_add_test(tc, join_consumes_handle);
+	tcase_add_test(tc, consumed_handle_stale_for_every_call);
 	tcase_add_test(tc, bad_input);
 	tcase_add_test(tc, names_and_detach);
 	tcase_add_test(tc, cancel);
