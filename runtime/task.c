@@ -816,8 +816,14 @@ int weft_worker_id(void)
 
 int weft_workers(void)
 {
+	/* Between enter and leave, as a spawn from a plain thread: weft_run
+	 * frees the runtime only after it unpublished it and waited for
+	 * them (weft__task_foreign_quiesce). */
+	weft__foreign_enter();
 	struct weft_runtime *rt = atomic_load(&weft__rt);
-	return rt ? rt->nworkers : 0;
+	int n = rt ? rt->nworkers : 0;
+	weft__foreign_leave();
+	return n;
 }
 
 /* ---- the join case of a select (sync/select.h) -------------------------- */
