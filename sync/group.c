@@ -160,11 +160,29 @@ static void stop_members(struct weft_group *g)
 		g->shutting_down = false;
 }
 
+/* Under g->lock: whether the caller is one of g's running members, which
+ * a wait or a shutdown would wait for, itself among them, for good (as a
+ * join of itself, or an acquire of a lock it holds, it is -EDEADLK). */
+static bool caller_is_member(const struct weft_group *g)
+{
+	weft_task_t me = weft_current();
+
+	for (struct weft__group_member *m = g->members; me.task && m;
+	     m = m->next)
+		if (m->task.task == me.task && m->task.gen == me.gen)
+			return true;
+	return false;
+}
+
 int weft_group_wait(struct weft_group *g)
 {
 	if (!usable(g))
 		return -EINVAL;
 	weft__lock_acquire_uninterruptible(&g->lock);
+	if (caller_is_member(g)) {
+		weft_lock_release(&g->lock);
+		return -EDEADLK;
+	}
 	int r = 0;
 	while (g->running && !r)
 		r = weft__cond_wait_as(&g->idle, WEFT__WAIT_GROUP, g);
@@ -197,6 +215,10 @@ int weft_group_shutdown(struct weft_group *g)
 	if (!usable(g))
 		return -EINVAL;
 	weft__lock_acquire_uninterruptible(&g->lock);
+	if (caller_is_member(g)) {
+		weft_lock_release(&g->lock);
+		return -EDEADLK;
+	}
 	stop_members(g);
 	r = g->error;
 	g->error = 0;

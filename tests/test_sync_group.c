@@ -146,6 +146,37 @@ START_TEST(cancelled_waiter_waits_for_members)
 }
 END_TEST
 
+/* A member that waits on (or shuts down) its own group would wait for
+ * itself for good: -EDEADLK, as a join of itself; it waited before. */
+static void *self_waiter(void *arg)
+{
+	struct weft_group *g = arg;
+
+	ck_assert_int_eq(weft_group_wait(g), -EDEADLK);
+	ck_assert_int_eq(weft_group_shutdown(g), -EDEADLK);
+	atomic_fetch_add(&finished, 1);
+	return NULL;
+}
+
+static void *self_wait_main(void *arg)
+{
+	struct weft_group g = WEFT_GROUP_INIT(g);
+
+	(void)arg;
+	reset_counts();
+	ck_assert_int_eq(weft_group_spawn(&g, self_waiter, &g), 0);
+	ck_assert_int_eq(weft_group_spawn(&g, nap, (void *)1), 0);
+	ck_assert_int_eq(weft_group_wait(&g), 0);
+	ck_assert_int_eq(atomic_load(&finished), 2);
+	return NULL;
+}
+
+START_TEST(member_waiting_on_its_group)
+{
+	weft_test_run(self_wait_main, NULL, 2);
+}
+END_TEST
+
 /* A member failed, then its waiter was cancelled or its deadline passed:
  * the wait says the failure, as asyncio's TaskGroup raises a member's
  * error over its own cancellation (it said -ECANCELED or -ETIMEDOUT, and
@@ -462,6 +493,7 @@ int main(void)
 	tcase_add_test(tc, first_failure_cancels_the_rest);
 	tcase_add_test(tc, cancelled_waiter_waits_for_members);
 	tcase_add_test(tc, failure_comes_before_the_waiters_cancel);
+	tcase_add_test(tc, member_waiting_on_its_group);
 	tcase_add_test(tc, no_members_join_a_cancelled_wait);
 	tcase_add_test(tc, cancel_threads_and_bad_input);
 	tcase_add_test(tc, many_members);

@@ -95,7 +95,9 @@ int weft_group_cancel(struct weft_group *g);
  * had failed: members cancelled and waited for),
  * -ENOMEM (under a deadline, no memory for the wait's timer: the deadline
  * cannot be kept, so, as for -ETIMEDOUT, the members are cancelled and
- * waited for), or -EINVAL. Whatever it returns, no member still runs. */
+ * waited for), -EDEADLK (the caller is a member of g: it would wait for
+ * itself; nothing is waited for), or -EINVAL. Whatever else it returns, no
+ * member still runs. */
 WEFT_MUST_CHECK int weft_group_wait(struct weft_group *g);
 
 /* Cancels every member and waits until all have returned, whatever the
@@ -103,7 +105,8 @@ WEFT_MUST_CHECK int weft_group_wait(struct weft_group *g);
  * server's stop. Members spawned meanwhile (say, by a member) are refused
  * with -ECANCELED. Returns 0 or the round's first failure, as
  * weft_group_wait (a member that reports its cancellation as a failure
- * counts), or -EINVAL. */
+ * counts), -EDEADLK (the caller is a member of g: weft_group_cancel
+ * stops the others without waiting), or -EINVAL. */
 int weft_group_shutdown(struct weft_group *g);
 
 /* Members running now. Returns the count or -EINVAL. */
