@@ -37,16 +37,14 @@ static unsigned clamp_len(size_t len)
 	return len > IO_MAX_LEN ? IO_MAX_LEN : (unsigned)len;
 }
 
-/* The argument checks every transfer makes, in order: a bad descriptor,
- * nothing to transfer (success, at once), a missing buffer. Returns
- * -errno, 0 when the call is done (having moved nothing), 1 to go on. */
+/* weft__sock_buf_check, and nothing to transfer is success at once.
+ * Returns -errno, 0 when the call is done (having moved nothing), 1 to go
+ * on. */
 static int buf_args(int fd, const void *buf, size_t len)
 {
-	if (fd < 0)
-		return -EBADF;
-	if (!len)
-		return 0;
-	return buf ? 1 : -EFAULT;
+	int r = weft__sock_buf_check(fd, buf, len);
+
+	return r ? r : len != 0;
 }
 
 static int iov_args(int fd, const struct iovec *iov, int iovcnt)
@@ -281,11 +279,9 @@ ssize_t weft_send(int fd, const void *buf, size_t len, int flags)
 
 	/* Nothing to send still goes to the kernel, as send(2) does: on a
 	 * datagram socket it is a datagram of its own (a stream's says 0). */
-	if (fd < 0)
-		return -EBADF;
-	if (!buf && len)
-		return -EFAULT;
-	return try_or_wait(fd, WEFT__WRITE, try_send, &a, "send");
+	int r = weft__sock_buf_check(fd, buf, len);
+
+	return r ? r : try_or_wait(fd, WEFT__WRITE, try_send, &a, "send");
 }
 
 /* One call, as a blocking send(2) of it all is: MSG_WAITALL (which a

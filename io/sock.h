@@ -2,7 +2,9 @@
 #ifndef WEFT_IO_SOCK_H
 #define WEFT_IO_SOCK_H
 
+#include <errno.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <netdb.h>
 #include <sys/socket.h>
@@ -12,6 +14,16 @@
 /* The type flags of every socket weft makes: SOCK_CLOEXEC, and
  * SOCK_NONBLOCK while a runtime runs, as its calls wait for readiness. */
 int weft__sock_type_flags(void);
+
+/* The argument checks of a transfer of len bytes at buf on fd, in order:
+ * a bad descriptor (-EBADF), a missing buffer with bytes to move
+ * (-EFAULT). 0 if both pass. */
+static inline int weft__sock_buf_check(int fd, const void *buf, size_t len)
+{
+	if (fd < 0)
+		return -EBADF;
+	return !buf && len ? -EFAULT : 0;
+}
 
 /* sendmsg / recvmsg with flags, for a try function (call.h). */
 struct msg_args {

@@ -39,10 +39,10 @@ ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags,
 			      .msg_iov = &iov,
 			      .msg_iovlen = 1 };
 
-	if (fd < 0)
-		return -EBADF;
-	if (!buf && len)
-		return -EFAULT;
+	int r = weft__sock_buf_check(fd, buf, len);
+
+	if (r)
+		return r;
 	/* Checked here, not by the kernel: its ring path said -EFAULT. */
 	if (to && tolen > sizeof(struct sockaddr_storage))
 		return -EINVAL;
@@ -59,12 +59,10 @@ ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags,
 			      .msg_namelen = from && fromlen ? *fromlen : 0,
 			      .msg_iov = &iov,
 			      .msg_iovlen = 1 };
-	ssize_t r;
+	ssize_t r = weft__sock_buf_check(fd, buf, len);
 
-	if (fd < 0)
-		return -EBADF;
-	if (!buf && len)
-		return -EFAULT;
+	if (r)
+		return r;
 	if (!from != !fromlen)
 		return -EINVAL;
 	r = msg_call(fd, WEFT__READ, weft__try_recvmsg,
