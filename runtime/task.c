@@ -397,10 +397,8 @@ spawn(weft_task_t *out, weft_fn fn, void *arg,
 	}
 	/* Its stack now, or no task: nothing is published yet, so the
 	 * struct goes back to the free ones, holding no stack. */
-	if (stack_now && !t->stack.base &&
-	    weft__stack_alloc(&t->stack, size,
-			      self ? self->stack_cache : NULL)) {
-		t->stack.base = NULL;
+	if (stack_now &&
+	    weft__task_take_stack(t, size, self ? self->stack_cache : NULL)) {
 		task_free(t, self ? self->task_cache : NULL);
 		return -ENOMEM;
 	}

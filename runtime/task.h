@@ -205,6 +205,18 @@ void weft__task_for_each_alive(void (*fn)(struct weft_task *, void *),
 bool weft__task_get(struct weft_task *t);
 void weft__task_put(struct weft_task *t);
 
+/* Gives t a stack of size unless its struct kept one (see "Stacks"):
+ * 0, or -ENOMEM with t holding none. At a task's first run, or at its
+ * spawn (weft__spawn_with_stack). */
+static inline int weft__task_take_stack(struct weft_task *t, size_t size,
+					struct weft_stack_cache *k)
+{
+	if (t->stack.base || !weft__stack_alloc(&t->stack, size, k))
+		return 0;
+	t->stack.base = NULL;
+	return -ENOMEM;
+}
+
 /* weft_spawn(out, fn, arg) with the task's stack taken now, not at its
  * first run: -ENOMEM if there is none, and then nothing was spawned. A
  * task that gets no stack at its first run ends without running fn (its

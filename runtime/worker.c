@@ -81,9 +81,7 @@ static struct weft_task *find_task(struct weft_runtime *rt,
  * -ENOMEM. */
 static bool start_task(struct weft_worker *w, struct weft_task *t)
 {
-	if (!t->stack.base &&
-	    weft__stack_alloc(&t->stack, t->stack_size, w->stack_cache)) {
-		t->stack.base = NULL;
+	if (weft__task_take_stack(t, t->stack_size, w->stack_cache)) {
 		t->result = NULL;
 		t->error = -ENOMEM;
 		weft__task_finished(w, t);
