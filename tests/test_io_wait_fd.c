@@ -542,6 +542,11 @@ static void *cancel_target(void *arg)
 	return (void *)(intptr_t)weft_wait_fd(fd, WEFT_READABLE);
 }
 
+/* The span of the race's delays, in us: under a sanitizer a park, a
+ * write and a wake take longer than 200 us, and every round timed out
+ * (tsan, epoll: readable 0). */
+#define RACE_WINDOW_US (WEFT_TEST_SCALE >= 100 ? 200 : 2000)
+
 static void *race_main(void *arg)
 {
 	long rounds = weft_test_scaled(3000, 200);
@@ -549,7 +554,8 @@ static void *race_main(void *arg)
 	for (long i = 0; i < rounds; i++) {
 		int p[2];
 		make_pipe(p);
-		struct race r = { p[1], (i * 7919) % 200 * WEFT_USEC };
+		struct race r = { p[1],
+				  (i * 7919) % RACE_WINDOW_US * WEFT_USEC };
 		weft_task_t w, t = { 0 };
 		ck_assert_int_eq(weft_spawn(&w, write_after_spin, &r), 0);
 		int got;
@@ -557,8 +563,9 @@ static void *race_main(void *arg)
 			ck_assert_int_eq(weft_spawn(&t, cancel_target,
 						    (void *)(intptr_t)p[0]),
 					 0);
-			int64_t until = weft_now() +
-					(i * 104729) % 200 * WEFT_USEC;
+			int64_t until = weft_now() + (i * 104729) %
+							     RACE_WINDOW_US *
+							     WEFT_USEC;
 			while (weft_now() < until)
 				;
 			ck_assert_int_eq(weft_cancel(t), 0);
@@ -568,11 +575,11 @@ static void *race_main(void *arg)
 			ck_assert(got == WEFT_READABLE || got == -ECANCELED);
 		} else {
 			struct weft_deadline d;
-			ck_assert_int_eq(weft_deadline_enter(&d,
-							     (i * 104729) %
-								     200 *
-								     WEFT_USEC),
-					 0);
+			ck_assert_int_eq(
+				weft_deadline_enter(&d, (i * 104729) %
+								RACE_WINDOW_US *
+								WEFT_USEC),
+				0);
 			got = weft_wait_fd(p[0], WEFT_READABLE);
 			(void)weft_deadline_leave(&d);
 			ck_assert(got == WEFT_READABLE || got == -ETIMEDOUT);
