@@ -12,7 +12,9 @@
 #include "symbols.h"
 
 #ifdef WEFT_HAVE_LIBDW
-#include <elfutils/libdwfl.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwelf.h>
+#include <libelf.h>
 #endif
 
 #define MAX_OBJECTS 256
@@ -26,6 +28,15 @@ struct func {
 	const char *name;
 };
 
+#ifdef WEFT_HAVE_LIBDW
+/* A file of DWARF, open: all three set, or none (dwarf NULL). */
+struct dwarf_file {
+	int fd;
+	Elf *elf;
+	Dwarf *dwarf;
+};
+#endif
+
 struct object {
 	char path[256];
 	uintptr_t base; /* load bias */
@@ -34,6 +45,11 @@ struct object {
 	size_t map_len;
 	struct func *funcs; /* sorted by addr */
 	size_t nfuncs;
+#ifdef WEFT_HAVE_LIBDW
+	bool dwarf_tried;        /* whether its DWARF was looked for */
+	struct dwarf_file debug; /* its DWARF: in the file, or separate */
+	struct dwarf_file alt;   /* debug's dwz supplement, if it has one */
+#endif
 };
 
 struct segment {
@@ -50,10 +66,6 @@ struct cached {
 };
 
 struct weft__symbols {
-#ifdef WEFT_HAVE_LIBDW
-	Dwfl *dwfl;      /* this process's modules, reported when first asked */
-	bool dwfl_tried; /* whether that was tried */
-#endif
 	struct cached cache[1 << CACHE_BITS];
 	struct object objects[MAX_OBJECTS];
 	int nobjects;
@@ -92,25 +104,12 @@ static int add_object(struct dl_phdr_info *info, size_t size, void *arg)
 struct weft__symbols *weft__symbols_load(void)
 {
 	struct weft__symbols *s = calloc(1, sizeof(*s));
+#ifdef WEFT_HAVE_LIBDW
+	elf_version(EV_CURRENT); /* libelf's elf_begin refuses to work before */
+#endif
 	if (s)
 		dl_iterate_phdr(add_object, s);
 	return s;
-}
-
-void weft__symbols_free(struct weft__symbols *s)
-{
-	if (!s)
-		return;
-#ifdef WEFT_HAVE_LIBDW
-	if (s->dwfl)
-		dwfl_end(s->dwfl);
-#endif
-	for (int i = 0; i < s->nobjects; i++) {
-		free(s->objects[i].funcs);
-		if (s->objects[i].map)
-			munmap(s->objects[i].map, s->objects[i].map_len);
-	}
-	free(s);
 }
 
 /* The segment list is read-only after load. The stall report's signal
@@ -267,55 +266,111 @@ static const struct func *func_at(struct object *o, uintptr_t a)
 }
 
 #ifdef WEFT_HAVE_LIBDW
-/* libdwfl opens the files it reads without O_CLOEXEC and keeps them till
- * dwfl_end: a program a task starts meanwhile (a stall report or a dump
- * under way) would inherit them. Marked as soon as libdwfl hands them
- * over. */
-static int cloexec(int fd)
+/* Every file libdw reads here is opened by weft, O_CLOEXEC from its first
+ * instant, and handed over. libdwfl finds and opens files itself, without
+ * O_CLOEXEC: a program a task started meanwhile (a stall report or a dump
+ * under way) inherited one, even when libdwfl's callbacks marked each as
+ * soon as they had it. */
+
+/* Opens path and its ELF; on failure leaves f closed (elf NULL). */
+static bool open_elf(struct dwarf_file *f, const char *path)
 {
-	if (fd >= 0)
-		fcntl(fd, F_SETFD, FD_CLOEXEC);
-	return fd;
+	*f = (struct dwarf_file){ .fd = open(path, O_RDONLY | O_CLOEXEC) };
+	if (f->fd < 0)
+		return false;
+	f->elf = elf_begin(f->fd, ELF_C_READ_MMAP, NULL);
+	if (!f->elf)
+		close(f->fd);
+	return f->elf != NULL;
 }
 
-static int find_elf(Dwfl_Module *m, void **userdata, const char *name,
-		    Dwarf_Addr base, char **file, Elf **elfp)
+static void close_elf(struct dwarf_file *f)
 {
-	return cloexec(
-		dwfl_linux_proc_find_elf(m, userdata, name, base, file, elfp));
+	elf_end(f->elf);
+	close(f->fd);
+	f->elf = NULL;
 }
 
-static int find_debuginfo(Dwfl_Module *m, void **userdata, const char *modname,
-			  Dwarf_Addr base, const char *file,
-			  const char *debuglink, GElf_Word crc,
-			  char **debuginfo_file)
+/* Opens the DWARF in path; on failure leaves f closed. */
+static bool open_dwarf(struct dwarf_file *f, const char *path)
 {
-	return cloexec(dwfl_standard_find_debuginfo(m, userdata, modname, base,
-						    file, debuglink, crc,
-						    debuginfo_file));
+	if (!open_elf(f, path))
+		return false;
+	f->dwarf = dwarf_begin_elf(f->elf, DWARF_C_READ, NULL);
+	if (!f->dwarf)
+		close_elf(f);
+	return f->dwarf != NULL;
 }
 
-static const Dwfl_Callbacks dwfl_callbacks = {
-	.find_elf = find_elf,
-	.find_debuginfo = find_debuginfo,
-};
-
-/* The modules of this process, as libdw sees them; NULL if it cannot. */
-static Dwfl *dwfl_of(struct weft__symbols *s)
+static void close_dwarf(struct dwarf_file *f)
 {
-	if (s->dwfl_tried)
-		return s->dwfl;
-	s->dwfl_tried = true;
-	Dwfl *d = dwfl_begin(&dwfl_callbacks);
-	if (!d)
+	if (!f->dwarf)
+		return;
+	dwarf_end(f->dwarf);
+	f->dwarf = NULL;
+	close_elf(f);
+}
+
+/* The separate debug file of the build ID id, where Debian's and Fedora's
+ * debug packages put it (libdwfl's other places, .gnu_debuglink beside
+ * the object and debuginfod, are not searched). */
+static bool open_by_build_id(struct dwarf_file *f, const void *id, ssize_t n)
+{
+	enum { MAX_ID = 64 };
+	const unsigned char *b = id;
+	char path[sizeof("/usr/lib/debug/.build-id/xx/.debug") + 2 * MAX_ID];
+	if (n < 2 || n > MAX_ID)
+		return false;
+	int used = snprintf(path, sizeof(path),
+			    "/usr/lib/debug/.build-id/%02x/", b[0]);
+	for (ssize_t i = 1; i < n; i++)
+		used += snprintf(path + used, sizeof(path) - (size_t)used,
+				 "%02x", b[i]);
+	snprintf(path + used, sizeof(path) - (size_t)used, ".debug");
+	return open_dwarf(f, path);
+}
+
+/* A dwz-compressed debug file keeps what it shares with others in a
+ * supplementary file (.gnu_debugaltlink), which libdw would look for on
+ * first need, opening it without O_CLOEXEC: so it is found here first.
+ * False if it is needed and not found. */
+static bool attach_alt(struct object *o)
+{
+	const char *name;
+	const void *id;
+	ssize_t n = dwelf_dwarf_gnu_debugaltlink(o->debug.dwarf, &name, &id);
+	if (n == 0)
+		return true;
+	if (n < 0 || (!open_by_build_id(&o->alt, id, n) &&
+		      (name[0] != '/' || !open_dwarf(&o->alt, name))))
+		return false;
+	dwarf_setalt(o->debug.dwarf, o->alt.dwarf);
+	return true;
+}
+
+/* o's DWARF, from its own file or else from the debug file of its build
+ * ID; NULL if it has none, or libdw would have to open files itself. */
+static Dwarf *dwarf_of(struct object *o)
+{
+	if (o->dwarf_tried)
+		return o->debug.dwarf;
+	o->dwarf_tried = true;
+	struct dwarf_file file;
+	if (!*o->path || !open_elf(&file, o->path))
 		return NULL;
-	dwfl_report_begin(d);
-	int r = dwfl_linux_proc_report(d, getpid());
-	if (dwfl_report_end(d, NULL, NULL) || r) {
-		dwfl_end(d);
-		return NULL;
+	file.dwarf = dwarf_begin_elf(file.elf, DWARF_C_READ, NULL);
+	if (file.dwarf) {
+		o->debug = file;
+	} else {
+		const void *id;
+		ssize_t n = dwelf_elf_gnu_build_id(file.elf, &id);
+		if (n > 0)
+			open_by_build_id(&o->debug, id, n);
+		close_elf(&file);
 	}
-	return s->dwfl = d;
+	if (o->debug.dwarf && !attach_alt(o))
+		close_dwarf(&o->debug);
+	return o->debug.dwarf;
 }
 
 /* Appends " at file:line" for the code at a, if its object has DWARF line
@@ -323,15 +378,27 @@ static Dwfl *dwfl_of(struct weft__symbols *s)
 static void add_line(struct weft__symbols *s, uintptr_t a, char *buf,
 		     size_t len)
 {
-	Dwfl *d = dwfl_of(s);
-	Dwfl_Module *m = d ? dwfl_addrmodule(d, a) : NULL;
-	Dwfl_Line *l = m ? dwfl_module_getsrc(m, a) : NULL;
+	const struct segment *g = segment_of(s, a);
+	struct object *o = g ? &s->objects[g->object] : NULL;
+	Dwarf *d = o ? dwarf_of(o) : NULL;
+	Dwarf_Addr at = o ? a - o->base : 0;
+	Dwarf_Die cu;
+	Dwarf_Line *l = d && dwarf_addrdie(d, at, &cu)
+				? dwarf_getsrc_die(&cu, at)
+				: NULL;
 	int line = 0;
-	const char *file = l ? dwfl_lineinfo(l, NULL, &line, NULL, NULL, NULL)
-			     : NULL;
+	const char *file = l && !dwarf_lineno(l, &line)
+				   ? dwarf_linesrc(l, NULL, NULL)
+				   : NULL;
 	size_t used = strlen(buf);
 	if (file && line > 0 && used < len)
 		snprintf(buf + used, len - used, " at %s:%d", file, line);
+}
+
+static void close_line_tables(struct object *o)
+{
+	close_dwarf(&o->debug);
+	close_dwarf(&o->alt);
 }
 #else
 static void add_line(struct weft__symbols *s, uintptr_t a, char *buf,
@@ -339,7 +406,24 @@ static void add_line(struct weft__symbols *s, uintptr_t a, char *buf,
 {
 	/* No libdw: object+offset is for addr2line. */
 }
+
+static void close_line_tables(struct object *o)
+{
+}
 #endif
+
+void weft__symbols_free(struct weft__symbols *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < s->nobjects; i++) {
+		close_line_tables(&s->objects[i]);
+		free(s->objects[i].funcs);
+		if (s->objects[i].map)
+			munmap(s->objects[i].map, s->objects[i].map_len);
+	}
+	free(s);
+}
 
 /* Names the code at a, which a return address r (or a function, r = a)
  * points into. */

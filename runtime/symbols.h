@@ -6,12 +6,14 @@
  * its ELF symbol table (.symtab, else .dynsym), so that static functions
  * get names too, which dladdr cannot give. Built with elfutils' libdw
  * (WEFT_HAVE_LIBDW), a return address also gets its file and line from
- * the object's DWARF line table, where it has one; each name carries the
- * object and the offset that gdb or addr2line need in any case.
+ * the object's DWARF line table, where it has one (in the object's file,
+ * or in the debug file of its build ID); each name carries the object and
+ * the offset that gdb or addr2line need in any case. Every file is opened
+ * with O_CLOEXEC: a program started during a dump inherits none.
  *
  * Only weft__symbols_is_return is for signal handlers (it reads the
- * segment list, fixed at load); naming allocates, opens files and, with
- * libdw, reads /proc/self/maps: normal context only.
+ * segment list, fixed at load); naming allocates and opens files: normal
+ * context only.
  */
 #ifndef WEFT_RUNTIME_SYMBOLS_H
 #define WEFT_RUNTIME_SYMBOLS_H

@@ -19,3 +19,8 @@ if(NOT CMAKE_C_FLAGS MATCHES "sanitize" AND NOT CMAKE_CROSSCOMPILING)
                    ${PROJECT_SOURCE_DIR}/gdb/weft-gdb.py)
   set_tests_properties(test_gdb PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77)
 endif()
+# A dump's and a stall report's files are O_CLOEXEC from the start.
+weft_test(test_dump_cloexec TIMEOUT 120 SOURCES test_dump_cloexec.c)
+if(WEFT_USES_LIBDW) # the dump must then name lines, so libdw read files
+  target_compile_definitions(test_dump_cloexec PRIVATE WEFT_HAVE_LIBDW)
+endif()
