@@ -41,9 +41,9 @@ __attribute__((constructor)) static void find_next(void)
 }
 
 static atomic_bool watching;
-static atomic_int opened;	/* calls seen while watching */
+static atomic_int opened; /* calls seen while watching */
 static pthread_mutex_t bad_lock = PTHREAD_MUTEX_INITIALIZER;
-static char bad[4096];		/* the paths opened without the flag */
+static char bad[4096]; /* the paths opened without the flag */
 
 static void note(const char *path, bool cloexec)
 {
