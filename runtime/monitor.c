@@ -258,6 +258,10 @@ static void *monitor_main(void *arg)
 {
 	struct weft_runtime *rt = arg;
 	struct weft_monitor *m = &rt->monitor;
+	/* Named for top, perf and gdb by itself, as every weft thread is:
+	 * glibc names another thread by opening its /proc comm file without
+	 * O_CLOEXEC, which a program started meanwhile would inherit. */
+	pthread_setname_np(pthread_self(), "weft-monitor");
 	/* On the heap: WEFT_WORKERS_MAX looks are 56 KiB, more than a
 	 * thread's whole stack where RLIMIT_STACK (glibc's default for
 	 * threads) is set that low. */
@@ -345,8 +349,6 @@ int weft__monitor_start(struct weft_runtime *rt)
 		m->last = NULL;
 	}
 	m->started = !r;
-	if (!r) /* named before weft_run goes on: top, perf and gdb see it */
-		pthread_setname_np(m->thread, "weft-monitor");
 	return r;
 }
 
