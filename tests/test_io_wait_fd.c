@@ -310,6 +310,40 @@ START_TEST(number_reused_after_a_libraries_close)
 }
 END_TEST
 
+/* The same when the number was a regular file's, which epoll cannot watch
+ * (always ready): a pipe that takes it is watched, not ready at once. */
+static void *reused_file_number_main(void *arg)
+{
+	int f = open("/proc/self/exe", O_RDONLY | O_CLOEXEC), q[2];
+	ck_assert_int_ge(f, 0);
+	ck_assert_int_eq(weft_wait_fd(f, WEFT_READABLE), WEFT_READABLE);
+	make_pipe(q);
+	ck_assert_int_eq(dup2(q[0], f), f);
+	ck_assert_int_eq(close(q[0]), 0);
+	struct weft_deadline d;
+	ck_assert_int_eq(weft_deadline_enter(&d, 30 * MS), 0);
+	ck_assert_int_eq(weft_wait_fd(f, WEFT_READABLE), -ETIMEDOUT);
+	(void)weft_deadline_leave(&d);
+	struct later l = { q[1], 20 * MS };
+	weft_task_t w;
+	ck_assert_int_eq(weft_spawn(&w, write_later, &l), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	ck_assert_int_eq(weft_wait_fd(f, WEFT_READABLE), WEFT_READABLE);
+	ck_assert_int_eq(weft_deadline_leave(&d), 0);
+	char c;
+	ck_assert_int_eq(read(f, &c, 1), 1);
+	ck_assert_int_eq(weft_join(w, NULL), 0);
+	ck_assert_int_eq(weft_close(f), 0);
+	close(q[1]);
+	return arg;
+}
+
+START_TEST(number_reused_after_a_regular_file)
+{
+	weft_test_run(reused_file_number_main, NULL, 2);
+}
+END_TEST
+
 /* A cancelled task, or one past its deadline, is told so though its fd
  * is ready, as weft_recv tells it before its attempt (weft/io.h): a loop
  * around a library's read whose peer keeps bytes coming must end. */
@@ -739,6 +773,7 @@ int main(void)
 	tcase_add_test(tc, close_cancel_and_deadline_end_a_wait);
 	tcase_add_test(tc, bad_input);
 	tcase_add_test(tc, number_reused_after_a_libraries_close);
+	tcase_add_test(tc, number_reused_after_a_regular_file);
 	tcase_add_test(tc, cancelled_or_expired_task_is_told_though_ready);
 	tcase_add_test(tc, hot_waiter_yields);
 	tcase_add_test(tc, select_mixes_fds_with_other_cases);

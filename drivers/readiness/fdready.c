@@ -544,7 +544,9 @@ static int poll_now(int fd, enum weft__dir dir)
  * the file of fd's registration. A library closes its own fd with close(2)
  * (libpq's PQfinish, c-ares after each query), and once a new file takes
  * the number the record still says REGISTERED while the kernel dropped the
- * old file from the set: no event for the new one would ever come. An
+ * old file from the set: no event for the new one would ever come (or
+ * UNPOLLABLE, of a regular file, which polls ready: each wait said ready
+ * at once). An
  * EPOLL_CTL_ADD says EEXIST if the file is there; unlike a MOD it re-arms
  * nothing (a MOD queues the other direction's edge again, an event to
  * harvest per wait). If the ADD took the new file, lets the number go as
@@ -564,8 +566,8 @@ static bool registration_holds(struct fdrec *rec, int fd, uint32_t gen)
 
 		/* relaxed: under the lock, as every write of reg. */
 		holds = reg_state(atomic_load_explicit(&rec->reg,
-						       memory_order_relaxed)) !=
-				REGISTERED ||
+						       memory_order_relaxed)) ==
+				UNREGISTERED ||
 			epoll_ctl(weft__pollset_fd(), EPOLL_CTL_ADD, fd, &ev);
 		if (!holds)
 			forget(rec, fd);
@@ -590,10 +592,11 @@ int weft__fdready_watch(struct weft__fd_watch *fw, int fd, enum weft__dir dir)
 again:
 	/* acquire: as weft__fdready_begin's. */
 	fw->gen = atomic_load_explicit(&rec->gen, memory_order_acquire);
+	/* A regular file (UNPOLLABLE) polls ready: the poll below says so.
+	 * One that does not is a file that took the number since (a
+	 * library's close(2)): registration_holds lets the record go. */
 	if ((r = ensure_registered(rec, fd)) < 0)
 		return r;
-	if (r == UNPOLLABLE)
-		return 1;
 	fw->rec = rec;
 	fw->dir = dir;
 	/* acquire: see wake_all. */
