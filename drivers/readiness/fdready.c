@@ -544,12 +544,12 @@ static int poll_now(int fd, enum weft__dir dir)
  * the file of fd's registration. A library closes its own fd with close(2)
  * (libpq's PQfinish, c-ares after each query), and once a new file takes
  * the number the record still says REGISTERED while the kernel dropped the
- * old file from the set: no event for the new one would ever come (or
- * UNPOLLABLE, of a regular file, which polls ready: each wait said ready
- * at once). An
- * EPOLL_CTL_ADD says EEXIST if the file is there; unlike a MOD it re-arms
- * nothing (a MOD queues the other direction's edge again, an event to
- * harvest per wait). If the ADD took the new file, lets the number go as
+ * old file from the set: no event for the new one would ever come. Or it
+ * says UNPOLLABLE, of a regular file, which polls ready; a file that does
+ * not poll ready is a new one. An EPOLL_CTL_ADD says EPERM for a regular
+ * file, EEXIST if the file is there; unlike a MOD it re-arms nothing (a
+ * MOD queues the other direction's edge again, an event to harvest per
+ * wait). If the ADD took the new file, lets the number go as
  * for a new fd of weft's own (weft__fdready_fresh; forget drops that
  * registration too) and says false: watch again, which registers it. */
 static bool registration_holds(struct fdrec *rec, int fd, uint32_t gen)
