@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <liburing.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -59,15 +60,24 @@ struct dump {
 
 /* ---- output ------------------------------------------------------------- */
 
+/* Writes the buffer out. An O_NONBLOCK fd (a socket or pipe weft's epoll
+ * driver made so, and every fd sharing its file, stderr among them when it
+ * is the same pipe as stdout) is waited for as a blocking one would be: the
+ * dump runs on a thread of its own or the caller's, never a worker's. */
 static void flush(struct out *o)
 {
 	size_t done = 0;
 	while (done < o->len && !o->err) {
 		ssize_t n = write(o->fd, o->buf + done, o->len - done);
-		if (n < 0 && errno != EINTR)
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			struct pollfd p = { .fd = o->fd, .events = POLLOUT };
+			if (poll(&p, 1, -1) < 0 && errno != EINTR)
+				o->err = -errno;
+		} else if (n < 0 && errno != EINTR) {
 			o->err = -errno;
-		else if (n > 0)
+		} else if (n > 0) {
 			done += (size_t)n;
+		}
 	}
 	o->len = 0;
 }
@@ -492,6 +502,8 @@ static void *dump_thread(void *arg)
 static atomic_bool dumps_open;
 static atomic_int dumps_under_way;
 
+void (*weft__dump_enter_hook)(void);
+
 void weft__dump_open(void)
 {
 	atomic_store(&dumps_open, true);
@@ -527,8 +539,16 @@ int weft_dump(int fd)
 	 * threads' spawns (weft__foreign_enter): drain waits for those, and
 	 * dumps one after another, as queued dump signals, would hold it. */
 	atomic_fetch_add(&dumps_under_way, 1);
-	struct weft_runtime *rt = atomic_load(&weft__rt);
-	int r = rt && atomic_load(&dumps_open) ? dump_all(rt, fd) : -ESRCH;
+	/* The door, then the runtime: one found open was shut later, so its
+	 * weft_run waits for us before it unpublishes and frees the runtime
+	 * we then load. Loaded before the door, the runtime could be one
+	 * whose weft_run shut it before our count, and freed it while we
+	 * looked, the door we then found open a later run's. */
+	bool open = atomic_load(&dumps_open);
+	if (__builtin_expect(weft__dump_enter_hook != NULL, 0))
+		weft__dump_enter_hook();
+	struct weft_runtime *rt = open ? atomic_load(&weft__rt) : NULL;
+	int r = rt ? dump_all(rt, fd) : -ESRCH;
 	atomic_fetch_sub(&dumps_under_way, 1);
 	return r;
 }

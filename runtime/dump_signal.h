@@ -31,4 +31,9 @@ void weft__dump_signal_stop(void);
 void weft__dump_open(void);
 void weft__dump_close(void);
 
+/* Internal test interface, not API: if set, called by a plain thread's
+ * weft_dump between its look at the door and its load of the runtime, so
+ * that a test can end the run and start another there. */
+extern void (*weft__dump_enter_hook)(void);
+
 #endif

@@ -1,6 +1,7 @@
 /* Symbols: see symbols.h. */
 #include <elf.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +39,7 @@ struct dwarf_file {
 #endif
 
 struct object {
-	char path[256];
+	char *path;     /* its file, NULL if unknown */
 	uintptr_t base; /* load bias */
 	bool loaded;    /* its symbols were looked for */
 	void *map;      /* the file, mapped: names point into it */
@@ -79,12 +80,16 @@ static int add_object(struct dl_phdr_info *info, size_t size, void *arg)
 	if (s->nobjects == MAX_OBJECTS)
 		return 1;
 	struct object *o = &s->objects[s->nobjects];
+	/* Whole: a path cut short names no file, or another one. */
 	if (info->dlpi_name && *info->dlpi_name) {
-		snprintf(o->path, sizeof(o->path), "%s", info->dlpi_name);
+		o->path = strdup(info->dlpi_name);
 	} else if (s->nobjects == 0) { /* the program itself */
-		ssize_t n = readlink("/proc/self/exe", o->path,
-				     sizeof(o->path) - 1);
-		o->path[n > 0 ? n : 0] = '\0';
+		char exe[PATH_MAX];
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		if (n > 0) {
+			exe[n] = '\0';
+			o->path = strdup(exe);
+		}
 	}
 	o->base = info->dlpi_addr;
 	for (int i = 0; i < info->dlpi_phnum; i++) {
@@ -179,6 +184,13 @@ static int by_addr(const void *a, const void *b)
 	return x->addr < y->addr ? -1 : x->addr > y->addr;
 }
 
+/* Whether [off, off + size) lies in a file of len bytes. Without the sum,
+ * which a damaged or hostile header's offset makes wrap around. */
+static bool in_file(uint64_t off, uint64_t size, size_t len)
+{
+	return off <= len && size <= len - off;
+}
+
 /* The section of type type in the mapped file, or NULL. */
 static const ElfW(Shdr) *
 	find_section(const ElfW(Ehdr) * e, size_t len, unsigned type)
@@ -186,7 +198,7 @@ static const ElfW(Shdr) *
 	const ElfW(Shdr) *sh = (const void *)((const char *)e + e->e_shoff);
 	for (int i = 0; i < e->e_shnum; i++)
 		if (sh[i].sh_type == type && sh[i].sh_link < e->e_shnum &&
-		    sh[i].sh_offset + sh[i].sh_size <= len)
+		    in_file(sh[i].sh_offset, sh[i].sh_size, len))
 			return &sh[i];
 	return NULL;
 }
@@ -195,14 +207,16 @@ static bool valid_elf(const ElfW(Ehdr) * e, size_t len)
 {
 	return len >= sizeof(*e) && !memcmp(e->e_ident, ELFMAG, SELFMAG) &&
 	       e->e_ident[EI_CLASS] == ELFCLASS64 &&
-	       e->e_shoff + (size_t)e->e_shnum * sizeof(ElfW(Shdr)) <= len;
+	       e->e_shentsize == sizeof(ElfW(Shdr)) &&
+	       in_file(e->e_shoff, (uint64_t)e->e_shnum * sizeof(ElfW(Shdr)),
+		       len);
 }
 
 /* Reads o's function symbols from its file. Leaves none on any failure. */
 static void load_object(struct object *o)
 {
 	o->loaded = true;
-	int fd = *o->path ? open(o->path, O_RDONLY | O_CLOEXEC) : -1;
+	int fd = o->path ? open(o->path, O_RDONLY | O_CLOEXEC) : -1;
 	struct stat st;
 	if (fd < 0)
 		return;
@@ -225,7 +239,11 @@ static void load_object(struct object *o)
 	const ElfW(Shdr) *str =
 		(const ElfW(Shdr) *)((const char *)e + e->e_shoff) +
 		sym->sh_link;
-	if (str->sh_offset + str->sh_size > o->map_len)
+	/* A string table, every name in it ended inside it. */
+	if (str->sh_type != SHT_STRTAB ||
+	    !in_file(str->sh_offset, str->sh_size, o->map_len) ||
+	    !str->sh_size ||
+	    ((const char *)map)[str->sh_offset + str->sh_size - 1])
 		return;
 	const ElfW(Sym) *syms =
 		(const void *)((const char *)map + sym->sh_offset);
@@ -356,7 +374,7 @@ static Dwarf *dwarf_of(struct object *o)
 		return o->debug.dwarf;
 	o->dwarf_tried = true;
 	struct dwarf_file file;
-	if (!*o->path || !open_elf(&file, o->path))
+	if (!o->path || !open_elf(&file, o->path))
 		return NULL;
 	file.dwarf = dwarf_begin_elf(file.elf, DWARF_C_READ, NULL);
 	if (file.dwarf) {
@@ -419,6 +437,7 @@ void weft__symbols_free(struct weft__symbols *s)
 	for (int i = 0; i < s->nobjects; i++) {
 		close_line_tables(&s->objects[i]);
 		free(s->objects[i].funcs);
+		free(s->objects[i].path);
 		if (s->objects[i].map)
 			munmap(s->objects[i].map, s->objects[i].map_len);
 	}
@@ -436,8 +455,9 @@ static void name_code(struct weft__symbols *s, uintptr_t a, uintptr_t r,
 		return;
 	}
 	struct object *o = &s->objects[g->object];
-	const char *path = strrchr(o->path, '/');
-	path = path ? path + 1 : o->path;
+	const char *file = o->path ? o->path : "";
+	const char *path = strrchr(file, '/');
+	path = path ? path + 1 : file;
 	const struct func *f = func_at(o, a);
 	if (f && r == f->addr)
 		snprintf(buf, len, "%s (%s+0x%lx)", f->name, path,

@@ -24,3 +24,10 @@ weft_test(test_dump_cloexec TIMEOUT 120 SOURCES test_dump_cloexec.c)
 if(WEFT_USES_LIBDW) # the dump must then name lines, so libdw read files
   target_compile_definitions(test_dump_cloexec PRIVATE WEFT_HAVE_LIBDW)
 endif()
+# A shared object test_observe copies to paths of its choosing (a long one,
+# a damaged copy) and loads.
+add_library(observe_callee SHARED observe_callee.c)
+add_dependencies(test_observe observe_callee)
+target_compile_definitions(test_observe PRIVATE
+  OBSERVE_CALLEE="$<TARGET_FILE:observe_callee>")
+target_link_libraries(test_observe PRIVATE ${CMAKE_DL_LIBS})

@@ -1,5 +1,7 @@
 /* Seeing inside a running program: thread names, metrics, task dumps. */
 #include <dirent.h>
+#include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -11,11 +13,14 @@
 #include <sys/mman.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <liburing.h>
 #include "test_util.h"
 #include "runtime/metrics.h"
 #include "runtime/stall.h"
+#include "runtime/worker.h"
+#include "runtime/dump_signal.h"
 
 /* ---- thread names ------------------------------------------------------- */
 
@@ -1857,6 +1862,26 @@ static void *straddle_dumper(void *arg)
 	return NULL;
 }
 
+/* All fd gives till its end, NUL-terminated; its length in *len. */
+static char *read_to_end(int fd, size_t *len)
+{
+	size_t cap = 1 << 20;
+	char *text = malloc(cap);
+	*len = 0;
+	for (;;) {
+		if (cap - *len < 4096)
+			text = realloc(text, cap *= 2);
+		if (!text)
+			abort();
+		ssize_t n = read(fd, text + *len, cap - *len - 1);
+		if (n <= 0)
+			break;
+		*len += (size_t)n;
+	}
+	text[*len] = '\0';
+	return text;
+}
+
 /* Drains the pipe once the second run is up, or after a second: weft_run
  * may wait for the dump, and then the second never comes. */
 static void *straddle_drainer(void *arg)
@@ -1866,20 +1891,7 @@ static void *straddle_drainer(void *arg)
 	int64_t end = weft_now() + WEFT_SEC;
 	while (!atomic_load(&sd.second_up) && weft_now() < end)
 		usleep(1000);
-	size_t cap = 1 << 20;
-	sd.text = malloc(cap);
-	for (;;) {
-		if (cap - sd.len < 4096)
-			sd.text = realloc(sd.text, cap *= 2);
-		if (!sd.text)
-			abort();
-		ssize_t n =
-			read(sd.pipe[0], sd.text + sd.len, cap - sd.len - 1);
-		if (n <= 0)
-			break;
-		sd.len += (size_t)n;
-	}
-	sd.text[sd.len] = '\0';
+	sd.text = read_to_end(sd.pipe[0], &sd.len);
 	return NULL;
 }
 
@@ -1931,6 +1943,326 @@ START_TEST(dump_from_thread_as_run_ends)
 }
 END_TEST
 
+/* A dump to an O_NONBLOCK fd: a socket or pipe weft's epoll driver did
+ * I/O on is left so (fdready.c), and with it every fd of the same file,
+ * stderr among them where it is the pipe stdout is. A reader slower than
+ * the dump is waited for, as on a blocking fd, and the dump arrives whole;
+ * it gave up with -EAGAIN once the pipe was full. */
+static struct {
+	int pipe[2];
+	char *text;
+	size_t len;
+} nb;
+
+static void *nonblocking_reader(void *arg)
+{
+	usleep(50 * 1000); /* the dump fills the pipe meanwhile */
+	nb.text = read_to_end(nb.pipe[0], &nb.len);
+	return NULL;
+}
+
+static void *nonblocking_main(void *arg)
+{
+	pthread_t reader;
+	spawn_parked("nonblocking");
+	ck_assert_int_eq(weft_sleep(10 * WEFT_MSEC), 0); /* they park */
+	ck_assert_int_eq(pipe2(nb.pipe, O_CLOEXEC), 0);
+	ck_assert_int_eq(fcntl(nb.pipe[1], F_SETPIPE_SZ, 4096), 4096);
+	ck_assert_int_eq(fcntl(nb.pipe[1], F_SETFL, O_NONBLOCK), 0);
+	ck_assert_int_eq(pthread_create(&reader, NULL, nonblocking_reader,
+					NULL),
+			 0);
+	int r = weft_dump(nb.pipe[1]);
+	close(nb.pipe[1]);
+	pthread_join(reader, NULL);
+	close(nb.pipe[0]);
+	ck_assert_int_eq(r, 0);
+	ck_assert_ptr_nonnull(strstr(nb.text, "\"nonblocking\" parked: event"));
+	char last[64];
+	snprintf(last, sizeof(last), "weft: %d tasks\n", STRADDLE_TASKS + 1);
+	ck_assert_msg(nb.len > strlen(last) &&
+			      !strcmp(nb.text + nb.len - strlen(last), last),
+		      "%zu bytes, ending: %.200s", nb.len,
+		      nb.len > 200 ? nb.text + nb.len - 200 : nb.text);
+	free(nb.text);
+	return NULL; /* the parked ones are cancelled */
+}
+
+START_TEST(dump_to_nonblocking_fd)
+{
+	weft_test_run(nonblocking_main, NULL, 2);
+}
+END_TEST
+
+/*
+ * A plain thread's dump that enters as one run ends and goes on as the
+ * next begins. It loaded the runtime, then looked at the door: a runtime
+ * loaded after the first run had shut its door (so without waiting for
+ * this dump) but before it unpublished it, and a door found open by the
+ * second run, made it dump the first run's freed runtime. The window is
+ * held open: the first run's monitor, which weft_run stops after it shuts
+ * the door, is kept in a stall report's callback until the dump is in
+ * weft__dump_enter_hook; the hook waits there for the second run.
+ */
+static struct {
+	atomic_bool in_report, hooked, second_up, done;
+	bool after_second; /* the hooked dump went on in the second run */
+	int result;
+	char text[4096];
+} ed;
+static _Thread_local bool ed_dumper, ed_in_hook;
+
+static void entry_hook(void)
+{
+	if (!ed_dumper || ed_in_hook || atomic_load(&ed.hooked))
+		return;
+	/* The window: the first run's door shut, its runtime published. */
+	ed_in_hook = true;
+	bool shut = atomic_load(&weft__rt) && weft_dump(-1) == -ESRCH;
+	ed_in_hook = false;
+	if (!shut)
+		return;
+	atomic_store(&ed.hooked, true);
+	int64_t end = weft_now() + 2 * WEFT_SEC;
+	while (!atomic_load(&ed.second_up) && weft_now() < end)
+		usleep(100);
+	ed.after_second = atomic_load(&ed.second_up);
+}
+
+static void *entry_dumper(void *arg)
+{
+	int fd = memfd_create("dump", 0);
+	ck_assert_int_ge(fd, 0);
+	ed_dumper = true;
+	int r = 0;
+	while (!atomic_load(&ed.hooked)) {
+		ck_assert_int_eq(ftruncate(fd, 0), 0);
+		ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+		r = weft_dump(fd);
+		/* Counted back to back, the dumps would keep weft_run's
+		 * wait for them from ever seeing none. */
+		usleep(1000);
+	}
+	ed.result = r;
+	ssize_t n = pread(fd, ed.text, sizeof(ed.text) - 1, 0);
+	ed.text[n > 0 ? n : 0] = '\0';
+	close(fd);
+	atomic_store(&ed.done, true);
+	return NULL;
+}
+
+/* Holds the first run's monitor until the dump is in the window. */
+static void entry_on_stall(const struct weft_stall *st, void *arg)
+{
+	atomic_store(&ed.in_report, true);
+	int64_t end = weft_now() + 5 * WEFT_SEC;
+	while (!atomic_load(&ed.hooked) && weft_now() < end)
+		usleep(100);
+}
+
+static void *entry_spinner(void *arg)
+{
+	spin_for(200 * WEFT_MSEC);
+	return NULL;
+}
+
+static void *entry_first(void *arg)
+{
+	weft_task_t t;
+	ck_assert_int_eq(weft_spawn(&t, entry_spinner, NULL), 0);
+	while (!atomic_load(&ed.in_report))
+		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+	pthread_t *dumper = arg;
+	ck_assert_int_eq(pthread_create(dumper, NULL, entry_dumper, NULL), 0);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	return NULL;
+}
+
+static void *entry_second(void *arg)
+{
+	atomic_store(&ed.second_up, true);
+	for (int i = 0; i < 5000 && !atomic_load(&ed.done); i++)
+		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+	return NULL;
+}
+
+START_TEST(dump_from_thread_between_runs)
+{
+	pthread_t dumper;
+	weft__dump_enter_hook = entry_hook;
+	struct weft_config first = { .workers = 2,
+				     .stall_threshold_ns = 20 * WEFT_MSEC,
+				     .on_stall = entry_on_stall };
+	ck_assert_int_eq(weft_run(entry_first, &dumper, &first, NULL), 0);
+	/* The first run's runtime is freed: its memory goes to whoever asks
+	 * next, here blocks scribbled over, as any allocation may. */
+	size_t size = sizeof(struct weft_runtime);
+	void *taken[64];
+	for (int i = 0; i < 64; i++)
+		memset(taken[i] = malloc(size), 0xa5, size);
+	weft_test_run(entry_second, NULL, 3);
+	pthread_join(dumper, NULL);
+	for (int i = 0; i < 64; i++)
+		free(taken[i]);
+	weft__dump_enter_hook = NULL;
+	ck_assert(atomic_load(&ed.hooked));
+	/* Either nothing, or the second run's runtime. */
+	if (ed.after_second && ed.result != -ESRCH)
+		ck_assert_msg(strstr(ed.text, "weft: tasks of 3 workers"),
+			      "%d: %s", ed.result, ed.text);
+	ck_assert(ed.result == 0 || ed.result == -ESRCH);
+}
+END_TEST
+
+/* A shared object loaded from a path longer than 255 bytes, as build
+ * systems' (Bazel's _solib_ trees) are: its functions are named in a dump.
+ * The symbol table kept 255 bytes of each object's path, so it opened no
+ * file, or another one, and its frames were "? (...)". */
+static void *callee_leaf(void *arg)
+{
+	return (void *)(intptr_t)weft_event_wait(arg);
+}
+
+/* A task parked under observe_callee_call of a loaded copy. */
+static void *callee_parked(void *arg)
+{
+	void *(*call)(void *(*)(void *), void *) = arg;
+	return call(callee_leaf, &w.event);
+}
+
+/* What dump_under_callee looks for. */
+static struct {
+	const char *name, *want, *also;
+} callee_expect;
+
+static void *callee_main(void *arg)
+{
+	ck_assert_int_eq(weft_event_init(&w.event), 0);
+	weft_task_t t;
+	ck_assert_int_eq(weft_spawn_opts(&t, callee_parked, arg,
+					 &(struct weft_spawn_opts){
+						 .name = callee_expect.name }),
+			 0);
+	char *text = NULL, *b = NULL;
+	for (int tries = 0; tries < 1000; tries++) {
+		ck_assert_int_eq(weft_sleep(5 * WEFT_MSEC), 0);
+		free(text);
+		free(b);
+		text = take_dump();
+		b = block_of(text, callee_expect.name);
+		if (b && strstr(b, "parked: event"))
+			break;
+	}
+	ck_assert_msg(b && strstr(b, callee_expect.want) &&
+			      strstr(b, callee_expect.also),
+		      "%s", text);
+	free(b);
+	free(text);
+	weft_event_set(&w.event);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	return NULL;
+}
+
+/* Loads lib, a copy of observe_callee, and checks a dump of a task named
+ * name parked under its call: the task's block has want and also. */
+static void dump_under_callee(const char *lib, const char *name,
+			      const char *want, const char *also)
+{
+	void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+	ck_assert_msg(h != NULL, "%s", dlerror());
+	void *call = dlsym(h, "observe_callee_call");
+	ck_assert_ptr_nonnull(call);
+	callee_expect.name = name;
+	callee_expect.want = want;
+	callee_expect.also = also;
+	weft_test_run(callee_main, call, 2);
+}
+
+/* Copies file from to to. */
+static void copy_file(const char *from, const char *to)
+{
+	int in = open(from, O_RDONLY | O_CLOEXEC);
+	int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	ck_assert_int_ge(in, 0);
+	ck_assert_int_ge(out, 0);
+	char buf[65536];
+	ssize_t n;
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		ck_assert_int_eq(write(out, buf, (size_t)n), n);
+	ck_assert_int_eq(n, 0);
+	close(in);
+	close(out);
+}
+
+START_TEST(dump_names_long_path_object)
+{
+	char dir[1024] = "/tmp/weft-long-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	char made[8][1024];
+	int depth = 0;
+	while (strlen(dir) < 300) {
+		strcat(dir,
+		       "/a-directory-of-a-build-tree-whose-paths-run-long");
+		ck_assert_int_eq(mkdir(dir, 0700), 0);
+		snprintf(made[depth++], sizeof(made[0]), "%s", dir);
+	}
+	char lib[1100];
+	snprintf(lib, sizeof(lib), "%s/libobserve_callee.so", dir);
+	copy_file(OBSERVE_CALLEE, lib);
+	dump_under_callee(lib, "long-path", "observe_callee_call+",
+			  "callee_leaf+");
+	/* Left loaded: the dump's frames are gone, but nothing needs it. */
+	unlink(lib);
+	while (depth > 0)
+		rmdir(made[--depth]);
+	dir[strlen("/tmp/weft-long-XXXXXX")] = '\0';
+	rmdir(dir);
+}
+END_TEST
+
+/* A loaded object whose file's section headers are damaged (a string
+ * table's offset and size that wrap around when added, which the loader
+ * never reads): a dump names its frames without symbols, "? (...)". The
+ * symbol table added the two, found the sum inside the file, and read the
+ * names from far outside the mapping (SIGSEGV). */
+START_TEST(dump_survives_damaged_object)
+{
+	char lib[] = "/tmp/weft-damaged-XXXXXX/observe_damaged.so";
+	char *dir = strndup(lib, strlen("/tmp/weft-damaged-XXXXXX"));
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	memcpy(lib, dir, strlen(dir));
+	copy_file(OBSERVE_CALLEE, lib);
+	int fd = open(lib, O_RDWR | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	/* The string table of .symtab: offset 2^64 - 2^47, size 2^47 plus
+	 * a page. */
+	Elf64_Ehdr eh;
+	ck_assert_int_eq(pread(fd, &eh, sizeof(eh), 0), sizeof(eh));
+	int strtab = -1;
+	for (int i = 0; i < eh.e_shnum; i++) {
+		Elf64_Shdr sh;
+		ck_assert_int_eq(pread(fd, &sh, sizeof(sh),
+				       (off_t)(eh.e_shoff + i * sizeof(sh))),
+				 sizeof(sh));
+		if (sh.sh_type == SHT_SYMTAB)
+			strtab = (int)sh.sh_link;
+	}
+	ck_assert_int_gt(strtab, 0);
+	Elf64_Shdr sh;
+	off_t at = (off_t)(eh.e_shoff + (size_t)strtab * sizeof(sh));
+	ck_assert_int_eq(pread(fd, &sh, sizeof(sh), at), sizeof(sh));
+	sh.sh_offset = -(UINT64_C(1) << 47);
+	sh.sh_size = (UINT64_C(1) << 47) + 4096;
+	ck_assert_int_eq(pwrite(fd, &sh, sizeof(sh), at), sizeof(sh));
+	close(fd);
+	dump_under_callee(lib, "damaged", "callee_leaf+",
+			  "? (observe_damaged.so+0x");
+	unlink(lib);
+	rmdir(dir);
+	free(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("observe");
@@ -1953,6 +2285,10 @@ int main(void)
 	tcase_add_test(tc, metrics_alive_counts_the_reader);
 	tcase_add_test(tc, metrics_io_in_flight_read_order);
 	tcase_add_test(tc, dump_from_thread_as_run_ends);
+	tcase_add_test(tc, dump_to_nonblocking_fd);
+	tcase_add_test(tc, dump_from_thread_between_runs);
+	tcase_add_test(tc, dump_names_long_path_object);
+	tcase_add_test(tc, dump_survives_damaged_object);
 	tcase_add_test(tc, stall_reported_not_for_yields);
 	tcase_add_test(tc, stall_off_by_default);
 	tcase_add_test(tc, stall_rate_limited);
