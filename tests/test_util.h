@@ -27,9 +27,13 @@ static inline long weft_test_scaled(long n, long lo)
  * queue that lost its timed waiter. */
 #define TIMED_WAITER_NS ((WEFT_TEST_SCALE >= 100 ? 300 : 3000) * WEFT_MSEC)
 
+/* Starts the hang watchdog (tests/watchdog.c). */
+void weft_test_watchdog(void);
+
 /* Runs a Check suite and returns the process exit status. */
 static inline int weft_test_main(Suite *s)
 {
+	weft_test_watchdog();
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);

@@ -1,0 +1,45 @@
+/*
+ * A suite that outlives its ctest timeout is killed without a word: which
+ * case hung, and where, is lost. The watchdog, a thread every suite starts
+ * in weft_test_main when ctest gives the timeout (WEFT_TEST_TIMEOUT, in
+ * seconds), writes at nine tenths of it a dump of weft's tasks (if a
+ * runtime runs) and gdb's backtrace of every thread, then ends the program.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "tests/test_util.h"
+
+static void *watch(void *arg)
+{
+	long secs = (long)(intptr_t)arg;
+	char cmd[128];
+
+	sleep((unsigned)secs);
+	fprintf(stderr,
+		"watchdog: the suite still runs after %ld s; its tasks and "
+		"threads:\n",
+		secs);
+	int r = weft_dump(2);
+	if (r)
+		fprintf(stderr, "watchdog: no dump (%d)\n", r);
+	snprintf(cmd, sizeof(cmd),
+		 "gdb -p %d -batch -ex 'thread apply all bt' 1>&2 "
+		 "2>/dev/null </dev/null",
+		 (int)getpid());
+	if (system(cmd))
+		fprintf(stderr, "watchdog: no gdb backtraces\n");
+	_exit(124);
+}
+
+void weft_test_watchdog(void)
+{
+	const char *env = getenv("WEFT_TEST_TIMEOUT");
+	long secs = env ? atol(env) * 9 / 10 : 0;
+	pthread_t th;
+
+	if (secs > 0 && !pthread_create(&th, NULL, watch, (void *)secs))
+		pthread_detach(th);
+}
