@@ -6,8 +6,10 @@
  * runtime runs) and gdb's backtrace of every thread, then ends the program.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tests/test_util.h"
@@ -16,8 +18,12 @@ static void *watch(void *arg)
 {
 	long secs = (long)(intptr_t)arg;
 	char cmd[128];
+	struct timespec end;
 
-	sleep((unsigned)secs);
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += secs;
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &end, NULL))
+		;
 	fprintf(stderr,
 		"watchdog: the suite still runs after %ld s; its tasks and "
 		"threads:\n",
@@ -38,8 +44,16 @@ void weft_test_watchdog(void)
 {
 	const char *env = getenv("WEFT_TEST_TIMEOUT");
 	long secs = env ? atol(env) * 9 / 10 : 0;
+	sigset_t all, old;
 	pthread_t th;
 
-	if (secs > 0 && !pthread_create(&th, NULL, watch, (void *)secs))
+	if (secs <= 0)
+		return;
+	/* Every signal blocked in the watchdog (it inherits the mask): the
+	 * suites' process-directed signals go to their own threads. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	if (!pthread_create(&th, NULL, watch, (void *)secs))
 		pthread_detach(th);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
