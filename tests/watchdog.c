@@ -2,8 +2,9 @@
  * A suite that outlives its ctest timeout is killed without a word: which
  * case hung, and where, is lost. The watchdog, a thread every suite starts
  * in weft_test_main when ctest gives the timeout (WEFT_TEST_TIMEOUT, in
- * seconds), writes at nine tenths of it a dump of weft's tasks (if a
- * runtime runs) and gdb's backtrace of every thread, then ends the program.
+ * seconds: native builds without a sanitizer, tests/CMakeLists.txt),
+ * writes at nine tenths of it a dump of weft's tasks (if a runtime runs)
+ * and gdb's backtrace of every thread, then ends the program.
  */
 #include <pthread.h>
 #include <signal.h>
