@@ -578,8 +578,9 @@ static void *cancel_target(void *arg)
 
 /* The span of the race's delays, in us: under a sanitizer a park, a
  * write and a wake take longer than 200 us, and every round timed out
- * (tsan, epoll: readable 0). */
-#define RACE_WINDOW_US (WEFT_TEST_SCALE >= 100 ? 200 : 2000)
+ * (tsan, epoll: readable 0); under tsan beside other suites (ctest -j2)
+ * they took longer than 2 ms too, in two CI runs. */
+#define RACE_WINDOW_US (WEFT_TEST_SCALE >= 100 ? 200 : 20000)
 
 static void *race_main(void *arg)
 {
