@@ -1023,8 +1023,7 @@ static int fork_child(long n)
 	int st;
 
 	fflush(NULL);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
+	pid_t pid = weft_test_fork();
 	if (pid == 0)
 		_exit(child(n));
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
@@ -1141,8 +1140,7 @@ START_TEST(group_member_without_stack)
 	int st;
 
 	fflush(NULL);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
+	pid_t pid = weft_test_fork();
 	if (pid == 0)
 		_exit(no_stack_child());
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);

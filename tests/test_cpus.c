@@ -268,8 +268,7 @@ START_TEST(real_cgroup)
 		       "trees were read\n");
 		return;
 	}
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
+	pid_t pid = weft_test_fork();
 	if (pid == 0) {
 		snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
 		if (!write_file(path, "0"))

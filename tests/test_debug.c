@@ -18,8 +18,7 @@
 static bool aborts(void (*fn)(void))
 {
 	fflush(NULL);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
+	pid_t pid = weft_test_fork();
 	if (!pid) {
 		fclose(stderr); /* the expected report is noise here */
 		fn();

@@ -199,8 +199,7 @@ static void run_denied(int err)
 	pid_t pid;
 
 	fflush(NULL);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
+	pid = weft_test_fork();
 	if (pid == 0)
 		child(err);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
@@ -413,8 +412,7 @@ START_TEST(refused_private_submits)
 	pid_t pid, done;
 
 	fflush(NULL);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
+	pid = weft_test_fork();
 	if (pid == 0)
 		refused_child();
 	/* A child still running after 5 s hangs. (Not alarm() in the

@@ -130,8 +130,7 @@ static void check_child(enum how how, char *msg, size_t len)
 				 0);
 		posix_spawn_file_actions_destroy(&fa);
 	} else {
-		pid = fork();
-		ck_assert_int_ge(pid, 0);
+		pid = weft_test_fork();
 		if (!pid) {
 			dup2(p[1], 1);
 			execve("/proc/self/exe", argv, environ);
@@ -475,8 +474,7 @@ static void prefork(enum weft_io_kind io, bool run_before)
 	port = (uint16_t)weft_local_port(prefork_lfd);
 	ck_assert_int_eq(pipe(ready), 0);
 	for (int i = 0; i < NCHILD; i++) {
-		kids[i] = fork();
-		ck_assert_int_ge(kids[i], 0);
+		kids[i] = weft_test_fork();
 		if (!kids[i]) {
 			struct weft_config cfg = { .workers = 2, .io = io };
 			void *res = (void *)9;
@@ -544,11 +542,10 @@ END_TEST
  * plain thread. */
 static void *child_run_refused(void *arg)
 {
-	pid_t pid = fork();
+	pid_t pid = weft_test_fork();
 	int status;
 
 	(void)arg;
-	ck_assert_int_ge(pid, 0);
 	if (!pid) {
 		alarm(10);
 		_exit(weft_run(noop_main, NULL, NULL, NULL) == -EBUSY ? 0 : 1);
@@ -629,8 +626,7 @@ static void *fork_task_main(void *arg)
 				    echo_sv),
 			 0);
 	ck_assert_int_eq(weft_spawn(&e, echo_task, NULL), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
+	pid = weft_test_fork();
 	if (!pid) {
 		alarm(10);
 		_exit(child_of_task());
@@ -684,8 +680,8 @@ static void *signal_child_main(void *arg)
 	if (weft_signal_open(&sigs, WEFT_SIGNAL(SIGUSR2)))
 		return (void *)1;
 	for (int i = 0; i < 20; i++) {
-		ck_assert_int_eq(kill(getpid(), SIGUSR2), 0);
-		if (weft_deadline_enter(&d, 2 * WEFT_SEC))
+		if (kill(getpid(), SIGUSR2) ||
+		    weft_deadline_enter(&d, 2 * WEFT_SEC))
 			return (void *)2;
 		r = weft_signal_wait(&sigs, &signo);
 		weft_deadline_leave(&d);
@@ -706,8 +702,7 @@ static void signals_across_fork(enum weft_io_kind io)
 	ck_assert_int_eq(weft_signal_open(&sigs, WEFT_SIGNAL(SIGUSR1)), 0);
 	ck_assert_int_eq(pthread_create(&th, NULL, parent_waiter, &sigs), 0);
 	usleep(50 * 1000); /* the thread waits */
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
+	pid = weft_test_fork();
 	if (!pid) {
 		struct weft_config cfg = { .workers = 2, .io = io };
 		void *res = (void *)9;
@@ -772,8 +767,7 @@ START_TEST(private_ring_across_fork)
 
 	if (ring_reads(1)) /* the ring is made; no io_uring: nothing to test */
 		return;
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
+	pid = weft_test_fork();
 	if (!pid) {
 		alarm(20);
 		_exit(ring_reads(N));

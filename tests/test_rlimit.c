@@ -41,9 +41,7 @@ enum { SKIP = 77 };
 static int in_child(int (*fn)(enum weft_io_kind), enum weft_io_kind io)
 {
 	int st;
-	pid_t p = fork();
-
-	ck_assert_int_ge(p, 0);
+	pid_t p = weft_test_fork();
 	if (!p) {
 		alarm(20);
 		_exit(fn(io));

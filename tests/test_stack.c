@@ -272,7 +272,7 @@ START_TEST(one_shot_handler_not_looped)
 	char got[8];
 
 	ck_assert_int_eq(pipe(fds), 0);
-	pid_t pid = fork();
+	pid_t pid = weft_test_fork();
 	if (pid == 0) {
 		struct sigaction sa = { .sa_handler = report_once,
 					.sa_flags = SA_RESETHAND };
@@ -322,7 +322,7 @@ START_TEST(sent_sigsegv_not_swallowed)
 #endif
 	int status;
 
-	pid_t pid = fork();
+	pid_t pid = weft_test_fork();
 	if (pid == 0) {
 		struct weft_config c = { .workers = 1 };
 
@@ -485,7 +485,7 @@ START_TEST(no_altstack_no_run)
 	int fds[2], status;
 
 	ck_assert_int_eq(pipe(fds), 0);
-	pid_t pid = fork();
+	pid_t pid = weft_test_fork();
 	if (pid == 0) {
 		struct weft_config c = { .workers = 2 };
 

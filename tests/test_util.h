@@ -3,8 +3,11 @@
 #define WEFT_TESTS_TEST_UTIL_H
 
 #include <check.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 #include "weft.h"
 
 #ifndef WEFT_TEST_SCALE
@@ -39,6 +42,19 @@ static inline int weft_test_main(Suite *s)
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* fork(2) for a test: the parent alone checks that it worked. A child
+ * must not call Check (ck_assert and the like) at all: another thread of
+ * the parent may hold Check's lock at the fork, and the child would wait
+ * for it for ever, before any alarm() it set could end it. */
+static inline pid_t weft_test_fork(void)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		ck_abort_msg("fork: %s", strerror(errno));
+	return pid;
 }
 
 /* Runs fn inside a fresh runtime with the given workers; checks it worked. */

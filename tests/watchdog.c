@@ -4,7 +4,8 @@
  * in weft_test_main when ctest gives the timeout (WEFT_TEST_TIMEOUT, in
  * seconds: native builds without a sanitizer, tests/CMakeLists.txt),
  * writes at nine tenths of it a dump of weft's tasks (if a runtime runs)
- * and gdb's backtrace of every thread, then ends the program.
+ * and gdb's backtrace of every thread, its children's too, then ends
+ * the program.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -18,7 +19,7 @@
 static void *watch(void *arg)
 {
 	long secs = (long)(intptr_t)arg;
-	char cmd[128];
+	char cmd[512];
 	struct timespec end;
 
 	clock_gettime(CLOCK_MONOTONIC, &end);
@@ -32,10 +33,14 @@ static void *watch(void *arg)
 	int r = weft_dump(2);
 	if (r)
 		fprintf(stderr, "watchdog: no dump (%d)\n", r);
+	/* Its children's too: a forked child that never ends keeps its
+	 * parent in waitpid (one stuck on a lock copied held at the fork). */
 	snprintf(cmd, sizeof(cmd),
-		 "gdb -p %d -batch -ex 'thread apply all bt' 1>&2 "
-		 "2>/dev/null </dev/null",
-		 (int)getpid());
+		 "for p in %d $(cat /proc/%d/task/*/children 2>/dev/null); do "
+		 "echo \"watchdog: process $p\"; "
+		 "gdb -p $p -batch -ex 'thread apply all bt' 2>/dev/null "
+		 "</dev/null; done 1>&2",
+		 (int)getpid(), (int)getpid());
 	if (system(cmd))
 		fprintf(stderr, "watchdog: no gdb backtraces\n");
 	_exit(124);
