@@ -8,6 +8,7 @@
 #include "drivers/readiness/pollset.h"
 #include "futex.h"
 #include "idle.h"
+#include "runq.h"
 #include "task.h"
 #include "timer.h"
 #include "worker.h"
@@ -40,8 +41,9 @@
 struct look {
 	struct weft_task *runnext;
 	int64_t queued, woken, woken_top;
-	long ready;  /* tasks in its ready queue (inject.h's gauge) */
-	bool timers; /* its first timer is due soon */
+	long ready;   /* tasks in its ready queue (inject.h's gauge) */
+	bool timers;  /* its first timer is due soon */
+	bool yielded; /* its yielded list holds a task */
 	uint64_t ticks;
 };
 
@@ -68,6 +70,8 @@ static int64_t first_timer(struct weft_worker *w)
 					      : WEFT_NO_DEADLINE;
 }
 
+bool weft__monitor_keeps_yielded;
+
 /* One look at every worker. Returns how many had tasks or timers waiting
  * (due soon), and lowers *first to the earliest worker's first timer;
  * marks a worker stuck (and sets *stuck) if it had the same tasks waiting
@@ -76,7 +80,9 @@ static int64_t first_timer(struct weft_worker *w)
  * woken task while it ran others. Sets *queued if a worker's deque held
  * tasks at both looks, though it ran on: they are open to thieves, and an
  * idle worker would take some. The due timers of a worker kept by one
- * task are fired from here: their tasks go to the global queue. */
+ * task are fired from here, and its yielded tasks moved (runq.h): both go
+ * to the global queue, and a move sets *stuck too, so that the caller
+ * rouses a worker for them. */
 static int look_at_workers(struct weft_runtime *rt, struct look *last,
 			   bool *stuck, bool *queued, int64_t *first)
 {
@@ -99,6 +105,8 @@ static int look_at_workers(struct weft_runtime *rt, struct look *last,
 				    0,
 				    at != WEFT_NO_DEADLINE &&
 					    at - clock <= TIMER_SOON_NS,
+				    !weft__monitor_keeps_yielded &&
+					    atomic_load(&w->yielded_head),
 				    atomic_load(&w->ticks) };
 		/* Read after the run-next slot (an initializer's loads are in
 		 * no order): a look that read the slot emptied by the pick
@@ -112,7 +120,7 @@ static int look_at_workers(struct weft_runtime *rt, struct look *last,
 		bool still = now.ticks == last[i].ticks;
 		bool queued_both = now.queued && last[i].queued;
 		if (now.runnext || now.queued || now.woken || now.ready ||
-		    now.timers)
+		    now.timers || now.yielded)
 			busy++;
 		if (queued_both)
 			*queued = true;
@@ -133,6 +141,14 @@ static int look_at_workers(struct weft_runtime *rt, struct look *last,
 		}
 		if (still && now.timers && last[i].timers) {
 			weft__timers_run(w);
+			intervened(&rt->monitor);
+		}
+		/* Yielded tasks behind a task that kept the worker all
+		 * period: thieves never look there, so they go to the global
+		 * queue, and the caller rouses a worker (as for stuck). */
+		if (still && now.yielded && last[i].yielded &&
+		    weft__runq_rescue_yielded(rt, w)) {
+			*stuck = true;
 			intervened(&rt->monitor);
 		}
 		last[i] = now;
@@ -177,6 +193,8 @@ static int64_t disarm(struct weft_runtime *rt, struct weft_monitor *m,
 		armed = MON_IDLE;
 		atomic_compare_exchange_strong(&m->state, &armed, MON_ARMED);
 	}
+	if (stuck) /* yielded tasks it moved to the global queue */
+		weft__notify_work(rt);
 	return first;
 }
 

@@ -19,8 +19,11 @@
  * monitor rouses an idle worker for those too: they are open to thieves
  * and offered to none (runq.h).
  * It also fires the due timers of a worker kept by one task all period,
- * so that task's sleepers wake on time on other workers. Once no worker
- * has tasks waiting or a timer due soon (TIMER_SOON_NS) it disarms and
+ * so that task's sleepers wake on time on other workers, and moves that
+ * worker's yielded tasks to the global queue, where any worker takes
+ * them (a yielded list is its owner's: runq.h). Once no worker
+ * has tasks waiting, yielded or a timer due soon (TIMER_SOON_NS) it
+ * disarms and
  * sleeps until a wake or a new first timer of a heap arms it, or the first
  * timer it saw is soon: a timer far ahead, live or disarmed, costs no
  * looks until then.
@@ -45,9 +48,10 @@
  *
  * No lost arming: a waker fills the slot (or the poller leaves the set,
  * or the first fd joins it, or a task arms a timer: timer.c's store of
- * the heap's length), then reads the state (seq_cst both); the monitor
- * sets IDLE, then reads every slot, timer count, the poller role and
- * whether an fd joined (seq_cst all). One of them sees
+ * the heap's length, or a yield fills an empty yielded list: runq.h's
+ * store of its head), then reads the state (seq_cst both); the monitor
+ * sets IDLE, then reads every slot, timer count, yielded head, the
+ * poller role and whether an fd joined (seq_cst all). One of them sees
  * the other. Deque lengths are outside the rule: an arming lost
  * there costs no task (runq.c's requeue). So are ready queue lengths, but
  * for the task a pick left behind when it took a run-next task, which the
@@ -93,6 +97,12 @@ int weft__monitor_start(struct weft_runtime *rt);
 void weft__monitor_stop(struct weft_runtime *rt);
 
 void weft__monitor_arm_slow(struct weft_monitor *m);
+
+/* For tests that hold a task in a kept worker's yielded list on purpose
+ * (to see what else rescues its neighbours): while set, the monitor does
+ * not look at yielded lists, so they neither keep it armed nor are
+ * moved. Set only between runs. */
+extern bool weft__monitor_keeps_yielded;
 
 /* How long the armed monitor sleeps between looks (monitor.c says why).
  * Only the monitor thread touches it; a test drives it on made-up times. */

@@ -16,12 +16,23 @@ void weft__park_finish_direct(struct weft_worker *w)
 	WEFT_ASSERT(weft__debug_spins_held() == 0);
 }
 
+/* A direct yield's unlock: the yielded task joins the yielded list only
+ * once its registers are saved, as a parked one is made ready only then
+ * (runq.h), since the monitor may move it from there to another worker. */
+static void append_yielded(void *task)
+{
+	/* Relaxed: as in switch_direct. */
+	weft__runq_append_yielded(atomic_load_explicit(&weft__rt,
+						       memory_order_relaxed),
+				  weft__self(), task);
+}
+
 /*
  * The fast path of yield and park: switch straight from w's running task to
- * the next local one (weft__runq_pick, direct). A yielding task joins the
- * yielded list; a parking one leaves its unlock to the next task, whose
- * first act it is, after the parked task's registers were saved: all the
- * park protocol needs. false: the scheduler must choose, or, for a park,
+ * the next local one (weft__runq_pick, direct). Either leaves an unlock to
+ * the next task, whose first act it is, after the switched-out task's
+ * registers were saved: a parking one its wait's (all the park protocol
+ * needs), a yielding one its join to the yielded list. false: the scheduler must choose, or, for a park,
  * submit the worker's waiting I/O first (weft__driver_round_due). Inlined,
  * with the pick, into park and yield: a call and its register saves are a
  * tenth of a switch.
@@ -47,11 +58,11 @@ switch_direct(struct weft_worker *w, enum weft_switch_reason reason,
 		 * histogram's sample of yields, and this, the fastest path,
 		 * pays a load and a branch. */
 		weft__latency_mark_exact(t);
-		weft__runq_append_yielded(w, t);
-	} else {
-		w->direct_unlock = unlock;
-		w->direct_arg = arg;
+		unlock = append_yielded;
+		arg = t;
 	}
+	w->direct_unlock = unlock;
+	w->direct_arg = arg;
 	weft__latency_check(&w->stats, next);
 	weft__switch_set_current(w, next);
 	/* Nothing from before the switch is used after it: the task may

@@ -80,17 +80,25 @@ struct weft_task *weft__runq_steal_ready(struct weft_worker *v,
 struct weft_task *weft__runq_requeue_yielded(struct weft_runtime *rt,
 					     struct weft_worker *w)
 {
-	WEFT_ASSERT(weft__self() == w && w->yielded_head);
-	struct weft_task *oldest = w->yielded_head;
+	WEFT_ASSERT(weft__self() == w);
 	struct weft_task *rest[WEFT_DEQUE_CAP / 2 - 1];
 	int n = 0;
-	w->yielded_head = oldest->next;
-	while (w->yielded_head && n < WEFT_DEQUE_CAP / 2 - 1) {
-		rest[n++] = w->yielded_head;
-		w->yielded_head = w->yielded_head->next;
+	weft__spin_lock(&w->yielded_lock);
+	/* Relaxed: under the lock, which orders every change. */
+	struct weft_task *oldest =
+		atomic_load_explicit(&w->yielded_head, memory_order_relaxed);
+	struct weft_task *t = oldest ? oldest->next : NULL;
+	while (t && n < WEFT_DEQUE_CAP / 2 - 1) {
+		rest[n++] = t;
+		t = t->next;
 	}
-	if (!w->yielded_head)
-		w->yielded_tail = NULL;
+	if (oldest) {
+		atomic_store_explicit(&w->yielded_head, t,
+				      memory_order_relaxed);
+		if (!t)
+			w->yielded_tail = NULL;
+	}
+	weft__spin_unlock(&w->yielded_lock);
 	for (int i = n - 1; i >= 0; i--)
 		weft__worker_push(w, rest[i]);
 	/* More than two moved: open to thieves, but not offered, as a small
@@ -106,6 +114,25 @@ struct weft_task *weft__runq_requeue_yielded(struct weft_runtime *rt,
 	if (n > 1)
 		weft__monitor_arm(&rt->monitor);
 	return oldest;
+}
+
+int weft__runq_rescue_yielded(struct weft_runtime *rt, struct weft_worker *w)
+{
+	weft__spin_lock(&w->yielded_lock);
+	/* Relaxed: under the lock, which orders every change. */
+	struct weft_task *first =
+		atomic_load_explicit(&w->yielded_head, memory_order_relaxed);
+	struct weft_task *last = w->yielded_tail;
+	atomic_store_explicit(&w->yielded_head, NULL, memory_order_relaxed);
+	w->yielded_tail = NULL;
+	weft__spin_unlock(&w->yielded_lock);
+	if (!first)
+		return 0;
+	int n = 1;
+	for (struct weft_task *t = first; t != last; t = t->next)
+		n++;
+	weft__inject_push_list(&rt->inject, first, last);
+	return n;
 }
 
 /* What a searcher may take (see steal.c), checked after it joined the idle

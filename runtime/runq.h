@@ -34,14 +34,19 @@
  *      and arms the monitor instead (worker.c's share_woken): moving
  *      tasks to another core cost a server more than it gained.
  *   5. A worker's yielded list (w->yielded_head): tasks that yielded, first
- *      in first out as asyncio runs them. Private to the owner: when its
- *      other places run dry it moves half a deque of them to its deque,
- *      where thieves can take them. Open, but not offered: the move rouses
- *      no idle worker and arms the monitor instead, which rouses one if
- *      they still wait at its next look (a contended lock's hand-overs
- *      gather its tasks here, and a worker roused to steal them makes the
- *      lock cross cores). A direct switch (park.c) takes the oldest only
- *      while no worker idles or searches, as they could not take it.
+ *      in first out as asyncio runs them. The owner's: when its other
+ *      places run dry it moves half a deque of them to its deque, where
+ *      thieves can take them. Open, but not offered: the move rouses no
+ *      idle worker and arms the monitor instead, which rouses one if they
+ *      still wait at its next look (a contended lock's hand-overs gather
+ *      its tasks here, and a worker roused to steal them makes the lock
+ *      cross cores). A direct switch (park.c) takes the oldest only while
+ *      no worker idles or searches, as they could not take it. Thieves
+ *      never take from it, but the monitor empties it into the global
+ *      queue when the list waited a whole period behind one task that
+ *      keeps the worker (computes, or blocks in a system call): nothing
+ *      else would run them until that task gives the worker back. Every
+ *      change is under w->yielded_lock, uncontended but for that rescue.
  *   6. The global queue (rt->inject): tasks spawned or woken off the
  *      workers, and the overflow of full deques. Any worker takes a batch,
  *      when its own places are empty and every GLOBAL_QUEUE_INTERVAL-th
@@ -66,10 +71,14 @@
  * Invariants:
  *  - A task is in at most one place at a time.
  *  - A parked task is made runnable only through weft__task_ready(), and
- *    only after it switched out (park.c).
+ *    only after it switched out (park.c). A yielding task joins the
+ *    yielded list only after it switched out too, as the monitor may move
+ *    it to another worker from there.
  *  - Places 1, 3, 4 and 5 are filled only by their owner (the worker whose
  *    task, or whose scheduler, wakes the task); 2 is pushed only by its
  *    owner.
+ *  - A yielded list that is not empty has the monitor armed, or a look of
+ *    the monitor saw it (monitor.h's no lost arming).
  */
 #ifndef WEFT_RUNTIME_RUNQ_H
 #define WEFT_RUNTIME_RUNQ_H
@@ -78,8 +87,10 @@
 #include <stdbool.h>
 
 #include "debug.h"
-#include "task.h"
+#include "monitor.h"
 #include "self.h"
+#include "spinlock.h"
+#include "task.h"
 #include "worker.h"
 
 #define GLOBAL_QUEUE_INTERVAL 61 /* prime, as Go's: the global queue's turn */
@@ -96,7 +107,7 @@ struct weft_task *weft__runq_pop_global(struct weft_runtime *rt,
 					struct weft_worker *w);
 
 /* Moves up to half a deque of w's yielded tasks to its deque and returns
- * the oldest. The list must not be empty. */
+ * the oldest, or NULL if the monitor took them all meanwhile. */
 struct weft_task *weft__runq_requeue_yielded(struct weft_runtime *rt,
 					     struct weft_worker *w);
 
@@ -127,28 +138,55 @@ static inline bool weft__runq_has_local(struct weft_worker *w)
 	       weft__deque_len(&w->woken) || !weft__inject_empty(&w->ready);
 }
 
-static inline void weft__runq_append_yielded(struct weft_worker *w,
+/* Whether w's yielded list holds a task: a hint, as the monitor may empty
+ * it at any time. Relaxed: whoever takes looks again under the lock. */
+static inline bool weft__runq_has_yielded(struct weft_worker *w)
+{
+	return atomic_load_explicit(&w->yielded_head, memory_order_relaxed);
+}
+
+/* Appends t, which yielded, to w's yielded list. Owner only. An empty
+ * list's first task arms the monitor: the head's seq_cst store, then the
+ * state's seq_cst load (monitor.h's no lost arming). */
+static inline void weft__runq_append_yielded(struct weft_runtime *rt,
+					     struct weft_worker *w,
 					     struct weft_task *t)
 {
 	WEFT_ASSERT(weft__self() == w);
 	t->next = NULL;
-	if (w->yielded_tail)
-		w->yielded_tail->next = t;
-	else
-		w->yielded_head = t;
+	weft__spin_lock(&w->yielded_lock);
+	struct weft_task *tail = w->yielded_tail;
 	w->yielded_tail = t;
+	if (tail)
+		tail->next = t;
+	else
+		atomic_store(&w->yielded_head, t);
+	weft__spin_unlock(&w->yielded_lock);
+	if (!tail)
+		weft__monitor_arm(&rt->monitor);
 }
 
-/* The oldest of w's yielded tasks; the list must not be empty. Owner
- * only. */
+/* Takes the oldest of w's yielded tasks, or NULL if the monitor took
+ * them all meanwhile. Owner only. */
 static inline struct weft_task *weft__runq_pop_yielded(struct weft_worker *w)
 {
-	struct weft_task *t = w->yielded_head;
-	w->yielded_head = t->next;
-	if (!t->next)
-		w->yielded_tail = NULL;
+	weft__spin_lock(&w->yielded_lock);
+	/* Relaxed: under the lock, which orders every change. */
+	struct weft_task *t =
+		atomic_load_explicit(&w->yielded_head, memory_order_relaxed);
+	if (t) {
+		atomic_store_explicit(&w->yielded_head, t->next,
+				      memory_order_relaxed);
+		if (!t->next)
+			w->yielded_tail = NULL;
+	}
+	weft__spin_unlock(&w->yielded_lock);
 	return t;
 }
+
+/* Moves every task of w's yielded list to the global queue, oldest first,
+ * and returns how many: the monitor's rescue, while a task keeps w. */
+int weft__runq_rescue_yielded(struct weft_runtime *rt, struct weft_worker *w);
 
 /* Puts t in the run-next slot of w, whose running task spawned it (then the
  * task there before goes to the deque) or woke it (to the woken deque).
@@ -204,10 +242,11 @@ weft__runq_take_local(struct weft_worker *w)
 		/* The streak stays over until the pick takes a ready task. */
 		if (next && !weft__inject_empty(&w->ready))
 			return NULL;
-		if (next && w->yielded_head)
-			t = weft__runq_pop_yielded(w);
-		else
-			t = next ? atomic_exchange(&w->runnext, NULL) : NULL;
+		t = next && weft__runq_has_yielded(w)
+			    ? weft__runq_pop_yielded(w)
+			    : NULL;
+		if (!t && next)
+			t = atomic_exchange(&w->runnext, NULL);
 	}
 	w->runnext_streak = 0;
 	return t;
@@ -218,10 +257,9 @@ weft__runq_take_local(struct weft_worker *w)
 static inline __attribute__((always_inline)) struct weft_task *
 weft__runq_take_yielded_direct(struct weft_runtime *rt, struct weft_worker *w)
 {
-	struct weft_task *t = w->yielded_head;
 	/* Relaxed: a heuristic; a stale count only keeps a yielded task on
 	 * this busy worker one more round. */
-	if (!t ||
+	if (!weft__runq_has_yielded(w) ||
 	    atomic_load_explicit(&rt->idle.sleeping, memory_order_relaxed) ||
 	    atomic_load_explicit(&rt->idle.searching, memory_order_relaxed))
 		return NULL;
@@ -268,9 +306,10 @@ weft__runq_pick(struct weft_runtime *rt, struct weft_worker *w, bool direct)
 		w->runnext_streak = 0;
 	if (!t && direct && !(t = weft__runq_take_yielded_direct(rt, w)))
 		return NULL;
+	if (!t && weft__runq_has_yielded(w))
+		t = weft__runq_requeue_yielded(rt, w);
 	if (!t)
-		t = w->yielded_head ? weft__runq_requeue_yielded(rt, w)
-				    : weft__runq_pop_global(rt, w);
+		t = weft__runq_pop_global(rt, w);
 	w->global_countdown--;
 	/* Relaxed: only the owner writes ticks; the monitor and thieves
 	 * compare two readings, a heuristic that orders nothing. */

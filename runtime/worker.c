@@ -111,7 +111,8 @@ static void task_exited(struct weft_worker *w, struct weft_task *t)
 	weft__task_finished(w, t);
 }
 
-static void run_task(struct weft_worker *w, struct weft_task *t)
+static void run_task(struct weft_runtime *rt, struct weft_worker *w,
+		     struct weft_task *t)
 {
 	weft__latency_check(&w->stats, t); /* a run, even one that fails */
 	bool fresh = !t->ctx.sp;
@@ -132,7 +133,7 @@ static void run_task(struct weft_worker *w, struct weft_task *t)
 		 * GLOBAL_QUEUE_INTERVAL, whose yields land here, a sample of
 		 * about that rate of a busy worker's yields (metrics.h). */
 		t->ready_at = (int64_t)weft__cycles();
-		weft__runq_append_yielded(w, t);
+		weft__runq_append_yielded(rt, w, t);
 		break;
 	case SWITCH_EXIT:
 		task_exited(w, t);
@@ -228,7 +229,7 @@ static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
 {
 	int64_t next_timer = weft__timers_run(w);
 	weft__driver_reap(w->driver, may_poll(rt, 1));
-	if (w->yielded_head || weft__runq_has_local(w)) {
+	if (weft__runq_has_yielded(w) || weft__runq_has_local(w)) {
 		share_woken(rt, w);
 		return; /* timers or completions made work */
 	}
@@ -357,7 +358,7 @@ void *weft__worker_main(void *arg)
 			if (w->searching)
 				weft__idle_end_search(rt, w);
 			weft__stat_add(&w->stats.task_runs, 1);
-			run_task(w, t);
+			run_task(rt, w, t);
 			/* Relaxed: our own tick count. */
 			maintain(rt, w,
 				 atomic_load_explicit(&w->ticks,

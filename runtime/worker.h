@@ -65,9 +65,13 @@ struct __attribute__((aligned(64))) weft_worker {
 		int victim;
 		bool seen; /* ticks is the victim's */
 	} relief;
-	/* Place 5 of runq.h: tasks that yielded, oldest first. Private to
-	 * the owner. */
-	struct weft_task *yielded_head, *yielded_tail;
+	/* Place 5 of runq.h: tasks that yielded, oldest first. Filled and
+	 * taken by the owner, emptied by the monitor when a task keeps the
+	 * worker; changed only under yielded_lock (a spinlock), head read
+	 * without it as a hint. */
+	unsigned yielded_lock;
+	_Atomic(struct weft_task *) yielded_head;
+	struct weft_task *yielded_tail;
 	/* Place 4 of runq.h: tasks the scheduler woke (I/O, timers). */
 	struct weft_inject ready;
 

@@ -7,7 +7,9 @@
  *    before it picked the keeping task from run-next;
  *  - the events of the first fd to join the poll set, registered by the
  *    kept worker's task while no worker slept in the set and the monitor
- *    was idle (drivers/readiness/pollset.c's weft__pollset_watching).
+ *    was idle (drivers/readiness/pollset.c's weft__pollset_watching);
+ *  - a task that yielded on the kept worker just before the keeping task
+ *    took it over (a yielded list is its owner's: runq.h).
  *
  * Each round sets the scene up step by step and checks it held (which
  * worker ran what, the monitor idle, the other worker asleep); a round
@@ -174,7 +176,10 @@ END_TEST
  * requeue_yielded), and R came from the ready queue after a sleep (one
  * task: nothing armed either). So only the registration's own arming
  * (pollset.c's weft__pollset_watching) makes the monitor harvest the set
- * and wake R on the other worker.
+ * and wake R on the other worker. The monitor is told to leave yielded
+ * lists alone meanwhile (weft__monitor_keeps_yielded): S's yields would
+ * arm it, and once R keeps the worker it would move S to the other one,
+ * whose sleep would then harvest R's event for it.
  */
 struct watch_round {
 	int sv[2];
@@ -279,12 +284,101 @@ static void *watch_main(void *arg)
 START_TEST(first_fd_beside_kept_worker)
 {
 	int valid = 0, rounds = 0;
+	weft__monitor_keeps_yielded = true;
 	for (int i = 0; i < ROUNDS && valid < VALID_ROUNDS; i++) {
 		struct watch_round k = { .sv = { -1, -1 } };
 		valid += (int)(intptr_t)weft_test_run(watch_main, &k, 2);
 		rounds = i + 1;
 	}
+	weft__monitor_keeps_yielded = false;
 	fprintf(stderr, "first fd: the scene held in %d of %d rounds\n", valid,
+		rounds);
+	ck_assert_int_eq(valid, VALID_ROUNDS);
+}
+END_TEST
+
+/* ---- a yielded task behind a kept worker -------------------------------- */
+
+/*
+ * Y wakes K into its worker's run-next slot (which arms the monitor) and
+ * yields: the direct switch runs K, and Y waits in that worker's yielded
+ * list, where no thief looks. K keeps the worker (a computation, or a
+ * system call that blocks) and the other worker sleeps: the monitor must
+ * move Y where the other worker takes it, and rouse that worker.
+ */
+struct yield_round {
+	struct weft_event go;    /* K waits on it */
+	atomic_bool k_waiting;   /* K is about to wait */
+	atomic_bool scene;       /* Y found K waiting and the other asleep */
+	atomic_int y_worker;     /* where Y yielded */
+	atomic_int k_worker;     /* where K ran */
+	_Atomic int64_t yielded; /* when Y yielded */
+	_Atomic int64_t y_ran;   /* Y's first moment after its yield, or 0 */
+};
+
+static struct yield_round *yield_cur; /* for spin_until */
+
+static bool k_waiting_others_asleep(void)
+{
+	return atomic_load(&yield_cur->k_waiting) && others_asleep();
+}
+
+static void *yield_keeper(void *arg) /* K */
+{
+	struct yield_round *k = arg;
+	atomic_store(&k->k_waiting, true);
+	ck_assert_int_eq(weft_event_wait(&k->go), 0);
+	atomic_store(&k->k_worker, weft_worker_id());
+	for (int64_t until = weft_now() + KEEP_NS;
+	     !atomic_load(&k->y_ran) && weft_now() < until;)
+		weft__cpu_relax();
+	return NULL;
+}
+
+static void *yielder(void *arg) /* Y */
+{
+	struct yield_round *k = arg;
+	/* K waits, parked, once it said so and the other worker sleeps:
+	 * on this worker it ran before Y, on the other before its sleep. */
+	atomic_store(&k->scene, spin_until(k_waiting_others_asleep));
+	atomic_store(&k->y_worker, weft_worker_id());
+	ck_assert_int_ge(weft_event_set(&k->go), 0); /* K to run-next */
+	atomic_store(&k->yielded, weft_now());
+	ck_assert_int_eq(weft_yield(), 0);
+	atomic_store(&k->y_ran, weft_now());
+	return NULL;
+}
+
+/* One round; returns whether its scene held. */
+static void *yield_main(void *arg)
+{
+	struct yield_round *k = arg;
+	weft_task_t kt, yt;
+	ck_assert_int_eq(weft_spawn(&kt, yield_keeper, k), 0);
+	ck_assert_int_eq(weft_spawn(&yt, yielder, k), 0);
+	ck_assert_int_eq(weft_join(kt, NULL), 0);
+	ck_assert_int_eq(weft_join(yt, NULL), 0);
+	bool scene = atomic_load(&k->scene) &&
+		     atomic_load(&k->k_worker) == atomic_load(&k->y_worker);
+	int64_t waited = atomic_load(&k->y_ran) - atomic_load(&k->yielded);
+	if (scene)
+		ck_assert_msg(waited < BOUND_NS,
+			      "a yielded task waited %lld ms behind a kept "
+			      "worker",
+			      (long long)waited / WEFT_MSEC);
+	return (void *)(intptr_t)scene;
+}
+
+START_TEST(yielded_task_behind_kept_worker)
+{
+	int valid = 0, rounds = 0;
+	for (int i = 0; i < ROUNDS && valid < VALID_ROUNDS; i++) {
+		struct yield_round k = { .go = WEFT_EVENT_INIT };
+		yield_cur = &k;
+		valid += (int)(intptr_t)weft_test_run(yield_main, &k, 2);
+		rounds = i + 1;
+	}
+	fprintf(stderr, "yielded: the scene held in %d of %d rounds\n", valid,
 		rounds);
 	ck_assert_int_eq(valid, VALID_ROUNDS);
 }
@@ -380,6 +474,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, ready_task_behind_kept_worker);
 	tcase_add_test(tc, first_fd_beside_kept_worker);
+	tcase_add_test(tc, yielded_task_behind_kept_worker);
 	tcase_add_test(tc, pace_on_made_up_times);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
