@@ -106,7 +106,7 @@ static int look_at_workers(struct weft_runtime *rt, struct look *last,
 				    at != WEFT_NO_DEADLINE &&
 					    at - clock <= TIMER_SOON_NS,
 				    !weft__monitor_keeps_yielded &&
-					    atomic_load(&w->yielded_head),
+					    weft__runq_yielded_locked(w),
 				    atomic_load(&w->ticks) };
 		/* Read after the run-next slot (an initializer's loads are in
 		 * no order): a look that read the slot emptied by the pick

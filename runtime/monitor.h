@@ -48,10 +48,9 @@
  *
  * No lost arming: a waker fills the slot (or the poller leaves the set,
  * or the first fd joins it, or a task arms a timer: timer.c's store of
- * the heap's length, or a yield fills an empty yielded list: runq.h's
- * store of its head), then reads the state (seq_cst both); the monitor
- * sets IDLE, then reads every slot, timer count, yielded head, the
- * poller role and whether an fd joined (seq_cst all). One of them sees
+ * the heap's length), then reads the state (seq_cst both); the monitor
+ * sets IDLE, then reads every slot, timer count, the poller role and
+ * whether an fd joined (seq_cst all). One of them sees
  * the other. Deque lengths are outside the rule: an arming lost
  * there costs no task (runq.c's requeue). So are ready queue lengths, but
  * for the task a pick left behind when it took a run-next task, which the
@@ -62,7 +61,8 @@
  * lock came first is seen, and one whose lock came after reads the state
  * after the IDLE (the lock orders them), so a new first arms the monitor.
  * An arm that is not its heap's first needs not: a first at or before it
- * was seen, or armed the monitor itself. A first seen leaves once due
+ * was seen, or armed the monitor itself. A yielded list's head is read
+ * under its lock the same way, and its first task arms (runq.h). A first seen leaves once due
  * (the monitor woke before) or compacted away (it wakes early, for
  * nothing).
  */

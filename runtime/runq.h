@@ -146,8 +146,9 @@ static inline bool weft__runq_has_yielded(struct weft_worker *w)
 }
 
 /* Appends t, which yielded, to w's yielded list. Owner only. An empty
- * list's first task arms the monitor: the head's seq_cst store, then the
- * state's seq_cst load (monitor.h's no lost arming). */
+ * list's first task arms the monitor, which reads the head under the
+ * lock (weft__runq_yielded_locked): as a heap's first timer (monitor.h's
+ * no lost arming). */
 static inline void weft__runq_append_yielded(struct weft_runtime *rt,
 					     struct weft_worker *w,
 					     struct weft_task *t)
@@ -159,11 +160,25 @@ static inline void weft__runq_append_yielded(struct weft_runtime *rt,
 	w->yielded_tail = t;
 	if (tail)
 		tail->next = t;
-	else
-		atomic_store(&w->yielded_head, t);
+	else /* relaxed: under the lock, which orders every change */
+		atomic_store_explicit(&w->yielded_head, t,
+				      memory_order_relaxed);
 	weft__spin_unlock(&w->yielded_lock);
 	if (!tail)
 		weft__monitor_arm(&rt->monitor);
+}
+
+/* Whether w's yielded list holds a task, read under its lock: the
+ * monitor's look, after it set IDLE. A yield whose lock came first is
+ * seen; one whose lock came after reads the state after the IDLE (the
+ * lock orders them), so it arms the monitor. Any thread. */
+static inline bool weft__runq_yielded_locked(struct weft_worker *w)
+{
+	weft__spin_lock(&w->yielded_lock);
+	/* Relaxed: under the lock. */
+	bool any = atomic_load_explicit(&w->yielded_head, memory_order_relaxed);
+	weft__spin_unlock(&w->yielded_lock);
+	return any;
 }
 
 /* Takes the oldest of w's yielded tasks, or NULL if the monitor took
