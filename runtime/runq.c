@@ -93,6 +93,7 @@ struct weft_task *weft__runq_requeue_yielded(struct weft_runtime *rt,
 		t = t->next;
 	}
 	if (oldest) {
+		/* Relaxed: under the lock, as the load above. */
 		atomic_store_explicit(&w->yielded_head, t,
 				      memory_order_relaxed);
 		if (!t)
