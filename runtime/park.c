@@ -16,15 +16,10 @@ void weft__park_finish_direct(struct weft_worker *w)
 	WEFT_ASSERT(weft__debug_spins_held() == 0);
 }
 
-/* A direct yield's unlock: the yielded task joins the yielded list only
- * once its registers are saved, as a parked one is made ready only then
- * (runq.h), since the monitor may move it from there to another worker. */
-static void append_yielded(void *task)
+/* A direct yield's unlock, of its worker's yielded list. */
+static void unlock_yielded(void *lock)
 {
-	/* Relaxed: as in switch_direct. */
-	weft__runq_append_yielded(atomic_load_explicit(&weft__rt,
-						       memory_order_relaxed),
-				  weft__self(), task);
+	weft__spin_unlock(lock);
 }
 
 /*
@@ -32,7 +27,10 @@ static void append_yielded(void *task)
  * the next local one (weft__runq_pick, direct). Either leaves an unlock to
  * the next task, whose first act it is, after the switched-out task's
  * registers were saved: a parking one its wait's (all the park protocol
- * needs), a yielding one its join to the yielded list. false: the scheduler must choose, or, for a park,
+ * needs), a yielding one its yielded list's. A yield takes that lock for
+ * its pick, which may take the oldest yielded task, and its own join to
+ * the list: one lock for both, and the monitor, which may move the list
+ * to other workers (runq.h), finds the task there only once it can run. false: the scheduler must choose, or, for a park,
  * submit the worker's waiting I/O first (weft__driver_round_due). Inlined,
  * with the pick, into park and yield: a call and its register saves are a
  * tenth of a switch.
@@ -46,20 +44,28 @@ switch_direct(struct weft_worker *w, enum weft_switch_reason reason,
 	struct weft_runtime *rt =
 		atomic_load_explicit(&weft__rt, memory_order_relaxed);
 	struct weft_task *t = w->current;
-	if (reason == SWITCH_PARK && weft__driver_round_due(w->driver))
+	bool yield = reason == SWITCH_YIELD;
+	if (!yield && weft__driver_round_due(w->driver))
 		return false; /* its I/O waits for a submit (ring.c) */
-	struct weft_task *next = weft__runq_pick(rt, w, true);
-	if (!next)
+	if (yield)
+		weft__spin_lock(&w->yielded_lock);
+	struct weft_task *next = weft__runq_pick(rt, w, true, yield);
+	if (!next) {
+		if (yield)
+			weft__spin_unlock(&w->yielded_lock);
 		return false;
+	}
 	weft__switch_check_stack(t);
-	if (reason == SWITCH_YIELD) {
+	if (yield) {
 		/* Marked in exact mode only: by default the yields the
 		 * scheduler requeues (worker.c's run_task) are the
 		 * histogram's sample of yields, and this, the fastest path,
 		 * pays a load and a branch. */
 		weft__latency_mark_exact(t);
-		unlock = append_yielded;
-		arg = t;
+		if (weft__runq_append_yielded_locked(w, t))
+			weft__monitor_arm(&rt->monitor);
+		unlock = unlock_yielded;
+		arg = &w->yielded_lock;
 	}
 	w->direct_unlock = unlock;
 	w->direct_arg = arg;

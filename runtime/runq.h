@@ -145,26 +145,35 @@ static inline bool weft__runq_has_yielded(struct weft_worker *w)
 	return atomic_load_explicit(&w->yielded_head, memory_order_relaxed);
 }
 
-/* Appends t, which yielded, to w's yielded list. Owner only. An empty
- * list's first task arms the monitor, which reads the head under the
- * lock (weft__runq_yielded_locked): as a heap's first timer (monitor.h's
- * no lost arming). */
-static inline void weft__runq_append_yielded(struct weft_runtime *rt,
-					     struct weft_worker *w,
-					     struct weft_task *t)
+/* Appends t, which yielded, to w's yielded list, whose lock the caller
+ * holds. Owner only. Returns whether the list was empty: its first task
+ * arms the monitor, which reads the head under the lock
+ * (weft__runq_yielded_locked), as a heap's first timer (monitor.h's no
+ * lost arming). */
+static inline bool weft__runq_append_yielded_locked(struct weft_worker *w,
+						    struct weft_task *t)
 {
-	WEFT_ASSERT(weft__self() == w);
-	t->next = NULL;
-	weft__spin_lock(&w->yielded_lock);
+	WEFT_ASSERT(weft__self() == w && weft__spin_held(&w->yielded_lock));
 	struct weft_task *tail = w->yielded_tail;
+	t->next = NULL;
 	w->yielded_tail = t;
 	if (tail)
 		tail->next = t;
 	else /* relaxed: under the lock, which orders every change */
 		atomic_store_explicit(&w->yielded_head, t,
 				      memory_order_relaxed);
+	return !tail;
+}
+
+/* The same, taking the lock: t switched out to the scheduler. */
+static inline void weft__runq_append_yielded(struct weft_runtime *rt,
+					     struct weft_worker *w,
+					     struct weft_task *t)
+{
+	weft__spin_lock(&w->yielded_lock);
+	bool first = weft__runq_append_yielded_locked(w, t);
 	weft__spin_unlock(&w->yielded_lock);
-	if (!tail)
+	if (first)
 		weft__monitor_arm(&rt->monitor);
 }
 
@@ -182,10 +191,13 @@ static inline bool weft__runq_yielded_locked(struct weft_worker *w)
 }
 
 /* Takes the oldest of w's yielded tasks, or NULL if the monitor took
- * them all meanwhile. Owner only. */
-static inline struct weft_task *weft__runq_pop_yielded(struct weft_worker *w)
+ * them all meanwhile. Owner only; held: the caller holds the list's lock
+ * (a direct yield's pick, park.c), else it is taken here. */
+static inline __attribute__((always_inline)) struct weft_task *
+weft__runq_pop_yielded(struct weft_worker *w, bool held)
 {
-	weft__spin_lock(&w->yielded_lock);
+	if (!held)
+		weft__spin_lock(&w->yielded_lock);
 	/* Relaxed: under the lock, which orders every change. */
 	struct weft_task *t =
 		atomic_load_explicit(&w->yielded_head, memory_order_relaxed);
@@ -195,7 +207,8 @@ static inline struct weft_task *weft__runq_pop_yielded(struct weft_worker *w)
 		if (!t->next)
 			w->yielded_tail = NULL;
 	}
-	weft__spin_unlock(&w->yielded_lock);
+	if (!held)
+		weft__spin_unlock(&w->yielded_lock);
 	return t;
 }
 
@@ -239,7 +252,7 @@ static inline bool weft__runq_run_next(struct weft_worker *w,
  * and the yielded list, so one look tells whether each is worth
  * taking. */
 static inline __attribute__((always_inline)) struct weft_task *
-weft__runq_take_local(struct weft_worker *w)
+weft__runq_take_local(struct weft_worker *w, bool yielded_held)
 {
 	WEFT_ASSERT(weft__self() == w);
 	struct weft_task *t;
@@ -258,7 +271,7 @@ weft__runq_take_local(struct weft_worker *w)
 		if (next && !weft__inject_empty(&w->ready))
 			return NULL;
 		t = next && weft__runq_has_yielded(w)
-			    ? weft__runq_pop_yielded(w)
+			    ? weft__runq_pop_yielded(w, yielded_held)
 			    : NULL;
 		if (!t && next)
 			t = atomic_exchange(&w->runnext, NULL);
@@ -270,7 +283,8 @@ weft__runq_take_local(struct weft_worker *w)
 /* The oldest yielded task, for a direct switch: only while no worker idles
  * or searches, as they could not take it from here. */
 static inline __attribute__((always_inline)) struct weft_task *
-weft__runq_take_yielded_direct(struct weft_runtime *rt, struct weft_worker *w)
+weft__runq_take_yielded_direct(struct weft_runtime *rt, struct weft_worker *w,
+			       bool yielded_held)
 {
 	/* Relaxed: a heuristic; a stale count only keeps a yielded task on
 	 * this busy worker one more round. */
@@ -278,7 +292,7 @@ weft__runq_take_yielded_direct(struct weft_runtime *rt, struct weft_worker *w)
 	    atomic_load_explicit(&rt->idle.sleeping, memory_order_relaxed) ||
 	    atomic_load_explicit(&rt->idle.searching, memory_order_relaxed))
 		return NULL;
-	return weft__runq_pop_yielded(w);
+	return weft__runq_pop_yielded(w, yielded_held);
 }
 
 /*
@@ -296,10 +310,12 @@ weft__runq_take_yielded_direct(struct weft_runtime *rt, struct weft_worker *w)
  * them to the deque, where idle workers can take them). Otherwise it is the
  * scheduler's pick, which stealing follows when it returns NULL. Inlined
  * into park and yield. Each pick counts a tick (the monitor and thieves
- * read them) and brings the global queue's turn nearer.
+ * read them) and brings the global queue's turn nearer. yielded_held: the
+ * caller holds w's yielded list's lock (a direct yield's).
  */
 static inline __attribute__((always_inline)) struct weft_task *
-weft__runq_pick(struct weft_runtime *rt, struct weft_worker *w, bool direct)
+weft__runq_pick(struct weft_runtime *rt, struct weft_worker *w, bool direct,
+		bool yielded_held)
 {
 	struct weft_task *t = NULL;
 	if (w->global_countdown <= 1) {
@@ -308,7 +324,8 @@ weft__runq_pick(struct weft_runtime *rt, struct weft_worker *w, bool direct)
 		w->global_countdown = GLOBAL_QUEUE_INTERVAL + 1;
 		t = weft__runq_pop_global(rt, w);
 	}
-	if (!t && (t = weft__runq_take_local(w)) && direct && !t->ctx.sp) {
+	if (!t && (t = weft__runq_take_local(w, yielded_held)) && direct &&
+	    !t->ctx.sp) {
 		/* It never ran: the scheduler gives it a stack. */
 		weft__worker_push(w, t);
 		return NULL;
@@ -319,7 +336,8 @@ weft__runq_pick(struct weft_runtime *rt, struct weft_worker *w, bool direct)
 	if (!t && !weft__inject_empty(&w->ready) &&
 	    (t = weft__runq_take_ready(w)))
 		w->runnext_streak = 0;
-	if (!t && direct && !(t = weft__runq_take_yielded_direct(rt, w)))
+	if (!t && direct &&
+	    !(t = weft__runq_take_yielded_direct(rt, w, yielded_held)))
 		return NULL;
 	if (!t && weft__runq_has_yielded(w))
 		t = weft__runq_requeue_yielded(rt, w);

@@ -56,7 +56,7 @@ struct weft_runtime *_Atomic weft__rt __attribute__((aligned(64)));
 static struct weft_task *find_task(struct weft_runtime *rt,
 				   struct weft_worker *w)
 {
-	struct weft_task *t = weft__runq_pick(rt, w, false);
+	struct weft_task *t = weft__runq_pick(rt, w, false, false);
 	if (t || !weft__idle_start_search(rt, w))
 		return t;
 	int spins = w->driver->kind == WEFT_IO_URING ? SEARCH_SPINS_RING : 0;
