@@ -7,9 +7,9 @@
  * fast as it reads) never parks, so it never passes through its worker's
  * scheduler. The tasks behind it on that worker wait for as long as the
  * data flows: the monitor rescues those in places other workers may take
- * from (runq.h), and fires its due timers, but not the yielded list,
- * which is the owner's alone, nor (under io_uring) the completions of its
- * ring. With the budget
+ * from (runq.h), moves its yielded tasks and fires its due timers, but
+ * not (under io_uring) the completions of its ring, and only after a
+ * whole look. With the budget
  * such a loop yields every WEFT__COOP_BUDGET calls, a few hundred
  * nanoseconds in tens of microseconds of calls; a task that waits now and
  * then never meets it.
