@@ -34,9 +34,10 @@
  *      and arms the monitor instead (worker.c's share_woken): moving
  *      tasks to another core cost a server more than it gained.
  *   5. A worker's yielded list (w->yielded_head): tasks that yielded, first
- *      in first out as asyncio runs them. The owner's: when its other
- *      places run dry it moves half a deque of them to its deque, where
- *      thieves can take them. Open, but not offered: the move rouses no
+ *      in first out as asyncio runs them. The owner's: it takes the
+ *      oldest at the global queue's turn once it waited YIELD_ROUND_MAX
+ *      picks, and when its other places run dry it moves half a deque of
+ *      them to its deque, where thieves can take them. Open, but not offered: the move rouses no
  *      idle worker and arms the monitor instead, which rouses one if they
  *      still wait at its next look (a contended lock's hand-overs gather
  *      its tasks here, and a worker roused to steal them makes the lock
@@ -156,6 +157,8 @@ static inline bool weft__runq_append_yielded_locked(struct weft_worker *w,
 	WEFT_ASSERT(weft__self() == w && weft__spin_held(&w->yielded_lock));
 	struct weft_task *tail = w->yielded_tail;
 	t->next = NULL;
+	/* Relaxed: our own tick count (only the owner writes it). */
+	t->yielded_tick = atomic_load_explicit(&w->ticks, memory_order_relaxed);
 	w->yielded_tail = t;
 	if (tail)
 		tail->next = t;
@@ -188,6 +191,32 @@ static inline bool weft__runq_yielded_locked(struct weft_worker *w)
 	bool any = atomic_load_explicit(&w->yielded_head, memory_order_relaxed);
 	weft__spin_unlock(&w->yielded_lock);
 	return any;
+}
+
+/* A yielded task waits at most this many picks of its worker for the
+ * tasks that were ahead of it (a full deque's worth), then takes the
+ * global queue's next turn (weft__runq_pick). */
+#define YIELD_ROUND_MAX WEFT_DEQUE_CAP
+
+/* The oldest of w's yielded tasks if it joined the list YIELD_ROUND_MAX
+ * or more ticks before tick, else NULL. Owner only. */
+static inline struct weft_task *
+weft__runq_pop_yielded_due(struct weft_worker *w, uint64_t tick)
+{
+	struct weft_task *t = NULL;
+	weft__spin_lock(&w->yielded_lock);
+	/* Relaxed: under the lock, which orders every change. */
+	struct weft_task *old =
+		atomic_load_explicit(&w->yielded_head, memory_order_relaxed);
+	if (old && tick - old->yielded_tick >= YIELD_ROUND_MAX) {
+		t = old;
+		atomic_store_explicit(&w->yielded_head, t->next,
+				      memory_order_relaxed);
+		if (!t->next)
+			w->yielded_tail = NULL;
+	}
+	weft__spin_unlock(&w->yielded_lock);
+	return t;
 }
 
 /* Takes the oldest of w's yielded tasks, or NULL if the monitor took
@@ -297,7 +326,8 @@ weft__runq_take_yielded_direct(struct weft_runtime *rt, struct weft_worker *w,
 
 /*
  * The owner's next task, the one place the pick order is written: every
- * GLOBAL_QUEUE_INTERVAL-th pick the global queue first, then its run-next
+ * GLOBAL_QUEUE_INTERVAL-th pick the global queue and the oldest yielded
+ * task, if it waited a round, first, then its run-next
  * slot and deques, its ready queue, its yielded list, the global queue;
  * after RUNNEXT_STREAK_MAX run-next picks in a row, run-next comes after
  * the deques, the ready queue and the yielded list, once.
@@ -323,6 +353,29 @@ weft__runq_pick(struct weft_runtime *rt, struct weft_worker *w, bool direct,
 			return NULL;
 		w->global_countdown = GLOBAL_QUEUE_INTERVAL + 1;
 		t = weft__runq_pop_global(rt, w);
+		/* The oldest yielded task's turn too, once it waited a round.
+		 * The other places come first in every pick, and a worker
+		 * whose picks keep finding one of them (spawns in its deque,
+		 * joiners woken into its ready queue) never reached the
+		 * yielded list: its tasks waited as long as that work went
+		 * on. Asyncio's sleep(0) waits one round of the tasks ready
+		 * before it; here up to YIELD_ROUND_MAX picks, so that a
+		 * spawner that yields on a full deque (task.c) still lets
+		 * the deque's tasks run first, and then at most this
+		 * interval per task ahead of it in the list. Behind t it
+		 * waits on top of the deque, offered to no idle worker.
+		 * Relaxed: our own tick count. */
+		struct weft_task *y =
+			weft__runq_has_yielded(w)
+				? weft__runq_pop_yielded_due(
+					  w, atomic_load_explicit(
+						     &w->ticks,
+						     memory_order_relaxed))
+				: NULL;
+		if (y && t)
+			weft__worker_push(w, y);
+		else if (y)
+			t = y;
 	}
 	if (!t && (t = weft__runq_take_local(w, yielded_held)) && direct &&
 	    !t->ctx.sp) {

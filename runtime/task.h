@@ -114,6 +114,8 @@ struct weft_task {
 	const void *spawn_site; /* the caller of weft_spawn */
 	int64_t ready_at;       /* a sampled runnable time, or 0 (see
 					* metrics.h) */
+	uint64_t yielded_tick;  /* its worker's ticks as it joined the
+				 * yielded list (runq.h) */
 #ifdef WEFT_TSAN
 	void *tsan_fiber;
 #endif

@@ -939,6 +939,68 @@ START_TEST(scheduler_woken_not_starved_by_runnext)
 }
 END_TEST
 
+/* A worker whose every pick finds other work does not starve a task that
+ * yielded there. The churner spawns two children and joins them, over
+ * and over: the second child waits in the deque, and the churner, woken
+ * by the first child's end on the scheduler, in the ready queue; run-next
+ * never has a streak, and the worker's places never all run dry, which
+ * is when the yielded list had its turn before (runq.h). Main yields
+ * beside it, and each yield must come back within a bounded number of
+ * the churner's rounds (a yield waits a round of YIELD_ROUND_MAX picks,
+ * then the global queue's turn; a round of the churner is three picks):
+ * counted in rounds, not time, as a sanitizer slows each spawn a
+ * hundredfold. The churner stops by itself at twice the bound, so that a
+ * starved main comes back, late. One worker: nobody else could run
+ * main. */
+#define CHURN_ROUNDS_PER_YIELD 400
+static atomic_bool churn_stop;
+static atomic_long churn_rounds;
+
+static void *churn_child(void *arg)
+{
+	return arg;
+}
+
+static void *churner(void *arg)
+{
+	long most = (long)(intptr_t)arg;
+	while (!atomic_load(&churn_stop) && atomic_load(&churn_rounds) < most) {
+		weft_task_t a, b;
+		ck_assert_int_eq(weft_spawn(&a, churn_child, NULL), 0);
+		ck_assert_int_eq(weft_spawn(&b, churn_child, NULL), 0);
+		ck_assert_int_eq(weft_join(a, NULL), 0);
+		ck_assert_int_eq(weft_join(b, NULL), 0);
+		atomic_fetch_add(&churn_rounds, 1);
+	}
+	return NULL;
+}
+
+static void *churn_main(void *arg)
+{
+	long yields = SCALED(100), bound = yields * CHURN_ROUNDS_PER_YIELD;
+	weft_task_t c;
+	(void)arg;
+	atomic_store(&churn_stop, false);
+	atomic_store(&churn_rounds, 0);
+	ck_assert_int_eq(weft_spawn(&c, churner, (void *)(intptr_t)(2 * bound)),
+			 0);
+	for (long i = 0; i < yields; i++)
+		ck_assert_int_eq(weft_yield(), 0);
+	long rounds = atomic_load(&churn_rounds);
+	atomic_store(&churn_stop, true);
+	ck_assert_int_eq(weft_join(c, NULL), 0);
+	ck_assert_msg(rounds < bound,
+		      "%ld yields took %ld of the churner's rounds (bound %ld)",
+		      yields, rounds, bound);
+	return NULL;
+}
+
+START_TEST(yielder_not_starved_by_churn)
+{
+	weft_test_run(churn_main, NULL, 1);
+}
+END_TEST
+
 /* A task that keeps its worker in a plain system call does not hold up
  * the sleepers whose timers that worker holds: the monitor fires them, and
  * they wake on the other worker. The blocker keeps its worker until the
@@ -1635,6 +1697,7 @@ int main(void)
 	tcase_add_test(tc, stalled_worker_relieved_by_busy_one);
 	tcase_add_test(tc, woken_not_starved_by_runnext);
 	tcase_add_test(tc, scheduler_woken_not_starved_by_runnext);
+	tcase_add_test(tc, yielder_not_starved_by_churn);
 	tcase_add_test(tc, timers_of_a_kept_worker);
 	tcase_add_test(tc, woken_batch_runs_beside_kept_worker);
 	tcase_add_test(tc, yielders_spread_to_sleeping_worker);
