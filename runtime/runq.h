@@ -37,12 +37,13 @@
  *      in first out as asyncio runs them. The owner's: it takes the
  *      oldest at the global queue's turn once it waited YIELD_ROUND_MAX
  *      picks, and when its other places run dry it moves half a deque of
- *      them to its deque, where thieves can take them. Open, but not offered: the move rouses no
- *      idle worker and arms the monitor instead, which rouses one if they
- *      still wait at its next look (a contended lock's hand-overs gather
- *      its tasks here, and a worker roused to steal them makes the lock
- *      cross cores). A direct switch (park.c) takes the oldest only while
- *      no worker idles or searches, as they could not take it. Thieves
+ *      them to its deque, where thieves can take them. Open, but not
+ *      offered: the move rouses no idle worker and arms the monitor
+ *      instead, which rouses one if they still wait at its next look (a
+ *      contended lock's hand-overs gather its tasks here, and a worker
+ *      roused to steal them makes the lock cross cores). A direct switch
+ *      (park.c) takes the oldest only while no worker idles or searches,
+ *      as they could not take it. Thieves
  *      never take from it, but the monitor empties it into the global
  *      queue when the list waited a whole period behind one task that
  *      keeps the worker (computes, or blocks in a system call): nothing
@@ -193,32 +194,6 @@ static inline bool weft__runq_yielded_locked(struct weft_worker *w)
 	return any;
 }
 
-/* A yielded task waits at most this many picks of its worker for the
- * tasks that were ahead of it (a full deque's worth), then takes the
- * global queue's next turn (weft__runq_pick). */
-#define YIELD_ROUND_MAX WEFT_DEQUE_CAP
-
-/* The oldest of w's yielded tasks if it joined the list YIELD_ROUND_MAX
- * or more ticks before tick, else NULL. Owner only. */
-static inline struct weft_task *
-weft__runq_pop_yielded_due(struct weft_worker *w, uint64_t tick)
-{
-	struct weft_task *t = NULL;
-	weft__spin_lock(&w->yielded_lock);
-	/* Relaxed: under the lock, which orders every change. */
-	struct weft_task *old =
-		atomic_load_explicit(&w->yielded_head, memory_order_relaxed);
-	if (old && tick - old->yielded_tick >= YIELD_ROUND_MAX) {
-		t = old;
-		atomic_store_explicit(&w->yielded_head, t->next,
-				      memory_order_relaxed);
-		if (!t->next)
-			w->yielded_tail = NULL;
-	}
-	weft__spin_unlock(&w->yielded_lock);
-	return t;
-}
-
 /* Takes the oldest of w's yielded tasks, or NULL if the monitor took
  * them all meanwhile. Owner only; held: the caller holds the list's lock
  * (a direct yield's pick, park.c), else it is taken here. */
@@ -238,6 +213,27 @@ weft__runq_pop_yielded(struct weft_worker *w, bool held)
 	}
 	if (!held)
 		weft__spin_unlock(&w->yielded_lock);
+	return t;
+}
+
+/* A yielded task waits at most this many picks of its worker for the
+ * tasks that were ahead of it (a full deque's worth), then takes the
+ * global queue's next turn (weft__runq_pick). */
+#define YIELD_ROUND_MAX WEFT_DEQUE_CAP
+
+/* The oldest of w's yielded tasks if it joined the list YIELD_ROUND_MAX
+ * or more ticks before tick, else NULL. Owner only. */
+static inline struct weft_task *
+weft__runq_pop_yielded_due(struct weft_worker *w, uint64_t tick)
+{
+	weft__spin_lock(&w->yielded_lock);
+	/* Relaxed: under the lock, which orders every change. */
+	struct weft_task *old =
+		atomic_load_explicit(&w->yielded_head, memory_order_relaxed);
+	struct weft_task *t = old && tick - old->yielded_tick >= YIELD_ROUND_MAX
+				      ? weft__runq_pop_yielded(w, true)
+				      : NULL;
+	weft__spin_unlock(&w->yielded_lock);
 	return t;
 }
 
