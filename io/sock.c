@@ -199,28 +199,45 @@ static bool waitall_fills(int fd, struct buf_args *a)
 
 /* An attempt ignores MSG_WAITALL (a non-blocking recv(2) does; on the ring
  * it is taken out): receive the rest as it comes, and report what came if
- * the call stops early. */
+ * the call stops early.
+ *
+ * A stream's receive may stop short with bytes still queued, whose edge
+ * was harvested already (TCP at an urgent mark, a Unix socket with
+ * SO_PASSCRED where the writer changes: fdready.c): in a task, only an
+ * EAGAIN says the socket is drained, so the attempt receives again before
+ * it waits. Not a peek, which would see the same bytes again. A plain
+ * thread's poll(2) is level-triggered: it finds those bytes. */
+static inline long recv_rest(int fd, struct buf_args *a, size_t from)
+{
+	size_t room = a->len - from;
+	char *at = (char *)a->buf + from;
+	/* With MSG_TRUNC r may pass room: memcheck learns of room at most. */
+	return weft__sock_on_ring()
+		       ? weft__filled_within(at, room,
+					     weft__io_ring_attempt(fd,
+								   prep_recv,
+								   a))
+		       : weft__sock_recv(fd, at, room, a->flags);
+}
+
 static inline long try_recv(int fd, void *arg)
 {
 	struct buf_args *a = arg;
-	size_t from = recv_from(a), room = a->len - from;
-	char *at = (char *)a->buf + from;
-	/* With MSG_TRUNC r may pass room: memcheck learns of room at most. */
-	long r = weft__sock_on_ring()
-			 ? weft__filled_within(at, room,
-					       weft__io_ring_attempt(fd,
-								     prep_recv,
-								     a))
-			 : weft__sock_recv(fd, at, room, a->flags);
-
-	if (!(a->flags & MSG_WAITALL))
-		return r;
-	if (r > 0 && (a->done = from + (size_t)r) < a->len &&
-	    waitall_fills(fd, a))
-		return -EAGAIN; /* wait for the rest */
-	if (r == -EAGAIN || !a->done)
-		return r;
-	return (long)a->done;
+	for (;;) {
+		size_t from = recv_from(a);
+		long r = recv_rest(fd, a, from);
+		if (!(a->flags & MSG_WAITALL))
+			return r;
+		if (r > 0 && (a->done = from + (size_t)r) < a->len &&
+		    waitall_fills(fd, a)) {
+			if (!(a->flags & MSG_PEEK) && weft__driver_current())
+				continue; /* until EAGAIN: see above */
+			return -EAGAIN;   /* wait for the rest */
+		}
+		if (r == -EAGAIN || !a->done)
+			return r;
+		return (long)a->done;
+	}
 }
 
 static inline long try_send(int fd, void *arg)

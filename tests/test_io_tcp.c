@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "test_io_util.h"
 #include "drivers/readiness/fdready.h"
@@ -881,6 +882,67 @@ static void *waitall_main(void *arg)
 START_TEST(recv_waitall)
 {
 	weft_test_run(waitall_main, NULL, 2);
+}
+END_TEST
+
+/* A stream's receive may stop short with bytes still queued, which came
+ * with an edge harvested already: TCP stops at an urgent mark, a Unix
+ * socket with SO_PASSCRED where the writer changes. A WAITALL receive must
+ * take them, not wait for an edge that will not come (its deadline then
+ * ended it with 2), as a plain thread's, whose poll(2) finds them. */
+static void waitall_across_a_stop(int rfd)
+{
+	struct weft_deadline d;
+	char buf[8] = { 0 };
+
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	ck_assert_int_eq(weft_recv(rfd, buf, 4, MSG_WAITALL), 4);
+	ck_assert_int_eq(weft_deadline_leave(&d), 0);
+	ck_assert_int_eq(memcmp(buf, "abcd", 4), 0);
+}
+
+static void *waitall_stop_main(void *arg)
+{
+	struct pair p = tcp_pair();
+	static const int one = 1;
+	int sv[2], st;
+	pid_t pid;
+
+	/* In the poll set first, so that the bytes' edges are harvested
+	 * before the receive, not reported by its registration. */
+	ck_assert_int_eq(weft_wait_fd(p.b, WEFT_WRITABLE), WEFT_WRITABLE);
+	/* "ab", the urgent byte, "cd": the first recv stops at the mark. */
+	ck_assert_int_eq(send(p.a, "ab", 2, 0), 2);
+	ck_assert_int_eq(send(p.a, "!", 1, MSG_OOB), 1);
+	ck_assert_int_eq(send(p.a, "cd", 2, 0), 2);
+	weft_sleep(20 * WEFT_MSEC); /* all have arrived */
+	waitall_across_a_stop(p.b);
+	weft_close(p.a);
+	weft_close(p.b);
+
+	/* "ab" from a child, "cd" from this process. */
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
+	ck_assert_int_eq(setsockopt(sv[0], SOL_SOCKET, SO_PASSCRED, &one,
+				    sizeof(one)),
+			 0);
+	ck_assert_int_eq(weft_wait_fd(sv[0], WEFT_WRITABLE), WEFT_WRITABLE);
+	pid = weft_test_fork();
+	if (!pid) /* async-signal-safe calls only (weft/task.h) */
+		_exit(write(sv[1], "ab", 2) == 2 ? 0 : 1);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ck_assert_int_eq(write(sv[1], "cd", 2), 2);
+	weft_sleep(20 * WEFT_MSEC);
+	waitall_across_a_stop(sv[0]);
+	weft_close(sv[0]);
+	close(sv[1]);
+	return arg;
+}
+
+START_TEST(recv_waitall_across_a_stop)
+{
+	weft_test_run(waitall_stop_main, NULL, 2);
 }
 END_TEST
 
@@ -1824,6 +1886,7 @@ int main(void)
 	tcase_add_test(tc, completion_while_busy);
 	tcase_add_test(tc, local_port_and_nodelay);
 	tcase_add_test(tc, recv_waitall);
+	tcase_add_test(tc, recv_waitall_across_a_stop);
 	tcase_add_test(tc, dontwait);
 	tcase_add_test(tc, oob_then_data);
 	tcase_add_test(tc, connect_timeout);

@@ -85,7 +85,10 @@ struct weft_stall {
 	uint64_t task_id;
 	const char *name; /* valid during the callback */
 	int worker;
-	int64_t ns; /* how long it has kept the worker */
+	/* How long it has kept the worker, at least: counted from the
+	 * monitor's first look that found it running, which may come up to
+	 * half a threshold after it began (as Go's sysmon counts). */
+	int64_t ns;
 	int nframes;
 	const void *const *frames; /* return addresses, innermost first; the
 				    * first is the interrupted instruction */
