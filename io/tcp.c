@@ -126,8 +126,11 @@ int weft_connect(const char *host, uint16_t port)
 			return fd;
 		}
 		weft_close(fd);
-		if (r == -ECANCELED || r == -ETIMEDOUT)
-			break; /* the caller's own limit, not this address's */
+		/* The caller's own limit ends it, not this address's: the
+		 * kernel's ETIMEDOUT (SYNs unanswered) tries the next. */
+		if ((r == -ECANCELED || r == -ETIMEDOUT) &&
+		    weft__wait_check(weft__task_current()))
+			break;
 	}
 	freeaddrinfo(ai);
 	return r;

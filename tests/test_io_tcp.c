@@ -1091,6 +1091,118 @@ START_TEST(connect_timeout)
 }
 END_TEST
 
+/* ---- an address that times out, then one that answers ------------------- */
+
+/* A host name with two addresses, the first of which drops SYNs until the
+ * kernel gives up (ETIMEDOUT: a dead IPv6 route beside a live IPv4 one).
+ * Go, asyncio and Tokio try the next address then; only the caller's own
+ * deadline or cancellation ends the connect. No name has two loopback
+ * addresses everywhere and SYNs take the kernel minutes to give up on, so
+ * the test defines getaddrinfo (TWO_ADDRESSES: 127.0.0.1 twice) and
+ * connect (the first connect_timeouts calls fail with ETIMEDOUT) over
+ * glibc's. Not under a sanitizer, whose interceptors own both. */
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#include <dlfcn.h>
+#include <netdb.h>
+#include <sys/syscall.h>
+
+#define CAN_FAKE_CONNECT 1
+#define TWO_ADDRESSES "weft-two-addresses.invalid"
+
+static atomic_int connect_timeouts;
+
+int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	int n = atomic_load(&connect_timeouts);
+
+	while (n > 0)
+		if (atomic_compare_exchange_weak(&connect_timeouts, &n,
+						 n - 1)) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+	return (int)syscall(SYS_connect, fd, addr, len);
+}
+
+int getaddrinfo(const char *host, const char *service,
+		const struct addrinfo *hints, struct addrinfo **res)
+{
+	int (*real)(const char *, const char *, const struct addrinfo *,
+		    struct addrinfo **) =
+		(int (*)(const char *, const char *, const struct addrinfo *,
+			 struct addrinfo **))dlsym(RTLD_NEXT, "getaddrinfo");
+	struct addrinfo *first, *second, *tail;
+	int r;
+
+	if (!host || strcmp(host, TWO_ADDRESSES) ||
+	    (hints && (hints->ai_flags & AI_NUMERICHOST)))
+		return real(host, service, hints, res);
+	if ((r = real("127.0.0.1", service, hints, &first)))
+		return r;
+	if ((r = real("127.0.0.1", service, hints, &second))) {
+		freeaddrinfo(first);
+		return r;
+	}
+	for (tail = first; tail->ai_next; tail = tail->ai_next)
+		;
+	tail->ai_next = second;
+	*res = first;
+	return 0;
+}
+#endif
+
+static void *connect_next_main(void *arg)
+{
+#ifdef CAN_FAKE_CONNECT
+	uint16_t port;
+	int lfd = io_listen(&port), fd, afd;
+
+	atomic_store(&connect_timeouts, 1);
+	fd = weft_connect(TWO_ADDRESSES, port);
+	ck_assert_int_eq(atomic_load(&connect_timeouts), 0);
+	ck_assert_int_ge(fd, 0); /* was -ETIMEDOUT: the second never tried */
+	afd = weft_accept(lfd, NULL, NULL);
+	ck_assert_int_ge(afd, 0);
+	ck_assert_int_eq(weft_send(fd, "x", 1, 0), 1);
+	ck_assert_int_eq(io_recv_exact(afd, &(char){ 0 }, 1), 1);
+	weft_close(afd);
+	weft_close(fd);
+	/* Both addresses time out: the error is the last one's. */
+	atomic_store(&connect_timeouts, 2);
+	ck_assert_int_eq(weft_connect(TWO_ADDRESSES, port), -ETIMEDOUT);
+	ck_assert_int_eq(atomic_load(&connect_timeouts), 0);
+	weft_close(lfd);
+#endif
+	(void)arg;
+	return NULL;
+}
+
+static void *connect_deadline_main(void *arg)
+{
+#ifdef CAN_FAKE_CONNECT
+	uint16_t port;
+	int lfd = io_listen(&port);
+	struct weft_deadline d;
+
+	/* The caller's own deadline still ends it at the first address. */
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_MSEC), 0);
+	weft_sleep(2 * WEFT_MSEC);
+	ck_assert_int_eq(weft_connect("127.0.0.1", port), -ETIMEDOUT);
+	ck_assert_int_eq(weft_deadline_leave(&d), 1);
+	weft_close(lfd);
+#endif
+	(void)arg;
+	return NULL;
+}
+
+START_TEST(connect_tries_next_after_timeout)
+{
+	weft_test_run(connect_next_main, NULL, 2);
+	weft_test_run(connect_deadline_main, NULL, 2);
+	connect_next_main(NULL); /* a plain thread: getaddrinfo in place */
+}
+END_TEST
+
 /* ---- a task moving between workers between two calls on one fd ---------- */
 
 /*
@@ -1890,6 +2002,7 @@ int main(void)
 	tcase_add_test(tc, dontwait);
 	tcase_add_test(tc, oob_then_data);
 	tcase_add_test(tc, connect_timeout);
+	tcase_add_test(tc, connect_tries_next_after_timeout);
 	tcase_add_test(tc, fd_across_workers);
 	tcase_add_test(tc, close_wakes_accepts);
 	tcase_add_test(tc, short_reads);
