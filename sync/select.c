@@ -600,6 +600,26 @@ static int check_all(struct sel *s)
 void (*weft__select_after_try)(int i);
 void (*weft__select_before_wait)(int64_t until);
 
+/* Whether fd case i, found ready at once, watched a file that took its fd's
+ * number after an earlier case of the select watched that fd (a weft_close
+ * between their tries, and a new file at once): the select began on the
+ * earlier file, so it ends with -EBADF, as that case's link would say,
+ * not with the new file's readiness. Both watches filled their gens: an
+ * earlier case's try found it not ready, and this one's found it ready. */
+static bool fd_let_go(struct weft_select_case *cases, int i)
+{
+	struct weft_select_case *c = &cases[i];
+
+	if (!weft__select_is_fd_case(c) || c->status)
+		return false;
+	for (int j = 0; j < i; j++)
+		if (weft__select_is_fd_case(&cases[j]) &&
+		    cases[j].fd == c->fd &&
+		    case_watch(&cases[j])->gen != case_watch(c)->gen)
+			return true;
+	return false;
+}
+
 int weft_select(struct weft_select_case *cases, int n)
 {
 	if (!cases || n < 1 || n > WEFT_SELECT_MAX)
@@ -609,6 +629,8 @@ int weft_select(struct weft_select_case *cases, int n)
 	for (int i = 0; i < n; i++) {
 		int r = try_case(&cases[i]);
 		if (r > 0) {
+			if (fd_let_go(cases, i))
+				cases[i].status = -EBADF;
 			finish_case(&cases[i]);
 			return i;
 		}

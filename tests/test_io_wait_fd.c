@@ -690,6 +690,53 @@ START_TEST(edge_between_poll_and_link_is_not_lost)
 }
 END_TEST
 
+/* A weft_close between the two cases of a wait for either direction, and
+ * a writable socket that takes the number at once (another thread may):
+ * the wait began on the pipe (its READABLE case watched it), so it ends
+ * with -EBADF, not with the readiness of the file that took the number,
+ * which its caller would then write to. */
+static int between_fd, between_new = -1, between_peer = -1;
+
+static void close_between_cases(int i)
+{
+	int s[2];
+
+	if (i != 0 || between_new >= 0)
+		return;
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s),
+			 0);
+	ck_assert_int_eq(weft_close(between_fd), 0);
+	between_new = fcntl(s[0], F_DUPFD_CLOEXEC, between_fd);
+	close(s[0]);
+	between_peer = s[1];
+}
+
+static void *between_main(void *arg)
+{
+	int p[2];
+	make_pipe(p);
+	between_fd = p[0];
+	between_new = -1;
+	struct weft_deadline d;
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	weft__select_after_try = close_between_cases;
+	int r = weft_wait_fd(p[0], WEFT_READABLE | WEFT_WRITABLE);
+	weft__select_after_try = NULL;
+	(void)weft_deadline_leave(&d);
+	ck_assert_int_eq(between_new, between_fd); /* it ran, took the number */
+	ck_assert_int_eq(r, -EBADF);
+	ck_assert_int_eq(weft_close(between_new), 0);
+	close(between_peer);
+	close(p[1]);
+	return arg;
+}
+
+START_TEST(close_between_the_cases_of_either)
+{
+	weft_test_run(between_main, NULL, 2);
+}
+END_TEST
+
 /* Many tasks each wait on a pipe and read what plain threads write to it,
  * across four workers: every byte is read, and nobody waits for good. */
 #define PIPES 32
@@ -782,6 +829,7 @@ int main(void)
 	tcase_add_test(tc, event_deadline_and_cancel_race);
 	tcase_add_test(tc, edge_between_poll_and_link_is_not_lost);
 	tcase_add_test(tc, many_waiters_across_workers);
+	tcase_add_test(tc, close_between_the_cases_of_either);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }
