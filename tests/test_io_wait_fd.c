@@ -737,6 +737,64 @@ START_TEST(close_between_the_cases_of_either)
 }
 END_TEST
 
+/* A weft_close while a watch polls the fd (the hook's TRYING moment,
+ * where another thread may close) leaves the number to the watch, which
+ * closes it once done; the wait began on that file, so it ends with -EBADF.
+ * Before the fix it watched again, and a file that took the number in
+ * between (the hook's REWATCH moment: a pipe with a byte in it) was
+ * watched instead and said ready. */
+#include "drivers/readiness/fdready.h"
+
+static int polled_fd = -1, polled_new = -1, polled_q[2] = { -1, -1 };
+
+static void close_while_polled(int fd, enum weft__fdready_moment at)
+{
+	if (fd != polled_fd)
+		return;
+	if (at == WEFT__FDREADY_TRYING && polled_q[0] < 0) {
+		make_pipe(polled_q);
+		ck_assert_int_eq(write(polled_q[1], "n", 1), 1);
+		ck_assert_int_eq(weft_close(fd), 0);
+		/* Left to the watch under way: still open. */
+		ck_assert_int_ge(fcntl(fd, F_GETFD), 0);
+	} else if (at == WEFT__FDREADY_REWATCH && polled_new < 0) {
+		polled_new = fcntl(polled_q[0], F_DUPFD_CLOEXEC, fd);
+		ck_assert_int_eq(polled_new, fd);
+	}
+}
+
+static void *polled_main(void *arg)
+{
+	int p[2];
+	make_pipe(p);
+	polled_fd = p[0];
+	polled_new = -1;
+	struct weft_deadline d;
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	weft__fdready_hook = close_while_polled;
+	int r = weft_wait_fd(p[0], WEFT_READABLE);
+	weft__fdready_hook = NULL;
+	polled_fd = -1;
+	(void)weft_deadline_leave(&d);
+	ck_assert_int_eq(r, -EBADF);
+	ck_assert_int_ge(polled_q[0], 0); /* the hook ran */
+	if (polled_new >= 0)
+		ck_assert_int_eq(weft_close(polled_new), 0);
+	else
+		ck_assert_int_eq(fcntl(p[0], F_GETFD), -1); /* closed after */
+	close(polled_q[0]);
+	close(polled_q[1]);
+	polled_q[0] = polled_q[1] = -1;
+	close(p[1]);
+	return arg;
+}
+
+START_TEST(close_while_a_watch_polls)
+{
+	weft_test_run(polled_main, NULL, 2);
+}
+END_TEST
+
 /* Many tasks each wait on a pipe and read what plain threads write to it,
  * across four workers: every byte is read, and nobody waits for good. */
 #define PIPES 32
@@ -830,6 +888,7 @@ int main(void)
 	tcase_add_test(tc, edge_between_poll_and_link_is_not_lost);
 	tcase_add_test(tc, many_waiters_across_workers);
 	tcase_add_test(tc, close_between_the_cases_of_either);
+	tcase_add_test(tc, close_while_a_watch_polls);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

@@ -551,17 +551,26 @@ static int poll_now(int fd, enum weft__dir dir)
  * MOD queues the other direction's edge again, an event to harvest per
  * wait). If the ADD took the new file, lets the number go as
  * for a new fd of weft's own (weft__fdready_fresh; forget drops that
- * registration too) and says false: watch again, which registers it. */
-static bool registration_holds(struct fdrec *rec, int fd, uint32_t gen)
+ * registration too) and says 0: watch again, which registers it. Returns
+ * 1 if the registration holds, else 0, or -EBADF if a weft_close came
+ * since the enter (see below). */
+static int registration_holds(struct fdrec *rec, int fd, uint32_t gen)
 {
-	bool holds = false;
+	int holds = 0;
 
 	weft__spin_lock(&rec->lock);
 	/* If the gen moved since the enter, another watch found the same
 	 * stale registration and let it go (its link would say -EBADF of an
-	 * open fd), or a weft_close came, which the watch again says. Else
-	 * the ADD's data names this gen, which forget then moves past. */
-	if (gen_of(rec) == gen) {
+	 * open fd): watch again. Or a weft_close came, which found our enter
+	 * counted and left the number to our leave (closing): the watch
+	 * began on that file, so it says -EBADF, where watching again would
+	 * watch whatever file takes the number once our leave closed it. A
+	 * close before the enter moved the gen before it: the enter failed.
+	 * Else the ADD's data names this gen, which forget then moves past. */
+	if (gen_of(rec) != gen) {
+		if (atomic_load(&rec->closing))
+			holds = -EBADF;
+	} else {
 		struct epoll_event ev = registration(rec, fd);
 
 		/* relaxed: under the lock, as every write of reg. */
@@ -581,7 +590,7 @@ static bool registration_holds(struct fdrec *rec, int fd, uint32_t gen)
 int weft__fdready_watch(struct weft__fd_watch *fw, int fd, enum weft__dir dir)
 {
 	struct fdrec *rec;
-	int r;
+	int r, holds;
 
 	if (fd < 0)
 		return -EBADF;
@@ -603,9 +612,15 @@ again:
 	fw->tick = atomic_load_explicit(&rec->tick[dir], memory_order_acquire);
 	if (!enter(rec, fd, fw->gen))
 		return -EBADF;
+	if (__builtin_expect(weft__fdready_hook != NULL, 0))
+		weft__fdready_hook(fd, WEFT__FDREADY_TRYING);
 	r = poll_now(fd, dir);
-	if (!r && !registration_holds(rec, fd, fw->gen)) {
+	if (!r && (holds = registration_holds(rec, fd, fw->gen)) <= 0) {
 		leave(rec, fd);
+		if (holds < 0)
+			return holds;
+		if (__builtin_expect(weft__fdready_hook != NULL, 0))
+			weft__fdready_hook(fd, WEFT__FDREADY_REWATCH);
 		goto again;
 	}
 	leave(rec, fd);

@@ -192,16 +192,18 @@ static inline long weft__fdready_call(int fd, enum weft__dir dir,
  * comes back to its fd, so that a test can close or reuse fd there, as
  * another thread may: when an attempt said EAGAIN, before the call waits;
  * when its wait ended for readiness, before it tries again; when begin
- * said attempt, before the attempt; and on the pool thread, when a held
- * file call started, before its system call. And when a call skipped its
- * attempt (the fd known drained or full), so that a test can see the
- * skipping work. */
+ * said attempt, before the attempt (and a watch, before its poll); on the
+ * pool thread, when a held file call started, before its system call;
+ * and when a watch found fd's registration let go and watches again. And
+ * when a call skipped its attempt (the fd known drained or full), so that
+ * a test can see the skipping work. */
 enum weft__fdready_moment {
 	WEFT__FDREADY_AGAIN,
 	WEFT__FDREADY_WOKEN,
 	WEFT__FDREADY_TRYING,
 	WEFT__FDREADY_STARTED,
-	WEFT__FDREADY_SKIPPED
+	WEFT__FDREADY_SKIPPED,
+	WEFT__FDREADY_REWATCH
 };
 extern void (*weft__fdready_hook)(int fd, enum weft__fdready_moment at);
 
