@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include "weft/io.h"
 #include "weft/select.h"
@@ -795,6 +796,59 @@ START_TEST(close_while_a_watch_polls)
 }
 END_TEST
 
+/* A library closes its socket with close(2) after waits on it (io.h
+ * allows it), and a socket the program made itself takes the number: a
+ * weft call on that one registers it as on any fd's first use, rather
+ * than trusting the registration of the file that had the number, which
+ * the kernel dropped from the set (the call waited for an event that
+ * never came, till its deadline; on a blocking socket its recv(2) kept
+ * the worker). */
+static void *write_soon(void *arg)
+{
+	struct timespec ts = { 0, 20 * MS };
+	nanosleep(&ts, NULL);
+	ck_assert_int_eq(write((int)(intptr_t)arg, "b", 1), 1);
+	return NULL;
+}
+
+static void *own_socket_main(void *arg)
+{
+	int a[2], b[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a),
+			 0);
+	ck_assert_int_eq(write(a[1], "a", 1), 1);
+	ck_assert_int_eq(weft_wait_fd(a[0], WEFT_READABLE), WEFT_READABLE);
+	int n = a[0];
+	ck_assert_int_eq(close(a[0]), 0); /* the library's own close */
+	close(a[1]);
+	ck_assert_int_eq(socketpair(AF_UNIX,
+				    SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+				    0, b),
+			 0);
+	ck_assert_int_eq(b[0], n);
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, write_soon,
+					(void *)(intptr_t)b[1]),
+			 0);
+	struct weft_deadline d;
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	char c = 0;
+	ssize_t r = weft_recv(b[0], &c, 1, 0);
+	(void)weft_deadline_leave(&d);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_int_eq(r, 1);
+	ck_assert_int_eq(c, 'b');
+	ck_assert_int_eq(weft_close(b[0]), 0);
+	close(b[1]);
+	return arg;
+}
+
+START_TEST(own_socket_after_a_libraries_close)
+{
+	weft_test_run(own_socket_main, NULL, 2);
+}
+END_TEST
+
 /* Many tasks each wait on a pipe and read what plain threads write to it,
  * across four workers: every byte is read, and nobody waits for good. */
 #define PIPES 32
@@ -889,6 +943,7 @@ int main(void)
 	tcase_add_test(tc, many_waiters_across_workers);
 	tcase_add_test(tc, close_between_the_cases_of_either);
 	tcase_add_test(tc, close_while_a_watch_polls);
+	tcase_add_test(tc, own_socket_after_a_libraries_close);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

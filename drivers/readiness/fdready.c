@@ -104,6 +104,9 @@
 #define NCHUNKS 2048 /* 2M fds: twice the kernel's default nr_open */
 
 enum { UNREGISTERED, REGISTERED, UNPOLLABLE };
+/* reg's flag: a watch (a library's fd, which it may close with close(2))
+ * used the registration; a call's wait then checks that it holds. */
+#define WATCHED 4u
 
 /* What a socket call touches comes first, packed in 72 bytes (the small
  * fields in what would be holes), so that with the 88-byte stride it never
@@ -115,7 +118,7 @@ struct fdrec {
 	_Atomic bool closing; /* closed once running is 0 */
 	_Atomic bool hup[2];  /* an event said closed or failed (sticky) */
 	_Atomic int running;  /* calls that may make a system call on it */
-	_Atomic uint64_t reg; /* run id << 2 | state */
+	_Atomic uint64_t reg; /* run id << 3 | WATCHED? | state */
 	_Atomic uint64_t tick[2];
 	_Atomic uint64_t short_at[2];
 	struct weft__waiter *head[2];
@@ -158,7 +161,7 @@ static uint32_t gen_of(struct fdrec *rec)
 
 static int reg_state(uint64_t reg)
 {
-	return reg >> 2 == weft__driver_run_id() ? (int)(reg & 3)
+	return reg >> 3 == weft__driver_run_id() ? (int)(reg & 3)
 						 : UNREGISTERED;
 }
 
@@ -265,7 +268,7 @@ static int do_register(struct fdrec *rec, int fd)
 	}
 	/* release: pairs with ensure_registered's acquire, so a task that
 	 * sees REGISTERED finds the fd non-blocking. */
-	atomic_store_explicit(&rec->reg, weft__driver_run_id() << 2 | state,
+	atomic_store_explicit(&rec->reg, weft__driver_run_id() << 3 | state,
 			      memory_order_release);
 	return state;
 }
@@ -501,15 +504,44 @@ int weft__fdready_begin(struct weft__ready_call *c, int fd, enum weft__dir dir)
 
 void (*weft__fdready_hook)(int fd, enum weft__fdready_moment at);
 
+static int registration_holds(struct fdrec *rec, int fd, uint32_t gen);
+
+/* Whether a watch used fd's registration (see WATCHED): a library's fd,
+ * which it may have closed with close(2) since, and a file the program
+ * made itself (not weft: weft__fdready_fresh) taken its number. */
+static bool watched_reg(struct fdrec *rec)
+{
+	/* relaxed: a call's own begin read reg with acquire; a flag set
+	 * since by a watch on the same file only adds a check. */
+	return atomic_load_explicit(&rec->reg, memory_order_relaxed) & WATCHED;
+}
+
 bool weft__fdready_end(struct weft__ready_call *c, long *result, size_t want,
 		       const char *call)
 {
 	struct fdrec *rec = c->rec;
-	int r;
+	int r, holds = 1;
 
 	if (c->attempting) {
 		c->attempting = false;
+		/* Before waiting on a registration a watch used: whether the
+		 * set holds this file, as the watch checks (the kernel dropped
+		 * the file that had the number if a library closed it with
+		 * close(2); an event for this one would never come). Counted
+		 * still, as the watch's check: a weft_close since says
+		 * -EBADF. If the file is new to the set, the record was let
+		 * go: begin anew (c->rec NULL), which registers it. */
+		if (*result == -EAGAIN && c->pollable && watched_reg(rec))
+			holds = registration_holds(rec, c->fd, c->gen);
 		leave(rec, c->fd);
+		if (holds < 0) {
+			*result = holds;
+			return false;
+		}
+		if (!holds) {
+			c->rec = NULL;
+			return true;
+		}
 	}
 	if (*result != -EAGAIN || !c->pollable) {
 		note_transfer(rec, c->dir, c->tick, *result, want);
@@ -540,20 +572,21 @@ static int poll_now(int fd, enum weft__dir dir)
 	return p.revents & POLLNVAL ? -EBADF : r > 0;
 }
 
-/* Between enter and leave, fd not ready: whether the poll set still holds
- * the file of fd's registration. A library closes its own fd with close(2)
- * (libpq's PQfinish, c-ares after each query), and once a new file takes
- * the number the record still says REGISTERED while the kernel dropped the
- * old file from the set: no event for the new one would ever come. Or it
- * says UNPOLLABLE, of a regular file, which polls ready; a file that does
- * not poll ready is a new one. An EPOLL_CTL_ADD says EPERM for a regular
- * file, EEXIST if the file is there; unlike a MOD it re-arms nothing (a
- * MOD queues the other direction's edge again, an event to harvest per
- * wait). If the ADD took the new file, lets the number go as
- * for a new fd of weft's own (weft__fdready_fresh; forget drops that
- * registration too) and says 0: watch again, which registers it. Returns
- * 1 if the registration holds, else 0, or -EBADF if a weft_close came
- * since the enter (see below). */
+/* Between enter and leave, fd not ready (a watch's poll said so, or a
+ * call's attempt said EAGAIN on a WATCHED registration): whether the poll
+ * set still holds the file of fd's registration. A library closes its own
+ * fd with close(2) (libpq's PQfinish, c-ares after each query), and once
+ * a new file takes the number the record still says REGISTERED while the
+ * kernel dropped the old file from the set: no event for the new one
+ * would ever come. Or it says UNPOLLABLE, of a regular file, which polls
+ * ready; a file that does not poll ready is a new one. An EPOLL_CTL_ADD
+ * says EPERM for a regular file, EEXIST if the file is there; unlike a
+ * MOD it re-arms nothing (a MOD queues the other direction's edge again,
+ * an event to harvest per wait). If the ADD took the new file, lets the
+ * number go as for a new fd of weft's own (weft__fdready_fresh; forget
+ * drops that registration too) and says 0: watch (or begin) again, which
+ * registers it. Returns 1 if the registration holds, else 0, or -EBADF if
+ * a weft_close came since the enter (see below). */
 static int registration_holds(struct fdrec *rec, int fd, uint32_t gen)
 {
 	int holds = 0;
@@ -585,6 +618,22 @@ static int registration_holds(struct fdrec *rec, int fd, uint32_t gen)
 	return holds;
 }
 
+/* Sets WATCHED on fd's registration of gen. */
+static void mark_watched(struct fdrec *rec, uint32_t gen)
+{
+	weft__spin_lock(&rec->lock);
+	/* relaxed: under the lock, as every write of reg. */
+	uint64_t reg = atomic_load_explicit(&rec->reg, memory_order_relaxed);
+
+	/* release: a begin that reads this value with acquire
+	 * (ensure_registered) must see the fd made non-blocking, which
+	 * do_register did before its unlock, and so before our lock. */
+	if (gen_of(rec) == gen && reg_state(reg) != UNREGISTERED)
+		atomic_store_explicit(&rec->reg, reg | WATCHED,
+				      memory_order_release);
+	weft__spin_unlock(&rec->lock);
+}
+
 /* A watch is a call without a try: the poll is its attempt, made between
  * enter and leave so that it reaches the file the watch began on. */
 int weft__fdready_watch(struct weft__fd_watch *fw, int fd, enum weft__dir dir)
@@ -608,6 +657,8 @@ again:
 		return r;
 	fw->rec = rec;
 	fw->dir = dir;
+	if (!watched_reg(rec))
+		mark_watched(rec, fw->gen);
 	/* acquire: see wake_all. */
 	fw->tick = atomic_load_explicit(&rec->tick[dir], memory_order_acquire);
 	if (!enter(rec, fd, fw->gen))

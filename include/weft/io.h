@@ -160,7 +160,8 @@ int weft_close(int fd);
  * task, fd joins weft's epoll set (see O_NONBLOCK above); close it with
  * weft_close where you can. A library that closes it with close(2) itself
  * (PQfinish, c-ares) may: the next wait on a file that took the number
- * finds it missing from the set and registers it. As weft_recv, it says
+ * (this one's, or a weft call's that has to wait) finds it missing from
+ * the set and registers it. As weft_recv, it says
  * -ECANCELED or -ETIMEDOUT in a cancelled task or past its deadline even
  * if fd is ready. weft_select's READABLE and WRITABLE cases wait on an fd
  * beside other operations (weft/select.h). On a plain thread it is
