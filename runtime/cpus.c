@@ -1,6 +1,7 @@
 /* How many CPUs this process may use: see cpus.h. */
 #include <limits.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -234,10 +235,33 @@ int weft__cpus_for(int cpus, double limit)
 }
 
 /* Sized for any count the kernel has. */
+/* The configured CPUs, asked of glibc once a process: it opens a sysfs
+ * file for them, and the monitor reads the mask on every crowded look
+ * (crowd.c). A descriptor opened mid-run takes the lowest free number,
+ * one the program may have just closed: a racing call of its on that
+ * number, which may find any new file there, found a sysfs file
+ * (test_io_stress closes_race_attempts: -ENOTSOCK under epoll, once in
+ * about a hundred runs beside a busy machine), which the program never
+ * opened. */
+static long cpus_configured(void)
+{
+	static _Atomic long known; /* 0: not asked yet */
+	/* Relaxed, both: the value is all that is shared, and every thread
+	 * that asks gets the same one. */
+	long n = atomic_load_explicit(&known, memory_order_relaxed);
+
+	if (!n) {
+		n = sysconf(_SC_NPROCESSORS_CONF);
+		/* relaxed: as the load above. */
+		atomic_store_explicit(&known, n, memory_order_relaxed);
+	}
+	return n;
+}
+
 int weft__cpus_affinity(void)
 {
-	long online = sysconf(_SC_NPROCESSORS_CONF);
-	int size = online > CPU_SETSIZE ? (int)online : CPU_SETSIZE, n = 0;
+	long conf = cpus_configured();
+	int size = conf > CPU_SETSIZE ? (int)conf : CPU_SETSIZE, n = 0;
 	cpu_set_t *set = CPU_ALLOC(size);
 
 	if (set) {

@@ -35,7 +35,8 @@ int weft__cpus_default(void);
 double weft__cpus_cgroup_limit(const char *root);
 
 /* The CPUs in the calling thread's affinity mask, at least 1 (the online
- * CPUs if there is no mask to read). */
+ * CPUs if there is no mask to read). Opens a file only the first time in
+ * a process (and when there is no mask): the monitor calls it mid-run. */
 int weft__cpus_affinity(void);
 
 /* The worker count for cpus CPUs in the affinity mask under a cgroup limit

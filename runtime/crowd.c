@@ -175,6 +175,9 @@ int weft__crowd_start(struct weft_runtime *rt)
 		c->enabled = false; /* crowd.h: io_uring keeps it so already */
 	if (!c->enabled)
 		return 0;
+	/* The configured CPUs' file is read now, not on the monitor's first
+	 * crowded look, mid-run (cpus.c). */
+	(void)weft__cpus_affinity();
 	c->fds = malloc(sizeof(int) * (size_t)rt->nworkers);
 	if (!c->fds)
 		return -ENOMEM;

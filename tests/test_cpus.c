@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -283,6 +284,56 @@ START_TEST(real_cgroup)
 }
 END_TEST
 
+/* Opens of the watched file since the last call (events read). */
+static int opens_seen(int in)
+{
+	char ev[4096] __attribute__((aligned(8)));
+	int n = 0;
+	ssize_t r;
+
+	while ((r = read(in, ev, sizeof(ev))) > 0)
+		for (char *p = ev; p < ev + r;
+		     p += sizeof(struct inotify_event) +
+			  ((struct inotify_event *)p)->len)
+			n++;
+	return n;
+}
+
+/* The monitor reads the affinity mask on every crowded look: after the
+ * first call that opens no file (cpus.c), or a descriptor opened mid-run
+ * would take a number the program just closed. The file glibc reads for
+ * the configured CPUs is watched with inotify where it can be. Another
+ * process may open it during a round (a suite beside this one), so one
+ * quiet round in 20 passes; each round opened it three times before. */
+START_TEST(affinity_opens_nothing_twice)
+{
+	static const char possible[] = "/sys/devices/system/cpu/possible";
+	int in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	bool quiet = false;
+
+	ck_assert_int_ge(weft__cpus_affinity(), 1);
+	if (in < 0 || inotify_add_watch(in, possible, IN_OPEN) < 0 ||
+	    (opens_seen(in), sysconf(_SC_NPROCESSORS_CONF) < 1) ||
+	    !opens_seen(in)) {
+		printf("affinity_opens_nothing_twice: %s's opens not seen "
+		       "here\n",
+		       possible);
+		if (in >= 0)
+			close(in);
+		return;
+	}
+	for (int round = 0; round < 20 && !quiet; round++) {
+		opens_seen(in);
+		for (int i = 0; i < 3; i++)
+			ck_assert_int_ge(weft__cpus_affinity(), 1);
+		quiet = !opens_seen(in);
+	}
+	close(in);
+	ck_assert_msg(quiet, "weft__cpus_affinity opened %s every time",
+		      possible);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("cpus");
@@ -296,6 +347,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, v1_mount_root_inside);
 	tcase_add_test(tc, bad_trees);
 	tcase_add_test(tc, affinity_sets_default);
+	tcase_add_test(tc, affinity_opens_nothing_twice);
 	tcase_add_test(tc, real_cgroup);
 	suite_add_tcase(s, tc);
 	return s;
