@@ -801,8 +801,9 @@ END_TEST
  * weft call on that one registers it as on any fd's first use, rather
  * than trusting the registration of the file that had the number, which
  * the kernel dropped from the set (the call waited for an event that
- * never came, till its deadline; on a blocking socket its recv(2) kept
- * the worker). */
+ * never came, till its deadline). Not covered: a blocking socket there
+ * still makes its first recv(2) in the kernel's wait, as the record says
+ * registered and nothing sets O_NONBLOCK first. */
 static void *write_soon(void *arg)
 {
 	struct timespec ts = { 0, 20 * MS };
