@@ -234,7 +234,6 @@ int weft__cpus_for(int cpus, double limit)
 	return n < cpus ? n : cpus;
 }
 
-/* Sized for any count the kernel has. */
 /* The configured CPUs, asked of glibc once a process: it opens a sysfs
  * file for them, and the monitor reads the mask on every crowded look
  * (crowd.c). A descriptor opened mid-run takes the lowest free number,
@@ -258,6 +257,7 @@ static long cpus_configured(void)
 	return n;
 }
 
+/* Sized for any count the kernel has. */
 int weft__cpus_affinity(void)
 {
 	long conf = cpus_configured();

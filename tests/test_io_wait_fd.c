@@ -804,14 +804,6 @@ END_TEST
  * never came, till its deadline). Not covered: a blocking socket there
  * still makes its first recv(2) in the kernel's wait, as the record says
  * registered and nothing sets O_NONBLOCK first. */
-static void *write_soon(void *arg)
-{
-	struct timespec ts = { 0, 20 * MS };
-	nanosleep(&ts, NULL);
-	ck_assert_int_eq(write((int)(intptr_t)arg, "b", 1), 1);
-	return NULL;
-}
-
 static void *own_socket_main(void *arg)
 {
 	int a[2], b[2];
@@ -827,18 +819,17 @@ static void *own_socket_main(void *arg)
 				    0, b),
 			 0);
 	ck_assert_int_eq(b[0], n);
-	pthread_t th;
-	ck_assert_int_eq(pthread_create(&th, NULL, write_soon,
-					(void *)(intptr_t)b[1]),
-			 0);
+	struct later l = { b[1], 20 * MS };
+	weft_task_t w;
+	ck_assert_int_eq(weft_spawn(&w, write_later, &l), 0);
 	struct weft_deadline d;
 	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
 	char c = 0;
 	ssize_t r = weft_recv(b[0], &c, 1, 0);
 	(void)weft_deadline_leave(&d);
-	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_int_eq(weft_join(w, NULL), 0);
 	ck_assert_int_eq(r, 1);
-	ck_assert_int_eq(c, 'b');
+	ck_assert_int_eq(c, 'x');
 	ck_assert_int_eq(weft_close(b[0]), 0);
 	close(b[1]);
 	return arg;
