@@ -34,6 +34,7 @@
 #include "weft/stream.h"
 #include "weft/task.h"
 #include "weft/time.h"
+#include "runtime/task.h"  /* weft__wait_check */
 #include "runtime/timer.h" /* weft__from_now */
 #include "runtime/wait.h"  /* weft_dump names the stream call */
 
@@ -321,11 +322,16 @@ ssize_t weft_stream_read(struct weft_stream *s, void *buf, size_t n)
 
 /* Errors after which the same send may be tried again: a task's cancel or
  * deadline, and their plain-thread kin, SO_SNDTIMEO running out (EAGAIN)
- * and a signal handler's interruption (EINTR), as weft/stream.h says. */
+ * and a signal handler's interruption (EINTR), as weft/stream.h says.
+ * -ETIMEDOUT is the deadline's only while the caller's own limit is in
+ * force: else the kernel said it (TCP_USER_TIMEOUT, retransmissions given
+ * up), the connection is dead, and the error is final, as weft_connect
+ * tells the two apart. */
 static bool retryable(ssize_t err)
 {
-	return err == -ECANCELED || err == -ETIMEDOUT || err == -EAGAIN ||
-	       err == -EINTR;
+	if (err == -ETIMEDOUT)
+		return weft__wait_check(weft__task_current()) != 0;
+	return err == -ECANCELED || err == -EAGAIN || err == -EINTR;
 }
 
 /* A send failed with err after off bytes of wbuf went out: keeps the rest

@@ -1180,6 +1180,59 @@ START_TEST(plain_thread_socket_timeouts)
 }
 END_TEST
 
+/* The kernel's ETIMEDOUT on a send (TCP_USER_TIMEOUT, retransmissions
+ * given up) says the connection is dead: a final error, the buffered
+ * bytes dropped, where the caller's own deadline keeps them
+ * (write_timeout_keeps_order). Loopback never times out, so the test
+ * defines send over glibc's: a plain thread's weft_send calls it, and the
+ * first send_timeouts calls fail with ETIMEDOUT. Not under a sanitizer,
+ * whose interceptors own send. */
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#include <sys/syscall.h>
+
+#define CAN_FAKE_SEND 1
+
+static atomic_int send_timeouts;
+
+ssize_t send(int fd, const void *buf, size_t len, int flags)
+{
+	int n = atomic_load(&send_timeouts);
+
+	while (n > 0)
+		if (atomic_compare_exchange_weak(&send_timeouts, &n, n - 1)) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+	return syscall(SYS_sendto, fd, buf, len, flags, NULL, 0);
+}
+#endif
+
+START_TEST(kernel_timeout_is_final)
+{
+#ifdef CAN_FAKE_SEND
+	struct weft_stream s;
+	char c;
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
+	ck_assert_int_eq(weft_stream_init(&s, sv[0], 0), 0);
+	ck_assert_int_eq(weft_stream_write(&s, "abc", 3), 3);
+	atomic_store(&send_timeouts, 1);
+	ck_assert_int_eq(weft_stream_flush(&s), -ETIMEDOUT);
+	ck_assert_int_eq(atomic_load(&send_timeouts), 0); /* it was send's */
+	ck_assert_uint_eq(weft_stream_unsent(&s), 0);     /* was: 3 kept */
+	ck_assert_int_eq(weft_stream_flush(&s), -ETIMEDOUT);
+	ck_assert_int_eq(weft_stream_write(&s, "d", 1), -ETIMEDOUT);
+	ck_assert_int_eq(recv(sv[1], &c, 1, MSG_DONTWAIT), -1); /* none sent */
+	ck_assert_int_eq(errno, EAGAIN);
+	weft_stream_destroy(&s);
+	close(sv[0]);
+	close(sv[1]);
+#endif
+}
+END_TEST
+
 /* A signal handler installed without SA_RESTART interrupts a plain
  * thread's blocking read: -EINTR, with what arrived kept. The signal is
  * sent until the read returns, as one sent before it blocks is lost. */
@@ -1424,6 +1477,7 @@ int main(void)
 	tcase_add_test(tc, shutdown_ends_both_halves);
 	tcase_add_test(tc, plain_thread);
 	tcase_add_test(tc, plain_thread_socket_timeouts);
+	tcase_add_test(tc, kernel_timeout_is_final);
 	tcase_add_test(tc, plain_thread_interrupted);
 	tcase_add_test(tc, write_to_pipe);
 	tcase_add_test(tc, read_from_pipe);

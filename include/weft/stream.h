@@ -38,7 +38,10 @@
  * (the write buffer grows to hold them, and goes back to its usual size
  * once they are sent). Any other send error (-EPIPE, -ECONNRESET, ...) is
  * final: the buffered bytes are dropped and every later write or flush
- * returns that error (Go's bufio.Writer does the same).
+ * returns that error (Go's bufio.Writer does the same). So is a
+ * -ETIMEDOUT of the kernel's own (TCP_USER_TIMEOUT, retransmissions given
+ * up: a dead connection), told from a deadline's by the task's deadline
+ * not having passed.
  *
  * A stream is used by one task (or thread) at a time; a reader task and a
  * writer task may share one stream (the two halves touch different fields)
