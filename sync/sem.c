@@ -25,7 +25,8 @@
 #define WAITERS ((uintptr_t)1)
 #define ONE ((uintptr_t)2)
 /* Set in state only by a static initialiser given a count out of
- * 0..WEFT_SEM_MAX (a negative one, say): permits << 1 never reaches it. */
+ * 0..WEFT_SEM_MAX (a negative one, say; WEFT__SEM_STATE): permits << 1
+ * never reaches it. */
 #define OUT_OF_RANGE (~(UINTPTR_MAX >> 1))
 
 static int init(struct weft_sem *s, long value, bool bounded)
@@ -176,11 +177,23 @@ static int release_slow(struct weft_sem *s, uintptr_t max)
 	return r;
 }
 
+/* The most permits s may hold: bound - 1, or WEFT_SEM_MAX if unbounded
+ * (bound 0 wraps past it). A bound past WEFT_SEM_MAX + 1 is a static
+ * initialiser's given a count out of range: capped, it is below the
+ * OUT_OF_RANGE state, which add_permit then refuses with -EINVAL (as the
+ * bound, n + 1 of a negative n, it let releases add permits to that state
+ * until it wrapped to a valid one). */
+static inline uintptr_t max_permits(const struct weft_sem *s)
+{
+	uintptr_t max = s->bound - 1;
+	return max < (uintptr_t)WEFT_SEM_MAX ? max : (uintptr_t)WEFT_SEM_MAX;
+}
+
 int weft_sem_release(struct weft_sem *s)
 {
 	if (!s)
 		return -EINVAL;
-	uintptr_t max = s->bound ? s->bound - 1 : (uintptr_t)WEFT_SEM_MAX;
+	uintptr_t max = max_permits(s);
 	if (max == 0)
 		return -EOVERFLOW; /* a bounded semaphore of 0 never gives */
 	int r = add_permit(s, max);

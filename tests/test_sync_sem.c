@@ -1,6 +1,7 @@
 /* weft_sem: the seed's scenario, FIFO permits, bounded over-release,
  * cancellation and timeouts consume no permit, bad input. */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -316,13 +317,19 @@ END_TEST
  * one (asyncio.Semaphore(-1) is a ValueError) or one past WEFT_SEM_MAX
  * leaves the top bit of state set, and the calls must then say -EINVAL.
  * They handed out permits without end before (-1 read as 2^63 - 1 of
- * them), and release said -EOVERFLOW, value LONG_MAX. */
+ * them), and release said -EOVERFLOW, value LONG_MAX. Releases, however
+ * many, must not make such a semaphore usable either. The blocking
+ * acquire comes last: on a semaphore taken for a valid empty one it
+ * would wait for good, where the checks before it fail. */
 static void check_out_of_range(struct weft_sem *s)
 {
+	ck_assert_int_eq(weft_sem_value(s), -EINVAL);
+	ck_assert_int_eq(weft_sem_try_acquire(s), -EINVAL);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(weft_sem_release(s), -EINVAL);
+	ck_assert_int_eq(weft_sem_value(s), -EINVAL);
 	ck_assert_int_eq(weft_sem_try_acquire(s), -EINVAL);
 	ck_assert_int_eq(weft_sem_acquire(s), -EINVAL);
-	ck_assert_int_eq(weft_sem_release(s), -EINVAL);
-	ck_assert_int_eq(weft_sem_value(s), -EINVAL);
 }
 
 START_TEST(static_init_out_of_range)
@@ -337,6 +344,18 @@ START_TEST(static_init_out_of_range)
 	check_out_of_range(&big);
 	check_out_of_range(&bneg);
 	check_out_of_range(&bbig);
+	/* Counts whose shift drops the top bit: LONG_MIN << 1 is 0 (read as
+	 * a valid empty semaphore), and -WEFT_SEM_MAX - 2 shifted read as
+	 * WEFT_SEM_MAX permits. And bounded ones whose bound, n + 1, bounded
+	 * nothing: releases added permits until state wrapped to a valid 0. */
+	struct weft_sem min = WEFT_SEM_INIT(LONG_MIN);
+	struct weft_sem wrap = WEFT_SEM_INIT(-WEFT_SEM_MAX - 2);
+	struct weft_sem bneg2 = WEFT_BOUNDED_SEM_INIT(-2);
+	struct weft_sem bmin = WEFT_BOUNDED_SEM_INIT(LONG_MIN);
+	check_out_of_range(&min);
+	check_out_of_range(&wrap);
+	check_out_of_range(&bneg2);
+	check_out_of_range(&bmin);
 
 	/* The extremes in range work. */
 	struct weft_sem max = WEFT_SEM_INIT(WEFT_SEM_MAX);

@@ -143,13 +143,22 @@ struct weft_sem {
 };
 
 /* Static initialisers for n permits, 0..WEFT_SEM_MAX; beyond (a negative
- * n, say), the calls on the semaphore return -EINVAL. */
+ * n, say), the calls on the semaphore return -EINVAL. They evaluate n more
+ * than once. */
 /* clang-format off */
-#define WEFT_SEM_INIT(n) { (uintptr_t)(n) << 1, 0, WEFT_WAITQ_INIT }
+#define WEFT_SEM_INIT(n) { WEFT__SEM_STATE(n), 0, WEFT_WAITQ_INIT }
 /* clang-format on */
 /* clang-format off */
 #define WEFT_BOUNDED_SEM_INIT(n) \
-	{ (uintptr_t)(n) << 1, (uintptr_t)(n) + 1, WEFT_WAITQ_INIT }
+	{ WEFT__SEM_STATE(n), (uintptr_t)(n) + 1, WEFT_WAITQ_INIT }
+/* clang-format on */
+/* The state for n permits; for n out of range, only the top bit, which no
+ * count reaches and sem.c refuses (n << 1 alone can drop it: LONG_MIN's
+ * is 0, an empty semaphore). */
+/* clang-format off */
+#define WEFT__SEM_STATE(n)                                               \
+	((uintptr_t)(n) <= (uintptr_t)WEFT_SEM_MAX ? (uintptr_t)(n) << 1 \
+						    : ~(UINTPTR_MAX >> 1))
 /* clang-format on */
 
 /* Most permits a semaphore can hold. */
