@@ -133,6 +133,7 @@ static struct weft_runtime *new_runtime(const struct weft_config *cfg, int *err)
 		weft__deque_init(&w->deque);
 		weft__deque_init(&w->woken);
 		weft__inject_init(&w->ready);
+		weft__timers_init(w);
 		w->task_cache = weft__task_cache_new();
 		w->stack_cache = weft__stack_cache_new();
 		if (!w->task_cache || !w->stack_cache)

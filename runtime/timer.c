@@ -22,7 +22,11 @@
  *    then the task may have ended and its struct been respawned: task.h
  *    ("Strangers") says why that is safe.
  *  - Any thread may fire a heap's due timers: its worker, or the monitor
- *    when that worker is kept by one task (monitor.c).
+ *    when that worker is kept by one task (monitor.c). One at a time, for
+ *    all its batches (the heap's firing mutex): the monitor's wakes go to
+ *    the global queue, the worker's to its ready queue, so a worker that
+ *    took a later batch while the monitor still fired an earlier one woke
+ *    its sleepers first, out of the order they slept in (time.h).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -233,17 +237,19 @@ static int pop_due(struct weft_worker *w, int64_t now,
 int64_t weft__timers_run(struct weft_worker *w)
 {
 	struct weft_timer_entry due[FIRE_BATCH];
-	int64_t now = weft_now();
+	int64_t now = weft_now(), wait;
+	pthread_mutex_lock(&w->timers.firing);
 	for (;;) {
-		int64_t wait;
 		weft__spin_lock(&w->timers.lock);
 		int n = pop_due(w, now, due, &wait);
 		weft__spin_unlock(&w->timers.lock);
 		for (int i = 0; i < n; i++)
 			fire(due[i].task, due[i].seq);
 		if (n < FIRE_BATCH)
-			return wait;
+			break;
 	}
+	pthread_mutex_unlock(&w->timers.firing);
+	return wait;
 }
 
 int64_t weft__timers_first(struct weft_worker *w)
@@ -254,8 +260,14 @@ int64_t weft__timers_first(struct weft_worker *w)
 	return at;
 }
 
+void weft__timers_init(struct weft_worker *w)
+{
+	pthread_mutex_init(&w->timers.firing, NULL);
+}
+
 void weft__timers_free(struct weft_worker *w)
 {
+	pthread_mutex_destroy(&w->timers.firing);
 	free(w->timers.entries);
 	w->timers.entries = NULL;
 	w->timers.len = w->timers.cap = 0;

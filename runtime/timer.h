@@ -5,6 +5,7 @@
 #ifndef WEFT_RUNTIME_TIMER_H
 #define WEFT_RUNTIME_TIMER_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -33,6 +34,10 @@ struct weft_timer_heap {
 	int64_t len, cap;
 	_Atomic int64_t stale; /* disarmed entries still in it */
 	uint64_t order;        /* ties between equal deadlines */
+	/* Held by whoever fires the heap's due timers, across all its
+	 * batches (timer.c says why); a mutex, as firing takes the tasks'
+	 * wait_locks, first in the spinlocks' order. */
+	pthread_mutex_t firing;
 };
 
 /* weft_now() + ns, saturated at WEFT_NO_DEADLINE (INT64_MAX): a time
@@ -65,6 +70,7 @@ static inline int64_t weft__timers_armed(struct weft_timer_heap *h)
  * the heap's lock: the monitor's side of the no-lost-arming rule for an
  * arm that makes a new first (monitor.h). */
 int64_t weft__timers_first(struct weft_worker *w);
+void weft__timers_init(struct weft_worker *w);
 void weft__timers_free(struct weft_worker *w);
 
 #endif

@@ -487,6 +487,186 @@ START_TEST(stale_fire_ignored)
 }
 END_TEST
 
+/* ---- ties the monitor fires for a kept worker ---------------------------- */
+
+/*
+ * The monitor fires the due timers of a worker that a task keeps (its
+ * sleepers wake on other workers). Timers pop in batches of 64, each
+ * fired outside the heap's lock, so once the keeping task let go the
+ * worker's own firing could take the second batch while the monitor still
+ * fired the first: sleepers of one worker with one deadline then woke out
+ * of the order they slept in (time.h). Forced: M keeps worker Wm, X keeps
+ * the other, and SPLIT_N tasks wait on Wm to one time: the first to arm
+ * on an event under a deadline, the rest in sleeps. A thread holds the
+ * event's lock, so the monitor stops in the first one's abort; M then
+ * lets go, and, before the fix, Wm fired the second batch itself, whose
+ * sleepers woke before the whole first one (the first armed woke 37th).
+ * The thread lets the monitor go once one woke, or after 300 ms.
+ */
+#define SPLIT_N 100 /* more than timer.c's FIRE_BATCH: two pops */
+
+static struct {
+	int64_t at;
+	struct weft_event ev;
+	int worker;                      /* M's: Wm */
+	atomic_int keeper;               /* X's worker, -1 until it runs */
+	atomic_int armed, strays;        /* tasks armed, strays among them */
+	atomic_int woken;                /* tasks woken */
+	struct weft_task *_Atomic first; /* the one that waits on ev */
+	atomic_bool stop, held;
+	atomic_int order[SPLIT_N]; /* arming ranks, in waking order */
+} split;
+
+static void *split_keeper(void *arg) /* X */
+{
+	int64_t end = weft_now() + 10 * WEFT_SEC;
+
+	(void)arg;
+	atomic_store(&split.keeper, weft__self()->id);
+	while (!atomic_load(&split.stop) &&
+	       atomic_load(&split.woken) < SPLIT_N && weft_now() < end)
+		weft__cpu_relax();
+	return NULL;
+}
+
+static int split_wait_event(void)
+{
+	struct weft_deadline d;
+
+	atomic_store(&split.first, weft__task_current());
+	ck_assert_int_eq(weft_deadline_enter_at(&d, split.at), 0);
+	int r = weft_event_wait(&split.ev);
+
+	weft_deadline_leave(&d);
+	return r == -ETIMEDOUT ? 0 : r;
+}
+
+static void *split_sleeper(void *arg)
+{
+	(void)arg;
+	/* A stray: not on Wm, or begun too late to arm a timer. */
+	if (weft__self()->id != split.worker || weft_now() >= split.at)
+		atomic_fetch_add(&split.strays, 1);
+	/* Ranked as armed: the sleepers run one at a time on Wm. */
+	int rank = atomic_fetch_add(&split.armed, 1);
+	int r = rank ? weft_sleep_until(split.at) : split_wait_event();
+
+	atomic_store(&split.order[atomic_fetch_add(&split.woken, 1)], rank);
+	return (void *)(intptr_t)r;
+}
+
+/* Polls ok() every 100 us for up to ms. */
+static bool split_poll(bool (*ok)(void), int ms)
+{
+	for (int i = 0; i < ms * 10; i++) {
+		if (ok())
+			return true;
+		usleep(100);
+	}
+	return ok();
+}
+
+static bool split_all_wait(void)
+{
+	return atomic_load(&split.armed) == SPLIT_N && has_waiter(&split.ev.wq);
+}
+
+static bool split_first_popped(void)
+{
+	return !atomic_load(&atomic_load(&split.first)->timer.armed);
+}
+
+static bool split_one_woke(void)
+{
+	return atomic_load(&split.woken) > 0;
+}
+
+static void *split_thread(void *arg)
+{
+	(void)arg;
+	if (split_poll(split_all_wait, 2000)) {
+		weft__waitq_lock(&split.ev.wq);
+		/* M keeps Wm: the monitor pops the first batch, and stops
+		 * in the first one's abort. */
+		if (split_poll(split_first_popped, 2000)) {
+			atomic_store(&split.held, true);
+			split_poll(split_one_woke, 300);
+		}
+		weft__waitq_unlock(&split.ev.wq);
+	}
+	atomic_store(&split.held, true); /* M's spin ends */
+	return NULL;
+}
+
+/* Spins, keeping the worker, until *flag. */
+static void split_spin(atomic_bool *flag)
+{
+	while (!atomic_load(flag))
+		weft__cpu_relax();
+}
+
+static bool split_keeper_elsewhere(void)
+{
+	int64_t end = weft_now() + 2 * WEFT_SEC;
+
+	while (atomic_load(&split.keeper) < 0 && weft_now() < end)
+		weft__cpu_relax();
+	return atomic_load(&split.keeper) >= 0 &&
+	       atomic_load(&split.keeper) != weft__self()->id;
+}
+
+/* One try; returns whether the scene was set (then it checked the order). */
+static void *split_main(void *arg)
+{
+	weft_task_t x, s[SPLIT_N];
+	pthread_t th;
+	bool scene;
+
+	(void)arg;
+	atomic_store(&split.keeper, -1);
+	ck_assert_int_eq(weft_event_init(&split.ev), 0);
+	split.worker = weft__self()->id;
+	ck_assert_int_eq(weft_spawn(&x, split_keeper, NULL), 0);
+	scene = split_keeper_elsewhere();
+	split.at = weft_now() +
+		   (WEFT_TEST_SCALE >= 100 ? 100 : 1000) * WEFT_MSEC;
+	for (int i = 0; i < SPLIT_N; i++)
+		ck_assert_int_eq(weft_spawn(&s[i], split_sleeper, NULL), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, split_thread, NULL), 0);
+	while (atomic_load(&split.armed) < SPLIT_N)
+		ck_assert_int_eq(weft_yield(), 0);
+	scene = scene && !atomic_load(&split.strays) &&
+		weft__self()->id == split.worker;
+	split_spin(&split.held);
+	for (int i = 0; i < SPLIT_N; i++) {
+		void *r;
+
+		ck_assert_int_eq(weft_join(s[i], &r), 0);
+		ck_assert_int_eq((intptr_t)r, 0);
+	}
+	atomic_store(&split.stop, true);
+	ck_assert_int_eq(weft_join(x, NULL), 0);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	/* The first armed wakes first. Not the whole order: the monitor's
+	 * wakes go through the global queue, whose batches a worker's turn
+	 * for it (runq.h) may run before the rest of an earlier one. */
+	ck_assert_msg(!scene || split.order[0] == 0,
+		      "the task armed %d woke first", split.order[0]);
+	return (void *)scene;
+}
+
+START_TEST(monitor_fires_ties_in_order)
+{
+	bool scene = false;
+
+	for (int tries = 0; !scene && tries < 5; tries++) {
+		memset(&split, 0, sizeof(split));
+		scene = weft_test_run(split_main, NULL, 2) != NULL;
+	}
+	ck_assert_msg(scene, "the scene was never set");
+}
+END_TEST
+
 /* ---- compaction keeps the live timers ----------------------------------- */
 
 /*
@@ -760,6 +940,7 @@ int main(void)
 	tcase_add_test(tc, scope_one_task);
 	tcase_add_test(tc, far_timer_monitor_sleeps);
 	tcase_add_test(tc, stale_fire_ignored);
+	tcase_add_test(tc, monitor_fires_ties_in_order);
 	tcase_add_test(tc, compaction_keeps_live);
 	tcase_add_test(tc, unarmed_wait_unseen);
 	tcase_add_test(tc, plain_thread);
