@@ -80,9 +80,9 @@ bool weft__monitor_keeps_yielded;
  * woken task while it ran others. Sets *queued if a worker's deque held
  * tasks at both looks, though it ran on: they are open to thieves, and an
  * idle worker would take some. The due timers of a worker kept by one
- * task are fired from here, into its ready queue (timer.c), and its
- * yielded tasks moved to the global queue (runq.h); each wake rouses a
- * worker, and a move sets *stuck, so that the caller rouses one. */
+ * task are fired from here, and its yielded tasks moved (runq.h): both go
+ * to the global queue, and a move sets *stuck too, so that the caller
+ * rouses a worker for them. */
 static int look_at_workers(struct weft_runtime *rt, struct look *last,
 			   bool *stuck, bool *queued, int64_t *first)
 {

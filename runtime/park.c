@@ -119,19 +119,6 @@ bool weft__spin_worthwhile(void)
 
 void (*weft__ready_after_push)(void);
 
-/* The ready queue a thread that is not a worker wakes tasks into instead
- * of the global queue: the monitor's, while it fires a worker's timers. A
- * sleeper it woke into the global queue ran after the sleepers due later
- * that the worker then fired into its ready queue, which the worker takes
- * first (runq.h); its ready queue keeps them in their order, and any
- * worker may steal from it, as the notify below asks one to. */
-static _Thread_local struct weft_worker *ready_into;
-
-void weft__ready_into(struct weft_worker *w)
-{
-	ready_into = w;
-}
-
 /* A plain thread's wake. Once t is in the global queue a worker may run
  * it to its end, and weft_run may then free rt: weft_run waits for this
  * thread to leave first (weft__task_foreign_quiesce). */
@@ -143,7 +130,7 @@ static void ready_from_thread(struct weft_task *t)
 	weft__foreign_enter();
 	struct weft_runtime *rt = atomic_load(&weft__rt);
 	weft__latency_mark(t, plain_wakes++);
-	weft__inject_push(ready_into ? &ready_into->ready : &rt->inject, t);
+	weft__inject_push(&rt->inject, t);
 	if (__builtin_expect(weft__ready_after_push != NULL, 0))
 		weft__ready_after_push();
 	weft__notify_work(rt);

@@ -23,14 +23,8 @@ void weft__task_park(void (*unlock)(void *), void *arg);
 
 /* Makes a parked or new task runnable: on the caller's worker's run-next
  * slot when a task of it wakes t, on its yielded list when its scheduler
- * does (timers, I/O), on the global queue from a plain thread (runq.h),
- * or on the ready queue weft__ready_into named. */
+ * does (timers, I/O), on the global queue from a plain thread (runq.h). */
 void weft__task_ready(struct weft_task *t);
-
-/* From now on the calling thread, not a worker, wakes tasks into w's ready
- * queue, not the global queue (NULL: back to it): the monitor firing w's
- * timers (timer.c), so that they wake in their order among w's own. */
-void weft__ready_into(struct weft_worker *w);
 
 /* Internal test interface, not API: if set, called by a plain thread's
  * wake between its push onto the global queue and its notify, where the

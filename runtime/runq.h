@@ -19,9 +19,7 @@
  *      stuck (weft__runq_woken_open), or when a busy worker found it
  *      stalled.
  *   4. A worker's ready queue (w->ready, inject.h): tasks its scheduler
- *      woke (I/O events and completions, timers), first in first out;
- *      also those of its timers the monitor fired while a task kept it
- *      (timer.c), which wake an idle worker to steal them.
+ *      woke (I/O events and completions, timers), first in first out.
  *      When its deques run dry, or a streak of run-next picks ends, the
  *      owner moves a batch to its deque, oldest to be taken first; any
  *      worker steals half of it at any time.
@@ -79,8 +77,8 @@
  *    yielded list only after it switched out too, as the monitor may move
  *    it to another worker from there.
  *  - Places 1, 3, 4 and 5 are filled only by their owner (the worker whose
- *    task, or whose scheduler, wakes the task), but for the monitor's
- *    timer wakes in 4; 2 is pushed only by its owner.
+ *    task, or whose scheduler, wakes the task); 2 is pushed only by its
+ *    owner.
  *  - A yielded list that is not empty has the monitor armed, or a look of
  *    the monitor saw it (monitor.h's no lost arming).
  */
@@ -276,9 +274,8 @@ static inline bool weft__runq_run_next(struct weft_worker *w,
  * idle workers would steal them, and a contended lock's tasks, which
  * gather in the list, would bounce its line between cores (bench/mutex
  * ran 4.9 times slower). Only the owner fills run-next, the ready queue
- * (but for the monitor's timer wakes, which a later pick or a roused
- * thief takes) and the yielded list, so one look tells whether each is
- * worth taking. */
+ * and the yielded list, so one look tells whether each is worth
+ * taking. */
 static inline __attribute__((always_inline)) struct weft_task *
 weft__runq_take_local(struct weft_worker *w, bool yielded_held)
 {

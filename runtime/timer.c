@@ -22,19 +22,17 @@
  *    then the task may have ended and its struct been respawned: task.h
  *    ("Strangers") says why that is safe.
  *  - Any thread may fire a heap's due timers: its worker, or the monitor
- *    when that worker is kept by one task (monitor.c). Either wakes the
- *    tasks into the worker's ready queue (park.h's weft__ready_into), in
- *    the order of their deadlines, and one at a time, for all its batches
- *    (the heap's firing mutex): a worker that took a later batch while
- *    the monitor still fired an earlier one woke its sleepers first, out
- *    of the order they slept in (time.h).
+ *    when that worker is kept by one task (monitor.c). One at a time, for
+ *    all its batches (the heap's firing mutex): the monitor's wakes go to
+ *    the global queue, the worker's to its ready queue, so a worker that
+ *    took a later batch while the monitor still fired an earlier one woke
+ *    its sleepers first, out of the order they slept in (time.h).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "monitor.h"
-#include "park.h"
 #include "self.h"
 #include "task.h"
 #include "timer.h"
@@ -240,10 +238,7 @@ int64_t weft__timers_run(struct weft_worker *w)
 {
 	struct weft_timer_entry due[FIRE_BATCH];
 	int64_t now = weft_now(), wait;
-	bool monitor = !weft__self(); /* else w's own worker */
 	pthread_mutex_lock(&w->timers.firing);
-	if (monitor) /* into w's ready queue, as w's own firing */
-		weft__ready_into(w);
 	for (;;) {
 		weft__spin_lock(&w->timers.lock);
 		int n = pop_due(w, now, due, &wait);
@@ -253,8 +248,6 @@ int64_t weft__timers_run(struct weft_worker *w)
 		if (n < FIRE_BATCH)
 			break;
 	}
-	if (monitor)
-		weft__ready_into(NULL);
 	pthread_mutex_unlock(&w->timers.firing);
 	return wait;
 }
