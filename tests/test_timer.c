@@ -402,31 +402,37 @@ static bool has_waiter(struct weft_waitq *q)
 	return r;
 }
 
-/* Polls cond(s) every 100 us for up to 2 s. */
-static bool poll_for(bool (*cond)(struct stale_fire *s), struct stale_fire *s)
+/* Polls ok(arg) every 100 us for up to ms. */
+static bool poll_for(bool (*ok)(void *arg), void *arg, int ms)
 {
-	for (int i = 0; i < 20000; i++) {
-		if (cond(s))
+	for (int i = 0; i < ms * 10; i++) {
+		if (ok(arg))
 			return true;
 		usleep(100);
 	}
 	return false;
 }
 
-static bool both_waiting(struct stale_fire *s)
+static bool both_waiting(void *arg)
 {
+	struct stale_fire *s = arg;
+
 	return __atomic_load_n(&s->tb, __ATOMIC_ACQUIRE) &&
 	       has_waiter(&s->e1.wq) && has_waiter(&s->e2.wq);
 }
 
-static bool both_popped(struct stale_fire *s)
+static bool both_popped(void *arg)
 {
+	struct stale_fire *s = arg;
+
 	return !atomic_load(&s->ta->timer.armed) &&
 	       !atomic_load(&s->tb->timer.armed);
 }
 
-static bool b_waits_again(struct stale_fire *s)
+static bool b_waits_again(void *arg)
 {
+	struct stale_fire *s = arg;
+
 	return has_waiter(&s->e3.wq);
 }
 
@@ -434,15 +440,15 @@ static void *stale_thread(void *arg)
 {
 	struct stale_fire *s = arg;
 
-	if (!poll_for(both_waiting, s) ||
+	if (!poll_for(both_waiting, s, 2000) ||
 	    atomic_load(&s->ta->timer.owner) !=
 		    atomic_load(&s->tb->timer.owner))
 		goto out; /* not on one heap: both just time out */
 	weft__waitq_lock(&s->e1.wq);
-	if (poll_for(both_popped, s)) {
+	if (poll_for(both_popped, s, 2000)) {
 		/* The worker spins in A's abort; B's entry waits to fire. */
 		ck_assert_int_eq(weft_event_set(&s->e2), 1);
-		s->hit = poll_for(b_waits_again, s);
+		s->hit = poll_for(b_waits_again, s, 2000);
 	}
 	weft__waitq_unlock(&s->e1.wq);
 	usleep(20000); /* the worker fires B's old timer */
@@ -555,42 +561,34 @@ static void *split_sleeper(void *arg)
 	return (void *)(intptr_t)r;
 }
 
-/* Polls ok() every 100 us for up to ms. */
-static bool split_poll(bool (*ok)(void), int ms)
+static bool split_all_wait(void *arg)
 {
-	for (int i = 0; i < ms * 10; i++) {
-		if (ok())
-			return true;
-		usleep(100);
-	}
-	return ok();
-}
-
-static bool split_all_wait(void)
-{
+	(void)arg;
 	return atomic_load(&split.armed) == SPLIT_N && has_waiter(&split.ev.wq);
 }
 
-static bool split_first_popped(void)
+static bool split_first_popped(void *arg)
 {
+	(void)arg;
 	return !atomic_load(&atomic_load(&split.first)->timer.armed);
 }
 
-static bool split_one_woke(void)
+static bool split_one_woke(void *arg)
 {
+	(void)arg;
 	return atomic_load(&split.woken) > 0;
 }
 
 static void *split_thread(void *arg)
 {
 	(void)arg;
-	if (split_poll(split_all_wait, 2000)) {
+	if (poll_for(split_all_wait, NULL, 2000)) {
 		weft__waitq_lock(&split.ev.wq);
 		/* M keeps Wm: the monitor pops the first batch, and stops
 		 * in the first one's abort. */
-		if (split_poll(split_first_popped, 2000)) {
+		if (poll_for(split_first_popped, NULL, 2000)) {
 			atomic_store(&split.held, true);
-			split_poll(split_one_woke, 300);
+			poll_for(split_one_woke, NULL, 300);
 		}
 		weft__waitq_unlock(&split.ev.wq);
 	}
