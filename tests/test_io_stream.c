@@ -1196,13 +1196,10 @@ static atomic_int send_timeouts;
 
 ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
-	int n = atomic_load(&send_timeouts);
-
-	while (n > 0)
-		if (atomic_compare_exchange_weak(&send_timeouts, &n, n - 1)) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
+	if (io_take_failure(&send_timeouts)) {
+		errno = ETIMEDOUT;
+		return -1;
+	}
 	return syscall(SYS_sendto, fd, buf, len, flags, NULL, 0);
 }
 #endif

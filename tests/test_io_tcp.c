@@ -1113,14 +1113,10 @@ static atomic_int connect_timeouts;
 
 int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
-	int n = atomic_load(&connect_timeouts);
-
-	while (n > 0)
-		if (atomic_compare_exchange_weak(&connect_timeouts, &n,
-						 n - 1)) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
+	if (io_take_failure(&connect_timeouts)) {
+		errno = ETIMEDOUT;
+		return -1;
+	}
 	return (int)syscall(SYS_connect, fd, addr, len);
 }
 

@@ -5,6 +5,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -121,6 +123,19 @@ static inline int io_test_main(Suite *s)
 static inline long io_ms_since(int64_t t0)
 {
 	return (long)((weft_now() - t0) / WEFT_MSEC);
+}
+
+/* Takes one of the failures still owed by a test's stand-in for a libc
+ * call (a test defining connect or send over glibc's): true if *left was
+ * above 0, which it lowers by one. */
+static inline bool io_take_failure(atomic_int *left)
+{
+	int n = atomic_load(left);
+
+	while (n > 0)
+		if (atomic_compare_exchange_weak(left, &n, n - 1))
+			return true;
+	return false;
 }
 
 #endif
