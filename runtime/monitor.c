@@ -140,7 +140,8 @@ static int look_at_workers(struct weft_runtime *rt, struct look *last,
 			intervened(&rt->monitor);
 		}
 		if (still && now.timers && last[i].timers) {
-			weft__timers_run(w);
+			bool fired;
+			weft__timers_run(w, &fired);
 			intervened(&rt->monitor);
 		}
 		/* Yielded tasks behind a task that kept the worker all

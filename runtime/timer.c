@@ -234,10 +234,17 @@ static int pop_due(struct weft_worker *w, int64_t now,
 	return n;
 }
 
-int64_t weft__timers_run(struct weft_worker *w)
+int64_t weft__timers_run(struct weft_worker *w, bool *fired)
 {
 	struct weft_timer_entry due[FIRE_BATCH];
-	int64_t now = weft_now(), wait;
+	int64_t wait;
+	*fired = false;
+	/* An empty heap has nothing to fire, nor to wait for: every park of
+	 * a worker comes here, and most find it so. A firing that emptied it
+	 * may still be under way; nothing is left to overtake its wakes. */
+	if (!weft__timers_pending(&w->timers))
+		return -1;
+	int64_t now = weft_now();
 	pthread_mutex_lock(&w->timers.firing);
 	for (;;) {
 		weft__spin_lock(&w->timers.lock);
@@ -245,6 +252,7 @@ int64_t weft__timers_run(struct weft_worker *w)
 		weft__spin_unlock(&w->timers.lock);
 		for (int i = 0; i < n; i++)
 			fire(due[i].task, due[i].seq);
+		*fired = *fired || n > 0;
 		if (n < FIRE_BATCH)
 			break;
 	}

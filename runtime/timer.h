@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct weft_task;
@@ -50,8 +51,9 @@ int64_t weft__from_now(int64_t ns);
 int weft__timer_arm(struct weft_task *t, int64_t at, uint64_t seq);
 /* Disarms t's timer, if armed. */
 void weft__timer_disarm(struct weft_task *t);
-/* Fires w's due timers; returns the time to the next one (-1: none). */
-int64_t weft__timers_run(struct weft_worker *w);
+/* Fires w's due timers; returns the time to the next one (-1: none).
+ * *fired: whether it fired any (a disarmed entry's is none). */
+int64_t weft__timers_run(struct weft_worker *w, bool *fired);
 /* Whether w's heap holds any entry (a hint, without its lock): relaxed,
  * as set_len stores it (arm's seq_cst store is for weft__timers_armed
  * below); a caller that acts on it takes the lock

@@ -665,6 +665,99 @@ START_TEST(monitor_fires_ties_in_order)
 }
 END_TEST
 
+/*
+ * The same monitor, with sleepers due one after the other: A waits on Wm
+ * to ta, B to tb, 20 ms later. M keeps Wm until the monitor fired A and B
+ * is due, then lets go: Wm runs some short tasks, and between them fires
+ * B itself. Before the fix the monitor put A in the global queue, which a
+ * worker takes after its ready queue, where B went: B woke first, unless
+ * the global queue's turn (every 61 picks) came before, so the scene is
+ * played EARLIER_ROUNDS times (B first in 2 to 3 rounds of 10 before).
+ */
+#define EARLIER_ROUNDS 20
+#define EARLIER_SHORT 16 /* short tasks: Wm checks its timers once */
+
+static struct {
+	int64_t ta, tb;
+	atomic_int n;
+	atomic_bool b_first;
+} earlier;
+
+static void *earlier_sleeper(void *arg)
+{
+	int r = weft_sleep_until(arg ? earlier.tb : earlier.ta);
+
+	if (!atomic_fetch_add(&earlier.n, 1))
+		atomic_store(&earlier.b_first, arg != NULL);
+	return (void *)(intptr_t)r;
+}
+
+static void *earlier_short(void *arg)
+{
+	return arg;
+}
+
+/* Whether t's timer is armed in worker id's heap. */
+static bool armed_on(struct weft_task *t, int id)
+{
+	struct weft_runtime *rt = atomic_load(&weft__rt);
+
+	return atomic_load(&t->timer.armed) &&
+	       atomic_load(&t->timer.owner) == &rt->workers[id];
+}
+
+/* One round; returns whether the scene was set (then it checked). */
+static void *earlier_main(void *arg)
+{
+	weft_task_t x, a, b, f[EARLIER_SHORT];
+	int me = weft__self()->id;
+
+	(void)arg;
+	atomic_store(&split.keeper, -1);
+	ck_assert_int_eq(weft_spawn(&x, split_keeper, NULL), 0);
+	bool scene = split_keeper_elsewhere();
+	earlier.ta = weft_now() +
+		     (WEFT_TEST_SCALE >= 100 ? 100 : 500) * WEFT_MSEC;
+	earlier.tb = earlier.ta + 20 * WEFT_MSEC;
+	ck_assert_int_eq(weft_spawn(&a, earlier_sleeper, NULL), 0);
+	ck_assert_int_eq(weft_spawn(&b, earlier_sleeper, &b), 0);
+	while (weft_now() < earlier.ta &&
+	       !(armed_on(a.task, me) && armed_on(b.task, me)))
+		ck_assert_int_eq(weft_yield(), 0);
+	scene = scene && armed_on(a.task, me) && armed_on(b.task, me) &&
+		weft__self()->id == me;
+	/* Keeps Wm until the monitor fired A and B is due. */
+	while ((atomic_load(&a.task->timer.armed) ||
+		weft_now() <= earlier.tb) &&
+	       weft_now() < earlier.tb + 2 * WEFT_SEC)
+		weft__cpu_relax();
+	scene = scene && !atomic_load(&earlier.n);
+	for (int i = 0; i < EARLIER_SHORT; i++)
+		ck_assert_int_eq(weft_spawn(&f[i], earlier_short, NULL), 0);
+	ck_assert_int_eq(weft_join(a, NULL), 0);
+	ck_assert_int_eq(weft_join(b, NULL), 0);
+	for (int i = 0; i < EARLIER_SHORT; i++)
+		ck_assert_int_eq(weft_join(f[i], NULL), 0);
+	atomic_store(&split.stop, true);
+	ck_assert_int_eq(weft_join(x, NULL), 0);
+	ck_assert_msg(!scene || !atomic_load(&earlier.b_first),
+		      "B, due 20 ms after A, woke first");
+	return (void *)scene;
+}
+
+START_TEST(monitor_fires_earlier_first)
+{
+	int scenes = 0;
+
+	for (int round = 0; round < EARLIER_ROUNDS; round++) {
+		memset(&split, 0, sizeof(split));
+		memset(&earlier, 0, sizeof(earlier));
+		scenes += weft_test_run(earlier_main, NULL, 2) != NULL;
+	}
+	ck_assert_msg(scenes, "the scene was never set");
+}
+END_TEST
+
 /* ---- compaction keeps the live timers ----------------------------------- */
 
 /*
@@ -939,6 +1032,7 @@ int main(void)
 	tcase_add_test(tc, far_timer_monitor_sleeps);
 	tcase_add_test(tc, stale_fire_ignored);
 	tcase_add_test(tc, monitor_fires_ties_in_order);
+	tcase_add_test(tc, monitor_fires_earlier_first);
 	tcase_add_test(tc, compaction_keeps_live);
 	tcase_add_test(tc, unarmed_wait_unseen);
 	tcase_add_test(tc, plain_thread);
