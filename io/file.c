@@ -250,6 +250,12 @@ static ssize_t rw(int fd, void *buf, size_t len, off_t off, bool write)
 		return -EFAULT;
 	if (weft__io_path() != WEFT__RING)
 		return file_call(&c);
+	/* A cancelled task, or one past its deadline, says so before the
+	 * offset probe's system call, whose -ESPIPE / -EBADF would
+	 * otherwise come first: weft__io_begin and the pool's wait_begin
+	 * (under epoll) say it before any call. */
+	if ((r = weft__wait_check(weft__task_current())))
+		return r;
 	if ((r = weft__fdready_positional(fd, write)))
 		return r;
 	if (!(sqe = weft__io_begin(&io, fd, &r)))

@@ -496,6 +496,58 @@ START_TEST(pread_offsetless_espipe)
 }
 END_TEST
 
+/*
+ * A file call in a cancelled task, or past its deadline, says -ECANCELED /
+ * -ETIMEDOUT before it makes any system call, on both drivers, whatever
+ * the fd. The io_uring path asked whether the file takes an offset (a
+ * preadv or pwritev of nothing) first, and so said -ESPIPE for a pipe or
+ * a socket and -EBADF for a closed fd or one open the other way, where
+ * the blocking pool under epoll (and io_uring's own weft_fsync) said
+ * -ECANCELED.
+ */
+static void refused_calls(int want)
+{
+	char b[4] = "xyz";
+	int p[2], sv[2], ro;
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
+	ro = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(ro, 0);
+	ck_assert_int_eq(weft_pread(p[0], b, 3, 0), want);
+	ck_assert_int_eq(weft_pwrite(p[1], b, 3, 0), want);
+	ck_assert_int_eq(weft_pread(sv[0], b, 3, 0), want);
+	ck_assert_int_eq(weft_pwrite(ro, b, 3, 0), want);
+	ck_assert_int_eq(weft_fsync(p[0], 0), want);
+	ck_assert_int_eq(close(p[1]), 0);
+	ck_assert_int_eq(weft_pread(p[1], b, 3, 0), want); /* closed */
+	ck_assert_int_eq(weft_pwrite(p[1], b, 3, 0), want);
+	ck_assert_int_eq(weft_close(p[0]), 0);
+	ck_assert_int_eq(weft_close(sv[0]), 0);
+	ck_assert_int_eq(weft_close(sv[1]), 0);
+	ck_assert_int_eq(weft_close(ro), 0);
+}
+
+static void *refused_main(void *arg)
+{
+	struct weft_deadline d;
+
+	(void)arg;
+	ck_assert_int_eq(weft_deadline_enter(&d, 0), 0);
+	refused_calls(-ETIMEDOUT);
+	weft_deadline_leave(&d);
+	ck_assert_int_eq(weft_cancel(weft_current()), 0);
+	refused_calls(-ECANCELED);
+	return NULL;
+}
+
+START_TEST(cancelled_file_call_makes_no_call)
+{
+	weft_test_run(refused_main, NULL, 2);
+}
+END_TEST
+
 /* ---- weft_open of a FIFO blocks as open(2) does ------------------------- */
 
 /* open(2) of a FIFO without O_NONBLOCK waits for the other end: a writer
@@ -1066,6 +1118,7 @@ int main(void)
 	tcase_add_test(tc, close_waits_for_started_file_call);
 	tcase_add_test(tc, pread_pipe_espipe);
 	tcase_add_test(tc, pread_offsetless_espipe);
+	tcase_add_test(tc, cancelled_file_call_makes_no_call);
 	tcase_add_test(tc, escape_hatch);
 	tcase_add_test(tc, send_zc_result);
 	tcase_add_test(tc, close_withdraws_unsubmitted_op);
