@@ -9,11 +9,16 @@
 #include "call.h"
 #include "sock.h"
 
-/* MSG_DONTWAIT tries once. */
+/* MSG_DONTWAIT tries once. So does a read of the error queue: recvmsg(2)
+ * with MSG_ERRQUEUE never waits (an empty queue says EAGAIN, whatever the
+ * data queue holds), so waiting for readability and trying again would
+ * wait for what does not end it: a task until its deadline, a plain
+ * thread spinning in poll(2) while a datagram is queued. */
 static long msg_call(int fd, enum weft__dir dir, weft__try_fn try,
 		     struct msg_args *a, const char *call)
 {
-	if (a->flags & MSG_DONTWAIT)
+	if ((a->flags & MSG_DONTWAIT) ||
+	    (dir == WEFT__READ && (a->flags & MSG_ERRQUEUE)))
 		return weft__io_once(fd, try, a);
 	return weft__io_try(fd, dir, try, a, 0, call);
 }

@@ -3,6 +3,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -309,6 +311,104 @@ START_TEST(udp_empty_datagram)
 }
 END_TEST
 
+/* ---- the error queue ---------------------------------------------------- */
+
+/* recvmsg(2) with MSG_ERRQUEUE never waits: an empty error queue says
+ * EAGAIN, whatever the data queue holds. weft_recvfrom waited for
+ * readability instead: a task until its deadline (or for good), and a
+ * plain thread on a socket weft made (non-blocking) spun in its poll and
+ * retry loop for as long as a datagram was queued, at 100% CPU. */
+static int errq_fd;
+static atomic_long errq_said;
+static atomic_bool errq_done;
+
+static void *errq_thread(void *arg)
+{
+	char b[8];
+
+	(void)arg;
+	atomic_store(&errq_said, (long)weft_recvfrom(errq_fd, b, sizeof(b),
+						     MSG_ERRQUEUE, NULL, NULL));
+	atomic_store(&errq_done, true);
+	return NULL;
+}
+
+static void *errq_main(void *arg)
+{
+	static const int one = 1;
+	int srv = weft_udp_bind("127.0.0.1", 0),
+	    cl = weft_udp_bind("127.0.0.1", 0),
+	    gone = weft_udp_bind("127.0.0.1", 0);
+	struct sockaddr_in to = { .sin_family = AF_INET,
+				  .sin_port = htons(port_of(srv)),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) },
+			   dead = to;
+	struct weft_deadline d;
+	pthread_t th;
+	char b[8];
+	long said;
+
+	(void)arg;
+	ck_assert_int_ge(srv, 0);
+	ck_assert_int_ge(cl, 0);
+	ck_assert_int_ge(gone, 0);
+	dead.sin_port = htons(port_of(gone));
+	ck_assert_int_eq(weft_close(gone), 0);
+	ck_assert_int_eq(setsockopt(srv, IPPROTO_IP, IP_RECVERR, &one,
+				    sizeof(one)),
+			 0);
+	/* Bounded: a call that waits ends with -ETIMEDOUT. */
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	ck_assert_int_eq(weft_recvfrom(srv, b, sizeof(b), MSG_ERRQUEUE, NULL,
+				       NULL),
+			 -EAGAIN);
+	ck_assert_int_eq(weft_sendto(cl, "x", 1, 0, (struct sockaddr *)&to,
+				     sizeof(to)),
+			 1);
+	ck_assert_int_eq(weft_recvfrom(srv, b, sizeof(b), MSG_ERRQUEUE, NULL,
+				       NULL),
+			 -EAGAIN);
+	weft_deadline_leave(&d);
+	/* A plain thread, the datagram still queued. */
+	errq_fd = srv;
+	atomic_store(&errq_done, false);
+	ck_assert_int_eq(pthread_create(&th, NULL, errq_thread, NULL), 0);
+	for (int i = 0; i < 1000 && !atomic_load(&errq_done); i++)
+		weft_sleep(WEFT_MSEC);
+	/* One that spins ends once an error is queued: a datagram to a
+	 * closed port comes back as ICMP port unreachable. */
+	if (!atomic_load(&errq_done))
+		ck_assert_int_eq(weft_sendto(srv, "y", 1, 0,
+					     (struct sockaddr *)&dead,
+					     sizeof(dead)),
+				 1);
+	pthread_join(th, NULL);
+	said = atomic_load(&errq_said);
+	ck_assert_int_eq(said, -EAGAIN);
+	/* The datagram is still there, and an error, once queued, is read
+	 * from the queue. */
+	ck_assert_int_eq(weft_recvfrom(srv, b, sizeof(b), 0, NULL, NULL), 1);
+	ck_assert_int_eq(b[0], 'x');
+	ck_assert_int_eq(weft_sendto(srv, "z", 1, 0, (struct sockaddr *)&dead,
+				     sizeof(dead)),
+			 1);
+	ck_assert_int_eq(weft_deadline_enter(&d, 5 * WEFT_SEC), 0);
+	ck_assert_int_eq(weft_wait_fd(srv, WEFT_READABLE), WEFT_READABLE);
+	ck_assert_int_eq(weft_recvfrom(srv, b, sizeof(b), MSG_ERRQUEUE, NULL,
+				       NULL),
+			 1);
+	weft_deadline_leave(&d);
+	weft_close(srv);
+	weft_close(cl);
+	return NULL;
+}
+
+START_TEST(udp_errqueue_never_waits)
+{
+	weft_test_run(errq_main, NULL, 2);
+}
+END_TEST
+
 /* ---- Unix domain sockets ------------------------------------------------- */
 
 static void *unix_echo_one(void *arg)
@@ -587,6 +687,7 @@ int main(void)
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, udp_trunc);
 	tcase_add_test(tc, udp_empty_datagram);
+	tcase_add_test(tc, udp_errqueue_never_waits);
 	suite_add_tcase(s, tc);
 	return io_test_main(s);
 }
