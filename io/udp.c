@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <netdb.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include "weft/io.h"
@@ -56,6 +57,22 @@ ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags,
 			"sendto");
 }
 
+/* A receive that waits. A datagram socket whose read side is shut down
+ * (shutdown(2) SHUT_RD: the usual way to wake a receiver) polls readable
+ * with nothing queued, and a non-blocking recvmsg(2) still says EAGAIN
+ * where the blocking one says 0, an end of file. Say 0 too: a task would
+ * wait for an edge that never comes, and a plain thread spin in poll(2).
+ * (Asked only when the attempt would wait.) */
+static long try_recvmsg_shut(int fd, void *arg)
+{
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+	long r = weft__try_recvmsg(fd, arg);
+
+	if (r == -EAGAIN && poll(&p, 1, 0) == 1 && (p.revents & POLLRDHUP))
+		return 0;
+	return r;
+}
+
 ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags,
 		      struct sockaddr *from, socklen_t *fromlen)
 {
@@ -70,7 +87,9 @@ ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags,
 		return r;
 	if (!from != !fromlen)
 		return -EINVAL;
-	r = msg_call(fd, WEFT__READ, weft__try_recvmsg,
+	r = msg_call(fd, WEFT__READ,
+		     flags & (MSG_DONTWAIT | MSG_ERRQUEUE) ? weft__try_recvmsg
+							   : try_recvmsg_shut,
 		     &(struct msg_args){ &msg, flags }, "recvfrom");
 	if (r >= 0 && fromlen)
 		*fromlen = msg.msg_namelen;

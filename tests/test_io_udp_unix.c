@@ -409,6 +409,100 @@ START_TEST(udp_errqueue_never_waits)
 }
 END_TEST
 
+/* ---- a read side shut down ---------------------------------------------- */
+
+/* A datagram socket whose read side is shut down (shutdown(2) SHUT_RD, the
+ * usual way to wake a thread blocked in its recvfrom) polls readable with
+ * nothing queued: a blocking recvfrom(2) then says 0, a non-blocking one
+ * EAGAIN. weft_recvfrom took the EAGAIN for "wait": a task waited for an
+ * edge that never came (until its deadline), and a plain thread on a
+ * socket weft made spun in poll(2) and retried at 100% CPU. */
+static atomic_long shut_said;
+static atomic_bool shut_done;
+static int shut_fd;
+
+static void *shut_thread(void *arg)
+{
+	char b[8];
+
+	(void)arg;
+	atomic_store(&shut_said,
+		     (long)weft_recvfrom(shut_fd, b, sizeof(b), 0, NULL, NULL));
+	atomic_store(&shut_done, true);
+	return NULL;
+}
+
+static void *shut_task(void *arg)
+{
+	char b[8];
+
+	return (void *)(intptr_t)weft_recvfrom((int)(intptr_t)arg, b, sizeof(b),
+					       0, NULL, NULL);
+}
+
+static void *shut_main(void *arg)
+{
+	int srv = weft_udp_bind("127.0.0.1", 0),
+	    cl = weft_udp_bind("127.0.0.1", 0);
+	struct sockaddr_in to = { .sin_family = AF_INET,
+				  .sin_port = htons(port_of(cl)),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) },
+			   back = to;
+	struct weft_deadline d;
+	weft_task_t t;
+	pthread_t th;
+	void *res;
+	char b[8];
+	long said;
+
+	(void)arg;
+	ck_assert_int_ge(srv, 0);
+	ck_assert_int_ge(cl, 0);
+	back.sin_port = htons(port_of(srv));
+	ck_assert_int_eq(weft_connect_addr(srv, (struct sockaddr *)&to,
+					   sizeof(to)),
+			 0);
+	/* A task waiting in the receive is woken by the shutdown. */
+	ck_assert_int_eq(weft_spawn(&t, shut_task, (void *)(intptr_t)srv), 0);
+	weft_sleep(20 * WEFT_MSEC);
+	ck_assert_int_eq(weft_shutdown(srv, SHUT_RD), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, 2 * WEFT_SEC), 0);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	weft_deadline_leave(&d);
+	ck_assert_int_eq((intptr_t)res, 0);
+	/* One that comes after it says 0 at once; MSG_DONTWAIT, as
+	 * recvfrom(2), EAGAIN. */
+	ck_assert_int_eq(weft_deadline_enter(&d, 2 * WEFT_SEC), 0);
+	ck_assert_int_eq(weft_recvfrom(srv, b, sizeof(b), 0, NULL, NULL), 0);
+	weft_deadline_leave(&d);
+	ck_assert_int_eq(weft_recvfrom(srv, b, sizeof(b), MSG_DONTWAIT, NULL,
+				       NULL),
+			 -EAGAIN);
+	/* A plain thread. One that spins ends once a datagram comes. */
+	shut_fd = srv;
+	atomic_store(&shut_done, false);
+	ck_assert_int_eq(pthread_create(&th, NULL, shut_thread, NULL), 0);
+	for (int i = 0; i < 1000 && !atomic_load(&shut_done); i++)
+		weft_sleep(WEFT_MSEC);
+	if (!atomic_load(&shut_done))
+		ck_assert_int_eq(weft_sendto(cl, "x", 1, 0,
+					     (struct sockaddr *)&back,
+					     sizeof(back)),
+				 1);
+	pthread_join(th, NULL);
+	said = atomic_load(&shut_said);
+	ck_assert_int_eq(said, 0);
+	weft_close(srv);
+	weft_close(cl);
+	return NULL;
+}
+
+START_TEST(udp_shut_rd_ends_receive)
+{
+	weft_test_run(shut_main, NULL, 2);
+}
+END_TEST
+
 /* ---- Unix domain sockets ------------------------------------------------- */
 
 static void *unix_echo_one(void *arg)
@@ -688,6 +782,7 @@ int main(void)
 	tcase_add_test(tc, udp_trunc);
 	tcase_add_test(tc, udp_empty_datagram);
 	tcase_add_test(tc, udp_errqueue_never_waits);
+	tcase_add_test(tc, udp_shut_rd_ends_receive);
 	suite_add_tcase(s, tc);
 	return io_test_main(s);
 }
