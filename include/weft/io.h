@@ -187,7 +187,10 @@ WEFT_MUST_CHECK ssize_t weft_sendto(int fd, const void *buf, size_t len,
 
 /* One datagram; from/fromlen may be NULL. Returns its length (truncated to
  * len; with MSG_TRUNC its whole length, as recvfrom(2), though only len
- * bytes are stored) or -errno. */
+ * bytes are stored), 0 once the socket's read side is shut down
+ * (shutdown(2) SHUT_RD) and nothing is queued, or -errno. MSG_ERRQUEUE
+ * never waits, as recvmsg(2): -EAGAIN if no error is queued (one that is
+ * makes the socket readable, for weft_wait_fd). */
 WEFT_MUST_CHECK ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags,
 				      struct sockaddr *from,
 				      socklen_t *fromlen);
