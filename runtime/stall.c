@@ -149,7 +149,10 @@ int weft__stall_start(struct weft_runtime *rt, int64_t threshold,
 		      const struct weft_config *cfg, int dump_signal)
 {
 	struct weft__stall_watch *s = &rt->monitor.stall;
-	memset(s, 0, sizeof(*s));
+	/* No memset of s: new_runtime's calloc zeroed it, and rt is
+	 * published already, so a plain thread's weft_metrics may be reading
+	 * s->reports now (test_observe metrics_during_startup); a plain
+	 * store over it would race with that atomic load. */
 	/* The monitor watches, and one worker has none (monitor.c): no
 	 * report can come, so nothing is set up and SIGURG stays free. */
 	if (!threshold || rt->nworkers < 2)
