@@ -31,15 +31,38 @@ int64_t weft__latency_config(const struct weft_config *cfg)
 	return -EINVAL;
 }
 
+/* The clock and the counter at one moment: the clock read between two
+ * counter reads, the counter taken halfway, the closest of three tries.
+ * A thread that loses its CPU between the two reads (a preemption on a
+ * busy machine) pairs times milliseconds apart, and that one pair at
+ * either end of the calibration skewed the factor for the whole run,
+ * by thousands of times (test_observe
+ * latency_calibration_survives_a_delay). */
+static void read_both(int64_t *t, uint64_t *c)
+{
+	uint64_t best = 0;
+
+	for (int i = 0; i < 3; i++) {
+		uint64_t a = weft__cycles();
+		int64_t now = weft_now();
+		uint64_t b = weft__cycles();
+		if (i == 0 || b - a < best) {
+			best = b - a;
+			*t = now;
+			*c = a + (b - a) / 2;
+		}
+	}
+}
+
 void weft__latency_start(uint64_t mask)
 {
 	weft__latency_mask = mask;
-	int64_t t0 = weft_now(), t1;
-	uint64_t c0 = weft__cycles(), c1;
-	do {
-		t1 = weft_now();
-		c1 = weft__cycles();
-	} while (t1 - t0 < 20000 || c1 == c0);
+	int64_t t0, t1;
+	uint64_t c0, c1;
+	read_both(&t0, &c0);
+	do
+		read_both(&t1, &c1);
+	while (t1 - t0 < 20000 || c1 == c0);
 	weft__tsc_mult =
 		(uint64_t)((((unsigned __int128)(t1 - t0)) << 32) / (c1 - c0));
 }

@@ -4,6 +4,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -616,6 +617,58 @@ START_TEST(latency_bad_mode)
 	ck_assert_int_eq(setenv("WEFT_LATENCY", "sampled", 1), 0);
 	ck_assert_int_eq(weft_run(nothing, NULL, &cfg, NULL), 0);
 	ck_assert_int_eq(unsetenv("WEFT_LATENCY"), 0);
+}
+END_TEST
+
+/*
+ * The calibration of the counter against CLOCK_MONOTONIC (metrics.h) when
+ * the thread loses its CPU between reading the one and the other, as a
+ * preemption on a busy machine does. This program's clock_gettime, which
+ * weft_now() calls, holds its caller 2 ms after one reading when armed.
+ */
+static _Atomic bool clock_delay_armed;
+
+int clock_gettime(clockid_t id, struct timespec *ts)
+{
+	static int (*next)(clockid_t, struct timespec *);
+	/* Relaxed: every thread finds the same function. */
+	int (*f)(clockid_t, struct timespec *) =
+		__atomic_load_n(&next, __ATOMIC_RELAXED);
+
+	if (!f) {
+		f = (int (*)(clockid_t,
+			     struct timespec *))dlsym(RTLD_NEXT,
+						      "clock_gettime");
+		__atomic_store_n(&next, f, __ATOMIC_RELAXED);
+	}
+	int r = f(id, ts);
+	/* A load first: an exchange on every reading would make the other
+	 * tests' clocks share one written line. */
+	if (id == CLOCK_MONOTONIC && atomic_load(&clock_delay_armed) &&
+	    atomic_exchange(&clock_delay_armed, false)) {
+		struct timespec now;
+		do
+			f(CLOCK_MONOTONIC, &now);
+		while ((now.tv_sec - ts->tv_sec) * WEFT_SEC +
+			       (now.tv_nsec - ts->tv_nsec) <
+		       2 * WEFT_MSEC);
+	}
+	return r;
+}
+
+/* One delayed reading skewed the factor for the whole run: held after the
+ * first, weft__tsc_mult came out thousands of times too large, and every
+ * latency of the run fell in the last bucket. */
+START_TEST(latency_calibration_survives_a_delay)
+{
+	weft__latency_start(WEFT_LATENCY_SAMPLE - 1);
+	uint64_t good = weft__tsc_mult;
+	atomic_store(&clock_delay_armed, true);
+	weft__latency_start(WEFT_LATENCY_SAMPLE - 1);
+	atomic_store(&clock_delay_armed, false);
+	ck_assert_msg(weft__tsc_mult < 2 * good && weft__tsc_mult > good / 2,
+		      "factor %" PRIu64 " after a delay, %" PRIu64 " without",
+		      weft__tsc_mult, good);
 }
 END_TEST
 
@@ -2279,6 +2332,7 @@ int main(void)
 	tcase_add_test(tc, latency_exact_counts_every_run);
 	tcase_add_test(tc, latency_sampled_by_default);
 	tcase_add_test(tc, latency_bad_mode);
+	tcase_add_test(tc, latency_calibration_survives_a_delay);
 	tcase_add_test(tc, dump_names_each_wait);
 	tcase_add_test(tc, dump_on_signal);
 	tcase_add_test(tc, dump_and_metrics_amid_churn);
