@@ -8,6 +8,7 @@
 #include "worker.h"
 #include "blocking.h"
 #include "debug.h"
+#include "task.h"
 
 uint64_t weft__tsc_mult;
 uint64_t weft__latency_mask = WEFT_LATENCY_SAMPLE - 1;
@@ -136,9 +137,9 @@ static void read_worker(struct weft_worker *w, struct weft_worker_metrics *m)
 		m->latency_ns[i] = load(&s->latency[i]);
 }
 
-int weft_worker_metrics(int worker, struct weft_worker_metrics *m)
+static int worker_metrics(struct weft_runtime *rt, int worker,
+			  struct weft_worker_metrics *m)
 {
-	struct weft_runtime *rt = atomic_load(&weft__rt);
 	if (!rt)
 		return -ESRCH;
 	if (!m || worker < 0 || worker >= rt->nworkers)
@@ -147,6 +148,19 @@ int weft_worker_metrics(int worker, struct weft_worker_metrics *m)
 	/* One worker's spawns and finishes count different tasks: no order. */
 	m->tasks_finished = load(&rt->workers[worker].tasks_finished);
 	return 0;
+}
+
+/* Both readers run between weft__foreign_enter and _leave, as a spawn
+ * from a plain thread: an exporter thread cannot know when weft_run is
+ * about to return, and weft_run frees the runtime only after it
+ * unpublished it and waited for them (test_observe
+ * metrics_during_shutdown read freed memory before). */
+int weft_worker_metrics(int worker, struct weft_worker_metrics *m)
+{
+	weft__foreign_enter();
+	int r = worker_metrics(atomic_load(&weft__rt), worker, m);
+	weft__foreign_leave();
+	return r;
 }
 
 /* Adds a worker's figures to the runtime-wide sums, tasks_finished
@@ -171,9 +185,8 @@ static void add_worker(struct weft_metrics *m,
 		m->latency_ns[i] += w->latency_ns[i];
 }
 
-int weft_metrics(struct weft_metrics *m)
+static int metrics(struct weft_runtime *rt, struct weft_metrics *m)
 {
-	struct weft_runtime *rt = atomic_load(&weft__rt);
 	if (!rt)
 		return -ESRCH;
 	if (!m)
@@ -211,4 +224,12 @@ int weft_metrics(struct weft_metrics *m)
 	m->crowded = weft__crowded(&rt->crowd);
 	m->crowd_changes = load(&rt->crowd.changes);
 	return 0;
+}
+
+int weft_metrics(struct weft_metrics *m)
+{
+	weft__foreign_enter(); /* as weft_worker_metrics */
+	int r = metrics(atomic_load(&weft__rt), m);
+	weft__foreign_leave();
+	return r;
 }

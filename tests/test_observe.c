@@ -404,6 +404,59 @@ START_TEST(metrics_during_startup)
 }
 END_TEST
 
+/*
+ * An exporter still reading as weft_run returns: weft_run frees the
+ * runtime once it has unpublished it, and a read that loaded it before
+ * went on through freed memory (AddressSanitizer: heap-use-after-free).
+ * Main returns at once; the exporter reads from before the run until
+ * after it.
+ */
+#define EXPORTERS 4
+static atomic_bool run_over;
+
+static void *export_until_gone(void *arg)
+{
+	struct weft_metrics m;
+	struct weft_worker_metrics wm;
+	int r;
+
+	(void)arg;
+	while ((r = weft_metrics(&m)) == 0 || !atomic_load(&run_over)) {
+		if (r)
+			continue; /* not up yet, or gone */
+		r = weft_worker_metrics(m.workers - 1, &wm);
+		ck_assert(r == 0 || r == -ESRCH);
+	}
+	ck_assert_int_eq(r, -ESRCH);
+	return NULL;
+}
+
+static void *return_at_once(void *arg)
+{
+	return arg;
+}
+
+START_TEST(metrics_during_shutdown)
+{
+	struct weft_config cfg = { .workers = 2 };
+
+	for (int run = 0; run < SCALED(100); run++) {
+		pthread_t t[EXPORTERS];
+
+		atomic_store(&run_over, false);
+		for (int i = 0; i < EXPORTERS; i++)
+			ck_assert_int_eq(pthread_create(&t[i], NULL,
+							export_until_gone,
+							NULL),
+					 0);
+		ck_assert_int_eq(weft_run(return_at_once, NULL, &cfg, NULL), 0);
+		atomic_store(&run_over, true);
+		for (int i = 0; i < EXPORTERS; i++)
+			pthread_join(t[i], NULL);
+	}
+}
+END_TEST
+
 START_TEST(metrics_bad_input)
 {
 	struct weft_metrics m;
@@ -2329,6 +2382,7 @@ int main(void)
 	tcase_add_test(tc, ring_own_poll_not_counted);
 	tcase_add_test(tc, metrics_bad_input);
 	tcase_add_test(tc, metrics_during_startup);
+	tcase_add_test(tc, metrics_during_shutdown);
 	tcase_add_test(tc, latency_exact_counts_every_run);
 	tcase_add_test(tc, latency_sampled_by_default);
 	tcase_add_test(tc, latency_bad_mode);

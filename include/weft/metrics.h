@@ -122,9 +122,9 @@ struct weft_metrics {
 	uint64_t crowd_changes; /* counter: into and out of that state */
 };
 
-/* Fills m with the running runtime's metrics. Call from a task, or from a
- * thread while weft_run is known to be running. Returns 0, -EINVAL (NULL),
- * -ESRCH (no runtime). */
+/* Fills m with the running runtime's metrics. Any thread, at any time: an
+ * exporter thread may read on while weft_run returns, and gets -ESRCH once
+ * it has. Returns 0, -EINVAL (NULL), -ESRCH (no runtime). */
 int weft_metrics(struct weft_metrics *m);
 
 /* The same for one worker, 0 <= worker < weft_workers(). Returns 0,
