@@ -153,6 +153,7 @@ struct buf_args {
 	int flags;
 	size_t done; /* MSG_WAITALL: received so far */
 	int type;    /* MSG_WAITALL: the socket's SO_TYPE, once learnt */
+	bool polled; /* weft__recv_shut */
 };
 
 /* Where a receive's attempt starts in buf: after what a WAITALL receive
@@ -226,6 +227,10 @@ static inline long try_recv(int fd, void *arg)
 	for (;;) {
 		size_t from = recv_from(a);
 		long r = recv_rest(fd, a, from);
+		/* A receive that waits: its EAGAIN may be an end of file
+		 * (sock.h). MSG_DONTWAIT says EAGAIN, as recv(2). */
+		if (!(a->flags & (MSG_DONTWAIT | MSG_ERRQUEUE)))
+			r = weft__recv_shut(fd, r, &a->polled);
 		if (!(a->flags & MSG_WAITALL))
 			return r;
 		if (r > 0 && (a->done = from + (size_t)r) < a->len &&
@@ -258,7 +263,12 @@ static inline long try_send(int fd, void *arg)
 	return r < 0 ? r : (long)a->done;
 }
 
-/* A call with flags: MSG_DONTWAIT tries once. */
+/* A call with flags: MSG_DONTWAIT tries once. So does a read of the
+ * error queue: recvmsg(2) with MSG_ERRQUEUE never waits (an empty queue
+ * says EAGAIN, whatever the data queue holds), so waiting for readability
+ * and trying again would wait for what does not end it: a task until its
+ * deadline, a plain thread spinning in poll(2) while a datagram is
+ * queued. */
 static long try_or_wait(int fd, enum weft__dir dir, weft__try_fn try,
 			struct buf_args *a, const char *call)
 {
@@ -271,14 +281,15 @@ static long try_or_wait(int fd, enum weft__dir dir, weft__try_fn try,
 		dir == WEFT__WRITE ||
 		!(a->flags & (MSG_PEEK | MSG_WAITALL | MSG_OOB | MSG_ERRQUEUE));
 
-	if (a->flags & MSG_DONTWAIT)
+	if ((a->flags & MSG_DONTWAIT) ||
+	    (dir == WEFT__READ && (a->flags & MSG_ERRQUEUE)))
 		return weft__io_once(fd, try, a);
 	return weft__io_try(fd, dir, try, a, moves_all ? a->len : 0, call);
 }
 
 ssize_t weft_recv(int fd, void *buf, size_t len, int flags)
 {
-	struct buf_args a = { buf, clamp_len(len), flags, 0, 0 };
+	struct buf_args a = { buf, clamp_len(len), flags, 0, 0, false };
 	int r;
 
 	if ((r = buf_args(fd, buf, len)) <= 0)
@@ -291,8 +302,9 @@ ssize_t weft_recv(int fd, void *buf, size_t len, int flags)
 
 ssize_t weft_send(int fd, const void *buf, size_t len, int flags)
 {
-	struct buf_args a = { (void *)buf, clamp_len(len),
-			      (flags & ~MSG_WAITALL) | MSG_NOSIGNAL, 0, 0 };
+	struct buf_args a = { .buf = (void *)buf,
+			      .len = clamp_len(len),
+			      .flags = (flags & ~MSG_WAITALL) | MSG_NOSIGNAL };
 
 	/* Nothing to send still goes to the kernel, as send(2) does: on a
 	 * datagram socket it is a datagram of its own (a stream's says 0). */
@@ -308,8 +320,9 @@ ssize_t weft_send(int fd, const void *buf, size_t len, int flags)
 ssize_t weft_send_all(int fd, const void *buf, size_t len, int flags,
 		      size_t *sent)
 {
-	struct buf_args a = { (void *)buf, len,
-			      flags | MSG_WAITALL | MSG_NOSIGNAL, 0, 0 };
+	struct buf_args a = { .buf = (void *)buf,
+			      .len = len,
+			      .flags = flags | MSG_WAITALL | MSG_NOSIGNAL };
 	long r = buf_args(fd, buf, len);
 
 	if (r > 0)
@@ -359,6 +372,13 @@ static long ring_recvmsg(int fd, struct msg_args *a)
 	return weft__filled_iov(a->msg->msg_iov, (int)a->msg->msg_iovlen, r);
 }
 
+bool weft__sock_read_shut(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLRDHUP);
+}
+
 long weft__try_recvmsg(int fd, void *arg)
 {
 	struct msg_args *a = arg;
@@ -371,11 +391,13 @@ long weft__try_recvmsg(int fd, void *arg)
 struct iov_args {
 	const struct iovec *iov;
 	int iovcnt;
+	bool polled; /* weft__recv_shut */
 };
 
 /* On the ring a readv is a recvmsg, which may be attempted without
  * waiting in the kernel; a descriptor that is no socket (a pipe) takes
- * readv(2). */
+ * readv(2). It always waits: its EAGAIN may be an end of file (sock.h;
+ * a pipe's never is: its read says 0 once the writer is gone). */
 static long try_readv(int fd, void *arg)
 {
 	struct iov_args *a = arg;
@@ -383,10 +405,11 @@ static long try_readv(int fd, void *arg)
 			      .msg_iovlen = (size_t)a->iovcnt };
 	long r;
 
-	if (weft__sock_on_ring() &&
-	    (r = ring_recvmsg(fd, &(struct msg_args){ &msg, 0 })) != -ENOTSOCK)
-		return r;
-	return weft__sys(readv(fd, a->iov, a->iovcnt));
+	if (!weft__sock_on_ring() ||
+	    (r = ring_recvmsg(fd, &(struct msg_args){ &msg, 0, false })) ==
+		    -ENOTSOCK)
+		r = weft__sys(readv(fd, a->iov, a->iovcnt));
+	return weft__recv_shut(fd, r, &a->polled);
 }
 
 /* writev on a socket goes through sendmsg, for MSG_NOSIGNAL: a write to a
@@ -396,8 +419,8 @@ static long try_writev(int fd, void *arg)
 	struct iov_args *a = arg;
 	struct msghdr msg = { .msg_iov = (struct iovec *)a->iov,
 			      .msg_iovlen = (size_t)a->iovcnt };
-	long r =
-		weft__try_sendmsg(fd, &(struct msg_args){ &msg, MSG_NOSIGNAL });
+	long r = weft__try_sendmsg(fd, &(struct msg_args){ &msg, MSG_NOSIGNAL,
+							   false });
 
 	if (r == -ENOTSOCK)
 		r = weft__sys(writev(fd, a->iov, a->iovcnt));
@@ -406,7 +429,7 @@ static long try_writev(int fd, void *arg)
 
 ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt)
 {
-	struct iov_args a = { iov, iovcnt };
+	struct iov_args a = { iov, iovcnt, false };
 	int r;
 
 	if ((r = iov_args(fd, iov, iovcnt)) <= 0)
@@ -417,7 +440,7 @@ ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt)
 
 ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt)
 {
-	struct iov_args a = { iov, iovcnt };
+	struct iov_args a = { iov, iovcnt, false };
 	int r;
 
 	if ((r = iov_args(fd, iov, iovcnt)) <= 0)

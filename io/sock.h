@@ -9,6 +9,8 @@
 #include <netdb.h>
 #include <sys/socket.h>
 
+#include "drivers/readiness/fdready.h"
+#include "runtime/self.h"
 #include "resolve.h"
 
 /* The type flags of every socket weft makes: SOCK_CLOEXEC, and
@@ -25,11 +27,50 @@ static inline int weft__sock_buf_check(int fd, const void *buf, size_t len)
 	return !buf && len ? -EFAULT : 0;
 }
 
-/* sendmsg / recvmsg with flags, for a try function (call.h). */
+/* sendmsg / recvmsg with flags, for a try function (call.h). polled: for
+ * weft__recv_shut. */
 struct msg_args {
 	struct msghdr *msg;
 	int flags;
+	bool polled;
 };
+
+/* Whether fd's read side is shut down: poll(2) says POLLRDHUP. */
+bool weft__sock_read_shut(int fd);
+
+/*
+ * The result of a receive's attempt, for a receive that waits (not
+ * MSG_DONTWAIT, not MSG_ERRQUEUE): r, or 0 for an EAGAIN on a socket whose
+ * read side is shut down. A datagram or seqpacket socket after
+ * shutdown(2) SHUT_RD (the usual way to wake a receiver) polls readable
+ * with nothing queued, and its non-blocking receive says EAGAIN where the
+ * blocking one says 0, an end of file: a task would wait for an edge that
+ * never comes, and a plain thread spin in poll(2). (A Unix seqpacket
+ * socket says 0 itself; a stream's receive always does.)
+ *
+ * The socket's type is not known here, and asking would cost a stream
+ * socket's receive a system call; so the poll(2) is made only where a
+ * stream never goes. In a task, only once the fd's poll-set registration
+ * saw its read side end (weft__fdready_read_hup: one load); a stream's
+ * receive then never says EAGAIN (TCP and Unix say 0 or the error). On a
+ * plain thread, which has no such record, only when an EAGAIN follows one
+ * that was already waited out (*polled: the call's first EAGAIN sets it),
+ * i.e. poll(2) said readable and the retry found nothing, which a stream
+ * meets only when another reader took the bytes first.
+ */
+static inline long weft__recv_shut(int fd, long r, bool *polled)
+{
+	if (r != -EAGAIN)
+		return r;
+	if (weft__driver_current()) {
+		if (!weft__fdready_read_hup(fd))
+			return r;
+	} else if (!*polled) {
+		*polled = true;
+		return r;
+	}
+	return weft__sock_read_shut(fd) ? 0 : r;
+}
 
 /* One attempt of sendmsg / recvmsg (arg: struct msg_args): on the
  * worker's ring under io_uring, else the system call. Returns the result

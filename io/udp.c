@@ -3,7 +3,6 @@
  */
 #include <errno.h>
 #include <netdb.h>
-#include <poll.h>
 #include <sys/socket.h>
 
 #include "weft/io.h"
@@ -53,24 +52,16 @@ ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags,
 	if (to && tolen > sizeof(struct sockaddr_storage))
 		return -EINVAL;
 	return msg_call(fd, WEFT__WRITE, weft__try_sendmsg,
-			&(struct msg_args){ &msg, flags | MSG_NOSIGNAL },
+			&(struct msg_args){ &msg, flags | MSG_NOSIGNAL, false },
 			"sendto");
 }
 
-/* A receive that waits. A datagram socket whose read side is shut down
- * (shutdown(2) SHUT_RD: the usual way to wake a receiver) polls readable
- * with nothing queued, and a non-blocking recvmsg(2) still says EAGAIN
- * where the blocking one says 0, an end of file. Say 0 too: a task would
- * wait for an edge that never comes, and a plain thread spin in poll(2).
- * (Asked only when the attempt would wait.) */
+/* A receive that waits: its EAGAIN may be an end of file (sock.h). */
 static long try_recvmsg_shut(int fd, void *arg)
 {
-	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
-	long r = weft__try_recvmsg(fd, arg);
+	struct msg_args *a = arg;
 
-	if (r == -EAGAIN && poll(&p, 1, 0) == 1 && (p.revents & POLLRDHUP))
-		return 0;
-	return r;
+	return weft__recv_shut(fd, weft__try_recvmsg(fd, a), &a->polled);
 }
 
 ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags,
@@ -90,7 +81,7 @@ ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags,
 	r = msg_call(fd, WEFT__READ,
 		     flags & (MSG_DONTWAIT | MSG_ERRQUEUE) ? weft__try_recvmsg
 							   : try_recvmsg_shut,
-		     &(struct msg_args){ &msg, flags }, "recvfrom");
+		     &(struct msg_args){ &msg, flags, false }, "recvfrom");
 	if (r >= 0 && fromlen)
 		*fromlen = msg.msg_namelen;
 	return r;

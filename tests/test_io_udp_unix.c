@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include "test_io_util.h"
@@ -311,14 +312,41 @@ START_TEST(udp_empty_datagram)
 }
 END_TEST
 
+/* ---- every receive call ------------------------------------------------ */
+
+/* The receive calls, one signature: the two problems below were found in
+ * weft_recvfrom, and weft_recv and weft_readv wait the same way. */
+typedef ssize_t (*recv_fn)(int fd, void *buf, size_t len, int flags);
+
+static ssize_t via_recvfrom(int fd, void *buf, size_t len, int flags)
+{
+	return weft_recvfrom(fd, buf, len, flags, NULL, NULL);
+}
+
+static ssize_t via_recv(int fd, void *buf, size_t len, int flags)
+{
+	return weft_recv(fd, buf, len, flags);
+}
+
+/* readv takes no flags: only for a flags of 0. */
+static ssize_t via_readv(int fd, void *buf, size_t len, int flags)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+
+	ck_assert_int_eq(flags, 0);
+	return weft_readv(fd, &iov, 1);
+}
+
 /* ---- the error queue ---------------------------------------------------- */
 
 /* recvmsg(2) with MSG_ERRQUEUE never waits: an empty error queue says
- * EAGAIN, whatever the data queue holds. weft_recvfrom waited for
- * readability instead: a task until its deadline (or for good), and a
- * plain thread on a socket weft made (non-blocking) spun in its poll and
- * retry loop for as long as a datagram was queued, at 100% CPU. */
+ * EAGAIN, whatever the data queue holds. weft_recvfrom and weft_recv
+ * waited for readability instead: a task until its deadline (or for
+ * good), and a plain thread on a socket weft made (non-blocking) spun in
+ * its poll and retry loop for as long as a datagram was queued, at 100%
+ * CPU. */
 static int errq_fd;
+static recv_fn errq_recv;
 static atomic_long errq_said;
 static atomic_bool errq_done;
 
@@ -327,8 +355,8 @@ static void *errq_thread(void *arg)
 	char b[8];
 
 	(void)arg;
-	atomic_store(&errq_said, (long)weft_recvfrom(errq_fd, b, sizeof(b),
-						     MSG_ERRQUEUE, NULL, NULL));
+	atomic_store(&errq_said,
+		     (long)errq_recv(errq_fd, b, sizeof(b), MSG_ERRQUEUE));
 	atomic_store(&errq_done, true);
 	return NULL;
 }
@@ -336,6 +364,7 @@ static void *errq_thread(void *arg)
 static void *errq_main(void *arg)
 {
 	static const int one = 1;
+	recv_fn rx = (recv_fn)arg;
 	int srv = weft_udp_bind("127.0.0.1", 0),
 	    cl = weft_udp_bind("127.0.0.1", 0),
 	    gone = weft_udp_bind("127.0.0.1", 0);
@@ -348,7 +377,6 @@ static void *errq_main(void *arg)
 	char b[8];
 	long said;
 
-	(void)arg;
 	ck_assert_int_ge(srv, 0);
 	ck_assert_int_ge(cl, 0);
 	ck_assert_int_ge(gone, 0);
@@ -359,18 +387,15 @@ static void *errq_main(void *arg)
 			 0);
 	/* Bounded: a call that waits ends with -ETIMEDOUT. */
 	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
-	ck_assert_int_eq(weft_recvfrom(srv, b, sizeof(b), MSG_ERRQUEUE, NULL,
-				       NULL),
-			 -EAGAIN);
+	ck_assert_int_eq(rx(srv, b, sizeof(b), MSG_ERRQUEUE), -EAGAIN);
 	ck_assert_int_eq(weft_sendto(cl, "x", 1, 0, (struct sockaddr *)&to,
 				     sizeof(to)),
 			 1);
-	ck_assert_int_eq(weft_recvfrom(srv, b, sizeof(b), MSG_ERRQUEUE, NULL,
-				       NULL),
-			 -EAGAIN);
+	ck_assert_int_eq(rx(srv, b, sizeof(b), MSG_ERRQUEUE), -EAGAIN);
 	weft_deadline_leave(&d);
 	/* A plain thread, the datagram still queued. */
 	errq_fd = srv;
+	errq_recv = rx;
 	atomic_store(&errq_done, false);
 	ck_assert_int_eq(pthread_create(&th, NULL, errq_thread, NULL), 0);
 	for (int i = 0; i < 1000 && !atomic_load(&errq_done); i++)
@@ -387,16 +412,14 @@ static void *errq_main(void *arg)
 	ck_assert_int_eq(said, -EAGAIN);
 	/* The datagram is still there, and an error, once queued, is read
 	 * from the queue. */
-	ck_assert_int_eq(weft_recvfrom(srv, b, sizeof(b), 0, NULL, NULL), 1);
+	ck_assert_int_eq(rx(srv, b, sizeof(b), 0), 1);
 	ck_assert_int_eq(b[0], 'x');
 	ck_assert_int_eq(weft_sendto(srv, "z", 1, 0, (struct sockaddr *)&dead,
 				     sizeof(dead)),
 			 1);
 	ck_assert_int_eq(weft_deadline_enter(&d, 5 * WEFT_SEC), 0);
 	ck_assert_int_eq(weft_wait_fd(srv, WEFT_READABLE), WEFT_READABLE);
-	ck_assert_int_eq(weft_recvfrom(srv, b, sizeof(b), MSG_ERRQUEUE, NULL,
-				       NULL),
-			 1);
+	ck_assert_int_eq(rx(srv, b, sizeof(b), MSG_ERRQUEUE), 1);
 	weft_deadline_leave(&d);
 	weft_close(srv);
 	weft_close(cl);
@@ -405,7 +428,13 @@ static void *errq_main(void *arg)
 
 START_TEST(udp_errqueue_never_waits)
 {
-	weft_test_run(errq_main, NULL, 2);
+	weft_test_run(errq_main, (void *)via_recvfrom, 2);
+}
+END_TEST
+
+START_TEST(recv_errqueue_never_waits)
+{
+	weft_test_run(errq_main, (void *)via_recv, 2);
 }
 END_TEST
 
@@ -414,20 +443,21 @@ END_TEST
 /* A datagram socket whose read side is shut down (shutdown(2) SHUT_RD, the
  * usual way to wake a thread blocked in its recvfrom) polls readable with
  * nothing queued: a blocking recvfrom(2) then says 0, a non-blocking one
- * EAGAIN. weft_recvfrom took the EAGAIN for "wait": a task waited for an
- * edge that never came (until its deadline), and a plain thread on a
- * socket weft made spun in poll(2) and retried at 100% CPU. */
+ * EAGAIN. weft_recvfrom, weft_recv and weft_readv took the EAGAIN for
+ * "wait": a task waited for an edge that never came (until its deadline),
+ * and a plain thread on a socket weft made spun in poll(2) and retried at
+ * 100% CPU. The same for a Unix datagram or seqpacket socket. */
 static atomic_long shut_said;
 static atomic_bool shut_done;
 static int shut_fd;
+static recv_fn shut_recv;
 
 static void *shut_thread(void *arg)
 {
 	char b[8];
 
 	(void)arg;
-	atomic_store(&shut_said,
-		     (long)weft_recvfrom(shut_fd, b, sizeof(b), 0, NULL, NULL));
+	atomic_store(&shut_said, (long)shut_recv(shut_fd, b, sizeof(b), 0));
 	atomic_store(&shut_done, true);
 	return NULL;
 }
@@ -436,70 +466,110 @@ static void *shut_task(void *arg)
 {
 	char b[8];
 
-	return (void *)(intptr_t)weft_recvfrom((int)(intptr_t)arg, b, sizeof(b),
-					       0, NULL, NULL);
+	return (void *)(intptr_t)shut_recv((int)(intptr_t)arg, b, sizeof(b), 0);
 }
 
-static void *shut_main(void *arg)
+/* A connected pair of kind (SOCK_DGRAM over UDP when family is AF_INET,
+ * else a Unix socketpair of that type), non-blocking as weft makes its
+ * own: fd[0] receives, fd[1] sends to it. */
+static void dgram_pair(int family, int type, int fd[2])
 {
-	int srv = weft_udp_bind("127.0.0.1", 0),
-	    cl = weft_udp_bind("127.0.0.1", 0);
-	struct sockaddr_in to = { .sin_family = AF_INET,
-				  .sin_port = htons(port_of(cl)),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) },
-			   back = to;
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) },
+			   b = a;
+
+	if (family == AF_UNIX) {
+		ck_assert_int_eq(socketpair(AF_UNIX,
+					    type | SOCK_NONBLOCK | SOCK_CLOEXEC,
+					    0, fd),
+				 0);
+		return;
+	}
+	fd[0] = weft_udp_bind("127.0.0.1", 0);
+	fd[1] = weft_udp_bind("127.0.0.1", 0);
+	ck_assert_int_ge(fd[0], 0);
+	ck_assert_int_ge(fd[1], 0);
+	a.sin_port = htons(port_of(fd[1]));
+	b.sin_port = htons(port_of(fd[0]));
+	ck_assert_int_eq(weft_connect_addr(fd[0], (struct sockaddr *)&a,
+					   sizeof(a)),
+			 0);
+	ck_assert_int_eq(weft_connect_addr(fd[1], (struct sockaddr *)&b,
+					   sizeof(b)),
+			 0);
+}
+
+static void shut_one(recv_fn rx, int family, int type)
+{
 	struct weft_deadline d;
 	weft_task_t t;
 	pthread_t th;
+	int fd[2];
 	void *res;
 	char b[8];
 	long said;
 
-	(void)arg;
-	ck_assert_int_ge(srv, 0);
-	ck_assert_int_ge(cl, 0);
-	back.sin_port = htons(port_of(srv));
-	ck_assert_int_eq(weft_connect_addr(srv, (struct sockaddr *)&to,
-					   sizeof(to)),
-			 0);
+	dgram_pair(family, type, fd);
+	shut_recv = rx;
 	/* A task waiting in the receive is woken by the shutdown. */
-	ck_assert_int_eq(weft_spawn(&t, shut_task, (void *)(intptr_t)srv), 0);
+	ck_assert_int_eq(weft_spawn(&t, shut_task, (void *)(intptr_t)fd[0]), 0);
 	weft_sleep(20 * WEFT_MSEC);
-	ck_assert_int_eq(weft_shutdown(srv, SHUT_RD), 0);
+	ck_assert_int_eq(weft_shutdown(fd[0], SHUT_RD), 0);
 	ck_assert_int_eq(weft_deadline_enter(&d, 2 * WEFT_SEC), 0);
 	ck_assert_int_eq(weft_join(t, &res), 0);
 	weft_deadline_leave(&d);
 	ck_assert_int_eq((intptr_t)res, 0);
-	/* One that comes after it says 0 at once; MSG_DONTWAIT, as
-	 * recvfrom(2), EAGAIN. */
+	/* One that comes after it says 0 at once; MSG_DONTWAIT what
+	 * recv(2) says: EAGAIN, but 0 on a seqpacket socket. */
 	ck_assert_int_eq(weft_deadline_enter(&d, 2 * WEFT_SEC), 0);
-	ck_assert_int_eq(weft_recvfrom(srv, b, sizeof(b), 0, NULL, NULL), 0);
+	ck_assert_int_eq(rx(fd[0], b, sizeof(b), 0), 0);
 	weft_deadline_leave(&d);
-	ck_assert_int_eq(weft_recvfrom(srv, b, sizeof(b), MSG_DONTWAIT, NULL,
-				       NULL),
-			 -EAGAIN);
-	/* A plain thread. One that spins ends once a datagram comes. */
-	shut_fd = srv;
+	if (rx != via_readv)
+		ck_assert_int_eq(rx(fd[0], b, sizeof(b), MSG_DONTWAIT),
+				 type == SOCK_SEQPACKET ? 0 : -EAGAIN);
+	/* A plain thread. One that spins ends once weft_close takes the fd
+	 * (-EBADF; a datagram would do over UDP, but a Unix peer's send to
+	 * a socket shut for reading says EPIPE). */
+	shut_fd = fd[0];
 	atomic_store(&shut_done, false);
 	ck_assert_int_eq(pthread_create(&th, NULL, shut_thread, NULL), 0);
 	for (int i = 0; i < 1000 && !atomic_load(&shut_done); i++)
 		weft_sleep(WEFT_MSEC);
-	if (!atomic_load(&shut_done))
-		ck_assert_int_eq(weft_sendto(cl, "x", 1, 0,
-					     (struct sockaddr *)&back,
-					     sizeof(back)),
-				 1);
+	if (!atomic_load(&shut_done)) {
+		ck_assert_int_eq(weft_close(fd[0]), 0);
+		fd[0] = -1;
+	}
 	pthread_join(th, NULL);
 	said = atomic_load(&shut_said);
 	ck_assert_int_eq(said, 0);
-	weft_close(srv);
-	weft_close(cl);
+	weft_close(fd[0]);
+	weft_close(fd[1]);
+}
+
+/* arg: the receive call; over UDP, and Unix datagram and seqpacket. */
+static void *shut_main(void *arg)
+{
+	shut_one((recv_fn)arg, AF_INET, SOCK_DGRAM);
+	shut_one((recv_fn)arg, AF_UNIX, SOCK_DGRAM);
+	shut_one((recv_fn)arg, AF_UNIX, SOCK_SEQPACKET);
 	return NULL;
 }
 
 START_TEST(udp_shut_rd_ends_receive)
 {
-	weft_test_run(shut_main, NULL, 2);
+	weft_test_run(shut_main, (void *)via_recvfrom, 2);
+}
+END_TEST
+
+START_TEST(recv_shut_rd_ends_receive)
+{
+	weft_test_run(shut_main, (void *)via_recv, 2);
+}
+END_TEST
+
+START_TEST(readv_shut_rd_ends_receive)
+{
+	weft_test_run(shut_main, (void *)via_readv, 2);
 }
 END_TEST
 
@@ -783,6 +853,9 @@ int main(void)
 	tcase_add_test(tc, udp_empty_datagram);
 	tcase_add_test(tc, udp_errqueue_never_waits);
 	tcase_add_test(tc, udp_shut_rd_ends_receive);
+	tcase_add_test(tc, recv_errqueue_never_waits);
+	tcase_add_test(tc, recv_shut_rd_ends_receive);
+	tcase_add_test(tc, readv_shut_rd_ends_receive);
 	suite_add_tcase(s, tc);
 	return io_test_main(s);
 }

@@ -757,6 +757,17 @@ void weft__fdready_event(uint64_t data, uint32_t events)
 	weft__spin_unlock(&rec->lock);
 }
 
+bool weft__fdready_read_hup(int fd)
+{
+	struct fdrec *rec = rec_of(fd, false);
+
+	/* relaxed: the call's begin read the tick with acquire, and the
+	 * event stores hup before wake_all's release store of the tick; a
+	 * hup stored after that moved the tick, so the call tries again. */
+	return rec && atomic_load_explicit(&rec->hup[WEFT__READ],
+					   memory_order_relaxed);
+}
+
 int weft__fdready_hold(struct weft__fd_hold *h, int fd)
 {
 	struct fdrec *rec = rec_of(fd, true);

@@ -188,6 +188,14 @@ static inline long weft__fdready_call(int fd, enum weft__dir dir,
 	return r;
 }
 
+/* Whether an event of fd's registration in the poll set said its read
+ * side ended (EPOLLRDHUP, EPOLLHUP or EPOLLERR: rec->hup, sticky until
+ * weft lets the number go). One relaxed load, no system call, for a task's
+ * receive that got EAGAIN: an event that sets it also moves the read
+ * tick, so a call that missed it tries again and sees it. false for an fd
+ * weft never registered. */
+bool weft__fdready_read_hup(int fd);
+
 /* Internal test interface, not API: if set, called at the moments a call
  * comes back to its fd, so that a test can close or reuse fd there, as
  * another thread may: when an attempt said EAGAIN, before the call waits;

@@ -101,7 +101,10 @@ WEFT_MUST_CHECK int weft_connect_addr(int fd, const struct sockaddr *addr,
 /* ---- Stream and datagram I/O (any socket) -------------------------------- */
 
 /* Receives up to len bytes. Returns the count (0: the peer closed, or len is
- * 0), or -errno (-ECONNRESET, -EBADF, -EFAULT for a NULL buf, ...). */
+ * 0; on a datagram socket also once its read side is shut down, with
+ * shutdown(2) SHUT_RD, and nothing is queued, as recv(2) says), or -errno
+ * (-ECONNRESET, -EBADF, -EFAULT for a NULL buf, ...). MSG_ERRQUEUE never
+ * waits, as recvmsg(2): -EAGAIN if no error is queued. */
 WEFT_MUST_CHECK ssize_t weft_recv(int fd, void *buf, size_t len, int flags);
 
 /* Sends up to len bytes (MSG_NOSIGNAL is implied). Returns the count sent,
@@ -118,7 +121,9 @@ WEFT_MUST_CHECK ssize_t weft_send_all(int fd, const void *buf, size_t len,
 				      int flags, size_t *sent);
 
 /* Scatter / gather at the current position (sockets, pipes, files). Returns
- * the count or -errno. weft_writev() on a socket implies MSG_NOSIGNAL; on
+ * the count or -errno; weft_readv() 0 at end of file, and on a datagram
+ * socket once its read side is shut down and nothing is queued, as
+ * readv(2). weft_writev() on a socket implies MSG_NOSIGNAL; on
  * a pipe whose reader is gone it returns -EPIPE while weft_run runs, which
  * keeps SIGPIPE from killing the process (see weft_run in weft/task.h). */
 WEFT_MUST_CHECK ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt);
