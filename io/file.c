@@ -244,9 +244,10 @@ static ssize_t rw(int fd, void *buf, size_t len, off_t off, bool write)
 		return -EBADF;
 	if (off < 0)
 		return -EINVAL;
-	if (!len)
-		return 0;
-	if (!buf)
+	/* No bytes still go to the kernel, as pread(2) and pwrite(2) take
+	 * them: what they say of the fd (-EBADF, -ESPIPE, ...) is what the
+	 * caller learns, and a NULL buffer is no fault. */
+	if (!buf && len)
 		return -EFAULT;
 	if (weft__io_path() != WEFT__RING)
 		return file_call(&c);

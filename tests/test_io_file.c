@@ -548,6 +548,54 @@ START_TEST(cancelled_file_call_makes_no_call)
 }
 END_TEST
 
+/*
+ * A call of no bytes says what pread(2) / pwrite(2) say of one: 0 for a
+ * file that takes it, -EBADF for a closed fd or one open the other way,
+ * -ESPIPE for a pipe; in a cancelled task -ECANCELED, as for any length.
+ * It said 0 for all of them, on both drivers, in a task and on a plain
+ * thread.
+ */
+static void zero_length_calls(void)
+{
+	int p[2], ro, wo;
+	char b[1];
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ro = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	wo = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	ck_assert(ro >= 0 && wo >= 0);
+	ck_assert_int_eq(weft_pread(ro, b, 0, 0), 0);
+	ck_assert_int_eq(weft_pread(ro, NULL, 0, 0), 0);
+	ck_assert_int_eq(weft_pwrite(wo, b, 0, 0), 0);
+	ck_assert_int_eq(weft_pwrite(ro, b, 0, 0), -EBADF);
+	ck_assert_int_eq(weft_pread(wo, b, 0, 0), -EBADF);
+	ck_assert_int_eq(weft_pread(p[0], b, 0, 0), -ESPIPE);
+	ck_assert_int_eq(weft_pwrite(p[1], b, 0, 0), -ESPIPE);
+	ck_assert_int_eq(close(p[1]), 0);
+	ck_assert_int_eq(weft_pread(p[1], b, 0, 0), -EBADF); /* closed */
+	ck_assert_int_eq(close(p[0]), 0);
+	ck_assert_int_eq(close(ro), 0);
+	ck_assert_int_eq(close(wo), 0);
+}
+
+static void *zero_length_main(void *arg)
+{
+	char b[1];
+
+	(void)arg;
+	zero_length_calls();
+	ck_assert_int_eq(weft_cancel(weft_current()), 0);
+	ck_assert_int_eq(weft_pread(0, b, 0, 0), -ECANCELED);
+	return NULL;
+}
+
+START_TEST(zero_length_says_what_the_call_says)
+{
+	weft_test_run(zero_length_main, NULL, 2);
+	zero_length_calls(); /* a plain thread's */
+}
+END_TEST
+
 /* ---- weft_open of a FIFO blocks as open(2) does ------------------------- */
 
 /* open(2) of a FIFO without O_NONBLOCK waits for the other end: a writer
@@ -1119,6 +1167,7 @@ int main(void)
 	tcase_add_test(tc, pread_pipe_espipe);
 	tcase_add_test(tc, pread_offsetless_espipe);
 	tcase_add_test(tc, cancelled_file_call_makes_no_call);
+	tcase_add_test(tc, zero_length_says_what_the_call_says);
 	tcase_add_test(tc, escape_hatch);
 	tcase_add_test(tc, send_zc_result);
 	tcase_add_test(tc, close_withdraws_unsubmitted_op);
