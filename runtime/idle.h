@@ -1,8 +1,9 @@
 /*
  * Idle workers: who sleeps, who searches (after Tokio's idle.rs).
  *
- * A worker with nothing to run first searches (steals); at most half the
- * awake workers search at once, so a burst of wake-ups does not stampede.
+ * A worker with nothing to run first searches (steals), if fewer than half
+ * the awake workers search (so 2 of 3 may), so that a burst of wake-ups
+ * does not stampede.
  * A searcher that finds work and was the last searcher wakes one sleeper to
  * keep looking. A producer wakes a sleeper only when nobody is searching.
  *

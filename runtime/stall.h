@@ -4,8 +4,10 @@
  *
  * A worker is stalled while its tick count (one per pick) stays put and it
  * runs the same task. The monitor looks at least every half threshold
- * while stall reports are on, armed or not, so a stall is reported between
- * one threshold and one and a half after it began.
+ * while stall reports are on, armed or not. A stall is counted from the
+ * first look that saw it, up to half a threshold after it began, and
+ * reported at the first look a threshold after that, up to half a
+ * threshold later again: between one threshold and two after it began.
  */
 #ifndef WEFT_RUNTIME_STALL_H
 #define WEFT_RUNTIME_STALL_H
