@@ -153,7 +153,7 @@ struct buf_args {
 	int flags;
 	size_t done; /* MSG_WAITALL: received so far */
 	int type;    /* MSG_WAITALL: the socket's SO_TYPE, once learnt */
-	bool polled; /* weft__recv_shut */
+	bool polled; /* weft__recv_or_end */
 };
 
 /* Where a receive's attempt starts in buf: after what a WAITALL receive
@@ -221,16 +221,24 @@ static inline long recv_rest(int fd, struct buf_args *a, size_t from)
 		       : weft__sock_recv(fd, at, room, a->flags);
 }
 
+static long recv_attempt(int fd, void *arg)
+{
+	struct buf_args *a = arg;
+
+	return recv_rest(fd, a, recv_from(a));
+}
+
 static inline long try_recv(int fd, void *arg)
 {
 	struct buf_args *a = arg;
 	for (;;) {
 		size_t from = recv_from(a);
-		long r = recv_rest(fd, a, from);
 		/* A receive that waits: its EAGAIN may be an end of file
 		 * (sock.h). MSG_DONTWAIT says EAGAIN, as recv(2). */
-		if (!(a->flags & (MSG_DONTWAIT | MSG_ERRQUEUE)))
-			r = weft__recv_shut(fd, r, &a->polled);
+		long r = a->flags & (MSG_DONTWAIT | MSG_ERRQUEUE)
+				 ? recv_rest(fd, a, from)
+				 : weft__recv_or_end(fd, recv_attempt, a,
+						     &a->polled);
 		if (!(a->flags & MSG_WAITALL))
 			return r;
 		if (r > 0 && (a->done = from + (size_t)r) < a->len &&
@@ -391,14 +399,13 @@ long weft__try_recvmsg(int fd, void *arg)
 struct iov_args {
 	const struct iovec *iov;
 	int iovcnt;
-	bool polled; /* weft__recv_shut */
+	bool polled; /* weft__recv_or_end */
 };
 
 /* On the ring a readv is a recvmsg, which may be attempted without
  * waiting in the kernel; a descriptor that is no socket (a pipe) takes
- * readv(2). It always waits: its EAGAIN may be an end of file (sock.h;
- * a pipe's never is: its read says 0 once the writer is gone). */
-static long try_readv(int fd, void *arg)
+ * readv(2). */
+static long readv_attempt(int fd, void *arg)
 {
 	struct iov_args *a = arg;
 	struct msghdr msg = { .msg_iov = (struct iovec *)a->iov,
@@ -409,7 +416,16 @@ static long try_readv(int fd, void *arg)
 	    (r = ring_recvmsg(fd, &(struct msg_args){ &msg, 0, false })) ==
 		    -ENOTSOCK)
 		r = weft__sys(readv(fd, a->iov, a->iovcnt));
-	return weft__recv_shut(fd, r, &a->polled);
+	return r;
+}
+
+/* A readv always waits: its EAGAIN may be an end of file (sock.h; a
+ * pipe's never is: its read says 0 once the writer is gone). */
+static long try_readv(int fd, void *arg)
+{
+	struct iov_args *a = arg;
+
+	return weft__recv_or_end(fd, readv_attempt, a, &a->polled);
 }
 
 /* writev on a socket goes through sendmsg, for MSG_NOSIGNAL: a write to a

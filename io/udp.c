@@ -61,7 +61,7 @@ static long try_recvmsg_shut(int fd, void *arg)
 {
 	struct msg_args *a = arg;
 
-	return weft__recv_shut(fd, weft__try_recvmsg(fd, a), &a->polled);
+	return weft__recv_or_end(fd, weft__try_recvmsg, a, &a->polled);
 }
 
 ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags,
