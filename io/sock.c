@@ -235,7 +235,7 @@ static inline long try_recv(int fd, void *arg)
 		size_t from = recv_from(a);
 		/* A receive that waits: its EAGAIN may be an end of file
 		 * (sock.h). MSG_DONTWAIT says EAGAIN, as recv(2). */
-		long r = a->flags & (MSG_DONTWAIT | MSG_ERRQUEUE)
+		long r = weft__sock_tries_once(WEFT__READ, a->flags)
 				 ? recv_rest(fd, a, from)
 				 : weft__recv_or_end(fd, recv_attempt, a,
 						     &a->polled);
@@ -271,12 +271,7 @@ static inline long try_send(int fd, void *arg)
 	return r < 0 ? r : (long)a->done;
 }
 
-/* A call with flags: MSG_DONTWAIT tries once. So does a read of the
- * error queue: recvmsg(2) with MSG_ERRQUEUE never waits (an empty queue
- * says EAGAIN, whatever the data queue holds), so waiting for readability
- * and trying again would wait for what does not end it: a task until its
- * deadline, a plain thread spinning in poll(2) while a datagram is
- * queued. */
+/* A call with flags: some try once (sock.h). */
 static long try_or_wait(int fd, enum weft__dir dir, weft__try_fn try,
 			struct buf_args *a, const char *call)
 {
@@ -289,8 +284,7 @@ static long try_or_wait(int fd, enum weft__dir dir, weft__try_fn try,
 		dir == WEFT__WRITE ||
 		!(a->flags & (MSG_PEEK | MSG_WAITALL | MSG_OOB | MSG_ERRQUEUE));
 
-	if ((a->flags & MSG_DONTWAIT) ||
-	    (dir == WEFT__READ && (a->flags & MSG_ERRQUEUE)))
+	if (weft__sock_tries_once(dir, a->flags))
 		return weft__io_once(fd, try, a);
 	return weft__io_try(fd, dir, try, a, moves_all ? a->len : 0, call);
 }

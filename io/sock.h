@@ -35,12 +35,24 @@ struct msg_args {
 	bool polled;
 };
 
+/* Whether a call with these flags tries once: MSG_DONTWAIT, or a read of
+ * the error queue. recvmsg(2) with MSG_ERRQUEUE never waits (an empty
+ * queue says EAGAIN, whatever the data queue holds), so waiting for
+ * readability and trying again would wait for what does not end it: a
+ * task until its deadline, a plain thread spinning in poll(2) while a
+ * datagram is queued. */
+static inline bool weft__sock_tries_once(enum weft__dir dir, int flags)
+{
+	return (flags & MSG_DONTWAIT) ||
+	       (dir == WEFT__READ && (flags & MSG_ERRQUEUE));
+}
+
 /* Whether fd's read side is shut down: poll(2) says POLLRDHUP. */
 bool weft__sock_read_shut(int fd);
 
 /*
- * One attempt of a receive that waits (not MSG_DONTWAIT, not
- * MSG_ERRQUEUE): try's result, or 0 for an end of file its EAGAIN hid. A
+ * One attempt of a receive that waits (not weft__sock_tries_once): try's
+ * result, or 0 for an end of file its EAGAIN hid. A
  * datagram or seqpacket socket after shutdown(2) SHUT_RD (the usual way
  * to wake a receiver) polls readable with nothing queued, and its
  * non-blocking receive says EAGAIN where the blocking one says 0, an end

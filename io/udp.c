@@ -9,16 +9,11 @@
 #include "call.h"
 #include "sock.h"
 
-/* MSG_DONTWAIT tries once. So does a read of the error queue: recvmsg(2)
- * with MSG_ERRQUEUE never waits (an empty queue says EAGAIN, whatever the
- * data queue holds), so waiting for readability and trying again would
- * wait for what does not end it: a task until its deadline, a plain
- * thread spinning in poll(2) while a datagram is queued. */
+/* Some flags try once (sock.h). */
 static long msg_call(int fd, enum weft__dir dir, weft__try_fn try,
 		     struct msg_args *a, const char *call)
 {
-	if ((a->flags & MSG_DONTWAIT) ||
-	    (dir == WEFT__READ && (a->flags & MSG_ERRQUEUE)))
+	if (weft__sock_tries_once(dir, a->flags))
 		return weft__io_once(fd, try, a);
 	return weft__io_try(fd, dir, try, a, 0, call);
 }
@@ -79,8 +74,9 @@ ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags,
 	if (!from != !fromlen)
 		return -EINVAL;
 	r = msg_call(fd, WEFT__READ,
-		     flags & (MSG_DONTWAIT | MSG_ERRQUEUE) ? weft__try_recvmsg
-							   : try_recvmsg_shut,
+		     weft__sock_tries_once(WEFT__READ, flags)
+			     ? weft__try_recvmsg
+			     : try_recvmsg_shut,
 		     &(struct msg_args){ &msg, flags, false }, "recvfrom");
 	if (r >= 0 && fromlen)
 		*fromlen = msg.msg_namelen;

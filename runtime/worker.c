@@ -211,9 +211,8 @@ static void maintain(struct weft_runtime *rt, struct weft_worker *w,
 {
 	weft__driver_poll(w->driver, since(tick, &w->harvested_at,
 					   WEFT__HARVEST_INTERVAL));
-	if (since(tick, &w->timers_checked_at, TIMER_CHECK_INTERVAL) &&
-	    weft__timers_pending(&w->timers))
-		fire_timers(rt, w);
+	if (since(tick, &w->timers_checked_at, TIMER_CHECK_INTERVAL))
+		fire_timers(rt, w); /* an empty heap returns at once */
 	share_woken(rt, w);
 	if (tick - w->relief.at >= RELIEF_INTERVAL) {
 		w->relief.at = tick;
