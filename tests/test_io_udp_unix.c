@@ -337,6 +337,40 @@ static ssize_t via_readv(int fd, void *buf, size_t len, int flags)
 	return weft_readv(fd, &iov, 1);
 }
 
+/* A receive on a plain thread, and what it said once it returned. */
+static struct {
+	recv_fn rx;
+	int fd, flags;
+	atomic_long said;
+	atomic_bool done;
+} plain;
+
+static void *plain_recv(void *arg)
+{
+	char b[8];
+
+	(void)arg;
+	atomic_store(&plain.said,
+		     (long)plain.rx(plain.fd, b, sizeof(b), plain.flags));
+	atomic_store(&plain.done, true);
+	return NULL;
+}
+
+/* Starts rx(fd, ..., flags) on the plain thread *th and gives it a
+ * second: returns whether it returned (one that spins or waits has not,
+ * and the caller ends it). */
+static bool plain_recv_returns(pthread_t *th, recv_fn rx, int fd, int flags)
+{
+	plain.rx = rx;
+	plain.fd = fd;
+	plain.flags = flags;
+	atomic_store(&plain.done, false);
+	ck_assert_int_eq(pthread_create(th, NULL, plain_recv, NULL), 0);
+	for (int i = 0; i < 1000 && !atomic_load(&plain.done); i++)
+		weft_sleep(WEFT_MSEC);
+	return atomic_load(&plain.done);
+}
+
 /* ---- the error queue ---------------------------------------------------- */
 
 /* recvmsg(2) with MSG_ERRQUEUE never waits: an empty error queue says
@@ -345,22 +379,6 @@ static ssize_t via_readv(int fd, void *buf, size_t len, int flags)
  * good), and a plain thread on a socket weft made (non-blocking) spun in
  * its poll and retry loop for as long as a datagram was queued, at 100%
  * CPU. */
-static int errq_fd;
-static recv_fn errq_recv;
-static atomic_long errq_said;
-static atomic_bool errq_done;
-
-static void *errq_thread(void *arg)
-{
-	char b[8];
-
-	(void)arg;
-	atomic_store(&errq_said,
-		     (long)errq_recv(errq_fd, b, sizeof(b), MSG_ERRQUEUE));
-	atomic_store(&errq_done, true);
-	return NULL;
-}
-
 static void *errq_main(void *arg)
 {
 	static const int one = 1;
@@ -375,7 +393,6 @@ static void *errq_main(void *arg)
 	struct weft_deadline d;
 	pthread_t th;
 	char b[8];
-	long said;
 
 	ck_assert_int_ge(srv, 0);
 	ck_assert_int_ge(cl, 0);
@@ -393,23 +410,16 @@ static void *errq_main(void *arg)
 			 1);
 	ck_assert_int_eq(rx(srv, b, sizeof(b), MSG_ERRQUEUE), -EAGAIN);
 	weft_deadline_leave(&d);
-	/* A plain thread, the datagram still queued. */
-	errq_fd = srv;
-	errq_recv = rx;
-	atomic_store(&errq_done, false);
-	ck_assert_int_eq(pthread_create(&th, NULL, errq_thread, NULL), 0);
-	for (int i = 0; i < 1000 && !atomic_load(&errq_done); i++)
-		weft_sleep(WEFT_MSEC);
-	/* One that spins ends once an error is queued: a datagram to a
-	 * closed port comes back as ICMP port unreachable. */
-	if (!atomic_load(&errq_done))
+	/* A plain thread, the datagram still queued. One that spins ends
+	 * once an error is queued: a datagram to a closed port comes back as
+	 * ICMP port unreachable. */
+	if (!plain_recv_returns(&th, rx, srv, MSG_ERRQUEUE))
 		ck_assert_int_eq(weft_sendto(srv, "y", 1, 0,
 					     (struct sockaddr *)&dead,
 					     sizeof(dead)),
 				 1);
 	pthread_join(th, NULL);
-	said = atomic_load(&errq_said);
-	ck_assert_int_eq(said, -EAGAIN);
+	ck_assert_int_eq(atomic_load(&plain.said), -EAGAIN);
 	/* The datagram is still there, and an error, once queued, is read
 	 * from the queue. */
 	ck_assert_int_eq(rx(srv, b, sizeof(b), 0), 1);
@@ -447,20 +457,7 @@ END_TEST
  * "wait": a task waited for an edge that never came (until its deadline),
  * and a plain thread on a socket weft made spun in poll(2) and retried at
  * 100% CPU. The same for a Unix datagram or seqpacket socket. */
-static atomic_long shut_said;
-static atomic_bool shut_done;
-static int shut_fd;
 static recv_fn shut_recv;
-
-static void *shut_thread(void *arg)
-{
-	char b[8];
-
-	(void)arg;
-	atomic_store(&shut_said, (long)shut_recv(shut_fd, b, sizeof(b), 0));
-	atomic_store(&shut_done, true);
-	return NULL;
-}
 
 static void *shut_task(void *arg)
 {
@@ -507,7 +504,6 @@ static void shut_one(recv_fn rx, int family, int type)
 	int fd[2];
 	void *res;
 	char b[8];
-	long said;
 
 	dgram_pair(family, type, fd);
 	shut_recv = rx;
@@ -530,18 +526,12 @@ static void shut_one(recv_fn rx, int family, int type)
 	/* A plain thread. One that spins ends once weft_close takes the fd
 	 * (-EBADF; a datagram would do over UDP, but a Unix peer's send to
 	 * a socket shut for reading says EPIPE). */
-	shut_fd = fd[0];
-	atomic_store(&shut_done, false);
-	ck_assert_int_eq(pthread_create(&th, NULL, shut_thread, NULL), 0);
-	for (int i = 0; i < 1000 && !atomic_load(&shut_done); i++)
-		weft_sleep(WEFT_MSEC);
-	if (!atomic_load(&shut_done)) {
+	if (!plain_recv_returns(&th, rx, fd[0], 0)) {
 		ck_assert_int_eq(weft_close(fd[0]), 0);
 		fd[0] = -1;
 	}
 	pthread_join(th, NULL);
-	said = atomic_load(&shut_said);
-	ck_assert_int_eq(said, 0);
+	ck_assert_int_eq(atomic_load(&plain.said), 0);
 	weft_close(fd[0]);
 	weft_close(fd[1]);
 }
