@@ -260,28 +260,6 @@ static void submit(struct weft__ring *r)
 		weft__unsent_sent(r->unsent);
 }
 
-static struct io_uring_sqe *get_sqe(struct weft__ring *r)
-{
-	struct io_uring_sqe *sqe;
-
-	while (!(sqe = io_uring_get_sqe(&r->uring)))
-		submit(r);
-	return sqe;
-}
-
-struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r)
-{
-	struct io_uring_sqe *sqe = get_sqe(r);
-
-	/* Untagged until its op tags it: a submit's look at the SQ (op.c's
-	 * weft__io_withdraw_aborted) must not follow a stale tag. */
-	io_uring_sqe_set_data(sqe, NULL);
-	weft__driver_count(&r->base.ops_submitted, 1);
-	if (io_uring_sq_ready(&r->uring) >= SUBMIT_BATCH)
-		r->base.round_due = true;
-	return sqe;
-}
-
 void weft__ring_submit(struct weft__ring *r)
 {
 	if (io_uring_sq_ready(&r->uring))
@@ -301,17 +279,12 @@ static bool is_task_op(const struct weft__ring *r,
 	return op && op != &r->wake_op && op != &r->pollset_op;
 }
 
-/* Submits what was prepared this round, then completes every ready CQE.
- * Returns how many events it handled. */
-static int reap_ring(struct weft__ring *r)
+/* Completes every ready CQE. Returns how many it handled. */
+static unsigned complete_cqes(struct weft__ring *r)
 {
-	struct weft__driver *d = &r->base;
 	struct io_uring_cqe *cqe;
 	unsigned head, seen = 0, ops = 0;
-	int n = weft__driver_run_inbox(d);
 
-	weft__ring_submit(r);
-	r->base.round_due = false;
 	/* Completion work the kernel left for us, or CQEs that overflowed
 	 * the CQ: one enter runs / flushes them. */
 	if (IO_URING_READ_ONCE(*r->uring.sq.kflags) &
@@ -337,7 +310,53 @@ static int reap_ring(struct weft__ring *r)
 					     memory_order_relaxed) +
 				ops,
 			memory_order_release);
-	return n + (int)seen;
+	return seen;
+}
+
+/* Submits what was prepared this round, then completes every ready CQE.
+ * Returns how many events it handled. */
+static int reap_ring(struct weft__ring *r)
+{
+	int n = weft__driver_run_inbox(&r->base);
+
+	weft__ring_submit(r);
+	r->base.round_due = false;
+	return n + (int)complete_cqes(r);
+}
+
+/*
+ * A free SQE, submitting the full SQ first. A submit the kernel refuses
+ * takes nothing: memory short, or (kernels whose io_submit_sqes says
+ * -EBUSY while CQEs wait in the overflow list) a CQ that only we can
+ * empty. Only reap completes CQEs, and it does not run while this loops,
+ * so complete them here: the refusal would otherwise last for ever. An
+ * op whose cancel message runs later in the same inbox (op.c) may so
+ * complete first; its cancel then finds nothing, as when its CQE comes
+ * between the cancel's prep and its submit.
+ */
+static struct io_uring_sqe *get_sqe(struct weft__ring *r)
+{
+	struct io_uring_sqe *sqe;
+
+	while (!(sqe = io_uring_get_sqe(&r->uring))) {
+		submit(r);
+		if (!io_uring_sq_space_left(&r->uring))
+			complete_cqes(r);
+	}
+	return sqe;
+}
+
+struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r)
+{
+	struct io_uring_sqe *sqe = get_sqe(r);
+
+	/* Untagged until its op tags it: a submit's look at the SQ (op.c's
+	 * weft__io_withdraw_aborted) must not follow a stale tag. */
+	io_uring_sqe_set_data(sqe, NULL);
+	weft__driver_count(&r->base.ops_submitted, 1);
+	if (io_uring_sq_ready(&r->uring) >= SUBMIT_BATCH)
+		r->base.round_due = true;
+	return sqe;
 }
 
 /*

@@ -62,8 +62,9 @@ static inline struct weft__ring *weft__ring_current(void)
 	return d && d->kind == WEFT_IO_URING ? (struct weft__ring *)d : NULL;
 }
 
-/* A free SQE, submitting the queue first if it is full. Never NULL. The
- * caller sets its user_data to an op. Owner only. */
+/* A free SQE, submitting the queue first if it is full (and completing
+ * CQEs meanwhile if the kernel refuses that submit: ring.c). Never NULL.
+ * The caller sets its user_data to an op. Owner only. */
 struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r);
 
 /* Submits the SQEs that wait for r's next round, now. Owner only. */
