@@ -1057,6 +1057,126 @@ START_TEST(stale_break_no_spin)
 END_TEST
 
 /*
+ * A regular file opened O_NONBLOCK reads as pread(2) reads it, on either
+ * driver, its pages in the cache or not: io_uring treats O_NONBLOCK as
+ * "supports nowait" (io_file_get_flags), so an inline attempt's -EAGAIN
+ * (a page not cached) goes to io-wq, which reads blocking; only
+ * RWF_NOWAIT, which weft never sets, makes that -EAGAIN final. ext4 or
+ * whatever /tmp is, tmpfs (/dev/shm), and procfs.
+ */
+static void nonblock_file_reads(const char *dir)
+{
+	char path[160];
+	size_t size = 1 << 20, n = 65536;
+	uint8_t *buf = malloc(size), *back = malloc(n);
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/weft-test-nb-%d", dir, (int)getpid());
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) { /* no such filesystem here */
+		free(buf);
+		free(back);
+		return;
+	}
+	io_fill(buf, size, 3, 0);
+	ck_assert_int_eq(write(fd, buf, size), (ssize_t)size);
+	ck_assert_int_eq(fsync(fd), 0);
+	close(fd);
+	fd = weft_open(path, O_RDONLY | O_NONBLOCK, 0);
+	ck_assert_int_ge(fd, 0);
+	/* Out of the page cache where the filesystem allows it. */
+	ck_assert_int_eq(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+	for (size_t off = 0; off < size; off += size / 4) {
+		ck_assert_int_eq(weft_pread(fd, back, n, (off_t)off),
+				 (ssize_t)n);
+		ck_assert_int_eq(memcmp(back, buf + off, n), 0);
+	}
+	ck_assert_int_eq(weft_close(fd), 0);
+	ck_assert_int_eq(unlink(path), 0);
+	free(buf);
+	free(back);
+}
+
+static void *nonblock_file_main(void *arg)
+{
+	char status[64];
+	int fd;
+
+	(void)arg;
+	nonblock_file_reads("/tmp");
+	nonblock_file_reads("/dev/shm");
+	fd = weft_open("/proc/self/status", O_RDONLY | O_NONBLOCK, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(weft_pread(fd, status, sizeof(status), 0),
+			 sizeof(status));
+	ck_assert_int_eq(memcmp(status, "Name:", 5), 0);
+	ck_assert_int_eq(weft_close(fd), 0);
+	return NULL;
+}
+
+START_TEST(pread_nonblock_file)
+{
+	weft_test_run(nonblock_file_main, NULL, 1);
+}
+END_TEST
+
+/*
+ * weft_open leaves the file description as open(2) would: the inline
+ * openat io_uring tries first runs with O_NONBLOCK added, and the kernel
+ * takes it off again before it installs the fd (io_openat2), so neither a
+ * dup nor another process sharing the description finds it non-blocking.
+ * Character devices, a FIFO with its other end there (the inline open
+ * succeeds), the controlling terminal if there is one, a regular file;
+ * and O_NONBLOCK asked for stays.
+ */
+static void check_open_flags(const char *path, int flags)
+{
+	int fd = weft_open(path, flags, 0);
+	int fl;
+
+	if (fd == -ENXIO && !strcmp(path, "/dev/tty"))
+		return; /* no controlling terminal */
+	ck_assert_msg(fd >= 0, "%s: %d", path, fd);
+	fl = fcntl(fd, F_GETFL);
+	ck_assert_int_ge(fl, 0);
+	ck_assert_msg((fl & O_NONBLOCK) == (flags & O_NONBLOCK),
+		      "%s: flags %#x for %#x", path, fl, flags);
+	ck_assert_int_eq(weft_close(fd), 0);
+}
+
+static void *open_flags_main(void *arg)
+{
+	char fifo[128], file[128];
+	int keep;
+
+	(void)arg;
+	tmp_path(fifo, sizeof(fifo), "flags-fifo");
+	tmp_path(file, sizeof(file), "flags-file");
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	/* Both ends present at once for the opens below. */
+	keep = open(fifo, O_RDWR | O_CLOEXEC);
+	ck_assert_int_ge(keep, 0);
+	for (int nb = 0; nb <= O_NONBLOCK; nb += O_NONBLOCK) {
+		check_open_flags("/dev/null", O_RDWR | nb);
+		check_open_flags("/dev/zero", O_RDONLY | nb);
+		check_open_flags("/dev/tty", O_RDWR | O_NOCTTY | nb);
+		check_open_flags(fifo, O_RDONLY | nb);
+		check_open_flags(fifo, O_WRONLY | nb);
+		check_open_flags(file, O_RDWR | O_CREAT | nb);
+	}
+	close(keep);
+	ck_assert_int_eq(unlink(fifo), 0);
+	ck_assert_int_eq(unlink(file), 0);
+	return NULL;
+}
+
+START_TEST(open_leaves_blocking)
+{
+	weft_test_run(open_flags_main, NULL, 1);
+}
+END_TEST
+
+/*
  * Far more ring operations in flight on one worker than its SQ (256) and
  * CQ (2048) hold, then all cancelled by one task that does not yield: the
  * worker's next reap runs every cancel message in one go, each preparing
@@ -1268,6 +1388,8 @@ int main(void)
 	tcase_add_test(tc, stale_break_no_spin);
 	tcase_add_test(tc, escape_hatch_plain_thread);
 	tcase_add_test(tc, refused_submit_withdrawn);
+	tcase_add_test(tc, pread_nonblock_file);
+	tcase_add_test(tc, open_leaves_blocking);
 	tcase_add_test(tc, many_ops_one_worker);
 	tcase_add_test(tc, many_ops_submit_refused_on_overflow);
 	tcase_add_test(tc, open_fifo_waits);
