@@ -1195,8 +1195,8 @@ static void *many_ops_one(void *arg)
 
 static void *many_ops_main(void *arg)
 {
-	/* Never below 6000: three CQs' worth of cancels, to overflow it. */
-	long n = weft_test_scaled(20000, 6000);
+	/* Never below 3000: more cancels than the CQ (2048) holds. */
+	long n = weft_test_scaled(20000, 3000);
 	weft_task_t *t = malloc((size_t)n * sizeof(*t));
 	struct weft_metrics m;
 
