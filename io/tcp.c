@@ -86,8 +86,11 @@ int weft_accept(int lfd, struct sockaddr *peer, socklen_t *peerlen)
 
 	if (lfd < 0)
 		return -EBADF;
-	if (!peer != !peerlen)
-		return -EINVAL;
+	/* As accept(2): with no address, peerlen is not used; an address
+	 * with nowhere to say its length is -EFAULT, told before a
+	 * connection is taken (the kernel takes one, then drops it). */
+	if (peer && !peerlen)
+		return -EFAULT;
 	/* Always learn the peer's family; copy the address out if asked. */
 	ss.ss_family = AF_UNSPEC;
 	r = (int)weft__io_try(lfd, WEFT__READ, try_accept, &a, 0, "accept");

@@ -71,14 +71,18 @@ ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags,
 
 	if (r)
 		return r;
-	if (!from != !fromlen)
-		return -EINVAL;
+	/* As recvfrom(2): with no address, fromlen is not used (neither read
+	 * nor written); an address with nowhere to say its length is the
+	 * kernel's -EFAULT, told here before a datagram is taken, where the
+	 * kernel's comes after it was consumed. */
+	if (from && !fromlen)
+		return -EFAULT;
 	r = msg_call(fd, WEFT__READ,
 		     weft__sock_tries_once(WEFT__READ, flags)
 			     ? weft__try_recvmsg
 			     : try_recvmsg_shut,
 		     &(struct msg_args){ &msg, flags, false }, "recvfrom");
-	if (r >= 0 && fromlen)
+	if (r >= 0 && from)
 		*fromlen = msg.msg_namelen;
 	return r;
 }

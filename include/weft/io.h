@@ -81,8 +81,10 @@ int weft_local_port(int fd);
 
 /* Accepts a connection (SOCK_CLOEXEC; TCP_NODELAY on a TCP one, as Go's
  * default: replies are sent when written, not held back by Nagle's
- * algorithm). peer/peerlen may be NULL. Returns the new fd or -errno;
- * -EMFILE / -ENFILE when out of descriptors (the listener stays usable). */
+ * algorithm). peer may be NULL (peerlen is then not used, as accept(2)
+ * says; peer without peerlen is -EFAULT, nothing taken). Returns the new
+ * fd or -errno; -EMFILE / -ENFILE when out of descriptors (the listener
+ * stays usable). */
 WEFT_MUST_CHECK int weft_accept(int lfd, struct sockaddr *peer,
 				socklen_t *peerlen);
 
@@ -190,12 +192,13 @@ WEFT_MUST_CHECK ssize_t weft_sendto(int fd, const void *buf, size_t len,
 				    int flags, const struct sockaddr *to,
 				    socklen_t tolen);
 
-/* One datagram; from/fromlen may be NULL. Returns its length (truncated to
- * len; with MSG_TRUNC its whole length, as recvfrom(2), though only len
- * bytes are stored), 0 once the socket's read side is shut down
- * (shutdown(2) SHUT_RD) and nothing is queued, or -errno. MSG_ERRQUEUE
- * never waits, as recvmsg(2): -EAGAIN if no error is queued (one that is
- * makes the socket readable, for weft_wait_fd). */
+/* One datagram; from may be NULL (fromlen is then not used, as
+ * recvfrom(2) says; from without fromlen is -EFAULT, nothing taken).
+ * Returns its length (truncated to len; with MSG_TRUNC its whole length,
+ * as recvfrom(2), though only len bytes are stored), 0 once the socket's
+ * read side is shut down (shutdown(2) SHUT_RD) and nothing is queued, or
+ * -errno. MSG_ERRQUEUE never waits, as recvmsg(2): -EAGAIN if no error is
+ * queued (one that is makes the socket readable, for weft_wait_fd). */
 WEFT_MUST_CHECK ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags,
 				      struct sockaddr *from,
 				      socklen_t *fromlen);
