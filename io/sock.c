@@ -374,11 +374,27 @@ static long ring_recvmsg(int fd, struct msg_args *a)
 	return weft__filled_iov(a->msg->msg_iov, (int)a->msg->msg_iovlen, r);
 }
 
-bool weft__sock_read_shut(int fd)
+/* poll(2)'s revents of fd for POLLRDHUP (with the POLLHUP and POLLERR
+ * it always reports), or POLLNVAL if the poll failed. */
+static short read_side(int fd)
 {
 	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
 
-	return poll(&p, 1, 0) == 1 && (p.revents & POLLRDHUP);
+	return poll(&p, 1, 0) < 0 ? POLLNVAL : p.revents;
+}
+
+bool weft__sock_read_shut(int fd)
+{
+	return read_side(fd) & POLLRDHUP;
+}
+
+bool weft__sock_read_shut_since(int fd, uint64_t tick)
+{
+	short ev = read_side(fd);
+
+	if (!(ev & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)))
+		weft__fdready_read_open(fd, tick);
+	return ev & POLLRDHUP;
 }
 
 long weft__try_recvmsg(int fd, void *arg)

@@ -50,6 +50,13 @@ static inline bool weft__sock_tries_once(enum weft__dir dir, int flags)
 /* Whether fd's read side is shut down: poll(2) says POLLRDHUP. */
 bool weft__sock_read_shut(int fd);
 
+/* The same, in a task, once fd's record kept a hang-up (tick: what
+ * weft__fdready_read_hup gave). If the poll finds no hang-up or error,
+ * the record is cleared (weft__fdready_read_open): the event was an
+ * error the receive read since (a connected UDP socket's ICMP port
+ * unreachable), and each later EAGAIN would pay this poll again. */
+bool weft__sock_read_shut_since(int fd, uint64_t tick);
+
 /*
  * One attempt of a receive that waits (not weft__sock_tries_once): try's
  * result, or 0 for an end of file its EAGAIN hid. A
@@ -63,7 +70,8 @@ bool weft__sock_read_shut(int fd);
  * The socket's type is not known here, and asking would cost a stream
  * socket's receive a system call; so the poll(2) is made only where a
  * stream rarely goes. In a task, only once the fd's poll-set registration
- * saw its read side end (weft__fdready_read_hup: one load). On a plain
+ * saw its read side end or fail (weft__fdready_read_hup: two loads), until
+ * such a poll finds neither (weft__sock_read_shut_since). On a plain
  * thread, which has no such record, only when an EAGAIN follows one that
  * was already waited out (*polled: the call's first EAGAIN sets it), i.e.
  * poll(2) said readable and the retry found nothing.
@@ -79,18 +87,20 @@ static inline long weft__recv_or_end(int fd, weft__try_fn try, void *arg,
 				     bool *polled)
 {
 	long r = try(fd, arg);
+	uint64_t tick;
 
 	if (r != -EAGAIN)
 		return r;
 	if (weft__driver_current()) {
-		if (!weft__fdready_read_hup(fd))
+		if (!weft__fdready_read_hup(fd, &tick) ||
+		    !weft__sock_read_shut_since(fd, tick))
 			return r;
 	} else if (!*polled) {
 		*polled = true;
 		return r;
-	}
-	if (!weft__sock_read_shut(fd))
+	} else if (!weft__sock_read_shut(fd)) {
 		return r;
+	}
 	r = try(fd, arg);
 	return r == -EAGAIN ? 0 : r;
 }

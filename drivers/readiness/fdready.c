@@ -51,8 +51,13 @@
  *    says 0 with no edge to come. So hup[dir], set under the lock before
  *    the tick moves by an event saying so (EPOLLRDHUP, EPOLLHUP,
  *    EPOLLERR; on TCP not EPOLLHUP alone: hang_ups), stops the skipping
- *    for good (Tokio's READ_CLOSED, which clearing readiness never
- *    clears).
+ *    (Tokio's READ_CLOSED, which clearing readiness never clears). Only
+ *    a poll(2) that finds no hang-up or error clears hup[READ]
+ *    (weft__fdready_read_open), and only if the tick read before it has
+ *    not moved: an end that came since comes with an event, which sets
+ *    it again, and a TCP FIN, once in, polls POLLRDHUP for good, so the
+ *    skip above never outruns it. hup[WRITE] stays until the number
+ *    goes.
  *  - holds lists the file calls that hold the fd and have not started
  *    (weft__fdready_hold until start or release), under the lock. running
  *    counts what may make a system call on the number now: the started
@@ -116,7 +121,7 @@ struct fdrec {
 	_Atomic uint32_t gen; /* written under the lock */
 	_Atomic bool tcp;     /* a TCP socket, set when registered */
 	_Atomic bool closing; /* closed once running is 0 */
-	_Atomic bool hup[2];  /* an event said closed or failed (sticky) */
+	_Atomic bool hup[2];  /* an event said closed or failed */
 	_Atomic int running;  /* calls that may make a system call on it */
 	_Atomic uint64_t reg; /* run id << 3 | WATCHED? | state */
 	_Atomic uint64_t tick[2];
@@ -757,15 +762,40 @@ void weft__fdready_event(uint64_t data, uint32_t events)
 	weft__spin_unlock(&rec->lock);
 }
 
-bool weft__fdready_read_hup(int fd)
+bool weft__fdready_read_hup(int fd, uint64_t *tick)
 {
 	struct fdrec *rec = rec_of(fd, false);
 
-	/* relaxed: the call's begin read the tick with acquire, and the
-	 * event stores hup before wake_all's release store of the tick; a
-	 * hup stored after that moved the tick, so the call tries again. */
-	return rec && atomic_load_explicit(&rec->hup[WEFT__READ],
-					   memory_order_relaxed);
+	if (!rec)
+		return false;
+	/* acquire: pairs with wake_all's release store, which an event makes
+	 * after it stored hup, so hup is seen if the tick is; and keeps the
+	 * caller's poll(2) after this read (weft__fdready_read_open relies on
+	 * it). relaxed, hup: ordered by that acquire; a hup stored after it
+	 * moved the tick, so the call tries again and sees it. */
+	*tick = atomic_load_explicit(&rec->tick[WEFT__READ],
+				     memory_order_acquire);
+	return atomic_load_explicit(&rec->hup[WEFT__READ],
+				    memory_order_relaxed);
+}
+
+void weft__fdready_read_open(int fd, uint64_t tick)
+{
+	struct fdrec *rec = rec_of(fd, false);
+
+	if (!rec)
+		return;
+	/* An event that says the read side ended after the caller's poll
+	 * looked moves the tick under this lock, before or after us: before,
+	 * we leave hup as it is; after, it stores hup again. */
+	weft__spin_lock(&rec->lock);
+	/* relaxed, both: under the lock, which every writer of the tick and
+	 * of hup holds. */
+	if (atomic_load_explicit(&rec->tick[WEFT__READ],
+				 memory_order_relaxed) == tick)
+		atomic_store_explicit(&rec->hup[WEFT__READ], false,
+				      memory_order_relaxed);
+	weft__spin_unlock(&rec->lock);
 }
 
 int weft__fdready_hold(struct weft__fd_hold *h, int fd)

@@ -189,12 +189,22 @@ static inline long weft__fdready_call(int fd, enum weft__dir dir,
 }
 
 /* Whether an event of fd's registration in the poll set said its read
- * side ended (EPOLLRDHUP, EPOLLHUP or EPOLLERR: rec->hup, sticky until
- * weft lets the number go). One relaxed load, no system call, for a task's
- * receive that got EAGAIN: an event that sets it also moves the read
- * tick, so a call that missed it tries again and sees it. false for an fd
- * weft never registered. */
-bool weft__fdready_read_hup(int fd);
+ * side ended (EPOLLRDHUP, EPOLLHUP or EPOLLERR: rec->hup, kept until weft
+ * lets the number go or weft__fdready_read_open). Two loads, no system
+ * call, for a task's receive that got EAGAIN: an event that sets it also
+ * moves the read tick, so a call that missed it tries again and sees it.
+ * false for an fd weft never registered. If true, *tick is the read
+ * tick, read before the hang-up, for weft__fdready_read_open. */
+bool weft__fdready_read_hup(int fd, uint64_t *tick);
+
+/* A poll(2) made after weft__fdready_read_hup said true (and gave tick)
+ * found fd's read side open: the event was an error the receive has read
+ * since (a connected UDP socket's ICMP port unreachable, EPOLLERR once),
+ * or a hang-up that no longer holds. Clears the record unless an event
+ * came since tick, which may say the side ended after the poll looked;
+ * so the next receive's EAGAIN costs no poll(2). One that ends later
+ * comes with an event, which sets it again. */
+void weft__fdready_read_open(int fd, uint64_t tick);
 
 /* Internal test interface, not API: if set, called at the moments a call
  * comes back to its fd, so that a test can close or reuse fd there, as
