@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -841,6 +842,66 @@ START_TEST(own_socket_after_a_libraries_close)
 }
 END_TEST
 
+/* The same when the call skips its attempt: a short weft_recv on the
+ * library's TCP socket said it was drained (fdready.c's short_at), the
+ * library closed it, and a TCP socket the program made itself (not
+ * weft) took the number with the read tick unmoved. The receive skipped
+ * its attempt, so nothing checked the registration, and waited for an
+ * edge of the file the kernel had dropped from the set (till its
+ * deadline). The new socket is non-blocking, as above. */
+static void *short_read_then_own_socket_main(void *arg)
+{
+	struct sockaddr_in to = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int l = weft_tcp_listen("127.0.0.1", 0, 0, 0), a, b, c, s, n;
+	struct weft_deadline d;
+	char buf[8];
+	weft_task_t w;
+
+	ck_assert_int_ge(l, 0);
+	to.sin_port = htons((uint16_t)weft_local_port(l));
+	ck_assert_int_ge(a = weft_connect("127.0.0.1", weft_local_port(l)), 0);
+	ck_assert_int_ge(b = weft_accept(l, NULL, NULL), 0);
+	/* b is the library's: a watch marks it so. */
+	ck_assert_int_eq(weft_wait_fd(b, WEFT_WRITABLE), WEFT_WRITABLE);
+	/* A receive that waits for the edge, then reads short. */
+	struct later lw = { a, 20 * MS };
+	ck_assert_int_eq(weft_spawn(&w, write_later, &lw), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	ck_assert_int_eq(weft_recv(b, buf, sizeof(buf), 0), 1);
+	(void)weft_deadline_leave(&d);
+	ck_assert_int_eq(weft_join(w, NULL), 0);
+	/* The program's own connection takes b's number: dup2 closes the
+	 * library's socket (its close(2)) with no window for another. */
+	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(c, 0);
+	ck_assert_int_eq(connect(c, (struct sockaddr *)&to, sizeof(to)), 0);
+	ck_assert_int_ge(s = weft_accept(l, NULL, NULL), 0);
+	ck_assert_int_eq(fcntl(c, F_SETFL, fcntl(c, F_GETFL) | O_NONBLOCK), 0);
+	n = b;
+	ck_assert_int_eq(dup2(c, n), n);
+	ck_assert_int_eq(close(c), 0);
+	struct later ls = { s, 20 * MS };
+	ck_assert_int_eq(weft_spawn(&w, write_later, &ls), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	ssize_t r = weft_recv(n, buf, sizeof(buf), 0);
+	(void)weft_deadline_leave(&d);
+	ck_assert_int_eq(weft_join(w, NULL), 0);
+	ck_assert_int_eq(r, 1);
+	ck_assert_int_eq(buf[0], 'x');
+	ck_assert_int_eq(weft_close(n), 0);
+	weft_close(s);
+	weft_close(a);
+	weft_close(l);
+	return arg;
+}
+
+START_TEST(own_socket_after_a_short_read)
+{
+	weft_test_run(short_read_then_own_socket_main, NULL, 2);
+}
+END_TEST
+
 /* Many tasks each wait on a pipe and read what plain threads write to it,
  * across four workers: every byte is read, and nobody waits for good. */
 #define PIPES 32
@@ -936,6 +997,7 @@ int main(void)
 	tcase_add_test(tc, close_between_the_cases_of_either);
 	tcase_add_test(tc, close_while_a_watch_polls);
 	tcase_add_test(tc, own_socket_after_a_libraries_close);
+	tcase_add_test(tc, own_socket_after_a_short_read);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

@@ -57,7 +57,9 @@
  *    not moved: an end that came since comes with an event, which sets
  *    it again, and a TCP FIN, once in, polls POLLRDHUP for good, so the
  *    skip above never outruns it. hup[WRITE] stays until the number
- *    goes.
+ *    goes. Nor on a registration a watch used (WATCHED): a library's
+ *    close(2) may have given the number to a file the set does not hold,
+ *    which only an attempt finds out.
  *  - holds lists the file calls that hold the fd and have not started
  *    (weft__fdready_hold until start or release), under the lock. running
  *    counts what may make a system call on the number now: the started
@@ -347,7 +349,21 @@ static int wait_ready(struct fdrec *rec, const struct weft__ready_call *c,
 	return weft__wait_park(w, unlock_rec, rec);
 }
 
-/* Whether the last transfer in dir, at this tick, was short (see top). */
+/* Whether a watch used fd's registration (see WATCHED): a library's fd,
+ * which it may have closed with close(2) since, and a file the program
+ * made itself (not weft: weft__fdready_fresh) taken its number. */
+static bool watched_reg(struct fdrec *rec)
+{
+	/* relaxed: a call's own begin read reg with acquire; a flag set
+	 * since by a watch on the same file only adds a check. */
+	return atomic_load_explicit(&rec->reg, memory_order_relaxed) & WATCHED;
+}
+
+/* Whether the last transfer in dir, at this tick, was short (see top).
+ * Never on a registration a watch used: the library may have closed its
+ * file with close(2) since and a file not in the set taken the number,
+ * which only an attempt's EAGAIN checks (weft__fdready_end); skipped, the
+ * call would wait for an edge of the dropped file. */
 static bool known_empty(struct fdrec *rec, int dir, uint64_t tick)
 {
 	/* relaxed: short_at is written and read by the fd's callers, and
@@ -355,7 +371,8 @@ static bool known_empty(struct fdrec *rec, int dir, uint64_t tick)
 	 * acquire load of tick that gave us tick (wake_all's release). */
 	return atomic_load_explicit(&rec->short_at[dir],
 				    memory_order_relaxed) == tick + 1 &&
-	       !atomic_load_explicit(&rec->hup[dir], memory_order_relaxed);
+	       !atomic_load_explicit(&rec->hup[dir], memory_order_relaxed) &&
+	       !watched_reg(rec);
 }
 
 static void note_transfer(struct fdrec *rec, int dir, uint64_t tick, long r,
@@ -510,16 +527,6 @@ int weft__fdready_begin(struct weft__ready_call *c, int fd, enum weft__dir dir)
 void (*weft__fdready_hook)(int fd, enum weft__fdready_moment at);
 
 static int registration_holds(struct fdrec *rec, int fd, uint32_t gen);
-
-/* Whether a watch used fd's registration (see WATCHED): a library's fd,
- * which it may have closed with close(2) since, and a file the program
- * made itself (not weft: weft__fdready_fresh) taken its number. */
-static bool watched_reg(struct fdrec *rec)
-{
-	/* relaxed: a call's own begin read reg with acquire; a flag set
-	 * since by a watch on the same file only adds a check. */
-	return atomic_load_explicit(&rec->reg, memory_order_relaxed) & WATCHED;
-}
 
 bool weft__fdready_end(struct weft__ready_call *c, long *result, size_t want,
 		       const char *call)
