@@ -346,6 +346,54 @@ START_TEST(number_reused_after_a_regular_file)
 }
 END_TEST
 
+/* As above, with a dup keeping the old file open: the kernel then keeps
+ * it in the set under the number, and its events keep coming with the
+ * number's epoll data. The first wait on the new file lets the record go
+ * (its gen moves), so from then on they are dropped: bytes written to
+ * the old file do not make the new one readable. */
+static void *dup_keeps_old_file_main(void *arg)
+{
+	int p[2], q[2], kept;
+	char c;
+	make_pipe(p);
+	ck_assert_int_eq(write(p[1], "a", 1), 1);
+	ck_assert_int_eq(weft_wait_fd(p[0], WEFT_READABLE), WEFT_READABLE);
+	ck_assert_int_eq(read(p[0], &c, 1), 1);
+	ck_assert_int_ge(kept = dup(p[0]), 0);
+	make_pipe(q);
+	ck_assert_int_eq(dup2(q[0], p[0]), p[0]);
+	ck_assert_int_eq(close(q[0]), 0);
+	struct weft_deadline d;
+	for (int i = 0; i < 3; i++) {
+		struct later l = { p[1], 5 * MS };
+		weft_task_t w;
+		ck_assert_int_eq(weft_spawn(&w, write_later, &l), 0);
+		ck_assert_int_eq(weft_deadline_enter(&d, 30 * MS), 0);
+		ck_assert_int_eq(weft_wait_fd(p[0], WEFT_READABLE), -ETIMEDOUT);
+		(void)weft_deadline_leave(&d);
+		ck_assert_int_eq(weft_join(w, NULL), 0);
+	}
+	struct later l = { q[1], 20 * MS };
+	weft_task_t w;
+	ck_assert_int_eq(weft_spawn(&w, write_later, &l), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	ck_assert_int_eq(weft_wait_fd(p[0], WEFT_READABLE), WEFT_READABLE);
+	ck_assert_int_eq(weft_deadline_leave(&d), 0);
+	ck_assert_int_eq(weft_join(w, NULL), 0);
+	ck_assert_int_eq(read(p[0], &c, 1), 1);
+	ck_assert_int_eq(weft_close(p[0]), 0);
+	close(kept);
+	close(p[1]);
+	close(q[1]);
+	return arg;
+}
+
+START_TEST(number_reused_while_a_dup_keeps_the_old_file)
+{
+	weft_test_run(dup_keeps_old_file_main, NULL, 2);
+}
+END_TEST
+
 /* A cancelled task, or one past its deadline, is told so though its fd
  * is ready, as weft_recv tells it before its attempt (weft/io.h): a loop
  * around a library's read whose peer keeps bytes coming must end. */
@@ -987,6 +1035,7 @@ int main(void)
 	tcase_add_test(tc, bad_input);
 	tcase_add_test(tc, number_reused_after_a_libraries_close);
 	tcase_add_test(tc, number_reused_after_a_regular_file);
+	tcase_add_test(tc, number_reused_while_a_dup_keeps_the_old_file);
 	tcase_add_test(tc, cancelled_or_expired_task_is_told_though_ready);
 	tcase_add_test(tc, hot_waiter_yields);
 	tcase_add_test(tc, select_mixes_fds_with_other_cases);
