@@ -950,6 +950,43 @@ START_TEST(own_socket_after_a_short_read)
 }
 END_TEST
 
+/* The same when the number was a regular file's, which epoll cannot
+ * watch: the record says so (a file that is never EAGAIN), and the
+ * receive on the socket that took the number said -EAGAIN, where it
+ * should wait. */
+static void *own_socket_after_a_file_main(void *arg)
+{
+	int f = open("/proc/self/exe", O_RDONLY | O_CLOEXEC), b[2];
+	ck_assert_int_ge(f, 0);
+	ck_assert_int_eq(weft_wait_fd(f, WEFT_READABLE), WEFT_READABLE);
+	ck_assert_int_eq(socketpair(AF_UNIX,
+				    SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+				    0, b),
+			 0);
+	ck_assert_int_eq(dup2(b[0], f), f);
+	ck_assert_int_eq(close(b[0]), 0);
+	struct later l = { b[1], 20 * MS };
+	weft_task_t w;
+	ck_assert_int_eq(weft_spawn(&w, write_later, &l), 0);
+	struct weft_deadline d;
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	char c = 0;
+	ssize_t r = weft_recv(f, &c, 1, 0);
+	(void)weft_deadline_leave(&d);
+	ck_assert_int_eq(weft_join(w, NULL), 0);
+	ck_assert_int_eq(r, 1);
+	ck_assert_int_eq(c, 'x');
+	ck_assert_int_eq(weft_close(f), 0);
+	close(b[1]);
+	return arg;
+}
+
+START_TEST(own_socket_after_a_libraries_file)
+{
+	weft_test_run(own_socket_after_a_file_main, NULL, 2);
+}
+END_TEST
+
 /* Many tasks each wait on a pipe and read what plain threads write to it,
  * across four workers: every byte is read, and nobody waits for good. */
 #define PIPES 32
@@ -1047,6 +1084,7 @@ int main(void)
 	tcase_add_test(tc, close_while_a_watch_polls);
 	tcase_add_test(tc, own_socket_after_a_libraries_close);
 	tcase_add_test(tc, own_socket_after_a_short_read);
+	tcase_add_test(tc, own_socket_after_a_libraries_file);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

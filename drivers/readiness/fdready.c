@@ -539,11 +539,13 @@ bool weft__fdready_end(struct weft__ready_call *c, long *result, size_t want,
 		/* Before waiting on a registration a watch used: whether the
 		 * set holds this file, as the watch checks (the kernel dropped
 		 * the file that had the number if a library closed it with
-		 * close(2); an event for this one would never come). Counted
-		 * still, as the watch's check: a weft_close since says
-		 * -EBADF. If the file is new to the set, the record was let
-		 * go: begin anew (c->rec NULL), which registers it. */
-		if (*result == -EAGAIN && c->pollable && watched_reg(rec))
+		 * close(2); an event for this one would never come). And on
+		 * any that says UNPOLLABLE: a regular file is never EAGAIN, so
+		 * the file is new, and the EAGAIN went back to the caller
+		 * unwaited. Counted still, as the watch's check: a weft_close
+		 * since says -EBADF. If the file is new to the set, the record
+		 * was let go: begin anew (c->rec NULL), which registers it. */
+		if (*result == -EAGAIN && (!c->pollable || watched_reg(rec)))
 			holds = registration_holds(rec, c->fd, c->gen);
 		leave(rec, c->fd);
 		if (holds < 0) {
@@ -591,7 +593,7 @@ static int poll_now(int fd, enum weft__dir dir)
  * a new file takes the number the record still says REGISTERED while the
  * kernel dropped the old file from the set: no event for the new one
  * would ever come. Or it says UNPOLLABLE, of a regular file, which polls
- * ready; a file that does not poll ready is a new one. An EPOLL_CTL_ADD
+ * ready and never says EAGAIN; a file that does either is a new one. An EPOLL_CTL_ADD
  * says EPERM for a regular file, EEXIST if the file is there; unlike a
  * MOD it re-arms nothing (a MOD queues the other direction's edge again,
  * an event to harvest per wait). If the ADD took the new file, lets the
