@@ -593,14 +593,15 @@ static int poll_now(int fd, enum weft__dir dir)
  * a new file takes the number the record still says REGISTERED while the
  * kernel dropped the old file from the set: no event for the new one
  * would ever come. Or it says UNPOLLABLE, of a regular file, which polls
- * ready and never says EAGAIN; a file that does either is a new one. An EPOLL_CTL_ADD
- * says EPERM for a regular file, EEXIST if the file is there; unlike a
- * MOD it re-arms nothing (a MOD queues the other direction's edge again,
- * an event to harvest per wait). If the ADD took the new file, lets the
- * number go as for a new fd of weft's own (weft__fdready_fresh; forget
- * drops that registration too) and says 0: watch (or begin) again, which
- * registers it. Returns 1 if the registration holds, else 0, or -EBADF if
- * a weft_close came since the enter (see below). */
+ * ready and never says EAGAIN; a file that polls not ready or says EAGAIN
+ * is a new one. An EPOLL_CTL_ADD says EPERM for a regular file, EEXIST if
+ * the file is there; unlike a MOD it re-arms nothing (a MOD queues the
+ * other direction's edge again, an event to harvest per wait). If the ADD
+ * took the new file, lets the number go as for a new fd of weft's own
+ * (weft__fdready_fresh; forget drops that registration too) and says 0:
+ * watch (or begin) again, which registers it. Returns 1 if the
+ * registration holds, else 0, or -EBADF if a weft_close came since the
+ * enter (see below). */
 static int registration_holds(struct fdrec *rec, int fd, uint32_t gen)
 {
 	int holds = 0;
