@@ -14,4 +14,10 @@
 int weft__resolve(const char *host, uint16_t port, int socktype, int flags,
 		  struct addrinfo **res);
 
+/* A test's stand-in for getaddrinfo(3) on the blocking pool (a resolver
+ * that takes its time), or NULL. */
+extern int (*weft__resolve_hook)(const char *host, const char *service,
+				 const struct addrinfo *hints,
+				 struct addrinfo **res);
+
 #endif

@@ -25,6 +25,15 @@
  *  - nthreads counts threads started or being started; a failed start
  *    gives its slot back, and if none is left the queue is failed with
  *    -EAGAIN rather than left to wait forever.
+ *  - A thread's job is the one it runs (NULL between jobs), set and
+ *    cleared under the lock. At stop a thread whose job was abandoned is
+ *    not joined but detached: nobody waits for what it returns (a lookup
+ *    whose caller gave up), so weft_run returns as Go's process exit
+ *    does, not after a dead DNS server's timeouts. It moves from threads
+ *    to orphans, discards its job when fn returns, then unlinks and
+ *    frees itself and ends, touching nothing else of the pool: the next
+ *    weft_run may have started meanwhile. Listed in a global until then,
+ *    the thread and its job stay reachable for a leak check at exit.
  */
 #include <errno.h>
 #include <limits.h>
@@ -47,7 +56,9 @@ enum { JOB_NEW, JOB_QUEUED, JOB_RUNNING, JOB_DONE };
 
 struct pool_thread {
 	pthread_t tid;
-	struct pool_thread *next;
+	struct pool_thread *next, *prev;
+	struct weft__bjob *job; /* the one it runs, or NULL */
+	bool detached;          /* on orphans: stop left it to end alone */
 };
 
 static struct {
@@ -56,6 +67,8 @@ static struct {
 	int queued, nthreads, idle, max;
 	bool stopping;
 	struct pool_thread *threads;
+	struct pool_thread *orphans; /* detached by stop, still running */
+	int norphans;
 	_Atomic int seq;        /* futex word the idle threads sleep on */
 	_Atomic unsigned names; /* threads named so far: weft-blk-N */
 } pool = { .max = DEFAULT_MAX };
@@ -118,8 +131,23 @@ static void fail_queued(int reason)
 	}
 }
 
-static void *pool_main(void *unused)
+/* An abandoned job's thread that stop detached: it ends the job and
+ * itself (self is off threads, so nobody else frees it). */
+static void *orphan_exit(struct pool_thread *self, struct weft__bjob *job)
 {
+	pool_unlock();
+	job->discard(job);
+	pool_lock();
+	weft__list_unlink(pool.orphans, self);
+	pool.norphans--;
+	pool_unlock();
+	free(self);
+	return NULL;
+}
+
+static void *pool_main(void *arg)
+{
+	struct pool_thread *self = arg;
 	struct weft__bjob *job;
 	int seen;
 	void *res;
@@ -136,11 +164,15 @@ static void *pool_main(void *unused)
 		if ((job = pool.head)) {
 			job_unlink(job);
 			job->state = JOB_RUNNING;
+			self->job = job;
 			pool_unlock();
 			res = job->fn(job->arg);
 			pool_lock();
+			self->job = NULL;
 			job->result = res;
 			job->state = JOB_DONE;
+			if (self->detached)
+				return orphan_exit(self, job);
 			if (job->waiter) {
 				weft__waiter_notify(job->waiter, 0);
 			} else { /* abandoned */
@@ -170,12 +202,11 @@ static void *pool_main(void *unused)
 
 static void pool_spawn(void)
 {
-	struct pool_thread *t = malloc(sizeof(*t));
+	struct pool_thread *t = calloc(1, sizeof(*t));
 
-	if (t && !pthread_create(&t->tid, NULL, pool_main, NULL)) {
+	if (t && !pthread_create(&t->tid, NULL, pool_main, t)) {
 		pool_lock();
-		t->next = pool.threads;
-		pool.threads = t;
+		weft__list_push_front(pool.threads, t);
 		pool_unlock();
 		return;
 	}
@@ -324,6 +355,36 @@ int weft__blocking_start(int max_threads)
 	return 0;
 }
 
+/* Under the lock, at stop: detaches the threads that run an abandoned
+ * job (see the top), moving them from threads to orphans. */
+static void detach_abandoned(void)
+{
+	struct pool_thread *t, *next;
+
+	for (t = pool.threads; t; t = next) {
+		next = t->next;
+		if (!t->job || t->job->waiter)
+			continue;
+		weft__list_unlink(pool.threads, t);
+		t->detached = true;
+		weft__list_push_front(pool.orphans, t);
+		pool.norphans++;
+		/* Before the unlock: the thread frees t once it sees
+		 * detached, and t->tid with it. */
+		pthread_detach(t->tid);
+	}
+}
+
+int weft__blocking_orphans(void)
+{
+	int n;
+
+	pool_lock();
+	n = pool.norphans;
+	pool_unlock();
+	return n;
+}
+
 void weft__blocking_stop(void)
 {
 	struct pool_thread *t, *next;
@@ -331,6 +392,7 @@ void weft__blocking_stop(void)
 	pool_lock();
 	pool.stopping = true;
 	fail_queued(-ECANCELED);
+	detach_abandoned();
 	t = pool.threads;
 	pool.threads = NULL;
 	pool_unlock();

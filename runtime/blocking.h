@@ -11,10 +11,15 @@
 
 /* weft_run calls these: start after the workers started (sets the most
  * threads the pool may start; <= 0: 64), stop after they stopped (fails jobs
- * still queued with -ECANCELED, joins the threads, frees everything). The
- * pool also works before start, with the default maximum. Returns 0. */
+ * still queued with -ECANCELED, joins the threads, frees everything but
+ * the threads that run an abandoned job: those are detached and end, and
+ * free it and themselves, when its fn returns). The pool also works
+ * before start, with the default maximum. Returns 0. */
 int weft__blocking_start(int max_threads);
 void weft__blocking_stop(void);
+
+/* Threads stop detached that have not ended yet, for the tests. */
+int weft__blocking_orphans(void);
 
 /* The pool's threads, how many of them run a job, and jobs queued, for
  * weft_metrics. */
@@ -29,7 +34,9 @@ struct weft__bjob {
 	void *result;
 	/* Non-NULL: the job may be abandoned while it runs (the caller returns
 	 * -ECANCELED / -ETIMEDOUT at once); the pool thread then calls
-	 * discard(job) when fn returns, to free the result and the job. */
+	 * discard(job) when fn returns, to free the result and the job,
+	 * perhaps after weft_run returned. So fn and discard must need
+	 * nothing of the runtime's. */
 	void (*discard)(struct weft__bjob *job);
 	/* Private to blocking.c. */
 	struct weft__waiter *waiter;

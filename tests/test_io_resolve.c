@@ -1,13 +1,19 @@
 /* weft_getaddrinfo: numeric addresses in place, names (localhost only: no
  * network) on the blocking pool, many at once, cancellation and deadlines
- * while queued, errors, plain threads. */
+ * while queued, lookups given up on while they run, errors, plain
+ * threads. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include "test_util.h"
+#include "io/resolve.h"
+#include "runtime/blocking.h"
 
 #define WORKERS 4
 
@@ -203,6 +209,110 @@ START_TEST(cancel_and_deadline_while_queued)
 }
 END_TEST
 
+/* ---- a lookup given up on while it runs --------------------------------- */
+
+static atomic_int slow_started, slow_release, slow_returned;
+
+/* Seconds on CLOCK_MONOTONIC. */
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A resolver for which slow.invalid answers (127.0.0.1, so that the
+ * job's discard has a list to free) only once the test releases it, or
+ * after 30 s by the clock (a signal cuts usleep short: under valgrind a
+ * count of sleeps ran out at once): one whose DNS server is dead. */
+static int slow_gai(const char *host, const char *service,
+		    const struct addrinfo *hints, struct addrinfo **res)
+{
+	double t0 = mono_s();
+	int rc;
+
+	if (!host || strcmp(host, "slow.invalid"))
+		return getaddrinfo(host, service, hints, res);
+	atomic_fetch_add(&slow_started, 1);
+	while (!atomic_load(&slow_release) && mono_s() - t0 < 30)
+		usleep(1000);
+	rc = getaddrinfo("127.0.0.1", service, hints, res);
+	atomic_fetch_add(&slow_returned, 1);
+	return rc;
+}
+
+static void *slow_lookup(void *arg)
+{
+	struct addrinfo *ai = NULL;
+	int r = weft_getaddrinfo("slow.invalid", "1", &stream_hints, &ai);
+
+	(void)arg;
+	ck_assert_ptr_null(ai);
+	return (void *)(intptr_t)r;
+}
+
+/* A lookup with a deadline long enough for the pool to start it however
+ * slow the machine (valgrind took over 10 ms). */
+static void *timed_slow_lookup(void *arg)
+{
+	struct weft_deadline d;
+	void *r;
+
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	r = slow_lookup(arg);
+	weft_deadline_leave(&d);
+	return r;
+}
+
+/* Two lookups given up on while the resolver runs them: one times out,
+ * one is cancelled. Both return at once; main returns with them still
+ * running. */
+static void *give_up_main(void *arg)
+{
+	weft_task_t timed, cancelled;
+	void *res;
+
+	(void)arg;
+	ck_assert_int_eq(weft_spawn(&timed, timed_slow_lookup, NULL), 0);
+	ck_assert_int_eq(weft_spawn(&cancelled, slow_lookup, NULL), 0);
+	for (int i = 0; i < 10000 && atomic_load(&slow_started) < 2; i++)
+		weft_sleep(WEFT_MSEC);
+	ck_assert_int_eq(atomic_load(&slow_started), 2);
+	ck_assert_int_eq(weft_cancel(cancelled), 0);
+	ck_assert_int_eq(weft_join(cancelled, &res), 0);
+	ck_assert_int_eq((intptr_t)res, -ECANCELED);
+	ck_assert_int_eq(weft_join(timed, &res), 0);
+	ck_assert_int_eq((intptr_t)res, -ETIMEDOUT);
+	return NULL;
+}
+
+/* weft_run does not wait for a lookup nobody waits for (Go's exit does
+ * not): it returned with both still in the resolver, which then end
+ * detached and free their answers (the leak checks of the asan preset
+ * and valgrind see it). It waited for them, for a dead DNS server's
+ * timeouts. */
+START_TEST(given_up_lookup_does_not_hold_up_run)
+{
+	atomic_store(&slow_started, 0);
+	atomic_store(&slow_release, 0);
+	atomic_store(&slow_returned, 0);
+	/* release: slow_gai reads the counters reset above. */
+	__atomic_store_n(&weft__resolve_hook, slow_gai, __ATOMIC_RELEASE);
+	weft_test_run(give_up_main, NULL, WORKERS);
+	ck_assert_int_eq(atomic_load(&slow_returned), 0);
+	ck_assert_int_eq(weft__blocking_orphans(), 2);
+	/* A runtime started meanwhile has a pool of its own. */
+	weft_test_run(basics_main, NULL, WORKERS);
+	atomic_store(&slow_release, 1);
+	for (int i = 0; i < 10000 && weft__blocking_orphans(); i++)
+		usleep(1000);
+	ck_assert_int_eq(weft__blocking_orphans(), 0);
+	ck_assert_int_eq(atomic_load(&slow_returned), 2);
+	__atomic_store_n(&weft__resolve_hook, NULL, __ATOMIC_RELEASE);
+}
+END_TEST
+
 static void *thread_lookup(void *arg)
 {
 	resolve_ok("localhost", "22", 22);
@@ -228,6 +338,7 @@ int main(void)
 	tcase_add_test(tc, basics);
 	tcase_add_test(tc, many_at_once);
 	tcase_add_test(tc, cancel_and_deadline_while_queued);
+	tcase_add_test(tc, given_up_lookup_does_not_hold_up_run);
 	tcase_add_test(tc, plain_thread);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
