@@ -169,4 +169,9 @@ static inline long weft__io_try(int fd, enum weft__dir dir, weft__try_fn try,
 	return weft__fdready_call(fd, dir, try, arg, want, call);
 }
 
+/* A test's hook: weft_open under io_uring calls it with the path just
+ * before a FIFO reader's open on io-wq begins to wait for a writer (NULL:
+ * none). io/file.c. */
+extern void (*weft__fifo_wait_hook)(const char *path);
+
 #endif

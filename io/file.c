@@ -161,6 +161,8 @@ static int open_on_ring(const char *path, int flags, mode_t mode, bool may_wait)
 	return (int)ring_wait(&io, sqe);
 }
 
+void (*weft__fifo_wait_hook)(const char *path);
+
 static bool is_fifo(int fd)
 {
 	struct stat st;
@@ -180,6 +182,62 @@ static bool had_writer(int fd)
 	return poll(&p, 1, 0) == 1 && (p.revents & (POLLIN | POLLHUP));
 }
 
+/* How long a FIFO reader's open on io-wq waits before it looks again at
+ * its first fd for a writer it missed: from 1 ms, doubling, to 1 s. */
+#define FIFO_SLICE_MIN WEFT_MSEC
+#define FIFO_SLICE_MAX WEFT_SEC
+
+/* One slice of a FIFO reader's wait: open(2) on io-wq, cut short (the
+ * kernel interrupts its wait) after slice ns. Returns whether the slice
+ * ran out with nothing opened; else *r is the fd or -errno (-ETIMEDOUT,
+ * -ECANCELED: the caller's own deadline or cancellation). */
+static bool fifo_open_slice(const char *path, int flags, mode_t mode,
+			    int64_t slice, int *r)
+{
+	struct weft_deadline d;
+	void (*hook)(const char *);
+
+	/* acquire: pairs with the test's release store of the hook, which
+	 * published what the hook reads. */
+	if ((hook = __atomic_load_n(&weft__fifo_wait_hook, __ATOMIC_ACQUIRE)))
+		hook(path);
+	if ((*r = weft_deadline_enter(&d, slice)))
+		return false;
+	*r = open_on_ring(path, flags, mode, true);
+	weft_deadline_leave(&d);
+	if (*r != -ETIMEDOUT)
+		return false;
+	*r = weft__wait_check(weft__task_current());
+	return *r == 0;
+}
+
+/*
+ * A FIFO reader opened inline (fd) found no writer: waits for one as
+ * open(2) would, on io-wq, and returns the fd to keep (fd or a new one;
+ * the other is closed) or -errno. The kernel's wait sees only writers
+ * that open after it began: one that came and left between had_writer's
+ * look and then is missed, and it is the common case, not a rare one: a
+ * writer already waiting in its open(2) (`echo x > fifo` run first) is let
+ * through by fd's open, writes and leaves while the wait is queued. So
+ * the wait is cut into slices, and between them fd is asked again: it
+ * saw such a writer (its bytes, or its hang-up). A waiting reader thus
+ * costs one io-wq open a second once the slices have grown.
+ */
+static int fifo_await_writer(const char *path, int flags, mode_t mode, int fd)
+{
+	int64_t slice = FIFO_SLICE_MIN;
+	int r;
+
+	while (fifo_open_slice(path, flags, mode, slice, &r)) {
+		if (had_writer(fd))
+			return fd;
+		if (slice < FIFO_SLICE_MAX)
+			slice *= 2;
+	}
+	close(fd);
+	return r;
+}
+
 /*
  * The inline open differs from open(2) for a FIFO, whose open waits for
  * the other end: a writer with no reader fails with -ENXIO, a reader with
@@ -187,15 +245,16 @@ static bool had_writer(int fd)
  * on io-wq, which waits (all opens there cost 20 us against 4.5 here, so
  * only they go). The reader keeps its first fd until then, so a writer
  * that opens meanwhile finds a reader, as it would beside a blocked
- * open(2). An open that may create or truncate is never tried inline (it
- * would only say -EAGAIN): it goes to io-wq at once, and waits there
- * once, as open(2) does. Opened inline and again, a FIFO reader whose
- * writer came, wrote and left meanwhile would wait for another: a reader
- * that had one opens once.
+ * open(2), and fifo_await_writer asks it whether one did. An open that
+ * may create or truncate is never tried inline (it would only say
+ * -EAGAIN): it goes to io-wq at once, and waits there once, as open(2)
+ * does. Opened inline and again, a FIFO reader whose writer came, wrote
+ * and left meanwhile would wait for another: a reader that had one opens
+ * once.
  */
 static int open_as_open2(const char *path, int flags, mode_t mode)
 {
-	int fd, waited;
+	int fd;
 
 	if (flags & O_NONBLOCK)
 		return open_on_ring(path, flags, mode, false);
@@ -207,9 +266,7 @@ static int open_as_open2(const char *path, int flags, mode_t mode)
 	if (fd < 0 || (flags & O_ACCMODE) != O_RDONLY || !is_fifo(fd) ||
 	    had_writer(fd))
 		return fd;
-	waited = open_on_ring(path, flags, mode, true);
-	close(fd);
-	return waited;
+	return fifo_await_writer(path, flags, mode, fd);
 }
 
 int weft_open(const char *path, int flags, mode_t mode)
