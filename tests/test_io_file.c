@@ -375,6 +375,70 @@ START_TEST(close_waits_for_started_file_call)
 END_TEST
 
 /*
+ * Under epoll a file call its pool thread started is not cut short by a
+ * cancellation: the task waits for it and gets its result (the byte is
+ * written, and says so), and its next wait says -ECANCELED. As under
+ * io_uring, whose io-wq cannot stop a disk's read or write either, and as
+ * Go's file calls: buf may be on the task's stack, and a write cannot be
+ * taken back, so a -ECANCELED would hide a write that happened.
+ */
+static atomic_int pwrite_returned;
+
+static void *pwrite_then_sleep(void *arg)
+{
+	ssize_t n = weft_pwrite((int)(intptr_t)arg, "X", 1, 0);
+
+	atomic_store(&pwrite_returned, 1);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(weft_sleep(WEFT_MSEC), -ECANCELED);
+	return NULL;
+}
+
+static void *started_cancel_main(void *arg)
+{
+	char path[128], got;
+	weft_task_t writer;
+	int fd;
+
+	(void)arg;
+	if (weft_io_driver() != WEFT_IO_EPOLL)
+		return NULL;
+	tmp_path(path, sizeof(path), "started-cancel");
+	fd = weft_open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	atomic_store(&window_fd, fd);
+	atomic_store(&in_window, 0);
+	atomic_store(&leave_window, 0);
+	atomic_store(&pwrite_returned, 0);
+	weft__fdready_hook = hold_in_window;
+	ck_assert_int_eq(weft_spawn(&writer, pwrite_then_sleep,
+				    (void *)(intptr_t)fd),
+			 0);
+	for (int i = 0; i < 2000 && !atomic_load(&in_window); i++)
+		weft_sleep(WEFT_MSEC);
+	ck_assert_msg(atomic_load(&in_window), "the call never started");
+	ck_assert_int_eq(weft_cancel(writer), 0);
+	weft_sleep(20 * WEFT_MSEC);
+	ck_assert_int_eq(atomic_load(&pwrite_returned), 0);
+	atomic_store(&leave_window, 1);
+	ck_assert_int_eq(weft_join(writer, NULL), 0);
+	weft__fdready_hook = NULL;
+	ck_assert_int_eq(weft_pread(fd, &got, 1, 0), 1);
+	ck_assert_int_eq(got, 'X');
+	ck_assert_int_eq(weft_close(fd), 0);
+	unlink(path);
+	return NULL;
+}
+
+START_TEST(cancel_waits_for_started_file_call)
+{
+	struct weft_config cfg = { .workers = 2, .blocking_threads = 1 };
+
+	ck_assert_int_eq(weft_run(started_cancel_main, NULL, &cfg, NULL), 0);
+}
+END_TEST
+
+/*
  * pread(2) and pwrite(2) say -ESPIPE on a file without an offset (a pipe,
  * a socket); io_uring's read and write ignored the offset and moved the
  * bytes, so the drivers differed. A file with an offset is asked once
@@ -1465,6 +1529,7 @@ int main(void)
 	tcase_add_test(tc, queued_file_call_keeps_its_file);
 	tcase_add_test(tc, close_ends_queued_file_call);
 	tcase_add_test(tc, close_waits_for_started_file_call);
+	tcase_add_test(tc, cancel_waits_for_started_file_call);
 	tcase_add_test(tc, pread_pipe_espipe);
 	tcase_add_test(tc, pread_offsetless_espipe);
 	tcase_add_test(tc, cancelled_file_call_makes_no_call);

@@ -221,6 +221,16 @@ WEFT_MUST_CHECK int weft_unix_connect(const char *path);
 
 /* ---- Files ------------------------------------------------------------ */
 
+/* A file call already in its system call (under epoll on a pool thread,
+ * under io_uring on the kernel's io-wq) is not cut short by a cancellation
+ * or deadline, as a disk's read or write cannot be stopped (io-wq cannot
+ * either, and Go's file calls take no deadline): the call waits for it and
+ * returns its result, and the task's next wait says -ECANCELED /
+ * -ETIMEDOUT. buf may be on the task's stack, and a -ECANCELED after a
+ * write that happened would hide it. The exception is a FIFO's open
+ * waiting for its other end: io_uring interrupts it (-ECANCELED /
+ * -ETIMEDOUT); under epoll it waits until the other end comes. */
+
 /* open(2) (O_CLOEXEC is implied). Returns the fd or -errno. */
 WEFT_MUST_CHECK int weft_open(const char *path, int flags, mode_t mode);
 
