@@ -19,8 +19,10 @@ struct addrinfo;
  * else is looked up on the blocking pool, so a slow resolver never stalls
  * a worker. Cancellation and deadlines apply as to weft_blocking, except
  * that the caller need not wait for a lookup that has started: it returns
- * -ECANCELED / -ETIMEDOUT at once, and the pool frees the late answer. On
- * a plain thread it is getaddrinfo itself. hints may be NULL (as for
+ * -ECANCELED / -ETIMEDOUT at once, and the pool frees the late answer,
+ * even after weft_run returned: weft_run does not wait for such a lookup
+ * (as Go's exit does not), its thread ends on its own. On a plain thread
+ * it is getaddrinfo itself. hints may be NULL (as for
  * getaddrinfo: any family, AI_V4MAPPED | AI_ADDRCONFIG). Free *res with
  * freeaddrinfo(). Returns 0 or -errno: -ENOENT (no such name or service,
  * or no address of the family asked), -EAGAIN (the resolver failed for
