@@ -314,6 +314,20 @@ static void hold_in_window(int fd, enum weft__fdready_moment at)
 		usleep(1000);
 }
 
+/* Spawns fn(fd) as *task and waits until its file call on fd is held in
+ * the window (hold_in_window). */
+static void start_held(weft_task_t *task, void *(*fn)(void *), int fd)
+{
+	atomic_store(&window_fd, fd);
+	atomic_store(&in_window, 0);
+	atomic_store(&leave_window, 0);
+	weft__fdready_hook = hold_in_window;
+	ck_assert_int_eq(weft_spawn(task, fn, (void *)(intptr_t)fd), 0);
+	for (int i = 0; i < 2000 && !atomic_load(&in_window); i++)
+		weft_sleep(WEFT_MSEC);
+	ck_assert_msg(atomic_load(&in_window), "the call never started");
+}
+
 static void *started_close_main(void *arg)
 {
 	char old_path[128], new_path[128], got;
@@ -328,16 +342,7 @@ static void *started_close_main(void *arg)
 	tmp_path(new_path, sizeof(new_path), "started-new");
 	fd = weft_open(old_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	ck_assert_int_ge(fd, 0);
-	atomic_store(&window_fd, fd);
-	atomic_store(&in_window, 0);
-	atomic_store(&leave_window, 0);
-	weft__fdready_hook = hold_in_window;
-	ck_assert_int_eq(weft_spawn(&writer, queued_pwrite,
-				    (void *)(intptr_t)fd),
-			 0);
-	for (int i = 0; i < 2000 && !atomic_load(&in_window); i++)
-		weft_sleep(WEFT_MSEC);
-	ck_assert_msg(atomic_load(&in_window), "the call never started");
+	start_held(&writer, queued_pwrite, fd);
 	other = open(new_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	ck_assert_int_ge(other, 0);
 	ck_assert_int_eq(weft_close(fd), 0);
@@ -406,17 +411,8 @@ static void *started_cancel_main(void *arg)
 	tmp_path(path, sizeof(path), "started-cancel");
 	fd = weft_open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	ck_assert_int_ge(fd, 0);
-	atomic_store(&window_fd, fd);
-	atomic_store(&in_window, 0);
-	atomic_store(&leave_window, 0);
 	atomic_store(&pwrite_returned, 0);
-	weft__fdready_hook = hold_in_window;
-	ck_assert_int_eq(weft_spawn(&writer, pwrite_then_sleep,
-				    (void *)(intptr_t)fd),
-			 0);
-	for (int i = 0; i < 2000 && !atomic_load(&in_window); i++)
-		weft_sleep(WEFT_MSEC);
-	ck_assert_msg(atomic_load(&in_window), "the call never started");
+	start_held(&writer, pwrite_then_sleep, fd);
 	ck_assert_int_eq(weft_cancel(writer), 0);
 	weft_sleep(20 * WEFT_MSEC);
 	ck_assert_int_eq(atomic_load(&pwrite_returned), 0);
