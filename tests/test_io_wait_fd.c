@@ -39,6 +39,22 @@ static void *write_later(void *arg)
 	return NULL;
 }
 
+/* weft_recv of up to len bytes from fd within a second, while a task
+ * writes one to peer 20 ms from now. Returns what the receive said. */
+static ssize_t recv_written_later(int fd, int peer, char *buf, size_t len)
+{
+	struct later l = { peer, 20 * MS };
+	struct weft_deadline d;
+	weft_task_t w;
+
+	ck_assert_int_eq(weft_spawn(&w, write_later, &l), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	ssize_t r = weft_recv(fd, buf, len, 0);
+	(void)weft_deadline_leave(&d);
+	ck_assert_int_eq(weft_join(w, NULL), 0);
+	return r;
+}
+
 /* Fills a non-blocking socket until the kernel takes no more. */
 static void fill(int fd)
 {
@@ -902,9 +918,7 @@ static void *short_read_then_own_socket_main(void *arg)
 	struct sockaddr_in to = { .sin_family = AF_INET,
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int l = weft_tcp_listen("127.0.0.1", 0, 0, 0), a, b, c, s, n;
-	struct weft_deadline d;
 	char buf[8];
-	weft_task_t w;
 
 	ck_assert_int_ge(l, 0);
 	to.sin_port = htons((uint16_t)weft_local_port(l));
@@ -913,12 +927,7 @@ static void *short_read_then_own_socket_main(void *arg)
 	/* b is the library's: a watch marks it so. */
 	ck_assert_int_eq(weft_wait_fd(b, WEFT_WRITABLE), WEFT_WRITABLE);
 	/* A receive that waits for the edge, then reads short. */
-	struct later lw = { a, 20 * MS };
-	ck_assert_int_eq(weft_spawn(&w, write_later, &lw), 0);
-	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
-	ck_assert_int_eq(weft_recv(b, buf, sizeof(buf), 0), 1);
-	(void)weft_deadline_leave(&d);
-	ck_assert_int_eq(weft_join(w, NULL), 0);
+	ck_assert_int_eq(recv_written_later(b, a, buf, sizeof(buf)), 1);
 	/* The program's own connection takes b's number: dup2 closes the
 	 * library's socket (its close(2)) with no window for another. */
 	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -929,13 +938,7 @@ static void *short_read_then_own_socket_main(void *arg)
 	n = b;
 	ck_assert_int_eq(dup2(c, n), n);
 	ck_assert_int_eq(close(c), 0);
-	struct later ls = { s, 20 * MS };
-	ck_assert_int_eq(weft_spawn(&w, write_later, &ls), 0);
-	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
-	ssize_t r = weft_recv(n, buf, sizeof(buf), 0);
-	(void)weft_deadline_leave(&d);
-	ck_assert_int_eq(weft_join(w, NULL), 0);
-	ck_assert_int_eq(r, 1);
+	ck_assert_int_eq(recv_written_later(n, s, buf, sizeof(buf)), 1);
 	ck_assert_int_eq(buf[0], 'x');
 	ck_assert_int_eq(weft_close(n), 0);
 	weft_close(s);
@@ -965,16 +968,8 @@ static void *own_socket_after_a_file_main(void *arg)
 			 0);
 	ck_assert_int_eq(dup2(b[0], f), f);
 	ck_assert_int_eq(close(b[0]), 0);
-	struct later l = { b[1], 20 * MS };
-	weft_task_t w;
-	ck_assert_int_eq(weft_spawn(&w, write_later, &l), 0);
-	struct weft_deadline d;
-	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
 	char c = 0;
-	ssize_t r = weft_recv(f, &c, 1, 0);
-	(void)weft_deadline_leave(&d);
-	ck_assert_int_eq(weft_join(w, NULL), 0);
-	ck_assert_int_eq(r, 1);
+	ck_assert_int_eq(recv_written_later(f, b[1], &c, 1), 1);
 	ck_assert_int_eq(c, 'x');
 	ck_assert_int_eq(weft_close(f), 0);
 	close(b[1]);
