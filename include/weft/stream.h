@@ -113,7 +113,7 @@ WEFT_MUST_CHECK ssize_t weft_stream_readline(struct weft_stream *s,
 /* Reads exactly n bytes into buf (through the read buffer, which grows to
  * n if it must). Returns n (0 for n == 0); 0 at the end of the stream with
  * nothing buffered; -ENODATA if it ended after fewer than n (they stay
- * buffered); -ENOMEM; -EINVAL (NULL s or buf, n past SSIZE_MAX);
+ * buffered); -ENOMEM; -EINVAL (NULL s, NULL buf with n, n past SSIZE_MAX);
  * -ECANCELED, -ETIMEDOUT, or the socket's error. On any failure nothing
  * was taken. */
 WEFT_MUST_CHECK ssize_t weft_stream_readexactly(struct weft_stream *s,
