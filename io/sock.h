@@ -58,14 +58,17 @@ bool weft__sock_read_shut(int fd);
 bool weft__sock_read_shut_since(int fd, uint64_t tick);
 
 /*
- * One attempt of a receive that waits (not weft__sock_tries_once): try's
- * result, or 0 for an end of file its EAGAIN hid. A
+ * Whether the EAGAIN an attempt on fd just said may hide the end of its
+ * read side, which the attempt then makes once more (weft__recv_or_end;
+ * weft_accept on a listener). A
  * datagram or seqpacket socket after shutdown(2) SHUT_RD (the usual way
  * to wake a receiver) polls readable with nothing queued, and its
  * non-blocking receive says EAGAIN where the blocking one says 0, an end
- * of file: a task would wait for an edge that never comes, and a plain
- * thread spin in poll(2). (A Unix seqpacket socket says 0 itself; a
- * stream's receive always does.)
+ * of file; a Unix listener's non-blocking accept says EAGAIN where the
+ * blocking one says EINVAL. Either way a task would wait for an edge that
+ * never comes, and a plain thread spin in poll(2). (A Unix seqpacket
+ * socket says 0 itself; a stream's receive always does, and a TCP
+ * listener's accept EINVAL.)
  *
  * The socket's type is not known here, and asking would cost a stream
  * socket's receive a system call; so the poll(2) is made only where a
@@ -79,28 +82,33 @@ bool weft__sock_read_shut_since(int fd, uint64_t tick);
  * The poll(2) sees the socket after the attempt: bytes and their end may
  * have come between the two (a stream's FIN right behind its data, which
  * sets the registration's hang-up too). So once the read side is found
- * shut, try runs again, and only its EAGAIN, with the end already in, is
- * an end of file (test_io_tcp end_behind_bytes_not_lost: "abc" was lost
- * for a 0).
+ * shut, the attempt is made again, and only its EAGAIN, with the end
+ * already in, is an end (test_io_tcp end_behind_bytes_not_lost: "abc"
+ * was lost for a 0).
  */
+static inline bool weft__sock_eagain_may_end(int fd, bool *polled)
+{
+	uint64_t tick;
+
+	if (weft__driver_current())
+		return weft__fdready_read_hup(fd, &tick) &&
+		       weft__sock_read_shut_since(fd, tick);
+	if (!*polled) {
+		*polled = true;
+		return false;
+	}
+	return weft__sock_read_shut(fd);
+}
+
+/* One attempt of a receive that waits (not weft__sock_tries_once): try's
+ * result, or 0 for an end of file its EAGAIN hid (see above). */
 static inline long weft__recv_or_end(int fd, weft__try_fn try, void *arg,
 				     bool *polled)
 {
 	long r = try(fd, arg);
-	uint64_t tick;
 
-	if (r != -EAGAIN)
+	if (r != -EAGAIN || !weft__sock_eagain_may_end(fd, polled))
 		return r;
-	if (weft__driver_current()) {
-		if (!weft__fdready_read_hup(fd, &tick) ||
-		    !weft__sock_read_shut_since(fd, tick))
-			return r;
-	} else if (!*polled) {
-		*polled = true;
-		return r;
-	} else if (!weft__sock_read_shut(fd)) {
-		return r;
-	}
 	r = try(fd, arg);
 	return r == -EAGAIN ? 0 : r;
 }

@@ -61,6 +61,7 @@ static int accepted(int fd, const struct sockaddr_storage *peer)
 struct accept_args {
 	struct sockaddr_storage *ss;
 	socklen_t *len;
+	bool polled; /* weft__sock_eagain_may_end */
 };
 
 /* On a worker the new socket is non-blocking too, and forgets whatever an
@@ -77,11 +78,26 @@ static long try_accept(int lfd, void *arg)
 	return fd;
 }
 
+/* A Unix listener shut down for reading says EAGAIN to a non-blocking
+ * accept once its queue is empty, and polls readable, where accept(2)
+ * on a blocking one says EINVAL (as a TCP listener's does either way):
+ * that EAGAIN is an end (sock.h), which must not be waited for. */
+static long try_accept_or_shut(int lfd, void *arg)
+{
+	struct accept_args *a = arg;
+	long r = try_accept(lfd, a);
+
+	if (r != -EAGAIN || !weft__sock_eagain_may_end(lfd, &a->polled))
+		return r;
+	r = try_accept(lfd, a);
+	return r == -EAGAIN ? -EINVAL : r;
+}
+
 int weft_accept(int lfd, struct sockaddr *peer, socklen_t *peerlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen = sizeof(ss);
-	struct accept_args a = { &ss, &sslen };
+	struct accept_args a = { &ss, &sslen, false };
 	int r;
 
 	if (lfd < 0)
@@ -93,7 +109,8 @@ int weft_accept(int lfd, struct sockaddr *peer, socklen_t *peerlen)
 		return -EFAULT;
 	/* Always learn the peer's family; copy the address out if asked. */
 	ss.ss_family = AF_UNSPEC;
-	r = (int)weft__io_try(lfd, WEFT__READ, try_accept, &a, 0, "accept");
+	r = (int)weft__io_try(lfd, WEFT__READ, try_accept_or_shut, &a, 0,
+			      "accept");
 	if (r >= 0 && peer) {
 		memcpy(peer, &ss, sslen < *peerlen ? sslen : *peerlen);
 		*peerlen = sslen;

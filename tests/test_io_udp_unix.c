@@ -971,6 +971,101 @@ START_TEST(unix_backlog_full)
 }
 END_TEST
 
+/* A Unix listener shut down for reading (shutdown(2) SHUT_RD or SHUT_RDWR,
+ * a way to stop an accept loop): a blocking accept(2) takes what is
+ * queued, then says EINVAL, but a non-blocking one says EAGAIN while
+ * poll(2) says readable (POLLRDHUP). weft_accept took the EAGAIN for
+ * "wait": a task waited for an edge that never came (until its deadline),
+ * and a plain thread on a listener weft made spun in poll(2). A TCP
+ * listener's accept says EINVAL either way. */
+static void *accept_task(void *arg)
+{
+	return (void *)(intptr_t)weft_accept((int)(intptr_t)arg, NULL, NULL);
+}
+
+static struct {
+	int lfd;
+	atomic_int said;
+	atomic_bool done;
+} plain_accept;
+
+static void *plain_accept_main(void *arg)
+{
+	(void)arg;
+	atomic_store(&plain_accept.said,
+		     weft_accept(plain_accept.lfd, NULL, NULL));
+	atomic_store(&plain_accept.done, true);
+	return NULL;
+}
+
+/* A listener on an abstract name made of tag, shut down with how. */
+static int shut_listener(const char *tag, int how, bool queue_one)
+{
+	char path[64];
+	int lfd, cfd = -1;
+
+	snprintf(path, sizeof(path), "@weft-shut-%s-%d", tag, (int)getpid());
+	ck_assert_int_ge(lfd = weft_unix_listen(path, 0), 0);
+	if (queue_one)
+		ck_assert_int_ge(cfd = weft_unix_connect(path), 0);
+	ck_assert_int_eq(weft_shutdown(lfd, how), 0);
+	if (cfd >= 0)
+		weft_close(cfd);
+	return lfd;
+}
+
+static void *accept_shut_main(void *arg)
+{
+	struct weft_deadline d;
+	weft_task_t t;
+	pthread_t th;
+	void *res;
+	int lfd, afd;
+	char path[64];
+
+	/* A task waiting in accept is woken by the shutdown. */
+	snprintf(path, sizeof(path), "@weft-shut-wait-%d", (int)getpid());
+	ck_assert_int_ge(lfd = weft_unix_listen(path, 0), 0);
+	ck_assert_int_eq(weft_spawn(&t, accept_task, (void *)(intptr_t)lfd), 0);
+	weft_sleep(20 * WEFT_MSEC);
+	ck_assert_int_eq(weft_shutdown(lfd, SHUT_RD), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, 2 * WEFT_SEC), 0);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	weft_deadline_leave(&d);
+	ck_assert_int_eq((intptr_t)res, -EINVAL);
+	weft_close(lfd);
+
+	/* A connection queued before it is still taken, then EINVAL. */
+	lfd = shut_listener("queued", SHUT_RDWR, true);
+	ck_assert_int_eq(weft_deadline_enter(&d, 2 * WEFT_SEC), 0);
+	ck_assert_int_ge(afd = weft_accept(lfd, NULL, NULL), 0);
+	ck_assert_int_eq(weft_accept(lfd, NULL, NULL), -EINVAL);
+	weft_deadline_leave(&d);
+	weft_close(afd);
+	weft_close(lfd);
+
+	/* A plain thread: one that spins ends once weft_close takes the fd
+	 * (-EBADF). */
+	plain_accept.lfd = shut_listener("plain", SHUT_RD, false);
+	atomic_store(&plain_accept.done, false);
+	ck_assert_int_eq(pthread_create(&th, NULL, plain_accept_main, NULL), 0);
+	for (int i = 0; i < 1000 && !atomic_load(&plain_accept.done); i++)
+		weft_sleep(WEFT_MSEC);
+	if (!atomic_load(&plain_accept.done))
+		weft_close(plain_accept.lfd);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(atomic_load(&plain_accept.said), -EINVAL);
+	weft_close(plain_accept.lfd);
+	(void)arg;
+	return NULL;
+}
+
+START_TEST(unix_accept_after_shutdown)
+{
+	weft_test_run(accept_shut_main, NULL, 2);
+}
+END_TEST
+
 START_TEST(unix_stream)
 {
 	weft_test_run(unix_main, NULL, 2);
@@ -988,6 +1083,7 @@ int main(void)
 	tcase_add_test(tc, unix_backlog_full);
 	tcase_add_test(tc, unix_live_not_probed);
 	tcase_add_test(tc, unix_name_lengths);
+	tcase_add_test(tc, unix_accept_after_shutdown);
 	suite_add_tcase(s, tc);
 	/* Its own case, for CK_RUN_CASE=trunc under valgrind. */
 	tc = tcase_create("trunc");
