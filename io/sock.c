@@ -138,6 +138,11 @@ int weft_connect_addr(int fd, const struct sockaddr *addr, socklen_t len)
 		a.backlog_full = false;
 		r = (int)weft__io_try(fd, WEFT__WRITE, try_connect, &a, 0,
 				      "connect");
+		/* A blocking socket's SO_SNDTIMEO ran out while it connects
+		 * (the plain path returns that EAGAIN: call.c): connect(2)
+		 * says EINPROGRESS, the connect going on. */
+		if (r == -EAGAIN && a.started)
+			return -EINPROGRESS;
 		if (!a.backlog_full)
 			return r;
 		if ((r = pause_for(pause)))

@@ -685,6 +685,39 @@ START_TEST(plain_thread_socket_timeout)
 }
 END_TEST
 
+/* A blocking socket's connect(2) that its SO_SNDTIMEO ends says
+ * EINPROGRESS: the connect goes on in the kernel. weft_connect_addr on a
+ * plain thread said -EAGAIN, which is what a Unix listener's full backlog
+ * says. The listener's accept queue is full, so the SYN is dropped and
+ * the connect waits. */
+START_TEST(plain_thread_connect_timeout)
+{
+	struct timeval tv = { .tv_usec = 50000 };
+	int lfd = weft_tcp_listen("127.0.0.1", 0, 1, 0), fill[8], fd, r;
+
+	ck_assert_int_ge(lfd, 0);
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+				   .sin_port = htons(
+					   (uint16_t)weft_local_port(lfd)),
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	for (int i = 0; i < 8; i++) {
+		fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		connect(fill[i], (struct sockaddr *)&sin, sizeof(sin));
+	}
+	usleep(20000);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv,
+				    sizeof(tv)),
+			 0);
+	r = weft_connect_addr(fd, (struct sockaddr *)&sin, sizeof(sin));
+	ck_assert_int_eq(r, -EINPROGRESS);
+	close(fd);
+	for (int i = 0; i < 8; i++)
+		close(fill[i]);
+	close(lfd);
+}
+END_TEST
+
 /* ---- the bound port, and TCP_NODELAY on accepted sockets ----------------- */
 
 static int nodelay(int fd)
@@ -2064,6 +2097,7 @@ int main(void)
 	tcase_add_test(tc, bad_input);
 	tcase_add_test(tc, plain_thread);
 	tcase_add_test(tc, plain_thread_socket_timeout);
+	tcase_add_test(tc, plain_thread_connect_timeout);
 	tcase_add_test(tc, completion_while_busy);
 	tcase_add_test(tc, local_port_and_nodelay);
 	tcase_add_test(tc, recv_waitall);
