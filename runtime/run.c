@@ -365,11 +365,9 @@ static int run(weft_fn main, void *arg, const struct weft_config *cfg,
 		/* Nothing can fail now but main's spawn, and drain() ends
 		 * whatever plain threads spawn from here on. */
 		atomic_store(&rt->state, RT_RUNNING);
-		err = weft_spawn_opts(&main_task, main, arg,
-				      &(struct weft_spawn_opts){
-					      .name = "main" });
+		err = weft__spawn_main(&main_task, main, arg);
 		if (!err)
-			err = weft_join(main_task, result);
+			err = weft__join_main(main_task, result);
 		drain(rt);
 	}
 	weft__dump_signal_stop(); /* it dumps the runtime: stop it first */

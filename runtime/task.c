@@ -318,19 +318,20 @@ static struct weft_task *lookup(weft_task_t h)
 static inline __attribute__((always_inline)) int
 spawn(weft_task_t *out, weft_fn fn, void *arg,
       const struct weft_spawn_opts *opts, struct weft_worker *self,
-      const void *site, bool stack_now);
+      const void *site, bool stack_now, bool claimed);
 
 /* site: the caller of weft_spawn or weft_spawn_opts, for weft_dump.
- * stack_now: see weft__spawn_with_stack. */
+ * stack_now: see weft__spawn_with_stack; claimed: see weft__spawn_main. */
 static int spawn_from(weft_task_t *out, weft_fn fn, void *arg,
 		      const struct weft_spawn_opts *opts, const void *site,
-		      bool stack_now)
+		      bool stack_now, bool claimed)
 {
 	struct weft_worker *self = weft__self();
 	if (self)
-		return spawn(out, fn, arg, opts, self, site, stack_now);
+		return spawn(out, fn, arg, opts, self, site, stack_now,
+			     claimed);
 	weft__foreign_enter();
-	int r = spawn(out, fn, arg, opts, NULL, site, stack_now);
+	int r = spawn(out, fn, arg, opts, NULL, site, stack_now, claimed);
 	weft__foreign_leave();
 	return r;
 }
@@ -338,31 +339,39 @@ static int spawn_from(weft_task_t *out, weft_fn fn, void *arg,
 int weft_spawn(weft_task_t *out, weft_fn fn, void *arg)
 {
 	return spawn_from(out, fn, arg, NULL, __builtin_return_address(0),
-			  false);
+			  false, false);
 }
 
 int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
 		    const struct weft_spawn_opts *opts)
 {
 	return spawn_from(out, fn, arg, opts, __builtin_return_address(0),
-			  false);
+			  false, false);
 }
 
 int weft__spawn_with_stack(weft_task_t *out, weft_fn fn, void *arg)
 {
-	return spawn_from(out, fn, arg, NULL, __builtin_return_address(0),
-			  true);
+	return spawn_from(out, fn, arg, NULL, __builtin_return_address(0), true,
+			  false);
+}
+
+int weft__spawn_main(weft_task_t *out, weft_fn fn, void *arg)
+{
+	return spawn_from(out, fn, arg,
+			  &(struct weft_spawn_opts){ .name = "main" },
+			  __builtin_return_address(0), false, true);
 }
 
 /* self: the caller's worker, NULL on a plain thread. A plain thread may
  * spawn only while the runtime runs: once it drains, a thread spawning in
  * a loop would keep it from ever finishing. site: weft_dump's spawn site.
+ * claimed: out's holder holds the task's join claim from the start.
  * Inlined into spawn_from twice, so the workers' copy, the hot one, has
  * the plain thread's branches folded away. */
 static inline __attribute__((always_inline)) int
 spawn(weft_task_t *out, weft_fn fn, void *arg,
       const struct weft_spawn_opts *opts, struct weft_worker *self,
-      const void *site, bool stack_now)
+      const void *site, bool stack_now, bool claimed)
 {
 	struct weft_runtime *rt = atomic_load(&weft__rt);
 	if (!rt)
@@ -406,7 +415,7 @@ spawn(weft_task_t *out, weft_fn fn, void *arg,
 	t->ctx.sp = NULL; /* not yet run */
 	if (weft__fp_per_task)
 		weft__ctx_fp_init(&t->ctx);
-	t->join_state = out ? 0 : JOIN_DETACHED;
+	t->join_state = !out ? JOIN_DETACHED : claimed ? JOIN_CLAIMED : 0;
 	t->handle_made = out != NULL;
 	t->deadline = WEFT_NO_DEADLINE;
 	t->scope = NULL;
@@ -581,26 +590,28 @@ static bool handles_consumed(const struct weft_task *t)
 
 /* The error of a join, detach or join case on a live handle whose task
  * is t (join_lock held): -ESRCH once consumed, -EINVAL if detached or
- * claimed, else 0. */
-static int join_refusal(const struct weft_task *t)
+ * claimed by another than the caller (held: JOIN_CLAIMED if the claim is
+ * the caller's, weft_run's of main, else 0), else 0. */
+static int join_refusal(const struct weft_task *t, unsigned held)
 {
 	if (handles_consumed(t))
 		return -ESRCH;
-	if (t->join_state & (JOIN_DETACHED | JOIN_CLAIMED))
+	if (t->join_state & ~held & (JOIN_DETACHED | JOIN_CLAIMED))
 		return -EINVAL;
 	return 0;
 }
 
 /* Under t->join_lock: whether the join ends without a wait, as refused
- * (-ESRCH, or join_refusal's) or with t done, its result taken into *r
- * (*took: the caller drops t's reference once the lock is released). */
-static bool join_ends_now(struct weft_task *t, weft_task_t h, void **result,
-			  int *r, bool *took)
+ * (-ESRCH, or join_refusal's, held as there) or with t done, its result
+ * taken into *r (*took: the caller drops t's reference once the lock is
+ * released). */
+static bool join_ends_now(struct weft_task *t, weft_task_t h, unsigned held,
+			  void **result, int *r, bool *took)
 {
 	*took = false;
 	if (!gen_matches(t, h.gen))
 		*r = -ESRCH;
-	else if (!(*r = join_refusal(t)) && !(t->join_state & JOIN_DONE))
+	else if (!(*r = join_refusal(t, held)) && !(t->join_state & JOIN_DONE))
 		return false;
 	else if (!*r) {
 		t->join_state |= JOIN_CLAIMED | JOIN_TAKEN;
@@ -612,8 +623,9 @@ static bool join_ends_now(struct weft_task *t, weft_task_t h, void **result,
 
 /* A task already done is joined without a wait, so that a cancelled
  * joiner, or one past its deadline, still gets it (a call that can
- * complete at once does: weft/sync.h), and no timer is armed for it. */
-int weft_join(weft_task_t h, void **result)
+ * complete at once does: weft/sync.h), and no timer is armed for it.
+ * held: as for join_refusal. */
+static int join(weft_task_t h, unsigned held, void **result)
 {
 	struct weft_task *t = lookup(h);
 	if (!t)
@@ -623,7 +635,7 @@ int weft_join(weft_task_t h, void **result)
 	bool took, now;
 	int r;
 	weft__spin_lock(&t->join_lock);
-	now = join_ends_now(t, h, result, &r, &took);
+	now = join_ends_now(t, h, held, result, &r, &took);
 	weft__spin_unlock(&t->join_lock);
 	if (now)
 		goto out;
@@ -634,7 +646,7 @@ int weft_join(weft_task_t h, void **result)
 		return r;
 	/* It may have ended meanwhile: done wins over an abort. */
 	weft__spin_lock(&t->join_lock);
-	if ((now = join_ends_now(t, h, result, &r, &took)) ||
+	if ((now = join_ends_now(t, h, held, result, &r, &took)) ||
 	    (r = weft__waiter_state(&w)) != WEFT__WAITING) {
 		weft__spin_unlock(&t->join_lock);
 		weft__wait_end(&w);
@@ -654,6 +666,16 @@ out:
 	return r;
 }
 
+int weft_join(weft_task_t h, void **result)
+{
+	return join(h, 0, result);
+}
+
+int weft__join_main(weft_task_t h, void **result)
+{
+	return join(h, JOIN_CLAIMED, result);
+}
+
 int weft_detach(weft_task_t h)
 {
 	struct weft_task *t = lookup(h);
@@ -663,7 +685,7 @@ int weft_detach(weft_task_t h)
 	weft__spin_lock(&t->join_lock);
 	if (!gen_matches(t, h.gen))
 		r = -ESRCH;
-	else if (!(r = join_refusal(t)))
+	else if (!(r = join_refusal(t, 0)))
 		t->join_state |= JOIN_DETACHED;
 	weft__spin_unlock(&t->join_lock);
 	if (!r)
@@ -833,7 +855,7 @@ bool weft__join_case_locked(weft_task_t h, struct weft__waiter *w, int *status)
 	if (!lookup(h)) /* as weft_join: another run's, or recycled */
 		*status = -ESRCH;
 	else
-		*status = join_refusal(t);
+		*status = join_refusal(t, 0);
 	if (*status || (t->join_state & JOIN_DONE)) {
 		if (!*status)
 			t->join_state |= JOIN_CLAIMED;

@@ -227,6 +227,15 @@ static inline int weft__task_take_stack(struct weft_task *t, size_t size,
  * still undo what it counted. */
 int weft__spawn_with_stack(weft_task_t *out, weft_fn fn, void *arg);
 
+/* weft_run's main: weft_spawn_opts named "main", whose join claim is
+ * out's from the start, so that no call main's tasks make on its handle
+ * (weft_current()'s) takes its end from weft_run: weft_join and
+ * weft_detach there say -EINVAL, as for any task being joined. Only
+ * weft__join_main joins it. */
+int weft__spawn_main(weft_task_t *out, weft_fn fn, void *arg);
+/* weft_join by the holder of the claim weft__spawn_main gave. */
+int weft__join_main(weft_task_t h, void **result);
+
 /* Internal test interface, not API: if set, called by weft_is_cancelled
  * between the handle's lookup and the read of the flag, so that a test
  * can recycle the task's struct there, as another thread may. */

@@ -125,6 +125,36 @@ START_TEST(run_from_plain_thread_while_running)
 }
 END_TEST
 
+/* ---- main's own handle ------------------------------------------------- */
+
+/* weft_run joins main: a detach of main's handle, or a join by another
+ * task, must be refused as for any task being joined, not take main's
+ * end from weft_run, whose join would then fail. Main detaches at once,
+ * to race weft_run's join, which it won about one run in ten. */
+static void *join_main(void *main)
+{
+	return WEFT_ERR_PTR(weft_join(*(weft_task_t *)main, NULL));
+}
+
+static void *detach_self_main(void *arg)
+{
+	weft_task_t self = weft_current(), t;
+	intptr_t r = weft_detach(self);
+	void *joined = NULL;
+	ck_assert_int_eq(weft_spawn(&t, join_main, &self), 0);
+	ck_assert_int_eq(weft_join(t, &joined), 0);
+	ck_assert_ptr_eq(joined, WEFT_ERR_PTR(-EINVAL));
+	return (void *)r;
+}
+
+START_TEST(main_handle_is_joined_by_run)
+{
+	for (int i = 0; i < 200; i++)
+		ck_assert_ptr_eq(weft_test_run(detach_self_main, NULL, 2),
+				 (void *)-EINVAL);
+}
+END_TEST
+
 /* ---- a handle kept from a previous run ---------------------------------- */
 
 static weft_task_t kept_unjoined, kept_joined;
@@ -715,6 +745,7 @@ int main(void)
 	add(s, "timer_fires_at_recycled_task", timer_fires_at_recycled_task);
 	add(s, "run_from_plain_thread", run_from_plain_thread_while_running);
 	add(s, "handle_from_previous_run", handle_from_previous_run);
+	add(s, "main_handle", main_handle_is_joined_by_run);
 	add(s, "plain_waker_outlives_main", plain_waker_outlives_main);
 	add(s, "detached_spawns", detached_spawns_through_shutdown);
 	add(s, "joined_spawns", joined_spawns_through_shutdown);

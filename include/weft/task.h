@@ -155,7 +155,9 @@ struct weft_config {
  * asyncio.run. Tasks still running then are cancelled (their blocking calls
  * return -ECANCELED) and awaited; then the workers stop and everything is
  * freed. cfg may be NULL. Stores main's result in *result if result is not
- * NULL.
+ * NULL. weft_run is main's joiner from the start: weft_join and weft_detach
+ * on main's handle (weft_current() in main) return -EINVAL, as for any task
+ * being joined; weft_cancel works.
  *
  * SIGPIPE: while it runs, a write to a pipe whose reader is gone returns
  * -EPIPE (weft_writev, a weft_stream over a pipe, and write(2) anywhere in
