@@ -104,7 +104,7 @@ static int look_at_workers(struct weft_runtime *rt, struct look *last,
 				    weft__deque_top(&w->woken),
 				    0,
 				    at != WEFT_NO_DEADLINE &&
-					    at - clock <= TIMER_SOON_NS,
+					    at <= clock + TIMER_SOON_NS,
 				    !weft__monitor_keeps_yielded &&
 					    weft__runq_yielded_locked(w),
 				    atomic_load(&w->ticks) };
@@ -212,8 +212,13 @@ static int64_t idle_wait(struct weft_runtime *rt, long stall_period,
 	    (!ns || ns > CROWD_IDLE_WINDOW_NS))
 		ns = CROWD_IDLE_WINDOW_NS;
 	if (first != WEFT_NO_DEADLINE) {
-		int64_t t = first - TIMER_SOON_NS - weft_now();
-		t = t > 0 ? t : 1; /* 0 would be no limit */
+		/* Compared before subtracted: a timer armed at a time long
+		 * past (near INT64_MIN) must not overflow. 0 would be no
+		 * limit. */
+		int64_t now = weft_now();
+		int64_t t = first > now + TIMER_SOON_NS
+				    ? first - TIMER_SOON_NS - now
+				    : 1;
 		if (!ns || t < ns)
 			ns = t;
 	}
@@ -227,7 +232,7 @@ static bool timer_soon(struct weft_monitor *m, int64_t first)
 {
 	int idle = MON_IDLE;
 	return first != WEFT_NO_DEADLINE &&
-	       weft_now() >= first - TIMER_SOON_NS &&
+	       first <= weft_now() + TIMER_SOON_NS &&
 	       atomic_compare_exchange_strong(&m->state, &idle, MON_ARMED);
 }
 
