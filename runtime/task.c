@@ -315,63 +315,68 @@ static struct weft_task *lookup(weft_task_t h)
 
 /* ---- spawn -------------------------------------------------------------- */
 
+/* How a spawn differs from weft_spawn's: one flags word, so that
+ * spawn_from keeps its arguments in registers (x86-64 passes six) and
+ * weft_spawn stays a tail call. */
+enum {
+	SPAWN_STACK_NOW = 1,          /* see weft__spawn_with_stack */
+	SPAWN_CLAIMED = JOIN_CLAIMED, /* see weft__spawn_main; its bit */
+};
+
 static inline __attribute__((always_inline)) int
 spawn(weft_task_t *out, weft_fn fn, void *arg,
       const struct weft_spawn_opts *opts, struct weft_worker *self,
-      const void *site, bool stack_now, bool claimed);
+      const void *site, unsigned how);
 
 /* site: the caller of weft_spawn or weft_spawn_opts, for weft_dump.
- * stack_now: see weft__spawn_with_stack; claimed: see weft__spawn_main. */
+ * how: SPAWN_* flags. */
 static int spawn_from(weft_task_t *out, weft_fn fn, void *arg,
 		      const struct weft_spawn_opts *opts, const void *site,
-		      bool stack_now, bool claimed)
+		      unsigned how)
 {
 	struct weft_worker *self = weft__self();
 	if (self)
-		return spawn(out, fn, arg, opts, self, site, stack_now,
-			     claimed);
+		return spawn(out, fn, arg, opts, self, site, how);
 	weft__foreign_enter();
-	int r = spawn(out, fn, arg, opts, NULL, site, stack_now, claimed);
+	int r = spawn(out, fn, arg, opts, NULL, site, how);
 	weft__foreign_leave();
 	return r;
 }
 
 int weft_spawn(weft_task_t *out, weft_fn fn, void *arg)
 {
-	return spawn_from(out, fn, arg, NULL, __builtin_return_address(0),
-			  false, false);
+	return spawn_from(out, fn, arg, NULL, __builtin_return_address(0), 0);
 }
 
 int weft_spawn_opts(weft_task_t *out, weft_fn fn, void *arg,
 		    const struct weft_spawn_opts *opts)
 {
-	return spawn_from(out, fn, arg, opts, __builtin_return_address(0),
-			  false, false);
+	return spawn_from(out, fn, arg, opts, __builtin_return_address(0), 0);
 }
 
 int weft__spawn_with_stack(weft_task_t *out, weft_fn fn, void *arg)
 {
-	return spawn_from(out, fn, arg, NULL, __builtin_return_address(0), true,
-			  false);
+	return spawn_from(out, fn, arg, NULL, __builtin_return_address(0),
+			  SPAWN_STACK_NOW);
 }
 
 int weft__spawn_main(weft_task_t *out, weft_fn fn, void *arg)
 {
 	return spawn_from(out, fn, arg,
 			  &(struct weft_spawn_opts){ .name = "main" },
-			  __builtin_return_address(0), false, true);
+			  __builtin_return_address(0), SPAWN_CLAIMED);
 }
 
 /* self: the caller's worker, NULL on a plain thread. A plain thread may
  * spawn only while the runtime runs: once it drains, a thread spawning in
  * a loop would keep it from ever finishing. site: weft_dump's spawn site.
- * claimed: out's holder holds the task's join claim from the start.
+ * how: SPAWN_* flags.
  * Inlined into spawn_from twice, so the workers' copy, the hot one, has
  * the plain thread's branches folded away. */
 static inline __attribute__((always_inline)) int
 spawn(weft_task_t *out, weft_fn fn, void *arg,
       const struct weft_spawn_opts *opts, struct weft_worker *self,
-      const void *site, bool stack_now, bool claimed)
+      const void *site, unsigned how)
 {
 	struct weft_runtime *rt = atomic_load(&weft__rt);
 	if (!rt)
@@ -406,7 +411,7 @@ spawn(weft_task_t *out, weft_fn fn, void *arg,
 	}
 	/* Its stack now, or no task: nothing is published yet, so the
 	 * struct goes back to the free ones, holding no stack. */
-	if (stack_now &&
+	if ((how & SPAWN_STACK_NOW) &&
 	    weft__task_take_stack(t, size, self ? self->stack_cache : NULL)) {
 		task_free(t, self ? self->task_cache : NULL);
 		return -ENOMEM;
@@ -415,7 +420,7 @@ spawn(weft_task_t *out, weft_fn fn, void *arg,
 	t->ctx.sp = NULL; /* not yet run */
 	if (weft__fp_per_task)
 		weft__ctx_fp_init(&t->ctx);
-	t->join_state = !out ? JOIN_DETACHED : claimed ? JOIN_CLAIMED : 0;
+	t->join_state = out ? how & SPAWN_CLAIMED : JOIN_DETACHED;
 	t->handle_made = out != NULL;
 	t->deadline = WEFT_NO_DEADLINE;
 	t->scope = NULL;
