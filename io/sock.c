@@ -158,7 +158,7 @@ struct buf_args {
 	int flags;
 	size_t done; /* MSG_WAITALL: received so far */
 	int type;    /* MSG_WAITALL: the socket's SO_TYPE, once learnt */
-	bool polled; /* weft__recv_or_end */
+	bool polled; /* weft__try_or_end */
 };
 
 /* Where a receive's attempt starts in buf: after what a WAITALL receive
@@ -242,8 +242,8 @@ static inline long try_recv(int fd, void *arg)
 		 * (sock.h). MSG_DONTWAIT says EAGAIN, as recv(2). */
 		long r = weft__sock_tries_once(WEFT__READ, a->flags)
 				 ? recv_rest(fd, a, from)
-				 : weft__recv_or_end(fd, recv_attempt, a,
-						     &a->polled);
+				 : weft__try_or_end(fd, recv_attempt, a,
+						    &a->polled, 0);
 		if (!(a->flags & MSG_WAITALL))
 			return r;
 		if (r > 0 && (a->done = from + (size_t)r) < a->len &&
@@ -414,7 +414,7 @@ long weft__try_recvmsg(int fd, void *arg)
 struct iov_args {
 	const struct iovec *iov;
 	int iovcnt;
-	bool polled; /* weft__recv_or_end */
+	bool polled; /* weft__try_or_end */
 };
 
 /* On the ring a readv is a recvmsg, which may be attempted without
@@ -440,7 +440,7 @@ static long try_readv(int fd, void *arg)
 {
 	struct iov_args *a = arg;
 
-	return weft__recv_or_end(fd, readv_attempt, a, &a->polled);
+	return weft__try_or_end(fd, readv_attempt, a, &a->polled, 0);
 }
 
 /* writev on a socket goes through sendmsg, for MSG_NOSIGNAL: a write to a

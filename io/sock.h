@@ -28,7 +28,7 @@ static inline int weft__sock_buf_check(int fd, const void *buf, size_t len)
 }
 
 /* sendmsg / recvmsg with flags, for a try function (call.h). polled: for
- * weft__recv_or_end. */
+ * weft__try_or_end. */
 struct msg_args {
 	struct msghdr *msg;
 	int flags;
@@ -59,8 +59,7 @@ bool weft__sock_read_shut_since(int fd, uint64_t tick);
 
 /*
  * Whether the EAGAIN an attempt on fd just said may hide the end of its
- * read side, which the attempt then makes once more (weft__recv_or_end;
- * weft_accept on a listener). A
+ * read side, which the attempt then makes once more (weft__try_or_end). A
  * datagram or seqpacket socket after shutdown(2) SHUT_RD (the usual way
  * to wake a receiver) polls readable with nothing queued, and its
  * non-blocking receive says EAGAIN where the blocking one says 0, an end
@@ -100,17 +99,19 @@ static inline bool weft__sock_eagain_may_end(int fd, bool *polled)
 	return weft__sock_read_shut(fd);
 }
 
-/* One attempt of a receive that waits (not weft__sock_tries_once): try's
- * result, or 0 for an end of file its EAGAIN hid (see above). */
-static inline long weft__recv_or_end(int fd, weft__try_fn try, void *arg,
-				     bool *polled)
+/* One attempt of a call that waits to read (a receive, not
+ * weft__sock_tries_once, or an accept): try's result, or end (a
+ * receive's 0, an accept's -EINVAL) for the end its EAGAIN hid (see
+ * above). */
+static inline long weft__try_or_end(int fd, weft__try_fn try, void *arg,
+				    bool *polled, long end)
 {
 	long r = try(fd, arg);
 
 	if (r != -EAGAIN || !weft__sock_eagain_may_end(fd, polled))
 		return r;
 	r = try(fd, arg);
-	return r == -EAGAIN ? 0 : r;
+	return r == -EAGAIN ? end : r;
 }
 
 /* One attempt of sendmsg / recvmsg (arg: struct msg_args): on the

@@ -61,7 +61,7 @@ static int accepted(int fd, const struct sockaddr_storage *peer)
 struct accept_args {
 	struct sockaddr_storage *ss;
 	socklen_t *len;
-	bool polled; /* weft__sock_eagain_may_end */
+	bool polled; /* weft__try_or_end */
 };
 
 /* On a worker the new socket is non-blocking too, and forgets whatever an
@@ -85,12 +85,8 @@ static long try_accept(int lfd, void *arg)
 static long try_accept_or_shut(int lfd, void *arg)
 {
 	struct accept_args *a = arg;
-	long r = try_accept(lfd, a);
 
-	if (r != -EAGAIN || !weft__sock_eagain_may_end(lfd, &a->polled))
-		return r;
-	r = try_accept(lfd, a);
-	return r == -EAGAIN ? -EINVAL : r;
+	return weft__try_or_end(lfd, try_accept, a, &a->polled, -EINVAL);
 }
 
 int weft_accept(int lfd, struct sockaddr *peer, socklen_t *peerlen)

@@ -56,7 +56,7 @@ static long try_recvmsg_shut(int fd, void *arg)
 {
 	struct msg_args *a = arg;
 
-	return weft__recv_or_end(fd, weft__try_recvmsg, a, &a->polled);
+	return weft__try_or_end(fd, weft__try_recvmsg, a, &a->polled, 0);
 }
 
 ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags,

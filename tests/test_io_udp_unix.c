@@ -607,7 +607,7 @@ END_TEST
 /* A connected UDP socket that once took an ICMP port unreachable had an
  * EPOLLERR event, which the fd's record keeps as a hang-up: every receive
  * that waited after that paid a poll(2) for a shutdown that was not there
- * (sock.h, weft__recv_or_end). Once a poll finds the read side open, the
+ * (sock.h, weft__try_or_end). Once a poll finds the read side open, the
  * record is cleared, and later waits pay none; a shutdown after that
  * still ends the receive. The polls of the socket are counted by a poll
  * defined over glibc's, not under a sanitizer, whose interceptors own it
