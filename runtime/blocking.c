@@ -68,9 +68,8 @@ static struct {
 	bool stopping;
 	struct pool_thread *threads;
 	struct pool_thread *orphans; /* detached by stop, still running */
-	int norphans;
-	_Atomic int seq;        /* futex word the idle threads sleep on */
-	_Atomic unsigned names; /* threads named so far: weft-blk-N */
+	_Atomic int seq;             /* futex word the idle threads sleep on */
+	_Atomic unsigned names;      /* threads named so far: weft-blk-N */
 } pool = { .max = DEFAULT_MAX };
 
 static void pool_lock(void)
@@ -139,7 +138,6 @@ static void *orphan_exit(struct pool_thread *self, struct weft__bjob *job)
 	job->discard(job);
 	pool_lock();
 	weft__list_unlink(pool.orphans, self);
-	pool.norphans--;
 	pool_unlock();
 	free(self);
 	return NULL;
@@ -368,7 +366,6 @@ static void detach_abandoned(void)
 		weft__list_unlink(pool.threads, t);
 		t->detached = true;
 		weft__list_push_front(pool.orphans, t);
-		pool.norphans++;
 		/* Before the unlock: the thread frees t once it sees
 		 * detached, and t->tid with it. */
 		pthread_detach(t->tid);
@@ -377,10 +374,11 @@ static void detach_abandoned(void)
 
 int weft__blocking_orphans(void)
 {
-	int n;
+	int n = 0;
 
 	pool_lock();
-	n = pool.norphans;
+	for (struct pool_thread *t = pool.orphans; t; t = t->next)
+		n++;
 	pool_unlock();
 	return n;
 }
