@@ -128,6 +128,15 @@ END_TEST
 
 /* ---- a file call waiting for the blocking pool, and weft_close ----------- */
 
+/* Runs main on two workers and a blocking pool of one thread, which a
+ * test holds to keep its file calls queued or started. */
+static void run_with_one_pool_thread(weft_fn main)
+{
+	struct weft_config cfg = { .workers = 2, .blocking_threads = 1 };
+
+	ck_assert_int_eq(weft_run(main, NULL, &cfg, NULL), 0);
+}
+
 /*
  * Under epoll a file call waits on the blocking pool for a thread. If
  * weft_close(fd) comes meanwhile and another file takes fd's number, the
@@ -221,9 +230,7 @@ static void *queued_close_main(void *arg)
 
 START_TEST(queued_file_call_keeps_its_file)
 {
-	struct weft_config cfg = { .workers = 2, .blocking_threads = 1 };
-
-	ck_assert_int_eq(weft_run(queued_close_main, NULL, &cfg, NULL), 0);
+	run_with_one_pool_thread(queued_close_main);
 }
 END_TEST
 
@@ -289,9 +296,7 @@ static void *close_ends_queued_main(void *arg)
 
 START_TEST(close_ends_queued_file_call)
 {
-	struct weft_config cfg = { .workers = 2, .blocking_threads = 1 };
-
-	ck_assert_int_eq(weft_run(close_ends_queued_main, NULL, &cfg, NULL), 0);
+	run_with_one_pool_thread(close_ends_queued_main);
 }
 END_TEST
 
@@ -373,9 +378,7 @@ static void *started_close_main(void *arg)
 
 START_TEST(close_waits_for_started_file_call)
 {
-	struct weft_config cfg = { .workers = 2, .blocking_threads = 1 };
-
-	ck_assert_int_eq(weft_run(started_close_main, NULL, &cfg, NULL), 0);
+	run_with_one_pool_thread(started_close_main);
 }
 END_TEST
 
@@ -428,9 +431,7 @@ static void *started_cancel_main(void *arg)
 
 START_TEST(cancel_waits_for_started_file_call)
 {
-	struct weft_config cfg = { .workers = 2, .blocking_threads = 1 };
-
-	ck_assert_int_eq(weft_run(started_cancel_main, NULL, &cfg, NULL), 0);
+	run_with_one_pool_thread(started_cancel_main);
 }
 END_TEST
 
@@ -665,6 +666,14 @@ END_TEST
  * reader at once and fails a writer with ENXIO. */
 static char fifo_path[128];
 
+/* A new FIFO at fifo_path, in place of whatever a run before left. */
+static void make_fifo(void)
+{
+	tmp_path(fifo_path, sizeof(fifo_path), "fifo");
+	unlink(fifo_path);
+	ck_assert_int_eq(mkfifo(fifo_path, 0600), 0);
+}
+
 static void *fifo_peer(void *arg)
 {
 	int flags = (int)(intptr_t)arg, fd;
@@ -723,9 +732,7 @@ static void *fifo_main(void *arg)
 
 START_TEST(open_fifo_waits)
 {
-	tmp_path(fifo_path, sizeof(fifo_path), "fifo");
-	unlink(fifo_path);
-	ck_assert_int_eq(mkfifo(fifo_path, 0600), 0);
+	make_fifo();
 	weft_test_run(fifo_main, NULL, 2);
 	fifo_main(NULL); /* a plain thread: open(2) itself */
 	unlink(fifo_path);
@@ -837,9 +844,7 @@ static void *fifo_present_main(void *arg)
 
 START_TEST(open_fifo_creat_reader)
 {
-	tmp_path(fifo_path, sizeof(fifo_path), "fifo");
-	unlink(fifo_path);
-	ck_assert_int_eq(mkfifo(fifo_path, 0600), 0);
+	make_fifo();
 	weft_test_run(fifo_creat_main, NULL, 1);
 	weft_test_run(fifo_present_main, NULL, 1);
 	unlink(fifo_path);
@@ -924,9 +929,7 @@ static void *fifo_window_main(void *arg)
 
 START_TEST(open_fifo_writer_left_in_window)
 {
-	tmp_path(fifo_path, sizeof(fifo_path), "fifo");
-	unlink(fifo_path);
-	ck_assert_int_eq(mkfifo(fifo_path, 0600), 0);
+	make_fifo();
 	weft_test_run(fifo_window_main, NULL, 1);
 	unlink(fifo_path);
 }

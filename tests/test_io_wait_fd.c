@@ -55,6 +55,17 @@ static ssize_t recv_written_later(int fd, int peer, char *buf, size_t len)
 	return r;
 }
 
+/* A regular file's fd that a watch used: its record says UNPOLLABLE, and
+ * a library's close(2) may give its number to a file weft can watch. */
+static int watched_regular_file(void)
+{
+	int f = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+
+	ck_assert_int_ge(f, 0);
+	ck_assert_int_eq(weft_wait_fd(f, WEFT_READABLE), WEFT_READABLE);
+	return f;
+}
+
 /* Fills a non-blocking socket until the kernel takes no more. */
 static void fill(int fd)
 {
@@ -332,9 +343,7 @@ END_TEST
  * (always ready): a pipe that takes it is watched, not ready at once. */
 static void *reused_file_number_main(void *arg)
 {
-	int f = open("/proc/self/exe", O_RDONLY | O_CLOEXEC), q[2];
-	ck_assert_int_ge(f, 0);
-	ck_assert_int_eq(weft_wait_fd(f, WEFT_READABLE), WEFT_READABLE);
+	int f = watched_regular_file(), q[2];
 	make_pipe(q);
 	ck_assert_int_eq(dup2(q[0], f), f);
 	ck_assert_int_eq(close(q[0]), 0);
@@ -959,9 +968,7 @@ END_TEST
  * should wait. */
 static void *own_socket_after_a_file_main(void *arg)
 {
-	int f = open("/proc/self/exe", O_RDONLY | O_CLOEXEC), b[2];
-	ck_assert_int_ge(f, 0);
-	ck_assert_int_eq(weft_wait_fd(f, WEFT_READABLE), WEFT_READABLE);
+	int f = watched_regular_file(), b[2];
 	ck_assert_int_eq(socketpair(AF_UNIX,
 				    SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
 				    0, b),
