@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <netinet/in.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -368,6 +369,50 @@ static void *reused_file_number_main(void *arg)
 START_TEST(number_reused_after_a_regular_file)
 {
 	weft_test_run(reused_file_number_main, NULL, 2);
+}
+END_TEST
+
+/* An epoll fd at the top of a chain of five: the kernel refuses to add
+ * it to weft's poll set (-ELOOP, past its nesting limit). */
+static int epoll_chain_top(int fds[5])
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_ge(fds[i] = epoll_create1(EPOLL_CLOEXEC), 0);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(epoll_ctl(fds[i], EPOLL_CTL_ADD, fds[i + 1],
+					   &ev),
+				 0);
+	return fds[0];
+}
+
+/* A library's close(2) gives a watched pipe's number to a file the poll
+ * set refuses: the wait says why, as a first wait on that file does,
+ * where it used to wait for an event that could never come. */
+static void *reused_by_refused_main(void *arg)
+{
+	int p[2], chain[5];
+	make_pipe(p);
+	ck_assert_int_eq(write(p[1], "a", 1), 1);
+	ck_assert_int_eq(weft_wait_fd(p[0], WEFT_READABLE), WEFT_READABLE);
+	ck_assert_int_eq(weft_wait_fd(epoll_chain_top(chain), WEFT_READABLE),
+			 -ELOOP);
+	ck_assert_int_eq(dup2(chain[0], p[0]), p[0]);
+	struct weft_deadline d;
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	ck_assert_int_eq(weft_wait_fd(p[0], WEFT_READABLE), -ELOOP);
+	ck_assert_int_eq(weft_deadline_leave(&d), 0);
+	ck_assert_int_eq(weft_close(p[0]), 0);
+	ck_assert_int_eq(weft_close(p[1]), 0);
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(weft_close(chain[i]), 0);
+	return arg;
+}
+
+START_TEST(number_reused_by_a_file_the_set_refuses)
+{
+	weft_test_run(reused_by_refused_main, NULL, 2);
 }
 END_TEST
 
@@ -1075,6 +1120,7 @@ int main(void)
 	tcase_add_test(tc, number_reused_after_a_libraries_close);
 	tcase_add_test(tc, number_reused_after_a_regular_file);
 	tcase_add_test(tc, number_reused_while_a_dup_keeps_the_old_file);
+	tcase_add_test(tc, number_reused_by_a_file_the_set_refuses);
 	tcase_add_test(tc, cancelled_or_expired_task_is_told_though_ready);
 	tcase_add_test(tc, hot_waiter_yields);
 	tcase_add_test(tc, select_mixes_fds_with_other_cases);

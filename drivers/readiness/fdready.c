@@ -586,6 +586,18 @@ static int poll_now(int fd, enum weft__dir dir)
 	return p.revents & POLLNVAL ? -EBADF : r > 0;
 }
 
+/* What an EPOLL_CTL_ADD's refusal says of the registration: EEXIST, the
+ * set holds the file (1); EPERM, a regular file took the number (0:
+ * registering it anew marks it UNPOLLABLE); else the set cannot hold the
+ * new file (-ELOOP for an epoll fd nested too deep, -ENOSPC past
+ * max_user_watches), which a first registration would say too. */
+static int added_refused(int err)
+{
+	if (err == EEXIST)
+		return 1;
+	return err == EPERM ? 0 : -err;
+}
+
 /* Between enter and leave, fd not ready (a watch's poll said so, or a
  * call's attempt said EAGAIN on a WATCHED registration): whether the poll
  * set still holds the file of fd's registration. A library closes its own
@@ -601,7 +613,8 @@ static int poll_now(int fd, enum weft__dir dir)
  * (weft__fdready_fresh; forget drops that registration too) and says 0:
  * watch (or begin) again, which registers it. Returns 1 if the
  * registration holds, else 0, or -EBADF if a weft_close came since the
- * enter (see below). */
+ * enter (see below), or the ADD's -errno if the set refuses the new file
+ * (see added_refused). */
 static int registration_holds(struct fdrec *rec, int fd, uint32_t gen)
 {
 	int holds = 0;
@@ -622,11 +635,13 @@ static int registration_holds(struct fdrec *rec, int fd, uint32_t gen)
 		struct epoll_event ev = registration(rec, fd);
 
 		/* relaxed: under the lock, as every write of reg. */
-		holds = reg_state(atomic_load_explicit(&rec->reg,
-						       memory_order_relaxed)) ==
-				UNREGISTERED ||
-			epoll_ctl(weft__pollset_fd(), EPOLL_CTL_ADD, fd, &ev);
-		if (!holds)
+		if (reg_state(atomic_load_explicit(&rec->reg,
+						   memory_order_relaxed)) ==
+		    UNREGISTERED)
+			holds = 1;
+		else if (epoll_ctl(weft__pollset_fd(), EPOLL_CTL_ADD, fd, &ev))
+			holds = added_refused(errno);
+		if (holds <= 0)
 			forget(rec, fd);
 	}
 	weft__spin_unlock(&rec->lock);
