@@ -183,8 +183,28 @@ static _Atomic uint64_t run_number;
  * runtime they read. */
 static atomic_int foreign_calls;
 
+/* fork(2): the child has one thread, the forking one, which is inside
+ * none of these calls (weft makes no fork), so it starts at 0. The count
+ * it copied may hold the calls other threads of the parent were inside (a
+ * status thread's weft_workers, a spawn refused between runs): a
+ * pre-fork child's weft_run would wait for those threads, which it does
+ * not have, for ever. */
+static void foreign_fork_child(void)
+{
+	atomic_store(&foreign_calls, 0);
+}
+
+static void foreign_fork_once(void)
+{
+	pthread_atfork(NULL, NULL, foreign_fork_child);
+}
+
 void weft__foreign_enter(void)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	/* Registered before the first count a fork could copy. */
+	pthread_once(&once, foreign_fork_once);
 	atomic_fetch_add(&foreign_calls, 1); /* see foreign_quiesce */
 }
 

@@ -535,6 +535,63 @@ START_TEST(prefork_server)
 }
 END_TEST
 
+/* A pre-fork server whose parent has another thread calling weft while
+ * it forks (weft_workers() for a status line, a weft_spawn refused with
+ * -ESHUTDOWN): the child has only the forking thread, so the calls the
+ * other thread was inside at the fork are none of the child's, and its
+ * weft_run must not wait for them. Before, it did, for ever, once main
+ * had returned (a child killed by its alarm). */
+static atomic_bool caller_stop;
+
+static void *plain_caller(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&caller_stop)) {
+		(void)weft_workers();
+		if (weft_spawn(NULL, noop_main, NULL) != -ESHUTDOWN)
+			return (void *)1;
+	}
+	return NULL;
+}
+
+static void prefork_beside_caller(enum weft_io_kind io)
+{
+	pthread_t th;
+	void *res;
+
+	atomic_store(&caller_stop, false);
+	ck_assert_int_eq(pthread_create(&th, NULL, plain_caller, NULL), 0);
+	for (long i = 0; i < SCALED(20); i++) {
+		pid_t pid = weft_test_fork();
+		int status;
+
+		if (!pid) {
+			struct weft_config cfg = { .workers = 1, .io = io };
+
+			/* Check's SIGALRM handler kills the process group. */
+			signal(SIGALRM, SIG_DFL);
+			alarm(10);
+			_exit(weft_run(noop_main, NULL, &cfg, NULL) ? 1 : 0);
+		}
+		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+		ck_assert_msg(
+			WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			"child %ld: status %#x (SIGALRM %#x: its weft_run "
+			"never returned)",
+			i, status, SIGALRM);
+	}
+	atomic_store(&caller_stop, true);
+	ck_assert_int_eq(pthread_join(th, &res), 0);
+	ck_assert_ptr_null(res);
+}
+
+START_TEST(prefork_beside_plain_caller)
+{
+	prefork_beside_caller(WEFT_IO_AUTO);
+	prefork_beside_caller(WEFT_IO_EPOLL);
+}
+END_TEST
+
 /* ---- fork while running ---------------------------------------------- */
 
 /* In the child of a fork from a running program, weft_run is refused
@@ -1050,6 +1107,7 @@ int main(int argc, char **argv)
 	CASE(no_leak_epoll);
 	CASE(no_leak_during_dump);
 	CASE(prefork_server);
+	CASE(prefork_beside_plain_caller);
 	CASE(signal_registrations_across_fork);
 	CASE(many_waiters_coalescing);
 	CASE(fork_while_running);
@@ -1060,6 +1118,7 @@ int main(int argc, char **argv)
 	(void)no_leak_epoll;
 	(void)no_leak_during_dump;
 	(void)prefork_server;
+	(void)prefork_beside_plain_caller;
 	(void)signal_registrations_across_fork;
 	(void)many_waiters_coalescing;
 	(void)fork_while_running;
