@@ -415,11 +415,23 @@ struct iov_args {
 	const struct iovec *iov;
 	int iovcnt;
 	bool polled; /* weft__try_or_end */
+	bool empty;  /* readv: the iovecs hold no byte */
 };
+
+/* Whether iov holds no byte (the caller checked iov_args). */
+static bool iov_empty(const struct iovec *iov, int iovcnt)
+{
+	for (int i = 0; i < iovcnt; i++)
+		if (iov[i].iov_len)
+			return false;
+	return true;
+}
 
 /* On the ring a readv is a recvmsg, which may be attempted without
  * waiting in the kernel; a descriptor that is no socket (a pipe) takes
- * readv(2). */
+ * readv(2). So does a readv of no bytes: readv(2) says 0 at once and
+ * takes nothing, where a recvmsg takes a datagram (saying 0), and on an
+ * empty socket says EAGAIN and the call waits for a byte. */
 static long readv_attempt(int fd, void *arg)
 {
 	struct iov_args *a = arg;
@@ -427,7 +439,7 @@ static long readv_attempt(int fd, void *arg)
 			      .msg_iovlen = (size_t)a->iovcnt };
 	long r;
 
-	if (!weft__sock_on_ring() ||
+	if (a->empty || !weft__sock_on_ring() ||
 	    (r = ring_recvmsg(fd, &(struct msg_args){ &msg, 0, false })) ==
 		    -ENOTSOCK)
 		r = weft__sys(readv(fd, a->iov, a->iovcnt));
@@ -460,18 +472,19 @@ static long try_writev(int fd, void *arg)
 
 ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt)
 {
-	struct iov_args a = { iov, iovcnt, false };
+	struct iov_args a = { iov, iovcnt, false, false };
 	int r;
 
 	if ((r = iov_args(fd, iov, iovcnt)) <= 0)
 		return r;
+	a.empty = iov_empty(iov, iovcnt);
 	return weft__io_try(fd, WEFT__READ, try_readv, &a, iov_len(iov, iovcnt),
 			    "readv");
 }
 
 ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt)
 {
-	struct iov_args a = { iov, iovcnt, false };
+	struct iov_args a = { iov, iovcnt, false, false };
 	int r;
 
 	if ((r = iov_args(fd, iov, iovcnt)) <= 0)

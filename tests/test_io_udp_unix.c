@@ -716,6 +716,64 @@ START_TEST(udp_error_once_polls_once)
 }
 END_TEST
 
+/* ---- readv of no bytes -------------------------------------------------- */
+
+/* readv(2) of iovecs that hold no bytes says 0 at once and takes nothing,
+ * on any socket. weft_readv on the ring path made it a recvmsg, which
+ * takes a datagram (returning 0) and, with nothing queued, waits for a
+ * byte: the call waited out its deadline instead. On each path, with a
+ * task queued so that the ring path's attempt is a ring one. */
+static void *readv_empty_main(void *arg)
+{
+	static const int types[] = { SOCK_DGRAM, SOCK_STREAM };
+	char b[8];
+	struct iovec iov[2] = { { b, 0 }, { NULL, 0 } };
+	struct weft_deadline d;
+	bool task = weft_current().task != NULL;
+
+	(void)arg;
+	for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+		int sv[2];
+
+		ck_assert_int_eq(socketpair(AF_UNIX, types[t] | SOCK_NONBLOCK,
+					    0, sv),
+				 0);
+		/* Bounded in a task; a plain thread's never waits. */
+		if (task) {
+			ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+			ck_assert_int_eq(weft_spawn(NULL, nothing, NULL), 0);
+		}
+		ck_assert_int_eq(weft_readv(sv[0], iov, 2), 0);
+		if (task) {
+			weft_deadline_leave(&d);
+			ck_assert_int_eq(weft_spawn(NULL, nothing, NULL), 0);
+		}
+		ck_assert_int_eq(write(sv[1], "x", 1), 1);
+		ck_assert_int_eq(weft_readv(sv[0], iov, 2), 0);
+		/* What was queued is still there. */
+		ck_assert_int_eq(recv(sv[0], b, sizeof(b), MSG_DONTWAIT), 1);
+		ck_assert_int_eq(b[0], 'x');
+		close(sv[0]);
+		close(sv[1]);
+	}
+	return NULL;
+}
+
+START_TEST(readv_empty_takes_nothing)
+{
+	static const enum weft_sock_path paths[] = { WEFT_SOCK_RING,
+						     WEFT_SOCK_SYSCALL };
+
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		struct weft_config cfg = { .workers = 1, .sockets = paths[i] };
+
+		ck_assert_int_eq(weft_run(readv_empty_main, NULL, &cfg, NULL),
+				 0);
+	}
+	readv_empty_main(NULL); /* a plain thread */
+}
+END_TEST
+
 /* ---- Unix domain sockets ------------------------------------------------- */
 
 static void *unix_echo_one(void *arg)
@@ -1096,6 +1154,7 @@ int main(void)
 	tcase_add_test(tc, recv_shut_rd_ends_receive);
 	tcase_add_test(tc, readv_shut_rd_ends_receive);
 	tcase_add_test(tc, udp_error_once_polls_once);
+	tcase_add_test(tc, readv_empty_takes_nothing);
 	suite_add_tcase(s, tc);
 	return io_test_main(s);
 }
