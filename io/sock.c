@@ -415,7 +415,7 @@ struct iov_args {
 	const struct iovec *iov;
 	int iovcnt;
 	bool polled; /* weft__try_or_end */
-	bool empty;  /* readv: the iovecs hold no byte */
+	bool empty;  /* the iovecs hold no byte */
 };
 
 /* Whether iov holds no byte (the caller checked iov_args). */
@@ -456,15 +456,20 @@ static long try_readv(int fd, void *arg)
 }
 
 /* writev on a socket goes through sendmsg, for MSG_NOSIGNAL: a write to a
- * reset connection must return -EPIPE, not kill the process with SIGPIPE. */
+ * reset connection must return -EPIPE, not kill the process with SIGPIPE.
+ * Not a writev of no bytes: writev(2) skips the write then (0, or the
+ * fd's error), where a sendmsg sends a datagram, an empty one. */
 static long try_writev(int fd, void *arg)
 {
 	struct iov_args *a = arg;
 	struct msghdr msg = { .msg_iov = (struct iovec *)a->iov,
 			      .msg_iovlen = (size_t)a->iovcnt };
-	long r = weft__try_sendmsg(fd, &(struct msg_args){ &msg, MSG_NOSIGNAL,
-							   false });
+	long r;
 
+	if (a->empty)
+		return weft__sys(writev(fd, a->iov, a->iovcnt));
+	r = weft__try_sendmsg(fd,
+			      &(struct msg_args){ &msg, MSG_NOSIGNAL, false });
 	if (r == -ENOTSOCK)
 		r = weft__sys(writev(fd, a->iov, a->iovcnt));
 	return r;
@@ -489,6 +494,7 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt)
 
 	if ((r = iov_args(fd, iov, iovcnt)) <= 0)
 		return r;
+	a.empty = iov_empty(iov, iovcnt);
 	return weft__io_try(fd, WEFT__WRITE, try_writev, &a,
 			    iov_len(iov, iovcnt), "writev");
 }

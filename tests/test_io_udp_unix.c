@@ -774,6 +774,45 @@ START_TEST(readv_empty_takes_nothing)
 }
 END_TEST
 
+/* writev(2) of iovecs that hold no bytes sends nothing (the kernel skips
+ * the file's write): on a datagram socket, no datagram. weft_writev made
+ * it a sendmsg, which sends an empty datagram, on every path; a receiver
+ * took a message nobody wrote. send(2) of nothing does send one
+ * (weft_send, udp_empty_datagram). */
+static void *writev_empty_main(void *arg)
+{
+	char b[8];
+	struct iovec iov[2] = { { b, 0 }, { NULL, 0 } };
+	int sv[2];
+
+	(void)arg;
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, sv),
+			 0);
+	if (weft_current().task)
+		ck_assert_int_eq(weft_spawn(NULL, nothing, NULL), 0);
+	ck_assert_int_eq(weft_writev(sv[1], iov, 2), 0);
+	ck_assert_int_eq(recv(sv[0], b, sizeof(b), MSG_DONTWAIT), -1);
+	ck_assert_int_eq(errno, EAGAIN);
+	close(sv[0]);
+	close(sv[1]);
+	return NULL;
+}
+
+START_TEST(writev_empty_sends_nothing)
+{
+	static const enum weft_sock_path paths[] = { WEFT_SOCK_RING,
+						     WEFT_SOCK_SYSCALL };
+
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		struct weft_config cfg = { .workers = 1, .sockets = paths[i] };
+
+		ck_assert_int_eq(weft_run(writev_empty_main, NULL, &cfg, NULL),
+				 0);
+	}
+	writev_empty_main(NULL); /* a plain thread */
+}
+END_TEST
+
 /* ---- Unix domain sockets ------------------------------------------------- */
 
 static void *unix_echo_one(void *arg)
@@ -1155,6 +1194,7 @@ int main(void)
 	tcase_add_test(tc, readv_shut_rd_ends_receive);
 	tcase_add_test(tc, udp_error_once_polls_once);
 	tcase_add_test(tc, readv_empty_takes_nothing);
+	tcase_add_test(tc, writev_empty_sends_nothing);
 	suite_add_tcase(s, tc);
 	return io_test_main(s);
 }
