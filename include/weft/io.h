@@ -128,7 +128,10 @@ WEFT_MUST_CHECK ssize_t weft_send_all(int fd, const void *buf, size_t len,
  * socket once its read side is shut down and nothing is queued, as
  * readv(2). weft_writev() on a socket implies MSG_NOSIGNAL; on
  * a pipe whose reader is gone it returns -EPIPE while weft_run runs, which
- * keeps SIGPIPE from killing the process (see weft_run in weft/task.h). */
+ * keeps SIGPIPE from killing the process (see weft_run in weft/task.h).
+ * An iovcnt of 0 returns 0 at once, as weft_recv of 0 bytes does; iovecs
+ * holding no byte go to readv(2) / writev(2), which take and send nothing
+ * (no empty datagram). */
 WEFT_MUST_CHECK ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt);
 WEFT_MUST_CHECK ssize_t weft_writev(int fd, const struct iovec *iov,
 				    int iovcnt);
@@ -199,7 +202,9 @@ WEFT_MUST_CHECK ssize_t weft_sendto(int fd, const void *buf, size_t len,
  * as recvfrom(2), though only len bytes are stored), 0 once the socket's
  * read side is shut down (shutdown(2) SHUT_RD) and nothing is queued, or
  * -errno. MSG_ERRQUEUE never waits, as recvmsg(2): -EAGAIN if no error is
- * queued (one that is makes the socket readable, for weft_wait_fd). */
+ * queued (one that is makes the socket readable, for weft_wait_fd).
+ * MSG_WAITALL does not fill len on a stream socket here: the call returns
+ * what one receive takes, as for a datagram; weft_recv fills it. */
 WEFT_MUST_CHECK ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags,
 				      struct sockaddr *from,
 				      socklen_t *fromlen);
