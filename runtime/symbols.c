@@ -22,6 +22,11 @@
 #define MAX_SEGMENTS 512
 #define CACHE_BITS 12
 #define NAME_MAX_LEN 384
+/* The most of a function's name a line shows: a longer one (a C++
+ * template's mangled name runs to hundreds of characters) is cut there and
+ * marked "...", leaving room in NAME_MAX_LEN for the object and offset
+ * after it, which addr2line needs, and for the file and line. */
+#define FUNC_SHOWN 192
 
 struct func {
 	uintptr_t addr;
@@ -459,12 +464,13 @@ static void name_code(struct weft__symbols *s, uintptr_t a, uintptr_t r,
 	const char *path = strrchr(file, '/');
 	path = path ? path + 1 : file;
 	const struct func *f = func_at(o, a);
+	const char *cut = f && strlen(f->name) > FUNC_SHOWN ? "..." : "";
 	if (f && r == f->addr)
-		snprintf(buf, len, "%s (%s+0x%lx)", f->name, path,
-			 (unsigned long)(a - o->base));
+		snprintf(buf, len, "%.*s%s (%s+0x%lx)", FUNC_SHOWN, f->name,
+			 cut, path, (unsigned long)(a - o->base));
 	else if (f)
-		snprintf(buf, len, "%s+0x%lx (%s+0x%lx)", f->name,
-			 (unsigned long)(r - f->addr), path,
+		snprintf(buf, len, "%.*s%s+0x%lx (%s+0x%lx)", FUNC_SHOWN,
+			 f->name, cut, (unsigned long)(r - f->addr), path,
 			 (unsigned long)(r - o->base));
 	else
 		snprintf(buf, len, "? (%s+0x%lx)", path,

@@ -2369,6 +2369,67 @@ START_TEST(dump_survives_damaged_object)
 }
 END_TEST
 
+/* A function whose name is as long as a C++ template instantiation's
+ * mangled one (hundreds of characters: std::function's invokers, lambdas
+ * inside templates): its frame in a dump still says object+offset, which
+ * addr2line needs. The name filled the symbol table's fixed line, and
+ * "(test_observe+0x...)" after it was cut off. */
+#define NAME40 a_function_named_as_long_as_cxx_mangles_
+#define PASTE_(a, b) a##b
+#define PASTE(a, b) PASTE_(a, b)
+#define NAME80 PASTE(NAME40, NAME40)
+#define NAME160 PASTE(NAME80, NAME80)
+#define LONG_NAMED PASTE(PASTE(NAME160, NAME160), NAME80) /* 400 */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+static __attribute__((noinline)) void *LONG_NAMED(void *arg)
+{
+	kept(weft_event_wait(&w.event));
+	return arg; /* not a tail call: its frame stays */
+}
+
+static void *long_named_main(void *arg)
+{
+	ck_assert_int_eq(weft_event_init(&w.event), 0);
+	weft_task_t t;
+	ck_assert_int_eq(weft_spawn_opts(&t, LONG_NAMED, NULL,
+					 &(struct weft_spawn_opts){
+						 .name = "long-named" }),
+			 0);
+	ck_assert_uint_eq(strlen(STR(LONG_NAMED)), 400);
+	const char *name = STR(NAME160); /* what a cut name still shows */
+	char *text = NULL, *b = NULL, *f = NULL;
+	for (int tries = 0; !f && tries < 1000; tries++) {
+		ck_assert_int_eq(weft_sleep(5 * WEFT_MSEC), 0);
+		free(text);
+		free(b);
+		text = take_dump();
+		b = block_of(text, "long-named");
+		f = b ? strstr(b, name) : NULL;
+	}
+	ck_assert_msg(f, "%s", text);
+	size_t n = strcspn(f, "\n");
+	const char *obj = strstr(f, " (test_observe+0x");
+	ck_assert_msg(obj && obj < f + n, "%.*s", (int)n, f);
+#ifdef WEFT_HAVE_LIBDW /* and its file and line */
+	const char *at = strstr(obj, ") at ");
+	ck_assert_msg(at && at < f + n && strstr(at, "tests/test_observe.c:"),
+		      "%.*s", (int)n, f);
+#endif
+	free(b);
+	free(text);
+	weft_event_set(&w.event);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	return NULL;
+}
+
+START_TEST(dump_names_long_function)
+{
+	weft_test_run(long_named_main, NULL, 2);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("observe");
@@ -2397,6 +2458,7 @@ int main(void)
 	tcase_add_test(tc, dump_from_thread_between_runs);
 	tcase_add_test(tc, dump_names_long_path_object);
 	tcase_add_test(tc, dump_survives_damaged_object);
+	tcase_add_test(tc, dump_names_long_function);
 	tcase_add_test(tc, stall_reported_not_for_yields);
 	tcase_add_test(tc, stall_off_by_default);
 	tcase_add_test(tc, stall_rate_limited);

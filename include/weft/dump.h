@@ -31,7 +31,8 @@ extern "C" {
  * built with elfutils' libdw (WEFT_LIBDW, on where found) and the object
  * has DWARF line tables (-g); the line of a call inlined into the function
  * is the innermost one's. Without them, `addr2line -e object offset` gives
- * file and line.
+ * file and line. A function name longer than 192 characters (a C++
+ * template's mangled one) is cut there and ends in "...".
  *
  * The backtrace of a parked task is a scan of its stack, from the
  * registers it saved when it switched out, for return addresses (words
