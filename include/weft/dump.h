@@ -91,8 +91,11 @@ struct weft_stall {
 	 * half a threshold after it began (as Go's sysmon counts). */
 	int64_t ns;
 	int nframes;
-	const void *const *frames; /* return addresses, innermost first; the
-				    * first is the interrupted instruction */
+	/* Return addresses, innermost first. The first is the interrupted
+	 * instruction's address plus one, as if it were returned to: every
+	 * frame's code is at its address - 1, as a return address's is,
+	 * and the report on stderr names them so. */
+	const void *const *frames;
 };
 
 #ifdef __cplusplus
