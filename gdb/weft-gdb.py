@@ -111,10 +111,15 @@ def describe(t, running):
     what = WAIT_KINDS[kind] if kind < len(WAIT_KINDS) else "wait"
     obj = int(w["object"].cast(gdb.lookup_type("long")))
     doing = t["doing"]
-    if int(doing) != 0 and what != "blocking job":
+    if int(doing) != 0:
         what_doing = doing.string()
-        if what == "io":
-            return "parked: %s on fd %d" % (what_doing, obj)
+        # As weft_dump: a named I/O call on its operation's fd, or on the
+        # call's own when it waits in the blocking pool; an open has none.
+        if what in ("io", "blocking job"):
+            fd = obj if what == "io" else int(t["doing_fd"])
+            if fd < 0:
+                return "parked: %s" % what_doing
+            return "parked: %s on fd %d" % (what_doing, fd)
         return "parked: %s (%s)" % (what_doing, what)
     if what == "io":
         return "parked: io on fd %d" % obj

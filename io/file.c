@@ -269,7 +269,7 @@ static int open_as_open2(const char *path, int flags, mode_t mode)
 	return fifo_await_writer(path, flags, mode, fd);
 }
 
-int weft_open(const char *path, int flags, mode_t mode)
+static int open_file(const char *path, int flags, mode_t mode)
 {
 	struct file_call c = { .fn = do_open,
 			       .path = path,
@@ -282,6 +282,18 @@ int weft_open(const char *path, int flags, mode_t mode)
 	if (weft__io_path() != WEFT__RING)
 		return fresh((int)file_call(&c));
 	return fresh(open_as_open2(path, c.flags, mode));
+}
+
+/* Each file call names itself for weft_dump (wait.h), as the socket calls
+ * do: under epoll its wait is the blocking pool's, which would name weft's
+ * job function, and under io_uring an open's operation has no fd. */
+int weft_open(const char *path, int flags, mode_t mode)
+{
+	bool named = weft__doing_begin_fd("open", -1);
+	int r = open_file(path, flags, mode);
+
+	weft__doing_end(named);
+	return r;
 }
 
 static ssize_t rw(int fd, void *buf, size_t len, off_t off, bool write)
@@ -328,15 +340,23 @@ static ssize_t rw(int fd, void *buf, size_t len, off_t off, bool write)
 
 ssize_t weft_pread(int fd, void *buf, size_t len, off_t off)
 {
-	return rw(fd, buf, len, off, false);
+	bool named = weft__doing_begin_fd("read", fd);
+	ssize_t r = rw(fd, buf, len, off, false);
+
+	weft__doing_end(named);
+	return r;
 }
 
 ssize_t weft_pwrite(int fd, const void *buf, size_t len, off_t off)
 {
-	return rw(fd, (void *)buf, len, off, true);
+	bool named = weft__doing_begin_fd("write", fd);
+	ssize_t r = rw(fd, (void *)buf, len, off, true);
+
+	weft__doing_end(named);
+	return r;
 }
 
-int weft_fsync(int fd, unsigned flags)
+static int fsync_file(int fd, unsigned flags)
 {
 	struct file_call c = { .fn = do_fsync, .fd = fd, .flags = (int)flags };
 	struct weft__io io;
@@ -355,4 +375,13 @@ int weft_fsync(int fd, unsigned flags)
 			    (flags & WEFT_FSYNC_DATA) ? IORING_FSYNC_DATASYNC
 						      : 0);
 	return (int)ring_wait(&io, sqe);
+}
+
+int weft_fsync(int fd, unsigned flags)
+{
+	bool named = weft__doing_begin_fd("fsync", fd);
+	int r = fsync_file(fd, flags);
+
+	weft__doing_end(named);
+	return r;
 }

@@ -168,6 +168,7 @@ struct wait_view {
 	const void *object;
 	uint64_t joined;   /* the id of the task joined */
 	const char *doing; /* the user's call, or NULL (wait.h) */
+	int doing_fd;      /* its fd, or -1 */
 	int ncases;        /* a select's */
 	struct {
 		int kind;
@@ -286,12 +287,20 @@ static void put_what(struct dump *d, const struct wait_view *v)
 static void put_wait(struct dump *d, const struct wait_view *v)
 {
 	struct out *o = &d->out;
-	if (v->kind == WEFT__WAIT_BLOCKING) {
+	if (v->doing &&
+	    (v->kind == WEFT__WAIT_IO || v->kind == WEFT__WAIT_BLOCKING)) {
+		/* A named I/O call, in the same words on both drivers: the fd
+		 * of io_uring's operation, or the call's own when it waits in
+		 * the blocking pool (a file call under epoll). An open has
+		 * none yet. */
+		int fd = v->kind == WEFT__WAIT_IO ? (int)(intptr_t)v->object
+						  : v->doing_fd;
+		put(o, "parked: %s", v->doing);
+		if (fd >= 0)
+			put(o, " on fd %d", fd);
+	} else if (v->kind == WEFT__WAIT_BLOCKING) {
 		put_str(o, "in the blocking pool: ");
 		put_what(d, v);
-	} else if (v->doing && v->kind == WEFT__WAIT_IO) {
-		put(o, "parked: %s on fd %d", v->doing,
-		    (int)(intptr_t)v->object);
 	} else if (v->doing) {
 		put(o, "parked: %s (", v->doing);
 		put_what(d, v);
@@ -345,6 +354,7 @@ static void view_wait(struct weft_task *t, struct weft__waiter *w,
 	v->object = w->object;
 	v->joined = v->kind == WEFT__WAIT_JOIN ? id_of(w->object) : 0;
 	v->doing = t->doing;
+	v->doing_fd = t->doing_fd;
 	if (v->kind == WEFT__WAIT_SELECT)
 		view_select(w, v);
 	v->since = t->wait_since;

@@ -101,6 +101,8 @@ struct weft_task {
 	int64_t wait_until; /* and its deadline (weft_now) */
 	const char *doing;  /* for weft_dump: the user's call its waits are
 			     * in ("recv"), or NULL (see wait.h) */
+	int doing_fd;       /* and the fd it works on, or -1: for a wait
+			     * that does not hold it (the blocking pool's) */
 
 	int64_t deadline;            /* the innermost scope's, or INT64_MAX */
 	struct weft_deadline *scope; /* innermost scope */

@@ -88,13 +88,19 @@ int weft__wait_park_thread(struct weft__waiter *w, void (*unlock)(void *),
 	return weft__waiter_state(w);
 }
 
-bool weft__doing_begin(const char *call)
+bool weft__doing_begin_fd(const char *call, int fd)
 {
 	struct weft_task *t = weft__task_current();
 	if (!t || t->doing)
 		return false;
 	t->doing = call;
+	t->doing_fd = fd;
 	return true;
+}
+
+bool weft__doing_begin(const char *call)
+{
+	return weft__doing_begin_fd(call, -1);
 }
 
 void weft__doing_end(bool named)

@@ -146,6 +146,11 @@ static inline void weft__waiter_init_as(struct weft__waiter *w,
  */
 bool weft__doing_begin(const char *call);
 void weft__doing_end(bool named);
+/* The same for a call on fd whose waits may not hold it: a file call under
+ * epoll waits in the blocking pool, whose wait names its job, and the dump
+ * then shows "read on fd 7" as io_uring's operation does. fd -1: none yet
+ * (an open). */
+bool weft__doing_begin_fd(const char *call, int fd);
 
 static inline void weft__waiter_init(struct weft__waiter *w,
 				     weft__abort_fn abort)

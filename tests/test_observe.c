@@ -2430,6 +2430,103 @@ START_TEST(dump_names_long_function)
 }
 END_TEST
 
+/* File calls name themselves as the other I/O calls do, in the same words
+ * on both drivers: "parked: read on fd 7", "parked: open". Under epoll
+ * they wait in the blocking pool, and the dump named its job, weft's own
+ * "job file_call_run (...)"; under io_uring an open said "open on fd -1".
+ * The one pool thread is kept busy, so that a pread queues (under
+ * io_uring it completes at once: only the open is seen parked there). */
+static struct {
+	char fifo[64];
+	int file;
+} fc;
+
+static void *open_fifo(void *arg)
+{
+	int fd = weft_open(fc.fifo, O_RDONLY, 0);
+	if (fd >= 0)
+		weft_close(fd);
+	return (void *)(intptr_t)(fd < 0 ? fd : 0);
+}
+
+static void *pread_file(void *arg)
+{
+	char c;
+	return (void *)(intptr_t)weft_pread(fc.file, &c, 1, 0);
+}
+
+static void *file_calls_main(void *arg)
+{
+	weft_task_t busy, opener, reader;
+	struct weft_metrics m;
+	atomic_store(&w.release_job, 0);
+	ck_assert_int_eq(weft_spawn(&busy, wait_in_blocking, NULL), 0);
+	do {
+		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+		ck_assert_int_eq(weft_metrics(&m), 0);
+	} while (m.blocking_busy < 1);
+	ck_assert_int_eq(weft_spawn_opts(&opener, open_fifo, NULL,
+					 &(struct weft_spawn_opts){
+						 .name = "in-open" }),
+			 0);
+	ck_assert_int_eq(weft_spawn_opts(&reader, pread_file, NULL,
+					 &(struct weft_spawn_opts){
+						 .name = "in-pread" }),
+			 0);
+	bool epoll = weft_io_driver() == WEFT_IO_EPOLL;
+	char want_read[64];
+	snprintf(want_read, sizeof(want_read), "parked: read on fd %d, for ",
+		 fc.file);
+	char *text = NULL, *o = NULL, *r = NULL;
+	bool seen = false;
+	for (int tries = 0; !seen && tries < 200; tries++) {
+		ck_assert_int_eq(weft_sleep(5 * WEFT_MSEC), 0);
+		free(text);
+		free(o);
+		free(r);
+		text = take_dump();
+		o = block_of(text, "in-open");
+		r = block_of(text, "in-pread");
+		seen = o && strstr(o, "\"in-open\" parked: open, for ") &&
+		       (!epoll || (r && strstr(r, want_read)));
+	}
+	ck_assert_msg(seen, "%s", text);
+	free(text);
+	free(o);
+	free(r);
+	atomic_store(&w.release_job, 1);
+	/* A writer lets the open return: once the pool thread, free now,
+	 * has its open(2) waiting (until then there is no reader: ENXIO). */
+	int peer;
+	while ((peer = open(fc.fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
+		ck_assert_int_eq(errno, ENXIO);
+		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+	}
+	close(peer);
+	void *res;
+	ck_assert_int_eq(weft_join(opener, &res), 0);
+	ck_assert_int_eq((intptr_t)res, 0);
+	ck_assert_int_eq(weft_join(reader, &res), 0);
+	ck_assert_int_eq((intptr_t)res, 1);
+	ck_assert_int_eq(weft_join(busy, NULL), 0);
+	return NULL;
+}
+
+START_TEST(dump_names_file_calls)
+{
+	snprintf(fc.fifo, sizeof(fc.fifo), "/tmp/weft-dump-fifo-%d",
+		 (int)getpid());
+	unlink(fc.fifo);
+	ck_assert_int_eq(mkfifo(fc.fifo, 0600), 0);
+	fc.file = memfd_create("file", MFD_CLOEXEC);
+	ck_assert_int_eq(write(fc.file, "x", 1), 1);
+	struct weft_config cfg = { .workers = 2, .blocking_threads = 1 };
+	ck_assert_int_eq(weft_run(file_calls_main, NULL, &cfg, NULL), 0);
+	close(fc.file);
+	unlink(fc.fifo);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("observe");
@@ -2459,6 +2556,7 @@ int main(void)
 	tcase_add_test(tc, dump_names_long_path_object);
 	tcase_add_test(tc, dump_survives_damaged_object);
 	tcase_add_test(tc, dump_names_long_function);
+	tcase_add_test(tc, dump_names_file_calls);
 	tcase_add_test(tc, stall_reported_not_for_yields);
 	tcase_add_test(tc, stall_off_by_default);
 	tcase_add_test(tc, stall_rate_limited);
