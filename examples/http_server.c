@@ -266,6 +266,8 @@ static int read_head(struct conn *c, struct request *req)
 
 static const char go_on[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
+static int send_bounded(struct conn *c, const char *p, size_t n, bool hold);
+
 /* Reads and drops req's body within the head time. Returns 0, QUIET or
  * -408. */
 static int skip_body(struct conn *c, const struct request *req)
@@ -277,19 +279,19 @@ static int skip_body(struct conn *c, const struct request *req)
 
 	if (!length)
 		return 0;
+	/* Answers held back for a pipelined head go before a wait for the
+	 * rest of its body, and so does the 100 (Continue) of a client that
+	 * waits for one before it sends the body (RFC 9110 10.1.1: the
+	 * server MUST send it, or a final answer). They are answers like any
+	 * other: sent within the send timeout, or the client is given up on
+	 * (c->stalled), not within the head time, which is the client's to
+	 * send in. */
+	if (weft_stream_buffered(&c->s) < (size_t)length &&
+	    send_bounded(c, go_on, req->expect_continue ? sizeof(go_on) - 1 : 0,
+			 false))
+		return QUIET; /* a client that takes no answer */
 	if (weft_deadline_enter(&d, HEAD_TIMEOUT))
 		return QUIET;
-	/* Answers held back for a pipelined head go before a wait for the
-	 * rest of its body (within the same time), and so does the 100
-	 * (Continue) of a client that waits for one before it sends the body
-	 * (RFC 9110 10.1.1: the server MUST send it, or a final answer). */
-	if (weft_stream_buffered(&c->s) < (size_t)length &&
-	    ((req->expect_continue &&
-	      weft_stream_write(&c->s, go_on, sizeof(go_on) - 1) < 0) ||
-	     weft_stream_flush(&c->s))) {
-		weft_deadline_leave(&d);
-		return QUIET; /* a client that takes no answer */
-	}
 	while (length > 0) {
 		n = weft_stream_read(&c->s, sink,
 				     (size_t)length < sizeof(sink)
@@ -326,11 +328,11 @@ static bool head_buffered(const struct weft_stream *s)
 	return n && memmem(p, n, "\r\n\r\n", 4);
 }
 
-/* Writes [p, p + n) to the stream and sends it, unless the next request
- * waits in the stream (pipelined requests are answered together), all
- * within send_timeout (a client that stops reading). One deadline scope
- * for both: a scope costs two clock reads. Returns 0 or -errno. */
-static int send_bounded(struct conn *c, const char *p, size_t n)
+/* Writes [p, p + n) to the stream and sends it, unless hold and the next
+ * request waits in the stream (pipelined requests are answered together),
+ * all within send_timeout (a client that stops reading). One deadline
+ * scope for both: a scope costs two clock reads. Returns 0 or -errno. */
+static int send_bounded(struct conn *c, const char *p, size_t n, bool hold)
 {
 	struct weft_deadline d;
 	ssize_t r = weft_deadline_enter(&d, send_timeout);
@@ -338,7 +340,7 @@ static int send_bounded(struct conn *c, const char *p, size_t n)
 	if (r)
 		return (int)r;
 	r = weft_stream_write(&c->s, p, n);
-	if (r >= 0 && !head_buffered(&c->s))
+	if (r >= 0 && !(hold && head_buffered(&c->s)))
 		r = weft_stream_flush(&c->s);
 	c->stalled = weft_deadline_leave(&d) == 1 && r < 0;
 	return r < 0 ? (int)r : 0;
@@ -359,7 +361,7 @@ static int answer(struct conn *c, const struct request *req)
 	if (!req->head)
 		ADD(hello);
 #undef ADD
-	return send_bounded(c, msg, n);
+	return send_bounded(c, msg, n, true);
 }
 
 static const char *reason(int status)
@@ -392,7 +394,7 @@ static void refuse(struct conn *c, int status)
 		     "Connection: close\r\n\r\n%s\n",
 		     status, reason(status), strlen(reason(status)) + 1,
 		     reason(status));
-	send_bounded(c, msg, (size_t)n); /* n < sizeof(msg) */
+	send_bounded(c, msg, (size_t)n, true); /* n < sizeof(msg) */
 }
 
 /* ---- the connection ---------------------------------------------------- */

@@ -1130,6 +1130,102 @@ static void http_stops_reading(void)
 	close(r.fd);
 }
 
+/* A monotonic clock's milliseconds. */
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
+}
+
+/* Bytes the server's end of the connection from client port cport has
+ * received and not read (its rx_queue in /proc/net/tcp), or -1 if it is
+ * not listed. */
+static long server_unread(unsigned short cport)
+{
+	FILE *f = fopen("/proc/net/tcp", "r");
+	char line[256];
+	unsigned lport, rport;
+	unsigned long rxq;
+	long unread = -1;
+
+	if (!f)
+		die("/proc/net/tcp: %s", strerror(errno));
+	while (unread < 0 && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%*u: %*x:%x %*x:%x %*x %*x:%lx", &lport,
+			   &rport, &rxq) == 3 &&
+		    lport == port && rport == cport)
+			unread = (long)rxq;
+	fclose(f);
+	return unread;
+}
+
+/*
+ * Pipelined GETs, answers never read, each batch ending in a POST head
+ * whose one-byte body comes with the next batch: the server holds the
+ * batch's answers back (the next head waits), and sends them when it
+ * must wait for the body. Once they fill the socket, that send is where
+ * the server waits for the client, and within its send timeout it must
+ * reset the connection, as for answers sent anywhere else (not wait its
+ * head timeout, then its send timeout again to close).
+ */
+static void http_stops_reading_before_body(void)
+{
+	static char batch[1 + sizeof(GET) * 100 + 128];
+	const char post[] = "POST / HTTP/1.1\r\nHost: x\r\n"
+			    "Content-Length: 1\r\n\r\n";
+	struct sockaddr_in a;
+	socklen_t alen = sizeof(a);
+	size_t len = 1, sent = 0;
+	int fd = dial();
+	long start, unread;
+
+	check = "http client that stops reading, a body to come";
+	if (getsockname(fd, (struct sockaddr *)&a, &alen))
+		die("getsockname: %s", strerror(errno));
+	batch[0] = 'x'; /* the body of the batch before */
+	for (int i = 0; i < 100; i++, len += sizeof(GET) - 1)
+		memcpy(batch + len, GET, sizeof(GET) - 1);
+	memcpy(batch + len, post, sizeof(post) - 1);
+	len += sizeof(post) - 1;
+	/* A batch at a time, each read and answered before the next comes,
+	 * until the server leaves one unread for a second: it waits for
+	 * the client to take answers. */
+	for (bool first = true;; first = false) {
+		const char *p = first ? batch + 1 : batch;
+		size_t n = first ? len - 1 : len;
+
+		if ((sent += n) > (256u << 20))
+			die("the server takes requests without end");
+		send_all(fd, p, n);
+		/* In time, not in rounds: with many sockets listed, a read
+		 * of /proc/net/tcp takes milliseconds. */
+		start = now_ms();
+		do
+			pause_ms(2);
+		while ((unread = server_unread(ntohs(a.sin_port))) > 0 &&
+		       now_ms() - start < 1000);
+		if (unread) /* unread, or reset (no longer listed) */
+			break;
+		pause_ms(5); /* for the server to answer what it read */
+	}
+	/* Then the reset within the send timeout (and a margin), unread
+	 * answers and all (POLLIN stays set). */
+	for (start = now_ms();;) {
+		struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+
+		if (poll(&p, 1, 100) > 0 &&
+		    (p.revents & (POLLERR | POLLHUP | POLLRDHUP)))
+			break;
+		if (now_ms() - start > HTTP_SEND_MS + 3000)
+			die("no reset %ld ms after the server stopped reading "
+			    "(send timeout %d ms)",
+			    now_ms() - start, HTTP_SEND_MS);
+	}
+	close(fd);
+}
+
 static void http_many(void)
 {
 	int n = many_limit();
@@ -1176,6 +1272,7 @@ static void http_checks(void)
 	http_keep_alive();
 	http_refusals();
 	http_stops_reading();
+	http_stops_reading_before_body();
 	http_clients_and_stop();
 }
 
