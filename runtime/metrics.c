@@ -157,9 +157,9 @@ static int worker_metrics(struct weft_runtime *rt, int worker,
  * metrics_during_shutdown read freed memory before). */
 int weft_worker_metrics(int worker, struct weft_worker_metrics *m)
 {
-	weft__foreign_enter();
+	int phase = weft__foreign_enter();
 	int r = worker_metrics(atomic_load(&weft__rt), worker, m);
-	weft__foreign_leave();
+	weft__foreign_leave(phase);
 	return r;
 }
 
@@ -228,8 +228,8 @@ static int metrics(struct weft_runtime *rt, struct weft_metrics *m)
 
 int weft_metrics(struct weft_metrics *m)
 {
-	weft__foreign_enter(); /* as weft_worker_metrics */
+	int phase = weft__foreign_enter(); /* as weft_worker_metrics */
 	int r = metrics(atomic_load(&weft__rt), m);
-	weft__foreign_leave();
+	weft__foreign_leave(phase);
 	return r;
 }

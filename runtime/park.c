@@ -127,14 +127,14 @@ static void ready_from_thread(struct weft_task *t)
 	/* Numbered per thread for sampling. */
 	static _Thread_local uint64_t plain_wakes;
 
-	weft__foreign_enter();
+	int phase = weft__foreign_enter();
 	struct weft_runtime *rt = atomic_load(&weft__rt);
 	weft__latency_mark(t, plain_wakes++);
 	weft__inject_push(&rt->inject, t);
 	if (__builtin_expect(weft__ready_after_push != NULL, 0))
 		weft__ready_after_push();
 	weft__notify_work(rt);
-	weft__foreign_leave();
+	weft__foreign_leave(phase);
 }
 
 void weft__task_ready(struct weft_task *t)

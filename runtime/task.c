@@ -180,8 +180,18 @@ static _Atomic uint64_t run_number;
 
 /* Plain threads inside weft_spawn_opts or waking a task now: weft_run
  * waits for them before it counts the tasks left and before it frees the
- * runtime they read. */
-static atomic_int foreign_calls;
+ * runtime they read. Two counts, as SRCU keeps: a call counts itself in
+ * the one foreign_phase names, and a quiesce flips the phase, then waits
+ * for the count it flipped from alone. Waiting for one count of all calls
+ * to reach 0 never ended while plain threads' calls overlapped without a
+ * pause (weft_workers() from 8 threads kept weft_run 5 s, and two that
+ * hand over for ever keep it for ever: test_lifecycle
+ * quiesce_beside_overlapping_calls). Calls after the flip need no wait:
+ * they see what weft_run did before it (see foreign_quiesce).
+ * Invariant: foreign_calls[i] is the number of calls between an enter that
+ * returned i and its leave. */
+static atomic_int foreign_calls[2];
+static atomic_int foreign_phase;
 
 /* fork(2): the child has one thread, the forking one, which is inside
  * none of these calls (weft makes no fork), so it starts at 0. The count
@@ -191,7 +201,8 @@ static atomic_int foreign_calls;
  * not have, for ever. */
 static void foreign_fork_child(void)
 {
-	atomic_store(&foreign_calls, 0);
+	atomic_store(&foreign_calls[0], 0);
+	atomic_store(&foreign_calls[1], 0);
 }
 
 static void foreign_fork_once(void)
@@ -199,18 +210,21 @@ static void foreign_fork_once(void)
 	pthread_atfork(NULL, NULL, foreign_fork_child);
 }
 
-void weft__foreign_enter(void)
+int weft__foreign_enter(void)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 	/* Registered before the first count a fork could copy. */
 	pthread_once(&once, foreign_fork_once);
-	atomic_fetch_add(&foreign_calls, 1); /* see foreign_quiesce */
+	int phase = atomic_load(&foreign_phase);
+	atomic_fetch_add(&foreign_calls[phase], 1); /* see foreign_quiesce */
+	return phase;
 }
 
-void weft__foreign_leave(void)
+void weft__foreign_leave(int phase)
 {
-	atomic_fetch_sub(&foreign_calls, 1);
+	WEFT_ASSERT(atomic_load(&foreign_calls[phase]) > 0);
+	atomic_fetch_sub(&foreign_calls[phase], 1);
 }
 
 void weft__task_run_begin(void)
@@ -227,10 +241,15 @@ void weft__task_run_begin(void)
 
 void weft__task_foreign_quiesce(void)
 {
-	/* seq_cst, against the increment in weft__foreign_enter: either the
-	 * caller sees the state weft_run set before calling this, or we
-	 * see its count here and wait for it. */
-	while (atomic_load(&foreign_calls))
+	/* seq_cst, all, against weft__foreign_enter's load and increment. A
+	 * call that read the phase after our flip comes after the state
+	 * weft_run set before calling this, and sees it. One that read it
+	 * before counts itself in the old count: before our read of it, and
+	 * we wait for it; or after, and it sees that state too. weft_run
+	 * alone quiesces, never two at once. */
+	int old = atomic_fetch_xor(&foreign_phase, 1);
+
+	while (atomic_load(&foreign_calls[old]))
 		sched_yield();
 }
 
@@ -357,9 +376,9 @@ static int spawn_from(weft_task_t *out, weft_fn fn, void *arg,
 	struct weft_worker *self = weft__self();
 	if (self)
 		return spawn(out, fn, arg, opts, self, site, how);
-	weft__foreign_enter();
+	int phase = weft__foreign_enter();
 	int r = spawn(out, fn, arg, opts, NULL, site, how);
-	weft__foreign_leave();
+	weft__foreign_leave(phase);
 	return r;
 }
 
@@ -864,10 +883,10 @@ int weft_workers(void)
 	/* Between enter and leave, as a spawn from a plain thread: weft_run
 	 * frees the runtime only after it unpublished it and waited for
 	 * them (weft__task_foreign_quiesce). */
-	weft__foreign_enter();
+	int phase = weft__foreign_enter();
 	struct weft_runtime *rt = atomic_load(&weft__rt);
 	int n = rt ? rt->nworkers : 0;
-	weft__foreign_leave();
+	weft__foreign_leave(phase);
 	return n;
 }
 

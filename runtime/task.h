@@ -195,9 +195,9 @@ void weft__task_run_begin(void);
 void weft__task_foreign_quiesce(void);
 /* Around a plain thread's use of the runtime that a task may not outlast
  * (a spawn, a wake: the woken task may end, and weft_run free the runtime,
- * before the waker is done with it). */
-void weft__foreign_enter(void);
-void weft__foreign_leave(void);
+ * before the waker is done with it). enter returns what leave takes. */
+int weft__foreign_enter(void);
+void weft__foreign_leave(int phase);
 /* Calls fn(t, arg) on every live task (shutdown cancellation, weft_dump).
  * No lock is held meanwhile: fn sees t as a stranger (see above). */
 void weft__task_for_each_alive(void (*fn)(struct weft_task *, void *),

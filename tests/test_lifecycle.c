@@ -14,6 +14,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "runtime/park.h"
+#include "runtime/task.h"
 #include "test_util.h"
 
 /* ---- a timer firing at a task that ended and was respawned -------------- */
@@ -730,6 +731,77 @@ START_TEST(workers_capped_on_big_machines)
 }
 END_TEST
 
+/*
+ * weft_run waits for plain threads inside a spawn, a wake, weft_workers or
+ * weft_metrics (weft__task_foreign_quiesce) before it counts the tasks
+ * left and before it frees the runtime. Two threads whose calls overlap,
+ * each entering its next before the other leaves, never let every call
+ * be over at one instant: a wait for that never ended (and with 8 threads
+ * calling weft_workers() in a loop, weft_run took up to 5 s). The wait is
+ * for the calls that began before it, which end.
+ */
+static atomic_int handover_turn;
+static atomic_bool handover_stop;
+
+static void *hand_over(void *arg)
+{
+	int me = (int)(intptr_t)arg, phase = weft__foreign_enter();
+
+	atomic_fetch_add(&handover_turn, 1); /* in: the first two turns */
+	while (!atomic_load(&handover_stop)) {
+		int turn = atomic_load(&handover_turn);
+
+		if (turn < 2 || turn % 2 != me) {
+			sched_yield();
+			continue;
+		}
+		/* The other is inside: the next call begins, then ours ends. */
+		int next = weft__foreign_enter();
+		weft__foreign_leave(phase);
+		phase = next;
+		atomic_fetch_add(&handover_turn, 1);
+	}
+	weft__foreign_leave(phase);
+	return NULL;
+}
+
+static void *quiesce(void *done)
+{
+	weft__task_foreign_quiesce();
+	atomic_store((atomic_bool *)done, true);
+	return NULL;
+}
+
+START_TEST(quiesce_beside_overlapping_calls)
+{
+	pthread_t callers[2], quiescer;
+	atomic_bool done = false;
+
+	atomic_store(&handover_turn, 0);
+	atomic_store(&handover_stop, false);
+	for (intptr_t i = 0; i < 2; i++)
+		ck_assert_int_eq(pthread_create(&callers[i], NULL, hand_over,
+						(void *)i),
+				 0);
+	while (atomic_load(&handover_turn) < 10)
+		sched_yield(); /* both inside, handing over */
+	ck_assert_int_eq(pthread_create(&quiescer, NULL, quiesce, &done), 0);
+	for (int ms = 0; ms < 5000 && !atomic_load(&done); ms++)
+		usleep(1000);
+	bool in_time = atomic_load(&done);
+	int turns = atomic_load(&handover_turn);
+
+	atomic_store(&handover_stop, true);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(pthread_join(callers[i], NULL), 0);
+	ck_assert_int_eq(pthread_join(quiescer, NULL), 0);
+	ck_assert_msg(in_time,
+		      "the quiesce waited 5 s for calls that began after it "
+		      "(%d hand-overs)",
+		      turns);
+}
+END_TEST
+
 /* One case per test, so CK_RUN_CASE=<name> runs one alone. */
 static void add(Suite *s, const char *name, const TTest *test)
 {
@@ -755,5 +827,6 @@ int main(void)
 	add(s, "detached_leftovers", detached_task_leftovers);
 	add(s, "spawn_while_start_fails", spawn_while_start_fails);
 	add(s, "workers_capped", workers_capped_on_big_machines);
+	add(s, "quiesce_beside_calls", quiesce_beside_overlapping_calls);
 	return weft_test_main(s);
 }
