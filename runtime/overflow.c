@@ -34,14 +34,33 @@ static size_t put_num(char *buf, size_t at, unsigned long long v)
 	return at;
 }
 
-static void on_segv(int sig, siginfo_t *si, void *uc)
+/* Whether addr lies in the guard below t's stack (t may be NULL). */
+static bool in_guard(const struct weft_task *t, const char *addr)
+{
+	size_t guard = t && t->stack.guard ? t->stack.guard : weft__page_size();
+	return t && t->stack.base && addr < t->stack.base &&
+	       addr >= t->stack.base - guard;
+}
+
+/* The task whose stack overflowed at addr, or NULL: the running one, or
+ * the one a direct switch is saving (current names the next one by then:
+ * park.c's switch_direct), which overflows while its registers go onto
+ * its stack. */
+static struct weft_task *overflowed(const char *addr)
 {
 	struct weft_worker *w = weft__self();
-	struct weft_task *t = w ? w->current : NULL;
-	char *addr = si->si_addr;
-	size_t guard = t && t->stack.guard ? t->stack.guard : weft__page_size();
-	if (t && t->stack.base && addr < t->stack.base &&
-	    addr >= t->stack.base - guard) {
+
+	if (!w)
+		return NULL;
+	if (in_guard(w->current, addr))
+		return w->current;
+	return in_guard(w->switching_out, addr) ? w->switching_out : NULL;
+}
+
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+	struct weft_task *t = overflowed(si->si_addr);
+	if (t) {
 		char msg[256];
 		size_t n = put_str(msg, 0, "weft: task '");
 		n = put_str(msg, n, t->name);

@@ -8,6 +8,7 @@
 void weft__park_finish_direct(struct weft_worker *w)
 {
 	void (*unlock)(void *) = w->direct_unlock;
+	w->switching_out = NULL; /* its registers are saved */
 	if (unlock) {
 		w->direct_unlock = NULL;
 		unlock(w->direct_arg);
@@ -69,6 +70,7 @@ switch_direct(struct weft_worker *w, enum weft_switch_reason reason,
 	}
 	w->direct_unlock = unlock;
 	w->direct_arg = arg;
+	w->switching_out = t;
 	weft__latency_check(&w->stats, next);
 	weft__switch_set_current(w, next);
 	/* Nothing from before the switch is used after it: the task may

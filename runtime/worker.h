@@ -83,6 +83,10 @@ struct __attribute__((aligned(64))) weft_worker {
 	void (*direct_unlock)(
 		void *); /* for the next task, after a direct one */
 	void *direct_arg;
+	/* The task a direct switch saves, from just before current names
+	 * the next one until the next one runs: an overflow while its
+	 * registers go onto its stack is its own (overflow.c). */
+	struct weft_task *switching_out;
 
 	struct weft__driver *driver; /* made and closed by the worker,
 					  * freed by weft_run */
