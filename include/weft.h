@@ -5,7 +5,8 @@
  *   - calls return 0 (or a count) on success and a negative errno on failure;
  *   - there is no global error state;
  *   - structs the user owns (locks, queues, ...) are plain and embeddable, each
- *     with a static initialiser, and need no destroy call while nobody waits;
+ *     with a static initialiser, and need no destroy call while nobody waits
+ *     (but a queue with heap storage needs weft_queue_destroy);
  *   - every blocking call returns -ECANCELED when its task is cancelled and
  *     -ETIMEDOUT when the enclosing deadline passes, and has then consumed
  *     nothing.

@@ -155,9 +155,10 @@ struct weft_config {
  * asyncio.run. Tasks still running then are cancelled (their blocking calls
  * return -ECANCELED) and awaited; then the workers stop and everything is
  * freed. cfg may be NULL. Stores main's result in *result if result is not
- * NULL. weft_run is main's joiner from the start: weft_join and weft_detach
- * on main's handle (weft_current() in main) return -EINVAL, as for any task
- * being joined; weft_cancel works.
+ * NULL. weft_run is main's joiner from the start: weft_join by another
+ * task or thread and weft_detach on main's handle (weft_current() in main)
+ * return -EINVAL, as for any task being joined (main joining itself says
+ * -EDEADLK, as any task does); weft_cancel works.
  *
  * SIGPIPE: while it runs, a write to a pipe whose reader is gone returns
  * -EPIPE (weft_writev, a weft_stream over a pipe, and write(2) anywhere in
@@ -185,8 +186,8 @@ struct weft_config {
  * weft makes is close-on-exec, and weft blocks no signal in any thread,
  * so programs the tasks start inherit neither.
  *
- * Returns 0, -EINVAL (bad config or fn, a bad $WEFT_WORKERS,
- * $WEFT_IO or $WEFT_SOCKETS, a dump signal that cannot be caught, is a
+ * Returns 0, -EINVAL (bad config or fn, a bad $WEFT_WORKERS, $WEFT_IO,
+ * $WEFT_SOCKETS or $WEFT_CROWDING, a dump signal that cannot be caught, is a
  * fault's (SIGSEGV, ...: see weft/signal.h) or glibc's own (32 and 33,
  * below SIGRTMIN), a $WEFT_DUMP_SIGNAL that names no signal, a stall
  * threshold below WEFT_STALL_OFF, a $WEFT_STALL_MS that is not a number of
