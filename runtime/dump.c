@@ -14,6 +14,13 @@
  *    takes that lock), so the stack stays mapped. If it was woken meanwhile
  *    it may overwrite the innermost frames as we read them: the scan reads
  *    only inside the stack, so the worst is a wrong frame, never a fault.
+ *  - A word of the stack is taken for a return address after a look at
+ *    the code before it, in a library of the snapshot symbols.c took when
+ *    the dump began. A library dlclose(3)d since is unmapped, and that
+ *    look faults: a known gap, left open because closing it costs a
+ *    system call per word looked at (process_vm_readv) or holds the
+ *    loader's lock, which dlopen and C++ unwinding in other threads take,
+ *    for the whole scan.
  */
 #include <errno.h>
 #include <inttypes.h>
