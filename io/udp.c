@@ -30,6 +30,19 @@ int weft_udp_bind(const char *host, uint16_t port)
 	return r;
 }
 
+/* sendto(2) itself, for an address of length 0 (arg: struct msg_args of
+ * one iovec). sendmsg's kernel side drops such a name and sends to the
+ * peer; sendto(2) hands it to the protocol, which may refuse it (UDP says
+ * EINVAL, a Unix socket sends to its peer). Rare, so no ring path. */
+static long try_sendto_unnamed(int fd, void *arg)
+{
+	struct msg_args *a = arg;
+	const struct iovec *iov = a->msg->msg_iov;
+
+	return weft__sys(sendto(fd, iov->iov_base, iov->iov_len, a->flags,
+				a->msg->msg_name, 0));
+}
+
 ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags,
 		    const struct sockaddr *to, socklen_t tolen)
 {
@@ -46,7 +59,8 @@ ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags,
 	/* Checked here, not by the kernel: its ring path said -EFAULT. */
 	if (to && tolen > sizeof(struct sockaddr_storage))
 		return -EINVAL;
-	return msg_call(fd, WEFT__WRITE, weft__try_sendmsg,
+	return msg_call(fd, WEFT__WRITE,
+			to && !tolen ? try_sendto_unnamed : weft__try_sendmsg,
 			&(struct msg_args){ &msg, flags | MSG_NOSIGNAL, false },
 			"sendto");
 }

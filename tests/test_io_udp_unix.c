@@ -813,6 +813,58 @@ START_TEST(writev_empty_sends_nothing)
 }
 END_TEST
 
+/* sendto(2) with an address of length 0 hands that address to the
+ * protocol: UDP refuses it (EINVAL), a Unix datagram socket takes it as no
+ * address and sends to its peer. weft_sendto made it a sendmsg, whose
+ * kernel side drops a name of length 0, so on a connected UDP socket it
+ * sent a datagram where sendto(2) sends none. The system call on the same
+ * socket is the oracle, on every path. */
+static void *sendto_unnamed_main(void *arg)
+{
+	static const int families[] = { AF_INET, AF_UNIX };
+	struct sockaddr_in nowhere = { .sin_family = AF_INET };
+	char b[8];
+
+	(void)arg;
+	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
+		int fd[2];
+
+		dgram_pair(families[i], SOCK_DGRAM, fd);
+		ssize_t want = sendto(fd[1], "s", 1, MSG_DONTWAIT,
+				      (struct sockaddr *)&nowhere, 0);
+		want = want < 0 ? -errno : want;
+		if (want == 1) /* what the system call sent */
+			ck_assert_int_eq(recv(fd[0], b, sizeof(b), 0), 1);
+		ck_assert_int_eq(weft_sendto(fd[1], "w", 1, 0,
+					     (struct sockaddr *)&nowhere, 0),
+				 want);
+		errno = 0;
+		ck_assert_int_eq(recv(fd[0], b, sizeof(b), MSG_DONTWAIT),
+				 want == 1 ? 1 : -1);
+		if (want != 1)
+			ck_assert_int_eq(errno, EAGAIN);
+		close(fd[0]);
+		close(fd[1]);
+	}
+	return NULL;
+}
+
+START_TEST(sendto_name_of_no_length)
+{
+	static const enum weft_sock_path paths[] = { WEFT_SOCK_RING,
+						     WEFT_SOCK_SYSCALL };
+
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		struct weft_config cfg = { .workers = 1, .sockets = paths[i] };
+
+		ck_assert_int_eq(weft_run(sendto_unnamed_main, NULL, &cfg,
+					  NULL),
+				 0);
+	}
+	sendto_unnamed_main(NULL); /* a plain thread */
+}
+END_TEST
+
 /* ---- Unix domain sockets ------------------------------------------------- */
 
 static void *unix_echo_one(void *arg)
@@ -1195,6 +1247,7 @@ int main(void)
 	tcase_add_test(tc, udp_error_once_polls_once);
 	tcase_add_test(tc, readv_empty_takes_nothing);
 	tcase_add_test(tc, writev_empty_sends_nothing);
+	tcase_add_test(tc, sendto_name_of_no_length);
 	suite_add_tcase(s, tc);
 	return io_test_main(s);
 }

@@ -190,8 +190,10 @@ WEFT_MUST_CHECK int weft_wait_fd(int fd, unsigned events);
  * ephemeral). Returns the fd or -errno. */
 WEFT_MUST_CHECK int weft_udp_bind(const char *host, uint16_t port);
 
-/* One datagram to `to` (NULL: the connected peer). Returns the count or
- * -errno (-EINVAL: tolen larger than any address, on every path). */
+/* One datagram to `to` (NULL: the connected peer). A `to` with tolen 0
+ * is what sendto(2) makes of it: UDP says -EINVAL, a Unix datagram socket
+ * sends to its peer. Returns the count or -errno (-EINVAL: tolen larger
+ * than any address, on every path). */
 WEFT_MUST_CHECK ssize_t weft_sendto(int fd, const void *buf, size_t len,
 				    int flags, const struct sockaddr *to,
 				    socklen_t tolen);
@@ -263,12 +265,14 @@ WEFT_MUST_CHECK int weft_fsync(int fd, unsigned flags);
 typedef void (*weft_io_prep_fn)(struct io_uring_sqe *sqe, void *arg);
 
 /* Submits any io_uring operation prep(sqe, arg) fills in and waits for it.
- * fd (or -1) names the descriptor it uses, so weft_close(fd) can wake it.
+ * fd (or -1) names the descriptor it uses, so weft_close(fd) can wake it
+ * in a task (not on a plain thread: see below).
  * Returns cqe->res (which is -errno on failure), or -ECANCELED /
  * -ETIMEDOUT, -EBADF (fd closed) if it was cancelled before it succeeded;
  * -EOPNOTSUPP in a task under the epoll driver (there is no ring). On a
- * plain thread it runs on a private ring of that thread; -ENOSYS if none
- * can be set up. */
+ * plain thread it runs on a private ring of that thread, and waits for
+ * the completion whatever another thread closes; -ENOSYS if no ring can
+ * be set up. */
 WEFT_MUST_CHECK int weft_io_submit(int fd, weft_io_prep_fn prep, void *arg);
 
 /* ---- Blocking pool (asyncio.to_thread) ----------------------------------- */
