@@ -43,15 +43,6 @@ static __attribute__((unused)) int log_pos(const char *ev)
 	return -1;
 }
 
-/* xorshift64: a cheap random stream, one state per thread. */
-static __attribute__((unused)) uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
 /* How many waiters q has linked now. */
 static __attribute__((unused)) int waitq_len(struct weft_waitq *q)
 {

@@ -18,8 +18,7 @@
 #include <sys/socket.h>
 #include <stdatomic.h>
 #include <unistd.h>
-#include "test_util.h"
-#include "runtime/spinlock.h"
+#include "race_util.h"
 
 #define WORKERS 3
 /* How long a check waits for what a successful waiter must not have left,
@@ -41,7 +40,7 @@ struct race_ops {
 
 struct race {
 	const struct race_ops *ops;
-	int go, ready;
+	struct race_line line;
 	uint64_t rng;
 	int spin_w, spin_n, spin_c;
 	int64_t deadline_ns; /* 0: none */
@@ -56,31 +55,6 @@ struct race {
 	char msg[64];
 	int outcomes[3]; /* ok, cancelled, timed out */
 };
-
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
-static void spin(int n)
-{
-	for (volatile int i = 0; i < n; i++)
-		weft__cpu_relax();
-}
-
-static void arrive(struct race *r)
-{
-	__atomic_add_fetch(&r->ready, 1, __ATOMIC_ACQ_REL);
-	for (int i = 0; !__atomic_load_n(&r->go, __ATOMIC_ACQUIRE); i++) {
-		if (i % 256 == 255)
-			(void)weft_yield();
-		else
-			weft__cpu_relax();
-	}
-}
 
 /* A call under a deadline of ns, in a shield: the checks run in the
  * waiter's round after it may have been cancelled. */
@@ -322,8 +296,8 @@ static void *child_main(void *arg)
 {
 	struct race *r = arg;
 
-	arrive(r);
-	spin(r->spin_n);
+	race_arrive(&r->line);
+	race_spin(r->spin_n);
 	return (void *)(intptr_t)42;
 }
 
@@ -432,8 +406,8 @@ static void *waiter(void *arg)
 	struct weft_deadline d;
 	long v;
 
-	arrive(r);
-	spin(r->spin_w);
+	race_arrive(&r->line);
+	race_spin(r->spin_w);
 	if (r->deadline_ns)
 		ck_assert_int_eq(weft_deadline_enter(&d, r->deadline_ns), 0);
 	v = r->ops->wait(r);
@@ -446,37 +420,22 @@ static void *completer(void *arg)
 {
 	struct race *r = arg;
 
-	arrive(r);
-	spin(r->spin_n);
+	race_arrive(&r->line);
+	race_spin(r->spin_n);
 	r->ops->complete(r);
-	return NULL;
-}
-
-struct canceller_arg {
-	struct race *r;
-	weft_task_t victim;
-};
-
-static void *canceller(void *arg)
-{
-	struct canceller_arg *c = arg;
-
-	arrive(c->r);
-	spin(c->r->spin_c);
-	weft_cancel(c->victim);
 	return NULL;
 }
 
 static void round_once(struct race *r)
 {
-	struct canceller_arg ca = { r, { 0 } };
+	struct race_canceller ca = { &r->line, 0, { 0 } };
 	weft_task_t w, n, c;
 	void *wv;
 	long wr;
 	int tasks = 2;
 	bool cancel = rnd(&r->rng) % 3 != 0;
 
-	r->go = r->ready = 0;
+	race_line_reset(&r->line);
 	r->spin_w = (int)(rnd(&r->rng) % 2000);
 	r->spin_n = (int)(rnd(&r->rng) % 2000);
 	r->spin_c = (int)(rnd(&r->rng) % 2000);
@@ -488,14 +447,13 @@ static void round_once(struct race *r)
 		tasks++; /* the child arrives too */
 	ck_assert_int_eq(weft_spawn(&w, waiter, r), 0);
 	ck_assert_int_eq(weft_spawn(&n, completer, r), 0);
+	ca.spin = r->spin_c;
 	ca.victim = w;
 	if (cancel) {
-		ck_assert_int_eq(weft_spawn(&c, canceller, &ca), 0);
+		ck_assert_int_eq(weft_spawn(&c, race_cancel, &ca), 0);
 		tasks++;
 	}
-	while (__atomic_load_n(&r->ready, __ATOMIC_ACQUIRE) < tasks)
-		(void)weft_yield();
-	__atomic_store_n(&r->go, 1, __ATOMIC_RELEASE);
+	race_release(&r->line, tasks);
 	ck_assert_int_eq(weft_join(w, &wv), 0);
 	ck_assert_int_eq(weft_join(n, NULL), 0);
 	if (cancel)

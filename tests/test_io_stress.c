@@ -47,15 +47,6 @@ static void expect_pattern(const struct stream *st, const uint8_t *buf,
 				     at + (size_t)i);
 }
 
-/* A small xorshift per task: deterministic enough, no shared state. */
-static uint32_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return (uint32_t)*s;
-}
-
 static void *writer(void *arg)
 {
 	struct stream *st = arg;

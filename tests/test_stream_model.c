@@ -29,15 +29,6 @@
 #define MAX_READ 8000 /* more than the read buffer's first size */
 #define MAX_CALLS 100000
 
-/* xorshift64: each round's own random stream. */
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
 static const char alphabet[] = "ab\n\r";
 
 struct feeder {

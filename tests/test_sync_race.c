@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include "race_util.h"
 #include "sync_test_util.h"
 #include "sync/waitq.h"
 
@@ -25,8 +26,7 @@ struct race_ops {
 
 struct race {
 	const struct race_ops *ops;
-	int go; /* released when all are ready */
-	int ready;
+	struct race_line line;
 	uint64_t rng;
 	int spin_w, spin_n, spin_c;
 	int64_t deadline_ns; /* 0: none */
@@ -42,24 +42,6 @@ struct race {
 	uint64_t item;
 	int outcomes[3]; /* ok, cancelled, timed out */
 };
-
-static void spin(int n)
-{
-	for (volatile int i = 0; i < n; i++)
-		weft__cpu_relax();
-}
-
-static void arrive(struct race *r)
-{
-	__atomic_add_fetch(&r->ready, 1, __ATOMIC_ACQ_REL);
-	/* Spin, but yield now and then: there are more tasks than workers. */
-	for (int i = 0; !__atomic_load_n(&r->go, __ATOMIC_ACQUIRE); i++) {
-		if (i % 256 == 255)
-			weft_yield();
-		else
-			weft__cpu_relax();
-	}
-}
 
 /* ---- per-primitive sides ------------------------------------------------ */
 
@@ -316,8 +298,8 @@ static void *waiter(void *arg)
 	struct weft_deadline d;
 	if (r->deadline_ns)
 		weft_deadline_enter(&d, r->deadline_ns);
-	arrive(r);
-	spin(r->spin_w);
+	race_arrive(&r->line);
+	race_spin(r->spin_w);
 	long rc = r->ops->wait(r);
 	if (r->deadline_ns)
 		weft_deadline_leave(&d);
@@ -327,8 +309,8 @@ static void *waiter(void *arg)
 static void *notifier(void *arg)
 {
 	struct race *r = arg;
-	arrive(r);
-	spin(r->spin_n);
+	race_arrive(&r->line);
+	race_spin(r->spin_n);
 	long rc;
 	if (r->ops->notify) {
 		rc = r->ops->notify(r);
@@ -339,26 +321,12 @@ static void *notifier(void *arg)
 	return (void *)rc;
 }
 
-struct canceller_arg {
-	struct race *r;
-	weft_task_t victim;
-};
-
-static void *canceller(void *arg)
-{
-	struct canceller_arg *c = arg;
-	arrive(c->r);
-	spin(c->r->spin_c);
-	weft_cancel(c->victim);
-	return NULL;
-}
-
 static void run_one(struct race *r)
 {
 	weft_task_t w, n, c;
-	struct canceller_arg ca = { r, { 0 } };
+	struct race_canceller ca = { &r->line, 0, { 0 } };
 	int parties = 3;
-	r->go = r->ready = 0;
+	race_line_reset(&r->line);
 	r->spin_w = (int)(rnd(&r->rng) % 100);
 	r->spin_n = (int)(rnd(&r->rng) % 3000);
 	r->spin_c = (int)(rnd(&r->rng) % 3000);
@@ -367,18 +335,17 @@ static void run_one(struct race *r)
 	r->ops->setup(r);
 	ck_assert_int_eq(weft_spawn(&w, waiter, r), 0);
 	ck_assert_int_eq(weft_spawn(&n, notifier, r), 0);
+	ca.spin = r->spin_c;
 	ca.victim = w;
 	bool cancel = rnd(&r->rng) % 3 != 0;
 	if (cancel)
-		ck_assert_int_eq(weft_spawn(&c, canceller, &ca), 0);
+		ck_assert_int_eq(weft_spawn(&c, race_cancel, &ca), 0);
 	else
 		parties = 2;
-	while (__atomic_load_n(&r->ready, __ATOMIC_ACQUIRE) < parties)
-		weft_yield();
-	__atomic_store_n(&r->go, 1, __ATOMIC_RELEASE);
+	race_release(&r->line, parties);
 	if (r->ops->setup == lock_setup) {
 		/* main plays the notifier: release after a random spin */
-		spin(r->spin_n);
+		race_spin(r->spin_n);
 		ck_assert_int_eq(weft_lock_release(&r->lock), 0);
 	}
 	void *wres, *nres;

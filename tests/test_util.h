@@ -4,6 +4,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,15 @@ static inline long weft_test_scaled(long n, long lo)
 	return v < lo ? lo : v;
 }
 #define SCALED(n) weft_test_scaled((n), 1)
+
+/* xorshift64: a cheap random stream, one state per thread or task. */
+static inline uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
 
 /* The deadline of a waiter that a test expects to time out while it waits
  * for other waiters to queue up behind it: long enough that they all do,
