@@ -27,6 +27,10 @@
  *    1 -> 0; registry.mu guards refs, old and the eventfd's creation.
  *    The eventfd is made before any handler is installed and never closed
  *    (a handler may run on another thread at any time).
+ *  - forked_at[n] is delivered[n] as this process was forked from its
+ *    parent (0 in a process not forked since a registration was opened):
+ *    deliveries below it were the parent's, so a registration's seen[n]
+ *    counts from at least there.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,6 +52,9 @@
 
 static _Atomic uint64_t delivered[WEFT_SIGNAL_MAX];
 static _Atomic int event_fd = -1;
+/* Written by fork_child alone, while the child has one thread; read under
+ * waiters.lock by threads started after it. */
+static uint64_t forked_at[WEFT_SIGNAL_MAX];
 
 static struct {
 	pthread_mutex_t mu;
@@ -179,14 +186,30 @@ static void drop_open(const struct weft_signal *s)
  * before the fork). The child gets an eventfd of its own at the same
  * number (a handler may run there at any time), and waiters as new: the
  * leader and every waiter were threads or tasks of the parent.
+ *
+ * The child starts with no delivery pending, as the kernel empties a
+ * child's pending signals: what the parent had not taken yet (a master's
+ * SIGHUP, forking workers before it waits for it) stays the parent's.
+ * The child counts from delivered[] as it was at the fork (forked_at).
+ * The forking thread blocks every signal across the fork, so the child's
+ * first deliveries wait in the kernel until that count is read, and come
+ * after it rather than into it. (fork_mask, under registry.mu from
+ * prepare to parent or child, is the forking thread's.)
  */
+static sigset_t fork_mask;
+
 static void fork_prepare(void)
 {
+	sigset_t all;
+
 	pthread_mutex_lock(&registry.mu);
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &fork_mask);
 }
 
 static void fork_parent(void)
 {
+	pthread_sigmask(SIG_SETMASK, &fork_mask, NULL);
 	pthread_mutex_unlock(&registry.mu);
 }
 
@@ -197,10 +220,13 @@ static void fork_child(void)
 	waiters.lock = (struct weft_lock)WEFT_LOCK_INIT;
 	waiters.changed = (struct weft_cond)WEFT_COND_INIT(&waiters.lock);
 	waiters.leader = false;
+	for (int signo = 1; signo < WEFT_SIGNAL_MAX; signo++)
+		forked_at[signo] = atomic_load(&delivered[signo]);
 	if (old >= 0 && (fd = eventfd(0, EFD_CLOEXEC)) >= 0) {
 		dup3(fd, old, O_CLOEXEC);
 		close(fd);
 	}
+	pthread_sigmask(SIG_SETMASK, &fork_mask, NULL);
 	pthread_mutex_unlock(&registry.mu); /* fork_prepare's */
 }
 
@@ -278,6 +304,9 @@ static int take_pending(struct weft_signal *s)
 
 		if (!member(s->set, signo))
 			continue;
+		/* Opened before a fork: the parent's deliveries are not ours. */
+		if (s->seen[signo] < forked_at[signo])
+			s->seen[signo] = forked_at[signo];
 		n = atomic_load(&delivered[signo]);
 		if (n != s->seen[signo]) {
 			s->seen[signo] = n;

@@ -786,6 +786,41 @@ START_TEST(signal_registrations_across_fork)
 }
 END_TEST
 
+/* A delivery the parent has not taken yet is the parent's: a child forked
+ * meanwhile starts with none pending, as the kernel empties a child's
+ * pending signals (a pre-fork master's SIGHUP, not yet waited for, would
+ * reach every worker it forks then). The child sees its own. */
+START_TEST(parents_pending_signal_stays_the_parents)
+{
+	struct weft_signal sigs;
+	int signo, status;
+	pid_t pid;
+
+	ck_assert_int_eq(weft_signal_open(&sigs, WEFT_SIGNAL(SIGUSR1) |
+							 WEFT_SIGNAL(SIGUSR2)),
+			 0);
+	ck_assert_int_eq(pthread_kill(pthread_self(), SIGUSR1), 0);
+	pid = weft_test_fork();
+	if (!pid) {
+		alarm(60);
+		/* Its own SIGUSR2; the parent's SIGUSR1, lower, would come
+		 * out first were it pending here too. */
+		if (pthread_kill(pthread_self(), SIGUSR2) ||
+		    weft_signal_wait(&sigs, &signo))
+			_exit(100);
+		_exit(signo);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == SIGUSR2,
+		      "child: status %#x (exit %d: the parent's SIGUSR1)",
+		      status, SIGUSR1);
+	/* The parent still has its own. */
+	ck_assert_int_eq(weft_signal_wait(&sigs, &signo), 0);
+	ck_assert_int_eq(signo, SIGUSR1);
+	ck_assert_int_eq(weft_signal_close(&sigs), 0);
+}
+END_TEST
+
 /* ---- plain threads' private rings across fork ------------------------------ */
 
 struct rd {
@@ -1109,6 +1144,7 @@ int main(int argc, char **argv)
 	CASE(prefork_server);
 	CASE(prefork_beside_plain_caller);
 	CASE(signal_registrations_across_fork);
+	CASE(parents_pending_signal_stays_the_parents);
 	CASE(many_waiters_coalescing);
 	CASE(fork_while_running);
 	CASE(child_of_task_calls_weft);
@@ -1120,6 +1156,7 @@ int main(int argc, char **argv)
 	(void)prefork_server;
 	(void)prefork_beside_plain_caller;
 	(void)signal_registrations_across_fork;
+	(void)parents_pending_signal_stays_the_parents;
 	(void)many_waiters_coalescing;
 	(void)fork_while_running;
 	(void)child_of_task_calls_weft;
