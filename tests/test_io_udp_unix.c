@@ -718,6 +718,21 @@ END_TEST
 
 /* ---- readv of no bytes -------------------------------------------------- */
 
+/* Runs main in a one-worker runtime on each socket path (ring and
+ * system call: the same under epoll), then on a plain thread. */
+static void on_every_path(void *(*main)(void *))
+{
+	static const enum weft_sock_path paths[] = { WEFT_SOCK_RING,
+						     WEFT_SOCK_SYSCALL };
+
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		struct weft_config cfg = { .workers = 1, .sockets = paths[i] };
+
+		ck_assert_int_eq(weft_run(main, NULL, &cfg, NULL), 0);
+	}
+	main(NULL);
+}
+
 /* readv(2) of iovecs that hold no bytes says 0 at once and takes nothing,
  * on any socket. weft_readv on the ring path made it a recvmsg, which
  * takes a datagram (returning 0) and, with nothing queued, waits for a
@@ -761,16 +776,7 @@ static void *readv_empty_main(void *arg)
 
 START_TEST(readv_empty_takes_nothing)
 {
-	static const enum weft_sock_path paths[] = { WEFT_SOCK_RING,
-						     WEFT_SOCK_SYSCALL };
-
-	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
-		struct weft_config cfg = { .workers = 1, .sockets = paths[i] };
-
-		ck_assert_int_eq(weft_run(readv_empty_main, NULL, &cfg, NULL),
-				 0);
-	}
-	readv_empty_main(NULL); /* a plain thread */
+	on_every_path(readv_empty_main);
 }
 END_TEST
 
@@ -800,16 +806,7 @@ static void *writev_empty_main(void *arg)
 
 START_TEST(writev_empty_sends_nothing)
 {
-	static const enum weft_sock_path paths[] = { WEFT_SOCK_RING,
-						     WEFT_SOCK_SYSCALL };
-
-	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
-		struct weft_config cfg = { .workers = 1, .sockets = paths[i] };
-
-		ck_assert_int_eq(weft_run(writev_empty_main, NULL, &cfg, NULL),
-				 0);
-	}
-	writev_empty_main(NULL); /* a plain thread */
+	on_every_path(writev_empty_main);
 }
 END_TEST
 
@@ -851,17 +848,7 @@ static void *sendto_unnamed_main(void *arg)
 
 START_TEST(sendto_name_of_no_length)
 {
-	static const enum weft_sock_path paths[] = { WEFT_SOCK_RING,
-						     WEFT_SOCK_SYSCALL };
-
-	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
-		struct weft_config cfg = { .workers = 1, .sockets = paths[i] };
-
-		ck_assert_int_eq(weft_run(sendto_unnamed_main, NULL, &cfg,
-					  NULL),
-				 0);
-	}
-	sendto_unnamed_main(NULL); /* a plain thread */
+	on_every_path(sendto_unnamed_main);
 }
 END_TEST
 
