@@ -5,9 +5,11 @@
  *  - members lists exactly the running members, running counts them; a
  *    member unlinks itself, last thing before it returns, and its node is
  *    freed then, so a cancel never sees a node of a task that is gone.
- *  - error is set once, by the first member that fails, and the others are
- *    cancelled then (not with WEFT_GROUP_COLLECT); a wait clears it when
- *    the group is empty again. failures counts every failure, for good.
+ *  - error is set by the first member that fails, and the others are
+ *    cancelled then (not with WEFT_GROUP_COLLECT); it changes after that
+ *    only while shutting_down, from -ECANCELED to a member's real failure
+ *    (outranks). A wait clears it when the group is empty again.
+ *    failures counts every failure, for good.
  *  - While shutting_down, no member is added, so the cancel at its start
  *    reaches every member it then waits for. A shutdown and a cancelled
  *    wait both stop the members this way (stop_members).
@@ -71,6 +73,16 @@ static void cancel_members(struct weft_group *g)
 		weft_cancel(m->task);
 }
 
+/* Under g->lock: whether failure err is the one g's round reports. The
+ * first is, as is a real one while a stop cancels the members, over a
+ * -ECANCELED some member reported: asyncio's TaskGroup raises a member's
+ * error, never the cancellation it was given. */
+static bool outranks(const struct weft_group *g, int err)
+{
+	return !g->error || (g->shutting_down && g->error == -ECANCELED &&
+			     err != -ECANCELED);
+}
+
 static void *member_main(void *arg)
 {
 	struct weft__group_member *m = arg;
@@ -80,7 +92,7 @@ static void *member_main(void *arg)
 	weft__lock_acquire_uninterruptible(&g->lock);
 	weft__list_unlink(g->members, m);
 	g->failures += WEFT_IS_ERR(r);
-	if (WEFT_IS_ERR(r) && !g->error) {
+	if (WEFT_IS_ERR(r) && outranks(g, WEFT_PTR_ERR(r))) {
 		g->error = WEFT_PTR_ERR(r);
 		if (!collects(g))
 			cancel_members(g);
@@ -193,13 +205,13 @@ int weft_group_wait(struct weft_group *g)
 		 * waited for, since they may use this stack. A failure that
 		 * came first is what the wait says, as asyncio's TaskGroup
 		 * lets a member's error win over its waiter's cancellation
-		 * (which weft keeps: the waiter's next call says it again).
-		 * Read before the stop, whose cancelled members may fail with
-		 * the -ECANCELED it gave them. */
-		int failed = g->error;
+		 * (which weft keeps: the waiter's next call says it again);
+		 * so is a real one during the stop. Not the -ECANCELED the
+		 * stop gave a member, which it may report as its failure. */
+		bool failed = g->error;
 		stop_members(g);
-		if (failed)
-			r = failed;
+		if (failed || (g->error && g->error != -ECANCELED))
+			r = g->error;
 	} else {
 		r = g->error;
 	}

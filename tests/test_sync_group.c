@@ -241,6 +241,61 @@ START_TEST(failure_comes_before_the_waiters_cancel)
 }
 END_TEST
 
+/* A member fails for real while a stop cancels it (its cleanup failed,
+ * say): the wait says that failure, as asyncio's TaskGroup raises a
+ * member's error over the cancellation of its waiter; a member that
+ * reports the stop's cancellation as its failure, before it, does not
+ * hide it. The wait said -ETIMEDOUT, the shutdown -ECANCELED, and the
+ * -EIO was lost. */
+static void *cancel_as_failure(void *arg)
+{
+	(void)arg;
+	return WEFT_ERR_PTR(weft_event_wait(&never));
+}
+
+static void *fails_when_stopped(void *arg)
+{
+	struct weft_shield s;
+
+	(void)arg;
+	ck_assert_int_eq(weft_event_wait(&never), -ECANCELED);
+	/* After cancel_as_failure has reported. */
+	ck_assert_int_eq(weft_shield_enter(&s), 0);
+	ck_assert_int_eq(weft_sleep(20 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_shield_leave(&s), 0);
+	return WEFT_ERR_PTR(-EIO);
+}
+
+static void *stop_failure_main(void *arg)
+{
+	struct weft_group g = WEFT_GROUP_INIT(g);
+	struct weft_deadline d;
+
+	(void)arg;
+	for (int shutdown = 0; shutdown < 2; shutdown++) {
+		ck_assert_int_eq(weft_group_spawn(&g, cancel_as_failure, NULL),
+				 0);
+		ck_assert_int_eq(weft_group_spawn(&g, fails_when_stopped, NULL),
+				 0);
+		ck_assert_int_eq(weft_sleep(5 * WEFT_MSEC), 0);
+		if (shutdown) {
+			ck_assert_int_eq(weft_group_shutdown(&g), -EIO);
+			continue;
+		}
+		ck_assert_int_eq(weft_deadline_enter(&d, 5 * WEFT_MSEC), 0);
+		ck_assert_int_eq(weft_group_wait(&g), -EIO);
+		weft_deadline_leave(&d);
+	}
+	ck_assert_int_eq(weft_group_failures(&g), 4);
+	return NULL;
+}
+
+START_TEST(failure_during_the_stop_wins)
+{
+	weft_test_run(stop_failure_main, NULL, 2);
+}
+END_TEST
+
 /* A member that spawns after the waiter's cancel reached it (shielded, it
  * goes on) must be refused, as during weft_group_shutdown: a member added
  * then would not be cancelled, and the waiter would wait for it. */
@@ -493,6 +548,7 @@ int main(void)
 	tcase_add_test(tc, first_failure_cancels_the_rest);
 	tcase_add_test(tc, cancelled_waiter_waits_for_members);
 	tcase_add_test(tc, failure_comes_before_the_waiters_cancel);
+	tcase_add_test(tc, failure_during_the_stop_wins);
 	tcase_add_test(tc, member_waiting_on_its_group);
 	tcase_add_test(tc, no_members_join_a_cancelled_wait);
 	tcase_add_test(tc, cancel_threads_and_bad_input);

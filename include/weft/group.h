@@ -8,8 +8,8 @@
  * pointer, WEFT_ERR_PTR(-EIO) (weft/task.h): the first failure
  * cancels the other members, and weft_group_wait returns it. A waiter that
  * is cancelled, or whose deadline passes, cancels the members, still waits
- * for them, and returns -ECANCELED or -ETIMEDOUT. gather is a group and
- * its wait.
+ * for them, and returns -ECANCELED or -ETIMEDOUT (or a member's failure,
+ * as weft_group_wait says). gather is a group and its wait.
  *
  * A group for servers (Go's errgroup without the cancel; Tokio's JoinSet)
  * is initialised with WEFT_GROUP_COLLECT: there a member's failure is
@@ -91,8 +91,10 @@ int weft_group_cancel(struct weft_group *g);
 /* Waits until every member has returned. Returns 0, the first member's
  * failure (even if the waiter was then cancelled or its deadline passed:
  * a failure comes first, as in asyncio's TaskGroup; the cancellation
- * stays, for the waiter's next call), -ECANCELED or -ETIMEDOUT (no member
- * had failed: members cancelled and waited for),
+ * stays, for the waiter's next call), -ECANCELED or -ETIMEDOUT (members
+ * cancelled and waited for; none had failed, and none failed while
+ * stopped but with the -ECANCELED it was given: a real failure then, such
+ * as a cleanup's -EIO, is returned instead),
  * -ENOMEM (under a deadline, no memory for the wait's timer: the deadline
  * cannot be kept, so, as for -ETIMEDOUT, the members are cancelled and
  * waited for), -EDEADLK (the caller is a member of g: it would wait for
@@ -105,7 +107,7 @@ WEFT_MUST_CHECK int weft_group_wait(struct weft_group *g);
  * server's stop. Members spawned meanwhile (say, by a member) are refused
  * with -ECANCELED. Returns 0 or the round's first failure, as
  * weft_group_wait (a member that reports its cancellation as a failure
- * counts), -EDEADLK (the caller is a member of g: weft_group_cancel
+ * counts, but a real failure during the stop wins over its -ECANCELED), -EDEADLK (the caller is a member of g: weft_group_cancel
  * stops the others without waiting), or -EINVAL. */
 int weft_group_shutdown(struct weft_group *g);
 
