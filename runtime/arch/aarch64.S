@@ -20,6 +20,34 @@
  */
 #define FRAME 160
 
+/*
+ * Branch protection, when the C code is built with it
+ * (-mbranch-protection=bti, pac-ret or standard; runtime/CMakeLists.txt
+ * hands the flag on to this file). The linker marks a library BTI or PAC
+ * only if every object in it is, so this one says what it keeps, in its
+ * GNU property note (at the end):
+ *  - BTI: an indirect call (a PLT stub's br x16 or x17, a veneer's) may
+ *    land only on a BTI instruction. Each function here begins with
+ *    `bti c`; the switch leaves by ret, which BTI does not check, so the
+ *    trampoline, reached by a ret, needs none.
+ *  - PAC (pac-ret): nothing here signs a return address. The switch saves
+ *    and loads x30 as it was at the call, unsigned, and a C function's
+ *    signed one stays on its own stack, beside the sp that signed it,
+ *    which the switch brings back with it.
+ */
+#ifdef __ARM_FEATURE_BTI_DEFAULT
+#define LANDING_PAD bti c
+#define FEATURE_BTI 1
+#else
+#define LANDING_PAD
+#define FEATURE_BTI 0
+#endif
+#ifdef __ARM_FEATURE_PAC_DEFAULT
+#define FEATURE_PAC 2
+#else
+#define FEATURE_PAC 0
+#endif
+
 	.text
 	/* Reached PC-relative: it must bind in this object, whatever the
 	 * library's version script says (a PIC archive linked into a user's
@@ -36,6 +64,7 @@
 	.p2align 4
 weft__switch:
 	.cfi_startproc
+	LANDING_PAD
 	adrp	x9, weft__fp_per_task
 	ldrb	w9, [x9, :lo12:weft__fp_per_task]
 	cbz	w9, 1f
@@ -94,6 +123,7 @@ weft__switch:
 	.p2align 4
 weft__ctx_fp_init:
 	.cfi_startproc
+	LANDING_PAD
 	mrs	x9, fpcr
 	str	x9, [x0, #8]
 	ret
@@ -110,6 +140,7 @@ weft__ctx_fp_init:
 	.p2align 4
 weft__ctx_init:
 	.cfi_startproc
+	LANDING_PAD
 	and	x1, x1, #~15
 	sub	x1, x1, #FRAME
 	adr	x9, task_trampoline
@@ -144,5 +175,16 @@ task_trampoline:
 	brk	#0
 	.cfi_endproc
 	.size	task_trampoline, .-task_trampoline
+
+#if FEATURE_BTI || FEATURE_PAC
+	/* NT_GNU_PROPERTY_TYPE_0: the name "GNU", then one property,
+	 * GNU_PROPERTY_AARCH64_FEATURE_1_AND, of 4 bytes, padded to 8. */
+	.pushsection .note.gnu.property, "a"
+	.p2align 3
+	.word	4, 16, 5
+	.asciz	"GNU"
+	.word	0xc0000000, 4, FEATURE_BTI | FEATURE_PAC, 0
+	.popsection
+#endif
 
 	.section .note.GNU-stack, "", %progbits

@@ -17,6 +17,12 @@
  * word. A saved context, at that stack pointer:
  *   0 r15 | 8 r14 | 16 r13 | 24 r12 | 32 rbx | 40 rbp | 48 return address
  * weft__ctx_init builds the same frame for a task that has not run yet.
+ *
+ * No GNU property note claims CET (-fcf-protection), on purpose: the
+ * linker then leaves the library unmarked, and the loader enforces
+ * neither part. A shadow stack cannot follow a switch, whose ret goes to
+ * another stack's return address; and IBT would refuse weft__switch_jump's
+ * jmp, which lands on a return address, not on an endbr64.
  */
 	.text
 	/* Reached rip-relative: it must bind in this object, whatever the
