@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -121,6 +122,14 @@ static int pause_for(int64_t ns)
 	return 0;
 }
 
+/* Whether fd is a blocking socket (fcntl(2) failing: not one). */
+static bool blocking(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	return fl >= 0 && !(fl & O_NONBLOCK);
+}
+
 /* While a Unix listener's backlog is full, tries again after a pause that
  * doubles up to 10 ms, for as long as the caller's deadline allows (Go
  * and Tokio return EAGAIN to the caller instead). */
@@ -145,6 +154,14 @@ int weft_connect_addr(int fd, const struct sockaddr *addr, socklen_t len)
 			return -EINPROGRESS;
 		if (!a.backlog_full)
 			return r;
+		/* A blocking socket's connect(2) waits for room itself, and
+		 * says EAGAIN only once its SO_SNDTIMEO ran out (a plain
+		 * thread's: a task's socket is non-blocking): that is the
+		 * caller's own limit, and connect(2)'s answer, as the
+		 * EINPROGRESS above. Trying again would wait the timeout
+		 * out again, for as long as the listener does not accept. */
+		if (blocking(fd))
+			return -EAGAIN;
 		if ((r = pause_for(pause)))
 			return r;
 		if (pause < 10 * WEFT_MSEC)

@@ -1107,6 +1107,99 @@ START_TEST(unix_backlog_full)
 }
 END_TEST
 
+/* A plain thread's blocking Unix socket with SO_SNDTIMEO, whose listener's
+ * backlog is full: connect(2) waits out the timeout, then says EAGAIN (as
+ * its TCP connect says EINPROGRESS: plain_thread_connect_timeout in
+ * test_io_tcp). weft_connect_addr took that EAGAIN for a full backlog met
+ * by a non-blocking socket, paused and connected again, each time for
+ * the whole timeout: it never returned while the listener did not accept
+ * (a plain thread has no deadline to end it). */
+static struct {
+	int fd;
+	struct sockaddr_un sun;
+	socklen_t len;
+	atomic_int said;
+	atomic_bool done;
+} timed_connect;
+
+static void *timed_connect_main(void *arg)
+{
+	(void)arg;
+	atomic_store(&timed_connect.said,
+		     weft_connect_addr(timed_connect.fd,
+				       (struct sockaddr *)&timed_connect.sun,
+				       timed_connect.len));
+	atomic_store(&timed_connect.done, true);
+	return NULL;
+}
+
+START_TEST(unix_plain_connect_timeout)
+{
+	struct timeval tv = { .tv_usec = 50000 };
+	char path[64];
+	int lfd, filled[64], nfilled = 0, fd;
+	pthread_t th;
+	bool done = false;
+
+	snprintf(path, sizeof(path), "@weft-timed-%d", (int)getpid());
+	lfd = weft_unix_listen(path, 1);
+	ck_assert_int_ge(lfd, 0);
+	timed_connect.sun = (struct sockaddr_un){ .sun_family = AF_UNIX };
+	memcpy(timed_connect.sun.sun_path + 1, path + 1, strlen(path) - 1);
+	timed_connect.len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+					strlen(path));
+	for (; nfilled < 64; nfilled++) {
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		ck_assert_int_ge(fd, 0);
+		if (connect(fd, (struct sockaddr *)&timed_connect.sun,
+			    timed_connect.len)) {
+			ck_assert_int_eq(errno, EAGAIN);
+			close(fd);
+			break;
+		}
+		filled[nfilled] = fd;
+	}
+	ck_assert_int_lt(nfilled, 64);
+	/* What connect(2) itself says. */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv,
+				    sizeof(tv)),
+			 0);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&timed_connect.sun,
+				 timed_connect.len),
+			 -1);
+	ck_assert_int_eq(errno, EAGAIN);
+	close(fd);
+
+	timed_connect.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(setsockopt(timed_connect.fd, SOL_SOCKET, SO_SNDTIMEO,
+				    &tv, sizeof(tv)),
+			 0);
+	atomic_store(&timed_connect.done, false);
+	ck_assert_int_eq(pthread_create(&th, NULL, timed_connect_main, NULL),
+			 0);
+	for (int i = 0; i < 200 && !done; i++) {
+		usleep(10000);
+		done = atomic_load(&timed_connect.done);
+	}
+	/* If it still waits, room lets it through, to be joined. */
+	while (!atomic_load(&timed_connect.done)) {
+		int afd = accept(lfd, NULL, NULL);
+
+		if (afd >= 0)
+			close(afd);
+		usleep(1000);
+	}
+	pthread_join(th, NULL);
+	ck_assert_msg(done, "weft_connect_addr did not return in 2 s");
+	ck_assert_int_eq(atomic_load(&timed_connect.said), -EAGAIN);
+	close(timed_connect.fd);
+	for (int i = 0; i < nfilled; i++)
+		close(filled[i]);
+	close(lfd);
+}
+END_TEST
+
 /* A Unix listener shut down for reading (shutdown(2) SHUT_RD or SHUT_RDWR,
  * a way to stop an accept loop): a blocking accept(2) takes what is
  * queued, then says EINVAL, but a non-blocking one says EAGAIN while
@@ -1217,6 +1310,7 @@ int main(void)
 	tcase_add_test(tc, udp);
 	tcase_add_test(tc, unix_stream);
 	tcase_add_test(tc, unix_backlog_full);
+	tcase_add_test(tc, unix_plain_connect_timeout);
 	tcase_add_test(tc, unix_live_not_probed);
 	tcase_add_test(tc, unix_name_lengths);
 	tcase_add_test(tc, unix_accept_after_shutdown);
