@@ -15,9 +15,10 @@ struct addrinfo;
 
 /*
  * getaddrinfo(3) that suspends only the calling task. A numeric host (or
- * none) with a numeric service (or none) is parsed in place; anything
- * else is looked up on the blocking pool, so a slow resolver never stalls
- * a worker. Cancellation and deadlines apply as to weft_blocking, except
+ * none) with a numeric service (or none) is parsed in place, without a
+ * wait, so a cancellation or deadline does not end it; anything else is
+ * looked up on the blocking pool, so a slow resolver never stalls a
+ * worker. Cancellation and deadlines apply there as to weft_blocking, except
  * that the caller need not wait for a lookup that has started: it returns
  * -ECANCELED / -ETIMEDOUT at once, and the pool frees the late answer,
  * even after weft_run returned: weft_run does not wait for such a lookup
