@@ -345,8 +345,32 @@ void weft__blocking_stats(uint64_t *threads, uint64_t *busy, uint64_t *queued)
 	pool_unlock();
 }
 
+/* fork(2) keeps only the forking thread. An orphan (see the top) of an
+ * earlier run may hold the lock at that instant, as it unlinks itself,
+ * and the child would spin on it for ever at its first weft_run. So the
+ * forking thread holds the lock across the fork, and both sides release
+ * it. The child's orphans stay listed, their threads gone: reachable for
+ * the leak check, and never joined, as no orphan is. */
+static void fork_prepare(void)
+{
+	pool_lock();
+}
+
+static void fork_release(void)
+{
+	pool_unlock();
+}
+
+static void at_fork_once(void)
+{
+	pthread_atfork(fork_prepare, fork_release, fork_release);
+}
+
 int weft__blocking_start(int max_threads)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, at_fork_once);
 	pool_lock();
 	pool.max = max_threads > 0 ? max_threads : DEFAULT_MAX;
 	pool_unlock();

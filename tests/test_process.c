@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <liburing.h>
 #include "test_io_util.h"
+#include "runtime/blocking.h"
 
 extern char **environ;
 
@@ -554,13 +555,27 @@ static void *plain_caller(void *arg)
 	return NULL;
 }
 
-static void prefork_beside_caller(enum weft_io_kind io)
+/* In and out of the blocking pool's lock, as a pool thread orphaned by an
+ * earlier run takes it when its lookup ends at last (weft__blocking_orphans
+ * takes the same lock). A fork in that hold gave the child a lock held by
+ * a thread it does not have: its weft_run spun for ever in
+ * weft__blocking_start. */
+static void *pool_lock_taker(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&caller_stop))
+		if (weft__blocking_orphans() < 0)
+			return (void *)1;
+	return NULL;
+}
+
+static void prefork_beside_caller(enum weft_io_kind io, void *(*caller)(void *))
 {
 	pthread_t th;
 	void *res;
 
 	atomic_store(&caller_stop, false);
-	ck_assert_int_eq(pthread_create(&th, NULL, plain_caller, NULL), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, caller, NULL), 0);
 	for (long i = 0; i < SCALED(20); i++) {
 		pid_t pid = weft_test_fork();
 		int status;
@@ -587,8 +602,17 @@ static void prefork_beside_caller(enum weft_io_kind io)
 
 START_TEST(prefork_beside_plain_caller)
 {
-	prefork_beside_caller(WEFT_IO_AUTO);
-	prefork_beside_caller(WEFT_IO_EPOLL);
+	prefork_beside_caller(WEFT_IO_AUTO, plain_caller);
+	prefork_beside_caller(WEFT_IO_EPOLL, plain_caller);
+}
+END_TEST
+
+START_TEST(prefork_beside_pool_lock)
+{
+	/* A pre-fork server that ran weft before it forked. */
+	ck_assert_int_eq(weft_run(noop_main, NULL, NULL, NULL), 0);
+	prefork_beside_caller(WEFT_IO_AUTO, pool_lock_taker);
+	prefork_beside_caller(WEFT_IO_EPOLL, pool_lock_taker);
 }
 END_TEST
 
@@ -1143,6 +1167,7 @@ int main(int argc, char **argv)
 	CASE(no_leak_during_dump);
 	CASE(prefork_server);
 	CASE(prefork_beside_plain_caller);
+	CASE(prefork_beside_pool_lock);
 	CASE(signal_registrations_across_fork);
 	CASE(parents_pending_signal_stays_the_parents);
 	CASE(many_waiters_coalescing);
@@ -1155,6 +1180,7 @@ int main(int argc, char **argv)
 	(void)no_leak_during_dump;
 	(void)prefork_server;
 	(void)prefork_beside_plain_caller;
+	(void)prefork_beside_pool_lock;
 	(void)signal_registrations_across_fork;
 	(void)parents_pending_signal_stays_the_parents;
 	(void)many_waiters_coalescing;
