@@ -1517,6 +1517,88 @@ START_TEST(refused_submit_withdrawn)
 }
 END_TEST
 
+/*
+ * SQE flags a prep may set that break the call's one CQE, or the shared
+ * ring: IOSQE_CQE_SKIP_SUCCESS posts no CQE when the op succeeds, so the
+ * call waited for ever (a cancel finds nothing left to cancel, and
+ * weft_run's drain then waits for the task for good); IOSQE_IO_DRAIN holds
+ * the op, and every later SQE of the worker's ring, its own wake-up read
+ * too, until every earlier op of the ring, other tasks' included, ends.
+ * Both are refused with -EINVAL, and so are the link flags, which tie
+ * another task's SQE to the op.
+ */
+static void prep_nop_flags(struct io_uring_sqe *sqe, void *arg)
+{
+	io_uring_prep_nop(sqe);
+	sqe->flags |= (unsigned char)(uintptr_t)arg;
+}
+
+static const unsigned char refused_flags[] = {
+	IOSQE_CQE_SKIP_SUCCESS,
+	IOSQE_IO_DRAIN,
+	IOSQE_IO_LINK,
+	IOSQE_IO_HARDLINK,
+};
+
+static void *long_timeout(void *arg)
+{
+	struct __kernel_timespec ts = { .tv_nsec = 300 * WEFT_MSEC };
+
+	(void)arg;
+	return (void *)(intptr_t)weft_io_submit(-1, prep_timeout, &ts);
+}
+
+static void *odd_flags_main(void *arg)
+{
+	weft_task_t t;
+	void *res;
+
+	(void)arg;
+	if (weft_io_driver() != WEFT_IO_URING)
+		return NULL;
+	/* Another task's op in flight on the one worker's ring: a drained
+	 * op would wait for it. */
+	ck_assert_int_eq(weft_spawn(&t, long_timeout, NULL), 0);
+	ck_assert_int_eq(weft_sleep(10 * WEFT_MSEC), 0);
+	for (size_t i = 0; i < sizeof(refused_flags); i++) {
+		int64_t t0 = weft_now();
+		int r = weft_io_submit(-1, prep_nop_flags,
+				       (void *)(uintptr_t)refused_flags[i]);
+
+		ck_assert_msg(r == -EINVAL, "flags 0x%x: %d, expected -EINVAL",
+			      refused_flags[i], r);
+		ck_assert_int_lt(io_ms_since(t0), 150);
+	}
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_int_eq((intptr_t)res, -ETIME);
+	return NULL;
+}
+
+static void *odd_flags_thread(void *arg)
+{
+	(void)arg;
+	for (size_t i = 0; i < sizeof(refused_flags); i++)
+		ck_assert_int_eq(
+			weft_io_submit(-1, prep_nop_flags,
+				       (void *)(uintptr_t)refused_flags[i]),
+			-EINVAL);
+	/* The ring still serves. */
+	ck_assert_int_eq(weft_io_submit(-1, prep_nop, NULL), 0);
+	return NULL;
+}
+
+START_TEST(hatch_refuses_odd_flags)
+{
+	pthread_t th;
+
+	weft_test_run(odd_flags_main, NULL, 1);
+	if (!have_io_uring())
+		return;
+	ck_assert_int_eq(pthread_create(&th, NULL, odd_flags_thread, NULL), 0);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("io_file");
@@ -1539,6 +1621,7 @@ int main(void)
 	tcase_add_test(tc, stale_break_no_spin);
 	tcase_add_test(tc, escape_hatch_plain_thread);
 	tcase_add_test(tc, refused_submit_withdrawn);
+	tcase_add_test(tc, hatch_refuses_odd_flags);
 	tcase_add_test(tc, pread_nonblock_file);
 	tcase_add_test(tc, open_leaves_blocking);
 	tcase_add_test(tc, many_ops_one_worker);

@@ -430,7 +430,7 @@ static struct io_uring_cqe *wait_cqe(struct io_uring *ring)
  */
 int (*weft__private_submit)(struct io_uring *ring) = io_uring_submit;
 
-static int submit_on_thread(weft_io_prep_fn prep, void *arg)
+static int submit_on_thread(const struct io_uring_sqe *prepared)
 {
 	static _Thread_local uint64_t calls;
 	struct io_uring *ring = thread_ring();
@@ -448,7 +448,7 @@ static int submit_on_thread(weft_io_prep_fn prep, void *arg)
 		if (!(sqe = io_uring_get_sqe(ring)))
 			return r < 0 ? r : -EAGAIN;
 	}
-	prep(sqe, arg);
+	*sqe = *prepared;
 	io_uring_sqe_set_data64(sqe, me);
 	do
 		r = weft__private_submit(ring);
@@ -477,20 +477,38 @@ static int submit_on_thread(weft_io_prep_fn prep, void *arg)
 	}
 }
 
+/*
+ * SQE flags a call cannot honour: each op must end in CQEs of its own, and
+ * start on its own, on a ring other ops share. CQE_SKIP_SUCCESS posts no
+ * CQE if the op succeeds, so the call (and a cancel, which then finds
+ * nothing) would wait for ever; IO_DRAIN holds the op, and every SQE
+ * after it, the worker's wake-up read too, until every op before it ends;
+ * the link flags tie the next SQE, another task's, to this op.
+ */
+#define REFUSED_SQE_FLAGS                                                      \
+	(IOSQE_IO_LINK | IOSQE_IO_HARDLINK | IOSQE_IO_DRAIN |                  \
+	 IOSQE_CQE_SKIP_SUCCESS)
+
 int weft_io_submit(int fd, weft_io_prep_fn prep, void *arg)
 {
 	struct weft__io io;
-	struct io_uring_sqe *sqe;
+	struct io_uring_sqe *sqe, prepared = { 0 };
 	int r;
 
 	if (!prep)
 		return -EINVAL;
-	if (!weft__driver_current())
-		return submit_on_thread(prep, arg);
-	if (!weft__ring_current())
+	if (weft__driver_current() && !weft__ring_current())
 		return -EOPNOTSUPP; /* the epoll driver has no ring */
+	/* Prepared aside and checked before anything is published or
+	 * submitted; weft's rings are set up without SQE128, so an SQE is
+	 * this struct. */
+	prep(&prepared, arg);
+	if (prepared.flags & REFUSED_SQE_FLAGS)
+		return -EINVAL;
+	if (!weft__driver_current())
+		return submit_on_thread(&prepared);
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
-	prep(sqe, arg);
+	*sqe = prepared;
 	return weft__io_wait(&io, sqe);
 }

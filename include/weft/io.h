@@ -263,8 +263,8 @@ WEFT_MUST_CHECK int weft_fsync(int fd, unsigned flags);
 
 /* ---- Escape hatch -------------------------------------------------------- */
 
-/* Prepares one SQE. It must not touch sqe->user_data, link SQEs, or prep a
- * multishot request. */
+/* Prepares one SQE, zeroed before the call. It must not touch
+ * sqe->user_data or prep a multishot request. */
 typedef void (*weft_io_prep_fn)(struct io_uring_sqe *sqe, void *arg);
 
 /* Submits any io_uring operation prep(sqe, arg) fills in and waits for it.
@@ -272,10 +272,17 @@ typedef void (*weft_io_prep_fn)(struct io_uring_sqe *sqe, void *arg);
  * in a task (not on a plain thread: see below).
  * Returns cqe->res (which is -errno on failure), or -ECANCELED /
  * -ETIMEDOUT, -EBADF (fd closed) if it was cancelled before it succeeded;
- * -EOPNOTSUPP in a task under the epoll driver (there is no ring). On a
- * plain thread it runs on a private ring of that thread, and waits for
- * the completion whatever another thread closes; -ENOSYS if no ring can
- * be set up. */
+ * -EOPNOTSUPP in a task under the epoll driver (there is no ring); -EINVAL,
+ * nothing submitted, if prep set IOSQE_IO_LINK, IOSQE_IO_HARDLINK,
+ * IOSQE_IO_DRAIN or IOSQE_CQE_SKIP_SUCCESS in sqe->flags (the ring is
+ * shared: each call's op must start alone and end with a CQE). For the
+ * same reason an op that acts on the ring's other ops (an ASYNC_CANCEL
+ * with IORING_ASYNC_CANCEL_ANY or _FD, a TIMEOUT that counts
+ * completions) reaches other tasks' ops too. On a plain thread it runs on
+ * a private ring of that thread, and waits for the completion whatever
+ * another thread closes; -ENOSYS if no ring can be set up. A private ring
+ * outlives its thread, for the next plain thread to use: the process
+ * holds as many as plain threads have used it at once. */
 WEFT_MUST_CHECK int weft_io_submit(int fd, weft_io_prep_fn prep, void *arg);
 
 /* ---- Blocking pool (asyncio.to_thread) ----------------------------------- */
