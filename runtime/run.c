@@ -219,7 +219,9 @@ static int start_workers(struct weft_runtime *rt, int *started)
 	tell_workers(rt, r ? -1 : 1);
 	if (rt->init_why) /* driver setup failed: say why, in one line */
 		fprintf(stderr, "weft: %s\n", rt->init_why);
-	return r == -EPERM ? -ENOSYS : r;
+	/* Refused by policy (the sysctl, seccomp, an LSM's EACCES) is
+	 * unavailable, as weft__driver_unusable takes it: -ENOSYS. */
+	return r == -EPERM || r == -EACCES ? -ENOSYS : r;
 }
 
 static void stop_workers(struct weft_runtime *rt, int started)

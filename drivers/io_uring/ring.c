@@ -80,9 +80,11 @@ static const char *explain(int err)
 {
 	switch (err) {
 	case -EPERM:
+	case -EACCES: /* a security module's denial (SELinux) */
 		return "io_uring is not permitted here (sysctl "
-		       "kernel.io_uring_disabled, or a seccomp profile such as "
-		       "a container's): allow io_uring to run weft";
+		       "kernel.io_uring_disabled, a seccomp profile such as "
+		       "a container's, or a security module): allow io_uring "
+		       "to run weft";
 	case -ENOSYS:
 		return "io_uring is not available in this kernel (Linux 5.11 "
 		       "or "
