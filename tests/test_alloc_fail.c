@@ -49,6 +49,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <liburing.h>
 #include "test_util.h"
 
 /* ---- the injector ----------------------------------------------------- */
@@ -751,6 +752,28 @@ static void plain_file(void)
 	EXPECT(weft_close(fd) == 0, "plain close");
 }
 
+/* Whether the kernel lets this process set up an io_uring: found before
+ * the sweep, with nothing failing. */
+static bool have_io_uring;
+
+static void prep_nop(struct io_uring_sqe *sqe, void *arg)
+{
+	(void)arg;
+	io_uring_prep_nop(sqe);
+}
+
+/* The escape hatch from a plain thread: an operation on the thread's own
+ * ring, made at its first call. */
+static void plain_submit(void)
+{
+	int r;
+
+	if (!have_io_uring)
+		return;
+	RETRY(r, weft_io_submit(-1, prep_nop, NULL));
+	EXPECT(r == 0, "plain io_submit %d", r);
+}
+
 static void *plain_thread(void *arg)
 {
 	struct plain *p = arg;
@@ -773,6 +796,7 @@ static void *plain_thread(void *arg)
 		       "plain join %d", r);
 	}
 	plain_file();
+	plain_submit();
 	RETRY(r, weft_event_wait(&p->go));
 	EXPECT(r == 0, "plain event wait %d", r);
 	return NULL;
@@ -1042,6 +1066,11 @@ START_TEST(sweep)
 	long first = only ? atol(only) : 1, n;
 	int failures = 0;
 
+	struct io_uring probe;
+	if (io_uring_queue_init(1, &probe, 0) == 0) {
+		have_io_uring = true;
+		io_uring_queue_exit(&probe);
+	}
 	if (only && getenv("WEFT_ALLOC_FAIL_NOFORK")) { /* for a debugger */
 		static long clean = -1;
 		clean_live = &clean;
@@ -1151,6 +1180,47 @@ START_TEST(group_member_without_stack)
 }
 END_TEST
 
+/* ---- a plain thread's private ring without memory ---------------------- */
+
+/* The first weft_io_submit of a plain thread sets up its ring: with no
+ * memory for it the call says -ENOMEM, which a retry gets past, not
+ * -ENOSYS, which says io_uring is missing for good. */
+static int plain_submit_child(void)
+{
+	int r;
+
+	signal(SIGALRM, SIG_DFL); /* a hang dies of it (see child) */
+	alarm(30);
+	atomic_store(&countdown, 1); /* the ring's struct: the first */
+	r = weft_io_submit(-1, prep_nop, NULL);
+	EXPECT(atomic_load(&fired) && r == -ENOMEM, "fired %d, submit %d",
+	       atomic_load(&fired), r);
+	atomic_store(&countdown, 0);
+	r = weft_io_submit(-1, prep_nop, NULL);
+	EXPECT(r == 0, "submit again %d", r);
+	return atomic_load(&wrong) ? CHILD_WRONG : CHILD_OK;
+}
+
+START_TEST(plain_submit_without_memory)
+{
+	struct io_uring probe;
+	int st;
+
+	if (io_uring_queue_init(1, &probe, 0) != 0)
+		return; /* no io_uring here: -ENOSYS is right */
+	io_uring_queue_exit(&probe);
+	fflush(NULL);
+	pid_t pid = weft_test_fork();
+	if (pid == 0)
+		_exit(plain_submit_child());
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(!WIFSIGNALED(st), "child died of signal %d (%s)",
+		      WIFSIGNALED(st) ? WTERMSIG(st) : 0,
+		      WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "");
+	ck_assert_int_eq(WEXITSTATUS(st), CHILD_OK);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("alloc_fail");
@@ -1161,6 +1231,10 @@ int main(void)
 	tc = tcase_create("no_stack");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, group_member_without_stack);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("plain_submit");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, plain_submit_without_memory);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

@@ -380,9 +380,14 @@ static void thread_ring_key_init(void)
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
-static struct io_uring *thread_ring(void)
+/* The calling thread's ring, set up at its first call. NULL if none can
+ * be had, with *err -ENOMEM when memory ran short (malloc, or the
+ * kernel's for the ring: a later call may get it; io.h), else -ENOSYS
+ * (io_uring refused: missing, disabled, filtered). */
+static struct io_uring *thread_ring(int *err)
 {
 	struct thread_ring *tr;
+	int r;
 
 	pthread_once(&thread_ring_once, thread_ring_key_init);
 	tr = pthread_getspecific(thread_ring_key);
@@ -394,10 +399,13 @@ static struct io_uring *thread_ring(void)
 	pthread_mutex_unlock(&free_rings_lock);
 	if (!tr) {
 		tr = malloc(sizeof(*tr));
-		if (!tr)
+		if (!tr) {
+			*err = -ENOMEM;
 			return NULL;
-		if (io_uring_queue_init(4, &tr->ring, 0) < 0) {
+		}
+		if ((r = io_uring_queue_init(4, &tr->ring, 0)) < 0) {
 			free(tr);
+			*err = r == -ENOMEM ? -ENOMEM : -ENOSYS;
 			return NULL;
 		}
 		atomic_fetch_add(&thread_rings, 1);
@@ -433,13 +441,13 @@ int (*weft__private_submit)(struct io_uring *ring) = io_uring_submit;
 static int submit_on_thread(const struct io_uring_sqe *prepared)
 {
 	static _Thread_local uint64_t calls;
-	struct io_uring *ring = thread_ring();
+	int r, res = 0;
+	struct io_uring *ring = thread_ring(&r);
 	struct io_uring_sqe *sqe;
 	uint64_t me = ++calls;
-	int r, res = 0;
 
 	if (!ring)
-		return -ENOSYS;
+		return r;
 	/* The NOPs of refused submits may fill the SQ: send them first. */
 	if (!(sqe = io_uring_get_sqe(ring))) {
 		do

@@ -279,10 +279,12 @@ typedef void (*weft_io_prep_fn)(struct io_uring_sqe *sqe, void *arg);
  * same reason an op that acts on the ring's other ops (an ASYNC_CANCEL
  * with IORING_ASYNC_CANCEL_ANY or _FD, a TIMEOUT that counts
  * completions) reaches other tasks' ops too. On a plain thread it runs on
- * a private ring of that thread, and waits for the completion whatever
- * another thread closes; -ENOSYS if no ring can be set up. A private ring
- * outlives its thread, for the next plain thread to use: the process
- * holds as many as plain threads have used it at once. */
+ * a private ring of that thread, set up at its first call, and waits for
+ * the completion whatever another thread closes: -ENOMEM if there was no
+ * memory for the ring (a later call tries again), -ENOSYS if io_uring
+ * cannot be set up. A private ring outlives its thread, for the next
+ * plain thread to use: the process holds as many as plain threads have
+ * used it at once. */
 WEFT_MUST_CHECK int weft_io_submit(int fd, weft_io_prep_fn prep, void *arg);
 
 /* ---- Blocking pool (asyncio.to_thread) ----------------------------------- */
