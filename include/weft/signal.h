@@ -3,11 +3,12 @@
  * signal.Notify, tokio::signal). Part of <weft.h>.
  *
  *   struct weft_signal sigs;
- *   int signo;
+ *   int r, signo;
  *
- *   weft_signal_open(&sigs, WEFT_SIGNAL(SIGINT) | WEFT_SIGNAL(SIGTERM));
+ *   if (weft_signal_open(&sigs, WEFT_SIGNAL(SIGINT) | WEFT_SIGNAL(SIGTERM)))
+ *       ...;                            // not caught: they still kill
  *   // from now on SIGINT and SIGTERM are caught
- *   weft_signal_wait(&sigs, &signo);    // the task waits, cancellable
+ *   r = weft_signal_wait(&sigs, &signo); // the task waits, cancellable
  *   weft_signal_close(&sigs);           // the old disposition is back
  *
  * weft_signal_open installs a handler for each signal of the set (shared
@@ -69,8 +70,10 @@ struct weft_signal {
  * one glibc keeps for itself: 32 and 33);
  * -EBUSY (s is open already, or weft itself handles one of the signals:
  * the runtime's dump_signal, or SIGURG while it reports stalls); -EMFILE,
- * -ENFILE (no eventfd could be made, the first time); -ENOMEM. */
-int weft_signal_open(struct weft_signal *s, uint64_t set);
+ * -ENFILE (no eventfd could be made, the first time); -ENOMEM. A failure
+ * leaves the signals' dispositions as they were: a SIGTERM that was to
+ * stop the program cleanly still kills it. */
+WEFT_MUST_CHECK int weft_signal_open(struct weft_signal *s, uint64_t set);
 
 /* Waits until a signal of s's set is delivered and stores its number in
  * *signo (the lowest, when several are pending). Returns 0; -ECANCELED,
