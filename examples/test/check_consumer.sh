@@ -27,6 +27,33 @@ cmake --build "$tmp/cmake" >/dev/null
 # shellcheck disable=SC2086 # WEFT_EMULATOR: a cross build's, or empty
 ${WEFT_EMULATOR:-} "$tmp/cmake/sum"
 
+# The same program as a C++ project's (examples/test/consumer_cxx), with
+# the C++ compiler of $cc's family; a cross gcc has none installed here.
+# weft::weft's usage requirements must reach its C++ sources too: a task's
+# frame larger than the guard page must probe it (docs/concepts.md, Stacks).
+cxx=${cc##*/}
+case $cxx in # cc, gcc[-N], TRIPLET-gcc[-N], clang[-N]: c++, g++, clang++
+*clang*) cxx=${cxx/clang/clang++} ;;
+*gcc*) cxx=${cxx/%gcc/g++} cxx=${cxx/gcc-/g++-} ;;
+*) cxx=${cxx%cc}c++ ;;
+esac
+[[ $cc == */* ]] && cxx=${cc%/*}/$cxx
+if command -v "$cxx" >/dev/null; then
+	cmake -S "$src/examples/test/consumer_cxx" -B "$tmp/cxx" \
+		${WEFT_TOOLCHAIN_FILE:+-DCMAKE_TOOLCHAIN_FILE="$WEFT_TOOLCHAIN_FILE"} \
+		-DCMAKE_PREFIX_PATH="$tmp/weft" -DCMAKE_CXX_COMPILER="$cxx" \
+		-DCMAKE_CXX_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" \
+		-DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null
+	grep -q -- -fstack-clash-protection "$tmp/cxx/compile_commands.json" ||
+		{ echo "weft::weft gave a C++ source no -fstack-clash-protection"
+		  exit 1; }
+	cmake --build "$tmp/cxx" >/dev/null
+	# shellcheck disable=SC2086
+	${WEFT_EMULATOR:-} "$tmp/cxx/sum_cxx"
+else
+	echo "(no C++ compiler $cxx: the C++ consumer is not built)"
+fi
+
 export PKG_CONFIG_PATH="$tmp/weft/lib/pkgconfig"
 # shellcheck disable=SC2046,SC2086
 # With the warnings a careful user has on: a result the API marks
@@ -36,4 +63,4 @@ export PKG_CONFIG_PATH="$tmp/weft/lib/pkgconfig"
 # (A shared libweft is found by the loader only if told where it is.)
 # shellcheck disable=SC2086
 LD_LIBRARY_PATH="$tmp/weft/lib" ${WEFT_EMULATOR:-} "$tmp/sum-pc"
-echo "ok: find_package(weft) and pkg-config both build and run"
+echo "ok: find_package(weft) (C and C++) and pkg-config build and run"
