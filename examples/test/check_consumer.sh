@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# check_consumer.sh BUILD_DIR SOURCE_DIR CC [CFLAGS...]
+# check_consumer.sh BUILD_DIR SOURCE_DIR LIBDIR CC [CFLAGS...]
 #
 # Does what README.md tells a user who builds against weft: installs the
 # build into a fresh prefix, then builds examples/consumer both with CMake's
 # find_package(weft) and with pkg-config, and runs both programs (under
 # $WEFT_EMULATOR, if set: a cross build's emulator, whose toolchain file is
-# $WEFT_TOOLCHAIN_FILE).
+# $WEFT_TOOLCHAIN_FILE). LIBDIR is the build's CMAKE_INSTALL_LIBDIR, where
+# the library and weft.pc go under the prefix: lib on Debian by default,
+# lib/x86_64-linux-gnu with the prefix /usr (a Debian package's build),
+# lib64 on Fedora.
 set -euo pipefail
-build=$1 src=$2 cc=$3
-shift 3
+build=$1 src=$2 libdir=$3 cc=$4
+shift 4
 flags="$*"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -54,7 +57,7 @@ else
 	echo "(no C++ compiler $cxx: the C++ consumer is not built)"
 fi
 
-export PKG_CONFIG_PATH="$tmp/weft/lib/pkgconfig"
+export PKG_CONFIG_PATH="$tmp/weft/$libdir/pkgconfig"
 # shellcheck disable=SC2046,SC2086
 # With the warnings a careful user has on: a result the API marks
 # WEFT_MUST_CHECK must not be dropped in the example everyone copies.
@@ -62,5 +65,5 @@ export PKG_CONFIG_PATH="$tmp/weft/lib/pkgconfig"
 	$(pkg-config --cflags --libs weft) -o "$tmp/sum-pc"
 # (A shared libweft is found by the loader only if told where it is.)
 # shellcheck disable=SC2086
-LD_LIBRARY_PATH="$tmp/weft/lib" ${WEFT_EMULATOR:-} "$tmp/sum-pc"
+LD_LIBRARY_PATH="$tmp/weft/$libdir" ${WEFT_EMULATOR:-} "$tmp/sum-pc"
 echo "ok: find_package(weft) (C and C++) and pkg-config build and run"
