@@ -93,7 +93,8 @@ void (*weft__metrics_io_hook)(void);
  * low by one for each. */
 static void read_io(struct weft__driver *d, struct weft_worker_metrics *m)
 {
-	m->io_completed = __atomic_load_n(&d->ops_completed, __ATOMIC_ACQUIRE);
+	m->io_completed =
+		atomic_load_explicit(&d->ops_completed, memory_order_acquire);
 	/* acquire: pairs with the test's release store of the hook. */
 	void (*hook)(void) =
 		__atomic_load_n(&weft__metrics_io_hook, __ATOMIC_ACQUIRE);
