@@ -25,6 +25,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <sys/stat.h>
@@ -296,13 +297,33 @@ int weft_open(const char *path, int flags, mode_t mode)
 	return r;
 }
 
+/*
+ * The SQE's length has 32 bits, so the ring path cuts len to IO_MAX_LEN,
+ * as pread(2) and pwrite(2) cut it to MAX_RW_COUNT. But they cut it only
+ * after they refused the whole len: one no address range has (-EFAULT:
+ * past SSIZE_MAX, access_ok) and one whose end passes the largest offset
+ * (-EINVAL: off + len overflows, rw_verify_area). Cut first, a length
+ * gone negative would read into memory past the buffer or write what
+ * lies there. So the pool and plain paths hand len whole to the system
+ * call, and the ring path refuses those two after the offset probe, in
+ * the order the system calls do (-EBADF, -ESPIPE first).
+ */
+static int refuse_len(size_t len, off_t off)
+{
+	if (len <= IO_MAX_LEN)
+		return 0; /* the kernel sees the whole len */
+	if (len > (size_t)SSIZE_MAX)
+		return -EFAULT;
+	return (off_t)len > LLONG_MAX - off ? -EINVAL : 0;
+}
+
 static ssize_t rw(int fd, void *buf, size_t len, off_t off, bool write)
 {
 	unsigned n = len > IO_MAX_LEN ? IO_MAX_LEN : (unsigned)len;
 	struct file_call c = { .fn = write ? do_pwrite : do_pread,
 			       .fd = fd,
 			       .buf = buf,
-			       .len = n,
+			       .len = len,
 			       .off = off };
 	struct weft__io io;
 	struct io_uring_sqe *sqe;
@@ -326,7 +347,8 @@ static ssize_t rw(int fd, void *buf, size_t len, off_t off, bool write)
 	 * (under epoll) say it before any call. */
 	if ((r = weft__wait_check(weft__task_current())))
 		return r;
-	if ((r = weft__fdready_positional(fd, write)))
+	if ((r = weft__fdready_positional(fd, write)) ||
+	    (r = refuse_len(len, off)))
 		return r;
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;

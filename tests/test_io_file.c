@@ -1,6 +1,7 @@
 /* Files on either driver, and the escape hatch weft_io_submit(). */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <liburing.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -555,6 +556,82 @@ START_TEST(pread_offsetless_espipe)
 {
 	weft_test_run(offsetless_main, NULL, 2);
 	offsetless_main(NULL); /* a plain thread: pread(2) itself */
+}
+END_TEST
+
+/*
+ * A length no buffer has, or one whose end passes the largest offset:
+ * pread(2) and pwrite(2) refuse it (-EFAULT: no address range is that
+ * long; -EINVAL: off + len overflows) before they cut it to the most one
+ * call moves. weft cut it first, to fit the SQE's 32-bit length, and then
+ * asked the kernel, on every path: so a length gone negative
+ * ((size_t)-1) read into memory past the buffer or wrote what lay past it
+ * to the file (here 2 GiB "written" to /dev/null from 16 bytes; a read
+ * of /proc/self/exe into it filled 38912 bytes), and a
+ * read whose end overflowed said 0, end of file. Compared with the system
+ * calls themselves, on the same input. The buffer is static: one on the
+ * stack lies near the top of the address space, where the range itself
+ * already fails (-EFAULT).
+ */
+static char huge_buf[16];
+
+/* pread(2) and pwrite(2) as -errno, read here: in a task the caller's
+ * &errno may be the thread's it ran on before a weft call
+ * (docs/concepts.md). */
+__attribute__((noinline)) static long sys_prw(int fd, size_t len, off_t off,
+					      bool write)
+{
+	ssize_t r = write ? pwrite(fd, huge_buf, len, off)
+			  : pread(fd, huge_buf, len, off);
+
+	return r < 0 ? -errno : r;
+}
+
+static void huge_len_calls(void)
+{
+	/* volatile: the compiler sees the lengths pass the buffer, and
+	 * refuses the system calls it can see (-Wstringop-overflow). */
+	volatile size_t neg_v = (size_t)-1, big_v = (size_t)1 << 32;
+	const size_t neg = neg_v, big = big_v;
+	const off_t end = LLONG_MAX - ((off_t)1 << 31);
+	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	char path[128];
+	long want;
+	int fd;
+
+	/* Shorter than huge_buf: a read weft lets through stays in it. */
+	tmp_path(path, sizeof(path), "huge");
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ck_assert(fd >= 0 && null >= 0);
+	ck_assert_int_eq(write(fd, "0123456789", 10), 10);
+	want = sys_prw(fd, neg, 0, false);
+	ck_assert_int_lt(want, 0);
+	ck_assert_int_eq(weft_pread(fd, huge_buf, neg, 0), want);
+	want = sys_prw(null, neg, 0, true);
+	ck_assert_int_lt(want, 0);
+	ck_assert_int_eq(weft_pwrite(null, huge_buf, neg, 0), want);
+	want = sys_prw(fd, big, end, false);
+	ck_assert_int_eq(want, -EINVAL);
+	ck_assert_int_eq(weft_pread(fd, huge_buf, big, end), want);
+	want = sys_prw(null, big, end, true);
+	ck_assert_int_eq(want, -EINVAL);
+	ck_assert_int_eq(weft_pwrite(null, huge_buf, big, end), want);
+	ck_assert_int_eq(close(fd), 0);
+	ck_assert_int_eq(close(null), 0);
+	ck_assert_int_eq(unlink(path), 0);
+}
+
+static void *huge_len_main(void *arg)
+{
+	(void)arg;
+	huge_len_calls();
+	return NULL;
+}
+
+START_TEST(huge_len_refused_as_pread_refuses)
+{
+	weft_test_run(huge_len_main, NULL, 2);
+	huge_len_calls(); /* a plain thread's */
 }
 END_TEST
 
@@ -1613,6 +1690,7 @@ int main(void)
 	tcase_add_test(tc, cancel_waits_for_started_file_call);
 	tcase_add_test(tc, pread_pipe_espipe);
 	tcase_add_test(tc, pread_offsetless_espipe);
+	tcase_add_test(tc, huge_len_refused_as_pread_refuses);
 	tcase_add_test(tc, cancelled_file_call_makes_no_call);
 	tcase_add_test(tc, zero_length_says_what_the_call_says);
 	tcase_add_test(tc, escape_hatch);
