@@ -6,7 +6,9 @@
  * they run on the blocking pool, as libuv and Tokio do. Either way a slow
  * disk stalls neither the worker nor its other tasks. Cancelling one that
  * already runs cannot stop it: the call then waits for it to finish (it
- * must, since buf may be on the task's stack).
+ * must, since buf may be on the task's stack). io-wq's cancel does
+ * interrupt a sleep a signal would (a FIFO's open, a read of /dev/kmsg),
+ * which a pool thread's call is not: io.h says so.
  *
  * A call stays with the file it began on (docs/concepts.md): under
  * io_uring the kernel holds the file from the submit, or weft_close

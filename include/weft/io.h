@@ -238,9 +238,12 @@ WEFT_MUST_CHECK int weft_unix_connect(const char *path);
  * either, and Go's file calls take no deadline): the call waits for it and
  * returns its result, and the task's next wait says -ECANCELED /
  * -ETIMEDOUT. buf may be on the task's stack, and a -ECANCELED after a
- * write that happened would hide it. The exception is a FIFO's open
- * waiting for its other end: io_uring interrupts it (-ECANCELED /
- * -ETIMEDOUT); under epoll it waits until the other end comes. */
+ * write that happened would hide it. The exception is a system call that
+ * sleeps as a signal would interrupt, waiting for another party, not for
+ * a disk: a FIFO's open waiting for its other end, a read of a device
+ * that waits for data (/dev/kmsg). io_uring interrupts it
+ * (-ECANCELED / -ETIMEDOUT, nothing moved; what it moved before, it
+ * returns); under epoll it waits until the other party comes. */
 
 /* open(2) (O_CLOEXEC is implied). Returns the fd or -errno. */
 WEFT_MUST_CHECK int weft_open(const char *path, int flags, mode_t mode);
