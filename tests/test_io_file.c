@@ -817,6 +817,65 @@ START_TEST(open_fifo_waits)
 END_TEST
 
 /*
+ * A FIFO's two ends opened by two tasks, with one pool thread: under
+ * epoll the reader's open(2) holds the thread until a writer comes, and
+ * the writer's weft_open waits in the pool's queue behind it, for good
+ * (docs/concepts.md says so). An open(2) of the writer's end by a plain
+ * thread frees the thread here. io_uring's opens wait on io-wq, and
+ * both ends open.
+ */
+static atomic_bool writer_opened;
+
+static void *pool_fifo_end(void *arg)
+{
+	int flags = (int)(intptr_t)arg, fd = weft_open(fifo_path, flags, 0);
+
+	ck_assert_int_ge(fd, 0);
+	if (flags == O_WRONLY)
+		atomic_store(&writer_opened, true);
+	return (void *)(intptr_t)fd;
+}
+
+static void *pool_fifo_main(void *arg)
+{
+	weft_task_t reader, writer;
+	void *rfd, *wfd;
+	int plain = -1;
+
+	(void)arg;
+	make_fifo();
+	atomic_store(&writer_opened, false);
+	ck_assert_int_eq(weft_spawn(&reader, pool_fifo_end,
+				    (void *)(intptr_t)O_RDONLY),
+			 0);
+	weft_sleep(50 * WEFT_MSEC);
+	ck_assert_int_eq(weft_spawn(&writer, pool_fifo_end,
+				    (void *)(intptr_t)O_WRONLY),
+			 0);
+	weft_sleep(200 * WEFT_MSEC);
+	if (weft_io_driver() == WEFT_IO_EPOLL) {
+		ck_assert(!atomic_load(&writer_opened));
+		/* The reader waits in open(2): a writer opens at once. */
+		plain = open(fifo_path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+		ck_assert_int_ge(plain, 0);
+	}
+	ck_assert_int_eq(weft_join(reader, &rfd), 0);
+	ck_assert_int_eq(weft_join(writer, &wfd), 0);
+	ck_assert_int_eq(weft_close((int)(intptr_t)rfd), 0);
+	ck_assert_int_eq(weft_close((int)(intptr_t)wfd), 0);
+	if (plain >= 0)
+		ck_assert_int_eq(close(plain), 0);
+	unlink(fifo_path);
+	return NULL;
+}
+
+START_TEST(fifo_ends_on_one_pool_thread)
+{
+	run_with_one_pool_thread(pool_fifo_main);
+}
+END_TEST
+
+/*
  * A reader opened with O_CREAT (the FIFO exists) waits for its writer as
  * open(2) does, and once one came, opens: a writer that wrote and left at
  * once leaves its byte for it. io_uring runs such an open on io-wq, in
@@ -1705,6 +1764,7 @@ int main(void)
 	tcase_add_test(tc, many_ops_one_worker);
 	tcase_add_test(tc, many_ops_submit_refused_on_overflow);
 	tcase_add_test(tc, open_fifo_waits);
+	tcase_add_test(tc, fifo_ends_on_one_pool_thread);
 	tcase_add_test(tc, open_fifo_creat_reader);
 	tcase_add_test(tc, open_fifo_writer_left_in_window);
 	suite_add_tcase(s, tc);
