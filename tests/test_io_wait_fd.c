@@ -325,7 +325,7 @@ static void *reused_number_main(void *arg)
 	int r;
 	while ((r = weft_wait_fd(p[0], WEFT_READABLE)) == WEFT_READABLE &&
 	       read(p[0], &c, 1) != 1)
-		ck_assert_int_eq(errno, EAGAIN);
+		ck_assert_int_eq(task_errno(), EAGAIN);
 	(void)weft_deadline_leave(&d);
 	ck_assert_int_eq(r, WEFT_READABLE);
 	ck_assert_int_eq(weft_join(w, NULL), 0);
@@ -547,7 +547,7 @@ static void *hot_main(void *arg)
 	ck_assert_int_eq(weft_spawn(&reader, hot_reader, &h), 0);
 	ck_assert_int_eq(weft_yield(), 0);
 	atomic_store(&h.stop, true);
-	ck_assert(write(h.p[1], "x", 1) == 1 || errno == EAGAIN);
+	ck_assert(write(h.p[1], "x", 1) == 1 || task_errno() == EAGAIN);
 	ck_assert_int_eq(weft_join(reader, NULL), 0);
 	ck_assert_int_gt(h.taken, 0);
 	ck_assert_msg(h.taken < h.filled / 4,
@@ -1056,7 +1056,7 @@ static void *reader_task(void *arg)
 		if (n == 0)
 			break;
 		if (n < 0) {
-			ck_assert_int_eq(errno, EAGAIN); /* spurious */
+			ck_assert_int_eq(task_errno(), EAGAIN); /* spurious */
 			continue;
 		}
 		got += n;

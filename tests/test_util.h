@@ -25,6 +25,14 @@ static inline long weft_test_scaled(long n, long lo)
 }
 #define SCALED(n) weft_test_scaled((n), 1)
 
+/* errno as a task reads it: in a call of its own, as docs/concepts.md asks
+ * (errno). In the task's function the compiler may reuse &errno computed
+ * before a weft call, on the thread the task ran on then (clang does). */
+static __attribute__((noinline, unused)) int task_errno(void)
+{
+	return errno;
+}
+
 /* xorshift64: a cheap random stream, one state per thread or task. */
 static inline uint64_t rnd(uint64_t *s)
 {
