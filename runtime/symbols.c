@@ -396,6 +396,27 @@ static Dwarf *dwarf_of(struct object *o)
 	return o->debug.dwarf;
 }
 
+/* The compile unit whose code holds at, into *cu. dwarf_addrdie looks it
+ * up in .debug_aranges, which clang emits only when asked
+ * (-gdwarf-aranges): without it, the units are read one by one, each
+ * asked whether its ranges hold at. A dump is rare; the walk is cheap
+ * beside it. */
+static bool unit_at(Dwarf *d, Dwarf_Addr at, Dwarf_Die *cu)
+{
+	Dwarf_Off off = 0, next;
+	size_t header;
+
+	if (dwarf_addrdie(d, at, cu))
+		return true;
+	while (!dwarf_nextcu(d, off, &next, &header, NULL, NULL, NULL)) {
+		if (dwarf_offdie(d, off + header, cu) &&
+		    dwarf_haspc(cu, at) == 1)
+			return true;
+		off = next;
+	}
+	return false;
+}
+
 /* Appends " at file:line" for the code at a, if its object has DWARF line
  * information. */
 static void add_line(struct weft__symbols *s, uintptr_t a, char *buf,
@@ -406,9 +427,8 @@ static void add_line(struct weft__symbols *s, uintptr_t a, char *buf,
 	Dwarf *d = o ? dwarf_of(o) : NULL;
 	Dwarf_Addr at = o ? a - o->base : 0;
 	Dwarf_Die cu;
-	Dwarf_Line *l = d && dwarf_addrdie(d, at, &cu)
-				? dwarf_getsrc_die(&cu, at)
-				: NULL;
+	Dwarf_Line *l = d && unit_at(d, at, &cu) ? dwarf_getsrc_die(&cu, at)
+						 : NULL;
 	int line = 0;
 	const char *file = l && !dwarf_lineno(l, &line)
 				   ? dwarf_linesrc(l, NULL, NULL)

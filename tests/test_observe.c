@@ -2348,6 +2348,19 @@ START_TEST(dump_names_long_path_object)
 }
 END_TEST
 
+/* Code whose object has no .debug_aranges (clang's default: it emits them
+ * only with -gdwarf-aranges) still has its lines named. libdw's
+ * dwarf_addrdie finds a unit through that table only: every C frame of a
+ * clang build came without " at file:line". */
+START_TEST(dump_names_lines_without_aranges)
+{
+#ifdef WEFT_HAVE_LIBDW
+	dump_under_callee(OBSERVE_CALLEE_BARE, "bare", "observe_callee_call+",
+			  "observe_callee.c:");
+#endif
+}
+END_TEST
+
 /* A loaded object whose file's section headers are damaged (a string
  * table's offset and size that wrap around when added, which the loader
  * never reads): a dump names its frames without symbols, "? (...)". The
@@ -2577,6 +2590,7 @@ int main(void)
 	tcase_add_test(tc, dump_from_thread_between_runs);
 	tcase_add_test(tc, dump_names_long_path_object);
 	tcase_add_test(tc, dump_survives_damaged_object);
+	tcase_add_test(tc, dump_names_lines_without_aranges);
 	tcase_add_test(tc, dump_names_long_function);
 	tcase_add_test(tc, dump_names_file_calls);
 	tcase_add_test(tc, stall_reported_not_for_yields);
