@@ -59,6 +59,23 @@ else
 	echo "(no C++ compiler $cxx: the C++ consumer is not built)"
 fi
 
+# weft as a subproject (examples/test/consumer_subdir): configured only,
+# to see that it brings its library and none of its tests, examples or
+# benchmarks (the tests would need Check; building weft again here would
+# cost a minute).
+cmake -S "$src/examples/test/consumer_subdir" -B "$tmp/subdir" \
+	${WEFT_TOOLCHAIN_FILE:+-DCMAKE_TOOLCHAIN_FILE="$WEFT_TOOLCHAIN_FILE"} \
+	-DWEFT_SOURCE_DIR="$src" -DCMAKE_C_COMPILER="$cc" >/dev/null
+targets=$(cmake --build "$tmp/subdir" --target help)
+grep -qw sum_subdir <<<"$targets" ||
+	{ echo "the subproject consumer has no target sum_subdir"; exit 1; }
+for t in test_task tour skynet; do
+	if grep -qw "$t" <<<"$targets"; then
+		echo "weft as a subproject builds its own $t"
+		exit 1
+	fi
+done
+
 export PKG_CONFIG_PATH="$tmp/weft/$libdir/pkgconfig"
 # shellcheck disable=SC2046,SC2086
 # With the warnings a careful user has on: a result the API marks
