@@ -25,10 +25,12 @@ static int tour(double secs)
 	size_t i;
 	int r;
 
+	int workers = weft_workers();
+
 	printf("weft tour: the seed's asyncio programs in C, on %d worker "
-	       "threads and the %s I/O driver.\nSleeps last %g s (the seed's "
+	       "thread%s and the %s I/O driver.\nSleeps last %g s (the seed's "
 	       "3 s; -s SECONDS to change).\n",
-	       weft_workers(),
+	       workers, workers == 1 ? "" : "s",
 	       weft_io_driver() == WEFT_IO_URING ? "io_uring" : "epoll", secs);
 	for (i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
 		printf("\n# %s  (examples/%s)\n", sections[i].title,
