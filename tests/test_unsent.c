@@ -165,7 +165,10 @@ static void *closer_thread(void *arg)
 	struct reuse *u = arg;
 	int p[2];
 
-	while (atomic_load(&hold) == HOLD_IDLE)
+	/* Until the worker holds the submit: the op has begun, its SQE is
+	 * in the ring. (The prep runs before the op begins, on an SQE set
+	 * aside: a close then would come before the call, not during it.) */
+	while (atomic_load(&hold) != HOLD_HELD)
 		usleep(100);
 	u->closed = weft_close(u->fd);
 	ck_assert_int_eq(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
