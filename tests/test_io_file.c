@@ -611,11 +611,13 @@ static void huge_len_calls(void)
 	want = sys_prw(null, neg, 0, true);
 	ck_assert_int_lt(want, 0);
 	ck_assert_int_eq(weft_pwrite(null, huge_buf, neg, 0), want);
+	/* The kernel says -EINVAL (off + len overflows); qemu-user, which
+	 * checks the buffer first, -EFAULT. Either way weft says the same. */
 	want = sys_prw(fd, big, end, false);
-	ck_assert_int_eq(want, -EINVAL);
+	ck_assert_int_lt(want, 0);
 	ck_assert_int_eq(weft_pread(fd, huge_buf, big, end), want);
 	want = sys_prw(null, big, end, true);
-	ck_assert_int_eq(want, -EINVAL);
+	ck_assert_int_lt(want, 0);
 	ck_assert_int_eq(weft_pwrite(null, huge_buf, big, end), want);
 	ck_assert_int_eq(close(fd), 0);
 	ck_assert_int_eq(close(null), 0);
