@@ -1164,19 +1164,25 @@ static int no_stack_child(void)
 	return atomic_load(&wrong) ? CHILD_WRONG : CHILD_OK;
 }
 
-START_TEST(group_member_without_stack)
+/* Runs child() in a child process, which must exit with CHILD_OK. */
+static void expect_child_ok(int (*child)(void))
 {
 	int st;
 
 	fflush(NULL);
 	pid_t pid = weft_test_fork();
 	if (pid == 0)
-		_exit(no_stack_child());
+		_exit(child());
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
 	ck_assert_msg(!WIFSIGNALED(st), "child died of signal %d (%s)",
 		      WIFSIGNALED(st) ? WTERMSIG(st) : 0,
 		      WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "");
 	ck_assert_int_eq(WEXITSTATUS(st), CHILD_OK);
+}
+
+START_TEST(group_member_without_stack)
+{
+	expect_child_ok(no_stack_child);
 }
 END_TEST
 
@@ -1204,20 +1210,11 @@ static int plain_submit_child(void)
 START_TEST(plain_submit_without_memory)
 {
 	struct io_uring probe;
-	int st;
 
 	if (io_uring_queue_init(1, &probe, 0) != 0)
 		return; /* no io_uring here: -ENOSYS is right */
 	io_uring_queue_exit(&probe);
-	fflush(NULL);
-	pid_t pid = weft_test_fork();
-	if (pid == 0)
-		_exit(plain_submit_child());
-	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-	ck_assert_msg(!WIFSIGNALED(st), "child died of signal %d (%s)",
-		      WIFSIGNALED(st) ? WTERMSIG(st) : 0,
-		      WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "");
-	ck_assert_int_eq(WEXITSTATUS(st), CHILD_OK);
+	expect_child_ok(plain_submit_child);
 }
 END_TEST
 
