@@ -351,19 +351,9 @@ void weft__blocking_stats(uint64_t *threads, uint64_t *busy, uint64_t *queued)
  * forking thread holds the lock across the fork, and both sides release
  * it. The child's orphans stay listed, their threads gone: reachable for
  * the leak check, and never joined, as no orphan is. */
-static void fork_prepare(void)
-{
-	pool_lock();
-}
-
-static void fork_release(void)
-{
-	pool_unlock();
-}
-
 static void at_fork_once(void)
 {
-	pthread_atfork(fork_prepare, fork_release, fork_release);
+	pthread_atfork(pool_lock, pool_unlock, pool_unlock);
 }
 
 int weft__blocking_start(int max_threads)
