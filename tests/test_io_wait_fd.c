@@ -73,7 +73,7 @@ static void fill(int fd)
 	char buf[4096] = { 0 };
 	while (send(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
 		;
-	ck_assert_int_eq(errno, EAGAIN);
+	ck_assert_int_eq(task_errno(), EAGAIN);
 }
 
 static void drain(int fd)
