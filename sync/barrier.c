@@ -15,6 +15,11 @@
  *    nobody joins wq (newcomers wait on held), and when the last one out
  *    takes it to 0 it settles every held waiter with ENTER.
  *  - A waiter settled 0 has passed: nothing can break it afterwards.
+ *  - Indices are handed out as a round completes, not on arrival: each
+ *    waiter's is its place on wq (arrival order), the completing caller's
+ *    is count. So they are 0..parties-1 once each even when waiters left
+ *    the round (an index taken from count on arrival would repeat one and
+ *    skip another: asyncio's does, CPython gh-155233).
  *  - A waiter that is cancelled or times out leaves: it is unlinked (from
  *    wq, count drops; from held, nothing else changes).
  *  - reset settles wq's waiters with -EPIPE and leaves held and draining
@@ -81,11 +86,16 @@ static void leave(struct weft_barrier *b, struct weft__wakelist *wl)
 }
 
 /* Under the lock, which it releases: the caller completes the round (w:
- * its wait, ended here; NULL if it began none). */
-static int release(struct weft_barrier *b, struct weft__waiter *w,
-		   unsigned index)
+ * its wait, ended here; NULL if it began none). Returns the caller's
+ * index, the last. */
+static int release(struct weft_barrier *b, struct weft__waiter *w)
 {
 	struct weft__wakelist wl = WEFT__WAKELIST_INIT;
+	/* Each waiter's index, read after its wake: written before the
+	 * settle, whose release store its acquire (wait_park) pairs with. */
+	unsigned index = 0;
+	for (struct weft__waiter *x = b->wq.head; x; x = x->next)
+		x->value = index++;
 	weft__waitq_settle_all(&b->wq, 0, &wl);
 	/* relaxed: under the lock (see the top). */
 	__atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
@@ -112,7 +122,7 @@ static int wait_once(struct weft_barrier *b, bool *again)
 		return -EPIPE;
 	}
 	if (!b->draining && b->count + 1 == b->parties)
-		return release(b, NULL, b->count);
+		return release(b, NULL);
 	weft__waitq_unlock(&b->wq);
 	weft__waitq_prepare_as(&b->wq, &w, barrier_abort, WEFT__WAIT_BARRIER,
 			       b);
@@ -132,13 +142,11 @@ static int wait_once(struct weft_barrier *b, bool *again)
 		*again = r == ENTER;
 		return r;
 	}
-	unsigned index = b->count;
-	if (index + 1 == b->parties)
-		return release(b, &w, index);
+	if (b->count + 1 == b->parties)
+		return release(b, &w);
 	/* relaxed: under the lock (see the top). */
-	__atomic_store_n(&b->count, index + 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&b->count, b->count + 1, __ATOMIC_RELAXED);
 	w.data = &b->wq;
-	w.value = index;
 	if ((r = weft__waitq_wait(&b->wq, &w)))
 		return r;
 	struct weft__wakelist wl = WEFT__WAKELIST_INIT;

@@ -212,6 +212,62 @@ START_TEST(rounds_back_to_back)
 }
 END_TEST
 
+/* ---- a waiter that leaves gives its index back -------------------------- */
+
+/* Indices are unique in a round, whoever left it (asyncio's documentation
+ * promises "different for each task"; its count-based index repeats one,
+ * CPython gh-155233): the "if index == 0" housekeeping idiom needs an index
+ * 0 in every round, and only one. A (index 0) leaves, cancelled or timed
+ * out, while B (index 1) waits; C then arrives and the caller completes the
+ * round: B, C and the caller get 0, 1 and 2, in the order they arrived. */
+static void *timed_party(void *arg)
+{
+	struct weft_deadline d;
+	weft_deadline_enter(&d, 20 * WEFT_MSEC);
+	int r = weft_barrier_wait(arg);
+	weft_deadline_leave(&d);
+	return (void *)(intptr_t)r;
+}
+
+static void *index_given_back_main(void *arg)
+{
+	bool by_deadline = arg != NULL;
+	struct weft_barrier b;
+	weft_task_t a, bt, c;
+	void *res;
+
+	ck_assert_int_eq(weft_barrier_init(&b, 3), 0);
+	ck_assert_int_eq(weft_spawn(&a, by_deadline ? timed_party : party, &b),
+			 0);
+	wait_waiters(&b.wq, 1);
+	ck_assert_int_eq(weft_spawn(&bt, party, &b), 0);
+	wait_waiters(&b.wq, 2);
+	if (!by_deadline)
+		ck_assert_int_eq(weft_cancel(a), 0);
+	ck_assert_int_eq(weft_join(a, &res), 0);
+	ck_assert_int_eq((intptr_t)res, by_deadline ? -ETIMEDOUT : -ECANCELED);
+	ck_assert_int_eq(weft_barrier_n_waiting(&b), 1);
+	ck_assert_int_eq(weft_spawn(&c, party, &b), 0);
+	wait_waiters(&b.wq, 2);
+	int mine = weft_barrier_wait(&b);
+	ck_assert_int_eq(weft_join(bt, &res), 0);
+	int ib = (int)(intptr_t)res;
+	ck_assert_int_eq(weft_join(c, &res), 0);
+	int ic = (int)(intptr_t)res;
+	ck_assert_msg(ib == 0 && ic == 1 && mine == 2,
+		      "indices B %d, C %d, caller %d: expected 0, 1, 2", ib, ic,
+		      mine);
+	return NULL;
+}
+
+START_TEST(index_given_back_by_a_leaver)
+{
+	weft_test_run(index_given_back_main, NULL, 2);
+	weft_test_run(index_given_back_main, NULL, 1);
+	weft_test_run(index_given_back_main, (void *)1, 2);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("sync_barrier");
@@ -220,6 +276,7 @@ int main(void)
 	tcase_add_test(tc, barrier);
 	tcase_add_test(tc, rounds_back_to_back);
 	tcase_add_test(tc, no_wait_when_cancelled);
+	tcase_add_test(tc, index_given_back_by_a_leaver);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

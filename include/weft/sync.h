@@ -373,11 +373,12 @@ int weft_barrier_init(struct weft_barrier *b, unsigned parties);
  * every one of them has returned (the round drains), callers that come
  * back are held at the entrance, as asyncio's are, so a reset made just
  * after a round breaks nobody who passed. Returns the caller's arrival
- * index (0 .. parties-1), -EPIPE if the barrier is broken or gets aborted
- * or reset meanwhile, -ECANCELED / -ETIMEDOUT (the caller left; the others
- * still wait for parties), -EINVAL. A released caller still counts
- * itself out of the round on its way back, in b: b may be dropped once
- * every caller has returned, not as soon as one has. */
+ * index among those the round released (0 .. parties-1, each once:
+ * callers that left it do not count), -EPIPE if the barrier is broken or
+ * gets aborted or reset meanwhile, -ECANCELED / -ETIMEDOUT (the caller
+ * left; the others still wait for parties), -EINVAL. A released caller
+ * still counts itself out of the round on its way back, in b: b may be
+ * dropped once every caller has returned, not as soon as one has. */
 WEFT_MUST_CHECK int weft_barrier_wait(struct weft_barrier *b);
 /* Breaks b: waiters and later waits fail with -EPIPE until reset.
  * Returns how many waiters it woke, -EINVAL. */
