@@ -18,8 +18,6 @@
 #include <libelf.h>
 #endif
 
-#define MAX_OBJECTS 256
-#define MAX_SEGMENTS 512
 #define CACHE_BITS 12
 #define NAME_MAX_LEN 384
 /* The most of a function's name a line shows: a longer one (a C++
@@ -71,19 +69,44 @@ struct cached {
 	char name[NAME_MAX_LEN];
 };
 
+/* Every loaded object and every executable segment, however many: a
+ * frame in an object left out would be missed by the scans, which take
+ * only addresses inside a segment for return addresses (a program with
+ * its plugins, or Python with its extension modules, loads hundreds). */
 struct weft__symbols {
 	struct cached cache[1 << CACHE_BITS];
-	struct object objects[MAX_OBJECTS];
-	int nobjects;
-	struct segment segments[MAX_SEGMENTS];
-	int nsegments;
+	struct object *objects;
+	int nobjects, objects_cap;
+	struct segment *segments;
+	int nsegments, segments_cap;
+	bool short_of_memory; /* an object or segment left out */
 };
+
+/* arr, of *cap elements of size each, grown (the new ones zeroed); NULL
+ * if out of memory, arr then unchanged. */
+static void *grow(void *arr, int *cap, size_t size)
+{
+	int more = *cap ? *cap * 2 : 64;
+	char *p = realloc(arr, (size_t)more * size);
+	if (!p)
+		return NULL;
+	memset(p + (size_t)*cap * size, 0, (size_t)(more - *cap) * size);
+	*cap = more;
+	return p;
+}
 
 static int add_object(struct dl_phdr_info *info, size_t size, void *arg)
 {
 	struct weft__symbols *s = arg;
-	if (s->nobjects == MAX_OBJECTS)
-		return 1;
+	if (s->nobjects == s->objects_cap) {
+		struct object *a =
+			grow(s->objects, &s->objects_cap, sizeof(*a));
+		if (!a) {
+			s->short_of_memory = true;
+			return 1;
+		}
+		s->objects = a;
+	}
 	struct object *o = &s->objects[s->nobjects];
 	/* Whole: a path cut short names no file, or another one. */
 	if (info->dlpi_name && *info->dlpi_name) {
@@ -99,16 +122,24 @@ static int add_object(struct dl_phdr_info *info, size_t size, void *arg)
 	o->base = info->dlpi_addr;
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *p = &info->dlpi_phdr[i];
-		if (p->p_type != PT_LOAD || !(p->p_flags & PF_X) ||
-		    s->nsegments == MAX_SEGMENTS)
+		if (p->p_type != PT_LOAD || !(p->p_flags & PF_X))
 			continue;
+		if (s->nsegments == s->segments_cap) {
+			struct segment *a =
+				grow(s->segments, &s->segments_cap, sizeof(*a));
+			if (!a) {
+				s->short_of_memory = true;
+				break; /* o is counted below, to be freed */
+			}
+			s->segments = a;
+		}
 		struct segment *g = &s->segments[s->nsegments++];
 		g->lo = info->dlpi_addr + p->p_vaddr;
 		g->hi = g->lo + p->p_memsz;
 		g->object = s->nobjects;
 	}
 	s->nobjects++;
-	return 0;
+	return s->short_of_memory;
 }
 
 struct weft__symbols *weft__symbols_load(void)
@@ -119,6 +150,11 @@ struct weft__symbols *weft__symbols_load(void)
 #endif
 	if (s)
 		dl_iterate_phdr(add_object, s);
+	/* A table missing objects would miss their frames: none rather. */
+	if (s && s->short_of_memory) {
+		weft__symbols_free(s);
+		return NULL;
+	}
 	return s;
 }
 
@@ -466,6 +502,8 @@ void weft__symbols_free(struct weft__symbols *s)
 		if (s->objects[i].map)
 			munmap(s->objects[i].map, s->objects[i].map_len);
 	}
+	free(s->objects);
+	free(s->segments);
 	free(s);
 }
 

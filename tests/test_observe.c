@@ -2415,6 +2415,41 @@ START_TEST(dump_survives_damaged_object)
 }
 END_TEST
 
+/* A program with more shared objects loaded than the symbol table had
+ * room for (it kept 256 objects and 512 executable segments; a large
+ * application with its plugins or a Python process with its extension
+ * modules loads more): a frame in one loaded after them is still found and
+ * named. The table ignored every object past its 256th, so a dump missed
+ * their frames, and a stall report too. */
+#define MANY_OBJECTS 300
+START_TEST(dump_names_frames_past_many_objects)
+{
+	char dir[] = "/tmp/weft-many-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	static void *handles[MANY_OBJECTS];
+	char lib[MANY_OBJECTS][64];
+	/* Copies, not links: the loader takes a file it has loaded (the
+	 * same inode) for the same object. */
+	for (int i = 0; i < MANY_OBJECTS; i++) {
+		snprintf(lib[i], sizeof(lib[i]), "%s/lib%d.so", dir, i);
+		copy_file(OBSERVE_CALLEE, lib[i]);
+	}
+	for (int i = 0; i < MANY_OBJECTS - 1; i++) {
+		handles[i] = dlopen(lib[i], RTLD_NOW | RTLD_LOCAL);
+		ck_assert_msg(handles[i] != NULL, "%s", dlerror());
+	}
+	dump_under_callee(lib[MANY_OBJECTS - 1], "past-many",
+			  "observe_callee_call+", "callee_leaf+");
+	/* The last stays loaded, as dump_under_callee leaves it; the rest
+	 * go, once no run can be dumping. */
+	for (int i = 0; i < MANY_OBJECTS - 1; i++)
+		dlclose(handles[i]);
+	for (int i = 0; i < MANY_OBJECTS; i++)
+		unlink(lib[i]);
+	rmdir(dir);
+}
+END_TEST
+
 /* A function whose name is as long as a C++ template instantiation's
  * mangled one (hundreds of characters: std::function's invokers, lambdas
  * inside templates): its frame in a dump still says object+offset, which
@@ -2603,6 +2638,7 @@ int main(void)
 	tcase_add_test(tc, dump_survives_damaged_object);
 	tcase_add_test(tc, dump_names_lines_without_aranges);
 	tcase_add_test(tc, dump_names_long_function);
+	tcase_add_test(tc, dump_names_frames_past_many_objects);
 	tcase_add_test(tc, dump_names_file_calls);
 	tcase_add_test(tc, stall_reported_not_for_yields);
 	tcase_add_test(tc, stall_off_by_default);
