@@ -381,15 +381,21 @@ weft__stack_word(const uintptr_t *p)
 	return v;
 }
 
-/* Scans [sp, top) of a parked task for return addresses. */
+/* Scans [sp, top) of a parked task for return addresses: the innermost
+ * MAX_FRAMES into frames, and the number of them all, which the block
+ * says when it is more (dump.h promises every live frame, so a block cut
+ * short says so). */
 static int scan_stack(struct dump *d, const uintptr_t *sp, const uintptr_t *top,
 		      uintptr_t *frames)
 {
 	int n = 0;
-	for (const uintptr_t *p = sp; p < top && n < MAX_FRAMES; p++) {
+	for (const uintptr_t *p = sp; p < top; p++) {
 		uintptr_t a = weft__stack_word(p);
-		if (weft__symbols_is_return(d->syms, a))
-			frames[n++] = a;
+		if (!weft__symbols_is_return(d->syms, a))
+			continue;
+		if (n < MAX_FRAMES)
+			frames[n] = a;
+		n++;
 	}
 	return n;
 }
@@ -408,8 +414,9 @@ static int running_on(struct weft_runtime *rt, struct weft_task *t)
 	return -1;
 }
 
-/* Under t->wait_lock: its wait, and its frames if it is parked. Returns
- * the number of frames, -1 if it waits for nothing. */
+/* Under t->wait_lock: its wait, and its frames if it is parked (the
+ * innermost MAX_FRAMES of them). Returns the number of frames found,
+ * -1 if it waits for nothing. */
 static int look_at_wait(struct dump *d, struct weft_task *t, bool running,
 			struct wait_view *v, uintptr_t *frames)
 {
@@ -462,7 +469,7 @@ static void dump_task(struct weft_task *t, void *arg)
 		put_wait(d, &v);
 	put_str(o, "\n  spawned at ");
 	put_str(o, weft__symbols_name(d->syms, (uintptr_t)t->spawn_site));
-	for (int i = 0; i < nframes; i++) {
+	for (int i = 0; i < nframes && i < MAX_FRAMES; i++) {
 		char num[9] = "\n  #"; /* i < MAX_FRAMES < 100 */
 		int k = 4;
 		if (i >= 10)
@@ -472,6 +479,8 @@ static void dump_task(struct weft_task *t, void *arg)
 		put_str(o, num);
 		put_str(o, weft__symbols_name(d->syms, frames[i]));
 	}
+	if (nframes > MAX_FRAMES)
+		put(o, "\n  ... and %d more frames", nframes - MAX_FRAMES);
 	put_str(o, "\n");
 	d->tasks++;
 	weft__task_put(t);

@@ -2450,6 +2450,67 @@ START_TEST(dump_names_frames_past_many_objects)
 }
 END_TEST
 
+/* A task parked deeper than the frames a block shows (a recursive
+ * descent, a parser, a deep call chain through a framework): the block
+ * says that frames were left out, and how many, rather than end as if
+ * the innermost frames were all there were. It showed the innermost 24
+ * and stopped, where weft/dump.h promises every live frame. */
+#define DEEP_FRAMES 40
+static __attribute__((noinline)) int descend(int depth)
+{
+	if (depth == 0)
+		return weft_event_wait(&w.event);
+	int r = descend(depth - 1);
+	__asm__ volatile("" : : "r"(r) : "memory"); /* not a tail call */
+	return r;
+}
+
+static void *deep_parked(void *arg)
+{
+	kept(descend(DEEP_FRAMES));
+	return arg;
+}
+
+static void *deep_main(void *arg)
+{
+	ck_assert_int_eq(weft_event_init(&w.event), 0);
+	weft_task_t t;
+	ck_assert_int_eq(weft_spawn_opts(&t, deep_parked, NULL,
+					 &(struct weft_spawn_opts){
+						 .name = "deep" }),
+			 0);
+	char *text = NULL, *b = NULL;
+	for (int tries = 0; tries < 1000; tries++) {
+		ck_assert_int_eq(weft_sleep(5 * WEFT_MSEC), 0);
+		free(text);
+		free(b);
+		text = take_dump();
+		b = block_of(text, "deep");
+		if (b && strstr(b, "parked: event"))
+			break;
+	}
+	ck_assert_msg(b && strstr(b, "descend+"), "%s", text);
+	/* Either every frame down to the task's entry, or word of the rest:
+	 * "  ... and N more frames". */
+	const char *more = strstr(b, "\n  ... and ");
+	ck_assert_msg(strstr(b, "weft__task_entry+") ||
+			      (more && strstr(more, " more frames")),
+		      "%s", b);
+	free(b);
+	free(text);
+	weft_event_set(&w.event);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	return NULL;
+}
+
+START_TEST(dump_says_frames_left_out)
+{
+	atomic_store(&w.results, 0);
+	weft_test_run(deep_main, NULL, 2);
+	ck_assert_int_eq(atomic_load(&w.results), 1);
+}
+END_TEST
+
 /* A function whose name is as long as a C++ template instantiation's
  * mangled one (hundreds of characters: std::function's invokers, lambdas
  * inside templates): its frame in a dump still says object+offset, which
@@ -2639,6 +2700,7 @@ int main(void)
 	tcase_add_test(tc, dump_names_lines_without_aranges);
 	tcase_add_test(tc, dump_names_long_function);
 	tcase_add_test(tc, dump_names_frames_past_many_objects);
+	tcase_add_test(tc, dump_says_frames_left_out);
 	tcase_add_test(tc, dump_names_file_calls);
 	tcase_add_test(tc, stall_reported_not_for_yields);
 	tcase_add_test(tc, stall_off_by_default);

@@ -38,8 +38,10 @@ extern "C" {
  * registers it saved when it switched out, for return addresses (words
  * pointing into code just after a call instruction): every live frame is
  * there, and now and then a stale word left in a frame's slot shows as one
- * more. gdb's `weft bt ID` (gdb/weft-gdb.py) unwinds exactly. Running and
- * runnable tasks show no backtrace.
+ * more. A block shows the innermost 24 frames; a deeper stack's ends
+ * with "  ... and N more frames". gdb's `weft bt ID` (gdb/weft-gdb.py)
+ * unwinds exactly, every frame. Running and runnable tasks show no
+ * backtrace.
  *
  * Safe from any task or thread while weft_run runs; tasks go on running
  * meanwhile, so each block is true of its moment. weft_run does not
