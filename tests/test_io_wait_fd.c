@@ -1034,6 +1034,47 @@ START_TEST(own_socket_after_a_libraries_file)
 }
 END_TEST
 
+/* A file epoll cannot watch that does say EAGAIN: a device without poll
+ * support opened O_NONBLOCK, such as /dev/hwrng (whose read says EAGAIN
+ * until the device has bytes), read with weft_readv. The call cannot wait
+ * for it, so it returns the attempt's -EAGAIN, as read(2) does, after one
+ * attempt (fdready.h). Here a regular file, and an attempt that says
+ * EAGAIN as that device's does. Before the fix the EAGAIN's check of the
+ * registration took the poll set's EPERM for a file new to the number,
+ * let the record go and began anew: the call retried without end (as
+ * long as the device had nothing), each round waking the fd's other
+ * waiters with -EBADF. Bounded here: the 100th attempt says -EIO. */
+static long eagain_tries;
+
+static long say_eagain(int fd, void *arg)
+{
+	(void)fd;
+	(void)arg;
+	return ++eagain_tries < 100 ? -EAGAIN : -EIO;
+}
+
+static void *unpollable_eagain_main(void *arg)
+{
+	int f = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(f, 0);
+	eagain_tries = 0;
+	long r = weft__fdready_call(f, WEFT__READ, say_eagain, NULL, 0, "read");
+	ck_assert_int_eq(r, -EAGAIN);
+	ck_assert_int_eq(eagain_tries, 1);
+	/* The record still says the file: a second call tries once too. */
+	r = weft__fdready_call(f, WEFT__READ, say_eagain, NULL, 0, "read");
+	ck_assert_int_eq(r, -EAGAIN);
+	ck_assert_int_eq(eagain_tries, 2);
+	ck_assert_int_eq(weft_close(f), 0);
+	return arg;
+}
+
+START_TEST(unpollable_file_saying_eagain_tries_once)
+{
+	weft_test_run(unpollable_eagain_main, NULL, 2);
+}
+END_TEST
+
 /* Many tasks each wait on a pipe and read what plain threads write to it,
  * across four workers: every byte is read, and nobody waits for good. */
 #define PIPES 32
@@ -1133,6 +1174,7 @@ int main(void)
 	tcase_add_test(tc, own_socket_after_a_libraries_close);
 	tcase_add_test(tc, own_socket_after_a_short_read);
 	tcase_add_test(tc, own_socket_after_a_libraries_file);
+	tcase_add_test(tc, unpollable_file_saying_eagain_tries_once);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

@@ -541,9 +541,10 @@ bool weft__fdready_end(struct weft__ready_call *c, long *result, size_t want,
 		 * the file that had the number if a library closed it with
 		 * close(2); an event for this one would never come). And on
 		 * any that says UNPOLLABLE: a regular file is never EAGAIN, so
-		 * the file is new, and the EAGAIN went back to the caller
-		 * unwaited. Counted still, as the watch's check: a weft_close
-		 * since says -EBADF. If the file is new to the set, the record
+		 * the file may be new, and the EAGAIN went back to the caller
+		 * unwaited (as it still does for a file epoll cannot watch).
+		 * Counted still, as the watch's check: a weft_close since says
+		 * -EBADF. If the file is new to the set, the record
 		 * was let go: begin anew (c->rec NULL), which registers it. */
 		if (*result == -EAGAIN && (!c->pollable || watched_reg(rec)))
 			holds = registration_holds(rec, c->fd, c->gen);
@@ -606,8 +607,9 @@ static int added_refused(int err)
  * kernel dropped the old file from the set: no event for the new one
  * would ever come. Or it says UNPOLLABLE, of a regular file, which polls
  * ready and never says EAGAIN; a file that polls not ready or says EAGAIN
- * is a new one. An EPOLL_CTL_ADD says EPERM for a regular file, EEXIST if
- * the file is there; unlike a MOD it re-arms nothing (a MOD queues the
+ * is a new one, unless the ADD says EPERM (a device without poll support
+ * may say EAGAIN). An EPOLL_CTL_ADD says EPERM for a regular file, EEXIST
+ * if the file is there; unlike a MOD it re-arms nothing (a MOD queues the
  * other direction's edge again, an event to harvest per wait). If the ADD
  * took the new file, lets the number go as for a new fd of weft's own
  * (weft__fdready_fresh; forget drops that registration too) and says 0:
@@ -635,12 +637,21 @@ static int registration_holds(struct fdrec *rec, int fd, uint32_t gen)
 		struct epoll_event ev = registration(rec, fd);
 
 		/* relaxed: under the lock, as every write of reg. */
-		if (reg_state(atomic_load_explicit(&rec->reg,
-						   memory_order_relaxed)) ==
-		    UNREGISTERED)
+		int state = reg_state(
+			atomic_load_explicit(&rec->reg, memory_order_relaxed));
+
+		/* An UNPOLLABLE record whose ADD says EPERM still says the
+		 * file: one epoll cannot watch (a device without poll
+		 * support, such as /dev/hwrng, opened O_NONBLOCK, does say
+		 * EAGAIN), for which the call returns its EAGAIN. Let go, it
+		 * would be registered UNPOLLABLE again and the call would
+		 * retry without end. */
+		if (state == UNREGISTERED)
 			holds = 1;
 		else if (epoll_ctl(weft__pollset_fd(), EPOLL_CTL_ADD, fd, &ev))
-			holds = added_refused(errno);
+			holds = state == UNPOLLABLE && errno == EPERM
+					? 1
+					: added_refused(errno);
 		if (holds <= 0)
 			forget(rec, fd);
 	}
