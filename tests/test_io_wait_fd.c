@@ -920,9 +920,8 @@ END_TEST
  * weft call on that one registers it as on any fd's first use, rather
  * than trusting the registration of the file that had the number, which
  * the kernel dropped from the set (the call waited for an event that
- * never came, till its deadline). Not covered: a blocking socket there
- * still makes its first recv(2) in the kernel's wait, as the record says
- * registered and nothing sets O_NONBLOCK first. */
+ * never came, till its deadline). A blocking socket there: the next
+ * test. */
 static void *own_socket_main(void *arg)
 {
 	int a[2], b[2];
@@ -957,6 +956,80 @@ static void *own_socket_main(void *arg)
 START_TEST(own_socket_after_a_libraries_close)
 {
 	weft_test_run(own_socket_main, NULL, 2);
+}
+END_TEST
+
+/* The same with a blocking socket of the program's own at the number: a
+ * task's weft_recv on it made its first attempt as recv(2) in the kernel's
+ * wait (the record said registered, so nothing set O_NONBLOCK first), and
+ * the worker, the only one, ran nothing until the byte came: a task that
+ * ticks every millisecond stood still for the 200 ms a plain thread took to
+ * write it (and had the writer been a task of that worker, both would wait
+ * for good). io.h: an fd made elsewhere gets O_NONBLOCK the first time a
+ * task waits on it, and the worker runs other tasks meanwhile. */
+static atomic_int blocked_stop, blocked_ticks;
+
+static void *tick_every_ms(void *arg)
+{
+	while (!atomic_load(&blocked_stop)) {
+		ck_assert_int_eq(weft_sleep(MS), 0);
+		atomic_fetch_add(&blocked_ticks, 1);
+	}
+	return arg;
+}
+
+static void *write_after_200ms(void *arg)
+{
+	usleep(200 * 1000);
+	ck_assert_int_eq(write((int)(intptr_t)arg, "x", 1), 1);
+	return NULL;
+}
+
+static void *own_blocking_socket_main(void *arg)
+{
+	int a[2], b[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a),
+			 0);
+	ck_assert_int_eq(write(a[1], "a", 1), 1);
+	ck_assert_int_eq(weft_wait_fd(a[0], WEFT_READABLE), WEFT_READABLE);
+	int n = a[0];
+	ck_assert_int_eq(close(a[0]), 0); /* the library's own close */
+	close(a[1]);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b),
+			 0);
+	ck_assert_int_eq(b[0], n);
+	atomic_store(&blocked_stop, 0);
+	atomic_store(&blocked_ticks, 0);
+	weft_task_t t;
+	ck_assert_int_eq(weft_spawn(&t, tick_every_ms, NULL), 0);
+	ck_assert_int_eq(weft_sleep(5 * MS), 0); /* the ticker is running */
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, write_after_200ms,
+					(void *)(intptr_t)b[1]),
+			 0);
+	int before = atomic_load(&blocked_ticks);
+	struct weft_deadline d;
+	ck_assert_int_eq(weft_deadline_enter(&d, 2 * WEFT_SEC), 0);
+	char c = 0;
+	ssize_t r = weft_recv(b[0], &c, 1, 0);
+	(void)weft_deadline_leave(&d);
+	int during = atomic_load(&blocked_ticks) - before;
+	atomic_store(&blocked_stop, 1);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_int_eq(r, 1);
+	ck_assert_int_eq(c, 'x');
+	/* 200 at 1 ms each; a tenth of them even on a slow host. */
+	ck_assert_int_ge(during, 20);
+	ck_assert_int_ne(fcntl(b[0], F_GETFL) & O_NONBLOCK, 0);
+	ck_assert_int_eq(weft_close(b[0]), 0);
+	close(b[1]);
+	return arg;
+}
+
+START_TEST(own_blocking_socket_after_a_libraries_close)
+{
+	weft_test_run(own_blocking_socket_main, NULL, 1);
 }
 END_TEST
 
@@ -1172,6 +1245,7 @@ int main(void)
 	tcase_add_test(tc, close_between_the_cases_of_either);
 	tcase_add_test(tc, close_while_a_watch_polls);
 	tcase_add_test(tc, own_socket_after_a_libraries_close);
+	tcase_add_test(tc, own_blocking_socket_after_a_libraries_close);
 	tcase_add_test(tc, own_socket_after_a_short_read);
 	tcase_add_test(tc, own_socket_after_a_libraries_file);
 	tcase_add_test(tc, unpollable_file_saying_eagain_tries_once);

@@ -244,12 +244,21 @@ static struct epoll_event registration(struct fdrec *rec, int fd)
 	};
 }
 
+/* Sets O_NONBLOCK on fd's file if it is not set. */
+static void set_nonblocking(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl >= 0 && !(fl & O_NONBLOCK))
+		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
 /* Registers fd in the poll set. Lock held. Returns the state or -errno. */
 static int do_register(struct fdrec *rec, int fd)
 {
 	int epfd = weft__pollset_fd();
 	struct epoll_event ev = registration(rec, fd);
-	int state = REGISTERED, fl, proto = 0;
+	int state = REGISTERED, proto = 0;
 	socklen_t len = sizeof(proto);
 
 	/* relaxed, here and below: under the lock, as every write; a
@@ -263,9 +272,7 @@ static int do_register(struct fdrec *rec, int fd)
 	}
 	if (state == REGISTERED) {
 		weft__pollset_watching();
-		fl = fcntl(fd, F_GETFL);
-		if (fl >= 0 && !(fl & O_NONBLOCK))
-			fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+		set_nonblocking(fd);
 		/* relaxed: as above. */
 		atomic_store_explicit(&rec->tcp,
 				      !getsockopt(fd, SOL_SOCKET, SO_PROTOCOL,
@@ -518,6 +525,15 @@ int weft__fdready_begin(struct weft__ready_call *c, int fd, enum weft__dir dir)
 	}
 	if (!enter(rec, fd, c->gen))
 		return -EBADF;
+	/* On a registration a watch used, the file may be one that took the
+	 * number after a library's close(2) (see WATCHED), made blocking
+	 * by the program: the attempt would wait in the kernel, keeping the
+	 * worker, before its EAGAIN could find the file new (end). So
+	 * O_NONBLOCK, as its registration would set it; after the enter,
+	 * so that it is the file the attempt reaches. One fcntl(2) per
+	 * attempt, on those fds only. */
+	if (c->pollable && watched_reg(rec))
+		set_nonblocking(fd);
 	c->attempting = true;
 	if (__builtin_expect(weft__fdready_hook != NULL, 0))
 		weft__fdready_hook(fd, WEFT__FDREADY_TRYING);
