@@ -985,6 +985,40 @@ static void *write_after_200ms(void *arg)
 	return NULL;
 }
 
+/* A task's weft_recv on blocking socket fd, while a task ticks every
+ * millisecond and a plain thread writes a byte to peer after 200 ms:
+ * checks that the worker (the run's only one) ran the ticker meanwhile,
+ * and that weft set O_NONBLOCK. Closes both. */
+static void recv_beside_ticker(int fd, int peer)
+{
+	atomic_store(&blocked_stop, 0);
+	atomic_store(&blocked_ticks, 0);
+	weft_task_t t;
+	ck_assert_int_eq(weft_spawn(&t, tick_every_ms, NULL), 0);
+	ck_assert_int_eq(weft_sleep(5 * MS), 0); /* the ticker is running */
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, write_after_200ms,
+					(void *)(intptr_t)peer),
+			 0);
+	int before = atomic_load(&blocked_ticks);
+	struct weft_deadline d;
+	ck_assert_int_eq(weft_deadline_enter(&d, 2 * WEFT_SEC), 0);
+	char c = 0;
+	ssize_t r = weft_recv(fd, &c, 1, 0);
+	(void)weft_deadline_leave(&d);
+	int during = atomic_load(&blocked_ticks) - before;
+	atomic_store(&blocked_stop, 1);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_int_eq(r, 1);
+	ck_assert_int_eq(c, 'x');
+	/* 200 at 1 ms each; a tenth of them even on a slow host. */
+	ck_assert_int_ge(during, 20);
+	ck_assert_int_ne(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+	ck_assert_int_eq(weft_close(fd), 0);
+	close(peer);
+}
+
 static void *own_blocking_socket_main(void *arg)
 {
 	int a[2], b[2];
@@ -998,38 +1032,33 @@ static void *own_blocking_socket_main(void *arg)
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b),
 			 0);
 	ck_assert_int_eq(b[0], n);
-	atomic_store(&blocked_stop, 0);
-	atomic_store(&blocked_ticks, 0);
-	weft_task_t t;
-	ck_assert_int_eq(weft_spawn(&t, tick_every_ms, NULL), 0);
-	ck_assert_int_eq(weft_sleep(5 * MS), 0); /* the ticker is running */
-	pthread_t th;
-	ck_assert_int_eq(pthread_create(&th, NULL, write_after_200ms,
-					(void *)(intptr_t)b[1]),
-			 0);
-	int before = atomic_load(&blocked_ticks);
-	struct weft_deadline d;
-	ck_assert_int_eq(weft_deadline_enter(&d, 2 * WEFT_SEC), 0);
-	char c = 0;
-	ssize_t r = weft_recv(b[0], &c, 1, 0);
-	(void)weft_deadline_leave(&d);
-	int during = atomic_load(&blocked_ticks) - before;
-	atomic_store(&blocked_stop, 1);
-	ck_assert_int_eq(weft_join(t, NULL), 0);
-	ck_assert_int_eq(pthread_join(th, NULL), 0);
-	ck_assert_int_eq(r, 1);
-	ck_assert_int_eq(c, 'x');
-	/* 200 at 1 ms each; a tenth of them even on a slow host. */
-	ck_assert_int_ge(during, 20);
-	ck_assert_int_ne(fcntl(b[0], F_GETFL) & O_NONBLOCK, 0);
-	ck_assert_int_eq(weft_close(b[0]), 0);
-	close(b[1]);
+	recv_beside_ticker(b[0], b[1]);
 	return arg;
 }
 
 START_TEST(own_blocking_socket_after_a_libraries_close)
 {
 	weft_test_run(own_blocking_socket_main, NULL, 1);
+}
+END_TEST
+
+/* The same where the number was a watched regular file's: its record says
+ * UNPOLLABLE, and nothing checked it before the attempt, which waited in
+ * recv(2) on the blocking socket that took the number. */
+static void *blocking_socket_after_a_file_main(void *arg)
+{
+	int f = watched_regular_file(), b[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b),
+			 0);
+	ck_assert_int_eq(dup2(b[0], f), f); /* the library's close(2) */
+	ck_assert_int_eq(close(b[0]), 0);
+	recv_beside_ticker(f, b[1]);
+	return arg;
+}
+
+START_TEST(own_blocking_socket_after_a_libraries_file)
+{
+	weft_test_run(blocking_socket_after_a_file_main, NULL, 1);
 }
 END_TEST
 
@@ -1246,6 +1275,7 @@ int main(void)
 	tcase_add_test(tc, close_while_a_watch_polls);
 	tcase_add_test(tc, own_socket_after_a_libraries_close);
 	tcase_add_test(tc, own_blocking_socket_after_a_libraries_close);
+	tcase_add_test(tc, own_blocking_socket_after_a_libraries_file);
 	tcase_add_test(tc, own_socket_after_a_short_read);
 	tcase_add_test(tc, own_socket_after_a_libraries_file);
 	tcase_add_test(tc, unpollable_file_saying_eagain_tries_once);

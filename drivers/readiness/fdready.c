@@ -484,6 +484,8 @@ void weft__fdready_pin_leave(struct weft__fd_pin *p, int fd)
 		leave(p->rec, fd);
 }
 
+static int registration_holds(struct fdrec *rec, int fd, uint32_t gen);
+
 /*
  * The attempt comes before any wait is published, so a call that need not
  * wait (most of a busy server's) takes no lock of the task's: it looks at
@@ -531,9 +533,22 @@ int weft__fdready_begin(struct weft__ready_call *c, int fd, enum weft__dir dir)
 	 * worker, before its EAGAIN could find the file new (end). So
 	 * O_NONBLOCK, as its registration would set it; after the enter,
 	 * so that it is the file the attempt reaches. One fcntl(2) per
-	 * attempt, on those fds only. */
-	if (c->pollable && watched_reg(rec))
-		set_nonblocking(fd);
+	 * attempt, on those fds only. Where the record says UNPOLLABLE (a
+	 * watched regular file's), O_NONBLOCK would turn a blocking
+	 * device's reads into EAGAIN: the set is asked instead whether the
+	 * file is new (one epoll_ctl(2) per attempt), and a new one is
+	 * registered, O_NONBLOCK included, by beginning anew. */
+	if (watched_reg(rec)) {
+		if (c->pollable) {
+			set_nonblocking(fd);
+		} else if ((r = registration_holds(rec, fd, c->gen)) <= 0) {
+			leave(rec, fd);
+			if (r < 0)
+				return r;
+			c->rec = NULL;
+			return weft__fdready_begin(c, fd, dir);
+		}
+	}
 	c->attempting = true;
 	if (__builtin_expect(weft__fdready_hook != NULL, 0))
 		weft__fdready_hook(fd, WEFT__FDREADY_TRYING);
@@ -541,8 +556,6 @@ int weft__fdready_begin(struct weft__ready_call *c, int fd, enum weft__dir dir)
 }
 
 void (*weft__fdready_hook)(int fd, enum weft__fdready_moment at);
-
-static int registration_holds(struct fdrec *rec, int fd, uint32_t gen);
 
 bool weft__fdready_end(struct weft__ready_call *c, long *result, size_t want,
 		       const char *call)
@@ -616,7 +629,8 @@ static int added_refused(int err)
 }
 
 /* Between enter and leave, fd not ready (a watch's poll said so, or a
- * call's attempt said EAGAIN on a WATCHED registration): whether the poll
+ * call's attempt said EAGAIN on a WATCHED registration) or about to be
+ * tried on a WATCHED one that says UNPOLLABLE: whether the poll
  * set still holds the file of fd's registration. A library closes its own
  * fd with close(2) (libpq's PQfinish, c-ares after each query), and once
  * a new file takes the number the record still says REGISTERED while the
