@@ -15,7 +15,7 @@
 /* Epoll data of the break eventfd; fds use fdready's (gen << 32 | fd). */
 #define BREAK_TAG UINT64_MAX
 
-static _Atomic bool no_pwait2; /* epoll_pwait2 said ENOSYS once */
+static _Atomic bool no_pwait2; /* epoll_pwait2 said ENOSYS or EPERM once */
 
 static struct {
 	pthread_mutex_t mu; /* users, and making and closing the fds */
@@ -174,14 +174,19 @@ int weft__epoll_wait_ns(int epfd, struct epoll_event *ev, int max,
 
 	/* relaxed: a flag that only turns on and guards no data; a thread
 	 * that misses it tries epoll_pwait2 once more and gets its own
-	 * ENOSYS. */
+	 * ENOSYS or EPERM. */
 	if (timeout_ns > 0 &&
 	    !atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
 		struct timespec ts = { .tv_sec = timeout_ns / 1000000000,
 				       .tv_nsec = timeout_ns % 1000000000 };
 
 		n = epoll_pwait2(epfd, ev, max, &ts, NULL);
-		if (n >= 0 || errno != ENOSYS)
+		/* ENOSYS: a kernel before 5.11. EPERM, which epoll_pwait2
+		 * never says itself: a seccomp profile older than it that
+		 * refuses what it does not list with EPERM (a container
+		 * runtime's default may); returned, every timed sleep would
+		 * end at once and its worker spin. */
+		if (n >= 0 || (errno != ENOSYS && errno != EPERM))
 			return n;
 		/* relaxed: as the load above. */
 		atomic_store_explicit(&no_pwait2, true, memory_order_relaxed);

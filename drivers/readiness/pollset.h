@@ -98,8 +98,9 @@ int weft__pollset_look(void);
 int weft__pollset_look_before_sleep(bool sleep_in_set);
 
 /* epoll_wait on any epoll fd with a timeout in nanoseconds (epoll_pwait2,
- * Linux 5.11; before that, or under valgrind, milliseconds rounded up, so
- * a sleep is late by under a millisecond but never early). */
+ * Linux 5.11; before that, under a seccomp profile that refuses it, or
+ * under valgrind, milliseconds rounded up, so a sleep is late by under a
+ * millisecond but never early). */
 int weft__epoll_wait_ns(int epfd, struct epoll_event *ev, int max,
 			int64_t timeout_ns);
 
