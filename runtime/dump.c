@@ -530,6 +530,22 @@ static atomic_int dumps_under_way;
 
 void (*weft__dump_enter_hook)(void);
 
+/* fork(2): the child has one thread, the forking one, which is inside no
+ * weft_dump (a dump makes no fork), so it starts with none under way. The
+ * count it copied may hold the dumps other threads of the parent were
+ * inside (a status thread's, -ESRCH between runs): a pre-fork child's
+ * weft_run would wait at its end for those threads, which it does not
+ * have, for ever (as for weft__foreign_enter's counts, task.c). */
+static void dumps_fork_child(void)
+{
+	atomic_store(&dumps_under_way, 0);
+}
+
+static void dumps_fork_once(void)
+{
+	pthread_atfork(NULL, NULL, dumps_fork_child);
+}
+
 void weft__dump_open(void)
 {
 	atomic_store(&dumps_open, true);
@@ -564,6 +580,10 @@ int weft_dump(int fd)
 	 * runtime, rather than free it under the dump. Not with the plain
 	 * threads' spawns (weft__foreign_enter): drain waits for those, and
 	 * dumps one after another, as queued dump signals, would hold it. */
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	/* Registered before the first count a fork could copy. */
+	pthread_once(&once, dumps_fork_once);
 	atomic_fetch_add(&dumps_under_way, 1);
 	/* The door, then the runtime: one found open was shut later, so its
 	 * weft_run waits for us before it unpublishes and frees the runtime

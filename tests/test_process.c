@@ -24,6 +24,7 @@
 #include <liburing.h>
 #include "test_io_util.h"
 #include "runtime/blocking.h"
+#include "runtime/dump_signal.h"
 
 extern char **environ;
 
@@ -569,6 +570,27 @@ static void *pool_lock_taker(void *arg)
 	return NULL;
 }
 
+/* A status thread dumping the tasks (weft_dump, -ESRCH with no runtime):
+ * its count of dumps under way, copied into the child at a fork inside
+ * one, is a dump the child does not have, and its weft_run waits at stop
+ * for every dump under way. The hook, at the dump's entry, widens that
+ * window from a few instructions to most of the thread's time. */
+static int dumper_fd = -1;
+
+static void slow_dump_entry(void)
+{
+	usleep(200);
+}
+
+static void *plain_dumper(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&caller_stop))
+		if (weft_dump(dumper_fd) != -ESRCH)
+			return (void *)1;
+	return NULL;
+}
+
 static void prefork_beside_caller(enum weft_io_kind io, void *(*caller)(void *))
 {
 	pthread_t th;
@@ -604,6 +626,18 @@ START_TEST(prefork_beside_plain_caller)
 {
 	prefork_beside_caller(WEFT_IO_AUTO, plain_caller);
 	prefork_beside_caller(WEFT_IO_EPOLL, plain_caller);
+}
+END_TEST
+
+START_TEST(prefork_beside_dumper)
+{
+	dumper_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	ck_assert_int_ge(dumper_fd, 0);
+	weft__dump_enter_hook = slow_dump_entry;
+	prefork_beside_caller(WEFT_IO_AUTO, plain_dumper);
+	prefork_beside_caller(WEFT_IO_EPOLL, plain_dumper);
+	weft__dump_enter_hook = NULL;
+	close(dumper_fd);
 }
 END_TEST
 
@@ -1168,6 +1202,7 @@ int main(int argc, char **argv)
 	CASE(prefork_server);
 	CASE(prefork_beside_plain_caller);
 	CASE(prefork_beside_pool_lock);
+	CASE(prefork_beside_dumper);
 	CASE(signal_registrations_across_fork);
 	CASE(parents_pending_signal_stays_the_parents);
 	CASE(many_waiters_coalescing);
@@ -1181,6 +1216,7 @@ int main(int argc, char **argv)
 	(void)prefork_server;
 	(void)prefork_beside_plain_caller;
 	(void)prefork_beside_pool_lock;
+	(void)prefork_beside_dumper;
 	(void)signal_registrations_across_fork;
 	(void)parents_pending_signal_stays_the_parents;
 	(void)many_waiters_coalescing;
