@@ -641,6 +641,94 @@ START_TEST(prefork_beside_dumper)
 }
 END_TEST
 
+/* A pre-fork server whose parent has another thread reading a pipe with
+ * weft_readv (a plain thread: its attempt after a poll is counted on the
+ * fd's record, so that a weft_close meanwhile leaves the number to it).
+ * The child has no such thread, so no call on the fd: its weft_close must
+ * close the fd, not leave it to a call it will never see end. Before, a
+ * child forked in such an attempt (about one in ten here, where a 1 MiB
+ * read is the attempt) kept the fd open for good, its weft_close
+ * returning 0. */
+#define BIG_READ (1 << 20)
+
+static int reader_pipe[2];
+
+static void *plain_pipe_reader(void *arg)
+{
+	struct iovec v = { malloc(BIG_READ), BIG_READ };
+
+	(void)arg;
+	while (!atomic_load(&caller_stop))
+		if (weft_readv(reader_pipe[0], &v, 1) <= 0)
+			break;
+	free(v.iov_base);
+	return NULL;
+}
+
+static void *plain_pipe_writer(void *arg)
+{
+	char *buf = calloc(1, BIG_READ);
+
+	(void)arg;
+	/* Non-blocking, so that it sees the stop while the pipe is full. */
+	while (!atomic_load(&caller_stop))
+		if (write(reader_pipe[1], buf, BIG_READ) < 0) {
+			struct pollfd p = { reader_pipe[1], POLLOUT, 0 };
+
+			if (errno != EAGAIN)
+				break;
+			(void)poll(&p, 1, 10);
+		}
+	free(buf);
+	return NULL;
+}
+
+START_TEST(prefork_closes_fd_a_thread_reads)
+{
+	pthread_t r, w;
+	long kept = 0, n = SCALED(200);
+
+	ck_assert_int_eq(pipe2(reader_pipe, O_CLOEXEC), 0);
+	/* Whole 1 MiB reads where the limit allows; smaller ones else. */
+	(void)fcntl(reader_pipe[1], F_SETPIPE_SZ, BIG_READ);
+	ck_assert_int_eq(fcntl(reader_pipe[0], F_SETFL, O_NONBLOCK), 0);
+	ck_assert_int_eq(fcntl(reader_pipe[1], F_SETFL, O_NONBLOCK), 0);
+	atomic_store(&caller_stop, false);
+	ck_assert_int_eq(pthread_create(&r, NULL, plain_pipe_reader, NULL), 0);
+	ck_assert_int_eq(pthread_create(&w, NULL, plain_pipe_writer, NULL), 0);
+	for (long i = 0; i < n; i++) {
+		pid_t pid = weft_test_fork();
+		int status;
+
+		if (!pid) {
+			int rc = weft_close(reader_pipe[0]);
+
+			if (rc)
+				_exit(2);
+			_exit(fcntl(reader_pipe[0], F_GETFD) < 0 &&
+					      errno == EBADF
+				      ? 0
+				      : 1);
+		}
+		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) != 2,
+			      "child %ld: weft_close failed (status %#x)", i,
+			      status);
+		kept += WEXITSTATUS(status) == 1;
+	}
+	atomic_store(&caller_stop, true);
+	pthread_join(w, NULL);
+	/* The reader may wait for data: the end of file wakes it. */
+	close(reader_pipe[1]);
+	pthread_join(r, NULL);
+	ck_assert_int_eq(weft_close(reader_pipe[0]), 0);
+	ck_assert_msg(!kept,
+		      "%ld of %ld children still had the fd open after their "
+		      "weft_close returned 0",
+		      kept, n);
+}
+END_TEST
+
 START_TEST(prefork_beside_pool_lock)
 {
 	/* A pre-fork server that ran weft before it forked. */
@@ -1203,6 +1291,7 @@ int main(int argc, char **argv)
 	CASE(prefork_beside_plain_caller);
 	CASE(prefork_beside_pool_lock);
 	CASE(prefork_beside_dumper);
+	CASE(prefork_closes_fd_a_thread_reads);
 	CASE(signal_registrations_across_fork);
 	CASE(parents_pending_signal_stays_the_parents);
 	CASE(many_waiters_coalescing);
@@ -1217,6 +1306,7 @@ int main(int argc, char **argv)
 	(void)prefork_beside_plain_caller;
 	(void)prefork_beside_pool_lock;
 	(void)prefork_beside_dumper;
+	(void)prefork_closes_fd_a_thread_reads;
 	(void)signal_registrations_across_fork;
 	(void)parents_pending_signal_stays_the_parents;
 	(void)many_waiters_coalescing;

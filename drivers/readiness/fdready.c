@@ -94,6 +94,7 @@
 #include <stdbool.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -137,6 +138,36 @@ enum { SEEK_PREAD = 1, SEEK_PWRITE = 2 };
 
 static _Atomic(struct fdrec *) chunks[NCHUNKS];
 
+/* fork(2): the child has one thread, the forking one, which is inside no
+ * call on any fd (a call makes no fork), so no call of its counts in
+ * running. The counts it copied may hold the attempts other threads of
+ * the parent were making (a plain thread's read after a poll): a weft_close
+ * in the child would leave the number to those calls, which never end
+ * there, and the fd stay open for good. A close the parent left to its
+ * last call (closing) is the child's to make: no call of its will. */
+static void records_fork_child(void)
+{
+	for (unsigned c = 0; c < NCHUNKS; c++) {
+		/* relaxed: the child's one thread made or saw every chunk
+		 * its parent published (the fork copies memory whole). */
+		struct fdrec *chunk =
+			atomic_load_explicit(&chunks[c], memory_order_relaxed);
+
+		for (unsigned i = 0; chunk && i < CHUNK; i++) {
+			atomic_store(&chunk[i].running, 0);
+			if (atomic_load(&chunk[i].closing)) {
+				atomic_store(&chunk[i].closing, false);
+				close((int)(c * CHUNK + i));
+			}
+		}
+	}
+}
+
+static void records_fork_once(void)
+{
+	pthread_atfork(NULL, NULL, records_fork_child);
+}
+
 static struct fdrec *rec_of(int fd, bool make)
 {
 	unsigned c = (unsigned)fd / CHUNK;
@@ -147,6 +178,10 @@ static struct fdrec *rec_of(int fd, bool make)
 	/* acquire: pairs with the CAS below, so the zeroed chunk is seen. */
 	chunk = atomic_load_explicit(&chunks[c], memory_order_acquire);
 	if (!chunk && make) {
+		static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+		/* Before the first record a fork could copy. */
+		pthread_once(&once, records_fork_once);
 		chunk = calloc(CHUNK, sizeof(*chunk));
 		if (!chunk)
 			return NULL;
