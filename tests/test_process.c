@@ -729,6 +729,76 @@ START_TEST(prefork_closes_fd_a_thread_reads)
 }
 END_TEST
 
+/* A pre-fork server whose parent has another thread opening and
+ * weft_closing a file: weft_close holds the fd's stripe lock (fdtable.c)
+ * across close(2), and the fd record's (fdready.c) inside it. The child
+ * has no such thread, so nothing of its holds either: its weft_close of
+ * that number must return. Before, a child forked in that hold (about one
+ * in three here) waited for the stripe's lock for ever, and with that
+ * fixed, spun on the record's. */
+static _Atomic int closer_fd = -1;
+
+static void *plain_closer(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&caller_stop)) {
+		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0)
+			return (void *)1;
+		atomic_store(&closer_fd, fd);
+		if (weft_close(fd))
+			return (void *)2;
+	}
+	return NULL;
+}
+
+START_TEST(prefork_closes_fd_a_thread_closes)
+{
+	pthread_t th;
+	void *res;
+	int p[2];
+	char c = 'x';
+	struct iovec v = { &c, 1 };
+
+	/* A read through weft first, so that the low numbers have records
+	 * (weft_close then takes a record's lock too, inside the stripe's),
+	 * whichever cases ran before. */
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(write(p[1], &c, 1), 1);
+	ck_assert_int_eq(weft_readv(p[0], &v, 1), 1);
+	ck_assert_int_eq(weft_close(p[0]), 0);
+	ck_assert_int_eq(weft_close(p[1]), 0);
+	atomic_store(&caller_stop, false);
+	ck_assert_int_eq(pthread_create(&th, NULL, plain_closer, NULL), 0);
+	while (atomic_load(&closer_fd) < 0)
+		usleep(100);
+	for (long i = 0; i < SCALED(20); i++) {
+		pid_t pid = weft_test_fork();
+		int status;
+
+		if (!pid) {
+			int r;
+
+			/* Check's SIGALRM handler kills the process group. */
+			signal(SIGALRM, SIG_DFL);
+			alarm(5);
+			/* Open or closed in the child: either answer. */
+			r = weft_close(atomic_load(&closer_fd));
+			_exit(r == 0 || r == -EBADF ? 0 : 1);
+		}
+		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			      "child %ld: status %#x (SIGALRM %#x: its "
+			      "weft_close never returned)",
+			      i, status, SIGALRM);
+	}
+	atomic_store(&caller_stop, true);
+	ck_assert_int_eq(pthread_join(th, &res), 0);
+	ck_assert_ptr_null(res);
+}
+END_TEST
+
 START_TEST(prefork_beside_pool_lock)
 {
 	/* A pre-fork server that ran weft before it forked. */
@@ -1292,6 +1362,7 @@ int main(int argc, char **argv)
 	CASE(prefork_beside_pool_lock);
 	CASE(prefork_beside_dumper);
 	CASE(prefork_closes_fd_a_thread_reads);
+	CASE(prefork_closes_fd_a_thread_closes);
 	CASE(signal_registrations_across_fork);
 	CASE(parents_pending_signal_stays_the_parents);
 	CASE(many_waiters_coalescing);
@@ -1307,6 +1378,7 @@ int main(int argc, char **argv)
 	(void)prefork_beside_pool_lock;
 	(void)prefork_beside_dumper;
 	(void)prefork_closes_fd_a_thread_reads;
+	(void)prefork_closes_fd_a_thread_closes;
 	(void)signal_registrations_across_fork;
 	(void)parents_pending_signal_stays_the_parents;
 	(void)many_waiters_coalescing;

@@ -38,8 +38,32 @@ static struct stripe {
 	[0 ... NSTRIPES - 1] = { PTHREAD_MUTEX_INITIALIZER, NULL },
 };
 
+/* fork(2): the child has one thread, the forking one, which is inside no
+ * call that publishes an op or closes (a call makes no fork). So the ops
+ * listed are other threads' of the parent, which the child does not have,
+ * and so are the stripe locks held at the fork (weft_close holds one
+ * across close(2), a plain thread's weft_io_submit one to list its op):
+ * left held, the child's first weft_close of a number on that stripe
+ * waited for ever. The child starts with every stripe free and empty. */
+static void stripes_fork_child(void)
+{
+	for (int i = 0; i < NSTRIPES; i++) {
+		pthread_mutex_init(&stripes[i].lock, NULL);
+		stripes[i].head = NULL;
+	}
+}
+
+static void stripes_fork_once(void)
+{
+	pthread_atfork(NULL, NULL, stripes_fork_child);
+}
+
+/* fd's stripe; registers the fork handler before any stripe is taken. */
 static struct stripe *stripe_of(int fd)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, stripes_fork_once);
 	return &stripes[(unsigned)fd % NSTRIPES];
 }
 

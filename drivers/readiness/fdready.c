@@ -144,7 +144,10 @@ static _Atomic(struct fdrec *) chunks[NCHUNKS];
  * the parent were making (a plain thread's read after a poll): a weft_close
  * in the child would leave the number to those calls, which never end
  * there, and the fd stay open for good. A close the parent left to its
- * last call (closing) is the child's to make: no call of its will. */
+ * last call (closing) is the child's to make: no call of its will. Nor
+ * does the child hold a record's lock, which another thread of the parent
+ * may have held at the fork (weft_close holds it across close(2)): left
+ * held, the child's first call to take it would spin for ever. */
 static void records_fork_child(void)
 {
 	for (unsigned c = 0; c < NCHUNKS; c++) {
@@ -154,6 +157,8 @@ static void records_fork_child(void)
 			atomic_load_explicit(&chunks[c], memory_order_relaxed);
 
 		for (unsigned i = 0; chunk && i < CHUNK; i++) {
+			/* relaxed: no other thread reads it here. */
+			__atomic_store_n(&chunk[i].lock, 0, __ATOMIC_RELAXED);
 			atomic_store(&chunk[i].running, 0);
 			if (atomic_load(&chunk[i].closing)) {
 				atomic_store(&chunk[i].closing, false);
