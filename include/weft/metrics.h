@@ -15,7 +15,10 @@
  * io_in_flight counts every operation in flight throughout the call.
  *
  * Stability: fields are never removed or reordered; new ones are appended
- * and raise WEFT_METRICS_VERSION, which a reader finds in .version.
+ * and raise WEFT_METRICS_VERSION, which a reader finds in .version. That
+ * is a promise to source code: weft_metrics fills the struct of the
+ * headers libweft was built with, so a program must be built against the
+ * headers of the libweft it runs with (README: no ABI promise before 1.0).
  */
 #ifndef WEFT_METRICS_H
 #define WEFT_METRICS_H
