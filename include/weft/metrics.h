@@ -41,10 +41,11 @@ extern "C" {
  * exact; see weft/task.h):
  *
  * Sampled, the default: spawns and wakes are timed one in
- * WEFT_LATENCY_SAMPLE, numbered per worker (per plain thread for the
- * wakes and spawns plain threads make); yields the scheduler requeues are
- * all timed, and they are the sample of yields (about one yield in 61 of
- * a busy worker, those that give the global queue its turn): the yields
+ * WEFT_LATENCY_SAMPLE, numbered per worker (the wakes a plain thread
+ * makes per plain thread, the spawns plain threads make by task number,
+ * runtime-wide); yields the scheduler requeues are all timed, and they
+ * are the sample of yields (about one yield in 61 of a busy worker,
+ * those that give the global queue its turn): the yields
  * that switch straight to the next task are not. So the total is a part
  * of task_runs, about 1/64 for spawns, wakes and a busy worker's yields,
  * up to about 1/4 for yields while other workers idle (the scheduler then
