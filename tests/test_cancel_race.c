@@ -1,6 +1,7 @@
 /* Cancel and timeout against completion, for the blocking calls outside
  * sync/ (whose races test_sync_race drives): accept, recv, recvfrom, a
- * stream's readexactly, weft_blocking, weft_join and pwrite. A waiter
+ * stream's readexactly, weft_blocking, weft_join, pwrite, a signal wait,
+ * a send into a full socket and a Unix connect to a full backlog. A waiter
  * blocks, under a deadline a few microseconds away or none, while a
  * completer task makes its call complete (a connect, a send, a job's
  * start, a child's return, the write itself) and a canceller cancels it,
@@ -8,14 +9,20 @@
  * the books must balance: a waiter that succeeded got exactly what was
  * given, and one that failed with -ECANCELED / -ETIMEDOUT consumed
  * nothing: the connection, byte, datagram or result is still there for
- * the next call, a job never ran, a write never happened. */
+ * the next call, a job never ran, a write never happened.
+ * every_call_refused: every blocking call, in a task cancelled before its
+ * first run or past a deadline at entry, fails at once. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
+#include <signal.h>
+#include <netdb.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <stdatomic.h>
 #include <unistd.h>
 #include "race_util.h"
@@ -53,6 +60,11 @@ struct race {
 	_Atomic long runs; /* weft_blocking: jobs that ran */
 	struct weft_stream st;
 	char msg[64];
+	struct weft_signal sigs;
+	bool sigs_open;
+	size_t filled;   /* send: bytes that filled the buffer, not read yet */
+	size_t ys;       /* send: the waiter's bytes the peer read */
+	char path[64];   /* unix connect: the listener's */
 	int outcomes[3]; /* ok, cancelled, timed out */
 };
 
@@ -377,6 +389,155 @@ static void pwrite_check(struct race *r, long wr)
 	r->stored = now;
 }
 
+/* ---- weft_signal_wait: a delivery against the cancel --------------------- */
+
+static void signal_setup(struct race *r)
+{
+	if (!r->sigs_open) {
+		ck_assert_int_eq(weft_signal_open(&r->sigs,
+						  WEFT_SIGNAL(SIGUSR1)),
+				 0);
+		r->sigs_open = true;
+	}
+}
+
+static long signal_wait(struct race *r)
+{
+	int signo = 0;
+	int e = weft_signal_wait(&r->sigs, &signo);
+
+	return e ? e : signo;
+}
+
+static void signal_complete(struct race *r)
+{
+	(void)r;
+	ck_assert_int_eq(kill(getpid(), SIGUSR1), 0);
+}
+
+static void signal_check(struct race *r, long wr)
+{
+	long again = within(CHECK_WAIT(wr), signal_wait, r);
+
+	if (wr >= 0) {
+		ck_assert_int_eq(wr, SIGUSR1);
+		ck_assert_msg(again == -ETIMEDOUT, "taken twice: %ld", again);
+	} else {
+		ck_assert_msg(again == SIGUSR1,
+			      "said %ld, and the delivery is gone: %ld", wr,
+			      again);
+	}
+}
+
+/* ---- send: room made against the cancel --------------------------------- */
+
+static void send_setup(struct race *r)
+{
+	int sz = 4096;
+
+	pair_setup(r, SOCK_STREAM);
+	ck_assert_int_eq(setsockopt(r->fds[0], SOL_SOCKET, SO_SNDBUF, &sz,
+				    sizeof(sz)),
+			 0);
+	r->filled = r->ys = 0;
+	while (send(r->fds[0], "f", 1, MSG_DONTWAIT) == 1)
+		r->filled++;
+	ck_assert_int_eq(errno, EAGAIN);
+}
+
+static long send_wait(struct race *r)
+{
+	return weft_send(r->fds[0], "y", 1, 0);
+}
+
+static void send_complete(struct race *r)
+{
+	char buf[256];
+	ssize_t n;
+
+	while ((n = recv(r->fds[1], buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] == 'y')
+				r->ys++;
+			else
+				r->filled--;
+		}
+}
+
+static void send_check(struct race *r, long wr)
+{
+	char buf[256];
+	ssize_t n;
+
+	if (wr < 0) /* nothing sent; a send now must get through */
+		ck_assert_int_eq(within(CHECK_LEFT_NS, send_wait, r), 1);
+	shutdown(r->fds[0], SHUT_WR);
+	while ((n = recv(r->fds[1], buf, sizeof(buf), 0)) > 0)
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] == 'y')
+				r->ys++;
+			else
+				r->filled--;
+		}
+	ck_assert_int_eq(r->filled, 0);
+	ck_assert_msg(r->ys == 1, "said %ld; the peer got %zu", wr, r->ys);
+}
+
+/* ---- a Unix connect to a full backlog: room made against the cancel ----- */
+
+static void uconn_setup(struct race *r)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	if (r->lfd < 0) {
+		snprintf(r->path, sizeof(r->path), "@weft_cr_%d", getpid());
+		r->lfd = weft_unix_listen(r->path, 0);
+		ck_assert_int_ge(r->lfd, 0);
+	}
+	/* Fill the backlog: a plain connect(2) that does not wait. */
+	memcpy(sa.sun_path + 1, r->path + 1, strlen(r->path) - 1);
+	r->fds[1] =
+		socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	ck_assert_int_ge(r->fds[1], 0);
+	ck_assert_int_eq(connect(r->fds[1], (struct sockaddr *)&sa,
+				 (socklen_t)(offsetof(struct sockaddr_un,
+						      sun_path) +
+					     strlen(r->path))),
+			 0);
+	r->fds[0] = -1;
+}
+
+static long uconn_wait(struct race *r)
+{
+	return weft_unix_connect(r->path);
+}
+
+static void uconn_complete(struct race *r)
+{
+	r->fds[0] = weft_accept(r->lfd, NULL, NULL);
+	ck_assert_int_ge(r->fds[0], 0);
+}
+
+static void uconn_check(struct race *r, long wr)
+{
+	/* The filler was accepted; the waiter's connection is in the backlog
+	 * iff it said so. */
+	long again = within(CHECK_NS, accept_wait, r);
+
+	if (wr >= 0) {
+		ck_assert_msg(again >= 0,
+			      "connected, and nothing to accept: %ld", again);
+		weft_close((int)again);
+		weft_close((int)wr);
+	} else {
+		ck_assert_msg(again == -ETIMEDOUT,
+			      "said %ld, and a connection came: %ld", wr,
+			      again);
+	}
+	weft_close(r->fds[0]);
+	weft_close(r->fds[1]);
+}
+
 static void nothing(struct race *r)
 {
 	(void)r;
@@ -395,6 +556,12 @@ static const struct race_ops ops[] = {
 	  blocking_check, nothing },
 	{ "join", join_setup, join_wait, join_complete, join_check, nothing },
 	{ "pwrite", pwrite_setup, pwrite_wait, pwrite_complete, pwrite_check,
+	  nothing },
+	{ "signal", signal_setup, signal_wait, signal_complete, signal_check,
+	  nothing },
+	{ "send", send_setup, send_wait, send_complete, send_check,
+	  pair_teardown },
+	{ "unix_connect", uconn_setup, uconn_wait, uconn_complete, uconn_check,
 	  nothing },
 };
 
@@ -488,6 +655,8 @@ static void *race_main(void *arg)
 		weft_close(r->lfd);
 	if (r->file >= 0)
 		close(r->file);
+	if (r->sigs_open)
+		weft_signal_close(&r->sigs);
 	free(r);
 	return NULL;
 }
@@ -495,6 +664,237 @@ static void *race_main(void *arg)
 START_TEST(cancel_races_completion)
 {
 	weft_test_run(race_main, (void *)&ops[_i], WORKERS);
+}
+END_TEST
+
+/* ---- every blocking call, refused before it waits ---------------------- */
+
+/* What each call would wait for, none of which comes: a lock held, a
+ * semaphore at 0, an empty queue and a full one, a socket with nothing
+ * to read and one with no room, ... */
+struct stuck {
+	struct weft_lock lock, held;
+	struct weft_cond cond;
+	struct weft_sem sem;
+	struct weft_event ev;
+	struct weft_barrier bar;
+	struct weft_future fut;
+	struct weft_queue empty, full, unfinished;
+	uint64_t qbuf;
+	weft_task_t child;
+	struct weft_group g;
+	int lfd, rd[2], wr[2], file;
+	struct sockaddr_in addr;
+	struct weft_stream rs, ws;
+	struct weft_signal sigs;
+	char fifo[64];
+	int mode;
+};
+
+enum { M_CANCELLED, M_PASSED, M_NESTED, M_SHIELD_PASSED, M_MODES };
+
+static void *blocked_child(void *arg)
+{
+	struct stuck *s = arg;
+
+	return (void *)(intptr_t)weft_event_wait(&s->ev);
+}
+
+static void *noop_job(void *arg)
+{
+	return arg;
+}
+
+#define REFUSED(call, want)                                                    \
+	do {                                                                   \
+		long got_ = (long)(call);                                      \
+		ck_assert_msg(got_ == (want), "mode %d: %s said %ld", s->mode, \
+			      #call, got_);                                    \
+	} while (0)
+
+static void all_calls(struct stuck *s, long want)
+{
+	char c = 0;
+	struct iovec iov = { &c, 1 };
+	void *res;
+	uint64_t item = 1;
+	struct sockaddr_storage from;
+	socklen_t fl = sizeof(from);
+	struct weft_select_case ev_case[] = { WEFT_CASE_EVENT(&s->ev) };
+	struct addrinfo *ai = NULL;
+	const char *line;
+	int signo;
+
+	REFUSED(weft_lock_acquire(&s->held), want);
+	REFUSED(weft_sem_acquire(&s->sem), want);
+	REFUSED(weft_event_wait(&s->ev), want);
+	REFUSED(weft_barrier_wait(&s->bar), want);
+	REFUSED(weft_future_wait(&s->fut, &res), want);
+	REFUSED(weft_queue_get(&s->empty, &item), want);
+	REFUSED(weft_queue_put(&s->full, &item), want);
+	REFUSED(weft_queue_join(&s->unfinished), want);
+	REFUSED(weft_select(ev_case, 1), want);
+	REFUSED(weft_join(s->child, &res), want);
+	REFUSED(weft_sleep(WEFT_SEC), want);
+	REFUSED(weft_blocking(noop_job, NULL, &res), want);
+	REFUSED(weft_getaddrinfo("weft.invalid", "80", NULL, &ai), want);
+	REFUSED(weft_accept(s->lfd, NULL, NULL), want);
+	REFUSED(weft_connect("127.0.0.1", ntohs(s->addr.sin_port)), want);
+	REFUSED(weft_recv(s->rd[0], &c, 1, 0), want);
+	REFUSED(weft_recvfrom(s->rd[0], &c, 1, 0, (struct sockaddr *)&from,
+			      &fl),
+		want);
+	REFUSED(weft_readv(s->rd[0], &iov, 1), want);
+	REFUSED(weft_send(s->wr[0], "z", 1, 0), want);
+	REFUSED(weft_send_all(s->wr[0], "z", 1, 0, NULL), want);
+	REFUSED(weft_sendto(s->wr[0], "z", 1, 0, NULL, 0), want);
+	REFUSED(weft_writev(s->wr[0], &iov, 1), want);
+	REFUSED(weft_wait_fd(s->rd[0], WEFT_READABLE), want);
+	REFUSED(weft_open(s->fifo, O_RDONLY, 0), want);
+	/* File calls that would not wait say it too, writing nothing. */
+	REFUSED(weft_pread(s->file, &c, 1, 0), want);
+	REFUSED(weft_pwrite(s->file, "w", 1, 0), want);
+	REFUSED(weft_fsync(s->file, 0), want);
+	REFUSED(weft_stream_read(&s->rs, &c, 1), want);
+	REFUSED(weft_stream_readline(&s->rs, &line), want);
+	REFUSED(weft_stream_readexactly(&s->rs, &c, 1), want);
+	REFUSED(weft_signal_wait(&s->sigs, &signo), want);
+	/* The cond last: its lock is taken (free: it does not wait), and
+	 * stays held whatever the wait says. */
+	ck_assert_int_eq(weft_lock_acquire(&s->lock), 0);
+	REFUSED(weft_cond_wait(&s->cond), want);
+	ck_assert_int_eq(weft_lock_locked(&s->lock), 1);
+	ck_assert_int_eq(weft_lock_release(&s->lock), 0);
+}
+
+static void *refuse_task(void *arg)
+{
+	struct stuck *s = arg;
+	struct weft_deadline d, inner;
+	struct weft_shield sh;
+
+	switch (s->mode) {
+	case M_CANCELLED: /* cancelled before its first run */
+		all_calls(s, -ECANCELED);
+		break;
+	case M_PASSED:
+		ck_assert_int_eq(weft_deadline_enter(&d, -1), 0);
+		all_calls(s, -ETIMEDOUT);
+		weft_deadline_leave(&d);
+		break;
+	case M_NESTED: /* an outer scope far off, the inner one passed */
+		ck_assert_int_eq(weft_deadline_enter(&d, 60 * WEFT_SEC), 0);
+		ck_assert_int_eq(weft_deadline_enter_at(&inner, weft_now() - 1),
+				 0);
+		all_calls(s, -ETIMEDOUT);
+		weft_deadline_leave(&inner);
+		weft_deadline_leave(&d);
+		break;
+	case M_SHIELD_PASSED: /* cancelled, shielded, a passed scope inside */
+		ck_assert_int_eq(weft_shield_enter(&sh), 0);
+		ck_assert_int_eq(weft_deadline_enter(&d, 0), 0);
+		all_calls(s, -ETIMEDOUT);
+		weft_deadline_leave(&d);
+		ck_assert_int_eq(weft_shield_leave(&sh), 0);
+		break;
+	}
+	return NULL;
+}
+
+static void stuck_setup(struct stuck *s)
+{
+	socklen_t len = sizeof(s->addr);
+	int sz = 4096;
+
+	weft_lock_init(&s->lock);
+	weft_lock_init(&s->held);
+	ck_assert_int_eq(weft_lock_acquire(&s->held), 0);
+	weft_cond_init(&s->cond, &s->lock);
+	weft_sem_init(&s->sem, 0);
+	weft_event_init(&s->ev);
+	weft_barrier_init(&s->bar, 2);
+	weft_future_init(&s->fut);
+	ck_assert_int_eq(weft_queue_init(&s->empty, 8, 1), 0);
+	ck_assert_int_eq(weft_queue_init(&s->full, 8, 1), 0);
+	ck_assert_int_eq(weft_queue_put(&s->full, &s->qbuf), 0);
+	ck_assert_int_eq(weft_queue_init(&s->unfinished, 8, 1), 0);
+	ck_assert_int_eq(weft_queue_put(&s->unfinished, &s->qbuf), 0);
+	ck_assert_int_eq(weft_spawn(&s->child, blocked_child, s), 0);
+	s->lfd = weft_tcp_listen("127.0.0.1", 0, 64, 0);
+	ck_assert_int_ge(s->lfd, 0);
+	ck_assert_int_eq(getsockname(s->lfd, (struct sockaddr *)&s->addr, &len),
+			 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+				    s->rd),
+			 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+				    s->wr),
+			 0);
+	ck_assert_int_eq(setsockopt(s->wr[0], SOL_SOCKET, SO_SNDBUF, &sz,
+				    sizeof(sz)),
+			 0);
+	while (send(s->wr[0], "f", 1, MSG_DONTWAIT) == 1)
+		;
+	ck_assert_int_eq(weft_stream_init(&s->rs, s->rd[0], 0), 0);
+	ck_assert_int_eq(weft_signal_open(&s->sigs, WEFT_SIGNAL(SIGUSR2)), 0);
+	snprintf(s->fifo, sizeof(s->fifo), "/tmp/weft_refuse_%d", getpid());
+	unlink(s->fifo);
+	ck_assert_int_eq(mkfifo(s->fifo, 0600), 0);
+	s->file = open("/tmp", O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
+	ck_assert_int_ge(s->file, 0);
+	ck_assert_int_eq(pwrite(s->file, "f", 1, 0), 1);
+}
+
+static void stuck_teardown(struct stuck *s)
+{
+	void *res;
+	char c = 0;
+
+	weft_event_set(&s->ev);
+	ck_assert_int_eq(weft_join(s->child, &res), 0);
+	weft_lock_release(&s->held);
+	weft_queue_destroy(&s->empty);
+	weft_queue_destroy(&s->full);
+	weft_queue_destroy(&s->unfinished);
+	weft_signal_close(&s->sigs);
+	weft_stream_destroy(&s->rs);
+	weft_close(s->lfd);
+	weft_close(s->rd[0]);
+	weft_close(s->rd[1]);
+	weft_close(s->wr[0]);
+	weft_close(s->wr[1]);
+	unlink(s->fifo);
+	ck_assert_int_eq(pread(s->file, &c, 1, 0), 1);
+	ck_assert_msg(c == 'f', "a refused pwrite wrote %c", c);
+	close(s->file);
+}
+
+static void *refuse_main(void *arg)
+{
+	struct stuck *s = calloc(1, sizeof(*s));
+	weft_task_t t;
+
+	(void)arg;
+	ck_assert_ptr_nonnull(s);
+	stuck_setup(s);
+	for (s->mode = 0; s->mode < M_MODES; s->mode++) {
+		ck_assert_int_eq(weft_spawn(&t, refuse_task, s), 0);
+		if (s->mode == M_CANCELLED || s->mode == M_SHIELD_PASSED)
+			ck_assert_int_eq(weft_cancel(t), 0);
+		ck_assert_int_eq(weft_join(t, NULL), 0);
+	}
+	stuck_teardown(s);
+	free(s);
+	return NULL;
+}
+
+/* Cancelled before its first run, past a deadline at entry, past an inner
+ * scope's inside an outer one, past a scope inside a shield of a
+ * cancelled task: every blocking call says so at once, waiting for
+ * nothing. */
+START_TEST(every_call_refused)
+{
+	weft_test_run(refuse_main, NULL, WORKERS);
 }
 END_TEST
 
@@ -506,6 +906,7 @@ int main(void)
 	tcase_set_timeout(tc, 600);
 	tcase_add_loop_test(tc, cancel_races_completion, 0,
 			    (int)(sizeof(ops) / sizeof(ops[0])));
+	tcase_add_test(tc, every_call_refused);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }
