@@ -1,7 +1,8 @@
 /* Cancel and timeout against completion, for the blocking calls outside
  * sync/ (whose races test_sync_race drives): accept, recv, recvfrom, a
  * stream's readexactly, weft_blocking, weft_join, pwrite, a signal wait,
- * a send into a full socket and a Unix connect to a full backlog. A waiter
+ * a send, send_all and a stream's write and flush into a full socket, and
+ * a Unix connect to a full backlog. A waiter
  * blocks, under a deadline a few microseconds away or none, while a
  * completer task makes its call complete (a connect, a send, a job's
  * start, a child's return, the write itself) and a canceller cancels it,
@@ -62,10 +63,12 @@ struct race {
 	char msg[64];
 	struct weft_signal sigs;
 	bool sigs_open;
-	size_t filled;   /* send: bytes that filled the buffer, not read yet */
-	size_t ys;       /* send: the waiter's bytes the peer read */
-	char path[64];   /* unix connect: the listener's */
-	int outcomes[3]; /* ok, cancelled, timed out */
+	size_t filled; /* send: bytes that filled the buffer, not read yet */
+	size_t ys;     /* send: the waiter's bytes the peer read */
+	size_t sent;   /* send_all: what it said it sent */
+	struct weft_stream ws; /* stream_write: over fds[0] */
+	char path[64];         /* unix connect: the listener's */
+	int outcomes[3];       /* ok, cancelled, timed out */
 };
 
 /* A call under a deadline of ns, in a shield: the checks run in the
@@ -483,6 +486,87 @@ static void send_check(struct race *r, long wr)
 	ck_assert_msg(r->ys == 1, "said %ld; the peer got %zu", wr, r->ys);
 }
 
+/* ---- send_all and a stream's write: room made against the cancel -------- */
+
+/* Fits in the room one drain makes (SO_SNDBUF 4096, doubled). */
+#define ALL_LEN 2000
+
+static char all_buf[ALL_LEN];
+
+static long send_all_wait(struct race *r)
+{
+	r->sent = 0;
+	long n = weft_send_all(r->fds[0], all_buf, ALL_LEN, 0, &r->sent);
+
+	ck_assert_msg(n < 0 || (size_t)n == r->sent, "said %ld, sent %zu", n,
+		      r->sent);
+	return n;
+}
+
+/* The peer's count of the waiter's bytes, after the sender shut down. */
+static void ys_after_shutdown(struct race *r)
+{
+	char buf[4096];
+	ssize_t n;
+
+	shutdown(r->fds[0], SHUT_WR);
+	while ((n = recv(r->fds[1], buf, sizeof(buf), 0)) > 0)
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] == 'y')
+				r->ys++;
+			else
+				r->filled--;
+		}
+	ck_assert_int_eq(r->filled, 0);
+}
+
+static void send_all_check(struct race *r, long wr)
+{
+	ys_after_shutdown(r);
+	if (wr >= 0)
+		ck_assert_int_eq(wr, ALL_LEN);
+	ck_assert_msg(r->ys == r->sent, "said %ld, sent %zu; the peer got %zu",
+		      wr, r->sent, r->ys);
+}
+
+static void stream_write_setup(struct race *r)
+{
+	send_setup(r);
+	ck_assert_int_eq(weft_stream_init(&r->ws, r->fds[0], 0), 0);
+}
+
+/* The write buffers it (it fits); the flush sends it. */
+static long stream_write_wait(struct race *r)
+{
+	long n = weft_stream_write(&r->ws, all_buf, ALL_LEN);
+
+	return n < 0 ? n : weft_stream_flush(&r->ws);
+}
+
+static long stream_flush(struct race *r)
+{
+	return weft_stream_flush(&r->ws);
+}
+
+static void stream_write_check(struct race *r, long wr)
+{
+	/* Taken whole either way: what was not sent goes with a flush. */
+	if (wr >= 0)
+		ck_assert_int_eq(wr, 0);
+	send_complete(r); /* room for what is unsent */
+	ck_assert_int_eq(within(CHECK_LEFT_NS, stream_flush, r), 0);
+	ck_assert_int_eq(weft_stream_unsent(&r->ws), 0);
+	ys_after_shutdown(r);
+	ck_assert_msg(r->ys == ALL_LEN, "said %ld; the peer got %zu of %d", wr,
+		      r->ys, ALL_LEN);
+}
+
+static void stream_write_teardown(struct race *r)
+{
+	weft_stream_destroy(&r->ws);
+	pair_teardown(r);
+}
+
 /* ---- a Unix connect to a full backlog: room made against the cancel ----- */
 
 static void uconn_setup(struct race *r)
@@ -561,6 +645,10 @@ static const struct race_ops ops[] = {
 	  nothing },
 	{ "send", send_setup, send_wait, send_complete, send_check,
 	  pair_teardown },
+	{ "send_all", send_setup, send_all_wait, send_complete, send_all_check,
+	  pair_teardown },
+	{ "stream_write", stream_write_setup, stream_write_wait, send_complete,
+	  stream_write_check, stream_write_teardown },
 	{ "unix_connect", uconn_setup, uconn_wait, uconn_complete, uconn_check,
 	  nothing },
 };
@@ -647,6 +735,7 @@ static void *race_main(void *arg)
 	r->ops = o;
 	r->rng = 0x9e3779b97f4a7c15ull ^ (uintptr_t)o;
 	r->lfd = r->file = -1;
+	memset(all_buf, 'y', sizeof(all_buf));
 	for (long i = 0; i < rounds; i++)
 		round_once(r);
 	fprintf(stderr, "%-12s ok %5d cancelled %5d timed out %5d\n", o->name,
@@ -735,6 +824,7 @@ static void all_calls(struct stuck *s, long want)
 	REFUSED(weft_queue_join(&s->unfinished), want);
 	REFUSED(weft_select(ev_case, 1), want);
 	REFUSED(weft_join(s->child, &res), want);
+	REFUSED(weft_wait_first(&s->child, 1, &res, NULL), want);
 	REFUSED(weft_sleep(WEFT_SEC), want);
 	REFUSED(weft_blocking(noop_job, NULL, &res), want);
 	REFUSED(weft_getaddrinfo("weft.invalid", "80", NULL, &ai), want);
@@ -759,6 +849,10 @@ static void all_calls(struct stuck *s, long want)
 	REFUSED(weft_stream_readline(&s->rs, &line), want);
 	REFUSED(weft_stream_readexactly(&s->rs, &c, 1), want);
 	REFUSED(weft_signal_wait(&s->sigs, &signo), want);
+	/* The group's wait stops its member (it waits on ev) first. */
+	ck_assert_int_eq(weft_group_spawn(&s->g, blocked_child, s), 0);
+	REFUSED(weft_group_wait(&s->g), want);
+	ck_assert_int_eq(weft_group_running(&s->g), 0);
 	/* The cond last: its lock is taken (free: it does not wait), and
 	 * stays held whatever the wait says. */
 	ck_assert_int_eq(weft_lock_acquire(&s->lock), 0);
@@ -814,6 +908,7 @@ static void stuck_setup(struct stuck *s)
 	weft_event_init(&s->ev);
 	weft_barrier_init(&s->bar, 2);
 	weft_future_init(&s->fut);
+	ck_assert_int_eq(weft_group_init(&s->g), 0);
 	ck_assert_int_eq(weft_queue_init(&s->empty, 8, 1), 0);
 	ck_assert_int_eq(weft_queue_init(&s->full, 8, 1), 0);
 	ck_assert_int_eq(weft_queue_put(&s->full, &s->qbuf), 0);
