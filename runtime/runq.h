@@ -21,8 +21,9 @@
  *   4. A worker's ready queue (w->ready, inject.h): tasks its scheduler
  *      woke (I/O events and completions, timers), first in first out.
  *      When its deques run dry, or a streak of run-next picks ends, the
- *      owner moves a batch to its deque, oldest to be taken first; any
- *      worker steals half of it at any time.
+ *      owner moves a batch to its deque, oldest to be taken first; at the
+ *      global queue's turn, if that queue is empty, it runs the oldest.
+ *      Any worker steals half of it at any time.
  *      Open to thieves because I/O is where a worker stalls: preempted by
  *      the OS, or busy, it would hold every connection it had polled (in
  *      loaded A/B runs of the epoll driver's echo server, the client-side
@@ -328,8 +329,9 @@ weft__runq_take_yielded_direct(struct weft_runtime *rt, struct weft_worker *w,
 
 /*
  * The owner's next task, the one place the pick order is written: every
- * GLOBAL_QUEUE_INTERVAL-th pick the global queue and the oldest yielded
- * task, if it waited a round, first, then its run-next
+ * GLOBAL_QUEUE_INTERVAL-th pick the global queue (if empty, the oldest
+ * ready task) and the oldest yielded task, if it waited a round, first,
+ * then its run-next
  * slot and deques, its ready queue, its yielded list, the global queue;
  * after RUNNEXT_STREAK_MAX run-next picks in a row, run-next comes after
  * the deques, the ready queue and the yielded list, once.
@@ -355,6 +357,19 @@ weft__runq_pick(struct weft_runtime *rt, struct weft_worker *w, bool direct,
 			return NULL;
 		w->global_countdown = GLOBAL_QUEUE_INTERVAL + 1;
 		t = weft__runq_pop_global(rt, w);
+		/* If it gave none, the oldest task the scheduler woke (one,
+		 * as the next turn takes the next): the other picks reach
+		 * the ready queue only once the deques run dry, and tasks
+		 * that keep the deque filled (each spawning the next) left
+		 * a sleeper or a connection woken there waiting as long as
+		 * they went on, with no thief to take it while every worker
+		 * was as busy. Run now, not moved to the deque, where the
+		 * next spawn would go over it. After the global queue: the
+		 * monitor woke this worker's sleepers there, due before
+		 * those its own firing woke (fire_timers in worker.c). */
+		int n;
+		if (!t && !weft__inject_empty(&w->ready))
+			t = weft__inject_pop(&w->ready, 1, &n);
 		/* The oldest yielded task's turn too, once it waited a round.
 		 * The other places come first in every pick, and a worker
 		 * whose picks keep finding one of them (spawns in its deque,

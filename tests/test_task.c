@@ -1004,6 +1004,83 @@ START_TEST(yielder_not_starved_by_churn)
 }
 END_TEST
 
+/* A worker whose deque never runs dry does not starve the tasks its
+ * scheduler woke (its ready queue, place 4 of runq.h): here a sleeper,
+ * whose timer fires there. Each tree task spawns one child, or two while
+ * fewer than TREE_POP live, and ends: the second spawn pushes the first
+ * child to the deque, so run-next and the deque always hold one, and the
+ * pick never reaches the ready queue by running dry. The sleeper must
+ * run within a bounded number of tree tasks after its time came (a tree
+ * task sees the clock pass it): counted in runs, not time, as a sanitizer
+ * slows each spawn. The tree stops by itself at twice the bound after
+ * that, so that a starved sleeper comes back, late. One worker: nobody
+ * else could run the sleeper. */
+#define TREE_POP 64
+#define TREE_RUNS_BOUND 5000
+static atomic_bool tree_stop;
+static atomic_long tree_live, tree_runs, tree_due_run, tree_woke_run;
+static int64_t tree_at;
+
+static void *tree_task(void *arg)
+{
+	long run = atomic_fetch_add(&tree_runs, 1);
+	/* The first run that sees the sleeper's time pass. */
+	long due = atomic_load(&tree_due_run);
+	if (due < 0 && weft_now() >= tree_at)
+		atomic_store(&tree_due_run, due = run);
+	bool stop = atomic_load(&tree_stop) ||
+		    (due >= 0 && run - due > 2 * TREE_RUNS_BOUND);
+	int n = stop ? 0 : atomic_load(&tree_live) < TREE_POP ? 2 : 1;
+	for (int i = 0; i < n; i++) {
+		weft_task_t c;
+		atomic_fetch_add(&tree_live, 1);
+		ck_assert_int_eq(weft_spawn(&c, tree_task, NULL), 0);
+		ck_assert_int_eq(weft_detach(c), 0);
+	}
+	atomic_fetch_sub(&tree_live, 1);
+	return arg;
+}
+
+static void *tree_sleeper(void *arg)
+{
+	ck_assert_int_eq(weft_sleep_until(tree_at), 0);
+	atomic_store(&tree_woke_run, atomic_load(&tree_runs));
+	atomic_store(&tree_stop, true);
+	return arg;
+}
+
+static void *tree_main(void *arg)
+{
+	weft_task_t s, t;
+	(void)arg;
+	atomic_store(&tree_stop, false);
+	atomic_store(&tree_live, 1);
+	atomic_store(&tree_runs, 0);
+	atomic_store(&tree_due_run, -1);
+	tree_at = weft_now() + 20 * WEFT_MSEC;
+	ck_assert_int_eq(weft_spawn(&s, tree_sleeper, NULL), 0);
+	ck_assert_int_eq(weft_sleep(5 * WEFT_MSEC), 0); /* it sleeps */
+	ck_assert_int_eq(weft_spawn(&t, tree_task, NULL), 0);
+	ck_assert_int_eq(weft_detach(t), 0);
+	ck_assert_int_eq(weft_join(s, NULL), 0);
+	while (atomic_load(&tree_live)) /* the tree winds down */
+		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+	long due = atomic_load(&tree_due_run);
+	long late = atomic_load(&tree_woke_run) - due;
+	/* due < 0: the sleeper ran before any tree task saw its time. */
+	ck_assert_msg(
+		due < 0 || late < TREE_RUNS_BOUND,
+		"the sleeper ran %ld tree tasks after its time (bound %d)",
+		late, TREE_RUNS_BOUND);
+	return NULL;
+}
+
+START_TEST(woken_not_starved_by_spawning_tree)
+{
+	weft_test_run(tree_main, NULL, 1);
+}
+END_TEST
+
 /* A task that keeps its worker in a plain system call does not hold up
  * the sleepers whose timers that worker holds: the monitor fires them, and
  * they wake on the other worker. The blocker keeps its worker until the
@@ -1807,6 +1884,7 @@ int main(void)
 	tcase_add_test(tc, woken_not_starved_by_runnext);
 	tcase_add_test(tc, scheduler_woken_not_starved_by_runnext);
 	tcase_add_test(tc, yielder_not_starved_by_churn);
+	tcase_add_test(tc, woken_not_starved_by_spawning_tree);
 	tcase_add_test(tc, timers_of_a_kept_worker);
 	tcase_add_test(tc, woken_batch_runs_beside_kept_worker);
 	tcase_add_test(tc, yielders_spread_to_sleeping_worker);
