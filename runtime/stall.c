@@ -35,8 +35,9 @@ static struct {
 	_Atomic int state;
 	const struct weft_task *want; /* the stalled task */
 	const struct weft__symbols *syms;
-	const void *frames[MAX_FRAMES];
+	const void *frames[MAX_FRAMES]; /* the innermost */
 	int nframes;
+	int more; /* frames found past those */
 	bool installed;
 	struct sigaction old;
 } capture;
@@ -123,7 +124,7 @@ on_sigurg(int signo, siginfo_t *info, void *ctx)
 			: NULL;
 	int n = 0;
 	if (!top || sp < (const uintptr_t *)t->stack.base || sp >= top) {
-		capture.nframes = 0;
+		capture.nframes = capture.more = 0;
 		/* release: as below. */
 		atomic_store_explicit(&capture.state, CAPTURE_DONE,
 				      memory_order_release);
@@ -134,11 +135,19 @@ on_sigurg(int signo, siginfo_t *info, void *ctx)
 	uintptr_t link = interrupted_link(uc);
 	if (link && weft__symbols_is_return(capture.syms, link))
 		capture.frames[n++] = (const void *)link;
-	for (; sp < top && n < MAX_FRAMES; sp++)
-		if (weft__symbols_is_return(capture.syms, weft__stack_word(sp)))
-			capture.frames[n++] =
-				(const void *)weft__stack_word(sp);
+	/* On to the top: a report cut short says how much it left out. */
+	int more = 0;
+	for (; sp < top; sp++) {
+		uintptr_t a = weft__stack_word(sp);
+		if (!weft__symbols_is_return(capture.syms, a))
+			continue;
+		if (n < MAX_FRAMES)
+			capture.frames[n++] = (const void *)a;
+		else
+			more++;
+	}
 	capture.nframes = n;
+	capture.more = more;
 	/* release: pairs with capture_frames' acquire loads of DONE, which
 	 * then read frames and nframes. */
 	atomic_store_explicit(&capture.state, CAPTURE_DONE,
@@ -200,15 +209,17 @@ long weft__stall_period(struct weft_runtime *rt)
 	return t ? (long)(t / 2 > 1000 ? t / 2 : 1000) : -1;
 }
 
-/* Asks worker w's thread where task t is; returns the frames captured. */
+/* Asks worker w's thread where task t is; returns the frames captured
+ * (capture.frames), and in *more how many more it found. */
 static int capture_frames(struct weft_worker *w, const struct weft_task *t,
-			  const struct weft__symbols *syms)
+			  const struct weft__symbols *syms, int *more)
 {
+	*more = 0;
 	if (!capture.installed || !syms)
 		return 0;
 	capture.want = t;
 	capture.syms = syms;
-	capture.nframes = 0;
+	capture.nframes = capture.more = 0;
 	/* release: pairs with the handler's acquire CAS, which then reads
 	 * want and syms. The acquire loads of DONE below pair with the
 	 * handler's release store, after its frames. */
@@ -232,6 +243,7 @@ static int capture_frames(struct weft_worker *w, const struct weft_task *t,
 	       CAPTURE_DONE)
 		; /* the handler is writing its last frames */
 	n = capture.nframes;
+	*more = capture.more;
 	atomic_store(&capture.state, CAPTURE_IDLE);
 	return n;
 }
@@ -257,6 +269,8 @@ static void print_stall(const struct weft_stall *st, int64_t threshold,
 	for (int i = 0; i < st->nframes; i++)
 		fprintf(stderr, "  #%d %s\n", i,
 			weft__symbols_name(syms, (uintptr_t)st->frames[i]));
+	if (st->more_frames)
+		fprintf(stderr, "  ... and %d more frames\n", st->more_frames);
 	funlockfile(stderr);
 }
 
@@ -305,7 +319,7 @@ static void report(struct weft_runtime *rt, int i, struct weft_task *t,
 	struct weft_stall st = {
 		.task_id = t->id, .name = t->name, .worker = i, .ns = ns
 	};
-	st.nframes = capture_frames(w, t, syms);
+	st.nframes = capture_frames(w, t, syms, &st.more_frames);
 	st.frames = capture.frames;
 	if (s->on_stall)
 		s->on_stall(&st, s->arg);

@@ -1369,7 +1369,7 @@ static struct {
 	atomic_int calls;
 	char name[WEFT_NAME_MAX];
 	int64_t ns;
-	int nframes;
+	int nframes, more_frames;
 } seen;
 
 static void on_stall(const struct weft_stall *st, void *arg)
@@ -1377,6 +1377,7 @@ static void on_stall(const struct weft_stall *st, void *arg)
 	snprintf(seen.name, sizeof(seen.name), "%s", st->name);
 	seen.ns = st->ns;
 	seen.nframes = st->nframes;
+	seen.more_frames = st->more_frames;
 	atomic_fetch_add(&seen.calls, 1);
 }
 
@@ -1522,6 +1523,74 @@ START_TEST(stall_reported_not_for_yields)
 
 	cfg.stall_threshold_ns = -2;
 	ck_assert_int_eq(weft_run(nothing, NULL, &cfg, NULL), -EINVAL);
+}
+END_TEST
+
+/* A task that stalls deeper than the frames a report holds (24): the
+ * report says how many more there are, as a dump's block does, rather
+ * than end as if the innermost were all there were. */
+#define DEEP_SPIN 40
+static __attribute__((noinline)) int spin_deep(int depth)
+{
+	if (depth == 0)
+		return spinner(NULL) != NULL;
+	int r = spin_deep(depth - 1);
+	__asm__ volatile("" : : "r"(r) : "memory"); /* not a tail call */
+	return r;
+}
+
+static void *deep_spinner(void *arg)
+{
+	int r = spin_deep(DEEP_SPIN);
+	__asm__ volatile("" : : "r"(r)); /* its frame stays, too */
+	return arg;
+}
+
+static void *deep_stall_main(void *arg)
+{
+	weft_task_t t;
+	ck_assert_int_eq(weft_spawn_opts(&t, deep_spinner, NULL,
+					 &(struct weft_spawn_opts){
+						 .name = "spinner" }),
+			 0);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	return arg;
+}
+
+START_TEST(stall_says_frames_left_out)
+{
+	struct weft_config cfg = { .workers = 2,
+				   .stall_threshold_ns = 100 * WEFT_MSEC,
+				   .on_stall = on_stall };
+	/* A capture the OS kept off its CPU has no frames: tried again, as
+	 * stall_text does. */
+	seen.nframes = 0;
+	for (int i = 0; i < STALL_TRIES && !seen.nframes; i++) {
+		atomic_store(&seen.calls, 0);
+		ck_assert_int_eq(weft_run(deep_stall_main, NULL, &cfg, NULL),
+				 0);
+		ck_assert_int_eq(atomic_load(&seen.calls), 1);
+	}
+#ifndef __SANITIZE_THREAD__ /* it delays the signal: maybe no frames */
+	ck_assert_int_gt(seen.nframes, 0);
+#endif
+	if (seen.nframes) {
+		ck_assert_int_eq(seen.nframes, 24);
+		ck_assert_int_ge(seen.nframes + seen.more_frames, DEEP_SPIN);
+	}
+	/* The default report's last line counts them. */
+	cfg.on_stall = NULL;
+	char *text = NULL;
+	for (int i = 0; i < STALL_TRIES; i++) {
+		text = stderr_of_run(deep_stall_main, &cfg);
+		if (strstr(text, ", seen at:\n"))
+			break;
+	}
+	if (strstr(text, ", seen at:\n")) {
+		const char *more = strstr(text, "\n  ... and ");
+		ck_assert_msg(more && strstr(more, " more frames\n"), "%s",
+			      text);
+	}
 }
 END_TEST
 
@@ -2703,6 +2772,7 @@ int main(void)
 	tcase_add_test(tc, dump_says_frames_left_out);
 	tcase_add_test(tc, dump_names_file_calls);
 	tcase_add_test(tc, stall_reported_not_for_yields);
+	tcase_add_test(tc, stall_says_frames_left_out);
 	tcase_add_test(tc, stall_off_by_default);
 	tcase_add_test(tc, stall_rate_limited);
 	tcase_add_test(tc, stall_report_of_ended_task);

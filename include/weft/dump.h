@@ -96,8 +96,12 @@ struct weft_stall {
 	/* Return addresses, innermost first. The first is the interrupted
 	 * instruction's address plus one, as if it were returned to: every
 	 * frame's code is at its address - 1, as a return address's is,
-	 * and the report on stderr names them so. */
+	 * and the report on stderr names them so. The innermost 24 at
+	 * most: */
 	const void *const *frames;
+	/* frames found beyond those, which the report on stderr counts in a
+	 * last line "  ... and N more frames" (as weft_dump's blocks). */
+	int more_frames;
 };
 
 #ifdef __cplusplus
