@@ -107,8 +107,12 @@ WEFT_MUST_CHECK int weft_group_wait(struct weft_group *g);
  * server's stop. Members spawned meanwhile (say, by a member) are refused
  * with -ECANCELED. Returns 0 or the round's first failure, as
  * weft_group_wait (a member that reports its cancellation as a failure
- * counts, but a real failure during the stop wins over its -ECANCELED), -EDEADLK (the caller is a member of g: weft_group_cancel
- * stops the others without waiting), or -EINVAL. */
+ * counts, but a real failure during the stop wins over its -ECANCELED),
+ * -EDEADLK (the caller is a member of g: weft_group_cancel stops the
+ * others without waiting), or -EINVAL. The round's failure is returned
+ * once: beside a weft_group_wait (a stop from another thread while a
+ * task waits), whichever of the two takes it returns it and the other
+ * returns 0. */
 int weft_group_shutdown(struct weft_group *g);
 
 /* Members running now. Returns the count or -EINVAL. */
