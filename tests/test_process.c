@@ -591,6 +591,37 @@ static void *plain_dumper(void *arg)
 	return NULL;
 }
 
+/* Forks child i to run call(arg), which must return 0 within secs; one
+ * that hangs there dies by SIGALRM, which the message names (what: the
+ * call it was in). */
+static void child_returns(long i, int (*call)(void *), void *arg, unsigned secs,
+			  const char *what)
+{
+	pid_t pid = weft_test_fork();
+	int status;
+
+	if (!pid) {
+		/* Check's SIGALRM handler kills the process group. */
+		signal(SIGALRM, SIG_DFL);
+		alarm(secs);
+		_exit(call(arg) ? 1 : 0);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "child %ld: status %#x (SIGALRM %#x: its %s never "
+		      "returned)",
+		      i, status, SIGALRM, what);
+}
+
+/* A run of one worker on driver *io: 0 or its error. */
+static int one_worker_run(void *io)
+{
+	struct weft_config cfg = { .workers = 1,
+				   .io = *(enum weft_io_kind *)io };
+
+	return weft_run(noop_main, NULL, &cfg, NULL);
+}
+
 static void prefork_beside_caller(enum weft_io_kind io, void *(*caller)(void *))
 {
 	pthread_t th;
@@ -598,25 +629,8 @@ static void prefork_beside_caller(enum weft_io_kind io, void *(*caller)(void *))
 
 	atomic_store(&caller_stop, false);
 	ck_assert_int_eq(pthread_create(&th, NULL, caller, NULL), 0);
-	for (long i = 0; i < SCALED(20); i++) {
-		pid_t pid = weft_test_fork();
-		int status;
-
-		if (!pid) {
-			struct weft_config cfg = { .workers = 1, .io = io };
-
-			/* Check's SIGALRM handler kills the process group. */
-			signal(SIGALRM, SIG_DFL);
-			alarm(10);
-			_exit(weft_run(noop_main, NULL, &cfg, NULL) ? 1 : 0);
-		}
-		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-		ck_assert_msg(
-			WIFEXITED(status) && WEXITSTATUS(status) == 0,
-			"child %ld: status %#x (SIGALRM %#x: its weft_run "
-			"never returned)",
-			i, status, SIGALRM);
-	}
+	for (long i = 0; i < SCALED(20); i++)
+		child_returns(i, one_worker_run, &io, 10, "weft_run");
 	atomic_store(&caller_stop, true);
 	ck_assert_int_eq(pthread_join(th, &res), 0);
 	ck_assert_ptr_null(res);
@@ -753,6 +767,16 @@ static void *plain_closer(void *arg)
 	return NULL;
 }
 
+/* In the child: the closer's last fd, open or closed there (either
+ * answer will do), closed. 0, or weft_close's other error. */
+static int close_closers_fd(void *arg)
+{
+	int r = weft_close(atomic_load(&closer_fd));
+
+	(void)arg;
+	return r == -EBADF ? 0 : r;
+}
+
 START_TEST(prefork_closes_fd_a_thread_closes)
 {
 	pthread_t th;
@@ -773,26 +797,8 @@ START_TEST(prefork_closes_fd_a_thread_closes)
 	ck_assert_int_eq(pthread_create(&th, NULL, plain_closer, NULL), 0);
 	while (atomic_load(&closer_fd) < 0)
 		usleep(100);
-	for (long i = 0; i < SCALED(20); i++) {
-		pid_t pid = weft_test_fork();
-		int status;
-
-		if (!pid) {
-			int r;
-
-			/* Check's SIGALRM handler kills the process group. */
-			signal(SIGALRM, SIG_DFL);
-			alarm(5);
-			/* Open or closed in the child: either answer. */
-			r = weft_close(atomic_load(&closer_fd));
-			_exit(r == 0 || r == -EBADF ? 0 : 1);
-		}
-		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-			      "child %ld: status %#x (SIGALRM %#x: its "
-			      "weft_close never returned)",
-			      i, status, SIGALRM);
-	}
+	for (long i = 0; i < SCALED(20); i++)
+		child_returns(i, close_closers_fd, NULL, 5, "weft_close");
 	atomic_store(&caller_stop, true);
 	ck_assert_int_eq(pthread_join(th, &res), 0);
 	ck_assert_ptr_null(res);
