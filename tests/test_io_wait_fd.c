@@ -922,9 +922,11 @@ END_TEST
  * the kernel dropped from the set (the call waited for an event that
  * never came, till its deadline). A blocking socket there: the next
  * test. */
-static void *own_socket_main(void *arg)
+/* A library's socket, watched, then closed with close(2); b: a new pair
+ * of type SOCK_STREAM | flags, whose b[0] took the number. */
+static void socket_at_a_libraries_number(int b[2], int flags)
 {
-	int a[2], b[2];
+	int a[2];
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a),
 			 0);
 	ck_assert_int_eq(write(a[1], "a", 1), 1);
@@ -932,11 +934,14 @@ static void *own_socket_main(void *arg)
 	int n = a[0];
 	ck_assert_int_eq(close(a[0]), 0); /* the library's own close */
 	close(a[1]);
-	ck_assert_int_eq(socketpair(AF_UNIX,
-				    SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-				    0, b),
-			 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | flags, 0, b), 0);
 	ck_assert_int_eq(b[0], n);
+}
+
+static void *own_socket_main(void *arg)
+{
+	int b[2];
+	socket_at_a_libraries_number(b, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	struct later l = { b[1], 20 * MS };
 	weft_task_t w;
 	ck_assert_int_eq(weft_spawn(&w, write_later, &l), 0);
@@ -964,8 +969,9 @@ END_TEST
  * wait (the record said registered, so nothing set O_NONBLOCK first), and
  * the worker, the only one, ran nothing until the byte came: a task that
  * ticks every millisecond stood still until a plain thread wrote it (and
- * had the writer been a task of that worker, both would wait for good). io.h: an fd made elsewhere gets O_NONBLOCK the first time a
- * task waits on it, and the worker runs other tasks meanwhile. */
+ * had the writer been a task of that worker, both would wait for good).
+ * io.h: an fd made elsewhere gets O_NONBLOCK the first time a task waits
+ * on it, and the worker runs other tasks meanwhile. */
 static atomic_int blocked_stop, blocked_ticks;
 
 static void *tick_every_ms(void *arg)
@@ -1031,17 +1037,8 @@ static void recv_beside_ticker(int fd, int peer)
 
 static void *own_blocking_socket_main(void *arg)
 {
-	int a[2], b[2];
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a),
-			 0);
-	ck_assert_int_eq(write(a[1], "a", 1), 1);
-	ck_assert_int_eq(weft_wait_fd(a[0], WEFT_READABLE), WEFT_READABLE);
-	int n = a[0];
-	ck_assert_int_eq(close(a[0]), 0); /* the library's own close */
-	close(a[1]);
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b),
-			 0);
-	ck_assert_int_eq(b[0], n);
+	int b[2];
+	socket_at_a_libraries_number(b, SOCK_CLOEXEC);
 	recv_beside_ticker(b[0], b[1]);
 	return arg;
 }
