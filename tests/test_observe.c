@@ -760,6 +760,23 @@ static void kept(int r)
 	atomic_fetch_add(&w.results, r == 0 ? 1 : 100);
 }
 
+/* Spawns fn(arg) as a task named name; its handle. */
+static weft_task_t spawn_named(weft_fn fn, void *arg, const char *name)
+{
+	weft_task_t t;
+	ck_assert_int_eq(weft_spawn_opts(&t, fn, arg,
+					 &(struct weft_spawn_opts){
+						 .name = name }),
+			 0);
+	return t;
+}
+
+/* Runs fn(NULL) as a task named name, to its end. */
+static void run_named(weft_fn fn, const char *name)
+{
+	ck_assert_int_eq(weft_join(spawn_named(fn, NULL, name), NULL), 0);
+}
+
 /* A call the test needs but does not count: a failure still spoils the
  * count. */
 static void must(int r)
@@ -1074,10 +1091,7 @@ static void *dump_main(void *arg)
 	ck_assert_int_eq(weft_queue_init(&w.selq, sizeof(int), 0), 0);
 	ck_assert_int_eq(pipe(w.sel_pipe), 0);
 	ck_assert_int_eq(weft_signal_open(&w.signal, WEFT_SIGNAL(SIGUSR2)), 0);
-	ck_assert_int_eq(weft_spawn_opts(&w.joined, wait_in_event, NULL,
-					 &(struct weft_spawn_opts){
-						 .name = "joined" }),
-			 0);
+	w.joined = spawn_named(wait_in_event, NULL, "joined");
 
 	struct expect e[] = {
 		{ "in-lock", wait_in_lock, "wait_in_lock+", "", NULL },
@@ -1222,12 +1236,7 @@ static void *dump_main(void *arg)
 
 static void *named_dump_main(void *arg)
 {
-	weft_task_t t;
-	ck_assert_int_eq(weft_spawn_opts(&t, dump_main, NULL,
-					 &(struct weft_spawn_opts){
-						 .name = "dump" }),
-			 0);
-	ck_assert_int_eq(weft_join(t, NULL), 0);
+	run_named(dump_main, "dump");
 	return NULL;
 }
 
@@ -1243,10 +1252,7 @@ static void *signal_main(void *arg)
 {
 	weft_task_t t;
 	ck_assert_int_eq(weft_event_init(&w.event), 0);
-	ck_assert_int_eq(weft_spawn_opts(&t, wait_in_event, NULL,
-					 &(struct weft_spawn_opts){
-						 .name = "signalled" }),
-			 0);
+	t = spawn_named(wait_in_event, NULL, "signalled");
 	int fd = memfd_create("stderr", 0), saved = dup(2);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(dup2(fd, 2), 2);
@@ -1388,13 +1394,8 @@ static atomic_bool yields_preempted;
 
 static void *stall_main(void *arg)
 {
-	weft_task_t t;
 	struct weft_metrics m;
-	ck_assert_int_eq(weft_spawn_opts(&t, yielder, NULL,
-					 &(struct weft_spawn_opts){
-						 .name = "yielder" }),
-			 0);
-	ck_assert_int_eq(weft_join(t, NULL), 0);
+	run_named(yielder, "yielder");
 	ck_assert_int_eq(weft_metrics(&m), 0);
 	if (yield_gap_ns >= YIELD_GAP_MAX && m.stall_reports) {
 		atomic_store(&yields_preempted, true); /* run it again */
@@ -1402,11 +1403,7 @@ static void *stall_main(void *arg)
 	}
 	ck_assert_uint_eq(m.stall_reports, 0);
 	ck_assert_int_eq(atomic_load(&seen.calls), 0);
-	ck_assert_int_eq(weft_spawn_opts(&t, spinner, NULL,
-					 &(struct weft_spawn_opts){
-						 .name = "spinner" }),
-			 0);
-	ck_assert_int_eq(weft_join(t, NULL), 0);
+	run_named(spinner, "spinner");
 	ck_assert_int_eq(weft_metrics(&m), 0);
 	ck_assert_uint_eq(m.stall_reports, 1);
 	return NULL;
@@ -1548,12 +1545,7 @@ static void *deep_spinner(void *arg)
 
 static void *deep_stall_main(void *arg)
 {
-	weft_task_t t;
-	ck_assert_int_eq(weft_spawn_opts(&t, deep_spinner, NULL,
-					 &(struct weft_spawn_opts){
-						 .name = "spinner" }),
-			 0);
-	ck_assert_int_eq(weft_join(t, NULL), 0);
+	run_named(deep_spinner, "spinner");
 	return arg;
 }
 
@@ -1597,13 +1589,8 @@ END_TEST
 /* Off by default: a 300 ms spin is neither reported nor counted. */
 static void *unreported_main(void *arg)
 {
-	weft_task_t t;
 	struct weft_metrics m;
-	ck_assert_int_eq(weft_spawn_opts(&t, spinner, NULL,
-					 &(struct weft_spawn_opts){
-						 .name = "spinner" }),
-			 0);
-	ck_assert_int_eq(weft_join(t, NULL), 0);
+	run_named(spinner, "spinner");
 	ck_assert_int_eq(weft_metrics(&m), 0);
 	ck_assert_uint_eq(m.stall_reports, 0);
 	return NULL;
@@ -1777,17 +1764,11 @@ static void *stall_reuse_main(void *arg)
 		atomic_store(&sr.in_window, false);
 		atomic_store(&sr.respawned, false);
 		atomic_store(&seen.calls, 0);
-		ck_assert_int_eq(weft_spawn_opts(&a, staller, NULL,
-						 &(struct weft_spawn_opts){
-							 .name = "staller" }),
-				 0);
+		a = spawn_named(staller, NULL, "staller");
 		const void *a_struct = a.task;
 		ck_assert_int_eq(weft_detach(a), 0); /* it recycles itself */
 		ck_assert_int_eq(weft_event_wait(&sr.go), 0);
-		ck_assert_int_eq(weft_spawn_opts(&b, innocent, NULL,
-						 &(struct weft_spawn_opts){
-							 .name = "innocent" }),
-				 0);
+		b = spawn_named(innocent, NULL, "innocent");
 		bool same = (const void *)b.task == a_struct;
 		atomic_store(&sr.respawned, true);
 		/* The monitor finishes its report, or drops it. */
@@ -2346,11 +2327,7 @@ static struct {
 static void *callee_main(void *arg)
 {
 	ck_assert_int_eq(weft_event_init(&w.event), 0);
-	weft_task_t t;
-	ck_assert_int_eq(weft_spawn_opts(&t, callee_parked, arg,
-					 &(struct weft_spawn_opts){
-						 .name = callee_expect.name }),
-			 0);
+	weft_task_t t = spawn_named(callee_parked, arg, callee_expect.name);
 	char *text = NULL, *b = NULL;
 	for (int tries = 0; tries < 1000; tries++) {
 		ck_assert_int_eq(weft_sleep(5 * WEFT_MSEC), 0);
@@ -2543,11 +2520,7 @@ static void *deep_parked(void *arg)
 static void *deep_main(void *arg)
 {
 	ck_assert_int_eq(weft_event_init(&w.event), 0);
-	weft_task_t t;
-	ck_assert_int_eq(weft_spawn_opts(&t, deep_parked, NULL,
-					 &(struct weft_spawn_opts){
-						 .name = "deep" }),
-			 0);
+	weft_task_t t = spawn_named(deep_parked, NULL, "deep");
 	char *text = NULL, *b = NULL;
 	for (int tries = 0; tries < 1000; tries++) {
 		ck_assert_int_eq(weft_sleep(5 * WEFT_MSEC), 0);
@@ -2603,11 +2576,7 @@ static __attribute__((noinline)) void *LONG_NAMED(void *arg)
 static void *long_named_main(void *arg)
 {
 	ck_assert_int_eq(weft_event_init(&w.event), 0);
-	weft_task_t t;
-	ck_assert_int_eq(weft_spawn_opts(&t, LONG_NAMED, NULL,
-					 &(struct weft_spawn_opts){
-						 .name = "long-named" }),
-			 0);
+	weft_task_t t = spawn_named(LONG_NAMED, NULL, "long-named");
 	ck_assert_uint_eq(strlen(STR(LONG_NAMED)), 400);
 	const char *name = STR(NAME160); /* what a cut name still shows */
 	char *text = NULL, *b = NULL, *f = NULL;
@@ -2676,14 +2645,8 @@ static void *file_calls_main(void *arg)
 		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
 		ck_assert_int_eq(weft_metrics(&m), 0);
 	} while (m.blocking_busy < 1);
-	ck_assert_int_eq(weft_spawn_opts(&opener, open_fifo, NULL,
-					 &(struct weft_spawn_opts){
-						 .name = "in-open" }),
-			 0);
-	ck_assert_int_eq(weft_spawn_opts(&reader, pread_file, NULL,
-					 &(struct weft_spawn_opts){
-						 .name = "in-pread" }),
-			 0);
+	opener = spawn_named(open_fifo, NULL, "in-open");
+	reader = spawn_named(pread_file, NULL, "in-pread");
 	bool epoll = weft_io_driver() == WEFT_IO_EPOLL;
 	char want_read[64];
 	snprintf(want_read, sizeof(want_read), "parked: read on fd %d, for ",
