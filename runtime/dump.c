@@ -381,20 +381,16 @@ weft__stack_word(const uintptr_t *p)
 	return v;
 }
 
-/* Scans [sp, top) of a parked task for return addresses: the innermost
- * MAX_FRAMES into frames, and the number of them all, which the block
- * says when it is more (dump.h promises every live frame, so a block cut
- * short says so). */
-static int scan_stack(struct dump *d, const uintptr_t *sp, const uintptr_t *top,
-		      uintptr_t *frames)
+int weft__stack_returns(const struct weft__symbols *s, const uintptr_t *sp,
+			const uintptr_t *top, uintptr_t *kept, int room)
 {
 	int n = 0;
 	for (const uintptr_t *p = sp; p < top; p++) {
 		uintptr_t a = weft__stack_word(p);
-		if (!weft__symbols_is_return(d->syms, a))
+		if (!weft__symbols_is_return(s, a))
 			continue;
-		if (n < MAX_FRAMES)
-			frames[n] = a;
+		if (n < room)
+			kept[n] = a;
 		n++;
 	}
 	return n;
@@ -434,7 +430,7 @@ static int look_at_wait(struct dump *d, struct weft_task *t, bool running,
 		(const uintptr_t *)(t->stack.base + t->stack.size);
 	if (sp < (const uintptr_t *)t->stack.base || sp >= top)
 		return 0;
-	return scan_stack(d, sp, top, frames);
+	return weft__stack_returns(d->syms, sp, top, frames, MAX_FRAMES);
 }
 
 static void dump_task(struct weft_task *t, void *arg)
@@ -479,6 +475,7 @@ static void dump_task(struct weft_task *t, void *arg)
 		put_str(o, num);
 		put_str(o, weft__symbols_name(d->syms, frames[i]));
 	}
+	/* dump.h promises every live frame: a block cut short says so. */
 	if (nframes > MAX_FRAMES)
 		put(o, "\n  ... and %d more frames", nframes - MAX_FRAMES);
 	put_str(o, "\n");

@@ -136,18 +136,13 @@ on_sigurg(int signo, siginfo_t *info, void *ctx)
 	if (link && weft__symbols_is_return(capture.syms, link))
 		capture.frames[n++] = (const void *)link;
 	/* On to the top: a report cut short says how much it left out. */
-	int more = 0;
-	for (; sp < top; sp++) {
-		uintptr_t a = weft__stack_word(sp);
-		if (!weft__symbols_is_return(capture.syms, a))
-			continue;
-		if (n < MAX_FRAMES)
-			capture.frames[n++] = (const void *)a;
-		else
-			more++;
-	}
+	uintptr_t found[MAX_FRAMES];
+	int room = MAX_FRAMES - n,
+	    all = weft__stack_returns(capture.syms, sp, top, found, room);
+	for (int i = 0; i < all && i < room; i++)
+		capture.frames[n++] = (const void *)found[i];
 	capture.nframes = n;
-	capture.more = more;
+	capture.more = all > room ? all - room : 0;
 	/* release: pairs with capture_frames' acquire loads of DONE, which
 	 * then read frames and nframes. */
 	atomic_store_explicit(&capture.state, CAPTURE_DONE,

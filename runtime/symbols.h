@@ -36,6 +36,13 @@ bool weft__symbols_is_return(const struct weft__symbols *s, uintptr_t a);
  * memcheck's objections (dump.c): for stack scans. */
 uintptr_t weft__stack_word(const uintptr_t *p);
 
+/* Scans the stack words [sp, top) for return addresses, innermost first:
+ * keeps the first room of them in kept, and returns how many there are
+ * in all (a caller that kept fewer says how many it left out). Loads
+ * only, so a signal handler may scan (dump.c). */
+int weft__stack_returns(const struct weft__symbols *s, const uintptr_t *sp,
+			const uintptr_t *top, uintptr_t *kept, int room);
+
 /* "function+0xoff (object+0xoff) at file:line" for a return address a
  * (looked up at a - 1, inside the call; no " at" part without line
  * information), or "function (object+0xoff)" for the address of a
