@@ -244,8 +244,11 @@ int64_t weft__timers_run(struct weft_worker *w, bool *fired)
 	 * may still be under way; nothing is left to overtake its wakes. */
 	if (!weft__timers_pending(&w->timers))
 		return -1;
-	int64_t now = weft_now();
+	/* The clock is read once the mutex is ours: a worker that waited here
+	 * while the monitor fired would otherwise leave what came due in the
+	 * meantime, and park for the time it had waited too long. */
 	pthread_mutex_lock(&w->timers.firing);
+	int64_t now = weft_now();
 	for (;;) {
 		weft__spin_lock(&w->timers.lock);
 		int n = pop_due(w, now, due, &wait);
