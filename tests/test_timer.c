@@ -1,6 +1,7 @@
 /* Timers (runtime/timer.c) as tasks see them: sleep accuracy and ordering,
  * deadlines on sleeps, and a hundred thousand concurrent sleepers. */
 #include <errno.h>
+#include <liburing.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -357,6 +358,77 @@ static void *far_main(void *arg)
 START_TEST(far_timer_monitor_sleeps)
 {
 	weft_test_run(far_main, NULL, 2);
+}
+END_TEST
+
+/*
+ * A timer due at the clock's very end (a sleep until INT64_MAX - 1) is the
+ * one a worker parks for. With an operation in its ring, an io_uring
+ * worker parks in the ring, handing the kernel the time to that timer; a
+ * kernel that adds it to its own, later, clock reading without saturating
+ * (Linux 6.1's io_cqring_wait) wraps into the past and returns at once,
+ * and the worker would spin, park after park. Counted on one worker over
+ * 100 ms, while the main task waits for a plain thread and another task's
+ * io_uring timeout (no such op under epoll) is in the ring.
+ */
+static void *end_sleeper(void *arg)
+{
+	return (void *)(intptr_t)weft_sleep_until(INT64_MAX - 1);
+}
+
+static void prep_timeout(struct io_uring_sqe *sqe, void *arg)
+{
+	io_uring_prep_timeout(sqe, arg, 0, 0);
+}
+
+static void *ring_holder(void *arg)
+{
+	struct __kernel_timespec ts = { .tv_sec = 10 };
+
+	return (void *)(intptr_t)weft_io_submit(-1, prep_timeout, &ts);
+}
+
+static void *set_later(void *arg)
+{
+	usleep(100 * 1000);
+	ck_assert_int_ge(weft_event_set(arg), 0);
+	return NULL;
+}
+
+static void *end_main(void *arg)
+{
+	struct weft_worker_metrics before, after;
+	struct weft_event e;
+	weft_task_t sleeper, holder;
+	pthread_t th;
+	void *res;
+
+	ck_assert_int_eq(weft_event_init(&e), 0);
+	ck_assert_int_eq(weft_spawn(&sleeper, end_sleeper, NULL), 0);
+	ck_assert_int_eq(weft_spawn(&holder, ring_holder, NULL), 0);
+	while (!atomic_load(&sleeper.task->timer.armed))
+		ck_assert_int_eq(weft_yield(), 0);
+	ck_assert_int_eq(weft_yield(), 0); /* the holder submits */
+	ck_assert_int_eq(weft_worker_metrics(0, &before), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, set_later, &e), 0);
+	ck_assert_int_eq(weft_event_wait(&e), 0);
+	ck_assert_int_eq(weft_worker_metrics(0, &after), 0);
+	pthread_join(th, NULL);
+	ck_assert_uint_lt(after.parks - before.parks, 50);
+	ck_assert_int_eq(weft_cancel(sleeper), 0);
+	ck_assert_int_eq(weft_join(sleeper, &res), 0);
+	ck_assert_int_eq((intptr_t)res, -ECANCELED);
+	weft_cancel(holder); /* ended already under epoll */
+	ck_assert_int_eq(weft_join(holder, &res), 0);
+	ck_assert_int_eq((intptr_t)res, weft_io_driver() == WEFT_IO_EPOLL
+						? -EOPNOTSUPP
+						: -ECANCELED);
+	return NULL;
+}
+
+START_TEST(timer_at_clock_end_parks_little)
+{
+	weft_test_run(end_main, NULL, 1);
 }
 END_TEST
 
@@ -1045,6 +1117,7 @@ int main(void)
 	tcase_add_test(tc, accuracy);
 	tcase_add_test(tc, ordering);
 	tcase_add_test(tc, deadline);
+	tcase_add_test(tc, timer_at_clock_end_parks_little);
 	tcase_add_test(tc, sleep_ties_deadline);
 	tcase_add_test(tc, scope_one_task);
 	tcase_add_test(tc, far_timer_monitor_sleeps);

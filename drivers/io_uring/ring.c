@@ -75,6 +75,8 @@
  * with 8; 16 then took 1.3-2% off the CPU per request.
  */
 #define SUBMIT_BATCH 16
+/* The longest wait in the ring for a completion (wait_in_ring says why). */
+#define PARK_MAX_NS (3600 * (int64_t)1000000000)
 
 static const char *explain(int err)
 {
@@ -499,7 +501,13 @@ static void wait_in_ring(struct weft__ring *r, int64_t timeout_ns, bool poller)
 		park_in_poll(r, timeout_ns, poller);
 	} else if (timeout_ns >= 0) {
 		/* Needs IORING_FEAT_EXT_ARG (5.11), or liburing would queue
-		 * a timeout SQE of its own with a user_data not ours. */
+		 * a timeout SQE of its own with a user_data not ours. Kernels
+		 * that add the wait to their clock without saturating (6.1's
+		 * io_cqring_wait) would wrap a timer due within microseconds
+		 * of INT64_MAX into the past and return at once, for ever:
+		 * past PARK_MAX_NS the worker wakes to look again instead. */
+		if (timeout_ns > PARK_MAX_NS)
+			timeout_ns = PARK_MAX_NS;
 		struct __kernel_timespec ts = {
 			.tv_sec = timeout_ns / 1000000000,
 			.tv_nsec = timeout_ns % 1000000000,
