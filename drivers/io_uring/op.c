@@ -382,8 +382,9 @@ static void thread_ring_key_init(void)
 
 /* The calling thread's ring, set up at its first call. NULL if none can
  * be had, with *err -ENOMEM when memory ran short (malloc, or the
- * kernel's for the ring: a later call may get it; io.h), else -ENOSYS
- * (io_uring refused: missing, disabled, filtered). */
+ * kernel's for the ring) and -EMFILE / -ENFILE when no descriptor was
+ * left for it: a later call may get them (io.h). Else -ENOSYS (io_uring
+ * refused: missing, disabled, filtered). */
 static struct io_uring *thread_ring(int *err)
 {
 	struct thread_ring *tr;
@@ -405,7 +406,9 @@ static struct io_uring *thread_ring(int *err)
 		}
 		if ((r = io_uring_queue_init(4, &tr->ring, 0)) < 0) {
 			free(tr);
-			*err = r == -ENOMEM ? -ENOMEM : -ENOSYS;
+			*err = r == -ENOMEM || r == -EMFILE || r == -ENFILE
+				       ? r
+				       : -ENOSYS;
 			return NULL;
 		}
 		atomic_fetch_add(&thread_rings, 1);
