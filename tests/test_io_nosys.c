@@ -203,6 +203,48 @@ static void child(int err)
 	_exit(0);
 }
 
+/*
+ * A profile may allow io_uring_setup and refuse io_uring_enter: rings are
+ * made, and every submit fails. Auto took io_uring on the probe's ring,
+ * and the first file call never returned (its worker retried the refused
+ * submit for ever); a forced io_uring ran the same way. Such a ring is as
+ * unusable as one that cannot be set up.
+ */
+static void enter_child(void)
+{
+	struct weft_config cfg = { .workers = 2 };
+	void *res = NULL;
+	int r;
+
+	if (deny_syscall(__NR_io_uring_enter, EPERM))
+		_exit(CHILD_NO_SECCOMP);
+	unsetenv("WEFT_IO");
+	r = weft_run(serve_on_epoll, NULL, &cfg, &res);
+	if (r || res != (void *)1)
+		CHILD_FAIL("auto: weft_run %d", r);
+	forced_fails(false, "not permitted");
+	_exit(0);
+}
+
+/* The child's exit status: killed after 10 s if it hangs. (Not alarm()
+ * in the child: Check's SIGALRM handler kills the process group.) */
+static int wait_bounded(pid_t pid)
+{
+	int status;
+	pid_t done;
+
+	for (int ms = 0; (done = waitpid(pid, &status, WNOHANG)) == 0; ms++) {
+		if (ms == 10000) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			ck_abort_msg("the child hangs");
+		}
+		usleep(1000);
+	}
+	ck_assert_int_eq(done, pid);
+	return status;
+}
+
 static void run_denied(int err)
 {
 	int status;
@@ -210,9 +252,12 @@ static void run_denied(int err)
 
 	fflush(NULL);
 	pid = weft_test_fork();
-	if (pid == 0)
-		child(err);
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	if (pid == 0) {
+		if (err)
+			child(err);
+		enter_child();
+	}
+	status = wait_bounded(pid);
 	if (WIFEXITED(status) && WEXITSTATUS(status) == CHILD_NO_SECCOMP) {
 		/* Only where io_uring is missing anyway, so that the whole
 		 * suite runs on the fallback. */
@@ -229,6 +274,13 @@ static void run_denied(int err)
 START_TEST(seccomp_eperm)
 {
 	run_denied(EPERM); /* Docker, containerd, Kubernetes RuntimeDefault */
+}
+END_TEST
+
+/* io_uring_setup allowed, io_uring_enter refused (run_denied's 0). */
+START_TEST(seccomp_eperm_enter_only)
+{
+	run_denied(0);
 }
 END_TEST
 
@@ -522,6 +574,7 @@ int main(void)
 	TCase *tc = tcase_create("nosys");
 
 	tcase_add_test(tc, seccomp_eperm);
+	tcase_add_test(tc, seccomp_eperm_enter_only);
 	tcase_add_test(tc, seccomp_enosys);
 	tcase_add_test(tc, lsm_eacces);
 	tcase_add_test(tc, seccomp_eperm_epoll_pwait2);
