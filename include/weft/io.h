@@ -291,9 +291,9 @@ typedef void (*weft_io_prep_fn)(struct io_uring_sqe *sqe, void *arg);
  * a private ring of that thread, set up at its first call, and waits for
  * the completion whatever another thread closes: -ENOMEM if there was no
  * memory for the ring, -EMFILE / -ENFILE if no descriptor was left for it
- * (a later call tries again), -ENOSYS if io_uring cannot be set up. A private ring outlives its thread, for the next
- * plain thread to use: the process holds as many as plain threads have
- * used it at once. */
+ * (a later call tries again), -ENOSYS if io_uring cannot be set up. A
+ * private ring outlives its thread, for the next plain thread to use: the
+ * process holds as many as plain threads have used it at once. */
 WEFT_MUST_CHECK int weft_io_submit(int fd, weft_io_prep_fn prep, void *arg);
 
 /* ---- Blocking pool (asyncio.to_thread) ----------------------------------- */
