@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <liburing.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -1563,6 +1564,110 @@ START_TEST(many_ops_submit_refused_on_overflow)
 }
 END_TEST
 
+/*
+ * A message posted to a worker's ring (an op's cancel) while the worker,
+ * about to sleep, reaps: the reap runs the inbox, then submits and
+ * completes the CQEs. If the poster's unpark skipped its write because a
+ * wake-up was outstanding, and that wake-up's CQE (the ring's armed read
+ * of its eventfd) is completed by this reap, after the inbox was looked
+ * at, the message waits in the inbox while the worker sleeps in the ring:
+ * the cancel runs only when something else wakes the worker. The hook
+ * makes the window wide: the first submit after arming is refused, so the
+ * SQE is still there for the reap the worker makes before it sleeps
+ * (worker.c's park_worker), whose submit then has a plain thread cancel
+ * the op before the real submit. The cancel is the wake-up (its write
+ * completes the read); none is outstanding for it afterwards.
+ */
+enum { POSTED_IDLE, POSTED_REFUSE, POSTED_CANCEL, POSTED_DONE };
+static _Atomic int posted_state;
+static _Atomic int posted_go, posted_gone;
+static weft_task_t posted_victim;
+
+static int cancel_in_reap_submit(struct io_uring *ring)
+{
+	int s = atomic_load(&posted_state);
+
+	if (s == POSTED_REFUSE) {
+		atomic_store(&posted_state, POSTED_CANCEL);
+		return -EBUSY; /* takes nothing: the SQE stays */
+	}
+	if (s == POSTED_CANCEL) {
+		atomic_store(&posted_state, POSTED_DONE);
+		atomic_store(&posted_go, 1);
+		while (!atomic_load(&posted_gone))
+			sched_yield();
+	}
+	return io_uring_submit(ring);
+}
+
+static void *posted_canceller(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&posted_go))
+		sched_yield();
+	ck_assert_int_eq(weft_cancel(posted_victim), 0);
+	atomic_store(&posted_gone, 1);
+	return NULL;
+}
+
+static void *long_timeout_op(void *arg)
+{
+	struct __kernel_timespec ts = { .tv_sec = 60 };
+
+	(void)arg;
+	return (void *)(intptr_t)weft_io_submit(-1, prep_timeout, &ts);
+}
+
+static void *posted_main(void *arg)
+{
+	weft_task_t other;
+	pthread_t th;
+	struct weft_deadline d;
+	void *res = NULL;
+	int64_t start, took;
+	int r;
+
+	(void)arg;
+	if (weft_io_driver() != WEFT_IO_URING)
+		return NULL;
+	ck_assert_int_eq(pthread_create(&th, NULL, posted_canceller, NULL), 0);
+	ck_assert_int_eq(weft_spawn(&posted_victim, long_timeout_op, NULL), 0);
+	/* The victim's op in flight, and the worker's sleeps armed its
+	 * eventfd read, which a timeout (not a wake-up) ended. */
+	ck_assert_int_eq(weft_sleep(2 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_sleep(2 * WEFT_MSEC), 0);
+	atomic_store(&posted_state, POSTED_REFUSE);
+	ck_assert_int_eq(weft_spawn(&other, long_timeout_op, NULL), 0);
+	start = weft_now();
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	r = weft_join(posted_victim, &res);
+	took = weft_now() - start;
+	(void)weft_deadline_leave(&d);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(atomic_load(&posted_state), POSTED_DONE);
+	/* Left in the inbox, the cancel ran when the deadline's timer woke
+	 * the worker: the join then took the whole second (or timed out). */
+	ck_assert_msg(took < WEFT_SEC / 2, "the cancel took %lld ms",
+		      (long long)(took / WEFT_MSEC));
+	ck_assert_int_eq(r, 0);
+	ck_assert_int_eq((intptr_t)res, -ECANCELED);
+	ck_assert_int_eq(weft_cancel(other), 0);
+	ck_assert_int_eq(weft_join(other, &res), 0);
+	ck_assert_int_eq((intptr_t)res, -ECANCELED);
+	return NULL;
+}
+
+START_TEST(cancel_posted_during_idle_reap)
+{
+	atomic_store(&posted_state, POSTED_IDLE);
+	atomic_store(&posted_go, 0);
+	atomic_store(&posted_gone, 0);
+	weft__ring_submit_fn = cancel_in_reap_submit;
+	weft_test_run(posted_main, NULL, 1);
+	weft__ring_submit_fn = io_uring_submit;
+}
+END_TEST
+
 /* Whether the kernel sets up rings at all: qemu's user mode, for one,
  * has no io_uring, and a plain thread has no driver to fall back on. */
 static bool have_io_uring(void)
@@ -1770,6 +1875,7 @@ int main(void)
 	tcase_add_test(tc, open_leaves_blocking);
 	tcase_add_test(tc, many_ops_one_worker);
 	tcase_add_test(tc, many_ops_submit_refused_on_overflow);
+	tcase_add_test(tc, cancel_posted_during_idle_reap);
 	tcase_add_test(tc, open_fifo_waits);
 	tcase_add_test(tc, fifo_ends_on_one_pool_thread);
 	tcase_add_test(tc, open_fifo_creat_reader);

@@ -18,12 +18,12 @@
  *
  * Parking keeps a read of the driver's wake-up eventfd armed (see
  * runtime/driver.c for the wake-up protocol); its completion marks the
- * wake-up consumed. The worker that claims the poll set's poller role as
- * it parks sleeps in the set itself if its ring has no operation in
- * flight (sleep_in_set); otherwise it keeps a poll request on the set's fd
- * armed in the ring, so a socket's readiness wakes it; the request
- * completes in this ring, whose owner then harvests the set
- * (drivers/readiness/pollset.h).
+ * wake-up consumed, and the inbox is run after it (reap_ring). The
+ * worker that claims the poll set's poller role as it parks sleeps in the
+ * set itself if its ring has no operation in flight (sleep_in_set);
+ * otherwise it keeps a poll request on the set's fd armed in the ring, so
+ * a socket's readiness wakes it; the request completes in this ring, whose
+ * owner then harvests the set (drivers/readiness/pollset.h).
  *
  * The features weft needs: IORING_FEAT_EXT_ARG (5.11), so a park waits with
  * a timeout without an SQE of liburing's own. weft__uring_probe checks for
@@ -132,6 +132,7 @@ static void wake_complete(struct weft__ring_op *op, int res, unsigned flags)
 
 	r->wake_armed = false;
 	weft__driver_wake_consumed(&r->base);
+	r->woken = true; /* see reap_ring */
 }
 
 int (*weft__ring_setup_fn)(unsigned entries, struct io_uring *ring,
@@ -333,14 +334,28 @@ static unsigned complete_cqes(struct weft__ring *r)
 }
 
 /* Submits what was prepared this round, then completes every ready CQE.
- * Returns how many events it handled. */
+ * Returns how many events it handled.
+ *
+ * A wake-up read completed here (wake_complete) consumed the wake-up after
+ * the inbox was run: a message posted in between (an op's cancel) found
+ * that wake-up outstanding, so its poster wrote nothing (driver.c), and
+ * none will come for it. The worker may sleep next (park_worker reaps,
+ * then parks), and the message would wait for whatever woke it after: so
+ * the inbox is run again. The consume's acquire exchange read the
+ * poster's, which came after its push: the second look sees it. */
 static int reap_ring(struct weft__ring *r)
 {
 	int n = weft__driver_run_inbox(&r->base);
 
 	weft__ring_submit(r);
 	r->base.round_due = false;
-	return n + (int)complete_cqes(r);
+	n += (int)complete_cqes(r);
+	if (r->woken) {
+		r->woken = false;
+		n += weft__driver_run_inbox(&r->base);
+		weft__ring_submit(r);
+	}
+	return n;
 }
 
 /*

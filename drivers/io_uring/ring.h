@@ -45,6 +45,8 @@ struct weft__ring {
 	uint64_t wake_buf; /* the pending read of wake_fd lands here */
 	struct weft__ring_op wake_op;
 	bool wake_armed;
+	bool woken; /* the wake-up read completed since reap_ring ran the
+		     * inbox (ring.c) */
 	struct weft__ring_op pollset_op; /* a poll of the poll set's fd */
 	bool pollset_armed;
 	_Atomic bool in_set; /* sleeping in the poll set itself (ring.c) */
