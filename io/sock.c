@@ -587,6 +587,13 @@ int weft__sock_bind(const struct addrinfo *ai, bool wildcard, int backlog,
 	fail:
 		r = -errno;
 		close(fd);
+		/* The wildcard's dual-stack socket is every address: a port
+		 * another socket holds on either family (EADDRINUSE) is the
+		 * answer, as Go's Listen gives it, else the port would be
+		 * this fd's on IPv4 only. 0.0.0.0 is for a host where IPv6
+		 * itself fails (no socket(2) above, or no address to bind). */
+		if (wildcard && ai->ai_family == AF_INET6 && r == -EADDRINUSE)
+			break;
 	}
 	return r;
 }

@@ -122,7 +122,8 @@ long weft__try_recvmsg(int fd, void *arg);
 
 /* Makes a socket for the first address of the list that binds (SO_REUSEADDR
  * for streams, SO_REUSEPORT if flags ask, dual-stack when wildcard), and
- * listens on it if it is a stream. Returns the fd or -errno. */
+ * listens on it if it is a stream. The wildcard's IPv6 socket, once made,
+ * ends the list: it is every address. Returns the fd or -errno. */
 int weft__sock_bind(const struct addrinfo *ai, bool wildcard, int backlog,
 		    unsigned flags);
 

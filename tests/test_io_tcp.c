@@ -586,6 +586,74 @@ START_TEST(bad_input)
 }
 END_TEST
 
+/* ---- the wildcard's port taken on IPv6 only ------------------------------ */
+
+/* An IPv6-only socket of another party on [::]:port (type, listening if a
+ * stream), or -1 where the host has no IPv6. */
+static int v6only_on_port(int type, uint16_t *port)
+{
+	static const int one = 1;
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6 };
+	socklen_t len = sizeof(sin6);
+	int fd = socket(AF_INET6, type | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	ck_assert_int_eq(setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+				    sizeof(one)),
+			 0);
+	if (bind(fd, (struct sockaddr *)&sin6, sizeof(sin6))) {
+		close(fd);
+		return -1;
+	}
+	if (type == SOCK_STREAM)
+		ck_assert_int_eq(listen(fd, 4), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin6, &len), 0);
+	*port = ntohs(sin6.sin6_port);
+	return fd;
+}
+
+/* Every local address (host NULL) is one dual-stack socket on [::]: a
+ * port another socket holds there (an IPv6-only one) is -EADDRINUSE, as
+ * Go's Listen and bind(2) say. It was bound on 0.0.0.0 instead, silently:
+ * a server that got its fd saw IPv6 clients (::1, "localhost") reach the
+ * other socket. */
+static void *wildcard_taken_main(void *arg)
+{
+	uint16_t port;
+	int other, fd;
+
+	if ((other = v6only_on_port(SOCK_STREAM, &port)) < 0)
+		return NULL; /* no IPv6 here */
+	fd = weft_tcp_listen(NULL, port, 0, 0);
+	if (fd >= 0)
+		weft_close(fd);
+	ck_assert_int_eq(fd, -EADDRINUSE);
+	close(other);
+	if ((other = v6only_on_port(SOCK_DGRAM, &port)) < 0)
+		return NULL;
+	fd = weft_udp_bind(NULL, port);
+	if (fd >= 0)
+		weft_close(fd);
+	ck_assert_int_eq(fd, -EADDRINUSE);
+	close(other);
+	/* A free port still takes both families. */
+	ck_assert_int_ge(fd = weft_tcp_listen(NULL, 0, 0, 0), 0);
+	int c4 = weft_connect("127.0.0.1", (uint16_t)weft_local_port(fd));
+	ck_assert_int_ge(c4, 0);
+	weft_close(c4);
+	weft_close(fd);
+	(void)arg;
+	return NULL;
+}
+
+START_TEST(wildcard_port_taken_on_ipv6)
+{
+	weft_test_run(wildcard_taken_main, NULL, 2);
+	wildcard_taken_main(NULL); /* a plain thread: the same bind */
+}
+END_TEST
+
 /* Plain threads use the same calls: an echo with no runtime at all. */
 static void *plain_server(void *arg)
 {
@@ -2095,6 +2163,7 @@ int main(void)
 	tcase_add_test(tc, peer_reset);
 	tcase_add_test(tc, accept_emfile);
 	tcase_add_test(tc, bad_input);
+	tcase_add_test(tc, wildcard_port_taken_on_ipv6);
 	tcase_add_test(tc, plain_thread);
 	tcase_add_test(tc, plain_thread_socket_timeout);
 	tcase_add_test(tc, plain_thread_connect_timeout);

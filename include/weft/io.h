@@ -72,9 +72,11 @@ struct io_uring_sqe; /* from <liburing.h>, for weft_io_submit() */
 #define WEFT_REUSEPORT 0x1u /* SO_REUSEPORT: several listeners share a port */
 
 /* Listens on host:port with SO_REUSEADDR (host NULL: every local address,
- * IPv6 dual-stack if available; port 0: an ephemeral port). backlog <= 0
- * means SOMAXCONN. Returns the listening fd, or -errno (-EINVAL,
- * -EADDRINUSE, -ENOENT for a name that does not resolve, ...). */
+ * one IPv6 dual-stack socket, IPv4 only on a host without IPv6: a port
+ * another socket holds on either family is -EADDRINUSE; port 0: an
+ * ephemeral port). backlog <= 0 means SOMAXCONN. Returns the listening
+ * fd, or -errno (-EINVAL, -EADDRINUSE, -ENOENT for a name that does not
+ * resolve, ...). */
 WEFT_MUST_CHECK int weft_tcp_listen(const char *host, uint16_t port,
 				    int backlog, unsigned flags);
 
@@ -193,8 +195,8 @@ WEFT_MUST_CHECK int weft_wait_fd(int fd, unsigned events);
 
 /* ---- UDP ----------------------------------------------------------------- */
 
-/* A UDP socket bound to host:port (host NULL: every address; port 0:
- * ephemeral). Returns the fd or -errno. */
+/* A UDP socket bound to host:port (host NULL: every address, as
+ * weft_tcp_listen binds it; port 0: ephemeral). Returns the fd or -errno. */
 WEFT_MUST_CHECK int weft_udp_bind(const char *host, uint16_t port);
 
 /* One datagram to `to` (NULL: the connected peer). A `to` with tolen 0
