@@ -8,7 +8,11 @@
  *  - error is set by the first member that fails, and the others are
  *    cancelled then (not with WEFT_GROUP_COLLECT); it changes after that
  *    only while shutting_down, from -ECANCELED to a member's real failure
- *    (outranks). A wait clears it when the group is empty again.
+ *    (outranks). It is the round's: every wait and shutdown in the round
+ *    returns it, and the last of them to leave clears it, the group empty
+ *    (waiting counts them). A stop and a wait overlap when a plain thread
+ *    or another task shuts down a group a task waits on; the first to
+ *    take the lock clearing it left the other with 0.
  *    failures counts every failure, for good.
  *  - While shutting_down, no member is added, so the cancel at its start
  *    reaches every member it then waits for. A shutdown and a cancelled
@@ -50,6 +54,7 @@ int weft_group_init_flags(struct weft_group *g, unsigned flags)
 	g->flags = flags;
 	g->shutting_down = false;
 	g->failures = 0;
+	g->waiting = 0;
 	return 0;
 }
 
@@ -186,6 +191,15 @@ static bool caller_is_member(const struct weft_group *g)
 	return false;
 }
 
+/* Under g->lock, the group empty: a wait or a shutdown has its result.
+ * The last one ends the round; one still to be served must say the same
+ * failure. */
+static void leave_round(struct weft_group *g)
+{
+	if (--g->waiting == 0)
+		g->error = 0;
+}
+
 int weft_group_wait(struct weft_group *g)
 {
 	if (!usable(g))
@@ -195,6 +209,7 @@ int weft_group_wait(struct weft_group *g)
 		weft_lock_release(&g->lock);
 		return -EDEADLK;
 	}
+	g->waiting++;
 	int r = 0;
 	while (g->running && !r)
 		r = weft__cond_wait_as(&g->idle, WEFT__WAIT_GROUP, g);
@@ -215,7 +230,7 @@ int weft_group_wait(struct weft_group *g)
 	} else {
 		r = g->error;
 	}
-	g->error = 0;
+	leave_round(g);
 	weft_lock_release(&g->lock);
 	return r;
 }
@@ -231,9 +246,10 @@ int weft_group_shutdown(struct weft_group *g)
 		weft_lock_release(&g->lock);
 		return -EDEADLK;
 	}
+	g->waiting++;
 	stop_members(g);
 	r = g->error;
-	g->error = 0;
+	leave_round(g);
 	weft_lock_release(&g->lock);
 	return r;
 }

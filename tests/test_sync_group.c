@@ -424,6 +424,91 @@ START_TEST(overlapping_stops)
 }
 END_TEST
 
+/* ---- a wait and a shutdown at once ------------------------------------- */
+
+/* A task waits on a group while a shutdown (from a plain thread, or from
+ * another task) stops it, either first; a member fails during the round.
+ * Both calls say the failure, as every Wait of Go's errgroup returns its
+ * error: the failure went to the one that took the group's lock first and
+ * the other said 0. */
+static struct weft_event both_gate = WEFT_EVENT_INIT;
+
+/* Shielded, so the stop does not end it early: fails once let go. */
+static void *fails_when_let_go(void *arg)
+{
+	struct weft_shield s;
+
+	(void)arg;
+	ck_assert_int_eq(weft_shield_enter(&s), 0);
+	ck_assert_int_eq(weft_event_wait(&both_gate), 0);
+	ck_assert_int_eq(weft_shield_leave(&s), 0);
+	return WEFT_ERR_PTR(-EIO);
+}
+
+static void *both_wait(void *arg)
+{
+	return (void *)(intptr_t)weft_group_wait(arg);
+}
+
+static void *both_shutdown(void *arg)
+{
+	return (void *)(intptr_t)weft_group_shutdown(arg);
+}
+
+static void *both_main(void *arg)
+{
+	for (int order = 0; order < 4; order++) {
+		struct weft_group g = WEFT_GROUP_INIT(g);
+		bool wait_first = order & 1, from_thread = order & 2;
+		weft_task_t waiter, stopper;
+		pthread_t th;
+		void *wr, *sr;
+
+		ck_assert_int_eq(weft_event_init(&both_gate), 0);
+		ck_assert_int_eq(weft_group_spawn(&g, fails_when_let_go, NULL),
+				 0);
+		ck_assert_int_eq(weft_group_spawn(&g, wait_forever, NULL), 0);
+		wait_waiters(&both_gate.wq, 1); /* shielded, at the gate */
+		for (int k = 1; k <= 2; k++) {
+			if (wait_first == (k == 1))
+				ck_assert_int_eq(weft_spawn(&waiter, both_wait,
+							    &g),
+						 0);
+			else if (from_thread)
+				ck_assert_int_eq(pthread_create(&th, NULL,
+								both_shutdown,
+								&g),
+						 0);
+			else
+				ck_assert_int_eq(weft_spawn(&stopper,
+							    both_shutdown, &g),
+						 0);
+			wait_waiters(&g.idle.wq, k);
+		}
+		ck_assert_int_eq(weft_event_set(&both_gate), 1);
+		ck_assert_int_eq(weft_join(waiter, &wr), 0);
+		if (from_thread)
+			ck_assert_int_eq(pthread_join(th, &sr), 0);
+		else
+			ck_assert_int_eq(weft_join(stopper, &sr), 0);
+		ck_assert_msg((intptr_t)wr == -EIO && (intptr_t)sr == -EIO,
+			      "order %d: wait %d, shutdown %d, want -EIO both",
+			      order, (int)(intptr_t)wr, (int)(intptr_t)sr);
+		/* The round is over: the next starts clean. */
+		ck_assert_int_eq(weft_group_spawn(&g, nap, NULL), 0);
+		ck_assert_int_eq(weft_group_wait(&g), 0);
+		ck_assert_int_eq(weft_group_shutdown(&g), 0);
+	}
+	return NULL;
+}
+
+START_TEST(wait_and_shutdown_both_say_the_failure)
+{
+	weft_test_run(both_main, NULL, 1);
+	weft_test_run(both_main, NULL, 2);
+}
+END_TEST
+
 /* ---- cancel, plain threads, bad input ----------------------------------- */
 
 static struct weft_group shared = WEFT_GROUP_INIT(shared);
@@ -555,6 +640,7 @@ int main(void)
 	tcase_add_test(tc, many_members);
 	tcase_add_test(tc, uninitialised_group);
 	tcase_add_test(tc, overlapping_stops);
+	tcase_add_test(tc, wait_and_shutdown_both_say_the_failure);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

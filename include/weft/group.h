@@ -21,10 +21,10 @@
  * server's connections), and weft_group_shutdown to stop them all.
  *
  * Members are detached: a member keeps its results where its arg points.
- * One task waits on a group (the wait takes the round's result). After
- * weft_group_wait the group is empty and may be used again. The
- * struct is the caller's (on its stack, say), and every call works from
- * tasks and from plain threads.
+ * Every weft_group_wait and weft_group_shutdown of a round returns its
+ * result, as every Wait of Go's errgroup. After weft_group_wait the group
+ * is empty and may be used again. The struct is the caller's (on its
+ * stack, say), and every call works from tasks and from plain threads.
  */
 #ifndef WEFT_GROUP_H
 #define WEFT_GROUP_H
@@ -53,6 +53,7 @@ struct weft_group {
 	unsigned flags;     /* WEFT_GROUP_COLLECT */
 	bool shutting_down; /* stopping its members: shutdown, a cancelled wait */
 	long failures;      /* members failed, ever */
+	int waiting;        /* weft_group_wait and _shutdown calls in them */
 };
 
 /* Group flags. */
@@ -60,12 +61,12 @@ struct weft_group {
 
 /* clang-format off */
 #define WEFT_GROUP_INIT(g) \
-	{ WEFT_LOCK_INIT, WEFT_COND_INIT(&(g).lock), 0, 0, 0, 0, false, 0 }
+	{ WEFT_LOCK_INIT, WEFT_COND_INIT(&(g).lock), 0, 0, 0, 0, false, 0, 0 }
 /* clang-format on */
 /* clang-format off */
 #define WEFT_GROUP_INIT_COLLECT(g)                                     \
 	{ WEFT_LOCK_INIT, WEFT_COND_INIT(&(g).lock), 0, 0, 0,          \
-	  WEFT_GROUP_COLLECT, false, 0 }
+	  WEFT_GROUP_COLLECT, false, 0, 0 }
 /* clang-format on */
 
 /* Initialises g, empty. Returns 0 or -EINVAL. */
@@ -109,10 +110,9 @@ WEFT_MUST_CHECK int weft_group_wait(struct weft_group *g);
  * weft_group_wait (a member that reports its cancellation as a failure
  * counts, but a real failure during the stop wins over its -ECANCELED),
  * -EDEADLK (the caller is a member of g: weft_group_cancel stops the
- * others without waiting), or -EINVAL. The round's failure is returned
- * once: beside a weft_group_wait (a stop from another thread while a
- * task waits), whichever of the two takes it returns it and the other
- * returns 0. */
+ * others without waiting), or -EINVAL. Beside a weft_group_wait (a stop
+ * from another thread while a task waits) both return the round's
+ * failure. */
 int weft_group_shutdown(struct weft_group *g);
 
 /* Members running now. Returns the count or -EINVAL. */
