@@ -520,12 +520,16 @@ static void linger(struct weft_stream *s, int64_t ns)
 		weft_deadline_leave(&d);
 }
 
-/* Closes the fd and frees the buffers: the stream is closed from now on. */
-static void close_and_free(struct weft_stream *s)
+/* Closes the fd and frees the buffers: the stream is closed from now on.
+ * Returns weft_close's result: -EBADF for an fd closed under the stream
+ * (a double close), which close(2) would report too. */
+static int close_and_free(struct weft_stream *s)
 {
-	weft_close(s->fd);
+	int r = weft_close(s->fd);
+
 	weft_stream_destroy(s);
 	s->fd = -1;
+	return r;
 }
 
 int weft_stream_close(struct weft_stream *s, int64_t linger_ns)
@@ -546,8 +550,9 @@ int weft_stream_close(struct weft_stream *s, int64_t linger_ns)
 		take(s, s->rlen); /* unread input goes with the stream */
 		linger(s, linger_ns);
 	}
-	close_and_free(s);
-	return r;
+	/* The flush's error first: it says what was lost. */
+	int closed_r = close_and_free(s);
+	return r ? r : closed_r;
 }
 
 int weft_stream_abort(struct weft_stream *s)
@@ -561,8 +566,7 @@ int weft_stream_abort(struct weft_stream *s)
 	/* ENOTSOCK (a pipe, say) leaves a plain close, which is all there
 	 * is to do there. */
 	(void)setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
-	close_and_free(s);
-	return 0;
+	return close_and_free(s);
 }
 
 void weft_stream_destroy(struct weft_stream *s)

@@ -1412,6 +1412,39 @@ START_TEST(use_after_close)
 }
 END_TEST
 
+/* A stream whose fd was closed under it (the program's weft_close, then
+ * the stream's: a double close) says -EBADF when it closes, as close(2)
+ * does, with bytes buffered or without: without, weft_stream_close and
+ * weft_stream_abort said 0. In a task (each driver) and on a plain
+ * thread. */
+static void *closed_under_main(void *arg)
+{
+	struct weft_stream s;
+	int sv[2], r;
+
+	(void)arg;
+	for (int abort = 0; abort < 2; abort++) {
+		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
+					    0, sv),
+				 0);
+		ck_assert_int_eq(weft_stream_init(&s, sv[0], 0), 0);
+		ck_assert_int_eq(weft_close(sv[0]), 0);
+		r = abort ? weft_stream_abort(&s)
+			  : weft_stream_close(&s, WEFT_MSEC);
+		ck_assert_int_eq(r, -EBADF);
+		ck_assert_int_eq(weft_stream_close(&s, 0), -EBADF);
+		close(sv[1]);
+	}
+	return NULL;
+}
+
+START_TEST(close_after_fd_closed)
+{
+	weft_test_run(closed_under_main, NULL, WORKERS);
+	closed_under_main(NULL); /* a plain thread */
+}
+END_TEST
+
 START_TEST(bad_input)
 {
 	struct weft_stream s;
@@ -1480,6 +1513,7 @@ int main(void)
 	tcase_add_test(tc, read_from_pipe);
 	tcase_add_test(tc, linger_without_end);
 	tcase_add_test(tc, use_after_close);
+	tcase_add_test(tc, close_after_fd_closed);
 	tcase_add_test(tc, bad_input);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);

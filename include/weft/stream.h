@@ -172,7 +172,8 @@ size_t weft_stream_unsent(const struct weft_stream *s);
  * -EPIPE) lost what it dropped, and then the close resets the connection,
  * as weft_stream_abort does: the peer must not take the cut stream for a
  * whole one. Returns 0, or the flush's error (the fd is closed either
- * way), -EINVAL (NULL s), -EBADF (closed already). A closed stream
+ * way), -EINVAL (NULL s), -EBADF (closed already, or its fd was: a
+ * double close, as close(2) says). A closed stream
  * stays closed: every read, write and flush on it returns -EBADF (as Go's
  * net.ErrClosed) and allocates nothing, until weft_stream_init. */
 int weft_stream_close(struct weft_stream *s, int64_t linger_ns);
@@ -180,7 +181,8 @@ int weft_stream_close(struct weft_stream *s, int64_t linger_ns);
 /* Closes with a reset (SO_LINGER 0), for a peer given up on: drops what is
  * buffered and what the kernel holds unsent (docs/concepts.md says why not
  * a graceful close). A plain close on a non-socket. Returns 0, -EINVAL
- * (NULL s), -EBADF (closed already); the stream stays closed. */
+ * (NULL s), -EBADF (closed already, or its fd was); the stream stays
+ * closed. */
 int weft_stream_abort(struct weft_stream *s);
 
 /* Frees the buffers without touching the fd (which stays the caller's);
