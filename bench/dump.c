@@ -21,7 +21,8 @@ static void *bench(void *arg)
 			abort();
 	while (weft_sleep(10 * WEFT_MSEC) == 0) { /* until all have parked */
 		struct weft_metrics m;
-		weft_metrics(&m);
+		if (weft_metrics(&m))
+			abort(); /* in a task of a running runtime: cannot */
 		if (!m.runnext_depth && !m.local_depth && !m.woken_depth &&
 		    !m.global_depth)
 			break;

@@ -29,6 +29,12 @@ add_test(NAME test_must_check
                  -I${PROJECT_SOURCE_DIR}/include
                  ${CMAKE_CURRENT_SOURCE_DIR}/must_check_unchecked.c)
 set_tests_properties(test_must_check PROPERTIES WILL_FAIL TRUE)
+# The same for a call that writes nothing when it fails (weft_metrics).
+add_test(NAME test_must_check_metrics
+         COMMAND ${CMAKE_C_COMPILER} -c -o /dev/null -Werror=unused-result
+                 -I${PROJECT_SOURCE_DIR}/include
+                 ${CMAKE_CURRENT_SOURCE_DIR}/must_check_metrics_unchecked.c)
+set_tests_properties(test_must_check_metrics PROPERTIES WILL_FAIL TRUE)
 # The chaos test runs for a minute: only with `ctest -L chaos`, or
 # scripts/chaos (tsan, several times in a row).
 weft_test(test_chaos TIMEOUT 900 SOURCES test_chaos.c)

@@ -25,6 +25,8 @@
 
 #include <stdint.h>
 
+#include "weft/must_check.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -128,12 +130,15 @@ struct weft_metrics {
 
 /* Fills m with the running runtime's metrics. Any thread, at any time: an
  * exporter thread may read on while weft_run returns, and gets -ESRCH once
- * it has. Returns 0, -EINVAL (NULL), -ESRCH (no runtime). */
-int weft_metrics(struct weft_metrics *m);
+ * it has. Returns 0, -EINVAL (NULL), -ESRCH (no runtime); a failed call
+ * writes nothing to m, so its result must be checked (WEFT_MUST_CHECK). */
+WEFT_MUST_CHECK int weft_metrics(struct weft_metrics *m);
 
 /* The same for one worker, 0 <= worker < weft_workers(). Returns 0,
- * -EINVAL (NULL or no such worker), -ESRCH (no runtime). */
-int weft_worker_metrics(int worker, struct weft_worker_metrics *m);
+ * -EINVAL (NULL or no such worker), -ESRCH (no runtime); writes nothing
+ * to m then. */
+WEFT_MUST_CHECK int weft_worker_metrics(int worker,
+					struct weft_worker_metrics *m);
 
 #ifdef __cplusplus
 }
