@@ -207,9 +207,16 @@ static void child(int err)
  * A profile may allow io_uring_setup and refuse io_uring_enter: rings are
  * made, and every submit fails. Auto took io_uring on the probe's ring,
  * and the first file call never returned (its worker retried the refused
- * submit for ever); a forced io_uring ran the same way. Such a ring is as
- * unusable as one that cannot be set up.
+ * submit for ever); a forced io_uring ran the same way; a plain thread's
+ * weft_io_submit said the refused enter's -EPERM. Such a ring is as
+ * unusable as one that cannot be set up: -ENOSYS, as io.h says.
  */
+static void prep_nop(struct io_uring_sqe *sqe, void *arg)
+{
+	(void)arg;
+	io_uring_prep_nop(sqe);
+}
+
 static void enter_child(void)
 {
 	struct weft_config cfg = { .workers = 2 };
@@ -223,6 +230,8 @@ static void enter_child(void)
 	if (r || res != (void *)1)
 		CHILD_FAIL("auto: weft_run %d", r);
 	forced_fails(false, "not permitted");
+	if ((r = weft_io_submit(-1, prep_nop, NULL)) != -ENOSYS)
+		CHILD_FAIL("a plain thread's submit: %d", r);
 	_exit(0);
 }
 
@@ -487,12 +496,6 @@ START_TEST(worker_rings_refused)
 END_TEST
 
 /* ---- a plain thread's private ring when io_uring_enter refuses ------- */
-
-static void prep_nop(struct io_uring_sqe *sqe, void *arg)
-{
-	(void)arg;
-	io_uring_prep_nop(sqe);
-}
 
 /* The kernel short of memory: it takes none of the SQEs. */
 static int refuse_submit(struct io_uring *ring)

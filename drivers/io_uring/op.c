@@ -380,6 +380,17 @@ static void thread_ring_key_init(void)
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
+/* weft__ring_enter_err for a ring just set up, which it closes if the
+ * kernel refuses to enter it: the call is then -ENOSYS, as for a ring
+ * that cannot be set up. */
+static int refused_enter(struct io_uring *ring)
+{
+	if (!weft__ring_enter_err(ring))
+		return 0;
+	io_uring_queue_exit(ring);
+	return -ENOSYS;
+}
+
 /* The calling thread's ring, set up at its first call. NULL if none can
  * be had, with *err -ENOMEM when memory ran short (malloc, or the
  * kernel's for the ring) and -EMFILE / -ENFILE when no descriptor was
@@ -404,7 +415,8 @@ static struct io_uring *thread_ring(int *err)
 			*err = -ENOMEM;
 			return NULL;
 		}
-		if ((r = io_uring_queue_init(4, &tr->ring, 0)) < 0) {
+		if ((r = io_uring_queue_init(4, &tr->ring, 0)) < 0 ||
+		    (r = refused_enter(&tr->ring)) < 0) {
 			free(tr);
 			*err = r == -ENOMEM || r == -EMFILE || r == -ENFILE
 				       ? r

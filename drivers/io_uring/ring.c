@@ -179,13 +179,7 @@ static int features_err(unsigned features)
 	return features & IORING_FEAT_EXT_ARG ? 0 : -ENOSYS;
 }
 
-/* 0 if the kernel lets this thread enter ring, else the enter's -errno.
- * A seccomp profile may allow io_uring_setup and refuse io_uring_enter
- * (EPERM): every submit then fails, and a worker's get_sqe, or its park,
- * would retry for ever while the first file call waited. An enter that
- * submits nothing and waits for nothing costs one system call, at setup
- * only. Checked with features_err, by the probe and every ring's setup. */
-static int enter_err(struct io_uring *ring)
+int weft__ring_enter_err(struct io_uring *ring)
 {
 	int r = io_uring_enter((unsigned)ring->ring_fd, 0, 0, 0, NULL);
 
@@ -202,7 +196,7 @@ int weft__uring_probe(void)
 	err = io_uring_queue_init_params(4, &ring, &p);
 	if (err)
 		return err;
-	err = enter_err(&ring);
+	err = weft__ring_enter_err(&ring);
 	io_uring_queue_exit(&ring);
 	return err ? err : features_err(p.features);
 }
@@ -220,7 +214,7 @@ struct weft__driver *weft__uring_new(int *err, const char **why)
 		goto no_ring;
 	}
 	if ((*err = features_err(r->uring.features)) ||
-	    (*err = enter_err(&r->uring))) {
+	    (*err = weft__ring_enter_err(&r->uring))) {
 		*why = explain(*err);
 		goto no_base;
 	}

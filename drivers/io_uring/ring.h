@@ -64,6 +64,15 @@ static inline struct weft__ring *weft__ring_current(void)
 	return d && d->kind == WEFT_IO_URING ? (struct weft__ring *)d : NULL;
 }
 
+/* 0 if the kernel lets this thread enter ring, else the enter's -errno.
+ * A seccomp profile may allow io_uring_setup and refuse io_uring_enter
+ * (EPERM): every submit then fails, and a worker's get_sqe, or its park,
+ * would retry for ever while the first file call waited. An enter that
+ * submits nothing and waits for nothing costs one system call, at setup
+ * only: the probe, every worker's ring and a plain thread's own ring
+ * (op.c) check it. */
+int weft__ring_enter_err(struct io_uring *ring);
+
 /* A free SQE, submitting the queue first if it is full (and completing
  * CQEs meanwhile if the kernel refuses that submit: ring.c). Never NULL.
  * The caller sets its user_data to an op. Owner only. */
