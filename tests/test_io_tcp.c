@@ -1561,6 +1561,32 @@ START_TEST(close_wakes_accepts)
 }
 END_TEST
 
+/* A TCP listener shut down (shutdown(2) on it) resets the connections it
+ * had queued, unlike a Unix one: weft_accept says -EINVAL at once, as
+ * accept(2) does (io.h), and the client sees the reset. */
+static void *listener_shutdown_main(void *arg)
+{
+	int lfd = weft_tcp_listen("127.0.0.1", 0, 0, 0);
+	char c;
+
+	ck_assert_int_ge(lfd, 0);
+	int fd = weft_connect("127.0.0.1", (uint16_t)weft_local_port(lfd));
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(weft_shutdown(lfd, SHUT_RD), 0);
+	ck_assert_int_eq(weft_accept(lfd, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(weft_recv(fd, &c, 1, 0), -ECONNRESET);
+	ck_assert_int_eq(weft_close(fd), 0);
+	ck_assert_int_eq(weft_close(lfd), 0);
+	return NULL;
+}
+
+START_TEST(listener_shutdown_drops_queue)
+{
+	weft_test_run(listener_shutdown_main, NULL, 1);
+	listener_shutdown_main(NULL); /* a plain thread */
+}
+END_TEST
+
 /* ---- short reads ---------------------------------------------------------- */
 
 /* Under epoll a short read lets the next recv wait for an edge without
@@ -2178,6 +2204,7 @@ int main(void)
 	tcase_add_test(tc, end_behind_bytes_not_lost);
 	tcase_add_test(tc, fd_across_workers);
 	tcase_add_test(tc, close_wakes_accepts);
+	tcase_add_test(tc, listener_shutdown_drops_queue);
 	tcase_add_test(tc, short_reads);
 	tcase_add_test(tc, short_reads_after_connect);
 	tcase_add_test(tc, socket_path);

@@ -90,8 +90,9 @@ int weft_local_port(int fd);
  * algorithm). peer may be NULL (peerlen is then not used, as accept(2)
  * says; peer without peerlen is -EFAULT, nothing taken). Returns the new
  * fd or -errno; -EMFILE / -ENFILE when out of descriptors (the listener
- * stays usable); -EINVAL once the listener is shut down (shutdown(2),
- * TCP or Unix) and what it had queued is taken, as accept(2) says. */
+ * stays usable); -EINVAL once the listener is shut down (shutdown(2)), as
+ * accept(2) says: at once for TCP, whose shutdown resets the connections
+ * it had queued; for Unix once what it had queued is taken. */
 WEFT_MUST_CHECK int weft_accept(int lfd, struct sockaddr *peer,
 				socklen_t *peerlen);
 
