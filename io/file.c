@@ -341,7 +341,12 @@ static ssize_t rw(int fd, void *buf, size_t len, off_t off, bool write)
 	 * caller learns, and a NULL buffer is no fault. */
 	if (!buf && len)
 		return -EFAULT;
-	if (weft__io_path() != WEFT__RING)
+	/* pread(2) and pwrite(2) call the file's read or write with no bytes
+	 * too, and one may refuse them (a directory's read: -EISDIR);
+	 * io_uring's read or write of a file without read_iter / write_iter
+	 * loops over the bytes and, with none, calls nothing and says 0. So
+	 * under io_uring no bytes go to the blocking pool, as under epoll. */
+	if (weft__io_path() != WEFT__RING || !len)
 		return file_call(&c);
 	/* A cancelled task, or one past its deadline, says so before the
 	 * offset probe's system call, whose -ESPIPE / -EBADF would

@@ -698,19 +698,25 @@ END_TEST
 /*
  * A call of no bytes says what pread(2) / pwrite(2) say of one: 0 for a
  * file that takes it, -EBADF for a closed fd or one open the other way,
- * -ESPIPE for a pipe; in a cancelled task -ECANCELED, as for any length.
- * It said 0 for all of them, on both drivers, in a task and on a plain
- * thread.
+ * -ESPIPE for a pipe, -EISDIR for a directory's read; in a cancelled task
+ * -ECANCELED, as for any length. It said 0 for all of them, on both
+ * drivers, in a task and on a plain thread; then, under io_uring, 0 for
+ * the directory (io_uring's read of no bytes does not call the
+ * directory's read).
  */
 static void zero_length_calls(void)
 {
-	int p[2], ro, wo;
+	int p[2], ro, wo, dir;
 	char b[1];
 
 	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
 	ro = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
 	wo = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	ck_assert(ro >= 0 && wo >= 0);
+	dir = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert(ro >= 0 && wo >= 0 && dir >= 0);
+	/* pread(2) hands no bytes to the file's read too, and a directory's
+	 * refuses them. */
+	ck_assert_int_eq(weft_pread(dir, b, 0, 0), -EISDIR);
 	ck_assert_int_eq(weft_pread(ro, b, 0, 0), 0);
 	ck_assert_int_eq(weft_pread(ro, NULL, 0, 0), 0);
 	ck_assert_int_eq(weft_pwrite(wo, b, 0, 0), 0);
@@ -723,6 +729,7 @@ static void zero_length_calls(void)
 	ck_assert_int_eq(close(p[0]), 0);
 	ck_assert_int_eq(close(ro), 0);
 	ck_assert_int_eq(close(wo), 0);
+	ck_assert_int_eq(close(dir), 0);
 }
 
 static void *zero_length_main(void *arg)
