@@ -27,7 +27,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <sys/stat.h>
@@ -299,29 +298,8 @@ int weft_open(const char *path, int flags, mode_t mode)
 	return r;
 }
 
-/*
- * The SQE's length has 32 bits, so the ring path cuts len to IO_MAX_LEN,
- * as pread(2) and pwrite(2) cut it to MAX_RW_COUNT. But they cut it only
- * after they refused the whole len: one no address range has (-EFAULT:
- * past SSIZE_MAX, access_ok) and one whose end passes the largest offset
- * (-EINVAL: off + len overflows, rw_verify_area). Cut first, a length
- * gone negative would read into memory past the buffer or write what
- * lies there. So the pool and plain paths hand len whole to the system
- * call, and the ring path refuses those two after the offset probe, in
- * the order the system calls do (-EBADF, -ESPIPE first).
- */
-static int refuse_len(size_t len, off_t off)
-{
-	if (len <= IO_MAX_LEN)
-		return 0; /* the kernel sees the whole len */
-	if (len > (size_t)SSIZE_MAX)
-		return -EFAULT;
-	return (off_t)len > LLONG_MAX - off ? -EINVAL : 0;
-}
-
 static ssize_t rw(int fd, void *buf, size_t len, off_t off, bool write)
 {
-	unsigned n = len > IO_MAX_LEN ? IO_MAX_LEN : (unsigned)len;
 	struct file_call c = { .fn = write ? do_pwrite : do_pread,
 			       .fd = fd,
 			       .buf = buf,
@@ -341,12 +319,21 @@ static ssize_t rw(int fd, void *buf, size_t len, off_t off, bool write)
 	 * caller learns, and a NULL buffer is no fault. */
 	if (!buf && len)
 		return -EFAULT;
-	/* pread(2) and pwrite(2) call the file's read or write with no bytes
-	 * too, and one may refuse them (a directory's read: -EISDIR);
-	 * io_uring's read or write of a file without read_iter / write_iter
-	 * loops over the bytes and, with none, calls nothing and says 0. So
-	 * under io_uring no bytes go to the blocking pool, as under epoll. */
-	if (weft__io_path() != WEFT__RING || !len)
+	/*
+	 * Under io_uring two lengths go to the blocking pool, as under epoll,
+	 * for pread(2) and pwrite(2) to judge as only they do:
+	 *  - none: they call the file's read or write with no bytes too, and
+	 *    one may refuse them (a directory's read: -EISDIR); io_uring's
+	 *    read or write of a file without read_iter / write_iter loops
+	 *    over the bytes and, with none, calls nothing and says 0;
+	 *  - one past IO_MAX_LEN, which the SQE's length cannot hold: they
+	 *    refuse the whole len (-EFAULT: no address range from buf is
+	 *    that long, access_ok; -EINVAL: off + len overflows) before they
+	 *    cut it to MAX_RW_COUNT. Cut first, it would read into memory
+	 *    past the buffer or write what lies there, and where the range
+	 *    ends only the kernel knows (TASK_SIZE).
+	 */
+	if (weft__io_path() != WEFT__RING || !len || len > IO_MAX_LEN)
 		return file_call(&c);
 	/* A cancelled task, or one past its deadline, says so before the
 	 * offset probe's system call, whose -ESPIPE / -EBADF would
@@ -354,15 +341,14 @@ static ssize_t rw(int fd, void *buf, size_t len, off_t off, bool write)
 	 * (under epoll) say it before any call. */
 	if ((r = weft__wait_check(weft__task_current())))
 		return r;
-	if ((r = weft__fdready_positional(fd, write)) ||
-	    (r = refuse_len(len, off)))
+	if ((r = weft__fdready_positional(fd, write)))
 		return r;
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
 	if (write)
-		io_uring_prep_write(sqe, fd, buf, n, (__u64)off);
+		io_uring_prep_write(sqe, fd, buf, (unsigned)len, (__u64)off);
 	else
-		io_uring_prep_read(sqe, fd, buf, n, (__u64)off);
+		io_uring_prep_read(sqe, fd, buf, (unsigned)len, (__u64)off);
 	got = ring_wait(&io, sqe);
 	return write ? got : weft__filled(buf, got);
 }

@@ -573,7 +573,10 @@ END_TEST
  * read whose end overflowed said 0, end of file. Compared with the system
  * calls themselves, on the same input. The buffer is static: one on the
  * stack lies near the top of the address space, where the range itself
- * already fails (-EFAULT).
+ * already fails (-EFAULT). Then a len below SSIZE_MAX whose range from
+ * the buffer passes the end of the address space (1 << 62) still went
+ * to io_uring cut, which read the file into huge_buf and said 10 where
+ * pread(2) says -EFAULT (and "wrote" 2 GiB to /dev/null).
  */
 static char huge_buf[16];
 
@@ -593,8 +596,9 @@ static void huge_len_calls(void)
 {
 	/* volatile: the compiler sees the lengths pass the buffer, and
 	 * refuses the system calls it can see (-Wstringop-overflow). */
-	volatile size_t neg_v = (size_t)-1, big_v = (size_t)1 << 32;
-	const size_t neg = neg_v, big = big_v;
+	volatile size_t neg_v = (size_t)-1, big_v = (size_t)1 << 32,
+			far_v = (size_t)1 << 62;
+	const size_t neg = neg_v, big = big_v, far = far_v;
 	const off_t end = LLONG_MAX - ((off_t)1 << 31);
 	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	char path[128];
@@ -612,6 +616,14 @@ static void huge_len_calls(void)
 	want = sys_prw(null, neg, 0, true);
 	ck_assert_int_lt(want, 0);
 	ck_assert_int_eq(weft_pwrite(null, huge_buf, neg, 0), want);
+	/* Below SSIZE_MAX, but past the end of any address range from
+	 * huge_buf: -EFAULT, as pread(2)'s access_ok says. */
+	want = sys_prw(fd, far, 0, false);
+	ck_assert_int_lt(want, 0);
+	ck_assert_int_eq(weft_pread(fd, huge_buf, far, 0), want);
+	want = sys_prw(null, far, 0, true);
+	ck_assert_int_lt(want, 0);
+	ck_assert_int_eq(weft_pwrite(null, huge_buf, far, 0), want);
 	/* The kernel says -EINVAL (off + len overflows); qemu-user, which
 	 * checks the buffer first, -EFAULT. Either way weft says the same. */
 	want = sys_prw(fd, big, end, false);

@@ -261,9 +261,10 @@ WEFT_MUST_CHECK int weft_open(const char *path, int flags, mode_t mode);
  * len > 0 or a len past SSIZE_MAX, -ESPIPE for a file without an
  * offset: a pipe, FIFO, socket or tty, under either driver, as pread(2)
  * says; -EIO, ...). One call moves at most 0x7ffff000 bytes, as
- * pread(2). A len of 0 asks the kernel too, as pread(2) does (under
- * io_uring on the blocking pool, as under epoll), and says 0 or what it
- * says of fd (-EISDIR: a directory's read). */
+ * pread(2). A len of 0 asks the kernel too, as pread(2) does, and
+ * says 0 or what it says of fd (-EISDIR: a directory's read). Under
+ * io_uring a len of 0, or one past 0x7ffff000 (the SQE's length), runs
+ * on the blocking pool, as under epoll, for pread(2) to judge it. */
 WEFT_MUST_CHECK ssize_t weft_pread(int fd, void *buf, size_t len, off_t off);
 WEFT_MUST_CHECK ssize_t weft_pwrite(int fd, const void *buf, size_t len,
 				    off_t off);
