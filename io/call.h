@@ -147,7 +147,8 @@ static inline long weft__io_once(int fd, weft__try_fn try, void *arg)
 }
 
 /* A plain thread's call: try, and on EAGAIN (an O_NONBLOCK fd) poll(2)
- * and try again, so it blocks as documented. */
+ * and try again, so it blocks as documented, for as long as the socket's
+ * SO_RCVTIMEO / SO_SNDTIMEO lets the system call block (call.c). */
 long weft__plain_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg);
 
 /* try(fd, arg) on the plain or the readiness path, waiting for dir's

@@ -786,6 +786,125 @@ START_TEST(plain_thread_connect_timeout)
 }
 END_TEST
 
+/* The same timeouts once a task made the fd O_NONBLOCK (weft leaves the
+ * flag set): a plain thread's call waits in poll(2) there, and that wait
+ * must end when the socket's SO_RCVTIMEO / SO_SNDTIMEO runs out, with
+ * -EAGAIN, as the blocking recv(2) / send(2) it stands for. It polled
+ * without end. rx[0] receives nothing; tx[0] sends to tx[1], which
+ * nobody reads. */
+struct timed_pairs {
+	int rx[2], tx[2];
+};
+
+static void *make_nonblocking(void *arg)
+{
+	struct timed_pairs *p = arg;
+	struct weft_deadline d;
+	static char junk[65536];
+	char c;
+
+	/* Each call waits, which makes its fd non-blocking, until its
+	 * deadline. */
+	ck_assert_int_eq(weft_deadline_enter(&d, 20 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_recv(p->rx[0], &c, 1, 0), -ETIMEDOUT);
+	ck_assert_int_eq(weft_deadline_leave(&d), 1);
+	ck_assert_int_eq(weft_deadline_enter(&d, 20 * WEFT_MSEC), 0);
+	while (weft_send(p->tx[0], junk, sizeof(junk), 0) > 0)
+		;
+	ck_assert_int_eq(weft_deadline_leave(&d), 1);
+	return NULL;
+}
+
+struct timed_call {
+	int fd;
+	bool send;
+	atomic_int done;
+	long r;
+};
+
+static void *timed_call(void *arg)
+{
+	struct timed_call *t = arg;
+	char c = 'x';
+
+	t->r = t->send ? weft_send(t->fd, &c, 1, 0)
+		       : weft_recv(t->fd, &c, 1, 0);
+	atomic_store(&t->done, 1);
+	return NULL;
+}
+
+/* Runs t's call on a plain thread; returns its result, and in *ns at
+ * least how long it took. If it still waits after 2 s, it is let go: a
+ * byte sent to its fd (a recv), or its peer's queue read (a send). */
+static long plain_timed_call(struct timed_call *t, int peer, int64_t *ns)
+{
+	static char junk[1 << 20];
+	int64_t t0 = weft_now();
+	pthread_t th;
+
+	atomic_store(&t->done, 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, timed_call, t), 0);
+	for (int i = 0; i < 200 && !atomic_load(&t->done); i++)
+		usleep(10000);
+	*ns = weft_now() - t0;
+	if (!atomic_load(&t->done)) { /* still polling: let it go */
+		if (t->send)
+			ck_assert_int_gt(recv(peer, junk, sizeof(junk), 0), 0);
+		else
+			ck_assert_int_eq(send(peer, "x", 1, 0), 1);
+	}
+	pthread_join(th, NULL);
+	return t->r;
+}
+
+START_TEST(plain_thread_socket_timeout_nonblocking)
+{
+	struct timeval tv = { .tv_usec = 50000 };
+	struct timed_pairs p;
+	struct timed_call t = { .r = 1 };
+	int64_t ns;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+				    p.rx),
+			 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+				    p.tx),
+			 0);
+	ck_assert_int_eq(setsockopt(p.rx[0], SOL_SOCKET, SO_RCVTIMEO, &tv,
+				    sizeof(tv)),
+			 0);
+	ck_assert_int_eq(setsockopt(p.tx[0], SOL_SOCKET, SO_SNDTIMEO, &tv,
+				    sizeof(tv)),
+			 0);
+	weft_test_run(make_nonblocking, &p, 1);
+	ck_assert(fcntl(p.rx[0], F_GETFL) & O_NONBLOCK);
+	ck_assert(fcntl(p.tx[0], F_GETFL) & O_NONBLOCK);
+	/* Full, even if the task's deadline came first on a slow host. */
+	while (send(p.tx[0], &(char){ 0 }, 1, MSG_DONTWAIT) > 0)
+		;
+
+	/* Nothing to receive: -EAGAIN once the timeout ran out. */
+	t.fd = p.rx[0];
+	ck_assert_int_eq(plain_timed_call(&t, p.rx[1], &ns), -EAGAIN);
+	ck_assert_int_ge(ns, 50 * WEFT_MSEC);
+	/* No room to send (the task filled it): the same. */
+	t.fd = p.tx[0];
+	t.send = true;
+	ck_assert_int_eq(plain_timed_call(&t, p.tx[1], &ns), -EAGAIN);
+	ck_assert_int_ge(ns, 50 * WEFT_MSEC);
+	/* MSG_DONTWAIT still tries once; a call that finds its byte still
+	 * takes it. */
+	ck_assert_int_eq(weft_recv(p.rx[0], &(char){ 0 }, 1, MSG_DONTWAIT),
+			 -EAGAIN);
+	ck_assert_int_eq(send(p.rx[1], "y", 1, 0), 1);
+	ck_assert_int_eq(weft_recv(p.rx[0], &(char){ 0 }, 1, 0), 1);
+	for (int i = 0; i < 2; i++) {
+		close(p.rx[i]);
+		close(p.tx[i]);
+	}
+}
+END_TEST
+
 /* ---- the bound port, and TCP_NODELAY on accepted sockets ----------------- */
 
 static int nodelay(int fd)
@@ -2193,6 +2312,7 @@ int main(void)
 	tcase_add_test(tc, plain_thread);
 	tcase_add_test(tc, plain_thread_socket_timeout);
 	tcase_add_test(tc, plain_thread_connect_timeout);
+	tcase_add_test(tc, plain_thread_socket_timeout_nonblocking);
 	tcase_add_test(tc, completion_while_busy);
 	tcase_add_test(tc, local_port_and_nodelay);
 	tcase_add_test(tc, recv_waitall);

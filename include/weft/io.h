@@ -23,10 +23,11 @@
  * call, so threaded code can share weft's sockets; if the fd is O_NONBLOCK
  * and the call would block, the thread waits in poll(2) and tries again
  * (pass MSG_DONTWAIT to the calls that take flags for one attempt only).
- * A socket's SO_RCVTIMEO or SO_SNDTIMEO ends such a call only while the
- * fd is blocking, as it ends the system call: the poll(2) wait has no
- * bound, so once a task has made the fd O_NONBLOCK (below), the timeout
- * no longer ends a plain thread's call on it.
+ * A socket's SO_RCVTIMEO or SO_SNDTIMEO ends such a call as it ends the
+ * blocking system call, -EAGAIN once it ran out (a MSG_WAITALL receive
+ * returns what it took by then, weft_send_all sets *sent), also when a
+ * task has made the fd O_NONBLOCK (below): the poll(2) waits then take
+ * what is left of it; a signal does not end them.
  *
  * O_NONBLOCK: the sockets weft makes while a runtime runs (listen, accept,
  * connect, UDP and Unix sockets) are non-blocking, and an fd made elsewhere

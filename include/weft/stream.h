@@ -8,14 +8,14 @@
  * on every I/O driver, from tasks and from plain threads (where the calls
  * block the thread and deadlines do not exist).
  *
- * On a plain thread over a blocking descriptor, two more errors stand for
- * -ETIMEDOUT wherever the calls below list it, and act as it does (nothing
- * taken, unsent bytes kept): -EAGAIN when the socket's SO_RCVTIMEO (a read)
- * or SO_SNDTIMEO (a write or flush) runs out, as recv(2) and send(2) say;
- * -EINTR when a signal handler interrupts the wait (one installed without
- * SA_RESTART, or any while such a timeout is set: signal(7)). An O_NONBLOCK
- * descriptor (every socket weft makes while a runtime runs) waits in
- * poll(2) instead, through both.
+ * On a plain thread, two more errors stand for -ETIMEDOUT wherever the
+ * calls below list it, and act as it does (nothing taken, unsent bytes
+ * kept): -EAGAIN when the socket's SO_RCVTIMEO (a read) or SO_SNDTIMEO (a
+ * write or flush) runs out, as recv(2) and send(2) say; and over a
+ * blocking descriptor -EINTR when a signal handler interrupts the wait
+ * (one installed without SA_RESTART, or any while such a timeout is set:
+ * signal(7)). An O_NONBLOCK descriptor (every socket weft makes while a
+ * runtime runs) waits in poll(2) instead, through signals.
  *
  * Reading. The read calls return what they took out of the stream, or fail
  * having taken nothing: on -ECANCELED, -ETIMEDOUT (-EAGAIN, -EINTR),
