@@ -11,10 +11,7 @@
 #include "runtime/task.h"
 #include "runtime/wait.h"
 
-/* The socket's SO_RCVTIMEO (SO_SNDTIMEO) for dir in ns; 0 for none: no
- * timeout set, fd no socket, or one of over 68 years (whose ns would
- * overflow near the kernel's own bound). */
-static int64_t sock_timeout(int fd, enum weft__dir dir)
+int64_t weft__sock_timeout(int fd, enum weft__dir dir)
 {
 	struct timeval tv = { 0, 0 };
 	socklen_t len = sizeof(tv);
@@ -68,7 +65,7 @@ long weft__plain_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg)
 	 * (a non-blocking fd) keep to the file the call began on. */
 	weft__fdready_pin(&pin, fd);
 	r = try(fd, arg);
-	if (r != -EAGAIN || !(timeout = sock_timeout(fd, dir)))
+	if (r != -EAGAIN || !(timeout = weft__sock_timeout(fd, dir)))
 		; /* done, or waits without end */
 	else if ((fl = fcntl(fd, F_GETFL)) >= 0 && !(fl & O_NONBLOCK))
 		return r; /* the blocking call's own timeout */

@@ -37,6 +37,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 
@@ -145,6 +146,11 @@ static inline long weft__io_once(int fd, weft__try_fn try, void *arg)
 
 	return r ? r : try(fd, arg);
 }
+
+/* The socket's SO_RCVTIMEO (dir WEFT__READ) or SO_SNDTIMEO in ns; 0 for
+ * none: no timeout set, fd no socket, or one of over 68 years (whose ns
+ * would overflow near the kernel's own bound). */
+int64_t weft__sock_timeout(int fd, enum weft__dir dir);
 
 /* A plain thread's call: try, and on EAGAIN (an O_NONBLOCK fd) poll(2)
  * and try again, so it blocks as documented, for as long as the socket's

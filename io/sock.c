@@ -131,12 +131,13 @@ static bool blocking(int fd)
 }
 
 /* While a Unix listener's backlog is full, tries again after a pause that
- * doubles up to 10 ms, for as long as the caller's deadline allows (Go
- * and Tokio return EAGAIN to the caller instead). */
+ * doubles up to 10 ms, for as long as the caller's deadline (a plain
+ * thread's: the socket's SO_SNDTIMEO) allows (Go and Tokio return EAGAIN
+ * to the caller instead). */
 int weft_connect_addr(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	struct connect_args a = { .addr = addr, .len = len };
-	int64_t pause = 100 * WEFT_USEC;
+	int64_t pause = 100 * WEFT_USEC, end = 0;
 	int r;
 
 	if (fd < 0)
@@ -162,6 +163,22 @@ int weft_connect_addr(int fd, const struct sockaddr *addr, socklen_t len)
 		 * out again, for as long as the listener does not accept. */
 		if (blocking(fd))
 			return -EAGAIN;
+		/* A plain thread's non-blocking socket: its SO_SNDTIMEO
+		 * bounds the pauses as it bounds connect(2)'s wait for room,
+		 * counted from the first full backlog (a task has deadlines
+		 * instead). end 0: not yet asked; INT64_MAX: no timeout. */
+		if (!weft__driver_current()) {
+			int64_t t, now = weft_now();
+
+			if (!end)
+				end = (t = weft__sock_timeout(fd, WEFT__WRITE))
+					      ? now + t
+					      : INT64_MAX;
+			if (now >= end)
+				return -EAGAIN;
+			if (pause > end - now)
+				pause = end - now;
+		}
 		if ((r = pause_for(pause)))
 			return r;
 		if (pause < 10 * WEFT_MSEC)

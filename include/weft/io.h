@@ -106,9 +106,9 @@ WEFT_MUST_CHECK int weft_connect(const char *host, uint16_t port);
  * -errno. A connect cancelled or timed out after it began leaves the
  * socket connecting, as a non-blocking connect(2) does: close it (another
  * connect on it says -EALREADY, or -EISCONN once it got through). On a
- * plain thread a blocking socket's SO_SNDTIMEO ends it as it ends
- * connect(2): -EINPROGRESS (the connect goes on), or -EAGAIN (a Unix
- * listener's backlog stayed full). */
+ * plain thread the socket's SO_SNDTIMEO ends it as it ends a blocking
+ * connect(2), O_NONBLOCK or not: -EINPROGRESS (the connect goes on), or
+ * -EAGAIN (a Unix listener's backlog stayed full). */
 WEFT_MUST_CHECK int weft_connect_addr(int fd, const struct sockaddr *addr,
 				      socklen_t len);
 
