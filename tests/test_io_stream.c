@@ -1103,10 +1103,10 @@ START_TEST(plain_thread)
 }
 END_TEST
 
-/* On a plain thread over a blocking socket, SO_RCVTIMEO and SO_SNDTIMEO
- * running out fail a stream call with -EAGAIN, as they do recv(2) and
- * send(2), and it acts as -ETIMEDOUT does in a task: a read takes
- * nothing, a write keeps what it could not send, in order, for a flush. */
+/* On a plain thread, SO_RCVTIMEO and SO_SNDTIMEO running out fail a
+ * stream call with -EAGAIN, as they do recv(2) and send(2), and it acts
+ * as -ETIMEDOUT does in a task: a read takes nothing, a write keeps what
+ * it could not send, in order, for a flush. */
 struct plain_drain {
 	int fd;
 	const uint8_t *want;
@@ -1130,7 +1130,7 @@ static void *plain_drain(void *arg)
 	return NULL;
 }
 
-START_TEST(plain_thread_socket_timeouts)
+static void plain_socket_timeouts(bool nonblock)
 {
 	struct timeval tv = { 0, 20000 };
 	size_t len = 4 * WEFT_STREAM_WBUF, sndbuf = 4096;
@@ -1145,6 +1145,11 @@ START_TEST(plain_thread_socket_timeouts)
 	io_fill(out, len, 11, 0);
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
 			 0);
+	/* The stream's end only: the drainer's recv(2) blocks. */
+	if (nonblock)
+		ck_assert_int_eq(fcntl(sv[0], F_SETFL,
+				       fcntl(sv[0], F_GETFL) | O_NONBLOCK),
+				 0);
 	ck_assert_int_eq(setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv,
 				    sizeof(tv)),
 			 0);
@@ -1177,6 +1182,14 @@ START_TEST(plain_thread_socket_timeouts)
 	ck_assert_int_eq(weft_stream_close(&s, 0), 0);
 	close(sv[1]);
 	free(out);
+}
+
+START_TEST(plain_thread_socket_timeouts)
+{
+	plain_socket_timeouts(false);
+	/* The same over an O_NONBLOCK socket (as weft makes them while a
+	 * runtime runs), where the calls wait in poll(2). */
+	plain_socket_timeouts(true);
 }
 END_TEST
 
