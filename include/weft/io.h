@@ -152,9 +152,11 @@ WEFT_MUST_CHECK ssize_t weft_writev(int fd, const struct iovec *iov,
 int weft_shutdown(int fd, int how);
 
 /* Closes any descriptor; tasks waiting on it (weft I/O calls) wake up with
- * -EBADF first, and its registration in the epoll set is dropped. Under
- * epoll a file call on it still queued for the blocking pool ends with
- * -EBADF at once. A call in its system call on another thread is not
+ * -EBADF first, and its registration in the epoll set is dropped. A plain
+ * thread's wait is not ended: a blocking system call goes on with the
+ * file (below), a poll(2) wait says -EBADF once it ends. Under epoll a
+ * file call on it still queued for the blocking pool ends with -EBADF at
+ * once. A call in its system call on another thread is not
  * stopped, and keeps the file and its number: a socket call's attempt
  * (one non-blocking system call, or its worker's ring's next round) or a
  * file call the pool already runs. The descriptor is then closed when the
