@@ -76,6 +76,38 @@ for t in test_task tour skynet; do
 	fi
 done
 
+# A packager's install directories may be absolute (GNUInstallDirs allows
+# it; an RPM spec's -DCMAKE_INSTALL_LIBDIR=%{_libdir} is /usr/lib64), one
+# of them or both: weft.pc, where it is installed (LIBDIR/pkgconfig), must
+# still name the directories the headers and the library went to. Only
+# configured (weft.pc is written then), weft's library only.
+pc_dirs() { # LIBDIR INCLUDEDIR: as given to CMake, relative to $tmp/pc or not
+	local b=$tmp/pc-build lib=$1 inc=$2 got
+	rm -rf "$b" "$tmp/pc"
+	cmake -S "$src" -B "$b" -DWEFT_BUILD_TESTS=OFF \
+		-DWEFT_BUILD_EXAMPLES=OFF -DWEFT_BUILD_BENCH=OFF \
+		${WEFT_TOOLCHAIN_FILE:+-DCMAKE_TOOLCHAIN_FILE="$WEFT_TOOLCHAIN_FILE"} \
+		-DCMAKE_C_COMPILER="$cc" -DCMAKE_INSTALL_PREFIX="$tmp/pc" \
+		-DCMAKE_INSTALL_LIBDIR="$lib" \
+		-DCMAKE_INSTALL_INCLUDEDIR="$inc" >/dev/null
+	[[ $lib == /* ]] || lib=$tmp/pc/$lib
+	[[ $inc == /* ]] || inc=$tmp/pc/$inc
+	mkdir -p "$lib/pkgconfig"
+	cp "$b/weft.pc" "$lib/pkgconfig/"
+	for v in libdir:"$lib" includedir:"$inc"; do
+		got=$(PKG_CONFIG_PATH="$lib/pkgconfig" \
+			pkg-config --variable="${v%%:*}" weft)
+		[[ $(realpath -m "$got") == $(realpath -m "${v#*:}") ]] || {
+			echo "weft.pc for LIBDIR $1, INCLUDEDIR $2:" \
+				"${v%%:*} $got, not ${v#*:}"
+			exit 1
+		}
+	done
+}
+pc_dirs "$tmp/pc/lib64" include
+pc_dirs lib "$tmp/pc/inc"
+pc_dirs "$tmp/pc/lib64" "$tmp/pc/inc"
+
 export PKG_CONFIG_PATH="$tmp/weft/$libdir/pkgconfig"
 # shellcheck disable=SC2046,SC2086
 # With the warnings a careful user has on: a result the API marks
