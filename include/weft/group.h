@@ -22,9 +22,11 @@
  *
  * Members are detached: a member keeps its results where its arg points.
  * Every weft_group_wait and weft_group_shutdown of a round returns its
- * result, as every Wait of Go's errgroup. After weft_group_wait the group
- * is empty and may be used again. The struct is the caller's (on its
- * stack, say), and every call works from tasks and from plain threads.
+ * result, as every Wait of Go's errgroup. The round ends when the last of
+ * them returns: the group is then empty and may be used again (until
+ * then a failed round refuses spawns, and a spawn into one that collects
+ * joins it). The struct is the caller's (on its stack, say), and every
+ * call works from tasks and from plain threads.
  */
 #ifndef WEFT_GROUP_H
 #define WEFT_GROUP_H
