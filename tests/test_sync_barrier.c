@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
 #include "sync_test_util.h"
@@ -219,14 +221,35 @@ END_TEST
  * CPython gh-155233): the "if index == 0" housekeeping idiom needs an index
  * 0 in every round, and only one. A (index 0) leaves, cancelled or timed
  * out, while B (index 1) waits; C then arrives and the caller completes the
- * round: B, C and the caller get 0, 1 and 2, in the order they arrived. */
+ * round: B, C and the caller get 0, 1 and 2, in the order they arrived.
+ *
+ * A timed out: its deadline runs from its wait, and main must see A and
+ * then B waiting before it fires. A loaded host that kept main off its CPU
+ * for longer (a worker preempted) let A leave first, and main waited for
+ * ever for a waiter that had left. Such an attempt proves nothing: it is
+ * made again, the deadline doubled. */
+static int64_t timed_ns;
+static atomic_int timed_left;
+
 static void *timed_party(void *arg)
 {
 	struct weft_deadline d;
-	weft_deadline_enter(&d, 20 * WEFT_MSEC);
+	weft_deadline_enter(&d, timed_ns);
 	int r = weft_barrier_wait(arg);
 	weft_deadline_leave(&d);
+	atomic_store(&timed_left, 1);
 	return (void *)(intptr_t)r;
+}
+
+/* Until q has n waiters (true), or the timed party left before (false). */
+static bool waiters_before_a_leaves(struct weft_waitq *q, int n)
+{
+	while (waitq_len(q) != n) {
+		if (atomic_load(&timed_left))
+			return false;
+		ck_assert_int_eq(weft_sleep(100 * WEFT_USEC), 0);
+	}
+	return true;
 }
 
 static void *index_given_back_main(void *arg)
@@ -236,12 +259,28 @@ static void *index_given_back_main(void *arg)
 	weft_task_t a, bt, c;
 	void *res;
 
-	ck_assert_int_eq(weft_barrier_init(&b, 3), 0);
-	ck_assert_int_eq(weft_spawn(&a, by_deadline ? timed_party : party, &b),
-			 0);
-	wait_waiters(&b.wq, 1);
-	ck_assert_int_eq(weft_spawn(&bt, party, &b), 0);
-	wait_waiters(&b.wq, 2);
+	atomic_store(&timed_left, 0);
+	for (timed_ns = 20 * WEFT_MSEC;; timed_ns *= 2) {
+		ck_assert_int_lt(timed_ns, 60 * WEFT_SEC);
+		ck_assert_int_eq(weft_barrier_init(&b, 3), 0);
+		ck_assert_int_eq(weft_spawn(&a,
+					    by_deadline ? timed_party : party,
+					    &b),
+				 0);
+		if (!waiters_before_a_leaves(&b.wq, 1)) {
+			ck_assert_int_eq(weft_join(a, NULL), 0);
+			atomic_store(&timed_left, 0);
+			continue;
+		}
+		ck_assert_int_eq(weft_spawn(&bt, party, &b), 0);
+		if (waiters_before_a_leaves(&b.wq, 2))
+			break;
+		ck_assert_int_eq(weft_join(a, NULL), 0);
+		ck_assert_int_eq(weft_cancel(bt), 0);
+		ck_assert_int_eq(weft_join(bt, &res), 0);
+		ck_assert_int_eq((intptr_t)res, -ECANCELED);
+		atomic_store(&timed_left, 0);
+	}
 	if (!by_deadline)
 		ck_assert_int_eq(weft_cancel(a), 0);
 	ck_assert_int_eq(weft_join(a, &res), 0);
