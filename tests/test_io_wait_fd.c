@@ -167,7 +167,20 @@ static void *writable_later_main(void *arg)
 	ck_assert_int_eq(weft_wait_fd(sv[0], WEFT_WRITABLE), WEFT_WRITABLE);
 	ck_assert_int_eq(pthread_join(th, NULL), 0);
 
-	/* Full and empty: both asked, the byte that comes wins. */
+	/* Full and empty: both asked, the byte that comes wins. On a new
+	 * pair: the drain's later reads made writable edges on sv[0] after
+	 * the wait above woke, and a harvest of one still under way on the
+	 * other worker (preempted on a loaded host) could land after the
+	 * fill below and wake the WRITABLE case with a readiness that had
+	 * ended before this wait began. */
+	int full[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
+				    full),
+			 0);
+	ck_assert_int_eq(weft_close(sv[0]), 0);
+	ck_assert_int_eq(close(sv[1]), 0);
+	sv[0] = full[0];
+	sv[1] = full[1];
 	fill(sv[0]);
 	struct later l = { sv[1], 20 * MS };
 	weft_task_t w;
