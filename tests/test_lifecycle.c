@@ -11,6 +11,8 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "runtime/park.h"
@@ -802,6 +804,49 @@ START_TEST(quiesce_beside_overlapping_calls)
 }
 END_TEST
 
+/* ---- weft_run leaves its caller's next system calls alone --------------- */
+
+/* weft_run chooses the I/O driver (auto: WEFT_IO unset) by setting up a
+ * small io_uring and closing it. The kernel tears a closed ring down
+ * later, in a worker of its own, and then interrupts every thread that
+ * had set it up or entered it (task work with TWA_SIGNAL): a blocking
+ * socket call with SO_RCVTIMEO fails with EINTR, which the kernel does not
+ * restart, though no signal came. So the thread that called weft_run
+ * found its next timed recv(2) interrupted, once the run was short. A
+ * recv on a socket that gets nothing must time out, every round. */
+static void *returns_at_once(void *arg)
+{
+	return arg;
+}
+
+START_TEST(run_leaves_no_interruption)
+{
+	struct timeval tv = { 0, 20000 };
+	int eintr = 0, rounds = 20;
+
+	for (int i = 0; i < rounds; i++) {
+		int sv[2];
+		char c;
+
+		weft_test_run(returns_at_once, NULL, 1);
+		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+		ck_assert_int_eq(setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv,
+					    sizeof(tv)),
+				 0);
+		ssize_t r = recv(sv[0], &c, 1, 0);
+		int err = errno;
+
+		ck_assert_int_eq(r, -1);
+		ck_assert(err == EAGAIN || err == EINTR);
+		eintr += err == EINTR;
+		close(sv[0]);
+		close(sv[1]);
+	}
+	ck_assert_msg(!eintr, "%d of %d timed recvs after a run: EINTR", eintr,
+		      rounds);
+}
+END_TEST
+
 /* One case per test, so CK_RUN_CASE=<name> runs one alone. */
 static void add(Suite *s, const char *name, const TTest *test)
 {
@@ -828,5 +873,6 @@ int main(void)
 	add(s, "spawn_while_start_fails", spawn_while_start_fails);
 	add(s, "workers_capped", workers_capped_on_big_machines);
 	add(s, "quiesce_beside_calls", quiesce_beside_overlapping_calls);
+	add(s, "run_leaves_no_interruption", run_leaves_no_interruption);
 	return weft_test_main(s);
 }

@@ -53,6 +53,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,7 +187,7 @@ int weft__ring_enter_err(struct io_uring *ring)
 	return r < 0 ? r : 0;
 }
 
-int weft__uring_probe(void)
+static int probe_here(void)
 {
 	struct io_uring ring;
 	struct io_uring_params p;
@@ -199,6 +200,33 @@ int weft__uring_probe(void)
 	err = weft__ring_enter_err(&ring);
 	io_uring_queue_exit(&ring);
 	return err ? err : features_err(p.features);
+}
+
+static void *probe_main(void *arg)
+{
+	*(int *)arg = probe_here();
+	return NULL;
+}
+
+/*
+ * On a thread of its own, not weft_run's caller: the kernel tears a closed
+ * ring down later, in a worker of its own, and then interrupts each
+ * thread that set it up or entered it (task work with TWA_SIGNAL). That
+ * fails the thread's blocking socket call with a timeout (SO_RCVTIMEO,
+ * SO_SNDTIMEO), which the kernel does not restart, with EINTR, where no
+ * signal came: the caller's first timed recv(2) after a short run failed
+ * so (test_lifecycle run_leaves_no_interruption). A thread that cannot be
+ * made probes on the caller's, as before.
+ */
+int weft__uring_probe(void)
+{
+	pthread_t th;
+	int err;
+
+	if (pthread_create(&th, NULL, probe_main, &err))
+		return probe_here();
+	pthread_join(th, NULL);
+	return err;
 }
 
 struct weft__driver *weft__uring_new(int *err, const char **why)
