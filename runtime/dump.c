@@ -386,7 +386,7 @@ int weft__stack_returns(const struct weft__symbols *s, const uintptr_t *sp,
 {
 	int n = 0;
 	for (const uintptr_t *p = sp; p < top; p++) {
-		uintptr_t a = weft__stack_word(p);
+		uintptr_t a = weft__return_strip(weft__stack_word(p));
 		if (!weft__symbols_is_return(s, a))
 			continue;
 		if (n < room)

@@ -132,7 +132,7 @@ on_sigurg(int signo, siginfo_t *info, void *ctx)
 	}
 	/* The interrupted instruction, as if returned to: named at pc. */
 	capture.frames[n++] = (const void *)(interrupted_pc(uc) + 1);
-	uintptr_t link = interrupted_link(uc);
+	uintptr_t link = weft__return_strip(interrupted_link(uc));
 	if (link && weft__symbols_is_return(capture.syms, link))
 		capture.frames[n++] = (const void *)link;
 	/* On to the top: a report cut short says how much it left out. */

@@ -212,6 +212,27 @@ after_call(const unsigned char *ip)
 #error "after_call: no call decoding for this CPU yet"
 #endif
 
+#if defined(__aarch64__)
+/* XPACLRI strips x30; in the hint space, so a CPU without FEAT_PAuth
+ * runs it as a NOP, and there no address is signed either. XPACI would
+ * fault there. */
+uintptr_t weft__return_strip(uintptr_t a)
+{
+	__asm__("mov x30, %0\n\t"
+		"hint #7\n\t" /* xpaclri */
+		"mov %0, x30"
+		: "+r"(a)
+		:
+		: "x30");
+	return a;
+}
+#else
+uintptr_t weft__return_strip(uintptr_t a)
+{
+	return a; /* x86-64 signs no return address */
+}
+#endif
+
 __attribute__((no_sanitize("thread"))) bool
 weft__symbols_is_return(const struct weft__symbols *s, uintptr_t a)
 {

@@ -32,6 +32,13 @@ void weft__symbols_free(struct weft__symbols *s);
  * a call instruction. */
 bool weft__symbols_is_return(const struct weft__symbols *s, uintptr_t a);
 
+/* A return address as saved, as code: without the pointer authentication
+ * code that return-address signing (aarch64's -mbranch-protection=pac-ret
+ * or standard) puts in its upper bits before a function saves it. Every
+ * stack word and link register goes through it before
+ * weft__symbols_is_return. Async-signal-safe. */
+uintptr_t weft__return_strip(uintptr_t a);
+
 /* A word of another context's stack, read without the sanitizers' or
  * memcheck's objections (dump.c): for stack scans. */
 uintptr_t weft__stack_word(const uintptr_t *p);

@@ -2553,6 +2553,64 @@ START_TEST(dump_says_frames_left_out)
 }
 END_TEST
 
+/* A caller of a function built with return-address signing
+ * (-mbranch-protection=pac-ret or standard, as Fedora, RHEL and Ubuntu
+ * build aarch64 code): that function saves its return address signed,
+ * with the pointer authentication code in the address's upper bits, on a
+ * CPU with FEAT_PAuth (qemu's default one has it). The dump's stack scan
+ * took such a word for no address at all, so every caller of signed code
+ * was missing from its block. Elsewhere the attribute is left out and the
+ * test holds as is. */
+#if defined(__aarch64__)
+#define SIGNS_RETURN __attribute__((target("branch-protection=pac-ret")))
+#else
+#define SIGNS_RETURN
+#endif
+
+static __attribute__((noinline)) SIGNS_RETURN int signed_wait(void)
+{
+	int r = weft_event_wait(&w.event);
+	__asm__ volatile("" : : "r"(r) : "memory"); /* not a tail call */
+	return r;
+}
+
+static __attribute__((noinline)) void *caller_of_signed(void *arg)
+{
+	kept(signed_wait());
+	return arg; /* not a tail call: its frame stays */
+}
+
+static void *signed_main(void *arg)
+{
+	ck_assert_int_eq(weft_event_init(&w.event), 0);
+	weft_task_t t = spawn_named(caller_of_signed, NULL, "signed");
+	char *text = NULL, *b = NULL;
+	for (int tries = 0; tries < 1000; tries++) {
+		ck_assert_int_eq(weft_sleep(5 * WEFT_MSEC), 0);
+		free(text);
+		free(b);
+		text = take_dump();
+		b = block_of(text, "signed");
+		if (b && strstr(b, "signed_wait+"))
+			break;
+	}
+	ck_assert_msg(b && strstr(b, "signed_wait+"), "%s", text);
+	ck_assert_msg(strstr(b, "caller_of_signed+"), "%s", b);
+	free(b);
+	free(text);
+	weft_event_set(&w.event);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	return NULL;
+}
+
+START_TEST(dump_names_callers_of_signed_code)
+{
+	atomic_store(&w.results, 0);
+	weft_test_run(signed_main, NULL, 2);
+	ck_assert_int_eq(atomic_load(&w.results), 1);
+}
+END_TEST
+
 /* A function whose name is as long as a C++ template instantiation's
  * mangled one (hundreds of characters: std::function's invokers, lambdas
  * inside templates): its frame in a dump still says object+offset, which
@@ -2733,6 +2791,7 @@ int main(void)
 	tcase_add_test(tc, dump_names_long_function);
 	tcase_add_test(tc, dump_names_frames_past_many_objects);
 	tcase_add_test(tc, dump_says_frames_left_out);
+	tcase_add_test(tc, dump_names_callers_of_signed_code);
 	tcase_add_test(tc, dump_names_file_calls);
 	tcase_add_test(tc, stall_reported_not_for_yields);
 	tcase_add_test(tc, stall_says_frames_left_out);
