@@ -59,6 +59,9 @@ struct object {
 struct segment {
 	uintptr_t lo, hi; /* an executable PT_LOAD segment */
 	int object;
+	bool readable; /* PF_R: else mapped PROT_EXEC alone, and a load from
+			* it may fault (x86-64 protection keys, aarch64
+			* FEAT_EPAN) */
 };
 
 /* Names already written: a dump of many tasks parked in the same places
@@ -137,6 +140,7 @@ static int add_object(struct dl_phdr_info *info, size_t size, void *arg)
 		g->lo = info->dlpi_addr + p->p_vaddr;
 		g->hi = g->lo + p->p_memsz;
 		g->object = s->nobjects;
+		g->readable = p->p_flags & PF_R;
 	}
 	s->nobjects++;
 	return s->short_of_memory;
@@ -174,6 +178,7 @@ segment_of(const struct weft__symbols *s, uintptr_t a)
  * and call through a register or memory (FF /2) with the encodings of
  * its operand that compilers emit, with or without a REX prefix. */
 #if defined(__x86_64__)
+#define CODE_ALIGN 1
 __attribute__((no_sanitize("thread"))) static bool
 after_call(const unsigned char *ip)
 {
@@ -198,6 +203,7 @@ after_call(const unsigned char *ip)
 }
 #elif defined(__aarch64__)
 /* aarch64: the word before a return address is BL (imm26) or BLR (Xn). */
+#define CODE_ALIGN 4
 __attribute__((no_sanitize("thread"))) static bool
 after_call(const unsigned char *ip)
 {
@@ -237,7 +243,14 @@ __attribute__((no_sanitize("thread"))) bool
 weft__symbols_is_return(const struct weft__symbols *s, uintptr_t a)
 {
 	const struct segment *g = segment_of(s, a);
-	return g && a - g->lo >= 8 && after_call((const unsigned char *)a);
+	if (!g || a - g->lo < 8)
+		return false;
+	/* Code that may only be executed cannot be read for its call: any
+	 * word inside it may be a return address (an instruction's, on
+	 * aarch64), as a frame missed would be worse than one too many. */
+	if (!g->readable)
+		return a % CODE_ALIGN == 0;
+	return after_call((const unsigned char *)a);
 }
 
 static int by_addr(const void *a, const void *b)

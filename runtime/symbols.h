@@ -29,7 +29,8 @@ struct weft__symbols *weft__symbols_load(void);
 void weft__symbols_free(struct weft__symbols *s);
 
 /* Whether a is a return address: inside an executable segment, just after
- * a call instruction. */
+ * a call instruction (in a segment that may be executed but not read,
+ * anywhere an instruction may start: its code is never read). */
 bool weft__symbols_is_return(const struct weft__symbols *s, uintptr_t a);
 
 /* A return address as saved, as code: without the pointer authentication

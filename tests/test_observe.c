@@ -2461,6 +2461,47 @@ START_TEST(dump_survives_damaged_object)
 }
 END_TEST
 
+/* A loaded object whose code may be executed but not read: a PT_LOAD
+ * with PF_X and no PF_R, as lld's --execute-only links it for aarch64.
+ * The kernel maps it PROT_EXEC alone, which faults on a load on x86-64
+ * with protection keys (this test's host) and on aarch64 with FEAT_EPAN.
+ * The stack scan read the word before every candidate return address in
+ * an executable segment to check for a call, and so took a SIGSEGV on the
+ * first return address into such code: weft_dump brought the program
+ * down. Its frames are named from the object's file, as any other. */
+START_TEST(dump_survives_execute_only_code)
+{
+	char lib[] = "/tmp/weft-xonly-XXXXXX/observe_xonly.so";
+	char *dir = strndup(lib, strlen("/tmp/weft-xonly-XXXXXX"));
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	memcpy(lib, dir, strlen(dir));
+	copy_file(OBSERVE_CALLEE, lib);
+	int fd = open(lib, O_RDWR | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	Elf64_Ehdr eh;
+	ck_assert_int_eq(pread(fd, &eh, sizeof(eh), 0), sizeof(eh));
+	/* The code's own segment: one that also holds the ELF header (an
+	 * aarch64 build's single R E segment) must stay readable, as the
+	 * loader and dl_iterate_phdr read the program headers there. */
+	for (int i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+		off_t at = (off_t)(eh.e_phoff + (size_t)i * sizeof(ph));
+		ck_assert_int_eq(pread(fd, &ph, sizeof(ph), at), sizeof(ph));
+		if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X) ||
+		    ph.p_offset == 0)
+			continue;
+		ph.p_flags &= ~(Elf64_Word)PF_R;
+		ck_assert_int_eq(pwrite(fd, &ph, sizeof(ph), at), sizeof(ph));
+	}
+	close(fd);
+	dump_under_callee(lib, "exec-only", "observe_callee_call+",
+			  "callee_leaf+");
+	unlink(lib);
+	rmdir(dir);
+	free(dir);
+}
+END_TEST
+
 /* A program with more shared objects loaded than the symbol table had
  * room for (it kept 256 objects and 512 executable segments; a large
  * application with its plugins or a Python process with its extension
@@ -2787,6 +2828,7 @@ int main(void)
 	tcase_add_test(tc, dump_from_thread_between_runs);
 	tcase_add_test(tc, dump_names_long_path_object);
 	tcase_add_test(tc, dump_survives_damaged_object);
+	tcase_add_test(tc, dump_survives_execute_only_code);
 	tcase_add_test(tc, dump_names_lines_without_aranges);
 	tcase_add_test(tc, dump_names_long_function);
 	tcase_add_test(tc, dump_names_frames_past_many_objects);
