@@ -1036,6 +1036,27 @@ static char *block_of(const char *text, const char *name)
 	return strndup(p, n);
 }
 
+/* Dumps every 5 ms, for up to 5 s, until the block of the task called
+ * name has until in it. Returns that block (else the last one seen, or
+ * NULL) and puts the dump's text in *text, for messages: both the
+ * caller's to free. */
+static char *block_when(const char *name, const char *until, char **text)
+{
+	char *b = NULL;
+
+	*text = NULL;
+	for (int tries = 0; tries < 1000; tries++) {
+		ck_assert_int_eq(weft_sleep(5 * WEFT_MSEC), 0);
+		free(*text);
+		free(b);
+		*text = take_dump();
+		b = block_of(*text, name);
+		if (b && strstr(b, until))
+			break;
+	}
+	return b;
+}
+
 /* Whether block b has a frame of function+, with its file and line when
  * weft was built with libdw ("wait_in_lock+0x10 (test_observe+0x77d0) at
  * .../tests/test_observe.c:313"): this file is built with -g. */
@@ -2328,16 +2349,8 @@ static void *callee_main(void *arg)
 {
 	ck_assert_int_eq(weft_event_init(&w.event), 0);
 	weft_task_t t = spawn_named(callee_parked, arg, callee_expect.name);
-	char *text = NULL, *b = NULL;
-	for (int tries = 0; tries < 1000; tries++) {
-		ck_assert_int_eq(weft_sleep(5 * WEFT_MSEC), 0);
-		free(text);
-		free(b);
-		text = take_dump();
-		b = block_of(text, callee_expect.name);
-		if (b && strstr(b, "parked: event"))
-			break;
-	}
+	char *text;
+	char *b = block_when(callee_expect.name, "parked: event", &text);
 	ck_assert_msg(b && strstr(b, callee_expect.want) &&
 			      strstr(b, callee_expect.also),
 		      "%s", text);
@@ -2562,16 +2575,8 @@ static void *deep_main(void *arg)
 {
 	ck_assert_int_eq(weft_event_init(&w.event), 0);
 	weft_task_t t = spawn_named(deep_parked, NULL, "deep");
-	char *text = NULL, *b = NULL;
-	for (int tries = 0; tries < 1000; tries++) {
-		ck_assert_int_eq(weft_sleep(5 * WEFT_MSEC), 0);
-		free(text);
-		free(b);
-		text = take_dump();
-		b = block_of(text, "deep");
-		if (b && strstr(b, "parked: event"))
-			break;
-	}
+	char *text;
+	char *b = block_when("deep", "parked: event", &text);
 	ck_assert_msg(b && strstr(b, "descend+"), "%s", text);
 	/* Either every frame down to the task's entry, or word of the rest:
 	 * "  ... and N more frames". */
@@ -2625,16 +2630,8 @@ static void *signed_main(void *arg)
 {
 	ck_assert_int_eq(weft_event_init(&w.event), 0);
 	weft_task_t t = spawn_named(caller_of_signed, NULL, "signed");
-	char *text = NULL, *b = NULL;
-	for (int tries = 0; tries < 1000; tries++) {
-		ck_assert_int_eq(weft_sleep(5 * WEFT_MSEC), 0);
-		free(text);
-		free(b);
-		text = take_dump();
-		b = block_of(text, "signed");
-		if (b && strstr(b, "signed_wait+"))
-			break;
-	}
+	char *text;
+	char *b = block_when("signed", "signed_wait+", &text);
 	ck_assert_msg(b && strstr(b, "signed_wait+"), "%s", text);
 	ck_assert_msg(strstr(b, "caller_of_signed+"), "%s", b);
 	free(b);
@@ -2678,15 +2675,9 @@ static void *long_named_main(void *arg)
 	weft_task_t t = spawn_named(LONG_NAMED, NULL, "long-named");
 	ck_assert_uint_eq(strlen(STR(LONG_NAMED)), 400);
 	const char *name = STR(NAME160); /* what a cut name still shows */
-	char *text = NULL, *b = NULL, *f = NULL;
-	for (int tries = 0; !f && tries < 1000; tries++) {
-		ck_assert_int_eq(weft_sleep(5 * WEFT_MSEC), 0);
-		free(text);
-		free(b);
-		text = take_dump();
-		b = block_of(text, "long-named");
-		f = b ? strstr(b, name) : NULL;
-	}
+	char *text;
+	char *b = block_when("long-named", name, &text);
+	const char *f = b ? strstr(b, name) : NULL;
 	ck_assert_msg(f, "%s", text);
 	size_t n = strcspn(f, "\n");
 	const char *obj = strstr(f, " (test_observe+0x");
