@@ -83,7 +83,9 @@ enum weft_select_kind {
  * case's watch). */
 #define WEFT__SELECT_PRIV 112
 
-/* One case. Build it with the WEFT_CASE_* macros below. */
+/* One case. Build it with the WEFT_CASE_* macros below: C's designated
+ * initializers, which C++ takes only in part (from C++20, with every field
+ * named); C++ code zeroes a case and sets kind and the fields it names. */
 struct weft_select_case {
 	enum weft_select_kind kind;
 	int status; /* out: the completed case's result */
