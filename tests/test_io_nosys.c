@@ -235,25 +235,6 @@ static void enter_child(void)
 	_exit(0);
 }
 
-/* The child's exit status: killed after 10 s if it hangs. (Not alarm()
- * in the child: Check's SIGALRM handler kills the process group.) */
-static int wait_bounded(pid_t pid)
-{
-	int status;
-	pid_t done;
-
-	for (int ms = 0; (done = waitpid(pid, &status, WNOHANG)) == 0; ms++) {
-		if (ms == 10000) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			ck_abort_msg("the child hangs");
-		}
-		usleep(1000);
-	}
-	ck_assert_int_eq(done, pid);
-	return status;
-}
-
 static void run_denied(int err)
 {
 	int status;
@@ -266,7 +247,7 @@ static void run_denied(int err)
 			child(err);
 		enter_child();
 	}
-	status = wait_bounded(pid);
+	status = weft_test_wait_child(pid, 10000, "the child hangs");
 	if (WIFEXITED(status) && WEXITSTATUS(status) == CHILD_NO_SECCOMP) {
 		/* Only where io_uring is missing anyway, so that the whole
 		 * suite runs on the fallback. */
@@ -547,23 +528,16 @@ static void refused_child(void)
 START_TEST(refused_private_submits)
 {
 	int status;
-	pid_t pid, done;
+	pid_t pid;
 
 	fflush(NULL);
 	pid = weft_test_fork();
 	if (pid == 0)
 		refused_child();
-	/* A child still running after 5 s hangs. (Not alarm() in the
-	 * child: Check's SIGALRM handler kills the process group.) */
-	for (int ms = 0; (done = waitpid(pid, &status, WNOHANG)) == 0; ms++) {
-		if (ms == 5000) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			ck_abort_msg("a call waits for an SQE never submitted");
-		}
-		usleep(1000);
-	}
-	ck_assert_int_eq(done, pid);
+	/* A child still running after 5 s hangs. */
+	status =
+		weft_test_wait_child(pid, 5000,
+				     "a call waits for an SQE never submitted");
 	if (WIFEXITED(status) && WEXITSTATUS(status) == CHILD_NO_SECCOMP)
 		return;
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,

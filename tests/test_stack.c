@@ -286,14 +286,8 @@ START_TEST(one_shot_handler_not_looped)
 	}
 	close(fds[1]);
 	/* Looping, the child would never die: give it 10 s. */
-	for (int ms = 0; waitpid(pid, &status, WNOHANG) == 0; ms++) {
-		if (ms == 10000) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			ck_abort_msg("the one-shot handler ran in a loop");
-		}
-		usleep(1000);
-	}
+	status = weft_test_wait_child(pid, 10000,
+				      "the one-shot handler ran in a loop");
 	ssize_t n = read(fds[0], got, sizeof(got));
 	close(fds[0]);
 	ck_assert(WIFSIGNALED(status));

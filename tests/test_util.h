@@ -4,10 +4,12 @@
 
 #include <check.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "weft.h"
 
@@ -73,6 +75,28 @@ static inline pid_t weft_test_fork(void)
 	if (pid < 0)
 		ck_abort_msg("fork: %s", strerror(errno));
 	return pid;
+}
+
+/* Waits for the child pid and returns its status; after limit_ms it is
+ * taken for hung: killed, and the test fails saying what hung. (Not
+ * alarm() in the child: Check's SIGALRM handler kills the process
+ * group.) */
+static inline int weft_test_wait_child(pid_t pid, int limit_ms,
+				       const char *what)
+{
+	int status;
+	pid_t done;
+
+	for (int ms = 0; (done = waitpid(pid, &status, WNOHANG)) == 0; ms++) {
+		if (ms == limit_ms) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			ck_abort_msg("%s", what);
+		}
+		usleep(1000);
+	}
+	ck_assert_int_eq(done, pid);
+	return status;
 }
 
 /* Runs fn inside a fresh runtime with the given workers; checks it worked. */
