@@ -693,34 +693,62 @@ START_TEST(plain_thread)
 }
 END_TEST
 
-/* A plain thread's call on a blocking fd is the blocking system call, so
- * the socket's SO_RCVTIMEO / SO_SNDTIMEO bound it as they bound recv(2):
- * -EAGAIN when they run out (the call polled for readiness instead, and
- * waited until data came, for ever if none did). */
-struct timed_recv {
+/* One byte received from fd (or sent, if send) on a plain thread, by
+ * plain_timed_call: its result in r, done once it returned. */
+struct timed_call {
 	int fd;
+	bool send;
 	atomic_int done;
 	long r;
 };
 
-static void *timed_recv(void *arg)
+static void *timed_call(void *arg)
 {
-	struct timed_recv *t = arg;
-	char c;
+	struct timed_call *t = arg;
+	char c = 'x';
 
-	do /* as the send below, a timed recv(2) may say -EINTR */
-		t->r = weft_recv(t->fd, &c, 1, 0);
+	do /* a timed recv(2) or send(2) may say -EINTR: see below */
+		t->r = t->send ? weft_send(t->fd, &c, 1, 0)
+			       : weft_recv(t->fd, &c, 1, 0);
 	while (t->r == -EINTR);
 	atomic_store(&t->done, 1);
 	return NULL;
 }
 
+/* Runs t's call on a plain thread; returns its result, and in *ns at
+ * least how long it took. If it still waits after 2 s, it is let go: a
+ * byte sent to its fd (a recv), or its peer's queue read (a send). */
+static long plain_timed_call(struct timed_call *t, int peer, int64_t *ns)
+{
+	static char junk[1 << 20];
+	int64_t t0 = weft_now();
+	pthread_t th;
+
+	atomic_store(&t->done, 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, timed_call, t), 0);
+	for (int i = 0; i < 200 && !atomic_load(&t->done); i++)
+		usleep(10000);
+	*ns = weft_now() - t0;
+	if (!atomic_load(&t->done)) { /* still polling: let it go */
+		if (t->send)
+			ck_assert_int_gt(recv(peer, junk, sizeof(junk), 0), 0);
+		else
+			ck_assert_int_eq(send(peer, "x", 1, 0), 1);
+	}
+	pthread_join(th, NULL);
+	return t->r;
+}
+
+/* A plain thread's call on a blocking fd is the blocking system call, so
+ * the socket's SO_RCVTIMEO / SO_SNDTIMEO bound it as they bound recv(2):
+ * -EAGAIN when they run out (the call polled for readiness instead, and
+ * waited until data came, for ever if none did). */
 START_TEST(plain_thread_socket_timeout)
 {
 	struct timeval tv = { .tv_usec = 20000 };
-	struct timed_recv t = { .r = 1 };
+	struct timed_call t = { .r = 1 };
 	static char junk[65536];
-	pthread_t th;
+	int64_t ns;
 	ssize_t r;
 	int sv[2];
 
@@ -733,13 +761,7 @@ START_TEST(plain_thread_socket_timeout)
 				    sizeof(tv)),
 			 0);
 	t.fd = sv[0];
-	ck_assert_int_eq(pthread_create(&th, NULL, timed_recv, &t), 0);
-	for (int i = 0; i < 200 && !atomic_load(&t.done); i++)
-		usleep(10000);
-	if (!atomic_load(&t.done)) /* still polling: let it go */
-		ck_assert_int_eq(send(sv[1], "x", 1, 0), 1);
-	pthread_join(th, NULL);
-	ck_assert_int_eq(t.r, -EAGAIN);
+	ck_assert_int_eq(plain_timed_call(&t, sv[1], &ns), -EAGAIN);
 	/* Sending: nobody reads sv[0], its buffer fills, and a send times
 	 * out. A timed send(2) says -EINTR when anything interrupts it: a
 	 * signal, or io_uring's task work for the thread (liburing issue
@@ -813,48 +835,6 @@ static void *make_nonblocking(void *arg)
 		;
 	ck_assert_int_eq(weft_deadline_leave(&d), 1);
 	return NULL;
-}
-
-struct timed_call {
-	int fd;
-	bool send;
-	atomic_int done;
-	long r;
-};
-
-static void *timed_call(void *arg)
-{
-	struct timed_call *t = arg;
-	char c = 'x';
-
-	t->r = t->send ? weft_send(t->fd, &c, 1, 0)
-		       : weft_recv(t->fd, &c, 1, 0);
-	atomic_store(&t->done, 1);
-	return NULL;
-}
-
-/* Runs t's call on a plain thread; returns its result, and in *ns at
- * least how long it took. If it still waits after 2 s, it is let go: a
- * byte sent to its fd (a recv), or its peer's queue read (a send). */
-static long plain_timed_call(struct timed_call *t, int peer, int64_t *ns)
-{
-	static char junk[1 << 20];
-	int64_t t0 = weft_now();
-	pthread_t th;
-
-	atomic_store(&t->done, 0);
-	ck_assert_int_eq(pthread_create(&th, NULL, timed_call, t), 0);
-	for (int i = 0; i < 200 && !atomic_load(&t->done); i++)
-		usleep(10000);
-	*ns = weft_now() - t0;
-	if (!atomic_load(&t->done)) { /* still polling: let it go */
-		if (t->send)
-			ck_assert_int_gt(recv(peer, junk, sizeof(junk), 0), 0);
-		else
-			ck_assert_int_eq(send(peer, "x", 1, 0), 1);
-	}
-	pthread_join(th, NULL);
-	return t->r;
 }
 
 START_TEST(plain_thread_socket_timeout_nonblocking)
