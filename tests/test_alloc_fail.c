@@ -51,6 +51,7 @@
 #include <unistd.h>
 #include <liburing.h>
 #include "test_util.h"
+#include "test_preps.h"
 
 /* ---- the injector ----------------------------------------------------- */
 
@@ -755,12 +756,6 @@ static void plain_file(void)
 /* Whether the kernel lets this process set up an io_uring: found before
  * the sweep, with nothing failing. */
 static bool have_io_uring;
-
-static void prep_nop(struct io_uring_sqe *sqe, void *arg)
-{
-	(void)arg;
-	io_uring_prep_nop(sqe);
-}
 
 /* The escape hatch from a plain thread: an operation on the thread's own
  * ring, made at its first call. */

@@ -21,6 +21,7 @@
 #include "drivers/io_uring/op.h"
 #include "drivers/readiness/fdready.h"
 #include "drivers/readiness/pollset.h"
+#include "test_preps.h"
 
 static void tmp_path(char *buf, size_t len, const char *tag)
 {
@@ -1099,16 +1100,6 @@ START_TEST(open_fifo_writer_left_in_window)
 END_TEST
 
 /* ---- the escape hatch ---------------------------------------------------- */
-
-static void prep_nop(struct io_uring_sqe *sqe, void *arg)
-{
-	io_uring_prep_nop(sqe);
-}
-
-static void prep_timeout(struct io_uring_sqe *sqe, void *arg)
-{
-	io_uring_prep_timeout(sqe, arg, 0, 0);
-}
 
 struct statx_arg {
 	const char *path;

@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include "test_io_util.h"
 #include "drivers/io_uring/op.h"
+#include "test_preps.h"
 
 #define CHILD_FAIL(...)                                                        \
 	do {                                                                   \
@@ -211,12 +212,6 @@ static void child(int err)
  * weft_io_submit said the refused enter's -EPERM. Such a ring is as
  * unusable as one that cannot be set up: -ENOSYS, as io.h says.
  */
-static void prep_nop(struct io_uring_sqe *sqe, void *arg)
-{
-	(void)arg;
-	io_uring_prep_nop(sqe);
-}
-
 static void enter_child(void)
 {
 	struct weft_config cfg = { .workers = 2 };

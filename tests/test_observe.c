@@ -22,6 +22,7 @@
 #include "runtime/stall.h"
 #include "runtime/worker.h"
 #include "runtime/dump_signal.h"
+#include "test_preps.h"
 
 /* ---- thread names ------------------------------------------------------- */
 
@@ -1980,11 +1981,6 @@ static void *read_metrics_thread(void *arg)
 {
 	ck_assert_int_eq(weft_metrics(&io_read.m), 0);
 	return NULL;
-}
-
-static void prep_nop(struct io_uring_sqe *sqe, void *arg)
-{
-	io_uring_prep_nop(sqe);
 }
 
 static void *io_read_order_main(void *arg)

@@ -28,6 +28,7 @@
 #include "runtime/self.h"
 #include "runtime/task.h"
 #include "runtime/worker.h"
+#include "test_preps.h"
 
 #define ROUNDS 10
 #define VALID_ROUNDS 2
@@ -110,11 +111,6 @@ static void *keeper_y(void *arg) /* K_Y: keeps the other worker */
 			weft__cpu_relax();
 	}
 	return NULL;
-}
-
-static void prep_timeout(struct io_uring_sqe *sqe, void *arg)
-{
-	io_uring_prep_timeout(sqe, arg, 0, 0);
 }
 
 static void *round_main(void *arg)

@@ -21,9 +21,9 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <liburing.h>
 #include "runtime/stack.h"
 #include "test_io_util.h"
+#include "test_preps.h"
 
 #define EXPECT(cond, ...)                                                      \
 	do {                                                                   \
@@ -139,12 +139,6 @@ START_TEST(emfile_first_run_keeps_light_guards)
 END_TEST
 
 /* ---- a plain thread's private ring ------------------------------------ */
-
-static void prep_nop(struct io_uring_sqe *sqe, void *arg)
-{
-	(void)arg;
-	io_uring_prep_nop(sqe);
-}
 
 /* A plain thread's first weft_io_submit sets up its ring, which takes a
  * descriptor. With none left that is -EMFILE, as for any call that makes

@@ -1,7 +1,6 @@
 /* Timers (runtime/timer.c) as tasks see them: sleep accuracy and ordering,
  * deadlines on sleeps, and a hundred thousand concurrent sleepers. */
 #include <errno.h>
-#include <liburing.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include "runtime/task.h"
 #include "runtime/worker.h"
 #include "sync_test_util.h"
+#include "test_preps.h"
 
 /* Sleeps ms and returns how long that took, which is never less. A
  * deadline far past it turns a sleep that never ends into a failure. */
@@ -374,11 +374,6 @@ END_TEST
 static void *end_sleeper(void *arg)
 {
 	return (void *)(intptr_t)weft_sleep_until(INT64_MAX - 1);
-}
-
-static void prep_timeout(struct io_uring_sqe *sqe, void *arg)
-{
-	io_uring_prep_timeout(sqe, arg, 0, 0);
 }
 
 static void *ring_holder(void *arg)
