@@ -11,8 +11,8 @@
  *    (outranks). It is the round's: every wait and shutdown in the round
  *    returns it, and the last of them to leave clears it, the group empty
  *    (waiting counts them). A stop and a wait overlap when a plain thread
- *    or another task shuts down a group a task waits on; the first to
- *    take the lock clearing it left the other with 0.
+ *    or another task shuts down a group a task waits on, and both must
+ *    say the failure: cleared by the first, it would leave the other 0.
  *    failures counts every failure, for good.
  *  - While shutting_down, no member is added, so the cancel at its start
  *    reaches every member it then waits for. A shutdown and a cancelled
