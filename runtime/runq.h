@@ -366,9 +366,19 @@ weft__runq_pick(struct weft_runtime *rt, struct weft_worker *w, bool direct,
 		 * was as busy. Run now, not moved to the deque, where the
 		 * next spawn would go over it. After the global queue: the
 		 * monitor woke this worker's sleepers there, due before
-		 * those its own firing woke (fire_timers in worker.c). */
+		 * those its own firing woke (fire_timers in worker.c).
+		 * Not if a batch of the ready queue went to the deque since
+		 * the last turn: its tasks, still there or not, were woken
+		 * before any the ready queue holds, and sleepers of one
+		 * worker and one deadline wake in the order they slept
+		 * (time.h; 200 of them woke with an inversion every turn).
+		 * The deque was dry when it took the batch, so a deque that
+		 * spawns keep full takes none, and this turn still comes to
+		 * the ready queue then. */
 		int n;
-		if (!t && !weft__inject_empty(&w->ready))
+		bool moved = w->ready_moved;
+		w->ready_moved = false;
+		if (!t && !moved && !weft__inject_empty(&w->ready))
 			t = weft__inject_pop(&w->ready, 1, &n);
 		/* The oldest yielded task's turn too, once it waited a round.
 		 * The other places come first in every pick, and a worker

@@ -1284,6 +1284,58 @@ START_TEST(timer_wakes_in_order)
 }
 END_TEST
 
+/* The same for more sleepers than one move of the ready queue takes
+ * (INJECT_BATCH, 32, in runq.c): the first batch goes to the deque, the
+ * rest waits in the ready queue. At the global queue's turn (every 61
+ * picks) the oldest task still in the ready queue ran at once, ahead of
+ * the older ones of the batch in the deque: with 200 sleepers on one
+ * worker the 33rd slept ran before the 32nd, and so on each turn. */
+#define TIES_N 200
+static int64_t ties_base;
+static atomic_int ties_next, ties_asleep, ties_late;
+static int ties_slept[TIES_N], ties_woke[TIES_N];
+
+static void *ties_sleeper(void *arg)
+{
+	ties_slept[atomic_fetch_add(&ties_asleep, 1)] = (int)(intptr_t)arg;
+	if (weft_now() >= ties_base)
+		atomic_fetch_add(&ties_late, 1);
+	ck_assert_int_eq(weft_sleep_until(ties_base), 0);
+	ties_woke[atomic_fetch_add(&ties_next, 1)] = (int)(intptr_t)arg;
+	return NULL;
+}
+
+static void *ties_main(void *arg)
+{
+	weft_task_t t[TIES_N];
+	int64_t margin = 50 * WEFT_MSEC;
+	do {
+		atomic_store(&ties_next, 0);
+		atomic_store(&ties_asleep, 0);
+		atomic_store(&ties_late, 0);
+		ties_base = weft_now() + margin;
+		for (int i = 0; i < TIES_N; i++)
+			ck_assert_int_eq(weft_spawn(&t[i], ties_sleeper,
+						    (void *)(intptr_t)i),
+					 0);
+		for (int i = 0; i < TIES_N; i++)
+			ck_assert_int_eq(weft_join(t[i], NULL), 0);
+		margin *= 2;
+	} while (atomic_load(&ties_late) && margin <= 4 * WEFT_SEC);
+	ck_assert_int_eq(atomic_load(&ties_late), 0);
+	for (int i = 0; i < TIES_N; i++)
+		ck_assert_msg(ties_woke[i] == ties_slept[i],
+			      "woke #%d: task %d, where task %d slept", i,
+			      ties_woke[i], ties_slept[i]);
+	return NULL;
+}
+
+START_TEST(many_timer_ties_wake_in_order)
+{
+	weft_test_run(ties_main, NULL, 1);
+}
+END_TEST
+
 /* Deadline scopes nest, the earliest wins, leave says whether it passed,
  * and only the innermost scope may be left; weft_workers reports the
  * configured count. */
@@ -1875,6 +1927,7 @@ int main(void)
 	tcase_add_test(tc, lone_worker_woken_from_plain_thread);
 	tcase_add_test(tc, migration);
 	tcase_add_test(tc, timer_wakes_in_order);
+	tcase_add_test(tc, many_timer_ties_wake_in_order);
 	tcase_add_test(tc, deadline_scopes);
 	tcase_add_test(tc, shield_from_cancellation);
 	tcase_add_test(tc, shield_scopes);
