@@ -182,17 +182,23 @@ class WeftBt(gdb.Command):
 
 class TaskUnwinder(Unwinder):
     """While `weft bt` prints, makes the caller of the selected thread's
-    innermost frame the parked task's: its saved registers are the ones
-    that frame's caller had. Registers are not written, so it works on a
-    core file too; gdb's own DWARF unwinding does the rest."""
+    innermost real frame the parked task's: its saved registers are the
+    ones that frame's caller had. Registers are not written, so it works
+    on a core file too; gdb's own DWARF unwinding does the rest.
+
+    The innermost real frame, at self.level: frames inlined into it come
+    first (levels 0 to self.level - 1, as a thread asleep in glibc's
+    futex wait has with glibc's debug information), and gdb unwinds
+    those itself, asking no Python unwinder."""
 
     def __init__(self):
         super().__init__("weft-task")
         self.regs = None
         self.arch = None
+        self.level = 0
 
     def __call__(self, pending_frame):
-        if self.regs is None or pending_frame.level() != 0:
+        if self.regs is None or pending_frame.level() != self.level:
             return None
         a = self.arch  # not arch(): no frame may be asked for here
         sp = pending_frame.read_register(a["sp"])
@@ -217,7 +223,15 @@ def backtrace(t):
     regs = {r: at(sp + 8 * i) for i, r in enumerate(a["saved"])}
     regs[a["pc"]] = at(sp + a["pc_at"])
     regs[a["sp"]] = sp + a["frame"]
+    # The innermost real frame, which the unwinder is asked about: a
+    # check of level 0 alone missed it behind inline frames, and the
+    # thread's own backtrace came out as the task's.
+    frame = gdb.newest_frame()
+    while frame.type() == gdb.INLINE_FRAME and frame.older() is not None:
+        frame = frame.older()
+    own = frame.level()
     task_unwinder.arch = a
+    task_unwinder.level = own
     task_unwinder.regs = regs
     gdb.invalidate_cached_frames()
     try:
@@ -225,13 +239,15 @@ def backtrace(t):
     finally:
         task_unwinder.regs = None
         gdb.invalidate_cached_frames()
-    # Frame #0 is the thread's own; #1 on are the task's: renumber.
+    # Frames #0 to #own are the thread's own; the rest are the task's:
+    # renumber.
     out, keep = [], False
     for line in text.splitlines():
         m = re.match(r"#(\d+)(\s.*)", line)
         if m:
-            keep = m.group(1) != "0"
-            line = "#%-3d%s" % (int(m.group(1)) - 1, m.group(2).lstrip())
+            keep = int(m.group(1)) > own
+            line = "#%-3d%s" % (int(m.group(1)) - own - 1,
+                                m.group(2).lstrip())
         if keep:
             out.append(line)
     print("\n".join(out))

@@ -38,6 +38,15 @@ for _ in $(seq 200); do
 done
 grep -q ready "$tmp/out" || fail "the target never got ready" ""
 
+# Selects gdb_target's thread asleep inside sleep_inline, an inline frame.
+cat >"$tmp/pick.py" <<'EOF2'
+for t in gdb.selected_inferior().threads():
+    t.switch()
+    if gdb.newest_frame().name() == "sleep_inline":
+        print("picked the inline sleeper")
+        break
+EOF2
+
 check() { # $1: where, then the gdb arguments that open it
 	local where=$1
 	shift
@@ -55,6 +64,16 @@ check() { # $1: where, then the gdb arguments that open it
 	# Clang makes weft_lock_acquire's slow path a tail call.
 	grep -q ' at [^ ]*/sync/lock\.c:[0-9]' <<<"$bt" ||
 		fail "$where: weft bt $id shows no frame of sync/lock.c" "$bt"
+	# From a thread whose innermost frame is an inline one (as a thread
+	# asleep in glibc's futex wait has, with glibc's debug information):
+	# still the task's frames, none of that thread's.
+	bt=$(weft_gdb "$@" -ex "source $tmp/pick.py" -ex "weft bt $id")
+	grep -q 'picked the inline sleeper' <<<"$bt" ||
+		fail "$where: no thread stopped in sleep_inline" "$bt"
+	grep -q 'parked_in_lock' <<<"$bt" ||
+		fail "$where: weft bt $id, from a thread in an inline frame, shows no parked_in_lock" "$bt"
+	grep -q 'sleep_inline\|inline_sleeper' <<<"$bt" &&
+		fail "$where: weft bt $id shows the selected thread's frames" "$bt"
 	echo "$where: ok (locker is task $id)"
 }
 

@@ -1,6 +1,9 @@
 /* A program for test_gdb (gdb_check.sh): tasks parked in functions of
- * their own; prints "ready" and waits for stdin to close. */
+ * their own, and a plain thread stopped inside an inlined function;
+ * prints "ready" and waits for stdin to close. */
+#include <pthread.h>
 #include <stdio.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "weft.h"
@@ -27,6 +30,44 @@ static void *wait_stdin(void *arg)
 	char c;
 	while (read(0, &c, 1) > 0)
 		;
+	return NULL;
+}
+
+/* Sleeps in ppoll(NULL, 0, NULL, NULL, 0), for ever, with the system call
+ * made inline: the thread's innermost frame is then an inline one, as
+ * that of a thread asleep in glibc's futex wait is when glibc's debug
+ * information is installed (pthread_join, pthread_cond_wait). `weft bt`
+ * run from this thread must show the task's frames all the same. */
+static inline __attribute__((always_inline)) void sleep_inline(void)
+{
+	static volatile unsigned long wakes;
+	for (;;) {
+#if defined(__x86_64__)
+		register long nr __asm__("rax") = SYS_ppoll;
+		register long a3 __asm__("r10") = 0, a4 __asm__("r8") = 0;
+		__asm__ volatile("syscall"
+				 : "+r"(nr)
+				 : "D"(0L), "S"(0L), "d"(0L), "r"(a3), "r"(a4)
+				 : "rcx", "r11", "memory");
+#elif defined(__aarch64__)
+		register long nr __asm__("x8") = SYS_ppoll;
+		register long a0 __asm__("x0") = 0, a1 __asm__("x1") = 0,
+				 a2 __asm__("x2") = 0, a3 __asm__("x3") = 0,
+				 a4 __asm__("x4") = 0;
+		__asm__ volatile("svc 0"
+				 : "+r"(a0)
+				 : "r"(nr), "r"(a1), "r"(a2), "r"(a3), "r"(a4)
+				 : "memory");
+#else
+		pause();
+#endif
+		wakes++;
+	}
+}
+
+static __attribute__((noinline)) void *inline_sleeper(void *arg)
+{
+	sleep_inline();
 	return NULL;
 }
 
@@ -63,5 +104,7 @@ static void *main_task(void *arg)
 int main(void)
 {
 	struct weft_config cfg = { .workers = 2 };
+	pthread_t sleeper;
+	must(pthread_create(&sleeper, NULL, inline_sleeper, NULL));
 	return weft_run(main_task, NULL, &cfg, NULL) ? 1 : 0;
 }
