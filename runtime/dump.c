@@ -67,25 +67,34 @@ struct dump {
 
 /* ---- output ------------------------------------------------------------- */
 
-/* Writes the buffer out. An O_NONBLOCK fd (a socket or pipe weft's epoll
- * driver made so, and every fd sharing its file, stderr among them when it
- * is the same pipe as stdout) is waited for as a blocking one would be: the
- * dump runs on a thread of its own or the caller's, never a worker's. */
-static void flush(struct out *o)
+/* An O_NONBLOCK fd (a socket or pipe weft's epoll driver made so, and
+ * every fd sharing its file, stderr among them when it is the same pipe as
+ * stdout) is waited for as a blocking one would be: the dump runs on a
+ * thread of its own or the caller's, the stall report on the monitor's,
+ * never a worker's. */
+int weft__write_all(int fd, const char *buf, size_t len)
 {
 	size_t done = 0;
-	while (done < o->len && !o->err) {
-		ssize_t n = write(o->fd, o->buf + done, o->len - done);
+	while (done < len) {
+		ssize_t n = write(fd, buf + done, len - done);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			struct pollfd p = { .fd = o->fd, .events = POLLOUT };
+			struct pollfd p = { .fd = fd, .events = POLLOUT };
 			if (poll(&p, 1, -1) < 0 && errno != EINTR)
-				o->err = -errno;
+				return -errno;
 		} else if (n < 0 && errno != EINTR) {
-			o->err = -errno;
+			return -errno;
 		} else if (n > 0) {
 			done += (size_t)n;
 		}
 	}
+	return 0;
+}
+
+/* Writes the buffer out; the first error stays in o->err. */
+static void flush(struct out *o)
+{
+	if (!o->err)
+		o->err = weft__write_all(o->fd, o->buf, o->len);
 	o->len = 0;
 }
 

@@ -1819,6 +1819,75 @@ START_TEST(stall_report_of_ended_task)
 }
 END_TEST
 
+/* A stall report to an O_NONBLOCK stderr, full when the report comes: as
+ * dump_to_nonblocking_fd's dump, it is waited for, as on a blocking fd,
+ * and arrives whole once a reader drains the pipe (stderr is O_NONBLOCK
+ * where it is the pipe stdout is and weft's epoll driver did I/O on
+ * that). The report was lost: stdio's write said EAGAIN. */
+static char *read_to_end(int fd, size_t *len);
+
+static struct {
+	int pipe[2];
+	atomic_bool counted; /* the run counted its stall */
+	char *text;
+	size_t len;
+} nbs;
+
+static void *nonblocking_stall_reader(void *arg)
+{
+	while (!atomic_load(&nbs.counted))
+		usleep(10 * 1000);
+	usleep(100 * 1000); /* the report finds the pipe full meanwhile */
+	nbs.text = read_to_end(nbs.pipe[0], &nbs.len);
+	return NULL;
+}
+
+static void *nonblocking_stall_main(void *arg)
+{
+	struct weft_metrics m;
+	run_named(spinner, "spinner");
+	ck_assert_int_eq(weft_metrics(&m), 0);
+	ck_assert_uint_eq(m.stall_reports, 1);
+	atomic_store(&nbs.counted, true);
+	return NULL;
+}
+
+START_TEST(stall_report_to_nonblocking_stderr)
+{
+	struct weft_config cfg = { .workers = 2,
+				   .stall_threshold_ns = 100 * WEFT_MSEC };
+	static char fill[4096];
+	pthread_t reader;
+
+	memset(fill, 'x', sizeof(fill));
+	ck_assert_int_eq(pipe2(nbs.pipe, O_CLOEXEC), 0);
+	ck_assert_int_eq(fcntl(nbs.pipe[1], F_SETPIPE_SZ, 4096), 4096);
+	ck_assert_int_eq(fcntl(nbs.pipe[1], F_SETFL, O_NONBLOCK), 0);
+	ck_assert_int_eq(write(nbs.pipe[1], fill, sizeof(fill)), sizeof(fill));
+	ck_assert_int_eq(pthread_create(&reader, NULL, nonblocking_stall_reader,
+					NULL),
+			 0);
+	int saved = dup(2);
+	ck_assert_int_ge(saved, 0);
+	ck_assert_int_eq(dup2(nbs.pipe[1], 2), 2);
+	int r = weft_run(nonblocking_stall_main, NULL, &cfg, NULL);
+	dup2(saved, 2);
+	close(saved);
+	close(nbs.pipe[1]);
+	atomic_store(&nbs.counted, true); /* a failed run: the reader ends */
+	pthread_join(reader, NULL);
+	close(nbs.pipe[0]);
+	ck_assert_int_eq(r, 0);
+	ck_assert_uint_gt(nbs.len, sizeof(fill));
+	const char *report = nbs.text + sizeof(fill);
+	ck_assert_msg(strstr(report, "weft: task ") == report &&
+			      strstr(report, " \"spinner\" has kept worker ") &&
+			      strstr(report, "(stall threshold 100.0 ms)"),
+		      "%s", report);
+	free(nbs.text);
+}
+END_TEST
+
 /* ---- dumps and metrics amid churn --------------------------------------- */
 
 static atomic_bool churning;
@@ -2827,6 +2896,7 @@ int main(void)
 	tcase_add_test(tc, stall_off_by_default);
 	tcase_add_test(tc, stall_rate_limited);
 	tcase_add_test(tc, stall_report_of_ended_task);
+	tcase_add_test(tc, stall_report_to_nonblocking_stderr);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }
