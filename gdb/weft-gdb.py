@@ -150,7 +150,12 @@ class WeftTasks(gdb.Command):
         running = running_tasks()
         n = 0
         for t in live_tasks():
-            name = t["name"].string()
+            # As weft_dump writes it, byte for byte: a name need not be
+            # UTF-8, nor ASCII where gdb's charset is, and spawn cuts a
+            # long one at WEFT_NAME_MAX - 1 bytes, maybe inside a
+            # character. A byte that does not decode shows as \xNN,
+            # rather than the listing ending at that task.
+            name = t["name"].string("utf-8", "backslashreplace")
             print('task %d "%s" %s' % (int(t["id"]), name,
                                         describe(t, running)))
             n += 1

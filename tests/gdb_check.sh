@@ -57,6 +57,9 @@ check() { # $1: where, then the gdb arguments that open it
 	[ -n "$id" ] || fail "$where: no locker parked in a lock" "$tasks"
 	grep -q '"eventer" parked: event 0x' <<<"$tasks" ||
 		fail "$where: no eventer parked in an event" "$tasks"
+	# A name cut inside a UTF-8 character (WEFT_NAME_MAX) is listed too.
+	grep -q '^task [0-9]* "cut-.*" parked: event 0x' <<<"$tasks" ||
+		fail "$where: no task named cut-... parked in an event" "$tasks"
 	bt=$(weft_gdb "$@" -ex "weft bt $id" -ex "bt 1")
 	grep -q 'parked_in_lock' <<<"$bt" ||
 		fail "$where: weft bt $id shows no parked_in_lock" "$bt"

@@ -82,7 +82,7 @@ static void must(int r)
 
 static void *main_task(void *arg)
 {
-	weft_task_t a, b;
+	weft_task_t a, b, c;
 	weft_lock_init(&lock);
 	weft_event_init(&done);
 	must(weft_lock_acquire(&lock));
@@ -90,6 +90,14 @@ static void *main_task(void *arg)
 			     &(struct weft_spawn_opts){ .name = "locker" }));
 	must(weft_spawn_opts(&b, parked_in_event, NULL,
 			     &(struct weft_spawn_opts){ .name = "eventer" }));
+	/* "cut-" and 14 e-acutes (2 bytes each in UTF-8): cut to
+	 * WEFT_NAME_MAX - 1 bytes, halfway through the last one. */
+	must(weft_spawn_opts(
+		&c, parked_in_event, NULL,
+		&(struct weft_spawn_opts){
+			.name = "cut-\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"
+				"\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"
+				"\u00e9" }));
 	weft_sleep(100 * WEFT_MSEC); /* both park */
 	printf("ready\n");
 	fflush(stdout);
@@ -98,6 +106,7 @@ static void *main_task(void *arg)
 	weft_event_set(&done);
 	must(weft_join(a, NULL));
 	must(weft_join(b, NULL));
+	must(weft_join(c, NULL));
 	return NULL;
 }
 
