@@ -14,7 +14,8 @@
  *      worker steals half from the other, at any time.
  *   3. A worker's woken deque (w->woken): tasks woken by the running task
  *      while run-next was taken (each such wake moves the slot's task
- *      here). The owner takes them after its deque. Others take them only
+ *      here). The owner takes them after its deque, newest first, and
+ *      the oldest at the global queue's turn. Others take them only
  *      in a burst (WAKE_BURST or more), once the monitor marked the worker
  *      stuck (weft__runq_woken_open), or when a busy worker found it
  *      stalled.
@@ -330,8 +331,8 @@ weft__runq_take_yielded_direct(struct weft_runtime *rt, struct weft_worker *w,
 /*
  * The owner's next task, the one place the pick order is written: every
  * GLOBAL_QUEUE_INTERVAL-th pick the global queue (if empty, the oldest
- * ready task) and the oldest yielded task, if it waited a round, first,
- * then its run-next
+ * ready task), the oldest woken task and the oldest yielded task, if it
+ * waited a round, first, then its run-next
  * slot and deques, its ready queue, its yielded list, the global queue;
  * after RUNNEXT_STREAK_MAX run-next picks in a row, run-next comes after
  * the deques, the ready queue and the yielded list, once.
@@ -380,6 +381,24 @@ weft__runq_pick(struct weft_runtime *rt, struct weft_worker *w, bool direct,
 		w->ready_moved = false;
 		if (!t && !moved && !weft__inject_empty(&w->ready))
 			t = weft__inject_pop(&w->ready, 1, &n);
+		/* The oldest woken task's turn too, so that the k-th oldest
+		 * waits k turns at most. The owner takes that deque newest
+		 * first, and a task woken under others waited for as long
+		 * as each take found a newer one: three tasks in a ring,
+		 * one waking two each round, kept a task there for good on
+		 * a worker of its own, with no streak of run-next picks to
+		 * end (test_task's woken_not_starved_by_ring). Taken from
+		 * the thieves' end, as a thief would (on a lost race a
+		 * thief took it). Behind t it waits on top of the deque. */
+		struct weft_task *o = weft__deque_len(&w->woken)
+					      ? weft__deque_steal(&w->woken)
+					      : WEFT_STEAL_EMPTY;
+		if (o == WEFT_STEAL_RETRY)
+			o = NULL;
+		if (o && t)
+			weft__worker_push(w, o);
+		else if (o)
+			t = o;
 		/* The oldest yielded task's turn too, once it waited a round.
 		 * The other places come first in every pick, and a worker
 		 * whose picks keep finding one of them (spawns in its deque,

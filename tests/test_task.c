@@ -855,6 +855,76 @@ START_TEST(woken_not_starved_by_runnext)
 }
 END_TEST
 
+/* A ring of tasks that keeps the woken deque from running dry does not
+ * starve the task at its far end: the owner takes that deque newest
+ * first, so a task woken before the ring's wakes waits under them while
+ * every take finds a newer one. Each round main (the ring's second task)
+ * wakes the ring's first, which wakes main into run-next and then the
+ * third, which moves main to the woken deque, above the starved task;
+ * the third only parks again, and the pick takes main from the woken
+ * deque. Run-next never has a streak to end. One worker, so nobody else
+ * could run it. */
+static struct weft_queue ring_c;
+
+static void *ring_first(void *arg)
+{
+	int v;
+	while (weft_queue_get(&pp_a, &v) == 0 && v) {
+		ck_assert_int_eq(weft_queue_put(&pp_b, &v), 0);
+		ck_assert_int_eq(weft_queue_put(&ring_c, &v), 0);
+	}
+	v = 0;
+	ck_assert_int_eq(weft_queue_put(&ring_c, &v), 0);
+	return NULL;
+}
+
+static void *ring_third(void *arg)
+{
+	int v;
+	while (weft_queue_get(&ring_c, &v) == 0 && v)
+		;
+	return NULL;
+}
+
+static void *ring_main(void *arg)
+{
+	weft_task_t c, a, t;
+	int v = 1, rounds = 0;
+	atomic_store(&starved_ran, false);
+	ck_assert_int_eq(weft_event_clear(&starved_event), 0);
+	ck_assert_int_eq(weft_queue_init(&pp_a, sizeof(int), 1), 0);
+	ck_assert_int_eq(weft_queue_init(&pp_b, sizeof(int), 1), 0);
+	ck_assert_int_eq(weft_queue_init(&ring_c, sizeof(int), 1), 0);
+	ck_assert_int_eq(weft_spawn(&c, starved_task, NULL), 0);
+	ck_assert_int_eq(weft_spawn(&a, ring_first, NULL), 0);
+	ck_assert_int_eq(weft_spawn(&t, ring_third, NULL), 0);
+	weft_sleep(10 * WEFT_MSEC);                     /* all three park */
+	weft_event_set(&starved_event);                 /* c to run-next ... */
+	ck_assert_int_eq(weft_queue_put(&pp_a, &v), 0); /* ... then woken */
+	while (!atomic_load(&starved_ran) && ++rounds < 100000) {
+		ck_assert_int_eq(weft_queue_get(&pp_b, &v), 0);
+		ck_assert_int_eq(weft_queue_put(&pp_a, &v), 0);
+	}
+	ck_assert_msg(atomic_load(&starved_ran), "starved %d rounds", rounds);
+	ck_assert_int_lt(rounds, 1000);
+	ck_assert_int_eq(weft_queue_get(&pp_b, &v), 0);
+	v = 0;
+	ck_assert_int_eq(weft_queue_put(&pp_a, &v), 0);
+	ck_assert_int_eq(weft_join(a, NULL), 0);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	ck_assert_int_eq(weft_join(c, NULL), 0);
+	weft_queue_destroy(&pp_a);
+	weft_queue_destroy(&pp_b);
+	weft_queue_destroy(&ring_c);
+	return NULL;
+}
+
+START_TEST(woken_not_starved_by_ring)
+{
+	weft_test_run(ring_main, NULL, 1);
+}
+END_TEST
+
 /* Two tasks that wake each other through the run-next slot do not starve
  * the tasks this worker's scheduler woke or that yielded: a sleeper (its
  * timer fires into the ready queue), a reader whose byte is waiting in
@@ -1935,6 +2005,7 @@ int main(void)
 	tcase_add_test(tc, spawned_child_runs_beside_spinning_spawner);
 	tcase_add_test(tc, stalled_worker_relieved_by_busy_one);
 	tcase_add_test(tc, woken_not_starved_by_runnext);
+	tcase_add_test(tc, woken_not_starved_by_ring);
 	tcase_add_test(tc, scheduler_woken_not_starved_by_runnext);
 	tcase_add_test(tc, yielder_not_starved_by_churn);
 	tcase_add_test(tc, woken_not_starved_by_spawning_tree);
