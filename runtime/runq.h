@@ -423,9 +423,17 @@ weft__runq_pick(struct weft_runtime *rt, struct weft_worker *w, bool direct,
 		else if (y)
 			t = y;
 	}
+	int streak = w->runnext_streak;
 	if (!t && (t = weft__runq_take_local(w, yielded_held)) && direct &&
 	    !t->ctx.sp) {
-		/* It never ran: the scheduler gives it a stack. */
+		/* It never ran: the scheduler gives it a stack. And takes
+		 * it: the streak take_local ended for it is put back, or
+		 * the scheduler's pick, finding it over, took run-next
+		 * again, and a spawn in the deque behind two tasks waking
+		 * each other waited until a global queue's turn fell on a
+		 * streak's end (900 rounds of the pair, not 16: test_task's
+		 * spawn_not_starved_by_runnext). */
+		w->runnext_streak = streak;
 		weft__worker_push(w, t);
 		return NULL;
 	}

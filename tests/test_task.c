@@ -855,6 +855,52 @@ START_TEST(woken_not_starved_by_runnext)
 }
 END_TEST
 
+/* Nor a task spawned before them that never ran: at a streak's end the
+ * pair's direct switch finds it in the deque, and leaves it to the
+ * scheduler, which gives it its stack; the scheduler must then take it,
+ * not run-next. Counted in the pair's rounds, two picks each, not time.
+ * One worker, so nobody else could run it. */
+static void *fresh_task(void *arg)
+{
+	atomic_store(&starved_ran, true);
+	return arg;
+}
+
+static void *fresh_main(void *arg)
+{
+	weft_task_t c, d, p;
+	int v = 1, rounds = 0;
+	atomic_store(&starved_ran, false);
+	ck_assert_int_eq(weft_queue_init(&pp_a, sizeof(int), 1), 0);
+	ck_assert_int_eq(weft_queue_init(&pp_b, sizeof(int), 1), 0);
+	ck_assert_int_eq(weft_spawn(&p, ponger, NULL), 0);
+	weft_sleep(10 * WEFT_MSEC);                            /* it parks */
+	ck_assert_int_eq(weft_spawn(&c, fresh_task, NULL), 0); /* run-next */
+	ck_assert_int_eq(weft_spawn(&d, ret_arg, NULL), 0);    /* c: deque */
+	ck_assert_int_eq(weft_queue_put(&pp_a, &v), 0);        /* d: woken */
+	while (!atomic_load(&starved_ran) && ++rounds < 100000) {
+		ck_assert_int_eq(weft_queue_get(&pp_b, &v), 0);
+		ck_assert_int_eq(weft_queue_put(&pp_a, &v), 0);
+	}
+	ck_assert_msg(atomic_load(&starved_ran), "starved %d rounds", rounds);
+	ck_assert_int_lt(rounds, 100); /* 17: a streak and a turn */
+	ck_assert_int_eq(weft_queue_get(&pp_b, &v), 0);
+	v = 0;
+	ck_assert_int_eq(weft_queue_put(&pp_a, &v), 0);
+	ck_assert_int_eq(weft_join(p, NULL), 0);
+	ck_assert_int_eq(weft_join(c, NULL), 0);
+	ck_assert_int_eq(weft_join(d, NULL), 0);
+	weft_queue_destroy(&pp_a);
+	weft_queue_destroy(&pp_b);
+	return NULL;
+}
+
+START_TEST(spawn_not_starved_by_runnext)
+{
+	weft_test_run(fresh_main, NULL, 1);
+}
+END_TEST
+
 /* A ring of tasks that keeps the woken deque from running dry does not
  * starve the task at its far end: the owner takes that deque newest
  * first, so a task woken before the ring's wakes waits under them while
@@ -2006,6 +2052,7 @@ int main(void)
 	tcase_add_test(tc, stalled_worker_relieved_by_busy_one);
 	tcase_add_test(tc, woken_not_starved_by_runnext);
 	tcase_add_test(tc, woken_not_starved_by_ring);
+	tcase_add_test(tc, spawn_not_starved_by_runnext);
 	tcase_add_test(tc, scheduler_woken_not_starved_by_runnext);
 	tcase_add_test(tc, yielder_not_starved_by_churn);
 	tcase_add_test(tc, woken_not_starved_by_spawning_tree);
