@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -1795,6 +1796,57 @@ START_TEST(short_reads_after_connect)
 }
 END_TEST
 
+/* A raw IPv4 socket of protocol TCP says IPPROTO_TCP to SO_PROTOCOL, but
+ * its receive takes one packet, so one shorter than the buffer leaves the
+ * packets behind it queued: it must not let the next recv wait for an
+ * edge. Two packets, queued together and their edge harvested (a sleep),
+ * then two receives: the second finds the second packet at once. Bound to
+ * an address of its own, so other loopback traffic adds no edge. Needs
+ * CAP_NET_RAW; skipped without it. */
+static void *raw_tcp_short_read_main(void *arg)
+{
+	struct sockaddr_in to = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(0x7f00304d) };
+	char pkt[20] = { 0 }, buf[4096];
+	struct weft_deadline d;
+	int r, s;
+
+	(void)arg;
+	r = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_TCP);
+	if (r < 0) {
+		printf("no raw socket (%d): raw_tcp_short_read skipped\n",
+		       errno);
+		return NULL;
+	}
+	s = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_TCP);
+	ck_assert_int_ge(s, 0);
+	ck_assert_int_eq(bind(r, (struct sockaddr *)&to, sizeof(to)), 0);
+	/* Registers r, and harvests the registration's own event. */
+	ck_assert_int_eq(weft_deadline_enter(&d, 10 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_recv(r, buf, sizeof(buf), 0), -ETIMEDOUT);
+	(void)weft_deadline_leave(&d);
+	pkt[12] = 5 << 4; /* a data offset of 20 bytes */
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(sendto(s, pkt, sizeof(pkt), 0,
+					(struct sockaddr *)&to, sizeof(to)),
+				 (ssize_t)sizeof(pkt));
+	ck_assert_int_eq(weft_sleep(20 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	/* Each: a 20-byte IP header and the 20 bytes sent. */
+	ck_assert_int_eq(weft_recv(r, buf, sizeof(buf), 0), 40);
+	ck_assert_int_eq(weft_recv(r, buf, sizeof(buf), 0), 40);
+	ck_assert_int_eq(weft_deadline_leave(&d), 0);
+	ck_assert_int_eq(weft_close(r), 0);
+	close(s);
+	return NULL;
+}
+
+START_TEST(raw_tcp_short_read)
+{
+	weft_test_run(raw_tcp_short_read_main, NULL, 1);
+}
+END_TEST
+
 /* ---- the socket path ---------------------------------------------------- */
 
 #define PATH_ROUND_TRIPS 100
@@ -2307,6 +2359,7 @@ int main(void)
 	tcase_add_test(tc, listener_shutdown_drops_queue);
 	tcase_add_test(tc, short_reads);
 	tcase_add_test(tc, short_reads_after_connect);
+	tcase_add_test(tc, raw_tcp_short_read);
 	tcase_add_test(tc, socket_path);
 	tcase_add_test(tc, send_before_close_not_rerouted);
 	tcase_add_test(tc, call_stays_with_closed_fd);

@@ -20,6 +20,9 @@
  * credentials), SCTP's at a message's end, both with data left and no edge
  * to come. TCP's one such stop, at an urgent (MSG_OOB) mark, leaves that
  * connection waiting until its peer sends more or the caller's deadline.
+ * TCP is a stream socket of protocol IPPROTO_TCP: a raw socket of that
+ * protocol (SOCK_RAW) says IPPROTO_TCP too, and its receive takes one
+ * packet, short whenever the packet is, with the next one queued.
  *
  * Invariants:
  *  - Every settle of a waiter on a record happens under the record's lock:
@@ -298,8 +301,8 @@ static int do_register(struct fdrec *rec, int fd)
 {
 	int epfd = weft__pollset_fd();
 	struct epoll_event ev = registration(rec, fd);
-	int state = REGISTERED, proto = 0;
-	socklen_t len = sizeof(proto);
+	int state = REGISTERED, proto = 0, type = 0;
+	socklen_t len = sizeof(proto), tlen = sizeof(type);
 
 	/* relaxed, here and below: under the lock, as every write; a
 	 * call's note_transfer reads it without the lock (see there). */
@@ -313,11 +316,16 @@ static int do_register(struct fdrec *rec, int fd)
 	if (state == REGISTERED) {
 		weft__pollset_watching();
 		set_nonblocking(fd);
-		/* relaxed: as above. */
+		/* relaxed: as above. A stream of TCP, not a raw socket of
+		 * that protocol (see top). */
 		atomic_store_explicit(&rec->tcp,
 				      !getsockopt(fd, SOL_SOCKET, SO_PROTOCOL,
 						  &proto, &len) &&
-					      proto == IPPROTO_TCP,
+					      proto == IPPROTO_TCP &&
+					      !getsockopt(fd, SOL_SOCKET,
+							  SO_TYPE, &type,
+							  &tlen) &&
+					      type == SOCK_STREAM,
 				      memory_order_relaxed);
 	}
 	/* release: pairs with ensure_registered's acquire, so a task that
