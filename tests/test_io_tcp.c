@@ -1281,6 +1281,45 @@ START_TEST(oob_then_data)
 }
 END_TEST
 
+/* A short read stops at an urgent mark, the urgent byte still to come
+ * with MSG_OOB: that receive reads a queue of its own, which the short
+ * read did not drain, so it must not wait for an edge (the byte's came
+ * before the short read). */
+static void *oob_after_short_main(void *arg)
+{
+	struct pair p = tcp_pair();
+	int c = p.a, a = p.b;
+	char buf[100];
+	struct weft_deadline d;
+	struct recv_after r = { a, 0 };
+	weft_task_t t;
+
+	(void)arg;
+	/* A recv that waits first: the fd now waits in the poll set. */
+	ck_assert_int_eq(weft_spawn(&t, recv_one_byte, &r), 0);
+	weft_sleep(5 * WEFT_MSEC);
+	ck_assert_int_eq(send(c, "x", 1, 0), 1);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	ck_assert_int_eq(r.got, 1);
+	ck_assert_int_eq(send(c, "hello", 5, 0), 5);
+	ck_assert_int_eq(send(c, "!", 1, MSG_OOB), 1);
+	weft_sleep(20 * WEFT_MSEC); /* both have arrived */
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	ck_assert_int_eq(weft_recv(a, buf, sizeof(buf), 0), 5);
+	ck_assert_int_eq(weft_recv(a, buf, sizeof(buf), MSG_OOB), 1);
+	ck_assert_int_eq(buf[0], '!');
+	ck_assert_int_eq(weft_deadline_leave(&d), 0);
+	ck_assert_int_eq(weft_close(a), 0);
+	ck_assert_int_eq(weft_close(c), 0);
+	return NULL;
+}
+
+START_TEST(oob_after_a_short_read)
+{
+	weft_test_run(oob_after_short_main, NULL, 1);
+}
+END_TEST
+
 /* ---- connect that times out -------------------------------------------- */
 
 /* A listener whose accept queue is full drops further SYNs, so a connect
@@ -2351,6 +2390,7 @@ int main(void)
 	tcase_add_test(tc, recv_waitall_across_a_stop);
 	tcase_add_test(tc, dontwait);
 	tcase_add_test(tc, oob_then_data);
+	tcase_add_test(tc, oob_after_a_short_read);
 	tcase_add_test(tc, connect_timeout);
 	tcase_add_test(tc, connect_tries_next_after_timeout);
 	tcase_add_test(tc, end_behind_bytes_not_lost);

@@ -22,7 +22,12 @@
  * connection waiting until its peer sends more or the caller's deadline.
  * TCP is a stream socket of protocol IPPROTO_TCP: a raw socket of that
  * protocol (SOCK_RAW) says IPPROTO_TCP too, and its receive takes one
- * packet, short whenever the packet is, with the next one queued.
+ * packet, short whenever the packet is, with the next one queued. Only a
+ * call that consumes what it moves from the data queue skips (its want
+ * is not 0): a receive of the urgent byte (MSG_OOB) reads a queue of its
+ * own, which a short read that stopped at the byte's mark did not drain,
+ * the byte's edge come before. (A peek, a WAITALL receive or a recvfrom
+ * then tries first too: a system call more, only after a short read.)
  *
  * Invariants:
  *  - Every settle of a waiter on a record happens under the record's lock:
@@ -568,7 +573,7 @@ int weft__fdready_begin(struct weft__ready_call *c, int fd, enum weft__dir dir)
 		return r;
 	/* acquire: see wake_all. */
 	c->tick = atomic_load_explicit(&rec->tick[dir], memory_order_acquire);
-	if (known_empty(rec, dir, c->tick)) {
+	if (c->may_skip && known_empty(rec, dir, c->tick)) {
 		if (__builtin_expect(weft__fdready_hook != NULL, 0))
 			weft__fdready_hook(fd, WEFT__FDREADY_SKIPPED);
 		return -EAGAIN;

@@ -35,13 +35,16 @@ struct weft__ready_call {
 	enum weft__dir dir;
 	bool pollable;   /* in the poll set (not a regular file) */
 	bool attempting; /* begin said attempt; end not yet called */
+	bool may_skip;   /* end's want is not 0: see begin */
 };
 
 /* Before an attempt, from a task: registers fd in the poll set on its
  * first use (setting O_NONBLOCK on it) and reads dir's tick. Returns 0 to
  * make the attempt (a weft_close until end then leaves fd's number open
  * to it, so that it reaches the file the call began on), -EAGAIN to skip it (the fd is known drained or full:
- * pass -EAGAIN to weft__fdready_end as its result), else the call's
+ * pass -EAGAIN to weft__fdready_end as its result; only if c->may_skip,
+ * a call that consumes what it moves, whose queue is the one a short
+ * transfer drained: not an out-of-band read, say), else the call's
  * result: -ECANCELED / -ETIMEDOUT (the task's), -EBADF (fd is not open,
  * or weft let it go since the call's first begin: weft_close, or a new fd
  * of that number), -EMFILE (fd is open but beyond the table's 2M),
@@ -176,7 +179,7 @@ static inline long weft__fdready_call(int fd, enum weft__dir dir,
 				      weft__try_fn try, void *arg, size_t want,
 				      const char *call)
 {
-	struct weft__ready_call c = { .rec = NULL };
+	struct weft__ready_call c = { .rec = NULL, .may_skip = want != 0 };
 	long r;
 
 	do {
