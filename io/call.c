@@ -62,8 +62,11 @@ long weft__plain_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg)
 
 	/* The first attempt may block (a blocking fd): as the kernel's
 	 * call, it holds the file, not the number. The ones after a poll
-	 * (a non-blocking fd) keep to the file the call began on. */
-	weft__fdready_pin(&pin, fd);
+	 * (a non-blocking fd) keep to the file the call began on. None
+	 * while a weft_close waits for the calls on fd: -EBADF, as a task's
+	 * call says (fdready.h). */
+	if (!weft__fdready_pin(&pin, fd))
+		return -EBADF;
 	r = try(fd, arg);
 	if (r != -EAGAIN || !(timeout = weft__sock_timeout(fd, dir)))
 		; /* done, or waits without end */

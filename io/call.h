@@ -139,11 +139,14 @@ long weft__io_ring_attempt(int fd, weft__prep_fn prep, void *arg);
 /* A call's one attempt (its caller's MSG_DONTWAIT): in a task cancelled
  * or past its deadline, -ECANCELED / -ETIMEDOUT with nothing moved, as
  * the ring's attempt (weft__io_ring_attempt) and every call that may
- * wait answer, whichever path the attempt takes. */
+ * wait answer, whichever path the attempt takes; -EBADF while a
+ * weft_close waits for the calls under way on fd, as theirs say. */
 static inline long weft__io_once(int fd, weft__try_fn try, void *arg)
 {
 	long r = weft__wait_check(weft__task_current());
 
+	if (!r && weft__fdready_closing(fd))
+		r = -EBADF;
 	return r ? r : try(fd, arg);
 }
 

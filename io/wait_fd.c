@@ -10,6 +10,7 @@
 
 #include "weft/io.h"
 #include "weft/select.h"
+#include "drivers/readiness/fdready.h"
 #include "runtime/coop.h"
 #include "runtime/self.h"
 #include "runtime/task.h"
@@ -47,8 +48,12 @@ int weft_wait_fd(int fd, unsigned events)
 		return -EINVAL;
 	if (fd < 0)
 		return -EBADF;
+	/* A plain thread's poll(2) would watch the file a weft_close let
+	 * go, left open for the calls under way on it: -EBADF, as a task's
+	 * watch says then. */
 	if (!weft__driver_current())
-		return poll_until_ready(fd, events);
+		return weft__fdready_closing(fd) ? -EBADF
+						 : poll_until_ready(fd, events);
 	/* As weft's own calls (io/call.h): the budget, so that a library's
 	 * reads that keep finding bytes yield now and then; and a cancelled
 	 * task or one past its deadline is told before the select, which

@@ -20,6 +20,7 @@
 #include "weft/task.h"
 #include "weft/time.h"
 #include "test_util.h"
+#include "drivers/readiness/fdready.h"
 
 static int old[2];
 static char got[8];
@@ -80,6 +81,79 @@ START_TEST(plain_call_stays_with_its_file)
 }
 END_TEST
 
+/*
+ * weft_close's doc: once a close is left to a call still in its attempt,
+ * "until then weft's calls on it say -EBADF". A plain thread's call was
+ * not told: its first attempt went to the number, which still held the
+ * closed socket, and took its byte (and its later attempts, counted, put
+ * the close off further); nor was a call that tries once (MSG_DONTWAIT),
+ * in a task or not, nor a plain thread's weft_wait_fd (poll(2) of it).
+ * Here a task's attempt holds the number (the hook's TRYING moment), the
+ * task closes it there and bytes come for the old socket; a plain
+ * thread's weft_wait_fd and receives, and the task's own MSG_DONTWAIT
+ * one, then must say -EBADF.
+ */
+static int closing_fd = -1, closing_peer;
+static long plain_wait, plain_once, plain_got, task_once;
+
+static void *plain_calls(void *arg)
+{
+	char c;
+
+	(void)arg;
+	plain_wait = weft_wait_fd(closing_fd, WEFT_READABLE);
+	plain_once = weft_recv(closing_fd, &c, 1, MSG_DONTWAIT);
+	plain_got = weft_recv(closing_fd, &c, 1, 0);
+	return NULL;
+}
+
+static void close_then_plain_calls(int fd, enum weft__fdready_moment at)
+{
+	pthread_t p;
+	char c;
+
+	if (fd != closing_fd || at != WEFT__FDREADY_TRYING)
+		return;
+	ck_assert_int_eq(weft_close(fd), 0); /* left to our attempt */
+	/* Two: without the fix each plain receive takes one. */
+	ck_assert_int_eq(write(closing_peer, "xy", 2), 2);
+	ck_assert_int_eq(pthread_create(&p, NULL, plain_calls, NULL), 0);
+	ck_assert_int_eq(pthread_join(p, NULL), 0);
+	task_once = weft_recv(fd, &c, 1, MSG_DONTWAIT);
+	closing_fd = -1;
+}
+
+static void *closing_main(void *arg)
+{
+	int sv[2];
+	char c;
+
+	(void)arg;
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
+	closing_fd = sv[0];
+	closing_peer = sv[1];
+	weft__fdready_hook = close_then_plain_calls;
+	long r = weft_recv(sv[0], &c, 1, 0);
+	weft__fdready_hook = NULL;
+	ck_assert_int_eq(closing_fd, -1); /* the hook ran */
+	ck_assert_msg(plain_wait == -EBADF && plain_once == -EBADF &&
+			      plain_got == -EBADF && task_once == -EBADF,
+		      "plain: wait %ld, once %ld, recv %ld; task: once %ld "
+		      "(-EBADF wanted)",
+		      plain_wait, plain_once, plain_got, task_once);
+	ck_assert_int_eq(r, 1); /* the attempt took a byte */
+	ck_assert_int_eq(fcntl(sv[0], F_GETFD), -1); /* and closed after */
+	close(sv[1]);
+	return NULL;
+}
+
+START_TEST(plain_call_on_a_closing_fd)
+{
+	weft_test_run(closing_main, NULL, 1);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("plain_close_reuse");
@@ -87,6 +161,7 @@ int main(void)
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, plain_call_stays_with_its_file);
+	tcase_add_test(tc, plain_call_on_a_closing_fd);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

@@ -516,14 +516,32 @@ static void leave(struct fdrec *rec, int fd)
 	}
 }
 
-void weft__fdready_pin(struct weft__fd_pin *p, int fd)
+/* A pin that reads the gen a weft_close moved reads closing after it (the
+ * acquire keeps the order), so it sees the close's closing unless it came
+ * within that close's lock hold, between the two stores: a call as
+ * concurrent with the close as a task's begin that reads the new gen
+ * before the close's unlock (which then registers whatever file the
+ * number holds once its lock is free). */
+bool weft__fdready_pin(struct weft__fd_pin *p, int fd)
 {
 	struct fdrec *rec = rec_of(fd, true);
 
 	p->rec = rec;
+	if (!rec)
+		return true;
 	/* acquire: as weft__fdready_begin's. */
-	if (rec)
-		p->gen = atomic_load_explicit(&rec->gen, memory_order_acquire);
+	p->gen = atomic_load_explicit(&rec->gen, memory_order_acquire);
+	return !atomic_load(&rec->closing);
+}
+
+bool weft__fdready_closing(int fd)
+{
+	struct fdrec *rec = rec_of(fd, false);
+
+	/* seq_cst, as every access of closing (see top). A false read while
+	 * a weft_close runs is a call that raced the close: it may reach
+	 * the old file, as one that began just before it. */
+	return rec && atomic_load(&rec->closing);
 }
 
 bool weft__fdready_pin_enter(struct weft__fd_pin *p, int fd)

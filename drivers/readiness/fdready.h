@@ -102,16 +102,19 @@ void weft__fdready_done(struct weft__fd_hold *h);
 void weft__fdready_release(struct weft__fd_hold *h);
 
 /* A plain thread's socket call (io/call.c) that polls between attempts:
- * pin reads fd's gen before its first attempt; each later attempt is
- * made between pin_enter and pin_leave, counted as a task's is (so a
- * weft_close meanwhile leaves the number to it), and pin_enter says false
- * (nothing counted: the call ends with -EBADF) if weft let the number go
- * since the pin, as a task's call does. */
+ * pin reads fd's gen before its first attempt, and says false (the call
+ * ends with -EBADF, unmade) while a weft_close waits for the calls under
+ * way on fd (weft__fdready_closing); each later attempt is made between
+ * pin_enter and pin_leave, counted as a task's is (so a weft_close
+ * meanwhile leaves the number to it), and pin_enter says false (nothing
+ * counted: the call ends with -EBADF) if weft let the number go since the
+ * pin, as a task's call does. */
 struct weft__fd_pin {
 	void *rec; /* NULL: no record (past the table, no memory) */
 	uint32_t gen;
 };
-void weft__fdready_pin(struct weft__fd_pin *p, int fd);
+__attribute__((warn_unused_result)) bool
+weft__fdready_pin(struct weft__fd_pin *p, int fd);
 bool weft__fdready_pin_enter(struct weft__fd_pin *p, int fd);
 void weft__fdready_pin_leave(struct weft__fd_pin *p, int fd);
 
@@ -227,6 +230,13 @@ enum weft__fdready_moment {
 	WEFT__FDREADY_REWATCH
 };
 extern void (*weft__fdready_hook)(int fd, enum weft__fdready_moment at);
+
+/* Whether a weft_close of fd left its close(2) to the calls under way on
+ * the number (see the hold above): until the last ends, weft's calls on
+ * fd say -EBADF, as once the number is gone. For the calls that begin
+ * nothing here: one that tries once (MSG_DONTWAIT), a plain thread's
+ * weft_wait_fd. Any thread. */
+bool weft__fdready_closing(int fd);
 
 /* weft_close: wakes every task waiting on fd with -EBADF, ends the file
  * calls queued on it (their holds' closed), drops its registration, closes
