@@ -440,6 +440,65 @@ START_TEST(cancel_waits_for_started_file_call)
 END_TEST
 
 /*
+ * weft_close's doc: once it left the close to a call still in its attempt,
+ * "until then weft's calls on it say -EBADF", on either driver. Under
+ * epoll a file call's hold says so; under io_uring the ring's file calls
+ * went to the number, which still held the closed file: a pread read it,
+ * a pwrite wrote it. Here a task's weft_readv of a regular file closes it
+ * at its attempt (the hook's TRYING moment, where another thread may).
+ */
+static int closing_file = -1;
+static long closing_rd, closing_wr, closing_sync;
+
+static void file_calls_while_closing(int fd, enum weft__fdready_moment at)
+{
+	char c;
+
+	if (fd != closing_file || at != WEFT__FDREADY_TRYING)
+		return;
+	closing_file = -1;
+	ck_assert_int_eq(weft_close(fd), 0); /* left to our attempt */
+	closing_rd = weft_pread(fd, &c, 1, 0);
+	closing_wr = weft_pwrite(fd, "Z", 1, 1);
+	closing_sync = weft_fsync(fd, 0);
+}
+
+static void *closing_file_main(void *arg)
+{
+	char path[128], got[4];
+	struct iovec iov = { got, sizeof(got) };
+	struct stat st;
+	int fd;
+
+	(void)arg;
+	tmp_path(path, sizeof(path), "closing");
+	fd = weft_open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(weft_pwrite(fd, "a", 1, 0), 1);
+	closing_file = fd;
+	weft__fdready_hook = file_calls_while_closing;
+	ssize_t r = weft_readv(fd, &iov, 1);
+	weft__fdready_hook = NULL;
+	ck_assert_int_eq(closing_file, -1); /* the hook ran */
+	ck_assert_msg(closing_rd == -EBADF && closing_wr == -EBADF &&
+			      closing_sync == -EBADF,
+		      "pread %ld, pwrite %ld, fsync %ld (-EBADF wanted)",
+		      closing_rd, closing_wr, closing_sync);
+	ck_assert_int_eq(r, 1);                   /* the attempt's own read */
+	ck_assert_int_eq(fcntl(fd, F_GETFD), -1); /* closed after */
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_size, 1); /* nothing written */
+	unlink(path);
+	return NULL;
+}
+
+START_TEST(file_calls_on_a_closing_fd)
+{
+	weft_test_run(closing_file_main, NULL, 1);
+}
+END_TEST
+
+/*
  * pread(2) and pwrite(2) say -ESPIPE on a file without an offset (a pipe,
  * a socket); io_uring's read and write ignored the offset and moved the
  * bytes, so the drivers differed. A file with an offset is asked once
@@ -1869,6 +1928,7 @@ int main(void)
 	tcase_add_test(tc, close_ends_queued_file_call);
 	tcase_add_test(tc, close_waits_for_started_file_call);
 	tcase_add_test(tc, cancel_waits_for_started_file_call);
+	tcase_add_test(tc, file_calls_on_a_closing_fd);
 	tcase_add_test(tc, pread_pipe_espipe);
 	tcase_add_test(tc, pread_offsetless_espipe);
 	tcase_add_test(tc, huge_len_refused_as_pread_refuses);

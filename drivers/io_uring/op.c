@@ -11,6 +11,7 @@
 #include <liburing.h>
 
 #include "weft/io.h"
+#include "drivers/readiness/fdready.h"
 #include "fdtable.h"
 #include "op.h"
 #include "runtime/list.h"
@@ -209,6 +210,14 @@ struct io_uring_sqe *weft__io_begin(struct weft__io *io, int fd, int *err)
 {
 	int r;
 
+	/* A weft_close left fd's close(2) to calls under way on it: until
+	 * they end, weft's calls on fd say -EBADF (fdready.h), as the
+	 * epoll driver's file calls' holds do, rather than reach the file
+	 * the number still holds. */
+	if (fd >= 0 && weft__fdready_closing(fd)) {
+		*err = -EBADF;
+		return NULL;
+	}
 	io->op.complete = io_complete;
 	io->ring = weft__ring_current();
 	io->cancel_msg.run = io_cancel_run;

@@ -77,8 +77,9 @@ struct weft__io {
 };
 
 /* Publishes io and returns a fresh SQE on the caller's ring, or NULL with
- * *err = -ECANCELED / -ETIMEDOUT. fd >= 0 registers io under fd. A task
- * only: call weft__ring_current() first. */
+ * *err = -ECANCELED / -ETIMEDOUT, or -EBADF while a weft_close of fd waits
+ * for the calls under way on it (weft__fdready_closing). fd >= 0
+ * registers io under fd. A task only: call weft__ring_current() first. */
 struct io_uring_sqe *weft__io_begin(struct weft__io *io, int fd, int *err);
 
 /* Tags sqe with io, parks until the CQE (and any cancel message) is handled
