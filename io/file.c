@@ -82,8 +82,12 @@ static long file_call(struct file_call *c)
 {
 	int r;
 
+	/* A plain thread's call is the system call itself, on the number:
+	 * while a weft_close waits for the calls under way on fd, -EBADF, as
+	 * a task's says (fdready.h). */
 	if (weft__io_path() == WEFT__PLAIN)
-		return c->fn(c);
+		return c->fd >= 0 && weft__fdready_closing(c->fd) ? -EBADF
+								  : c->fn(c);
 	if (c->fd >= 0) {
 		c->hold.closed = file_call_closed;
 		if ((r = weft__fdready_hold(&c->hold, c->fd)) < 0)

@@ -498,6 +498,71 @@ START_TEST(file_calls_on_a_closing_fd)
 }
 END_TEST
 
+/* The same from a plain thread, whose file calls are the system calls
+ * themselves: they reached the closed file too, on either driver. */
+static int closing_plain_fd = -1;
+static long plain_rd, plain_wr, plain_sync;
+
+static void *plain_file_calls(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char c;
+
+	plain_rd = weft_pread(fd, &c, 1, 0);
+	plain_wr = weft_pwrite(fd, "Z", 1, 1);
+	plain_sync = weft_fsync(fd, 0);
+	return NULL;
+}
+
+static void plain_file_calls_while_closing(int fd, enum weft__fdready_moment at)
+{
+	pthread_t p;
+
+	if (fd != closing_plain_fd || at != WEFT__FDREADY_TRYING)
+		return;
+	closing_plain_fd = -1;
+	ck_assert_int_eq(weft_close(fd), 0); /* left to our attempt */
+	ck_assert_int_eq(pthread_create(&p, NULL, plain_file_calls,
+					(void *)(intptr_t)fd),
+			 0);
+	ck_assert_int_eq(pthread_join(p, NULL), 0);
+}
+
+static void *closing_plain_main(void *arg)
+{
+	char path[128], got[4];
+	struct iovec iov = { got, sizeof(got) };
+	struct stat st;
+	int fd;
+
+	(void)arg;
+	tmp_path(path, sizeof(path), "closing-plain");
+	fd = weft_open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(weft_pwrite(fd, "a", 1, 0), 1);
+	closing_plain_fd = fd;
+	weft__fdready_hook = plain_file_calls_while_closing;
+	ssize_t r = weft_readv(fd, &iov, 1);
+	weft__fdready_hook = NULL;
+	ck_assert_int_eq(closing_plain_fd, -1); /* the hook ran */
+	ck_assert_msg(plain_rd == -EBADF && plain_wr == -EBADF &&
+			      plain_sync == -EBADF,
+		      "plain pread %ld, pwrite %ld, fsync %ld (-EBADF wanted)",
+		      plain_rd, plain_wr, plain_sync);
+	ck_assert_int_eq(r, 1);                   /* the attempt's own read */
+	ck_assert_int_eq(fcntl(fd, F_GETFD), -1); /* closed after */
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_size, 1); /* nothing written */
+	unlink(path);
+	return NULL;
+}
+
+START_TEST(plain_file_calls_on_a_closing_fd)
+{
+	weft_test_run(closing_plain_main, NULL, 1);
+}
+END_TEST
+
 /*
  * pread(2) and pwrite(2) say -ESPIPE on a file without an offset (a pipe,
  * a socket); io_uring's read and write ignored the offset and moved the
@@ -1929,6 +1994,7 @@ int main(void)
 	tcase_add_test(tc, close_waits_for_started_file_call);
 	tcase_add_test(tc, cancel_waits_for_started_file_call);
 	tcase_add_test(tc, file_calls_on_a_closing_fd);
+	tcase_add_test(tc, plain_file_calls_on_a_closing_fd);
 	tcase_add_test(tc, pread_pipe_espipe);
 	tcase_add_test(tc, pread_offsetless_espipe);
 	tcase_add_test(tc, huge_len_refused_as_pread_refuses);
