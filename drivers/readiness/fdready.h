@@ -55,7 +55,8 @@ weft__fdready_begin(struct weft__ready_call *c, int fd, enum weft__dir dir);
 /* After the attempt, with its result in *result. want: the bytes the
  * attempt asked to move, if it consumes them (0 otherwise: a peek, a
  * connect, an accept); on a TCP socket a shorter result shows it drained
- * or full, and the next call in dir waits for an edge before trying. On
+ * or full, and the next call in dir that moves bytes (want not 0) waits
+ * for an edge before trying. On
  * -EAGAIN from a pollable fd, waits for dir's readiness and returns true:
  * begin again. Else returns false with the call's result in *result: the
  * attempt's, or the wait's -ECANCELED / -ETIMEDOUT / -EBADF (weft let the
