@@ -61,20 +61,25 @@ int example_main(int argc, char **argv, example_fn fn, double default_secs)
 	struct weft_config cfg = { 0 };
 	void *res;
 	char *end;
+	long workers;
 	int opt, r;
 
 	while ((opt = getopt(argc, argv, "s:w:h")) != -1) {
 		switch (opt) {
 		case 's':
+			/* end == optarg: no digits at all, as in -s "". */
 			run.secs = strtod(optarg, &end);
-			if (*end || !isfinite(run.secs) || run.secs < 0 ||
-			    run.secs > 3600)
+			if (*end || end == optarg || !isfinite(run.secs) ||
+			    run.secs < 0 || run.secs > 3600)
 				return usage(argv[0], default_secs);
 			break;
 		case 'w':
-			cfg.workers = (int)strtol(optarg, &end, 10);
-			if (*end || cfg.workers < 1)
+			/* Checked as a long: cast to int first, 4294967298
+			 * would pass as 2. */
+			workers = strtol(optarg, &end, 10);
+			if (*end || workers < 1 || workers > WEFT_WORKERS_MAX)
 				return usage(argv[0], default_secs);
+			cfg.workers = (int)workers;
 			break;
 		default:
 			return usage(argv[0], default_secs);
