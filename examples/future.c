@@ -51,10 +51,11 @@ int example_future(double secs)
 	/* fut lives on this stack: the setter must be done before we return,
 	 * even if we were cancelled, so the join is shielded. */
 	struct weft_shield sh;
-	weft_shield_enter(&sh);
+	bool shielded = !weft_shield_enter(&sh); /* it is, in a task */
 	if (weft_join(setter, NULL))
 		fprintf(stderr, "future: lost the setter\n");
-	weft_shield_leave(&sh);
+	if (shielded)
+		weft_shield_leave(&sh);
 	return r;
 }
 

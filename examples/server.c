@@ -147,16 +147,20 @@ static void *serve(void *unused)
 	/* Shielded: the acceptor must be gone before the socket closes,
 	 * even if this task was cancelled itself. */
 	struct weft_shield sh;
-	weft_shield_enter(&sh);
+	bool shielded = !weft_shield_enter(&sh); /* it is, in a task */
 	if (weft_join(acceptor, &failed))
 		fprintf(stderr, "%s: lost the acceptor\n", server.name);
-	weft_shield_leave(&sh);
+	if (shielded)
+		weft_shield_leave(&sh);
 	weft_close(server.lfd);
 	if (!r)
 		printf("%s: %s: stopping, closing %d connections\n",
 		       server.name, strsignal(sig),
 		       weft_group_running(&server.conns));
-	weft_group_shutdown(&server.conns);
+	int stop = weft_group_shutdown(&server.conns);
+	if (stop) /* not from a member, so only a collected failure */
+		fprintf(stderr, "%s: stopping the connections: %s\n",
+			server.name, strerror(-stop));
 	return PTR_ERR(failed) ? failed : ERR_PTR(r);
 }
 

@@ -26,8 +26,10 @@ weft_test(test_cpus TIMEOUT 60 SOURCES test_cpus.c)
 # A dropped result of a WEFT_MUST_CHECK call is a compile error under
 # -Werror: each must_check_<what>.c drops one, and must not compile (a
 # blocking call's, the lock's; a call that writes nothing when it fails,
-# weft_metrics).
-foreach(what lock metrics)
+# weft_metrics; scopes that leave the code after them unbounded or
+# unshielded when they fail, the deadline's and the shield's; a stop that
+# waited for nothing when it fails, weft_group_shutdown).
+foreach(what lock metrics deadline shield shutdown)
   add_test(NAME test_must_check_${what}
            COMMAND ${CMAKE_C_COMPILER} -c -o /dev/null -Werror=unused-result
                    -I${PROJECT_SOURCE_DIR}/include

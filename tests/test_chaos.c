@@ -104,7 +104,7 @@ static void do_future(void)
 	ck_assert(r != 0 || res == (void *)7);
 	/* f is on this stack: the setter must be gone before we return. */
 	struct weft_shield sh;
-	weft_shield_enter(&sh);
+	ck_assert_int_eq(weft_shield_enter(&sh), 0);
 	weft_cancel(t);
 	ck_assert_int_eq(weft_join(t, NULL), 0);
 	weft_shield_leave(&sh);
@@ -148,7 +148,9 @@ static void one_op(struct slot *s)
 {
 	unsigned r = (unsigned)rand_r(&s->seed);
 	struct weft_deadline d;
-	weft_deadline_enter(&d, (int64_t)(r % 2000) * WEFT_USEC);
+	ck_assert_int_eq(weft_deadline_enter(&d,
+					     (int64_t)(r % 2000) * WEFT_USEC),
+			 0);
 	switch ((r >> 11) % 10) {
 	case 0:
 		do_lock();

@@ -458,8 +458,10 @@ static void *race_main(void *arg)
 	ck_assert_int_eq(weft_spawn(&t, feed_lines, &f), 0);
 	for (;;) {
 		/* 20 us to 100 us, longer after each timeout in a row. */
-		weft_deadline_enter(&d,
-				    (i % 5 + 1 + in_a_row) * 20 * WEFT_USEC);
+		ck_assert_int_eq(weft_deadline_enter(&d,
+						     (i % 5 + 1 + in_a_row) *
+							     20 * WEFT_USEC),
+				 0);
 		n = weft_stream_readline(&s, &line);
 		weft_deadline_leave(&d);
 		if (n == -ETIMEDOUT) {

@@ -62,7 +62,10 @@ static void *writer(void *arg)
 		if (n > st->len - off)
 			n = st->len - off;
 		io_fill(buf, n, st->seed, off);
-		weft_deadline_enter(&d, (50 + rnd(&rs) % 1000) * WEFT_USEC);
+		ck_assert_int_eq(weft_deadline_enter(&d,
+						     (50 + rnd(&rs) % 1000) *
+							     WEFT_USEC),
+				 0);
 		r = weft_send_all(st->wfd, buf, n, 0, &sent);
 		weft_deadline_leave(&d);
 		ck_assert_msg(r == (ssize_t)n || r == -ETIMEDOUT, "send: %zd",
@@ -90,7 +93,10 @@ static void *reader(void *arg)
 		/* A slow reader now and then, so that senders block too. */
 		if (rnd(&rs) % 16 == 0)
 			weft_sleep(WEFT_MSEC);
-		weft_deadline_enter(&d, (50 + rnd(&rs) % 1000) * WEFT_USEC);
+		ck_assert_int_eq(weft_deadline_enter(&d,
+						     (50 + rnd(&rs) % 1000) *
+							     WEFT_USEC),
+				 0);
 		n = weft_recv(st->rfd, buf, 1 + rnd(&rs) % 32768, 0);
 		weft_deadline_leave(&d);
 		if (n == -ETIMEDOUT) {

@@ -101,7 +101,7 @@ static void *barrier_main(void *arg)
 	ck_assert_int_eq(weft_barrier_wait(&one), 0);
 	ck_assert_int_eq(weft_barrier_wait(&one), 0);
 	struct weft_deadline d;
-	weft_deadline_enter(&d, 2 * WEFT_MSEC);
+	ck_assert_int_eq(weft_deadline_enter(&d, 2 * WEFT_MSEC), 0);
 	ck_assert_int_eq(weft_barrier_wait(&b), -ETIMEDOUT);
 	weft_deadline_leave(&d);
 	ck_assert_int_eq(weft_barrier_n_waiting(&b), 0);
@@ -200,7 +200,8 @@ static void *rounds_main(void *arg)
 	for (int i = 0; i < ROUNDS_PARTIES; i++)
 		ck_assert_int_eq(weft_spawn(&t[i], rounds_party, NULL), 0);
 	struct weft_deadline d;
-	weft_deadline_enter(&d, 60 * WEFT_SEC); /* a stuck round: fail */
+	ck_assert_int_eq(weft_deadline_enter(&d, 60 * WEFT_SEC),
+			 0); /* a stuck round: fail */
 	for (int i = 0; i < ROUNDS_PARTIES; i++)
 		ck_assert_int_eq(weft_join(t[i], NULL), 0);
 	weft_deadline_leave(&d);
@@ -234,7 +235,7 @@ static atomic_int timed_left;
 static void *timed_party(void *arg)
 {
 	struct weft_deadline d;
-	weft_deadline_enter(&d, timed_ns);
+	ck_assert_int_eq(weft_deadline_enter(&d, timed_ns), 0);
 	int r = weft_barrier_wait(arg);
 	weft_deadline_leave(&d);
 	atomic_store(&timed_left, 1);

@@ -98,7 +98,7 @@ static void *notify_waiter(void *arg)
 static void *timed_notify_waiter(void *arg)
 {
 	struct weft_deadline d;
-	weft_deadline_enter(&d, TIMED_WAITER_NS);
+	ck_assert_int_eq(weft_deadline_enter(&d, TIMED_WAITER_NS), 0);
 	void *r = notify_waiter(arg);
 	weft_deadline_leave(&d);
 	return r;
@@ -267,7 +267,7 @@ static void *moved_waiter(void *arg)
 	long r;
 
 	if (m->deadline_ns)
-		weft_deadline_enter(&d, m->deadline_ns);
+		ck_assert_int_eq(weft_deadline_enter(&d, m->deadline_ns), 0);
 	ck_assert_int_eq(weft_lock_acquire(&m->lock), 0);
 	r = weft_cond_wait(&m->cond);
 	ck_assert_int_eq(weft_lock_locked(&m->lock), 1);
@@ -299,7 +299,7 @@ static void moved_round(bool cancel)
 		ck_assert_int_eq(weft_sleep(60 * WEFT_MSEC), 0);
 	ck_assert_int_eq(weft_lock_release(&m.lock), 0);
 	/* Bounded: a waiter nothing wakes fails here, not by hanging. */
-	weft_deadline_enter(&d, WEFT_SEC);
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
 	ck_assert_int_eq(weft_event_wait(&m.done), 0);
 	weft_deadline_leave(&d);
 	ck_assert_int_eq(weft_join(t, &res), 0);

@@ -86,7 +86,7 @@ static void *waiter(void *arg)
 static void *timed_waiter(void *arg)
 {
 	struct weft_deadline d;
-	weft_deadline_enter(&d, TIMED_WAITER_NS);
+	ck_assert_int_eq(weft_deadline_enter(&d, TIMED_WAITER_NS), 0);
 	long r = weft_event_wait(arg);
 	weft_deadline_leave(&d);
 	return (void *)r;
@@ -161,7 +161,7 @@ static void *window_waiter(void *arg)
 {
 	struct weft_deadline d;
 
-	weft_deadline_enter(&d, WEFT_SEC);
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
 	long r = weft_event_wait(arg);
 	weft_deadline_leave(&d);
 	return (void *)r;

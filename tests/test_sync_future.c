@@ -99,7 +99,7 @@ static void *fwaiter(void *arg)
 static void *timed_fwaiter(void *arg)
 {
 	struct weft_deadline d;
-	weft_deadline_enter(&d, TIMED_WAITER_NS);
+	ck_assert_int_eq(weft_deadline_enter(&d, TIMED_WAITER_NS), 0);
 	void *r = fwaiter(arg);
 	weft_deadline_leave(&d);
 	return r;

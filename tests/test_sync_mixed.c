@@ -342,7 +342,10 @@ static int bsem_once(uint64_t *s, bool task)
 		return 1;
 	case 1: {
 		struct weft_deadline d;
-		weft_deadline_enter(&d, (int64_t)(rnd(s) % 80 + 1) * WEFT_USEC);
+		ck_assert_int_eq(weft_deadline_enter(&d, (int64_t)(rnd(s) % 80 +
+								   1) *
+								 WEFT_USEC),
+				 0);
 		r = weft_sem_acquire(&b_sem);
 		weft_deadline_leave(&d);
 		if (r == -ECANCELED)
@@ -395,7 +398,10 @@ static void usem_once(uint64_t *s, bool task)
 	int k = (int)(rnd(s) % 2);
 	if (task) {
 		struct weft_deadline d;
-		weft_deadline_enter(&d, (int64_t)(rnd(s) % 50 + 1) * WEFT_USEC);
+		ck_assert_int_eq(weft_deadline_enter(&d, (int64_t)(rnd(s) % 50 +
+								   1) *
+								 WEFT_USEC),
+				 0);
 		r = weft_sem_acquire(&u_sem[k]);
 		weft_deadline_leave(&d);
 		if (r == -ECANCELED || r == -ETIMEDOUT)
@@ -552,8 +558,10 @@ static int put_once(uint64_t *s, uint64_t v, bool task)
 		break;
 	case 1: {
 		struct weft_deadline d;
-		weft_deadline_enter(&d,
-				    (int64_t)(rnd(s) % 100 + 1) * WEFT_USEC);
+		ck_assert_int_eq(
+			weft_deadline_enter(&d, (int64_t)(rnd(s) % 100 + 1) *
+							WEFT_USEC),
+			0);
 		r = weft_queue_put(mq, &v);
 		weft_deadline_leave(&d);
 		if (r == -ETIMEDOUT)
@@ -623,8 +631,10 @@ static int get_once(uint64_t *s, bool task)
 		break;
 	case 1: {
 		struct weft_deadline d;
-		weft_deadline_enter(&d,
-				    (int64_t)(rnd(s) % 100 + 1) * WEFT_USEC);
+		ck_assert_int_eq(
+			weft_deadline_enter(&d, (int64_t)(rnd(s) % 100 + 1) *
+							WEFT_USEC),
+			0);
 		r = weft_queue_get(mq, &v);
 		weft_deadline_leave(&d);
 		if (r == -ETIMEDOUT)
@@ -690,7 +700,7 @@ static void *joiner_task(void *arg)
 	(void)arg;
 	for (;;) {
 		struct weft_deadline d;
-		weft_deadline_enter(&d, 200 * WEFT_USEC);
+		ck_assert_int_eq(weft_deadline_enter(&d, 200 * WEFT_USEC), 0);
 		int r = weft_queue_join(mq);
 		weft_deadline_leave(&d);
 		if (r == -ECANCELED)
@@ -791,7 +801,7 @@ static void run_queue(struct weft_queue *q, int how)
 	/* Everything put was marked done or dropped: join returns at once. */
 	{
 		struct weft_deadline d;
-		weft_deadline_enter(&d, 5 * WEFT_SEC);
+		ck_assert_int_eq(weft_deadline_enter(&d, 5 * WEFT_SEC), 0);
 		ck_assert_int_eq(weft_queue_join(q), 0);
 		weft_deadline_leave(&d);
 	}
@@ -1028,8 +1038,11 @@ static void *bchaos_task(void *arg)
 		int r;
 		if (rnd(&s) % 2) {
 			struct weft_deadline d;
-			weft_deadline_enter(&d, (int64_t)(rnd(&s) % 300 + 1) *
-							WEFT_USEC);
+			ck_assert_int_eq(weft_deadline_enter(
+						 &d,
+						 (int64_t)(rnd(&s) % 300 + 1) *
+							 WEFT_USEC),
+					 0);
 			r = weft_barrier_wait(&mb);
 			weft_deadline_leave(&d);
 		} else {
@@ -1150,7 +1163,8 @@ static void ew_wait(uint64_t *s, bool task)
 	struct weft_deadline d;
 	bool timed = task && rnd(s) % 2;
 	if (timed)
-		weft_deadline_enter_at(&d, weft_now() + left);
+		ck_assert_int_eq(weft_deadline_enter_at(&d, weft_now() + left),
+				 0);
 	int r = weft_select(c, 2);
 	if (timed)
 		weft_deadline_leave(&d);
@@ -1526,8 +1540,11 @@ static void cond_party(int role, bool task, uint64_t *s)
 		struct weft_deadline d;
 		bool timed = task && rnd(s) % 3 == 0;
 		if (timed)
-			weft_deadline_enter(&d, (int64_t)(rnd(s) % 100 + 1) *
-							WEFT_USEC);
+			ck_assert_int_eq(weft_deadline_enter(
+						 &d,
+						 (int64_t)(rnd(s) % 100 + 1) *
+							 WEFT_USEC),
+					 0);
 		r = weft_cond_wait_for(role ? &c_room : &c_items,
 				       role ? has_room : has_item, NULL);
 		if (timed)
@@ -1663,8 +1680,11 @@ static void *x_taker(void *arg)
 		struct weft_deadline dl;
 		bool timed = task && rnd(&s) % 4 == 0;
 		if (timed)
-			weft_deadline_enter(&dl, (int64_t)(rnd(&s) % 60 + 1) *
-							 WEFT_USEC);
+			ck_assert_int_eq(weft_deadline_enter(
+						 &dl,
+						 (int64_t)(rnd(&s) % 60 + 1) *
+							 WEFT_USEC),
+					 0);
 		int r = weft_select(d, 5);
 		if (timed)
 			weft_deadline_leave(&dl);

@@ -194,7 +194,7 @@ static void *putter(void *arg)
 	struct pctx *p = arg;
 	struct weft_deadline d;
 	if (p->timed)
-		weft_deadline_enter(&d, TIMED_WAITER_NS);
+		ck_assert_int_eq(weft_deadline_enter(&d, TIMED_WAITER_NS), 0);
 	long r = weft_queue_put(p->q, &p->v);
 	if (p->timed)
 		weft_deadline_leave(&d);
@@ -211,7 +211,7 @@ static void *getter(void *arg)
 static void *timed_getter(void *arg)
 {
 	struct weft_deadline d;
-	weft_deadline_enter(&d, TIMED_WAITER_NS);
+	ck_assert_int_eq(weft_deadline_enter(&d, TIMED_WAITER_NS), 0);
 	void *r = getter(arg);
 	weft_deadline_leave(&d);
 	return r;
@@ -446,7 +446,7 @@ static void *window_getter(void *arg)
 	struct qwin *c = arg;
 	struct weft_deadline d;
 
-	weft_deadline_enter(&d, WEFT_SEC);
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
 	long r = weft_queue_get(&c->q, &c->item);
 	weft_deadline_leave(&d);
 	return (void *)r;
@@ -457,7 +457,7 @@ static void *window_putter(void *arg)
 	struct qwin *c = arg;
 	struct weft_deadline d;
 
-	weft_deadline_enter(&d, WEFT_SEC);
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
 	long r = weft_queue_put(&c->q, &c->item);
 	weft_deadline_leave(&d);
 	return (void *)r;

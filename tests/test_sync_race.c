@@ -260,7 +260,7 @@ static int bar_wait(struct race *r)
 static int bar_notify(struct race *r)
 {
 	struct weft_deadline d;
-	weft_deadline_enter(&d, WEFT_MSEC);
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_MSEC), 0);
 	int rc = weft_barrier_wait(&r->bar);
 	weft_deadline_leave(&d);
 	return rc;
@@ -297,7 +297,7 @@ static void *waiter(void *arg)
 	struct race *r = arg;
 	struct weft_deadline d;
 	if (r->deadline_ns)
-		weft_deadline_enter(&d, r->deadline_ns);
+		ck_assert_int_eq(weft_deadline_enter(&d, r->deadline_ns), 0);
 	race_arrive(&r->line);
 	race_spin(r->spin_w);
 	long rc = r->ops->wait(r);

@@ -409,12 +409,12 @@ static void *cancel_main(void *arg)
 	struct weft_select_case cs[] = { WEFT_CASE_GET(&c.q, &c.v),
 					 WEFT_CASE_SEM(&c.s),
 					 WEFT_CASE_TIMEOUT(60 * WEFT_SEC) };
-	weft_deadline_enter(&d, 5 * WEFT_MSEC);
+	ck_assert_int_eq(weft_deadline_enter(&d, 5 * WEFT_MSEC), 0);
 	ck_assert_int_eq(weft_select(cs, 3), -ETIMEDOUT);
 	weft_deadline_leave(&d);
 	/* Longer than it: the timeout case wins. */
 	cs[2].timeout = 5 * WEFT_MSEC;
-	weft_deadline_enter(&d, 60 * WEFT_SEC);
+	ck_assert_int_eq(weft_deadline_enter(&d, 60 * WEFT_SEC), 0);
 	ck_assert_int_eq(weft_select(cs, 3), 2);
 	weft_deadline_leave(&d);
 	ck_assert(weft__waitq_empty(&c.q.getters));
@@ -466,7 +466,7 @@ static void *race_selector(void *arg)
 					WEFT_CASE_GET(&r->q2, &r->v) };
 	struct weft_deadline d;
 	if (r->abort_by == BY_DEADLINE)
-		weft_deadline_enter_at(&d, r->deadline);
+		ck_assert_int_eq(weft_deadline_enter_at(&d, r->deadline), 0);
 	int i = weft_select(c, 4);
 	if (r->abort_by == BY_DEADLINE)
 		weft_deadline_leave(&d);
@@ -747,7 +747,7 @@ static void *first_main(void *arg)
 					    (void *)(intptr_t)WEFT_SEC),
 				 0);
 	struct weft_deadline d;
-	weft_deadline_enter(&d, 5 * WEFT_MSEC);
+	ck_assert_int_eq(weft_deadline_enter(&d, 5 * WEFT_MSEC), 0);
 	ck_assert_int_eq(weft_wait_first(t, 3, NULL, NULL), -ETIMEDOUT);
 	weft_deadline_leave(&d);
 	int w = weft_wait_first(t, 3, NULL, &st);
@@ -914,8 +914,11 @@ static void *consumer(void *arg)
 		struct weft_deadline d;
 		bool timed = rnd(&seed) % 4 == 0;
 		if (timed)
-			weft_deadline_enter(&d, (int64_t)(rnd(&seed) % 200) *
-							WEFT_USEC);
+			ck_assert_int_eq(weft_deadline_enter(
+						 &d,
+						 (int64_t)(rnd(&seed) % 200) *
+							 WEFT_USEC),
+					 0);
 		int i = weft_select(c, 6);
 		if (timed)
 			weft_deadline_leave(&d);
@@ -976,8 +979,10 @@ static void *producer(void *arg)
 			WEFT_CASE_PUT(&p->s->q[1], &v),
 		};
 		struct weft_deadline d;
-		weft_deadline_enter(&d,
-				    (int64_t)(rnd(&seed) % 500) * WEFT_USEC);
+		ck_assert_int_eq(weft_deadline_enter(&d, (int64_t)(rnd(&seed) %
+								   500) *
+								 WEFT_USEC),
+				 0);
 		int i = weft_select(c, 2);
 		weft_deadline_leave(&d);
 		if (i == -ETIMEDOUT)
@@ -1289,7 +1294,7 @@ static void *tonly_main(void *arg)
 				 0);
 		ck_assert_int_eq(weft_spawn(&x->t, tonly_selector, x), 0);
 		atomic_store(&x->task, x->t.task);
-		weft_deadline_enter(&d, 5 * WEFT_SEC);
+		ck_assert_int_eq(weft_deadline_enter(&d, 5 * WEFT_SEC), 0);
 		int r = weft_join(x->t, &res);
 		weft_deadline_leave(&d);
 		ck_assert_msg(r == 0, "round %d: the cancelled select hangs",

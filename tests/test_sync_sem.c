@@ -91,7 +91,7 @@ static void *fifo_waiter(void *arg)
 	struct farg *a = arg;
 	struct weft_deadline d;
 	if (a->timed)
-		weft_deadline_enter(&d, TIMED_WAITER_NS);
+		ck_assert_int_eq(weft_deadline_enter(&d, TIMED_WAITER_NS), 0);
 	long r = weft_sem_acquire(&a->c->sem);
 	if (a->timed)
 		weft_deadline_leave(&d);
@@ -279,7 +279,7 @@ static void *window_acquirer(void *arg)
 {
 	struct weft_deadline d;
 
-	weft_deadline_enter(&d, WEFT_SEC);
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
 	long r = weft_sem_acquire(arg);
 	weft_deadline_leave(&d);
 	return (void *)r;

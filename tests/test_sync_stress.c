@@ -59,8 +59,10 @@ static void chaos_stop(struct chaos *c, weft_task_t h)
 /* A deadline some microseconds away, re-armed after it fires. */
 static void deadline_random(struct weft_deadline *d, uint64_t *s, int max_us)
 {
-	weft_deadline_enter(d, (int64_t)(rnd(s) % (uint64_t)max_us + 1) *
-				       WEFT_USEC);
+	ck_assert_int_eq(weft_deadline_enter(
+				 d, (int64_t)(rnd(s) % (uint64_t)max_us + 1) *
+					    WEFT_USEC),
+			 0);
 }
 
 /* Evaluates call, a blocking weft call, one time in one_in under a random

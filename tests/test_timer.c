@@ -455,10 +455,11 @@ static void *stale_b(void *arg)
 	struct stale_fire *s = arg;
 	struct weft_deadline d;
 
-	weft_deadline_enter_at(&d, s->at);
+	ck_assert_int_eq(weft_deadline_enter_at(&d, s->at), 0);
 	s->b_first = weft_event_wait(&s->e2);
 	weft_deadline_leave(&d);
-	weft_deadline_enter(&d, 2 * WEFT_SEC); /* bounds a bug's hang */
+	ck_assert_int_eq(weft_deadline_enter(&d, 2 * WEFT_SEC),
+			 0); /* bounds a bug's hang */
 	s->b_second = weft_event_wait(&s->e3);
 	weft_deadline_leave(&d);
 	return NULL;
@@ -473,7 +474,7 @@ static void *stale_a(void *arg)
 	 * the heap (checked, by the timers' owner, before relying on it). */
 	ck_assert_int_eq(weft_spawn(&s->b, stale_b, s), 0);
 	__atomic_store_n(&s->tb, s->b.task, __ATOMIC_RELEASE);
-	weft_deadline_enter_at(&d, s->at);
+	ck_assert_int_eq(weft_deadline_enter_at(&d, s->at), 0);
 	s->a_res = weft_event_wait(&s->e1);
 	weft_deadline_leave(&d);
 	return NULL;
@@ -863,7 +864,8 @@ static void *compact_waiter(void *arg)
 {
 	struct weft_deadline d;
 
-	weft_deadline_enter(&d, 3600 * WEFT_SEC); /* far: only armed */
+	ck_assert_int_eq(weft_deadline_enter(&d, 3600 * WEFT_SEC),
+			 0); /* far: only armed */
 	ck_assert_int_eq(weft_event_wait(&compact_ev), 0);
 	weft_deadline_leave(&d);
 	return NULL;

@@ -115,7 +115,7 @@ WEFT_MUST_CHECK int weft_group_wait(struct weft_group *g);
  * others without waiting), or -EINVAL. Beside a weft_group_wait (a stop
  * from another thread while a task waits) both return the round's
  * failure. */
-int weft_group_shutdown(struct weft_group *g);
+WEFT_MUST_CHECK int weft_group_shutdown(struct weft_group *g);
 
 /* Members running now. Returns the count or -EINVAL. */
 int weft_group_running(struct weft_group *g);

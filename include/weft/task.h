@@ -273,7 +273,7 @@ struct weft_shield {
 
 /* Returns 0, -EINVAL (NULL, or s already entered and not left), -EPERM
  * outside a task. */
-int weft_shield_enter(struct weft_shield *s);
+WEFT_MUST_CHECK int weft_shield_enter(struct weft_shield *s);
 /* Returns 0, -EINVAL (NULL, or a scope entered inside it still open),
  * -EPERM outside a task. */
 int weft_shield_leave(struct weft_shield *s);

@@ -3,6 +3,7 @@
 #define WEFT_TIME_H
 
 #include <stdint.h>
+#include "weft/must_check.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -54,10 +55,10 @@ struct weft_deadline {
 /* Enters a scope expiring ns from now. Returns 0, -EINVAL (NULL d, or d
  * entered and not left yet, by this task or by another), -EPERM outside a
  * task. */
-int weft_deadline_enter(struct weft_deadline *d, int64_t ns);
+WEFT_MUST_CHECK int weft_deadline_enter(struct weft_deadline *d, int64_t ns);
 /* Enters a scope expiring at the absolute time at (weft_now()'s clock).
  * Returns as weft_deadline_enter. */
-int weft_deadline_enter_at(struct weft_deadline *d, int64_t at);
+WEFT_MUST_CHECK int weft_deadline_enter_at(struct weft_deadline *d, int64_t at);
 /* Leaves the scope. Returns 1 if the deadline had passed, 0 if not,
  * -EINVAL if d is not the innermost scope, -EPERM outside a task. */
 int weft_deadline_leave(struct weft_deadline *d);
