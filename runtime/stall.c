@@ -189,6 +189,19 @@ int weft__stall_start(struct weft_runtime *rt, int64_t threshold,
 	return 0;
 }
 
+void weft__stall_worker_init(void)
+{
+	sigset_t urg;
+
+	/* installed: set before the workers were created (pthread_create
+	 * orders it), cleared after they were joined. */
+	if (!capture.installed)
+		return;
+	sigemptyset(&urg);
+	sigaddset(&urg, SIGURG);
+	pthread_sigmask(SIG_UNBLOCK, &urg, NULL);
+}
+
 void weft__stall_stop(struct weft_runtime *rt)
 {
 	struct weft__stall_watch *s = &rt->monitor.stall;

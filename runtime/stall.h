@@ -48,6 +48,11 @@ int64_t weft__stall_config(const struct weft_config *cfg);
  * or -ENOMEM. */
 int weft__stall_start(struct weft_runtime *rt, int64_t threshold,
 		      const struct weft_config *cfg, int dump_signal);
+/* On a worker's thread, before it runs a task: unblocks SIGURG if the
+ * watch took it. A worker inherits weft_run's caller's signal mask, and a
+ * program that blocked SIGURG there (leaving it to a sigwait thread, say)
+ * would get every report without frames, each after the capture's wait. */
+void weft__stall_worker_init(void);
 /* Ends the watch; gives SIGURG back its action from before, unless the
  * program replaced weft's handler meanwhile (its own then stays). */
 void weft__stall_stop(struct weft_runtime *rt);

@@ -21,6 +21,7 @@
 #include "idle.h"
 #include "park.h"
 #include "runq.h"
+#include "stall.h"
 #include "steal.h"
 #include "switch.h"
 #include "task.h"
@@ -328,6 +329,7 @@ static int worker_setup(struct weft_runtime *rt, struct weft_worker *w,
 		pthread_attr_destroy(&a);
 	}
 	weft__switch_scheduler_init(w);
+	weft__stall_worker_init();
 	return 0;
 }
 

@@ -1608,6 +1608,34 @@ START_TEST(stall_says_frames_left_out)
 }
 END_TEST
 
+/* weft_run's caller blocked SIGURG (a program that leaves it to a sigwait
+ * thread): the workers inherit the mask, and the capture's signal stayed
+ * pending on every one, so each report came without frames, after the
+ * capture's wait. Workers unblock it when the watch took it. */
+START_TEST(stall_frames_with_sigurg_blocked)
+{
+	struct weft_config cfg = { .workers = 2,
+				   .stall_threshold_ns = 100 * WEFT_MSEC,
+				   .on_stall = on_stall };
+	sigset_t urg, old;
+
+	sigemptyset(&urg);
+	sigaddset(&urg, SIGURG);
+	ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, &urg, &old), 0);
+	seen.nframes = 0;
+	for (int i = 0; i < STALL_TRIES && !seen.nframes; i++) {
+		atomic_store(&seen.calls, 0);
+		ck_assert_int_eq(weft_run(deep_stall_main, NULL, &cfg, NULL),
+				 0);
+		ck_assert_int_eq(atomic_load(&seen.calls), 1);
+	}
+	ck_assert_int_eq(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+#ifndef __SANITIZE_THREAD__ /* it delays the signal: maybe no frames */
+	ck_assert_int_gt(seen.nframes, 0);
+#endif
+}
+END_TEST
+
 /* Off by default: a 300 ms spin is neither reported nor counted. */
 static void *unreported_main(void *arg)
 {
@@ -2893,6 +2921,7 @@ int main(void)
 	tcase_add_test(tc, dump_names_file_calls);
 	tcase_add_test(tc, stall_reported_not_for_yields);
 	tcase_add_test(tc, stall_says_frames_left_out);
+	tcase_add_test(tc, stall_frames_with_sigurg_blocked);
 	tcase_add_test(tc, stall_off_by_default);
 	tcase_add_test(tc, stall_rate_limited);
 	tcase_add_test(tc, stall_report_of_ended_task);

@@ -76,8 +76,10 @@ int weft_dump(int fd);
  * reports are on (never with one worker), and not at all if the program
  * has its own for SIGURG, or SIGURG is the dump signal; then, or if the
  * signal is not handled in time (ThreadSanitizer delays it while the task
- * makes no system call), the report has no frames. A handler the program
- * installs over weft's meanwhile stays when weft_run returns. As with Go's
+ * makes no system call), the report has no frames. With the handler in,
+ * the workers unblock SIGURG, whatever mask they inherited from weft_run's
+ * caller. A handler the program installs over weft's meanwhile stays when
+ * weft_run returns. As with Go's
  * preemption signal, a stalled task inside a system call that is never
  * restarted after a handler (nanosleep, poll, epoll_wait) sees it return
  * EINTR, or end early.
