@@ -43,16 +43,18 @@ static void *run_main(void *arg)
 	return ERR_PTR(run->fn(run->secs));
 }
 
-static int usage(const char *prog, double secs)
+/* To stdout with status 0 when asked for (-h), as getopt programs do; to
+ * stderr with status 2 for a bad command line. */
+static int usage(FILE *out, const char *prog, double secs)
 {
-	fprintf(stderr,
+	fprintf(out,
 		"usage: %s [-s SECONDS] [-w WORKERS]\n"
 		"  -s SECONDS  how long the seed's 3-second sleeps last "
 		"(fractional; default %g)\n"
 		"  -w WORKERS  worker threads (default: $WEFT_WORKERS, "
 		"else one per CPU)\n",
 		prog, secs);
-	return 2;
+	return out == stdout ? 0 : 2;
 }
 
 int example_main(int argc, char **argv, example_fn fn, double default_secs)
@@ -71,22 +73,24 @@ int example_main(int argc, char **argv, example_fn fn, double default_secs)
 			run.secs = strtod(optarg, &end);
 			if (*end || end == optarg || !isfinite(run.secs) ||
 			    run.secs < 0 || run.secs > 3600)
-				return usage(argv[0], default_secs);
+				return usage(stderr, argv[0], default_secs);
 			break;
 		case 'w':
 			/* Checked as a long: cast to int first, 4294967298
 			 * would pass as 2. */
 			workers = strtol(optarg, &end, 10);
 			if (*end || workers < 1 || workers > WEFT_WORKERS_MAX)
-				return usage(argv[0], default_secs);
+				return usage(stderr, argv[0], default_secs);
 			cfg.workers = (int)workers;
 			break;
+		case 'h':
+			return usage(stdout, argv[0], default_secs);
 		default:
-			return usage(argv[0], default_secs);
+			return usage(stderr, argv[0], default_secs);
 		}
 	}
 	if (optind != argc)
-		return usage(argv[0], default_secs);
+		return usage(stderr, argv[0], default_secs);
 
 	/* Lines from tasks on several threads: one write each, in order. */
 	setvbuf(stdout, NULL, _IOLBF, 0);

@@ -148,6 +148,13 @@ for bad in "-s=" "-w=4294967298" "-w=2147483649" "-w=99999999999999999999"; do
 		fail "'${bad%%=*} ${bad#*=}': exit status $rc, not 2 with the usage"
 	fi
 done
+# -h asks for the usage: on stdout, status 0, and nothing run.
+# shellcheck disable=SC2086 # WEFT_EMULATOR: a cross build's, or empty
+${WEFT_EMULATOR:-} "$prog" -h >"$out" 2>"$err"
+rc=$?
+if ((rc != 0)) || ! grep -q '^usage: ' "$out" || [[ -s "$err" ]]; then
+	fail "'-h': exit status $rc, not 0 with the usage on stdout"
+fi
 # shellcheck disable=SC2086 # WEFT_EMULATOR: a cross build's, or empty
 ${WEFT_EMULATOR:-} "$prog" "$@" >"$out" 2>"$err"
 rc=$?
