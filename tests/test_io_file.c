@@ -446,23 +446,44 @@ END_TEST
  * went to the number, which still held the closed file: a pread read it,
  * a pwrite wrote it. Here a task's weft_readv of a regular file closes it
  * at its attempt (the hook's TRYING moment, where another thread may).
+ * The calls come from the hook's task, or from a plain thread, whose file
+ * calls are the system calls themselves: they reached the closed file
+ * too, on either driver.
  */
 static int closing_file = -1;
+static bool closing_from_plain;
 static long closing_rd, closing_wr, closing_sync;
+
+static void *file_calls_on(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char c;
+
+	closing_rd = weft_pread(fd, &c, 1, 0);
+	closing_wr = weft_pwrite(fd, "Z", 1, 1);
+	closing_sync = weft_fsync(fd, 0);
+	return NULL;
+}
 
 static void file_calls_while_closing(int fd, enum weft__fdready_moment at)
 {
-	char c;
+	pthread_t p;
 
 	if (fd != closing_file || at != WEFT__FDREADY_TRYING)
 		return;
 	closing_file = -1;
 	ck_assert_int_eq(weft_close(fd), 0); /* left to our attempt */
-	closing_rd = weft_pread(fd, &c, 1, 0);
-	closing_wr = weft_pwrite(fd, "Z", 1, 1);
-	closing_sync = weft_fsync(fd, 0);
+	if (!closing_from_plain) {
+		file_calls_on((void *)(intptr_t)fd);
+		return;
+	}
+	ck_assert_int_eq(pthread_create(&p, NULL, file_calls_on,
+					(void *)(intptr_t)fd),
+			 0);
+	ck_assert_int_eq(pthread_join(p, NULL), 0);
 }
 
+/* arg: non-NULL for the calls from a plain thread. */
 static void *closing_file_main(void *arg)
 {
 	char path[128], got[4];
@@ -470,7 +491,7 @@ static void *closing_file_main(void *arg)
 	struct stat st;
 	int fd;
 
-	(void)arg;
+	closing_from_plain = arg != NULL;
 	tmp_path(path, sizeof(path), "closing");
 	fd = weft_open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	ck_assert_int_ge(fd, 0);
@@ -482,8 +503,9 @@ static void *closing_file_main(void *arg)
 	ck_assert_int_eq(closing_file, -1); /* the hook ran */
 	ck_assert_msg(closing_rd == -EBADF && closing_wr == -EBADF &&
 			      closing_sync == -EBADF,
-		      "pread %ld, pwrite %ld, fsync %ld (-EBADF wanted)",
-		      closing_rd, closing_wr, closing_sync);
+		      "%spread %ld, pwrite %ld, fsync %ld (-EBADF wanted)",
+		      closing_from_plain ? "plain " : "", closing_rd,
+		      closing_wr, closing_sync);
 	ck_assert_int_eq(r, 1);                   /* the attempt's own read */
 	ck_assert_int_eq(fcntl(fd, F_GETFD), -1); /* closed after */
 	ck_assert_int_eq(stat(path, &st), 0);
@@ -498,68 +520,9 @@ START_TEST(file_calls_on_a_closing_fd)
 }
 END_TEST
 
-/* The same from a plain thread, whose file calls are the system calls
- * themselves: they reached the closed file too, on either driver. */
-static int closing_plain_fd = -1;
-static long plain_rd, plain_wr, plain_sync;
-
-static void *plain_file_calls(void *arg)
-{
-	int fd = (int)(intptr_t)arg;
-	char c;
-
-	plain_rd = weft_pread(fd, &c, 1, 0);
-	plain_wr = weft_pwrite(fd, "Z", 1, 1);
-	plain_sync = weft_fsync(fd, 0);
-	return NULL;
-}
-
-static void plain_file_calls_while_closing(int fd, enum weft__fdready_moment at)
-{
-	pthread_t p;
-
-	if (fd != closing_plain_fd || at != WEFT__FDREADY_TRYING)
-		return;
-	closing_plain_fd = -1;
-	ck_assert_int_eq(weft_close(fd), 0); /* left to our attempt */
-	ck_assert_int_eq(pthread_create(&p, NULL, plain_file_calls,
-					(void *)(intptr_t)fd),
-			 0);
-	ck_assert_int_eq(pthread_join(p, NULL), 0);
-}
-
-static void *closing_plain_main(void *arg)
-{
-	char path[128], got[4];
-	struct iovec iov = { got, sizeof(got) };
-	struct stat st;
-	int fd;
-
-	(void)arg;
-	tmp_path(path, sizeof(path), "closing-plain");
-	fd = weft_open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(weft_pwrite(fd, "a", 1, 0), 1);
-	closing_plain_fd = fd;
-	weft__fdready_hook = plain_file_calls_while_closing;
-	ssize_t r = weft_readv(fd, &iov, 1);
-	weft__fdready_hook = NULL;
-	ck_assert_int_eq(closing_plain_fd, -1); /* the hook ran */
-	ck_assert_msg(plain_rd == -EBADF && plain_wr == -EBADF &&
-			      plain_sync == -EBADF,
-		      "plain pread %ld, pwrite %ld, fsync %ld (-EBADF wanted)",
-		      plain_rd, plain_wr, plain_sync);
-	ck_assert_int_eq(r, 1);                   /* the attempt's own read */
-	ck_assert_int_eq(fcntl(fd, F_GETFD), -1); /* closed after */
-	ck_assert_int_eq(stat(path, &st), 0);
-	ck_assert_int_eq(st.st_size, 1); /* nothing written */
-	unlink(path);
-	return NULL;
-}
-
 START_TEST(plain_file_calls_on_a_closing_fd)
 {
-	weft_test_run(closing_plain_main, NULL, 1);
+	weft_test_run(closing_file_main, "plain", 1);
 }
 END_TEST
 

@@ -821,10 +821,27 @@ static void *ponger(void *arg)
 	return NULL;
 }
 
+/* Passes a value to the partner (pp_a) and takes it back (pp_b) until
+ * the starved task ran, at most 100000 rounds; then ends the partner with
+ * a 0. Returns the rounds. */
+static int rounds_until_starved_ran(void)
+{
+	int v, rounds = 0;
+	while (!atomic_load(&starved_ran) && ++rounds < 100000) {
+		ck_assert_int_eq(weft_queue_get(&pp_b, &v), 0);
+		ck_assert_int_eq(weft_queue_put(&pp_a, &v), 0);
+	}
+	ck_assert_msg(atomic_load(&starved_ran), "starved %d rounds", rounds);
+	ck_assert_int_eq(weft_queue_get(&pp_b, &v), 0);
+	v = 0;
+	ck_assert_int_eq(weft_queue_put(&pp_a, &v), 0);
+	return rounds;
+}
+
 static void *starve_main(void *arg)
 {
 	weft_task_t c, p;
-	int v = 1, rounds = 0;
+	int v = 1;
 	ck_assert_int_eq(weft_queue_init(&pp_a, sizeof(int), 1), 0);
 	ck_assert_int_eq(weft_queue_init(&pp_b, sizeof(int), 1), 0);
 	ck_assert_int_eq(weft_spawn(&c, starved_task, NULL), 0);
@@ -832,16 +849,7 @@ static void *starve_main(void *arg)
 	weft_sleep(10 * WEFT_MSEC);                     /* both park */
 	weft_event_set(&starved_event);                 /* c to run-next ... */
 	ck_assert_int_eq(weft_queue_put(&pp_a, &v), 0); /* ... then woken */
-	while (!atomic_load(&starved_ran) && ++rounds < 100000) {
-		ck_assert_int_eq(weft_queue_get(&pp_b, &v), 0);
-		ck_assert_int_eq(weft_queue_put(&pp_a, &v), 0);
-	}
-	ck_assert_msg(atomic_load(&starved_ran), "starved %d rounds", rounds);
-	ck_assert_int_lt(rounds, 1000);
-	v = 0;
-	ck_assert_int_eq(weft_queue_get(&pp_b, &v), 0);
-	v = 0;
-	ck_assert_int_eq(weft_queue_put(&pp_a, &v), 0);
+	ck_assert_int_lt(rounds_until_starved_ran(), 1000);
 	ck_assert_int_eq(weft_join(p, NULL), 0);
 	ck_assert_int_eq(weft_join(c, NULL), 0);
 	weft_queue_destroy(&pp_a);
@@ -869,7 +877,7 @@ static void *fresh_task(void *arg)
 static void *fresh_main(void *arg)
 {
 	weft_task_t c, d, p;
-	int v = 1, rounds = 0;
+	int v = 1;
 	atomic_store(&starved_ran, false);
 	ck_assert_int_eq(weft_queue_init(&pp_a, sizeof(int), 1), 0);
 	ck_assert_int_eq(weft_queue_init(&pp_b, sizeof(int), 1), 0);
@@ -878,15 +886,8 @@ static void *fresh_main(void *arg)
 	ck_assert_int_eq(weft_spawn(&c, fresh_task, NULL), 0); /* run-next */
 	ck_assert_int_eq(weft_spawn(&d, ret_arg, NULL), 0);    /* c: deque */
 	ck_assert_int_eq(weft_queue_put(&pp_a, &v), 0);        /* d: woken */
-	while (!atomic_load(&starved_ran) && ++rounds < 100000) {
-		ck_assert_int_eq(weft_queue_get(&pp_b, &v), 0);
-		ck_assert_int_eq(weft_queue_put(&pp_a, &v), 0);
-	}
-	ck_assert_msg(atomic_load(&starved_ran), "starved %d rounds", rounds);
-	ck_assert_int_lt(rounds, 100); /* 17: a streak and a turn */
-	ck_assert_int_eq(weft_queue_get(&pp_b, &v), 0);
-	v = 0;
-	ck_assert_int_eq(weft_queue_put(&pp_a, &v), 0);
+	/* 17: a streak and a turn */
+	ck_assert_int_lt(rounds_until_starved_ran(), 100);
 	ck_assert_int_eq(weft_join(p, NULL), 0);
 	ck_assert_int_eq(weft_join(c, NULL), 0);
 	ck_assert_int_eq(weft_join(d, NULL), 0);
@@ -935,7 +936,7 @@ static void *ring_third(void *arg)
 static void *ring_main(void *arg)
 {
 	weft_task_t c, a, t;
-	int v = 1, rounds = 0;
+	int v = 1;
 	atomic_store(&starved_ran, false);
 	ck_assert_int_eq(weft_event_clear(&starved_event), 0);
 	ck_assert_int_eq(weft_queue_init(&pp_a, sizeof(int), 1), 0);
@@ -947,15 +948,7 @@ static void *ring_main(void *arg)
 	weft_sleep(10 * WEFT_MSEC);                     /* all three park */
 	weft_event_set(&starved_event);                 /* c to run-next ... */
 	ck_assert_int_eq(weft_queue_put(&pp_a, &v), 0); /* ... then woken */
-	while (!atomic_load(&starved_ran) && ++rounds < 100000) {
-		ck_assert_int_eq(weft_queue_get(&pp_b, &v), 0);
-		ck_assert_int_eq(weft_queue_put(&pp_a, &v), 0);
-	}
-	ck_assert_msg(atomic_load(&starved_ran), "starved %d rounds", rounds);
-	ck_assert_int_lt(rounds, 1000);
-	ck_assert_int_eq(weft_queue_get(&pp_b, &v), 0);
-	v = 0;
-	ck_assert_int_eq(weft_queue_put(&pp_a, &v), 0);
+	ck_assert_int_lt(rounds_until_starved_ran(), 1000);
 	ck_assert_int_eq(weft_join(a, NULL), 0);
 	ck_assert_int_eq(weft_join(t, NULL), 0);
 	ck_assert_int_eq(weft_join(c, NULL), 0);
@@ -1506,9 +1499,14 @@ END_TEST
 
 static struct weft_event never = WEFT_EVENT_INIT;
 
+/* Ends when its parent lets it, from inside the parent's shield: a child
+ * that slept 30 ms had ended, under load, before its parent's cancel came
+ * (5 ms after its spawn), and the unshielded join then said 0. */
+static struct weft_event child_may_end = WEFT_EVENT_INIT;
+
 static void *slow_child(void *arg)
 {
-	weft_sleep(30 * WEFT_MSEC);
+	ck_assert_int_eq(weft_event_wait(&child_may_end), 0);
 	return (void *)7;
 }
 
@@ -1522,6 +1520,7 @@ static void *cleanup_parent(void *arg)
 	ck_assert_int_eq(weft_join(child, NULL), -ECANCELED);
 	struct weft_shield s;
 	ck_assert_int_eq(weft_shield_enter(&s), 0);
+	ck_assert_int_ge(weft_event_set(&child_may_end), 0);
 	void *res;
 	ck_assert_int_eq(weft_join(child, &res), 0);
 	ck_assert_ptr_eq(res, (void *)7);
