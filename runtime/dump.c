@@ -25,20 +25,18 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <liburing.h>
-#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include "cycles.h"
 
 #include "weft/dump.h"
 #include "weft/select.h"
 #include "dump_signal.h"
+#include "out.h"
 #include "symbols.h"
 #include "valgrind.h"
 #include "self.h"
@@ -49,17 +47,10 @@
 #define OUT_BUF (64 * 1024)
 #define MAX_FRAMES 24
 
-struct out {
-	int fd;
-	int err;
-	size_t len;
-	char *buf;
-};
-
 struct dump {
 	struct weft_runtime *rt;
 	struct weft__symbols *syms;
-	struct out out;
+	struct weft__out out;
 	int64_t now;  /* weft_now() at the start */
 	uint64_t tsc; /* the time-stamp counter then */
 	long tasks;
@@ -67,74 +58,17 @@ struct dump {
 
 /* ---- output ------------------------------------------------------------- */
 
-/* An O_NONBLOCK fd (a socket or pipe weft's epoll driver made so, and
- * every fd sharing its file, stderr among them when it is the same pipe as
- * stdout) is waited for as a blocking one would be: the dump runs on a
- * thread of its own or the caller's, the stall report on the monitor's,
- * never a worker's. */
-int weft__write_all(int fd, const char *buf, size_t len)
-{
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = write(fd, buf + done, len - done);
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			struct pollfd p = { .fd = fd, .events = POLLOUT };
-			if (poll(&p, 1, -1) < 0 && errno != EINTR)
-				return -errno;
-		} else if (n < 0 && errno != EINTR) {
-			return -errno;
-		} else if (n > 0) {
-			done += (size_t)n;
-		}
-	}
-	return 0;
-}
-
-/* Writes the buffer out; the first error stays in o->err. */
-static void flush(struct out *o)
-{
-	if (!o->err)
-		o->err = weft__write_all(o->fd, o->buf, o->len);
-	o->len = 0;
-}
-
-__attribute__((format(printf, 2, 3))) static void put(struct out *o,
-						      const char *fmt, ...)
-{
-	if (OUT_BUF - o->len < 512)
-		flush(o);
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(o->buf + o->len, OUT_BUF - o->len, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		o->len += (size_t)n < OUT_BUF - o->len ? (size_t)n
-						       : OUT_BUF - o->len - 1;
-}
-
-/* put without printf: most of a dump is names and frame lines. */
-static void put_str(struct out *o, const char *s)
-{
-	size_t n = strlen(s);
-	if (OUT_BUF - o->len < n + 1)
-		flush(o);
-	if (n >= OUT_BUF)
-		n = OUT_BUF - 1;
-	memcpy(o->buf + o->len, s, n);
-	o->len += n;
-}
-
 /* "1.204 s", "35.2 ms", "18 us", "120 ns". */
-static void put_duration(struct out *o, int64_t ns)
+static void put_duration(struct weft__out *o, int64_t ns)
 {
 	if (ns >= 1000000000)
-		put(o, "%.3f s", ns / 1e9);
+		weft__out_put(o, "%.3f s", ns / 1e9);
 	else if (ns >= 1000000)
-		put(o, "%.1f ms", ns / 1e6);
+		weft__out_put(o, "%.1f ms", ns / 1e6);
 	else if (ns >= 1000)
-		put(o, "%" PRId64 " us", ns / 1000);
+		weft__out_put(o, "%" PRId64 " us", ns / 1000);
 	else
-		put(o, "%" PRId64 " ns", ns > 0 ? ns : 0);
+		weft__out_put(o, "%" PRId64 " ns", ns > 0 ? ns : 0);
 }
 
 /* ---- what a task waits for ---------------------------------------------- */
@@ -204,96 +138,98 @@ static const char *const kind_names[] = {
 	[WEFT__WAIT_GROUP] = "group",
 };
 
-static void put_io(struct out *o, const struct wait_view *v)
+static void put_io(struct weft__out *o, const struct wait_view *v)
 {
 	const char *op = io_op_name(v->io_op);
 	if (op)
-		put(o, "%s on fd", op);
+		weft__out_put(o, "%s on fd", op);
 	else if (v->io_op)
-		put(o, "io op %u on fd", v->io_op);
+		weft__out_put(o, "io op %u on fd", v->io_op);
 	else /* epoll, a call that did not name itself */
-		put(o, "readiness of fd");
-	put(o, " %d", (int)(intptr_t)v->object);
+		weft__out_put(o, "readiness of fd");
+	weft__out_put(o, " %d", (int)(intptr_t)v->object);
 }
 
 /* One case of a select, in weft_select_kind's terms. */
-static void put_case(struct out *o, int kind, const void *object,
+static void put_case(struct weft__out *o, int kind, const void *object,
 		     uint64_t joined)
 {
 	switch (kind) {
 	case WEFT_SELECT_GET:
-		put(o, "queue %p get", object);
+		weft__out_put(o, "queue %p get", object);
 		break;
 	case WEFT_SELECT_PUT:
-		put(o, "queue %p put", object);
+		weft__out_put(o, "queue %p put", object);
 		break;
 	case WEFT_SELECT_EVENT:
-		put(o, "event %p", object);
+		weft__out_put(o, "event %p", object);
 		break;
 	case WEFT_SELECT_FUTURE:
-		put(o, "future %p", object);
+		weft__out_put(o, "future %p", object);
 		break;
 	case WEFT_SELECT_JOIN:
-		put(o, "join of task %" PRIu64, joined);
+		weft__out_put(o, "join of task %" PRIu64, joined);
 		break;
 	case WEFT_SELECT_SEM:
-		put(o, "sem %p", object);
+		weft__out_put(o, "sem %p", object);
 		break;
 	case WEFT_SELECT_LOCK:
-		put(o, "lock %p", object);
+		weft__out_put(o, "lock %p", object);
 		break;
 	case WEFT_SELECT_READABLE:
-		put(o, "fd %d readable", (int)(intptr_t)object);
+		weft__out_put(o, "fd %d readable", (int)(intptr_t)object);
 		break;
 	case WEFT_SELECT_WRITABLE:
-		put(o, "fd %d writable", (int)(intptr_t)object);
+		weft__out_put(o, "fd %d writable", (int)(intptr_t)object);
 		break;
 	default:
-		put_str(o, "timeout");
+		weft__out_put_str(o, "timeout");
 	}
 }
 
 /* What the wait itself is for: "lock 0x...", "recv on fd 7". */
 static void put_what(struct dump *d, const struct wait_view *v)
 {
-	struct out *o = &d->out;
+	struct weft__out *o = &d->out;
 	switch (v->kind) {
 	case WEFT__WAIT_JOIN:
-		put(o, "join of task %" PRIu64, v->joined);
+		weft__out_put(o, "join of task %" PRIu64, v->joined);
 		break;
 	case WEFT__WAIT_SLEEP:
-		put(o, "sleep until +");
+		weft__out_put(o, "sleep until +");
 		put_duration(o, v->until - d->now);
 		break;
 	case WEFT__WAIT_IO:
 		put_io(o, v);
 		break;
 	case WEFT__WAIT_BLOCKING:
-		put_str(o, "job ");
-		put_str(o, weft__symbols_func(d->syms, (uintptr_t)v->object));
+		weft__out_put_str(o, "job ");
+		weft__out_put_str(o, weft__symbols_func(d->syms,
+							(uintptr_t)v->object));
 		break;
 	case WEFT__WAIT_SELECT:
-		put_str(o, "select of ");
+		weft__out_put_str(o, "select of ");
 		for (int i = 0; i < v->ncases && i < SELECT_SHOWN; i++) {
 			if (i)
-				put_str(o, ", ");
+				weft__out_put_str(o, ", ");
 			put_case(o, v->cases[i].kind, v->cases[i].object,
 				 v->cases[i].joined);
 		}
 		if (v->ncases > SELECT_SHOWN)
-			put(o, " and %d more", v->ncases - SELECT_SHOWN);
+			weft__out_put(o, " and %d more",
+				      v->ncases - SELECT_SHOWN);
 		break;
 	case WEFT__WAIT_OTHER:
-		put_str(o, "wait");
+		weft__out_put_str(o, "wait");
 		break;
 	default:
-		put(o, "%s %p", kind_names[v->kind], v->object);
+		weft__out_put(o, "%s %p", kind_names[v->kind], v->object);
 		if (v->kind == WEFT__WAIT_QUEUE_GET)
-			put(o, " get");
+			weft__out_put(o, " get");
 		else if (v->kind == WEFT__WAIT_QUEUE_PUT)
-			put(o, " put");
+			weft__out_put(o, " put");
 		else if (v->kind == WEFT__WAIT_QUEUE_JOIN)
-			put(o, " join");
+			weft__out_put(o, " join");
 	}
 }
 
@@ -302,7 +238,7 @@ static void put_what(struct dump *d, const struct wait_view *v)
  * (cond 0x...)" when the wait is not on an fd. */
 static void put_wait(struct dump *d, const struct wait_view *v)
 {
-	struct out *o = &d->out;
+	struct weft__out *o = &d->out;
 	if (v->doing &&
 	    (v->kind == WEFT__WAIT_IO || v->kind == WEFT__WAIT_BLOCKING)) {
 		/* A named I/O call, in the same words on both drivers: the fd
@@ -311,28 +247,28 @@ static void put_wait(struct dump *d, const struct wait_view *v)
 		 * none yet. */
 		int fd = v->kind == WEFT__WAIT_IO ? (int)(intptr_t)v->object
 						  : v->doing_fd;
-		put(o, "parked: %s", v->doing);
+		weft__out_put(o, "parked: %s", v->doing);
 		if (fd >= 0)
-			put(o, " on fd %d", fd);
+			weft__out_put(o, " on fd %d", fd);
 	} else if (v->kind == WEFT__WAIT_BLOCKING) {
-		put_str(o, "in the blocking pool: ");
+		weft__out_put_str(o, "in the blocking pool: ");
 		put_what(d, v);
 	} else if (v->doing) {
-		put(o, "parked: %s (", v->doing);
+		weft__out_put(o, "parked: %s (", v->doing);
 		put_what(d, v);
-		put_str(o, ")");
+		weft__out_put_str(o, ")");
 	} else {
-		put_str(o, "parked: ");
+		weft__out_put_str(o, "parked: ");
 		put_what(d, v);
 	}
 	int64_t ticks = (int64_t)d->tsc - v->since;
-	put(o, ", for ");
+	weft__out_put(o, ", for ");
 	put_duration(o, ticks > 0 ? (int64_t)(((unsigned __int128)ticks *
 					       weft__tsc_mult) >>
 					      32)
 				  : 0);
 	if (v->until != WEFT_NO_DEADLINE && v->kind != WEFT__WAIT_SLEEP) {
-		put(o, ", deadline in ");
+		weft__out_put(o, ", deadline in ");
 		put_duration(o, v->until - d->now);
 	}
 }
@@ -464,16 +400,17 @@ static void dump_task(struct weft_task *t, void *arg)
 	int nframes = look_at_wait(d, t, worker >= 0, &v, frames);
 	weft__spin_unlock(&t->wait_lock);
 
-	struct out *o = &d->out;
-	put(o, "task %" PRIu64 " \"%s\" ", t->id, t->name);
+	struct weft__out *o = &d->out;
+	weft__out_put(o, "task %" PRIu64 " \"%s\" ", t->id, t->name);
 	if (worker >= 0)
-		put(o, "running on worker %d", worker);
+		weft__out_put(o, "running on worker %d", worker);
 	else if (nframes < 0)
-		put(o, "runnable");
+		weft__out_put(o, "runnable");
 	else
 		put_wait(d, &v);
-	put_str(o, "\n  spawned at ");
-	put_str(o, weft__symbols_name(d->syms, (uintptr_t)t->spawn_site));
+	weft__out_put_str(o, "\n  spawned at ");
+	weft__out_put_str(o, weft__symbols_name(d->syms,
+						(uintptr_t)t->spawn_site));
 	for (int i = 0; i < nframes && i < MAX_FRAMES; i++) {
 		char num[9] = "\n  #"; /* i < MAX_FRAMES < 100 */
 		int k = 4;
@@ -481,20 +418,21 @@ static void dump_task(struct weft_task *t, void *arg)
 			num[k++] = (char)('0' + i / 10);
 		num[k++] = (char)('0' + i % 10);
 		num[k] = ' ';
-		put_str(o, num);
-		put_str(o, weft__symbols_name(d->syms, frames[i]));
+		weft__out_put_str(o, num);
+		weft__out_put_str(o, weft__symbols_name(d->syms, frames[i]));
 	}
 	/* dump.h promises every live frame: a block cut short says so. */
 	if (nframes > MAX_FRAMES)
-		put(o, "\n  ... and %d more frames", nframes - MAX_FRAMES);
-	put_str(o, "\n");
+		weft__out_put(o, "\n  ... and %d more frames",
+			      nframes - MAX_FRAMES);
+	weft__out_put_str(o, "\n");
 	d->tasks++;
 	weft__task_put(t);
 }
 
 static int dump_all(struct weft_runtime *rt, int fd)
 {
-	struct dump d = { .rt = rt, .out = { .fd = fd } };
+	struct dump d = { .rt = rt, .out = { .fd = fd, .size = OUT_BUF } };
 	d.out.buf = malloc(OUT_BUF);
 	d.syms = weft__symbols_load();
 	if (!d.out.buf || !d.syms) {
@@ -504,13 +442,13 @@ static int dump_all(struct weft_runtime *rt, int fd)
 	}
 	d.now = weft_now();
 	d.tsc = weft__cycles();
-	put(&d.out, "weft: tasks of %d workers%s\n", rt->nworkers,
-	    weft__crowded(&rt->crowd)
-		    ? ", crowded (woken tasks stay on the awake ones)"
-		    : "");
+	weft__out_put(&d.out, "weft: tasks of %d workers%s\n", rt->nworkers,
+		      weft__crowded(&rt->crowd)
+			      ? ", crowded (woken tasks stay on the awake ones)"
+			      : "");
 	weft__task_for_each_alive(dump_task, &d);
-	put(&d.out, "weft: %ld tasks\n", d.tasks);
-	flush(&d.out);
+	weft__out_put(&d.out, "weft: %ld tasks\n", d.tasks);
+	weft__out_flush(&d.out);
 	free(d.out.buf);
 	weft__symbols_free(d.syms);
 	return d.out.err;

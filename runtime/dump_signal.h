@@ -7,8 +7,6 @@
 #ifndef WEFT_RUNTIME_DUMP_SIGNAL_H
 #define WEFT_RUNTIME_DUMP_SIGNAL_H
 
-#include <stddef.h>
-
 #include "weft/task.h"
 
 /* The signal cfg or the environment asks for, 0 for none; -EINVAL for one
@@ -32,12 +30,6 @@ void weft__dump_signal_stop(void);
  * freed. A plain thread's dump outside the two says -ESRCH. */
 void weft__dump_open(void);
 void weft__dump_close(void);
-
-/* Writes len bytes of buf to fd, waiting on an O_NONBLOCK fd for room as
- * a blocking write would (dump.c): 0 or the -errno of a failed write. For
- * the dump and the stall report, whose stderr may be a pipe weft's epoll
- * driver made O_NONBLOCK. */
-int weft__write_all(int fd, const char *buf, size_t len);
 
 /* Internal test interface, not API: if set, called by a plain thread's
  * weft_dump between its look at the door and its load of the runtime, so

@@ -333,9 +333,10 @@ weft__runq_take_yielded_direct(struct weft_runtime *rt, struct weft_worker *w,
  * GLOBAL_QUEUE_INTERVAL-th pick the global queue (if empty, the oldest
  * ready task, unless a batch of the ready queue went to the deque since
  * the last turn), the oldest woken task and the oldest yielded task, if it
- * waited a round, first, then its run-next slot and deques, its ready queue, its yielded list, the global queue;
- * after RUNNEXT_STREAK_MAX run-next picks in a row, run-next comes after
- * the deques, the ready queue and the yielded list, once.
+ * waited a round, first, then its run-next slot and deques, its ready
+ * queue, its yielded list, the global queue; after RUNNEXT_STREAK_MAX
+ * run-next picks in a row, run-next comes after the deques, the ready
+ * queue and the yielded list, once.
  *
  * For a direct switch (direct: park or yield switching straight to the next
  * task) it declines, returning NULL so that the scheduler chooses, when it

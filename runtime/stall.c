@@ -3,7 +3,6 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +10,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#include "dump_signal.h"
+#include "out.h"
 #include "self.h"
 #include "sigclaim.h"
 #include "stall.h"
@@ -264,47 +263,39 @@ static void print_duration(char *buf, size_t len, int64_t ns)
 	snprintf(buf, len, "%.1f ms", ns / 1e6);
 }
 
-/* Appends to text, of size bytes, *len used: cut short if it is full. */
-__attribute__((format(printf, 4, 5))) static void
-append(char *text, size_t size, size_t *len, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(text + *len, size - *len, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		*len += (size_t)n < size - *len ? (size_t)n : size - *len - 1;
-}
-
-/* The default report: one line, and the frames, written to stderr at
- * once. Not with stdio: stderr may be O_NONBLOCK (a pipe shared with
- * stdout that weft's epoll driver did I/O on), and fprintf lost the
- * report to EAGAIN while the pipe was full; weft__write_all waits for
- * room, as for a dump (test_observe stall_report_to_nonblocking_stderr).
- * stderr's lock keeps the program's stdio lines out of the report. */
+/* The default report: one line, and the frames, written to stderr under
+ * its lock, which keeps the program's stdio lines out of it. Not with
+ * stdio: stderr may be O_NONBLOCK (a pipe shared with stdout that weft's
+ * epoll driver did I/O on), and fprintf lost the report to EAGAIN while
+ * the pipe was full; weft__out waits for room, as for a dump
+ * (test_observe stall_report_to_nonblocking_stderr). */
 static void print_stall(const struct weft_stall *st, int64_t threshold,
 			struct weft__symbols *syms)
 {
-	/* The monitor's alone. Room for every frame: 24 names of at most
-	 * NAME_MAX_LEN (symbols.c) and their numbers, and the first line. */
+	/* The monitor's alone. Room for every frame, so that a report goes
+	 * out in one write: 24 names of at most NAME_MAX_LEN (symbols.c)
+	 * and their numbers, and the first line. */
 	static char text[12 * 1024];
-	size_t len = 0;
+	struct weft__out o = { .fd = STDERR_FILENO,
+			       .size = sizeof(text),
+			       .buf = text };
 	char kept[32], limit[32];
 	print_duration(kept, sizeof(kept), st->ns);
 	print_duration(limit, sizeof(limit), threshold);
-	append(text, sizeof(text), &len,
-	       "weft: task %" PRIu64 " \"%s\" has kept worker %d for "
-	       "%s without yielding (stall threshold %s)%s\n",
-	       st->task_id, st->name, st->worker, kept, limit,
-	       st->nframes ? ", seen at:" : "");
-	for (int i = 0; i < st->nframes; i++)
-		append(text, sizeof(text), &len, "  #%d %s\n", i,
-		       weft__symbols_name(syms, (uintptr_t)st->frames[i]));
-	if (st->more_frames)
-		append(text, sizeof(text), &len, "  ... and %d more frames\n",
-		       st->more_frames);
 	flockfile(stderr);
-	(void)weft__write_all(STDERR_FILENO, text, len); /* nobody to tell */
+	weft__out_put(&o,
+		      "weft: task %" PRIu64 " \"%s\" has kept worker %d for "
+		      "%s without yielding (stall threshold %s)%s\n",
+		      st->task_id, st->name, st->worker, kept, limit,
+		      st->nframes ? ", seen at:" : "");
+	for (int i = 0; i < st->nframes; i++)
+		weft__out_put(&o, "  #%d %s\n", i,
+			      weft__symbols_name(syms,
+						 (uintptr_t)st->frames[i]));
+	if (st->more_frames)
+		weft__out_put(&o, "  ... and %d more frames\n",
+			      st->more_frames);
+	weft__out_flush(&o); /* an error: nobody to tell */
 	funlockfile(stderr);
 }
 

@@ -79,10 +79,9 @@ int weft_dump(int fd);
  * makes no system call), the report has no frames. With the handler in,
  * the workers unblock SIGURG, whatever mask they inherited from weft_run's
  * caller. A handler the program installs over weft's meanwhile stays when
- * weft_run returns. As with Go's
- * preemption signal, a stalled task inside a system call that is never
- * restarted after a handler (nanosleep, poll, epoll_wait) sees it return
- * EINTR, or end early.
+ * weft_run returns. As with Go's preemption signal, a stalled task inside
+ * a system call that is never restarted after a handler (nanosleep, poll,
+ * epoll_wait) sees it return EINTR, or end early.
  */
 struct weft_stall {
 	/* Unique within a weft_run: n * 1025 + w for the n-th task spawned

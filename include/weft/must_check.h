@@ -3,11 +3,11 @@
  * the lock, a failed weft_spawn leaves no handle to join, a try_get that
  * found nothing wrote nothing, weft_open's result is a descriptor to
  * close, a deadline or shield scope not entered leaves what follows
- * unbounded or unshielded), so that ignoring their result is a compiler warning, as glibc
- * does for read(2). weft_sleep and weft_yield are not marked: as Go's
- * time.Sleep, they are mostly called where another check ends the loop;
- * a loop that only sleeps should look for their -ECANCELED. Part of
- * <weft.h>. */
+ * unbounded or unshielded), so that ignoring their result is a compiler
+ * warning, as glibc does for read(2). weft_sleep and weft_yield are not
+ * marked: as Go's time.Sleep, they are mostly called where another check
+ * ends the loop; a loop that only sleeps should look for their
+ * -ECANCELED. Part of <weft.h>. */
 #ifndef WEFT_MUST_CHECK_H
 #define WEFT_MUST_CHECK_H
 
