@@ -1571,6 +1571,18 @@ static void *deep_stall_main(void *arg)
 	return arg;
 }
 
+/* Runs deep_stall_main under cfg (on_stall set) until a report comes with
+ * frames, at most STALL_TRIES times: each run reports once. */
+static void report_with_frames(const struct weft_config *cfg)
+{
+	seen.nframes = 0;
+	for (int i = 0; i < STALL_TRIES && !seen.nframes; i++) {
+		atomic_store(&seen.calls, 0);
+		ck_assert_int_eq(weft_run(deep_stall_main, NULL, cfg, NULL), 0);
+		ck_assert_int_eq(atomic_load(&seen.calls), 1);
+	}
+}
+
 START_TEST(stall_says_frames_left_out)
 {
 	struct weft_config cfg = { .workers = 2,
@@ -1578,13 +1590,7 @@ START_TEST(stall_says_frames_left_out)
 				   .on_stall = on_stall };
 	/* A capture the OS kept off its CPU has no frames: tried again, as
 	 * stall_text does. */
-	seen.nframes = 0;
-	for (int i = 0; i < STALL_TRIES && !seen.nframes; i++) {
-		atomic_store(&seen.calls, 0);
-		ck_assert_int_eq(weft_run(deep_stall_main, NULL, &cfg, NULL),
-				 0);
-		ck_assert_int_eq(atomic_load(&seen.calls), 1);
-	}
+	report_with_frames(&cfg);
 #ifndef __SANITIZE_THREAD__ /* it delays the signal: maybe no frames */
 	ck_assert_int_gt(seen.nframes, 0);
 #endif
@@ -1622,13 +1628,7 @@ START_TEST(stall_frames_with_sigurg_blocked)
 	sigemptyset(&urg);
 	sigaddset(&urg, SIGURG);
 	ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, &urg, &old), 0);
-	seen.nframes = 0;
-	for (int i = 0; i < STALL_TRIES && !seen.nframes; i++) {
-		atomic_store(&seen.calls, 0);
-		ck_assert_int_eq(weft_run(deep_stall_main, NULL, &cfg, NULL),
-				 0);
-		ck_assert_int_eq(atomic_load(&seen.calls), 1);
-	}
+	report_with_frames(&cfg);
 	ck_assert_int_eq(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
 #ifndef __SANITIZE_THREAD__ /* it delays the signal: maybe no frames */
 	ck_assert_int_gt(seen.nframes, 0);
