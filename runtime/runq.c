@@ -1,4 +1,5 @@
 /* Where a runnable task lives: the owner's moves between places (runq.h). */
+#include "idle.h"
 #include "inject.h"
 #include "runq.h"
 
@@ -31,6 +32,8 @@ void weft__worker_push(struct weft_worker *w, struct weft_task *t)
 		weft__inject_push(&rt->inject, t);
 }
 
+void (*weft__runq_after_pop)(struct weft_inject *q, int n);
+
 /* Takes up to max (at most INJECT_BATCH) tasks from q for w: returns the
  * first, the rest go to w's deque in order. */
 static struct weft_task *pop_batch(struct weft_inject *q, int max,
@@ -39,6 +42,8 @@ static struct weft_task *pop_batch(struct weft_inject *q, int max,
 	struct weft_task *first = weft__inject_pop(q, max, n);
 	if (!first)
 		return NULL;
+	if (__builtin_expect(weft__runq_after_pop != NULL, 0))
+		weft__runq_after_pop(q, *n);
 	/* Keep the rest in FIFO order: push newest first, the deque's owner
 	 * end takes the last pushed first. */
 	struct weft_task *rest = first->next, *stack[INJECT_BATCH];
@@ -54,7 +59,15 @@ struct weft_task *weft__runq_pop_global(struct weft_runtime *rt,
 					struct weft_worker *w)
 {
 	int n;
-	return pop_batch(&rt->inject, INJECT_BATCH, w, &n);
+	struct weft_task *t = pop_batch(&rt->inject, INJECT_BATCH, w, &n);
+	/* The rest went to w's deque: offered again, as any producer offers
+	 * what it publishes (idle.h). A worker that went to sleep between
+	 * the pop and the pushes saw them in neither queue, and would sleep
+	 * on while t, if long, keeps w (Go's wakep after a grab from its
+	 * global queue). A searcher's end of search offers them already. */
+	if (n > 1 && !w->searching)
+		weft__notify_work(rt);
+	return t;
 }
 
 struct weft_task *weft__runq_take_ready(struct weft_worker *w)

@@ -111,6 +111,10 @@
  * Owner only. */
 void weft__worker_push(struct weft_worker *w, struct weft_task *t);
 
+/* Internal test interface, not API: if set, called by a worker that took
+ * n tasks from queue q, before the rest of them reach its deque. */
+extern void (*weft__runq_after_pop)(struct weft_inject *q, int n);
+
 /* Takes a batch from the global queue: returns the first, the rest go to
  * w's deque in order. NULL if it was empty. */
 struct weft_task *weft__runq_pop_global(struct weft_runtime *rt,

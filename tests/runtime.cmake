@@ -16,6 +16,8 @@ weft_test(test_timer TIMEOUT 300 SOURCES test_timer.c)
 set_tests_properties(test_timer PROPERTIES RUN_SERIAL TRUE)
 # The monitor's rescues beside a kept worker: a ready task, the first fd.
 weft_test(test_monitor TIMEOUT 300 SOURCES test_monitor.c)
+# What a worker does between tasks: searching, sleeping, its timers.
+weft_test(test_sched TIMEOUT 300 SOURCES test_sched.c)
 # Crowding: it pins itself to one CPU, then needs one idle: alone.
 weft_test(test_crowd TIMEOUT 300 SOURCES test_crowd.c)
 set_tests_properties(test_crowd PROPERTIES RUN_SERIAL TRUE)
