@@ -266,6 +266,11 @@ static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
 	weft__pollset_left();
 	if (weft__idle_leave(rt, w)) /* else timers or I/O woke us */
 		weft__stat_add(&w->stats.unparks, 1);
+	/* Woken for our first timer, or after it came due: fire it before
+	 * the search that follows, whose steal may take a task that keeps
+	 * this worker while the sleeper waits, until the monitor fires it
+	 * into the global queue, where no worker may be free to take it. */
+	fire_timers(rt, w);
 	share_woken(rt, w);
 }
 

@@ -185,6 +185,109 @@ START_TEST(global_batch_offered)
 }
 END_TEST
 
+/* ---- a worker woken by its own timer -------------------------------------- */
+
+/*
+ * T sleeps on one worker until D_T; M and K sleep on the other until
+ * D_K, a little earlier. At D_K that worker fires both into its ready
+ * queue, runs one and moves the other to its deque (a batch of two rouses
+ * nobody: worker.c's share_woken), where it waits, open to thieves, while
+ * the first keeps the worker. At D_T T's worker wakes for T's timer: it
+ * must fire it, and run T, before it steals the waiting task, which keeps
+ * it (both keep their workers until T ran, or KEEP_NS).
+ */
+#define TIMER_GAP_NS (300 * 1000) /* D_T - D_K */
+
+struct timer_round {
+	atomic_int m_worker, t_worker;
+	_Atomic int64_t d_k, d_t, t_woke;
+	atomic_bool scene;        /* T's worker slept as M began to */
+	atomic_int k_on_t_worker; /* M or K ran on T's worker */
+};
+
+static struct timer_round *timer_cur;
+
+static bool t_asleep_elsewhere(void)
+{
+	int t = atomic_load(&timer_cur->t_worker);
+	return t >= 0 && t != weft_worker_id() &&
+	       atomic_load(&timer_cur->d_t) &&
+	       atomic_load(&runtime()->idle.sleeping) == 1;
+}
+
+static void *timer_sleeper(void *arg)
+{
+	struct timer_round *k = arg;
+	int64_t at = weft_now() + 20 * WEFT_MSEC;
+	atomic_store(&k->d_t, at);
+	atomic_store(&k->t_worker, weft_worker_id());
+	ck_assert_int_eq(weft_sleep_until(at), 0);
+	atomic_store(&k->t_woke, weft_now());
+	return NULL;
+}
+
+/* M's and K's part: sleep until D_K on M's worker, then keep whichever
+ * worker runs it until T woke. */
+static void timer_keep(struct timer_round *k)
+{
+	ck_assert_int_eq(weft_sleep_until(atomic_load(&k->d_k)), 0);
+	if (weft_worker_id() == atomic_load(&k->t_worker))
+		atomic_fetch_add(&k->k_on_t_worker, 1);
+	for (int64_t until = weft_now() + KEEP_NS;
+	     !atomic_load(&k->t_woke) && weft_now() < until;)
+		weft__cpu_relax();
+}
+
+static void *timer_k(void *arg)
+{
+	timer_keep(arg);
+	return NULL;
+}
+
+static void *timer_main(void *arg)
+{
+	struct timer_round *k = arg;
+	weft_task_t t, kt;
+	timer_cur = k;
+	atomic_store(&k->m_worker, weft_worker_id());
+	ck_assert_int_eq(weft_spawn(&t, timer_sleeper, k), 0);
+	/* T to the other worker (the monitor rouses it for T, in our
+	 * run-next slot), which then sleeps until D_T. */
+	bool scene = spin_until(t_asleep_elsewhere);
+	atomic_store(&k->d_k, atomic_load(&k->d_t) - TIMER_GAP_NS);
+	/* K into run-next: it runs when we sleep, and sleeps too. */
+	ck_assert_int_eq(weft_spawn(&kt, timer_k, k), 0);
+	atomic_store(&k->scene, scene);
+	timer_keep(k);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	ck_assert_int_eq(weft_join(kt, NULL), 0);
+	if (atomic_load(&k->scene))
+		ck_assert_msg(atomic_load(&k->t_woke) - atomic_load(&k->d_t) <
+				      BOUND_NS,
+			      "a sleeper woke %lld ms late: its worker, woken "
+			      "for its timer, stole a task that kept it first",
+			      (long long)(atomic_load(&k->t_woke) -
+					  atomic_load(&k->d_t)) /
+				      WEFT_MSEC);
+	return (void *)(intptr_t)atomic_load(&k->scene);
+}
+
+START_TEST(own_timer_before_steal)
+{
+	int valid = 0, stolen = 0, rounds = SCALED(10);
+	for (int i = 0; i < rounds; i++) {
+		struct timer_round k = { .t_worker = -1 };
+		valid += (int)(intptr_t)run_with(timer_main, &k, 2);
+		stolen += atomic_load(&k.k_on_t_worker) > 0;
+	}
+	fprintf(stderr,
+		"own timer: the scene held in %d of %d rounds, a keeper ran on "
+		"T's worker in %d\n",
+		valid, rounds, stolen);
+	ck_assert_int_gt(valid, 0);
+}
+END_TEST
+
 /* One case per test, so CK_RUN_CASE=<name> runs one alone. */
 static void add(Suite *s, const char *name, const TTest *test)
 {
@@ -198,5 +301,6 @@ int main(void)
 {
 	Suite *s = suite_create("sched");
 	add(s, "global_batch_offered", global_batch_offered);
+	add(s, "own_timer_before_steal", own_timer_before_steal);
 	return weft_test_main(s);
 }
