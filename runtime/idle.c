@@ -91,3 +91,17 @@ bool weft__idle_leave(struct weft_runtime *rt, struct weft_worker *w)
 	pthread_mutex_unlock(&rt->idle.mu);
 	return notified;
 }
+
+bool weft__idle_searcher_covers(struct weft_runtime *rt)
+{
+	/* After the re-check's loads, before the count's: the producer's
+	 * half of the rule (notify_work's fence), for the work the re-check
+	 * saw. Each searcher counted here either finds work, and the last
+	 * to end its search wakes a sleeper, this one among them (counted
+	 * sleeping before our first fence), or goes to sleep through its
+	 * own fence and re-check, which this fence orders after ours: it
+	 * sees what we saw, unless taken. So relaxed. */
+	atomic_thread_fence(memory_order_seq_cst);
+	return atomic_load_explicit(&rt->idle.searching, memory_order_relaxed) >
+	       0;
+}

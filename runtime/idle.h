@@ -13,6 +13,9 @@
  * fence, then re-checks every queue. One of the two sees the other (the
  * store-buffering pattern, forbidden between two seq_cst fences; the RMWs
  * alone would not keep the re-check's relaxed loads after them on ARM).
+ * A worker barred from searching whose re-check finds work sleeps all the
+ * same while a worker searches: it is a producer of what it saw, and reads
+ * `searching` after a fence as a producer does (weft__idle_searcher_covers).
  * The producer's fence (not an RMW, which would make every spawn write
  * this shared line) orders only atomics, so ThreadSanitizer's blindness to
  * fences hides no race on plain data: the tasks themselves are handed over
@@ -52,6 +55,15 @@ void weft__idle_end_search(struct weft_runtime *rt, struct weft_worker *w);
 /* w stops searching, if it was, and joins the sleepers. The caller then
  * re-checks every queue before it sleeps (the no-lost-wake-up rule). */
 void weft__idle_enter(struct weft_runtime *rt, struct weft_worker *w);
+
+/* w, barred from searching (weft__idle_start_search said no), found work
+ * in its re-check after weft__idle_enter: whether it may sleep anyway.
+ * Yes while a worker searches: that work is not its own (its own places
+ * were empty, and only it fills them), it may not steal it, and the
+ * searchers answer for it, as they do for a producer's that saw them
+ * (notify_work). Spinning through the park path until they took it only
+ * took a CPU from them. */
+bool weft__idle_searcher_covers(struct weft_runtime *rt);
 
 /* w leaves the sleepers, unless a notifier took it out already; returns
  * whether one had (the worker was unparked, for weft_metrics). */

@@ -253,8 +253,10 @@ static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
 	 * Relaxed: stuck is a hint for thieves and the monitor, who take
 	 * tasks by CAS or under locks, never through it. */
 	atomic_store_explicit(&w->stuck, false, memory_order_relaxed);
+	bool barred = !w->searching; /* find_task's search was refused */
 	weft__idle_enter(rt, w);
-	if (weft__runq_any_work(rt, w) ||
+	if ((weft__runq_any_work(rt, w) &&
+	     !(barred && weft__idle_searcher_covers(rt))) ||
 	    atomic_load(&rt->state) == RT_STOPPING) {
 		weft__idle_leave(rt, w);
 		return;

@@ -11,7 +11,9 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 #include "test_util.h"
+#include "runtime/idle.h"
 #include "runtime/runq.h"
 #include "runtime/worker.h"
 
@@ -288,6 +290,200 @@ START_TEST(own_timer_before_steal)
 }
 END_TEST
 
+/* ---- a worker barred from searching --------------------------------------- */
+
+/*
+ * At most half the awake workers search (idle.h). One that may not, with
+ * work in another worker's place that the searchers will take, sleeps: it
+ * may not steal it, and spinning through its park path until they did
+ * only took a CPU from them. Here a searcher stays searching (the test
+ * counts one in, as a searcher the OS preempted), while X waits in M's
+ * deque and M keeps its worker. The other worker wakes for T's timer,
+ * runs T, and is barred (one searcher of two awake): over HOLD_NS its
+ * thread must use next to no CPU. Then the searcher ends its search as
+ * weft__idle_end_search does, whose wake-up must not be lost: X runs on
+ * the other worker at once.
+ */
+#define HOLD_NS (300 * WEFT_MSEC)
+#define HOLD_CPU_MAX_NS (10 * WEFT_MSEC)
+
+struct barred_round {
+	atomic_int m_worker, t_worker;
+	_Atomic int64_t t_ran, x_ran;
+	atomic_int x_worker;
+	_Atomic int64_t cpu; /* the other worker's CPU time over HOLD_NS */
+};
+
+static struct barred_round *barred_cur;
+
+static bool others_asleep(void)
+{
+	return atomic_load(&runtime()->idle.sleeping) ==
+		       runtime()->nworkers - 1 &&
+	       !atomic_load(&runtime()->idle.searching);
+}
+
+static bool t_ran(void)
+{
+	return atomic_load(&barred_cur->t_ran) != 0;
+}
+
+static bool x_ran(void)
+{
+	return atomic_load(&barred_cur->x_ran) != 0;
+}
+
+static void *barred_t(void *arg)
+{
+	struct barred_round *k = arg;
+	ck_assert_int_eq(weft_sleep(20 * WEFT_MSEC), 0);
+	atomic_store(&k->t_worker, weft_worker_id());
+	atomic_store(&k->t_ran, weft_now());
+	return NULL;
+}
+
+static void *barred_x(void *arg)
+{
+	struct barred_round *k = arg;
+	atomic_store(&k->x_worker, weft_worker_id());
+	atomic_store(&k->x_ran, weft_now());
+	return NULL;
+}
+
+static void *nothing(void *arg)
+{
+	return arg;
+}
+
+static int64_t thread_cpu_ns(pthread_t th)
+{
+	clockid_t c;
+	struct timespec ts;
+	ck_assert_int_eq(pthread_getcpuclockid(th, &c), 0);
+	ck_assert_int_eq(clock_gettime(c, &ts), 0);
+	return (int64_t)ts.tv_sec * WEFT_SEC + ts.tv_nsec;
+}
+
+static void *barred_main(void *arg)
+{
+	struct barred_round *k = arg;
+	struct weft_runtime *rt = runtime();
+	int me = weft_worker_id();
+	weft_task_t t, x, y;
+	barred_cur = k;
+	/* T sleeps on the other worker: from our run-next slot, where the
+	 * monitor rouses it for T; then it sleeps until T's timer. */
+	ck_assert_int_eq(weft_spawn(&t, barred_t, k), 0);
+	bool scene = spin_until(others_asleep);
+	/* A searcher, counted in: the spawns below rouse nobody. */
+	atomic_fetch_add(&rt->idle.searching, 1);
+	ck_assert_int_eq(weft_spawn(&x, barred_x, k), 0);
+	ck_assert_int_eq(weft_spawn(&y, nothing, NULL), 0); /* X to the deque */
+	scene = scene && spin_until(t_ran) && atomic_load(&k->t_worker) != me &&
+		!x_ran();
+	pthread_t other = rt->workers[1 - me].thread;
+	int64_t cpu = thread_cpu_ns(other);
+	for (int64_t until = weft_now() + HOLD_NS; weft_now() < until;)
+		weft__cpu_relax();
+	atomic_store(&k->cpu, thread_cpu_ns(other) - cpu);
+	scene = scene && !x_ran();
+	/* The searcher ends its search: weft__idle_end_search's count. */
+	int64_t ended = weft_now();
+	if (atomic_fetch_sub(&rt->idle.searching, 1) == 1)
+		weft__notify_work(rt);
+	ck_assert_msg(spin_until(x_ran),
+		      "a task in a deque did not run for 2 s after the last "
+		      "searcher ended its search, with a worker asleep");
+	ck_assert_int_eq(atomic_load(&k->x_worker), 1 - me);
+	ck_assert_int_lt(atomic_load(&k->x_ran) - ended, BOUND_NS);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	ck_assert_int_eq(weft_join(x, NULL), 0);
+	ck_assert_int_eq(weft_join(y, NULL), 0);
+	if (scene)
+		ck_assert_msg(atomic_load(&k->cpu) < HOLD_CPU_MAX_NS,
+			      "a worker barred from searching used %lld ms of "
+			      "CPU in %lld ms with nothing it could run",
+			      (long long)atomic_load(&k->cpu) / WEFT_MSEC,
+			      (long long)HOLD_NS / WEFT_MSEC);
+	return (void *)(intptr_t)scene;
+}
+
+START_TEST(barred_worker_sleeps)
+{
+	int valid = 0, rounds = 0;
+	for (int i = 0; i < ROUNDS && valid < VALID_ROUNDS; i++) {
+		struct barred_round k = { .t_worker = -1 };
+		valid += (int)(intptr_t)run_with(barred_main, &k, 2);
+		rounds = i + 1;
+	}
+	fprintf(stderr, "barred: the scene held in %d of %d rounds\n", valid,
+		rounds);
+	ck_assert_int_eq(valid, VALID_ROUNDS);
+}
+END_TEST
+
+/*
+ * Bursts of short tasks from tasks and plain threads on more workers than
+ * CPUs, each followed by a pause in which the workers go to sleep: the
+ * searcher limit bars some of them in every burst, and they sleep while
+ * others search. A lost wake-up leaves a burst's task unrun while every
+ * worker sleeps: its join would wait for ever (each burst must end in
+ * BOUND_NS * 4).
+ */
+#define BURST 24
+
+static void *burst_task(void *arg)
+{
+	atomic_fetch_add((atomic_long *)arg, 1);
+	return NULL;
+}
+
+struct burst_thread {
+	atomic_long *ran;
+	weft_task_t t[BURST / 2];
+};
+
+static void *burst_spawner(void *arg) /* a plain thread */
+{
+	struct burst_thread *b = arg;
+	for (int i = 0; i < BURST / 2; i++)
+		ck_assert_int_eq(weft_spawn(&b->t[i], burst_task, b->ran), 0);
+	return NULL;
+}
+
+static void *bursts_main(void *arg)
+{
+	long rounds = *(long *)arg;
+	atomic_long ran = 0;
+	for (long r = 0; r < rounds; r++) {
+		weft_task_t t[BURST / 2];
+		struct burst_thread b = { .ran = &ran };
+		pthread_t th;
+		int64_t began = weft_now();
+		ck_assert_int_eq(pthread_create(&th, NULL, burst_spawner, &b),
+				 0);
+		for (int i = 0; i < BURST / 2; i++)
+			ck_assert_int_eq(weft_spawn(&t[i], burst_task, &ran),
+					 0);
+		ck_assert_int_eq(pthread_join(th, NULL), 0);
+		for (int i = 0; i < BURST / 2; i++) {
+			ck_assert_int_eq(weft_join(t[i], NULL), 0);
+			ck_assert_int_eq(weft_join(b.t[i], NULL), 0);
+		}
+		ck_assert_int_lt(weft_now() - began, 4 * BOUND_NS);
+		ck_assert_int_eq(weft_sleep((r % 3) * 100 * 1000), 0);
+	}
+	ck_assert_int_eq(atomic_load(&ran), rounds * BURST);
+	return NULL;
+}
+
+START_TEST(bursts_lose_no_wakeup)
+{
+	long rounds = SCALED(2000);
+	run_with(bursts_main, &rounds, 6);
+}
+END_TEST
+
 /* One case per test, so CK_RUN_CASE=<name> runs one alone. */
 static void add(Suite *s, const char *name, const TTest *test)
 {
@@ -302,5 +498,7 @@ int main(void)
 	Suite *s = suite_create("sched");
 	add(s, "global_batch_offered", global_batch_offered);
 	add(s, "own_timer_before_steal", own_timer_before_steal);
+	add(s, "barred_worker_sleeps", barred_worker_sleeps);
+	add(s, "bursts_lose_no_wakeup", bursts_lose_no_wakeup);
 	return weft_test_main(s);
 }
