@@ -203,11 +203,18 @@ END_TEST
 struct timer_round {
 	atomic_int m_worker, t_worker;
 	_Atomic int64_t d_k, d_t, t_woke;
-	atomic_bool scene;        /* T's worker slept as M began to */
-	atomic_int k_on_t_worker; /* M or K ran on T's worker */
+	atomic_bool scene;          /* T's worker slept as M began to */
+	atomic_int k_on_t_worker;   /* M or K ran on T's worker */
+	_Atomic uint64_t t_unparks; /* T's worker's, as it slept */
 };
 
 static struct timer_round *timer_cur;
+
+/* How often worker i woke from its sleep for a notify. */
+static uint64_t unparks(int i)
+{
+	return atomic_load(&runtime()->workers[i].stats.unparks);
+}
 
 static bool t_asleep_elsewhere(void)
 {
@@ -233,8 +240,15 @@ static void *timer_sleeper(void *arg)
 static void timer_keep(struct timer_round *k)
 {
 	ck_assert_int_eq(weft_sleep_until(atomic_load(&k->d_k)), 0);
-	if (weft_worker_id() == atomic_load(&k->t_worker))
+	if (weft_worker_id() == atomic_load(&k->t_worker)) {
 		atomic_fetch_add(&k->k_on_t_worker, 1);
+		/* Roused by a notify (the monitor's, for the keeper waiting
+		 * in a deque, maybe before T was due; or its firing of T,
+		 * which went to the global queue), not by T's timer. */
+		if (unparks(atomic_load(&k->t_worker)) !=
+		    atomic_load(&k->t_unparks))
+			atomic_store(&k->scene, false);
+	}
 	for (int64_t until = weft_now() + KEEP_NS;
 	     !atomic_load(&k->t_woke) && weft_now() < until;)
 		weft__cpu_relax();
@@ -258,8 +272,9 @@ static void *timer_main(void *arg)
 	bool scene = spin_until(t_asleep_elsewhere);
 	atomic_store(&k->d_k, atomic_load(&k->d_t) - TIMER_GAP_NS);
 	/* K into run-next: it runs when we sleep, and sleeps too. */
-	ck_assert_int_eq(weft_spawn(&kt, timer_k, k), 0);
+	atomic_store(&k->t_unparks, unparks(atomic_load(&k->t_worker)));
 	atomic_store(&k->scene, scene);
+	ck_assert_int_eq(weft_spawn(&kt, timer_k, k), 0);
 	timer_keep(k);
 	ck_assert_int_eq(weft_join(t, NULL), 0);
 	ck_assert_int_eq(weft_join(kt, NULL), 0);
@@ -276,7 +291,7 @@ static void *timer_main(void *arg)
 
 START_TEST(own_timer_before_steal)
 {
-	int valid = 0, stolen = 0, rounds = SCALED(10);
+	int valid = 0, stolen = 0, rounds = (int)weft_test_scaled(10, 5);
 	for (int i = 0; i < rounds; i++) {
 		struct timer_round k = { .t_worker = -1 };
 		valid += (int)(intptr_t)run_with(timer_main, &k, 2);
@@ -323,6 +338,13 @@ static bool others_asleep(void)
 	       !atomic_load(&runtime()->idle.searching);
 }
 
+/* T sleeps on the other worker, which sleeps too. */
+static bool t_asleep_on_other(void)
+{
+	int t = atomic_load(&barred_cur->t_worker);
+	return t >= 0 && t != weft_worker_id() && others_asleep();
+}
+
 static bool t_ran(void)
 {
 	return atomic_load(&barred_cur->t_ran) != 0;
@@ -336,8 +358,8 @@ static bool x_ran(void)
 static void *barred_t(void *arg)
 {
 	struct barred_round *k = arg;
-	ck_assert_int_eq(weft_sleep(20 * WEFT_MSEC), 0);
 	atomic_store(&k->t_worker, weft_worker_id());
+	ck_assert_int_eq(weft_sleep(50 * WEFT_MSEC), 0);
 	atomic_store(&k->t_ran, weft_now());
 	return NULL;
 }
@@ -374,13 +396,12 @@ static void *barred_main(void *arg)
 	/* T sleeps on the other worker: from our run-next slot, where the
 	 * monitor rouses it for T; then it sleeps until T's timer. */
 	ck_assert_int_eq(weft_spawn(&t, barred_t, k), 0);
-	bool scene = spin_until(others_asleep);
+	bool scene = spin_until(t_asleep_on_other);
 	/* A searcher, counted in: the spawns below rouse nobody. */
 	atomic_fetch_add(&rt->idle.searching, 1);
 	ck_assert_int_eq(weft_spawn(&x, barred_x, k), 0);
 	ck_assert_int_eq(weft_spawn(&y, nothing, NULL), 0); /* X to the deque */
-	scene = scene && spin_until(t_ran) && atomic_load(&k->t_worker) != me &&
-		!x_ran();
+	scene = scene && spin_until(t_ran) && !x_ran();
 	pthread_t other = rt->workers[1 - me].thread;
 	int64_t cpu = thread_cpu_ns(other);
 	for (int64_t until = weft_now() + HOLD_NS; weft_now() < until;)
