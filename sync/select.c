@@ -681,7 +681,14 @@ static bool has_duplicate(weft_task_t *keys, int m)
 	return false;
 }
 
-int weft_wait_first(weft_task_t *tasks, int n, void **result, int *status)
+/* weft_wait_first; with yield_failed (as_completed), a slot whose join
+ * fails on its own (a stale handle: -ESRCH; a detached task or one
+ * another caller joins: -EINVAL) is yielded as a task that ended: its
+ * index returned, the slot emptied, the error in *status and NULL in
+ * *result. Otherwise the select would find that slot ready again on every
+ * call, before the tasks behind it, and the iteration could never go on. */
+static int first_of(weft_task_t *tasks, int n, void **result, int *status,
+		    bool yield_failed)
 {
 	if (!tasks || n < 1 || n > WEFT_SELECT_MAX)
 		return -EINVAL;
@@ -713,13 +720,16 @@ int weft_wait_first(weft_task_t *tasks, int n, void **result, int *status)
 		r = has_duplicate(keys, m) ? -EINVAL : weft_select(cases, m);
 	if (r >= 0) {
 		int st = cases[r].status;
-		if (st == -ESRCH || st == -EINVAL) {
+		bool failed = st == -ESRCH || st == -EINVAL;
+		if (failed && !yield_failed) {
 			r = st; /* nothing was joined */
 		} else {
 			r = map[r];
 			tasks[r] = (weft_task_t){ 0 };
 			if (status)
 				*status = st;
+			if (failed && result)
+				*result = NULL;
 		}
 	}
 	if (cases != small) {
@@ -728,6 +738,11 @@ int weft_wait_first(weft_task_t *tasks, int n, void **result, int *status)
 		free(keys);
 	}
 	return r;
+}
+
+int weft_wait_first(weft_task_t *tasks, int n, void **result, int *status)
+{
+	return first_of(tasks, n, result, status, false);
 }
 
 int weft_as_completed_init(struct weft_as_completed *it, weft_task_t *tasks,
@@ -750,7 +765,7 @@ int weft_as_completed_next(struct weft_as_completed *it, void **result,
 		return -EINVAL;
 	if (!it->left)
 		return -ENOENT;
-	int r = weft_wait_first(it->tasks, it->n, result, status);
+	int r = first_of(it->tasks, it->n, result, status, true);
 	if (r >= 0)
 		it->left--;
 	return r;

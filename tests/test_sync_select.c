@@ -796,6 +796,56 @@ START_TEST(first_many)
 }
 END_TEST
 
+/* A slot as_completed cannot join (its handle went stale: another caller
+ * joined the task; or the task is detached) is yielded once, with what
+ * weft_join says in its status, and the iteration goes on, as asyncio's
+ * as_completed yields every awaitable once. It used to say -ESRCH at that
+ * slot on every call, so the documented loop stopped there and the tasks
+ * behind it were never yielded. */
+static void *first_stale_main(void *arg)
+{
+	enum { N = 4 };
+	weft_task_t t[N], copy;
+	int want[N] = { 0, -ESRCH, 0, -EINVAL };
+	void *res;
+	int st, i, seen = 0;
+
+	ck_assert_int_eq(weft_spawn(&t[0], sleeper,
+				    (void *)(intptr_t)(20 * WEFT_MSEC)),
+			 0);
+	ck_assert_int_eq(weft_spawn(&t[1], sleeper, (void *)0), 0);
+	ck_assert_int_eq(weft_spawn(&t[2], sleeper,
+				    (void *)(intptr_t)(5 * WEFT_MSEC)),
+			 0);
+	ck_assert_int_eq(weft_spawn(&t[3], sleeper,
+				    (void *)(intptr_t)(5 * WEFT_MSEC)),
+			 0);
+	copy = t[1];
+	ck_assert_int_eq(weft_join(copy, NULL), 0); /* t[1] goes stale */
+	copy = t[3];
+	ck_assert_int_eq(weft_detach(copy), 0);
+
+	struct weft_as_completed it;
+	ck_assert_int_eq(weft_as_completed_init(&it, t, N), 0);
+	while ((i = weft_as_completed_next(&it, &res, &st)) >= 0) {
+		ck_assert_int_lt(i, N);
+		ck_assert_int_eq(st, want[i]);
+		if (st)
+			ck_assert_ptr_null(res);
+		ck_assert_ptr_null(t[i].task);
+		seen |= 1 << i;
+	}
+	ck_assert_int_eq(i, -ENOENT);
+	ck_assert_int_eq(seen, (1 << N) - 1);
+	return NULL;
+}
+
+START_TEST(first_stale)
+{
+	weft_test_run(first_stale_main, NULL, 2);
+}
+END_TEST
+
 /* ---- bad input ---------------------------------------------------------- */
 
 static void *bad_main(void *arg)
@@ -1443,6 +1493,7 @@ int main(void)
 	tcase_add_test(tc, thread_race);
 	tcase_add_test(tc, first);
 	tcase_add_test(tc, first_many);
+	tcase_add_test(tc, first_stale);
 	tcase_add_test(tc, bad);
 	tcase_add_test(tc, held_lock);
 	tcase_add_test(tc, stress);

@@ -199,8 +199,13 @@ WEFT_MUST_CHECK int weft_wait_first(weft_task_t *tasks, int n, void **result,
  *
  *	struct weft_as_completed it;
  *	weft_as_completed_init(&it, tasks, n);
- *	while ((i = weft_as_completed_next(&it, &res, NULL)) >= 0)
- *		use(i, res);	// i == -ENOENT once all have been yielded
+ *	while ((i = weft_as_completed_next(&it, &res, &st)) >= 0)
+ *		use(i, st, res); // i == -ENOENT once all have been yielded
+ *
+ * Every task is yielded once, as by asyncio's as_completed: one that
+ * cannot be joined (its handle stale, another caller having joined it, or
+ * the task detached) is yielded too, its slot emptied, with what weft_join
+ * says (-ESRCH, -EINVAL) as its status and NULL as its result.
  */
 struct weft_as_completed {
 	weft_task_t *tasks;
@@ -211,9 +216,10 @@ struct weft_as_completed {
 /* Returns 0, or -EINVAL (NULL it or tasks, n < 1 or > WEFT_SELECT_MAX). */
 int weft_as_completed_init(struct weft_as_completed *it, weft_task_t *tasks,
 			   int n);
-/* Joins the next task to end and returns its index, as weft_wait_first.
+/* Joins the next task to end and returns its index, as weft_wait_first,
+ * but yields a slot that cannot be joined as above rather than failing.
  * Returns -ENOENT once every task has been yielded (at once for a
- * zero-filled it, which holds none), and the errors of
+ * zero-filled it, which holds none), and the other errors of
  * weft_wait_first (after -ECANCELED or -ETIMEDOUT the iteration can go
  * on). */
 WEFT_MUST_CHECK int weft_as_completed_next(struct weft_as_completed *it,
