@@ -109,6 +109,38 @@ static void *member_main(void *arg)
 	return r;
 }
 
+/* Under g->lock, the group empty: a wait or a shutdown has its result.
+ * The last one ends the round; one still to be served must say the same
+ * failure. Calls that came after the round's last member returned wait
+ * for that (round_over). */
+static void leave_round(struct weft_group *g)
+{
+	if (--g->waiting == 0) {
+		g->error = 0;
+		weft_cond_notify_all(&g->idle);
+	}
+}
+
+/* Under g->lock: lets the waits and shutdowns of a round whose members
+ * have all returned leave before the caller (a spawn, wait or shutdown)
+ * goes on, so that it starts the next round. Those calls are on their
+ * way out: notified, or cancelled and retaking the lock. Had a spawn
+ * gone first, they would wait for its member too, say its failure, and a
+ * cancelled one would cancel it; a failed round would refuse it. */
+static void round_over(struct weft_group *g)
+{
+	if (g->running || !g->waiting)
+		return;
+	struct weft_shield s;
+	bool shielded = weft_shield_enter(&s) == 0; /* not on a plain thread */
+	while (!g->running && g->waiting) {
+		int r = weft__cond_wait_as(&g->idle, WEFT__WAIT_GROUP, g);
+		(void)r; /* shielded, or a plain thread: it cannot fail */
+	}
+	if (shielded)
+		weft_shield_leave(&s);
+}
+
 int weft_group_spawn(struct weft_group *g, weft_fn fn, void *arg)
 {
 	if (!usable(g) || !fn)
@@ -118,6 +150,7 @@ int weft_group_spawn(struct weft_group *g, weft_fn fn, void *arg)
 		return -ENOMEM;
 	*m = (struct weft__group_member){ .group = g, .fn = fn, .arg = arg };
 	weft__lock_acquire_uninterruptible(&g->lock);
+	round_over(g);
 	bool refused = g->shutting_down || (g->error && !collects(g));
 	/* Its stack taken now: a member that got none at its first run
 	 * would never run member_main, and never account for itself. */
@@ -191,15 +224,6 @@ static bool caller_is_member(const struct weft_group *g)
 	return false;
 }
 
-/* Under g->lock, the group empty: a wait or a shutdown has its result.
- * The last one ends the round; one still to be served must say the same
- * failure. */
-static void leave_round(struct weft_group *g)
-{
-	if (--g->waiting == 0)
-		g->error = 0;
-}
-
 int weft_group_wait(struct weft_group *g)
 {
 	if (!usable(g))
@@ -209,6 +233,7 @@ int weft_group_wait(struct weft_group *g)
 		weft_lock_release(&g->lock);
 		return -EDEADLK;
 	}
+	round_over(g);
 	g->waiting++;
 	int r = 0;
 	while (g->running && !r)
@@ -246,6 +271,7 @@ int weft_group_shutdown(struct weft_group *g)
 		weft_lock_release(&g->lock);
 		return -EDEADLK;
 	}
+	round_over(g);
 	g->waiting++;
 	stop_members(g);
 	r = g->error;

@@ -350,7 +350,10 @@ END_TEST
  * starts meanwhile and is served first when the member has gone, with a
  * spawner queued behind it and s1 behind both (the group's lock is handed
  * over in that order). s2 ending its stop must not end s1's: the spawn
- * is refused, or s1 waits for a member nobody cancelled. */
+ * was let in, and s1 waited for a member nobody cancelled. Since s2 and
+ * the spawn came once the round's member had returned, they now let s1
+ * leave first: s2 stops an empty group, and the spawn starts the next
+ * round, which s1, gone, does not wait for. */
 static struct weft_event overlap_gate = WEFT_EVENT_INIT;
 static struct weft_event overlap_never = WEFT_EVENT_INIT;
 
@@ -404,13 +407,17 @@ static void *overlap_main(void *arg)
 	ck_assert_int_eq(weft_join(s2, &res), 0);
 	ck_assert_int_eq((intptr_t)res, 0);
 	ck_assert_int_eq(weft_join(x, &res), 0);
-	int spawned = (int)(intptr_t)res;
-	if (spawned == 0) /* let s1 finish, to fail below, not hang */
-		ck_assert_int_eq(weft_group_cancel(&g), 0);
-	ck_assert_int_eq(weft_join(s1, &res), 0);
-	ck_assert_int_eq(spawned, -ECANCELED);
+	ck_assert_int_eq((intptr_t)res, 0); /* the next round's member */
+	/* s1 is over, not waiting for it (a deadline fails, not hangs). */
+	struct weft_deadline d;
+	ck_assert_int_eq(weft_deadline_enter(&d, 10 * WEFT_SEC), 0);
+	int joined = weft_join(s1, &res);
+	weft_deadline_leave(&d);
+	ck_assert_int_eq(joined, 0);
 	ck_assert_int_eq((intptr_t)res, 0);
-	ck_assert_int_eq(weft_group_running(&g), 0);
+	ck_assert_int_eq(weft_group_running(&g), 1);
+	/* Its member reports its cancellation as a failure. */
+	ck_assert_int_eq(weft_group_shutdown(&g), -ECANCELED);
 	/* And the group takes members again once both stops are over. */
 	ck_assert_int_eq(weft_group_spawn(&g, nap, NULL), 0);
 	ck_assert_int_eq(weft_group_wait(&g), 0);
@@ -506,6 +513,81 @@ START_TEST(wait_and_shutdown_both_say_the_failure)
 {
 	weft_test_run(both_main, NULL, 1);
 	weft_test_run(both_main, NULL, 2);
+}
+END_TEST
+
+/* ---- a new round does not start under the last one's waiters ----------- */
+
+static struct weft_event straggle_gate, straggle_late;
+static int straggle_late_said = 1;
+
+static void *straggle_member(void *arg)
+{
+	(void)arg;
+	ck_assert_int_eq(weft_event_wait(&straggle_gate), 0);
+	return NULL;
+}
+
+static void *straggle_late_member(void *arg)
+{
+	(void)arg;
+	straggle_late_said = weft_event_wait(&straggle_late);
+	return NULL;
+}
+
+static void *straggle_spawn(void *arg)
+{
+	return (void *)(intptr_t)weft_group_spawn(arg, straggle_late_member,
+						  NULL);
+}
+
+/* A waiter cancelled just before its round ends still has to take the
+ * group's lock again; a spawn that got the lock first, every member of
+ * the round returned and the other waiter told so, used to start the next
+ * round under it: the cancelled waiter's stop then cancelled the new
+ * member, and the other waiter, told the group was empty, waited for that
+ * member too (it would say that member's failure). The spawn now lets the
+ * round's waiters leave first. The test holds the group's lock to line
+ * them up on it: the member, the spawn, then the cancelled waiter. */
+static void *straggle_main(void *arg)
+{
+	struct weft_group g = WEFT_GROUP_INIT(g);
+	weft_task_t a, b, n;
+	void *ra, *rb, *rn;
+
+	(void)arg;
+	ck_assert_int_eq(weft_event_init(&straggle_gate), 0);
+	ck_assert_int_eq(weft_event_init(&straggle_late), 0);
+	ck_assert_int_eq(weft_group_spawn(&g, straggle_member, NULL), 0);
+	ck_assert_int_eq(weft_spawn(&a, both_wait, &g), 0);
+	ck_assert_int_eq(weft_spawn(&b, both_wait, &g), 0);
+	wait_waiters(&g.idle.wq, 2);
+
+	ck_assert_int_eq(weft_lock_acquire(&g.lock), 0);
+	ck_assert_int_eq(weft_event_set(&straggle_gate), 1);
+	wait_waiters(&g.lock.wq, 1); /* the member, to account for itself */
+	ck_assert_int_eq(weft_spawn(&n, straggle_spawn, &g), 0);
+	wait_waiters(&g.lock.wq, 2);
+	ck_assert_int_eq(weft_cancel(b), 0);
+	wait_waiters(&g.lock.wq, 3); /* b, off the condition */
+	ck_assert_int_eq(weft_lock_release(&g.lock), 0);
+
+	ck_assert_int_eq(weft_join(n, &rn), 0);
+	ck_assert_int_eq((int)(intptr_t)rn, 0);
+	ck_assert_int_eq(weft_join(b, &rb), 0);
+	ck_assert_int_eq((int)(intptr_t)rb, -ECANCELED);
+	ck_assert_int_eq(weft_join(a, &ra), 0); /* not waiting for the new */
+	ck_assert_int_eq((int)(intptr_t)ra, 0);
+	ck_assert_int_ge(weft_event_set(&straggle_late), 0);
+	ck_assert_int_eq(weft_group_wait(&g), 0);
+	ck_assert_int_eq(straggle_late_said, 0); /* not cancelled */
+	return NULL;
+}
+
+START_TEST(new_round_waits_for_the_last_waiters)
+{
+	weft_test_run(straggle_main, NULL, 1);
+	weft_test_run(straggle_main, NULL, 2);
 }
 END_TEST
 
@@ -641,6 +723,7 @@ int main(void)
 	tcase_add_test(tc, uninitialised_group);
 	tcase_add_test(tc, overlapping_stops);
 	tcase_add_test(tc, wait_and_shutdown_both_say_the_failure);
+	tcase_add_test(tc, new_round_waits_for_the_last_waiters);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

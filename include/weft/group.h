@@ -25,8 +25,11 @@
  * result, as every Wait of Go's errgroup. The round ends when the last of
  * them returns: the group is then empty and may be used again (until
  * then a failed round refuses spawns, and a spawn into one that collects
- * joins it). The struct is the caller's (on its stack, say), and every
- * call works from tasks and from plain threads.
+ * joins it). A spawn, wait or shutdown that comes once every member has
+ * returned first lets the round's waits and shutdowns return (they are
+ * on their way out), so it belongs to the next round. The struct is the
+ * caller's (on its stack, say), and every call works from tasks and from
+ * plain threads.
  */
 #ifndef WEFT_GROUP_H
 #define WEFT_GROUP_H
