@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "weft/time.h"
 #include "idle.h"
 #include "park.h"
 #include "run.h"
@@ -14,6 +15,7 @@
 #include "task.h"
 #include "self.h"
 #include "worker.h"
+#include "valgrind.h"
 #include "../sync/select.h"
 
 #define TASK_SLAB 256
@@ -806,19 +808,103 @@ int weft_is_cancelled(weft_task_t h)
 
 /* A shield hides the cancellation from the waits inside it (cancel reads
  * t->shield under wait_lock, so a wait begun inside is never aborted) and
- * the outer deadlines, by clearing the task's deadline until it is left. */
+ * the outer deadlines, by clearing the task's deadline until it is left.
+ *
+ * A shield entered a second time before it is left would be corrupted: by
+ * its own task it would link to itself and never be left; by another, its
+ * scope and outer shield would be that task's, and the first task's leave
+ * would fail, or graft that chain onto its own. So while entered, the
+ * word the struct calls outer_deadline holds a record of its task,
+ * shield_check(s, t), and leave clears it. The deadline in force around
+ * the shield need not be kept: t->deadline changes only as scopes and
+ * shields are entered and left, so it is the one the innermost of them
+ * sets (deadline_set).
+ *
+ * The struct comes uninitialised, so a record is trusted only once it
+ * names a task struct of the pool's slabs (task_in_pool), whose chain of
+ * shields, read under its wait_lock, holds s. The key makes zero, small
+ * numbers and pointers decode to no task's address (misaligned, or above
+ * user space), so the slabs are walked only for a record (or rare
+ * garbage). A stale one (its task, or frame, ended inside s, against the
+ * rules) names a task whose chain no longer holds s, and is overwritten.
+ */
+#define SHIELD_KEY ((uintptr_t)0x9e3779b97f4a7c15ULL) /* odd: 0 is no task */
+
+static int64_t shield_check(const struct weft_shield *s,
+			    const struct weft_task *t)
+{
+	return (int64_t)(((uintptr_t)s ^ SHIELD_KEY) - (uintptr_t)t);
+}
+
+/* Whether p is the address of one of the pool's task structs. */
+static bool task_in_pool(uintptr_t p)
+{
+	bool in = false;
+
+	weft__spin_lock(&pool.lock);
+	for (const struct task_slab *sl = pool.slabs; sl && !in;
+	     sl = sl->next) {
+		uintptr_t base = (uintptr_t)sl->tasks;
+		in = p >= base && p < base + sizeof(sl->tasks) &&
+		     (p - base) % sizeof(struct weft_task) == 0;
+	}
+	weft__spin_unlock(&pool.lock);
+	return in;
+}
+
+/* Whether s is one of t's shields. The task itself, or under its
+ * wait_lock (the shields it has not left live on). */
+static bool shield_open(const struct weft_task *t, const struct weft_shield *s)
+{
+	for (const struct weft_shield *o = t->shield; o; o = o->outer)
+		if (o == s)
+			return true;
+	return false;
+}
+
+/* Whether a task (the caller t, or another) is inside s. */
+static bool shield_taken(struct weft_task *t, const struct weft_shield *s)
+{
+	/* Possibly uninitialised: memcheck is told it is defined, and the
+	 * load is atomic so that no compiler folds it as a read of
+	 * uninitialised memory. Relaxed: two tasks entering one shield at
+	 * once are a race in the caller's program, which this only narrows. */
+	WEFT_MARK_FILLED(&s->outer_deadline, sizeof(s->outer_deadline));
+	int64_t rec = __atomic_load_n(&s->outer_deadline, __ATOMIC_RELAXED);
+	uintptr_t o = ((uintptr_t)s ^ SHIELD_KEY) - (uintptr_t)rec;
+
+	if (shield_open(t, s)) /* only the task sets its own: no lock */
+		return true;
+	if (o == (uintptr_t)t || o % _Alignof(struct weft_task) || o >> 48 ||
+	    !task_in_pool(o))
+		return false;
+	struct weft_task *other = (struct weft_task *)o;
+	weft__wait_lock(other);
+	bool open = shield_open(other, s);
+	weft__spin_unlock(&other->wait_lock);
+	return open;
+}
+
+/* The deadline t's innermost scope or shield sets: none inside a shield
+ * (entered in the scope now innermost), else the scope's, else none. */
+static int64_t deadline_set(const struct weft_task *t)
+{
+	const struct weft_deadline *d = t->scope;
+
+	if (!d || (t->shield && t->shield->scope == d))
+		return WEFT_NO_DEADLINE;
+	return d->at < d->outer ? d->at : d->outer;
+}
+
 int weft_shield_enter(struct weft_shield *s)
 {
 	struct weft_task *t = weft__task_current();
 	if (!t || !s)
 		return t ? -EINVAL : -EPERM;
-	/* Entered again, s would link to itself and never be left. Only the
-	 * task sets its shields, so it reads them without the lock. */
-	for (const struct weft_shield *o = t->shield; o; o = o->outer)
-		if (o == s)
-			return -EINVAL;
-	s->outer_deadline = t->deadline;
+	if (shield_taken(t, s))
+		return -EINVAL;
 	s->scope = t->scope;
+	s->outer_deadline = shield_check(s, t);
 	weft__wait_lock(t);
 	s->outer = t->shield;
 	t->shield = s;
@@ -832,12 +918,14 @@ int weft_shield_leave(struct weft_shield *s)
 	struct weft_task *t = weft__task_current();
 	if (!t)
 		return -EPERM;
+	/* Innermost first; another task's shield is never t->shield. */
 	if (!s || t->shield != s || t->scope != s->scope)
 		return -EINVAL;
 	weft__wait_lock(t);
 	t->shield = s->outer;
 	weft__spin_unlock(&t->wait_lock);
-	t->deadline = s->outer_deadline;
+	s->outer_deadline = 0; /* no task's record: decodes misaligned */
+	t->deadline = deadline_set(t);
 	return 0;
 }
 

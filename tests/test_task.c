@@ -1600,6 +1600,78 @@ static void *shield_scopes_main(void *arg)
 	return NULL;
 }
 
+/* One shield struct entered by a second task before the first left it is
+ * refused (-EINVAL, as task.h says), and a task that did not enter it
+ * cannot leave it. The second entry used to be let in: it overwrote the
+ * saved deadline, scope and outer shield, so the first task's leave
+ * failed (the scope was the second's; here the main task stayed shielded
+ * past its 20 ms) or, had both no scope, restored the second's deadline
+ * and grafted its chain of shields onto the first's. A task that ended
+ * inside a shield leaves a stale record, which does not refuse the next. */
+static struct weft_shield shared_shield;
+static struct weft_event shared_shield_tried, shared_shield_left;
+
+static void *shield_taker(void *arg)
+{
+	struct weft_deadline d;
+	int *said = arg;
+
+	ck_assert_int_eq(weft_deadline_enter(&d, 200 * WEFT_MSEC), 0);
+	said[0] = weft_shield_enter(&shared_shield);
+	said[1] = weft_shield_leave(&shared_shield);
+	ck_assert_int_ge(weft_event_set(&shared_shield_tried), 0);
+	ck_assert_int_eq(weft_event_wait(&shared_shield_left), 0);
+	/* The struct is the main task's: its leave left our deadline. */
+	said[2] = weft_sleep(WEFT_SEC);
+	weft_deadline_leave(&d);
+	return NULL;
+}
+
+static void *shield_ends_inside(void *arg)
+{
+	(void)arg;
+	ck_assert_int_eq(weft_shield_enter(&shared_shield), 0);
+	return NULL; /* against the rules: never left */
+}
+
+static void *shield_shared_main(void *arg)
+{
+	struct weft_deadline d;
+	weft_task_t t;
+	int said[3] = { 1, 1, 1 };
+
+	(void)arg;
+	ck_assert_int_eq(weft_event_init(&shared_shield_tried), 0);
+	ck_assert_int_eq(weft_event_init(&shared_shield_left), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, 20 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_shield_enter(&shared_shield), 0);
+	ck_assert_int_eq(weft_spawn(&t, shield_taker, said), 0);
+	ck_assert_int_eq(weft_event_wait(&shared_shield_tried),
+			 0); /* shielded */
+	ck_assert_int_eq(said[0], -EINVAL);
+	ck_assert_int_eq(said[1], -EINVAL);
+	ck_assert_int_eq(weft_shield_leave(&shared_shield), 0);
+	ck_assert_int_ge(weft_event_set(&shared_shield_left), 0);
+	/* The scope's deadline is back in force, not the taker's. */
+	ck_assert_int_eq(weft_sleep(WEFT_SEC), -ETIMEDOUT);
+	ck_assert_int_eq(weft_deadline_leave(&d), 1);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	ck_assert_int_eq(said[2], -ETIMEDOUT);
+
+	ck_assert_int_eq(weft_spawn(&t, shield_ends_inside, NULL), 0);
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	ck_assert_int_eq(weft_shield_enter(&shared_shield), 0);
+	ck_assert_int_eq(weft_shield_leave(&shared_shield), 0);
+	return NULL;
+}
+
+START_TEST(shield_shared)
+{
+	weft_test_run(shield_shared_main, NULL, 1);
+	weft_test_run(shield_shared_main, NULL, 2);
+}
+END_TEST
+
 START_TEST(shield_scopes)
 {
 	weft_test_run(shield_scopes_main, NULL, 1);
@@ -2046,6 +2118,7 @@ int main(void)
 	tcase_add_test(tc, deadline_scopes);
 	tcase_add_test(tc, shield_from_cancellation);
 	tcase_add_test(tc, shield_scopes);
+	tcase_add_test(tc, shield_shared);
 	tcase_add_test(tc, runnext_stolen_from_busy_worker);
 	tcase_add_test(tc, spawned_child_runs_beside_spinning_spawner);
 	tcase_add_test(tc, stalled_worker_relieved_by_busy_one);

@@ -266,7 +266,7 @@ struct weft_deadline;
  * -ECANCELED. Shields and deadline scopes nest and are left innermost
  * first. The struct lives with the caller (on its stack). */
 struct weft_shield {
-	int64_t outer_deadline;      /* the deadline in force around it */
+	int64_t outer_deadline;      /* weft's: who is inside it (task.c) */
 	struct weft_deadline *scope; /* the deadline scope around it */
 	struct weft_shield *outer;   /* the shield around it */
 };
