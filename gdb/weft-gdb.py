@@ -222,6 +222,11 @@ register_unwinder(None, task_unwinder, replace=True)
 def backtrace(t):
     a = arch()
     sp = int(t["ctx"]["sp"])
+    # NULL from spawn to the first run (runtime/task.h): no registers
+    # saved yet, nor maybe a stack, and no frame to show.
+    if sp == 0:
+        raise gdb.GdbError("weft: task %d has not started: no frames yet"
+                           % int(t["id"]))
     word = gdb.lookup_type("unsigned long").pointer()
     def at(addr):
         return int(gdb.Value(addr).cast(word).dereference())

@@ -2,7 +2,7 @@
 # test_gdb: gdb/weft-gdb.py against gdb_target, attached to the live
 # process and on a core file from `weft gcore`: `weft tasks` lists the
 # parked tasks and what they wait on, `weft bt ID` shows the frames of the
-# one parked in a lock.
+# one parked in a lock, and says that a task not yet run has no frames.
 # Usage: gdb_check.sh TARGET EXTENSION. Exit 77 (skipped) without gdb.
 set -u
 prog=$1
@@ -50,7 +50,7 @@ EOF2
 check() { # $1: where, then the gdb arguments that open it
 	local where=$1
 	shift
-	local tasks bt id
+	local tasks bt id nid
 	tasks=$(weft_gdb "$@" -ex "weft tasks")
 	id=$(sed -n 's/^task \([0-9]*\) "locker" parked: lock 0x.*/\1/p' \
 		<<<"$tasks")
@@ -77,7 +77,16 @@ check() { # $1: where, then the gdb arguments that open it
 		fail "$where: weft bt $id, from a thread in an inline frame, shows no parked_in_lock" "$bt"
 	grep -q 'sleep_inline\|inline_sleeper' <<<"$bt" &&
 		fail "$where: weft bt $id shows the selected thread's frames" "$bt"
-	echo "$where: ok (locker is task $id)"
+	# A task spawned but not yet run has no saved registers: a clear
+	# message, not a Python traceback of a failed memory read.
+	nid=$(sed -n 's/^task \([0-9]*\) "notyet" runnable$/\1/p' <<<"$tasks")
+	[ -n "$nid" ] || fail "$where: no runnable notyet" "$tasks"
+	bt=$(weft_gdb "$@" -ex "weft bt $nid")
+	grep -q "^weft: task $nid has not started" <<<"$bt" ||
+		fail "$where: weft bt $nid of a task not started" "$bt"
+	grep -q 'Traceback\|MemoryError' <<<"$bt" &&
+		fail "$where: weft bt $nid of a task not started" "$bt"
+	echo "$where: ok (locker is task $id, notyet $nid)"
 }
 
 check live -p "$pid"

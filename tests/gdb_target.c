@@ -1,6 +1,7 @@
 /* A program for test_gdb (gdb_check.sh): tasks parked in functions of
- * their own, and a plain thread stopped inside an inlined function;
- * prints "ready" and waits for stdin to close. */
+ * their own, one spawned that never runs, and a plain thread stopped
+ * inside an inlined function; prints "ready" and waits for stdin to
+ * close. */
 #include <pthread.h>
 #include <stdio.h>
 #include <sys/syscall.h>
@@ -31,6 +32,19 @@ static void *wait_stdin(void *arg)
 	while (read(0, &c, 1) > 0)
 		;
 	return NULL;
+}
+
+/* Keeps its worker in read(2) until stdin closes: with main_task in the
+ * same read on the other worker, no worker is left to run "notyet". */
+static void *keep_worker(void *arg)
+{
+	wait_stdin(NULL);
+	return arg;
+}
+
+static void *never_run(void *arg)
+{
+	return arg;
 }
 
 /* Sleeps in ppoll(NULL, 0, NULL, NULL, 0), for ever, with the system call
@@ -82,7 +96,7 @@ static void must(int r)
 
 static void *main_task(void *arg)
 {
-	weft_task_t a, b, c;
+	weft_task_t a, b, c, keeper, notyet;
 	weft_lock_init(&lock);
 	weft_event_init(&done);
 	must(weft_lock_acquire(&lock));
@@ -98,15 +112,25 @@ static void *main_task(void *arg)
 			.name = "cut-\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"
 				"\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"
 				"\u00e9" }));
-	weft_sleep(100 * WEFT_MSEC); /* both park */
+	/* The keeper takes a worker (ours, while we sleep; the monitor
+	 * fires our timer and the other worker wakes us). */
+	must(weft_spawn_opts(&keeper, keep_worker, NULL,
+			     &(struct weft_spawn_opts){ .name = "keeper" }));
+	weft_sleep(100 * WEFT_MSEC); /* the three park */
+	/* A task spawned that never runs while gdb looks: it has no saved
+	 * registers, nor a stack, for `weft bt` to read. */
+	must(weft_spawn_opts(&notyet, never_run, NULL,
+			     &(struct weft_spawn_opts){ .name = "notyet" }));
 	printf("ready\n");
 	fflush(stdout);
-	must(weft_blocking(wait_stdin, NULL, NULL));
+	wait_stdin(NULL); /* keeps this worker too */
 	weft_lock_release(&lock);
 	weft_event_set(&done);
 	must(weft_join(a, NULL));
 	must(weft_join(b, NULL));
 	must(weft_join(c, NULL));
+	must(weft_join(keeper, NULL));
+	must(weft_join(notyet, NULL));
 	return NULL;
 }
 
