@@ -21,6 +21,7 @@
 #define MAX_FRAMES 24
 #define REPORTS_PER_SECOND 10
 #define CAPTURE_WAIT_NS (20 * 1000 * 1000)
+#define STALL_MIN_NS WEFT_MSEC /* a lower threshold counts as this */
 
 enum { CAPTURE_IDLE, CAPTURE_ASKED, CAPTURE_BUSY, CAPTURE_DONE };
 
@@ -66,7 +67,13 @@ int64_t weft__stall_config(const struct weft_config *cfg)
 		return -EINVAL;
 	if (t == WEFT_STALL_OFF)
 		return 0;
-	return t ? t : stall_env();
+	if (!t)
+		return stall_env();
+	/* The monitor looks every half threshold: 1 ns had it wake every
+	 * microsecond (weft__stall_period's old floor), a CPU burnt for the
+	 * whole run. A millisecond is a look every half millisecond, less
+	 * than the armed monitor's own 0.1 ms period costs (monitor.c). */
+	return t < STALL_MIN_NS ? STALL_MIN_NS : t;
 }
 
 /* Where the signal interrupted the thread: its stack pointer and pc. */
@@ -215,8 +222,8 @@ void weft__stall_stop(struct weft_runtime *rt)
 
 long weft__stall_period(struct weft_runtime *rt)
 {
-	int64_t t = rt->monitor.stall.threshold;
-	return t ? (long)(t / 2 > 1000 ? t / 2 : 1000) : -1;
+	int64_t t = rt->monitor.stall.threshold; /* 0, or STALL_MIN_NS up */
+	return t ? (long)(t / 2) : -1;
 }
 
 /* Asks worker w's thread where task t is; returns the frames captured

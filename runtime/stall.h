@@ -39,7 +39,8 @@ struct weft__stall_watch {
 	struct weft__stall_look *looks; /* one per worker */
 };
 
-/* From cfg and $WEFT_STALL_MS: the threshold (0 off), or -EINVAL. */
+/* From cfg and $WEFT_STALL_MS: the threshold (0 off; else at least a
+ * millisecond, what a lower one counts as), or -EINVAL. */
 int64_t weft__stall_config(const struct weft_config *cfg);
 
 /* Sets up rt's watch (threshold 0: off; also off with one worker, where

@@ -19,6 +19,7 @@
 #include <liburing.h>
 #include "test_util.h"
 #include "runtime/metrics.h"
+#include "runtime/monitor.h"
 #include "runtime/stall.h"
 #include "runtime/worker.h"
 #include "runtime/dump_signal.h"
@@ -1847,6 +1848,48 @@ START_TEST(stall_report_of_ended_task)
 }
 END_TEST
 
+/*
+ * A threshold under the floor (1 ms) counts as the floor. The monitor looks
+ * every half threshold, and 1 ns had it wake every microsecond, a CPU
+ * burnt for as long as weft_run ran: 1,300 to 4,300 wakes in a 100 ms
+ * sleep, where the floor's half millisecond allows 200. The report names
+ * the threshold used.
+ */
+static uint64_t monitor_wakeups(void)
+{
+	return atomic_load(&atomic_load(&weft__rt)->monitor.wakeups);
+}
+
+static struct {
+	uint64_t woke;
+	int64_t slept;
+} tiny;
+
+/* Counts the monitor's wakes over a 100 ms sleep, then stalls 20 ms. */
+static void *tiny_threshold_main(void *arg)
+{
+	uint64_t before = monitor_wakeups();
+	int64_t start = weft_now();
+	ck_assert_int_eq(weft_sleep(100 * WEFT_MSEC), 0);
+	tiny.woke = monitor_wakeups() - before;
+	tiny.slept = weft_now() - start;
+	spin_for(20 * WEFT_MSEC);
+	return NULL;
+}
+
+START_TEST(stall_threshold_floor)
+{
+	struct weft_config cfg = { .workers = 2, .stall_threshold_ns = 1 };
+	const char *text = stderr_of_run(tiny_threshold_main, &cfg);
+	/* Every half millisecond (180 wakes were seen), twice that for
+	 * margin: 13 to 40 a millisecond before the floor. */
+	ck_assert_msg(tiny.woke < 4 * (uint64_t)(tiny.slept / WEFT_MSEC) + 10,
+		      "%" PRIu64 " monitor wakes in %.1f ms", tiny.woke,
+		      tiny.slept / 1e6);
+	ck_assert_msg(strstr(text, "(stall threshold 1.0 ms)"), "%s", text);
+}
+END_TEST
+
 /* A stall report to an O_NONBLOCK stderr, full when the report comes: as
  * dump_to_nonblocking_fd's dump, it is waited for, as on a blocking fd,
  * and arrives whole once a reader drains the pipe (stderr is O_NONBLOCK
@@ -2926,6 +2969,7 @@ int main(void)
 	tcase_add_test(tc, stall_rate_limited);
 	tcase_add_test(tc, stall_report_of_ended_task);
 	tcase_add_test(tc, stall_report_to_nonblocking_stderr);
+	tcase_add_test(tc, stall_threshold_floor);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

@@ -92,6 +92,8 @@ struct weft_config {
 	 * WEFT_STALL_MS=100 turns them on for a program not built for them.
 	 * WEFT_STALL_SUGGESTED_NS, asyncio's slow_callback_duration, is far
 	 * above any scheduling hiccup yet short enough that users notice.
+	 * A threshold under a millisecond counts as one (the monitor looks
+	 * every half threshold), and the report says so.
 	 * Needs 2 or more workers (the monitor watches): with one, reports
 	 * are off and SIGURG is not taken. A dump_signal of SIGURG keeps it
 	 * (reports then come without frames). See weft/dump.h. */
