@@ -23,16 +23,22 @@
 #define CAPTURE_WAIT_NS (20 * 1000 * 1000)
 #define STALL_MIN_NS WEFT_MSEC /* a lower threshold counts as this */
 
-enum { CAPTURE_IDLE, CAPTURE_ASKED, CAPTURE_BUSY, CAPTURE_DONE };
+/* ASKED + i: a request to worker i's thread. */
+enum { CAPTURE_IDLE, CAPTURE_BUSY, CAPTURE_DONE, CAPTURE_ASKED };
 
 /*
  * One capture at a time, between the monitor and the signal handler on the
- * worker: the monitor fills want/syms, then sets ASKED (release) and sends
- * the signal; the handler claims it, ASKED -> BUSY (acquire: it sees
- * want/syms), fills frames and sets DONE (release); the monitor reads them
- * after seeing DONE (acquire). A monitor tired of waiting takes ASKED back
- * to IDLE, so a late handler does nothing; if the handler got BUSY first,
- * the monitor waits the few instructions until DONE.
+ * worker: the monitor fills want/syms, then sets ASKED + i (release) and
+ * sends worker i's thread the signal; the handler claims it, ASKED + i ->
+ * BUSY (acquire: it sees want/syms), fills frames and sets DONE (release);
+ * the monitor reads them after seeing DONE (acquire). A monitor tired of
+ * waiting takes ASKED + i back to IDLE, so a late handler does nothing;
+ * if the handler got BUSY first, the monitor waits the few instructions
+ * until DONE. The request names its worker because a signal given up on
+ * may still come during a later request to another worker: it would take
+ * that request, find its own task not the one wanted, and say "no frames"
+ * before the right signal came (test_observe
+ * stall_late_signal_spares_next_capture).
  */
 static struct {
 	_Atomic int state;
@@ -114,17 +120,19 @@ static uintptr_t interrupted_link(const ucontext_t *uc)
 __attribute__((no_sanitize("thread", "address"))) static void
 on_sigurg(int signo, siginfo_t *info, void *ctx)
 {
-	int asked = CAPTURE_ASKED;
-	/* acquire: pairs with capture_frames' release store of ASKED, so
-	 * want and syms are the asker's. A failed CAS (a request withdrawn,
-	 * or none) reads nothing: relaxed. */
+	struct weft_worker *w = weft__self();
+	if (!w)
+		return; /* not a worker: no request is for this thread */
+	int asked = CAPTURE_ASKED + w->id;
+	/* acquire: pairs with capture_frames' release store of ASKED + i,
+	 * so want and syms are the asker's. A failed CAS (a request
+	 * withdrawn, to another worker, or none) reads nothing: relaxed. */
 	if (!atomic_compare_exchange_strong_explicit(&capture.state, &asked,
 						     CAPTURE_BUSY,
 						     memory_order_acquire,
 						     memory_order_relaxed))
 		return;
-	struct weft_worker *w = weft__self();
-	struct weft_task *t = w ? w->current : NULL;
+	struct weft_task *t = w->current;
 	const ucontext_t *uc = ctx;
 	const uintptr_t *sp = (const uintptr_t *)interrupted_sp(uc);
 	const uintptr_t *top =
@@ -240,7 +248,7 @@ static int capture_frames(struct weft_worker *w, const struct weft_task *t,
 	/* release: pairs with the handler's acquire CAS, which then reads
 	 * want and syms. The acquire loads of DONE below pair with the
 	 * handler's release store, after its frames. */
-	atomic_store_explicit(&capture.state, CAPTURE_ASKED,
+	atomic_store_explicit(&capture.state, CAPTURE_ASKED + w->id,
 			      memory_order_release);
 	int n = 0;
 	if (!pthread_kill(w->thread, SIGURG)) {
@@ -251,7 +259,7 @@ static int capture_frames(struct weft_worker *w, const struct weft_task *t,
 		       weft_now() < end)
 			nanosleep(&(struct timespec){ 0, 100000 }, NULL);
 	}
-	int asked = CAPTURE_ASKED;
+	int asked = CAPTURE_ASKED + w->id;
 	if (atomic_compare_exchange_strong(&capture.state, &asked,
 					   CAPTURE_IDLE))
 		return 0; /* not handled in time: a late handler does nothing */
