@@ -48,6 +48,9 @@ static struct {
 	int nframes;
 	int more; /* frames found past those */
 	bool installed;
+	/* weft_run's caller blocked SIGURG: the program's own SIGURGs are
+	 * passed on (pass_on). Set with installed, and as it is read. */
+	bool pass_on;
 	struct sigaction old;
 } capture;
 
@@ -114,6 +117,44 @@ static uintptr_t interrupted_link(const ucontext_t *uc)
 #endif
 }
 
+/* Whether the capture sent the signal info tells of: pthread_kill
+ * (tgkill) from this process. */
+static bool from_capture(const siginfo_t *info)
+{
+	return info->si_code == SI_TKILL && info->si_pid == getpid();
+}
+
+/*
+ * A SIGURG of the program's (a kill to the process, an urgent byte on a
+ * socket it owns: process-directed), taken by a thread that has SIGURG
+ * unblocked only because weft unblocked it: a worker (weft__stall_worker_
+ * init), or a thread one started (the blocking pool's, a task's). If
+ * weft_run's caller has SIGURG unblocked, the program ignores it (SIG_DFL)
+ * wherever it lands: so do we. If it blocked it, the program waits for it
+ * in a thread of its own (sigwait, signalfd), which would have had it had
+ * every thread kept the caller's mask: this thread blocks SIGURG from the
+ * handler's return on (uc_sigmask), as it would have, and sends the
+ * signal to the process again, where the kernel gives it to a thread that
+ * has SIGURG unblocked or waits for it: the program's, or another of
+ * weft's, which does the same. A worker marks itself, and unblocks SIGURG
+ * again at its next pick (weft__stall_unmask), for the captures.
+ * Async-signal-safe: sigaddset, getpid, kill, an atomic store.
+ */
+static void pass_on(struct weft_worker *w, ucontext_t *uc)
+{
+	if (!capture.pass_on)
+		return;
+	int saved = errno;
+	sigaddset(&uc->uc_sigmask, SIGURG);
+	/* relaxed: read by this thread (the pick after the handler) and,
+	 * as a hint, by the monitor (capture_frames). */
+	if (w)
+		atomic_store_explicit(&w->urg_masked, true,
+				      memory_order_relaxed);
+	kill(getpid(), SIGURG);
+	errno = saved;
+}
+
 /* On the worker, interrupting the stalled task: scans its stack from the
  * interrupted stack pointer, reading only inside that stack. Async-signal-
  * safe: loads, stores and the symbol table's read-only segment list. */
@@ -121,6 +162,10 @@ __attribute__((no_sanitize("thread", "address"))) static void
 on_sigurg(int signo, siginfo_t *info, void *ctx)
 {
 	struct weft_worker *w = weft__self();
+	if (!from_capture(info)) {
+		pass_on(w, ctx);
+		return;
+	}
 	if (!w)
 		return; /* not a worker: no request is for this thread */
 	int asked = CAPTURE_ASKED + w->id;
@@ -197,6 +242,9 @@ int weft__stall_start(struct weft_runtime *rt, int64_t threshold,
 					.sa_flags = SA_SIGINFO | SA_RESTART |
 						    SA_ONSTACK };
 		sigemptyset(&sa.sa_mask);
+		sigset_t mask;
+		pthread_sigmask(SIG_BLOCK, NULL, &mask);
+		capture.pass_on = sigismember(&mask, SIGURG) == 1;
 		sigaction(SIGURG, &sa, &capture.old);
 		capture.installed = true;
 	}
@@ -213,6 +261,38 @@ void weft__stall_worker_init(void)
 		return;
 	sigemptyset(&urg);
 	sigaddset(&urg, SIGURG);
+	pthread_sigmask(SIG_UNBLOCK, &urg, NULL);
+}
+
+/* After a pass_on, the pick retries no sooner than this. */
+#define UNMASK_RETRY_NS (10 * WEFT_MSEC)
+
+void weft__stall_unmask(struct weft_worker *w)
+{
+	int64_t now = weft_now();
+	if (w->urg_tried_at && now - w->urg_tried_at < UNMASK_RETRY_NS)
+		return;
+	sigset_t urg;
+	sigemptyset(&urg);
+	sigaddset(&urg, SIGURG);
+	siginfo_t info;
+	/* What is pending for this thread, or the process, now: a capture's
+	 * signal the monitor sent as the handler blocked SIGURG here
+	 * (stale: dropped), or the program's, which its thread has not
+	 * taken yet: sent on again, and SIGURG stays blocked a while, lest
+	 * it come back here at once. */
+	while (sigtimedwait(&urg, &info, &(struct timespec){ 0, 0 }) ==
+	       SIGURG) {
+		if (!from_capture(&info)) {
+			kill(getpid(), SIGURG);
+			w->urg_tried_at = now;
+			return;
+		}
+	}
+	w->urg_tried_at = 0;
+	/* relaxed: as in pass_on. Cleared first: a pass_on right after the
+	 * unblock sets it again. */
+	atomic_store_explicit(&w->urg_masked, false, memory_order_relaxed);
 	pthread_sigmask(SIG_UNBLOCK, &urg, NULL);
 }
 
@@ -240,7 +320,9 @@ static int capture_frames(struct weft_worker *w, const struct weft_task *t,
 			  const struct weft__symbols *syms, int *more)
 {
 	*more = 0;
-	if (!capture.installed || !syms)
+	/* relaxed: a hint (pass_on); a stale false costs the wait below. */
+	if (!capture.installed || !syms ||
+	    atomic_load_explicit(&w->urg_masked, memory_order_relaxed))
 		return 0;
 	capture.want = t;
 	capture.syms = syms;

@@ -20,6 +20,7 @@
 #include "weft/task.h"
 
 struct weft_runtime;
+struct weft_worker;
 
 /* What the monitor last saw of one worker. */
 struct weft__stall_look {
@@ -54,6 +55,11 @@ int weft__stall_start(struct weft_runtime *rt, int64_t threshold,
  * program that blocked SIGURG there (leaving it to a sigwait thread, say)
  * would get every report without frames, each after the capture's wait. */
 void weft__stall_worker_init(void);
+/* On a worker's thread, at a pick, while w->urg_masked (the handler
+ * passed a SIGURG of the program's on, and blocked SIGURG here: stall.c's
+ * pass_on): unblocks it again if none is pending; else sends that one on
+ * and tries again at a pick 10 ms later. */
+void weft__stall_unmask(struct weft_worker *w);
 /* Ends the watch; gives SIGURG back its action from before, unless the
  * program replaced weft's handler meanwhile (its own then stays). */
 void weft__stall_stop(struct weft_runtime *rt);

@@ -381,6 +381,12 @@ void *weft__worker_main(void *arg)
 		if (t) {
 			if (w->searching)
 				weft__idle_end_search(rt, w);
+			/* relaxed: set by a signal handler on this thread. */
+			if (__builtin_expect(
+				    atomic_load_explicit(&w->urg_masked,
+							 memory_order_relaxed),
+				    0))
+				weft__stall_unmask(w);
 			weft__stat_add(&w->stats.task_runs, 1);
 			run_task(rt, w, t);
 			/* Relaxed: our own tick count. */

@@ -108,6 +108,11 @@ struct __attribute__((aligned(64))) weft_worker {
 	struct weft_stack_cache *stack_cache;
 	pthread_t thread;
 	pid_t tid; /* for the monitor's reading of its schedstat (crowd.h) */
+	/* SIGURG blocked on its thread by the stall capture's handler, until
+	 * a pick unblocks it again (stall.h's weft__stall_unmask); and when
+	 * that last found one pending (0: never). */
+	_Atomic bool urg_masked;
+	int64_t urg_tried_at;
 	void *altstack;
 	const void *stack_bottom; /* the scheduler's own stack */
 	size_t stack_size;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -1637,6 +1638,107 @@ START_TEST(stall_frames_with_sigurg_blocked)
 }
 END_TEST
 
+/*
+ * The program's own SIGURGs reach it with stall reports on. It blocked
+ * SIGURG and waits for it in a thread of its own (sigwait; signalfd is
+ * the same), as for an urgent byte on a socket it F_SETOWNed to itself.
+ * The workers unblock SIGURG for the capture, so a process-directed one
+ * that came while the waiter was busy went to a worker, whose handler
+ * dropped it: lost (1 of 20 reached the waiter). Each
+ * kill(getpid(), SIGURG), from a task and from a plain thread, must reach
+ * the waiter, and the captures still see frames.
+ */
+#define URG_KILLS 20
+
+static struct {
+	atomic_int got; /* SIGURGs the waiter took */
+	sigset_t urg;
+} pu;
+
+static void *urg_waiter(void *arg)
+{
+	for (;;) {
+		int sig = 0;
+		if (sigwait(&pu.urg, &sig) || sig != SIGURG)
+			return NULL;
+		if (atomic_fetch_add(&pu.got, 1) + 1 < 0)
+			return NULL; /* told to end */
+		/* Busy with it when the next comes: which the kernel then
+		 * gives to another thread that has SIGURG unblocked, or
+		 * leaves pending for the next sigwait if there is none. */
+		usleep(2000);
+	}
+}
+
+/* Sends URG_KILLS SIGURGs to the process, one at a time, each waited for
+ * up to 1 s; returns how many the waiter took. A task waits in
+ * weft_sleep, lest its wait be reported as a stall. */
+static int send_urgs(bool in_task)
+{
+	int before = atomic_load(&pu.got);
+	for (int i = 1; i <= URG_KILLS; i++) {
+		ck_assert_int_eq(kill(getpid(), SIGURG), 0);
+		int64_t end = weft_now() + WEFT_SEC;
+		while (atomic_load(&pu.got) < before + i && weft_now() < end)
+			in_task ? weft_sleep(100 * WEFT_USEC) : usleep(100);
+		if (atomic_load(&pu.got) < before + i)
+			break;
+	}
+	return atomic_load(&pu.got) - before;
+}
+
+static int urgs_from_thread;
+
+static void *send_urgs_thread(void *arg)
+{
+	urgs_from_thread = send_urgs(false);
+	return arg;
+}
+
+static int urgs_from_task;
+
+static void *program_urg_main(void *arg)
+{
+	urgs_from_task = send_urgs(true);
+	/* A plain thread of weft's (the blocking pool's) and the workers
+	 * alike. */
+	ck_assert_int_eq(weft_blocking(send_urgs_thread, NULL, NULL), 0);
+	/* A stall, seen at the spinner, after all that. */
+	run_named(deep_spinner, "spinner");
+	return NULL;
+}
+
+START_TEST(stall_keeps_program_sigurg)
+{
+	struct weft_config cfg = { .workers = 2,
+				   .stall_threshold_ns = 100 * WEFT_MSEC,
+				   .on_stall = on_stall };
+	sigset_t old;
+	pthread_t waiter;
+
+	sigemptyset(&pu.urg);
+	sigaddset(&pu.urg, SIGURG);
+	ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, &pu.urg, &old), 0);
+	ck_assert_int_eq(pthread_create(&waiter, NULL, urg_waiter, NULL), 0);
+	seen.nframes = 0;
+	for (int i = 0; i < STALL_TRIES && !seen.nframes; i++) {
+		atomic_store(&seen.calls, 0);
+		ck_assert_int_eq(weft_run(program_urg_main, NULL, &cfg, NULL),
+				 0);
+		ck_assert_int_eq(urgs_from_task, URG_KILLS);
+		ck_assert_int_eq(urgs_from_thread, URG_KILLS);
+		ck_assert_int_eq(atomic_load(&seen.calls), 1);
+	}
+	atomic_store(&pu.got, INT_MIN); /* the next one ends the waiter */
+	ck_assert_int_eq(kill(getpid(), SIGURG), 0);
+	ck_assert_int_eq(pthread_join(waiter, NULL), 0);
+	ck_assert_int_eq(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+#ifndef __SANITIZE_THREAD__ /* it delays the signal: maybe no frames */
+	ck_assert_int_gt(seen.nframes, 0);
+#endif
+}
+END_TEST
+
 /* Off by default: a 300 ms spin is neither reported nor counted. */
 static void *unreported_main(void *arg)
 {
@@ -3094,6 +3196,7 @@ int main(void)
 	tcase_add_test(tc, stall_reported_not_for_yields);
 	tcase_add_test(tc, stall_says_frames_left_out);
 	tcase_add_test(tc, stall_frames_with_sigurg_blocked);
+	tcase_add_test(tc, stall_keeps_program_sigurg);
 	tcase_add_test(tc, stall_off_by_default);
 	tcase_add_test(tc, stall_rate_limited);
 	tcase_add_test(tc, stall_report_of_ended_task);

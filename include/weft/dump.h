@@ -78,7 +78,12 @@ int weft_dump(int fd);
  * signal is not handled in time (ThreadSanitizer delays it while the task
  * makes no system call), the report has no frames. With the handler in,
  * the workers unblock SIGURG, whatever mask they inherited from weft_run's
- * caller. A handler the program installs over weft's meanwhile stays when
+ * caller; a SIGURG sent to the process (kill, an urgent byte on a socket
+ * it owns) still reaches the program: if the caller blocked SIGURG (for a
+ * sigwait or signalfd thread), a thread of weft's that takes one blocks
+ * SIGURG and sends it to the process again, as sent by itself (a worker
+ * unblocks it at its next pick); if not, it is ignored, as the default
+ * action does. A handler the program installs over weft's meanwhile stays when
  * weft_run returns. As with Go's preemption signal, a stalled task inside
  * a system call that is never restarted after a handler (nanosleep, poll,
  * epoll_wait) sees it return EINTR, or end early.
