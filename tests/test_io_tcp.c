@@ -1320,6 +1320,107 @@ START_TEST(oob_after_a_short_read)
 }
 END_TEST
 
+/* An urgent byte whose mark came ahead of it (the segments before it carry
+ * the urgent pointer: a receive with MSG_OOB says EAGAIN until it comes)
+ * and that arrives with no readable data beside it: its arrival polls
+ * EPOLLPRI, not EPOLLIN. A receive with MSG_OOB waiting for it must wake
+ * then; it waited until its deadline. The receiver's SO_RCVLOWAT keeps EPOLLIN off for the normal
+ * bytes, which this task drains with recv(2) meanwhile, so that nothing
+ * but the urgent byte's arrival can wake the receive; its small SO_RCVBUF
+ * keeps most of the normal bytes, and the urgent byte behind them, in the
+ * sender until they are read. */
+struct oob_wait {
+	int fd;
+	long got;
+	char c;
+};
+
+static void *recv_urgent(void *arg)
+{
+	struct oob_wait *w = arg;
+	struct weft_deadline d;
+
+	ck_assert_int_eq(weft_deadline_enter(&d, 2 * WEFT_SEC), 0);
+	w->got = weft_recv(w->fd, &w->c, 1, MSG_OOB);
+	weft_deadline_leave(&d);
+	return NULL;
+}
+
+static void *oob_alone_main(void *arg)
+{
+	static char junk[65536];
+	static const int lowat = 1 << 30, rcvbuf = 4096, sndbuf = 1 << 20;
+	uint16_t port;
+	int lfd = io_listen(&port), s, r, err;
+	size_t sent = 0, got = 0;
+	struct oob_wait w;
+	weft_task_t t;
+	char c;
+	ssize_t n;
+
+	(void)arg;
+	/* The accepted socket inherits both; the lowat first, as a locked
+	 * SO_RCVBUF would cap it at half the buffer. */
+	ck_assert_int_eq(setsockopt(lfd, SOL_SOCKET, SO_RCVLOWAT, &lowat,
+				    sizeof(lowat)),
+			 0);
+	ck_assert_int_eq(setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
+				    sizeof(rcvbuf)),
+			 0);
+	s = weft_connect("127.0.0.1", port);
+	ck_assert_int_ge(s, 0);
+	r = weft_accept(lfd, NULL, NULL);
+	ck_assert_int_ge(r, 0);
+	weft_close(lfd);
+	ck_assert_int_eq(setsockopt(s, SOL_SOCKET, SO_SNDBUF, &sndbuf,
+				    sizeof(sndbuf)),
+			 0);
+	/* The normal bytes, then the urgent one: the window holds most of
+	 * them in the sender. */
+	while (sent < sizeof(junk)) {
+		n = send(s, junk + sent, sizeof(junk) - sent, MSG_DONTWAIT);
+		ck_assert_int_gt(n, 0);
+		sent += (size_t)n;
+	}
+	ck_assert_int_eq(send(s, "!", 1, MSG_OOB | MSG_DONTWAIT), 1);
+	/* Read until a segment sent after the urgent byte brought its mark:
+	 * the urgent byte is then announced, not come. */
+	while ((err = recv(r, &c, 1, MSG_OOB | MSG_DONTWAIT) < 0
+			      ? task_errno()
+			      : 0) == EINVAL) {
+		n = recv(r, junk, sizeof(junk), MSG_DONTWAIT);
+		if (n > 0)
+			got += (size_t)n;
+		else
+			weft_sleep(WEFT_MSEC);
+	}
+	ck_assert_int_eq(err, EAGAIN);
+	ck_assert_int_lt(got, sent); /* the byte is behind the rest */
+	w.fd = r;
+	w.got = 0;
+	ck_assert_int_eq(weft_spawn(&t, recv_urgent, &w), 0);
+	weft_sleep(20 * WEFT_MSEC); /* it waits */
+	while (got < sent) {
+		n = recv(r, junk, sizeof(junk), MSG_DONTWAIT);
+		if (n > 0)
+			got += (size_t)n;
+		else
+			weft_sleep(WEFT_MSEC);
+	}
+	ck_assert_int_eq(weft_join(t, NULL), 0);
+	ck_assert_msg(w.got == 1 && w.c == '!',
+		      "urgent receive: %ld (1 wanted)", w.got);
+	ck_assert_int_eq(weft_close(r), 0);
+	ck_assert_int_eq(weft_close(s), 0);
+	return NULL;
+}
+
+START_TEST(oob_alone_wakes)
+{
+	weft_test_run(oob_alone_main, NULL, 2);
+}
+END_TEST
+
 /* ---- connect that times out -------------------------------------------- */
 
 /* A listener whose accept queue is full drops further SYNs, so a connect
@@ -2395,6 +2496,7 @@ int main(void)
 	tcase_add_test(tc, dontwait);
 	tcase_add_test(tc, oob_then_data);
 	tcase_add_test(tc, oob_after_a_short_read);
+	tcase_add_test(tc, oob_alone_wakes);
 	tcase_add_test(tc, connect_timeout);
 	tcase_add_test(tc, connect_tries_next_after_timeout);
 	tcase_add_test(tc, end_behind_bytes_not_lost);

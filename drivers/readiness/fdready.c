@@ -283,11 +283,21 @@ static void forget(struct fdrec *rec, int fd)
 }
 
 /* fd's registration in the poll set: both directions, edge-triggered,
- * its data the record's gen and fd (see top). Lock held. */
+ * its data the record's gen and fd (see top).
+ *
+ * EPOLLPRI, a read event (weft__fdready_event): a TCP urgent byte whose
+ * mark came ahead of it (a receive with MSG_OOB says EAGAIN meanwhile)
+ * polls EPOLLPRI alone when it comes with no readable byte beside it;
+ * without the bit its arrival reported nothing for reading and that
+ * receive waited until its deadline. Edge-triggered, it costs no storm:
+ * an event is queued only by a wake-up of the socket, which came without
+ * the bit too. While an urgent byte nobody reads is pending, those
+ * wake-ups (room to write, say) also wake the fd's readers, each of
+ * which tries once more and waits again. Lock held. */
 static struct epoll_event registration(struct fdrec *rec, int fd)
 {
 	return (struct epoll_event){
-		.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+		.events = EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET,
 		.data.u64 = (uint64_t)gen_of(rec) << 32 | (uint32_t)fd,
 	};
 }
