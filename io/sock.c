@@ -533,10 +533,13 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt)
 			    iov_len(iov, iovcnt), "writev");
 }
 
-/* shutdown(2) never blocks, so it needs no driver round trip. */
+/* shutdown(2) never blocks, so it needs no driver round trip. While a
+ * weft_close waits for the calls under way on fd, the number still holds
+ * the closed socket: -EBADF, as every call on it says (fdready.h), not a
+ * shutdown of a socket weft closed for the caller. */
 int weft_shutdown(int fd, int how)
 {
-	if (fd < 0)
+	if (fd < 0 || weft__fdready_closing(fd))
 		return -EBADF;
 	return (int)weft__sys(shutdown(fd, how));
 }

@@ -36,7 +36,9 @@ int weft_local_port(int fd)
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 
-	if (fd < 0)
+	/* -EBADF while a weft_close waits for the calls under way on fd, as
+	 * weft_shutdown says. */
+	if (fd < 0 || weft__fdready_closing(fd))
 		return -EBADF;
 	if (getsockname(fd, (struct sockaddr *)&ss, &len))
 		return -errno;

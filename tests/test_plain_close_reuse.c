@@ -19,7 +19,9 @@
 #include "weft/io.h"
 #include "weft/task.h"
 #include "weft/time.h"
-#include "test_util.h"
+#include <liburing.h>
+
+#include "test_io_util.h"
 #include "drivers/readiness/fdready.h"
 
 static int old[2];
@@ -154,6 +156,77 @@ START_TEST(plain_call_on_a_closing_fd)
 }
 END_TEST
 
+/*
+ * The same for the calls that act on the socket at once: weft_shutdown
+ * and weft_local_port went to the number, which still held the closed
+ * socket, and shut its sending side (the peer read an end of file from a
+ * socket weft had closed for the caller) or said its port; so did a
+ * plain thread's weft_io_submit naming fd. A plain thread's calls and a
+ * task's, while a task's attempt holds the number.
+ */
+static long plain_shut, plain_port, plain_submit, task_shut, task_port;
+
+static void prep_shut_wr(struct io_uring_sqe *sqe, void *arg)
+{
+	io_uring_prep_shutdown(sqe, *(int *)arg, SHUT_WR);
+}
+
+static void *plain_now_calls(void *arg)
+{
+	int fd = closing_fd;
+
+	(void)arg;
+	plain_shut = weft_shutdown(fd, SHUT_WR);
+	plain_port = weft_local_port(fd);
+	/* The escape hatch's op names fd too (on the thread's own ring). */
+	plain_submit = weft_io_submit(fd, prep_shut_wr, &fd);
+	return NULL;
+}
+
+static void close_then_now_calls(int fd, enum weft__fdready_moment at)
+{
+	pthread_t p;
+
+	if (fd != closing_fd || at != WEFT__FDREADY_TRYING)
+		return;
+	ck_assert_int_eq(weft_close(fd), 0); /* left to our attempt */
+	ck_assert_int_eq(pthread_create(&p, NULL, plain_now_calls, NULL), 0);
+	ck_assert_int_eq(pthread_join(p, NULL), 0);
+	task_shut = weft_shutdown(fd, SHUT_WR);
+	task_port = weft_local_port(fd);
+	closing_fd = -1;
+}
+
+static void *closing_now_main(void *arg)
+{
+	struct pair p = tcp_pair();
+	char c;
+
+	(void)arg;
+	closing_fd = p.b;
+	weft__fdready_hook = close_then_now_calls;
+	long r = weft_recv(p.b, &c, 1, 0);
+	weft__fdready_hook = NULL;
+	ck_assert_int_eq(closing_fd, -1); /* the hook ran */
+	ck_assert_msg(plain_shut == -EBADF && plain_port == -EBADF &&
+			      plain_submit == -EBADF && task_shut == -EBADF &&
+			      task_port == -EBADF,
+		      "plain: shutdown %ld, local_port %ld, io_submit %ld; "
+		      "task: shutdown %ld, local_port %ld (-EBADF wanted)",
+		      plain_shut, plain_port, plain_submit, task_shut,
+		      task_port);
+	ck_assert_int_eq(r, -EBADF); /* nothing came; its wait saw the close */
+	ck_assert_int_eq(fcntl(p.b, F_GETFD), -1); /* and closed after */
+	weft_close(p.a);
+	return NULL;
+}
+
+START_TEST(shutdown_on_a_closing_fd)
+{
+	weft_test_run(closing_now_main, NULL, 1);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("plain_close_reuse");
@@ -162,6 +235,7 @@ int main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, plain_call_stays_with_its_file);
 	tcase_add_test(tc, plain_call_on_a_closing_fd);
+	tcase_add_test(tc, shutdown_on_a_closing_fd);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

@@ -537,8 +537,12 @@ int weft_io_submit(int fd, weft_io_prep_fn prep, void *arg)
 	prep(&prepared, arg);
 	if (prepared.flags & REFUSED_SQE_FLAGS)
 		return -EINVAL;
+	/* A plain thread's op on fd while a weft_close waits for the calls
+	 * under way on it: -EBADF, as weft__io_begin says in a task. */
 	if (!weft__driver_current())
-		return submit_on_thread(&prepared);
+		return fd >= 0 && weft__fdready_closing(fd)
+			       ? -EBADF
+			       : submit_on_thread(&prepared);
 	if (!(sqe = weft__io_begin(&io, fd, &r)))
 		return r;
 	*sqe = prepared;
