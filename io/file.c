@@ -345,6 +345,11 @@ static ssize_t rw(int fd, void *buf, size_t len, off_t off, bool write)
 	 * (under epoll) say it before any call. */
 	if ((r = weft__wait_check(weft__task_current())))
 		return r;
+	/* Nor while a weft_close waits for the calls under way on fd: the
+	 * probe would ask the closed file (a pipe's -ESPIPE), where every
+	 * call says -EBADF (weft__io_begin below, the epoll driver's hold). */
+	if (weft__fdready_closing(fd))
+		return -EBADF;
 	if ((r = weft__fdready_positional(fd, write)))
 		return r;
 	if (!(sqe = weft__io_begin(&io, fd, &r)))

@@ -526,6 +526,42 @@ START_TEST(plain_file_calls_on_a_closing_fd)
 }
 END_TEST
 
+/* The same on a pipe, which takes no offset: under io_uring a pread or
+ * pwrite asked the file first (weft__fdready_positional) and said
+ * -ESPIPE, where the epoll driver's hold and a plain thread's call say
+ * -EBADF. Here a task's weft_readv of the pipe closes it at its attempt. */
+static void *closing_pipe_main(void *arg)
+{
+	int p[2];
+	char got[4];
+	struct iovec iov = { got, sizeof(got) };
+
+	closing_from_plain = arg != NULL;
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(write(p[1], "a", 1), 1);
+	closing_file = p[0];
+	weft__fdready_hook = file_calls_while_closing;
+	ssize_t r = weft_readv(p[0], &iov, 1);
+	weft__fdready_hook = NULL;
+	ck_assert_int_eq(closing_file, -1); /* the hook ran */
+	ck_assert_msg(closing_rd == -EBADF && closing_wr == -EBADF &&
+			      closing_sync == -EBADF,
+		      "%spread %ld, pwrite %ld, fsync %ld (-EBADF wanted)",
+		      closing_from_plain ? "plain " : "", closing_rd,
+		      closing_wr, closing_sync);
+	ck_assert_int_eq(r, 1);                     /* the attempt's own read */
+	ck_assert_int_eq(fcntl(p[0], F_GETFD), -1); /* closed after */
+	close(p[1]);
+	return NULL;
+}
+
+START_TEST(pipe_calls_on_a_closing_fd)
+{
+	weft_test_run(closing_pipe_main, NULL, 1);
+	weft_test_run(closing_pipe_main, "plain", 1);
+}
+END_TEST
+
 /*
  * pread(2) and pwrite(2) say -ESPIPE on a file without an offset (a pipe,
  * a socket); io_uring's read and write ignored the offset and moved the
@@ -1958,6 +1994,7 @@ int main(void)
 	tcase_add_test(tc, cancel_waits_for_started_file_call);
 	tcase_add_test(tc, file_calls_on_a_closing_fd);
 	tcase_add_test(tc, plain_file_calls_on_a_closing_fd);
+	tcase_add_test(tc, pipe_calls_on_a_closing_fd);
 	tcase_add_test(tc, pread_pipe_espipe);
 	tcase_add_test(tc, pread_offsetless_espipe);
 	tcase_add_test(tc, huge_len_refused_as_pread_refuses);
