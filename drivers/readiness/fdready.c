@@ -22,7 +22,8 @@
  * connection waiting until its peer sends more or the caller's deadline.
  * TCP is a stream socket of protocol IPPROTO_TCP: a raw socket of that
  * protocol (SOCK_RAW) says IPPROTO_TCP too, and its receive takes one
- * packet, short whenever the packet is, with the next one queued. Only a
+ * packet, short whenever the packet is, with the next one queued. Nor
+ * TCP with an upper layer protocol (kTLS: short_drains). Only a
  * call that consumes what it moves from the data queue skips (its want
  * is not 0): a receive of the urgent byte (MSG_OOB) reads a queue of its
  * own, which a short read that stopped at the byte's mark did not drain,
@@ -101,6 +102,7 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -311,13 +313,38 @@ static void set_nonblocking(int fd)
 		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
+/* Whether a short transfer on fd drains it (see top): a stream of TCP,
+ * not a raw socket of that protocol, with no upper layer protocol on it
+ * (TCP_ULP). kTLS ("tls") takes records: its receive stops short before
+ * a record of another type than the data it returned (a handshake
+ * message, an alert), which is queued already, its edge come before.
+ * Asked when fd is registered: a ULP set later, after weft's calls on fd
+ * began, is not seen (its short reads then skip as TCP's do), unless a
+ * watch used the registration (weft_wait_fd, as OpenSSL's handshake
+ * would), which never skips. */
+static bool short_drains(int fd)
+{
+	int proto = 0, type = 0;
+	socklen_t len = sizeof(proto), tlen = sizeof(type), ulen = 0;
+	char ulp[16];
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) ||
+	    proto != IPPROTO_TCP ||
+	    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) ||
+	    type != SOCK_STREAM)
+		return false;
+	ulen = sizeof(ulp);
+	/* No ULP: the kernel says a length of 0 (one before 4.13, which has
+	 * none, does not know the option). */
+	return getsockopt(fd, IPPROTO_TCP, TCP_ULP, ulp, &ulen) || !ulen;
+}
+
 /* Registers fd in the poll set. Lock held. Returns the state or -errno. */
 static int do_register(struct fdrec *rec, int fd)
 {
 	int epfd = weft__pollset_fd();
 	struct epoll_event ev = registration(rec, fd);
-	int state = REGISTERED, proto = 0, type = 0;
-	socklen_t len = sizeof(proto), tlen = sizeof(type);
+	int state = REGISTERED;
 
 	/* relaxed, here and below: under the lock, as every write; a
 	 * call's note_transfer reads it without the lock (see there). */
@@ -331,16 +358,8 @@ static int do_register(struct fdrec *rec, int fd)
 	if (state == REGISTERED) {
 		weft__pollset_watching();
 		set_nonblocking(fd);
-		/* relaxed: as above. A stream of TCP, not a raw socket of
-		 * that protocol (see top). */
-		atomic_store_explicit(&rec->tcp,
-				      !getsockopt(fd, SOL_SOCKET, SO_PROTOCOL,
-						  &proto, &len) &&
-					      proto == IPPROTO_TCP &&
-					      !getsockopt(fd, SOL_SOCKET,
-							  SO_TYPE, &type,
-							  &tlen) &&
-					      type == SOCK_STREAM,
+		/* relaxed: as above. */
+		atomic_store_explicit(&rec->tcp, short_drains(fd),
 				      memory_order_relaxed);
 	}
 	/* release: pairs with ensure_registered's acquire, so a task that
