@@ -51,10 +51,23 @@ static int poll_ms(int64_t end)
  * (A blocking fd's EAGAIN without a timeout is a WAITALL call cut
  * short: it waits for the rest.)
  */
-long weft__plain_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg)
+/* What the poll(2) between a plain thread's attempts waits for: dir's
+ * readiness, but for a receive of the urgent byte (MSG_OOB, whose EAGAIN
+ * says its mark came and it has not) the byte's arrival, POLLPRI, or the
+ * read side's end, POLLRDHUP (the receive then says 0). Not POLLIN: with
+ * bytes queued before the mark it held at once and the wait spun, and
+ * the byte arriving alone polls POLLPRI only, which it never saw. */
+static short plain_events(enum weft__dir dir, int flags)
 {
-	struct pollfd p = { .fd = fd,
-			    .events = dir == WEFT__READ ? POLLIN : POLLOUT };
+	if (dir == WEFT__WRITE)
+		return POLLOUT;
+	return flags & MSG_OOB ? POLLPRI | POLLRDHUP : POLLIN;
+}
+
+long weft__plain_try(int fd, enum weft__dir dir, int flags, weft__try_fn try,
+		     void *arg)
+{
+	struct pollfd p = { .fd = fd, .events = plain_events(dir, flags) };
 	struct weft__fd_pin pin;
 	int64_t timeout, end = 0;
 	long r;

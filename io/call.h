@@ -157,26 +157,37 @@ int64_t weft__sock_timeout(int fd, enum weft__dir dir);
 
 /* A plain thread's call: try, and on EAGAIN (an O_NONBLOCK fd) poll(2)
  * and try again, so it blocks as documented, for as long as the socket's
- * SO_RCVTIMEO / SO_SNDTIMEO lets the system call block (call.c). */
-long weft__plain_try(int fd, enum weft__dir dir, weft__try_fn try, void *arg);
+ * SO_RCVTIMEO / SO_SNDTIMEO lets the system call block (call.c). flags:
+ * the call's (MSG_OOB: the poll waits for the urgent byte). */
+long weft__plain_try(int fd, enum weft__dir dir, int flags, weft__try_fn try,
+		     void *arg);
 
 /* try(fd, arg) on the plain or the readiness path, waiting for dir's
- * readiness on EAGAIN. want as for weft__fdready_end; call names the
- * user's call for weft_dump ("recv": "recv on fd 7", where io_uring's
- * waits have the opcode). Returns try's result or -errno. Inline, as
- * weft__fdready_call is, so that try is inlined at the call site. */
-static inline long weft__io_try(int fd, enum weft__dir dir, weft__try_fn try,
-				void *arg, size_t want, const char *call)
+ * readiness on EAGAIN. flags: the call's, for a plain thread's poll (see
+ * weft__plain_try); 0 for a call without. want as for weft__fdready_end;
+ * call names the user's call for weft_dump ("recv": "recv on fd 7",
+ * where io_uring's waits have the opcode). Returns try's result or
+ * -errno. Inline, as weft__fdready_call is, so that try is inlined at
+ * the call site. */
+static inline long weft__io_try_flags(int fd, enum weft__dir dir, int flags,
+				      weft__try_fn try, void *arg, size_t want,
+				      const char *call)
 {
 	long r;
 
 	if (fd < 0)
 		return -EBADF;
 	if (!weft__driver_current())
-		return weft__plain_try(fd, dir, try, arg);
+		return weft__plain_try(fd, dir, flags, try, arg);
 	if ((r = weft__coop_spend(weft__self())))
 		return r;
 	return weft__fdready_call(fd, dir, try, arg, want, call);
+}
+
+static inline long weft__io_try(int fd, enum weft__dir dir, weft__try_fn try,
+				void *arg, size_t want, const char *call)
+{
+	return weft__io_try_flags(fd, dir, 0, try, arg, want, call);
 }
 
 /* A test's hook: weft_open under io_uring calls it with the path just

@@ -325,7 +325,8 @@ static long try_or_wait(int fd, enum weft__dir dir, weft__try_fn try,
 
 	if (weft__sock_tries_once(dir, a->flags))
 		return weft__io_once(fd, try, a);
-	return weft__io_try(fd, dir, try, a, moves_all ? a->len : 0, call);
+	return weft__io_try_flags(fd, dir, a->flags, try, a,
+				  moves_all ? a->len : 0, call);
 }
 
 ssize_t weft_recv(int fd, void *buf, size_t len, int flags)

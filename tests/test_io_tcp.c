@@ -3,10 +3,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <linux/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1422,6 +1423,120 @@ START_TEST(oob_alone_wakes)
 }
 END_TEST
 
+/* On a plain thread the same receive waits in poll(2), which asked for
+ * POLLIN: while normal bytes were queued it polled ready at once and its
+ * attempt said EAGAIN again, a spin for as long as the urgent byte took;
+ * and a byte that arrives alone polls POLLPRI only, which it did not ask
+ * for. Here the receiver's window is filled exactly, so that the sender
+ * holds nothing but the urgent byte, whose mark a zero-window probe
+ * announces; the receive waits 200 ms beside the queued window, whose
+ * one recv(2) then lets the byte follow alone. */
+struct plain_oob_wait {
+	struct oob_wait w;
+	int64_t cpu_ns; /* the thread's CPU time in its receive */
+};
+
+static int64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	ck_assert_int_eq(clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts), 0);
+	return (int64_t)ts.tv_sec * WEFT_SEC + ts.tv_nsec;
+}
+
+static void *plain_recv_urgent(void *arg)
+{
+	struct plain_oob_wait *p = arg;
+	struct timeval tv = { 2, 0 };
+	int64_t t0;
+
+	ck_assert_int_eq(setsockopt(p->w.fd, SOL_SOCKET, SO_RCVTIMEO, &tv,
+				    sizeof(tv)),
+			 0);
+	t0 = thread_cpu_ns();
+	p->w.got = weft_recv(p->w.fd, &p->w.c, 1, MSG_OOB);
+	p->cpu_ns = thread_cpu_ns() - t0;
+	return NULL;
+}
+
+static void *oob_lone_main(void *arg)
+{
+	static char fill[65536];
+	static const int rcvbuf = 4096;
+	uint16_t port;
+	int lfd = io_listen(&port), s, r, err, i;
+	struct tcp_info ti;
+	socklen_t tl;
+	struct plain_oob_wait w = { { 0 }, 0 };
+	pthread_t pt;
+	char c;
+
+	(void)arg;
+	ck_assert_int_eq(setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
+				    sizeof(rcvbuf)),
+			 0);
+	s = weft_connect("127.0.0.1", port);
+	ck_assert_int_ge(s, 0);
+	r = weft_accept(lfd, NULL, NULL);
+	ck_assert_int_ge(r, 0);
+	weft_close(lfd);
+	/* Once all is acked, send what the window offers, until it offers
+	 * nothing. */
+	for (i = 0; i < 5000; i++) {
+		tl = sizeof(ti);
+		ck_assert_int_eq(getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &tl),
+				 0);
+		if (tl < offsetof(struct tcp_info, tcpi_snd_wnd) +
+				 sizeof(ti.tcpi_snd_wnd)) {
+			printf("no tcpi_snd_wnd: plain_oob_alone_wakes "
+			       "skipped\n");
+			goto out;
+		}
+		if (!ti.tcpi_unacked && !ti.tcpi_notsent_bytes) {
+			if (!ti.tcpi_snd_wnd)
+				break;
+			ck_assert_int_gt(send(s, fill,
+					      ti.tcpi_snd_wnd < sizeof(fill)
+						      ? ti.tcpi_snd_wnd
+						      : sizeof(fill),
+					      MSG_DONTWAIT),
+					 0);
+		}
+		weft_sleep(WEFT_MSEC);
+	}
+	ck_assert_int_lt(i, 5000);
+	ck_assert_int_eq(send(s, "!", 1, MSG_OOB | MSG_DONTWAIT), 1);
+	/* The probe (after the sender's RTO, 200 ms or more) brings the
+	 * mark: the urgent byte is then announced, not come. */
+	for (i = 0; i < 5000; i++) {
+		err = recv(r, &c, 1, MSG_OOB | MSG_DONTWAIT) < 0 ? task_errno()
+								 : 0;
+		if (err != EINVAL)
+			break;
+		weft_sleep(WEFT_MSEC);
+	}
+	ck_assert_int_eq(err, EAGAIN);
+	w.w.fd = r;
+	ck_assert_int_eq(pthread_create(&pt, NULL, plain_recv_urgent, &w), 0);
+	weft_sleep(200 * WEFT_MSEC); /* it waits */
+	ck_assert_int_gt(recv(r, fill, sizeof(fill), MSG_DONTWAIT), 0);
+	ck_assert_int_eq(pthread_join(pt, NULL), 0);
+	ck_assert_msg(w.w.got == 1 && w.w.c == '!' && w.cpu_ns < 50 * WEFT_MSEC,
+		      "plain urgent receive: %ld (1 wanted), %lld ms of CPU "
+		      "in 200 ms",
+		      w.w.got, (long long)(w.cpu_ns / WEFT_MSEC));
+out:
+	ck_assert_int_eq(weft_close(r), 0);
+	ck_assert_int_eq(weft_close(s), 0);
+	return NULL;
+}
+
+START_TEST(plain_oob_alone_wakes)
+{
+	weft_test_run(oob_lone_main, NULL, 2);
+}
+END_TEST
+
 /* ---- connect that times out -------------------------------------------- */
 
 /* A listener whose accept queue is full drops further SYNs, so a connect
@@ -2567,6 +2682,7 @@ int main(void)
 	tcase_add_test(tc, oob_then_data);
 	tcase_add_test(tc, oob_after_a_short_read);
 	tcase_add_test(tc, oob_alone_wakes);
+	tcase_add_test(tc, plain_oob_alone_wakes);
 	tcase_add_test(tc, connect_timeout);
 	tcase_add_test(tc, connect_tries_next_after_timeout);
 	tcase_add_test(tc, end_behind_bytes_not_lost);

@@ -118,7 +118,10 @@ WEFT_MUST_CHECK int weft_connect_addr(int fd, const struct sockaddr *addr,
  * 0; on a datagram socket also once its read side is shut down, with
  * shutdown(2) SHUT_RD, and nothing is queued, as recv(2) says), or -errno
  * (-ECONNRESET, -EBADF, -EFAULT for a NULL buf, ...). MSG_ERRQUEUE never
- * waits, as recvmsg(2): -EAGAIN if no error is queued. */
+ * waits, as recvmsg(2): -EAGAIN if no error is queued. MSG_OOB waits for
+ * a TCP urgent byte whose mark came before it (where recv(2) says EAGAIN
+ * at once), on a plain thread too; with none announced it says -EINVAL,
+ * as recv(2). */
 WEFT_MUST_CHECK ssize_t weft_recv(int fd, void *buf, size_t len, int flags);
 
 /* Sends up to len bytes (MSG_NOSIGNAL is implied). Returns the count sent,
