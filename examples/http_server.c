@@ -5,17 +5,22 @@
  * wrk and curl, and strict about the rest:
  *
  *   - a request head (request line and headers) must fit in HEAD_MAX bytes,
- *     else 431; once its first line is in, the rest of it must arrive
- *     within HEAD_TIMEOUT, else 408; either way the connection is closed;
+ *     else 431; once a request has begun, its first line must arrive
+ *     within HEAD_TIMEOUT ($HTTP_HEAD_MS; a request begun in the idle time
+ *     gets it whole, from the idle time's end at the latest), and the rest
+ *     of the head within HEAD_TIMEOUT more, else 408; either way the
+ *     connection is closed;
  *   - a malformed request gets 400 and the connection is closed;
  *   - a body (Content-Length) is read and dropped, after a 100 Continue if
  *     the client expects one before it sends the body; chunked bodies get
  *     501;
- *   - an idle keep-alive connection is closed after IDLE_TIMEOUT;
- *   - a client that takes no answer for SEND_TIMEOUT ($HTTP_SEND_MS
- *     milliseconds if set; the server does not start with it set to
- *     anything but a whole number above 0) is given up on: the connection
- *     is reset.
+ *   - an idle keep-alive connection (no byte of a next request) is closed
+ *     after IDLE_TIMEOUT ($HTTP_IDLE_MS);
+ *   - a client that takes no answer for SEND_TIMEOUT ($HTTP_SEND_MS) is
+ *     given up on: the connection is reset.
+ *
+ * The $HTTP_*_MS variables, if set, are milliseconds; the server does not
+ * start with one set to anything but a whole number above 0.
  *
  * The head is read line by line (weft_stream_readline, the stream's limit
  * being HEAD_MAX), and answers to pipelined requests are sent together,
@@ -45,7 +50,10 @@
 #define LINGER_TIMEOUT (1 * WEFT_SEC) /* reading after the last answer */
 
 #define QUIET (-1) /* a reading step's result: close without a word */
+#define BEGUN (-2) /* head_line: the idle time ran out inside a first line */
 
+static int64_t head_timeout = HEAD_TIMEOUT;
+static int64_t idle_timeout = IDLE_TIMEOUT;
 static int64_t send_timeout = SEND_TIMEOUT;
 
 struct request {
@@ -198,7 +206,8 @@ static int parse_header(const char *p, const char *end, struct request *req,
 
 /* Reads one line of a head into *line. Returns its length without the
  * CRLF; QUIET (the client closed, reset, went idle, or the server stops);
- * or -status. in_head: a timeout is a 408, not an idle connection. */
+ * BEGUN (the idle time ran out with part of a line in: a request began);
+ * or -status. in_head: a timeout is a 408, not the idle time's end. */
 static ssize_t head_line(struct conn *c, const char **line, bool in_head)
 {
 	ssize_t n = weft_stream_readline(&c->s, line);
@@ -206,7 +215,7 @@ static ssize_t head_line(struct conn *c, const char **line, bool in_head)
 	if (n == -EMSGSIZE)
 		return -431;
 	if (n == -ETIMEDOUT && (in_head || weft_stream_buffered(&c->s)))
-		return -408;
+		return in_head ? -408 : BEGUN;
 	if (n <= 0)
 		return QUIET;
 	c->head_size += (size_t)n;
@@ -227,23 +236,30 @@ static int read_head(struct conn *c, struct request *req)
 	int r;
 
 	*req = (struct request){ .length = -1 };
-	/* The first line within the idle time (or, if it has begun, the head
-	 * time); RFC 9112 2.2: ignore empty lines before a request. */
+	/*
+	 * The first line: while none of it is in, within the idle time; once
+	 * some is (buffered, or come as the idle time ran out: BEGUN), within
+	 * the head time from then. A request begun just before the idle time
+	 * ends gets the whole head time, not what is left of the idle time.
+	 * RFC 9112 2.2: empty lines before a request are ignored.
+	 */
+	n = 0;
 	do {
+		bool begun = n == BEGUN || weft_stream_buffered(&c->s);
+
 		c->head_size = 0;
-		if (weft_deadline_enter(&d, weft_stream_buffered(&c->s)
-						    ? HEAD_TIMEOUT
-						    : IDLE_TIMEOUT))
+		if (weft_deadline_enter(&d,
+					begun ? head_timeout : idle_timeout))
 			return QUIET;
-		n = head_line(c, &line, false);
+		n = head_line(c, &line, begun);
 		weft_deadline_leave(&d);
-	} while (n == 0);
+	} while (n == 0 || n == BEGUN);
 	if (n < 0)
 		return (int)n;
 	if ((r = parse_request_line(line, line + n, req)))
 		return -r;
 	/* The headers, up to the blank line, within the head time. */
-	if (weft_deadline_enter(&d, HEAD_TIMEOUT))
+	if (weft_deadline_enter(&d, head_timeout))
 		return QUIET;
 	while ((n = head_line(c, &line, true)) > 0)
 		if ((r = parse_header(line, line + n, req, &conn_close,
@@ -290,7 +306,7 @@ static int skip_body(struct conn *c, const struct request *req)
 	    send_bounded(c, go_on, req->expect_continue ? sizeof(go_on) - 1 : 0,
 			 false))
 		return QUIET; /* a client that takes no answer */
-	if (weft_deadline_enter(&d, HEAD_TIMEOUT))
+	if (weft_deadline_enter(&d, head_timeout))
 		return QUIET;
 	while (length > 0) {
 		n = weft_stream_read(&c->s, sink,
@@ -439,7 +455,9 @@ static void http(int fd)
 
 int main(int argc, char **argv)
 {
-	if (!server_timeout_env("http_server", "HTTP_SEND_MS", &send_timeout))
+	if (!server_timeout_env("http_server", "HTTP_HEAD_MS", &head_timeout) ||
+	    !server_timeout_env("http_server", "HTTP_IDLE_MS", &idle_timeout) ||
+	    !server_timeout_env("http_server", "HTTP_SEND_MS", &send_timeout))
 		return 2;
 	return server_main(argc, argv, "http_server", http);
 }

@@ -58,6 +58,15 @@ static void pause_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
+/* Sets $var to ms, for the servers launched from now on. */
+static void setenv_ms(const char *var, int ms)
+{
+	char value[16];
+
+	snprintf(value, sizeof(value), "%d", ms);
+	setenv(var, value, 1);
+}
+
 static void die(const char *fmt, ...)
 {
 	va_list ap;
@@ -1267,6 +1276,65 @@ static void http_clients_and_stop(void)
 	}
 }
 
+/*
+ * The idle and head timeouts, shortened ($HTTP_IDLE_MS, $HTTP_HEAD_MS) in a
+ * server of its own. A request whose first byte comes within the idle time
+ * gets the whole head time for its first line: it was answered 408 as
+ * the idle time ran out. Then an idle connection is closed, and a client
+ * that sends its head a byte at a time for ever (slowloris) gets 408.
+ */
+#define HTTP_IDLE_MS 1000
+#define HTTP_HEAD_MS 1500
+
+static void http_timeouts(const char *path)
+{
+	struct reader r;
+	struct response res;
+	long start;
+
+	setenv_ms("HTTP_IDLE_MS", HTTP_IDLE_MS);
+	setenv_ms("HTTP_HEAD_MS", HTTP_HEAD_MS);
+	launch(path, NULL, NULL, false);
+	unsetenv("HTTP_IDLE_MS");
+	unsetenv("HTTP_HEAD_MS");
+	read_start_line();
+
+	check = "http request begun just before the idle timeout";
+	r = (struct reader){ .fd = dial() };
+	pause_ms(HTTP_IDLE_MS * 2 / 5);
+	send_str(r.fd, "G");
+	pause_ms(HTTP_IDLE_MS * 6 / 5); /* past the idle time, in the head's */
+	send_str(r.fd, "ET / HTTP/1.1\r\nHost: x\r\n\r\n");
+	expect_hello(&r, false);
+
+	check = "http idle keep-alive connection";
+	start = now_ms();
+	expect_closed(r.fd);
+	if (now_ms() - start < HTTP_IDLE_MS / 2)
+		die("closed after %ld ms, idle timeout %d ms", now_ms() - start,
+		    HTTP_IDLE_MS);
+	close(r.fd);
+
+	check = "http head a byte at a time (slowloris)";
+	r = (struct reader){ .fd = dial() };
+	send_str(r.fd, "GET / HTTP/1.1\r\nHost: x\r\nX: ");
+	start = now_ms();
+	for (;;) {
+		struct pollfd p = { .fd = r.fd, .events = POLLIN };
+
+		if (poll(&p, 1, 100) == 1)
+			break;
+		if (now_ms() - start > HTTP_HEAD_MS + 10000)
+			die("no answer %ld ms into a head", now_ms() - start);
+		send_str(r.fd, "a");
+	}
+	read_response(&r, &res, false);
+	if (res.status != 408 || !res.close)
+		die("expected 408 and close, got %d", res.status);
+	close(r.fd);
+	stop();
+}
+
 static void http_checks(void)
 {
 	http_keep_alive();
@@ -1594,15 +1662,6 @@ static void http_plain_checks(void)
 	http_clients_and_stop();
 }
 
-/* Sets $var to ms, for the servers launched from now on. */
-static void setenv_ms(const char *var, int ms)
-{
-	char value[16];
-
-	snprintf(value, sizeof(value), "%d", ms);
-	setenv(var, value, 1);
-}
-
 int main(int argc, char **argv)
 {
 	if (argc != 3 ||
@@ -1627,8 +1686,13 @@ int main(int argc, char **argv)
 		accept_errors(argv[2]);
 	} else if (!strcmp(argv[1], "http")) {
 		http_checks();
+		http_timeouts(argv[2]);
 		check = "http HTTP_SEND_MS=0";
 		env_refused(argv[2], "HTTP_SEND_MS", "0");
+		check = "http HTTP_IDLE_MS=1x";
+		env_refused(argv[2], "HTTP_IDLE_MS", "1x");
+		check = "http HTTP_HEAD_MS=-1";
+		env_refused(argv[2], "HTTP_HEAD_MS", "-1");
 	} else if (!strcmp(argv[1], "http-plain")) {
 		http_plain_checks();
 	} else {
