@@ -641,6 +641,23 @@ static void echo_slow(void)
 	close(fast);
 }
 
+/* The echo checks' send timeout ($ECHO_SEND_MS): how long the server waits
+ * for a client to take its echo; as HTTP_SEND_MS. */
+#define ECHO_SEND_MS 2000
+
+/* Sends and never reads (see stops_reading); then the server serves on.
+ * The server waited in its send for ever, and took nothing more. */
+static void echo_stops_reading(void)
+{
+	static char junk[64 << 10];
+	int fd = dial();
+
+	check = "echo, a client that stops reading";
+	stops_reading(fd, junk, sizeof(junk), ECHO_SEND_MS);
+	close(fd);
+	echo_basic();
+}
+
 /* The server's second lowest free descriptor number (the first two are
  * what its next two new descriptors get), from /proc, and in *sockets how
  * many sockets it has open; -1 if they cannot be read. */
@@ -739,6 +756,7 @@ static void echo_checks(void)
 	echo_many();
 	echo_abrupt();
 	echo_slow();
+	echo_stops_reading();
 	echo_out_of_fds();
 	echo_basic();
 	/* Connections still open at SIGTERM are closed by the server. */
@@ -1674,7 +1692,9 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
 	setenv("WEFT_DUMP_SIGNAL", DUMP_SIGNAL_NAME, 1);
-	if (!strcmp(argv[1], "http")) {
+	if (!strcmp(argv[1], "echo")) {
+		setenv_ms("ECHO_SEND_MS", ECHO_SEND_MS);
+	} else if (!strcmp(argv[1], "http")) {
 		setenv_ms("HTTP_SEND_MS", HTTP_SEND_MS);
 	} else if (!strcmp(argv[1], "kv")) {
 		setenv_ms("KV_IDLE_MS", KV_IDLE_MS);
@@ -1684,6 +1704,8 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "echo")) {
 		echo_checks();
 		accept_errors(argv[2]);
+		check = "echo ECHO_SEND_MS=0";
+		env_refused(argv[2], "ECHO_SEND_MS", "0");
 	} else if (!strcmp(argv[1], "http")) {
 		http_checks();
 		http_timeouts(argv[2]);
