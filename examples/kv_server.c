@@ -11,7 +11,8 @@
  * Answers to pipelined commands are sent together, once no whole command
  * is left buffered. A line longer than LINE_MAX gets "ERROR line too long"
  * and the connection is closed; so is a connection idle for IDLE_TIMEOUT
- * ($KV_IDLE_MS milliseconds if set). One whose client takes no answer for
+ * ($KV_IDLE_MS milliseconds if set), and one whose command, begun by then,
+ * is not whole IDLE_TIMEOUT later. One whose client takes no answer for
  * SEND_TIMEOUT ($KV_SEND_MS) while a command is run and answered (it may
  * pipeline commands and never read) is reset. The server does not start with
  * either set to anything but a whole number of milliseconds above 0.
@@ -234,6 +235,27 @@ static bool run(struct weft_stream *s, const char *line, size_t len,
 	return go;
 }
 
+/* Reads a command line within the idle time (a deadline around the read).
+ * One that has begun when the idle time runs out (some of it is buffered)
+ * gets the idle time once more: a command sent just before the end is not
+ * cut off, and none takes longer than twice the idle time. Returns as
+ * weft_stream_readline. */
+static ssize_t read_command(struct weft_stream *s, const char **line)
+{
+	struct weft_deadline d;
+	ssize_t n = -ETIMEDOUT;
+
+	for (int round = 0; round < 2 && n == -ETIMEDOUT; round++) {
+		if (round && !weft_stream_buffered(s))
+			break; /* idle */
+		if ((n = weft_deadline_enter(&d, idle_timeout)))
+			break;
+		n = weft_stream_readline(s, line);
+		weft_deadline_leave(&d);
+	}
+	return n;
+}
+
 static void kv(int fd)
 {
 	struct weft_stream s;
@@ -244,11 +266,7 @@ static void kv(int fd)
 
 	weft_stream_init(&s, fd, LINE_MAX_);
 	for (;;) {
-		/* The idle timeout: a deadline around the read. */
-		if (weft_deadline_enter(&d, idle_timeout))
-			break;
-		n = weft_stream_readline(&s, &line);
-		weft_deadline_leave(&d);
+		n = read_command(&s, &line);
 		/* 0: the client closed; < 0: idle, reset, stopping, or a line
 		 * too long. */
 		if (n <= 0 || !run(&s, line, (size_t)n - 1, &stalled))

@@ -4,7 +4,8 @@
  * including abrupt, malformed, oversized and slow ones, then stops it with
  * SIGTERM while connections are open and expects exit status 0. Then, for
  * echo, the accept loop's errors, injected into a server of its own; for
- * kv, bad and huge $KV_IDLE_MS values.
+ * http and kv, the idle and head timeouts, shortened in a server of their
+ * own, and bad timeout values ($KV_IDLE_MS also huge ones).
  *
  * Plain POSIX sockets and blocking calls with timeouts: this tests the
  * examples from outside, without weft. Loopback only.
@@ -1491,14 +1492,49 @@ static void kv_limits(void)
 	ask(fd, "SET y 2\n", "OK\n");
 	ask(fd, "DEL y\n", "DELETED\n");
 	close(fd);
+}
+
+/*
+ * The idle timeout, shortened in a server of its own. A command begun just
+ * before it runs out gets the idle time once more: it was cut off with the
+ * connection. An idle connection is closed, and one whose command never
+ * ends too, after twice the idle time.
+ */
+#define KV_SHORT_IDLE_MS 1000
+
+static void kv_timeouts(const char *path)
+{
+	char value[16];
+	long start;
+	int fd;
+
+	snprintf(value, sizeof(value), "%d", KV_SHORT_IDLE_MS);
+	launch(path, "KV_IDLE_MS", value, false);
+	read_start_line();
+
+	check = "kv command begun just before the idle timeout";
+	fd = dial();
+	pause_ms(KV_SHORT_IDLE_MS * 2 / 5);
+	send_str(fd, "GET");
+	pause_ms(KV_SHORT_IDLE_MS * 6 / 5); /* past the idle time */
+	ask(fd, " a\n", "NOT_FOUND\n");
 
 	check = "kv idle timeout";
+	start = now_ms();
+	expect_closed(fd);
+	if (now_ms() - start < KV_SHORT_IDLE_MS / 2)
+		die("closed after %ld ms, idle timeout %d ms", now_ms() - start,
+		    KV_SHORT_IDLE_MS);
+	close(fd);
+
+	check = "kv half a command, then silence";
 	fd = dial();
 	ask(fd, "GET never\n", "NOT_FOUND\n");
-	send_str(fd, "GET x"); /* half a command, then silence */
-	pause_ms(KV_IDLE_MS + 500);
+	send_str(fd, "GET x");
+	pause_ms(2 * KV_SHORT_IDLE_MS + 500);
 	expect_closed(fd);
 	close(fd);
+	stop();
 }
 
 /* Sends GETs of a big value and never reads the answers (see
@@ -1719,6 +1755,7 @@ int main(int argc, char **argv)
 		http_plain_checks();
 	} else {
 		kv_checks();
+		kv_timeouts(argv[2]);
 		kv_env(argv[2]);
 	}
 	printf("ok: %s_server passed every check and exited 0\n", argv[1]);
