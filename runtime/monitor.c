@@ -139,7 +139,15 @@ static int look_at_workers(struct weft_runtime *rt, struct look *last,
 			*stuck = true;
 			intervened(&rt->monitor);
 		}
-		if (still && now.timers && last[i].timers) {
+		/* Only while a task runs: a worker asleep, or between its
+		 * tasks, fires its own timers as it wakes or picks. Firing a
+		 * sleeper's into the global queue raced its own wake-up,
+		 * which found its heap emptied and stole a task that kept it
+		 * while the sleeper waited for a free worker (test_sched
+		 * own_timer_before_steal). Relaxed: a hint; a stale NULL
+		 * defers the firing one look, a stale task fires as before. */
+		if (still && now.timers && last[i].timers &&
+		    __atomic_load_n(&w->current, __ATOMIC_RELAXED)) {
 			bool fired;
 			weft__timers_run(w, &fired);
 			intervened(&rt->monitor);
