@@ -1725,8 +1725,13 @@ START_TEST(stall_keeps_program_sigurg)
 		atomic_store(&seen.calls, 0);
 		ck_assert_int_eq(weft_run(program_urg_main, NULL, &cfg, NULL),
 				 0);
+#ifndef __SANITIZE_THREAD__
+		/* ThreadSanitizer runs a handler later, on a copy of its
+		 * context, so the mask the handler leaves in uc_sigmask is
+		 * lost there: the signal may come back to the same thread. */
 		ck_assert_int_eq(urgs_from_task, URG_KILLS);
 		ck_assert_int_eq(urgs_from_thread, URG_KILLS);
+#endif
 		ck_assert_int_eq(atomic_load(&seen.calls), 1);
 	}
 	atomic_store(&pu.got, INT_MIN); /* the next one ends the waiter */
