@@ -1326,11 +1326,11 @@ END_TEST
  * the urgent pointer: a receive with MSG_OOB says EAGAIN until it comes)
  * and that arrives with no readable data beside it: its arrival polls
  * EPOLLPRI, not EPOLLIN. A receive with MSG_OOB waiting for it must wake
- * then; it waited until its deadline. The receiver's SO_RCVLOWAT keeps EPOLLIN off for the normal
- * bytes, which this task drains with recv(2) meanwhile, so that nothing
- * but the urgent byte's arrival can wake the receive; its small SO_RCVBUF
- * keeps most of the normal bytes, and the urgent byte behind them, in the
- * sender until they are read. */
+ * then; it waited until its deadline. The receiver's SO_RCVLOWAT keeps
+ * EPOLLIN off for the normal bytes, which this task drains with recv(2)
+ * meanwhile, so that nothing but the urgent byte's arrival can wake the
+ * receive; its small SO_RCVBUF keeps most of the normal bytes, and the
+ * urgent byte behind them, in the sender until they are read. */
 struct oob_wait {
 	int fd;
 	long got;
@@ -1348,12 +1348,35 @@ static void *recv_urgent(void *arg)
 	return NULL;
 }
 
+/* A connected pair for the urgent-byte tests: *r accepted from a listener
+ * with a 4 KiB SO_RCVBUF (and SO_RCVLOWAT lowat, if not 0), which *r
+ * inherits; the lowat first, as a locked SO_RCVBUF would cap it at half
+ * the buffer. */
+static void urgent_pair(int lowat, int *s, int *r)
+{
+	static const int rcvbuf = 4096;
+	uint16_t port;
+	int lfd = io_listen(&port);
+
+	if (lowat)
+		ck_assert_int_eq(setsockopt(lfd, SOL_SOCKET, SO_RCVLOWAT,
+					    &lowat, sizeof(lowat)),
+				 0);
+	ck_assert_int_eq(setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
+				    sizeof(rcvbuf)),
+			 0);
+	*s = weft_connect("127.0.0.1", port);
+	ck_assert_int_ge(*s, 0);
+	*r = weft_accept(lfd, NULL, NULL);
+	ck_assert_int_ge(*r, 0);
+	weft_close(lfd);
+}
+
 static void *oob_alone_main(void *arg)
 {
 	static char junk[65536];
-	static const int lowat = 1 << 30, rcvbuf = 4096, sndbuf = 1 << 20;
-	uint16_t port;
-	int lfd = io_listen(&port), s, r, err;
+	static const int sndbuf = 1 << 20;
+	int s, r, err;
 	size_t sent = 0, got = 0;
 	struct oob_wait w;
 	weft_task_t t;
@@ -1361,19 +1384,7 @@ static void *oob_alone_main(void *arg)
 	ssize_t n;
 
 	(void)arg;
-	/* The accepted socket inherits both; the lowat first, as a locked
-	 * SO_RCVBUF would cap it at half the buffer. */
-	ck_assert_int_eq(setsockopt(lfd, SOL_SOCKET, SO_RCVLOWAT, &lowat,
-				    sizeof(lowat)),
-			 0);
-	ck_assert_int_eq(setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
-				    sizeof(rcvbuf)),
-			 0);
-	s = weft_connect("127.0.0.1", port);
-	ck_assert_int_ge(s, 0);
-	r = weft_accept(lfd, NULL, NULL);
-	ck_assert_int_ge(r, 0);
-	weft_close(lfd);
+	urgent_pair(1 << 30, &s, &r);
 	ck_assert_int_eq(setsockopt(s, SOL_SOCKET, SO_SNDBUF, &sndbuf,
 				    sizeof(sndbuf)),
 			 0);
@@ -1462,9 +1473,7 @@ static void *plain_recv_urgent(void *arg)
 static void *oob_lone_main(void *arg)
 {
 	static char fill[65536];
-	static const int rcvbuf = 4096;
-	uint16_t port;
-	int lfd = io_listen(&port), s, r, err, i;
+	int s, r, err, i;
 	struct tcp_info ti;
 	socklen_t tl;
 	struct plain_oob_wait w = { { 0 }, 0 };
@@ -1472,14 +1481,7 @@ static void *oob_lone_main(void *arg)
 	char c;
 
 	(void)arg;
-	ck_assert_int_eq(setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
-				    sizeof(rcvbuf)),
-			 0);
-	s = weft_connect("127.0.0.1", port);
-	ck_assert_int_ge(s, 0);
-	r = weft_accept(lfd, NULL, NULL);
-	ck_assert_int_ge(r, 0);
-	weft_close(lfd);
+	urgent_pair(0, &s, &r);
 	/* Once all is acked, send what the window offers, until it offers
 	 * nothing. */
 	for (i = 0; i < 5000; i++) {
