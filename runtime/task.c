@@ -152,15 +152,21 @@ void weft__task_cache_free(struct weft_task_cache *c)
 	free(c);
 }
 
-void weft__task_for_each_alive(void (*fn)(struct weft_task *, void *),
-			       void *arg)
+/* The pool's slabs, to walk without the lock: slabs are only ever added
+ * at the head, and never freed, so the list from this head on stays as it
+ * is (a walker that takes other locks must not hold the pool's). */
+static struct task_slab *pool_slabs(void)
 {
-	/* Slabs are only ever added at the head: walk a snapshot of the list
-	 * without holding the lock while fn takes other locks. */
 	weft__spin_lock(&pool.lock);
 	struct task_slab *first = pool.slabs;
 	weft__spin_unlock(&pool.lock);
-	for (struct task_slab *s = first; s; s = s->next)
+	return first;
+}
+
+void weft__task_for_each_alive(void (*fn)(struct weft_task *, void *),
+			       void *arg)
+{
+	for (struct task_slab *s = pool_slabs(); s; s = s->next)
 		for (int i = 0; i < TASK_SLAB; i++)
 			if (atomic_load(&s->tasks[i].alive))
 				fn(&s->tasks[i], arg);
@@ -233,10 +239,7 @@ void weft__task_run_begin(void)
 {
 	atomic_fetch_add(&run_number, 1);
 	/* No worker runs yet, and every task of the last run has ended. */
-	weft__spin_lock(&pool.lock);
-	struct task_slab *first = pool.slabs;
-	weft__spin_unlock(&pool.lock);
-	for (struct task_slab *s = first; s; s = s->next)
+	for (struct task_slab *s = pool_slabs(); s; s = s->next)
 		for (int i = 0; i < TASK_SLAB; i++)
 			s->tasks[i].stack.base = NULL;
 }
@@ -839,17 +842,12 @@ static int64_t shield_check(const struct weft_shield *s,
 /* Whether p is the address of one of the pool's task structs. */
 static bool task_in_pool(uintptr_t p)
 {
-	bool in = false;
-
-	weft__spin_lock(&pool.lock);
-	for (const struct task_slab *sl = pool.slabs; sl && !in;
-	     sl = sl->next) {
+	for (const struct task_slab *sl = pool_slabs(); sl; sl = sl->next) {
 		uintptr_t base = (uintptr_t)sl->tasks;
-		in = p >= base && p < base + sizeof(sl->tasks) &&
-		     (p - base) % sizeof(struct weft_task) == 0;
+		if (p >= base && p < base + sizeof(sl->tasks))
+			return (p - base) % sizeof(struct weft_task) == 0;
 	}
-	weft__spin_unlock(&pool.lock);
-	return in;
+	return false;
 }
 
 /* Whether s is one of t's shields. The task itself, or under its
