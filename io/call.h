@@ -169,9 +169,9 @@ long weft__plain_try(int fd, enum weft__dir dir, int flags, weft__try_fn try,
  * where io_uring's waits have the opcode). Returns try's result or
  * -errno. Inline, as weft__fdready_call is, so that try is inlined at
  * the call site. */
-static inline long weft__io_try_flags(int fd, enum weft__dir dir, int flags,
-				      weft__try_fn try, void *arg, size_t want,
-				      const char *call)
+static inline long weft__io_try(int fd, enum weft__dir dir, int flags,
+				weft__try_fn try, void *arg, size_t want,
+				const char *call)
 {
 	long r;
 
@@ -182,12 +182,6 @@ static inline long weft__io_try_flags(int fd, enum weft__dir dir, int flags,
 	if ((r = weft__coop_spend(weft__self())))
 		return r;
 	return weft__fdready_call(fd, dir, try, arg, want, call);
-}
-
-static inline long weft__io_try(int fd, enum weft__dir dir, weft__try_fn try,
-				void *arg, size_t want, const char *call)
-{
-	return weft__io_try_flags(fd, dir, 0, try, arg, want, call);
 }
 
 /* A test's hook: weft_open under io_uring calls it with the path just

@@ -146,7 +146,7 @@ int weft_connect_addr(int fd, const struct sockaddr *addr, socklen_t len)
 		return -EFAULT;
 	for (;;) {
 		a.backlog_full = false;
-		r = (int)weft__io_try(fd, WEFT__WRITE, try_connect, &a, 0,
+		r = (int)weft__io_try(fd, WEFT__WRITE, 0, try_connect, &a, 0,
 				      "connect");
 		/* A blocking socket's SO_SNDTIMEO ran out while it connects
 		 * (the plain path returns that EAGAIN: call.c): connect(2)
@@ -325,8 +325,8 @@ static long try_or_wait(int fd, enum weft__dir dir, weft__try_fn try,
 
 	if (weft__sock_tries_once(dir, a->flags))
 		return weft__io_once(fd, try, a);
-	return weft__io_try_flags(fd, dir, a->flags, try, a,
-				  moves_all ? a->len : 0, call);
+	return weft__io_try(fd, dir, a->flags, try, a, moves_all ? a->len : 0,
+			    call);
 }
 
 ssize_t weft_recv(int fd, void *buf, size_t len, int flags)
@@ -518,8 +518,8 @@ ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt)
 	if ((r = iov_args(fd, iov, iovcnt)) <= 0)
 		return r;
 	a.empty = iov_empty(iov, iovcnt);
-	return weft__io_try(fd, WEFT__READ, try_readv, &a, iov_len(iov, iovcnt),
-			    "readv");
+	return weft__io_try(fd, WEFT__READ, 0, try_readv, &a,
+			    iov_len(iov, iovcnt), "readv");
 }
 
 ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt)
@@ -530,7 +530,7 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt)
 	if ((r = iov_args(fd, iov, iovcnt)) <= 0)
 		return r;
 	a.empty = iov_empty(iov, iovcnt);
-	return weft__io_try(fd, WEFT__WRITE, try_writev, &a,
+	return weft__io_try(fd, WEFT__WRITE, 0, try_writev, &a,
 			    iov_len(iov, iovcnt), "writev");
 }
 

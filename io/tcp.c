@@ -107,7 +107,7 @@ int weft_accept(int lfd, struct sockaddr *peer, socklen_t *peerlen)
 		return -EFAULT;
 	/* Always learn the peer's family; copy the address out if asked. */
 	ss.ss_family = AF_UNSPEC;
-	r = (int)weft__io_try(lfd, WEFT__READ, try_accept_or_shut, &a, 0,
+	r = (int)weft__io_try(lfd, WEFT__READ, 0, try_accept_or_shut, &a, 0,
 			      "accept");
 	if (r >= 0 && peer) {
 		memcpy(peer, &ss, sslen < *peerlen ? sslen : *peerlen);

@@ -15,7 +15,7 @@ static long msg_call(int fd, enum weft__dir dir, weft__try_fn try,
 {
 	if (weft__sock_tries_once(dir, a->flags))
 		return weft__io_once(fd, try, a);
-	return weft__io_try_flags(fd, dir, a->flags, try, a, 0, call);
+	return weft__io_try(fd, dir, a->flags, try, a, 0, call);
 }
 
 int weft_udp_bind(const char *host, uint16_t port)
