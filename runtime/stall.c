@@ -251,16 +251,23 @@ int weft__stall_start(struct weft_runtime *rt, int64_t threshold,
 	return 0;
 }
 
-void weft__stall_worker_init(void)
+/* The set of SIGURG alone. */
+static sigset_t sigurg_only(void)
 {
 	sigset_t urg;
 
+	sigemptyset(&urg);
+	sigaddset(&urg, SIGURG);
+	return urg;
+}
+
+void weft__stall_worker_init(void)
+{
 	/* installed: set before the workers were created (pthread_create
 	 * orders it), cleared after they were joined. */
 	if (!capture.installed)
 		return;
-	sigemptyset(&urg);
-	sigaddset(&urg, SIGURG);
+	sigset_t urg = sigurg_only();
 	pthread_sigmask(SIG_UNBLOCK, &urg, NULL);
 }
 
@@ -272,9 +279,7 @@ void weft__stall_unmask(struct weft_worker *w)
 	int64_t now = weft_now();
 	if (w->urg_tried_at && now - w->urg_tried_at < UNMASK_RETRY_NS)
 		return;
-	sigset_t urg;
-	sigemptyset(&urg);
-	sigaddset(&urg, SIGURG);
+	sigset_t urg = sigurg_only();
 	siginfo_t info;
 	/* What is pending for this thread, or the process, now: a capture's
 	 * signal the monitor sent as the handler blocked SIGURG here

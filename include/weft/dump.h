@@ -83,10 +83,10 @@ int weft_dump(int fd);
  * sigwait or signalfd thread), a thread of weft's that takes one blocks
  * SIGURG and sends it to the process again, as sent by itself (a worker
  * unblocks it at its next pick); if not, it is ignored, as the default
- * action does. A handler the program installs over weft's meanwhile stays when
- * weft_run returns. As with Go's preemption signal, a stalled task inside
- * a system call that is never restarted after a handler (nanosleep, poll,
- * epoll_wait) sees it return EINTR, or end early.
+ * action does. A handler the program installs over weft's meanwhile stays
+ * when weft_run returns. As with Go's preemption signal, a stalled task
+ * inside a system call that is never restarted after a handler (nanosleep,
+ * poll, epoll_wait) sees it return EINTR, or end early.
  */
 struct weft_stall {
 	/* Unique within a weft_run: n * 1025 + w for the n-th task spawned
