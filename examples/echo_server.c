@@ -14,6 +14,7 @@
  *   $ build/default/examples/echo_server 127.0.0.1 7000 0
  *   echo_server listening on 127.0.0.1:7000 workers=2
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <sys/socket.h>
 #include <weft.h>
@@ -24,23 +25,41 @@
 
 static int64_t send_timeout = SEND_TIMEOUT;
 
+/* Sends buf's n bytes back within the send timeout: 0, or the failure
+ * (*stalled if it was the timeout's). An echo nearly always fits the
+ * socket's buffer, and one attempt (MSG_DONTWAIT) sends it with no
+ * deadline: entering and leaving one reads the clock, each time, and
+ * only an echo left to wait for room needs it. */
+static ssize_t echo_back(int fd, const char *buf, size_t n, bool *stalled)
+{
+	struct weft_deadline d;
+	ssize_t r = weft_send(fd, buf, n, MSG_DONTWAIT);
+
+	if (r == (ssize_t)n)
+		return 0;
+	if (r < 0 && r != -EAGAIN)
+		return r;
+	if (r > 0) {
+		buf += r;
+		n -= (size_t)r;
+	}
+	if ((r = weft_deadline_enter(&d, send_timeout)))
+		return r;
+	r = weft_send_all(fd, buf, n, 0, NULL);
+	*stalled = weft_deadline_leave(&d) == 1 && r < 0;
+	return r < 0 ? r : 0;
+}
+
 static void echo(int fd)
 {
 	char buf[4096]; /* on the task's stack: see io.h */
-	struct weft_deadline d;
 	bool stalled = false;
 	ssize_t n;
 
-	/* 0: the client closed; < 0: reset, or cancelled at shutdown. Each
-	 * echo within the send timeout: a deadline around the send. */
-	while ((n = weft_recv(fd, buf, sizeof(buf), 0)) > 0) {
-		if (weft_deadline_enter(&d, send_timeout))
+	/* 0: the client closed; < 0: reset, or cancelled at shutdown. */
+	while ((n = weft_recv(fd, buf, sizeof(buf), 0)) > 0)
+		if (echo_back(fd, buf, (size_t)n, &stalled))
 			break;
-		n = weft_send_all(fd, buf, (size_t)n, 0, NULL);
-		stalled = weft_deadline_leave(&d) == 1 && n < 0;
-		if (n < 0)
-			break;
-	}
 	/* A client that stopped reading is given up on with a reset: a
 	 * graceful close would leave the kernel holding the unsent bytes,
 	 * and the connection, for as long as the client does not read
