@@ -175,16 +175,36 @@ static void raise_fd_limit(void)
 	}
 }
 
-static int usage(const char *name)
+/* To stdout with status 0 when asked for (-h, --help), as getopt programs
+ * and the seed's examples do; to stderr with status 2 for a bad command
+ * line. */
+static int usage(FILE *out, const char *name)
 {
-	fprintf(stderr,
+	fprintf(out,
 		"usage: %s ADDR PORT [WORKERS]\n"
 		"  ADDR     address to listen on (* for all)\n"
 		"  PORT     TCP port (0: any free one; the start line says "
 		"which)\n"
 		"  WORKERS  worker threads (0 or absent: one per CPU)\n",
 		name);
-	return 2;
+	return out == stdout ? 0 : 2;
+}
+
+/* Sets *v from s: decimal digits only, at most max. strtol alone would
+ * take leading blanks and a sign (" 7000", "+7000", "-0"). */
+static bool parse_number(const char *s, long max, long *v)
+{
+	*v = 0;
+	if (!*s)
+		return false;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return false;
+		*v = *v * 10 + (*s - '0');
+		if (*v > max) /* before it can overflow: max is small */
+			return false;
+	}
+	return true;
 }
 
 struct run {
@@ -213,23 +233,23 @@ int server_main(int argc, char **argv, const char *name, server_handler handle)
 	struct run run = { .res = NULL };
 	struct weft_config cfg = { 0 };
 	pthread_t runner;
-	char *end;
 	long v;
 	int r;
 
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			return usage(stdout, name);
 	if (argc < 3 || argc > 4)
-		return usage(name);
+		return usage(stderr, name);
 	server.name = name;
 	server.handle = handle;
 	server.host = strcmp(argv[1], "*") ? argv[1] : NULL;
-	v = strtol(argv[2], &end, 10);
-	if (*end || end == argv[2] || v < 0 || v > 65535)
-		return usage(name);
+	if (!parse_number(argv[2], 65535, &v))
+		return usage(stderr, name);
 	server.port = (unsigned)v;
 	if (argc == 4 && *argv[3]) {
-		v = strtol(argv[3], &end, 10);
-		if (*end || v < 0 || v > WEFT_WORKERS_MAX)
-			return usage(name);
+		if (!parse_number(argv[3], WEFT_WORKERS_MAX, &v))
+			return usage(stderr, name);
 		cfg.workers = (int)v;
 	}
 

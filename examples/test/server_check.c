@@ -5,7 +5,8 @@
  * SIGTERM while connections are open and expects exit status 0. Then, for
  * echo, the accept loop's errors, injected into a server of its own; for
  * http and kv, the idle and head timeouts, shortened in a server of their
- * own, and bad timeout values ($KV_IDLE_MS also huge ones).
+ * own, and bad timeout values ($KV_IDLE_MS also huge ones). Before all
+ * that, the command line: -h, and bad ports and worker counts.
  *
  * Plain POSIX sockets and blocking calls with timeouts: this tests the
  * examples from outside, without weft. Loopback only.
@@ -1716,6 +1717,116 @@ static void http_plain_checks(void)
 	http_clients_and_stop();
 }
 
+/* ---- the command line (server.c, which every server runs) -------------- */
+
+/* Runs SERVER with args (NULL-terminated, after the program's name),
+ * which must make it exit at once; returns its status, with what it wrote
+ * to stdout and stderr in out and err. */
+static int run_args(const char *path, const char *const *args, char *out,
+		    char *err, size_t size)
+{
+	const char *argv[8], *emu = getenv("WEFT_EMULATOR");
+	int o[2], e[2], status, n = 0;
+	char *bufs[2] = { out, err };
+	int fds[2];
+	pid_t pid;
+
+	if (emu && *emu)
+		argv[n++] = emu;
+	argv[n++] = path;
+	while (*args && n < 7)
+		argv[n++] = *args++;
+	argv[n] = NULL;
+	if (pipe(o) || pipe(e))
+		die("pipe: %s", strerror(errno));
+	if ((pid = fork()) < 0)
+		die("fork: %s", strerror(errno));
+	if (!pid) {
+		dup2(o[1], STDOUT_FILENO);
+		dup2(e[1], STDERR_FILENO);
+		close(o[0]);
+		close(o[1]);
+		close(e[0]);
+		close(e[1]);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(o[1]);
+	close(e[1]);
+	fds[0] = o[0];
+	fds[1] = e[0];
+	for (int i = 0; i < 2; i++) {
+		size_t len = 0;
+		ssize_t r;
+		struct pollfd p = { fds[i], POLLIN, 0 };
+
+		while (poll(&p, 1, IO_TIMEOUT * 1000) == 1 &&
+		       (r = read(fds[i], bufs[i] + len, size - 1 - len)) > 0)
+			len += (size_t)r;
+		bufs[i][len] = 0;
+		close(fds[i]);
+	}
+	for (int i = 0; waitpid(pid, &status, WNOHANG) != pid; i++) {
+		if (i == IO_TIMEOUT * 100) {
+			kill(pid, SIGKILL);
+			die("still running %d s after it started", IO_TIMEOUT);
+		}
+		pause_ms(10);
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* -h and --help: the usage on stdout, status 0 (as getopt programs and
+ * the seed's examples); a bad argument: the usage on stderr, status 2,
+ * and no server. A port or a worker count is digits only: strtol took
+ * " 7000", "+7000" and "-0" (leading blanks, a sign). They answered -h
+ * on stderr with status 2. */
+static void args_checks(const char *path)
+{
+	static const char *const help[][5] = {
+		{ "-h" },
+		{ "--help" },
+		{ "127.0.0.1", "0", "-h" },
+	};
+	static const char *const bad[][5] = {
+		{ "127.0.0.1", " 7000" },
+		{ "127.0.0.1", "+7000" },
+		{ "127.0.0.1", "-0" },
+		{ "127.0.0.1", "65536" },
+		{ "127.0.0.1", "" },
+		{ "127.0.0.1", "70x" },
+		{ "127.0.0.1", "0", " 2" },
+		{ "127.0.0.1", "0", "+2" },
+		{ "127.0.0.1", "0", "-1" },
+		{ "127.0.0.1", "0", "1025" },
+		{ "127.0.0.1" },
+		{ "-x" },
+		{ "127.0.0.1", "0", "2", "3" },
+	};
+	char out[4096], err[4096];
+	int status;
+
+	for (size_t i = 0; i < sizeof(help) / sizeof(help[0]); i++) {
+		check = "-h";
+		status = run_args(path, help[i], out, err, sizeof(out));
+		if (status || !strstr(out, "usage: ") || *err)
+			die("%s %s: status %d, stdout '%.60s', stderr '%.60s'; "
+			    "expected the usage on stdout, status 0",
+			    help[i][0], help[i][1] ? help[i][1] : "", status,
+			    out, err);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		check = "bad arguments";
+		status = run_args(path, bad[i], out, err, sizeof(out));
+		if (status != 2 || *out || !strstr(err, "usage: "))
+			die("'%s' '%s' '%s': status %d, stdout '%.60s'; "
+			    "expected the usage on stderr, status 2",
+			    bad[i][0], bad[i][1] ? bad[i][1] : "",
+			    bad[i][1] && bad[i][2] ? bad[i][2] : "", status,
+			    out);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 3 ||
@@ -1736,6 +1847,8 @@ int main(int argc, char **argv)
 		setenv_ms("KV_IDLE_MS", KV_IDLE_MS);
 		setenv_ms("KV_SEND_MS", KV_SEND_MS);
 	}
+	if (strcmp(argv[1], "http-plain"))
+		args_checks(argv[2]);
 	start(argv[2]);
 	if (!strcmp(argv[1], "echo")) {
 		echo_checks();
