@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <weft.h>
 
 #include "server.h"
@@ -51,13 +52,71 @@ struct entry {
 static struct entry *buckets[BUCKETS];
 static struct weft_lock stripes[STRIPES];
 
+/*
+ * The buckets' hash: SipHash-2-4 under a key drawn at start (seed()), as
+ * Go's maps and Rust's HashMap do. An unkeyed hash (FNV-1a, which this
+ * was) lets a client that knows it pick keys that all share a bucket and
+ * make every command walk them all; a hash seeded by its starting value
+ * alone is little better (FNV-1a's multicollisions do not depend on it).
+ */
+static uint64_t sip_key[2];
+
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                               \
+	do {                                                                   \
+		v0 += v1;                                                      \
+		v1 = ROTL(v1, 13) ^ v0;                                        \
+		v0 = ROTL(v0, 32);                                             \
+		v2 += v3;                                                      \
+		v3 = ROTL(v3, 16) ^ v2;                                        \
+		v0 += v3;                                                      \
+		v3 = ROTL(v3, 21) ^ v0;                                        \
+		v2 += v1;                                                      \
+		v1 = ROTL(v1, 17) ^ v2;                                        \
+		v2 = ROTL(v2, 32);                                             \
+	} while (0)
+
+static uint64_t siphash(const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	uint64_t v0 = sip_key[0] ^ 0x736f6d6570736575u;
+	uint64_t v1 = sip_key[1] ^ 0x646f72616e646f6du;
+	uint64_t v2 = sip_key[0] ^ 0x6c7967656e657261u;
+	uint64_t v3 = sip_key[1] ^ 0x7465646279746573u;
+	uint64_t m, last = (uint64_t)len << 56;
+	size_t i;
+
+	for (; len >= 8; p += 8, len -= 8) {
+		for (m = 0, i = 0; i < 8; i++) /* little-endian, any host */
+			m |= (uint64_t)p[i] << (8 * i);
+		v3 ^= m;
+		SIPROUND;
+		SIPROUND;
+		v0 ^= m;
+	}
+	for (i = 0; i < len; i++)
+		last |= (uint64_t)p[i] << (8 * i);
+	v3 ^= last;
+	SIPROUND;
+	SIPROUND;
+	v0 ^= last;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* Draws the hash's key; false if the kernel gives no random bytes. */
+static bool seed(void)
+{
+	return getrandom(sip_key, sizeof(sip_key), 0) == sizeof(sip_key);
+}
+
 static size_t hash(const char *key, size_t len)
 {
-	size_t h = 14695981039346656037u; /* FNV-1a */
-
-	while (len--)
-		h = (h ^ (unsigned char)*key++) * 1099511628211u;
-	return h;
+	return (size_t)siphash(key, len);
 }
 
 /* Takes the lock of key's bucket and returns it, with *slot the link to
@@ -293,6 +352,10 @@ int main(int argc, char **argv)
 	if (!server_timeout_env("kv_server", "KV_IDLE_MS", &idle_timeout) ||
 	    !server_timeout_env("kv_server", "KV_SEND_MS", &send_timeout))
 		return 2;
+	if (!seed()) {
+		fprintf(stderr, "kv_server: getrandom: %s\n", strerror(errno));
+		return 1;
+	}
 	for (int i = 0; i < STRIPES; i++)
 		weft_lock_init(&stripes[i]);
 	return server_main(argc, argv, "kv_server", kv);
