@@ -16,6 +16,11 @@
  * SEND_TIMEOUT ($KV_SEND_MS) while a command is run and answered (it may
  * pipeline commands and never read) is reset. The server does not start with
  * either set to anything but a whole number of milliseconds above 0.
+ *
+ * The store holds at most MAX_BYTES ($KV_MAX_BYTES if set: a whole number
+ * of bytes above 0), keys, values and each entry's bookkeeping counted, as
+ * memcached's -m: a SET that would pass it gets "ERROR out of memory" and
+ * stores nothing (an older value of its key stays); a DEL makes room.
  * SIGINT or SIGTERM stops the server (see server.c: weft_signal_wait, then
  * weft_group_shutdown).
  *
@@ -24,7 +29,9 @@
  *   OK
  *   VALUE 1
  */
+#include <ctype.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +47,7 @@
 #define LINGER (1 * WEFT_SEC)        /* reading after the last answer */
 #define BUCKETS 4096                 /* of the hash table */
 #define STRIPES 64                   /* locks, each over BUCKETS/STRIPES */
+#define MAX_BYTES ((size_t)64 << 20) /* stored, as memcached's default */
 
 /* ---- the store: a hash table, a weft_lock per stripe of buckets -------- */
 
@@ -51,6 +59,35 @@ struct entry {
 
 static struct entry *buckets[BUCKETS];
 static struct weft_lock stripes[STRIPES];
+
+/* Invariant: stored is the sum of entry_size() over the entries in
+ * buckets, and at most max_bytes. An entry's size is added (reserve())
+ * before it is linked and taken off (release()) once it is unlinked, both
+ * under its stripe's lock, so the sum is never below the truth. */
+static size_t max_bytes = MAX_BYTES;
+static atomic_size_t stored;
+
+static size_t entry_size(size_t klen, size_t vlen)
+{
+	return sizeof(struct entry) + klen + vlen;
+}
+
+/* Adds n to stored, unless that would pass max_bytes. */
+static bool reserve(size_t n)
+{
+	size_t was = atomic_load(&stored);
+
+	do
+		if (n > max_bytes - was)
+			return false;
+	while (!atomic_compare_exchange_weak(&stored, &was, was + n));
+	return true;
+}
+
+static void release(size_t n)
+{
+	atomic_fetch_sub(&stored, n);
+}
 
 /*
  * The buckets' hash: SipHash-2-4 under a key drawn at start (seed()), as
@@ -138,9 +175,12 @@ static struct weft_lock *find(const char *key, size_t klen,
 	return l;
 }
 
+/* Returns 0, -ENOMEM (out of memory, or the store would pass max_bytes:
+ * nothing changed) or -ECANCELED. */
 static int set(const char *key, size_t klen, const char *val, size_t vlen)
 {
-	struct entry *n = malloc(sizeof(*n) + klen + vlen), **slot;
+	size_t size = entry_size(klen, vlen), old;
+	struct entry *n = malloc(size), **slot;
 	struct weft_lock *l;
 
 	if (!n)
@@ -153,6 +193,15 @@ static int set(const char *key, size_t klen, const char *val, size_t vlen)
 		free(n);
 		return -ECANCELED;
 	}
+	/* The value it replaces frees its own size. */
+	old = *slot ? entry_size(klen, (*slot)->vlen) : 0;
+	if (size > old && !reserve(size - old)) {
+		weft_lock_release(l);
+		free(n);
+		return -ENOMEM;
+	}
+	if (size < old)
+		release(old - size);
 	n->next = *slot ? (*slot)->next : NULL;
 	free(*slot);
 	*slot = n;
@@ -191,8 +240,10 @@ static int del(const char *key, size_t klen)
 	if (!l)
 		return -ECANCELED;
 	gone = *slot;
-	if (gone)
+	if (gone) {
 		*slot = gone->next;
+		release(entry_size(klen, gone->vlen));
+	}
 	weft_lock_release(l);
 	free(gone);
 	return gone ? 0 : -ENOENT;
@@ -347,10 +398,34 @@ static void kv(int fd)
 		weft_deadline_leave(&d);
 }
 
+/* Sets max_bytes from $KV_MAX_BYTES, if set: digits only, above 0; past
+ * SIZE_MAX means that. Returns false, and says so, for anything else. */
+static bool max_bytes_env(void)
+{
+	const char *s = getenv("KV_MAX_BYTES"), *p;
+	size_t v = 0;
+
+	if (!s || !*s)
+		return true;
+	for (p = s; isdigit((unsigned char)*p); p++)
+		v = v > (SIZE_MAX - 9) / 10 ? SIZE_MAX
+					    : v * 10 + (size_t)(*p - '0');
+	if (*p || !v) {
+		fprintf(stderr,
+			"kv_server: KV_MAX_BYTES=%s: not a whole number of "
+			"bytes above 0\n",
+			s);
+		return false;
+	}
+	max_bytes = v;
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	if (!server_timeout_env("kv_server", "KV_IDLE_MS", &idle_timeout) ||
-	    !server_timeout_env("kv_server", "KV_SEND_MS", &send_timeout))
+	    !server_timeout_env("kv_server", "KV_SEND_MS", &send_timeout) ||
+	    !max_bytes_env())
 		return 2;
 	if (!seed()) {
 		fprintf(stderr, "kv_server: getrandom: %s\n", strerror(errno));

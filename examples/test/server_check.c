@@ -1679,6 +1679,79 @@ static void kv_env_huge(const char *path, const char *value)
 	stop();
 }
 
+/*
+ * The store's cap, $KV_MAX_BYTES, small in a server of its own: SETs are
+ * taken until one would pass it, which is refused ("ERROR out of memory")
+ * and stores nothing; what was stored stays, a SET that would grow a value
+ * past the cap keeps the old one, and a DEL makes room again. There was no
+ * cap: a client could SET until the server ran out of memory.
+ */
+#define KV_CAP 20000
+#define KV_CAP_VALUE 100 /* bytes of each value */
+
+static void kv_cap(const char *path)
+{
+	char value[KV_CAP_VALUE + 1], cmd[256], want[256], line[512];
+	int fd, stored;
+
+	launch(path, "KV_MAX_BYTES", "20000", false);
+	read_start_line();
+	check = "kv KV_MAX_BYTES=20000: SETs until the cap";
+	memset(value, 'v', KV_CAP_VALUE);
+	value[KV_CAP_VALUE] = 0;
+	fd = dial();
+	for (stored = 0;; stored++) {
+		if (stored * KV_CAP_VALUE > 2 * KV_CAP)
+			die("%d values of %d bytes taken under a cap of %d",
+			    stored, KV_CAP_VALUE, KV_CAP);
+		snprintf(cmd, sizeof(cmd), "SET k%d %s\n", stored, value);
+		send_str(fd, cmd);
+		read_line(fd, line, sizeof(line));
+		if (!strcmp(line, "ERROR out of memory\n"))
+			break;
+		if (strcmp(line, "OK\n"))
+			die("SET: %s", line);
+	}
+	/* Keys, values and the store's own bookkeeping fit. */
+	if (stored * KV_CAP_VALUE < KV_CAP / 2)
+		die("only %d values of %d bytes under a cap of %d", stored,
+		    KV_CAP_VALUE, KV_CAP);
+
+	check = "kv at the cap: nothing lost, nothing grown";
+	snprintf(want, sizeof(want), "VALUE %s\n", value);
+	for (int i = 0; i < stored; i++) {
+		snprintf(cmd, sizeof(cmd), "GET k%d\n", i);
+		ask(fd, cmd, want);
+	}
+	snprintf(cmd, sizeof(cmd), "GET k%d\n", stored);
+	ask(fd, cmd, "NOT_FOUND\n");
+	snprintf(cmd, sizeof(cmd), "SET k0 %s%s\n", value, value);
+	ask(fd, cmd, "ERROR out of memory\n");
+	ask(fd, "GET k0\n", want);
+	snprintf(cmd, sizeof(cmd), "SET k0 %s\n", value); /* as big */
+	ask(fd, cmd, "OK\n");
+	ask(fd, "SET k0 short\n", "OK\n"); /* smaller */
+	ask(fd, "GET k0\n", "VALUE short\n");
+
+	check = "kv DEL makes room";
+	ask(fd, "DEL k1\n", "DELETED\n");
+	snprintf(cmd, sizeof(cmd), "SET k%d %s\n", stored, value);
+	ask(fd, cmd, "OK\n");
+	snprintf(cmd, sizeof(cmd), "GET k%d\n", stored);
+	ask(fd, cmd, want);
+	close(fd);
+	stop();
+
+	check = "kv KV_MAX_BYTES=0";
+	env_refused(path, "KV_MAX_BYTES", "0");
+	check = "kv KV_MAX_BYTES=1k";
+	env_refused(path, "KV_MAX_BYTES", "1k");
+	check = "kv KV_MAX_BYTES=-5";
+	env_refused(path, "KV_MAX_BYTES", "-5");
+	check = "kv KV_MAX_BYTES= 5";
+	env_refused(path, "KV_MAX_BYTES", " 5");
+}
+
 static void kv_env(const char *path)
 {
 	check = "kv KV_IDLE_MS=10x";
@@ -1870,6 +1943,7 @@ int main(int argc, char **argv)
 		kv_checks();
 		kv_timeouts(argv[2]);
 		kv_env(argv[2]);
+		kv_cap(argv[2]);
 	}
 	printf("ok: %s_server passed every check and exited 0\n", argv[1]);
 	return 0;
