@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,13 @@ static int usage(FILE *out, const char *prog, double secs)
 	return out == stdout ? 0 : 2;
 }
 
+/* Whether s begins as a number written for people does: a digit or a
+ * point, not the blanks or sign strtol and strtod skip. */
+static bool starts_number(const char *s)
+{
+	return (*s >= '0' && *s <= '9') || *s == '.';
+}
+
 int example_main(int argc, char **argv, example_fn fn, double default_secs)
 {
 	struct run run = { fn, default_secs };
@@ -69,17 +77,21 @@ int example_main(int argc, char **argv, example_fn fn, double default_secs)
 	while ((opt = getopt(argc, argv, "s:w:h")) != -1) {
 		switch (opt) {
 		case 's':
-			/* end == optarg: no digits at all, as in -s "". */
+			/* end == optarg: no digits at all, as in -s "". A
+			 * number begins with a digit or a point: strtod
+			 * alone would take blanks and a sign first. */
 			run.secs = strtod(optarg, &end);
-			if (*end || end == optarg || !isfinite(run.secs) ||
-			    run.secs < 0 || run.secs > 3600)
+			if (!starts_number(optarg) || *end || end == optarg ||
+			    !isfinite(run.secs) || run.secs < 0 ||
+			    run.secs > 3600)
 				return usage(stderr, argv[0], default_secs);
 			break;
 		case 'w':
 			/* Checked as a long: cast to int first, 4294967298
 			 * would pass as 2. */
 			workers = strtol(optarg, &end, 10);
-			if (*end || workers < 1 || workers > WEFT_WORKERS_MAX)
+			if (!starts_number(optarg) || *end || workers < 1 ||
+			    workers > WEFT_WORKERS_MAX)
 				return usage(stderr, argv[0], default_secs);
 			cfg.workers = (int)workers;
 			break;

@@ -139,8 +139,11 @@ check_tour() {
 [[ $(type -t "check_$name") == function ]] || fail "unknown example"
 # Bad options are refused with the usage line (status 2), never run as some
 # other value: an empty -s is no number, and a -w past int's range is not
-# the count it wraps to (4294967298 would run on 2 workers).
-for bad in "-s=" "-w=4294967298" "-w=2147483649" "-w=99999999999999999999"; do
+# the count it wraps to (4294967298 would run on 2 workers); a number is
+# digits (and a point, for -s), without the blanks and sign strtol and
+# strtod take, as the servers' PORT and WORKERS.
+for bad in "-s=" "-w=4294967298" "-w=2147483649" "-w=99999999999999999999" \
+	"-w= 2" "-w=+2" "-s= 1" "-s=+1"; do
 	# shellcheck disable=SC2086 # WEFT_EMULATOR: a cross build's, or empty
 	${WEFT_EMULATOR:-} "$prog" "${bad%%=*}" "${bad#*=}" -s 0 >"$out" 2>"$err"
 	rc=$?
