@@ -50,7 +50,8 @@
 #define LINGER_TIMEOUT (1 * WEFT_SEC) /* reading after the last answer */
 
 #define QUIET (-1) /* a reading step's result: close without a word */
-#define BEGUN (-2) /* head_line: the idle time ran out inside a first line */
+#define BEGUN (-2) /* read_head: the idle time ran out inside a first line */
+#define IDLE (-3)  /* head_line: the idle time ran out */
 
 static int64_t head_timeout = HEAD_TIMEOUT;
 static int64_t idle_timeout = IDLE_TIMEOUT;
@@ -67,6 +68,7 @@ struct request {
 
 struct conn {
 	struct weft_stream s;
+	int fd;           /* s's */
 	size_t head_size; /* bytes of the head read so far */
 	bool stalled;     /* an answer failed after send_timeout passed */
 };
@@ -205,17 +207,17 @@ static int parse_header(const char *p, const char *end, struct request *req,
 /* ---- reading ----------------------------------------------------------- */
 
 /* Reads one line of a head into *line. Returns its length without the
- * CRLF; QUIET (the client closed, reset, went idle, or the server stops);
- * BEGUN (the idle time ran out with part of a line in: a request began);
- * or -status. in_head: a timeout is a 408, not the idle time's end. */
+ * CRLF; QUIET (the client closed, reset, or the server stops); IDLE (the
+ * idle time ran out); or -status. in_head: a timeout is a 408, not the
+ * idle time's end. */
 static ssize_t head_line(struct conn *c, const char **line, bool in_head)
 {
 	ssize_t n = weft_stream_readline(&c->s, line);
 
 	if (n == -EMSGSIZE)
 		return -431;
-	if (n == -ETIMEDOUT && (in_head || weft_stream_buffered(&c->s)))
-		return in_head ? -408 : BEGUN;
+	if (n == -ETIMEDOUT)
+		return in_head ? -408 : IDLE;
 	if (n <= 0)
 		return QUIET;
 	c->head_size += (size_t)n;
@@ -253,6 +255,13 @@ static int read_head(struct conn *c, struct request *req)
 			return QUIET;
 		n = head_line(c, &line, begun);
 		weft_deadline_leave(&d);
+		/* A request began if some of it is in: buffered, or in the
+		 * socket (server_bytes_waiting: we may have run late). */
+		if (n == IDLE && (weft_stream_buffered(&c->s) ||
+				  server_bytes_waiting(c->fd)))
+			n = BEGUN;
+		else if (n == IDLE)
+			n = QUIET;
 	} while (n == 0 || n == BEGUN);
 	if (n < 0)
 		return (int)n;
@@ -423,6 +432,7 @@ static void http(int fd)
 	int r;
 
 	weft_stream_init(&c.s, fd, HEAD_MAX);
+	c.fd = fd;
 	c.stalled = false;
 	for (;;) {
 		r = read_head(&c, &req);

@@ -345,18 +345,20 @@ static bool run(struct weft_stream *s, const char *line, size_t len,
 	return go;
 }
 
-/* Reads a command line within the idle time (a deadline around the read).
- * One that has begun when the idle time runs out (some of it is buffered)
- * gets the idle time once more: a command sent just before the end is not
- * cut off, and none takes longer than twice the idle time. Returns as
+/* Reads a command line from s over fd within the idle time (a deadline
+ * around the read). One that has begun when the idle time runs out (some
+ * of it is buffered, or waits in the socket: server_bytes_waiting) gets
+ * the idle time once more: a command sent just before the end is not cut
+ * off, and none takes longer than twice the idle time. Returns as
  * weft_stream_readline. */
-static ssize_t read_command(struct weft_stream *s, const char **line)
+static ssize_t read_command(struct weft_stream *s, int fd, const char **line)
 {
 	struct weft_deadline d;
 	ssize_t n = -ETIMEDOUT;
 
 	for (int round = 0; round < 2 && n == -ETIMEDOUT; round++) {
-		if (round && !weft_stream_buffered(s))
+		if (round && !weft_stream_buffered(s) &&
+		    !server_bytes_waiting(fd))
 			break; /* idle */
 		if ((n = weft_deadline_enter(&d, idle_timeout)))
 			break;
@@ -376,7 +378,7 @@ static void kv(int fd)
 
 	weft_stream_init(&s, fd, LINE_MAX_);
 	for (;;) {
-		n = read_command(&s, &line);
+		n = read_command(&s, fd, &line);
 		/* 0: the client closed; < 0: idle, reset, stopping, or a line
 		 * too long. */
 		if (n <= 0 || !run(&s, line, (size_t)n - 1, &stalled))

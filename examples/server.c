@@ -279,6 +279,13 @@ int server_main(int argc, char **argv, const char *name, server_handler handle)
 	return 0;
 }
 
+bool server_bytes_waiting(int fd)
+{
+	char c;
+
+	return weft_recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 /* The longest timeout server_timeout_env sets. */
 #define MS_MAX (INT64_MAX / WEFT_MSEC / 2)
 

@@ -15,6 +15,13 @@ typedef void (*server_handler)(int fd);
 /* main() of a server called name. Returns the exit status. */
 int server_main(int argc, char **argv, const char *name, server_handler handle);
 
+/* Whether bytes from the client wait in fd's socket, unread (a peek that
+ * does not wait). For a task that finds its idle time gone: one that ran
+ * late (a loaded machine) finds its deadline passed, and its receive then
+ * says -ETIMEDOUT before it tries, so bytes that came in time would be
+ * taken for silence. Call it outside the deadline's scope. */
+bool server_bytes_waiting(int fd);
+
 /* Sets *ns from $var, if set: a whole number of milliseconds, at least 1;
  * past about 146 years means that (so a timeout plus a linger stays far
  * from int64_t's end). Returns false, and says so as server name, for

@@ -411,6 +411,26 @@ static void send_str(int fd, const char *s)
 	send_all(fd, s, strlen(s));
 }
 
+/* A request's first byte comes within the server's idle time while the
+ * server does not run (stopped here: on a loaded machine it may get no CPU
+ * for that long), and the rest once it runs again, past that time: the
+ * byte was in time, and the request is served. fd is idle in the server
+ * (it answered the request before); first goes now, rest after. The
+ * servers closed the connection: their timer had run out when they ran
+ * again, and nothing of the request was in their buffer. */
+static void begun_while_stopped(int fd, const char *first, const char *rest,
+				int idle_ms)
+{
+	pause_ms(idle_ms / 5);
+	if (kill(server, SIGSTOP))
+		die("kill: %s", strerror(errno));
+	send_str(fd, first);
+	pause_ms(idle_ms * 6 / 5); /* past the idle time */
+	kill(server, SIGCONT);
+	pause_ms(idle_ms / 10);
+	send_str(fd, rest);
+}
+
 static void recv_exact(int fd, void *buf, size_t len)
 {
 	char *p = buf;
@@ -1335,6 +1355,11 @@ static void http_timeouts(const char *path)
 	send_str(r.fd, "ET / HTTP/1.1\r\nHost: x\r\n\r\n");
 	expect_hello(&r, false);
 
+	check = "http request begun in the idle time, the server stopped";
+	begun_while_stopped(r.fd, "G", "ET / HTTP/1.1\r\nHost: x\r\n\r\n",
+			    HTTP_IDLE_MS);
+	expect_hello(&r, false);
+
 	check = "http idle keep-alive connection";
 	start = now_ms();
 	expect_closed(r.fd);
@@ -1527,6 +1552,10 @@ static void kv_timeouts(const char *path)
 	send_str(fd, "GET");
 	pause_ms(KV_SHORT_IDLE_MS * 6 / 5); /* past the idle time */
 	ask(fd, " a\n", "NOT_FOUND\n");
+
+	check = "kv command begun in the idle time, the server stopped";
+	begun_while_stopped(fd, "GET", " a\n", KV_SHORT_IDLE_MS);
+	expect_answer(fd, "NOT_FOUND\n");
 
 	check = "kv idle timeout";
 	start = now_ms();
