@@ -5,7 +5,8 @@
  * SIGTERM while connections are open and expects exit status 0. Then, for
  * echo, the accept loop's errors, injected into a server of its own; for
  * http and kv, the idle and head timeouts, shortened in a server of their
- * own, and bad timeout values ($KV_IDLE_MS also huge ones). Before all
+ * own, and bad timeout values ($KV_IDLE_MS also huge ones); for kv, the
+ * store's cap ($KV_MAX_BYTES), small in a server of its own. Before all
  * that, the command line: -h, and bad ports and worker counts.
  *
  * Plain POSIX sockets and blocking calls with timeouts: this tests the
