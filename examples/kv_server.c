@@ -16,13 +16,13 @@
  * SEND_TIMEOUT ($KV_SEND_MS) while a command is run and answered (it may
  * pipeline commands and never read) is reset. The server does not start with
  * either set to anything but a whole number of milliseconds above 0.
+ * SIGINT or SIGTERM stops the server (see server.c: weft_signal_wait, then
+ * weft_group_shutdown).
  *
  * The store holds at most MAX_BYTES ($KV_MAX_BYTES if set: a whole number
  * of bytes above 0), keys, values and each entry's bookkeeping counted, as
  * memcached's -m: a SET that would pass it gets "ERROR out of memory" and
  * stores nothing (an older value of its key stays); a DEL makes room.
- * SIGINT or SIGTERM stops the server (see server.c: weft_signal_wait, then
- * weft_group_shutdown).
  *
  *   $ build/default/examples/kv_server 127.0.0.1 7001 0 &
  *   $ printf 'SET a 1\nGET a\n' | nc -q1 127.0.0.1 7001
@@ -63,7 +63,8 @@ static struct weft_lock stripes[STRIPES];
 /* Invariant: stored is the sum of entry_size() over the entries in
  * buckets, and at most max_bytes. An entry's size is added (reserve())
  * before it is linked and taken off (release()) once it is unlinked, both
- * under its stripe's lock, so the sum is never below the truth. */
+ * under its stripe's lock, so the sum is never below the truth. stored is
+ * a count only: no other data is published through it. */
 static size_t max_bytes = MAX_BYTES;
 static atomic_size_t stored;
 
@@ -93,8 +94,9 @@ static void release(size_t n)
  * The buckets' hash: SipHash-2-4 under a key drawn at start (seed()), as
  * Go's maps and Rust's HashMap do. An unkeyed hash (FNV-1a, which this
  * was) lets a client that knows it pick keys that all share a bucket and
- * make every command walk them all; a hash seeded by its starting value
- * alone is little better (FNV-1a's multicollisions do not depend on it).
+ * make every command walk them all. A seeded FNV-1a would be little
+ * better: a bucket (the hash's low 12 bits) depends on the seed's low 12
+ * bits only, 4096 functions a client can try every one of.
  */
 static uint64_t sip_key[2];
 
