@@ -3,9 +3,15 @@
 #include <errno.h>
 #include <fenv.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unwind.h>
 #include "callee_saved.h"
+#include "runtime/context.h"
 #include "test_util.h"
 
 /* Many live values across the switch force the compiler to keep some in
@@ -244,6 +250,144 @@ START_TEST(fp_modes_kept)
 }
 END_TEST
 
+/*
+ * An unwinder (a sampling profiler's, backtrace(3), gdb's) that stops the
+ * worker inside the switch walks through it by its CFI: at every
+ * instruction the switch's rows must name where the caller's stack
+ * pointer and return address are, before the stacks change (the parked
+ * task's callers) and after (the resumed context's), and a new task's
+ * first frame, a return to the trampoline, must end the walk. A signal
+ * sent to the worker over and over, while tasks yield to each other and
+ * new ones start, unwinds from wherever it lands; each walk from inside
+ * the switch must end cleanly: at a frame whose return address is
+ * undefined (the trampoline, the thread's clone), which libgcc gives the
+ * callback as IP 0, not at a garbage return address that has no CFI, nor
+ * loop. (Walks from elsewhere are not judged: on aarch64 the linker gives
+ * PLT stubs no CFI, so a walk from one ends there.) Under qemu a signal
+ * lands only between translated blocks: runtime.cmake runs this suite
+ * once more with QEMU_SINGLESTEP, one instruction a block.
+ */
+#define WALK_MAX 64
+static atomic_bool walk_stop;
+static atomic_int walks, walks_in_switch, walks_bad;
+static uintptr_t bad_walk[WALK_MAX]; /* the first bad walk's IPs */
+static int bad_walk_n, bad_walk_code;
+static uintptr_t bad_walk_pc; /* where its signal landed */
+static pthread_t walk_worker;
+
+struct walk {
+	uintptr_t ip[WALK_MAX];
+	int n;
+};
+
+static _Unwind_Reason_Code walk_frame(struct _Unwind_Context *c, void *arg)
+{
+	struct walk *w = arg;
+	if (w->n == WALK_MAX)
+		return _URC_NORMAL_STOP; /* a loop, or far too deep */
+	w->ip[w->n++] = _Unwind_GetIP(c);
+	return _URC_NO_REASON;
+}
+
+static void on_walk_signal(int signo, siginfo_t *info, void *ctx)
+{
+	(void)signo;
+	(void)info;
+	const ucontext_t *uc = ctx;
+#if defined(__x86_64__)
+	uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+	uintptr_t pc = (uintptr_t)uc->uc_mcontext.pc;
+#endif
+	/* weft__ctx_fp_init follows the switch (and on x86-64 its jump
+	 * variant) in arch/<cpu>.S. */
+	bool in_switch = pc >= (uintptr_t)weft__switch &&
+			 pc < (uintptr_t)weft__ctx_fp_init;
+	struct walk w = { .n = 0 };
+	int code = _Unwind_Backtrace(walk_frame, &w);
+	bool ok = code == _URC_END_OF_STACK && w.n > 0 && w.ip[w.n - 1] == 0;
+	atomic_fetch_add(&walks, 1);
+	if (in_switch)
+		atomic_fetch_add(&walks_in_switch, 1);
+	if (in_switch && !ok && atomic_fetch_add(&walks_bad, 1) == 0) {
+		memcpy(bad_walk, w.ip, sizeof(bad_walk));
+		bad_walk_n = w.n;
+		bad_walk_code = code;
+		bad_walk_pc = pc;
+	}
+}
+
+static void *walk_sender(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&walk_stop)) {
+		pthread_kill(walk_worker, SIGPROF);
+		nanosleep(&(struct timespec){ 0, 20 * 1000 }, NULL);
+	}
+	return NULL;
+}
+
+static void *walk_nothing(void *arg)
+{
+	return arg;
+}
+
+static __attribute__((noinline)) void *walk_bouncer(void *arg)
+{
+	while (!atomic_load(&walk_stop)) {
+		weft_task_t t;
+		ck_assert_int_eq(weft_spawn(&t, walk_nothing, NULL), 0);
+		ck_assert_int_eq(weft_yield(), 0);
+		ck_assert_int_eq(weft_join(t, NULL), 0);
+	}
+	return arg;
+}
+
+static void *walk_main(void *arg)
+{
+	(void)arg;
+	weft_task_t t[3];
+	pthread_t sender;
+	walk_worker = pthread_self(); /* the one worker's thread */
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(weft_spawn(&t[i], walk_bouncer, NULL), 0);
+	ck_assert_int_eq(pthread_create(&sender, NULL, walk_sender, NULL), 0);
+	int64_t end = weft_now() + 20 * WEFT_SEC;
+	while (atomic_load(&walks_in_switch) < SCALED(500) &&
+	       atomic_load(&walks_bad) == 0 && weft_now() < end)
+		ck_assert_int_eq(weft_sleep(10 * WEFT_MSEC), 0);
+	atomic_store(&walk_stop, true);
+	ck_assert_int_eq(pthread_join(sender, NULL), 0);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+	return NULL;
+}
+
+START_TEST(unwind_through_switch)
+{
+	struct sigaction sa = { .sa_sigaction = on_walk_signal,
+				.sa_flags = SA_SIGINFO | SA_RESTART },
+			 old;
+	sigemptyset(&sa.sa_mask);
+	ck_assert_int_eq(sigaction(SIGPROF, &sa, &old), 0);
+	weft_test_run(walk_main, NULL, 1);
+	ck_assert_int_eq(sigaction(SIGPROF, &old, NULL), 0);
+	int bad = atomic_load(&walks_bad);
+	if (bad) {
+		fprintf(stderr,
+			"bad walk (code %d) from pc %#lx (switch at %p):\n",
+			bad_walk_code, (unsigned long)bad_walk_pc,
+			(void *)weft__switch);
+		for (int i = 0; i < bad_walk_n; i++)
+			fprintf(stderr, "  #%d %#lx\n", i,
+				(unsigned long)bad_walk[i]);
+	}
+	ck_assert_msg(!bad, "%d of %d walks (%d in the switch) bad", bad,
+		      atomic_load(&walks), atomic_load(&walks_in_switch));
+	ck_assert_int_gt(atomic_load(&walks_in_switch), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("context");
@@ -252,6 +396,7 @@ int main(void)
 	tcase_add_test(tc, registers_survive);
 	tcase_add_test(tc, callee_saved_across_workers);
 	tcase_add_test(tc, fp_modes_kept);
+	tcase_add_test(tc, unwind_through_switch);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

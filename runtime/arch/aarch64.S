@@ -17,8 +17,22 @@
  * A saved context, at that stack pointer:
  *   0 x19 | 8 x20 | ... | 72 x28 | 80 x29 | 88 x30 | 96 d8 | ... | 152 d15
  * weft__ctx_init builds the same frame for a task that has not run yet.
+ *
+ * The CFI rows follow the frame, for an unwinder that stops the thread in
+ * the switch (a profiler's signal, gdb): once the frame is allocated the
+ * CFA is sp + FRAME, and each register is at its slot once stored. The
+ * new stack's frame has the same layout, so from the sp load on the same
+ * rows name the resumed context's registers and return address: its
+ * callers, not the parked one's (test_context unwind_through_switch).
  */
 #define FRAME 160
+
+/* Stores the pair a, b at [sp, #off], and says so in the CFI. */
+	.macro	SAVE_PAIR a, b, off
+	stp	\a, \b, [sp, #\off]
+	.cfi_rel_offset \a, \off
+	.cfi_rel_offset \b, \off + 8
+	.endm
 
 /*
  * Branch protection, when the C code is built with it
@@ -75,16 +89,17 @@ weft__switch:
 	b.eq	1f
 	msr	fpcr, x10
 1:	sub	sp, sp, #FRAME
-	stp	x19, x20, [sp, #0]
-	stp	x21, x22, [sp, #16]
-	stp	x23, x24, [sp, #32]
-	stp	x25, x26, [sp, #48]
-	stp	x27, x28, [sp, #64]
-	stp	x29, x30, [sp, #80]
-	stp	d8, d9, [sp, #96]
-	stp	d10, d11, [sp, #112]
-	stp	d12, d13, [sp, #128]
-	stp	d14, d15, [sp, #144]
+	.cfi_def_cfa_offset FRAME
+	SAVE_PAIR x19, x20, 0
+	SAVE_PAIR x21, x22, 16
+	SAVE_PAIR x23, x24, 32
+	SAVE_PAIR x25, x26, 48
+	SAVE_PAIR x27, x28, 64
+	SAVE_PAIR x29, x30, 80
+	SAVE_PAIR d8, d9, 96
+	SAVE_PAIR d10, d11, 112
+	SAVE_PAIR d12, d13, 128
+	SAVE_PAIR d14, d15, 144
 	mov	x9, sp
 	str	x9, [x0]
 	ldr	x9, [x1]
@@ -100,6 +115,14 @@ weft__switch:
 	ldp	d12, d13, [sp, #128]
 	ldp	d14, d15, [sp, #144]
 	add	sp, sp, #FRAME
+	/* Every register holds the resumed context's value again. */
+	.cfi_def_cfa_offset 0
+	.irp	reg, x19, x20, x21, x22, x23, x24, x25, x26, x27, x28, x29, x30
+	.cfi_restore \reg
+	.endr
+	.irp	reg, d8, d9, d10, d11, d12, d13, d14, d15
+	.cfi_restore \reg
+	.endr
 	mov	x0, x2
 	ret
 	.cfi_endproc
@@ -143,7 +166,7 @@ weft__ctx_init:
 	LANDING_PAD
 	and	x1, x1, #~15
 	sub	x1, x1, #FRAME
-	adr	x9, task_trampoline
+	adr	x9, .Ltask_start
 	stp	x2, xzr, [x1, #0]
 	stp	xzr, xzr, [x1, #16]
 	stp	xzr, xzr, [x1, #32]
@@ -160,15 +183,22 @@ weft__ctx_init:
 	.size	weft__ctx_init, .-weft__ctx_init
 
 /*
- * A new task's first switch "returns" here with its struct in x19 (see
- * weft__ctx_init). x29 = 0 (from the frame) ends the frame chain for
- * debuggers, and the undefined return address ends the unwinders' walk.
+ * A new task's first switch "returns" here, to .Ltask_start, with its
+ * struct in x19 (see weft__ctx_init). x29 = 0 (from the frame) ends the
+ * frame chain for debuggers, and the undefined return address ends the
+ * unwinders' walk. An unwinder looks a return address up one byte back,
+ * inside the call: the nop puts .Ltask_start - 1 inside this function's
+ * CFI, not in the padding before it, which has none (a walk from inside
+ * the switch into a new task's frame ended at a return address without
+ * CFI).
  */
 	.type	task_trampoline, %function
 	.p2align 4
 task_trampoline:
 	.cfi_startproc
 	.cfi_undefined x30
+	nop
+.Ltask_start:
 	mov	x29, #0
 	mov	x0, x19
 	bl	weft__task_entry

@@ -34,7 +34,14 @@
  * up to its return address, which is left on the stack; rax gets the pass
  * value (rdx). The floating-point modes first, if each task keeps its own
  * (weft__fp_per_task): MXCSR's control bits are 6-15 (its status flags,
- * 0-5, need not survive a call). */
+ * 0-5, need not survive a call).
+ *
+ * The CFI rows follow every push and pop, for an unwinder that stops the
+ * thread in here (a profiler's signal, gdb): the CFA is rsp plus what is
+ * pushed, and each register is at its slot once pushed. The new stack's
+ * frame has the same layout, so from the rsp load on the same rows name
+ * the resumed context's registers and return address: its callers, not
+ * the parked one's (test_context unwind_through_switch). */
 	.macro	SWITCH_STACKS
 	cmpb	$0, weft__fp_per_task(%rip)
 	je	2f
@@ -50,20 +57,18 @@
 	je	2f
 	fldcw	12(%rsi)
 2:	movq	%rdx, %rax
-	pushq	%rbp
-	pushq	%rbx
-	pushq	%r12
-	pushq	%r13
-	pushq	%r14
-	pushq	%r15
+	.irp	reg, rbp, rbx, r12, r13, r14, r15
+	pushq	%\reg
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset \reg, 0
+	.endr
 	movq	%rsp, (%rdi)
 	movq	(%rsi), %rsp
-	popq	%r15
-	popq	%r14
-	popq	%r13
-	popq	%r12
-	popq	%rbx
-	popq	%rbp
+	.irp	reg, r15, r14, r13, r12, rbx, rbp
+	popq	%\reg
+	.cfi_adjust_cfa_offset -8
+	.cfi_restore \reg
+	.endr
 	.endm
 
 /* void *weft__switch(struct weft_ctx *from, struct weft_ctx *to, void *pass);
@@ -96,6 +101,8 @@ weft__switch_jump:
 	.cfi_startproc
 	SWITCH_STACKS
 	popq	%rcx
+	.cfi_adjust_cfa_offset -8
+	.cfi_register rip, rcx
 	jmp	*%rcx
 	.cfi_endproc
 	.size	weft__switch_jump, .-weft__switch_jump
@@ -132,7 +139,7 @@ weft__ctx_init:
 	movq	%rdx, 24(%rsi)
 	movq	%rax, 32(%rsi)
 	movq	%rax, 40(%rsi)
-	leaq	task_trampoline(%rip), %rax
+	leaq	.Ltask_start(%rip), %rax
 	movq	%rax, 48(%rsi)
 	movq	%rsi, (%rdi)
 	ret
@@ -140,15 +147,21 @@ weft__ctx_init:
 	.size	weft__ctx_init, .-weft__ctx_init
 
 /*
- * A new task's first switch "returns" here with its struct in r12 (see
- * weft__ctx_init). rbp = 0 ends the frame chain for debuggers, and the
- * undefined return address ends the unwinders' walk.
+ * A new task's first switch "returns" here, to .Ltask_start, with its struct
+ * in r12 (see weft__ctx_init). rbp = 0 ends the frame chain for debuggers,
+ * and the undefined return address ends the unwinders' walk. An unwinder
+ * looks a return address up one byte back, inside the call: the nop puts
+ * .Ltask_start - 1 inside this function's CFI, not in the padding before it,
+ * which has none (a walk from inside the switch into a new task's frame
+ * ended at a return address without CFI).
  */
 	.type	task_trampoline, @function
 	.p2align 4
 task_trampoline:
 	.cfi_startproc
 	.cfi_undefined rip
+	nop
+.Ltask_start:
 	xorl	%ebp, %ebp
 	movq	%r12, %rdi
 	call	weft__task_entry
