@@ -44,9 +44,11 @@ static struct {
 	_Atomic int state;
 	const struct weft_task *want; /* the stalled task */
 	const struct weft__symbols *syms;
-	const void *frames[MAX_FRAMES]; /* the innermost */
+	/* The innermost; one more for the link register's (settle_link). */
+	const void *frames[MAX_FRAMES + 1];
 	int nframes;
-	int more; /* frames found past those */
+	int more;    /* frames found past those */
+	bool linked; /* frames[1] is the link register's (interrupted_link) */
 	bool installed;
 	/* weft_run's caller blocked SIGURG: the program's own SIGURGs are
 	 * passed on (pass_on). Set with installed, and as it is read. */
@@ -195,11 +197,13 @@ on_sigurg(int signo, siginfo_t *info, void *ctx)
 	/* The interrupted instruction, as if returned to: named at pc. */
 	capture.frames[n++] = (const void *)(interrupted_pc(uc) + 1);
 	uintptr_t link = weft__return_strip(interrupted_link(uc));
-	if (link && weft__symbols_is_return(capture.syms, link))
+	capture.linked = link && weft__symbols_is_return(capture.syms, link);
+	if (capture.linked)
 		capture.frames[n++] = (const void *)link;
-	/* On to the top: a report cut short says how much it left out. */
+	/* On to the top: a report cut short says how much it left out.
+	 * The link register's frame takes no room: it may go (settle_link). */
 	uintptr_t found[MAX_FRAMES];
-	int room = MAX_FRAMES - n,
+	int room = MAX_FRAMES - 1,
 	    all = weft__stack_returns(capture.syms, sp, top, found, room);
 	for (int i = 0; i < all && i < room; i++)
 		capture.frames[n++] = (const void *)found[i];
@@ -319,10 +323,40 @@ long weft__stall_period(struct weft_runtime *rt)
 	return t ? (long)(t / 2) : -1;
 }
 
+/*
+ * The link register (aarch64's x30) is the interrupted function's return
+ * address only until it saves it or makes a call: in a leaf, or in a
+ * prologue or epilogue. Once saved, the scan finds it on the stack; after
+ * a call, the register holds that call's return, into the function
+ * itself. Either way frames[1] would show a frame twice (test_observe
+ * stall_frames_once): it goes. The handler cannot tell (the symbol table
+ * is read here, in normal context). Of the n frames, [1] is the link
+ * register's, beyond the MAX_FRAMES the handler kept room for: returns
+ * how many to report, at most MAX_FRAMES, and counts one cut in *more.
+ */
+static int settle_link(struct weft__symbols *syms, int n, int *more)
+{
+	uintptr_t pc = (uintptr_t)capture.frames[0] - 1,
+		  link = (uintptr_t)capture.frames[1];
+	bool stale = weft__symbols_same_func(syms, pc, link - 1);
+	for (int i = 2; i < n && !stale; i++)
+		stale = (uintptr_t)capture.frames[i] == link;
+	if (stale) {
+		memmove(&capture.frames[1], &capture.frames[2],
+			(size_t)(n - 2) * sizeof(capture.frames[0]));
+		return n - 1;
+	}
+	if (n > MAX_FRAMES) {
+		++*more;
+		return MAX_FRAMES;
+	}
+	return n;
+}
+
 /* Asks worker w's thread where task t is; returns the frames captured
  * (capture.frames), and in *more how many more it found. */
 static int capture_frames(struct weft_worker *w, const struct weft_task *t,
-			  const struct weft__symbols *syms, int *more)
+			  struct weft__symbols *syms, int *more)
 {
 	*more = 0;
 	/* relaxed: a hint (pass_on); a stale false costs the wait below. */
@@ -332,6 +366,7 @@ static int capture_frames(struct weft_worker *w, const struct weft_task *t,
 	capture.want = t;
 	capture.syms = syms;
 	capture.nframes = capture.more = 0;
+	capture.linked = false;
 	/* release: pairs with the handler's acquire CAS, which then reads
 	 * want and syms. The acquire loads of DONE below pair with the
 	 * handler's release store, after its frames. */
@@ -356,6 +391,8 @@ static int capture_frames(struct weft_worker *w, const struct weft_task *t,
 		; /* the handler is writing its last frames */
 	n = capture.nframes;
 	*more = capture.more;
+	if (capture.linked)
+		n = settle_link(syms, n, more);
 	atomic_store(&capture.state, CAPTURE_IDLE);
 	return n;
 }

@@ -358,6 +358,16 @@ static const struct func *func_at(struct object *o, uintptr_t a)
 	return a < f->addr + (f->size ? f->size : 1) ? f : NULL;
 }
 
+bool weft__symbols_same_func(struct weft__symbols *s, uintptr_t a, uintptr_t b)
+{
+	const struct segment *g = segment_of(s, a);
+	if (!g || g != segment_of(s, b))
+		return false;
+	struct object *o = &s->objects[g->object];
+	const struct func *f = func_at(o, a);
+	return f && f == func_at(o, b);
+}
+
 #ifdef WEFT_HAVE_LIBDW
 /* Every file libdw reads here is opened by weft, O_CLOEXEC from its first
  * instant, and handed over. libdwfl finds and opens files itself, without

@@ -33,6 +33,10 @@ void weft__symbols_free(struct weft__symbols *s);
  * anywhere an instruction may start: its code is never read). */
 bool weft__symbols_is_return(const struct weft__symbols *s, uintptr_t a);
 
+/* Whether the code at a and at b lies in one function, by the symbol
+ * table; false where it cannot tell. Normal context only. */
+bool weft__symbols_same_func(struct weft__symbols *s, uintptr_t a, uintptr_t b);
+
 /* A return address as saved, as code: without the pointer authentication
  * code that return-address signing (aarch64's -mbranch-protection=pac-ret
  * or standard) puts in its upper bits before a function saves it. Every

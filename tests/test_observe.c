@@ -22,6 +22,7 @@
 #include "runtime/metrics.h"
 #include "runtime/monitor.h"
 #include "runtime/stall.h"
+#include "runtime/symbols.h"
 #include "runtime/worker.h"
 #include "runtime/dump_signal.h"
 #include "test_preps.h"
@@ -1639,6 +1640,97 @@ START_TEST(stall_frames_with_sigurg_blocked)
 END_TEST
 
 /*
+ * Each frame of a report once, and the interrupted function's caller next:
+ * in a leaf function, whose return address only aarch64's link register
+ * holds (the capture adds it), and in one that has made a call and spins
+ * after it, where the link register still holds that call's return, into
+ * the function itself: not a frame (it was reported twice, #0 and #1).
+ * The spinners stop when the report has been seen.
+ */
+static atomic_bool once_seen;
+static char once_names[3][256];
+static int once_n;
+static volatile uint64_t once_sink;
+
+static void on_stall_once(const struct weft_stall *st, void *arg)
+{
+	struct weft__symbols *syms = weft__symbols_load();
+	(void)arg;
+	once_n = st->nframes;
+	for (int i = 0; i < 3 && i < st->nframes && syms; i++)
+		snprintf(once_names[i], sizeof(once_names[i]), "%s",
+			 weft__symbols_name(syms, (uintptr_t)st->frames[i]));
+	weft__symbols_free(syms);
+	atomic_store(&once_seen, true);
+}
+
+static __attribute__((noinline)) void once_leaf(void)
+{
+	while (!atomic_load_explicit(&once_seen, memory_order_relaxed))
+		once_sink++;
+}
+
+static __attribute__((noinline)) int64_t once_leaf_caller(void)
+{
+	once_leaf();
+	return weft_now(); /* not a tail call */
+}
+
+static __attribute__((noinline)) int64_t once_after_call(void)
+{
+	int64_t t = weft_now();
+	while (!atomic_load_explicit(&once_seen, memory_order_relaxed))
+		once_sink++;
+	return t;
+}
+
+static void *once_main(void *arg)
+{
+	ck_assert_int_gt(arg ? once_leaf_caller() : once_after_call(), 0);
+	return NULL;
+}
+
+/* Whether a frame's name is function's (a clone of it included). */
+static bool names_function(const char *name, const char *function)
+{
+	size_t n = strlen(function);
+	return !strncmp(name, function, n) &&
+	       (name[n] == '+' || name[n] == '.');
+}
+
+START_TEST(stall_frames_once)
+{
+	struct weft_config cfg = { .workers = 2,
+				   .stall_threshold_ns = 100 * WEFT_MSEC,
+				   .on_stall = on_stall_once };
+	const char *inner[] = { "once_after_call", "once_leaf" };
+	const char *outer[] = { "once_main", "once_leaf_caller" };
+
+	for (int leaf = 0; leaf < 2; leaf++) {
+		/* A capture the OS kept off its CPU has no frames: tried
+		 * again, as report_with_frames does. */
+		once_n = 0;
+		for (int i = 0; i < STALL_TRIES && !once_n; i++) {
+			atomic_store(&once_seen, false);
+			memset(once_names, 0, sizeof(once_names));
+			ck_assert_int_eq(weft_run(once_main, leaf ? &cfg : NULL,
+						  &cfg, NULL),
+					 0);
+		}
+#ifndef __SANITIZE_THREAD__ /* it delays the signal: maybe no frames */
+		ck_assert_msg(once_n >= 2, "%s: %d frames", inner[leaf],
+			      once_n);
+		ck_assert_msg(names_function(once_names[0], inner[leaf]) &&
+				      names_function(once_names[1],
+						     outer[leaf]),
+			      "#0 %s\n#1 %s\n#2 %s", once_names[0],
+			      once_names[1], once_names[2]);
+#endif
+	}
+}
+END_TEST
+
+/*
  * The program's own SIGURGs reach it with stall reports on. It blocked
  * SIGURG and waits for it in a thread of its own (sigwait; signalfd is
  * the same), as for an urgent byte on a socket it F_SETOWNed to itself.
@@ -3201,6 +3293,7 @@ int main(void)
 	tcase_add_test(tc, stall_reported_not_for_yields);
 	tcase_add_test(tc, stall_says_frames_left_out);
 	tcase_add_test(tc, stall_frames_with_sigurg_blocked);
+	tcase_add_test(tc, stall_frames_once);
 	tcase_add_test(tc, stall_keeps_program_sigurg);
 	tcase_add_test(tc, stall_off_by_default);
 	tcase_add_test(tc, stall_rate_limited);
