@@ -1899,6 +1899,124 @@ START_TEST(refused_submit_withdrawn)
 END_TEST
 
 /*
+ * An op that fails in the kernel for a reason of its own, with a cancel
+ * coming after it failed but before its worker reaped the CQE: the call
+ * said the cancel's -ECANCELED, and the op's error was lost. A socket's
+ * pending error (sk_err: here the peer's reset) is reported once, so the
+ * next recv then said 0, an orderly end, where epoll's path says the
+ * -ECONNRESET it read. The hook widens the window: the submit that sends
+ * the recv waits for its CQE, then has a plain thread cancel the task.
+ */
+enum { FAILED_IDLE, FAILED_ARMED, FAILED_DONE };
+static _Atomic int failed_state;
+static _Atomic int failed_go, failed_gone;
+static weft_task_t failed_victim;
+
+/* Whether ring's CQ holds a CQE that says res (peeked, not consumed). */
+static bool cq_holds(struct io_uring *ring, int res)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head;
+
+	io_uring_for_each_cqe(ring, head, cqe)
+	{
+		if (cqe->res == res)
+			return true;
+	}
+	return false;
+}
+
+static int cancel_after_failure_submit(struct io_uring *ring)
+{
+	int r = io_uring_submit(ring);
+	int64_t t0 = weft_now();
+
+	if (atomic_load(&failed_state) != FAILED_ARMED)
+		return r;
+	/* The recv completes at its submit; flush any deferred work too. */
+	while (!cq_holds(ring, -ECONNRESET) && io_ms_since(t0) < 200)
+		io_uring_get_events(ring);
+	if (!cq_holds(ring, -ECONNRESET))
+		return r; /* not this submit's: wait for the next one */
+	atomic_store(&failed_state, FAILED_DONE);
+	atomic_store(&failed_go, 1);
+	while (!atomic_load(&failed_gone))
+		sched_yield();
+	return r;
+}
+
+static void *failed_canceller(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&failed_go))
+		sched_yield();
+	ck_assert_int_eq(weft_cancel(failed_victim), 0);
+	atomic_store(&failed_gone, 1);
+	return NULL;
+}
+
+static void prep_recv4(struct io_uring_sqe *sqe, void *arg)
+{
+	struct fd_buf *a = arg;
+
+	io_uring_prep_recv(sqe, a->fd, a->buf, 4, 0);
+}
+
+static void *recv_reset(void *arg)
+{
+	char got[4];
+	struct fd_buf a = { (int)(intptr_t)arg, got };
+
+	return (void *)(intptr_t)weft_io_submit(a.fd, prep_recv4, &a);
+}
+
+static void *failed_main(void *arg)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	struct pair p;
+	pthread_t th;
+	void *res = NULL;
+	char c;
+
+	(void)arg;
+	if (weft_io_driver() != WEFT_IO_URING)
+		return NULL;
+	p = tcp_pair();
+	/* A reset: p.a's pending error is -ECONNRESET, reported once. */
+	ck_assert_int_eq(setsockopt(p.b, SOL_SOCKET, SO_LINGER, &lg,
+				    sizeof(lg)),
+			 0);
+	ck_assert_int_eq(weft_close(p.b), 0);
+	ck_assert_int_eq(weft_sleep(10 * WEFT_MSEC), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, failed_canceller, NULL), 0);
+	atomic_store(&failed_state, FAILED_ARMED);
+	ck_assert_int_eq(weft_spawn(&failed_victim, recv_reset,
+				    (void *)(intptr_t)p.a),
+			 0);
+	ck_assert_int_eq(weft_join(failed_victim, &res), 0);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(atomic_load(&failed_state), FAILED_DONE);
+	ck_assert_msg((intptr_t)res == -ECONNRESET,
+		      "the failed recv said %d, expected -ECONNRESET",
+		      (int)(intptr_t)res);
+	/* The error was reported once, by the call above. */
+	ck_assert_int_eq(weft_recv(p.a, &c, 1, 0), 0);
+	ck_assert_int_eq(weft_close(p.a), 0);
+	return NULL;
+}
+
+START_TEST(real_error_after_cancel_reported)
+{
+	atomic_store(&failed_state, FAILED_IDLE);
+	atomic_store(&failed_go, 0);
+	atomic_store(&failed_gone, 0);
+	weft__ring_submit_fn = cancel_after_failure_submit;
+	weft_test_run(failed_main, NULL, 1);
+	weft__ring_submit_fn = io_uring_submit;
+}
+END_TEST
+
+/*
  * SQE flags a prep may set that break the call's one CQE, or the shared
  * ring: IOSQE_CQE_SKIP_SUCCESS posts no CQE when the op succeeds, so the
  * call waited for ever (a cancel finds nothing left to cancel, and
@@ -2007,6 +2125,7 @@ int main(void)
 	tcase_add_test(tc, escape_hatch_plain_thread);
 	tcase_add_test(tc, refused_submit_withdrawn);
 	tcase_add_test(tc, hatch_refuses_odd_flags);
+	tcase_add_test(tc, real_error_after_cancel_reported);
 	tcase_add_test(tc, pread_nonblock_file);
 	tcase_add_test(tc, open_leaves_blocking);
 	tcase_add_test(tc, many_ops_one_worker);

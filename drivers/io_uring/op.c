@@ -242,6 +242,24 @@ struct io_uring_sqe *weft__io_begin(struct weft__io *io, int fd, int *err)
 	return weft__ring_sqe(io->ring);
 }
 
+/*
+ * Whether res is what a cancel makes of an op: -ECANCELED (cancelled before
+ * it ran, or while it waited for readiness or an io-wq thread; withdrawn),
+ * or -EINTR and the kernel's restart codes (io-wq interrupted its sleep, as
+ * a signal would). No other cause gives an io_uring op these: an io-wq
+ * thread takes no signal but the cancel's. Any other failure is the op's
+ * own, and it is reported, as a success is, though an abort came after it:
+ * it may have consumed state (a socket's pending error is reported once)
+ * and the epoll driver's path says it too.
+ */
+static bool cancel_result(int res)
+{
+	/* The kernel's ERESTARTSYS .. ERESTART_RESTARTBLOCK, which
+	 * userspace headers do not define. */
+	return res == -ECANCELED || res == -EINTR ||
+	       (res <= -512 && res >= -516);
+}
+
 int weft__io_wait(struct weft__io *io, struct io_uring_sqe *sqe)
 {
 	int reason;
@@ -257,7 +275,7 @@ int weft__io_wait(struct weft__io *io, struct io_uring_sqe *sqe)
 	/* acquire: pairs with weft__io_abort's release CAS; the wake, after
 	 * the put of the aborter's reference, orders it as well. */
 	reason = atomic_load_explicit(&io->reason, memory_order_acquire);
-	if (reason && io->res < 0)
+	if (reason && cancel_result(io->res))
 		return reason;
 	return io->res;
 }

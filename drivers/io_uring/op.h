@@ -83,7 +83,8 @@ struct weft__io {
 struct io_uring_sqe *weft__io_begin(struct weft__io *io, int fd, int *err);
 
 /* Tags sqe with io, parks until the CQE (and any cancel message) is handled
- * and returns cqe->res; if it failed after an abort, the abort's reason. */
+ * and returns cqe->res; if the abort cancelled it (-ECANCELED, -EINTR), the
+ * abort's reason. A failure of the op's own is returned as it is. */
 int weft__io_wait(struct weft__io *io, struct io_uring_sqe *sqe);
 
 /* Aborts io with reason (any thread, while io is published): records the

@@ -45,7 +45,8 @@
  * awaited before the call returns, so buffers may live on the task's
  * stack. If the operation completed anyway (it won the race) the
  * call reports that success instead: no byte, connection or descriptor is
- * ever lost. weft_close() on a descriptor wakes every task waiting on it
+ * ever lost; nor an error the operation met itself (a socket's pending
+ * error, reported once). weft_close() on a descriptor wakes every task waiting on it
  * with -EBADF. Close descriptors that tasks wait on with weft_close(), not
  * close(2): weft keeps the fd's registration in its epoll set, and what it
  * learnt of the file (whether it takes an offset), until then.
@@ -291,7 +292,8 @@ typedef void (*weft_io_prep_fn)(struct io_uring_sqe *sqe, void *arg);
  * fd (or -1) names the descriptor it uses, so weft_close(fd) can wake it
  * in a task (not on a plain thread: see below).
  * Returns cqe->res (which is -errno on failure), or -ECANCELED /
- * -ETIMEDOUT, -EBADF (fd closed) if it was cancelled before it succeeded;
+ * -ETIMEDOUT, -EBADF (fd closed) if the cancel ended it (an op that
+ * completed first, or failed for a reason of its own, says so);
  * -EOPNOTSUPP in a task under the epoll driver (there is no ring); -EINVAL,
  * nothing submitted, if prep set IOSQE_IO_LINK, IOSQE_IO_HARDLINK,
  * IOSQE_IO_DRAIN or IOSQE_CQE_SKIP_SUCCESS in sqe->flags (the ring is
