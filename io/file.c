@@ -8,7 +8,8 @@
  * already runs cannot stop it: the call then waits for it to finish (it
  * must, since buf may be on the task's stack). io-wq's cancel does
  * interrupt a sleep a signal would (a FIFO's open, a read of /dev/kmsg),
- * which a pool thread's call is not: io.h says so.
+ * which a pool thread's call is not: io.h says so. A FIFO reader's open,
+ * the common such wait, does not wait on the pool (open_on_pool).
  *
  * A call stays with the file it began on (docs/concepts.md): under
  * io_uring the kernel holds the file from the submit, or weft_close
@@ -52,6 +53,7 @@ struct file_call {
 	struct weft__bjob job;
 	struct weft__fd_hold hold; /* if held */
 	bool held;
+	bool fifo; /* open_on_pool: a FIFO, opened with O_NONBLOCK added */
 };
 
 static void *file_call_run(void *arg)
@@ -275,6 +277,111 @@ static int open_as_open2(const char *path, int flags, mode_t mode)
 	return fifo_await_writer(path, flags, mode, fd);
 }
 
+/* A pool thread's open: a FIFO's with O_NONBLOCK added, so that it never
+ * waits for the other end there (open_on_pool). A FIFO replaced by another
+ * file between the stat and the open is opened so too, as io_uring opens
+ * every file inline: the caller takes O_NONBLOCK off. */
+static long do_open_pool(struct file_call *c)
+{
+	struct stat st;
+
+	c->fifo = !(c->flags & (O_NONBLOCK | O_PATH)) && !stat(c->path, &st) &&
+		  S_ISFIFO(st.st_mode);
+	if (!c->fifo)
+		return do_open(c);
+	return weft__sys(open(c->path, c->flags | O_NONBLOCK, c->mode));
+}
+
+/* Takes off fd's O_NONBLOCK, which open_on_pool added: the caller's fd
+ * blocks as open(2)'s. On failure fd is closed. */
+static int drop_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		fl = -errno;
+		weft_close(fd);
+		return fl;
+	}
+	return fd;
+}
+
+/* Whether a writer has the FIFO fd reads open now, silent or not: a
+ * non-blocking tee(2) of an empty pipe says 0 (an end of file) when it has
+ * no writer, -EAGAIN when one may still write, and copies what waits
+ * without consuming it. */
+static bool writer_there(int fd)
+{
+	int p[2];
+	ssize_t n;
+
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK))
+		return false; /* no descriptor now: the next look may have */
+	n = tee(fd, p[1], 1, SPLICE_F_NONBLOCK);
+	if (n < 0)
+		n = errno == EAGAIN ? 1 : 0;
+	close(p[0]);
+	close(p[1]);
+	return n > 0;
+}
+
+/*
+ * A FIFO reader opened on the pool (fd, O_NONBLOCK) with no writer: waits
+ * for one in the task, as open(2) would in its system call, where the
+ * task's cancellation and deadline end the wait (a pool thread's open(2)
+ * would hold its thread until a writer came, and the call with it). The
+ * writer's bytes or hang-up wake the wait at once; one that opened and is
+ * silent, which readiness does not show, is seen when the slice ends
+ * (writer_there), as io_uring's slices look (fifo_await_writer). Holding
+ * fd, the reader is there for a writer's open meanwhile, as beside a
+ * blocked open(2). Returns fd (blocking again) or -errno, fd closed.
+ */
+static int fifo_await_writer_ready(int fd)
+{
+	int64_t slice = FIFO_SLICE_MIN;
+	struct weft_deadline d;
+	int r;
+
+	while (!had_writer(fd) && !writer_there(fd)) {
+		if ((r = weft_deadline_enter(&d, slice)) == 0) {
+			r = weft_wait_fd(fd, WEFT_READABLE);
+			weft_deadline_leave(&d);
+		}
+		/* The slice's own -ETIMEDOUT is not the caller's. */
+		if (r == -ETIMEDOUT)
+			r = weft__wait_check(weft__task_current());
+		if (r < 0) {
+			weft_close(fd);
+			return r;
+		}
+		if (slice < FIFO_SLICE_MAX)
+			slice *= 2;
+	}
+	return drop_nonblock(fd);
+}
+
+/* open(2) on the blocking pool (epoll), but for a FIFO's reader, which
+ * waits for its writer in the task (above). A FIFO's writer with no reader
+ * still waits on the pool (-ENXIO with O_NONBLOCK: nothing to hold). */
+static int open_on_pool(struct file_call *c)
+{
+	int fd;
+
+	c->fn = do_open_pool;
+	fd = fresh((int)file_call(c));
+	if (!c->fifo)
+		return fd;
+	if (fd == -ENXIO) { /* a writer, no reader: as open(2), on the pool */
+		c->fn = do_open;
+		return fresh((int)file_call(c));
+	}
+	if (fd < 0)
+		return fd;
+	if ((c->flags & O_ACCMODE) != O_RDONLY)
+		return drop_nonblock(fd);
+	return fifo_await_writer_ready(fd);
+}
+
 static int open_file(const char *path, int flags, mode_t mode)
 {
 	struct file_call c = { .fn = do_open,
@@ -285,8 +392,10 @@ static int open_file(const char *path, int flags, mode_t mode)
 
 	if (!path)
 		return -EFAULT;
-	if (weft__io_path() != WEFT__RING)
+	if (weft__io_path() == WEFT__PLAIN)
 		return fresh((int)file_call(&c));
+	if (weft__io_path() == WEFT__READY)
+		return open_on_pool(&c);
 	return fresh(open_as_open2(path, c.flags, mode));
 }
 

@@ -945,10 +945,8 @@ static void *fifo_main(void *arg)
 	weft_close(fd);
 	close((int)(intptr_t)peer);
 	/* A reader whose writer never comes waits out its deadline, its
-	 * first open's fd closed (the suite counts fds at its end). On the
-	 * ring only: a pool thread's open(2), once started, cannot be cut
-	 * short (io/file.c), and this one would wait for good. */
-	if (weft_current().task && weft_io_driver() == WEFT_IO_URING) {
+	 * first open's fd closed (the suite counts fds at its end). */
+	if (weft_current().task) {
 		struct weft_deadline d;
 
 		ck_assert_int_eq(weft_deadline_enter(&d, 20 * WEFT_MSEC), 0);
@@ -969,11 +967,10 @@ END_TEST
 
 /*
  * A FIFO's two ends opened by two tasks, with one pool thread: under
- * epoll the reader's open(2) holds the thread until a writer comes, and
- * the writer's weft_open waits in the pool's queue behind it, for good
- * (docs/concepts.md says so). An open(2) of the writer's end by a plain
- * thread frees the thread here. io_uring's opens wait on io-wq, and
- * both ends open.
+ * epoll the reader's open(2) held the thread until a writer came, and the
+ * writer's weft_open waited in the pool's queue behind it, for good. The
+ * reader now waits for its writer in its task, and io_uring's opens wait
+ * on io-wq: both ends open under either driver.
  */
 static atomic_bool writer_opened;
 
@@ -991,7 +988,6 @@ static void *pool_fifo_main(void *arg)
 {
 	weft_task_t reader, writer;
 	void *rfd, *wfd;
-	int plain = -1;
 
 	(void)arg;
 	make_fifo();
@@ -1003,19 +999,11 @@ static void *pool_fifo_main(void *arg)
 	ck_assert_int_eq(weft_spawn(&writer, pool_fifo_end,
 				    (void *)(intptr_t)O_WRONLY),
 			 0);
-	weft_sleep(200 * WEFT_MSEC);
-	if (weft_io_driver() == WEFT_IO_EPOLL) {
-		ck_assert(!atomic_load(&writer_opened));
-		/* The reader waits in open(2): a writer opens at once. */
-		plain = open(fifo_path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-		ck_assert_int_ge(plain, 0);
-	}
 	ck_assert_int_eq(weft_join(reader, &rfd), 0);
 	ck_assert_int_eq(weft_join(writer, &wfd), 0);
 	ck_assert_int_eq(weft_close((int)(intptr_t)rfd), 0);
 	ck_assert_int_eq(weft_close((int)(intptr_t)wfd), 0);
-	if (plain >= 0)
-		ck_assert_int_eq(close(plain), 0);
+	ck_assert(atomic_load(&writer_opened));
 	unlink(fifo_path);
 	return NULL;
 }
@@ -1023,6 +1011,89 @@ static void *pool_fifo_main(void *arg)
 START_TEST(fifo_ends_on_one_pool_thread)
 {
 	run_with_one_pool_thread(pool_fifo_main);
+}
+END_TEST
+
+/*
+ * A FIFO reader's open with no writer ends with its deadline or its
+ * task's cancellation, under both drivers, leaving no descriptor and no
+ * pool thread behind. Under epoll the pool thread's open(2) waited until a
+ * writer came, and the call with it: here the rescuer's writer, seconds
+ * later (with no rescuer, for good).
+ */
+static atomic_bool reader_open_done;
+
+static void *rescue_reader_open(void *arg)
+{
+	int64_t t0 = weft_now();
+
+	(void)arg;
+	while (!atomic_load(&reader_open_done) && io_ms_since(t0) < 3000)
+		usleep(1000);
+	while (!atomic_load(&reader_open_done)) {
+		int fd = open(fifo_path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+
+		if (fd >= 0)
+			close(fd);
+		usleep(10000);
+	}
+	return NULL;
+}
+
+static void *open_fifo_reader(void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)weft_open(fifo_path, O_RDONLY, 0);
+}
+
+static void *nothing(void *arg)
+{
+	return arg;
+}
+
+static void *reader_open_ends_main(void *arg)
+{
+	struct weft_deadline d;
+	weft_task_t t;
+	pthread_t th;
+	void *res;
+	int64_t t0;
+	int before = io_count_fds(), r;
+
+	(void)arg;
+	atomic_store(&reader_open_done, false);
+	ck_assert_int_eq(pthread_create(&th, NULL, rescue_reader_open, NULL),
+			 0);
+	t0 = weft_now();
+	ck_assert_int_eq(weft_deadline_enter(&d, 20 * WEFT_MSEC), 0);
+	r = weft_open(fifo_path, O_RDONLY, 0);
+	weft_deadline_leave(&d);
+	ck_assert_msg(r == -ETIMEDOUT && io_ms_since(t0) < 1000,
+		      "weft_open past its deadline: %d after %ld ms", r,
+		      io_ms_since(t0));
+	ck_assert_int_eq(weft_spawn(&t, open_fifo_reader, NULL), 0);
+	ck_assert_int_eq(weft_sleep(20 * WEFT_MSEC), 0);
+	t0 = weft_now();
+	ck_assert_int_eq(weft_cancel(t), 0);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_msg((intptr_t)res == -ECANCELED && io_ms_since(t0) < 1000,
+		      "cancelled weft_open: %d after %ld ms",
+		      (int)(intptr_t)res, io_ms_since(t0));
+	/* The pool's one thread is free. */
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	ck_assert_int_eq(weft_blocking(nothing, NULL, NULL), 0);
+	weft_deadline_leave(&d);
+	atomic_store(&reader_open_done, true);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(io_count_fds(), before);
+	return NULL;
+}
+
+START_TEST(fifo_reader_open_ends)
+{
+	make_fifo();
+	run_with_one_pool_thread(reader_open_ends_main);
+	unlink(fifo_path);
 }
 END_TEST
 
@@ -2133,6 +2204,7 @@ int main(void)
 	tcase_add_test(tc, cancel_posted_during_idle_reap);
 	tcase_add_test(tc, open_fifo_waits);
 	tcase_add_test(tc, fifo_ends_on_one_pool_thread);
+	tcase_add_test(tc, fifo_reader_open_ends);
 	tcase_add_test(tc, open_fifo_creat_reader);
 	tcase_add_test(tc, open_fifo_writer_left_in_window);
 	suite_add_tcase(s, tc);

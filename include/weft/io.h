@@ -257,7 +257,9 @@ WEFT_MUST_CHECK int weft_unix_connect(const char *path);
  * a disk: a FIFO's open waiting for its other end, a read of a device
  * that waits for data (/dev/kmsg). io_uring interrupts it
  * (-ECANCELED / -ETIMEDOUT, nothing moved; what it moved before, it
- * returns); under epoll it waits until the other party comes. */
+ * returns); under epoll it waits until the other party comes, but for a
+ * FIFO reader's open, which waits for its writer in the task and ends as
+ * under io_uring. */
 
 /* open(2) (O_CLOEXEC is implied). Returns the fd or -errno. */
 WEFT_MUST_CHECK int weft_open(const char *path, int flags, mode_t mode);
