@@ -8,8 +8,10 @@
  * already runs cannot stop it: the call then waits for it to finish (it
  * must, since buf may be on the task's stack). io-wq's cancel does
  * interrupt a sleep a signal would (a FIFO's open, a read of /dev/kmsg),
- * which a pool thread's call is not: io.h says so. A FIFO reader's open,
- * the common such wait, does not wait on the pool (open_on_pool).
+ * which a pool thread's call is not: io.h says so. So a read of a
+ * character device that polls not ready waits for readiness before it
+ * goes to the pool (not_ready), and a FIFO reader's open waits for its
+ * writer in the task (open_on_pool).
  *
  * A call stays with the file it began on (docs/concepts.md): under
  * io_uring the kernel holds the file from the submit, or weft_close
@@ -30,6 +32,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <liburing.h>
@@ -53,8 +57,19 @@ struct file_call {
 	struct weft__bjob job;
 	struct weft__fd_hold hold; /* if held */
 	bool held;
-	bool fifo; /* open_on_pool: a FIFO, opened with O_NONBLOCK added */
+	bool fifo;   /* open_on_pool: a FIFO, opened with O_NONBLOCK added */
+	short ready; /* a read's POLLIN, else 0: see not_ready */
+	int wake;    /* an eventfd a weft_close writes, or -1 */
 };
+
+/* fd, a new descriptor or -errno: weft forgets what it knew of an earlier
+ * file of that number that close(2) closed behind its back. */
+static int fresh(int fd)
+{
+	if (fd >= 0)
+		weft__fdready_fresh(fd);
+	return fd;
+}
 
 static void *file_call_run(void *arg)
 {
@@ -77,12 +92,59 @@ static void file_call_closed(struct weft__fd_hold *h)
 	struct file_call *c = weft__container_of(h, struct file_call, hold);
 
 	weft__blocking_abort(&c->job, -EBADF);
+	if (c->wake >= 0) /* ends the wait for readiness too */
+		eventfd_write(c->wake, 1);
+}
+
+/*
+ * Whether a read bound for the pool would sleep until another party comes
+ * (/dev/kmsg waiting for a record): a character device says so to
+ * poll(2). On a pool thread nothing would end that sleep, where io-wq's
+ * cancel interrupts it, so the task waits for readiness first (wait_ready),
+ * where its cancellation, deadline and weft_close end it. A regular file
+ * is always ready: one poll(2). Only a character device's poll is taken at
+ * its word: other files may poll not ready and read at once (a pressure
+ * file with a trigger, in /proc/pressure), and a device may never poll
+ * writable (/dev/kmsg), so writes go as they are. So does a file without
+ * an offset (pread(2) says -ESPIPE at once) or an fd with O_NONBLOCK (it
+ * says -EAGAIN).
+ */
+static bool not_ready(struct file_call *c)
+{
+	struct pollfd p = { .fd = c->fd, .events = c->ready };
+	struct stat st;
+	int fl;
+
+	return c->ready && poll(&p, 1, 0) == 0 && !fstat(c->fd, &st) &&
+	       S_ISCHR(st.st_mode) && !weft__fdready_positional(c->fd, false) &&
+	       (fl = fcntl(c->fd, F_GETFL)) >= 0 && !(fl & O_NONBLOCK);
+}
+
+/* Waits until c's fd is ready, or weft_close(fd) wrote c->wake, in an
+ * epoll instance of the call's own: weft_wait_fd on the fd would register
+ * it in weft's set and make its file O_NONBLOCK, which the pool's call and
+ * the caller's later ones would see. Returns 0 or the wait's -errno
+ * (-ECANCELED, -ETIMEDOUT, ...); on a failure to set it up, 0: the call
+ * goes to the pool as it is. */
+static int wait_ready(struct file_call *c)
+{
+	struct epoll_event fev = { .events = (uint32_t)c->ready },
+			   wev = { .events = EPOLLIN };
+	int ep = fresh(epoll_create1(EPOLL_CLOEXEC)), r = 0;
+
+	if (ep < 0)
+		return 0;
+	if (!epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &fev) &&
+	    !epoll_ctl(ep, EPOLL_CTL_ADD, c->wake, &wev))
+		r = weft_wait_fd(ep, WEFT_READABLE);
+	weft_close(ep);
+	return r < 0 ? r : 0;
 }
 
 /* Runs c where the path says: on the caller, or on the pool. */
 static long file_call(struct file_call *c)
 {
-	int r;
+	long r;
 
 	/* A plain thread's call is the system call itself, on the number:
 	 * while a weft_close waits for the calls under way on fd, -EBADF, as
@@ -90,20 +152,32 @@ static long file_call(struct file_call *c)
 	if (weft__io_path() == WEFT__PLAIN)
 		return c->fd >= 0 && weft__fdready_closing(c->fd) ? -EBADF
 								  : c->fn(c);
+	/* Set before the hold, which publishes it to weft_close. */
+	c->wake = -1;
+	if (not_ready(c))
+		c->wake = fresh(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
 	if (c->fd >= 0) {
 		c->hold.closed = file_call_closed;
 		if ((r = weft__fdready_hold(&c->hold, c->fd)) < 0)
-			return r;
+			goto out;
 		c->held = r == 0;
 	}
-	/* The pool's wait_begin says the task's cancellation and deadline. */
+	r = c->wake >= 0 ? wait_ready(c) : 0;
+	/* The pool's wait_begin says the task's cancellation and deadline,
+	 * and a job weft_close refused says -EBADF. */
 	c->job.fn = file_call_run;
 	c->job.arg = c;
-	r = weft__blocking_run(&c->job);
+	if (!r)
+		r = weft__blocking_run(&c->job);
 	/* The job never started (it has no discard: never abandoned). */
 	if (r && c->held)
 		weft__fdready_release(&c->hold);
-	return r ? r : c->res;
+	if (!r)
+		r = c->res;
+out:
+	if (c->wake >= 0)
+		weft_close(c->wake);
+	return r;
 }
 
 static long do_open(struct file_call *c)
@@ -141,15 +215,6 @@ static long ring_wait(struct weft__io *io, struct io_uring_sqe *sqe)
 	    !atomic_load_explicit(&io->reason, memory_order_relaxed))
 		return -EAGAIN;
 	return r;
-}
-
-/* fd, a new descriptor or -errno: weft forgets what it knew of an earlier
- * file of that number that close(2) closed behind its back. */
-static int fresh(int fd)
-{
-	if (fd >= 0)
-		weft__fdready_fresh(fd);
-	return fd;
 }
 
 /* An openat on the ring: inline (the kernel tries it with O_NONBLOCK
@@ -446,8 +511,10 @@ static ssize_t rw(int fd, void *buf, size_t len, off_t off, bool write)
 	 *    past the buffer or write what lies there, and where the range
 	 *    ends only the kernel knows (TASK_SIZE).
 	 */
-	if (weft__io_path() != WEFT__RING || !len || len > IO_MAX_LEN)
+	if (weft__io_path() != WEFT__RING || !len || len > IO_MAX_LEN) {
+		c.ready = write ? 0 : POLLIN;
 		return file_call(&c);
+	}
 	/* A cancelled task, or one past its deadline, says so before the
 	 * offset probe's system call, whose -ESPIPE / -EBADF would
 	 * otherwise come first: weft__io_begin and the pool's wait_begin

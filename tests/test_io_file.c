@@ -1619,6 +1619,108 @@ START_TEST(pread_nonblock_file)
 END_TEST
 
 /*
+ * A read that sleeps until another party comes (a record on /dev/kmsg)
+ * ends with its deadline, on the blocking pool's path too: under io_uring
+ * a len of 0 or past the SQE's length runs there, and under epoll every
+ * read does, and the pool thread's pread(2) slept until the next kernel
+ * message (here the rescuer's, seconds later). weft_close ends it too.
+ * Skipped unless the test may both read /dev/kmsg and write it (root).
+ */
+static atomic_bool kmsg_done;
+
+static void *kmsg_rescue(void *arg)
+{
+	int64_t t0 = weft_now();
+	int fd = (int)(intptr_t)arg;
+
+	while (!atomic_load(&kmsg_done) && io_ms_since(t0) < 3000)
+		usleep(1000);
+	while (!atomic_load(&kmsg_done)) {
+		ck_assert_int_gt(write(fd, "weft test: kmsg rescue\n", 23), 0);
+		usleep(100000);
+	}
+	return NULL;
+}
+
+static int kmsg_fd;
+
+static void *kmsg_read_64(void *arg)
+{
+	return (void *)(intptr_t)weft_pread(kmsg_fd, arg, 64, 0);
+}
+
+static void *kmsg_read_main(void *arg)
+{
+	static const size_t lens[] = { 0, 64, (size_t)3 << 30 };
+	int wfd = (int)(intptr_t)arg, fd;
+	char *buf = malloc(16384);
+	pthread_t th;
+	weft_task_t t;
+	void *res;
+	int64_t t0;
+
+	ck_assert_ptr_nonnull(buf);
+	fd = weft_open("/dev/kmsg", O_RDONLY, 0);
+	ck_assert_int_ge(fd, 0);
+	atomic_store(&kmsg_done, false);
+	ck_assert_int_eq(pthread_create(&th, NULL, kmsg_rescue,
+					(void *)(intptr_t)wfd),
+			 0);
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		struct weft_deadline d;
+		ssize_t r;
+
+		/* Past every record: the read waits for the next. A record
+		 * of the kernel's meanwhile ends it early: try again. */
+		for (int tries = 0; tries < 5; tries++) {
+			ck_assert_int_eq(lseek(fd, 0, SEEK_END), 0);
+			t0 = weft_now();
+			ck_assert_int_eq(weft_deadline_enter(&d,
+							     20 * WEFT_MSEC),
+					 0);
+			r = weft_pread(fd, buf, lens[i], 0);
+			weft_deadline_leave(&d);
+			if (r == -ETIMEDOUT || io_ms_since(t0) >= 1000)
+				break;
+		}
+		ck_assert_msg(r == -ETIMEDOUT && io_ms_since(t0) < 1000,
+			      "len %zu: %zd after %ld ms", lens[i], r,
+			      io_ms_since(t0));
+	}
+	/* The wait left the file blocking, as the caller opened it. */
+	ck_assert_int_eq(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+	/* weft_close ends a read waiting so, with -EBADF. */
+	ck_assert_int_eq(lseek(fd, 0, SEEK_END), 0);
+	kmsg_fd = fd;
+	ck_assert_int_eq(weft_spawn(&t, kmsg_read_64, buf), 0);
+	ck_assert_int_eq(weft_sleep(20 * WEFT_MSEC), 0);
+	t0 = weft_now();
+	ck_assert_int_eq(weft_close(fd), 0);
+	ck_assert_int_eq(weft_join(t, &res), 0);
+	ck_assert_msg((intptr_t)res == -EBADF && io_ms_since(t0) < 1000,
+		      "read past weft_close: %d after %ld ms",
+		      (int)(intptr_t)res, io_ms_since(t0));
+	atomic_store(&kmsg_done, true);
+	pthread_join(th, NULL);
+	free(buf);
+	return NULL;
+}
+
+START_TEST(kmsg_read_ends_on_deadline)
+{
+	int rfd = open("/dev/kmsg", O_RDONLY | O_CLOEXEC);
+	int wfd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+
+	if (rfd >= 0 && wfd >= 0)
+		weft_test_run(kmsg_read_main, (void *)(intptr_t)wfd, 1);
+	if (rfd >= 0)
+		close(rfd);
+	if (wfd >= 0)
+		close(wfd);
+}
+END_TEST
+
+/*
  * weft_open leaves the file description as open(2) would: the inline
  * openat io_uring tries first runs with O_NONBLOCK added, and the kernel
  * takes it off again before it installs the fd (io_openat2), so neither a
@@ -2198,6 +2300,7 @@ int main(void)
 	tcase_add_test(tc, hatch_refuses_odd_flags);
 	tcase_add_test(tc, real_error_after_cancel_reported);
 	tcase_add_test(tc, pread_nonblock_file);
+	tcase_add_test(tc, kmsg_read_ends_on_deadline);
 	tcase_add_test(tc, open_leaves_blocking);
 	tcase_add_test(tc, many_ops_one_worker);
 	tcase_add_test(tc, many_ops_submit_refused_on_overflow);

@@ -257,9 +257,13 @@ WEFT_MUST_CHECK int weft_unix_connect(const char *path);
  * a disk: a FIFO's open waiting for its other end, a read of a device
  * that waits for data (/dev/kmsg). io_uring interrupts it
  * (-ECANCELED / -ETIMEDOUT, nothing moved; what it moved before, it
- * returns); under epoll it waits until the other party comes, but for a
- * FIFO reader's open, which waits for its writer in the task and ends as
- * under io_uring. */
+ * returns). On the blocking pool (under epoll; under io_uring a pread
+ * or pwrite whose len is 0 or past 0x7ffff000) a read of a character
+ * device that polls not ready waits for readiness in the task first,
+ * where cancellation, deadline and weft_close end it, and a FIFO reader's
+ * open waits for its writer in the task; any other such sleep (a write, a
+ * read that sleeps though its file polled ready, a FIFO writer's open)
+ * waits until the other party comes. */
 
 /* open(2) (O_CLOEXEC is implied). Returns the fd or -errno. */
 WEFT_MUST_CHECK int weft_open(const char *path, int flags, mode_t mode);
