@@ -8,6 +8,7 @@
 #include "drivers/readiness/pollset.h"
 #include "futex.h"
 #include "idle.h"
+#include "park.h"
 #include "runq.h"
 #include "task.h"
 #include "timer.h"
@@ -149,7 +150,9 @@ static int look_at_workers(struct weft_runtime *rt, struct look *last,
 		if (still && now.timers && last[i].timers &&
 		    __atomic_load_n(&w->current, __ATOMIC_RELAXED)) {
 			bool fired;
+			weft__ready_into = w;
 			weft__timers_run(w, &fired);
+			weft__ready_into = NULL;
 			intervened(&rt->monitor);
 		}
 		/* Yielded tasks behind a task that kept the worker all

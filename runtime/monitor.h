@@ -19,9 +19,10 @@
  * monitor rouses an idle worker for those too: they are open to thieves
  * and offered to none (runq.h).
  * It also fires the due timers of a worker kept by one task all period,
- * so that task's sleepers wake on time on other workers (through the
- * global queue, which that worker, once free, lets go first after its own
- * next firing: worker.c's fire_timers), and moves that
+ * so that task's sleepers wake on time on other workers (into that
+ * worker's ready queue, whose tasks thieves take oldest first, and which
+ * the worker, once free, runs in order: its own later firing queues
+ * behind them), and moves that
  * worker's yielded tasks to the global queue, where any worker takes
  * them (a yielded list is its owner's: runq.h). Once no worker
  * has tasks waiting, yielded or a timer due soon (TIMER_SOON_NS) it

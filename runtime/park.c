@@ -121,6 +121,8 @@ bool weft__spin_worthwhile(void)
 
 void (*weft__ready_after_push)(void);
 
+_Thread_local struct weft_worker *weft__ready_into;
+
 /* A plain thread's wake. Once t is in the global queue a worker may run
  * it to its end, and weft_run may then free rt: weft_run waits for this
  * thread to leave first (weft__task_foreign_quiesce). */
@@ -132,7 +134,11 @@ static void ready_from_thread(struct weft_task *t)
 	int phase = weft__foreign_enter();
 	struct weft_runtime *rt = atomic_load(&weft__rt);
 	weft__latency_mark(t, plain_wakes++);
-	weft__inject_push(&rt->inject, t);
+	/* The monitor's firing for a kept worker: behind what its scheduler
+	 * woke before, ahead of what it wakes after, as if it fired them
+	 * itself (timer.c); thieves take them oldest first (runq.h). */
+	struct weft_worker *into = weft__ready_into;
+	weft__inject_push(into ? &into->ready : &rt->inject, t);
 	if (__builtin_expect(weft__ready_after_push != NULL, 0))
 		weft__ready_after_push();
 	weft__notify_work(rt);

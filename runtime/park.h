@@ -26,6 +26,11 @@ void weft__task_park(void (*unlock)(void *), void *arg);
  * does (timers, I/O), on the global queue from a plain thread (runq.h). */
 void weft__task_ready(struct weft_task *t);
 
+/* While set, the calling plain thread's wakes go to this worker's ready
+ * queue, not to the global queue: the monitor sets it as it fires the due
+ * timers of a worker that a task keeps (monitor.c). */
+extern _Thread_local struct weft_worker *weft__ready_into;
+
 /* Internal test interface, not API: if set, called by a plain thread's
  * wake between its push onto the global queue and its notify, where the
  * thread may be preempted. */

@@ -20,7 +20,9 @@
  *      stuck (weft__runq_woken_open), or when a busy worker found it
  *      stalled.
  *   4. A worker's ready queue (w->ready, inject.h): tasks its scheduler
- *      woke (I/O events and completions, timers), first in first out.
+ *      woke (I/O events and completions, timers; and the monitor, the
+ *      sleepers it fires while a task keeps the worker), first in first
+ *      out.
  *      When its deques run dry, or a streak of run-next picks ends, the
  *      owner moves a batch to its deque, oldest to be taken first; at the
  *      global queue's turn, if that queue is empty, it runs the oldest.
@@ -85,8 +87,9 @@
  *    yielded list only after it switched out too, as the monitor may move
  *    it to another worker from there.
  *  - Places 1, 3, 4 and 5 are filled only by their owner (the worker whose
- *    task, or whose scheduler, wakes the task); 2 is pushed only by its
- *    owner.
+ *    task, or whose scheduler, wakes the task), but for the sleepers the
+ *    monitor wakes into a kept worker's ready queue (monitor.h); 2 is
+ *    pushed only by its owner.
  *  - A yielded list that is not empty has the monitor armed, or a look of
  *    the monitor saw it (monitor.h's no lost arming).
  */
@@ -286,8 +289,9 @@ static inline bool weft__runq_run_next(struct weft_worker *w,
  * idle workers would steal them, and a contended lock's tasks, which
  * gather in the list, would bounce its line between cores (bench/mutex
  * ran 4.9 times slower). Only the owner fills run-next, the ready queue
- * and the yielded list, so one look tells whether each is worth
- * taking. */
+ * (but for the monitor's wakes while a task keeps it, which a look that
+ * misses them leaves for the next pick) and the yielded list, so one look
+ * tells whether each is worth taking. */
 static inline __attribute__((always_inline)) struct weft_task *
 weft__runq_take_local(struct weft_worker *w, bool yielded_held)
 {
@@ -370,9 +374,7 @@ weft__runq_pick(struct weft_runtime *rt, struct weft_worker *w, bool direct,
 		 * a sleeper or a connection woken there waiting as long as
 		 * they went on, with no thief to take it while every worker
 		 * was as busy. Run now, not moved to the deque, where the
-		 * next spawn would go over it. After the global queue: the
-		 * monitor woke this worker's sleepers there, due before
-		 * those its own firing woke (fire_timers in worker.c).
+		 * next spawn would go over it.
 		 * Not if a batch of the ready queue went to the deque since
 		 * the last turn: its tasks, still there or not, were woken
 		 * before any the ready queue holds, and sleepers of one

@@ -23,10 +23,11 @@
  *    ("Strangers") says why that is safe.
  *  - Any thread may fire a heap's due timers: its worker, or the monitor
  *    when that worker is kept by one task (monitor.c). One at a time, for
- *    all its batches (the heap's firing mutex): the monitor's wakes go to
- *    the global queue, the worker's to its ready queue, so a worker that
- *    took a later batch while the monitor still fired an earlier one woke
- *    its sleepers first, out of the order they slept in (time.h).
+ *    all its batches (the heap's firing mutex): both wake the sleepers into
+ *    the worker's ready queue (park.c's weft__ready_into), first in first
+ *    out, so the firings' order is the wakes'; a worker that took a later
+ *    batch while the monitor still fired an earlier one woke its sleepers
+ *    first, out of the order they slept in (time.h).
  */
 #include <errno.h>
 #include <stdlib.h>

@@ -189,20 +189,14 @@ static bool since(uint64_t tick, uint16_t *at, unsigned interval)
 	return true;
 }
 
-/* Fires w's due timers, whose sleepers wake into its ready queue (park.c).
- * Its picks take that queue before the global queue, where the monitor
- * woke the sleepers of w that came due while a task kept it (monitor.h):
- * due before those woken now, they would run after them (by 20 ms, in
- * test_timer's monitor_fires_earlier_first). So the global queue has the
- * next pick, as on its turn: one more turn per firing at most. Returns
- * the time to the next timer (-1: none). */
-static int64_t fire_timers(struct weft_runtime *rt, struct weft_worker *w)
+/* Fires w's due timers, whose sleepers wake into its ready queue (park.c),
+ * behind those the monitor woke there while a task kept w (monitor.h): due
+ * earlier, they run first (test_timer's monitor_fires_earlier_first).
+ * Returns the time to the next timer (-1: none). */
+static int64_t fire_timers(struct weft_worker *w)
 {
 	bool fired;
-	int64_t next = weft__timers_run(w, &fired);
-	if (fired && !weft__inject_empty(&rt->inject))
-		w->global_countdown = 1;
-	return next;
+	return weft__timers_run(w, &fired);
 }
 
 /* Submissions and I/O events, timers and a look at a stalled worker now
@@ -213,7 +207,7 @@ static void maintain(struct weft_runtime *rt, struct weft_worker *w,
 	weft__driver_poll(w->driver, since(tick, &w->harvested_at,
 					   WEFT__HARVEST_INTERVAL));
 	if (since(tick, &w->timers_checked_at, TIMER_CHECK_INTERVAL))
-		fire_timers(rt, w); /* an empty heap returns at once */
+		fire_timers(w); /* an empty heap returns at once */
 	share_woken(rt, w);
 	if (tick - w->relief.at >= RELIEF_INTERVAL) {
 		w->relief.at = tick;
@@ -243,7 +237,7 @@ static bool may_poll(struct weft_runtime *rt, int uncounted)
 
 static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
 {
-	int64_t next_timer = fire_timers(rt, w);
+	int64_t next_timer = fire_timers(w);
 	weft__driver_reap(w->driver, may_poll(rt, 1));
 	if (weft__runq_has_yielded(w) || weft__runq_has_local(w)) {
 		share_woken(rt, w);
@@ -272,7 +266,7 @@ static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
 	 * the search that follows, whose steal may take a task that keeps
 	 * this worker while the sleeper waits, until the monitor fires it
 	 * into the global queue, where no worker may be free to take it. */
-	fire_timers(rt, w);
+	fire_timers(w);
 	share_woken(rt, w);
 }
 

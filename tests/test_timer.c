@@ -844,6 +844,88 @@ START_TEST(monitor_fires_earlier_first)
 }
 END_TEST
 
+/*
+ * Ties the monitor fires, more than a worker takes from the global queue
+ * at once (runq.c's INJECT_BATCH, 32): TIES_N tasks sleep on Wm to one
+ * time while X keeps the other worker, Wo; X lets go, and M keeps Wm
+ * until every sleeper woke, so the monitor fires them all into the global
+ * queue and Wo alone runs them, one after another. They must wake in the
+ * order they slept (time.h). Wo took them 32 at a time, and its global
+ * queue's turn (every 61 picks) put the next 32 on top of the rest of the
+ * batch before in its deque: they ran first.
+ */
+#define TIES_N 200
+
+static struct {
+	int64_t at;
+	int worker; /* Wm */
+	atomic_int armed, strays, woken;
+	atomic_int order[TIES_N]; /* arming ranks, in waking order */
+} ties;
+
+static void *ties_sleeper(void *arg)
+{
+	(void)arg;
+	if (weft__self()->id != ties.worker || weft_now() >= ties.at)
+		atomic_fetch_add(&ties.strays, 1);
+	/* Ranked as armed: the sleepers run one at a time on Wm. */
+	int rank = atomic_fetch_add(&ties.armed, 1);
+	int r = weft_sleep_until(ties.at);
+
+	atomic_store(&ties.order[atomic_fetch_add(&ties.woken, 1)], rank);
+	return (void *)(intptr_t)r;
+}
+
+/* One try; returns whether the scene was set (then it checked). */
+static void *ties_main(void *arg)
+{
+	weft_task_t x, s[TIES_N];
+	bool scene;
+
+	(void)arg;
+	atomic_store(&split.keeper, -1);
+	ties.worker = weft__self()->id;
+	ck_assert_int_eq(weft_spawn(&x, split_keeper, NULL), 0);
+	scene = split_keeper_elsewhere();
+	ties.at = weft_now() +
+		  (WEFT_TEST_SCALE >= 100 ? 100 : 1000) * WEFT_MSEC;
+	for (int i = 0; i < TIES_N; i++)
+		ck_assert_int_eq(weft_spawn(&s[i], ties_sleeper, NULL), 0);
+	while (atomic_load(&ties.armed) < TIES_N)
+		ck_assert_int_eq(weft_yield(), 0);
+	scene = scene && !atomic_load(&ties.strays) &&
+		weft__self()->id == ties.worker;
+	atomic_store(&split.stop, true); /* X lets Wo go */
+	int64_t end = ties.at + 5 * WEFT_SEC;
+	while (atomic_load(&ties.woken) < TIES_N && weft_now() < end)
+		weft__cpu_relax();
+	scene = scene && atomic_load(&ties.woken) == TIES_N;
+	for (int i = 0; i < TIES_N; i++) {
+		void *r;
+
+		ck_assert_int_eq(weft_join(s[i], &r), 0);
+		ck_assert_int_eq((intptr_t)r, 0);
+	}
+	ck_assert_int_eq(weft_join(x, NULL), 0);
+	for (int i = 0; scene && i < TIES_N; i++)
+		ck_assert_msg(ties.order[i] == i,
+			      "the task armed %d woke %d-th", ties.order[i], i);
+	return (void *)scene;
+}
+
+START_TEST(monitor_fires_many_ties_in_order)
+{
+	bool scene = false;
+
+	for (int tries = 0; !scene && tries < 5; tries++) {
+		memset(&split, 0, sizeof(split));
+		memset(&ties, 0, sizeof(ties));
+		scene = weft_test_run(ties_main, NULL, 2) != NULL;
+	}
+	ck_assert_msg(scene, "the scene was never set");
+}
+END_TEST
+
 /* ---- compaction keeps the live timers ----------------------------------- */
 
 /*
@@ -1121,6 +1203,7 @@ int main(void)
 	tcase_add_test(tc, stale_fire_ignored);
 	tcase_add_test(tc, monitor_fires_ties_in_order);
 	tcase_add_test(tc, monitor_fires_earlier_first);
+	tcase_add_test(tc, monitor_fires_many_ties_in_order);
 	tcase_add_test(tc, compaction_keeps_live);
 	tcase_add_test(tc, unarmed_wait_unseen);
 	tcase_add_test(tc, plain_thread);
