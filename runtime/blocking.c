@@ -48,6 +48,7 @@
 #include "futex.h"
 #include "list.h"
 #include "spinlock.h"
+#include "stall.h"
 #include "wait.h"
 
 #define DEFAULT_MAX 64
@@ -201,8 +202,13 @@ static void *pool_main(void *arg)
 static void pool_spawn(void)
 {
 	struct pool_thread *t = calloc(1, sizeof(*t));
+	/* Started from a worker: with SIGURG as weft_run's caller has it
+	 * (stall.h). */
+	sigset_t mask = weft__stall_thread_block();
+	bool made = t && !pthread_create(&t->tid, NULL, pool_main, t);
 
-	if (t && !pthread_create(&t->tid, NULL, pool_main, t)) {
+	weft__stall_thread_restore(&mask);
+	if (made) {
 		pool_lock();
 		weft__list_push_front(pool.threads, t);
 		pool_unlock();

@@ -513,7 +513,10 @@ int weft_dump(int fd)
 		 * and the task keeps weft_run from returning meanwhile. */
 		struct dump_call c = { atomic_load(&weft__rt), fd, 0 };
 		pthread_t th;
+		/* With SIGURG as weft_run's caller has it (stall.h). */
+		sigset_t mask = weft__stall_thread_block();
 		int err = pthread_create(&th, NULL, dump_thread, &c);
+		weft__stall_thread_restore(&mask);
 		if (err)
 			return -err;
 		pthread_join(th, NULL);

@@ -51,7 +51,7 @@ static struct {
 	bool linked; /* frames[1] is the link register's (interrupted_link) */
 	bool installed;
 	/* weft_run's caller blocked SIGURG: the program's own SIGURGs are
-	 * passed on (pass_on). Set with installed, and as it is read. */
+	 * passed on (pass_on). Set and cleared with installed. */
 	bool pass_on;
 	struct sigaction old;
 } capture;
@@ -129,30 +129,34 @@ static bool from_capture(const siginfo_t *info)
 /*
  * A SIGURG of the program's (a kill to the process, an urgent byte on a
  * socket it owns: process-directed), taken by a thread that has SIGURG
- * unblocked only because weft unblocked it: a worker (weft__stall_worker_
- * init), or a thread one started (the blocking pool's, a task's). If
- * weft_run's caller has SIGURG unblocked, the program ignores it (SIG_DFL)
- * wherever it lands: so do we. If it blocked it, the program waits for it
- * in a thread of its own (sigwait, signalfd), which would have had it had
- * every thread kept the caller's mask: this thread blocks SIGURG from the
- * handler's return on (uc_sigmask), as it would have, and sends the
- * signal to the process again, where the kernel gives it to a thread that
- * has SIGURG unblocked or waits for it: the program's, or another of
- * weft's, which does the same. A worker marks itself, and unblocks SIGURG
- * again at its next pick (weft__stall_unmask), for the captures.
- * Async-signal-safe: sigaddset, getpid, kill, an atomic store.
+ * unblocked. If weft_run's caller has SIGURG unblocked, the program
+ * ignores it (SIG_DFL) wherever it lands: so do we. If it blocked it, the
+ * program waits for it in a thread of its own (sigwait, signalfd), which
+ * would have had it had every thread kept the caller's mask. A worker
+ * has SIGURG unblocked only because weft unblocked it (weft__stall_worker_
+ * init): it blocks SIGURG from the handler's return on (uc_sigmask), as it
+ * would have, and sends the signal to the process again, where the kernel
+ * gives it to a thread that has SIGURG unblocked or waits for it: the
+ * program's, or another worker, which does the same. It marks itself,
+ * and unblocks SIGURG again at its next pick (weft__stall_unmask), for
+ * the captures. Any other thread has it unblocked by its own choice (the
+ * program's, which unblocked SIGURG itself) or inherited it from a worker
+ * (a thread a task started): ignored, as the default action does in a
+ * thread that has SIGURG unblocked, and its mask left alone, as nothing
+ * would unblock SIGURG there again (it stayed blocked in a thread of the
+ * program's for good: test_observe stall_keeps_program_thread_mask).
+ * weft's own plain threads start with it blocked (weft__stall_thread_
+ * block). Async-signal-safe: sigaddset, getpid, kill, an atomic store.
  */
 static void pass_on(struct weft_worker *w, ucontext_t *uc)
 {
-	if (!capture.pass_on)
+	if (!w || !capture.pass_on) /* w first: see weft__stall_stop */
 		return;
 	int saved = errno;
 	sigaddset(&uc->uc_sigmask, SIGURG);
 	/* relaxed: read by this thread (the pick after the handler) and,
 	 * as a hint, by the monitor (capture_frames). */
-	if (w)
-		atomic_store_explicit(&w->urg_masked, true,
-				      memory_order_relaxed);
+	atomic_store_explicit(&w->urg_masked, true, memory_order_relaxed);
 	kill(getpid(), SIGURG);
 	errno = saved;
 }
@@ -275,6 +279,25 @@ void weft__stall_worker_init(void)
 	pthread_sigmask(SIG_UNBLOCK, &urg, NULL);
 }
 
+sigset_t weft__stall_thread_block(void)
+{
+	sigset_t old;
+	/* pass_on: set before the workers were created, cleared after they
+	 * were joined, the only threads that call this (blocking.c, dump.c). */
+	if (capture.pass_on) {
+		sigset_t urg = sigurg_only();
+		pthread_sigmask(SIG_BLOCK, &urg, &old);
+	} else {
+		pthread_sigmask(SIG_BLOCK, NULL, &old);
+	}
+	return old;
+}
+
+void weft__stall_thread_restore(const sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
 /* After a pass_on, the pick retries no sooner than this. */
 #define UNMASK_RETRY_NS (10 * WEFT_MSEC)
 
@@ -312,6 +335,10 @@ void weft__stall_stop(struct weft_runtime *rt)
 		weft__sig_put_back(SIGURG, &capture.old, NULL, on_sigurg);
 		weft__sig_release(SIGURG, WEFT__SIG_STALL);
 		capture.installed = false;
+		/* Read by workers only (joined now: the handler reads w
+		 * first, and they alone call weft__stall_thread_block): not
+		 * left set for a run that takes no SIGURG. */
+		capture.pass_on = false;
 	}
 	free(s->looks);
 	s->looks = NULL;

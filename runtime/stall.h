@@ -12,6 +12,7 @@
 #ifndef WEFT_RUNTIME_STALL_H
 #define WEFT_RUNTIME_STALL_H
 
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -60,6 +61,13 @@ void weft__stall_worker_init(void);
  * pass_on): unblocks it again if none is pending; else sends that one on
  * and tries again at a pick 10 ms later. */
 void weft__stall_unmask(struct weft_worker *w);
+/* Around the pthread_create of a thread of weft's that may run on a
+ * worker (the blocking pool's, a dump's): while the capture passes the
+ * program's SIGURGs on, blocks SIGURG in the calling thread, so that the
+ * new one starts with it blocked, as weft_run's caller has it, not with a
+ * worker's mask; returns the mask to give back to _restore. */
+sigset_t weft__stall_thread_block(void);
+void weft__stall_thread_restore(const sigset_t *old);
 /* Ends the watch; gives SIGURG back its action from before, unless the
  * program replaced weft's handler meanwhile (its own then stays). */
 void weft__stall_stop(struct weft_runtime *rt);

@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <liburing.h>
 #include "test_util.h"
@@ -1836,6 +1837,77 @@ START_TEST(stall_keeps_program_sigurg)
 }
 END_TEST
 
+/*
+ * A thread of the program's own keeps its mask. The program blocked
+ * SIGURG before weft_run and a thread of its unblocked it again (SIGURGs
+ * landing there are then ignored, the default action). A SIGURG of the
+ * program's that this thread took went through the stall capture's
+ * handler, which blocked SIGURG in it for good, as in a thread of weft's
+ * (it passes the signal on, and a worker unblocks it at its next pick):
+ * the thread found SIGURG blocked after the first one it took. Sent with
+ * rt_tgsigqueueinfo, so that this thread takes it: SI_QUEUE, as a
+ * program's signal, not the capture's SI_TKILL.
+ */
+static struct {
+	atomic_int step; /* 1: the run is up, send; 2: sent, looked */
+	bool blocked_after;
+} own;
+
+static void *own_thread(void *arg)
+{
+	sigset_t urg, now;
+	siginfo_t si = { .si_signo = SIGURG, .si_code = SI_QUEUE };
+
+	sigemptyset(&urg);
+	sigaddset(&urg, SIGURG);
+	ck_assert_int_eq(pthread_sigmask(SIG_UNBLOCK, &urg, NULL), 0);
+	while (atomic_load(&own.step) < 1)
+		usleep(100);
+	si.si_pid = getpid();
+	si.si_uid = getuid();
+	/* To this thread, which has it unblocked: handled before the call
+	 * returns. */
+	ck_assert_int_eq(syscall(SYS_rt_tgsigqueueinfo, getpid(), gettid(),
+				 SIGURG, &si),
+			 0);
+	ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, NULL, &now), 0);
+	own.blocked_after = sigismember(&now, SIGURG) == 1;
+	atomic_store(&own.step, 2);
+	return arg;
+}
+
+static void *own_main(void *arg)
+{
+	atomic_store(&own.step, 1);
+	while (atomic_load(&own.step) < 2)
+		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+	return arg;
+}
+
+START_TEST(stall_keeps_program_thread_mask)
+{
+	struct weft_config cfg = { .workers = 2,
+				   .stall_threshold_ns = 100 * WEFT_MSEC,
+				   .on_stall = on_stall };
+	sigset_t urg, old;
+	pthread_t th;
+	siginfo_t info;
+
+	sigemptyset(&urg);
+	sigaddset(&urg, SIGURG);
+	ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, &urg, &old), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, own_thread, NULL), 0);
+	ck_assert_int_eq(weft_run(own_main, NULL, &cfg, NULL), 0);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	/* Whatever a thread of weft's passed on is the program's now. */
+	while (sigtimedwait(&urg, &info, &(struct timespec){ 0, 0 }) == SIGURG)
+		;
+	ck_assert_int_eq(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+	ck_assert_msg(!own.blocked_after,
+		      "the program's thread has SIGURG blocked now");
+}
+END_TEST
+
 /* Off by default: a 300 ms spin is neither reported nor counted. */
 static void *unreported_main(void *arg)
 {
@@ -3295,6 +3367,7 @@ int main(void)
 	tcase_add_test(tc, stall_frames_with_sigurg_blocked);
 	tcase_add_test(tc, stall_frames_once);
 	tcase_add_test(tc, stall_keeps_program_sigurg);
+	tcase_add_test(tc, stall_keeps_program_thread_mask);
 	tcase_add_test(tc, stall_off_by_default);
 	tcase_add_test(tc, stall_rate_limited);
 	tcase_add_test(tc, stall_report_of_ended_task);

@@ -78,15 +78,19 @@ int weft_dump(int fd);
  * signal is not handled in time (ThreadSanitizer delays it while the task
  * makes no system call), the report has no frames. With the handler in,
  * the workers unblock SIGURG, whatever mask they inherited from weft_run's
- * caller; a SIGURG sent to the process (kill, an urgent byte on a socket
- * it owns) still reaches the program: if the caller blocked SIGURG (for a
- * sigwait or signalfd thread), a thread of weft's that takes one blocks
- * SIGURG and sends it to the process again, as sent by itself (a worker
- * unblocks it at its next pick); if not, it is ignored, as the default
- * action does. A handler the program installs over weft's meanwhile stays
- * when weft_run returns. As with Go's preemption signal, a stalled task
- * inside a system call that is never restarted after a handler (nanosleep,
- * poll, epoll_wait) sees it return EINTR, or end early.
+ * caller (weft's other threads keep the caller's; a thread a task starts
+ * inherits its worker's); a SIGURG sent to the process (kill, an urgent
+ * byte on a socket it owns) still reaches the program: if the caller
+ * blocked SIGURG (for a sigwait or signalfd thread), a worker that takes
+ * one blocks SIGURG and sends it to the process again, as sent by itself,
+ * and unblocks it at a pick once none is pending; if not, it is ignored,
+ * as the default action does. In any other thread that has SIGURG
+ * unblocked (the program's own, whose mask weft leaves alone, or one a
+ * task started: block SIGURG there if the program waits for it) it is
+ * ignored too. A handler the program installs over weft's meanwhile
+ * stays when weft_run returns. As with Go's preemption signal, a stalled
+ * task inside a system call that is never restarted after a handler
+ * (nanosleep, poll, epoll_wait) sees it return EINTR, or end early.
  */
 struct weft_stall {
 	/* Unique within a weft_run: n * 1025 + w for the n-th task spawned
