@@ -1908,6 +1908,43 @@ START_TEST(stall_keeps_program_thread_mask)
 }
 END_TEST
 
+/*
+ * A SIGURG of the program's that no thread of it waits for stays pending
+ * for it, as it would had the workers kept weft_run's caller's mask, and
+ * is there when weft_run returns: the workers send it on, and keep SIGURG
+ * blocked meanwhile (so the stall report comes, without frames: dump.h).
+ * It was lost as weft_run put SIG_DFL back, which discards a pending
+ * signal whose default action is to ignore it.
+ */
+static void *unwaited_urg_main(void *arg)
+{
+	ck_assert_int_eq(kill(getpid(), SIGURG), 0);
+	ck_assert_int_eq(weft_sleep(50 * WEFT_MSEC), 0);
+	run_named(deep_spinner, "spinner");
+	return arg;
+}
+
+START_TEST(stall_keeps_unwaited_program_sigurg)
+{
+	struct weft_config cfg = { .workers = 2,
+				   .stall_threshold_ns = 100 * WEFT_MSEC,
+				   .on_stall = on_stall };
+	sigset_t urg, old;
+	siginfo_t info;
+
+	sigemptyset(&urg);
+	sigaddset(&urg, SIGURG);
+	ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, &urg, &old), 0);
+	atomic_store(&seen.calls, 0);
+	ck_assert_int_eq(weft_run(unwaited_urg_main, NULL, &cfg, NULL), 0);
+	ck_assert_int_eq(atomic_load(&seen.calls), 1);
+	int sig = sigtimedwait(&urg, &info, &(struct timespec){ 0, 0 });
+	ck_assert_int_eq(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+	ck_assert_int_eq(sig, SIGURG);
+	ck_assert_int_eq(info.si_code, SI_USER);
+}
+END_TEST
+
 /* Off by default: a 300 ms spin is neither reported nor counted. */
 static void *unreported_main(void *arg)
 {
@@ -3368,6 +3405,7 @@ int main(void)
 	tcase_add_test(tc, stall_frames_once);
 	tcase_add_test(tc, stall_keeps_program_sigurg);
 	tcase_add_test(tc, stall_keeps_program_thread_mask);
+	tcase_add_test(tc, stall_keeps_unwaited_program_sigurg);
 	tcase_add_test(tc, stall_off_by_default);
 	tcase_add_test(tc, stall_rate_limited);
 	tcase_add_test(tc, stall_report_of_ended_task);

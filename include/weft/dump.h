@@ -87,10 +87,13 @@ int weft_dump(int fd);
  * as the default action does. In any other thread that has SIGURG
  * unblocked (the program's own, whose mask weft leaves alone, or one a
  * task started: block SIGURG there if the program waits for it) it is
- * ignored too. A handler the program installs over weft's meanwhile
- * stays when weft_run returns. As with Go's preemption signal, a stalled
- * task inside a system call that is never restarted after a handler
- * (nanosleep, poll, epoll_wait) sees it return EINTR, or end early.
+ * ignored too. While a SIGURG of the program's stays pending, as no
+ * thread of it waits for one, the workers keep SIGURG blocked and send
+ * it on every 10 ms: reports then have no frames. A handler the program
+ * installs over weft's meanwhile stays when weft_run returns. As with Go's
+ * preemption signal, a stalled task inside a system call that is never
+ * restarted after a handler (nanosleep, poll, epoll_wait) sees it return
+ * EINTR, or end early.
  */
 struct weft_stall {
 	/* Unique within a weft_run: n * 1025 + w for the n-th task spawned
