@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "test_io_util.h"
+#include "runtime/steal.h"
 #include "runtime/task.h"
 #include "runtime/worker.h"
 #include "sync_test_util.h"
@@ -852,7 +853,8 @@ END_TEST
  * queue and Wo alone runs them, one after another. They must wake in the
  * order they slept (time.h). Wo took them 32 at a time, and its global
  * queue's turn (every 61 picks) put the next 32 on top of the rest of the
- * batch before in its deque: they ran first.
+ * batch before in its deque: they ran first (the task armed 64 woke
+ * 58th).
  */
 #define TIES_N 200
 
@@ -860,7 +862,8 @@ static struct {
 	int64_t at;
 	int worker; /* Wm */
 	atomic_int armed, strays, woken;
-	atomic_int order[TIES_N]; /* arming ranks, in waking order */
+	atomic_int order[TIES_N];    /* arming ranks, in waking order */
+	_Atomic int64_t first, last; /* when the first and last woke */
 } ties;
 
 static void *ties_sleeper(void *arg)
@@ -871,8 +874,13 @@ static void *ties_sleeper(void *arg)
 	/* Ranked as armed: the sleepers run one at a time on Wm. */
 	int rank = atomic_fetch_add(&ties.armed, 1);
 	int r = weft_sleep_until(ties.at);
+	int k = atomic_fetch_add(&ties.woken, 1);
 
-	atomic_store(&ties.order[atomic_fetch_add(&ties.woken, 1)], rank);
+	atomic_store(&ties.order[k], rank);
+	if (!k)
+		atomic_store(&ties.first, weft_now());
+	if (k == TIES_N - 1)
+		atomic_store(&ties.last, weft_now());
 	return (void *)(intptr_t)r;
 }
 
@@ -899,7 +907,15 @@ static void *ties_main(void *arg)
 	int64_t end = ties.at + 5 * WEFT_SEC;
 	while (atomic_load(&ties.woken) < TIES_N && weft_now() < end)
 		weft__cpu_relax();
-	scene = scene && atomic_load(&ties.woken) == TIES_N;
+	/* A busy worker takes over the tasks of one it saw stalled for
+	 * RELIEF_STALL_NS (steal.h), its ready queue's too, onto the top of
+	 * its deque, over the rest of what it took before: not the order
+	 * this proves (time.h says what holds then). Wo's wakes span about
+	 * 0.1 ms, and a span shorter than that gave it no time to; under the
+	 * sanitizers it is longer, and the scene may never be set. */
+	scene = scene && atomic_load(&ties.woken) == TIES_N &&
+		atomic_load(&ties.last) - atomic_load(&ties.first) <
+			RELIEF_STALL_NS;
 	for (int i = 0; i < TIES_N; i++) {
 		void *r;
 
@@ -922,7 +938,8 @@ START_TEST(monitor_fires_many_ties_in_order)
 		memset(&ties, 0, sizeof(ties));
 		scene = weft_test_run(ties_main, NULL, 2) != NULL;
 	}
-	ck_assert_msg(scene, "the scene was never set");
+	ck_assert_msg(scene || WEFT_TEST_SCALE < 100,
+		      "the scene was never set");
 }
 END_TEST
 

@@ -28,8 +28,10 @@ int weft_sleep(int64_t ns);
 /* Sleeps until the absolute weft_now() time at (no drift in periodic
  * loops). Tasks that slept on one worker to the same time wake in the
  * order they slept; each worker keeps its own timers, so across workers
- * a busy one may fire its due timers a little after an idle one. Returns
- * as weft_sleep. */
+ * a busy one may fire its due timers a little after an idle one. But
+ * while a task keeps their worker, a busy worker that takes over what
+ * waits there (to run it sooner) may run a batch of them, up to 32, before
+ * the rest of one it took before. Returns as weft_sleep. */
 int weft_sleep_until(int64_t at);
 
 /* A deadline scope (asyncio.timeout, Trio's move_on_at): between enter and
