@@ -1718,7 +1718,9 @@ START_TEST(stall_frames_once)
 						  &cfg, NULL),
 					 0);
 		}
-#ifndef __SANITIZE_THREAD__ /* it delays the signal: maybe no frames */
+#ifdef __SANITIZE_THREAD__
+		continue; /* it delays the signal: maybe no frames */
+#endif
 		ck_assert_msg(once_n >= 2, "%s: %d frames", inner[leaf],
 			      once_n);
 		ck_assert_msg(names_function(once_names[0], inner[leaf]) &&
@@ -1726,7 +1728,6 @@ START_TEST(stall_frames_once)
 						     outer[leaf]),
 			      "#0 %s\n#1 %s\n#2 %s", once_names[0],
 			      once_names[1], once_names[2]);
-#endif
 	}
 }
 END_TEST
