@@ -114,9 +114,13 @@ struct weft_task *weft__steal(struct weft_runtime *rt, struct weft_worker *w,
 
 /* Everything stranded on a stalled v: half of each place, into w's deque
  * (the oldest of each on top: they waited longest). */
+atomic_ulong weft__reliefs;
+
 static void take_stranded(struct weft_worker *v, struct weft_worker *w)
 {
 	struct weft_task *t;
+	/* Relaxed: a count, read by a test after the run's tasks joined. */
+	atomic_fetch_add_explicit(&weft__reliefs, 1, memory_order_relaxed);
 	if ((t = steal_half(&v->deque, w)))
 		weft__worker_push(w, t);
 	if ((t = steal_ready(v, w)))

@@ -18,6 +18,7 @@
 #ifndef WEFT_RUNTIME_STEAL_H
 #define WEFT_RUNTIME_STEAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 struct weft_runtime;
@@ -48,5 +49,9 @@ struct weft_task *weft__steal(struct weft_runtime *rt, struct weft_worker *w,
 #define RELIEF_INTERVAL 61
 #define RELIEF_STALL_NS (300 * 1000)
 void weft__steal_relieve(struct weft_runtime *rt, struct weft_worker *w);
+
+/* Internal test interface, not API: the reliefs taken so far, so that a
+ * test can tell a run whose tasks a relief moved (test_timer). */
+extern atomic_ulong weft__reliefs;
 
 #endif
