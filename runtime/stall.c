@@ -146,7 +146,19 @@ static bool from_capture(const siginfo_t *info)
  * would unblock SIGURG there again (it stayed blocked in a thread of the
  * program's for good: test_observe stall_keeps_program_thread_mask).
  * weft's own plain threads start with it blocked (weft__stall_thread_
- * block). Async-signal-safe: sigaddset, getpid, kill, an atomic store.
+ * block), and a worker blocks it before it stops being one (weft__stall_
+ * worker_exit). Async-signal-safe: sigaddset, getpid, kill, atomic stores.
+ *
+ * ThreadSanitizer runs most handlers later, inside the thread's next
+ * intercepted call, on a copy of the context, and gives the thread its
+ * mask from before after: SIGURG stays unblocked here, and a signal sent
+ * on from the handler came straight back to this thread, for ever (the
+ * worker spun in it; or it was lost, queued by ThreadSanitizer on a thread
+ * that then ended). There the handler only marks it owed, and the worker
+ * blocks SIGURG for real and sends it on (send_owed) at its next pick or
+ * park, or as it ends. Until then it holds the signal: while its task
+ * runs, or, if the handler ran inside the park's own wait, until the
+ * worker wakes.
  */
 static void pass_on(struct weft_worker *w, ucontext_t *uc)
 {
@@ -154,10 +166,14 @@ static void pass_on(struct weft_worker *w, ucontext_t *uc)
 		return;
 	int saved = errno;
 	sigaddset(&uc->uc_sigmask, SIGURG);
-	/* relaxed: read by this thread (the pick after the handler) and,
-	 * as a hint, by the monitor (capture_frames). */
+	/* relaxed, both: read by this thread (the pick after the handler)
+	 * and urg_masked, as a hint, by the monitor (capture_frames). */
 	atomic_store_explicit(&w->urg_masked, true, memory_order_relaxed);
+#ifdef WEFT_TSAN
+	atomic_store_explicit(&w->urg_owed, true, memory_order_relaxed);
+#else
 	kill(getpid(), SIGURG);
+#endif
 	errno = saved;
 }
 
@@ -301,9 +317,37 @@ void weft__stall_thread_restore(const sigset_t *old)
 /* After a pass_on, the pick retries no sooner than this. */
 #define UNMASK_RETRY_NS (10 * WEFT_MSEC)
 
+/* Blocks SIGURG on this worker's thread and sends on a SIGURG the handler
+ * left owed (pass_on, under ThreadSanitizer): the handler may run inside
+ * the pthread_sigmask, so the flag is read after it. Returns whether it
+ * sent one. */
+static bool send_owed(struct weft_worker *w)
+{
+	sigset_t urg = sigurg_only();
+	pthread_sigmask(SIG_BLOCK, &urg, NULL);
+	/* relaxed: set by a handler on this thread. */
+	if (!atomic_exchange_explicit(&w->urg_owed, false,
+				      memory_order_relaxed))
+		return false;
+	kill(getpid(), SIGURG);
+	return true;
+}
+
+void weft__stall_worker_exit(struct weft_worker *w)
+{
+	if (capture.installed) /* as in weft__stall_worker_init */
+		(void)send_owed(w);
+}
+
 void weft__stall_unmask(struct weft_worker *w)
 {
 	int64_t now = weft_now();
+	/* relaxed: as in send_owed. */
+	if (atomic_load_explicit(&w->urg_owed, memory_order_relaxed) &&
+	    send_owed(w)) {
+		w->urg_tried_at = now;
+		return;
+	}
 	if (w->urg_tried_at && now - w->urg_tried_at < UNMASK_RETRY_NS)
 		return;
 	sigset_t urg = sigurg_only();

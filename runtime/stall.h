@@ -56,10 +56,18 @@ int weft__stall_start(struct weft_runtime *rt, int64_t threshold,
  * program that blocked SIGURG there (leaving it to a sigwait thread, say)
  * would get every report without frames, each after the capture's wait. */
 void weft__stall_worker_init(void);
+/* On a worker's thread, before it stops being one (weft__self_set(NULL)):
+ * blocks SIGURG again, and sends on one the handler left owed. A SIGURG
+ * of the program's that came to the thread after would find no worker,
+ * and be lost (test_observe stall_keeps_unwaited_program_sigurg); blocked,
+ * it stays pending for weft__stall_stop. */
+void weft__stall_worker_exit(struct weft_worker *w);
 /* On a worker's thread, at a pick, while w->urg_masked (the handler
  * passed a SIGURG of the program's on, and blocked SIGURG here: stall.c's
- * pass_on): unblocks it again if none is pending; else sends that one on
- * and tries again at a pick 10 ms later. */
+ * pass_on), and before a park while w->urg_owed: sends on a SIGURG the
+ * handler left owed, if any, and returns; else unblocks SIGURG again if
+ * none is pending, or sends that one on and tries again at a pick 10 ms
+ * later. */
 void weft__stall_unmask(struct weft_worker *w);
 /* Around the pthread_create of a thread of weft's that may run on a
  * worker (the blocking pool's, a dump's): while the capture passes the

@@ -256,6 +256,11 @@ static void park_worker(struct weft_runtime *rt, struct weft_worker *w)
 		return;
 	}
 	weft__stat_add(&w->stats.parks, 1);
+	/* A SIGURG of the program's the handler left to this thread to send
+	 * on (ThreadSanitizer: stall.c's pass_on) would wait for its wake.
+	 * Relaxed: set by a signal handler on this thread. */
+	if (atomic_load_explicit(&w->urg_owed, memory_order_relaxed))
+		weft__stall_unmask(w);
 	weft__driver_park(w->driver, next_timer, may_poll(rt, 0));
 	/* The poller left the poll set: the monitor harvests it if nobody
 	 * does (monitor.h). */
@@ -365,6 +370,7 @@ void *weft__worker_main(void *arg)
 	int err = worker_setup(rt, w, &why);
 	weft__self_set(w);
 	if (!worker_started(rt, err, why)) {
+		weft__stall_worker_exit(w);
 		weft__self_set(NULL);
 		if (!err)
 			worker_teardown(w);
@@ -393,6 +399,7 @@ void *weft__worker_main(void *arg)
 			break;
 		park_worker(rt, w);
 	}
+	weft__stall_worker_exit(w);
 	weft__self_set(NULL);
 	worker_teardown(w);
 	return NULL;

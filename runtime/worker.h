@@ -109,9 +109,12 @@ struct __attribute__((aligned(64))) weft_worker {
 	pthread_t thread;
 	pid_t tid; /* for the monitor's reading of its schedstat (crowd.h) */
 	/* SIGURG blocked on its thread by the stall capture's handler, until
-	 * a pick unblocks it again (stall.h's weft__stall_unmask); and when
-	 * that last found one pending (0: never). */
+	 * a pick unblocks it again (stall.h's weft__stall_unmask); whether
+	 * the handler left the program's SIGURG for that pick to send on
+	 * (ThreadSanitizer builds only: stall.c's pass_on); and when a pick
+	 * last found one pending (0: never). */
 	_Atomic bool urg_masked;
+	_Atomic bool urg_owed;
 	int64_t urg_tried_at;
 	void *altstack;
 	const void *stack_bottom; /* the scheduler's own stack */
