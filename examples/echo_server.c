@@ -73,6 +73,8 @@ static void echo(int fd)
 
 int main(int argc, char **argv)
 {
+	if (server_help(argc, argv, "echo_server"))
+		return 0;
 	if (!server_timeout_env("echo_server", "ECHO_SEND_MS", &send_timeout))
 		return 2;
 	return server_main(argc, argv, "echo_server", echo);

@@ -465,6 +465,8 @@ static void http(int fd)
 
 int main(int argc, char **argv)
 {
+	if (server_help(argc, argv, "http_server"))
+		return 0;
 	if (!server_timeout_env("http_server", "HTTP_HEAD_MS", &head_timeout) ||
 	    !server_timeout_env("http_server", "HTTP_IDLE_MS", &idle_timeout) ||
 	    !server_timeout_env("http_server", "HTTP_SEND_MS", &send_timeout))

@@ -427,6 +427,8 @@ static bool max_bytes_env(void)
 
 int main(int argc, char **argv)
 {
+	if (server_help(argc, argv, "kv_server"))
+		return 0;
 	if (!server_timeout_env("kv_server", "KV_IDLE_MS", &idle_timeout) ||
 	    !server_timeout_env("kv_server", "KV_SEND_MS", &send_timeout) ||
 	    !max_bytes_env())

@@ -190,6 +190,14 @@ static int usage(FILE *out, const char *name)
 	return out == stdout ? 0 : 2;
 }
 
+bool server_help(int argc, char **argv, const char *name)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			return usage(stdout, name), true;
+	return false;
+}
+
 /* Sets *v from s: decimal digits only, at most max. strtol alone would
  * take leading blanks and a sign (" 7000", "+7000", "-0"). */
 static bool parse_number(const char *s, long max, long *v)
@@ -236,9 +244,6 @@ int server_main(int argc, char **argv, const char *name, server_handler handle)
 	long v;
 	int r;
 
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
-			return usage(stdout, name);
 	if (argc < 3 || argc > 4)
 		return usage(stderr, name);
 	server.name = name;

@@ -12,7 +12,13 @@
 /* Serves one connection; runs in its own task, and closes fd. */
 typedef void (*server_handler)(int fd);
 
-/* main() of a server called name. Returns the exit status. */
+/* Whether argv asks for the usage (-h or --help, anywhere); if so, prints
+ * it to stdout. A server's main() asks first, and returns 0 if so: before
+ * it reads its environment, whose complaint would hide the usage. */
+bool server_help(int argc, char **argv, const char *name);
+
+/* main() of a server called name, after server_help. Returns the exit
+ * status. */
 int server_main(int argc, char **argv, const char *name, server_handler handle);
 
 /* Whether bytes from the client wait in fd's socket, unread (a peek that

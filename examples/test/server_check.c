@@ -1888,11 +1888,12 @@ static int run_args(const char *path, const char *const *args, char *out,
 }
 
 /* -h and --help: the usage on stdout, status 0 (as getopt programs and
- * the seed's examples); a bad argument: the usage on stderr, status 2,
- * and no server. A port or a worker count is digits only: strtol took
- * " 7000", "+7000" and "-0" (leading blanks, a sign). They answered -h
- * on stderr with status 2. */
-static void args_checks(const char *path)
+ * the seed's examples), also when an environment variable the server
+ * reads (var) is bad, whose complaint and status 2 hid the usage; a bad
+ * argument: the usage on stderr, status 2, and no server. A port or a
+ * worker count is digits only: strtol took " 7000", "+7000" and "-0"
+ * (leading blanks, a sign). They answered -h on stderr with status 2. */
+static void args_checks(const char *path, const char *var)
 {
 	static const char *const help[][5] = {
 		{ "-h" },
@@ -1926,6 +1927,18 @@ static void args_checks(const char *path)
 			    help[i][0], help[i][1] ? help[i][1] : "", status,
 			    out, err);
 	}
+	char *kept = strdup(getenv(var) ? getenv(var) : "");
+	if (!kept)
+		die("strdup: out of memory");
+	check = "-h with a bad environment";
+	setenv(var, "x", 1);
+	status = run_args(path, help[0], out, err, sizeof(out));
+	*kept ? setenv(var, kept, 1) : unsetenv(var);
+	free(kept);
+	if (status || !strstr(out, "usage: ") || *err)
+		die("%s=x -h: status %d, stdout '%.60s', stderr '%.60s'; "
+		    "expected the usage on stdout, status 0",
+		    var, status, out, err);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		check = "bad arguments";
 		status = run_args(path, bad[i], out, err, sizeof(out));
@@ -1958,8 +1971,12 @@ int main(int argc, char **argv)
 		setenv_ms("KV_IDLE_MS", KV_IDLE_MS);
 		setenv_ms("KV_SEND_MS", KV_SEND_MS);
 	}
-	if (strcmp(argv[1], "http-plain"))
-		args_checks(argv[2]);
+	if (!strcmp(argv[1], "echo"))
+		args_checks(argv[2], "ECHO_SEND_MS");
+	else if (!strcmp(argv[1], "http"))
+		args_checks(argv[2], "HTTP_IDLE_MS");
+	else if (!strcmp(argv[1], "kv"))
+		args_checks(argv[2], "KV_IDLE_MS");
 	start(argv[2]);
 	if (!strcmp(argv[1], "echo")) {
 		echo_checks();
