@@ -1618,6 +1618,23 @@ START_TEST(stall_says_frames_left_out)
 }
 END_TEST
 
+/* SIGURG alone. */
+static sigset_t urg_set(void)
+{
+	sigset_t urg;
+	sigemptyset(&urg);
+	sigaddset(&urg, SIGURG);
+	return urg;
+}
+
+/* Blocks or unblocks (how) SIGURG on this thread; the mask before in *old
+ * unless old is NULL. */
+static void mask_urg(int how, sigset_t *old)
+{
+	sigset_t urg = urg_set();
+	ck_assert_int_eq(pthread_sigmask(how, &urg, old), 0);
+}
+
 /* weft_run's caller blocked SIGURG (a program that leaves it to a sigwait
  * thread): the workers inherit the mask, and the capture's signal stayed
  * pending on every one, so each report came without frames, after the
@@ -1627,11 +1644,9 @@ START_TEST(stall_frames_with_sigurg_blocked)
 	struct weft_config cfg = { .workers = 2,
 				   .stall_threshold_ns = 100 * WEFT_MSEC,
 				   .on_stall = on_stall };
-	sigset_t urg, old;
+	sigset_t old;
 
-	sigemptyset(&urg);
-	sigaddset(&urg, SIGURG);
-	ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, &urg, &old), 0);
+	mask_urg(SIG_BLOCK, &old);
 	report_with_frames(&cfg);
 	ck_assert_int_eq(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
 #ifndef __SANITIZE_THREAD__ /* it delays the signal: maybe no frames */
@@ -1810,9 +1825,8 @@ START_TEST(stall_keeps_program_sigurg)
 	sigset_t old;
 	pthread_t waiter;
 
-	sigemptyset(&pu.urg);
-	sigaddset(&pu.urg, SIGURG);
-	ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, &pu.urg, &old), 0);
+	pu.urg = urg_set();
+	mask_urg(SIG_BLOCK, &old);
 	ck_assert_int_eq(pthread_create(&waiter, NULL, urg_waiter, NULL), 0);
 	seen.nframes = 0;
 	for (int i = 0; i < STALL_TRIES && !seen.nframes; i++) {
@@ -1853,12 +1867,10 @@ static struct {
 
 static void *own_thread(void *arg)
 {
-	sigset_t urg, now;
+	sigset_t now;
 	siginfo_t si = { .si_signo = SIGURG, .si_code = SI_QUEUE };
 
-	sigemptyset(&urg);
-	sigaddset(&urg, SIGURG);
-	ck_assert_int_eq(pthread_sigmask(SIG_UNBLOCK, &urg, NULL), 0);
+	mask_urg(SIG_UNBLOCK, NULL);
 	while (atomic_load(&own.step) < 1)
 		usleep(100);
 	si.si_pid = getpid();
@@ -1887,13 +1899,11 @@ START_TEST(stall_keeps_program_thread_mask)
 	struct weft_config cfg = { .workers = 2,
 				   .stall_threshold_ns = 100 * WEFT_MSEC,
 				   .on_stall = on_stall };
-	sigset_t urg, old;
+	sigset_t urg = urg_set(), old;
 	pthread_t th;
 	siginfo_t info;
 
-	sigemptyset(&urg);
-	sigaddset(&urg, SIGURG);
-	ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, &urg, &old), 0);
+	mask_urg(SIG_BLOCK, &old);
 	ck_assert_int_eq(pthread_create(&th, NULL, own_thread, NULL), 0);
 	ck_assert_int_eq(weft_run(own_main, NULL, &cfg, NULL), 0);
 	ck_assert_int_eq(pthread_join(th, NULL), 0);
@@ -1934,12 +1944,10 @@ START_TEST(stall_keeps_unwaited_program_sigurg)
 	struct weft_config cfg = { .workers = 2,
 				   .stall_threshold_ns = 100 * WEFT_MSEC,
 				   .on_stall = on_stall };
-	sigset_t urg, old;
+	sigset_t urg = urg_set(), old;
 	siginfo_t info;
 
-	sigemptyset(&urg);
-	sigaddset(&urg, SIGURG);
-	ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, &urg, &old), 0);
+	mask_urg(SIG_BLOCK, &old);
 	for (int i = 0; i < UNWAITED_RUNS; i++) {
 		atomic_store(&seen.calls, 0);
 		ck_assert_int_eq(weft_run(unwaited_urg_main,
@@ -2247,14 +2255,6 @@ static void late_on_stall(const struct weft_stall *st, void *arg)
 	}
 }
 
-static void block_urg(int how)
-{
-	sigset_t urg;
-	sigemptyset(&urg);
-	sigaddset(&urg, SIGURG);
-	ck_assert_int_eq(pthread_sigmask(how, &urg, NULL), 0);
-}
-
 /* Spins until *flag, or 5 s. */
 static void spin_until_set(atomic_int *flag)
 {
@@ -2265,13 +2265,13 @@ static void spin_until_set(atomic_int *flag)
 
 static void *late_task(void *arg)
 {
-	block_urg(SIG_BLOCK);
+	mask_urg(SIG_BLOCK, NULL);
 	spin_until_set(&ls.late_seen); /* its capture gave up */
 	int64_t end = weft_now() + 5 * WEFT_SEC;
 	while (atomic_load(&ls.hooked) < 2 && weft_now() < end)
 		;
-	spin_for(5 * WEFT_MSEC); /* "blocked"'s capture waits now */
-	block_urg(SIG_UNBLOCK);  /* the late signal is handled */
+	spin_for(5 * WEFT_MSEC);     /* "blocked"'s capture waits now */
+	mask_urg(SIG_UNBLOCK, NULL); /* the late signal is handled */
 	spin_until_set(&ls.blocked_seen);
 	return NULL;
 }
@@ -2282,13 +2282,13 @@ static void *blocked_task(void *arg)
 	 * for this one. */
 	while (!atomic_load(&ls.late_seen))
 		ck_assert_int_eq(weft_yield(), 0);
-	block_urg(SIG_BLOCK);
+	mask_urg(SIG_BLOCK, NULL);
 	int64_t end = weft_now() + 5 * WEFT_SEC;
 	while (atomic_load(&ls.hooked) < 2 && weft_now() < end)
 		;
 	spin_for(10 * WEFT_MSEC);
 	ls.unblocked_at = weft_now();
-	block_urg(SIG_UNBLOCK); /* its own signal is handled: its frames */
+	mask_urg(SIG_UNBLOCK, NULL); /* its own signal is handled: its frames */
 	spin_until_set(&ls.blocked_seen);
 	return NULL;
 }
