@@ -268,7 +268,10 @@ END_TEST
  * lands only between translated blocks: runtime.cmake runs this suite
  * with QEMU_SINGLESTEP, one instruction a block. Valgrind delivers one
  * only between its own blocks, thousands at a time: none lands in the
- * switch, so there the case does not run.
+ * switch, so there the case does not run. Nor under ThreadSanitizer,
+ * which runs the handler later, inside the thread's next intercepted
+ * call: its walk starts there, not in the switch, and in one CI run no
+ * signal at all was seen to land in the switch in the test's 10 s.
  */
 #define WALK_MAX 64
 static atomic_bool walk_stop;
@@ -380,6 +383,9 @@ START_TEST(unwind_through_switch)
 	struct sigaction sa = { .sa_sigaction = on_walk_signal,
 				.sa_flags = SA_SIGINFO | SA_RESTART },
 			 old;
+#ifdef __SANITIZE_THREAD__
+	return;
+#endif
 	if (WEFT_UNDER_VALGRIND())
 		return;
 	sigemptyset(&sa.sa_mask);
