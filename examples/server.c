@@ -193,8 +193,10 @@ static int usage(FILE *out, const char *name)
 bool server_help(int argc, char **argv, const char *name)
 {
 	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
-			return usage(stdout, name), true;
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout, name);
+			return true;
+		}
 	return false;
 }
 

@@ -112,10 +112,10 @@ struct weft_task *weft__steal(struct weft_runtime *rt, struct weft_worker *w,
 	return weft__runq_pop_global(rt, w);
 }
 
-/* Everything stranded on a stalled v: half of each place, into w's deque
- * (the oldest of each on top: they waited longest). */
 atomic_ulong weft__reliefs;
 
+/* Everything stranded on a stalled v: half of each place, into w's deque
+ * (the oldest of each on top: they waited longest). */
 static void take_stranded(struct weft_worker *v, struct weft_worker *w)
 {
 	struct weft_task *t;
