@@ -73,12 +73,7 @@ struct weft_task *weft__runq_pop_global(struct weft_runtime *rt,
 struct weft_task *weft__runq_take_ready(struct weft_worker *w)
 {
 	int n;
-	struct weft_task *t = pop_batch(&w->ready, INJECT_BATCH, w, &n);
-	/* The rest went to the deque: older than what the ready queue still
-	 * holds, they go first (see weft__runq_pick's global turn). */
-	if (n > 1)
-		w->ready_moved = true;
-	return t;
+	return weft__inject_pop(&w->ready, 1, &n);
 }
 
 struct weft_task *weft__runq_steal_ready(struct weft_worker *v,

@@ -24,9 +24,10 @@
  *      sleepers it fires while a task keeps the worker), first in first
  *      out.
  *      When its deques run dry, or a streak of run-next picks ends, the
- *      owner moves a batch to its deque, oldest to be taken first; at the
- *      global queue's turn, if that queue is empty, it runs the oldest.
- *      Any worker steals half of it at any time.
+ *      owner runs the oldest; at the global queue's turn too, if that
+ *      queue is empty. One at a time, never moved to its own deque, where
+ *      spawns would go over them. Any worker steals half of it at any
+ *      time.
  *      Open to thieves because I/O is where a worker stalls: preempted by
  *      the OS, or busy, it would hold every connection it had polled (in
  *      loaded A/B runs of the epoll driver's echo server, the client-side
@@ -139,8 +140,11 @@ static inline bool weft__runq_woken_open(struct weft_worker *v)
 	       weft__deque_len(&v->woken) >= WAKE_BURST;
 }
 
-/* Takes a batch of w's ready tasks (place 4): returns the oldest, the rest
- * go to w's deque in order. NULL if there were none. Owner only. */
+/* Takes the oldest of w's ready tasks (place 4), NULL if there were none.
+ * One, not a batch for the deque: there the running task's next spawns
+ * went over the rest, which waited as long as it and its spawns kept the
+ * deque filled (test_task's woken_with_the_spawner_not_starved). Owner
+ * only. */
 struct weft_task *weft__runq_take_ready(struct weft_worker *w);
 
 /* Steals half of v's ready tasks for w: returns one, the rest go to w's
@@ -339,8 +343,7 @@ weft__runq_take_yielded_direct(struct weft_runtime *rt, struct weft_worker *w,
 /*
  * The owner's next task, the one place the pick order is written: every
  * GLOBAL_QUEUE_INTERVAL-th pick the global queue (if empty, the oldest
- * ready task, unless a batch of the ready queue went to the deque since
- * the last turn), the oldest woken task and the oldest yielded task, if it
+ * ready task), the oldest woken task and the oldest yielded task, if it
  * waited a round, first, then its run-next slot and deques, its ready
  * queue, its yielded list, the global queue; after RUNNEXT_STREAK_MAX
  * run-next picks in a row, run-next comes after the deques, the ready
@@ -374,20 +377,9 @@ weft__runq_pick(struct weft_runtime *rt, struct weft_worker *w, bool direct,
 		 * a sleeper or a connection woken there waiting as long as
 		 * they went on, with no thief to take it while every worker
 		 * was as busy. Run now, not moved to the deque, where the
-		 * next spawn would go over it.
-		 * Not if a batch of the ready queue went to the deque since
-		 * the last turn: its tasks, still there or not, were woken
-		 * before any the ready queue holds, and sleepers of one
-		 * worker and one deadline wake in the order they slept
-		 * (time.h; 200 of them woke with an inversion every turn).
-		 * The deque was dry when it took the batch, so a deque that
-		 * spawns keep full takes none, and this turn still comes to
-		 * the ready queue then. */
-		int n;
-		bool moved = w->ready_moved;
-		w->ready_moved = false;
-		if (!t && !moved && !weft__inject_empty(&w->ready))
-			t = weft__inject_pop(&w->ready, 1, &n);
+		 * next spawn would go over it. */
+		if (!t && !weft__inject_empty(&w->ready))
+			t = weft__runq_take_ready(w);
 		/* The oldest woken task's turn too, so that the k-th oldest
 		 * waits k turns at most. The owner takes that deque newest
 		 * first, and a task woken under others waited for as long

@@ -57,9 +57,6 @@ struct __attribute__((aligned(64))) weft_worker {
 	bool sleeping;        /* in the idle set, under idle.mu */
 	int runnext_streak;   /* run-next picks in a row */
 	int global_countdown; /* picks until the global queue's turn */
-	/* A batch of the ready queue went to the deque since that turn
-	 * (runq.h's weft__runq_pick says why it matters). Owner only. */
-	bool ready_moved;
 	uint64_t rng;
 	struct weft_relief {    /* looks at other workers: steal.h */
 		uint64_t at;    /* own ticks at the last look */

@@ -1190,6 +1190,50 @@ START_TEST(woken_not_starved_by_spawning_tree)
 }
 END_TEST
 
+/* The same, for a sleeper that wakes together with the task that then
+ * spawns the tree: both timers fire at one look, so the worker finds two
+ * ready tasks when it picks. It used to move the second to its deque
+ * with the first, where the tree's spawns went over it and kept it there
+ * as long as the tree went on (CI, a loaded run of the case above, whose
+ * main task's 5 ms sleep ended after the sleeper's time). */
+static void *tree_twin_sleeper(void *arg)
+{
+	ck_assert_int_eq(weft_sleep_until(tree_at), 0);
+	atomic_store(&tree_woke_run, atomic_load(&tree_runs));
+	atomic_store(&tree_stop, true);
+	return arg;
+}
+
+static void *tree_twin_main(void *arg)
+{
+	weft_task_t s, t;
+	(void)arg;
+	atomic_store(&tree_stop, false);
+	atomic_store(&tree_live, 1);
+	atomic_store(&tree_runs, 0);
+	atomic_store(&tree_due_run, 0); /* due as the tree starts */
+	tree_at = weft_now() + 20 * WEFT_MSEC;
+	ck_assert_int_eq(weft_spawn(&s, tree_twin_sleeper, NULL), 0);
+	/* Same deadline, slept first: fires first, in the same look. */
+	ck_assert_int_eq(weft_sleep_until(tree_at), 0);
+	ck_assert_int_eq(weft_spawn(&t, tree_task, NULL), 0);
+	ck_assert_int_eq(weft_detach(t), 0);
+	ck_assert_int_eq(weft_join(s, NULL), 0);
+	while (atomic_load(&tree_live)) /* the tree winds down */
+		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+	long late = atomic_load(&tree_woke_run);
+	ck_assert_msg(late < TREE_RUNS_BOUND,
+		      "the sleeper ran %ld tree tasks after it woke (bound %d)",
+		      late, TREE_RUNS_BOUND);
+	return NULL;
+}
+
+START_TEST(woken_with_the_spawner_not_starved)
+{
+	weft_test_run(tree_twin_main, NULL, 1);
+}
+END_TEST
+
 /* A task that keeps its worker in a plain system call does not hold up
  * the sleepers whose timers that worker holds: the monitor fires them, and
  * they wake on the other worker. The blocker keeps its worker until the
@@ -2128,6 +2172,7 @@ int main(void)
 	tcase_add_test(tc, scheduler_woken_not_starved_by_runnext);
 	tcase_add_test(tc, yielder_not_starved_by_churn);
 	tcase_add_test(tc, woken_not_starved_by_spawning_tree);
+	tcase_add_test(tc, woken_with_the_spawner_not_starved);
 	tcase_add_test(tc, timers_of_a_kept_worker);
 	tcase_add_test(tc, woken_batch_runs_beside_kept_worker);
 	tcase_add_test(tc, yielders_spread_to_sleeping_worker);
