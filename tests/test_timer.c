@@ -73,6 +73,7 @@ END_TEST
 
 struct order {
 	atomic_int next;
+	atomic_bool late; /* a sleeper began after its time */
 	int64_t base; /* every sleeper counts from here, whenever it starts */
 	int woke[ORDER_N];
 };
@@ -89,7 +90,10 @@ static void *order_sleeper(void *arg)
 	/* Spawned in reverse: sleeper i wakes i gaps after the base. */
 	int64_t at = s->o->base + (int64_t)s->i * ORDER_GAP_MS * WEFT_MSEC;
 
-	ck_assert_int_gt(at, weft_now());
+	/* A loaded machine may start a sleeper past its time: it then wakes
+	 * at once, in no order, and the round is run again. */
+	if (at <= weft_now())
+		atomic_store(&s->o->late, true);
 	ck_assert_int_eq(weft_sleep(at - weft_now()), 0);
 	ck_assert_int_ge(weft_now(), at);
 	s->o->woke[atomic_fetch_add(&s->o->next, 1)] = s->i;
@@ -112,6 +116,8 @@ static void *order_main(void *arg)
 	}
 	for (int i = 0; i < ORDER_N; i++)
 		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+	if (atomic_load(&o.late))
+		return NULL; /* a sleeper began late: the round proves nothing */
 	/* A gap apart, they wake in order. Timers live on each worker's own
 	 * heap, so a worker thread the OS preempts for longer than a gap can
 	 * let a neighbour pass: allow arg such swaps, no more. */
@@ -126,15 +132,25 @@ static void *order_main(void *arg)
 	fprintf(stderr, "%d workers: %d sleepers out of order\n",
 		weft_workers(), inversions);
 	ck_assert_int_le(inversions, (int)(intptr_t)arg);
-	return NULL;
+	return (void *)1;
+}
+
+/* Runs order_main until a round in which every sleeper began in time. */
+static void order_rounds(intptr_t swaps, int workers)
+{
+	bool checked = false;
+
+	for (int round = 0; round < 5 && !checked; round++)
+		checked = weft_test_run(order_main, (void *)swaps, workers);
+	ck_assert_msg(checked, "a sleeper began late in 5 rounds");
 }
 
 START_TEST(ordering)
 {
 	/* One worker has one heap: only a stall longer than a gap (a badly
 	 * overloaded machine) lets two timers fire together. */
-	weft_test_run(order_main, (void *)1, 1);
-	weft_test_run(order_main, (void *)2, 2);
+	order_rounds(1, 1);
+	order_rounds(2, 2);
 }
 END_TEST
 
@@ -152,11 +168,21 @@ static void *deadline_main(void *arg)
 	weft_task_t t;
 	void *res;
 
-	ck_assert_int_eq(weft_deadline_enter(&d, 20 * WEFT_MSEC), 0);
-	ck_assert_int_eq(weft_sleep(10 * WEFT_SEC), -ETIMEDOUT);
-	ck_assert_int_eq(weft_deadline_leave(&d), 1);
-	ck_assert_int_ge(io_ms_since(t0), 19);
-	ck_assert_int_lt(io_ms_since(t0), 20 + IO_SLACK_MS);
+	/* Late only if it is on every try, as in accuracy_main: one
+	 * preemption of the worker can outlast the slack. */
+	for (int try = 1;; try++) {
+		t0 = weft_now();
+		ck_assert_int_eq(weft_deadline_enter(&d, 20 * WEFT_MSEC), 0);
+		ck_assert_int_eq(weft_sleep(10 * WEFT_SEC), -ETIMEDOUT);
+		ck_assert_int_eq(weft_deadline_leave(&d), 1);
+		ck_assert_int_ge(io_ms_since(t0), 19);
+		if (io_ms_since(t0) < 20 + IO_SLACK_MS)
+			break;
+		ck_assert_msg(try < ACCURACY_TRIES,
+			      "the deadline ended the sleep after %ld ms, %d "
+			      "times",
+			      io_ms_since(t0), ACCURACY_TRIES);
+	}
 
 	/* A sleep shorter than the deadline is a plain success. */
 	ck_assert_int_eq(weft_deadline_enter(&d, 10 * WEFT_SEC), 0);
@@ -173,13 +199,21 @@ static void *deadline_main(void *arg)
 	ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
 	ck_assert_int_eq(weft_deadline_leave(&d), 0);
 
-	ck_assert_int_eq(weft_spawn(&t, long_sleep, NULL), 0);
-	weft_sleep(5 * WEFT_MSEC);
-	t0 = weft_now();
-	ck_assert_int_eq(weft_cancel(t), 0);
-	ck_assert_int_eq(weft_join(t, &res), 0);
-	ck_assert_int_eq((intptr_t)res, -ECANCELED);
-	ck_assert_int_lt(io_ms_since(t0), IO_SLACK_MS);
+	/* The same for a cancel's wake: slow only if it is on every try. */
+	for (int try = 1;; try++) {
+		ck_assert_int_eq(weft_spawn(&t, long_sleep, NULL), 0);
+		weft_sleep(5 * WEFT_MSEC);
+		t0 = weft_now();
+		ck_assert_int_eq(weft_cancel(t), 0);
+		ck_assert_int_eq(weft_join(t, &res), 0);
+		ck_assert_int_eq((intptr_t)res, -ECANCELED);
+		if (io_ms_since(t0) < IO_SLACK_MS)
+			break;
+		ck_assert_msg(
+			try < ACCURACY_TRIES,
+			"the cancelled sleep ended after %ld ms, %d times",
+			io_ms_since(t0), ACCURACY_TRIES);
+	}
 	return NULL;
 }
 
