@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <linux/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <linux/tls.h>
@@ -1026,6 +1028,16 @@ static void *cancel_send_main(void *arg)
 	io_fill(b.buf, b.len, 9, 0);
 	ck_assert_int_eq(weft_spawn(&t, big_sender, &b), 0);
 	weft_sleep(30 * WEFT_MSEC); /* the socket buffers fill up */
+	/* And the sender has sent: on a loaded machine it may not have run
+	 * in those 30 ms, and a cancel before its first send leaves sent 0.
+	 * Its bytes reaching the peer show it did (at most 10 s). */
+	int queued = 0;
+	for (int i = 0; i < 10000 && queued <= 0; i++) {
+		ck_assert_int_eq(ioctl(p.b, FIONREAD, &queued), 0);
+		if (queued <= 0)
+			weft_sleep(WEFT_MSEC);
+	}
+	ck_assert_int_gt(queued, 0);
 	ck_assert_int_eq(weft_cancel(t), 0);
 	ck_assert_int_eq(weft_join(t, &res), 0);
 	ck_assert_int_eq((intptr_t)res, -ECANCELED);
@@ -1248,6 +1260,21 @@ static void *recv_one_byte(void *arg)
 	return NULL;
 }
 
+/* Sleeps 20 ms, in which the poller harvests the bytes' edges, and on
+ * until fd's urgent byte is there (poll(2)'s POLLPRI), at most 10 s:
+ * loopback delivers in the sender's call only while the kernel's softirq
+ * work is not deferred to its thread, which a busy machine does, and a
+ * receive with MSG_OOB before the byte says -EINVAL. */
+static void urgent_arrives(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLPRI };
+
+	weft_sleep(20 * WEFT_MSEC);
+	for (int i = 0; i < 10000 && poll(&pfd, 1, 0) < 1; i++)
+		weft_sleep(WEFT_MSEC);
+	ck_assert(pfd.revents & POLLPRI);
+}
+
 static void *oob_main(void *arg)
 {
 	struct pair p = tcp_pair();
@@ -1265,7 +1292,7 @@ static void *oob_main(void *arg)
 	ck_assert_int_eq(r.got, 1);
 	ck_assert_int_eq(send(c, "hello", 5, 0), 5);
 	ck_assert_int_eq(send(c, "!", 1, MSG_OOB), 1);
-	weft_sleep(20 * WEFT_MSEC); /* both have arrived */
+	urgent_arrives(a); /* both have arrived */
 	ck_assert_int_eq(weft_recv(a, buf, sizeof(buf), MSG_OOB), 1);
 	ck_assert_int_eq(buf[0], '!');
 	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
@@ -1305,7 +1332,7 @@ static void *oob_after_short_main(void *arg)
 	ck_assert_int_eq(r.got, 1);
 	ck_assert_int_eq(send(c, "hello", 5, 0), 5);
 	ck_assert_int_eq(send(c, "!", 1, MSG_OOB), 1);
-	weft_sleep(20 * WEFT_MSEC); /* both have arrived */
+	urgent_arrives(a); /* both have arrived */
 	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
 	ck_assert_int_eq(weft_recv(a, buf, sizeof(buf), 0), 5);
 	ck_assert_int_eq(weft_recv(a, buf, sizeof(buf), MSG_OOB), 1);
