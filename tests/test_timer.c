@@ -117,7 +117,7 @@ static void *order_main(void *arg)
 	for (int i = 0; i < ORDER_N; i++)
 		ck_assert_int_eq(weft_join(t[i], NULL), 0);
 	if (atomic_load(&o.late))
-		return NULL; /* a sleeper began late: the round proves nothing */
+		return NULL; /* a sleeper began late: the round is run again */
 	/* A gap apart, they wake in order. Timers live on each worker's own
 	 * heap, so a worker thread the OS preempts for longer than a gap can
 	 * let a neighbour pass: allow arg such swaps, no more. */
@@ -131,18 +131,25 @@ static void *order_main(void *arg)
 	 * only a badly overloaded machine sees that. */
 	fprintf(stderr, "%d workers: %d sleepers out of order\n",
 		weft_workers(), inversions);
-	ck_assert_int_le(inversions, (int)(intptr_t)arg);
-	return (void *)1;
+	return (void *)(intptr_t)(inversions <= (int)(intptr_t)arg);
 }
 
-/* Runs order_main until a round in which every sleeper began in time. */
+/* Runs order_main until a round in which every sleeper began in time and
+ * no more than swaps woke out of order. As for accuracy's sleeps, out of
+ * order only if it is so in every round: a sleeper woke before one due
+ * earlier only if that one woke a gap late, and a loaded machine can keep
+ * a worker off its CPU that long more than swaps times in a round (3
+ * where 2 are allowed: ThreadSanitizer on a loaded 2-CPU machine). */
 static void order_rounds(intptr_t swaps, int workers)
 {
-	bool checked = false;
+	bool ok = false;
 
-	for (int round = 0; round < 5 && !checked; round++)
-		checked = weft_test_run(order_main, (void *)swaps, workers);
-	ck_assert_msg(checked, "a sleeper began late in 5 rounds");
+	for (int round = 0; round < 5 && !ok; round++)
+		ok = weft_test_run(order_main, (void *)swaps, workers);
+	ck_assert_msg(ok,
+		      "more than %d sleepers out of order, or one begun late, "
+		      "in 5 rounds",
+		      (int)swaps);
 }
 
 START_TEST(ordering)
@@ -323,7 +330,13 @@ static void *scope_main(void *arg)
 	ck_assert_int_eq(weft_deadline_enter(&s.d, 300 * WEFT_MSEC), 0);
 	ck_assert_int_eq(weft_deadline_enter(&s.d, WEFT_SEC), -EINVAL);
 	ck_assert_int_ge(weft_event_set(&s.inside), 0);
+	/* Shielded from d's 300 ms, which are the sleep's below: B, on the
+	 * other worker, may take longer to answer on a loaded machine, and
+	 * the wait would time out. Past by then, d still ends the sleep. */
+	struct weft_shield sh;
+	ck_assert_int_eq(weft_shield_enter(&sh), 0);
 	ck_assert_int_eq(weft_event_wait(&s.tried), 0);
+	ck_assert_int_eq(weft_shield_leave(&sh), 0);
 	ck_assert_int_eq(s.r, -EINVAL);
 	ck_assert_int_eq(weft_sleep(60 * WEFT_SEC), -ETIMEDOUT);
 	ck_assert_int_eq(weft_deadline_leave(&s.d), 1);
