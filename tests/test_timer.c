@@ -1021,11 +1021,13 @@ static void *compact_sleeper(void *arg)
 }
 
 /* The bound on the sleepers, kept off the heap under test: a dropped
- * entry of main's would hang it rather than fail. */
+ * entry of main's would hang it rather than fail. 10 s for their 20 ms:
+ * a sleeper whose entry was dropped never wakes, and a loaded machine
+ * under a sanitizer should not count as one. */
 static void *compact_watchdog(void *arg)
 {
 	for (int i = 0;
-	     i < 2000 && atomic_load(&compact_woke) < COMPACT_SLEEPERS; i++)
+	     i < 10000 && atomic_load(&compact_woke) < COMPACT_SLEEPERS; i++)
 		usleep(1000);
 	ck_assert_int_ge(weft_event_set(&compact_done), 0);
 	return NULL;
@@ -1137,7 +1139,18 @@ static void *unarmed_thread(void *arg)
 		usleep(100);
 	weft__spin_lock(&unarmed.w->timers.lock);
 	atomic_store(&unarmed.locked, true);
-	usleep(50000); /* the task reaches the heap's lock */
+	/* The task reaches the heap's lock. It arms holding its wait_lock,
+	 * under which a cancel sets its flag: once it holds it, the cancel
+	 * below comes after its check of the flag, however late it runs.
+	 * Waited for, not slept on (50 ms before): with the worker kept off
+	 * its CPU that long the cancel would come first, and the begin say
+	 * -ECANCELED. At most 5 s: a wait published before its arm need not
+	 * hold the lock there. */
+	for (int i = 0;
+	     i < 50000 &&
+	     !__atomic_load_n(&unarmed.task.task->wait_lock, __ATOMIC_ACQUIRE);
+	     i++)
+		usleep(100);
 	/* On another thread: it may wait for the task's wait_lock. */
 	ck_assert_int_eq(pthread_create(&c, NULL, unarmed_cancel, NULL), 0);
 	usleep(50000); /* the cancellation aborts the wait, if it sees it */
