@@ -1496,17 +1496,22 @@ static void *scopes_main(void *arg)
 {
 	ck_assert_int_eq(weft_workers(), 3);
 	struct weft_deadline outer, inner, late;
+	/* The inner scopes allow a minute, not a second: a loaded host that
+	 * held this task up for a second would pass them too, and their
+	 * leaves below would say 1. */
 	ck_assert_int_eq(weft_deadline_enter(&outer, 20 * WEFT_MSEC), 0);
-	ck_assert_int_eq(weft_deadline_enter_at(&late, weft_now() + WEFT_SEC),
+	ck_assert_int_eq(weft_deadline_enter_at(&late,
+						weft_now() + 60 * WEFT_SEC),
 			 0);
-	ck_assert_int_eq(weft_deadline_enter(&inner, WEFT_SEC), 0);
+	ck_assert_int_eq(weft_deadline_enter(&inner, 60 * WEFT_SEC), 0);
 	ck_assert_int_eq(weft_deadline_leave(&late),
 			 -EINVAL); /* not innermost */
 	ck_assert_int_eq(weft_deadline_leave(NULL), -EINVAL);
-	/* The outer 20 ms bounds the sleep, though the inner scopes allow 1 s. */
+	/* The outer 20 ms bounds the sleep of 10 s: without it the sleep
+	 * would say 0, and only after 10 s. */
 	int64_t t0 = weft_now();
-	ck_assert_int_eq(weft_sleep(WEFT_SEC), -ETIMEDOUT);
-	ck_assert_int_lt(weft_now() - t0, WEFT_SEC / 2);
+	ck_assert_int_eq(weft_sleep(10 * WEFT_SEC), -ETIMEDOUT);
+	ck_assert_int_lt(weft_now() - t0, 5 * WEFT_SEC);
 	ck_assert_int_eq(weft_deadline_leave(&inner), 0);
 	ck_assert_int_eq(weft_deadline_leave(&late), 0);
 	ck_assert_int_eq(weft_deadline_leave(&outer), 1);
@@ -1514,7 +1519,7 @@ static void *scopes_main(void *arg)
 	/* A scope entered again before it is left would link to itself:
 	 * refused, and the scopes stay as they were. */
 	ck_assert_int_eq(weft_deadline_enter(&outer, WEFT_MSEC), 0);
-	ck_assert_int_eq(weft_deadline_enter(&inner, WEFT_SEC), 0);
+	ck_assert_int_eq(weft_deadline_enter(&inner, 60 * WEFT_SEC), 0);
 	ck_assert_int_eq(weft_deadline_enter(&outer, WEFT_SEC), -EINVAL);
 	ck_assert_int_eq(weft_deadline_enter(&inner, WEFT_SEC), -EINVAL);
 	ck_assert_int_eq(weft_deadline_leave(&inner), 0);
@@ -1576,14 +1581,20 @@ static void *cleanup_parent(void *arg)
 }
 
 static atomic_int shielded_asleep;
+static struct weft_event cancel_sent = WEFT_EVENT_INIT;
 
-/* A cancellation that arrives inside a shield waits for its end. */
+/* A cancellation that arrives inside a shield waits for its end. The
+ * cancel usually lands in the sleep; the shielded wait for cancel_sent,
+ * which main sets after its cancel, makes sure it came before the flag is
+ * read: on a loaded host that woke main's polls late, the 30 ms could end
+ * first, and the flag say 0. */
 static void *shielded_sleeper(void *arg)
 {
 	struct weft_shield s;
 	ck_assert_int_eq(weft_shield_enter(&s), 0);
 	atomic_store(&shielded_asleep, 1);
 	ck_assert_int_eq(weft_sleep(30 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_event_wait(&cancel_sent), 0);
 	ck_assert_int_eq(weft_is_cancelled(weft_current()), 1);
 	ck_assert_int_eq(weft_shield_leave(&s), 0);
 	ck_assert_int_eq(weft_sleep(WEFT_MSEC), -ECANCELED);
@@ -1604,6 +1615,7 @@ static void *shield_main(void *arg)
 	while (!atomic_load(&shielded_asleep))
 		weft_sleep(WEFT_MSEC);
 	ck_assert_int_eq(weft_cancel(t), 0);
+	ck_assert_int_ge(weft_event_set(&cancel_sent), 0);
 	ck_assert_int_eq(weft_join(t, &res), 0);
 	ck_assert_ptr_eq(res, (void *)1);
 	return NULL;
