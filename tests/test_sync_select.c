@@ -33,9 +33,13 @@ struct later {
 static void *do_later(void *arg)
 {
 	struct later *a = arg;
-	if (a->l) { /* hold the lock through the delay */
+	if (a->l) {
+		/* Hold the lock until the select waits for it. Held for a
+		 * 5 ms sleep, it could be taken and let go while the main
+		 * task's worker was off its CPU, and main's wait to see it
+		 * held would never end. */
 		ck_assert_int_eq(weft_lock_acquire(a->l), 0);
-		weft_sleep(a->delay);
+		wait_waiters(&a->l->wq, 1);
 		ck_assert_int_eq(weft_lock_release(a->l), 0);
 		return NULL;
 	}
@@ -163,7 +167,7 @@ static void *kinds_main(void *arg)
 	ck_assert_uint_eq(s.state, 0); /* no waiters bit left */
 
 	/* LOCK: handed over by the holder, ours on return. */
-	p = (struct later){ .delay = 5 * WEFT_MSEC, .l = &l };
+	p = (struct later){ .l = &l };
 	t = spawn_later(&p);
 	while (!weft_lock_locked(&l))
 		weft_sleep(100 * WEFT_USEC);
@@ -741,15 +745,21 @@ static void *first_main(void *arg)
 	ck_assert_int_eq(weft_wait_first(t, N, NULL, NULL), -ENOENT);
 
 	/* Cancelled while waiting: nothing joined, the handles still
-	 * valid. A deadline likewise. */
-	for (int j = 0; j < 3; j++)
-		ck_assert_int_eq(weft_spawn(&t[j], sleeper,
-					    (void *)(intptr_t)WEFT_SEC),
+	 * valid. A deadline likewise. The tasks end when their events are
+	 * set, after the deadline's wait: tasks that slept a second could
+	 * end first on a loaded host, and the wait would join one. */
+	for (int j = 0; j < 3; j++) {
+		weft_event_init(&first_ev[j]);
+		ck_assert_int_eq(weft_spawn(&t[j], wait_event,
+					    (void *)(intptr_t)j),
 				 0);
+	}
 	struct weft_deadline d;
 	ck_assert_int_eq(weft_deadline_enter(&d, 5 * WEFT_MSEC), 0);
 	ck_assert_int_eq(weft_wait_first(t, 3, NULL, NULL), -ETIMEDOUT);
 	weft_deadline_leave(&d);
+	for (int j = 0; j < 3; j++)
+		weft_event_set(&first_ev[j]);
 	int w = weft_wait_first(t, 3, NULL, &st);
 	ck_assert(w >= 0 && w < 3);
 	ck_assert_ptr_null(t[w].task);
