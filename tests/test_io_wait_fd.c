@@ -40,7 +40,7 @@ static void *write_later(void *arg)
 	return NULL;
 }
 
-/* weft_recv of up to len bytes from fd within a second, while a task
+/* weft_recv of up to len bytes from fd within HANG_NS, while a task
  * writes one to peer 20 ms from now. Returns what the receive said. */
 static ssize_t recv_written_later(int fd, int peer, char *buf, size_t len)
 {
@@ -49,7 +49,7 @@ static ssize_t recv_written_later(int fd, int peer, char *buf, size_t len)
 	weft_task_t w;
 
 	ck_assert_int_eq(weft_spawn(&w, write_later, &l), 0);
-	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, HANG_NS), 0);
 	ssize_t r = weft_recv(fd, buf, len, 0);
 	(void)weft_deadline_leave(&d);
 	ck_assert_int_eq(weft_join(w, NULL), 0);
@@ -335,7 +335,7 @@ static void *reused_number_main(void *arg)
 	weft_task_t w;
 	ck_assert_int_eq(weft_spawn(&w, write_later, &l), 0);
 	struct weft_deadline d;
-	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, HANG_NS), 0);
 	/* Until the byte is read: an edge of the old file harvested late
 	 * may wake the first wait early. */
 	char c;
@@ -372,7 +372,7 @@ static void *reused_file_number_main(void *arg)
 	struct later l = { q[1], 20 * MS };
 	weft_task_t w;
 	ck_assert_int_eq(weft_spawn(&w, write_later, &l), 0);
-	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, HANG_NS), 0);
 	ck_assert_int_eq(weft_wait_fd(f, WEFT_READABLE), WEFT_READABLE);
 	ck_assert_int_eq(weft_deadline_leave(&d), 0);
 	char c;
@@ -417,7 +417,7 @@ static void *reused_by_refused_main(void *arg)
 			 -ELOOP);
 	ck_assert_int_eq(dup2(chain[0], p[0]), p[0]);
 	struct weft_deadline d;
-	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, HANG_NS), 0);
 	ck_assert_int_eq(weft_wait_fd(p[0], WEFT_READABLE), -ELOOP);
 	ck_assert_int_eq(weft_deadline_leave(&d), 0);
 	ck_assert_int_eq(weft_close(p[0]), 0);
@@ -463,7 +463,7 @@ static void *dup_keeps_old_file_main(void *arg)
 	struct later l = { q[1], 20 * MS };
 	weft_task_t w;
 	ck_assert_int_eq(weft_spawn(&w, write_later, &l), 0);
-	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, HANG_NS), 0);
 	ck_assert_int_eq(weft_wait_fd(p[0], WEFT_READABLE), WEFT_READABLE);
 	ck_assert_int_eq(weft_deadline_leave(&d), 0);
 	ck_assert_int_eq(weft_join(w, NULL), 0);
@@ -809,7 +809,7 @@ static void *window_main(void *arg)
 		make_pipe(p);
 		window_fd = p[1];
 		struct weft_deadline d;
-		ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+		ck_assert_int_eq(weft_deadline_enter(&d, HANG_NS), 0);
 		weft__select_after_try = byte_in_the_window;
 		int r = weft_wait_fd(p[0], WEFT_READABLE);
 		weft__select_after_try = NULL;
@@ -855,7 +855,7 @@ static void *between_main(void *arg)
 	between_fd = p[0];
 	between_new = -1;
 	struct weft_deadline d;
-	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, HANG_NS), 0);
 	weft__select_after_try = close_between_cases;
 	int r = weft_wait_fd(p[0], WEFT_READABLE | WEFT_WRITABLE);
 	weft__select_after_try = NULL;
@@ -907,7 +907,7 @@ static void *polled_main(void *arg)
 	polled_fd = p[0];
 	polled_new = -1;
 	struct weft_deadline d;
-	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, HANG_NS), 0);
 	weft__fdready_hook = close_while_polled;
 	int r = weft_wait_fd(p[0], WEFT_READABLE);
 	weft__fdready_hook = NULL;
@@ -963,7 +963,7 @@ static void *own_socket_main(void *arg)
 	weft_task_t w;
 	ck_assert_int_eq(weft_spawn(&w, write_later, &l), 0);
 	struct weft_deadline d;
-	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, HANG_NS), 0);
 	char c = 0;
 	ssize_t r = weft_recv(b[0], &c, 1, 0);
 	(void)weft_deadline_leave(&d);

@@ -50,6 +50,13 @@ static inline uint64_t rnd(uint64_t *s)
  * queue that lost its timed waiter. */
 #define TIMED_WAITER_NS ((WEFT_TEST_SCALE >= 100 ? 300 : 3000) * WEFT_MSEC)
 
+/* The deadline of a call a test expects to end at once, or on an event a
+ * few milliseconds away: there only so that a lost wake-up fails the test
+ * instead of hanging it. Generous, as a sanitizer's build or valgrind on a
+ * busy machine can hold a task up for a second, and a call past its
+ * deadline says so before its attempt (weft/io.h). */
+#define HANG_NS (10 * WEFT_SEC)
+
 /* Starts the hang watchdog (tests/watchdog.c). */
 void weft_test_watchdog(void);
 
