@@ -121,10 +121,20 @@ static void *dump_main(void *arg)
 	weft_task_t t;
 	(void)arg;
 	ck_assert_int_eq(weft_spawn(&t, sleeper, NULL), 0);
-	weft_sleep(10 * WEFT_MSEC);
-	atomic_store(&watching, true); /* weft_dump returns when it is out */
-	char *text = dump_text();
-	atomic_store(&watching, false);
+	/* The sleeper's frames come only once it is parked in its sleep: not
+	 * yet run, or running on the other worker, it has none. 10 ms for it
+	 * to get there can pass first under a sanitizer on a busy machine, so
+	 * the dump is taken again until they show (each dump watched). */
+	char *text = NULL;
+	for (int64_t end = weft_now() + 10 * WEFT_SEC;;) {
+		weft_sleep(10 * WEFT_MSEC);
+		atomic_store(&watching, true); /* weft_dump returns when out */
+		text = dump_text();
+		atomic_store(&watching, false);
+		if (strstr(text, "sleeper+") || weft_now() >= end)
+			break;
+		free(text);
+	}
 	weft_cancel(t);
 	ck_assert_int_eq(weft_join(t, NULL), 0);
 	/* the sleeper's frames were named, from this file's DWARF with
