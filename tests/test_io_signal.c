@@ -18,11 +18,17 @@ struct waiter {
 	int signo;
 };
 
+/* Waits that returned, for a test that must not send again before one
+ * took its signal. */
+static atomic_int waits_done;
+
 static void *wait_task(void *arg)
 {
 	struct waiter *w = arg;
+	int r = weft_signal_wait(w->sigs, &w->signo);
 
-	return (void *)(intptr_t)weft_signal_wait(w->sigs, &w->signo);
+	atomic_fetch_add(&waits_done, 1);
+	return (void *)(intptr_t)r;
 }
 
 /* Sends signo to the calling thread: its handler has run when this
@@ -229,8 +235,10 @@ END_TEST
 static void *thread_waiter(void *arg)
 {
 	struct waiter *w = arg;
+	int r = weft_signal_wait(w->sigs, &w->signo);
 
-	return (void *)(intptr_t)weft_signal_wait(w->sigs, &w->signo);
+	atomic_fetch_add(&waits_done, 1);
+	return (void *)(intptr_t)r;
 }
 
 /* A plain thread waits (without a runtime, too), beside a task. */
@@ -244,11 +252,19 @@ static void *thread_main(void *arg)
 	void *res;
 
 	ck_assert_int_eq(weft_signal_open(&sigs, set), 0);
+	atomic_store(&waits_done, 0);
 	ck_assert_int_eq(pthread_create(&th, NULL, thread_waiter, &wt), 0);
 	ck_assert_int_eq(weft_spawn(&t, wait_task, &w), 0);
 	weft_sleep(10 * WEFT_MSEC);
 	send_signal(SIGUSR2);
-	weft_sleep(10 * WEFT_MSEC);
+	/* The second only once a waiter took the first: two deliveries of
+	 * one kind before either takes one are one (see delivery), and the
+	 * other waiter then waited for good. A fixed 10 ms was that wait, too
+	 * short for a thread or a task to start under a sanitizer on a busy
+	 * machine. */
+	for (int i = 0; i < 10000 && !atomic_load(&waits_done); i++)
+		weft_sleep(WEFT_MSEC);
+	ck_assert_int_eq(atomic_load(&waits_done), 1);
 	send_signal(SIGUSR2);
 	pthread_join(th, &res);
 	ck_assert_int_eq((intptr_t)res, 0);
