@@ -21,7 +21,7 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
-#include "test_util.h"
+#include "test_io_util.h"
 
 struct busy {
 	int fd;            /* the receiving end */
@@ -167,12 +167,14 @@ static bool keep_beside_reader(struct kept *k)
 	ck_assert_int_eq(weft_spawn(&reader, kept_reader, k), 0);
 	while (atomic_load(&k->reader_worker) < 0)
 		weft_yield();
-	/* Time for the reader's worker to finish its first attempt (under
-	 * io_uring, an SQE its next round submits) and for the reader to
-	 * wait for readiness: the wait this test is about. A task that keeps
-	 * a worker before that round strands the attempts its worker holds,
-	 * as it strands the tasks queued there (call.h). */
-	ck_assert_int_eq(weft_sleep(10 * WEFT_MSEC), 0);
+	/* Until the reader's worker finished its first attempt (under
+	 * io_uring, an SQE its next round submits) and the reader waits for
+	 * readiness: the wait this test is about. A task that keeps a worker
+	 * before that round strands the attempts its worker holds, as it
+	 * strands the tasks queued there (call.h). Not a 10 ms sleep: a
+	 * worker preempted that long under a sanitizer on a busy machine
+	 * may not have made that round, and the byte would wait the 5 s. */
+	io_await_ready_wait(reader);
 	shared = atomic_load(&k->reader_worker) == weft_worker_id();
 	ck_assert_int_eq(write(k->peer, "x", 1), 1);
 	for (int64_t until = weft_now() + 5 * WEFT_SEC;

@@ -310,13 +310,10 @@ END_TEST
 
 /* ---- crowds of waiters: cancelled, or woken by close --------------------- */
 
-static atomic_int crowd_started;
-
 static void *idle_recv(void *arg)
 {
 	char c;
 
-	atomic_fetch_add(&crowd_started, 1);
 	return (void *)(intptr_t)weft_recv(*(int *)arg, &c, 1, 0);
 }
 
@@ -336,12 +333,13 @@ static void *crowd_main(void *arg)
 	for (int i = 0; i < n; i++)
 		ck_assert_int_eq(weft_spawn(&t[i], idle_recv, &sv[i % 2][0]),
 				 0);
-	/* Every task reached its recv, then had time to park in it: a close
+	/* Every task waits for readiness, past its first attempt: a close
 	 * while a task is still inside its first recv(2) is a race with that
-	 * system call (ThreadSanitizer reports it), not what this tests. */
-	while (atomic_load(&crowd_started) < n)
-		weft_sleep(WEFT_MSEC);
-	weft_sleep(20 * WEFT_MSEC);
+	 * system call (ThreadSanitizer reports it), not what this tests.
+	 * Not 20 ms after the last reached its recv: a worker preempted that
+	 * long under a sanitizer on a busy machine leaves one inside it. */
+	for (int i = 0; i < n; i++)
+		io_await_ready_wait(t[i]);
 	for (int i = 0; i < n; i += 2)
 		ck_assert_int_eq(weft_cancel(t[i]), 0);
 	ck_assert_int_eq(weft_close(sv[1][0]), 0);

@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include "test_util.h"
+#include "runtime/task.h"
 
 /* A TCP listener on 127.0.0.1 and an ephemeral port, stored in *port. */
 static inline int io_listen(uint16_t *port)
@@ -123,6 +124,35 @@ static inline int io_test_main(Suite *s)
 static inline long io_ms_since(int64_t t0)
 {
 	return (long)((weft_now() - t0) / WEFT_MSEC);
+}
+
+/* Whether task t waits for an fd's readiness in the poll set now, which
+ * any worker may harvest: past its attempt, the recv(2) or the SQE its
+ * worker's next round submits (io/call.h). fdready's wait is the I/O wait
+ * whose data is the fd's record; an io_uring attempt's has none. t must
+ * not end meanwhile. */
+static inline bool io_waits_for_ready(weft_task_t t)
+{
+	struct weft__waiter *w;
+	bool ready;
+
+	weft__spin_lock(&t.task->wait_lock);
+	w = t.task->waiting;
+	ready = w && w->kind == WEFT__WAIT_IO && w->data;
+	weft__spin_unlock(&t.task->wait_lock);
+	return ready;
+}
+
+/* Waits (sleeping, in a task) until t waits for readiness, for up to
+ * ten seconds; fails the test after that. */
+static inline void io_await_ready_wait(weft_task_t t)
+{
+	for (int i = 0; i < 10000; i++) {
+		if (io_waits_for_ready(t))
+			return;
+		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+	}
+	ck_abort_msg("a task never waited for readiness in 10 s");
 }
 
 /* Takes one of the failures still owed by a test's stand-in for a libc
