@@ -17,6 +17,7 @@
  * ASan to catch an abort that reaches a freed event. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -27,12 +28,16 @@
 #define REUSED 0xa5
 #define WORKERS 2
 /* How long the canceller may take once it was let go: an abort spinning
- * on a reused lock word (0xa5a5a5a5 looks held) never returns. */
-#define CANCEL_BOUND_NS (2000 * WEFT_MSEC)
-/* How long the hook stalls the abort at most: until A has reused the
- * primitive, which it cannot do before the abort is over unless the
- * release fails to wait for it, so the stall only gives the release time
- * to come. */
+ * on a reused lock word (0xa5a5a5a5 looks held) never returns. Generous
+ * under the sanitizers: only a failing run waits it out. */
+#define CANCEL_BOUND_NS ((WEFT_TEST_SCALE >= 100 ? 2 : 10) * WEFT_SEC)
+/* How long the hook stalls the abort once the release has settled B: until
+ * A has reused the primitive, which it cannot do before the abort is over
+ * unless the release fails to wait for it, so the stall only gives a
+ * release that does not wait time to let A in. Before the settle the hook
+ * waits for the release however late it comes, up to CANCEL_BOUND_NS:
+ * with a fixed stall, a main task the OS kept off its CPU for longer let
+ * B's abort win, and B said -ECANCELED. */
 #define STALL_NS (100 * WEFT_MSEC)
 
 /* What differs between the primitives. */
@@ -75,12 +80,22 @@ static void stall_abort(const struct weft__waiter *w, int stage)
 		return;
 	/* release: the abort got here, to the driver's acquire. */
 	__atomic_store_n(&race.stalled, 1, __ATOMIC_RELEASE);
-	int64_t until = weft_now() + STALL_NS;
-	/* acquire: pairs with A's release, so the reuse happens before
-	 * whatever the abort does next. */
+	int64_t until = weft_now() + CANCEL_BOUND_NS;
+	bool settled = false;
+	/* acquire (reused): pairs with A's release, so the reuse happens
+	 * before whatever the abort does next. The state is written by the
+	 * release under the queue's lock, while the abort holds B's wait
+	 * lock only. */
 	while (!__atomic_load_n(&race.reused, __ATOMIC_ACQUIRE) &&
-	       weft_now() < until)
+	       weft_now() < until) {
+		if (!settled &&
+		    atomic_load_explicit(&w->state, memory_order_acquire) !=
+			    WEFT__WAITING) {
+			settled = true;
+			until = weft_now() + STALL_NS;
+		}
 		usleep(1000);
+	}
 }
 
 static void *wait_as_b(void *arg)
