@@ -2,6 +2,7 @@
  * the lock held again after a cancelled or timed-out wait. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 #include "sync_test_util.h"
@@ -258,6 +259,7 @@ struct moved {
 	struct weft_cond cond;
 	struct weft_event done;
 	int64_t deadline_ns; /* 0: none */
+	atomic_int left;     /* the waiter returned from its wait */
 };
 
 static void *moved_waiter(void *arg)
@@ -270,6 +272,7 @@ static void *moved_waiter(void *arg)
 		ck_assert_int_eq(weft_deadline_enter(&d, m->deadline_ns), 0);
 	ck_assert_int_eq(weft_lock_acquire(&m->lock), 0);
 	r = weft_cond_wait(&m->cond);
+	atomic_store(&m->left, 1);
 	ck_assert_int_eq(weft_lock_locked(&m->lock), 1);
 	ck_assert_int_eq(weft_lock_release(&m->lock), 0);
 	if (m->deadline_ns)
@@ -278,28 +281,55 @@ static void *moved_waiter(void *arg)
 	return (void *)r;
 }
 
+/* Until the waiter waits on m's condition (true), or it left, its
+ * deadline passed first (false). */
+static bool waits_before_it_leaves(struct moved *m)
+{
+	while (waitq_len(&m->cond.wq) != 1) {
+		if (atomic_load(&m->left))
+			return false;
+		ck_assert_int_eq(weft_sleep(100 * WEFT_USEC), 0);
+	}
+	return true;
+}
+
+/* The deadline runs from before the waiter's wait, and the notify must
+ * come first: on a loaded host that keeps this task off its CPU for
+ * longer, the deadline ends the wait and the notify finds nobody (or the
+ * wait for the waiter never ends), as with the fixed 20 ms it had. Such an
+ * attempt proves nothing: it is made again, the deadline doubled. */
 static void moved_round(bool cancel)
 {
-	struct moved m = { .lock = WEFT_LOCK_INIT,
-			   .deadline_ns = cancel ? 0 : 20 * WEFT_MSEC };
 	struct weft_deadline d;
+	struct moved m;
 	weft_task_t t;
 	void *res;
 
-	ck_assert_int_eq(weft_cond_init(&m.cond, &m.lock), 0);
-	ck_assert_int_eq(weft_event_init(&m.done), 0);
-	ck_assert_int_eq(weft_spawn(&t, moved_waiter, &m), 0);
-	wait_waiters(&m.cond.wq, 1);
-	ck_assert_int_eq(weft_lock_acquire(&m.lock), 0);
-	ck_assert_int_eq(weft_cond_notify(&m.cond, 1), 1);
+	for (int64_t ns = 20 * WEFT_MSEC;; ns *= 2) {
+		ck_assert_int_lt(ns, 60 * WEFT_SEC);
+		m = (struct moved){ .lock = WEFT_LOCK_INIT,
+				    .deadline_ns = cancel ? 0 : ns };
+		ck_assert_int_eq(weft_cond_init(&m.cond, &m.lock), 0);
+		ck_assert_int_eq(weft_event_init(&m.done), 0);
+		ck_assert_int_eq(weft_spawn(&t, moved_waiter, &m), 0);
+		if (waits_before_it_leaves(&m)) {
+			ck_assert_int_eq(weft_lock_acquire(&m.lock), 0);
+			if (weft_cond_notify(&m.cond, 1) == 1)
+				break;
+			ck_assert_int_eq(weft_lock_release(&m.lock), 0);
+		}
+		ck_assert_int_eq(weft_join(t, &res), 0);
+		ck_assert_int_eq((long)res, -ETIMEDOUT);
+	}
 	ck_assert_ptr_eq(m.cond.wq.head, NULL); /* moved to the lock's */
 	if (cancel)
 		ck_assert_int_eq(weft_cancel(t), 0);
 	else /* holding the lock past the waiter's deadline */
-		ck_assert_int_eq(weft_sleep(60 * WEFT_MSEC), 0);
+		ck_assert_int_eq(weft_sleep(3 * m.deadline_ns), 0);
 	ck_assert_int_eq(weft_lock_release(&m.lock), 0);
-	/* Bounded: a waiter nothing wakes fails here, not by hanging. */
-	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	/* Bounded: a waiter nothing wakes fails here, not by hanging (10 s:
+	 * only a failing run waits it out). */
+	ck_assert_int_eq(weft_deadline_enter(&d, 10 * WEFT_SEC), 0);
 	ck_assert_int_eq(weft_event_wait(&m.done), 0);
 	weft_deadline_leave(&d);
 	ck_assert_int_eq(weft_join(t, &res), 0);
