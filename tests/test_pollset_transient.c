@@ -13,7 +13,7 @@
  * (this file's, over glibc's) sleeps 200 ms when a worker calls it on the
  * poll set while the role is held. Then both workers are kept and a byte
  * is written to B, on which R2 waits: the monitor must harvest it within
- * 1 s.
+ * BOUND_NS (1 s natively).
  */
 #include <stdatomic.h>
 #include <sys/epoll.h>
@@ -32,7 +32,11 @@
 
 #define ROUNDS 10
 #define VALID_ROUNDS 2
-#define BOUND_NS WEFT_SEC
+/* B's byte waits the whole KEEP_NS if nobody harvests it. Under the
+ * sanitizers and qemu (WEFT_TEST_SCALE below 100) the monitor's thread may
+ * wait longer for a CPU beside the two kept workers on a loaded host: a
+ * longer bound there, still well short of KEEP_NS. */
+#define BOUND_NS ((WEFT_TEST_SCALE >= 100 ? 1000 : 2000) * WEFT_MSEC)
 #define KEEP_NS (3 * WEFT_SEC)
 
 static atomic_bool stall_armed, stalled;
