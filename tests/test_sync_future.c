@@ -287,7 +287,10 @@ static void slow_callback(struct weft_future *f, void *arg)
 	ck_assert_ptr_eq(res, (void *)7);
 	ck_assert_int_eq(weft_future_wait(f, &res), 0);
 	atomic_store(&c->started, 1);
-	for (int i = 0; i < 2000 && !atomic_load(&c->looked); i++)
+	/* Until the main task has looked, for up to 30 s: were the bound
+	 * short, a main task the OS kept off its CPU past it would see f
+	 * done, or a late callback run already. */
+	for (int i = 0; i < 30000 && !atomic_load(&c->looked); i++)
 		usleep(1000);
 	usleep(20000); /* the waiter, if it returned early, has by now */
 	atomic_store(&c->finished, 1);
