@@ -99,6 +99,13 @@ struct window {
 	struct weft_task *waiter; /* published by window_open */
 };
 
+/* The deadline of a waiter run in a window, which bounds the wait a
+ * missed notification would leave it in. Long: while the thread holds the
+ * window the waiter spins on q's lock, and a deadline the monitor fired
+ * meanwhile (the thread kept off its CPU on a loaded host) would end the
+ * wait with -ETIMEDOUT once the thread let go. */
+#define WINDOW_DEADLINE_NS (10 * WEFT_SEC)
+
 /* Whether t began a wait; polls for up to ms. */
 static __attribute__((unused)) bool window_begun(struct weft_task *t, int ms)
 {
