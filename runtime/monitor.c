@@ -78,12 +78,12 @@ bool weft__monitor_keeps_yielded;
  * marks a worker stuck (and sets *stuck) if it had the same tasks waiting
  * as last time behind a task that ran all along (its tick count did not
  * move: in run-next, its deque or its ready queue), or the same oldest
- * woken task while it ran others. Sets *queued if a worker's deque held
- * tasks at both looks, though it ran on: they are open to thieves, and an
- * idle worker would take some. The due timers of a worker kept by one
- * task are fired from here, and its yielded tasks moved (runq.h): both go
- * to the global queue, and a move sets *stuck too, so that the caller
- * rouses a worker for them. */
+ * woken task while it ran others. Sets *queued if a worker's deque or
+ * ready queue held tasks at both looks, though it ran on: they are open to
+ * thieves, and an idle worker would take some. The due timers of a worker
+ * kept by one task are fired from here, and its yielded tasks moved
+ * (runq.h): both go to the global queue, and a move sets *stuck too, so
+ * that the caller rouses a worker for them. */
 static int look_at_workers(struct weft_runtime *rt, struct look *last,
 			   bool *stuck, bool *queued, int64_t *first)
 {
@@ -119,21 +119,24 @@ static int look_at_workers(struct weft_runtime *rt, struct look *last,
 		 * or not at all, for that look. */
 		now.ready = weft__inject_len(&w->ready);
 		bool still = now.ticks == last[i].ticks;
-		bool queued_both = now.queued && last[i].queued;
+		/* Its ready queue counts as its deque: a worker takes its
+		 * ready tasks one at a time (runq.h), where it once moved
+		 * them to the deque. */
+		bool queued_both = (now.queued || now.ready) &&
+				   (last[i].queued || last[i].ready);
 		if (now.runnext || now.queued || now.woken || now.ready ||
 		    now.timers || now.yielded)
 			busy++;
 		if (queued_both)
 			*queued = true;
-		/* Ready tasks behind a task that keeps the worker: only the
+		/* Queued tasks behind a task that keeps the worker: only the
 		 * owner's pick takes them (ticks), thieves take them at any
-		 * time but none is roused for a batch of up to 16 (worker.c's
-		 * share_woken), so queued at both looks without a tick is
-		 * stuck. A worker that ran on takes them in turn: not
-		 * offered, as a small batch is not (runq.h). */
+		 * time but none is roused for a batch of up to 16 ready ones
+		 * (worker.c's share_woken), so queued at both looks without a
+		 * tick is stuck. */
 		if ((still &&
 		     ((now.runnext && now.runnext == last[i].runnext) ||
-		      queued_both || (now.ready && last[i].ready))) ||
+		      queued_both)) ||
 		    (now.woken && last[i].woken &&
 		     now.woken_top == last[i].woken_top)) {
 			atomic_store(&w->stuck, true);

@@ -15,7 +15,8 @@
  * times, is stuck; so is one whose oldest woken task waited all period
  * while it ran others. The monitor marks it and rouses an idle worker,
  * whose search then steals those tasks (steal.c). A worker whose deque
- * held tasks at two looks, though it ran on, is not stuck, but the
+ * or ready queue held tasks at two looks, though it ran on, is not
+ * stuck, but the
  * monitor rouses an idle worker for those too: they are open to thieves
  * and offered to none (runq.h).
  * It also fires the due timers of a worker kept by one task all period,
@@ -65,9 +66,9 @@
  * after the IDLE (the lock orders them), so a new first arms the monitor.
  * An arm that is not its heap's first needs not: a first at or before it
  * was seen, or armed the monitor itself. A yielded list's head is read
- * under its lock the same way, and its first task arms (runq.h). A first seen leaves once due
- * (the monitor woke before) or compacted away (it wakes early, for
- * nothing).
+ * under its lock the same way, and its first task arms (runq.h). A first
+ * seen leaves once due (the monitor woke before) or compacted away (it
+ * wakes early, for nothing).
  */
 #ifndef WEFT_RUNTIME_MONITOR_H
 #define WEFT_RUNTIME_MONITOR_H
