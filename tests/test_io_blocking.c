@@ -122,23 +122,6 @@ static void *run_job(void *arg)
 					       NULL);
 }
 
-/* Waits until the pool has busy threads and queued jobs, or ten seconds
- * (a loaded machine may take a while to start a pool thread; a sleep of a
- * set time, 20 ms, was too short under ThreadSanitizer). */
-static void await_pool(uint64_t busy, uint64_t queued)
-{
-	struct weft_metrics m = { .blocking_busy = 0 };
-
-	for (int i = 0; i < 10000; i++) {
-		ck_assert_int_eq(weft_metrics(&m), 0);
-		if (m.blocking_busy == busy && m.blocking_queued == queued)
-			return;
-		weft_sleep(WEFT_MSEC);
-	}
-	ck_abort_msg("pool: %d busy, %d queued", (int)m.blocking_busy,
-		     (int)m.blocking_queued);
-}
-
 static void *cancel_main(void *arg)
 {
 	weft_task_t a, b;
@@ -149,9 +132,9 @@ static void *cancel_main(void *arg)
 	atomic_store(&ran_b, 0);
 	/* The one pool thread is busy with a; b waits in the queue. */
 	ck_assert_int_eq(weft_spawn(&a, run_job, (void *)wait_gate), 0);
-	await_pool(1, 0);
+	io_await_pool(1, 0);
 	ck_assert_int_eq(weft_spawn(&b, run_job, (void *)mark_ran), 0);
-	await_pool(1, 1);
+	io_await_pool(1, 1);
 	ck_assert_int_eq(weft_cancel(b), 0);
 	ck_assert_int_eq(weft_join(b, &res), 0);
 	ck_assert_int_eq((intptr_t)res, -ECANCELED);
@@ -346,7 +329,7 @@ static void *cancel_twice_main(void *arg)
 	mapped_job->arg = (void *)(intptr_t)60000;
 	mapped_job->discard = unmap_discard;
 	ck_assert_int_eq(weft_spawn(&a, run_mapped, NULL), 0);
-	await_pool(1, 0);
+	io_await_pool(1, 0);
 	/* Abandoned: a is woken, but this task keeps the one worker, so a
 	 * is still in its wait when the job ends and is discarded... */
 	ck_assert_int_eq(weft_cancel(a), 0);
@@ -392,12 +375,12 @@ static void *abort_job_main(void *arg)
 	ck_assert_int_eq(weft__blocking_run(&early), -EBADF);
 	/* The one thread runs `running`; `queued` waits behind it. */
 	ck_assert_int_eq(weft_spawn(&a, run_bjob, &running), 0);
-	await_pool(1, 0);
+	io_await_pool(1, 0);
 	ck_assert_int_eq(weft_spawn(&b, run_bjob, &queued), 0);
-	await_pool(1, 1);
+	io_await_pool(1, 1);
 	/* The queued one ends at once, while the thread is still busy. */
 	weft__blocking_abort(&queued, -EBADF);
-	await_pool(1, 0);
+	io_await_pool(1, 0);
 	ck_assert_int_eq(weft_join(b, &res), 0);
 	ck_assert_int_eq((intptr_t)res, -EBADF);
 	/* The running one is left alone. */

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "test_util.h"
+#include "test_io_util.h"
 #include "io/resolve.h"
 #include "runtime/blocking.h"
 
@@ -168,25 +168,6 @@ static void *lookup_task(void *arg)
 	return (void *)(intptr_t)r;
 }
 
-/* Waits until the pool has busy threads and queued jobs, or ten seconds
- * (as test_io_blocking's await_pool: 10 ms for the holder to take the
- * pool's thread, or for the lookup to queue behind it, may not be enough
- * under a sanitizer on a busy machine; a lookup the thread ran first
- * returned 0, not -ECANCELED). */
-static void await_pool(uint64_t busy, uint64_t queued)
-{
-	struct weft_metrics m = { .blocking_busy = 0 };
-
-	for (int i = 0; i < 10000; i++) {
-		ck_assert_int_eq(weft_metrics(&m), 0);
-		if (m.blocking_busy == busy && m.blocking_queued == queued)
-			return;
-		weft_sleep(WEFT_MSEC);
-	}
-	ck_abort_msg("pool: %d busy, %d queued", (int)m.blocking_busy,
-		     (int)m.blocking_queued);
-}
-
 /* With the one pool thread busy, lookups queue: a cancelled one and a
  * timed-out one return at once, and the pool never runs them. */
 static void *queued_main(void *arg)
@@ -198,9 +179,9 @@ static void *queued_main(void *arg)
 
 	weft_event_clear(&release);
 	ck_assert_int_eq(weft_spawn(&holder, occupy, NULL), 0);
-	await_pool(1, 0);
+	io_await_pool(1, 0);
 	ck_assert_int_eq(weft_spawn(&t, lookup_task, NULL), 0);
-	await_pool(1, 1);
+	io_await_pool(1, 1);
 	ck_assert_int_eq(weft_cancel(t), 0);
 	ck_assert_int_eq(weft_join(t, &res), 0);
 	ck_assert_int_eq((intptr_t)res, -ECANCELED);

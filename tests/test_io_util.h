@@ -155,6 +155,24 @@ static inline void io_await_ready_wait(weft_task_t t)
 	ck_abort_msg("a task never waited for readiness in 10 s");
 }
 
+/* Waits (sleeping, in a task) until the blocking pool has busy threads
+ * and queued jobs, for up to ten seconds; fails the test after that. Not
+ * a sleep of a set time: a loaded machine may take a while to start a
+ * pool thread (20 ms was too short under ThreadSanitizer). */
+static inline void io_await_pool(uint64_t busy, uint64_t queued)
+{
+	struct weft_metrics m = { .blocking_busy = 0 };
+
+	for (int i = 0; i < 10000; i++) {
+		ck_assert_int_eq(weft_metrics(&m), 0);
+		if (m.blocking_busy == busy && m.blocking_queued == queued)
+			return;
+		weft_sleep(WEFT_MSEC);
+	}
+	ck_abort_msg("pool: %d busy, %d queued", (int)m.blocking_busy,
+		     (int)m.blocking_queued);
+}
+
 /* Takes one of the failures still owed by a test's stand-in for a libc
  * call (a test defining connect or send over glibc's): true if *left was
  * above 0, which it lowers by one. */

@@ -1158,22 +1158,37 @@ static void *tree_sleeper(void *arg)
 	return arg;
 }
 
-static void *tree_main(void *arg)
+/* Sets the counts for a tree (due_run: the run the sleeper came due at,
+ * -1 until a tree task sees it) and spawns the sleeper, due in 20 ms. */
+static weft_task_t tree_begin(long due_run)
 {
-	weft_task_t s, t;
-	(void)arg;
+	weft_task_t s;
 	atomic_store(&tree_stop, false);
 	atomic_store(&tree_live, 1);
 	atomic_store(&tree_runs, 0);
-	atomic_store(&tree_due_run, -1);
+	atomic_store(&tree_due_run, due_run);
 	tree_at = weft_now() + 20 * WEFT_MSEC;
 	ck_assert_int_eq(weft_spawn(&s, tree_sleeper, NULL), 0);
-	ck_assert_int_eq(weft_sleep(5 * WEFT_MSEC), 0); /* it sleeps */
+	return s;
+}
+
+/* Spawns the tree, joins the sleeper and waits for the tree to end. */
+static void tree_grow(weft_task_t sleeper)
+{
+	weft_task_t t;
 	ck_assert_int_eq(weft_spawn(&t, tree_task, NULL), 0);
 	ck_assert_int_eq(weft_detach(t), 0);
-	ck_assert_int_eq(weft_join(s, NULL), 0);
+	ck_assert_int_eq(weft_join(sleeper, NULL), 0);
 	while (atomic_load(&tree_live)) /* the tree winds down */
 		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+}
+
+static void *tree_main(void *arg)
+{
+	(void)arg;
+	weft_task_t s = tree_begin(-1);
+	ck_assert_int_eq(weft_sleep(5 * WEFT_MSEC), 0); /* it sleeps */
+	tree_grow(s);
 	long due = atomic_load(&tree_due_run);
 	long late = atomic_load(&tree_woke_run) - due;
 	/* due < 0: the sleeper ran before any tree task saw its time. */
@@ -1196,31 +1211,13 @@ END_TEST
  * with the first, where the tree's spawns went over it and kept it there
  * as long as the tree went on (CI, a loaded run of the case above, whose
  * main task's 5 ms sleep ended after the sleeper's time). */
-static void *tree_twin_sleeper(void *arg)
-{
-	ck_assert_int_eq(weft_sleep_until(tree_at), 0);
-	atomic_store(&tree_woke_run, atomic_load(&tree_runs));
-	atomic_store(&tree_stop, true);
-	return arg;
-}
-
 static void *tree_twin_main(void *arg)
 {
-	weft_task_t s, t;
 	(void)arg;
-	atomic_store(&tree_stop, false);
-	atomic_store(&tree_live, 1);
-	atomic_store(&tree_runs, 0);
-	atomic_store(&tree_due_run, 0); /* due as the tree starts */
-	tree_at = weft_now() + 20 * WEFT_MSEC;
-	ck_assert_int_eq(weft_spawn(&s, tree_twin_sleeper, NULL), 0);
+	weft_task_t s = tree_begin(0); /* due as the tree starts */
 	/* Same deadline, slept first: fires first, in the same look. */
 	ck_assert_int_eq(weft_sleep_until(tree_at), 0);
-	ck_assert_int_eq(weft_spawn(&t, tree_task, NULL), 0);
-	ck_assert_int_eq(weft_detach(t), 0);
-	ck_assert_int_eq(weft_join(s, NULL), 0);
-	while (atomic_load(&tree_live)) /* the tree winds down */
-		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+	tree_grow(s);
 	long late = atomic_load(&tree_woke_run);
 	ck_assert_msg(late < TREE_RUNS_BOUND,
 		      "the sleeper ran %ld tree tasks after it woke (bound %d)",
