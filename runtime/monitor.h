@@ -16,9 +16,8 @@
  * while it ran others. The monitor marks it and rouses an idle worker,
  * whose search then steals those tasks (steal.c). A worker whose deque
  * or ready queue held tasks at two looks, though it ran on, is not
- * stuck, but the
- * monitor rouses an idle worker for those too: they are open to thieves
- * and offered to none (runq.h).
+ * stuck, but the monitor rouses an idle worker for those too: they are
+ * open to thieves and offered to none (runq.h).
  * It also fires the due timers of a worker kept by one task all period,
  * so that task's sleepers wake on time on other workers (into that
  * worker's ready queue, whose tasks thieves take oldest first, and which

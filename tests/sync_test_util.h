@@ -87,6 +87,12 @@ static __attribute__((unused)) void wait_waiters(struct weft_waitq *q, int n)
  * on q's lock) shows in its beginning the wait while q's lock is held:
  * `hit`. after_try needs one worker, so the task cannot start before the
  * thread holds its wait_lock.
+ *
+ * The task bounds its wait by HANG_NS (test_util.h), which a missed
+ * notification would leave it in. Not less: while the thread holds the
+ * window the task spins on q's lock, and a deadline the monitor fired
+ * meanwhile (the thread kept off its CPU on a loaded host) would end the
+ * wait with -ETIMEDOUT once the thread let go.
  */
 struct window {
 	struct weft_waitq *q;
@@ -98,13 +104,6 @@ struct window {
 	int held;                 /* the thread holds its first lock */
 	struct weft_task *waiter; /* published by window_open */
 };
-
-/* The deadline of a waiter run in a window, which bounds the wait a
- * missed notification would leave it in. Long: while the thread holds the
- * window the waiter spins on q's lock, and a deadline the monitor fired
- * meanwhile (the thread kept off its CPU on a loaded host) would end the
- * wait with -ETIMEDOUT once the thread let go. */
-#define WINDOW_DEADLINE_NS (10 * WEFT_SEC)
 
 /* Whether t began a wait; polls for up to ms. */
 static __attribute__((unused)) bool window_begun(struct weft_task *t, int ms)

@@ -161,7 +161,7 @@ static void *window_waiter(void *arg)
 {
 	struct weft_deadline d;
 
-	ck_assert_int_eq(weft_deadline_enter(&d, WINDOW_DEADLINE_NS), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, HANG_NS), 0);
 	long r = weft_event_wait(arg);
 	weft_deadline_leave(&d);
 	return (void *)r;

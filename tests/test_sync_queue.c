@@ -446,7 +446,7 @@ static void *window_getter(void *arg)
 	struct qwin *c = arg;
 	struct weft_deadline d;
 
-	ck_assert_int_eq(weft_deadline_enter(&d, WINDOW_DEADLINE_NS), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, HANG_NS), 0);
 	long r = weft_queue_get(&c->q, &c->item);
 	weft_deadline_leave(&d);
 	return (void *)r;
@@ -457,7 +457,7 @@ static void *window_putter(void *arg)
 	struct qwin *c = arg;
 	struct weft_deadline d;
 
-	ck_assert_int_eq(weft_deadline_enter(&d, WINDOW_DEADLINE_NS), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, HANG_NS), 0);
 	long r = weft_queue_put(&c->q, &c->item);
 	weft_deadline_leave(&d);
 	return (void *)r;

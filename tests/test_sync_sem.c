@@ -281,7 +281,7 @@ static void *window_acquirer(void *arg)
 {
 	struct weft_deadline d;
 
-	ck_assert_int_eq(weft_deadline_enter(&d, WINDOW_DEADLINE_NS), 0);
+	ck_assert_int_eq(weft_deadline_enter(&d, HANG_NS), 0);
 	long r = weft_sem_acquire(arg);
 	weft_deadline_leave(&d);
 	return (void *)r;
