@@ -34,24 +34,12 @@ void weft__worker_push(struct weft_worker *w, struct weft_task *t)
 
 void (*weft__runq_after_pop)(struct weft_inject *q, int n);
 
-/* Takes up to max (at most INJECT_BATCH) tasks from q for w: returns the
- * first, the rest go to w's deque in order. */
-static struct weft_task *pop_batch(struct weft_inject *q, int max,
-				   struct weft_worker *w, int *n)
+/* Up to max tasks from q, as a list; NULL if it was empty. */
+static struct weft_task *pop_list(struct weft_inject *q, int max, int *n)
 {
 	struct weft_task *first = weft__inject_pop(q, max, n);
-	if (!first)
-		return NULL;
-	if (__builtin_expect(weft__runq_after_pop != NULL, 0))
+	if (first && __builtin_expect(weft__runq_after_pop != NULL, 0))
 		weft__runq_after_pop(q, *n);
-	/* Keep the rest in FIFO order: push newest first, the deque's owner
-	 * end takes the last pushed first. */
-	struct weft_task *rest = first->next, *stack[INJECT_BATCH];
-	int k = 0;
-	for (; rest; rest = rest->next)
-		stack[k++] = rest;
-	while (k > 0)
-		weft__worker_push(w, stack[--k]);
 	return first;
 }
 
@@ -59,13 +47,34 @@ struct weft_task *weft__runq_pop_global(struct weft_runtime *rt,
 					struct weft_worker *w)
 {
 	int n;
-	struct weft_task *t = pop_batch(&rt->inject, INJECT_BATCH, w, &n);
-	/* The rest went to w's deque: offered again, as any producer offers
-	 * what it publishes (idle.h). A worker that went to sleep between
-	 * the pop and the pushes saw them in neither queue, and would sleep
-	 * on while t, if long, keeps w (Go's wakep after a grab from its
-	 * global queue). A searcher's end of search offers them already. */
-	if (n > 1 && !w->searching)
+	struct weft_task *t = pop_list(&rt->inject, INJECT_BATCH, &n);
+	if (!t || !t->next)
+		return t;
+	/* The rest behind the tasks ahead of them, as weft__runq_queue_behind
+	 * puts a task: those that ran in the ready queue, in order, in one
+	 * push; the spawns on the deque, the oldest on top (the owner's end
+	 * takes the last pushed first). */
+	struct weft_task *woken = NULL, *woken_last = NULL;
+	struct weft_task *spawns[INJECT_BATCH];
+	int k = 0;
+	for (struct weft_task *x = t->next; x; x = x->next) {
+		if (!weft__task_ran(x))
+			spawns[k++] = x;
+		else if (woken_last)
+			woken_last = woken_last->next = x;
+		else
+			woken = woken_last = x;
+	}
+	if (woken)
+		weft__inject_push_list(&w->ready, woken, woken_last);
+	while (k > 0)
+		weft__worker_push(w, spawns[--k]);
+	/* Offered again, as any producer offers what it publishes (idle.h).
+	 * A worker that went to sleep between the pop and the pushes saw
+	 * them in neither place, and would sleep on while t, if long, keeps
+	 * w (Go's wakep after a grab from its global queue). A searcher's
+	 * end of search offers them already. */
+	if (!w->searching)
 		weft__notify_work(rt);
 	return t;
 }
@@ -73,18 +82,27 @@ struct weft_task *weft__runq_pop_global(struct weft_runtime *rt,
 struct weft_task *weft__runq_take_ready(struct weft_worker *w)
 {
 	int n;
-	return weft__inject_pop(&w->ready, 1, &n);
+	struct weft_task *t = weft__inject_pop(&w->ready, 1, &n);
+	WEFT_ASSERT(!t || weft__task_ran(t)); /* a direct switch may take it */
+	return t;
 }
 
-struct weft_task *weft__runq_steal_ready(struct weft_worker *v,
-					 struct weft_worker *w, int *n)
+int weft__runq_steal_ready(struct weft_worker *v, struct weft_worker *w)
 {
 	long half = (weft__inject_len(&v->ready) + 1) / 2;
-	*n = 0;
-	if (!half)
-		return NULL;
-	return pop_batch(&v->ready,
-			 half < INJECT_BATCH ? (int)half : INJECT_BATCH, w, n);
+	int n = 0;
+	struct weft_task *first =
+		half ? pop_list(&v->ready,
+				half < INJECT_BATCH ? (int)half : INJECT_BATCH,
+				&n)
+		     : NULL;
+	if (first) {
+		struct weft_task *last = first;
+		while (last->next)
+			last = last->next;
+		weft__inject_push_list(&w->ready, first, last);
+	}
+	return n;
 }
 
 /* Up to half a deque at a time, so it never spills: the oldest last, so the

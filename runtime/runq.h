@@ -22,12 +22,15 @@
  *   4. A worker's ready queue (w->ready, inject.h): tasks its scheduler
  *      woke (I/O events and completions, timers; and the monitor, the
  *      sleepers it fires while a task keeps the worker), first in first
- *      out.
+ *      out; behind them, the woken tasks of a batch it took from the
+ *      global queue or stole from another's ready queue, and what a
+ *      global queue's turn took from places 3 and 5 behind the task it
+ *      runs. Only tasks that ran before: a direct switch takes from it.
  *      When its deques run dry, or a streak of run-next picks ends, the
- *      owner runs the oldest; at the global queue's turn too, if that
- *      queue is empty. One at a time, never moved to its own deque, where
- *      spawns would go over them. Any worker steals half of it at any
- *      time.
+ *      owner runs the oldest; at the global queue's turn too, first on
+ *      every other turn. One at a time, never moved to its own deque,
+ *      where spawns would go over them. Any worker moves half of it to
+ *      its own at any time.
  *      Open to thieves because I/O is where a worker stalls: preempted by
  *      the OS, or busy, it would hold every connection it had polled (in
  *      loaded A/B runs of the epoll driver's echo server, the client-side
@@ -57,13 +60,18 @@
  *   6. The global queue (rt->inject): tasks spawned or woken off the
  *      workers, and the overflow of full deques. Any worker takes a batch,
  *      when its own places are empty and every GLOBAL_QUEUE_INTERVAL-th
- *      pick, so that it is never starved. On that turn Go and Tokio take
- *      one task, and a batch here goes on top of the deque, before older
- *      tasks there (100 tasks queued in order from a plain thread ran
- *      0-16, 32-63, 17-31 on one worker). But the batch is what drains a
- *      spawner's overflow while it keeps its deque full: with one task a
- *      turn, a task spawning 200,000 on one worker had 97,899 of them
- *      pending at once, where spawn_backpressure's bound is 300.
+ *      pick, so that it is never starved. It runs the first; the woken
+ *      among the rest go to its ready queue and the spawns on top of its
+ *      deque. On that turn Go and Tokio take one task, and spawns here go
+ *      before older tasks in the deque (100 tasks spawned in order from a
+ *      plain thread ran 0-16, 32-63, 17-31 on one worker). But the batch
+ *      is what drains a spawner's overflow while it keeps its deque full:
+ *      with one task a turn, a task spawning 200,000 on one worker had
+ *      97,899 of them pending at once, where spawn_backpressure's bound is
+ *      300. Woken tasks do not go on the deque: the running task's spawns
+ *      would go over them, and a tree of spawns kept them under for as
+ *      long as it grew (test_task's
+ *      woken_from_a_thread_not_starved_by_spawning_tree).
  *
  * Or it runs, on one worker (w->current), or it is parked, in nobody's
  * hands but the waiter protocol's (wait.h).
@@ -93,6 +101,9 @@
  *    pushed only by its owner.
  *  - A yielded list that is not empty has the monitor armed, or a look of
  *    the monitor saw it (monitor.h's no lost arming).
+ *  - Place 4 holds only tasks that ran (weft__task_ran): a direct switch
+ *    takes from it and cannot start a task (weft__runq_take_ready checks
+ *    it in debug builds).
  */
 #ifndef WEFT_RUNTIME_RUNQ_H
 #define WEFT_RUNTIME_RUNQ_H
@@ -116,11 +127,11 @@
 void weft__worker_push(struct weft_worker *w, struct weft_task *t);
 
 /* Internal test interface, not API: if set, called by a worker that took
- * n tasks from queue q, before the rest of them reach its deque. */
+ * n tasks from queue q, before it puts the rest in its own places. */
 extern void (*weft__runq_after_pop)(struct weft_inject *q, int n);
 
 /* Takes a batch from the global queue: returns the first, the rest go to
- * w's deque in order. NULL if it was empty. */
+ * w's ready queue in order. NULL if it was empty. */
 struct weft_task *weft__runq_pop_global(struct weft_runtime *rt,
 					struct weft_worker *w);
 
@@ -147,10 +158,9 @@ static inline bool weft__runq_woken_open(struct weft_worker *v)
  * only. */
 struct weft_task *weft__runq_take_ready(struct weft_worker *w);
 
-/* Steals half of v's ready tasks for w: returns one, the rest go to w's
- * deque in order; *n: how many it took. */
-struct weft_task *weft__runq_steal_ready(struct weft_worker *v,
-					 struct weft_worker *w, int *n);
+/* Moves half of v's ready tasks to w's ready queue, in order, behind
+ * w's own; returns how many. */
+int weft__runq_steal_ready(struct weft_worker *v, struct weft_worker *w);
 
 /* Whether w has a task in its run-next slot, deques or ready queue. */
 static inline bool weft__runq_has_local(struct weft_worker *w)
@@ -340,6 +350,44 @@ weft__runq_take_yielded_direct(struct weft_runtime *rt, struct weft_worker *w,
 	return weft__runq_pop_yielded(w, yielded_held);
 }
 
+/* Puts t, taken from another place at the global queue's turn, behind
+ * the task that runs, where the next turns reach it: in the ready queue
+ * if it ran before; on the deque if it never ran, as a spawn, since the
+ * ready queue holds only tasks that ran (a direct switch takes from it,
+ * and only the scheduler starts a task). */
+static inline void weft__runq_queue_behind(struct weft_worker *w,
+					   struct weft_task *t)
+{
+	if (weft__task_ran(t))
+		weft__inject_push(&w->ready, t);
+	else
+		weft__worker_push(w, t);
+}
+
+/* The global queue's turn: its oldest task or the oldest ready task, the
+ * ready queue first on every other turn. The other picks reach the ready
+ * queue only once the deques run dry, and tasks that keep the deque
+ * filled (each spawning the next) would leave a sleeper or a connection
+ * woken there, and the rest of each batch taken from the global queue,
+ * waiting as long as they went on, with no thief to take them while every
+ * worker was as busy. Turn about, as a plain thread may keep the global
+ * queue filled and a server's scheduler its ready queue. Run now, not
+ * moved to the deque, where the next spawn would go over it. */
+static inline struct weft_task *weft__runq_turn_take(struct weft_runtime *rt,
+						     struct weft_worker *w)
+{
+	struct weft_task *t = NULL;
+	bool ready_first = w->turn_ready_first;
+	w->turn_ready_first = !ready_first;
+	if (ready_first && !weft__inject_empty(&w->ready))
+		t = weft__runq_take_ready(w);
+	if (!t)
+		t = weft__runq_pop_global(rt, w);
+	if (!t && !weft__inject_empty(&w->ready))
+		t = weft__runq_take_ready(w);
+	return t;
+}
+
 /*
  * The owner's next task, the one place the pick order is written: every
  * GLOBAL_QUEUE_INTERVAL-th pick the global queue (if empty, the oldest
@@ -369,17 +417,7 @@ weft__runq_pick(struct weft_runtime *rt, struct weft_worker *w, bool direct,
 		if (direct)
 			return NULL;
 		w->global_countdown = GLOBAL_QUEUE_INTERVAL + 1;
-		t = weft__runq_pop_global(rt, w);
-		/* If it gave none, the oldest task the scheduler woke (one,
-		 * as the next turn takes the next): the other picks reach
-		 * the ready queue only once the deques run dry, and tasks
-		 * that keep the deque filled (each spawning the next) left
-		 * a sleeper or a connection woken there waiting as long as
-		 * they went on, with no thief to take it while every worker
-		 * was as busy. Run now, not moved to the deque, where the
-		 * next spawn would go over it. */
-		if (!t && !weft__inject_empty(&w->ready))
-			t = weft__runq_take_ready(w);
+		t = weft__runq_turn_take(rt, w);
 		/* The oldest woken task's turn too, so that the k-th oldest
 		 * waits k turns at most. The owner takes that deque newest
 		 * first, and a task woken under others waited for as long
@@ -388,14 +426,17 @@ weft__runq_pick(struct weft_runtime *rt, struct weft_worker *w, bool direct,
 		 * a worker of its own, with no streak of run-next picks to
 		 * end (test_task's woken_not_starved_by_ring). Taken from
 		 * the thieves' end, as a thief would (on a lost race a
-		 * thief took it). Behind t it waits on top of the deque. */
+		 * thief took it). Behind t it waits in the ready queue,
+		 * which the next turns reach (on top of the deque the next
+		 * spawns went over it), unless it is a spawn that a wake
+		 * moved out of run-next. */
 		struct weft_task *o = weft__deque_len(&w->woken)
 					      ? weft__deque_steal(&w->woken)
 					      : WEFT_STEAL_EMPTY;
 		if (o == WEFT_STEAL_RETRY)
 			o = NULL;
 		if (o && t)
-			weft__worker_push(w, o);
+			weft__runq_queue_behind(w, o);
 		else if (o)
 			t = o;
 		/* The oldest yielded task's turn too, once it waited a round.
@@ -408,7 +449,7 @@ weft__runq_pick(struct weft_runtime *rt, struct weft_worker *w, bool direct,
 		 * spawner that yields on a full deque (task.c) still lets
 		 * the deque's tasks run first, and then at most this
 		 * interval per task ahead of it in the list. Behind t it
-		 * waits on top of the deque, offered to no idle worker.
+		 * waits in the ready queue, offered to no idle worker.
 		 * Relaxed: our own tick count. */
 		struct weft_task *y =
 			weft__runq_has_yielded(w)
@@ -418,13 +459,13 @@ weft__runq_pick(struct weft_runtime *rt, struct weft_worker *w, bool direct,
 						     memory_order_relaxed))
 				: NULL;
 		if (y && t)
-			weft__worker_push(w, y);
+			weft__runq_queue_behind(w, y);
 		else if (y)
 			t = y;
 	}
 	int streak = w->runnext_streak;
 	if (!t && (t = weft__runq_take_local(w, yielded_held)) && direct &&
-	    !t->ctx.sp) {
+	    !weft__task_ran(t)) {
 		/* It never ran: the scheduler gives it a stack. And takes
 		 * it: the streak take_local ended for it is put back, or
 		 * the scheduler's pick, finding it over, took run-next

@@ -43,15 +43,13 @@ static struct weft_task *steal_half(struct weft_deque *d, struct weft_worker *w)
 	return first;
 }
 
-/* Steals half of v's ready queue into ours; returns one task to run now. */
-static struct weft_task *steal_ready(struct weft_worker *v,
-				     struct weft_worker *w)
+/* Moves half of v's ready queue into ours; returns whether it took any. */
+static bool steal_ready(struct weft_worker *v, struct weft_worker *w)
 {
-	int n;
-	struct weft_task *t = weft__runq_steal_ready(v, w, &n);
-	if (t)
+	int n = weft__runq_steal_ready(v, w);
+	if (n)
 		counted(w, (uint64_t)n);
-	return t;
+	return n;
 }
 
 /* v's run-next task, for w: at once if the monitor found v stuck; if it is
@@ -87,7 +85,9 @@ static struct weft_task *steal_from(struct weft_worker *v,
 	/* Relaxed, here and below: the monitor's mark is a hint; tasks move
 	 * only through the deques' and run-next's CAS. */
 	bool stuck = atomic_load_explicit(&v->stuck, memory_order_relaxed);
-	if ((t = steal_ready(v, w)))
+	/* Our oldest: ours were empty, but another thief may have taken
+	 * them all meanwhile (then the others' places come next). */
+	if (steal_ready(v, w) && (t = weft__runq_take_ready(w)))
 		return t;
 	if (weft__runq_woken_open(v))
 		t = steal_half(&v->woken, w);
@@ -115,7 +115,8 @@ struct weft_task *weft__steal(struct weft_runtime *rt, struct weft_worker *w,
 atomic_ulong weft__reliefs;
 
 /* Everything stranded on a stalled v: half of each place, into w's deque
- * (the oldest of each on top: they waited longest). */
+ * (the oldest of each on top: they waited longest), but the ready tasks
+ * into w's ready queue, behind its own. */
 static void take_stranded(struct weft_worker *v, struct weft_worker *w)
 {
 	struct weft_task *t;
@@ -123,8 +124,7 @@ static void take_stranded(struct weft_worker *v, struct weft_worker *w)
 	atomic_fetch_add_explicit(&weft__reliefs, 1, memory_order_relaxed);
 	if ((t = steal_half(&v->deque, w)))
 		weft__worker_push(w, t);
-	if ((t = steal_ready(v, w)))
-		weft__worker_push(w, t);
+	steal_ready(v, w);
 	if ((t = steal_half(&v->woken, w)))
 		weft__worker_push(w, t);
 	if ((t = steal_runnext(v, w, true)))

@@ -131,6 +131,14 @@ struct weft_task {
 /* weft__task_park() and weft__task_ready(), the scheduler's side of
  * waiting, are declared in park.h. */
 
+/* Whether t has run: its first run sets ctx.sp (its start), and only the
+ * scheduler starts a task (worker.c), as it gives it a stack. Not for t
+ * while it runs. */
+static inline bool weft__task_ran(const struct weft_task *t)
+{
+	return t->ctx.sp != NULL;
+}
+
 /* Called by w's scheduler once t has returned and switched out. */
 void weft__task_finished(struct weft_worker *w, struct weft_task *t);
 

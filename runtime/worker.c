@@ -116,7 +116,7 @@ static void run_task(struct weft_runtime *rt, struct weft_worker *w,
 		     struct weft_task *t)
 {
 	weft__latency_check(&w->stats, t); /* a run, even one that fails */
-	bool fresh = !t->ctx.sp;
+	bool fresh = !weft__task_ran(t);
 	if (fresh && !start_task(w, t))
 		return;
 	weft__switch_set_current(w, t);

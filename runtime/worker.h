@@ -54,9 +54,10 @@ struct __attribute__((aligned(64))) weft_worker {
 	uint64_t spawned;   /* for task ids */
 	int id;
 	bool searching;
-	bool sleeping;        /* in the idle set, under idle.mu */
-	int runnext_streak;   /* run-next picks in a row */
-	int global_countdown; /* picks until the global queue's turn */
+	bool sleeping;         /* in the idle set, under idle.mu */
+	bool turn_ready_first; /* at the next global queue's turn */
+	int runnext_streak;    /* run-next picks in a row */
+	int global_countdown;  /* picks until the global queue's turn */
 	uint64_t rng;
 	struct weft_relief {    /* looks at other workers: steal.h */
 		uint64_t at;    /* own ticks at the last look */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -1158,37 +1159,45 @@ static void *tree_sleeper(void *arg)
 	return arg;
 }
 
-/* Sets the counts for a tree (due_run: the run the sleeper came due at,
- * -1 until a tree task sees it) and spawns the sleeper, due in 20 ms. */
-static weft_task_t tree_begin(long due_run)
+/* Sets the counts for a tree: due_run is the run the awaited task came
+ * due at, -1 until a tree task sees the clock pass at. */
+static void tree_reset(long due_run, int64_t at)
 {
-	weft_task_t s;
 	atomic_store(&tree_stop, false);
 	atomic_store(&tree_live, 1);
 	atomic_store(&tree_runs, 0);
 	atomic_store(&tree_due_run, due_run);
-	tree_at = weft_now() + 20 * WEFT_MSEC;
+	tree_at = at;
+}
+
+/* tree_reset and the sleeper, due in 20 ms. */
+static weft_task_t tree_begin(long due_run)
+{
+	weft_task_t s;
+	tree_reset(due_run, weft_now() + 20 * WEFT_MSEC);
 	ck_assert_int_eq(weft_spawn(&s, tree_sleeper, NULL), 0);
 	return s;
 }
 
-/* Spawns the tree, joins the sleeper, waits for the tree to end and
- * checks that the sleeper ran within the bound after it came due. */
-static void tree_grow(weft_task_t sleeper)
+/* Spawns the tree, joins the n awaited tasks, waits for the tree to end
+ * and checks that the last of them ran within the bound after it came
+ * due. */
+static void tree_grow(weft_task_t *awaited, int n)
 {
 	weft_task_t t;
 	ck_assert_int_eq(weft_spawn(&t, tree_task, NULL), 0);
 	ck_assert_int_eq(weft_detach(t), 0);
-	ck_assert_int_eq(weft_join(sleeper, NULL), 0);
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(weft_join(awaited[i], NULL), 0);
 	while (atomic_load(&tree_live)) /* the tree winds down */
 		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
 	long due = atomic_load(&tree_due_run);
 	long late = atomic_load(&tree_woke_run) - due;
 	/* due < 0: the sleeper ran before any tree task saw its time. */
-	ck_assert_msg(
-		due < 0 || late < TREE_RUNS_BOUND,
-		"the sleeper ran %ld tree tasks after its time (bound %d)",
-		late, TREE_RUNS_BOUND);
+	ck_assert_msg(due < 0 || late < TREE_RUNS_BOUND,
+		      "the last awaited task ran %ld tree tasks after its time "
+		      "(bound %d)",
+		      late, TREE_RUNS_BOUND);
 }
 
 static void *tree_main(void *arg)
@@ -1196,7 +1205,7 @@ static void *tree_main(void *arg)
 	(void)arg;
 	weft_task_t s = tree_begin(-1);
 	ck_assert_int_eq(weft_sleep(5 * WEFT_MSEC), 0); /* it sleeps */
-	tree_grow(s);
+	tree_grow(&s, 1);
 	return NULL;
 }
 
@@ -1218,13 +1227,69 @@ static void *tree_twin_main(void *arg)
 	weft_task_t s = tree_begin(0); /* due as the tree starts */
 	/* Same deadline, slept first: fires first, in the same look. */
 	ck_assert_int_eq(weft_sleep_until(tree_at), 0);
-	tree_grow(s);
+	tree_grow(&s, 1);
 	return NULL;
 }
 
 START_TEST(woken_with_the_spawner_not_starved)
 {
 	weft_test_run(tree_twin_main, NULL, 1);
+}
+END_TEST
+
+/* The same, for tasks a plain thread woke as the tree starts: they reach
+ * the worker through the global queue, whose turn takes up to a batch of
+ * them, while the tree grows. It used to run the first and move the rest
+ * to its deque, where the tree's growing spawns went over them and its
+ * steady state kept them under (a task taken from the deque spawns one
+ * child, which puts the run-next task in its place). Main keeps the
+ * worker until they are in the global queue, so they are due from the
+ * tree's first run; the last to run stops the tree. */
+#define TREE_WAITERS 16
+static struct weft_event tree_go = WEFT_EVENT_INIT;
+static atomic_int tree_waiting;
+static atomic_bool tree_woken;
+
+static void *tree_waiter(void *arg)
+{
+	ck_assert_int_eq(weft_event_wait(&tree_go), 0);
+	if (atomic_fetch_sub(&tree_waiting, 1) == 1) {
+		atomic_store(&tree_woke_run, atomic_load(&tree_runs));
+		atomic_store(&tree_stop, true);
+	}
+	return arg;
+}
+
+static void *tree_waker(void *arg)
+{
+	ck_assert_int_eq(weft_event_set(&tree_go), TREE_WAITERS);
+	atomic_store(&tree_woken, true);
+	return arg;
+}
+
+static void *tree_waiters_main(void *arg)
+{
+	(void)arg;
+	weft_task_t w[TREE_WAITERS];
+	pthread_t waker;
+	ck_assert_int_eq(weft_event_clear(&tree_go), 0);
+	atomic_store(&tree_waiting, TREE_WAITERS);
+	atomic_store(&tree_woken, false);
+	tree_reset(0, INT64_MAX);
+	for (int i = 0; i < TREE_WAITERS; i++)
+		ck_assert_int_eq(weft_spawn(&w[i], tree_waiter, NULL), 0);
+	ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0); /* they wait */
+	ck_assert_int_eq(pthread_create(&waker, NULL, tree_waker, NULL), 0);
+	while (!atomic_load(&tree_woken)) /* keeps the only worker */
+		sched_yield();
+	tree_grow(w, TREE_WAITERS);
+	ck_assert_int_eq(pthread_join(waker, NULL), 0);
+	return NULL;
+}
+
+START_TEST(woken_from_a_thread_not_starved_by_spawning_tree)
+{
+	weft_test_run(tree_waiters_main, NULL, 1);
 }
 END_TEST
 
@@ -2179,6 +2244,7 @@ int main(void)
 	tcase_add_test(tc, yielder_not_starved_by_churn);
 	tcase_add_test(tc, woken_not_starved_by_spawning_tree);
 	tcase_add_test(tc, woken_with_the_spawner_not_starved);
+	tcase_add_test(tc, woken_from_a_thread_not_starved_by_spawning_tree);
 	tcase_add_test(tc, timers_of_a_kept_worker);
 	tcase_add_test(tc, woken_batch_runs_beside_kept_worker);
 	tcase_add_test(tc, yielders_spread_to_sleeping_worker);
