@@ -50,9 +50,10 @@ struct weft_task *weft__runq_pop_global(struct weft_runtime *rt,
 	struct weft_task *t = pop_list(&rt->inject, INJECT_BATCH, &n);
 	if (!t || !t->next)
 		return t;
-	/* The rest behind the tasks ahead of them, as weft__runq_queue_behind
-	 * puts a task: those that ran in the ready queue, in order, in one
-	 * push; the spawns on the deque, the oldest on top (the owner's end
+	/* The rest behind the tasks ahead of them: those that ran in the
+	 * ready queue, in order, in one push (it holds only tasks that ran:
+	 * a direct switch takes from it, and only the scheduler starts a
+	 * task); the spawns on the deque, the oldest on top (the owner's end
 	 * takes the last pushed first). */
 	struct weft_task *woken = NULL, *woken_last = NULL;
 	struct weft_task *spawns[INJECT_BATCH];
@@ -84,6 +85,78 @@ struct weft_task *weft__runq_take_ready(struct weft_worker *w)
 	int n;
 	struct weft_task *t = weft__inject_pop(&w->ready, 1, &n);
 	WEFT_ASSERT(!t || weft__task_ran(t)); /* a direct switch may take it */
+	return t;
+}
+
+/* The global queue's oldest task or the oldest ready task, the ready queue
+ * first on every other turn. The other picks reach the ready queue only
+ * once the deques run dry, and tasks that keep the deque filled (each
+ * spawning the next) would leave a sleeper or a connection woken there,
+ * and the woken rest of each batch taken from the global queue, waiting
+ * as long as they went on, with no thief to take them while every worker
+ * was as busy. Turn about, as a plain thread may keep the global queue
+ * filled and a server's scheduler its ready queue. Run now, not moved to
+ * the deque, where the next spawn would go over it. */
+static struct weft_task *turn_take(struct weft_runtime *rt,
+				   struct weft_worker *w)
+{
+	struct weft_task *t = NULL;
+	bool ready_first = w->turn_ready_first;
+	w->turn_ready_first = !ready_first;
+	if (ready_first && !weft__inject_empty(&w->ready))
+		t = weft__runq_take_ready(w);
+	if (!t)
+		t = weft__runq_pop_global(rt, w);
+	if (!t && !weft__inject_empty(&w->ready))
+		t = weft__runq_take_ready(w);
+	return t;
+}
+
+struct weft_task *weft__runq_global_turn(struct weft_runtime *rt,
+					 struct weft_worker *w)
+{
+	struct weft_task *t = turn_take(rt, w);
+	/* The oldest woken task's turn too, so that the k-th oldest waits k
+	 * turns at most. The owner takes that deque newest first, and a task
+	 * woken under others waited for as long as each take found a newer
+	 * one: three tasks in a ring, one waking two each round, kept a task
+	 * there for good on a worker of its own, with no streak of run-next
+	 * picks to end (test_task's woken_not_starved_by_ring). Taken from
+	 * the thieves' end, as a thief would (on a lost race a thief took
+	 * it). Behind t it waits on top of the deque. */
+	struct weft_task *o = weft__deque_len(&w->woken)
+				      ? weft__deque_steal(&w->woken)
+				      : WEFT_STEAL_EMPTY;
+	if (o == WEFT_STEAL_RETRY)
+		o = NULL;
+	if (o && t)
+		weft__worker_push(w, o);
+	else if (o)
+		t = o;
+	/* The oldest yielded task's turn too, once it waited a round. The
+	 * other places come first in every pick, and a worker whose picks
+	 * keep finding one of them (spawns in its deque, joiners woken into
+	 * its ready queue) never reached the yielded list: its tasks waited
+	 * as long as that work went on. Asyncio's sleep(0) waits one round
+	 * of the tasks ready before it; here up to YIELD_ROUND_MAX picks, so
+	 * that a spawner that yields on a full deque (task.c) still lets the
+	 * deque's tasks run first, and then at most this interval per task
+	 * ahead of it in the list. Behind t it waits on top of the deque,
+	 * offered to no idle worker: to run next. In the ready queue, where
+	 * spawns cannot go over it, it waited for the deques to run dry or
+	 * for the next turn, and a spawner that yielded on a full deque
+	 * (bench/spawn_many) spawned a quarter slower. Relaxed: our own tick
+	 * count. */
+	struct weft_task *y =
+		weft__runq_has_yielded(w)
+			? weft__runq_pop_yielded_due(
+				  w, atomic_load_explicit(&w->ticks,
+							  memory_order_relaxed))
+			: NULL;
+	if (y && t)
+		weft__worker_push(w, y);
+	else if (y)
+		t = y;
 	return t;
 }
 

@@ -23,9 +23,8 @@
  *      woke (I/O events and completions, timers; and the monitor, the
  *      sleepers it fires while a task keeps the worker), first in first
  *      out; behind them, the woken tasks of a batch it took from the
- *      global queue or stole from another's ready queue, and what a
- *      global queue's turn took from places 3 and 5 behind the task it
- *      runs. Only tasks that ran before: a direct switch takes from it.
+ *      global queue or stole from another's ready queue. Only tasks that
+ *      ran before: a direct switch takes from it.
  *      When its deques run dry, or a streak of run-next picks ends, the
  *      owner runs the oldest; at the global queue's turn too, first on
  *      every other turn. One at a time, never moved to its own deque,
@@ -134,6 +133,15 @@ extern void (*weft__runq_after_pop)(struct weft_inject *q, int n);
  * w's ready queue in order. NULL if it was empty. */
 struct weft_task *weft__runq_pop_global(struct weft_runtime *rt,
 					struct weft_worker *w);
+
+/* The global queue's turn, every GLOBAL_QUEUE_INTERVAL-th pick of the
+ * scheduler: returns the task to run (the global queue's oldest or the
+ * ready queue's, turn about), and puts the oldest woken task and the
+ * oldest yielded task, if it waited a round, behind it. NULL if all were
+ * empty. Out of line: the pick it is part of is inlined into park and
+ * yield, and runs it once in 61. */
+struct weft_task *weft__runq_global_turn(struct weft_runtime *rt,
+					 struct weft_worker *w);
 
 /* Moves up to half a deque of w's yielded tasks to its deque and returns
  * the oldest, or NULL if the monitor took them all meanwhile. */
@@ -350,44 +358,6 @@ weft__runq_take_yielded_direct(struct weft_runtime *rt, struct weft_worker *w,
 	return weft__runq_pop_yielded(w, yielded_held);
 }
 
-/* Puts t, taken from another place at the global queue's turn, behind
- * the task that runs, where the next turns reach it: in the ready queue
- * if it ran before; on the deque if it never ran, as a spawn, since the
- * ready queue holds only tasks that ran (a direct switch takes from it,
- * and only the scheduler starts a task). */
-static inline void weft__runq_queue_behind(struct weft_worker *w,
-					   struct weft_task *t)
-{
-	if (weft__task_ran(t))
-		weft__inject_push(&w->ready, t);
-	else
-		weft__worker_push(w, t);
-}
-
-/* The global queue's turn: its oldest task or the oldest ready task, the
- * ready queue first on every other turn. The other picks reach the ready
- * queue only once the deques run dry, and tasks that keep the deque
- * filled (each spawning the next) would leave a sleeper or a connection
- * woken there, and the rest of each batch taken from the global queue,
- * waiting as long as they went on, with no thief to take them while every
- * worker was as busy. Turn about, as a plain thread may keep the global
- * queue filled and a server's scheduler its ready queue. Run now, not
- * moved to the deque, where the next spawn would go over it. */
-static inline struct weft_task *weft__runq_turn_take(struct weft_runtime *rt,
-						     struct weft_worker *w)
-{
-	struct weft_task *t = NULL;
-	bool ready_first = w->turn_ready_first;
-	w->turn_ready_first = !ready_first;
-	if (ready_first && !weft__inject_empty(&w->ready))
-		t = weft__runq_take_ready(w);
-	if (!t)
-		t = weft__runq_pop_global(rt, w);
-	if (!t && !weft__inject_empty(&w->ready))
-		t = weft__runq_take_ready(w);
-	return t;
-}
-
 /*
  * The owner's next task, the one place the pick order is written: every
  * GLOBAL_QUEUE_INTERVAL-th pick the global queue (if empty, the oldest
@@ -417,51 +387,7 @@ weft__runq_pick(struct weft_runtime *rt, struct weft_worker *w, bool direct,
 		if (direct)
 			return NULL;
 		w->global_countdown = GLOBAL_QUEUE_INTERVAL + 1;
-		t = weft__runq_turn_take(rt, w);
-		/* The oldest woken task's turn too, so that the k-th oldest
-		 * waits k turns at most. The owner takes that deque newest
-		 * first, and a task woken under others waited for as long
-		 * as each take found a newer one: three tasks in a ring,
-		 * one waking two each round, kept a task there for good on
-		 * a worker of its own, with no streak of run-next picks to
-		 * end (test_task's woken_not_starved_by_ring). Taken from
-		 * the thieves' end, as a thief would (on a lost race a
-		 * thief took it). Behind t it waits in the ready queue,
-		 * which the next turns reach (on top of the deque the next
-		 * spawns went over it), unless it is a spawn that a wake
-		 * moved out of run-next. */
-		struct weft_task *o = weft__deque_len(&w->woken)
-					      ? weft__deque_steal(&w->woken)
-					      : WEFT_STEAL_EMPTY;
-		if (o == WEFT_STEAL_RETRY)
-			o = NULL;
-		if (o && t)
-			weft__runq_queue_behind(w, o);
-		else if (o)
-			t = o;
-		/* The oldest yielded task's turn too, once it waited a round.
-		 * The other places come first in every pick, and a worker
-		 * whose picks keep finding one of them (spawns in its deque,
-		 * joiners woken into its ready queue) never reached the
-		 * yielded list: its tasks waited as long as that work went
-		 * on. Asyncio's sleep(0) waits one round of the tasks ready
-		 * before it; here up to YIELD_ROUND_MAX picks, so that a
-		 * spawner that yields on a full deque (task.c) still lets
-		 * the deque's tasks run first, and then at most this
-		 * interval per task ahead of it in the list. Behind t it
-		 * waits in the ready queue, offered to no idle worker.
-		 * Relaxed: our own tick count. */
-		struct weft_task *y =
-			weft__runq_has_yielded(w)
-				? weft__runq_pop_yielded_due(
-					  w, atomic_load_explicit(
-						     &w->ticks,
-						     memory_order_relaxed))
-				: NULL;
-		if (y && t)
-			weft__runq_queue_behind(w, y);
-		else if (y)
-			t = y;
+		t = weft__runq_global_turn(rt, w);
 	}
 	int streak = w->runnext_streak;
 	if (!t && (t = weft__runq_take_local(w, yielded_held)) && direct &&
