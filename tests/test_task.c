@@ -1293,6 +1293,59 @@ START_TEST(woken_from_a_thread_not_starved_by_spawning_tree)
 }
 END_TEST
 
+/* The sleeper of the first tree case again, with a plain thread feeding
+ * the global queue all along, so that every turn of the global queue
+ * finds a task there: the turn took the ready queue only when the global
+ * queue was empty, and the sleeper waited as long as the feeding and the
+ * tree went on (10002 tree tasks late, the tree's own stop). The feeder
+ * keeps up to FEED_PENDING spawns not yet run, many batches' worth, so
+ * that the global queue is not empty at a turn (with 64, it was at some,
+ * and the sleeper ran at one of them). */
+#define FEED_PENDING 1024
+static atomic_bool feed_stop;
+static atomic_long fed, fed_ran;
+
+static void *fed_leaf(void *arg)
+{
+	atomic_fetch_add(&fed_ran, 1);
+	return arg;
+}
+
+static void *tree_feeder(void *arg)
+{
+	while (!atomic_load(&feed_stop)) {
+		if (atomic_load(&fed) - atomic_load(&fed_ran) >= FEED_PENDING) {
+			sched_yield();
+			continue;
+		}
+		atomic_fetch_add(&fed, 1);
+		ck_assert_int_eq(weft_spawn(NULL, fed_leaf, NULL), 0);
+	}
+	return arg;
+}
+
+static void *tree_fed_main(void *arg)
+{
+	(void)arg;
+	pthread_t feeder;
+	atomic_store(&feed_stop, false);
+	weft_task_t s = tree_begin(-1);
+	ck_assert_int_eq(pthread_create(&feeder, NULL, tree_feeder, NULL), 0);
+	ck_assert_int_eq(weft_sleep(5 * WEFT_MSEC), 0); /* it sleeps */
+	tree_grow(&s, 1);
+	atomic_store(&feed_stop, true);
+	ck_assert_int_eq(pthread_join(feeder, NULL), 0);
+	while (atomic_load(&fed_ran) < atomic_load(&fed))
+		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+	return NULL;
+}
+
+START_TEST(woken_not_starved_by_tree_and_global_queue)
+{
+	weft_test_run(tree_fed_main, NULL, 1);
+}
+END_TEST
+
 /* A task that keeps its worker in a plain system call does not hold up
  * the sleepers whose timers that worker holds: the monitor fires them, and
  * they wake on the other worker. The blocker keeps its worker until the
@@ -2245,6 +2298,7 @@ int main(void)
 	tcase_add_test(tc, woken_not_starved_by_spawning_tree);
 	tcase_add_test(tc, woken_with_the_spawner_not_starved);
 	tcase_add_test(tc, woken_from_a_thread_not_starved_by_spawning_tree);
+	tcase_add_test(tc, woken_not_starved_by_tree_and_global_queue);
 	tcase_add_test(tc, timers_of_a_kept_worker);
 	tcase_add_test(tc, woken_batch_runs_beside_kept_worker);
 	tcase_add_test(tc, yielders_spread_to_sleeping_worker);
