@@ -13,9 +13,11 @@
 #include "overflow_check.h"
 #include "test_util.h"
 #include "weft/select.h"
+#include "runtime/park.h"
 #include "runtime/self.h"
 #include "runtime/task.h"
 #include "runtime/spinlock.h"
+#include "runtime/worker.h"
 
 static void *ret_arg(void *arg)
 {
@@ -1179,14 +1181,10 @@ static weft_task_t tree_begin(long due_run)
 	return s;
 }
 
-/* Spawns the tree, joins the n awaited tasks, waits for the tree to end
- * and checks that the last of them ran within the bound after it came
- * due. */
-static void tree_grow(weft_task_t *awaited, int n)
+/* Joins the n awaited tasks, waits for the tree to end and checks that
+ * the last of them ran within the bound after it came due. */
+static void tree_check(weft_task_t *awaited, int n)
 {
-	weft_task_t t;
-	ck_assert_int_eq(weft_spawn(&t, tree_task, NULL), 0);
-	ck_assert_int_eq(weft_detach(t), 0);
 	for (int i = 0; i < n; i++)
 		ck_assert_int_eq(weft_join(awaited[i], NULL), 0);
 	while (atomic_load(&tree_live)) /* the tree winds down */
@@ -1198,6 +1196,15 @@ static void tree_grow(weft_task_t *awaited, int n)
 		      "the last awaited task ran %ld tree tasks after its time "
 		      "(bound %d)",
 		      late, TREE_RUNS_BOUND);
+}
+
+/* Spawns the tree and checks it, as tree_check. */
+static void tree_grow(weft_task_t *awaited, int n)
+{
+	weft_task_t t;
+	ck_assert_int_eq(weft_spawn(&t, tree_task, NULL), 0);
+	ck_assert_int_eq(weft_detach(t), 0);
+	tree_check(awaited, n);
 }
 
 static void *tree_main(void *arg)
@@ -1343,6 +1350,69 @@ static void *tree_fed_main(void *arg)
 START_TEST(woken_not_starved_by_tree_and_global_queue)
 {
 	weft_test_run(tree_fed_main, NULL, 1);
+}
+END_TEST
+
+/* The same for ready tasks another worker takes: a worker that finds none
+ * of its own takes half of a busy worker's ready queue, runs the first
+ * and keeps the rest. It used to keep them in its deque, where the tree
+ * that the first starts here went over them. Main keeps its worker, into
+ * whose ready queue a plain thread wakes the waiters, as the monitor
+ * fires a kept worker's sleepers; the other worker takes them. Main lets
+ * its worker go once the last waiter ran, or the tree ended without it. */
+static atomic_bool tree_started;
+static struct weft_worker *_Atomic stolen_from;
+
+static void *stolen_waiter(void *arg)
+{
+	ck_assert_int_eq(weft_event_wait(&tree_go), 0);
+	if (!atomic_exchange(&tree_started, true)) {
+		weft_task_t t;
+		ck_assert_int_eq(weft_spawn(&t, tree_task, NULL), 0);
+		ck_assert_int_eq(weft_detach(t), 0);
+	}
+	if (atomic_fetch_sub(&tree_waiting, 1) == 1) {
+		atomic_store(&tree_woke_run, atomic_load(&tree_runs));
+		atomic_store(&tree_stop, true);
+	}
+	return arg;
+}
+
+static void *stolen_waker(void *arg)
+{
+	weft__ready_into = atomic_load(&stolen_from);
+	ck_assert_int_eq(weft_event_set(&tree_go), TREE_WAITERS);
+	weft__ready_into = NULL;
+	return arg;
+}
+
+static void *tree_stolen_main(void *arg)
+{
+	(void)arg;
+	weft_task_t w[TREE_WAITERS];
+	pthread_t waker;
+	ck_assert_int_eq(weft_event_clear(&tree_go), 0);
+	atomic_store(&tree_waiting, TREE_WAITERS);
+	atomic_store(&tree_started, false);
+	tree_reset(0, INT64_MAX); /* due from the tree's first run */
+	for (int i = 0; i < TREE_WAITERS; i++)
+		ck_assert_int_eq(weft_spawn(&w[i], stolen_waiter, NULL), 0);
+	ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0); /* they wait */
+	struct weft_runtime *rt = atomic_load(&weft__rt);
+	atomic_store(&stolen_from, &rt->workers[weft_worker_id()]);
+	ck_assert_int_eq(pthread_create(&waker, NULL, stolen_waker, NULL), 0);
+	for (int64_t until = weft_now() + HANG_NS;
+	     !atomic_load(&tree_stop) && weft_now() < until &&
+	     !(atomic_load(&tree_started) && !atomic_load(&tree_live));)
+		weft__cpu_relax();
+	ck_assert_int_eq(pthread_join(waker, NULL), 0);
+	tree_check(w, TREE_WAITERS);
+	return NULL;
+}
+
+START_TEST(stolen_ready_not_starved_by_spawning_tree)
+{
+	weft_test_run(tree_stolen_main, NULL, 2);
 }
 END_TEST
 
@@ -2299,6 +2369,7 @@ int main(void)
 	tcase_add_test(tc, woken_with_the_spawner_not_starved);
 	tcase_add_test(tc, woken_from_a_thread_not_starved_by_spawning_tree);
 	tcase_add_test(tc, woken_not_starved_by_tree_and_global_queue);
+	tcase_add_test(tc, stolen_ready_not_starved_by_spawning_tree);
 	tcase_add_test(tc, timers_of_a_kept_worker);
 	tcase_add_test(tc, woken_batch_runs_beside_kept_worker);
 	tcase_add_test(tc, yielders_spread_to_sleeping_worker);
