@@ -85,10 +85,8 @@ static struct weft_task *steal_from(struct weft_worker *v,
 	/* Relaxed, here and below: the monitor's mark is a hint; tasks move
 	 * only through the deques' and run-next's CAS. */
 	bool stuck = atomic_load_explicit(&v->stuck, memory_order_relaxed);
-	/* Our oldest: ours were empty, but another thief may have taken
-	 * them all meanwhile (then the others' places come next). */
 	if (steal_ready(v, w) && (t = weft__runq_take_ready(w)))
-		return t;
+		return t; /* our oldest, unless another thief took them */
 	if (weft__runq_woken_open(v))
 		t = steal_half(&v->woken, w);
 	if (!t && (stuck || from_runnext))

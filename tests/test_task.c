@@ -1257,14 +1257,32 @@ static struct weft_event tree_go = WEFT_EVENT_INIT;
 static atomic_int tree_waiting;
 static atomic_bool tree_woken;
 
-static void *tree_waiter(void *arg)
+/* A waiter ran: the last records the run and stops the tree. */
+static void tree_waiter_ran(void)
 {
-	ck_assert_int_eq(weft_event_wait(&tree_go), 0);
 	if (atomic_fetch_sub(&tree_waiting, 1) == 1) {
 		atomic_store(&tree_woke_run, atomic_load(&tree_runs));
 		atomic_store(&tree_stop, true);
 	}
+}
+
+static void *tree_waiter(void *arg)
+{
+	ck_assert_int_eq(weft_event_wait(&tree_go), 0);
+	tree_waiter_ran();
 	return arg;
+}
+
+/* tree_reset, due from the tree's first run, and the waiters, running
+ * fn, each waiting on tree_go once this returns. */
+static void tree_waiters_begin(weft_task_t *w, weft_fn fn)
+{
+	ck_assert_int_eq(weft_event_clear(&tree_go), 0);
+	atomic_store(&tree_waiting, TREE_WAITERS);
+	tree_reset(0, INT64_MAX);
+	for (int i = 0; i < TREE_WAITERS; i++)
+		ck_assert_int_eq(weft_spawn(&w[i], fn, NULL), 0);
+	ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0); /* they wait */
 }
 
 static void *tree_waker(void *arg)
@@ -1279,13 +1297,8 @@ static void *tree_waiters_main(void *arg)
 	(void)arg;
 	weft_task_t w[TREE_WAITERS];
 	pthread_t waker;
-	ck_assert_int_eq(weft_event_clear(&tree_go), 0);
-	atomic_store(&tree_waiting, TREE_WAITERS);
 	atomic_store(&tree_woken, false);
-	tree_reset(0, INT64_MAX);
-	for (int i = 0; i < TREE_WAITERS; i++)
-		ck_assert_int_eq(weft_spawn(&w[i], tree_waiter, NULL), 0);
-	ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0); /* they wait */
+	tree_waiters_begin(w, tree_waiter);
 	ck_assert_int_eq(pthread_create(&waker, NULL, tree_waker, NULL), 0);
 	while (!atomic_load(&tree_woken)) /* keeps the only worker */
 		sched_yield();
@@ -1371,10 +1384,7 @@ static void *stolen_waiter(void *arg)
 		ck_assert_int_eq(weft_spawn(&t, tree_task, NULL), 0);
 		ck_assert_int_eq(weft_detach(t), 0);
 	}
-	if (atomic_fetch_sub(&tree_waiting, 1) == 1) {
-		atomic_store(&tree_woke_run, atomic_load(&tree_runs));
-		atomic_store(&tree_stop, true);
-	}
+	tree_waiter_ran();
 	return arg;
 }
 
@@ -1391,13 +1401,8 @@ static void *tree_stolen_main(void *arg)
 	(void)arg;
 	weft_task_t w[TREE_WAITERS];
 	pthread_t waker;
-	ck_assert_int_eq(weft_event_clear(&tree_go), 0);
-	atomic_store(&tree_waiting, TREE_WAITERS);
 	atomic_store(&tree_started, false);
-	tree_reset(0, INT64_MAX); /* due from the tree's first run */
-	for (int i = 0; i < TREE_WAITERS; i++)
-		ck_assert_int_eq(weft_spawn(&w[i], stolen_waiter, NULL), 0);
-	ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0); /* they wait */
+	tree_waiters_begin(w, stolen_waiter);
 	struct weft_runtime *rt = atomic_load(&weft__rt);
 	atomic_store(&stolen_from, &rt->workers[weft_worker_id()]);
 	ck_assert_int_eq(pthread_create(&waker, NULL, stolen_waker, NULL), 0);
