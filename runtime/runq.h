@@ -129,8 +129,9 @@ void weft__worker_push(struct weft_worker *w, struct weft_task *t);
  * n tasks from queue q, before it puts the rest in its own places. */
 extern void (*weft__runq_after_pop)(struct weft_inject *q, int n);
 
-/* Takes a batch from the global queue: returns the first, the rest go to
- * w's ready queue in order. NULL if it was empty. */
+/* Takes a batch from the global queue: returns the first; of the rest,
+ * those that ran go to w's ready queue and the spawns to its deque, each
+ * in order. NULL if it was empty. */
 struct weft_task *weft__runq_pop_global(struct weft_runtime *rt,
 					struct weft_worker *w);
 

@@ -1198,12 +1198,18 @@ static void tree_check(weft_task_t *awaited, int n)
 		      late, TREE_RUNS_BOUND);
 }
 
-/* Spawns the tree and checks it, as tree_check. */
-static void tree_grow(weft_task_t *awaited, int n)
+/* Spawns the tree's root, detached. */
+static void tree_start(void)
 {
 	weft_task_t t;
 	ck_assert_int_eq(weft_spawn(&t, tree_task, NULL), 0);
 	ck_assert_int_eq(weft_detach(t), 0);
+}
+
+/* Spawns the tree and checks it, as tree_check. */
+static void tree_grow(weft_task_t *awaited, int n)
+{
+	tree_start();
 	tree_check(awaited, n);
 }
 
@@ -1349,10 +1355,8 @@ static void *tree_fed_main(void *arg)
 	(void)arg;
 	pthread_t feeder;
 	atomic_store(&feed_stop, false);
-	weft_task_t s = tree_begin(-1);
 	ck_assert_int_eq(pthread_create(&feeder, NULL, tree_feeder, NULL), 0);
-	ck_assert_int_eq(weft_sleep(5 * WEFT_MSEC), 0); /* it sleeps */
-	tree_grow(&s, 1);
+	tree_main(NULL);
 	atomic_store(&feed_stop, true);
 	ck_assert_int_eq(pthread_join(feeder, NULL), 0);
 	while (atomic_load(&fed_ran) < atomic_load(&fed))
@@ -1379,11 +1383,8 @@ static struct weft_worker *_Atomic stolen_from;
 static void *stolen_waiter(void *arg)
 {
 	ck_assert_int_eq(weft_event_wait(&tree_go), 0);
-	if (!atomic_exchange(&tree_started, true)) {
-		weft_task_t t;
-		ck_assert_int_eq(weft_spawn(&t, tree_task, NULL), 0);
-		ck_assert_int_eq(weft_detach(t), 0);
-	}
+	if (!atomic_exchange(&tree_started, true))
+		tree_start();
 	tree_waiter_ran();
 	return arg;
 }
