@@ -40,16 +40,6 @@ static bool spin_until(bool (*ok)(void))
 	return ok();
 }
 
-static void *run_with(weft_fn fn, void *arg, int workers)
-{
-	/* Crowding off: a crowded runtime keeps queued work on purpose. */
-	struct weft_config cfg = { .workers = workers,
-				   .crowding = WEFT_CROWDING_OFF };
-	void *res = NULL;
-	ck_assert_int_eq(weft_run(fn, arg, &cfg, &res), 0);
-	return res;
-}
-
 /* ---- a batch taken from the global queue -------------------------------- */
 
 /*
@@ -181,7 +171,7 @@ START_TEST(global_batch_offered)
 		struct batch_round k = { .done = WEFT_EVENT_INIT,
 					 .t_worker = -1 };
 		batch_cur = &k;
-		valid += (int)(intptr_t)run_with(batch_main, &k, 2);
+		valid += (int)(intptr_t)weft_test_run_spread(batch_main, &k, 2);
 		rounds = i + 1;
 	}
 	weft__runq_after_pop = NULL;
@@ -304,7 +294,7 @@ START_TEST(own_timer_before_steal)
 	int valid = 0, stolen = 0, rounds = 0;
 	for (int i = 0; i < TIMER_ROUNDS && valid < VALID_ROUNDS; i++) {
 		struct timer_round k = { .t_worker = -1 };
-		valid += (int)(intptr_t)run_with(timer_main, &k, 2);
+		valid += (int)(intptr_t)weft_test_run_spread(timer_main, &k, 2);
 		stolen += atomic_load(&k.k_on_t_worker) > 0;
 		rounds = i + 1;
 	}
@@ -445,7 +435,8 @@ START_TEST(barred_worker_sleeps)
 	int valid = 0, rounds = 0;
 	for (int i = 0; i < ROUNDS && valid < VALID_ROUNDS; i++) {
 		struct barred_round k = { .t_worker = -1 };
-		valid += (int)(intptr_t)run_with(barred_main, &k, 2);
+		valid +=
+			(int)(intptr_t)weft_test_run_spread(barred_main, &k, 2);
 		rounds = i + 1;
 	}
 	fprintf(stderr, "barred: the scene held in %d of %d rounds\n", valid,
@@ -512,7 +503,7 @@ static void *bursts_main(void *arg)
 START_TEST(bursts_lose_no_wakeup)
 {
 	long rounds = SCALED(2000);
-	run_with(bursts_main, &rounds, 6);
+	weft_test_run_spread(bursts_main, &rounds, 6);
 }
 END_TEST
 

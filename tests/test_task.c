@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "overflow_check.h"
+#include "sync_test_util.h"
 #include "test_util.h"
 #include "weft/select.h"
 #include "runtime/park.h"
@@ -1260,6 +1261,7 @@ END_TEST
  * tree's first run; the last to run stops the tree. */
 #define TREE_WAITERS 16
 static struct weft_event tree_go = WEFT_EVENT_INIT;
+
 static atomic_int tree_waiting;
 static atomic_bool tree_woken;
 
@@ -1288,7 +1290,9 @@ static void tree_waiters_begin(weft_task_t *w, weft_fn fn)
 	tree_reset(0, INT64_MAX);
 	for (int i = 0; i < TREE_WAITERS; i++)
 		ck_assert_int_eq(weft_spawn(&w[i], fn, NULL), 0);
-	ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0); /* they wait */
+	/* A fixed sleep was too short under tsan: a waiter not yet
+	 * waiting missed the wake. */
+	wait_waiters(&tree_go.wq, TREE_WAITERS);
 }
 
 static void *tree_waker(void *arg)
@@ -1574,7 +1578,7 @@ static void *spread_main(void *arg)
 START_TEST(yielders_spread_to_sleeping_worker)
 {
 	for (int round = 0; round < 3; round++)
-		weft_test_run(spread_main, NULL, 2);
+		weft_test_run_spread(spread_main, NULL, 2);
 }
 END_TEST
 

@@ -116,4 +116,16 @@ static inline void *weft_test_run(weft_fn fn, void *arg, int workers)
 	return res;
 }
 
+/* weft_test_run with crowding off, for a test that checks that queued work
+ * spreads to an idle worker: a crowded runtime keeps it on one on purpose
+ * (runtime/crowd.h), and a machine loaded by the other tests crowds it. */
+static inline void *weft_test_run_spread(weft_fn fn, void *arg, int workers)
+{
+	struct weft_config cfg = { .workers = workers,
+				   .crowding = WEFT_CROWDING_OFF };
+	void *res = NULL;
+	ck_assert_int_eq(weft_run(fn, arg, &cfg, &res), 0);
+	return res;
+}
+
 #endif
