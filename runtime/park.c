@@ -164,7 +164,7 @@ void weft__task_ready(struct weft_task *t)
 		 * and a worker roused on every wake (Go's wakep) steals half
 		 * of it, so every message crosses cores. If the waker keeps
 		 * its worker, the monitor rouses one. */
-		if (weft__runq_run_next(w, t, false) &&
+		if (weft__runq_run_next(w, t, false) != WEFT__DISPLACED_NONE &&
 		    weft__deque_len(&w->woken) >= WAKE_BURST)
 			weft__notify_work(rt);
 		weft__monitor_arm(&rt->monitor);

@@ -112,6 +112,44 @@ static struct weft_task *turn_take(struct weft_runtime *rt,
 	return t;
 }
 
+/* Puts x, which ran before, in w's ready queue behind the turn's task:
+ * not on top of the deque, where the spawns of the task that runs first
+ * went over it, and a tree of spawns kept it under (the oldest woken
+ * task 2,200-2,800 tree tasks late, a yield 2,500: test_task's
+ * woken_by_tree_not_starved_by_it and
+ * yielder_not_starved_by_spawning_tree). The ready queue is taken first
+ * at every other turn, and the monitor watches it (runq.h). */
+static void ready_behind(struct weft_runtime *rt, struct weft_worker *w,
+			 struct weft_task *x)
+{
+	weft__inject_push(&w->ready, x);
+	weft__monitor_arm(&rt->monitor);
+}
+
+/* Of t, the turn's task, and y, a yielded task whose turn came, returns
+ * the one to run now. A t that ran before runs, and y waits behind it
+ * (ready_behind). A spawn that never ran goes to the deque instead, where
+ * spawns wait, offered as the global queue's batch is
+ * (weft__runq_pop_global), and y runs: putting y behind it made a
+ * spawner that yielded on a full deque (bench/spawn_many) spawn 12%
+ * slower (bench/README.md, fifty-fourth session). */
+static struct weft_task *turn_run_yielded(struct weft_runtime *rt,
+					  struct weft_worker *w,
+					  struct weft_task *t,
+					  struct weft_task *y)
+{
+	if (!t)
+		return y;
+	if (weft__task_ran(t)) {
+		ready_behind(rt, w, y);
+		return t;
+	}
+	weft__worker_push(w, t);
+	if (!w->searching)
+		weft__notify_work(rt);
+	return y;
+}
+
 struct weft_task *weft__runq_global_turn(struct weft_runtime *rt,
 					 struct weft_worker *w)
 {
@@ -123,14 +161,14 @@ struct weft_task *weft__runq_global_turn(struct weft_runtime *rt,
 	 * there for good on a worker of its own, with no streak of run-next
 	 * picks to end (test_task's woken_not_starved_by_ring). Taken from
 	 * the thieves' end, as a thief would (on a lost race a thief took
-	 * it). Behind t it waits on top of the deque. */
+	 * it). */
 	struct weft_task *o = weft__deque_len(&w->woken)
 				      ? weft__deque_steal(&w->woken)
 				      : WEFT_STEAL_EMPTY;
 	if (o == WEFT_STEAL_RETRY)
 		o = NULL;
 	if (o && t)
-		weft__worker_push(w, o);
+		ready_behind(rt, w, o);
 	else if (o)
 		t = o;
 	/* The oldest yielded task's turn too, once it waited a round. The
@@ -141,23 +179,14 @@ struct weft_task *weft__runq_global_turn(struct weft_runtime *rt,
 	 * of the tasks ready before it; here up to YIELD_ROUND_MAX picks, so
 	 * that a spawner that yields on a full deque (task.c) still lets the
 	 * deque's tasks run first, and then at most this interval per task
-	 * ahead of it in the list. Behind t it waits on top of the deque,
-	 * offered to no idle worker: to run next. In the ready queue, where
-	 * spawns cannot go over it, it waited for the deques to run dry or
-	 * for the next turn, and a spawner that yielded on a full deque
-	 * (bench/spawn_many) spawned a quarter slower. Relaxed: our own tick
-	 * count. */
+	 * ahead of it in the list. Relaxed: our own tick count. */
 	struct weft_task *y =
 		weft__runq_has_yielded(w)
 			? weft__runq_pop_yielded_due(
 				  w, atomic_load_explicit(&w->ticks,
 							  memory_order_relaxed))
 			: NULL;
-	if (y && t)
-		weft__worker_push(w, y);
-	else if (y)
-		t = y;
-	return t;
+	return y ? turn_run_yielded(rt, w, t, y) : t;
 }
 
 int weft__runq_steal_ready(struct weft_worker *v, struct weft_worker *w)

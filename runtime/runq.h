@@ -12,10 +12,14 @@
  *   2. A worker's deque (w->deque): tasks spawned, and tasks moved here
  *      from the other places. The owner pushes and takes at one end; any
  *      worker steals half from the other, at any time.
- *   3. A worker's woken deque (w->woken): tasks woken by the running task
- *      while run-next was taken (each such wake moves the slot's task
- *      here). The owner takes them after its deque, newest first, and
- *      the oldest at the global queue's turn. Others take them only
+ *   3. A worker's woken deque (w->woken): tasks that ran before, moved
+ *      out of the run-next slot by a later wake or spawn of the running
+ *      task (a spawn the slot held goes to the deque). Not the deque,
+ *      where the spawns that followed went over them: a tree of spawns
+ *      kept a task that a tree task woke there (test_task's
+ *      woken_by_tree_not_starved_by_it, 2,200-2,800 tree tasks late).
+ *      The owner takes them after its deque, newest first, and the
+ *      oldest at the global queue's turn. Others take them only
  *      in a burst (WAKE_BURST or more), once the monitor marked the worker
  *      stuck (weft__runq_woken_open), or when a busy worker found it
  *      stalled.
@@ -279,11 +283,18 @@ weft__runq_pop_yielded_due(struct weft_worker *w, uint64_t tick)
  * and returns how many: the monitor's rescue, while a task keeps w. */
 int weft__runq_rescue_yielded(struct weft_runtime *rt, struct weft_worker *w);
 
-/* Puts t in the run-next slot of w, whose running task spawned it (then the
- * task there before goes to the deque) or woke it (to the woken deque).
- * Returns true if a task was there before. Owner only. */
-static inline bool weft__runq_run_next(struct weft_worker *w,
-				       struct weft_task *t, bool spawned)
+/* Where weft__runq_run_next put the task the run-next slot held. */
+enum weft__displaced {
+	WEFT__DISPLACED_NONE,     /* the slot was empty */
+	WEFT__DISPLACED_TO_DEQUE, /* a spawn, or the woken deque was full */
+	WEFT__DISPLACED_TO_WOKEN, /* it ran before: the woken deque */
+};
+
+/* Puts t in the run-next slot of w, whose running task spawned or woke it
+ * (spawned), and the task there before in the woken deque if it ran
+ * before, else (a spawn) in the deque. Owner only. */
+static inline enum weft__displaced
+weft__runq_run_next(struct weft_worker *w, struct weft_task *t, bool spawned)
 {
 	WEFT_ASSERT(weft__self() == w);
 	/* Relaxed: a hint for thieves (steal.c), which take the task itself
@@ -294,9 +305,12 @@ static inline bool weft__runq_run_next(struct weft_worker *w,
 	 * half publishes the task to a thief's CAS, its acquire half the
 	 * task it displaces. */
 	t = atomic_exchange(&w->runnext, t);
-	if (t && (spawned || !weft__deque_push(&w->woken, t)))
-		weft__worker_push(w, t);
-	return t != NULL;
+	if (!t)
+		return WEFT__DISPLACED_NONE;
+	if (weft__task_ran(t) && weft__deque_push(&w->woken, t))
+		return WEFT__DISPLACED_TO_WOKEN;
+	weft__worker_push(w, t);
+	return WEFT__DISPLACED_TO_DEQUE;
 }
 
 /* Places 1 to 3, the owner's own: run-next first, for a warm cache, but

@@ -526,7 +526,8 @@ spawn(weft_task_t *out, weft_fn fn, void *arg,
 	 * an idle worker steals it only if it sits. */
 	bool pushed = false; /* the task run-next held went to the deque */
 	if (self && self->current)
-		pushed = weft__runq_run_next(self, t, true);
+		pushed = weft__runq_run_next(self, t, true) ==
+			 WEFT__DISPLACED_TO_DEQUE;
 	else if (self)
 		weft__worker_push(self, t);
 	else

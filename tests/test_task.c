@@ -1134,9 +1134,13 @@ static atomic_bool tree_stop;
 static atomic_long tree_live, tree_runs, tree_due_run, tree_woke_run;
 static int64_t tree_at;
 
+static void (*tree_each_run)(long run); /* if set, called by each */
+
 static void *tree_task(void *arg)
 {
 	long run = atomic_fetch_add(&tree_runs, 1);
+	if (tree_each_run)
+		tree_each_run(run);
 	/* The first run that sees the sleeper's time pass. */
 	long due = atomic_load(&tree_due_run);
 	if (due < 0 && weft_now() >= tree_at)
@@ -1171,6 +1175,7 @@ static void tree_reset(long due_run, int64_t at)
 	atomic_store(&tree_runs, 0);
 	atomic_store(&tree_due_run, due_run);
 	tree_at = at;
+	tree_each_run = NULL;
 }
 
 /* tree_reset and the sleeper, due in 20 ms. */
@@ -1182,14 +1187,20 @@ static weft_task_t tree_begin(long due_run)
 	return s;
 }
 
+/* Waits until every tree task ended. */
+static void tree_wind_down(void)
+{
+	while (atomic_load(&tree_live))
+		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+}
+
 /* Joins the n awaited tasks, waits for the tree to end and checks that
  * the last of them ran within the bound after it came due. */
 static void tree_check(weft_task_t *awaited, int n)
 {
 	for (int i = 0; i < n; i++)
 		ck_assert_int_eq(weft_join(awaited[i], NULL), 0);
-	while (atomic_load(&tree_live)) /* the tree winds down */
-		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+	tree_wind_down();
 	long due = atomic_load(&tree_due_run);
 	long late = atomic_load(&tree_woke_run) - due;
 	/* due < 0: the sleeper ran before any tree task saw its time. */
@@ -1354,17 +1365,29 @@ static void *tree_feeder(void *arg)
 	return arg;
 }
 
-static void *tree_fed_main(void *arg)
+static pthread_t feed_start(void)
 {
-	(void)arg;
 	pthread_t feeder;
 	atomic_store(&feed_stop, false);
 	ck_assert_int_eq(pthread_create(&feeder, NULL, tree_feeder, NULL), 0);
-	tree_main(NULL);
+	return feeder;
+}
+
+/* Stops the feeder and waits until all it fed ran. */
+static void feed_end(pthread_t feeder)
+{
 	atomic_store(&feed_stop, true);
 	ck_assert_int_eq(pthread_join(feeder, NULL), 0);
 	while (atomic_load(&fed_ran) < atomic_load(&fed))
 		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+}
+
+static void *tree_fed_main(void *arg)
+{
+	(void)arg;
+	pthread_t feeder = feed_start();
+	tree_main(NULL);
+	feed_end(feeder);
 	return NULL;
 }
 
@@ -1423,6 +1446,99 @@ static void *tree_stolen_main(void *arg)
 START_TEST(stolen_ready_not_starved_by_spawning_tree)
 {
 	weft_test_run(tree_stolen_main, NULL, 2);
+}
+END_TEST
+
+/* The same for a task that yields beside the tree while a plain thread
+ * feeds the global queue: the global queue's turn takes a yielded task
+ * that waited its round, and it used to put it on top of the deque,
+ * behind the global queue's task it ran, where the tree's spawns went
+ * over it: yields came back about 2,400 tree tasks late, several times
+ * in every 100 (about 300 now: a round of YIELD_ROUND_MAX picks, then
+ * two turns at most). Counted in tree tasks; the tree stops itself once
+ * every yield could have come back within the bound, so that a buried
+ * yielder comes back, late. */
+#define TREE_YIELDS 100
+#define TREE_YIELD_BOUND 1000
+
+static void *tree_yielder_main(void *arg)
+{
+	(void)arg;
+	long worst = 0;
+	pthread_t feeder = feed_start();
+	tree_reset(TREE_YIELDS * TREE_YIELD_BOUND, 0);
+	tree_start();
+	for (int i = 0; i < TREE_YIELDS; i++) {
+		long before = atomic_load(&tree_runs);
+		ck_assert_int_eq(weft_yield(), 0);
+		long gap = atomic_load(&tree_runs) - before;
+		worst = gap > worst ? gap : worst;
+	}
+	atomic_store(&tree_stop, true);
+	feed_end(feeder);
+	tree_wind_down();
+	ck_assert_msg(worst < TREE_YIELD_BOUND,
+		      "a yield came back %ld tree tasks later (bound %d)",
+		      worst, TREE_YIELD_BOUND);
+	return NULL;
+}
+
+START_TEST(yielder_not_starved_by_spawning_tree)
+{
+	weft_test_run(tree_yielder_main, NULL, 1);
+}
+END_TEST
+
+/* The same for a task that a tree task wakes: the wake puts it in the
+ * run-next slot, the waker's spawn moves it to the woken deque, which the
+ * owner takes only once its deque runs dry, and the global queue's turn
+ * takes the oldest woken task. It used to put it on top of the deque
+ * behind the global queue's task it ran, where the tree's spawns went
+ * over it. A tree task releases a semaphore every TREE_WAKE_EVERY runs
+ * while no release is pending; main acquires it TREE_WAKES times. */
+#define TREE_WAKES 100
+#define TREE_WAKE_EVERY 64
+static struct weft_sem tree_sem;
+static atomic_long tree_released_at; /* the run that released; -1: none */
+
+static void tree_release(long run)
+{
+	long none = -1;
+	if (run % TREE_WAKE_EVERY == 0 &&
+	    atomic_compare_exchange_strong(&tree_released_at, &none, run))
+		ck_assert_int_eq(weft_sem_release(&tree_sem), 0);
+}
+
+static void *tree_woken_main(void *arg)
+{
+	(void)arg;
+	long worst = 0;
+	ck_assert_int_eq(weft_sem_init(&tree_sem, 0), 0);
+	atomic_store(&tree_released_at, -1);
+	pthread_t feeder = feed_start();
+	/* Long enough for every wake to come late, so that none waits for
+	 * a tree that stopped. */
+	tree_reset(TREE_WAKES * 3 * TREE_YIELD_BOUND, 0);
+	tree_each_run = tree_release;
+	tree_start();
+	for (int i = 0; i < TREE_WAKES; i++) {
+		ck_assert_int_eq(weft_sem_acquire(&tree_sem), 0);
+		long gap = atomic_load(&tree_runs) -
+			   atomic_exchange(&tree_released_at, -1);
+		worst = gap > worst ? gap : worst;
+	}
+	atomic_store(&tree_stop, true);
+	feed_end(feeder);
+	tree_wind_down();
+	ck_assert_msg(worst < TREE_YIELD_BOUND,
+		      "a wake came back %ld tree tasks later (bound %d)", worst,
+		      TREE_YIELD_BOUND);
+	return NULL;
+}
+
+START_TEST(woken_by_tree_not_starved_by_it)
+{
+	weft_test_run(tree_woken_main, NULL, 1);
 }
 END_TEST
 
@@ -2380,6 +2496,8 @@ int main(void)
 	tcase_add_test(tc, woken_from_a_thread_not_starved_by_spawning_tree);
 	tcase_add_test(tc, woken_not_starved_by_tree_and_global_queue);
 	tcase_add_test(tc, stolen_ready_not_starved_by_spawning_tree);
+	tcase_add_test(tc, yielder_not_starved_by_spawning_tree);
+	tcase_add_test(tc, woken_by_tree_not_starved_by_it);
 	tcase_add_test(tc, timers_of_a_kept_worker);
 	tcase_add_test(tc, woken_batch_runs_beside_kept_worker);
 	tcase_add_test(tc, yielders_spread_to_sleeping_worker);
