@@ -43,6 +43,18 @@ static struct weft_task *pop_list(struct weft_inject *q, int max, int *n)
 	return first;
 }
 
+/* Offers tasks w took from the global queue and put in its own places,
+ * as any producer offers what it publishes (idle.h). A worker that went
+ * to sleep between the pop and the pushes saw them in neither place, and
+ * would sleep on while the task w runs, if long, keeps w (Go's wakep
+ * after a grab from its global queue). A searcher's end of search offers
+ * them already. */
+static void offer_taken(struct weft_runtime *rt, struct weft_worker *w)
+{
+	if (!w->searching)
+		weft__notify_work(rt);
+}
+
 struct weft_task *weft__runq_pop_global(struct weft_runtime *rt,
 					struct weft_worker *w)
 {
@@ -70,13 +82,7 @@ struct weft_task *weft__runq_pop_global(struct weft_runtime *rt,
 		weft__inject_push_list(&w->ready, woken, woken_last);
 	while (k > 0)
 		weft__worker_push(w, spawns[--k]);
-	/* Offered again, as any producer offers what it publishes (idle.h).
-	 * A worker that went to sleep between the pop and the pushes saw
-	 * them in neither place, and would sleep on while t, if long, keeps
-	 * w (Go's wakep after a grab from its global queue). A searcher's
-	 * end of search offers them already. */
-	if (!w->searching)
-		weft__notify_work(rt);
+	offer_taken(rt, w);
 	return t;
 }
 
@@ -129,10 +135,10 @@ static void ready_behind(struct weft_runtime *rt, struct weft_worker *w,
 /* Of t, the turn's task, and y, a yielded task whose turn came, returns
  * the one to run now. A t that ran before runs, and y waits behind it
  * (ready_behind). A spawn that never ran goes to the deque instead, where
- * spawns wait, offered as the global queue's batch is
- * (weft__runq_pop_global), and y runs: putting y behind it made a
- * spawner that yielded on a full deque (bench/spawn_many) spawn 12%
- * slower (bench/README.md, fifty-fourth session). */
+ * spawns wait, offered as the global queue's batch is (offer_taken),
+ * and y runs: putting y behind it made a spawner that yielded on a full
+ * deque (bench/spawn_many) spawn 12% slower (bench/README.md,
+ * fifty-fourth session). */
 static struct weft_task *turn_run_yielded(struct weft_runtime *rt,
 					  struct weft_worker *w,
 					  struct weft_task *t,
@@ -145,8 +151,7 @@ static struct weft_task *turn_run_yielded(struct weft_runtime *rt,
 		return t;
 	}
 	weft__worker_push(w, t);
-	if (!w->searching)
-		weft__notify_work(rt);
+	offer_taken(rt, w);
 	return y;
 }
 

@@ -1449,37 +1449,55 @@ START_TEST(stolen_ready_not_starved_by_spawning_tree)
 }
 END_TEST
 
+/* Grows the tree on one worker beside the feeder (tree_feeder) and calls
+ * come_back n times, each returning how many tree tasks ran while it
+ * waited; returns the most. each_run, if set, is called by every tree
+ * task. The tree stops itself after life runs and 2 * TREE_RUNS_BOUND
+ * more, so that a buried task comes back, late. */
+static long fed_tree_worst(long life, void (*each_run)(long run),
+			   long (*come_back)(void), int n)
+{
+	long worst = 0;
+	pthread_t feeder = feed_start();
+	tree_reset(life, 0);
+	tree_each_run = each_run;
+	tree_start();
+	for (int i = 0; i < n; i++) {
+		long gap = come_back();
+		worst = gap > worst ? gap : worst;
+	}
+	atomic_store(&tree_stop, true);
+	feed_end(feeder);
+	tree_wind_down();
+	return worst;
+}
+
 /* The same for a task that yields beside the tree while a plain thread
  * feeds the global queue: the global queue's turn takes a yielded task
  * that waited its round, and it used to put it on top of the deque,
  * behind the global queue's task it ran, where the tree's spawns went
  * over it: yields came back about 2,400 tree tasks late, several times
  * in every 100 (about 300 now: a round of YIELD_ROUND_MAX picks, then
- * two turns at most). Counted in tree tasks; the tree stops itself once
- * every yield could have come back within the bound, so that a buried
- * yielder comes back, late. */
+ * two turns at most). Counted in tree tasks; the tree lives long enough
+ * for every yield to come back within the bound. */
 #define TREE_YIELDS 100
-#define TREE_YIELD_BOUND 1000
+#define TREE_LATE_BOUND 1000
+
+static long yield_gap(void)
+{
+	long before = atomic_load(&tree_runs);
+	ck_assert_int_eq(weft_yield(), 0);
+	return atomic_load(&tree_runs) - before;
+}
 
 static void *tree_yielder_main(void *arg)
 {
 	(void)arg;
-	long worst = 0;
-	pthread_t feeder = feed_start();
-	tree_reset(TREE_YIELDS * TREE_YIELD_BOUND, 0);
-	tree_start();
-	for (int i = 0; i < TREE_YIELDS; i++) {
-		long before = atomic_load(&tree_runs);
-		ck_assert_int_eq(weft_yield(), 0);
-		long gap = atomic_load(&tree_runs) - before;
-		worst = gap > worst ? gap : worst;
-	}
-	atomic_store(&tree_stop, true);
-	feed_end(feeder);
-	tree_wind_down();
-	ck_assert_msg(worst < TREE_YIELD_BOUND,
+	long worst = fed_tree_worst(TREE_YIELDS * TREE_LATE_BOUND, NULL,
+				    yield_gap, TREE_YIELDS);
+	ck_assert_msg(worst < TREE_LATE_BOUND,
 		      "a yield came back %ld tree tasks later (bound %d)",
-		      worst, TREE_YIELD_BOUND);
+		      worst, TREE_LATE_BOUND);
 	return NULL;
 }
 
@@ -1509,30 +1527,24 @@ static void tree_release(long run)
 		ck_assert_int_eq(weft_sem_release(&tree_sem), 0);
 }
 
+static long wake_gap(void)
+{
+	ck_assert_int_eq(weft_sem_acquire(&tree_sem), 0);
+	return atomic_load(&tree_runs) - atomic_exchange(&tree_released_at, -1);
+}
+
 static void *tree_woken_main(void *arg)
 {
 	(void)arg;
-	long worst = 0;
 	ck_assert_int_eq(weft_sem_init(&tree_sem, 0), 0);
 	atomic_store(&tree_released_at, -1);
-	pthread_t feeder = feed_start();
 	/* Long enough for every wake to come late, so that none waits for
 	 * a tree that stopped. */
-	tree_reset(TREE_WAKES * 3 * TREE_YIELD_BOUND, 0);
-	tree_each_run = tree_release;
-	tree_start();
-	for (int i = 0; i < TREE_WAKES; i++) {
-		ck_assert_int_eq(weft_sem_acquire(&tree_sem), 0);
-		long gap = atomic_load(&tree_runs) -
-			   atomic_exchange(&tree_released_at, -1);
-		worst = gap > worst ? gap : worst;
-	}
-	atomic_store(&tree_stop, true);
-	feed_end(feeder);
-	tree_wind_down();
-	ck_assert_msg(worst < TREE_YIELD_BOUND,
+	long worst = fed_tree_worst(TREE_WAKES * 3 * TREE_LATE_BOUND,
+				    tree_release, wake_gap, TREE_WAKES);
+	ck_assert_msg(worst < TREE_LATE_BOUND,
 		      "a wake came back %ld tree tasks later (bound %d)", worst,
-		      TREE_YIELD_BOUND);
+		      TREE_LATE_BOUND);
 	return NULL;
 }
 

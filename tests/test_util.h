@@ -106,14 +106,20 @@ static inline int weft_test_wait_child(pid_t pid, int limit_ms,
 	return status;
 }
 
-/* Runs fn inside a fresh runtime with the given workers; checks it worked. */
+/* Runs fn inside a fresh runtime configured by cfg; checks it worked. */
+static inline void *weft_test_run_with(weft_fn fn, void *arg,
+				       const struct weft_config *cfg)
+{
+	void *res = NULL;
+	ck_assert_int_eq(weft_run(fn, arg, cfg, &res), 0);
+	return res;
+}
+
+/* weft_test_run_with the given workers. */
 static inline void *weft_test_run(weft_fn fn, void *arg, int workers)
 {
 	struct weft_config cfg = { .workers = workers };
-	void *res = NULL;
-	int r = weft_run(fn, arg, &cfg, &res);
-	ck_assert_int_eq(r, 0);
-	return res;
+	return weft_test_run_with(fn, arg, &cfg);
 }
 
 /* weft_test_run with crowding off, for a test that checks that queued work
@@ -123,9 +129,7 @@ static inline void *weft_test_run_spread(weft_fn fn, void *arg, int workers)
 {
 	struct weft_config cfg = { .workers = workers,
 				   .crowding = WEFT_CROWDING_OFF };
-	void *res = NULL;
-	ck_assert_int_eq(weft_run(fn, arg, &cfg, &res), 0);
-	return res;
+	return weft_test_run_with(fn, arg, &cfg);
 }
 
 #endif
