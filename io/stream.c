@@ -336,9 +336,11 @@ static bool retryable(ssize_t err)
 
 /* A send failed with err after off bytes of wbuf went out: keeps the rest
  * of wbuf and the unsent tail [rest, rest + rlen) for a later flush, or,
- * for a final error, drops everything. Returns err. */
+ * for a final error, drops everything. untouched: no byte went out in
+ * this call, so that with no memory for the tail nothing need be lost:
+ * -ENOMEM, the tail not taken, wbuf as it was. Returns err. */
 static int keep_unsent(struct weft_stream *s, size_t off, const char *rest,
-		       size_t rest_len, int err)
+		       size_t rest_len, int err, bool untouched)
 {
 	size_t left = s->wlen - off;
 	char *p;
@@ -361,6 +363,8 @@ static int keep_unsent(struct weft_stream *s, size_t off, const char *rest,
 		size_t cap = max_size(left + rest_len, WEFT_STREAM_WBUF);
 
 		if (!(p = realloc(s->wbuf, cap))) {
+			if (untouched)
+				return -ENOMEM; /* nothing went: nothing taken */
 			err = -ENOMEM; /* some bytes went, some cannot wait */
 			goto final;
 		}
@@ -435,7 +439,7 @@ static int send_out(struct weft_stream *s, const char *extra, size_t elen,
 			r = -EPIPE; /* cannot happen for a socket: no spin */
 		if (r < 0)
 			return keep_unsent(s, off, extra + eoff, elen - eoff,
-					   (int)r);
+					   (int)r, !off && !eoff);
 		k = (size_t)r;
 		if (k > s->wlen - off) {
 			eoff += k - (s->wlen - off);

@@ -16,14 +16,19 @@
 void *__libc_realloc(void *p, size_t n);
 static atomic_bool fail_realloc;
 static _Atomic size_t fail_realloc_size;
+/* Not 0: fails once a call for more than this many bytes. */
+static _Atomic size_t fail_realloc_over;
 
 void *realloc(void *p, size_t n)
 {
-	size_t size = atomic_load(&fail_realloc_size);
+	size_t size = atomic_load(&fail_realloc_size),
+	       over = atomic_load(&fail_realloc_over);
 
 	if (atomic_exchange(&fail_realloc, false) ||
 	    (size && n == size &&
-	     atomic_compare_exchange_strong(&fail_realloc_size, &size, 0)))
+	     atomic_compare_exchange_strong(&fail_realloc_size, &size, 0)) ||
+	    (over && n > over &&
+	     atomic_compare_exchange_strong(&fail_realloc_over, &over, 0)))
 		return NULL;
 	return __libc_realloc(p, n);
 }

@@ -785,7 +785,9 @@ static void *small_tail_main(void *arg)
 			break;
 		weft_stream_destroy(&s);
 		close(fds[0]);
-		close(fds[1]);
+		/* weft_close: the write's wait registered it with weft, and
+		 * the next pipe gets the same number (weft/io.h). */
+		ck_assert_int_eq(weft_close(fds[1]), 0);
 	}
 	ck_assert_uint_eq(weft_stream_unsent(&s), 100);
 	ck_assert_int_eq(read(fds[0], in, len), WEFT_STREAM_WBUF);
@@ -1003,31 +1005,42 @@ static void *cut_close_main(void *arg)
 	return NULL;
 }
 
-/* As above, after a write's final error on a live connection: cut short,
- * its rest found no memory to wait in (-ENOMEM), so the stream dropped
- * what it held (unsent is 0) and the close must reset all the same. */
+/* As above, after a write's final error on a live connection: cut short
+ * with part of it sent, its rest found no memory to wait in (-ENOMEM), so
+ * the stream dropped what it held (unsent is 0) and the close must reset
+ * all the same. The socket's buffers are small but empty, so that the
+ * write sends some bytes before it waits. (Refused before any byte went,
+ * the write takes nothing and the stream lives on:
+ * enomem_before_any_send_keeps_stream.) */
 static void *enomem_close_main(void *arg)
 {
 #ifdef CAN_FAIL_REALLOC
 	static const char head[] = "a header\n";
+	const int small = 4096;
 	struct pair p = tcp_pair();
-	size_t len = 3 * WEFT_STREAM_WBUF;
+	size_t len = 64 * WEFT_STREAM_WBUF; /* more than the socket holds */
 	uint8_t *out = malloc(len);
 	struct weft_deadline d;
 	struct weft_stream s;
 
 	io_fill(out, len, 11, 0);
-	(void)choke(p);
+	ck_assert_int_eq(setsockopt(p.a, SOL_SOCKET, SO_RCVBUF, &small,
+				    sizeof(small)),
+			 0);
+	ck_assert_int_eq(setsockopt(p.b, SOL_SOCKET, SO_SNDBUF, &small,
+				    sizeof(small)),
+			 0);
 	ck_assert_int_eq(weft_stream_init(&s, p.b, 0), 0);
 	ck_assert_int_eq(weft_stream_write(&s, head, sizeof(head) - 1),
 			 (ssize_t)sizeof(head) - 1);
-	/* The buffer that would keep the header and the write's rest. */
-	atomic_store(&fail_realloc_size, sizeof(head) - 1 + len);
-	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_MSEC), 0);
+	/* The buffer that would keep the write's rest, past the usual size. */
+	atomic_store(&fail_realloc_over, WEFT_STREAM_WBUF);
+	ck_assert_int_eq(weft_deadline_enter(&d, 20 * WEFT_MSEC), 0);
 	ck_assert_int_eq(weft_stream_write(&s, out, len), -ENOMEM);
 	weft_deadline_leave(&d);
-	atomic_store(&fail_realloc_size, 0);
+	atomic_store(&fail_realloc_over, 0);
 	ck_assert_int_eq(weft_stream_unsent(&s), 0);
+	ck_assert_int_eq(weft_stream_write(&s, "x", 1), -ENOMEM); /* final */
 	ck_assert_int_eq(weft_stream_close(&s, 0), -ENOMEM);
 	expect_reset(p.a);
 	weft_close(p.a);
@@ -1533,6 +1546,55 @@ START_TEST(bad_input)
 }
 END_TEST
 
+/* A write that does not fit the buffer, refused by its deadline before
+ * any byte went (a send past its deadline says so before its attempt),
+ * with no memory to keep it: nothing was sent, so nothing need be lost.
+ * The stream dropped the bytes an earlier write had taken (unsent 0)
+ * and failed every later write and flush with -ENOMEM, on a healthy
+ * connection, where stream.h says a final -ENOMEM follows a send cut
+ * short with part of buf sent. */
+static void *enomem_unsent_main(void *arg)
+{
+#ifdef CAN_FAIL_REALLOC
+	static const char head[] = "a header\n";
+	struct pair p = tcp_pair();
+	size_t len = 3 * WEFT_STREAM_WBUF, hlen = sizeof(head) - 1;
+	uint8_t *out = malloc(len), *in = malloc(hlen + len);
+	struct weft_deadline d;
+	struct weft_stream s;
+
+	io_fill(out, len, 17, 0);
+	ck_assert_int_eq(weft_stream_init(&s, p.b, 0), 0);
+	ck_assert_int_eq(weft_stream_write(&s, head, hlen), (ssize_t)hlen);
+	atomic_store(&fail_realloc_size, hlen + len);
+	ck_assert_int_eq(weft_deadline_enter(&d, 0), 0); /* passed */
+	ck_assert_int_eq(weft_stream_write(&s, out, len), -ENOMEM);
+	weft_deadline_leave(&d);
+	atomic_store(&fail_realloc_size, 0);
+	/* Nothing taken, nothing lost: the header is still buffered, and
+	 * the stream still works. */
+	ck_assert_uint_eq(weft_stream_unsent(&s), hlen);
+	ck_assert_int_eq(weft_stream_write(&s, out, len), (ssize_t)len);
+	ck_assert_int_eq(weft_stream_flush(&s), 0);
+	ck_assert_int_eq(io_recv_exact(p.a, in, hlen + len),
+			 (ssize_t)(hlen + len));
+	ck_assert(!memcmp(in, head, hlen));
+	ck_assert(!memcmp(in + hlen, out, len));
+	ck_assert_int_eq(weft_stream_close(&s, 0), 0);
+	weft_close(p.a);
+	free(out);
+	free(in);
+#endif
+	(void)arg;
+	return NULL;
+}
+
+START_TEST(enomem_before_any_send_keeps_stream)
+{
+	weft_test_run(enomem_unsent_main, NULL, WORKERS);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("io_stream");
@@ -1564,6 +1626,7 @@ int main(void)
 	tcase_add_test(tc, use_after_close);
 	tcase_add_test(tc, close_after_fd_closed);
 	tcase_add_test(tc, bad_input);
+	tcase_add_test(tc, enomem_before_any_send_keeps_stream);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

@@ -146,9 +146,9 @@ bool weft_stream_at_eof(const struct weft_stream *s);
  * together with one weft_writev (looping over short sends). Returns len;
  * -ECANCELED / -ETIMEDOUT (all of buf was taken: what was not sent is
  * buffered for the next flush); -ENOMEM (nothing taken; or, after a send
- * cut short by a cancel or deadline, no memory to keep the rest: a final
- * error then, part of buf sent); -EINVAL (NULL s, NULL buf with len, len
- * past SSIZE_MAX); or the stream's final send error. */
+ * cut short by a cancel or deadline once some bytes went, no memory to
+ * keep the rest: a final error then); -EINVAL (NULL s, NULL buf with len,
+ * len past SSIZE_MAX); or the stream's final send error. */
 WEFT_MUST_CHECK ssize_t weft_stream_write(struct weft_stream *s,
 					  const void *buf, size_t len);
 
