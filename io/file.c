@@ -111,12 +111,13 @@ static void file_call_closed(struct weft__fd_hold *h)
  */
 static bool not_ready(struct file_call *c)
 {
-	struct pollfd p = { .fd = c->fd, .events = c->ready };
 	struct stat st;
+	short revents;
 	int fl;
 
-	return c->ready && poll(&p, 1, 0) == 0 && !fstat(c->fd, &st) &&
-	       S_ISCHR(st.st_mode) && !weft__fdready_positional(c->fd, false) &&
+	return c->ready && weft__poll_now(c->fd, c->ready, &revents) == 0 &&
+	       !fstat(c->fd, &st) && S_ISCHR(st.st_mode) &&
+	       !weft__fdready_positional(c->fd, false) &&
 	       (fl = fcntl(c->fd, F_GETFL)) >= 0 && !(fl & O_NONBLOCK);
 }
 
@@ -250,9 +251,10 @@ static bool is_fifo(int fd)
  * finds it at once. */
 static bool had_writer(int fd)
 {
-	struct pollfd p = { .fd = fd, .events = POLLIN };
+	short revents;
 
-	return poll(&p, 1, 0) == 1 && (p.revents & (POLLIN | POLLHUP));
+	return weft__poll_now(fd, POLLIN, &revents) == 1 &&
+	       (revents & (POLLIN | POLLHUP));
 }
 
 /* How long a FIFO reader's open on io-wq waits before it looks again at

@@ -88,9 +88,9 @@ struct connect_args {
 static long try_connect(int fd, void *arg)
 {
 	struct connect_args *a = arg;
-	struct pollfd p = { .fd = fd, .events = POLLOUT };
-	int err = 0;
+	int err = 0, n;
 	socklen_t len = sizeof(err);
+	short revents;
 
 	if (!a->started) {
 		if (!connect(fd, a->addr, a->len))
@@ -103,8 +103,10 @@ static long try_connect(int fd, void *arg)
 			return -errno;
 		a->started = true;
 	}
-	if (poll(&p, 1, 0) == 0)
-		return -EAGAIN;
+	/* SO_ERROR of a connect still under way is 0: ask it only once the
+	 * socket is writable. */
+	if ((n = weft__poll_now(fd, POLLOUT, &revents)) <= 0)
+		return n ? n : -EAGAIN;
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len))
 		return -errno;
 	return -err;
@@ -418,9 +420,9 @@ static long ring_recvmsg(int fd, struct msg_args *a)
  * it always reports), or POLLNVAL if the poll failed. */
 static short read_side(int fd)
 {
-	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+	short revents;
 
-	return poll(&p, 1, 0) < 0 ? POLLNVAL : p.revents;
+	return weft__poll_now(fd, POLLRDHUP, &revents) < 0 ? POLLNVAL : revents;
 }
 
 bool weft__sock_read_shut(int fd)

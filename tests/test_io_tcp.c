@@ -813,6 +813,139 @@ START_TEST(plain_thread_connect_timeout)
 }
 END_TEST
 
+/* ---- a signal during a connect's poll ---------------------------------- */
+
+/*
+ * try_connect (io/sock.c) asks poll(2), with a timeout of 0, whether the
+ * connecting socket is writable, and reads SO_ERROR unless poll said 0. A
+ * signal that lands during that poll makes it -1 (EINTR), and SO_ERROR of a
+ * socket still in SYN_SENT is 0: weft_connect_addr (and so weft_connect
+ * and weft_unix_connect) said 0, connected, of a socket that was not. A
+ * program with any signal handler (a weft_signal registration, say) meets
+ * it. Here the listener's accept queue is full, so every SYN is dropped and
+ * each connect stays in SYN_SENT; another thread sends SIGUSR1, which a
+ * registration catches, to the connecting thread as fast as it can.
+ */
+struct signal_spam {
+	pthread_t target;
+	atomic_bool stop;
+};
+
+static void *spam_signal(void *arg)
+{
+	struct signal_spam *s = arg;
+
+	while (!atomic_load(&s->stop))
+		pthread_kill(s->target, SIGUSR1);
+	return NULL;
+}
+
+/* A listener on 127.0.0.1 whose accept queue is full (fill[8] connected
+ * or connecting): its address in *sin. */
+static int full_listener(struct sockaddr_in *sin, int fill[8])
+{
+	int lfd = weft_tcp_listen("127.0.0.1", 0, 1, 0);
+
+	ck_assert_int_ge(lfd, 0);
+	*sin = (struct sockaddr_in){
+		.sin_family = AF_INET,
+		.sin_port = htons((uint16_t)weft_local_port(lfd)),
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK)
+	};
+	for (int i = 0; i < 8; i++) {
+		fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		connect(fill[i], (struct sockaddr *)sin, sizeof(*sin));
+	}
+	usleep(20000);
+	return lfd;
+}
+
+/* r is what weft_connect_addr said of fd: 0 only if fd has a peer. */
+static int said_connected_wrongly(int fd, int r)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	return r == 0 && getpeername(fd, (struct sockaddr *)&ss, &len) &&
+	       errno == ENOTCONN;
+}
+
+START_TEST(plain_connect_signal_not_connected)
+{
+	struct timeval tv = { .tv_usec = 1000 };
+	struct signal_spam spam = { .target = pthread_self() };
+	struct weft_signal sigs;
+	struct sockaddr_in sin;
+	int fill[8], lfd = full_listener(&sin, fill), wrong = 0;
+	int n = (int)SCALED(2000);
+	pthread_t th;
+
+	ck_assert_int_eq(weft_signal_open(&sigs, WEFT_SIGNAL(SIGUSR1)), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, spam_signal, &spam), 0);
+	for (int i = 0; i < n; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), r;
+
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv,
+					    sizeof(tv)),
+				 0);
+		r = weft_connect_addr(fd, (struct sockaddr *)&sin, sizeof(sin));
+		wrong += said_connected_wrongly(fd, r);
+		close(fd);
+	}
+	atomic_store(&spam.stop, true);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(weft_signal_close(&sigs), 0);
+	for (int i = 0; i < 8; i++)
+		close(fill[i]);
+	close(lfd);
+	ck_assert_msg(!wrong, "%d of %d connects said 0, not connected", wrong,
+		      n);
+}
+END_TEST
+
+/* The same in a task (one worker, which the thread signals): a connect its
+ * deadline ends says -ETIMEDOUT, never 0. */
+static void *task_connect_signal(void *arg)
+{
+	struct signal_spam spam = { .target = pthread_self() };
+	struct weft_signal sigs;
+	struct weft_deadline d;
+	struct sockaddr_in sin;
+	int fill[8], lfd = full_listener(&sin, fill), wrong = 0;
+	int n = (int)SCALED(5000);
+	pthread_t th;
+
+	(void)arg;
+	ck_assert_int_eq(weft_signal_open(&sigs, WEFT_SIGNAL(SIGUSR1)), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, spam_signal, &spam), 0);
+	for (int i = 0; i < n; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), r;
+
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(weft_deadline_enter(&d, 200 * WEFT_USEC), 0);
+		r = weft_connect_addr(fd, (struct sockaddr *)&sin, sizeof(sin));
+		weft_deadline_leave(&d);
+		wrong += said_connected_wrongly(fd, r);
+		weft_close(fd);
+	}
+	atomic_store(&spam.stop, true);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(weft_signal_close(&sigs), 0);
+	for (int i = 0; i < 8; i++)
+		close(fill[i]);
+	weft_close(lfd);
+	ck_assert_msg(!wrong, "%d of %d connects said 0, not connected", wrong,
+		      n);
+	return NULL;
+}
+
+START_TEST(task_connect_signal_not_connected)
+{
+	weft_test_run(task_connect_signal, NULL, 1);
+}
+END_TEST
+
 /* The same timeouts once a task made the fd O_NONBLOCK (weft leaves the
  * flag set): a plain thread's call waits in poll(2) there, and that wait
  * must end when the socket's SO_RCVTIMEO / SO_SNDTIMEO runs out, with
@@ -2727,6 +2860,12 @@ int main(void)
 	tcase_add_test(tc, call_stays_with_closed_fd);
 	tcase_add_test(tc, close_while_trying);
 	tcase_add_test(tc, close_waits_for_other_round);
+	suite_add_tcase(s, tc);
+	/* A case of their own, for CK_RUN_CASE. */
+	tc = tcase_create("connect_signal");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, plain_connect_signal_not_connected);
+	tcase_add_test(tc, task_connect_signal_not_connected);
 	suite_add_tcase(s, tc);
 	return io_test_main(s);
 }

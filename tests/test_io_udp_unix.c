@@ -625,6 +625,8 @@ END_TEST
 
 static atomic_int polled_fd = -1;
 static atomic_int polls;
+/* The next eintr_left polls of eintr_fd with a timeout of 0 say EINTR. */
+static atomic_int eintr_fd = -1, eintr_left;
 
 /* glibc declares fds write-only (its fortified poll), which ours reads.
  * GCC's warning only: Clang knows no -Wmaybe-uninitialized, and -Werror
@@ -639,6 +641,12 @@ int poll(struct pollfd *fds, nfds_t n, int timeout)
 
 	if (n == 1 && fds[0].fd == atomic_load(&polled_fd))
 		atomic_fetch_add(&polls, 1);
+	/* What a signal landing in it does (shut_rd_eintr_ends_receive). */
+	if (n == 1 && !timeout && fds[0].fd == atomic_load(&eintr_fd) &&
+	    atomic_fetch_sub(&eintr_left, 1) > 0) {
+		errno = EINTR;
+		return -1;
+	}
 	return (int)syscall(SYS_ppoll, fds, n, timeout < 0 ? NULL : &ts, NULL,
 			    0);
 }
@@ -648,6 +656,7 @@ int poll(struct pollfd *fds, nfds_t n, int timeout)
 
 static atomic_int polled_fd = -1;
 static atomic_int polls;
+static atomic_int eintr_fd = -1, eintr_left;
 #endif
 
 /* rx(fd) within ns: -ETIMEDOUT, nothing being sent. */
@@ -722,6 +731,85 @@ START_TEST(udp_error_once_polls_once)
 	weft_test_run(error_once_main, (void *)via_recvfrom, 2);
 	weft_test_run(error_once_main, (void *)via_recv, 2);
 	weft_test_run(error_once_main, (void *)via_readv, 2);
+}
+END_TEST
+
+/* ---- a signal during the poll that finds the read side shut -------------- */
+
+/*
+ * A task's receive whose EAGAIN may hide the end of the read side asks
+ * poll(2) whether it is shut (read_side in io/sock.c). A signal landing
+ * during that poll makes it -1 (EINTR), which was taken for "not shut":
+ * the receive then waited for an edge that had come already, until its
+ * deadline (for ever without one), where it must say 0. The poll's EINTR
+ * is made here by the poll above (a real signal does it too, rarely: once
+ * in 2M receives with another thread sending SIGUSR1 to the worker).
+ */
+static void *shut_eintr_main(void *arg)
+{
+	recv_fn rx = (recv_fn)arg;
+	struct weft_deadline d;
+	int pair[2];
+	char b[8];
+	long r;
+
+	dgram_pair(AF_INET, SOCK_DGRAM, pair);
+	ck_assert_int_eq(weft_shutdown(pair[0], SHUT_RD), 0);
+	/* The first sees the end and records the hang-up. */
+	ck_assert_int_eq(weft_deadline_enter(&d, HANG_NS), 0);
+	ck_assert_int_eq(rx(pair[0], b, sizeof(b), 0), 0);
+	weft_deadline_leave(&d);
+	atomic_store(&eintr_left, 1);
+	atomic_store(&eintr_fd, pair[0]);
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	r = rx(pair[0], b, sizeof(b), 0);
+	weft_deadline_leave(&d);
+	atomic_store(&eintr_fd, -1);
+	ck_assert_int_le(atomic_load(&eintr_left), 0); /* the poll was made */
+	ck_assert_int_eq(r, 0);
+	weft_close(pair[0]);
+	weft_close(pair[1]);
+	return NULL;
+}
+
+/* The same EINTR in the poll weft_wait_fd makes before it waits
+ * (drivers/readiness/fdready.c, poll_now): a writable socket, which must
+ * say WEFT_WRITABLE (its plain thread's poll retries EINTR). */
+static void *wait_fd_eintr_main(void *arg)
+{
+	struct weft_deadline d;
+	int pair[2], r;
+
+	(void)arg;
+	dgram_pair(AF_INET, SOCK_DGRAM, pair);
+	atomic_store(&eintr_left, 1);
+	atomic_store(&eintr_fd, pair[1]);
+	ck_assert_int_eq(weft_deadline_enter(&d, WEFT_SEC), 0);
+	r = weft_wait_fd(pair[1], WEFT_WRITABLE);
+	weft_deadline_leave(&d);
+	atomic_store(&eintr_fd, -1);
+	ck_assert_int_le(atomic_load(&eintr_left), 0); /* the poll was made */
+	ck_assert_int_eq(r, WEFT_WRITABLE);
+	weft_close(pair[0]);
+	weft_close(pair[1]);
+	return NULL;
+}
+
+START_TEST(wait_fd_eintr)
+{
+	if (!CAN_COUNT_POLLS)
+		return;
+	weft_test_run(wait_fd_eintr_main, NULL, 2);
+}
+END_TEST
+
+START_TEST(shut_rd_eintr_ends_receive)
+{
+	if (!CAN_COUNT_POLLS)
+		return;
+	weft_test_run(shut_eintr_main, (void *)via_recvfrom, 2);
+	weft_test_run(shut_eintr_main, (void *)via_recv, 2);
+	weft_test_run(shut_eintr_main, (void *)via_readv, 2);
 }
 END_TEST
 
@@ -1359,6 +1447,12 @@ int main(void)
 	tcase_add_test(tc, readv_empty_takes_nothing);
 	tcase_add_test(tc, writev_empty_sends_nothing);
 	tcase_add_test(tc, sendto_name_of_no_length);
+	suite_add_tcase(s, tc);
+	/* Its own case, for CK_RUN_CASE. */
+	tc = tcase_create("shut_signal");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, shut_rd_eintr_ends_receive);
+	tcase_add_test(tc, wait_fd_eintr);
 	suite_add_tcase(s, tc);
 	return io_test_main(s);
 }

@@ -702,18 +702,28 @@ bool weft__fdready_end(struct weft__ready_call *c, long *result, size_t want,
 	return true;
 }
 
-/* One poll(2) of fd for dir, which must not wait: 1 ready, 0 not,
- * -errno. Hang-ups and errors count as ready: the call they are for then
- * says what happened. */
+int weft__poll_now(int fd, short events, short *revents)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+	int r;
+
+	while ((r = poll(&p, 1, 0)) < 0 && errno == EINTR)
+		;
+	*revents = r < 0 ? 0 : p.revents;
+	return r < 0 ? -errno : r;
+}
+
+/* One poll of fd for dir: 1 ready, 0 not, -errno. Hang-ups and errors
+ * count as ready: the call they are for then says what happened. */
 static int poll_now(int fd, enum weft__dir dir)
 {
-	struct pollfd p = { .fd = fd,
-			    .events = dir == WEFT__READ ? POLLIN : POLLOUT };
-	int r = poll(&p, 1, 0);
+	short revents;
+	int r = weft__poll_now(fd, dir == WEFT__READ ? POLLIN : POLLOUT,
+			       &revents);
 
 	if (r < 0)
-		return -errno;
-	return p.revents & POLLNVAL ? -EBADF : r > 0;
+		return r;
+	return revents & POLLNVAL ? -EBADF : r > 0;
 }
 
 /* What an EPOLL_CTL_ADD's refusal says of the registration: EEXIST, the

@@ -213,6 +213,13 @@ bool weft__fdready_read_hup(int fd, uint64_t *tick);
  * comes with an event, which sets it again. */
 void weft__fdready_read_open(int fd, uint64_t tick);
 
+/* One poll(2) of fd for events that does not wait: poll's count (1 or
+ * 0) with the revents in *revents, or -errno. A signal caught meanwhile
+ * makes even a poll that does not wait say EINTR, which says nothing of
+ * fd: retried, or a caller would read it as "not ready" (a connect under
+ * way as done, a shut read side as open). */
+int weft__poll_now(int fd, short events, short *revents);
+
 /* Internal test interface, not API: if set, called at the moments a call
  * comes back to its fd, so that a test can close or reuse fd there, as
  * another thread may: when an attempt said EAGAIN, before the call waits;
