@@ -1000,6 +1000,13 @@ bool weft__join_case_locked(weft_task_t h, struct weft__waiter *w, int *status)
 	return false;
 }
 
+bool weft__join_case_self(weft_task_t h)
+{
+	/* As weft_join: a stale handle is -ESRCH even if its struct now
+	 * holds the caller; only a live handle of the caller is -EDEADLK. */
+	return h.task == weft__task_current() && lookup(h);
+}
+
 void weft__join_case_unlink(struct weft_task *t, struct weft__waiter *w)
 {
 	/* Still linked, or dropped by a finisher that lost the select: the

@@ -74,6 +74,7 @@ struct sel {
 	int nlocks;
 	bool parked;       /* under all locks: the caller waits */
 	unsigned own_lock; /* the one lock of a select of timeouts only */
+	int64_t began;     /* when the call began, if it has a timeout */
 	int64_t until;     /* the earliest timeout case's time */
 	int timeout_case;  /* its index, or -1 */
 	struct weft__waiter *wake; /* a queue waiter to wake unlocked */
@@ -136,7 +137,7 @@ static int check_case(const struct weft_select_case *c)
 	case WEFT_SELECT_LOCK:
 		return weft__lock_held_by_me(c->lock) ? -EDEADLK : 0;
 	case WEFT_SELECT_JOIN:
-		return c->task.task == weft__task_current() ? -EDEADLK : 0;
+		return weft__join_case_self(c->task) ? -EDEADLK : 0;
 	default:
 		return 0;
 	}
@@ -271,7 +272,7 @@ static int try_case(struct weft_select_case *c)
 			return -EDEADLK;
 		return weft_lock_try_acquire(c->lock) ? 0 : (c->status = 0, 1);
 	case WEFT_SELECT_JOIN: {
-		if (c->task.task == weft__task_current())
+		if (weft__join_case_self(c->task))
 			return -EDEADLK;
 		unsigned *l = &c->task.task->join_lock;
 		weft__spin_lock(l);
@@ -574,10 +575,12 @@ static int wait_cases(struct sel *s)
 /* ---- the calls ---------------------------------------------------------- */
 
 /* Checks every case (try_case checked those before the one that
- * completes at once, if any) and finds the earliest timeout. */
+ * completes at once, if any) and finds the earliest timeout, timed from
+ * when the call began (s->began), not from after the tries, which a case's
+ * lock may hold up. */
 static int check_all(struct sel *s)
 {
-	int64_t now = 0;
+	int64_t now = s->began;
 	for (int i = 0; i < s->n; i++) {
 		struct weft_select_case *c = &s->cases[i];
 		int r = check_case(c);
@@ -585,8 +588,6 @@ static int check_all(struct sel *s)
 			return r;
 		if (c->kind != WEFT_SELECT_TIMEOUT)
 			continue;
-		if (!now)
-			now = weft_now();
 		int64_t at = c->timeout > INT64_MAX - now ? INT64_MAX
 							  : now + c->timeout;
 		if (at < s->until) {
@@ -624,6 +625,15 @@ int weft_select(struct weft_select_case *cases, int n)
 {
 	if (!cases || n < 1 || n > WEFT_SELECT_MAX)
 		return -EINVAL;
+	/* A timeout case is due timeout ns after the call began: read the
+	 * clock before the tries (only if one may wait). */
+	int64_t began = 0;
+	for (int i = 0; i < n; i++)
+		if (cases[i].kind == WEFT_SELECT_TIMEOUT &&
+		    cases[i].timeout > 0) {
+			began = weft_now();
+			break;
+		}
 	/* Whatever can complete at once does, in order, without waiting
 	 * (even in a cancelled task, as every blocking call). */
 	for (int i = 0; i < n; i++) {
@@ -640,9 +650,11 @@ int weft_select(struct weft_select_case *cases, int n)
 			weft__select_after_try(i);
 	}
 
-	struct sel s = {
-		.cases = cases, .n = n, .until = INT64_MAX, .timeout_case = -1
-	};
+	struct sel s = { .cases = cases,
+			 .n = n,
+			 .began = began,
+			 .until = INT64_MAX,
+			 .timeout_case = -1 };
 	int r = check_all(&s);
 	if (!r)
 		r = collect_locks(&s);

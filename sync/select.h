@@ -61,6 +61,9 @@ void weft__lock_unlink(struct weft_lock *l, struct weft__waiter *w);
  * -EINVAL as weft_join. Else, if w is not NULL, makes w the task's joiner
  * (w->data = the task). */
 bool weft__join_case_locked(weft_task_t h, struct weft__waiter *w, int *status);
+/* Whether h is the caller's own live handle (weft_join's -EDEADLK); a
+ * stale handle whose struct the caller now runs in is not. */
+bool weft__join_case_self(weft_task_t h);
 /* Under join_lock: withdraws the joiner w of a join case that lost (linked
  * or already dropped by the finisher): the task can be joined again. */
 void weft__join_case_unlink(struct weft_task *t, struct weft__waiter *w);

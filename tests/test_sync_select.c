@@ -1501,6 +1501,153 @@ START_TEST(deadline_before_timeout_seen_late)
 }
 END_TEST
 
+/* A stale handle whose task's struct was reused for the caller itself
+ * (the task joined, its struct recycled into the next spawn: the
+ * caller) is a stale handle: weft_join says -ESRCH, and so must a JOIN
+ * case (its status) and as_completed (which yields the slot and goes on).
+ * The select compared the handle's struct with the caller's before it
+ * looked at the generation, and said -EDEADLK: as_completed's loop then
+ * stopped at that slot for good. */
+struct reuse {
+	weft_task_t stale; /* a handle joined before the collector spawned */
+	int join, select, status, first, next, next_status, left;
+};
+
+static void *returns_at_once(void *arg)
+{
+	return arg;
+}
+
+static void *reuse_collector(void *arg)
+{
+	struct reuse *r = arg;
+	weft_task_t live;
+
+	if (weft_current().task != r->stale.task)
+		return NULL; /* not reused this time: the caller tries again */
+	r->join = weft_join(r->stale, NULL);
+	struct weft_select_case c[] = { WEFT_CASE_JOIN(r->stale, NULL) };
+	r->select = weft_select(c, 1);
+	r->status = c[0].status;
+	weft_task_t one[1] = { r->stale };
+	r->first = weft_wait_first(one, 1, NULL, NULL);
+	ck_assert_int_eq(weft_spawn(&live, sleeper,
+				    (void *)(intptr_t)WEFT_MSEC),
+			 0);
+	weft_task_t t[2] = { r->stale, live };
+	struct weft_as_completed it;
+	ck_assert_int_eq(weft_as_completed_init(&it, t, 2), 0);
+	r->next = weft_as_completed_next(&it, NULL, &r->next_status);
+	while (weft_as_completed_next(&it, NULL, NULL) >= 0)
+		;
+	r->left = it.left;
+	if (t[1].task)
+		ck_assert_int_eq(weft_join(t[1], NULL), 0);
+	return (void *)1;
+}
+
+static void *stale_self_main(void *arg)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		struct reuse r = { .join = 1 };
+		weft_task_t b, c;
+		void *reused;
+
+		ck_assert_int_eq(weft_spawn(&b, returns_at_once, NULL), 0);
+		r.stale = b;
+		ck_assert_int_eq(weft_join(b, NULL), 0); /* b goes stale */
+		ck_assert_int_eq(weft_spawn(&c, reuse_collector, &r), 0);
+		ck_assert_int_eq(weft_join(c, &reused), 0);
+		if (!reused)
+			continue;
+		ck_assert_msg(r.join == -ESRCH && r.select == 0 &&
+				      r.status == -ESRCH && r.first == -ESRCH &&
+				      r.next == 0 && r.next_status == -ESRCH &&
+				      r.left == 0,
+			      "join %d; select %d status %d; wait_first %d; "
+			      "as_completed_next %d status %d, %d left",
+			      r.join, r.select, r.status, r.first, r.next,
+			      r.next_status, r.left);
+		return NULL;
+	}
+	ck_abort_msg("no spawn reused a joined task's struct");
+	return NULL;
+}
+
+START_TEST(stale_handle_of_self)
+{
+	weft_test_run(stale_self_main, NULL, 1);
+}
+END_TEST
+
+/*
+ * The mirror of deadline_before_timeout_seen_late: the timeout case is due
+ * before the deadline, counted from when the call began (select.h), and
+ * the select is held up before it has even tried its cases (a plain
+ * thread holds the queue's lock, which the GET case's try takes). Once it
+ * gets past, both have passed; the timeout came first, so the timeout case
+ * wins, as a sleep of that length begun then returns 0. The select timed
+ * its cases from after its tries instead: its timeout case was due 2 ms
+ * after the lock was let go, past the deadline, and it said -ETIMEDOUT.
+ */
+struct late_try {
+	struct weft_queue q;
+	_Atomic int64_t deadline; /* 0 until the task took it */
+	atomic_bool held;
+};
+
+static void *late_try_holder(void *arg)
+{
+	struct late_try *l = arg;
+	int64_t deadline;
+
+	weft__spin_lock(&l->q.getters.lock);
+	atomic_store(&l->held, true);
+	while (!(deadline = atomic_load(&l->deadline)))
+		usleep(100);
+	/* Past the deadline, and so past the timeout case, with room. */
+	while (weft_now() < deadline + 40 * WEFT_MSEC)
+		usleep(1000);
+	weft__spin_unlock(&l->q.getters.lock);
+	return NULL;
+}
+
+static void *late_try_main(void *arg)
+{
+	struct late_try l = { .deadline = 0, .held = false };
+	struct weft_deadline d;
+	pthread_t th;
+	uint64_t v = 0;
+
+	ck_assert_int_eq(weft_queue_init(&l.q, sizeof(uint64_t), 0), 0);
+	struct weft_select_case cs[] = { WEFT_CASE_GET(&l.q, &v),
+					 WEFT_CASE_TIMEOUT(2 * WEFT_MSEC) };
+	ck_assert_int_eq(pthread_create(&th, NULL, late_try_holder, &l), 0);
+	while (!atomic_load(&l.held))
+		;
+	/* The timeout case is due 2 ms after the select begins, so the
+	 * deadline's margin must outlast a preemption between here and
+	 * there: wider under the sanitizers. */
+	int64_t deadline = weft_now() +
+			   (WEFT_TEST_SCALE >= 100 ? 20 : 200) * WEFT_MSEC;
+	ck_assert_int_eq(weft_deadline_enter_at(&d, deadline), 0);
+	atomic_store(&l.deadline, deadline);
+	int r = weft_select(cs, 2);
+	ck_assert_int_eq(weft_deadline_leave(&d), 1);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_int_eq(r, 1);
+	ck_assert_int_eq(cs[1].status, 0);
+	ck_assert(weft__waitq_empty(&l.q.getters));
+	ck_assert_int_eq(weft_queue_destroy(&l.q), 0);
+	return NULL;
+}
+
+START_TEST(timeout_before_deadline_tried_late)
+{
+	weft_test_run(late_try_main, NULL, 1);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("sync_select");
@@ -1524,6 +1671,8 @@ int main(void)
 	tcase_add_test(tc, timeouts_only_cancelled);
 	tcase_add_test(tc, timeout_ties_deadline);
 	tcase_add_test(tc, deadline_before_timeout_seen_late);
+	tcase_add_test(tc, stale_handle_of_self);
+	tcase_add_test(tc, timeout_before_deadline_tried_late);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }
