@@ -780,6 +780,40 @@ START_TEST(plain_thread_socket_timeout)
 }
 END_TEST
 
+/* A listener on 127.0.0.1 whose accept queue is full of connections
+ * nobody accepts, so that it drops further SYNs and a connect to it waits
+ * in SYN_SENT. */
+struct full_listener {
+	struct sockaddr_in sin; /* its address */
+	int lfd, fill[8];
+};
+
+static void full_listener_open(struct full_listener *f)
+{
+	f->lfd = weft_tcp_listen("127.0.0.1", 0, 1, 0);
+	ck_assert_int_ge(f->lfd, 0);
+	f->sin = (struct sockaddr_in){
+		.sin_family = AF_INET,
+		.sin_port = htons((uint16_t)weft_local_port(f->lfd)),
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK)
+	};
+	for (int i = 0; i < 8; i++) {
+		f->fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		connect(f->fill[i], (struct sockaddr *)&f->sin, sizeof(f->sin));
+	}
+	if (weft_current().task) /* the queue fills meanwhile */
+		ck_assert_int_eq(weft_sleep(20 * WEFT_MSEC), 0);
+	else
+		usleep(20000);
+}
+
+static void full_listener_close(struct full_listener *f)
+{
+	for (int i = 0; i < 8; i++)
+		close(f->fill[i]);
+	weft_close(f->lfd);
+}
+
 /* A blocking socket's connect(2) that its SO_SNDTIMEO ends says
  * EINPROGRESS: the connect goes on in the kernel. weft_connect_addr on a
  * plain thread said -EAGAIN, which is what a Unix listener's full backlog
@@ -788,28 +822,18 @@ END_TEST
 START_TEST(plain_thread_connect_timeout)
 {
 	struct timeval tv = { .tv_usec = 50000 };
-	int lfd = weft_tcp_listen("127.0.0.1", 0, 1, 0), fill[8], fd, r;
+	struct full_listener f;
+	int fd, r;
 
-	ck_assert_int_ge(lfd, 0);
-	struct sockaddr_in sin = { .sin_family = AF_INET,
-				   .sin_port = htons(
-					   (uint16_t)weft_local_port(lfd)),
-				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	for (int i = 0; i < 8; i++) {
-		fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-		connect(fill[i], (struct sockaddr *)&sin, sizeof(sin));
-	}
-	usleep(20000);
+	full_listener_open(&f);
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv,
 				    sizeof(tv)),
 			 0);
-	r = weft_connect_addr(fd, (struct sockaddr *)&sin, sizeof(sin));
+	r = weft_connect_addr(fd, (struct sockaddr *)&f.sin, sizeof(f.sin));
 	ck_assert_int_eq(r, -EINPROGRESS);
 	close(fd);
-	for (int i = 0; i < 8; i++)
-		close(fill[i]);
-	close(lfd);
+	full_listener_close(&f);
 }
 END_TEST
 
@@ -830,8 +854,7 @@ struct storm {
 	pthread_t target, thread;
 	atomic_bool stop;
 	struct sigaction old;
-	struct sockaddr_in sin; /* the listener's */
-	int lfd, fill[8];       /* it, and what fills its accept queue */
+	struct full_listener to;
 };
 
 /* How long each case connects, at most: a storm of signals slows every
@@ -854,24 +877,13 @@ static void *send_storm(void *arg)
 	return NULL;
 }
 
-/* A listener on 127.0.0.1 whose accept queue is full, and SIGUSR1 caught
- * and sent to the calling thread in a loop until storm_end. */
+/* A full listener to connect to, and SIGUSR1 caught and sent to the
+ * calling thread in a loop until storm_end. */
 static void storm_begin(struct storm *s)
 {
 	struct sigaction sa = { .sa_handler = caught };
 
-	s->lfd = weft_tcp_listen("127.0.0.1", 0, 1, 0);
-	ck_assert_int_ge(s->lfd, 0);
-	s->sin = (struct sockaddr_in){
-		.sin_family = AF_INET,
-		.sin_port = htons((uint16_t)weft_local_port(s->lfd)),
-		.sin_addr.s_addr = htonl(INADDR_LOOPBACK)
-	};
-	for (int i = 0; i < 8; i++) {
-		s->fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-		connect(s->fill[i], (struct sockaddr *)&s->sin, sizeof(s->sin));
-	}
-	usleep(20000);
+	full_listener_open(&s->to);
 	ck_assert_int_eq(sigaction(SIGUSR1, &sa, &s->old), 0);
 	s->target = pthread_self();
 	atomic_store(&s->stop, false);
@@ -885,9 +897,7 @@ static void storm_end(struct storm *s)
 	atomic_store(&s->stop, true);
 	ck_assert_int_eq(pthread_join(s->thread, NULL), 0);
 	ck_assert_int_eq(sigaction(SIGUSR1, &s->old, NULL), 0);
-	for (int i = 0; i < 8; i++)
-		close(s->fill[i]);
-	weft_close(s->lfd);
+	full_listener_close(&s->to);
 }
 
 /* How many connects to the full listener said 0 with no peer, of those a
@@ -916,8 +926,8 @@ static int connects_said_connected(void)
 			ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO,
 						    &tv, sizeof(tv)),
 					 0);
-		r = weft_connect_addr(fd, (struct sockaddr *)&s.sin,
-				      sizeof(s.sin));
+		r = weft_connect_addr(fd, (struct sockaddr *)&s.to.sin,
+				      sizeof(s.to.sin));
 		if (task)
 			weft_deadline_leave(&d);
 		wrong += !r && getpeername(fd, (struct sockaddr *)&ss, &len) &&
@@ -1710,31 +1720,18 @@ END_TEST
  * to it waits: until the deadline, here. */
 static void *connect_timeout_main(void *arg)
 {
-	uint16_t port;
-	int lfd = weft_tcp_listen("127.0.0.1", 0, 1, 0), fill[8], n = 0;
+	struct full_listener f;
 	struct weft_deadline d;
 	int64_t t0;
 
-	ck_assert_int_ge(lfd, 0);
-	port = (uint16_t)weft_local_port(lfd);
-	struct sockaddr_in sin = { .sin_family = AF_INET,
-				   .sin_port = htons(port),
-				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	/* Fill the queue with connections nobody accepts. */
-	for (; n < 8; n++) {
-		fill[n] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-		connect(fill[n], (struct sockaddr *)&sin, sizeof(sin));
-	}
-	weft_sleep(20 * WEFT_MSEC);
+	full_listener_open(&f);
 	t0 = weft_now();
 	ck_assert_int_eq(weft_deadline_enter(&d, 100 * WEFT_MSEC), 0);
-	int fd = weft_connect("127.0.0.1", port);
+	int fd = weft_connect("127.0.0.1", ntohs(f.sin.sin_port));
 	ck_assert_int_eq(weft_deadline_leave(&d), 1);
 	ck_assert_int_eq(fd, -ETIMEDOUT);
 	ck_assert_int_ge(weft_now() - t0, 100 * WEFT_MSEC);
-	while (n)
-		close(fill[--n]);
-	weft_close(lfd);
+	full_listener_close(&f);
 	return NULL;
 }
 
