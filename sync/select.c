@@ -49,6 +49,7 @@
 #include "weft/time.h"
 #include "drivers/readiness/fdready.h"
 #include "runtime/futex.h"
+#include "runtime/self.h"
 #include "runtime/task.h"
 #include "lock.h"
 #include "select.h"
@@ -203,6 +204,23 @@ static bool timeout_first(struct sel *s)
 	return !s->w.task || s->until <= s->w.task->deadline;
 }
 
+/* When timeout case c is due: timeout ns after the call began. */
+static int64_t due_at(const struct weft_select_case *c, int64_t began)
+{
+	return c->timeout > INT64_MAX - began ? INT64_MAX : began + c->timeout;
+}
+
+/* Whether timeout case c, tried after the cases before it held the call
+ * up (a case's lock, a preemption), is due already, and at or before the
+ * caller's deadline (the rule of timeout_first): it then completes in
+ * array order as a ready case does, before a later case found ready. */
+static bool timeout_passed(const struct weft_select_case *c, int64_t began)
+{
+	struct weft_task *t = weft__task_current();
+	int64_t at = due_at(c, began);
+	return at <= weft_now() && (!t || at <= t->deadline);
+}
+
 /* A timeout found due as the cases are linked wins only if the deadline
  * did not come before it: a select held up between its wait's begin and
  * the linking (its worker preempted, a case's lock held) may find both
@@ -218,10 +236,11 @@ static bool timeout_due(struct sel *s, struct weft_select_case *c)
  * Without locks: completes case c if it can be at once (1, with c->status
  * set), else 0, or -EINVAL for a malformed case, -EDEADLK for one the
  * caller itself blocks. The primitives' own try calls, so nothing is
- * marked or linked. A timeout can complete at once only if it is 0 (the
- * waiting path times the others).
+ * marked or linked. A timeout completes at once if it is 0, or if it fell
+ * due while the tries before it were held up (the waiting path times the
+ * others).
  */
-static int try_case(struct weft_select_case *c)
+static int try_case(struct weft_select_case *c, int64_t began)
 {
 	int r = 0;
 	/* Every kind's primitive but a timeout's and an fd's is the union's
@@ -285,7 +304,7 @@ static int try_case(struct weft_select_case *c)
 	case WEFT_SELECT_TIMEOUT:
 		if (c->timeout < 0)
 			return -EINVAL;
-		if (c->timeout)
+		if (c->timeout && !timeout_passed(c, began))
 			return 0;
 		break;
 	default:
@@ -580,7 +599,6 @@ static int wait_cases(struct sel *s)
  * lock may hold up. */
 static int check_all(struct sel *s)
 {
-	int64_t now = s->began;
 	for (int i = 0; i < s->n; i++) {
 		struct weft_select_case *c = &s->cases[i];
 		int r = check_case(c);
@@ -588,8 +606,7 @@ static int check_all(struct sel *s)
 			return r;
 		if (c->kind != WEFT_SELECT_TIMEOUT)
 			continue;
-		int64_t at = c->timeout > INT64_MAX - now ? INT64_MAX
-							  : now + c->timeout;
+		int64_t at = due_at(c, s->began);
 		if (at < s->until) {
 			s->until = at;
 			s->timeout_case = i;
@@ -637,7 +654,7 @@ int weft_select(struct weft_select_case *cases, int n)
 	/* Whatever can complete at once does, in order, without waiting
 	 * (even in a cancelled task, as every blocking call). */
 	for (int i = 0; i < n; i++) {
-		int r = try_case(&cases[i]);
+		int r = try_case(&cases[i], began);
 		if (r > 0) {
 			if (fd_let_go(cases, i))
 				cases[i].status = -EBADF;

@@ -1589,6 +1589,10 @@ END_TEST
  * wins, as a sleep of that length begun then returns 0. The select timed
  * its cases from after its tries instead: its timeout case was due 2 ms
  * after the lock was let go, past the deadline, and it said -ETIMEDOUT.
+ *
+ * With a set event after the timeout case, the timeout still wins: it was
+ * due before its try, so it is ready in array order. The tries took only a
+ * timeout of 0 at once, and the event, tried next, won.
  */
 struct late_try {
 	struct weft_queue q;
@@ -1614,14 +1618,18 @@ static void *late_try_holder(void *arg)
 
 static void *late_try_main(void *arg)
 {
+	int n = (int)(intptr_t)arg; /* 3: with the set event */
 	struct late_try l = { .deadline = 0, .held = false };
 	struct weft_deadline d;
+	struct weft_event set = WEFT_EVENT_INIT;
 	pthread_t th;
 	uint64_t v = 0;
 
 	ck_assert_int_eq(weft_queue_init(&l.q, sizeof(uint64_t), 0), 0);
+	ck_assert_int_eq(weft_event_set(&set), 0);
 	struct weft_select_case cs[] = { WEFT_CASE_GET(&l.q, &v),
-					 WEFT_CASE_TIMEOUT(2 * WEFT_MSEC) };
+					 WEFT_CASE_TIMEOUT(2 * WEFT_MSEC),
+					 WEFT_CASE_EVENT(&set) };
 	ck_assert_int_eq(pthread_create(&th, NULL, late_try_holder, &l), 0);
 	while (!atomic_load(&l.held))
 		;
@@ -1632,7 +1640,7 @@ static void *late_try_main(void *arg)
 			   (WEFT_TEST_SCALE >= 100 ? 20 : 200) * WEFT_MSEC;
 	ck_assert_int_eq(weft_deadline_enter_at(&d, deadline), 0);
 	atomic_store(&l.deadline, deadline);
-	int r = weft_select(cs, 2);
+	int r = weft_select(cs, n);
 	ck_assert_int_eq(weft_deadline_leave(&d), 1);
 	ck_assert_int_eq(pthread_join(th, NULL), 0);
 	ck_assert_int_eq(r, 1);
@@ -1644,7 +1652,8 @@ static void *late_try_main(void *arg)
 
 START_TEST(timeout_before_deadline_tried_late)
 {
-	weft_test_run(late_try_main, NULL, 1);
+	weft_test_run(late_try_main, (void *)(intptr_t)2, 1);
+	weft_test_run(late_try_main, (void *)(intptr_t)3, 1);
 }
 END_TEST
 

@@ -18,8 +18,9 @@
  *
  * Which case wins: the cases are tried in array order, and the first that
  * can complete at once does (put a preferred case first, the timeout last;
- * a timeout of 0 makes a poll). If none can, the caller waits on all of
- * them, and the first to become ready wins.
+ * a timeout of 0 makes a poll; a timeout that fell due while earlier
+ * cases' tries held the call up is ready too). If none can, the caller
+ * waits on all of them, and the first to become ready wins.
  *
  * A case that would fail at once (a shut-down queue, a stale task handle, a
  * future completed with an error) is ready and completes with that error
