@@ -344,9 +344,10 @@ int weft_future_add_callback(struct weft_future *f, struct weft_future_cb *cb,
 			     void *arg);
 /* Removes a callback that has not run: one waiting while another task or
  * thread runs f's callbacks (f pending for the caller) is removed too, and
- * does not run. Returns 0, -ENOENT (not added, or f completed for the
- * caller: then it has run or is about to, on the completing thread, so cb
- * may be freed only once that is known to be over), -EINVAL. */
+ * does not run. Returns 0, -ENOENT (not added, or cb has run, runs now or
+ * is about to, on the thread that completes f, which may happen while f
+ * still looks pending to the caller: cb may be freed only once that is
+ * known to be over), -EINVAL. */
 int weft_future_remove_callback(struct weft_future *f,
 				struct weft_future_cb *cb);
 
