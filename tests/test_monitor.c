@@ -384,6 +384,139 @@ START_TEST(yielded_task_behind_kept_worker)
 }
 END_TEST
 
+/* ---- interventions: only rescues are counted ----------------------------- */
+
+/*
+ * weft_metrics' monitor_interventions counts the monitor's rescues: a
+ * worker marked stuck, or its due timers fired. M keeps its worker Wm,
+ * whose heap holds only stale timers: COUNT_STALE tasks slept there,
+ * due one after another COUNT_GAP_NS apart, and were cancelled. Nothing
+ * waits anywhere, and nothing is rescued: the monitor, armed while Wm's
+ * first timer is due within TIMER_SOON_NS (4 ms, more than the gap),
+ * looks at Wm every half stall threshold (0.5 ms) and pops the stale
+ * entries, firing nothing. Before the fix each of those looks counted
+ * one, due or not. A spinner keeps the other worker, so that no sleeper
+ * is stolen there (under the sanitizers an idle worker took them first).
+ */
+#define COUNT_STALE 10
+#define COUNT_GAP_NS (3 * WEFT_MSEC)
+
+struct count_round {
+	int64_t at;                 /* the first sleeper's deadline */
+	atomic_int done;            /* sleepers that returned */
+	weft_task_t b[COUNT_STALE]; /* the sleepers */
+	uint64_t counted;           /* interventions meanwhile */
+	uint64_t looks;             /* the monitor's wakes meanwhile */
+	atomic_int spinner_on;      /* its worker's id + 1, once it runs */
+	atomic_bool stop;           /* the spinner's end */
+};
+
+static void silent_stall(const struct weft_stall *s, void *arg)
+{
+	(void)s;
+	(void)arg;
+}
+
+static struct count_round *count_cur;
+
+static void *count_sleeper(void *arg) /* B_i */
+{
+	intptr_t i = (intptr_t)arg;
+	int r = weft_sleep_until(count_cur->at + i * COUNT_GAP_NS);
+	atomic_fetch_add(&count_cur->done, 1);
+	return (void *)(intptr_t)r;
+}
+
+/* Whether t's timer is armed in worker id's heap. */
+static bool timer_on(struct weft_task *t, int id)
+{
+	return atomic_load(&t->timer.armed) &&
+	       atomic_load(&t->timer.owner) == &runtime()->workers[id];
+}
+
+static void *count_spinner(void *arg)
+{
+	struct count_round *k = arg;
+	atomic_store(&k->spinner_on, weft_worker_id() + 1);
+	while (!atomic_load(&k->stop))
+		weft__cpu_relax();
+	return NULL;
+}
+
+static void *count_main(void *arg) /* M */
+{
+	struct count_round *k = arg;
+	struct weft_monitor *m = &runtime()->monitor;
+	int me = weft_worker_id();
+	/* Far enough for the scene to be set first, even slowed down. */
+	int64_t ahead = (WEFT_TEST_SCALE >= 100 ? 100 : 1000) * WEFT_MSEC;
+	weft_task_t spinner;
+	k->at = weft_now() + ahead;
+	ck_assert_int_eq(weft_spawn(&spinner, count_spinner, k), 0);
+	/* Not yielding: only the other worker can take it (the monitor
+	 * rouses it for a run-next task that sits). Stopped before a yield
+	 * if it did not, or it would keep this worker from M. */
+	while (!atomic_load(&k->spinner_on) && weft_now() < k->at)
+		weft__cpu_relax();
+	bool scene = atomic_load(&k->spinner_on) != 0;
+	if (!scene)
+		atomic_store(&k->stop, true);
+	for (intptr_t i = 0; i < COUNT_STALE; i++) {
+		ck_assert_int_eq(weft_spawn(&k->b[i], count_sleeper, (void *)i),
+				 0);
+		while (!timer_on(k->b[i].task, me) && weft_now() < k->at)
+			ck_assert_int_eq(weft_yield(), 0);
+		scene = scene && timer_on(k->b[i].task, me);
+	}
+	for (int i = 0; i < COUNT_STALE; i++)
+		ck_assert_int_eq(weft_cancel(k->b[i]), 0);
+	while (atomic_load(&k->done) < COUNT_STALE && weft_now() < k->at)
+		ck_assert_int_eq(weft_yield(), 0);
+	scene = scene && atomic_load(&k->done) == COUNT_STALE &&
+		weft_worker_id() == me && weft_now() < k->at - ahead / 2;
+	/* Wm kept from here, nothing waiting, its heap all stale. */
+	uint64_t before = atomic_load(&m->interventions);
+	uint64_t woke = atomic_load(&m->wakeups);
+	int64_t last = k->at + (COUNT_STALE - 1) * COUNT_GAP_NS;
+	while (weft_now() < last + 2 * WEFT_MSEC)
+		weft__cpu_relax();
+	k->counted = atomic_load(&m->interventions) - before;
+	k->looks = atomic_load(&m->wakeups) - woke;
+	atomic_store(&k->stop, true);
+	ck_assert_int_eq(weft_join(spinner, NULL), 0);
+	for (int i = 0; i < COUNT_STALE; i++) {
+		void *r;
+		ck_assert_int_eq(weft_join(k->b[i], &r), 0);
+		/* 0: it slept out first (a round whose scene broke: a
+		 * sleeper taken by the other worker kept M waiting to at) */
+		ck_assert((intptr_t)r == -ECANCELED || (intptr_t)r == 0);
+		scene = scene && (intptr_t)r == -ECANCELED;
+	}
+	return (void *)(intptr_t)scene;
+}
+
+START_TEST(interventions_count_rescues_only)
+{
+	struct weft_config cfg = { .workers = 2,
+				   .stall_threshold_ns = WEFT_MSEC,
+				   .on_stall = silent_stall };
+	int valid = 0;
+	for (int i = 0; i < ROUNDS && valid < VALID_ROUNDS; i++) {
+		struct count_round k = { 0 };
+		count_cur = &k;
+		if (!weft_test_run_with(count_main, &k, &cfg))
+			continue;
+		valid++;
+		ck_assert_msg(k.counted == 0,
+			      "%llu interventions counted, in %llu looks, "
+			      "with nothing rescued",
+			      (unsigned long long)k.counted,
+			      (unsigned long long)k.looks);
+	}
+	ck_assert_int_eq(valid, VALID_ROUNDS);
+}
+END_TEST
+
 /* Calm looks until the period changes (it doubles): how many it took. */
 static int looks_to_back_off(struct weft_monitor_pace *p)
 {
@@ -476,6 +609,7 @@ int main(void)
 	tcase_add_test(tc, first_fd_beside_kept_worker);
 	tcase_add_test(tc, yielded_task_behind_kept_worker);
 	tcase_add_test(tc, pace_on_made_up_times);
+	tcase_add_test(tc, interventions_count_rescues_only);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }
