@@ -153,7 +153,12 @@ static long file_call(struct file_call *c)
 	if (weft__io_path() == WEFT__PLAIN)
 		return c->fd >= 0 && weft__fdready_closing(c->fd) ? -EBADF
 								  : c->fn(c);
-	/* Set before the hold, which publishes it to weft_close. */
+	/* Set before the hold, which publishes them to weft_close. The job
+	 * zeroed (JOB_NEW) for each run: open_on_pool runs c twice, and a
+	 * job left JOB_DONE by the first run is one a cancellation or
+	 * deadline landing before the second queues it finds nothing to
+	 * fail in (blocking.h), so the job ran and its open(2) waited. */
+	c->job = (struct weft__bjob){ .fn = file_call_run, .arg = c };
 	c->wake = -1;
 	if (not_ready(c))
 		c->wake = fresh(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -166,8 +171,6 @@ static long file_call(struct file_call *c)
 	r = c->wake >= 0 ? wait_ready(c) : 0;
 	/* The pool's wait_begin says the task's cancellation and deadline,
 	 * and a job weft_close refused says -EBADF. */
-	c->job.fn = file_call_run;
-	c->job.arg = c;
 	if (!r)
 		r = weft__blocking_run(&c->job);
 	/* The job never started (it has no discard: never abandoned). */

@@ -3,6 +3,9 @@
 weft_test(test_io_tcp TIMEOUT 300 SOURCES test_io_tcp.c)
 weft_test(test_io_udp_unix TIMEOUT 120 SOURCES test_io_udp_unix.c)
 weft_test(test_io_file TIMEOUT 120 SOURCES test_io_file.c)
+# open_fifo_writer_cancelled_at_second_wait cancels at a wait's begin.
+target_link_options(test_io_file PRIVATE
+                    -Wl,--wrap=weft__wait_begin_until)
 weft_test(test_io_blocking TIMEOUT 120 SOURCES test_io_blocking.c)
 weft_test(test_io_nosys TIMEOUT 60 SOURCES test_io_nosys.c)
 weft_test(test_io_stress TIMEOUT 300 SOURCES test_io_stress.c)

@@ -966,6 +966,85 @@ START_TEST(open_fifo_waits)
 END_TEST
 
 /*
+ * A cancellation that lands as a FIFO writer's open (no reader yet) has
+ * begun its second wait: under epoll, the pool's open(2) of it, after the
+ * first (O_NONBLOCK added) said ENXIO; under io_uring, the io-wq open
+ * after the inline one's ENXIO. The call must end with -ECANCELED, its job
+ * never run. Under epoll the second run reused the first's job, whose
+ * state still said JOB_DONE: the cancel's abort found nothing to fail,
+ * the job was queued anyway and its open(2) waited on the pool thread
+ * for a reader, the task with it. The test links weft__wait_begin_until
+ * wrapped (io.cmake): armed, the wrapper cancels the armed task right
+ * after the begin of its second pool or I/O wait, as another thread's
+ * weft_cancel may.
+ */
+int __real_weft__wait_begin_until(struct weft__waiter *w, int64_t until);
+static _Atomic(struct weft_task *) cancel_at_begin_task;
+static atomic_int cancel_at_begin_left;
+
+int __wrap_weft__wait_begin_until(struct weft__waiter *w, int64_t until)
+{
+	int r = __real_weft__wait_begin_until(w, until);
+
+	if (!r && w->task && w->task == atomic_load(&cancel_at_begin_task) &&
+	    (w->kind == WEFT__WAIT_BLOCKING || w->kind == WEFT__WAIT_IO) &&
+	    atomic_fetch_sub(&cancel_at_begin_left, 1) == 1)
+		weft__task_cancel(w->task);
+	return r;
+}
+
+static void *cancelled_writer_open(void *arg)
+{
+	int fd;
+
+	(void)arg;
+	atomic_store(&cancel_at_begin_left, 2);
+	atomic_store(&cancel_at_begin_task, weft__task_current());
+	fd = weft_open(fifo_path, O_WRONLY, 0);
+	atomic_store(&cancel_at_begin_task, NULL);
+	return (void *)(intptr_t)fd;
+}
+
+static void *cancel_fifo_writer_main(void *arg)
+{
+	struct weft_deadline d;
+	weft_task_t writer;
+	void *res;
+	int r, rfd = -1;
+
+	(void)arg;
+	make_fifo();
+	ck_assert_int_eq(weft_spawn(&writer, cancelled_writer_open, NULL), 0);
+	/* Unscaled: only a lost cancellation waits this out. */
+	ck_assert_int_eq(weft_deadline_enter(&d, 10 * WEFT_SEC), 0);
+	r = weft_join(writer, &res);
+	weft_deadline_leave(&d);
+	if (r == -ETIMEDOUT) { /* its open(2) waits for a reader: give one */
+		rfd = open(fifo_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		ck_assert_int_ge(rfd, 0);
+		ck_assert_int_eq(weft_join(writer, &res), 0);
+		close(rfd);
+		if ((intptr_t)res >= 0)
+			weft_close((int)(intptr_t)res);
+	} else {
+		ck_assert_int_eq(r, 0);
+	}
+	unlink(fifo_path);
+	ck_assert_int_le(atomic_load(&cancel_at_begin_left), 0);
+	ck_assert_msg((intptr_t)res == -ECANCELED,
+		      "cancelled FIFO writer's open: %d (%s)",
+		      (int)(intptr_t)res,
+		      rfd < 0 ? "returned" : "waited for a reader");
+	return NULL;
+}
+
+START_TEST(open_fifo_writer_cancelled_at_second_wait)
+{
+	run_with_one_pool_thread(cancel_fifo_writer_main);
+}
+END_TEST
+
+/*
  * A FIFO's two ends opened by two tasks, with one pool thread: under
  * epoll the reader's open(2) held the thread until a writer came, and the
  * writer's weft_open waited in the pool's queue behind it, for good. The
@@ -2310,6 +2389,7 @@ int main(void)
 	tcase_add_test(tc, fifo_reader_open_ends);
 	tcase_add_test(tc, open_fifo_creat_reader);
 	tcase_add_test(tc, open_fifo_writer_left_in_window);
+	tcase_add_test(tc, open_fifo_writer_cancelled_at_second_wait);
 	suite_add_tcase(s, tc);
 	/* Plain threads' private rings stay for reuse: not a leak. */
 	int before = io_count_fds(), r = weft_test_main(s);
