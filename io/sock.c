@@ -272,6 +272,7 @@ static long recv_attempt(int fd, void *arg)
 static inline long try_recv(int fd, void *arg)
 {
 	struct buf_args *a = arg;
+	bool ended = false; /* a WAITALL peek found the read side ended */
 	for (;;) {
 		size_t from = recv_from(a);
 		/* A receive that waits: its EAGAIN may be an end of file
@@ -286,7 +287,19 @@ static inline long try_recv(int fd, void *arg)
 		    waitall_fills(fd, a)) {
 			if (!(a->flags & MSG_PEEK) && weft__driver_current())
 				continue; /* until EAGAIN: see above */
-			return -EAGAIN;   /* wait for the rest */
+			/* A peek sees the same bytes at each attempt, never
+			 * the end behind them: once the read side ended (the
+			 * peer's FIN or reset), what it peeks is all, as
+			 * recv(2) returns it. Peeked once more after the end
+			 * is seen, which takes bytes that came with it. */
+			if (!(a->flags & MSG_PEEK))
+				return -EAGAIN; /* wait for the rest */
+			if (ended)
+				return (long)a->done;
+			if (!weft__sock_read_shut(fd))
+				return -EAGAIN;
+			ended = true;
+			continue;
 		}
 		if (r == -EAGAIN || !a->done)
 			return r;

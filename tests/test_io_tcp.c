@@ -1277,6 +1277,117 @@ START_TEST(recv_waitall)
 }
 END_TEST
 
+/*
+ * A WAITALL peek whose peer sent fewer bytes than it asked and then
+ * closed (or shut its write side): recv(2) returns what it peeked, as no
+ * more can come. weft's peek saw the same bytes again at each attempt,
+ * short, and called that a wait for the rest: a task waited for an edge
+ * that had come (until its deadline, else for ever), a plain thread spun
+ * in poll(2), which finds those bytes readable, on a blocking socket as
+ * on a non-blocking one, for ever.
+ */
+static void *peek_all(void *arg)
+{
+	char buf[8] = { 0 };
+	ssize_t r = weft_recv(*(int *)arg, buf, 6, MSG_PEEK | MSG_WAITALL);
+
+	if (r == 3)
+		ck_assert_int_eq(memcmp(buf, "abc", 3), 0);
+	return (void *)(intptr_t)r;
+}
+
+static void *peek_all_main(void *arg)
+{
+	struct pair p = tcp_pair();
+	char buf[8] = { 0 };
+
+	(void)arg;
+	for (int late = 0; late < 2; late++) {
+		struct weft_deadline d;
+		weft_task_t t;
+		bool waited = false;
+		void *res;
+		int r;
+
+		ck_assert_int_eq(weft_send(p.a, "abc", 3, 0), 3);
+		if (!late) /* the end came before the peek, or while it waits */
+			ck_assert_int_eq(weft_shutdown(p.a, SHUT_WR), 0);
+		ck_assert_int_eq(weft_spawn(&t, peek_all, &p.b), 0);
+		if (late) {
+			ck_assert_int_eq(weft_sleep(20 * WEFT_MSEC), 0);
+			ck_assert_int_eq(weft_shutdown(p.a, SHUT_WR), 0);
+		}
+		/* Unscaled: only a peek that waits for more waits this out. */
+		ck_assert_int_eq(weft_deadline_enter(&d, 10 * WEFT_SEC), 0);
+		r = weft_join(t, &res);
+		weft_deadline_leave(&d);
+		if (r == -ETIMEDOUT) {
+			waited = true;
+			ck_assert_int_eq(weft_cancel(t), 0);
+			ck_assert_int_eq(weft_join(t, &res), 0);
+		}
+		ck_assert_msg(!waited && (intptr_t)res == 3,
+			      "WAITALL peek at the end (%s): %d, %s",
+			      late ? "late" : "before", (int)(intptr_t)res,
+			      waited ? "waited for more" : "returned");
+		/* The bytes stay, and then the end. */
+		ck_assert_int_eq(weft_recv(p.b, buf, 6, MSG_WAITALL), 3);
+		ck_assert_int_eq(memcmp(buf, "abc", 3), 0);
+		ck_assert_int_eq(weft_recv(p.b, buf, 6, 0), 0);
+		if (!late) { /* a new pair for the second round */
+			weft_close(p.a);
+			weft_close(p.b);
+			p = tcp_pair();
+		}
+	}
+	weft_close(p.a);
+	weft_close(p.b);
+	return NULL;
+}
+
+/* A plain thread's peek, on a blocking and on a non-blocking socket. */
+static void plain_peek_all(bool nonblocking)
+{
+	struct timespec until;
+	pthread_t th;
+	void *res;
+	int sv[2], r;
+	char buf[8];
+	bool waited = false;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
+	if (nonblocking)
+		ck_assert_int_eq(fcntl(sv[1], F_SETFL, O_NONBLOCK), 0);
+	ck_assert_int_eq(send(sv[0], "abc", 3, 0), 3);
+	ck_assert_int_eq(shutdown(sv[0], SHUT_WR), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, peek_all, &sv[1]), 0);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	if ((r = pthread_timedjoin_np(th, &res, &until)) == ETIMEDOUT) {
+		/* Take the bytes: the peek then finds the end. */
+		waited = true;
+		ck_assert_int_eq(recv(sv[1], buf, 3, 0), 3);
+		ck_assert_int_eq(pthread_join(th, &res), 0);
+	} else {
+		ck_assert_int_eq(r, 0);
+	}
+	close(sv[0]);
+	close(sv[1]);
+	ck_assert_msg(!waited && (intptr_t)res == 3,
+		      "plain WAITALL peek at the end (%s): %d, %s",
+		      nonblocking ? "non-blocking" : "blocking",
+		      (int)(intptr_t)res, waited ? "spun" : "returned");
+}
+
+START_TEST(peek_waitall_at_end)
+{
+	weft_test_run(peek_all_main, NULL, 2);
+	plain_peek_all(false);
+	plain_peek_all(true);
+}
+END_TEST
+
 /* A stream's receive may stop short with bytes still queued, which came
  * with an edge harvested already: TCP stops at an urgent mark, a Unix
  * socket with SO_PASSCRED where the writer changes. A WAITALL receive must
@@ -2841,6 +2952,7 @@ int main(void)
 	tcase_add_test(tc, completion_while_busy);
 	tcase_add_test(tc, local_port_and_nodelay);
 	tcase_add_test(tc, recv_waitall);
+	tcase_add_test(tc, peek_waitall_at_end);
 	tcase_add_test(tc, recv_waitall_across_a_stop);
 	tcase_add_test(tc, dontwait);
 	tcase_add_test(tc, oob_then_data);
