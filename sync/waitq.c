@@ -137,8 +137,11 @@ void weft__waitq_settle_all(struct weft_waitq *q, int result,
 void weft__wakelist_wake_some(struct weft__wakelist *wl)
 {
 	for (struct weft__waiter *w = wl->head; w; w = w->next) {
+		/* A plain thread has no abort but its select's timeout,
+		 * which takes the case locks: the drop-at-once rule does
+		 * not cover a select's primitives (select.h). */
 		if (!w->task)
-			continue; /* plain threads have no aborts */
+			continue;
 		/* acq_rel, a read that writes nothing new (see the top):
 		 * release hands our settle to an abort that takes the lock
 		 * after; acquire pairs with the unlock of one before. */
