@@ -407,8 +407,9 @@ static const char *reason(int status)
 	}
 }
 
-/* Answers status; the caller then closes. */
-static void refuse(struct conn *c, int status)
+/* Answers status; the caller then closes. The answer to a HEAD has no
+ * content (RFC 9110 9.3.2), a refusal's included. */
+static void refuse(struct conn *c, int status, bool head)
 {
 	char msg[256];
 	int n;
@@ -419,6 +420,8 @@ static void refuse(struct conn *c, int status)
 		     "Connection: close\r\n\r\n%s\n",
 		     status, reason(status), strlen(reason(status)) + 1,
 		     reason(status));
+	if (head) /* the head only: drop the text after its blank line */
+		n -= (int)strlen(reason(status)) + 1;
 	send_bounded(c, msg, (size_t)n, true); /* n < sizeof(msg) */
 }
 
@@ -441,7 +444,7 @@ static void http(int fd)
 		if (!r && answer(&c, &req))
 			r = QUIET;
 		if (r < QUIET)
-			refuse(&c, -r);
+			refuse(&c, -r, req.head);
 		if (r || !req.keep_alive)
 			break;
 	}

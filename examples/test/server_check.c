@@ -1100,6 +1100,20 @@ static void http_refusals(void)
 	       501);
 	REFUSE("HTTP/2.0", "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505);
 
+	/* RFC 9110 9.3.2: no content in an answer to HEAD, a refusal
+	 * included: the head, then the end of the stream. */
+	check = "a refused HEAD has no body";
+	r.fd = dial();
+	send_str(r.fd, "HEAD / HTTP/1.1\r\n\r\n");
+	read_response(&r, &res, true);
+	if (res.status != 400 || !res.close)
+		die("expected 400 and close, got %d", res.status);
+	if (r.len)
+		die("%zu bytes of content after the head", r.len);
+	expect_closed(r.fd);
+	close(r.fd);
+	r.len = 0;
+
 	check = "a request, then garbage";
 	r.fd = dial();
 	send_str(r.fd, GET "\x01\x02\r\n\r\n");
