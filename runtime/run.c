@@ -269,6 +269,11 @@ static void drain(struct weft_runtime *rt)
 	weft__task_foreign_quiesce();
 	weft__task_for_each_alive(cancel_one, NULL);
 	pthread_mutex_lock(&rt->mu);
+	/* A finisher that saw DRAINING before the quiesce may have counted
+	 * none left while a plain thread's spawn, past its check of the
+	 * state, had not yet counted its task: that all_done is stale. From
+	 * here on only tasks spawn, so a count of none stays none. */
+	rt->all_done = false;
 	while (!rt->all_done && weft__live_tasks(rt) != 0)
 		pthread_cond_wait(&rt->cv, &rt->mu);
 	pthread_mutex_unlock(&rt->mu);

@@ -411,6 +411,8 @@ int weft__spawn_main(weft_task_t *out, weft_fn fn, void *arg)
 			  __builtin_return_address(0), SPAWN_CLAIMED);
 }
 
+void (*weft__spawn_foreign_hook)(void);
+
 /* self: the caller's worker, NULL on a plain thread. A plain thread may
  * spawn only while the runtime runs: once it drains, a thread spawning in
  * a loop would keep it from ever finishing. site: weft_dump's spawn site.
@@ -428,6 +430,8 @@ spawn(weft_task_t *out, weft_fn fn, void *arg,
 	int state = atomic_load(&rt->state);
 	if (state == RT_STOPPING || (!self && state != RT_RUNNING))
 		return -ESHUTDOWN;
+	if (!self && __builtin_expect(weft__spawn_foreign_hook != NULL, 0))
+		weft__spawn_foreign_hook();
 	if (!fn)
 		return -EINVAL;
 	size_t size = rt->stack_size; /* checked by weft_run */

@@ -206,6 +206,9 @@ void weft__task_foreign_quiesce(void);
  * before the waker is done with it). enter returns what leave takes. */
 int weft__foreign_enter(void);
 void weft__foreign_leave(int phase);
+/* Tests only: called by a plain thread's spawn once it found the runtime
+ * running, before it counts its task. */
+extern void (*weft__spawn_foreign_hook)(void);
 /* Calls fn(t, arg) on every live task (shutdown cancellation, weft_dump).
  * No lock is held meanwhile: fn sees t as a stranger (see above). */
 void weft__task_for_each_alive(void (*fn)(struct weft_task *, void *),

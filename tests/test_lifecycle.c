@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include "runtime/park.h"
 #include "runtime/task.h"
@@ -847,6 +848,116 @@ START_TEST(run_leaves_no_interruption)
 }
 END_TEST
 
+/* ---- a plain thread's spawn while the last task ends at shutdown ------- */
+
+static atomic_bool late_armed, late_inside, late_last_done, late_ran,
+	late_saw_shutdown;
+static atomic_int late_spawn_result;
+
+static void *late_noop(void *arg)
+{
+	return arg;
+}
+
+/* Held inside the plain thread's spawn, past its check of the state,
+ * until the last task of the run (last_task: main ended before) has
+ * ended. */
+static void hold_late_spawn(void)
+{
+	if (!atomic_exchange(&late_armed, false))
+		return;
+	atomic_store(&late_inside, true);
+	/* Bounded: 10 s (HANG_NS). */
+	for (int i = 0; i < 10000 && !atomic_load(&late_last_done); i++)
+		usleep(1000);
+	/* Its worker ends it after it returns: give it time to (if it takes
+	 * longer, the case is not made, and the test passes). */
+	usleep(100 * 1000);
+}
+
+/* The late task: spawns for a while, seeing -ESHUTDOWN only if weft_run
+ * stopped the workers without awaiting it. */
+static void *late_task(void *arg)
+{
+	struct timespec t0, now;
+
+	atomic_store(&late_ran, true);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		if (weft_spawn(NULL, late_noop, NULL) == -ESHUTDOWN) {
+			atomic_store(&late_saw_shutdown, true);
+			break;
+		}
+		usleep(1000);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while ((now.tv_sec - t0.tv_sec) * 1000 +
+			 (now.tv_nsec - t0.tv_nsec) / 1000000 <
+		 200);
+	return arg;
+}
+
+static void *late_spawner(void *arg)
+{
+	atomic_store(&late_armed, true);
+	atomic_store(&late_spawn_result, weft_spawn(NULL, late_task, NULL));
+	return arg;
+}
+
+/* Ends once shutdown has begun: a task spawned then starts cancelled. */
+static void *last_task(void *arg)
+{
+	for (int i = 0; i < 10000; i++) { /* 10 s at most */
+		weft_task_t probe;
+		if (weft_sleep(WEFT_MSEC) == -ECANCELED)
+			break;
+		if (!atomic_load(&late_inside))
+			continue;
+		ck_assert_int_eq(weft_spawn(&probe, late_noop, NULL), 0);
+		int c = weft_is_cancelled(probe);
+		ck_assert_int_eq(weft_join(probe, NULL), 0);
+		if (c == 1)
+			break;
+	}
+	atomic_store(&late_last_done, true);
+	return arg;
+}
+
+static void *start_late_spawner(void *tid)
+{
+	weft_task_t last;
+
+	ck_assert_int_eq(weft_spawn(&last, last_task, NULL), 0);
+	ck_assert_int_eq(weft_detach(last), 0);
+	ck_assert_int_eq(pthread_create(tid, NULL, late_spawner, NULL), 0);
+	while (!atomic_load(&late_inside))
+		ck_assert_int_eq(weft_sleep(WEFT_MSEC), 0);
+	return NULL;
+}
+
+/*
+ * Shutdown begins (DRAINING) while a plain thread's spawn, which found the
+ * runtime running, has not yet counted its task; the last task left ends
+ * then, counts none alive and tells drain() all are done. That was kept:
+ * drain() returned without awaiting the plain thread's task, which then ran
+ * (or was left) while the workers stopped.
+ */
+START_TEST(plain_spawn_beside_last_finish)
+{
+	struct weft_config cfg = { .workers = 2 };
+	pthread_t tid;
+
+	weft__spawn_foreign_hook = hold_late_spawn;
+	ck_assert_int_eq(weft_run(start_late_spawner, &tid, &cfg, NULL), 0);
+	pthread_join(tid, NULL);
+	weft__spawn_foreign_hook = NULL;
+	ck_assert_int_eq(atomic_load(&late_spawn_result), 0);
+	ck_assert_msg(atomic_load(&late_ran),
+		      "weft_run returned, the plain thread's task never ran");
+	ck_assert_msg(!atomic_load(&late_saw_shutdown),
+		      "the plain thread's task ran on after drain");
+}
+END_TEST
+
 /* One case per test, so CK_RUN_CASE=<name> runs one alone. */
 static void add(Suite *s, const char *name, const TTest *test)
 {
@@ -874,5 +985,7 @@ int main(void)
 	add(s, "workers_capped", workers_capped_on_big_machines);
 	add(s, "quiesce_beside_calls", quiesce_beside_overlapping_calls);
 	add(s, "run_leaves_no_interruption", run_leaves_no_interruption);
+	add(s, "plain_spawn_beside_last_finish",
+	    plain_spawn_beside_last_finish);
 	return weft_test_main(s);
 }
