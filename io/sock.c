@@ -560,31 +560,10 @@ int weft_shutdown(int fd, int how)
 	return (int)weft__sys(shutdown(fd, how));
 }
 
-static int close_fd(int fd);
-
-/* The close(2) below runs under fd's record lock (and, under io_uring, its
- * fd-table stripe's mutex, which every 256th fd shares). A TCP socket with
- * SO_LINGER keeps close(2) in its release for up to its linger time, once
- * the number is free: a file call on any fd of the stripe waited on the
- * mutex, keeping its worker, and a new socket that took the number spun
- * on the record's lock, for that long. A duplicate taken first makes that
- * close not the last, and the release comes with the duplicate's close,
- * after the locks. */
 int weft_close(int fd)
 {
-	int keep, r;
-
 	if (fd < 0)
 		return -EBADF;
-	keep = weft__fdready_linger_dup(fd);
-	r = close_fd(fd);
-	if (keep >= 0)
-		close(keep);
-	return r;
-}
-
-static int close_fd(int fd)
-{
 	if (weft__driver_kind() == WEFT_IO_EPOLL)
 		return weft__fdready_close(fd);
 	/* The kernel looks an SQE's fd up when it is submitted. One of this

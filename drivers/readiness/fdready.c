@@ -1105,25 +1105,6 @@ int weft__fdready_close(int fd)
 	return r;
 }
 
-int weft__fdready_linger_dup(int fd)
-{
-	struct fdrec *rec = rec_of(fd, false);
-	struct linger l = { 0, 0 };
-	socklen_t len = sizeof(l);
-
-	/* relaxed, both: a hint of whoever registered the number; a stale
-	 * one costs a getsockopt(2), or leaves close(2) under the locks as
-	 * before. */
-	if (!rec || !atomic_load_explicit(&rec->tcp, memory_order_relaxed) ||
-	    reg_state(atomic_load_explicit(&rec->reg, memory_order_relaxed)) !=
-		    REGISTERED)
-		return -1;
-	if (getsockopt(fd, SOL_SOCKET, SO_LINGER, &l, &len) || !l.l_onoff ||
-	    !l.l_linger)
-		return -1;
-	return fcntl(fd, F_DUPFD_CLOEXEC, 0);
-}
-
 void weft__fdready_fresh(int fd)
 {
 	struct fdrec *rec = rec_of(fd, false);

@@ -252,14 +252,6 @@ bool weft__fdready_closing(int fd);
  * thread. Returns 0 or -errno (-EBADF: a close is left to such a call). */
 int weft__fdready_close(int fd);
 
-/* weft_close, before it closes fd: if fd is a TCP socket in the poll set
- * with SO_LINGER on and a linger time, whose close(2) may then wait in the
- * socket's release for up to that time, a duplicate of fd (close-on-exec)
- * to close(2) once weft_close let its locks go, so that the release comes
- * then; else -1 (also when no descriptor is left for it). One getsockopt(2)
- * for such a TCP socket, no system call for any other fd. Any thread. */
-int weft__fdready_linger_dup(int fd);
-
 /* fd is a new descriptor of weft's own (accepted, or a new socket): drops
  * what an earlier fd of that number left, if it was closed behind weft's
  * back with close(2). */
