@@ -411,6 +411,8 @@ static const char *reason(int status)
  * content (RFC 9110 9.3.2), a refusal's included. */
 static void refuse(struct conn *c, int status, bool head)
 {
+	const char *text = reason(status);
+	size_t len = strlen(text) + 1; /* the content: the text, a newline */
 	char msg[256];
 	int n;
 
@@ -418,10 +420,9 @@ static void refuse(struct conn *c, int status, bool head)
 		     "HTTP/1.1 %d %s\r\n"
 		     "Content-Type: text/plain\r\nContent-Length: %zu\r\n"
 		     "Connection: close\r\n\r\n%s\n",
-		     status, reason(status), strlen(reason(status)) + 1,
-		     reason(status));
-	if (head) /* the head only: drop the text after its blank line */
-		n -= (int)strlen(reason(status)) + 1;
+		     status, text, len, text);
+	if (head) /* the head only: drop the content after its blank line */
+		n -= (int)len;
 	send_bounded(c, msg, (size_t)n, true); /* n < sizeof(msg) */
 }
 

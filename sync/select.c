@@ -197,11 +197,17 @@ static void unlock_all_cb(void *s)
 
 /* ---- one case ----------------------------------------------------------- */
 
-/* Whether the timeout case comes first: at or before the caller's
- * deadline (time.h's tie rule; a plain thread has none). */
+/* Whether a timeout due at at comes first: at or before the deadline of
+ * t, the caller (time.h's tie rule; a plain thread, NULL, has none). */
+static bool before_deadline(const struct weft_task *t, int64_t at)
+{
+	return !t || at <= t->deadline;
+}
+
+/* Whether the timeout case comes first. */
 static bool timeout_first(struct sel *s)
 {
-	return !s->w.task || s->until <= s->w.task->deadline;
+	return before_deadline(s->w.task, s->until);
 }
 
 /* When timeout case c is due: timeout ns after the call began. */
@@ -211,14 +217,13 @@ static int64_t due_at(const struct weft_select_case *c, int64_t began)
 }
 
 /* Whether timeout case c, tried after the cases before it held the call
- * up (a case's lock, a preemption), is due already, and at or before the
- * caller's deadline (the rule of timeout_first): it then completes in
- * array order as a ready case does, before a later case found ready. */
+ * up (a case's lock, a preemption), is due already, and comes first: it
+ * then completes in array order as a ready case does, before a later
+ * case found ready. */
 static bool timeout_passed(const struct weft_select_case *c, int64_t began)
 {
-	struct weft_task *t = weft__task_current();
 	int64_t at = due_at(c, began);
-	return at <= weft_now() && (!t || at <= t->deadline);
+	return at <= weft_now() && before_deadline(weft__task_current(), at);
 }
 
 /* A timeout found due as the cases are linked wins only if the deadline
