@@ -562,6 +562,7 @@ static void *straggle_main(void *arg)
 	ck_assert_int_eq(weft_spawn(&a, both_wait, &g), 0);
 	ck_assert_int_eq(weft_spawn(&b, both_wait, &g), 0);
 	wait_waiters(&g.idle.wq, 2);
+	wait_waiters(&straggle_gate.wq, 1);
 
 	ck_assert_int_eq(weft_lock_acquire(&g.lock), 0);
 	ck_assert_int_eq(weft_event_set(&straggle_gate), 1);
