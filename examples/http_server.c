@@ -17,7 +17,9 @@
  *   - an idle keep-alive connection (no byte of a next request) is closed
  *     after IDLE_TIMEOUT ($HTTP_IDLE_MS);
  *   - a client that takes no answer for SEND_TIMEOUT ($HTTP_SEND_MS) is
- *     given up on: the connection is reset.
+ *     given up on: the connection is reset;
+ *   - every final answer, a refusal's included, carries a Date (RFC 9110
+ *     6.6.1), formatted once a second per worker thread (date_now).
  *
  * The $HTTP_*_MS variables, if set, are milliseconds; the server does not
  * start with one set to anything but a whole number above 0.
@@ -38,6 +40,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <weft.h>
 
 #include "server.h"
@@ -332,11 +335,51 @@ static int skip_body(struct conn *c, const struct request *req)
 	return n == -ETIMEDOUT ? -408 : QUIET;
 }
 
+/* ---- the Date header (RFC 9110 6.6.1) ------------------------------------ */
+
+#define DATE_LEN 29 /* IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" */
+
+/*
+ * The Date of the current second, formatted, one per worker thread, as
+ * hyper keeps it: an answer costs a clock read (time(), through the vDSO)
+ * and a copy, and each thread formats once a second. No thread reads what
+ * another writes, so no copy can be torn, with no lock or retry. sec -1:
+ * formatted never (time() does not fail).
+ */
+static _Thread_local struct {
+	time_t sec;
+	char text[DATE_LEN + 1]; /* strftime's NUL too */
+} date_cache = { .sec = -1 };
+
+/*
+ * Copies the current Date into out. Not inlined: a task may resume on
+ * another thread after any blocking call, and a caller could otherwise keep
+ * this thread's cache address across one (docs/concepts.md, "errno,
+ * thread-locals and pthread locks"); it makes no blocking call itself. The
+ * names of days and months are the C locale's: main never calls setlocale.
+ */
+__attribute__((noinline)) static void date_now(char *out)
+{
+	time_t now = time(NULL);
+
+	if (now != date_cache.sec) {
+		struct tm tm;
+
+		gmtime_r(&now, &tm);
+		strftime(date_cache.text, sizeof(date_cache.text),
+			 "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		date_cache.sec = now;
+	}
+	memcpy(out, date_cache.text, DATE_LEN);
+}
+
 /* ---- answering --------------------------------------------------------- */
 
+/* Ends in the Date header's name: answer() puts the date after it. */
 static const char ok[] = "HTTP/1.1 200 OK\r\n"
 			 "Content-Type: text/plain\r\n"
-			 "Content-Length: 13\r\n";
+			 "Content-Length: 13\r\n"
+			 "Date: ";
 static const char hello[] = "Hello, World!";
 
 /* Whether the next request's whole head waits in the stream (after the
@@ -373,11 +416,14 @@ static int send_bounded(struct conn *c, const char *p, size_t n, bool hold)
 
 static int answer(struct conn *c, const struct request *req)
 {
-	char msg[sizeof(ok) + sizeof(hello) + 64];
+	char msg[sizeof(ok) + DATE_LEN + sizeof(hello) + 64];
 	size_t n = sizeof(ok) - 1;
 
 	memcpy(msg, ok, n);
+	date_now(msg + n);
+	n += DATE_LEN;
 #define ADD(s) (memcpy(msg + n, s, sizeof(s) - 1), n += sizeof(s) - 1)
+	ADD("\r\n");
 	if (!req->keep_alive)
 		ADD("Connection: close\r\n");
 	else if (req->http10)
@@ -413,14 +459,15 @@ static void refuse(struct conn *c, int status, bool head)
 {
 	const char *text = reason(status);
 	size_t len = strlen(text) + 1; /* the content: the text, a newline */
-	char msg[256];
+	char msg[256], date[DATE_LEN];
 	int n;
 
+	date_now(date);
 	n = snprintf(msg, sizeof(msg),
 		     "HTTP/1.1 %d %s\r\n"
 		     "Content-Type: text/plain\r\nContent-Length: %zu\r\n"
-		     "Connection: close\r\n\r\n%s\n",
-		     status, text, len, text);
+		     "Date: %.*s\r\nConnection: close\r\n\r\n%s\n",
+		     status, text, len, DATE_LEN, date, text);
 	if (head) /* the head only: drop the content after its blank line */
 		n -= (int)len;
 	send_bounded(c, msg, (size_t)n, true); /* n < sizeof(msg) */

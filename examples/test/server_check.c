@@ -6,8 +6,9 @@
  * echo, the accept loop's errors, injected into a server of its own; for
  * http and kv, the idle and head timeouts, shortened in a server of their
  * own, and bad timeout values ($KV_IDLE_MS also huge ones); for kv, the
- * store's cap ($KV_MAX_BYTES), small in a server of its own. Before all
- * that, the command line: -h, and bad ports and worker counts.
+ * store's cap ($KV_MAX_BYTES), small in a server of its own. Every answer
+ * of http_server must carry one well-formed Date. Before all that, the
+ * command line: -h, and bad ports and worker counts.
  *
  * Plain POSIX sockets and blocking calls with timeouts: this tests the
  * examples from outside, without weft. Loopback only.
@@ -422,9 +423,17 @@ static void send_str(int fd, const char *s)
 static void begun_while_stopped(int fd, const char *first, const char *rest,
 				int idle_ms)
 {
+	int status;
+
 	pause_ms(idle_ms / 5);
 	if (kill(server, SIGSTOP))
 		die("kill: %s", strerror(errno));
+	/* Once it has stopped: kill returns before its threads have, and
+	 * one still running could take first at once, in time, and close
+	 * the connection, idle, after it. */
+	if (waitpid(server, &status, WUNTRACED) != server ||
+	    !WIFSTOPPED(status))
+		die("the server did not stop");
 	send_str(fd, first);
 	pause_ms(idle_ms * 6 / 5); /* past the idle time */
 	kill(server, SIGCONT);
@@ -875,8 +884,51 @@ struct response {
 	int status;
 	long length; /* Content-Length */
 	bool close;  /* Connection: close */
+	time_t date; /* Date, if the server must send one */
 	char body[256];
 };
+
+/* Whether answers must carry a Date (RFC 9110 6.6.1): http_server's must;
+ * http_plain's, like the Go and Tokio programs it is compared with, do
+ * not. */
+static bool want_date;
+/* time() as the checks began: no Date may be older (less a second: both
+ * clocks' seconds are coarse). */
+static time_t checks_began;
+
+#define IMF_FIXDATE "%a, %d %b %Y %H:%M:%S GMT"
+#define IMF_FIXDATE_LEN 29 /* "Sun, 06 Nov 1994 08:49:37 GMT" */
+
+/* The time of the Date header whose value (after the colon) starts at v
+ * and ends at its line's CRLF or at the head's end (NUL): exactly an
+ * IMF-fixdate (RFC 9110 5.6.7), the form it must be sent in, weekday
+ * right and all; and between the start of the checks and now. */
+static time_t header_date(const char *v, int status)
+{
+	char back[64];
+	const char *end;
+	struct tm tm = { 0 };
+	time_t t = -1;
+
+	while (*v == ' ' || *v == '\t')
+		v++;
+	end = strstr(v, "\r\n");
+	if (!end)
+		end = v + strlen(v);
+	if (end - v == IMF_FIXDATE_LEN && strptime(v, IMF_FIXDATE, &tm) == end)
+		t = timegm(&tm);
+	/* Formatted back from the time: the canonical form of the same
+	 * instant (strptime takes "6 Nov", a wrong weekday, any case). */
+	if (t == -1 || !gmtime_r(&t, &tm) ||
+	    strftime(back, sizeof(back), IMF_FIXDATE, &tm) != IMF_FIXDATE_LEN ||
+	    memcmp(back, v, IMF_FIXDATE_LEN))
+		die("status %d: malformed Date '%.*s'", status, (int)(end - v),
+		    v);
+	if (t < checks_began - 1 || t > time(NULL) + 1)
+		die("status %d: Date '%.*s' is %lld s from now", status,
+		    IMF_FIXDATE_LEN, v, (long long)(t - time(NULL)));
+	return t;
+}
 
 /* Receives until a whole response head is in r; returns its blank line. */
 static char *recv_head(struct reader *r)
@@ -902,6 +954,7 @@ static char *recv_head(struct reader *r)
 static void read_response(struct reader *r, struct response *res, bool no_body)
 {
 	char *end = recv_head(r), *h;
+	int dates = 0;
 	size_t head;
 
 	*res = (struct response){ .length = -1 };
@@ -914,7 +967,12 @@ static void read_response(struct reader *r, struct response *res, bool no_body)
 			res->length = atol(h + 17);
 		if (!strncasecmp(h + 2, "Connection: close", 17))
 			res->close = true;
+		if (want_date && !strncasecmp(h + 2, "Date:", 5) && !dates++)
+			res->date = header_date(h + 7, res->status);
 	}
+	if (want_date && dates != 1)
+		die("status %d: %d Date headers, expected 1", res->status,
+		    dates);
 	if (res->length < 0 || res->length >= (long)sizeof(res->body))
 		die("status %d: no or bad Content-Length", res->status);
 	memmove(r->buf, r->buf + head, r->len - head);
@@ -1041,6 +1099,41 @@ static void http_keep_alive(void)
 	send_str(r.fd, "GET / HTTP/1.2\r\nHost: [::1]:8080\r\n\r\n");
 	expect_hello(&r, false);
 	close(r.fd);
+}
+
+/* The Date moves on with the clock, on a connection kept alive and on new
+ * ones (on whichever worker): a Date formatted once and kept, by one
+ * worker or all, would stay behind. (read_response checks every Date's
+ * form.) */
+static void http_date_moves_on(void)
+{
+	struct reader r = { .fd = dial() }, q;
+	struct response res;
+	time_t first;
+
+	check = "http Date moves on with the clock";
+	send_str(r.fd, GET);
+	read_response(&r, &res, false);
+	first = res.date;
+	while (time(NULL) <= first + 1) /* a second past it, for sure */
+		pause_ms(50);
+	send_str(r.fd, GET);
+	read_response(&r, &res, false);
+	if (res.date <= first)
+		die("Date %lld s past the first answer's, %lld s later",
+		    (long long)(res.date - first),
+		    (long long)(time(NULL) - first));
+	close(r.fd);
+	for (int i = 0; i < 4; i++) {
+		q = (struct reader){ .fd = dial() };
+		send_str(q.fd, GET);
+		read_response(&q, &res, false);
+		if (res.date <= first)
+			die("a new connection's Date %lld s past the first "
+			    "answer's",
+			    (long long)(res.date - first));
+		close(q.fd);
+	}
 }
 
 /* Sends req; the server must answer status and close. */
@@ -1406,6 +1499,7 @@ static void http_timeouts(const char *path)
 static void http_checks(void)
 {
 	http_keep_alive();
+	http_date_moves_on();
 	http_refusals();
 	http_stops_reading();
 	http_stops_reading_before_body();
@@ -1977,6 +2071,8 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
 	setenv("WEFT_DUMP_SIGNAL", DUMP_SIGNAL_NAME, 1);
+	want_date = !strcmp(argv[1], "http");
+	checks_began = time(NULL);
 	if (!strcmp(argv[1], "echo")) {
 		setenv_ms("ECHO_SEND_MS", ECHO_SEND_MS);
 	} else if (!strcmp(argv[1], "http")) {
