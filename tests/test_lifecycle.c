@@ -17,7 +17,7 @@
 #include <unistd.h>
 #include "runtime/park.h"
 #include "runtime/task.h"
-#include "test_util.h"
+#include "sync_test_util.h"
 
 /* ---- a timer firing at a task that ended and was respawned -------------- */
 
@@ -548,6 +548,10 @@ static void hold_waker(void)
 static void *set_soon(void *ev)
 {
 	usleep(20 * 1000);
+	/* Main may not wait yet (its worker kept off a CPU of a loaded
+	 * host for the 20 ms): the set would then wake nobody, the hook
+	 * would never hold us, and waker_held be 0. */
+	wait_waiters(&((struct weft_event *)ev)->wq, 1);
 	ck_assert_int_ge(weft_event_set(ev), 0);
 	return NULL;
 }
