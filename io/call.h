@@ -158,7 +158,9 @@ int64_t weft__sock_timeout(int fd, enum weft__dir dir);
 /* A plain thread's call: try, and on EAGAIN (an O_NONBLOCK fd) poll(2)
  * and try again, so it blocks as documented, for as long as the socket's
  * SO_RCVTIMEO / SO_SNDTIMEO lets the system call block (call.c). flags:
- * the call's (MSG_OOB: the poll waits for the urgent byte). */
+ * the call's (MSG_OOB: the poll waits for the urgent byte; MSG_PEEK with
+ * MSG_WAITALL: for an edge, more bytes or the end, not for readability,
+ * which the bytes it peeked keep up). */
 long weft__plain_try(int fd, enum weft__dir dir, int flags, weft__try_fn try,
 		     void *arg);
 

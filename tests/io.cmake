@@ -1,6 +1,8 @@
 # I/O: sockets, files, the escape hatch, the blocking pool, and running
 # without io_uring.
 weft_test(test_io_tcp TIMEOUT 300 SOURCES test_io_tcp.c)
+# peek_waitall_waits_for_more counts a plain thread's recv(2) calls.
+target_link_options(test_io_tcp PRIVATE -Wl,--wrap=recv)
 weft_test(test_io_udp_unix TIMEOUT 120 SOURCES test_io_udp_unix.c)
 weft_test(test_io_file TIMEOUT 120 SOURCES test_io_file.c)
 # open_fifo_writer_cancelled_at_second_wait cancels at a wait's begin.

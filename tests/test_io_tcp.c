@@ -1,5 +1,6 @@
 /* TCP over io_uring: echo, many connections, cancellation, deadlines, close,
  * resets, running out of descriptors, bad input. Loopback only. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -1387,6 +1388,185 @@ START_TEST(peek_waitall_at_end)
 	plain_peek_all(true);
 }
 END_TEST
+
+/*
+ * A WAITALL peek that waits for the rest while the peer, still open, has
+ * sent part: each attempt leaves the bytes queued, so a plain thread's
+ * poll(2) for POLLIN said readable at once, every time, and the call
+ * spun (on a blocking Unix socket too, whose peek returns what is queued
+ * without waiting; a blocking TCP socket's recv(2) waits itself) until
+ * the rest came. The attempts are counted over a wait of 300 ms: a plain
+ * thread's recv(2) calls (wrapped: tests/io.cmake), a task's attempts
+ * (the fdready hook), which wait for an edge of the poll set.
+ */
+static atomic_int peek_fd = -1, peek_tries;
+
+ssize_t __real_recv(int fd, void *buf, size_t len, int flags);
+ssize_t __wrap_recv(int fd, void *buf, size_t len, int flags)
+{
+	if (!weft_current().task && fd == atomic_load(&peek_fd) &&
+	    (flags & MSG_PEEK))
+		atomic_fetch_add(&peek_tries, 1);
+	return __real_recv(fd, buf, len, flags);
+}
+
+static void count_peeks(int fd, enum weft__fdready_moment at)
+{
+	if (at == WEFT__FDREADY_TRYING && fd == atomic_load(&peek_fd))
+		atomic_fetch_add(&peek_tries, 1);
+}
+
+static void *peek_rest(void *arg)
+{
+	char buf[8] = { 0 };
+	ssize_t r = weft_recv(*(int *)arg, buf, 6, MSG_PEEK | MSG_WAITALL);
+
+	ck_assert_int_eq(r, 6);
+	ck_assert_int_eq(memcmp(buf, "abcdef", 6), 0);
+	return NULL;
+}
+
+/* fd's peer a sends "abc", lets a plain thread's or a task's WAITALL peek
+ * of 6 on b wait for 300 ms, then sends "def". The peek's attempts: a few
+ * (the first, one for the bytes that came before its wait began, one for
+ * "def"), not one a poll(2). */
+static void peek_rest_of(int a, int b, bool plain, const char *what)
+{
+	pthread_t th;
+	weft_task_t t;
+	char buf[8];
+	int tries;
+
+	atomic_store(&peek_tries, 0);
+	atomic_store(&peek_fd, b);
+	ck_assert_int_eq(weft_send(a, "abc", 3, 0), 3);
+	if (plain)
+		ck_assert_int_eq(pthread_create(&th, NULL, peek_rest, &b), 0);
+	else
+		ck_assert_int_eq(weft_spawn(&t, peek_rest, &b), 0);
+	ck_assert_int_eq(weft_sleep(300 * WEFT_MSEC), 0);
+	ck_assert_int_eq(weft_send(a, "def", 3, 0), 3);
+	if (plain)
+		ck_assert_int_eq(pthread_join(th, NULL), 0);
+	else
+		ck_assert_int_eq(weft_join(t, NULL), 0);
+	atomic_store(&peek_fd, -1);
+	tries = atomic_load(&peek_tries);
+	ck_assert_msg(tries < 20,
+		      "WAITALL peek waiting for the rest (%s): %d attempts",
+		      what, tries);
+	/* The bytes stay. */
+	ck_assert_int_eq(io_recv_exact(b, buf, 6), 6);
+	ck_assert_int_eq(memcmp(buf, "abcdef", 6), 0);
+}
+
+static void set_blocking(int fd, bool blocking)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	ck_assert_int_ge(fl, 0);
+	ck_assert_int_eq(fcntl(fd, F_SETFL,
+			       blocking ? fl & ~O_NONBLOCK : fl | O_NONBLOCK),
+			 0);
+}
+
+static void *peek_rest_main(void *arg)
+{
+	struct pair p = tcp_pair();
+	int sv[2];
+
+	(void)arg;
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
+	weft__fdready_hook = count_peeks;
+	peek_rest_of(p.a, p.b, false, "task, TCP");
+	peek_rest_of(sv[0], sv[1], false, "task, Unix");
+	for (int blocking = 0; blocking < 2; blocking++) {
+		set_blocking(p.b, blocking);
+		set_blocking(sv[1], blocking);
+		peek_rest_of(p.a, p.b, true,
+			     blocking ? "plain, TCP, blocking"
+				      : "plain, TCP, non-blocking");
+		peek_rest_of(sv[0], sv[1], true,
+			     blocking ? "plain, Unix, blocking"
+				      : "plain, Unix, non-blocking");
+	}
+	weft__fdready_hook = NULL;
+	weft_close(p.a);
+	weft_close(p.b);
+	weft_close(sv[0]);
+	weft_close(sv[1]);
+	return NULL;
+}
+
+START_TEST(peek_waitall_waits_for_more)
+{
+	weft_test_run(peek_rest_main, NULL, 2);
+}
+END_TEST
+
+/* Not under AddressSanitizer: the cancellation's unwind (glibc's
+ * longjmp to the cleanup handler in io/call.c) leaves the unwound frames'
+ * redzones poisoned, which it then reports as a stack-buffer-underflow
+ * in its own sigaltstack interceptor. */
+#ifndef __SANITIZE_ADDRESS__
+/* The descriptors open in the process. */
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static atomic_int peeker_tid;
+
+static void *peek_cancelled(void *arg)
+{
+	char buf[8];
+
+	atomic_store(&peeker_tid, (int)gettid());
+	/* Its only sleep is its wait. */
+	return (void *)(intptr_t)weft_recv(*(int *)arg, buf, 6,
+					   MSG_PEEK | MSG_WAITALL);
+}
+
+/* A plain thread cancelled (pthread_cancel) while its WAITALL peek waits
+ * for the rest: the wait's epoll set (io/call.c) is closed, not left
+ * open for the process's life. */
+START_TEST(plain_peek_cancelled)
+{
+	int64_t until = weft_now() + HANG_NS;
+	int sv[2], before, tid;
+	pthread_t th;
+	void *res;
+
+	ck_assert_int_eq(socketpair(AF_UNIX,
+				    SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+				    0, sv),
+			 0);
+	ck_assert_int_eq(send(sv[0], "abc", 3, 0), 3);
+	before = open_fds();
+	atomic_store(&peeker_tid, 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, peek_cancelled, &sv[1]), 0);
+	while (!(tid = atomic_load(&peeker_tid)) || open_fds() == before ||
+	       !io_thread_sleeps(tid)) {
+		ck_assert_msg(weft_now() < until, "the peek never waited");
+		usleep(1000);
+	}
+	ck_assert_int_eq(pthread_cancel(th), 0);
+	ck_assert_int_eq(pthread_join(th, &res), 0);
+	ck_assert_ptr_eq(res, PTHREAD_CANCELED);
+	ck_assert_int_eq(open_fds(), before);
+	close(sv[0]);
+	close(sv[1]);
+}
+END_TEST
+#endif
 
 /* A stream's receive may stop short with bytes still queued, which came
  * with an edge harvested already: TCP stops at an urgent mark, a Unix
@@ -2974,6 +3154,13 @@ int main(void)
 	tcase_add_test(tc, call_stays_with_closed_fd);
 	tcase_add_test(tc, close_while_trying);
 	tcase_add_test(tc, close_waits_for_other_round);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("peek_wait");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, peek_waitall_waits_for_more);
+#ifndef __SANITIZE_ADDRESS__
+	tcase_add_test(tc, plain_peek_cancelled);
+#endif
 	suite_add_tcase(s, tc);
 	/* A case of their own, for CK_RUN_CASE. */
 	tc = tcase_create("connect_signal");

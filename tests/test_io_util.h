@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include "test_util.h"
@@ -184,6 +186,21 @@ static inline bool io_take_failure(atomic_int *left)
 		if (atomic_compare_exchange_weak(left, &n, n - 1))
 			return true;
 	return false;
+}
+
+/* Whether thread tid (of this process) sleeps, for a test whose plain
+ * thread's call sleeps only in its wait. */
+static inline bool io_thread_sleeps(int tid)
+{
+	char path[64], stat[256], *s;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	ck_assert_ptr_nonnull(f = fopen(path, "r"));
+	ck_assert_ptr_nonnull(fgets(stat, sizeof(stat), f));
+	fclose(f);
+	ck_assert_ptr_nonnull(s = strrchr(stat, ')'));
+	return s[2] == 'S';
 }
 
 #endif
