@@ -2189,8 +2189,11 @@ static void *stall_reuse_main(void *arg)
 		ck_assert_int_eq(weft_sleep(100 * WEFT_MSEC), 0);
 		if (same) {
 			reused++;
+			/* Not "innocent". main may be reported too: its
+			 * worker's thread kept off a CPU of a loaded host
+			 * for a threshold while main ran. */
 			ck_assert_msg(atomic_load(&seen.calls) == 0 ||
-					      !strcmp(seen.name, "staller"),
+					      strcmp(seen.name, "innocent"),
 				      "reported \"%s\"", seen.name);
 		}
 		ck_assert_int_ge(weft_event_set(&sr.release), 0);
