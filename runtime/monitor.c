@@ -45,6 +45,7 @@ struct look {
 	long ready;   /* tasks in its ready queue (inject.h's gauge) */
 	bool timers;  /* its first timer is due soon */
 	bool yielded; /* its yielded list holds a task */
+	bool marked;  /* this look marked it stuck */
 	uint64_t ticks;
 };
 
@@ -61,6 +62,25 @@ void weft__monitor_arm_slow(struct weft_monitor *m)
 static void intervened(struct weft_monitor *m)
 {
 	weft__stat_add(&m->interventions, 1);
+}
+
+/*
+ * Marks w stuck; marked_before: the last look marked it too. A stuck
+ * episode is one rescue, however many looks see it: it goes on while
+ * every look marks the worker and nobody took the mark off in between (a
+ * thief that took its tasks, or the worker out of work: steal.c,
+ * worker.c). With every other worker busy nobody takes it, and each look
+ * a tenth of a millisecond apart counted one more (test_monitor
+ * interventions_count_stuck_once). A mark taken off was acted on, and a
+ * mark after it is a new rescue; a look that found the worker not stuck
+ * ends the episode, though the mark may stay (nobody took it): a later
+ * stall is a new one.
+ */
+static void mark_stuck(struct weft_monitor *m, struct weft_worker *w,
+		       bool marked_before)
+{
+	if (!atomic_exchange(&w->stuck, true) || !marked_before)
+		intervened(m);
 }
 
 /* When w's first timer is due (WEFT_NO_DEADLINE: none): the count read
@@ -108,6 +128,7 @@ static int look_at_workers(struct weft_runtime *rt, struct look *last,
 					    at <= clock + TIMER_SOON_NS,
 				    !weft__monitor_keeps_yielded &&
 					    weft__runq_yielded_locked(w),
+				    false,
 				    atomic_load(&w->ticks) };
 		/* Read after the run-next slot (an initializer's loads are in
 		 * no order): a look that read the slot emptied by the pick
@@ -139,9 +160,9 @@ static int look_at_workers(struct weft_runtime *rt, struct look *last,
 		      queued_both)) ||
 		    (now.woken && last[i].woken &&
 		     now.woken_top == last[i].woken_top)) {
-			atomic_store(&w->stuck, true);
+			mark_stuck(&rt->monitor, w, last[i].marked);
+			now.marked = true;
 			*stuck = true;
-			intervened(&rt->monitor);
 		}
 		/* Only while a task runs: a worker asleep, or between its
 		 * tasks, fires its own timers as it wakes or picks. Firing a

@@ -517,6 +517,92 @@ START_TEST(interventions_count_rescues_only)
 }
 END_TEST
 
+/* ---- interventions: one per stuck worker, not one per look -------------- */
+
+/*
+ * M keeps its worker Wm with X waiting in its run-next slot, while S
+ * keeps the other worker: nobody takes X, and the monitor finds Wm stuck
+ * at every look, a tenth of a millisecond apart. That is one rescue
+ * (weft_metrics' monitor_interventions), however many looks see it. Before
+ * the fix every look counted one more. S reached the other worker the
+ * same way (a look marked Wm stuck while S sat in run-next): counted
+ * before the measure begins.
+ */
+#define STUCK_LOOKS 30
+
+struct stuck_round {
+	atomic_int spinner_on; /* S's worker's id + 1, once it runs */
+	atomic_bool stop;      /* S's end */
+	atomic_bool x_ran;
+	uint64_t counted; /* interventions while X waited */
+	uint64_t looks;   /* the monitor's wakes meanwhile */
+};
+
+static void *stuck_spinner(void *arg) /* S */
+{
+	struct stuck_round *k = arg;
+	atomic_store(&k->spinner_on, weft_worker_id() + 1);
+	while (!atomic_load(&k->stop))
+		weft__cpu_relax();
+	return NULL;
+}
+
+static void *stuck_waiter(void *arg) /* X */
+{
+	struct stuck_round *k = arg;
+	atomic_store(&k->x_ran, true);
+	return NULL;
+}
+
+static void *stuck_main(void *arg) /* M */
+{
+	struct stuck_round *k = arg;
+	struct weft_monitor *m = &runtime()->monitor;
+	int me = weft_worker_id();
+	weft_task_t s, x;
+	ck_assert_int_eq(weft_spawn(&s, stuck_spinner, k), 0);
+	int64_t until = weft_now() + HANG_NS;
+	while (!atomic_load(&k->spinner_on) && weft_now() < until)
+		weft__cpu_relax();
+	bool scene = atomic_load(&k->spinner_on) == 2 - me;
+	uint64_t before = atomic_load(&m->interventions);
+	ck_assert_int_eq(weft_spawn(&x, stuck_waiter, k), 0);
+	/* Until STUCK_LOOKS looks after the first that counted X's wait. */
+	uint64_t woke = 0;
+	while (scene && weft_now() < until &&
+	       (!woke || atomic_load(&m->wakeups) - woke < STUCK_LOOKS)) {
+		if (!woke && atomic_load(&m->interventions) != before)
+			woke = atomic_load(&m->wakeups);
+		weft__cpu_relax();
+	}
+	k->counted = atomic_load(&m->interventions) - before;
+	k->looks = woke ? atomic_load(&m->wakeups) - woke : 0;
+	scene = scene && woke && !atomic_load(&k->x_ran) &&
+		weft_worker_id() == me;
+	atomic_store(&k->stop, true);
+	ck_assert_int_eq(weft_join(s, NULL), 0);
+	ck_assert_int_eq(weft_join(x, NULL), 0);
+	return (void *)(intptr_t)scene;
+}
+
+START_TEST(interventions_count_stuck_once)
+{
+	int valid = 0;
+	for (int i = 0; i < ROUNDS && valid < VALID_ROUNDS; i++) {
+		struct stuck_round k = { 0 };
+		if (!weft_test_run(stuck_main, &k, 2))
+			continue;
+		valid++;
+		ck_assert_msg(k.counted == 1,
+			      "%llu interventions counted for one stuck "
+			      "worker, in %llu looks",
+			      (unsigned long long)k.counted,
+			      (unsigned long long)k.looks);
+	}
+	ck_assert_int_eq(valid, VALID_ROUNDS);
+}
+END_TEST
+
 /* Calm looks until the period changes (it doubles): how many it took. */
 static int looks_to_back_off(struct weft_monitor_pace *p)
 {
@@ -610,6 +696,7 @@ int main(void)
 	tcase_add_test(tc, yielded_task_behind_kept_worker);
 	tcase_add_test(tc, pace_on_made_up_times);
 	tcase_add_test(tc, interventions_count_rescues_only);
+	tcase_add_test(tc, interventions_count_stuck_once);
 	suite_add_tcase(s, tc);
 	return weft_test_main(s);
 }

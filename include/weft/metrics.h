@@ -118,7 +118,8 @@ struct weft_metrics {
 				    * starting (started for a job) */
 	uint64_t blocking_queued;  /* gauge: jobs waiting for a thread */
 	/* counter: the monitor's rescues (a worker found kept by one task
-	 * while others wait: marked stuck, or its due timers fired) */
+	 * while others wait: marked stuck, once however many looks find it
+	 * so, or its due timers fired) */
 	uint64_t monitor_interventions;
 	uint64_t stall_reports; /* counter: see cfg.stall_threshold_ns */
 	uint64_t latency_ns[WEFT_LATENCY_BUCKETS]; /* summed histogram */
