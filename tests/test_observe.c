@@ -2376,7 +2376,9 @@ START_TEST(stall_late_signal_spares_next_capture)
 	 * OS kept it off its CPU) proves nothing: tried again. So does one
 	 * whose yields the OS held up for half a threshold or more: then
 	 * the yields may have been reported, a third report (20 ms off the
-	 * CPU is no rarity on a loaded machine). */
+	 * CPU is no rarity on a loaded machine), and so does one with a
+	 * third report begun of any task (main, kept off its CPU between
+	 * its spawns: seen once under tsan on a loaded host). */
 	bool in_time = false;
 	for (int i = 0; i < STALL_TRIES && !in_time; i++) {
 		atomic_store(&ls.hooked, 0);
@@ -2384,7 +2386,8 @@ START_TEST(stall_late_signal_spares_next_capture)
 		atomic_store(&ls.blocked_seen, 0);
 		ls.blocked_nframes = -1;
 		ck_assert_int_eq(weft_run(late_main, NULL, &cfg, NULL), 0);
-		if (ls.yield_gap_ns >= LATE_THRESHOLD / 2)
+		if (ls.yield_gap_ns >= LATE_THRESHOLD / 2 ||
+		    atomic_load(&ls.hooked) > 2)
 			continue;
 		ck_assert_int_eq(atomic_load(&ls.hooked), 2);
 		ck_assert(atomic_load(&ls.blocked_seen));
