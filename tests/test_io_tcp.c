@@ -1,6 +1,5 @@
 /* TCP over io_uring: echo, many connections, cancellation, deadlines, close,
  * resets, running out of descriptors, bad input. Loopback only. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -1510,19 +1509,6 @@ END_TEST
  * redzones poisoned, which it then reports as a stack-buffer-underflow
  * in its own sigaltstack interceptor. */
 #ifndef __SANITIZE_ADDRESS__
-/* The descriptors open in the process. */
-static int open_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	ck_assert_ptr_nonnull(d);
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
-
 static atomic_int peeker_tid;
 
 static void *peek_cancelled(void *arg)
@@ -1550,10 +1536,10 @@ START_TEST(plain_peek_cancelled)
 				    0, sv),
 			 0);
 	ck_assert_int_eq(send(sv[0], "abc", 3, 0), 3);
-	before = open_fds();
+	before = io_count_fds();
 	atomic_store(&peeker_tid, 0);
 	ck_assert_int_eq(pthread_create(&th, NULL, peek_cancelled, &sv[1]), 0);
-	while (!(tid = atomic_load(&peeker_tid)) || open_fds() == before ||
+	while (!(tid = atomic_load(&peeker_tid)) || io_count_fds() == before ||
 	       !io_thread_sleeps(tid)) {
 		ck_assert_msg(weft_now() < until, "the peek never waited");
 		usleep(1000);
@@ -1561,7 +1547,7 @@ START_TEST(plain_peek_cancelled)
 	ck_assert_int_eq(pthread_cancel(th), 0);
 	ck_assert_int_eq(pthread_join(th, &res), 0);
 	ck_assert_ptr_eq(res, PTHREAD_CANCELED);
-	ck_assert_int_eq(open_fds(), before);
+	ck_assert_int_eq(io_count_fds(), before);
 	close(sv[0]);
 	close(sv[1]);
 }
